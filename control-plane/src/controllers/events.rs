@@ -1,0 +1,71 @@
+//! Recording Kubernetes Events about objects (best-effort, as client-go's recorder).
+
+use serde_json::json;
+use skiff_api::resources;
+
+use crate::registry::{object, typed, Registry};
+
+/// `Normal` or `Warning`.
+#[derive(Debug, Clone, Copy)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// Writes Events on behalf of one component (`deployment-controller`, `default-scheduler`, ...).
+#[derive(Clone)]
+pub struct EventRecorder {
+    registry: Registry,
+    component: &'static str,
+}
+
+impl EventRecorder {
+    pub fn new(registry: Registry, component: &'static str) -> Self {
+        EventRecorder {
+            registry,
+            component,
+        }
+    }
+
+    /// Records an event about `obj` in the background; failures are only logged.
+    pub fn record<K: typed::Object>(
+        &self,
+        obj: &K,
+        kind: EventType,
+        reason: &str,
+        message: String,
+    ) {
+        let meta = obj.metadata();
+        let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = meta.name.clone().unwrap_or_default();
+        let now = object::now_rfc3339();
+        let event = json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": { "generateName": format!("{name}."), "namespace": namespace },
+            "involvedObject": {
+                "apiVersion": K::API_VERSION,
+                "kind": K::KIND,
+                "namespace": meta.namespace,
+                "name": name,
+                "uid": meta.uid,
+                "resourceVersion": meta.resource_version,
+            },
+            "reason": reason,
+            "message": message,
+            "type": match kind { EventType::Normal => "Normal", EventType::Warning => "Warning" },
+            "source": { "component": self.component },
+            "reportingComponent": self.component,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        });
+        let registry = self.registry.clone();
+        tokio::spawn(async move {
+            let events = resources::by_name("events").expect("events are served");
+            if let Err(err) = registry.create(events, Some(&namespace), event).await {
+                tracing::debug!(%err, "dropping event");
+            }
+        });
+    }
+}

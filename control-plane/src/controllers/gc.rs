@@ -1,0 +1,208 @@
+//! Garbage collection: dependents whose owners are all gone are deleted (background
+//! propagation, as Kubernetes' default), and so is everything in a deleted namespace.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use skiff_api::k8s_openapi::api::core::v1::{Namespace, Pod};
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use skiff_api::resources::{self, KINDS};
+use tokio::sync::{broadcast, watch};
+
+use super::informer::Informer;
+use crate::error::ApiError;
+use crate::registry::{object, typed, ListOptions, Registry};
+
+/// How often a full sweep runs even without deletions.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+pub struct GarbageCollector {
+    pub registry: Registry,
+    pub deployments: Arc<Informer<Deployment>>,
+    pub replicasets: Arc<Informer<ReplicaSet>>,
+    pub pods: Arc<Informer<Pod>>,
+    pub namespaces: Arc<Informer<Namespace>>,
+}
+
+impl GarbageCollector {
+    /// Runs until `shutdown` flips to true.
+    pub fn spawn(self, mut shutdown: watch::Receiver<bool>) {
+        tokio::spawn(async move {
+            let mut deployments = self.deployments.subscribe();
+            let mut replicasets = self.replicasets.subscribe();
+            let mut namespaces = self.namespaces.subscribe();
+            self.namespaces.synced().await;
+            self.collect_orphaned_namespaces().await;
+            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = crate::shutdown::stopped(&mut shutdown) => return,
+                    _ = tick.tick() => {}
+                    change = deployments.recv() => if !is_deletion(change) { continue },
+                    change = replicasets.recv() => if !is_deletion(change) { continue },
+                    change = namespaces.recv() => {
+                        match change {
+                            Ok(c) if c.new.is_none() => {
+                                if let Some(name) = c.old.as_ref().and_then(|n| n.metadata.name.clone()) {
+                                    self.empty_namespace(&name).await;
+                                }
+                            }
+                            Err(broadcast::error::RecvError::Lagged(_)) => self.collect_orphaned_namespaces().await,
+                            _ => {}
+                        }
+                        continue;
+                    }
+                }
+                self.sweep().await;
+            }
+        });
+    }
+
+    /// Deletes ReplicaSets and pods none of whose owners exist any more.
+    async fn sweep(&self) {
+        let mut live: HashSet<String> = HashSet::new();
+        live.extend(
+            self.deployments
+                .list(|_| true)
+                .iter()
+                .filter_map(|d| d.metadata.uid.clone()),
+        );
+        live.extend(
+            self.replicasets
+                .list(|_| true)
+                .iter()
+                .filter_map(|r| r.metadata.uid.clone()),
+        );
+        self.collect(&self.replicasets, &live).await;
+        self.collect(&self.pods, &live).await;
+    }
+
+    async fn collect<K: typed::Object>(&self, informer: &Informer<K>, live: &HashSet<String>) {
+        let suspects = informer.list(|obj| {
+            let meta = obj.metadata();
+            meta.deletion_timestamp.is_none()
+                && meta.owner_references.as_ref().is_some_and(|refs| {
+                    !refs.is_empty() && refs.iter().all(|r| !live.contains(&r.uid))
+                })
+        });
+        for obj in suspects {
+            let meta = obj.metadata();
+            match self.all_owners_gone(meta).await {
+                Ok(true) => {
+                    let kind = resources::of::<K>();
+                    let name = meta.name.as_deref().unwrap_or_default();
+                    tracing::info!(
+                        kind = kind.kind,
+                        name,
+                        "deleting dependent whose owners are gone"
+                    );
+                    if let Err(err) = self
+                        .registry
+                        .delete(kind, meta.namespace.as_deref(), name, &Default::default())
+                        .await
+                    {
+                        if !matches!(err, ApiError::NotFound { .. }) {
+                            tracing::warn!(kind = kind.kind, name, %err, "garbage collection failed");
+                        }
+                    }
+                }
+                Ok(false) => {}
+                Err(err) => tracing::warn!(%err, "cannot check owners"),
+            }
+        }
+    }
+
+    /// Asks the registry (not a possibly stale cache) whether every owner is gone.
+    async fn all_owners_gone(&self, meta: &ObjectMeta) -> Result<bool, ApiError> {
+        for owner in meta.owner_references.iter().flatten() {
+            let Some(kind) = resources::by_kind(&owner.api_version, &owner.kind) else {
+                continue;
+            };
+            let namespace = if kind.namespaced {
+                meta.namespace.as_deref()
+            } else {
+                None
+            };
+            match self.registry.get(kind, namespace, &owner.name).await {
+                Ok(found) if object::uid(&found) == Some(owner.uid.as_str()) => return Ok(false),
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Deletes every namespaced object of a deleted namespace.
+    async fn empty_namespace(&self, namespace: &str) {
+        for kind in KINDS.iter().filter(|k| k.namespaced) {
+            let items = match self
+                .registry
+                .list(kind, Some(namespace), &ListOptions::default())
+                .await
+            {
+                Ok((items, _)) => items,
+                Err(err) => {
+                    tracing::warn!(namespace, kind = kind.kind, %err, "cannot list namespace contents");
+                    continue;
+                }
+            };
+            for item in items {
+                let name = object::name(&item).unwrap_or_default();
+                if let Err(err) = self
+                    .registry
+                    .delete(kind, Some(namespace), name, &Default::default())
+                    .await
+                {
+                    if !matches!(err, ApiError::NotFound { .. }) {
+                        tracing::warn!(namespace, name, %err, "cannot delete namespace content");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Empties namespaces deleted while no collector watched (e.g. during a restart).
+    async fn collect_orphaned_namespaces(&self) {
+        let existing: HashSet<String> = self
+            .namespaces
+            .list(|_| true)
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        let mut orphaned = HashSet::new();
+        for kind in KINDS.iter().filter(|k| k.namespaced) {
+            if let Ok((items, _)) = self
+                .registry
+                .list(kind, None, &ListOptions::default())
+                .await
+            {
+                orphaned.extend(
+                    items
+                        .iter()
+                        .filter_map(object::namespace)
+                        .filter(|ns| !existing.contains(*ns))
+                        .map(str::to_string),
+                );
+            }
+        }
+        let namespaces = resources::of::<Namespace>();
+        for namespace in orphaned {
+            if let Err(ApiError::NotFound { .. }) =
+                self.registry.get(namespaces, None, &namespace).await
+            {
+                self.empty_namespace(&namespace).await;
+            }
+        }
+    }
+}
+
+/// Whether a change notification is a deletion (a lagged receiver counts: sweep to be safe).
+fn is_deletion<K>(change: Result<super::informer::Change<K>, broadcast::error::RecvError>) -> bool {
+    match change {
+        Ok(change) => change.new.is_none(),
+        Err(broadcast::error::RecvError::Lagged(_)) => true,
+        Err(broadcast::error::RecvError::Closed) => false,
+    }
+}

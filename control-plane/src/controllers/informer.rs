@@ -1,0 +1,230 @@
+//! A shared informer (kube-rs's reflector): list + watch of one kind into an in-memory cache,
+//! with change notifications and "read your own writes" waiting.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use skiff_api::resources;
+use tokio::sync::{broadcast, watch};
+
+use crate::registry::{typed, ListOptions, Registry, WatchEventType};
+
+/// `namespace/name`, or `name` for cluster-scoped objects.
+pub type ObjectKey = String;
+
+/// The key of an object as informers and work queues use it.
+pub fn key_of<K: typed::Object>(obj: &K) -> ObjectKey {
+    let meta = obj.metadata();
+    object_key(
+        meta.namespace.as_deref(),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
+pub fn object_key(namespace: Option<&str>, name: &str) -> ObjectKey {
+    match namespace {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        _ => name.to_string(),
+    }
+}
+
+/// A cache change: (`None`, `Some`) added, (`Some`, `Some`) modified, (`Some`, `None`) deleted.
+#[derive(Clone)]
+pub struct Change<K> {
+    pub old: Option<Arc<K>>,
+    pub new: Option<Arc<K>>,
+}
+
+/// A cached, continuously updated view of every object of kind `K`.
+pub struct Informer<K> {
+    objects: RwLock<HashMap<ObjectKey, Arc<K>>>,
+    /// The revision the cache reflects (0 until the first list).
+    revision: watch::Sender<u64>,
+    changes: broadcast::Sender<Change<K>>,
+}
+
+/// How long a reconcile waits for the cache to see its own write before going on.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause before re-listing after the watch failed.
+const RETRY_DELAY: Duration = Duration::from_millis(200);
+
+impl<K: typed::Object> Informer<K> {
+    /// Starts the list/watch loop; it ends when `shutdown` flips to true.
+    pub fn start(registry: Registry, mut shutdown: watch::Receiver<bool>) -> Arc<Self> {
+        let (revision, _) = watch::channel(0);
+        let (changes, _) = broadcast::channel(65_536);
+        let informer = Arc::new(Informer {
+            objects: RwLock::new(HashMap::new()),
+            revision,
+            changes,
+        });
+        let runner = informer.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = runner.run(registry) => {}
+                _ = crate::shutdown::stopped(&mut shutdown) => {}
+            }
+        });
+        informer
+    }
+
+    async fn run(&self, registry: Registry) {
+        let kind = resources::of::<K>();
+        loop {
+            let from = match self.relist(&registry).await {
+                Ok(revision) => revision,
+                Err(err) => {
+                    tracing::warn!(kind = kind.kind, %err, "informer list failed; retrying");
+                    tokio::time::sleep(RETRY_DELAY).await;
+                    continue;
+                }
+            };
+            let mut from = from;
+            loop {
+                let mut events = match registry
+                    .watch(kind, None, ListOptions::default(), Some(from))
+                    .await
+                {
+                    Ok(events) => events,
+                    Err(err) => {
+                        tracing::debug!(kind = kind.kind, %err, "informer watch ended; re-listing");
+                        break;
+                    }
+                };
+                while let Some(event) = events.next().await {
+                    let revision = event_revision(&event.object);
+                    match typed::from_value::<K>(event.object) {
+                        Ok(obj) => self.apply(event.event_type, obj),
+                        Err(err) => tracing::error!(kind = kind.kind, %err, "undecodable object"),
+                    }
+                    if let Some(revision) = revision {
+                        from = revision;
+                        self.revision.send_replace(revision);
+                    }
+                }
+            }
+            tokio::time::sleep(RETRY_DELAY).await;
+        }
+    }
+
+    /// Replaces the cache with a fresh list, notifying the differences; returns the list revision.
+    async fn relist(&self, registry: &Registry) -> Result<u64, crate::error::ApiError> {
+        let kind = resources::of::<K>();
+        let (items, revision) = registry.list(kind, None, &ListOptions::default()).await?;
+        let mut fresh = HashMap::with_capacity(items.len());
+        for item in items {
+            let obj: K = typed::from_value(item)?;
+            fresh.insert(key_of(&obj), Arc::new(obj));
+        }
+        let old = {
+            let mut objects = self.objects.write().expect("informer lock");
+            std::mem::replace(&mut *objects, fresh.clone())
+        };
+        for (key, new) in &fresh {
+            let old = old.get(key).cloned();
+            let _ = self.changes.send(Change {
+                old,
+                new: Some(new.clone()),
+            });
+        }
+        for (key, gone) in old {
+            if !fresh.contains_key(&key) {
+                let _ = self.changes.send(Change {
+                    old: Some(gone),
+                    new: None,
+                });
+            }
+        }
+        self.revision
+            .send_replace(revision.max(*self.revision.borrow()));
+        Ok(revision)
+    }
+
+    fn apply(&self, event_type: WatchEventType, obj: K) {
+        let key = key_of(&obj);
+        let obj = Arc::new(obj);
+        let mut objects = self.objects.write().expect("informer lock");
+        let change = match event_type {
+            WatchEventType::Deleted => Change {
+                old: objects.remove(&key),
+                new: None,
+            },
+            WatchEventType::Added | WatchEventType::Modified => Change {
+                old: objects.insert(key, obj.clone()),
+                new: Some(obj),
+            },
+        };
+        drop(objects);
+        let _ = self.changes.send(change);
+    }
+
+    /// Notifications of every later change.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change<K>> {
+        self.changes.subscribe()
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<K>> {
+        self.objects
+            .read()
+            .expect("informer lock")
+            .get(key)
+            .cloned()
+    }
+
+    /// Every cached object matching `filter`.
+    pub fn list(&self, filter: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
+        self.objects
+            .read()
+            .expect("informer lock")
+            .values()
+            .filter(|o| filter(o))
+            .cloned()
+            .collect()
+    }
+
+    pub fn keys(&self) -> Vec<ObjectKey> {
+        self.objects
+            .read()
+            .expect("informer lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until the cache reflects `revision` (bounded), so a reconcile sees its own writes.
+    pub async fn wait_for(&self, revision: u64) {
+        let mut rx = self.revision.subscribe();
+        let reached = tokio::time::timeout(SYNC_TIMEOUT, rx.wait_for(|r| *r >= revision)).await;
+        if reached.is_err() {
+            tracing::warn!(
+                kind = K::KIND,
+                revision,
+                "informer did not catch up in time"
+            );
+        }
+    }
+
+    /// Waits for the first list.
+    pub async fn synced(&self) {
+        let mut rx = self.revision.subscribe();
+        let _ = rx.wait_for(|r| *r > 0).await;
+    }
+}
+
+fn event_revision(obj: &serde_json::Value) -> Option<u64> {
+    obj.pointer("/metadata/resourceVersion")?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// The revision of a written object, for `Informer::wait_for`.
+pub fn revision_of<K: typed::Object>(obj: &K) -> u64 {
+    obj.metadata()
+        .resource_version
+        .as_deref()
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(0)
+}

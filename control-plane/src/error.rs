@@ -1,0 +1,168 @@
+//! API errors and their one mapping to Kubernetes `Status` objects.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use skiff_api::resources::ResourceKind;
+use skiff_api::validation::FieldError;
+use skiff_raft_store::StoreError;
+
+/// Everything an API call can fail with; each variant maps to one HTTP code and `reason`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{resource} \"{name}\" not found")]
+    NotFound { resource: String, name: String },
+    #[error("{resource} \"{name}\" already exists")]
+    AlreadyExists { resource: String, name: String },
+    #[error("Operation cannot be fulfilled on {resource} \"{name}\": {message}")]
+    Conflict {
+        resource: String,
+        name: String,
+        message: String,
+    },
+    #[error("{kind} \"{name}\" is invalid: {}", join_causes(.causes))]
+    Invalid {
+        kind: String,
+        name: String,
+        causes: Vec<FieldError>,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the server could not find the requested resource: {0}")]
+    UnknownResource(String),
+    #[error("the server does not allow this method on the requested resource")]
+    MethodNotAllowed,
+    #[error("too old resource version: {requested} ({oldest})")]
+    Gone { requested: u64, oldest: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn join_causes(causes: &[FieldError]) -> String {
+    causes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl ApiError {
+    pub fn not_found(kind: &ResourceKind, name: &str) -> Self {
+        ApiError::NotFound {
+            resource: qualified(kind),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn already_exists(kind: &ResourceKind, name: &str) -> Self {
+        ApiError::AlreadyExists {
+            resource: qualified(kind),
+            name: name.to_string(),
+        }
+    }
+
+    /// The optimistic-concurrency failure of an update with a stale `resourceVersion`.
+    pub fn stale(kind: &ResourceKind, name: &str) -> Self {
+        ApiError::Conflict {
+            resource: qualified(kind),
+            name: name.to_string(),
+            message: "the object has been modified; please apply your changes to the latest version and try again".into(),
+        }
+    }
+
+    pub fn invalid(kind: &ResourceKind, name: &str, causes: Vec<FieldError>) -> Self {
+        ApiError::Invalid {
+            kind: kind.kind.to_string(),
+            name: name.to_string(),
+            causes,
+        }
+    }
+
+    pub fn code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound { .. } | ApiError::UnknownResource(_) => StatusCode::NOT_FOUND,
+            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Gone { .. } => StatusCode::GONE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            ApiError::NotFound { .. } | ApiError::UnknownResource(_) => "NotFound",
+            ApiError::AlreadyExists { .. } => "AlreadyExists",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Invalid { .. } => "Invalid",
+            ApiError::BadRequest(_) => "BadRequest",
+            ApiError::MethodNotAllowed => "MethodNotAllowed",
+            ApiError::Gone { .. } => "Expired",
+            ApiError::Unavailable(_) => "ServiceUnavailable",
+            ApiError::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The Kubernetes `Status` object for this error.
+    pub fn to_status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.to_string(),
+            "reason": self.reason(),
+            "code": self.code().as_u16(),
+        });
+        let details = match self {
+            ApiError::NotFound { resource, name }
+            | ApiError::AlreadyExists { resource, name }
+            | ApiError::Conflict { resource, name, .. } => {
+                Some(json!({ "name": name, "kind": resource }))
+            }
+            ApiError::Invalid { kind, name, causes } => Some(json!({
+                "name": name,
+                "kind": kind,
+                "causes": causes.iter().map(|c| json!({
+                    "field": c.field,
+                    "reason": format!("FieldValue{:?}", c.reason),
+                    "message": c.to_string(),
+                })).collect::<Vec<_>>(),
+            })),
+            _ => None,
+        };
+        if let Some(details) = details {
+            status["details"] = details;
+        }
+        status
+    }
+}
+
+/// `deployments.apps` / `pods`: how Kubernetes names a resource in messages.
+pub fn qualified(kind: &ResourceKind) -> String {
+    if kind.group.is_empty() {
+        kind.plural.to_string()
+    } else {
+        format!("{}.{}", kind.plural, kind.group)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Compacted { requested, oldest } => ApiError::Gone { requested, oldest },
+            StoreError::NoLeader | StoreError::Stopped => ApiError::Unavailable(err.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.code(), axum::Json(self.to_status())).into_response()
+    }
+}

@@ -1,0 +1,191 @@
+//! Request handlers: one dispatch on (method, path shape) to registry calls.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::path::{self, ApiPath};
+use super::query::Query;
+use super::{logs, AppState};
+use crate::error::ApiError;
+use crate::registry::{DeleteOptions, Subresource};
+
+/// Every `/api/...` and `/apis/...` request.
+pub async fn resource(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match dispatch(&state, &method, &uri, &headers, body).await {
+        Ok(response) => response,
+        Err(err) => {
+            if err.code().is_server_error() {
+                tracing::warn!(%method, %uri, %err, "request failed");
+            }
+            err.into_response()
+        }
+    }
+}
+
+async fn dispatch(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let target = path::parse(uri.path())?;
+    let query = Query::parse(uri.query());
+    let registry = &state.registry;
+    let ApiPath {
+        kind,
+        namespace,
+        name,
+        subresource,
+    } = &target;
+    let ns = namespace.as_deref();
+    let sub = match subresource.as_deref() {
+        None => Subresource::Main,
+        Some("status") => Subresource::Status,
+        Some("log") if *method == Method::GET && kind.kind == "Pod" => {
+            let name = name.as_deref().unwrap_or_default();
+            return logs::proxy(state, ns.unwrap_or_default(), name, &query).await;
+        }
+        Some("binding") if *method == Method::POST && kind.kind == "Pod" => {
+            let binding = parse_body(&body, headers)?;
+            let node = binding
+                .pointer("/target/name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::BadRequest("binding target.name is required".into()))?;
+            let name = name.as_deref().unwrap_or_default();
+            let pod = registry.bind(ns.unwrap_or_default(), name, node).await?;
+            return Ok((StatusCode::CREATED, Json(pod)).into_response());
+        }
+        Some(other) => {
+            return Err(ApiError::UnknownResource(format!(
+                "{}/{other}",
+                kind.plural
+            )))
+        }
+    };
+    match (method.clone(), name.as_deref()) {
+        (Method::GET, None) if query.flag("watch") => {
+            let options = query.list_options()?;
+            let events = registry
+                .watch(kind, ns, options, query.watch_from()?)
+                .await?;
+            let timeout = query.int("timeoutSeconds")?.map(|s| s.max(0) as u64);
+            Ok(watch_response(events, timeout))
+        }
+        (Method::GET, None) => {
+            let (items, revision) = registry.list(kind, ns, &query.list_options()?).await?;
+            Ok(Json(json!({
+                "kind": kind.list_kind(),
+                "apiVersion": kind.api_version(),
+                "metadata": { "resourceVersion": revision.to_string() },
+                "items": items,
+            }))
+            .into_response())
+        }
+        (Method::POST, None) => {
+            let obj = parse_body(&body, headers)?;
+            let created = registry.create(kind, ns, obj).await?;
+            Ok((StatusCode::CREATED, Json(created)).into_response())
+        }
+        (Method::GET, Some(name)) => Ok(Json(registry.get(kind, ns, name).await?).into_response()),
+        (Method::PUT, Some(name)) => {
+            let obj = parse_body(&body, headers)?;
+            Ok(Json(registry.update(kind, ns, name, obj, sub).await?).into_response())
+        }
+        (Method::PATCH, Some(name)) => {
+            check_patch_type(headers)?;
+            let patch = parse_body(&body, headers)?;
+            Ok(Json(registry.patch(kind, ns, name, &patch, sub).await?).into_response())
+        }
+        (Method::DELETE, Some(name)) => {
+            let options = delete_options(&query, &body)?;
+            Ok(Json(registry.delete(kind, ns, name, &options).await?).into_response())
+        }
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if content_type.contains("yaml") {
+        return Err(ApiError::BadRequest(
+            "only JSON request bodies are accepted; the skiff CLI converts YAML".into(),
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))
+}
+
+fn check_patch_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match content_type {
+        "application/merge-patch+json" | "application/json" | "" => Ok(()),
+        other => Err(ApiError::BadRequest(format!(
+            "patch type {other:?} is not supported; use application/merge-patch+json"
+        ))),
+    }
+}
+
+/// `gracePeriodSeconds` from the query, else from a `DeleteOptions` body.
+fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError> {
+    let from_body = if body.is_empty() {
+        None
+    } else {
+        let options: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("DeleteOptions is not valid JSON: {e}")))?;
+        options.get("gracePeriodSeconds").and_then(Value::as_i64)
+    };
+    Ok(DeleteOptions {
+        grace_period_seconds: query.int("gracePeriodSeconds")?.or(from_body),
+    })
+}
+
+/// Newline-delimited watch events, ending after `timeout_seconds` if given.
+fn watch_response(events: crate::registry::WatchStream, timeout_seconds: Option<u64>) -> Response {
+    let lines = events.map(|event| {
+        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, Infallible>(Bytes::from(line))
+    });
+    let body = match timeout_seconds {
+        Some(secs) => {
+            let deadline = tokio::time::sleep(Duration::from_secs(secs));
+            Body::from_stream(lines.take_until(deadline))
+        }
+        None => Body::from_stream(lines),
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+pub async fn health() -> &'static str {
+    "ok"
+}
+
+pub async fn version() -> Json<Value> {
+    Json(json!({
+        "major": "1",
+        "minor": "34",
+        "gitVersion": concat!("v", env!("CARGO_PKG_VERSION"), "-skiff"),
+        "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    }))
+}

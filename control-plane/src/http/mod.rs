@@ -1,0 +1,31 @@
+//! The HTTP API: Kubernetes REST paths over the registry.
+
+mod handlers;
+mod logs;
+mod path;
+mod query;
+
+use axum::routing::{any, get};
+use axum::Router;
+
+use crate::registry::Registry;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Registry,
+    /// Client for proxying to node agents (logs).
+    pub http: reqwest::Client,
+}
+
+/// The API router: `/api/...`, `/apis/...`, health and version endpoints.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/{*rest}", any(handlers::resource))
+        .route("/apis/{*rest}", any(handlers::resource))
+        .route("/healthz", get(handlers::health))
+        .route("/livez", get(handlers::health))
+        .route("/readyz", get(handlers::health))
+        .route("/version", get(handlers::version))
+        .with_state(state)
+}

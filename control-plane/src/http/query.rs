@@ -1,0 +1,71 @@
+//! Query parameters of API requests.
+
+use std::collections::HashMap;
+
+use crate::error::ApiError;
+use crate::registry::ListOptions;
+
+/// Parsed query string, by Kubernetes parameter name.
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Self {
+        let pairs = raw
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        Query(pairs)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn flag(&self, name: &str) -> bool {
+        matches!(self.get(name), Some("true" | "1"))
+    }
+
+    pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::BadRequest(format!("query parameter {name}: {v:?} is not an integer"))
+                })
+            })
+            .transpose()
+    }
+
+    /// `labelSelector` and `fieldSelector`.
+    pub fn list_options(&self) -> Result<ListOptions, ApiError> {
+        let label_selector = self
+            .get("labelSelector")
+            .map(|s| {
+                s.parse()
+                    .map_err(|e| ApiError::BadRequest(format!("labelSelector {s:?}: {e}")))
+            })
+            .transpose()?;
+        let field_selector = self
+            .get("fieldSelector")
+            .map(|s| {
+                s.parse()
+                    .map_err(|e| ApiError::BadRequest(format!("fieldSelector {s:?}: {e}")))
+            })
+            .transpose()?;
+        Ok(ListOptions {
+            label_selector,
+            field_selector,
+        })
+    }
+
+    /// `resourceVersion` for a watch: `None` (or "0") means "start from the current state".
+    pub fn watch_from(&self) -> Result<Option<u64>, ApiError> {
+        match self.get("resourceVersion") {
+            None | Some("0") => Ok(None),
+            Some(rv) => rv.parse().map(Some).map_err(|_| {
+                ApiError::BadRequest(format!("resourceVersion {rv:?} is not a valid revision"))
+            }),
+        }
+    }
+}

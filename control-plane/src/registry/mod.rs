@@ -1,0 +1,374 @@
+//! The registry: Kubernetes object semantics (admission, optimistic concurrency, graceful pod
+//! deletion, watch) over the revisioned Raft store. The HTTP layer and the in-process
+//! controllers both go through it, so every write takes the same path.
+
+mod admission;
+pub mod object;
+pub mod typed;
+mod watch;
+
+use serde_json::Value;
+use skiff_api::resources::{self, ResourceKind};
+use skiff_raft_store::{Compare, KeyValue, Op, OpResult, Store, Txn};
+
+use crate::error::ApiError;
+pub use watch::{ListOptions, WatchEvent, WatchEventType, WatchStream};
+
+/// Which part of an object a write may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subresource {
+    /// Everything but `status`.
+    Main,
+    /// Only `status`.
+    Status,
+}
+
+/// Options of a delete call (`DeleteOptions`).
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Seconds the workload gets to stop; `Some(0)` deletes at once.
+    pub grace_period_seconds: Option<i64>,
+}
+
+/// Object storage with Kubernetes semantics; cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    store: Store,
+}
+
+/// How many times a merge patch retries against concurrent writers before giving up with 409.
+const PATCH_RETRIES: usize = 5;
+
+impl Registry {
+    pub fn new(store: Store) -> Self {
+        Registry { store }
+    }
+
+    /// The store's latest revision.
+    pub fn revision(&self) -> u64 {
+        self.store.revision()
+    }
+
+    pub async fn get(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let kv = self.get_kv(kind, namespace, name).await?;
+        decode(&kv)
+    }
+
+    async fn get_kv(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<KeyValue, ApiError> {
+        let key = kind.store_key(scope(kind, namespace), name);
+        self.store
+            .get(key.as_bytes())
+            .await?
+            .ok_or_else(|| ApiError::not_found(kind, name))
+    }
+
+    /// Lists objects of `kind` (all namespaces when `namespace` is `None`) and the revision read at.
+    pub async fn list(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        options: &ListOptions,
+    ) -> Result<(Vec<Value>, u64), ApiError> {
+        let prefix = kind.store_prefix(scope(kind, namespace));
+        let (kvs, revision) = self.store.range(prefix.as_bytes()).await?;
+        let mut items = Vec::with_capacity(kvs.len());
+        for kv in &kvs {
+            let obj = decode(kv)?;
+            if options.matches(&obj) {
+                items.push(obj);
+            }
+        }
+        Ok((items, revision))
+    }
+
+    /// Creates an object after defaulting and validation; 409 if the name is taken.
+    pub async fn create(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        mut obj: Value,
+    ) -> Result<Value, ApiError> {
+        admission::prepare_create(kind, namespace, &mut obj)?;
+        let name = object::name(&obj).unwrap_or_default().to_string();
+        let ns = object::namespace(&obj).map(str::to_string);
+        if let Some(ns) = ns.as_deref() {
+            self.ensure_namespace(ns).await?;
+        }
+        let key = kind.store_key(ns.as_deref(), &name);
+        match self.put_if(&key, 0, &obj).await? {
+            Some(kv) => decode(&kv),
+            None => Err(ApiError::already_exists(kind, &name)),
+        }
+    }
+
+    async fn ensure_namespace(&self, namespace: &str) -> Result<(), ApiError> {
+        let ns_kind = namespaces();
+        match self.get_kv(ns_kind, None, namespace).await {
+            Ok(_) => Ok(()),
+            Err(ApiError::NotFound { .. }) => Err(ApiError::not_found(ns_kind, namespace)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Replaces an object (or its status). A `metadata.resourceVersion` in `obj` that is not
+    /// the current one fails with 409; an absent one means an unconditional update.
+    pub async fn update(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        obj: Value,
+        subresource: Subresource,
+    ) -> Result<Value, ApiError> {
+        let expected = object::resource_version(&obj).map_err(ApiError::BadRequest)?;
+        let current = self.get_kv(kind, namespace, name).await?;
+        if expected.is_some_and(|rv| rv != current.mod_revision) {
+            return Err(ApiError::stale(kind, name));
+        }
+        self.update_from(kind, namespace, name, &current, obj, subresource)
+            .await
+    }
+
+    async fn update_from(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        current: &KeyValue,
+        obj: Value,
+        subresource: Subresource,
+    ) -> Result<Value, ApiError> {
+        let old = decode(current)?;
+        let new = admission::prepare_update(kind, namespace, name, &old, obj, subresource)?;
+        if strip_version(&new) == strip_version(&old) {
+            return Ok(old);
+        }
+        let key = kind.store_key(scope(kind, namespace), name);
+        match self.put_if(&key, current.mod_revision, &new).await? {
+            Some(kv) => decode(&kv),
+            None => Err(ApiError::stale(kind, name)),
+        }
+    }
+
+    /// Applies a JSON merge patch (RFC 7386) to the object or its status, retrying on
+    /// concurrent writes unless the patch itself pins a `resourceVersion`.
+    pub async fn patch(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+        subresource: Subresource,
+    ) -> Result<Value, ApiError> {
+        let pinned = object::resource_version(patch).map_err(ApiError::BadRequest)?;
+        for _ in 0..PATCH_RETRIES {
+            let current = self.get_kv(kind, namespace, name).await?;
+            if pinned.is_some_and(|rv| rv != current.mod_revision) {
+                return Err(ApiError::stale(kind, name));
+            }
+            let mut obj = decode(&current)?;
+            json_patch::merge(&mut obj, patch);
+            match self
+                .update_from(kind, namespace, name, &current, obj, subresource)
+                .await
+            {
+                Err(ApiError::Conflict { .. }) if pinned.is_none() => continue,
+                other => return other,
+            }
+        }
+        Err(ApiError::stale(kind, name))
+    }
+
+    /// Deletes an object. A pod bound to a node is deleted gracefully: it gets a
+    /// `deletionTimestamp` and its node removes it for good once its containers stopped.
+    pub async fn delete(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        if std::ptr::eq(kind, namespaces()) && admission::PROTECTED_NAMESPACES.contains(&name) {
+            return Err(ApiError::BadRequest(format!(
+                "namespace \"{name}\" may not be deleted"
+            )));
+        }
+        loop {
+            let current = self.get_kv(kind, namespace, name).await?;
+            let obj = decode(&current)?;
+            let grace = if std::ptr::eq(kind, pods()) {
+                admission::pod_grace_period(&obj, options.grace_period_seconds)
+            } else {
+                0
+            };
+            if grace > 0 {
+                let Some(marked) = admission::mark_terminating(&obj, grace) else {
+                    return Ok(obj);
+                };
+                let key = kind.store_key(scope(kind, namespace), name);
+                match self.put_if(&key, current.mod_revision, &marked).await? {
+                    Some(kv) => return decode(&kv),
+                    None => continue,
+                }
+            }
+            if let Some(revision) = self.delete_if(&current).await? {
+                // Stamped with the deletion's revision, so callers can wait for caches to see it.
+                let mut obj = obj;
+                object::set_meta(&mut obj, "resourceVersion", revision.to_string());
+                return Ok(obj);
+            }
+        }
+    }
+
+    /// Binds a pod to a node (the `pods/binding` subresource); 409 if it is already bound.
+    pub async fn bind(&self, namespace: &str, name: &str, node: &str) -> Result<Value, ApiError> {
+        let kind = pods();
+        let current = self.get_kv(kind, Some(namespace), name).await?;
+        let mut pod = decode(&current)?;
+        if let Some(bound) = pod.pointer("/spec/nodeName").and_then(Value::as_str) {
+            if !bound.is_empty() {
+                return Err(ApiError::Conflict {
+                    resource: crate::error::qualified(kind),
+                    name: name.to_string(),
+                    message: format!("pod {name} is already assigned to node \"{bound}\""),
+                });
+            }
+        }
+        if object::meta_str(&pod, "deletionTimestamp").is_some() {
+            return Err(ApiError::Conflict {
+                resource: crate::error::qualified(kind),
+                name: name.to_string(),
+                message: "pod is being deleted, cannot be assigned to a host".into(),
+            });
+        }
+        pod["spec"]["nodeName"] = Value::String(node.to_string());
+        admission::mark_scheduled(&mut pod);
+        let key = kind.store_key(Some(namespace), name);
+        match self.put_if(&key, current.mod_revision, &pod).await? {
+            Some(kv) => decode(&kv),
+            None => Err(ApiError::stale(kind, name)),
+        }
+    }
+
+    /// Streams changes to objects of `kind` matching `options`. Without `from`, the stream
+    /// starts with an ADDED event for every existing object, as Kubernetes does.
+    pub async fn watch(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        options: ListOptions,
+        from: Option<u64>,
+    ) -> Result<WatchStream, ApiError> {
+        let prefix = kind.store_prefix(scope(kind, namespace));
+        let (initial, start) = match from {
+            Some(rv) => (Vec::new(), rv + 1),
+            None => {
+                let (items, revision) = self.list(kind, namespace, &options).await?;
+                (items, revision + 1)
+            }
+        };
+        let live = self.store.watch(prefix.as_bytes(), start)?;
+        Ok(watch::stream(initial, live, options))
+    }
+
+    /// Puts `obj` at `key` if the key's revision is `expected` (0: absent); `None` on mismatch.
+    async fn put_if(
+        &self,
+        key: &str,
+        expected: u64,
+        obj: &Value,
+    ) -> Result<Option<KeyValue>, ApiError> {
+        let value = encode(obj)?;
+        let response = self
+            .store
+            .txn(Txn {
+                compare: vec![Compare::ModRevision {
+                    key: key.as_bytes().to_vec(),
+                    revision: expected,
+                }],
+                success: vec![Op::Put {
+                    key: key.as_bytes().to_vec(),
+                    value,
+                }],
+                failure: vec![],
+            })
+            .await?;
+        if !response.succeeded {
+            return Ok(None);
+        }
+        match response.results.into_iter().next() {
+            Some(OpResult::Put { kv, .. }) => Ok(Some(kv)),
+            other => Err(ApiError::Internal(format!(
+                "store answered a put with {other:?}"
+            ))),
+        }
+    }
+
+    /// Deletes `current.key` if it is still at `current.mod_revision`; returns the deletion's revision.
+    async fn delete_if(&self, current: &KeyValue) -> Result<Option<u64>, ApiError> {
+        let response = self
+            .store
+            .txn(Txn {
+                compare: vec![Compare::ModRevision {
+                    key: current.key.clone(),
+                    revision: current.mod_revision,
+                }],
+                success: vec![Op::Delete {
+                    key: current.key.clone(),
+                }],
+                failure: vec![],
+            })
+            .await?;
+        Ok(response.succeeded.then_some(response.revision))
+    }
+}
+
+/// The namespace to address: `None` for cluster-scoped kinds whatever the caller passed.
+fn scope<'a>(kind: &ResourceKind, namespace: Option<&'a str>) -> Option<&'a str> {
+    if kind.namespaced {
+        namespace
+    } else {
+        None
+    }
+}
+
+fn pods() -> &'static ResourceKind {
+    resources::by_name("pods").expect("pods are served")
+}
+
+fn namespaces() -> &'static ResourceKind {
+    resources::by_name("namespaces").expect("namespaces are served")
+}
+
+/// Stored form: the object without `metadata.resourceVersion` (the store's revision is the truth).
+fn encode(obj: &Value) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(&strip_version(obj)).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Served form: the stored object with `resourceVersion` = its `mod_revision`.
+fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        ApiError::Internal(format!(
+            "stored object {} is corrupt: {e}",
+            String::from_utf8_lossy(&kv.key)
+        ))
+    })?;
+    object::set_meta(&mut obj, "resourceVersion", kv.mod_revision.to_string());
+    Ok(obj)
+}
+
+fn strip_version(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    object::remove_meta(&mut obj, "resourceVersion");
+    obj
+}

@@ -1,0 +1,127 @@
+//! Defaulting: the values Kubernetes fills in when a manifest leaves them out.
+
+use serde_json::{json, Map, Value};
+
+use crate::image::runtime_class_for_image;
+use crate::resources::ResourceKind;
+
+/// Fills defaults in place; never overwrites a value that is set.
+pub fn apply_defaults(kind: &ResourceKind, obj: &mut Value) {
+    match kind.kind {
+        "Pod" => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_pod_spec(spec);
+            }
+        }
+        "Deployment" => {
+            let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+                return;
+            };
+            set_default(spec, "replicas", json!(1));
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            set_default(spec, "progressDeadlineSeconds", json!(600));
+            let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
+            if let Some(strategy) = strategy.as_object_mut() {
+                set_default(strategy, "type", json!("RollingUpdate"));
+                if strategy.get("type") == Some(&json!("RollingUpdate")) {
+                    let rolling = strategy.entry("rollingUpdate").or_insert_with(|| json!({}));
+                    if let Some(rolling) = rolling.as_object_mut() {
+                        set_default(rolling, "maxSurge", json!("25%"));
+                        set_default(rolling, "maxUnavailable", json!("25%"));
+                    }
+                }
+            }
+            default_template(spec);
+        }
+        "ReplicaSet" => {
+            let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+                return;
+            };
+            set_default(spec, "replicas", json!(1));
+            default_template(spec);
+        }
+        "Secret" => {
+            if let Some(map) = obj.as_object_mut() {
+                set_default(map, "type", json!("Opaque"));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn default_template(spec: &mut Map<String, Value>) {
+    if let Some(pod_spec) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
+        default_pod_spec(pod_spec);
+    }
+}
+
+fn default_pod_spec(spec: &mut Value) {
+    let Some(spec) = spec.as_object_mut() else {
+        return;
+    };
+    set_default(spec, "restartPolicy", json!("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "schedulerName", json!("default-scheduler"));
+    let first_image = spec
+        .get("containers")
+        .and_then(|c| c.get(0))
+        .and_then(|c| c.get("image"))
+        .and_then(Value::as_str)
+        .and_then(runtime_class_for_image);
+    if let Some(class) = first_image {
+        set_default(spec, "runtimeClassName", json!(class));
+    }
+    for container in spec
+        .get_mut("containers")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        let Some(container) = container.as_object_mut() else {
+            continue;
+        };
+        set_default(container, "imagePullPolicy", json!("IfNotPresent"));
+        for port in container
+            .get_mut("ports")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(port) = port.as_object_mut() {
+                set_default(port, "protocol", json!("TCP"));
+            }
+        }
+    }
+}
+
+fn set_default(map: &mut Map<String, Value>, key: &str, value: Value) {
+    if map.get(key).is_none_or(Value::is_null) {
+        map.insert(key.to_string(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::by_name;
+
+    #[test]
+    fn deployment_defaults() {
+        let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "file:/a.wasm", "ports": [{"containerPort": 80}]}]}}}});
+        apply_defaults(by_name("deployment").expect("kind"), &mut d);
+        assert_eq!(d["spec"]["replicas"], 1);
+        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["restartPolicy"], "Always");
+        assert_eq!(pod["runtimeClassName"], "wasm");
+        assert_eq!(pod["containers"][0]["ports"][0]["protocol"], "TCP");
+    }
+
+    #[test]
+    fn keeps_what_is_set() {
+        let mut p = json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "nginx"}]}});
+        apply_defaults(by_name("pod").expect("kind"), &mut p);
+        assert_eq!(p["spec"]["restartPolicy"], "Never");
+        assert!(p["spec"].get("runtimeClassName").is_none());
+    }
+}

@@ -1,0 +1,16 @@
+//! Kubernetes-shaped resource types for Skiff, and what can be said about them without I/O:
+//! the kinds served, quantities, label and field selectors, defaulting and validation.
+//!
+//! Typed objects come from `k8s-openapi` (re-exported), so a plain Kubernetes manifest parses
+//! unchanged.
+
+pub use k8s_openapi;
+
+pub mod defaults;
+pub mod hash;
+pub mod image;
+pub mod manifest;
+pub mod quantity;
+pub mod resources;
+pub mod selector;
+pub mod validation;

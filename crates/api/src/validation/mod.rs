@@ -1,0 +1,155 @@
+//! Validation with field paths, as Kubernetes reports it
+//! (`spec.template.spec.containers[0].image: Required value`).
+
+mod meta;
+mod pod;
+mod workloads;
+
+use std::fmt;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::resources::ResourceKind;
+
+/// Why a field is wrong (Kubernetes' `field.ErrorType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldErrorReason {
+    Required,
+    Invalid,
+    NotSupported,
+    Duplicate,
+    TooLong,
+    Forbidden,
+}
+
+/// One invalid field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path such as `spec.template.spec.containers[0].image`.
+    pub field: String,
+    pub reason: FieldErrorReason,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.reason {
+            FieldErrorReason::Required => "Required value",
+            FieldErrorReason::Invalid => "Invalid value",
+            FieldErrorReason::NotSupported => "Unsupported value",
+            FieldErrorReason::Duplicate => "Duplicate value",
+            FieldErrorReason::TooLong => "Too long",
+            FieldErrorReason::Forbidden => "Forbidden",
+        };
+        if self.message.is_empty() {
+            write!(f, "{}: {kind}", self.field)
+        } else {
+            write!(f, "{}: {kind}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// Collects errors under a growing path.
+#[derive(Default)]
+pub(crate) struct Errors(Vec<FieldError>);
+
+impl Errors {
+    pub fn push(
+        &mut self,
+        field: impl Into<String>,
+        reason: FieldErrorReason,
+        message: impl Into<String>,
+    ) {
+        self.0.push(FieldError {
+            field: field.into(),
+            reason,
+            message: message.into(),
+        });
+    }
+
+    pub fn required(&mut self, field: impl Into<String>) {
+        self.push(field, FieldErrorReason::Required, "");
+    }
+
+    pub fn invalid(
+        &mut self,
+        field: impl Into<String>,
+        value: impl fmt::Debug,
+        message: impl fmt::Display,
+    ) {
+        self.push(
+            field,
+            FieldErrorReason::Invalid,
+            format!("{value:?}: {message}"),
+        );
+    }
+}
+
+/// Decodes `obj` as its typed form (type errors name their path) and validates it.
+pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>> {
+    let mut errors = Errors::default();
+    match kind.kind {
+        "Pod" => decode::<Pod>(obj).map(|p| pod::validate_pod(&p, &mut errors)),
+        "Deployment" => {
+            decode::<Deployment>(obj).map(|d| workloads::validate_deployment(&d, &mut errors))
+        }
+        "ReplicaSet" => {
+            decode::<ReplicaSet>(obj).map(|r| workloads::validate_replicaset(&r, &mut errors))
+        }
+        "ConfigMap" => decode::<ConfigMap>(obj).map(|c| {
+            meta::validate_object_meta(&c.metadata, true, meta::NameRule::Subdomain, &mut errors);
+            let keys = c
+                .data
+                .iter()
+                .flatten()
+                .map(|(k, _)| k)
+                .chain(c.binary_data.iter().flatten().map(|(k, _)| k));
+            meta::validate_config_keys(keys, "data", &mut errors);
+        }),
+        "Secret" => decode::<Secret>(obj).map(|s| {
+            meta::validate_object_meta(&s.metadata, true, meta::NameRule::Subdomain, &mut errors);
+            let keys = s
+                .data
+                .iter()
+                .flatten()
+                .map(|(k, _)| k)
+                .chain(s.string_data.iter().flatten().map(|(k, _)| k));
+            meta::validate_config_keys(keys, "data", &mut errors);
+        }),
+        "Service" => decode::<Service>(obj).map(|s| workloads::validate_service(&s, &mut errors)),
+        "Namespace" => decode::<Namespace>(obj).map(|n| {
+            meta::validate_object_meta(&n.metadata, false, meta::NameRule::Label, &mut errors)
+        }),
+        "Node" => decode::<Node>(obj).map(|n| {
+            meta::validate_object_meta(&n.metadata, false, meta::NameRule::Subdomain, &mut errors)
+        }),
+        _ => {
+            meta::validate_generic(obj, kind.namespaced, &mut errors);
+            Ok(())
+        }
+    }
+    .map_err(|e| vec![e])?;
+    if errors.0.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.0)
+    }
+}
+
+/// Deserializes, turning a type mismatch into a field error at its path.
+fn decode<T: DeserializeOwned>(obj: &Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(obj).map_err(|err| {
+        let path = err.path().to_string();
+        FieldError {
+            field: if path == "." { "<object>".into() } else { path },
+            reason: FieldErrorReason::Invalid,
+            message: err.inner().to_string(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

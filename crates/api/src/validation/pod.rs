@@ -1,0 +1,201 @@
+//! Pods and pod specs.
+
+use std::collections::HashSet;
+
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, ResourceRequirements};
+
+use super::meta::{self, NameRule};
+use super::{Errors, FieldErrorReason};
+use crate::quantity;
+
+pub fn validate_pod(pod: &Pod, errors: &mut Errors) {
+    meta::validate_object_meta(&pod.metadata, true, NameRule::Subdomain, errors);
+    match pod.spec.as_ref() {
+        Some(spec) => validate_pod_spec(spec, "spec", errors),
+        None => errors.required("spec"),
+    }
+}
+
+/// Checks a pod spec found at `path` (`spec` or `spec.template.spec`).
+pub fn validate_pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
+    if spec.containers.is_empty() {
+        errors.push(
+            format!("{path}.containers"),
+            FieldErrorReason::Required,
+            "at least one container is required",
+        );
+    }
+    let mut names = HashSet::new();
+    for (i, container) in spec.containers.iter().enumerate() {
+        let field = format!("{path}.containers[{i}]");
+        validate_container(container, &field, errors);
+        if !names.insert(container.name.as_str()) {
+            errors.push(
+                format!("{field}.name"),
+                FieldErrorReason::Duplicate,
+                format!("{:?}", container.name),
+            );
+        }
+    }
+    if let Some(policy) = spec.restart_policy.as_deref() {
+        if !matches!(policy, "Always" | "OnFailure" | "Never") {
+            errors.push(
+                format!("{path}.restartPolicy"),
+                FieldErrorReason::NotSupported,
+                format!("{policy:?}: supported values: \"Always\", \"OnFailure\", \"Never\""),
+            );
+        }
+    }
+    if let Some(grace) = spec.termination_grace_period_seconds.filter(|g| *g < 0) {
+        errors.invalid(
+            format!("{path}.terminationGracePeriodSeconds"),
+            grace,
+            "must be greater than or equal to 0",
+        );
+    }
+    if let Some(selector) = spec.node_selector.as_ref() {
+        meta::validate_labels(selector, &format!("{path}.nodeSelector"), errors);
+    }
+    if let Some(class) = spec.runtime_class_name.as_deref() {
+        meta::validate_name(
+            class,
+            NameRule::Subdomain,
+            &format!("{path}.runtimeClassName"),
+            errors,
+        );
+    }
+}
+
+fn validate_container(container: &Container, field: &str, errors: &mut Errors) {
+    if container.name.is_empty() {
+        errors.required(format!("{field}.name"));
+    } else {
+        meta::validate_name(
+            &container.name,
+            NameRule::Label,
+            &format!("{field}.name"),
+            errors,
+        );
+    }
+    if container
+        .image
+        .as_deref()
+        .is_none_or(|i| i.trim().is_empty())
+    {
+        errors.required(format!("{field}.image"));
+    }
+    for (i, port) in container.ports.iter().flatten().enumerate() {
+        let port_field = format!("{field}.ports[{i}]");
+        if !(1..=65535).contains(&port.container_port) {
+            errors.invalid(
+                format!("{port_field}.containerPort"),
+                port.container_port,
+                "must be between 1 and 65535, inclusive",
+            );
+        }
+        if let Some(protocol) = port.protocol.as_deref() {
+            if !matches!(protocol, "TCP" | "UDP" | "SCTP") {
+                errors.push(
+                    format!("{port_field}.protocol"),
+                    FieldErrorReason::NotSupported,
+                    format!("{protocol:?}: supported values: \"SCTP\", \"TCP\", \"UDP\""),
+                );
+            }
+        }
+    }
+    for (i, env) in container.env.iter().flatten().enumerate() {
+        validate_env(env, &format!("{field}.env[{i}]"), errors);
+    }
+    for (i, source) in container.env_from.iter().flatten().enumerate() {
+        let sources =
+            usize::from(source.config_map_ref.is_some()) + usize::from(source.secret_ref.is_some());
+        if sources != 1 {
+            errors.invalid(
+                format!("{field}.envFrom[{i}]"),
+                "",
+                "must specify exactly one of configMapRef or secretRef",
+            );
+        }
+    }
+    if let Some(resources) = container.resources.as_ref() {
+        validate_resources(resources, &format!("{field}.resources"), errors);
+    }
+}
+
+fn validate_env(env: &EnvVar, field: &str, errors: &mut Errors) {
+    if env.name.is_empty() {
+        errors.required(format!("{field}.name"));
+    } else if env.name.contains('=') {
+        errors.invalid(format!("{field}.name"), &env.name, "must not contain '='");
+    }
+    if let Some(from) = env.value_from.as_ref() {
+        let sources = [
+            from.config_map_key_ref.is_some(),
+            from.secret_key_ref.is_some(),
+            from.field_ref.is_some(),
+            from.resource_field_ref.is_some(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count();
+        if sources != 1 {
+            errors.invalid(
+                format!("{field}.valueFrom"),
+                "",
+                "must specify exactly one of configMapKeyRef, secretKeyRef, fieldRef or resourceFieldRef",
+            );
+        }
+        if env.value.as_deref().is_some_and(|v| !v.is_empty()) {
+            errors.invalid(
+                format!("{field}.valueFrom"),
+                "",
+                "may not be specified when `value` is not empty",
+            );
+        }
+    }
+}
+
+fn validate_resources(resources: &ResourceRequirements, field: &str, errors: &mut Errors) {
+    let mut parsed = |section: &str,
+                      list: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >| {
+        let mut out = Vec::new();
+        for (name, q) in list.into_iter().flatten() {
+            let path = format!("{field}.{section}[{name}]");
+            let value = match name.as_str() {
+                "cpu" => quantity::parse_cpu_millis(&q.0),
+                "memory" | "ephemeral-storage" => quantity::parse_bytes(&q.0),
+                _ => {
+                    errors.push(
+                        path,
+                        FieldErrorReason::NotSupported,
+                        format!("{name:?}: supported resources: cpu, memory, ephemeral-storage"),
+                    );
+                    continue;
+                }
+            };
+            match value {
+                Ok(v) => out.push((name.clone(), v)),
+                Err(err) => errors.invalid(path, &q.0, err.reason),
+            }
+        }
+        out
+    };
+    let requests = parsed("requests", resources.requests.as_ref());
+    let limits = parsed("limits", resources.limits.as_ref());
+    for (name, request) in &requests {
+        if let Some((_, limit)) = limits.iter().find(|(n, _)| n == name) {
+            if request > limit {
+                errors.invalid(
+                    format!("{field}.requests[{name}]"),
+                    request,
+                    format!("must be less than or equal to {name} limit of {limit}"),
+                );
+            }
+        }
+    }
+}

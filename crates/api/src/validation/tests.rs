@@ -1,0 +1,131 @@
+use serde_json::{json, Value};
+
+use super::*;
+use crate::resources::by_name;
+
+fn errors(kind: &str, obj: Value) -> Vec<String> {
+    match validate(by_name(kind).expect("kind"), &obj) {
+        Ok(()) => vec![],
+        Err(errs) => errs.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Sets the value at a JSON pointer, creating missing object members.
+fn set(target: &mut Value, pointer: &str, value: Value) {
+    let mut at = target;
+    for token in pointer.trim_start_matches('/').split('/') {
+        at = match token.parse::<usize>() {
+            Ok(i) if at.is_array() => &mut at[i],
+            _ => &mut at[token],
+        };
+    }
+    *at = value;
+}
+
+fn kubernetes_deployment() -> Value {
+    // A plain Kubernetes manifest; only the image is Skiff's.
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{
+                    "name": "web",
+                    "image": "file:/srv/web.wasm",
+                    "ports": [{"containerPort": 8080}],
+                    "env": [{"name": "MODE", "value": "prod"},
+                            {"name": "MSG", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "msg"}}}],
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}}
+                }]}
+            }
+        }
+    })
+}
+
+#[test]
+fn a_plain_kubernetes_deployment_is_valid() {
+    assert_eq!(
+        errors("deployment", kubernetes_deployment()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn bad_deployments_name_the_field() {
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("/spec/replicas", json!(-1), "spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+        ("/spec/selector", json!({}), "spec.selector: Invalid value: empty selector is invalid for deployment"),
+        ("/spec/template/metadata/labels", json!({"app": "other"}), "spec.template.metadata.labels: Invalid value"),
+        ("/spec/template/spec/containers/0/image", json!(""), "spec.template.spec.containers[0].image: Required value"),
+        ("/spec/template/spec/containers/0/resources/limits/memory", json!("12Zi"), "spec.template.spec.containers[0].resources.limits[memory]: Invalid value"),
+        ("/spec/template/spec/containers/0/ports/0/containerPort", json!(70000), "spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 70000"),
+        ("/spec/template/spec/restartPolicy", json!("Never"), "spec.template.spec.restartPolicy: Unsupported value"),
+        ("/metadata/name", json!("Web_1"), "metadata.name: Invalid value: \"Web_1\""),
+        ("/metadata/labels", json!({"bad key": "x"}), "metadata.labels[bad key]: Invalid value"),
+        ("/spec/template/spec/containers/0/resources/requests/cpu", json!("2"), "spec.template.spec.containers[0].resources.requests[cpu]: Invalid value: 2000: must be less than or equal to cpu limit of 500"),
+        ("/spec/replicas", json!("three"), "spec.replicas: Invalid value: invalid type: string"),
+    ];
+    for (pointer, value, expected) in cases {
+        let mut d = kubernetes_deployment();
+        set(&mut d, pointer, value);
+        let errs = errors("deployment", d);
+        assert!(
+            errs.iter().any(|e| e.starts_with(expected)),
+            "{pointer}: expected {expected:?} in {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn pods_need_containers_and_valid_env() {
+    let errs = errors(
+        "pod",
+        json!({"metadata": {"name": "p"}, "spec": {"containers": []}}),
+    );
+    assert_eq!(
+        errs,
+        ["spec.containers: Required value: at least one container is required"]
+    );
+    let errs = errors(
+        "pod",
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "a", "image": "i", "env": [{"name": "X", "valueFrom": {}}]},
+            {"name": "a", "image": "i"}
+        ]}}),
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.containers[0].env[0].valueFrom")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.containers[1].name: Duplicate value")),
+        "{errs:?}"
+    );
+    let errs = errors(
+        "pod",
+        json!({"metadata": {}, "spec": {"containers": [{"name": "a", "image": "i"}]}}),
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("metadata.name: Required value")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn config_and_namespace_names() {
+    assert!(errors(
+        "configmap",
+        json!({"metadata": {"name": "c"}, "data": {"ok.key": "v", "bad key": "v"}})
+    )
+    .iter()
+    .any(|e| e.starts_with("data[bad key]")));
+    assert!(!errors("namespace", json!({"metadata": {"name": "a.b"}})).is_empty());
+    assert!(errors("namespace", json!({"metadata": {"name": "team-a"}})).is_empty());
+}

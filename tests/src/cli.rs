@@ -1,0 +1,110 @@
+//! Running the real `skiff` binary as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use anyhow::Context;
+
+/// The `skiff` binary of this build.
+#[derive(Clone, Debug)]
+pub struct Skiff {
+    pub binary: PathBuf,
+    pub server: String,
+}
+
+/// What one CLI invocation did.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for CliOutput {
+    fn from(out: Output) -> Self {
+        CliOutput {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Skiff {
+    /// Finds `target/<profile>/skiff` next to the running test binary (or `$SKIFF_BIN`).
+    pub fn locate() -> PathBuf {
+        if let Some(bin) = std::env::var_os("SKIFF_BIN") {
+            return PathBuf::from(bin);
+        }
+        let exe = std::env::current_exe().expect("test binary path");
+        // target/<profile>/deps/<test>-<hash>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps");
+        let bin = profile_dir.join("skiff");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `cargo build --bins` before the end-to-end tests (scripts/test.sh does)",
+            bin.display()
+        );
+        bin
+    }
+
+    pub fn new(server: impl Into<String>) -> Self {
+        Skiff {
+            binary: Self::locate(),
+            server: server.into(),
+        }
+    }
+
+    /// Runs `skiff ARGS` against this server.
+    pub fn run(&self, args: &[&str]) -> anyhow::Result<CliOutput> {
+        self.run_with_stdin(args, None)
+    }
+
+    /// Runs `skiff ARGS`, feeding `stdin` if given.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<CliOutput> {
+        let mut command = Command::new(&self.binary);
+        command
+            .args(args)
+            .env("SKIFF_SERVER", &self.server)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {} {args:?}", self.binary.display()))?;
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .context("stdin")?
+                .write_all(input.as_bytes())?;
+        }
+        let output = child.wait_with_output()?;
+        Ok(output.into())
+    }
+
+    /// Runs `skiff ARGS` and fails unless it succeeds; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.run(args)?;
+        anyhow::ensure!(
+            out.success,
+            "skiff {} failed:\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            out.stdout,
+            out.stderr
+        );
+        Ok(out.stdout)
+    }
+
+    /// Runs `skiff ARGS -o json` and parses the output.
+    pub fn json(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-o", "json"]);
+        let stdout = self.ok(&all)?;
+        serde_json::from_str(&stdout).with_context(|| format!("parsing output of skiff {all:?}: {stdout}"))
+    }
+}

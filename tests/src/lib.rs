@@ -1,0 +1,31 @@
+//! Test support for end-to-end tests: locating the `skiff` binary, running dev servers as
+//! real processes on loopback, running CLI commands, and waiting on conditions with deadlines.
+
+mod cli;
+mod process;
+mod wait;
+
+pub use cli::{CliOutput, Skiff};
+pub use process::DevServer;
+pub use wait::wait_until;
+
+use std::path::PathBuf;
+
+/// The repository root (parent of this crate).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Path of an example manifest, failing clearly when its guest has not been built.
+pub fn example(name: &str) -> PathBuf {
+    let wasm = repo_root().join(format!("wasm-examples/target/wasm32-wasip1/release/{name}.wasm"));
+    assert!(
+        wasm.exists(),
+        "{} is missing: build the guests first with scripts/build-guests.sh (scripts/test.sh does)",
+        wasm.display()
+    );
+    repo_root().join(format!("wasm-examples/{name}/deploy.yaml"))
+}
