@@ -13,13 +13,12 @@ pub fn wait_until<T>(
     mut check: impl FnMut() -> anyhow::Result<Option<T>>,
 ) -> anyhow::Result<T> {
     let deadline = Instant::now() + timeout;
-    let mut last = String::from("no observation");
     loop {
-        match check() {
+        let last = match check() {
             Ok(Some(value)) => return Ok(value),
-            Ok(None) => last = "condition not met".into(),
-            Err(err) => last = format!("{err:#}"),
-        }
+            Ok(None) => "condition not met".to_string(),
+            Err(err) => format!("{err:#}"),
+        };
         if Instant::now() >= deadline {
             anyhow::bail!("timed out after {timeout:?} waiting for {what}: {last}");
         }

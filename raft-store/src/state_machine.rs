@@ -1,0 +1,299 @@
+//! The replicated state machine: a revisioned key-value store (as etcd's mvcc) in sled,
+//! with a bounded, persisted history of changes for watches. Deterministic: the same log
+//! applied to the same state gives the same result on every member.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+use prost::Message;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use crate::command::{decode, Command, HistoryRecord, StoredValue};
+use crate::{EventKind, KeyValue, OpResult, StoreError, TxnResponse, WatchEvent};
+
+const APPLIED: &[u8] = b"applied_index";
+const REVISION: &[u8] = b"revision";
+
+pub struct StateMachine {
+    kv: sled::Tree,
+    history: sled::Tree,
+    meta: sled::Tree,
+    revision: AtomicU64,
+    applied: AtomicU64,
+    /// Oldest revision a watch can start from.
+    oldest: AtomicU64,
+    watch_history: u64,
+    /// Applies take it for writing, ranges for reading, so a range sees one revision.
+    apply_lock: RwLock<()>,
+    path: std::path::PathBuf,
+}
+
+fn read_u64(tree: &sled::Tree, key: &[u8]) -> Result<u64, sled::Error> {
+    Ok(tree
+        .get(key)?
+        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0))
+}
+
+/// History keys: revision then the op's position in its txn, both big-endian, so they sort.
+fn history_key(revision: u64, seq: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&revision.to_be_bytes());
+    key[8..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn revision_of_history_key(key: &[u8]) -> u64 {
+    key.get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+impl StateMachine {
+    pub fn open(
+        db: &sled::Db,
+        watch_history: u64,
+        path: &std::path::Path,
+    ) -> Result<Self, sled::Error> {
+        let kv = db.open_tree("kv")?;
+        let history = db.open_tree("history")?;
+        let meta = db.open_tree("sm_meta")?;
+        let revision = read_u64(&meta, REVISION)?;
+        let applied = read_u64(&meta, APPLIED)?;
+        let oldest = match history.first()? {
+            Some((key, _)) => revision_of_history_key(&key),
+            None => revision + 1,
+        };
+        Ok(StateMachine {
+            kv,
+            history,
+            meta,
+            revision: AtomicU64::new(revision),
+            applied: AtomicU64::new(applied),
+            oldest: AtomicU64::new(oldest),
+            watch_history: watch_history.max(1),
+            apply_lock: RwLock::new(()),
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn storage_error(&self, source: sled::Error) -> StoreError {
+        StoreError::Storage {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::SeqCst)
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.applied.load(Ordering::SeqCst)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        let stored = self.kv.get(key).map_err(|e| self.storage_error(e))?;
+        stored
+            .map(|bytes| self.decode_value(key, &bytes))
+            .transpose()
+    }
+
+    fn decode_value(&self, key: &[u8], bytes: &[u8]) -> Result<KeyValue, StoreError> {
+        decode::<StoredValue>(bytes)
+            .map(|v| v.into_kv(key.to_vec()))
+            .map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                what: format!("value of key {}: {e}", String::from_utf8_lossy(key)),
+            })
+    }
+
+    /// Every key under `prefix` and the revision they were read at (one consistent snapshot).
+    pub fn range(&self, prefix: &[u8]) -> Result<(Vec<KeyValue>, u64), StoreError> {
+        let _read = self.apply_lock.read().expect("apply lock");
+        let revision = self.revision();
+        let mut out = Vec::new();
+        for item in self.kv.scan_prefix(prefix) {
+            let (key, bytes) = item.map_err(|e| self.storage_error(e))?;
+            out.push(self.decode_value(&key, &bytes)?);
+        }
+        Ok((out, revision))
+    }
+
+    /// Records that `index` was applied without changing the KV (empty or config entries).
+    pub fn set_applied(&self, index: u64) -> Result<(), StoreError> {
+        self.meta
+            .insert(APPLIED, &index.to_be_bytes())
+            .map_err(|e| self.storage_error(e))?;
+        self.applied.store(index, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Applies the txn of the entry at `index`: evaluates its compares, runs the chosen branch,
+    /// records history, all in one sled transaction.
+    pub fn apply(
+        &self,
+        index: u64,
+        command: &Command,
+    ) -> Result<(TxnResponse, Vec<WatchEvent>), StoreError> {
+        let _write = self.apply_lock.write().expect("apply lock");
+        let current_revision = self.revision();
+        let outcome = (&self.kv, &self.history, &self.meta).transaction(|(kv, history, meta)| {
+            let decode_stored = |key: &[u8], bytes: &[u8]| {
+                decode::<StoredValue>(bytes)
+                    .map(|v| v.into_kv(key.to_vec()))
+                    .map_err(|e| ConflictableTransactionError::Abort(format!("corrupt value: {e}")))
+            };
+            let mut compared = Vec::with_capacity(command.compare.len());
+            let mut succeeded = true;
+            for compare in &command.compare {
+                let current = match kv.get(&compare.key)? {
+                    Some(bytes) => Some(decode_stored(&compare.key, &bytes)?),
+                    None => None,
+                };
+                let actual = current.as_ref().map(|kv| kv.mod_revision).unwrap_or(0);
+                succeeded &= actual == compare.mod_revision;
+                compared.push(current);
+            }
+            let ops = if succeeded {
+                &command.success
+            } else {
+                &command.failure
+            };
+            let revision = current_revision + 1;
+            let mut results = Vec::with_capacity(ops.len());
+            let mut events = Vec::new();
+            for op in ops {
+                let prev = match kv.get(&op.key)? {
+                    Some(bytes) => Some(decode_stored(&op.key, &bytes)?),
+                    None => None,
+                };
+                if op.is_put() {
+                    let stored = StoredValue {
+                        value: op.value.clone(),
+                        create_revision: prev
+                            .as_ref()
+                            .map(|p| p.create_revision)
+                            .unwrap_or(revision),
+                        mod_revision: revision,
+                        version: prev.as_ref().map(|p| p.version + 1).unwrap_or(1),
+                    };
+                    kv.insert(op.key.as_slice(), stored.encode_to_vec())?;
+                    let new = stored.into_kv(op.key.clone());
+                    events.push(WatchEvent {
+                        kind: EventKind::Put,
+                        kv: new.clone(),
+                        prev: prev.clone(),
+                    });
+                    results.push(OpResult::Put { kv: new, prev });
+                } else {
+                    if let Some(prev) = prev.as_ref() {
+                        kv.remove(op.key.as_slice())?;
+                        events.push(WatchEvent {
+                            kind: EventKind::Delete,
+                            kv: KeyValue {
+                                key: op.key.clone(),
+                                value: Vec::new(),
+                                create_revision: prev.create_revision,
+                                mod_revision: revision,
+                                version: 0,
+                            },
+                            prev: Some(prev.clone()),
+                        });
+                    }
+                    results.push(OpResult::Delete { prev });
+                }
+            }
+            let new_revision = if events.is_empty() {
+                current_revision
+            } else {
+                revision
+            };
+            for (seq, event) in events.iter().enumerate() {
+                history.insert(
+                    &history_key(revision, seq as u32),
+                    HistoryRecord::from_event(event).encode_to_vec(),
+                )?;
+            }
+            meta.insert(APPLIED, &index.to_be_bytes())?;
+            meta.insert(REVISION, &new_revision.to_be_bytes())?;
+            Ok((
+                TxnResponse {
+                    succeeded,
+                    revision: new_revision,
+                    results,
+                    compared: if succeeded { Vec::new() } else { compared },
+                },
+                events,
+            ))
+        });
+        let (response, events) = outcome.map_err(|err| match err {
+            TransactionError::Abort(what) => StoreError::Corrupt {
+                path: self.path.clone(),
+                what,
+            },
+            TransactionError::Storage(source) => self.storage_error(source),
+        })?;
+        self.applied.store(index, Ordering::SeqCst);
+        self.revision.store(response.revision, Ordering::SeqCst);
+        Ok((response, events))
+    }
+
+    /// Changes under `prefix` with revisions in `from..=to`, from the persisted history.
+    pub fn history(
+        &self,
+        prefix: &[u8],
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<WatchEvent>, StoreError> {
+        let oldest = self.oldest.load(Ordering::SeqCst);
+        if from < oldest {
+            return Err(StoreError::Compacted {
+                requested: from,
+                oldest,
+            });
+        }
+        let mut events = Vec::new();
+        for item in self
+            .history
+            .range(history_key(from, 0)..history_key(to.saturating_add(1), 0))
+        {
+            let (_, bytes) = item.map_err(|e| self.storage_error(e))?;
+            let record: HistoryRecord = decode(&bytes).map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                what: format!("watch history: {e}"),
+            })?;
+            if record.key.starts_with(prefix) {
+                events.push(record.into_event());
+            }
+        }
+        // A concurrent compaction may have removed part of the range while it was read.
+        let oldest = self.oldest.load(Ordering::SeqCst);
+        if from < oldest {
+            return Err(StoreError::Compacted {
+                requested: from,
+                oldest,
+            });
+        }
+        Ok(events)
+    }
+
+    /// Drops history older than the newest `watch_history` revisions.
+    pub fn compact_history(&self) -> Result<(), StoreError> {
+        let revision = self.revision();
+        let keep_from = revision.saturating_sub(self.watch_history) + 1;
+        if keep_from <= self.oldest.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.oldest.store(keep_from, Ordering::SeqCst);
+        let mut batch = sled::Batch::default();
+        for item in self.history.range(..history_key(keep_from, 0)) {
+            let (key, _) = item.map_err(|e| self.storage_error(e))?;
+            batch.remove(key);
+        }
+        self.history
+            .apply_batch(batch)
+            .map_err(|e| self.storage_error(e))
+    }
+}
