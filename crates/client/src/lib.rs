@@ -1,1 +1,349 @@
+//! Typed async client for the Skiff API. It speaks Kubernetes' REST conventions, fails over
+//! between servers, and turns error responses into the server's `Status`.
 
+mod error;
+mod params;
+mod typed;
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use skiff_api::resources::ResourceKind;
+
+pub use error::ClientError;
+pub use params::{DeleteParams, ListParams, LogParams};
+pub use typed::{Api, TypedWatchEvent};
+
+/// One line of a watch stream.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct WatchEvent {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub object: Value,
+}
+
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, ClientError>> + Send>>;
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Send>>;
+
+/// A client for one cluster; cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    servers: Arc<Vec<String>>,
+    /// Index of the server that answered last; tried first.
+    preferred: Arc<AtomicUsize>,
+}
+
+impl Client {
+    /// `servers`: base URLs such as `http://127.0.0.1:6443`; requests fail over to the next
+    /// server when one cannot be reached or answers 503.
+    pub fn new(servers: &[String]) -> Result<Client, ClientError> {
+        let servers: Vec<String> = servers
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(|s| s.trim().trim_end_matches('/').to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if servers.is_empty() {
+            return Err(ClientError::NoServers);
+        }
+        for url in &servers {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ClientError::BadUrl {
+                    url: url.clone(),
+                    reason: "must start with http:// or https://".into(),
+                });
+            }
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .build()
+            .map_err(|source| ClientError::Transport {
+                url: servers[0].clone(),
+                source,
+            })?;
+        Ok(Client {
+            http,
+            servers: Arc::new(servers),
+            preferred: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The server URLs, in the order given.
+    pub fn servers(&self) -> &[String] {
+        &self.servers
+    }
+
+    /// Sends a request to the first server that answers.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let start = self.preferred.load(Ordering::Relaxed);
+        let count = self.servers.len();
+        let mut last_error = None;
+        for attempt in 0..count {
+            let index = (start + attempt) % count;
+            let url = format!("{}{path}", self.servers[index]);
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some((content_type, bytes)) = body.clone() {
+                request = request.header("Content-Type", content_type).body(bytes);
+            }
+            match request.send().await {
+                Ok(response)
+                    if response.status() == StatusCode::SERVICE_UNAVAILABLE
+                        && attempt + 1 < count =>
+                {
+                    tracing::debug!(%url, "server unavailable; trying the next one");
+                }
+                Ok(response) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok(response);
+                }
+                Err(source) if source.is_connect() || source.is_timeout() => {
+                    tracing::debug!(%url, %source, "server unreachable; trying the next one");
+                    last_error = Some(ClientError::Transport { url, source });
+                }
+                Err(source) => return Err(ClientError::Transport { url, source }),
+            }
+        }
+        Err(last_error.unwrap_or(ClientError::NoServers))
+    }
+
+    /// Sends a request and decodes a JSON answer, or the `Status` of a failure.
+    async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<Value, ClientError> {
+        let response = self.checked(method, path, body).await?;
+        let url = response.url().to_string();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        serde_json::from_slice(&bytes).map_err(|source| ClientError::Decode { url, source })
+    }
+
+    /// Sends a request; a non-2xx answer becomes `ClientError::Api`.
+    async fn checked(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = self.send(method, path, body).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let code = response.status();
+        let url = response.url().to_string();
+        let text = response
+            .text()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })?;
+        let status = serde_json::from_str::<Status>(&text)
+            .ok()
+            .filter(|s| s.message.is_some())
+            .unwrap_or_else(|| Status {
+                code: Some(i32::from(code.as_u16())),
+                message: Some(format!("{code}: {}", text.trim())),
+                status: Some("Failure".into()),
+                ..Default::default()
+            });
+        Err(ClientError::Api {
+            status: Box::new(status),
+        })
+    }
+
+    fn body(obj: &Value) -> Option<(&'static str, Vec<u8>)> {
+        Some((
+            "application/json",
+            serde_json::to_vec(obj).unwrap_or_default(),
+        ))
+    }
+
+    pub async fn get(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ClientError> {
+        self.json(Method::GET, &kind.object_path(namespace, name), None)
+            .await
+    }
+
+    /// A `*List` of objects (all namespaces when `namespace` is `None`).
+    pub async fn list(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<Value, ClientError> {
+        let path = format!("{}{}", kind.collection_path(namespace), params.query(&[]));
+        self.json(Method::GET, &path, None).await
+    }
+
+    pub async fn create(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        obj: &Value,
+    ) -> Result<Value, ClientError> {
+        self.json(
+            Method::POST,
+            &kind.collection_path(namespace),
+            Self::body(obj),
+        )
+        .await
+    }
+
+    pub async fn replace(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        obj: &Value,
+    ) -> Result<Value, ClientError> {
+        self.json(
+            Method::PUT,
+            &kind.object_path(namespace, name),
+            Self::body(obj),
+        )
+        .await
+    }
+
+    pub async fn replace_status(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        obj: &Value,
+    ) -> Result<Value, ClientError> {
+        let path = format!("{}/status", kind.object_path(namespace, name));
+        self.json(Method::PUT, &path, Self::body(obj)).await
+    }
+
+    /// JSON merge patch (RFC 7386).
+    pub async fn patch(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        merge_patch: &Value,
+    ) -> Result<Value, ClientError> {
+        let body = Some((
+            "application/merge-patch+json",
+            serde_json::to_vec(merge_patch).unwrap_or_default(),
+        ));
+        self.json(Method::PATCH, &kind.object_path(namespace, name), body)
+            .await
+    }
+
+    pub async fn patch_status(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        merge_patch: &Value,
+    ) -> Result<Value, ClientError> {
+        let body = Some((
+            "application/merge-patch+json",
+            serde_json::to_vec(merge_patch).unwrap_or_default(),
+        ));
+        let path = format!("{}/status", kind.object_path(namespace, name));
+        self.json(Method::PATCH, &path, body).await
+    }
+
+    pub async fn delete(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        params: &DeleteParams,
+    ) -> Result<Value, ClientError> {
+        let path = format!("{}{}", kind.object_path(namespace, name), params.query());
+        self.json(Method::DELETE, &path, None).await
+    }
+
+    /// Streams watch events after `resource_version` ("" or "0": current objects first, as ADDED).
+    pub async fn watch(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        params: &ListParams,
+        resource_version: &str,
+    ) -> Result<WatchStream, ClientError> {
+        let extra = [("watch", "true"), ("resourceVersion", resource_version)];
+        let path = format!(
+            "{}{}",
+            kind.collection_path(namespace),
+            params.query(&extra)
+        );
+        let response = self.checked(Method::GET, &path, None).await?;
+        let url = response.url().to_string();
+        let mut bytes = response.bytes_stream();
+        Ok(Box::pin(async_stream::try_stream! {
+            let mut buffer: Vec<u8> = Vec::new();
+            while let Some(chunk) = bytes.next().await {
+                let chunk = chunk.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+                buffer.extend_from_slice(&chunk);
+                while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buffer.drain(..=end).collect();
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    let event: WatchEvent = serde_json::from_slice(&line)
+                        .map_err(|source| ClientError::Decode { url: url.clone(), source })?;
+                    yield event;
+                }
+            }
+        }))
+    }
+
+    /// A container's log, proxied by the API server from the node.
+    pub async fn logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        params: &LogParams,
+    ) -> Result<ByteStream, ClientError> {
+        let pods = skiff_api::resources::by_name("pods").expect("pods are served");
+        let path = format!(
+            "{}/log{}",
+            pods.object_path(Some(namespace), pod),
+            params.query()
+        );
+        let response = self.checked(Method::GET, &path, None).await?;
+        let url = response.url().to_string();
+        Ok(Box::pin(response.bytes_stream().map(move |chunk| {
+            chunk.map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })
+        })))
+    }
+
+    /// A typed view of one kind in one namespace (all namespaces or cluster scope with `None`).
+    pub fn api<K>(&self, namespace: Option<&str>) -> Api<K>
+    where
+        K: skiff_api::k8s_openapi::Resource + serde::de::DeserializeOwned + serde::Serialize,
+    {
+        Api::new(self.clone(), namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests;

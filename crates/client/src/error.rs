@@ -1,0 +1,82 @@
+//! Client errors; API failures keep the server's `Status`.
+
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with a `Status` (404, 409, 422, ...).
+    #[error("{}", status_message(.status))]
+    Api { status: Box<Status> },
+    #[error("cannot reach {url}: {source}")]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("unexpected response from {url}: {source}")]
+    Decode {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("no server URL given")]
+    NoServers,
+    #[error("invalid server URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+}
+
+fn status_message(status: &Status) -> String {
+    let mut message = status
+        .message
+        .clone()
+        .unwrap_or_else(|| "request failed".into());
+    let causes = status
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.as_ref())
+        .filter(|c| !c.is_empty());
+    if let Some(causes) = causes {
+        // The message usually lists the causes already; add them only when it does not.
+        let listed = causes.iter().all(|c| {
+            c.field
+                .as_ref()
+                .is_none_or(|f| message.contains(f.as_str()))
+        });
+        if !listed {
+            for cause in causes {
+                message.push_str(&format!(
+                    "\n  {}: {}",
+                    cause.field.as_deref().unwrap_or("<object>"),
+                    cause.message.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    message
+}
+
+impl ClientError {
+    /// The HTTP code of an API error.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status } => status.code.map(|c| c as u16),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some(404)
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        self.code() == Some(409)
+    }
+
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, ClientError::Api { status } if status.reason.as_deref() == Some("AlreadyExists"))
+    }
+
+    pub fn is_gone(&self) -> bool {
+        self.code() == Some(410)
+    }
+}

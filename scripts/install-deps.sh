@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building and testing Skiff needs, idempotently, from Debian packages and crates.io:
+# protoc (raft-rs's prost codegen), Debian's Rust with its std sources and wasi-libc (Wasm guests),
+# wasm-component-ld (WASI preview 2 components), iproute2 and nftables (network-namespace tests).
+set -euo pipefail
+
+packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld iproute2 nftables procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v wasm-component-ld >/dev/null 2>&1; then
+  echo "installing wasm-component-ld"
+  cargo install --locked --quiet wasm-component-ld
+fi
