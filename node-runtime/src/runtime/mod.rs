@@ -1,7 +1,9 @@
 //! The CRI-like runtime seam: an image service and a runtime service.
 //!
-//! INTERFACE STUB: the agent codes against these types; each runtime (wasm now, linux and hollow
-//! later) implements them. Stop and remove are idempotent, as the CRI requires.
+//! The agent codes against these types; each runtime (`wasm` now; linux and a hollow
+//! simulator later) implements them. Stop and remove are idempotent, as the CRI requires.
+
+pub mod wasm;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -66,7 +68,9 @@ pub struct ContainerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContainerState {
     Created,
-    Running { started_at: SystemTime },
+    Running {
+        started_at: SystemTime,
+    },
     Exited {
         started_at: SystemTime,
         finished_at: SystemTime,
@@ -116,7 +120,10 @@ pub enum RuntimeError {
     #[error("sandbox {0} not found")]
     SandboxNotFound(SandboxId),
     #[error("{operation} is not supported by the {runtime} runtime")]
-    Unsupported { runtime: &'static str, operation: &'static str },
+    Unsupported {
+        runtime: &'static str,
+        operation: &'static str,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -156,9 +163,17 @@ pub trait ContainerRuntime: ImageService {
     async fn stop_container(&self, id: &ContainerId, grace: Duration) -> Result<(), RuntimeError>;
     async fn remove_container(&self, id: &ContainerId) -> Result<(), RuntimeError>;
     async fn container_status(&self, id: &ContainerId) -> Result<ContainerStatus, RuntimeError>;
-    async fn list_containers(&self, sandbox: Option<&SandboxId>) -> Result<Vec<ContainerStatus>, RuntimeError>;
+    async fn list_containers(
+        &self,
+        sandbox: Option<&SandboxId>,
+    ) -> Result<Vec<ContainerStatus>, RuntimeError>;
     async fn container_stats(&self, id: &ContainerId) -> Result<ContainerStats, RuntimeError>;
-    async fn exec_sync(&self, id: &ContainerId, cmd: &[String], timeout: Duration) -> Result<ExecResult, RuntimeError>;
+    async fn exec_sync(
+        &self,
+        id: &ContainerId,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<ExecResult, RuntimeError>;
 
     /// Re-attaches to workloads that survived an agent restart; returns the sandboxes found.
     async fn recover(&self) -> Result<Vec<SandboxId>, RuntimeError>;

@@ -1,0 +1,283 @@
+//! One Wasm container: its compiled program, its task, and what became of it.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinHandle;
+use wasmtime::component::{Linker as ComponentLinker, ResourceTable};
+use wasmtime::{Engine, Linker, Store};
+use wasmtime_wasi::cli::OutputFile;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::compile_cache::Program;
+use super::limits::{on_deadline, MemoryLimiter, Usage};
+use crate::runtime::{ContainerConfig, ContainerId, ContainerState, RuntimeError, SandboxId};
+
+/// Exit code reported for a guest that was killed (as for SIGKILL).
+const KILLED: i32 = 137;
+/// Exit code reported for a guest that trapped (as for SIGABRT).
+const TRAPPED: i32 = 134;
+
+/// Store data of a core module (WASI preview 1).
+pub struct ModuleState {
+    wasi: WasiP1Ctx,
+    limiter: MemoryLimiter,
+}
+
+/// Store data of a component (WASI preview 2).
+pub struct ComponentState {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// WASI linkers, built once per runtime.
+pub struct Linkers {
+    pub module: Linker<ModuleState>,
+    pub component: ComponentLinker<ComponentState>,
+}
+
+impl Linkers {
+    pub fn new(engine: &Engine) -> wasmtime::Result<Self> {
+        let mut module = Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut module, |s: &mut ModuleState| &mut s.wasi)?;
+        let mut component = ComponentLinker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut component)?;
+        Ok(Linkers { module, component })
+    }
+}
+
+pub struct Container {
+    pub id: ContainerId,
+    pub sandbox_id: SandboxId,
+    pub config: ContainerConfig,
+    pub log_path: PathBuf,
+    pub program: Program,
+    pub usage: Arc<Usage>,
+    state: Mutex<ContainerState>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Container {
+    pub fn new(
+        id: ContainerId,
+        sandbox_id: SandboxId,
+        config: ContainerConfig,
+        log_path: PathBuf,
+        program: Program,
+    ) -> Self {
+        Container {
+            id,
+            sandbox_id,
+            config,
+            log_path,
+            program,
+            usage: Arc::new(Usage::default()),
+            state: Mutex::new(ContainerState::Created),
+            task: Mutex::new(None),
+        }
+    }
+
+    pub fn state(&self) -> ContainerState {
+        self.state.lock().expect("container state lock").clone()
+    }
+
+    /// Starts the guest on its own task; its output goes to the log file.
+    pub fn start(
+        self: &Arc<Self>,
+        engine: &Engine,
+        linkers: &Arc<Linkers>,
+    ) -> Result<(), RuntimeError> {
+        let mut state = self.state.lock().expect("container state lock");
+        if *state != ContainerState::Created {
+            return Err(RuntimeError::CreateContainer {
+                name: self.config.name.clone(),
+                message: format!("cannot start a container in state {:?}", *state),
+            });
+        }
+        if let Some(dir) = self.log_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
+                context: format!("creating log directory {}", dir.display()),
+                source,
+            })?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .map_err(|source| RuntimeError::Io {
+                context: format!("opening log file {}", self.log_path.display()),
+                source,
+            })?;
+        let started_at = SystemTime::now();
+        *state = ContainerState::Running { started_at };
+        drop(state);
+        let (container, engine, linkers) = (self.clone(), engine.clone(), linkers.clone());
+        let task = tokio::spawn(async move {
+            let output = OutputFile::new(log);
+            let (exit_code, reason, message) = container.run(&engine, &linkers, output).await;
+            container.finish(started_at, exit_code, reason, message);
+        });
+        *self.task.lock().expect("container task lock") = Some(task);
+        Ok(())
+    }
+
+    fn finish(&self, started_at: SystemTime, exit_code: i32, reason: &str, message: String) {
+        let mut state = self.state.lock().expect("container state lock");
+        if matches!(*state, ContainerState::Running { .. }) {
+            *state = ContainerState::Exited {
+                started_at,
+                finished_at: SystemTime::now(),
+                exit_code,
+                reason: reason.to_string(),
+                message,
+            };
+        }
+    }
+
+    /// Asks the guest to stop at its next epoch check; kills its task after `grace`.
+    pub async fn stop(&self, grace: Duration) {
+        self.usage.stop.store(true, Ordering::SeqCst);
+        let task = self.task.lock().expect("container task lock").take();
+        let Some(mut task) = task else {
+            return;
+        };
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            task.abort();
+            let _ = task.await;
+        }
+        let started_at = match self.state() {
+            ContainerState::Running { started_at } => started_at,
+            _ => return,
+        };
+        self.finish(
+            started_at,
+            KILLED,
+            "Error",
+            "killed by the runtime after the grace period".into(),
+        );
+    }
+
+    fn wasi_builder(&self, output: &OutputFile) -> WasiCtxBuilder {
+        let mut builder = WasiCtxBuilder::new();
+        let argv0 = self
+            .config
+            .command
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.config.name.clone());
+        let rest = self
+            .config
+            .command
+            .iter()
+            .skip(1)
+            .chain(self.config.args.iter());
+        builder
+            .arg(argv0)
+            .args(&rest.cloned().collect::<Vec<_>>())
+            .envs(&self.config.env)
+            .stdout(output.clone())
+            .stderr(output.clone());
+        builder
+    }
+
+    fn limiter(&self) -> MemoryLimiter {
+        MemoryLimiter {
+            limit: self.config.resources.memory_bytes,
+            usage: self.usage.clone(),
+        }
+    }
+
+    /// Runs the guest to completion: (exit code, reason, message).
+    async fn run(
+        &self,
+        engine: &Engine,
+        linkers: &Linkers,
+        output: OutputFile,
+    ) -> (i32, &'static str, String) {
+        let cpu = self.config.resources.cpu_millis;
+        let result = match &self.program {
+            Program::Module(module) => {
+                let state = ModuleState {
+                    wasi: self.wasi_builder(&output).build_p1(),
+                    limiter: self.limiter(),
+                };
+                let mut store = Store::new(engine, state);
+                store.limiter(|s| &mut s.limiter);
+                let usage = self.usage.clone();
+                store.set_epoch_deadline(1);
+                store.epoch_deadline_callback(move |_| on_deadline(&usage, cpu));
+                run_module(&mut store, &linkers.module, module).await
+            }
+            Program::Component(component) => {
+                let state = ComponentState {
+                    ctx: self.wasi_builder(&output).build(),
+                    table: ResourceTable::new(),
+                    limiter: self.limiter(),
+                };
+                let mut store = Store::new(engine, state);
+                store.limiter(|s| &mut s.limiter);
+                let usage = self.usage.clone();
+                store.set_epoch_deadline(1);
+                store.epoch_deadline_callback(move |_| on_deadline(&usage, cpu));
+                run_component(&mut store, &linkers.component, component).await
+            }
+        };
+        self.outcome(result)
+    }
+
+    fn outcome(&self, result: wasmtime::Result<i32>) -> (i32, &'static str, String) {
+        match result {
+            Ok(0) => (0, "Completed", String::new()),
+            Ok(code) => (code, "Error", String::new()),
+            Err(err) => {
+                if let Some(exit) = err.downcast_ref::<I32Exit>() {
+                    let reason = if exit.0 == 0 { "Completed" } else { "Error" };
+                    (exit.0, reason, String::new())
+                } else if self.usage.oom.load(Ordering::SeqCst) {
+                    (KILLED, "OOMKilled", format!("{err:#}"))
+                } else if self.usage.stop.load(Ordering::SeqCst) {
+                    (KILLED, "Error", "stopped by the runtime".into())
+                } else {
+                    (TRAPPED, "Error", format!("wasm trap: {err:#}"))
+                }
+            }
+        }
+    }
+}
+
+async fn run_module(
+    store: &mut Store<ModuleState>,
+    linker: &Linker<ModuleState>,
+    module: &wasmtime::Module,
+) -> wasmtime::Result<i32> {
+    let instance = linker.instantiate_async(&mut *store, module).await?;
+    let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+    start.call_async(&mut *store, ()).await?;
+    Ok(0)
+}
+
+async fn run_component(
+    store: &mut Store<ComponentState>,
+    linker: &ComponentLinker<ComponentState>,
+    component: &wasmtime::component::Component,
+) -> wasmtime::Result<i32> {
+    let command = Command::instantiate_async(&mut *store, component, linker).await?;
+    match command.wasi_cli_run().call_run(&mut *store).await? {
+        Ok(()) => Ok(0),
+        Err(()) => Ok(1),
+    }
+}

@@ -1,0 +1,308 @@
+//! The Wasm runtime: WASI preview 1 modules and preview 2 command components on wasmtime,
+//! each container a task in the agent's process. All wasmtime calls of the crate live here.
+
+mod compile_cache;
+mod container;
+mod engine;
+mod images;
+mod limits;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use compile_cache::CacheStats;
+pub use images::{wasm_kind, WasmKind};
+
+use self::compile_cache::CompileCache;
+use self::container::{Container, Linkers};
+use self::images::ImageStore;
+use super::{
+    ContainerConfig, ContainerId, ContainerRuntime, ContainerStats, ContainerStatus, ExecResult,
+    ImageRef, ImageService, PodSandboxConfig, RuntimeError, SandboxId,
+};
+
+/// The runtime class this runtime serves.
+pub const RUNTIME_CLASS: &str = "wasm";
+
+struct Sandbox {
+    config: PodSandboxConfig,
+    containers: Vec<ContainerId>,
+}
+
+/// Runs Wasm containers in-process; cheap to share behind an `Arc`.
+pub struct WasmRuntime {
+    engine: wasmtime::Engine,
+    linkers: Arc<Linkers>,
+    images: ImageStore,
+    cache: CompileCache,
+    sandboxes: Mutex<HashMap<SandboxId, Sandbox>>,
+    containers: Mutex<HashMap<ContainerId, Arc<Container>>>,
+    _epoch: engine::EpochTicker,
+}
+
+impl WasmRuntime {
+    /// A runtime keeping images and compiled artifacts under `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Result<Self, RuntimeError> {
+        let engine = engine::new_engine().map_err(|e| RuntimeError::CreateContainer {
+            name: "wasm engine".into(),
+            message: format!("{e:#}"),
+        })?;
+        let linkers = Linkers::new(&engine).map_err(|e| RuntimeError::CreateContainer {
+            name: "wasi linker".into(),
+            message: format!("{e:#}"),
+        })?;
+        let epoch = engine::EpochTicker::start(&engine).map_err(|source| RuntimeError::Io {
+            context: "starting the epoch thread".into(),
+            source,
+        })?;
+        Ok(WasmRuntime {
+            cache: CompileCache::new(engine.clone(), data_dir.join("compiled")),
+            images: ImageStore::new(data_dir.join("images")),
+            engine,
+            linkers: Arc::new(linkers),
+            sandboxes: Mutex::new(HashMap::new()),
+            containers: Mutex::new(HashMap::new()),
+            _epoch: epoch,
+        })
+    }
+
+    /// How compiled programs were obtained so far (compiled, loaded from disk, memory hits).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    fn container(&self, id: &ContainerId) -> Result<Arc<Container>, RuntimeError> {
+        self.containers
+            .lock()
+            .expect("containers lock")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| RuntimeError::ContainerNotFound(id.clone()))
+    }
+
+    fn status_of(container: &Container) -> ContainerStatus {
+        ContainerStatus {
+            id: container.id.clone(),
+            sandbox_id: container.sandbox_id.clone(),
+            name: container.config.name.clone(),
+            image: container.config.image.clone(),
+            attempt: container.config.attempt,
+            state: container.state(),
+            log_path: container.log_path.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl ImageService for WasmRuntime {
+    async fn pull_image(&self, reference: &str) -> Result<ImageRef, RuntimeError> {
+        self.images.pull(reference).await
+    }
+
+    async fn image_status(&self, reference: &str) -> Result<Option<ImageRef>, RuntimeError> {
+        Ok(self.images.status(reference))
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageRef>, RuntimeError> {
+        Ok(self.images.list())
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
+        self.images.remove(reference).await
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for WasmRuntime {
+    fn name(&self) -> &'static str {
+        RUNTIME_CLASS
+    }
+
+    fn can_handle(&self, config: &ContainerConfig) -> bool {
+        match config.runtime_class.as_deref() {
+            Some(class) => class == RUNTIME_CLASS,
+            None => config.image.reference.starts_with("file:"),
+        }
+    }
+
+    async fn run_pod_sandbox(&self, config: &PodSandboxConfig) -> Result<SandboxId, RuntimeError> {
+        tokio::fs::create_dir_all(&config.log_directory)
+            .await
+            .map_err(|source| RuntimeError::Io {
+                context: format!("creating {}", config.log_directory.display()),
+                source,
+            })?;
+        let id = config.uid.clone();
+        self.sandboxes
+            .lock()
+            .expect("sandboxes lock")
+            .entry(id.clone())
+            .or_insert_with(|| Sandbox {
+                config: config.clone(),
+                containers: Vec::new(),
+            });
+        Ok(id)
+    }
+
+    async fn stop_pod_sandbox(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        let ids = match self.sandboxes.lock().expect("sandboxes lock").get(id) {
+            Some(sandbox) => sandbox.containers.clone(),
+            None => return Ok(()),
+        };
+        for container in ids {
+            self.stop_container(&container, Duration::ZERO).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_pod_sandbox(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        self.stop_pod_sandbox(id).await?;
+        let removed = self.sandboxes.lock().expect("sandboxes lock").remove(id);
+        if let Some(sandbox) = removed {
+            {
+                let mut containers = self.containers.lock().expect("containers lock");
+                for container in &sandbox.containers {
+                    containers.remove(container);
+                }
+            }
+            match tokio::fs::remove_dir_all(&sandbox.config.log_directory).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(RuntimeError::Io {
+                        context: format!("removing {}", sandbox.config.log_directory.display()),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_container(
+        &self,
+        sandbox: &SandboxId,
+        config: &ContainerConfig,
+    ) -> Result<ContainerId, RuntimeError> {
+        let log_directory = self
+            .sandboxes
+            .lock()
+            .expect("sandboxes lock")
+            .get(sandbox)
+            .map(|s| s.config.log_directory.clone())
+            .ok_or_else(|| RuntimeError::SandboxNotFound(sandbox.clone()))?;
+        let program = self
+            .cache
+            .get(&config.image, || self.images.read(&config.image))
+            .await?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let log_path = log_directory
+            .join(&config.name)
+            .join(format!("{}.log", config.attempt));
+        let container = Arc::new(Container::new(
+            id.clone(),
+            sandbox.clone(),
+            config.clone(),
+            log_path,
+            program,
+        ));
+        self.containers
+            .lock()
+            .expect("containers lock")
+            .insert(id.clone(), container);
+        if let Some(sandbox) = self
+            .sandboxes
+            .lock()
+            .expect("sandboxes lock")
+            .get_mut(sandbox)
+        {
+            sandbox.containers.push(id.clone());
+        }
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        self.container(id)?.start(&self.engine, &self.linkers)
+    }
+
+    /// Wasm guests have no signals: the guest is stopped at its next epoch check (at once if it
+    /// is running Wasm code, when its current host call returns otherwise), or killed after `grace`.
+    async fn stop_container(&self, id: &ContainerId, grace: Duration) -> Result<(), RuntimeError> {
+        let container = match self.container(id) {
+            Ok(c) => c,
+            Err(RuntimeError::ContainerNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        container.stop(grace).await;
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        self.stop_container(id, Duration::ZERO).await?;
+        let removed = self.containers.lock().expect("containers lock").remove(id);
+        if let Some(container) = removed {
+            if let Some(sandbox) = self
+                .sandboxes
+                .lock()
+                .expect("sandboxes lock")
+                .get_mut(&container.sandbox_id)
+            {
+                sandbox.containers.retain(|c| c != id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn container_status(&self, id: &ContainerId) -> Result<ContainerStatus, RuntimeError> {
+        Ok(Self::status_of(self.container(id)?.as_ref()))
+    }
+
+    async fn list_containers(
+        &self,
+        sandbox: Option<&SandboxId>,
+    ) -> Result<Vec<ContainerStatus>, RuntimeError> {
+        Ok(self
+            .containers
+            .lock()
+            .expect("containers lock")
+            .values()
+            .filter(|c| sandbox.is_none_or(|s| *s == c.sandbox_id))
+            .map(|c| Self::status_of(c))
+            .collect())
+    }
+
+    async fn container_stats(&self, id: &ContainerId) -> Result<ContainerStats, RuntimeError> {
+        let container = self.container(id)?;
+        let ticks = container.usage.running_ticks.load(Ordering::Relaxed);
+        Ok(ContainerStats {
+            cpu_usage_nanos: ticks * engine::EPOCH_TICK.as_nanos() as u64,
+            memory_bytes: container.usage.memory_bytes.load(Ordering::Relaxed),
+        })
+    }
+
+    async fn exec_sync(
+        &self,
+        _id: &ContainerId,
+        _cmd: &[String],
+        _timeout: Duration,
+    ) -> Result<ExecResult, RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            runtime: RUNTIME_CLASS,
+            operation: "exec",
+        })
+    }
+
+    /// Wasm containers live inside the agent's process, so none survive an agent restart:
+    /// there is nothing to re-attach to, and the agent restarts the pods.
+    async fn recover(&self) -> Result<Vec<SandboxId>, RuntimeError> {
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,397 @@
+//! The Wasm runtime against tiny `.wat` guests and, when built, the real example guests.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::runtime::{ContainerResources, ContainerState};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    runtime: WasmRuntime,
+    sandbox: SandboxId,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = WasmRuntime::new(dir.path().join("runtime")).expect("runtime");
+    let sandbox = runtime
+        .run_pod_sandbox(&PodSandboxConfig {
+            uid: "pod-uid".into(),
+            namespace: "default".into(),
+            name: "pod".into(),
+            labels: Default::default(),
+            log_directory: dir.path().join("logs"),
+        })
+        .await
+        .expect("sandbox");
+    Fixture {
+        dir,
+        runtime,
+        sandbox,
+    }
+}
+
+impl Fixture {
+    /// Writes a `.wat` guest, compiled to Wasm by wasmtime's `wat` support.
+    fn guest(&self, name: &str, wat: &str) -> String {
+        let bytes = wat::parse_str(wat).expect("valid wat");
+        let path = self.dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&path, bytes).expect("write guest");
+        format!("file:{}", path.display())
+    }
+
+    async fn create(
+        &self,
+        reference: &str,
+        resources: ContainerResources,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ContainerId {
+        let image = self.runtime.pull_image(reference).await.expect("pull");
+        let config = ContainerConfig {
+            name: "main".into(),
+            image,
+            command: vec![],
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            working_dir: None,
+            resources,
+            attempt: 0,
+            runtime_class: Some("wasm".into()),
+        };
+        self.runtime
+            .create_container(&self.sandbox, &config)
+            .await
+            .expect("create")
+    }
+
+    async fn run_to_exit(&self, id: &ContainerId) -> (i32, String, String) {
+        self.runtime.start_container(id).await.expect("start");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let ContainerState::Exited {
+                exit_code,
+                reason,
+                message,
+                ..
+            } = self
+                .runtime
+                .container_status(id)
+                .await
+                .expect("status")
+                .state
+            {
+                return (exit_code, reason, message);
+            }
+            assert!(Instant::now() < deadline, "guest did not exit in time");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn log(&self, id: &ContainerId) -> String {
+        let path = self
+            .runtime
+            .container_status(id)
+            .await
+            .expect("status")
+            .log_path;
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+}
+
+const EXIT_WITH: &str = r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (call $exit (i32.const 7))))"#;
+
+const HELLO: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hello from wat\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 15))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+const TRAP: &str = r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#;
+
+const MEMORY_BOMB: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))))"#;
+
+const SPIN: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "_start") (loop $forever (br $forever))))"#;
+
+#[tokio::test]
+async fn exit_codes_and_output() {
+    let f = fixture().await;
+    let id = f
+        .create(
+            &f.guest("hello", HELLO),
+            ContainerResources::default(),
+            &[],
+            &[],
+        )
+        .await;
+    assert_eq!(
+        f.run_to_exit(&id).await,
+        (0, "Completed".into(), String::new())
+    );
+    assert_eq!(f.log(&id).await, "hello from wat\n");
+    let id = f
+        .create(
+            &f.guest("exit7", EXIT_WITH),
+            ContainerResources::default(),
+            &[],
+            &[],
+        )
+        .await;
+    assert_eq!(f.run_to_exit(&id).await.0, 7);
+}
+
+#[tokio::test]
+async fn a_trap_is_reported_not_fatal() {
+    let f = fixture().await;
+    let id = f
+        .create(
+            &f.guest("trap", TRAP),
+            ContainerResources::default(),
+            &[],
+            &[],
+        )
+        .await;
+    let (code, reason, message) = f.run_to_exit(&id).await;
+    assert_eq!((code, reason.as_str()), (134, "Error"));
+    assert!(message.contains("wasm trap"), "{message}");
+}
+
+#[tokio::test]
+async fn memory_limit_is_oom_killed() {
+    let f = fixture().await;
+    let limits = ContainerResources {
+        cpu_millis: None,
+        memory_bytes: Some(4 << 20),
+    };
+    let id = f
+        .create(&f.guest("bomb", MEMORY_BOMB), limits, &[], &[])
+        .await;
+    let (code, reason, message) = f.run_to_exit(&id).await;
+    assert_eq!((code, reason.as_str()), (137, "OOMKilled"), "{message}");
+}
+
+#[tokio::test]
+async fn stop_ends_an_infinite_loop() {
+    let f = fixture().await;
+    let id = f
+        .create(
+            &f.guest("spin", SPIN),
+            ContainerResources::default(),
+            &[],
+            &[],
+        )
+        .await;
+    f.runtime.start_container(&id).await.expect("start");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(matches!(
+        f.runtime.container_status(&id).await.expect("status").state,
+        ContainerState::Running { .. }
+    ));
+    let started = Instant::now();
+    f.runtime
+        .stop_container(&id, Duration::from_secs(5))
+        .await
+        .expect("stop");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "stop took {:?}",
+        started.elapsed()
+    );
+    match f.runtime.container_status(&id).await.expect("status").state {
+        ContainerState::Exited { exit_code, .. } => assert_eq!(exit_code, 137),
+        other => panic!("expected Exited, got {other:?}"),
+    }
+    // Stop and remove are idempotent.
+    f.runtime
+        .stop_container(&id, Duration::ZERO)
+        .await
+        .expect("second stop");
+    f.runtime.remove_container(&id).await.expect("remove");
+    f.runtime
+        .remove_container(&id)
+        .await
+        .expect("second remove");
+}
+
+#[tokio::test]
+async fn cpu_limit_throttles() {
+    let f = fixture().await;
+    let limited = f
+        .create(
+            &f.guest("spin", SPIN),
+            ContainerResources {
+                cpu_millis: Some(100),
+                memory_bytes: None,
+            },
+            &[],
+            &[],
+        )
+        .await;
+    let free = f
+        .create(
+            &f.guest("spin2", SPIN),
+            ContainerResources::default(),
+            &[],
+            &[],
+        )
+        .await;
+    f.runtime.start_container(&limited).await.expect("start");
+    f.runtime.start_container(&free).await.expect("start");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let limited_ticks = f
+        .runtime
+        .container_stats(&limited)
+        .await
+        .expect("stats")
+        .cpu_usage_nanos;
+    let free_ticks = f
+        .runtime
+        .container_stats(&free)
+        .await
+        .expect("stats")
+        .cpu_usage_nanos;
+    f.runtime
+        .stop_container(&limited, Duration::ZERO)
+        .await
+        .expect("stop");
+    f.runtime
+        .stop_container(&free, Duration::ZERO)
+        .await
+        .expect("stop");
+    // 100m is a tenth of a core: the limited guest must run far less than the free one.
+    assert!(
+        limited_ticks * 3 < free_ticks,
+        "limited {limited_ticks} vs free {free_ticks}"
+    );
+}
+
+#[tokio::test]
+async fn compiled_modules_are_cached_in_memory_and_on_disk() {
+    let f = fixture().await;
+    let reference = f.guest("hello", HELLO);
+    f.create(&reference, ContainerResources::default(), &[], &[])
+        .await;
+    f.create(&reference, ContainerResources::default(), &[], &[])
+        .await;
+    assert_eq!(
+        f.runtime.cache_stats(),
+        CacheStats {
+            compiled: 1,
+            loaded: 0,
+            hits: 1
+        }
+    );
+    // A new runtime on the same data directory (an agent restart) loads the artifact.
+    let restarted = WasmRuntime::new(f.dir.path().join("runtime")).expect("runtime");
+    let sandbox = restarted
+        .run_pod_sandbox(&PodSandboxConfig {
+            uid: "u2".into(),
+            namespace: "default".into(),
+            name: "p2".into(),
+            labels: Default::default(),
+            log_directory: f.dir.path().join("logs2"),
+        })
+        .await
+        .expect("sandbox");
+    let image = restarted.pull_image(&reference).await.expect("pull");
+    let config = ContainerConfig {
+        name: "main".into(),
+        image,
+        command: vec![],
+        args: vec![],
+        env: vec![],
+        working_dir: None,
+        resources: ContainerResources::default(),
+        attempt: 0,
+        runtime_class: None,
+    };
+    restarted
+        .create_container(&sandbox, &config)
+        .await
+        .expect("create");
+    assert_eq!(
+        restarted.cache_stats(),
+        CacheStats {
+            compiled: 0,
+            loaded: 1,
+            hits: 0
+        }
+    );
+}
+
+#[tokio::test]
+async fn bad_images_name_the_file() {
+    let f = fixture().await;
+    let missing = format!("file:{}/missing.wasm", f.dir.path().display());
+    let err = f.runtime.pull_image(&missing).await.expect_err("missing");
+    assert!(err.to_string().contains("missing.wasm"), "{err}");
+    let text = f.dir.path().join("notes.wasm");
+    std::fs::write(&text, "plain text").expect("write");
+    let err = f
+        .runtime
+        .pull_image(&format!("file:{}", text.display()))
+        .await
+        .expect_err("not wasm");
+    assert!(
+        err.to_string().contains("notes.wasm") && err.to_string().contains("magic"),
+        "{err}"
+    );
+}
+
+/// The example guests, when built (scripts/build-guests.sh), run for real: a preview 1 module
+/// with args and env, and the same program as a preview 2 component.
+#[tokio::test]
+async fn example_guests_run_as_module_and_component() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-examples/target");
+    let guests: Vec<PathBuf> = [
+        "wasm32-wasip1/release/hello.wasm",
+        "wasm32-wasip2/release/hello.wasm",
+    ]
+    .iter()
+    .map(|p| root.join(p))
+    .collect();
+    if guests.iter().any(|g| !g.exists()) {
+        eprintln!("SKIPPED: build the guests with scripts/build-guests.sh to run this test");
+        return;
+    }
+    let f = fixture().await;
+    for guest in guests {
+        let reference = format!("file:{}", guest.canonicalize().expect("path").display());
+        let id = f
+            .create(
+                &reference,
+                ContainerResources::default(),
+                &["a1", "a2"],
+                &[("GREETING_TARGET", "tests")],
+            )
+            .await;
+        let (code, reason, _) = f.run_to_exit(&id).await;
+        assert_eq!(
+            (code, reason.as_str()),
+            (0, "Completed"),
+            "{}",
+            guest.display()
+        );
+        let log = f.log(&id).await;
+        assert!(
+            log.contains("Hello, tests!") && log.contains("args: a1 a2"),
+            "{}: {log}",
+            guest.display()
+        );
+    }
+}
