@@ -1,0 +1,296 @@
+//! The node agent (a kubelet as a library): registers a Node, keeps it Ready, runs the pods
+//! bound to it through a `ContainerRuntime`, and serves their logs.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), skiff_node_runtime::agent::AgentError> {
+//! use std::sync::Arc;
+//! use skiff_node_runtime::agent::Agent;
+//! use skiff_node_runtime::runtime::wasm::WasmRuntime;
+//!
+//! let runtime = Arc::new(WasmRuntime::new("/var/lib/my-node/wasm".into())?);
+//! Agent::builder()
+//!     .servers(vec!["http://127.0.0.1:6443".into()])
+//!     .node_name("edge-1")
+//!     .data_dir("/var/lib/my-node".into())
+//!     .runtime(runtime)
+//!     .build()?
+//!     .run(async { let _ = tokio::signal::ctrl_c().await; })
+//!     .await
+//! # }
+//! ```
+
+mod backoff;
+mod env;
+mod events;
+mod lifecycle;
+mod log_index;
+mod log_server;
+mod node;
+mod pods;
+mod status;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skiff_client::Client;
+use tokio::sync::watch;
+
+pub use backoff::Backoff;
+
+use crate::runtime::{ContainerRuntime, RuntimeError};
+
+/// Default pause between node heartbeats.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Pause between registration attempts while the API is unreachable.
+const REGISTER_RETRY: Duration = Duration::from_secs(1);
+
+/// Why an agent could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent option {0} is required")]
+    Missing(&'static str),
+    #[error("API client: {0}")]
+    Client(#[from] skiff_client::ClientError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("registering the node: {0}")]
+    Register(String),
+    #[error("runtime: {0}")]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Configures an [`Agent`].
+pub struct AgentBuilder {
+    servers: Vec<String>,
+    node_name: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen: SocketAddr,
+    runtime: Option<Arc<dyn ContainerRuntime>>,
+    labels: BTreeMap<String, String>,
+    capacity: Option<(u64, u64, u32)>,
+    heartbeat: Duration,
+    backoff: Backoff,
+}
+
+/// A configured node agent; `run` it.
+pub struct Agent {
+    client: Client,
+    node_name: String,
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    runtime: Arc<dyn ContainerRuntime>,
+    labels: BTreeMap<String, String>,
+    capacity: (u64, u64, u32),
+    heartbeat: Duration,
+    backoff: Backoff,
+}
+
+impl Agent {
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder {
+            servers: Vec::new(),
+            node_name: None,
+            data_dir: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            runtime: None,
+            labels: BTreeMap::new(),
+            capacity: None,
+            heartbeat: HEARTBEAT,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Registers the node and runs its pods until `shutdown` resolves; then stops them.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AgentError> {
+        let (stop, shutdown_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.send_replace(true);
+        });
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| AgentError::Listen {
+                addr: self.listen,
+                source,
+            })?;
+        let kubelet = listener.local_addr().map_err(|source| AgentError::Listen {
+            addr: self.listen,
+            source,
+        })?;
+        let pods_dir = self.data_dir.join("pods");
+        let logs = Arc::new(log_index::LogIndex::default());
+        let server = log_server::router(log_server::LogServerState {
+            index: logs.clone(),
+            pods_dir: pods_dir.clone(),
+        });
+        let mut server_stop = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, server).with_graceful_shutdown(async move {
+                stopped(&mut server_stop).await;
+            });
+            if let Err(err) = serve.await {
+                tracing::error!(%err, "log server stopped");
+            }
+        });
+
+        let (cpu_millis, memory_bytes, pods) = self.capacity;
+        let spec = node::NodeSpec {
+            name: self.node_name.clone(),
+            labels: self.labels.clone(),
+            cpu_millis,
+            memory_bytes,
+            pods,
+            kubelet,
+            runtime_version: format!("{}://wasmtime", self.runtime.name()),
+            ready_since: node::now(),
+        };
+        let mut registering = shutdown_rx.clone();
+        loop {
+            match node::register(&self.client, &spec).await {
+                Ok(()) => break,
+                Err(err) => {
+                    tracing::warn!(%err, "node registration failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(REGISTER_RETRY) => {}
+                        _ = stopped(&mut registering) => return Ok(()),
+                    }
+                }
+            }
+        }
+        tracing::info!(node = %self.node_name, %kubelet, "node registered");
+        self.runtime.recover().await?;
+
+        let (client, heartbeat, mut beat_stop) =
+            (self.client.clone(), self.heartbeat, shutdown_rx.clone());
+        let beat_spec = spec.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(heartbeat) => {}
+                    _ = stopped(&mut beat_stop) => return,
+                }
+                if let Err(err) = node::heartbeat(&client, &beat_spec).await {
+                    tracing::warn!(%err, "node heartbeat failed");
+                }
+            }
+        });
+
+        let ctx = Arc::new(worker::Context {
+            events: events::Recorder {
+                client: self.client.clone(),
+                node: self.node_name.clone(),
+            },
+            client: self.client,
+            runtime: self.runtime,
+            node: self.node_name,
+            host_ip: kubelet.ip().to_string(),
+            pods_dir,
+            backoff: self.backoff,
+            logs,
+        });
+        pods::run(ctx, shutdown_rx).await;
+        Ok(())
+    }
+}
+
+impl AgentBuilder {
+    /// API server URLs; the client fails over between them.
+    pub fn servers(mut self, servers: Vec<String>) -> Self {
+        self.servers = servers;
+        self
+    }
+
+    pub fn node_name(mut self, name: impl Into<String>) -> Self {
+        self.node_name = Some(name.into());
+        self
+    }
+
+    /// Where pod logs and runtime state live.
+    pub fn data_dir(mut self, dir: PathBuf) -> Self {
+        self.data_dir = Some(dir);
+        self
+    }
+
+    /// The kubelet endpoint (logs); port 0 picks a free one. Default `127.0.0.1:0`.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    pub fn runtime(mut self, runtime: Arc<dyn ContainerRuntime>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Extra node labels.
+    pub fn labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.labels = labels;
+        self
+    }
+
+    /// What the node offers; default: this machine's cores and memory, 110 pods.
+    pub fn capacity(mut self, cpu_millis: u64, memory_bytes: u64, pods: u32) -> Self {
+        self.capacity = Some((cpu_millis, memory_bytes, pods));
+        self
+    }
+
+    /// Pause between node heartbeats (default 10 s).
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    /// Restart backoff (default: Kubernetes' 10 s doubling to 5 min).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    pub fn build(self) -> Result<Agent, AgentError> {
+        Ok(Agent {
+            client: Client::new(&self.servers)?,
+            node_name: self.node_name.ok_or(AgentError::Missing("node_name"))?,
+            data_dir: self.data_dir.ok_or(AgentError::Missing("data_dir"))?,
+            listen: self.listen,
+            runtime: self.runtime.ok_or(AgentError::Missing("runtime"))?,
+            labels: self.labels,
+            capacity: self.capacity.unwrap_or_else(detect_capacity),
+            heartbeat: self.heartbeat,
+            backoff: self.backoff,
+        })
+    }
+}
+
+/// This machine's cores, memory, and Kubernetes' default of 110 pods.
+fn detect_capacity() -> (u64, u64, u32) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(1);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(1 << 30);
+    (cores * 1000, memory, 110)
+}
+
+/// Resolves once the agent is asked to stop.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
