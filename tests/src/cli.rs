@@ -69,7 +69,11 @@ impl Skiff {
         command
             .args(args)
             .env("SKIFF_SERVER", &self.server)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command
@@ -105,6 +109,7 @@ impl Skiff {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["-o", "json"]);
         let stdout = self.ok(&all)?;
-        serde_json::from_str(&stdout).with_context(|| format!("parsing output of skiff {all:?}: {stdout}"))
+        serde_json::from_str(&stdout)
+            .with_context(|| format!("parsing output of skiff {all:?}: {stdout}"))
     }
 }

@@ -21,7 +21,9 @@ pub fn repo_root() -> PathBuf {
 
 /// Path of an example manifest, failing clearly when its guest has not been built.
 pub fn example(name: &str) -> PathBuf {
-    let wasm = repo_root().join(format!("wasm-examples/target/wasm32-wasip1/release/{name}.wasm"));
+    let wasm = repo_root().join(format!(
+        "wasm-examples/target/wasm32-wasip1/release/{name}.wasm"
+    ));
     assert!(
         wasm.exists(),
         "{} is missing: build the guests first with scripts/build-guests.sh (scripts/test.sh does)",

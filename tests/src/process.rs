@@ -65,7 +65,12 @@ impl DevServer {
                     anyhow::bail!("server exited with {status}; log:\n{}", self.log());
                 }
             }
-            Ok(http.get(&url).send().ok().filter(|r| r.status().is_success()).map(drop))
+            Ok(http
+                .get(&url)
+                .send()
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(drop))
         })
     }
 
@@ -96,9 +101,11 @@ impl DevServer {
     pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let mut child = self.child.take().context("server is not running")?;
         kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;
-        let status = wait_until("the server to exit after SIGTERM", Duration::from_secs(30), || {
-            Ok(child.try_wait()?)
-        });
+        let status = wait_until(
+            "the server to exit after SIGTERM",
+            Duration::from_secs(30),
+            || Ok(child.try_wait()?),
+        );
         if status.is_err() {
             let _ = child.kill();
             let _ = child.wait();

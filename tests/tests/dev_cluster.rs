@@ -13,7 +13,9 @@ fn running_pods(cli: &Skiff, app: &str) -> anyhow::Result<Vec<String>> {
     let list = cli.json(&["get", "pods", "-l", &format!("app={app}")])?;
     Ok(items(&list)
         .iter()
-        .filter(|p| p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null())
+        .filter(|p| {
+            p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
+        })
         .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
         .collect())
 }
@@ -23,11 +25,15 @@ fn items(list: &Value) -> Vec<Value> {
 }
 
 fn wait_running(cli: &Skiff, app: &str, count: usize) -> anyhow::Result<Vec<String>> {
-    wait_until(&format!("{count} running {app} pods"), RUNNING_TIMEOUT, || {
-        let running = running_pods(cli, app)?;
-        let all = items(&cli.json(&["get", "pods", "-l", &format!("app={app}")])?);
-        Ok((running.len() == count && all.len() == count).then_some(running))
-    })
+    wait_until(
+        &format!("{count} running {app} pods"),
+        RUNNING_TIMEOUT,
+        || {
+            let running = running_pods(cli, app)?;
+            let all = items(&cli.json(&["get", "pods", "-l", &format!("app={app}")])?);
+            Ok((running.len() == count && all.len() == count).then_some(running))
+        },
+    )
 }
 
 #[test]
@@ -39,7 +45,10 @@ fn deployment_runs_scales_heals_and_survives_kill9() -> anyhow::Result<()> {
     let manifest = manifest.to_str().expect("utf-8 path");
 
     let applied = cli.ok(&["apply", "-f", manifest])?;
-    assert!(applied.contains("deployment.apps/ticker created"), "{applied}");
+    assert!(
+        applied.contains("deployment.apps/ticker created"),
+        "{applied}"
+    );
     let pods = wait_running(&cli, "ticker", 3)?;
 
     // The guest's output reaches `skiff logs`, including the value from the ConfigMap.
@@ -57,7 +66,11 @@ fn deployment_runs_scales_heals_and_survives_kill9() -> anyhow::Result<()> {
     // A deleted pod is replaced.
     cli.ok(&["delete", "pod", &pods[0]])?;
     let replaced = wait_running(&cli, "ticker", 3)?;
-    assert!(!replaced.contains(&pods[0]), "{replaced:?} still has {}", pods[0]);
+    assert!(
+        !replaced.contains(&pods[0]),
+        "{replaced:?} still has {}",
+        pods[0]
+    );
 
     // Scaling.
     cli.ok(&["scale", "deployment", "ticker", "--replicas", "5"])?;
@@ -75,11 +88,15 @@ fn deployment_runs_scales_heals_and_survives_kill9() -> anyhow::Result<()> {
 
     // Deleting the manifest removes the Deployment, its ReplicaSets and pods.
     cli.ok(&["delete", "-f", manifest])?;
-    wait_until("ticker objects to be garbage collected", RUNNING_TIMEOUT, || {
-        let rs = items(&cli.json(&["get", "replicasets"])?);
-        let pods = items(&cli.json(&["get", "pods", "-l", "app=ticker"])?);
-        Ok((rs.is_empty() && pods.is_empty()).then_some(()))
-    })?;
+    wait_until(
+        "ticker objects to be garbage collected",
+        RUNNING_TIMEOUT,
+        || {
+            let rs = items(&cli.json(&["get", "replicasets"])?);
+            let pods = items(&cli.json(&["get", "pods", "-l", "app=ticker"])?);
+            Ok((rs.is_empty() && pods.is_empty()).then_some(()))
+        },
+    )?;
     assert!(!cli.run(&["get", "deployment", "ticker"])?.success);
 
     server.terminate()?;
@@ -110,7 +127,9 @@ fn completed_and_crashing_guests_are_reported() -> anyhow::Result<()> {
     // hello prints and completes.
     let done = wait_until("hello to complete", RUNNING_TIMEOUT, || {
         let list = cli.json(&["get", "pods", "-l", "app=hello"])?;
-        Ok(items(&list).into_iter().find(|p| p["status"]["phase"] == "Succeeded"))
+        Ok(items(&list)
+            .into_iter()
+            .find(|p| p["status"]["phase"] == "Succeeded"))
     })?;
     let hello = done["metadata"]["name"].as_str().expect("name");
     let logs = cli.ok(&["logs", hello])?;
@@ -149,20 +168,46 @@ spec:
 "#,
     )?;
     let out = cli.run(&["apply", "-f", bad.to_str().expect("utf-8")])?;
-    assert!(!out.success, "apply of a bad manifest succeeded: {}", out.stdout);
-    assert!(out.stderr.contains("bad.yaml"), "error does not name the file: {}", out.stderr);
-    assert!(out.stderr.contains("spec.replicas"), "error does not name the field: {}", out.stderr);
-    assert!(!cli.run(&["get", "configmap", "should-not-exist"])?.success, "half-applied");
+    assert!(
+        !out.success,
+        "apply of a bad manifest succeeded: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("bad.yaml"),
+        "error does not name the file: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("spec.replicas"),
+        "error does not name the field: {}",
+        out.stderr
+    );
+    assert!(
+        !cli.run(&["get", "configmap", "should-not-exist"])?.success,
+        "half-applied"
+    );
 
     // Invalid YAML and unknown kinds name the file too.
     let garbage = tmp.path().join("garbage.yaml");
     std::fs::write(&garbage, "kind: [unclosed\n")?;
     let out = cli.run(&["apply", "-f", garbage.to_str().expect("utf-8")])?;
-    assert!(!out.success && out.stderr.contains("garbage.yaml"), "{}", out.stderr);
+    assert!(
+        !out.success && out.stderr.contains("garbage.yaml"),
+        "{}",
+        out.stderr
+    );
     let unknown = tmp.path().join("unknown.yaml");
-    std::fs::write(&unknown, "apiVersion: v1\nkind: Widget\nmetadata: {name: w}\n")?;
+    std::fs::write(
+        &unknown,
+        "apiVersion: v1\nkind: Widget\nmetadata: {name: w}\n",
+    )?;
     let out = cli.run(&["apply", "-f", unknown.to_str().expect("utf-8")])?;
-    assert!(!out.success && out.stderr.contains("Widget"), "{}", out.stderr);
+    assert!(
+        !out.success && out.stderr.contains("Widget"),
+        "{}",
+        out.stderr
+    );
 
     // The API itself rejects invalid objects with a 422 Status naming the field.
     let http = reqwest::blocking::Client::new();
@@ -174,7 +219,13 @@ spec:
     let status: Value = response.json()?;
     assert_eq!(status["kind"], "Status");
     assert_eq!(status["reason"], "Invalid");
-    assert!(status["message"].as_str().unwrap_or_default().contains("spec.containers"), "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("spec.containers"),
+        "{status}"
+    );
 
     // The server is still healthy.
     cli.ok(&["get", "namespaces"])?;

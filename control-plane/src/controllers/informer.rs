@@ -137,8 +137,9 @@ impl<K: typed::Object> Informer<K> {
                 });
             }
         }
+        // (Never `send_replace(..borrow()..)`: the borrow's read lock would deadlock the send.)
         self.revision
-            .send_replace(revision.max(*self.revision.borrow()));
+            .send_modify(|current| *current = (*current).max(revision));
         Ok(revision)
     }
 
@@ -196,8 +197,10 @@ impl<K: typed::Object> Informer<K> {
     /// Waits until the cache reflects `revision` (bounded), so a reconcile sees its own writes.
     pub async fn wait_for(&self, revision: u64) {
         let mut rx = self.revision.subscribe();
-        let reached = tokio::time::timeout(SYNC_TIMEOUT, rx.wait_for(|r| *r >= revision)).await;
-        if reached.is_err() {
+        let reached = tokio::time::timeout(SYNC_TIMEOUT, rx.wait_for(|r| *r >= revision))
+            .await
+            .is_ok();
+        if !reached {
             tracing::warn!(
                 kind = K::KIND,
                 revision,

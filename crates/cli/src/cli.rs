@@ -1,0 +1,208 @@
+//! Command-line interface definitions (clap).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
+#[derive(Parser, Debug)]
+#[command(name = "skiff", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every client command takes.
+#[derive(Args, Debug, Clone)]
+pub struct ClientOpts {
+    /// API server URL(s), comma-separated; requests fail over between them.
+    #[arg(
+        long,
+        env = "SKIFF_SERVER",
+        default_value = "http://127.0.0.1:6443",
+        global = true
+    )]
+    pub server: String,
+    /// Namespace.
+    #[arg(short = 'n', long, default_value = "default", global = true)]
+    pub namespace: String,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Wide,
+    Yaml,
+    Json,
+    Name,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a control-plane server (with `--dev`: also a node agent, in one process).
+    Server(ServerArgs),
+    /// Run a node agent that joins a cluster.
+    Agent(AgentArgs),
+    /// Create or update objects from manifest files.
+    Apply(ApplyArgs),
+    /// List or show objects.
+    Get(GetArgs),
+    /// Show details of an object and its events.
+    Describe(DescribeArgs),
+    /// Delete objects by name or by manifest.
+    Delete(DeleteArgs),
+    /// Print a container's logs.
+    Logs(LogsArgs),
+    /// Set the replicas of a Deployment or ReplicaSet.
+    Scale(ScaleArgs),
+    /// Measure the cluster: see `skiff bench deploy --help`.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// One process: API server, single-voter store, controllers, scheduler and a Wasm node agent.
+    #[arg(long)]
+    pub dev: bool,
+    /// Where the store (and, in dev mode, the agent) keep their data.
+    #[arg(long, default_value = "./skiff-data")]
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// This member's name.
+    #[arg(long, default_value = "skiff-server")]
+    pub name: String,
+    /// Dev mode: the node's name (default: this host's name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Dev mode: the agent's kubelet (logs) endpoint.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub kubelet_listen: SocketAddr,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// The node's name (default: this host's name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Where the agent keeps images, compiled guests and logs.
+    #[arg(long, default_value = "./skiff-agent")]
+    pub data_dir: PathBuf,
+    /// The kubelet (logs) endpoint; the API server must reach it.
+    #[arg(long, default_value = "127.0.0.1:10250")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// Manifest file, directory, or `-` for standard input (repeatable).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+    #[arg(short = 'o', long)]
+    pub output: Option<Output>,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// Resource type(s), comma-separated (pods, deploy, rs, nodes, ns, cm, secrets, svc, events).
+    pub kind: String,
+    /// Names (all objects when none).
+    pub names: Vec<String>,
+    /// Label selector, e.g. `app=web,tier in (a,b)`.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Field selector, e.g. `spec.nodeName=node-1`.
+    #[arg(long)]
+    pub field_selector: Option<String>,
+    /// All namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    #[arg(short = 'o', long)]
+    pub output: Option<Output>,
+    /// After listing, print changes as they happen.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DescribeArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// Resource type, then names (or use -f).
+    pub args: Vec<String>,
+    /// Delete the objects of these manifests.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<String>,
+    /// Seconds pods get to stop (0: at once).
+    #[arg(long)]
+    pub grace_period: Option<i64>,
+    /// Treat "not found" as success.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    pub pod: String,
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Keep streaming new output.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long)]
+    pub tail: Option<i64>,
+    /// The previous (restarted) container's log.
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// `deployment` or `replicaset` (short names work), then the name; or `deployment/NAME`.
+    pub target: Vec<String>,
+    #[arg(long)]
+    pub replicas: i32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Deploy N Wasm replicas on an in-process dev cluster and report start-up figures.
+    Deploy(BenchDeployArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchDeployArgs {
+    /// Replicas of the benchmark Deployment.
+    #[arg(long, default_value_t = 100)]
+    pub replicas: usize,
+    /// The guest to run (a long-running one).
+    #[arg(
+        long,
+        default_value = "wasm-examples/target/wasm32-wasip1/release/ticker.wasm"
+    )]
+    pub guest: PathBuf,
+    /// Where the throwaway cluster keeps its data (default: a temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}

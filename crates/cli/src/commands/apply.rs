@@ -1,0 +1,83 @@
+//! `skiff apply -f`: create or update every object of the manifests.
+
+use super::client;
+use crate::cli::ApplyArgs;
+use crate::manifests::{self, ManifestObject};
+use crate::output::qualified_name;
+
+/// What applying one object did.
+enum Outcome {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+async fn apply_one(
+    client: &skiff_client::Client,
+    item: &ManifestObject,
+) -> Result<Outcome, skiff_client::ClientError> {
+    let (kind, ns, name) = (item.kind, item.namespace(), item.name());
+    match client.create(kind, ns, &item.object).await {
+        Ok(_) => return Ok(Outcome::Created),
+        Err(err) if err.is_already_exists() => {}
+        Err(err) => return Err(err),
+    }
+    // Exists: replace what the manifest says, keeping what the server owns.
+    for _ in 0..5 {
+        let current = client.get(kind, ns, name).await?;
+        let mut desired = item.object.clone();
+        desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+        match client.replace(kind, ns, name, &desired).await {
+            Ok(updated) => {
+                let same = updated["metadata"]["resourceVersion"]
+                    == current["metadata"]["resourceVersion"];
+                return Ok(if same {
+                    Outcome::Unchanged
+                } else {
+                    Outcome::Configured
+                });
+            }
+            Err(err) if err.is_conflict() => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Err(skiff_client::ClientError::Api {
+        status: Box::new(
+            skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Status {
+                message: Some(format!("{name}: kept conflicting with concurrent updates")),
+                code: Some(409),
+                ..Default::default()
+            },
+        ),
+    })
+}
+
+pub async fn run(args: ApplyArgs) -> anyhow::Result<()> {
+    let objects = manifests::load(&args.files, &args.client.namespace, true)?;
+    let client = client(&args.client)?;
+    let mut failed = 0;
+    for item in &objects {
+        let label = qualified_name(item.kind, item.name());
+        match apply_one(&client, item).await {
+            Ok(outcome) => {
+                let word = match outcome {
+                    Outcome::Created => "created",
+                    Outcome::Configured => "configured",
+                    Outcome::Unchanged => "unchanged",
+                };
+                match args.output {
+                    Some(crate::cli::Output::Name) => println!("{label}"),
+                    _ => println!("{label} {word}"),
+                }
+            }
+            Err(err) => {
+                failed += 1;
+                eprintln!("error: {}: {label}: {err}", item.source);
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} objects could not be applied", objects.len());
+    }
+    Ok(())
+}

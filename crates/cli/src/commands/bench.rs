@@ -1,0 +1,302 @@
+//! `skiff bench deploy`: start-up figures on an in-process dev cluster (real API server, store,
+//! controllers, scheduler, agent and wasmtime; only the network is loopback).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use serde_json::json;
+use skiff_api::resources;
+use skiff_client::{Client, ListParams};
+use skiff_control_plane::{Server, ServerConfig};
+use skiff_node_runtime::agent::Agent;
+use skiff_node_runtime::runtime::wasm::WasmRuntime;
+use skiff_node_runtime::runtime::{
+    ContainerConfig, ContainerResources, ContainerRuntime, ContainerState, ImageService,
+    PodSandboxConfig,
+};
+
+use crate::cli::BenchDeployArgs;
+
+/// Longest wait for the deployment to run.
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
+    let guest = args.guest.canonicalize().with_context(|| {
+        format!(
+            "{}: guest not found (build it with scripts/build-guests.sh)",
+            args.guest.display()
+        )
+    })?;
+    let tmp = tempfile_dir(args.data_dir.as_deref())?;
+    let dir = tmp.path().to_path_buf();
+    println!(
+        "skiff bench deploy: {} replicas of {}",
+        args.replicas,
+        guest.display()
+    );
+
+    let (cold, warm_memory, warm_disk) =
+        compile_cache_figures(&guest, &dir.join("cache-bench")).await?;
+    println!(
+        "pod start, cold compile cache (compile + instantiate): {}",
+        ms(cold)
+    );
+    println!(
+        "pod start, warm cache in memory:                       {}",
+        ms(warm_memory)
+    );
+    println!(
+        "pod start, warm cache on disk (after agent restart):    {}",
+        ms(warm_disk)
+    );
+
+    let server = Server::start(ServerConfig {
+        name: "bench".into(),
+        data_dir: dir.join("server"),
+        listen: "127.0.0.1:0".parse()?,
+    })
+    .await?;
+    let url = server.url();
+    let runtime = Arc::new(WasmRuntime::new(dir.join("agent/wasm"))?);
+    let agent = Agent::builder()
+        .servers(vec![url.clone()])
+        .node_name("bench-node")
+        .data_dir(dir.join("agent"))
+        .runtime(runtime)
+        .capacity(64_000, 64 << 30, args.replicas as u32 + 10)
+        .build()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent_task = tokio::spawn(agent.run(async move {
+        let _ = stopped.await;
+    }));
+    let client = Client::new(&[url])?;
+    wait_for_node(&client).await?;
+
+    let rss_before = rss_bytes();
+    let (added, running, total) = run_deployment(&client, &guest, args.replicas).await?;
+    let mut latencies: Vec<Duration> = running
+        .iter()
+        .filter_map(|(pod, at)| {
+            added
+                .get(pod)
+                .map(|start| at.saturating_duration_since(*start))
+        })
+        .collect();
+    latencies.sort();
+    println!(
+        "apply of a {}-replica Deployment until all Running:   {}",
+        args.replicas,
+        ms(total)
+    );
+    println!(
+        "per pod create -> Running: p50 {}, p99 {}",
+        ms(percentile(&latencies, 50)),
+        ms(percentile(&latencies, 99))
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_after = rss_bytes();
+    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+        let per_pod = after.saturating_sub(before) / args.replicas.max(1) as u64;
+        println!(
+            "memory per idle Wasm pod (process RSS growth / pods, includes the pod's API objects): {} KiB (RSS {} -> {} MiB)",
+            per_pod / 1024,
+            before >> 20,
+            after >> 20
+        );
+    }
+    let _ = stop.send(());
+    let _ = agent_task.await;
+    server.shutdown().await;
+    Ok(())
+}
+
+fn tempfile_dir(given: Option<&Path>) -> anyhow::Result<tempfile::TempDir> {
+    match given {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            Ok(tempfile::tempdir_in(dir)?)
+        }
+        None => Ok(tempfile::tempdir()?),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() * p).div_ceil(100))
+        .saturating_sub(1)
+        .min(sorted.len() - 1);
+    sorted[index]
+}
+
+/// Resident memory of this process.
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Time to a Running container: compiling, from memory, and from the disk cache of a new runtime.
+async fn compile_cache_figures(
+    guest: &Path,
+    dir: &Path,
+) -> anyhow::Result<(Duration, Duration, Duration)> {
+    let first = WasmRuntime::new(dir.to_path_buf())?;
+    let cold = start_one(&first, guest, "cold").await?;
+    let warm_memory = start_one(&first, guest, "warm").await?;
+    drop(first);
+    let second = WasmRuntime::new(dir.to_path_buf())?;
+    let warm_disk = start_one(&second, guest, "disk").await?;
+    Ok((cold, warm_memory, warm_disk))
+}
+
+async fn start_one(runtime: &WasmRuntime, guest: &Path, name: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let sandbox = runtime
+        .run_pod_sandbox(&PodSandboxConfig {
+            uid: name.into(),
+            namespace: "bench".into(),
+            name: name.into(),
+            labels: Default::default(),
+            log_directory: std::env::temp_dir()
+                .join(format!("skiff-bench-{}-{name}", std::process::id())),
+        })
+        .await?;
+    let image = runtime
+        .pull_image(&format!("file:{}", guest.display()))
+        .await?;
+    let config = ContainerConfig {
+        name: "c".into(),
+        image,
+        command: vec![],
+        args: vec![],
+        env: vec![],
+        working_dir: None,
+        resources: ContainerResources::default(),
+        attempt: 0,
+        runtime_class: Some("wasm".into()),
+    };
+    let id = runtime.create_container(&sandbox, &config).await?;
+    runtime.start_container(&id).await?;
+    while !matches!(
+        runtime.container_status(&id).await?.state,
+        ContainerState::Running { .. }
+    ) {
+        tokio::task::yield_now().await;
+    }
+    let elapsed = started.elapsed();
+    runtime.remove_pod_sandbox(&sandbox).await?;
+    Ok(elapsed)
+}
+
+async fn wait_for_node(client: &Client) -> anyhow::Result<()> {
+    let nodes = resources::by_name("nodes").context("nodes")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let list = client.list(nodes, None, &ListParams::default()).await?;
+        if list["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty())
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the bench node did not register within 30 s")
+}
+
+type Times = HashMap<String, Instant>;
+
+/// Creates the Deployment and watches its pods: when each was first seen, when each ran, total time.
+async fn run_deployment(
+    client: &Client,
+    guest: &Path,
+    replicas: usize,
+) -> anyhow::Result<(Times, Times, Duration)> {
+    let pods = resources::by_name("pods").context("pods")?;
+    let deployments = resources::by_name("deployments").context("deployments")?;
+    let params = ListParams {
+        label_selector: Some("app=bench".into()),
+        field_selector: None,
+    };
+    let list = client.list(pods, Some("default"), &params).await?;
+    let version = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut events = client
+        .watch(pods, Some("default"), &params, &version)
+        .await?;
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "bench"}},
+            "template": {"metadata": {"labels": {"app": "bench"}}, "spec": {"containers": [{
+                "name": "guest", "image": format!("file:{}", guest.display()),
+                "env": [{"name": "MESSAGE", "value": "bench"}]
+            }]}}
+        }
+    });
+    let started = Instant::now();
+    client
+        .create(deployments, Some("default"), &deployment)
+        .await?;
+    let (mut added, mut running) = (Times::new(), Times::new());
+    let deadline = tokio::time::Instant::now() + DEPLOY_TIMEOUT;
+    while running.len() < replicas {
+        let event = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .with_context(|| {
+                format!(
+                    "only {} of {replicas} pods ran within {DEPLOY_TIMEOUT:?}",
+                    running.len()
+                )
+            })?;
+        let Some(event) = event else {
+            bail!("the pod watch ended early")
+        };
+        let event = event?;
+        let now = Instant::now();
+        let name = event.object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        added.entry(name.clone()).or_insert(now);
+        if event.object["status"]["phase"] == "Running" {
+            running.entry(name).or_insert(now);
+        }
+    }
+    Ok((added, running, started.elapsed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let values: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&values, 50), Duration::from_millis(50));
+        assert_eq!(percentile(&values, 99), Duration::from_millis(99));
+        assert_eq!(percentile(&values[..1], 99), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 50), Duration::ZERO);
+    }
+}

@@ -1,0 +1,235 @@
+//! `skiff describe`: an object in human terms, with its events.
+
+use serde_json::Value;
+use skiff_client::ListParams;
+
+use super::{client, kind};
+use crate::cli::DescribeArgs;
+use crate::output::{age, table};
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "<none>".into(),
+        other => other.to_string(),
+    }
+}
+
+fn map(v: &Value) -> String {
+    match v.as_object() {
+        Some(m) if !m.is_empty() => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text(v)))
+            .collect::<Vec<_>>()
+            .join("\n              "),
+        _ => "<none>".into(),
+    }
+}
+
+fn line(key: &str, value: impl std::fmt::Display) {
+    println!("{:<14}{value}", format!("{key}:"));
+}
+
+fn describe_state(label: &str, state: &Value) {
+    if let Some(running) = state.get("running") {
+        println!(
+            "    {label}:  Running\n      Started:  {}",
+            text(&running["startedAt"])
+        );
+    } else if let Some(waiting) = state.get("waiting") {
+        println!(
+            "    {label}:  Waiting\n      Reason:   {}",
+            text(&waiting["reason"])
+        );
+        if let Some(message) = waiting["message"].as_str() {
+            println!("      Message:  {message}");
+        }
+    } else if let Some(done) = state.get("terminated") {
+        println!(
+            "    {label}:  Terminated\n      Reason:     {}\n      Exit Code:  {}\n      Started:    {}\n      Finished:   {}",
+            text(&done["reason"]),
+            text(&done["exitCode"]),
+            text(&done["startedAt"]),
+            text(&done["finishedAt"])
+        );
+        if let Some(message) = done["message"].as_str() {
+            println!("      Message:    {message}");
+        }
+    }
+}
+
+fn describe_pod(pod: &Value) {
+    line("Node", text(&pod["spec"]["nodeName"]));
+    line("Status", text(&pod["status"]["phase"]));
+    line("IP", text(&pod["status"]["podIP"]));
+    line("Runtime", text(&pod["spec"]["runtimeClassName"]));
+    println!("Containers:");
+    let statuses = pod["status"]["containerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for container in pod["spec"]["containers"].as_array().into_iter().flatten() {
+        let name = text(&container["name"]);
+        println!("  {name}:");
+        println!("    Image:          {}", text(&container["image"]));
+        if let Some(status) = statuses.iter().find(|s| s["name"] == container["name"]) {
+            describe_state("State", &status["state"]);
+            if status["lastState"]
+                .as_object()
+                .is_some_and(|o| !o.is_empty())
+            {
+                describe_state("Last State", &status["lastState"]);
+            }
+            println!("    Ready:          {}", text(&status["ready"]));
+            println!("    Restart Count:  {}", text(&status["restartCount"]));
+        }
+        if let Some(limits) = container["resources"]["limits"].as_object() {
+            println!(
+                "    Limits:         {}",
+                limits
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", text(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    println!("Conditions:");
+    for c in pod["status"]["conditions"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<16}{}{}",
+            text(&c["type"]),
+            text(&c["status"]),
+            c["message"]
+                .as_str()
+                .map(|m| format!("  ({m})"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+fn describe_workload(obj: &Value) {
+    let status = &obj["status"];
+    line(
+        "Replicas",
+        format!(
+            "{} desired | {} updated | {} total | {} available | {} ready",
+            text(&obj["spec"]["replicas"]),
+            status["updatedReplicas"].as_i64().unwrap_or(0),
+            status["replicas"].as_i64().unwrap_or(0),
+            status["availableReplicas"].as_i64().unwrap_or(0),
+            status["readyReplicas"].as_i64().unwrap_or(0)
+        ),
+    );
+    line("Selector", map(&obj["spec"]["selector"]["matchLabels"]));
+    if let Some(strategy) = obj["spec"]["strategy"]["type"].as_str() {
+        line("Strategy", strategy);
+    }
+    for c in obj["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        line(
+            "Container",
+            format!("{} ({})", text(&c["name"]), text(&c["image"])),
+        );
+    }
+    for c in status["conditions"].as_array().into_iter().flatten() {
+        line(
+            "Condition",
+            format!(
+                "{}={} {}",
+                text(&c["type"]),
+                text(&c["status"]),
+                c["reason"].as_str().unwrap_or_default()
+            ),
+        );
+    }
+}
+
+pub async fn run(args: DescribeArgs) -> anyhow::Result<()> {
+    let client = client(&args.client)?;
+    let kind = kind(&args.kind)?;
+    let namespace = kind.namespaced.then_some(args.client.namespace.as_str());
+    let obj = client.get(kind, namespace, &args.name).await?;
+    let meta = &obj["metadata"];
+    line("Name", text(&meta["name"]));
+    if kind.namespaced {
+        line("Namespace", text(&meta["namespace"]));
+    }
+    line("Labels", map(&meta["labels"]));
+    line("Annotations", map(&meta["annotations"]));
+    line(
+        "Created",
+        format!(
+            "{} ({} ago)",
+            text(&meta["creationTimestamp"]),
+            age::since(meta["creationTimestamp"].as_str())
+        ),
+    );
+    if let Some(owner) = meta["ownerReferences"].as_array().and_then(|o| o.first()) {
+        line(
+            "Controlled By",
+            format!("{}/{}", text(&owner["kind"]), text(&owner["name"])),
+        );
+    }
+    match kind.kind {
+        "Pod" => describe_pod(&obj),
+        "Deployment" | "ReplicaSet" => describe_workload(&obj),
+        _ => {
+            for field in ["spec", "data", "status"] {
+                if let Some(value) = obj.get(field).filter(|v| !v.is_null()) {
+                    println!("{}:", field[..1].to_uppercase() + &field[1..]);
+                    for l in serde_yaml_ng::to_string(value)?.lines() {
+                        println!("  {l}");
+                    }
+                }
+            }
+        }
+    }
+    let events_kind = super::kind("events")?;
+    let selector = format!(
+        "involvedObject.name={},involvedObject.kind={}{}",
+        args.name,
+        kind.kind,
+        namespace
+            .map(|ns| format!(",involvedObject.namespace={ns}"))
+            .unwrap_or_default()
+    );
+    let events = client
+        .list(
+            events_kind,
+            namespace.or(Some("default")),
+            &ListParams {
+                field_selector: Some(selector),
+                label_selector: None,
+            },
+        )
+        .await?;
+    let mut items = events["items"].as_array().cloned().unwrap_or_default();
+    items.sort_by(|a, b| {
+        a["lastTimestamp"]
+            .as_str()
+            .cmp(&b["lastTimestamp"].as_str())
+    });
+    println!("Events:");
+    if items.is_empty() {
+        println!("  <none>");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|e| {
+            vec![
+                format!("  {}", text(&e["type"])),
+                text(&e["reason"]),
+                age::since(e["lastTimestamp"].as_str()),
+                text(&e["source"]["component"]),
+                text(&e["message"]),
+            ]
+        })
+        .collect();
+    table::print(&["  Type", "Reason", "Age", "From", "Message"], &rows);
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `skiff get`: tables, JSON, YAML or names; `-w` follows changes.
+
+use futures::StreamExt;
+use serde_json::Value;
+use skiff_api::resources::ResourceKind;
+use skiff_client::{Client, ListParams};
+
+use super::{client, kind};
+use crate::cli::{GetArgs, Output};
+use crate::output::{self, columns, table};
+
+pub async fn run(args: GetArgs) -> anyhow::Result<()> {
+    let client = client(&args.client)?;
+    let kinds: Vec<&'static ResourceKind> =
+        args.kind.split(',').map(kind).collect::<Result<_, _>>()?;
+    let params = ListParams {
+        label_selector: args.selector.clone(),
+        field_selector: args.field_selector.clone(),
+    };
+    let namespace = (!args.all_namespaces).then_some(args.client.namespace.as_str());
+    let mut collected = Vec::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        let items = fetch(&client, kind, namespace, &args.names, &params).await?;
+        match args.output {
+            Some(Output::Json | Output::Yaml | Output::Name) => {
+                collected.extend(items.into_iter().map(|i| (*kind, i)))
+            }
+            wide => {
+                if kinds.len() > 1 && i > 0 {
+                    println!();
+                }
+                print_table(
+                    kind,
+                    &items,
+                    wide == Some(Output::Wide),
+                    args.all_namespaces,
+                    kinds.len() > 1,
+                );
+            }
+        }
+    }
+    if let Some(format @ (Output::Json | Output::Yaml | Output::Name)) = args.output {
+        let single = args.names.len() == 1 && kinds.len() == 1;
+        let kind = kinds[0];
+        if single {
+            if let Some((_, item)) = collected.into_iter().next() {
+                output::print_structured(format, kind, &item)?;
+            }
+        } else if format == Output::Name {
+            for (kind, item) in collected {
+                println!(
+                    "{}",
+                    output::qualified_name(
+                        kind,
+                        item["metadata"]["name"].as_str().unwrap_or_default()
+                    )
+                );
+            }
+        } else {
+            output::print_structured(
+                format,
+                kind,
+                &output::list(collected.into_iter().map(|(_, i)| i).collect()),
+            )?;
+        }
+    }
+    if args.watch {
+        watch(
+            &client,
+            kinds[0],
+            namespace,
+            &params,
+            args.output,
+            args.all_namespaces,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The named objects (all failing names reported), or the list.
+async fn fetch(
+    client: &Client,
+    kind: &ResourceKind,
+    namespace: Option<&str>,
+    names: &[String],
+    params: &ListParams,
+) -> anyhow::Result<Vec<Value>> {
+    if names.is_empty() {
+        let list = client.list(kind, namespace, params).await?;
+        let mut items = list["items"].as_array().cloned().unwrap_or_default();
+        for item in &mut items {
+            item["apiVersion"] = Value::String(kind.api_version());
+            item["kind"] = Value::String(kind.kind.to_string());
+        }
+        return Ok(items);
+    }
+    let mut items = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        match client.get(kind, namespace.or(Some("default")), name).await {
+            Ok(item) => items.push(item),
+            Err(err) if err.is_not_found() => missing.push(err.to_string()),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if !missing.is_empty() {
+        anyhow::bail!("{}", missing.join("\n"));
+    }
+    Ok(items)
+}
+
+fn print_table(
+    kind: &ResourceKind,
+    items: &[Value],
+    wide: bool,
+    all_namespaces: bool,
+    prefix_kind: bool,
+) {
+    if items.is_empty() {
+        eprintln!("No resources found.");
+        return;
+    }
+    let columns = columns::for_kind(kind.kind, wide);
+    let mut header = columns.header.clone();
+    let with_namespace = all_namespaces && kind.namespaced;
+    if with_namespace {
+        header.insert(0, "NAMESPACE");
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| {
+            let mut row = (columns.row)(item, wide);
+            if prefix_kind {
+                row[0] = output::qualified_name(kind, &row[0]);
+            }
+            if with_namespace {
+                row.insert(
+                    0,
+                    item["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+            row
+        })
+        .collect();
+    table::print(&header, &rows);
+}
+
+async fn watch(
+    client: &Client,
+    kind: &ResourceKind,
+    namespace: Option<&str>,
+    params: &ListParams,
+    format: Option<Output>,
+    all_namespaces: bool,
+) -> anyhow::Result<()> {
+    let list = client.list(kind, namespace, params).await?;
+    let version = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut events = client.watch(kind, namespace, params, &version).await?;
+    let columns = columns::for_kind(kind.kind, format == Some(Output::Wide));
+    while let Some(event) = events.next().await {
+        let event = event?;
+        match format {
+            Some(f @ (Output::Json | Output::Yaml | Output::Name)) => {
+                output::print_structured(f, kind, &event.object)?
+            }
+            _ => {
+                let mut row = (columns.row)(&event.object, format == Some(Output::Wide));
+                if all_namespaces && kind.namespaced {
+                    row.insert(
+                        0,
+                        event.object["metadata"]["namespace"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                }
+                if event.event_type == "DELETED" {
+                    row.push("(deleted)".into());
+                }
+                println!("{}", row.join("   "));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! One module per command.
+
+mod apply;
+mod bench;
+mod delete;
+mod describe;
+mod get;
+mod logs;
+mod scale;
+mod server;
+
+use anyhow::Context;
+use skiff_api::resources::{self, ResourceKind};
+use skiff_client::Client;
+
+use crate::cli::{BenchCommand, ClientOpts, Command};
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Server(args) => server::server(args).await,
+        Command::Agent(args) => server::agent(args).await,
+        Command::Apply(args) => apply::run(args).await,
+        Command::Get(args) => get::run(args).await,
+        Command::Describe(args) => describe::run(args).await,
+        Command::Delete(args) => delete::run(args).await,
+        Command::Logs(args) => logs::run(args).await,
+        Command::Scale(args) => scale::run(args).await,
+        Command::Bench(BenchCommand::Deploy(args)) => bench::deploy(args).await,
+    }
+}
+
+/// The client for `--server`.
+pub fn client(opts: &ClientOpts) -> anyhow::Result<Client> {
+    Client::new(&[opts.server.clone()]).context("--server")
+}
+
+/// A resource type as the user typed it (`pods`, `po`, `deployment.apps`, ...).
+pub fn kind(name: &str) -> anyhow::Result<&'static ResourceKind> {
+    resources::by_name(name).with_context(|| {
+        let known: Vec<&str> = resources::KINDS.iter().map(|k| k.plural).collect();
+        format!(
+            "the server doesn't have a resource type {name:?} (known: {})",
+            known.join(", ")
+        )
+    })
+}

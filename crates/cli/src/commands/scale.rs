@@ -1,0 +1,39 @@
+//! `skiff scale`: set replicas.
+
+use serde_json::json;
+
+use super::{client, kind};
+use crate::cli::ScaleArgs;
+use crate::output::qualified_name;
+
+pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
+    let (kind_name, name) = match args.target.as_slice() {
+        [both] if both.contains('/') => both
+            .split_once('/')
+            .map(|(k, n)| (k.to_string(), n.to_string()))
+            .unwrap_or_default(),
+        [kind, name] => (kind.clone(), name.clone()),
+        _ => anyhow::bail!("usage: skiff scale deployment NAME --replicas N (or deployment/NAME)"),
+    };
+    let kind = kind(&kind_name)?;
+    if !matches!(kind.kind, "Deployment" | "ReplicaSet") {
+        anyhow::bail!(
+            "{} cannot be scaled: only deployments and replicasets can",
+            kind.plural
+        );
+    }
+    if args.replicas < 0 {
+        anyhow::bail!("--replicas must be 0 or more, not {}", args.replicas);
+    }
+    let client = client(&args.client)?;
+    client
+        .patch(
+            kind,
+            Some(&args.client.namespace),
+            &name,
+            &json!({"spec": {"replicas": args.replicas}}),
+        )
+        .await?;
+    println!("{} scaled", qualified_name(kind, &name));
+    Ok(())
+}

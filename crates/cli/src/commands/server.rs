@@ -1,0 +1,105 @@
+//! `skiff server` and `skiff agent`: the daemons.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use skiff_control_plane::{Server, ServerConfig};
+use skiff_node_runtime::agent::Agent;
+use skiff_node_runtime::runtime::wasm::WasmRuntime;
+
+use crate::cli::{AgentArgs, ServerArgs};
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn terminated() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_lowercase())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "skiff-node".into())
+}
+
+fn wasm_agent(
+    servers: Vec<String>,
+    node: String,
+    data_dir: std::path::PathBuf,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<Agent> {
+    let runtime = WasmRuntime::new(data_dir.join("wasm")).context("starting the Wasm runtime")?;
+    Ok(Agent::builder()
+        .servers(servers)
+        .node_name(node)
+        .data_dir(data_dir)
+        .listen(listen)
+        .runtime(Arc::new(runtime))
+        .build()?)
+}
+
+pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let handle = Server::start(ServerConfig {
+        name: args.name.clone(),
+        data_dir: args.data_dir.clone(),
+        listen: args.listen,
+    })
+    .await?;
+    let url = handle.url();
+    println!(
+        "skiff API listening on {url} (data in {})",
+        args.data_dir.display()
+    );
+    let agent = if args.dev {
+        let node = args.node_name.clone().unwrap_or_else(host_name);
+        let agent = wasm_agent(
+            vec![url.clone()],
+            node.clone(),
+            args.data_dir.join("agent"),
+            args.kubelet_listen,
+        )?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(agent.run(async move {
+            let _ = stopped.await;
+        }));
+        println!("dev node {node:?} runs Wasm pods; try:");
+        println!("  export SKIFF_SERVER={url}");
+        println!("  skiff apply -f wasm-examples/ticker/deploy.yaml && skiff get pods");
+        Some((stop, task))
+    } else {
+        None
+    };
+    terminated().await;
+    println!("shutting down");
+    if let Some((stop, task)) = agent {
+        let _ = stop.send(());
+        match task.await {
+            Ok(Err(err)) => eprintln!("agent: {err}"),
+            Err(err) => eprintln!("agent task: {err}"),
+            Ok(Ok(())) => {}
+        }
+    }
+    handle.shutdown().await;
+    Ok(())
+}
+
+pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let node = args.node_name.clone().unwrap_or_else(host_name);
+    let agent = wasm_agent(
+        vec![args.client.server.clone()],
+        node,
+        args.data_dir,
+        args.listen,
+    )?;
+    agent.run(terminated()).await?;
+    Ok(())
+}

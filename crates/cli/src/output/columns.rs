@@ -1,0 +1,354 @@
+//! Table columns per kind, as `kubectl get` shows them.
+
+use serde_json::Value;
+
+use super::age;
+
+/// Header and row function for a kind.
+pub struct Columns {
+    pub header: Vec<&'static str>,
+    pub row: fn(&Value, bool) -> Vec<String>,
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn int(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+fn name(obj: &Value) -> String {
+    s(&obj["metadata"]["name"])
+}
+
+fn age_of(obj: &Value) -> String {
+    age::since(obj["metadata"]["creationTimestamp"].as_str())
+}
+
+fn or_none(text: String) -> String {
+    if text.is_empty() {
+        "<none>".into()
+    } else {
+        text
+    }
+}
+
+/// The columns of a kind (by `kind` name), with the wide extras when `wide`.
+pub fn for_kind(kind: &str, wide: bool) -> Columns {
+    let (mut header, row): (Vec<&'static str>, fn(&Value, bool) -> Vec<String>) = match kind {
+        "Pod" => (vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"], pod_row),
+        "Deployment" => (
+            vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+            deployment_row,
+        ),
+        "ReplicaSet" => (
+            vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+            replicaset_row,
+        ),
+        "Node" => (vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"], node_row),
+        "Namespace" => (vec!["NAME", "STATUS", "AGE"], |o, _| {
+            vec![name(o), or_active(&o["status"]["phase"]), age_of(o)]
+        }),
+        "ConfigMap" => (vec!["NAME", "DATA", "AGE"], |o, _| {
+            let count = o["data"].as_object().map_or(0, |d| d.len())
+                + o["binaryData"].as_object().map_or(0, |d| d.len());
+            vec![name(o), count.to_string(), age_of(o)]
+        }),
+        "Secret" => (vec!["NAME", "TYPE", "DATA", "AGE"], |o, _| {
+            let count = o["data"].as_object().map_or(0, |d| d.len());
+            vec![name(o), s(&o["type"]), count.to_string(), age_of(o)]
+        }),
+        "Service" => (
+            vec!["NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "AGE"],
+            service_row,
+        ),
+        "Event" => (
+            vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+            event_row,
+        ),
+        _ => (vec!["NAME", "AGE"], |o, _| vec![name(o), age_of(o)]),
+    };
+    if wide {
+        match kind {
+            "Pod" => header.extend(["IP", "NODE"]),
+            "Deployment" | "ReplicaSet" => header.extend(["CONTAINERS", "IMAGES", "SELECTOR"]),
+            "Node" => header.extend(["INTERNAL-IP", "CPU", "MEMORY", "PODS"]),
+            _ => {}
+        }
+    }
+    Columns { header, row }
+}
+
+fn or_active(phase: &Value) -> String {
+    match phase.as_str() {
+        Some(p) if !p.is_empty() => p.to_string(),
+        _ => "Active".into(),
+    }
+}
+
+/// The STATUS column of a pod: the most telling container reason, as kubectl shows it.
+pub fn pod_status(pod: &Value) -> String {
+    if !pod["metadata"]["deletionTimestamp"].is_null() {
+        return "Terminating".into();
+    }
+    let mut reason = pod["status"]["reason"]
+        .as_str()
+        .or(pod["status"]["phase"].as_str())
+        .unwrap_or("Pending")
+        .to_string();
+    for status in pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let state = &status["state"];
+        if let Some(waiting) = state["waiting"]["reason"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+        {
+            reason = waiting.to_string();
+        } else if !state["terminated"].is_null() {
+            reason = match state["terminated"]["reason"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+            {
+                Some(r) => r.to_string(),
+                None => format!("ExitCode:{}", int(&state["terminated"]["exitCode"])),
+            };
+        }
+    }
+    if reason == "Pending" && pod["spec"]["nodeName"].is_null() {
+        let unschedulable = pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "PodScheduled" && c["status"] == "False");
+        if unschedulable {
+            return "Pending".into();
+        }
+    }
+    reason
+}
+
+fn pod_row(pod: &Value, wide: bool) -> Vec<String> {
+    let statuses = pod["status"]["containerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let total = pod["spec"]["containers"].as_array().map_or(0, Vec::len);
+    let ready = statuses.iter().filter(|c| c["ready"] == true).count();
+    let restarts: i64 = statuses.iter().map(|c| int(&c["restartCount"])).sum();
+    let mut row = vec![
+        name(pod),
+        format!("{ready}/{total}"),
+        pod_status(pod),
+        restarts.to_string(),
+        age_of(pod),
+    ];
+    if wide {
+        row.push(or_none(s(&pod["status"]["podIP"])));
+        row.push(or_none(s(&pod["spec"]["nodeName"])));
+    }
+    row
+}
+
+fn workload_wide(obj: &Value, row: &mut Vec<String>) {
+    let containers = obj["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    row.push(
+        containers
+            .iter()
+            .map(|c| s(&c["name"]))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    row.push(
+        containers
+            .iter()
+            .map(|c| s(&c["image"]))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    let selector = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", s(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    row.push(or_none(selector));
+}
+
+fn deployment_row(d: &Value, wide: bool) -> Vec<String> {
+    let status = &d["status"];
+    let mut row = vec![
+        name(d),
+        format!(
+            "{}/{}",
+            int(&status["readyReplicas"]),
+            int(&d["spec"]["replicas"])
+        ),
+        int(&status["updatedReplicas"]).to_string(),
+        int(&status["availableReplicas"]).to_string(),
+        age_of(d),
+    ];
+    if wide {
+        workload_wide(d, &mut row);
+    }
+    row
+}
+
+fn replicaset_row(rs: &Value, wide: bool) -> Vec<String> {
+    let mut row = vec![
+        name(rs),
+        int(&rs["spec"]["replicas"]).to_string(),
+        int(&rs["status"]["replicas"]).to_string(),
+        int(&rs["status"]["readyReplicas"]).to_string(),
+        age_of(rs),
+    ];
+    if wide {
+        workload_wide(rs, &mut row);
+    }
+    row
+}
+
+fn node_row(node: &Value, wide: bool) -> Vec<String> {
+    let ready = node["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| {
+            if c["status"] == "True" {
+                "Ready"
+            } else {
+                "NotReady"
+            }
+        })
+        .unwrap_or("Unknown");
+    let status = if node["spec"]["unschedulable"] == true {
+        format!("{ready},SchedulingDisabled")
+    } else {
+        ready.to_string()
+    };
+    let roles: Vec<String> = node["metadata"]["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, _)| {
+            k.strip_prefix("node-role.kubernetes.io/")
+                .map(str::to_string)
+        })
+        .collect();
+    let mut row = vec![
+        name(node),
+        status,
+        or_none(roles.join(",")),
+        age_of(node),
+        s(&node["status"]["nodeInfo"]["kubeletVersion"]),
+    ];
+    if wide {
+        let ip = node["status"]["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["type"] == "InternalIP")
+            .map(|a| s(&a["address"]))
+            .unwrap_or_default();
+        row.push(or_none(ip));
+        let allocatable = &node["status"]["allocatable"];
+        row.extend([
+            s(&allocatable["cpu"]),
+            s(&allocatable["memory"]),
+            s(&allocatable["pods"]),
+        ]);
+    }
+    row
+}
+
+fn service_row(svc: &Value, _wide: bool) -> Vec<String> {
+    let ports: Vec<String> = svc["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            format!(
+                "{}/{}",
+                int(&p["port"]),
+                p["protocol"].as_str().unwrap_or("TCP")
+            )
+        })
+        .collect();
+    vec![
+        name(svc),
+        svc["spec"]["type"]
+            .as_str()
+            .unwrap_or("ClusterIP")
+            .to_string(),
+        or_none(s(&svc["spec"]["clusterIP"])),
+        or_none(ports.join(",")),
+        age_of(svc),
+    ]
+}
+
+fn event_row(event: &Value, _wide: bool) -> Vec<String> {
+    let object = &event["involvedObject"];
+    vec![
+        age::since(
+            event["lastTimestamp"]
+                .as_str()
+                .or(event["metadata"]["creationTimestamp"].as_str()),
+        ),
+        s(&event["type"]),
+        s(&event["reason"]),
+        format!(
+            "{}/{}",
+            s(&object["kind"]).to_lowercase(),
+            s(&object["name"])
+        ),
+        s(&event["message"]),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pod_status_shows_the_container_reason() {
+        let crash = json!({"status": {"phase": "Running", "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
+        assert_eq!(pod_status(&crash), "CrashLoopBackOff");
+        let done = json!({"status": {"phase": "Succeeded", "containerStatuses": [{"state": {"terminated": {"reason": "Completed", "exitCode": 0}}}]}});
+        assert_eq!(pod_status(&done), "Completed");
+        let oom = json!({"status": {"phase": "Running", "containerStatuses": [{"state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}});
+        assert_eq!(pod_status(&oom), "OOMKilled");
+        let bare = json!({"status": {"phase": "Failed", "containerStatuses": [{"state": {"terminated": {"exitCode": 3}}}]}});
+        assert_eq!(pod_status(&bare), "ExitCode:3");
+        let deleting = json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Running"}});
+        assert_eq!(pod_status(&deleting), "Terminating");
+        assert_eq!(
+            pod_status(&json!({"status": {"phase": "Running"}})),
+            "Running"
+        );
+    }
+
+    #[test]
+    fn pod_rows() {
+        let pod = json!({"metadata": {"name": "web-1"}, "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "n1"},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "containerStatuses": [
+                {"ready": true, "restartCount": 2, "state": {"running": {}}}, {"ready": false, "restartCount": 1, "state": {"running": {}}}]}});
+        let row = pod_row(&pod, true);
+        assert_eq!(&row[..4], ["web-1", "1/2", "Running", "3"]);
+        assert_eq!(&row[5..], ["10.0.0.1", "n1"]);
+    }
+}
