@@ -77,25 +77,38 @@ pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
     wait_for_node(&client).await?;
 
     let rss_before = rss_bytes();
-    let (added, running, total) = run_deployment(&client, &guest, args.replicas).await?;
-    let mut latencies: Vec<Duration> = running
-        .iter()
-        .filter_map(|(pod, at)| {
-            added
-                .get(pod)
-                .map(|start| at.saturating_duration_since(*start))
-        })
-        .collect();
-    latencies.sort();
+    let times = run_deployment(&client, &guest, args.replicas).await?;
+    let between = |from: &Times, to: &Times| {
+        let mut spans: Vec<Duration> = to
+            .iter()
+            .filter_map(|(pod, at)| {
+                from.get(pod)
+                    .map(|start| at.saturating_duration_since(*start))
+            })
+            .collect();
+        spans.sort();
+        format!(
+            "p50 {}, p99 {}",
+            ms(percentile(&spans, 50)),
+            ms(percentile(&spans, 99))
+        )
+    };
     println!(
         "apply of a {}-replica Deployment until all Running:   {}",
         args.replicas,
-        ms(total)
+        ms(times.total)
     );
     println!(
-        "per pod create -> Running: p50 {}, p99 {}",
-        ms(percentile(&latencies, 50)),
-        ms(percentile(&latencies, 99))
+        "per pod create -> Running:    {}",
+        between(&times.added, &times.running)
+    );
+    println!(
+        "per pod create -> scheduled:  {}",
+        between(&times.added, &times.scheduled)
+    );
+    println!(
+        "per pod scheduled -> Running: {}",
+        between(&times.scheduled, &times.running)
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_after = rss_bytes();
@@ -223,12 +236,20 @@ async fn wait_for_node(client: &Client) -> anyhow::Result<()> {
 
 type Times = HashMap<String, Instant>;
 
-/// Creates the Deployment and watches its pods: when each was first seen, when each ran, total time.
+/// When each pod was first seen, bound to the node and Running; and the total time.
+struct DeploymentTimes {
+    added: Times,
+    scheduled: Times,
+    running: Times,
+    total: Duration,
+}
+
+/// Creates the Deployment and watches its pods.
 async fn run_deployment(
     client: &Client,
     guest: &Path,
     replicas: usize,
-) -> anyhow::Result<(Times, Times, Duration)> {
+) -> anyhow::Result<DeploymentTimes> {
     let pods = resources::by_name("pods").context("pods")?;
     let deployments = resources::by_name("deployments").context("deployments")?;
     let params = ListParams {
@@ -259,7 +280,7 @@ async fn run_deployment(
     client
         .create(deployments, Some("default"), &deployment)
         .await?;
-    let (mut added, mut running) = (Times::new(), Times::new());
+    let (mut added, mut scheduled, mut running) = (Times::new(), Times::new(), Times::new());
     let deadline = tokio::time::Instant::now() + DEPLOY_TIMEOUT;
     while running.len() < replicas {
         let event = tokio::time::timeout_at(deadline, events.next())
@@ -280,11 +301,19 @@ async fn run_deployment(
             .unwrap_or_default()
             .to_string();
         added.entry(name.clone()).or_insert(now);
+        if event.object["spec"]["nodeName"].is_string() {
+            scheduled.entry(name.clone()).or_insert(now);
+        }
         if event.object["status"]["phase"] == "Running" {
             running.entry(name).or_insert(now);
         }
     }
-    Ok((added, running, started.elapsed()))
+    Ok(DeploymentTimes {
+        added,
+        scheduled,
+        running,
+        total: started.elapsed(),
+    })
 }
 
 #[cfg(test)]

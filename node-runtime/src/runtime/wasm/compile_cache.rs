@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
 
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
@@ -36,7 +38,8 @@ pub struct CompileCache {
     dir: PathBuf,
     /// Changes whenever the engine's compilation settings or version change.
     engine_hash: String,
-    programs: Mutex<HashMap<String, Program>>,
+    /// One cell per digest, so concurrent first uses compile once (single flight).
+    programs: Mutex<HashMap<String, Arc<OnceCell<Program>>>>,
     compiled: AtomicU64,
     loaded: AtomicU64,
     hits: AtomicU64,
@@ -79,12 +82,33 @@ impl CompileCache {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Vec<u8>, RuntimeError>>,
     {
-        if let Some(program) = self.programs.lock().expect("cache lock").get(&image.digest) {
+        let cell = self
+            .programs
+            .lock()
+            .expect("cache lock")
+            .entry(image.digest.clone())
+            .or_default()
+            .clone();
+        if let Some(program) = cell.get() {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(program.clone());
         }
+        let mut produced = false;
+        let program = cell
+            .get_or_try_init(|| async {
+                produced = true;
+                self.produce(image, bytes().await?).await
+            })
+            .await?;
+        if !produced {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(program.clone())
+    }
+
+    /// Loads or compiles `wasm` (off the async threads) and counts how.
+    async fn produce(&self, image: &ImageRef, wasm: Vec<u8>) -> Result<Program, RuntimeError> {
         let artifact = self.artifact_path(&image.digest);
-        let wasm = bytes().await?;
         let kind = wasm_kind(&wasm).map_err(|message| RuntimeError::InvalidImage {
             reference: image.reference.clone(),
             message,
@@ -101,10 +125,6 @@ impl CompileCache {
                 .map_err(|message| RuntimeError::InvalidImage { reference, message })?;
         let counter = if loaded { &self.loaded } else { &self.compiled };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.programs
-            .lock()
-            .expect("cache lock")
-            .insert(image.digest.clone(), program.clone());
         Ok(program)
     }
 }
