@@ -18,8 +18,8 @@ use tokio::task::JoinHandle;
 use crate::controllers::events::EventRecorder;
 use crate::registry::Registry;
 
-/// How many past revisions a watch may resume from.
-const WATCH_HISTORY: u64 = 100_000;
+/// How many past revisions a watch may resume from, by default.
+pub const DEFAULT_WATCH_HISTORY: u64 = 100_000;
 
 /// How to run one control-plane member.
 #[derive(Debug, Clone)]
@@ -30,6 +30,20 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Address the HTTP API listens on (port 0 picks a free one).
     pub listen: SocketAddr,
+    /// How many past revisions a watch may resume from; older ones get 410 Gone.
+    pub watch_history: u64,
+}
+
+impl ServerConfig {
+    /// A configuration with the default watch history.
+    pub fn new(name: impl Into<String>, data_dir: PathBuf, listen: SocketAddr) -> Self {
+        ServerConfig {
+            name: name.into(),
+            data_dir,
+            listen,
+            watch_history: DEFAULT_WATCH_HISTORY,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +81,7 @@ impl Server {
         let store = Store::open(StoreConfig {
             data_dir: config.data_dir.join("store"),
             id: 1,
-            watch_history: WATCH_HISTORY,
+            watch_history: config.watch_history,
         })
         .await?;
         let registry = Registry::new(store.clone());

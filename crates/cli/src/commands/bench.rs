@@ -54,11 +54,11 @@ pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
         ms(warm_disk)
     );
 
-    let server = Server::start(ServerConfig {
-        name: "bench".into(),
-        data_dir: dir.join("server"),
-        listen: "127.0.0.1:0".parse()?,
-    })
+    let server = Server::start(ServerConfig::new(
+        "bench",
+        dir.join("server"),
+        "127.0.0.1:0".parse()?,
+    ))
     .await?;
     let url = server.url();
     let runtime = Arc::new(WasmRuntime::new(dir.join("agent/wasm"))?);

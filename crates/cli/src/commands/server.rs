@@ -48,11 +48,11 @@ fn wasm_agent(
 pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let handle = Server::start(ServerConfig {
-        name: args.name.clone(),
-        data_dir: args.data_dir.clone(),
-        listen: args.listen,
-    })
+    let handle = Server::start(ServerConfig::new(
+        args.name.clone(),
+        args.data_dir.clone(),
+        args.listen,
+    ))
     .await?;
     let url = handle.url();
     println!(

@@ -1,0 +1,248 @@
+//! The API server over HTTP: Kubernetes REST semantics on a real store (no node agent).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use skiff_control_plane::{Server, ServerConfig, ServerHandle};
+
+async fn start() -> (tempfile::TempDir, ServerHandle, reqwest::Client) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = "127.0.0.1:0".parse().expect("addr");
+    let server = Server::start(ServerConfig::new("test", dir.path().to_path_buf(), listen))
+        .await
+        .expect("server");
+    (dir, server, reqwest::Client::new())
+}
+
+fn configmap(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": {"k": "v"}})
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request");
+    let code = response.status().as_u16();
+    (code, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn crud_with_optimistic_concurrency_and_status_errors() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    let (code, created) = send(http.post(&base).json(&configmap("a", json!({"app": "x"})))).await;
+    assert_eq!(code, 201);
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    assert!(
+        created["metadata"]["uid"].is_string()
+            && created["metadata"]["creationTimestamp"].is_string()
+    );
+
+    let (code, status) = send(http.post(&base).json(&configmap("a", json!({})))).await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (409, Some("AlreadyExists"))
+    );
+
+    let mut update = created.clone();
+    update["data"]["k"] = json!("v2");
+    let (code, updated) = send(http.put(format!("{base}/a")).json(&update)).await;
+    assert_eq!(code, 200);
+    assert_ne!(updated["metadata"]["resourceVersion"], json!(rv));
+    // The same update again carries a stale resourceVersion.
+    let (code, status) = send(http.put(format!("{base}/a")).json(&update)).await;
+    assert_eq!((code, status["reason"].as_str()), (409, Some("Conflict")));
+
+    let (code, patched) = send(
+        http.patch(format!("{base}/a"))
+            .header("Content-Type", "application/merge-patch+json")
+            .body(r#"{"data":{"extra":"1"}}"#),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(patched["data"], json!({"k": "v2", "extra": "1"}));
+
+    let (code, status) = send(http.get(format!("{base}/missing"))).await;
+    assert_eq!(
+        (code, status["kind"].as_str(), status["reason"].as_str()),
+        (404, Some("Status"), Some("NotFound"))
+    );
+    let (code, status) = send(
+        http.post(&base)
+            .json(&json!({"kind": "ConfigMap", "metadata": {"name": "Bad_Name"}})),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(status["details"]["causes"][0]["field"], "metadata.name");
+    let (code, _) = send(http.get(format!("{}/api/v1/widgets", server.url()))).await;
+    assert_eq!(code, 404);
+
+    let (code, _) = send(http.delete(format!("{base}/a"))).await;
+    assert_eq!(code, 200);
+    let (code, _) = send(http.get(format!("{base}/a"))).await;
+    assert_eq!(code, 404);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn lists_filter_by_label_and_field_selectors() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    for (name, app) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        send(http.post(&base).json(&configmap(name, json!({"app": app})))).await;
+    }
+    let names = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                i["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    let (_, list) = send(http.get(format!("{base}?labelSelector=app%3Dweb"))).await;
+    assert_eq!(list["kind"], "ConfigMapList");
+    assert_eq!(names(&list), ["a", "b"]);
+    let (_, list) = send(http.get(format!("{base}?labelSelector=app+notin+(web)"))).await;
+    assert_eq!(names(&list), ["c"]);
+    let (_, list) = send(http.get(format!("{base}?fieldSelector=metadata.name%3Db"))).await;
+    assert_eq!(names(&list), ["b"]);
+    let (code, _) = send(http.get(format!("{base}?fieldSelector=spec.bogus%3D1"))).await;
+    assert_eq!(code, 400);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn status_is_written_only_through_the_subresource() {
+    let (_dir, server, http) = start().await;
+    let base = format!(
+        "{}/apis/apps/v1/namespaces/default/deployments",
+        server.url()
+    );
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "file:/x.wasm"}]}}},
+        "status": {"replicas": 99}});
+    let (code, created) = send(http.post(&base).json(&deployment)).await;
+    assert_eq!(code, 201);
+    assert!(
+        created["status"]["replicas"] != json!(99),
+        "status on create is ignored"
+    );
+    assert_eq!(
+        created["spec"]["strategy"]["type"], "RollingUpdate",
+        "defaults applied"
+    );
+    let (code, updated) = send(
+        http.patch(format!("{base}/d/status"))
+            .header("Content-Type", "application/merge-patch+json")
+            .body(r#"{"status":{"observedGeneration":7}}"#),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(updated["status"]["observedGeneration"], 7);
+    assert_eq!(
+        updated["metadata"]["generation"], 1,
+        "a status write does not bump the generation"
+    );
+    let (_, scaled) = send(
+        http.patch(format!("{base}/d"))
+            .header("Content-Type", "application/merge-patch+json")
+            .body(
+                r#"{"spec":{"replicas":0,"minReadySeconds":1},"status":{"observedGeneration":1}}"#,
+            ),
+    )
+    .await;
+    assert_eq!(scaled["metadata"]["generation"], 2);
+    assert_eq!(
+        scaled["status"]["observedGeneration"], 7,
+        "the main resource ignores status"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn watches_stream_changes_and_refuse_compacted_revisions() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    let (_, first) = send(http.post(&base).json(&configmap("w1", json!({"app": "w"})))).await;
+    let rv: u64 = first["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .parse()
+        .expect("number");
+    let response = http
+        .get(format!(
+            "{base}?watch=true&resourceVersion={rv}&labelSelector=app%3Dw"
+        ))
+        .send()
+        .await
+        .expect("watch");
+    assert_eq!(response.status(), 200);
+    send(http.post(&base).json(&configmap("w2", json!({"app": "w"})))).await;
+    send(
+        http.post(&base)
+            .json(&configmap("other", json!({"app": "x"}))),
+    )
+    .await;
+    send(http.delete(format!("{base}/w1"))).await;
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while text.lines().count() < 2 {
+            text.push_str(&String::from_utf8_lossy(
+                &body.next().await.expect("more").expect("chunk"),
+            ));
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "events in time: {text}");
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("event"))
+        .collect();
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "w2");
+    assert_eq!(events[1]["type"], "DELETED");
+    assert_eq!(events[1]["object"]["metadata"]["name"], "w1");
+
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn watching_below_the_retained_history_is_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(ServerConfig {
+        watch_history: 10,
+        ..ServerConfig::new(
+            "test",
+            dir.path().to_path_buf(),
+            "127.0.0.1:0".parse().expect("addr"),
+        )
+    })
+    .await
+    .expect("server");
+    let http = reqwest::Client::new();
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    for i in 0..1_010 {
+        let (code, _) = send(
+            http.post(&base)
+                .json(&configmap(&format!("c{i}"), json!({}))),
+        )
+        .await;
+        assert_eq!(code, 201);
+    }
+    let (code, status) = send(http.get(format!("{base}?watch=true&resourceVersion=1"))).await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (410, Some("Expired")),
+        "{status}"
+    );
+    server.shutdown().await;
+}
