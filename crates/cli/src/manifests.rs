@@ -10,6 +10,7 @@ use skiff_api::resources::{self, ResourceKind};
 use skiff_api::{defaults, manifest, validation};
 
 /// One object read from a manifest.
+#[derive(Debug)]
 pub struct ManifestObject {
     /// The file it came from (`<stdin>` for `-`).
     pub source: String,
