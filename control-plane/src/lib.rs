@@ -101,6 +101,7 @@ impl Server {
         let app = http::router(http::AppState {
             registry,
             http: reqwest::Client::new(),
+            shutdown: shutdown.clone(),
         });
         let mut serve_shutdown = shutdown.clone();
         let serving = tokio::spawn(async move {

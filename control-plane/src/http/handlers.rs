@@ -84,7 +84,7 @@ async fn dispatch(
                 .watch(kind, ns, options, query.watch_from()?)
                 .await?;
             let timeout = query.int("timeoutSeconds")?.map(|s| s.max(0) as u64);
-            Ok(watch_response(events, timeout))
+            Ok(watch_response(events, timeout, state.shutdown.clone()))
         }
         (Method::GET, None) => {
             let (items, revision) = registry.list(kind, ns, &query.list_options()?).await?;
@@ -160,13 +160,19 @@ fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError
     })
 }
 
-/// Newline-delimited watch events, ending after `timeout_seconds` if given.
-fn watch_response(events: crate::registry::WatchStream, timeout_seconds: Option<u64>) -> Response {
-    let lines = events.map(|event| {
-        let mut line = serde_json::to_vec(&event).unwrap_or_default();
-        line.push(b'\n');
-        Ok::<_, Infallible>(Bytes::from(line))
-    });
+/// Newline-delimited watch events, ending after `timeout_seconds` if given, or when the server stops.
+fn watch_response(
+    events: crate::registry::WatchStream,
+    timeout_seconds: Option<u64>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Response {
+    let lines = events
+        .map(|event| {
+            let mut line = serde_json::to_vec(&event).unwrap_or_default();
+            line.push(b'\n');
+            Ok::<_, Infallible>(Bytes::from(line))
+        })
+        .take_until(async move { crate::shutdown::stopped(&mut shutdown).await });
     let body = match timeout_seconds {
         Some(secs) => {
             let deadline = tokio::time::sleep(Duration::from_secs(secs));

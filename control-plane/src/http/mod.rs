@@ -16,6 +16,8 @@ pub struct AppState {
     pub registry: Registry,
     /// Client for proxying to node agents (logs).
     pub http: reqwest::Client,
+    /// Flips to true when the server stops: open watches and log streams end.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The API router: `/api/...`, `/apis/...`, health and version endpoints.
