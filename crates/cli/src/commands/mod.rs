@@ -31,7 +31,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 
 /// The client for `--server`.
 pub fn client(opts: &ClientOpts) -> anyhow::Result<Client> {
-    Client::new(&[opts.server.clone()]).context("--server")
+    Client::new(std::slice::from_ref(&opts.server)).context("--server")
 }
 
 /// A resource type as the user typed it (`pods`, `po`, `deployment.apps`, ...).

@@ -4,10 +4,13 @@ use serde_json::Value;
 
 use super::age;
 
+/// Renders one object as a table row (`true`: with the wide columns).
+pub type RowFn = fn(&Value, bool) -> Vec<String>;
+
 /// Header and row function for a kind.
 pub struct Columns {
     pub header: Vec<&'static str>,
-    pub row: fn(&Value, bool) -> Vec<String>,
+    pub row: RowFn,
 }
 
 fn s(v: &Value) -> String {
@@ -40,7 +43,7 @@ fn or_none(text: String) -> String {
 
 /// The columns of a kind (by `kind` name), with the wide extras when `wide`.
 pub fn for_kind(kind: &str, wide: bool) -> Columns {
-    let (mut header, row): (Vec<&'static str>, fn(&Value, bool) -> Vec<String>) = match kind {
+    let (mut header, row): (Vec<&'static str>, RowFn) = match kind {
         "Pod" => (vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"], pod_row),
         "Deployment" => (
             vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
