@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what is missing, builds the Wasm guests from
-# source, builds the workspace once, then runs unit, integration and end-to-end tests.
+# source, builds the workspace once, then runs unit, integration and end-to-end tests, and clippy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,5 +10,15 @@ scripts/build-guests.sh
 cargo fmt --all -- --check
 # One build of every target (the end-to-end tests run target/debug/skiff), then the tests.
 cargo build --workspace --all-targets --locked
-cargo test --workspace --locked -- --test-threads 2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked -- --test-threads 2 2>&1 | tee "$log"
+tests_status=${PIPESTATUS[0]}
+set -e
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) s += $(i-1) } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$tests_status"
