@@ -1,6 +1,6 @@
 //! Recording Kubernetes Events about objects (best-effort, as client-go's recorder).
 
-use serde_json::json;
+use skiff_api::events::{new_event, EventSource, InvolvedObject};
 use skiff_api::resources;
 
 use crate::registry::{object, typed, Registry};
@@ -37,29 +37,29 @@ impl EventRecorder {
     ) {
         let meta = obj.metadata();
         let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
-        let name = meta.name.clone().unwrap_or_default();
-        let now = object::now_rfc3339();
-        let event = json!({
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": { "generateName": format!("{name}."), "namespace": namespace },
-            "involvedObject": {
-                "apiVersion": K::API_VERSION,
-                "kind": K::KIND,
-                "namespace": meta.namespace,
-                "name": name,
-                "uid": meta.uid,
-                "resourceVersion": meta.resource_version,
-            },
-            "reason": reason,
-            "message": message,
-            "type": match kind { EventType::Normal => "Normal", EventType::Warning => "Warning" },
-            "source": { "component": self.component },
-            "reportingComponent": self.component,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        });
+        let involved = InvolvedObject {
+            api_version: K::API_VERSION,
+            kind: K::KIND,
+            namespace: meta.namespace.as_deref(),
+            name: meta.name.as_deref().unwrap_or_default(),
+            uid: meta.uid.as_deref(),
+        };
+        let source = EventSource {
+            component: self.component,
+            host: None,
+        };
+        let event_type = match kind {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        };
+        let event = new_event(
+            &involved,
+            &source,
+            event_type,
+            reason,
+            &message,
+            &object::now_rfc3339(),
+        );
         let registry = self.registry.clone();
         tokio::spawn(async move {
             let events = resources::by_name("events").expect("events are served");

@@ -7,6 +7,7 @@
 pub use k8s_openapi;
 
 pub mod defaults;
+pub mod events;
 pub mod hash;
 pub mod image;
 pub mod manifest;

@@ -29,6 +29,13 @@ pub enum EnvError {
     },
 }
 
+/// Where a key reference points.
+#[derive(Clone, Copy)]
+enum Kind {
+    ConfigMap,
+    Secret,
+}
+
 /// The data of ConfigMaps and Secrets, fetched once per resolution.
 struct Sources<'a> {
     client: &'a Client,
@@ -95,6 +102,44 @@ impl Sources<'_> {
     }
 }
 
+impl Sources<'_> {
+    /// The value of `key` in the ConfigMap or Secret `name`; `None` if it is optional and missing.
+    async fn key(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        key: &str,
+        optional: bool,
+    ) -> Result<Option<String>, EnvError> {
+        let namespace = self.namespace.clone();
+        let data = match kind {
+            Kind::ConfigMap => self.config_map(name).await?,
+            Kind::Secret => self.secret(name).await?,
+        };
+        let missing_object = || match kind {
+            Kind::ConfigMap => EnvError::ConfigMapNotFound(name.to_string()),
+            Kind::Secret => EnvError::SecretNotFound(name.to_string()),
+        };
+        match data {
+            Some(data) => match data.get(key) {
+                Some(value) => Ok(Some(value.clone())),
+                None if optional => Ok(None),
+                None => Err(EnvError::KeyNotFound {
+                    kind: match kind {
+                        Kind::ConfigMap => "ConfigMap",
+                        Kind::Secret => "Secret",
+                    },
+                    namespace,
+                    name: name.to_string(),
+                    key: key.to_string(),
+                }),
+            },
+            None if optional => Ok(None),
+            None => Err(missing_object()),
+        }
+    }
+}
+
 /// `name=value` pairs for the container, `envFrom` first and `env` overriding, as Kubernetes does.
 pub async fn resolve(
     client: &Client,
@@ -142,41 +187,22 @@ pub async fn resolve(
         let value = match var.value_from.as_ref() {
             None => var.value.clone().unwrap_or_default(),
             Some(from) => {
-                if let Some(r) = from.config_map_key_ref.as_ref() {
-                    let optional = r.optional.unwrap_or(false);
-                    match sources.config_map(&r.name).await? {
-                        Some(data) => match data.get(&r.key) {
-                            Some(v) => v.clone(),
-                            None if optional => continue,
-                            None => {
-                                return Err(EnvError::KeyNotFound {
-                                    kind: "ConfigMap",
-                                    namespace,
-                                    name: r.name.clone(),
-                                    key: r.key.clone(),
-                                })
-                            }
-                        },
-                        None if optional => continue,
-                        None => return Err(EnvError::ConfigMapNotFound(r.name.clone())),
-                    }
-                } else if let Some(r) = from.secret_key_ref.as_ref() {
-                    let optional = r.optional.unwrap_or(false);
-                    match sources.secret(&r.name).await? {
-                        Some(data) => match data.get(&r.key) {
-                            Some(v) => v.clone(),
-                            None if optional => continue,
-                            None => {
-                                return Err(EnvError::KeyNotFound {
-                                    kind: "Secret",
-                                    namespace,
-                                    name: r.name.clone(),
-                                    key: r.key.clone(),
-                                })
-                            }
-                        },
-                        None if optional => continue,
-                        None => return Err(EnvError::SecretNotFound(r.name.clone())),
+                let key_ref = if let Some(r) = from.config_map_key_ref.as_ref() {
+                    Some((
+                        Kind::ConfigMap,
+                        &r.name,
+                        &r.key,
+                        r.optional.unwrap_or(false),
+                    ))
+                } else {
+                    from.secret_key_ref
+                        .as_ref()
+                        .map(|r| (Kind::Secret, &r.name, &r.key, r.optional.unwrap_or(false)))
+                };
+                if let Some((kind, name, key, optional)) = key_ref {
+                    match sources.key(kind, name, key, optional).await? {
+                        Some(value) => value,
+                        None => continue,
                     }
                 } else if let Some(r) = from.field_ref.as_ref() {
                     pod_field(pod, &r.field_path)?

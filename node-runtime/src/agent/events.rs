@@ -1,6 +1,6 @@
 //! Events the agent records about pods (Pulled, Created, Started, BackOff, Failed, Killing).
 
-use serde_json::json;
+use skiff_api::events::{new_event, EventSource, InvolvedObject};
 use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_api::resources;
 use skiff_client::Client;
@@ -27,23 +27,25 @@ impl Recorder {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let now = jiff::Timestamp::now().to_string();
-        let event = json!({
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": format!("{name}."), "namespace": namespace},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": namespace, "name": name, "uid": pod.metadata.uid},
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "source": {"component": "kubelet", "host": self.node},
-            "reportingComponent": "kubelet",
-            "reportingInstance": self.node,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        });
+        let involved = InvolvedObject {
+            api_version: "v1",
+            kind: "Pod",
+            namespace: Some(&namespace),
+            name: pod.metadata.name.as_deref().unwrap_or_default(),
+            uid: pod.metadata.uid.as_deref(),
+        };
+        let source = EventSource {
+            component: "kubelet",
+            host: Some(&self.node),
+        };
+        let event = new_event(
+            &involved,
+            &source,
+            kind,
+            reason,
+            &message,
+            &super::node::now(),
+        );
         let client = self.client.clone();
         tokio::spawn(async move {
             let events = resources::by_name("events").expect("events are served");
