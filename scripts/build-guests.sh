@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../wasm-examples"
 
 component_ld=$(command -v wasm-component-ld || echo "$HOME/.cargo/bin/wasm-component-ld")
 build() {
-  env PATH=/usr/bin:/bin RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+  env PATH=/usr/bin:/bin RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$PWD/target" \
     CARGO_TARGET_WASM32_WASIP2_LINKER="$component_ld" \
     /usr/bin/cargo build --quiet --release "$@"
 }
