@@ -44,6 +44,38 @@ impl WasiView for ComponentState {
     }
 }
 
+/// Store data that carries a guest's memory limiter.
+trait Limited: Send + 'static {
+    fn limiter(&mut self) -> &mut MemoryLimiter;
+}
+
+impl Limited for ModuleState {
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+}
+
+impl Limited for ComponentState {
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+}
+
+/// A store for one guest run: its memory limiter, and epoch deadlines that preempt, throttle
+/// (`cpu_millis`) and stop it.
+fn guest_store<T: Limited>(
+    engine: &Engine,
+    state: T,
+    usage: Arc<Usage>,
+    cpu_millis: Option<u64>,
+) -> Store<T> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| s.limiter());
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| on_deadline(&usage, cpu_millis));
+    store
+}
+
 /// WASI linkers, built once per runtime.
 pub struct Linkers {
     pub module: Linker<ModuleState>,
@@ -215,11 +247,7 @@ impl Container {
                     wasi: self.wasi_builder(&output).build_p1(),
                     limiter: self.limiter(),
                 };
-                let mut store = Store::new(engine, state);
-                store.limiter(|s| &mut s.limiter);
-                let usage = self.usage.clone();
-                store.set_epoch_deadline(1);
-                store.epoch_deadline_callback(move |_| on_deadline(&usage, cpu));
+                let mut store = guest_store(engine, state, self.usage.clone(), cpu);
                 run_module(&mut store, &linkers.module, module).await
             }
             Program::Component(component) => {
@@ -228,11 +256,7 @@ impl Container {
                     table: ResourceTable::new(),
                     limiter: self.limiter(),
                 };
-                let mut store = Store::new(engine, state);
-                store.limiter(|s| &mut s.limiter);
-                let usage = self.usage.clone();
-                store.set_epoch_deadline(1);
-                store.epoch_deadline_callback(move |_| on_deadline(&usage, cpu));
+                let mut store = guest_store(engine, state, self.usage.clone(), cpu);
                 run_component(&mut store, &linkers.component, component).await
             }
         };
