@@ -231,3 +231,56 @@ spec:
     cli.ok(&["get", "namespaces"])?;
     Ok(())
 }
+
+#[test]
+fn cordoned_nodes_get_no_new_pods_until_uncordoned() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start(&tmp.path().join("data"))?;
+    let cli = server.cli();
+    let nodes = cli.json(&["get", "nodes"])?;
+    let node = items(&nodes)[0]["metadata"]["name"]
+        .as_str()
+        .expect("node name")
+        .to_string();
+    assert_eq!(
+        cli.ok(&["cordon", &node])?.trim(),
+        format!("node/{node} cordoned")
+    );
+    assert!(cli
+        .ok(&["get", "nodes"])?
+        .contains("Ready,SchedulingDisabled"));
+
+    cli.ok(&["apply", "-f", example("hello").to_str().expect("utf-8")])?;
+    let pending = wait_until(
+        "the scheduler to report the cordoned node",
+        RUNNING_TIMEOUT,
+        || {
+            let pod = cli.json(&["get", "pod", "hello"])?;
+            let reported = pod["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "PodScheduled" && c["status"] == "False");
+            Ok(reported.then_some(pod))
+        },
+    )?;
+    assert!(pending["spec"]["nodeName"].is_null());
+    let message = pending["status"]["conditions"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        "0/1 nodes are available: 1 node(s) were unschedulable."
+    );
+
+    cli.ok(&["uncordon", &node])?;
+    wait_until(
+        "hello to run once the node is schedulable",
+        RUNNING_TIMEOUT,
+        || {
+            let pod = cli.json(&["get", "pod", "hello"])?;
+            Ok((pod["status"]["phase"] == "Succeeded").then_some(()))
+        },
+    )?;
+    Ok(())
+}

@@ -55,6 +55,10 @@ pub enum Command {
     Logs(LogsArgs),
     /// Set the replicas of a Deployment or ReplicaSet.
     Scale(ScaleArgs),
+    /// Mark a node unschedulable: new pods are not placed on it (running ones stay).
+    Cordon(NodeArgs),
+    /// Mark a node schedulable again.
+    Uncordon(NodeArgs),
     /// Measure the cluster: see `skiff bench deploy --help`.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -183,6 +187,14 @@ pub struct ScaleArgs {
     pub target: Vec<String>,
     #[arg(long)]
     pub replicas: i32,
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// The node's name.
+    pub node: String,
 }
 
 #[derive(Subcommand, Debug)]
