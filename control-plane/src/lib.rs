@@ -10,6 +10,7 @@ mod shutdown;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use skiff_raft_store::{Store, StoreConfig};
 use tokio::sync::watch;
@@ -17,6 +18,9 @@ use tokio::task::JoinHandle;
 
 use crate::controllers::events::EventRecorder;
 use crate::registry::Registry;
+
+/// Default node grace: a few missed heartbeats (agents beat every 2 s), not Kubernetes' 40-50 s.
+pub const DEFAULT_NODE_GRACE: Duration = Duration::from_secs(6);
 
 /// How many past revisions a watch may resume from, by default.
 pub const DEFAULT_WATCH_HISTORY: u64 = 100_000;
@@ -32,6 +36,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// How many past revisions a watch may resume from; older ones get 410 Gone.
     pub watch_history: u64,
+    /// How long a node may go without a heartbeat before its pods are replaced elsewhere.
+    pub node_grace: Duration,
 }
 
 impl ServerConfig {
@@ -42,6 +48,7 @@ impl ServerConfig {
             data_dir,
             listen,
             watch_history: DEFAULT_WATCH_HISTORY,
+            node_grace: DEFAULT_NODE_GRACE,
         }
     }
 }
@@ -89,7 +96,7 @@ impl Server {
 
         let (stop, shutdown) = watch::channel(false);
         let informers = controllers::Informers::start(&registry, &shutdown);
-        controllers::start(&registry, &informers, &shutdown);
+        controllers::start(&registry, &informers, config.node_grace, &shutdown);
         scheduler::Scheduler {
             registry: registry.clone(),
             pods: informers.pods.clone(),

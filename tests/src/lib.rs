@@ -6,7 +6,7 @@ mod process;
 mod wait;
 
 pub use cli::{CliOutput, Skiff};
-pub use process::DevServer;
+pub use process::{start_agent, DevServer, SkiffProcess};
 pub use wait::wait_until;
 
 use std::path::PathBuf;

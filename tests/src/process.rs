@@ -1,4 +1,4 @@
-//! A `skiff server --dev` process on a loopback port, killed when dropped.
+//! Real `skiff` processes (servers and agents) on loopback ports, killed when dropped.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -13,58 +13,153 @@ use nix::unistd::Pid;
 use crate::cli::Skiff;
 use crate::wait::wait_until;
 
-/// How long a server may take to answer `/readyz`.
+/// How long a process may take to become ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A dev-mode server process (API, store, controllers and one node agent).
-pub struct DevServer {
+/// One `skiff` process with its arguments and log file.
+pub struct SkiffProcess {
     child: Option<Child>,
-    pub data_dir: PathBuf,
-    pub port: u16,
+    args: Vec<String>,
     log_path: PathBuf,
 }
 
-impl DevServer {
-    /// Starts a server on a free loopback port with `data_dir`, and waits until it is ready.
-    pub fn start(data_dir: &Path) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let mut server = DevServer {
+impl SkiffProcess {
+    /// Starts `skiff ARGS`, appending its output to `log_path`.
+    pub fn spawn(args: Vec<String>, log_path: PathBuf) -> anyhow::Result<Self> {
+        let mut process = SkiffProcess {
             child: None,
-            data_dir: data_dir.to_path_buf(),
-            port,
-            log_path: data_dir.with_extension("log"),
+            args,
+            log_path,
         };
-        server.spawn()?;
-        Ok(server)
+        process.start()?;
+        Ok(process)
     }
 
-    fn spawn(&mut self) -> anyhow::Result<()> {
+    fn start(&mut self) -> anyhow::Result<()> {
         let log = File::options()
             .create(true)
             .append(true)
             .open(&self.log_path)
             .with_context(|| format!("opening {}", self.log_path.display()))?;
         let child = Command::new(Skiff::locate())
-            .args(["server", "--dev", "--data-dir"])
-            .arg(&self.data_dir)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .context("starting skiff server --dev")?;
+            .with_context(|| format!("starting skiff {:?}", self.args))?;
         self.child = Some(child);
+        Ok(())
+    }
+
+    /// Fails if the process has exited.
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        if let Some(child) = self.child.as_mut() {
+            if let Some(status) = child.try_wait()? {
+                anyhow::bail!(
+                    "skiff {:?} exited with {status}; log:\n{}",
+                    self.args,
+                    self.log()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything the process printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().context("kill -9")?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self.child.take().context("the process is not running")?;
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;
+        let status = wait_until(
+            "the process to exit after SIGTERM",
+            Duration::from_secs(30),
+            || Ok(child.try_wait()?),
+        );
+        if status.is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        status
+    }
+
+    /// Starts the process again with the same arguments.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.child.is_none(),
+            "stop the process before restarting it"
+        );
+        self.start()
+    }
+}
+
+impl Drop for SkiffProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A `skiff server` (with `--dev`: plus one node agent) on a free loopback port.
+pub struct DevServer {
+    pub process: SkiffProcess,
+    pub data_dir: PathBuf,
+    pub port: u16,
+}
+
+impl DevServer {
+    /// `skiff server --dev` on `data_dir`, waited for until ready.
+    pub fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(data_dir, true, &[])
+    }
+
+    /// `skiff server [--dev] EXTRA...` on `data_dir`, waited for until ready.
+    pub fn start_with(data_dir: &Path, dev: bool, extra: &[&str]) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let mut args = vec!["server".to_string()];
+        if dev {
+            args.push("--dev".into());
+        }
+        args.extend([
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+        ]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let process = SkiffProcess::spawn(args, data_dir.with_extension("log"))?;
+        let mut server = DevServer {
+            process,
+            data_dir: data_dir.to_path_buf(),
+            port,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
         let url = format!("{}/readyz", self.url());
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
-        wait_until("the dev server to be ready", START_TIMEOUT, || {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    anyhow::bail!("server exited with {status}; log:\n{}", self.log());
-                }
-            }
+        wait_until("the server to be ready", START_TIMEOUT, || {
+            self.process.check_running()?;
             Ok(http
                 .get(&url)
                 .send()
@@ -83,50 +178,40 @@ impl DevServer {
         Skiff::new(self.url())
     }
 
-    /// Everything the server printed so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        self.process.log()
     }
 
-    /// `kill -9`: no chance to flush or clean up.
     pub fn kill9(&mut self) -> anyhow::Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill().context("kill -9 the server")?;
-            child.wait()?;
-        }
-        Ok(())
+        self.process.kill9()
     }
 
-    /// SIGTERM, then wait for a clean exit.
     pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        let mut child = self.child.take().context("server is not running")?;
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;
-        let status = wait_until(
-            "the server to exit after SIGTERM",
-            Duration::from_secs(30),
-            || Ok(child.try_wait()?),
-        );
-        if status.is_err() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        status
+        self.process.terminate()
     }
 
-    /// Starts the server again on the same data dir and port.
+    /// Starts the server again on the same data dir and port, and waits until it is ready.
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.child.is_none(), "stop the server before restarting it");
-        self.spawn()
+        self.process.restart()?;
+        self.wait_ready()
     }
 }
 
-impl Drop for DevServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// A `skiff agent` joined to a server, on its own data dir and loopback kubelet port.
+pub fn start_agent(server_url: &str, node: &str, data_dir: &Path) -> anyhow::Result<SkiffProcess> {
+    let port = free_port()?;
+    let args = vec![
+        "agent".to_string(),
+        "--server".into(),
+        server_url.into(),
+        "--node-name".into(),
+        node.into(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+    ];
+    SkiffProcess::spawn(args, data_dir.with_extension("log"))
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.

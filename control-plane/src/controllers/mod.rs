@@ -5,6 +5,7 @@ pub mod deployment;
 pub mod events;
 pub mod gc;
 pub mod informer;
+pub mod node_lifecycle;
 pub mod ownership;
 pub mod pods;
 pub mod queue;
@@ -49,8 +50,14 @@ impl Informers {
     }
 }
 
-/// Starts the Deployment and ReplicaSet controllers and the garbage collector.
-pub fn start(registry: &Registry, informers: &Informers, shutdown: &watch::Receiver<bool>) {
+/// Starts the Deployment, ReplicaSet and node lifecycle controllers and the garbage collector;
+/// nodes silent for longer than `node_grace` are considered lost.
+pub fn start(
+    registry: &Registry,
+    informers: &Informers,
+    node_grace: Duration,
+    shutdown: &watch::Receiver<bool>,
+) {
     let rs_queue = WorkQueue::new();
     feed(
         &informers.replicasets,
@@ -101,6 +108,15 @@ pub fn start(registry: &Registry, informers: &Informers, shutdown: &watch::Recei
         WORKERS,
         shutdown.clone(),
     );
+
+    node_lifecycle::NodeLifecycle {
+        registry: registry.clone(),
+        nodes: informers.nodes.clone(),
+        pods: informers.pods.clone(),
+        events: EventRecorder::new(registry.clone(), "node-controller"),
+        grace: node_grace,
+    }
+    .spawn(shutdown.clone());
 
     gc::GarbageCollector {
         registry: registry.clone(),

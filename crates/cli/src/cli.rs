@@ -78,6 +78,10 @@ pub struct ServerArgs {
     /// This member's name.
     #[arg(long, default_value = "skiff-server")]
     pub name: String,
+    /// Seconds a node may go without a heartbeat before it is marked NotReady and its pods
+    /// are replaced elsewhere.
+    #[arg(long, default_value_t = 6)]
+    pub node_grace_seconds: u64,
     /// Dev mode: the node's name (default: this host's name).
     #[arg(long)]
     pub node_name: Option<String>,

@@ -44,8 +44,8 @@ pub use backoff::Backoff;
 
 use crate::runtime::{ContainerRuntime, RuntimeError};
 
-/// Default pause between node heartbeats.
-const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Default pause between node heartbeats (the control plane's node grace is a few of these).
+const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Pause between registration attempts while the API is unreachable.
 const REGISTER_RETRY: Duration = Duration::from_secs(1);
 
@@ -246,7 +246,7 @@ impl AgentBuilder {
         self
     }
 
-    /// Pause between node heartbeats (default 10 s).
+    /// Pause between node heartbeats (default 2 s).
     pub fn heartbeat(mut self, every: Duration) -> Self {
         self.heartbeat = every;
         self

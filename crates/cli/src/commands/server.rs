@@ -48,11 +48,10 @@ fn wasm_agent(
 pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let handle = Server::start(ServerConfig::new(
-        args.name.clone(),
-        args.data_dir.clone(),
-        args.listen,
-    ))
+    let handle = Server::start(ServerConfig {
+        node_grace: std::time::Duration::from_secs(args.node_grace_seconds),
+        ..ServerConfig::new(args.name.clone(), args.data_dir.clone(), args.listen)
+    })
     .await?;
     let url = handle.url();
     println!(

@@ -1,0 +1,221 @@
+//! The node lifecycle controller: a node whose agent stops posting heartbeats for longer than
+//! the grace period is marked `Ready=Unknown`, tainted unreachable, and its pods are deleted so
+//! that their controllers replace them elsewhere. When heartbeats resume, the taint goes; the
+//! returning agent finishes the deletion of its old pods (a pod never runs twice).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use skiff_api::k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use skiff_api::resources;
+use tokio::sync::watch;
+
+use super::events::{EventRecorder, EventType};
+use super::informer::Informer;
+use crate::error::ApiError;
+use crate::registry::{object, Registry, Subresource};
+
+/// The taint of a node whose agent cannot be reached (as Kubernetes names it).
+pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
+/// How often heartbeats are checked.
+const CHECK_EVERY: Duration = Duration::from_millis(500);
+
+pub struct NodeLifecycle {
+    pub registry: Registry,
+    pub nodes: Arc<Informer<Node>>,
+    pub pods: Arc<Informer<Pod>>,
+    pub events: EventRecorder,
+    /// How long a node may go without a heartbeat before it is considered lost.
+    pub grace: Duration,
+}
+
+/// The node's `Ready` condition heartbeat as the agent last posted it.
+fn heartbeat(node: &Node) -> Option<String> {
+    ready_condition(node)?
+        .last_heartbeat_time
+        .as_ref()
+        .map(|t| t.0.to_string())
+}
+
+fn ready_condition(node: &Node) -> Option<&skiff_api::k8s_openapi::api::core::v1::NodeCondition> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+}
+
+fn is_tainted(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|taints| taints.iter().any(|t| t.key == UNREACHABLE_TAINT))
+}
+
+impl NodeLifecycle {
+    /// Runs until `shutdown` flips to true.
+    pub fn spawn(self, mut shutdown: watch::Receiver<bool>) {
+        tokio::spawn(async move {
+            self.nodes.synced().await;
+            // Heartbeat changes as this controller saw them, on its own clock: a control plane
+            // that was down does not blame its nodes for the gap.
+            let mut seen: HashMap<String, (Option<String>, Instant)> = HashMap::new();
+            let mut tick = tokio::time::interval(CHECK_EVERY);
+            loop {
+                tokio::select! {
+                    _ = crate::shutdown::stopped(&mut shutdown) => return,
+                    _ = tick.tick() => {}
+                }
+                let now = Instant::now();
+                for node in self.nodes.list(|_| true) {
+                    let name = node.metadata.name.clone().unwrap_or_default();
+                    let beat = heartbeat(&node);
+                    let entry = seen.entry(name.clone()).or_insert((beat.clone(), now));
+                    if entry.0 != beat {
+                        *entry = (beat, now);
+                    }
+                    let silent = now.duration_since(entry.1) > self.grace;
+                    let result = if silent {
+                        self.mark_lost(&node).await
+                    } else {
+                        self.mark_back(&node).await
+                    };
+                    if let Err(err) = result {
+                        tracing::warn!(node = %name, %err, "node lifecycle update failed");
+                    }
+                }
+                seen.retain(|name, _| self.nodes.get(name).is_some());
+            }
+        });
+    }
+
+    /// Ready=Unknown, the unreachable taint, and deletion of the node's pods.
+    async fn mark_lost(&self, node: &Node) -> Result<(), ApiError> {
+        let name = node.metadata.name.as_deref().unwrap_or_default();
+        let ready = ready_condition(node);
+        if ready.is_some_and(|c| c.status != "Unknown") {
+            let mut conditions: Vec<Value> = node
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .map(|cs| {
+                    cs.iter()
+                        .filter(|c| c.type_ != "Ready")
+                        .filter_map(|c| serde_json::to_value(c).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            conditions.push(json!({
+                "type": "Ready",
+                "status": "Unknown",
+                "reason": "NodeStatusUnknown",
+                "message": "Kubelet stopped posting node status.",
+                "lastHeartbeatTime": ready.and_then(|c| c.last_heartbeat_time.as_ref()).map(|t| t.0.to_string()),
+                "lastTransitionTime": object::now_rfc3339(),
+            }));
+            let nodes = resources::of::<Node>();
+            self.registry
+                .patch(
+                    nodes,
+                    None,
+                    name,
+                    &json!({"status": {"conditions": conditions}}),
+                    Subresource::Status,
+                )
+                .await?;
+            self.events.record(
+                node,
+                EventType::Warning,
+                "NodeNotReady",
+                format!("Node {name} status is now: NodeNotReady"),
+            );
+            tracing::warn!(
+                node = name,
+                "node stopped posting heartbeats; evicting its pods"
+            );
+        }
+        if !is_tainted(node) {
+            let mut taints = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.clone())
+                .unwrap_or_default();
+            taints.push(Taint {
+                key: UNREACHABLE_TAINT.into(),
+                effect: "NoExecute".into(),
+                time_added: None,
+                value: None,
+            });
+            self.set_taints(name, &taints).await?;
+        }
+        let pods = resources::of::<Pod>();
+        for pod in self.pods.list(|p| {
+            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name)
+                && p.metadata.deletion_timestamp.is_none()
+        }) {
+            let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+            match self
+                .registry
+                .delete(
+                    pods,
+                    pod.metadata.namespace.as_deref(),
+                    pod_name,
+                    &Default::default(),
+                )
+                .await
+            {
+                Ok(_) => self.events.record(
+                    pod.as_ref(),
+                    EventType::Warning,
+                    "NodeNotReady",
+                    format!("Deleting pod: node {name} is unreachable"),
+                ),
+                Err(ApiError::NotFound { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the unreachable taint once heartbeats are back.
+    async fn mark_back(&self, node: &Node) -> Result<(), ApiError> {
+        if !is_tainted(node) || ready_condition(node).is_none_or(|c| c.status != "True") {
+            return Ok(());
+        }
+        let taints: Vec<Taint> = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| t.key != UNREACHABLE_TAINT)
+            .collect();
+        let name = node.metadata.name.as_deref().unwrap_or_default();
+        self.set_taints(name, &taints).await?;
+        self.events.record(
+            node,
+            EventType::Normal,
+            "NodeReady",
+            format!("Node {name} status is now: NodeReady"),
+        );
+        Ok(())
+    }
+
+    async fn set_taints(&self, name: &str, taints: &[Taint]) -> Result<(), ApiError> {
+        let nodes = resources::of::<Node>();
+        let taints = serde_json::to_value(taints).map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.registry
+            .patch(
+                nodes,
+                None,
+                name,
+                &json!({"spec": {"taints": taints}}),
+                Subresource::Main,
+            )
+            .await
+            .map(drop)
+    }
+}
