@@ -96,3 +96,42 @@ fn pods_of_a_lost_node_move_and_never_run_twice() -> anyhow::Result<()> {
     assert_eq!(running_on(&cli)?.len(), 4, "still exactly 4 ticker pods");
     Ok(())
 }
+
+#[test]
+fn drain_moves_pods_and_keeps_the_node_cordoned() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
+    let cli = server.cli();
+    let _a = start_agent(&server.url(), "node-a", &tmp.path().join("a"))?;
+    let _b = start_agent(&server.url(), "node-b", &tmp.path().join("b"))?;
+    wait_until("both nodes Ready", Duration::from_secs(30), || {
+        Ok((cli.ok(&["get", "nodes"])?.matches(" Ready ").count() == 2).then_some(()))
+    })?;
+    cli.ok(&["apply", "-f", example("ticker").to_str().expect("utf-8")])?;
+    cli.ok(&["scale", "deployment", "ticker", "--replicas", "4"])?;
+    wait_until("pods on both nodes", Duration::from_secs(60), || {
+        let running = running_on(&cli)?;
+        let on_a = running.iter().filter(|(_, n)| n == "node-a").count();
+        Ok((running.len() == 4 && on_a > 0).then_some(()))
+    })?;
+
+    let out = cli.ok(&["drain", "node-a", "--grace-period", "5"])?;
+    assert!(out.contains("node/node-a drained"), "{out}");
+    let left = cli.json(&[
+        "get",
+        "pods",
+        "-A",
+        "--field-selector",
+        "spec.nodeName=node-a",
+    ])?;
+    assert!(items(&left).is_empty(), "pods left on node-a: {left}");
+    wait_until("4 pods on node-b", Duration::from_secs(60), || {
+        let running = running_on(&cli)?;
+        Ok((running.len() == 4 && running.iter().all(|(_, n)| n == "node-b")).then_some(()))
+    })?;
+    assert!(
+        cli.ok(&["get", "nodes"])?.contains("SchedulingDisabled"),
+        "node-a stays cordoned"
+    );
+    Ok(())
+}

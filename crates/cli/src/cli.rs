@@ -59,6 +59,8 @@ pub enum Command {
     Cordon(NodeArgs),
     /// Mark a node schedulable again.
     Uncordon(NodeArgs),
+    /// Cordon a node and delete its pods gracefully, waiting until they are gone.
+    Drain(DrainArgs),
     /// Measure the cluster: see `skiff bench deploy --help`.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -199,6 +201,18 @@ pub struct NodeArgs {
     pub client: ClientOpts,
     /// The node's name.
     pub node: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Seconds each pod gets to stop (default: the pod's own grace period).
+    #[arg(long)]
+    pub grace_period: Option<i64>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
 }
 
 #[derive(Subcommand, Debug)]

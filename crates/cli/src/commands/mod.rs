@@ -26,8 +26,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Delete(args) => delete::run(args).await,
         Command::Logs(args) => logs::run(args).await,
         Command::Scale(args) => scale::run(args).await,
-        Command::Cordon(args) => node::set_unschedulable(args, true).await,
-        Command::Uncordon(args) => node::set_unschedulable(args, false).await,
+        Command::Cordon(args) => node::set_unschedulable(&args, true).await,
+        Command::Uncordon(args) => node::set_unschedulable(&args, false).await,
+        Command::Drain(args) => node::drain(args).await,
         Command::Bench(BenchCommand::Deploy(args)) => bench::deploy(args).await,
     }
 }

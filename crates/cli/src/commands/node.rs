@@ -1,12 +1,18 @@
-//! `skiff cordon` and `skiff uncordon`.
+//! `skiff cordon`, `skiff uncordon` and `skiff drain`.
+
+use std::time::{Duration, Instant};
 
 use serde_json::json;
+use skiff_client::{DeleteParams, ListParams};
 
 use super::{client, kind};
-use crate::cli::NodeArgs;
+use crate::cli::{DrainArgs, NodeArgs};
+
+/// How often a drain checks whether the pods are gone.
+const DRAIN_POLL: Duration = Duration::from_millis(250);
 
 /// Sets `spec.unschedulable`; the scheduler skips unschedulable nodes.
-pub async fn set_unschedulable(args: NodeArgs, unschedulable: bool) -> anyhow::Result<()> {
+pub async fn set_unschedulable(args: &NodeArgs, unschedulable: bool) -> anyhow::Result<()> {
     let client = client(&args.client)?;
     let nodes = kind("nodes")?;
     let node = client.get(nodes, None, &args.node).await?;
@@ -28,5 +34,50 @@ pub async fn set_unschedulable(args: NodeArgs, unschedulable: bool) -> anyhow::R
         )
         .await?;
     println!("node/{} {word}", args.node);
+    Ok(())
+}
+
+/// Cordons the node, deletes every pod bound to it (gracefully), and waits until they are gone;
+/// their controllers recreate them on other nodes. The node stays cordoned.
+pub async fn drain(args: DrainArgs) -> anyhow::Result<()> {
+    set_unschedulable(&args.node, true).await?;
+    let client = client(&args.node.client)?;
+    let pods = kind("pods")?;
+    let on_node = ListParams {
+        field_selector: Some(format!("spec.nodeName={}", args.node.node)),
+        label_selector: None,
+    };
+    let params = DeleteParams {
+        grace_period_seconds: args.grace_period,
+    };
+    let list = client.list(pods, None, &on_node).await?;
+    for pod in list["items"].as_array().into_iter().flatten() {
+        let (namespace, name) = (
+            pod["metadata"]["namespace"].as_str(),
+            pod["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+        match client.delete(pods, namespace, name, &params).await {
+            Ok(_) => println!("evicting pod {}/{name}", namespace.unwrap_or("default")),
+            Err(err) if err.is_not_found() => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    loop {
+        let left = client.list(pods, None, &on_node).await?;
+        let count = left["items"].as_array().map_or(0, Vec::len);
+        if count == 0 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "{count} pods are still on node {} after {}s",
+                args.node.node,
+                args.timeout
+            );
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+    println!("node/{} drained", args.node.node);
     Ok(())
 }
