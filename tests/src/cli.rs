@@ -1,7 +1,10 @@
 //! Running the real `skiff` binary as a user would.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -20,14 +23,16 @@ pub struct CliOutput {
     pub stderr: String,
 }
 
-impl From<Output> for CliOutput {
-    fn from(out: Output) -> Self {
-        CliOutput {
-            success: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
+/// Longest a single CLI command may run in a test.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Reads a pipe to its end on a thread, so a chatty child never blocks on a full pipe.
+fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
 
 impl Skiff {
@@ -63,7 +68,7 @@ impl Skiff {
         self.run_with_stdin(args, None)
     }
 
-    /// Runs `skiff ARGS`, feeding `stdin` if given.
+    /// Runs `skiff ARGS`, feeding `stdin` if given; kills it after `COMMAND_TIMEOUT`.
     pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<CliOutput> {
         let mut command = Command::new(&self.binary);
         command
@@ -87,8 +92,28 @@ impl Skiff {
                 .context("stdin")?
                 .write_all(input.as_bytes())?;
         }
-        let output = child.wait_with_output()?;
-        Ok(output.into())
+        let stdout = drain(child.stdout.take().context("stdout")?);
+        let stderr = drain(child.stderr.take().context("stderr")?);
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!(
+                    "skiff {} did not finish within {COMMAND_TIMEOUT:?}",
+                    args.join(" ")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Ok(CliOutput {
+            success: status.success(),
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        })
     }
 
     /// Runs `skiff ARGS` and fails unless it succeeds; returns stdout.

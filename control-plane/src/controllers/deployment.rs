@@ -448,9 +448,12 @@ impl DeploymentController {
         }
         let mut next = deployment.clone();
         next.status = Some(status);
-        self.registry
+        let written = self
+            .registry
             .update_typed(&next, Subresource::Status)
             .await?;
+        // Read our own write before the next reconcile, or it would conflict with it.
+        self.deployments.wait_for(revision_of(&written)).await;
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use tokio::sync::{broadcast, watch};
 
@@ -36,6 +37,7 @@ pub struct Informers {
     pub pods: Arc<Informer<Pod>>,
     pub nodes: Arc<Informer<Node>>,
     pub namespaces: Arc<Informer<Namespace>>,
+    pub leases: Arc<Informer<Lease>>,
 }
 
 impl Informers {
@@ -46,6 +48,7 @@ impl Informers {
             pods: Informer::start(registry.clone(), shutdown.clone()),
             nodes: Informer::start(registry.clone(), shutdown.clone()),
             namespaces: Informer::start(registry.clone(), shutdown.clone()),
+            leases: Informer::start(registry.clone(), shutdown.clone()),
         }
     }
 }
@@ -112,6 +115,7 @@ pub fn start(
     node_lifecycle::NodeLifecycle {
         registry: registry.clone(),
         nodes: informers.nodes.clone(),
+        leases: informers.leases.clone(),
         pods: informers.pods.clone(),
         events: EventRecorder::new(registry.clone(), "node-controller"),
         grace: node_grace,

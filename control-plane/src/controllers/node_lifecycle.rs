@@ -1,5 +1,5 @@
-//! The node lifecycle controller: a node whose agent stops posting heartbeats for longer than
-//! the grace period is marked `Ready=Unknown`, tainted unreachable, and its pods are deleted so
+//! The node lifecycle controller: a node whose agent stops renewing its Lease (and posting its
+//! status) for longer than the grace period is marked `Ready=Unknown`, tainted unreachable, and its pods are deleted so
 //! that their controllers replace them elsewhere. When heartbeats resume, the taint goes; the
 //! returning agent finishes the deletion of its old pods (a pod never runs twice).
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use skiff_api::resources;
 use tokio::sync::watch;
@@ -25,18 +26,29 @@ const CHECK_EVERY: Duration = Duration::from_millis(500);
 pub struct NodeLifecycle {
     pub registry: Registry,
     pub nodes: Arc<Informer<Node>>,
+    /// Node leases in `kube-node-lease`, renewed by the agents.
+    pub leases: Arc<Informer<Lease>>,
     pub pods: Arc<Informer<Pod>>,
     pub events: EventRecorder,
     /// How long a node may go without a heartbeat before it is considered lost.
     pub grace: Duration,
 }
 
-/// The node's `Ready` condition heartbeat as the agent last posted it.
-fn heartbeat(node: &Node) -> Option<String> {
-    ready_condition(node)?
-        .last_heartbeat_time
-        .as_ref()
+/// Where node leases live.
+const LEASE_NAMESPACE: &str = "kube-node-lease";
+
+/// The agent's last signs of life: its lease renewal and its `Ready` heartbeat.
+fn heartbeat(node: &Node, lease: Option<&Lease>) -> String {
+    let renewed = lease
+        .and_then(|l| l.spec.as_ref())
+        .and_then(|s| s.renew_time.as_ref())
         .map(|t| t.0.to_string())
+        .unwrap_or_default();
+    let reported = ready_condition(node)
+        .and_then(|c| c.last_heartbeat_time.as_ref())
+        .map(|t| t.0.to_string())
+        .unwrap_or_default();
+    format!("{renewed}|{reported}")
 }
 
 fn ready_condition(node: &Node) -> Option<&skiff_api::k8s_openapi::api::core::v1::NodeCondition> {
@@ -62,7 +74,7 @@ impl NodeLifecycle {
             self.nodes.synced().await;
             // Heartbeat changes as this controller saw them, on its own clock: a control plane
             // that was down does not blame its nodes for the gap.
-            let mut seen: HashMap<String, (Option<String>, Instant)> = HashMap::new();
+            let mut seen: HashMap<String, (String, Instant)> = HashMap::new();
             let mut tick = tokio::time::interval(CHECK_EVERY);
             loop {
                 tokio::select! {
@@ -72,7 +84,8 @@ impl NodeLifecycle {
                 let now = Instant::now();
                 for node in self.nodes.list(|_| true) {
                     let name = node.metadata.name.clone().unwrap_or_default();
-                    let beat = heartbeat(&node);
+                    let lease = self.leases.get(&format!("{LEASE_NAMESPACE}/{name}"));
+                    let beat = heartbeat(&node, lease.as_deref());
                     let entry = seen.entry(name.clone()).or_insert((beat.clone(), now));
                     if entry.0 != beat {
                         *entry = (beat, now);

@@ -205,9 +205,12 @@ impl ReplicaSetController {
         }
         let mut updated = rs.clone();
         updated.status = Some(status);
-        self.registry
+        let written = self
+            .registry
             .update_typed(&updated, Subresource::Status)
             .await?;
+        // Read our own write before the next reconcile, or it would conflict with it.
+        self.replicasets.wait_for(revision_of(&written)).await;
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! Runs a reconciler over a work queue (kube-rs's `Controller`): level-triggered, with
-//! per-key error backoff; a 409 conflict means "requeue now", not an error.
+//! per-key error backoff; a 409 conflict means "requeue soon", not an error.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +39,8 @@ pub trait Reconciler: Send + Sync + 'static {
 }
 
 const BACKOFF_BASE: Duration = Duration::from_millis(50);
+/// Delay before retrying a key whose write hit a 409 conflict.
+const CONFLICT_RETRY: Duration = Duration::from_millis(10);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 /// Spawns `workers` tasks that reconcile keys from `queue` until `shutdown` flips to true.
@@ -60,6 +62,9 @@ pub fn spawn<R: Reconciler>(
                 };
                 let outcome = reconciler.reconcile(&key).await;
                 queue.done(&key);
+                // Reconciles may complete without ever waiting (cache reads, refused writes):
+                // let the informers and the API run between them.
+                tokio::task::yield_now().await;
                 match outcome {
                     Ok(action) => {
                         failures.lock().expect("failures lock").remove(&key);
@@ -67,7 +72,8 @@ pub fn spawn<R: Reconciler>(
                             queue.add_after(key, after);
                         }
                     }
-                    Err(ApiError::Conflict { .. }) => queue.add(key),
+                    // A stale cache: try again once the informer has had a moment to catch up.
+                    Err(ApiError::Conflict { .. }) => queue.add_after(key, CONFLICT_RETRY),
                     Err(err) => {
                         let attempt = {
                             let mut failures = failures.lock().expect("failures lock");

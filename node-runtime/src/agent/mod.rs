@@ -22,6 +22,7 @@
 mod backoff;
 mod env;
 mod events;
+mod lease;
 mod lifecycle;
 mod log_index;
 mod log_server;
@@ -44,8 +45,10 @@ pub use backoff::Backoff;
 
 use crate::runtime::{ContainerRuntime, RuntimeError};
 
-/// Default pause between node heartbeats (the control plane's node grace is a few of these).
+/// Default pause between lease renewals (the control plane's node grace is a few of these).
 const HEARTBEAT: Duration = Duration::from_secs(2);
+/// Lease renewals between two full Node status reports.
+const STATUS_EVERY: u64 = 5;
 /// Pause between registration attempts while the API is unreachable.
 const REGISTER_RETRY: Duration = Duration::from_secs(1);
 
@@ -176,13 +179,18 @@ impl Agent {
             (self.client.clone(), self.heartbeat, shutdown_rx.clone());
         let beat_spec = spec.clone();
         tokio::spawn(async move {
-            loop {
+            for beat in 0u64.. {
+                if let Err(err) = lease::renew(&client, &beat_spec.name).await {
+                    tracing::warn!(%err, "node lease renewal failed");
+                }
+                if beat > 0 && beat % STATUS_EVERY == 0 {
+                    if let Err(err) = node::heartbeat(&client, &beat_spec).await {
+                        tracing::warn!(%err, "node status report failed");
+                    }
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(heartbeat) => {}
                     _ = stopped(&mut beat_stop) => return,
-                }
-                if let Err(err) = node::heartbeat(&client, &beat_spec).await {
-                    tracing::warn!(%err, "node heartbeat failed");
                 }
             }
         });
@@ -246,7 +254,7 @@ impl AgentBuilder {
         self
     }
 
-    /// Pause between node heartbeats (default 2 s).
+    /// Pause between lease renewals (default 2 s); the Node status is reported every fifth.
     pub fn heartbeat(mut self, every: Duration) -> Self {
         self.heartbeat = every;
         self
