@@ -339,12 +339,7 @@ impl DeploymentController {
                 )
                 .await
             {
-                Ok(obj) => {
-                    let rv = crate::registry::object::meta_str(&obj, "resourceVersion")
-                        .and_then(|rv| rv.parse().ok())
-                        .unwrap_or(0);
-                    last = last.max(rv);
-                }
+                Ok(obj) => last = last.max(crate::registry::object::revision(&obj)),
                 Err(ApiError::NotFound { .. }) => {}
                 Err(err) => return Err(err),
             }

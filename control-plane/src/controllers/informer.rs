@@ -9,7 +9,7 @@ use futures::StreamExt;
 use skiff_api::resources;
 use tokio::sync::{broadcast, watch};
 
-use crate::registry::{typed, ListOptions, Registry, WatchEventType};
+use crate::registry::{object, typed, ListOptions, Registry, WatchEventType};
 
 /// `namespace/name`, or `name` for cluster-scoped objects.
 pub type ObjectKey = String;
@@ -94,7 +94,7 @@ impl<K: typed::Object> Informer<K> {
                     }
                 };
                 while let Some(event) = events.next().await {
-                    let revision = event_revision(&event.object);
+                    let revision = object::resource_version(&event.object).ok().flatten();
                     match typed::from_value::<K>(event.object) {
                         Ok(obj) => self.apply(event.event_type, obj),
                         Err(err) => tracing::error!(kind = kind.kind, %err, "undecodable object"),
@@ -214,13 +214,6 @@ impl<K: typed::Object> Informer<K> {
         let mut rx = self.revision.subscribe();
         let _ = rx.wait_for(|r| *r > 0).await;
     }
-}
-
-fn event_revision(obj: &serde_json::Value) -> Option<u64> {
-    obj.pointer("/metadata/resourceVersion")?
-        .as_str()?
-        .parse()
-        .ok()
 }
 
 /// The revision of a written object, for `Informer::wait_for`.

@@ -149,10 +149,7 @@ impl ReplicaSetController {
         for (name, result) in join_all(deletions).await {
             match result {
                 Ok(obj) => {
-                    let revision = crate::registry::object::meta_str(&obj, "resourceVersion")
-                        .and_then(|rv| rv.parse().ok())
-                        .unwrap_or(0);
-                    last = last.max(revision);
+                    last = last.max(crate::registry::object::revision(&obj));
                     self.events.record(
                         rs,
                         EventType::Normal,

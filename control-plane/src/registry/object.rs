@@ -29,6 +29,11 @@ pub fn resource_version(obj: &Value) -> Result<Option<u64>, String> {
     }
 }
 
+/// The revision a served object carries (0 when it has none), e.g. to wait for caches to see it.
+pub fn revision(obj: &Value) -> u64 {
+    resource_version(obj).ok().flatten().unwrap_or(0)
+}
+
 /// Mutable `metadata`, created if missing (the object must be a JSON object).
 pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.is_object() {
@@ -65,16 +70,7 @@ pub fn labels(obj: &Value) -> std::collections::BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The current time as Kubernetes serializes it (RFC 3339, seconds precision).
-pub fn now_rfc3339() -> String {
-    let now = k8s_now();
-    now.to_string()
-}
-
-fn k8s_now() -> jiff::Timestamp {
-    let now = jiff::Timestamp::now();
-    jiff::Timestamp::from_second(now.as_second()).unwrap_or(now)
-}
+pub use skiff_api::time::now_rfc3339;
 
 #[cfg(test)]
 mod tests {
@@ -93,11 +89,5 @@ mod tests {
         remove_meta(&mut obj, "resourceVersion");
         assert_eq!(resource_version(&obj), Ok(None));
         assert!(resource_version(&json!({"metadata": {"resourceVersion": "x"}})).is_err());
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_seconds() {
-        let now = now_rfc3339();
-        assert!(now.ends_with('Z') && !now.contains('.'), "{now}");
     }
 }

@@ -121,7 +121,7 @@ impl Reconciler for Scheduler {
         match place(&snapshot, &pod) {
             Ok(placement) => {
                 let bound = self.registry.bind(namespace, name, &placement.node).await?;
-                self.pods.wait_for(revision_from(&bound)).await;
+                self.pods.wait_for(object::revision(&bound)).await;
                 self.events.record(
                     pod.as_ref(),
                     EventType::Normal,
@@ -175,10 +175,4 @@ impl Scheduler {
             .record(pod, EventType::Warning, "FailedScheduling", message);
         Ok(())
     }
-}
-
-fn revision_from(obj: &serde_json::Value) -> u64 {
-    object::meta_str(obj, "resourceVersion")
-        .and_then(|rv| rv.parse().ok())
-        .unwrap_or(0)
 }

@@ -14,4 +14,5 @@ pub mod manifest;
 pub mod quantity;
 pub mod resources;
 pub mod selector;
+pub mod time;
 pub mod validation;

@@ -175,6 +175,17 @@ impl Client {
         ))
     }
 
+    fn merge_patch_body(patch: &Value) -> Option<(&'static str, Vec<u8>)> {
+        Some((
+            "application/merge-patch+json",
+            serde_json::to_vec(patch).unwrap_or_default(),
+        ))
+    }
+
+    fn status_path(kind: &ResourceKind, namespace: Option<&str>, name: &str) -> String {
+        format!("{}/status", kind.object_path(namespace, name))
+    }
+
     pub async fn get(
         &self,
         kind: &ResourceKind,
@@ -232,7 +243,7 @@ impl Client {
         name: &str,
         obj: &Value,
     ) -> Result<Value, ClientError> {
-        let path = format!("{}/status", kind.object_path(namespace, name));
+        let path = Self::status_path(kind, namespace, name);
         self.json(Method::PUT, &path, Self::body(obj)).await
     }
 
@@ -244,11 +255,8 @@ impl Client {
         name: &str,
         merge_patch: &Value,
     ) -> Result<Value, ClientError> {
-        let body = Some((
-            "application/merge-patch+json",
-            serde_json::to_vec(merge_patch).unwrap_or_default(),
-        ));
-        self.json(Method::PATCH, &kind.object_path(namespace, name), body)
+        let path = kind.object_path(namespace, name);
+        self.json(Method::PATCH, &path, Self::merge_patch_body(merge_patch))
             .await
     }
 
@@ -259,12 +267,9 @@ impl Client {
         name: &str,
         merge_patch: &Value,
     ) -> Result<Value, ClientError> {
-        let body = Some((
-            "application/merge-patch+json",
-            serde_json::to_vec(merge_patch).unwrap_or_default(),
-        ));
-        let path = format!("{}/status", kind.object_path(namespace, name));
-        self.json(Method::PATCH, &path, body).await
+        let path = Self::status_path(kind, namespace, name);
+        self.json(Method::PATCH, &path, Self::merge_patch_body(merge_patch))
+            .await
     }
 
     pub async fn delete(

@@ -44,7 +44,7 @@ impl Recorder {
             kind,
             reason,
             &message,
-            &super::node::now(),
+            &skiff_api::time::now_rfc3339(),
         );
         let client = self.client.clone();
         tokio::spawn(async move {

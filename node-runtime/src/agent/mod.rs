@@ -157,7 +157,7 @@ impl Agent {
             pods,
             kubelet,
             runtime_version: format!("{}://wasmtime", self.runtime.name()),
-            ready_since: node::now(),
+            ready_since: skiff_api::time::now_rfc3339(),
         };
         let mut registering = shutdown_rx.clone();
         loop {

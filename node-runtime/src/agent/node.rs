@@ -1,5 +1,6 @@
 //! Registering this node and keeping its `Ready` condition fresh.
 
+use skiff_api::time::now_rfc3339;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -25,14 +26,6 @@ pub struct NodeSpec {
     pub ready_since: String,
 }
 
-/// The current time as Kubernetes prints it (seconds precision).
-pub fn now() -> String {
-    let now = jiff::Timestamp::now();
-    jiff::Timestamp::from_second(now.as_second())
-        .unwrap_or(now)
-        .to_string()
-}
-
 /// The Node's status: capacity, addresses, endpoint, info and a fresh `Ready` condition.
 fn status(spec: &NodeSpec) -> serde_json::Value {
     let resources = json!({
@@ -40,7 +33,7 @@ fn status(spec: &NodeSpec) -> serde_json::Value {
         "memory": format_bytes(spec.memory_bytes),
         "pods": spec.pods.to_string(),
     });
-    let now = now();
+    let now = now_rfc3339();
     json!({
         "capacity": resources,
         "allocatable": resources,

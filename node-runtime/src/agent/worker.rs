@@ -16,12 +16,12 @@ use super::env;
 use super::events::Recorder;
 use super::lifecycle::{self, ContainerView, RestartPolicy, Step};
 use super::log_index::{pod_log_dir, ContainerLog, LogIndex};
-use super::node::now;
 use super::status::{self, ContainerReport};
 use crate::runtime::{
     ContainerConfig, ContainerResources, ContainerRuntime, ContainerState, ImageRef,
     PodSandboxConfig, RuntimeError,
 };
+use skiff_api::time::now_rfc3339;
 
 /// How often running containers are checked for exits.
 const POLL: Duration = Duration::from_millis(250);
@@ -180,7 +180,7 @@ impl Worker {
             .as_ref()
             .and_then(|s| s.start_time.as_ref())
             .map(|t| t.0.to_string())
-            .unwrap_or_else(now);
+            .unwrap_or_else(now_rfc3339);
         Worker {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             namespace: pod
@@ -495,7 +495,7 @@ impl Worker {
             &self.ctx.host_ip,
             &self.start_time,
             self.published.as_ref(),
-            &now(),
+            &now_rfc3339(),
         );
         if self.published.as_ref() == Some(&status) {
             return;
