@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use skiff_api::k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use skiff_api::k8s_openapi::api::core::v1::{Namespace, Pod};
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::resources::{self, KINDS};
@@ -22,6 +22,7 @@ pub struct GarbageCollector {
     pub registry: Registry,
     pub deployments: Arc<Informer<Deployment>>,
     pub replicasets: Arc<Informer<ReplicaSet>>,
+    pub daemonsets: Arc<Informer<DaemonSet>>,
     pub pods: Arc<Informer<Pod>>,
     pub namespaces: Arc<Informer<Namespace>>,
 }
@@ -32,6 +33,7 @@ impl GarbageCollector {
         tokio::spawn(async move {
             let mut deployments = self.deployments.subscribe();
             let mut replicasets = self.replicasets.subscribe();
+            let mut daemonsets = self.daemonsets.subscribe();
             let mut namespaces = self.namespaces.subscribe();
             self.namespaces.synced().await;
             self.collect_orphaned_namespaces().await;
@@ -42,6 +44,7 @@ impl GarbageCollector {
                     _ = tick.tick() => {}
                     change = deployments.recv() => if !is_deletion(change) { continue },
                     change = replicasets.recv() => if !is_deletion(change) { continue },
+                    change = daemonsets.recv() => if !is_deletion(change) { continue },
                     change = namespaces.recv() => {
                         match change {
                             Ok(c) if c.new.is_none() => {
@@ -74,6 +77,12 @@ impl GarbageCollector {
                 .list(|_| true)
                 .iter()
                 .filter_map(|r| r.metadata.uid.clone()),
+        );
+        live.extend(
+            self.daemonsets
+                .list(|_| true)
+                .iter()
+                .filter_map(|d| d.metadata.uid.clone()),
         );
         self.collect(&self.replicasets, &live).await;
         self.collect(&self.pods, &live).await;

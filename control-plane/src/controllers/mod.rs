@@ -1,6 +1,7 @@
-//! Controllers that run on the leader: Deployment, ReplicaSet and the garbage collector,
-//! over shared informers.
+//! Controllers that run on the leader: Deployment, ReplicaSet, DaemonSet, node lifecycle and
+//! the garbage collector, over shared informers.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod events;
 pub mod gc;
@@ -15,13 +16,13 @@ pub mod runner;
 use std::sync::Arc;
 use std::time::Duration;
 
-use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use skiff_api::k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use tokio::sync::{broadcast, watch};
 
 use self::events::EventRecorder;
-use self::informer::{key_of, Informer};
+use self::informer::{key_of, Change, Informer};
 use self::queue::WorkQueue;
 use crate::registry::{typed, Registry};
 
@@ -34,6 +35,7 @@ const WORKERS: usize = 4;
 pub struct Informers {
     pub deployments: Arc<Informer<Deployment>>,
     pub replicasets: Arc<Informer<ReplicaSet>>,
+    pub daemonsets: Arc<Informer<DaemonSet>>,
     pub pods: Arc<Informer<Pod>>,
     pub nodes: Arc<Informer<Node>>,
     pub namespaces: Arc<Informer<Namespace>>,
@@ -45,6 +47,7 @@ impl Informers {
         Informers {
             deployments: Informer::start(registry.clone(), shutdown.clone()),
             replicasets: Informer::start(registry.clone(), shutdown.clone()),
+            daemonsets: Informer::start(registry.clone(), shutdown.clone()),
             pods: Informer::start(registry.clone(), shutdown.clone()),
             nodes: Informer::start(registry.clone(), shutdown.clone()),
             namespaces: Informer::start(registry.clone(), shutdown.clone()),
@@ -53,7 +56,7 @@ impl Informers {
     }
 }
 
-/// Starts the Deployment, ReplicaSet and node lifecycle controllers and the garbage collector;
+/// Starts the Deployment, ReplicaSet, DaemonSet and node lifecycle controllers and the garbage collector;
 /// nodes silent for longer than `node_grace` are considered lost.
 pub fn start(
     registry: &Registry,
@@ -112,6 +115,37 @@ pub fn start(
         shutdown.clone(),
     );
 
+    let ds_queue = WorkQueue::new();
+    feed(
+        &informers.daemonsets,
+        &ds_queue,
+        |ds| Some(key_of(ds)),
+        &informers.daemonsets,
+        shutdown,
+    );
+    feed(
+        &informers.pods,
+        &ds_queue,
+        daemonset::owner_key,
+        &informers.daemonsets,
+        shutdown,
+    );
+    feed_all(
+        &informers.nodes,
+        &ds_queue,
+        node_placement_changed,
+        &informers.daemonsets,
+        shutdown,
+    );
+    let daemonsets = daemonset::DaemonSetController {
+        registry: registry.clone(),
+        daemonsets: informers.daemonsets.clone(),
+        pods: informers.pods.clone(),
+        nodes: informers.nodes.clone(),
+        events: EventRecorder::new(registry.clone(), "daemonset-controller"),
+    };
+    runner::spawn(Arc::new(daemonsets), ds_queue, WORKERS, shutdown.clone());
+
     node_lifecycle::NodeLifecycle {
         registry: registry.clone(),
         nodes: informers.nodes.clone(),
@@ -126,10 +160,55 @@ pub fn start(
         registry: registry.clone(),
         deployments: informers.deployments.clone(),
         replicasets: informers.replicasets.clone(),
+        daemonsets: informers.daemonsets.clone(),
         pods: informers.pods.clone(),
         namespaces: informers.namespaces.clone(),
     }
     .spawn(shutdown.clone());
+}
+
+/// A node came, went, or changed its labels, taints or readiness (not just its heartbeat).
+fn node_placement_changed(change: &Change<Node>) -> bool {
+    let (Some(old), Some(new)) = (change.old.as_ref(), change.new.as_ref()) else {
+        return true;
+    };
+    let ready = |n: &Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status.clone())
+    };
+    old.metadata.labels != new.metadata.labels || old.spec != new.spec || ready(old) != ready(new)
+}
+
+/// Queues every key of `targets` when `source` changes in a way `relevant` accepts.
+fn feed_all<S, T>(
+    source: &Arc<Informer<S>>,
+    queue: &WorkQueue,
+    relevant: fn(&Change<S>) -> bool,
+    targets: &Arc<Informer<T>>,
+    shutdown: &watch::Receiver<bool>,
+) where
+    S: typed::Object,
+    T: typed::Object,
+{
+    let mut changes = source.subscribe();
+    let (queue, targets, mut shutdown) = (queue.clone(), targets.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let queue_all = || targets.keys().into_iter().for_each(|k| queue.add(k));
+        loop {
+            tokio::select! {
+                _ = crate::shutdown::stopped(&mut shutdown) => return,
+                change = changes.recv() => match change {
+                    Ok(change) if relevant(&change) => queue_all(),
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => queue_all(),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    });
 }
 
 /// Queues `to_key(obj)` for every change of `source`, and every key of `targets` at start,

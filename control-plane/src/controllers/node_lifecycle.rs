@@ -165,9 +165,24 @@ impl NodeLifecycle {
             self.set_taints(name, &taints).await?;
         }
         let pods = resources::of::<Pod>();
+        let unreachable = Taint {
+            key: UNREACHABLE_TAINT.into(),
+            effect: "NoExecute".into(),
+            ..Default::default()
+        };
+        // Pods that tolerate the taint for good (DaemonSet pods, for one) stay.
+        let stays = |p: &Pod| {
+            p.spec
+                .iter()
+                .flat_map(|s| s.tolerations.iter().flatten())
+                .any(|t| {
+                    t.toleration_seconds.is_none() && crate::scheduler::tolerates(t, &unreachable)
+                })
+        };
         for pod in self.pods.list(|p| {
             p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name)
                 && p.metadata.deletion_timestamp.is_none()
+                && !stays(p)
         }) {
             let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
             match self

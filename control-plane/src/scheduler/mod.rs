@@ -1,23 +1,30 @@
-//! The scheduler: binds each pending pod to the node `place` picks, and reports why when none fits.
+//! The scheduler: places each pending pod on the node `place` picks and binds it, keeping an
+//! incremental cache of the cluster (the scheduler cache of Kubernetes). A placed pod is
+//! assumed on its node at once and its binding is written in the background, so placement
+//! never waits for the store; a binding that fails is forgotten and the pod tried again.
 
+mod node_affinity;
 mod place;
+mod pod_affinity;
 mod snapshot;
+mod spread;
+mod taints;
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::json;
 use skiff_api::k8s_openapi::api::core::v1::{Node, Pod};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
 pub use place::{place, Placement, Unschedulable};
-pub use snapshot::{ClusterSnapshot, NodeInfo, Resources};
+pub use snapshot::{ClusterSnapshot, NodeInfo, PodInfo, Resources};
+pub use taints::tolerates;
 
 use crate::controllers::events::{EventRecorder, EventType};
-use crate::controllers::informer::{key_of, revision_of, Informer};
-use crate::controllers::queue::WorkQueue;
-use crate::controllers::runner::{self, Action, Reconciler};
+use crate::controllers::informer::{key_of, Change, Informer};
 use crate::error::ApiError;
 use crate::registry::{object, Registry, Subresource};
 
@@ -25,6 +32,8 @@ use crate::registry::{object, Registry, Subresource};
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 /// How often pods that did not fit are retried even if nothing seems to have changed.
 const RETRY_UNSCHEDULABLE: Duration = Duration::from_secs(10);
+/// Bindings written concurrently; more placements wait (back-pressure on the store).
+const MAX_BINDS_IN_FLIGHT: usize = 256;
 
 pub struct Scheduler {
     pub registry: Registry,
@@ -36,108 +45,261 @@ pub struct Scheduler {
 /// A pod this scheduler should place: unbound, not being deleted, addressed to us.
 fn is_pending(pod: &Pod) -> bool {
     let spec = pod.spec.as_ref();
-    spec.and_then(|s| s.node_name.as_deref())
-        .is_none_or(str::is_empty)
+    !is_bound(pod)
         && pod.metadata.deletion_timestamp.is_none()
         && spec
             .and_then(|s| s.scheduler_name.as_deref())
             .is_none_or(|n| n == DEFAULT_SCHEDULER || n.is_empty())
 }
 
+fn is_bound(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty())
+}
+
+/// Whether the pod's node selector, required node affinity and tolerations admit the node,
+/// resources and readiness aside: where a DaemonSet runs its pod.
+pub fn admits(pod: &Pod, node: &Node) -> bool {
+    let info = NodeInfo::of(node);
+    let tolerations = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or_default();
+    node_affinity::required_matches(pod, &info)
+        && taints::untolerated(&info.taints, tolerations).is_none()
+}
+
+/// The scheduling loop's state: the cache, the queue, and the pods waiting for a change.
+#[derive(Default)]
+struct State {
+    cache: ClusterSnapshot,
+    queue: VecDeque<String>,
+    queued: HashSet<String>,
+    /// Pods that fit nowhere, retried when nodes change or pods go away.
+    unschedulable: HashSet<String>,
+    /// Pods placed whose binding is not yet seen, with their node.
+    assumed: HashMap<String, String>,
+}
+
+impl State {
+    fn enqueue(&mut self, key: String) {
+        if self.queued.insert(key.clone()) {
+            self.queue.push_back(key);
+        }
+    }
+
+    fn retry_unschedulable(&mut self) {
+        for key in std::mem::take(&mut self.unschedulable) {
+            self.enqueue(key);
+        }
+    }
+
+    /// Rebuilds the cache from the informers (after missing notifications), keeping assumptions.
+    fn resync(&mut self, scheduler: &Scheduler) {
+        let nodes = scheduler.nodes.list(|_| true);
+        let pods = scheduler.pods.list(|_| true);
+        self.cache = ClusterSnapshot::build(
+            nodes.iter().map(Arc::as_ref),
+            pods.iter().map(Arc::as_ref).filter(|p| is_bound(p)),
+        );
+        for pod in &pods {
+            let key = key_of(pod.as_ref());
+            match self.assumed.get(&key) {
+                Some(node) if is_pending(pod) => self.cache.assume(node, pod),
+                _ if is_pending(pod) => self.enqueue(key),
+                _ => {}
+            }
+        }
+        self.assumed
+            .retain(|key, _| self.cache.node_of(key).is_some());
+    }
+
+    fn pod_changed(&mut self, change: Change<Pod>) {
+        let freed = change.old.as_ref().is_some_and(|old| is_bound(old))
+            && change.new.as_ref().is_none_or(|new| {
+                matches!(
+                    new.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                ) || !is_bound(new)
+            });
+        match change.new {
+            Some(pod) => {
+                let key = key_of(pod.as_ref());
+                if is_bound(&pod) {
+                    self.assumed.remove(&key);
+                    self.unschedulable.remove(&key);
+                    self.cache.update_pod(&pod);
+                } else if !is_pending(&pod) {
+                    self.assumed.remove(&key);
+                    self.unschedulable.remove(&key);
+                    self.cache.remove_pod(&key);
+                } else if !self.assumed.contains_key(&key) && !self.unschedulable.contains(&key) {
+                    self.enqueue(key);
+                }
+            }
+            None => {
+                if let Some(old) = change.old {
+                    let key = key_of(old.as_ref());
+                    self.assumed.remove(&key);
+                    self.unschedulable.remove(&key);
+                    self.cache.remove_pod(&key);
+                }
+            }
+        }
+        if freed {
+            self.retry_unschedulable();
+        }
+    }
+
+    fn node_changed(&mut self, change: Change<Node>) {
+        match (change.new, change.old) {
+            (Some(node), _) => {
+                if self.cache.upsert_node(&node) {
+                    self.retry_unschedulable();
+                }
+            }
+            (None, Some(old)) => self
+                .cache
+                .remove_node(old.metadata.name.as_deref().unwrap_or_default()),
+            (None, None) => {}
+        }
+    }
+
+    /// A binding failed: the pod is no longer counted on its node and is tried again.
+    fn forget(&mut self, key: String) {
+        if self.assumed.remove(&key).is_some() {
+            self.cache.remove_pod(&key);
+        }
+        self.enqueue(key);
+    }
+}
+
+/// Takes every notification already waiting; false when the informer is gone.
+fn drain<K: Clone>(
+    changes: &mut broadcast::Receiver<Change<K>>,
+    state: &mut State,
+    scheduler: &Scheduler,
+    apply: fn(&mut State, Change<K>),
+) -> bool {
+    loop {
+        match changes.try_recv() {
+            Ok(change) => apply(state, change),
+            Err(TryRecvError::Empty) => return true,
+            Err(TryRecvError::Lagged(_)) => state.resync(scheduler),
+            Err(TryRecvError::Closed) => return false,
+        }
+    }
+}
+
 impl Scheduler {
     /// Starts the scheduling loop; it ends when `shutdown` flips to true.
     pub fn spawn(self, shutdown: watch::Receiver<bool>) {
-        let queue = WorkQueue::new();
-        let scheduler = Arc::new(self);
-        runner::spawn(scheduler.clone(), queue.clone(), 1, shutdown.clone());
-        tokio::spawn(feed(scheduler, queue, shutdown));
+        tokio::spawn(Arc::new(self).run(shutdown));
     }
 
-    fn pending_keys(&self) -> Vec<String> {
-        self.pods
-            .list(is_pending)
-            .iter()
-            .map(|p| key_of(p.as_ref()))
-            .collect()
-    }
-}
-
-/// Queues pending pods as they appear, and every pending pod again when capacity may have freed up.
-async fn feed(scheduler: Arc<Scheduler>, queue: WorkQueue, mut shutdown: watch::Receiver<bool>) {
-    let mut pods = scheduler.pods.subscribe();
-    let mut nodes = scheduler.nodes.subscribe();
-    scheduler.pods.synced().await;
-    scheduler.nodes.synced().await;
-    let requeue_all = |queue: &WorkQueue| {
-        scheduler
-            .pending_keys()
-            .into_iter()
-            .for_each(|k| queue.add(k))
-    };
-    requeue_all(&queue);
-    let mut retry = tokio::time::interval(RETRY_UNSCHEDULABLE);
-    loop {
+    async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut pod_changes = self.pods.subscribe();
+        let mut node_changes = self.nodes.subscribe();
         tokio::select! {
             _ = crate::shutdown::stopped(&mut shutdown) => return,
-            _ = retry.tick() => requeue_all(&queue),
-            change = nodes.recv() => match change {
-                Err(broadcast::error::RecvError::Closed) => return,
-                _ => requeue_all(&queue),
-            },
-            change = pods.recv() => match change {
-                Ok(change) => {
-                    if let Some(pod) = change.new.as_ref().filter(|p| is_pending(p)) {
-                        queue.add(key_of(pod.as_ref()));
-                    } else if change.old.is_some_and(|p| !is_pending(&p)) {
-                        // A bound pod went away or changed: its resources may be free now.
-                        requeue_all(&queue);
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => requeue_all(&queue),
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
+            _ = async { self.pods.synced().await; self.nodes.synced().await } => {}
+        }
+        let mut state = State::default();
+        state.resync(&self);
+        let (failed_tx, mut failed_rx) = mpsc::unbounded_channel();
+        let binds = Arc::new(Semaphore::new(MAX_BINDS_IN_FLIGHT));
+        let mut retry = tokio::time::interval(RETRY_UNSCHEDULABLE);
+        loop {
+            // Every decision sees every change that has arrived.
+            if !drain(&mut pod_changes, &mut state, &self, State::pod_changed)
+                || !drain(&mut node_changes, &mut state, &self, State::node_changed)
+                || *shutdown.borrow()
+            {
+                return;
+            }
+            while let Ok(key) = failed_rx.try_recv() {
+                state.forget(key);
+            }
+            if let Some(key) = state.queue.pop_front() {
+                state.queued.remove(&key);
+                self.schedule_one(&mut state, key, &binds, &failed_tx).await;
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                _ = crate::shutdown::stopped(&mut shutdown) => return,
+                _ = retry.tick() => state.retry_unschedulable(),
+                change = pod_changes.recv() => match change {
+                    Ok(change) => state.pod_changed(change),
+                    Err(RecvError::Lagged(_)) => state.resync(&self),
+                    Err(RecvError::Closed) => return,
+                },
+                change = node_changes.recv() => match change {
+                    Ok(change) => state.node_changed(change),
+                    Err(RecvError::Lagged(_)) => state.resync(&self),
+                    Err(RecvError::Closed) => return,
+                },
+                Some(key) = failed_rx.recv() => state.forget(key),
+            }
         }
     }
-}
 
-#[async_trait]
-impl Reconciler for Scheduler {
-    fn name(&self) -> &'static str {
-        DEFAULT_SCHEDULER
-    }
-
-    async fn reconcile(&self, key: &str) -> Result<Action, ApiError> {
-        let Some(pod) = self.pods.get(key).filter(|p| is_pending(p)) else {
-            return Ok(Action::await_change());
+    async fn schedule_one(
+        self: &Arc<Self>,
+        state: &mut State,
+        key: String,
+        binds: &Arc<Semaphore>,
+        failed: &mpsc::UnboundedSender<String>,
+    ) {
+        let Some(pod) = self.pods.get(&key).filter(|p| is_pending(p)) else {
+            return;
         };
-        let nodes = self.nodes.list(|_| true);
-        let pods = self
-            .pods
-            .list(|p| p.spec.as_ref().is_some_and(|s| s.node_name.is_some()));
-        let snapshot =
-            ClusterSnapshot::build(nodes.iter().map(Arc::as_ref), pods.iter().map(Arc::as_ref));
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let name = pod.metadata.name.as_deref().unwrap_or_default();
-        match place(&snapshot, &pod) {
+        if state.assumed.contains_key(&key) {
+            return;
+        }
+        match place(&state.cache, &pod) {
             Ok(placement) => {
-                let bound = self.registry.bind(namespace, name, &placement.node).await?;
-                self.pods.wait_for(object::revision(&bound)).await;
-                self.events.record(
-                    pod.as_ref(),
-                    EventType::Normal,
-                    "Scheduled",
-                    format!(
-                        "Successfully assigned {namespace}/{name} to {}",
-                        placement.node
-                    ),
-                );
-                Ok(Action::await_change())
+                state.cache.assume(&placement.node, &pod);
+                state.assumed.insert(key.clone(), placement.node.clone());
+                let Ok(permit) = binds.clone().acquire_owned().await else {
+                    return;
+                };
+                let scheduler = self.clone();
+                let failed = failed.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = scheduler.bind(&pod, &placement.node).await {
+                        tracing::debug!(pod = %key, %err, "binding failed; retrying");
+                        let _ = failed.send(key);
+                    }
+                    drop(permit);
+                });
             }
             Err(unschedulable) => {
-                self.report_unschedulable(&pod, &unschedulable).await?;
-                Ok(Action::await_change())
+                state.unschedulable.insert(key);
+                let scheduler = self.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = scheduler.report_unschedulable(&pod, &unschedulable).await {
+                        tracing::debug!(%err, "could not report an unschedulable pod");
+                    }
+                });
             }
         }
+    }
+
+    async fn bind(&self, pod: &Pod, node: &str) -> Result<(), ApiError> {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        self.registry.bind(namespace, name, node).await?;
+        self.events.record(
+            pod,
+            EventType::Normal,
+            "Scheduled",
+            format!("Successfully assigned {namespace}/{name} to {node}"),
+        );
+        Ok(())
     }
 }
 
@@ -161,7 +323,7 @@ impl Scheduler {
             "message": message,
             "lastTransitionTime": object::now_rfc3339(),
         }]}});
-        let updated: Pod = self
+        let _: Pod = self
             .registry
             .patch_typed(
                 pod.metadata.namespace.as_deref(),
@@ -170,7 +332,6 @@ impl Scheduler {
                 Subresource::Status,
             )
             .await?;
-        self.pods.wait_for(revision_of(&updated)).await;
         self.events
             .record(pod, EventType::Warning, "FailedScheduling", message);
         Ok(())

@@ -3,9 +3,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use skiff_api::k8s_openapi::api::core::v1::{Pod, Taint, Toleration};
+use skiff_api::k8s_openapi::api::core::v1::{Pod, Toleration};
 
+use super::pod_affinity::InterPod;
 use super::snapshot::{pod_requests, ClusterSnapshot, NodeInfo, Resources};
+use super::spread::Spread;
+use super::{node_affinity, taints};
 
 /// The chosen node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,48 +44,100 @@ impl fmt::Display for Unschedulable {
 const DEFAULT_CPU_MILLIS: u64 = 100;
 const DEFAULT_MEMORY_BYTES: u64 = 200 * 1024 * 1024;
 
-/// Picks the feasible node with the most free resources after placing the pod.
+/// Score weights, as Kubernetes' default profile weighs its plugins.
+const WEIGHT_RESOURCES: i64 = 1;
+const WEIGHT_NODE_AFFINITY: i64 = 2;
+const WEIGHT_INTER_POD: i64 = 2;
+const WEIGHT_SPREAD: i64 = 2;
+const WEIGHT_TAINTS: i64 = 3;
+
+/// Filters every node, scores the feasible ones, and picks the best (the first by name on ties).
 pub fn place(snapshot: &ClusterSnapshot, pod: &Pod) -> Result<Placement, Unschedulable> {
     let requests = pod_requests(pod);
+    let tolerations = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.clone())
+        .unwrap_or_default();
+    let inter_pod = InterPod::new(snapshot, pod);
+    let spread = Spread::new(snapshot, pod);
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    let mut best: Option<(u64, &NodeInfo)> = None;
-    for node in &snapshot.nodes {
-        if let Err(reason) = feasible(node, pod, &requests) {
+    let mut feasible: Vec<(&NodeInfo, [i64; 5])> = Vec::new();
+    for node in snapshot.nodes.values() {
+        let verdict = filter(node, pod, &requests, &tolerations)
+            .and_then(|()| inter_pod.filter(node).map_err(String::from))
+            .and_then(|()| spread.filter(node).map_err(String::from));
+        if let Err(reason) = verdict {
             *reasons.entry(reason).or_default() += 1;
             continue;
         }
-        let score = least_allocated(node, &requests);
-        if best.is_none_or(|(s, _)| score > s) {
-            best = Some((score, node));
-        }
+        let raw = [
+            least_allocated(node, &requests),
+            node_affinity::preferred_score(pod, node),
+            inter_pod.score(node),
+            -spread.crowding(node),
+            -taints::untolerated_preferences(&node.taints, &tolerations),
+        ];
+        feasible.push((node, raw));
     }
-    match best {
-        Some((_, node)) => Ok(Placement {
-            node: node.name.clone(),
-        }),
-        None => Err(Unschedulable {
+    if feasible.is_empty() {
+        return Err(Unschedulable {
             total_nodes: snapshot.nodes.len(),
             reasons,
-        }),
+        });
     }
+    let weights = [
+        WEIGHT_RESOURCES,
+        WEIGHT_NODE_AFFINITY,
+        WEIGHT_INTER_POD,
+        WEIGHT_SPREAD,
+        WEIGHT_TAINTS,
+    ];
+    let ranges: Vec<(i64, i64)> = (0..weights.len())
+        .map(|i| {
+            let values = feasible.iter().map(|(_, raw)| raw[i]);
+            (values.clone().min().unwrap_or(0), values.max().unwrap_or(0))
+        })
+        .collect();
+    // The resource score is already 0..=100; the others are scaled to 0..=100 over the feasible nodes.
+    let total = |raw: &[i64; 5]| -> i64 {
+        let mut sum = raw[0] * weights[0];
+        for i in 1..weights.len() {
+            let (lo, hi) = ranges[i];
+            if hi > lo {
+                sum += (raw[i] - lo) * 100 / (hi - lo) * weights[i];
+            }
+        }
+        sum
+    };
+    let mut best = &feasible[0];
+    let mut best_score = total(&best.1);
+    for candidate in &feasible[1..] {
+        let score = total(&candidate.1);
+        if score > best_score {
+            best = candidate;
+            best_score = score;
+        }
+    }
+    Ok(Placement {
+        node: best.0.name.clone(),
+    })
 }
 
-/// The filters; the error is the reason text Kubernetes uses.
-fn feasible(node: &NodeInfo, pod: &Pod, requests: &Resources) -> Result<(), String> {
-    let spec = pod.spec.clone().unwrap_or_default();
-    let tolerations = spec.tolerations.unwrap_or_default();
+/// The per-node filters; the error is the reason text Kubernetes uses.
+fn filter(
+    node: &NodeInfo,
+    pod: &Pod,
+    requests: &Resources,
+    tolerations: &[Toleration],
+) -> Result<(), String> {
     if !node.ready {
         return Err("node(s) were not ready".into());
     }
-    if node.unschedulable && !tolerates_unschedulable(&tolerations) {
+    if node.unschedulable && !taints::tolerates_unschedulable(tolerations) {
         return Err("node(s) were unschedulable".into());
     }
-    if let Some(taint) = node
-        .taints
-        .iter()
-        .filter(|t| matches!(t.effect.as_str(), "NoSchedule" | "NoExecute"))
-        .find(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
-    {
+    if let Some(taint) = taints::untolerated(&node.taints, tolerations) {
         let value = taint
             .value
             .as_deref()
@@ -93,10 +148,8 @@ fn feasible(node: &NodeInfo, pod: &Pod, requests: &Resources) -> Result<(), Stri
             taint.key
         ));
     }
-    if let Some(selector) = spec.node_selector {
-        if !selector.iter().all(|(k, v)| node.labels.get(k) == Some(v)) {
-            return Err("node(s) didn't match Pod's node affinity/selector".into());
-        }
+    if !node_affinity::required_matches(pod, node) {
+        return Err("node(s) didn't match Pod's node affinity/selector".into());
     }
     let free = |alloc: u64, used: u64| alloc.saturating_sub(used);
     if requests.pods > free(node.allocatable.pods, node.requested.pods) {
@@ -111,35 +164,8 @@ fn feasible(node: &NodeInfo, pod: &Pod, requests: &Resources) -> Result<(), Stri
     Ok(())
 }
 
-fn tolerates_unschedulable(tolerations: &[Toleration]) -> bool {
-    let taint = Taint {
-        key: "node.kubernetes.io/unschedulable".into(),
-        effect: "NoSchedule".into(),
-        ..Default::default()
-    };
-    tolerations.iter().any(|t| tolerates(t, &taint))
-}
-
-/// Kubernetes' toleration matching: empty key with Exists matches everything.
-fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = toleration.effect.as_deref().filter(|e| !e.is_empty()) {
-        if effect != taint.effect {
-            return false;
-        }
-    }
-    let key = toleration.key.as_deref().unwrap_or_default();
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => key.is_empty() || key == taint.key,
-        _ => {
-            key == taint.key
-                && toleration.value.as_deref().unwrap_or_default()
-                    == taint.value.as_deref().unwrap_or_default()
-        }
-    }
-}
-
 /// 0..=100: the mean free share of cpu and memory after placing the pod.
-fn least_allocated(node: &NodeInfo, requests: &Resources) -> u64 {
+fn least_allocated(node: &NodeInfo, requests: &Resources) -> i64 {
     let share = |alloc: u64, used: u64, req: u64| {
         if alloc == 0 {
             return 0;
@@ -157,110 +183,12 @@ fn least_allocated(node: &NodeInfo, requests: &Resources) -> u64 {
         .requested
         .memory_bytes
         .max(node.requested.pods * DEFAULT_MEMORY_BYTES);
-    (share(node.allocatable.cpu_millis, used_cpu, cpu)
+    let mean = (share(node.allocatable.cpu_millis, used_cpu, cpu)
         + share(node.allocatable.memory_bytes, used_memory, memory))
-        / 2
+        / 2;
+    mean as i64
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    const GI: u64 = 1024 * 1024 * 1024;
-
-    fn node(name: &str, cpu: u64, mem_gi: u64) -> NodeInfo {
-        NodeInfo {
-            name: name.into(),
-            allocatable: Resources {
-                cpu_millis: cpu,
-                memory_bytes: mem_gi * GI,
-                pods: 110,
-            },
-            ready: true,
-            ..Default::default()
-        }
-    }
-
-    fn pod(spec: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": spec})).expect("pod")
-    }
-
-    fn requesting(cpu: &str, memory: &str) -> Pod {
-        pod(json!({"containers": [{"name": "c", "image": "file:/x.wasm",
-            "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}))
-    }
-
-    #[test]
-    fn table() {
-        let busy = NodeInfo {
-            requested: Resources {
-                cpu_millis: 1500,
-                memory_bytes: GI,
-                pods: 3,
-            },
-            ..node("busy", 2000, 4)
-        };
-        let cordoned = NodeInfo {
-            unschedulable: true,
-            ..node("cordoned", 8000, 16)
-        };
-        let not_ready = NodeInfo {
-            ready: false,
-            ..node("down", 8000, 16)
-        };
-        let tainted = NodeInfo {
-            taints: vec![Taint {
-                key: "dedicated".into(),
-                value: Some("gpu".into()),
-                effect: "NoSchedule".into(),
-                ..Default::default()
-            }],
-            ..node("tainted", 8000, 16)
-        };
-        let labelled = NodeInfo {
-            labels: BTreeMap::from([("disk".to_string(), "ssd".to_string())]),
-            ..node("ssd", 1000, 2)
-        };
-        type Case<'a> = (&'a str, Vec<NodeInfo>, Pod, Result<&'a str, &'a str>);
-        let cases: Vec<Case> = vec![
-            ("least allocated wins", vec![busy.clone(), node("idle", 2000, 4)], requesting("100m", "64Mi"), Ok("idle")),
-            ("insufficient cpu", vec![busy.clone()], requesting("1", "64Mi"), Err("0/1 nodes are available: 1 Insufficient cpu.")),
-            ("insufficient memory", vec![node("small", 4000, 1)], requesting("1", "2Gi"), Err("0/1 nodes are available: 1 Insufficient memory.")),
-            ("cordoned and not ready are skipped", vec![cordoned.clone(), not_ready.clone(), node("ok", 100, 1)], requesting("50m", "1Mi"), Ok("ok")),
-            ("reasons are counted", vec![cordoned, not_ready, busy], requesting("1", "1Mi"),
-                Err("0/3 nodes are available: 1 Insufficient cpu, 1 node(s) were not ready, 1 node(s) were unschedulable.")),
-            ("taint not tolerated", vec![tainted.clone()], requesting("1", "1Mi"),
-                Err("0/1 nodes are available: 1 node(s) had untolerated taint {dedicated=gpu}.")),
-            ("taint tolerated", vec![tainted],
-                pod(json!({"containers": [{"name": "c", "image": "i"}], "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]})),
-                Ok("tainted")),
-            ("node selector", vec![node("plain", 8000, 16), labelled],
-                pod(json!({"containers": [{"name": "c", "image": "i"}], "nodeSelector": {"disk": "ssd"}})), Ok("ssd")),
-            ("no nodes", vec![], requesting("1", "1Mi"), Err("0/0 nodes are available: no nodes registered.")),
-        ];
-        for (name, nodes, pod, expected) in cases {
-            let snapshot = ClusterSnapshot { nodes };
-            let got = place(&snapshot, &pod)
-                .map(|p| p.node)
-                .map_err(|u| u.to_string());
-            let expected = expected.map(str::to_string).map_err(str::to_string);
-            assert_eq!(got, expected, "case {name}");
-        }
-    }
-
-    #[test]
-    fn request_less_pods_spread_over_equal_nodes() {
-        let mut snapshot = ClusterSnapshot {
-            nodes: vec![node("a", 4000, 8), node("b", 4000, 8)],
-        };
-        let p = pod(json!({"containers": [{"name": "c", "image": "i"}]}));
-        let mut counts = BTreeMap::new();
-        for _ in 0..10 {
-            let placed = place(&snapshot, &p).expect("fits").node;
-            snapshot.assume(&placed, &p);
-            *counts.entry(placed).or_insert(0) += 1;
-        }
-        assert_eq!(counts.values().copied().collect::<Vec<_>>(), vec![5, 5]);
-    }
-}
+#[path = "place_tests.rs"]
+mod tests;

@@ -40,6 +40,24 @@ pub fn apply_defaults(kind: &ResourceKind, obj: &mut Value) {
             set_default(spec, "replicas", json!(1));
             default_template(spec);
         }
+        "DaemonSet" => {
+            let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+                return;
+            };
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            let strategy = spec.entry("updateStrategy").or_insert_with(|| json!({}));
+            if let Some(strategy) = strategy.as_object_mut() {
+                set_default(strategy, "type", json!("RollingUpdate"));
+                if strategy.get("type") == Some(&json!("RollingUpdate")) {
+                    let rolling = strategy.entry("rollingUpdate").or_insert_with(|| json!({}));
+                    if let Some(rolling) = rolling.as_object_mut() {
+                        set_default(rolling, "maxUnavailable", json!(1));
+                        set_default(rolling, "maxSurge", json!(0));
+                    }
+                }
+            }
+            default_template(spec);
+        }
         "Secret" => {
             if let Some(map) = obj.as_object_mut() {
                 set_default(map, "type", json!("Opaque"));

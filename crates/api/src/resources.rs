@@ -133,6 +133,15 @@ pub static KINDS: &[ResourceKind] = &[
         true,
     ),
     kind(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        &["ds"],
+        true,
+    ),
+    kind(
         "coordination.k8s.io",
         "v1",
         "Lease",

@@ -7,7 +7,7 @@ mod workloads;
 
 use std::fmt;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -95,6 +95,9 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
         "Pod" => decode::<Pod>(obj).map(|p| pod::validate_pod(&p, &mut errors)),
         "Deployment" => {
             decode::<Deployment>(obj).map(|d| workloads::validate_deployment(&d, &mut errors))
+        }
+        "DaemonSet" => {
+            decode::<DaemonSet>(obj).map(|d| workloads::validate_daemonset(&d, &mut errors))
         }
         "ReplicaSet" => {
             decode::<ReplicaSet>(obj).map(|r| workloads::validate_replicaset(&r, &mut errors))

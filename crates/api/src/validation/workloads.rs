@@ -1,6 +1,6 @@
-//! Deployments, ReplicaSets and Services.
+//! Deployments, ReplicaSets, DaemonSets and Services.
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -65,6 +65,33 @@ pub fn validate_replicaset(rs: &ReplicaSet, errors: &mut Errors) {
     };
     validate_replicas(spec.replicas, errors);
     validate_selected_template(&spec.selector, spec.template.as_ref(), errors);
+}
+
+pub fn validate_daemonset(ds: &DaemonSet, errors: &mut Errors) {
+    meta::validate_object_meta(&ds.metadata, true, NameRule::Subdomain, errors);
+    let Some(spec) = ds.spec.as_ref() else {
+        return errors.required("spec");
+    };
+    validate_selected_template(&spec.selector, Some(&spec.template), errors);
+    if let Some(strategy) = spec.update_strategy.as_ref() {
+        match strategy.type_.as_deref() {
+            None | Some("RollingUpdate") => {
+                if let Some(rolling) = strategy.rolling_update.as_ref() {
+                    validate_int_or_percent(
+                        rolling.max_unavailable.as_ref(),
+                        "spec.updateStrategy.rollingUpdate.maxUnavailable",
+                        errors,
+                    );
+                }
+            }
+            Some("OnDelete") => {}
+            Some(other) => errors.push(
+                "spec.updateStrategy.type",
+                FieldErrorReason::NotSupported,
+                format!("{other:?}: supported values: \"OnDelete\", \"RollingUpdate\""),
+            ),
+        }
+    }
 }
 
 fn validate_replicas(replicas: Option<i32>, errors: &mut Errors) {

@@ -53,6 +53,19 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
             replicaset_row,
         ),
+        "DaemonSet" => (
+            vec![
+                "NAME",
+                "DESIRED",
+                "CURRENT",
+                "READY",
+                "UP-TO-DATE",
+                "AVAILABLE",
+                "NODE SELECTOR",
+                "AGE",
+            ],
+            daemonset_row,
+        ),
         "Node" => (vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"], node_row),
         "Namespace" => (vec!["NAME", "STATUS", "AGE"], |o, _| {
             vec![name(o), or_active(&o["status"]["phase"]), age_of(o)]
@@ -79,7 +92,9 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
     if wide {
         match kind {
             "Pod" => header.extend(["IP", "NODE"]),
-            "Deployment" | "ReplicaSet" => header.extend(["CONTAINERS", "IMAGES", "SELECTOR"]),
+            "Deployment" | "ReplicaSet" | "DaemonSet" => {
+                header.extend(["CONTAINERS", "IMAGES", "SELECTOR"])
+            }
             "Node" => header.extend(["INTERNAL-IP", "CPU", "MEMORY", "PODS"]),
             _ => {}
         }
@@ -220,6 +235,30 @@ fn replicaset_row(rs: &Value, wide: bool) -> Vec<String> {
     ];
     if wide {
         workload_wide(rs, &mut row);
+    }
+    row
+}
+
+fn daemonset_row(ds: &Value, wide: bool) -> Vec<String> {
+    let status = &ds["status"];
+    let selector: Vec<String> = ds["spec"]["template"]["spec"]["nodeSelector"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", s(v)))
+        .collect();
+    let mut row = vec![
+        name(ds),
+        int(&status["desiredNumberScheduled"]).to_string(),
+        int(&status["currentNumberScheduled"]).to_string(),
+        int(&status["numberReady"]).to_string(),
+        int(&status["updatedNumberScheduled"]).to_string(),
+        int(&status["numberAvailable"]).to_string(),
+        or_none(selector.join(",")),
+        age_of(ds),
+    ];
+    if wide {
+        workload_wide(ds, &mut row);
     }
     row
 }
