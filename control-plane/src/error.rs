@@ -36,6 +36,8 @@ pub enum ApiError {
     Gone { requested: u64, oldest: u64 },
     #[error("{0}")]
     Unavailable(String),
+    #[error("Unauthorized: {0}")]
+    Unauthorized(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -89,6 +91,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +106,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::Gone { .. } => "Expired",
             ApiError::Unavailable(_) => "ServiceUnavailable",
+            ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::Internal(_) => "InternalError",
         }
     }

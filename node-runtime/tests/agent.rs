@@ -7,10 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
+use skiff_api::join_token::{self, JoinToken};
+use skiff_api::k8s_openapi::api::core::v1::Secret;
 use skiff_api::resources;
 use skiff_client::Client;
 use skiff_control_plane::{Server, ServerConfig};
-use skiff_node_runtime::agent::{Agent, Backoff};
+use skiff_node_runtime::agent::{Agent, AgentError, Backoff};
 use skiff_node_runtime::runtime::{
     ContainerConfig, ContainerId, ContainerRuntime, ContainerState, ContainerStats,
     ContainerStatus, ExecResult, ImageRef, ImageService, PodSandboxConfig, RuntimeError, SandboxId,
@@ -224,8 +226,16 @@ async fn runs_restarts_and_deletes_a_pod() {
         .await
         .expect("server");
     let runtime = Arc::new(RecordingRuntime::default());
+    let client = Client::new(&[server.url()]).expect("client");
+    let token = JoinToken::from_random([3; 22]);
+    client
+        .api::<Secret>(Some(join_token::NAMESPACE))
+        .create(&token.to_secret(None, "test"))
+        .await
+        .expect("join token");
     let agent = Agent::builder()
         .servers(vec![server.url()])
+        .token(token.to_string())
         .node_name("n1")
         .data_dir(dir.path().join("agent"))
         .runtime(runtime.clone())
@@ -241,7 +251,6 @@ async fn runs_restarts_and_deletes_a_pod() {
         let _ = stopped.await;
     }));
 
-    let client = Client::new(&[server.url()]).expect("client");
     let pods = resources::by_name("pods").expect("pods");
     let configmaps = resources::by_name("configmaps").expect("configmaps");
     client
@@ -306,5 +315,52 @@ async fn runs_restarts_and_deletes_a_pod() {
 
     let _ = stop.send(());
     agent_task.await.expect("join").expect("agent");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_or_missing_join_token_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = "127.0.0.1:0".parse().expect("addr");
+    let server = Server::start(ServerConfig::new("t", dir.path().join("server"), listen))
+        .await
+        .expect("server");
+    let join = |token: Option<&str>| {
+        let mut builder = Agent::builder()
+            .servers(vec![server.url()])
+            .node_name("intruder")
+            .data_dir(dir.path().join("agent"))
+            .runtime(Arc::new(RecordingRuntime::default()));
+        if let Some(token) = token {
+            builder = builder.token(token);
+        }
+        builder.build().expect("agent").run(std::future::pending())
+    };
+    let outcome = |token| async move {
+        tokio::time::timeout(Duration::from_secs(10), join(token))
+            .await
+            .expect("refused at once, not retried")
+    };
+    match outcome(Some("abcdef.0123456789abcdef")).await {
+        Err(AgentError::Refused(msg)) => assert!(msg.contains("wrong join token"), "{msg}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    match outcome(None).await {
+        Err(AgentError::Refused(msg)) => assert!(msg.contains("skiff token create"), "{msg}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let client = Client::new(&[server.url()]).expect("client");
+    let nodes = client
+        .list(
+            resources::by_name("nodes").expect("nodes"),
+            None,
+            &Default::default(),
+        )
+        .await
+        .expect("list");
+    assert!(
+        nodes["items"].as_array().is_some_and(Vec::is_empty),
+        "no node registered: {nodes}"
+    );
     server.shutdown().await;
 }

@@ -173,6 +173,11 @@ impl DevServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A new join token for agents (`skiff token create`).
+    pub fn join_token(&self) -> anyhow::Result<String> {
+        Ok(self.cli().ok(&["token", "create"])?.trim().to_string())
+    }
+
     /// A CLI bound to this server.
     pub fn cli(&self) -> Skiff {
         Skiff::new(self.url())
@@ -197,13 +202,22 @@ impl DevServer {
     }
 }
 
-/// A `skiff agent` joined to a server, on its own data dir and loopback kubelet port.
-pub fn start_agent(server_url: &str, node: &str, data_dir: &Path) -> anyhow::Result<SkiffProcess> {
+/// A `skiff agent` joined to a server with `token`, on its own data dir and loopback kubelet
+/// port; `extra` arguments are appended.
+pub fn start_agent(
+    server_url: &str,
+    token: &str,
+    node: &str,
+    data_dir: &Path,
+    extra: &[&str],
+) -> anyhow::Result<SkiffProcess> {
     let port = free_port()?;
-    let args = vec![
+    let mut args = vec![
         "agent".to_string(),
         "--server".into(),
         server_url.into(),
+        "--token".into(),
+        token.into(),
         "--node-name".into(),
         node.into(),
         "--data-dir".into(),
@@ -211,6 +225,7 @@ pub fn start_agent(server_url: &str, node: &str, data_dir: &Path) -> anyhow::Res
         "--listen".into(),
         format!("127.0.0.1:{port}"),
     ];
+    args.extend(extra.iter().map(|s| s.to_string()));
     SkiffProcess::spawn(args, data_dir.with_extension("log"))
 }
 

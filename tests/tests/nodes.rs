@@ -1,9 +1,9 @@
-//! Several nodes: a control plane and two agents as separate processes on loopback.
+//! Several nodes: a control plane and agents as separate processes on loopback.
 
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{example, start_agent, wait_until, DevServer};
+use skiff_e2e::{example, repo_root, start_agent, wait_until, DevServer};
 
 fn items(list: &Value) -> Vec<Value> {
     list["items"].as_array().cloned().unwrap_or_default()
@@ -41,23 +41,26 @@ fn pods_of_a_lost_node_move_and_never_run_twice() -> anyhow::Result<()> {
         &["--node-grace-seconds", "3"],
     )?;
     let cli = server.cli();
-    let mut a = start_agent(&server.url(), "node-a", &tmp.path().join("a"))?;
-    let _b = start_agent(&server.url(), "node-b", &tmp.path().join("b"))?;
-    wait_until("both nodes Ready", Duration::from_secs(30), || {
+    let token = server.join_token()?;
+    let agent = |name: &str| start_agent(&server.url(), &token, name, &tmp.path().join(name), &[]);
+    let mut a = agent("node-a")?;
+    let _b = agent("node-b")?;
+    let _c = agent("node-c")?;
+    wait_until("three nodes Ready", Duration::from_secs(30), || {
         a.check_running()?;
         let table = cli.ok(&["get", "nodes"])?;
-        Ok((table.matches(" Ready ").count() == 2).then_some(()))
+        Ok((table.matches(" Ready ").count() == 3).then_some(()))
     })?;
 
     cli.ok(&["apply", "-f", example("ticker").to_str().expect("utf-8")])?;
-    cli.ok(&["scale", "deployment", "ticker", "--replicas", "4"])?;
+    cli.ok(&["scale", "deployment", "ticker", "--replicas", "6"])?;
     let placed = wait_until(
-        "4 ticker pods on both nodes",
+        "6 ticker pods spread over the nodes",
         Duration::from_secs(60),
         || {
             let running = running_on(&cli)?;
             let on_a = running.iter().filter(|(_, n)| n == "node-a").count();
-            Ok((running.len() == 4 && on_a > 0 && on_a < 4).then_some(running))
+            Ok((running.len() == 6 && on_a > 0 && on_a < 6).then_some(running))
         },
     )?;
     let lost: Vec<String> = placed
@@ -66,11 +69,11 @@ fn pods_of_a_lost_node_move_and_never_run_twice() -> anyhow::Result<()> {
         .map(|(p, _)| p.clone())
         .collect();
 
-    // kill -9 node-a's agent: after the grace, its pods are replaced on node-b.
+    // kill -9 node-a's agent: after the grace, its pods are replaced on the other nodes.
     a.kill9()?;
-    wait_until("replacements on node-b", Duration::from_secs(30), || {
+    wait_until("replacements elsewhere", Duration::from_secs(30), || {
         let running = running_on(&cli)?;
-        Ok((running.len() == 4 && running.iter().all(|(_, n)| n == "node-b")).then_some(()))
+        Ok((running.len() == 6 && running.iter().all(|(_, n)| n != "node-a")).then_some(()))
     })?;
     assert!(
         cli.ok(&["get", "nodes"])?.contains("NotReady"),
@@ -91,9 +94,13 @@ fn pods_of_a_lost_node_move_and_never_run_twice() -> anyhow::Result<()> {
         },
     )?;
     wait_until("node-a Ready again", Duration::from_secs(30), || {
-        Ok((cli.ok(&["get", "nodes"])?.matches(" Ready ").count() == 2).then_some(()))
+        Ok((cli.ok(&["get", "nodes"])?.matches(" Ready ").count() == 3).then_some(()))
     })?;
-    assert_eq!(running_on(&cli)?.len(), 4, "still exactly 4 ticker pods");
+    let running = running_on(&cli)?;
+    assert_eq!(running.len(), 6, "still exactly 6 ticker pods: {running:?}");
+    let mut names: Vec<&String> = running.iter().map(|(p, _)| p).collect();
+    names.dedup();
+    assert_eq!(names.len(), 6, "no pod runs twice");
     Ok(())
 }
 
@@ -102,8 +109,9 @@ fn drain_moves_pods_and_keeps_the_node_cordoned() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
     let cli = server.cli();
-    let _a = start_agent(&server.url(), "node-a", &tmp.path().join("a"))?;
-    let _b = start_agent(&server.url(), "node-b", &tmp.path().join("b"))?;
+    let token = server.join_token()?;
+    let _a = start_agent(&server.url(), &token, "node-a", &tmp.path().join("a"), &[])?;
+    let _b = start_agent(&server.url(), &token, "node-b", &tmp.path().join("b"), &[])?;
     wait_until("both nodes Ready", Duration::from_secs(30), || {
         Ok((cli.ok(&["get", "nodes"])?.matches(" Ready ").count() == 2).then_some(()))
     })?;
@@ -133,5 +141,148 @@ fn drain_moves_pods_and_keeps_the_node_cordoned() -> anyhow::Result<()> {
         cli.ok(&["get", "nodes"])?.contains("SchedulingDisabled"),
         "node-a stays cordoned"
     );
+    Ok(())
+}
+
+/// Nodes of the running, not terminating, pods with `label`.
+fn nodes_running(cli: &skiff_e2e::Skiff, label: &str) -> anyhow::Result<Vec<String>> {
+    let mut nodes: Vec<String> = items(&cli.json(&["get", "pods", "-l", label])?)
+        .iter()
+        .filter(|p| {
+            p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
+        })
+        .filter_map(|p| p["spec"]["nodeName"].as_str().map(str::to_string))
+        .collect();
+    nodes.sort();
+    Ok(nodes)
+}
+
+#[test]
+fn daemonsets_follow_nodes_and_tokens_guard_joining() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
+    let cli = server.cli();
+
+    // A wrong token is refused at once, with a message that says so.
+    let refused = cli.run(&[
+        "agent",
+        "--token",
+        "abcdef.0123456789abcdef",
+        "--node-name",
+        "intruder",
+        "--data-dir",
+        &tmp.path().join("intruder").display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+    ])?;
+    assert!(!refused.success, "an agent with a wrong token must fail");
+    assert!(
+        refused.stderr.contains("wrong join token"),
+        "{}",
+        refused.stderr
+    );
+
+    let token = server.join_token()?;
+    assert!(
+        cli.ok(&["token", "list"])?.contains(&token[..6]),
+        "the token is listed by id"
+    );
+    let agent = |name: &str, extra: &[&str]| {
+        start_agent(&server.url(), &token, name, &tmp.path().join(name), extra)
+    };
+    let _a = agent("node-a", &[])?;
+    let _b = agent("node-b", &["--node-label", "disk=ssd"])?;
+    wait_until("two nodes Ready", Duration::from_secs(30), || {
+        Ok((cli.ok(&["get", "nodes"])?.matches(" Ready ").count() == 2).then_some(()))
+    })?;
+    let manifest = repo_root().join("wasm-examples/ticker/daemonset.yaml");
+    cli.ok(&["apply", "-f", manifest.to_str().expect("utf-8")])?;
+    wait_until("one pod per node", Duration::from_secs(60), || {
+        Ok((nodes_running(&cli, "app=node-ticker")? == ["node-a", "node-b"]).then_some(()))
+    })?;
+
+    // A node that joins gets its pod; a node that is removed loses it.
+    let mut c = agent("node-c", &[])?;
+    wait_until("a pod on the new node", Duration::from_secs(60), || {
+        Ok(
+            (nodes_running(&cli, "app=node-ticker")? == ["node-a", "node-b", "node-c"])
+                .then_some(()),
+        )
+    })?;
+    let ds = cli.ok(&["get", "daemonsets"])?;
+    assert!(
+        ds.contains("node-ticker") && ds.split_whitespace().filter(|w| *w == "3").count() >= 3,
+        "{ds}"
+    );
+    c.terminate()?;
+    cli.ok(&["delete", "node", "node-c"])?;
+    wait_until(
+        "the removed node's pod gone",
+        Duration::from_secs(60),
+        || {
+            let pods = items(&cli.json(&["get", "pods", "-l", "app=node-ticker"])?);
+            let on_c = pods.iter().any(|p| p["spec"]["nodeName"] == "node-c");
+            Ok((!on_c && pods.len() == 2).then_some(()))
+        },
+    )?;
+
+    // Required node affinity and pod anti-affinity through the real scheduler.
+    let constrained = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ssd-only}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: ssd-only}}
+  template:
+    metadata: {labels: {app: ssd-only}}
+    spec:
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+            - matchExpressions: [{key: disk, operator: In, values: [ssd]}]
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: ssd-only}}
+            topologyKey: kubernetes.io/hostname
+      containers:
+      - name: ticker
+        image: file:IMAGE
+"#
+    .replace(
+        "IMAGE",
+        &repo_root()
+            .join("wasm-examples/target/wasm32-wasip1/release/ticker.wasm")
+            .display()
+            .to_string(),
+    );
+    let out = cli.run_with_stdin(&["apply", "-f", "-"], Some(&constrained))?;
+    assert!(out.success, "{}", out.stderr);
+    wait_until(
+        "one pod on the ssd node, one unschedulable",
+        Duration::from_secs(60),
+        || {
+            let pods = items(&cli.json(&["get", "pods", "-l", "app=ssd-only"])?);
+            let on_b = pods
+                .iter()
+                .filter(|p| p["spec"]["nodeName"] == "node-b")
+                .count();
+            let pending = pods.iter().find(|p| p["spec"]["nodeName"].is_null());
+            let message = pending
+                .and_then(|p| p["status"]["conditions"].as_array().cloned())
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "PodScheduled")
+                .and_then(|c| c["message"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            Ok((on_b == 1 && pods.len() == 2)
+                .then_some(message)
+                .filter(|m| {
+                    m.contains("1 node(s) didn't match Pod's node affinity/selector")
+                        && m.contains("1 node(s) didn't match pod anti-affinity rules")
+                }))
+        },
+    )?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Controllers that run on the leader: Deployment, ReplicaSet, DaemonSet, node lifecycle and
-//! the garbage collector, over shared informers.
+//! the garbage collectors, over shared informers.
 
 pub mod daemonset;
 pub mod deployment;
@@ -8,6 +8,7 @@ pub mod gc;
 pub mod informer;
 pub mod node_lifecycle;
 pub mod ownership;
+pub mod pod_gc;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
@@ -153,6 +154,13 @@ pub fn start(
         pods: informers.pods.clone(),
         events: EventRecorder::new(registry.clone(), "node-controller"),
         grace: node_grace,
+    }
+    .spawn(shutdown.clone());
+
+    pod_gc::PodGarbageCollector {
+        registry: registry.clone(),
+        nodes: informers.nodes.clone(),
+        pods: informers.pods.clone(),
     }
     .spawn(shutdown.clone());
 

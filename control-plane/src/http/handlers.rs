@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::path::{self, ApiPath};
 use super::query::Query;
-use super::{logs, AppState};
+use super::{auth, logs, AppState};
 use crate::error::ApiError;
 use crate::registry::{DeleteOptions, Subresource};
 
@@ -44,6 +44,7 @@ async fn dispatch(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let target = path::parse(uri.path())?;
+    auth::authorize(&state.registry, method, &target, headers).await?;
     let query = Query::parse(uri.query());
     let registry = &state.registry;
     let ApiPath {

@@ -1,5 +1,6 @@
 //! The HTTP API: Kubernetes REST paths over the registry.
 
+mod auth;
 mod handlers;
 mod logs;
 mod path;

@@ -61,6 +61,9 @@ pub enum Command {
     Uncordon(NodeArgs),
     /// Cordon a node and delete its pods gracefully, waiting until they are gone.
     Drain(DrainArgs),
+    /// Join tokens for agents: `skiff token create`, `skiff token list`.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Measure the cluster: see `skiff bench deploy --help`.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -96,15 +99,27 @@ pub struct ServerArgs {
 pub struct AgentArgs {
     #[command(flatten)]
     pub client: ClientOpts,
+    /// The join token from `skiff token create`.
+    #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
+    pub token: String,
     /// The node's name (default: this host's name).
-    #[arg(long)]
+    #[arg(long, alias = "name")]
     pub node_name: Option<String>,
+    /// A node label `key=value` (repeatable), for nodeSelector and affinity.
+    #[arg(long = "node-label", value_parser = parse_label)]
+    pub node_labels: Vec<(String, String)>,
     /// Where the agent keeps images, compiled guests and logs.
     #[arg(long, default_value = "./skiff-agent")]
     pub data_dir: PathBuf,
     /// The kubelet (logs) endpoint; the API server must reach it.
     #[arg(long, default_value = "127.0.0.1:10250")]
     pub listen: SocketAddr,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text:?}: expected key=value"))
 }
 
 #[derive(Args, Debug)]
@@ -213,6 +228,32 @@ pub struct DrainArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a join token and print it.
+    Create(TokenCreateArgs),
+    /// List join tokens (their ids, never their secrets).
+    List(TokenListArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenCreateArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// How long the token is valid (e.g. 24h, 90m); 0 for ever.
+    #[arg(long, default_value = "24h")]
+    pub ttl: String,
+    /// A note stored with the token.
+    #[arg(long, default_value = "")]
+    pub description: String,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenListArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
 }
 
 #[derive(Subcommand, Debug)]

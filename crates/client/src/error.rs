@@ -79,4 +79,9 @@ impl ClientError {
     pub fn is_gone(&self) -> bool {
         self.code() == Some(410)
     }
+
+    /// 401: the credentials (an agent's join token) were refused.
+    pub fn is_unauthorized(&self) -> bool {
+        self.code() == Some(401)
+    }
 }

@@ -38,6 +38,8 @@ pub struct Client {
     servers: Arc<Vec<String>>,
     /// Index of the server that answered last; tried first.
     preferred: Arc<AtomicUsize>,
+    /// Sent as `Authorization: Bearer ...` (an agent's join token).
+    token: Option<Arc<str>>,
 }
 
 impl Client {
@@ -72,7 +74,14 @@ impl Client {
             http,
             servers: Arc::new(servers),
             preferred: Arc::new(AtomicUsize::new(0)),
+            token: None,
         })
+    }
+
+    /// Sends `token` as a bearer token with every request (agents use their join token).
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(Arc::from(token));
+        self
     }
 
     /// The server URLs, in the order given.
@@ -94,6 +103,9 @@ impl Client {
             let index = (start + attempt) % count;
             let url = format!("{}{path}", self.servers[index]);
             let mut request = self.http.request(method.clone(), &url);
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
             if let Some((content_type, bytes)) = body.clone() {
                 request = request.header("Content-Type", content_type).body(bytes);
             }

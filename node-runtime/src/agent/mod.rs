@@ -10,6 +10,7 @@
 //! let runtime = Arc::new(WasmRuntime::new("/var/lib/my-node/wasm".into())?);
 //! Agent::builder()
 //!     .servers(vec!["http://127.0.0.1:6443".into()])
+//!     .token("abcdef.0123456789abcdef") // from `skiff token create`
 //!     .node_name("edge-1")
 //!     .data_dir("/var/lib/my-node".into())
 //!     .runtime(runtime)
@@ -67,6 +68,8 @@ pub enum AgentError {
     },
     #[error("registering the node: {0}")]
     Register(String),
+    #[error("the cluster refused this node: {0}")]
+    Refused(String),
     #[error("runtime: {0}")]
     Runtime(#[from] RuntimeError),
 }
@@ -74,6 +77,7 @@ pub enum AgentError {
 /// Configures an [`Agent`].
 pub struct AgentBuilder {
     servers: Vec<String>,
+    token: Option<String>,
     node_name: Option<String>,
     data_dir: Option<PathBuf>,
     listen: SocketAddr,
@@ -101,6 +105,7 @@ impl Agent {
     pub fn builder() -> AgentBuilder {
         AgentBuilder {
             servers: Vec::new(),
+            token: None,
             node_name: None,
             data_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -163,6 +168,7 @@ impl Agent {
         loop {
             match node::register(&self.client, &spec).await {
                 Ok(()) => break,
+                Err(err @ AgentError::Refused(_)) => return Err(err),
                 Err(err) => {
                     tracing::warn!(%err, "node registration failed; retrying");
                     tokio::select! {
@@ -220,6 +226,12 @@ impl AgentBuilder {
         self
     }
 
+    /// The join token (`skiff token create`) that lets this node register and heartbeat.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
     pub fn node_name(mut self, name: impl Into<String>) -> Self {
         self.node_name = Some(name.into());
         self
@@ -267,8 +279,12 @@ impl AgentBuilder {
     }
 
     pub fn build(self) -> Result<Agent, AgentError> {
+        let client = Client::new(&self.servers)?;
         Ok(Agent {
-            client: Client::new(&self.servers)?,
+            client: match &self.token {
+                Some(token) => client.with_token(token),
+                None => client,
+            },
             node_name: self.node_name.ok_or(AgentError::Missing("node_name"))?,
             data_dir: self.data_dir.ok_or(AgentError::Missing("data_dir"))?,
             listen: self.listen,

@@ -70,6 +70,15 @@ fn ready_condition(heartbeat: &str, transition: &str) -> serde_json::Value {
     })
 }
 
+/// A registration failure: `Refused` when the cluster rejected the join token (retrying cannot help).
+fn register_error(err: skiff_client::ClientError) -> AgentError {
+    if err.is_unauthorized() {
+        AgentError::Refused(err.to_string())
+    } else {
+        AgentError::Register(err.to_string())
+    }
+}
+
 /// Creates the Node, or takes over the existing one (an agent restart), and publishes its status.
 pub async fn register(client: &Client, spec: &NodeSpec) -> Result<(), AgentError> {
     let nodes = client.api::<Node>(None);
@@ -88,14 +97,14 @@ pub async fn register(client: &Client, spec: &NodeSpec) -> Result<(), AgentError
             nodes
                 .patch(&spec.name, &json!({"metadata": {"labels": labels}}))
                 .await
-                .map_err(|e| AgentError::Register(e.to_string()))?;
+                .map_err(register_error)?;
         }
-        Err(e) => return Err(AgentError::Register(e.to_string())),
+        Err(e) => return Err(register_error(e)),
     }
     nodes
         .patch_status(&spec.name, &json!({"status": status(spec)}))
         .await
-        .map_err(|e| AgentError::Register(e.to_string()))?;
+        .map_err(register_error)?;
     Ok(())
 }
 
@@ -108,6 +117,6 @@ pub async fn heartbeat(client: &Client, spec: &NodeSpec) -> Result<(), AgentErro
     {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => register(client, spec).await,
-        Err(e) => Err(AgentError::Register(e.to_string())),
+        Err(e) => Err(register_error(e)),
     }
 }

@@ -1,7 +1,11 @@
 //! `skiff get`: tables, JSON, YAML or names; `-w` follows changes.
 
+use std::collections::HashMap;
+
 use futures::StreamExt;
 use serde_json::Value;
+use skiff_api::k8s_openapi::api::core::v1::Pod;
+use skiff_api::requests::{pod_requests, Resources};
 use skiff_api::resources::ResourceKind;
 use skiff_client::{Client, ListParams};
 
@@ -28,6 +32,10 @@ pub async fn run(args: GetArgs) -> anyhow::Result<()> {
             wide => {
                 if kinds.len() > 1 && i > 0 {
                     println!();
+                }
+                let mut items = items;
+                if kind.kind == "Node" {
+                    annotate_allocated(&client, &mut items).await?;
                 }
                 print_table(
                     kind,
@@ -108,6 +116,35 @@ async fn fetch(
         anyhow::bail!("{}", missing.join("\n"));
     }
     Ok(items)
+}
+
+/// Adds to each node (for the table only) what its pods request, under `columns::ALLOCATED`.
+async fn annotate_allocated(client: &Client, nodes: &mut [Value]) -> anyhow::Result<()> {
+    let pods = client
+        .list(super::kind("pods")?, None, &ListParams::default())
+        .await?;
+    let mut requested: HashMap<String, Resources> = HashMap::new();
+    for pod in pods["items"].as_array().into_iter().flatten() {
+        let Ok(pod) = serde_json::from_value::<Pod>(pod.clone()) else {
+            continue;
+        };
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+        if let (Some(node), false) = (node, matches!(phase, Some("Succeeded" | "Failed"))) {
+            requested.entry(node).or_default().add(&pod_requests(&pod));
+        }
+    }
+    for node in nodes {
+        let used = node["metadata"]["name"]
+            .as_str()
+            .and_then(|n| requested.get(n))
+            .copied()
+            .unwrap_or_default();
+        node[columns::ALLOCATED] = serde_json::json!({
+            "cpu": used.cpu_millis, "memory": used.memory_bytes, "pods": used.pods,
+        });
+    }
+    Ok(())
 }
 
 fn print_table(

@@ -9,12 +9,13 @@ mod logs;
 mod node;
 mod scale;
 mod server;
+mod token;
 
 use anyhow::Context;
 use skiff_api::resources::{self, ResourceKind};
 use skiff_client::Client;
 
-use crate::cli::{BenchCommand, ClientOpts, Command};
+use crate::cli::{BenchCommand, ClientOpts, Command, TokenCommand};
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
@@ -29,6 +30,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Cordon(args) => node::set_unschedulable(&args, true).await,
         Command::Uncordon(args) => node::set_unschedulable(&args, false).await,
         Command::Drain(args) => node::drain(args).await,
+        Command::Token(TokenCommand::Create(args)) => token::create(args).await,
+        Command::Token(TokenCommand::List(args)) => token::list(args).await,
         Command::Bench(BenchCommand::Deploy(args)) => bench::deploy(args).await,
     }
 }

@@ -31,6 +31,8 @@ fn host_name() -> String {
 
 fn wasm_agent(
     servers: Vec<String>,
+    token: &str,
+    labels: std::collections::BTreeMap<String, String>,
     node: String,
     data_dir: std::path::PathBuf,
     listen: std::net::SocketAddr,
@@ -38,11 +40,27 @@ fn wasm_agent(
     let runtime = WasmRuntime::new(data_dir.join("wasm")).context("starting the Wasm runtime")?;
     Ok(Agent::builder()
         .servers(servers)
+        .token(token)
+        .labels(labels)
         .node_name(node)
         .data_dir(data_dir)
         .listen(listen)
         .runtime(Arc::new(runtime))
         .build()?)
+}
+
+/// The in-process node joins like any other, with a token that never expires, made on the
+/// first start and kept in the data dir.
+async fn dev_token(url: &str, data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("dev-join-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_string());
+    }
+    let client = skiff_client::Client::new(&[url.to_string()])?;
+    let token = super::token::create_token(&client, Default::default(), "dev node").await?;
+    std::fs::write(&path, token.to_string())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(token.to_string())
 }
 
 pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
@@ -60,8 +78,11 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     );
     let agent = if args.dev {
         let node = args.node_name.clone().unwrap_or_else(host_name);
+        let token = dev_token(&url, &args.data_dir).await?;
         let agent = wasm_agent(
             vec![url.clone()],
+            &token,
+            Default::default(),
             node.clone(),
             args.data_dir.join("agent"),
             args.kubelet_listen,
@@ -95,6 +116,8 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let node = args.node_name.clone().unwrap_or_else(host_name);
     let agent = wasm_agent(
         vec![args.client.server.clone()],
+        &args.token,
+        args.node_labels.into_iter().collect(),
         node,
         args.data_dir,
         args.listen,

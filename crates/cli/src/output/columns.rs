@@ -1,6 +1,7 @@
 //! Table columns per kind, as `kubectl get` shows them.
 
 use serde_json::Value;
+use skiff_api::quantity;
 
 use super::age;
 
@@ -41,6 +42,9 @@ fn or_none(text: String) -> String {
     }
 }
 
+/// Where `skiff get nodes` puts the sums of the node's pod requests before rendering.
+pub const ALLOCATED: &str = "x-skiff-allocated";
+
 /// The columns of a kind (by `kind` name), with the wide extras when `wide`.
 pub fn for_kind(kind: &str, wide: bool) -> Columns {
     let (mut header, row): (Vec<&'static str>, RowFn) = match kind {
@@ -66,7 +70,12 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             ],
             daemonset_row,
         ),
-        "Node" => (vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"], node_row),
+        "Node" => (
+            vec![
+                "NAME", "STATUS", "ROLES", "AGE", "VERSION", "CPU", "MEMORY", "PODS",
+            ],
+            node_row,
+        ),
         "Namespace" => (vec!["NAME", "STATUS", "AGE"], |o, _| {
             vec![name(o), or_active(&o["status"]["phase"]), age_of(o)]
         }),
@@ -95,7 +104,7 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             "Deployment" | "ReplicaSet" | "DaemonSet" => {
                 header.extend(["CONTAINERS", "IMAGES", "SELECTOR"])
             }
-            "Node" => header.extend(["INTERNAL-IP", "CPU", "MEMORY", "PODS"]),
+            "Node" => header.extend(["INTERNAL-IP"]),
             _ => {}
         }
     }
@@ -291,12 +300,33 @@ fn node_row(node: &Value, wide: bool) -> Vec<String> {
                 .map(str::to_string)
         })
         .collect();
+    let allocatable = &node["status"]["allocatable"];
+    let used = &node[ALLOCATED];
+    // requested/allocatable, as `kubectl describe node` sums it ("-" without the pod sums).
+    let share = |used: &Value, format: fn(u64) -> String, total: &Value| {
+        let total = total.as_str().unwrap_or("?");
+        match used.as_u64() {
+            Some(u) => format!("{}/{total}", format(u)),
+            None => format!("-/{total}"),
+        }
+    };
     let mut row = vec![
         name(node),
         status,
         or_none(roles.join(",")),
         age_of(node),
         s(&node["status"]["nodeInfo"]["kubeletVersion"]),
+        share(
+            &used["cpu"],
+            quantity::format_cpu_millis,
+            &allocatable["cpu"],
+        ),
+        share(
+            &used["memory"],
+            quantity::format_bytes,
+            &allocatable["memory"],
+        ),
+        share(&used["pods"], |n| n.to_string(), &allocatable["pods"]),
     ];
     if wide {
         let ip = node["status"]["addresses"]
@@ -307,12 +337,6 @@ fn node_row(node: &Value, wide: bool) -> Vec<String> {
             .map(|a| s(&a["address"]))
             .unwrap_or_default();
         row.push(or_none(ip));
-        let allocatable = &node["status"]["allocatable"];
-        row.extend([
-            s(&allocatable["cpu"]),
-            s(&allocatable["memory"]),
-            s(&allocatable["pods"]),
-        ]);
     }
     row
 }

@@ -1,0 +1,78 @@
+//! `skiff token create|list`: join tokens for agents.
+
+use anyhow::Context;
+use skiff_api::join_token::{self, JoinToken};
+use skiff_api::k8s_openapi::api::core::v1::Secret;
+use skiff_api::k8s_openapi::jiff::{SignedDuration, Timestamp};
+use skiff_client::{Client, ListParams};
+
+use crate::cli::{TokenCreateArgs, TokenListArgs};
+
+/// Stores a new random join token valid for `ttl` (forever when zero) and returns it.
+pub async fn create_token(
+    client: &Client,
+    ttl: SignedDuration,
+    description: &str,
+) -> anyhow::Result<JoinToken> {
+    let token = JoinToken::from_random(rand::random());
+    let expiration = if ttl.is_zero() {
+        None
+    } else {
+        Some(
+            Timestamp::now()
+                .checked_add(ttl)
+                .context("--ttl is too long")?,
+        )
+    };
+    client
+        .api::<Secret>(Some(join_token::NAMESPACE))
+        .create(&token.to_secret(expiration, description))
+        .await
+        .context("storing the join token")?;
+    Ok(token)
+}
+
+pub async fn create(args: TokenCreateArgs) -> anyhow::Result<()> {
+    let ttl: SignedDuration = args.ttl.parse().with_context(|| {
+        format!(
+            "--ttl {:?}: expected a duration such as 24h or 90m, or 0",
+            args.ttl
+        )
+    })?;
+    let client = super::client(&args.client)?;
+    let token = create_token(&client, ttl, &args.description).await?;
+    println!("{token}");
+    Ok(())
+}
+
+pub async fn list(args: TokenListArgs) -> anyhow::Result<()> {
+    let client = super::client(&args.client)?;
+    let (secrets, _) = client
+        .api::<Secret>(Some(join_token::NAMESPACE))
+        .list(&ListParams::default())
+        .await?;
+    println!("{:<8} {:<22} DESCRIPTION", "ID", "EXPIRES");
+    for secret in secrets
+        .iter()
+        .filter(|s| s.type_.as_deref() == Some(join_token::SECRET_TYPE))
+    {
+        let field = |name: &str| {
+            secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(name))
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+                .unwrap_or_default()
+        };
+        let expires = Some(field("expiration"))
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| "<never>".into());
+        println!(
+            "{:<8} {:<22} {}",
+            field("token-id"),
+            expires,
+            field("description")
+        );
+    }
+    Ok(())
+}
