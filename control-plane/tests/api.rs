@@ -265,3 +265,94 @@ async fn watching_below_the_retained_history_is_gone() {
     );
     server.shutdown().await;
 }
+
+/// Reads `count` watch events from a newline-delimited watch response.
+async fn read_events(response: reqwest::Response, count: usize) -> Vec<Value> {
+    let mut body = response.bytes_stream();
+    let mut buffer = Vec::new();
+    let mut events = Vec::new();
+    while events.len() < count {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("an event in time")
+            .expect("stream open")
+            .expect("chunk");
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            events.push(serde_json::from_slice(&line).expect("event"));
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_watches_replay_then_follow_only_their_node() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/pods", server.url());
+    let pod = |name: &str, node: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "file:/x.wasm"}]}})
+    };
+    // A first watcher starts the shared hub; history before it must still replay.
+    let (_, first) = send(http.post(&base).json(&pod("p0", "n1"))).await;
+    let start = first["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    let early = http
+        .get(format!(
+            "{}/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dn2&resourceVersion={start}",
+            server.url()
+        ))
+        .send()
+        .await
+        .expect("watch");
+    for (name, node) in [("p1", "n1"), ("p2", "n2"), ("p3", "n1")] {
+        let (code, _) = send(http.post(&base).json(&pod(name, node))).await;
+        assert_eq!(code, 201);
+    }
+    // Started after p1..p3 were written, from before them: history, then live events.
+    let late = http
+        .get(format!(
+            "{}/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dn1&resourceVersion={start}",
+            server.url()
+        ))
+        .send()
+        .await
+        .expect("watch");
+    let (code, _) = send(
+        http.delete(format!("{base}/p3"))
+            .query(&[("gracePeriodSeconds", "0")]),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _) = send(http.post(&base).json(&pod("p4", "n1"))).await;
+    assert_eq!(code, 201);
+    let seen: Vec<(String, String)> = read_events(late, 4)
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or_default().to_string(),
+                e["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("ADDED", "p1"),
+        ("ADDED", "p3"),
+        ("DELETED", "p3"),
+        ("ADDED", "p4"),
+    ];
+    assert_eq!(seen, expected.map(|(t, n)| (t.to_string(), n.to_string())));
+    let other = read_events(early, 1).await;
+    assert_eq!(
+        other[0]["object"]["metadata"]["name"], "p2",
+        "n2's watch sees only n2's pod"
+    );
+    server.shutdown().await;
+}

@@ -262,6 +262,17 @@ impl Store {
         watch::start(&self.shared.state, &self.shared.live, prefix, from_revision)
     }
 
+    /// The changes to keys under `prefix` with revisions in `from..=to`, from the persisted
+    /// history (what a watch replays before it goes live).
+    pub fn history(
+        &self,
+        prefix: &[u8],
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<WatchEvent>, StoreError> {
+        self.shared.state.history(prefix, from, to)
+    }
+
     /// The latest applied revision.
     pub fn revision(&self) -> u64 {
         self.shared.state.revision()

@@ -18,7 +18,7 @@ use skiff_api::resources;
 
 use super::events::{EventRecorder, EventType};
 use super::informer::{object_key, revision_of, Informer};
-use super::ownership::{controller_of, controller_ref, is_controlled_by};
+use super::ownership::{controller_of, controller_ref};
 use super::pods::{is_active, is_ready};
 use super::runner::{Action, Reconciler};
 use crate::error::ApiError;
@@ -296,7 +296,9 @@ impl DaemonSetController {
         let mut by_node: HashMap<String, Vec<Arc<Pod>>> = HashMap::new();
         for pod in self
             .pods
-            .list(|p| is_controlled_by(&p.metadata, &uid) && is_active(p))
+            .controlled_by(&uid)
+            .into_iter()
+            .filter(|p| is_active(p))
         {
             let node = target_node(&pod).unwrap_or_default();
             by_node.entry(node).or_default().push(pod);

@@ -15,7 +15,7 @@ use skiff_api::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::events::{EventRecorder, EventType};
 use super::informer::{object_key, revision_of, Informer};
-use super::ownership::{controller_of, controller_ref, is_controlled_by};
+use super::ownership::{controller_of, controller_ref};
 use super::runner::{Action, Reconciler};
 use crate::error::ApiError;
 use crate::registry::{Registry, Subresource};
@@ -51,9 +51,7 @@ impl Reconciler for DeploymentController {
             return Ok(Action::await_change());
         }
         let uid = deployment.metadata.uid.clone().unwrap_or_default();
-        let owned = self
-            .replicasets
-            .list(|rs| is_controlled_by(&rs.metadata, &uid));
+        let owned = self.replicasets.controlled_by(&uid);
         let hash = pod_template_hash(
             &deployment
                 .spec
@@ -89,9 +87,7 @@ impl Reconciler for DeploymentController {
         if last > 0 {
             self.replicasets.wait_for(last).await;
         }
-        let all = self
-            .replicasets
-            .list(|rs| is_controlled_by(&rs.metadata, &uid));
+        let all = self.replicasets.controlled_by(&uid);
         self.update_status(&deployment, &new_rs, &all).await?;
         Ok(Action::await_change())
     }

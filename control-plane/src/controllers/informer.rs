@@ -1,7 +1,7 @@
 //! A shared informer (kube-rs's reflector): list + watch of one kind into an in-memory cache,
 //! with change notifications and "read your own writes" waiting.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -37,9 +37,54 @@ pub struct Change<K> {
     pub new: Option<Arc<K>>,
 }
 
+/// The cache and its index of objects by controller uid.
+struct Cache<K> {
+    objects: HashMap<ObjectKey, Arc<K>>,
+    by_controller: HashMap<String, HashSet<ObjectKey>>,
+}
+
+impl<K: typed::Object> Cache<K> {
+    fn insert(&mut self, key: ObjectKey, obj: Arc<K>) -> Option<Arc<K>> {
+        if let Some(uid) = controller_uid(obj.as_ref()) {
+            self.by_controller
+                .entry(uid)
+                .or_default()
+                .insert(key.clone());
+        }
+        let old = self.objects.insert(key.clone(), obj.clone());
+        if let Some(old_uid) = old.as_deref().and_then(controller_uid) {
+            if controller_uid(obj.as_ref()).as_ref() != Some(&old_uid) {
+                self.unindex(&old_uid, &key);
+            }
+        }
+        old
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Arc<K>> {
+        let old = self.objects.remove(key)?;
+        if let Some(uid) = controller_uid(old.as_ref()) {
+            self.unindex(&uid, key);
+        }
+        Some(old)
+    }
+
+    fn unindex(&mut self, uid: &str, key: &str) {
+        if let Some(keys) = self.by_controller.get_mut(uid) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_controller.remove(uid);
+            }
+        }
+    }
+}
+
+fn controller_uid<K: typed::Object>(obj: &K) -> Option<String> {
+    super::ownership::controller_of(obj.metadata()).map(|r| r.uid.clone())
+}
+
 /// A cached, continuously updated view of every object of kind `K`.
 pub struct Informer<K> {
-    objects: RwLock<HashMap<ObjectKey, Arc<K>>>,
+    cache: RwLock<Cache<K>>,
     /// The revision the cache reflects (0 until the first list).
     revision: watch::Sender<u64>,
     changes: broadcast::Sender<Change<K>>,
@@ -56,7 +101,10 @@ impl<K: typed::Object> Informer<K> {
         let (revision, _) = watch::channel(0);
         let (changes, _) = broadcast::channel(65_536);
         let informer = Arc::new(Informer {
-            objects: RwLock::new(HashMap::new()),
+            cache: RwLock::new(Cache {
+                objects: HashMap::new(),
+                by_controller: HashMap::new(),
+            }),
             revision,
             changes,
         });
@@ -113,15 +161,20 @@ impl<K: typed::Object> Informer<K> {
     async fn relist(&self, registry: &Registry) -> Result<u64, crate::error::ApiError> {
         let kind = resources::of::<K>();
         let (items, revision) = registry.list(kind, None, &ListOptions::default()).await?;
-        let mut fresh = HashMap::with_capacity(items.len());
+        let mut fresh = Cache {
+            objects: HashMap::with_capacity(items.len()),
+            by_controller: HashMap::new(),
+        };
         for item in items {
             let obj: K = typed::from_value(item)?;
             fresh.insert(key_of(&obj), Arc::new(obj));
         }
+        let fresh_objects = fresh.objects.clone();
         let old = {
-            let mut objects = self.objects.write().expect("informer lock");
-            std::mem::replace(&mut *objects, fresh.clone())
+            let mut cache = self.cache.write().expect("informer lock");
+            std::mem::replace(&mut *cache, fresh).objects
         };
+        let fresh = fresh_objects;
         for (key, new) in &fresh {
             let old = old.get(key).cloned();
             let _ = self.changes.send(Change {
@@ -146,18 +199,18 @@ impl<K: typed::Object> Informer<K> {
     fn apply(&self, event_type: WatchEventType, obj: K) {
         let key = key_of(&obj);
         let obj = Arc::new(obj);
-        let mut objects = self.objects.write().expect("informer lock");
+        let mut cache = self.cache.write().expect("informer lock");
         let change = match event_type {
             WatchEventType::Deleted => Change {
-                old: objects.remove(&key),
+                old: cache.remove(&key),
                 new: None,
             },
             WatchEventType::Added | WatchEventType::Modified => Change {
-                old: objects.insert(key, obj.clone()),
+                old: cache.insert(key, obj.clone()),
                 new: Some(obj),
             },
         };
-        drop(objects);
+        drop(cache);
         let _ = self.changes.send(change);
     }
 
@@ -167,28 +220,43 @@ impl<K: typed::Object> Informer<K> {
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<K>> {
-        self.objects
+        self.cache
             .read()
             .expect("informer lock")
+            .objects
             .get(key)
             .cloned()
     }
 
     /// Every cached object matching `filter`.
     pub fn list(&self, filter: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
-        self.objects
+        self.cache
             .read()
             .expect("informer lock")
+            .objects
             .values()
             .filter(|o| filter(o))
             .cloned()
             .collect()
     }
 
+    /// The cached objects whose controller (owner reference) has `uid`, from an index.
+    pub fn controlled_by(&self, uid: &str) -> Vec<Arc<K>> {
+        let cache = self.cache.read().expect("informer lock");
+        cache
+            .by_controller
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| cache.objects.get(key).cloned())
+            .collect()
+    }
+
     pub fn keys(&self) -> Vec<ObjectKey> {
-        self.objects
+        self.cache
             .read()
             .expect("informer lock")
+            .objects
             .keys()
             .cloned()
             .collect()

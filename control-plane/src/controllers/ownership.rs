@@ -24,8 +24,3 @@ pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
         .iter()
         .find(|r| r.controller == Some(true))
 }
-
-/// Whether `meta`'s controller is the object with `uid`.
-pub fn is_controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
-    controller_of(meta).is_some_and(|r| r.uid == uid)
-}

@@ -12,7 +12,7 @@ use skiff_api::selector::LabelSelector;
 
 use super::events::{EventRecorder, EventType};
 use super::informer::{object_key, revision_of, Informer};
-use super::ownership::{controller_of, controller_ref, is_controlled_by};
+use super::ownership::{controller_of, controller_ref};
 use super::pods::{is_active, is_ready};
 use super::runner::{Action, Reconciler};
 use crate::error::ApiError;
@@ -50,7 +50,10 @@ impl Reconciler for ReplicaSetController {
         let uid = rs.metadata.uid.clone().unwrap_or_default();
         let owned = || {
             self.pods
-                .list(|p| is_controlled_by(&p.metadata, &uid) && is_active(p))
+                .controlled_by(&uid)
+                .into_iter()
+                .filter(|p| is_active(p))
+                .collect::<Vec<_>>()
         };
         let active = owned();
         let desired = rs
@@ -185,9 +188,11 @@ impl ReplicaSetController {
             fully_labeled_replicas: Some(
                 pods.iter()
                     .filter(|p| {
-                        labeled.as_ref().is_some_and(|s| {
-                            s.matches(&p.metadata.labels.clone().unwrap_or_default())
-                        })
+                        let labels = p.metadata.labels.as_ref();
+                        labeled
+                            .as_ref()
+                            .zip(labels)
+                            .is_some_and(|(s, l)| s.matches(l))
                     })
                     .count() as i32,
             ),

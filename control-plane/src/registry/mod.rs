@@ -3,10 +3,12 @@
 //! controllers both go through it, so every write takes the same path.
 
 mod admission;
+mod node_watch;
 pub mod object;
 pub mod typed;
 mod watch;
 
+use futures::StreamExt;
 use serde_json::Value;
 use skiff_api::resources::{self, ResourceKind};
 use skiff_raft_store::{Compare, KeyValue, Op, OpResult, Store, Txn};
@@ -34,6 +36,7 @@ pub struct DeleteOptions {
 #[derive(Clone)]
 pub struct Registry {
     store: Store,
+    node_watches: node_watch::NodeWatchHub,
 }
 
 /// How many times a merge patch retries against concurrent writers before giving up with 409.
@@ -41,7 +44,11 @@ const PATCH_RETRIES: usize = 5;
 
 impl Registry {
     pub fn new(store: Store) -> Self {
-        Registry { store }
+        let pod_prefix = pods().store_prefix(None);
+        Registry {
+            node_watches: node_watch::NodeWatchHub::new(store.clone(), pod_prefix),
+            store,
+        }
     }
 
     /// The store's latest revision.
@@ -82,7 +89,7 @@ impl Registry {
         let prefix = kind.store_prefix(scope(kind, namespace));
         let (kvs, revision) = self.store.range(prefix.as_bytes()).await?;
         let mut items = Vec::with_capacity(kvs.len());
-        for kv in &kvs {
+        for kv in kvs.iter().filter(|kv| options.may_match(&kv.value)) {
             let obj = decode(kv)?;
             if options.matches(&obj) {
                 items.push(obj);
@@ -277,8 +284,46 @@ impl Registry {
                 (items, revision + 1)
             }
         };
+        let node = std::ptr::eq(kind, pods())
+            .then(|| options.field_selector.as_ref()?.get("spec.nodeName"))
+            .flatten()
+            .map(str::to_string);
+        if let Some(node) = node {
+            return self.watch_node(&node, prefix, initial, start, options);
+        }
         let live = self.store.watch(prefix.as_bytes(), start)?;
-        Ok(watch::stream(initial, live, options))
+        Ok(watch::stream(
+            initial,
+            watch::receiver_stream(live.events),
+            options,
+        ))
+    }
+
+    /// A watch of one node's pods from `start`: history up to the shared hub's revision,
+    /// then the hub's routed events (see `node_watch`).
+    fn watch_node(
+        &self,
+        node: &str,
+        prefix: String,
+        initial: Vec<Value>,
+        start: u64,
+        options: ListOptions,
+    ) -> Result<WatchStream, ApiError> {
+        let subscription = self.node_watches.subscribe(node);
+        let replay = if start <= subscription.revision {
+            self.node_watches
+                .history(node, start, subscription.revision)?
+        } else {
+            Vec::new()
+        };
+        let live = watch::receiver_stream(subscription.events);
+        let events = futures::stream::iter(replay.into_iter().map(std::sync::Arc::new))
+            .chain(live)
+            .filter(move |e| {
+                let keep = e.revision() >= start && e.kv.key.starts_with(prefix.as_bytes());
+                std::future::ready(keep)
+            });
+        Ok(watch::stream(initial, events, options))
     }
 
     /// Puts `obj` at `key` if the key's revision is `expected` (0: absent); `None` on mismatch.

@@ -2,11 +2,14 @@
 
 use std::pin::Pin;
 
-use futures::Stream;
-use serde::Serialize;
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use skiff_api::selector::{FieldSelector, LabelSelector};
-use skiff_raft_store::{EventKind, KeyValue, Watch};
+use skiff_raft_store::{EventKind, KeyValue, WatchEvent as StoreEvent};
 
 use super::object;
 
@@ -17,7 +20,73 @@ pub struct ListOptions {
     pub field_selector: Option<FieldSelector>,
 }
 
+/// The parts of a stored object that selectors usually read, decoded without the rest.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Selectable {
+    metadata: SelectableMeta,
+    spec: SelectableSpec,
+    status: SelectableStatus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SelectableMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SelectableSpec {
+    #[serde(rename = "nodeName")]
+    node_name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SelectableStatus {
+    phase: Option<String>,
+}
+
+/// Fields a field selector may use for which `Selectable` suffices.
+const SELECTABLE_FIELDS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "spec.nodeName",
+    "status.phase",
+];
+
 impl ListOptions {
+    /// False when the stored bytes certainly do not match, decided from a partial decode; lists
+    /// and watches call it before decoding whole objects (most of a selective list's cost).
+    pub fn may_match(&self, raw: &[u8]) -> bool {
+        let fields_known = self
+            .field_selector
+            .as_ref()
+            .is_none_or(|s| s.fields().all(|f| SELECTABLE_FIELDS.contains(&f)));
+        if self.label_selector.is_none() && (self.field_selector.is_none() || !fields_known) {
+            return true;
+        }
+        let Ok(part) = serde_json::from_slice::<Selectable>(raw) else {
+            return true;
+        };
+        if let Some(selector) = &self.label_selector {
+            if !selector.matches(&part.metadata.labels) {
+                return false;
+            }
+        }
+        match &self.field_selector {
+            Some(selector) if fields_known => selector.matches(&serde_json::json!({
+                "metadata": {"name": part.metadata.name, "namespace": part.metadata.namespace},
+                "spec": {"nodeName": part.spec.node_name},
+                "status": {"phase": part.status.phase},
+            })),
+            _ => true,
+        }
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.label_selector
             .as_ref()
@@ -44,13 +113,38 @@ pub struct WatchEvent {
 
 pub type WatchStream = Pin<Box<dyn Stream<Item = WatchEvent> + Send>>;
 
+/// A channel's items as a stream (a store watch's events, a node hub subscription's).
+pub fn receiver_stream<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl Stream<Item = T> + Send {
+    async_stream::stream! {
+        while let Some(item) = rx.recv().await {
+            yield item;
+        }
+    }
+}
+
 /// The initial objects as ADDED events, then the live changes that concern the selectors.
-pub fn stream(initial: Vec<Value>, mut live: Watch, options: ListOptions) -> WatchStream {
+pub fn stream<E>(
+    initial: Vec<Value>,
+    live: impl Stream<Item = E> + Send + 'static,
+    options: ListOptions,
+) -> WatchStream
+where
+    E: Borrow<StoreEvent> + Send,
+{
     Box::pin(async_stream::stream! {
         for object in initial {
             yield WatchEvent { event_type: WatchEventType::Added, object };
         }
-        while let Some(event) = live.events.recv().await {
+        let mut live = std::pin::pin!(live);
+        while let Some(event) = live.next().await {
+            let event: &StoreEvent = event.borrow();
+            let relevant = event.prev.iter().any(|kv| options.may_match(&kv.value))
+                || (event.kind == EventKind::Put && options.may_match(&event.kv.value));
+            if !relevant {
+                continue;
+            }
             let revision = event.revision();
             let prev = event.prev.as_ref().and_then(|kv| decode_at(kv, revision));
             let current = match event.kind {
@@ -102,6 +196,40 @@ mod tests {
 
     fn pod(phase: &str) -> Value {
         json!({"metadata": {"name": "p", "labels": {"app": "a"}}, "status": {"phase": phase}})
+    }
+
+    #[test]
+    fn partial_decoding_rules_out_only_non_matches() {
+        let options = |labels: &str, fields: &str| ListOptions {
+            label_selector: (!labels.is_empty()).then(|| labels.parse().expect("labels")),
+            field_selector: (!fields.is_empty()).then(|| fields.parse().expect("fields")),
+        };
+        let raw = serde_json::to_vec(&json!({
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "a"}},
+            "spec": {"nodeName": "n1", "containers": []},
+            "status": {"phase": "Running"}
+        }))
+        .expect("json");
+        let obj: Value = serde_json::from_slice(&raw).expect("value");
+        for (labels, fields) in [
+            ("app=a", ""),
+            ("app=b", ""),
+            ("", "spec.nodeName=n1"),
+            ("", "spec.nodeName=n2"),
+            ("app=a", "status.phase!=Running"),
+            ("", "metadata.namespace=ns,metadata.name=p"),
+            ("", "spec.unschedulable=true"),
+        ] {
+            let o = options(labels, fields);
+            if !o.may_match(&raw) {
+                assert!(!o.matches(&obj), "{labels} {fields}: ruled out a match");
+            }
+            assert_eq!(
+                o.may_match(&raw),
+                o.matches(&obj) || fields == "spec.unschedulable=true",
+                "{labels} {fields}"
+            );
+        }
     }
 
     #[test]

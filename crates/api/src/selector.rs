@@ -249,6 +249,11 @@ impl FieldSelector {
         })
     }
 
+    /// The fields the terms read.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.terms.iter().map(|(field, _, _)| field.as_str())
+    }
+
     /// The value an `=` term requires of `field`.
     pub fn get(&self, field: &str) -> Option<&str> {
         self.terms

@@ -260,6 +260,31 @@ pub struct TokenListArgs {
 pub enum BenchCommand {
     /// Deploy N Wasm replicas on an in-process dev cluster and report start-up figures.
     Deploy(BenchDeployArgs),
+    /// Run N hollow (simulated) nodes against a real server and report scheduling throughput,
+    /// API latency and control-plane memory.
+    Nodes(BenchNodesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchNodesArgs {
+    /// Hollow nodes to run in this process (real agent loops on a simulated runtime).
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    /// Pods to create.
+    #[arg(long, default_value_t = 30_000)]
+    pub pods: usize,
+    /// Replicas per Deployment.
+    #[arg(long, default_value_t = 1000)]
+    pub per_deployment: usize,
+    /// Measure this server instead of starting `skiff server` as a child process.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The started server's `--node-grace-seconds`.
+    #[arg(long, default_value_t = 6)]
+    pub node_grace_seconds: u64,
+    /// Where the started server and the nodes keep their data (default: a temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -13,6 +13,7 @@ async fn main() {
     // Daemons report what they do; client commands only warn.
     let default_level = match cli.command {
         cli::Command::Server(_) | cli::Command::Agent(_) => "info",
+        cli::Command::Bench(_) => "error",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -22,8 +23,22 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    raise_open_files_limit();
     if let Err(err) = commands::run(cli.command).await {
         eprintln!("error: {err:#}");
         std::process::exit(1);
+    }
+}
+
+/// Servers hold a connection per agent and watch: lift the open-files limit as far as allowed.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    // Root may raise the hard limit too; otherwise the soft one goes up to the hard one.
+    let wanted = hard.max(1 << 20);
+    if setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_err() && soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }

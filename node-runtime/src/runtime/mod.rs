@@ -3,6 +3,7 @@
 //! The agent codes against these types; each runtime (`wasm` now; linux and a hollow
 //! simulator later) implements them. Stop and remove are idempotent, as the CRI requires.
 
+pub mod hollow;
 pub mod wasm;
 
 use std::collections::BTreeMap;

@@ -33,6 +33,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Token(TokenCommand::Create(args)) => token::create(args).await,
         Command::Token(TokenCommand::List(args)) => token::list(args).await,
         Command::Bench(BenchCommand::Deploy(args)) => bench::deploy(args).await,
+        Command::Bench(BenchCommand::Nodes(args)) => bench::nodes(args).await,
     }
 }
 

@@ -19,6 +19,7 @@ use skiff_node_runtime::runtime::{
     PodSandboxConfig,
 };
 
+use super::{ms, percentile, rss_bytes, tempfile_dir};
 use crate::cli::BenchDeployArgs;
 
 /// Longest wait for the deployment to run.
@@ -62,8 +63,11 @@ pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
     .await?;
     let url = server.url();
     let runtime = Arc::new(WasmRuntime::new(dir.join("agent/wasm"))?);
+    let client = Client::new(std::slice::from_ref(&url))?;
+    let token = crate::commands::token::create_token(&client, Default::default(), "bench").await?;
     let agent = Agent::builder()
         .servers(vec![url.clone()])
+        .token(token.to_string())
         .node_name("bench-node")
         .data_dir(dir.join("agent"))
         .runtime(runtime)
@@ -73,7 +77,6 @@ pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
     let agent_task = tokio::spawn(agent.run(async move {
         let _ = stopped.await;
     }));
-    let client = Client::new(&[url])?;
     wait_for_node(&client).await?;
 
     let rss_before = rss_bytes();
@@ -125,44 +128,6 @@ pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
     let _ = agent_task.await;
     server.shutdown().await;
     Ok(())
-}
-
-fn tempfile_dir(given: Option<&Path>) -> anyhow::Result<tempfile::TempDir> {
-    match given {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            Ok(tempfile::tempdir_in(dir)?)
-        }
-        None => Ok(tempfile::tempdir()?),
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() * p).div_ceil(100))
-        .saturating_sub(1)
-        .min(sorted.len() - 1);
-    sorted[index]
-}
-
-/// Resident memory of this process.
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
 }
 
 /// Time to a Running container: compiling, from memory, and from the disk cache of a new runtime.
@@ -314,18 +279,4 @@ async fn run_deployment(
         running,
         total: started.elapsed(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles() {
-        let values: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&values, 50), Duration::from_millis(50));
-        assert_eq!(percentile(&values, 99), Duration::from_millis(99));
-        assert_eq!(percentile(&values[..1], 99), Duration::from_millis(1));
-        assert_eq!(percentile(&[], 50), Duration::ZERO);
-    }
 }

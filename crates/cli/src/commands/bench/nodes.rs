@@ -1,0 +1,452 @@
+//! `skiff bench nodes`: scale figures with hollow nodes. A real `skiff server` runs as a child
+//! process; this process runs N real agent loops on the hollow runtime (a SIMULATOR, like
+//! kubemark: it runs no workload), then creates Deployments and reports how fast pods are
+//! bound and reported Running, API latency during the run, and the server's memory.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use serde_json::json;
+use skiff_api::resources::{self, ResourceKind};
+use skiff_client::{Client, ListParams};
+use skiff_node_runtime::agent::Agent;
+use skiff_node_runtime::runtime::hollow::HollowRuntime;
+use tokio::sync::watch;
+
+use super::{memory_of, ms, percentile, tempfile_dir};
+use crate::cli::BenchNodesArgs;
+
+/// The label every benchmark pod carries.
+const POD_LABEL: &str = "skiff-bench=pods";
+/// How often the API probe calls.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+/// Agents started at once (registration bursts).
+const START_WAVE: usize = 100;
+
+pub async fn nodes(args: BenchNodesArgs) -> anyhow::Result<()> {
+    let tmp = tempfile_dir(args.data_dir.as_deref())?;
+    let dir = tmp.path().to_path_buf();
+    let mut server = match &args.server {
+        Some(url) => ServerUnderTest::External(url.clone()),
+        None => ServerUnderTest::spawn(&dir.join("server"), args.node_grace_seconds)?,
+    };
+    let url = server.url();
+    let client = Client::new(std::slice::from_ref(&url))?;
+    wait_ready(&client, &mut server).await?;
+    let token = crate::commands::token::create_token(&client, Default::default(), "bench").await?;
+    println!(
+        "skiff bench nodes: {} hollow nodes (simulated), {} pods, server {url}",
+        args.nodes, args.pods
+    );
+
+    // Nodes: real agent loops on the hollow runtime, joined in waves.
+    let started = Instant::now();
+    let (stop, stopped) = watch::channel(false);
+    let mut agents = Vec::with_capacity(args.nodes);
+    for i in 0..args.nodes {
+        let runtime = Arc::new(HollowRuntime::new());
+        let agent = Agent::builder()
+            .servers(vec![url.clone()])
+            .token(token.to_string())
+            .node_name(format!("hollow-{i:05}"))
+            .data_dir(dir.join(format!("nodes/{i}")))
+            .labels(
+                [(
+                    "topology.kubernetes.io/zone".to_string(),
+                    format!("zone-{}", i % 3),
+                )]
+                .into(),
+            )
+            .capacity(4_000, 16 << 30, 110)
+            .runtime(runtime)
+            .build()?;
+        let mut stopped = stopped.clone();
+        agents.push(tokio::spawn(agent.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })));
+        if i % START_WAVE == START_WAVE - 1 {
+            wait_nodes_ready(&client, i + 1, Duration::from_secs(120)).await?;
+        }
+    }
+    wait_nodes_ready(&client, args.nodes, Duration::from_secs(300)).await?;
+    println!(
+        "{} nodes registered and Ready in {:.1} s",
+        args.nodes,
+        started.elapsed().as_secs_f64()
+    );
+
+    // Pods, with the API probed all along.
+    let (probe_stop, probe_stopped) = watch::channel(false);
+    let probe = tokio::spawn(probe_api(client.clone(), probe_stopped));
+    let times = run_pods(&client, &args).await;
+    probe_stop.send_replace(true);
+    let latencies = probe.await.context("the API probe")?;
+    let times = times?;
+    report_pods(&times, args.pods);
+    for (what, mut spans) in latencies {
+        spans.sort();
+        println!(
+            "API {what:<28} p50 {} p99 {} max {} ({} calls)",
+            ms(percentile(&spans, 50)),
+            ms(percentile(&spans, 99)),
+            ms(spans.last().copied().unwrap_or_default()),
+            spans.len()
+        );
+    }
+    if let Some((rss, peak)) = server.pid().and_then(|pid| memory_of(&pid.to_string())) {
+        println!(
+            "control plane memory: RSS {} MiB now, peak {} MiB",
+            rss >> 20,
+            peak >> 20
+        );
+    }
+    if let Some((rss, _)) = memory_of("self") {
+        println!(
+            "this process (hollow nodes): RSS {} MiB, {} KiB per node",
+            rss >> 20,
+            (rss >> 10) / args.nodes.max(1) as u64
+        );
+    }
+
+    stop.send_replace(true);
+    for agent in agents {
+        let _ = tokio::time::timeout(Duration::from_secs(30), agent).await;
+    }
+    server.stop();
+    Ok(())
+}
+
+/// When each pod was first seen, bound and Running; and when the run started.
+struct PodTimes {
+    started: Instant,
+    created: HashMap<String, Instant>,
+    bound: HashMap<String, Instant>,
+    running: HashMap<String, Instant>,
+}
+
+/// Creates the Deployments and follows their pods until all run (or the time is up).
+async fn run_pods(client: &Client, args: &BenchNodesArgs) -> anyhow::Result<PodTimes> {
+    let pods = kind("pods")?;
+    let params = ListParams {
+        label_selector: Some(POD_LABEL.into()),
+        field_selector: None,
+    };
+    let list = client.list(pods, None, &params).await?;
+    let mut version = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut events = client.watch(pods, None, &params, &version).await?;
+    let started = Instant::now();
+    let creator = tokio::spawn(create_deployments(
+        client.clone(),
+        args.pods,
+        args.per_deployment,
+    ));
+    let mut times = PodTimes {
+        started,
+        created: HashMap::new(),
+        bound: HashMap::new(),
+        running: HashMap::new(),
+    };
+    let timeout = Duration::from_secs(120) + Duration::from_millis(args.pods as u64 * 20);
+    let deadline = tokio::time::Instant::now() + timeout;
+    while times.running.len() < args.pods {
+        let Ok(event) = tokio::time::timeout_at(deadline, events.next()).await else {
+            println!(
+                "gave up after {timeout:?}: {} created, {} bound, {} Running",
+                times.created.len(),
+                times.bound.len(),
+                times.running.len()
+            );
+            break;
+        };
+        let Some(event) = event else {
+            // The server ends watches that fall behind; go on from the last event seen.
+            events = client.watch(pods, None, &params, &version).await?;
+            continue;
+        };
+        let event = event?;
+        let now = Instant::now();
+        let object = &event.object;
+        if let Some(v) = object["metadata"]["resourceVersion"].as_str() {
+            version = v.to_string();
+        }
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        times.created.entry(name.clone()).or_insert(now);
+        if object["spec"]["nodeName"].is_string() {
+            times.bound.entry(name.clone()).or_insert(now);
+        }
+        if object["status"]["phase"] == "Running" {
+            times.running.entry(name).or_insert(now);
+        }
+    }
+    creator.await.context("creating deployments")??;
+    Ok(times)
+}
+
+/// `count` pods as Deployments of at most `per` replicas each.
+async fn create_deployments(client: Client, count: usize, per: usize) -> anyhow::Result<()> {
+    let deployments = kind("deployments")?;
+    let per = per.max(1);
+    for (i, start) in (0..count).step_by(per).enumerate() {
+        let replicas = per.min(count - start);
+        let name = format!("bench-{i:04}");
+        let deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name, "skiff-bench": "pods"}},
+                    "spec": {"containers": [{
+                        "name": "app", "image": "registry.example/hollow/pause:1",
+                        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}
+                    }]}
+                }
+            }
+        });
+        client
+            .create(deployments, Some("default"), &deployment)
+            .await?;
+    }
+    Ok(())
+}
+
+fn report_pods(times: &PodTimes, wanted: usize) {
+    let last = |map: &HashMap<String, Instant>| {
+        map.values()
+            .max()
+            .map(|t| t.saturating_duration_since(times.started))
+            .unwrap_or_default()
+    };
+    let spans = |from: &HashMap<String, Instant>, to: &HashMap<String, Instant>| {
+        let mut spans: Vec<Duration> = to
+            .iter()
+            .filter_map(|(pod, at)| from.get(pod).map(|s| at.saturating_duration_since(*s)))
+            .collect();
+        spans.sort();
+        spans
+    };
+    let all_bound = last(&times.bound);
+    println!(
+        "pods bound: {} of {wanted} in {:.1} s = {:.0} pods/s",
+        times.bound.len(),
+        all_bound.as_secs_f64(),
+        times.bound.len() as f64 / all_bound.as_secs_f64().max(0.001)
+    );
+    let all_running = last(&times.running);
+    println!(
+        "pods Running: {} of {wanted} in {:.1} s = {:.0} pods/s",
+        times.running.len(),
+        all_running.as_secs_f64(),
+        times.running.len() as f64 / all_running.as_secs_f64().max(0.001)
+    );
+    for (what, s) in [
+        ("created -> bound", spans(&times.created, &times.bound)),
+        ("created -> Running", spans(&times.created, &times.running)),
+    ] {
+        println!(
+            "per pod {what:<20} p50 {} p99 {}",
+            ms(percentile(&s, 50)),
+            ms(percentile(&s, 99))
+        );
+    }
+}
+
+type Latencies = Vec<(&'static str, Vec<Duration>)>;
+
+/// Every `PROBE_EVERY` until stopped: a cluster-wide list of nodes, a selective list of pods, and a
+/// create, patch and delete of a ConfigMap; returns the latencies of each kind of call.
+async fn probe_api(client: Client, mut stopped: watch::Receiver<bool>) -> Latencies {
+    let lists = Mutex::new(Vec::new());
+    let pod_lists = Mutex::new(Vec::new());
+    let mutations = Mutex::new(Vec::new());
+    let timed = |into: &Mutex<Vec<Duration>>, since: Instant, ok: bool| {
+        if ok {
+            into.lock().expect("latencies").push(since.elapsed());
+        }
+    };
+    let (Ok(nodes), Ok(pods), Ok(configmaps)) = (kind("nodes"), kind("pods"), kind("configmaps"))
+    else {
+        return Vec::new();
+    };
+    let selective = ListParams {
+        label_selector: Some("app=no-such-app".into()),
+        field_selector: None,
+    };
+    let mut tick = tokio::time::interval(PROBE_EVERY);
+    for i in 0u64.. {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.wait_for(|s| *s) => break,
+        }
+        let t = Instant::now();
+        let ok = client
+            .list(nodes, None, &ListParams::default())
+            .await
+            .is_ok();
+        timed(&lists, t, ok);
+        let t = Instant::now();
+        let ok = client.list(pods, None, &selective).await.is_ok();
+        timed(&pod_lists, t, ok);
+        let name = format!("probe-{i}");
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name}, "data": {"n": i.to_string()}});
+        let t = Instant::now();
+        let ok = client
+            .create(configmaps, Some("default"), &object)
+            .await
+            .is_ok();
+        timed(&mutations, t, ok);
+        let t = Instant::now();
+        let ok = client
+            .patch(
+                configmaps,
+                Some("default"),
+                &name,
+                &json!({"data": {"patched": "yes"}}),
+            )
+            .await
+            .is_ok();
+        timed(&mutations, t, ok);
+        let t = Instant::now();
+        let ok = client
+            .delete(configmaps, Some("default"), &name, &Default::default())
+            .await
+            .is_ok();
+        timed(&mutations, t, ok);
+    }
+    vec![
+        ("LIST nodes (all)", lists.into_inner().expect("latencies")),
+        (
+            "LIST pods (label selector)",
+            pod_lists.into_inner().expect("latencies"),
+        ),
+        (
+            "create/patch/delete",
+            mutations.into_inner().expect("latencies"),
+        ),
+    ]
+}
+
+fn kind(name: &str) -> anyhow::Result<&'static ResourceKind> {
+    resources::by_name(name).with_context(|| format!("unknown kind {name}"))
+}
+
+async fn wait_nodes_ready(client: &Client, count: usize, limit: Duration) -> anyhow::Result<()> {
+    let nodes = kind("nodes")?;
+    let deadline = Instant::now() + limit;
+    loop {
+        let list = client.list(nodes, None, &ListParams::default()).await?;
+        let ready = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| {
+                n["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+            .count();
+        if ready >= count {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {ready} of {count} nodes Ready after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn wait_ready(client: &Client, server: &mut ServerUnderTest) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if client
+            .list(kind("namespaces")?, None, &ListParams::default())
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        server.check_running()?;
+        if Instant::now() > deadline {
+            bail!("the server at {} did not answer within 30 s", server.url());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The control plane measured: a `skiff server` child process, or one given by URL.
+enum ServerUnderTest {
+    Child { child: Child, url: String },
+    External(String),
+}
+
+impl ServerUnderTest {
+    fn spawn(data_dir: &std::path::Path, node_grace_seconds: u64) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        std::fs::create_dir_all(data_dir)?;
+        let log = std::fs::File::create(data_dir.with_extension("log"))?;
+        let child = Command::new(std::env::current_exe()?)
+            .args(["server", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--node-grace-seconds", &node_grace_seconds.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting skiff server")?;
+        Ok(ServerUnderTest::Child {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    fn url(&self) -> String {
+        match self {
+            ServerUnderTest::Child { url, .. } | ServerUnderTest::External(url) => url.clone(),
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        match self {
+            ServerUnderTest::Child { child, .. } => Some(child.id()),
+            ServerUnderTest::External(_) => None,
+        }
+    }
+
+    fn check_running(&mut self) -> anyhow::Result<()> {
+        if let ServerUnderTest::Child { child, .. } = self {
+            if let Some(status) = child.try_wait()? {
+                bail!("skiff server exited with {status}");
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        if let ServerUnderTest::Child { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ServerUnderTest {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
