@@ -1,9 +1,11 @@
 //! Pod garbage collection (Kubernetes' PodGC): pods bound to a node that no longer exists are
-//! deleted at once, as no agent is left to stop them or to confirm a graceful deletion.
+//! deleted, as no agent is left to stop them or to confirm a graceful deletion: at once when the
+//! node's deletion was seen, after a quarantine when the node was never seen at all (it may be
+//! about to register, or the cache may be young), as Kubernetes does.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use skiff_api::k8s_openapi::api::core::v1::{Node, Pod};
 use skiff_api::resources;
@@ -15,6 +17,9 @@ use crate::registry::{DeleteOptions, Registry};
 
 /// How often orphaned pods are looked for even when no node was deleted.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(20);
+/// How long a node that was never seen deleted must stay absent before its pods go
+/// (Kubernetes' PodGC quarantine).
+const QUARANTINE: Duration = Duration::from_secs(40);
 
 pub struct PodGarbageCollector {
     pub registry: Registry,
@@ -30,28 +35,36 @@ impl PodGarbageCollector {
             self.nodes.synced().await;
             self.pods.synced().await;
             let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+            let mut absent = Absent::default();
             loop {
                 tokio::select! {
                     _ = crate::shutdown::stopped(&mut shutdown) => return,
                     _ = tick.tick() => {}
                     change = nodes.recv() => match change {
                         Ok(change) if change.new.is_some() => continue,
+                        Ok(change) => {
+                            if let Some(name) = change.old.and_then(|n| n.metadata.name.clone()) {
+                                absent.deleted.insert(name);
+                            }
+                        }
                         Err(broadcast::error::RecvError::Closed) => return,
-                        _ => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
                     },
                 }
-                self.sweep().await;
+                self.sweep(&mut absent).await;
             }
         });
     }
 
-    async fn sweep(&self) {
+    async fn sweep(&self, absent: &mut Absent) {
         let known: HashSet<String> = self
             .nodes
             .list(|_| true)
             .iter()
             .filter_map(|n| n.metadata.name.clone())
             .collect();
+        absent.deleted.retain(|n| !known.contains(n));
+        absent.since.retain(|n, _| !known.contains(n));
         let suspects = self.pods.list(|p| {
             p.spec
                 .as_ref()
@@ -64,6 +77,9 @@ impl PodGarbageCollector {
                 .as_ref()
                 .and_then(|s| s.node_name.clone())
                 .unwrap_or_default();
+            if !absent.long_enough(&node, Instant::now()) {
+                continue;
+            }
             if let Err(err) = self.collect(&pod, &node).await {
                 tracing::warn!(%err, node, "cannot collect a pod of a deleted node");
             }
@@ -94,5 +110,41 @@ impl PodGarbageCollector {
             Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
             Err(err) => Err(err),
         }
+    }
+}
+
+/// Nodes that pods are bound to but that do not exist.
+#[derive(Default)]
+struct Absent {
+    /// Seen deleted: their pods go at once.
+    deleted: HashSet<String>,
+    /// Never seen: when they were first found missing.
+    since: HashMap<String, Instant>,
+}
+
+impl Absent {
+    /// Whether pods on `node` may be collected now.
+    fn long_enough(&mut self, node: &str, now: Instant) -> bool {
+        if self.deleted.contains(node) {
+            return true;
+        }
+        let since = *self.since.entry(node.to_string()).or_insert(now);
+        now.duration_since(since) >= QUARANTINE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deleted_nodes_go_at_once_unknown_ones_after_the_quarantine() {
+        let mut absent = Absent::default();
+        let start = Instant::now();
+        absent.deleted.insert("gone".into());
+        assert!(absent.long_enough("gone", start));
+        assert!(!absent.long_enough("never-seen", start));
+        assert!(!absent.long_enough("never-seen", start + QUARANTINE / 2));
+        assert!(absent.long_enough("never-seen", start + QUARANTINE));
     }
 }

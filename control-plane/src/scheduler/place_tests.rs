@@ -30,6 +30,20 @@ fn requesting(cpu: &str, memory: &str) -> Pod {
         "resources": {"requests": {"cpu": cpu, "memory": memory}}}]}))
 }
 
+/// (name, nodes, pod, the node chosen or the unschedulable message)
+type Case<'a> = (&'a str, Vec<NodeInfo>, Pod, Result<&'a str, &'a str>);
+
+fn run(cases: Vec<Case>) {
+    for (name, nodes, pod, expected) in cases {
+        let snapshot = ClusterSnapshot::from_nodes(nodes);
+        let got = place(&snapshot, &pod)
+            .map(|p| p.node)
+            .map_err(|u| u.to_string());
+        let expected = expected.map(str::to_string).map_err(str::to_string);
+        assert_eq!(got, expected, "case {name}");
+    }
+}
+
 #[test]
 fn table() {
     let busy = NodeInfo {
@@ -61,7 +75,6 @@ fn table() {
         labels: BTreeMap::from([("disk".to_string(), "ssd".to_string())]),
         ..node("ssd", 1000, 2)
     };
-    type Case<'a> = (&'a str, Vec<NodeInfo>, Pod, Result<&'a str, &'a str>);
     let cases: Vec<Case> = vec![
         ("least allocated wins", vec![busy.clone(), node("idle", 2000, 4)], requesting("100m", "64Mi"), Ok("idle")),
         ("insufficient cpu", vec![busy.clone()], requesting("1", "64Mi"), Err("0/1 nodes are available: 1 Insufficient cpu.")),
@@ -78,14 +91,7 @@ fn table() {
             pod(json!({"containers": [{"name": "c", "image": "i"}], "nodeSelector": {"disk": "ssd"}})), Ok("ssd")),
         ("no nodes", vec![], requesting("1", "1Mi"), Err("0/0 nodes are available: no nodes registered.")),
     ];
-    for (name, nodes, pod, expected) in cases {
-        let snapshot = ClusterSnapshot::from_nodes(nodes);
-        let got = place(&snapshot, &pod)
-            .map(|p| p.node)
-            .map_err(|u| u.to_string());
-        let expected = expected.map(str::to_string).map_err(str::to_string);
-        assert_eq!(got, expected, "case {name}");
-    }
+    run(cases);
 }
 
 #[test]
@@ -166,7 +172,6 @@ fn constraints() {
             zoned("c1", "c", &[]),
         ]
     };
-    type Case<'a> = (&'a str, Vec<NodeInfo>, Pod, Result<&'a str, &'a str>);
     let cases: Vec<Case> = vec![
         ("required node affinity In", three_zones(), app_pod("x", required_zone("In", &["b"])), Ok("b1")),
         ("required node affinity NotIn", three_zones(), app_pod("x", required_zone("NotIn", &["b", "c"])), Ok("a1")),
@@ -197,14 +202,7 @@ fn constraints() {
         ("spread ScheduleAnyway prefers the emptier zone", vec![zoned("a1", "a", &["web"]), zoned("b1", "b", &["web", "web", "db", "db"])],
             app_pod("web", spread(ZONE, 1, "ScheduleAnyway")), Ok("a1")),
     ];
-    for (name, nodes, pod, expected) in cases {
-        let snapshot = ClusterSnapshot::from_nodes(nodes);
-        let got = place(&snapshot, &pod)
-            .map(|p| p.node)
-            .map_err(|u| u.to_string());
-        let expected = expected.map(str::to_string).map_err(str::to_string);
-        assert_eq!(got, expected, "case {name}");
-    }
+    run(cases);
 }
 
 #[test]

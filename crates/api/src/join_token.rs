@@ -100,13 +100,7 @@ impl JoinToken {
 
     /// Checks this token against its stored Secret at time `now`.
     pub fn verify(&self, stored: &Secret, now: Timestamp) -> Result<(), TokenError> {
-        let field = |name: &str| {
-            stored
-                .data
-                .as_ref()
-                .and_then(|d| d.get(name))
-                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-        };
+        let field = |name: &str| data_field(stored, name);
         let matches = stored.type_.as_deref() == Some(SECRET_TYPE)
             && field("token-id").as_deref() == Some(self.id.as_str())
             && constant_time_eq(
@@ -130,6 +124,15 @@ impl fmt::Display for JoinToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.id, self.secret)
     }
+}
+
+/// A field of a token's Secret (`token-id`, `expiration`, `description`, ...).
+pub fn data_field(secret: &Secret, name: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(name)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
 }
 
 /// The name of the Secret storing the token with this id.

@@ -161,7 +161,11 @@ impl Agent {
             memory_bytes,
             pods,
             kubelet,
-            runtime_version: format!("{}://wasmtime", self.runtime.name()),
+            runtime: self.runtime.name(),
+            runtime_version: match self.runtime.name() {
+                "wasm" => "wasm://wasmtime".to_string(),
+                other => format!("{other}://skiff"),
+            },
             ready_since: skiff_api::time::now_rfc3339(),
         };
         let mut registering = shutdown_rx.clone();

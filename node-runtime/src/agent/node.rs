@@ -21,6 +21,8 @@ pub struct NodeSpec {
     pub pods: u32,
     /// The kubelet endpoint (log server) as bound.
     pub kubelet: SocketAddr,
+    /// The runtime's short name (`wasm`, `hollow`): label `node.skiff.dev/runtime`.
+    pub runtime: &'static str,
     pub runtime_version: String,
     /// When this agent became ready (the `Ready` condition's transition time).
     pub ready_since: String,
@@ -85,7 +87,7 @@ pub async fn register(client: &Client, spec: &NodeSpec) -> Result<(), AgentError
     let mut labels = spec.labels.clone();
     labels.insert("kubernetes.io/hostname".into(), spec.name.clone());
     labels.insert("kubernetes.io/os".into(), "wasi".into());
-    labels.insert("node.skiff.dev/runtime".into(), "wasm".into());
+    labels.insert("node.skiff.dev/runtime".into(), spec.runtime.into());
     let node: Node = serde_json::from_value(json!({
         "metadata": {"name": spec.name, "labels": labels},
         "spec": {},

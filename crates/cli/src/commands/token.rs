@@ -56,14 +56,7 @@ pub async fn list(args: TokenListArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|s| s.type_.as_deref() == Some(join_token::SECRET_TYPE))
     {
-        let field = |name: &str| {
-            secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(name))
-                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-                .unwrap_or_default()
-        };
+        let field = |name: &str| join_token::data_field(secret, name).unwrap_or_default();
         let expires = Some(field("expiration"))
             .filter(|e| !e.is_empty())
             .unwrap_or_else(|| "<never>".into());

@@ -19,20 +19,15 @@ use skiff_node_runtime::runtime::{
     PodSandboxConfig,
 };
 
-use super::{ms, percentile, rss_bytes, tempfile_dir};
+use super::{guest_path, ms, percentile, rss_bytes, tempfile_dir};
 use crate::cli::BenchDeployArgs;
 
 /// Longest wait for the deployment to run.
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
-    let guest = args.guest.canonicalize().with_context(|| {
-        format!(
-            "{}: guest not found (build it with scripts/build-guests.sh)",
-            args.guest.display()
-        )
-    })?;
-    let tmp = tempfile_dir(args.data_dir.as_deref())?;
+    let guest = guest_path(&args.run.guest)?;
+    let tmp = tempfile_dir(args.run.data_dir.as_deref())?;
     let dir = tmp.path().to_path_buf();
     println!(
         "skiff bench deploy: {} replicas of {}",

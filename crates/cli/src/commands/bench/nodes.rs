@@ -4,8 +4,6 @@
 //! bound and reported Running, API latency during the run, and the server's memory.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +16,7 @@ use skiff_node_runtime::agent::Agent;
 use skiff_node_runtime::runtime::hollow::HollowRuntime;
 use tokio::sync::watch;
 
+use super::server::{wait_ready, ServerUnderTest};
 use super::{memory_of, ms, percentile, tempfile_dir};
 use crate::cli::BenchNodesArgs;
 
@@ -339,11 +338,15 @@ async fn probe_api(client: Client, mut stopped: watch::Receiver<bool>) -> Latenc
     ]
 }
 
-fn kind(name: &str) -> anyhow::Result<&'static ResourceKind> {
+pub(super) fn kind(name: &str) -> anyhow::Result<&'static ResourceKind> {
     resources::by_name(name).with_context(|| format!("unknown kind {name}"))
 }
 
-async fn wait_nodes_ready(client: &Client, count: usize, limit: Duration) -> anyhow::Result<()> {
+pub(super) async fn wait_nodes_ready(
+    client: &Client,
+    count: usize,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let nodes = kind("nodes")?;
     let deadline = Instant::now() + limit;
     loop {
@@ -367,86 +370,5 @@ async fn wait_nodes_ready(client: &Client, count: usize, limit: Duration) -> any
             bail!("only {ready} of {count} nodes Ready after {limit:?}");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-async fn wait_ready(client: &Client, server: &mut ServerUnderTest) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if client
-            .list(kind("namespaces")?, None, &ListParams::default())
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        server.check_running()?;
-        if Instant::now() > deadline {
-            bail!("the server at {} did not answer within 30 s", server.url());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The control plane measured: a `skiff server` child process, or one given by URL.
-enum ServerUnderTest {
-    Child { child: Child, url: String },
-    External(String),
-}
-
-impl ServerUnderTest {
-    fn spawn(data_dir: &std::path::Path, node_grace_seconds: u64) -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        std::fs::create_dir_all(data_dir)?;
-        let log = std::fs::File::create(data_dir.with_extension("log"))?;
-        let child = Command::new(std::env::current_exe()?)
-            .args(["server", "--data-dir"])
-            .arg(data_dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--node-grace-seconds", &node_grace_seconds.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting skiff server")?;
-        Ok(ServerUnderTest::Child {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        })
-    }
-
-    fn url(&self) -> String {
-        match self {
-            ServerUnderTest::Child { url, .. } | ServerUnderTest::External(url) => url.clone(),
-        }
-    }
-
-    fn pid(&self) -> Option<u32> {
-        match self {
-            ServerUnderTest::Child { child, .. } => Some(child.id()),
-            ServerUnderTest::External(_) => None,
-        }
-    }
-
-    fn check_running(&mut self) -> anyhow::Result<()> {
-        if let ServerUnderTest::Child { child, .. } = self {
-            if let Some(status) = child.try_wait()? {
-                bail!("skiff server exited with {status}");
-            }
-        }
-        Ok(())
-    }
-
-    fn stop(&mut self) {
-        if let ServerUnderTest::Child { child, .. } = self {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for ServerUnderTest {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
