@@ -36,6 +36,9 @@ pub enum ApiError {
     Gone { requested: u64, oldest: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// The store did not confirm in time; a write's outcome is unknown (as Kubernetes' 504).
+    #[error("Timeout: {0}")]
+    Timeout(String),
     #[error("Unauthorized: {0}")]
     Unauthorized(String),
     #[error("internal error: {0}")]
@@ -91,6 +94,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -106,6 +110,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::Gone { .. } => "Expired",
             ApiError::Unavailable(_) => "ServiceUnavailable",
+            ApiError::Timeout(_) => "Timeout",
             ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::Internal(_) => "InternalError",
         }
@@ -159,7 +164,10 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Compacted { requested, oldest } => ApiError::Gone { requested, oldest },
-            StoreError::NoLeader | StoreError::Stopped => ApiError::Unavailable(err.to_string()),
+            StoreError::NoLeader | StoreError::Stopped | StoreError::Fenced { .. } => {
+                ApiError::Unavailable(err.to_string())
+            }
+            StoreError::Timeout => ApiError::Timeout(err.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

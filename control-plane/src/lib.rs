@@ -4,6 +4,7 @@ mod bootstrap;
 pub mod controllers;
 pub mod error;
 mod http;
+mod leadership;
 pub mod registry;
 pub mod scheduler;
 mod shutdown;
@@ -12,11 +13,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use skiff_raft_store::{Cluster, ClusterError, Timing, DEFAULT_LOG_RETAIN};
 use skiff_raft_store::{Store, StoreConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::controllers::events::EventRecorder;
 use crate::registry::Registry;
 
 /// Default node grace: a few missed heartbeats (agents beat every 2 s), not Kubernetes' 40-50 s.
@@ -24,6 +25,9 @@ pub const DEFAULT_NODE_GRACE: Duration = Duration::from_secs(6);
 
 /// How many past revisions a watch may resume from, by default.
 pub const DEFAULT_WATCH_HISTORY: u64 = 100_000;
+
+/// How long a lone member waits for its first term before it starts serving.
+const FIRST_TERM_WAIT: Duration = Duration::from_secs(10);
 
 /// How to run one control-plane member.
 #[derive(Debug, Clone)]
@@ -34,6 +38,14 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Address the HTTP API listens on (port 0 picks a free one).
     pub listen: SocketAddr,
+    /// The control-plane members (one, unless started with `--initial-cluster`).
+    pub cluster: Cluster,
+    /// Where this member accepts Raft traffic from the others.
+    pub peer_listen: Option<SocketAddr>,
+    /// Raft heartbeat and election timing.
+    pub timing: Timing,
+    /// Raft log entries kept behind the applied index; followers further behind get a snapshot.
+    pub log_retain: u64,
     /// How many past revisions a watch may resume from; older ones get 410 Gone.
     pub watch_history: u64,
     /// How long a node may go without a heartbeat before its pods are replaced elsewhere.
@@ -41,12 +53,17 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// A configuration with the default watch history.
+    /// A lone member with the default watch history and timing.
     pub fn new(name: impl Into<String>, data_dir: PathBuf, listen: SocketAddr) -> Self {
+        let name = name.into();
         ServerConfig {
-            name: name.into(),
+            cluster: Cluster::single(&name),
+            name,
             data_dir,
             listen,
+            peer_listen: None,
+            timing: Timing::default(),
+            log_retain: DEFAULT_LOG_RETAIN,
             watch_history: DEFAULT_WATCH_HISTORY,
             node_grace: DEFAULT_NODE_GRACE,
         }
@@ -63,8 +80,8 @@ pub enum ServerError {
     },
     #[error("store: {0}")]
     Store(#[from] skiff_raft_store::StoreError),
-    #[error("creating the system namespaces: {0}")]
-    Bootstrap(#[from] error::ApiError),
+    #[error("the store did not elect itself and create the system namespaces within 10 s")]
+    FirstTerm,
 }
 
 /// Entry point of a control-plane member.
@@ -87,23 +104,30 @@ impl Server {
             })?;
         let store = Store::open(StoreConfig {
             data_dir: config.data_dir.join("store"),
-            id: 1,
+            cluster: config.cluster.clone(),
+            peer_listen: config.peer_listen,
             watch_history: config.watch_history,
+            timing: config.timing,
+            log_retain: config.log_retain,
         })
         .await?;
         let registry = Registry::new(store.clone());
-        bootstrap::ensure_system_objects(&registry).await?;
 
         let (stop, shutdown) = watch::channel(false);
-        let informers = controllers::Informers::start(&registry, &shutdown);
-        controllers::start(&registry, &informers, config.node_grace, &shutdown);
-        scheduler::Scheduler {
-            registry: registry.clone(),
-            pods: informers.pods.clone(),
-            nodes: informers.nodes.clone(),
-            events: EventRecorder::new(registry.clone(), scheduler::DEFAULT_SCHEDULER),
+        let (bootstrapped, mut first_term) = watch::channel(false);
+        let leading = leadership::spawn(
+            store.clone(),
+            config.node_grace,
+            shutdown.clone(),
+            bootstrapped,
+        );
+        if config.cluster.members.len() == 1 {
+            // A lone member leads at once: serve only when the system namespaces exist.
+            tokio::time::timeout(FIRST_TERM_WAIT, first_term.wait_for(|done| *done))
+                .await
+                .map_err(|_| ServerError::FirstTerm)?
+                .map_err(|_| ServerError::FirstTerm)?;
         }
-        .spawn(shutdown.clone());
 
         let app = http::router(http::AppState {
             registry,
@@ -126,6 +150,7 @@ impl Server {
             local_addr,
             stop,
             serving,
+            leading,
             store,
         })
     }
@@ -137,6 +162,7 @@ pub struct ServerHandle {
     pub local_addr: SocketAddr,
     stop: watch::Sender<bool>,
     serving: JoinHandle<()>,
+    leading: JoinHandle<()>,
     store: Store,
 }
 
@@ -150,6 +176,7 @@ impl ServerHandle {
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
         let _ = self.serving.await;
+        let _ = self.leading.await;
         self.store.shutdown().await;
     }
 }

@@ -15,6 +15,9 @@ pub struct Command {
     pub success: Vec<OpMsg>,
     #[prost(message, repeated, tag = "4")]
     pub failure: Vec<OpMsg>,
+    /// Non-zero: apply only if the entry was appended in this leader term (else `Fenced`).
+    #[prost(uint64, tag = "5")]
+    pub fence_term: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -40,7 +43,7 @@ const PUT: u32 = 1;
 const DELETE: u32 = 2;
 
 impl Command {
-    pub fn new(request_id: u64, txn: &Txn) -> Self {
+    pub fn new(request_id: u64, txn: &Txn, fence_term: u64) -> Self {
         let ops = |ops: &[Op]| ops.iter().map(OpMsg::from).collect();
         Command {
             request_id,
@@ -56,6 +59,7 @@ impl Command {
                 .collect(),
             success: ops(&txn.success),
             failure: ops(&txn.failure),
+            fence_term,
         }
     }
 }
@@ -151,6 +155,18 @@ impl HistoryRecord {
             prev: self.prev.map(|p| p.into_kv(self.key)),
         }
     }
+}
+
+/// A state machine snapshot: every key with its revisions, at one applied index.
+#[derive(Clone, PartialEq, Message)]
+pub struct SnapshotData {
+    #[prost(uint64, tag = "1")]
+    pub revision: u64,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub keys: Vec<Vec<u8>>,
+    /// Encoded `StoredValue`s, one per key.
+    #[prost(bytes = "vec", repeated, tag = "3")]
+    pub values: Vec<Vec<u8>>,
 }
 
 /// Decodes a prost message stored by this crate.

@@ -1,121 +1,216 @@
-//! The one task that owns the `RawNode`: ticks, proposals, persisting and applying `Ready`s
-//! in raft-rs's documented order, and answering proposers by request id.
+//! The one task that owns the `RawNode`: ticks, peer messages, proposals, read barriers,
+//! persisting and applying `Ready`s in raft-rs's documented order, answering waiters, and
+//! publishing the member's status.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use prost::Message;
-use raft::eraftpb::{ConfChange, ConfChangeV2, EntryType};
-use raft::RawNode;
+use prost::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message};
+use raft::{RawNode, StateRole};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::command::{decode, Command};
 use crate::state_machine::StateMachine;
 use crate::storage::SledStorage;
-use crate::transport::Transport;
-use crate::{StoreError, TxnResponse, WatchEvent};
+use crate::transport::{PeerReport, Transport};
+use crate::{MemberStatus, StoreError, TxnResponse, WatchEvent};
 
-/// Raft's logical clock period.
-pub const TICK: Duration = Duration::from_millis(100);
-/// Entries kept in the log behind the applied index before compaction.
-const LOG_RETAIN: u64 = 10_000;
+/// How long a proposal may wait to be applied before its proposer gets `Timeout`.
+const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long a read barrier may wait for the leader's confirmation and the local apply.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopping leader waits for a follower to take over.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Applies between history and log compactions.
 const COMPACT_EVERY: u64 = 1_000;
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// A txn waiting to be proposed.
 pub struct Proposal {
     pub command: Command,
-    pub reply: oneshot::Sender<Result<TxnResponse, StoreError>>,
+    pub reply: Reply<TxnResponse>,
 }
 
-pub struct Driver {
+/// Channels and parts the driver runs with.
+pub struct DriverParts {
     pub node: RawNode<SledStorage>,
     pub storage: SledStorage,
     pub db: sled::Db,
     pub state: Arc<StateMachine>,
     pub proposals: mpsc::Receiver<Proposal>,
+    pub reads: mpsc::Receiver<Reply<()>>,
+    pub inbox: mpsc::Receiver<Message>,
+    pub reports: mpsc::UnboundedReceiver<PeerReport>,
     pub events: broadcast::Sender<Arc<Vec<WatchEvent>>>,
-    pub transport: Arc<dyn Transport>,
+    pub status: watch::Sender<MemberStatus>,
+    pub transport: Transport,
     pub data_dir: std::path::PathBuf,
-    pending: HashMap<u64, oneshot::Sender<Result<TxnResponse, StoreError>>>,
+    pub tick: Duration,
+    pub log_retain: u64,
+}
+
+pub struct Driver {
+    parts: DriverParts,
+    /// Proposals handed to Raft, by request id: deadline, the term they were proposed in.
+    pending: HashMap<u64, (Instant, u64, Reply<TxnResponse>)>,
+    /// Proposals waiting for a leader to be elected, with their deadlines.
+    held_proposals: Vec<(Instant, Proposal)>,
+    /// Read barriers not yet handed to Raft, with their deadlines.
+    unsent_reads: Vec<(Instant, Reply<()>)>,
+    /// Read barriers Raft is confirming with the leader, by request context.
+    confirming_reads: HashMap<Vec<u8>, (Instant, Vec<Reply<()>>)>,
+    /// Confirmed read barriers waiting for the local apply to reach their index.
+    applying_reads: Vec<(u64, Instant, Vec<Reply<()>>)>,
+    next_read: u64,
+    /// The leader as last seen: when it changes, reads sent to the old one are sent again.
+    last_leader: u64,
     since_compaction: u64,
 }
 
 impl Driver {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        node: RawNode<SledStorage>,
-        storage: SledStorage,
-        db: sled::Db,
-        state: Arc<StateMachine>,
-        proposals: mpsc::Receiver<Proposal>,
-        events: broadcast::Sender<Arc<Vec<WatchEvent>>>,
-        transport: Arc<dyn Transport>,
-        data_dir: std::path::PathBuf,
-    ) -> Self {
+    pub fn new(parts: DriverParts) -> Self {
         Driver {
-            node,
-            storage,
-            db,
-            state,
-            proposals,
-            events,
-            transport,
-            data_dir,
+            parts,
             pending: HashMap::new(),
+            held_proposals: Vec::new(),
+            unsent_reads: Vec::new(),
+            confirming_reads: HashMap::new(),
+            applying_reads: Vec::new(),
+            next_read: 0,
+            last_leader: raft::INVALID_ID,
             since_compaction: 0,
         }
     }
 
-    /// Runs until `stop` is set or storage fails; then fails every waiting proposal.
+    /// Runs until `stop` is set (after handing leadership to a follower) or storage fails;
+    /// then fails every waiter.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(TICK);
+        let mut tick = tokio::time::interval(self.parts.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopping: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    self.node.tick();
+                    self.parts.node.tick();
+                    self.expire(Instant::now());
                 }
-                proposal = self.proposals.recv() => {
+                Some(message) = self.parts.inbox.recv() => {
+                    self.step(message);
+                    while let Ok(more) = self.parts.inbox.try_recv() {
+                        self.step(more);
+                    }
+                }
+                Some(report) = self.parts.reports.recv() => match report {
+                    PeerReport::Unreachable(id) => self.parts.node.report_unreachable(id),
+                    PeerReport::Snapshot(id, status) => self.parts.node.report_snapshot(id, status),
+                },
+                proposal = self.parts.proposals.recv() => {
                     let Some(proposal) = proposal else { break };
                     self.propose(proposal);
                     // Group commit: take whatever else is waiting into the same Ready.
-                    while let Ok(more) = self.proposals.try_recv() {
+                    while let Ok(more) = self.parts.proposals.try_recv() {
                         self.propose(more);
                     }
                 }
-                _ = stop.wait_for(|s| *s) => break,
+                Some(read) = self.parts.reads.recv() => {
+                    let deadline = Instant::now() + READ_TIMEOUT;
+                    self.unsent_reads.push((deadline, read));
+                    while let Ok(more) = self.parts.reads.try_recv() {
+                        self.unsent_reads.push((deadline, more));
+                    }
+                }
+                _ = stop.wait_for(|s| *s), if stopping.is_none() => {
+                    stopping = Some(Instant::now() + TRANSFER_TIMEOUT);
+                    if !self.hand_over_leadership() {
+                        break;
+                    }
+                }
             }
+            self.propose_held();
+            self.send_reads();
             if let Err(err) = self.on_ready() {
-                tracing::error!(%err, "raft storage failed; this member stops serving writes");
+                tracing::error!(%err, "raft storage failed; this member stops serving");
                 break;
             }
+            self.publish_status();
+            if let Some(deadline) = stopping {
+                let raft = &self.parts.node.raft;
+                if raft.state != StateRole::Leader || Instant::now() >= deadline {
+                    break;
+                }
+            }
         }
-        for (_, reply) in self.pending.drain() {
-            let _ = reply.send(Err(StoreError::Stopped));
-        }
-        self.proposals.close();
-        while let Ok(p) = self.proposals.try_recv() {
+        self.fail_all(|| StoreError::Stopped);
+        self.parts.proposals.close();
+        while let Ok(p) = self.parts.proposals.try_recv() {
             let _ = p.reply.send(Err(StoreError::Stopped));
         }
-        if let Err(err) = self.db.flush() {
+        if let Err(err) = self.parts.db.flush() {
             tracing::error!(%err, "final flush failed");
         }
     }
 
-    fn propose(&mut self, proposal: Proposal) {
-        if self.node.raft.state != raft::StateRole::Leader {
-            let _ = proposal.reply.send(Err(StoreError::NoLeader));
+    fn step(&mut self, message: Message) {
+        if let Err(err) = self.parts.node.step(message) {
+            tracing::debug!(%err, "raft message ignored");
+        }
+    }
+
+    /// A leader with peers asks the most caught-up follower to take over; false if there is
+    /// nothing to hand over.
+    fn hand_over_leadership(&mut self) -> bool {
+        let raft = &self.parts.node.raft;
+        if raft.state != StateRole::Leader {
+            return false;
+        }
+        let best = raft
+            .prs()
+            .iter()
+            .filter(|(id, _)| **id != raft.id)
+            .max_by_key(|(_, pr)| pr.matched)
+            .map(|(id, _)| *id);
+        match best {
+            Some(id) => {
+                tracing::info!(to = id, "handing leadership over before stopping");
+                self.parts.node.transfer_leader(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Proposes held proposals once there is a leader.
+    fn propose_held(&mut self) {
+        if self.held_proposals.is_empty() || self.parts.node.raft.leader_id == raft::INVALID_ID {
             return;
         }
+        for (_, proposal) in std::mem::take(&mut self.held_proposals) {
+            self.propose(proposal);
+        }
+    }
+
+    fn propose(&mut self, proposal: Proposal) {
+        // During an election the proposal waits for the new leader (until its deadline).
+        if self.parts.node.raft.leader_id == raft::INVALID_ID {
+            let deadline = Instant::now() + READ_TIMEOUT;
+            self.held_proposals.push((deadline, proposal));
+            return;
+        }
+        // A follower forwards the proposal to the leader (raft-rs does); the entry is answered
+        // when this member applies it, like any other.
         let id = proposal.command.request_id;
         match self
+            .parts
             .node
             .propose(Vec::new(), proposal.command.encode_to_vec())
         {
             Ok(()) => {
-                self.pending.insert(id, proposal.reply);
+                let deadline = Instant::now() + PROPOSAL_TIMEOUT;
+                let term = self.parts.node.raft.term;
+                self.pending.insert(id, (deadline, term, proposal.reply));
             }
             Err(err) => {
                 tracing::debug!(%err, "proposal dropped");
@@ -124,97 +219,304 @@ impl Driver {
         }
     }
 
+    /// Hands waiting read barriers to Raft as one ReadIndex request.
+    fn send_reads(&mut self) {
+        let leader = self.parts.node.raft.leader_id;
+        if leader != self.last_leader {
+            // A deposed or dead leader never confirms: ask the new one.
+            self.last_leader = leader;
+            let resend = self
+                .confirming_reads
+                .drain()
+                .flat_map(|(_, (deadline, r))| r.into_iter().map(move |r| (deadline, r)));
+            self.unsent_reads.extend(resend);
+        }
+        let raft = &self.parts.node.raft;
+        // Without a leader, reads wait for the election (until their deadline).
+        if self.unsent_reads.is_empty() || raft.leader_id == raft::INVALID_ID {
+            return;
+        }
+        // A new leader answers reads only once it has committed an entry of its term.
+        if raft.state == StateRole::Leader && !raft.commit_to_current_term() {
+            return;
+        }
+        self.next_read += 1;
+        let mut ctx = raft.id.to_be_bytes().to_vec();
+        ctx.extend_from_slice(&self.next_read.to_be_bytes());
+        self.parts.node.read_index(ctx.clone());
+        let unsent = std::mem::take(&mut self.unsent_reads);
+        let deadline = unsent
+            .iter()
+            .map(|(d, _)| *d)
+            .max()
+            .unwrap_or_else(Instant::now);
+        let replies = unsent.into_iter().map(|(_, r)| r).collect();
+        self.confirming_reads.insert(ctx, (deadline, replies));
+    }
+
+    /// Fails proposals and reads that waited too long: a proposal that reached Raft has an
+    /// unknown outcome (`Timeout`); one that never found a leader did nothing (`NoLeader`).
+    fn expire(&mut self, now: Instant) {
+        let (expired, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_proposals)
+            .into_iter()
+            .partition(|(deadline, _)| *deadline <= now);
+        self.held_proposals = held;
+        for (_, proposal) in expired {
+            let _ = proposal.reply.send(Err(StoreError::NoLeader));
+        }
+        let (expired, unsent): (Vec<_>, Vec<_>) = std::mem::take(&mut self.unsent_reads)
+            .into_iter()
+            .partition(|(deadline, _)| *deadline <= now);
+        self.unsent_reads = unsent;
+        for (_, reply) in expired {
+            let _ = reply.send(Err(StoreError::NoLeader));
+        }
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, (deadline, _, _))| *deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some((_, _, reply)) = self.pending.remove(&id) {
+                let _ = reply.send(Err(StoreError::Timeout));
+            }
+        }
+        self.confirming_reads.retain(|_, (deadline, replies)| {
+            if *deadline > now {
+                return true;
+            }
+            for reply in replies.drain(..) {
+                let _ = reply.send(Err(StoreError::Timeout));
+            }
+            false
+        });
+        self.applying_reads.retain_mut(|(_, deadline, replies)| {
+            if *deadline > now {
+                return true;
+            }
+            for reply in replies.drain(..) {
+                let _ = reply.send(Err(StoreError::Timeout));
+            }
+            false
+        });
+    }
+
+    fn fail_all(&mut self, error: impl Fn() -> StoreError) {
+        for (_, (_, _, reply)) in self.pending.drain() {
+            let _ = reply.send(Err(error()));
+        }
+        for (_, proposal) in self.held_proposals.drain(..) {
+            let _ = proposal.reply.send(Err(error()));
+        }
+        let reads = self
+            .unsent_reads
+            .drain(..)
+            .map(|(_, r)| r)
+            .chain(self.confirming_reads.drain().flat_map(|(_, (_, r))| r))
+            .chain(self.applying_reads.drain(..).flat_map(|(_, _, r)| r));
+        for reply in reads {
+            let _ = reply.send(Err(error()));
+        }
+    }
+
     fn storage_error(&self, source: impl std::fmt::Display) -> StoreError {
         StoreError::Raft(raft::Error::Store(raft::StorageError::Other(
-            format!("{}: {source}", self.data_dir.display()).into(),
+            format!("{}: {source}", self.parts.data_dir.display()).into(),
         )))
     }
 
     /// Handles one `Ready`, in the order raft-rs documents.
     fn on_ready(&mut self) -> Result<(), StoreError> {
-        if !self.node.has_ready() {
+        if !self.parts.node.has_ready() {
             return Ok(());
         }
-        let mut ready = self.node.ready();
-        self.transport.send(ready.take_messages());
+        let mut ready = self.parts.node.ready();
+        self.parts.transport.send(ready.take_messages());
         if !ready.snapshot().is_empty() {
-            return Err(self.storage_error("installing snapshots from peers is not supported yet"));
+            self.install_snapshot(ready.snapshot())?;
+        }
+        for read in ready.take_read_states() {
+            if let Some((deadline, replies)) = self.confirming_reads.remove(&read.request_ctx) {
+                self.applying_reads.push((read.index, deadline, replies));
+            }
         }
         self.apply(ready.take_committed_entries())?;
         let mut wrote = false;
         if !ready.entries().is_empty() {
-            self.storage.append(ready.entries())?;
+            self.parts.storage.append(ready.entries())?;
             wrote = true;
         }
         if let Some(hs) = ready.hs() {
-            self.storage.set_hard_state(hs)?;
+            self.parts.storage.set_hard_state(hs)?;
             wrote = true;
         }
         if wrote {
             // Durable before anything depends on it: the log is our acknowledgement.
-            self.db.flush().map_err(|e| self.storage_error(e))?;
+            self.parts.db.flush().map_err(|e| self.storage_error(e))?;
         }
-        self.transport.send(ready.take_persisted_messages());
-        let mut light = self.node.advance(ready);
+        self.parts.transport.send(ready.take_persisted_messages());
+        let mut light = self.parts.node.advance(ready);
         if let Some(commit) = light.commit_index() {
-            self.storage.set_commit(commit)?;
+            self.parts.storage.set_commit(commit)?;
         }
-        self.transport.send(light.take_messages());
+        self.parts.transport.send(light.take_messages());
         self.apply(light.take_committed_entries())?;
-        self.node.advance_apply();
+        self.parts.node.advance_apply();
+        self.release_reads();
         self.maybe_compact()
     }
 
-    fn apply(&mut self, entries: Vec<raft::eraftpb::Entry>) -> Result<(), StoreError> {
+    /// Replaces the state machine with a leader's snapshot; open watches end (they would
+    /// otherwise miss the revisions the snapshot skipped) and their clients re-watch.
+    fn install_snapshot(&mut self, snapshot: &raft::eraftpb::Snapshot) -> Result<(), StoreError> {
+        let meta = snapshot.get_metadata();
+        tracing::info!(
+            index = meta.index,
+            term = meta.term,
+            bytes = snapshot.data.len(),
+            "installing a snapshot from the leader"
+        );
+        self.parts.state.restore(&snapshot.data, meta.index)?;
+        self.parts.storage.apply_snapshot(snapshot)?;
+        self.parts.db.flush().map_err(|e| self.storage_error(e))?;
+        let _ = self.parts.events.send(Arc::new(Vec::new()));
+        Ok(())
+    }
+
+    fn release_reads(&mut self) {
+        let applied = self.parts.state.applied_index();
+        self.applying_reads.retain_mut(|(index, _, replies)| {
+            if *index > applied {
+                return true;
+            }
+            for reply in replies.drain(..) {
+                let _ = reply.send(Ok(()));
+            }
+            false
+        });
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), StoreError> {
+        let last_term = entries.last().map(|e| e.term);
         for entry in entries {
             match entry.get_entry_type() {
                 EntryType::EntryNormal if entry.data.is_empty() => {
-                    self.state.set_applied(entry.index)?
+                    self.parts.state.set_applied(entry.index)?
                 }
-                EntryType::EntryNormal => {
-                    let command: Command = decode(&entry.data).map_err(|e| {
-                        self.storage_error(format!("undecodable entry {}: {e}", entry.index))
-                    })?;
-                    let (response, events) = self.state.apply(entry.index, &command)?;
-                    if !events.is_empty() {
-                        let _ = self.events.send(Arc::new(events));
-                    }
-                    if let Some(reply) = self.pending.remove(&command.request_id) {
-                        let _ = reply.send(Ok(response));
-                    }
-                    self.since_compaction += 1;
-                }
+                EntryType::EntryNormal => self.apply_command(&entry)?,
                 EntryType::EntryConfChange => {
                     let change: ConfChange = decode(&entry.data).map_err(|e| {
                         self.storage_error(format!("undecodable conf change {}: {e}", entry.index))
                     })?;
-                    let conf_state = self.node.apply_conf_change(&change)?;
-                    self.storage.set_conf_state(&conf_state)?;
-                    self.state.set_applied(entry.index)?;
+                    let conf_state = self.parts.node.apply_conf_change(&change)?;
+                    self.parts.storage.set_conf_state(&conf_state)?;
+                    self.parts.state.set_applied(entry.index)?;
                 }
                 EntryType::EntryConfChangeV2 => {
                     let change: ConfChangeV2 = decode(&entry.data).map_err(|e| {
                         self.storage_error(format!("undecodable conf change {}: {e}", entry.index))
                     })?;
-                    let conf_state = self.node.apply_conf_change(&change)?;
-                    self.storage.set_conf_state(&conf_state)?;
-                    self.state.set_applied(entry.index)?;
+                    let conf_state = self.parts.node.apply_conf_change(&change)?;
+                    self.parts.storage.set_conf_state(&conf_state)?;
+                    self.parts.state.set_applied(entry.index)?;
                 }
             }
+        }
+        if let Some(term) = last_term {
+            self.answer_overtaken(term);
         }
         Ok(())
     }
 
+    /// Applies a txn, unless it is fenced to another leader term: then it fails on every
+    /// member alike (a deposed leader's controllers never write).
+    fn apply_command(&mut self, entry: &Entry) -> Result<(), StoreError> {
+        let command: Command = decode(&entry.data)
+            .map_err(|e| self.storage_error(format!("undecodable entry {}: {e}", entry.index)))?;
+        let result = if command.fence_term != 0 && command.fence_term != entry.term {
+            self.parts.state.set_applied(entry.index)?;
+            Err(StoreError::Fenced {
+                term: command.fence_term,
+            })
+        } else {
+            let (response, events) = self.parts.state.apply(entry.index, &command)?;
+            if !events.is_empty() {
+                let _ = self.parts.events.send(Arc::new(events));
+            }
+            self.since_compaction += 1;
+            Ok(response)
+        };
+        if let Some((_, _, reply)) = self.pending.remove(&command.request_id) {
+            let _ = reply.send(result);
+        }
+        Ok(())
+    }
+
+    /// Once an entry of a later term is applied, a proposal from an earlier term that has not
+    /// applied was either lost with its leader or re-forwarded to a later one: its proposer
+    /// learns at once that the outcome is unknown (etcd's "leader changed"), not after the
+    /// full timeout.
+    fn answer_overtaken(&mut self, applied_term: u64) {
+        let overtaken: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, term, _))| *term < applied_term)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in overtaken {
+            if let Some((_, _, reply)) = self.pending.remove(&id) {
+                let _ = reply.send(Err(StoreError::Timeout));
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let raft = &self.parts.node.raft;
+        let leading =
+            (raft.state == StateRole::Leader && raft.apply_to_current_term()).then_some(raft.term);
+        let progress = if raft.state == StateRole::Leader {
+            let mut progress: Vec<(u64, u64)> = raft
+                .prs()
+                .iter()
+                .map(|(id, pr)| (*id, pr.matched))
+                .collect();
+            progress.sort_unstable();
+            progress
+        } else {
+            Vec::new()
+        };
+        let status = MemberStatus {
+            id: raft.id,
+            role: format!("{:?}", raft.state),
+            leader: raft.leader_id,
+            term: raft.term,
+            commit: raft.raft_log.committed,
+            applied: self.parts.state.applied_index(),
+            leading,
+            progress,
+        };
+        self.parts.status.send_if_modified(|current| {
+            let changed = *current != status;
+            if changed {
+                *current = status;
+            }
+            changed
+        });
+    }
+
     fn maybe_compact(&mut self) -> Result<(), StoreError> {
-        if self.since_compaction < COMPACT_EVERY {
+        if self.since_compaction < COMPACT_EVERY.min(self.parts.log_retain.max(1)) {
             return Ok(());
         }
         self.since_compaction = 0;
-        self.state.compact_history()?;
-        let applied = self.state.applied_index();
-        let first = raft::Storage::first_index(&self.storage)?;
-        if applied > first + LOG_RETAIN {
-            self.storage.compact(applied - LOG_RETAIN)?;
+        self.parts.state.compact_history()?;
+        let applied = self.parts.state.applied_index();
+        let first = raft::Storage::first_index(&self.parts.storage)?;
+        if applied > first + self.parts.log_retain {
+            self.parts
+                .storage
+                .compact(applied - self.parts.log_retain)?;
         }
         Ok(())
     }

@@ -1,23 +1,28 @@
 //! Raft-replicated, revisioned key-value store (etcd-like) on raft-rs and sled.
 //!
 //! One task (`driver`) owns the raft-rs `RawNode`; `storage` keeps the Raft log in sled;
-//! `state_machine` is the revisioned KV the log is applied to; `watch` serves changes.
-//! Today a store is a single voter; peers plug in through `Transport`.
+//! `state_machine` is the revisioned KV the log is applied to; `watch` serves changes;
+//! `transport` carries Raft messages between members; `member` and `identity` say who is in
+//! the group and bind a data dir to it.
 
 mod command;
 mod driver;
+mod identity;
+mod member;
 mod state_machine;
 mod storage;
 mod transport;
 mod watch;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch as signal};
 use tokio::task::JoinHandle;
 
-pub use transport::{NoPeers, Transport};
+pub use member::{Cluster, ClusterError, Member};
 
 /// One stored key with its revisions (as etcd's `mvccpb.KeyValue`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,18 +108,65 @@ impl WatchEvent {
 pub struct StoreConfig {
     /// Directory for the sled database (Raft log, hard state, snapshots, state machine).
     pub data_dir: PathBuf,
-    /// This member's Raft id (non-zero).
-    pub id: u64,
+    /// The members of the Raft group and which one this is.
+    pub cluster: Cluster,
+    /// Where this member accepts Raft messages from its peers (needed when it has peers).
+    pub peer_listen: Option<SocketAddr>,
     /// How many past revisions a watch can start from; older starts get `StoreError::Compacted`.
     pub watch_history: u64,
+    /// Raft timing.
+    pub timing: Timing,
+    /// Log entries kept behind the applied index; a follower further behind gets a snapshot.
+    pub log_retain: u64,
 }
+
+impl StoreConfig {
+    /// A lone member with default timing and retention.
+    pub fn single(data_dir: PathBuf, name: &str, watch_history: u64) -> StoreConfig {
+        StoreConfig {
+            data_dir,
+            cluster: Cluster::single(name),
+            peer_listen: None,
+            watch_history,
+            timing: Timing::default(),
+            log_retain: DEFAULT_LOG_RETAIN,
+        }
+    }
+}
+
+/// Raft's clock: one tick every `tick`; heartbeats and elections count ticks (as etcd's
+/// `--heartbeat-interval` and `--election-timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub tick: Duration,
+    pub heartbeat_ticks: usize,
+    pub election_ticks: usize,
+}
+
+impl Default for Timing {
+    /// etcd's defaults: 100 ms heartbeats, 1 s election timeout.
+    fn default() -> Self {
+        Timing {
+            tick: Duration::from_millis(100),
+            heartbeat_ticks: 1,
+            election_ticks: 10,
+        }
+    }
+}
+
+/// Log entries retained behind the applied index by default.
+pub const DEFAULT_LOG_RETAIN: u64 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("revision {requested} has been compacted; the oldest watchable revision is {oldest}")]
     Compacted { requested: u64, oldest: u64 },
-    #[error("this member is not the leader and has no leader to forward to")]
+    #[error("no leader is elected (a majority of the control-plane servers is unreachable)")]
     NoLeader,
+    #[error("the write or read was not confirmed in time (the leader may have changed); a write's outcome is unknown")]
+    Timeout,
+    #[error("this write was fenced: it belongs to leader term {term}, which has ended")]
+    Fenced { term: u64 },
     #[error("the store is shutting down")]
     Stopped,
     #[error("storage error in {path}: {source}")]
@@ -125,8 +177,41 @@ pub enum StoreError {
     },
     #[error("corrupt data in {path}: {what}")]
     Corrupt { path: PathBuf, what: String },
+    #[error("{path} belongs to another cluster or member: it was created for {stored}, but this server is {given}; start with the original --name and --initial-cluster or an empty data dir")]
+    WrongCluster {
+        path: PathBuf,
+        stored: String,
+        given: String,
+    },
+    #[error("cannot listen for peers on {addr}: {source}")]
+    PeerListen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("this member has peers but no peer listen address")]
+    NoPeerListen,
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
+}
+
+/// What one member knows of the group, as `skiff cluster status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// This member's Raft id.
+    pub id: u64,
+    /// `Leader`, `Follower`, `Candidate` or `PreCandidate`.
+    pub role: String,
+    /// The leader's id as this member knows it (0: none).
+    pub leader: u64,
+    pub term: u64,
+    pub commit: u64,
+    pub applied: u64,
+    /// Set to the term while this member leads and has applied an entry of its own term:
+    /// the moment leader-only work (controllers, scheduler) may start, fenced to that term.
+    pub leading: Option<u64>,
+    /// On the leader: each member's id and the highest log index known to be replicated to it.
+    pub progress: Vec<(u64, u64)>,
 }
 
 /// A live watch: yields events in revision order, starting at the requested revision.
@@ -140,41 +225,61 @@ pub struct Watch {
 const LIVE_EVENTS: usize = 4096;
 /// Proposals waiting for the driver.
 const PROPOSAL_QUEUE: usize = 8192;
+/// Read barriers waiting for the driver.
+const READ_QUEUE: usize = 8192;
+/// Raft messages from peers waiting for the driver.
+const INBOX: usize = 4096;
 
 /// Handle to a running store member; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     shared: Arc<Shared>,
+    /// Non-zero: txns only apply if appended in this leader term.
+    fence: u64,
 }
 
 struct Shared {
     state: Arc<state_machine::StateMachine>,
     proposals: mpsc::Sender<driver::Proposal>,
+    reads: mpsc::Sender<oneshot::Sender<Result<(), StoreError>>>,
     live: broadcast::Sender<Arc<Vec<WatchEvent>>>,
+    status: signal::Receiver<MemberStatus>,
+    cluster: Cluster,
     stop: signal::Sender<bool>,
     driver: std::sync::Mutex<Option<JoinHandle<()>>>,
     db: sled::Db,
 }
 
 impl Store {
-    /// Opens (or creates) the store under `config.data_dir` and starts its Raft driver task.
+    /// Opens (or creates) the store under `config.data_dir`, listens for peers, and starts
+    /// its Raft driver task. A data dir made for another cluster or member is refused.
     pub async fn open(config: StoreConfig) -> Result<Store, StoreError> {
         let storage_error = |source| StoreError::Storage {
             path: config.data_dir.clone(),
             source,
         };
+        let peer_listener = match (config.cluster.members.len() > 1, config.peer_listen) {
+            (false, _) => None,
+            (true, None) => return Err(StoreError::NoPeerListen),
+            (true, Some(addr)) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StoreError::PeerListen { addr, source })?,
+            ),
+        };
         let db = sled::Config::new()
             .path(&config.data_dir)
             .open()
             .map_err(storage_error)?;
-        let storage = storage::SledStorage::open(&db).map_err(storage_error)?;
+        identity::check_or_record(&db, &config.cluster, &config.data_dir)?;
         let state = Arc::new(
             state_machine::StateMachine::open(&db, config.watch_history, &config.data_dir)
                 .map_err(storage_error)?,
         );
+        let storage = storage::SledStorage::open(&db, state.clone()).map_err(storage_error)?;
         if !storage.is_initialized()? {
             storage.set_conf_state(&raft::eraftpb::ConfState {
-                voters: vec![config.id],
+                voters: config.cluster.voters(),
                 ..Default::default()
             })?;
         }
@@ -187,9 +292,9 @@ impl Store {
         }
         db.flush_async().await.map_err(storage_error)?;
         let raft_config = raft::Config {
-            id: config.id,
-            election_tick: 10,
-            heartbeat_tick: 1,
+            id: config.cluster.local,
+            election_tick: config.timing.election_ticks,
+            heartbeat_tick: config.timing.heartbeat_ticks,
             applied: state.applied_index(),
             max_size_per_msg: 1024 * 1024,
             max_inflight_msgs: 256,
@@ -197,37 +302,87 @@ impl Store {
             pre_vote: true,
             ..Default::default()
         };
+        raft_config.validate()?;
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let mut node = raft::RawNode::new(&raft_config, storage.clone(), &logger)?;
         let voters = raft::Storage::initial_state(&storage)?.conf_state.voters;
-        if voters == [config.id] {
+        if voters == [config.cluster.local] {
             // A lone voter need not wait an election timeout to lead.
             node.campaign()?;
         }
         let (proposals, proposal_rx) = mpsc::channel(PROPOSAL_QUEUE);
+        let (reads, read_rx) = mpsc::channel(READ_QUEUE);
+        let (inbox, inbox_rx) = mpsc::channel(INBOX);
+        let (reports, report_rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(LIVE_EVENTS);
+        let (status_tx, status) = signal::channel(MemberStatus::default());
         let (stop, stop_rx) = signal::channel(false);
-        let driver = driver::Driver::new(
+        let transport = transport::Transport::start(&config.cluster, reports, &stop_rx);
+        if let Some(listener) = peer_listener {
+            transport::serve(listener, &config.cluster, inbox, stop_rx.clone());
+        }
+        let driver = driver::Driver::new(driver::DriverParts {
             node,
             storage,
-            db.clone(),
-            state.clone(),
-            proposal_rx,
-            live.clone(),
-            Arc::new(NoPeers),
-            config.data_dir.clone(),
-        );
+            db: db.clone(),
+            state: state.clone(),
+            proposals: proposal_rx,
+            reads: read_rx,
+            inbox: inbox_rx,
+            reports: report_rx,
+            events: live.clone(),
+            status: status_tx,
+            transport,
+            data_dir: config.data_dir.clone(),
+            tick: config.timing.tick,
+            log_retain: config.log_retain,
+        });
         let task = tokio::spawn(driver.run(stop_rx));
         Ok(Store {
             shared: Arc::new(Shared {
                 state,
                 proposals,
+                reads,
                 live,
+                status,
+                cluster: config.cluster,
                 stop,
                 driver: std::sync::Mutex::new(Some(task)),
                 db,
             }),
+            fence: 0,
         })
+    }
+
+    /// A handle whose txns apply only if appended in leader term `term`; once that term
+    /// ends they fail with `Fenced` on every member.
+    pub fn fenced(&self, term: u64) -> Store {
+        Store {
+            shared: self.shared.clone(),
+            fence: term,
+        }
+    }
+
+    /// Waits until this member has applied everything the leader had committed when the call
+    /// began (Raft's ReadIndex), so that local reads after it are linearizable.
+    pub async fn read_barrier(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .reads
+            .send(reply)
+            .await
+            .map_err(|_| StoreError::Stopped)?;
+        answer.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// This member's view of the group; changes whenever it does.
+    pub fn status(&self) -> signal::Receiver<MemberStatus> {
+        self.shared.status.clone()
+    }
+
+    /// The group's members.
+    pub fn cluster(&self) -> &Cluster {
+        &self.shared.cluster
     }
 
     /// Reads one key at the latest applied revision.
@@ -247,7 +402,7 @@ impl Store {
     /// Proposes a txn through Raft; returns once it is durable, committed and applied.
     pub async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let command = command::Command::new(rand_id(), &txn);
+        let command = command::Command::new(rand_id(), &txn, self.fence);
         self.shared
             .proposals
             .send(driver::Proposal { command, reply })
@@ -278,7 +433,7 @@ impl Store {
         self.shared.state.revision()
     }
 
-    /// Stops the driver task and flushes storage.
+    /// Stops the driver task (a leader first hands leadership to a follower) and flushes storage.
     pub async fn shutdown(&self) {
         self.shared.stop.send_replace(true);
         let task = self.shared.driver.lock().expect("driver lock").take();

@@ -8,11 +8,13 @@ use std::sync::RwLock;
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use crate::command::{decode, Command, HistoryRecord, StoredValue};
+use crate::command::{decode, Command, HistoryRecord, SnapshotData, StoredValue};
 use crate::{EventKind, KeyValue, OpResult, StoreError, TxnResponse, WatchEvent};
 
 const APPLIED: &[u8] = b"applied_index";
 const REVISION: &[u8] = b"revision";
+/// Present while a snapshot from the leader is being installed.
+const RESTORING: &[u8] = b"restoring";
 
 pub struct StateMachine {
     kv: sled::Tree,
@@ -59,6 +61,13 @@ impl StateMachine {
         let kv = db.open_tree("kv")?;
         let history = db.open_tree("history")?;
         let meta = db.open_tree("sm_meta")?;
+        if meta.get(RESTORING)?.is_some() {
+            return Err(sled::Error::Unsupported(format!(
+                "{}: a snapshot install was interrupted and the state is incomplete; \
+                 move this data dir away and start the member again to receive a fresh copy",
+                path.display()
+            )));
+        }
         let revision = read_u64(&meta, REVISION)?;
         let applied = read_u64(&meta, APPLIED)?;
         let oldest = match history.first()? {
@@ -238,6 +247,59 @@ impl StateMachine {
         self.applied.store(index, Ordering::SeqCst);
         self.revision.store(response.revision, Ordering::SeqCst);
         Ok((response, events))
+    }
+
+    /// Every key at the applied index, encoded for a follower; returns `(applied, data)`.
+    pub fn snapshot(&self) -> Result<(u64, Vec<u8>), StoreError> {
+        let _read = self.apply_lock.read().expect("apply lock");
+        let mut data = SnapshotData {
+            revision: self.revision(),
+            ..Default::default()
+        };
+        for item in self.kv.iter() {
+            let (key, value) = item.map_err(|e| self.storage_error(e))?;
+            data.keys.push(key.to_vec());
+            data.values.push(value.to_vec());
+        }
+        Ok((self.applied_index(), data.encode_to_vec()))
+    }
+
+    /// Replaces every key with a snapshot's, applied at `index`. Watch history restarts after
+    /// the snapshot's revision: older watches get `Compacted` and re-list.
+    pub fn restore(&self, bytes: &[u8], index: u64) -> Result<(), StoreError> {
+        let data: SnapshotData = decode(bytes).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            what: format!("snapshot from the leader: {e}"),
+        })?;
+        if data.keys.len() != data.values.len() {
+            return Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                what: "snapshot from the leader: keys and values differ in number".into(),
+            });
+        }
+        let _write = self.apply_lock.write().expect("apply lock");
+        let sled_error = |e| self.storage_error(e);
+        self.meta.insert(RESTORING, &[1]).map_err(sled_error)?;
+        self.meta.flush().map_err(sled_error)?;
+        self.kv.clear().map_err(sled_error)?;
+        self.history.clear().map_err(sled_error)?;
+        let mut batch = sled::Batch::default();
+        for (key, value) in data.keys.iter().zip(&data.values) {
+            batch.insert(key.as_slice(), value.as_slice());
+        }
+        self.kv.apply_batch(batch).map_err(sled_error)?;
+        self.meta
+            .insert(REVISION, &data.revision.to_be_bytes())
+            .map_err(sled_error)?;
+        self.meta
+            .insert(APPLIED, &index.to_be_bytes())
+            .map_err(sled_error)?;
+        self.kv.flush().map_err(sled_error)?;
+        self.meta.remove(RESTORING).map_err(sled_error)?;
+        self.revision.store(data.revision, Ordering::SeqCst);
+        self.applied.store(index, Ordering::SeqCst);
+        self.oldest.store(data.revision + 1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Changes under `prefix` with revisions in `from..=to`, from the persisted history.

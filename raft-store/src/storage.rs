@@ -1,6 +1,9 @@
-//! raft-rs `Storage` on sled: log entries, hard state, conf state and the compaction point.
+//! raft-rs `Storage` on sled: log entries, hard state, conf state and the compaction point;
+//! snapshots are taken from the state machine when a follower needs one.
 
 use std::sync::{Arc, RwLock};
+
+use crate::state_machine::StateMachine;
 
 use prost::Message;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
@@ -27,6 +30,7 @@ pub struct SledStorage {
     log: sled::Tree,
     meta: sled::Tree,
     bounds: Arc<RwLock<Bounds>>,
+    state: Arc<StateMachine>,
 }
 
 const HARD_STATE: &[u8] = b"hard_state";
@@ -42,7 +46,7 @@ fn storage_error(err: impl std::error::Error + Send + Sync + 'static) -> raft::E
 }
 
 impl SledStorage {
-    pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+    pub fn open(db: &sled::Db, state: Arc<StateMachine>) -> Result<Self, sled::Error> {
         let log = db.open_tree("raft_log")?;
         let meta = db.open_tree("raft_meta")?;
         let compacted = match meta.get(COMPACTED)? {
@@ -64,6 +68,7 @@ impl SledStorage {
                 last,
                 compacted,
             })),
+            state,
         })
     }
 
@@ -145,6 +150,30 @@ impl SledStorage {
         Ok(())
     }
 
+    /// Makes a leader's snapshot the start of the log: entries are dropped, the compaction
+    /// point moves to the snapshot, and the commit index and conf state follow it.
+    pub fn apply_snapshot(&self, snapshot: &Snapshot) -> raft::Result<()> {
+        let meta = snapshot.get_metadata();
+        let mut bounds = self.bounds.write().expect("bounds lock");
+        let mut point = Vec::with_capacity(16);
+        point.extend_from_slice(&meta.index.to_be_bytes());
+        point.extend_from_slice(&meta.term.to_be_bytes());
+        self.meta.insert(COMPACTED, point).map_err(storage_error)?;
+        self.log.clear().map_err(storage_error)?;
+        bounds.compacted = CompactionPoint {
+            index: meta.index,
+            term: meta.term,
+        };
+        bounds.first = meta.index + 1;
+        bounds.last = meta.index;
+        drop(bounds);
+        let mut hs = self.hard_state()?;
+        hs.commit = hs.commit.max(meta.index);
+        hs.term = hs.term.max(meta.term);
+        self.set_hard_state(&hs)?;
+        self.set_conf_state(meta.get_conf_state())
+    }
+
     fn entry(&self, index: u64) -> raft::Result<Entry> {
         let bytes = self
             .log
@@ -212,13 +241,27 @@ impl raft::Storage for SledStorage {
         Ok(self.bounds.read().expect("bounds lock").last)
     }
 
-    /// Snapshots of the state machine are not produced yet: a single voter never needs one.
-    /// Sending them to lagging followers comes with multi-member clusters; until then raft-rs is
-    /// told, truthfully, that none is available.
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+    /// The state machine at its applied index, for a follower whose next entry was compacted.
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let (index, data) = self
+            .state
+            .snapshot()
+            .map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?;
+        if index < request_index {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        let mut snapshot = Snapshot {
+            data,
+            ..Default::default()
+        };
+        let meta = snapshot.mut_metadata();
+        meta.index = index;
+        meta.term = self.term(index)?;
+        meta.set_conf_state(self.conf_state()?);
+        tracing::info!(to, index, "sending a snapshot to a follower");
+        Ok(snapshot)
     }
 }
 
@@ -239,7 +282,8 @@ mod tests {
     fn append_truncates_conflicts_and_compacts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = sled::open(dir.path()).expect("db");
-        let storage = SledStorage::open(&db).expect("storage");
+        let state = Arc::new(StateMachine::open(&db, 10, dir.path()).expect("state"));
+        let storage = SledStorage::open(&db, state.clone()).expect("storage");
         storage
             .append(&[entry(1, 1), entry(2, 1), entry(3, 1)])
             .expect("append");
@@ -260,7 +304,7 @@ mod tests {
             .expect("entries");
         assert_eq!(got.iter().map(|e| e.index).collect::<Vec<_>>(), vec![3, 4]);
         drop(storage);
-        let reopened = SledStorage::open(&db).expect("reopen");
+        let reopened = SledStorage::open(&db, state).expect("reopen");
         assert_eq!(reopened.first_index().expect("first"), 3);
         assert_eq!(reopened.last_index().expect("last"), 4);
     }

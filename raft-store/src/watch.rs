@@ -38,6 +38,8 @@ pub fn start(
         }
         loop {
             let batch = match live.recv().await {
+                // An empty batch: the state was replaced by a snapshot; revisions were skipped.
+                Ok(batch) if batch.is_empty() => return,
                 Ok(batch) => batch,
                 // Lagged: this watcher cannot be served without a gap; closing it makes the
                 // client re-watch from its last revision.

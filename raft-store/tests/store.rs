@@ -5,13 +5,9 @@ use std::time::Duration;
 use skiff_raft_store::{Compare, EventKind, Op, OpResult, Store, StoreConfig, StoreError, Txn};
 
 async fn open(dir: &std::path::Path, history: u64) -> Store {
-    Store::open(StoreConfig {
-        data_dir: dir.to_path_buf(),
-        id: 1,
-        watch_history: history,
-    })
-    .await
-    .expect("open store")
+    Store::open(StoreConfig::single(dir.to_path_buf(), "s1", history))
+        .await
+        .expect("open store")
 }
 
 fn put_if(key: &str, expected: u64, value: &str) -> Txn {

@@ -1,11 +1,14 @@
-//! Test support for end-to-end tests: locating the `skiff` binary, running dev servers as
-//! real processes on loopback, running CLI commands, and waiting on conditions with deadlines.
+//! Test support for end-to-end tests: locating the `skiff` binary, running dev servers and
+//! multi-master control planes as real processes on loopback, running CLI commands, and
+//! waiting on conditions with deadlines.
 
 mod cli;
+mod cluster;
 mod process;
 mod wait;
 
 pub use cli::{CliOutput, Skiff};
+pub use cluster::{Cluster, Member};
 pub use process::{start_agent, DevServer, SkiffProcess};
 pub use wait::wait_until;
 

@@ -78,8 +78,13 @@ async fn dispatch(
             )))
         }
     };
+    // Reads are linearizable unless the client accepts any recent state (resourceVersion=0).
+    let watching = query.flag("watch");
+    if method == Method::GET && !watching && query.get("resourceVersion") != Some("0") {
+        registry.read_barrier().await?;
+    }
     match (method.clone(), name.as_deref()) {
-        (Method::GET, None) if query.flag("watch") => {
+        (Method::GET, None) if watching => {
             let options = query.list_options()?;
             let events = registry
                 .watch(kind, ns, options, query.watch_from()?)

@@ -1,6 +1,7 @@
 //! The HTTP API: Kubernetes REST paths over the registry.
 
 mod auth;
+mod cluster;
 mod handlers;
 mod logs;
 mod path;
@@ -28,7 +29,8 @@ pub fn router(state: AppState) -> Router {
         .route("/apis/{*rest}", any(handlers::resource))
         .route("/healthz", get(handlers::health))
         .route("/livez", get(handlers::health))
-        .route("/readyz", get(handlers::health))
+        .route("/readyz", get(cluster::ready))
+        .route("/skiff/v1/cluster", get(cluster::status))
         .route("/version", get(handlers::version))
         .with_state(state)
 }

@@ -56,6 +56,17 @@ impl Registry {
         self.store.revision()
     }
 
+    /// The store this registry reads and writes.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Makes the reads that follow linearizable: this member first applies everything the
+    /// leader had committed (what Kubernetes gets from etcd's quorum reads).
+    pub async fn read_barrier(&self) -> Result<(), ApiError> {
+        Ok(self.store.read_barrier().await?)
+    }
+
     pub async fn get(
         &self,
         kind: &ResourceKind,

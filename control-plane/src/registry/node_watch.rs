@@ -81,6 +81,14 @@ impl NodeWatchHub {
             let mut watch = match self.store.watch(&self.prefix, from) {
                 Ok(watch) => watch,
                 Err(StoreError::Stopped) => return,
+                Err(StoreError::Compacted { .. }) => {
+                    // The store skipped ahead (it installed the leader's snapshot): nobody can
+                    // be served without a gap, so every stream ends and its agent re-lists.
+                    let mut hub = self.inner.lock().expect("node watch hub");
+                    hub.subscribers.clear();
+                    hub.revision = self.store.revision();
+                    continue;
+                }
                 Err(err) => {
                     tracing::warn!(%err, "node watch hub cannot watch pods; retrying");
                     tokio::time::sleep(RESTART_DELAY).await;

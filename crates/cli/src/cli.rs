@@ -61,6 +61,9 @@ pub enum Command {
     Uncordon(NodeArgs),
     /// Cordon a node and delete its pods gracefully, waiting until they are gone.
     Drain(DrainArgs),
+    /// The control plane's Raft group: `skiff cluster status`.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Join tokens for agents: `skiff token create`, `skiff token list`.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -83,6 +86,24 @@ pub struct ServerArgs {
     /// This member's name.
     #[arg(long, default_value = "skiff-server")]
     pub name: String,
+    /// Every control-plane member as `NAME=HOST:PEERPORT,...` (etcd-style), this one included;
+    /// without it the server is a cluster of one.
+    #[arg(long)]
+    pub initial_cluster: Option<String>,
+    /// Where this member accepts Raft traffic from the others (default: its entry in
+    /// `--initial-cluster`).
+    #[arg(long)]
+    pub peer_listen: Option<SocketAddr>,
+    /// Raft heartbeat interval in milliseconds (etcd's default).
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_interval: u64,
+    /// Raft election timeout in milliseconds (etcd's default); a multiple of the heartbeat.
+    #[arg(long, default_value_t = 1000)]
+    pub election_timeout: u64,
+    /// Raft log entries kept behind the applied index; a member further behind catches up
+    /// from a snapshot.
+    #[arg(long, default_value_t = skiff_control_plane::DEFAULT_LOG_RETAIN)]
+    pub log_retain: u64,
     /// Seconds a node may go without a heartbeat before it is marked NotReady and its pods
     /// are replaced elsewhere.
     #[arg(long, default_value_t = 6)]
@@ -93,6 +114,19 @@ pub struct ServerArgs {
     /// Dev mode: the agent's kubelet (logs) endpoint.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub kubelet_listen: SocketAddr,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Members, leader, term, commit and applied index, and each member's lag, asked of every
+    /// server in `--server`.
+    Status(ClusterStatusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterStatusArgs {
+    #[command(flatten)]
+    pub client: ClientOpts,
 }
 
 #[derive(Args, Debug)]
@@ -263,6 +297,48 @@ pub enum BenchCommand {
     /// Run N hollow (simulated) nodes against a real server and report scheduling throughput,
     /// API latency and control-plane memory.
     Nodes(BenchNodesArgs),
+    /// kill -9 a real agent and time until its pods run elsewhere.
+    NodeLoss(BenchNodeLossArgs),
+    /// Control-plane write throughput and latency (1 and 3 servers), leader failover, and a
+    /// follower's catch-up, with `skiff server` child processes.
+    Store(BenchStoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchNodeLossArgs {
+    /// Agent processes to start (real Wasm runtime).
+    #[arg(long, default_value_t = 3)]
+    pub agents: usize,
+    /// Replicas of the ticker Deployment.
+    #[arg(long, default_value_t = 30)]
+    pub replicas: usize,
+    /// The started server's `--node-grace-seconds`.
+    #[arg(long, default_value_t = 6)]
+    pub node_grace_seconds: u64,
+    #[command(flatten)]
+    pub run: BenchRunOpts,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchStoreArgs {
+    /// Control-plane sizes to measure (1: a cluster of one; 3 or 5: a Raft group).
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
+    pub servers: Vec<usize>,
+    /// Concurrent clients to measure each size with.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    pub clients: Vec<usize>,
+    /// Writes per run.
+    #[arg(long, default_value_t = 2000)]
+    pub writes: usize,
+    /// Leader kills to time on a 3-server control plane (0: skip).
+    #[arg(long, default_value_t = 3)]
+    pub failovers: usize,
+    /// Entries a stopped follower falls behind before it is restarted (0: skip).
+    #[arg(long, default_value_t = 100_000)]
+    pub catch_up_entries: usize,
+    /// Where the servers keep their data (default: a temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -292,6 +368,13 @@ pub struct BenchDeployArgs {
     /// Replicas of the benchmark Deployment.
     #[arg(long, default_value_t = 100)]
     pub replicas: usize,
+    #[command(flatten)]
+    pub run: BenchRunOpts,
+}
+
+/// The guest a Wasm benchmark runs, and where its cluster keeps data.
+#[derive(Args, Debug)]
+pub struct BenchRunOpts {
     /// The guest to run (a long-running one).
     #[arg(
         long,

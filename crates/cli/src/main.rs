@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod global_flags;
 mod manifests;
 mod output;
 
@@ -9,7 +10,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(global_flags::hoist(std::env::args_os()));
     // Daemons report what they do; client commands only warn.
     let default_level = match cli.command {
         cli::Command::Server(_) | cli::Command::Agent(_) => "info",

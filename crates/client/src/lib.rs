@@ -208,6 +208,11 @@ impl Client {
             .await
     }
 
+    /// The answering control-plane member's view of the Raft group (`/skiff/v1/cluster`).
+    pub async fn cluster_status(&self) -> Result<Value, ClientError> {
+        self.json(Method::GET, "/skiff/v1/cluster", None).await
+    }
+
     /// A `*List` of objects (all namespaces when `namespace` is `None`).
     pub async fn list(
         &self,

@@ -2,6 +2,7 @@
 
 mod apply;
 mod bench;
+mod cluster;
 mod delete;
 mod describe;
 mod get;
@@ -15,7 +16,7 @@ use anyhow::Context;
 use skiff_api::resources::{self, ResourceKind};
 use skiff_client::Client;
 
-use crate::cli::{BenchCommand, ClientOpts, Command, TokenCommand};
+use crate::cli::{BenchCommand, ClientOpts, ClusterCommand, Command, TokenCommand};
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
@@ -30,10 +31,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Cordon(args) => node::set_unschedulable(&args, true).await,
         Command::Uncordon(args) => node::set_unschedulable(&args, false).await,
         Command::Drain(args) => node::drain(args).await,
+        Command::Cluster(ClusterCommand::Status(args)) => cluster::status(args).await,
         Command::Token(TokenCommand::Create(args)) => token::create(args).await,
         Command::Token(TokenCommand::List(args)) => token::list(args).await,
         Command::Bench(BenchCommand::Deploy(args)) => bench::deploy(args).await,
         Command::Bench(BenchCommand::Nodes(args)) => bench::nodes(args).await,
+        Command::Bench(BenchCommand::NodeLoss(args)) => bench::node_loss(args).await,
+        Command::Bench(BenchCommand::Store(args)) => bench::store(args).await,
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use skiff_control_plane::{Server, ServerConfig};
+use skiff_control_plane::{Cluster, Server, ServerConfig, Timing};
 use skiff_node_runtime::agent::Agent;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
@@ -63,14 +63,56 @@ async fn dev_token(url: &str, data_dir: &std::path::Path) -> anyhow::Result<Stri
     Ok(token.to_string())
 }
 
+/// The member's configuration from its flags; a bad peer list or timing is refused here,
+/// before anything is opened.
+fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
+    use std::time::Duration;
+    if args.election_timeout <= args.heartbeat_interval || args.heartbeat_interval == 0 {
+        anyhow::bail!(
+            "--election-timeout ({} ms) must be longer than --heartbeat-interval ({} ms), \
+             which must be positive; etcd's defaults are 1000 and 100",
+            args.election_timeout,
+            args.heartbeat_interval
+        );
+    }
+    let mut config = ServerConfig::new(args.name.clone(), args.data_dir.clone(), args.listen);
+    config.node_grace = Duration::from_secs(args.node_grace_seconds);
+    config.log_retain = args.log_retain.max(1);
+    config.timing = Timing {
+        tick: Duration::from_millis(args.heartbeat_interval),
+        heartbeat_ticks: 1,
+        election_ticks: (args.election_timeout / args.heartbeat_interval) as usize,
+    };
+    if let Some(initial) = &args.initial_cluster {
+        if args.dev {
+            anyhow::bail!("--dev runs a cluster of one; it cannot take --initial-cluster");
+        }
+        config.cluster = Cluster::parse(&args.name, initial)?;
+        let own = config
+            .cluster
+            .member(config.cluster.local)
+            .map(|m| m.peer_addr.clone())
+            .unwrap_or_default();
+        config.peer_listen = match args.peer_listen {
+            Some(addr) => Some(addr),
+            None => Some(own.parse().with_context(|| {
+                format!(
+                    "--initial-cluster gives {:?} the peer address {own:?}, which is not \
+                     IP:PORT; pass --peer-listen",
+                    args.name
+                )
+            })?),
+        };
+    } else if args.peer_listen.is_some() {
+        anyhow::bail!("--peer-listen needs --initial-cluster (the other members)");
+    }
+    Ok(config)
+}
+
 pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let handle = Server::start(ServerConfig {
-        node_grace: std::time::Duration::from_secs(args.node_grace_seconds),
-        ..ServerConfig::new(args.name.clone(), args.data_dir.clone(), args.listen)
-    })
-    .await?;
+    let handle = Server::start(server_config(&args)?).await?;
     let url = handle.url();
     println!(
         "skiff API listening on {url} (data in {})",

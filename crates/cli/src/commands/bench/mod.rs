@@ -1,13 +1,30 @@
 //! `skiff bench ...`: figures from real clusters, printed (never asserted in tests).
 
 mod deploy;
+mod node_loss;
 mod nodes;
+mod server;
+mod store;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use std::time::Duration;
 
 pub use deploy::deploy;
+pub use node_loss::node_loss;
 pub use nodes::nodes;
+pub use store::store;
+
+/// The benchmark guest as an absolute path, with a hint when it was not built.
+fn guest_path(guest: &Path) -> anyhow::Result<PathBuf> {
+    guest.canonicalize().with_context(|| {
+        format!(
+            "{}: guest not found (build it with scripts/build-guests.sh)",
+            guest.display()
+        )
+    })
+}
 
 fn tempfile_dir(given: Option<&Path>) -> anyhow::Result<tempfile::TempDir> {
     match given {

@@ -1,0 +1,71 @@
+//! Leader-only work: the controllers and the scheduler run on the member that leads the Raft
+//! group, from the moment it has applied an entry of its own term until that term ends. Their
+//! writes are fenced to the term, so a deposed leader's late writes fail on every member.
+
+use std::time::Duration;
+
+use skiff_raft_store::Store;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::controllers::events::EventRecorder;
+use crate::registry::Registry;
+use crate::shutdown::stopped;
+use crate::{bootstrap, controllers, scheduler};
+
+/// Runs the leader-only work whenever this member leads; `bootstrapped` turns true once the
+/// system objects exist (after the first term this member leads).
+pub fn spawn(
+    store: Store,
+    node_grace: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    bootstrapped: watch::Sender<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut status = store.status();
+        loop {
+            let term = tokio::select! {
+                _ = stopped(&mut shutdown) => return,
+                leading = status.wait_for(|s| s.leading.is_some()) => match leading {
+                    Ok(s) => s.leading.unwrap_or_default(),
+                    Err(_) => return,
+                },
+            };
+            tracing::info!(term, "leading: starting the controllers and the scheduler");
+            let (stop, term_shutdown) = watch::channel(false);
+            let registry = Registry::new(store.fenced(term));
+            match bootstrap::ensure_system_objects(&registry).await {
+                Ok(()) => {
+                    bootstrapped.send_replace(true);
+                }
+                Err(err) => tracing::warn!(%err, "creating the system namespaces failed"),
+            }
+            run_term(&registry, node_grace, &term_shutdown);
+            tokio::select! {
+                _ = stopped(&mut shutdown) => {
+                    stop.send_replace(true);
+                    return;
+                }
+                _ = status.wait_for(|s| s.leading != Some(term)) => {}
+            }
+            tracing::warn!(
+                term,
+                "leadership ended: stopping the controllers and the scheduler"
+            );
+            stop.send_replace(true);
+        }
+    })
+}
+
+/// Starts the informers, controllers and scheduler of one leader term.
+fn run_term(registry: &Registry, node_grace: Duration, shutdown: &watch::Receiver<bool>) {
+    let informers = controllers::Informers::start(registry, shutdown);
+    controllers::start(registry, &informers, node_grace, shutdown);
+    scheduler::Scheduler {
+        registry: registry.clone(),
+        pods: informers.pods.clone(),
+        nodes: informers.nodes.clone(),
+        events: EventRecorder::new(registry.clone(), scheduler::DEFAULT_SCHEDULER),
+    }
+    .spawn(shutdown.clone());
+}

@@ -1,0 +1,123 @@
+//! `skiff cluster status`: every server's view of the control plane's Raft group.
+
+use serde_json::Value;
+use skiff_client::Client;
+
+use crate::cli::ClusterStatusArgs;
+
+/// One server's answer, or why there is none.
+struct Row {
+    url: String,
+    status: Result<Value, String>,
+}
+
+pub async fn status(args: ClusterStatusArgs) -> anyhow::Result<()> {
+    let urls = super::client(&args.client)?.servers().to_vec();
+    let mut rows = Vec::new();
+    for url in urls {
+        let status = match Client::new(std::slice::from_ref(&url)) {
+            Ok(client) => client.cluster_status().await.map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        rows.push(Row { url, status });
+    }
+    print!("{}", render(&rows));
+    if rows.iter().all(|r| r.status.is_err()) {
+        anyhow::bail!("no server answered");
+    }
+    Ok(())
+}
+
+fn render(rows: &[Row]) -> String {
+    let answers: Vec<&Value> = rows.iter().filter_map(|r| r.status.as_ref().ok()).collect();
+    let u64_of = |v: &Value, field: &str| v[field].as_u64().unwrap_or(0);
+    // The leader's commit index is the reference for lag; any member's is a lower bound.
+    let commit = answers
+        .iter()
+        .map(|v| u64_of(v, "commitIndex"))
+        .max()
+        .unwrap_or(0);
+    let mut out = format!(
+        "{:<12} {:<4} {:<10} {:<6} {:<8} {:<8} {:<6} SERVER\n",
+        "NAME", "ID", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG"
+    );
+    for row in rows {
+        match &row.status {
+            Ok(v) => out.push_str(&format!(
+                "{:<12} {:<4} {:<10} {:<6} {:<8} {:<8} {:<6} {}\n",
+                v["member"]["name"].as_str().unwrap_or("?"),
+                u64_of(&v["member"], "id"),
+                v["role"].as_str().unwrap_or("?"),
+                u64_of(v, "term"),
+                u64_of(v, "commitIndex"),
+                u64_of(v, "appliedIndex"),
+                commit.saturating_sub(u64_of(v, "appliedIndex")),
+                row.url
+            )),
+            Err(err) => out.push_str(&format!(
+                "{:<12} {:<4} {:<10} {:<6} {:<8} {:<8} {:<6} {} ({err})\n",
+                "?", "-", "unreachable", "-", "-", "-", "-", row.url
+            )),
+        }
+    }
+    let leader = answers.iter().find_map(|v| v["leader"]["name"].as_str());
+    let members = answers
+        .iter()
+        .find(|v| v["role"] == "Leader")
+        .or(answers.first())
+        .and_then(|v| v["members"].as_array());
+    match leader {
+        Some(name) => out.push_str(&format!("leader: {name}\n")),
+        None => out.push_str("leader: none (no quorum among the servers that answered)\n"),
+    }
+    if let Some(members) = members {
+        let listed: Vec<String> = members
+            .iter()
+            .map(|m| {
+                let name = m["name"].as_str().unwrap_or("?");
+                match m["matched"].as_u64() {
+                    Some(matched) => format!("{name} (replicated to {matched})"),
+                    None => name.to_string(),
+                }
+            })
+            .collect();
+        out.push_str(&format!("members: {}\n", listed.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lag_is_measured_against_the_highest_commit_and_silence_is_shown() {
+        let member = |name: &str, id: u64, role: &str, commit: u64, applied: u64| {
+            json!({"member": {"name": name, "id": id}, "role": role, "term": 4,
+                   "commitIndex": commit, "appliedIndex": applied, "leader": {"name": "s1"},
+                   "members": [{"name": "s1", "matched": 90}, {"name": "s2", "matched": 80}]})
+        };
+        let rows = vec![
+            Row {
+                url: "http://a".into(),
+                status: Ok(member("s1", 1, "Leader", 100, 100)),
+            },
+            Row {
+                url: "http://b".into(),
+                status: Ok(member("s2", 2, "Follower", 95, 90)),
+            },
+            Row {
+                url: "http://c".into(),
+                status: Err("connection refused".into()),
+            },
+        ];
+        let text = render(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with("s1") && lines[1].contains("Leader"));
+        assert!(lines[2].split_whitespace().nth(6) == Some("10"), "{text}");
+        assert!(lines[3].contains("unreachable") && lines[3].contains("connection refused"));
+        assert!(text.contains("leader: s1"));
+        assert!(text.contains("s2 (replicated to 80)"));
+    }
+}

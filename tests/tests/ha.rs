@@ -1,0 +1,188 @@
+//! Multi-master control planes: three real `skiff server` processes in one Raft group on
+//! loopback, with kill -9, restarts and a member that falls behind the retained log.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use skiff_e2e::{wait_until, Cluster, Skiff};
+
+/// Writes `count` ConfigMaps named `{prefix}-{i}`; returns those acknowledged.
+fn write(cluster: &Cluster, prefix: &str, count: usize) -> anyhow::Result<Vec<String>> {
+    let mut acked = Vec::new();
+    for i in 0..count {
+        let name = format!("{prefix}-{i}");
+        if cluster.create_config_map(&name)? {
+            acked.push(name);
+        }
+    }
+    Ok(acked)
+}
+
+/// Fails unless every running member serves every acknowledged ConfigMap.
+fn assert_all_present(
+    cluster: &Cluster,
+    acked: &[String],
+    running: &[usize],
+) -> anyhow::Result<()> {
+    for &i in running {
+        let present: BTreeSet<String> = cluster.config_maps(i)?.into_iter().collect();
+        let missing: Vec<&String> = acked.iter().filter(|n| !present.contains(*n)).collect();
+        anyhow::ensure!(
+            missing.is_empty(),
+            "{} lost acknowledged writes: {missing:?}",
+            cluster.members[i].name
+        );
+    }
+    Ok(())
+}
+
+fn replicas_of(cli: &Skiff) -> anyhow::Result<usize> {
+    let pods = cli.json(&["get", "pods", "-l", "app=web"])?;
+    Ok(pods["items"].as_array().map(Vec::len).unwrap_or(0))
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: registry.example/web:1}]
+";
+
+#[test]
+fn leader_loss_and_full_restarts_keep_every_acknowledged_write() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut cluster = Cluster::start(tmp.path(), 3, &[])?;
+    let cli = cluster.cli();
+    let mut acked = write(&cluster, "before", 20)?;
+    cli.run_with_stdin(&["apply", "-f", "-"], Some(DEPLOYMENT))?;
+    wait_until(
+        "the leader's controllers to create a pod",
+        Duration::from_secs(30),
+        || Ok((replicas_of(&cli)? == 1).then_some(())),
+    )?;
+
+    // kill -9 the leader: another member takes over and writes resume through any member.
+    let leader = cluster.leader()?;
+    cluster.kill9(leader)?;
+    acked.extend(write(&cluster, "failover", 20)?);
+    let next = cluster.leader()?;
+    assert_ne!(next, leader, "a killed member cannot lead");
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    assert_all_present(&cluster, &acked, &survivors)?;
+    // The controllers moved with the leadership: scaling is acted on by the new leader.
+    cli.ok(&["scale", "deployment", "web", "--replicas", "3"])?;
+    wait_until(
+        "the new leader's controllers to scale",
+        Duration::from_secs(30),
+        || Ok((replicas_of(&cli)? == 3).then_some(())),
+    )?;
+
+    // The old leader rejoins as a follower and catches up.
+    cluster.restart(leader)?;
+    acked.extend(write(&cluster, "rejoined", 10)?);
+    cluster.wait_caught_up(leader, cluster.leader()?)?;
+    assert_all_present(&cluster, &acked, &[0, 1, 2])?;
+
+    // kill -9 a follower, write, bring it back.
+    let follower = (cluster.leader()? + 1) % 3;
+    cluster.kill9(follower)?;
+    acked.extend(write(&cluster, "one-down", 10)?);
+    cluster.restart(follower)?;
+    cluster.wait_caught_up(follower, cluster.leader()?)?;
+
+    // kill -9 every member in turn, then start them all again: nothing acknowledged is lost.
+    for i in 0..3 {
+        cluster.kill9(i)?;
+    }
+    for i in 0..3 {
+        cluster.members[i].process.restart()?;
+    }
+    for i in 0..3 {
+        cluster.wait_ready(i)?;
+    }
+    assert_all_present(&cluster, &acked, &[0, 1, 2])?;
+    assert_eq!(replicas_of(&cli)?, 3);
+    Ok(())
+}
+
+#[test]
+fn a_member_behind_the_log_catches_up_by_snapshot_and_bad_peers_are_refused() -> anyhow::Result<()>
+{
+    let tmp = tempfile::tempdir()?;
+    let mut cluster = Cluster::start(tmp.path(), 3, &["--log-retain", "20"])?;
+    let leader = cluster.leader()?;
+    let lagging = (leader + 1) % 3;
+    cluster.kill9(lagging)?;
+    let acked = write(&cluster, "while-away", 150)?;
+    cluster.restart(lagging)?;
+    cluster.wait_caught_up(lagging, cluster.leader()?)?;
+    assert_all_present(&cluster, &acked, &[lagging])?;
+    let log = cluster.members[lagging].process.log();
+    assert!(
+        log.contains("installing a snapshot from the leader"),
+        "the lagging member should have caught up by snapshot:\n{log}"
+    );
+
+    // A graceful stop of the leader hands leadership over first.
+    let leader = cluster.leader()?;
+    let status = cluster.members[leader].process.terminate()?;
+    assert!(status.success(), "SIGTERM exit: {status}");
+    assert!(cluster.members[leader]
+        .process
+        .log()
+        .contains("handing leadership over before stopping"));
+    let next = cluster.leader()?;
+    assert_ne!(next, leader);
+
+    // A data dir reused under another peer list refuses to start, naming the problem.
+    let cli = cluster.cli();
+    let stolen = cluster.members[leader].data_dir.display().to_string();
+    let out = cli.run(&[
+        "server",
+        "--name",
+        &cluster.members[leader].name,
+        "--data-dir",
+        &stolen,
+        "--listen",
+        "127.0.0.1:0",
+        "--initial-cluster",
+        "s1=127.0.0.1:1,s2=127.0.0.1:2,s3=127.0.0.1:3",
+    ])?;
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("belongs to another cluster or member"),
+        "{}",
+        out.stderr
+    );
+    let out = cli.run(&[
+        "server",
+        "--name",
+        "s9",
+        "--data-dir",
+        &tmp.path().join("s9").display().to_string(),
+        "--initial-cluster",
+        "s1=127.0.0.1:1,s2=127.0.0.1:2",
+    ])?;
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("does not list this server's --name \"s9\""),
+        "{}",
+        out.stderr
+    );
+
+    // `skiff cluster status` shows every member, the leader, and an unreachable one.
+    let status = cli.ok(&["cluster", "status"])?;
+    assert!(status.contains("Leader"), "{status}");
+    assert!(status.contains("unreachable"), "{status}");
+    assert!(
+        status.contains(&format!("leader: {}", cluster.members[next].name)),
+        "{status}"
+    );
+    Ok(())
+}
