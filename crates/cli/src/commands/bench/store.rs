@@ -161,10 +161,11 @@ async fn create(client: &Client, name: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Kills the leader under a steady write load and times the first acknowledgement after it;
-/// then restarts the killed member for the next round.
+/// Kills the leader under a steady write load and times the first acknowledgement of a write
+/// sent after the kill; then restarts the killed member for the next round.
 async fn failover(group: &mut Members, round: usize) -> anyhow::Result<Duration> {
-    let acks: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    // (sent, acknowledged) of every successful write.
+    let acks: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut writers = Vec::new();
     for w in 0..8 {
@@ -174,8 +175,9 @@ async fn failover(group: &mut Members, round: usize) -> anyhow::Result<Duration>
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
+                let sent = Instant::now();
                 if create(&client, &format!("f{round}-{w}-{i}")).await.is_ok() {
-                    acks.lock().expect("acks").push(Instant::now());
+                    acks.lock().expect("acks").push((sent, Instant::now()));
                 } else {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
@@ -186,12 +188,13 @@ async fn failover(group: &mut Members, round: usize) -> anyhow::Result<Duration>
     let leader = group.wait_leader().await?;
     let killed = Instant::now();
     group.kill9(leader);
-    let first = wait_for("an acknowledged write after the kill", || async {
+    let first = wait_for("an acknowledged write sent after the kill", || async {
         acks.lock()
             .expect("acks")
             .iter()
-            .find(|t| **t > killed)
-            .copied()
+            .filter(|(sent, _)| *sent > killed)
+            .map(|(_, acked)| *acked)
+            .min()
     })
     .await?;
     stop.store(true, Ordering::Relaxed);
