@@ -13,7 +13,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use skiff_raft_store::{Cluster, ClusterError, Timing, DEFAULT_LOG_RETAIN};
+pub use skiff_raft_store::{
+    restore_backup, BackupInfo, Cluster, ClusterError, Timing, DEFAULT_LOG_RETAIN,
+};
+
+/// The store's directory inside a server's data dir.
+pub const STORE_DIR: &str = "store";
 use skiff_raft_store::{Store, StoreConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -103,7 +108,7 @@ impl Server {
                 source,
             })?;
         let store = Store::open(StoreConfig {
-            data_dir: config.data_dir.join("store"),
+            data_dir: config.data_dir.join(STORE_DIR),
             cluster: config.cluster.clone(),
             peer_listen: config.peer_listen,
             watch_history: config.watch_history,

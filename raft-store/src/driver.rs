@@ -377,7 +377,8 @@ impl Driver {
             bytes = snapshot.data.len(),
             "installing a snapshot from the leader"
         );
-        self.parts.state.restore(&snapshot.data, meta.index)?;
+        let keys = self.parts.state.restore(&snapshot.data, meta.index)?;
+        tracing::info!(keys, "snapshot installed");
         self.parts.storage.apply_snapshot(snapshot)?;
         self.parts.db.flush().map_err(|e| self.storage_error(e))?;
         let _ = self.parts.events.send(Arc::new(Vec::new()));

@@ -3,8 +3,9 @@
 //! One task (`driver`) owns the raft-rs `RawNode`; `storage` keeps the Raft log in sled;
 //! `state_machine` is the revisioned KV the log is applied to; `watch` serves changes;
 //! `transport` carries Raft messages between members; `member` and `identity` say who is in
-//! the group and bind a data dir to it.
+//! the group and bind a data dir to it; `backup` saves and restores the whole store.
 
+mod backup;
 mod command;
 mod driver;
 mod identity;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch as signal};
 use tokio::task::JoinHandle;
 
+pub use backup::{restore as restore_backup, BackupInfo};
 pub use member::{Cluster, ClusterError, Member};
 
 /// One stored key with its revisions (as etcd's `mvccpb.KeyValue`).
@@ -373,6 +375,17 @@ impl Store {
             .await
             .map_err(|_| StoreError::Stopped)?;
         answer.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// A backup of every key at a linearizable point (after a read barrier), for
+    /// `restore_backup`.
+    pub async fn backup(&self) -> Result<Vec<u8>, StoreError> {
+        self.read_barrier().await?;
+        let state = self.shared.state.clone();
+        let cluster = self.shared.cluster.clone();
+        tokio::task::spawn_blocking(move || backup::save(&state, &cluster))
+            .await
+            .map_err(|_| StoreError::Stopped)?
     }
 
     /// This member's view of the group; changes whenever it does.

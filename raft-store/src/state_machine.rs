@@ -264,9 +264,10 @@ impl StateMachine {
         Ok((self.applied_index(), data.encode_to_vec()))
     }
 
-    /// Replaces every key with a snapshot's, applied at `index`. Watch history restarts after
-    /// the snapshot's revision: older watches get `Compacted` and re-list.
-    pub fn restore(&self, bytes: &[u8], index: u64) -> Result<(), StoreError> {
+    /// Replaces every key with a snapshot's, applied at `index`; returns how many keys it
+    /// holds. Watch history restarts after the snapshot's revision: older watches get
+    /// `Compacted` and re-list.
+    pub fn restore(&self, bytes: &[u8], index: u64) -> Result<usize, StoreError> {
         let data: SnapshotData = decode(bytes).map_err(|e| StoreError::Corrupt {
             path: self.path.clone(),
             what: format!("snapshot from the leader: {e}"),
@@ -299,7 +300,7 @@ impl StateMachine {
         self.revision.store(data.revision, Ordering::SeqCst);
         self.applied.store(index, Ordering::SeqCst);
         self.oldest.store(data.revision + 1, Ordering::SeqCst);
-        Ok(())
+        Ok(data.keys.len())
     }
 
     /// Changes under `prefix` with revisions in `from..=to`, from the persisted history.

@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 
 use crate::cli::Skiff;
+use crate::netns::Network;
 use crate::process::{free_port, SkiffProcess};
 use crate::wait::wait_until;
 
@@ -20,37 +21,101 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Member {
     pub name: String,
     pub process: SkiffProcess,
-    pub api_port: u16,
+    /// Its API base URL.
+    pub api: String,
     pub data_dir: PathBuf,
 }
 
 impl Member {
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        self.api.clone()
     }
 }
 
-/// The servers of one control plane, killed when dropped.
+/// The servers of one control plane, killed when dropped (before their network goes).
 pub struct Cluster {
     pub members: Vec<Member>,
+    /// With `start_partitionable`: each member's own network namespace.
+    pub network: Option<Network>,
     http: reqwest::blocking::Client,
+}
+
+/// Where the members listen.
+enum Hosts {
+    Loopback,
+    Namespaces(Network),
 }
 
 impl Cluster {
     /// Starts `size` servers named s1..sN under `dir`, each with `extra` flags, and waits until
     /// every one is ready (a leader is elected).
     pub fn start(dir: &Path, size: usize, extra: &[&str]) -> anyhow::Result<Cluster> {
-        let peers: Vec<u16> = (0..size).map(|_| free_port()).collect::<Result<_, _>>()?;
-        let initial: Vec<String> = peers
+        Self::start_seeded(dir, size, extra, None, Hosts::Loopback)
+    }
+
+    /// As `start`, with every member in its own network namespace on a bridge, so that
+    /// `isolate` and `heal` can cut and restore its links to the others. Needs root.
+    pub fn start_partitionable(dir: &Path, size: usize, extra: &[&str]) -> anyhow::Result<Cluster> {
+        let network = Network::create(size)?;
+        Self::start_seeded(dir, size, extra, None, Hosts::Namespaces(network))
+    }
+
+    /// Cuts member `i` off from the other members (the test still reaches it).
+    pub fn isolate(&self, i: usize) -> anyhow::Result<()> {
+        self.network
+            .as_ref()
+            .context("not partitionable")?
+            .isolate(i)
+    }
+
+    /// Restores member `i`'s links.
+    pub fn heal(&self, i: usize) -> anyhow::Result<()> {
+        self.network.as_ref().context("not partitionable")?.heal(i)
+    }
+
+    /// As `start`, with every member's data dir first seeded from `backup` by
+    /// `skiff backup restore`.
+    pub fn start_from_backup(dir: &Path, size: usize, backup: &Path) -> anyhow::Result<Cluster> {
+        Self::start_seeded(dir, size, &[], Some(backup), Hosts::Loopback)
+    }
+
+    fn start_seeded(
+        dir: &Path,
+        size: usize,
+        extra: &[&str],
+        backup: Option<&Path>,
+        hosts: Hosts,
+    ) -> anyhow::Result<Cluster> {
+        // (host, peer port, API port) of each member.
+        let addresses: Vec<(String, u16, u16)> = (0..size)
+            .map(|i| match &hosts {
+                Hosts::Loopback => Ok(("127.0.0.1".to_string(), free_port()?, free_port()?)),
+                Hosts::Namespaces(network) => Ok((network.address(i).to_string(), 2380, 6443)),
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let initial: Vec<String> = addresses
             .iter()
             .enumerate()
-            .map(|(i, port)| format!("s{}=127.0.0.1:{port}", i + 1))
+            .map(|(i, (host, peer, _))| format!("s{}={host}:{peer}", i + 1))
             .collect();
         let mut members = Vec::new();
-        for i in 0..size {
+        std::fs::create_dir_all(dir)?;
+        for (i, (host, _, api_port)) in addresses.iter().enumerate() {
             let name = format!("s{}", i + 1);
-            let api_port = free_port()?;
             let data_dir = dir.join(&name);
+            if let Some(backup) = backup {
+                Skiff::new("").ok(&[
+                    "backup",
+                    "restore",
+                    &backup.display().to_string(),
+                    "--data-dir",
+                    &data_dir.display().to_string(),
+                    "--name",
+                    &name,
+                    "--initial-cluster",
+                    &initial.join(","),
+                ])?;
+            }
             let mut args: Vec<String> = [
                 "server",
                 "--name",
@@ -58,7 +123,7 @@ impl Cluster {
                 "--data-dir",
                 &data_dir.display().to_string(),
                 "--listen",
-                &format!("127.0.0.1:{api_port}"),
+                &format!("{host}:{api_port}"),
                 "--initial-cluster",
                 &initial.join(","),
             ]
@@ -66,16 +131,24 @@ impl Cluster {
             .map(|s| s.to_string())
             .collect();
             args.extend(extra.iter().map(|s| s.to_string()));
-            let process = SkiffProcess::spawn(args, dir.join(format!("{name}.log")))?;
+            let netns = match &hosts {
+                Hosts::Loopback => None,
+                Hosts::Namespaces(network) => Some(network.namespace(i)),
+            };
+            let process = SkiffProcess::spawn_in(netns, args, dir.join(format!("{name}.log")))?;
             members.push(Member {
                 name,
                 process,
-                api_port,
+                api: format!("http://{host}:{api_port}"),
                 data_dir,
             });
         }
         let cluster = Cluster {
             members,
+            network: match hosts {
+                Hosts::Loopback => None,
+                Hosts::Namespaces(network) => Some(network),
+            },
             http: reqwest::blocking::Client::builder()
                 .timeout(CALL_TIMEOUT)
                 .build()?,
@@ -157,6 +230,17 @@ impl Cluster {
         self.wait_ready(i)
     }
 
+    /// Creates ConfigMap `name` through member `i` alone, once: whether it was acknowledged.
+    pub fn create_config_map_on(&self, i: usize, name: &str) -> bool {
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": name}, "data": {"k": name}});
+        let url = format!(
+            "{}/api/v1/namespaces/default/configmaps",
+            self.members[i].url()
+        );
+        matches!(self.http.post(&url).json(&body).send(), Ok(r) if r.status().is_success())
+    }
+
     /// Creates ConfigMap `name` through any member, retrying across members while leadership
     /// moves (bounded). `Ok(true)`: acknowledged; `Ok(false)`: the outcome is unknown (timed
     /// out), so it may or may not exist.
@@ -185,8 +269,18 @@ impl Cluster {
 
     /// The ConfigMap names member `i` serves, read linearizably from that member alone.
     pub fn config_maps(&self, i: usize) -> anyhow::Result<Vec<String>> {
+        self.config_maps_at(i, "")
+    }
+
+    /// As `config_maps`, from the member's local replica (`resourceVersion=0`), which needs
+    /// no leader.
+    pub fn local_config_maps(&self, i: usize) -> anyhow::Result<Vec<String>> {
+        self.config_maps_at(i, "?resourceVersion=0")
+    }
+
+    fn config_maps_at(&self, i: usize, query: &str) -> anyhow::Result<Vec<String>> {
         let url = format!(
-            "{}/api/v1/namespaces/default/configmaps",
+            "{}/api/v1/namespaces/default/configmaps{query}",
             self.members[i].url()
         );
         let list: Value = self.http.get(&url).send()?.error_for_status()?.json()?;

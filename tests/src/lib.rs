@@ -4,11 +4,13 @@
 
 mod cli;
 mod cluster;
+mod netns;
 mod process;
 mod wait;
 
 pub use cli::{CliOutput, Skiff};
 pub use cluster::{Cluster, Member};
+pub use netns::Network;
 pub use process::{start_agent, DevServer, SkiffProcess};
 pub use wait::wait_until;
 

@@ -21,15 +21,27 @@ pub struct SkiffProcess {
     child: Option<Child>,
     args: Vec<String>,
     log_path: PathBuf,
+    /// The network namespace it runs in (`ip netns exec`), if not the test's own.
+    netns: Option<String>,
 }
 
 impl SkiffProcess {
     /// Starts `skiff ARGS`, appending its output to `log_path`.
     pub fn spawn(args: Vec<String>, log_path: PathBuf) -> anyhow::Result<Self> {
+        Self::spawn_in(None, args, log_path)
+    }
+
+    /// Starts `skiff ARGS` inside network namespace `netns` (when given).
+    pub fn spawn_in(
+        netns: Option<String>,
+        args: Vec<String>,
+        log_path: PathBuf,
+    ) -> anyhow::Result<Self> {
         let mut process = SkiffProcess {
             child: None,
             args,
             log_path,
+            netns,
         };
         process.start()?;
         Ok(process)
@@ -41,7 +53,16 @@ impl SkiffProcess {
             .append(true)
             .open(&self.log_path)
             .with_context(|| format!("opening {}", self.log_path.display()))?;
-        let child = Command::new(Skiff::locate())
+        // `ip netns exec` execs skiff in place: the child's pid is skiff's.
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", ns]).arg(Skiff::locate());
+                command
+            }
+            None => Command::new(Skiff::locate()),
+        };
+        let child = command
             .args(&self.args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -186,3 +186,47 @@ fn a_member_behind_the_log_catches_up_by_snapshot_and_bad_peers_are_refused() ->
     );
     Ok(())
 }
+
+#[test]
+fn a_backup_seeds_a_new_cluster_and_a_damaged_one_is_refused() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let source = Cluster::start(&tmp.path().join("a"), 3, &[])?;
+    let acked = write(&source, "saved", 30)?;
+    let cli = source.cli();
+    let original = cli.json(&["get", "configmap", "saved-7"])?;
+    let file = tmp.path().join("backup.db");
+    cli.ok(&["backup", "save", &file.display().to_string()])?;
+
+    // A damaged file is refused by name, and the data dir is left without a store.
+    let mut bytes = std::fs::read(&file)?;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    let damaged = tmp.path().join("damaged.db");
+    std::fs::write(&damaged, &bytes)?;
+    let target = tmp.path().join("refused");
+    let out = cli.run(&[
+        "backup",
+        "restore",
+        &damaged.display().to_string(),
+        "--data-dir",
+        &target.display().to_string(),
+    ])?;
+    assert!(!out.success);
+    assert!(out.stderr.contains("damaged.db"), "{}", out.stderr);
+    assert!(
+        !target.join("store").exists(),
+        "a refused restore leaves no store"
+    );
+
+    // Every member of a new cluster restored from the file serves what was saved, with the
+    // same resourceVersions, and takes new writes.
+    let restored = Cluster::start_from_backup(&tmp.path().join("b"), 3, &file)?;
+    assert_all_present(&restored, &acked, &[0, 1, 2])?;
+    let copy = restored.cli().json(&["get", "configmap", "saved-7"])?;
+    assert_eq!(
+        copy["metadata"]["resourceVersion"],
+        original["metadata"]["resourceVersion"]
+    );
+    assert!(restored.create_config_map("after-restore")?);
+    Ok(())
+}

@@ -1,12 +1,14 @@
 //! The control plane's own endpoints: this member's view of the Raft group
-//! (`skiff cluster status`) and readiness.
+//! (`skiff cluster status`), backups (`skiff backup save`) and readiness.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::AppState;
+use crate::error::ApiError;
 
 /// `GET /skiff/v1/cluster`: members, leader, term, commit and applied index as this member
 /// sees them; on the leader, how far each member's log is replicated.
@@ -50,4 +52,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) 
             "no leader: a majority of the control-plane servers is unreachable",
         )
     }
+}
+
+/// `GET /skiff/v1/backup`: every key of the store at a linearizable point, checksummed.
+pub async fn backup(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let bytes = state.registry.store().backup().await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }

@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(handlers::health))
         .route("/readyz", get(cluster::ready))
         .route("/skiff/v1/cluster", get(cluster::status))
+        .route("/skiff/v1/backup", get(cluster::backup))
         .route("/version", get(handlers::version))
         .with_state(state)
 }

@@ -64,6 +64,9 @@ pub enum Command {
     /// The control plane's Raft group: `skiff cluster status`.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Back up a running cluster's store, or seed a new cluster from a backup.
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// Join tokens for agents: `skiff token create`, `skiff token list`.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -121,6 +124,38 @@ pub enum ClusterCommand {
     /// Members, leader, term, commit and applied index, and each member's lag, asked of every
     /// server in `--server`.
     Status(ClusterStatusArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCommand {
+    /// Save every object of a running cluster, at one consistent point, to FILE.
+    Save(BackupSaveArgs),
+    /// Seed a new server's data dir from a backup (the server is not running); give every
+    /// member of a new multi-master cluster the same file.
+    Restore(BackupRestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BackupSaveArgs {
+    /// Where to write the backup.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupRestoreArgs {
+    /// A file from `skiff backup save`.
+    pub file: PathBuf,
+    /// The new server's data dir (must not hold a store yet).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The new server's `--name`.
+    #[arg(long, default_value = "skiff-server")]
+    pub name: String,
+    /// The new cluster's `--initial-cluster` (omit for a cluster of one).
+    #[arg(long)]
+    pub initial_cluster: Option<String>,
 }
 
 #[derive(Args, Debug)]

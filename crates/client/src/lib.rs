@@ -213,6 +213,17 @@ impl Client {
         self.json(Method::GET, "/skiff/v1/cluster", None).await
     }
 
+    /// A backup of the whole store (`/skiff/v1/backup`), for `skiff backup restore`.
+    pub async fn backup(&self) -> Result<Vec<u8>, ClientError> {
+        let response = self.checked(Method::GET, "/skiff/v1/backup", None).await?;
+        let url = response.url().to_string();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })?;
+        Ok(bytes.to_vec())
+    }
+
     /// A `*List` of objects (all namespaces when `namespace` is `None`).
     pub async fn list(
         &self,

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod apply;
+mod backup;
 mod bench;
 mod cluster;
 mod delete;
@@ -16,7 +17,7 @@ use anyhow::Context;
 use skiff_api::resources::{self, ResourceKind};
 use skiff_client::Client;
 
-use crate::cli::{BenchCommand, ClientOpts, ClusterCommand, Command, TokenCommand};
+use crate::cli::{BackupCommand, BenchCommand, ClientOpts, ClusterCommand, Command, TokenCommand};
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
@@ -32,6 +33,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Uncordon(args) => node::set_unschedulable(&args, false).await,
         Command::Drain(args) => node::drain(args).await,
         Command::Cluster(ClusterCommand::Status(args)) => cluster::status(args).await,
+        Command::Backup(BackupCommand::Save(args)) => backup::save(args).await,
+        Command::Backup(BackupCommand::Restore(args)) => backup::restore(args),
         Command::Token(TokenCommand::Create(args)) => token::create(args).await,
         Command::Token(TokenCommand::List(args)) => token::list(args).await,
         Command::Bench(BenchCommand::Deploy(args)) => bench::deploy(args).await,
