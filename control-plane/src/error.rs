@@ -36,6 +36,9 @@ pub enum ApiError {
     Gone { requested: u64, oldest: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// A JSON Patch could not be applied (a `test` operation failed, a path is missing).
+    #[error("the patch cannot be applied: {0}")]
+    PatchFailed(String),
     /// The store did not confirm in time; a write's outcome is unknown (as Kubernetes' 504).
     #[error("Timeout: {0}")]
     Timeout(String),
@@ -89,7 +92,7 @@ impl ApiError {
         match self {
             ApiError::NotFound { .. } | ApiError::UnknownResource(_) => StatusCode::NOT_FOUND,
             ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid { .. } | ApiError::PatchFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Gone { .. } => StatusCode::GONE,
@@ -105,7 +108,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::UnknownResource(_) => "NotFound",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict { .. } => "Conflict",
-            ApiError::Invalid { .. } => "Invalid",
+            ApiError::Invalid { .. } | ApiError::PatchFailed(_) => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::Gone { .. } => "Expired",
@@ -168,6 +171,15 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable(err.to_string())
             }
             StoreError::Timeout => ApiError::Timeout(err.to_string()),
+            StoreError::NoSuchMember(name) => ApiError::NotFound {
+                resource: "members".into(),
+                name,
+            },
+            StoreError::MemberConflict(message) => ApiError::Conflict {
+                resource: "members".into(),
+                name: String::new(),
+                message,
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use skiff_raft_store::{
-    restore_backup, BackupInfo, Cluster, ClusterError, Timing, DEFAULT_LOG_RETAIN,
+    restore_backup, stored_cluster, BackupInfo, Cluster, ClusterError, JoinConf, Member, Timing,
+    DEFAULT_LOG_RETAIN,
 };
 
 /// The store's directory inside a server's data dir.
@@ -51,6 +52,8 @@ pub struct ServerConfig {
     pub timing: Timing,
     /// Raft log entries kept behind the applied index; followers further behind get a snapshot.
     pub log_retain: u64,
+    /// For a new member joining a running cluster: the group's Raft configuration.
+    pub join: Option<JoinConf>,
     /// How many past revisions a watch may resume from; older ones get 410 Gone.
     pub watch_history: u64,
     /// How long a node may go without a heartbeat before its pods are replaced elsewhere.
@@ -69,6 +72,7 @@ impl ServerConfig {
             peer_listen: None,
             timing: Timing::default(),
             log_retain: DEFAULT_LOG_RETAIN,
+            join: None,
             watch_history: DEFAULT_WATCH_HISTORY,
             node_grace: DEFAULT_NODE_GRACE,
         }
@@ -114,6 +118,7 @@ impl Server {
             watch_history: config.watch_history,
             timing: config.timing,
             log_retain: config.log_retain,
+            join: config.join.clone(),
         })
         .await?;
         let registry = Registry::new(store.clone());
@@ -175,6 +180,15 @@ impl ServerHandle {
     /// The API base URL, e.g. `http://127.0.0.1:6443`.
     pub fn url(&self) -> String {
         format!("http://{}", self.local_addr)
+    }
+
+    /// Resolves if a membership change removes this server from the cluster.
+    pub async fn removed(&self) {
+        let mut status = self.store.status();
+        if status.wait_for(|s| s.removed).await.is_err() {
+            // The store stopped for another reason: that is not a removal.
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Stops serving (open watches end), stops controllers, and flushes the store.

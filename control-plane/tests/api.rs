@@ -87,6 +87,41 @@ async fn crud_with_optimistic_concurrency_and_status_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_patch_test_operations_compare_and_swap() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    let (code, _) = send(http.post(&base).json(&configmap("reg", json!({})))).await;
+    assert_eq!(code, 201);
+    let cas = |expected: &str, new: &str| {
+        http.patch(format!("{base}/reg"))
+            .header("Content-Type", "application/json-patch+json")
+            .body(
+                json!([{"op": "test", "path": "/data/k", "value": expected},
+                       {"op": "replace", "path": "/data/k", "value": new}])
+                .to_string(),
+            )
+    };
+    let (code, swapped) = send(cas("v", "w")).await;
+    assert_eq!(code, 200);
+    assert_eq!(swapped["data"]["k"], "w");
+    let (code, status) = send(cas("v", "x")).await;
+    assert_eq!(
+        code, 422,
+        "a failed test operation changes nothing: {status}"
+    );
+    assert_eq!(status["reason"], "Invalid");
+    let (_, current) = send(http.get(format!("{base}/reg"))).await;
+    assert_eq!(current["data"]["k"], "w");
+    let (code, _) = send(
+        http.patch(format!("{base}/reg"))
+            .header("Content-Type", "application/strategic-merge-patch+json")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(code, 400, "unsupported patch types are refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_filter_by_label_and_field_selectors() {
     let (_dir, server, http) = start().await;
     let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());

@@ -115,7 +115,8 @@ fn seed(backup: &BackupFile, data_dir: &Path, cluster: &Cluster) -> Result<Backu
     // The new cluster's log starts empty; the keys and their revisions carry over, so
     // resourceVersions keep growing from where the backup was taken.
     let keys = state.restore(&backup.snapshot, 0)?;
-    let log = storage::SledStorage::open(&db, state).map_err(storage_error)?;
+    let membership = std::sync::Arc::new(std::sync::RwLock::new(cluster.clone()));
+    let log = storage::SledStorage::open(&db, state, membership).map_err(storage_error)?;
     log.set_conf_state(&raft::eraftpb::ConfState {
         voters: cluster.voters(),
         ..Default::default()

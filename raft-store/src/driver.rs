@@ -3,15 +3,17 @@
 //! publishing the member's status.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message};
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message};
 use raft::{RawNode, StateRole};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::command::{decode, Command};
+use crate::identity;
+use crate::member::{Cluster, Member, MemberChange, RaftSnapshot};
 use crate::state_machine::StateMachine;
 use crate::storage::SledStorage;
 use crate::transport::{PeerReport, Transport};
@@ -34,6 +36,17 @@ pub struct Proposal {
     pub reply: Reply<TxnResponse>,
 }
 
+/// A membership change waiting to be proposed; `change.context` is an encoded `MemberChange`
+/// carrying `request_id`.
+pub struct ChangeProposal {
+    pub change: ConfChange,
+    pub request_id: u64,
+    pub reply: Reply<()>,
+}
+
+/// Entries a learner may trail the leader's commit index by and still be promoted to voter.
+const PROMOTION_LAG: u64 = 100;
+
 /// Channels and parts the driver runs with.
 pub struct DriverParts {
     pub node: RawNode<SledStorage>,
@@ -41,6 +54,8 @@ pub struct DriverParts {
     pub db: sled::Db,
     pub state: Arc<StateMachine>,
     pub proposals: mpsc::Receiver<Proposal>,
+    pub changes: mpsc::Receiver<ChangeProposal>,
+    pub cluster: Arc<RwLock<Cluster>>,
     pub reads: mpsc::Receiver<Reply<()>>,
     pub inbox: mpsc::Receiver<Message>,
     pub reports: mpsc::UnboundedReceiver<PeerReport>,
@@ -56,6 +71,12 @@ pub struct Driver {
     parts: DriverParts,
     /// Proposals handed to Raft, by request id: deadline, the term they were proposed in.
     pending: HashMap<u64, (Instant, u64, Reply<TxnResponse>)>,
+    /// Membership changes handed to Raft, by request id.
+    pending_changes: HashMap<u64, (Instant, Reply<()>)>,
+    /// The voters and learners as of the last applied change.
+    conf_state: ConfState,
+    /// Set when a membership change removed this member: it stops.
+    removed: bool,
     /// Proposals waiting for a leader to be elected, with their deadlines.
     held_proposals: Vec<(Instant, Proposal)>,
     /// Read barriers not yet handed to Raft, with their deadlines.
@@ -71,10 +92,13 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn new(parts: DriverParts) -> Self {
+    pub fn new(parts: DriverParts, conf_state: ConfState) -> Self {
         Driver {
             parts,
             pending: HashMap::new(),
+            pending_changes: HashMap::new(),
+            conf_state,
+            removed: false,
             held_proposals: Vec::new(),
             unsent_reads: Vec::new(),
             confirming_reads: HashMap::new(),
@@ -115,6 +139,7 @@ impl Driver {
                         self.propose(more);
                     }
                 }
+                Some(change) = self.parts.changes.recv() => self.propose_change(change),
                 Some(read) = self.parts.reads.recv() => {
                     let deadline = Instant::now() + READ_TIMEOUT;
                     self.unsent_reads.push((deadline, read));
@@ -136,6 +161,11 @@ impl Driver {
                 break;
             }
             self.publish_status();
+            self.promote_learners();
+            if self.removed {
+                tracing::warn!("this member was removed from the cluster; it stops serving");
+                break;
+            }
             if let Some(deadline) = stopping {
                 let raft = &self.parts.node.raft;
                 if raft.state != StateRole::Leader || Instant::now() >= deadline {
@@ -179,6 +209,63 @@ impl Driver {
                 true
             }
             None => false,
+        }
+    }
+
+    fn propose_change(&mut self, proposal: ChangeProposal) {
+        if self.parts.node.raft.leader_id == raft::INVALID_ID {
+            let _ = proposal.reply.send(Err(StoreError::NoLeader));
+            return;
+        }
+        match self
+            .parts
+            .node
+            .propose_conf_change(Vec::new(), proposal.change)
+        {
+            Ok(()) => {
+                let deadline = Instant::now() + PROPOSAL_TIMEOUT;
+                self.pending_changes
+                    .insert(proposal.request_id, (deadline, proposal.reply));
+            }
+            Err(err) => {
+                let _ = proposal.reply.send(Err(StoreError::Raft(err)));
+            }
+        }
+    }
+
+    /// On the leader: a learner that has caught up becomes a voter (one change at a time).
+    fn promote_learners(&mut self) {
+        let raft = &self.parts.node.raft;
+        if raft.state != StateRole::Leader || raft.has_pending_conf() {
+            return;
+        }
+        let committed = raft.raft_log.committed;
+        let ready = self.conf_state.learners.iter().copied().find(|id| {
+            raft.prs()
+                .get(*id)
+                .is_some_and(|pr| pr.matched + PROMOTION_LAG >= committed)
+        });
+        let Some(id) = ready else { return };
+        let member = self
+            .parts
+            .cluster
+            .read()
+            .expect("cluster")
+            .member(id)
+            .cloned();
+        let change = ConfChange {
+            change_type: ConfChangeType::AddNode as i32,
+            node_id: id,
+            context: MemberChange {
+                request_id: 0,
+                member,
+            }
+            .encode_to_vec(),
+            ..Default::default()
+        };
+        tracing::info!(id, "promoting a caught-up learner to voter");
+        if let Err(err) = self.parts.node.propose_conf_change(Vec::new(), change) {
+            tracing::warn!(%err, id, "promoting a learner failed");
         }
     }
 
@@ -282,6 +369,8 @@ impl Driver {
                 let _ = reply.send(Err(StoreError::Timeout));
             }
         }
+        self.pending_changes
+            .retain(|_, (deadline, _)| *deadline > now);
         self.confirming_reads.retain(|_, (deadline, replies)| {
             if *deadline > now {
                 return true;
@@ -304,6 +393,9 @@ impl Driver {
 
     fn fail_all(&mut self, error: impl Fn() -> StoreError) {
         for (_, (_, _, reply)) in self.pending.drain() {
+            let _ = reply.send(Err(error()));
+        }
+        for (_, (_, reply)) in self.pending_changes.drain() {
             let _ = reply.send(Err(error()));
         }
         for (_, proposal) in self.held_proposals.drain(..) {
@@ -377,11 +469,35 @@ impl Driver {
             bytes = snapshot.data.len(),
             "installing a snapshot from the leader"
         );
-        let keys = self.parts.state.restore(&snapshot.data, meta.index)?;
+        let data: RaftSnapshot = decode(&snapshot.data)
+            .map_err(|e| self.storage_error(format!("undecodable snapshot: {e}")))?;
+        let keys = self.parts.state.restore(&data.state, meta.index)?;
         tracing::info!(keys, "snapshot installed");
         self.parts.storage.apply_snapshot(snapshot)?;
+        self.conf_state = meta.get_conf_state().clone();
+        self.adopt_members(data.members, data.max_id)?;
         self.parts.db.flush().map_err(|e| self.storage_error(e))?;
         let _ = self.parts.events.send(Arc::new(Vec::new()));
+        Ok(())
+    }
+
+    /// Takes the membership a snapshot came with: peers are added and dropped to match, and
+    /// the data dir's identity records it.
+    fn adopt_members(&mut self, members: Vec<Member>, max_id: u64) -> Result<(), StoreError> {
+        let mut cluster = self.parts.cluster.read().expect("cluster").clone();
+        for old in &cluster.members {
+            if !members.iter().any(|m| m.id == old.id) {
+                self.parts.transport.remove_peer(old.id);
+            }
+        }
+        for new in &members {
+            self.parts.transport.add_peer(new);
+        }
+        self.removed |= !members.iter().any(|m| m.id == cluster.local);
+        cluster.members = members;
+        cluster.max_id = max_id;
+        identity::record(&self.parts.db, &cluster, &self.parts.data_dir)?;
+        *self.parts.cluster.write().expect("cluster") = cluster;
         Ok(())
     }
 
@@ -410,22 +526,61 @@ impl Driver {
                     let change: ConfChange = decode(&entry.data).map_err(|e| {
                         self.storage_error(format!("undecodable conf change {}: {e}", entry.index))
                     })?;
-                    let conf_state = self.parts.node.apply_conf_change(&change)?;
-                    self.parts.storage.set_conf_state(&conf_state)?;
+                    self.apply_membership(&change)?;
                     self.parts.state.set_applied(entry.index)?;
                 }
                 EntryType::EntryConfChangeV2 => {
-                    let change: ConfChangeV2 = decode(&entry.data).map_err(|e| {
-                        self.storage_error(format!("undecodable conf change {}: {e}", entry.index))
-                    })?;
-                    let conf_state = self.parts.node.apply_conf_change(&change)?;
-                    self.parts.storage.set_conf_state(&conf_state)?;
-                    self.parts.state.set_applied(entry.index)?;
+                    // Members are added and removed one at a time; joint changes are never
+                    // proposed, so one in the log means the log is not ours.
+                    return Err(self.storage_error(format!(
+                        "entry {} is a joint membership change, which this store never proposes",
+                        entry.index
+                    )));
                 }
             }
         }
         if let Some(term) = last_term {
             self.answer_overtaken(term);
+        }
+        Ok(())
+    }
+
+    /// Applies a membership change to Raft's configuration, the member list (persisted with
+    /// the data dir's identity) and the transport, then answers its proposer. A change that
+    /// would reuse an id or a name is skipped alike on every member.
+    fn apply_membership(&mut self, change: &ConfChange) -> Result<(), StoreError> {
+        let context: MemberChange = decode(&change.context).unwrap_or_default();
+        let id = change.node_id;
+        let mut cluster = self.parts.cluster.read().expect("cluster").clone();
+        let result = match change.get_change_type() {
+            ConfChangeType::AddLearnerNode => match context.member {
+                Some(member) if member.id == id && cluster.add(member.clone()) => {
+                    self.parts.transport.add_peer(&member);
+                    Ok(())
+                }
+                _ => Err(StoreError::MemberConflict(format!(
+                    "member id {id} or its name is already taken"
+                ))),
+            },
+            ConfChangeType::AddNode if cluster.member(id).is_some() => Ok(()),
+            ConfChangeType::RemoveNode if cluster.remove(id) => {
+                self.parts.transport.remove_peer(id);
+                self.removed |= id == cluster.local;
+                Ok(())
+            }
+            _ => Err(StoreError::MemberConflict(format!(
+                "no member with id {id}"
+            ))),
+        };
+        if result.is_ok() {
+            self.conf_state = self.parts.node.apply_conf_change(change)?;
+            self.parts.storage.set_conf_state(&self.conf_state)?;
+            identity::record(&self.parts.db, &cluster, &self.parts.data_dir)?;
+            tracing::info!(id, change = ?change.get_change_type(), members = %cluster.describe(), "membership changed");
+            *self.parts.cluster.write().expect("cluster") = cluster;
+        }
+        if let Some((_, reply)) = self.pending_changes.remove(&context.request_id) {
+            let _ = reply.send(result);
         }
         Ok(())
     }
@@ -496,6 +651,9 @@ impl Driver {
             applied: self.parts.state.applied_index(),
             leading,
             progress,
+            voters: self.conf_state.voters.clone(),
+            learners: self.conf_state.learners.clone(),
+            removed: self.removed,
         };
         self.parts.status.send_if_modified(|current| {
             let changed = *current != status;

@@ -11,8 +11,13 @@ use crate::StoreError;
 
 const IDENTITY: &[u8] = b"identity";
 
-/// Records `cluster` in a new data dir, or checks that an existing one was made for it.
-pub fn check_or_record(db: &sled::Db, cluster: &Cluster, path: &Path) -> Result<(), StoreError> {
+/// Records `cluster` in a new data dir, or checks that an existing one was made for it; returns
+/// the membership to run with: the recorded one (which follows membership changes) if any.
+pub fn check_or_record(
+    db: &sled::Db,
+    cluster: &Cluster,
+    path: &Path,
+) -> Result<Cluster, StoreError> {
     let storage_error = |source| StoreError::Storage {
         path: path.to_path_buf(),
         source,
@@ -31,14 +36,55 @@ pub fn check_or_record(db: &sled::Db, cluster: &Cluster, path: &Path) -> Result<
                     given: describe(cluster),
                 });
             }
-            Ok(())
+            if stored.member(stored.local).is_none() {
+                return Err(StoreError::Removed {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(stored)
         }
         None => {
-            meta.insert(IDENTITY, cluster.encode_to_vec())
-                .map_err(storage_error)?;
-            Ok(())
+            record(db, cluster, path)?;
+            Ok(cluster.clone())
         }
     }
+}
+
+/// Records the membership after a change (not yet durable: the caller flushes).
+pub fn record(db: &sled::Db, cluster: &Cluster, path: &Path) -> Result<(), StoreError> {
+    let storage_error = |source| StoreError::Storage {
+        path: path.to_path_buf(),
+        source,
+    };
+    db.open_tree("identity")
+        .and_then(|meta| meta.insert(IDENTITY, cluster.encode_to_vec()))
+        .map_err(storage_error)?;
+    Ok(())
+}
+
+/// The membership recorded in an existing data dir, if any (for a restart with `--join`).
+pub fn stored(path: &Path) -> Result<Option<Cluster>, StoreError> {
+    if !path.join("conf").exists() {
+        return Ok(None);
+    }
+    let storage_error = |source| StoreError::Storage {
+        path: path.to_path_buf(),
+        source,
+    };
+    let db = sled::Config::new()
+        .path(path)
+        .open()
+        .map_err(storage_error)?;
+    let meta = db.open_tree("identity").map_err(storage_error)?;
+    let Some(bytes) = meta.get(IDENTITY).map_err(storage_error)? else {
+        return Ok(None);
+    };
+    Cluster::decode(bytes.as_ref())
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what: format!("cluster identity: {e}"),
+        })
 }
 
 fn describe(cluster: &Cluster) -> String {
@@ -59,7 +105,15 @@ mod tests {
         let db = sled::open(dir.path()).expect("db");
         let s1 = Cluster::parse("s1", "s1=h:1,s2=h:2,s3=h:3").expect("cluster");
         check_or_record(&db, &s1, dir.path()).expect("first start records");
-        check_or_record(&db, &s1, dir.path()).expect("same member restarts");
+        let mut grown = check_or_record(&db, &s1, dir.path()).expect("same member restarts");
+        grown.add(crate::member::Member {
+            id: 4,
+            name: "s4".into(),
+            peer_addr: "h:4".into(),
+        });
+        record(&db, &grown, dir.path()).expect("record");
+        let again = check_or_record(&db, &s1, dir.path()).expect("restart after a change");
+        assert_eq!(again.members.len(), 4, "the recorded membership wins");
         let s2 = Cluster::parse("s2", "s1=h:1,s2=h:2,s3=h:3").expect("cluster");
         let err = check_or_record(&db, &s2, dir.path()).expect_err("another member");
         assert!(err.to_string().contains("member \"s1\""), "{err}");

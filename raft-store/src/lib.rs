@@ -20,10 +20,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prost::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeType};
 use tokio::sync::{broadcast, mpsc, oneshot, watch as signal};
 use tokio::task::JoinHandle;
 
 pub use backup::{restore as restore_backup, BackupInfo};
+pub use identity::stored as stored_cluster;
 pub use member::{Cluster, ClusterError, Member};
 
 /// One stored key with its revisions (as etcd's `mvccpb.KeyValue`).
@@ -120,6 +123,16 @@ pub struct StoreConfig {
     pub timing: Timing,
     /// Log entries kept behind the applied index; a follower further behind gets a snapshot.
     pub log_retain: u64,
+    /// For a member joining an existing cluster with a new data dir: the group's voters and
+    /// learners (this member among the learners), as the cluster reported them.
+    pub join: Option<JoinConf>,
+}
+
+/// The Raft configuration a joining member starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinConf {
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
 }
 
 impl StoreConfig {
@@ -132,6 +145,7 @@ impl StoreConfig {
             watch_history,
             timing: Timing::default(),
             log_retain: DEFAULT_LOG_RETAIN,
+            join: None,
         }
     }
 }
@@ -193,6 +207,12 @@ pub enum StoreError {
     },
     #[error("this member has peers but no peer listen address")]
     NoPeerListen,
+    #[error("membership change refused: {0}")]
+    MemberConflict(String),
+    #[error("no member named {0:?}")]
+    NoSuchMember(String),
+    #[error("{path} belongs to a member that was removed from its cluster; remove the directory to join again as a new member")]
+    Removed { path: PathBuf },
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
 }
@@ -214,6 +234,12 @@ pub struct MemberStatus {
     pub leading: Option<u64>,
     /// On the leader: each member's id and the highest log index known to be replicated to it.
     pub progress: Vec<(u64, u64)>,
+    /// The voting members' ids.
+    pub voters: Vec<u64>,
+    /// Members catching up before they vote.
+    pub learners: Vec<u64>,
+    /// This member was removed from the group and has stopped.
+    pub removed: bool,
 }
 
 /// A live watch: yields events in revision order, starting at the requested revision.
@@ -243,10 +269,11 @@ pub struct Store {
 struct Shared {
     state: Arc<state_machine::StateMachine>,
     proposals: mpsc::Sender<driver::Proposal>,
+    changes: mpsc::Sender<driver::ChangeProposal>,
     reads: mpsc::Sender<oneshot::Sender<Result<(), StoreError>>>,
     live: broadcast::Sender<Arc<Vec<WatchEvent>>>,
     status: signal::Receiver<MemberStatus>,
-    cluster: Cluster,
+    cluster: Arc<std::sync::RwLock<Cluster>>,
     stop: signal::Sender<bool>,
     driver: std::sync::Mutex<Option<JoinHandle<()>>>,
     db: sled::Db,
@@ -260,7 +287,8 @@ impl Store {
             path: config.data_dir.clone(),
             source,
         };
-        let peer_listener = match (config.cluster.members.len() > 1, config.peer_listen) {
+        let has_peers = config.cluster.members.len() > 1 || config.join.is_some();
+        let peer_listener = match (has_peers, config.peer_listen) {
             (false, _) => None,
             (true, None) => return Err(StoreError::NoPeerListen),
             (true, Some(addr)) => Some(
@@ -273,15 +301,22 @@ impl Store {
             .path(&config.data_dir)
             .open()
             .map_err(storage_error)?;
-        identity::check_or_record(&db, &config.cluster, &config.data_dir)?;
+        let cluster = identity::check_or_record(&db, &config.cluster, &config.data_dir)?;
         let state = Arc::new(
             state_machine::StateMachine::open(&db, config.watch_history, &config.data_dir)
                 .map_err(storage_error)?,
         );
-        let storage = storage::SledStorage::open(&db, state.clone()).map_err(storage_error)?;
+        let membership = Arc::new(std::sync::RwLock::new(cluster.clone()));
+        let storage = storage::SledStorage::open(&db, state.clone(), membership.clone())
+            .map_err(storage_error)?;
         if !storage.is_initialized()? {
+            let (voters, learners) = match &config.join {
+                Some(join) => (join.voters.clone(), join.learners.clone()),
+                None => (cluster.voters(), Vec::new()),
+            };
             storage.set_conf_state(&raft::eraftpb::ConfState {
-                voters: config.cluster.voters(),
+                voters,
+                learners,
                 ..Default::default()
             })?;
         }
@@ -294,7 +329,7 @@ impl Store {
         }
         db.flush_async().await.map_err(storage_error)?;
         let raft_config = raft::Config {
-            id: config.cluster.local,
+            id: cluster.local,
             election_tick: config.timing.election_ticks,
             heartbeat_tick: config.timing.heartbeat_ticks,
             applied: state.applied_index(),
@@ -307,28 +342,32 @@ impl Store {
         raft_config.validate()?;
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let mut node = raft::RawNode::new(&raft_config, storage.clone(), &logger)?;
-        let voters = raft::Storage::initial_state(&storage)?.conf_state.voters;
-        if voters == [config.cluster.local] {
+        let conf_state = raft::Storage::initial_state(&storage)?.conf_state;
+        if conf_state.voters == [cluster.local] {
             // A lone voter need not wait an election timeout to lead.
             node.campaign()?;
         }
         let (proposals, proposal_rx) = mpsc::channel(PROPOSAL_QUEUE);
+        let (changes, change_rx) = mpsc::channel(16);
         let (reads, read_rx) = mpsc::channel(READ_QUEUE);
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
         let (reports, report_rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(LIVE_EVENTS);
         let (status_tx, status) = signal::channel(MemberStatus::default());
         let (stop, stop_rx) = signal::channel(false);
-        let transport = transport::Transport::start(&config.cluster, reports, &stop_rx);
+        let transport = transport::Transport::start(&cluster, reports, &stop_rx);
         if let Some(listener) = peer_listener {
-            transport::serve(listener, &config.cluster, inbox, stop_rx.clone());
+            transport::serve(listener, &cluster, inbox, stop_rx.clone());
         }
-        let driver = driver::Driver::new(driver::DriverParts {
+        let cluster = membership;
+        let parts = driver::DriverParts {
             node,
             storage,
             db: db.clone(),
             state: state.clone(),
             proposals: proposal_rx,
+            changes: change_rx,
+            cluster: cluster.clone(),
             reads: read_rx,
             inbox: inbox_rx,
             reports: report_rx,
@@ -338,16 +377,18 @@ impl Store {
             data_dir: config.data_dir.clone(),
             tick: config.timing.tick,
             log_retain: config.log_retain,
-        });
+        };
+        let driver = driver::Driver::new(parts, conf_state);
         let task = tokio::spawn(driver.run(stop_rx));
         Ok(Store {
             shared: Arc::new(Shared {
                 state,
                 proposals,
+                changes,
                 reads,
                 live,
                 status,
-                cluster: config.cluster,
+                cluster,
                 stop,
                 driver: std::sync::Mutex::new(Some(task)),
                 db,
@@ -382,7 +423,7 @@ impl Store {
     pub async fn backup(&self) -> Result<Vec<u8>, StoreError> {
         self.read_barrier().await?;
         let state = self.shared.state.clone();
-        let cluster = self.shared.cluster.clone();
+        let cluster = self.cluster();
         tokio::task::spawn_blocking(move || backup::save(&state, &cluster))
             .await
             .map_err(|_| StoreError::Stopped)?
@@ -393,9 +434,62 @@ impl Store {
         self.shared.status.clone()
     }
 
-    /// The group's members.
-    pub fn cluster(&self) -> &Cluster {
-        &self.shared.cluster
+    /// The group's members as this member has applied them.
+    pub fn cluster(&self) -> Cluster {
+        self.shared.cluster.read().expect("cluster").clone()
+    }
+
+    /// Adds a member as a learner, which the leader promotes to voter once it has caught up
+    /// (Raft's learners, one change at a time); returns it with its new id.
+    pub async fn add_member(&self, name: &str, peer_addr: &str) -> Result<Member, StoreError> {
+        let member = Member {
+            id: self.cluster().next_id(),
+            name: name.to_string(),
+            peer_addr: peer_addr.to_string(),
+        };
+        self.change_membership(ConfChangeType::AddLearnerNode, member.clone())
+            .await?;
+        Ok(member)
+    }
+
+    /// Removes a member; it stops serving once it applies its removal.
+    pub async fn remove_member(&self, name: &str) -> Result<(), StoreError> {
+        let member = self
+            .cluster()
+            .by_name(name)
+            .cloned()
+            .ok_or_else(|| StoreError::NoSuchMember(name.to_string()))?;
+        self.change_membership(ConfChangeType::RemoveNode, member)
+            .await
+    }
+
+    async fn change_membership(
+        &self,
+        kind: ConfChangeType,
+        member: Member,
+    ) -> Result<(), StoreError> {
+        let request_id = rand_id();
+        let change = ConfChange {
+            change_type: kind as i32,
+            node_id: member.id,
+            context: member::MemberChange {
+                request_id,
+                member: Some(member),
+            }
+            .encode_to_vec(),
+            ..Default::default()
+        };
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .changes
+            .send(driver::ChangeProposal {
+                change,
+                request_id,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Stopped)?;
+        answer.await.map_err(|_| StoreError::Stopped)?
     }
 
     /// Reads one key at the latest applied revision.

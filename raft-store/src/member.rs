@@ -29,6 +29,31 @@ pub struct Cluster {
     /// and against the data dir, so members of different clusters never mix.
     #[prost(string, tag = "3")]
     pub cluster_id: String,
+    /// The highest id any member ever had: ids are never reused.
+    #[prost(uint64, tag = "4")]
+    pub max_id: u64,
+}
+
+/// What a snapshot sent to a follower carries: the state machine and the membership it
+/// belongs with (names and addresses are not in Raft's own configuration).
+#[derive(Clone, PartialEq, Message)]
+pub struct RaftSnapshot {
+    /// An encoded state machine snapshot.
+    #[prost(bytes = "vec", tag = "1")]
+    pub state: Vec<u8>,
+    #[prost(message, repeated, tag = "2")]
+    pub members: Vec<Member>,
+    #[prost(uint64, tag = "3")]
+    pub max_id: u64,
+}
+
+/// The context of a membership change entry: which member, and which proposer waits for it.
+#[derive(Clone, PartialEq, Message)]
+pub struct MemberChange {
+    #[prost(uint64, tag = "1")]
+    pub request_id: u64,
+    #[prost(message, optional, tag = "2")]
+    pub member: Option<Member>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -88,6 +113,7 @@ impl Cluster {
             .map(|m| m.id)
             .ok_or_else(|| ClusterError::NotListed(local.to_string()))?;
         Ok(Cluster {
+            max_id: members.len() as u64,
             members,
             local,
             cluster_id: hex::encode(&digest.finalize()[..8]),
@@ -107,6 +133,40 @@ impl Cluster {
     /// A member by Raft id.
     pub fn member(&self, id: u64) -> Option<&Member> {
         self.members.iter().find(|m| m.id == id)
+    }
+
+    /// A member by name.
+    pub fn by_name(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    /// The id the next added member gets (ids of removed members are never reused).
+    pub fn next_id(&self) -> u64 {
+        self.members
+            .iter()
+            .map(|m| m.id)
+            .max()
+            .unwrap_or(0)
+            .max(self.max_id)
+            + 1
+    }
+
+    /// Adds a member (as a membership change applies it); false if its id or name is taken
+    /// or its id was used before.
+    pub fn add(&mut self, member: Member) -> bool {
+        if member.id < self.next_id() || self.by_name(&member.name).is_some() {
+            return false;
+        }
+        self.max_id = member.id;
+        self.members.push(member);
+        true
+    }
+
+    /// Removes the member with `id`; false if there is none.
+    pub fn remove(&mut self, id: u64) -> bool {
+        let before = self.members.len();
+        self.members.retain(|m| m.id != id);
+        self.members.len() != before
     }
 
     /// `name=addr,...` as given on the command line (sorted by name).
@@ -137,6 +197,24 @@ mod tests {
             other.cluster_id, a.cluster_id,
             "another peer list is another cluster"
         );
+    }
+
+    #[test]
+    fn added_members_get_fresh_ids_and_unique_names() {
+        let mut c = Cluster::parse("s1", "s1=h:1,s2=h:2,s3=h:3").expect("parse");
+        let member = |id, name: &str| Member {
+            id,
+            name: name.into(),
+            peer_addr: "h:9".into(),
+        };
+        assert_eq!(c.next_id(), 4);
+        assert!(!c.add(member(4, "s2")), "names are unique");
+        assert!(!c.add(member(2, "s4")), "ids are unique");
+        assert!(c.add(member(4, "s4")));
+        assert!(c.remove(4));
+        assert!(!c.remove(4));
+        assert_eq!(c.next_id(), 5, "a removed member's id is not reused");
+        assert!(!c.add(member(4, "s5")));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use crate::member::{Cluster, RaftSnapshot};
 use crate::state_machine::StateMachine;
 
 use prost::Message;
@@ -31,6 +32,7 @@ pub struct SledStorage {
     meta: sled::Tree,
     bounds: Arc<RwLock<Bounds>>,
     state: Arc<StateMachine>,
+    cluster: Arc<RwLock<Cluster>>,
 }
 
 const HARD_STATE: &[u8] = b"hard_state";
@@ -46,7 +48,11 @@ fn storage_error(err: impl std::error::Error + Send + Sync + 'static) -> raft::E
 }
 
 impl SledStorage {
-    pub fn open(db: &sled::Db, state: Arc<StateMachine>) -> Result<Self, sled::Error> {
+    pub fn open(
+        db: &sled::Db,
+        state: Arc<StateMachine>,
+        cluster: Arc<RwLock<Cluster>>,
+    ) -> Result<Self, sled::Error> {
         let log = db.open_tree("raft_log")?;
         let meta = db.open_tree("raft_meta")?;
         let compacted = match meta.get(COMPACTED)? {
@@ -69,6 +75,7 @@ impl SledStorage {
                 compacted,
             })),
             state,
+            cluster,
         })
     }
 
@@ -243,7 +250,7 @@ impl raft::Storage for SledStorage {
 
     /// The state machine at its applied index, for a follower whose next entry was compacted.
     fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
-        let (index, data) = self
+        let (index, state) = self
             .state
             .snapshot()
             .map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?;
@@ -252,8 +259,14 @@ impl raft::Storage for SledStorage {
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
         }
+        let cluster = self.cluster.read().expect("cluster").clone();
+        let data = RaftSnapshot {
+            state,
+            members: cluster.members,
+            max_id: cluster.max_id,
+        };
         let mut snapshot = Snapshot {
-            data,
+            data: data.encode_to_vec(),
             ..Default::default()
         };
         let meta = snapshot.mut_metadata();
@@ -283,7 +296,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = sled::open(dir.path()).expect("db");
         let state = Arc::new(StateMachine::open(&db, 10, dir.path()).expect("state"));
-        let storage = SledStorage::open(&db, state.clone()).expect("storage");
+        let cluster = Arc::new(RwLock::new(Cluster::single("s1")));
+        let storage = SledStorage::open(&db, state.clone(), cluster.clone()).expect("storage");
         storage
             .append(&[entry(1, 1), entry(2, 1), entry(3, 1)])
             .expect("append");
@@ -304,7 +318,7 @@ mod tests {
             .expect("entries");
         assert_eq!(got.iter().map(|e| e.index).collect::<Vec<_>>(), vec![3, 4]);
         drop(storage);
-        let reopened = SledStorage::open(&db, state).expect("reopen");
+        let reopened = SledStorage::open(&db, state, cluster).expect("reopen");
         assert_eq!(reopened.first_index().expect("first"), 3);
         assert_eq!(reopened.last_index().expect("last"), 4);
     }

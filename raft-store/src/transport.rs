@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use crate::member::Cluster;
+use crate::member::{Cluster, Member};
 
 /// Messages queued per peer before new ones are dropped.
 const PEER_QUEUE: usize = 4096;
@@ -46,6 +46,9 @@ pub enum PeerReport {
 pub struct Transport {
     peers: HashMap<u64, mpsc::Sender<Message>>,
     reports: mpsc::UnboundedSender<PeerReport>,
+    cluster_id: String,
+    local: u64,
+    stop: watch::Receiver<bool>,
 }
 
 impl Transport {
@@ -55,23 +58,42 @@ impl Transport {
         reports: mpsc::UnboundedSender<PeerReport>,
         stop: &watch::Receiver<bool>,
     ) -> Transport {
-        let mut peers = HashMap::new();
+        let mut transport = Transport {
+            peers: HashMap::new(),
+            reports,
+            cluster_id: cluster.cluster_id.clone(),
+            local: cluster.local,
+            stop: stop.clone(),
+        };
         for peer in cluster.peers() {
-            let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            let sender = PeerSender {
-                addr: peer.peer_addr.clone(),
-                hello: Hello {
-                    cluster_id: cluster.cluster_id.clone(),
-                    from: cluster.local,
-                    to: peer.id,
-                },
-                queue: rx,
-                reports: reports.clone(),
-            };
-            tokio::spawn(sender.run(stop.clone()));
-            peers.insert(peer.id, tx);
+            transport.add_peer(peer);
         }
-        Transport { peers, reports }
+        transport
+    }
+
+    /// Starts sending to a member (added by a membership change); known members are kept.
+    pub fn add_peer(&mut self, peer: &Member) {
+        if peer.id == self.local || self.peers.contains_key(&peer.id) {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let sender = PeerSender {
+            addr: peer.peer_addr.clone(),
+            hello: Hello {
+                cluster_id: self.cluster_id.clone(),
+                from: self.local,
+                to: peer.id,
+            },
+            queue: rx,
+            reports: self.reports.clone(),
+        };
+        tokio::spawn(sender.run(self.stop.clone()));
+        self.peers.insert(peer.id, tx);
+    }
+
+    /// Stops sending to a removed member (its sender task ends).
+    pub fn remove_peer(&mut self, id: u64) {
+        self.peers.remove(&id);
     }
 
     pub fn send(&self, messages: Vec<Message>) {
@@ -104,7 +126,8 @@ struct PeerSender {
 impl PeerSender {
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut backoff = BACKOFF_MIN;
-        loop {
+        // Ends when the member is removed (its queue's sender is dropped) or the store stops.
+        while !self.queue.is_closed() {
             let connected = tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
                 connected = self.connect() => connected,

@@ -41,6 +41,7 @@ fn config(dir: &Path, name: &str, addrs: &[SocketAddr], log_retain: u64) -> Stor
             election_ticks: 10,
         },
         log_retain,
+        join: None,
     }
 }
 

@@ -2,6 +2,8 @@
 //! API port and Raft peer port on loopback, started with one `--initial-cluster`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -38,6 +40,48 @@ pub struct Cluster {
     /// With `start_partitionable`: each member's own network namespace.
     pub network: Option<Network>,
     http: reqwest::blocking::Client,
+}
+
+/// Creates ConfigMap `name` through the first of `urls` that takes it, in up to `rounds`
+/// rounds: `Ok(true)` acknowledged, `Ok(false)` outcome unknown (504).
+fn create_via(
+    http: &reqwest::blocking::Client,
+    urls: &[String],
+    name: &str,
+    rounds: usize,
+) -> anyhow::Result<bool> {
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": name}, "data": {"k": name}});
+    let mut last = String::new();
+    for _ in 0..rounds {
+        for url in urls {
+            let url = format!("{url}/api/v1/namespaces/default/configmaps");
+            match http.post(&url).json(&body).send() {
+                Ok(r) if r.status().is_success() => return Ok(true),
+                // A retry of a create whose first attempt did apply.
+                Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => return Ok(true),
+                Ok(r) if r.status() == reqwest::StatusCode::GATEWAY_TIMEOUT => return Ok(false),
+                Ok(r) => last = format!("{url}: {}", r.status()),
+                Err(err) => last = format!("{url}: {err}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    anyhow::bail!("creating ConfigMap {name} never succeeded; last: {last}")
+}
+
+/// A thread writing ConfigMaps (see `Cluster::writer`).
+pub struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Writer {
+    /// Stops the writer; returns the names of the acknowledged writes.
+    pub fn stop(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
 }
 
 /// Where the members listen.
@@ -230,6 +274,62 @@ impl Cluster {
         self.wait_ready(i)
     }
 
+    /// Adds member `name` with `skiff cluster add`, starts it with `--join`, and waits until it
+    /// is ready; returns its index.
+    pub fn join(&mut self, dir: &Path, name: &str) -> anyhow::Result<usize> {
+        let (peer, api) = (free_port()?, free_port()?);
+        let peer_address = format!("127.0.0.1:{peer}");
+        self.cli()
+            .ok(&["cluster", "add", name, "--peer-address", &peer_address])?;
+        let data_dir = dir.join(name);
+        let args = [
+            "server",
+            "--name",
+            name,
+            "--join",
+            &self.servers(),
+            "--data-dir",
+            &data_dir.display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{api}"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let process = SkiffProcess::spawn(args, dir.join(format!("{name}.log")))?;
+        self.members.push(Member {
+            name: name.to_string(),
+            process,
+            api: format!("http://127.0.0.1:{api}"),
+            data_dir,
+        });
+        let index = self.members.len() - 1;
+        self.wait_ready(index)?;
+        Ok(index)
+    }
+
+    /// A background writer creating ConfigMaps `{prefix}-N` through every member until stopped.
+    pub fn writer(&self, prefix: &str) -> Writer {
+        let urls: Vec<String> = self.members.iter().map(Member::url).collect();
+        let http = self.http.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let prefix = prefix.to_string();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let name = format!("{prefix}-{i}");
+                i += 1;
+                if let Ok(true) = create_via(&http, &urls, &name, 4) {
+                    acked.push(name);
+                }
+            }
+            acked
+        });
+        Writer { stop, thread }
+    }
+
     /// Creates ConfigMap `name` through member `i` alone, once: whether it was acknowledged.
     pub fn create_config_map_on(&self, i: usize, name: &str) -> bool {
         let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -245,26 +345,8 @@ impl Cluster {
     /// moves (bounded). `Ok(true)`: acknowledged; `Ok(false)`: the outcome is unknown (timed
     /// out), so it may or may not exist.
     pub fn create_config_map(&self, name: &str) -> anyhow::Result<bool> {
-        let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
-                          "metadata": {"name": name}, "data": {"k": name}});
-        let mut last = String::new();
-        for _ in 0..60 {
-            for member in &self.members {
-                let url = format!("{}/api/v1/namespaces/default/configmaps", member.url());
-                match self.http.post(&url).json(&body).send() {
-                    Ok(r) if r.status().is_success() => return Ok(true),
-                    // A retry of a create whose first attempt did apply.
-                    Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => return Ok(true),
-                    Ok(r) if r.status() == reqwest::StatusCode::GATEWAY_TIMEOUT => {
-                        return Ok(false)
-                    }
-                    Ok(r) => last = format!("{url}: {}", r.status()),
-                    Err(err) => last = format!("{url}: {err}"),
-                }
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        anyhow::bail!("creating ConfigMap {name} never succeeded; last: {last}")
+        let urls: Vec<String> = self.members.iter().map(Member::url).collect();
+        create_via(&self.http, &urls, name, 60)
     }
 
     /// The ConfigMap names member `i` serves, read linearizably from that member alone.

@@ -9,7 +9,7 @@ mod process;
 mod wait;
 
 pub use cli::{CliOutput, Skiff};
-pub use cluster::{Cluster, Member};
+pub use cluster::{Cluster, Member, Writer};
 pub use netns::Network;
 pub use process::{start_agent, DevServer, SkiffProcess};
 pub use wait::wait_until;

@@ -118,8 +118,13 @@ impl SkiffProcess {
         status
     }
 
-    /// Starts the process again with the same arguments.
+    /// Starts the process again with the same arguments (after it was stopped or exited).
     pub fn restart(&mut self) -> anyhow::Result<()> {
+        if let Some(child) = self.child.as_mut() {
+            if child.try_wait()?.is_some() {
+                self.child = None;
+            }
+        }
         anyhow::ensure!(
             self.child.is_none(),
             "stop the process before restarting it"

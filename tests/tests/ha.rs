@@ -230,3 +230,77 @@ fn a_backup_seeds_a_new_cluster_and_a_damaged_one_is_refused() -> anyhow::Result
     assert!(restored.create_config_map("after-restore")?);
     Ok(())
 }
+
+#[test]
+fn members_are_added_and_removed_while_a_writer_runs() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut cluster = Cluster::start(tmp.path(), 3, &["--log-retain", "50"])?;
+    let writer = cluster.writer("steady");
+    write(&cluster, "warm-up", 100)?;
+
+    // A fourth member joins as a learner, catches up, and becomes a voter.
+    let s4 = cluster.join(tmp.path(), "s4")?;
+    wait_until(
+        "s4 to be promoted to voter",
+        Duration::from_secs(30),
+        || {
+            let leader = cluster.leader()?;
+            let status = cluster.status(leader)?;
+            let id = status["members"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["name"] == "s4"))
+                .map(|m| m["id"].clone());
+            Ok(id
+                .filter(|id| status["voters"].as_array().is_some_and(|v| v.contains(id)))
+                .map(drop))
+        },
+    )?;
+
+    // Remove a follower, then the leader: the group goes on, and each removed server stops.
+    let leader = cluster.leader()?;
+    let follower = (0..3).find(|i| *i != leader).expect("a follower");
+    for removed in [follower, leader] {
+        let name = cluster.members[removed].name.clone();
+        cluster.cli().ok(&["cluster", "remove", &name])?;
+        wait_until(
+            "the removed server to exit",
+            Duration::from_secs(30),
+            || {
+                Ok(cluster.members[removed]
+                    .process
+                    .check_running()
+                    .err()
+                    .map(drop))
+            },
+        )?;
+    }
+    let acked = writer.stop();
+    anyhow::ensure!(acked.len() > 10, "the writer barely ran: {}", acked.len());
+    let remaining: Vec<usize> = (0..4).filter(|i| *i != follower && *i != leader).collect();
+    assert!(remaining.contains(&s4));
+    for &i in &remaining {
+        cluster.wait_caught_up(i, cluster.leader()?)?;
+    }
+    assert_all_present(&cluster, &acked, &remaining)?;
+    let status = cluster.status(remaining[0])?;
+    assert_eq!(status["members"].as_array().map(Vec::len), Some(2));
+
+    // A removed member's data dir refuses to start again.
+    cluster.members[follower].process.restart()?;
+    wait_until(
+        "the removed member to refuse to start",
+        Duration::from_secs(30),
+        || {
+            Ok(cluster.members[follower]
+                .process
+                .check_running()
+                .err()
+                .map(drop))
+        },
+    )?;
+    assert!(cluster.members[follower]
+        .process
+        .log()
+        .contains("belongs to a member that was removed"));
+    Ok(())
+}

@@ -113,9 +113,16 @@ async fn dispatch(
             Ok(Json(registry.update(kind, ns, name, obj, sub).await?).into_response())
         }
         (Method::PATCH, Some(name)) => {
-            check_patch_type(headers)?;
-            let patch = parse_body(&body, headers)?;
-            Ok(Json(registry.patch(kind, ns, name, &patch, sub).await?).into_response())
+            let patched = if is_json_patch(headers)? {
+                let patch: json_patch::Patch = serde_json::from_slice(&body).map_err(|e| {
+                    ApiError::BadRequest(format!("the body is not a JSON Patch: {e}"))
+                })?;
+                registry.json_patch(kind, ns, name, &patch, sub).await?
+            } else {
+                let patch = parse_body(&body, headers)?;
+                registry.patch(kind, ns, name, &patch, sub).await?
+            };
+            Ok(Json(patched).into_response())
         }
         (Method::DELETE, Some(name)) => {
             let options = delete_options(&query, &body)?;
@@ -139,15 +146,18 @@ fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))
 }
 
-fn check_patch_type(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Whether a PATCH body is a JSON Patch (else a merge patch); other patch types are refused.
+fn is_json_patch(headers: &HeaderMap) -> Result<bool, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     match content_type {
-        "application/merge-patch+json" | "application/json" | "" => Ok(()),
+        "application/json-patch+json" => Ok(true),
+        "application/merge-patch+json" | "application/json" | "" => Ok(false),
         other => Err(ApiError::BadRequest(format!(
-            "patch type {other:?} is not supported; use application/merge-patch+json"
+            "patch type {other:?} is not supported; use application/merge-patch+json or \
+             application/json-patch+json"
         ))),
     }
 }

@@ -7,7 +7,7 @@ mod logs;
 mod path;
 mod query;
 
-use axum::routing::{any, get};
+use axum::routing::{any, delete, get, post};
 use axum::Router;
 
 use crate::registry::Registry;
@@ -31,6 +31,11 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(handlers::health))
         .route("/readyz", get(cluster::ready))
         .route("/skiff/v1/cluster", get(cluster::status))
+        .route("/skiff/v1/cluster/members", post(cluster::add_member))
+        .route(
+            "/skiff/v1/cluster/members/{name}",
+            delete(cluster::remove_member),
+        )
         .route("/skiff/v1/backup", get(cluster::backup))
         .route("/version", get(handlers::version))
         .with_state(state)

@@ -189,13 +189,47 @@ impl Registry {
         subresource: Subresource,
     ) -> Result<Value, ApiError> {
         let pinned = object::resource_version(patch).map_err(ApiError::BadRequest)?;
+        self.patch_with(kind, namespace, name, pinned, subresource, |obj| {
+            json_patch::merge(obj, patch);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Applies a JSON Patch (RFC 6902) atomically: its `test` operations see the same version
+    /// its other operations change (a compare-and-swap on any field); a failed test is 422.
+    pub async fn json_patch(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &json_patch::Patch,
+        subresource: Subresource,
+    ) -> Result<Value, ApiError> {
+        self.patch_with(kind, namespace, name, None, subresource, |obj| {
+            json_patch::patch(obj, patch).map_err(|e| ApiError::PatchFailed(e.to_string()))
+        })
+        .await
+    }
+
+    /// Reads, changes with `apply`, and writes back on the same revision, retrying on
+    /// concurrent writes unless `pinned` to a revision.
+    async fn patch_with(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        pinned: Option<u64>,
+        subresource: Subresource,
+        apply: impl Fn(&mut Value) -> Result<(), ApiError>,
+    ) -> Result<Value, ApiError> {
         for _ in 0..PATCH_RETRIES {
             let current = self.get_kv(kind, namespace, name).await?;
             if pinned.is_some_and(|rv| rv != current.mod_revision) {
                 return Err(ApiError::stale(kind, name));
             }
             let mut obj = decode(&current)?;
-            json_patch::merge(&mut obj, patch);
+            apply(&mut obj)?;
             match self
                 .update_from(kind, namespace, name, &current, obj, subresource)
                 .await

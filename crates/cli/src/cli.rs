@@ -93,8 +93,12 @@ pub struct ServerArgs {
     /// without it the server is a cluster of one.
     #[arg(long)]
     pub initial_cluster: Option<String>,
+    /// Join a running cluster through these API URLs (after `skiff cluster add NAME`), instead
+    /// of `--initial-cluster`; ignored once the data dir holds a store.
+    #[arg(long)]
+    pub join: Option<String>,
     /// Where this member accepts Raft traffic from the others (default: its entry in
-    /// `--initial-cluster`).
+    /// `--initial-cluster`, or the address given to `skiff cluster add`).
     #[arg(long)]
     pub peer_listen: Option<SocketAddr>,
     /// Raft heartbeat interval in milliseconds (etcd's default).
@@ -124,6 +128,30 @@ pub enum ClusterCommand {
     /// Members, leader, term, commit and applied index, and each member's lag, asked of every
     /// server in `--server`.
     Status(ClusterStatusArgs),
+    /// Add a member (a learner until it has caught up, then a voter); then start it with
+    /// `skiff server --name NAME --join URL...`.
+    Add(ClusterAddArgs),
+    /// Remove a member; it stops serving.
+    Remove(ClusterRemoveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterAddArgs {
+    /// The new member's `--name`.
+    pub name: String,
+    /// Where the new member will accept Raft traffic (its `--peer-listen`), IP:PORT.
+    #[arg(long)]
+    pub peer_address: String,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterRemoveArgs {
+    /// The member's name.
+    pub name: String,
+    #[command(flatten)]
+    pub client: ClientOpts,
 }
 
 #[derive(Subcommand, Debug)]

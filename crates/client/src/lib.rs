@@ -208,9 +208,28 @@ impl Client {
             .await
     }
 
-    /// The answering control-plane member's view of the Raft group (`/skiff/v1/cluster`).
-    pub async fn cluster_status(&self) -> Result<Value, ClientError> {
-        self.json(Method::GET, "/skiff/v1/cluster", None).await
+    /// The answering control-plane member's view of the Raft group (`/skiff/v1/cluster`);
+    /// `consistent`: after the member has caught up with the leader.
+    pub async fn cluster_status(&self, consistent: bool) -> Result<Value, ClientError> {
+        let path = if consistent {
+            "/skiff/v1/cluster?consistent=true"
+        } else {
+            "/skiff/v1/cluster"
+        };
+        self.json(Method::GET, path, None).await
+    }
+
+    /// Adds a control-plane member (`skiff cluster add`).
+    pub async fn add_member(&self, name: &str, peer_address: &str) -> Result<Value, ClientError> {
+        let body = serde_json::json!({"name": name, "peerAddress": peer_address});
+        self.json(Method::POST, "/skiff/v1/cluster/members", Self::body(&body))
+            .await
+    }
+
+    /// Removes a control-plane member (`skiff cluster remove`).
+    pub async fn remove_member(&self, name: &str) -> Result<Value, ClientError> {
+        let path = format!("/skiff/v1/cluster/members/{name}");
+        self.json(Method::DELETE, &path, None).await
     }
 
     /// A backup of the whole store (`/skiff/v1/backup`), for `skiff backup restore`.

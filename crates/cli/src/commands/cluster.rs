@@ -1,9 +1,12 @@
-//! `skiff cluster status`: every server's view of the control plane's Raft group.
+//! `skiff cluster status|add|remove`: the control plane's Raft group, seen from every server,
+//! and its membership.
 
+use anyhow::Context;
 use serde_json::Value;
 use skiff_client::Client;
+use skiff_control_plane::{Cluster, JoinConf, Member};
 
-use crate::cli::ClusterStatusArgs;
+use crate::cli::{ClusterAddArgs, ClusterRemoveArgs, ClusterStatusArgs};
 
 /// One server's answer, or why there is none.
 struct Row {
@@ -16,7 +19,10 @@ pub async fn status(args: ClusterStatusArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for url in urls {
         let status = match Client::new(std::slice::from_ref(&url)) {
-            Ok(client) => client.cluster_status().await.map_err(|e| e.to_string()),
+            Ok(client) => client
+                .cluster_status(false)
+                .await
+                .map_err(|e| e.to_string()),
             Err(err) => Err(err.to_string()),
         };
         rows.push(Row { url, status });
@@ -26,6 +32,78 @@ pub async fn status(args: ClusterStatusArgs) -> anyhow::Result<()> {
         anyhow::bail!("no server answered");
     }
     Ok(())
+}
+
+pub async fn add(args: ClusterAddArgs) -> anyhow::Result<()> {
+    let client = super::client(&args.client)?;
+    let member = client.add_member(&args.name, &args.peer_address).await?;
+    println!(
+        "added {} (id {}) as a learner; it becomes a voter once caught up. Start it with:",
+        args.name, member["id"]
+    );
+    println!(
+        "  skiff server --name {} --join {} --peer-listen {} --data-dir DIR --listen ADDR",
+        args.name,
+        client.servers().join(","),
+        args.peer_address
+    );
+    Ok(())
+}
+
+pub async fn remove(args: ClusterRemoveArgs) -> anyhow::Result<()> {
+    let client = super::client(&args.client)?;
+    client.remove_member(&args.name).await?;
+    println!("removed {}", args.name);
+    Ok(())
+}
+
+/// What a new member needs to join: the group's members (itself included, after
+/// `skiff cluster add`) and Raft configuration, read consistently from a running member.
+pub async fn join_info(urls: &str, name: &str) -> anyhow::Result<(Cluster, JoinConf)> {
+    let client = Client::new(&[urls.to_string()]).context("--join")?;
+    let status = client
+        .cluster_status(true)
+        .await
+        .with_context(|| format!("asking {urls} for the cluster's members"))?;
+    let members: Vec<Member> = status["members"]
+        .as_array()
+        .context("the cluster's answer lists no members")?
+        .iter()
+        .map(|m| Member {
+            id: m["id"].as_u64().unwrap_or_default(),
+            name: m["name"].as_str().unwrap_or_default().to_string(),
+            peer_addr: m["peerAddress"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect();
+    let local = members
+        .iter()
+        .find(|m| m.name == name)
+        .map(|m| m.id)
+        .with_context(|| {
+            format!(
+                "{name:?} is not a member of the cluster at {urls}: run `skiff cluster add {name} \
+             --peer-address IP:PORT` first"
+            )
+        })?;
+    let ids = |field: &str| -> Vec<u64> {
+        status[field]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default()
+    };
+    let cluster = Cluster {
+        members,
+        local,
+        cluster_id: status["clusterId"].as_str().unwrap_or_default().to_string(),
+        max_id: status["maxId"].as_u64().unwrap_or_default(),
+    };
+    Ok((
+        cluster,
+        JoinConf {
+            voters: ids("voters"),
+            learners: ids("learners"),
+        },
+    ))
 }
 
 fn render(rows: &[Row]) -> String {
@@ -75,9 +153,15 @@ fn render(rows: &[Row]) -> String {
             .iter()
             .map(|m| {
                 let name = m["name"].as_str().unwrap_or("?");
+                let learner = if m["role"] == "learner" {
+                    ", learner"
+                } else {
+                    ""
+                };
                 match m["matched"].as_u64() {
-                    Some(matched) => format!("{name} (replicated to {matched})"),
-                    None => name.to_string(),
+                    Some(matched) => format!("{name} (replicated to {matched}{learner})"),
+                    None if learner.is_empty() => name.to_string(),
+                    None => format!("{name} (learner)"),
                 }
             })
             .collect();

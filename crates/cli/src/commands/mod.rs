@@ -33,6 +33,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Uncordon(args) => node::set_unschedulable(&args, false).await,
         Command::Drain(args) => node::drain(args).await,
         Command::Cluster(ClusterCommand::Status(args)) => cluster::status(args).await,
+        Command::Cluster(ClusterCommand::Add(args)) => cluster::add(args).await,
+        Command::Cluster(ClusterCommand::Remove(args)) => cluster::remove(args).await,
         Command::Backup(BackupCommand::Save(args)) => backup::save(args).await,
         Command::Backup(BackupCommand::Restore(args)) => backup::restore(args),
         Command::Token(TokenCommand::Create(args)) => token::create(args).await,

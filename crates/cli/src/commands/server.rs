@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use skiff_control_plane::{Cluster, Server, ServerConfig, Timing};
+use skiff_control_plane::{stored_cluster, Cluster, Server, ServerConfig, Timing};
 use skiff_node_runtime::agent::Agent;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
@@ -64,8 +64,9 @@ async fn dev_token(url: &str, data_dir: &std::path::Path) -> anyhow::Result<Stri
 }
 
 /// The member's configuration from its flags; a bad peer list or timing is refused here,
-/// before anything is opened.
-fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
+/// before anything is opened. With `--join`, the membership comes from the running cluster
+/// (first start) or from the data dir (restarts).
+async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     use std::time::Duration;
     if args.election_timeout <= args.heartbeat_interval || args.heartbeat_interval == 0 {
         anyhow::bail!(
@@ -83,7 +84,36 @@ fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         heartbeat_ticks: 1,
         election_ticks: (args.election_timeout / args.heartbeat_interval) as usize,
     };
-    if let Some(initial) = &args.initial_cluster {
+    if let Some(urls) = &args.join {
+        if args.dev || args.initial_cluster.is_some() {
+            anyhow::bail!(
+                "--join starts a new member of a running cluster: drop --dev and --initial-cluster"
+            );
+        }
+        let store = args.data_dir.join(skiff_control_plane::STORE_DIR);
+        config.cluster = match stored_cluster(&store)? {
+            Some(cluster) => cluster,
+            None => {
+                let (cluster, conf) = super::cluster::join_info(urls, &args.name).await?;
+                config.join = Some(conf);
+                cluster
+            }
+        };
+        let own = config
+            .cluster
+            .member(config.cluster.local)
+            .map(|m| m.peer_addr.clone())
+            .unwrap_or_default();
+        config.peer_listen = Some(match args.peer_listen {
+            Some(addr) => addr,
+            None => own.parse().with_context(|| {
+                format!(
+                    "the cluster gives {:?} the peer address {own:?}; pass --peer-listen",
+                    args.name
+                )
+            })?,
+        });
+    } else if let Some(initial) = &args.initial_cluster {
         if args.dev {
             anyhow::bail!("--dev runs a cluster of one; it cannot take --initial-cluster");
         }
@@ -112,7 +142,7 @@ fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
 pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let handle = Server::start(server_config(&args)?).await?;
+    let handle = Server::start(server_config(&args).await?).await?;
     let url = handle.url();
     println!(
         "skiff API listening on {url} (data in {})",
@@ -140,7 +170,10 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    terminated().await;
+    tokio::select! {
+        _ = terminated() => {}
+        _ = handle.removed() => println!("this server was removed from the cluster"),
+    }
     println!("shutting down");
     if let Some((stop, task)) = agent {
         let _ = stop.send(());

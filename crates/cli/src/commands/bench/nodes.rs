@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures::StreamExt;
-use serde_json::json;
+use serde_json::{json, Value};
 use skiff_api::resources::{self, ResourceKind};
 use skiff_client::{Client, ListParams};
 use skiff_node_runtime::agent::Agent;
@@ -135,24 +135,20 @@ async fn run_pods(client: &Client, args: &BenchNodesArgs) -> anyhow::Result<PodT
         label_selector: Some(POD_LABEL.into()),
         field_selector: None,
     };
-    let list = client.list(pods, None, &params).await?;
-    let mut version = list["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let mut events = client.watch(pods, None, &params, &version).await?;
     let started = Instant::now();
-    let creator = tokio::spawn(create_deployments(
-        client.clone(),
-        args.pods,
-        args.per_deployment,
-    ));
     let mut times = PodTimes {
         started,
         created: HashMap::new(),
         bound: HashMap::new(),
         running: HashMap::new(),
     };
+    let mut version = relist(client, &params, &mut times).await?;
+    let mut events = client.watch(pods, None, &params, &version).await?;
+    let creator = tokio::spawn(create_deployments(
+        client.clone(),
+        args.pods,
+        args.per_deployment,
+    ));
     let timeout = Duration::from_secs(120) + Duration::from_millis(args.pods as u64 * 20);
     let deadline = tokio::time::Instant::now() + timeout;
     while times.running.len() < args.pods {
@@ -165,31 +161,68 @@ async fn run_pods(client: &Client, args: &BenchNodesArgs) -> anyhow::Result<PodT
             );
             break;
         };
-        let Some(event) = event else {
-            // The server ends watches that fall behind; go on from the last event seen.
-            events = client.watch(pods, None, &params, &version).await?;
-            continue;
+        let event = match event {
+            Some(Ok(event)) => event,
+            // The server ends watches that fall behind; go on from the last event seen, or
+            // list again when that is older than the server's history (as a reflector does).
+            None => {
+                events = match client.watch(pods, None, &params, &version).await {
+                    Err(err) if err.is_gone() => {
+                        version = relist(client, &params, &mut times).await?;
+                        client.watch(pods, None, &params, &version).await?
+                    }
+                    other => other?,
+                };
+                continue;
+            }
+            Some(Err(err)) if err.is_gone() => {
+                version = relist(client, &params, &mut times).await?;
+                events = client.watch(pods, None, &params, &version).await?;
+                continue;
+            }
+            Some(Err(err)) => return Err(err.into()),
         };
-        let event = event?;
-        let now = Instant::now();
-        let object = &event.object;
-        if let Some(v) = object["metadata"]["resourceVersion"].as_str() {
+        if let Some(v) = event.object["metadata"]["resourceVersion"].as_str() {
             version = v.to_string();
         }
-        let name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        times.created.entry(name.clone()).or_insert(now);
-        if object["spec"]["nodeName"].is_string() {
-            times.bound.entry(name.clone()).or_insert(now);
-        }
-        if object["status"]["phase"] == "Running" {
-            times.running.entry(name).or_insert(now);
-        }
+        times.observe(&event.object, Instant::now());
     }
     creator.await.context("creating deployments")??;
     Ok(times)
+}
+
+impl PodTimes {
+    /// Records what `pod` shows at `now`, for the first time seen.
+    fn observe(&mut self, pod: &Value, now: Instant) {
+        let name = pod["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.created.entry(name.clone()).or_insert(now);
+        if pod["spec"]["nodeName"].is_string() {
+            self.bound.entry(name.clone()).or_insert(now);
+        }
+        if pod["status"]["phase"] == "Running" {
+            self.running.entry(name).or_insert(now);
+        }
+    }
+}
+
+/// Lists the bench's pods, records them, and returns the list's resourceVersion.
+async fn relist(
+    client: &Client,
+    params: &ListParams,
+    times: &mut PodTimes,
+) -> anyhow::Result<String> {
+    let list = client.list(kind("pods")?, None, params).await?;
+    let now = Instant::now();
+    for pod in list["items"].as_array().into_iter().flatten() {
+        times.observe(pod, now);
+    }
+    Ok(list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// `count` pods as Deployments of at most `per` replicas each.

@@ -313,7 +313,7 @@ impl Members {
 
     async fn status(&self, i: usize) -> anyhow::Result<Value> {
         Ok(Client::new(std::slice::from_ref(&self.urls[i]))?
-            .cluster_status()
+            .cluster_status(false)
             .await?)
     }
 
