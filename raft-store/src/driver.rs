@@ -189,17 +189,18 @@ impl Driver {
         }
     }
 
-    /// A leader with peers asks the most caught-up follower to take over; false if there is
+    /// A leader with peers asks the most caught-up voter to take over; false if there is
     /// nothing to hand over.
     fn hand_over_leadership(&mut self) -> bool {
         let raft = &self.parts.node.raft;
         if raft.state != StateRole::Leader {
             return false;
         }
+        let voters = &self.conf_state.voters;
         let best = raft
             .prs()
             .iter()
-            .filter(|(id, _)| **id != raft.id)
+            .filter(|(id, _)| **id != raft.id && voters.contains(id))
             .max_by_key(|(_, pr)| pr.matched)
             .map(|(id, _)| *id);
         match best {

@@ -149,6 +149,8 @@ impl Registry {
         subresource: Subresource,
     ) -> Result<Value, ApiError> {
         let expected = object::resource_version(&obj).map_err(ApiError::BadRequest)?;
+        // Compared against the current object, not a replica that may trail the client.
+        self.read_barrier().await?;
         let current = self.get_kv(kind, namespace, name).await?;
         if expected.is_some_and(|rv| rv != current.mod_revision) {
             return Err(ApiError::stale(kind, name));
@@ -213,7 +215,9 @@ impl Registry {
     }
 
     /// Reads, changes with `apply`, and writes back on the same revision, retrying on
-    /// concurrent writes unless `pinned` to a revision.
+    /// concurrent writes unless `pinned` to a revision. The read follows a read barrier, so a
+    /// patch that fails (a JSON Patch `test`) failed against the current object, not a stale
+    /// replica.
     async fn patch_with(
         &self,
         kind: &ResourceKind,
@@ -224,6 +228,7 @@ impl Registry {
         apply: impl Fn(&mut Value) -> Result<(), ApiError>,
     ) -> Result<Value, ApiError> {
         for _ in 0..PATCH_RETRIES {
+            self.read_barrier().await?;
             let current = self.get_kv(kind, namespace, name).await?;
             if pinned.is_some_and(|rv| rv != current.mod_revision) {
                 return Err(ApiError::stale(kind, name));
