@@ -4,12 +4,14 @@
 
 mod cli;
 mod cluster;
+mod linearizability;
 mod netns;
 mod process;
 mod wait;
 
 pub use cli::{CliOutput, Skiff};
 pub use cluster::{Cluster, Member, Writer};
+pub use linearizability::{check, Op, OpKind, Outcome, Verdict};
 pub use netns::Network;
 pub use process::{start_agent, DevServer, SkiffProcess};
 pub use wait::wait_until;

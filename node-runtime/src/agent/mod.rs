@@ -77,6 +77,7 @@ pub enum AgentError {
 /// Configures an [`Agent`].
 pub struct AgentBuilder {
     servers: Vec<String>,
+    client: Option<Client>,
     token: Option<String>,
     node_name: Option<String>,
     data_dir: Option<PathBuf>,
@@ -105,6 +106,7 @@ impl Agent {
     pub fn builder() -> AgentBuilder {
         AgentBuilder {
             servers: Vec::new(),
+            client: None,
             token: None,
             node_name: None,
             data_dir: None,
@@ -230,6 +232,13 @@ impl AgentBuilder {
         self
     }
 
+    /// An API client to share with other agents in this process (its connection pool too),
+    /// instead of one made from `servers`; the hollow-node benchmark runs thousands this way.
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
     /// The join token (`skiff token create`) that lets this node register and heartbeat.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
@@ -283,7 +292,10 @@ impl AgentBuilder {
     }
 
     pub fn build(self) -> Result<Agent, AgentError> {
-        let client = Client::new(&self.servers)?;
+        let client = match self.client {
+            Some(client) => client,
+            None => Client::new(&self.servers)?,
+        };
         Ok(Agent {
             client: match &self.token {
                 Some(token) => client.with_token(token),

@@ -47,10 +47,13 @@ pub async fn nodes(args: BenchNodesArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let (stop, stopped) = watch::channel(false);
     let mut agents = Vec::with_capacity(args.nodes);
+    // One API client (and connection pool) for every hollow node: thousands of separate pools
+    // would exhaust the process's open files before the server is measured.
+    let shared = Client::new(std::slice::from_ref(&url))?;
     for i in 0..args.nodes {
         let runtime = Arc::new(HollowRuntime::new());
         let agent = Agent::builder()
-            .servers(vec![url.clone()])
+            .client(shared.clone())
             .token(token.to_string())
             .node_name(format!("hollow-{i:05}"))
             .data_dir(dir.join(format!("nodes/{i}")))
