@@ -102,6 +102,22 @@ impl SkiffProcess {
         Ok(())
     }
 
+    /// SIGSTOP: the process stays, frozen, holding its sockets (a stalled host or a GC pause).
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal(Signal::SIGSTOP)
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal(Signal::SIGCONT)
+    }
+
+    fn signal(&self, signal: Signal) -> anyhow::Result<()> {
+        let child = self.child.as_ref().context("the process is not running")?;
+        kill(Pid::from_raw(child.id() as i32), signal)?;
+        Ok(())
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let mut child = self.child.take().context("the process is not running")?;

@@ -2,7 +2,12 @@
 //! loopback, with kill -9, restarts and a member that falls behind the retained log.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use skiff_e2e::{wait_until, Cluster, Skiff};
 
@@ -302,5 +307,105 @@ fn members_are_added_and_removed_while_a_writer_runs() -> anyhow::Result<()> {
         .process
         .log()
         .contains("belongs to a member that was removed"));
+    Ok(())
+}
+
+/// Follows ConfigMap events from `urls[0]` on, resuming on the next server from the last
+/// revision seen whenever a stream ends, until `stop`; returns (name, revision) per event.
+fn follow(urls: Vec<String>, from: u64, stop: Arc<AtomicBool>) -> Vec<(String, u64)> {
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http client");
+    let mut seen = Vec::new();
+    let mut revision = from;
+    let mut server = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let url = format!(
+            "{}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={revision}&timeoutSeconds=15",
+            urls[server % urls.len()]
+        );
+        match http.get(&url).send() {
+            Ok(response) if response.status().is_success() => {
+                for line in BufReader::new(response).lines() {
+                    let Ok(line) = line else { break };
+                    let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                        break;
+                    };
+                    let meta = &event["object"]["metadata"];
+                    let rv: u64 = meta["resourceVersion"]
+                        .as_str()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_default();
+                    seen.push((meta["name"].as_str().unwrap_or_default().to_string(), rv));
+                    revision = rv;
+                    if stop.load(Ordering::Relaxed) {
+                        return seen;
+                    }
+                }
+            }
+            _ => server += 1,
+        }
+        // The stream ended (its server died or the timeout passed): resume elsewhere.
+        server += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    seen
+}
+
+#[test]
+fn a_watch_resumes_on_another_server_without_gaps_or_repeats() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut cluster = Cluster::start(tmp.path(), 3, &[])?;
+    let mut acked = write(&cluster, "early", 5)?;
+    let leader = cluster.leader()?;
+    let watched = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let list: Value = reqwest::blocking::get(format!(
+        "{}/api/v1/namespaces/default/configmaps",
+        cluster.members[watched].url()
+    ))?
+    .json()?;
+    let from: u64 = list["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("list revision");
+    // The watch starts on a follower and may resume only on the third member: the leader
+    // is about to die.
+    let urls = vec![cluster.members[watched].url(), cluster.members[other].url()];
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let watcher = std::thread::spawn(move || follow(urls, from, flag));
+
+    acked.extend(write(&cluster, "w-a", 10)?);
+    cluster.kill9(leader)?;
+    acked.extend(write(&cluster, "w-b", 10)?);
+    cluster.restart(leader)?;
+    // Now the watched member dies: the watch resumes on the other one from its last revision.
+    cluster.kill9(watched)?;
+    acked.extend(write(&cluster, "w-c", 10)?);
+    let expected: Vec<&String> = acked.iter().filter(|n| !n.starts_with("early")).collect();
+    let last = expected.last().map(|n| n.to_string()).expect("writes");
+    wait_until(
+        "the watch to see the last write",
+        Duration::from_secs(60),
+        || Ok(cluster.config_maps(other)?.contains(&last).then_some(())),
+    )?;
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    // One more write wakes a watcher blocked on its stream so that it sees `stop`.
+    cluster.create_config_map("wake-up")?;
+    let events = watcher.join().expect("watcher");
+
+    let revisions: Vec<u64> = events.iter().map(|(_, rv)| *rv).collect();
+    assert!(
+        revisions.windows(2).all(|w| w[0] < w[1]),
+        "revisions must strictly increase (no repeats): {revisions:?}"
+    );
+    for name in expected {
+        let count = events.iter().filter(|(n, _)| n == name).count();
+        assert_eq!(count, 1, "{name} seen {count} times in {events:?}");
+    }
     Ok(())
 }

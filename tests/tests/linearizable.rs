@@ -1,7 +1,7 @@
 //! A Jepsen-style check: concurrent clients read, write and compare-and-swap registers
 //! (ConfigMaps) through the public API of a three-server control plane, each server in its own
-//! network namespace, while a nemesis kills servers with -9 and cuts the leader off. The
-//! recorded history must be linearizable. Needs root (CI is).
+//! network namespace, while a nemesis kills servers with -9, cuts the leader off and freezes it
+//! with SIGSTOP. The recorded history must be linearizable. Needs root (CI is).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -206,21 +206,30 @@ fn concurrent_reads_writes_and_cas_stay_linearizable_under_faults() -> anyhow::R
         })
         .collect();
 
-    // The nemesis: alternately kill -9 a member (restarted 2 s later) and cut the leader off
-    // (healed 3 s later), until the run is over.
+    // The nemesis, in turn: kill -9 a member (restarted 2 s later), cut the leader off (healed
+    // 3 s later), freeze the leader with SIGSTOP (resumed 3 s later), until the run is over.
     let mut round = 0;
     while start.elapsed() < RUN {
         std::thread::sleep(Duration::from_secs(1));
-        if round % 2 == 0 {
-            let victim = round / 2 % 3;
-            cluster.kill9(victim)?;
-            std::thread::sleep(Duration::from_secs(2));
-            cluster.members[victim].process.restart()?;
-        } else {
-            let leader = cluster.leader()?;
-            cluster.isolate(leader)?;
-            std::thread::sleep(Duration::from_secs(3));
-            cluster.heal(leader)?;
+        match round % 3 {
+            0 => {
+                let victim = round / 3 % 3;
+                cluster.kill9(victim)?;
+                std::thread::sleep(Duration::from_secs(2));
+                cluster.members[victim].process.restart()?;
+            }
+            1 => {
+                let leader = cluster.leader()?;
+                cluster.isolate(leader)?;
+                std::thread::sleep(Duration::from_secs(3));
+                cluster.heal(leader)?;
+            }
+            _ => {
+                let leader = cluster.leader()?;
+                cluster.members[leader].process.pause()?;
+                std::thread::sleep(Duration::from_secs(3));
+                cluster.members[leader].process.resume()?;
+            }
         }
         round += 1;
     }
