@@ -46,7 +46,13 @@ pub fn spawn(
                     stop.send_replace(true);
                     return;
                 }
-                _ = status.wait_for(|s| s.leading != Some(term)) => {}
+                ended = status.wait_for(|s| s.leading != Some(term)) => {
+                    if ended.is_err() {
+                        // The store stopped (shutdown or a storage failure).
+                        stop.send_replace(true);
+                        return;
+                    }
+                }
             }
             tracing::warn!(
                 term,

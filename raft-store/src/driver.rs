@@ -60,7 +60,7 @@ pub struct DriverParts {
     pub inbox: mpsc::Receiver<Message>,
     pub reports: mpsc::UnboundedReceiver<PeerReport>,
     pub events: broadcast::Sender<Arc<Vec<WatchEvent>>>,
-    pub status: watch::Sender<MemberStatus>,
+    pub status: Arc<watch::Sender<MemberStatus>>,
     pub transport: Transport,
     pub data_dir: std::path::PathBuf,
     pub tick: Duration,
@@ -173,6 +173,7 @@ impl Driver {
                 }
             }
         }
+        self.parts.status.send_modify(MemberStatus::mark_stopped);
         self.fail_all(|| StoreError::Stopped);
         self.parts.proposals.close();
         while let Ok(p) = self.parts.proposals.try_recv() {

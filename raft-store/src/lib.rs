@@ -16,10 +16,12 @@ mod transport;
 mod watch;
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use prost::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeType};
 use tokio::sync::{broadcast, mpsc, oneshot, watch as signal};
@@ -242,6 +244,15 @@ pub struct MemberStatus {
     pub removed: bool,
 }
 
+impl MemberStatus {
+    /// Nothing leads or serves here any more: leader-only work stops, readiness fails.
+    fn mark_stopped(&mut self) {
+        self.role = "Stopped".into();
+        self.leader = raft::INVALID_ID;
+        self.leading = None;
+    }
+}
+
 /// A live watch: yields events in revision order, starting at the requested revision.
 /// The channel is bounded; a watcher that falls too far behind is dropped (the channel closes)
 /// and re-watches from the revision after the last event it saw, as etcd and Kubernetes clients do.
@@ -354,6 +365,7 @@ impl Store {
         let (reports, report_rx) = mpsc::unbounded_channel();
         let (live, _) = broadcast::channel(LIVE_EVENTS);
         let (status_tx, status) = signal::channel(MemberStatus::default());
+        let status_tx = Arc::new(status_tx);
         let (stop, stop_rx) = signal::channel(false);
         let transport = transport::Transport::start(&cluster, reports, &stop_rx);
         if let Some(listener) = peer_listener {
@@ -372,14 +384,27 @@ impl Store {
             inbox: inbox_rx,
             reports: report_rx,
             events: live.clone(),
-            status: status_tx,
+            status: status_tx.clone(),
             transport,
             data_dir: config.data_dir.clone(),
             tick: config.timing.tick,
             log_retain: config.log_retain,
         };
         let driver = driver::Driver::new(parts, conf_state);
-        let task = tokio::spawn(driver.run(stop_rx));
+        // raft-rs panics on storage errors it cannot handle (a read failing on a full disk):
+        // the member then stops serving instead of taking the process down with it.
+        let task = tokio::spawn(async move {
+            if AssertUnwindSafe(driver.run(stop_rx))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    "the raft loop failed (see the panic above); this member stops serving"
+                );
+                status_tx.send_modify(MemberStatus::mark_stopped);
+            }
+        });
         Ok(Store {
             shared: Arc::new(Shared {
                 state,

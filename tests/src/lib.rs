@@ -7,6 +7,7 @@ mod cluster;
 mod linearizability;
 mod netns;
 mod process;
+mod tmpfs;
 mod wait;
 
 pub use cli::{CliOutput, Skiff};
@@ -14,6 +15,7 @@ pub use cluster::{Cluster, Member, Writer};
 pub use linearizability::{check, Op, OpKind, Outcome, Verdict};
 pub use netns::Network;
 pub use process::{start_agent, DevServer, SkiffProcess};
+pub use tmpfs::Tmpfs;
 pub use wait::wait_until;
 
 use std::path::PathBuf;
