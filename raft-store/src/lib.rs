@@ -399,10 +399,11 @@ impl Store {
                 .await
                 .is_err()
             {
+                // Marked first: logging may fail too when the disk is full.
+                status_tx.send_modify(MemberStatus::mark_stopped);
                 tracing::error!(
                     "the raft loop failed (see the panic above); this member stops serving"
                 );
-                status_tx.send_modify(MemberStatus::mark_stopped);
             }
         });
         Ok(Store {
