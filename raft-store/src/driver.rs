@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, Message};
-use raft::{RawNode, StateRole};
+use raft::{ProgressState, RawNode, StateRole};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::command::{decode, Command};
@@ -242,10 +242,14 @@ impl Driver {
             return;
         }
         let committed = raft.raft_log.committed;
+        // Caught up means replicating (it has answered appends) and close to the commit index:
+        // a learner that has not started yet must not become a voter the quorum waits for.
         let ready = self.conf_state.learners.iter().copied().find(|id| {
-            raft.prs()
-                .get(*id)
-                .is_some_and(|pr| pr.matched + PROMOTION_LAG >= committed)
+            raft.prs().get(*id).is_some_and(|pr| {
+                pr.state == ProgressState::Replicate
+                    && pr.matched > 0
+                    && pr.matched + PROMOTION_LAG >= committed
+            })
         });
         let Some(id) = ready else { return };
         let member = self

@@ -298,11 +298,12 @@ impl Store {
             path: config.data_dir.clone(),
             source,
         };
+        // A member with a peer address listens even while alone: the cluster can grow.
         let has_peers = config.cluster.members.len() > 1 || config.join.is_some();
         let peer_listener = match (has_peers, config.peer_listen) {
-            (false, _) => None,
+            (false, None) => None,
             (true, None) => return Err(StoreError::NoPeerListen),
-            (true, Some(addr)) => Some(
+            (_, Some(addr)) => Some(
                 tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|source| StoreError::PeerListen { addr, source })?,
@@ -468,6 +469,18 @@ impl Store {
     /// Adds a member as a learner, which the leader promotes to voter once it has caught up
     /// (Raft's learners, one change at a time); returns it with its new id.
     pub async fn add_member(&self, name: &str, peer_addr: &str) -> Result<Member, StoreError> {
+        if let Some(alone) = self
+            .cluster()
+            .members
+            .iter()
+            .find(|m| m.peer_addr.is_empty())
+        {
+            return Err(StoreError::MemberConflict(format!(
+                "member {:?} has no peer address, so no other member could reach it; start it \
+                 with --initial-cluster {}=IP:PORT to let the cluster grow",
+                alone.name, alone.name
+            )));
+        }
         let member = Member {
             id: self.cluster().next_id(),
             name: name.to_string(),

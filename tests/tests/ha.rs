@@ -409,3 +409,58 @@ fn a_watch_resumes_on_another_server_without_gaps_or_repeats() -> anyhow::Result
     }
     Ok(())
 }
+
+#[test]
+fn a_cluster_of_one_grows_to_three_and_five_survive_any_two_losses() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    // One server started with its own peer address grows by `cluster add` and `--join`.
+    let mut grown = Cluster::start(&tmp.path().join("grown"), 1, &[])?;
+    write(&grown, "alone", 5)?;
+    for name in ["s2", "s3"] {
+        grown.join(&tmp.path().join("grown"), name)?;
+    }
+    wait_until("three voters", Duration::from_secs(30), || {
+        let status = grown.status(grown.leader()?)?;
+        Ok((status["voters"].as_array().map(Vec::len) == Some(3)).then_some(()))
+    })?;
+    // The first server can go: the other two are a majority of three.
+    grown.kill9(0)?;
+    let acked = write(&grown, "after-growing", 5)?;
+    assert_all_present(&grown, &acked, &[1, 2])?;
+    drop(grown);
+
+    // Five servers: any two may be lost; a third loss stops writes until one comes back.
+    let mut five = Cluster::start(&tmp.path().join("five"), 5, &[])?;
+    five.kill9(five.leader()?)?;
+    five.kill9(five.leader()?)?;
+    let acked = write(&five, "two-down", 10)?;
+    // A write in flight when leadership moved may come back "outcome unknown" (504).
+    assert!(
+        acked.len() >= 8,
+        "three of five servers took only {acked:?}"
+    );
+    let third = five.leader()?;
+    five.kill9(third)?;
+    let alive: Vec<usize> = (0..5).filter(|i| five.status(*i).is_ok()).collect();
+    assert_eq!(alive.len(), 2);
+    assert!(
+        !five.create_config_map_on(alive[0], "without-quorum"),
+        "two of five servers acknowledged a write"
+    );
+    five.restart(third)?;
+    let mut attempt = 0;
+    wait_until(
+        "a write with a quorum again",
+        Duration::from_secs(30),
+        || {
+            attempt += 1;
+            Ok(five
+                .create_config_map(&format!("quorum-again-{attempt}"))?
+                .then_some(()))
+        },
+    )?;
+    let mut running = alive.clone();
+    running.push(third);
+    assert_all_present(&five, &acked, &running)?;
+    Ok(())
+}
