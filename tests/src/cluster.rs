@@ -349,6 +349,17 @@ impl Cluster {
         create_via(&self.http, &urls, name, 60)
     }
 
+    /// Writes ConfigMaps `{prefix}-1`, `{prefix}-2`, ... until one is acknowledged (writes may
+    /// come back "outcome unknown" while leadership settles); returns its name.
+    pub fn acknowledged_write(&self, prefix: &str) -> anyhow::Result<String> {
+        let mut attempt = 0;
+        wait_until("an acknowledged write", START_TIMEOUT, || {
+            attempt += 1;
+            let name = format!("{prefix}-{attempt}");
+            Ok(self.create_config_map(&name)?.then_some(name))
+        })
+    }
+
     /// The ConfigMap names member `i` serves, read linearizably from that member alone.
     pub fn config_maps(&self, i: usize) -> anyhow::Result<Vec<String>> {
         self.config_maps_at(i, "")

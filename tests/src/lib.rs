@@ -4,6 +4,7 @@
 
 mod cli;
 mod cluster;
+mod command;
 mod linearizability;
 mod netns;
 mod process;

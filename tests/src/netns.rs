@@ -8,27 +8,13 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
+use crate::command::run;
+
 /// A bridge and the namespaces of `hosts` hosts attached to it.
 pub struct Network {
     id: String,
     subnet: [u8; 3],
     hosts: usize,
-}
-
-/// Runs a command, failing with its stderr.
-fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {program} (install iproute2 and nftables)"))?;
-    if !out.status.success() {
-        bail!(
-            "{program} {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 impl Network {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context};
+use crate::command::run;
 
 /// A tmpfs at `path` whose size can be changed while mounted.
 pub struct Tmpfs {
@@ -12,18 +12,7 @@ pub struct Tmpfs {
 }
 
 fn mount(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("mount")
-        .args(args)
-        .output()
-        .context("running mount")?;
-    if !out.status.success() {
-        bail!(
-            "mount {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+    run("mount", args)
 }
 
 impl Tmpfs {

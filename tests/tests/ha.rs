@@ -448,17 +448,7 @@ fn a_cluster_of_one_grows_to_three_and_five_survive_any_two_losses() -> anyhow::
         "two of five servers acknowledged a write"
     );
     five.restart(third)?;
-    let mut attempt = 0;
-    wait_until(
-        "a write with a quorum again",
-        Duration::from_secs(30),
-        || {
-            attempt += 1;
-            Ok(five
-                .create_config_map(&format!("quorum-again-{attempt}"))?
-                .then_some(()))
-        },
-    )?;
+    five.acknowledged_write("quorum-again")?;
     let mut running = alive.clone();
     running.push(third);
     assert_all_present(&five, &acked, &running)?;

@@ -76,16 +76,6 @@ fn a_cut_off_leader_cannot_commit_and_catches_up_after_healing() -> anyhow::Resu
     // The healed member is a full voter again: with the new leader gone, it and the third
     // member form the majority (a write may first come back "outcome unknown", 504).
     cluster.kill9(new)?;
-    let mut attempt = 0;
-    wait_until(
-        "a write acknowledged without the new leader",
-        std::time::Duration::from_secs(30),
-        || {
-            attempt += 1;
-            Ok(cluster
-                .create_config_map(&format!("after-heal-{attempt}"))?
-                .then_some(()))
-        },
-    )?;
+    cluster.acknowledged_write("after-heal")?;
     Ok(())
 }
