@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use skiff_e2e::{wait_until, Cluster, Skiff};
+use skiff_e2e::{example, start_agent, wait_until, Cluster, Skiff};
 
 /// Writes `count` ConfigMaps named `{prefix}-{i}`; returns those acknowledged.
 fn write(cluster: &Cluster, prefix: &str, count: usize) -> anyhow::Result<Vec<String>> {
@@ -452,5 +452,56 @@ fn a_cluster_of_one_grows_to_three_and_five_survive_any_two_losses() -> anyhow::
     let mut running = alive.clone();
     running.push(third);
     assert_all_present(&five, &acked, &running)?;
+    Ok(())
+}
+
+#[test]
+fn an_agent_fails_over_between_servers_and_keeps_its_pods() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut cluster = Cluster::start(&tmp.path().join("servers"), 3, &[])?;
+    let cli = cluster.cli();
+    let token = cli.ok(&["token", "create"])?.trim().to_string();
+    let _agent = start_agent(
+        &cluster.servers(),
+        &token,
+        "n1",
+        &tmp.path().join("n1"),
+        &[],
+    )?;
+    cli.ok(&["apply", "-f", example("ticker").to_str().expect("utf-8")])?;
+    let running = |cli: &Skiff| -> anyhow::Result<usize> {
+        let pods = cli.json(&["get", "pods", "-l", "app=ticker"])?;
+        Ok(pods["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|p| p["status"]["phase"] == "Running")
+                    .count()
+            })
+            .unwrap_or(0))
+    };
+    wait_until("3 ticker pods Running", Duration::from_secs(60), || {
+        Ok((running(&cli)? == 3).then_some(()))
+    })?;
+    // The agent talks to the first server first: kill it, and the leader too if it is another.
+    let leader = cluster.leader()?;
+    cluster.kill9(0)?;
+    if leader != 0 {
+        cluster.kill9(leader)?;
+        cluster.restart(leader)?;
+    }
+    // The node stays Ready through the other servers (its Lease is renewed there), and the new
+    // leader's controllers and scheduler place new replicas on it.
+    cli.ok(&["scale", "deployment", "ticker", "--replicas", "4"])?;
+    wait_until("4 ticker pods Running", Duration::from_secs(60), || {
+        Ok((running(&cli)? == 4).then_some(()))
+    })?;
+    let node = cli.json(&["get", "node", "n1"])?;
+    let ready = node["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .map(|c| c["status"].clone());
+    assert_eq!(ready, Some(Value::from("True")), "{node}");
     Ok(())
 }
