@@ -131,7 +131,8 @@ impl Server {
             shutdown.clone(),
             bootstrapped,
         );
-        if config.cluster.members.len() == 1 {
+        // The membership the store runs with (a cluster started alone may have grown since).
+        if store.cluster().members.len() == 1 {
             // A lone member leads at once: serve only when the system namespaces exist.
             tokio::time::timeout(FIRST_TERM_WAIT, first_term.wait_for(|done| *done))
                 .await

@@ -423,10 +423,15 @@ fn a_cluster_of_one_grows_to_three_and_five_survive_any_two_losses() -> anyhow::
         let status = grown.status(grown.leader()?)?;
         Ok((status["voters"].as_array().map(Vec::len) == Some(3)).then_some(()))
     })?;
-    // The first server can go: the other two are a majority of three.
+    // The first server can go: the other two are a majority of three. Restarted with its
+    // original flags, it rejoins as one of three rather than as a cluster of one.
     grown.kill9(0)?;
     let acked = write(&grown, "after-growing", 5)?;
     assert_all_present(&grown, &acked, &[1, 2])?;
+    grown.kill9(1)?;
+    grown.restart(0)?;
+    grown.wait_caught_up(0, grown.leader()?)?;
+    assert_all_present(&grown, &acked, &[0, 2])?;
     drop(grown);
 
     // Five servers: any two may be lost; a third loss stops writes until one comes back.
