@@ -237,11 +237,14 @@ fn cordoned_nodes_get_no_new_pods_until_uncordoned() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let server = DevServer::start(&tmp.path().join("data"))?;
     let cli = server.cli();
-    let nodes = cli.json(&["get", "nodes"])?;
-    let node = items(&nodes)[0]["metadata"]["name"]
-        .as_str()
-        .expect("node name")
-        .to_string();
+    // The dev node registers just after the API is ready.
+    let node = wait_until("the dev node to register", Duration::from_secs(30), || {
+        let nodes = cli.json(&["get", "nodes"])?;
+        Ok(items(&nodes)
+            .first()
+            .and_then(|n| n["metadata"]["name"].as_str())
+            .map(str::to_string))
+    })?;
     assert_eq!(
         cli.ok(&["cordon", &node])?.trim(),
         format!("node/{node} cordoned")
