@@ -237,3 +237,38 @@ async fn a_data_dir_from_another_cluster_is_refused() {
         "{err}"
     );
 }
+
+/// A peer connection's first frame as the transport writes it: a length-prefixed prost
+/// `Hello { cluster_id = 1, from = 2, to = 3 }`, encoded by hand as a stranger would.
+fn hello_frame(cluster_id: &str, from: u8, to: u8) -> Vec<u8> {
+    let mut body = vec![0x0a, cluster_id.len() as u8];
+    body.extend_from_slice(cluster_id.as_bytes());
+    body.extend_from_slice(&[0x10, from, 0x18, to]);
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend(body);
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_from_another_cluster_or_for_another_member_are_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let group = Group::start(10_000).await;
+    let cluster_id = group.store(0).cluster().cluster_id;
+    for (id, to) in [("not-our-cluster", 1), (cluster_id.as_str(), 3)] {
+        let mut stream = tokio::net::TcpStream::connect(group.addrs[0])
+            .await
+            .expect("connect to s1's peer port");
+        stream
+            .write_all(&hello_frame(id, 2, to))
+            .await
+            .expect("hello");
+        // s1 (id 1) closes the connection instead of waiting for Raft messages.
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut byte))
+            .await
+            .expect("s1 closes the connection within 2 s");
+        assert_eq!(read.expect("read"), 0, "cluster {id:?}, to {to}");
+    }
+    // Its own members' connections are kept: the group still commits.
+    write(group.store(0), "/still", "fine").await;
+}
