@@ -375,8 +375,12 @@ impl Driver {
                 let _ = reply.send(Err(StoreError::Timeout));
             }
         }
-        self.pending_changes
-            .retain(|_, (deadline, _)| *deadline > now);
+        let expired = self
+            .pending_changes
+            .extract_if(|_, (deadline, _)| *deadline <= now);
+        for (_, (_, reply)) in expired {
+            let _ = reply.send(Err(StoreError::Timeout));
+        }
         self.confirming_reads.retain(|_, (deadline, replies)| {
             if *deadline > now {
                 return true;
