@@ -142,6 +142,15 @@ pub static KINDS: &[ResourceKind] = &[
         true,
     ),
     kind(
+        "node.k8s.io",
+        "v1",
+        "RuntimeClass",
+        "runtimeclasses",
+        "runtimeclass",
+        &[],
+        false,
+    ),
+    kind(
         "coordination.k8s.io",
         "v1",
         "Lease",
