@@ -6,7 +6,35 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::state_machine::StateMachine;
-use crate::{StoreError, Watch, WatchEvent};
+use crate::{KeyValue, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Put,
+    Delete,
+}
+
+/// A change observed by a watch; `kv.mod_revision` is its revision
+/// (for a delete, `kv` is the deleted key with `mod_revision` = the delete's revision and an empty value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub kind: EventKind,
+    pub kv: KeyValue,
+    pub prev: Option<KeyValue>,
+}
+
+impl WatchEvent {
+    pub fn revision(&self) -> u64 {
+        self.kv.mod_revision
+    }
+}
+
+/// A live watch: yields events in revision order, starting at the requested revision.
+/// The channel is bounded; a watcher that falls too far behind is dropped (the channel closes)
+/// and re-watches from the revision after the last event it saw, as etcd and Kubernetes clients do.
+pub struct Watch {
+    pub events: tokio::sync::mpsc::Receiver<WatchEvent>,
+}
 
 /// Events buffered per watcher before a slow one is dropped.
 const WATCH_BUFFER: usize = 1024;
