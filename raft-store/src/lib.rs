@@ -29,5 +29,6 @@ pub use identity::stored as stored_cluster;
 pub use member::{Cluster, ClusterError, Member};
 pub use status::MemberStatus;
 pub use store::Store;
+pub use transport::memory::MemoryNetwork;
 pub use txn::{Compare, KeyValue, Op, OpResult, Txn, TxnResponse};
 pub use watch::{EventKind, Watch, WatchEvent};

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::member::Cluster;
 use crate::store::{Shared, Store};
 use crate::transport::{tcp, Links, Transport};
+use crate::MemoryNetwork;
 use crate::{driver, identity, state_machine, storage};
 use crate::{MemberStatus, StoreConfig, StoreError};
 
@@ -40,6 +41,18 @@ impl Store {
         };
         Store::start(config, |cluster, links, stop| {
             Box::new(tcp::start(listener, cluster, links, stop))
+        })
+        .await
+    }
+
+    /// Opens the store as `open` does, but its member talks to its peers over `network`
+    /// instead of TCP (`peer_listen` is not used): for fast, deterministic tests.
+    pub async fn open_on(
+        config: StoreConfig,
+        network: &MemoryNetwork,
+    ) -> Result<Store, StoreError> {
+        Store::start(config, |cluster, links, stop| {
+            Box::new(network.join(cluster, links, stop))
         })
         .await
     }

@@ -1,6 +1,8 @@
 //! How Raft messages travel between members. The driver sends through a [`Transport`] and
-//! receives from its inbox; `tcp` is the real one.
+//! receives from its inbox; `tcp` is the real one, `memory` an in-process network for
+//! deterministic tests that can partition, drop, delay and reorder messages.
 
+pub mod memory;
 pub mod tcp;
 
 use raft::eraftpb::{Message, MessageType};
