@@ -14,6 +14,7 @@ mod error;
 mod identity;
 mod member;
 mod open;
+mod raft_log;
 mod state_machine;
 mod status;
 mod storage;

@@ -12,7 +12,7 @@ use crate::member::Cluster;
 use crate::store::{Shared, Store};
 use crate::transport::{tcp, Links, Transport};
 use crate::MemoryNetwork;
-use crate::{driver, identity, state_machine, storage};
+use crate::{driver, identity, raft_log, state_machine, storage};
 use crate::{MemberStatus, StoreConfig, StoreError};
 
 /// Live changes fanned out to watchers: one batch per applied txn.
@@ -116,8 +116,7 @@ impl Store {
             ..Default::default()
         };
         raft_config.validate()?;
-        let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let mut node = raft::RawNode::new(&raft_config, storage.clone(), &logger)?;
+        let mut node = raft::RawNode::new(&raft_config, storage.clone(), &raft_log::logger())?;
         let conf_state = raft::Storage::initial_state(&storage)?.conf_state;
         if conf_state.voters == [cluster.local] {
             // A lone voter need not wait an election timeout to lead.
