@@ -13,10 +13,10 @@ use skiff_api::k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use skiff_api::resources;
 use tokio::sync::watch;
 
-use super::events::{EventRecorder, EventType};
-use super::informer::Informer;
 use crate::error::ApiError;
 use crate::registry::{object, Registry, Subresource};
+use crate::runtime::events::{EventRecorder, EventType};
+use crate::runtime::informer::Informer;
 
 /// The taint of a node whose agent cannot be reached (as Kubernetes names it).
 pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";

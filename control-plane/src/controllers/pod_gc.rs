@@ -11,9 +11,9 @@ use skiff_api::k8s_openapi::api::core::v1::{Node, Pod};
 use skiff_api::resources;
 use tokio::sync::{broadcast, watch};
 
-use super::informer::Informer;
 use crate::error::ApiError;
 use crate::registry::{DeleteOptions, Registry};
+use crate::runtime::informer::Informer;
 
 /// How often orphaned pods are looked for even when no node was deleted.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(20);

@@ -18,13 +18,13 @@ use skiff_api::resources;
 
 use self::plan::{max_unavailable, plan};
 use self::pod::{pod_for, target_node};
-use super::events::{EventRecorder, EventType};
-use super::informer::{object_key, revision_of, Informer};
-use super::ownership::controller_of;
 use super::pods::{is_active, is_ready};
-use super::runner::{Action, Reconciler};
 use crate::error::ApiError;
 use crate::registry::{object, Registry, Subresource};
+use crate::runtime::events::{EventRecorder, EventType};
+use crate::runtime::informer::{object_key, revision_of, Informer};
+use crate::runtime::ownership::controller_of;
+use crate::runtime::runner::{Action, Reconciler};
 
 /// The label that tells which template revision made a pod.
 pub const REVISION_LABEL: &str = "controller-revision-hash";

@@ -7,8 +7,8 @@ use skiff_api::k8s_openapi::api::core::v1::{Pod, Toleration};
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::REVISION_LABEL;
-use crate::controllers::ownership::controller_ref;
 use crate::error::ApiError;
+use crate::runtime::ownership::controller_ref;
 
 /// The node a DaemonSet pod belongs to: where it is bound, or where its affinity pins it.
 pub fn target_node(pod: &Pod) -> Option<String> {

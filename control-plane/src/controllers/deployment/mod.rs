@@ -13,12 +13,12 @@ use skiff_api::hash::pod_template_hash;
 use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 
-use super::events::{EventRecorder, EventType};
-use super::informer::{object_key, revision_of, Informer};
-use super::ownership::{controller_of, controller_ref};
-use super::runner::{Action, Reconciler};
 use crate::error::ApiError;
 use crate::registry::{Registry, Subresource};
+use crate::runtime::events::{EventRecorder, EventType};
+use crate::runtime::informer::{object_key, revision_of, Informer};
+use crate::runtime::ownership::{controller_of, controller_ref};
+use crate::runtime::runner::{Action, Reconciler};
 
 /// Label that ties a ReplicaSet and its pods to one pod template.
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
