@@ -6,10 +6,12 @@
 
 pub use k8s_openapi;
 
+pub mod backoff;
 pub mod defaults;
 pub mod events;
 pub mod hash;
 pub mod image;
+pub mod intstr;
 pub mod join_token;
 pub mod manifest;
 pub mod quantity;

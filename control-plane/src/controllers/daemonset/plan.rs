@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use skiff_api::intstr;
 use skiff_api::k8s_openapi::api::apps::v1::DaemonSet;
 use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_api::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -87,14 +88,9 @@ pub fn max_unavailable(ds: &DaemonSet, desired: usize) -> Option<usize> {
         .and_then(|s| s.rolling_update.as_ref())
         .and_then(|r| r.max_unavailable.clone())
         .unwrap_or(IntOrString::Int(1));
-    let n = match value {
-        IntOrString::Int(n) => n.max(0) as usize,
-        IntOrString::String(s) => {
-            let percent: usize = s.trim_end_matches('%').parse().unwrap_or(0);
-            (desired * percent).div_ceil(100)
-        }
-    };
-    Some(n.max(1))
+    let desired = i32::try_from(desired).unwrap_or(i32::MAX);
+    let n = intstr::scaled_value(&value, desired, true).unwrap_or(0);
+    Some(usize::try_from(n).unwrap_or(0).max(1))
 }
 
 #[cfg(test)]
@@ -191,5 +187,26 @@ mod tests {
             Some(1),
         );
         assert_eq!(names(&plan.delete), vec!["a"]);
+    }
+
+    #[test]
+    fn max_unavailable_rounds_percents_up_and_is_at_least_one() {
+        let ds = |strategy: serde_json::Value| -> DaemonSet {
+            serde_json::from_value(json!({"spec": {"selector": {}, "template": {},
+                "updateStrategy": strategy}}))
+            .expect("ds")
+        };
+        let rolling = |max: serde_json::Value| {
+            ds(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": max}}))
+        };
+        assert_eq!(max_unavailable(&rolling(json!("50%")), 3), Some(2));
+        assert_eq!(max_unavailable(&rolling(json!("10%")), 3), Some(1));
+        assert_eq!(max_unavailable(&rolling(json!(0)), 3), Some(1));
+        assert_eq!(max_unavailable(&rolling(json!(4)), 3), Some(4));
+        assert_eq!(
+            max_unavailable(&ds(json!({"type": "RollingUpdate"})), 3),
+            Some(1)
+        );
+        assert_eq!(max_unavailable(&ds(json!({"type": "OnDelete"})), 3), None);
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use skiff_api::intstr;
 use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use skiff_api::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -85,22 +86,16 @@ pub fn plan(deployment: &Deployment, new_rs: Option<&ReplicaSet>, old: &[Arc<Rep
     }
 }
 
+/// The default `maxSurge` and `maxUnavailable`.
+const DEFAULT_BUDGET: &str = "25%";
+
 /// An absolute count from an int-or-percent, rounding up (surge) or down (unavailable).
 pub fn resolve(value: Option<&IntOrString>, total: i32, round_up: bool) -> i32 {
-    match value {
-        None => resolve(Some(&IntOrString::String("25%".into())), total, round_up),
-        Some(IntOrString::Int(n)) => *n,
-        Some(IntOrString::String(s)) => {
-            let percent: i64 = s.trim_end_matches('%').parse().unwrap_or(25);
-            let scaled = percent * i64::from(total);
-            let count = if round_up {
-                (scaled + 99) / 100
-            } else {
-                scaled / 100
-            };
-            count as i32
-        }
-    }
+    let default = IntOrString::String(DEFAULT_BUDGET.into());
+    let scaled = |value| intstr::scaled_value(value, total, round_up);
+    scaled(value.unwrap_or(&default))
+        .or_else(|_| scaled(&default))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -205,5 +200,11 @@ mod tests {
         assert_eq!(resolve(Some(&pct("25%")), 3, true), 1);
         assert_eq!(resolve(Some(&pct("25%")), 3, false), 0);
         assert_eq!(resolve(Some(&IntOrString::Int(2)), 3, false), 2);
+        assert_eq!(resolve(None, 8, true), 2, "25% when unset");
+        assert_eq!(
+            resolve(Some(&pct("lots")), 8, true),
+            2,
+            "25% when unreadable"
+        );
     }
 }
