@@ -28,6 +28,13 @@ pub enum ApiError {
         name: String,
         causes: Vec<FieldError>,
     },
+    /// Refused by admission (Kubernetes' 403 `Forbidden`), e.g. a pod naming no RuntimeClass.
+    #[error("{resource} \"{name}\" is forbidden: {message}")]
+    Forbidden {
+        resource: String,
+        name: String,
+        message: String,
+    },
     #[error("{0}")]
     BadRequest(String),
     #[error("the server could not find the requested resource: {0}")]
@@ -95,6 +102,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::UnknownResource(_) => StatusCode::NOT_FOUND,
             ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Gone { .. } => StatusCode::GONE,
@@ -111,6 +119,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => "Invalid",
+            ApiError::Forbidden { .. } => "Forbidden",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::Gone { .. } => "Expired",
@@ -126,7 +135,8 @@ impl ApiError {
         let details = match self {
             ApiError::NotFound { resource, name }
             | ApiError::AlreadyExists { resource, name }
-            | ApiError::Conflict { resource, name, .. } => Some(StatusDetails {
+            | ApiError::Conflict { resource, name, .. }
+            | ApiError::Forbidden { resource, name, .. } => Some(StatusDetails {
                 name: Some(name.clone()),
                 kind: Some(resource.clone()),
                 ..Default::default()

@@ -8,7 +8,7 @@ use skiff_api::{defaults, validation};
 use super::{object, strategy, Subresource};
 use crate::error::ApiError;
 
-/// Fills server-owned metadata, defaults and validates a new object.
+/// Fills server-owned metadata and defaults of a new object (validation follows admission).
 pub fn prepare_create(
     kind: &ResourceKind,
     path_namespace: Option<&str>,
@@ -36,7 +36,7 @@ pub fn prepare_create(
     }
     strategy::of(kind).prepare_for_create(obj);
     defaults::apply_defaults(kind, obj);
-    validate(kind, obj)
+    Ok(())
 }
 
 /// Builds the object to store for an update of `old` with `new` through `subresource`.
@@ -105,7 +105,8 @@ pub fn prepare_update(
     Ok(next)
 }
 
-fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), ApiError> {
+/// Validates an object with field paths (422 with the causes).
+pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), ApiError> {
     validation::validate(kind, obj)
         .map_err(|causes| ApiError::invalid(kind, object::name(obj).unwrap_or_default(), causes))
 }

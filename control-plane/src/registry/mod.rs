@@ -7,6 +7,7 @@ mod codec;
 mod node_watch;
 pub mod object;
 mod patch;
+mod runtime_class;
 mod strategy;
 pub mod typed;
 mod watch;
@@ -110,7 +111,7 @@ impl Registry {
         Ok((items, revision))
     }
 
-    /// Creates an object after defaulting and validation; 409 if the name is taken.
+    /// Creates an object after defaulting, admission and validation; 409 if the name is taken.
     pub async fn create(
         &self,
         kind: &ResourceKind,
@@ -118,6 +119,8 @@ impl Registry {
         mut obj: Value,
     ) -> Result<Value, ApiError> {
         admission::prepare_create(kind, namespace, &mut obj)?;
+        self.admit_runtime_class(kind, &mut obj).await?;
+        admission::validate(kind, &obj)?;
         let name = object::name(&obj).unwrap_or_default().to_string();
         let ns = object::namespace(&obj).map(str::to_string);
         if let Some(ns) = ns.as_deref() {

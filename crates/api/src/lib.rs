@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod quantity;
 pub mod requests;
 pub mod resources;
+pub mod runtime_class;
 pub mod selector;
 pub mod time;
 pub mod validation;
