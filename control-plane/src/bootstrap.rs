@@ -2,7 +2,9 @@
 
 use serde_json::json;
 use skiff_api::k8s_openapi::api::core::v1::Namespace;
+use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
 use skiff_api::resources;
+use skiff_api::runtime_class::{node_label, WASM_CLASS, WASM_HANDLER};
 
 use crate::error::ApiError;
 use crate::registry::Registry;
@@ -10,16 +12,32 @@ use crate::registry::Registry;
 /// Namespaces created at first start (as Kubernetes has them).
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-node-lease"];
 
-/// Creates the system namespaces that do not exist yet.
+/// Creates the system namespaces and the default RuntimeClass that do not exist yet.
 pub async fn ensure_system_objects(registry: &Registry) -> Result<(), ApiError> {
     let kind = resources::of::<Namespace>();
     for name in SYSTEM_NAMESPACES {
         let namespace =
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        match registry.create(kind, None, namespace).await {
-            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
-            Err(err) => return Err(err),
-        }
+        create_if_missing(registry, kind, namespace).await?;
     }
-    Ok(())
+    // Wasm pods run only on nodes whose agent has the Wasm runtime.
+    let wasm = json!({
+        "apiVersion": "node.k8s.io/v1",
+        "kind": "RuntimeClass",
+        "metadata": {"name": WASM_CLASS},
+        "handler": WASM_HANDLER,
+        "scheduling": {"nodeSelector": {node_label(WASM_HANDLER): "true"}},
+    });
+    create_if_missing(registry, resources::of::<RuntimeClass>(), wasm).await
+}
+
+async fn create_if_missing(
+    registry: &Registry,
+    kind: &resources::ResourceKind,
+    obj: serde_json::Value,
+) -> Result<(), ApiError> {
+    match registry.create(kind, None, obj).await {
+        Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
+        Err(err) => Err(err),
+    }
 }

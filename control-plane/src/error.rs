@@ -2,7 +2,9 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    Status, StatusCause, StatusDetails,
+};
 use skiff_api::resources::ResourceKind;
 use skiff_api::validation::FieldError;
 use skiff_raft_store::StoreError;
@@ -25,6 +27,13 @@ pub enum ApiError {
         kind: String,
         name: String,
         causes: Vec<FieldError>,
+    },
+    /// Refused by admission (Kubernetes' 403 `Forbidden`), e.g. a pod naming no RuntimeClass.
+    #[error("{resource} \"{name}\" is forbidden: {message}")]
+    Forbidden {
+        resource: String,
+        name: String,
+        message: String,
     },
     #[error("{0}")]
     BadRequest(String),
@@ -93,6 +102,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::UnknownResource(_) => StatusCode::NOT_FOUND,
             ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Gone { .. } => StatusCode::GONE,
@@ -109,6 +119,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => "Invalid",
+            ApiError::Forbidden { .. } => "Forbidden",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::Gone { .. } => "Expired",
@@ -120,37 +131,41 @@ impl ApiError {
     }
 
     /// The Kubernetes `Status` object for this error.
-    pub fn to_status(&self) -> Value {
-        let mut status = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.to_string(),
-            "reason": self.reason(),
-            "code": self.code().as_u16(),
-        });
+    pub fn to_status(&self) -> Status {
         let details = match self {
             ApiError::NotFound { resource, name }
             | ApiError::AlreadyExists { resource, name }
-            | ApiError::Conflict { resource, name, .. } => {
-                Some(json!({ "name": name, "kind": resource }))
-            }
-            ApiError::Invalid { kind, name, causes } => Some(json!({
-                "name": name,
-                "kind": kind,
-                "causes": causes.iter().map(|c| json!({
-                    "field": c.field,
-                    "reason": format!("FieldValue{:?}", c.reason),
-                    "message": c.to_string(),
-                })).collect::<Vec<_>>(),
-            })),
+            | ApiError::Conflict { resource, name, .. }
+            | ApiError::Forbidden { resource, name, .. } => Some(StatusDetails {
+                name: Some(name.clone()),
+                kind: Some(resource.clone()),
+                ..Default::default()
+            }),
+            ApiError::Invalid { kind, name, causes } => Some(StatusDetails {
+                name: Some(name.clone()),
+                kind: Some(kind.clone()),
+                causes: Some(
+                    causes
+                        .iter()
+                        .map(|c| StatusCause {
+                            field: Some(c.field.clone()),
+                            reason: Some(format!("FieldValue{:?}", c.reason)),
+                            message: Some(c.to_string()),
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
             _ => None,
         };
-        if let Some(details) = details {
-            status["details"] = details;
+        Status {
+            status: Some("Failure".into()),
+            message: Some(self.to_string()),
+            reason: Some(self.reason().into()),
+            code: Some(i32::from(self.code().as_u16())),
+            details,
+            metadata: Default::default(),
         }
-        status
     }
 }
 
@@ -188,5 +203,54 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.code(), axum::Json(self.to_status())).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use skiff_api::validation::FieldErrorReason;
+
+    #[test]
+    fn statuses_keep_the_kubernetes_wire_shape() {
+        let kind = skiff_api::resources::by_name("deployments").expect("kind");
+        assert_eq!(
+            serde_json::to_value(ApiError::not_found(kind, "web").to_status()).expect("json"),
+            json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "deployments.apps \"web\" not found", "reason": "NotFound", "code": 404,
+                "details": {"name": "web", "kind": "deployments.apps"}
+            })
+        );
+        let invalid = ApiError::invalid(
+            kind,
+            "web",
+            vec![FieldError {
+                field: "spec.replicas".into(),
+                reason: FieldErrorReason::Invalid,
+                message: "-1: must be greater than or equal to 0".into(),
+            }],
+        );
+        assert_eq!(
+            serde_json::to_value(invalid.to_status()).expect("json"),
+            json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "Deployment \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+                "reason": "Invalid", "code": 422,
+                "details": {"name": "web", "kind": "Deployment", "causes": [{
+                    "field": "spec.replicas", "reason": "FieldValueInvalid",
+                    "message": "spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+                }]}
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(ApiError::MethodNotAllowed.to_status()).expect("json"),
+            json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "the server does not allow this method on the requested resource",
+                "reason": "MethodNotAllowed", "code": 405
+            })
+        );
     }
 }

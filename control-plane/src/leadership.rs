@@ -8,8 +8,8 @@ use skiff_raft_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::controllers::events::EventRecorder;
 use crate::registry::Registry;
+use crate::runtime::events::EventRecorder;
 use crate::shutdown::stopped;
 use crate::{bootstrap, controllers, scheduler};
 
@@ -65,7 +65,7 @@ pub fn spawn(
 
 /// Starts the informers, controllers and scheduler of one leader term.
 fn run_term(registry: &Registry, node_grace: Duration, shutdown: &watch::Receiver<bool>) {
-    let informers = controllers::Informers::start(registry, shutdown);
+    let informers = crate::runtime::Informers::start(registry, shutdown);
     controllers::start(registry, &informers, node_grace, shutdown);
     scheduler::Scheduler {
         registry: registry.clone(),

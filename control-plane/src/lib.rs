@@ -6,6 +6,7 @@ pub mod error;
 mod http;
 mod leadership;
 pub mod registry;
+pub mod runtime;
 pub mod scheduler;
 mod shutdown;
 

@@ -391,3 +391,89 @@ async fn node_watches_replay_then_follow_only_their_node() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_class_admission_merges_refuses_and_names_conflicts() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/pods", server.url());
+    let pod = |name: &str, spec: Value| {
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "file:/x.wasm"}]}});
+        json_patch::merge(&mut pod["spec"], &spec);
+        pod
+    };
+
+    // The bootstrapped class: a Wasm image defaults to it and takes on its node selector.
+    let (code, class) = send(http.get(format!(
+        "{}/apis/node.k8s.io/v1/runtimeclasses/wasmtime",
+        server.url()
+    )))
+    .await;
+    assert_eq!((code, class["handler"].as_str()), (200, Some("wasm")));
+    let (code, created) = send(
+        http.post(&base)
+            .json(&pod("merged", json!({"nodeSelector": {"zone": "a"}}))),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["spec"]["runtimeClassName"], "wasmtime");
+    assert_eq!(
+        created["spec"]["nodeSelector"],
+        json!({"zone": "a", "runtime.skiff.dev/wasm": "true"})
+    );
+
+    // A class's tolerations are appended.
+    let classes = format!("{}/apis/node.k8s.io/v1/runtimeclasses", server.url());
+    let gpu = json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+        "metadata": {"name": "gpu"}, "handler": "gpu",
+        "scheduling": {"nodeSelector": {"gpu": "yes"},
+            "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]}});
+    let (code, _) = send(http.post(&classes).json(&gpu)).await;
+    assert_eq!(code, 201);
+    let (code, created) = send(
+        http.post(&base)
+            .json(&pod("tolerant", json!({"runtimeClassName": "gpu"}))),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["spec"]["nodeSelector"], json!({"gpu": "yes"}));
+    assert_eq!(
+        created["spec"]["tolerations"],
+        json!([{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    );
+
+    // A class that does not exist: 403, and nothing is stored.
+    let (code, status) = send(
+        http.post(&base)
+            .json(&pod("lost", json!({"runtimeClassName": "missing"}))),
+    )
+    .await;
+    assert_eq!((code, status["reason"].as_str()), (403, Some("Forbidden")));
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(r#"pod rejected: RuntimeClass "missing" not found"#),
+        "{message}"
+    );
+    let (code, _) = send(http.get(format!("{base}/lost"))).await;
+    assert_eq!(code, 404);
+
+    // A node selector that contradicts the class's: 403 naming the key.
+    let (code, status) = send(http.post(&base).json(&pod(
+        "conflict",
+        json!({"nodeSelector": {"runtime.skiff.dev/wasm": "false"}}),
+    )))
+    .await;
+    assert_eq!((code, status["reason"].as_str()), (403, Some("Forbidden")));
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(message.contains("runtime.skiff.dev/wasm"), "{message}");
+
+    // RuntimeClasses are validated with field paths.
+    let (code, status) = send(http.post(&classes).json(
+        &json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+            "metadata": {"name": "bad"}, "handler": "Not_A_Label"}),
+    ))
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(status["details"]["causes"][0]["field"], "handler");
+    server.shutdown().await;
+}

@@ -11,9 +11,9 @@ use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::resources::{self, KINDS};
 use tokio::sync::{broadcast, watch};
 
-use super::informer::Informer;
 use crate::error::ApiError;
 use crate::registry::{object, typed, ListOptions, Registry};
+use crate::runtime::informer::Informer;
 
 /// How often a full sweep runs even without deletions.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -208,7 +208,9 @@ impl GarbageCollector {
 }
 
 /// Whether a change notification is a deletion (a lagged receiver counts: sweep to be safe).
-fn is_deletion<K>(change: Result<super::informer::Change<K>, broadcast::error::RecvError>) -> bool {
+fn is_deletion<K>(
+    change: Result<crate::runtime::informer::Change<K>, broadcast::error::RecvError>,
+) -> bool {
     match change {
         Ok(change) => change.new.is_none(),
         Err(broadcast::error::RecvError::Lagged(_)) => true,

@@ -3,59 +3,27 @@
 
 pub mod daemonset;
 pub mod deployment;
-pub mod events;
 pub mod gc;
-pub mod informer;
 pub mod node_lifecycle;
-pub mod ownership;
 pub mod pod_gc;
 pub mod pods;
-pub mod queue;
 pub mod replicaset;
-pub mod runner;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use skiff_api::k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
-use skiff_api::k8s_openapi::api::coordination::v1::Lease;
-use skiff_api::k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use tokio::sync::{broadcast, watch};
+use skiff_api::k8s_openapi::api::core::v1::Node;
+use tokio::sync::watch;
 
-use self::events::EventRecorder;
-use self::informer::{key_of, Change, Informer};
-use self::queue::WorkQueue;
-use crate::registry::{typed, Registry};
+use crate::registry::Registry;
+use crate::runtime::events::EventRecorder;
+use crate::runtime::feed::{feed, feed_all};
+use crate::runtime::informer::{key_of, Change};
+use crate::runtime::queue::WorkQueue;
+use crate::runtime::{runner, Informers};
 
-/// How often every object of a controller is reconciled even without changes.
-const RESYNC: Duration = Duration::from_secs(30);
 /// Concurrent reconciles per controller.
 const WORKERS: usize = 4;
-
-/// The caches the leader's control loops share.
-pub struct Informers {
-    pub deployments: Arc<Informer<Deployment>>,
-    pub replicasets: Arc<Informer<ReplicaSet>>,
-    pub daemonsets: Arc<Informer<DaemonSet>>,
-    pub pods: Arc<Informer<Pod>>,
-    pub nodes: Arc<Informer<Node>>,
-    pub namespaces: Arc<Informer<Namespace>>,
-    pub leases: Arc<Informer<Lease>>,
-}
-
-impl Informers {
-    pub fn start(registry: &Registry, shutdown: &watch::Receiver<bool>) -> Self {
-        Informers {
-            deployments: Informer::start(registry.clone(), shutdown.clone()),
-            replicasets: Informer::start(registry.clone(), shutdown.clone()),
-            daemonsets: Informer::start(registry.clone(), shutdown.clone()),
-            pods: Informer::start(registry.clone(), shutdown.clone()),
-            nodes: Informer::start(registry.clone(), shutdown.clone()),
-            namespaces: Informer::start(registry.clone(), shutdown.clone()),
-            leases: Informer::start(registry.clone(), shutdown.clone()),
-        }
-    }
-}
 
 /// Starts the Deployment, ReplicaSet, DaemonSet and node lifecycle controllers and the garbage collector;
 /// nodes silent for longer than `node_grace` are considered lost.
@@ -188,72 +156,4 @@ fn node_placement_changed(change: &Change<Node>) -> bool {
             .map(|c| c.status.clone())
     };
     old.metadata.labels != new.metadata.labels || old.spec != new.spec || ready(old) != ready(new)
-}
-
-/// Queues every key of `targets` when `source` changes in a way `relevant` accepts.
-fn feed_all<S, T>(
-    source: &Arc<Informer<S>>,
-    queue: &WorkQueue,
-    relevant: fn(&Change<S>) -> bool,
-    targets: &Arc<Informer<T>>,
-    shutdown: &watch::Receiver<bool>,
-) where
-    S: typed::Object,
-    T: typed::Object,
-{
-    let mut changes = source.subscribe();
-    let (queue, targets, mut shutdown) = (queue.clone(), targets.clone(), shutdown.clone());
-    tokio::spawn(async move {
-        let queue_all = || targets.keys().into_iter().for_each(|k| queue.add(k));
-        loop {
-            tokio::select! {
-                _ = crate::shutdown::stopped(&mut shutdown) => return,
-                change = changes.recv() => match change {
-                    Ok(change) if relevant(&change) => queue_all(),
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => queue_all(),
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            }
-        }
-    });
-}
-
-/// Queues `to_key(obj)` for every change of `source`, and every key of `targets` at start,
-/// on resync and when notifications were lost.
-fn feed<S, T>(
-    source: &Arc<Informer<S>>,
-    queue: &WorkQueue,
-    to_key: fn(&S) -> Option<String>,
-    targets: &Arc<Informer<T>>,
-    shutdown: &watch::Receiver<bool>,
-) where
-    S: typed::Object,
-    T: typed::Object,
-{
-    let mut changes = source.subscribe();
-    let (queue, targets, mut shutdown) = (queue.clone(), targets.clone(), shutdown.clone());
-    tokio::spawn(async move {
-        targets.synced().await;
-        let queue_all = || targets.keys().into_iter().for_each(|k| queue.add(k));
-        queue_all();
-        let mut resync = tokio::time::interval(RESYNC);
-        loop {
-            tokio::select! {
-                _ = crate::shutdown::stopped(&mut shutdown) => return,
-                _ = resync.tick() => queue_all(),
-                change = changes.recv() => match change {
-                    Ok(change) => {
-                        for obj in change.old.iter().chain(change.new.iter()) {
-                            if let Some(key) = to_key(obj) {
-                                queue.add(key);
-                            }
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => queue_all(),
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            }
-        }
-    });
 }

@@ -5,18 +5,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use skiff_api::resources;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use super::events::{EventRecorder, EventType};
-use super::informer::Informer;
 use crate::error::ApiError;
 use crate::registry::{object, Registry, Subresource};
+use crate::runtime::events::{EventRecorder, EventType};
+use crate::runtime::informer::Informer;
 
 /// The taint of a node whose agent cannot be reached (as Kubernetes names it).
 pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
@@ -67,14 +68,46 @@ fn is_tainted(node: &Node) -> bool {
         .is_some_and(|taints| taints.iter().any(|t| t.key == UNREACHABLE_TAINT))
 }
 
+/// Heartbeat changes as this controller saw them, on its own clock: a control plane that was
+/// down does not blame its nodes for the gap.
+struct Heartbeats {
+    grace: Duration,
+    /// Per node: the last heartbeat seen and when it was first seen.
+    seen: HashMap<String, (String, Instant)>,
+}
+
+impl Heartbeats {
+    fn new(grace: Duration) -> Self {
+        Heartbeats {
+            grace,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Records `beat` of `node` at `now`; true if it has not changed for longer than the grace.
+    fn silent(&mut self, node: &str, beat: String, now: Instant) -> bool {
+        let entry = self
+            .seen
+            .entry(node.to_string())
+            .or_insert_with(|| (beat.clone(), now));
+        if entry.0 != beat {
+            *entry = (beat, now);
+        }
+        now.duration_since(entry.1) > self.grace
+    }
+
+    /// Forgets the nodes `keep` rejects.
+    fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.seen.retain(|name, _| keep(name));
+    }
+}
+
 impl NodeLifecycle {
     /// Runs until `shutdown` flips to true.
     pub fn spawn(self, mut shutdown: watch::Receiver<bool>) {
         tokio::spawn(async move {
             self.nodes.synced().await;
-            // Heartbeat changes as this controller saw them, on its own clock: a control plane
-            // that was down does not blame its nodes for the gap.
-            let mut seen: HashMap<String, (String, Instant)> = HashMap::new();
+            let mut heartbeats = Heartbeats::new(self.grace);
             let mut tick = tokio::time::interval(CHECK_EVERY);
             loop {
                 tokio::select! {
@@ -86,12 +119,7 @@ impl NodeLifecycle {
                     let name = node.metadata.name.clone().unwrap_or_default();
                     let lease = self.leases.get(&format!("{LEASE_NAMESPACE}/{name}"));
                     let beat = heartbeat(&node, lease.as_deref());
-                    let entry = seen.entry(name.clone()).or_insert((beat.clone(), now));
-                    if entry.0 != beat {
-                        *entry = (beat, now);
-                    }
-                    let silent = now.duration_since(entry.1) > self.grace;
-                    let result = if silent {
+                    let result = if heartbeats.silent(&name, beat, now) {
                         self.mark_lost(&node).await
                     } else {
                         self.mark_back(&node).await
@@ -100,7 +128,7 @@ impl NodeLifecycle {
                         tracing::warn!(node = %name, %err, "node lifecycle update failed");
                     }
                 }
-                seen.retain(|name, _| self.nodes.get(name).is_some());
+                heartbeats.retain(|name| self.nodes.get(name).is_some());
             }
         });
     }
@@ -245,5 +273,43 @@ impl NodeLifecycle {
             )
             .await
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: Duration = Duration::from_secs(6);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_is_lost_only_after_a_silent_grace_period() {
+        let mut beats = Heartbeats::new(GRACE);
+        assert!(!beats.silent("n1", "t0".into(), Instant::now()));
+        tokio::time::advance(GRACE).await;
+        assert!(
+            !beats.silent("n1", "t0".into(), Instant::now()),
+            "exactly the grace is not yet lost"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(beats.silent("n1", "t0".into(), Instant::now()));
+        // A new heartbeat makes it healthy again, and starts a new grace period.
+        assert!(!beats.silent("n1", "t1".into(), Instant::now()));
+        tokio::time::advance(GRACE / 2).await;
+        assert!(!beats.silent("n1", "t1".into(), Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_grace_starts_when_this_controller_first_sees_a_node() {
+        let mut beats = Heartbeats::new(GRACE);
+        tokio::time::advance(GRACE * 10).await;
+        // An old heartbeat seen for the first time (a new leader) is not blamed at once.
+        assert!(!beats.silent("n1", "long ago".into(), Instant::now()));
+        beats.retain(|_| false);
+        tokio::time::advance(GRACE * 2).await;
+        assert!(
+            !beats.silent("n1", "long ago".into(), Instant::now()),
+            "a forgotten node starts over"
+        );
     }
 }

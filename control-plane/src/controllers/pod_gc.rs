@@ -5,15 +5,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skiff_api::k8s_openapi::api::core::v1::{Node, Pod};
 use skiff_api::resources;
 use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
 
-use super::informer::Informer;
 use crate::error::ApiError;
 use crate::registry::{DeleteOptions, Registry};
+use crate::runtime::informer::Informer;
 
 /// How often orphaned pods are looked for even when no node was deleted.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(20);
@@ -137,14 +138,24 @@ impl Absent {
 mod tests {
     use super::*;
 
-    #[test]
-    fn deleted_nodes_go_at_once_unknown_ones_after_the_quarantine() {
+    #[tokio::test(start_paused = true)]
+    async fn deleted_nodes_go_at_once_unknown_ones_after_the_quarantine() {
         let mut absent = Absent::default();
-        let start = Instant::now();
         absent.deleted.insert("gone".into());
-        assert!(absent.long_enough("gone", start));
-        assert!(!absent.long_enough("never-seen", start));
-        assert!(!absent.long_enough("never-seen", start + QUARANTINE / 2));
-        assert!(absent.long_enough("never-seen", start + QUARANTINE));
+        assert!(absent.long_enough("gone", Instant::now()));
+        assert!(!absent.long_enough("never-seen", Instant::now()));
+        tokio::time::advance(QUARANTINE / 2).await;
+        assert!(!absent.long_enough("never-seen", Instant::now()));
+        assert!(
+            !absent.long_enough("seen-later", Instant::now()),
+            "each node has its own quarantine"
+        );
+        tokio::time::advance(QUARANTINE / 2 - Duration::from_millis(1)).await;
+        assert!(!absent.long_enough("never-seen", Instant::now()));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(absent.long_enough("never-seen", Instant::now()));
+        assert!(!absent.long_enough("seen-later", Instant::now()));
+        tokio::time::advance(QUARANTINE / 2).await;
+        assert!(absent.long_enough("seen-later", Instant::now()));
     }
 }

@@ -10,13 +10,13 @@ use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::selector::LabelSelector;
 
-use super::events::{EventRecorder, EventType};
-use super::informer::{object_key, revision_of, Informer};
-use super::ownership::{controller_of, controller_ref};
 use super::pods::{is_active, is_ready};
-use super::runner::{Action, Reconciler};
 use crate::error::ApiError;
 use crate::registry::{Registry, Subresource};
+use crate::runtime::events::{EventRecorder, EventType};
+use crate::runtime::informer::{object_key, revision_of, Informer};
+use crate::runtime::ownership::{controller_of, controller_ref};
+use crate::runtime::runner::{Action, Reconciler};
 
 /// Most pods created or deleted in one reconcile (Kubernetes' burst is 500).
 const BURST: usize = 500;

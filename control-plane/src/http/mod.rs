@@ -6,6 +6,7 @@ mod handlers;
 mod logs;
 mod path;
 mod query;
+mod trace;
 
 use axum::routing::{any, delete, get, post};
 use axum::Router;
@@ -38,5 +39,6 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/skiff/v1/backup", get(cluster::backup))
         .route("/version", get(handlers::version))
+        .layer(trace::layer())
         .with_state(state)
 }

@@ -3,8 +3,12 @@
 //! controllers both go through it, so every write takes the same path.
 
 mod admission;
+mod codec;
 mod node_watch;
 pub mod object;
+mod patch;
+mod runtime_class;
+mod strategy;
 pub mod typed;
 mod watch;
 
@@ -13,6 +17,7 @@ use serde_json::Value;
 use skiff_api::resources::{self, ResourceKind};
 use skiff_raft_store::{Compare, KeyValue, Op, OpResult, Store, Txn};
 
+use self::codec::{decode, encode, strip_version};
 use crate::error::ApiError;
 pub use watch::{ListOptions, WatchEvent, WatchEventType, WatchStream};
 
@@ -38,9 +43,6 @@ pub struct Registry {
     store: Store,
     node_watches: node_watch::NodeWatchHub,
 }
-
-/// How many times a merge patch retries against concurrent writers before giving up with 409.
-const PATCH_RETRIES: usize = 5;
 
 impl Registry {
     pub fn new(store: Store) -> Self {
@@ -77,7 +79,7 @@ impl Registry {
         decode(&kv)
     }
 
-    async fn get_kv(
+    pub(super) async fn get_kv(
         &self,
         kind: &ResourceKind,
         namespace: Option<&str>,
@@ -109,7 +111,7 @@ impl Registry {
         Ok((items, revision))
     }
 
-    /// Creates an object after defaulting and validation; 409 if the name is taken.
+    /// Creates an object after defaulting, admission and validation; 409 if the name is taken.
     pub async fn create(
         &self,
         kind: &ResourceKind,
@@ -117,6 +119,8 @@ impl Registry {
         mut obj: Value,
     ) -> Result<Value, ApiError> {
         admission::prepare_create(kind, namespace, &mut obj)?;
+        self.admit_runtime_class(kind, &mut obj).await?;
+        admission::validate(kind, &obj)?;
         let name = object::name(&obj).unwrap_or_default().to_string();
         let ns = object::namespace(&obj).map(str::to_string);
         if let Some(ns) = ns.as_deref() {
@@ -159,7 +163,7 @@ impl Registry {
             .await
     }
 
-    async fn update_from(
+    pub(super) async fn update_from(
         &self,
         kind: &ResourceKind,
         namespace: Option<&str>,
@@ -180,72 +184,6 @@ impl Registry {
         }
     }
 
-    /// Applies a JSON merge patch (RFC 7386) to the object or its status, retrying on
-    /// concurrent writes unless the patch itself pins a `resourceVersion`.
-    pub async fn patch(
-        &self,
-        kind: &ResourceKind,
-        namespace: Option<&str>,
-        name: &str,
-        patch: &Value,
-        subresource: Subresource,
-    ) -> Result<Value, ApiError> {
-        let pinned = object::resource_version(patch).map_err(ApiError::BadRequest)?;
-        self.patch_with(kind, namespace, name, pinned, subresource, |obj| {
-            json_patch::merge(obj, patch);
-            Ok(())
-        })
-        .await
-    }
-
-    /// Applies a JSON Patch (RFC 6902) atomically: its `test` operations see the same version
-    /// its other operations change (a compare-and-swap on any field); a failed test is 422.
-    pub async fn json_patch(
-        &self,
-        kind: &ResourceKind,
-        namespace: Option<&str>,
-        name: &str,
-        patch: &json_patch::Patch,
-        subresource: Subresource,
-    ) -> Result<Value, ApiError> {
-        self.patch_with(kind, namespace, name, None, subresource, |obj| {
-            json_patch::patch(obj, patch).map_err(|e| ApiError::PatchFailed(e.to_string()))
-        })
-        .await
-    }
-
-    /// Reads, changes with `apply`, and writes back on the same revision, retrying on
-    /// concurrent writes unless `pinned` to a revision. The read follows a read barrier, so a
-    /// patch that fails (a JSON Patch `test`) failed against the current object, not a stale
-    /// replica.
-    async fn patch_with(
-        &self,
-        kind: &ResourceKind,
-        namespace: Option<&str>,
-        name: &str,
-        pinned: Option<u64>,
-        subresource: Subresource,
-        apply: impl Fn(&mut Value) -> Result<(), ApiError>,
-    ) -> Result<Value, ApiError> {
-        for _ in 0..PATCH_RETRIES {
-            self.read_barrier().await?;
-            let current = self.get_kv(kind, namespace, name).await?;
-            if pinned.is_some_and(|rv| rv != current.mod_revision) {
-                return Err(ApiError::stale(kind, name));
-            }
-            let mut obj = decode(&current)?;
-            apply(&mut obj)?;
-            match self
-                .update_from(kind, namespace, name, &current, obj, subresource)
-                .await
-            {
-                Err(ApiError::Conflict { .. }) if pinned.is_none() => continue,
-                other => return other,
-            }
-        }
-        Err(ApiError::stale(kind, name))
-    }
-
     /// Deletes an object. A pod bound to a node is deleted gracefully: it gets a
     /// `deletionTimestamp` and its node removes it for good once its containers stopped.
     pub async fn delete(
@@ -255,21 +193,14 @@ impl Registry {
         name: &str,
         options: &DeleteOptions,
     ) -> Result<Value, ApiError> {
-        if std::ptr::eq(kind, namespaces()) && admission::PROTECTED_NAMESPACES.contains(&name) {
-            return Err(ApiError::BadRequest(format!(
-                "namespace \"{name}\" may not be deleted"
-            )));
-        }
+        let strategy = strategy::of(kind);
+        strategy.check_delete(name)?;
         loop {
             let current = self.get_kv(kind, namespace, name).await?;
             let obj = decode(&current)?;
-            let grace = if std::ptr::eq(kind, pods()) {
-                admission::pod_grace_period(&obj, options.grace_period_seconds)
-            } else {
-                0
-            };
+            let grace = strategy.delete_grace_period(&obj, options.grace_period_seconds);
             if grace > 0 {
-                let Some(marked) = admission::mark_terminating(&obj, grace) else {
+                let Some(marked) = strategy::mark_terminating(&obj, grace) else {
                     return Ok(obj);
                 };
                 let key = kind.store_key(scope(kind, namespace), name);
@@ -309,7 +240,7 @@ impl Registry {
             });
         }
         pod["spec"]["nodeName"] = Value::String(node.to_string());
-        admission::mark_scheduled(&mut pod);
+        strategy::mark_scheduled(&mut pod);
         let key = kind.store_key(Some(namespace), name);
         match self.put_if(&key, current.mod_revision, &pod).await? {
             Some(kv) => decode(&kv),
@@ -334,11 +265,7 @@ impl Registry {
                 (items, revision + 1)
             }
         };
-        let node = std::ptr::eq(kind, pods())
-            .then(|| options.field_selector.as_ref()?.get("spec.nodeName"))
-            .flatten()
-            .map(str::to_string);
-        if let Some(node) = node {
+        if let Some(node) = strategy::of(kind).node_index(&options) {
             return self.watch_node(&node, prefix, initial, start, options);
         }
         let live = self.store.watch(prefix.as_bytes(), start)?;
@@ -443,27 +370,4 @@ fn pods() -> &'static ResourceKind {
 
 fn namespaces() -> &'static ResourceKind {
     resources::by_name("namespaces").expect("namespaces are served")
-}
-
-/// Stored form: the object without `metadata.resourceVersion` (the store's revision is the truth).
-fn encode(obj: &Value) -> Result<Vec<u8>, ApiError> {
-    serde_json::to_vec(&strip_version(obj)).map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-/// Served form: the stored object with `resourceVersion` = its `mod_revision`.
-fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
-    let mut obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
-        ApiError::Internal(format!(
-            "stored object {} is corrupt: {e}",
-            String::from_utf8_lossy(&kv.key)
-        ))
-    })?;
-    object::set_meta(&mut obj, "resourceVersion", kv.mod_revision.to_string());
-    Ok(obj)
-}
-
-fn strip_version(obj: &Value) -> Value {
-    let mut obj = obj.clone();
-    object::remove_meta(&mut obj, "resourceVersion");
-    obj
 }

@@ -23,10 +23,10 @@ pub use place::{place, Placement, Unschedulable};
 pub use snapshot::{ClusterSnapshot, NodeInfo, PodInfo, Resources};
 pub use taints::tolerates;
 
-use crate::controllers::events::{EventRecorder, EventType};
-use crate::controllers::informer::{key_of, Change, Informer};
 use crate::error::ApiError;
 use crate::registry::{object, Registry, Subresource};
+use crate::runtime::events::{EventRecorder, EventType};
+use crate::runtime::informer::{key_of, Change, Informer};
 
 /// The scheduler name pods get by default.
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";

@@ -8,7 +8,7 @@ use skiff_api::k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, Taint};
 use skiff_api::quantity;
 pub use skiff_api::requests::{pod_requests, Resources};
 
-use crate::controllers::informer::key_of;
+use crate::runtime::informer::key_of;
 
 /// What placement needs to know of a pod already bound to a node.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -131,7 +131,7 @@ mod tests {
         assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
         let pod = &d["spec"]["template"]["spec"];
         assert_eq!(pod["restartPolicy"], "Always");
-        assert_eq!(pod["runtimeClassName"], "wasm");
+        assert_eq!(pod["runtimeClassName"], "wasmtime");
         assert_eq!(pod["containers"][0]["ports"][0]["protocol"], "TCP");
     }
 

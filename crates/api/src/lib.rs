@@ -6,15 +6,18 @@
 
 pub use k8s_openapi;
 
+pub mod backoff;
 pub mod defaults;
 pub mod events;
 pub mod hash;
 pub mod image;
+pub mod intstr;
 pub mod join_token;
 pub mod manifest;
 pub mod quantity;
 pub mod requests;
 pub mod resources;
+pub mod runtime_class;
 pub mod selector;
 pub mod time;
 pub mod validation;

@@ -38,7 +38,7 @@ fn is_label_value(v: &str) -> bool {
 }
 
 /// A qualified name (`app`, `example.com/tier`), as label and annotation keys are.
-fn is_qualified_name(k: &str) -> bool {
+pub fn is_qualified_name(k: &str) -> bool {
     let (prefix, name) = match k.split_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, k),

@@ -3,12 +3,14 @@
 
 mod meta;
 mod pod;
+mod runtime_class;
 mod workloads;
 
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::node::v1::RuntimeClass;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -126,6 +128,8 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
         "Namespace" => decode::<Namespace>(obj).map(|n| {
             meta::validate_object_meta(&n.metadata, false, meta::NameRule::Label, &mut errors)
         }),
+        "RuntimeClass" => decode::<RuntimeClass>(obj)
+            .map(|c| runtime_class::validate_runtime_class(&c, &mut errors)),
         "Node" => decode::<Node>(obj).map(|n| {
             meta::validate_object_meta(&n.metadata, false, meta::NameRule::Subdomain, &mut errors)
         }),

@@ -129,3 +129,53 @@ fn config_and_namespace_names() {
     assert!(!errors("namespace", json!({"metadata": {"name": "a.b"}})).is_empty());
     assert!(errors("namespace", json!({"metadata": {"name": "team-a"}})).is_empty());
 }
+
+#[test]
+fn runtime_class_fields() {
+    let wasm = json!({"metadata": {"name": "wasmtime"}, "handler": "wasm",
+        "scheduling": {"nodeSelector": {"runtime.skiff.dev/wasm": "true"},
+            "tolerations": [{"key": "runtime.skiff.dev/wasm", "operator": "Exists", "effect": "NoSchedule"}]}});
+    assert_eq!(errors("runtimeclass", wasm.clone()), Vec::<String>::new());
+    let errs = errors(
+        "runtimeclass",
+        json!({"metadata": {"name": "c"}, "handler": ""}),
+    );
+    assert_eq!(errs, vec!["handler: Required value"]);
+    let errs = errors(
+        "runtimeclass",
+        json!({"metadata": {"name": "c"}, "handler": "Bad_Handler"}),
+    );
+    assert!(errs[0].starts_with("handler: Invalid value"), "{errs:?}");
+    let mut bad = wasm;
+    set(
+        &mut bad,
+        "/scheduling/nodeSelector",
+        json!({"bad key": "v"}),
+    );
+    set(
+        &mut bad,
+        "/scheduling/tolerations",
+        json!([
+            {"key": "k", "operator": "Exists", "value": "v"},
+            {"operator": "Equal", "value": "v"},
+            {"key": "k", "operator": "Less"},
+            {"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5},
+            {"key": "k", "effect": "Sometimes"}
+        ]),
+    );
+    let errs = errors("runtimeclass", bad);
+    for field in [
+        "scheduling.nodeSelector[bad key]: Invalid value",
+        "scheduling.tolerations[0].operator: Invalid value",
+        "scheduling.tolerations[1].operator: Invalid value",
+        "scheduling.tolerations[2].operator: Unsupported value",
+        "scheduling.tolerations[3].effect: Invalid value",
+        "scheduling.tolerations[4].effect: Unsupported value",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(field)),
+            "{field} in {errs:?}"
+        );
+    }
+    assert_eq!(errs.len(), 6, "{errs:?}");
+}

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::meta::{self, NameRule};
 use super::pod::validate_pod_spec;
 use super::{Errors, FieldErrorReason};
+use crate::intstr;
 use crate::selector::LabelSelector;
 
 pub fn validate_deployment(deployment: &Deployment, errors: &mut Errors) {
@@ -163,10 +164,7 @@ fn validate_int_or_percent(value: Option<&IntOrString>, field: &str, errors: &mu
             errors.invalid(field, n, "must be greater than or equal to 0")
         }
         Some(IntOrString::String(s)) => {
-            let ok = s
-                .strip_suffix('%')
-                .and_then(|p| p.parse::<u32>().ok())
-                .is_some_and(|p| p <= 100);
+            let ok = intstr::percent(s).is_ok_and(|p| p <= 100);
             if !ok {
                 errors.invalid(field, s, "a valid percent string must be a numeric string followed by an ending '%' (0-100%)");
             }

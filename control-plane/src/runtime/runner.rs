@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use skiff_api::backoff::Backoff;
 use tokio::sync::watch;
 
 use super::queue::WorkQueue;
@@ -38,10 +39,15 @@ pub trait Reconciler: Send + Sync + 'static {
     async fn reconcile(&self, key: &str) -> Result<Action, ApiError>;
 }
 
-const BACKOFF_BASE: Duration = Duration::from_millis(50);
+/// Retry delays of a key whose reconciles keep failing: 50 ms doubling to 30 s, forgotten at
+/// the first success.
+const BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(50),
+    max: Duration::from_secs(30),
+    reset_after: Duration::ZERO,
+};
 /// Delay before retrying a key whose write hit a 409 conflict.
 const CONFLICT_RETRY: Duration = Duration::from_millis(10);
-const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 /// Spawns `workers` tasks that reconcile keys from `queue` until `shutdown` flips to true.
 pub fn spawn<R: Reconciler>(
@@ -81,7 +87,7 @@ pub fn spawn<R: Reconciler>(
                             *n = n.saturating_add(1);
                             *n
                         };
-                        let delay = backoff(attempt);
+                        let delay = BACKOFF.delay(attempt);
                         tracing::warn!(controller = reconciler.name(), %key, %err, ?delay, "reconcile failed");
                         queue.add_after(key, delay);
                     }
@@ -91,20 +97,14 @@ pub fn spawn<R: Reconciler>(
     }
 }
 
-/// Exponential backoff for the `attempt`-th consecutive failure.
-fn backoff(attempt: u32) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
-    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_CAP)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn backoff_grows_and_caps() {
-        assert_eq!(backoff(1), BACKOFF_BASE);
-        assert_eq!(backoff(2), BACKOFF_BASE * 2);
-        assert_eq!(backoff(40), BACKOFF_CAP);
+        assert_eq!(BACKOFF.delay(1), Duration::from_millis(50));
+        assert_eq!(BACKOFF.delay(2), Duration::from_millis(100));
+        assert_eq!(BACKOFF.delay(40), Duration::from_secs(30));
     }
 }

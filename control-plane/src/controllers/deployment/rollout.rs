@@ -1,0 +1,210 @@
+//! The rollout plan: how many replicas the new and each old ReplicaSet should have, for the
+//! RollingUpdate (within `maxSurge` / `maxUnavailable`) and Recreate strategies.
+
+use std::sync::Arc;
+
+use skiff_api::intstr;
+use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use skiff_api::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// Replica counts a reconcile should set: the new ReplicaSet, then each old one (oldest first).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub new_replicas: i32,
+    pub old_replicas: Vec<i32>,
+}
+
+pub fn plan(deployment: &Deployment, new_rs: Option<&ReplicaSet>, old: &[Arc<ReplicaSet>]) -> Plan {
+    let spec = deployment.spec.clone().unwrap_or_default();
+    let desired = spec.replicas.unwrap_or(1).max(0);
+    let spec_replicas = |rs: &ReplicaSet| rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    let available = |rs: &ReplicaSet| {
+        rs.status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0)
+    };
+    let new_current = new_rs.map(spec_replicas).unwrap_or(0);
+    let old_current: Vec<i32> = old.iter().map(|rs| spec_replicas(rs)).collect();
+    let old_total: i32 = old_current.iter().sum();
+    let strategy = spec.strategy.unwrap_or_default();
+    if strategy.type_.as_deref() == Some("Recreate") {
+        let old_running: i32 = old
+            .iter()
+            .map(|rs| rs.status.as_ref().map(|s| s.replicas).unwrap_or(0))
+            .sum();
+        let new_replicas = if old_total == 0 && old_running == 0 {
+            desired
+        } else {
+            0
+        };
+        return Plan {
+            new_replicas,
+            old_replicas: vec![0; old.len()],
+        };
+    }
+    if old_total == 0 {
+        return Plan {
+            new_replicas: desired,
+            old_replicas: old_current,
+        };
+    }
+    let rolling = strategy.rolling_update.unwrap_or_default();
+    let mut max_surge = resolve(rolling.max_surge.as_ref(), desired, true);
+    let max_unavailable = resolve(rolling.max_unavailable.as_ref(), desired, false);
+    if max_surge == 0 && max_unavailable == 0 {
+        max_surge = 1;
+    }
+    let max_unavailable = if max_surge == 0 {
+        max_unavailable.max(1)
+    } else {
+        max_unavailable
+    };
+    // Scale the new ReplicaSet up within the surge budget.
+    let total = new_current + old_total;
+    let room = (desired + max_surge - total).max(0);
+    let new_replicas = if new_current >= desired {
+        desired
+    } else {
+        new_current + room.min(desired - new_current)
+    };
+    // Scale old ReplicaSets down while keeping `desired - max_unavailable` pods available.
+    let min_available = desired - max_unavailable;
+    let new_unavailable = (new_current - new_rs.map(available).unwrap_or(0)).max(0);
+    let mut budget = (total - min_available - new_unavailable).max(0);
+    let old_replicas = old_current
+        .iter()
+        .map(|&current| {
+            let cut = current.min(budget);
+            budget -= cut;
+            current - cut
+        })
+        .collect();
+    Plan {
+        new_replicas,
+        old_replicas,
+    }
+}
+
+/// The default `maxSurge` and `maxUnavailable`.
+const DEFAULT_BUDGET: &str = "25%";
+
+/// An absolute count from an int-or-percent, rounding up (surge) or down (unavailable).
+pub fn resolve(value: Option<&IntOrString>, total: i32, round_up: bool) -> i32 {
+    let default = IntOrString::String(DEFAULT_BUDGET.into());
+    let scaled = |value| intstr::scaled_value(value, total, round_up);
+    scaled(value.unwrap_or(&default))
+        .or_else(|_| scaled(&default))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_api::k8s_openapi::api::apps::v1::{DeploymentSpec, ReplicaSetSpec, ReplicaSetStatus};
+
+    fn deployment(replicas: i32) -> Deployment {
+        Deployment {
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn rs(spec: i32, available: i32) -> ReplicaSet {
+        ReplicaSet {
+            spec: Some(ReplicaSetSpec {
+                replicas: Some(spec),
+                ..Default::default()
+            }),
+            status: Some(ReplicaSetStatus {
+                replicas: spec,
+                available_replicas: Some(available),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn steady_state_and_scaling_set_the_new_replicaset() {
+        assert_eq!(
+            plan(&deployment(3), None, &[]),
+            Plan {
+                new_replicas: 3,
+                old_replicas: vec![]
+            }
+        );
+        assert_eq!(
+            plan(&deployment(5), Some(&rs(3, 3)), &[]),
+            Plan {
+                new_replicas: 5,
+                old_replicas: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn rolling_update_surges_then_scales_old_down_as_new_becomes_available() {
+        let old = vec![Arc::new(rs(4, 4))];
+        // 25% of 4: surge 1, unavailable 1.
+        let first = plan(&deployment(4), Some(&rs(0, 0)), &old);
+        assert_eq!(
+            first,
+            Plan {
+                new_replicas: 1,
+                old_replicas: vec![3]
+            }
+        );
+        let later = plan(&deployment(4), Some(&rs(2, 2)), &[Arc::new(rs(2, 2))]);
+        assert_eq!(
+            later,
+            Plan {
+                new_replicas: 3,
+                old_replicas: vec![1]
+            }
+        );
+        let unavailable_new = plan(&deployment(4), Some(&rs(2, 0)), &[Arc::new(rs(2, 2))]);
+        assert_eq!(
+            unavailable_new.old_replicas,
+            vec![2],
+            "keeps old pods while new ones are unavailable"
+        );
+    }
+
+    #[test]
+    fn recreate_waits_for_old_pods_to_go() {
+        let mut d = deployment(2);
+        d.spec.as_mut().expect("spec").strategy =
+            Some(skiff_api::k8s_openapi::api::apps::v1::DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                rolling_update: None,
+            });
+        let old = vec![Arc::new(rs(2, 2))];
+        assert_eq!(
+            plan(&d, None, &old),
+            Plan {
+                new_replicas: 0,
+                old_replicas: vec![0]
+            }
+        );
+        let drained = vec![Arc::new(rs(0, 0))];
+        assert_eq!(plan(&d, Some(&rs(0, 0)), &drained).new_replicas, 2);
+    }
+
+    #[test]
+    fn percentages_round_like_kubernetes() {
+        let pct = |s: &str| IntOrString::String(s.into());
+        assert_eq!(resolve(Some(&pct("25%")), 3, true), 1);
+        assert_eq!(resolve(Some(&pct("25%")), 3, false), 0);
+        assert_eq!(resolve(Some(&IntOrString::Int(2)), 3, false), 2);
+        assert_eq!(resolve(None, 8, true), 2, "25% when unset");
+        assert_eq!(
+            resolve(Some(&pct("lots")), 8, true),
+            2,
+            "25% when unreadable"
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! The Deployment's status, computed from its ReplicaSets (no I/O).
+
+use std::sync::Arc;
+
+use skiff_api::k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet,
+};
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::rollout::resolve;
+
+/// The status `deployment` should report, given its new ReplicaSet and all it owns, at `now`.
+pub fn status(
+    deployment: &Deployment,
+    new_rs: &ReplicaSet,
+    all: &[Arc<ReplicaSet>],
+    now: &Time,
+) -> DeploymentStatus {
+    let desired = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let sum = |f: &dyn Fn(&ReplicaSet) -> i32| all.iter().map(|rs| f(rs)).sum::<i32>();
+    let replicas = sum(&|rs| rs.status.as_ref().map(|s| s.replicas).unwrap_or(0));
+    let ready = sum(&|rs| {
+        rs.status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0)
+    });
+    let available = sum(&|rs| {
+        rs.status
+            .as_ref()
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0)
+    });
+    let updated = new_rs.status.as_ref().map(|s| s.replicas).unwrap_or(0);
+    let max_unavailable = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .filter(|s| s.type_.as_deref() != Some("Recreate"))
+        .map(|s| {
+            resolve(
+                s.rolling_update
+                    .as_ref()
+                    .and_then(|r| r.max_unavailable.as_ref()),
+                desired,
+                false,
+            )
+        })
+        .unwrap_or(0);
+    let is_available = available >= desired - max_unavailable;
+    let complete = updated == desired && replicas == desired && available == desired;
+    let previous = deployment.status.clone().unwrap_or_default();
+    let conditions = vec![
+        condition(
+            &previous,
+            now,
+            "Available",
+            is_available,
+            if is_available {
+                "MinimumReplicasAvailable"
+            } else {
+                "MinimumReplicasUnavailable"
+            },
+            if is_available {
+                "Deployment has minimum availability."
+            } else {
+                "Deployment does not have minimum availability."
+            },
+        ),
+        condition(
+            &previous,
+            now,
+            "Progressing",
+            true,
+            if complete {
+                "NewReplicaSetAvailable"
+            } else {
+                "ReplicaSetUpdated"
+            },
+            &format!(
+                "ReplicaSet \"{}\" {}.",
+                new_rs.metadata.name.as_deref().unwrap_or_default(),
+                if complete {
+                    "has successfully progressed"
+                } else {
+                    "is progressing"
+                }
+            ),
+        ),
+    ];
+    DeploymentStatus {
+        replicas: Some(replicas),
+        updated_replicas: Some(updated),
+        ready_replicas: Some(ready),
+        available_replicas: Some(available),
+        unavailable_replicas: Some((desired - available).max(0)),
+        observed_generation: deployment.metadata.generation,
+        conditions: Some(conditions),
+        collision_count: None,
+        terminating_replicas: None,
+    }
+}
+
+/// A condition that keeps its transition time unless its status flips.
+fn condition(
+    previous: &DeploymentStatus,
+    now: &Time,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+) -> DeploymentCondition {
+    let status = if status { "True" } else { "False" }.to_string();
+    let old = previous
+        .conditions
+        .as_ref()
+        .and_then(|cs| cs.iter().find(|c| c.type_ == type_));
+    let transitioned = match old {
+        Some(old) if old.status == status => old.last_transition_time.clone(),
+        _ => Some(now.clone()),
+    };
+    let unchanged = old.is_some_and(|o| {
+        o.status == status
+            && o.reason.as_deref() == Some(reason)
+            && o.message.as_deref() == Some(message)
+    });
+    DeploymentCondition {
+        type_: type_.to_string(),
+        status,
+        reason: Some(reason.to_string()),
+        message: Some(message.to_string()),
+        last_transition_time: transitioned,
+        last_update_time: if unchanged {
+            old.and_then(|o| o.last_update_time.clone())
+        } else {
+            Some(now.clone())
+        },
+    }
+}

@@ -1,0 +1,31 @@
+//! The stored form of objects: JSON without `resourceVersion`, which the store's revision
+//! supplies when an object is read.
+
+use serde_json::Value;
+use skiff_raft_store::KeyValue;
+
+use super::object;
+use crate::error::ApiError;
+
+/// Stored form: the object without `metadata.resourceVersion` (the store's revision is the truth).
+pub fn encode(obj: &Value) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(&strip_version(obj)).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Served form: the stored object with `resourceVersion` = its `mod_revision`.
+pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        ApiError::Internal(format!(
+            "stored object {} is corrupt: {e}",
+            String::from_utf8_lossy(&kv.key)
+        ))
+    })?;
+    object::set_meta(&mut obj, "resourceVersion", kv.mod_revision.to_string());
+    Ok(obj)
+}
+
+pub fn strip_version(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    object::remove_meta(&mut obj, "resourceVersion");
+    obj
+}

@@ -1,0 +1,157 @@
+//! Pods: they start Pending, stay on the node they are bound to, are deleted gracefully while a
+//! node runs them, and are watched per node.
+
+use serde_json::Value;
+use skiff_api::resources::ResourceKind;
+use skiff_api::validation::{FieldError, FieldErrorReason};
+
+use super::Strategy;
+use crate::error::ApiError;
+use crate::registry::{object, ListOptions};
+
+/// Seconds a bound pod gets to stop when neither the request nor its spec says.
+const DEFAULT_GRACE_SECONDS: i64 = 30;
+
+pub struct PodStrategy;
+
+impl Strategy for PodStrategy {
+    fn has_status_subresource(&self) -> bool {
+        true
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        // A new pod starts Pending, whatever the client sent as status.
+        obj["status"] = serde_json::json!({ "phase": "Pending" });
+    }
+
+    fn validate_update(
+        &self,
+        kind: &ResourceKind,
+        old: &Value,
+        new: &Value,
+    ) -> Result<(), ApiError> {
+        let old_node = old.pointer("/spec/nodeName").and_then(Value::as_str);
+        let new_node = new.pointer("/spec/nodeName").and_then(Value::as_str);
+        if old_node.is_some_and(|n| !n.is_empty()) && old_node != new_node {
+            return Err(ApiError::invalid(
+                kind,
+                object::name(new).unwrap_or_default(),
+                vec![FieldError {
+                    field: "spec.nodeName".into(),
+                    reason: FieldErrorReason::Forbidden,
+                    message: "may not be changed once the pod is bound".into(),
+                }],
+            ));
+        }
+        Ok(())
+    }
+
+    /// 0 for pods no node runs; else the request's, the spec's, or 30 s.
+    fn delete_grace_period(&self, pod: &Value, requested: Option<i64>) -> i64 {
+        let bound = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        if !bound {
+            return 0;
+        }
+        requested
+            .or_else(|| {
+                pod.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(DEFAULT_GRACE_SECONDS)
+            .max(0)
+    }
+
+    fn node_index(&self, options: &ListOptions) -> Option<String> {
+        options
+            .field_selector
+            .as_ref()?
+            .get("spec.nodeName")
+            .map(str::to_string)
+    }
+}
+
+/// The object marked for graceful deletion, or `None` if it is already marked with a grace no longer than `grace`.
+pub fn mark_terminating(obj: &Value, grace: i64) -> Option<Value> {
+    let current = obj
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64);
+    if object::meta_str(obj, "deletionTimestamp").is_some() && current.is_some_and(|c| c <= grace) {
+        return None;
+    }
+    let mut marked = obj.clone();
+    let at = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(grace))
+        .map(|t| {
+            jiff::Timestamp::from_second(t.as_second())
+                .unwrap_or(t)
+                .to_string()
+        })
+        .unwrap_or_else(|_| object::now_rfc3339());
+    object::set_meta(&mut marked, "deletionTimestamp", at);
+    object::set_meta(&mut marked, "deletionGracePeriodSeconds", grace);
+    Some(marked)
+}
+
+/// Sets the `PodScheduled=True` condition a binding implies.
+pub fn mark_scheduled(pod: &mut Value) {
+    let condition = serde_json::json!({
+        "type": "PodScheduled",
+        "status": "True",
+        "lastTransitionTime": object::now_rfc3339(),
+    });
+    let status = &mut pod["status"];
+    if !status.is_object() {
+        *status = serde_json::json!({ "phase": "Pending" });
+    }
+    let conditions = &mut status["conditions"];
+    let mut kept: Vec<Value> = conditions
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    kept.push(condition);
+    *conditions = Value::Array(kept);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use skiff_api::resources::by_name;
+
+    #[test]
+    fn unbound_pods_have_no_grace() {
+        let pod = json!({"spec": {"terminationGracePeriodSeconds": 10}});
+        assert_eq!(PodStrategy.delete_grace_period(&pod, None), 0);
+        let bound = json!({"spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 10}});
+        assert_eq!(PodStrategy.delete_grace_period(&bound, None), 10);
+        assert_eq!(PodStrategy.delete_grace_period(&bound, Some(0)), 0);
+    }
+
+    #[test]
+    fn marking_twice_keeps_the_first_mark_unless_shorter() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n"}});
+        let marked = mark_terminating(&pod, 30).expect("first mark");
+        assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 30);
+        assert!(mark_terminating(&marked, 30).is_none());
+        let shorter = mark_terminating(&marked, 5).expect("shorter grace");
+        assert_eq!(shorter["metadata"]["deletionGracePeriodSeconds"], 5);
+    }
+
+    #[test]
+    fn a_bound_pod_keeps_its_node() {
+        let kind = by_name("pods").expect("pods");
+        let bound = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}});
+        let moved = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n2"}});
+        assert!(PodStrategy.validate_update(kind, &bound, &moved).is_err());
+        let unbound = json!({"metadata": {"name": "p"}, "spec": {}});
+        assert!(PodStrategy.validate_update(kind, &unbound, &moved).is_ok());
+    }
+}

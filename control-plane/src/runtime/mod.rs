@@ -1,0 +1,46 @@
+//! The machinery control loops share (kube-runtime's counterpart): informers that cache one kind
+//! each, work queues, the reconcile runner, and the event recorder. Controllers and the scheduler
+//! build on it; it knows neither.
+
+pub mod events;
+pub mod feed;
+pub mod informer;
+pub mod ownership;
+pub mod queue;
+pub mod runner;
+
+use std::sync::Arc;
+
+use skiff_api::k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use skiff_api::k8s_openapi::api::coordination::v1::Lease;
+use skiff_api::k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use tokio::sync::watch;
+
+use self::informer::Informer;
+use crate::registry::Registry;
+
+/// The caches the leader's control loops share.
+pub struct Informers {
+    pub deployments: Arc<Informer<Deployment>>,
+    pub replicasets: Arc<Informer<ReplicaSet>>,
+    pub daemonsets: Arc<Informer<DaemonSet>>,
+    pub pods: Arc<Informer<Pod>>,
+    pub nodes: Arc<Informer<Node>>,
+    pub namespaces: Arc<Informer<Namespace>>,
+    pub leases: Arc<Informer<Lease>>,
+}
+
+impl Informers {
+    /// Starts one informer per kind; they stop when `shutdown` flips to true.
+    pub fn start(registry: &Registry, shutdown: &watch::Receiver<bool>) -> Self {
+        Informers {
+            deployments: Informer::start(registry.clone(), shutdown.clone()),
+            replicasets: Informer::start(registry.clone(), shutdown.clone()),
+            daemonsets: Informer::start(registry.clone(), shutdown.clone()),
+            pods: Informer::start(registry.clone(), shutdown.clone()),
+            nodes: Informer::start(registry.clone(), shutdown.clone()),
+            namespaces: Informer::start(registry.clone(), shutdown.clone()),
+            leases: Informer::start(registry.clone(), shutdown.clone()),
+        }
+    }
+}
