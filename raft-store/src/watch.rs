@@ -8,6 +8,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::state_machine::StateMachine;
 use crate::{KeyValue, StoreError};
 
+/// What happened to a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     Put,
@@ -20,10 +21,12 @@ pub enum EventKind {
 pub struct WatchEvent {
     pub kind: EventKind,
     pub kv: KeyValue,
+    /// The value before the change (None if the key was created).
     pub prev: Option<KeyValue>,
 }
 
 impl WatchEvent {
+    /// The revision of the txn that made this change.
     pub fn revision(&self) -> u64 {
         self.kv.mod_revision
     }
@@ -33,7 +36,7 @@ impl WatchEvent {
 /// The channel is bounded; a watcher that falls too far behind is dropped (the channel closes)
 /// and re-watches from the revision after the last event it saw, as etcd and Kubernetes clients do.
 pub struct Watch {
-    pub events: tokio::sync::mpsc::Receiver<WatchEvent>,
+    pub events: mpsc::Receiver<WatchEvent>,
 }
 
 /// Events buffered per watcher before a slow one is dropped.
