@@ -47,6 +47,13 @@ impl Strategy for PodStrategy {
         Ok(())
     }
 
+    fn runtime_class(&self, pod: &Value) -> Option<String> {
+        pod.pointer("/spec/runtimeClassName")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+    }
+
     /// 0 for pods no node runs; else the request's, the spec's, or 30 s.
     fn delete_grace_period(&self, pod: &Value, requested: Option<i64>) -> i64 {
         let bound = pod
