@@ -7,15 +7,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
-use skiff_api::k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use skiff_api::k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint};
 use skiff_api::resources;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::ApiError;
-use crate::registry::{object, Registry, Subresource};
+use crate::registry::{Registry, Subresource};
 use crate::runtime::events::{EventRecorder, EventType};
 use crate::runtime::informer::Informer;
 
@@ -52,7 +52,7 @@ fn heartbeat(node: &Node, lease: Option<&Lease>) -> String {
     format!("{renewed}|{reported}")
 }
 
-fn ready_condition(node: &Node) -> Option<&skiff_api::k8s_openapi::api::core::v1::NodeCondition> {
+fn ready_condition(node: &Node) -> Option<&NodeCondition> {
     node.status
         .as_ref()?
         .conditions
@@ -138,25 +138,22 @@ impl NodeLifecycle {
         let name = node.metadata.name.as_deref().unwrap_or_default();
         let ready = ready_condition(node);
         if ready.is_some_and(|c| c.status != "Unknown") {
-            let mut conditions: Vec<Value> = node
+            let mut conditions: Vec<NodeCondition> = node
                 .status
                 .as_ref()
                 .and_then(|s| s.conditions.as_ref())
-                .map(|cs| {
-                    cs.iter()
-                        .filter(|c| c.type_ != "Ready")
-                        .filter_map(|c| serde_json::to_value(c).ok())
-                        .collect()
-                })
+                .map(|cs| cs.iter().filter(|c| c.type_ != "Ready").cloned().collect())
                 .unwrap_or_default();
-            conditions.push(json!({
-                "type": "Ready",
-                "status": "Unknown",
-                "reason": "NodeStatusUnknown",
-                "message": "Kubelet stopped posting node status.",
-                "lastHeartbeatTime": ready.and_then(|c| c.last_heartbeat_time.as_ref()).map(|t| t.0.to_string()),
-                "lastTransitionTime": object::now_rfc3339(),
-            }));
+            conditions.push(NodeCondition {
+                type_: "Ready".into(),
+                status: "Unknown".into(),
+                reason: Some("NodeStatusUnknown".into()),
+                message: Some("Kubelet stopped posting node status.".into()),
+                last_heartbeat_time: ready.and_then(|c| c.last_heartbeat_time.clone()),
+                last_transition_time: Some(skiff_api::time::now()),
+            });
+            let conditions =
+                serde_json::to_value(conditions).map_err(|e| ApiError::Internal(e.to_string()))?;
             let nodes = resources::of::<Node>();
             self.registry
                 .patch(

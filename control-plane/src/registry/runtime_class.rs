@@ -6,25 +6,18 @@ use serde_json::{Map, Value};
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
 use skiff_api::resources::{self, ResourceKind};
 
-use super::{object, Registry};
+use super::{object, strategy, Registry};
 use crate::error::ApiError;
 
 impl Registry {
-    /// Checks a new pod's RuntimeClass and merges its scheduling into the pod; other kinds pass.
+    /// Checks the RuntimeClass a new object names (pods: `spec.runtimeClassName`) and merges
+    /// its scheduling into the object; objects that name none pass.
     pub(super) async fn admit_runtime_class(
         &self,
         kind: &ResourceKind,
         obj: &mut Value,
     ) -> Result<(), ApiError> {
-        if kind.kind != "Pod" {
-            return Ok(());
-        }
-        let Some(class_name) = obj
-            .pointer("/spec/runtimeClassName")
-            .and_then(Value::as_str)
-            .filter(|c| !c.is_empty())
-            .map(str::to_string)
-        else {
+        let Some(class_name) = strategy::of(kind).runtime_class(obj) else {
             return Ok(());
         };
         let forbidden = |message: String| ApiError::Forbidden {

@@ -107,4 +107,56 @@ mod tests {
         assert_eq!(BACKOFF.delay(2), Duration::from_millis(100));
         assert_eq!(BACKOFF.delay(40), Duration::from_secs(30));
     }
+
+    /// Fails its first `failures` reconciles (a 409 first, then errors) and records when each ran.
+    struct Flaky {
+        failures: usize,
+        runs: Mutex<Vec<tokio::time::Instant>>,
+    }
+
+    #[async_trait]
+    impl Reconciler for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+
+        async fn reconcile(&self, _key: &str) -> Result<Action, ApiError> {
+            let mut runs = self.runs.lock().expect("runs");
+            runs.push(tokio::time::Instant::now());
+            match runs.len() {
+                1 => Err(ApiError::Conflict {
+                    resource: "things".into(),
+                    name: "k".into(),
+                    message: "stale".into(),
+                }),
+                n if n <= self.failures => Err(ApiError::Internal("down".into())),
+                _ => Ok(Action::await_change()),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_keys_are_retried_after_the_backoff_and_conflicts_at_once() {
+        let flaky = Arc::new(Flaky {
+            failures: 4,
+            runs: Mutex::default(),
+        });
+        let queue = WorkQueue::new();
+        let (_stop, shutdown) = watch::channel(false);
+        spawn(flaky.clone(), queue.clone(), 1, shutdown);
+        queue.add("k");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let runs = flaky.runs.lock().expect("runs").clone();
+        let gaps: Vec<Duration> = runs.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(
+            gaps,
+            [
+                CONFLICT_RETRY,
+                BACKOFF.delay(1),
+                BACKOFF.delay(2),
+                BACKOFF.delay(3)
+            ],
+            "a conflict, three failures, then success and no more runs"
+        );
+    }
 }

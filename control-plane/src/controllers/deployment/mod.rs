@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use jiff::Timestamp;
 use skiff_api::hash::pod_template_hash;
 use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
-use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use crate::error::ApiError;
 use crate::registry::{Registry, Subresource};
@@ -252,11 +251,7 @@ impl DeploymentController {
         new_rs: &ReplicaSet,
         all: &[Arc<ReplicaSet>],
     ) -> Result<(), ApiError> {
-        let now = Time(
-            Timestamp::from_second(Timestamp::now().as_second())
-                .unwrap_or_else(|_| Timestamp::now()),
-        );
-        let status = status::status(deployment, new_rs, all, &now);
+        let status = status::status(deployment, new_rs, all, &skiff_api::time::now());
         if deployment.status.as_ref() == Some(&status) {
             return Ok(());
         }

@@ -141,3 +141,108 @@ fn condition(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::Timestamp;
+    use serde_json::json;
+
+    fn at(second: i64) -> Time {
+        Time(Timestamp::from_second(second).expect("time"))
+    }
+
+    fn deployment(replicas: i32, status: Option<DeploymentStatus>) -> Deployment {
+        let mut d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "web", "generation": 3},
+            "spec": {"replicas": replicas, "selector": {}, "template": {},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%"}}}
+        }))
+        .expect("deployment");
+        d.status = status;
+        d
+    }
+
+    fn rs(name: &str, replicas: i32, available: i32) -> ReplicaSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "status": {"replicas": replicas, "readyReplicas": available, "availableReplicas": available}
+        }))
+        .expect("rs")
+    }
+
+    fn condition<'a>(status: &'a DeploymentStatus, type_: &str) -> &'a DeploymentCondition {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == type_)
+            .expect("condition")
+    }
+
+    #[test]
+    fn counts_replicas_and_reports_progress() {
+        let new = rs("web-new", 2, 1);
+        let all = [Arc::new(new.clone()), Arc::new(rs("web-old", 2, 2))];
+        let rolling = status(&deployment(4, None), &new, &all, &at(100));
+        assert_eq!(
+            (
+                rolling.replicas,
+                rolling.updated_replicas,
+                rolling.available_replicas,
+                rolling.unavailable_replicas,
+                rolling.observed_generation
+            ),
+            (Some(4), Some(2), Some(3), Some(1), Some(3))
+        );
+        // 3 of 4 available is within maxUnavailable 25%.
+        assert_eq!(condition(&rolling, "Available").status, "True");
+        let progressing = condition(&rolling, "Progressing");
+        assert_eq!(progressing.reason.as_deref(), Some("ReplicaSetUpdated"));
+
+        let done = rs("web-new", 4, 4);
+        let complete = status(
+            &deployment(4, None),
+            &done,
+            &[Arc::new(done.clone())],
+            &at(100),
+        );
+        let progressing = condition(&complete, "Progressing");
+        assert_eq!(
+            progressing.reason.as_deref(),
+            Some("NewReplicaSetAvailable")
+        );
+    }
+
+    #[test]
+    fn transition_times_change_only_when_a_condition_flips() {
+        let down = rs("web-new", 4, 1);
+        let first = status(
+            &deployment(4, None),
+            &down,
+            &[Arc::new(down.clone())],
+            &at(100),
+        );
+        assert_eq!(condition(&first, "Available").status, "False");
+        let again = status(
+            &deployment(4, Some(first.clone())),
+            &down,
+            &[Arc::new(down.clone())],
+            &at(200),
+        );
+        assert_eq!(
+            again, first,
+            "nothing changed: the same status, not a new write"
+        );
+        let up = rs("web-new", 4, 4);
+        let later = status(
+            &deployment(4, Some(first)),
+            &up,
+            &[Arc::new(up.clone())],
+            &at(300),
+        );
+        let available = condition(&later, "Available");
+        assert_eq!(available.status, "True");
+        assert_eq!(available.last_transition_time, Some(at(300)));
+    }
+}

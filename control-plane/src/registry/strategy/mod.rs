@@ -40,6 +40,11 @@ pub trait Strategy: Sync {
         Ok(())
     }
 
+    /// The RuntimeClass a new object runs with, whose scheduling it takes on at admission.
+    fn runtime_class(&self, _obj: &Value) -> Option<String> {
+        None
+    }
+
     /// Refuses deleting objects that must stay.
     fn check_delete(&self, _name: &str) -> Result<(), ApiError> {
         Ok(())
@@ -117,6 +122,20 @@ mod tests {
         let mut config = with_status();
         of(kind("configmaps")).prepare_for_create(&mut config);
         assert!(config.get("status").is_some());
+    }
+
+    #[test]
+    fn only_pods_name_a_runtime_class() {
+        let obj = json!({"spec": {"runtimeClassName": "wasmtime"}});
+        assert_eq!(
+            of(kind("pods")).runtime_class(&obj).as_deref(),
+            Some("wasmtime")
+        );
+        assert_eq!(
+            of(kind("pods")).runtime_class(&json!({"spec": {"runtimeClassName": ""}})),
+            None
+        );
+        assert_eq!(of(kind("deployments")).runtime_class(&obj), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! node runs them, and are watched per node.
 
 use serde_json::Value;
+use skiff_api::k8s_openapi::api::core::v1::PodCondition;
 use skiff_api::resources::ResourceKind;
 use skiff_api::validation::{FieldError, FieldErrorReason};
 
@@ -44,6 +45,13 @@ impl Strategy for PodStrategy {
             ));
         }
         Ok(())
+    }
+
+    fn runtime_class(&self, pod: &Value) -> Option<String> {
+        pod.pointer("/spec/runtimeClassName")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
     }
 
     /// 0 for pods no node runs; else the request's, the spec's, or 30 s.
@@ -97,11 +105,13 @@ pub fn mark_terminating(obj: &Value, grace: i64) -> Option<Value> {
 
 /// Sets the `PodScheduled=True` condition a binding implies.
 pub fn mark_scheduled(pod: &mut Value) {
-    let condition = serde_json::json!({
-        "type": "PodScheduled",
-        "status": "True",
-        "lastTransitionTime": object::now_rfc3339(),
-    });
+    let condition = PodCondition {
+        type_: "PodScheduled".into(),
+        status: "True".into(),
+        last_transition_time: Some(skiff_api::time::now()),
+        ..Default::default()
+    };
+    let condition = serde_json::to_value(condition).expect("a PodCondition serializes");
     let status = &mut pod["status"];
     if !status.is_object() {
         *status = serde_json::json!({ "phase": "Pending" });
@@ -143,6 +153,25 @@ mod tests {
         assert!(mark_terminating(&marked, 30).is_none());
         let shorter = mark_terminating(&marked, 5).expect("shorter grace");
         assert_eq!(shorter["metadata"]["deletionGracePeriodSeconds"], 5);
+    }
+
+    #[test]
+    fn scheduling_replaces_the_pod_scheduled_condition() {
+        let mut pod = json!({"status": {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"},
+            {"type": "Other", "status": "True"}
+        ]}});
+        mark_scheduled(&mut pod);
+        let conditions = pod["status"]["conditions"].as_array().expect("conditions");
+        assert_eq!(conditions.len(), 2);
+        assert_eq!(conditions[0]["type"], "Other");
+        let scheduled = &conditions[1];
+        assert_eq!(
+            (scheduled["type"].as_str(), scheduled["status"].as_str()),
+            (Some("PodScheduled"), Some("True"))
+        );
+        assert!(scheduled["lastTransitionTime"].is_string());
+        assert!(scheduled.get("reason").is_none());
     }
 
     #[test]
