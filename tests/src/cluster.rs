@@ -1,5 +1,6 @@
-//! A multi-master control plane: N real `skiff server` processes, each with its own data dir,
-//! API port and Raft peer port on loopback, started with one `--initial-cluster`.
+//! A multi-master control plane: N real `skiff server` processes, each with its own data dir
+//! and loopback address (its Raft peer port fixed, its API port the system's choice), started
+//! with one `--initial-cluster`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,13 +12,15 @@ use serde_json::{json, Value};
 
 use crate::cli::Skiff;
 use crate::netns::Network;
-use crate::process::{free_port, SkiffProcess};
+use crate::process::{authority, loopback_host, SkiffProcess};
 use crate::wait::wait_until;
 
 /// How long a member may take to become ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one API call may take before the next server is tried.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Every member's Raft peer port, on its own address (etcd's).
+const PEER_PORT: u16 = 2380;
 
 /// One member of a `Cluster`.
 pub struct Member {
@@ -31,6 +34,13 @@ pub struct Member {
 impl Member {
     pub fn url(&self) -> String {
         self.api.clone()
+    }
+
+    /// Reads the API URL the member reports, and keeps it for restarts.
+    fn learn_url(&mut self) -> anyhow::Result<()> {
+        self.api = self.process.wait_api_url()?;
+        self.process
+            .set_arg("--listen", authority(&self.api).to_string())
     }
 }
 
@@ -130,11 +140,11 @@ impl Cluster {
         backup: Option<&Path>,
         hosts: Hosts,
     ) -> anyhow::Result<Cluster> {
-        // (host, peer port, API port) of each member.
+        // (host, peer port, API port) of each member; API port 0: the member reports its own.
         let addresses: Vec<(String, u16, u16)> = (0..size)
             .map(|i| match &hosts {
-                Hosts::Loopback => Ok(("127.0.0.1".to_string(), free_port()?, free_port()?)),
-                Hosts::Namespaces(network) => Ok((network.address(i).to_string(), 2380, 6443)),
+                Hosts::Loopback => Ok((loopback_host()?.to_string(), PEER_PORT, 0)),
+                Hosts::Namespaces(network) => Ok((network.address(i).to_string(), PEER_PORT, 6443)),
             })
             .collect::<anyhow::Result<_>>()?;
         let initial: Vec<String> = addresses
@@ -183,9 +193,13 @@ impl Cluster {
             members.push(Member {
                 name,
                 process,
-                api: format!("http://{host}:{api_port}"),
+                api: String::new(),
                 data_dir,
             });
+        }
+        // Every member is started before any is waited for: none serves alone.
+        for member in &mut members {
+            member.learn_url()?;
         }
         let cluster = Cluster {
             members,
@@ -277,8 +291,8 @@ impl Cluster {
     /// Adds member `name` with `skiff cluster add`, starts it with `--join`, and waits until it
     /// is ready; returns its index.
     pub fn join(&mut self, dir: &Path, name: &str) -> anyhow::Result<usize> {
-        let (peer, api) = (free_port()?, free_port()?);
-        let peer_address = format!("127.0.0.1:{peer}");
+        let host = loopback_host()?;
+        let peer_address = format!("{host}:{PEER_PORT}");
         self.cli()
             .ok(&["cluster", "add", name, "--peer-address", &peer_address])?;
         let data_dir = dir.join(name);
@@ -291,18 +305,20 @@ impl Cluster {
             "--data-dir",
             &data_dir.display().to_string(),
             "--listen",
-            &format!("127.0.0.1:{api}"),
+            &format!("{host}:0"),
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         let process = SkiffProcess::spawn(args, dir.join(format!("{name}.log")))?;
-        self.members.push(Member {
+        let mut member = Member {
             name: name.to_string(),
             process,
-            api: format!("http://127.0.0.1:{api}"),
+            api: String::new(),
             data_dir,
-        });
+        };
+        member.learn_url()?;
+        self.members.push(member);
         let index = self.members.len() - 1;
         self.wait_ready(index)?;
         Ok(index)

@@ -1,9 +1,13 @@
-//! Real `skiff` processes (servers and agents) on loopback ports, killed when dropped.
+//! Real `skiff` processes (servers and agents) on loopback, killed when dropped. Servers and
+//! agents bind port 0 and the harness reads the address a server got from its output; each
+//! server gets a loopback address of its own (127.x.y.z), so a port it keeps across restarts,
+//! and a fixed Raft peer port, belong to no other test.
 
 use std::fs::File;
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,6 +19,8 @@ use crate::wait::wait_until;
 
 /// How long a process may take to become ready.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// What `skiff server` prints once its API listens, followed by the URL.
+const LISTENING: &str = "skiff API listening on ";
 
 /// One `skiff` process with its arguments and log file.
 pub struct SkiffProcess {
@@ -72,6 +78,33 @@ impl SkiffProcess {
             .with_context(|| format!("starting skiff {:?}", self.args))?;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// Replaces the value that follows `flag` in the arguments (for the next `restart`).
+    pub(crate) fn set_arg(&mut self, flag: &str, value: String) -> anyhow::Result<()> {
+        let at = self
+            .args
+            .iter()
+            .position(|a| a == flag)
+            .with_context(|| format!("skiff {:?} has no {flag}", self.args))?;
+        let slot = self
+            .args
+            .get_mut(at + 1)
+            .with_context(|| format!("{flag} has no value"))?;
+        *slot = value;
+        Ok(())
+    }
+
+    /// Waits until the server says where its API listens, and returns that URL (the first
+    /// start's; the log is appended to across restarts).
+    pub(crate) fn wait_api_url(&mut self) -> anyhow::Result<String> {
+        wait_until("the server to listen", START_TIMEOUT, || {
+            self.check_running()?;
+            Ok(self.log().lines().find_map(|line| {
+                let rest = line.split_once(LISTENING)?.1;
+                Some(rest.split_whitespace().next()?.to_string())
+            }))
+        })
     }
 
     /// Fails if the process has exited.
@@ -158,11 +191,12 @@ impl Drop for SkiffProcess {
     }
 }
 
-/// A `skiff server` (with `--dev`: plus one node agent) on a free loopback port.
+/// A `skiff server` (with `--dev`: plus one node agent) on a loopback address of its own.
 pub struct DevServer {
     pub process: SkiffProcess,
     pub data_dir: PathBuf,
-    pub port: u16,
+    /// Its API base URL.
+    url: String,
 }
 
 impl DevServer {
@@ -173,7 +207,6 @@ impl DevServer {
 
     /// `skiff server [--dev] EXTRA...` on `data_dir`, waited for until ready.
     pub fn start_with(data_dir: &Path, dev: bool, extra: &[&str]) -> anyhow::Result<Self> {
-        let port = free_port()?;
         let mut args = vec!["server".to_string()];
         if dev {
             args.push("--dev".into());
@@ -182,14 +215,17 @@ impl DevServer {
             "--data-dir".into(),
             data_dir.display().to_string(),
             "--listen".into(),
-            format!("127.0.0.1:{port}"),
+            format!("{}:0", loopback_host()?),
         ]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let process = SkiffProcess::spawn(args, data_dir.with_extension("log"))?;
+        let mut process = SkiffProcess::spawn(args, data_dir.with_extension("log"))?;
+        let url = process.wait_api_url()?;
+        // A restart comes back where clients and agents know it.
+        process.set_arg("--listen", authority(&url).to_string())?;
         let mut server = DevServer {
             process,
             data_dir: data_dir.to_path_buf(),
-            port,
+            url,
         };
         server.wait_ready()?;
         Ok(server)
@@ -212,7 +248,7 @@ impl DevServer {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.url.clone()
     }
 
     /// A new join token for agents (`skiff token create`).
@@ -244,8 +280,9 @@ impl DevServer {
     }
 }
 
-/// A `skiff agent` joined to a server with `token`, on its own data dir and loopback kubelet
-/// port; `extra` arguments are appended.
+/// A `skiff agent` joined to a server with `token`, on its own data dir, its kubelet endpoint
+/// on a port of the system's choice (the agent registers it with its Node); `extra` arguments
+/// are appended.
 pub fn start_agent(
     server_url: &str,
     token: &str,
@@ -253,7 +290,6 @@ pub fn start_agent(
     data_dir: &Path,
     extra: &[&str],
 ) -> anyhow::Result<SkiffProcess> {
-    let port = free_port()?;
     let mut args = vec![
         "agent".to_string(),
         "--server".into(),
@@ -265,14 +301,28 @@ pub fn start_agent(
         "--data-dir".into(),
         data_dir.display().to_string(),
         "--listen".into(),
-        format!("127.0.0.1:{port}"),
+        "127.0.0.1:0".into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     SkiffProcess::spawn(args, data_dir.with_extension("log"))
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-pub(crate) fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+/// `HOST:PORT` of an `http://HOST:PORT` URL.
+pub(crate) fn authority(url: &str) -> &str {
+    url.strip_prefix("http://").unwrap_or(url)
+}
+
+/// A loopback address no other server of this test run uses: 127.A.B.N, with A.B from this
+/// process's id (test binaries running at once have different ones) and N counting the
+/// servers this process has started. Linux routes all of 127.0.0.0/8 to the loopback device.
+pub(crate) fn loopback_host() -> anyhow::Result<IpAddr> {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    anyhow::ensure!(
+        n <= 254,
+        "this test process has used up its 254 loopback addresses"
+    );
+    let pid = std::process::id();
+    let a = 1 + ((pid >> 8) % 254) as u8;
+    Ok(IpAddr::V4(Ipv4Addr::new(127, a, pid as u8, n as u8)))
 }

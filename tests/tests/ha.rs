@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -310,14 +310,16 @@ fn members_are_added_and_removed_while_a_writer_runs() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// (name, revision) of each event a watcher saw, in order.
+type Seen = Arc<Mutex<Vec<(String, u64)>>>;
+
 /// Follows ConfigMap events from `urls[0]` on, resuming on the next server from the last
-/// revision seen whenever a stream ends, until `stop`; returns (name, revision) per event.
-fn follow(urls: Vec<String>, from: u64, stop: Arc<AtomicBool>) -> Vec<(String, u64)> {
+/// revision seen whenever a stream ends, until `stop`; records each event in `seen`.
+fn follow(urls: Vec<String>, from: u64, stop: Arc<AtomicBool>, seen: Seen) {
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
         .expect("http client");
-    let mut seen = Vec::new();
     let mut revision = from;
     let mut server = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -338,10 +340,11 @@ fn follow(urls: Vec<String>, from: u64, stop: Arc<AtomicBool>) -> Vec<(String, u
                         .as_str()
                         .and_then(|v| v.parse().ok())
                         .unwrap_or_default();
-                    seen.push((meta["name"].as_str().unwrap_or_default().to_string(), rv));
+                    let name = meta["name"].as_str().unwrap_or_default().to_string();
+                    seen.lock().expect("seen").push((name, rv));
                     revision = rv;
                     if stop.load(Ordering::Relaxed) {
-                        return seen;
+                        return;
                     }
                 }
             }
@@ -351,7 +354,6 @@ fn follow(urls: Vec<String>, from: u64, stop: Arc<AtomicBool>) -> Vec<(String, u
         server += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
-    seen
 }
 
 #[test]
@@ -375,8 +377,9 @@ fn a_watch_resumes_on_another_server_without_gaps_or_repeats() -> anyhow::Result
     // is about to die.
     let urls = vec![cluster.members[watched].url(), cluster.members[other].url()];
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let watcher = std::thread::spawn(move || follow(urls, from, flag));
+    let seen: Seen = Arc::default();
+    let (flag, record) = (stop.clone(), seen.clone());
+    let watcher = std::thread::spawn(move || follow(urls, from, flag, record));
 
     acked.extend(write(&cluster, "w-a", 10)?);
     cluster.kill9(leader)?;
@@ -390,13 +393,16 @@ fn a_watch_resumes_on_another_server_without_gaps_or_repeats() -> anyhow::Result
     wait_until(
         "the watch to see the last write",
         Duration::from_secs(60),
-        || Ok(cluster.config_maps(other)?.contains(&last).then_some(())),
+        || {
+            let seen = seen.lock().expect("seen");
+            Ok(seen.iter().any(|(name, _)| *name == last).then_some(()))
+        },
     )?;
-    std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::Relaxed);
     // One more write wakes a watcher blocked on its stream so that it sees `stop`.
     cluster.create_config_map("wake-up")?;
-    let events = watcher.join().expect("watcher");
+    watcher.join().expect("watcher");
+    let events = seen.lock().expect("seen").clone();
 
     let revisions: Vec<u64> = events.iter().map(|(_, rv)| *rv).collect();
     assert!(

@@ -1,19 +1,30 @@
-//! Command-line interface definitions (clap).
+//! The root command: the connection flags every command takes, before or after its name
+//! (`skiff --server URL get pods` and `skiff get pods --server URL` alike), and the list of
+//! commands. Each command's own flags live beside its handler in `commands/`.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::ffi::OsString;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use skiff_bench::BenchCommand;
+
+use crate::commands::{
+    agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, cluster::ClusterCommand,
+    delete::DeleteArgs, describe::DescribeArgs, get::GetArgs, logs::LogsArgs, node::DrainArgs,
+    node::NodeArgs, scale::ScaleArgs, server::ServerArgs, token::TokenCommand,
+};
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
 #[derive(Parser, Debug)]
 #[command(name = "skiff", version, about)]
 pub struct Cli {
+    #[command(flatten)]
+    pub client: ClientOpts,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Flags every client command takes.
+/// Where the client commands (and agents) find the API, and the namespace they work in.
 #[derive(Args, Debug, Clone)]
 pub struct ClientOpts {
     /// API server URL(s), comma-separated; requests fail over between them.
@@ -27,14 +38,6 @@ pub struct ClientOpts {
     /// Namespace.
     #[arg(short = 'n', long, default_value = "default", global = true)]
     pub namespace: String,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    Wide,
-    Yaml,
-    Json,
-    Name,
 }
 
 #[derive(Subcommand, Debug)]
@@ -75,376 +78,77 @@ pub enum Command {
     Bench(BenchCommand),
 }
 
-#[derive(Args, Debug)]
-pub struct ServerArgs {
-    /// One process: API server, single-voter store, controllers, scheduler and a Wasm node agent.
-    #[arg(long)]
-    pub dev: bool,
-    /// Where the store (and, in dev mode, the agent) keep their data.
-    #[arg(long, default_value = "./skiff-data")]
-    pub data_dir: PathBuf,
-    /// Address of the HTTP API.
-    #[arg(long, default_value = "127.0.0.1:6443")]
-    pub listen: SocketAddr,
-    /// This member's name.
-    #[arg(long, default_value = "skiff-server")]
-    pub name: String,
-    /// Every control-plane member as `NAME=HOST:PEERPORT,...` (etcd-style), this one included;
-    /// without it the server is a cluster of one.
-    #[arg(long)]
-    pub initial_cluster: Option<String>,
-    /// Join a running cluster through these API URLs (after `skiff cluster add NAME`), instead
-    /// of `--initial-cluster`; ignored once the data dir holds a store.
-    #[arg(long)]
-    pub join: Option<String>,
-    /// Where this member accepts Raft traffic from the others (default: its entry in
-    /// `--initial-cluster`, or the address given to `skiff cluster add`).
-    #[arg(long)]
-    pub peer_listen: Option<SocketAddr>,
-    /// Raft heartbeat interval in milliseconds (etcd's default).
-    #[arg(long, default_value_t = 100)]
-    pub heartbeat_interval: u64,
-    /// Raft election timeout in milliseconds (etcd's default); a multiple of the heartbeat.
-    #[arg(long, default_value_t = 1000)]
-    pub election_timeout: u64,
-    /// Raft log entries kept behind the applied index; a member further behind catches up
-    /// from a snapshot.
-    #[arg(long, default_value_t = skiff_control_plane::DEFAULT_LOG_RETAIN)]
-    pub log_retain: u64,
-    /// Seconds a node may go without a heartbeat before it is marked NotReady and its pods
-    /// are replaced elsewhere.
-    #[arg(long, default_value_t = 6)]
-    pub node_grace_seconds: u64,
-    /// Dev mode: the node's name (default: this host's name).
-    #[arg(long)]
-    pub node_name: Option<String>,
-    /// Dev mode: the agent's kubelet (logs) endpoint.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub kubelet_listen: SocketAddr,
+impl Cli {
+    /// Parses the process's arguments, or exits with clap's message.
+    pub fn from_args() -> Cli {
+        Cli::try_from_iter(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
+
+    /// Parses `args` (the program's name first). `skiff bench nodes` measures the server given
+    /// with `--server` on the command line (not one from `SKIFF_SERVER` or the default)
+    /// instead of starting its own.
+    fn try_from_iter(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli =
+            Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut Cli::command()))?;
+        if let Command::Bench(BenchCommand::Nodes(args)) = &mut cli.command {
+            if matches.value_source("server") == Some(ValueSource::CommandLine) {
+                args.server = Some(cli.client.server.clone());
+            }
+        }
+        Ok(cli)
+    }
 }
 
-#[derive(Subcommand, Debug)]
-pub enum ClusterCommand {
-    /// Members, leader, term, commit and applied index, and each member's lag, asked of every
-    /// server in `--server`.
-    Status(ClusterStatusArgs),
-    /// Add a member (a learner until it has caught up, then a voter); then start it with
-    /// `skiff server --name NAME --join URL...`.
-    Add(ClusterAddArgs),
-    /// Remove a member; it stops serving.
-    Remove(ClusterRemoveArgs),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[derive(Args, Debug)]
-pub struct ClusterAddArgs {
-    /// The new member's `--name`.
-    pub name: String,
-    /// Where the new member will accept Raft traffic (its `--peer-listen`), IP:PORT.
-    #[arg(long)]
-    pub peer_address: String,
-    #[command(flatten)]
-    pub client: ClientOpts,
-}
+    fn parse(line: &str) -> Cli {
+        Cli::try_from_iter(line.split(' ').map(OsString::from)).expect(line)
+    }
 
-#[derive(Args, Debug)]
-pub struct ClusterRemoveArgs {
-    /// The member's name.
-    pub name: String,
-    #[command(flatten)]
-    pub client: ClientOpts,
-}
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 
-#[derive(Subcommand, Debug)]
-pub enum BackupCommand {
-    /// Save every object of a running cluster, at one consistent point, to FILE.
-    Save(BackupSaveArgs),
-    /// Seed a new server's data dir from a backup (the server is not running); give every
-    /// member of a new multi-master cluster the same file.
-    Restore(BackupRestoreArgs),
-}
+    #[test]
+    fn connection_flags_go_before_or_after_the_command() {
+        for line in [
+            "skiff --server http://a,http://b -n kube-system get pods",
+            "skiff get pods --server http://a,http://b -n kube-system",
+            "skiff -n kube-system get --server=http://a,http://b pods",
+        ] {
+            let cli = parse(line);
+            assert_eq!(cli.client.server, "http://a,http://b", "{line}");
+            assert_eq!(cli.client.namespace, "kube-system", "{line}");
+            assert!(matches!(cli.command, Command::Get(_)), "{line}");
+        }
+        let cli = parse("skiff --server=http://a cluster status");
+        assert_eq!(cli.client.server, "http://a");
+        assert!(matches!(
+            cli.command,
+            Command::Cluster(crate::commands::cluster::ClusterCommand::Status)
+        ));
+        let cli = parse("skiff agent --server http://a --token t --node-name n");
+        assert_eq!(cli.client.server, "http://a");
+    }
 
-#[derive(Args, Debug)]
-pub struct BackupSaveArgs {
-    /// Where to write the backup.
-    pub file: PathBuf,
-    #[command(flatten)]
-    pub client: ClientOpts,
-}
-
-#[derive(Args, Debug)]
-pub struct BackupRestoreArgs {
-    /// A file from `skiff backup save`.
-    pub file: PathBuf,
-    /// The new server's data dir (must not hold a store yet).
-    #[arg(long)]
-    pub data_dir: PathBuf,
-    /// The new server's `--name`.
-    #[arg(long, default_value = "skiff-server")]
-    pub name: String,
-    /// The new cluster's `--initial-cluster` (omit for a cluster of one).
-    #[arg(long)]
-    pub initial_cluster: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct ClusterStatusArgs {
-    #[command(flatten)]
-    pub client: ClientOpts,
-}
-
-#[derive(Args, Debug)]
-pub struct AgentArgs {
-    #[command(flatten)]
-    pub client: ClientOpts,
-    /// The join token from `skiff token create`.
-    #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
-    pub token: String,
-    /// The node's name (default: this host's name).
-    #[arg(long, alias = "name")]
-    pub node_name: Option<String>,
-    /// A node label `key=value` (repeatable), for nodeSelector and affinity.
-    #[arg(long = "node-label", value_parser = parse_label)]
-    pub node_labels: Vec<(String, String)>,
-    /// Where the agent keeps images, compiled guests and logs.
-    #[arg(long, default_value = "./skiff-agent")]
-    pub data_dir: PathBuf,
-    /// The kubelet (logs) endpoint; the API server must reach it.
-    #[arg(long, default_value = "127.0.0.1:10250")]
-    pub listen: SocketAddr,
-}
-
-fn parse_label(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("{text:?}: expected key=value"))
-}
-
-#[derive(Args, Debug)]
-pub struct ApplyArgs {
-    #[command(flatten)]
-    pub client: ClientOpts,
-    /// Manifest file, directory, or `-` for standard input (repeatable).
-    #[arg(short = 'f', long = "filename", required = true)]
-    pub files: Vec<String>,
-    #[arg(short = 'o', long)]
-    pub output: Option<Output>,
-}
-
-#[derive(Args, Debug)]
-pub struct GetArgs {
-    #[command(flatten)]
-    pub client: ClientOpts,
-    /// Resource type(s), comma-separated (pods, deploy, rs, nodes, ns, cm, secrets, svc, events).
-    pub kind: String,
-    /// Names (all objects when none).
-    pub names: Vec<String>,
-    /// Label selector, e.g. `app=web,tier in (a,b)`.
-    #[arg(short = 'l', long)]
-    pub selector: Option<String>,
-    /// Field selector, e.g. `spec.nodeName=node-1`.
-    #[arg(long)]
-    pub field_selector: Option<String>,
-    /// All namespaces.
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
-    #[arg(short = 'o', long)]
-    pub output: Option<Output>,
-    /// After listing, print changes as they happen.
-    #[arg(short = 'w', long)]
-    pub watch: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct DescribeArgs {
-    #[command(flatten)]
-    pub client: ClientOpts,
-    pub kind: String,
-    pub name: String,
-}
-
-#[derive(Args, Debug)]
-pub struct DeleteArgs {
-    #[command(flatten)]
-    pub client: ClientOpts,
-    /// Resource type, then names (or use -f).
-    pub args: Vec<String>,
-    /// Delete the objects of these manifests.
-    #[arg(short = 'f', long = "filename")]
-    pub files: Vec<String>,
-    /// Seconds pods get to stop (0: at once).
-    #[arg(long)]
-    pub grace_period: Option<i64>,
-    /// Treat "not found" as success.
-    #[arg(long)]
-    pub ignore_not_found: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct LogsArgs {
-    #[command(flatten)]
-    pub client: ClientOpts,
-    pub pod: String,
-    #[arg(short = 'c', long)]
-    pub container: Option<String>,
-    /// Keep streaming new output.
-    #[arg(short = 'f', long)]
-    pub follow: bool,
-    /// Only the last N lines.
-    #[arg(long)]
-    pub tail: Option<i64>,
-    /// The previous (restarted) container's log.
-    #[arg(short = 'p', long)]
-    pub previous: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct ScaleArgs {
-    #[command(flatten)]
-    pub client: ClientOpts,
-    /// `deployment` or `replicaset` (short names work), then the name; or `deployment/NAME`.
-    pub target: Vec<String>,
-    #[arg(long)]
-    pub replicas: i32,
-}
-
-#[derive(Args, Debug)]
-pub struct NodeArgs {
-    #[command(flatten)]
-    pub client: ClientOpts,
-    /// The node's name.
-    pub node: String,
-}
-
-#[derive(Args, Debug)]
-pub struct DrainArgs {
-    #[command(flatten)]
-    pub node: NodeArgs,
-    /// Seconds each pod gets to stop (default: the pod's own grace period).
-    #[arg(long)]
-    pub grace_period: Option<i64>,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 120)]
-    pub timeout: u64,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum TokenCommand {
-    /// Create a join token and print it.
-    Create(TokenCreateArgs),
-    /// List join tokens (their ids, never their secrets).
-    List(TokenListArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct TokenCreateArgs {
-    #[command(flatten)]
-    pub client: ClientOpts,
-    /// How long the token is valid (e.g. 24h, 90m); 0 for ever.
-    #[arg(long, default_value = "24h")]
-    pub ttl: String,
-    /// A note stored with the token.
-    #[arg(long, default_value = "")]
-    pub description: String,
-}
-
-#[derive(Args, Debug)]
-pub struct TokenListArgs {
-    #[command(flatten)]
-    pub client: ClientOpts,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum BenchCommand {
-    /// Deploy N Wasm replicas on an in-process dev cluster and report start-up figures.
-    Deploy(BenchDeployArgs),
-    /// Run N hollow (simulated) nodes against a real server and report scheduling throughput,
-    /// API latency and control-plane memory.
-    Nodes(BenchNodesArgs),
-    /// kill -9 a real agent and time until its pods run elsewhere.
-    NodeLoss(BenchNodeLossArgs),
-    /// Control-plane write throughput and latency (1 and 3 servers), leader failover, and a
-    /// follower's catch-up, with `skiff server` child processes.
-    Store(BenchStoreArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct BenchNodeLossArgs {
-    /// Agent processes to start (real Wasm runtime).
-    #[arg(long, default_value_t = 3)]
-    pub agents: usize,
-    /// Replicas of the ticker Deployment.
-    #[arg(long, default_value_t = 30)]
-    pub replicas: usize,
-    /// The started server's `--node-grace-seconds`.
-    #[arg(long, default_value_t = 6)]
-    pub node_grace_seconds: u64,
-    #[command(flatten)]
-    pub run: BenchRunOpts,
-}
-
-#[derive(Args, Debug)]
-pub struct BenchStoreArgs {
-    /// Control-plane sizes to measure (1: a cluster of one; 3 or 5: a Raft group).
-    #[arg(long, value_delimiter = ',', default_value = "1,3")]
-    pub servers: Vec<usize>,
-    /// Concurrent clients to measure each size with.
-    #[arg(long, value_delimiter = ',', default_value = "1,64")]
-    pub clients: Vec<usize>,
-    /// Writes per run.
-    #[arg(long, default_value_t = 2000)]
-    pub writes: usize,
-    /// Leader kills to time on a 3-server control plane (0: skip).
-    #[arg(long, default_value_t = 3)]
-    pub failovers: usize,
-    /// Entries a stopped follower falls behind before it is restarted (0: skip).
-    #[arg(long, default_value_t = 100_000)]
-    pub catch_up_entries: usize,
-    /// Where the servers keep their data (default: a temporary directory).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-pub struct BenchNodesArgs {
-    /// Hollow nodes to run in this process (real agent loops on a simulated runtime).
-    #[arg(long, default_value_t = 1000)]
-    pub nodes: usize,
-    /// Pods to create.
-    #[arg(long, default_value_t = 30_000)]
-    pub pods: usize,
-    /// Replicas per Deployment.
-    #[arg(long, default_value_t = 1000)]
-    pub per_deployment: usize,
-    /// Measure this server instead of starting `skiff server` as a child process.
-    #[arg(long)]
-    pub server: Option<String>,
-    /// The started server's `--node-grace-seconds`.
-    #[arg(long, default_value_t = 6)]
-    pub node_grace_seconds: u64,
-    /// Where the started server and the nodes keep their data (default: a temporary directory).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-pub struct BenchDeployArgs {
-    /// Replicas of the benchmark Deployment.
-    #[arg(long, default_value_t = 100)]
-    pub replicas: usize,
-    #[command(flatten)]
-    pub run: BenchRunOpts,
-}
-
-/// The guest a Wasm benchmark runs, and where its cluster keeps data.
-#[derive(Args, Debug)]
-pub struct BenchRunOpts {
-    /// The guest to run (a long-running one).
-    #[arg(
-        long,
-        default_value = "wasm-examples/target/wasm32-wasip1/release/ticker.wasm"
-    )]
-    pub guest: PathBuf,
-    /// Where the throwaway cluster keeps its data (default: a temporary directory).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[test]
+    fn bench_nodes_measures_only_a_server_named_on_the_command_line() {
+        let server = |line: &str| match parse(line).command {
+            Command::Bench(BenchCommand::Nodes(args)) => args.server,
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(server("skiff bench nodes"), None);
+        assert_eq!(
+            server("skiff bench nodes --nodes 10 --server http://a"),
+            Some("http://a".to_string())
+        );
+        assert_eq!(
+            server("skiff --server http://a bench nodes"),
+            Some("http://a".to_string())
+        );
+    }
 }

@@ -2,15 +2,12 @@
 
 mod cli;
 mod commands;
-mod global_flags;
 mod manifests;
 mod output;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() {
-    let cli = cli::Cli::parse_from(global_flags::hoist(std::env::args_os()));
+    let cli = cli::Cli::from_args();
     // Daemons report what they do; client commands only warn.
     let default_level = match cli.command {
         cli::Command::Server(_) | cli::Command::Agent(_) => "info",
@@ -25,7 +22,7 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     raise_open_files_limit();
-    if let Err(err) = commands::run(cli.command).await {
+    if let Err(err) = commands::run(cli.command, &cli.client).await {
         eprintln!("error: {err:#}");
         std::process::exit(1);
     }

@@ -13,6 +13,13 @@ pub enum ClientError {
         #[source]
         source: reqwest::Error,
     },
+    /// A streamed answer (a watch) broke off or was not text.
+    #[error("reading the stream from {url}: {source}")]
+    Stream {
+        url: String,
+        #[source]
+        source: tokio_util::codec::LinesCodecError,
+    },
     #[error("unexpected response from {url}: {source}")]
     Decode {
         url: String,

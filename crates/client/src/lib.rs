@@ -2,8 +2,10 @@
 //! between servers, and turns error responses into the server's `Status`.
 
 mod error;
+mod join_tokens;
 mod params;
 mod typed;
+mod watch_lines;
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,7 +46,8 @@ pub struct Client {
 
 impl Client {
     /// `servers`: base URLs such as `http://127.0.0.1:6443`; requests fail over to the next
-    /// server when one cannot be reached or answers 503.
+    /// server when one cannot be reached or answers 503. `https://` servers are spoken to over
+    /// rustls and must present a certificate from a public (Mozilla-trusted) authority.
     pub fn new(servers: &[String]) -> Result<Client, ClientError> {
         let servers: Vec<String> = servers
             .iter()
@@ -346,23 +349,7 @@ impl Client {
         );
         let response = self.checked(Method::GET, &path, None).await?;
         let url = response.url().to_string();
-        let mut bytes = response.bytes_stream();
-        Ok(Box::pin(async_stream::try_stream! {
-            let mut buffer: Vec<u8> = Vec::new();
-            while let Some(chunk) = bytes.next().await {
-                let chunk = chunk.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
-                buffer.extend_from_slice(&chunk);
-                while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buffer.drain(..=end).collect();
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    let event: WatchEvent = serde_json::from_slice(&line)
-                        .map_err(|source| ClientError::Decode { url: url.clone(), source })?;
-                    yield event;
-                }
-            }
-        }))
+        Ok(Box::pin(watch_lines::events(response, url)))
     }
 
     /// A container's log, proxied by the API server from the node.

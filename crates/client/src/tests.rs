@@ -114,3 +114,25 @@ fn rejects_bad_urls() {
     let client = Client::new(&["http://a:1, http://b:2/".into()]).expect("comma list");
     assert_eq!(client.servers(), ["http://a:1", "http://b:2"]);
 }
+
+#[tokio::test]
+async fn speaks_tls_to_https_servers() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let client = Client::new(&[format!("https://{addr}")]).expect("client");
+    let request = client.get(by_name("pods").expect("kind"), Some("default"), "p");
+    let first_bytes = async {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut first = [0u8; 2];
+        socket.read_exact(&mut first).await.expect("read");
+        first
+    };
+    tokio::select! {
+        // A TLS record of type handshake (22), protocol major version 3: the ClientHello.
+        first = first_bytes => assert_eq!(first, [0x16, 0x03], "not a TLS handshake"),
+        result = request => panic!("the request ended without connecting: {:?}", result.err()),
+    }
+}

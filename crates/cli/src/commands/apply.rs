@@ -1,9 +1,20 @@
 //! `skiff apply -f`: create or update every object of the manifests.
 
+use clap::Args;
+
 use super::client;
-use crate::cli::ApplyArgs;
+use crate::cli::ClientOpts;
 use crate::manifests::{self, ManifestObject};
-use crate::output::qualified_name;
+use crate::output::{qualified_name, Output};
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// Manifest file, directory, or `-` for standard input (repeatable).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+    #[arg(short = 'o', long)]
+    pub output: Option<Output>,
+}
 
 /// What applying one object did.
 enum Outcome {
@@ -52,9 +63,9 @@ async fn apply_one(
     })
 }
 
-pub async fn run(args: ApplyArgs) -> anyhow::Result<()> {
-    let objects = manifests::load(&args.files, &args.client.namespace, true)?;
-    let client = client(&args.client)?;
+pub async fn run(args: ApplyArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+    let objects = manifests::load(&args.files, &opts.namespace, true)?;
+    let client = client(opts)?;
     let mut failed = 0;
     for item in &objects {
         let label = qualified_name(item.kind, item.name());
@@ -66,7 +77,7 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<()> {
                     Outcome::Unchanged => "unchanged",
                 };
                 match args.output {
-                    Some(crate::cli::Output::Name) => println!("{label}"),
+                    Some(Output::Name) => println!("{label}"),
                     _ => println!("{label} {word}"),
                 }
             }

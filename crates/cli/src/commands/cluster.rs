@@ -2,11 +2,47 @@
 //! and its membership.
 
 use anyhow::Context;
+use clap::{Args, Subcommand};
 use serde_json::Value;
 use skiff_client::Client;
 use skiff_control_plane::{Cluster, JoinConf, Member};
 
-use crate::cli::{ClusterAddArgs, ClusterRemoveArgs, ClusterStatusArgs};
+use crate::cli::ClientOpts;
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Members, leader, term, commit and applied index, and each member's lag, asked of every
+    /// server in `--server`.
+    Status,
+    /// Add a member (a learner until it has caught up, then a voter); then start it with
+    /// `skiff server --name NAME --join URL...`.
+    Add(ClusterAddArgs),
+    /// Remove a member; it stops serving.
+    Remove(ClusterRemoveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterAddArgs {
+    /// The new member's `--name`.
+    pub name: String,
+    /// Where the new member will accept Raft traffic (its `--peer-listen`), IP:PORT.
+    #[arg(long)]
+    pub peer_address: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ClusterRemoveArgs {
+    /// The member's name.
+    pub name: String,
+}
+
+pub async fn run(command: ClusterCommand, opts: &ClientOpts) -> anyhow::Result<()> {
+    match command {
+        ClusterCommand::Status => status(opts).await,
+        ClusterCommand::Add(args) => add(args, opts).await,
+        ClusterCommand::Remove(args) => remove(args, opts).await,
+    }
+}
 
 /// One server's answer, or why there is none.
 struct Row {
@@ -14,8 +50,8 @@ struct Row {
     status: Result<Value, String>,
 }
 
-pub async fn status(args: ClusterStatusArgs) -> anyhow::Result<()> {
-    let urls = super::client(&args.client)?.servers().to_vec();
+async fn status(opts: &ClientOpts) -> anyhow::Result<()> {
+    let urls = super::client(opts)?.servers().to_vec();
     let mut rows = Vec::new();
     for url in urls {
         let status = match Client::new(std::slice::from_ref(&url)) {
@@ -34,8 +70,8 @@ pub async fn status(args: ClusterStatusArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn add(args: ClusterAddArgs) -> anyhow::Result<()> {
-    let client = super::client(&args.client)?;
+async fn add(args: ClusterAddArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+    let client = super::client(opts)?;
     let member = client.add_member(&args.name, &args.peer_address).await?;
     println!(
         "added {} (id {}) as a learner; it becomes a voter once caught up. Start it with:",
@@ -50,8 +86,8 @@ pub async fn add(args: ClusterAddArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn remove(args: ClusterRemoveArgs) -> anyhow::Result<()> {
-    let client = super::client(&args.client)?;
+async fn remove(args: ClusterRemoveArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+    let client = super::client(opts)?;
     client.remove_member(&args.name).await?;
     println!("removed {}", args.name);
     Ok(())

@@ -1,19 +1,35 @@
 //! `skiff delete`: by type and names, or by manifest.
 
+use clap::Args;
 use skiff_client::DeleteParams;
 
 use super::{client, kind};
-use crate::cli::DeleteArgs;
+use crate::cli::ClientOpts;
 use crate::manifests;
 
-pub async fn run(args: DeleteArgs) -> anyhow::Result<()> {
-    let client = client(&args.client)?;
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// Resource type, then names (or use -f).
+    pub args: Vec<String>,
+    /// Delete the objects of these manifests.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<String>,
+    /// Seconds pods get to stop (0: at once).
+    #[arg(long)]
+    pub grace_period: Option<i64>,
+    /// Treat "not found" as success.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+}
+
+pub async fn run(args: DeleteArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+    let client = client(opts)?;
     let params = DeleteParams {
         grace_period_seconds: args.grace_period,
     };
     let mut targets = Vec::new();
     if !args.files.is_empty() {
-        for item in manifests::load(&args.files, &args.client.namespace, false)? {
+        for item in manifests::load(&args.files, &opts.namespace, false)? {
             targets.push((
                 item.kind,
                 item.namespace().map(str::to_string),
@@ -28,7 +44,7 @@ pub async fn run(args: DeleteArgs) -> anyhow::Result<()> {
             anyhow::bail!("name a {kind_name} to delete");
         }
         let kind = kind(kind_name)?;
-        let namespace = kind.namespaced.then(|| args.client.namespace.clone());
+        let namespace = kind.namespaced.then(|| opts.namespace.clone());
         targets.extend(names.iter().map(|n| (kind, namespace.clone(), n.clone())));
     }
     let mut failures = Vec::new();

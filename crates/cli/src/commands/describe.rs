@@ -1,10 +1,11 @@
 //! `skiff describe`: an object in human terms, with its events.
 
+use clap::Args;
 use serde_json::Value;
 use skiff_client::ListParams;
 
 use super::{client, kind};
-use crate::cli::DescribeArgs;
+use crate::cli::ClientOpts;
 use crate::output::{age, table};
 
 fn text(v: &Value) -> String {
@@ -148,10 +149,16 @@ fn describe_workload(obj: &Value) {
     }
 }
 
-pub async fn run(args: DescribeArgs) -> anyhow::Result<()> {
-    let client = client(&args.client)?;
+#[derive(Args, Debug)]
+pub struct DescribeArgs {
+    pub kind: String,
+    pub name: String,
+}
+
+pub async fn run(args: DescribeArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+    let client = client(opts)?;
     let kind = kind(&args.kind)?;
-    let namespace = kind.namespaced.then_some(args.client.namespace.as_str());
+    let namespace = kind.namespaced.then_some(opts.namespace.as_str());
     let obj = client.get(kind, namespace, &args.name).await?;
     let meta = &obj["metadata"];
     line("Name", text(&meta["name"]));

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use clap::Args;
 use futures::StreamExt;
 use serde_json::Value;
 use skiff_api::k8s_openapi::api::core::v1::Pod;
@@ -10,18 +11,40 @@ use skiff_api::resources::ResourceKind;
 use skiff_client::{Client, ListParams};
 
 use super::{client, kind};
-use crate::cli::{GetArgs, Output};
-use crate::output::{self, columns, table};
+use crate::cli::ClientOpts;
+use crate::output::{self, columns, table, Output};
 
-pub async fn run(args: GetArgs) -> anyhow::Result<()> {
-    let client = client(&args.client)?;
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// Resource type(s), comma-separated (pods, deploy, rs, nodes, ns, cm, secrets, svc, events).
+    pub kind: String,
+    /// Names (all objects when none).
+    pub names: Vec<String>,
+    /// Label selector, e.g. `app=web,tier in (a,b)`.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Field selector, e.g. `spec.nodeName=node-1`.
+    #[arg(long)]
+    pub field_selector: Option<String>,
+    /// All namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    #[arg(short = 'o', long)]
+    pub output: Option<Output>,
+    /// After listing, print changes as they happen.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+}
+
+pub async fn run(args: GetArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+    let client = client(opts)?;
     let kinds: Vec<&'static ResourceKind> =
         args.kind.split(',').map(kind).collect::<Result<_, _>>()?;
     let params = ListParams {
         label_selector: args.selector.clone(),
         field_selector: args.field_selector.clone(),
     };
-    let namespace = (!args.all_namespaces).then_some(args.client.namespace.as_str());
+    let namespace = (!args.all_namespaces).then_some(opts.namespace.as_str());
     let mut collected = Vec::new();
     for (i, kind) in kinds.iter().enumerate() {
         let items = fetch(&client, kind, namespace, &args.names, &params).await?;

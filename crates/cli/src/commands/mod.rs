@@ -1,48 +1,43 @@
-//! One module per command.
+//! One module per command, each holding its flags and its handler.
 
-mod apply;
-mod backup;
-mod bench;
-mod cluster;
-mod delete;
-mod describe;
-mod get;
-mod logs;
-mod node;
-mod scale;
-mod server;
-mod token;
+pub mod agent;
+pub mod apply;
+pub mod backup;
+pub mod cluster;
+mod daemon;
+pub mod delete;
+pub mod describe;
+pub mod get;
+pub mod logs;
+pub mod node;
+pub mod scale;
+pub mod server;
+pub mod token;
 
 use anyhow::Context;
 use skiff_api::resources::{self, ResourceKind};
 use skiff_client::Client;
 
-use crate::cli::{BackupCommand, BenchCommand, ClientOpts, ClusterCommand, Command, TokenCommand};
+use crate::cli::{ClientOpts, Command};
 
-pub async fn run(command: Command) -> anyhow::Result<()> {
+/// Runs one command; `opts` are the connection flags given to the root command.
+pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
     match command {
-        Command::Server(args) => server::server(args).await,
-        Command::Agent(args) => server::agent(args).await,
-        Command::Apply(args) => apply::run(args).await,
-        Command::Get(args) => get::run(args).await,
-        Command::Describe(args) => describe::run(args).await,
-        Command::Delete(args) => delete::run(args).await,
-        Command::Logs(args) => logs::run(args).await,
-        Command::Scale(args) => scale::run(args).await,
-        Command::Cordon(args) => node::set_unschedulable(&args, true).await,
-        Command::Uncordon(args) => node::set_unschedulable(&args, false).await,
-        Command::Drain(args) => node::drain(args).await,
-        Command::Cluster(ClusterCommand::Status(args)) => cluster::status(args).await,
-        Command::Cluster(ClusterCommand::Add(args)) => cluster::add(args).await,
-        Command::Cluster(ClusterCommand::Remove(args)) => cluster::remove(args).await,
-        Command::Backup(BackupCommand::Save(args)) => backup::save(args).await,
-        Command::Backup(BackupCommand::Restore(args)) => backup::restore(args),
-        Command::Token(TokenCommand::Create(args)) => token::create(args).await,
-        Command::Token(TokenCommand::List(args)) => token::list(args).await,
-        Command::Bench(BenchCommand::Deploy(args)) => bench::deploy(args).await,
-        Command::Bench(BenchCommand::Nodes(args)) => bench::nodes(args).await,
-        Command::Bench(BenchCommand::NodeLoss(args)) => bench::node_loss(args).await,
-        Command::Bench(BenchCommand::Store(args)) => bench::store(args).await,
+        Command::Server(args) => server::run(args).await,
+        Command::Agent(args) => agent::run(args, opts).await,
+        Command::Apply(args) => apply::run(args, opts).await,
+        Command::Get(args) => get::run(args, opts).await,
+        Command::Describe(args) => describe::run(args, opts).await,
+        Command::Delete(args) => delete::run(args, opts).await,
+        Command::Logs(args) => logs::run(args, opts).await,
+        Command::Scale(args) => scale::run(args, opts).await,
+        Command::Cordon(args) => node::set_unschedulable(&args, opts, true).await,
+        Command::Uncordon(args) => node::set_unschedulable(&args, opts, false).await,
+        Command::Drain(args) => node::drain(args, opts).await,
+        Command::Cluster(command) => cluster::run(command, opts).await,
+        Command::Backup(command) => backup::run(command, opts).await,
+        Command::Token(command) => token::run(command, opts).await,
+        Command::Bench(command) => skiff_bench::run(command).await,
     }
 }
 

@@ -2,18 +2,41 @@
 
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use serde_json::json;
 use skiff_client::{DeleteParams, ListParams};
 
 use super::{client, kind};
-use crate::cli::{DrainArgs, NodeArgs};
+use crate::cli::ClientOpts;
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// The node's name.
+    pub node: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Seconds each pod gets to stop (default: the pod's own grace period).
+    #[arg(long)]
+    pub grace_period: Option<i64>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
 
 /// How often a drain checks whether the pods are gone.
 const DRAIN_POLL: Duration = Duration::from_millis(250);
 
 /// Sets `spec.unschedulable`; the scheduler skips unschedulable nodes.
-pub async fn set_unschedulable(args: &NodeArgs, unschedulable: bool) -> anyhow::Result<()> {
-    let client = client(&args.client)?;
+pub async fn set_unschedulable(
+    args: &NodeArgs,
+    opts: &ClientOpts,
+    unschedulable: bool,
+) -> anyhow::Result<()> {
+    let client = client(opts)?;
     let nodes = kind("nodes")?;
     let node = client.get(nodes, None, &args.node).await?;
     let word = if unschedulable {
@@ -39,9 +62,9 @@ pub async fn set_unschedulable(args: &NodeArgs, unschedulable: bool) -> anyhow::
 
 /// Cordons the node, deletes every pod bound to it (gracefully), and waits until they are gone;
 /// their controllers recreate them on other nodes. The node stays cordoned.
-pub async fn drain(args: DrainArgs) -> anyhow::Result<()> {
-    set_unschedulable(&args.node, true).await?;
-    let client = client(&args.node.client)?;
+pub async fn drain(args: DrainArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+    set_unschedulable(&args.node, opts, true).await?;
+    let client = client(opts)?;
     let pods = kind("pods")?;
     let on_node = ListParams {
         field_selector: Some(format!("spec.nodeName={}", args.node.node)),

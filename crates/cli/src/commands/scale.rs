@@ -1,12 +1,21 @@
 //! `skiff scale`: set replicas.
 
+use clap::Args;
 use serde_json::json;
 
 use super::{client, kind};
-use crate::cli::ScaleArgs;
+use crate::cli::ClientOpts;
 use crate::output::qualified_name;
 
-pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
+#[derive(Args, Debug)]
+pub struct ScaleArgs {
+    /// `deployment` or `replicaset` (short names work), then the name; or `deployment/NAME`.
+    pub target: Vec<String>,
+    #[arg(long)]
+    pub replicas: i32,
+}
+
+pub async fn run(args: ScaleArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     let (kind_name, name) = match args.target.as_slice() {
         [both] if both.contains('/') => both
             .split_once('/')
@@ -25,11 +34,11 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     if args.replicas < 0 {
         anyhow::bail!("--replicas must be 0 or more, not {}", args.replicas);
     }
-    let client = client(&args.client)?;
+    let client = client(opts)?;
     client
         .patch(
             kind,
-            Some(&args.client.namespace),
+            Some(&opts.namespace),
             &name,
             &json!({"spec": {"replicas": args.replicas}}),
         )

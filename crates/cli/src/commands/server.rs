@@ -1,52 +1,60 @@
-//! `skiff server` and `skiff agent`: the daemons.
+//! `skiff server`: a control-plane member (with `--dev`: plus a Wasm node agent).
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
+use clap::Args;
 use skiff_control_plane::{stored_cluster, Cluster, Server, ServerConfig, Timing};
-use skiff_node_runtime::agent::Agent;
-use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
-use crate::cli::{AgentArgs, ServerArgs};
+use super::daemon::{host_name, terminated, wasm_agent};
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn terminated() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_lowercase())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "skiff-node".into())
-}
-
-fn wasm_agent(
-    servers: Vec<String>,
-    token: &str,
-    labels: std::collections::BTreeMap<String, String>,
-    node: String,
-    data_dir: std::path::PathBuf,
-    listen: std::net::SocketAddr,
-) -> anyhow::Result<Agent> {
-    let runtime = WasmRuntime::new(data_dir.join("wasm")).context("starting the Wasm runtime")?;
-    Ok(Agent::builder()
-        .servers(servers)
-        .token(token)
-        .labels(labels)
-        .node_name(node)
-        .data_dir(data_dir)
-        .listen(listen)
-        .runtime(Arc::new(runtime))
-        .build()?)
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// One process: API server, single-voter store, controllers, scheduler and a Wasm node agent.
+    #[arg(long)]
+    pub dev: bool,
+    /// Where the store (and, in dev mode, the agent) keep their data.
+    #[arg(long, default_value = "./skiff-data")]
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// This member's name.
+    #[arg(long, default_value = "skiff-server")]
+    pub name: String,
+    /// Every control-plane member as `NAME=HOST:PEERPORT,...` (etcd-style), this one included;
+    /// without it the server is a cluster of one.
+    #[arg(long)]
+    pub initial_cluster: Option<String>,
+    /// Join a running cluster through these API URLs (after `skiff cluster add NAME`), instead
+    /// of `--initial-cluster`; ignored once the data dir holds a store.
+    #[arg(long)]
+    pub join: Option<String>,
+    /// Where this member accepts Raft traffic from the others (default: its entry in
+    /// `--initial-cluster`, or the address given to `skiff cluster add`).
+    #[arg(long)]
+    pub peer_listen: Option<SocketAddr>,
+    /// Raft heartbeat interval in milliseconds (etcd's default).
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_interval: u64,
+    /// Raft election timeout in milliseconds (etcd's default); a multiple of the heartbeat.
+    #[arg(long, default_value_t = 1000)]
+    pub election_timeout: u64,
+    /// Raft log entries kept behind the applied index; a member further behind catches up
+    /// from a snapshot.
+    #[arg(long, default_value_t = skiff_control_plane::DEFAULT_LOG_RETAIN)]
+    pub log_retain: u64,
+    /// Seconds a node may go without a heartbeat before it is marked NotReady and its pods
+    /// are replaced elsewhere.
+    #[arg(long, default_value_t = 6)]
+    pub node_grace_seconds: u64,
+    /// Dev mode: the node's name (default: this host's name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Dev mode: the agent's kubelet (logs) endpoint.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub kubelet_listen: SocketAddr,
 }
 
 /// The in-process node joins like any other, with a token that never expires, made on the
@@ -139,7 +147,7 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     Ok(config)
 }
 
-pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let handle = Server::start(server_config(&args).await?).await?;
@@ -184,19 +192,5 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         }
     }
     handle.shutdown().await;
-    Ok(())
-}
-
-pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
-    let node = args.node_name.clone().unwrap_or_else(host_name);
-    let agent = wasm_agent(
-        vec![args.client.server.clone()],
-        &args.token,
-        args.node_labels.into_iter().collect(),
-        node,
-        args.data_dir,
-        args.listen,
-    )?;
-    agent.run(terminated()).await?;
     Ok(())
 }

@@ -1,12 +1,38 @@
 //! `skiff token create|list`: join tokens for agents.
 
 use anyhow::Context;
+use clap::{Args, Subcommand};
 use skiff_api::join_token::{self, JoinToken};
 use skiff_api::k8s_openapi::api::core::v1::Secret;
 use skiff_api::k8s_openapi::jiff::{SignedDuration, Timestamp};
 use skiff_client::{Client, ListParams};
 
-use crate::cli::{TokenCreateArgs, TokenListArgs};
+use crate::cli::ClientOpts;
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a join token and print it.
+    Create(TokenCreateArgs),
+    /// List join tokens (their ids, never their secrets).
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenCreateArgs {
+    /// How long the token is valid (e.g. 24h, 90m); 0 for ever.
+    #[arg(long, default_value = "24h")]
+    pub ttl: String,
+    /// A note stored with the token.
+    #[arg(long, default_value = "")]
+    pub description: String,
+}
+
+pub async fn run(command: TokenCommand, opts: &ClientOpts) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create(args) => create(args, opts).await,
+        TokenCommand::List => list(opts).await,
+    }
+}
 
 /// Stores a new random join token valid for `ttl` (forever when zero) and returns it.
 pub async fn create_token(
@@ -25,28 +51,27 @@ pub async fn create_token(
         )
     };
     client
-        .api::<Secret>(Some(join_token::NAMESPACE))
-        .create(&token.to_secret(expiration, description))
+        .create_join_token(&token, expiration, description)
         .await
         .context("storing the join token")?;
     Ok(token)
 }
 
-pub async fn create(args: TokenCreateArgs) -> anyhow::Result<()> {
+async fn create(args: TokenCreateArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     let ttl: SignedDuration = args.ttl.parse().with_context(|| {
         format!(
             "--ttl {:?}: expected a duration such as 24h or 90m, or 0",
             args.ttl
         )
     })?;
-    let client = super::client(&args.client)?;
+    let client = super::client(opts)?;
     let token = create_token(&client, ttl, &args.description).await?;
     println!("{token}");
     Ok(())
 }
 
-pub async fn list(args: TokenListArgs) -> anyhow::Result<()> {
-    let client = super::client(&args.client)?;
+async fn list(opts: &ClientOpts) -> anyhow::Result<()> {
+    let client = super::client(opts)?;
     let (secrets, _) = client
         .api::<Secret>(Some(join_token::NAMESPACE))
         .list(&ListParams::default())

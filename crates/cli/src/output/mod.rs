@@ -7,7 +7,14 @@ pub mod table;
 use serde_json::Value;
 use skiff_api::resources::ResourceKind;
 
-use crate::cli::Output;
+/// `-o`: a table with more columns, or a machine format.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Wide,
+    Yaml,
+    Json,
+    Name,
+}
 
 /// `deployment.apps/web`, as kubectl names objects.
 pub fn qualified_name(kind: &ResourceKind, name: &str) -> String {

@@ -4,26 +4,51 @@
 //! bound and reported Running, API latency during the run, and the server's memory.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use clap::Args;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use skiff_api::resources::{self, ResourceKind};
 use skiff_client::{Client, ListParams};
 use skiff_node_runtime::agent::Agent;
 use skiff_node_runtime::runtime::hollow::HollowRuntime;
 use tokio::sync::watch;
 
-use super::server::{wait_ready, ServerUnderTest};
-use super::{memory_of, ms, percentile, tempfile_dir};
-use crate::cli::BenchNodesArgs;
+use crate::cluster::{join_token, kind, wait_nodes_ready};
+use crate::figures::{ms, percentile};
+use crate::memory::memory_of;
+use crate::probe::probe_api;
+use crate::server::{wait_ready, ServerUnderTest};
+use crate::tempfile_dir;
+
+#[derive(Args, Debug)]
+pub struct BenchNodesArgs {
+    /// Hollow nodes to run in this process (real agent loops on a simulated runtime).
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    /// Pods to create.
+    #[arg(long, default_value_t = 30_000)]
+    pub pods: usize,
+    /// Replicas per Deployment.
+    #[arg(long, default_value_t = 1000)]
+    pub per_deployment: usize,
+    /// Measure this server instead of starting `skiff server` as a child process: the
+    /// `--server` given on the command line (the binary fills it in).
+    #[arg(skip)]
+    pub server: Option<String>,
+    /// The started server's `--node-grace-seconds`.
+    #[arg(long, default_value_t = 6)]
+    pub node_grace_seconds: u64,
+    /// Where the started server and the nodes keep their data (default: a temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
 
 /// The label every benchmark pod carries.
 const POD_LABEL: &str = "skiff-bench=pods";
-/// How often the API probe calls.
-const PROBE_EVERY: Duration = Duration::from_millis(250);
 /// Agents started at once (registration bursts).
 const START_WAVE: usize = 100;
 
@@ -32,12 +57,12 @@ pub async fn nodes(args: BenchNodesArgs) -> anyhow::Result<()> {
     let dir = tmp.path().to_path_buf();
     let mut server = match &args.server {
         Some(url) => ServerUnderTest::External(url.clone()),
-        None => ServerUnderTest::spawn(&dir.join("server"), args.node_grace_seconds)?,
+        None => ServerUnderTest::spawn(&dir.join("server"), args.node_grace_seconds).await?,
     };
     let url = server.url();
     let client = Client::new(std::slice::from_ref(&url))?;
     wait_ready(&client, &mut server).await?;
-    let token = crate::commands::token::create_token(&client, Default::default(), "bench").await?;
+    let token = join_token(&client).await?;
     println!(
         "skiff bench nodes: {} hollow nodes (simulated), {} pods, server {url}",
         args.nodes, args.pods
@@ -295,116 +320,5 @@ fn report_pods(times: &PodTimes, wanted: usize) {
             ms(percentile(&s, 50)),
             ms(percentile(&s, 99))
         );
-    }
-}
-
-type Latencies = Vec<(&'static str, Vec<Duration>)>;
-
-/// Every `PROBE_EVERY` until stopped: a cluster-wide list of nodes, a selective list of pods, and a
-/// create, patch and delete of a ConfigMap; returns the latencies of each kind of call.
-async fn probe_api(client: Client, mut stopped: watch::Receiver<bool>) -> Latencies {
-    let lists = Mutex::new(Vec::new());
-    let pod_lists = Mutex::new(Vec::new());
-    let mutations = Mutex::new(Vec::new());
-    let timed = |into: &Mutex<Vec<Duration>>, since: Instant, ok: bool| {
-        if ok {
-            into.lock().expect("latencies").push(since.elapsed());
-        }
-    };
-    let (Ok(nodes), Ok(pods), Ok(configmaps)) = (kind("nodes"), kind("pods"), kind("configmaps"))
-    else {
-        return Vec::new();
-    };
-    let selective = ListParams {
-        label_selector: Some("app=no-such-app".into()),
-        field_selector: None,
-    };
-    let mut tick = tokio::time::interval(PROBE_EVERY);
-    for i in 0u64.. {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stopped.wait_for(|s| *s) => break,
-        }
-        let t = Instant::now();
-        let ok = client
-            .list(nodes, None, &ListParams::default())
-            .await
-            .is_ok();
-        timed(&lists, t, ok);
-        let t = Instant::now();
-        let ok = client.list(pods, None, &selective).await.is_ok();
-        timed(&pod_lists, t, ok);
-        let name = format!("probe-{i}");
-        let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name}, "data": {"n": i.to_string()}});
-        let t = Instant::now();
-        let ok = client
-            .create(configmaps, Some("default"), &object)
-            .await
-            .is_ok();
-        timed(&mutations, t, ok);
-        let t = Instant::now();
-        let ok = client
-            .patch(
-                configmaps,
-                Some("default"),
-                &name,
-                &json!({"data": {"patched": "yes"}}),
-            )
-            .await
-            .is_ok();
-        timed(&mutations, t, ok);
-        let t = Instant::now();
-        let ok = client
-            .delete(configmaps, Some("default"), &name, &Default::default())
-            .await
-            .is_ok();
-        timed(&mutations, t, ok);
-    }
-    vec![
-        ("LIST nodes (all)", lists.into_inner().expect("latencies")),
-        (
-            "LIST pods (label selector)",
-            pod_lists.into_inner().expect("latencies"),
-        ),
-        (
-            "create/patch/delete",
-            mutations.into_inner().expect("latencies"),
-        ),
-    ]
-}
-
-pub(super) fn kind(name: &str) -> anyhow::Result<&'static ResourceKind> {
-    resources::by_name(name).with_context(|| format!("unknown kind {name}"))
-}
-
-pub(super) async fn wait_nodes_ready(
-    client: &Client,
-    count: usize,
-    limit: Duration,
-) -> anyhow::Result<()> {
-    let nodes = kind("nodes")?;
-    let deadline = Instant::now() + limit;
-    loop {
-        let list = client.list(nodes, None, &ListParams::default()).await?;
-        let ready = list["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|n| {
-                n["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-            .count();
-        if ready >= count {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("only {ready} of {count} nodes Ready after {limit:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

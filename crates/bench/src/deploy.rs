@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use clap::Args;
 use futures::StreamExt;
 use serde_json::json;
 use skiff_api::resources;
@@ -19,8 +20,18 @@ use skiff_node_runtime::runtime::{
     PodSandboxConfig,
 };
 
-use super::{guest_path, ms, percentile, rss_bytes, tempfile_dir};
-use crate::cli::BenchDeployArgs;
+use crate::figures::{ms, percentile};
+use crate::memory::rss_bytes;
+use crate::{guest_path, tempfile_dir, RunOpts};
+
+#[derive(Args, Debug)]
+pub struct BenchDeployArgs {
+    /// Replicas of the benchmark Deployment.
+    #[arg(long, default_value_t = 100)]
+    pub replicas: usize,
+    #[command(flatten)]
+    pub run: RunOpts,
+}
 
 /// Longest wait for the deployment to run.
 const DEPLOY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -59,7 +70,7 @@ pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
     let url = server.url();
     let runtime = Arc::new(WasmRuntime::new(dir.join("agent/wasm"))?);
     let client = Client::new(std::slice::from_ref(&url))?;
-    let token = crate::commands::token::create_token(&client, Default::default(), "bench").await?;
+    let token = crate::cluster::join_token(&client).await?;
     let agent = Agent::builder()
         .servers(vec![url.clone()])
         .token(token.to_string())

@@ -2,18 +2,41 @@
 //! the public API, leader failover time (kill -9 of the leader until the first acknowledged
 //! write), and how long a follower that missed many entries takes to catch up.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use clap::Args;
 use serde_json::{json, Value};
 use skiff_client::Client;
 
-use super::{ms, percentile, tempfile_dir};
-use crate::cli::BenchStoreArgs;
+use crate::figures::{ms, percentile};
+use crate::tempfile_dir;
+
+#[derive(Args, Debug)]
+pub struct BenchStoreArgs {
+    /// Control-plane sizes to measure (1: a cluster of one; 3 or 5: a Raft group).
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
+    pub servers: Vec<usize>,
+    /// Concurrent clients to measure each size with.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    pub clients: Vec<usize>,
+    /// Writes per run.
+    #[arg(long, default_value_t = 2000)]
+    pub writes: usize,
+    /// Leader kills to time on a 3-server control plane (0: skip).
+    #[arg(long, default_value_t = 3)]
+    pub failovers: usize,
+    /// Entries a stopped follower falls behind before it is restarted (0: skip).
+    #[arg(long, default_value_t = 100_000)]
+    pub catch_up_entries: usize,
+    /// Where the servers keep their data (default: a temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
 
 /// How long a measured condition may take before the run gives up.
 const WAIT: Duration = Duration::from_secs(120);
@@ -153,7 +176,7 @@ async fn write_load(
 async fn create(client: &Client, name: &str) -> anyhow::Result<()> {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
                     "data": {"value": "x".repeat(256)}});
-    let kind = super::nodes::kind("configmaps")?;
+    let kind = crate::cluster::kind("configmaps")?;
     match client.create(kind, Some("default"), &cm).await {
         Ok(_) => Ok(()),
         Err(err) if err.is_already_exists() => Ok(()),

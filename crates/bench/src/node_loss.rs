@@ -8,13 +8,28 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use clap::Args;
 use serde_json::{json, Value};
 use skiff_client::{Client, ListParams};
 
-use super::nodes::{kind, wait_nodes_ready};
-use super::server::{wait_ready, ServerUnderTest};
-use super::{guest_path, tempfile_dir};
-use crate::cli::BenchNodeLossArgs;
+use crate::cluster::{join_token, kind, wait_nodes_ready};
+use crate::server::{wait_ready, ServerUnderTest};
+use crate::{guest_path, tempfile_dir, RunOpts};
+
+#[derive(Args, Debug)]
+pub struct BenchNodeLossArgs {
+    /// Agent processes to start (real Wasm runtime).
+    #[arg(long, default_value_t = 3)]
+    pub agents: usize,
+    /// Replicas of the ticker Deployment.
+    #[arg(long, default_value_t = 30)]
+    pub replicas: usize,
+    /// The started server's `--node-grace-seconds`.
+    #[arg(long, default_value_t = 6)]
+    pub node_grace_seconds: u64,
+    #[command(flatten)]
+    pub run: RunOpts,
+}
 
 /// Longest wait for any phase of the run.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -35,11 +50,11 @@ pub async fn node_loss(args: BenchNodeLossArgs) -> anyhow::Result<()> {
     let guest = guest_path(&args.run.guest)?;
     let tmp = tempfile_dir(args.run.data_dir.as_deref())?;
     let dir = tmp.path().to_path_buf();
-    let mut server = ServerUnderTest::spawn(&dir.join("server"), args.node_grace_seconds)?;
+    let mut server = ServerUnderTest::spawn(&dir.join("server"), args.node_grace_seconds).await?;
     let url = server.url();
     let client = Client::new(std::slice::from_ref(&url))?;
     wait_ready(&client, &mut server).await?;
-    let token = crate::commands::token::create_token(&client, Default::default(), "bench").await?;
+    let token = join_token(&client).await?;
     let mut agents = Agents(Vec::new());
     for i in 0..args.agents {
         let name = format!("real-{i}");

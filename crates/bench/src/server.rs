@@ -1,7 +1,6 @@
 //! The control plane a benchmark measures: a `skiff server` child process (so its memory is
 //! its own), or a running server given by URL.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,7 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use skiff_client::{Client, ListParams};
 
-use super::nodes::kind;
+use crate::cluster::kind;
+
+/// How long a started server may take to listen and to answer.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// What `skiff server` prints once its API listens, followed by the URL.
+const LISTENING: &str = "skiff API listening on ";
 
 /// The control plane measured: a `skiff server` child process, or one given by URL.
 pub enum ServerUnderTest {
@@ -18,24 +22,45 @@ pub enum ServerUnderTest {
 }
 
 impl ServerUnderTest {
-    pub fn spawn(data_dir: &Path, node_grace_seconds: u64) -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    /// Starts `skiff server` (this executable) on a port of the system's choice, and waits
+    /// until it says where it listens.
+    pub async fn spawn(data_dir: &Path, node_grace_seconds: u64) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)?;
-        let log = std::fs::File::create(data_dir.with_extension("log"))?;
-        let child = Command::new(std::env::current_exe()?)
+        let log_path = data_dir.with_extension("log");
+        let log = std::fs::File::create(&log_path)?;
+        let mut child = Command::new(std::env::current_exe()?)
             .args(["server", "--data-dir"])
             .arg(data_dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--node-grace-seconds", &node_grace_seconds.to_string()])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .context("starting skiff server")?;
-        Ok(ServerUnderTest::Child {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        })
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let url = output.lines().find_map(|line| {
+                let rest = line.split_once(LISTENING)?.1;
+                Some(rest.split_whitespace().next()?.to_string())
+            });
+            if let Some(url) = url {
+                return Ok(ServerUnderTest::Child { child, url });
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "skiff server exited with {status}; see {}",
+                    log_path.display()
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("skiff server did not listen within {START_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub fn url(&self) -> String {
@@ -76,7 +101,7 @@ impl Drop for ServerUnderTest {
 
 /// Waits until the server answers API calls.
 pub async fn wait_ready(client: &Client, server: &mut ServerUnderTest) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if client
             .list(kind("namespaces")?, None, &ListParams::default())

@@ -1,0 +1,84 @@
+//! `skiff bench ...`: figures from real clusters, printed (never asserted in tests). The
+//! `skiff` binary parses these commands and runs them here; benchmarks that need servers or
+//! agents as separate processes start the running executable (`skiff`) again.
+
+mod cluster;
+mod deploy;
+mod figures;
+mod memory;
+mod node_loss;
+mod nodes;
+mod probe;
+mod server;
+mod store;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+pub use deploy::BenchDeployArgs;
+pub use node_loss::BenchNodeLossArgs;
+pub use nodes::BenchNodesArgs;
+pub use store::BenchStoreArgs;
+
+/// The benchmarks.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Deploy N Wasm replicas on an in-process dev cluster and report start-up figures.
+    Deploy(BenchDeployArgs),
+    /// Run N hollow (simulated) nodes against a real server (a `skiff server` child process,
+    /// or the one named with `--server`) and report scheduling throughput, API latency and
+    /// control-plane memory.
+    Nodes(BenchNodesArgs),
+    /// kill -9 a real agent and time until its pods run elsewhere.
+    NodeLoss(BenchNodeLossArgs),
+    /// Control-plane write throughput and latency (1 and 3 servers), leader failover, and a
+    /// follower's catch-up, with `skiff server` child processes.
+    Store(BenchStoreArgs),
+}
+
+/// Runs one benchmark, printing its figures.
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Deploy(args) => deploy::deploy(args).await,
+        BenchCommand::Nodes(args) => nodes::nodes(args).await,
+        BenchCommand::NodeLoss(args) => node_loss::node_loss(args).await,
+        BenchCommand::Store(args) => store::store(args).await,
+    }
+}
+
+/// The guest a Wasm benchmark runs, and where its cluster keeps data.
+#[derive(Args, Debug)]
+pub struct RunOpts {
+    /// The guest to run (a long-running one).
+    #[arg(
+        long,
+        default_value = "wasm-examples/target/wasm32-wasip1/release/ticker.wasm"
+    )]
+    pub guest: PathBuf,
+    /// Where the throwaway cluster keeps its data (default: a temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The benchmark guest as an absolute path, with a hint when it was not built.
+fn guest_path(guest: &Path) -> anyhow::Result<PathBuf> {
+    guest.canonicalize().with_context(|| {
+        format!(
+            "{}: guest not found (build it with scripts/build-guests.sh)",
+            guest.display()
+        )
+    })
+}
+
+/// A fresh directory under `given` (or the system's temporary directory), removed when dropped.
+fn tempfile_dir(given: Option<&Path>) -> anyhow::Result<tempfile::TempDir> {
+    match given {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            Ok(tempfile::tempdir_in(dir)?)
+        }
+        None => Ok(tempfile::tempdir()?),
+    }
+}

@@ -1,0 +1,48 @@
+//! `skiff agent`: a node agent joining a cluster over HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::daemon::{host_name, terminated, wasm_agent};
+use crate::cli::ClientOpts;
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The join token from `skiff token create`.
+    #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// The node's name (default: this host's name).
+    #[arg(long, alias = "name")]
+    pub node_name: Option<String>,
+    /// A node label `key=value` (repeatable), for nodeSelector and affinity.
+    #[arg(long = "node-label", value_parser = parse_label)]
+    pub node_labels: Vec<(String, String)>,
+    /// Where the agent keeps images, compiled guests and logs.
+    #[arg(long, default_value = "./skiff-agent")]
+    pub data_dir: PathBuf,
+    /// The kubelet (logs) endpoint; the API server must reach it.
+    #[arg(long, default_value = "127.0.0.1:10250")]
+    pub listen: SocketAddr,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{text:?}: expected key=value"))
+}
+
+pub async fn run(args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+    let node = args.node_name.clone().unwrap_or_else(host_name);
+    let agent = wasm_agent(
+        vec![opts.server.clone()],
+        &args.token,
+        args.node_labels.into_iter().collect(),
+        node,
+        args.data_dir,
+        args.listen,
+    )?;
+    agent.run(terminated()).await?;
+    Ok(())
+}
