@@ -1,12 +1,13 @@
 //! Starting one container of a pod: pull, resolve, create, start; each failure leaves the
 //! container waiting with its Kubernetes reason and a time to retry.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::container_config;
 use super::env;
+use super::reasons::Failure;
 use super::status;
-use super::worker::{Worker, CONFIG_RETRY};
+use super::worker::Worker;
 use crate::runtime::ImageRef;
 
 impl Worker {
@@ -35,18 +36,15 @@ impl Worker {
             }
             Err(err) => {
                 r.pull_failures += 1;
-                let reason = if r.pull_failures > 1 {
-                    "ImagePullBackOff"
-                } else {
-                    "ErrImagePull"
-                };
                 ctx.events.warning(
                     &pod,
                     "Failed",
                     format!("Failed to pull image \"{reference}\": {err}"),
                 );
-                r.waiting = Some((reason.into(), err.to_string()));
-                r.retry_at = Some(now + ctx.backoff.delay(r.pull_failures));
+                let failure = Failure::Pull {
+                    attempts: r.pull_failures,
+                };
+                r.fail(failure, err.to_string(), &ctx.backoff, now);
                 None
             }
         }
@@ -93,8 +91,7 @@ impl Worker {
         let env = match env::resolve(&ctx.client, &pod, &r.spec).await {
             Ok(env) => env,
             Err(err) => {
-                r.waiting = Some(("CreateContainerConfigError".into(), err.to_string()));
-                r.retry_at = Some(now + CONFIG_RETRY);
+                r.fail(Failure::Config, err.to_string(), &ctx.backoff, now);
                 ctx.events.warning(&pod, "Failed", format!("Error: {err}"));
                 return;
             }
@@ -105,8 +102,7 @@ impl Worker {
         let id = match runtime.create_container(&sandbox, &config).await {
             Ok(id) => id,
             Err(err) => {
-                r.waiting = Some(("CreateContainerError".into(), err.to_string()));
-                r.retry_at = Some(now + CONFIG_RETRY);
+                r.fail(Failure::Create, err.to_string(), &ctx.backoff, now);
                 ctx.events.warning(&pod, "Failed", format!("Error: {err}"));
                 return;
             }
@@ -131,20 +127,17 @@ impl Worker {
                     r.state = Some(status.state);
                 }
             }
-            Err(err) => {
-                r.waiting = Some(("RunContainerError".into(), err.to_string()));
-                r.retry_at = Some(now + CONFIG_RETRY);
-            }
+            Err(err) => r.fail(Failure::Start, err.to_string(), &ctx.backoff, now),
         }
     }
 
     /// Starts record `i`'s container that was created but not started.
-    pub(super) async fn start_created(&mut self, i: usize) {
+    pub(super) async fn start_created(&mut self, i: usize, now: Instant) {
         let (Some(id), Some(runtime)) = (self.records[i].id.clone(), self.runtime.clone()) else {
             return;
         };
         if let Err(err) = runtime.start_container(&id).await {
-            self.records[i].waiting = Some(("RunContainerError".into(), err.to_string()));
+            self.records[i].fail(Failure::Start, err.to_string(), &self.ctx.backoff, now);
         }
     }
 }

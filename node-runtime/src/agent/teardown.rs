@@ -6,30 +6,24 @@ use std::time::Duration;
 use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_client::DeleteParams;
 
+use super::lifecycle;
 use super::volumes;
 use super::worker::Worker;
 use crate::runtime::ContainerState;
 
-/// Grace when the pod does not say.
-const DEFAULT_GRACE: i64 = 30;
 /// Pause between attempts of the final delete.
 const DELETE_RETRY: Duration = Duration::from_secs(1);
 
 impl Worker {
     /// Stops everything of this pod; for a deleted pod, removes it from the API for good.
     pub(super) async fn teardown(&mut self, final_delete: bool) {
-        let grace = self
-            .pod
-            .metadata
-            .deletion_grace_period_seconds
-            .or_else(|| {
-                self.pod
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.termination_grace_period_seconds)
-            })
-            .unwrap_or(DEFAULT_GRACE)
-            .max(0) as u64;
+        let grace = lifecycle::termination_grace(
+            self.pod.metadata.deletion_grace_period_seconds,
+            self.pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds),
+        );
         if let Some(runtime) = self.runtime.clone() {
             for r in &self.records {
                 let Some(id) = r.id.as_ref() else {
@@ -42,7 +36,7 @@ impl Worker {
                         format!("Stopping container {}", r.spec.name),
                     );
                 }
-                if let Err(err) = runtime.stop_container(id, Duration::from_secs(grace)).await {
+                if let Err(err) = runtime.stop_container(id, grace).await {
                     tracing::warn!(pod = %self.name, %err, "stopping container failed");
                 }
             }
