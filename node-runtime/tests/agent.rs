@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use skiff_api::join_token::{self, JoinToken};
 use skiff_api::k8s_openapi::api::core::v1::Secret;
+use skiff_api::k8s_openapi::ByteString;
 use skiff_api::resources;
 use skiff_client::Client;
 use skiff_control_plane::{Server, ServerConfig, ServerHandle};
@@ -110,9 +111,12 @@ impl ImageService for RecordingRuntime {
     async fn pull_image(
         &self,
         reference: &str,
-        _auth: Option<&PullAuth>,
+        auth: Option<&PullAuth>,
     ) -> Result<ImageRef, RuntimeError> {
-        self.record(format!("pull {reference}"));
+        match auth {
+            Some(auth) => self.record(format!("pull {reference} as {}", auth.username)),
+            None => self.record(format!("pull {reference}")),
+        }
         Ok(ImageRef {
             reference: reference.into(),
             digest: "sha256:fake".into(),
@@ -513,8 +517,21 @@ async fn picks_a_runtime_per_pod_by_class_then_by_image() {
     }));
 
     let pods = resources::by_name("pods").expect("pods");
+    let docker_config =
+        br#"{"auths": {"registry.example": {"username": "puller", "password": "pw"}}}"#;
+    let encoded = serde_json::to_value(ByteString(docker_config.to_vec())).expect("base64");
+    client
+        .create(
+            resources::by_name("secrets").expect("secrets"),
+            Some("default"),
+            &json!({"metadata": {"name": "regcred"}, "type": "kubernetes.io/dockerconfigjson",
+                "data": {".dockerconfigjson": encoded}}),
+        )
+        .await
+        .expect("pull secret");
     let pod = |name: &str, image: &str, class: Option<&str>| {
-        let mut spec = json!({"containers": [{"name": "c", "image": image}]});
+        let mut spec = json!({"containers": [{"name": "c", "image": image}],
+            "imagePullSecrets": [{"name": "regcred"}]});
         if let Some(class) = class {
             spec["runtimeClassName"] = json!(class);
         }
@@ -592,6 +609,13 @@ async fn picks_a_runtime_per_pod_by_class_then_by_image() {
             .chain(beta.calls().iter())
             .any(|c| c.contains("no-handler") || c.contains("no-class")),
         "no sandbox for pods without a runtime"
+    );
+    assert!(
+        alpha
+            .calls()
+            .contains(&"pull registry.example/other/app:1 as puller".to_string()),
+        "images are pulled with the pod's pull secret: {:?}",
+        alpha.calls()
     );
 
     let nodes = resources::by_name("nodes").expect("nodes");

@@ -32,6 +32,7 @@ mod log_server;
 mod node;
 mod pods;
 mod publish;
+mod pull_secrets;
 mod reasons;
 mod record;
 mod recovery;

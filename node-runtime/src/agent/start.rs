@@ -5,20 +5,22 @@ use tokio::time::Instant;
 
 use super::container_config;
 use super::env;
+use super::pull_secrets;
 use super::reasons::Failure;
 use super::status;
 use super::worker::Worker;
 use crate::runtime::ImageRef;
 
 impl Worker {
-    /// Pulls record `i`'s image through the node's image service (`ErrImagePull`, then
-    /// `ImagePullBackOff` while it keeps failing).
+    /// Pulls record `i`'s image through the node's image service, with the pod's pull
+    /// secrets (`ErrImagePull`, then `ImagePullBackOff` while it keeps failing).
     pub(super) async fn pull(&mut self, i: usize, now: Instant) -> Option<ImageRef> {
         let ctx = self.ctx.clone();
         let pod = self.pod.clone();
+        let reference = self.records[i].spec.image.clone().unwrap_or_default();
+        let auth = pull_secrets::auth_for(&ctx.client, &pod, &reference).await;
         let r = &mut self.records[i];
-        let reference = r.spec.image.clone().unwrap_or_default();
-        match ctx.images.pull_image(&reference, None).await {
+        match ctx.images.pull_image(&reference, auth.as_ref()).await {
             Ok(image) => {
                 if r.image.as_ref() != Some(&image) {
                     ctx.events.normal(
