@@ -218,18 +218,30 @@ mod tests {
         );
 
         // Follow sees appended bytes and ends when the container stops.
-        let response = get("?follow=true").await.expect("follow");
+        use futures::StreamExt;
+        let mut stream = get("?follow=true").await.expect("follow").bytes_stream();
         let mut appended = std::fs::OpenOptions::new()
             .append(true)
             .open(file(1))
             .expect("open");
         std::io::Write::write_all(&mut appended, b"more\n").expect("append");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut body = Vec::new();
+        let wait = Duration::from_secs(5);
+        while !body.ends_with(b"more\n") {
+            let chunk = tokio::time::timeout(wait, stream.next())
+                .await
+                .expect("the appended line in time")
+                .expect("still following")
+                .expect("chunk");
+            body.extend_from_slice(&chunk);
+        }
         index.set("ns", "p", "uid", "c", log(false));
-        let body = tokio::time::timeout(Duration::from_secs(5), response.text())
+        while let Some(chunk) = tokio::time::timeout(wait, stream.next())
             .await
-            .expect("ends")
-            .expect("text");
-        assert_eq!(body, "second run\nmore\n");
+            .expect("ends once the container stopped")
+        {
+            body.extend_from_slice(&chunk.expect("chunk"));
+        }
+        assert_eq!(String::from_utf8_lossy(&body), "second run\nmore\n");
     }
 }
