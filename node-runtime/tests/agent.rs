@@ -1,7 +1,7 @@
 //! The agent loop against a real in-process control plane and a recording fake runtime
 //! (a test double, clearly not a runtime: containers run until the test makes them exit).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,29 +9,84 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use skiff_api::join_token::{self, JoinToken};
 use skiff_api::k8s_openapi::api::core::v1::Secret;
+use skiff_api::k8s_openapi::ByteString;
 use skiff_api::resources;
 use skiff_client::Client;
-use skiff_control_plane::{Server, ServerConfig};
+use skiff_control_plane::{Server, ServerConfig, ServerHandle};
 use skiff_node_runtime::agent::{Agent, AgentError, Backoff};
 use skiff_node_runtime::runtime::{
-    ContainerConfig, ContainerId, ContainerRuntime, ContainerState, ContainerStats,
-    ContainerStatus, ExecResult, ImageRef, ImageService, PodSandboxConfig, RuntimeError, SandboxId,
+    ContainerConfig, ContainerEvent, ContainerEventKind, ContainerId, ContainerRuntime,
+    ContainerState, ContainerStats, ContainerStatus, ExecResult, ImageRef, ImageService,
+    PodSandboxConfig, PodSandboxStatus, PullAuth, RuntimeError, SandboxId,
 };
+use tokio::sync::broadcast;
 
-/// Records every call; containers stay Running until `exit_all` is called.
-#[derive(Default)]
+/// Records every call; containers stay Running until `exit_all` is called. It is the test's
+/// image service too: any reference "pulls".
 struct RecordingRuntime {
+    name: &'static str,
+    /// Image references containing this can run here (`""`: any).
+    accepts: &'static str,
     calls: Mutex<Vec<String>>,
     containers: Mutex<HashMap<ContainerId, ContainerStatus>>,
+    events: broadcast::Sender<ContainerEvent>,
+}
+
+impl Default for RecordingRuntime {
+    fn default() -> Self {
+        Self::named("recording", "")
+    }
 }
 
 impl RecordingRuntime {
+    fn named(name: &'static str, accepts: &'static str) -> Self {
+        RecordingRuntime {
+            name,
+            accepts,
+            calls: Mutex::default(),
+            containers: Mutex::default(),
+            events: broadcast::channel(64).0,
+        }
+    }
+
     fn record(&self, call: String) {
         self.calls.lock().expect("calls").push(call);
     }
 
+    fn emit(&self, status: &ContainerStatus, kind: ContainerEventKind) {
+        let _ = self.events.send(ContainerEvent {
+            container: status.id.clone(),
+            sandbox: status.sandbox_id.clone(),
+            kind,
+        });
+    }
+
     fn calls(&self) -> Vec<String> {
         self.calls.lock().expect("calls").clone()
+    }
+
+    /// A running container `id` (attempt `attempt`) in `sandbox`, as a previous agent left it.
+    fn preload(&self, sandbox: &str, id: &str, name: &str, attempt: u32) {
+        self.containers.lock().expect("containers").insert(
+            id.into(),
+            ContainerStatus {
+                id: id.into(),
+                sandbox_id: sandbox.into(),
+                name: name.into(),
+                image: ImageRef {
+                    reference: "registry.example/app:1".into(),
+                    digest: "sha256:fake".into(),
+                    size: 1,
+                    config: Default::default(),
+                    content: Default::default(),
+                },
+                attempt,
+                state: ContainerState::Running {
+                    started_at: SystemTime::now(),
+                },
+                log_path: "/dev/null".into(),
+            },
+        );
     }
 
     /// Makes every running container exit with `code`.
@@ -45,6 +100,7 @@ impl RecordingRuntime {
                     reason: "Error".into(),
                     message: String::new(),
                 };
+                self.emit(status, ContainerEventKind::Exited);
             }
         }
     }
@@ -52,12 +108,21 @@ impl RecordingRuntime {
 
 #[async_trait]
 impl ImageService for RecordingRuntime {
-    async fn pull_image(&self, reference: &str) -> Result<ImageRef, RuntimeError> {
-        self.record(format!("pull {reference}"));
+    async fn pull_image(
+        &self,
+        reference: &str,
+        auth: Option<&PullAuth>,
+    ) -> Result<ImageRef, RuntimeError> {
+        match auth {
+            Some(auth) => self.record(format!("pull {reference} as {}", auth.username)),
+            None => self.record(format!("pull {reference}")),
+        }
         Ok(ImageRef {
             reference: reference.into(),
             digest: "sha256:fake".into(),
             size: 1,
+            config: Default::default(),
+            content: Default::default(),
         })
     }
     async fn image_status(&self, _reference: &str) -> Result<Option<ImageRef>, RuntimeError> {
@@ -74,21 +139,37 @@ impl ImageService for RecordingRuntime {
 #[async_trait]
 impl ContainerRuntime for RecordingRuntime {
     fn name(&self) -> &'static str {
-        "recording"
+        self.name
     }
-    fn can_handle(&self, _config: &ContainerConfig) -> bool {
-        true
+    fn version(&self) -> String {
+        format!("{}://test", self.name)
+    }
+    fn node_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+    fn can_handle(&self, image: &ImageRef) -> bool {
+        image.reference.contains(self.accepts)
+    }
+    fn subscribe(&self) -> broadcast::Receiver<ContainerEvent> {
+        self.events.subscribe()
     }
     async fn run_pod_sandbox(&self, config: &PodSandboxConfig) -> Result<SandboxId, RuntimeError> {
         self.record(format!("run_pod_sandbox {}", config.name));
         Ok(config.uid.clone())
+    }
+    async fn pod_sandbox_status(&self, id: &SandboxId) -> Result<PodSandboxStatus, RuntimeError> {
+        Ok(PodSandboxStatus {
+            id: id.clone(),
+            ready: true,
+            ip: Some("10.1.2.3".into()),
+        })
     }
     async fn stop_pod_sandbox(&self, id: &SandboxId) -> Result<(), RuntimeError> {
         self.record(format!("stop_pod_sandbox {id}"));
         Ok(())
     }
     async fn remove_pod_sandbox(&self, id: &SandboxId) -> Result<(), RuntimeError> {
-        self.record("remove_pod_sandbox".into());
+        self.record(format!("remove_pod_sandbox {id}"));
         self.containers
             .lock()
             .expect("containers")
@@ -131,6 +212,7 @@ impl ContainerRuntime for RecordingRuntime {
         status.state = ContainerState::Running {
             started_at: SystemTime::now(),
         };
+        self.emit(status, ContainerEventKind::Started);
         Ok(())
     }
     async fn stop_container(&self, id: &ContainerId, _grace: Duration) -> Result<(), RuntimeError> {
@@ -144,6 +226,7 @@ impl ContainerRuntime for RecordingRuntime {
                     reason: "Error".into(),
                     message: String::new(),
                 };
+                self.emit(status, ContainerEventKind::Exited);
             }
         }
         Ok(())
@@ -163,13 +246,14 @@ impl ContainerRuntime for RecordingRuntime {
     }
     async fn list_containers(
         &self,
-        _sandbox: Option<&SandboxId>,
+        sandbox: Option<&SandboxId>,
     ) -> Result<Vec<ContainerStatus>, RuntimeError> {
         Ok(self
             .containers
             .lock()
             .expect("containers")
             .values()
+            .filter(|c| sandbox.is_none_or(|s| *s == c.sandbox_id))
             .cloned()
             .collect())
     }
@@ -187,26 +271,47 @@ impl ContainerRuntime for RecordingRuntime {
             operation: "exec",
         })
     }
+    /// The sandboxes of the containers it holds (those `preload` left, as if they had
+    /// outlived an agent).
     async fn recover(&self) -> Result<Vec<SandboxId>, RuntimeError> {
-        Ok(Vec::new())
+        let mut sandboxes: Vec<SandboxId> = self
+            .containers
+            .lock()
+            .expect("containers")
+            .values()
+            .map(|c| c.sandbox_id.clone())
+            .collect();
+        sandboxes.sort();
+        sandboxes.dedup();
+        Ok(sandboxes)
     }
 }
 
-/// The pod `p` as the API has it now.
-async fn get_pod(client: &Client) -> Option<Value> {
+/// The pod `name` as the API has it now.
+async fn get_named(client: &Client, name: &str) -> Option<Value> {
     let pods = resources::by_name("pods").expect("pods");
-    client.get(pods, Some("default"), "p").await.ok()
+    client.get(pods, Some("default"), name).await.ok()
 }
 
-/// Polls the pod (every 20 ms, at most 15 s) until `accept` holds for what it returns.
+/// Polls the pod `p` (every 20 ms, at most 15 s) until `accept` holds for what it returns.
 async fn wait_pod(
     client: &Client,
     what: &str,
     accept: impl Fn(Option<&Value>) -> bool,
 ) -> Option<Value> {
+    wait_named(client, "p", what, accept).await
+}
+
+/// Polls the pod `name` (every 20 ms, at most 15 s) until `accept` holds for what it returns.
+async fn wait_named(
+    client: &Client,
+    name: &str,
+    what: &str,
+    accept: impl Fn(Option<&Value>) -> bool,
+) -> Option<Value> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let pod = get_pod(client).await;
+        let pod = get_named(client, name).await;
         if accept(pod.as_ref()) {
             return pod;
         }
@@ -218,14 +323,12 @@ async fn wait_pod(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_restarts_and_deletes_a_pod() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A control plane in-process, a client, and a join token for agents.
+async fn control_plane(dir: &std::path::Path) -> (ServerHandle, Client, JoinToken) {
     let listen = "127.0.0.1:0".parse().expect("addr");
-    let server = Server::start(ServerConfig::new("t", dir.path().join("server"), listen))
+    let server = Server::start(ServerConfig::new("t", dir.join("server"), listen))
         .await
         .expect("server");
-    let runtime = Arc::new(RecordingRuntime::default());
     let client = Client::new(&[server.url()]).expect("client");
     let token = JoinToken::from_random([3; 22]);
     client
@@ -233,11 +336,35 @@ async fn runs_restarts_and_deletes_a_pod() {
         .create(&token.to_secret(None, "test"))
         .await
         .expect("join token");
+    (server, client, token)
+}
+
+/// Creates a RuntimeClass `name` whose handler is `handler`.
+async fn runtime_class(client: &Client, name: &str, handler: &str) {
+    let classes = resources::by_name("runtimeclasses").expect("runtimeclasses");
+    client
+        .create(
+            classes,
+            None,
+            &json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                "metadata": {"name": name}, "handler": handler}),
+        )
+        .await
+        .expect("runtime class");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_restarts_and_deletes_a_pod() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, client, token) = control_plane(dir.path()).await;
+    let runtime = Arc::new(RecordingRuntime::default());
+    runtime_class(&client, "recorded", "recording").await;
     let agent = Agent::builder()
         .servers(vec![server.url()])
         .token(token.to_string())
         .node_name("n1")
         .data_dir(dir.path().join("agent"))
+        .images(runtime.clone())
         .runtime(runtime.clone())
         .backoff(Backoff {
             base: Duration::from_millis(100),
@@ -261,7 +388,8 @@ async fn runs_restarts_and_deletes_a_pod() {
         )
         .await
         .expect("configmap");
-    let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "file:/guest.wasm",
+    let pod = json!({"metadata": {"name": "p"}, "spec": {"runtimeClassName": "recorded",
+        "containers": [{"name": "c", "image": "file:/guest.wasm",
         "env": [{"name": "G", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "greeting"}}}]}]}});
     client
         .create(pods, Some("default"), &pod)
@@ -309,7 +437,7 @@ async fn runs_restarts_and_deletes_a_pod() {
     let calls = runtime.calls();
     assert!(
         calls.contains(&"stop_container".to_string())
-            && calls.contains(&"remove_pod_sandbox".to_string()),
+            && calls.iter().any(|c| c.starts_with("remove_pod_sandbox")),
         "{calls:?}"
     );
 
@@ -362,5 +490,216 @@ async fn a_wrong_or_missing_join_token_is_refused() {
         nodes["items"].as_array().is_some_and(Vec::is_empty),
         "no node registered: {nodes}"
     );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn picks_a_runtime_per_pod_by_class_then_by_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, client, token) = control_plane(dir.path()).await;
+    let alpha = Arc::new(RecordingRuntime::named("alpha", "alpha/"));
+    let beta = Arc::new(RecordingRuntime::named("beta", ""));
+    runtime_class(&client, "beta-class", "beta").await;
+    runtime_class(&client, "gamma-class", "gamma").await;
+    let agent = Agent::builder()
+        .servers(vec![server.url()])
+        .token(token.to_string())
+        .node_name("n2")
+        .data_dir(dir.path().join("agent"))
+        .images(alpha.clone())
+        .runtime(alpha.clone())
+        .runtime(beta.clone())
+        .build()
+        .expect("agent");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent_task = tokio::spawn(agent.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let pods = resources::by_name("pods").expect("pods");
+    let docker_config =
+        br#"{"auths": {"registry.example": {"username": "puller", "password": "pw"}}}"#;
+    let encoded = serde_json::to_value(ByteString(docker_config.to_vec())).expect("base64");
+    client
+        .create(
+            resources::by_name("secrets").expect("secrets"),
+            Some("default"),
+            &json!({"metadata": {"name": "regcred"}, "type": "kubernetes.io/dockerconfigjson",
+                "data": {".dockerconfigjson": encoded}}),
+        )
+        .await
+        .expect("pull secret");
+    let pod = |name: &str, image: &str, class: Option<&str>| {
+        let mut spec = json!({"containers": [{"name": "c", "image": image}],
+            "imagePullSecrets": [{"name": "regcred"}]});
+        if let Some(class) = class {
+            spec["runtimeClassName"] = json!(class);
+        }
+        json!({"metadata": {"name": name}, "spec": spec})
+    };
+    for manifest in [
+        pod("by-image-alpha", "registry.example/alpha/app:1", None),
+        pod("by-image-beta", "registry.example/other/app:1", None),
+        pod(
+            "by-class",
+            "registry.example/alpha/app:1",
+            Some("beta-class"),
+        ),
+        pod(
+            "no-handler",
+            "registry.example/alpha/app:1",
+            Some("gamma-class"),
+        ),
+    ] {
+        client
+            .create(pods, Some("default"), &manifest)
+            .await
+            .expect("pod");
+    }
+    // A class that does not exist may be refused at admission already; if the pod gets
+    // through, the node must say why it cannot run it.
+    let unknown = client
+        .create(
+            pods,
+            Some("default"),
+            &pod("no-class", "registry.example/alpha/app:1", Some("delta")),
+        )
+        .await;
+    let container_id = |pod: Option<&Value>| {
+        pod.and_then(|p| p["status"]["containerStatuses"][0]["containerID"].as_str())
+            .map(str::to_string)
+    };
+    for (name, scheme) in [
+        ("by-image-alpha", "alpha://"),
+        ("by-image-beta", "beta://"),
+        ("by-class", "beta://"),
+    ] {
+        let running = wait_named(&client, name, "the pod to run", |p| {
+            p.is_some_and(|p| p["status"]["phase"] == "Running")
+        })
+        .await;
+        let id = container_id(running.as_ref()).unwrap_or_default();
+        assert!(id.starts_with(scheme), "{name}: {id}");
+        let status = &running.as_ref().expect("pod")["status"];
+        assert_eq!(status["podIP"], "10.1.2.3", "{name}: the sandbox's IP");
+    }
+    let mut refused = vec![("no-handler", "gamma")];
+    if unknown.is_ok() {
+        refused.push(("no-class", "\"delta\""));
+    }
+    for (name, names) in refused {
+        let waiting = wait_named(&client, name, "a clear waiting reason", |p| {
+            p.is_some_and(|p| {
+                p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                    == "CreateContainerConfigError"
+            })
+        })
+        .await;
+        let message = waiting.as_ref().expect("pod")["status"]["containerStatuses"][0]["state"]
+            ["waiting"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(message.contains(names), "{name}: {message}");
+    }
+    assert!(
+        !alpha
+            .calls()
+            .iter()
+            .chain(beta.calls().iter())
+            .any(|c| c.contains("no-handler") || c.contains("no-class")),
+        "no sandbox for pods without a runtime"
+    );
+    assert!(
+        alpha
+            .calls()
+            .contains(&"pull registry.example/other/app:1 as puller".to_string()),
+        "images are pulled with the pod's pull secret: {:?}",
+        alpha.calls()
+    );
+
+    let nodes = resources::by_name("nodes").expect("nodes");
+    let node = client.get(nodes, None, "n2").await.expect("node");
+    let labels = &node["metadata"]["labels"];
+    assert_eq!(labels["runtime.skiff.dev/alpha"], "true", "{labels}");
+    assert_eq!(labels["runtime.skiff.dev/beta"], "true", "{labels}");
+    assert_eq!(
+        node["status"]["nodeInfo"]["containerRuntimeVersion"],
+        "alpha://test,beta://test"
+    );
+
+    let _ = stop.send(());
+    agent_task.await.expect("join").expect("agent");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_attaches_to_containers_that_outlived_the_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, client, token) = control_plane(dir.path()).await;
+    let runtime = Arc::new(RecordingRuntime::default());
+    let pods = resources::by_name("pods").expect("pods");
+    // The pod was bound to n3 and ran there before this agent (re)started.
+    let created = client
+        .create(
+            pods,
+            Some("default"),
+            &json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n3",
+                "containers": [{"name": "c", "image": "registry.example/app:1"}]}}),
+        )
+        .await
+        .expect("pod");
+    let uid = created["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    runtime.preload(&uid, "old-0", "c", 0);
+    runtime.preload(&uid, "old-1", "c", 1);
+    runtime.preload("ghost-uid", "ghost-0", "c", 0);
+
+    let agent = Agent::builder()
+        .servers(vec![server.url()])
+        .token(token.to_string())
+        .node_name("n3")
+        .data_dir(dir.path().join("agent"))
+        .images(runtime.clone())
+        .runtime(runtime.clone())
+        .build()
+        .expect("agent");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent_task = tokio::spawn(agent.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let running = wait_pod(&client, "the adopted pod to run", |p| {
+        p.is_some_and(|p| p["status"]["phase"] == "Running")
+    })
+    .await
+    .expect("pod");
+    let container = &running["status"]["containerStatuses"][0];
+    assert_eq!(container["containerID"], "recording://old-1", "{container}");
+    assert_eq!(container["restartCount"], 1, "{container}");
+    let calls = runtime.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("create_container") || c.starts_with("run_pod_sandbox")),
+        "the running container is re-attached, not started twice: {calls:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !runtime
+        .calls()
+        .contains(&"remove_pod_sandbox ghost-uid".to_string())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the sandbox of a pod that is gone is removed: {:?}",
+            runtime.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let _ = stop.send(());
+    agent_task.await.expect("join").expect("agent");
     server.shutdown().await;
 }

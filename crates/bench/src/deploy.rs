@@ -17,7 +17,7 @@ use skiff_node_runtime::agent::Agent;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 use skiff_node_runtime::runtime::{
     ContainerConfig, ContainerResources, ContainerRuntime, ContainerState, ImageService,
-    PodSandboxConfig,
+    ImageStore, PodSandboxConfig,
 };
 
 use crate::figures::{ms, percentile};
@@ -141,16 +141,22 @@ async fn compile_cache_figures(
     guest: &Path,
     dir: &Path,
 ) -> anyhow::Result<(Duration, Duration, Duration)> {
+    let images = ImageStore::open(dir.join("images"))?;
     let first = WasmRuntime::new(dir.to_path_buf())?;
-    let cold = start_one(&first, guest, "cold").await?;
-    let warm_memory = start_one(&first, guest, "warm").await?;
+    let cold = start_one(&first, &images, guest, "cold").await?;
+    let warm_memory = start_one(&first, &images, guest, "warm").await?;
     drop(first);
     let second = WasmRuntime::new(dir.to_path_buf())?;
-    let warm_disk = start_one(&second, guest, "disk").await?;
+    let warm_disk = start_one(&second, &images, guest, "disk").await?;
     Ok((cold, warm_memory, warm_disk))
 }
 
-async fn start_one(runtime: &WasmRuntime, guest: &Path, name: &str) -> anyhow::Result<Duration> {
+async fn start_one(
+    runtime: &WasmRuntime,
+    images: &ImageStore,
+    guest: &Path,
+    name: &str,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let sandbox = runtime
         .run_pod_sandbox(&PodSandboxConfig {
@@ -162,8 +168,8 @@ async fn start_one(runtime: &WasmRuntime, guest: &Path, name: &str) -> anyhow::R
                 .join(format!("skiff-bench-{}-{name}", std::process::id())),
         })
         .await?;
-    let image = runtime
-        .pull_image(&format!("file:{}", guest.display()))
+    let image = images
+        .pull_image(&format!("file:{}", guest.display()), None)
         .await?;
     let config = ContainerConfig {
         name: "c".into(),
@@ -173,8 +179,10 @@ async fn start_one(runtime: &WasmRuntime, guest: &Path, name: &str) -> anyhow::R
         env: vec![],
         working_dir: None,
         resources: ContainerResources::default(),
+        mounts: vec![],
+        security: Default::default(),
         attempt: 0,
-        runtime_class: Some("wasm".into()),
+        log_path: "c/0.log".into(),
     };
     let id = runtime.create_container(&sandbox, &config).await?;
     runtime.start_container(&id).await?;

@@ -90,6 +90,7 @@ pub async fn nodes(args: BenchNodesArgs) -> anyhow::Result<()> {
                 .into(),
             )
             .capacity(4_000, 16 << 30, 110)
+            .images(runtime.clone())
             .runtime(runtime)
             .build()?;
         let mut stopped = stopped.clone();

@@ -1,7 +1,12 @@
-//! The pod lifecycle as a pure step function: from what the pod asks for and what the runtime
-//! shows, the next thing to do for each container. No I/O: the worker carries it out.
+//! The pod lifecycle as pure functions: from what the pod asks for, what the runtime shows
+//! and the time, the next thing to do for each container, when to look again, and the pod's
+//! phase. No I/O: the worker carries it out. Time is `tokio::time::Instant`, so tests pause it.
 
-use std::time::Instant;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::backoff::Backoff;
 
 /// `spec.restartPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +58,8 @@ pub struct ContainerView {
     pub observed: Observed,
     /// When a crashed container may start again.
     pub backoff_until: Option<Instant>,
+    /// When a failed pull, create or start may be tried again.
+    pub retry_at: Option<Instant>,
 }
 
 /// What the worker should do next for one container.
@@ -66,6 +73,8 @@ pub enum Step {
     Keep,
     /// Exited and will restart at this instant (CrashLoopBackOff until then).
     WaitUntil(Instant),
+    /// An earlier attempt to start it failed; try again at this instant.
+    RetryAt(Instant),
 }
 
 /// Errors for transitions the lifecycle does not allow.
@@ -85,19 +94,61 @@ pub fn step(
     if deleting {
         return Err(LifecycleError::Terminating);
     }
+    let start = |c: &ContainerView| match c.retry_at {
+        Some(at) if at > now => Step::RetryAt(at),
+        _ => Step::Start,
+    };
     Ok(containers
         .iter()
         .map(|c| match c.observed {
-            Observed::Absent => Step::Start,
+            Observed::Absent => start(c),
             Observed::Created => Step::StartCreated,
             Observed::Running => Step::Keep,
             Observed::Exited { exit_code } if policy.restarts(exit_code) => match c.backoff_until {
                 Some(until) if until > now => Step::WaitUntil(until),
-                _ => Step::Start,
+                _ => start(c),
             },
             Observed::Exited { .. } => Step::Keep,
         })
         .collect())
+}
+
+/// A crash as first seen: the consecutive crashes so far and when the restart may happen.
+/// A container that ran at least `backoff.reset_after` starts its count again.
+pub fn crashed(crashes: u32, ran: Duration, backoff: &Backoff, now: Instant) -> (u32, Instant) {
+    let crashes = if ran >= backoff.reset_after {
+        1
+    } else {
+        crashes + 1
+    };
+    (crashes, now + backoff.delay(crashes))
+}
+
+/// When to look again without news from the API or the runtime: the earliest restart after
+/// a backoff or retry of a failed start.
+pub fn next_wake(
+    policy: RestartPolicy,
+    containers: &[ContainerView],
+    now: Instant,
+) -> Option<Instant> {
+    containers
+        .iter()
+        .flat_map(|c| {
+            let restart = match c.observed {
+                Observed::Exited { .. } if policy.restarts_any() => c.backoff_until,
+                _ => None,
+            };
+            [restart, c.retry_at.map(|at| at.max(now))]
+        })
+        .flatten()
+        .min()
+}
+
+/// Grace for stopping the containers: the deletion's, else the pod's
+/// `terminationGracePeriodSeconds`, else Kubernetes' default of 30 s.
+pub fn termination_grace(deletion: Option<i64>, spec: Option<i64>) -> Duration {
+    const DEFAULT_GRACE: i64 = 30;
+    Duration::from_secs(deletion.or(spec).unwrap_or(DEFAULT_GRACE).max(0) as u64)
 }
 
 /// Pod phase from its containers, as Kubernetes defines it.
@@ -128,12 +179,19 @@ pub fn phase(policy: RestartPolicy, containers: &[Observed], ever_started: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn view(observed: Observed, backoff_until: Option<Instant>) -> ContainerView {
         ContainerView {
             observed,
             backoff_until,
+            retry_at: None,
+        }
+    }
+
+    fn retrying(observed: Observed, retry_at: Instant) -> ContainerView {
+        ContainerView {
+            retry_at: Some(retry_at),
+            ..view(observed, None)
         }
     }
 
@@ -197,6 +255,27 @@ mod tests {
                 RestartPolicy::Never,
                 view(crashed, None),
                 Step::Keep,
+            ),
+            (
+                "a failed start waits for its retry",
+                RestartPolicy::Always,
+                retrying(Observed::Absent, later),
+                Step::RetryAt(later),
+            ),
+            (
+                "a due retry starts",
+                RestartPolicy::Always,
+                retrying(Observed::Absent, now),
+                Step::Start,
+            ),
+            (
+                "a restart after backoff still waits for a failed pull's retry",
+                RestartPolicy::Always,
+                ContainerView {
+                    backoff_until: Some(now),
+                    ..retrying(crashed, later)
+                },
+                Step::RetryAt(later),
             ),
         ];
         for (name, policy, container, expected) in cases {
@@ -265,6 +344,96 @@ mod tests {
                 phase(*policy, containers, *started),
                 *expected,
                 "{policy:?} {containers:?}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod timing_tests {
+    use super::*;
+
+    fn exited(code: i32, backoff_until: Option<Instant>) -> ContainerView {
+        ContainerView {
+            observed: Observed::Exited { exit_code: code },
+            backoff_until,
+            retry_at: None,
+        }
+    }
+
+    /// A container that keeps crashing waits 10, 20, 40 ... 300 s (paused time), and one
+    /// that ran long enough starts its count again.
+    #[tokio::test(start_paused = true)]
+    async fn crash_loop_backoff_doubles_to_the_cap() {
+        let backoff = Backoff::default();
+        let mut crashes = 0;
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            let (count, until) = crashed(crashes, Duration::from_secs(1), &backoff, Instant::now());
+            crashes = count;
+            let container = [exited(1, Some(until))];
+            let started = Instant::now();
+            loop {
+                match step(RestartPolicy::Always, false, &container, Instant::now()) {
+                    Ok(steps) if steps == [Step::Start] => break,
+                    Ok(steps) => {
+                        assert_eq!(steps, [Step::WaitUntil(until)]);
+                        let wake = next_wake(RestartPolicy::Always, &container, Instant::now())
+                            .expect("a wake-up while backing off");
+                        tokio::time::sleep_until(wake).await;
+                    }
+                    Err(err) => panic!("{err}"),
+                }
+            }
+            waits.push(started.elapsed().as_secs());
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+        let (count, until) = crashed(crashes, backoff.reset_after, &backoff, Instant::now());
+        assert_eq!(
+            (count, until - Instant::now()),
+            (1, Duration::from_secs(10))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_to_wake_for_when_done_or_never_restarting() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(5);
+        assert_eq!(
+            next_wake(RestartPolicy::Never, &[exited(1, Some(later))], now),
+            None
+        );
+        assert_eq!(
+            next_wake(RestartPolicy::Always, &[exited(1, Some(later))], now),
+            Some(later)
+        );
+        let running = ContainerView {
+            observed: Observed::Running,
+            backoff_until: None,
+            retry_at: None,
+        };
+        assert_eq!(next_wake(RestartPolicy::Always, &[running], now), None);
+        let overdue = ContainerView {
+            retry_at: Some(now - Duration::from_secs(1)),
+            ..running
+        };
+        assert_eq!(next_wake(RestartPolicy::Always, &[overdue], now), Some(now));
+    }
+
+    #[test]
+    fn termination_grace_table() {
+        let cases = [
+            (Some(5), Some(60), 5),
+            (None, Some(60), 60),
+            (None, None, 30),
+            (Some(0), Some(60), 0),
+            (Some(-3), None, 0),
+        ];
+        for (deletion, spec, seconds) in cases {
+            assert_eq!(
+                termination_grace(deletion, spec),
+                Duration::from_secs(seconds),
+                "{deletion:?} {spec:?}"
             );
         }
     }

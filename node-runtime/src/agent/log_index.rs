@@ -1,14 +1,18 @@
-//! Which log file belongs to which pod container: kept by the pod workers, read by the log server.
+//! Which log file belongs to which pod container: kept by the pod workers from what the
+//! runtimes report, read by the log server. The naming convention is [`container_log_path`],
+//! the only place that decides it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-/// The log of one container of one pod.
+/// The logs of one container of one pod, as the runtime reported their files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerLog {
-    /// Current attempt (= restart count); its file is `<attempt>.log`.
-    pub attempt: u32,
+    /// The current attempt's file (`None`: not created yet).
+    pub current: Option<PathBuf>,
+    /// The previous attempt's file, if it restarted.
+    pub previous: Option<PathBuf>,
     pub running: bool,
 }
 
@@ -58,13 +62,12 @@ impl LogIndex {
 }
 
 /// `<pods_dir>/<uid>/logs`: the directory a pod's sandbox writes its logs into.
-pub fn pod_log_dir(pods_dir: &std::path::Path, uid: &str) -> PathBuf {
+pub fn pod_log_dir(pods_dir: &Path, uid: &str) -> PathBuf {
     pods_dir.join(uid).join("logs")
 }
 
-/// The file of one attempt of one container.
-pub fn log_file(pods_dir: &std::path::Path, uid: &str, container: &str, attempt: u32) -> PathBuf {
-    pod_log_dir(pods_dir, uid)
-        .join(container)
-        .join(format!("{attempt}.log"))
+/// `<container>/<attempt>.log`: one attempt's log file, relative to the pod's log directory
+/// (given to the runtime in `ContainerConfig::log_path`, as the CRI does).
+pub fn container_log_path(container: &str, attempt: u32) -> PathBuf {
+    Path::new(container).join(format!("{attempt}.log"))
 }

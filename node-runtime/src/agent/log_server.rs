@@ -14,7 +14,7 @@ use axum::Router;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::log_index::{log_file, LogIndex};
+use super::log_index::LogIndex;
 
 /// How often a followed log is checked for new bytes.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
@@ -22,7 +22,6 @@ const FOLLOW_POLL: Duration = Duration::from_millis(200);
 #[derive(Clone)]
 pub struct LogServerState {
     pub index: Arc<LogIndex>,
-    pub pods_dir: PathBuf,
 }
 
 #[derive(Deserialize, Default)]
@@ -54,13 +53,13 @@ async fn container_logs(
     Path((namespace, pod, container)): Path<(String, String, String)>,
     Query(query): Query<LogQuery>,
 ) -> Response {
-    let Some((uid, log)) = state.index.get(&namespace, &pod, &container) else {
+    let Some((_, log)) = state.index.get(&namespace, &pod, &container) else {
         return not_found(format!(
             "container {container} of pod {namespace}/{pod} is not on this node"
         ));
     };
-    let attempt = if query.previous {
-        match log.attempt.checked_sub(1) {
+    let path = if query.previous {
+        match log.previous {
             Some(previous) => previous,
             None => {
                 return not_found(format!(
@@ -69,9 +68,15 @@ async fn container_logs(
             }
         }
     } else {
-        log.attempt
+        match log.current {
+            Some(current) => current,
+            None => {
+                return not_found(format!(
+                    "container {container} in pod {pod} has not started yet"
+                ))
+            }
+        }
     };
-    let path = log_file(&state.pods_dir, &uid, &container, attempt);
     let content = match tokio::fs::read(&path).await {
         Ok(content) => content,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -96,20 +101,14 @@ async fn container_logs(
         return initial.into_response();
     }
     let offset = content.len() as u64;
-    let stream = follow(
-        state, namespace, pod, container, attempt, path, offset, initial,
-    );
+    let stream = follow(state, (namespace, pod, container), path, offset, initial);
     Body::from_stream(stream).into_response()
 }
 
 /// Streams `initial`, then bytes appended to the file until the container stops or restarts.
-#[allow(clippy::too_many_arguments)]
 fn follow(
     state: LogServerState,
-    namespace: String,
-    pod: String,
-    container: String,
-    attempt: u32,
+    (namespace, pod, container): (String, String, String),
     path: PathBuf,
     mut offset: u64,
     initial: Bytes,
@@ -122,7 +121,7 @@ fn follow(
             let still_running = state
                 .index
                 .get(&namespace, &pod, &container)
-                .is_some_and(|(_, log)| log.running && log.attempt == attempt);
+                .is_some_and(|(_, log)| log.running && log.current.as_ref() == Some(&path));
             let mut file = tokio::fs::File::open(&path).await?;
             file.seek(std::io::SeekFrom::Start(offset)).await?;
             let mut fresh = Vec::new();
@@ -182,23 +181,19 @@ mod tests {
         let index = Arc::new(LogIndex::default());
         let state = LogServerState {
             index: index.clone(),
-            pods_dir: dir.path().to_path_buf(),
         };
+        let file = |attempt| dir.path().join(format!("c/{attempt}.log"));
         for (attempt, text) in [(0, "first run\n"), (1, "second run\n")] {
-            let path = log_file(dir.path(), "uid", "c", attempt);
+            let path = file(attempt);
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
             std::fs::write(&path, text).expect("write");
         }
-        index.set(
-            "ns",
-            "p",
-            "uid",
-            "c",
-            ContainerLog {
-                attempt: 1,
-                running: true,
-            },
-        );
+        let log = |running| ContainerLog {
+            current: Some(file(1)),
+            previous: Some(file(0)),
+            running,
+        };
+        index.set("ns", "p", "uid", "c", log(true));
         let url = serve(state).await;
         let get = |q: &str| reqwest::get(format!("{url}/containerLogs/ns/p/c{q}"));
         assert_eq!(
@@ -223,28 +218,30 @@ mod tests {
         );
 
         // Follow sees appended bytes and ends when the container stops.
-        let response = get("?follow=true").await.expect("follow");
-        let path = log_file(dir.path(), "uid", "c", 1);
-        let mut file = std::fs::OpenOptions::new()
+        use futures::StreamExt;
+        let mut stream = get("?follow=true").await.expect("follow").bytes_stream();
+        let mut appended = std::fs::OpenOptions::new()
             .append(true)
-            .open(&path)
+            .open(file(1))
             .expect("open");
-        std::io::Write::write_all(&mut file, b"more\n").expect("append");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        index.set(
-            "ns",
-            "p",
-            "uid",
-            "c",
-            ContainerLog {
-                attempt: 1,
-                running: false,
-            },
-        );
-        let body = tokio::time::timeout(Duration::from_secs(5), response.text())
+        std::io::Write::write_all(&mut appended, b"more\n").expect("append");
+        let mut body = Vec::new();
+        let wait = Duration::from_secs(5);
+        while !body.ends_with(b"more\n") {
+            let chunk = tokio::time::timeout(wait, stream.next())
+                .await
+                .expect("the appended line in time")
+                .expect("still following")
+                .expect("chunk");
+            body.extend_from_slice(&chunk);
+        }
+        index.set("ns", "p", "uid", "c", log(false));
+        while let Some(chunk) = tokio::time::timeout(wait, stream.next())
             .await
-            .expect("ends")
-            .expect("text");
-        assert_eq!(body, "second run\nmore\n");
+            .expect("ends once the container stopped")
+        {
+            body.extend_from_slice(&chunk.expect("chunk"));
+        }
+        assert_eq!(String::from_utf8_lossy(&body), "second run\nmore\n");
     }
 }

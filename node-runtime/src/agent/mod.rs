@@ -1,5 +1,6 @@
 //! The node agent (a kubelet as a library): registers a Node, keeps it Ready, runs the pods
-//! bound to it through a `ContainerRuntime`, and serves their logs.
+//! bound to it, each on one of its runtimes (chosen by the pod's RuntimeClass, else by what
+//! its images are), pulls images through one image service, and serves the pods' logs.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), skiff_node_runtime::agent::AgentError> {
@@ -7,13 +8,13 @@
 //! use skiff_node_runtime::agent::Agent;
 //! use skiff_node_runtime::runtime::wasm::WasmRuntime;
 //!
-//! let runtime = Arc::new(WasmRuntime::new("/var/lib/my-node/wasm".into())?);
+//! let wasm = Arc::new(WasmRuntime::new("/var/lib/my-node/wasm".into())?);
 //! Agent::builder()
 //!     .servers(vec!["http://127.0.0.1:6443".into()])
 //!     .token("abcdef.0123456789abcdef") // from `skiff token create`
 //!     .node_name("edge-1")
 //!     .data_dir("/var/lib/my-node".into())
-//!     .runtime(runtime)
+//!     .runtime(wasm) // more runtimes: call .runtime(...) again
 //!     .build()?
 //!     .run(async { let _ = tokio::signal::ctrl_c().await; })
 //!     .await
@@ -21,6 +22,7 @@
 //! ```
 
 mod backoff;
+mod container_config;
 mod env;
 mod events;
 mod lease;
@@ -29,7 +31,17 @@ mod log_index;
 mod log_server;
 mod node;
 mod pods;
+mod publish;
+mod pull_secrets;
+mod reasons;
+mod record;
+mod recovery;
+mod runtime_choice;
+mod sandbox;
+mod start;
 mod status;
+mod teardown;
+mod volumes;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -44,7 +56,7 @@ use tokio::sync::watch;
 
 pub use backoff::Backoff;
 
-use crate::runtime::{ContainerRuntime, RuntimeError};
+use crate::runtime::{ContainerRuntime, ImageService, ImageStore, RuntimeError, RuntimeSet};
 
 /// Default pause between lease renewals (the control plane's node grace is a few of these).
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -52,6 +64,8 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 const STATUS_EVERY: u64 = 5;
 /// Pause between registration attempts while the API is unreachable.
 const REGISTER_RETRY: Duration = Duration::from_secs(1);
+/// Node label prefix saying which runtimes a node has (`runtime.skiff.dev/wasm=true`).
+pub const RUNTIME_LABEL_PREFIX: &str = "runtime.skiff.dev/";
 
 /// Why an agent could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +96,8 @@ pub struct AgentBuilder {
     node_name: Option<String>,
     data_dir: Option<PathBuf>,
     listen: SocketAddr,
-    runtime: Option<Arc<dyn ContainerRuntime>>,
+    runtimes: RuntimeSet,
+    images: Option<Arc<dyn ImageService>>,
     labels: BTreeMap<String, String>,
     capacity: Option<(u64, u64, u32)>,
     heartbeat: Duration,
@@ -95,7 +110,8 @@ pub struct Agent {
     node_name: String,
     data_dir: PathBuf,
     listen: SocketAddr,
-    runtime: Arc<dyn ContainerRuntime>,
+    runtimes: RuntimeSet,
+    images: Arc<dyn ImageService>,
     labels: BTreeMap<String, String>,
     capacity: (u64, u64, u32),
     heartbeat: Duration,
@@ -111,7 +127,8 @@ impl Agent {
             node_name: None,
             data_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            runtime: None,
+            runtimes: RuntimeSet::default(),
+            images: None,
             labels: BTreeMap::new(),
             capacity: None,
             heartbeat: HEARTBEAT,
@@ -143,7 +160,6 @@ impl Agent {
         let logs = Arc::new(log_index::LogIndex::default());
         let server = log_server::router(log_server::LogServerState {
             index: logs.clone(),
-            pods_dir: pods_dir.clone(),
         });
         let mut server_stop = shutdown_rx.clone();
         tokio::spawn(async move {
@@ -158,16 +174,17 @@ impl Agent {
         let (cpu_millis, memory_bytes, pods) = self.capacity;
         let spec = node::NodeSpec {
             name: self.node_name.clone(),
-            labels: self.labels.clone(),
+            labels: node_labels(&self.labels, &self.runtimes),
             cpu_millis,
             memory_bytes,
             pods,
             kubelet,
-            runtime: self.runtime.name(),
-            runtime_version: match self.runtime.name() {
-                "wasm" => "wasm://wasmtime".to_string(),
-                other => format!("{other}://skiff"),
-            },
+            runtime_version: self
+                .runtimes
+                .iter()
+                .map(|r| r.version())
+                .collect::<Vec<_>>()
+                .join(","),
             ready_since: skiff_api::time::now_rfc3339(),
         };
         let mut registering = shutdown_rx.clone();
@@ -185,7 +202,7 @@ impl Agent {
             }
         }
         tracing::info!(node = %self.node_name, %kubelet, "node registered");
-        self.runtime.recover().await?;
+        let survivors = recovery::Survivors::collect(&self.runtimes).await?;
 
         let (client, heartbeat, mut beat_stop) =
             (self.client.clone(), self.heartbeat, shutdown_rx.clone());
@@ -213,12 +230,14 @@ impl Agent {
                 node: self.node_name.clone(),
             },
             client: self.client,
-            runtime: self.runtime,
+            images: self.images,
+            runtimes: self.runtimes,
             node: self.node_name,
             host_ip: kubelet.ip().to_string(),
             pods_dir,
             backoff: self.backoff,
             logs,
+            survivors,
         });
         pods::run(ctx, shutdown_rx).await;
         Ok(())
@@ -262,8 +281,17 @@ impl AgentBuilder {
         self
     }
 
+    /// Adds a runtime (at least one is required). Pods name one through their RuntimeClass's
+    /// handler (= the runtime's name); otherwise the first added that can run their images
+    /// runs them.
     pub fn runtime(mut self, runtime: Arc<dyn ContainerRuntime>) -> Self {
-        self.runtime = Some(runtime);
+        self.runtimes.push(runtime);
+        self
+    }
+
+    /// The node's image service; default: an [`ImageStore`] in `<data_dir>/images`.
+    pub fn images(mut self, images: Arc<dyn ImageService>) -> Self {
+        self.images = Some(images);
         self
     }
 
@@ -296,21 +324,44 @@ impl AgentBuilder {
             Some(client) => client,
             None => Client::new(&self.servers)?,
         };
+        if self.runtimes.is_empty() {
+            return Err(AgentError::Missing("runtime"));
+        }
+        let data_dir = self.data_dir.ok_or(AgentError::Missing("data_dir"))?;
+        let images = match self.images {
+            Some(images) => images,
+            None => Arc::new(ImageStore::open(data_dir.join("images"))?),
+        };
         Ok(Agent {
             client: match &self.token {
                 Some(token) => client.with_token(token),
                 None => client,
             },
             node_name: self.node_name.ok_or(AgentError::Missing("node_name"))?,
-            data_dir: self.data_dir.ok_or(AgentError::Missing("data_dir"))?,
+            data_dir,
             listen: self.listen,
-            runtime: self.runtime.ok_or(AgentError::Missing("runtime"))?,
+            runtimes: self.runtimes,
+            images,
             labels: self.labels,
             capacity: self.capacity.unwrap_or_else(detect_capacity),
             heartbeat: self.heartbeat,
             backoff: self.backoff,
         })
     }
+}
+
+/// The user's labels, each runtime's own, and `runtime.skiff.dev/<name>=true` per runtime
+/// (what RuntimeClasses select nodes by).
+fn node_labels(user: &BTreeMap<String, String>, runtimes: &RuntimeSet) -> BTreeMap<String, String> {
+    let mut labels = user.clone();
+    for runtime in runtimes.iter() {
+        labels.extend(runtime.node_labels());
+        labels.insert(
+            format!("{RUNTIME_LABEL_PREFIX}{}", runtime.name()),
+            "true".into(),
+        );
+    }
+    labels
 }
 
 /// This machine's cores, memory, and Kubernetes' default of 110 pods.

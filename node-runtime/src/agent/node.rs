@@ -15,14 +15,14 @@ use super::AgentError;
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
     pub name: String,
+    /// The user's labels and those of the node's runtimes.
     pub labels: BTreeMap<String, String>,
     pub cpu_millis: u64,
     pub memory_bytes: u64,
     pub pods: u32,
     /// The kubelet endpoint (log server) as bound.
     pub kubelet: SocketAddr,
-    /// The runtime's short name (`wasm`, `hollow`): label `node.skiff.dev/runtime`.
-    pub runtime: &'static str,
+    /// `containerRuntimeVersion`: the runtimes' versions, comma-separated.
     pub runtime_version: String,
     /// When this agent became ready (the `Ready` condition's transition time).
     pub ready_since: String,
@@ -86,8 +86,6 @@ pub async fn register(client: &Client, spec: &NodeSpec) -> Result<(), AgentError
     let nodes = client.api::<Node>(None);
     let mut labels = spec.labels.clone();
     labels.insert("kubernetes.io/hostname".into(), spec.name.clone());
-    labels.insert("kubernetes.io/os".into(), "wasi".into());
-    labels.insert("node.skiff.dev/runtime".into(), spec.runtime.into());
     let node: Node = serde_json::from_value(json!({
         "metadata": {"name": spec.name, "labels": labels},
         "spec": {},

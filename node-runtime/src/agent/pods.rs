@@ -106,6 +106,7 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
             workers.upsert(pod);
         }
         workers.keep_only(&uids);
+        ctx.survivors.remove_orphans(&uids).await;
         let mut events = match api.watch(&params, &version).await {
             Ok(events) => events.boxed(),
             Err(err) => {

@@ -13,6 +13,7 @@ pub struct ContainerReport {
     pub name: String,
     pub image: String,
     pub image_id: Option<String>,
+    /// `<runtime>://<id>` of the current attempt.
     pub container_id: Option<String>,
     pub restart_count: u32,
     /// The runtime state of the current attempt (`None`: not created).
@@ -44,7 +45,7 @@ fn time(t: SystemTime) -> String {
         .unwrap_or_default()
 }
 
-/// `state.terminated` of an exited container.
+/// `state.terminated` of an exited container (`container_id` as `<runtime>://<id>`).
 pub fn terminated(state: &ContainerState, container_id: Option<&str>) -> Option<Value> {
     match state {
         ContainerState::Exited {
@@ -59,7 +60,7 @@ pub fn terminated(state: &ContainerState, container_id: Option<&str>) -> Option<
             "message": if message.is_empty() { Value::Null } else { json!(message) },
             "startedAt": time(*started_at),
             "finishedAt": time(*finished_at),
-            "containerID": container_id.map(|id| format!("wasm://{id}")),
+            "containerID": container_id,
         })),
         _ => None,
     }
@@ -82,7 +83,7 @@ fn container_status(report: &ContainerReport) -> Value {
         "name": report.name,
         "image": report.image,
         "imageID": report.image_id.clone().unwrap_or_default(),
-        "containerID": report.container_id.as_ref().map(|id| format!("wasm://{id}")),
+        "containerID": report.container_id,
         "ready": running,
         "started": running,
         "restartCount": report.restart_count,
@@ -102,11 +103,18 @@ fn condition(kind: &str, ok: bool, previous: Option<&Value>, now: &str) -> Value
     json!({"type": kind, "status": status, "lastTransitionTime": since})
 }
 
+/// Where the pod is reachable: its node's IP and its own (the node's when it shares it).
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses<'a> {
+    pub host_ip: &'a str,
+    pub pod_ip: &'a str,
+}
+
 /// The pod status to publish; `previous` is the status in the API (for transition times).
 pub fn pod_status(
     policy: RestartPolicy,
     reports: &[ContainerReport],
-    host_ip: &str,
+    addresses: Addresses<'_>,
     start_time: &str,
     previous: Option<&Value>,
     now: &str,
@@ -127,10 +135,10 @@ pub fn pod_status(
             condition("ContainersReady", ready, old_conditions, now),
             condition("Ready", ready, old_conditions, now),
         ],
-        "hostIP": host_ip,
-        "hostIPs": [{"ip": host_ip}],
-        "podIP": host_ip,
-        "podIPs": [{"ip": host_ip}],
+        "hostIP": addresses.host_ip,
+        "hostIPs": [{"ip": addresses.host_ip}],
+        "podIP": addresses.pod_ip,
+        "podIPs": [{"ip": addresses.pod_ip}],
         "startTime": start_time,
         "containerStatuses": reports.iter().map(container_status).collect::<Vec<_>>(),
     })
@@ -140,11 +148,16 @@ pub fn pod_status(
 mod tests {
     use super::*;
 
+    const HOST: Addresses<'static> = Addresses {
+        host_ip: "h",
+        pod_ip: "h",
+    };
+
     fn report(state: Option<ContainerState>, waiting: Option<(&str, &str)>) -> ContainerReport {
         ContainerReport {
             name: "c".into(),
             image: "file:/x.wasm".into(),
-            container_id: state.as_ref().map(|_| "id1".to_string()),
+            container_id: state.as_ref().map(|_| "wasm://id1".to_string()),
             state,
             waiting: waiting.map(|(r, m)| (r.to_string(), m.to_string())),
             ..Default::default()
@@ -159,10 +172,14 @@ mod tests {
             }),
             None,
         );
+        let addresses = Addresses {
+            host_ip: "127.0.0.1",
+            pod_ip: "10.0.0.7",
+        };
         let status = pod_status(
             RestartPolicy::Always,
             &[running],
-            "127.0.0.1",
+            addresses,
             "t",
             None,
             "now",
@@ -171,6 +188,9 @@ mod tests {
         assert_eq!(status["conditions"][3]["status"], "True");
         assert_eq!(status["containerStatuses"][0]["ready"], true);
         assert!(status["containerStatuses"][0]["state"]["running"]["startedAt"].is_string());
+        assert_eq!(status["containerStatuses"][0]["containerID"], "wasm://id1");
+        assert_eq!(status["hostIP"], "127.0.0.1");
+        assert_eq!(status["podIP"], "10.0.0.7");
     }
 
     #[test]
@@ -187,12 +207,16 @@ mod tests {
             Some(("CrashLoopBackOff", "back-off 10s")),
         );
         r.restart_count = 2;
-        r.last_terminated = terminated(&exited, Some("id0"));
-        let status = pod_status(RestartPolicy::Always, &[r], "h", "t", None, "now");
+        r.last_terminated = terminated(&exited, Some("wasm://id0"));
+        let status = pod_status(RestartPolicy::Always, &[r], HOST, "t", None, "now");
         let container = &status["containerStatuses"][0];
         assert_eq!(status["phase"], "Running");
         assert_eq!(container["state"]["waiting"]["reason"], "CrashLoopBackOff");
         assert_eq!(container["lastState"]["terminated"]["exitCode"], 3);
+        assert_eq!(
+            container["lastState"]["terminated"]["containerID"],
+            "wasm://id0"
+        );
         assert_eq!(container["restartCount"], 2);
         assert_eq!(status["conditions"][3]["status"], "False");
     }
@@ -208,7 +232,7 @@ mod tests {
         let first = pod_status(
             RestartPolicy::Always,
             std::slice::from_ref(&running),
-            "h",
+            HOST,
             "t",
             None,
             "t1",
@@ -216,7 +240,7 @@ mod tests {
         let second = pod_status(
             RestartPolicy::Always,
             &[running],
-            "h",
+            HOST,
             "t",
             Some(&first),
             "t2",

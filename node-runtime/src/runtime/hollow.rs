@@ -1,9 +1,10 @@
 //! The hollow runtime: a SIMULATOR for scale tests (like kubemark's hollow kubelet or kwok).
 //! It runs nothing: images "pull" at once, containers "run" until stopped, and no log is
 //! written. The real agent loop runs on top of it unchanged, so one process can host
-//! thousands of simulated nodes against a real control plane.
+//! thousands of simulated nodes against a real control plane. It is its own image service
+//! too (`Agent::builder().images(hollow.clone())`), since its images exist nowhere.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -11,23 +12,44 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
 
 use super::{
-    ContainerConfig, ContainerId, ContainerRuntime, ContainerState, ContainerStats,
-    ContainerStatus, ExecResult, ImageRef, ImageService, PodSandboxConfig, RuntimeError, SandboxId,
+    ContainerConfig, ContainerEvent, ContainerEventKind, ContainerId, ContainerRuntime,
+    ContainerState, ContainerStats, ContainerStatus, ExecResult, ImageConfig, ImageRef,
+    ImageService, PodSandboxConfig, PodSandboxStatus, PullAuth, RuntimeError, SandboxId,
 };
 
 /// A simulated runtime; every container it "starts" runs until it is stopped.
-#[derive(Default)]
 pub struct HollowRuntime {
     sandboxes: Mutex<HashMap<SandboxId, PathBuf>>,
     containers: Mutex<HashMap<ContainerId, ContainerStatus>>,
     next_id: AtomicU64,
+    events: broadcast::Sender<ContainerEvent>,
+}
+
+impl Default for HollowRuntime {
+    fn default() -> Self {
+        HollowRuntime {
+            sandboxes: Mutex::default(),
+            containers: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            events: broadcast::channel(64).0,
+        }
+    }
 }
 
 impl HollowRuntime {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn emit(&self, status: &ContainerStatus, kind: ContainerEventKind) {
+        let _ = self.events.send(ContainerEvent {
+            container: status.id.clone(),
+            sandbox: status.sandbox_id.clone(),
+            kind,
+        });
     }
 
     fn with_container<T>(
@@ -49,12 +71,18 @@ fn image(reference: &str) -> ImageRef {
         reference: reference.to_string(),
         digest: format!("sha256:{:x}", Sha256::digest(reference.as_bytes())),
         size: 0,
+        config: ImageConfig::default(),
+        content: PathBuf::new(),
     }
 }
 
 #[async_trait]
 impl ImageService for HollowRuntime {
-    async fn pull_image(&self, reference: &str) -> Result<ImageRef, RuntimeError> {
+    async fn pull_image(
+        &self,
+        reference: &str,
+        _auth: Option<&PullAuth>,
+    ) -> Result<ImageRef, RuntimeError> {
         Ok(image(reference))
     }
 
@@ -77,8 +105,20 @@ impl ContainerRuntime for HollowRuntime {
         "hollow"
     }
 
-    fn can_handle(&self, _config: &ContainerConfig) -> bool {
+    fn version(&self) -> String {
+        "hollow://skiff".into()
+    }
+
+    fn node_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    fn can_handle(&self, _image: &ImageRef) -> bool {
         true
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ContainerEvent> {
+        self.events.subscribe()
     }
 
     async fn run_pod_sandbox(&self, config: &PodSandboxConfig) -> Result<SandboxId, RuntimeError> {
@@ -98,7 +138,9 @@ impl ContainerRuntime for HollowRuntime {
             .values_mut()
             .filter(|c| &c.sandbox_id == id)
         {
-            stop(status, now);
+            if stop(status, now) {
+                self.emit(status, ContainerEventKind::Exited);
+            }
         }
         Ok(())
     }
@@ -110,6 +152,22 @@ impl ContainerRuntime for HollowRuntime {
             .expect("hollow containers")
             .retain(|_, c| &c.sandbox_id != id);
         Ok(())
+    }
+
+    async fn pod_sandbox_status(&self, id: &SandboxId) -> Result<PodSandboxStatus, RuntimeError> {
+        if !self
+            .sandboxes
+            .lock()
+            .expect("hollow sandboxes")
+            .contains_key(id)
+        {
+            return Err(RuntimeError::SandboxNotFound(id.clone()));
+        }
+        Ok(PodSandboxStatus {
+            id: id.clone(),
+            ready: true,
+            ip: None,
+        })
     }
 
     async fn create_container(
@@ -132,9 +190,7 @@ impl ContainerRuntime for HollowRuntime {
             image: config.image.clone(),
             attempt: config.attempt,
             state: ContainerState::Created,
-            log_path: log_dir
-                .join(&config.name)
-                .join(format!("{}.log", config.attempt)),
+            log_path: log_dir.join(&config.log_path),
         };
         self.containers
             .lock()
@@ -144,16 +200,23 @@ impl ContainerRuntime for HollowRuntime {
     }
 
     async fn start_container(&self, id: &ContainerId) -> Result<(), RuntimeError> {
-        self.with_container(id, |c| {
+        let status = self.with_container(id, |c| {
             c.state = ContainerState::Running {
                 started_at: SystemTime::now(),
-            }
-        })
+            };
+            c.clone()
+        })?;
+        self.emit(&status, ContainerEventKind::Started);
+        Ok(())
     }
 
     async fn stop_container(&self, id: &ContainerId, _grace: Duration) -> Result<(), RuntimeError> {
-        match self.with_container(id, |c| stop(c, SystemTime::now())) {
-            Err(RuntimeError::ContainerNotFound(_)) | Ok(()) => Ok(()),
+        match self.with_container(id, |c| stop(c, SystemTime::now()).then(|| c.clone())) {
+            Ok(Some(status)) => {
+                self.emit(&status, ContainerEventKind::Exited);
+                Ok(())
+            }
+            Err(RuntimeError::ContainerNotFound(_)) | Ok(None) => Ok(()),
             Err(err) => Err(err),
         }
     }
@@ -206,17 +269,19 @@ impl ContainerRuntime for HollowRuntime {
     }
 }
 
-/// A graceful stop: exit code 0, as a container that honours SIGTERM.
-fn stop(status: &mut ContainerStatus, now: SystemTime) {
-    if let ContainerState::Running { started_at } = status.state {
-        status.state = ContainerState::Exited {
-            started_at,
-            finished_at: now,
-            exit_code: 0,
-            reason: "Completed".into(),
-            message: String::new(),
-        };
-    }
+/// A graceful stop: exit code 0, as a container that honours SIGTERM. Says whether it ran.
+fn stop(status: &mut ContainerStatus, now: SystemTime) -> bool {
+    let ContainerState::Running { started_at } = status.state else {
+        return false;
+    };
+    status.state = ContainerState::Exited {
+        started_at,
+        finished_at: now,
+        exit_code: 0,
+        reason: "Completed".into(),
+        message: String::new(),
+    };
+    true
 }
 
 #[cfg(test)]
@@ -238,23 +303,41 @@ mod tests {
             .expect("sandbox");
         let config = ContainerConfig {
             name: "c".into(),
-            image: runtime.pull_image("anything:latest").await.expect("pull"),
+            image: runtime
+                .pull_image("anything:latest", None)
+                .await
+                .expect("pull"),
             command: vec![],
             args: vec![],
             env: vec![],
             working_dir: None,
             resources: Default::default(),
+            mounts: vec![],
+            security: Default::default(),
             attempt: 0,
-            runtime_class: None,
+            log_path: "c/0.log".into(),
         };
+        let mut events = runtime.subscribe();
         let id = runtime
             .create_container(&sandbox, &config)
             .await
             .expect("create");
         runtime.start_container(&id).await.expect("start");
+        assert_eq!(
+            events.recv().await.expect("event").kind,
+            ContainerEventKind::Started
+        );
         let state = runtime.container_status(&id).await.expect("status").state;
         assert!(matches!(state, ContainerState::Running { .. }), "{state:?}");
         runtime.stop_pod_sandbox(&sandbox).await.expect("stop");
+        assert_eq!(
+            events.recv().await.expect("event"),
+            ContainerEvent {
+                container: id.clone(),
+                sandbox: sandbox.clone(),
+                kind: ContainerEventKind::Exited
+            }
+        );
         let state = runtime.container_status(&id).await.expect("status").state;
         assert!(
             matches!(state, ContainerState::Exited { exit_code: 0, .. }),

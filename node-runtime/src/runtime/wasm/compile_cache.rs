@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
-use super::images::{wasm_kind, WasmKind};
+use super::kind::{wasm_kind, WasmKind};
 use crate::runtime::{ImageRef, RuntimeError};
 
 /// A compiled guest.
@@ -111,7 +111,7 @@ impl CompileCache {
         let artifact = self.artifact_path(&image.digest);
         let kind = wasm_kind(&wasm).map_err(|message| RuntimeError::InvalidImage {
             reference: image.reference.clone(),
-            message,
+            message: format!("not a WebAssembly module or component: {message}"),
         })?;
         let engine = self.engine.clone();
         let reference = image.reference.clone();

@@ -5,22 +5,28 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use wasmtime::component::{Linker as ComponentLinker, ResourceTable};
 use wasmtime::{Engine, Linker, Store};
 use wasmtime_wasi::cli::OutputFile;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::Command;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::compile_cache::Program;
 use super::limits::{on_deadline, MemoryLimiter, Usage};
-use crate::runtime::{ContainerConfig, ContainerId, ContainerState, RuntimeError, SandboxId};
+use crate::runtime::{
+    ContainerConfig, ContainerEvent, ContainerEventKind, ContainerId, ContainerState, RuntimeError,
+    SandboxId,
+};
 
 /// Exit code reported for a guest that was killed (as for SIGKILL).
 const KILLED: i32 = 137;
 /// Exit code reported for a guest that trapped (as for SIGABRT).
 const TRAPPED: i32 = 134;
+/// Exit code reported for a guest that could not be set up (a mount that cannot be opened).
+const CANNOT_RUN: i32 = 128;
 
 /// Store data of a core module (WASI preview 1).
 pub struct ModuleState {
@@ -101,6 +107,7 @@ pub struct Container {
     pub usage: Arc<Usage>,
     state: Mutex<ContainerState>,
     task: Mutex<Option<JoinHandle<()>>>,
+    events: broadcast::Sender<ContainerEvent>,
 }
 
 impl Container {
@@ -110,6 +117,7 @@ impl Container {
         config: ContainerConfig,
         log_path: PathBuf,
         program: Program,
+        events: broadcast::Sender<ContainerEvent>,
     ) -> Self {
         Container {
             id,
@@ -120,7 +128,17 @@ impl Container {
             usage: Arc::new(Usage::default()),
             state: Mutex::new(ContainerState::Created),
             task: Mutex::new(None),
+            events,
         }
+    }
+
+    /// Tells subscribers (none listening is fine).
+    fn emit(&self, kind: ContainerEventKind) {
+        let _ = self.events.send(ContainerEvent {
+            container: self.id.clone(),
+            sandbox: self.sandbox_id.clone(),
+            kind,
+        });
     }
 
     pub fn state(&self) -> ContainerState {
@@ -164,6 +182,7 @@ impl Container {
             container.finish(started_at, exit_code, reason, message);
         });
         *self.task.lock().expect("container task lock") = Some(task);
+        self.emit(ContainerEventKind::Started);
         Ok(())
     }
 
@@ -177,6 +196,8 @@ impl Container {
                 reason: reason.to_string(),
                 message,
             };
+            drop(state);
+            self.emit(ContainerEventKind::Exited);
         }
     }
 
@@ -203,7 +224,9 @@ impl Container {
         );
     }
 
-    fn wasi_builder(&self, output: &OutputFile) -> WasiCtxBuilder {
+    /// The guest's WASI context: argv, env, output to the log, and the mounts as preopened
+    /// directories (the security context has nothing to apply to in a Wasm guest).
+    fn wasi_builder(&self, output: &OutputFile) -> wasmtime::Result<WasiCtxBuilder> {
         let mut builder = WasiCtxBuilder::new();
         let argv0 = self
             .config
@@ -223,7 +246,15 @@ impl Container {
             .envs(&self.config.env)
             .stdout(output.clone())
             .stderr(output.clone());
-        builder
+        for mount in &self.config.mounts {
+            let perms = if mount.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            builder.preopened_dir(&mount.host_path, &mount.container_path, perms)?;
+        }
+        Ok(builder)
     }
 
     fn limiter(&self) -> MemoryLimiter {
@@ -241,10 +272,20 @@ impl Container {
         output: OutputFile,
     ) -> (i32, &'static str, String) {
         let cpu = self.config.resources.cpu_millis;
+        let mut builder = match self.wasi_builder(&output) {
+            Ok(builder) => builder,
+            Err(err) => {
+                return (
+                    CANNOT_RUN,
+                    "ContainerCannotRun",
+                    format!("preparing the guest: {err:#}"),
+                )
+            }
+        };
         let result = match &self.program {
             Program::Module(module) => {
                 let state = ModuleState {
-                    wasi: self.wasi_builder(&output).build_p1(),
+                    wasi: builder.build_p1(),
                     limiter: self.limiter(),
                 };
                 let mut store = guest_store(engine, state, self.usage.clone(), cpu);
@@ -252,7 +293,7 @@ impl Container {
             }
             Program::Component(component) => {
                 let state = ComponentState {
-                    ctx: self.wasi_builder(&output).build(),
+                    ctx: builder.build(),
                     table: ResourceTable::new(),
                     limiter: self.limiter(),
                 };

@@ -4,30 +4,33 @@
 mod compile_cache;
 mod container;
 mod engine;
-mod images;
+mod kind;
 mod limits;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
 pub use compile_cache::CacheStats;
-pub use images::{wasm_kind, WasmKind};
+pub use kind::{wasm_kind, WasmKind};
 
 use self::compile_cache::CompileCache;
 use self::container::{Container, Linkers};
-use self::images::ImageStore;
 use super::{
-    ContainerConfig, ContainerId, ContainerRuntime, ContainerStats, ContainerStatus, ExecResult,
-    ImageRef, ImageService, PodSandboxConfig, RuntimeError, SandboxId,
+    ContainerConfig, ContainerEvent, ContainerId, ContainerRuntime, ContainerStats,
+    ContainerStatus, ExecResult, ImageRef, PodSandboxConfig, PodSandboxStatus, RuntimeError,
+    SandboxId,
 };
 
-/// The runtime class this runtime serves.
+/// The RuntimeClass handler this runtime serves.
 pub const RUNTIME_CLASS: &str = "wasm";
+/// How many container events wait for slow subscribers before they lag.
+const EVENT_BUFFER: usize = 1024;
 
 struct Sandbox {
     config: PodSandboxConfig,
@@ -38,15 +41,16 @@ struct Sandbox {
 pub struct WasmRuntime {
     engine: wasmtime::Engine,
     linkers: Arc<Linkers>,
-    images: ImageStore,
     cache: CompileCache,
     sandboxes: Mutex<HashMap<SandboxId, Sandbox>>,
     containers: Mutex<HashMap<ContainerId, Arc<Container>>>,
+    events: broadcast::Sender<ContainerEvent>,
     _epoch: engine::EpochTicker,
 }
 
 impl WasmRuntime {
-    /// A runtime keeping images and compiled artifacts under `data_dir`.
+    /// A runtime keeping compiled artifacts under `data_dir` (images are the node's, read
+    /// from where the image service put them).
     pub fn new(data_dir: PathBuf) -> Result<Self, RuntimeError> {
         let engine = engine::new_engine().map_err(|e| RuntimeError::CreateContainer {
             name: "wasm engine".into(),
@@ -62,11 +66,11 @@ impl WasmRuntime {
         })?;
         Ok(WasmRuntime {
             cache: CompileCache::new(engine.clone(), data_dir.join("compiled")),
-            images: ImageStore::new(data_dir.join("images")),
             engine,
             linkers: Arc::new(linkers),
             sandboxes: Mutex::new(HashMap::new()),
             containers: Mutex::new(HashMap::new()),
+            events: broadcast::channel(EVENT_BUFFER).0,
             _epoch: epoch,
         })
     }
@@ -99,35 +103,27 @@ impl WasmRuntime {
 }
 
 #[async_trait]
-impl ImageService for WasmRuntime {
-    async fn pull_image(&self, reference: &str) -> Result<ImageRef, RuntimeError> {
-        self.images.pull(reference).await
-    }
-
-    async fn image_status(&self, reference: &str) -> Result<Option<ImageRef>, RuntimeError> {
-        Ok(self.images.status(reference))
-    }
-
-    async fn list_images(&self) -> Result<Vec<ImageRef>, RuntimeError> {
-        Ok(self.images.list())
-    }
-
-    async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
-        self.images.remove(reference).await
-    }
-}
-
-#[async_trait]
 impl ContainerRuntime for WasmRuntime {
     fn name(&self) -> &'static str {
         RUNTIME_CLASS
     }
 
-    fn can_handle(&self, config: &ContainerConfig) -> bool {
-        match config.runtime_class.as_deref() {
-            Some(class) => class == RUNTIME_CLASS,
-            None => config.image.reference.starts_with("file:"),
-        }
+    fn version(&self) -> String {
+        "wasm://wasmtime".into()
+    }
+
+    /// Wasm guests see WASI, not the host's OS.
+    fn node_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([("kubernetes.io/os".to_string(), "wasi".to_string())])
+    }
+
+    /// Core modules and components, told by their header.
+    fn can_handle(&self, image: &ImageRef) -> bool {
+        kind::file_kind(&image.content).is_ok()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ContainerEvent> {
+        self.events.subscribe()
     }
 
     async fn run_pod_sandbox(&self, config: &PodSandboxConfig) -> Result<SandboxId, RuntimeError> {
@@ -184,6 +180,23 @@ impl ContainerRuntime for WasmRuntime {
         Ok(())
     }
 
+    /// Guests share the node's network, so the pod has no IP of its own.
+    async fn pod_sandbox_status(&self, id: &SandboxId) -> Result<PodSandboxStatus, RuntimeError> {
+        if !self
+            .sandboxes
+            .lock()
+            .expect("sandboxes lock")
+            .contains_key(id)
+        {
+            return Err(RuntimeError::SandboxNotFound(id.clone()));
+        }
+        Ok(PodSandboxStatus {
+            id: id.clone(),
+            ready: true,
+            ip: None,
+        })
+    }
+
     async fn create_container(
         &self,
         sandbox: &SandboxId,
@@ -196,20 +209,30 @@ impl ContainerRuntime for WasmRuntime {
             .get(sandbox)
             .map(|s| s.config.log_directory.clone())
             .ok_or_else(|| RuntimeError::SandboxNotFound(sandbox.clone()))?;
+        for mount in &config.mounts {
+            if !mount.host_path.is_dir() {
+                return Err(RuntimeError::CreateContainer {
+                    name: config.name.clone(),
+                    message: format!(
+                        "mount {}: {} is not a directory on the node",
+                        mount.container_path,
+                        mount.host_path.display()
+                    ),
+                });
+            }
+        }
         let program = self
             .cache
-            .get(&config.image, || self.images.read(&config.image))
+            .get(&config.image, || read_image(&config.image))
             .await?;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let log_path = log_directory
-            .join(&config.name)
-            .join(format!("{}.log", config.attempt));
         let container = Arc::new(Container::new(
             id.clone(),
             sandbox.clone(),
             config.clone(),
-            log_path,
+            log_directory.join(&config.log_path),
             program,
+            self.events.clone(),
         ));
         self.containers
             .lock()
@@ -302,6 +325,20 @@ impl ContainerRuntime for WasmRuntime {
     async fn recover(&self) -> Result<Vec<SandboxId>, RuntimeError> {
         Ok(Vec::new())
     }
+}
+
+/// The bytes of a pulled image, from where the image service stored them.
+async fn read_image(image: &ImageRef) -> Result<Vec<u8>, RuntimeError> {
+    tokio::fs::read(&image.content)
+        .await
+        .map_err(|source| RuntimeError::Io {
+            context: format!(
+                "reading image {} from {}",
+                image.reference,
+                image.content.display()
+            ),
+            source,
+        })
 }
 
 #[cfg(test)]

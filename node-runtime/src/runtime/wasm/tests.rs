@@ -4,16 +4,36 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::runtime::{ContainerResources, ContainerState};
+use crate::runtime::{
+    ContainerEventKind, ContainerResources, ContainerState, ImageService, ImageStore, Mount,
+};
 
 struct Fixture {
     dir: tempfile::TempDir,
+    images: ImageStore,
     runtime: WasmRuntime,
     sandbox: SandboxId,
 }
 
+fn config(image: ImageRef) -> ContainerConfig {
+    ContainerConfig {
+        name: "main".into(),
+        image,
+        command: vec![],
+        args: vec![],
+        env: vec![],
+        working_dir: None,
+        resources: ContainerResources::default(),
+        mounts: vec![],
+        security: Default::default(),
+        attempt: 0,
+        log_path: "main/0.log".into(),
+    }
+}
+
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
+    let images = ImageStore::open(dir.path().join("images")).expect("images");
     let runtime = WasmRuntime::new(dir.path().join("runtime")).expect("runtime");
     let sandbox = runtime
         .run_pod_sandbox(&PodSandboxConfig {
@@ -27,6 +47,7 @@ async fn fixture() -> Fixture {
         .expect("sandbox");
     Fixture {
         dir,
+        images,
         runtime,
         sandbox,
     }
@@ -41,6 +62,10 @@ impl Fixture {
         format!("file:{}", path.display())
     }
 
+    async fn pull(&self, reference: &str) -> ImageRef {
+        self.images.pull_image(reference, None).await.expect("pull")
+    }
+
     async fn create(
         &self,
         reference: &str,
@@ -48,20 +73,14 @@ impl Fixture {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> ContainerId {
-        let image = self.runtime.pull_image(reference).await.expect("pull");
         let config = ContainerConfig {
-            name: "main".into(),
-            image,
-            command: vec![],
             args: args.iter().map(|s| s.to_string()).collect(),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            working_dir: None,
             resources,
-            attempt: 0,
-            runtime_class: Some("wasm".into()),
+            ..config(self.pull(reference).await)
         };
         self.runtime
             .create_container(&self.sandbox, &config)
@@ -308,20 +327,9 @@ async fn compiled_modules_are_cached_in_memory_and_on_disk() {
         })
         .await
         .expect("sandbox");
-    let image = restarted.pull_image(&reference).await.expect("pull");
-    let config = ContainerConfig {
-        name: "main".into(),
-        image,
-        command: vec![],
-        args: vec![],
-        env: vec![],
-        working_dir: None,
-        resources: ContainerResources::default(),
-        attempt: 0,
-        runtime_class: None,
-    };
+    let image = f.pull(&reference).await;
     restarted
-        .create_container(&sandbox, &config)
+        .create_container(&sandbox, &config(image))
         .await
         .expect("create");
     assert_eq!(
@@ -335,26 +343,89 @@ async fn compiled_modules_are_cached_in_memory_and_on_disk() {
 }
 
 #[tokio::test]
-async fn bad_images_name_the_file() {
+async fn tells_wasm_images_and_names_bad_ones() {
     let f = fixture().await;
-    let missing = format!("file:{}/missing.wasm", f.dir.path().display());
-    let err = f.runtime.pull_image(&missing).await.expect_err("missing");
-    assert!(err.to_string().contains("missing.wasm"), "{err}");
+    let wasm = f.pull(&f.guest("hello", HELLO)).await;
+    assert!(f.runtime.can_handle(&wasm));
     let text = f.dir.path().join("notes.wasm");
     std::fs::write(&text, "plain text").expect("write");
+    let text = f.pull(&format!("file:{}", text.display())).await;
+    assert!(!f.runtime.can_handle(&text));
     let err = f
         .runtime
-        .pull_image(&format!("file:{}", text.display()))
+        .create_container(&f.sandbox, &config(text))
         .await
         .expect_err("not wasm");
     assert!(
-        err.to_string().contains("notes.wasm") && err.to_string().contains("magic"),
+        matches!(err, RuntimeError::InvalidImage { .. })
+            && err.to_string().contains("notes.wasm")
+            && err.to_string().contains("magic"),
         "{err}"
     );
 }
 
-/// The example guests, when built (scripts/build-guests.sh), run for real: a preview 1 module
-/// with args and env, and the same program as a preview 2 component.
+#[tokio::test]
+async fn pushes_start_and_exit_events() {
+    let f = fixture().await;
+    let mut events = f.runtime.subscribe();
+    let id = f
+        .create(
+            &f.guest("exit7", EXIT_WITH),
+            ContainerResources::default(),
+            &[],
+            &[],
+        )
+        .await;
+    f.runtime.start_container(&id).await.expect("start");
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .expect("an event in time")
+            .expect("event");
+        assert_eq!((&event.container, &event.sandbox), (&id, &f.sandbox));
+        kinds.push(event.kind);
+    }
+    kinds.sort_by_key(|k| *k == ContainerEventKind::Exited);
+    assert_eq!(
+        kinds,
+        [ContainerEventKind::Started, ContainerEventKind::Exited]
+    );
+    assert!(matches!(
+        f.runtime.container_status(&id).await.expect("status").state,
+        ContainerState::Exited { exit_code: 7, .. }
+    ));
+    let status = f
+        .runtime
+        .pod_sandbox_status(&f.sandbox)
+        .await
+        .expect("sandbox status");
+    assert_eq!((status.ready, status.ip), (true, None));
+}
+
+#[tokio::test]
+async fn a_mount_that_is_not_a_directory_is_refused() {
+    let f = fixture().await;
+    let image = f.pull(&f.guest("hello", HELLO)).await;
+    let config = ContainerConfig {
+        mounts: vec![Mount {
+            container_path: "/data".into(),
+            host_path: f.dir.path().join("absent"),
+            read_only: true,
+        }],
+        ..config(image)
+    };
+    let err = f
+        .runtime
+        .create_container(&f.sandbox, &config)
+        .await
+        .expect_err("no such directory");
+    assert!(err.to_string().contains("/data"), "{err}");
+}
+
+/// The example guests run for real: a preview 1 module with args and env, and the same
+/// program as a preview 2 component. scripts/build-guests.sh builds them (scripts/test.sh
+/// runs it first); without them this test fails.
 #[tokio::test]
 async fn example_guests_run_as_module_and_component() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-examples/target");
@@ -365,10 +436,15 @@ async fn example_guests_run_as_module_and_component() {
     .iter()
     .map(|p| root.join(p))
     .collect();
-    if guests.iter().any(|g| !g.exists()) {
-        eprintln!("SKIPPED: build the guests with scripts/build-guests.sh to run this test");
-        return;
-    }
+    let missing: Vec<String> = guests
+        .iter()
+        .filter(|g| !g.exists())
+        .map(|g| g.display().to_string())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "build the example guests with scripts/build-guests.sh first; missing: {missing:?}"
+    );
     let f = fixture().await;
     for guest in guests {
         let reference = format!("file:{}", guest.canonicalize().expect("path").display());

@@ -1,0 +1,66 @@
+//! Writing a pod's status through `/status` from what its worker knows.
+
+use serde_json::json;
+use skiff_api::time::now_rfc3339;
+
+use super::status::{self, ContainerReport};
+use super::worker::Worker;
+
+impl Worker {
+    fn reports(&self) -> Vec<ContainerReport> {
+        self.records
+            .iter()
+            .map(|r| ContainerReport {
+                name: r.spec.name.clone(),
+                image: r.spec.image.clone().unwrap_or_default(),
+                image_id: r.image.as_ref().map(|i| i.digest.clone()),
+                container_id: r.id.as_deref().map(|id| self.container_id(id)),
+                restart_count: r.restart_count,
+                state: r.state.clone(),
+                waiting: r.waiting.clone(),
+                last_terminated: r.last_terminated.clone(),
+            })
+            .collect()
+    }
+
+    /// Writes the pod's status when it changed; remembers a refusal to try again.
+    pub(super) async fn publish(&mut self) {
+        let host_ip = &self.ctx.host_ip;
+        let status = status::pod_status(
+            self.policy(),
+            &self.reports(),
+            status::Addresses {
+                host_ip,
+                pod_ip: self.pod_ip.as_deref().unwrap_or(host_ip),
+            },
+            &self.start_time,
+            self.published.as_ref(),
+            &now_rfc3339(),
+        );
+        if self.published.as_ref() == Some(&status) {
+            return;
+        }
+        let body = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "status": status,
+        });
+        let pods = skiff_api::resources::by_name("pods").expect("pods are served");
+        match self
+            .ctx
+            .client
+            .replace_status(pods, Some(&self.namespace), &self.name, &body)
+            .await
+        {
+            Ok(_) => {
+                self.published = Some(status);
+                self.publish_failed = false;
+            }
+            Err(err) => {
+                tracing::warn!(pod = %self.name, %err, "publishing pod status failed; will retry");
+                self.publish_failed = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! What a pod worker keeps about one container across its attempts.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use skiff_api::k8s_openapi::api::core::v1::{Container, ContainerStatus as ApiContainerStatus};
+use tokio::time::Instant;
+
+use super::backoff::Backoff;
+use super::lifecycle::ContainerView;
+use super::reasons::Failure;
+use super::status;
+use crate::runtime::{ContainerState, ImageRef};
+
+/// One container's worker-side record.
+pub struct Record {
+    pub spec: Container,
+    /// The runtime's id of the current attempt's container.
+    pub id: Option<String>,
+    pub restart_count: u32,
+    /// The API shows an earlier attempt (from before an agent restart): the next start is a restart.
+    pub started_before: bool,
+    pub image: Option<ImageRef>,
+    /// Pulled to choose the runtime, for the start that follows.
+    pub pulled: Option<ImageRef>,
+    pub state: Option<ContainerState>,
+    pub log_path: Option<PathBuf>,
+    pub previous_log: Option<PathBuf>,
+    pub waiting: Option<(String, String)>,
+    pub last_terminated: Option<Value>,
+    pub seen_exit: bool,
+    pub crashes: u32,
+    pub backoff_until: Option<Instant>,
+    pub retry_at: Option<Instant>,
+    pub pull_failures: u32,
+}
+
+impl Record {
+    /// A record for `spec`, continuing the restart count the API shows (`previous`).
+    pub fn new(spec: &Container, previous: Option<&ApiContainerStatus>) -> Self {
+        let started_before = previous.is_some_and(|s| {
+            s.state
+                .as_ref()
+                .is_some_and(|st| st.running.is_some() || st.terminated.is_some())
+        });
+        Record {
+            spec: spec.clone(),
+            id: None,
+            restart_count: previous.map(|s| s.restart_count.max(0) as u32).unwrap_or(0),
+            started_before,
+            image: None,
+            pulled: None,
+            state: None,
+            log_path: None,
+            previous_log: None,
+            waiting: None,
+            last_terminated: None,
+            seen_exit: false,
+            crashes: 0,
+            backoff_until: None,
+            retry_at: None,
+            pull_failures: 0,
+        }
+    }
+
+    /// The lifecycle's view of it.
+    pub fn view(&self) -> ContainerView {
+        ContainerView {
+            observed: status::observed(self.state.as_ref()),
+            backoff_until: self.backoff_until,
+            retry_at: self.retry_at,
+        }
+    }
+
+    /// Waits with the failure's reason and tries again when it says.
+    pub fn fail(&mut self, failure: Failure, message: String, backoff: &Backoff, now: Instant) {
+        self.waiting = Some((failure.reason().into(), message));
+        self.retry_at = Some(now + failure.retry_after(backoff));
+    }
+}

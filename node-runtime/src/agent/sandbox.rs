@@ -1,0 +1,153 @@
+//! A pod's runtime and sandbox: re-attached after an agent restart, or chosen (by the pod's
+//! RuntimeClass, else by its pulled images) and made once.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::log_index::pod_log_dir;
+use super::reasons::Failure;
+use super::recovery;
+use super::runtime_choice::{self, ChoiceError};
+use super::volumes;
+use super::worker::Worker;
+use crate::runtime::{ContainerRuntime, PodSandboxConfig, RuntimeError};
+
+impl Worker {
+    /// Re-attaches to this pod's sandbox and containers if they outlived an agent restart:
+    /// the latest attempt of each container is taken over, not started again.
+    pub(super) async fn adopt(&mut self) {
+        let Some(found) = self.ctx.survivors.take(&self.uid) else {
+            return;
+        };
+        let runtime = found.runtime;
+        self.container_events = Some(runtime.subscribe());
+        let latest = recovery::latest_by_name(&found.containers);
+        for r in &mut self.records {
+            if let Some(container) = latest.get(&r.spec.name) {
+                r.id = Some(container.id.clone());
+                r.restart_count = container.attempt;
+                r.started_before = false;
+                r.image = Some(container.image.clone());
+                r.state = Some(container.state.clone());
+                r.log_path = Some(container.log_path.clone());
+            }
+        }
+        let sandbox = self.uid.clone();
+        self.learn_pod_ip(runtime.as_ref(), &sandbox).await;
+        self.sandbox = Some(sandbox);
+        self.runtime = Some(runtime);
+    }
+
+    /// Chooses the runtime and makes the pod sandbox on it, once; false while it cannot.
+    pub(super) async fn ensure_sandbox(&mut self, now: Instant) -> bool {
+        if self.sandbox.is_some() {
+            return true;
+        }
+        if self
+            .records
+            .iter()
+            .any(|r| r.retry_at.is_some_and(|at| at > now))
+        {
+            return false;
+        }
+        let runtime = match self.runtime.clone() {
+            Some(runtime) => runtime,
+            None => match self.choose_runtime(now).await {
+                Some(runtime) => {
+                    self.container_events = Some(runtime.subscribe());
+                    self.runtime = Some(runtime.clone());
+                    runtime
+                }
+                None => return false,
+            },
+        };
+        let config = PodSandboxConfig {
+            uid: self.uid.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            labels: self.pod.metadata.labels.clone().unwrap_or_default(),
+            log_directory: pod_log_dir(&self.ctx.pods_dir, &self.uid),
+        };
+        let made = match volumes::prepare(&self.pod, &self.ctx.pods_dir).await {
+            Ok(()) => runtime.run_pod_sandbox(&config).await,
+            Err(source) => Err(RuntimeError::Io {
+                context: "making the pod's emptyDir volumes".into(),
+                source,
+            }),
+        };
+        match made {
+            Ok(id) => {
+                self.learn_pod_ip(runtime.as_ref(), &id).await;
+                self.sandbox = Some(id);
+                true
+            }
+            Err(err) => {
+                let message = format!("creating the pod sandbox: {err}");
+                self.all_fail(Failure::Sandbox, message, now);
+                false
+            }
+        }
+    }
+
+    async fn learn_pod_ip(&mut self, runtime: &dyn ContainerRuntime, sandbox: &String) {
+        self.pod_ip = match runtime.pod_sandbox_status(sandbox).await {
+            Ok(status) => status.ip,
+            Err(err) => {
+                tracing::warn!(pod = %self.name, %err, "pod sandbox status failed");
+                None
+            }
+        };
+    }
+
+    /// Every container waits for the same failure.
+    fn all_fail(&mut self, failure: Failure, message: String, now: Instant) {
+        for r in &mut self.records {
+            r.fail(failure, message.clone(), &self.ctx.backoff, now);
+        }
+    }
+
+    /// Chooses the pod's runtime: by its RuntimeClass, else by its images, pulled first.
+    async fn choose_runtime(&mut self, now: Instant) -> Option<Arc<dyn ContainerRuntime>> {
+        let class = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.runtime_class_name.clone());
+        let chosen = match class {
+            Some(class) => {
+                runtime_choice::by_class(&self.ctx.client, &self.ctx.runtimes, &class).await
+            }
+            None => {
+                let mut images = Vec::new();
+                for i in 0..self.records.len() {
+                    let image = self.pull(i, now).await?;
+                    self.records[i].pulled = Some(image.clone());
+                    images.push(image);
+                }
+                runtime_choice::by_images(&self.ctx.runtimes, &images)
+            }
+        };
+        let err = match chosen {
+            Ok(runtime) => return Some(runtime),
+            Err(err) => err,
+        };
+        let failure = match err {
+            ChoiceError::Lookup { .. } => Failure::Sandbox,
+            ChoiceError::NoRuntimeForImage { .. } => Failure::Create,
+            ChoiceError::UnknownClass { .. } | ChoiceError::NoHandler { .. } => Failure::Config,
+        };
+        let message = err.to_string();
+        let repeated = self
+            .records
+            .iter()
+            .any(|r| r.waiting.as_ref().is_some_and(|(_, m)| *m == message));
+        if !repeated {
+            self.ctx
+                .events
+                .warning(&self.pod, "FailedCreatePodSandBox", message.clone());
+        }
+        self.all_fail(failure, message, now);
+        None
+    }
+}

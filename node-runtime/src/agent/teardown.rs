@@ -1,0 +1,88 @@
+//! Ending a pod on the node: stop its containers within the grace period, remove its
+//! sandbox and volumes, and for a deleted pod remove it from the API for good.
+
+use std::time::Duration;
+
+use skiff_api::k8s_openapi::api::core::v1::Pod;
+use skiff_client::DeleteParams;
+
+use super::lifecycle;
+use super::volumes;
+use super::worker::Worker;
+use crate::runtime::ContainerState;
+
+/// Pause between attempts of the final delete.
+const DELETE_RETRY: Duration = Duration::from_secs(1);
+
+impl Worker {
+    /// Stops everything of this pod; for a deleted pod, removes it from the API for good.
+    pub(super) async fn teardown(&mut self, final_delete: bool) {
+        let grace = lifecycle::termination_grace(
+            self.pod.metadata.deletion_grace_period_seconds,
+            self.pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds),
+        );
+        if let Some(runtime) = self.runtime.clone() {
+            for r in &self.records {
+                let Some(id) = r.id.as_ref() else {
+                    continue;
+                };
+                if matches!(r.state, Some(ContainerState::Running { .. })) {
+                    self.ctx.events.normal(
+                        &self.pod,
+                        "Killing",
+                        format!("Stopping container {}", r.spec.name),
+                    );
+                }
+                if let Err(err) = runtime.stop_container(id, grace).await {
+                    tracing::warn!(pod = %self.name, %err, "stopping container failed");
+                }
+            }
+            if let Err(err) = runtime.remove_pod_sandbox(&self.uid).await {
+                tracing::warn!(pod = %self.name, %err, "removing the pod sandbox failed");
+            }
+        }
+        if let Err(err) = volumes::remove(&self.ctx.pods_dir, &self.uid).await {
+            tracing::warn!(pod = %self.name, %err, "removing the pod's volumes failed");
+        }
+        self.ctx.logs.remove(&self.namespace, &self.name);
+        if final_delete {
+            self.delete_from_api().await;
+        }
+    }
+
+    /// The final delete (grace 0) once the containers are gone, guarded by uid.
+    async fn delete_from_api(&self) {
+        let pods = self.ctx.client.api::<Pod>(Some(&self.namespace));
+        for _ in 0..5 {
+            match pods.get(&self.name).await {
+                Ok(current) if current.metadata.uid.as_deref() != Some(self.uid.as_str()) => return,
+                Ok(_) => {}
+                Err(err) if err.is_not_found() => return,
+                Err(err) => {
+                    tracing::warn!(pod = %self.name, %err, "reading pod before final delete failed");
+                    tokio::time::sleep(DELETE_RETRY).await;
+                    continue;
+                }
+            }
+            match pods
+                .delete(
+                    &self.name,
+                    &DeleteParams {
+                        grace_period_seconds: Some(0),
+                    },
+                )
+                .await
+            {
+                Ok(()) => return,
+                Err(err) if err.is_not_found() => return,
+                Err(err) => {
+                    tracing::warn!(pod = %self.name, %err, "final delete failed; retrying");
+                    tokio::time::sleep(DELETE_RETRY).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! What the agent asks of a runtime: a pod sandbox and the containers in it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::ImageRef;
+
+/// What the agent asks of a pod sandbox.
+#[derive(Debug, Clone)]
+pub struct PodSandboxConfig {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Directory for this pod's container logs; each container's `log_path` is relative to it.
+    pub log_directory: PathBuf,
+}
+
+/// Resource limits for one container (already parsed from Quantities).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerResources {
+    /// CPU limit in millicores (None = unlimited).
+    pub cpu_millis: Option<u64>,
+    /// Memory limit in bytes (None = unlimited).
+    pub memory_bytes: Option<u64>,
+}
+
+/// A host directory made visible in the container (a pod volume as the agent prepared it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Where the container sees it.
+    pub container_path: String,
+    pub host_path: PathBuf,
+    pub read_only: bool,
+}
+
+/// The container's security context (pod-level settings already merged in). A runtime
+/// applies what it can; the Wasm runtime has no users or root filesystem and records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityContext {
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub read_only_root_filesystem: bool,
+    pub privileged: bool,
+}
+
+/// What the agent asks to run: env resolved from ConfigMaps/Secrets and merged with the
+/// image config, command and args composed as Kubernetes does.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    pub name: String,
+    pub image: ImageRef,
+    /// The program and its leading arguments (the pod's `command`, else the image's
+    /// entrypoint); empty when neither says, and the runtime runs the image's own program.
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    pub resources: ContainerResources,
+    pub mounts: Vec<Mount>,
+    pub security: SecurityContext,
+    /// Restart count of this container.
+    pub attempt: u32,
+    /// The log file, relative to the sandbox's `log_directory` (the agent's convention).
+    pub log_path: PathBuf,
+}

@@ -1,0 +1,29 @@
+//! Runtime failures; the agent maps each to a container waiting or terminated reason.
+
+use super::{ContainerId, SandboxId};
+
+/// A runtime or image failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("image {reference}: {message}")]
+    ImagePull { reference: String, message: String },
+    #[error("image {reference} cannot be run here: {message}")]
+    InvalidImage { reference: String, message: String },
+    #[error("container {name}: create failed: {message}")]
+    CreateContainer { name: String, message: String },
+    #[error("container {0} not found")]
+    ContainerNotFound(ContainerId),
+    #[error("sandbox {0} not found")]
+    SandboxNotFound(SandboxId),
+    #[error("{operation} is not supported by the {runtime} runtime")]
+    Unsupported {
+        runtime: &'static str,
+        operation: &'static str,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,62 @@
+//! The node's image service, shared by every runtime (CRI's ImageService): pulls images into
+//! a content-addressed store with an index that survives agent restarts. It knows nothing of
+//! what an image holds; each runtime says by `can_handle` whether it can run one.
+
+mod index;
+mod source;
+mod store;
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use store::ImageStore;
+
+use super::RuntimeError;
+
+/// What an image says about how to run it (OCI image config: `Entrypoint`, `Cmd`, `Env`,
+/// `WorkingDir`); merged with the pod spec as Kubernetes does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+}
+
+/// An image as pulled onto the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// The reference the pod spec named (`file:/abs/path.wasm`, later `registry/repo:tag`).
+    pub reference: String,
+    /// `sha256:<hex>` of the image content.
+    pub digest: String,
+    /// Size in bytes.
+    pub size: u64,
+    pub config: ImageConfig,
+    /// Where the content lies on the node, for runtimes to read (a single-blob image: the
+    /// blob); empty for images that have none (the hollow simulator's).
+    pub content: PathBuf,
+}
+
+/// Credentials for a registry (CRI's AuthConfig); `file:` images need none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullAuth {
+    pub server: Option<String>,
+    pub username: String,
+    pub password: String,
+}
+
+/// CRI ImageService.
+#[async_trait]
+pub trait ImageService: Send + Sync {
+    async fn pull_image(
+        &self,
+        reference: &str,
+        auth: Option<&PullAuth>,
+    ) -> Result<ImageRef, RuntimeError>;
+    async fn image_status(&self, reference: &str) -> Result<Option<ImageRef>, RuntimeError>;
+    async fn list_images(&self) -> Result<Vec<ImageRef>, RuntimeError>;
+    async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError>;
+}

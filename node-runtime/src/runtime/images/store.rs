@@ -1,0 +1,161 @@
+//! The content-addressed image store: blobs under `<dir>/sha256/<hex>`, so a registry puller
+//! only has to produce the bytes, and the index beside them.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+use super::index::{write_atomically, Index};
+use super::{source, ImageRef, ImageService, PullAuth};
+use crate::runtime::RuntimeError;
+
+/// The node's images; cheap to share behind an `Arc`.
+pub struct ImageStore {
+    dir: PathBuf,
+    index: Mutex<Index>,
+}
+
+impl ImageStore {
+    /// Opens (or starts) the store in `dir`, with the images its index remembers.
+    pub fn open(dir: PathBuf) -> Result<Self, RuntimeError> {
+        let index = Index::load(dir.join("index.json"))?;
+        Ok(ImageStore {
+            dir,
+            index: Mutex::new(index),
+        })
+    }
+
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        self.dir
+            .join("sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().expect("image index lock")
+    }
+}
+
+#[async_trait]
+impl ImageService for ImageStore {
+    /// Fetches the image into the store and records it in the index.
+    async fn pull_image(
+        &self,
+        reference: &str,
+        auth: Option<&PullAuth>,
+    ) -> Result<ImageRef, RuntimeError> {
+        let fetched = source::fetch(reference, auth).await?;
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&fetched.bytes)));
+        let blob = self.blob_path(&digest);
+        if !blob.exists() {
+            let (path, bytes) = (blob.clone(), fetched.bytes.clone());
+            tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+                .await
+                .expect("image write task")
+                .map_err(|source| RuntimeError::Io {
+                    context: format!("storing image {reference} at {}", blob.display()),
+                    source,
+                })?;
+        }
+        let image = ImageRef {
+            reference: reference.to_string(),
+            digest,
+            size: fetched.bytes.len() as u64,
+            config: fetched.config,
+            content: blob,
+        };
+        self.index().insert(image.clone())?;
+        Ok(image)
+    }
+
+    async fn image_status(&self, reference: &str) -> Result<Option<ImageRef>, RuntimeError> {
+        Ok(self.index().get(reference).cloned())
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageRef>, RuntimeError> {
+        Ok(self.index().values().cloned().collect())
+    }
+
+    /// Forgets the reference and deletes its blob unless another reference shares it.
+    async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
+        let orphan = {
+            let mut index = self.index();
+            let removed = index.remove(reference)?;
+            removed.filter(|r| !index.values().any(|other| other.digest == r.digest))
+        };
+        if let Some(image) = orphan {
+            match tokio::fs::remove_file(&image.content).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(RuntimeError::Io {
+                        context: format!("removing {}", image.content.display()),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pulls_by_content_and_remembers_across_restarts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ImageStore::open(dir.path().join("images")).expect("open");
+        let guest = dir.path().join("g.wasm");
+        std::fs::write(&guest, b"\0asm\x01\0\0\0").expect("write");
+        let reference = format!("file:{}", guest.display());
+        let image = store.pull_image(&reference, None).await.expect("pull");
+        assert!(image.digest.starts_with("sha256:"));
+        assert_eq!(image.size, 8);
+        assert_eq!(
+            std::fs::read(&image.content).expect("read"),
+            b"\0asm\x01\0\0\0"
+        );
+        assert_eq!(store.list_images().await.expect("list").len(), 1);
+
+        // The index survives a restart (a new store on the same directory).
+        drop(store);
+        let store = ImageStore::open(dir.path().join("images")).expect("reopen");
+        assert_eq!(
+            store.image_status(&reference).await.expect("status"),
+            Some(image.clone())
+        );
+
+        store.remove_image(&reference).await.expect("remove");
+        assert!(store
+            .image_status(&reference)
+            .await
+            .expect("status")
+            .is_none());
+        assert!(!image.content.exists(), "the unshared blob is deleted");
+        let store = ImageStore::open(dir.path().join("images")).expect("reopen");
+        assert!(store.list_images().await.expect("list").is_empty());
+    }
+
+    #[tokio::test]
+    async fn names_missing_files_and_unsupported_references() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ImageStore::open(dir.path().join("images")).expect("open");
+        let missing = format!("file:{}/nope.wasm", dir.path().display());
+        let err = store.pull_image(&missing, None).await.expect_err("missing");
+        assert!(err.to_string().contains("nope.wasm"), "{err}");
+        let err = store
+            .pull_image("nginx:latest", None)
+            .await
+            .expect_err("registry");
+        assert!(matches!(err, RuntimeError::ImagePull { .. }), "{err}");
+        let err = store
+            .pull_image("file:relative.wasm", None)
+            .await
+            .expect_err("relative");
+        assert!(err.to_string().contains("absolute"), "{err}");
+    }
+}
