@@ -2,10 +2,13 @@
 //! and starting the transport and the driver task.
 
 use std::panic::AssertUnwindSafe;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::{broadcast, mpsc, watch as signal};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::member::Cluster;
@@ -23,6 +26,10 @@ const PROPOSAL_QUEUE: usize = 8192;
 const READ_QUEUE: usize = 8192;
 /// Raft messages from peers waiting for the driver.
 const INBOX: usize = 4096;
+/// How long opening waits for the data dir's lock (see `open_db`).
+const LOCK_WAIT: Duration = Duration::from_secs(1);
+/// How often opening tries the lock again meanwhile.
+const LOCK_RETRY: Duration = Duration::from_millis(10);
 
 impl Store {
     /// Opens (or creates) the store under `config.data_dir`, listens for peers, and starts
@@ -41,6 +48,19 @@ impl Store {
         };
         Store::start(config, |cluster, links, stop| {
             Box::new(tcp::start(listener, cluster, links, stop))
+        })
+        .await
+    }
+
+    /// Opens the store as `open` does, accepting peers on `listener` instead of binding
+    /// `config.peer_listen`: a caller that binds port 0 and reads the address it got leaves
+    /// no moment in which another process could take the port.
+    pub async fn open_with_listener(
+        config: StoreConfig,
+        listener: tokio::net::TcpListener,
+    ) -> Result<Store, StoreError> {
+        Store::start(config, |cluster, links, stop| {
+            Box::new(tcp::start(Some(listener), cluster, links, stop))
         })
         .await
     }
@@ -67,10 +87,7 @@ impl Store {
             path: config.data_dir.clone(),
             source,
         };
-        let db = sled::Config::new()
-            .path(&config.data_dir)
-            .open()
-            .map_err(storage_error)?;
+        let db = open_db(&config.data_dir).await.map_err(storage_error)?;
         let cluster = identity::check_or_record(&db, &config.cluster, &config.data_dir)?;
         let state = Arc::new(
             state_machine::StateMachine::open(&db, config.watch_history, &config.data_dir)
@@ -154,10 +171,11 @@ impl Store {
             log_retain: config.log_retain,
         };
         let driver = driver::Driver::new(parts, conf_state);
+        let driver_stop = stop.clone();
         // raft-rs panics on storage errors it cannot handle (a read failing on a full disk):
         // the member then stops serving instead of taking the process down with it.
-        let driver_stop = stop.clone();
         let task = tokio::spawn(async move {
+            // However the driver ends, the transport ends with it.
             let _transport = transport_stop.drop_guard();
             if AssertUnwindSafe(driver.run(driver_stop))
                 .catch_unwind()
@@ -183,5 +201,58 @@ impl Store {
             driver: std::sync::Mutex::new(Some(task)),
             db,
         }))
+    }
+}
+
+/// Opens the sled database under `path`. A store closed in this process may keep the data
+/// dir locked for a moment after `shutdown` (sled's background writer lets go of it last,
+/// as sled's own tests know), so a restart in one process waits up to `LOCK_WAIT` for the
+/// lock; a data dir another server holds is still refused.
+async fn open_db(path: &Path) -> Result<sled::Db, sled::Error> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(err)) if is_locked(&err) && Instant::now() < deadline => {
+                tokio::time::sleep(LOCK_RETRY).await;
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// sled reports a held lock only in its message.
+fn is_locked(err: &std::io::Error) -> bool {
+    err.to_string().contains("could not acquire lock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn opening_waits_briefly_for_a_closing_store_to_let_go_of_the_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let closing = open_db(dir.path()).await.expect("first open");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(closing);
+        });
+        let start = Instant::now();
+        open_db(dir.path())
+            .await
+            .expect("opened once the first let go");
+        assert!(start.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_data_dir_held_open_is_refused_after_the_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _held = open_db(dir.path()).await.expect("first open");
+        let start = Instant::now();
+        match open_db(dir.path()).await {
+            Err(sled::Error::Io(err)) => assert!(is_locked(&err), "{err}"),
+            other => panic!("a held data dir opened twice: {:?}", other.map(|_| ())),
+        }
+        assert!(start.elapsed() >= LOCK_WAIT);
     }
 }

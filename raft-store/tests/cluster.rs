@@ -17,9 +17,13 @@ struct Group {
     log_retain: u64,
 }
 
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
+/// A peer listener on a port of its own, and its address.
+async fn listener() -> (tokio::net::TcpListener, SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    (listener, addr)
 }
 
 fn config(dir: &Path, name: &str, addrs: &[SocketAddr], log_retain: u64) -> StoreConfig {
@@ -51,19 +55,26 @@ impl Group {
             .iter()
             .map(|_| tempfile::tempdir().expect("tempdir"))
             .collect();
-        let addrs: Vec<_> = NAMES.iter().map(|_| free_addr()).collect();
+        let mut listeners = Vec::new();
+        for _ in NAMES {
+            listeners.push(listener().await);
+        }
+        let addrs: Vec<_> = listeners.iter().map(|(_, addr)| *addr).collect();
         let mut group = Group {
             dirs,
             addrs,
             stores: vec![None, None, None],
             log_retain,
         };
-        for i in 0..NAMES.len() {
-            group.restart(i).await;
+        for (i, (listener, _)) in listeners.into_iter().enumerate() {
+            let config = config(group.dirs[i].path(), NAMES[i], &group.addrs, log_retain);
+            let store = Store::open_with_listener(config, listener).await;
+            group.stores[i] = Some(store.expect("open member"));
         }
         group
     }
 
+    /// Starts member `i` again on the address it had.
     async fn restart(&mut self, i: usize) {
         let config = config(self.dirs[i].path(), NAMES[i], &self.addrs, self.log_retain);
         self.stores[i] = Some(Store::open(config).await.expect("open member"));
@@ -221,14 +232,20 @@ async fn a_follower_behind_the_retained_log_catches_up_by_snapshot() {
 #[tokio::test]
 async fn a_data_dir_from_another_cluster_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let addrs = [free_addr(), free_addr(), free_addr()];
-    let store = Store::open(config(dir.path(), "s1", &addrs, 100))
+    // The peers' listeners stay bound (unanswered) so that no one else takes their ports.
+    let (s1, s1_addr) = listener().await;
+    let (_s2, s2_addr) = listener().await;
+    let (_s3, s3_addr) = listener().await;
+    let addrs = [s1_addr, s2_addr, s3_addr];
+    let store = Store::open_with_listener(config(dir.path(), "s1", &addrs, 100), s1)
         .await
         .expect("first start");
     store.shutdown().await;
     drop(store);
-    let moved = [addrs[0], addrs[1], free_addr()];
-    let err = match Store::open(config(dir.path(), "s1", &moved, 100)).await {
+    let (s1, _) = listener().await;
+    let (_elsewhere, elsewhere) = listener().await;
+    let moved = [addrs[0], addrs[1], elsewhere];
+    let err = match Store::open_with_listener(config(dir.path(), "s1", &moved, 100), s1).await {
         Err(err) => err,
         Ok(_) => panic!("a data dir opened under another peer list"),
     };
