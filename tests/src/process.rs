@@ -27,6 +27,8 @@ pub struct SkiffProcess {
     child: Option<Child>,
     args: Vec<String>,
     log_path: PathBuf,
+    /// Where in the log the current run's output starts.
+    run_offset: usize,
     /// The network namespace it runs in (`ip netns exec`), if not the test's own.
     netns: Option<String>,
 }
@@ -47,6 +49,7 @@ impl SkiffProcess {
             child: None,
             args,
             log_path,
+            run_offset: 0,
             netns,
         };
         process.start()?;
@@ -59,6 +62,7 @@ impl SkiffProcess {
             .append(true)
             .open(&self.log_path)
             .with_context(|| format!("opening {}", self.log_path.display()))?;
+        self.run_offset = log.metadata()?.len().try_into()?;
         // `ip netns exec` execs skiff in place: the child's pid is skiff's.
         let mut command = match &self.netns {
             Some(ns) => {
@@ -95,12 +99,14 @@ impl SkiffProcess {
         Ok(())
     }
 
-    /// Waits until the server says where its API listens, and returns that URL (the first
-    /// start's; the log is appended to across restarts).
+    /// Waits until the server, in its current run, says where its API listens, and returns
+    /// that URL.
     pub(crate) fn wait_api_url(&mut self) -> anyhow::Result<String> {
         wait_until("the server to listen", START_TIMEOUT, || {
             self.check_running()?;
-            Ok(self.log().lines().find_map(|line| {
+            let log = self.log();
+            let run = log.get(self.run_offset..).unwrap_or_default();
+            Ok(run.lines().find_map(|line| {
                 let rest = line.split_once(LISTENING)?.1;
                 Some(rest.split_whitespace().next()?.to_string())
             }))

@@ -38,28 +38,13 @@ impl ServerUnderTest {
             .stderr(log)
             .spawn()
             .context("starting skiff server")?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let url = output.lines().find_map(|line| {
-                let rest = line.split_once(LISTENING)?.1;
-                Some(rest.split_whitespace().next()?.to_string())
-            });
-            if let Some(url) = url {
-                return Ok(ServerUnderTest::Child { child, url });
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "skiff server exited with {status}; see {}",
-                    log_path.display()
-                );
-            }
-            if Instant::now() > deadline {
+        match wait_listening(&mut child, &log_path).await {
+            Ok(url) => Ok(ServerUnderTest::Child { child, url }),
+            Err(err) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("skiff server did not listen within {START_TIMEOUT:?}");
+                Err(err)
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -96,6 +81,32 @@ impl ServerUnderTest {
 impl Drop for ServerUnderTest {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Waits until the `skiff server` `child`, writing to `log_path`, says where its API listens,
+/// and returns that URL (the first one in the log, which restarts append to).
+pub async fn wait_listening(child: &mut Child, log_path: &Path) -> anyhow::Result<String> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let output = std::fs::read_to_string(log_path).unwrap_or_default();
+        let url = output.lines().find_map(|line| {
+            let rest = line.split_once(LISTENING)?.1;
+            Some(rest.split_whitespace().next()?.to_string())
+        });
+        if let Some(url) = url {
+            return Ok(url);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "skiff server exited with {status}; see {}",
+                log_path.display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("skiff server did not listen within {START_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use skiff_client::Client;
 
 use crate::figures::{ms, percentile};
+use crate::server::wait_listening;
 use crate::tempfile_dir;
 
 #[derive(Args, Debug)]
@@ -47,7 +48,7 @@ pub async fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
     for &servers in &args.servers {
         for &clients in &args.clients {
             let run_dir = dir.path().join(format!("s{servers}-c{clients}"));
-            let mut group = Members::start(&run_dir, servers)?;
+            let mut group = Members::start(&run_dir, servers).await?;
             group.wait_serving().await?;
             let figures = write_load(&group, clients, args.writes, "w").await?;
             println!(
@@ -62,7 +63,7 @@ pub async fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
         }
     }
     if args.failovers > 0 {
-        let mut group = Members::start(&dir.path().join("failover"), 3)?;
+        let mut group = Members::start(&dir.path().join("failover"), 3).await?;
         group.wait_serving().await?;
         let mut samples = Vec::new();
         for round in 0..args.failovers {
@@ -76,7 +77,7 @@ pub async fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
         group.stop_all();
     }
     if args.catch_up_entries > 0 {
-        let mut group = Members::start(&dir.path().join("catch-up"), 3)?;
+        let mut group = Members::start(&dir.path().join("catch-up"), 3).await?;
         group.wait_serving().await?;
         let leader = group.wait_leader().await?;
         let lagging = (leader + 1) % 3;
@@ -255,6 +256,8 @@ struct Members {
     urls: Vec<String>,
 }
 
+/// A port on 127.0.0.1 that was free a moment ago (for Raft peers, which every member must
+/// know before any starts).
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -262,7 +265,9 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl Members {
-    fn start(dir: &Path, size: usize) -> anyhow::Result<Members> {
+    /// Starts `size` members; each API listens on a port of the system's choice, which it
+    /// keeps across restarts. The Raft peer ports must be known before any member starts.
+    async fn start(dir: &Path, size: usize) -> anyhow::Result<Members> {
         std::fs::create_dir_all(dir)?;
         let peers: Vec<String> = (0..size)
             .map(|i| Ok(format!("s{}=127.0.0.1:{}", i + 1, free_port()?)))
@@ -275,7 +280,6 @@ impl Members {
         };
         for i in 0..size {
             let name = format!("s{}", i + 1);
-            let port = free_port()?;
             let mut args: Vec<String> = vec![
                 "server".into(),
                 "--name".into(),
@@ -283,16 +287,26 @@ impl Members {
                 "--data-dir".into(),
                 dir.join(&name).display().to_string(),
                 "--listen".into(),
-                format!("127.0.0.1:{port}"),
+                "127.0.0.1:0".into(),
             ];
             if size > 1 {
                 args.extend(["--initial-cluster".into(), peers.join(",")]);
             }
             group.args.push(args);
             group.logs.push(dir.join(format!("{name}.log")));
-            group.urls.push(format!("http://127.0.0.1:{port}"));
             group.children.push(None);
             group.restart(i)?;
+        }
+        // Every member is started before any is waited for: none serves alone.
+        for i in 0..size {
+            let child = group.children[i].as_mut().context("just started")?;
+            let url = wait_listening(child, &group.logs[i]).await?;
+            let listen = group.args[i]
+                .iter()
+                .position(|a| a == "--listen")
+                .context("--listen")?;
+            group.args[i][listen + 1] = url.trim_start_matches("http://").to_string();
+            group.urls.push(url);
         }
         Ok(group)
     }

@@ -104,6 +104,32 @@ async fn parses_watch_lines_split_across_chunks() {
     assert_eq!(types, ["ADDED", "DELETED"]);
 }
 
+#[tokio::test]
+async fn a_watch_cut_mid_line_ends_after_its_last_whole_event() {
+    let url = serve(Router::new().route(
+        "/api/v1/namespaces/default/pods",
+        get(|| async { "\n{\"type\":\"ADDED\",\"object\":{}}\n{\"type\":\"MODIF" }),
+    ))
+    .await;
+    let client = Client::new(&[url]).expect("client");
+    let events: Vec<_> = client
+        .watch(
+            by_name("pods").expect("kind"),
+            Some("default"),
+            &ListParams::default(),
+            "5",
+        )
+        .await
+        .expect("watch")
+        .collect()
+        .await;
+    let types: Vec<String> = events
+        .into_iter()
+        .map(|e| e.expect("event").event_type)
+        .collect();
+    assert_eq!(types, ["ADDED"]);
+}
+
 #[test]
 fn rejects_bad_urls() {
     assert!(matches!(Client::new(&[]), Err(ClientError::NoServers)));
