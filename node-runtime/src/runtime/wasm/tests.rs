@@ -143,6 +143,16 @@ const MEMORY_BOMB: &str = r#"(module
   (func (export "_start")
     (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))))"#;
 
+/// Sleeps an hour in one host call (`poll_oneoff` on the monotonic clock), where no epoch
+/// check can stop it.
+const SLEEP_AN_HOUR: &str = r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 3600000000000))
+    (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))"#;
+
 const SPIN: &str = r#"(module
   (memory (export "memory") 1)
   (func (export "_start") (loop $forever (br $forever))))"#;
@@ -245,6 +255,42 @@ async fn stop_ends_an_infinite_loop() {
         .remove_container(&id)
         .await
         .expect("second remove");
+}
+
+/// A guest that does not come back to Wasm code in time is killed when the grace period
+/// ends (paused time: the grace passes at once, the guest's hour never).
+#[tokio::test(start_paused = true)]
+async fn stop_kills_a_blocked_guest_after_the_grace_period() {
+    let f = fixture().await;
+    let id = f
+        .create(
+            &f.guest("sleeper", SLEEP_AN_HOUR),
+            ContainerResources::default(),
+            &[],
+            &[],
+        )
+        .await;
+    f.runtime.start_container(&id).await.expect("start");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(matches!(
+        f.runtime.container_status(&id).await.expect("status").state,
+        ContainerState::Running { .. }
+    ));
+    let asked = tokio::time::Instant::now();
+    f.runtime
+        .stop_container(&id, Duration::from_secs(10))
+        .await
+        .expect("stop");
+    assert_eq!(asked.elapsed(), Duration::from_secs(10));
+    match f.runtime.container_status(&id).await.expect("status").state {
+        ContainerState::Exited {
+            exit_code, message, ..
+        } => {
+            assert_eq!(exit_code, 137);
+            assert!(message.contains("grace period"), "{message}");
+        }
+        other => panic!("expected Exited, got {other:?}"),
+    }
 }
 
 #[tokio::test]
