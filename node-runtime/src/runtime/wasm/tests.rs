@@ -153,6 +153,25 @@ const SLEEP_AN_HOUR: &str = r#"(module
     (i64.store (i32.const 24) (i64.const 3600000000000))
     (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))"#;
 
+/// Creates `out.txt` in its first preopened directory (fd 3) and writes a line to it; exits
+/// 100 + errno when it cannot open it.
+const WRITE_TO_MOUNT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "out.txt")
+  (data (i32.const 200) "written through a mount\n")
+  (func (export "_start")
+    (local $err i32)
+    (local.set $err (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 7)
+      (i32.const 1) (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (i32.const 0)))
+    (if (local.get $err) (then (call $exit (i32.add (i32.const 100) (local.get $err)))))
+    (i32.store (i32.const 16) (i32.const 200))
+    (i32.store (i32.const 20) (i32.const 24))
+    (drop (call $write (i32.load (i32.const 0)) (i32.const 16) (i32.const 1) (i32.const 32)))))"#;
+
 const SPIN: &str = r#"(module
   (memory (export "memory") 1)
   (func (export "_start") (loop $forever (br $forever))))"#;
@@ -447,6 +466,41 @@ async fn pushes_start_and_exit_events() {
         .await
         .expect("sandbox status");
     assert_eq!((status.ready, status.ip), (true, None));
+}
+
+#[tokio::test]
+async fn mounts_are_preopened_directories() {
+    let f = fixture().await;
+    let image = f.pull(&f.guest("writer", WRITE_TO_MOUNT)).await;
+    for (read_only, dir) in [(false, "rw"), (true, "ro")] {
+        let host_path = f.dir.path().join(dir);
+        std::fs::create_dir(&host_path).expect("mkdir");
+        let config = ContainerConfig {
+            mounts: vec![Mount {
+                container_path: "/data".into(),
+                host_path: host_path.clone(),
+                read_only,
+            }],
+            ..config(image.clone())
+        };
+        let id = f
+            .runtime
+            .create_container(&f.sandbox, &config)
+            .await
+            .expect("create");
+        let (code, _, message) = f.run_to_exit(&id).await;
+        let written = std::fs::read_to_string(host_path.join("out.txt"));
+        if read_only {
+            assert!(
+                code > 100,
+                "a read-only mount refuses the write: {code} {message}"
+            );
+            assert!(written.is_err(), "nothing written: {written:?}");
+        } else {
+            assert_eq!(code, 0, "{message}");
+            assert_eq!(written.expect("out.txt"), "written through a mount\n");
+        }
+    }
 }
 
 #[tokio::test]
