@@ -14,6 +14,7 @@ use skiff_api::time::now_rfc3339;
 use skiff_client::Client;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::events::Recorder;
@@ -76,7 +77,7 @@ pub async fn run(
     ctx: Arc<Context>,
     pod: Arc<Pod>,
     mut updates: watch::Receiver<Update>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut worker = Worker::new(ctx, pod);
     worker.adopt().await;
@@ -107,7 +108,7 @@ pub async fn run(
             changed = updates.changed() => if changed.is_err() { return worker.teardown(false).await },
             _ = sleep => {}
             _ = next_event(worker.container_events.as_mut(), &sandbox) => {}
-            _ = super::stopped(&mut shutdown) => return worker.teardown(false).await,
+            _ = shutdown.cancelled() => return worker.teardown(false).await,
         }
     }
 }
