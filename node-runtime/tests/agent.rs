@@ -627,6 +627,11 @@ async fn picks_a_runtime_per_pod_by_class_then_by_image() {
         node["status"]["nodeInfo"]["containerRuntimeVersion"],
         "alpha://test,beta://test"
     );
+    assert_eq!(
+        node["status"]["runtimeHandlers"],
+        json!([{"name": "alpha"}, {"name": "beta"}])
+    );
+    assert_eq!(node["status"]["conditions"][0]["type"], "Ready");
 
     let _ = stop.send(());
     agent_task.await.expect("join").expect("agent");

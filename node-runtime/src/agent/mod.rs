@@ -185,7 +185,8 @@ impl Agent {
                 .map(|r| r.version())
                 .collect::<Vec<_>>()
                 .join(","),
-            ready_since: skiff_api::time::now_rfc3339(),
+            runtime_handlers: self.runtimes.iter().map(|r| r.name().to_string()).collect(),
+            ready_since: status::now(),
         };
         loop {
             match node::register(&self.client, &spec).await {
