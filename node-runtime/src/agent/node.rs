@@ -9,7 +9,7 @@ use skiff_api::k8s_openapi::api::core::v1::{
     NodeStatus, NodeSystemInfo,
 };
 use skiff_api::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use skiff_api::quantity::{format_bytes, format_cpu_millis};
 use skiff_client::Client;
 
@@ -108,11 +108,15 @@ pub async fn register(client: &Client, spec: &NodeSpec) -> Result<(), AgentError
     let nodes = client.api::<Node>(None);
     let mut labels = spec.labels.clone();
     labels.insert("kubernetes.io/hostname".into(), spec.name.clone());
-    let node: Node = serde_json::from_value(json!({
-        "metadata": {"name": spec.name, "labels": labels},
-        "spec": {},
-    }))
-    .map_err(|e| AgentError::Register(e.to_string()))?;
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some(spec.name.clone()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        },
+        spec: Some(Default::default()),
+        status: None,
+    };
     match nodes.create(&node).await {
         Ok(_) => {}
         Err(e) if e.is_already_exists() => {
