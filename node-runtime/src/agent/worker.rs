@@ -108,7 +108,7 @@ pub async fn run(
             changed = updates.changed() => if changed.is_err() { return worker.teardown(false).await },
             _ = sleep => {}
             _ = next_event(worker.container_events.as_mut(), &sandbox) => {}
-            _ = shutdown.cancelled() => return worker.teardown(false).await,
+            _ = shutdown.cancelled() => return worker.agent_stopping().await,
         }
     }
 }
