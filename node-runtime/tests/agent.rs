@@ -25,6 +25,8 @@ use tokio::sync::broadcast;
 /// image service too: any reference "pulls".
 struct RecordingRuntime {
     name: &'static str,
+    /// Its containers keep running when the agent stops.
+    outlives_agent: bool,
     /// Image references containing this can run here (`""`: any).
     accepts: &'static str,
     calls: Mutex<Vec<String>>,
@@ -42,6 +44,7 @@ impl RecordingRuntime {
     fn named(name: &'static str, accepts: &'static str) -> Self {
         RecordingRuntime {
             name,
+            outlives_agent: false,
             accepts,
             calls: Mutex::default(),
             containers: Mutex::default(),
@@ -152,6 +155,9 @@ impl ContainerRuntime for RecordingRuntime {
     }
     fn subscribe(&self) -> broadcast::Receiver<ContainerEvent> {
         self.events.subscribe()
+    }
+    fn outlives_agent(&self) -> bool {
+        self.outlives_agent
     }
     async fn run_pod_sandbox(&self, config: &PodSandboxConfig) -> Result<SandboxId, RuntimeError> {
         self.record(format!("run_pod_sandbox {}", config.name));
@@ -627,6 +633,11 @@ async fn picks_a_runtime_per_pod_by_class_then_by_image() {
         node["status"]["nodeInfo"]["containerRuntimeVersion"],
         "alpha://test,beta://test"
     );
+    assert_eq!(
+        node["status"]["runtimeHandlers"],
+        json!([{"name": "alpha"}, {"name": "beta"}])
+    );
+    assert_eq!(node["status"]["conditions"][0]["type"], "Ready");
 
     let _ = stop.send(());
     agent_task.await.expect("join").expect("agent");
@@ -701,5 +712,95 @@ async fn re_attaches_to_containers_that_outlived_the_agent() {
 
     let _ = stop.send(());
     agent_task.await.expect("join").expect("agent");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_that_outlive_the_agent_are_not_started_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, client, token) = control_plane(dir.path()).await;
+    let runtime = Arc::new(RecordingRuntime {
+        outlives_agent: true,
+        ..RecordingRuntime::named("recording", "")
+    });
+    let agent = || {
+        Agent::builder()
+            .servers(vec![server.url()])
+            .token(token.to_string())
+            .node_name("n4")
+            .data_dir(dir.path().join("agent"))
+            .images(runtime.clone())
+            .runtime(runtime.clone())
+            .backoff(Backoff {
+                base: Duration::from_millis(100),
+                cap: Duration::from_millis(400),
+                reset_after: Duration::from_secs(600),
+            })
+            .build()
+            .expect("agent")
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn(agent().run(async move {
+        let _ = stopped.await;
+    }));
+    let pods = resources::by_name("pods").expect("pods");
+    client
+        .create(
+            pods,
+            Some("default"),
+            &json!({"metadata": {"name": "p"}, "spec": {
+                "containers": [{"name": "c", "image": "registry.example/app:1"}]}}),
+        )
+        .await
+        .expect("pod");
+    wait_pod(&client, "the pod to run", |p| {
+        p.is_some_and(|p| p["status"]["phase"] == "Running")
+    })
+    .await;
+    let _ = stop.send(());
+    first.await.expect("join").expect("first agent");
+    assert!(
+        !runtime.calls().iter().any(|c| c.starts_with("stop")),
+        "the stopping agent leaves the container running: {:?}",
+        runtime.calls()
+    );
+
+    // The next agent re-attaches: it sees the container exit and restarts it as attempt 1.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let second = tokio::spawn(agent().run(async move {
+        let _ = stopped.await;
+    }));
+    runtime.exit_all(1);
+    wait_pod(&client, "a restart by the second agent", |p| {
+        p.is_some_and(|p| p["status"]["containerStatuses"][0]["restartCount"] == 1)
+    })
+    .await;
+    let creates: Vec<String> = runtime
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("create_container"))
+        .collect();
+    assert_eq!(
+        creates,
+        [
+            "create_container c attempt=0 env=",
+            "create_container c attempt=1 env="
+        ],
+        "{:?}",
+        runtime.calls()
+    );
+    let sandboxes = runtime
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("run_pod_sandbox"))
+        .count();
+    assert_eq!(
+        sandboxes,
+        1,
+        "the sandbox is re-attached, not made again: {:?}",
+        runtime.calls()
+    );
+    let _ = stop.send(());
+    second.await.expect("join").expect("second agent");
     server.shutdown().await;
 }

@@ -52,7 +52,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_client::Client;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
 
@@ -141,10 +141,11 @@ impl Agent {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AgentError> {
-        let (stop, shutdown_rx) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let cancel = stop.clone();
         tokio::spawn(async move {
             shutdown.await;
-            stop.send_replace(true);
+            cancel.cancel();
         });
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
@@ -161,11 +162,10 @@ impl Agent {
         let server = log_server::router(log_server::LogServerState {
             index: logs.clone(),
         });
-        let mut server_stop = shutdown_rx.clone();
+        let server_stop = stop.clone();
         tokio::spawn(async move {
-            let serve = axum::serve(listener, server).with_graceful_shutdown(async move {
-                stopped(&mut server_stop).await;
-            });
+            let serve = axum::serve(listener, server)
+                .with_graceful_shutdown(async move { server_stop.cancelled().await });
             if let Err(err) = serve.await {
                 tracing::error!(%err, "log server stopped");
             }
@@ -185,9 +185,9 @@ impl Agent {
                 .map(|r| r.version())
                 .collect::<Vec<_>>()
                 .join(","),
-            ready_since: skiff_api::time::now_rfc3339(),
+            runtime_handlers: self.runtimes.iter().map(|r| r.name().to_string()).collect(),
+            ready_since: status::now(),
         };
-        let mut registering = shutdown_rx.clone();
         loop {
             match node::register(&self.client, &spec).await {
                 Ok(()) => break,
@@ -196,7 +196,7 @@ impl Agent {
                     tracing::warn!(%err, "node registration failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(REGISTER_RETRY) => {}
-                        _ = stopped(&mut registering) => return Ok(()),
+                        _ = stop.cancelled() => return Ok(()),
                     }
                 }
             }
@@ -204,8 +204,7 @@ impl Agent {
         tracing::info!(node = %self.node_name, %kubelet, "node registered");
         let survivors = recovery::Survivors::collect(&self.runtimes).await?;
 
-        let (client, heartbeat, mut beat_stop) =
-            (self.client.clone(), self.heartbeat, shutdown_rx.clone());
+        let (client, heartbeat, beat_stop) = (self.client.clone(), self.heartbeat, stop.clone());
         let beat_spec = spec.clone();
         tokio::spawn(async move {
             for beat in 0u64.. {
@@ -219,7 +218,7 @@ impl Agent {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(heartbeat) => {}
-                    _ = stopped(&mut beat_stop) => return,
+                    _ = beat_stop.cancelled() => return,
                 }
             }
         });
@@ -239,7 +238,7 @@ impl Agent {
             logs,
             survivors,
         });
-        pods::run(ctx, shutdown_rx).await;
+        pods::run(ctx, stop).await;
         Ok(())
     }
 }
@@ -379,9 +378,4 @@ fn detect_capacity() -> (u64, u64, u32) {
         .map(|kb| kb * 1024)
         .unwrap_or(1 << 30);
     (cores * 1000, memory, 110)
-}
-
-/// Resolves once the agent is asked to stop.
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }

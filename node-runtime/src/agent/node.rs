@@ -1,14 +1,19 @@
 //! Registering this node and keeping its `Ready` condition fresh.
 
-use skiff_api::time::now_rfc3339;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde_json::json;
-use skiff_api::k8s_openapi::api::core::v1::Node;
+use skiff_api::k8s_openapi::api::core::v1::{
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeRuntimeHandler,
+    NodeStatus, NodeSystemInfo,
+};
+use skiff_api::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use skiff_api::quantity::{format_bytes, format_cpu_millis};
 use skiff_client::Client;
 
+use super::status;
 use super::AgentError;
 
 /// What the node offers.
@@ -24,52 +29,69 @@ pub struct NodeSpec {
     pub kubelet: SocketAddr,
     /// `containerRuntimeVersion`: the runtimes' versions, comma-separated.
     pub runtime_version: String,
+    /// The RuntimeClass handlers the node serves (its runtimes' names).
+    pub runtime_handlers: Vec<String>,
     /// When this agent became ready (the `Ready` condition's transition time).
-    pub ready_since: String,
+    pub ready_since: Time,
 }
 
-/// The Node's status: capacity, addresses, endpoint, info and a fresh `Ready` condition.
-fn status(spec: &NodeSpec) -> serde_json::Value {
-    let resources = json!({
-        "cpu": format_cpu_millis(spec.cpu_millis),
-        "memory": format_bytes(spec.memory_bytes),
-        "pods": spec.pods.to_string(),
-    });
-    let now = now_rfc3339();
-    json!({
-        "capacity": resources,
-        "allocatable": resources,
-        "addresses": [
-            {"type": "InternalIP", "address": spec.kubelet.ip().to_string()},
-            {"type": "Hostname", "address": spec.name},
-        ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": spec.kubelet.port()}},
-        "nodeInfo": {
-            "kubeletVersion": concat!("v", env!("CARGO_PKG_VERSION"), "-skiff"),
-            "kubeProxyVersion": "",
-            "containerRuntimeVersion": spec.runtime_version,
-            "operatingSystem": std::env::consts::OS,
-            "architecture": std::env::consts::ARCH,
-            "osImage": "",
-            "kernelVersion": "",
-            "machineID": "",
-            "systemUUID": "",
-            "bootID": "",
-        },
-        "conditions": [ready_condition(&now, &spec.ready_since)],
-        "phase": "Running",
-    })
-}
-
-fn ready_condition(heartbeat: &str, transition: &str) -> serde_json::Value {
-    json!({
-        "type": "Ready",
-        "status": "True",
-        "reason": "KubeletReady",
-        "message": "skiff agent is posting ready status",
-        "lastHeartbeatTime": heartbeat,
-        "lastTransitionTime": transition,
-    })
+/// The Node's status: capacity, addresses, endpoint, info, runtime handlers and a fresh
+/// `Ready` condition.
+fn node_status(spec: &NodeSpec) -> NodeStatus {
+    let resources = BTreeMap::from([
+        (
+            "cpu".to_string(),
+            Quantity(format_cpu_millis(spec.cpu_millis)),
+        ),
+        (
+            "memory".to_string(),
+            Quantity(format_bytes(spec.memory_bytes)),
+        ),
+        ("pods".to_string(), Quantity(spec.pods.to_string())),
+    ]);
+    let address = |kind: &str, address: String| NodeAddress {
+        type_: kind.to_string(),
+        address,
+    };
+    NodeStatus {
+        capacity: Some(resources.clone()),
+        allocatable: Some(resources),
+        addresses: Some(vec![
+            address("InternalIP", spec.kubelet.ip().to_string()),
+            address("Hostname", spec.name.clone()),
+        ]),
+        daemon_endpoints: Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(spec.kubelet.port()),
+            }),
+        }),
+        node_info: Some(NodeSystemInfo {
+            kubelet_version: concat!("v", env!("CARGO_PKG_VERSION"), "-skiff").into(),
+            container_runtime_version: spec.runtime_version.clone(),
+            operating_system: std::env::consts::OS.into(),
+            architecture: std::env::consts::ARCH.into(),
+            ..Default::default()
+        }),
+        runtime_handlers: Some(
+            spec.runtime_handlers
+                .iter()
+                .map(|name| NodeRuntimeHandler {
+                    name: Some(name.clone()),
+                    features: None,
+                })
+                .collect(),
+        ),
+        conditions: Some(vec![NodeCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: Some("KubeletReady".into()),
+            message: Some("skiff agent is posting ready status".into()),
+            last_heartbeat_time: Some(status::now()),
+            last_transition_time: Some(spec.ready_since.clone()),
+        }]),
+        phase: Some("Running".into()),
+        ..Default::default()
+    }
 }
 
 /// A registration failure: `Refused` when the cluster rejected the join token (retrying cannot help).
@@ -86,11 +108,15 @@ pub async fn register(client: &Client, spec: &NodeSpec) -> Result<(), AgentError
     let nodes = client.api::<Node>(None);
     let mut labels = spec.labels.clone();
     labels.insert("kubernetes.io/hostname".into(), spec.name.clone());
-    let node: Node = serde_json::from_value(json!({
-        "metadata": {"name": spec.name, "labels": labels},
-        "spec": {},
-    }))
-    .map_err(|e| AgentError::Register(e.to_string()))?;
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some(spec.name.clone()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        },
+        spec: Some(Default::default()),
+        status: None,
+    };
     match nodes.create(&node).await {
         Ok(_) => {}
         Err(e) if e.is_already_exists() => {
@@ -102,7 +128,7 @@ pub async fn register(client: &Client, spec: &NodeSpec) -> Result<(), AgentError
         Err(e) => return Err(register_error(e)),
     }
     nodes
-        .patch_status(&spec.name, &json!({"status": status(spec)}))
+        .patch_status(&spec.name, &json!({"status": node_status(spec)}))
         .await
         .map_err(register_error)?;
     Ok(())
@@ -112,7 +138,7 @@ pub async fn register(client: &Client, spec: &NodeSpec) -> Result<(), AgentError
 pub async fn heartbeat(client: &Client, spec: &NodeSpec) -> Result<(), AgentError> {
     match client
         .api::<Node>(None)
-        .patch_status(&spec.name, &json!({"status": status(spec)}))
+        .patch_status(&spec.name, &json!({"status": node_status(spec)}))
         .await
     {
         Ok(_) => Ok(()),

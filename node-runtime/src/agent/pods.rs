@@ -9,6 +9,7 @@ use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_client::ListParams;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::worker::{self, Context, Update};
 
@@ -25,7 +26,7 @@ struct Handle {
 /// Pod uid → its worker.
 struct Workers {
     ctx: Arc<Context>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     workers: HashMap<String, Handle>,
 }
 
@@ -76,7 +77,7 @@ impl Workers {
 }
 
 /// Lists and watches this node's pods until `shutdown`; re-lists after any watch failure.
-pub async fn run(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let api = ctx.client.api::<Pod>(None);
     let params = ListParams {
         field_selector: Some(format!("spec.nodeName={}", ctx.node)),
@@ -88,7 +89,7 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
         workers: HashMap::new(),
     };
     'relist: loop {
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             break;
         }
         let (pods, version) = match api.list(&params).await {
@@ -97,7 +98,7 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
                 tracing::warn!(%err, "listing this node's pods failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY) => continue 'relist,
-                    _ = super::stopped(&mut shutdown) => break 'relist,
+                    _ = shutdown.cancelled() => break 'relist,
                 }
             }
         };
@@ -111,14 +112,16 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
             Ok(events) => events.boxed(),
             Err(err) => {
                 tracing::debug!(%err, "watching this node's pods failed; re-listing");
-                tokio::time::sleep(RETRY).await;
-                continue;
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => continue 'relist,
+                    _ = shutdown.cancelled() => break 'relist,
+                }
             }
         };
         loop {
             let event = tokio::select! {
                 event = events.next() => event,
-                _ = super::stopped(&mut shutdown) => break 'relist,
+                _ = shutdown.cancelled() => break 'relist,
             };
             match event {
                 Some(Ok(event)) if event.event_type == "DELETED" => {

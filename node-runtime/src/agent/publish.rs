@@ -1,7 +1,6 @@
 //! Writing a pod's status through `/status` from what its worker knows.
 
 use serde_json::json;
-use skiff_api::time::now_rfc3339;
 
 use super::status::{self, ContainerReport};
 use super::worker::Worker;
@@ -35,7 +34,7 @@ impl Worker {
             },
             &self.start_time,
             self.published.as_ref(),
-            &now_rfc3339(),
+            &status::now(),
         );
         if self.published.as_ref() == Some(&status) {
             return;

@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use serde_json::Value;
-use skiff_api::k8s_openapi::api::core::v1::{Container, ContainerStatus as ApiContainerStatus};
+use skiff_api::k8s_openapi::api::core::v1::{
+    Container, ContainerStateTerminated, ContainerStatus as ApiContainerStatus,
+};
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
@@ -27,7 +28,7 @@ pub struct Record {
     pub log_path: Option<PathBuf>,
     pub previous_log: Option<PathBuf>,
     pub waiting: Option<(String, String)>,
-    pub last_terminated: Option<Value>,
+    pub last_terminated: Option<ContainerStateTerminated>,
     pub seen_exit: bool,
     pub crashes: u32,
     pub backoff_until: Option<Instant>,

@@ -1,8 +1,14 @@
-//! Deriving a pod's API status from what its worker knows.
+//! Deriving a pod's API status (the typed `PodStatus`) from what its worker knows.
 
 use std::time::SystemTime;
 
-use serde_json::{json, Value};
+use jiff::Timestamp;
+use skiff_api::k8s_openapi::api::core::v1::{
+    ContainerState as ApiContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus as ApiContainerStatus, HostIP, PodCondition, PodIP,
+    PodStatus,
+};
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::lifecycle::{self, Observed, RestartPolicy};
 use crate::runtime::ContainerState;
@@ -21,7 +27,7 @@ pub struct ContainerReport {
     /// Why it is not running, when it is waiting.
     pub waiting: Option<(String, String)>,
     /// The previous attempt's end (`lastState.terminated`).
-    pub last_terminated: Option<Value>,
+    pub last_terminated: Option<ContainerStateTerminated>,
 }
 
 pub fn observed(state: Option<&ContainerState>) -> Observed {
@@ -35,18 +41,25 @@ pub fn observed(state: Option<&ContainerState>) -> Observed {
     }
 }
 
-fn time(t: SystemTime) -> String {
+/// A time as the API keeps it: whole seconds.
+fn time(t: SystemTime) -> Time {
     let seconds = t
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    jiff::Timestamp::from_second(seconds)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
+    Time(Timestamp::from_second(seconds).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+/// Now, in whole seconds.
+pub fn now() -> Time {
+    time(SystemTime::now())
 }
 
 /// `state.terminated` of an exited container (`container_id` as `<runtime>://<id>`).
-pub fn terminated(state: &ContainerState, container_id: Option<&str>) -> Option<Value> {
+pub fn terminated(
+    state: &ContainerState,
+    container_id: Option<&str>,
+) -> Option<ContainerStateTerminated> {
     match state {
         ContainerState::Exited {
             started_at,
@@ -54,53 +67,73 @@ pub fn terminated(state: &ContainerState, container_id: Option<&str>) -> Option<
             exit_code,
             reason,
             message,
-        } => Some(json!({
-            "exitCode": exit_code,
-            "reason": reason,
-            "message": if message.is_empty() { Value::Null } else { json!(message) },
-            "startedAt": time(*started_at),
-            "finishedAt": time(*finished_at),
-            "containerID": container_id,
-        })),
+        } => Some(ContainerStateTerminated {
+            exit_code: *exit_code,
+            reason: Some(reason.clone()),
+            message: (!message.is_empty()).then(|| message.clone()),
+            started_at: Some(time(*started_at)),
+            finished_at: Some(time(*finished_at)),
+            container_id: container_id.map(str::to_string),
+            signal: None,
+        }),
         _ => None,
     }
 }
 
-fn container_status(report: &ContainerReport) -> Value {
+fn container_status(report: &ContainerReport) -> ApiContainerStatus {
+    let waiting = |reason: &str, message: Option<&str>| ApiContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason.to_string()),
+            message: message.map(str::to_string),
+        }),
+        ..Default::default()
+    };
     let state = match (&report.waiting, &report.state) {
-        (Some((reason, message)), _) => json!({"waiting": {"reason": reason, "message": message}}),
-        (None, Some(ContainerState::Running { started_at })) => {
-            json!({"running": {"startedAt": time(*started_at)}})
-        }
-        (None, Some(exited @ ContainerState::Exited { .. })) => {
-            json!({"terminated": terminated(exited, report.container_id.as_deref())})
-        }
-        (None, _) => json!({"waiting": {"reason": "ContainerCreating"}}),
+        (Some((reason, message)), _) => waiting(reason, Some(message)),
+        (None, Some(ContainerState::Running { started_at })) => ApiContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: Some(time(*started_at)),
+            }),
+            ..Default::default()
+        },
+        (None, Some(exited @ ContainerState::Exited { .. })) => ApiContainerState {
+            terminated: terminated(exited, report.container_id.as_deref()),
+            ..Default::default()
+        },
+        (None, _) => waiting("ContainerCreating", None),
     };
     let running =
         matches!(report.state, Some(ContainerState::Running { .. })) && report.waiting.is_none();
-    json!({
-        "name": report.name,
-        "image": report.image,
-        "imageID": report.image_id.clone().unwrap_or_default(),
-        "containerID": report.container_id,
-        "ready": running,
-        "started": running,
-        "restartCount": report.restart_count,
-        "state": state,
-        "lastState": report.last_terminated.as_ref().map(|t| json!({"terminated": t})).unwrap_or_else(|| json!({})),
-    })
+    ApiContainerStatus {
+        name: report.name.clone(),
+        image: report.image.clone(),
+        image_id: report.image_id.clone().unwrap_or_default(),
+        container_id: report.container_id.clone(),
+        ready: running,
+        started: Some(running),
+        restart_count: report.restart_count as i32,
+        state: Some(state),
+        last_state: Some(ApiContainerState {
+            terminated: report.last_terminated.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
-fn condition(kind: &str, ok: bool, previous: Option<&Value>, now: &str) -> Value {
+fn condition(kind: &str, ok: bool, previous: &[PodCondition], now: &Time) -> PodCondition {
     let status = if ok { "True" } else { "False" };
     let since = previous
-        .and_then(|conditions| conditions.as_array())
-        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
-        .filter(|c| c["status"] == status)
-        .and_then(|c| c.get("lastTransitionTime").cloned())
-        .unwrap_or_else(|| json!(now));
-    json!({"type": kind, "status": status, "lastTransitionTime": since})
+        .iter()
+        .find(|c| c.type_ == kind && c.status == status)
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    PodCondition {
+        type_: kind.to_string(),
+        status: status.to_string(),
+        last_transition_time: Some(since),
+        ..Default::default()
+    }
 }
 
 /// Where the pod is reachable: its node's IP and its own (the node's when it shares it).
@@ -115,10 +148,10 @@ pub fn pod_status(
     policy: RestartPolicy,
     reports: &[ContainerReport],
     addresses: Addresses<'_>,
-    start_time: &str,
-    previous: Option<&Value>,
-    now: &str,
-) -> Value {
+    start_time: &Time,
+    previous: Option<&PodStatus>,
+    now: &Time,
+) -> PodStatus {
     let observed: Vec<Observed> = reports.iter().map(|r| observed(r.state.as_ref())).collect();
     let ever_started = reports.iter().any(|r| r.container_id.is_some());
     let phase = lifecycle::phase(policy, &observed, ever_started);
@@ -126,32 +159,48 @@ pub fn pod_status(
         && reports.iter().all(|r| {
             matches!(r.state, Some(ContainerState::Running { .. })) && r.waiting.is_none()
         });
-    let old_conditions = previous.and_then(|p| p.get("conditions"));
-    json!({
-        "phase": phase,
-        "conditions": [
-            condition("PodScheduled", true, old_conditions, now),
-            condition("Initialized", true, old_conditions, now),
-            condition("ContainersReady", ready, old_conditions, now),
-            condition("Ready", ready, old_conditions, now),
-        ],
-        "hostIP": addresses.host_ip,
-        "hostIPs": [{"ip": addresses.host_ip}],
-        "podIP": addresses.pod_ip,
-        "podIPs": [{"ip": addresses.pod_ip}],
-        "startTime": start_time,
-        "containerStatuses": reports.iter().map(container_status).collect::<Vec<_>>(),
-    })
+    let old = previous
+        .and_then(|p| p.conditions.as_deref())
+        .unwrap_or_default();
+    PodStatus {
+        phase: Some(phase.to_string()),
+        conditions: Some(vec![
+            condition("PodScheduled", true, old, now),
+            condition("Initialized", true, old, now),
+            condition("ContainersReady", ready, old, now),
+            condition("Ready", ready, old, now),
+        ]),
+        host_ip: Some(addresses.host_ip.to_string()),
+        host_ips: Some(vec![HostIP {
+            ip: addresses.host_ip.to_string(),
+        }]),
+        pod_ip: Some(addresses.pod_ip.to_string()),
+        pod_ips: Some(vec![PodIP {
+            ip: addresses.pod_ip.to_string(),
+        }]),
+        start_time: Some(start_time.clone()),
+        container_statuses: Some(reports.iter().map(container_status).collect()),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     const HOST: Addresses<'static> = Addresses {
         host_ip: "h",
         pod_ip: "h",
     };
+
+    fn at(second: i64) -> Time {
+        Time(Timestamp::from_second(second).expect("time"))
+    }
+
+    fn json(status: PodStatus) -> Value {
+        serde_json::to_value(status).expect("serializes")
+    }
 
     fn report(state: Option<ContainerState>, waiting: Option<(&str, &str)>) -> ContainerReport {
         ContainerReport {
@@ -176,14 +225,14 @@ mod tests {
             host_ip: "127.0.0.1",
             pod_ip: "10.0.0.7",
         };
-        let status = pod_status(
+        let status = json(pod_status(
             RestartPolicy::Always,
             &[running],
             addresses,
-            "t",
+            &at(1),
             None,
-            "now",
-        );
+            &at(2),
+        ));
         assert_eq!(status["phase"], "Running");
         assert_eq!(status["conditions"][3]["status"], "True");
         assert_eq!(status["containerStatuses"][0]["ready"], true);
@@ -191,6 +240,7 @@ mod tests {
         assert_eq!(status["containerStatuses"][0]["containerID"], "wasm://id1");
         assert_eq!(status["hostIP"], "127.0.0.1");
         assert_eq!(status["podIP"], "10.0.0.7");
+        assert_eq!(status["startTime"], "1970-01-01T00:00:01Z");
     }
 
     #[test]
@@ -208,7 +258,14 @@ mod tests {
         );
         r.restart_count = 2;
         r.last_terminated = terminated(&exited, Some("wasm://id0"));
-        let status = pod_status(RestartPolicy::Always, &[r], HOST, "t", None, "now");
+        let status = json(pod_status(
+            RestartPolicy::Always,
+            &[r],
+            HOST,
+            &at(1),
+            None,
+            &at(2),
+        ));
         let container = &status["containerStatuses"][0];
         assert_eq!(status["phase"], "Running");
         assert_eq!(container["state"]["waiting"]["reason"], "CrashLoopBackOff");
@@ -233,21 +290,26 @@ mod tests {
             RestartPolicy::Always,
             std::slice::from_ref(&running),
             HOST,
-            "t",
+            &at(1),
             None,
-            "t1",
+            &at(10),
         );
+        // What the API gives back is what the worker compares with.
+        let stored: PodStatus = serde_json::from_value(json(first.clone())).expect("round trip");
         let second = pod_status(
             RestartPolicy::Always,
             &[running],
             HOST,
-            "t",
-            Some(&first),
-            "t2",
+            &at(1),
+            Some(&stored),
+            &at(20),
         );
-        assert_eq!(second["conditions"][3]["lastTransitionTime"], "t1");
         assert_eq!(
-            first, second,
+            json(second.clone())["conditions"][3]["lastTransitionTime"],
+            "1970-01-01T00:00:10Z"
+        );
+        assert_eq!(
+            stored, second,
             "an unchanged pod yields an identical status (no write)"
         );
     }

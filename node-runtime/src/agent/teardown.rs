@@ -15,6 +15,16 @@ use crate::runtime::ContainerState;
 const DELETE_RETRY: Duration = Duration::from_secs(1);
 
 impl Worker {
+    /// The agent is stopping: the pod's containers stop with it, unless its runtime keeps
+    /// them running for the next agent.
+    pub(super) async fn agent_stopping(&mut self) {
+        if self.runtime.as_ref().is_some_and(|r| r.outlives_agent()) {
+            tracing::debug!(pod = %self.name, "leaving the pod running for the next agent");
+            return;
+        }
+        self.teardown(false).await
+    }
+
     /// Stops everything of this pod; for a deleted pod, removes it from the API for good.
     pub(super) async fn teardown(&mut self, final_delete: bool) {
         let grace = lifecycle::termination_grace(

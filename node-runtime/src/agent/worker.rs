@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-use skiff_api::k8s_openapi::api::core::v1::Pod;
-use skiff_api::time::now_rfc3339;
+use skiff_api::k8s_openapi::api::core::v1::{Pod, PodStatus};
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use skiff_client::Client;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::events::Recorder;
@@ -21,6 +21,7 @@ use super::lifecycle::{self, ContainerView, RestartPolicy, Step};
 use super::log_index::{ContainerLog, LogIndex};
 use super::record::Record;
 use super::recovery::Survivors;
+use super::status;
 use crate::runtime::{
     ContainerEvent, ContainerRuntime, ContainerState, ImageService, RuntimeError, RuntimeSet,
 };
@@ -64,8 +65,8 @@ pub(super) struct Worker {
     pub container_events: Option<broadcast::Receiver<ContainerEvent>>,
     pub sandbox: Option<String>,
     pub pod_ip: Option<String>,
-    pub published: Option<Value>,
-    pub start_time: String,
+    pub published: Option<PodStatus>,
+    pub start_time: Time,
     /// Finished before this agent started: only deletion is handled.
     finished: bool,
     pub publish_failed: bool,
@@ -76,7 +77,7 @@ pub async fn run(
     ctx: Arc<Context>,
     pod: Arc<Pod>,
     mut updates: watch::Receiver<Update>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut worker = Worker::new(ctx, pod);
     worker.adopt().await;
@@ -107,7 +108,7 @@ pub async fn run(
             changed = updates.changed() => if changed.is_err() { return worker.teardown(false).await },
             _ = sleep => {}
             _ = next_event(worker.container_events.as_mut(), &sandbox) => {}
-            _ = super::stopped(&mut shutdown) => return worker.teardown(false).await,
+            _ = shutdown.cancelled() => return worker.agent_stopping().await,
         }
     }
 }
@@ -148,9 +149,8 @@ impl Worker {
         let start_time = pod
             .status
             .as_ref()
-            .and_then(|s| s.start_time.as_ref())
-            .map(|t| t.0.to_string())
-            .unwrap_or_else(now_rfc3339);
+            .and_then(|s| s.start_time.clone())
+            .unwrap_or_else(status::now);
         Worker {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             namespace: pod
@@ -159,10 +159,7 @@ impl Worker {
                 .clone()
                 .unwrap_or_else(|| "default".into()),
             name: pod.metadata.name.clone().unwrap_or_default(),
-            published: pod
-                .status
-                .as_ref()
-                .and_then(|s| serde_json::to_value(s).ok()),
+            published: pod.status.clone(),
             ctx,
             pod,
             records,

@@ -20,6 +20,12 @@ pub enum RuntimeError {
         runtime: &'static str,
         operation: &'static str,
     },
+    #[error("image index {}: {source}", path.display())]
+    ImageIndex {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -6,6 +6,8 @@
 //! and remove are idempotent, as the CRI requires.
 
 mod config;
+#[cfg(test)]
+mod conformance;
 mod error;
 pub mod hollow;
 pub mod images;
@@ -47,6 +49,12 @@ pub trait ContainerRuntime: Send + Sync {
     fn can_handle(&self, image: &ImageRef) -> bool;
     /// Container events from now on, pushed as containers start and exit.
     fn subscribe(&self) -> broadcast::Receiver<ContainerEvent>;
+    /// Whether its containers keep running when the agent stops (a daemon's, unlike guests
+    /// in the agent's own process): the agent then leaves them for the next agent to
+    /// re-attach to (`recover`) instead of stopping them.
+    fn outlives_agent(&self) -> bool {
+        false
+    }
 
     async fn run_pod_sandbox(&self, config: &PodSandboxConfig) -> Result<SandboxId, RuntimeError>;
     async fn stop_pod_sandbox(&self, id: &SandboxId) -> Result<(), RuntimeError>;

@@ -17,10 +17,12 @@ impl Index {
     /// Loads the index at `path`; a missing file is an empty index.
     pub fn load(path: PathBuf) -> Result<Self, RuntimeError> {
         let images = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Io {
-                context: format!("reading the image index {}", path.display()),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            })?,
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| RuntimeError::ImageIndex {
+                    path: path.clone(),
+                    source,
+                })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(source) => {
                 return Err(RuntimeError::Io {

@@ -140,6 +140,20 @@ mod tests {
         assert!(store.list_images().await.expect("list").is_empty());
     }
 
+    #[test]
+    fn a_damaged_index_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("index.json"), "{not json").expect("write");
+        let err = ImageStore::open(dir.path().to_path_buf())
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(err, RuntimeError::ImageIndex { .. })
+                && err.to_string().contains("index.json"),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn names_missing_files_and_unsupported_references() {
         let dir = tempfile::tempdir().expect("tempdir");

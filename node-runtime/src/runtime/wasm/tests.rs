@@ -143,6 +143,35 @@ const MEMORY_BOMB: &str = r#"(module
   (func (export "_start")
     (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))))"#;
 
+/// Sleeps an hour in one host call (`poll_oneoff` on the monotonic clock), where no epoch
+/// check can stop it.
+const SLEEP_AN_HOUR: &str = r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 3600000000000))
+    (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))"#;
+
+/// Creates `out.txt` in its first preopened directory (fd 3) and writes a line to it; exits
+/// 100 + errno when it cannot open it.
+const WRITE_TO_MOUNT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "out.txt")
+  (data (i32.const 200) "written through a mount\n")
+  (func (export "_start")
+    (local $err i32)
+    (local.set $err (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 7)
+      (i32.const 1) (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (i32.const 0)))
+    (if (local.get $err) (then (call $exit (i32.add (i32.const 100) (local.get $err)))))
+    (i32.store (i32.const 16) (i32.const 200))
+    (i32.store (i32.const 20) (i32.const 24))
+    (drop (call $write (i32.load (i32.const 0)) (i32.const 16) (i32.const 1) (i32.const 32)))))"#;
+
 const SPIN: &str = r#"(module
   (memory (export "memory") 1)
   (func (export "_start") (loop $forever (br $forever))))"#;
@@ -245,6 +274,42 @@ async fn stop_ends_an_infinite_loop() {
         .remove_container(&id)
         .await
         .expect("second remove");
+}
+
+/// A guest that does not come back to Wasm code in time is killed when the grace period
+/// ends (paused time: the grace passes at once, the guest's hour never).
+#[tokio::test(start_paused = true)]
+async fn stop_kills_a_blocked_guest_after_the_grace_period() {
+    let f = fixture().await;
+    let id = f
+        .create(
+            &f.guest("sleeper", SLEEP_AN_HOUR),
+            ContainerResources::default(),
+            &[],
+            &[],
+        )
+        .await;
+    f.runtime.start_container(&id).await.expect("start");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(matches!(
+        f.runtime.container_status(&id).await.expect("status").state,
+        ContainerState::Running { .. }
+    ));
+    let asked = tokio::time::Instant::now();
+    f.runtime
+        .stop_container(&id, Duration::from_secs(10))
+        .await
+        .expect("stop");
+    assert_eq!(asked.elapsed(), Duration::from_secs(10));
+    match f.runtime.container_status(&id).await.expect("status").state {
+        ContainerState::Exited {
+            exit_code, message, ..
+        } => {
+            assert_eq!(exit_code, 137);
+            assert!(message.contains("grace period"), "{message}");
+        }
+        other => panic!("expected Exited, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -401,6 +466,41 @@ async fn pushes_start_and_exit_events() {
         .await
         .expect("sandbox status");
     assert_eq!((status.ready, status.ip), (true, None));
+}
+
+#[tokio::test]
+async fn mounts_are_preopened_directories() {
+    let f = fixture().await;
+    let image = f.pull(&f.guest("writer", WRITE_TO_MOUNT)).await;
+    for (read_only, dir) in [(false, "rw"), (true, "ro")] {
+        let host_path = f.dir.path().join(dir);
+        std::fs::create_dir(&host_path).expect("mkdir");
+        let config = ContainerConfig {
+            mounts: vec![Mount {
+                container_path: "/data".into(),
+                host_path: host_path.clone(),
+                read_only,
+            }],
+            ..config(image.clone())
+        };
+        let id = f
+            .runtime
+            .create_container(&f.sandbox, &config)
+            .await
+            .expect("create");
+        let (code, _, message) = f.run_to_exit(&id).await;
+        let written = std::fs::read_to_string(host_path.join("out.txt"));
+        if read_only {
+            assert!(
+                code > 100,
+                "a read-only mount refuses the write: {code} {message}"
+            );
+            assert!(written.is_err(), "nothing written: {written:?}");
+        } else {
+            assert_eq!(code, 0, "{message}");
+            assert_eq!(written.expect("out.txt"), "written through a mount\n");
+        }
+    }
 }
 
 #[tokio::test]
