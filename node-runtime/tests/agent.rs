@@ -373,8 +373,8 @@ async fn runs_restarts_and_deletes_a_pod() {
         .images(runtime.clone())
         .runtime(runtime.clone())
         .backoff(Backoff {
-            base: Duration::from_millis(100),
-            cap: Duration::from_millis(400),
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(400),
             reset_after: Duration::from_secs(600),
         })
         .build()
@@ -732,8 +732,8 @@ async fn containers_that_outlive_the_agent_are_not_started_twice() {
             .images(runtime.clone())
             .runtime(runtime.clone())
             .backoff(Backoff {
-                base: Duration::from_millis(100),
-                cap: Duration::from_millis(400),
+                initial: Duration::from_millis(100),
+                max: Duration::from_millis(400),
                 reset_after: Duration::from_secs(600),
             })
             .build()

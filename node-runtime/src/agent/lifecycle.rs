@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::backoff::Backoff;
+use skiff_api::backoff::Backoff;
 
 /// `spec.restartPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,11 +116,7 @@ pub fn step(
 /// A crash as first seen: the consecutive crashes so far and when the restart may happen.
 /// A container that ran at least `backoff.reset_after` starts its count again.
 pub fn crashed(crashes: u32, ran: Duration, backoff: &Backoff, now: Instant) -> (u32, Instant) {
-    let crashes = if ran >= backoff.reset_after {
-        1
-    } else {
-        crashes + 1
-    };
+    let crashes = if backoff.resets(ran) { 1 } else { crashes + 1 };
     (crashes, now + backoff.delay(crashes))
 }
 

@@ -21,7 +21,6 @@
 //! # }
 //! ```
 
-mod backoff;
 mod container_config;
 mod env;
 mod events;
@@ -51,10 +50,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use skiff_api::runtime_class;
 use skiff_client::Client;
 use tokio_util::sync::CancellationToken;
 
-pub use backoff::Backoff;
+pub use skiff_api::backoff::Backoff;
 
 use crate::runtime::{ContainerRuntime, ImageService, ImageStore, RuntimeError, RuntimeSet};
 
@@ -64,8 +64,6 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 const STATUS_EVERY: u64 = 5;
 /// Pause between registration attempts while the API is unreachable.
 const REGISTER_RETRY: Duration = Duration::from_secs(1);
-/// Node label prefix saying which runtimes a node has (`runtime.skiff.dev/wasm=true`).
-pub const RUNTIME_LABEL_PREFIX: &str = "runtime.skiff.dev/";
 
 /// Why an agent could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -355,10 +353,7 @@ fn node_labels(user: &BTreeMap<String, String>, runtimes: &RuntimeSet) -> BTreeM
     let mut labels = user.clone();
     for runtime in runtimes.iter() {
         labels.extend(runtime.node_labels());
-        labels.insert(
-            format!("{RUNTIME_LABEL_PREFIX}{}", runtime.name()),
-            "true".into(),
-        );
+        labels.insert(runtime_class::node_label(runtime.name()), "true".into());
     }
     labels
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::backoff::Backoff;
+use skiff_api::backoff::Backoff;
 
 /// Retry delay after a configuration, create or start failure.
 const RETRY: Duration = Duration::from_secs(2);

@@ -7,11 +7,11 @@ use skiff_api::k8s_openapi::api::core::v1::{
 };
 use tokio::time::Instant;
 
-use super::backoff::Backoff;
 use super::lifecycle::ContainerView;
 use super::reasons::Failure;
 use super::status;
 use crate::runtime::{ContainerState, ImageRef};
+use skiff_api::backoff::Backoff;
 
 /// One container's worker-side record.
 pub struct Record {

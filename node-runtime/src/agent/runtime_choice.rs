@@ -11,8 +11,8 @@ use crate::runtime::{ContainerRuntime, ImageRef, RuntimeSet};
 /// Why no runtime of this node can run the pod.
 #[derive(Debug, thiserror::Error)]
 pub enum ChoiceError {
-    #[error("RuntimeClass \"{class}\" not found (and this node has no runtime of that name; it has: {have})")]
-    UnknownClass { class: String, have: String },
+    #[error("RuntimeClass \"{class}\" not found")]
+    UnknownClass { class: String },
     #[error("RuntimeClass \"{class}\" names handler \"{handler}\", which this node does not have (it has: {have})")]
     NoHandler {
         class: String,
@@ -29,8 +29,7 @@ pub enum ChoiceError {
     NoRuntimeForImage { reference: String, have: String },
 }
 
-/// The runtime the pod's `runtimeClassName` selects. A class that does not exist but names a
-/// runtime of this node directly (pods defaulted before RuntimeClasses existed) selects it.
+/// The runtime the handler of the pod's RuntimeClass names.
 pub async fn by_class(
     client: &Client,
     runtimes: &RuntimeSet,
@@ -39,13 +38,9 @@ pub async fn by_class(
     let handler = match client.api::<RuntimeClass>(None).get(class).await {
         Ok(found) => found.handler,
         Err(err) if err.is_not_found() => {
-            return runtimes
-                .by_handler(class)
-                .cloned()
-                .ok_or_else(|| ChoiceError::UnknownClass {
-                    class: class.to_string(),
-                    have: runtimes.names(),
-                })
+            return Err(ChoiceError::UnknownClass {
+                class: class.to_string(),
+            })
         }
         Err(source) => {
             return Err(ChoiceError::Lookup {

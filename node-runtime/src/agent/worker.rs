@@ -15,7 +15,6 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
 use super::events::Recorder;
 use super::lifecycle::{self, ContainerView, RestartPolicy, Step};
 use super::log_index::{ContainerLog, LogIndex};
@@ -25,6 +24,7 @@ use super::status;
 use crate::runtime::{
     ContainerEvent, ContainerRuntime, ContainerState, ImageService, RuntimeError, RuntimeSet,
 };
+use skiff_api::backoff::Backoff;
 
 /// Retry delay for a status write the API refused.
 const PUBLISH_RETRY: Duration = Duration::from_millis(250);
