@@ -106,11 +106,20 @@ pub fn start(
         &informers.daemonsets,
         shutdown,
     );
+    // A RuntimeClass that appears, goes or changes moves every DaemonSet naming it.
+    feed_all(
+        &informers.runtime_classes,
+        &ds_queue,
+        |_| true,
+        &informers.daemonsets,
+        shutdown,
+    );
     let daemonsets = daemonset::DaemonSetController {
         registry: registry.clone(),
         daemonsets: informers.daemonsets.clone(),
         pods: informers.pods.clone(),
         nodes: informers.nodes.clone(),
+        runtime_classes: informers.runtime_classes.clone(),
         events: EventRecorder::new(registry.clone(), "daemonset-controller"),
     };
     runner::spawn(Arc::new(daemonsets), ds_queue, WORKERS, shutdown.clone());

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use skiff_api::k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
 use tokio::sync::watch;
 
 use self::informer::Informer;
@@ -28,6 +29,7 @@ pub struct Informers {
     pub nodes: Arc<Informer<Node>>,
     pub namespaces: Arc<Informer<Namespace>>,
     pub leases: Arc<Informer<Lease>>,
+    pub runtime_classes: Arc<Informer<RuntimeClass>>,
 }
 
 impl Informers {
@@ -41,6 +43,7 @@ impl Informers {
             nodes: Informer::start(registry.clone(), shutdown.clone()),
             namespaces: Informer::start(registry.clone(), shutdown.clone()),
             leases: Informer::start(registry.clone(), shutdown.clone()),
+            runtime_classes: Informer::start(registry.clone(), shutdown.clone()),
         }
     }
 }

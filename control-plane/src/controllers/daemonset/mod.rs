@@ -1,8 +1,10 @@
-//! The DaemonSet controller: one pod on every node the template admits, added and removed as
-//! nodes come and go, and replaced node by node (at most `maxUnavailable` at once) when the
+//! The DaemonSet controller: one pod on every node the template admits (with its RuntimeClass's
+//! node selector and tolerations, as admission will merge them), added and removed as nodes
+//! come and go, and replaced node by node (at most `maxUnavailable` at once) when the
 //! template changes. Its pods are pinned to their node by node affinity and placed by the
 //! scheduler, as Kubernetes does since 1.12.
 
+mod eligibility;
 mod plan;
 mod pod;
 
@@ -14,10 +16,12 @@ use futures::future::join_all;
 use skiff_api::hash::pod_template_hash;
 use skiff_api::k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
 use skiff_api::k8s_openapi::api::core::v1::{Node, Pod};
+use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
 use skiff_api::resources;
 
+use self::eligibility::{admitted, eligible};
 use self::plan::{max_unavailable, plan};
-use self::pod::{pod_for, target_node};
+use self::pod::{pod_for, target_node, template_pod};
 use super::pods::{is_active, is_ready};
 use crate::error::ApiError;
 use crate::registry::{object, Registry, Subresource};
@@ -34,6 +38,7 @@ pub struct DaemonSetController {
     pub daemonsets: Arc<Informer<DaemonSet>>,
     pub pods: Arc<Informer<Pod>>,
     pub nodes: Arc<Informer<Node>>,
+    pub runtime_classes: Arc<Informer<RuntimeClass>>,
     pub events: EventRecorder,
 }
 
@@ -62,13 +67,19 @@ impl Reconciler for DaemonSetController {
             .map(|s| s.template.clone())
             .unwrap_or_default();
         let revision = pod_template_hash(&template);
-        let nodes = self.nodes.list(|_| true);
-        let mut eligible = Vec::with_capacity(nodes.len());
-        for node in &nodes {
-            let name = node.metadata.name.clone().unwrap_or_default();
-            let admitted = crate::scheduler::admits(&pod_for(&ds, &name, &revision)?, node);
-            eligible.push((name, admitted));
+        self.runtime_classes.synced().await;
+        let pod = admitted(template_pod(&ds, &revision), |class| {
+            self.runtime_classes.get(&object_key(None, class))
+        });
+        if let Err(why) = &pod {
+            self.events.record(
+                ds.as_ref(),
+                EventType::Warning,
+                "FailedCreate",
+                format!("Error creating: {why}"),
+            );
         }
+        let eligible = eligible(pod.as_ref().ok(), &self.nodes.list(|_| true));
         let desired = eligible.iter().filter(|(_, a)| *a).count();
         let plan = plan(
             &eligible,
@@ -79,7 +90,7 @@ impl Reconciler for DaemonSetController {
         let mut last_revision = 0;
         let creations = plan.create.iter().map(|node| async {
             self.registry
-                .create_typed(&pod_for(&ds, node, &revision)?)
+                .create_typed(&pod_for(&ds, node, &revision))
                 .await
         });
         for result in join_all(creations).await {

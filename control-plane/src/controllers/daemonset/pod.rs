@@ -1,13 +1,13 @@
 //! The pods a DaemonSet runs: its template pinned to one node by node affinity, with the
 //! tolerations that keep it there.
 
-use serde_json::json;
 use skiff_api::k8s_openapi::api::apps::v1::DaemonSet;
-use skiff_api::k8s_openapi::api::core::v1::{Pod, Toleration};
+use skiff_api::k8s_openapi::api::core::v1::{
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, Toleration,
+};
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::REVISION_LABEL;
-use crate::error::ApiError;
 use crate::runtime::ownership::controller_ref;
 
 /// The node a DaemonSet pod belongs to: where it is bound, or where its affinity pins it.
@@ -47,7 +47,13 @@ fn default_tolerations() -> Vec<Toleration> {
 }
 
 /// The pod the DaemonSet runs on `node`.
-pub fn pod_for(ds: &DaemonSet, node: &str, revision: &str) -> Result<Pod, ApiError> {
+pub fn pod_for(ds: &DaemonSet, node: &str, revision: &str) -> Pod {
+    pinned(template_pod(ds, revision), node)
+}
+
+/// The DaemonSet's pod of `revision` before it is pinned to a node: the template with the
+/// revision label, the owner reference and the default tolerations.
+pub fn template_pod(ds: &DaemonSet, revision: &str) -> Pod {
     let template = ds
         .spec
         .as_ref()
@@ -56,13 +62,14 @@ pub fn pod_for(ds: &DaemonSet, node: &str, revision: &str) -> Result<Pod, ApiErr
     let template_meta = template.metadata.unwrap_or_default();
     let mut labels = template_meta.labels.unwrap_or_default();
     labels.insert(REVISION_LABEL.into(), revision.into());
-    let mut spec = serde_json::to_value(template.spec.unwrap_or_default())
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = json!({
-        "nodeSelectorTerms": [{"matchFields": [
-            {"key": "metadata.name", "operator": "In", "values": [node]}]}]
-    });
-    let mut pod = Pod {
+    let mut spec = template.spec.unwrap_or_default();
+    let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
+    for default in default_tolerations() {
+        if !tolerations.contains(&default) {
+            tolerations.push(default);
+        }
+    }
+    Pod {
         metadata: ObjectMeta {
             generate_name: Some(format!("{}-", ds.metadata.name.as_deref().unwrap_or("ds"))),
             namespace: ds.metadata.namespace.clone(),
@@ -71,23 +78,35 @@ pub fn pod_for(ds: &DaemonSet, node: &str, revision: &str) -> Result<Pod, ApiErr
             owner_references: Some(vec![controller_ref(ds)]),
             ..Default::default()
         },
-        spec: Some(serde_json::from_value(spec).map_err(|e| ApiError::Internal(e.to_string()))?),
+        spec: Some(spec),
         status: None,
-    };
-    if let Some(spec) = pod.spec.as_mut() {
-        let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
-        for default in default_tolerations() {
-            if !tolerations.contains(&default) {
-                tolerations.push(default);
-            }
-        }
     }
-    Ok(pod)
+}
+
+/// `pod` pinned to `node`: its required node affinity becomes `metadata.name In [node]`.
+pub fn pinned(mut pod: Pod, node: &str) -> Pod {
+    let spec = pod.spec.get_or_insert_with(Default::default);
+    spec.affinity
+        .get_or_insert_with(Default::default)
+        .node_affinity
+        .get_or_insert_with(Default::default)
+        .required_during_scheduling_ignored_during_execution = Some(NodeSelector {
+        node_selector_terms: vec![NodeSelectorTerm {
+            match_fields: Some(vec![NodeSelectorRequirement {
+                key: "metadata.name".into(),
+                operator: "In".into(),
+                values: Some(vec![node.to_string()]),
+            }]),
+            match_expressions: None,
+        }],
+    });
+    pod
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn pods_are_pinned_to_their_node() {
@@ -98,8 +117,14 @@ mod tests {
                     "spec": {"containers": [{"name": "c", "image": "i"}]}}}
         }))
         .expect("ds");
-        let pod = pod_for(&ds, "n7", "r1").expect("pod");
+        let pod = pod_for(&ds, "n7", "r1");
         assert_eq!(target_node(&pod).as_deref(), Some("n7"));
+        assert_eq!(
+            serde_json::to_value(&pod).expect("json")["spec"]["affinity"],
+            json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": ["n7"]}]}]}}})
+        );
         assert_eq!(
             pod.metadata
                 .labels
