@@ -6,6 +6,7 @@
 //! service too: any reference "pulls".
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -17,8 +18,10 @@ use skiff_node_runtime::runtime::{
 };
 use tokio::sync::broadcast;
 
-/// Records every call; containers stay Running until `exit_all` is called. It is the test's
-/// image service too: any reference "pulls".
+/// Records every call; containers stay Running until stopped or until `exit_all` is called.
+/// It keeps the runtime contract (the conformance suite runs against it too), so what the
+/// agent does with it, it would do with a real runtime. It is the test's image service too:
+/// any reference "pulls".
 pub struct RecordingRuntime {
     name: &'static str,
     /// Its containers keep running when the agent stops.
@@ -26,6 +29,8 @@ pub struct RecordingRuntime {
     /// Image references containing this can run here (`""`: any).
     accepts: &'static str,
     calls: Mutex<Vec<String>>,
+    /// Each sandbox's log directory.
+    sandboxes: Mutex<HashMap<SandboxId, PathBuf>>,
     containers: Mutex<HashMap<ContainerId, ContainerStatus>>,
     events: broadcast::Sender<ContainerEvent>,
 }
@@ -45,6 +50,7 @@ impl RecordingRuntime {
             outlives_agent: false,
             accepts,
             calls: Mutex::default(),
+            sandboxes: Mutex::default(),
             containers: Mutex::default(),
             events: broadcast::channel(64).0,
         }
@@ -80,6 +86,10 @@ impl RecordingRuntime {
 
     /// A running container `id` (attempt `attempt`) in `sandbox`, as a previous agent left it.
     pub fn preload(&self, sandbox: &str, id: &str, name: &str, attempt: u32) {
+        self.sandboxes
+            .lock()
+            .expect("sandboxes")
+            .insert(sandbox.into(), PathBuf::from("/dev/null"));
         self.containers.lock().expect("containers").insert(
             id.into(),
             ContainerStatus {
@@ -104,7 +114,15 @@ impl RecordingRuntime {
 
     /// Makes every running container exit with `code`.
     pub fn exit_all(&self, code: i32) {
+        self.exit_where(code, |_| true);
+    }
+
+    /// Makes the running containers `select` picks exit with `code`, pushing `Exited`.
+    fn exit_where(&self, code: i32, select: impl Fn(&ContainerStatus) -> bool) {
         for status in self.containers.lock().expect("containers").values_mut() {
+            if !select(status) {
+                continue;
+            }
             if let ContainerState::Running { started_at } = status.state {
                 status.state = ContainerState::Exited {
                     started_at,
@@ -171,9 +189,16 @@ impl ContainerRuntime for RecordingRuntime {
     }
     async fn run_pod_sandbox(&self, config: &PodSandboxConfig) -> Result<SandboxId, RuntimeError> {
         self.record(format!("run_pod_sandbox {}", config.name));
+        self.sandboxes
+            .lock()
+            .expect("sandboxes")
+            .insert(config.uid.clone(), config.log_directory.clone());
         Ok(config.uid.clone())
     }
     async fn pod_sandbox_status(&self, id: &SandboxId) -> Result<PodSandboxStatus, RuntimeError> {
+        if !self.sandboxes.lock().expect("sandboxes").contains_key(id) {
+            return Err(RuntimeError::SandboxNotFound(id.clone()));
+        }
         Ok(PodSandboxStatus {
             id: id.clone(),
             ready: true,
@@ -182,10 +207,12 @@ impl ContainerRuntime for RecordingRuntime {
     }
     async fn stop_pod_sandbox(&self, id: &SandboxId) -> Result<(), RuntimeError> {
         self.record(format!("stop_pod_sandbox {id}"));
+        self.exit_where(137, |c| c.sandbox_id == *id);
         Ok(())
     }
     async fn remove_pod_sandbox(&self, id: &SandboxId) -> Result<(), RuntimeError> {
         self.record(format!("remove_pod_sandbox {id}"));
+        self.sandboxes.lock().expect("sandboxes").remove(id);
         self.containers
             .lock()
             .expect("containers")
@@ -204,6 +231,13 @@ impl ContainerRuntime for RecordingRuntime {
             config.attempt,
             env.join(",")
         ));
+        let log_directory = self
+            .sandboxes
+            .lock()
+            .expect("sandboxes")
+            .get(sandbox)
+            .cloned()
+            .ok_or_else(|| RuntimeError::SandboxNotFound(sandbox.clone()))?;
         let id = format!("c{}", self.calls().len());
         self.containers.lock().expect("containers").insert(
             id.clone(),
@@ -214,7 +248,7 @@ impl ContainerRuntime for RecordingRuntime {
                 image: config.image.clone(),
                 attempt: config.attempt,
                 state: ContainerState::Created,
-                log_path: "/dev/null".into(),
+                log_path: log_directory.join(&config.log_path),
             },
         );
         Ok(id)
@@ -233,18 +267,7 @@ impl ContainerRuntime for RecordingRuntime {
     }
     async fn stop_container(&self, id: &ContainerId, _grace: Duration) -> Result<(), RuntimeError> {
         self.record("stop_container".into());
-        if let Some(status) = self.containers.lock().expect("containers").get_mut(id) {
-            if let ContainerState::Running { started_at } = status.state {
-                status.state = ContainerState::Exited {
-                    started_at,
-                    finished_at: SystemTime::now(),
-                    exit_code: 137,
-                    reason: "Error".into(),
-                    message: String::new(),
-                };
-                self.emit(status, ContainerEventKind::Exited);
-            }
-        }
+        self.exit_where(137, |c| c.id == *id);
         Ok(())
     }
     async fn remove_container(&self, id: &ContainerId) -> Result<(), RuntimeError> {
