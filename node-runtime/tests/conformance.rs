@@ -98,6 +98,23 @@ macro_rules! conformance_tests {
             }
 
             #[tokio::test]
+            async fn status_describes_the_container() {
+                let s = $subject.await;
+                conformance::status_describes_the_container(
+                    s.runtime.as_ref(),
+                    s.image,
+                    s.dir.path(),
+                )
+                .await;
+            }
+
+            #[tokio::test]
+            async fn unknown_ids_are_not_found() {
+                let s = $subject.await;
+                conformance::unknown_ids_are_not_found(s.runtime.as_ref()).await;
+            }
+
+            #[tokio::test]
             async fn idempotent_stop_and_remove() {
                 let s = $subject.await;
                 conformance::idempotent_stop_and_remove(s.runtime.as_ref(), s.image, s.dir.path())

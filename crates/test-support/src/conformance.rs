@@ -189,6 +189,95 @@ pub async fn log_path(runtime: &dyn ContainerRuntime, image: ImageRef, dir: &Pat
         .expect("remove sandbox");
 }
 
+/// A container's status describes it as created: its name, attempt, sandbox and image, the
+/// same in `container_status` and `list_containers` (what an agent re-attaching relies on).
+pub async fn status_describes_the_container(
+    runtime: &dyn ContainerRuntime,
+    image: ImageRef,
+    dir: &Path,
+) {
+    let name = runtime.name();
+    let sandbox = sandbox(runtime, "described", dir).await;
+    let config = ContainerConfig {
+        attempt: 3,
+        log_path: "web/3.log".into(),
+        ..container_config("web", image.clone())
+    };
+    let id = runtime
+        .create_container(&sandbox, &config)
+        .await
+        .expect("create_container");
+    let status = runtime.container_status(&id).await.expect("status");
+    assert_eq!(
+        (
+            status.id.as_str(),
+            status.name.as_str(),
+            status.attempt,
+            status.sandbox_id.as_str(),
+            status.image.reference.as_str(),
+            status.image.digest.as_str(),
+        ),
+        (
+            id.as_str(),
+            "web",
+            3,
+            sandbox.as_str(),
+            image.reference.as_str(),
+            image.digest.as_str(),
+        ),
+        "{name}: the status describes the container"
+    );
+    let listed = runtime
+        .list_containers(Some(&sandbox))
+        .await
+        .expect("list_containers");
+    assert!(
+        listed.len() == 1
+            && listed[0].id == status.id
+            && listed[0].name == status.name
+            && listed[0].attempt == status.attempt
+            && listed[0].state == status.state,
+        "{name}: listed as its status says: {listed:?} vs {status:?}"
+    );
+    runtime
+        .remove_pod_sandbox(&sandbox)
+        .await
+        .expect("remove sandbox");
+}
+
+/// Asking about a container or sandbox the runtime does not know is a not-found error
+/// naming it, not a made-up answer.
+pub async fn unknown_ids_are_not_found(runtime: &dyn ContainerRuntime) {
+    let name = runtime.name();
+    let container: ContainerId = "never-created".into();
+    let sandbox: SandboxId = "never-run".into();
+    let status = runtime.container_status(&container).await;
+    assert!(
+        matches!(&status, Err(RuntimeError::ContainerNotFound(id)) if *id == container),
+        "{name}: container_status: {status:?}"
+    );
+    let stats = runtime.container_stats(&container).await;
+    assert!(
+        matches!(&stats, Err(RuntimeError::ContainerNotFound(id)) if *id == container),
+        "{name}: container_stats: {stats:?}"
+    );
+    let start = runtime.start_container(&container).await;
+    assert!(
+        matches!(&start, Err(RuntimeError::ContainerNotFound(id)) if *id == container),
+        "{name}: start_container: {start:?}"
+    );
+    let sandbox_status = runtime.pod_sandbox_status(&sandbox).await;
+    assert!(
+        matches!(&sandbox_status, Err(RuntimeError::SandboxNotFound(id)) if *id == sandbox),
+        "{name}: pod_sandbox_status: {sandbox_status:?}"
+    );
+    let listed = runtime
+        .list_containers(Some(&sandbox))
+        .await
+        .expect("list_containers");
+    assert!(listed.is_empty(), "{name}: {listed:?}");
+}
+
 /// Stop and remove are idempotent, as the CRI requires: for containers and sandboxes, twice,
 /// and for ids the runtime never knew. A removed container is gone.
 pub async fn idempotent_stop_and_remove(

@@ -296,7 +296,10 @@ impl ContainerRuntime for RecordingRuntime {
             .cloned()
             .collect())
     }
-    async fn container_stats(&self, _id: &ContainerId) -> Result<ContainerStats, RuntimeError> {
+    async fn container_stats(&self, id: &ContainerId) -> Result<ContainerStats, RuntimeError> {
+        if !self.containers.lock().expect("containers").contains_key(id) {
+            return Err(RuntimeError::ContainerNotFound(id.clone()));
+        }
         Ok(ContainerStats::default())
     }
     async fn exec_sync(

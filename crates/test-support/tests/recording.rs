@@ -33,6 +33,18 @@ async fn log_path() {
 }
 
 #[tokio::test]
+async fn status_describes_the_container() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = RecordingRuntime::default();
+    conformance::status_describes_the_container(&runtime, image(&runtime).await, dir.path()).await;
+}
+
+#[tokio::test]
+async fn unknown_ids_are_not_found() {
+    conformance::unknown_ids_are_not_found(&RecordingRuntime::default()).await;
+}
+
+#[tokio::test]
 async fn idempotent_stop_and_remove() {
     let dir = tempfile::tempdir().expect("tempdir");
     let runtime = RecordingRuntime::default();
