@@ -13,6 +13,37 @@ use skiff_client::Client;
 use skiff_control_plane::{Server, ServerConfig, ServerHandle};
 use skiff_node_runtime::agent::{Agent, AgentError, Backoff};
 use skiff_test_support::RecordingRuntime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A restart backoff short enough for a test to watch a crash loop.
+const QUICK_RESTARTS: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_millis(400),
+    reset_after: Duration::from_secs(600),
+};
+
+/// An agent running in its own task until `stop`.
+struct RunningAgent {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), AgentError>>,
+}
+
+impl RunningAgent {
+    fn spawn(agent: Agent) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(agent.run(async move {
+            let _ = stopped.await;
+        }));
+        RunningAgent { stop, task }
+    }
+
+    /// Stops the agent and waits for it to return cleanly (`what` names it if it does not).
+    async fn stop(self, what: &str) {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect(what);
+    }
+}
 
 /// The pod `name` as the API has it now.
 async fn get_named(client: &Client, name: &str) -> Option<Value> {
@@ -93,17 +124,10 @@ async fn runs_restarts_and_deletes_a_pod() {
         .data_dir(dir.path().join("agent"))
         .images(runtime.clone())
         .runtime(runtime.clone())
-        .backoff(Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(400),
-            reset_after: Duration::from_secs(600),
-        })
+        .backoff(QUICK_RESTARTS)
         .build()
         .expect("agent");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent_task = tokio::spawn(agent.run(async move {
-        let _ = stopped.await;
-    }));
+    let agent = RunningAgent::spawn(agent);
 
     let pods = resources::by_name("pods").expect("pods");
     let configmaps = resources::by_name("configmaps").expect("configmaps");
@@ -168,8 +192,7 @@ async fn runs_restarts_and_deletes_a_pod() {
         "{calls:?}"
     );
 
-    let _ = stop.send(());
-    agent_task.await.expect("join").expect("agent");
+    agent.stop("agent").await;
     server.shutdown().await;
 }
 
@@ -238,10 +261,7 @@ async fn picks_a_runtime_per_pod_by_class_then_by_image() {
         .runtime(beta.clone())
         .build()
         .expect("agent");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent_task = tokio::spawn(agent.run(async move {
-        let _ = stopped.await;
-    }));
+    let agent = RunningAgent::spawn(agent);
 
     let pods = resources::by_name("pods").expect("pods");
     let docker_config =
@@ -360,8 +380,7 @@ async fn picks_a_runtime_per_pod_by_class_then_by_image() {
     );
     assert_eq!(node["status"]["conditions"][0]["type"], "Ready");
 
-    let _ = stop.send(());
-    agent_task.await.expect("join").expect("agent");
+    agent.stop("agent").await;
     server.shutdown().await;
 }
 
@@ -398,10 +417,7 @@ async fn re_attaches_to_containers_that_outlived_the_agent() {
         .runtime(runtime.clone())
         .build()
         .expect("agent");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent_task = tokio::spawn(agent.run(async move {
-        let _ = stopped.await;
-    }));
+    let agent = RunningAgent::spawn(agent);
 
     let running = wait_pod(&client, "the adopted pod to run", |p| {
         p.is_some_and(|p| p["status"]["phase"] == "Running")
@@ -431,8 +447,7 @@ async fn re_attaches_to_containers_that_outlived_the_agent() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let _ = stop.send(());
-    agent_task.await.expect("join").expect("agent");
+    agent.stop("agent").await;
     server.shutdown().await;
 }
 
@@ -449,18 +464,11 @@ async fn containers_that_outlive_the_agent_are_not_started_twice() {
             .data_dir(dir.path().join("agent"))
             .images(runtime.clone())
             .runtime(runtime.clone())
-            .backoff(Backoff {
-                initial: Duration::from_millis(100),
-                max: Duration::from_millis(400),
-                reset_after: Duration::from_secs(600),
-            })
+            .backoff(QUICK_RESTARTS)
             .build()
             .expect("agent")
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let first = tokio::spawn(agent().run(async move {
-        let _ = stopped.await;
-    }));
+    let first = RunningAgent::spawn(agent());
     let pods = resources::by_name("pods").expect("pods");
     client
         .create(
@@ -475,8 +483,7 @@ async fn containers_that_outlive_the_agent_are_not_started_twice() {
         p.is_some_and(|p| p["status"]["phase"] == "Running")
     })
     .await;
-    let _ = stop.send(());
-    first.await.expect("join").expect("first agent");
+    first.stop("first agent").await;
     assert!(
         !runtime.calls().iter().any(|c| c.starts_with("stop")),
         "the stopping agent leaves the container running: {:?}",
@@ -484,10 +491,7 @@ async fn containers_that_outlive_the_agent_are_not_started_twice() {
     );
 
     // The next agent re-attaches: it sees the container exit and restarts it as attempt 1.
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let second = tokio::spawn(agent().run(async move {
-        let _ = stopped.await;
-    }));
+    let second = RunningAgent::spawn(agent());
     runtime.exit_all(1);
     wait_pod(&client, "a restart by the second agent", |p| {
         p.is_some_and(|p| p["status"]["containerStatuses"][0]["restartCount"] == 1)
@@ -518,7 +522,6 @@ async fn containers_that_outlive_the_agent_are_not_started_twice() {
         "the sandbox is re-attached, not made again: {:?}",
         runtime.calls()
     );
-    let _ = stop.send(());
-    second.await.expect("join").expect("second agent");
+    second.stop("second agent").await;
     server.shutdown().await;
 }
