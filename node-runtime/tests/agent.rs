@@ -1,11 +1,9 @@
-//! The agent loop against a real in-process control plane and a recording fake runtime
-//! (a test double, clearly not a runtime: containers run until the test makes them exit).
+//! The agent loop against a real in-process control plane and the recording fake runtime
+//! (`skiff_test_support::RecordingRuntime`: containers run until the test makes them exit).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use serde_json::{json, Value};
 use skiff_api::join_token::{self, JoinToken};
 use skiff_api::k8s_openapi::api::core::v1::Secret;
@@ -14,282 +12,36 @@ use skiff_api::resources;
 use skiff_client::Client;
 use skiff_control_plane::{Server, ServerConfig, ServerHandle};
 use skiff_node_runtime::agent::{Agent, AgentError, Backoff};
-use skiff_node_runtime::runtime::{
-    ContainerConfig, ContainerEvent, ContainerEventKind, ContainerId, ContainerRuntime,
-    ContainerState, ContainerStats, ContainerStatus, ExecResult, ImageRef, ImageService,
-    PodSandboxConfig, PodSandboxStatus, PullAuth, RuntimeError, SandboxId,
+use skiff_test_support::RecordingRuntime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A restart backoff short enough for a test to watch a crash loop.
+const QUICK_RESTARTS: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_millis(400),
+    reset_after: Duration::from_secs(600),
 };
-use tokio::sync::broadcast;
 
-/// Records every call; containers stay Running until `exit_all` is called. It is the test's
-/// image service too: any reference "pulls".
-struct RecordingRuntime {
-    name: &'static str,
-    /// Its containers keep running when the agent stops.
-    outlives_agent: bool,
-    /// Image references containing this can run here (`""`: any).
-    accepts: &'static str,
-    calls: Mutex<Vec<String>>,
-    containers: Mutex<HashMap<ContainerId, ContainerStatus>>,
-    events: broadcast::Sender<ContainerEvent>,
+/// An agent running in its own task until `stop`.
+struct RunningAgent {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), AgentError>>,
 }
 
-impl Default for RecordingRuntime {
-    fn default() -> Self {
-        Self::named("recording", "")
-    }
-}
-
-impl RecordingRuntime {
-    fn named(name: &'static str, accepts: &'static str) -> Self {
-        RecordingRuntime {
-            name,
-            outlives_agent: false,
-            accepts,
-            calls: Mutex::default(),
-            containers: Mutex::default(),
-            events: broadcast::channel(64).0,
-        }
+impl RunningAgent {
+    fn spawn(agent: Agent) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(agent.run(async move {
+            let _ = stopped.await;
+        }));
+        RunningAgent { stop, task }
     }
 
-    fn record(&self, call: String) {
-        self.calls.lock().expect("calls").push(call);
-    }
-
-    fn emit(&self, status: &ContainerStatus, kind: ContainerEventKind) {
-        let _ = self.events.send(ContainerEvent {
-            container: status.id.clone(),
-            sandbox: status.sandbox_id.clone(),
-            kind,
-        });
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().expect("calls").clone()
-    }
-
-    /// A running container `id` (attempt `attempt`) in `sandbox`, as a previous agent left it.
-    fn preload(&self, sandbox: &str, id: &str, name: &str, attempt: u32) {
-        self.containers.lock().expect("containers").insert(
-            id.into(),
-            ContainerStatus {
-                id: id.into(),
-                sandbox_id: sandbox.into(),
-                name: name.into(),
-                image: ImageRef {
-                    reference: "registry.example/app:1".into(),
-                    digest: "sha256:fake".into(),
-                    size: 1,
-                    config: Default::default(),
-                    content: Default::default(),
-                },
-                attempt,
-                state: ContainerState::Running {
-                    started_at: SystemTime::now(),
-                },
-                log_path: "/dev/null".into(),
-            },
-        );
-    }
-
-    /// Makes every running container exit with `code`.
-    fn exit_all(&self, code: i32) {
-        for status in self.containers.lock().expect("containers").values_mut() {
-            if let ContainerState::Running { started_at } = status.state {
-                status.state = ContainerState::Exited {
-                    started_at,
-                    finished_at: SystemTime::now(),
-                    exit_code: code,
-                    reason: "Error".into(),
-                    message: String::new(),
-                };
-                self.emit(status, ContainerEventKind::Exited);
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl ImageService for RecordingRuntime {
-    async fn pull_image(
-        &self,
-        reference: &str,
-        auth: Option<&PullAuth>,
-    ) -> Result<ImageRef, RuntimeError> {
-        match auth {
-            Some(auth) => self.record(format!("pull {reference} as {}", auth.username)),
-            None => self.record(format!("pull {reference}")),
-        }
-        Ok(ImageRef {
-            reference: reference.into(),
-            digest: "sha256:fake".into(),
-            size: 1,
-            config: Default::default(),
-            content: Default::default(),
-        })
-    }
-    async fn image_status(&self, _reference: &str) -> Result<Option<ImageRef>, RuntimeError> {
-        Ok(None)
-    }
-    async fn list_images(&self) -> Result<Vec<ImageRef>, RuntimeError> {
-        Ok(Vec::new())
-    }
-    async fn remove_image(&self, _reference: &str) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ContainerRuntime for RecordingRuntime {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn version(&self) -> String {
-        format!("{}://test", self.name)
-    }
-    fn node_labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::new()
-    }
-    fn can_handle(&self, image: &ImageRef) -> bool {
-        image.reference.contains(self.accepts)
-    }
-    fn subscribe(&self) -> broadcast::Receiver<ContainerEvent> {
-        self.events.subscribe()
-    }
-    fn outlives_agent(&self) -> bool {
-        self.outlives_agent
-    }
-    async fn run_pod_sandbox(&self, config: &PodSandboxConfig) -> Result<SandboxId, RuntimeError> {
-        self.record(format!("run_pod_sandbox {}", config.name));
-        Ok(config.uid.clone())
-    }
-    async fn pod_sandbox_status(&self, id: &SandboxId) -> Result<PodSandboxStatus, RuntimeError> {
-        Ok(PodSandboxStatus {
-            id: id.clone(),
-            ready: true,
-            ip: Some("10.1.2.3".into()),
-        })
-    }
-    async fn stop_pod_sandbox(&self, id: &SandboxId) -> Result<(), RuntimeError> {
-        self.record(format!("stop_pod_sandbox {id}"));
-        Ok(())
-    }
-    async fn remove_pod_sandbox(&self, id: &SandboxId) -> Result<(), RuntimeError> {
-        self.record(format!("remove_pod_sandbox {id}"));
-        self.containers
-            .lock()
-            .expect("containers")
-            .retain(|_, c| c.sandbox_id != *id);
-        Ok(())
-    }
-    async fn create_container(
-        &self,
-        sandbox: &SandboxId,
-        config: &ContainerConfig,
-    ) -> Result<ContainerId, RuntimeError> {
-        let env: Vec<String> = config.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        self.record(format!(
-            "create_container {} attempt={} env={}",
-            config.name,
-            config.attempt,
-            env.join(",")
-        ));
-        let id = format!("c{}", self.calls().len());
-        self.containers.lock().expect("containers").insert(
-            id.clone(),
-            ContainerStatus {
-                id: id.clone(),
-                sandbox_id: sandbox.clone(),
-                name: config.name.clone(),
-                image: config.image.clone(),
-                attempt: config.attempt,
-                state: ContainerState::Created,
-                log_path: "/dev/null".into(),
-            },
-        );
-        Ok(id)
-    }
-    async fn start_container(&self, id: &ContainerId) -> Result<(), RuntimeError> {
-        self.record("start_container".into());
-        let mut containers = self.containers.lock().expect("containers");
-        let status = containers
-            .get_mut(id)
-            .ok_or_else(|| RuntimeError::ContainerNotFound(id.clone()))?;
-        status.state = ContainerState::Running {
-            started_at: SystemTime::now(),
-        };
-        self.emit(status, ContainerEventKind::Started);
-        Ok(())
-    }
-    async fn stop_container(&self, id: &ContainerId, _grace: Duration) -> Result<(), RuntimeError> {
-        self.record("stop_container".into());
-        if let Some(status) = self.containers.lock().expect("containers").get_mut(id) {
-            if let ContainerState::Running { started_at } = status.state {
-                status.state = ContainerState::Exited {
-                    started_at,
-                    finished_at: SystemTime::now(),
-                    exit_code: 137,
-                    reason: "Error".into(),
-                    message: String::new(),
-                };
-                self.emit(status, ContainerEventKind::Exited);
-            }
-        }
-        Ok(())
-    }
-    async fn remove_container(&self, id: &ContainerId) -> Result<(), RuntimeError> {
-        self.record("remove_container".into());
-        self.containers.lock().expect("containers").remove(id);
-        Ok(())
-    }
-    async fn container_status(&self, id: &ContainerId) -> Result<ContainerStatus, RuntimeError> {
-        self.containers
-            .lock()
-            .expect("containers")
-            .get(id)
-            .cloned()
-            .ok_or_else(|| RuntimeError::ContainerNotFound(id.clone()))
-    }
-    async fn list_containers(
-        &self,
-        sandbox: Option<&SandboxId>,
-    ) -> Result<Vec<ContainerStatus>, RuntimeError> {
-        Ok(self
-            .containers
-            .lock()
-            .expect("containers")
-            .values()
-            .filter(|c| sandbox.is_none_or(|s| *s == c.sandbox_id))
-            .cloned()
-            .collect())
-    }
-    async fn container_stats(&self, _id: &ContainerId) -> Result<ContainerStats, RuntimeError> {
-        Ok(ContainerStats::default())
-    }
-    async fn exec_sync(
-        &self,
-        _id: &ContainerId,
-        _cmd: &[String],
-        _timeout: Duration,
-    ) -> Result<ExecResult, RuntimeError> {
-        Err(RuntimeError::Unsupported {
-            runtime: "recording",
-            operation: "exec",
-        })
-    }
-    /// The sandboxes of the containers it holds (those `preload` left, as if they had
-    /// outlived an agent).
-    async fn recover(&self) -> Result<Vec<SandboxId>, RuntimeError> {
-        let mut sandboxes: Vec<SandboxId> = self
-            .containers
-            .lock()
-            .expect("containers")
-            .values()
-            .map(|c| c.sandbox_id.clone())
-            .collect();
-        sandboxes.sort();
-        sandboxes.dedup();
-        Ok(sandboxes)
+    /// Stops the agent and waits for it to return cleanly (`what` names it if it does not).
+    async fn stop(self, what: &str) {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect(what);
     }
 }
 
@@ -372,17 +124,10 @@ async fn runs_restarts_and_deletes_a_pod() {
         .data_dir(dir.path().join("agent"))
         .images(runtime.clone())
         .runtime(runtime.clone())
-        .backoff(Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(400),
-            reset_after: Duration::from_secs(600),
-        })
+        .backoff(QUICK_RESTARTS)
         .build()
         .expect("agent");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent_task = tokio::spawn(agent.run(async move {
-        let _ = stopped.await;
-    }));
+    let agent = RunningAgent::spawn(agent);
 
     let pods = resources::by_name("pods").expect("pods");
     let configmaps = resources::by_name("configmaps").expect("configmaps");
@@ -447,8 +192,7 @@ async fn runs_restarts_and_deletes_a_pod() {
         "{calls:?}"
     );
 
-    let _ = stop.send(());
-    agent_task.await.expect("join").expect("agent");
+    agent.stop("agent").await;
     server.shutdown().await;
 }
 
@@ -517,10 +261,7 @@ async fn picks_a_runtime_per_pod_by_class_then_by_image() {
         .runtime(beta.clone())
         .build()
         .expect("agent");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent_task = tokio::spawn(agent.run(async move {
-        let _ = stopped.await;
-    }));
+    let agent = RunningAgent::spawn(agent);
 
     let pods = resources::by_name("pods").expect("pods");
     let docker_config =
@@ -639,8 +380,7 @@ async fn picks_a_runtime_per_pod_by_class_then_by_image() {
     );
     assert_eq!(node["status"]["conditions"][0]["type"], "Ready");
 
-    let _ = stop.send(());
-    agent_task.await.expect("join").expect("agent");
+    agent.stop("agent").await;
     server.shutdown().await;
 }
 
@@ -677,10 +417,7 @@ async fn re_attaches_to_containers_that_outlived_the_agent() {
         .runtime(runtime.clone())
         .build()
         .expect("agent");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent_task = tokio::spawn(agent.run(async move {
-        let _ = stopped.await;
-    }));
+    let agent = RunningAgent::spawn(agent);
 
     let running = wait_pod(&client, "the adopted pod to run", |p| {
         p.is_some_and(|p| p["status"]["phase"] == "Running")
@@ -710,8 +447,7 @@ async fn re_attaches_to_containers_that_outlived_the_agent() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let _ = stop.send(());
-    agent_task.await.expect("join").expect("agent");
+    agent.stop("agent").await;
     server.shutdown().await;
 }
 
@@ -719,10 +455,7 @@ async fn re_attaches_to_containers_that_outlived_the_agent() {
 async fn containers_that_outlive_the_agent_are_not_started_twice() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, client, token) = control_plane(dir.path()).await;
-    let runtime = Arc::new(RecordingRuntime {
-        outlives_agent: true,
-        ..RecordingRuntime::named("recording", "")
-    });
+    let runtime = Arc::new(RecordingRuntime::default().outliving_agent());
     let agent = || {
         Agent::builder()
             .servers(vec![server.url()])
@@ -731,18 +464,11 @@ async fn containers_that_outlive_the_agent_are_not_started_twice() {
             .data_dir(dir.path().join("agent"))
             .images(runtime.clone())
             .runtime(runtime.clone())
-            .backoff(Backoff {
-                initial: Duration::from_millis(100),
-                max: Duration::from_millis(400),
-                reset_after: Duration::from_secs(600),
-            })
+            .backoff(QUICK_RESTARTS)
             .build()
             .expect("agent")
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let first = tokio::spawn(agent().run(async move {
-        let _ = stopped.await;
-    }));
+    let first = RunningAgent::spawn(agent());
     let pods = resources::by_name("pods").expect("pods");
     client
         .create(
@@ -757,8 +483,7 @@ async fn containers_that_outlive_the_agent_are_not_started_twice() {
         p.is_some_and(|p| p["status"]["phase"] == "Running")
     })
     .await;
-    let _ = stop.send(());
-    first.await.expect("join").expect("first agent");
+    first.stop("first agent").await;
     assert!(
         !runtime.calls().iter().any(|c| c.starts_with("stop")),
         "the stopping agent leaves the container running: {:?}",
@@ -766,10 +491,7 @@ async fn containers_that_outlive_the_agent_are_not_started_twice() {
     );
 
     // The next agent re-attaches: it sees the container exit and restarts it as attempt 1.
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let second = tokio::spawn(agent().run(async move {
-        let _ = stopped.await;
-    }));
+    let second = RunningAgent::spawn(agent());
     runtime.exit_all(1);
     wait_pod(&client, "a restart by the second agent", |p| {
         p.is_some_and(|p| p["status"]["containerStatuses"][0]["restartCount"] == 1)
@@ -800,7 +522,6 @@ async fn containers_that_outlive_the_agent_are_not_started_twice() {
         "the sandbox is re-attached, not made again: {:?}",
         runtime.calls()
     );
-    let _ = stop.send(());
-    second.await.expect("join").expect("second agent");
+    second.stop("second agent").await;
     server.shutdown().await;
 }

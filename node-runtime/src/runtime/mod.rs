@@ -6,8 +6,6 @@
 //! and remove are idempotent, as the CRI requires.
 
 mod config;
-#[cfg(test)]
-mod conformance;
 mod error;
 pub mod hollow;
 pub mod images;
