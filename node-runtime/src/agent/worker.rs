@@ -104,11 +104,14 @@ pub async fn run(
             }
         };
         let sandbox = worker.sandbox.clone().unwrap_or_default();
+        // Shutdown first: the agent stopping also closes `updates`, and that must not read as
+        // the pod being gone (which would stop containers that outlive the agent).
         tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return worker.agent_stopping().await,
             changed = updates.changed() => if changed.is_err() { return worker.teardown(false).await },
             _ = sleep => {}
             _ = next_event(worker.container_events.as_mut(), &sandbox) => {}
-            _ = shutdown.cancelled() => return worker.agent_stopping().await,
         }
     }
 }
