@@ -7,32 +7,33 @@ use std::time::Duration;
 use skiff_raft_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
 use crate::runtime::events::EventRecorder;
-use crate::shutdown::stopped;
 use crate::{bootstrap, controllers, scheduler};
 
-/// Runs the leader-only work whenever this member leads; `bootstrapped` turns true once the
-/// system objects exist (after the first term this member leads).
+/// Runs the leader-only work whenever this member leads, each term under a child token of
+/// `shutdown` that is cancelled when the term ends; `bootstrapped` turns true once the system
+/// objects exist (after the first term this member leads).
 pub fn spawn(
     store: Store,
     node_grace: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     bootstrapped: watch::Sender<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut status = store.status();
         loop {
             let term = tokio::select! {
-                _ = stopped(&mut shutdown) => return,
+                _ = shutdown.cancelled() => return,
                 leading = status.wait_for(|s| s.leading.is_some()) => match leading {
                     Ok(s) => s.leading.unwrap_or_default(),
                     Err(_) => return,
                 },
             };
             tracing::info!(term, "leading: starting the controllers and the scheduler");
-            let (stop, term_shutdown) = watch::channel(false);
+            let term_token = shutdown.child_token();
             let registry = Registry::new(store.fenced(term));
             match bootstrap::ensure_system_objects(&registry).await {
                 Ok(()) => {
@@ -40,16 +41,14 @@ pub fn spawn(
                 }
                 Err(err) => tracing::warn!(%err, "creating the system namespaces failed"),
             }
-            run_term(&registry, node_grace, &term_shutdown);
+            run_term(&registry, node_grace, &term_token);
+            // The term's work stops when this iteration ends, however it ends.
+            let _term_ends = term_token.drop_guard();
             tokio::select! {
-                _ = stopped(&mut shutdown) => {
-                    stop.send_replace(true);
-                    return;
-                }
+                _ = shutdown.cancelled() => return,
                 ended = status.wait_for(|s| s.leading != Some(term)) => {
                     if ended.is_err() {
                         // The store stopped (shutdown or a storage failure).
-                        stop.send_replace(true);
                         return;
                     }
                 }
@@ -58,13 +57,12 @@ pub fn spawn(
                 term,
                 "leadership ended: stopping the controllers and the scheduler"
             );
-            stop.send_replace(true);
         }
     })
 }
 
 /// Starts the informers, controllers and scheduler of one leader term.
-fn run_term(registry: &Registry, node_grace: Duration, shutdown: &watch::Receiver<bool>) {
+fn run_term(registry: &Registry, node_grace: Duration, shutdown: &CancellationToken) {
     let informers = crate::runtime::Informers::start(registry, shutdown);
     controllers::start(registry, &informers, node_grace, shutdown);
     scheduler::Scheduler {

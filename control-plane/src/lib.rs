@@ -8,7 +8,6 @@ mod leadership;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;
-mod shutdown;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +23,7 @@ pub const STORE_DIR: &str = "store";
 use skiff_raft_store::{Store, StoreConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
 
@@ -124,7 +124,7 @@ impl Server {
         .await?;
         let registry = Registry::new(store.clone());
 
-        let (stop, shutdown) = watch::channel(false);
+        let shutdown = CancellationToken::new();
         let (bootstrapped, mut first_term) = watch::channel(false);
         let leading = leadership::spawn(
             store.clone(),
@@ -146,12 +146,10 @@ impl Server {
             http: reqwest::Client::new(),
             shutdown: shutdown.clone(),
         });
-        let mut serve_shutdown = shutdown.clone();
+        let serve_shutdown = shutdown.clone().cancelled_owned();
         let serving = tokio::spawn(async move {
             let result = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    shutdown::stopped(&mut serve_shutdown).await;
-                })
+                .with_graceful_shutdown(serve_shutdown)
                 .await;
             if let Err(err) = result {
                 tracing::error!(%err, "API server stopped");
@@ -160,7 +158,7 @@ impl Server {
         tracing::info!(name = %config.name, %local_addr, "control plane started");
         Ok(ServerHandle {
             local_addr,
-            stop,
+            shutdown,
             serving,
             leading,
             store,
@@ -172,7 +170,8 @@ impl Server {
 pub struct ServerHandle {
     /// Where the API actually listens.
     pub local_addr: SocketAddr,
-    stop: watch::Sender<bool>,
+    /// Cancelled on shutdown: ends open watches, the API server and the leader's work.
+    shutdown: CancellationToken,
     serving: JoinHandle<()>,
     leading: JoinHandle<()>,
     store: Store,
@@ -195,7 +194,7 @@ impl ServerHandle {
 
     /// Stops serving (open watches end), stops controllers, and flushes the store.
     pub async fn shutdown(self) {
-        self.stop.send_replace(true);
+        self.shutdown.cancel();
         let _ = self.serving.await;
         let _ = self.leading.await;
         self.store.shutdown().await;

@@ -266,7 +266,17 @@ async fn watches_stream_changes_and_refuse_compacted_revisions() {
     assert_eq!(events[1]["type"], "DELETED");
     assert_eq!(events[1]["object"]["metadata"]["name"], "w1");
 
-    server.shutdown().await;
+    // Shutting down ends the open watch, so the graceful shutdown completes.
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("shutdown with an open watch in time");
+    let rest = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .expect("the watch ends");
+    assert!(
+        rest.is_none_or(|chunk| chunk.is_err()),
+        "no events after shutdown"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

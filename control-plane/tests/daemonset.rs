@@ -1,5 +1,6 @@
 //! The DaemonSet controller on a real store (no node agent): it runs a daemon pod only on
-//! nodes its RuntimeClass admits, and reports a class that does not exist.
+//! nodes its RuntimeClass and its template's node affinity admit, and reports a class that does
+//! not exist.
 
 use std::time::Duration;
 
@@ -135,6 +136,34 @@ async fn daemon_pods_go_only_where_their_runtime_class_admits_them() {
     assert_eq!(status["desiredNumberScheduled"], 1, "{status}");
     let (_, listed) = send(http.get(&pods)).await;
     assert_eq!(pinned_nodes(&listed, "ticker"), ["wasm"], "{listed}");
+
+    // The template's required node affinity applies too: excluding `wasm` leaves no node.
+    let mut fenced = daemonset("fenced", None);
+    fenced["spec"]["template"]["spec"]["affinity"] = json!({"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["wasm"]}]}]}}});
+    let (code, body) = send(http.post(&daemonsets).json(&fenced)).await;
+    assert_eq!(code, 201, "{body}");
+    let status = wait_for(
+        &http,
+        &format!("{daemonsets}/fenced"),
+        "fenced's status",
+        |ds| {
+            ds["status"]["observedGeneration"]
+                .is_number()
+                .then(|| ds["status"].clone())
+        },
+    )
+    .await;
+    assert_eq!(status["desiredNumberScheduled"], 0, "{status}");
+    let (_, listed) = send(http.get(&pods)).await;
+    let fenced_pods = listed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["metadata"]["labels"]["app"] == "fenced")
+        .count();
+    assert_eq!(fenced_pods, 0, "{listed}");
 
     // A class that does not exist: no pod anywhere, and a FailedCreate event saying why.
     let (code, body) = send(http.post(&daemonsets).json(&daemonset("lost", Some("gpu")))).await;

@@ -9,7 +9,8 @@ use skiff_api::k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use skiff_api::k8s_openapi::api::core::v1::{Namespace, Pod};
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::resources::{self, KINDS};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
 use crate::registry::{object, typed, ListOptions, Registry};
@@ -28,8 +29,8 @@ pub struct GarbageCollector {
 }
 
 impl GarbageCollector {
-    /// Runs until `shutdown` flips to true.
-    pub fn spawn(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` is cancelled.
+    pub fn spawn(self, shutdown: CancellationToken) {
         tokio::spawn(async move {
             let mut deployments = self.deployments.subscribe();
             let mut replicasets = self.replicasets.subscribe();
@@ -40,7 +41,7 @@ impl GarbageCollector {
             let mut tick = tokio::time::interval(SWEEP_INTERVAL);
             loop {
                 tokio::select! {
-                    _ = crate::shutdown::stopped(&mut shutdown) => return,
+                    _ = shutdown.cancelled() => return,
                     _ = tick.tick() => {}
                     change = deployments.recv() => if !is_deletion(change) { continue },
                     change = replicasets.recv() => if !is_deletion(change) { continue },

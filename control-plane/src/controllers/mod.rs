@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_api::k8s_openapi::api::core::v1::Node;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
 use crate::runtime::events::EventRecorder;
@@ -31,7 +31,7 @@ pub fn start(
     registry: &Registry,
     informers: &Informers,
     node_grace: Duration,
-    shutdown: &watch::Receiver<bool>,
+    shutdown: &CancellationToken,
 ) {
     let rs_queue = WorkQueue::new();
     feed(

@@ -11,8 +11,8 @@ use serde_json::json;
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint};
 use skiff_api::resources;
-use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
 use crate::registry::{Registry, Subresource};
@@ -103,15 +103,15 @@ impl Heartbeats {
 }
 
 impl NodeLifecycle {
-    /// Runs until `shutdown` flips to true.
-    pub fn spawn(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` is cancelled.
+    pub fn spawn(self, shutdown: CancellationToken) {
         tokio::spawn(async move {
             self.nodes.synced().await;
             let mut heartbeats = Heartbeats::new(self.grace);
             let mut tick = tokio::time::interval(CHECK_EVERY);
             loop {
                 tokio::select! {
-                    _ = crate::shutdown::stopped(&mut shutdown) => return,
+                    _ = shutdown.cancelled() => return,
                     _ = tick.tick() => {}
                 }
                 let now = Instant::now();

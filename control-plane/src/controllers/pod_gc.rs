@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use skiff_api::k8s_openapi::api::core::v1::{Node, Pod};
 use skiff_api::resources;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
 use crate::registry::{DeleteOptions, Registry};
@@ -29,8 +30,8 @@ pub struct PodGarbageCollector {
 }
 
 impl PodGarbageCollector {
-    /// Runs until `shutdown` flips to true.
-    pub fn spawn(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` is cancelled.
+    pub fn spawn(self, shutdown: CancellationToken) {
         tokio::spawn(async move {
             let mut nodes = self.nodes.subscribe();
             self.nodes.synced().await;
@@ -39,7 +40,7 @@ impl PodGarbageCollector {
             let mut absent = Absent::default();
             loop {
                 tokio::select! {
-                    _ = crate::shutdown::stopped(&mut shutdown) => return,
+                    _ = shutdown.cancelled() => return,
                     _ = tick.tick() => {}
                     change = nodes.recv() => match change {
                         Ok(change) if change.new.is_some() => continue,

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
 use super::path::{self, ApiPath};
 use super::query::Query;
@@ -180,7 +181,7 @@ fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError
 fn watch_response(
     events: crate::registry::WatchStream,
     timeout_seconds: Option<u64>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Response {
     let lines = events
         .map(|event| {
@@ -188,7 +189,7 @@ fn watch_response(
             line.push(b'\n');
             Ok::<_, Infallible>(Bytes::from(line))
         })
-        .take_until(async move { crate::shutdown::stopped(&mut shutdown).await });
+        .take_until(shutdown.cancelled_owned());
     let body = match timeout_seconds {
         Some(secs) => {
             let deadline = tokio::time::sleep(Duration::from_secs(secs));

@@ -10,6 +10,7 @@ mod trace;
 
 use axum::routing::{any, delete, get, post};
 use axum::Router;
+use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
 
@@ -19,8 +20,8 @@ pub struct AppState {
     pub registry: Registry,
     /// Client for proxying to node agents (logs).
     pub http: reqwest::Client,
-    /// Flips to true when the server stops: open watches and log streams end.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Cancelled when the server stops: open watches and log streams end.
+    pub shutdown: CancellationToken,
 }
 
 /// The API router: `/api/...`, `/apis/...`, health and version endpoints.

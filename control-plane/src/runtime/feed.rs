@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use super::informer::{Change, Informer};
 use super::queue::WorkQueue;
@@ -19,18 +20,18 @@ pub fn feed_all<S, T>(
     queue: &WorkQueue,
     relevant: fn(&Change<S>) -> bool,
     targets: &Arc<Informer<T>>,
-    shutdown: &watch::Receiver<bool>,
+    shutdown: &CancellationToken,
 ) where
     S: typed::Object,
     T: typed::Object,
 {
     let mut changes = source.subscribe();
-    let (queue, targets, mut shutdown) = (queue.clone(), targets.clone(), shutdown.clone());
+    let (queue, targets, shutdown) = (queue.clone(), targets.clone(), shutdown.clone());
     tokio::spawn(async move {
         let queue_all = || targets.keys().into_iter().for_each(|k| queue.add(k));
         loop {
             tokio::select! {
-                _ = crate::shutdown::stopped(&mut shutdown) => return,
+                _ = shutdown.cancelled() => return,
                 change = changes.recv() => match change {
                     Ok(change) if relevant(&change) => queue_all(),
                     Ok(_) => {}
@@ -49,13 +50,13 @@ pub fn feed<S, T>(
     queue: &WorkQueue,
     to_key: fn(&S) -> Option<String>,
     targets: &Arc<Informer<T>>,
-    shutdown: &watch::Receiver<bool>,
+    shutdown: &CancellationToken,
 ) where
     S: typed::Object,
     T: typed::Object,
 {
     let mut changes = source.subscribe();
-    let (queue, targets, mut shutdown) = (queue.clone(), targets.clone(), shutdown.clone());
+    let (queue, targets, shutdown) = (queue.clone(), targets.clone(), shutdown.clone());
     tokio::spawn(async move {
         targets.synced().await;
         let queue_all = || targets.keys().into_iter().for_each(|k| queue.add(k));
@@ -63,7 +64,7 @@ pub fn feed<S, T>(
         let mut resync = tokio::time::interval(RESYNC);
         loop {
             tokio::select! {
-                _ = crate::shutdown::stopped(&mut shutdown) => return,
+                _ = shutdown.cancelled() => return,
                 _ = resync.tick() => queue_all(),
                 change = changes.recv() => match change {
                     Ok(change) => {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use skiff_api::resources;
 use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::registry::{object, typed, ListOptions, Registry, WatchEventType};
 
@@ -96,8 +97,8 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_DELAY: Duration = Duration::from_millis(200);
 
 impl<K: typed::Object> Informer<K> {
-    /// Starts the list/watch loop; it ends when `shutdown` flips to true.
-    pub fn start(registry: Registry, mut shutdown: watch::Receiver<bool>) -> Arc<Self> {
+    /// Starts the list/watch loop; it ends when `shutdown` is cancelled.
+    pub fn start(registry: Registry, shutdown: CancellationToken) -> Arc<Self> {
         let (revision, _) = watch::channel(0);
         let (changes, _) = broadcast::channel(65_536);
         let informer = Arc::new(Informer {
@@ -112,7 +113,7 @@ impl<K: typed::Object> Informer<K> {
         tokio::spawn(async move {
             tokio::select! {
                 _ = runner.run(registry) => {}
-                _ = crate::shutdown::stopped(&mut shutdown) => {}
+                _ = shutdown.cancelled() => {}
             }
         });
         informer

@@ -15,7 +15,7 @@ use skiff_api::k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use self::informer::Informer;
 use crate::registry::Registry;
@@ -33,8 +33,8 @@ pub struct Informers {
 }
 
 impl Informers {
-    /// Starts one informer per kind; they stop when `shutdown` flips to true.
-    pub fn start(registry: &Registry, shutdown: &watch::Receiver<bool>) -> Self {
+    /// Starts one informer per kind; they stop when `shutdown` is cancelled.
+    pub fn start(registry: &Registry, shutdown: &CancellationToken) -> Self {
         Informers {
             deployments: Informer::start(registry.clone(), shutdown.clone()),
             replicasets: Informer::start(registry.clone(), shutdown.clone()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use skiff_api::backoff::Backoff;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::queue::WorkQueue;
 use crate::error::ApiError;
@@ -49,22 +49,22 @@ const BACKOFF: Backoff = Backoff {
 /// Delay before retrying a key whose write hit a 409 conflict.
 const CONFLICT_RETRY: Duration = Duration::from_millis(10);
 
-/// Spawns `workers` tasks that reconcile keys from `queue` until `shutdown` flips to true.
+/// Spawns `workers` tasks that reconcile keys from `queue` until `shutdown` is cancelled.
 pub fn spawn<R: Reconciler>(
     reconciler: Arc<R>,
     queue: WorkQueue,
     workers: usize,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let failures: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     for _ in 0..workers {
         let (reconciler, queue, failures) = (reconciler.clone(), queue.clone(), failures.clone());
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
             loop {
                 let key = tokio::select! {
                     key = queue.next() => key,
-                    _ = crate::shutdown::stopped(&mut shutdown) => return,
+                    _ = shutdown.cancelled() => return,
                 };
                 let outcome = reconciler.reconcile(&key).await;
                 queue.done(&key);
@@ -142,7 +142,7 @@ mod tests {
             runs: Mutex::default(),
         });
         let queue = WorkQueue::new();
-        let (_stop, shutdown) = watch::channel(false);
+        let shutdown = CancellationToken::new();
         spawn(flaky.clone(), queue.clone(), 1, shutdown);
         queue.add("k");
         tokio::time::sleep(Duration::from_secs(60)).await;

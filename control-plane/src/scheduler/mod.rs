@@ -17,7 +17,8 @@ use std::time::Duration;
 use serde_json::json;
 use skiff_api::k8s_openapi::api::core::v1::{Node, Pod};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{broadcast, mpsc, watch, Semaphore};
+use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 pub use place::{place, Placement, Unschedulable};
 pub use snapshot::{ClusterSnapshot, NodeInfo, PodInfo, Resources};
@@ -195,16 +196,16 @@ fn drain<K: Clone>(
 }
 
 impl Scheduler {
-    /// Starts the scheduling loop; it ends when `shutdown` flips to true.
-    pub fn spawn(self, shutdown: watch::Receiver<bool>) {
+    /// Starts the scheduling loop; it ends when `shutdown` is cancelled.
+    pub fn spawn(self, shutdown: CancellationToken) {
         tokio::spawn(Arc::new(self).run(shutdown));
     }
 
-    async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut pod_changes = self.pods.subscribe();
         let mut node_changes = self.nodes.subscribe();
         tokio::select! {
-            _ = crate::shutdown::stopped(&mut shutdown) => return,
+            _ = shutdown.cancelled() => return,
             _ = async { self.pods.synced().await; self.nodes.synced().await } => {}
         }
         let mut state = State::default();
@@ -216,7 +217,7 @@ impl Scheduler {
             // Every decision sees every change that has arrived.
             if !drain(&mut pod_changes, &mut state, &self, State::pod_changed)
                 || !drain(&mut node_changes, &mut state, &self, State::node_changed)
-                || *shutdown.borrow()
+                || shutdown.is_cancelled()
             {
                 return;
             }
@@ -230,7 +231,7 @@ impl Scheduler {
                 continue;
             }
             tokio::select! {
-                _ = crate::shutdown::stopped(&mut shutdown) => return,
+                _ = shutdown.cancelled() => return,
                 _ = retry.tick() => state.retry_unschedulable(),
                 change = pod_changes.recv() => match change {
                     Ok(change) => state.pod_changed(change),

@@ -58,8 +58,9 @@ pub fn admitted(
     serde_json::from_value(merged).map_err(json)
 }
 
-/// Each node (by name) and whether `pod` (admitted, not yet pinned) may run there: its node
-/// selector matches and its tolerations cover the node's taints. No pod, no node.
+/// Each node (by name) and whether `pod` (admitted, not yet pinned) may run there once pinned
+/// to it: its node selector and the template's required node affinity match, and its
+/// tolerations cover the node's taints. No pod, no node.
 pub fn eligible(pod: Option<&Pod>, nodes: &[Arc<Node>]) -> Vec<(String, bool)> {
     nodes
         .iter()
@@ -95,11 +96,21 @@ mod tests {
 
     /// The daemon pod of a template naming `class` and selecting `selector`.
     fn daemon_pod(class: Option<&str>, selector: serde_json::Value) -> Pod {
+        daemon_pod_with_affinity(class, selector, json!(null))
+    }
+
+    /// The daemon pod of a template naming `class`, selecting `selector`, with `affinity`.
+    fn daemon_pod_with_affinity(
+        class: Option<&str>,
+        selector: serde_json::Value,
+        affinity: serde_json::Value,
+    ) -> Pod {
         let ds: DaemonSet = serde_json::from_value(json!({
             "metadata": {"name": "agent", "namespace": "default", "uid": "u1"},
             "spec": {"selector": {"matchLabels": {"app": "agent"}},
                 "template": {"metadata": {"labels": {"app": "agent"}},
                     "spec": {"runtimeClassName": class, "nodeSelector": selector,
+                        "affinity": affinity,
                         "containers": [{"name": "c", "image": "file:/a.wasm"}]}}}
         }))
         .expect("ds");
@@ -213,5 +224,62 @@ mod tests {
         );
         assert!(running(None, &cluster()).is_empty());
         assert_eq!(eligible(None, &cluster()).len(), 4, "every node is listed");
+    }
+
+    #[test]
+    fn the_templates_required_node_affinity_limits_the_nodes() {
+        let nodes = cluster();
+        let required = |terms: serde_json::Value| {
+            json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": terms}}})
+        };
+        let cases: [(&str, Option<&str>, serde_json::Value, &[&str]); 6] = [
+            (
+                "a label expression",
+                None,
+                required(json!([{"matchExpressions": [
+                    {"key": "zone", "operator": "In", "values": ["b"]}]}])),
+                &["zone-b"],
+            ),
+            (
+                "ORed terms",
+                None,
+                required(json!([
+                    {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]},
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["bare"]}]}])),
+                &["bare", "zone-b"],
+            ),
+            (
+                "a node name excluded by field",
+                None,
+                required(json!([{"matchFields": [
+                    {"key": "metadata.name", "operator": "NotIn", "values": ["wasm"]}]}])),
+                &["bare", "zone-b"],
+            ),
+            ("no terms match no node", None, required(json!([])), &[]),
+            (
+                "only preferred terms do not limit",
+                None,
+                json!({"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 1, "preference": {"matchExpressions": [
+                        {"key": "zone", "operator": "In", "values": ["b"]}]}}]}}),
+                &["bare", "wasm", "zone-b"],
+            ),
+            (
+                "the affinity and the class's selector both apply",
+                Some("wasmtime"),
+                required(json!([{"matchExpressions": [
+                    {"key": "zone", "operator": "DoesNotExist"}]}])),
+                &["wasm"],
+            ),
+        ];
+        for (case, class, affinity, want) in cases {
+            let pod = admitted(
+                daemon_pod_with_affinity(class, json!(null), affinity),
+                class_of,
+            )
+            .expect(case);
+            assert_eq!(running(Some(&pod), &nodes), want, "{case}");
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! The pods a DaemonSet runs: its template pinned to one node by node affinity, with the
-//! tolerations that keep it there.
+//! The pods a DaemonSet runs: its template pinned to one node by node affinity (added to the
+//! template's own required terms), with the tolerations that keep it there.
 
 use skiff_api::k8s_openapi::api::apps::v1::DaemonSet;
 use skiff_api::k8s_openapi::api::core::v1::{
@@ -10,7 +10,8 @@ use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::REVISION_LABEL;
 use crate::runtime::ownership::controller_ref;
 
-/// The node a DaemonSet pod belongs to: where it is bound, or where its affinity pins it.
+/// The node a DaemonSet pod belongs to: where it is bound, or where its affinity pins it (the
+/// last `metadata.name In` field of the first required term, where [`pinned`] puts it).
 pub fn target_node(pod: &Pod) -> Option<String> {
     let spec = pod.spec.as_ref()?;
     if let Some(node) = spec.node_name.clone().filter(|n| !n.is_empty()) {
@@ -23,11 +24,16 @@ pub fn target_node(pod: &Pod) -> Option<String> {
         .required_during_scheduling_ignored_during_execution
         .as_ref()?
         .node_selector_terms
+        .first()?
+        .match_fields
         .iter()
-        .flat_map(|t| t.match_fields.iter().flatten())
-        .find(|f| f.key == "metadata.name" && f.operator == "In")
+        .flatten()
+        .rfind(|f| f.key == NODE_NAME_FIELD && f.operator == "In")
         .and_then(|f| f.values.as_ref()?.first().cloned())
 }
+
+/// The node field a daemon pod's affinity pins.
+const NODE_NAME_FIELD: &str = "metadata.name";
 
 /// Tolerations every DaemonSet pod gets, so it stays on unreachable, not-ready and cordoned nodes.
 fn default_tolerations() -> Vec<Toleration> {
@@ -83,23 +89,30 @@ pub fn template_pod(ds: &DaemonSet, revision: &str) -> Pod {
     }
 }
 
-/// `pod` pinned to `node`: its required node affinity becomes `metadata.name In [node]`.
+/// `pod` pinned to `node`, as Kubernetes pins daemon pods: every term of its required node
+/// affinity also requires `metadata.name In [node]` (the terms stay ORed, each ANDed with the
+/// pin); a pod without required terms gets a single term with the pin.
 pub fn pinned(mut pod: Pod, node: &str) -> Pod {
+    let pin = NodeSelectorRequirement {
+        key: NODE_NAME_FIELD.into(),
+        operator: "In".into(),
+        values: Some(vec![node.to_string()]),
+    };
     let spec = pod.spec.get_or_insert_with(Default::default);
-    spec.affinity
+    let required = spec
+        .affinity
         .get_or_insert_with(Default::default)
         .node_affinity
         .get_or_insert_with(Default::default)
-        .required_during_scheduling_ignored_during_execution = Some(NodeSelector {
-        node_selector_terms: vec![NodeSelectorTerm {
-            match_fields: Some(vec![NodeSelectorRequirement {
-                key: "metadata.name".into(),
-                operator: "In".into(),
-                values: Some(vec![node.to_string()]),
-            }]),
-            match_expressions: None,
-        }],
-    });
+        .required_during_scheduling_ignored_during_execution
+        .get_or_insert_with(|| NodeSelector {
+            node_selector_terms: vec![NodeSelectorTerm::default()],
+        });
+    for term in &mut required.node_selector_terms {
+        term.match_fields
+            .get_or_insert_with(Vec::new)
+            .push(pin.clone());
+    }
     pod
 }
 
@@ -140,5 +153,83 @@ mod tests {
                 .map(Vec::len),
             Some(3)
         );
+    }
+
+    fn daemonset(affinity: serde_json::Value) -> DaemonSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "agent", "namespace": "default", "uid": "u1"},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                "template": {"metadata": {"labels": {"app": "agent"}},
+                    "spec": {"affinity": affinity,
+                        "containers": [{"name": "c", "image": "i"}]}}}
+        }))
+        .expect("ds")
+    }
+
+    #[test]
+    fn pinning_keeps_the_templates_required_terms_and_ands_each_with_the_node() {
+        let pin = json!({"key": "metadata.name", "operator": "In", "values": ["n7"]});
+        let zone = |z: &str| json!({"key": "zone", "operator": "In", "values": [z]});
+        let cases = [
+            (
+                "no affinity: one term with the pin",
+                json!(null),
+                json!([{"matchFields": [pin]}]),
+            ),
+            (
+                "only preferred terms: one term with the pin",
+                json!({"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 1, "preference": {"matchExpressions": [zone("a")]}}]}}),
+                json!([{"matchFields": [pin]}]),
+            ),
+            (
+                "one term keeps its expressions",
+                json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [zone("a")]}]}}}),
+                json!([{"matchExpressions": [zone("a")], "matchFields": [pin]}]),
+            ),
+            (
+                "ORed terms each get the pin",
+                json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [zone("a")]},
+                        {"matchExpressions": [zone("b")]}]}}}),
+                json!([
+                    {"matchExpressions": [zone("a")], "matchFields": [pin]},
+                    {"matchExpressions": [zone("b")], "matchFields": [pin]}]),
+            ),
+            (
+                "a term's own fields stay, the pin comes last",
+                json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchFields": [
+                        {"key": "metadata.name", "operator": "NotIn", "values": ["n9"]}]}]}}}),
+                json!([{"matchFields": [
+                    {"key": "metadata.name", "operator": "NotIn", "values": ["n9"]}, pin]}]),
+            ),
+            (
+                "a term naming nodes keeps them, and the pin still names the node",
+                json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchFields": [
+                        {"key": "metadata.name", "operator": "In", "values": ["n8", "n7"]}]}]}}}),
+                json!([{"matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": ["n8", "n7"]}, pin]}]),
+            ),
+        ];
+        for (case, affinity, want) in cases {
+            let pod = pod_for(&daemonset(affinity.clone()), "n7", "r1");
+            let got = serde_json::to_value(&pod).expect("json")["spec"]["affinity"].clone();
+            assert_eq!(
+                got["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+                    ["nodeSelectorTerms"],
+                want,
+                "{case}"
+            );
+            assert_eq!(
+                got["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"],
+                affinity["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"],
+                "{case}: preferred terms are kept"
+            );
+            assert_eq!(target_node(&pod).as_deref(), Some("n7"), "{case}");
+        }
     }
 }
