@@ -5,38 +5,16 @@
 //!   successful CAS) returned, certainly took effect, and before the first such observer
 //!   returned: it becomes an operation with that deadline, no longer one that may float to
 //!   the end of the history. The history is linearizable exactly when the new one is.
-//! - An unknown write or CAS whose value no operation ever reads or expects is marked
-//!   `unobserved`: a first search may leave it out (it is always allowed never to take
-//!   effect), and only if that fails must the full search consider it. If moreover no failed
-//!   CAS returned after it was invoked, it is left out of both: taking effect could only have
-//!   set the register to a value no one reads, which matters to nothing but a failed CAS.
-//! - Values no operation reads or expects are all interned as one, `UNSEEN`.
+//! - Values no operation reads or expects are all interned as one, `UNSEEN`: they are alike in
+//!   what they allow next (only writes, and CAS that fail), so unknown-outcome writes of such
+//!   values become interchangeable, which the search exploits (see `unknowns`).
 
 use std::collections::{HashMap, HashSet};
 
 use super::search::{Candidate, Step, Value};
 use super::{Op, OpKind, Outcome};
 
-/// A candidate and which searches need it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Prepared {
-    pub candidate: Candidate,
-    pub needed: Needed,
-}
-
-/// Which searches must consider a candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Needed {
-    Always,
-    /// Only the full search (an unobserved operation of unknown outcome).
-    InFullSearch,
-    /// None: whether it took effect cannot change the answer.
-    Never,
-}
-
-/// The interned value of every value no operation reads or expects: they are alike in what
-/// they allow next (only writes, and CAS that fail), which lets the search treat unknown-outcome
-/// writes of such values as interchangeable.
+/// The interned value of every value no operation reads or expects.
 const UNSEEN: Value = 1;
 
 /// The value an op writes (if it writes one).
@@ -62,21 +40,11 @@ fn observed(op: &Op) -> Option<(&str, bool)> {
 }
 
 /// The candidates for one key's operations, in the same order.
-pub(super) fn prepare(ops: &[&Op]) -> Vec<Prepared> {
+pub(super) fn prepare(ops: &[&Op]) -> Vec<Candidate> {
     let mut writers: HashMap<&str, usize> = HashMap::new();
     let mut first_seen: HashMap<&str, u64> = HashMap::new();
     let mut mentioned: HashSet<&str> = HashSet::new();
-    let mut last_failed_cas = None;
     for op in ops {
-        if let (
-            OpKind::Cas {
-                succeeded: false, ..
-            },
-            Outcome::Ok,
-        ) = (&op.kind, op.outcome)
-        {
-            last_failed_cas = last_failed_cas.max(Some(op.completed));
-        }
         if let Some(value) = written(op) {
             *writers.entry(value).or_default() += 1;
         }
@@ -129,22 +97,10 @@ pub(super) fn prepare(ops: &[&Op]) -> Vec<Prepared> {
                     new: intern(Some(new)),
                 },
             };
-            let unobserved =
-                deadline.is_none() && written(op).is_some_and(|value| !mentioned.contains(value));
-            let needed = if !unobserved {
-                Needed::Always
-            } else if last_failed_cas.is_some_and(|last| last > op.invoked) {
-                Needed::InFullSearch
-            } else {
-                Needed::Never
-            };
-            Prepared {
-                candidate: Candidate {
-                    step,
-                    invoked: op.invoked,
-                    deadline,
-                },
-                needed,
+            Candidate {
+                step,
+                invoked: op.invoked,
+                deadline,
             }
         })
         .collect()

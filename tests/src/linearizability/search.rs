@@ -1,7 +1,9 @@
 //! Wing & Gong's search over the ways to order one key's concurrent operations, with Lowe's
 //! memoization of (linearized set, state).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use super::unknowns::Unknowns;
 
 /// A register value, interned: 0 is "absent".
 pub(super) type Value = u32;
@@ -61,24 +63,31 @@ pub(super) struct Outcome {
     pub steps: usize,
 }
 
-/// Call and return events in time order, as a doubly linked list over `events` (index 0 is
-/// the head sentinel), so that linearized operations can be lifted out and put back.
+/// The definite operations' call and return events in time order, as a doubly linked list
+/// over `events` (index 0 is the head sentinel), so that linearized operations can be lifted
+/// out and put back; the operations of unknown outcome, which have no return, wait apart in
+/// `unknowns`.
 pub(super) struct Search {
     steps: Vec<Step>,
-    /// `(op, is_call)` per event; event 0 is the sentinel.
+    /// `(op, is_call)` and the time per event; event 0 is the sentinel.
     events: Vec<(usize, bool)>,
+    times: Vec<u64>,
     next: Vec<usize>,
     prev: Vec<usize>,
-    /// Each op's call and (for ops with a deadline) return event.
+    /// Each definite op's call and return event.
     call_of: Vec<usize>,
-    return_of: Vec<Option<usize>>,
-    /// Operations with a deadline not yet linearized.
+    return_of: Vec<usize>,
+    /// Definite operations not yet linearized.
     remaining: usize,
-    /// Interchangeable operations: those of unknown outcome with the same step, per kind in
-    /// the order of their calls, and how many of each kind are linearized.
-    kind_of: Vec<Option<usize>>,
-    kinds: Vec<Vec<usize>>,
-    used: Vec<usize>,
+    unknowns: Unknowns,
+}
+
+/// Where the search is among the candidates to linearize next: first the kinds of unknown
+/// outcome that may apply in the current state (by index), then the list of events.
+#[derive(Clone, Copy)]
+enum Cursor {
+    Unknown(usize),
+    Event(usize),
 }
 
 const NONE: usize = usize::MAX;
@@ -88,48 +97,36 @@ impl Search {
         // (time, calls before returns at equal times, op, is_call)
         let mut timeline: Vec<(u64, u8, usize, bool)> = Vec::new();
         for (i, op) in ops.iter().enumerate() {
-            timeline.push((op.invoked, 0, i, true));
             if let Some(deadline) = op.deadline {
+                timeline.push((op.invoked, 0, i, true));
                 timeline.push((deadline, 1, i, false));
             }
         }
         timeline.sort_unstable();
         let mut events = vec![(NONE, false)];
-        let mut call_of = vec![0; ops.len()];
-        let mut return_of = vec![None; ops.len()];
-        for (_, _, op, is_call) in timeline {
+        let mut times = vec![0];
+        let mut call_of = vec![NONE; ops.len()];
+        let mut return_of = vec![NONE; ops.len()];
+        for (time, _, op, is_call) in timeline {
             if is_call {
                 call_of[op] = events.len();
             } else {
-                return_of[op] = Some(events.len());
+                return_of[op] = events.len();
             }
             events.push((op, is_call));
-        }
-        let mut kind_of = vec![None; ops.len()];
-        let mut kinds: Vec<Vec<usize>> = Vec::new();
-        let mut kind_by_step: HashMap<Step, usize> = HashMap::new();
-        for &(op, is_call) in &events[1..] {
-            if is_call && ops[op].deadline.is_none() {
-                let kind = *kind_by_step.entry(ops[op].step).or_insert_with(|| {
-                    kinds.push(Vec::new());
-                    kinds.len() - 1
-                });
-                kinds[kind].push(op);
-                kind_of[op] = Some(kind);
-            }
+            times.push(time);
         }
         let n = events.len();
         Search {
-            used: vec![0; kinds.len()],
-            kind_of,
-            kinds,
             steps: ops.iter().map(|op| op.step).collect(),
             next: (1..=n).map(|i| if i == n { NONE } else { i }).collect(),
             prev: (0..n).map(|i| i.wrapping_sub(1)).collect(),
             events,
+            times,
             call_of,
-            remaining: return_of.iter().filter(|r| r.is_some()).count(),
+            remaining: ops.iter().filter(|op| op.deadline.is_some()).count(),
             return_of,
+            unknowns: Unknowns::new(ops),
         }
     }
 
@@ -149,46 +146,43 @@ impl Search {
         }
     }
 
-    /// Whether `op` may be linearized next as far as its kind goes: of interchangeable
-    /// operations of unknown outcome only the earliest unused one is tried, since taking a
-    /// later one instead can only leave fewer choices. Without this, the search would try
-    /// every subset of them.
-    fn is_first_of_its_kind(&self, op: usize) -> bool {
-        self.kind_of[op].is_none_or(|kind| self.kinds[kind][self.used[kind]] == op)
-    }
-
-    /// Takes op's call and return out of the list.
+    /// Takes a definite op's call and return out of the list.
     fn lift(&mut self, op: usize) {
-        if let Some(kind) = self.kind_of[op] {
-            self.used[kind] += 1;
-        }
         self.unlink(self.call_of[op]);
-        if let Some(ret) = self.return_of[op] {
-            self.unlink(ret);
-            self.remaining -= 1;
-        }
+        self.unlink(self.return_of[op]);
+        self.remaining -= 1;
     }
 
     /// Puts them back (in the reverse order of `lift`).
     fn unlift(&mut self, op: usize) {
-        if let Some(ret) = self.return_of[op] {
-            self.relink(ret);
-            self.remaining += 1;
-        }
+        self.relink(self.return_of[op]);
         self.relink(self.call_of[op]);
-        if let Some(kind) = self.kind_of[op] {
-            self.used[kind] -= 1;
-        }
+        self.remaining += 1;
     }
 
-    /// Searches for an order, taking at most `budget` steps.
+    /// The time of the first return left: an operation of unknown outcome invoked later
+    /// cannot go before the definite operation returning then.
+    fn barrier(&self) -> u64 {
+        let mut event = self.next[0];
+        while event != NONE {
+            if !self.events[event].1 {
+                return self.times[event];
+            }
+            event = self.next[event];
+        }
+        u64::MAX
+    }
+
+    /// Searches for an order, taking at most `budget` steps (candidates considered).
     pub(super) fn run(mut self, budget: usize) -> Outcome {
         let words = self.steps.len().div_ceil(64);
         let mut linearized = vec![0u64; words];
         let mut seen: HashSet<(Vec<u64>, Value)> = HashSet::new();
-        let mut stack: Vec<(usize, Value)> = Vec::new();
+        // The ops linearized, each with the state before it and where its choice was made.
+        let mut stack: Vec<(usize, Value, Cursor)> = Vec::new();
         let mut state: Value = 0;
-        let mut event = self.next[0];
+        let mut barrier = self.barrier();
+        let mut cursor = Cursor::Unknown(0);
         let end = |linearizable, steps| Outcome {
             linearizable,
             steps,
@@ -197,37 +191,70 @@ impl Search {
             if self.remaining == 0 {
                 return end(Some(true), steps);
             }
-            let (op, is_call) = if event == NONE {
-                (NONE, false)
-            } else {
-                self.events[event]
-            };
-            if is_call {
-                if self.is_first_of_its_kind(op) {
-                    if let Some(after) = self.steps[op].apply(state) {
-                        linearized[op / 64] |= 1 << (op % 64);
-                        if seen.insert((linearized.clone(), after)) {
-                            stack.push((op, state));
-                            state = after;
-                            self.lift(op);
-                            event = self.next[0];
-                            continue;
-                        }
-                        linearized[op / 64] &= !(1 << (op % 64));
+            let (op, kind) = match cursor {
+                Cursor::Unknown(i) => match self.unknowns.kind_for(state, i) {
+                    None => {
+                        cursor = Cursor::Event(self.next[0]);
+                        continue;
                     }
+                    Some(kind) => (self.unknowns.next_of(kind, barrier), Some(kind)),
+                },
+                Cursor::Event(NONE) => (None, None),
+                Cursor::Event(event) => match self.events[event] {
+                    (op, true) => (Some(op), None),
+                    (_, false) => (None, None),
+                },
+            };
+            let at_return = op.is_none() && matches!(cursor, Cursor::Event(_));
+            if let Some(op) = op {
+                if let Some(after) = self.steps[op].apply(state) {
+                    linearized[op / 64] |= 1 << (op % 64);
+                    if seen.insert((linearized.clone(), after)) {
+                        stack.push((op, state, cursor));
+                        state = after;
+                        match kind {
+                            Some(kind) => self.unknowns.take(kind),
+                            None => {
+                                self.lift(op);
+                                barrier = self.barrier();
+                            }
+                        }
+                        cursor = Cursor::Unknown(0);
+                        continue;
+                    }
+                    linearized[op / 64] &= !(1 << (op % 64));
                 }
-                event = self.next[event];
-            } else {
-                // A return (or the end) reached with its op not linearized: undo the last choice.
-                let Some((op, before)) = stack.pop() else {
-                    return end(Some(false), steps);
-                };
-                linearized[op / 64] &= !(1 << (op % 64));
-                state = before;
-                self.unlift(op);
-                event = self.next[self.call_of[op]];
             }
+            if !at_return {
+                cursor = self.advance(cursor);
+                continue;
+            }
+            // A return (or the end) reached with its op not linearized: undo the last choice.
+            let Some((op, before, at)) = stack.pop() else {
+                return end(Some(false), steps);
+            };
+            linearized[op / 64] &= !(1 << (op % 64));
+            match at {
+                Cursor::Unknown(i) => {
+                    let kind = self.unknowns.kind_for(before, i).expect("the kind chosen");
+                    self.unknowns.put_back(kind);
+                }
+                Cursor::Event(_) => {
+                    self.unlift(op);
+                    barrier = self.barrier();
+                }
+            }
+            state = before;
+            cursor = self.advance(at);
         }
         end(None, budget)
+    }
+
+    /// The candidate after `cursor`.
+    fn advance(&self, cursor: Cursor) -> Cursor {
+        match cursor {
+            Cursor::Unknown(i) => Cursor::Unknown(i + 1),
+            Cursor::Event(event) => Cursor::Event(self.next[event]),
+        }
     }
 }
