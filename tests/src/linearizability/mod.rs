@@ -17,6 +17,9 @@ mod prepare;
 mod search;
 mod unknowns;
 
+#[cfg(test)]
+mod brute_force;
+
 pub use history_file::{load_history, save_history};
 use prepare::prepare;
 use search::Search;
