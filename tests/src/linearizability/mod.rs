@@ -89,13 +89,14 @@ pub fn check(history: &[Op], budget: usize) -> Verdict {
     check_measured(history, budget).0
 }
 
-/// [`check`], also telling how much work each key took (keys after a failing one are not
-/// checked).
+/// [`check`], also telling how much work each key took. Every key is checked, so that a
+/// violation on one key is reported even when another key is undecided.
 pub fn check_measured(history: &[Op], budget: usize) -> (Verdict, Vec<KeyEffort>) {
     let mut keys: Vec<&str> = history.iter().map(|op| op.key.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
     let mut efforts = Vec::new();
+    let mut undecided = None;
     for key in keys {
         let ops: Vec<&Op> = history
             .iter()
@@ -113,12 +114,15 @@ pub fn check_measured(history: &[Op], budget: usize) -> (Verdict, Vec<KeyEffort>
                 return (Verdict::Violation { key, ops }, efforts);
             }
             None => {
-                let key = key.to_string();
-                return (Verdict::Undecided { key }, efforts);
+                undecided.get_or_insert_with(|| key.to_string());
             }
         }
     }
-    (Verdict::Linearizable, efforts)
+    let verdict = match undecided {
+        Some(key) => Verdict::Undecided { key },
+        None => Verdict::Linearizable,
+    };
+    (verdict, efforts)
 }
 
 /// Searches one key's operations.
@@ -424,6 +428,22 @@ mod tests {
             .expect("a read");
         h[last_read].kind = read(Some("never-written"));
         assert!(is_violation(&h));
+    }
+
+    #[test]
+    fn a_violation_on_one_key_is_reported_even_if_another_is_undecided() {
+        let mut h = valid_history(200, 7);
+        for op in &mut h {
+            op.key = "a".into();
+        }
+        let mut bad = op(1, read(Some("nope")), 2, 3);
+        bad.key = "b".into();
+        h.push(bad);
+        assert_eq!(check(&h[..200], 10), Verdict::Undecided { key: "a".into() });
+        match check(&h, 10) {
+            Verdict::Violation { key, .. } => assert_eq!(key, "b"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
