@@ -13,7 +13,9 @@ mod wait;
 
 pub use cli::{CliOutput, Skiff};
 pub use cluster::{Cluster, Member, Writer};
-pub use linearizability::{check, Op, OpKind, Outcome, Verdict};
+pub use linearizability::{
+    check, check_measured, load_history, save_history, KeyEffort, Op, OpKind, Outcome, Verdict,
+};
 pub use netns::Network;
 pub use process::{start_agent, DevServer, SkiffProcess};
 pub use tmpfs::Tmpfs;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use skiff_e2e::{check, wait_until, Cluster, Op, OpKind, Outcome, Verdict};
+use skiff_e2e::{check_measured, save_history, wait_until, Cluster, Op, OpKind, Outcome, Verdict};
 
 const KEYS: usize = 3;
 const CLIENTS: usize = 4;
@@ -269,10 +269,31 @@ fn concurrent_reads_writes_and_cas_stay_linearizable_under_faults() -> anyhow::R
         "too few acknowledged operations to judge: {definite} of {}",
         history.len()
     );
-    match check(&history, BUDGET) {
+    let checking = Instant::now();
+    let (verdict, efforts) = check_measured(&history, BUDGET);
+    for e in &efforts {
+        println!(
+            "checked {}: {} operations ({} of unknown outcome) in {} search steps",
+            e.key, e.ops, e.unknown, e.steps
+        );
+    }
+    println!("checking took {:?}", checking.elapsed());
+    // A failing run's whole history, kept for study (`load_history`, then `check_measured`).
+    let saved = || -> anyhow::Result<std::path::PathBuf> {
+        let path = std::env::temp_dir().join(format!(
+            "skiff-linearizable-history-{}.jsonl",
+            std::process::id()
+        ));
+        save_history(&path, &history)?;
+        Ok(path)
+    };
+    match verdict {
         Verdict::Linearizable => {}
         Verdict::Undecided { key } => {
-            anyhow::bail!("the checker ran out of budget on {key}: cannot judge the history")
+            anyhow::bail!(
+                "the checker ran out of budget on {key}: cannot judge the history (saved in {})",
+                saved()?.display()
+            )
         }
         Verdict::Violation { key, ops } => {
             // The key's whole sub-history, kept for reading after the test.
@@ -281,9 +302,10 @@ fn concurrent_reads_writes_and_cas_stay_linearizable_under_faults() -> anyhow::R
             std::fs::write(&path, lines.join("\n"))?;
             anyhow::bail!(
                 "not linearizable: no order of the {} operations on {key} explains what the \
-                 clients saw (they are in {})",
+                 clients saw (they are in {}; the whole history is in {})",
                 ops.len(),
-                path.display()
+                path.display(),
+                saved()?.display()
             )
         }
     }
