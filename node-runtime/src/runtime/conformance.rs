@@ -124,7 +124,7 @@ mod tests {
     use super::*;
     use crate::runtime::hollow::HollowRuntime;
     use crate::runtime::wasm::WasmRuntime;
-    use crate::runtime::{ImageService, ImageStore};
+    use crate::runtime::{FileImages, ImageService, ImageStore};
 
     #[tokio::test]
     async fn wasm_runtime() {
@@ -135,7 +135,10 @@ mod tests {
         .expect("wat");
         let guest = dir.path().join("spin.wasm");
         std::fs::write(&guest, spin).expect("write");
-        let images = ImageStore::open(dir.path().join("images")).expect("images");
+        let files = FileImages::default().allow_dir(dir.path()).expect("allow");
+        let images = ImageStore::open(dir.path().join("images"))
+            .expect("images")
+            .with_file_images(files);
         let image = images
             .pull_image(&format!("file:{}", guest.display()), None)
             .await
