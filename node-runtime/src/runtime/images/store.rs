@@ -58,8 +58,10 @@ impl ImageService for ImageStore {
         let fetched = source::fetch(&self.files, reference, auth).await?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&fetched.bytes)));
         let blob = self.blob_path(&digest);
+        let size = fetched.bytes.len() as u64;
         if !blob.exists() {
-            let (path, bytes) = (blob.clone(), fetched.bytes.clone());
+            // Moved, not copied: an image may be as large as the node's cap.
+            let (path, bytes) = (blob.clone(), fetched.bytes);
             tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
                 .await
                 .expect("image write task")
@@ -71,7 +73,7 @@ impl ImageService for ImageStore {
         let image = ImageRef {
             reference: reference.to_string(),
             digest,
-            size: fetched.bytes.len() as u64,
+            size,
             config: fetched.config,
             content: blob,
         };
