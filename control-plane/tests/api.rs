@@ -487,3 +487,69 @@ async fn runtime_class_admission_merges_refuses_and_names_conflicts() {
     assert_eq!(status["details"]["causes"][0]["field"], "handler");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_references_are_validated_naming_the_field() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/pods", server.url());
+    let pod = |name: &str, image: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": image}]}})
+    };
+    for (name, image, message) in [
+        (
+            "zero",
+            "file:/dev/zero",
+            "a file: image must name a .wasm file",
+        ),
+        (
+            "shadow",
+            "file:/etc/shadow",
+            "a file: image must name a .wasm file",
+        ),
+        (
+            "up",
+            "file:../x.wasm",
+            "a file: image must be an absolute path",
+        ),
+        (
+            "rel",
+            "file:relative.wasm",
+            "a file: image must be an absolute path",
+        ),
+        (
+            "dots",
+            "file:/srv/../etc/x.wasm",
+            "a file: image must be a normalized path",
+        ),
+        (
+            "oci",
+            "Not A Reference",
+            "must be a file: image or an image reference",
+        ),
+    ] {
+        let (code, status) = send(http.post(&base).json(&pod(name, image))).await;
+        assert_eq!(
+            (code, status["reason"].as_str()),
+            (422, Some("Invalid")),
+            "{image}: {status}"
+        );
+        let cause = &status["details"]["causes"][0];
+        assert_eq!(
+            cause["field"], "spec.containers[0].image",
+            "{image}: {status}"
+        );
+        let text = cause["message"].as_str().unwrap_or_default();
+        assert!(text.contains(message), "{image}: {text}");
+        let (code, _) = send(http.get(format!("{base}/{name}"))).await;
+        assert_eq!(code, 404, "{image} was stored");
+    }
+    for (name, image) in [
+        ("wasm", "file:/srv/guest.wasm"),
+        ("oci", "registry.example/app:1"),
+    ] {
+        let (code, created) = send(http.post(&base).json(&pod(name, image))).await;
+        assert_eq!(code, 201, "{image}: {created}");
+    }
+    server.shutdown().await;
+}

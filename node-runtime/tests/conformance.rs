@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use skiff_node_runtime::runtime::hollow::HollowRuntime;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
-use skiff_node_runtime::runtime::{ContainerRuntime, ImageRef, ImageService, ImageStore};
+use skiff_node_runtime::runtime::{
+    ContainerRuntime, FileImages, ImageRef, ImageService, ImageStore,
+};
 use skiff_test_support::conformance;
 use tempfile::TempDir;
 
@@ -20,9 +22,15 @@ struct Subject {
     image: ImageRef,
 }
 
-/// The Wasm runtime on a scratch directory, running the guest at `guest` (a file).
+/// The Wasm runtime on a scratch directory, running the guest at `guest` (a file, which the
+/// image store is allowed to read).
 async fn wasm(dir: TempDir, guest: &Path) -> Subject {
-    let images = ImageStore::open(dir.path().join("images")).expect("images");
+    let files = FileImages::default()
+        .allow_dir(guest.parent().expect("guest's directory"))
+        .expect("allow the guest's directory");
+    let images = ImageStore::open(dir.path().join("images"))
+        .expect("images")
+        .with_file_images(files);
     let image = images
         .pull_image(&format!("file:{}", guest.display()), None)
         .await

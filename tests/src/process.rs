@@ -287,8 +287,8 @@ impl DevServer {
 }
 
 /// A `skiff agent` joined to a server with `token`, on its own data dir, its kubelet endpoint
-/// on a port of the system's choice (the agent registers it with its Node); `extra` arguments
-/// are appended.
+/// on a port of the system's choice (the agent registers it with its Node), allowed to run the
+/// example guests (`--allow-image-dir wasm-examples`); `extra` arguments are appended.
 pub fn start_agent(
     server_url: &str,
     token: &str,
@@ -308,6 +308,11 @@ pub fn start_agent(
         data_dir.display().to_string(),
         "--listen".into(),
         "127.0.0.1:0".into(),
+        "--allow-image-dir".into(),
+        crate::repo_root()
+            .join("wasm-examples")
+            .display()
+            .to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     SkiffProcess::spawn(args, data_dir.with_extension("log"))

@@ -16,8 +16,8 @@ use skiff_control_plane::{Server, ServerConfig};
 use skiff_node_runtime::agent::Agent;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 use skiff_node_runtime::runtime::{
-    ContainerConfig, ContainerResources, ContainerRuntime, ContainerState, ImageService,
-    ImageStore, PodSandboxConfig,
+    ContainerConfig, ContainerResources, ContainerRuntime, ContainerState, FileImages,
+    ImageService, ImageStore, PodSandboxConfig,
 };
 
 use crate::figures::{ms, percentile};
@@ -76,6 +76,7 @@ pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
         .token(token.to_string())
         .node_name("bench-node")
         .data_dir(dir.join("agent"))
+        .allow_image_dir(guest_dir(&guest))
         .runtime(runtime)
         .capacity(64_000, 64 << 30, args.replicas as u32 + 10)
         .build()?;
@@ -136,12 +137,18 @@ pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The directory the agent must allow `file:` images from to run `guest`.
+fn guest_dir(guest: &Path) -> &Path {
+    guest.parent().unwrap_or(guest)
+}
+
 /// Time to a Running container: compiling, from memory, and from the disk cache of a new runtime.
 async fn compile_cache_figures(
     guest: &Path,
     dir: &Path,
 ) -> anyhow::Result<(Duration, Duration, Duration)> {
-    let images = ImageStore::open(dir.join("images"))?;
+    let files = FileImages::default().allow_dir(guest_dir(guest))?;
+    let images = ImageStore::open(dir.join("images"))?.with_file_images(files);
     let first = WasmRuntime::new(dir.to_path_buf())?;
     let cold = start_one(&first, &images, guest, "cold").await?;
     let warm_memory = start_one(&first, &images, guest, "warm").await?;

@@ -63,6 +63,8 @@ pub async fn node_loss(args: BenchNodeLossArgs) -> anyhow::Result<()> {
         let log = std::fs::File::create(data.with_extension("log"))?;
         let child = Command::new(std::env::current_exe()?)
             .args(["agent", "--server", &url, "--token", &token.to_string()])
+            .arg("--allow-image-dir")
+            .arg(guest.parent().unwrap_or(&guest))
             .args([
                 "--node-name",
                 &name,

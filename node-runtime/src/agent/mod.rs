@@ -14,6 +14,7 @@
 //!     .token("abcdef.0123456789abcdef") // from `skiff token create`
 //!     .node_name("edge-1")
 //!     .data_dir("/var/lib/my-node".into())
+//!     .allow_image_dir("/srv/guests") // file: images come only from here
 //!     .runtime(wasm) // more runtimes: call .runtime(...) again
 //!     .build()?
 //!     .run(async { let _ = tokio::signal::ctrl_c().await; })
@@ -56,7 +57,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use skiff_api::backoff::Backoff;
 
-use crate::runtime::{ContainerRuntime, ImageService, ImageStore, RuntimeError, RuntimeSet};
+use crate::runtime::images::{FileImageError, DEFAULT_MAX_IMAGE_SIZE};
+use crate::runtime::{
+    ContainerRuntime, FileImages, ImageService, ImageStore, RuntimeError, RuntimeSet,
+};
 
 /// Default pause between lease renewals (the control plane's node grace is a few of these).
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -84,6 +88,8 @@ pub enum AgentError {
     Refused(String),
     #[error("runtime: {0}")]
     Runtime(#[from] RuntimeError),
+    #[error("file: images: {0}")]
+    FileImages(#[from] FileImageError),
 }
 
 /// Configures an [`Agent`].
@@ -96,6 +102,8 @@ pub struct AgentBuilder {
     listen: SocketAddr,
     runtimes: RuntimeSet,
     images: Option<Arc<dyn ImageService>>,
+    image_dirs: Vec<PathBuf>,
+    max_image_size: u64,
     labels: BTreeMap<String, String>,
     capacity: Option<(u64, u64, u32)>,
     heartbeat: Duration,
@@ -127,6 +135,8 @@ impl Agent {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             runtimes: RuntimeSet::default(),
             images: None,
+            image_dirs: Vec::new(),
+            max_image_size: DEFAULT_MAX_IMAGE_SIZE,
             labels: BTreeMap::new(),
             capacity: None,
             heartbeat: HEARTBEAT,
@@ -292,6 +302,20 @@ impl AgentBuilder {
         self
     }
 
+    /// Allows `file:` images from regular files in `dir` and below (repeatable; resolved
+    /// when the agent is built). Without any, the default image store pulls no `file:`
+    /// images. Ignored when [`images`](Self::images) supplies the image service.
+    pub fn allow_image_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.image_dirs.push(dir.into());
+        self
+    }
+
+    /// The largest `file:` image the default image store reads, in bytes (default 256 MiB).
+    pub fn max_image_size(mut self, bytes: u64) -> Self {
+        self.max_image_size = bytes;
+        self
+    }
+
     /// Extra node labels.
     pub fn labels(mut self, labels: BTreeMap<String, String>) -> Self {
         self.labels = labels;
@@ -327,7 +351,14 @@ impl AgentBuilder {
         let data_dir = self.data_dir.ok_or(AgentError::Missing("data_dir"))?;
         let images = match self.images {
             Some(images) => images,
-            None => Arc::new(ImageStore::open(data_dir.join("images"))?),
+            None => {
+                let mut files = FileImages::default().max_size(self.max_image_size);
+                for dir in &self.image_dirs {
+                    files = files.allow_dir(dir)?;
+                }
+                tracing::info!(dirs = ?files.allowed_dirs(), "file: images allowed from");
+                Arc::new(ImageStore::open(data_dir.join("images"))?.with_file_images(files))
+            }
         };
         Ok(Agent {
             client: match &self.token {

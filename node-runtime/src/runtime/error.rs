@@ -7,6 +7,12 @@ use super::{ContainerId, SandboxId};
 pub enum RuntimeError {
     #[error("image {reference}: {message}")]
     ImagePull { reference: String, message: String },
+    #[error("image {reference} {source}")]
+    FileImage {
+        reference: String,
+        #[source]
+        source: super::images::FileImageError,
+    },
     #[error("image {reference} cannot be run here: {message}")]
     InvalidImage { reference: String, message: String },
     #[error("container {name}: create failed: {message}")]

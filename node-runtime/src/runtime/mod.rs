@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 
 pub use config::{ContainerConfig, ContainerResources, Mount, PodSandboxConfig, SecurityContext};
 pub use error::RuntimeError;
-pub use images::{ImageConfig, ImageRef, ImageService, ImageStore, PullAuth};
+pub use images::{FileImages, ImageConfig, ImageRef, ImageService, ImageStore, PullAuth};
 pub use set::RuntimeSet;
 pub use state::{
     ContainerEvent, ContainerEventKind, ContainerState, ContainerStats, ContainerStatus,

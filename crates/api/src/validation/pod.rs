@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, ResourceRequir
 
 use super::meta::{self, NameRule};
 use super::{Errors, FieldErrorReason};
-use crate::quantity;
+use crate::{image, quantity};
 
 pub fn validate_pod(pod: &Pod, errors: &mut Errors) {
     meta::validate_object_meta(&pod.metadata, true, NameRule::Subdomain, errors);
@@ -77,12 +77,13 @@ fn validate_container(container: &Container, field: &str, errors: &mut Errors) {
             errors,
         );
     }
-    if container
-        .image
-        .as_deref()
-        .is_none_or(|i| i.trim().is_empty())
-    {
-        errors.required(format!("{field}.image"));
+    match container.image.as_deref() {
+        Some(image) if !image.trim().is_empty() => {
+            if let Err(err) = image::check_reference(image) {
+                errors.invalid(format!("{field}.image"), image, err);
+            }
+        }
+        _ => errors.required(format!("{field}.image")),
     }
     for (i, port) in container.ports.iter().flatten().enumerate() {
         let port_field = format!("{field}.ports[{i}]");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::daemon::{host_name, terminated, wasm_agent};
+use super::daemon::{host_name, terminated, wasm_agent, ImageArgs};
 use crate::cli::ClientOpts;
 
 #[derive(Args, Debug)]
@@ -25,6 +25,8 @@ pub struct AgentArgs {
     /// The kubelet (logs) endpoint; the API server must reach it.
     #[arg(long, default_value = "127.0.0.1:10250")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub images: ImageArgs,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -42,6 +44,7 @@ pub async fn run(args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         node,
         args.data_dir,
         args.listen,
+        args.images,
     )?;
     agent.run(terminated()).await?;
     Ok(())

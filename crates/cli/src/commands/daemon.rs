@@ -1,12 +1,13 @@
 //! What the daemons (`skiff server --dev` and `skiff agent`) share: signals, the host's name,
-//! and the Wasm node agent.
+//! the image flags and the Wasm node agent.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use clap::Args;
 use skiff_node_runtime::agent::Agent;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
@@ -31,6 +32,44 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "skiff-node".into())
 }
 
+/// Where a node's `file:` images may come from.
+#[derive(Args, Debug)]
+pub struct ImageArgs {
+    /// Allow `file:` images from regular files in DIR and below (repeatable; symlinks are
+    /// resolved first). A node agent allows none without it; `skiff server --dev` allows its
+    /// working directory and the repository's `wasm-examples` unless it is given.
+    #[arg(long = "allow-image-dir", value_name = "DIR")]
+    pub allow_image_dirs: Vec<PathBuf>,
+    /// The largest `file:` image the node reads, as a quantity (`256Mi`, `1Gi`).
+    #[arg(long, default_value = "256Mi", value_parser = parse_size)]
+    pub max_image_size: u64,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    skiff_api::quantity::parse_bytes(text).map_err(|e| e.to_string())
+}
+
+impl ImageArgs {
+    /// Dev mode's default when no directory is given: the working directory, and
+    /// `wasm-examples` in it or above it, or above the `skiff` binary (a build in the repo).
+    pub fn or_dev_defaults(mut self) -> Self {
+        if !self.allow_image_dirs.is_empty() {
+            return self;
+        }
+        let cwd = std::env::current_dir().ok();
+        let exe = std::env::current_exe().ok();
+        let examples = [cwd.as_deref(), exe.as_deref()]
+            .into_iter()
+            .flatten()
+            .flat_map(Path::ancestors)
+            .map(|dir| dir.join("wasm-examples"))
+            .find(|dir| dir.is_dir());
+        self.allow_image_dirs
+            .extend(cwd.into_iter().chain(examples));
+        self
+    }
+}
+
 /// A node agent with the Wasm runtime, its data under `data_dir`.
 pub fn wasm_agent(
     servers: Vec<String>,
@@ -39,9 +78,20 @@ pub fn wasm_agent(
     node: String,
     data_dir: PathBuf,
     listen: SocketAddr,
+    images: ImageArgs,
 ) -> anyhow::Result<Agent> {
+    if images.allow_image_dirs.is_empty() {
+        eprintln!("warning: no --allow-image-dir given: this node refuses every file: image");
+    }
     let runtime = WasmRuntime::new(data_dir.join("wasm")).context("starting the Wasm runtime")?;
-    Ok(Agent::builder()
+    let builder = images
+        .allow_image_dirs
+        .into_iter()
+        .fold(Agent::builder(), |builder, dir| {
+            builder.allow_image_dir(dir)
+        });
+    Ok(builder
+        .max_image_size(images.max_image_size)
         .servers(servers)
         .token(token)
         .labels(labels)

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use skiff_control_plane::{stored_cluster, Cluster, Server, ServerConfig, Timing};
 
-use super::daemon::{host_name, terminated, wasm_agent};
+use super::daemon::{host_name, terminated, wasm_agent, ImageArgs};
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
@@ -55,6 +55,8 @@ pub struct ServerArgs {
     /// Dev mode: the agent's kubelet (logs) endpoint.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub kubelet_listen: SocketAddr,
+    #[command(flatten)]
+    pub images: ImageArgs,
 }
 
 /// The in-process node joins like any other, with a token that never expires, made on the
@@ -166,6 +168,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             node.clone(),
             args.data_dir.join("agent"),
             args.kubelet_listen,
+            args.images.or_dev_defaults(),
         )?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(agent.run(async move {

@@ -2,6 +2,7 @@
 //! a content-addressed store with an index that survives agent restarts. It knows nothing of
 //! what an image holds; each runtime says by `can_handle` whether it can run one.
 
+mod file;
 mod index;
 mod source;
 mod store;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use file::{FileImageError, FileImages, DEFAULT_MAX_IMAGE_SIZE};
 pub use store::ImageStore;
 
 use super::RuntimeError;

@@ -8,23 +8,32 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 use super::index::{write_atomically, Index};
-use super::{source, ImageRef, ImageService, PullAuth};
+use super::{source, FileImages, ImageRef, ImageService, PullAuth};
 use crate::runtime::RuntimeError;
 
 /// The node's images; cheap to share behind an `Arc`.
 pub struct ImageStore {
     dir: PathBuf,
     index: Mutex<Index>,
+    files: FileImages,
 }
 
 impl ImageStore {
-    /// Opens (or starts) the store in `dir`, with the images its index remembers.
+    /// Opens (or starts) the store in `dir`, with the images its index remembers. It pulls
+    /// no `file:` images until [`with_file_images`](Self::with_file_images) allows some.
     pub fn open(dir: PathBuf) -> Result<Self, RuntimeError> {
         let index = Index::load(dir.join("index.json"))?;
         Ok(ImageStore {
             dir,
             index: Mutex::new(index),
+            files: FileImages::default(),
         })
+    }
+
+    /// Where `file:` images may come from and how large they may be.
+    pub fn with_file_images(mut self, files: FileImages) -> Self {
+        self.files = files;
+        self
     }
 
     fn blob_path(&self, digest: &str) -> PathBuf {
@@ -46,11 +55,13 @@ impl ImageService for ImageStore {
         reference: &str,
         auth: Option<&PullAuth>,
     ) -> Result<ImageRef, RuntimeError> {
-        let fetched = source::fetch(reference, auth).await?;
+        let fetched = source::fetch(&self.files, reference, auth).await?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&fetched.bytes)));
         let blob = self.blob_path(&digest);
+        let size = fetched.bytes.len() as u64;
         if !blob.exists() {
-            let (path, bytes) = (blob.clone(), fetched.bytes.clone());
+            // Moved, not copied: an image may be as large as the node's cap.
+            let (path, bytes) = (blob.clone(), fetched.bytes);
             tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
                 .await
                 .expect("image write task")
@@ -62,7 +73,7 @@ impl ImageService for ImageStore {
         let image = ImageRef {
             reference: reference.to_string(),
             digest,
-            size: fetched.bytes.len() as u64,
+            size,
             config: fetched.config,
             content: blob,
         };
@@ -105,10 +116,18 @@ impl ImageService for ImageStore {
 mod tests {
     use super::*;
 
+    /// A store in `dir/images` that allows `file:` images in `dir`.
+    fn store_in(dir: &std::path::Path) -> ImageStore {
+        let files = FileImages::default().allow_dir(dir).expect("allow");
+        ImageStore::open(dir.join("images"))
+            .expect("open")
+            .with_file_images(files)
+    }
+
     #[tokio::test]
     async fn pulls_by_content_and_remembers_across_restarts() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = ImageStore::open(dir.path().join("images")).expect("open");
+        let store = store_in(dir.path());
         let guest = dir.path().join("g.wasm");
         std::fs::write(&guest, b"\0asm\x01\0\0\0").expect("write");
         let reference = format!("file:{}", guest.display());
@@ -157,7 +176,7 @@ mod tests {
     #[tokio::test]
     async fn names_missing_files_and_unsupported_references() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = ImageStore::open(dir.path().join("images")).expect("open");
+        let store = store_in(dir.path());
         let missing = format!("file:{}/nope.wasm", dir.path().display());
         let err = store.pull_image(&missing, None).await.expect_err("missing");
         assert!(err.to_string().contains("nope.wasm"), "{err}");

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::runtime::{
-    ContainerEventKind, ContainerResources, ContainerState, ImageService, ImageStore, Mount,
+    ContainerEventKind, ContainerResources, ContainerState, FileImages, ImageService, ImageStore,
+    Mount,
 };
 
 struct Fixture {
@@ -33,7 +34,15 @@ fn config(image: ImageRef) -> ContainerConfig {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let images = ImageStore::open(dir.path().join("images")).expect("images");
+    // Guests are written to the tempdir; the built example guests lie under wasm-examples.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-examples");
+    let files = FileImages::default()
+        .allow_dir(dir.path())
+        .and_then(|files| files.allow_dir(&examples))
+        .expect("allow");
+    let images = ImageStore::open(dir.path().join("images"))
+        .expect("images")
+        .with_file_images(files);
     let runtime = WasmRuntime::new(dir.path().join("runtime")).expect("runtime");
     let sandbox = runtime
         .run_pod_sandbox(&PodSandboxConfig {
@@ -412,19 +421,21 @@ async fn tells_wasm_images_and_names_bad_ones() {
     let f = fixture().await;
     let wasm = f.pull(&f.guest("hello", HELLO)).await;
     assert!(f.runtime.can_handle(&wasm));
-    let text = f.dir.path().join("notes.wasm");
-    std::fs::write(&text, "plain text").expect("write");
-    let text = f.pull(&format!("file:{}", text.display())).await;
-    assert!(!f.runtime.can_handle(&text));
+    // The image store refuses files without the Wasm magic; a Wasm layer this runtime does
+    // not know gets through it and is refused here.
+    let future = f.dir.path().join("future.wasm");
+    std::fs::write(&future, b"\0asm\x02\0\0\0").expect("write");
+    let future = f.pull(&format!("file:{}", future.display())).await;
+    assert!(!f.runtime.can_handle(&future));
     let err = f
         .runtime
-        .create_container(&f.sandbox, &config(text))
+        .create_container(&f.sandbox, &config(future))
         .await
         .expect_err("not wasm");
     assert!(
         matches!(err, RuntimeError::InvalidImage { .. })
-            && err.to_string().contains("notes.wasm")
-            && err.to_string().contains("magic"),
+            && err.to_string().contains("future.wasm")
+            && err.to_string().contains("version"),
         "{err}"
     );
 }
