@@ -3,11 +3,13 @@
 //! build on it; it knows neither.
 
 pub mod events;
+pub mod expectations;
 pub mod feed;
 pub mod informer;
 pub mod ownership;
 pub mod queue;
 pub mod runner;
+pub mod slow_start;
 
 use std::sync::Arc;
 
