@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
 use crate::runtime::events::EventRecorder;
+use crate::runtime::expectations::Expectations;
 use crate::runtime::feed::{feed, feed_all};
 use crate::runtime::informer::{key_of, Change};
 use crate::runtime::queue::WorkQueue;
@@ -48,11 +49,14 @@ pub fn start(
         &informers.replicasets,
         shutdown,
     );
+    let expectations = Arc::new(Expectations::default());
+    replicaset::observe(&informers.pods, expectations.clone(), &rs_queue, shutdown);
     let replicasets = replicaset::ReplicaSetController {
         registry: registry.clone(),
         replicasets: informers.replicasets.clone(),
         pods: informers.pods.clone(),
         events: EventRecorder::new(registry.clone(), "replicaset-controller"),
+        expectations,
     };
     runner::spawn(Arc::new(replicasets), rs_queue, WORKERS, shutdown.clone());
 

@@ -3,8 +3,11 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
 use async_trait::async_trait;
-use futures::future::join_all;
 use skiff_api::k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -14,24 +17,80 @@ use super::pods::{is_active, is_ready};
 use crate::error::ApiError;
 use crate::registry::{Registry, Subresource};
 use crate::runtime::events::{EventRecorder, EventType};
-use crate::runtime::informer::{object_key, revision_of, Informer};
+use crate::runtime::expectations::Expectations;
+use crate::runtime::informer::{object_key, revision_of, Change, Informer};
 use crate::runtime::ownership::{controller_of, controller_ref};
+use crate::runtime::queue::WorkQueue;
 use crate::runtime::runner::{Action, Reconciler};
+use crate::runtime::slow_start;
 
-/// Most pods created or deleted in one reconcile (Kubernetes' burst is 500).
-const BURST: usize = 500;
+/// Most pods created or deleted in one reconcile (Kubernetes' `BurstReplicas`).
+pub const BURST: usize = 500;
 
 pub struct ReplicaSetController {
     pub registry: Registry,
     pub replicasets: Arc<Informer<ReplicaSet>>,
     pub pods: Arc<Informer<Pod>>,
     pub events: EventRecorder,
+    /// Creates and deletes made per ReplicaSet key and not yet seen in `pods`.
+    pub expectations: Arc<Expectations>,
 }
 
 /// The ReplicaSet key that should react to a change of `pod`.
 pub fn owner_key(pod: &Pod) -> Option<String> {
     let owner = controller_of(&pod.metadata)?;
     (owner.kind == "ReplicaSet").then(|| object_key(pod.metadata.namespace.as_deref(), &owner.name))
+}
+
+/// Lowers `expectations` as `pods` sees pods of a ReplicaSet created or deleted (or marked
+/// terminating), then queues that ReplicaSet so it can act again.
+pub fn observe(
+    pods: &Arc<Informer<Pod>>,
+    expectations: Arc<Expectations>,
+    queue: &WorkQueue,
+    shutdown: &CancellationToken,
+) {
+    let mut changes = pods.subscribe();
+    let (queue, shutdown) = (queue.clone(), shutdown.clone());
+    let terminating = |p: &Pod| p.metadata.deletion_timestamp.is_some();
+    tokio::spawn(async move {
+        loop {
+            let change = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                change = changes.recv() => change,
+            };
+            match change {
+                Ok(Change {
+                    old: None,
+                    new: Some(pod),
+                }) => {
+                    if let Some(key) = owner_key(&pod) {
+                        expectations.created(&key, 1);
+                        queue.add(key);
+                    }
+                }
+                Ok(Change {
+                    old: Some(pod),
+                    new,
+                }) => {
+                    let gone = new.as_deref().is_none_or(terminating);
+                    if gone && !terminating(&pod) {
+                        if let Some(key) = owner_key(&pod) {
+                            expectations.deleted(&key, 1);
+                            queue.add(key);
+                        }
+                    }
+                }
+                Ok(Change {
+                    old: None,
+                    new: None,
+                }) => {}
+                // Lost notifications: the counts can no longer be trusted; act on the cache.
+                Err(broadcast::error::RecvError::Lagged(_)) => expectations.clear(),
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
 }
 
 #[async_trait]
@@ -42,6 +101,7 @@ impl Reconciler for ReplicaSetController {
 
     async fn reconcile(&self, key: &str) -> Result<Action, ApiError> {
         let Some(rs) = self.replicasets.get(key) else {
+            self.expectations.forget(key);
             return Ok(Action::await_change());
         };
         if rs.metadata.deletion_timestamp.is_some() {
@@ -62,26 +122,31 @@ impl Reconciler for ReplicaSetController {
             .and_then(|s| s.replicas)
             .unwrap_or(1)
             .max(0) as usize;
-        let mut last_revision = 0;
-        if active.len() < desired {
-            let count = (desired - active.len()).min(BURST);
-            last_revision = self.create_pods(&rs, count).await?;
-        } else if active.len() > desired {
-            let mut victims = active.clone();
-            victims.sort_by(deletion_order);
-            victims.truncate((active.len() - desired).min(BURST));
-            last_revision = self.delete_pods(&rs, &victims).await?;
-        }
-        if last_revision > 0 {
-            self.pods.wait_for(last_revision).await;
-        }
+        // Act only on a cache that has seen this set's last creates and deletes; their
+        // arrival queues the key again.
+        let managed = if !self.expectations.satisfied(key, Instant::now()) {
+            Ok(())
+        } else {
+            match plan(active.len(), desired) {
+                Plan::Create(count) => self.create_pods(key, &rs, count).await,
+                Plan::Delete(count) => {
+                    let mut victims = active.clone();
+                    victims.sort_by(deletion_order);
+                    victims.truncate(count);
+                    self.delete_pods(key, &rs, &victims).await
+                }
+                Plan::Nothing => Ok(()),
+            }
+        };
         self.update_status(&rs, &owned()).await?;
+        managed?;
         Ok(Action::await_change())
     }
 }
 
 impl ReplicaSetController {
-    async fn create_pods(&self, rs: &ReplicaSet, count: usize) -> Result<u64, ApiError> {
+    /// Creates `count` pods in slow-start batches, stopping at the first error.
+    async fn create_pods(&self, key: &str, rs: &ReplicaSet, count: usize) -> Result<(), ApiError> {
         let template = rs
             .spec
             .as_ref()
@@ -100,71 +165,76 @@ impl ReplicaSetController {
             spec: template.spec,
             status: None,
         };
-        let results = join_all((0..count).map(|_| self.registry.create_typed(&pod))).await;
-        let mut last = 0;
-        let mut created = 0;
-        let mut first_error = None;
-        for result in results {
-            match result {
-                Ok(pod) => {
-                    created += 1;
-                    last = last.max(revision_of(&pod));
-                    self.events.record(
-                        rs,
-                        EventType::Normal,
-                        "SuccessfulCreate",
-                        format!("Created pod: {}", pod.metadata.name.unwrap_or_default()),
-                    );
-                }
-                Err(err) => {
-                    first_error.get_or_insert(err);
-                }
-            }
-        }
-        if let Some(err) = first_error {
+        self.expectations.expect(key, count, 0, Instant::now());
+        let outcome = slow_start::run(count, |_| self.registry.create_typed(&pod)).await;
+        for created in &outcome.done {
             self.events.record(
                 rs,
-                EventType::Warning,
-                "FailedCreate",
-                format!("Error creating: {err}"),
+                EventType::Normal,
+                "SuccessfulCreate",
+                format!(
+                    "Created pod: {}",
+                    created.metadata.name.as_deref().unwrap_or_default()
+                ),
             );
-            if created == 0 {
-                return Err(err);
-            }
         }
-        Ok(last)
+        // Creates never made will never be seen.
+        self.expectations.created(key, count - outcome.done.len());
+        match outcome.error {
+            Some(err) => {
+                self.events.record(
+                    rs,
+                    EventType::Warning,
+                    "FailedCreate",
+                    format!("Error creating: {err}"),
+                );
+                Err(err)
+            }
+            None => Ok(()),
+        }
     }
 
-    async fn delete_pods(&self, rs: &ReplicaSet, victims: &[Arc<Pod>]) -> Result<u64, ApiError> {
+    /// Deletes `victims` in slow-start batches, stopping at the first error.
+    async fn delete_pods(
+        &self,
+        key: &str,
+        rs: &ReplicaSet,
+        victims: &[Arc<Pod>],
+    ) -> Result<(), ApiError> {
         let pods = skiff_api::resources::of::<Pod>();
-        let deletions = victims.iter().map(|pod| {
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            let namespace = pod.metadata.namespace.clone();
+        self.expectations
+            .expect(key, 0, victims.len(), Instant::now());
+        let outcome = slow_start::run(victims.len(), |i| {
+            let name = victims[i].metadata.name.clone().unwrap_or_default();
+            let namespace = victims[i].metadata.namespace.clone();
             async move {
                 let result = self
                     .registry
                     .delete(pods, namespace.as_deref(), &name, &Default::default())
                     .await;
-                (name, result)
-            }
-        });
-        let mut last = 0;
-        for (name, result) in join_all(deletions).await {
-            match result {
-                Ok(obj) => {
-                    last = last.max(crate::registry::object::revision(&obj));
-                    self.events.record(
-                        rs,
-                        EventType::Normal,
-                        "SuccessfulDelete",
-                        format!("Deleted pod: {name}"),
-                    );
+                match result {
+                    Ok(_) => Ok(Some(name)),
+                    // Already gone: its deletion may have been seen before we expected it.
+                    Err(ApiError::NotFound { .. }) => {
+                        self.expectations.deleted(key, 1);
+                        Ok(None)
+                    }
+                    Err(err) => Err(err),
                 }
-                Err(ApiError::NotFound { .. }) => {}
-                Err(err) => return Err(err),
             }
+        })
+        .await;
+        for name in outcome.done.iter().flatten() {
+            self.events.record(
+                rs,
+                EventType::Normal,
+                "SuccessfulDelete",
+                format!("Deleted pod: {name}"),
+            );
         }
-        Ok(last)
+        self.expectations
+            .deleted(key, victims.len() - outcome.done.len());
+        outcome.error.map_or(Ok(()), Err)
     }
 
     async fn update_status(&self, rs: &ReplicaSet, pods: &[Arc<Pod>]) -> Result<(), ApiError> {
@@ -217,6 +287,23 @@ impl ReplicaSetController {
     }
 }
 
+/// What one sync does about a set with `active` of `desired` pods.
+#[derive(Debug, PartialEq, Eq)]
+enum Plan {
+    Create(usize),
+    Delete(usize),
+    Nothing,
+}
+
+/// Creates or deletes the difference, at most a burst per sync.
+fn plan(active: usize, desired: usize) -> Plan {
+    match active.cmp(&desired) {
+        Ordering::Less => Plan::Create((desired - active).min(BURST)),
+        Ordering::Greater => Plan::Delete((active - desired).min(BURST)),
+        Ordering::Equal => Plan::Nothing,
+    }
+}
+
 /// Which pods to delete first when scaling down (Kubernetes' `ActivePods` order):
 /// unscheduled, then pending, then not ready, then the most recently created.
 fn deletion_order(a: &Arc<Pod>, b: &Arc<Pod>) -> Ordering {
@@ -235,4 +322,49 @@ fn deletion_order(a: &Arc<Pod>, b: &Arc<Pod>) -> Ordering {
                 .creation_timestamp
                 .cmp(&a.metadata.creation_timestamp),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_sync_creates_or_deletes_at_most_a_burst_in_slow_start_batches() {
+        for (active, desired, expected, batches) in [
+            (0, 0, Plan::Nothing, vec![]),
+            (3, 3, Plan::Nothing, vec![]),
+            (0, 3, Plan::Create(3), vec![1, 2]),
+            (
+                0,
+                1000,
+                Plan::Create(500),
+                vec![1, 2, 4, 8, 16, 32, 64, 128, 245],
+            ),
+            (
+                0,
+                2_147_483_647,
+                Plan::Create(500),
+                vec![1, 2, 4, 8, 16, 32, 64, 128, 245],
+            ),
+            (
+                1000,
+                0,
+                Plan::Delete(500),
+                vec![1, 2, 4, 8, 16, 32, 64, 128, 245],
+            ),
+            (5, 1, Plan::Delete(4), vec![1, 2, 1]),
+        ] {
+            let planned = plan(active, desired);
+            let count = match planned {
+                Plan::Create(n) | Plan::Delete(n) => n,
+                Plan::Nothing => 0,
+            };
+            assert_eq!(planned, expected, "{active} of {desired}");
+            assert_eq!(
+                slow_start::batch_sizes(count),
+                batches,
+                "{active} of {desired}"
+            );
+        }
+    }
 }
