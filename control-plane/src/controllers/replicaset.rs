@@ -104,7 +104,11 @@ impl Reconciler for ReplicaSetController {
             self.expectations.forget(key);
             return Ok(Action::await_change());
         };
-        if rs.metadata.deletion_timestamp.is_some() {
+        // Act only on a cache that has seen this set's last creates and deletes (or after they
+        // expired): their arrival queues the key again, and the status then catches up.
+        if rs.metadata.deletion_timestamp.is_some()
+            || !self.expectations.satisfied(key, Instant::now())
+        {
             return Ok(Action::await_change());
         }
         let uid = rs.metadata.uid.clone().unwrap_or_default();
@@ -122,21 +126,15 @@ impl Reconciler for ReplicaSetController {
             .and_then(|s| s.replicas)
             .unwrap_or(1)
             .max(0) as usize;
-        // Act only on a cache that has seen this set's last creates and deletes; their
-        // arrival queues the key again.
-        let managed = if !self.expectations.satisfied(key, Instant::now()) {
-            Ok(())
-        } else {
-            match plan(active.len(), desired) {
-                Plan::Create(count) => self.create_pods(key, &rs, count).await,
-                Plan::Delete(count) => {
-                    let mut victims = active.clone();
-                    victims.sort_by(deletion_order);
-                    victims.truncate(count);
-                    self.delete_pods(key, &rs, &victims).await
-                }
-                Plan::Nothing => Ok(()),
+        let managed = match plan(active.len(), desired) {
+            Plan::Create(count) => self.create_pods(key, &rs, count).await,
+            Plan::Delete(count) => {
+                let mut victims = active.clone();
+                victims.sort_by(deletion_order);
+                victims.truncate(count);
+                self.delete_pods(key, &rs, &victims).await
             }
+            Plan::Nothing => Ok(()),
         };
         self.update_status(&rs, &owned()).await?;
         managed?;
