@@ -3,15 +3,14 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
 use async_trait::async_trait;
 use skiff_api::k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::selector::LabelSelector;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::pods::{is_active, is_ready};
 use crate::error::ApiError;
