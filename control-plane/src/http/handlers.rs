@@ -4,6 +4,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -24,9 +25,13 @@ pub async fn resource(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match dispatch(&state, &method, &uri, &headers, body).await {
+    let result = match body {
+        Ok(body) => dispatch(&state, &method, &uri, &headers, body).await,
+        Err(rejection) => Err(body_error(&rejection)),
+    };
+    match result {
         Ok(response) => response,
         Err(err) => {
             if err.code().is_server_error() {
@@ -34,6 +39,17 @@ pub async fn resource(
             }
             err.into_response()
         }
+    }
+}
+
+/// A body that could not be read: over the size limit (413), or broken off (400).
+fn body_error(rejection: &BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge {
+            limit: skiff_api::MAX_REQUEST_BODY_BYTES,
+        }
+    } else {
+        ApiError::BadRequest(rejection.body_text())
     }
 }
 

@@ -6,6 +6,9 @@
 
 pub use k8s_openapi;
 
+/// The largest request body the API server accepts, in bytes; larger ones get a 413 `Status`.
+pub const MAX_REQUEST_BODY_BYTES: usize = 2 * 1024 * 1024;
+
 pub mod backoff;
 pub mod defaults;
 pub mod events;
