@@ -17,6 +17,7 @@ pub mod image;
 pub mod intstr;
 pub mod join_token;
 pub mod manifest;
+pub mod nesting;
 pub mod quantity;
 pub mod requests;
 pub mod resources;
