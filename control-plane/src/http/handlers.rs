@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use serde_json::{json, Value};
+use skiff_api::strict::StrictValue;
 use tokio_util::sync::CancellationToken;
 
 use super::path::{self, ApiPath};
@@ -159,8 +160,16 @@ fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
             "only JSON request bodies are accepted; the skiff CLI converts YAML".into(),
         ));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))
+    // Duplicate keys are refused (Kubernetes' strict decoding), naming the field.
+    serde_json::from_slice::<StrictValue>(body)
+        .map(|v| v.0)
+        .map_err(|e| {
+            if e.is_data() {
+                ApiError::BadRequest(format!("strict decoding error: {e}"))
+            } else {
+                ApiError::BadRequest(format!("the request body is not valid JSON: {e}"))
+            }
+        })
 }
 
 /// Whether a PATCH body is a JSON Patch (else a merge patch); other patch types are refused.

@@ -23,5 +23,6 @@ pub mod requests;
 pub mod resources;
 pub mod runtime_class;
 pub mod selector;
+pub mod strict;
 pub mod time;
 pub mod validation;

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::nesting::{self, MAX_DEPTH};
 use crate::resources;
+use crate::strict::StrictValue;
 
 /// A manifest that cannot be used; every variant names the source and the document.
 #[derive(Debug, thiserror::Error)]
@@ -56,15 +57,17 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Value>, ManifestE
     let mut objects = Vec::new();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let number = index + 1;
-        let value = Value::deserialize(document).map_err(|err| ManifestError::Syntax {
-            source_name: source.to_string(),
-            document: number,
-            location: err
-                .location()
-                .map(|l| format!(" at line {} column {}", l.line(), l.column()))
-                .unwrap_or_default(),
-            message: err.to_string(),
-        })?;
+        let value = StrictValue::deserialize(document)
+            .map(|v| v.0)
+            .map_err(|err| ManifestError::Syntax {
+                source_name: source.to_string(),
+                document: number,
+                location: err
+                    .location()
+                    .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+                    .unwrap_or_default(),
+                message: err.to_string(),
+            })?;
         match value {
             Value::Null => continue,
             Value::Object(_) => {}
@@ -198,5 +201,18 @@ mod tests {
         }
         let ok = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {x: \"[[[[\"}\ndata:\n  s: |\n    [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n";
         assert_eq!(parse_documents("ok.yaml", ok).expect("ok").len(), 1);
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let err = parse_documents(
+            "d.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\nmetadata: {name: b}\n",
+        )
+        .expect_err("duplicate");
+        assert!(
+            err.to_string().contains(r#"duplicate field "metadata""#),
+            "{err}"
+        );
     }
 }
