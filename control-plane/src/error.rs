@@ -37,6 +37,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     BadRequest(String),
+    /// The request body is over the server's limit (Kubernetes' 413 `RequestEntityTooLarge`).
+    #[error("Request entity too large: limit is {limit} bytes")]
+    TooLarge { limit: usize },
     #[error("the server could not find the requested resource: {0}")]
     UnknownResource(String),
     #[error("the server does not allow this method on the requested resource")]
@@ -104,6 +107,7 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -121,6 +125,7 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => "Invalid",
             ApiError::Forbidden { .. } => "Forbidden",
             ApiError::BadRequest(_) => "BadRequest",
+            ApiError::TooLarge { .. } => "RequestEntityTooLarge",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::Gone { .. } => "Expired",
             ApiError::Unavailable(_) => "ServiceUnavailable",

@@ -553,3 +553,34 @@ async fn image_references_are_validated_naming_the_field() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_refused_with_a_status() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    let mut big = configmap("big", json!({}));
+    big["data"]["k"] = json!("x".repeat(4 * 1024 * 1024));
+    let (code, status) = send(http.post(&base).json(&big)).await;
+    assert_eq!(
+        (code, status["kind"].as_str(), status["reason"].as_str()),
+        (413, Some("Status"), Some("RequestEntityTooLarge"))
+    );
+    let message = status["message"].as_str().expect("message");
+    assert!(message.contains("2097152"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_json_keys_are_refused_naming_the_field() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    let body = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"d"},"data":{"k":"1","k":"2"}}"#;
+    let (code, status) = send(
+        http.post(&base)
+            .header("Content-Type", "application/json")
+            .body(body),
+    )
+    .await;
+    assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")));
+    let message = status["message"].as_str().expect("message");
+    assert!(message.contains(r#"duplicate field "data.k""#), "{message}");
+}

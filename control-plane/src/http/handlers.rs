@@ -4,12 +4,14 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use serde_json::{json, Value};
+use skiff_api::strict::StrictValue;
 use tokio_util::sync::CancellationToken;
 
 use super::path::{self, ApiPath};
@@ -24,9 +26,13 @@ pub async fn resource(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match dispatch(&state, &method, &uri, &headers, body).await {
+    let result = match body {
+        Ok(body) => dispatch(&state, &method, &uri, &headers, body).await,
+        Err(rejection) => Err(body_error(&rejection)),
+    };
+    match result {
         Ok(response) => response,
         Err(err) => {
             if err.code().is_server_error() {
@@ -34,6 +40,17 @@ pub async fn resource(
             }
             err.into_response()
         }
+    }
+}
+
+/// A body that could not be read: over the size limit (413), or broken off (400).
+fn body_error(rejection: &BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge {
+            limit: skiff_api::MAX_REQUEST_BODY_BYTES,
+        }
+    } else {
+        ApiError::BadRequest(rejection.body_text())
     }
 }
 
@@ -143,8 +160,16 @@ fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
             "only JSON request bodies are accepted; the skiff CLI converts YAML".into(),
         ));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))
+    // Duplicate keys are refused (Kubernetes' strict decoding), naming the field.
+    serde_json::from_slice::<StrictValue>(body)
+        .map(|v| v.0)
+        .map_err(|e| {
+            if e.is_data() {
+                ApiError::BadRequest(format!("strict decoding error: {e}"))
+            } else {
+                ApiError::BadRequest(format!("the request body is not valid JSON: {e}"))
+            }
+        })
 }
 
 /// Whether a PATCH body is a JSON Patch (else a merge patch); other patch types are refused.

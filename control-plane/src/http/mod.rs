@@ -8,6 +8,7 @@ mod path;
 mod query;
 mod trace;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, delete, get, post};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/skiff/v1/backup", get(cluster::backup))
         .route("/version", get(handlers::version))
+        .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))
         .layer(trace::layer())
         .with_state(state)
 }

@@ -6,6 +6,9 @@
 
 pub use k8s_openapi;
 
+/// The largest request body the API server accepts, in bytes; larger ones get a 413 `Status`.
+pub const MAX_REQUEST_BODY_BYTES: usize = 2 * 1024 * 1024;
+
 pub mod backoff;
 pub mod defaults;
 pub mod events;
@@ -14,10 +17,12 @@ pub mod image;
 pub mod intstr;
 pub mod join_token;
 pub mod manifest;
+pub mod nesting;
 pub mod quantity;
 pub mod requests;
 pub mod resources;
 pub mod runtime_class;
 pub mod selector;
+pub mod strict;
 pub mod time;
 pub mod validation;

@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::nesting::{self, MAX_DEPTH};
 use crate::resources;
+use crate::strict::StrictValue;
 
 /// A manifest that cannot be used; every variant names the source and the document.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,10 @@ pub enum ManifestError {
         api_version: String,
         kind: String,
     },
+    #[error("no objects in {source_name}")]
+    Empty { source_name: String },
+    #[error("{source_name}: nested deeper than {limit} levels; refused before parsing")]
+    TooDeep { source_name: String, limit: usize },
     #[error("{source_name}: document {document}: expected a mapping (an object), found {found}")]
     NotAnObject {
         source_name: String,
@@ -39,20 +45,29 @@ pub enum ManifestError {
 }
 
 /// Parses every document of `text` (YAML, of which JSON is a subset); expands `kind: List`;
-/// skips empty documents. Documents are numbered from 1 in errors.
+/// skips empty documents but fails if there is no object at all, and refuses nesting deeper
+/// than [`MAX_DEPTH`] before parsing. Documents are numbered from 1 in errors.
 pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Value>, ManifestError> {
+    if nesting::depth_exceeds(text, MAX_DEPTH) {
+        return Err(ManifestError::TooDeep {
+            source_name: source.to_string(),
+            limit: MAX_DEPTH,
+        });
+    }
     let mut objects = Vec::new();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let number = index + 1;
-        let value = Value::deserialize(document).map_err(|err| ManifestError::Syntax {
-            source_name: source.to_string(),
-            document: number,
-            location: err
-                .location()
-                .map(|l| format!(" at line {} column {}", l.line(), l.column()))
-                .unwrap_or_default(),
-            message: err.to_string(),
-        })?;
+        let value = StrictValue::deserialize(document)
+            .map(|v| v.0)
+            .map_err(|err| ManifestError::Syntax {
+                source_name: source.to_string(),
+                document: number,
+                location: err
+                    .location()
+                    .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+                    .unwrap_or_default(),
+                message: err.to_string(),
+            })?;
         match value {
             Value::Null => continue,
             Value::Object(_) => {}
@@ -76,6 +91,11 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Value>, ManifestE
         } else {
             objects.push(check_type(source, number, value)?);
         }
+    }
+    if objects.is_empty() {
+        return Err(ManifestError::Empty {
+            source_name: source.to_string(),
+        });
     }
     Ok(objects)
 }
@@ -155,5 +175,44 @@ mod tests {
         assert_eq!(err.to_string(), "k.yaml: document 1: kind is required");
         let err = parse_documents("s.yaml", "- a\n- b\n").expect_err("list");
         assert!(err.to_string().contains("expected a mapping"), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_without_objects_is_an_error() {
+        for text in ["", "# only a comment\n", "---\n---\n"] {
+            let err = parse_documents("e.yaml", text).expect_err("empty");
+            assert_eq!(err.to_string(), "no objects in e.yaml");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let flow = format!("a: {}", "[".repeat(100_000));
+        let mut block = String::new();
+        for level in 0..150 {
+            block.push_str(&format!("{}k{level}:\n", " ".repeat(level)));
+        }
+        for text in [flow, block] {
+            let err = parse_documents("deep.yaml", &text).expect_err("deep");
+            assert_eq!(
+                err.to_string(),
+                "deep.yaml: nested deeper than 100 levels; refused before parsing"
+            );
+        }
+        let ok = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {x: \"[[[[\"}\ndata:\n  s: |\n    [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n";
+        assert_eq!(parse_documents("ok.yaml", ok).expect("ok").len(), 1);
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let err = parse_documents(
+            "d.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\nmetadata: {name: b}\n",
+        )
+        .expect_err("duplicate");
+        assert!(
+            err.to_string().contains(r#"duplicate field "metadata""#),
+            "{err}"
+        );
     }
 }

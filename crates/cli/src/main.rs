@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod manifests;
 mod output;
+mod private_files;
 
 #[tokio::main]
 async fn main() {

@@ -26,6 +26,9 @@ pub enum ClientError {
         #[source]
         source: serde_json::Error,
     },
+    /// A request body over the server's limit, refused before it is sent.
+    #[error("the server refuses a request of {bytes} bytes: its limit is {limit} bytes")]
+    TooLarge { bytes: usize, limit: usize },
     #[error("no server URL given")]
     NoServers,
     #[error("invalid server URL {url:?}: {reason}")]

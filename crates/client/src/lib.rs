@@ -99,6 +99,15 @@ impl Client {
         path: &str,
         body: Option<(&'static str, Vec<u8>)>,
     ) -> Result<reqwest::Response, ClientError> {
+        let limit = skiff_api::MAX_REQUEST_BODY_BYTES;
+        if let Some((_, bytes)) = &body {
+            if bytes.len() > limit {
+                return Err(ClientError::TooLarge {
+                    bytes: bytes.len(),
+                    limit,
+                });
+            }
+        }
         let start = self.preferred.load(Ordering::Relaxed);
         let count = self.servers.len();
         let mut last_error = None;

@@ -162,3 +162,24 @@ async fn speaks_tls_to_https_servers() {
         result = request => panic!("the request ended without connecting: {:?}", result.err()),
     }
 }
+
+#[tokio::test]
+async fn refuses_a_body_over_the_server_limit_before_sending() {
+    let url = serve(Router::new().route(
+        "/api/v1/namespaces/default/configmaps",
+        axum::routing::post(|_: axum::body::Bytes| async { StatusCode::CREATED }),
+    ))
+    .await;
+    let client = Client::new(&[url]).expect("client");
+    let big = json!({"kind": "ConfigMap", "metadata": {"name": "big"},
+        "data": {"k": "x".repeat(50 * 1024 * 1024)}});
+    let err = client
+        .create(by_name("configmaps").expect("kind"), Some("default"), &big)
+        .await
+        .expect_err("too large");
+    let message = err.to_string();
+    assert!(
+        message.contains("2097152") && !message.contains("cannot reach"),
+        "{message}"
+    );
+}

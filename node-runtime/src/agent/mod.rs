@@ -30,6 +30,7 @@ mod lifecycle;
 mod log_index;
 mod log_server;
 mod node;
+mod pod_dirs;
 mod pods;
 mod publish;
 mod pull_secrets;

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::pod_dirs;
 use super::worker::{self, Context, Update};
 
 /// Pause before re-listing after an API error.
@@ -106,8 +107,12 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         for pod in pods {
             workers.upsert(pod);
         }
+        // Pods still tearing down keep their directories until the next list.
+        let mut keep = uids.clone();
+        keep.extend(workers.workers.keys().cloned());
         workers.keep_only(&uids);
         ctx.survivors.remove_orphans(&uids).await;
+        pod_dirs::collect_garbage(&ctx.pods_dir, &keep).await;
         let mut events = match api.watch(&params, &version).await {
             Ok(events) => events.boxed(),
             Err(err) => {

@@ -83,6 +83,7 @@ pub fn wasm_agent(
     if images.allow_image_dirs.is_empty() {
         eprintln!("warning: no --allow-image-dir given: this node refuses every file: image");
     }
+    crate::private_files::private_dir(&data_dir)?;
     let runtime = WasmRuntime::new(data_dir.join("wasm")).context("starting the Wasm runtime")?;
     let builder = images
         .allow_image_dirs

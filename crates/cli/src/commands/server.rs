@@ -8,6 +8,7 @@ use clap::Args;
 use skiff_control_plane::{stored_cluster, Cluster, Server, ServerConfig, Timing};
 
 use super::daemon::{host_name, terminated, wasm_agent, ImageArgs};
+use crate::private_files;
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
@@ -64,12 +65,12 @@ pub struct ServerArgs {
 async fn dev_token(url: &str, data_dir: &std::path::Path) -> anyhow::Result<String> {
     let path = data_dir.join("dev-join-token");
     if let Ok(token) = std::fs::read_to_string(&path) {
+        private_files::tighten_secret(&path)?;
         return Ok(token.trim().to_string());
     }
     let client = skiff_client::Client::new(&[url.to_string()])?;
     let token = super::token::create_token(&client, Default::default(), "dev node").await?;
-    std::fs::write(&path, token.to_string())
-        .with_context(|| format!("writing {}", path.display()))?;
+    private_files::write_secret(&path, &token.to_string())?;
     Ok(token.to_string())
 }
 
@@ -150,8 +151,7 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    private_files::private_dir(&args.data_dir)?;
     let handle = Server::start(server_config(&args).await?).await?;
     let url = handle.url();
     println!(
