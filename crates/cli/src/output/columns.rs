@@ -96,6 +96,9 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
             event_row,
         ),
+        "RuntimeClass" => (vec!["NAME", "HANDLER", "AGE"], |o, _| {
+            vec![name(o), s(&o["handler"]), age_of(o)]
+        }),
         _ => (vec!["NAME", "AGE"], |o, _| vec![name(o), age_of(o)]),
     };
     if wide {
@@ -416,5 +419,13 @@ mod tests {
         let row = pod_row(&pod, true);
         assert_eq!(&row[..4], ["web-1", "1/2", "Running", "3"]);
         assert_eq!(&row[5..], ["10.0.0.1", "n1"]);
+    }
+
+    #[test]
+    fn runtime_classes_show_their_handler() {
+        let columns = for_kind("RuntimeClass", false);
+        assert_eq!(columns.header, ["NAME", "HANDLER", "AGE"]);
+        let class = json!({"metadata": {"name": "wasmtime"}, "handler": "wasm"});
+        assert_eq!(&(columns.row)(&class, false)[..2], ["wasmtime", "wasm"]);
     }
 }
