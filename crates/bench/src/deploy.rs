@@ -16,8 +16,8 @@ use skiff_control_plane::{Server, ServerConfig};
 use skiff_node_runtime::agent::Agent;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 use skiff_node_runtime::runtime::{
-    ContainerConfig, ContainerResources, ContainerRuntime, ContainerState, FileImages,
-    ImageService, ImageStore, PodSandboxConfig,
+    ContainerConfig, ContainerRuntime, ContainerState, FileImages, ImageService, ImageStore,
+    PodSandboxConfig,
 };
 
 use crate::figures::{ms, percentile};
@@ -178,19 +178,7 @@ async fn start_one(
     let image = images
         .pull_image(&format!("file:{}", guest.display()), None)
         .await?;
-    let config = ContainerConfig {
-        name: "c".into(),
-        image,
-        command: vec![],
-        args: vec![],
-        env: vec![],
-        working_dir: None,
-        resources: ContainerResources::default(),
-        mounts: vec![],
-        security: Default::default(),
-        attempt: 0,
-        log_path: "c/0.log".into(),
-    };
+    let config = ContainerConfig::new("c", image);
     let id = runtime.create_container(&sandbox, &config).await?;
     runtime.start_container(&id).await?;
     while !matches!(

@@ -8,9 +8,10 @@ use std::path::Path;
 use skiff_api::k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use skiff_api::quantity;
 
-use super::log_index::container_log_path;
 use super::volumes;
-use crate::runtime::{ContainerConfig, ContainerResources, ImageConfig, ImageRef, SecurityContext};
+use crate::runtime::{
+    container_log_path, ContainerConfig, ContainerResources, ImageConfig, ImageRef, SecurityContext,
+};
 
 /// The config to create attempt `attempt` of `spec` in `pod` (`env` already resolved).
 pub fn build(

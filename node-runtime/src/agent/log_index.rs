@@ -1,5 +1,5 @@
 //! Which log file belongs to which pod container: kept by the pod workers from what the
-//! runtimes report, read by the log server. The naming convention is [`container_log_path`],
+//! runtimes report, read by the log server. The naming convention is [`container_log_path`](crate::runtime::container_log_path),
 //! the only place that decides it.
 
 use std::collections::HashMap;
@@ -64,10 +64,4 @@ impl LogIndex {
 /// `<pods_dir>/<uid>/logs`: the directory a pod's sandbox writes its logs into.
 pub fn pod_log_dir(pods_dir: &Path, uid: &str) -> PathBuf {
     pods_dir.join(uid).join("logs")
-}
-
-/// `<container>/<attempt>.log`: one attempt's log file, relative to the pod's log directory
-/// (given to the runtime in `ContainerConfig::log_path`, as the CRI does).
-pub fn container_log_path(container: &str, attempt: u32) -> PathBuf {
-    Path::new(container).join(format!("{attempt}.log"))
 }

@@ -1,7 +1,7 @@
 //! What the agent asks of a runtime: a pod sandbox and the containers in it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::ImageRef;
 
@@ -63,4 +63,31 @@ pub struct ContainerConfig {
     pub attempt: u32,
     /// The log file, relative to the sandbox's `log_directory` (the agent's convention).
     pub log_path: PathBuf,
+}
+
+impl ContainerConfig {
+    /// The first attempt of container `name` running `image` as the image says (no command,
+    /// args, env, limits or mounts of its own), logging to [`container_log_path`].
+    pub fn new(name: impl Into<String>, image: ImageRef) -> Self {
+        let name = name.into();
+        ContainerConfig {
+            log_path: container_log_path(&name, 0),
+            name,
+            image,
+            command: vec![],
+            args: vec![],
+            env: vec![],
+            working_dir: None,
+            resources: ContainerResources::default(),
+            mounts: vec![],
+            security: SecurityContext::default(),
+            attempt: 0,
+        }
+    }
+}
+
+/// `<container>/<attempt>.log`: one attempt's log file, relative to the pod's log directory
+/// (given to the runtime in `ContainerConfig::log_path`, as the CRI does).
+pub fn container_log_path(container: &str, attempt: u32) -> PathBuf {
+    Path::new(container).join(format!("{attempt}.log"))
 }

@@ -301,22 +301,11 @@ mod tests {
             })
             .await
             .expect("sandbox");
-        let config = ContainerConfig {
-            name: "c".into(),
-            image: runtime
-                .pull_image("anything:latest", None)
-                .await
-                .expect("pull"),
-            command: vec![],
-            args: vec![],
-            env: vec![],
-            working_dir: None,
-            resources: Default::default(),
-            mounts: vec![],
-            security: Default::default(),
-            attempt: 0,
-            log_path: "c/0.log".into(),
-        };
+        let image = runtime
+            .pull_image("anything:latest", None)
+            .await
+            .expect("pull");
+        let config = ContainerConfig::new("c", image);
         let mut events = runtime.subscribe();
         let id = runtime
             .create_container(&sandbox, &config)

@@ -19,7 +19,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-pub use config::{ContainerConfig, ContainerResources, Mount, PodSandboxConfig, SecurityContext};
+pub use config::{
+    container_log_path, ContainerConfig, ContainerResources, Mount, PodSandboxConfig,
+    SecurityContext,
+};
 pub use error::RuntimeError;
 pub use images::{FileImages, ImageConfig, ImageRef, ImageService, ImageStore, PullAuth};
 pub use set::RuntimeSet;

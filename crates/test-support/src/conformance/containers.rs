@@ -9,7 +9,7 @@ use skiff_node_runtime::runtime::{
     RuntimeError,
 };
 
-use super::{container_config, expect_event, log_directory, run, sandbox, GRACE};
+use super::{expect_event, log_directory, run, sandbox, GRACE};
 
 /// A container goes Created → Running (pushing `Started`) → Exited (pushing `Exited`) when
 /// stopped, and is listed in its sandbox meanwhile.
@@ -18,7 +18,7 @@ pub async fn container_lifecycle(runtime: &dyn ContainerRuntime, image: ImageRef
     let sandbox = sandbox(runtime, "lifecycle", dir).await;
     let mut events = runtime.subscribe();
     let id = runtime
-        .create_container(&sandbox, &container_config("main", image))
+        .create_container(&sandbox, &ContainerConfig::new("main", image))
         .await
         .expect("create_container");
     let status = runtime.container_status(&id).await.expect("status");
@@ -72,7 +72,7 @@ pub async fn log_path(runtime: &dyn ContainerRuntime, image: ImageRef, dir: &Pat
     let name = runtime.name();
     let sandbox = sandbox(runtime, "logs", dir).await;
     let id = runtime
-        .create_container(&sandbox, &container_config("main", image))
+        .create_container(&sandbox, &ContainerConfig::new("main", image))
         .await
         .expect("create_container");
     let status = runtime.container_status(&id).await.expect("status");
@@ -99,7 +99,7 @@ pub async fn status_describes_the_container(
     let config = ContainerConfig {
         attempt: 3,
         log_path: "web/3.log".into(),
-        ..container_config("web", image.clone())
+        ..ContainerConfig::new("web", image.clone())
     };
     let id = runtime
         .create_container(&sandbox, &config)

@@ -34,23 +34,6 @@ const EVENT_WAIT: Duration = Duration::from_secs(20);
 /// Grace given to a container asked to stop.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// The config of a container `name` running `image`, first attempt, logging to `name/0.log`.
-pub fn container_config(name: &str, image: ImageRef) -> ContainerConfig {
-    ContainerConfig {
-        name: name.into(),
-        image,
-        command: vec![],
-        args: vec![],
-        env: vec![],
-        working_dir: None,
-        resources: Default::default(),
-        mounts: vec![],
-        security: Default::default(),
-        attempt: 0,
-        log_path: format!("{name}/0.log").into(),
-    }
-}
-
 /// Runs the sandbox of pod `pod` (uid `{pod}-uid`) with its logs under `dir/pod/logs`, and
 /// checks that it is ready.
 async fn sandbox(runtime: &dyn ContainerRuntime, pod: &str, dir: &Path) -> SandboxId {
@@ -87,7 +70,7 @@ async fn run(
 ) -> ContainerId {
     let name = runtime.name();
     let id = runtime
-        .create_container(sandbox, &container_config(container, image.clone()))
+        .create_container(sandbox, &ContainerConfig::new(container, image.clone()))
         .await
         .unwrap_or_else(|e| panic!("{name}: create_container {container}: {e}"));
     runtime

@@ -3,11 +3,11 @@
 use std::path::Path;
 
 use skiff_node_runtime::runtime::{
-    ContainerEventKind, ContainerId, ContainerRuntime, ContainerState, ImageRef, RuntimeError,
-    SandboxId,
+    ContainerConfig, ContainerEventKind, ContainerId, ContainerRuntime, ContainerState, ImageRef,
+    RuntimeError, SandboxId,
 };
 
-use super::{container_config, expect_event, listed, run, sandbox};
+use super::{expect_event, listed, run, sandbox};
 
 /// Asking about a container or sandbox the runtime does not know is a not-found error
 /// naming it, not a made-up answer.
@@ -112,7 +112,7 @@ pub async fn sandboxes_own_their_containers(
     assert!(
         matches!(
             runtime
-                .create_container(&first, &container_config("late", image))
+                .create_container(&first, &ContainerConfig::new("late", image))
                 .await,
             Err(RuntimeError::SandboxNotFound(_))
         ),

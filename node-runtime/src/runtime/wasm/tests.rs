@@ -17,19 +17,7 @@ struct Fixture {
 }
 
 fn config(image: ImageRef) -> ContainerConfig {
-    ContainerConfig {
-        name: "main".into(),
-        image,
-        command: vec![],
-        args: vec![],
-        env: vec![],
-        working_dir: None,
-        resources: ContainerResources::default(),
-        mounts: vec![],
-        security: Default::default(),
-        attempt: 0,
-        log_path: "main/0.log".into(),
-    }
+    ContainerConfig::new("main", image)
 }
 
 async fn fixture() -> Fixture {
