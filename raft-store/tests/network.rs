@@ -75,6 +75,16 @@ impl Group {
         found.unwrap_or_else(|| panic!("members {members:?} agreed on no leader within {within:?}"))
     }
 
+    /// Waits for the leader of all three, then cuts it off from the other two; returns the
+    /// old leader and the majority (indexes).
+    async fn isolate_leader(&self) -> (usize, Vec<usize>) {
+        let leader = self.leader(&[0, 1, 2], Duration::from_secs(5)).await;
+        let majority: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+        let others: Vec<u64> = majority.iter().map(|&i| id(i)).collect();
+        self.net.partition(&[id(leader)], &others);
+        (leader, majority)
+    }
+
     async fn stop(self) {
         for store in &self.stores {
             store.shutdown().await;
@@ -166,12 +176,7 @@ async fn three_members_elect_one_leader_they_all_follow() {
 #[tokio::test(start_paused = true)]
 async fn a_partitioned_minority_cannot_commit_and_the_majority_can() {
     let group = Group::start(2).await;
-    let old = group.leader(&[0, 1, 2], Duration::from_secs(5)).await;
-    let majority: Vec<usize> = (0..3).filter(|&i| i != old).collect();
-    group.net.partition(
-        &[id(old)],
-        &majority.iter().map(|&i| id(i)).collect::<Vec<_>>(),
-    );
+    let (old, majority) = group.isolate_leader().await;
     // The old leader still believes it leads: it accepts the write but can never commit it.
     let isolated = group.stores[old].clone();
     let minority_write = tokio::spawn(async move { isolated.txn(put("/minority", "lost")).await });
@@ -197,12 +202,7 @@ async fn a_partitioned_minority_cannot_commit_and_the_majority_can() {
 #[tokio::test(start_paused = true)]
 async fn a_healed_partition_converges_on_the_majority_history() {
     let group = Group::start(3).await;
-    let old = group.leader(&[0, 1, 2], Duration::from_secs(5)).await;
-    let majority: Vec<usize> = (0..3).filter(|&i| i != old).collect();
-    group.net.partition(
-        &[id(old)],
-        &majority.iter().map(|&i| id(i)).collect::<Vec<_>>(),
-    );
+    let (old, majority) = group.isolate_leader().await;
     let isolated = group.stores[old].clone();
     let minority_write = tokio::spawn(async move { isolated.txn(put("/k", "minority")).await });
     let new = group.leader(&majority, Duration::from_secs(10)).await;
@@ -265,9 +265,7 @@ async fn lost_and_reordered_messages_never_lose_acknowledged_writes() {
 #[tokio::test(start_paused = true)]
 async fn a_write_that_cannot_commit_times_out_after_the_proposal_timeout() {
     let group = Group::start(5).await;
-    let leader = group.leader(&[0, 1, 2], Duration::from_secs(5)).await;
-    let others: Vec<u64> = (0..3).filter(|&i| i != leader).map(id).collect();
-    group.net.partition(&[id(leader)], &others);
+    let (leader, _) = group.isolate_leader().await;
     let (outcome, took) = timed(group.stores[leader].txn(put("/k", "v"))).await;
     assert!(matches!(outcome, Err(StoreError::Timeout)), "{outcome:?}");
     // 8 s, noticed at the next 100 ms tick.
@@ -281,9 +279,7 @@ async fn a_write_that_cannot_commit_times_out_after_the_proposal_timeout() {
 #[tokio::test(start_paused = true)]
 async fn a_read_barrier_that_cannot_be_confirmed_fails_at_its_deadline() {
     let group = Group::start(6).await;
-    let leader = group.leader(&[0, 1, 2], Duration::from_secs(5)).await;
-    let others: Vec<u64> = (0..3).filter(|&i| i != leader).map(id).collect();
-    group.net.partition(&[id(leader)], &others);
+    let (leader, _) = group.isolate_leader().await;
     let (outcome, took) = timed(group.stores[leader].read_barrier()).await;
     assert!(
         matches!(outcome, Err(StoreError::Timeout | StoreError::NoLeader)),
