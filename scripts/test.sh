@@ -14,7 +14,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
 # Bounded: a hung test fails the run instead of eating CI's time.
-timeout --signal=KILL 2400 cargo test --workspace --locked -- --test-threads 2 2>&1 | tee "$log"
+timeout --signal=KILL 2400 cargo test --workspace --locked --no-fail-fast -- --test-threads 2 2>&1 | tee "$log"
 tests_status=${PIPESTATUS[0]}
 set -e
 cargo clippy --workspace --all-targets --locked -- -D warnings

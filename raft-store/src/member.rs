@@ -1,8 +1,14 @@
 //! Who is in the Raft group: members parsed from an etcd-style `--initial-cluster`, their
 //! Raft ids, and the cluster identity a data dir is bound to.
 
+use std::sync::{Arc, RwLock};
+
 use prost::Message;
 use sha2::{Digest, Sha256};
+
+/// The membership as this member has applied it, shared by the driver (which changes it),
+/// the storage and the transport.
+pub type SharedCluster = Arc<RwLock<Cluster>>;
 
 /// One control-plane member.
 #[derive(Clone, PartialEq, Eq, Message)]
@@ -162,6 +168,12 @@ impl Cluster {
         true
     }
 
+    /// Whether `id` belonged to a member that a membership change removed: ids are never
+    /// reused, so an id up to `max_id` that is not a member any more was removed.
+    pub fn was_removed(&self, id: u64) -> bool {
+        id != 0 && id <= self.max_id && self.member(id).is_none()
+    }
+
     /// Removes the member with `id`; false if there is none.
     pub fn remove(&mut self, id: u64) -> bool {
         let before = self.members.len();
@@ -211,7 +223,13 @@ mod tests {
         assert!(!c.add(member(4, "s2")), "names are unique");
         assert!(!c.add(member(2, "s4")), "ids are unique");
         assert!(c.add(member(4, "s4")));
+        assert!(!c.was_removed(4));
+        assert!(
+            !c.was_removed(5),
+            "an id not yet added is not a removed one"
+        );
         assert!(c.remove(4));
+        assert!(c.was_removed(4));
         assert!(!c.remove(4));
         assert_eq!(c.next_id(), 5, "a removed member's id is not reused");
         assert!(!c.add(member(4, "s5")));

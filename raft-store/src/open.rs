@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, mpsc, watch as signal};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::member::Cluster;
+use crate::member::SharedCluster;
 use crate::store::{Shared, Store};
 use crate::transport::{tcp, Links, Transport};
 use crate::MemoryNetwork;
@@ -81,7 +81,7 @@ impl Store {
     /// driver; the transport stops when the driver has.
     async fn start(
         config: StoreConfig,
-        connect: impl FnOnce(&Cluster, Links, CancellationToken) -> Box<dyn Transport>,
+        connect: impl FnOnce(&SharedCluster, Links, CancellationToken) -> Box<dyn Transport>,
     ) -> Result<Store, StoreError> {
         let storage_error = |source| StoreError::Storage {
             path: config.data_dir.clone(),
@@ -150,7 +150,11 @@ impl Store {
         let stop = CancellationToken::new();
         // The transport outlives the stop signal: a stopping leader still hands over.
         let transport_stop = CancellationToken::new();
-        let transport = connect(&cluster, Links { inbox, reports }, transport_stop.clone());
+        let transport = connect(
+            &membership,
+            Links { inbox, reports },
+            transport_stop.clone(),
+        );
         let cluster = membership;
         let parts = driver::DriverParts {
             node,

@@ -118,7 +118,8 @@ impl Store {
         Ok(member)
     }
 
-    /// Removes a member; it stops serving once it applies its removal.
+    /// Removes a member; it stops serving once it applies its removal, or once a remaining
+    /// member tells it (when it never heard that its removal committed).
     pub async fn remove_member(&self, name: &str) -> Result<(), StoreError> {
         let member = self
             .cluster()

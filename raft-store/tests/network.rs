@@ -1,5 +1,5 @@
 //! Three members over an in-memory network on tokio's paused clock: elections, partitions,
-//! healing, lost and reordered messages, and the proposal and read deadlines, all
+//! healing, lost and reordered messages, removal, and the proposal and read deadlines, all
 //! deterministic and costing milliseconds of real time.
 
 use std::future::Future;
@@ -15,7 +15,7 @@ const NAMES: [&str; 3] = ["s1", "s2", "s3"];
 
 struct Group {
     net: MemoryNetwork,
-    _dirs: Vec<tempfile::TempDir>,
+    dirs: Vec<tempfile::TempDir>,
     stores: Vec<Store>,
 }
 
@@ -46,11 +46,7 @@ impl Group {
                 .expect("open member");
             stores.push(store);
         }
-        Group {
-            net,
-            _dirs: dirs,
-            stores,
-        }
+        Group { net, dirs, stores }
     }
 
     /// The member (index) that leads with every member agreeing on it, within `within`.
@@ -310,5 +306,43 @@ async fn a_stopping_leader_hands_over_before_an_election_timeout() {
     assert_eq!(group.stores[old].status().borrow().term, term + 1);
     let next = group.leader(&others, Duration::ZERO).await;
     assert_eq!(group.stores[next].status().borrow().term, term + 1);
+    group.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_that_missed_its_own_removal_is_told_and_stops_for_good() {
+    let mut group = Group::start(8).await;
+    let leader = group.leader(&[0, 1, 2], Duration::from_secs(5)).await;
+    let removed = (0..3).find(|&i| i != leader).expect("a follower");
+    let others: Vec<u64> = (0..3).filter(|&i| i != removed).map(id).collect();
+    // Cut off, the follower never hears that its removal committed; the other two commit it.
+    group.net.partition(&[id(removed)], &others);
+    group.stores[leader]
+        .remove_member(NAMES[removed])
+        .await
+        .expect("remove");
+    group.net.heal();
+    let stopped = until(Duration::from_secs(30), || {
+        let status = group.stores[removed].status().borrow().clone();
+        (status.removed && status.role == "Stopped").then_some(())
+    })
+    .await;
+    assert!(stopped.is_some(), "the removed follower still serves");
+    let remaining: Vec<usize> = (0..3).filter(|&i| i != removed).collect();
+    group.leader(&remaining, Duration::from_secs(5)).await;
+    let store = group.stores.remove(removed);
+    store.shutdown().await;
+    drop(store);
+    // Its data dir records the removal: it refuses to start again.
+    let again = Store::open_on(
+        config(group.dirs[removed].path(), NAMES[removed]),
+        &group.net,
+    )
+    .await;
+    assert!(
+        matches!(again, Err(StoreError::Removed { .. })),
+        "{:?}",
+        again.err()
+    );
     group.stop().await;
 }

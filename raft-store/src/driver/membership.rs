@@ -45,6 +45,8 @@ impl Driver {
             let _ = proposal.reply.send(Err(StoreError::NoLeader));
             return;
         }
+        let removes_local = proposal.change.get_change_type() == ConfChangeType::RemoveNode
+            && proposal.change.node_id == self.parts.node.raft.id;
         match self
             .parts
             .node
@@ -52,8 +54,12 @@ impl Driver {
         {
             Ok(()) => {
                 let deadline = Instant::now() + PROPOSAL_TIMEOUT;
-                self.waiters
-                    .change_proposed(proposal.request_id, deadline, proposal.reply);
+                self.waiters.change_proposed(
+                    proposal.request_id,
+                    deadline,
+                    removes_local,
+                    proposal.reply,
+                );
             }
             Err(err) => {
                 let _ = proposal.reply.send(Err(StoreError::Raft(err)));
@@ -137,6 +143,24 @@ impl Driver {
         }
         self.waiters.answer_change(context.request_id, result);
         Ok(())
+    }
+
+    /// Takes a peer's word that this member was removed (a removed follower is not always
+    /// sent the commit of its own removal): the data dir records it, so a restart refuses to
+    /// serve from it, and the member stops.
+    pub(super) fn learn_removed(&mut self, by: u64) {
+        if self.removed {
+            return;
+        }
+        tracing::warn!(by, "a peer says this member was removed from the cluster");
+        let mut cluster = self.parts.cluster.read().expect("cluster").clone();
+        cluster.remove(cluster.local);
+        if let Err(err) = identity::record(&self.parts.db, &cluster, &self.parts.data_dir) {
+            tracing::error!(%err, "recording this member's removal failed");
+        }
+        *self.parts.cluster.write().expect("cluster") = cluster;
+        self.waiters.answer_local_removal();
+        self.removed = true;
     }
 
     /// Takes the membership a snapshot came with: peers are added and dropped to match, and

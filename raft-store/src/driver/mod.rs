@@ -121,6 +121,7 @@ impl Driver {
                 Some(report) = self.parts.reports.recv() => match report {
                     PeerReport::Unreachable(id) => self.parts.node.report_unreachable(id),
                     PeerReport::Snapshot(id, status) => self.parts.node.report_snapshot(id, status),
+                    PeerReport::Removed(by) => self.learn_removed(by),
                 },
                 proposal = self.parts.proposals.recv() => {
                     let Some(proposal) = proposal else { break };

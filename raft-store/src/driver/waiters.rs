@@ -14,8 +14,9 @@ use crate::{StoreError, TxnResponse};
 pub struct Waiters {
     /// Txns handed to Raft, by request id: deadline, the term they were proposed in.
     proposed: HashMap<u64, (Instant, u64, Reply<TxnResponse>)>,
-    /// Membership changes handed to Raft, by request id.
-    changes: HashMap<u64, (Instant, Reply<()>)>,
+    /// Membership changes handed to Raft, by request id: deadline, whether the change removes
+    /// this member.
+    changes: HashMap<u64, (Instant, bool, Reply<()>)>,
     /// Txns waiting for a leader to be elected.
     held: Vec<(Instant, Proposal)>,
 }
@@ -40,9 +41,15 @@ impl Waiters {
         self.proposed.insert(id, (deadline, term, reply));
     }
 
-    /// Notes a membership change handed to Raft.
-    pub fn change_proposed(&mut self, id: u64, deadline: Instant, reply: Reply<()>) {
-        self.changes.insert(id, (deadline, reply));
+    /// Notes a membership change handed to Raft; `removes_local` if it removes this member.
+    pub fn change_proposed(
+        &mut self,
+        id: u64,
+        deadline: Instant,
+        removes_local: bool,
+        reply: Reply<()>,
+    ) {
+        self.changes.insert(id, (deadline, removes_local, reply));
     }
 
     /// Answers the txn `id` if this member proposed it.
@@ -54,8 +61,15 @@ impl Waiters {
 
     /// Answers the membership change `id` if this member proposed it.
     pub fn answer_change(&mut self, id: u64, result: Result<(), StoreError>) {
-        if let Some((_, reply)) = self.changes.remove(&id) {
+        if let Some((_, _, reply)) = self.changes.remove(&id) {
             let _ = reply.send(result);
+        }
+    }
+
+    /// Answers every change that removes this member: a peer has applied the removal.
+    pub fn answer_local_removal(&mut self) {
+        for (_, (_, _, reply)) in self.changes.extract_if(|_, (_, removes, _)| *removes) {
+            let _ = reply.send(Ok(()));
         }
     }
 
@@ -75,8 +89,10 @@ impl Waiters {
         for (_, (_, _, reply)) in expired {
             let _ = reply.send(Err(StoreError::Timeout));
         }
-        let expired = self.changes.extract_if(|_, (deadline, _)| *deadline <= now);
-        for (_, (_, reply)) in expired {
+        let expired = self
+            .changes
+            .extract_if(|_, (deadline, _, _)| *deadline <= now);
+        for (_, (_, _, reply)) in expired {
             let _ = reply.send(Err(StoreError::Timeout));
         }
     }
@@ -99,7 +115,7 @@ impl Waiters {
         for (_, (_, _, reply)) in self.proposed.drain() {
             let _ = reply.send(Err(error()));
         }
-        for (_, (_, reply)) in self.changes.drain() {
+        for (_, (_, _, reply)) in self.changes.drain() {
             let _ = reply.send(Err(error()));
         }
         for (_, proposal) in self.held.drain(..) {
@@ -138,7 +154,7 @@ mod tests {
         waiters.hold(Instant::now() + Duration::from_secs(5), proposal);
         let mut sent = proposed(&mut waiters, 2, 1);
         let (reply, mut change) = oneshot::channel();
-        waiters.change_proposed(3, Instant::now() + Duration::from_secs(8), reply);
+        waiters.change_proposed(3, Instant::now() + Duration::from_secs(8), false, reply);
         tokio::time::advance(Duration::from_secs(5)).await;
         waiters.expire(Instant::now());
         assert!(matches!(held.try_recv(), Ok(Err(StoreError::NoLeader))));
@@ -165,5 +181,18 @@ mod tests {
             current.try_recv(),
             Ok(Err(StoreError::Fenced { term: 2 }))
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_reporting_this_members_removal_answers_only_changes_that_remove_it() {
+        let mut waiters = Waiters::default();
+        let deadline = Instant::now() + Duration::from_secs(8);
+        let (reply, mut own) = oneshot::channel();
+        waiters.change_proposed(1, deadline, true, reply);
+        let (reply, mut other) = oneshot::channel();
+        waiters.change_proposed(2, deadline, false, reply);
+        waiters.answer_local_removal();
+        assert!(matches!(own.try_recv(), Ok(Ok(()))));
+        assert!(other.try_recv().is_err(), "another change still waits");
     }
 }

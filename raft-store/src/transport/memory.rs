@@ -1,7 +1,8 @@
 //! An in-process network for deterministic Raft tests (after raft-rs's test `Network`):
 //! members of one cluster deliver straight into each other's inbox, and the test cuts
 //! links, drops messages at random or delays them by random amounts (which reorders them).
-//! With tokio's paused clock the delays and Raft's timers cost no real time.
+//! With tokio's paused clock the delays and Raft's timers cost no real time. A member that
+//! the receiver knows was removed is refused and told so, as over TCP.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -13,8 +14,8 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Links, Transport};
-use crate::member::{Cluster, Member};
+use super::{Links, PeerReport, Transport};
+use crate::member::{Member, SharedCluster};
 
 /// A network the members of one cluster join with `Store::open_on`; cheap to clone.
 #[derive(Clone)]
@@ -24,8 +25,9 @@ pub struct MemoryNetwork {
 
 /// What happens to messages in flight.
 struct Conditions {
-    /// Each joined member's inbox, by Raft id (a restarted member replaces its entry).
-    inboxes: HashMap<u64, mpsc::Sender<Message>>,
+    /// Each joined member's inbox and membership, by Raft id (a restarted member replaces
+    /// its entry).
+    members: HashMap<u64, (mpsc::Sender<Message>, SharedCluster)>,
     /// Directed links `(from, to)` that carry nothing.
     cut: HashSet<(u64, u64)>,
     /// The chance that any one message is lost.
@@ -45,6 +47,8 @@ enum Route {
     Cut,
     /// Lost on the way, unnoticed.
     Lost,
+    /// The receiver knows the sender was removed: the sender is told so.
+    Refused,
     /// Delivered to this inbox after this delay.
     Deliver(mpsc::Sender<Message>, Duration),
 }
@@ -54,7 +58,7 @@ impl MemoryNetwork {
     pub fn new(seed: u64) -> MemoryNetwork {
         MemoryNetwork {
             state: Arc::new(Mutex::new(Conditions {
-                inboxes: HashMap::new(),
+                members: HashMap::new(),
                 cut: HashSet::new(),
                 drop_rate: 0.0,
                 max_delay: Duration::ZERO,
@@ -104,13 +108,14 @@ impl MemoryNetwork {
     /// Joins the member `cluster.local`: its inbox receives what the others send it.
     pub(crate) fn join(
         &self,
-        cluster: &Cluster,
+        membership: &SharedCluster,
         links: Links,
         stop: CancellationToken,
     ) -> MemoryTransport {
+        let cluster = membership.read().expect("cluster").clone();
         self.lock()
-            .inboxes
-            .insert(cluster.local, links.inbox.clone());
+            .members
+            .insert(cluster.local, (links.inbox.clone(), membership.clone()));
         MemoryTransport {
             network: self.clone(),
             local: cluster.local,
@@ -126,11 +131,14 @@ impl MemoryNetwork {
 
     fn route(&self, from: u64, to: u64) -> Route {
         let mut state = self.lock();
-        let Some(inbox) = state.inboxes.get(&to).cloned() else {
+        let Some((inbox, membership)) = state.members.get(&to).cloned() else {
             return Route::Cut;
         };
         if state.cut.contains(&(from, to)) {
             return Route::Cut;
+        }
+        if membership.read().expect("cluster").was_removed(from) {
+            return Route::Refused;
         }
         let drop_rate = state.drop_rate;
         if drop_rate > 0.0 && state.rng.gen_bool(drop_rate) {
@@ -176,6 +184,9 @@ impl Transport for MemoryTransport {
             match self.network.route(self.local, to) {
                 Route::Cut => self.links.undelivered(to, message_type),
                 Route::Lost => self.links.snapshot_failed(to, message_type),
+                Route::Refused => {
+                    let _ = self.links.reports.send(PeerReport::Removed(to));
+                }
                 Route::Deliver(inbox, delay) if delay.is_zero() => {
                     deliver(&self.links, &inbox, message)
                 }

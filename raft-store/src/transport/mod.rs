@@ -27,6 +27,10 @@ pub trait Transport: Send {
 pub enum PeerReport {
     Unreachable(u64),
     Snapshot(u64, SnapshotStatus),
+    /// The peer with this id has applied this member's removal: this member must stop. (A
+    /// removed member is not always sent the commit of its own removal, so it learns it from
+    /// the members it still talks to, as etcd's members answer a removed one.)
+    Removed(u64),
 }
 
 /// Where a transport delivers what it receives and what it learns about deliveries.

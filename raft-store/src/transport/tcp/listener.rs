@@ -1,22 +1,26 @@
 //! Accepting peers' connections: each must open with a `Hello` for this cluster and this
-//! member; its messages then go to the driver's inbox.
+//! member; its messages then go to the driver's inbox, until the membership says its sender
+//! was removed: then it gets a `Refusal` and the connection closes.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
 use prost::Message as _;
 use raft::eraftpb::Message;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
-use super::{codec, Hello};
-use crate::member::Cluster;
+use super::{codec, Hello, Refusal};
+use crate::member::SharedCluster;
 
 /// How long to wait before accepting again after `accept` failed (out of descriptors).
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+/// How long a refused removed member has to read its refusal and close.
+const REFUSAL_LINGER: Duration = Duration::from_secs(5);
 
 /// Accepts peer connections on `listener` and feeds their messages to `inbox` until `stop`
 /// is cancelled; a connection from another cluster, or meant for another member, is refused
@@ -24,12 +28,15 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// back-pressures the sender.
 pub fn serve(
     listener: TcpListener,
-    cluster: &Cluster,
+    membership: &SharedCluster,
     inbox: mpsc::Sender<Message>,
     stop: CancellationToken,
 ) {
-    let cluster_id = cluster.cluster_id.clone();
-    let local = cluster.local;
+    let (cluster_id, local) = {
+        let cluster = membership.read().expect("cluster");
+        (cluster.cluster_id.clone(), cluster.local)
+    };
+    let membership = membership.clone();
     tokio::spawn(async move {
         loop {
             let Some(accepted) = stop.run_until_cancelled(listener.accept()).await else {
@@ -47,6 +54,7 @@ pub fn serve(
                 from,
                 cluster_id: cluster_id.clone(),
                 local,
+                membership: membership.clone(),
                 inbox: inbox.clone(),
             };
             tokio::spawn(stop.clone().run_until_cancelled_owned(peer.receive(stream)));
@@ -59,6 +67,7 @@ struct Peer {
     from: SocketAddr,
     cluster_id: String,
     local: u64,
+    membership: SharedCluster,
     inbox: mpsc::Sender<Message>,
 }
 
@@ -69,9 +78,10 @@ impl Peer {
         }
     }
 
-    /// Checks the `Hello`, then relays messages until the connection or the inbox closes.
+    /// Checks the `Hello`, then relays messages until the connection or the inbox closes, or
+    /// the sender turns out to be a removed member.
     async fn relay(&self, stream: TcpStream) -> std::io::Result<()> {
-        let mut frames = FramedRead::new(stream, codec());
+        let mut frames = Framed::new(stream, codec());
         let Some(frame) = frames.next().await else {
             return Ok(());
         };
@@ -89,6 +99,18 @@ impl Peer {
             return Ok(());
         }
         while let Some(frame) = frames.next().await {
+            if self.was_removed(hello.from) {
+                tracing::info!(from = %self.from, member = hello.from, "telling a removed member that it was removed");
+                let refusal = Refusal {
+                    removed: hello.from,
+                };
+                frames.send(Bytes::from(refusal.encode_to_vec())).await?;
+                // The sender closes once it has read the refusal; closing first could reset
+                // the connection before it does.
+                let drain = async { while let Some(Ok(_)) = frames.next().await {} };
+                let _ = tokio::time::timeout(REFUSAL_LINGER, drain).await;
+                return Ok(());
+            }
             let message = Message::decode(frame?)?;
             if message.from != hello.from || message.to != self.local {
                 tracing::warn!(from = %self.from, "dropping a raft message with mismatched from/to");
@@ -99,5 +121,9 @@ impl Peer {
             }
         }
         Ok(())
+    }
+
+    fn was_removed(&self, id: u64) -> bool {
+        self.membership.read().expect("cluster").was_removed(id)
     }
 }

@@ -3,7 +3,7 @@
 //! peer has a bounded queue drained by its own task (`sender`), which reconnects with
 //! back-off; a full queue drops messages (Raft retransmits) and reports the peer
 //! unreachable, so a slow peer never stalls the driver. `listener` accepts the peers'
-//! connections.
+//! connections; the only frame it ever writes back is a `Refusal` to a removed member.
 
 mod listener;
 mod sender;
@@ -17,7 +17,7 @@ use tokio_util::codec::LengthDelimitedCodec;
 use tokio_util::sync::CancellationToken;
 
 use super::{Links, Transport};
-use crate::member::{Cluster, Member};
+use crate::member::{Member, SharedCluster};
 
 /// Messages queued per peer before new ones are dropped.
 const PEER_QUEUE: usize = 4096;
@@ -33,6 +33,15 @@ struct Hello {
     from: u64,
     #[prost(uint64, tag = "3")]
     to: u64,
+}
+
+/// What a listener answers a member that membership changes removed, before it closes the
+/// connection: the sender then reports that its own member was removed.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Refusal {
+    /// The id of the removed member the refusal is for.
+    #[prost(uint64, tag = "1")]
+    removed: u64,
 }
 
 /// The framing on the wire: a 4-byte big-endian length, then the prost-encoded body.
@@ -54,16 +63,17 @@ pub struct TcpTransport {
 }
 
 /// Accepts peers on `listener` (if this member has one) and starts a sender per peer of
-/// `cluster`; everything stops when `stop` is cancelled.
+/// `membership`; everything stops when `stop` is cancelled.
 pub fn start(
     listener: Option<TcpListener>,
-    cluster: &Cluster,
+    membership: &SharedCluster,
     links: Links,
     stop: CancellationToken,
 ) -> TcpTransport {
     if let Some(listener) = listener {
-        listener::serve(listener, cluster, links.inbox.clone(), stop.clone());
+        listener::serve(listener, membership, links.inbox.clone(), stop.clone());
     }
+    let cluster = membership.read().expect("cluster").clone();
     let mut transport = TcpTransport {
         peers: HashMap::new(),
         links,

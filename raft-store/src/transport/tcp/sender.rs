@@ -1,18 +1,20 @@
 //! One peer's sender task: connects (with back-off), writes the `Hello`, then drains the
-//! peer's queue into length-delimited frames, batching what is waiting into one flush.
+//! peer's queue into length-delimited frames, batching what is waiting into one flush. The
+//! only frame that comes back is a `Refusal` telling this member it was removed.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::SinkExt;
+use futures::stream::SplitSink;
+use futures::{SinkExt, StreamExt};
 use prost::Message as _;
 use raft::eraftpb::Message;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
-use super::{codec, Hello};
+use super::{codec, Hello, Refusal};
 use crate::transport::{Links, PeerReport};
 
 /// Reconnect back-off bounds.
@@ -22,6 +24,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Messages written before one flush.
 const BATCH: usize = 256;
+
+/// The two directions of a connection to the peer.
+type Frames = Framed<TcpStream, LengthDelimitedCodec>;
 
 /// Sends one peer's queue over TCP.
 pub struct PeerSender {
@@ -41,7 +46,8 @@ impl PeerSender {
         }
     }
 
-    /// Sends until the peer is removed (its queue closes) or `stop` is cancelled.
+    /// Sends until the peer is removed (its queue closes), the peer says this member was
+    /// removed, or `stop` is cancelled.
     pub async fn run(mut self, stop: CancellationToken) {
         stop.run_until_cancelled(self.deliver()).await;
     }
@@ -79,11 +85,19 @@ impl PeerSender {
         Ok(stream)
     }
 
-    /// Writes queued messages until the queue closes (Ok) or the connection fails.
+    /// Writes queued messages until the queue closes or the peer refuses this member (Ok),
+    /// or the connection fails.
     async fn pump(&mut self, stream: TcpStream) -> std::io::Result<()> {
-        let mut frames = FramedWrite::new(stream, codec());
+        let (mut frames, mut replies) = Framed::new(stream, codec()).split();
         frames.send(Bytes::from(self.hello.encode_to_vec())).await?;
-        while let Some(message) = self.queue.recv().await {
+        loop {
+            let message = tokio::select! {
+                message = self.queue.recv() => match message {
+                    Some(message) => message,
+                    None => return Ok(()),
+                },
+                reply = replies.next() => return self.refused(reply),
+            };
             let mut sent = vec![message];
             while sent.len() < BATCH {
                 match self.queue.try_recv() {
@@ -102,17 +116,36 @@ impl PeerSender {
                 self.links.snapshot_sent(message.to, message.get_msg_type());
             }
         }
+    }
+
+    /// Handles what the peer wrote back: a `Refusal` for this member is reported (Ok: this
+    /// sender is done); anything else ends the connection.
+    fn refused(&self, reply: Option<std::io::Result<bytes::BytesMut>>) -> std::io::Result<()> {
+        let frame = reply.unwrap_or_else(|| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "the peer closed the connection",
+            ))
+        })?;
+        let refusal = Refusal::decode(frame)?;
+        if refusal.removed != self.hello.from {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the peer refused member {}", refusal.removed),
+            ));
+        }
+        let _ = self.links.reports.send(PeerReport::Removed(self.hello.to));
         Ok(())
     }
 }
 
 /// Writes a batch of messages and flushes once.
 async fn write_batch(
-    frames: &mut FramedWrite<TcpStream, LengthDelimitedCodec>,
+    frames: &mut SplitSink<Frames, Bytes>,
     batch: &[Message],
 ) -> std::io::Result<()> {
     for message in batch {
         frames.feed(Bytes::from(message.encode_to_vec())).await?;
     }
-    SinkExt::<Bytes>::flush(frames).await
+    frames.flush().await
 }
