@@ -33,12 +33,12 @@ pub struct LogLimits {
 }
 
 impl Default for LogLimits {
-    /// The kubelet's defaults: 10Mi × 5 files; and 256Mi kept free.
+    /// The kubelet's defaults: 10Mi × 5 files; and 100Mi kept free.
     fn default() -> Self {
         LogLimits {
             max_size: 10 * 1024 * 1024,
             max_files: 5,
-            min_free: 256 * 1024 * 1024,
+            min_free: 100 * 1024 * 1024,
         }
     }
 }
