@@ -55,8 +55,19 @@ impl LogWriter {
         })
     }
 
-    /// Writes what the guest wrote to `stream` as log records.
+    /// Writes what the guest wrote to `stream` as log records. A full disk drops the output
+    /// (the guest's write succeeds, as containerd's do) rather than failing the guest.
     pub fn write(&self, stream: Stream, bytes: &[u8]) -> std::io::Result<()> {
+        match self.write_records(stream, bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                self.inner.lock().expect("log writer lock").dropping = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn write_records(&self, stream: Stream, bytes: &[u8]) -> std::io::Result<()> {
         let mut records = Vec::with_capacity(bytes.len() + 64);
         encode(Timestamp::now(), stream, bytes, &mut records);
         let mut inner = self.inner.lock().expect("log writer lock");
@@ -86,7 +97,8 @@ impl LogWriter {
             return Ok(!inner.dropping);
         }
         inner.unchecked = 0;
-        let short = guard::available(&self.path)? < self.limits.min_free;
+        // Unknown free space (the directory removed under a running guest) does not stop output.
+        let short = guard::available(&self.path).is_ok_and(|free| free < self.limits.min_free);
         if short && !inner.dropping {
             let mut marker = Vec::new();
             let text = format!(
