@@ -268,6 +268,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn follows_the_log_writer_through_its_rotations() {
+        use crate::runtime::logs::{LogLimits, LogWriter, Stream};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.log");
+        // Every record (about 45 bytes) passes the 64-byte cap, so every line rotates.
+        let limits = LogLimits {
+            max_size: 64,
+            max_files: 2,
+            min_free: 0,
+        };
+        let writer = LogWriter::open(path.clone(), limits).expect("open");
+        writer.write(Stream::Stdout, b"line 0\n").expect("write");
+        let index = Arc::new(LogIndex::default());
+        let log = |running| ContainerLog {
+            current: Some(path.clone()),
+            previous: None,
+            running,
+        };
+        index.set("ns", "p", "uid", "c", log(true));
+        let url = serve(LogServerState {
+            index: index.clone(),
+        })
+        .await;
+        let mut stream = reqwest::get(format!("{url}/containerLogs/ns/p/c?follow=true"))
+            .await
+            .expect("follow")
+            .bytes_stream();
+        let mut body = Vec::new();
+        let mut expected = String::new();
+        for i in 0..5 {
+            let line = format!("line {i}\n");
+            if i > 0 {
+                writer
+                    .write(Stream::Stdout, line.as_bytes())
+                    .expect("write");
+            }
+            read_until(&mut stream, &mut body, line.as_bytes()).await;
+            expected.push_str(&line);
+        }
+        assert_eq!(String::from_utf8_lossy(&body), expected);
+        assert!(dir.path().join("0.log.1").exists() && !dir.path().join("0.log.2").exists());
+    }
+
+    #[tokio::test]
     async fn serves_tails_byte_limits_times_and_timestamps_of_a_rotated_log() {
         use crate::runtime::logs::{LogLimits, LogWriter, Stream};
         let dir = tempfile::tempdir().expect("tempdir");
