@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::daemon::{host_name, terminated, wasm_agent, ImageArgs};
+use super::daemon::{host_name, terminated, wasm_agent, NodeArgs};
 use crate::cli::ClientOpts;
 
 #[derive(Args, Debug)]
@@ -26,7 +26,7 @@ pub struct AgentArgs {
     #[arg(long, default_value = "127.0.0.1:10250")]
     pub listen: SocketAddr,
     #[command(flatten)]
-    pub images: ImageArgs,
+    pub node: NodeArgs,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -44,7 +44,7 @@ pub async fn run(args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         node,
         args.data_dir,
         args.listen,
-        args.images,
+        args.node,
     )?;
     agent.run(terminated()).await?;
     Ok(())

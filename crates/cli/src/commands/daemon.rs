@@ -1,5 +1,5 @@
 //! What the daemons (`skiff server --dev` and `skiff agent`) share: signals, the host's name,
-//! the image flags and the Wasm node agent.
+//! the image and log flags and the Wasm node agent.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use skiff_node_runtime::agent::Agent;
+use skiff_node_runtime::runtime::logs::LogLimits;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -45,6 +46,40 @@ pub struct ImageArgs {
     pub max_image_size: u64,
 }
 
+/// The flags of a node: its images and its container logs.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub images: ImageArgs,
+    #[command(flatten)]
+    pub logs: LogArgs,
+}
+
+/// Caps on the node's container logs.
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    /// Rotate a container's log when it reaches this size (as the kubelet's flag).
+    #[arg(long, default_value = "10Mi", value_parser = parse_size)]
+    pub container_log_max_size: u64,
+    /// Log files kept per container, the live one counted (as the kubelet's flag).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub container_log_max_files: u32,
+    /// Drop container output (after one marker line) while the filesystem of the node's
+    /// data dir has less free than this, so logs never fill the store's disk.
+    #[arg(long, default_value = "100Mi", value_parser = parse_size)]
+    pub container_log_min_free: u64,
+}
+
+impl LogArgs {
+    fn limits(&self) -> LogLimits {
+        LogLimits {
+            max_size: self.container_log_max_size,
+            max_files: self.container_log_max_files,
+            min_free: self.container_log_min_free,
+        }
+    }
+}
+
 fn parse_size(text: &str) -> Result<u64, String> {
     skiff_api::quantity::parse_bytes(text).map_err(|e| e.to_string())
 }
@@ -78,13 +113,15 @@ pub fn wasm_agent(
     node: String,
     data_dir: PathBuf,
     listen: SocketAddr,
-    images: ImageArgs,
+    NodeArgs { images, logs }: NodeArgs,
 ) -> anyhow::Result<Agent> {
     if images.allow_image_dirs.is_empty() {
         eprintln!("warning: no --allow-image-dir given: this node refuses every file: image");
     }
     crate::private_files::private_dir(&data_dir)?;
-    let runtime = WasmRuntime::new(data_dir.join("wasm")).context("starting the Wasm runtime")?;
+    let runtime = WasmRuntime::new(data_dir.join("wasm"))
+        .context("starting the Wasm runtime")?
+        .with_log_limits(logs.limits());
     let builder = images
         .allow_image_dirs
         .into_iter()
