@@ -157,15 +157,17 @@ const PEER_CONNECTIONS: usize = 64;
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     private_files::private_dir(&args.data_dir)?;
-    let mut budget = descriptor_budget().saturating_sub(PEER_CONNECTIONS);
-    // Dev mode: the in-process agent's log server keeps its own default.
-    let agent_limits = args.dev.then(|| {
-        args.connections.limits_of(
-            skiff_node_runtime::agent::DEFAULT_MAX_CONNECTIONS,
-            &mut budget,
-        )
-    });
     let mut config = server_config(&args).await?;
+    // The listeners share the descriptor budget: the peer listener and (dev mode) the
+    // agent's log server take a small share first, the API server the rest.
+    let mut budget = descriptor_budget();
+    if config.peer_listen.is_some() {
+        budget = budget.saturating_sub(PEER_CONNECTIONS.min(budget / 8));
+    }
+    let agent_limits = args.dev.then(|| {
+        let wanted = skiff_node_runtime::agent::DEFAULT_MAX_CONNECTIONS.min(budget / 4);
+        args.connections.limits_of(wanted, &mut budget)
+    });
     config.connections = args
         .connections
         .limits(skiff_net::DEFAULT_MAX_CONNECTIONS, &mut budget);
