@@ -3,6 +3,7 @@
 //! agents as separate processes start the running executable (`skiff`) again.
 
 mod cluster;
+mod connections;
 mod deploy;
 mod figures;
 mod memory;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+pub use connections::BenchConnectionsArgs;
 pub use deploy::BenchDeployArgs;
 pub use node_loss::BenchNodeLossArgs;
 pub use nodes::BenchNodesArgs;
@@ -36,6 +38,9 @@ pub enum BenchCommand {
     /// Control-plane write throughput and latency (1 and 3 servers), leader failover, and a
     /// follower's catch-up, with `skiff server` child processes.
     Store(BenchStoreArgs),
+    /// A flood of idle connections against a `skiff server` child process: its memory and
+    /// descriptors before, during and after, and write latency during the flood.
+    Connections(BenchConnectionsArgs),
 }
 
 /// Runs one benchmark, printing its figures.
@@ -45,6 +50,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Nodes(args) => nodes::nodes(args).await,
         BenchCommand::NodeLoss(args) => node_loss::node_loss(args).await,
         BenchCommand::Store(args) => store::store(args).await,
+        BenchCommand::Connections(args) => connections::connections(args).await,
     }
 }
 
