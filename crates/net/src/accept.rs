@@ -11,6 +11,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// How long accepting pauses after the process ran out of descriptors.
 const DESCRIPTOR_BACKOFF: Duration = Duration::from_millis(100);
+/// How often a full listener asks its idle connections again to make room.
+const PRESSURE_REPEAT: Duration = Duration::from_secs(1);
 
 /// A listener that holds at most `max` accepted connections: each comes with a permit, and
 /// the slot is free again when the permit is dropped. At the limit, new connections wait in
@@ -65,12 +67,7 @@ impl Acceptor {
                         "connection limit reached: new connections wait and idle ones are closed"
                     );
                 }
-                self.pressure.notify_waiters();
-                self.permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed")
+                self.wait_for_slot().await
             }
         };
         loop {
@@ -99,15 +96,22 @@ impl Acceptor {
         }
     }
 
+    /// Waits for a free slot, signalling `pressure` now and every `PRESSURE_REPEAT` (a
+    /// connection busy at the first signal may be idle at the next).
+    async fn wait_for_slot(&self) -> OwnedSemaphorePermit {
+        loop {
+            self.pressure.notify_waiters();
+            let acquire = self.permits.clone().acquire_owned();
+            if let Ok(permit) = tokio::time::timeout(PRESSURE_REPEAT, acquire).await {
+                return permit.expect("the semaphore is never closed");
+            }
+        }
+    }
+
     /// Waits until every accepted connection has ended.
     pub async fn drain(&self) {
         let all = u32::try_from(self.max).unwrap_or(u32::MAX);
         let _ = self.permits.acquire_many(all).await;
-    }
-
-    /// Where the listener is bound.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
     }
 }
 

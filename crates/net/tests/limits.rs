@@ -16,10 +16,18 @@ use tokio_util::sync::CancellationToken;
 
 const IDLE: Duration = Duration::from_secs(60);
 
-/// A server with `/ok` and `/watch` (a body that takes ten idle timeouts to finish).
+/// A server with `/ok`, `/pause` (answers after 5 s) and `/watch` (a body that takes ten idle
+/// timeouts to finish).
 async fn start(max_connections: usize) -> (SocketAddr, CancellationToken) {
     let app = Router::new()
         .route("/ok", get(|| async { "ok" }))
+        .route(
+            "/pause",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "paused"
+            }),
+        )
         .route("/watch", get(|| async { Body::from_stream(slow_events()) }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -139,4 +147,28 @@ async fn idle_connections_beyond_the_limit_do_not_stop_requests() {
     }
     let watched = watch.await.unwrap();
     assert!(watched.contains("last\n"), "the watch was cut: {watched}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_busy_when_the_listener_filled_up_makes_room_once_idle() {
+    let (addr, _stop) = start(1).await;
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    busy.write_all(b"GET /pause HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    // Let the server accept it and start the request.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let start = Instant::now();
+    let response = get_once(addr, "/ok").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        start.elapsed() < IDLE,
+        "waited for the idle timeout: {:?}",
+        start.elapsed()
+    );
+    let answer = read_until_closed(&mut busy).await;
+    assert!(
+        answer.contains("paused"),
+        "the busy request was cut: {answer}"
+    );
 }
