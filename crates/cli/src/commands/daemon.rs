@@ -152,3 +152,29 @@ pub fn wasm_agent(
         .listen(listen)
         .runtime(Arc::new(runtime)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_share_the_descriptor_budget() {
+        let args = ConnArgs {
+            max_connections: None,
+            idle_timeout: 7,
+        };
+        let mut budget = 300;
+        let first = args.limits(256, &mut budget);
+        assert_eq!((first.max_connections, budget), (256, 44));
+        let second = args.limits(256, &mut budget);
+        assert_eq!((second.max_connections, budget), (44, 0));
+        assert_eq!(second.idle_timeout, std::time::Duration::from_secs(7));
+        let given = ConnArgs {
+            max_connections: Some(10),
+            idle_timeout: 7,
+        };
+        let mut budget = 300;
+        assert_eq!(given.limits(256, &mut budget).max_connections, 10);
+        assert_eq!(budget, 290);
+    }
+}
