@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use skiff_net::ConnLimits;
 pub use skiff_raft_store::{
     restore_backup, stored_cluster, BackupInfo, Cluster, ClusterError, JoinConf, Member, Timing,
     DEFAULT_LOG_RETAIN,
@@ -59,6 +60,8 @@ pub struct ServerConfig {
     pub watch_history: u64,
     /// How long a node may go without a heartbeat before its pods are replaced elsewhere.
     pub node_grace: Duration,
+    /// How many API connections are served at once and how long they may sit idle.
+    pub connections: ConnLimits,
 }
 
 impl ServerConfig {
@@ -76,6 +79,7 @@ impl ServerConfig {
             join: None,
             watch_history: DEFAULT_WATCH_HISTORY,
             node_grace: DEFAULT_NODE_GRACE,
+            connections: ConnLimits::default(),
         }
     }
 }
@@ -146,15 +150,12 @@ impl Server {
             http: reqwest::Client::new(),
             shutdown: shutdown.clone(),
         });
-        let serve_shutdown = shutdown.clone().cancelled_owned();
-        let serving = tokio::spawn(async move {
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(serve_shutdown)
-                .await;
-            if let Err(err) = result {
-                tracing::error!(%err, "API server stopped");
-            }
-        });
+        let serving = tokio::spawn(skiff_net::http::serve(
+            listener,
+            app,
+            config.connections,
+            shutdown.clone(),
+        ));
         tracing::info!(name = %config.name, %local_addr, "control plane started");
         Ok(ServerHandle {
             local_addr,

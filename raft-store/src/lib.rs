@@ -28,7 +28,7 @@ pub use config::{JoinConf, StoreConfig, Timing, DEFAULT_LOG_RETAIN};
 pub use error::StoreError;
 pub use identity::stored as stored_cluster;
 pub use member::{Cluster, ClusterError, Member};
-pub use status::MemberStatus;
+pub use status::{MemberStatus, StopCause};
 pub use store::Store;
 pub use transport::memory::MemoryNetwork;
 pub use txn::{Compare, KeyValue, Op, OpResult, Txn, TxnResponse};

@@ -16,7 +16,7 @@ use crate::store::{Shared, Store};
 use crate::transport::{tcp, Links, Transport};
 use crate::MemoryNetwork;
 use crate::{driver, identity, raft_log, state_machine, storage};
-use crate::{MemberStatus, StoreConfig, StoreError};
+use crate::{MemberStatus, StopCause, StoreConfig, StoreError};
 
 /// Live changes fanned out to watchers: one batch per applied txn.
 const LIVE_EVENTS: usize = 4096;
@@ -187,7 +187,11 @@ impl Store {
                 .is_err()
             {
                 // Marked first: logging may fail too when the disk is full.
-                status_tx.send_modify(MemberStatus::mark_stopped);
+                status_tx.send_modify(|status| {
+                    status.mark_stopped(StopCause::StorageFailed(
+                        "the raft loop panicked (see the panic in the log)".into(),
+                    ))
+                });
                 tracing::error!(
                     "the raft loop failed (see the panic above); this member stops serving"
                 );

@@ -289,3 +289,26 @@ async fn connections_from_another_cluster_or_for_another_member_are_dropped() {
     // Its own members' connections are kept: the group still commits.
     write(group.store(0), "/still", "fine").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_to_the_peer_port_are_bounded_and_closed() {
+    use tokio::io::AsyncReadExt;
+    let group = Group::start(10_000).await;
+    write(group.store(0), "/before", "flood").await;
+    // More silent connections than the listener holds (64): they never say hello.
+    let mut flood = Vec::new();
+    for _ in 0..100 {
+        let stream = tokio::net::TcpStream::connect(group.addrs[0])
+            .await
+            .expect("connect to s1's peer port");
+        flood.push(stream);
+    }
+    // The members' own connections are untouched: the group still commits through s1.
+    write(group.store(0), "/during", "flood").await;
+    // The silent ones are closed once the hello timeout (10 s) has passed.
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(20), flood[0].read(&mut byte))
+        .await
+        .expect("a silent connection is closed within 20 s");
+    assert_eq!(read.expect("read"), 0);
+}

@@ -31,6 +31,8 @@ pub struct SkiffProcess {
     run_offset: usize,
     /// The network namespace it runs in (`ip netns exec`), if not the test's own.
     netns: Option<String>,
+    /// Its descriptor limit (soft and hard), if not the test's own.
+    nofile: Option<u64>,
 }
 
 impl SkiffProcess {
@@ -51,6 +53,7 @@ impl SkiffProcess {
             log_path,
             run_offset: 0,
             netns,
+            nofile: None,
         };
         process.start()?;
         Ok(process)
@@ -72,6 +75,16 @@ impl SkiffProcess {
             }
             None => Command::new(Skiff::locate()),
         };
+        if let Some(limit) = self.nofile {
+            use nix::sys::resource::{setrlimit, Resource};
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    setrlimit(Resource::RLIMIT_NOFILE, limit, limit).map_err(std::io::Error::from)
+                });
+            }
+        }
         let child = command
             .args(&self.args)
             .env("RUST_LOG", "info")
@@ -213,6 +226,16 @@ impl DevServer {
 
     /// `skiff server [--dev] EXTRA...` on `data_dir`, waited for until ready.
     pub fn start_with(data_dir: &Path, dev: bool, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_limited(data_dir, dev, extra, None)
+    }
+
+    /// As `start_with`, the server's descriptor limit (soft and hard) set to `nofile` if given.
+    pub fn start_limited(
+        data_dir: &Path,
+        dev: bool,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> anyhow::Result<Self> {
         let mut args = vec!["server".to_string()];
         if dev {
             args.push("--dev".into());
@@ -224,7 +247,15 @@ impl DevServer {
             format!("{}:0", loopback_host()?),
         ]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut process = SkiffProcess::spawn(args, data_dir.with_extension("log"))?;
+        let mut process = SkiffProcess {
+            child: None,
+            args,
+            log_path: data_dir.with_extension("log"),
+            run_offset: 0,
+            netns: None,
+            nofile,
+        };
+        process.start()?;
         let url = process.wait_api_url()?;
         // A restart comes back where clients and agents know it.
         process.set_arg("--listen", authority(&url).to_string())?;

@@ -45,7 +45,18 @@ fn a_full_disk_never_acknowledges_a_write_it_could_not_persist() -> anyhow::Resu
     server.process.check_running()?;
     let ready = http.get(format!("{}/readyz", server.url())).send()?;
     assert_eq!(ready.status().as_u16(), 503, "{}", server.log());
+    let reason = ready.text()?;
+    assert!(reason.contains("the store failed"), "readyz: {reason}");
     assert!(server.log().contains("this member stops serving"));
+    // Health names the cause too, instead of 200.
+    let health = http.get(format!("{}/healthz", server.url())).send()?;
+    assert_eq!(
+        health.status().as_u16(),
+        503,
+        "healthz after the store failed"
+    );
+    let cause = health.text()?;
+    assert!(cause.contains("the store failed"), "healthz: {cause}");
 
     // Room again: after a restart every acknowledged write is there.
     server.kill9()?;

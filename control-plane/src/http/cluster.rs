@@ -1,6 +1,6 @@
 //! The control plane's own endpoints: this member's view of the Raft group
 //! (`skiff cluster status`), membership changes (`skiff cluster add|remove`), backups
-//! (`skiff backup save`) and readiness.
+//! (`skiff backup save`), health and readiness.
 
 use std::collections::HashMap;
 
@@ -95,15 +95,26 @@ pub async fn remove_member(
     Ok(Json(json!({"removed": name})))
 }
 
-/// `GET /readyz`: ready while this member knows a leader (it can serve reads and writes).
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.registry.store().status().borrow().leader != 0 {
-        (StatusCode::OK, "ok")
-    } else {
-        (
+/// `GET /healthz`, `/livez`: 200 while this member's store serves; 503 naming the cause once
+/// it has stopped (storage failed, removed from the cluster, shutting down).
+pub async fn health(State(state): State<AppState>) -> (StatusCode, String) {
+    match &state.registry.store().status().borrow().stopped {
+        Some(cause) => (StatusCode::SERVICE_UNAVAILABLE, cause.to_string()),
+        None => (StatusCode::OK, "ok".into()),
+    }
+}
+
+/// `GET /readyz`: ready while this member's store serves and knows a leader (it can serve
+/// reads and writes); else 503 with the actual reason.
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
+    let status = state.registry.store().status().borrow().clone();
+    match status.stopped {
+        Some(cause) => (StatusCode::SERVICE_UNAVAILABLE, cause.to_string()),
+        None if status.leader == 0 => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "no leader: a majority of the control-plane servers is unreachable",
-        )
+            "no leader: a majority of the control-plane servers is unreachable".into(),
+        ),
+        None => (StatusCode::OK, "ok".into()),
     }
 }
 

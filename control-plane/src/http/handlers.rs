@@ -225,10 +225,6 @@ fn watch_response(
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-pub async fn health() -> &'static str {
-    "ok"
-}
-
 pub async fn version() -> Json<Value> {
     Json(json!({
         "major": "1",

@@ -3,6 +3,7 @@
 //! agents as separate processes start the running executable (`skiff`) again.
 
 mod cluster;
+mod connections;
 mod deploy;
 mod figures;
 mod logs;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+pub use connections::BenchConnectionsArgs;
 pub use deploy::BenchDeployArgs;
 pub use logs::BenchLogsArgs;
 pub use node_loss::BenchNodeLossArgs;
@@ -41,6 +43,9 @@ pub enum BenchCommand {
     /// A guest floods its log on a `skiff server --dev` child process: the node's memory and
     /// log disk use before, during and after, and API and `logs --tail 1` latencies.
     Logs(BenchLogsArgs),
+    /// A flood of idle connections against a `skiff server` child process: its memory and
+    /// descriptors before, during and after, and write latency during the flood.
+    Connections(BenchConnectionsArgs),
 }
 
 /// Runs one benchmark, printing its figures.
@@ -51,6 +56,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::NodeLoss(args) => node_loss::node_loss(args).await,
         BenchCommand::Store(args) => store::store(args).await,
         BenchCommand::Logs(args) => logs::logs(args).await,
+        BenchCommand::Connections(args) => connections::connections(args).await,
     }
 }
 

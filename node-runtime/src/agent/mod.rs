@@ -54,6 +54,7 @@ use std::time::Duration;
 
 use skiff_api::runtime_class;
 use skiff_client::Client;
+pub use skiff_net::ConnLimits;
 use tokio_util::sync::CancellationToken;
 
 pub use skiff_api::backoff::Backoff;
@@ -64,6 +65,8 @@ use crate::runtime::{
 };
 
 /// Default pause between lease renewals (the control plane's node grace is a few of these).
+/// Connections the kubelet endpoint (logs) serves at once by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Lease renewals between two full Node status reports.
 const STATUS_EVERY: u64 = 5;
@@ -101,6 +104,7 @@ pub struct AgentBuilder {
     node_name: Option<String>,
     data_dir: Option<PathBuf>,
     listen: SocketAddr,
+    connections: ConnLimits,
     runtimes: RuntimeSet,
     images: Option<Arc<dyn ImageService>>,
     image_dirs: Vec<PathBuf>,
@@ -117,6 +121,7 @@ pub struct Agent {
     node_name: String,
     data_dir: PathBuf,
     listen: SocketAddr,
+    connections: ConnLimits,
     runtimes: RuntimeSet,
     images: Arc<dyn ImageService>,
     labels: BTreeMap<String, String>,
@@ -134,6 +139,10 @@ impl Agent {
             node_name: None,
             data_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            connections: ConnLimits {
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                ..ConnLimits::default()
+            },
             runtimes: RuntimeSet::default(),
             images: None,
             image_dirs: Vec::new(),
@@ -171,14 +180,12 @@ impl Agent {
         let server = log_server::router(log_server::LogServerState {
             index: logs.clone(),
         });
-        let server_stop = stop.clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, server)
-                .with_graceful_shutdown(async move { server_stop.cancelled().await });
-            if let Err(err) = serve.await {
-                tracing::error!(%err, "log server stopped");
-            }
-        });
+        tokio::spawn(skiff_net::http::serve(
+            listener,
+            server,
+            self.connections,
+            stop.clone(),
+        ));
 
         let (cpu_millis, memory_bytes, pods) = self.capacity;
         let spec = node::NodeSpec {
@@ -289,6 +296,13 @@ impl AgentBuilder {
         self
     }
 
+    /// How many connections the kubelet endpoint serves at once and how long they may sit
+    /// idle; default: 256 connections, the default idle timeout.
+    pub fn connections(mut self, limits: ConnLimits) -> Self {
+        self.connections = limits;
+        self
+    }
+
     /// Adds a runtime (at least one is required). Pods name one through their RuntimeClass's
     /// handler (= the runtime's name); otherwise the first added that can run their images
     /// runs them.
@@ -369,6 +383,7 @@ impl AgentBuilder {
             node_name: self.node_name.ok_or(AgentError::Missing("node_name"))?,
             data_dir,
             listen: self.listen,
+            connections: self.connections,
             runtimes: self.runtimes,
             images,
             labels: self.labels,

@@ -23,7 +23,7 @@ use crate::member::Cluster;
 use crate::state_machine::StateMachine;
 use crate::storage::SledStorage;
 use crate::transport::{PeerReport, Transport};
-use crate::{MemberStatus, StoreError, TxnResponse, WatchEvent};
+use crate::{MemberStatus, StopCause, StoreError, TxnResponse, WatchEvent};
 use reads::Reads;
 use waiters::Waiters;
 
@@ -104,7 +104,7 @@ impl Driver {
         let mut tick = tokio::time::interval(self.parts.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopping: Option<Instant> = None;
-        loop {
+        let cause = loop {
             tokio::select! {
                 _ = tick.tick() => {
                     self.parts.node.tick();
@@ -124,7 +124,7 @@ impl Driver {
                     PeerReport::Removed(by) => self.learn_removed(by),
                 },
                 proposal = self.parts.proposals.recv() => {
-                    let Some(proposal) = proposal else { break };
+                    let Some(proposal) = proposal else { break StopCause::Shutdown };
                     self.propose(proposal);
                     // Group commit: take whatever else is waiting into the same Ready.
                     while let Ok(more) = self.parts.proposals.try_recv() {
@@ -142,7 +142,7 @@ impl Driver {
                 _ = stop.cancelled(), if stopping.is_none() => {
                     stopping = Some(Instant::now() + TRANSFER_TIMEOUT);
                     if !self.hand_over_leadership() {
-                        break;
+                        break StopCause::Shutdown;
                     }
                 }
             }
@@ -150,22 +150,24 @@ impl Driver {
             self.send_reads();
             if let Err(err) = self.on_ready() {
                 tracing::error!(%err, "raft storage failed; this member stops serving");
-                break;
+                break StopCause::StorageFailed(err.to_string());
             }
             self.publish_status();
             self.promote_learners();
             if self.removed {
                 tracing::warn!("this member was removed from the cluster; it stops serving");
-                break;
+                break StopCause::Removed;
             }
             if let Some(deadline) = stopping {
                 let raft = &self.parts.node.raft;
                 if raft.state != StateRole::Leader || Instant::now() >= deadline {
-                    break;
+                    break StopCause::Shutdown;
                 }
             }
-        }
-        self.parts.status.send_modify(MemberStatus::mark_stopped);
+        };
+        self.parts
+            .status
+            .send_modify(|status| status.mark_stopped(cause));
         self.waiters.fail_all(|| StoreError::Stopped);
         self.reads.fail_all(|| StoreError::Stopped);
         self.parts.proposals.close();
@@ -269,6 +271,7 @@ impl Driver {
             voters: self.conf_state.voters.clone(),
             learners: self.conf_state.learners.clone(),
             removed: self.removed,
+            stopped: None,
         };
         self.parts.status.send_if_modified(|current| {
             let changed = *current != status;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::daemon::{host_name, terminated, wasm_agent, NodeArgs};
+use super::daemon::{descriptor_budget, host_name, terminated, wasm_agent, ConnArgs, NodeArgs};
 use crate::cli::ClientOpts;
 
 #[derive(Args, Debug)]
@@ -27,6 +27,8 @@ pub struct AgentArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub node: NodeArgs,
+    #[command(flatten)]
+    pub connections: ConnArgs,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -37,6 +39,11 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 
 pub async fn run(args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     let node = args.node_name.clone().unwrap_or_else(host_name);
+    let mut budget = descriptor_budget();
+    let limits = args.connections.limits(
+        skiff_node_runtime::agent::DEFAULT_MAX_CONNECTIONS,
+        &mut budget,
+    );
     let agent = wasm_agent(
         vec![opts.server.clone()],
         &args.token,
@@ -45,7 +52,9 @@ pub async fn run(args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         args.data_dir,
         args.listen,
         args.node,
-    )?;
+    )?
+    .connections(limits)
+    .build()?;
     agent.run(terminated()).await?;
     Ok(())
 }

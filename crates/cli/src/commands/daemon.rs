@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use skiff_node_runtime::agent::Agent;
+use skiff_node_runtime::agent::{Agent, AgentBuilder, ConnLimits};
 use skiff_node_runtime::runtime::logs::LogLimits;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
@@ -105,7 +105,58 @@ impl ImageArgs {
     }
 }
 
-/// A node agent with the Wasm runtime, its data under `data_dir`.
+/// How many connections a daemon's HTTP listener holds, and for how long.
+#[derive(Args, Debug)]
+pub struct ConnArgs {
+    /// Connections the HTTP listener serves at once (default: 4096 for a server, 256 for an
+    /// agent), lowered if needed to fit the process's descriptor limit with a reserve kept
+    /// for the store. Further connections wait; idle ones are closed to make room for them.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Seconds a connection may sit idle, or take to send a request's headers, before it is
+    /// closed; requests in flight (watches, log follows) are never cut.
+    #[arg(long, default_value_t = skiff_net::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout: u64,
+}
+
+impl ConnArgs {
+    /// The limits for the daemon's listener: `--max-connections` or `default_max`, within
+    /// what is left of `budget`.
+    pub fn limits(&self, default_max: usize, budget: &mut usize) -> ConnLimits {
+        self.limits_of(self.max_connections.unwrap_or(default_max), budget)
+    }
+
+    /// The limits for a listener that wants `wanted` connections: at most what is left of
+    /// `budget` (descriptors the listeners may still take), which shrinks by it.
+    pub fn limits_of(&self, wanted: usize, budget: &mut usize) -> ConnLimits {
+        let max_connections = wanted.min(*budget).max(1);
+        if max_connections < wanted {
+            eprintln!(
+                "note: serving at most {max_connections} connections instead of {wanted}: the \
+                 descriptor limit (ulimit -n) keeps a reserve for the store"
+            );
+        }
+        *budget = budget.saturating_sub(max_connections);
+        ConnLimits {
+            max_connections,
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout.max(1)),
+        }
+    }
+}
+
+/// Raises the descriptor limit to its maximum and returns how many descriptors the
+/// listeners may hold together, a reserve left for the store and files.
+pub fn descriptor_budget() -> usize {
+    match skiff_net::descriptors::raise_limit() {
+        Ok(limit) => skiff_net::descriptors::connection_budget(limit),
+        Err(err) => {
+            eprintln!("warning: cannot read or raise the descriptor limit: {err}");
+            skiff_net::descriptors::connection_budget(1024)
+        }
+    }
+}
+
+/// A node agent with the Wasm runtime, its data under `data_dir`, to be built.
 pub fn wasm_agent(
     servers: Vec<String>,
     token: &str,
@@ -114,7 +165,7 @@ pub fn wasm_agent(
     data_dir: PathBuf,
     listen: SocketAddr,
     NodeArgs { images, logs }: NodeArgs,
-) -> anyhow::Result<Agent> {
+) -> anyhow::Result<AgentBuilder> {
     if images.allow_image_dirs.is_empty() {
         eprintln!("warning: no --allow-image-dir given: this node refuses every file: image");
     }
@@ -136,6 +187,31 @@ pub fn wasm_agent(
         .node_name(node)
         .data_dir(data_dir)
         .listen(listen)
-        .runtime(Arc::new(runtime))
-        .build()?)
+        .runtime(Arc::new(runtime)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_share_the_descriptor_budget() {
+        let args = ConnArgs {
+            max_connections: None,
+            idle_timeout: 7,
+        };
+        let mut budget = 300;
+        let first = args.limits(256, &mut budget);
+        assert_eq!((first.max_connections, budget), (256, 44));
+        let second = args.limits(256, &mut budget);
+        assert_eq!((second.max_connections, budget), (44, 0));
+        assert_eq!(second.idle_timeout, std::time::Duration::from_secs(7));
+        let given = ConnArgs {
+            max_connections: Some(10),
+            idle_timeout: 7,
+        };
+        let mut budget = 300;
+        assert_eq!(given.limits(256, &mut budget).max_connections, 10);
+        assert_eq!(budget, 290);
+    }
 }

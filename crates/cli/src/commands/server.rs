@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use skiff_control_plane::{stored_cluster, Cluster, Server, ServerConfig, Timing};
 
-use super::daemon::{host_name, terminated, wasm_agent, NodeArgs};
+use super::daemon::{descriptor_budget, host_name, terminated, wasm_agent, ConnArgs, NodeArgs};
 use crate::private_files;
 
 #[derive(Args, Debug)]
@@ -58,6 +58,8 @@ pub struct ServerArgs {
     pub kubelet_listen: SocketAddr,
     #[command(flatten)]
     pub node: NodeArgs,
+    #[command(flatten)]
+    pub connections: ConnArgs,
 }
 
 /// The in-process node joins like any other, with a token that never expires, made on the
@@ -150,9 +152,26 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     Ok(config)
 }
 
+/// Descriptors the Raft peer listener may hold (its own limit, inside the store).
+const PEER_CONNECTIONS: usize = 64;
+
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     private_files::private_dir(&args.data_dir)?;
-    let handle = Server::start(server_config(&args).await?).await?;
+    let mut config = server_config(&args).await?;
+    // The listeners share the descriptor budget: the peer listener and (dev mode) the
+    // agent's log server take a small share first, the API server the rest.
+    let mut budget = descriptor_budget();
+    if config.peer_listen.is_some() {
+        budget = budget.saturating_sub(PEER_CONNECTIONS.min(budget / 8));
+    }
+    let agent_limits = args.dev.then(|| {
+        let wanted = skiff_node_runtime::agent::DEFAULT_MAX_CONNECTIONS.min(budget / 4);
+        args.connections.limits_of(wanted, &mut budget)
+    });
+    config.connections = args
+        .connections
+        .limits(skiff_net::DEFAULT_MAX_CONNECTIONS, &mut budget);
+    let handle = Server::start(config).await?;
     let url = handle.url();
     println!(
         "skiff API listening on {url} (data in {})",
@@ -172,7 +191,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 images: args.node.images.or_dev_defaults(),
                 logs: args.node.logs,
             },
-        )?;
+        )?
+        .connections(agent_limits.unwrap_or_default())
+        .build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(agent.run(async move {
             let _ = stopped.await;

@@ -1,6 +1,9 @@
 //! Accepting peers' connections: each must open with a `Hello` for this cluster and this
 //! member; its messages then go to the driver's inbox, until the membership says its sender
-//! was removed: then it gets a `Refusal` and the connection closes.
+//! was removed: then it gets a `Refusal` and the connection closes. At most
+//! `MAX_PEER_CONNECTIONS` are held at once, a connection must say `Hello` within
+//! `HELLO_TIMEOUT`, and running out of descriptors pauses accepting: a flood of connections
+//! to the peer port can delay peers, never break the store.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,6 +12,7 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use prost::Message as _;
 use raft::eraftpb::Message;
+use skiff_net::accept::{Accepted, Acceptor};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -17,8 +21,10 @@ use tokio_util::sync::CancellationToken;
 use super::{codec, Hello, Refusal};
 use crate::member::SharedCluster;
 
-/// How long to wait before accepting again after `accept` failed (out of descriptors).
-const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+/// Peer connections held at once (each member opens one; reconnects may overlap).
+const MAX_PEER_CONNECTIONS: usize = 64;
+/// How long an accepted connection may take to send its `Hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a refused removed member has to read its refusal and close.
 const REFUSAL_LINGER: Duration = Duration::from_secs(5);
 
@@ -37,19 +43,14 @@ pub fn serve(
         (cluster.cluster_id.clone(), cluster.local)
     };
     let membership = membership.clone();
+    let mut acceptor = Acceptor::new(listener, MAX_PEER_CONNECTIONS);
     tokio::spawn(async move {
-        loop {
-            let Some(accepted) = stop.run_until_cancelled(listener.accept()).await else {
-                return;
-            };
-            let (stream, from) = match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::warn!(%err, "accepting a peer connection failed");
-                    tokio::time::sleep(ACCEPT_RETRY).await;
-                    continue;
-                }
-            };
+        while let Some(accepted) = stop.run_until_cancelled(acceptor.accept()).await {
+            let Accepted {
+                stream,
+                from,
+                permit,
+            } = accepted;
             let peer = Peer {
                 from,
                 cluster_id: cluster_id.clone(),
@@ -57,7 +58,11 @@ pub fn serve(
                 membership: membership.clone(),
                 inbox: inbox.clone(),
             };
-            tokio::spawn(stop.clone().run_until_cancelled_owned(peer.receive(stream)));
+            let receive = peer.receive(stream);
+            tokio::spawn(stop.clone().run_until_cancelled_owned(async move {
+                receive.await;
+                drop(permit);
+            }));
         }
     });
 }
@@ -82,7 +87,8 @@ impl Peer {
     /// the sender turns out to be a removed member.
     async fn relay(&self, stream: TcpStream) -> std::io::Result<()> {
         let mut frames = Framed::new(stream, codec());
-        let Some(frame) = frames.next().await else {
+        let Ok(Some(frame)) = tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await else {
+            tracing::debug!(from = %self.from, "closing a peer connection that sent no hello");
             return Ok(());
         };
         let hello = Hello::decode(frame?)?;

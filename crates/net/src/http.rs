@@ -1,0 +1,132 @@
+//! Serving an axum router with bounded connections: hyper's HTTP/1 connection behind an
+//! `Acceptor`, with hyper's header-read timeout closing idle and slow clients, and idle
+//! connections shed when the listener is full.
+
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::accept::{Accepted, Acceptor};
+use crate::idle::{Activity, TrackedBody};
+use crate::ConnLimits;
+
+/// How long a connection being closed may take to send what it has, once no request is in
+/// flight (hyper's graceful shutdown waits for a request that a silent client never sends).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long, and for how many bytes, a closing connection reads and discards what the client
+/// still sends (a body refused before it was read), so that closing does not reset the
+/// connection before the client has read the answer (Apache's "lingering close").
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 16 << 20;
+
+/// Serves `app` on `listener` within `limits` until `shutdown` is cancelled, then closes idle
+/// connections, lets requests in flight finish and returns when every connection has ended.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+) {
+    let mut acceptor = Acceptor::new(listener, limits.max_connections);
+    let pressure = acceptor.pressure();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout);
+    let builder = Arc::new(builder);
+    while let Some(accepted) = shutdown.run_until_cancelled(acceptor.accept()).await {
+        let connection = Connection {
+            app: app.clone(),
+            builder: builder.clone(),
+            pressure: pressure.clone(),
+            shutdown: shutdown.clone(),
+        };
+        tokio::spawn(connection.serve(accepted));
+    }
+    acceptor.drain().await;
+}
+
+/// What one connection's task needs.
+struct Connection {
+    app: Router,
+    builder: Arc<http1::Builder>,
+    pressure: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+impl Connection {
+    async fn serve(self, accepted: Accepted) {
+        let Accepted {
+            stream,
+            from,
+            permit: _slot,
+        } = accepted;
+        let activity = Activity::new();
+        let requests = activity.clone();
+        let app = self.app;
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let busy = requests.busy();
+            let response = app.clone().oneshot(request.map(Body::new));
+            Box::pin(async move {
+                let response = response
+                    .await
+                    .unwrap_or_else(|never: Infallible| match never {});
+                Ok::<_, Infallible>(
+                    response.map(|body| Body::new(TrackedBody { body, _busy: busy })),
+                )
+            })
+        });
+        let mut connection = self.builder.serve_connection(TokioIo::new(stream), service);
+        tokio::select! {
+            result = poll_fn(|cx| connection.poll_without_shutdown(cx)) => {
+                match result {
+                    Ok(()) => linger(connection.into_parts().io.into_inner()).await,
+                    Err(err) => tracing::debug!(%from, %err, "connection ended"),
+                }
+                return;
+            }
+            () = activity.idle_under(&self.pressure) => {
+                tracing::debug!(%from, "closing an idle connection to make room");
+            }
+            () = self.shutdown.cancelled() => {}
+        }
+        Pin::new(&mut connection).graceful_shutdown();
+        tokio::select! {
+            _ = poll_fn(|cx| connection.poll_without_shutdown(cx)) => {}
+            () = activity.idle_for(CLOSE_GRACE) => {}
+        }
+    }
+}
+
+/// Closes our side, then reads and discards what the client still sends until it closes its
+/// side, for at most `LINGER` and `LINGER_BYTES`.
+async fn linger(mut stream: TcpStream) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let discard = async {
+        let mut sink = vec![0; 16 << 10];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, discard).await;
+}
