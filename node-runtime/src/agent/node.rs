@@ -13,6 +13,7 @@ use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time
 use skiff_api::quantity::{format_bytes, format_cpu_millis};
 use skiff_client::Client;
 
+use super::admission::Allocatable;
 use super::status;
 use super::AgentError;
 
@@ -25,6 +26,8 @@ pub struct NodeSpec {
     pub cpu_millis: u64,
     pub memory_bytes: u64,
     pub pods: u32,
+    /// What pods may request of it.
+    pub allocatable: Allocatable,
     /// The kubelet endpoint (log server) as bound.
     pub kubelet: SocketAddr,
     /// `containerRuntimeVersion`: the runtimes' versions, comma-separated.
@@ -38,24 +41,25 @@ pub struct NodeSpec {
 /// The Node's status: capacity, addresses, endpoint, info, runtime handlers and a fresh
 /// `Ready` condition.
 fn node_status(spec: &NodeSpec) -> NodeStatus {
-    let resources = BTreeMap::from([
-        (
-            "cpu".to_string(),
-            Quantity(format_cpu_millis(spec.cpu_millis)),
-        ),
-        (
-            "memory".to_string(),
-            Quantity(format_bytes(spec.memory_bytes)),
-        ),
-        ("pods".to_string(), Quantity(spec.pods.to_string())),
-    ]);
+    let resources = |cpu_millis: u64, memory_bytes: u64, pods: u32| {
+        BTreeMap::from([
+            ("cpu".to_string(), Quantity(format_cpu_millis(cpu_millis))),
+            ("memory".to_string(), Quantity(format_bytes(memory_bytes))),
+            ("pods".to_string(), Quantity(pods.to_string())),
+        ])
+    };
+    let allocatable = &spec.allocatable;
     let address = |kind: &str, address: String| NodeAddress {
         type_: kind.to_string(),
         address,
     };
     NodeStatus {
-        capacity: Some(resources.clone()),
-        allocatable: Some(resources),
+        capacity: Some(resources(spec.cpu_millis, spec.memory_bytes, spec.pods)),
+        allocatable: Some(resources(
+            allocatable.cpu_millis,
+            allocatable.memory_bytes,
+            allocatable.pods,
+        )),
         addresses: Some(vec![
             address("InternalIP", spec.kubelet.ip().to_string()),
             address("Hostname", spec.name.clone()),

@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::admission::{Admission, AdmittedPod};
 use super::events::Recorder;
 use super::lifecycle::{self, ContainerView, RestartPolicy, Step};
 use super::log_index::{ContainerLog, LogIndex};
@@ -42,6 +43,10 @@ pub struct Context {
     pub events: Recorder,
     /// Sandboxes that outlived an agent restart, for their pods' workers to re-attach to.
     pub survivors: Survivors,
+    /// The pods admitted to this node.
+    pub admission: Arc<Admission>,
+    /// The memory limit of containers that set none.
+    pub default_memory: Option<u64>,
 }
 
 /// The latest word on a pod from the API.
@@ -70,49 +75,73 @@ pub(super) struct Worker {
     /// Finished before this agent started: only deletion is handled.
     finished: bool,
     pub publish_failed: bool,
+    /// Its admission to the node, while it counts there.
+    pub admitted: Option<Arc<AdmittedPod>>,
+    /// Failed for good on this node (rejected or evicted): the pod's reason and message.
+    pub failure: Option<(String, String)>,
 }
 
-/// Runs the worker of one pod until it is deleted, gone, or the agent stops.
+/// Runs the worker of one pod until it is deleted, gone, or the agent stops; the pod no
+/// longer counts on the node then.
 pub async fn run(
     ctx: Arc<Context>,
     pod: Arc<Pod>,
-    mut updates: watch::Receiver<Update>,
+    updates: watch::Receiver<Update>,
     shutdown: CancellationToken,
 ) {
     let mut worker = Worker::new(ctx, pod);
-    worker.adopt().await;
-    loop {
-        let update = updates.borrow_and_update().clone();
-        match update {
-            Update::Gone => return worker.teardown(false).await,
-            Update::Pod(pod) => worker.pod = pod,
+    worker.run(updates, shutdown).await;
+    worker.release();
+}
+
+impl Worker {
+    async fn run(&mut self, mut updates: watch::Receiver<Update>, shutdown: CancellationToken) {
+        if !self.finished && self.pod.metadata.deletion_timestamp.is_none() {
+            self.admit();
         }
-        if worker.pod.metadata.deletion_timestamp.is_some() {
-            return worker.teardown(true).await;
-        }
-        let wake = if worker.finished {
-            None
-        } else {
-            worker.sync().await;
-            worker.publish().await;
-            worker.next_wake()
-        };
-        let sleep = async {
-            match wake {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
+        self.adopt().await;
+        loop {
+            let update = updates.borrow_and_update().clone();
+            match update {
+                Update::Gone => return self.teardown(false).await,
+                Update::Pod(pod) => self.pod = pod,
             }
-        };
-        let sandbox = worker.sandbox.clone().unwrap_or_default();
-        // Shutdown first: the agent stopping also closes `updates`, and that must not read as
-        // the pod being gone (which would stop containers that outlive the agent).
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return worker.agent_stopping().await,
-            changed = updates.changed() => if changed.is_err() { return worker.teardown(false).await },
-            _ = sleep => {}
-            _ = next_event(worker.container_events.as_mut(), &sandbox) => {}
+            if self.pod.metadata.deletion_timestamp.is_some() {
+                return self.teardown(true).await;
+            }
+            let wake = if self.finished {
+                None
+            } else {
+                self.sync().await;
+                self.publish().await;
+                self.next_wake()
+            };
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let sandbox = self.sandbox.clone().unwrap_or_default();
+            // Shutdown first: the agent stopping also closes `updates`, and that must not read as
+            // the pod being gone (which would stop containers that outlive the agent).
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return self.agent_stopping().await,
+                changed = updates.changed() => if changed.is_err() { return self.teardown(false).await },
+                _ = sleep => {}
+                _ = next_event(self.container_events.as_mut(), &sandbox) => {}
+                message = evicted(self.admitted.clone()) => self.evict(message).await,
+            }
         }
+    }
+}
+
+/// Resolves with the eviction message when the admitted pod is to be evicted.
+async fn evicted(admitted: Option<Arc<AdmittedPod>>) -> String {
+    match admitted {
+        Some(admitted) => admitted.evicted().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -173,6 +202,8 @@ impl Worker {
             start_time,
             finished,
             publish_failed: false,
+            admitted: None,
+            failure: None,
         }
     }
 
@@ -191,6 +222,9 @@ impl Worker {
 
     /// Observes the runtime, then takes each container's next step.
     async fn sync(&mut self) {
+        if self.failure.is_some() {
+            return;
+        }
         let now = Instant::now();
         if !self.ensure_sandbox(now).await {
             return;
@@ -255,7 +289,7 @@ impl Worker {
     }
 
     /// Reads the runtime state of record `i`, noting a fresh exit and its restart backoff.
-    async fn observe(&mut self, i: usize, now: Instant) {
+    pub(super) async fn observe(&mut self, i: usize, now: Instant) {
         let (Some(id), Some(runtime)) = (self.records[i].id.clone(), self.runtime.clone()) else {
             return;
         };
@@ -297,8 +331,11 @@ impl Worker {
     /// When to look again without an update or a container event.
     fn next_wake(&self) -> Option<Instant> {
         let now = Instant::now();
-        let wake = lifecycle::next_wake(self.policy(), &self.views(), now);
         let publish = self.publish_failed.then(|| now + PUBLISH_RETRY);
+        if self.failure.is_some() {
+            return publish;
+        }
+        let wake = lifecycle::next_wake(self.policy(), &self.views(), now);
         wake.into_iter().chain(publish).min()
     }
 }
