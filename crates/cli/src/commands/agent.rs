@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::daemon::{host_name, terminated, wasm_agent, ImageArgs};
+use super::node_resources::NodeResourceArgs;
 use crate::cli::ClientOpts;
 
 #[derive(Args, Debug)]
@@ -27,6 +28,8 @@ pub struct AgentArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub images: ImageArgs,
+    #[command(flatten)]
+    pub resources: NodeResourceArgs,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -46,6 +49,7 @@ pub async fn run(args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         args.listen,
         args.images,
     )?;
+    let agent = args.resources.apply(agent).build()?;
     agent.run(terminated()).await?;
     Ok(())
 }

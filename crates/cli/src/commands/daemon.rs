@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use skiff_node_runtime::agent::Agent;
+use skiff_node_runtime::agent::{Agent, AgentBuilder};
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -70,7 +70,7 @@ impl ImageArgs {
     }
 }
 
-/// A node agent with the Wasm runtime, its data under `data_dir`.
+/// A node agent with the Wasm runtime, its data under `data_dir`, to configure further and build.
 pub fn wasm_agent(
     servers: Vec<String>,
     token: &str,
@@ -79,7 +79,7 @@ pub fn wasm_agent(
     data_dir: PathBuf,
     listen: SocketAddr,
     images: ImageArgs,
-) -> anyhow::Result<Agent> {
+) -> anyhow::Result<AgentBuilder> {
     if images.allow_image_dirs.is_empty() {
         eprintln!("warning: no --allow-image-dir given: this node refuses every file: image");
     }
@@ -99,6 +99,5 @@ pub fn wasm_agent(
         .node_name(node)
         .data_dir(data_dir)
         .listen(listen)
-        .runtime(Arc::new(runtime))
-        .build()?)
+        .runtime(Arc::new(runtime)))
 }

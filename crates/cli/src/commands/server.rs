@@ -8,6 +8,7 @@ use clap::Args;
 use skiff_control_plane::{stored_cluster, Cluster, Server, ServerConfig, Timing};
 
 use super::daemon::{host_name, terminated, wasm_agent, ImageArgs};
+use super::node_resources::NodeResourceArgs;
 use crate::private_files;
 
 #[derive(Args, Debug)]
@@ -58,6 +59,8 @@ pub struct ServerArgs {
     pub kubelet_listen: SocketAddr,
     #[command(flatten)]
     pub images: ImageArgs,
+    #[command(flatten)]
+    pub resources: NodeResourceArgs,
 }
 
 /// The in-process node joins like any other, with a token that never expires, made on the
@@ -170,6 +173,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             args.kubelet_listen,
             args.images.or_dev_defaults(),
         )?;
+        let agent = args.resources.apply(agent).build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(agent.run(async move {
             let _ = stopped.await;
