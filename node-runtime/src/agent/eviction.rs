@@ -32,6 +32,18 @@ pub struct Eviction {
     pub source: MemorySource,
 }
 
+impl Eviction {
+    /// Evicts below `threshold` bytes of the host's available memory, checked every second (a
+    /// guest can grow by gigabytes in the kubelet's 10 s).
+    pub fn hard(threshold: u64) -> Self {
+        Eviction {
+            threshold,
+            interval: Duration::from_secs(1),
+            source: MemorySource::Host,
+        }
+    }
+}
+
 /// One admitted pod as eviction ranks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {

@@ -1,7 +1,9 @@
-//! The agent's admission and memory eviction against a real in-process control plane and the
-//! recording fake runtime: pods bound straight to the node (`spec.nodeName`, no scheduler)
-//! beyond what it offers fail with the kubelet's reasons, and when the node runs short of
-//! memory the pod furthest over its request is evicted while the others keep running.
+//! What protects a node from its pods, against a real in-process control plane: pods bound
+//! straight to the node (`spec.nodeName`, no scheduler) beyond what it offers fail with the
+//! kubelet's reasons; when the node runs short of memory the pod furthest over its request is
+//! evicted while the others keep running; a guest without a memory limit gets the node's
+//! default. The recording fake runtime stands in for a runtime, except where a real Wasm guest
+//! has to grow.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use skiff_api::resources;
 use skiff_client::Client;
 use skiff_control_plane::{Server, ServerConfig, ServerHandle};
 use skiff_node_runtime::agent::{Agent, AgentBuilder, Eviction, MemorySource};
+use skiff_node_runtime::runtime::wasm::WasmRuntime;
 use skiff_test_support::RecordingRuntime;
 use tokio::sync::oneshot;
 
@@ -34,22 +37,19 @@ async fn control_plane(dir: &std::path::Path) -> (ServerHandle, Client, JoinToke
     (server, client, token)
 }
 
-/// An agent for node `n1` on the recording runtime, configured further by `configure`,
-/// running until the returned sender is dropped.
+/// An agent for node `n1`, its data in `dir`, configured by `configure` (runtimes and the
+/// rest), running until the returned sender is dropped.
 fn spawn_agent(
     server: &ServerHandle,
     token: &JoinToken,
     dir: &std::path::Path,
-    runtime: Arc<RecordingRuntime>,
     configure: impl FnOnce(AgentBuilder) -> AgentBuilder,
 ) -> oneshot::Sender<()> {
     let builder = Agent::builder()
         .servers(vec![server.url()])
         .token(token.to_string())
         .node_name("n1")
-        .data_dir(dir.join("agent"))
-        .images(runtime.clone())
-        .runtime(runtime);
+        .data_dir(dir.join("agent"));
     let agent = configure(builder).build().expect("agent");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(agent.run(async move {
@@ -58,19 +58,38 @@ fn spawn_agent(
     stop
 }
 
+/// The agent runs its pods on `runtime`, which is its image service too.
+fn recording(runtime: &Arc<RecordingRuntime>) -> impl FnOnce(AgentBuilder) -> AgentBuilder {
+    let runtime = runtime.clone();
+    move |b| b.images(runtime.clone()).runtime(runtime)
+}
+
 /// Creates pod `name` bound straight to `n1`, its one container asking for `resources`.
 async fn bound_pod(client: &Client, name: &str, resources: Value) {
+    guest_pod(client, name, "registry.example/app:1", resources).await
+}
+
+/// Creates pod `name` bound straight to `n1`, never restarted, running `image`.
+async fn guest_pod(client: &Client, name: &str, image: &str, resources: Value) {
     let pods = resources::by_name("pods").expect("pods");
     client
         .create(
             pods,
             Some("default"),
-            &json!({"metadata": {"name": name}, "spec": {"nodeName": "n1", "containers": [
-                {"name": "main", "image": "registry.example/app:1", "resources": resources}
+            &json!({"metadata": {"name": name}, "spec": {"nodeName": "n1",
+                "restartPolicy": "Never", "containers": [
+                    {"name": "main", "image": image, "resources": resources}
             ]}}),
         )
         .await
         .expect("create pod");
+}
+
+/// Writes a `.wat` guest into `dir` as Wasm; its `file:` image reference.
+fn guest(dir: &std::path::Path, name: &str, wat: &str) -> String {
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::write(&path, wat::parse_str(wat).expect("valid wat")).expect("write guest");
+    format!("file:{}", path.display())
 }
 
 /// Polls pod `name` (every 20 ms, at most 15 s) until `accept` holds for it.
@@ -105,8 +124,11 @@ async fn pods_beyond_what_the_node_offers_are_rejected() {
     let (server, client, token) = control_plane(dir.path()).await;
     let runtime = Arc::new(RecordingRuntime::default());
     // 1 core, 1 GiB less a 256 MiB system reserve, two pods.
-    let _agent = spawn_agent(&server, &token, dir.path(), runtime, |b| {
-        b.capacity(1000, 1 << 30, 2).system_reserved(0, 256 * MIB)
+    let with_runtime = recording(&runtime);
+    let _agent = spawn_agent(&server, &token, dir.path(), |b| {
+        with_runtime(b)
+            .capacity(1000, 1 << 30, 2)
+            .system_reserved(0, 256 * MIB)
     });
 
     bound_pod(&client, "big", json!({"requests": {"memory": "800Mi"}})).await;
@@ -143,8 +165,9 @@ async fn low_memory_evicts_the_pod_furthest_over_its_request() {
         interval: Duration::from_millis(50),
         source: MemorySource::Total(1 << 30),
     };
-    let _agent = spawn_agent(&server, &token, dir.path(), runtime.clone(), |b| {
-        b.eviction(eviction)
+    let with_runtime = recording(&runtime);
+    let _agent = spawn_agent(&server, &token, dir.path(), |b| {
+        with_runtime(b).eviction(eviction)
     });
 
     bound_pod(&client, "greedy", json!({})).await;
@@ -190,4 +213,91 @@ async fn low_memory_evicts_the_pod_furthest_over_its_request() {
         assert!(Instant::now() < deadline, "no Evicted event: {list}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Grows its memory 64 KiB at a time until refused, then exits 0.
+const GROW_UNTIL_REFUSED: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))))"#;
+
+/// Grows its memory to 80 MiB, then runs until stopped.
+const GROW_AND_STAY: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (memory.grow (i32.const 1279)))
+    (loop $forever (br $forever))))"#;
+
+/// A real Wasm agent: the runtime in `dir`, `file:` images from `dir`.
+fn wasm(dir: &std::path::Path) -> impl FnOnce(AgentBuilder) -> AgentBuilder {
+    let runtime = Arc::new(WasmRuntime::new(dir.join("wasm")).expect("wasm runtime"));
+    let dir = dir.to_path_buf();
+    move |b| b.allow_image_dir(dir).runtime(runtime)
+}
+
+/// The state the pod's one container ended in.
+fn terminated(pod: &Value) -> &Value {
+    &pod["status"]["containerStatuses"][0]["state"]["terminated"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_without_a_limit_gets_the_node_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, client, token) = control_plane(dir.path()).await;
+    let with_runtime = wasm(dir.path());
+    let _agent = spawn_agent(&server, &token, dir.path(), |b| {
+        with_runtime(b).default_container_memory(Some(4 * MIB))
+    });
+    let image = guest(dir.path(), "grow", GROW_UNTIL_REFUSED);
+    guest_pod(&client, "unlimited", &image, json!({})).await;
+    let pod = wait_named(&client, "unlimited", "ended", |p| terminated(p).is_object()).await;
+    assert_eq!(terminated(&pod)["reason"], "OOMKilled", "{pod}");
+    // Its own limit wins over the default.
+    guest_pod(
+        &client,
+        "limited",
+        &image,
+        json!({"limits": {"memory": "8Mi"}}),
+    )
+    .await;
+    let pod = wait_named(&client, "limited", "ended", |p| terminated(p).is_object()).await;
+    let message = terminated(&pod)["message"].as_str().unwrap_or_default();
+    assert!(message.contains("its limit is 8388608"), "{pod}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn growing_guests_without_limits_are_evicted_and_the_agent_stays_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, client, token) = control_plane(dir.path()).await;
+    let with_runtime = wasm(dir.path());
+    // A node of 128 MiB that must keep 64 MiB free, and guests of 80 MiB without a limit.
+    let eviction = Eviction {
+        threshold: 64 * MIB,
+        interval: Duration::from_millis(50),
+        source: MemorySource::Total(128 * MIB),
+    };
+    let _agent = spawn_agent(&server, &token, dir.path(), |b| {
+        with_runtime(b).eviction(eviction)
+    });
+    let image = guest(dir.path(), "stay", GROW_AND_STAY);
+    for name in ["first", "second"] {
+        guest_pod(&client, name, &image, json!({})).await;
+        let pod = wait_named(&client, name, "evicted", |p| phase(p) == "Failed").await;
+        assert_eq!(pod["status"]["reason"], "Evicted", "{pod}");
+        assert_eq!(terminated(&pod)["exitCode"], 137, "{pod}");
+    }
+    // The agent is still serving: a guest within the node's means runs.
+    guest_pod(
+        &client,
+        "small",
+        &guest(
+            dir.path(),
+            "ok",
+            r#"(module
+  (memory (export "memory") 1) (func (export "_start")))"#,
+        ),
+        json!({}),
+    )
+    .await;
+    wait_named(&client, "small", "completed", |p| phase(p) == "Succeeded").await;
 }
