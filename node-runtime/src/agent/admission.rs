@@ -7,50 +7,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use skiff_api::k8s_openapi::api::core::v1::{Container, Pod};
-use skiff_api::quantity::{self, format_bytes, format_cpu_millis};
+use skiff_api::k8s_openapi::api::core::v1::Pod;
+use skiff_api::quantity::{format_bytes, format_cpu_millis};
+use skiff_api::requests::{pod_requests, Resources};
 use tokio_util::sync::CancellationToken;
-
-/// What the node offers to pods: its capacity less the system reserve and the eviction threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Allocatable {
-    pub cpu_millis: u64,
-    pub memory_bytes: u64,
-    pub pods: u32,
-}
-
-/// A pod's resource requests: the sum of its containers' (a container without a request
-/// requests its limit, as the API defaults it in Kubernetes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Requests {
-    pub cpu_millis: u64,
-    pub memory_bytes: u64,
-}
-
-impl Requests {
-    pub fn of(pod: &Pod) -> Self {
-        let containers = pod.spec.iter().flat_map(|s| s.containers.iter());
-        containers.fold(Requests::default(), |sum, c| Requests {
-            cpu_millis: sum.cpu_millis + request(c, "cpu", quantity::parse_cpu_millis),
-            memory_bytes: sum.memory_bytes + request(c, "memory", quantity::parse_bytes),
-        })
-    }
-}
-
-/// The container's request for `resource`, else its limit, else 0.
-fn request<E>(container: &Container, resource: &str, parse: fn(&str) -> Result<u64, E>) -> u64 {
-    let resources = container.resources.as_ref();
-    let requested = resources
-        .and_then(|r| r.requests.as_ref())
-        .and_then(|m| m.get(resource));
-    let limit = resources
-        .and_then(|r| r.limits.as_ref())
-        .and_then(|m| m.get(resource));
-    requested
-        .or(limit)
-        .and_then(|q| parse(&q.0).ok())
-        .unwrap_or(0)
-}
 
 /// Why a pod was not admitted: the pod's `status.reason` and `status.message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,11 +19,12 @@ pub struct Rejection {
     pub message: String,
 }
 
-/// Whether a pod requesting `new` fits beside the pods `admitted`, as the kubelet decides it.
+/// Whether a pod requesting `new` fits beside the pods `admitted` on a node that can allocate
+/// `allocatable` (its capacity less the reserves), as the kubelet decides it.
 pub fn fits(
-    allocatable: &Allocatable,
-    admitted: &[Requests],
-    new: Requests,
+    allocatable: &Resources,
+    admitted: &[Resources],
+    new: Resources,
 ) -> Result<(), Rejection> {
     let reject = |resource: &str, requested: String, used: String, capacity: String| Rejection {
         reason: match resource {
@@ -76,8 +37,8 @@ pub fn fits(
              {requested}, used: {used}, capacity: {capacity}"
         ),
     };
-    let pods = admitted.len() as u64;
-    if pods + 1 > u64::from(allocatable.pods) {
+    let pods: u64 = admitted.iter().map(|r| r.pods).sum();
+    if pods + new.pods > allocatable.pods {
         return Err(reject(
             "pods",
             "1".into(),
@@ -109,7 +70,8 @@ pub fn fits(
 /// A pod admitted to this node: what eviction ranks it by, and its eviction signal.
 #[derive(Debug)]
 pub struct AdmittedPod {
-    pub requests: Requests,
+    /// What it requests (a container's limit where it sets no request).
+    pub requests: Resources,
     /// `spec.priority` (0 when unset).
     pub priority: i32,
     evicted: CancellationToken,
@@ -137,29 +99,33 @@ impl AdmittedPod {
 /// The pods admitted to this node, by uid.
 #[derive(Debug)]
 pub struct Admission {
-    allocatable: Allocatable,
+    allocatable: Resources,
     pods: Mutex<HashMap<String, Arc<AdmittedPod>>>,
 }
 
 impl Admission {
-    pub fn new(allocatable: Allocatable) -> Self {
+    pub fn new(allocatable: Resources) -> Self {
         Admission {
             allocatable,
             pods: Mutex::default(),
         }
     }
 
-    /// Admits `pod` if it fits; a pod the API shows Running was admitted by an earlier agent
-    /// and is admitted again whatever the count.
-    pub fn admit(&self, uid: &str, pod: &Pod) -> Result<Arc<AdmittedPod>, Rejection> {
+    /// Admits `pod` if it fits; a pod `running` already was admitted by an earlier agent and
+    /// is admitted again whatever the count.
+    pub fn admit(
+        &self,
+        uid: &str,
+        pod: &Pod,
+        running: bool,
+    ) -> Result<Arc<AdmittedPod>, Rejection> {
         let mut pods = self.pods.lock().expect("admission lock");
         if let Some(admitted) = pods.get(uid) {
             return Ok(admitted.clone());
         }
-        let requests = Requests::of(pod);
-        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        let requests = pod_requests(pod);
         if !running {
-            let others: Vec<Requests> = pods.values().map(|p| p.requests).collect();
+            let others: Vec<Resources> = pods.values().map(|p| p.requests).collect();
             fits(&self.allocatable, &others, requests)?;
         }
         let admitted = Arc::new(AdmittedPod {
@@ -191,45 +157,32 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const NODE: Allocatable = Allocatable {
+    const NODE: Resources = Resources {
         cpu_millis: 2000,
         memory_bytes: 1 << 30,
         pods: 3,
     };
 
-    fn pod(resources: serde_json::Value, phase: Option<&str>) -> Pod {
+    fn pod() -> Pod {
         serde_json::from_value(json!({
             "metadata": {"name": "p", "namespace": "default"},
-            "spec": {"containers": [
-                {"name": "a", "image": "x", "resources": resources},
-                {"name": "b", "image": "x"}
-            ]},
-            "status": {"phase": phase},
+            "spec": {"containers": [{"name": "a", "image": "x"}]},
         }))
         .expect("pod")
     }
 
-    fn requests(cpu_millis: u64, memory_mib: u64) -> Requests {
-        Requests {
+    fn requests(cpu_millis: u64, memory_mib: u64) -> Resources {
+        Resources {
             cpu_millis,
             memory_bytes: memory_mib << 20,
+            pods: 1,
         }
-    }
-
-    #[test]
-    fn requests_fall_back_to_limits() {
-        let p = pod(
-            json!({"requests": {"cpu": "250m"}, "limits": {"cpu": "1", "memory": "64Mi"}}),
-            None,
-        );
-        assert_eq!(Requests::of(&p), requests(250, 64));
-        assert_eq!(Requests::of(&pod(json!({}), None)), Requests::default());
     }
 
     #[test]
     fn what_fits_and_why_not() {
         let full = [requests(0, 0); 3];
-        let cases: [(&[Requests], Requests, Option<&str>); 6] = [
+        let cases: [(&[Resources], Resources, Option<&str>); 6] = [
             (&[], requests(2000, 1024), None),
             (&full[..2], requests(0, 0), None),
             (&full, requests(0, 0), Some("OutOfpods")),
@@ -254,16 +207,16 @@ mod tests {
     fn admits_until_full_and_again_after_a_release() {
         let admission = Admission::new(NODE);
         for uid in ["a", "b", "c"] {
-            admission.admit(uid, &pod(json!({}), None)).expect("fits");
+            admission.admit(uid, &pod(), false).expect("fits");
         }
-        assert!(admission.admit("a", &pod(json!({}), None)).is_ok(), "again");
-        let rejected = admission.admit("d", &pod(json!({}), None));
+        assert!(admission.admit("a", &pod(), false).is_ok(), "again");
+        let rejected = admission.admit("d", &pod(), false);
         assert_eq!(rejected.expect_err("full").reason, "OutOfpods");
         admission
-            .admit("e", &pod(json!({}), Some("Running")))
+            .admit("e", &pod(), true)
             .expect("running pods were admitted before");
         admission.release("a");
         admission.release("e");
-        admission.admit("d", &pod(json!({}), None)).expect("room");
+        admission.admit("d", &pod(), false).expect("room");
     }
 }

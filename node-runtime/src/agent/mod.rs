@@ -55,6 +55,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use skiff_api::requests::Resources;
 use skiff_api::runtime_class;
 use skiff_client::Client;
 use tokio_util::sync::CancellationToken;
@@ -273,14 +274,14 @@ impl Agent {
 
     /// What pods may request: the capacity less the system reserve and, for memory, the hard
     /// eviction threshold too (as the kubelet computes it).
-    fn allocatable(&self) -> admission::Allocatable {
+    fn allocatable(&self) -> Resources {
         let (cpu_millis, memory_bytes, pods) = self.capacity;
         let (reserved_cpu, reserved_memory) = self.reserved;
         let threshold = self.eviction.map_or(0, |e| e.threshold);
-        admission::Allocatable {
+        Resources {
             cpu_millis: cpu_millis.saturating_sub(reserved_cpu),
             memory_bytes: memory_bytes.saturating_sub(reserved_memory + threshold),
-            pods,
+            pods: u64::from(pods),
         }
     }
 }

@@ -11,9 +11,9 @@ use skiff_api::k8s_openapi::api::core::v1::{
 use skiff_api::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use skiff_api::quantity::{format_bytes, format_cpu_millis};
+use skiff_api::requests::Resources;
 use skiff_client::Client;
 
-use super::admission::Allocatable;
 use super::status;
 use super::AgentError;
 
@@ -27,7 +27,7 @@ pub struct NodeSpec {
     pub memory_bytes: u64,
     pub pods: u32,
     /// What pods may request of it.
-    pub allocatable: Allocatable,
+    pub allocatable: Resources,
     /// The kubelet endpoint (log server) as bound.
     pub kubelet: SocketAddr,
     /// `containerRuntimeVersion`: the runtimes' versions, comma-separated.
@@ -41,7 +41,7 @@ pub struct NodeSpec {
 /// The Node's status: capacity, addresses, endpoint, info, runtime handlers and a fresh
 /// `Ready` condition.
 fn node_status(spec: &NodeSpec) -> NodeStatus {
-    let resources = |cpu_millis: u64, memory_bytes: u64, pods: u32| {
+    let resources = |cpu_millis: u64, memory_bytes: u64, pods: u64| {
         BTreeMap::from([
             ("cpu".to_string(), Quantity(format_cpu_millis(cpu_millis))),
             ("memory".to_string(), Quantity(format_bytes(memory_bytes))),
@@ -54,7 +54,11 @@ fn node_status(spec: &NodeSpec) -> NodeStatus {
         address,
     };
     NodeStatus {
-        capacity: Some(resources(spec.cpu_millis, spec.memory_bytes, spec.pods)),
+        capacity: Some(resources(
+            spec.cpu_millis,
+            spec.memory_bytes,
+            u64::from(spec.pods),
+        )),
         allocatable: Some(resources(
             allocatable.cpu_millis,
             allocatable.memory_bytes,

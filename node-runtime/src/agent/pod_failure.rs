@@ -9,8 +9,12 @@ use crate::runtime::ContainerState;
 
 impl Worker {
     /// Admits the pod to the node, or fails it with the kubelet's reason when it does not fit.
+    /// A pod already running here (re-attached after an agent restart, or Running in the API)
+    /// was admitted before and is admitted again.
     pub(super) fn admit(&mut self) {
-        match self.ctx.admission.admit(&self.uid, &self.pod) {
+        let running = self.sandbox.is_some()
+            || self.pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        match self.ctx.admission.admit(&self.uid, &self.pod, running) {
             Ok(admitted) => self.admitted = Some(admitted),
             Err(rejection) => {
                 tracing::info!(pod = %self.name, reason = rejection.reason, "pod rejected");

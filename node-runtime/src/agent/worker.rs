@@ -96,10 +96,10 @@ pub async fn run(
 
 impl Worker {
     async fn run(&mut self, mut updates: watch::Receiver<Update>, shutdown: CancellationToken) {
+        self.adopt().await;
         if !self.finished && self.pod.metadata.deletion_timestamp.is_none() {
             self.admit();
         }
-        self.adopt().await;
         loop {
             let update = updates.borrow_and_update().clone();
             match update {
