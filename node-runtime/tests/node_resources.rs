@@ -148,6 +148,7 @@ async fn pods_beyond_what_the_node_offers_are_rejected() {
     bound_pod(&client, "c", json!({})).await;
     let c = wait_named(&client, "c", "c rejected", |p| phase(p) == "Failed").await;
     assert_eq!(c["status"]["reason"], "OutOfpods", "{c}");
+    assert!(c["status"]["containerStatuses"].is_null(), "{c}");
 
     let nodes = resources::by_name("nodes").expect("nodes");
     let node = client.get(nodes, None, "n1").await.expect("node");

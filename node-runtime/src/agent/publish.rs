@@ -41,6 +41,10 @@ impl Worker {
             status.phase = Some("Failed".into());
             status.reason = Some(reason.clone());
             status.message = Some(message.clone());
+            if self.records.iter().all(|r| r.id.is_none()) {
+                // Rejected before any container was made: nothing waits to be created.
+                status.container_statuses = None;
+            }
         }
         if self.published.as_ref() == Some(&status) {
             return;
