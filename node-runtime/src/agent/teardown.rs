@@ -25,8 +25,10 @@ impl Worker {
         self.teardown(false).await
     }
 
-    /// Stops everything of this pod; for a deleted pod, removes it from the API for good.
+    /// Stops everything of this pod, which no longer counts on the node; for a deleted pod,
+    /// removes it from the API for good.
     pub(super) async fn teardown(&mut self, final_delete: bool) {
+        self.release();
         let grace = lifecycle::termination_grace(
             self.pod.metadata.deletion_grace_period_seconds,
             self.pod

@@ -81,58 +81,50 @@ pub(super) struct Worker {
     pub failure: Option<(String, String)>,
 }
 
-/// Runs the worker of one pod until it is deleted, gone, or the agent stops; the pod no
-/// longer counts on the node then.
+/// Runs the worker of one pod until it is deleted, gone, or the agent stops.
 pub async fn run(
     ctx: Arc<Context>,
     pod: Arc<Pod>,
-    updates: watch::Receiver<Update>,
+    mut updates: watch::Receiver<Update>,
     shutdown: CancellationToken,
 ) {
     let mut worker = Worker::new(ctx, pod);
-    worker.run(updates, shutdown).await;
-    worker.release();
-}
-
-impl Worker {
-    async fn run(&mut self, mut updates: watch::Receiver<Update>, shutdown: CancellationToken) {
-        self.adopt().await;
-        if !self.finished && self.pod.metadata.deletion_timestamp.is_none() {
-            self.admit();
+    worker.adopt().await;
+    if !worker.finished && worker.pod.metadata.deletion_timestamp.is_none() {
+        worker.admit();
+    }
+    loop {
+        let update = updates.borrow_and_update().clone();
+        match update {
+            Update::Gone => return worker.teardown(false).await,
+            Update::Pod(pod) => worker.pod = pod,
         }
-        loop {
-            let update = updates.borrow_and_update().clone();
-            match update {
-                Update::Gone => return self.teardown(false).await,
-                Update::Pod(pod) => self.pod = pod,
+        if worker.pod.metadata.deletion_timestamp.is_some() {
+            return worker.teardown(true).await;
+        }
+        let wake = if worker.finished {
+            None
+        } else {
+            worker.sync().await;
+            worker.publish().await;
+            worker.next_wake()
+        };
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
-            if self.pod.metadata.deletion_timestamp.is_some() {
-                return self.teardown(true).await;
-            }
-            let wake = if self.finished {
-                None
-            } else {
-                self.sync().await;
-                self.publish().await;
-                self.next_wake()
-            };
-            let sleep = async {
-                match wake {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let sandbox = self.sandbox.clone().unwrap_or_default();
-            // Shutdown first: the agent stopping also closes `updates`, and that must not read as
-            // the pod being gone (which would stop containers that outlive the agent).
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return self.agent_stopping().await,
-                changed = updates.changed() => if changed.is_err() { return self.teardown(false).await },
-                _ = sleep => {}
-                _ = next_event(self.container_events.as_mut(), &sandbox) => {}
-                message = evicted(self.admitted.clone()) => self.evict(message).await,
-            }
+        };
+        let sandbox = worker.sandbox.clone().unwrap_or_default();
+        // Shutdown first: the agent stopping also closes `updates`, and that must not read as
+        // the pod being gone (which would stop containers that outlive the agent).
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return worker.agent_stopping().await,
+            changed = updates.changed() => if changed.is_err() { return worker.teardown(false).await },
+            _ = sleep => {}
+            _ = next_event(worker.container_events.as_mut(), &sandbox) => {}
+            message = evicted(worker.admitted.clone()) => worker.evict(message).await,
         }
     }
 }
