@@ -154,6 +154,16 @@ async fn pods_beyond_what_the_node_offers_are_rejected() {
     let node = client.get(nodes, None, "n1").await.expect("node");
     assert_eq!(node["status"]["allocatable"]["memory"], "768Mi", "{node}");
     assert_eq!(node["status"]["capacity"]["memory"], "1Gi", "{node}");
+    let conditions = node["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c["type"] == "MemoryPressure" && c["status"] == "False"),
+        "{node}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,13 +3,16 @@
 //! at a time, the one furthest over its memory request, before the node (and the agent on it)
 //! runs out. The pod fails with reason `Evicted` and the kubelet's message.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use skiff_api::k8s_openapi::api::core::v1::NodeCondition;
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use skiff_api::quantity::format_bytes;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::AdmittedPod;
+use super::status;
 use super::worker::Context;
 use crate::runtime::ContainerState;
 
@@ -40,6 +43,52 @@ impl Eviction {
             threshold,
             interval: Duration::from_secs(1),
             source: MemorySource::Host,
+        }
+    }
+}
+
+/// Whether the node is short of memory (below the eviction threshold), and since when: the
+/// Node's `MemoryPressure` condition.
+#[derive(Debug)]
+pub struct MemoryPressure(Mutex<(bool, Time)>);
+
+impl Default for MemoryPressure {
+    fn default() -> Self {
+        MemoryPressure(Mutex::new((false, status::now())))
+    }
+}
+
+impl MemoryPressure {
+    fn set(&self, under_pressure: bool) {
+        let mut state = self.0.lock().expect("memory pressure lock");
+        if state.0 != under_pressure {
+            *state = (under_pressure, status::now());
+        }
+    }
+
+    /// The `MemoryPressure` condition as the kubelet reports it.
+    pub fn condition(&self) -> NodeCondition {
+        let (under_pressure, since) = self.0.lock().expect("memory pressure lock").clone();
+        let (status, reason, message) = if under_pressure {
+            (
+                "True",
+                "KubeletHasInsufficientMemory",
+                "kubelet has insufficient memory available",
+            )
+        } else {
+            (
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            )
+        };
+        NodeCondition {
+            type_: "MemoryPressure".into(),
+            status: status.into(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            last_heartbeat_time: Some(status::now()),
+            last_transition_time: Some(since),
         }
     }
 }
@@ -122,6 +171,7 @@ pub async fn run(ctx: Arc<Context>, eviction: Eviction, stop: CancellationToken)
                 total.saturating_sub(candidates.iter().map(|c| c.usage).sum())
             }
         };
+        ctx.memory_pressure.set(available < eviction.threshold);
         if available >= eviction.threshold {
             continue;
         }
@@ -228,6 +278,24 @@ mod tests {
             message(100 << 20, 24 << 20, &candidate("a", 700, 0, 0)),
             "The node was low on resource: memory. Threshold quantity: 100Mi, available: 24Mi. \
              Container main was using 700Mi, request is 0, has larger consumption of memory."
+        );
+    }
+
+    #[test]
+    fn pressure_changes_its_transition_time_only_when_it_flips() {
+        let pressure = MemoryPressure::default();
+        let first = pressure.condition();
+        assert_eq!(first.status, "False");
+        pressure.set(false);
+        assert_eq!(
+            pressure.condition().last_transition_time,
+            first.last_transition_time
+        );
+        pressure.set(true);
+        let condition = pressure.condition();
+        assert_eq!(
+            (condition.status.as_str(), condition.reason.as_deref()),
+            ("True", Some("KubeletHasInsufficientMemory"))
         );
     }
 

@@ -196,6 +196,7 @@ impl Agent {
 
         let (cpu_millis, memory_bytes, pods) = self.capacity;
         let allocatable = self.allocatable();
+        let memory_pressure = Arc::new(eviction::MemoryPressure::default());
         let spec = node::NodeSpec {
             name: self.node_name.clone(),
             labels: node_labels(&self.labels, &self.runtimes),
@@ -212,6 +213,7 @@ impl Agent {
                 .join(","),
             runtime_handlers: self.runtimes.iter().map(|r| r.name().to_string()).collect(),
             ready_since: status::now(),
+            memory_pressure: memory_pressure.clone(),
         };
         loop {
             match node::register(&self.client, &spec).await {
@@ -264,6 +266,7 @@ impl Agent {
             survivors,
             admission: Arc::new(admission::Admission::new(allocatable)),
             default_memory: self.default_memory,
+            memory_pressure,
         });
         if let Some(config) = self.eviction {
             tokio::spawn(eviction::run(ctx.clone(), config, stop.clone()));

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde_json::json;
 use skiff_api::k8s_openapi::api::core::v1::{
@@ -14,6 +15,7 @@ use skiff_api::quantity::{format_bytes, format_cpu_millis};
 use skiff_api::requests::Resources;
 use skiff_client::Client;
 
+use super::eviction::MemoryPressure;
 use super::status;
 use super::AgentError;
 
@@ -36,10 +38,12 @@ pub struct NodeSpec {
     pub runtime_handlers: Vec<String>,
     /// When this agent became ready (the `Ready` condition's transition time).
     pub ready_since: Time,
+    /// Whether the node is short of memory, as the eviction manager last found it.
+    pub memory_pressure: Arc<MemoryPressure>,
 }
 
-/// The Node's status: capacity, addresses, endpoint, info, runtime handlers and a fresh
-/// `Ready` condition.
+/// The Node's status: capacity, allocatable, addresses, endpoint, info, runtime handlers and
+/// fresh `Ready` and `MemoryPressure` conditions.
 fn node_status(spec: &NodeSpec) -> NodeStatus {
     let resources = |cpu_millis: u64, memory_bytes: u64, pods: u64| {
         BTreeMap::from([
@@ -89,14 +93,17 @@ fn node_status(spec: &NodeSpec) -> NodeStatus {
                 })
                 .collect(),
         ),
-        conditions: Some(vec![NodeCondition {
-            type_: "Ready".into(),
-            status: "True".into(),
-            reason: Some("KubeletReady".into()),
-            message: Some("skiff agent is posting ready status".into()),
-            last_heartbeat_time: Some(status::now()),
-            last_transition_time: Some(spec.ready_since.clone()),
-        }]),
+        conditions: Some(vec![
+            NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                reason: Some("KubeletReady".into()),
+                message: Some("skiff agent is posting ready status".into()),
+                last_heartbeat_time: Some(status::now()),
+                last_transition_time: Some(spec.ready_since.clone()),
+            },
+            spec.memory_pressure.condition(),
+        ]),
         phase: Some("Running".into()),
         ..Default::default()
     }

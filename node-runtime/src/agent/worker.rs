@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::admission::{Admission, AdmittedPod};
 use super::events::Recorder;
+use super::eviction::MemoryPressure;
 use super::lifecycle::{self, ContainerView, RestartPolicy, Step};
 use super::log_index::{ContainerLog, LogIndex};
 use super::record::Record;
@@ -47,6 +48,8 @@ pub struct Context {
     pub admission: Arc<Admission>,
     /// The memory limit of containers that set none.
     pub default_memory: Option<u64>,
+    /// The Node's `MemoryPressure`, which the eviction manager keeps.
+    pub memory_pressure: Arc<MemoryPressure>,
 }
 
 /// The latest word on a pod from the API.
