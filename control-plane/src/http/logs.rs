@@ -11,6 +11,17 @@ use super::query::Query;
 use super::AppState;
 use crate::error::ApiError;
 
+/// The `PodLogOptions` the agent's log server answers, passed on as they came.
+const PASSED_ON: [&str; 7] = [
+    "follow",
+    "tailLines",
+    "previous",
+    "timestamps",
+    "limitBytes",
+    "sinceSeconds",
+    "sinceTime",
+];
+
 /// Streams a container's log from the node agent that runs the pod.
 pub async fn proxy(
     state: &AppState,
@@ -18,6 +29,7 @@ pub async fn proxy(
     pod_name: &str,
     query: &Query,
 ) -> Result<Response, ApiError> {
+    validate(query)?;
     let pods = resources::by_name("pods").expect("pods are served");
     let pod = state.registry.get(pods, Some(namespace), pod_name).await?;
     let container = pick_container(&pod, pod_name, query.get("container"))?;
@@ -37,15 +49,15 @@ pub async fn proxy(
             "node {node_name} does not publish a kubelet endpoint"
         ))
     })?;
-    let mut url = format!("http://{endpoint}/containerLogs/{namespace}/{pod_name}/{container}?");
-    for param in ["follow", "tailLines", "previous", "timestamps"] {
-        if let Some(value) = query.get(param) {
-            url.push_str(&format!("{param}={value}&"));
-        }
-    }
+    let url = format!("http://{endpoint}/containerLogs/{namespace}/{pod_name}/{container}");
+    let params: Vec<(&str, &str)> = PASSED_ON
+        .iter()
+        .filter_map(|param| Some((*param, query.get(param)?)))
+        .collect();
     let response = state
         .http
         .get(&url)
+        .query(&params)
         .send()
         .await
         .map_err(|e| ApiError::Unavailable(format!("node {node_name} is unreachable: {e}")))?;
@@ -67,6 +79,40 @@ pub async fn proxy(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// Refuses what the agent could not read, as the API server validates `PodLogOptions`.
+fn validate(query: &Query) -> Result<(), ApiError> {
+    for param in ["tailLines", "limitBytes", "sinceSeconds"] {
+        if let Some(value) = query.get(param) {
+            let valid = value
+                .parse::<u64>()
+                .is_ok_and(|n| param == "tailLines" || n > 0);
+            if !valid {
+                return Err(ApiError::BadRequest(format!(
+                    "{param}: {value:?} must be a {} integer",
+                    if param == "tailLines" {
+                        "non-negative"
+                    } else {
+                        "positive"
+                    }
+                )));
+            }
+        }
+    }
+    if let Some(time) = query.get("sinceTime") {
+        if time.parse::<jiff::Timestamp>().is_err() {
+            return Err(ApiError::BadRequest(format!(
+                "sinceTime: {time:?} is not an RFC 3339 time"
+            )));
+        }
+        if query.get("sinceSeconds").is_some() {
+            return Err(ApiError::BadRequest(
+                "at most one of sinceTime or sinceSeconds may be specified".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The named container, or the only one; several and no name is an error, as in Kubernetes.
@@ -128,6 +174,20 @@ mod tests {
             Some("b")
         );
         assert!(pick_container(&two, "p", Some("c")).is_err());
+    }
+
+    #[test]
+    fn validates_log_options() {
+        let ok = |raw: &str| validate(&Query::parse(Some(raw))).is_ok();
+        assert!(ok(
+            "tailLines=0&limitBytes=10&sinceSeconds=300&timestamps=true"
+        ));
+        assert!(ok("sinceTime=2026-01-01T00:00:00Z"));
+        assert!(!ok("tailLines=-1"));
+        assert!(!ok("limitBytes=0"));
+        assert!(!ok("sinceSeconds=soon"));
+        assert!(!ok("sinceTime=yesterday"));
+        assert!(!ok("sinceTime=2026-01-01T00:00:00Z&sinceSeconds=5"));
     }
 
     #[test]

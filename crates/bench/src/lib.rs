@@ -5,6 +5,7 @@
 mod cluster;
 mod deploy;
 mod figures;
+mod logs;
 mod memory;
 mod node_loss;
 mod nodes;
@@ -18,6 +19,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 pub use deploy::BenchDeployArgs;
+pub use logs::BenchLogsArgs;
 pub use node_loss::BenchNodeLossArgs;
 pub use nodes::BenchNodesArgs;
 pub use store::BenchStoreArgs;
@@ -36,6 +38,9 @@ pub enum BenchCommand {
     /// Control-plane write throughput and latency (1 and 3 servers), leader failover, and a
     /// follower's catch-up, with `skiff server` child processes.
     Store(BenchStoreArgs),
+    /// A guest floods its log on a `skiff server --dev` child process: the node's memory and
+    /// log disk use before, during and after, and API and `logs --tail 1` latencies.
+    Logs(BenchLogsArgs),
 }
 
 /// Runs one benchmark, printing its figures.
@@ -45,6 +50,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Nodes(args) => nodes::nodes(args).await,
         BenchCommand::NodeLoss(args) => node_loss::node_loss(args).await,
         BenchCommand::Store(args) => store::store(args).await,
+        BenchCommand::Logs(args) => logs::logs(args).await,
     }
 }
 

@@ -25,6 +25,12 @@ impl ServerUnderTest {
     /// Starts `skiff server` (this executable) on a port of the system's choice, and waits
     /// until it says where it listens.
     pub async fn spawn(data_dir: &Path, node_grace_seconds: u64) -> anyhow::Result<Self> {
+        let grace = node_grace_seconds.to_string();
+        Self::spawn_with(data_dir, &["--node-grace-seconds", &grace]).await
+    }
+
+    /// Starts `skiff server ARGS` (this executable), as [`spawn`](Self::spawn) does.
+    pub async fn spawn_with(data_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let log_path = data_dir.with_extension("log");
         let log = std::fs::File::create(&log_path)?;
@@ -32,7 +38,7 @@ impl ServerUnderTest {
             .args(["server", "--data-dir"])
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
-            .args(["--node-grace-seconds", &node_grace_seconds.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -45,11 +45,21 @@ pub struct LogParams {
     pub follow: bool,
     pub tail_lines: Option<i64>,
     pub previous: bool,
+    /// Stop after this many bytes of output.
+    pub limit_bytes: Option<i64>,
+    /// Only output newer than this many seconds.
+    pub since_seconds: Option<i64>,
+    /// Only output written at or after this RFC 3339 time.
+    pub since_time: Option<String>,
+    /// Prefix each line with the time it was written.
+    pub timestamps: bool,
 }
 
 impl LogParams {
     pub(crate) fn query(&self) -> String {
         let tail = self.tail_lines.map(|t| t.to_string());
+        let limit = self.limit_bytes.map(|b| b.to_string());
+        let since = self.since_seconds.map(|s| s.to_string());
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         if let Some(c) = self.container.as_deref() {
             pairs.push(("container", c));
@@ -62,6 +72,18 @@ impl LogParams {
         }
         if self.previous {
             pairs.push(("previous", "true"));
+        }
+        if let Some(b) = limit.as_deref() {
+            pairs.push(("limitBytes", b));
+        }
+        if let Some(s) = since.as_deref() {
+            pairs.push(("sinceSeconds", s));
+        }
+        if let Some(t) = self.since_time.as_deref() {
+            pairs.push(("sinceTime", t));
+        }
+        if self.timestamps {
+            pairs.push(("timestamps", "true"));
         }
         encode(&pairs)
     }

@@ -1,37 +1,55 @@
 //! The agent's HTTP endpoint for logs, as the kubelet's `/containerLogs/...`; the API server
 //! proxies `pods/{name}/log` to it.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::log_index::LogIndex;
-
-/// How often a followed log is checked for new bytes.
-const FOLLOW_POLL: Duration = Duration::from_millis(200);
+use crate::runtime::logs::{LogReader, LogRequest, StillWriting};
 
 #[derive(Clone)]
 pub struct LogServerState {
     pub index: Arc<LogIndex>,
 }
 
+/// The kubelet's `PodLogOptions` as query parameters.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct LogQuery {
     #[serde(default)]
     follow: bool,
-    tail_lines: Option<usize>,
+    tail_lines: Option<u64>,
+    limit_bytes: Option<u64>,
+    since_seconds: Option<u64>,
+    since_time: Option<Timestamp>,
+    #[serde(default)]
+    timestamps: bool,
     #[serde(default)]
     previous: bool,
+}
+
+impl LogQuery {
+    fn request(&self) -> LogRequest {
+        let since_seconds = self.since_seconds.map(|s| {
+            Timestamp::now()
+                .checked_sub(SignedDuration::from_secs(s.min(i64::MAX as u64) as i64))
+                .unwrap_or(Timestamp::MIN)
+        });
+        LogRequest {
+            tail_lines: self.tail_lines,
+            limit_bytes: self.limit_bytes,
+            since: since_seconds.or(self.since_time),
+            timestamps: self.timestamps,
+        }
+    }
 }
 
 pub fn router(state: LogServerState) -> Router {
@@ -77,8 +95,8 @@ async fn container_logs(
             }
         }
     };
-    let content = match tokio::fs::read(&path).await {
-        Ok(content) => content,
+    let reader = match LogReader::open(&path, query.request()).await {
+        Ok(reader) => reader,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return not_found(format!(
                 "container {container} in pod {pod} has not started yet"
@@ -92,79 +110,24 @@ async fn container_logs(
                 .into_response()
         }
     };
-    let start = query
-        .tail_lines
-        .map(|n| tail_offset(&content, n))
-        .unwrap_or(0);
-    let initial = Bytes::copy_from_slice(&content[start..]);
-    if !query.follow || query.previous {
-        return initial.into_response();
-    }
-    let offset = content.len() as u64;
-    let stream = follow(state, (namespace, pod, container), path, offset, initial);
-    Body::from_stream(stream).into_response()
-}
-
-/// Streams `initial`, then bytes appended to the file until the container stops or restarts.
-fn follow(
-    state: LogServerState,
-    (namespace, pod, container): (String, String, String),
-    path: PathBuf,
-    mut offset: u64,
-    initial: Bytes,
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    async_stream::try_stream! {
-        if !initial.is_empty() {
-            yield initial;
-        }
-        loop {
-            let still_running = state
+    let follow = (query.follow && !query.previous).then(|| -> StillWriting {
+        // Followed until the container stops or restarts (its log is then another file).
+        Box::new(move || {
+            state
                 .index
                 .get(&namespace, &pod, &container)
-                .is_some_and(|(_, log)| log.running && log.current.as_ref() == Some(&path));
-            let mut file = tokio::fs::File::open(&path).await?;
-            file.seek(std::io::SeekFrom::Start(offset)).await?;
-            let mut fresh = Vec::new();
-            file.read_to_end(&mut fresh).await?;
-            if !fresh.is_empty() {
-                offset += fresh.len() as u64;
-                yield Bytes::from(fresh);
-            } else if !still_running {
-                break;
-            }
-            tokio::time::sleep(FOLLOW_POLL).await;
-        }
-    }
-}
-
-/// Byte offset where the last `lines` lines of `content` start.
-fn tail_offset(content: &[u8], lines: usize) -> usize {
-    if lines == 0 {
-        return content.len();
-    }
-    let body = content.strip_suffix(b"\n").unwrap_or(content);
-    body.iter()
-        .enumerate()
-        .rev()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(lines - 1)
-        .map(|(i, _)| i + 1)
-        .unwrap_or(0)
+                .is_some_and(|(_, log)| log.running && log.current.as_ref() == Some(&path))
+        })
+    });
+    Body::from_stream(reader.stream(follow)).into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::agent::log_index::ContainerLog;
-
-    #[test]
-    fn tails_lines() {
-        let text = b"a\nb\nc\n";
-        assert_eq!(&text[tail_offset(text, 2)..], b"b\nc\n");
-        assert_eq!(&text[tail_offset(text, 5)..], b"a\nb\nc\n");
-        assert_eq!(&text[tail_offset(text, 0)..], b"");
-        assert_eq!(&b"x\ny"[tail_offset(b"x\ny", 1)..], b"y");
-    }
+    use futures::StreamExt;
+    use std::time::Duration;
 
     async fn serve(state: LogServerState) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -218,7 +181,6 @@ mod tests {
         );
 
         // Follow sees appended bytes and ends when the container stops.
-        use futures::StreamExt;
         let mut stream = get("?follow=true").await.expect("follow").bytes_stream();
         let mut appended = std::fs::OpenOptions::new()
             .append(true)
@@ -243,5 +205,169 @@ mod tests {
             body.extend_from_slice(&chunk.expect("chunk"));
         }
         assert_eq!(String::from_utf8_lossy(&body), "second run\nmore\n");
+    }
+
+    /// Reads chunks of `stream` until `body` ends with `want`.
+    async fn read_until<S>(stream: &mut S, body: &mut Vec<u8>, want: &[u8])
+    where
+        S: futures::Stream<Item = reqwest::Result<axum::body::Bytes>> + Unpin,
+    {
+        while !body.ends_with(want) {
+            let chunk = tokio::time::timeout(Duration::from_secs(5), stream.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "{:?} in time; got {:?}",
+                        String::from_utf8_lossy(want),
+                        String::from_utf8_lossy(body)
+                    )
+                })
+                .expect("still following")
+                .expect("chunk");
+            body.extend_from_slice(&chunk);
+        }
+    }
+
+    #[tokio::test]
+    async fn follows_a_log_across_rotations() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Arc::new(LogIndex::default());
+        let path = dir.path().join("0.log");
+        std::fs::write(&path, "first\n").expect("write");
+        let log = |running| ContainerLog {
+            current: Some(path.clone()),
+            previous: None,
+            running,
+        };
+        index.set("ns", "p", "uid", "c", log(true));
+        let url = serve(LogServerState {
+            index: index.clone(),
+        })
+        .await;
+        let mut stream = reqwest::get(format!("{url}/containerLogs/ns/p/c?follow=true"))
+            .await
+            .expect("follow")
+            .bytes_stream();
+        let mut body = Vec::new();
+        read_until(&mut stream, &mut body, b"first\n").await;
+        // Rotated as logrotate does: the live file renamed to `.1`, a new, shorter one in its place.
+        for (n, line) in ["second\n", "3\n", "4\n"].into_iter().enumerate() {
+            let older = dir.path().join(format!("0.log.{}", n + 1));
+            std::fs::rename(&path, &older).expect("rotate");
+            std::fs::write(&path, line).expect("write");
+            read_until(&mut stream, &mut body, line.as_bytes()).await;
+        }
+        index.set("ns", "p", "uid", "c", log(false));
+        while let Some(chunk) = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("ends once the container stopped")
+        {
+            body.extend_from_slice(&chunk.expect("chunk"));
+        }
+        assert_eq!(String::from_utf8_lossy(&body), "first\nsecond\n3\n4\n");
+    }
+
+    #[tokio::test]
+    async fn follows_the_log_writer_through_its_rotations() {
+        use crate::runtime::logs::{LogLimits, LogWriter, Stream};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.log");
+        // Every record (about 45 bytes) passes the 64-byte cap, so every line rotates.
+        let limits = LogLimits {
+            max_size: 64,
+            max_files: 2,
+            min_free: 0,
+        };
+        let writer = LogWriter::open(path.clone(), limits).expect("open");
+        writer.write(Stream::Stdout, b"line 0\n").expect("write");
+        let index = Arc::new(LogIndex::default());
+        let log = |running| ContainerLog {
+            current: Some(path.clone()),
+            previous: None,
+            running,
+        };
+        index.set("ns", "p", "uid", "c", log(true));
+        let url = serve(LogServerState {
+            index: index.clone(),
+        })
+        .await;
+        let mut stream = reqwest::get(format!("{url}/containerLogs/ns/p/c?follow=true"))
+            .await
+            .expect("follow")
+            .bytes_stream();
+        let mut body = Vec::new();
+        let mut expected = String::new();
+        for i in 0..5 {
+            let line = format!("line {i}\n");
+            if i > 0 {
+                writer
+                    .write(Stream::Stdout, line.as_bytes())
+                    .expect("write");
+            }
+            read_until(&mut stream, &mut body, line.as_bytes()).await;
+            expected.push_str(&line);
+        }
+        assert_eq!(String::from_utf8_lossy(&body), expected);
+        assert!(dir.path().join("0.log.1").exists() && !dir.path().join("0.log.2").exists());
+    }
+
+    #[tokio::test]
+    async fn serves_tails_byte_limits_times_and_timestamps_of_a_rotated_log() {
+        use crate::runtime::logs::{LogLimits, LogWriter, Stream};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("0.log");
+        let limits = LogLimits {
+            max_size: 4096,
+            max_files: 3,
+            min_free: 0,
+        };
+        let writer = LogWriter::open(path.clone(), limits).expect("open");
+        for i in 0..1000 {
+            writer
+                .write(Stream::Stdout, format!("line {i}\n").as_bytes())
+                .expect("write");
+        }
+        let on_disk: u64 = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").metadata().expect("meta").len())
+            .sum();
+        assert!(on_disk <= 3 * 4096, "{on_disk} bytes of logs on disk");
+        let index = Arc::new(LogIndex::default());
+        index.set(
+            "ns",
+            "p",
+            "uid",
+            "c",
+            ContainerLog {
+                current: Some(path),
+                previous: None,
+                running: false,
+            },
+        );
+        let url = serve(LogServerState { index }).await;
+        let get = |q: &str| {
+            let url = format!("{url}/containerLogs/ns/p/c?{q}");
+            async move {
+                reqwest::get(url)
+                    .await
+                    .expect("get")
+                    .text()
+                    .await
+                    .expect("text")
+            }
+        };
+        assert_eq!(get("tailLines=2").await, "line 998\nline 999\n");
+        assert_eq!(get("tailLines=1&limitBytes=6").await, "line 9");
+        assert_eq!(get("sinceSeconds=3600&tailLines=1").await, "line 999\n");
+        assert_eq!(get("sinceTime=2999-01-01T00:00:00Z").await, "");
+        let stamped = get("tailLines=1&timestamps=true").await;
+        let (time, line) = stamped.split_once(' ').expect("a timestamp");
+        assert!(time.parse::<Timestamp>().is_ok(), "{stamped:?}");
+        assert_eq!(line, "line 999\n");
+        let all = get("").await;
+        assert!(
+            all.ends_with("line 999\n") && all.len() < 3 * 4096,
+            "{all:?}"
+        );
     }
 }

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::daemon::{host_name, terminated, wasm_agent, ImageArgs};
-use super::node_resources::NodeResourceArgs;
+use super::daemon::{host_name, terminated, wasm_agent, NodeArgs};
 use crate::cli::ClientOpts;
 
 #[derive(Args, Debug)]
@@ -27,9 +26,7 @@ pub struct AgentArgs {
     #[arg(long, default_value = "127.0.0.1:10250")]
     pub listen: SocketAddr,
     #[command(flatten)]
-    pub images: ImageArgs,
-    #[command(flatten)]
-    pub resources: NodeResourceArgs,
+    pub node: NodeArgs,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -47,9 +44,8 @@ pub async fn run(args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         node,
         args.data_dir,
         args.listen,
-        args.images,
+        args.node,
     )?;
-    let agent = args.resources.apply(agent).build()?;
     agent.run(terminated()).await?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! What the daemons (`skiff server --dev` and `skiff agent`) share: signals, the host's name,
-//! the image flags and the Wasm node agent.
+//! the image and log flags and the Wasm node agent.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use skiff_node_runtime::agent::{Agent, AgentBuilder};
+use skiff_node_runtime::agent::Agent;
+use skiff_node_runtime::runtime::logs::LogLimits;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
+
+use super::node_resources::NodeResourceArgs;
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn terminated() {
@@ -45,6 +48,42 @@ pub struct ImageArgs {
     pub max_image_size: u64,
 }
 
+/// The flags of a node: its images, its container logs and what it keeps of its memory.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub images: ImageArgs,
+    #[command(flatten)]
+    pub logs: LogArgs,
+    #[command(flatten)]
+    pub resources: NodeResourceArgs,
+}
+
+/// Caps on the node's container logs.
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    /// Rotate a container's log when it reaches this size (as the kubelet's flag).
+    #[arg(long, default_value = "10Mi", value_parser = parse_size)]
+    pub container_log_max_size: u64,
+    /// Log files kept per container, the live one counted (as the kubelet's flag).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub container_log_max_files: u32,
+    /// Drop container output (after one marker line) while the filesystem of the node's
+    /// data dir has less free than this, so logs never fill the store's disk.
+    #[arg(long, default_value = "100Mi", value_parser = parse_size)]
+    pub container_log_min_free: u64,
+}
+
+impl LogArgs {
+    fn limits(&self) -> LogLimits {
+        LogLimits {
+            max_size: self.container_log_max_size,
+            max_files: self.container_log_max_files,
+            min_free: self.container_log_min_free,
+        }
+    }
+}
+
 fn parse_size(text: &str) -> Result<u64, String> {
     skiff_api::quantity::parse_bytes(text).map_err(|e| e.to_string())
 }
@@ -70,7 +109,7 @@ impl ImageArgs {
     }
 }
 
-/// A node agent with the Wasm runtime, its data under `data_dir`, to configure further and build.
+/// A node agent with the Wasm runtime, its data under `data_dir`.
 pub fn wasm_agent(
     servers: Vec<String>,
     token: &str,
@@ -78,17 +117,23 @@ pub fn wasm_agent(
     node: String,
     data_dir: PathBuf,
     listen: SocketAddr,
-    images: ImageArgs,
-) -> anyhow::Result<AgentBuilder> {
+    NodeArgs {
+        images,
+        logs,
+        resources,
+    }: NodeArgs,
+) -> anyhow::Result<Agent> {
     if images.allow_image_dirs.is_empty() {
         eprintln!("warning: no --allow-image-dir given: this node refuses every file: image");
     }
     crate::private_files::private_dir(&data_dir)?;
-    let runtime = WasmRuntime::new(data_dir.join("wasm")).context("starting the Wasm runtime")?;
+    let runtime = WasmRuntime::new(data_dir.join("wasm"))
+        .context("starting the Wasm runtime")?
+        .with_log_limits(logs.limits());
     let builder = images
         .allow_image_dirs
         .into_iter()
-        .fold(Agent::builder(), |builder, dir| {
+        .fold(resources.apply(Agent::builder()), |builder, dir| {
             builder.allow_image_dir(dir)
         });
     Ok(builder
@@ -99,5 +144,6 @@ pub fn wasm_agent(
         .node_name(node)
         .data_dir(data_dir)
         .listen(listen)
-        .runtime(Arc::new(runtime)))
+        .runtime(Arc::new(runtime))
+        .build()?)
 }

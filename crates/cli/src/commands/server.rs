@@ -7,8 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use skiff_control_plane::{stored_cluster, Cluster, Server, ServerConfig, Timing};
 
-use super::daemon::{host_name, terminated, wasm_agent, ImageArgs};
-use super::node_resources::NodeResourceArgs;
+use super::daemon::{host_name, terminated, wasm_agent, NodeArgs};
 use crate::private_files;
 
 #[derive(Args, Debug)]
@@ -58,9 +57,7 @@ pub struct ServerArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     pub kubelet_listen: SocketAddr,
     #[command(flatten)]
-    pub images: ImageArgs,
-    #[command(flatten)]
-    pub resources: NodeResourceArgs,
+    pub node: NodeArgs,
 }
 
 /// The in-process node joins like any other, with a token that never expires, made on the
@@ -171,9 +168,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             node.clone(),
             args.data_dir.join("agent"),
             args.kubelet_listen,
-            args.images.or_dev_defaults(),
+            NodeArgs {
+                images: args.node.images.or_dev_defaults(),
+                logs: args.node.logs,
+                resources: args.node.resources,
+            },
         )?;
-        let agent = args.resources.apply(agent).build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(agent.run(async move {
             let _ = stopped.await;

@@ -9,13 +9,14 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use wasmtime::component::{Linker as ComponentLinker, ResourceTable};
 use wasmtime::{Engine, Linker, Store};
-use wasmtime_wasi::cli::OutputFile;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::compile_cache::Program;
 use super::limits::{on_deadline, MemoryLimiter, Usage};
+use super::log_output::LogOutput;
+use crate::runtime::logs::{LogLimits, LogWriter, Stream};
 use crate::runtime::{
     ContainerConfig, ContainerEvent, ContainerEventKind, ContainerId, ContainerState, RuntimeError,
     SandboxId,
@@ -145,11 +146,12 @@ impl Container {
         self.state.lock().expect("container state lock").clone()
     }
 
-    /// Starts the guest on its own task; its output goes to the log file.
+    /// Starts the guest on its own task; its output goes to the log file, capped at `log_limits`.
     pub fn start(
         self: &Arc<Self>,
         engine: &Engine,
         linkers: &Arc<Linkers>,
+        log_limits: LogLimits,
     ) -> Result<(), RuntimeError> {
         let mut state = self.state.lock().expect("container state lock");
         if *state != ContainerState::Created {
@@ -158,27 +160,19 @@ impl Container {
                 message: format!("cannot start a container in state {:?}", *state),
             });
         }
-        if let Some(dir) = self.log_path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
-                context: format!("creating log directory {}", dir.display()),
-                source,
-            })?;
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .map_err(|source| RuntimeError::Io {
+        let log = LogWriter::open(self.log_path.clone(), log_limits).map_err(|source| {
+            RuntimeError::Io {
                 context: format!("opening log file {}", self.log_path.display()),
                 source,
-            })?;
+            }
+        })?;
         let started_at = SystemTime::now();
         *state = ContainerState::Running { started_at };
         drop(state);
         let (container, engine, linkers) = (self.clone(), engine.clone(), linkers.clone());
         let task = tokio::spawn(async move {
-            let output = OutputFile::new(log);
-            let (exit_code, reason, message) = container.run(&engine, &linkers, output).await;
+            let log = Arc::new(log);
+            let (exit_code, reason, message) = container.run(&engine, &linkers, log).await;
             container.finish(started_at, exit_code, reason, message);
         });
         *self.task.lock().expect("container task lock") = Some(task);
@@ -226,7 +220,7 @@ impl Container {
 
     /// The guest's WASI context: argv, env, output to the log, and the mounts as preopened
     /// directories (the security context has nothing to apply to in a Wasm guest).
-    fn wasi_builder(&self, output: &OutputFile) -> wasmtime::Result<WasiCtxBuilder> {
+    fn wasi_builder(&self, log: &Arc<LogWriter>) -> wasmtime::Result<WasiCtxBuilder> {
         let mut builder = WasiCtxBuilder::new();
         let argv0 = self
             .config
@@ -244,8 +238,8 @@ impl Container {
             .arg(argv0)
             .args(&rest.cloned().collect::<Vec<_>>())
             .envs(&self.config.env)
-            .stdout(output.clone())
-            .stderr(output.clone());
+            .stdout(LogOutput::new(log.clone(), Stream::Stdout))
+            .stderr(LogOutput::new(log.clone(), Stream::Stderr));
         for mount in &self.config.mounts {
             let perms = if mount.read_only {
                 FsPerms::ReadOnly
@@ -266,10 +260,10 @@ impl Container {
         &self,
         engine: &Engine,
         linkers: &Linkers,
-        output: OutputFile,
+        log: Arc<LogWriter>,
     ) -> (i32, &'static str, String) {
         let cpu = self.config.resources.cpu_millis;
-        let mut builder = match self.wasi_builder(&output) {
+        let mut builder = match self.wasi_builder(&log) {
             Ok(builder) => builder,
             Err(err) => {
                 return (

@@ -6,6 +6,7 @@ mod container;
 mod engine;
 mod kind;
 mod limits;
+mod log_output;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub use kind::{wasm_kind, WasmKind};
 
 use self::compile_cache::CompileCache;
 use self::container::{Container, Linkers};
+use super::logs::LogLimits;
 use super::{
     ContainerConfig, ContainerEvent, ContainerId, ContainerRuntime, ContainerStats,
     ContainerStatus, ExecResult, ImageRef, PodSandboxConfig, PodSandboxStatus, RuntimeError,
@@ -45,6 +47,7 @@ pub struct WasmRuntime {
     sandboxes: Mutex<HashMap<SandboxId, Sandbox>>,
     containers: Mutex<HashMap<ContainerId, Arc<Container>>>,
     events: broadcast::Sender<ContainerEvent>,
+    log_limits: LogLimits,
     _epoch: engine::EpochTicker,
 }
 
@@ -71,8 +74,15 @@ impl WasmRuntime {
             sandboxes: Mutex::new(HashMap::new()),
             containers: Mutex::new(HashMap::new()),
             events: broadcast::channel(EVENT_BUFFER).0,
+            log_limits: LogLimits::default(),
             _epoch: epoch,
         })
+    }
+
+    /// Caps the containers' logs at `limits` (the kubelet's defaults without it).
+    pub fn with_log_limits(mut self, limits: LogLimits) -> Self {
+        self.log_limits = limits;
+        self
     }
 
     /// How compiled programs were obtained so far (compiled, loaded from disk, memory hits).
@@ -250,7 +260,8 @@ impl ContainerRuntime for WasmRuntime {
     }
 
     async fn start_container(&self, id: &ContainerId) -> Result<(), RuntimeError> {
-        self.container(id)?.start(&self.engine, &self.linkers)
+        self.container(id)?
+            .start(&self.engine, &self.linkers, self.log_limits)
     }
 
     /// Wasm guests have no signals: the guest is stopped at its next epoch check (at once if it
