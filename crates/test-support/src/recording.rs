@@ -32,6 +32,8 @@ pub struct RecordingRuntime {
     /// Each sandbox's log directory.
     sandboxes: Mutex<HashMap<SandboxId, PathBuf>>,
     containers: Mutex<HashMap<ContainerId, ContainerStatus>>,
+    /// Memory each sandbox's containers report in their stats (`use_memory`).
+    memory: Mutex<HashMap<SandboxId, u64>>,
     events: broadcast::Sender<ContainerEvent>,
 }
 
@@ -52,6 +54,7 @@ impl RecordingRuntime {
             calls: Mutex::default(),
             sandboxes: Mutex::default(),
             containers: Mutex::default(),
+            memory: Mutex::default(),
             events: broadcast::channel(64).0,
         }
     }
@@ -110,6 +113,14 @@ impl RecordingRuntime {
                 log_path: "/dev/null".into(),
             },
         );
+    }
+
+    /// Makes each container of `sandbox` report `bytes` of memory in its stats.
+    pub fn use_memory(&self, sandbox: &str, bytes: u64) {
+        self.memory
+            .lock()
+            .expect("memory")
+            .insert(sandbox.into(), bytes);
     }
 
     /// Makes every running container exit with `code`.
@@ -297,10 +308,15 @@ impl ContainerRuntime for RecordingRuntime {
             .collect())
     }
     async fn container_stats(&self, id: &ContainerId) -> Result<ContainerStats, RuntimeError> {
-        if !self.containers.lock().expect("containers").contains_key(id) {
+        let containers = self.containers.lock().expect("containers");
+        let Some(container) = containers.get(id) else {
             return Err(RuntimeError::ContainerNotFound(id.clone()));
-        }
-        Ok(ContainerStats::default())
+        };
+        let memory = self.memory.lock().expect("memory");
+        Ok(ContainerStats {
+            memory_bytes: memory.get(&container.sandbox_id).copied().unwrap_or(0),
+            ..ContainerStats::default()
+        })
     }
     async fn exec_sync(
         &self,

@@ -22,15 +22,18 @@
 //! # }
 //! ```
 
+mod admission;
 mod container_config;
 mod env;
 mod events;
+mod eviction;
 mod lease;
 mod lifecycle;
 mod log_index;
 mod log_server;
 mod node;
 mod pod_dirs;
+mod pod_failure;
 mod pods;
 mod publish;
 mod pull_secrets;
@@ -52,11 +55,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use skiff_api::requests::Resources;
 use skiff_api::runtime_class;
 use skiff_client::Client;
 pub use skiff_net::ConnLimits;
 use tokio_util::sync::CancellationToken;
 
+pub use eviction::{Eviction, MemorySource};
 pub use skiff_api::backoff::Backoff;
 
 use crate::runtime::images::{FileImageError, DEFAULT_MAX_IMAGE_SIZE};
@@ -111,6 +116,9 @@ pub struct AgentBuilder {
     max_image_size: u64,
     labels: BTreeMap<String, String>,
     capacity: Option<(u64, u64, u32)>,
+    reserved: (u64, u64),
+    default_memory: Option<u64>,
+    eviction: Option<Eviction>,
     heartbeat: Duration,
     backoff: Backoff,
 }
@@ -126,6 +134,9 @@ pub struct Agent {
     images: Arc<dyn ImageService>,
     labels: BTreeMap<String, String>,
     capacity: (u64, u64, u32),
+    reserved: (u64, u64),
+    default_memory: Option<u64>,
+    eviction: Option<Eviction>,
     heartbeat: Duration,
     backoff: Backoff,
 }
@@ -149,6 +160,9 @@ impl Agent {
             max_image_size: DEFAULT_MAX_IMAGE_SIZE,
             labels: BTreeMap::new(),
             capacity: None,
+            reserved: (0, 0),
+            default_memory: None,
+            eviction: None,
             heartbeat: HEARTBEAT,
             backoff: Backoff::default(),
         }
@@ -188,12 +202,15 @@ impl Agent {
         ));
 
         let (cpu_millis, memory_bytes, pods) = self.capacity;
+        let allocatable = self.allocatable();
+        let memory_pressure = Arc::new(eviction::MemoryPressure::default());
         let spec = node::NodeSpec {
             name: self.node_name.clone(),
             labels: node_labels(&self.labels, &self.runtimes),
             cpu_millis,
             memory_bytes,
             pods,
+            allocatable,
             kubelet,
             runtime_version: self
                 .runtimes
@@ -203,6 +220,7 @@ impl Agent {
                 .join(","),
             runtime_handlers: self.runtimes.iter().map(|r| r.name().to_string()).collect(),
             ready_since: status::now(),
+            memory_pressure: memory_pressure.clone(),
         };
         loop {
             match node::register(&self.client, &spec).await {
@@ -253,9 +271,28 @@ impl Agent {
             backoff: self.backoff,
             logs,
             survivors,
+            admission: Arc::new(admission::Admission::new(allocatable)),
+            default_memory: self.default_memory,
+            memory_pressure,
         });
+        if let Some(config) = self.eviction {
+            tokio::spawn(eviction::run(ctx.clone(), config, stop.clone()));
+        }
         pods::run(ctx, stop).await;
         Ok(())
+    }
+
+    /// What pods may request: the capacity less the system reserve and, for memory, the hard
+    /// eviction threshold too (as the kubelet computes it).
+    fn allocatable(&self) -> Resources {
+        let (cpu_millis, memory_bytes, pods) = self.capacity;
+        let (reserved_cpu, reserved_memory) = self.reserved;
+        let threshold = self.eviction.map_or(0, |e| e.threshold);
+        Resources {
+            cpu_millis: cpu_millis.saturating_sub(reserved_cpu),
+            memory_bytes: memory_bytes.saturating_sub(reserved_memory + threshold),
+            pods: u64::from(pods),
+        }
     }
 }
 
@@ -343,6 +380,25 @@ impl AgentBuilder {
         self
     }
 
+    /// CPU (millicores) and memory (bytes) kept for the system, not offered to pods
+    /// (`--system-reserved`); default none.
+    pub fn system_reserved(mut self, cpu_millis: u64, memory_bytes: u64) -> Self {
+        self.reserved = (cpu_millis, memory_bytes);
+        self
+    }
+
+    /// The memory limit, in bytes, of containers that set none (LimitRange-style); default none.
+    pub fn default_container_memory(mut self, bytes: Option<u64>) -> Self {
+        self.default_memory = bytes;
+        self
+    }
+
+    /// Evicts pods when the node's available memory falls below a threshold; default off.
+    pub fn eviction(mut self, eviction: Eviction) -> Self {
+        self.eviction = Some(eviction);
+        self
+    }
+
     /// Pause between lease renewals (default 2 s); the Node status is reported every fifth.
     pub fn heartbeat(mut self, every: Duration) -> Self {
         self.heartbeat = every;
@@ -388,6 +444,9 @@ impl AgentBuilder {
             images,
             labels: self.labels,
             capacity: self.capacity.unwrap_or_else(detect_capacity),
+            reserved: self.reserved,
+            default_memory: self.default_memory,
+            eviction: self.eviction,
             heartbeat: self.heartbeat,
             backoff: self.backoff,
         })
@@ -410,14 +469,6 @@ fn detect_capacity() -> (u64, u64, u32) {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get() as u64)
         .unwrap_or(1);
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(1 << 30);
+    let memory = eviction::meminfo_bytes("MemTotal").unwrap_or(1 << 30);
     (cores * 1000, memory, 110)
 }

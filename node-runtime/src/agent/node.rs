@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde_json::json;
 use skiff_api::k8s_openapi::api::core::v1::{
@@ -11,8 +12,10 @@ use skiff_api::k8s_openapi::api::core::v1::{
 use skiff_api::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use skiff_api::quantity::{format_bytes, format_cpu_millis};
+use skiff_api::requests::Resources;
 use skiff_client::Client;
 
+use super::eviction::MemoryPressure;
 use super::status;
 use super::AgentError;
 
@@ -25,6 +28,8 @@ pub struct NodeSpec {
     pub cpu_millis: u64,
     pub memory_bytes: u64,
     pub pods: u32,
+    /// What pods may request of it.
+    pub allocatable: Resources,
     /// The kubelet endpoint (log server) as bound.
     pub kubelet: SocketAddr,
     /// `containerRuntimeVersion`: the runtimes' versions, comma-separated.
@@ -33,29 +38,36 @@ pub struct NodeSpec {
     pub runtime_handlers: Vec<String>,
     /// When this agent became ready (the `Ready` condition's transition time).
     pub ready_since: Time,
+    /// Whether the node is short of memory, as the eviction manager last found it.
+    pub memory_pressure: Arc<MemoryPressure>,
 }
 
-/// The Node's status: capacity, addresses, endpoint, info, runtime handlers and a fresh
-/// `Ready` condition.
+/// The Node's status: capacity, allocatable, addresses, endpoint, info, runtime handlers and
+/// fresh `Ready` and `MemoryPressure` conditions.
 fn node_status(spec: &NodeSpec) -> NodeStatus {
-    let resources = BTreeMap::from([
-        (
-            "cpu".to_string(),
-            Quantity(format_cpu_millis(spec.cpu_millis)),
-        ),
-        (
-            "memory".to_string(),
-            Quantity(format_bytes(spec.memory_bytes)),
-        ),
-        ("pods".to_string(), Quantity(spec.pods.to_string())),
-    ]);
+    let resources = |cpu_millis: u64, memory_bytes: u64, pods: u64| {
+        BTreeMap::from([
+            ("cpu".to_string(), Quantity(format_cpu_millis(cpu_millis))),
+            ("memory".to_string(), Quantity(format_bytes(memory_bytes))),
+            ("pods".to_string(), Quantity(pods.to_string())),
+        ])
+    };
+    let allocatable = &spec.allocatable;
     let address = |kind: &str, address: String| NodeAddress {
         type_: kind.to_string(),
         address,
     };
     NodeStatus {
-        capacity: Some(resources.clone()),
-        allocatable: Some(resources),
+        capacity: Some(resources(
+            spec.cpu_millis,
+            spec.memory_bytes,
+            u64::from(spec.pods),
+        )),
+        allocatable: Some(resources(
+            allocatable.cpu_millis,
+            allocatable.memory_bytes,
+            allocatable.pods,
+        )),
         addresses: Some(vec![
             address("InternalIP", spec.kubelet.ip().to_string()),
             address("Hostname", spec.name.clone()),
@@ -81,14 +93,17 @@ fn node_status(spec: &NodeSpec) -> NodeStatus {
                 })
                 .collect(),
         ),
-        conditions: Some(vec![NodeCondition {
-            type_: "Ready".into(),
-            status: "True".into(),
-            reason: Some("KubeletReady".into()),
-            message: Some("skiff agent is posting ready status".into()),
-            last_heartbeat_time: Some(status::now()),
-            last_transition_time: Some(spec.ready_since.clone()),
-        }]),
+        conditions: Some(vec![
+            NodeCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                reason: Some("KubeletReady".into()),
+                message: Some("skiff agent is posting ready status".into()),
+                last_heartbeat_time: Some(status::now()),
+                last_transition_time: Some(spec.ready_since.clone()),
+            },
+            spec.memory_pressure.condition(),
+        ]),
         phase: Some("Running".into()),
         ..Default::default()
     }

@@ -22,10 +22,11 @@ impl Worker {
             .collect()
     }
 
-    /// Writes the pod's status when it changed; remembers a refusal to try again.
+    /// Writes the pod's status when it changed; remembers a refusal to try again. A pod that
+    /// ended in a terminal phase no longer counts on the node.
     pub(super) async fn publish(&mut self) {
         let host_ip = &self.ctx.host_ip;
-        let status = status::pod_status(
+        let mut status = status::pod_status(
             self.policy(),
             &self.reports(),
             status::Addresses {
@@ -36,6 +37,15 @@ impl Worker {
             self.published.as_ref(),
             &status::now(),
         );
+        if let Some((reason, message)) = &self.failure {
+            status.phase = Some("Failed".into());
+            status.reason = Some(reason.clone());
+            status.message = Some(message.clone());
+            if self.records.iter().all(|r| r.id.is_none()) {
+                // Rejected before any container was made: nothing waits to be created.
+                status.container_statuses = None;
+            }
+        }
         if self.published.as_ref() == Some(&status) {
             return;
         }
@@ -53,6 +63,9 @@ impl Worker {
             .await
         {
             Ok(_) => {
+                if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+                    self.release();
+                }
                 self.published = Some(status);
                 self.publish_failed = false;
             }

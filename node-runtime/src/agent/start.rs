@@ -98,8 +98,9 @@ impl Worker {
                 return;
             }
         };
-        let config =
+        let mut config =
             container_config::build(&pod, &r.spec, image, env, r.restart_count, &ctx.pods_dir);
+        config.resources.memory_bytes = config.resources.memory_bytes.or(ctx.default_memory);
         let sandbox = self.sandbox.clone().unwrap_or_default();
         let id = match runtime.create_container(&sandbox, &config).await {
             Ok(id) => id,

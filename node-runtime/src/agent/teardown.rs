@@ -25,7 +25,8 @@ impl Worker {
         self.teardown(false).await
     }
 
-    /// Stops everything of this pod; for a deleted pod, removes it from the API for good.
+    /// Stops everything of this pod, which then no longer counts on the node; for a deleted
+    /// pod, removes it from the API for good.
     pub(super) async fn teardown(&mut self, final_delete: bool) {
         let grace = lifecycle::termination_grace(
             self.pod.metadata.deletion_grace_period_seconds,
@@ -58,6 +59,7 @@ impl Worker {
             tracing::warn!(pod = %self.name, %err, "removing the pod's volumes failed");
         }
         self.ctx.logs.remove(&self.namespace, &self.name);
+        self.release();
         if final_delete {
             self.delete_from_api().await;
         }

@@ -15,7 +15,9 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::admission::{Admission, AdmittedPod};
 use super::events::Recorder;
+use super::eviction::MemoryPressure;
 use super::lifecycle::{self, ContainerView, RestartPolicy, Step};
 use super::log_index::{ContainerLog, LogIndex};
 use super::record::Record;
@@ -42,6 +44,12 @@ pub struct Context {
     pub events: Recorder,
     /// Sandboxes that outlived an agent restart, for their pods' workers to re-attach to.
     pub survivors: Survivors,
+    /// The pods admitted to this node.
+    pub admission: Arc<Admission>,
+    /// The memory limit of containers that set none.
+    pub default_memory: Option<u64>,
+    /// The Node's `MemoryPressure`, which the eviction manager keeps.
+    pub memory_pressure: Arc<MemoryPressure>,
 }
 
 /// The latest word on a pod from the API.
@@ -70,6 +78,10 @@ pub(super) struct Worker {
     /// Finished before this agent started: only deletion is handled.
     finished: bool,
     pub publish_failed: bool,
+    /// Its admission to the node, while it counts there.
+    pub admitted: Option<Arc<AdmittedPod>>,
+    /// Failed for good on this node (rejected or evicted): the pod's reason and message.
+    pub failure: Option<(String, String)>,
 }
 
 /// Runs the worker of one pod until it is deleted, gone, or the agent stops.
@@ -81,6 +93,9 @@ pub async fn run(
 ) {
     let mut worker = Worker::new(ctx, pod);
     worker.adopt().await;
+    if !worker.finished && worker.pod.metadata.deletion_timestamp.is_none() {
+        worker.admit();
+    }
     loop {
         let update = updates.borrow_and_update().clone();
         match update {
@@ -112,7 +127,16 @@ pub async fn run(
             changed = updates.changed() => if changed.is_err() { return worker.teardown(false).await },
             _ = sleep => {}
             _ = next_event(worker.container_events.as_mut(), &sandbox) => {}
+            message = evicted(worker.admitted.clone()) => worker.evict(message).await,
         }
+    }
+}
+
+/// Resolves with the eviction message when the admitted pod is to be evicted.
+async fn evicted(admitted: Option<Arc<AdmittedPod>>) -> String {
+    match admitted {
+        Some(admitted) => admitted.evicted().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -173,6 +197,8 @@ impl Worker {
             start_time,
             finished,
             publish_failed: false,
+            admitted: None,
+            failure: None,
         }
     }
 
@@ -191,6 +217,9 @@ impl Worker {
 
     /// Observes the runtime, then takes each container's next step.
     async fn sync(&mut self) {
+        if self.failure.is_some() {
+            return;
+        }
         let now = Instant::now();
         if !self.ensure_sandbox(now).await {
             return;
@@ -255,7 +284,7 @@ impl Worker {
     }
 
     /// Reads the runtime state of record `i`, noting a fresh exit and its restart backoff.
-    async fn observe(&mut self, i: usize, now: Instant) {
+    pub(super) async fn observe(&mut self, i: usize, now: Instant) {
         let (Some(id), Some(runtime)) = (self.records[i].id.clone(), self.runtime.clone()) else {
             return;
         };
@@ -297,8 +326,11 @@ impl Worker {
     /// When to look again without an update or a container event.
     fn next_wake(&self) -> Option<Instant> {
         let now = Instant::now();
-        let wake = lifecycle::next_wake(self.policy(), &self.views(), now);
         let publish = self.publish_failed.then(|| now + PUBLISH_RETRY);
+        if self.failure.is_some() {
+            return publish;
+        }
+        let wake = lifecycle::next_wake(self.policy(), &self.views(), now);
         wake.into_iter().chain(publish).min()
     }
 }

@@ -12,6 +12,8 @@ use skiff_node_runtime::agent::{Agent, AgentBuilder, ConnLimits};
 use skiff_node_runtime::runtime::logs::LogLimits;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
+use super::node_resources::NodeResourceArgs;
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn terminated() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -46,13 +48,15 @@ pub struct ImageArgs {
     pub max_image_size: u64,
 }
 
-/// The flags of a node: its images and its container logs.
+/// The flags of a node: its images, its container logs and what it keeps of its memory.
 #[derive(Args, Debug)]
 pub struct NodeArgs {
     #[command(flatten)]
     pub images: ImageArgs,
     #[command(flatten)]
     pub logs: LogArgs,
+    #[command(flatten)]
+    pub resources: NodeResourceArgs,
 }
 
 /// Caps on the node's container logs.
@@ -164,7 +168,11 @@ pub fn wasm_agent(
     node: String,
     data_dir: PathBuf,
     listen: SocketAddr,
-    NodeArgs { images, logs }: NodeArgs,
+    NodeArgs {
+        images,
+        logs,
+        resources,
+    }: NodeArgs,
 ) -> anyhow::Result<AgentBuilder> {
     if images.allow_image_dirs.is_empty() {
         eprintln!("warning: no --allow-image-dir given: this node refuses every file: image");
@@ -176,7 +184,7 @@ pub fn wasm_agent(
     let builder = images
         .allow_image_dirs
         .into_iter()
-        .fold(Agent::builder(), |builder, dir| {
+        .fold(resources.apply(Agent::builder()), |builder, dir| {
             builder.allow_image_dir(dir)
         });
     Ok(builder

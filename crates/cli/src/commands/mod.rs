@@ -10,6 +10,7 @@ pub mod describe;
 pub mod get;
 pub mod logs;
 pub mod node;
+mod node_resources;
 pub mod scale;
 pub mod server;
 pub mod token;

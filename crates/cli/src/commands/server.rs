@@ -190,6 +190,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             NodeArgs {
                 images: args.node.images.or_dev_defaults(),
                 logs: args.node.logs,
+                resources: args.node.resources,
             },
         )?
         .connections(agent_limits.unwrap_or_default())

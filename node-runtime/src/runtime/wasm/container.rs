@@ -252,10 +252,7 @@ impl Container {
     }
 
     fn limiter(&self) -> MemoryLimiter {
-        MemoryLimiter {
-            limit: self.config.resources.memory_bytes,
-            usage: self.usage.clone(),
-        }
+        MemoryLimiter::new(self.config.resources.memory_bytes, self.usage.clone())
     }
 
     /// Runs the guest to completion: (exit code, reason, message).

@@ -237,6 +237,76 @@ async fn memory_limit_is_oom_killed() {
     assert_eq!((code, reason.as_str()), (137, "OOMKilled"), "{message}");
 }
 
+/// A guest with `count` linear memories that grows each by `pages` of 64 KiB, then exits 0.
+fn many_memories(count: usize, pages: u32) -> String {
+    let memories: String = (1..count).map(|i| format!("(memory $m{i} 1)")).collect();
+    let grows: String = (1..count)
+        .map(|i| format!("(drop (memory.grow $m{i} (i32.const {pages})))"))
+        .collect();
+    format!(
+        r#"(module (memory (export "memory") 1) {memories}
+  (func (export "_start") (drop (memory.grow 0 (i32.const {pages}))) {grows}))"#
+    )
+}
+
+/// Grows a table by 64 Mi elements (512 MiB of pointers), then exits 0.
+const TABLE_BOMB: &str = r#"(module
+  (memory (export "memory") 1)
+  (table $t 1 funcref)
+  (func (export "_start") (drop (table.grow $t (ref.null func) (i32.const 67108864)))))"#;
+
+const LIMIT_64MI: ContainerResources = ContainerResources {
+    cpu_millis: None,
+    memory_bytes: Some(64 << 20),
+};
+
+#[tokio::test]
+async fn all_memories_of_a_guest_count_against_its_limit() {
+    let f = fixture().await;
+    // Eight memories of 56 MiB each: every one under the 64 MiB limit, together far over it.
+    let id = f
+        .create(
+            &f.guest("memories", &many_memories(8, 900)),
+            LIMIT_64MI,
+            &[],
+            &[],
+        )
+        .await;
+    let (code, reason, message) = f.run_to_exit(&id).await;
+    assert_eq!((code, reason.as_str()), (137, "OOMKilled"), "{message}");
+}
+
+#[tokio::test]
+async fn table_growth_counts_against_the_memory_limit() {
+    let f = fixture().await;
+    let id = f
+        .create(&f.guest("table", TABLE_BOMB), LIMIT_64MI, &[], &[])
+        .await;
+    let (code, reason, message) = f.run_to_exit(&id).await;
+    assert_eq!((code, reason.as_str()), (137, "OOMKilled"), "{message}");
+}
+
+#[tokio::test]
+async fn memories_per_guest_are_capped() {
+    let f = fixture().await;
+    let id = f
+        .create(&f.guest("few", &many_memories(4, 1)), LIMIT_64MI, &[], &[])
+        .await;
+    assert_eq!(f.run_to_exit(&id).await.0, 0);
+    let id = f
+        .create(
+            &f.guest("many", &many_memories(40, 0)),
+            LIMIT_64MI,
+            &[],
+            &[],
+        )
+        .await;
+    let (code, reason, message) = f.run_to_exit(&id).await;
+    assert_ne!(code, 0);
+    assert_eq!(reason, "Error");
+    assert!(message.contains("memor"), "{message}");
+}
+
 #[tokio::test]
 async fn stop_ends_an_infinite_loop() {
     let f = fixture().await;
