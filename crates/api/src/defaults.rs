@@ -58,6 +58,27 @@ pub fn apply_defaults(kind: &ResourceKind, obj: &mut Value) {
             }
             default_template(spec);
         }
+        "Job" => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                default_job_spec(spec);
+            }
+        }
+        "CronJob" => {
+            let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+                return;
+            };
+            set_default(spec, "concurrencyPolicy", json!("Allow"));
+            set_default(spec, "suspend", json!(false));
+            set_default(spec, "successfulJobsHistoryLimit", json!(3));
+            set_default(spec, "failedJobsHistoryLimit", json!(1));
+            if let Some(job) = spec
+                .get_mut("jobTemplate")
+                .and_then(|t| t.get_mut("spec"))
+                .and_then(Value::as_object_mut)
+            {
+                default_job_spec(job);
+            }
+        }
         "Secret" => {
             if let Some(map) = obj.as_object_mut() {
                 set_default(map, "type", json!("Opaque"));
@@ -65,6 +86,20 @@ pub fn apply_defaults(kind: &ResourceKind, obj: &mut Value) {
         }
         _ => {}
     }
+}
+
+/// Kubernetes' Job defaults: one completion, one pod at a time, six retries.
+fn default_job_spec(spec: &mut Map<String, Value>) {
+    let completions_set = spec.get("completions").is_some_and(|v| !v.is_null());
+    let parallelism_set = spec.get("parallelism").is_some_and(|v| !v.is_null());
+    if !completions_set && !parallelism_set {
+        set_default(spec, "completions", json!(1));
+    }
+    set_default(spec, "parallelism", json!(1));
+    set_default(spec, "backoffLimit", json!(6));
+    set_default(spec, "completionMode", json!("NonIndexed"));
+    set_default(spec, "suspend", json!(false));
+    default_template(spec);
 }
 
 fn default_template(spec: &mut Map<String, Value>) {
@@ -133,6 +168,28 @@ mod tests {
         assert_eq!(pod["restartPolicy"], "Always");
         assert_eq!(pod["runtimeClassName"], "wasmtime");
         assert_eq!(pod["containers"][0]["ports"][0]["protocol"], "TCP");
+    }
+
+    #[test]
+    fn job_defaults() {
+        let template = json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "file:/a.wasm"}]}});
+        let mut job = json!({"spec": {"template": template}});
+        apply_defaults(by_name("job").expect("kind"), &mut job);
+        assert_eq!(job["spec"]["completions"], 1);
+        assert_eq!(job["spec"]["parallelism"], 1);
+        assert_eq!(job["spec"]["backoffLimit"], 6);
+        assert_eq!(job["spec"]["completionMode"], "NonIndexed");
+        assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+        // A work queue Job (parallelism alone) keeps completions unset.
+        let mut queue = json!({"spec": {"parallelism": 3, "template": template}});
+        apply_defaults(by_name("job").expect("kind"), &mut queue);
+        assert!(queue["spec"]["completions"].is_null());
+        let mut cron = json!({"spec": {"schedule": "@hourly", "jobTemplate": {"spec": {"template": template}}}});
+        apply_defaults(by_name("cronjob").expect("kind"), &mut cron);
+        assert_eq!(cron["spec"]["concurrencyPolicy"], "Allow");
+        assert_eq!(cron["spec"]["successfulJobsHistoryLimit"], 3);
+        assert_eq!(cron["spec"]["failedJobsHistoryLimit"], 1);
+        assert_eq!(cron["spec"]["jobTemplate"]["spec"]["backoffLimit"], 6);
     }
 
     #[test]

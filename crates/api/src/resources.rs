@@ -141,6 +141,16 @@ pub static KINDS: &[ResourceKind] = &[
         &["ds"],
         true,
     ),
+    kind("batch", "v1", "Job", "jobs", "job", &[], true),
+    kind(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        &["cj"],
+        true,
+    ),
     kind(
         "node.k8s.io",
         "v1",

@@ -1,6 +1,7 @@
 //! Validation with field paths, as Kubernetes reports it
 //! (`spec.template.spec.containers[0].image: Required value`).
 
+mod batch;
 mod meta;
 mod pod;
 mod runtime_class;
@@ -9,6 +10,7 @@ mod workloads;
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use serde::de::DeserializeOwned;
@@ -104,6 +106,8 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
         "ReplicaSet" => {
             decode::<ReplicaSet>(obj).map(|r| workloads::validate_replicaset(&r, &mut errors))
         }
+        "Job" => decode::<Job>(obj).map(|j| batch::validate_job(&j, &mut errors)),
+        "CronJob" => decode::<CronJob>(obj).map(|c| batch::validate_cronjob(&c, &mut errors)),
         "ConfigMap" => decode::<ConfigMap>(obj).map(|c| {
             meta::validate_object_meta(&c.metadata, true, meta::NameRule::Subdomain, &mut errors);
             let keys = c
