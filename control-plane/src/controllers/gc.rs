@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_api::k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use skiff_api::k8s_openapi::api::batch::v1::{CronJob, Job};
 use skiff_api::k8s_openapi::api::core::v1::{Namespace, Pod};
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::resources::{self, KINDS};
@@ -24,6 +25,8 @@ pub struct GarbageCollector {
     pub deployments: Arc<Informer<Deployment>>,
     pub replicasets: Arc<Informer<ReplicaSet>>,
     pub daemonsets: Arc<Informer<DaemonSet>>,
+    pub jobs: Arc<Informer<Job>>,
+    pub cronjobs: Arc<Informer<CronJob>>,
     pub pods: Arc<Informer<Pod>>,
     pub namespaces: Arc<Informer<Namespace>>,
 }
@@ -35,6 +38,8 @@ impl GarbageCollector {
             let mut deployments = self.deployments.subscribe();
             let mut replicasets = self.replicasets.subscribe();
             let mut daemonsets = self.daemonsets.subscribe();
+            let mut jobs = self.jobs.subscribe();
+            let mut cronjobs = self.cronjobs.subscribe();
             let mut namespaces = self.namespaces.subscribe();
             self.namespaces.synced().await;
             self.collect_orphaned_namespaces().await;
@@ -46,6 +51,8 @@ impl GarbageCollector {
                     change = deployments.recv() => if !is_deletion(change) { continue },
                     change = replicasets.recv() => if !is_deletion(change) { continue },
                     change = daemonsets.recv() => if !is_deletion(change) { continue },
+                    change = jobs.recv() => if !is_deletion(change) { continue },
+                    change = cronjobs.recv() => if !is_deletion(change) { continue },
                     change = namespaces.recv() => {
                         match change {
                             Ok(c) if c.new.is_none() => {
@@ -64,7 +71,7 @@ impl GarbageCollector {
         });
     }
 
-    /// Deletes ReplicaSets and pods none of whose owners exist any more.
+    /// Deletes ReplicaSets, Jobs and pods none of whose owners exist any more.
     async fn sweep(&self) {
         let mut live: HashSet<String> = HashSet::new();
         live.extend(
@@ -85,7 +92,20 @@ impl GarbageCollector {
                 .iter()
                 .filter_map(|d| d.metadata.uid.clone()),
         );
+        live.extend(
+            self.jobs
+                .list(|_| true)
+                .iter()
+                .filter_map(|j| j.metadata.uid.clone()),
+        );
+        live.extend(
+            self.cronjobs
+                .list(|_| true)
+                .iter()
+                .filter_map(|c| c.metadata.uid.clone()),
+        );
         self.collect(&self.replicasets, &live).await;
+        self.collect(&self.jobs, &live).await;
         self.collect(&self.pods, &live).await;
     }
 

@@ -4,6 +4,7 @@
 pub mod daemonset;
 pub mod deployment;
 pub mod gc;
+pub mod job;
 pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod pods;
@@ -128,6 +129,29 @@ pub fn start(
     };
     runner::spawn(Arc::new(daemonsets), ds_queue, WORKERS, shutdown.clone());
 
+    let job_queue = WorkQueue::new();
+    feed(
+        &informers.jobs,
+        &job_queue,
+        |j| Some(key_of(j)),
+        &informers.jobs,
+        shutdown,
+    );
+    feed(
+        &informers.pods,
+        &job_queue,
+        job::owner_key,
+        &informers.jobs,
+        shutdown,
+    );
+    let jobs = job::JobController {
+        registry: registry.clone(),
+        jobs: informers.jobs.clone(),
+        pods: informers.pods.clone(),
+        events: EventRecorder::new(registry.clone(), "job-controller"),
+    };
+    runner::spawn(Arc::new(jobs), job_queue, WORKERS, shutdown.clone());
+
     node_lifecycle::NodeLifecycle {
         registry: registry.clone(),
         nodes: informers.nodes.clone(),
@@ -150,6 +174,8 @@ pub fn start(
         deployments: informers.deployments.clone(),
         replicasets: informers.replicasets.clone(),
         daemonsets: informers.daemonsets.clone(),
+        jobs: informers.jobs.clone(),
+        cronjobs: informers.cronjobs.clone(),
         pods: informers.pods.clone(),
         namespaces: informers.namespaces.clone(),
     }

@@ -14,6 +14,7 @@ pub mod slow_start;
 use std::sync::Arc;
 
 use skiff_api::k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use skiff_api::k8s_openapi::api::batch::v1::{CronJob, Job};
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
@@ -27,6 +28,8 @@ pub struct Informers {
     pub deployments: Arc<Informer<Deployment>>,
     pub replicasets: Arc<Informer<ReplicaSet>>,
     pub daemonsets: Arc<Informer<DaemonSet>>,
+    pub jobs: Arc<Informer<Job>>,
+    pub cronjobs: Arc<Informer<CronJob>>,
     pub pods: Arc<Informer<Pod>>,
     pub nodes: Arc<Informer<Node>>,
     pub namespaces: Arc<Informer<Namespace>>,
@@ -41,6 +44,8 @@ impl Informers {
             deployments: Informer::start(registry.clone(), shutdown.clone()),
             replicasets: Informer::start(registry.clone(), shutdown.clone()),
             daemonsets: Informer::start(registry.clone(), shutdown.clone()),
+            jobs: Informer::start(registry.clone(), shutdown.clone()),
+            cronjobs: Informer::start(registry.clone(), shutdown.clone()),
             pods: Informer::start(registry.clone(), shutdown.clone()),
             nodes: Informer::start(registry.clone(), shutdown.clone()),
             namespaces: Informer::start(registry.clone(), shutdown.clone()),

@@ -92,7 +92,7 @@ pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
         "Pod" => &pod::PodStrategy,
         "Namespace" => &namespace::NamespaceStrategy,
         "Node" => &NodeStrategy,
-        "Service" | "Deployment" | "ReplicaSet" => &WithStatus,
+        "Service" | "Deployment" | "ReplicaSet" | "Job" | "CronJob" => &WithStatus,
         _ => &Plain,
     }
 }
