@@ -1,6 +1,7 @@
 //! Controllers that run on the leader: Deployment, ReplicaSet, DaemonSet, node lifecycle and
 //! the garbage collectors, over shared informers.
 
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod gc;
@@ -17,6 +18,7 @@ use skiff_api::k8s_openapi::api::core::v1::Node;
 use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
+use crate::runtime::clock::SystemClock;
 use crate::runtime::events::EventRecorder;
 use crate::runtime::expectations::Expectations;
 use crate::runtime::feed::{feed, feed_all};
@@ -27,7 +29,7 @@ use crate::runtime::{runner, Informers};
 /// Concurrent reconciles per controller.
 const WORKERS: usize = 4;
 
-/// Starts the Deployment, ReplicaSet, DaemonSet and node lifecycle controllers and the garbage collector;
+/// Starts the Deployment, ReplicaSet, DaemonSet, Job, CronJob and node lifecycle controllers and the garbage collector;
 /// nodes silent for longer than `node_grace` are considered lost.
 pub fn start(
     registry: &Registry,
@@ -151,6 +153,30 @@ pub fn start(
         events: EventRecorder::new(registry.clone(), "job-controller"),
     };
     runner::spawn(Arc::new(jobs), job_queue, WORKERS, shutdown.clone());
+
+    let cronjob_queue = WorkQueue::new();
+    feed(
+        &informers.cronjobs,
+        &cronjob_queue,
+        |c| Some(key_of(c)),
+        &informers.cronjobs,
+        shutdown,
+    );
+    feed(
+        &informers.jobs,
+        &cronjob_queue,
+        cronjob::owner_key,
+        &informers.cronjobs,
+        shutdown,
+    );
+    let cronjobs = cronjob::CronJobController {
+        registry: registry.clone(),
+        cronjobs: informers.cronjobs.clone(),
+        jobs: informers.jobs.clone(),
+        events: EventRecorder::new(registry.clone(), "cronjob-controller"),
+        clock: Arc::new(SystemClock),
+    };
+    runner::spawn(Arc::new(cronjobs), cronjob_queue, WORKERS, shutdown.clone());
 
     node_lifecycle::NodeLifecycle {
         registry: registry.clone(),

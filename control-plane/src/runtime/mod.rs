@@ -2,6 +2,7 @@
 //! each, work queues, the reconcile runner, and the event recorder. Controllers and the scheduler
 //! build on it; it knows neither.
 
+pub mod clock;
 pub mod events;
 pub mod expectations;
 pub mod feed;

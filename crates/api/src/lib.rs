@@ -10,6 +10,7 @@ pub use k8s_openapi;
 pub const MAX_REQUEST_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 pub mod backoff;
+pub mod batch;
 pub mod cron;
 pub mod defaults;
 pub mod events;
