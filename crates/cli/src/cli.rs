@@ -10,8 +10,9 @@ use skiff_bench::BenchCommand;
 
 use crate::commands::{
     agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, cluster::ClusterCommand,
-    delete::DeleteArgs, describe::DescribeArgs, get::GetArgs, logs::LogsArgs, node::DrainArgs,
-    node::NodeArgs, scale::ScaleArgs, server::ServerArgs, token::TokenCommand,
+    create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs, get::GetArgs,
+    logs::LogsArgs, node::DrainArgs, node::NodeArgs, scale::ScaleArgs, server::ServerArgs,
+    token::TokenCommand, wait::WaitArgs,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -58,6 +59,11 @@ pub enum Command {
     Logs(LogsArgs),
     /// Set the replicas of a Deployment or ReplicaSet.
     Scale(ScaleArgs),
+    /// Create an object from another: `skiff create job NAME --from=cronjob/NAME`.
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// Wait for a condition: `skiff wait --for=condition=complete job/NAME --timeout 60s`.
+    Wait(WaitArgs),
     /// Mark a node unschedulable: new pods are not placed on it (running ones stay).
     Cordon(NodeArgs),
     /// Mark a node schedulable again.

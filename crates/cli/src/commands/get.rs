@@ -16,7 +16,7 @@ use crate::output::{self, columns, table, Output};
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// Resource type(s), comma-separated (pods, deploy, rs, nodes, ns, cm, secrets, svc, events).
+    /// Resource type(s), comma-separated (pods, deploy, rs, ds, jobs, cj, nodes, ns, cm, secrets, svc, events).
     pub kind: String,
     /// Names (all objects when none).
     pub names: Vec<String>,

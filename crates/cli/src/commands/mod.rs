@@ -4,6 +4,7 @@ pub mod agent;
 pub mod apply;
 pub mod backup;
 pub mod cluster;
+pub mod create;
 mod daemon;
 pub mod delete;
 pub mod describe;
@@ -14,6 +15,7 @@ mod node_resources;
 pub mod scale;
 pub mod server;
 pub mod token;
+pub mod wait;
 
 use anyhow::Context;
 use skiff_api::resources::{self, ResourceKind};
@@ -32,6 +34,8 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Delete(args) => delete::run(args, opts).await,
         Command::Logs(args) => logs::run(args, opts).await,
         Command::Scale(args) => scale::run(args, opts).await,
+        Command::Create(command) => create::run(command, opts).await,
+        Command::Wait(args) => wait::run(args, opts).await,
         Command::Cordon(args) => node::set_unschedulable(&args, opts, true).await,
         Command::Uncordon(args) => node::set_unschedulable(&args, opts, false).await,
         Command::Drain(args) => node::drain(args, opts).await,

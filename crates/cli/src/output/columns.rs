@@ -3,7 +3,7 @@
 use serde_json::Value;
 use skiff_api::quantity;
 
-use super::age;
+use super::{age, batch_columns};
 
 /// Renders one object as a table row (`true`: with the wide columns).
 pub type RowFn = fn(&Value, bool) -> Vec<String>;
@@ -95,6 +95,22 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
         "Event" => (
             vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
             event_row,
+        ),
+        "Job" => (
+            vec!["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+            batch_columns::job_row,
+        ),
+        "CronJob" => (
+            vec![
+                "NAME",
+                "SCHEDULE",
+                "TIMEZONE",
+                "SUSPEND",
+                "ACTIVE",
+                "LAST SCHEDULE",
+                "AGE",
+            ],
+            batch_columns::cronjob_row,
         ),
         "RuntimeClass" => (vec!["NAME", "HANDLER", "AGE"], |o, _| {
             vec![name(o), s(&o["handler"]), age_of(o)]

@@ -1,6 +1,7 @@
 //! Printing objects: kubectl-like tables, JSON, YAML and names.
 
 pub mod age;
+mod batch_columns;
 pub mod columns;
 pub mod table;
 
