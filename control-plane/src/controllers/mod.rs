@@ -151,6 +151,7 @@ pub fn start(
         jobs: informers.jobs.clone(),
         pods: informers.pods.clone(),
         events: EventRecorder::new(registry.clone(), "job-controller"),
+        stopped: Default::default(),
     };
     runner::spawn(Arc::new(jobs), job_queue, WORKERS, shutdown.clone());
 

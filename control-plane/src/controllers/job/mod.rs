@@ -7,7 +7,8 @@ mod plan;
 mod pod;
 mod status;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,6 +35,8 @@ pub struct JobController {
     pub jobs: Arc<Informer<Job>>,
     pub pods: Arc<Informer<Pod>>,
     pub events: EventRecorder,
+    /// Pods this controller deleted (by uid) while they ran: stopped, not failed.
+    pub stopped: Mutex<HashSet<String>>,
 }
 
 /// The Job key that should react to a change of `pod`.
@@ -60,14 +63,18 @@ impl Reconciler for JobController {
             return self.expire(&job, now).await;
         }
         let uid = job.metadata.uid.clone().unwrap_or_default();
-        // Pods being deleted are neither running nor finished work.
-        let pods: Vec<Arc<Pod>> = self
-            .pods
-            .controlled_by(&uid)
-            .into_iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none() || pod_state(p) != PodState::Active)
-            .collect();
-        let views: Vec<PodView> = pods.iter().map(|p| view_of(p)).collect();
+        let mut pods = self.pods.controlled_by(&uid);
+        let views: Vec<PodView> = {
+            let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+            stopped.retain(|uid| pods.iter().any(|p| p.metadata.uid.as_ref() == Some(uid)));
+            // Pods this controller stopped and that are still going are neither work nor failures.
+            pods.retain(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    || pod_state(p) != PodState::Active
+                    || !p.metadata.uid.as_ref().is_some_and(|u| stopped.contains(u))
+            });
+            pods.iter().map(|p| view_of(p, &stopped)).collect()
+        };
         let spec = job.spec.clone().unwrap_or_default();
         let suspend = spec.suspend.unwrap_or(false);
         let start_time = job
@@ -91,6 +98,7 @@ impl Reconciler for JobController {
             active_deadline_seconds: spec.active_deadline_seconds,
             suspend,
             start_time,
+            recorded_failed: job.status.as_ref().and_then(|s| s.failed).unwrap_or(0),
         };
         let planned = plan(&view, &views, now);
         let mut last_revision = self.delete_pods(&job, &pods, &planned.delete).await?;
@@ -113,7 +121,7 @@ impl Reconciler for JobController {
         }
         let ready = pods
             .iter()
-            .filter(|p| pod_state(p) == PodState::Active && super::pods::is_ready(p))
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && super::pods::is_ready(p))
             .count() as i32;
         let status = next_status(&job, &planned, start_time, ready, suspend, now);
         if job.status.as_ref() != Some(&status) {
@@ -198,6 +206,10 @@ impl JobController {
         victims: &[usize],
     ) -> Result<u64, ApiError> {
         let kind = resources::of::<Pod>();
+        self.stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(victims.iter().filter_map(|i| pods[*i].metadata.uid.clone()));
         let deletions = victims.iter().map(|i| {
             let pod = &pods[*i];
             let name = pod.metadata.name.clone().unwrap_or_default();
@@ -242,8 +254,25 @@ fn pod_state(pod: &Pod) -> PodState {
     }
 }
 
-/// What the plan needs to know of one pod.
-fn view_of(pod: &Pod) -> PodView {
+/// What the plan needs to know of one pod; `stopped` holds the pods this controller deleted
+/// (any other pod being deleted while it runs was lost: a failure).
+fn view_of(pod: &Pod, stopped: &HashSet<String>) -> PodView {
+    let deleting = pod.metadata.deletion_timestamp.as_ref();
+    let lost = deleting.is_some()
+        && pod_state(pod) == PodState::Active
+        && !pod
+            .metadata
+            .uid
+            .as_ref()
+            .is_some_and(|uid| stopped.contains(uid));
+    if lost {
+        return PodView {
+            state: PodState::Failed,
+            index: pod::index_of(pod),
+            finished_at: deleting.map(|t| t.0),
+            restarts: 0,
+        };
+    }
     let statuses = pod
         .status
         .as_ref()
@@ -265,5 +294,49 @@ fn view_of(pod: &Pod) -> PodView {
             .flatten()
             .map(|c| c.restart_count)
             .sum(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skiff_api::k8s_openapi::api::core::v1::PodStatus;
+    use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    fn pod(uid: &str, phase: &str, deleting: bool) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                uid: Some(uid.into()),
+                deletion_timestamp: deleting.then_some(Time(Timestamp::UNIX_EPOCH)),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_running_pod_deleted_by_someone_else_is_a_failure() {
+        let stopped = HashSet::from(["mine".to_string()]);
+        for (pod, expected) in [
+            (pod("a", "Running", false), PodState::Active),
+            (pod("b", "Succeeded", true), PodState::Succeeded),
+            // Its node was lost (or it was deleted by hand): retried and counted, never a success.
+            (pod("c", "Running", true), PodState::Failed),
+            (pod("d", "Pending", true), PodState::Failed),
+            (pod("e", "Failed", false), PodState::Failed),
+        ] {
+            assert_eq!(
+                view_of(&pod, &stopped).state,
+                expected,
+                "{:?}",
+                pod.metadata.uid
+            );
+        }
+        let lost = view_of(&pod("c", "Running", true), &stopped);
+        assert_eq!(lost.finished_at, Some(Timestamp::UNIX_EPOCH));
     }
 }
