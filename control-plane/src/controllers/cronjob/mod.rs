@@ -287,3 +287,6 @@ fn reference(job: &Job) -> ObjectReference {
         field_path: None,
     }
 }
+
+#[cfg(test)]
+mod tests;
