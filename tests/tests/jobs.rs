@@ -1,5 +1,6 @@
 //! Jobs and CronJobs on a dev server with real, short-lived Wasm guests: an Indexed Job runs
-//! each index once and completes, a failing Job stops at its backoffLimit, a CronJob's Job is
+//! each index once and completes, a failing Job stops at its backoffLimit (or at once by its
+//! podFailurePolicy), a CronJob's Job is
 //! started by hand with `create job --from`, deleting a Job removes its pods, and a bad
 //! schedule is refused naming the field.
 
@@ -143,6 +144,43 @@ fn jobs_complete_fail_at_their_backoff_limit_and_start_from_cronjobs() -> anyhow
         "{}",
         out.stderr
     );
+
+    // A podFailurePolicy FailJob rule on exit code 1 ends the Job at the first failure.
+    apply(
+        &cli,
+        tmp.path(),
+        "policy",
+        &format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: policy}}\nspec:\n  backoffLimit: 6\n  \
+             podFailurePolicy:\n    rules:\n    - action: FailJob\n      onExitCodes: {{operator: In, values: [1]}}\n  \
+             template:\n    spec:\n      restartPolicy: Never\n      \
+             containers:\n      - {{name: work, image: \"file:{fail}\"}}\n"
+        ),
+    )?;
+    cli.ok(&[
+        "wait",
+        "--for=condition=failed",
+        "job/policy",
+        "--timeout",
+        "30s",
+    ])?;
+    let job = cli.json(&["get", "job", "policy"])?;
+    let failed = job["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Failed")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(failed["reason"], "PodFailurePolicy", "{job}");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("failed with exit code 1 matching FailJob rule at index 0"),
+        "{job}"
+    );
+    assert_eq!(job_pods(&cli, "policy")?.len(), 1, "no retry");
 
     // A CronJob that will not fire during the test; its Job is started by hand.
     apply(

@@ -106,12 +106,13 @@ pub struct Finished {
 }
 
 /// The finished Jobs to delete so that at most `successful` succeeded and `failed` failed
-/// ones remain, oldest first.
+/// ones remain, oldest first (by creation, then by name: a scheduled Job's name grows with its
+/// time).
 pub fn history_victims(jobs: &[Finished], successful: usize, failed: usize) -> Vec<String> {
     let mut victims = Vec::new();
     for (outcome, keep) in [(true, successful), (false, failed)] {
         let mut these: Vec<&Finished> = jobs.iter().filter(|j| j.succeeded == outcome).collect();
-        these.sort_by_key(|j| j.started);
+        these.sort_by(|a, b| (a.started, &a.name).cmp(&(b.started, &b.name)));
         let extra = these.len().saturating_sub(keep);
         victims.extend(these.into_iter().take(extra).map(|j| j.name.clone()));
     }

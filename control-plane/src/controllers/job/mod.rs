@@ -3,6 +3,7 @@
 //! back-off until `backoffLimit`; enforces `activeDeadlineSeconds` and `suspend`, and deletes
 //! finished Jobs after `ttlSecondsAfterFinished`.
 
+mod failure_policy;
 mod plan;
 mod pod;
 mod status;
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::join_all;
-use skiff_api::k8s_openapi::api::batch::v1::Job;
+use skiff_api::k8s_openapi::api::batch::v1::{Job, PodFailurePolicy};
 use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_api::k8s_openapi::jiff::Timestamp;
 use skiff_api::resources;
@@ -63,6 +64,7 @@ impl Reconciler for JobController {
             return self.expire(&job, now).await;
         }
         let uid = job.metadata.uid.clone().unwrap_or_default();
+        let spec = job.spec.clone().unwrap_or_default();
         let mut pods = self.pods.controlled_by(&uid);
         let views: Vec<PodView> = {
             let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
@@ -73,9 +75,9 @@ impl Reconciler for JobController {
                     || pod_state(p) != PodState::Active
                     || !p.metadata.uid.as_ref().is_some_and(|u| stopped.contains(u))
             });
-            pods.iter().map(|p| view_of(p, &stopped)).collect()
+            let policy = spec.pod_failure_policy.as_ref();
+            pods.iter().map(|p| view_of(p, &stopped, policy)).collect()
         };
-        let spec = job.spec.clone().unwrap_or_default();
         let suspend = spec.suspend.unwrap_or(false);
         let start_time = job
             .status
@@ -256,7 +258,7 @@ fn pod_state(pod: &Pod) -> PodState {
 
 /// What the plan needs to know of one pod; `stopped` holds the pods this controller deleted
 /// (any other pod being deleted while it runs was lost: a failure).
-fn view_of(pod: &Pod, stopped: &HashSet<String>) -> PodView {
+fn view_of(pod: &Pod, stopped: &HashSet<String>, policy: Option<&PodFailurePolicy>) -> PodView {
     let deleting = pod.metadata.deletion_timestamp.as_ref();
     let lost = deleting.is_some()
         && pod_state(pod) == PodState::Active
@@ -271,6 +273,7 @@ fn view_of(pod: &Pod, stopped: &HashSet<String>) -> PodView {
             index: pod::index_of(pod),
             finished_at: deleting.map(|t| t.0),
             restarts: 0,
+            verdict: None,
         };
     }
     let statuses = pod
@@ -285,8 +288,12 @@ fn view_of(pod: &Pod, stopped: &HashSet<String>) -> PodView {
         .filter_map(|s| s.terminated.as_ref()?.finished_at.as_ref())
         .map(|t| t.0)
         .max();
+    let state = pod_state(pod);
     PodView {
-        state: pod_state(pod),
+        verdict: policy
+            .filter(|_| state == PodState::Failed)
+            .and_then(|p| failure_policy::evaluate(p, pod)),
+        state,
         index: pod::index_of(pod),
         finished_at,
         restarts: statuses
@@ -330,13 +337,13 @@ mod tests {
             (pod("e", "Failed", false), PodState::Failed),
         ] {
             assert_eq!(
-                view_of(&pod, &stopped).state,
+                view_of(&pod, &stopped, None).state,
                 expected,
                 "{:?}",
                 pod.metadata.uid
             );
         }
-        let lost = view_of(&pod("c", "Running", true), &stopped);
+        let lost = view_of(&pod("c", "Running", true), &stopped, None);
         assert_eq!(lost.finished_at, Some(Timestamp::UNIX_EPOCH));
     }
 }

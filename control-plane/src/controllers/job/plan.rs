@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use skiff_api::k8s_openapi::jiff::Timestamp;
 
+pub use super::failure_policy::Verdict;
+
 /// First delay before retrying after a pod failure; it doubles with each further failure
 /// (Kubernetes' `DefaultJobPodFailureBackOff`).
 pub const FAILURE_BACKOFF: Duration = Duration::from_secs(10);
@@ -48,6 +50,8 @@ pub struct PodView {
     /// When its last container ended (failed pods start the back-off from it).
     pub finished_at: Option<Timestamp>,
     pub restarts: i32,
+    /// For a failed pod, what the Job's `podFailurePolicy` makes of it (`None`: counted).
+    pub verdict: Option<Verdict>,
 }
 
 /// How a Job ended.
@@ -80,7 +84,7 @@ pub struct Plan {
 /// Plans one sync of an unfinished Job.
 pub fn plan(job: &JobView, pods: &[PodView], now: Timestamp) -> Plan {
     let active: Vec<usize> = positions(pods, PodState::Active);
-    let mut failed = positions(pods, PodState::Failed).len() as i32;
+    let mut failed = pods.iter().filter(|p| counts_as_failure(p)).count() as i32;
     if job.restarts_count {
         failed += pods.iter().map(|p| p.restarts).sum::<i32>();
     }
@@ -114,6 +118,20 @@ pub fn plan(job: &JobView, pods: &[PodView], now: Timestamp) -> Plan {
     };
     if complete {
         stop_all(&mut plan, Some(Finish::Complete));
+        return plan;
+    }
+    let policy_failure = pods.iter().find_map(|p| match &p.verdict {
+        Some(Verdict::FailJob(message)) if p.state == PodState::Failed => Some(message.clone()),
+        _ => None,
+    });
+    if let Some(message) = policy_failure {
+        stop_all(
+            &mut plan,
+            Some(Finish::Failed {
+                reason: "PodFailurePolicy",
+                message,
+            }),
+        );
         return plan;
     }
     if failed > job.backoff_limit {
@@ -199,7 +217,7 @@ fn backoff_remaining(pods: &[PodView], failed: i32, now: Timestamp) -> Option<Du
     }
     let last = pods
         .iter()
-        .filter(|p| p.state == PodState::Failed || p.restarts > 0)
+        .filter(|p| counts_as_failure(p) || p.restarts > 0)
         .filter_map(|p| p.finished_at)
         .max()?;
     let delay = FAILURE_BACKOFF
@@ -207,6 +225,11 @@ fn backoff_remaining(pods: &[PodView], failed: i32, now: Timestamp) -> Option<Du
         .min(MAX_FAILURE_BACKOFF);
     let since = Duration::try_from(now.duration_since(last)).unwrap_or_default();
     delay.checked_sub(since).filter(|d| !d.is_zero())
+}
+
+/// A failed pod that the failure policy does not ignore.
+fn counts_as_failure(pod: &PodView) -> bool {
+    pod.state == PodState::Failed && pod.verdict != Some(Verdict::Ignore)
 }
 
 fn positions(pods: &[PodView], state: PodState) -> Vec<usize> {

@@ -25,6 +25,7 @@ fn pod(state: PodState, index: Option<i32>) -> PodView {
         index,
         finished_at: None,
         restarts: 0,
+        verdict: None,
     }
 }
 
@@ -290,6 +291,49 @@ fn deadline_and_suspend_stop_the_pods() {
     assert_eq!(
         (plan.create, plan.delete, plan.finish),
         (vec![], vec![0, 1], None)
+    );
+}
+
+#[test]
+fn the_failure_policy_ignores_or_fails_at_once() {
+    let judged = |verdict| PodView {
+        verdict: Some(verdict),
+        ..failed_at("2026-01-01T00:00:00Z")
+    };
+    let strict = JobView {
+        backoff_limit: 0,
+        ..job(Some(1), 1, false)
+    };
+    // Ignored failures do not count: with backoffLimit 0 the Job goes on, without back-off.
+    let ignored = plan(&strict, &[judged(Verdict::Ignore)], at(NOW));
+    assert_eq!(
+        (ignored.finish, ignored.failed, ignored.create),
+        (None, 0, vec![None])
+    );
+    let counted = plan(&strict, &[judged(Verdict::Count)], at(NOW));
+    assert!(matches!(
+        counted.finish,
+        Some(Finish::Failed {
+            reason: "BackoffLimitExceeded",
+            ..
+        })
+    ));
+    // FailJob ends the Job at once, whatever the limit, stopping the running pods.
+    let fail = plan(
+        &job(Some(3), 2, false),
+        &[
+            pod(Active, None),
+            judged(Verdict::FailJob("exit code 42".into())),
+        ],
+        at(NOW),
+    );
+    assert_eq!(fail.delete, vec![0]);
+    assert_eq!(
+        fail.finish,
+        Some(Finish::Failed {
+            reason: "PodFailurePolicy",
+            message: "exit code 42".into()
+        })
     );
 }
 

@@ -1,6 +1,8 @@
 //! Jobs and CronJobs (batch/v1).
 
-use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
+use std::collections::HashSet;
+
+use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec, PodFailurePolicy};
 
 use super::meta::{self, NameRule};
 use super::pod::validate_pod_spec;
@@ -122,12 +124,20 @@ fn validate_job_spec(spec: &JobSpec, path: &str, errors: &mut Errors) {
             format!("{other:?}: supported values: \"NonIndexed\", \"Indexed\""),
         ),
     }
-    if spec.pod_failure_policy.is_some() {
-        errors.push(
-            format!("{path}.podFailurePolicy"),
-            FieldErrorReason::Forbidden,
-            "not supported by Skiff yet",
-        );
+    if let Some(policy) = spec.pod_failure_policy.as_ref() {
+        validate_pod_failure_policy(policy, &format!("{path}.podFailurePolicy"), errors);
+        let restart = spec
+            .template
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref());
+        if let Some(restart) = restart.filter(|r| *r != "Never") {
+            errors.invalid(
+                format!("{path}.template.spec.restartPolicy"),
+                restart,
+                "only \"Never\" is supported when podFailurePolicy is specified",
+            );
+        }
     }
     let template = &spec.template;
     if let Some(labels) = template.metadata.as_ref().and_then(|m| m.labels.as_ref()) {
@@ -147,6 +157,89 @@ fn validate_job_spec(spec: &JobSpec, path: &str, errors: &mut Errors) {
                 other.unwrap_or_default()
             ),
         ),
+    }
+}
+
+fn validate_pod_failure_policy(policy: &PodFailurePolicy, path: &str, errors: &mut Errors) {
+    for (i, rule) in policy.rules.iter().enumerate() {
+        let at = format!("{path}.rules[{i}]");
+        match rule.action.as_str() {
+            "FailJob" | "Ignore" | "Count" => {}
+            "FailIndex" => errors.push(
+                format!("{at}.action"),
+                FieldErrorReason::Forbidden,
+                "The action FailIndex is only allowed when backoffLimitPerIndex is specified",
+            ),
+            other => errors.push(
+                format!("{at}.action"),
+                FieldErrorReason::NotSupported,
+                format!("{other:?}: supported values: \"Count\", \"FailJob\", \"FailIndex\", \"Ignore\""),
+            ),
+        }
+        match (rule.on_exit_codes.as_ref(), rule.on_pod_conditions.as_ref()) {
+            (Some(_), Some(_)) => errors.invalid(
+                &at,
+                "",
+                "specifying both OnExitCodes and OnPodConditions is not supported",
+            ),
+            (None, None) => errors.invalid(
+                &at,
+                "",
+                "specifying one of OnExitCodes and OnPodConditions is required",
+            ),
+            (Some(codes), None) => {
+                let field = format!("{at}.onExitCodes");
+                if !matches!(codes.operator.as_str(), "In" | "NotIn") {
+                    errors.push(
+                        format!("{field}.operator"),
+                        FieldErrorReason::NotSupported,
+                        format!("{:?}: supported values: \"In\", \"NotIn\"", codes.operator),
+                    );
+                }
+                if codes.values.is_empty() {
+                    errors.push(
+                        format!("{field}.values"),
+                        FieldErrorReason::Invalid,
+                        "at least one value is required",
+                    );
+                }
+                let mut seen = HashSet::new();
+                for (j, code) in codes.values.iter().enumerate() {
+                    if *code == 0 && codes.operator == "In" {
+                        errors.invalid(
+                            format!("{field}.values[{j}]"),
+                            code,
+                            "must not be 0 for the In operator",
+                        );
+                    }
+                    if !seen.insert(code) {
+                        errors.push(
+                            format!("{field}.values[{j}]"),
+                            FieldErrorReason::Duplicate,
+                            code.to_string(),
+                        );
+                    }
+                }
+            }
+            (None, Some(patterns)) => {
+                for (j, pattern) in patterns.iter().enumerate() {
+                    let field = format!("{at}.onPodConditions[{j}]");
+                    if pattern.type_.is_empty() {
+                        errors.required(format!("{field}.type"));
+                    }
+                    if !matches!(pattern.status.as_str(), "" | "True" | "False" | "Unknown") {
+                        errors.push(
+                            format!("{field}.status"),
+                            FieldErrorReason::NotSupported,
+                            format!(
+                                "{:?}: supported values: \"False\", \"True\", \"Unknown\"",
+                                pattern.status
+                            ),
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -232,11 +325,20 @@ mod tests {
                 Value::Null,
                 "spec.completions: Required value: when completion mode is Indexed",
             ),
-            (
-                "podFailurePolicy",
-                json!({"rules": []}),
-                "spec.podFailurePolicy: Forbidden",
-            ),
+            ("podFailurePolicy", json!({"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [1]}}]}),
+                "spec.podFailurePolicy.rules[0].action: Forbidden"),
+            ("podFailurePolicy", json!({"rules": [{"action": "Retry", "onExitCodes": {"operator": "In", "values": [1]}}]}),
+                "spec.podFailurePolicy.rules[0].action: Unsupported value: \"Retry\""),
+            ("podFailurePolicy", json!({"rules": [{"action": "Ignore"}]}),
+                "spec.podFailurePolicy.rules[0]: Invalid value: \"\": specifying one of OnExitCodes and OnPodConditions is required"),
+            ("podFailurePolicy", json!({"rules": [{"action": "Count", "onExitCodes": {"operator": "In", "values": [0, 3]}}]}),
+                "spec.podFailurePolicy.rules[0].onExitCodes.values[0]: Invalid value: 0: must not be 0 for the In operator"),
+            ("podFailurePolicy", json!({"rules": [{"action": "Count", "onExitCodes": {"operator": "Is", "values": [3, 3]}}]}),
+                "spec.podFailurePolicy.rules[0].onExitCodes.operator: Unsupported value"),
+            ("podFailurePolicy", json!({"rules": [{"action": "Count", "onExitCodes": {"operator": "NotIn", "values": [3, 3]}}]}),
+                "spec.podFailurePolicy.rules[0].onExitCodes.values[1]: Duplicate value"),
+            ("podFailurePolicy", json!({"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "Maybe"}]}]}),
+                "spec.podFailurePolicy.rules[0].onPodConditions[0].status: Unsupported value"),
         ] {
             let mut job = job();
             job["spec"][field] = value;
@@ -263,6 +365,20 @@ mod tests {
             &"spec.template.spec.containers: Required value: at least one container is required"
                 .to_string()
         ));
+    }
+
+    #[test]
+    fn pod_failure_policies_need_restart_policy_never() {
+        let mut job = job();
+        job["spec"]["podFailurePolicy"] = json!({"rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": "work", "operator": "In", "values": [42]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]});
+        assert_eq!(errors("job", &job), Vec::<String>::new());
+        job["spec"]["template"]["spec"]["restartPolicy"] = json!("OnFailure");
+        assert_eq!(
+            errors("job", &job),
+            ["spec.template.spec.restartPolicy: Invalid value: \"OnFailure\": only \"Never\" is supported when podFailurePolicy is specified"]
+        );
     }
 
     #[test]
