@@ -6,6 +6,7 @@ mod cluster;
 mod connections;
 mod deploy;
 mod figures;
+mod job;
 mod logs;
 mod memory;
 mod node_loss;
@@ -21,6 +22,7 @@ use clap::{Args, Subcommand};
 
 pub use connections::BenchConnectionsArgs;
 pub use deploy::BenchDeployArgs;
+pub use job::BenchJobArgs;
 pub use logs::BenchLogsArgs;
 pub use node_loss::BenchNodeLossArgs;
 pub use nodes::BenchNodesArgs;
@@ -31,6 +33,8 @@ pub use store::BenchStoreArgs;
 pub enum BenchCommand {
     /// Deploy N Wasm replicas on an in-process dev cluster and report start-up figures.
     Deploy(BenchDeployArgs),
+    /// A Job of many short Wasm pods on an in-process dev cluster: time to complete, pods/s.
+    Job(BenchJobArgs),
     /// Run N hollow (simulated) nodes against a real server (a `skiff server` child process,
     /// or the one named with `--server`) and report scheduling throughput, API latency and
     /// control-plane memory.
@@ -52,6 +56,7 @@ pub enum BenchCommand {
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Deploy(args) => deploy::deploy(args).await,
+        BenchCommand::Job(args) => job::job(args).await,
         BenchCommand::Nodes(args) => nodes::nodes(args).await,
         BenchCommand::NodeLoss(args) => node_loss::node_loss(args).await,
         BenchCommand::Store(args) => store::store(args).await,
