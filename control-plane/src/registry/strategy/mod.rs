@@ -2,6 +2,7 @@
 //! (`PrepareForCreate`, `PrepareForUpdate`, `ValidateUpdate`, graceful deletion): the generic
 //! write path asks the kind's strategy instead of testing which kind it holds.
 
+mod job;
 mod namespace;
 mod pod;
 
@@ -92,7 +93,8 @@ pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
         "Pod" => &pod::PodStrategy,
         "Namespace" => &namespace::NamespaceStrategy,
         "Node" => &NodeStrategy,
-        "Service" | "Deployment" | "ReplicaSet" | "Job" | "CronJob" => &WithStatus,
+        "Job" => &job::JobStrategy,
+        "Service" | "Deployment" | "ReplicaSet" | "CronJob" => &WithStatus,
         _ => &Plain,
     }
 }
