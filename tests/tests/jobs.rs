@@ -62,6 +62,19 @@ fn jobs_complete_fail_at_their_backoff_limit_and_start_from_cronjobs() -> anyhow
              containers:\n      - {{name: work, image: \"file:{succeed}\"}}\n"
         ),
     )?;
+    // Applying the same manifest again is fine; changing what the Job runs is not.
+    let indexed = tmp.path().join("indexed.yaml");
+    cli.ok(&["apply", "-f", indexed.to_str().expect("utf-8")])?;
+    let changed = std::fs::read_to_string(&indexed)?.replace("completions: 3", "completions: 4");
+    std::fs::write(&indexed, changed)?;
+    let out = cli.run(&["apply", "-f", indexed.to_str().expect("utf-8")])?;
+    assert!(
+        !out.success
+            && out.stderr.contains("spec.completions")
+            && out.stderr.contains("field is immutable"),
+        "{}",
+        out.stderr
+    );
     let waited = cli.ok(&[
         "wait",
         "--for=condition=complete",
