@@ -98,9 +98,13 @@ fn sources(paths: &[String]) -> anyhow::Result<Vec<Source>> {
 fn container_lists(kind: &ResourceKind) -> Option<(&'static str, &'static str)> {
     match kind.kind {
         "Pod" => Some(("/spec/containers", "spec.containers")),
-        "Deployment" | "ReplicaSet" | "DaemonSet" => Some((
+        "Deployment" | "ReplicaSet" | "DaemonSet" | "Job" => Some((
             "/spec/template/spec/containers",
             "spec.template.spec.containers",
+        )),
+        "CronJob" => Some((
+            "/spec/jobTemplate/spec/template/spec/containers",
+            "spec.jobTemplate.spec.template.spec.containers",
         )),
         _ => None,
     }
@@ -247,6 +251,36 @@ mod tests {
             "{image}"
         );
         assert_eq!(objects[0].namespace(), Some("team"));
+    }
+
+    #[test]
+    fn job_and_cronjob_images_are_rewritten_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("g.wasm"), b"\0asm\x01\0\0\0").expect("guest");
+        let template = "template: {spec: {restartPolicy: Never, containers: [{name: c, image: 'file:g.wasm'}]}}";
+        let path = write(
+            dir.path(),
+            "batch.yaml",
+            &format!(
+                "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: j}}\nspec: {{{template}}}\n---\n\
+                 apiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: c}}\nspec: {{schedule: '@daily', jobTemplate: {{spec: {{{template}}}}}}}\n"
+            ),
+        );
+        let objects = load(&[path], "default", true).expect("valid");
+        for (object, pointer) in objects.iter().zip([
+            "/spec/template/spec/containers/0/image",
+            "/spec/jobTemplate/spec/template/spec/containers/0/image",
+        ]) {
+            let image = object
+                .object
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            assert!(
+                image.starts_with("file:/") && image.ends_with("/g.wasm"),
+                "{image}"
+            );
+        }
     }
 
     #[test]
