@@ -11,7 +11,8 @@ use skiff_bench::BenchCommand;
 use crate::commands::{
     agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, cluster::ClusterCommand,
     delete::DeleteArgs, describe::DescribeArgs, get::GetArgs, logs::LogsArgs, node::DrainArgs,
-    node::NodeArgs, scale::ScaleArgs, server::ServerArgs, token::TokenCommand,
+    node::NodeArgs, rollout::RolloutCommand, scale::ScaleArgs, server::ServerArgs,
+    token::TokenCommand,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -58,6 +59,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Set the replicas of a Deployment or ReplicaSet.
     Scale(ScaleArgs),
+    /// Follow, list, undo, pause, resume or restart a Deployment's rollouts.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Mark a node unschedulable: new pods are not placed on it (running ones stay).
     Cordon(NodeArgs),
     /// Mark a node schedulable again.
