@@ -5,12 +5,14 @@
 mod cluster;
 mod connections;
 mod deploy;
+mod dev_cluster;
 mod figures;
 mod logs;
 mod memory;
 mod node_loss;
 mod nodes;
 mod probe;
+mod rollout;
 mod server;
 mod store;
 
@@ -24,6 +26,7 @@ pub use deploy::BenchDeployArgs;
 pub use logs::BenchLogsArgs;
 pub use node_loss::BenchNodeLossArgs;
 pub use nodes::BenchNodesArgs;
+pub use rollout::BenchRolloutArgs;
 pub use store::BenchStoreArgs;
 
 /// The benchmarks.
@@ -46,6 +49,9 @@ pub enum BenchCommand {
     /// A flood of idle connections against a `skiff server` child process: its memory and
     /// descriptors before, during and after, and write latency during the flood.
     Connections(BenchConnectionsArgs),
+    /// Roll an N-replica Deployment to a new version on an in-process dev cluster: time to
+    /// complete, and the fewest available / most pods on the way.
+    Rollout(BenchRolloutArgs),
 }
 
 /// Runs one benchmark, printing its figures.
@@ -57,6 +63,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Store(args) => store::store(args).await,
         BenchCommand::Logs(args) => logs::logs(args).await,
         BenchCommand::Connections(args) => connections::connections(args).await,
+        BenchCommand::Rollout(args) => rollout::rollout(args).await,
     }
 }
 
