@@ -60,9 +60,13 @@ pub fn plan(deployment: &Deployment, new_rs: Option<&ReplicaSet>, old: &[Arc<Rep
     } else {
         max_unavailable
     };
-    // Scale the new ReplicaSet up within the surge budget.
+    // Scale the new ReplicaSet up within the surge budget, counting the pods a ReplicaSet still
+    // has above its replicas (not deleted yet), so that maxSurge holds for pods, not only specs.
     let total = new_current + old_total;
-    let room = (desired + max_surge - total).max(0);
+    let pods =
+        |rs: &ReplicaSet| spec_replicas(rs).max(rs.status.as_ref().map_or(0, |s| s.replicas));
+    let existing = new_rs.map_or(0, pods) + old.iter().map(|rs| pods(rs)).sum::<i32>();
+    let room = (desired + max_surge - existing).max(0);
     let new_replicas = if new_current >= desired {
         desired
     } else {
@@ -157,7 +161,7 @@ mod tests {
                 ..Default::default()
             }),
             status: Some(ReplicaSetStatus {
-                replicas: spec,
+                replicas: spec.max(available),
                 available_replicas: Some(available),
                 ..Default::default()
             }),
