@@ -72,18 +72,32 @@ pub fn plan(deployment: &Deployment, new_rs: Option<&ReplicaSet>, old: &[Arc<Rep
     } else {
         new_current + room.min(desired - new_current)
     };
-    // Scale old ReplicaSets down while keeping `desired - max_unavailable` pods available.
+    // Scale old ReplicaSets down while keeping `desired - max_unavailable` pods available. A
+    // set's available pods beyond its replicas are about to go, so they do not count.
     let min_available = desired - max_unavailable;
-    let new_unavailable = (new_current - new_rs.map(available).unwrap_or(0)).max(0);
-    let mut budget = (total - min_available - new_unavailable).max(0);
-    let old_replicas = old_current
-        .iter()
-        .map(|&current| {
-            let cut = current.min(budget);
-            budget -= cut;
-            current - cut
-        })
-        .collect();
+    let available_of = |rs: &ReplicaSet| available(rs).min(spec_replicas(rs));
+    let new_available = new_rs.map(available_of).unwrap_or(0);
+    let new_unavailable = (new_current - new_available).max(0);
+    let mut cleanup = (total - min_available - new_unavailable).max(0);
+    let mut old_replicas = old_current;
+    // Unavailable old pods go first (oldest set first): removing them costs no availability.
+    for (replicas, rs) in old_replicas.iter_mut().zip(old) {
+        let cut = (*replicas - available_of(rs)).clamp(0, cleanup);
+        *replicas -= cut;
+        cleanup -= cut;
+    }
+    // Then available ones, as long as the available pods stay at the minimum or above.
+    let available_now = new_available + old.iter().map(|rs| available_of(rs)).sum::<i32>();
+    let mut room = if total - min_available - new_unavailable > 0 {
+        (available_now - min_available).max(0)
+    } else {
+        0
+    };
+    for replicas in &mut old_replicas {
+        let cut = (*replicas).min(room);
+        *replicas -= cut;
+        room -= cut;
+    }
     Plan {
         new_replicas,
         old_replicas,
@@ -233,6 +247,35 @@ mod tests {
         );
         let drained = vec![Arc::new(rs(0, 0))];
         assert_eq!(plan(&d, Some(&rs(0, 0)), &drained).new_replicas, 2);
+    }
+
+    #[test]
+    fn old_sets_lose_unavailable_pods_first_and_available_ones_within_the_budget() {
+        let mut d = deployment(10);
+        d.spec.as_mut().expect("spec").strategy =
+            Some(skiff_api::k8s_openapi::api::apps::v1::DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(
+                    skiff_api::k8s_openapi::api::apps::v1::RollingUpdateDeployment {
+                        max_surge: Some(IntOrString::Int(2)),
+                        max_unavailable: Some(IntOrString::Int(2)),
+                    },
+                ),
+            });
+        // A new template while the last rollout was under way: v1 7 of 7 available, v2 3 of 5.
+        let old = [Arc::new(rs(7, 7)), Arc::new(rs(5, 3))];
+        assert_eq!(
+            plan(&d, Some(&rs(0, 0)), &old),
+            Plan {
+                new_replicas: 0,
+                old_replicas: vec![5, 3]
+            },
+            "v2's 2 unavailable pods go, then 2 of v1's: 8 stay available"
+        );
+        // A set scaled down to 4 whose status still counts 6 available: only 4 count, so with
+        // 6 new available it may lose 2 more, not all 4.
+        let stale = [Arc::new(rs(4, 6))];
+        assert_eq!(plan(&d, Some(&rs(10, 6)), &stale).old_replicas, vec![2]);
     }
 
     #[test]
