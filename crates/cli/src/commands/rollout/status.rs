@@ -89,7 +89,7 @@ pub async fn run(api: &Api<Deployment>, name: &str, timeout: Duration) -> anyhow
 }
 
 /// Watches the Deployment until its rollout is done (or fails), starting over when the
-/// watch ends or expires.
+/// watch ends, expires or breaks.
 async fn follow(api: &Api<Deployment>, name: &str) -> anyhow::Result<()> {
     let mut last = String::new();
     loop {
@@ -105,10 +105,10 @@ async fn follow(api: &Api<Deployment>, name: &str) -> anyhow::Result<()> {
         let events = api.watch(&ListParams::default(), &from).await?;
         let mut events = std::pin::pin!(events);
         while let Some(event) = events.next().await {
-            let event = match event {
-                Ok(event) => event,
-                Err(err) if err.is_gone() => break,
-                Err(err) => return Err(err.into()),
+            // An expired watch (410) or a server gone mid-stream: read again (the client
+            // fails over between servers) and watch from there.
+            let Ok(event) = event else {
+                break;
             };
             if event.object.metadata.name.as_deref() != Some(name) {
                 continue;
