@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use skiff_api::k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
@@ -12,7 +13,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::pods::{is_active, is_ready};
+use super::pods::{availability, is_active, is_ready, Availability};
 use crate::error::ApiError;
 use crate::registry::{Registry, Subresource};
 use crate::runtime::events::{EventRecorder, EventType};
@@ -135,9 +136,10 @@ impl Reconciler for ReplicaSetController {
             }
             Plan::Nothing => Ok(()),
         };
-        self.update_status(&rs, &owned()).await?;
+        let pending = self.update_status(&rs, &owned()).await?;
         managed?;
-        Ok(Action::await_change())
+        // Pods that become available with `minReadySeconds` change the status without an event.
+        Ok(pending.map_or(Action::await_change(), Action::requeue))
     }
 }
 
@@ -234,7 +236,12 @@ impl ReplicaSetController {
         outcome.error.map_or(Ok(()), Err)
     }
 
-    async fn update_status(&self, rs: &ReplicaSet, pods: &[Arc<Pod>]) -> Result<(), ApiError> {
+    /// Writes the set's status; returns how long until a ready pod becomes available, if any.
+    async fn update_status(
+        &self,
+        rs: &ReplicaSet,
+        pods: &[Arc<Pod>],
+    ) -> Result<Option<Duration>, ApiError> {
         let template_labels = rs
             .spec
             .as_ref()
@@ -250,6 +257,27 @@ impl ReplicaSetController {
         )
         .ok();
         let ready = pods.iter().filter(|p| is_ready(p)).count() as i32;
+        let min_ready = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0);
+        let now = skiff_api::time::now();
+        let availability: Vec<_> = pods
+            .iter()
+            .map(|p| availability(p, min_ready, &now))
+            .collect();
+        let available = availability
+            .iter()
+            .filter(|a| **a == Availability::Available)
+            .count() as i32;
+        let pending = availability
+            .iter()
+            .filter_map(|a| match a {
+                Availability::After(wait) => Some(*wait),
+                _ => None,
+            })
+            .min();
         let status = ReplicaSetStatus {
             replicas: pods.len() as i32,
             fully_labeled_replicas: Some(
@@ -264,13 +292,13 @@ impl ReplicaSetController {
                     .count() as i32,
             ),
             ready_replicas: Some(ready),
-            available_replicas: Some(ready),
+            available_replicas: Some(available),
             observed_generation: rs.metadata.generation,
             conditions: None,
             terminating_replicas: None,
         };
         if rs.status.as_ref() == Some(&status) {
-            return Ok(());
+            return Ok(pending);
         }
         let mut updated = rs.clone();
         updated.status = Some(status);
@@ -280,7 +308,7 @@ impl ReplicaSetController {
             .await?;
         // Read our own write before the next reconcile, or it would conflict with it.
         self.replicasets.wait_for(revision_of(&written)).await;
-        Ok(())
+        Ok(pending)
     }
 }
 

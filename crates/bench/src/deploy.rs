@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -12,14 +11,13 @@ use futures::StreamExt;
 use serde_json::json;
 use skiff_api::resources;
 use skiff_client::{Client, ListParams};
-use skiff_control_plane::{Server, ServerConfig};
-use skiff_node_runtime::agent::Agent;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 use skiff_node_runtime::runtime::{
     ContainerConfig, ContainerRuntime, ContainerState, FileImages, ImageService, ImageStore,
     PodSandboxConfig,
 };
 
+use crate::dev_cluster::DevCluster;
 use crate::figures::{ms, percentile};
 use crate::memory::rss_bytes;
 use crate::{guest_path, tempfile_dir, RunOpts};
@@ -61,30 +59,8 @@ pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
         ms(warm_disk)
     );
 
-    let server = Server::start(ServerConfig::new(
-        "bench",
-        dir.join("server"),
-        "127.0.0.1:0".parse()?,
-    ))
-    .await?;
-    let url = server.url();
-    let runtime = Arc::new(WasmRuntime::new(dir.join("agent/wasm"))?);
-    let client = Client::new(std::slice::from_ref(&url))?;
-    let token = crate::cluster::join_token(&client).await?;
-    let agent = Agent::builder()
-        .servers(vec![url.clone()])
-        .token(token.to_string())
-        .node_name("bench-node")
-        .data_dir(dir.join("agent"))
-        .allow_image_dir(guest_dir(&guest))
-        .runtime(runtime)
-        .capacity(64_000, 64 << 30, args.replicas as u32 + 10)
-        .build()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent_task = tokio::spawn(agent.run(async move {
-        let _ = stopped.await;
-    }));
-    wait_for_node(&client).await?;
+    let cluster = DevCluster::start(&dir, guest_dir(&guest), args.replicas as u32 + 10).await?;
+    let client = cluster.client.clone();
 
     let rss_before = rss_bytes();
     let times = run_deployment(&client, &guest, args.replicas).await?;
@@ -131,14 +107,12 @@ pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
             after >> 20
         );
     }
-    let _ = stop.send(());
-    let _ = agent_task.await;
-    server.shutdown().await;
+    cluster.shutdown().await;
     Ok(())
 }
 
 /// The directory the agent must allow `file:` images from to run `guest`.
-fn guest_dir(guest: &Path) -> &Path {
+pub fn guest_dir(guest: &Path) -> &Path {
     guest.parent().unwrap_or(guest)
 }
 
@@ -190,22 +164,6 @@ async fn start_one(
     let elapsed = started.elapsed();
     runtime.remove_pod_sandbox(&sandbox).await?;
     Ok(elapsed)
-}
-
-async fn wait_for_node(client: &Client) -> anyhow::Result<()> {
-    let nodes = resources::by_name("nodes").context("nodes")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let list = client.list(nodes, None, &ListParams::default()).await?;
-        if list["items"]
-            .as_array()
-            .is_some_and(|items| !items.is_empty())
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("the bench node did not register within 30 s")
 }
 
 type Times = HashMap<String, Instant>;

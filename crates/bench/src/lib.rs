@@ -5,6 +5,7 @@
 mod cluster;
 mod connections;
 mod deploy;
+mod dev_cluster;
 mod figures;
 mod job;
 mod logs;
@@ -12,6 +13,7 @@ mod memory;
 mod node_loss;
 mod nodes;
 mod probe;
+mod rollout;
 mod server;
 mod store;
 
@@ -26,6 +28,7 @@ pub use job::BenchJobArgs;
 pub use logs::BenchLogsArgs;
 pub use node_loss::BenchNodeLossArgs;
 pub use nodes::BenchNodesArgs;
+pub use rollout::BenchRolloutArgs;
 pub use store::BenchStoreArgs;
 
 /// The benchmarks.
@@ -50,6 +53,9 @@ pub enum BenchCommand {
     /// A flood of idle connections against a `skiff server` child process: its memory and
     /// descriptors before, during and after, and write latency during the flood.
     Connections(BenchConnectionsArgs),
+    /// Roll an N-replica Deployment to a new version on an in-process dev cluster: time to
+    /// complete, and the fewest available / most pods on the way.
+    Rollout(BenchRolloutArgs),
 }
 
 /// Runs one benchmark, printing its figures.
@@ -62,6 +68,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Store(args) => store::store(args).await,
         BenchCommand::Logs(args) => logs::logs(args).await,
         BenchCommand::Connections(args) => connections::connections(args).await,
+        BenchCommand::Rollout(args) => rollout::rollout(args).await,
     }
 }
 

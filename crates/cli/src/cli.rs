@@ -11,8 +11,8 @@ use skiff_bench::BenchCommand;
 use crate::commands::{
     agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, cluster::ClusterCommand,
     create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs, get::GetArgs,
-    logs::LogsArgs, node::DrainArgs, node::NodeArgs, scale::ScaleArgs, server::ServerArgs,
-    token::TokenCommand, wait::WaitArgs,
+    logs::LogsArgs, node::DrainArgs, node::NodeArgs, rollout::RolloutCommand, scale::ScaleArgs,
+    server::ServerArgs, token::TokenCommand, wait::WaitArgs,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -59,6 +59,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Set the replicas of a Deployment or ReplicaSet.
     Scale(ScaleArgs),
+    /// Follow, list, undo, pause, resume or restart a Deployment's rollouts.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Create an object from another: `skiff create job NAME --from=cronjob/NAME`.
     #[command(subcommand)]
     Create(CreateCommand),

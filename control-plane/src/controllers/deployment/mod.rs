@@ -1,16 +1,21 @@
 //! The Deployment controller: one ReplicaSet per pod template (named by `pod-template-hash`),
-//! rolled out with the RollingUpdate or Recreate strategy.
+//! rolled out with the RollingUpdate or Recreate strategy; old ReplicaSets stay (scaled to zero,
+//! within `revisionHistoryLimit`) as the rollout history that `skiff rollout undo` goes back to.
 
+mod revision;
 mod rollout;
 mod status;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use skiff_api::hash::pod_template_hash;
 use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+pub use revision::{CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION};
 
 use crate::error::ApiError;
 use crate::registry::{Registry, Subresource};
@@ -21,7 +26,8 @@ use crate::runtime::runner::{Action, Reconciler};
 
 /// Label that ties a ReplicaSet and its pods to one pod template.
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
-const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+/// Slack after a progress deadline before the reconcile that reports it.
+const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 
 pub struct DeploymentController {
     pub registry: Registry,
@@ -34,6 +40,10 @@ pub struct DeploymentController {
 pub fn owner_key(rs: &ReplicaSet) -> Option<String> {
     let owner = controller_of(&rs.metadata)?;
     (owner.kind == "Deployment").then(|| object_key(rs.metadata.namespace.as_deref(), &owner.name))
+}
+
+fn spec_replicas(rs: &ReplicaSet) -> i32 {
+    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
 }
 
 #[async_trait]
@@ -50,58 +60,91 @@ impl Reconciler for DeploymentController {
             return Ok(Action::await_change());
         }
         let uid = deployment.metadata.uid.clone().unwrap_or_default();
-        let owned = self.replicasets.controlled_by(&uid);
-        let hash = pod_template_hash(
-            &deployment
-                .spec
-                .as_ref()
-                .map(|s| s.template.clone())
-                .unwrap_or_default(),
-        );
-        let (new_rs, mut old): (Vec<_>, Vec<_>) = owned
-            .into_iter()
-            .partition(|rs| label(&rs.metadata, TEMPLATE_HASH_LABEL) == Some(hash.as_str()));
-        old.sort_by(|a, b| {
-            a.metadata
-                .creation_timestamp
-                .cmp(&b.metadata.creation_timestamp)
-        });
-        let plan = rollout::plan(&deployment, new_rs.first().map(Arc::as_ref), &old);
+        let spec = deployment.spec.clone().unwrap_or_default();
+        let hash = pod_template_hash(&spec.template);
+        // The ReplicaSet labelled with the template's hash first, then one with an equal template.
+        let mut owned = self.replicasets.controlled_by(&uid);
+        owned.sort_by_key(|rs| label(&rs.metadata, TEMPLATE_HASH_LABEL) != Some(hash.as_str()));
+        let current = owned
+            .iter()
+            .position(|rs| revision::runs_template(rs, &spec.template, &hash));
+        let new_rs = current.map(|i| owned.remove(i));
+        let mut old = owned;
+        old.sort_by_key(|rs| revision::revision(&rs.metadata));
+        let paused = spec.paused == Some(true);
+        let plan = if paused {
+            let old_current: Vec<i32> = old.iter().map(|rs| spec_replicas(rs)).collect();
+            rollout::scale_only(
+                spec.replicas.unwrap_or(1).max(0),
+                new_rs.as_deref().map(spec_replicas),
+                &old_current,
+            )
+        } else {
+            rollout::plan(&deployment, new_rs.as_deref(), &old)
+        };
         let mut last = 0;
-        let new_rs = match new_rs.into_iter().next() {
-            Some(rs) => rs,
+        let mut changes = status::Changes::default();
+        let new_revision = revision::new_revision(new_rs.as_deref(), &old);
+        let new_rs = match new_rs {
+            Some(rs) => {
+                let annotations = (!paused)
+                    .then(|| revision::new_rs_annotations(&deployment, &rs.metadata, new_revision))
+                    .flatten();
+                let written = self
+                    .sync_replicaset(&deployment, &rs, plan.new_replicas, annotations)
+                    .await?;
+                changes.scaled |= written > 0 && spec_replicas(&rs) != plan.new_replicas;
+                last = last.max(written);
+                Some(rs)
+            }
+            None if paused => None,
             None => {
                 let created = self
-                    .create_replicaset(&deployment, &hash, plan.new_replicas, &old)
+                    .create_replicaset(&deployment, &hash, plan.new_replicas, new_revision)
                     .await?;
                 last = revision_of(&created);
-                Arc::new(created)
+                changes.created = true;
+                Some(Arc::new(created))
             }
         };
-        last = last.max(self.scale(&deployment, &new_rs, plan.new_replicas).await?);
         for (rs, replicas) in old.iter().zip(&plan.old_replicas) {
-            last = last.max(self.scale(&deployment, rs, *replicas).await?);
+            let written = self
+                .sync_replicaset(&deployment, rs, *replicas, None)
+                .await?;
+            changes.scaled |= written > 0;
+            last = last.max(written);
         }
-        last = last.max(self.clean_up_history(&deployment, &old).await?);
+        for rs in revision::history_to_delete(&deployment, &old) {
+            last = last.max(self.delete_replicaset(&rs).await?);
+        }
         if last > 0 {
             self.replicasets.wait_for(last).await;
         }
+        let deployment = if paused {
+            deployment
+        } else {
+            self.record_revision(deployment, new_revision).await?
+        };
         let all = self.replicasets.controlled_by(&uid);
-        self.update_status(&deployment, &new_rs, &all).await?;
-        Ok(Action::await_change())
+        let new_rs = new_rs.map(|rs| {
+            all.iter()
+                .find(|r| r.metadata.uid == rs.metadata.uid)
+                .cloned()
+                .unwrap_or(rs)
+        });
+        let now = skiff_api::time::now();
+        let status = status::status(&deployment, new_rs.as_deref(), &all, changes, &now);
+        let requeue = status::until_deadline(&deployment, &status, &now);
+        self.update_status(&deployment, status).await?;
+        Ok(match requeue {
+            Some(left) => Action::requeue(left + DEADLINE_SLACK),
+            None => Action::await_change(),
+        })
     }
 }
 
 fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.labels.as_ref()?.get(key).map(String::as_str)
-}
-
-fn revision(meta: &ObjectMeta) -> i64 {
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get(REVISION_ANNOTATION))
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0)
 }
 
 impl DeploymentController {
@@ -110,7 +153,7 @@ impl DeploymentController {
         deployment: &Deployment,
         hash: &str,
         replicas: i32,
-        old: &[Arc<ReplicaSet>],
+        revision: i64,
     ) -> Result<ReplicaSet, ApiError> {
         let spec = deployment.spec.clone().unwrap_or_default();
         let mut template = spec.template;
@@ -124,25 +167,18 @@ impl DeploymentController {
             .match_labels
             .get_or_insert_with(BTreeMap::new)
             .insert(TEMPLATE_HASH_LABEL.into(), hash.to_string());
-        let next_revision = old
-            .iter()
-            .map(|rs| revision(&rs.metadata))
-            .max()
-            .unwrap_or(0)
-            + 1;
         let name = format!(
             "{}-{hash}",
             deployment.metadata.name.as_deref().unwrap_or("deployment")
         );
+        let annotations =
+            revision::new_rs_annotations(deployment, &ObjectMeta::default(), revision);
         let rs = ReplicaSet {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 namespace: deployment.metadata.namespace.clone(),
                 labels: Some(labels),
-                annotations: Some(BTreeMap::from([(
-                    REVISION_ANNOTATION.to_string(),
-                    next_revision.to_string(),
-                )])),
+                annotations,
                 owner_references: Some(vec![controller_ref(deployment)]),
                 ..Default::default()
             },
@@ -174,84 +210,84 @@ impl DeploymentController {
         }
     }
 
-    /// Sets `rs.spec.replicas`; returns the write's revision (0 if nothing changed).
-    async fn scale(
+    /// Sets `rs.spec.replicas` (and its annotations, if given); returns the write's revision
+    /// (0 if nothing changed).
+    async fn sync_replicaset(
         &self,
         deployment: &Deployment,
         rs: &ReplicaSet,
         replicas: i32,
+        annotations: Option<BTreeMap<String, String>>,
     ) -> Result<u64, ApiError> {
-        let current = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-        if current == replicas {
+        let current = spec_replicas(rs);
+        if current == replicas && annotations.is_none() {
             return Ok(0);
         }
-        let mut scaled = rs.clone();
-        scaled.spec.get_or_insert_with(Default::default).replicas = Some(replicas);
-        let updated = self
-            .registry
-            .update_typed(&scaled, Subresource::Main)
-            .await?;
-        let direction = if replicas > current { "up" } else { "down" };
-        self.events.record(
-            deployment,
-            EventType::Normal,
-            "ScalingReplicaSet",
-            format!(
-                "Scaled {direction} replica set {} from {current} to {replicas}",
-                rs.metadata.name.as_deref().unwrap_or_default()
-            ),
-        );
+        let mut next = rs.clone();
+        next.spec.get_or_insert_with(Default::default).replicas = Some(replicas);
+        if annotations.is_some() {
+            next.metadata.annotations = annotations;
+        }
+        let updated = self.registry.update_typed(&next, Subresource::Main).await?;
+        if current != replicas {
+            let direction = if replicas > current { "up" } else { "down" };
+            self.events.record(
+                deployment,
+                EventType::Normal,
+                "ScalingReplicaSet",
+                format!(
+                    "Scaled {direction} replica set {} from {current} to {replicas}",
+                    rs.metadata.name.as_deref().unwrap_or_default()
+                ),
+            );
+        }
         Ok(revision_of(&updated))
     }
 
-    /// Deletes old, scaled-down ReplicaSets beyond `revisionHistoryLimit`.
-    async fn clean_up_history(
-        &self,
-        deployment: &Deployment,
-        old: &[Arc<ReplicaSet>],
-    ) -> Result<u64, ApiError> {
-        let limit = deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.revision_history_limit)
-            .unwrap_or(10)
-            .max(0) as usize;
-        let idle: Vec<_> = old
-            .iter()
-            .filter(|rs| {
-                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) == 0
-                    && rs.status.as_ref().map(|s| s.replicas).unwrap_or(0) == 0
-            })
-            .collect();
-        let mut last = 0;
-        for rs in idle.iter().take(idle.len().saturating_sub(limit)) {
-            let kind = skiff_api::resources::of::<ReplicaSet>();
-            let name = rs.metadata.name.as_deref().unwrap_or_default();
-            match self
-                .registry
-                .delete(
-                    kind,
-                    rs.metadata.namespace.as_deref(),
-                    name,
-                    &Default::default(),
-                )
-                .await
-            {
-                Ok(obj) => last = last.max(crate::registry::object::revision(&obj)),
-                Err(ApiError::NotFound { .. }) => {}
-                Err(err) => return Err(err),
-            }
+    /// Deletes an old ReplicaSet beyond the history limit; returns the write's revision.
+    async fn delete_replicaset(&self, rs: &ReplicaSet) -> Result<u64, ApiError> {
+        let kind = skiff_api::resources::of::<ReplicaSet>();
+        let name = rs.metadata.name.as_deref().unwrap_or_default();
+        match self
+            .registry
+            .delete(
+                kind,
+                rs.metadata.namespace.as_deref(),
+                name,
+                &Default::default(),
+            )
+            .await
+        {
+            Ok(obj) => Ok(crate::registry::object::revision(&obj)),
+            Err(ApiError::NotFound { .. }) => Ok(0),
+            Err(err) => Err(err),
         }
-        Ok(last)
+    }
+
+    /// Annotates the Deployment with its current revision (as its new ReplicaSet carries it).
+    async fn record_revision(
+        &self,
+        deployment: Arc<Deployment>,
+        revision: i64,
+    ) -> Result<Arc<Deployment>, ApiError> {
+        if revision::revision(&deployment.metadata) == revision {
+            return Ok(deployment);
+        }
+        let mut next = (*deployment).clone();
+        next.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(REVISION_ANNOTATION.into(), revision.to_string());
+        let written = self.registry.update_typed(&next, Subresource::Main).await?;
+        self.deployments.wait_for(revision_of(&written)).await;
+        Ok(Arc::new(written))
     }
 
     async fn update_status(
         &self,
         deployment: &Deployment,
-        new_rs: &ReplicaSet,
-        all: &[Arc<ReplicaSet>],
+        status: skiff_api::k8s_openapi::api::apps::v1::DeploymentStatus,
     ) -> Result<(), ApiError> {
-        let status = status::status(deployment, new_rs, all, &skiff_api::time::now());
         if deployment.status.as_ref() == Some(&status) {
             return Ok(());
         }

@@ -60,26 +60,81 @@ pub fn plan(deployment: &Deployment, new_rs: Option<&ReplicaSet>, old: &[Arc<Rep
     } else {
         max_unavailable
     };
-    // Scale the new ReplicaSet up within the surge budget.
+    // Scale the new ReplicaSet up within the surge budget, counting the pods a ReplicaSet still
+    // has above its replicas (not deleted yet), so that maxSurge holds for pods, not only specs.
     let total = new_current + old_total;
-    let room = (desired + max_surge - total).max(0);
+    let pods =
+        |rs: &ReplicaSet| spec_replicas(rs).max(rs.status.as_ref().map_or(0, |s| s.replicas));
+    let existing = new_rs.map_or(0, pods) + old.iter().map(|rs| pods(rs)).sum::<i32>();
+    let room = (desired + max_surge - existing).max(0);
     let new_replicas = if new_current >= desired {
         desired
     } else {
         new_current + room.min(desired - new_current)
     };
-    // Scale old ReplicaSets down while keeping `desired - max_unavailable` pods available.
+    // Scale old ReplicaSets down while keeping `desired - max_unavailable` pods available. A
+    // set's available pods beyond its replicas are about to go, so they do not count.
     let min_available = desired - max_unavailable;
-    let new_unavailable = (new_current - new_rs.map(available).unwrap_or(0)).max(0);
-    let mut budget = (total - min_available - new_unavailable).max(0);
-    let old_replicas = old_current
-        .iter()
-        .map(|&current| {
-            let cut = current.min(budget);
-            budget -= cut;
-            current - cut
-        })
-        .collect();
+    let available_of = |rs: &ReplicaSet| available(rs).min(spec_replicas(rs));
+    let new_available = new_rs.map(available_of).unwrap_or(0);
+    let new_unavailable = (new_current - new_available).max(0);
+    let mut cleanup = (total - min_available - new_unavailable).max(0);
+    let mut old_replicas = old_current;
+    // Unavailable old pods go first (oldest set first): removing them costs no availability.
+    for (replicas, rs) in old_replicas.iter_mut().zip(old) {
+        let cut = (*replicas - available_of(rs)).clamp(0, cleanup);
+        *replicas -= cut;
+        cleanup -= cut;
+    }
+    // Then available ones, as long as the available pods stay at the minimum or above.
+    let available_now = new_available + old.iter().map(|rs| available_of(rs)).sum::<i32>();
+    let mut room = if total - min_available - new_unavailable > 0 {
+        (available_now - min_available).max(0)
+    } else {
+        0
+    };
+    for replicas in &mut old_replicas {
+        let cut = (*replicas).min(room);
+        *replicas -= cut;
+        room -= cut;
+    }
+    Plan {
+        new_replicas,
+        old_replicas,
+    }
+}
+
+/// The plan of a paused Deployment: no rollout, only scaling. The ReplicaSets with replicas
+/// share `desired` in proportion to their size (the rest goes to the newest of them); with
+/// none, the new ReplicaSet (or else the newest old one) gets them all, as Kubernetes does.
+pub fn scale_only(desired: i32, new_current: Option<i32>, old_current: &[i32]) -> Plan {
+    // Newest first: the new ReplicaSet, then the old ones from the newest.
+    let mut sizes: Vec<i32> = new_current.into_iter().collect();
+    sizes.extend(old_current.iter().rev());
+    let total: i32 = sizes.iter().sum();
+    if total == 0 {
+        if let Some(first) = sizes.first_mut() {
+            *first = desired;
+        }
+    } else if total != desired {
+        let mut given = 0;
+        for size in &mut sizes {
+            *size = (i64::from(*size) * i64::from(desired) / i64::from(total)) as i32;
+            given += *size;
+        }
+        let newest_active = sizes.iter().position(|&s| s > 0).unwrap_or(0);
+        if let Some(size) = sizes.get_mut(newest_active) {
+            *size += desired - given;
+        }
+    }
+    let mut sizes = sizes.into_iter();
+    let new_replicas = if new_current.is_some() {
+        sizes.next().unwrap_or(0)
+    } else {
+        0
+    };
+    let mut old_replicas: Vec<i32> = sizes.collect();
+    old_replicas.reverse();
     Plan {
         new_replicas,
         old_replicas,
@@ -120,7 +175,7 @@ mod tests {
                 ..Default::default()
             }),
             status: Some(ReplicaSetStatus {
-                replicas: spec,
+                replicas: spec.max(available),
                 available_replicas: Some(available),
                 ..Default::default()
             }),
@@ -192,6 +247,183 @@ mod tests {
         );
         let drained = vec![Arc::new(rs(0, 0))];
         assert_eq!(plan(&d, Some(&rs(0, 0)), &drained).new_replicas, 2);
+    }
+
+    #[test]
+    fn old_sets_lose_unavailable_pods_first_and_available_ones_within_the_budget() {
+        let mut d = deployment(10);
+        d.spec.as_mut().expect("spec").strategy =
+            Some(skiff_api::k8s_openapi::api::apps::v1::DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(
+                    skiff_api::k8s_openapi::api::apps::v1::RollingUpdateDeployment {
+                        max_surge: Some(IntOrString::Int(2)),
+                        max_unavailable: Some(IntOrString::Int(2)),
+                    },
+                ),
+            });
+        // A new template while the last rollout was under way: v1 7 of 7 available, v2 3 of 5.
+        let old = [Arc::new(rs(7, 7)), Arc::new(rs(5, 3))];
+        assert_eq!(
+            plan(&d, Some(&rs(0, 0)), &old),
+            Plan {
+                new_replicas: 0,
+                old_replicas: vec![5, 3]
+            },
+            "v2's 2 unavailable pods go, then 2 of v1's: 8 stay available"
+        );
+        // A set scaled down to 4 whose status still counts 6 available: only 4 count, so with
+        // 6 new available it may lose 2 more, not all 4.
+        let stale = [Arc::new(rs(4, 6))];
+        assert_eq!(plan(&d, Some(&rs(10, 6)), &stale).old_replicas, vec![2]);
+    }
+
+    #[test]
+    fn paused_deployments_only_scale() {
+        // (case, desired, new, old, want new, want old)
+        type Case<'a> = (&'a str, i32, Option<i32>, &'a [i32], i32, &'a [i32]);
+        let cases: [Case; 6] = [
+            ("no change", 3, Some(3), &[0], 3, &[0]),
+            ("one active set takes it all", 5, Some(3), &[0], 5, &[0]),
+            ("mid-rollout: in proportion", 8, Some(2), &[2], 4, &[4]),
+            (
+                "rounding rest to the newest active",
+                5,
+                Some(2),
+                &[2],
+                3,
+                &[2],
+            ),
+            ("no new set: old ones scale", 2, None, &[1, 3], 0, &[0, 2]),
+            ("all at zero: the new set", 2, Some(0), &[0], 2, &[0]),
+        ];
+        for (case, desired, new, old, want_new, want_old) in cases {
+            assert_eq!(
+                scale_only(desired, new, old),
+                Plan {
+                    new_replicas: want_new,
+                    old_replicas: want_old.to_vec()
+                },
+                "{case}"
+            );
+        }
+        assert_eq!(
+            scale_only(2, None, &[0, 0]).old_replicas,
+            vec![0, 2],
+            "nothing active and no new set: the newest old one"
+        );
+    }
+
+    #[test]
+    fn surge_and_unavailable_arithmetic() {
+        let d = |replicas: i32, surge: IntOrString, unavailable: IntOrString| {
+            let mut d = deployment(replicas);
+            d.spec.as_mut().expect("spec").strategy =
+                Some(skiff_api::k8s_openapi::api::apps::v1::DeploymentStrategy {
+                    type_: Some("RollingUpdate".into()),
+                    rolling_update: Some(
+                        skiff_api::k8s_openapi::api::apps::v1::RollingUpdateDeployment {
+                            max_surge: Some(surge),
+                            max_unavailable: Some(unavailable),
+                        },
+                    ),
+                });
+            d
+        };
+        let int = IntOrString::Int;
+        let pct = |s: &str| IntOrString::String(s.into());
+        // (case, deployment, new (spec, available), old (spec, available), want new, want old)
+        let cases = [
+            (
+                "surge 1 unavailable 0: one extra pod",
+                d(3, int(1), int(0)),
+                (0, 0),
+                (3, 3),
+                1,
+                3,
+            ),
+            (
+                "surge 0 unavailable 1: one fewer",
+                d(3, int(0), int(1)),
+                (0, 0),
+                (3, 3),
+                0,
+                2,
+            ),
+            (
+                "both zero: surge 1",
+                d(3, int(0), int(0)),
+                (0, 0),
+                (3, 3),
+                1,
+                3,
+            ),
+            (
+                "50% of 4 each way",
+                d(4, pct("50%"), pct("50%")),
+                (0, 0),
+                (4, 4),
+                2,
+                2,
+            ),
+            (
+                "surge 100%: all new at once",
+                d(4, pct("100%"), int(0)),
+                (0, 0),
+                (4, 4),
+                4,
+                4,
+            ),
+            (
+                "new ready: old goes",
+                d(3, int(1), int(0)),
+                (1, 1),
+                (3, 3),
+                1,
+                2,
+            ),
+            (
+                "new unready: old stays",
+                d(3, int(1), int(0)),
+                (1, 0),
+                (3, 3),
+                1,
+                3,
+            ),
+            (
+                "10% of 10 rounds surge up",
+                d(10, pct("10%"), pct("10%")),
+                (0, 0),
+                (10, 10),
+                1,
+                9,
+            ),
+            (
+                "15% of 10: surge 2, unavailable 1",
+                d(10, pct("15%"), pct("15%")),
+                (0, 0),
+                (10, 10),
+                2,
+                9,
+            ),
+        ];
+        for (case, deployment, (new_spec, new_avail), (old_spec, old_avail), want_new, want_old) in
+            cases
+        {
+            let got = plan(
+                &deployment,
+                Some(&rs(new_spec, new_avail)),
+                &[Arc::new(rs(old_spec, old_avail))],
+            );
+            assert_eq!(
+                got,
+                Plan {
+                    new_replicas: want_new,
+                    old_replicas: vec![want_old]
+                },
+                "{case}"
+            );
+        }
     }
 
     #[test]

@@ -73,6 +73,11 @@ fn bad_deployments_name_the_field() {
         ("/metadata/labels", json!({"bad key": "x"}), "metadata.labels[bad key]: Invalid value"),
         ("/spec/template/spec/containers/0/resources/requests/cpu", json!("2"), "spec.template.spec.containers[0].resources.requests[cpu]: Invalid value: 2000: must be less than or equal to cpu limit of 500"),
         ("/spec/replicas", json!("three"), "spec.replicas: Invalid value: invalid type: string"),
+        ("/spec/strategy", json!({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}}), "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"0%\": may not be 0 when `maxSurge` is 0"),
+        ("/spec/strategy", json!({"rollingUpdate": {"maxSurge": "150%"}}), "spec.strategy.rollingUpdate.maxSurge: Invalid value"),
+        ("/spec/minReadySeconds", json!(-1), "spec.minReadySeconds: Invalid value: -1: must be greater than or equal to 0"),
+        ("/spec/progressDeadlineSeconds", json!(0), "spec.progressDeadlineSeconds: Invalid value: 0: must be greater than minReadySeconds"),
+        ("/spec/progressDeadlineSeconds", json!(-5), "spec.progressDeadlineSeconds: Invalid value: -5: must be greater than or equal to 0"),
     ];
     for (pointer, value, expected) in cases {
         let mut d = kubernetes_deployment();

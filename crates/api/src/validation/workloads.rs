@@ -32,6 +32,18 @@ pub fn validate_deployment(deployment: &Deployment, errors: &mut Errors) {
                         "spec.strategy.rollingUpdate.maxUnavailable",
                         errors,
                     );
+                    if let (Some(surge), Some(unavailable)) =
+                        (rolling.max_surge.as_ref(), rolling.max_unavailable.as_ref())
+                    {
+                        if is_zero(surge) && is_zero(unavailable) {
+                            let field = "spec.strategy.rollingUpdate.maxUnavailable";
+                            let message = "may not be 0 when `maxSurge` is 0";
+                            match unavailable {
+                                IntOrString::Int(n) => errors.invalid(field, n, message),
+                                IntOrString::String(s) => errors.invalid(field, s, message),
+                            }
+                        }
+                    }
                 }
             }
             Some("Recreate") => {
@@ -56,6 +68,37 @@ pub fn validate_deployment(deployment: &Deployment, errors: &mut Errors) {
             limit,
             "must be greater than or equal to 0",
         );
+    }
+    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    if min_ready < 0 {
+        errors.invalid(
+            "spec.minReadySeconds",
+            min_ready,
+            "must be greater than or equal to 0",
+        );
+    }
+    if let Some(deadline) = spec.progress_deadline_seconds {
+        if deadline < 0 {
+            errors.invalid(
+                "spec.progressDeadlineSeconds",
+                deadline,
+                "must be greater than or equal to 0",
+            );
+        } else if deadline <= min_ready {
+            errors.invalid(
+                "spec.progressDeadlineSeconds",
+                deadline,
+                "must be greater than minReadySeconds",
+            );
+        }
+    }
+}
+
+/// An int-or-percent of 0 or "0%".
+fn is_zero(value: &IntOrString) -> bool {
+    match value {
+        IntOrString::Int(n) => *n == 0,
+        IntOrString::String(s) => matches!(intstr::percent(s), Ok(0)),
     }
 }
 

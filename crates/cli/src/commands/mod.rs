@@ -12,6 +12,7 @@ pub mod get;
 pub mod logs;
 pub mod node;
 mod node_resources;
+pub mod rollout;
 pub mod scale;
 pub mod server;
 pub mod token;
@@ -34,6 +35,7 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Delete(args) => delete::run(args, opts).await,
         Command::Logs(args) => logs::run(args, opts).await,
         Command::Scale(args) => scale::run(args, opts).await,
+        Command::Rollout(command) => rollout::run(command, opts).await,
         Command::Create(command) => create::run(command, opts).await,
         Command::Wait(args) => wait::run(args, opts).await,
         Command::Cordon(args) => node::set_unschedulable(&args, opts, true).await,
