@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::image::runtime_class_for_image;
+use crate::image::{default_pull_policy, runtime_class_for_image};
 use crate::resources::ResourceKind;
 
 /// Fills defaults in place; never overwrites a value that is set.
@@ -98,7 +98,11 @@ fn default_pod_spec(spec: &mut Value) {
         let Some(container) = container.as_object_mut() else {
             continue;
         };
-        set_default(container, "imagePullPolicy", json!("IfNotPresent"));
+        let policy = container
+            .get("image")
+            .and_then(Value::as_str)
+            .map_or("IfNotPresent", default_pull_policy);
+        set_default(container, "imagePullPolicy", json!(policy));
         for port in container
             .get_mut("ports")
             .and_then(Value::as_array_mut)

@@ -10,8 +10,8 @@ use skiff_bench::BenchCommand;
 
 use crate::commands::{
     agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, cluster::ClusterCommand,
-    delete::DeleteArgs, describe::DescribeArgs, get::GetArgs, logs::LogsArgs, node::DrainArgs,
-    node::NodeArgs, scale::ScaleArgs, server::ServerArgs, token::TokenCommand,
+    delete::DeleteArgs, describe::DescribeArgs, get::GetArgs, image::ImageCommand, logs::LogsArgs,
+    node::DrainArgs, node::NodeArgs, scale::ScaleArgs, server::ServerArgs, token::TokenCommand,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -73,6 +73,9 @@ pub enum Command {
     /// Join tokens for agents: `skiff token create`, `skiff token list`.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Images in registries: `skiff image push ./app.wasm REGISTRY/REPO:TAG`.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Measure the cluster: see `skiff bench deploy --help`.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -1,0 +1,119 @@
+//! Debian's `docker-registry` (the Docker distribution registry) on 127.0.0.1 with its
+//! storage in a directory of the test's, killed on drop; it can be stopped and started again
+//! on the same port and storage to play a registry that goes down and comes back.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::wait_until;
+
+/// Where Debian installs the registry (scripts/install-deps.sh installs it).
+const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+/// A running (or stopped) registry.
+pub struct Registry {
+    dir: PathBuf,
+    addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Registry {
+    /// Starts a registry storing into `dir/storage`, on a free loopback port. The registry
+    /// cannot report a port-0 bind, so a port is taken from a socket bound and closed, and
+    /// another one tried if the registry loses it to someone else in between.
+    pub fn start(dir: &Path) -> anyhow::Result<Registry> {
+        anyhow::ensure!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} is missing: run scripts/install-deps.sh (Debian's docker-registry)"
+        );
+        let mut last = None;
+        for _ in 0..5 {
+            let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            let mut registry = Registry {
+                dir: dir.to_path_buf(),
+                addr,
+                child: None,
+            };
+            match registry.resume() {
+                Ok(()) => return Ok(registry),
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.expect("tried").context("starting docker-registry"))
+    }
+
+    /// `127.0.0.1:PORT`, the registry part of image references.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Where the registry keeps the blob `sha256:<hex>` (its filesystem driver's layout).
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// Kills the registry; its port and storage stay for [`resume`](Self::resume).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the registry (again) on its port and storage, waiting until it answers.
+    pub fn resume(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let config = self.dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
+                 delete:\n    enabled: true\nhttp:\n  addr: {}\n",
+                self.dir.join("storage").display(),
+                self.addr
+            ),
+        )?;
+        let log = std::fs::File::create(self.dir.join("registry.log"))?;
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawning docker-registry")?;
+        self.child = Some(child);
+        let addr = self.addr;
+        let ready = wait_until("the registry to listen", Duration::from_secs(20), || {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                anyhow::bail!("docker-registry exited: {status}");
+            }
+            Ok(TcpStream::connect(addr).ok().map(|_| ()))
+        });
+        if let Err(err) = ready {
+            let log = std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default();
+            self.stop();
+            return Err(err.context(log));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,164 @@
+//! Wasm images from an OCI registry (Debian's `docker-registry` on 127.0.0.1) on a real
+//! `skiff server --dev`: `skiff image push` publishes a guest, a pod runs it by tag and by
+//! digest and logs; a tampered blob is refused by its digest; a registry that is down gives
+//! `ImagePullBackOff`, and the pod starts by itself when the registry comes back.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use skiff_e2e::{wait_until, DevServer, Registry, Skiff};
+
+/// Prints `MESSAGE` and a newline, then sleeps (an hour at a time) forever.
+fn guest(message: &str) -> String {
+    let escaped: String = message.bytes().map(|b| format!("\\{b:02x}")).collect();
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 256) "{escaped}\0a")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 256))
+    (i32.store (i32.const 4) (i32.const {len}))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    ;; one clock subscription at 64: relative, an hour
+    (i64.store (i32.const 88) (i64.const 3600000000000))
+    (loop $sleep
+      (drop (call $poll (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 160)))
+      (br $sleep))))"#,
+        len = message.len() + 1
+    )
+}
+
+/// Writes the guest printing `message` to `dir/name.wasm`.
+fn write_guest(dir: &Path, name: &str, message: &str) -> anyhow::Result<String> {
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::write(&path, wat::parse_str(guest(message))?)?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
+/// `skiff image push FILE REFERENCE`; returns the digest it prints.
+fn push(cli: &Skiff, file: &str, reference: &str) -> anyhow::Result<String> {
+    let digest = cli
+        .ok(&["image", "push", file, reference])?
+        .trim()
+        .to_string();
+    anyhow::ensure!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "push printed {digest:?}"
+    );
+    Ok(digest)
+}
+
+/// Applies a pod running `image`.
+fn run_pod(cli: &Skiff, dir: &Path, name: &str, image: &str) -> anyhow::Result<()> {
+    let manifest = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  \
+             - name: app\n    image: {image}\n"
+        ),
+    )?;
+    cli.ok(&["apply", "-f", &manifest.to_string_lossy()])?;
+    Ok(())
+}
+
+/// Waits until the pod runs and has logged `line`.
+fn wait_running_with_log(cli: &Skiff, name: &str, line: &str) -> anyhow::Result<()> {
+    wait_until(
+        &format!("{name} to run and log"),
+        Duration::from_secs(120),
+        || {
+            let pod = cli.json(&["get", "pod", name])?;
+            if pod["status"]["phase"] != "Running" {
+                return Ok(None);
+            }
+            let logs = cli.ok(&["logs", name])?;
+            Ok((logs == format!("{line}\n")).then_some(()))
+        },
+    )
+}
+
+/// The pod's first container's waiting state, once its reason is `reason`.
+fn wait_waiting(cli: &Skiff, name: &str, reason: &str) -> anyhow::Result<Value> {
+    wait_until(
+        &format!("{name} to wait with {reason}"),
+        Duration::from_secs(120),
+        || {
+            let pod = cli.json(&["get", "pod", name])?;
+            let waiting = &pod["status"]["containerStatuses"][0]["state"]["waiting"];
+            Ok((waiting["reason"] == reason).then(|| waiting.clone()))
+        },
+    )
+}
+
+#[test]
+fn wasm_images_come_from_a_registry_verified_and_recover_when_it_returns() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut registry = Registry::start(tmp.path())?;
+    let host = registry.host();
+    let server = DevServer::start(&tmp.path().join("data"))?;
+    let cli = server.cli();
+
+    // Pushed and run by tag, then by digest.
+    let hello = write_guest(tmp.path(), "hello", "hello from the registry")?;
+    let digest = push(&cli, &hello, &format!("{host}/demo/hello:v1"))?;
+    run_pod(&cli, tmp.path(), "hello", &format!("{host}/demo/hello:v1"))?;
+    wait_running_with_log(&cli, "hello", "hello from the registry")?;
+    run_pod(
+        &cli,
+        tmp.path(),
+        "pinned",
+        &format!("{host}/demo/hello@{digest}"),
+    )?;
+    wait_running_with_log(&cli, "pinned", "hello from the registry")?;
+    let pod = cli.json(&["get", "pod", "hello"])?;
+    assert_eq!(
+        pod["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+
+    // A blob changed in the registry's storage is refused by its digest.
+    let other = write_guest(tmp.path(), "other", "other guest")?;
+    push(&cli, &other, &format!("{host}/demo/other:v1"))?;
+    let module = std::fs::read(&other)?;
+    let module_digest = format!("sha256:{}", sha256_hex(&module));
+    let blob = registry.blob_path(&module_digest);
+    let mut tampered = std::fs::read(&blob)?;
+    anyhow::ensure!(tampered == module, "the registry stores the module as is");
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0xff;
+    std::fs::write(&blob, &tampered)?;
+    run_pod(
+        &cli,
+        tmp.path(),
+        "tampered",
+        &format!("{host}/demo/other:v1"),
+    )?;
+    let waiting = wait_waiting(&cli, "tampered", "ErrImagePull")?;
+    let message = waiting["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&module_digest[7..]) && message.contains("digest"),
+        "{message}"
+    );
+
+    // A registry that is down: ErrImagePull, then ImagePullBackOff with the reason; the pod
+    // runs by itself once the registry is back.
+    let late = write_guest(tmp.path(), "late", "late but here")?;
+    push(&cli, &late, &format!("{host}/demo/late:v1"))?;
+    registry.stop();
+    run_pod(&cli, tmp.path(), "late", &format!("{host}/demo/late:v1"))?;
+    let waiting = wait_waiting(&cli, "late", "ImagePullBackOff")?;
+    let message = waiting["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&host), "{message}");
+    registry.resume()?;
+    wait_running_with_log(&cli, "late", "late but here")?;
+    Ok(())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
