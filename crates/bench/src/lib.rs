@@ -11,6 +11,7 @@ mod memory;
 mod node_loss;
 mod nodes;
 mod probe;
+mod registry;
 mod server;
 mod store;
 
@@ -24,6 +25,7 @@ pub use deploy::BenchDeployArgs;
 pub use logs::BenchLogsArgs;
 pub use node_loss::BenchNodeLossArgs;
 pub use nodes::BenchNodesArgs;
+pub use registry::BenchRegistryArgs;
 pub use store::BenchStoreArgs;
 
 /// The benchmarks.
@@ -46,6 +48,9 @@ pub enum BenchCommand {
     /// A flood of idle connections against a `skiff server` child process: its memory and
     /// descriptors before, during and after, and write latency during the flood.
     Connections(BenchConnectionsArgs),
+    /// A Wasm pod's start from a registry artifact with a cold and a warm cache (pushes the
+    /// guest to a local `docker-registry`, or to `--registry`).
+    Registry(BenchRegistryArgs),
 }
 
 /// Runs one benchmark, printing its figures.
@@ -57,6 +62,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Store(args) => store::store(args).await,
         BenchCommand::Logs(args) => logs::logs(args).await,
         BenchCommand::Connections(args) => connections::connections(args).await,
+        BenchCommand::Registry(args) => registry::registry(args).await,
     }
 }
 
