@@ -137,6 +137,24 @@ mod tests {
         assert_eq!(pod["restartPolicy"], "Always");
         assert_eq!(pod["runtimeClassName"], "wasmtime");
         assert_eq!(pod["containers"][0]["ports"][0]["protocol"], "TCP");
+        assert_eq!(pod["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    }
+
+    #[test]
+    fn pull_policy_follows_the_tag_unless_set() {
+        let mut p = json!({"spec": {"containers": [
+            {"name": "a", "image": "r.io/app"},
+            {"name": "b", "image": "r.io/app:1"},
+            {"name": "c", "image": "r.io/app", "imagePullPolicy": "Never"}]}});
+        apply_defaults(by_name("pod").expect("kind"), &mut p);
+        let policies: Vec<&str> = (0..3)
+            .map(|i| {
+                p["spec"]["containers"][i]["imagePullPolicy"]
+                    .as_str()
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(policies, ["Always", "IfNotPresent", "Never"]);
     }
 
     #[test]
