@@ -18,6 +18,7 @@ const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 pub struct Registry {
     dir: PathBuf,
     addr: SocketAddr,
+    htpasswd: Option<String>,
     child: Option<Child>,
 }
 
@@ -26,6 +27,16 @@ impl Registry {
     /// cannot report a port-0 bind, so a port is taken from a socket bound and closed, and
     /// another one tried if the registry loses it to someone else in between.
     pub fn start(dir: &Path) -> anyhow::Result<Registry> {
+        Self::start_with(dir, None)
+    }
+
+    /// As [`start`](Self::start), the registry asking for basic credentials: `htpasswd` is an
+    /// htpasswd line (`user:<bcrypt hash>`).
+    pub fn start_with_htpasswd(dir: &Path, htpasswd: &str) -> anyhow::Result<Registry> {
+        Self::start_with(dir, Some(htpasswd.to_string()))
+    }
+
+    fn start_with(dir: &Path, htpasswd: Option<String>) -> anyhow::Result<Registry> {
         anyhow::ensure!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing: run scripts/install-deps.sh (Debian's docker-registry)"
@@ -36,6 +47,7 @@ impl Registry {
             let mut registry = Registry {
                 dir: dir.to_path_buf(),
                 addr,
+                htpasswd: htpasswd.clone(),
                 child: None,
             };
             match registry.resume() {
@@ -72,12 +84,23 @@ impl Registry {
     /// Starts the registry (again) on its port and storage, waiting until it answers.
     pub fn resume(&mut self) -> anyhow::Result<()> {
         self.stop();
+        let auth = match &self.htpasswd {
+            Some(line) => {
+                let path = self.dir.join("htpasswd");
+                std::fs::write(&path, format!("{line}\n"))?;
+                format!(
+                    "auth:\n  htpasswd:\n    realm: skiff-test\n    path: {}\n",
+                    path.display()
+                )
+            }
+            None => String::new(),
+        };
         let config = self.dir.join("registry.yml");
         std::fs::write(
             &config,
             format!(
                 "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
-                 delete:\n    enabled: true\nhttp:\n  addr: {}\n",
+                 delete:\n    enabled: true\n{auth}http:\n  addr: {}\n",
                 self.dir.join("storage").display(),
                 self.addr
             ),

@@ -1,7 +1,8 @@
 //! Wasm images from an OCI registry (Debian's `docker-registry` on 127.0.0.1) on a real
 //! `skiff server --dev`: `skiff image push` publishes a guest, a pod runs it by tag and by
 //! digest and logs; a tampered blob is refused by its digest; a registry that is down gives
-//! `ImagePullBackOff`, and the pod starts by itself when the registry comes back.
+//! `ImagePullBackOff`, and the pod starts by itself when the registry comes back; a registry
+//! asking for credentials takes them from `--username/--password` and from `imagePullSecrets`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -155,7 +156,68 @@ fn wasm_images_come_from_a_registry_verified_and_recover_when_it_returns() -> an
     assert!(message.contains(&host), "{message}");
     registry.resume()?;
     wait_running_with_log(&cli, "late", "late but here")?;
+
+    // A registry that asks for credentials: push with --username/--password; a pod pulls with
+    // its imagePullSecrets, and without them is refused.
+    let auth_dir = tmp.path().join("auth");
+    std::fs::create_dir(&auth_dir)?;
+    let private = Registry::start_with_htpasswd(&auth_dir, HTPASSWD)?;
+    let private_host = private.host();
+    let secret = write_guest(tmp.path(), "secret", "behind a password")?;
+    let reference = format!("{private_host}/team/secret:v1");
+    let refused = cli.run(&["image", "push", &secret, &reference])?;
+    assert!(!refused.success, "an anonymous push is refused");
+    cli.ok(&[
+        "image",
+        "push",
+        &secret,
+        &reference,
+        "--username",
+        "bot",
+        "--password",
+        "s3cret",
+    ])?;
+    run_pod(&cli, tmp.path(), "anonymous", &reference)?;
+    wait_waiting(&cli, "anonymous", "ErrImagePull")?;
+    let config =
+        format!(r#"{{"auths":{{"{private_host}":{{"username":"bot","password":"s3cret"}}}}}}"#);
+    let manifest = tmp.path().join("with-secret.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\ntype: kubernetes.io/dockerconfigjson\n\
+             data:\n  .dockerconfigjson: {}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: with-secret\n\
+             spec:\n  imagePullSecrets:\n  - name: regcred\n  containers:\n  - name: app\n    image: {reference}\n",
+            base64(config.as_bytes())
+        ),
+    )?;
+    cli.ok(&["apply", "-f", &manifest.to_string_lossy()])?;
+    wait_running_with_log(&cli, "with-secret", "behind a password")?;
     Ok(())
+}
+
+/// `bot:s3cret` for the registry's htpasswd auth (bcrypt, made once with Python's
+/// `crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH))`).
+const HTPASSWD: &str = "bot:$2y$12$EaU6ObRavnN28UncRsN4b.pz5FYEboowanCFRjbogU/9RygRFHYpW";
+
+/// Standard base64 with padding (Secret data).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
