@@ -219,6 +219,11 @@ async fn pulls_every_wasm_layout_once_and_verifies_blobs() {
         cncf.content, multi.content,
         "the module from the tar layer is the same blob"
     );
+    store.remove_image(&cncf.reference).await.unwrap();
+    assert!(
+        old.content.is_file(),
+        "a module still used by another image stays"
+    );
 
     // Two concurrent pulls of one image: one manifest fetch, one blob fetch.
     let store2 = ImageStore::open(dir.path().join("other")).unwrap();

@@ -221,7 +221,8 @@ impl Inner {
                 (self.blobs.put(&sha256(&bytes), &bytes).await?, config)
             }
         };
-        let size = std::fs::metadata(&module)
+        let size = tokio::fs::metadata(&module)
+            .await
             .map_err(|source| BlobError::Io {
                 path: module.clone(),
                 source,

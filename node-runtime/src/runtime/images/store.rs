@@ -118,12 +118,14 @@ impl ImageService for ImageStore {
         Ok(self.index().values().cloned().collect())
     }
 
-    /// Forgets the reference and deletes its blob unless another reference shares it.
+    /// Forgets the reference and deletes its content blob unless another image shares it (two
+    /// registry images with different manifests may hold one module). Manifest and layer
+    /// blobs stay until image garbage collection exists.
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
         let orphan = {
             let mut index = self.index();
             let removed = index.remove(reference)?;
-            removed.filter(|r| !index.values().any(|other| other.digest == r.digest))
+            removed.filter(|r| !index.values().any(|other| other.content == r.content))
         };
         if let Some(image) = orphan {
             match tokio::fs::remove_file(&image.content).await {
