@@ -73,6 +73,55 @@ impl Registry {
             .join("data")
     }
 
+    /// Uploads `bytes` as a blob of `repo` with the distribution API; returns its digest.
+    pub fn put_blob(&self, repo: &str, bytes: &[u8]) -> anyhow::Result<String> {
+        use sha2::Digest;
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+        let http = reqwest::blocking::Client::new();
+        let started = http
+            .post(format!("http://{}/v2/{repo}/blobs/uploads/", self.addr))
+            .send()?
+            .error_for_status()?;
+        let location = started
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .context("an upload location")?
+            .to_str()?
+            .to_string();
+        let mut url = reqwest::Url::options()
+            .base_url(Some(&reqwest::Url::parse(&format!(
+                "http://{}/",
+                self.addr
+            ))?))
+            .parse(&location)?;
+        url.query_pairs_mut().append_pair("digest", &digest);
+        http.put(url)
+            .body(bytes.to_vec())
+            .send()?
+            .error_for_status()?;
+        Ok(digest)
+    }
+
+    /// Puts `manifest` (of `media_type`) under `reference` (a tag or a digest) in `repo`.
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        manifest: &[u8],
+    ) -> anyhow::Result<()> {
+        reqwest::blocking::Client::new()
+            .put(format!(
+                "http://{}/v2/{repo}/manifests/{reference}",
+                self.addr
+            ))
+            .header(reqwest::header::CONTENT_TYPE, media_type)
+            .body(manifest.to_vec())
+            .send()?
+            .error_for_status()?;
+        Ok(())
+    }
+
     /// Kills the registry; its port and storage stay for [`resume`](Self::resume).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -121,6 +121,30 @@ fn wasm_images_come_from_a_registry_verified_and_recover_when_it_returns() -> an
         "IfNotPresent"
     );
 
+    // An image index whose wasi/wasm entry holds the module in a tar layer runs; a Linux image
+    // is refused by name.
+    let platform = write_guest(tmp.path(), "platform", "from a wasi/wasm image")?;
+    let index = push_platform_images(&registry, "demo/platform", &std::fs::read(&platform)?)?;
+    run_pod(
+        &cli,
+        tmp.path(),
+        "platform",
+        &format!("{host}/demo/platform:{index}"),
+    )?;
+    wait_running_with_log(&cli, "platform", "from a wasi/wasm image")?;
+    run_pod(
+        &cli,
+        tmp.path(),
+        "linux",
+        &format!("{host}/demo/platform:linux"),
+    )?;
+    let waiting = wait_waiting(&cli, "linux", "ErrImagePull")?;
+    let message = waiting["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("linux/amd64") && message.contains("no Linux container runtime"),
+        "{message}"
+    );
+
     // A blob changed in the registry's storage is refused by its digest.
     let other = write_guest(tmp.path(), "other", "other guest")?;
     push(&cli, &other, &format!("{host}/demo/other:v1"))?;
@@ -194,6 +218,51 @@ fn wasm_images_come_from_a_registry_verified_and_recover_when_it_returns() -> an
     cli.ok(&["apply", "-f", &manifest.to_string_lossy()])?;
     wait_running_with_log(&cli, "with-secret", "behind a password")?;
     Ok(())
+}
+
+/// Pushes to `repo` a `wasi/wasm` image with `module` at `/app.wasm` in a tar layer (as
+/// `docker buildx --platform wasi/wasm` makes), a Linux image tagged `linux`, and an index of
+/// both; returns the index's tag.
+fn push_platform_images(
+    registry: &Registry,
+    repo: &str,
+    module: &[u8],
+) -> anyhow::Result<&'static str> {
+    const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(module.len() as u64);
+    header.set_mode(0o755);
+    header.set_cksum();
+    layer.append_data(&mut header, "app.wasm", module)?;
+    let layer = layer.into_inner()?;
+    let mut entries = Vec::new();
+    for (os, arch, run) in [("wasi", "wasm", "/app.wasm"), ("linux", "amd64", "/bin/sh")] {
+        let config = serde_json::to_vec(&serde_json::json!({
+            "os": os, "architecture": arch, "config": {"Entrypoint": [run]},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha256_hex(&layer))]}
+        }))?;
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": registry.put_blob(repo, &config)?, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": registry.put_blob(repo, &layer)?, "size": layer.len()}]
+        }))?;
+        let digest = format!("sha256:{}", sha256_hex(&manifest));
+        registry.put_manifest(repo, &digest, MANIFEST, &manifest)?;
+        if os == "linux" {
+            registry.put_manifest(repo, "linux", MANIFEST, &manifest)?;
+        }
+        entries.push(serde_json::json!({"mediaType": MANIFEST, "digest": digest,
+            "size": manifest.len(), "platform": {"os": os, "architecture": arch}}));
+    }
+    entries.reverse(); // linux/amd64 first, as in the wild
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": INDEX, "manifests": entries}))?;
+    registry.put_manifest(repo, "multi", INDEX, &index)?;
+    Ok("multi")
 }
 
 /// `bot:s3cret` for the registry's htpasswd auth (bcrypt, made once with Python's
