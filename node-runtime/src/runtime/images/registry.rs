@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -19,6 +20,11 @@ use super::{ImageConfig, PullAuth};
 
 /// The largest manifest or image config accepted.
 const MAX_METADATA: u64 = 4 * 1024 * 1024;
+/// How long connecting to a registry may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a registry may leave a response without a byte: a registry that hangs fails the
+/// pull (and the pod backs off) instead of holding its worker.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a registry pull failed.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +157,8 @@ pub fn client_for(registry: &str, insecure: &[String]) -> Client {
     };
     Client::new(ClientConfig {
         protocol,
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        read_timeout: Some(READ_TIMEOUT),
         ..ClientConfig::default()
     })
 }
