@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing Skiff needs, idempotently, from Debian packages and crates.io:
 # protoc (raft-rs's prost codegen), Debian's Rust with its std sources and wasi-libc (Wasm guests),
-# wasm-component-ld (WASI preview 2 components), iproute2 and nftables (network-namespace tests).
+# wasm-component-ld (WASI preview 2 components), iproute2 and nftables (network-namespace tests),
+# docker-registry (a local OCI registry for the image tests).
 set -euo pipefail
 
-packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld iproute2 nftables procps)
+packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld iproute2 nftables procps docker-registry)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,6 +1,6 @@
 //! Test support for end-to-end tests: locating the `skiff` binary, running dev servers and
-//! multi-master control planes as real processes on loopback, running CLI commands, and
-//! waiting on conditions with deadlines.
+//! multi-master control planes as real processes on loopback, a local OCI registry, running
+//! CLI commands, and waiting on conditions with deadlines.
 
 mod cli;
 mod cluster;
@@ -8,6 +8,7 @@ mod command;
 mod linearizability;
 mod netns;
 mod process;
+mod registry;
 mod tmpfs;
 mod wait;
 
@@ -18,6 +19,7 @@ pub use linearizability::{
 };
 pub use netns::Network;
 pub use process::{start_agent, DevServer, SkiffProcess};
+pub use registry::Registry;
 pub use tmpfs::Tmpfs;
 pub use wait::wait_until;
 

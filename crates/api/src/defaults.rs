@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::image::runtime_class_for_image;
+use crate::image::{default_pull_policy, runtime_class_for_image};
 use crate::resources::ResourceKind;
 
 /// Fills defaults in place; never overwrites a value that is set.
@@ -133,7 +133,11 @@ fn default_pod_spec(spec: &mut Value) {
         let Some(container) = container.as_object_mut() else {
             continue;
         };
-        set_default(container, "imagePullPolicy", json!("IfNotPresent"));
+        let policy = container
+            .get("image")
+            .and_then(Value::as_str)
+            .map_or("IfNotPresent", default_pull_policy);
+        set_default(container, "imagePullPolicy", json!(policy));
         for port in container
             .get_mut("ports")
             .and_then(Value::as_array_mut)
@@ -168,6 +172,24 @@ mod tests {
         assert_eq!(pod["restartPolicy"], "Always");
         assert_eq!(pod["runtimeClassName"], "wasmtime");
         assert_eq!(pod["containers"][0]["ports"][0]["protocol"], "TCP");
+        assert_eq!(pod["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    }
+
+    #[test]
+    fn pull_policy_follows_the_tag_unless_set() {
+        let mut p = json!({"spec": {"containers": [
+            {"name": "a", "image": "r.io/app"},
+            {"name": "b", "image": "r.io/app:1"},
+            {"name": "c", "image": "r.io/app", "imagePullPolicy": "Never"}]}});
+        apply_defaults(by_name("pod").expect("kind"), &mut p);
+        let policies: Vec<&str> = (0..3)
+            .map(|i| {
+                p["spec"]["containers"][i]["imagePullPolicy"]
+                    .as_str()
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(policies, ["Always", "IfNotPresent", "Never"]);
     }
 
     #[test]

@@ -11,6 +11,19 @@ pub fn runtime_class_for_image(image: &str) -> Option<&'static str> {
     image.starts_with("file:").then_some(WASM_CLASS)
 }
 
+/// Kubernetes' default `imagePullPolicy`: `Always` for a registry image named by the tag
+/// `latest` or by no tag (and no digest), else `IfNotPresent`.
+pub fn default_pull_policy(image: &str) -> &'static str {
+    if image.starts_with("file:") || image.contains('@') {
+        return "IfNotPresent";
+    }
+    let last = image.rsplit('/').next().unwrap_or_default();
+    match last.split_once(':') {
+        Some((_, tag)) if tag != "latest" => "IfNotPresent",
+        _ => "Always",
+    }
+}
+
 /// Why an image reference is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ImageReferenceError {
@@ -188,6 +201,20 @@ mod tests {
             Some("wasmtime")
         );
         assert_eq!(runtime_class_for_image("nginx:1.27"), None);
+    }
+
+    #[test]
+    fn pull_policy_defaults_as_kubernetes() {
+        for (image, policy) in [
+            ("nginx", "Always"),
+            ("nginx:latest", "Always"),
+            ("127.0.0.1:5000/app", "Always"),
+            ("127.0.0.1:5000/app:v1", "IfNotPresent"),
+            ("localhost:5000/app@sha256:00", "IfNotPresent"),
+            ("file:/x/hello.wasm", "IfNotPresent"),
+        ] {
+            assert_eq!(default_pull_policy(image), policy, "{image}");
+        }
     }
 
     #[test]

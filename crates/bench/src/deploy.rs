@@ -13,8 +13,8 @@ use skiff_api::resources;
 use skiff_client::{Client, ListParams};
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 use skiff_node_runtime::runtime::{
-    ContainerConfig, ContainerRuntime, ContainerState, FileImages, ImageService, ImageStore,
-    PodSandboxConfig,
+    ContainerConfig, ContainerRuntime, ContainerState, FileImages, ImageRef, ImageService,
+    ImageStore, PodSandboxConfig,
 };
 
 use crate::dev_cluster::DevCluster;
@@ -139,6 +139,19 @@ async fn start_one(
     name: &str,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
+    let image = images
+        .pull_image(&format!("file:{}", guest.display()), None)
+        .await?;
+    run_to_running(runtime, image, name).await?;
+    Ok(started.elapsed())
+}
+
+/// Runs `image` in a new sandbox `name` until its container is Running, then removes it.
+pub(crate) async fn run_to_running(
+    runtime: &WasmRuntime,
+    image: ImageRef,
+    name: &str,
+) -> anyhow::Result<()> {
     let sandbox = runtime
         .run_pod_sandbox(&PodSandboxConfig {
             uid: name.into(),
@@ -149,9 +162,6 @@ async fn start_one(
                 .join(format!("skiff-bench-{}-{name}", std::process::id())),
         })
         .await?;
-    let image = images
-        .pull_image(&format!("file:{}", guest.display()), None)
-        .await?;
     let config = ContainerConfig::new("c", image);
     let id = runtime.create_container(&sandbox, &config).await?;
     runtime.start_container(&id).await?;
@@ -161,9 +171,8 @@ async fn start_one(
     ) {
         tokio::task::yield_now().await;
     }
-    let elapsed = started.elapsed();
     runtime.remove_pod_sandbox(&sandbox).await?;
-    Ok(elapsed)
+    Ok(())
 }
 
 type Times = HashMap<String, Instant>;

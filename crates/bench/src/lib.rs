@@ -13,6 +13,7 @@ mod memory;
 mod node_loss;
 mod nodes;
 mod probe;
+mod registry;
 mod rollout;
 mod server;
 mod store;
@@ -28,6 +29,7 @@ pub use job::BenchJobArgs;
 pub use logs::BenchLogsArgs;
 pub use node_loss::BenchNodeLossArgs;
 pub use nodes::BenchNodesArgs;
+pub use registry::BenchRegistryArgs;
 pub use rollout::BenchRolloutArgs;
 pub use store::BenchStoreArgs;
 
@@ -56,6 +58,9 @@ pub enum BenchCommand {
     /// Roll an N-replica Deployment to a new version on an in-process dev cluster: time to
     /// complete, and the fewest available / most pods on the way.
     Rollout(BenchRolloutArgs),
+    /// A Wasm pod's start from a registry artifact with a cold and a warm cache (pushes the
+    /// guest to a local `docker-registry`, or to `--registry`).
+    Registry(BenchRegistryArgs),
 }
 
 /// Runs one benchmark, printing its figures.
@@ -69,6 +74,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Logs(args) => logs::logs(args).await,
         BenchCommand::Connections(args) => connections::connections(args).await,
         BenchCommand::Rollout(args) => rollout::rollout(args).await,
+        BenchCommand::Registry(args) => registry::registry(args).await,
     }
 }
 

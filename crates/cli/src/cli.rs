@@ -11,8 +11,8 @@ use skiff_bench::BenchCommand;
 use crate::commands::{
     agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, cluster::ClusterCommand,
     create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs, get::GetArgs,
-    logs::LogsArgs, node::DrainArgs, node::NodeArgs, rollout::RolloutCommand, scale::ScaleArgs,
-    server::ServerArgs, token::TokenCommand, wait::WaitArgs,
+    image::ImageCommand, logs::LogsArgs, node::DrainArgs, node::NodeArgs, rollout::RolloutCommand,
+    scale::ScaleArgs, server::ServerArgs, token::TokenCommand, wait::WaitArgs,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -82,6 +82,9 @@ pub enum Command {
     /// Join tokens for agents: `skiff token create`, `skiff token list`.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Images in registries: `skiff image push ./app.wasm REGISTRY/REPO:TAG`.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Measure the cluster: see `skiff bench deploy --help`.
     #[command(subcommand)]
     Bench(BenchCommand),

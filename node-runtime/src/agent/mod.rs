@@ -36,6 +36,7 @@ mod pod_dirs;
 mod pod_failure;
 mod pods;
 mod publish;
+mod pull_policy;
 mod pull_secrets;
 mod reasons;
 mod record;
@@ -62,6 +63,7 @@ pub use skiff_net::ConnLimits;
 use tokio_util::sync::CancellationToken;
 
 pub use eviction::{Eviction, MemorySource};
+pub use pull_secrets::{auth_in_config, registry_of};
 pub use skiff_api::backoff::Backoff;
 
 use crate::runtime::images::{FileImageError, DEFAULT_MAX_IMAGE_SIZE};
@@ -114,6 +116,7 @@ pub struct AgentBuilder {
     images: Option<Arc<dyn ImageService>>,
     image_dirs: Vec<PathBuf>,
     max_image_size: u64,
+    insecure_registries: Vec<String>,
     labels: BTreeMap<String, String>,
     capacity: Option<(u64, u64, u32)>,
     reserved: (u64, u64),
@@ -158,6 +161,7 @@ impl Agent {
             images: None,
             image_dirs: Vec::new(),
             max_image_size: DEFAULT_MAX_IMAGE_SIZE,
+            insecure_registries: Vec::new(),
             labels: BTreeMap::new(),
             capacity: None,
             reserved: (0, 0),
@@ -362,7 +366,16 @@ impl AgentBuilder {
         self
     }
 
-    /// The largest `file:` image the default image store reads, in bytes (default 256 MiB).
+    /// Reaches the registry `host:port` over plain HTTP (repeatable); loopback registries
+    /// always are, every other one over HTTPS. Ignored when [`images`](Self::images)
+    /// supplies the image service.
+    pub fn insecure_registry(mut self, registry: impl Into<String>) -> Self {
+        self.insecure_registries.push(registry.into());
+        self
+    }
+
+    /// The largest image (a `file:` image, a registry module) the default image store takes,
+    /// in bytes (default 256 MiB).
     pub fn max_image_size(mut self, bytes: u64) -> Self {
         self.max_image_size = bytes;
         self
@@ -428,7 +441,11 @@ impl AgentBuilder {
                     files = files.allow_dir(dir)?;
                 }
                 tracing::info!(dirs = ?files.allowed_dirs(), "file: images allowed from");
-                Arc::new(ImageStore::open(data_dir.join("images"))?.with_file_images(files))
+                Arc::new(
+                    ImageStore::open(data_dir.join("images"))?
+                        .with_file_images(files)
+                        .with_insecure_registries(self.insecure_registries),
+                )
             }
         };
         Ok(Agent {

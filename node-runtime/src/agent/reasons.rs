@@ -15,6 +15,8 @@ pub enum Failure {
     Sandbox,
     /// Pulling the image, for the `attempts`-th time in a row.
     Pull { attempts: u32 },
+    /// The image is not on the node and its `imagePullPolicy` is `Never`.
+    NeverPull,
     /// The pod's configuration: env references, an unknown RuntimeClass or handler.
     Config,
     /// The runtime could not create the container (including an image it cannot run).
@@ -30,6 +32,7 @@ impl Failure {
             Failure::Sandbox => "ContainerCreating",
             Failure::Pull { attempts } if attempts > 1 => "ImagePullBackOff",
             Failure::Pull { .. } => "ErrImagePull",
+            Failure::NeverPull => "ErrImageNeverPull",
             Failure::Config => "CreateContainerConfigError",
             Failure::Create => "CreateContainerError",
             Failure::Start => "RunContainerError",
@@ -56,6 +59,7 @@ mod tests {
             (Failure::Sandbox, "ContainerCreating", 2),
             (Failure::Pull { attempts: 1 }, "ErrImagePull", 10),
             (Failure::Pull { attempts: 3 }, "ImagePullBackOff", 40),
+            (Failure::NeverPull, "ErrImageNeverPull", 2),
             (Failure::Config, "CreateContainerConfigError", 2),
             (Failure::Create, "CreateContainerError", 2),
             (Failure::Start, "RunContainerError", 2),

@@ -5,6 +5,7 @@ use tokio::time::Instant;
 
 use super::container_config;
 use super::env;
+use super::pull_policy::{self, Plan};
 use super::pull_secrets;
 use super::reasons::Failure;
 use super::status;
@@ -12,15 +13,34 @@ use super::worker::Worker;
 use crate::runtime::ImageRef;
 
 impl Worker {
-    /// Pulls record `i`'s image through the node's image service, with the pod's pull
-    /// secrets (`ErrImagePull`, then `ImagePullBackOff` while it keeps failing).
+    /// Gets record `i`'s image as its `imagePullPolicy` says: the node's copy, or a pull
+    /// through the node's image service with the pod's pull secrets (`ErrImagePull`, then
+    /// `ImagePullBackOff` while it keeps failing; `ErrImageNeverPull` when it may not pull).
     pub(super) async fn pull(&mut self, i: usize, now: Instant) -> Option<ImageRef> {
         let ctx = self.ctx.clone();
         let pod = self.pod.clone();
         let reference = self.records[i].spec.image.clone().unwrap_or_default();
-        let auth = pull_secrets::auth_for(&ctx.client, &pod, &reference).await;
+        let policy = pull_policy::of(&self.records[i].spec);
+        let present = ctx.images.image_status(&reference).await.ok().flatten();
+        let pulled = match pull_policy::plan(&reference, policy, present) {
+            Plan::Use(image) => Ok(image),
+            Plan::NeverPull => {
+                let r = &mut self.records[i];
+                let message = format!(
+                    "Container image \"{reference}\" is not present with pull policy of Never"
+                );
+                ctx.events
+                    .warning(&pod, "ErrImageNeverPull", message.clone());
+                r.fail(Failure::NeverPull, message, &ctx.backoff, now);
+                return None;
+            }
+            Plan::Pull => {
+                let auth = pull_secrets::auth_for(&ctx.client, &pod, &reference).await;
+                ctx.images.pull_image(&reference, auth.as_ref()).await
+            }
+        };
         let r = &mut self.records[i];
-        match ctx.images.pull_image(&reference, auth.as_ref()).await {
+        match pulled {
             Ok(image) => {
                 if r.image.as_ref() != Some(&image) {
                     ctx.events.normal(

@@ -13,6 +13,18 @@ pub enum RuntimeError {
         #[source]
         source: super::images::FileImageError,
     },
+    #[error("image {reference}: {source}")]
+    Registry {
+        reference: String,
+        #[source]
+        source: std::sync::Arc<super::images::RegistryError>,
+    },
+    #[error("image {reference}: {source}")]
+    Blob {
+        reference: String,
+        #[source]
+        source: super::images::BlobError,
+    },
     #[error("image {reference} cannot be run here: {message}")]
     InvalidImage { reference: String, message: String },
     #[error("container {name}: create failed: {message}")]

@@ -25,7 +25,10 @@ pub use config::{
     SecurityContext,
 };
 pub use error::RuntimeError;
-pub use images::{FileImages, ImageConfig, ImageRef, ImageService, ImageStore, PullAuth};
+pub use images::{
+    push_wasm, FileImages, ImageConfig, ImageRef, ImageService, ImageStore, PullAuth, PushError,
+    Pushed,
+};
 pub use set::RuntimeSet;
 pub use state::{
     ContainerEvent, ContainerEventKind, ContainerState, ContainerStats, ContainerStatus,

@@ -43,9 +43,14 @@ pub struct ImageArgs {
     /// working directory and the repository's `wasm-examples` unless it is given.
     #[arg(long = "allow-image-dir", value_name = "DIR")]
     pub allow_image_dirs: Vec<PathBuf>,
-    /// The largest `file:` image the node reads, as a quantity (`256Mi`, `1Gi`).
+    /// The largest image the node takes (a `file:` image, a registry module), as a quantity
+    /// (`256Mi`, `1Gi`).
     #[arg(long, default_value = "256Mi", value_parser = parse_size)]
     pub max_image_size: u64,
+    /// Pull from the registry HOST:PORT over plain HTTP (repeatable). Loopback registries
+    /// (127.0.0.0/8, localhost, ::1) always are; every other registry is reached over HTTPS.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<String>,
 }
 
 /// The flags of a node: its images, its container logs and what it keeps of its memory.
@@ -186,6 +191,12 @@ pub fn wasm_agent(
         .into_iter()
         .fold(resources.apply(Agent::builder()), |builder, dir| {
             builder.allow_image_dir(dir)
+        });
+    let builder = images
+        .insecure_registries
+        .into_iter()
+        .fold(builder, |builder, registry| {
+            builder.insecure_registry(registry)
         });
     Ok(builder
         .max_image_size(images.max_image_size)

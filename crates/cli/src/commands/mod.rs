@@ -9,6 +9,7 @@ mod daemon;
 pub mod delete;
 pub mod describe;
 pub mod get;
+pub mod image;
 pub mod logs;
 pub mod node;
 mod node_resources;
@@ -44,6 +45,7 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Cluster(command) => cluster::run(command, opts).await,
         Command::Backup(command) => backup::run(command, opts).await,
         Command::Token(command) => token::run(command, opts).await,
+        Command::Image(command) => image::run(command).await,
         Command::Bench(command) => skiff_bench::run(command).await,
     }
 }

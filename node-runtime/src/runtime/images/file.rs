@@ -96,6 +96,11 @@ impl FileImages {
         self
     }
 
+    /// The size cap, in bytes (it caps registry modules too).
+    pub fn size_limit(&self) -> u64 {
+        self.max_size
+    }
+
     /// The allowed directories, resolved.
     pub fn allowed_dirs(&self) -> &[PathBuf] {
         &self.allowed

@@ -70,7 +70,7 @@ impl Index {
 }
 
 /// Writes via a temporary file and a rename, so a crash never leaves a partial file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }

@@ -2,17 +2,25 @@
 //! a content-addressed store with an index that survives agent restarts. It knows nothing of
 //! what an image holds; each runtime says by `can_handle` whether it can run one.
 
+mod blobs;
 mod file;
 mod index;
+mod layout;
+mod push;
+mod registry;
 mod source;
 mod store;
+mod tar_module;
 
 use std::path::PathBuf;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use blobs::BlobError;
 pub use file::{FileImageError, FileImages, DEFAULT_MAX_IMAGE_SIZE};
+pub use push::{push_wasm, PushError, Pushed};
+pub use registry::RegistryError;
 pub use store::ImageStore;
 
 use super::RuntimeError;
@@ -30,11 +38,11 @@ pub struct ImageConfig {
 /// An image as pulled onto the node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRef {
-    /// The reference the pod spec named (`file:/abs/path.wasm`, later `registry/repo:tag`).
+    /// The reference the pod spec named (`file:/abs/path.wasm` or `registry/repo:tag`).
     pub reference: String,
-    /// `sha256:<hex>` of the image content.
+    /// `sha256:<hex>` of the image content (of its manifest, for a registry image).
     pub digest: String,
-    /// Size in bytes.
+    /// Size in bytes (of the module).
     pub size: u64,
     pub config: ImageConfig,
     /// Where the content lies on the node, for runtimes to read (a single-blob image: the

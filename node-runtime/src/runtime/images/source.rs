@@ -1,26 +1,47 @@
-//! Where image content comes from: `file:` references today, registries later.
+//! Where image content comes from: a `file:` path on the node (re-read every time, so a
+//! rebuilt guest is picked up) or an OCI registry (pulled into the blob store).
+
+use std::path::PathBuf;
 
 use super::file::FileImages;
+use super::registry::Registries;
 use super::{ImageConfig, PullAuth};
 use crate::runtime::RuntimeError;
 
-/// An image's content and config as fetched from its source.
-pub struct Fetched {
-    pub bytes: Vec<u8>,
-    pub config: ImageConfig,
+/// An image's content as fetched from its source.
+pub enum Fetched {
+    /// A `file:` image's bytes, still to be stored; such images carry no config.
+    File(Vec<u8>),
+    /// A registry image, already in the blob store.
+    Stored {
+        digest: String,
+        content: PathBuf,
+        size: u64,
+        config: ImageConfig,
+    },
 }
 
-/// Fetches `reference` (re-reading `file:` references every time, so a rebuilt guest is
-/// picked up). `file:` images carry no config and need no credentials.
+/// Fetches `reference` from where it says.
 pub async fn fetch(
     files: &FileImages,
+    registries: &Registries,
     reference: &str,
-    _auth: Option<&PullAuth>,
+    auth: Option<&PullAuth>,
 ) -> Result<Fetched, RuntimeError> {
     if !reference.starts_with("file:") {
-        return Err(RuntimeError::ImagePull {
-            reference: reference.to_string(),
-            message: "only file: references (file:/path/to/guest.wasm) are supported by this node yet; OCI registries come later".into(),
+        let pulled =
+            registries
+                .pull(reference, auth)
+                .await
+                .map_err(|source| RuntimeError::Registry {
+                    reference: reference.to_string(),
+                    source,
+                })?;
+        return Ok(Fetched::Stored {
+            digest: pulled.manifest_digest,
+            content: pulled.module,
+            size: pulled.size,
+            config: pulled.config,
         });
     }
     let (files, owned) = (files.clone(), reference.to_string());
@@ -31,8 +52,5 @@ pub async fn fetch(
             reference: reference.to_string(),
             source,
         })?;
-    Ok(Fetched {
-        bytes,
-        config: ImageConfig::default(),
-    })
+    Ok(Fetched::File(bytes))
 }

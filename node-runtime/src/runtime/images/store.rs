@@ -1,45 +1,65 @@
-//! The content-addressed image store: blobs under `<dir>/sha256/<hex>`, so a registry puller
-//! only has to produce the bytes, and the index beside them.
+//! The node's image store: images' content in the content-addressed blob store
+//! (`<dir>/blobs/sha256/<hex>`, shared between images), and the index beside it mapping each
+//! reference to its digest (a registry image's manifest digest) and its module blob.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
 
-use super::index::{write_atomically, Index};
-use super::{source, FileImages, ImageRef, ImageService, PullAuth};
+use super::blobs::{sha256, Blobs};
+use super::index::Index;
+use super::registry::Registries;
+use super::source::{self, Fetched};
+use super::{FileImages, ImageRef, ImageService, PullAuth};
 use crate::runtime::RuntimeError;
 
 /// The node's images; cheap to share behind an `Arc`.
 pub struct ImageStore {
-    dir: PathBuf,
     index: Mutex<Index>,
     files: FileImages,
+    blobs: Blobs,
+    insecure: Vec<String>,
+    registries: Registries,
 }
 
 impl ImageStore {
     /// Opens (or starts) the store in `dir`, with the images its index remembers. It pulls
-    /// no `file:` images until [`with_file_images`](Self::with_file_images) allows some.
+    /// no `file:` images until [`with_file_images`](Self::with_file_images) allows some, and
+    /// reaches registries over HTTPS (plain HTTP for loopback ones).
     pub fn open(dir: PathBuf) -> Result<Self, RuntimeError> {
         let index = Index::load(dir.join("index.json"))?;
+        let blobs = Blobs::new(&dir);
+        let files = FileImages::default();
         Ok(ImageStore {
-            dir,
             index: Mutex::new(index),
-            files: FileImages::default(),
+            registries: Registries::new(blobs.clone(), Vec::new(), files.size_limit()),
+            files,
+            blobs,
+            insecure: Vec::new(),
         })
     }
 
-    /// Where `file:` images may come from and how large they may be.
+    /// Where `file:` images may come from and how large images may be (registry modules too).
     pub fn with_file_images(mut self, files: FileImages) -> Self {
         self.files = files;
-        self
+        self.rebuild_registries()
     }
 
-    fn blob_path(&self, digest: &str) -> PathBuf {
-        self.dir
-            .join("sha256")
-            .join(digest.trim_start_matches("sha256:"))
+    /// Registries (`HOST:PORT`) reached over plain HTTP although they are not on loopback
+    /// (the agent's `--insecure-registry`).
+    pub fn with_insecure_registries(mut self, registries: Vec<String>) -> Self {
+        self.insecure = registries;
+        self.rebuild_registries()
+    }
+
+    fn rebuild_registries(mut self) -> Self {
+        self.registries = Registries::new(
+            self.blobs.clone(),
+            self.insecure.clone(),
+            self.files.size_limit(),
+        );
+        self
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -55,28 +75,37 @@ impl ImageService for ImageStore {
         reference: &str,
         auth: Option<&PullAuth>,
     ) -> Result<ImageRef, RuntimeError> {
-        let fetched = source::fetch(&self.files, reference, auth).await?;
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&fetched.bytes)));
-        let blob = self.blob_path(&digest);
-        let size = fetched.bytes.len() as u64;
-        if !blob.exists() {
-            // Moved, not copied: an image may be as large as the node's cap.
-            let (path, bytes) = (blob.clone(), fetched.bytes);
-            tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
-                .await
-                .expect("image write task")
-                .map_err(|source| RuntimeError::Io {
-                    context: format!("storing image {reference} at {}", blob.display()),
-                    source,
-                })?;
-        }
-        let image = ImageRef {
-            reference: reference.to_string(),
-            digest,
-            size,
-            config: fetched.config,
-            content: blob,
-        };
+        let image =
+            match source::fetch(&self.files, &self.registries, reference, auth).await? {
+                Fetched::File(bytes) => {
+                    let digest = sha256(&bytes);
+                    let content = self.blobs.put(&digest, &bytes).await.map_err(|source| {
+                        RuntimeError::Blob {
+                            reference: reference.to_string(),
+                            source,
+                        }
+                    })?;
+                    ImageRef {
+                        reference: reference.to_string(),
+                        digest,
+                        size: bytes.len() as u64,
+                        config: Default::default(),
+                        content,
+                    }
+                }
+                Fetched::Stored {
+                    digest,
+                    content,
+                    size,
+                    config,
+                } => ImageRef {
+                    reference: reference.to_string(),
+                    digest,
+                    size,
+                    config,
+                    content,
+                },
+            };
         self.index().insert(image.clone())?;
         Ok(image)
     }
@@ -89,12 +118,14 @@ impl ImageService for ImageStore {
         Ok(self.index().values().cloned().collect())
     }
 
-    /// Forgets the reference and deletes its blob unless another reference shares it.
+    /// Forgets the reference and deletes its content blob unless another image shares it (two
+    /// registry images with different manifests may hold one module). Manifest and layer
+    /// blobs stay until image garbage collection exists.
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
         let orphan = {
             let mut index = self.index();
             let removed = index.remove(reference)?;
-            removed.filter(|r| !index.values().any(|other| other.digest == r.digest))
+            removed.filter(|r| !index.values().any(|other| other.content == r.content))
         };
         if let Some(image) = orphan {
             match tokio::fs::remove_file(&image.content).await {
@@ -180,11 +211,15 @@ mod tests {
         let missing = format!("file:{}/nope.wasm", dir.path().display());
         let err = store.pull_image(&missing, None).await.expect_err("missing");
         assert!(err.to_string().contains("nope.wasm"), "{err}");
+        // Nothing listens on port 1: a registry that is down is named with its reason.
         let err = store
-            .pull_image("nginx:latest", None)
+            .pull_image("127.0.0.1:1/app:1", None)
             .await
             .expect_err("registry");
-        assert!(matches!(err, RuntimeError::ImagePull { .. }), "{err}");
+        assert!(
+            matches!(err, RuntimeError::Registry { .. }) && err.to_string().contains("127.0.0.1:1"),
+            "{err}"
+        );
         let err = store
             .pull_image("file:relative.wasm", None)
             .await

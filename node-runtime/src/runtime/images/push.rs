@@ -1,0 +1,165 @@
+//! Publishing a Wasm module or component as a CNCF Wasm OCI artifact (as `oci-wasm` and `wkg`
+//! write it): config `application/vnd.wasm.config.v0+json`, one `application/wasm` layer.
+
+use oci_client::errors::OciDistributionError;
+use oci_client::{Reference, RegistryOperation};
+use serde::Serialize;
+
+use super::blobs::sha256;
+use super::layout::{Descriptor, WASM_CONFIG, WASM_LAYER};
+use super::registry::{client_for, registry_auth};
+use super::PullAuth;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// Why a push failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("{reference:?} is not a valid image reference: {message}")]
+    Reference { reference: String, message: String },
+    #[error("the file is not a WebAssembly module or component (it does not start with \\0asm)")]
+    NotWasm,
+    #[error("pushing to {registry}: {source}")]
+    Registry {
+        registry: String,
+        #[source]
+        source: OciDistributionError,
+    },
+}
+
+/// What was pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// The manifest's digest: `REGISTRY/REPO@DIGEST` pulls exactly this.
+    pub digest: String,
+    /// The module's size in bytes.
+    pub size: u64,
+}
+
+/// The CNCF Wasm config (the fields `oci-wasm` writes that do not vary between pushes, so one
+/// module always gets one digest).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WasmConfig {
+    architecture: &'static str,
+    os: &'static str,
+    layer_digests: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageManifest {
+    schema_version: u32,
+    media_type: &'static str,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+/// The config and manifest of `module` in the CNCF layout.
+fn artifact(module: &[u8]) -> Result<(Vec<u8>, Vec<u8>), PushError> {
+    if !module.starts_with(b"\0asm") || module.len() < 8 {
+        return Err(PushError::NotWasm);
+    }
+    // Modules have version 1; components set the layer field (bytes 6..8) to 1.
+    let os = if module[6..8] == [1, 0] {
+        "wasip2"
+    } else {
+        "wasip1"
+    };
+    let layer = Descriptor {
+        media_type: WASM_LAYER.into(),
+        digest: sha256(module),
+        size: module.len() as u64,
+        platform: None,
+    };
+    let config = serde_json::to_vec(&WasmConfig {
+        architecture: "wasm",
+        os,
+        layer_digests: vec![layer.digest.clone()],
+    })
+    .expect("config serializes");
+    let manifest = serde_json::to_vec(&ImageManifest {
+        schema_version: 2,
+        media_type: OCI_MANIFEST,
+        config: Descriptor {
+            media_type: WASM_CONFIG.into(),
+            digest: sha256(&config),
+            size: config.len() as u64,
+            platform: None,
+        },
+        layers: vec![layer],
+    })
+    .expect("manifest serializes");
+    Ok((config, manifest))
+}
+
+/// Pushes `module` to `reference` (plain HTTP for loopback registries and `insecure` ones).
+pub async fn push_wasm(
+    reference: &str,
+    module: &[u8],
+    auth: Option<&PullAuth>,
+    insecure: &[String],
+) -> Result<Pushed, PushError> {
+    let image: Reference =
+        reference
+            .parse()
+            .map_err(|err: oci_client::ParseError| PushError::Reference {
+                reference: reference.to_string(),
+                message: err.to_string(),
+            })?;
+    let (config, manifest) = artifact(module)?;
+    let registry = image.resolve_registry().to_string();
+    let client = client_for(&registry, insecure);
+    let failed = |source| PushError::Registry {
+        registry: registry.clone(),
+        source,
+    };
+    client
+        .auth(&image, &registry_auth(auth), RegistryOperation::Push)
+        .await
+        .map_err(failed)?;
+    client
+        .push_blob(&image, module, &sha256(module))
+        .await
+        .map_err(failed)?;
+    client
+        .push_blob(&image, &config, &sha256(&config))
+        .await
+        .map_err(failed)?;
+    let digest = sha256(&manifest);
+    client
+        .push_manifest_raw(&image, manifest, OCI_MANIFEST.parse().expect("media type"))
+        .await
+        .map_err(failed)?;
+    Ok(Pushed {
+        digest,
+        size: module.len() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::layout::{artifact_layer, parse, Manifest};
+    use super::*;
+
+    #[test]
+    fn writes_the_cncf_layout_that_pulls_read() {
+        let module = b"\0asm\x01\0\0\0";
+        let (config, manifest) = artifact(module).expect("artifact");
+        let Ok(Manifest::Image { config: c, layers }) = parse(&manifest) else {
+            panic!("a manifest")
+        };
+        assert_eq!(
+            (c.media_type.as_str(), c.digest.clone()),
+            (WASM_CONFIG, sha256(&config))
+        );
+        let layer = artifact_layer(&c, &layers).expect("layout").expect("layer");
+        assert_eq!((layer.digest, layer.size), (sha256(module), 8));
+        let config: serde_json::Value = serde_json::from_slice(&config).expect("json");
+        assert_eq!(config["os"], "wasip1");
+        let component = b"\0asm\x0d\0\x01\0";
+        let (config, _) = artifact(component).expect("component");
+        assert!(String::from_utf8_lossy(&config).contains("wasip2"));
+        assert!(matches!(artifact(b"#!/bin/sh\n"), Err(PushError::NotWasm)));
+    }
+}

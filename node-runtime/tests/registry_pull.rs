@@ -1,0 +1,276 @@
+//! The image store against a scripted OCI registry on loopback (axum, port 0): the three Wasm
+//! layouts and a `wasi/wasm` index are pulled, concurrent pulls of one image share one fetch,
+//! a tampered blob is refused by its digest and a Linux image is named as such.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use skiff_node_runtime::runtime::{ImageService, ImageStore, RuntimeError};
+
+const MODULE: &[u8] = b"\0asm\x01\0\0\0";
+
+fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// What the registry serves, by request path, and how often each path was asked for.
+#[derive(Default)]
+struct Content {
+    files: HashMap<String, (String, Vec<u8>)>,
+    hits: HashMap<String, usize>,
+}
+
+#[derive(Clone, Default)]
+struct Fake(Arc<Mutex<Content>>);
+
+impl Fake {
+    fn blob(&self, repo: &str, bytes: &[u8]) -> serde_json::Value {
+        self.blob_as(repo, bytes, bytes, "application/octet-stream")
+    }
+
+    /// Serves `served` under the digest of `claimed`.
+    fn blob_as(
+        &self,
+        repo: &str,
+        claimed: &[u8],
+        served: &[u8],
+        media_type: &str,
+    ) -> serde_json::Value {
+        let d = digest(claimed);
+        self.0.lock().unwrap().files.insert(
+            format!("{repo}/blobs/{d}"),
+            ("application/octet-stream".into(), served.to_vec()),
+        );
+        json!({"mediaType": media_type, "digest": d, "size": claimed.len()})
+    }
+
+    /// Serves `manifest` under `tag` and under its digest; returns the digest.
+    fn manifest(&self, repo: &str, tag: &str, manifest: serde_json::Value) -> String {
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let media_type = manifest["mediaType"].as_str().unwrap().to_string();
+        let d = digest(&bytes);
+        let mut content = self.0.lock().unwrap();
+        for name in [tag, d.as_str()] {
+            content.files.insert(
+                format!("{repo}/manifests/{name}"),
+                (media_type.clone(), bytes.clone()),
+            );
+        }
+        d
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.0.lock().unwrap().hits.get(path).copied().unwrap_or(0)
+    }
+
+    async fn serve(self) -> String {
+        async fn v2(State(fake): State<Fake>, Path(path): Path<String>) -> Response {
+            let mut content = fake.0.lock().unwrap();
+            *content.hits.entry(path.clone()).or_default() += 1;
+            match content.files.get(&path) {
+                Some((media_type, bytes)) => {
+                    ([(header::CONTENT_TYPE, media_type.clone())], bytes.clone()).into_response()
+                }
+                None => (
+                    StatusCode::NOT_FOUND,
+                    r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+                )
+                    .into_response(),
+            }
+        }
+        let app = Router::new()
+            .route("/v2/", get(|| async { "{}" }))
+            .route("/v2/{*path}", get(v2))
+            .with_state(self);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr.to_string()
+    }
+}
+
+fn oci_manifest(config: serde_json::Value, layers: Vec<serde_json::Value>) -> serde_json::Value {
+    json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+           "config": config, "layers": layers})
+}
+
+fn tar_layer(path: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, path, bytes).unwrap();
+    let tar = builder.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap()
+}
+
+#[tokio::test]
+async fn pulls_every_wasm_layout_once_and_verifies_blobs() {
+    let fake = Fake::default();
+    // The CNCF artifact.
+    let config = fake.blob_as("cncf", b"{}", b"{}", "application/vnd.wasm.config.v0+json");
+    let layer = fake.blob_as("cncf", MODULE, MODULE, "application/wasm");
+    fake.manifest("cncf", "v1", oci_manifest(config, vec![layer]));
+    // The older single layer.
+    let config = fake.blob_as(
+        "old",
+        b"{}",
+        b"{}",
+        "application/vnd.oci.image.config.v1+json",
+    );
+    let layer = fake.blob_as(
+        "old",
+        MODULE,
+        MODULE,
+        "application/vnd.wasm.content.layer.v1+wasm",
+    );
+    fake.manifest("old", "v1", oci_manifest(config, vec![layer]));
+    // A wasi/wasm image in an index beside a Linux one.
+    let wasi_config =
+        json!({"os": "wasi", "architecture": "wasm", "config": {"Entrypoint": ["/app.wasm"]}});
+    let config = fake.blob_as(
+        "multi",
+        &serde_json::to_vec(&wasi_config).unwrap(),
+        &serde_json::to_vec(&wasi_config).unwrap(),
+        "application/vnd.oci.image.config.v1+json",
+    );
+    let layer_bytes = tar_layer("app.wasm", MODULE);
+    let layer = fake.blob_as(
+        "multi",
+        &layer_bytes,
+        &layer_bytes,
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    );
+    let wasi = fake.manifest("multi", "wasi", oci_manifest(config, vec![layer]));
+    let linux_config = json!({"os": "linux", "architecture": "amd64"});
+    let config = fake.blob("multi", &serde_json::to_vec(&linux_config).unwrap());
+    let linux = fake.manifest("multi", "linux", oci_manifest(config, vec![]));
+    let entry = |d: &str, os: &str, arch: &str| {
+        json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": d, "size": 1, "platform": {"os": os, "architecture": arch}})
+    };
+    fake.manifest(
+        "multi",
+        "v1",
+        json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&linux, "linux", "amd64"), entry(&wasi, "wasi", "wasm")]}),
+    );
+    fake.manifest(
+        "multi",
+        "linux-only",
+        json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&linux, "linux", "amd64")]}),
+    );
+    // A tampered module: served bytes that are not the ones the manifest names.
+    let config = fake.blob_as("bad", b"{}", b"{}", "application/vnd.wasm.config.v0+json");
+    let (claimed, tampered) = (b"\0asm\x01\0\0\0\x01", b"\0asm\x01\0\0\0\x02");
+    let layer = fake.blob_as("bad", claimed, tampered, "application/wasm");
+    fake.manifest("bad", "v1", oci_manifest(config, vec![layer]));
+
+    let host = fake.clone().serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path().join("images")).unwrap();
+
+    for repo in ["cncf", "old", "multi"] {
+        let reference = format!("{host}/{repo}:v1");
+        let image = store
+            .pull_image(&reference, None)
+            .await
+            .unwrap_or_else(|e| panic!("{reference}: {e}"));
+        assert_eq!(
+            std::fs::read(&image.content).unwrap(),
+            MODULE,
+            "{reference}"
+        );
+        assert_eq!(image.size, MODULE.len() as u64);
+    }
+    let multi = store
+        .image_status(&format!("{host}/multi:v1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        multi.digest, wasi,
+        "the index resolves to its wasi/wasm manifest"
+    );
+    assert_eq!(multi.config.entrypoint, ["/app.wasm"]);
+    let cncf = store
+        .image_status(&format!("{host}/cncf:v1"))
+        .await
+        .unwrap()
+        .unwrap();
+    let old = store
+        .image_status(&format!("{host}/old:v1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cncf.content, old.content, "one module blob, shared");
+    assert_eq!(
+        cncf.content, multi.content,
+        "the module from the tar layer is the same blob"
+    );
+    store.remove_image(&cncf.reference).await.unwrap();
+    assert!(
+        old.content.is_file(),
+        "a module still used by another image stays"
+    );
+
+    // Two concurrent pulls of one image: one manifest fetch, one blob fetch.
+    let store2 = ImageStore::open(dir.path().join("other")).unwrap();
+    let reference = format!("{host}/cncf:v1");
+    let before = fake.hits("cncf/manifests/v1");
+    let module_path = format!("cncf/blobs/{}", digest(MODULE));
+    let blob_before = fake.hits(&module_path);
+    let (a, b) = tokio::join!(
+        store2.pull_image(&reference, None),
+        store2.pull_image(&reference, None)
+    );
+    assert_eq!(a.unwrap(), b.unwrap());
+    assert_eq!(fake.hits("cncf/manifests/v1") - before, 1);
+    assert_eq!(fake.hits(&module_path) - blob_before, 1);
+
+    // The tampered blob is refused by its digest and not stored.
+    let err = store
+        .pull_image(&format!("{host}/bad:v1"), None)
+        .await
+        .expect_err("tampered");
+    assert!(matches!(err, RuntimeError::Registry { .. }), "{err}");
+    assert!(err.to_string().contains(&digest(claimed)), "{err}");
+    assert!(!dir
+        .path()
+        .join("images/blobs/sha256")
+        .join(&digest(claimed)[7..])
+        .exists());
+
+    // Linux images are named as such.
+    for tag in ["linux", "linux-only"] {
+        let err = store
+            .pull_image(&format!("{host}/multi:{tag}"), None)
+            .await
+            .expect_err("linux");
+        assert!(
+            err.to_string().contains("linux/amd64")
+                && err.to_string().contains("no Linux container runtime"),
+            "{tag}: {err}"
+        );
+    }
+    // A missing image carries the registry's answer.
+    let err = store
+        .pull_image(&format!("{host}/nope:v1"), None)
+        .await
+        .expect_err("missing");
+    assert!(
+        err.to_string().contains("manifest unknown") || err.to_string().contains("404"),
+        "{err}"
+    );
+}
