@@ -16,7 +16,7 @@ use std::time::Duration;
 pub use skiff_net::ConnLimits;
 pub use skiff_raft_store::{
     restore_backup, stored_cluster, BackupInfo, Cluster, ClusterError, JoinConf, Member, Timing,
-    DEFAULT_LOG_RETAIN,
+    DEFAULT_LOG_RETAIN, MAX_PEER_CONNECTIONS,
 };
 
 /// The store's directory inside a server's data dir.

@@ -31,5 +31,6 @@ pub use member::{Cluster, ClusterError, Member};
 pub use status::{MemberStatus, StopCause};
 pub use store::Store;
 pub use transport::memory::MemoryNetwork;
+pub use transport::tcp::MAX_PEER_CONNECTIONS;
 pub use txn::{Compare, KeyValue, Op, OpResult, Txn, TxnResponse};
 pub use watch::{EventKind, Watch, WatchEvent};

@@ -48,6 +48,16 @@ const BACKOFF: Backoff = Backoff {
 };
 /// Delay before retrying a key whose write hit a 409 conflict.
 const CONFLICT_RETRY: Duration = Duration::from_millis(10);
+/// Conflicts in a row retried after `CONFLICT_RETRY`; a key that keeps conflicting (a name
+/// held by an object the cache will never show as ours) backs off like a failure after that.
+const QUICK_CONFLICTS: u32 = 5;
+
+/// A key's unbroken run of failed reconciles, forgotten at its first success.
+#[derive(Default)]
+struct Streak {
+    conflicts: u32,
+    failures: u32,
+}
 
 /// Spawns `workers` tasks that reconcile keys from `queue` until `shutdown` is cancelled.
 pub fn spawn<R: Reconciler>(
@@ -56,9 +66,9 @@ pub fn spawn<R: Reconciler>(
     workers: usize,
     shutdown: CancellationToken,
 ) {
-    let failures: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let streaks: Arc<Mutex<HashMap<String, Streak>>> = Arc::default();
     for _ in 0..workers {
-        let (reconciler, queue, failures) = (reconciler.clone(), queue.clone(), failures.clone());
+        let (reconciler, queue, streaks) = (reconciler.clone(), queue.clone(), streaks.clone());
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             loop {
@@ -71,21 +81,36 @@ pub fn spawn<R: Reconciler>(
                 // Reconciles may complete without ever waiting (cache reads, refused writes):
                 // let the informers and the API run between them.
                 tokio::task::yield_now().await;
+                if outcome.is_ok() {
+                    streaks.lock().expect("streaks lock").remove(&key);
+                }
                 match outcome {
-                    Ok(action) => {
-                        failures.lock().expect("failures lock").remove(&key);
-                        if let Action::Requeue(after) = action {
-                            queue.add_after(key, after);
-                        }
-                    }
+                    Ok(Action::Requeue(after)) => queue.add_after(key, after),
+                    Ok(_) => {}
                     // A stale cache: try again once the informer has had a moment to catch up.
-                    Err(ApiError::Conflict { .. }) => queue.add_after(key, CONFLICT_RETRY),
+                    Err(err @ ApiError::Conflict { .. }) => {
+                        let conflicts = {
+                            let mut streaks = streaks.lock().expect("streaks lock");
+                            let streak = streaks.entry(key.clone()).or_default();
+                            streak.conflicts = streak.conflicts.saturating_add(1);
+                            streak.conflicts
+                        };
+                        let delay = match conflicts.checked_sub(QUICK_CONFLICTS) {
+                            None | Some(0) => CONFLICT_RETRY,
+                            Some(over) => {
+                                let delay = BACKOFF.delay(over);
+                                tracing::warn!(controller = reconciler.name(), %key, %err, ?delay, "reconcile keeps conflicting");
+                                delay
+                            }
+                        };
+                        queue.add_after(key, delay);
+                    }
                     Err(err) => {
                         let attempt = {
-                            let mut failures = failures.lock().expect("failures lock");
-                            let n = failures.entry(key.clone()).or_insert(0);
-                            *n = n.saturating_add(1);
-                            *n
+                            let mut streaks = streaks.lock().expect("streaks lock");
+                            let streak = streaks.entry(key.clone()).or_default();
+                            streak.failures = streak.failures.saturating_add(1);
+                            streak.failures
                         };
                         let delay = BACKOFF.delay(attempt);
                         tracing::warn!(controller = reconciler.name(), %key, %err, ?delay, "reconcile failed");
@@ -158,5 +183,58 @@ mod tests {
             ],
             "a conflict, three failures, then success and no more runs"
         );
+    }
+
+    /// Always answers 409 and records when it ran.
+    struct Conflicting {
+        runs: Mutex<Vec<tokio::time::Instant>>,
+    }
+
+    #[async_trait]
+    impl Reconciler for Conflicting {
+        fn name(&self) -> &'static str {
+            "conflicting"
+        }
+
+        async fn reconcile(&self, _key: &str) -> Result<Action, ApiError> {
+            self.runs
+                .lock()
+                .expect("runs")
+                .push(tokio::time::Instant::now());
+            Err(ApiError::Conflict {
+                resource: "replicasets".into(),
+                name: "web-abc".into(),
+                message: "exists".into(),
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_that_keeps_conflicting_backs_off_instead_of_spinning() {
+        let conflicting = Arc::new(Conflicting {
+            runs: Mutex::default(),
+        });
+        let queue = WorkQueue::new();
+        spawn(
+            conflicting.clone(),
+            queue.clone(),
+            1,
+            CancellationToken::new(),
+        );
+        queue.add("k");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let runs = conflicting.runs.lock().expect("runs").clone();
+        let gaps: Vec<Duration> = runs.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(
+            gaps[..5],
+            [CONFLICT_RETRY; 5],
+            "the first conflicts retry at once"
+        );
+        assert_eq!(
+            gaps[5..8],
+            [BACKOFF.delay(1), BACKOFF.delay(2), BACKOFF.delay(3)]
+        );
+        // Without the back-off: a run every 10 ms, 6,000 in the minute.
+        assert!(runs.len() < 20, "{} runs in a minute", runs.len());
     }
 }

@@ -207,8 +207,8 @@ impl Schedule {
     }
 
     /// The first scheduled time strictly after `after`, in `after`'s time zone; `None` if the
-    /// schedule never fires within five years. A time skipped by a daylight-saving jump runs at
-    /// the first instant after the gap.
+    /// schedule never fires within five years. A time skipped by a daylight-saving jump runs
+    /// shifted forward by the gap (02:30 in a 02:00→03:00 jump runs at 03:30), as Kubernetes does.
     pub fn next_after(&self, after: &Zoned) -> Option<Zoned> {
         let tz = after.time_zone();
         let mut date = after.date();

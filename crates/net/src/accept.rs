@@ -30,7 +30,9 @@ pub struct Acceptor {
 /// One accepted connection and its slot.
 pub struct Accepted {
     pub stream: TcpStream,
+    /// The peer's address.
     pub from: SocketAddr,
+    /// The connection's slot, freed when dropped.
     pub permit: OwnedSemaphorePermit,
 }
 

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::log_index::LogIndex;
 use crate::runtime::logs::{LogReader, LogRequest, StillWriting};
 
+/// What the log endpoint serves from: where each container's log files are.
 #[derive(Clone)]
 pub struct LogServerState {
     pub index: Arc<LogIndex>,
@@ -52,6 +53,7 @@ impl LogQuery {
     }
 }
 
+/// The kubelet-style log endpoint (`/containerLogs/...`) and a health check.
 pub fn router(state: LogServerState) -> Router {
     Router::new()
         .route(

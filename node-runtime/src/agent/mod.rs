@@ -71,9 +71,9 @@ use crate::runtime::{
     ContainerRuntime, FileImages, ImageService, ImageStore, RuntimeError, RuntimeSet,
 };
 
-/// Default pause between lease renewals (the control plane's node grace is a few of these).
 /// Connections the kubelet endpoint (logs) serves at once by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default pause between lease renewals (the control plane's node grace is a few of these).
 const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Lease renewals between two full Node status reports.
 const STATUS_EVERY: u64 = 5;

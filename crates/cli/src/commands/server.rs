@@ -152,9 +152,6 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     Ok(config)
 }
 
-/// Descriptors the Raft peer listener may hold (its own limit, inside the store).
-const PEER_CONNECTIONS: usize = 64;
-
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     private_files::private_dir(&args.data_dir)?;
     let mut config = server_config(&args).await?;
@@ -162,7 +159,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // agent's log server take a small share first, the API server the rest.
     let mut budget = descriptor_budget();
     if config.peer_listen.is_some() {
-        budget = budget.saturating_sub(PEER_CONNECTIONS.min(budget / 8));
+        budget = budget.saturating_sub(skiff_control_plane::MAX_PEER_CONNECTIONS);
     }
     let agent_limits = args.dev.then(|| {
         let wanted = skiff_node_runtime::agent::DEFAULT_MAX_CONNECTIONS.min(budget / 4);

@@ -15,7 +15,7 @@ mod render;
 mod tail;
 mod writer;
 
-pub use reader::{LogReader, StillWriting, FOLLOW_POLL};
+pub use reader::{LogReader, StillWriting};
 pub use record::Stream;
 pub use render::LogRequest;
 pub use writer::LogWriter;

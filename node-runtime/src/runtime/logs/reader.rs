@@ -15,7 +15,7 @@ use super::render::{LogRequest, Renderer};
 use super::tail::{start_of_last, Position, CHUNK};
 
 /// How often a followed log is looked at for new bytes.
-pub const FOLLOW_POLL: Duration = Duration::from_millis(200);
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
 /// A container log opened for reading: its files, oldest first, and where to start.
 pub struct LogReader {

@@ -24,6 +24,8 @@ pub struct LogRequest {
     pub timestamps: bool,
 }
 
+/// Turns stored log records into what a reader asked for (the since filter, timestamps or
+/// not), carrying a record split across two reads.
 pub struct Renderer {
     carry: Vec<u8>,
     since: Option<Timestamp>,

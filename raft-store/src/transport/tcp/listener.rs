@@ -22,7 +22,7 @@ use super::{codec, Hello, Refusal};
 use crate::member::SharedCluster;
 
 /// Peer connections held at once (each member opens one; reconnects may overlap).
-const MAX_PEER_CONNECTIONS: usize = 64;
+pub const MAX_PEER_CONNECTIONS: usize = 64;
 /// How long an accepted connection may take to send its `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a refused removed member has to read its refusal and close.

@@ -8,6 +8,8 @@
 mod listener;
 mod sender;
 
+pub use listener::MAX_PEER_CONNECTIONS;
+
 use std::collections::HashMap;
 
 use raft::eraftpb::Message;
