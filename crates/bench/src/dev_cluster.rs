@@ -3,16 +3,17 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
-use skiff_api::resources;
-use skiff_client::{Client, ListParams};
+use skiff_client::Client;
 use skiff_control_plane::{Server, ServerConfig, ServerHandle};
 use skiff_node_runtime::agent::Agent;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// How long the agent has to register its node and report Ready.
+const NODE_READY: Duration = Duration::from_secs(30);
 
 /// The server, a client of it, and the agent's task.
 pub struct DevCluster {
@@ -54,7 +55,7 @@ impl DevCluster {
                 .await
                 .map_err(anyhow::Error::from)
         });
-        wait_for_node(&client).await?;
+        crate::cluster::wait_nodes_ready(&client, 1, NODE_READY).await?;
         Ok(DevCluster {
             server,
             client,
@@ -69,20 +70,4 @@ impl DevCluster {
         let _ = self.agent.await;
         self.server.shutdown().await;
     }
-}
-
-async fn wait_for_node(client: &Client) -> anyhow::Result<()> {
-    let nodes = resources::by_name("nodes").context("nodes")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let list = client.list(nodes, None, &ListParams::default()).await?;
-        if list["items"]
-            .as_array()
-            .is_some_and(|items| !items.is_empty())
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("the bench node did not register within 30 s")
 }

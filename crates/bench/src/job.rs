@@ -2,18 +2,15 @@
 //! server, store, controllers, scheduler, agent and wasmtime): total time to complete, pods per
 //! second, and the most pods the Job ran at once.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Args;
 use serde_json::{json, Value};
 use skiff_api::resources;
-use skiff_client::{Client, ListParams};
-use skiff_control_plane::{Server, ServerConfig};
-use skiff_node_runtime::agent::Agent;
-use skiff_node_runtime::runtime::wasm::WasmRuntime;
+use skiff_client::ListParams;
 
+use crate::dev_cluster::DevCluster;
 use crate::figures::ms;
 use crate::memory::rss_bytes;
 use crate::tempfile_dir;
@@ -47,29 +44,8 @@ pub async fn job(args: BenchJobArgs) -> anyhow::Result<()> {
         "skiff bench job: {} completions, parallelism {}, a guest that exits at once",
         args.completions, args.parallelism
     );
-    let server = Server::start(ServerConfig::new(
-        "bench",
-        dir.join("server"),
-        "127.0.0.1:0".parse()?,
-    ))
-    .await?;
-    let url = server.url();
-    let client = Client::new(std::slice::from_ref(&url))?;
-    let token = crate::cluster::join_token(&client).await?;
-    let agent = Agent::builder()
-        .servers(vec![url.clone()])
-        .token(token.to_string())
-        .node_name("bench-node")
-        .data_dir(dir.join("agent"))
-        .allow_image_dir(guests.clone())
-        .runtime(Arc::new(WasmRuntime::new(dir.join("agent/wasm"))?))
-        .capacity(64_000, 64 << 30, args.parallelism + 10)
-        .build()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent_task = tokio::spawn(agent.run(async move {
-        let _ = stopped.await;
-    }));
-    crate::cluster::wait_nodes_ready(&client, 1, Duration::from_secs(30)).await?;
+    let cluster = DevCluster::start(&dir, &guests, args.parallelism + 10).await?;
+    let client = &cluster.client;
 
     let jobs = resources::by_name("jobs").expect("jobs are served");
     let manifest = json!({
@@ -127,9 +103,7 @@ pub async fn job(args: BenchJobArgs) -> anyhow::Result<()> {
     if let Some(rss) = rss_bytes() {
         println!("process RSS at the end:   {} MiB", rss >> 20);
     }
-    let _ = stop.send(());
-    let _ = agent_task.await;
-    server.shutdown().await;
+    cluster.shutdown().await;
     Ok(())
 }
 
