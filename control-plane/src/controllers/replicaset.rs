@@ -22,10 +22,7 @@ use crate::runtime::informer::{object_key, revision_of, Change, Informer};
 use crate::runtime::ownership::{controller_of, controller_ref};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::runner::{Action, Reconciler};
-use crate::runtime::slow_start;
-
-/// Most pods created or deleted in one reconcile (Kubernetes' `BurstReplicas`).
-pub const BURST: usize = 500;
+use crate::runtime::slow_start::{self, BURST};
 
 pub struct ReplicaSetController {
     pub registry: Registry,

@@ -27,6 +27,7 @@ use crate::runtime::events::{EventRecorder, EventType};
 use crate::runtime::informer::{object_key, revision_of, Informer};
 use crate::runtime::ownership::controller_of;
 use crate::runtime::runner::{Action, Reconciler};
+use crate::runtime::slow_start;
 
 pub use self::pod::{job_labels, COMPLETION_INDEX, COMPLETION_INDEX_ENV};
 pub use self::status::is_finished;
@@ -170,34 +171,36 @@ impl JobController {
         }
     }
 
-    /// Creates the planned pods; returns the highest revision written.
+    /// Creates the planned pods in slow-start batches, stopping at the first error; returns the
+    /// highest revision written.
     async fn create_pods(&self, job: &Arc<Job>, indexes: &[Option<i32>]) -> Result<u64, ApiError> {
-        let pods: Vec<Pod> = indexes.iter().map(|i| pod::pod_for(job, *i)).collect();
-        let creations = pods.iter().map(|pod| self.registry.create_typed(pod));
+        let outcome = slow_start::run(indexes.len(), |i| {
+            let pod = pod::pod_for(job, indexes[i]);
+            async move { self.registry.create_typed(&pod).await }
+        })
+        .await;
         let mut last = 0;
-        for result in join_all(creations).await {
-            match result {
-                Ok(pod) => {
-                    last = last.max(revision_of(&pod));
-                    self.events.record(
-                        job.as_ref(),
-                        EventType::Normal,
-                        "SuccessfulCreate",
-                        format!("Created pod: {}", pod.metadata.name.unwrap_or_default()),
-                    );
-                }
-                Err(err) => {
-                    self.events.record(
-                        job.as_ref(),
-                        EventType::Warning,
-                        "FailedCreate",
-                        format!("Error creating: {err}"),
-                    );
-                    return Err(err);
-                }
-            }
+        for created in outcome.done {
+            last = last.max(revision_of(&created));
+            self.events.record(
+                job.as_ref(),
+                EventType::Normal,
+                "SuccessfulCreate",
+                format!("Created pod: {}", created.metadata.name.unwrap_or_default()),
+            );
         }
-        Ok(last)
+        match outcome.error {
+            Some(err) => {
+                self.events.record(
+                    job.as_ref(),
+                    EventType::Warning,
+                    "FailedCreate",
+                    format!("Error creating: {err}"),
+                );
+                Err(err)
+            }
+            None => Ok(last),
+        }
     }
 
     /// Deletes the pods at `victims`; returns the highest revision written.
