@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::join_all;
+use skiff_api::batch::{job_outcome, DEFAULT_BACKOFF_LIMIT, DEFAULT_PARALLELISM};
 use skiff_api::k8s_openapi::api::batch::v1::{Job, PodFailurePolicy};
 use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_api::k8s_openapi::jiff::Timestamp;
@@ -30,7 +31,6 @@ use crate::runtime::runner::{Action, Reconciler};
 use crate::runtime::slow_start;
 
 pub use self::pod::{job_labels, COMPLETION_INDEX, COMPLETION_INDEX_ENV};
-pub use self::status::is_finished;
 
 pub struct JobController {
     pub registry: Registry,
@@ -61,7 +61,7 @@ impl Reconciler for JobController {
             return Ok(Action::await_change());
         }
         let now = skiff_api::time::now().0;
-        if is_finished(&job) {
+        if job_outcome(&job).is_some() {
             return self.expire(&job, now).await;
         }
         let uid = job.metadata.uid.clone().unwrap_or_default();
@@ -89,9 +89,9 @@ impl Reconciler for JobController {
             .or((!suspend).then_some(now));
         let view = JobView {
             completions: spec.completions,
-            parallelism: spec.parallelism.unwrap_or(1),
+            parallelism: spec.parallelism.unwrap_or(DEFAULT_PARALLELISM),
             indexed: spec.completion_mode.as_deref() == Some("Indexed"),
-            backoff_limit: spec.backoff_limit.unwrap_or(6),
+            backoff_limit: spec.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT),
             restarts_count: spec
                 .template
                 .spec
