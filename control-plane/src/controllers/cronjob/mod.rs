@@ -34,6 +34,7 @@ use crate::runtime::runner::{Action, Reconciler};
 /// Extra wait after a scheduled time so the next sync finds it due (Kubernetes' `nextScheduleDelta`).
 const NEXT_SCHEDULE_DELTA: Duration = Duration::from_millis(100);
 
+/// Starts a CronJob's Jobs on its schedule, per its concurrency policy, and prunes old ones.
 pub struct CronJobController {
     pub registry: Registry,
     pub cronjobs: Arc<Informer<CronJob>>,

@@ -30,6 +30,7 @@ pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 /// Slack after a progress deadline before the reconcile that reports it.
 const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 
+/// Rolls each Deployment out through ReplicaSets and writes its status and conditions.
 pub struct DeploymentController {
     pub registry: Registry,
     pub deployments: Arc<Informer<Deployment>>,

@@ -32,6 +32,7 @@ use crate::runtime::slow_start;
 
 pub use self::pod::{job_labels, COMPLETION_INDEX, COMPLETION_INDEX_ENV};
 
+/// Runs each Job's pods to completion: creates, retries and stops them, and writes its status.
 pub struct JobController {
     pub registry: Registry,
     pub jobs: Arc<Informer<Job>>,
