@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use skiff_api::k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use skiff_api::ownership::controller_ref;
 use skiff_api::selector::LabelSelector;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -19,13 +20,10 @@ use crate::registry::{Registry, Subresource};
 use crate::runtime::events::{EventRecorder, EventType};
 use crate::runtime::expectations::Expectations;
 use crate::runtime::informer::{object_key, revision_of, Change, Informer};
-use crate::runtime::ownership::{controller_of, controller_ref};
+use crate::runtime::ownership::controller_of;
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::runner::{Action, Reconciler};
-use crate::runtime::slow_start;
-
-/// Most pods created or deleted in one reconcile (Kubernetes' `BurstReplicas`).
-pub const BURST: usize = 500;
+use crate::runtime::slow_start::{self, BURST};
 
 pub struct ReplicaSetController {
     pub registry: Registry,

@@ -6,6 +6,9 @@ use std::future::Future;
 
 use futures::future::join_all;
 
+/// Most pods a controller creates or deletes in one reconcile (Kubernetes' `BurstReplicas`).
+pub const BURST: usize = 500;
+
 /// The sizes of the batches that do `count` calls: doubling from 1, the last one the remainder.
 pub fn batch_sizes(count: usize) -> Vec<usize> {
     let mut sizes = Vec::new();

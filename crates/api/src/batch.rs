@@ -2,13 +2,25 @@
 //! `skiff create job --from=cronjob/NAME`.
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::Resource;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::ownership::controller_ref;
 
 /// The annotation with the time a scheduled Job was due (RFC 3339).
 pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 /// The annotation `kubectl create job --from` puts on a Job started by hand.
 pub const INSTANTIATE: &str = "cronjob.kubernetes.io/instantiate";
+
+/// A Job's `parallelism` (and `completions`, when neither is set) when left out.
+pub const DEFAULT_PARALLELISM: i32 = 1;
+/// A Job's `backoffLimit` when left out.
+pub const DEFAULT_BACKOFF_LIMIT: i32 = 6;
+/// A CronJob's `concurrencyPolicy` when left out.
+pub const DEFAULT_CONCURRENCY_POLICY: &str = "Allow";
+/// A CronJob's `successfulJobsHistoryLimit` when left out.
+pub const DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT: i32 = 3;
+/// A CronJob's `failedJobsHistoryLimit` when left out.
+pub const DEFAULT_FAILED_JOBS_HISTORY_LIMIT: i32 = 1;
 
 /// A Job named `name` from `cronjob`'s `jobTemplate`, controlled by the CronJob, with
 /// `annotations` added to the template's.
@@ -31,14 +43,7 @@ pub fn job_from_cronjob(
             namespace: cronjob.metadata.namespace.clone(),
             labels: meta.labels,
             annotations: (!all_annotations.is_empty()).then_some(all_annotations),
-            owner_references: Some(vec![OwnerReference {
-                api_version: CronJob::API_VERSION.to_string(),
-                kind: CronJob::KIND.to_string(),
-                name: cronjob.metadata.name.clone().unwrap_or_default(),
-                uid: cronjob.metadata.uid.clone().unwrap_or_default(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }]),
+            owner_references: Some(vec![controller_ref(cronjob)]),
             ..Default::default()
         },
         spec: template.spec,

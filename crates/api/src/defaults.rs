@@ -2,6 +2,10 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::batch::{
+    DEFAULT_BACKOFF_LIMIT, DEFAULT_CONCURRENCY_POLICY, DEFAULT_FAILED_JOBS_HISTORY_LIMIT,
+    DEFAULT_PARALLELISM, DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT,
+};
 use crate::image::{default_pull_policy, runtime_class_for_image};
 use crate::resources::ResourceKind;
 
@@ -67,10 +71,18 @@ pub fn apply_defaults(kind: &ResourceKind, obj: &mut Value) {
             let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
                 return;
             };
-            set_default(spec, "concurrencyPolicy", json!("Allow"));
+            set_default(spec, "concurrencyPolicy", json!(DEFAULT_CONCURRENCY_POLICY));
             set_default(spec, "suspend", json!(false));
-            set_default(spec, "successfulJobsHistoryLimit", json!(3));
-            set_default(spec, "failedJobsHistoryLimit", json!(1));
+            set_default(
+                spec,
+                "successfulJobsHistoryLimit",
+                json!(DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT),
+            );
+            set_default(
+                spec,
+                "failedJobsHistoryLimit",
+                json!(DEFAULT_FAILED_JOBS_HISTORY_LIMIT),
+            );
             if let Some(job) = spec
                 .get_mut("jobTemplate")
                 .and_then(|t| t.get_mut("spec"))
@@ -93,10 +105,10 @@ fn default_job_spec(spec: &mut Map<String, Value>) {
     let completions_set = spec.get("completions").is_some_and(|v| !v.is_null());
     let parallelism_set = spec.get("parallelism").is_some_and(|v| !v.is_null());
     if !completions_set && !parallelism_set {
-        set_default(spec, "completions", json!(1));
+        set_default(spec, "completions", json!(DEFAULT_PARALLELISM));
     }
-    set_default(spec, "parallelism", json!(1));
-    set_default(spec, "backoffLimit", json!(6));
+    set_default(spec, "parallelism", json!(DEFAULT_PARALLELISM));
+    set_default(spec, "backoffLimit", json!(DEFAULT_BACKOFF_LIMIT));
     set_default(spec, "completionMode", json!("NonIndexed"));
     set_default(spec, "suspend", json!(false));
     default_template(spec);

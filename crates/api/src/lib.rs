@@ -20,6 +20,7 @@ pub mod intstr;
 pub mod join_token;
 pub mod manifest;
 pub mod nesting;
+pub mod ownership;
 pub mod quantity;
 pub mod requests;
 pub mod resources;

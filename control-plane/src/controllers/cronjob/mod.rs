@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use skiff_api::batch::{job_from_cronjob, job_outcome, SCHEDULED_TIMESTAMP};
+use skiff_api::batch::{
+    job_from_cronjob, job_outcome, DEFAULT_CONCURRENCY_POLICY, DEFAULT_FAILED_JOBS_HISTORY_LIMIT,
+    DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT, SCHEDULED_TIMESTAMP,
+};
 use skiff_api::cron::Schedule;
 use skiff_api::k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use skiff_api::k8s_openapi::api::core::v1::ObjectReference;
@@ -31,6 +34,7 @@ use crate::runtime::runner::{Action, Reconciler};
 /// Extra wait after a scheduled time so the next sync finds it due (Kubernetes' `nextScheduleDelta`).
 const NEXT_SCHEDULE_DELTA: Duration = Duration::from_millis(100);
 
+/// Starts a CronJob's Jobs on its schedule, per its concurrency policy, and prunes old ones.
 pub struct CronJobController {
     pub registry: Registry,
     pub cronjobs: Arc<Informer<CronJob>>,
@@ -88,8 +92,12 @@ impl Reconciler for CronJobController {
         }
         let victims = history_victims(
             &finished,
-            spec.successful_jobs_history_limit.unwrap_or(3).max(0) as usize,
-            spec.failed_jobs_history_limit.unwrap_or(1).max(0) as usize,
+            spec.successful_jobs_history_limit
+                .unwrap_or(DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT)
+                .max(0) as usize,
+            spec.failed_jobs_history_limit
+                .unwrap_or(DEFAULT_FAILED_JOBS_HISTORY_LIMIT)
+                .max(0) as usize,
         );
         for name in victims {
             self.delete_job(&cronjob, &name).await?;
@@ -107,7 +115,10 @@ impl Reconciler for CronJobController {
                         schedule: &schedule,
                         time_zone: time_zone.clone(),
                         starting_deadline_seconds: spec.starting_deadline_seconds,
-                        concurrency_policy: spec.concurrency_policy.as_deref().unwrap_or("Allow"),
+                        concurrency_policy: spec
+                            .concurrency_policy
+                            .as_deref()
+                            .unwrap_or(DEFAULT_CONCURRENCY_POLICY),
                         created: cronjob
                             .metadata
                             .creation_timestamp

@@ -6,9 +6,9 @@ use skiff_api::k8s_openapi::api::core::v1::{
     NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, Toleration,
 };
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use skiff_api::ownership::controller_ref;
 
 use super::REVISION_LABEL;
-use crate::runtime::ownership::controller_ref;
 
 /// The node a DaemonSet pod belongs to: where it is bound, or where its affinity pins it (the
 /// last `metadata.name In` field of the first required term, where [`pinned`] puts it).

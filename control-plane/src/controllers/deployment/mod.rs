@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use skiff_api::hash::pod_template_hash;
 use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use skiff_api::ownership::controller_ref;
 
 pub use revision::{CHANGE_CAUSE_ANNOTATION, REVISION_ANNOTATION};
 
@@ -21,7 +22,7 @@ use crate::error::ApiError;
 use crate::registry::{Registry, Subresource};
 use crate::runtime::events::{EventRecorder, EventType};
 use crate::runtime::informer::{object_key, revision_of, Informer};
-use crate::runtime::ownership::{controller_of, controller_ref};
+use crate::runtime::ownership::controller_of;
 use crate::runtime::runner::{Action, Reconciler};
 
 /// Label that ties a ReplicaSet and its pods to one pod template.
@@ -29,6 +30,7 @@ pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 /// Slack after a progress deadline before the reconcile that reports it.
 const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 
+/// Rolls each Deployment out through ReplicaSets and writes its status and conditions.
 pub struct DeploymentController {
     pub registry: Registry,
     pub deployments: Arc<Informer<Deployment>>,

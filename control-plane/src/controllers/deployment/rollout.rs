@@ -10,10 +10,13 @@ use skiff_api::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 /// Replica counts a reconcile should set: the new ReplicaSet, then each old one (oldest first).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Plan {
+    /// Replicas for the ReplicaSet of the current template.
     pub new_replicas: i32,
+    /// Replicas for each old ReplicaSet, oldest first (the order they were passed in).
     pub old_replicas: Vec<i32>,
 }
 
+/// Plans one step of `deployment`'s rollout from its new ReplicaSet (if any) and its old ones.
 pub fn plan(deployment: &Deployment, new_rs: Option<&ReplicaSet>, old: &[Arc<ReplicaSet>]) -> Plan {
     let spec = deployment.spec.clone().unwrap_or_default();
     let desired = spec.replicas.unwrap_or(1).max(0);

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::join_all;
+use skiff_api::batch::{job_outcome, DEFAULT_BACKOFF_LIMIT, DEFAULT_PARALLELISM};
 use skiff_api::k8s_openapi::api::batch::v1::{Job, PodFailurePolicy};
 use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_api::k8s_openapi::jiff::Timestamp;
@@ -27,10 +28,11 @@ use crate::runtime::events::{EventRecorder, EventType};
 use crate::runtime::informer::{object_key, revision_of, Informer};
 use crate::runtime::ownership::controller_of;
 use crate::runtime::runner::{Action, Reconciler};
+use crate::runtime::slow_start;
 
 pub use self::pod::{job_labels, COMPLETION_INDEX, COMPLETION_INDEX_ENV};
-pub use self::status::is_finished;
 
+/// Runs each Job's pods to completion: creates, retries and stops them, and writes its status.
 pub struct JobController {
     pub registry: Registry,
     pub jobs: Arc<Informer<Job>>,
@@ -60,7 +62,7 @@ impl Reconciler for JobController {
             return Ok(Action::await_change());
         }
         let now = skiff_api::time::now().0;
-        if is_finished(&job) {
+        if job_outcome(&job).is_some() {
             return self.expire(&job, now).await;
         }
         let uid = job.metadata.uid.clone().unwrap_or_default();
@@ -88,9 +90,9 @@ impl Reconciler for JobController {
             .or((!suspend).then_some(now));
         let view = JobView {
             completions: spec.completions,
-            parallelism: spec.parallelism.unwrap_or(1),
+            parallelism: spec.parallelism.unwrap_or(DEFAULT_PARALLELISM),
             indexed: spec.completion_mode.as_deref() == Some("Indexed"),
-            backoff_limit: spec.backoff_limit.unwrap_or(6),
+            backoff_limit: spec.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT),
             restarts_count: spec
                 .template
                 .spec
@@ -170,34 +172,36 @@ impl JobController {
         }
     }
 
-    /// Creates the planned pods; returns the highest revision written.
+    /// Creates the planned pods in slow-start batches, stopping at the first error; returns the
+    /// highest revision written.
     async fn create_pods(&self, job: &Arc<Job>, indexes: &[Option<i32>]) -> Result<u64, ApiError> {
-        let pods: Vec<Pod> = indexes.iter().map(|i| pod::pod_for(job, *i)).collect();
-        let creations = pods.iter().map(|pod| self.registry.create_typed(pod));
+        let outcome = slow_start::run(indexes.len(), |i| {
+            let pod = pod::pod_for(job, indexes[i]);
+            async move { self.registry.create_typed(&pod).await }
+        })
+        .await;
         let mut last = 0;
-        for result in join_all(creations).await {
-            match result {
-                Ok(pod) => {
-                    last = last.max(revision_of(&pod));
-                    self.events.record(
-                        job.as_ref(),
-                        EventType::Normal,
-                        "SuccessfulCreate",
-                        format!("Created pod: {}", pod.metadata.name.unwrap_or_default()),
-                    );
-                }
-                Err(err) => {
-                    self.events.record(
-                        job.as_ref(),
-                        EventType::Warning,
-                        "FailedCreate",
-                        format!("Error creating: {err}"),
-                    );
-                    return Err(err);
-                }
-            }
+        for created in outcome.done {
+            last = last.max(revision_of(&created));
+            self.events.record(
+                job.as_ref(),
+                EventType::Normal,
+                "SuccessfulCreate",
+                format!("Created pod: {}", created.metadata.name.unwrap_or_default()),
+            );
         }
-        Ok(last)
+        match outcome.error {
+            Some(err) => {
+                self.events.record(
+                    job.as_ref(),
+                    EventType::Warning,
+                    "FailedCreate",
+                    format!("Error creating: {err}"),
+                );
+                Err(err)
+            }
+            None => Ok(last),
+        }
     }
 
     /// Deletes the pods at `victims`; returns the highest revision written.

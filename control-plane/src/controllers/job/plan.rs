@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use skiff_api::k8s_openapi::jiff::Timestamp;
 
+use crate::runtime::slow_start::BURST;
+
 pub use super::failure_policy::Verdict;
 
 /// First delay before retrying after a pod failure; it doubles with each further failure
@@ -67,7 +69,7 @@ pub enum Finish {
 /// The outcome of one sync.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Pods to create: their completion index (`None` for a NonIndexed Job).
+    /// Pods to create, at most a burst: their completion index (`None` for a NonIndexed Job).
     pub create: Vec<Option<i32>>,
     /// Positions in the pod list of active pods to delete.
     pub delete: Vec<usize>,
@@ -190,7 +192,8 @@ pub fn plan(job: &JobView, pods: &[PodView], now: Timestamp) -> Plan {
     if keep.len() > wanted {
         plan.delete.extend(keep.split_off(wanted));
     }
-    let missing = wanted - keep.len();
+    // At most a burst per sync: the pods created bring the Job back for the rest.
+    let missing = (wanted - keep.len()).min(BURST);
     if missing == 0 {
         return plan;
     }

@@ -185,6 +185,38 @@ fn creates_up_to_parallelism_and_finishes_at_completions() {
 }
 
 #[test]
+fn a_huge_parallelism_creates_at_most_one_burst_per_sync() {
+    let now = at(NOW);
+    for (name, view, pods, first) in [
+        ("work queue", job(None, i32::MAX, false), vec![], None),
+        (
+            "fixed count",
+            job(Some(i32::MAX), i32::MAX, false),
+            vec![],
+            None,
+        ),
+        (
+            "indexed",
+            job(Some(i32::MAX), i32::MAX, true),
+            vec![],
+            Some(0),
+        ),
+        (
+            "indexed, index 0 running",
+            job(Some(i32::MAX), i32::MAX, true),
+            vec![pod(Active, Some(0))],
+            Some(1),
+        ),
+    ] {
+        let planned = plan(&view, &pods, now);
+        assert_eq!(planned.create.len(), BURST, "{name}");
+        assert_eq!(planned.create.first(), Some(&first), "{name}");
+    }
+    // Short of a burst, the whole difference.
+    assert_eq!(plan(&job(None, 3, false), &[], now).create.len(), 3);
+}
+
+#[test]
 fn failures_back_off_exponentially_until_the_limit() {
     let limited = |limit| JobView {
         backoff_limit: limit,

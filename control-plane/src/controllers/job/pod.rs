@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use skiff_api::k8s_openapi::api::batch::v1::Job;
 use skiff_api::k8s_openapi::api::core::v1::{EnvVar, Pod};
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-use crate::runtime::ownership::controller_ref;
+use skiff_api::ownership::controller_ref;
 
 /// The annotation (and label) carrying an Indexed Job pod's completion index.
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";

@@ -1,34 +1,31 @@
 //! A Job's status as Kubernetes writes it: counts, times and the Complete, Failed and
 //! Suspended conditions.
 
+use skiff_api::batch::job_outcome;
 use skiff_api::k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use skiff_api::k8s_openapi::jiff::Timestamp;
 
 use super::plan::{Finish, Plan};
 
-/// Whether the Job has a `Complete` or `Failed` condition that is `True`.
-pub fn is_finished(job: &Job) -> bool {
-    finish_condition(job).is_some()
-}
-
-fn finish_condition(job: &Job) -> Option<&JobCondition> {
-    job.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| matches!(c.type_.as_str(), "Complete" | "Failed") && c.status == "True")
-}
-
-/// When the Job finished: its completion time, or when it was marked Failed.
+/// When a finished Job finished: its completion time, or when it was marked Failed.
 pub fn finished_at(job: &Job) -> Option<Timestamp> {
+    let condition = if job_outcome(job)? {
+        "Complete"
+    } else {
+        "Failed"
+    };
     let status = job.status.as_ref()?;
-    status
-        .completion_time
-        .as_ref()
-        .or(finish_condition(job)?.last_transition_time.as_ref())
-        .map(|t| t.0)
+    let marked = || {
+        status
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == condition && c.status == "True")?
+            .last_transition_time
+            .as_ref()
+    };
+    status.completion_time.as_ref().or_else(marked).map(|t| t.0)
 }
 
 /// The status after one sync that planned `plan`.

@@ -79,6 +79,10 @@ pub fn validate_cronjob(cronjob: &CronJob, errors: &mut Errors) {
     }
 }
 
+/// Most completions and parallelism an Indexed Job may have (Kubernetes'
+/// `maxCompletionsForIndexedJob` and `maxParallelismForIndexedJob`).
+const MAX_INDEXED: i32 = 100_000;
+
 fn validate_job_spec(spec: &JobSpec, path: &str, errors: &mut Errors) {
     non_negative(
         spec.parallelism.map(i64::from),
@@ -116,6 +120,18 @@ fn validate_job_spec(spec: &JobSpec, path: &str, errors: &mut Errors) {
                     FieldErrorReason::Required,
                     "when completion mode is Indexed",
                 );
+            }
+            for (field, value) in [
+                ("completions", spec.completions),
+                ("parallelism", spec.parallelism),
+            ] {
+                if let Some(value) = value.filter(|v| *v > MAX_INDEXED) {
+                    errors.invalid(
+                        format!("{path}.{field}"),
+                        value,
+                        format!("must be less than or equal to {MAX_INDEXED} when completion mode is Indexed"),
+                    );
+                }
             }
         }
         Some(other) => errors.push(
@@ -365,6 +381,25 @@ mod tests {
             &"spec.template.spec.containers: Required value: at least one container is required"
                 .to_string()
         ));
+    }
+
+    #[test]
+    fn indexed_jobs_are_capped_at_100000_completions_and_parallelism() {
+        let mut job = job();
+        job["spec"]["completions"] = json!(100_000);
+        job["spec"]["parallelism"] = json!(100_000);
+        assert_eq!(errors("job", &job), Vec::<String>::new());
+        job["spec"]["completions"] = json!(100_001);
+        job["spec"]["parallelism"] = json!(i32::MAX);
+        assert_eq!(
+            errors("job", &job),
+            [
+                "spec.completions: Invalid value: 100001: must be less than or equal to 100000 when completion mode is Indexed",
+                "spec.parallelism: Invalid value: 2147483647: must be less than or equal to 100000 when completion mode is Indexed",
+            ]
+        );
+        job["spec"]["completionMode"] = json!("NonIndexed");
+        assert_eq!(errors("job", &job), Vec::<String>::new());
     }
 
     #[test]
