@@ -1,6 +1,7 @@
 //! Pulling Wasm images from OCI registries with `oci-client`: the manifest (an index resolved
 //! to its `wasi/wasm` entry), then the module, into the node's blob store, every blob checked
-//! against its digest. Concurrent pulls of one reference share one fetch.
+//! against its digest. Concurrent pulls of one reference with the same credentials share one
+//! fetch.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -62,6 +63,11 @@ pub struct Pulled {
 
 type PullFuture = Shared<BoxFuture<'static, Result<Pulled, Arc<RegistryError>>>>;
 
+/// Which pulls share one fetch: those of one reference with the same credentials, so a pull
+/// with a pod's pull secret never joins an anonymous one (and inherits its 401), nor the
+/// reverse.
+type PullKey = (String, Option<PullAuth>);
+
 /// How this node reaches registries; cheap to clone.
 #[derive(Clone)]
 pub struct Registries {
@@ -72,7 +78,7 @@ struct Inner {
     blobs: Blobs,
     insecure: Vec<String>,
     max_size: u64,
-    inflight: Mutex<HashMap<String, PullFuture>>,
+    inflight: Mutex<HashMap<PullKey, PullFuture>>,
 }
 
 impl Registries {
@@ -89,26 +95,24 @@ impl Registries {
         }
     }
 
-    /// Pulls `reference`; a pull of the same reference already under way is joined.
+    /// Pulls `reference`; a pull of the same reference with the same credentials already
+    /// under way is joined.
     pub async fn pull(
         &self,
         reference: &str,
         auth: Option<&PullAuth>,
     ) -> Result<Pulled, Arc<RegistryError>> {
+        let key: PullKey = (reference.to_string(), auth.cloned());
         let future = {
             let mut inflight = self.inner.inflight.lock().expect("inflight lock");
             inflight
-                .entry(reference.to_string())
+                .entry(key.clone())
                 .or_insert_with(|| {
-                    let (inner, reference) = (self.inner.clone(), reference.to_string());
+                    let inner = self.inner.clone();
                     let auth = registry_auth(auth);
                     async move {
-                        let pulled = inner.pull(&reference, auth).await.map_err(Arc::new);
-                        inner
-                            .inflight
-                            .lock()
-                            .expect("inflight lock")
-                            .remove(&reference);
+                        let pulled = inner.pull(&key.0, auth).await.map_err(Arc::new);
+                        inner.inflight.lock().expect("inflight lock").remove(&key);
                         pulled
                     }
                     .boxed()
