@@ -4,37 +4,41 @@
 //! containerd), and an ordinary image for the `wasi/wasm` platform whose entrypoint names the
 //! module inside its tar layers. Pure: it reads manifests and configs, never the network.
 
-use serde::{Deserialize, Serialize};
+use oci_client::manifest::{
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
+    OCI_IMAGE_MEDIA_TYPE,
+};
+use serde::Deserialize;
 
 use super::ImageConfig;
 
-/// The CNCF Wasm artifact's config media type.
+/// The CNCF Wasm artifact's config media type (`oci-client` knows only a `v1` one).
 pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
-/// The CNCF Wasm artifact's layer media type.
+/// The CNCF Wasm artifact's layer media type (not in `oci-client`).
 pub const WASM_LAYER: &str = "application/wasm";
-/// The older single-layer Wasm media type.
-pub const WASM_CONTENT_LAYER: &str = "application/vnd.wasm.content.layer.v1+wasm";
+/// The older single-layer Wasm media type (wasm-to-oci).
+pub const WASM_CONTENT_LAYER: &str = oci_client::manifest::WASM_LAYER_MEDIA_TYPE;
 /// OCI and Docker manifest media types, as sent in `Accept`.
 pub const MANIFEST_TYPES: [&str; 4] = [
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
+    OCI_IMAGE_MEDIA_TYPE,
+    OCI_IMAGE_INDEX_MEDIA_TYPE,
+    IMAGE_MANIFEST_MEDIA_TYPE,
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE,
 ];
 
 /// A content descriptor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     pub media_type: String,
     pub digest: String,
     pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub platform: Option<Platform>,
 }
 
 /// An index entry's platform.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Platform {
     pub os: String,
     pub architecture: String,
