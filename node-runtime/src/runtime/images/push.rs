@@ -134,8 +134,9 @@ pub async fn push_wasm(
 
 #[cfg(test)]
 mod tests {
-    use super::super::layout::{artifact_layer, parse, Manifest};
+    use super::super::layout::{artifact_layer, parse};
     use super::*;
+    use oci_client::manifest::OciManifest;
 
     #[test]
     fn writes_the_cncf_layout_that_pulls_read() {
@@ -149,9 +150,10 @@ mod tests {
             sha256(module)
         );
         assert_eq!(String::from_utf8_lossy(&manifest), expected);
-        let Ok(Manifest::Image { config: c, layers }) = parse(&manifest) else {
+        let Ok(OciManifest::Image(parsed)) = parse(&manifest) else {
             panic!("a manifest")
         };
+        let (c, layers) = (parsed.config, parsed.layers);
         assert_eq!(
             (c.media_type.as_str(), c.digest.clone()),
             (WASM_CONFIG, sha256(&config))

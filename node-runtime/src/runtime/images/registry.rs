@@ -11,11 +11,12 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
+use oci_client::manifest::{OciDescriptor, OciManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use super::blobs::{sha256, BlobError, Blobs};
-use super::layout::{self, Descriptor, LayoutError, Manifest, WasmLayout, MANIFEST_TYPES};
+use super::layout::{self, LayoutError, WasmLayout, MANIFEST_TYPES};
 use super::tar_module::{self, TarModuleError};
 use super::{ImageConfig, PullAuth};
 
@@ -182,20 +183,22 @@ impl Inner {
             blobs: &self.blobs,
         };
         let (mut digest, mut manifest) = fetch.manifest(&image).await?;
-        if let Manifest::Index { manifests } = &manifest {
-            let entry = layout::select_wasi(manifests).map_err(|source| RegistryError::Layout {
-                digest: digest.clone(),
-                source,
-            })?;
+        if let OciManifest::ImageIndex(index) = &manifest {
+            let entry =
+                layout::select_wasi(&index.manifests).map_err(|source| RegistryError::Layout {
+                    digest: digest.clone(),
+                    source,
+                })?;
             let child = image.clone_with_digest(entry.digest.clone());
             (digest, manifest) = fetch.manifest(&child).await?;
         }
-        let Manifest::Image { config, layers } = manifest else {
+        let OciManifest::Image(image_manifest) = manifest else {
             return Err(RegistryError::Layout {
                 digest,
                 source: LayoutError::NotManifest("an index inside an index".into()),
             });
         };
+        let (config, layers) = (image_manifest.config, image_manifest.layers);
         let layout_error = |source| RegistryError::Layout {
             digest: digest.clone(),
             source,
@@ -268,7 +271,7 @@ impl Fetch<'_> {
 
     /// Fetches a manifest, stores it as a blob (checked against the digest the reference
     /// names, if it names one) and parses it.
-    async fn manifest(&self, image: &Reference) -> Result<(String, Manifest), RegistryError> {
+    async fn manifest(&self, image: &Reference) -> Result<(String, OciManifest), RegistryError> {
         let (bytes, _) = self
             .client
             .pull_manifest_raw(image, self.auth, &MANIFEST_TYPES)
@@ -294,11 +297,12 @@ impl Fetch<'_> {
 
     /// Streams a blob into the store (unless it is there), refusing it past `max` bytes or if
     /// its content does not hash to its digest.
-    async fn blob(&self, desc: &Descriptor, max: u64) -> Result<PathBuf, RegistryError> {
+    async fn blob(&self, desc: &OciDescriptor, max: u64) -> Result<PathBuf, RegistryError> {
         if let Some(path) = self.blobs.get(&desc.digest) {
             return Ok(path);
         }
-        if desc.size > max {
+        // A negative size claims nothing; the stream is held to `max` all the same.
+        if u64::try_from(desc.size).unwrap_or(0) > max {
             return Err(BlobError::TooLarge {
                 digest: desc.digest.clone(),
                 max,
