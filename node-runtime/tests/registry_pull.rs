@@ -1,18 +1,19 @@
 //! The image store against a scripted OCI registry on loopback (axum, port 0): the three Wasm
-//! layouts and a `wasi/wasm` index are pulled, concurrent pulls of one image share one fetch,
-//! a tampered blob is refused by its digest and a Linux image is named as such.
+//! layouts and a `wasi/wasm` index are pulled, concurrent pulls of one image share one fetch
+//! (but only with the same credentials), a tampered blob is refused by its digest and a Linux
+//! image is named as such.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use skiff_node_runtime::runtime::{ImageService, ImageStore, RuntimeError};
+use skiff_node_runtime::runtime::{ImageService, ImageStore, PullAuth, RuntimeError};
 
 const MODULE: &[u8] = b"\0asm\x01\0\0\0";
 
@@ -25,6 +26,8 @@ fn digest(bytes: &[u8]) -> String {
 struct Content {
     files: HashMap<String, (String, Vec<u8>)>,
     hits: HashMap<String, usize>,
+    /// Repositories served only to `Authorization: Bearer <token>`, by repository.
+    tokens: HashMap<String, String>,
 }
 
 #[derive(Clone, Default)]
@@ -71,9 +74,24 @@ impl Fake {
     }
 
     async fn serve(self) -> String {
-        async fn v2(State(fake): State<Fake>, Path(path): Path<String>) -> Response {
+        async fn v2(
+            State(fake): State<Fake>,
+            Path(path): Path<String>,
+            headers: HeaderMap,
+        ) -> Response {
             let mut content = fake.0.lock().unwrap();
             *content.hits.entry(path.clone()).or_default() += 1;
+            let repo = path.split('/').next().unwrap_or_default();
+            if let Some(token) = content.tokens.get(repo) {
+                let sent = headers.get(header::AUTHORIZATION);
+                if sent.and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {token}")) {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                    )
+                        .into_response();
+                }
+            }
             match content.files.get(&path) {
                 Some((media_type, bytes)) => {
                     ([(header::CONTENT_TYPE, media_type.clone())], bytes.clone()).into_response()
@@ -273,4 +291,60 @@ async fn pulls_every_wasm_layout_once_and_verifies_blobs() {
         err.to_string().contains("manifest unknown") || err.to_string().contains("404"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn concurrent_pulls_share_a_fetch_only_with_the_same_credentials() {
+    let fake = Fake::default();
+    let config = fake.blob_as(
+        "private",
+        b"{}",
+        b"{}",
+        "application/vnd.wasm.config.v0+json",
+    );
+    let layer = fake.blob_as("private", MODULE, MODULE, "application/wasm");
+    fake.manifest("private", "v1", oci_manifest(config, vec![layer]));
+    fake.0
+        .lock()
+        .unwrap()
+        .tokens
+        .insert("private".into(), "let-me-in".into());
+    let host = fake.clone().serve().await;
+    let reference = format!("{host}/private:v1");
+    let secret = PullAuth {
+        server: None,
+        username: String::new(),
+        password: "let-me-in".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    // The anonymous pull starts first; the pull with the secret must not join it.
+    let store = ImageStore::open(dir.path().join("a")).unwrap();
+    let (anonymous, authorized) = tokio::join!(
+        store.pull_image(&reference, None),
+        store.pull_image(&reference, Some(&secret))
+    );
+    let err = anonymous.expect_err("no credentials");
+    assert!(err.to_string().contains("Not authorized"), "{err}");
+    let image = authorized.unwrap_or_else(|e| panic!("with the secret: {e}"));
+    assert_eq!(std::fs::read(&image.content).unwrap(), MODULE);
+
+    // Nor does an anonymous pull ride on one with the secret.
+    let store = ImageStore::open(dir.path().join("b")).unwrap();
+    let (authorized, anonymous) = tokio::join!(
+        store.pull_image(&reference, Some(&secret)),
+        store.pull_image(&reference, None)
+    );
+    authorized.unwrap_or_else(|e| panic!("with the secret: {e}"));
+    anonymous.expect_err("an anonymous pull gets no private image");
+
+    // Two pulls with the same secret still share one fetch.
+    let store = ImageStore::open(dir.path().join("c")).unwrap();
+    let before = fake.hits("private/manifests/v1");
+    let (a, b) = tokio::join!(
+        store.pull_image(&reference, Some(&secret)),
+        store.pull_image(&reference, Some(&secret))
+    );
+    assert_eq!(a.unwrap(), b.unwrap());
+    assert_eq!(fake.hits("private/manifests/v1") - before, 1);
 }

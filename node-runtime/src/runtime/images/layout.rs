@@ -4,63 +4,36 @@
 //! containerd), and an ordinary image for the `wasi/wasm` platform whose entrypoint names the
 //! module inside its tar layers. Pure: it reads manifests and configs, never the network.
 
-use serde::{Deserialize, Serialize};
+use oci_client::manifest::{
+    ImageIndexEntry, OciDescriptor, OciManifest, IMAGE_MANIFEST_LIST_MEDIA_TYPE,
+    IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
+};
+use serde::Deserialize;
 
 use super::ImageConfig;
 
-/// The CNCF Wasm artifact's config media type.
+/// The CNCF Wasm artifact's config media type (`oci-client` knows only a `v1` one).
 pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
-/// The CNCF Wasm artifact's layer media type.
+/// The CNCF Wasm artifact's layer media type (not in `oci-client`).
 pub const WASM_LAYER: &str = "application/wasm";
-/// The older single-layer Wasm media type.
-pub const WASM_CONTENT_LAYER: &str = "application/vnd.wasm.content.layer.v1+wasm";
+/// The older single-layer Wasm media type (wasm-to-oci).
+pub const WASM_CONTENT_LAYER: &str = oci_client::manifest::WASM_LAYER_MEDIA_TYPE;
 /// OCI and Docker manifest media types, as sent in `Accept`.
 pub const MANIFEST_TYPES: [&str; 4] = [
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
+    OCI_IMAGE_MEDIA_TYPE,
+    OCI_IMAGE_INDEX_MEDIA_TYPE,
+    IMAGE_MANIFEST_MEDIA_TYPE,
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE,
 ];
 
-/// A content descriptor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-}
-
-/// An index entry's platform.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-}
-
-/// An image manifest or an index of them, OCI or Docker.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum Manifest {
-    Index {
-        manifests: Vec<Descriptor>,
-    },
-    Image {
-        config: Descriptor,
-        layers: Vec<Descriptor>,
-    },
-}
-
 /// Where the module is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum WasmLayout {
     /// The module is this layer, as it is.
-    Layer(Descriptor),
+    Layer(OciDescriptor),
     /// The module is the file `path` in the image's tar layers (`wasi/wasm` platform images).
     Tar {
-        layers: Vec<Descriptor>,
+        layers: Vec<OciDescriptor>,
         path: String,
         config: ImageConfig,
     },
@@ -89,13 +62,13 @@ pub enum LayoutError {
     Config(String),
 }
 
-/// Parses a manifest or index.
-pub fn parse(bytes: &[u8]) -> Result<Manifest, LayoutError> {
+/// Parses a manifest or index (OCI or Docker).
+pub fn parse(bytes: &[u8]) -> Result<OciManifest, LayoutError> {
     serde_json::from_slice(bytes).map_err(|err| LayoutError::NotManifest(err.to_string()))
 }
 
 /// The `wasi/wasm` entry of an index.
-pub fn select_wasi(manifests: &[Descriptor]) -> Result<&Descriptor, LayoutError> {
+pub fn select_wasi(manifests: &[ImageIndexEntry]) -> Result<&ImageIndexEntry, LayoutError> {
     manifests
         .iter()
         .find(|m| {
@@ -108,7 +81,7 @@ pub fn select_wasi(manifests: &[Descriptor]) -> Result<&Descriptor, LayoutError>
         })
 }
 
-fn platforms(manifests: &[Descriptor]) -> String {
+fn platforms(manifests: &[ImageIndexEntry]) -> String {
     let names: Vec<String> = manifests
         .iter()
         .map(|m| match &m.platform {
@@ -126,10 +99,10 @@ fn platforms(manifests: &[Descriptor]) -> String {
 /// The module layer of a Wasm artifact (CNCF or the older layout); `None` when the manifest
 /// is neither, and its config must be read ([`from_config`]).
 pub fn artifact_layer(
-    config: &Descriptor,
-    layers: &[Descriptor],
-) -> Result<Option<Descriptor>, LayoutError> {
-    let wasm: Vec<&Descriptor> = layers
+    config: &OciDescriptor,
+    layers: &[OciDescriptor],
+) -> Result<Option<OciDescriptor>, LayoutError> {
+    let wasm: Vec<&OciDescriptor> = layers
         .iter()
         .filter(|l| l.media_type == WASM_LAYER || l.media_type == WASM_CONTENT_LAYER)
         .collect();
@@ -181,7 +154,7 @@ impl RunConfig {
 
 /// For an ordinary image: the module in its tar layers if its platform is `wasi/wasm` (the
 /// entrypoint, else the command, names it), else why it is not Wasm.
-pub fn from_config(config: &[u8], layers: &[Descriptor]) -> Result<WasmLayout, LayoutError> {
+pub fn from_config(config: &[u8], layers: &[OciDescriptor]) -> Result<WasmLayout, LayoutError> {
     let parsed: ImageConfigJson =
         serde_json::from_slice(config).map_err(|err| LayoutError::Config(err.to_string()))?;
     if parsed.os != "wasi" || parsed.architecture != "wasm" {
@@ -208,15 +181,24 @@ pub fn from_config(config: &[u8], layers: &[Descriptor]) -> Result<WasmLayout, L
 
 #[cfg(test)]
 mod tests {
+    use oci_client::manifest::OciImageIndex;
+
     use super::*;
 
-    fn desc(media_type: &str, digest: &str) -> Descriptor {
-        Descriptor {
+    fn desc(media_type: &str, digest: &str) -> OciDescriptor {
+        OciDescriptor {
             media_type: media_type.into(),
             digest: digest.into(),
             size: 1,
-            platform: None,
+            ..OciDescriptor::default()
         }
+    }
+
+    /// The digest of the module layer found, for comparing.
+    fn layer_digest(
+        found: Result<Option<OciDescriptor>, LayoutError>,
+    ) -> Result<Option<String>, LayoutError> {
+        found.map(|layer| layer.map(|l| l.digest))
     }
 
     #[test]
@@ -224,25 +206,25 @@ mod tests {
         let config = desc(WASM_CONFIG, "sha256:c");
         let layer = desc(WASM_LAYER, "sha256:l");
         assert_eq!(
-            artifact_layer(&config, std::slice::from_ref(&layer)),
-            Ok(Some(layer))
+            layer_digest(artifact_layer(&config, std::slice::from_ref(&layer))),
+            Ok(Some(layer.digest))
         );
         let old = desc(WASM_CONTENT_LAYER, "sha256:o");
         let any_config = desc("application/vnd.oci.image.config.v1+json", "sha256:c");
         assert_eq!(
-            artifact_layer(&any_config, std::slice::from_ref(&old)),
-            Ok(Some(old.clone()))
+            layer_digest(artifact_layer(&any_config, std::slice::from_ref(&old))),
+            Ok(Some(old.digest.clone()))
         );
         assert_eq!(
-            artifact_layer(&config, &[]),
+            layer_digest(artifact_layer(&config, &[])),
             Err(LayoutError::Layers { count: 0 })
         );
         assert_eq!(
-            artifact_layer(&config, &[old.clone(), old]),
+            layer_digest(artifact_layer(&config, &[old.clone(), old])),
             Err(LayoutError::Layers { count: 2 })
         );
         let tar = desc("application/vnd.oci.image.layer.v1.tar+gzip", "sha256:t");
-        assert_eq!(artifact_layer(&any_config, &[tar]), Ok(None));
+        assert_eq!(layer_digest(artifact_layer(&any_config, &[tar])), Ok(None));
     }
 
     #[test]
@@ -250,25 +232,34 @@ mod tests {
         let layers = [desc("application/vnd.oci.image.layer.v1.tar", "sha256:t")];
         let wasi = br#"{"os":"wasi","architecture":"wasm",
             "config":{"Entrypoint":["/app.wasm"],"Env":["A=1"],"WorkingDir":"/"}}"#;
+        let Ok(WasmLayout::Tar {
+            layers: found,
+            path,
+            config,
+        }) = from_config(wasi, &layers)
+        else {
+            panic!("a wasi/wasm image")
+        };
+        assert_eq!((found.len(), found[0].digest.as_str()), (1, "sha256:t"));
+        assert_eq!(path, "/app.wasm");
         assert_eq!(
-            from_config(wasi, &layers),
-            Ok(WasmLayout::Tar {
-                layers: layers.to_vec(),
-                path: "/app.wasm".into(),
-                config: ImageConfig {
-                    entrypoint: vec!["/app.wasm".into()],
-                    env: vec![("A".into(), "1".into())],
-                    working_dir: Some("/".into()),
-                    ..ImageConfig::default()
-                },
-            })
+            config,
+            ImageConfig {
+                entrypoint: vec!["/app.wasm".into()],
+                env: vec![("A".into(), "1".into())],
+                working_dir: Some("/".into()),
+                ..ImageConfig::default()
+            }
         );
         let by_cmd = br#"{"os":"wasi","architecture":"wasm","config":{"Cmd":["hello.wasm","x"]}}"#;
         assert!(
             matches!(from_config(by_cmd, &layers), Ok(WasmLayout::Tar { path, .. }) if path == "hello.wasm")
         );
         let bare = br#"{"os":"wasi","architecture":"wasm"}"#;
-        assert_eq!(from_config(bare, &layers), Err(LayoutError::NoEntrypoint));
+        assert!(matches!(
+            from_config(bare, &layers),
+            Err(LayoutError::NoEntrypoint)
+        ));
         let linux = br#"{"os":"linux","architecture":"amd64","config":{"Entrypoint":["/bin/sh"]}}"#;
         let err = from_config(linux, &layers).expect_err("linux");
         assert!(
@@ -287,7 +278,7 @@ mod tests {
         let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:a","size":1,"platform":{"os":"linux","architecture":"amd64"}},
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:w","size":2,"platform":{"os":"wasi","architecture":"wasm"}}]}"#;
-        let Ok(Manifest::Index { manifests }) = parse(index) else {
+        let Ok(OciManifest::ImageIndex(OciImageIndex { manifests, .. })) = parse(index) else {
             panic!("an index")
         };
         assert_eq!(
@@ -299,7 +290,7 @@ mod tests {
 
         let manifest = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.wasm.config.v0+json","digest":"sha256:c","size":3},
             "layers":[{"mediaType":"application/wasm","digest":"sha256:l","size":4}]}"#;
-        assert!(matches!(parse(manifest), Ok(Manifest::Image { layers, .. }) if layers.len() == 1));
+        assert!(matches!(parse(manifest), Ok(OciManifest::Image(m)) if m.layers.len() == 1));
         assert!(matches!(parse(b"<html>"), Err(LayoutError::NotManifest(_))));
         assert!(matches!(
             parse(b"{\"errors\":[]}"),

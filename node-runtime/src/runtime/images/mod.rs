@@ -51,7 +51,7 @@ pub struct ImageRef {
 }
 
 /// Credentials for a registry (CRI's AuthConfig); `file:` images need none.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PullAuth {
     pub server: Option<String>,
     pub username: String,

@@ -2,15 +2,14 @@
 //! write it): config `application/vnd.wasm.config.v0+json`, one `application/wasm` layer.
 
 use oci_client::errors::OciDistributionError;
+use oci_client::manifest::{OciDescriptor, OciImageManifest, OCI_IMAGE_MEDIA_TYPE};
 use oci_client::{Reference, RegistryOperation};
 use serde::Serialize;
 
 use super::blobs::sha256;
-use super::layout::{Descriptor, WASM_CONFIG, WASM_LAYER};
+use super::layout::{WASM_CONFIG, WASM_LAYER};
 use super::registry::{client_for, registry_auth};
 use super::PullAuth;
-
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// Why a push failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,15 +45,6 @@ struct WasmConfig {
     layer_digests: Vec<String>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ImageManifest {
-    schema_version: u32,
-    media_type: &'static str,
-    config: Descriptor,
-    layers: Vec<Descriptor>,
-}
-
 /// The config and manifest of `module` in the CNCF layout.
 fn artifact(module: &[u8]) -> Result<(Vec<u8>, Vec<u8>), PushError> {
     if !module.starts_with(b"\0asm") || module.len() < 8 {
@@ -66,11 +56,11 @@ fn artifact(module: &[u8]) -> Result<(Vec<u8>, Vec<u8>), PushError> {
     } else {
         "wasip1"
     };
-    let layer = Descriptor {
+    let layer = OciDescriptor {
         media_type: WASM_LAYER.into(),
         digest: sha256(module),
-        size: module.len() as u64,
-        platform: None,
+        size: module.len() as i64,
+        ..OciDescriptor::default()
     };
     let config = serde_json::to_vec(&WasmConfig {
         architecture: "wasm",
@@ -78,16 +68,17 @@ fn artifact(module: &[u8]) -> Result<(Vec<u8>, Vec<u8>), PushError> {
         layer_digests: vec![layer.digest.clone()],
     })
     .expect("config serializes");
-    let manifest = serde_json::to_vec(&ImageManifest {
+    let manifest = serde_json::to_vec(&OciImageManifest {
         schema_version: 2,
-        media_type: OCI_MANIFEST,
-        config: Descriptor {
+        media_type: Some(OCI_IMAGE_MEDIA_TYPE.into()),
+        config: OciDescriptor {
             media_type: WASM_CONFIG.into(),
             digest: sha256(&config),
-            size: config.len() as u64,
-            platform: None,
+            size: config.len() as i64,
+            ..OciDescriptor::default()
         },
         layers: vec![layer],
+        ..OciImageManifest::default()
     })
     .expect("manifest serializes");
     Ok((config, manifest))
@@ -128,7 +119,11 @@ pub async fn push_wasm(
         .map_err(failed)?;
     let digest = sha256(&manifest);
     client
-        .push_manifest_raw(&image, manifest, OCI_MANIFEST.parse().expect("media type"))
+        .push_manifest_raw(
+            &image,
+            manifest,
+            OCI_IMAGE_MEDIA_TYPE.parse().expect("media type"),
+        )
         .await
         .map_err(failed)?;
     Ok(Pushed {
@@ -139,16 +134,26 @@ pub async fn push_wasm(
 
 #[cfg(test)]
 mod tests {
-    use super::super::layout::{artifact_layer, parse, Manifest};
+    use super::super::layout::{artifact_layer, parse};
     use super::*;
+    use oci_client::manifest::OciManifest;
 
     #[test]
     fn writes_the_cncf_layout_that_pulls_read() {
         let module = b"\0asm\x01\0\0\0";
         let (config, manifest) = artifact(module).expect("artifact");
-        let Ok(Manifest::Image { config: c, layers }) = parse(&manifest) else {
+        // The exact bytes, so one module keeps its digest across versions of this code.
+        let expected = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.wasm.config.v0+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/wasm","digest":"{}","size":8}}]}}"#,
+            sha256(&config),
+            config.len(),
+            sha256(module)
+        );
+        assert_eq!(String::from_utf8_lossy(&manifest), expected);
+        let Ok(OciManifest::Image(parsed)) = parse(&manifest) else {
             panic!("a manifest")
         };
+        let (c, layers) = (parsed.config, parsed.layers);
         assert_eq!(
             (c.media_type.as_str(), c.digest.clone()),
             (WASM_CONFIG, sha256(&config))

@@ -1,6 +1,7 @@
 //! Pulling Wasm images from OCI registries with `oci-client`: the manifest (an index resolved
 //! to its `wasi/wasm` entry), then the module, into the node's blob store, every blob checked
-//! against its digest. Concurrent pulls of one reference share one fetch.
+//! against its digest. Concurrent pulls of one reference with the same credentials share one
+//! fetch.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,11 +11,12 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
+use oci_client::manifest::{OciDescriptor, OciManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use super::blobs::{sha256, BlobError, Blobs};
-use super::layout::{self, Descriptor, LayoutError, Manifest, WasmLayout, MANIFEST_TYPES};
+use super::layout::{self, LayoutError, WasmLayout, MANIFEST_TYPES};
 use super::tar_module::{self, TarModuleError};
 use super::{ImageConfig, PullAuth};
 
@@ -62,6 +64,11 @@ pub struct Pulled {
 
 type PullFuture = Shared<BoxFuture<'static, Result<Pulled, Arc<RegistryError>>>>;
 
+/// Which pulls share one fetch: those of one reference with the same credentials, so a pull
+/// with a pod's pull secret never joins an anonymous one (and inherits its 401), nor the
+/// reverse.
+type PullKey = (String, Option<PullAuth>);
+
 /// How this node reaches registries; cheap to clone.
 #[derive(Clone)]
 pub struct Registries {
@@ -72,7 +79,7 @@ struct Inner {
     blobs: Blobs,
     insecure: Vec<String>,
     max_size: u64,
-    inflight: Mutex<HashMap<String, PullFuture>>,
+    inflight: Mutex<HashMap<PullKey, PullFuture>>,
 }
 
 impl Registries {
@@ -89,26 +96,24 @@ impl Registries {
         }
     }
 
-    /// Pulls `reference`; a pull of the same reference already under way is joined.
+    /// Pulls `reference`; a pull of the same reference with the same credentials already
+    /// under way is joined.
     pub async fn pull(
         &self,
         reference: &str,
         auth: Option<&PullAuth>,
     ) -> Result<Pulled, Arc<RegistryError>> {
+        let key: PullKey = (reference.to_string(), auth.cloned());
         let future = {
             let mut inflight = self.inner.inflight.lock().expect("inflight lock");
             inflight
-                .entry(reference.to_string())
+                .entry(key.clone())
                 .or_insert_with(|| {
-                    let (inner, reference) = (self.inner.clone(), reference.to_string());
+                    let inner = self.inner.clone();
                     let auth = registry_auth(auth);
                     async move {
-                        let pulled = inner.pull(&reference, auth).await.map_err(Arc::new);
-                        inner
-                            .inflight
-                            .lock()
-                            .expect("inflight lock")
-                            .remove(&reference);
+                        let pulled = inner.pull(&key.0, auth).await.map_err(Arc::new);
+                        inner.inflight.lock().expect("inflight lock").remove(&key);
                         pulled
                     }
                     .boxed()
@@ -178,20 +183,22 @@ impl Inner {
             blobs: &self.blobs,
         };
         let (mut digest, mut manifest) = fetch.manifest(&image).await?;
-        if let Manifest::Index { manifests } = &manifest {
-            let entry = layout::select_wasi(manifests).map_err(|source| RegistryError::Layout {
-                digest: digest.clone(),
-                source,
-            })?;
+        if let OciManifest::ImageIndex(index) = &manifest {
+            let entry =
+                layout::select_wasi(&index.manifests).map_err(|source| RegistryError::Layout {
+                    digest: digest.clone(),
+                    source,
+                })?;
             let child = image.clone_with_digest(entry.digest.clone());
             (digest, manifest) = fetch.manifest(&child).await?;
         }
-        let Manifest::Image { config, layers } = manifest else {
+        let OciManifest::Image(image_manifest) = manifest else {
             return Err(RegistryError::Layout {
                 digest,
                 source: LayoutError::NotManifest("an index inside an index".into()),
             });
         };
+        let (config, layers) = (image_manifest.config, image_manifest.layers);
         let layout_error = |source| RegistryError::Layout {
             digest: digest.clone(),
             source,
@@ -264,7 +271,7 @@ impl Fetch<'_> {
 
     /// Fetches a manifest, stores it as a blob (checked against the digest the reference
     /// names, if it names one) and parses it.
-    async fn manifest(&self, image: &Reference) -> Result<(String, Manifest), RegistryError> {
+    async fn manifest(&self, image: &Reference) -> Result<(String, OciManifest), RegistryError> {
         let (bytes, _) = self
             .client
             .pull_manifest_raw(image, self.auth, &MANIFEST_TYPES)
@@ -290,11 +297,12 @@ impl Fetch<'_> {
 
     /// Streams a blob into the store (unless it is there), refusing it past `max` bytes or if
     /// its content does not hash to its digest.
-    async fn blob(&self, desc: &Descriptor, max: u64) -> Result<PathBuf, RegistryError> {
+    async fn blob(&self, desc: &OciDescriptor, max: u64) -> Result<PathBuf, RegistryError> {
         if let Some(path) = self.blobs.get(&desc.digest) {
             return Ok(path);
         }
-        if desc.size > max {
+        // A negative size claims nothing; the stream is held to `max` all the same.
+        if u64::try_from(desc.size).unwrap_or(0) > max {
             return Err(BlobError::TooLarge {
                 digest: desc.digest.clone(),
                 max,
