@@ -2,53 +2,16 @@
 //! `--container-log-max-size` × `--container-log-max-files`, and `skiff logs` serves its tail,
 //! a byte limit and timestamps from the rotated files.
 
-use std::path::Path;
 use std::time::Duration;
 
 use skiff_e2e::{wait_until, DevServer};
-
-/// Writes 32 MiB to stdout: 512 writes of 64 KiB, in lines of 1 KiB ('x' × 1023 and a newline).
-const FLOOD: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (func (export "_start") (local $i i32)
-    (i32.store (i32.const 0) (i32.const 1024))
-    (i32.store (i32.const 4) (i32.const 65536))
-    (memory.fill (i32.const 1024) (i32.const 120) (i32.const 65536))
-    (local.set $i (i32.const 2047))
-    (block $done (loop $lines
-      (br_if $done (i32.ge_u (local.get $i) (i32.const 66560)))
-      (i32.store8 (local.get $i) (i32.const 10))
-      (local.set $i (i32.add (local.get $i) (i32.const 1024)))
-      (br $lines)))
-    (local.set $i (i32.const 0))
-    (block $end (loop $flood
-      (br_if $end (i32.ge_u (local.get $i) (i32.const 512)))
-      (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $flood)))))"#;
-
-/// Bytes in the files under `dir`.
-fn disk_use(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => disk_use(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
+use skiff_test_support::flood::{disk_use, log_flood_wat};
 
 #[test]
 fn a_log_flood_is_rotated_and_its_tail_served() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let guest = tmp.path().join("flood.wasm");
-    std::fs::write(&guest, wat::parse_str(FLOOD)?)?;
+    std::fs::write(&guest, wat::parse_str(log_flood_wat(512, 1024))?)?;
     let data = tmp.path().join("data");
     let allowed = tmp.path().to_string_lossy().into_owned();
     let server = DevServer::start_with(

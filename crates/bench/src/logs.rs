@@ -3,7 +3,7 @@
 //! directory's disk use before, during and after, and the API's and `logs --tail 1`'s
 //! latencies during the flood.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -11,6 +11,7 @@ use clap::Args;
 use futures::StreamExt;
 use serde_json::json;
 use skiff_client::{Client, LogParams};
+use skiff_test_support::flood::{disk_use, log_flood_wat};
 use tokio::sync::watch;
 
 use crate::cluster::kind;
@@ -44,47 +45,6 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 /// The longest the flood may take.
 const FLOOD_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// A guest writing `mib` MiB to stdout, 64 KiB per write, in lines of 1 KiB.
-fn flood_guest(mib: u32) -> String {
-    format!(
-        r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (func (export "_start") (local $i i32)
-    (i32.store (i32.const 0) (i32.const 1024))
-    (i32.store (i32.const 4) (i32.const 65536))
-    (memory.fill (i32.const 1024) (i32.const 120) (i32.const 65536))
-    (local.set $i (i32.const 2047))
-    (block $done (loop $lines
-      (br_if $done (i32.ge_u (local.get $i) (i32.const 66560)))
-      (i32.store8 (local.get $i) (i32.const 10))
-      (local.set $i (i32.add (local.get $i) (i32.const 1024)))
-      (br $lines)))
-    (local.set $i (i32.const 0))
-    (block $end (loop $flood
-      (br_if $end (i32.ge_u (local.get $i) (i32.const {writes})))
-      (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $flood)))))"#,
-        writes = u64::from(mib) * 16
-    )
-}
-
-/// Bytes in the files under `dir`.
-fn disk_use(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => disk_use(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -108,7 +68,10 @@ pub async fn logs(args: BenchLogsArgs) -> anyhow::Result<()> {
     let tmp = tempfile_dir(args.data_dir.as_deref())?;
     let dir = tmp.path().to_path_buf();
     let guest = dir.join("flood.wasm");
-    std::fs::write(&guest, wat::parse_str(flood_guest(args.flood_mib))?)?;
+    std::fs::write(
+        &guest,
+        wat::parse_str(log_flood_wat(args.flood_mib * 16, 1024))?,
+    )?;
     let data = dir.join("server");
     let (max_size, max_files) = (
         args.container_log_max_size.clone(),

@@ -648,49 +648,12 @@ async fn example_guests_run_as_module_and_component() {
     }
 }
 
-/// Writes 64 MiB to stdout: 1024 writes of 64 KiB in lines of 64 bytes.
-const LOG_FLOOD: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
-  (func (export "_start") (local $i i32)
-    (i32.store (i32.const 0) (i32.const 1024))
-    (i32.store (i32.const 4) (i32.const 65536))
-    (memory.fill (i32.const 1024) (i32.const 120) (i32.const 65536))
-    (local.set $i (i32.const 1087))
-    (block $done (loop $lines
-      (br_if $done (i32.ge_u (local.get $i) (i32.const 66560)))
-      (i32.store8 (local.get $i) (i32.const 10))
-      (local.set $i (i32.add (local.get $i) (i32.const 64)))
-      (br $lines)))
-    (local.set $i (i32.const 0))
-    (block $end (loop $flood
-      (br_if $end (i32.ge_u (local.get $i) (i32.const 1024)))
-      (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $flood)))))"#;
-
-/// Bytes in the files under `dir`.
-fn disk_use(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => disk_use(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_log_flood_is_rotated_within_the_default_caps() {
     let f = fixture().await;
     let id = f
         .create(
-            &f.guest("flood", LOG_FLOOD),
+            &f.guest("flood", &skiff_test_support::flood::log_flood_wat(1024, 64)),
             ContainerResources::default(),
             &[],
             &[],
@@ -699,7 +662,7 @@ async fn a_log_flood_is_rotated_within_the_default_caps() {
     assert_eq!(f.run_to_exit(&id).await.0, 0);
     // The kubelet's defaults, which the runtime's are: 5 files of 10Mi.
     let cap = 5 * 10 * 1024 * 1024;
-    let used = disk_use(&f.dir.path().join("logs"));
+    let used = skiff_test_support::flood::disk_use(&f.dir.path().join("logs"));
     assert!(
         used > cap / 2 && used <= cap,
         "{used} bytes of logs for a 64 MiB flood (cap {cap})"
