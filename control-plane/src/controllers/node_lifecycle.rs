@@ -1,7 +1,8 @@
 //! The node lifecycle controller: a node whose agent stops renewing its Lease (and posting its
 //! status) for longer than the grace period is marked `Ready=Unknown`, tainted unreachable, and its pods are deleted so
 //! that their controllers replace them elsewhere. When heartbeats resume, the taint goes; the
-//! returning agent finishes the deletion of its old pods (a pod never runs twice).
+//! returning agent finishes the deletion of its old pods (a pod never runs twice). A live node
+//! is tainted `NoSchedule` while it reports memory, disk or PID pressure.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +22,14 @@ use crate::runtime::informer::Informer;
 
 /// The taint of a node whose agent cannot be reached (as Kubernetes names it).
 pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
+
+/// Node conditions that taint a node `NoSchedule` while `True` (Kubernetes' taint-nodes-by-
+/// condition), so the scheduler places no new pods on a node short of a resource.
+const CONDITION_TAINTS: [(&str, &str); 3] = [
+    ("MemoryPressure", "node.kubernetes.io/memory-pressure"),
+    ("DiskPressure", "node.kubernetes.io/disk-pressure"),
+    ("PIDPressure", "node.kubernetes.io/pid-pressure"),
+];
 /// How often heartbeats are checked.
 const CHECK_EVERY: Duration = Duration::from_millis(500);
 
@@ -122,7 +131,7 @@ impl NodeLifecycle {
                     let result = if heartbeats.silent(&name, beat, now) {
                         self.mark_lost(&node).await
                     } else {
-                        self.mark_back(&node).await
+                        self.sync_live(&node).await
                     };
                     if let Err(err) = result {
                         tracing::warn!(node = %name, %err, "node lifecycle update failed");
@@ -233,27 +242,33 @@ impl NodeLifecycle {
         Ok(())
     }
 
-    /// Removes the unreachable taint once heartbeats are back.
-    async fn mark_back(&self, node: &Node) -> Result<(), ApiError> {
-        if !is_tainted(node) || ready_condition(node).is_none_or(|c| c.status != "True") {
-            return Ok(());
-        }
-        let taints: Vec<Taint> = node
+    /// A node that heartbeats: the unreachable taint goes once it is Ready again, and the
+    /// pressure taints follow its conditions; one write if anything changed.
+    async fn sync_live(&self, node: &Node) -> Result<(), ApiError> {
+        let current: Vec<Taint> = node
             .spec
             .as_ref()
             .and_then(|s| s.taints.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|t| t.key != UNREACHABLE_TAINT)
-            .collect();
+            .unwrap_or_default();
+        let back = is_tainted(node) && ready_condition(node).is_some_and(|c| c.status == "True");
+        let mut desired = current.clone();
+        if back {
+            desired.retain(|t| t.key != UNREACHABLE_TAINT);
+        }
+        let desired = with_condition_taints(node, desired);
+        if desired == current {
+            return Ok(());
+        }
         let name = node.metadata.name.as_deref().unwrap_or_default();
-        self.set_taints(name, &taints).await?;
-        self.events.record(
-            node,
-            EventType::Normal,
-            "NodeReady",
-            format!("Node {name} status is now: NodeReady"),
-        );
+        self.set_taints(name, &desired).await?;
+        if back {
+            self.events.record(
+                node,
+                EventType::Normal,
+                "NodeReady",
+                format!("Node {name} status is now: NodeReady"),
+            );
+        }
         Ok(())
     }
 
@@ -271,6 +286,28 @@ impl NodeLifecycle {
             .await
             .map(drop)
     }
+}
+
+/// `taints` with each condition taint present exactly when its condition is `True`.
+fn with_condition_taints(node: &Node, mut taints: Vec<Taint>) -> Vec<Taint> {
+    let conditions = node.status.as_ref().and_then(|s| s.conditions.as_ref());
+    for (condition, key) in CONDITION_TAINTS {
+        let on = conditions.is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == condition && c.status == "True")
+        });
+        let has = taints.iter().any(|t| t.key == key);
+        if on && !has {
+            taints.push(Taint {
+                key: key.into(),
+                effect: "NoSchedule".into(),
+                ..Default::default()
+            });
+        } else if !on && has {
+            taints.retain(|t| t.key != key);
+        }
+    }
+    taints
 }
 
 #[cfg(test)]
@@ -308,5 +345,62 @@ mod tests {
             !beats.silent("n1", "long ago".into(), Instant::now()),
             "a forgotten node starts over"
         );
+    }
+
+    fn node(conditions: &[(&str, &str)], taints: &[&str]) -> Node {
+        serde_json::from_value(json!({
+            "metadata": {"name": "n1"},
+            "spec": {"taints": taints.iter().map(|k| json!({"key": k, "effect": "NoSchedule"})).collect::<Vec<_>>()},
+            "status": {"conditions": conditions.iter().map(|(t, s)| json!({"type": t, "status": s})).collect::<Vec<_>>()},
+        }))
+        .expect("node")
+    }
+
+    fn keys(taints: Vec<Taint>) -> Vec<String> {
+        taints.into_iter().map(|t| t.key).collect()
+    }
+
+    #[test]
+    fn pressure_conditions_taint_the_node_while_true() {
+        let cases: [(&[(&str, &str)], &[&str], &[&str]); 5] = [
+            (
+                &[("MemoryPressure", "True")],
+                &[],
+                &["node.kubernetes.io/memory-pressure"],
+            ),
+            (
+                &[("MemoryPressure", "False")],
+                &["node.kubernetes.io/memory-pressure"],
+                &[],
+            ),
+            (
+                &[("MemoryPressure", "True")],
+                &["node.kubernetes.io/memory-pressure"],
+                &["node.kubernetes.io/memory-pressure"],
+            ),
+            (
+                &[],
+                &["dedicated", "node.kubernetes.io/pid-pressure"],
+                &["dedicated"],
+            ),
+            (
+                &[("DiskPressure", "True"), ("Ready", "True")],
+                &["dedicated"],
+                &["dedicated", "node.kubernetes.io/disk-pressure"],
+            ),
+        ];
+        for (conditions, taints, want) in cases {
+            let node = node(conditions, taints);
+            let current = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.clone())
+                .unwrap_or_default();
+            assert_eq!(
+                keys(with_condition_taints(&node, current)),
+                want,
+                "{conditions:?} {taints:?}"
+            );
+        }
     }
 }

@@ -35,12 +35,16 @@ pub fn target_node(pod: &Pod) -> Option<String> {
 /// The node field a daemon pod's affinity pins.
 const NODE_NAME_FIELD: &str = "metadata.name";
 
-/// Tolerations every DaemonSet pod gets, so it stays on unreachable, not-ready and cordoned nodes.
+/// Tolerations every DaemonSet pod gets, as Kubernetes adds them, so it stays on unreachable,
+/// not-ready, cordoned and pressured nodes.
 fn default_tolerations() -> Vec<Toleration> {
     [
         ("node.kubernetes.io/not-ready", "NoExecute"),
         ("node.kubernetes.io/unreachable", "NoExecute"),
         ("node.kubernetes.io/unschedulable", "NoSchedule"),
+        ("node.kubernetes.io/memory-pressure", "NoSchedule"),
+        ("node.kubernetes.io/disk-pressure", "NoSchedule"),
+        ("node.kubernetes.io/pid-pressure", "NoSchedule"),
     ]
     .into_iter()
     .map(|(key, effect)| Toleration {
@@ -151,7 +155,7 @@ mod tests {
                 .as_ref()
                 .and_then(|s| s.tolerations.as_ref())
                 .map(Vec::len),
-            Some(3)
+            Some(6)
         );
     }
 
