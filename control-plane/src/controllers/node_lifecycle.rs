@@ -360,9 +360,12 @@ mod tests {
         taints.into_iter().map(|t| t.key).collect()
     }
 
+    /// Conditions (type, status), taints before, taint keys after.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a [&'a str]);
+
     #[test]
     fn pressure_conditions_taint_the_node_while_true() {
-        let cases: [(&[(&str, &str)], &[&str], &[&str]); 5] = [
+        let cases: [Case; 5] = [
             (
                 &[("MemoryPressure", "True")],
                 &[],
