@@ -1,0 +1,246 @@
+//! Configuring an [`Agent`]: servers and credentials, runtimes and images, what the node
+//! offers, and the defaults of each.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skiff_client::Client;
+
+use super::{Agent, AgentError, Backoff, ConnLimits, Eviction, DEFAULT_MAX_CONNECTIONS, HEARTBEAT};
+use crate::runtime::images::DEFAULT_MAX_IMAGE_SIZE;
+use crate::runtime::{ContainerRuntime, FileImages, ImageService, ImageStore, RuntimeSet};
+
+/// Configures an [`Agent`].
+pub struct AgentBuilder {
+    servers: Vec<String>,
+    client: Option<Client>,
+    token: Option<String>,
+    node_name: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen: SocketAddr,
+    connections: ConnLimits,
+    runtimes: RuntimeSet,
+    images: Option<Arc<dyn ImageService>>,
+    image_dirs: Vec<PathBuf>,
+    max_image_size: u64,
+    insecure_registries: Vec<String>,
+    labels: BTreeMap<String, String>,
+    capacity: Option<(u64, u64, u32)>,
+    reserved: (u64, u64),
+    default_memory: Option<u64>,
+    eviction: Option<Eviction>,
+    heartbeat: Duration,
+    backoff: Backoff,
+}
+
+impl AgentBuilder {
+    /// The defaults each method names.
+    pub(super) fn new() -> Self {
+        AgentBuilder {
+            servers: Vec::new(),
+            client: None,
+            token: None,
+            node_name: None,
+            data_dir: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            connections: ConnLimits {
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                ..ConnLimits::default()
+            },
+            runtimes: RuntimeSet::default(),
+            images: None,
+            image_dirs: Vec::new(),
+            max_image_size: DEFAULT_MAX_IMAGE_SIZE,
+            insecure_registries: Vec::new(),
+            labels: BTreeMap::new(),
+            capacity: None,
+            reserved: (0, 0),
+            default_memory: None,
+            eviction: None,
+            heartbeat: HEARTBEAT,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// API server URLs; the client fails over between them.
+    pub fn servers(mut self, servers: Vec<String>) -> Self {
+        self.servers = servers;
+        self
+    }
+
+    /// An API client to share with other agents in this process (its connection pool too),
+    /// instead of one made from `servers`; the hollow-node benchmark runs thousands this way.
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// The join token (`skiff token create`) that lets this node register and heartbeat.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The Node's name (required).
+    pub fn node_name(mut self, name: impl Into<String>) -> Self {
+        self.node_name = Some(name.into());
+        self
+    }
+
+    /// Where pod logs and runtime state live.
+    pub fn data_dir(mut self, dir: PathBuf) -> Self {
+        self.data_dir = Some(dir);
+        self
+    }
+
+    /// The kubelet endpoint (logs); port 0 picks a free one. Default `127.0.0.1:0`.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// How many connections the kubelet endpoint serves at once and how long they may sit
+    /// idle; default: 256 connections, the default idle timeout.
+    pub fn connections(mut self, limits: ConnLimits) -> Self {
+        self.connections = limits;
+        self
+    }
+
+    /// Adds a runtime (at least one is required). Pods name one through their RuntimeClass's
+    /// handler (= the runtime's name); otherwise the first added that can run their images
+    /// runs them.
+    pub fn runtime(mut self, runtime: Arc<dyn ContainerRuntime>) -> Self {
+        self.runtimes.push(runtime);
+        self
+    }
+
+    /// The node's image service; default: an [`ImageStore`] in `<data_dir>/images`.
+    pub fn images(mut self, images: Arc<dyn ImageService>) -> Self {
+        self.images = Some(images);
+        self
+    }
+
+    /// Allows `file:` images from regular files in `dir` and below (repeatable; resolved
+    /// when the agent is built). Without any, the default image store pulls no `file:`
+    /// images. Ignored when [`images`](Self::images) supplies the image service.
+    pub fn allow_image_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.image_dirs.push(dir.into());
+        self
+    }
+
+    /// Reaches the registry `host:port` over plain HTTP (repeatable); loopback registries
+    /// always are, every other one over HTTPS. Ignored when [`images`](Self::images)
+    /// supplies the image service.
+    pub fn insecure_registry(mut self, registry: impl Into<String>) -> Self {
+        self.insecure_registries.push(registry.into());
+        self
+    }
+
+    /// The largest image (a `file:` image, a registry module) the default image store takes,
+    /// in bytes (default 256 MiB).
+    pub fn max_image_size(mut self, bytes: u64) -> Self {
+        self.max_image_size = bytes;
+        self
+    }
+
+    /// Extra node labels.
+    pub fn labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.labels = labels;
+        self
+    }
+
+    /// What the node offers; default: this machine's cores and memory, 110 pods.
+    pub fn capacity(mut self, cpu_millis: u64, memory_bytes: u64, pods: u32) -> Self {
+        self.capacity = Some((cpu_millis, memory_bytes, pods));
+        self
+    }
+
+    /// CPU (millicores) and memory (bytes) kept for the system, not offered to pods
+    /// (`--system-reserved`); default none.
+    pub fn system_reserved(mut self, cpu_millis: u64, memory_bytes: u64) -> Self {
+        self.reserved = (cpu_millis, memory_bytes);
+        self
+    }
+
+    /// The memory limit, in bytes, of containers that set none (LimitRange-style); default none.
+    pub fn default_container_memory(mut self, bytes: Option<u64>) -> Self {
+        self.default_memory = bytes;
+        self
+    }
+
+    /// Evicts pods when the node's available memory falls below a threshold; default off.
+    pub fn eviction(mut self, eviction: Eviction) -> Self {
+        self.eviction = Some(eviction);
+        self
+    }
+
+    /// Pause between lease renewals (default 2 s); the Node status is reported every fifth.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    /// Restart backoff (default: Kubernetes' 10 s doubling to 5 min).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The agent, or which required option is missing.
+    pub fn build(self) -> Result<Agent, AgentError> {
+        let client = match self.client {
+            Some(client) => client,
+            None => Client::new(&self.servers)?,
+        };
+        if self.runtimes.is_empty() {
+            return Err(AgentError::Missing("runtime"));
+        }
+        let data_dir = self.data_dir.ok_or(AgentError::Missing("data_dir"))?;
+        let images = match self.images {
+            Some(images) => images,
+            None => {
+                let mut files = FileImages::default().max_size(self.max_image_size);
+                for dir in &self.image_dirs {
+                    files = files.allow_dir(dir)?;
+                }
+                tracing::info!(dirs = ?files.allowed_dirs(), "file: images allowed from");
+                Arc::new(
+                    ImageStore::open(data_dir.join("images"))?
+                        .with_file_images(files)
+                        .with_insecure_registries(self.insecure_registries),
+                )
+            }
+        };
+        Ok(Agent {
+            client: match &self.token {
+                Some(token) => client.with_token(token),
+                None => client,
+            },
+            node_name: self.node_name.ok_or(AgentError::Missing("node_name"))?,
+            data_dir,
+            listen: self.listen,
+            connections: self.connections,
+            runtimes: self.runtimes,
+            images,
+            labels: self.labels,
+            capacity: self.capacity.unwrap_or_else(detect_capacity),
+            reserved: self.reserved,
+            default_memory: self.default_memory,
+            eviction: self.eviction,
+            heartbeat: self.heartbeat,
+            backoff: self.backoff,
+        })
+    }
+}
+
+/// This machine's cores, memory, and Kubernetes' default of 110 pods.
+fn detect_capacity() -> (u64, u64, u32) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(1);
+    let memory = super::eviction::meminfo_bytes("MemTotal").unwrap_or(1 << 30);
+    (cores * 1000, memory, 110)
+}
