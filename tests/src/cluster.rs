@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::cli::Skiff;
 use crate::netns::Network;
-use crate::process::{authority, loopback_host, SkiffProcess};
+use crate::process::{authority, loopback_host, start_agent, SkiffProcess};
 use crate::wait::wait_until;
 
 /// How long a member may take to become ready.
@@ -229,6 +229,18 @@ impl Cluster {
     /// A CLI that fails over between every member.
     pub fn cli(&self) -> Skiff {
         Skiff::new(self.servers())
+    }
+
+    /// Joins a node agent `node` (data under `data_dir`, `extra` flags) with a fresh join token,
+    /// failing over between every member.
+    pub fn join_agent(
+        &self,
+        node: &str,
+        data_dir: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<SkiffProcess> {
+        let token = self.cli().ok(&["token", "create"])?.trim().to_string();
+        start_agent(&self.servers(), &token, node, data_dir, extra)
     }
 
     /// Waits until member `i` answers `/readyz` (it knows a leader).

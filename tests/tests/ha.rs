@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use skiff_e2e::{example, start_agent, wait_until, Cluster, Skiff};
+use skiff_e2e::{example, wait_until, Cluster, Skiff};
 
 /// Writes `count` ConfigMaps named `{prefix}-{i}`; returns those acknowledged.
 fn write(cluster: &Cluster, prefix: &str, count: usize) -> anyhow::Result<Vec<String>> {
@@ -471,14 +471,7 @@ fn an_agent_fails_over_between_servers_and_keeps_its_pods() -> anyhow::Result<()
     let tmp = tempfile::tempdir()?;
     let mut cluster = Cluster::start(&tmp.path().join("servers"), 3, &[])?;
     let cli = cluster.cli();
-    let token = cli.ok(&["token", "create"])?.trim().to_string();
-    let _agent = start_agent(
-        &cluster.servers(),
-        &token,
-        "n1",
-        &tmp.path().join("n1"),
-        &[],
-    )?;
+    let _agent = cluster.join_agent("n1", &tmp.path().join("n1"), &[])?;
     cli.ok(&["apply", "-f", example("ticker").to_str().expect("utf-8")])?;
     let running = |cli: &Skiff| -> anyhow::Result<usize> {
         let pods = cli.json(&["get", "pods", "-l", "app=ticker"])?;

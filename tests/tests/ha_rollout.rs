@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{example, repo_root, start_agent, wait_until, Cluster, Skiff};
+use skiff_e2e::{example, repo_root, wait_until, Cluster, Skiff};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -47,14 +47,7 @@ fn a_rollout_survives_the_leaders_loss_without_doubling() -> anyhow::Result<()> 
     let tmp = tempfile::tempdir()?;
     let mut cluster = Cluster::start(&tmp.path().join("servers"), 3, &[])?;
     let cli = cluster.cli();
-    let token = cli.ok(&["token", "create"])?.trim().to_string();
-    let _agent = start_agent(
-        &cluster.servers(),
-        &token,
-        "n1",
-        &tmp.path().join("n1"),
-        &[],
-    )?;
+    let _agent = cluster.join_agent("n1", &tmp.path().join("n1"), &[])?;
     let apply = |message: &str| -> anyhow::Result<()> {
         let out = cli.run_with_stdin(&["apply", "-f", "-"], Some(&manifest(message)))?;
         anyhow::ensure!(out.success, "apply: {}", out.stderr);

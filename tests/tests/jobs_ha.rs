@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use skiff_e2e::{start_agent, wait_until, Cluster};
+use skiff_e2e::{wait_until, Cluster};
 
 /// Sleeps a second in one host call, then exits 0.
 const WORK_A_SECOND: &str = r#"(module
@@ -25,15 +25,8 @@ fn an_indexed_job_survives_a_leader_kill_without_doubling_pods() -> anyhow::Resu
     std::fs::write(&guest, wat::parse_str(WORK_A_SECOND)?)?;
     let mut cluster = Cluster::start(&tmp.path().join("servers"), 3, &[])?;
     let cli = cluster.cli();
-    let token = cli.ok(&["token", "create"])?.trim().to_string();
     let dir = guests.display().to_string();
-    let _agent = start_agent(
-        &cluster.servers(),
-        &token,
-        "n1",
-        &tmp.path().join("n1"),
-        &["--allow-image-dir", &dir],
-    )?;
+    let _agent = cluster.join_agent("n1", &tmp.path().join("n1"), &["--allow-image-dir", &dir])?;
     let manifest = tmp.path().join("job.yaml");
     std::fs::write(
         &manifest,
