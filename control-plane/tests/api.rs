@@ -584,3 +584,70 @@ async fn duplicate_json_keys_are_refused_naming_the_field() {
     let message = status["message"].as_str().expect("message");
     assert!(message.contains(r#"duplicate field "data.k""#), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_checks_every_write_and_stores_nothing() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    let revision = || async {
+        let (_, list) = send(http.get(&base)).await;
+        list["metadata"]["resourceVersion"].clone()
+    };
+
+    let (code, created) = send(
+        http.post(format!("{base}?dryRun=All"))
+            .json(&configmap("a", json!({}))),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert!(created["metadata"]["uid"].is_string(), "{created}");
+    assert!(
+        created["metadata"].get("resourceVersion").is_none(),
+        "{created}"
+    );
+    assert_eq!(send(http.get(format!("{base}/a"))).await.0, 404);
+
+    let (code, stored) = send(http.post(&base).json(&configmap("a", json!({})))).await;
+    assert_eq!(code, 201);
+    let before = revision().await;
+
+    // Admission, validation and preconditions still answer.
+    let bad = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}});
+    let (code, _) = send(http.post(format!("{base}?dryRun=All")).json(&bad)).await;
+    assert_eq!(code, 422);
+    let (code, status) = send(
+        http.post(format!("{base}?dryRun=All"))
+            .json(&configmap("a", json!({}))),
+    )
+    .await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (409, Some("AlreadyExists"))
+    );
+
+    let mut update = stored.clone();
+    update["data"]["k"] = json!("changed");
+    let (code, answer) = send(http.put(format!("{base}/a?dryRun=All")).json(&update)).await;
+    assert_eq!((code, answer["data"]["k"].as_str()), (200, Some("changed")));
+    let (code, answer) = send(
+        http.patch(format!("{base}/a?dryRun=All"))
+            .header("Content-Type", "application/merge-patch+json")
+            .body(r#"{"data":{"k":"patched"}}"#),
+    )
+    .await;
+    assert_eq!((code, answer["data"]["k"].as_str()), (200, Some("patched")));
+    let (code, _) = send(http.delete(format!("{base}/a?dryRun=All"))).await;
+    assert_eq!(code, 200);
+
+    let (code, now) = send(http.get(format!("{base}/a"))).await;
+    assert_eq!((code, now["data"]["k"].as_str()), (200, Some("v")));
+    assert_eq!(
+        now["metadata"]["resourceVersion"],
+        stored["metadata"]["resourceVersion"]
+    );
+    assert_eq!(revision().await, before, "a dry run wrote to the store");
+
+    let (code, status) = send(http.delete(format!("{base}/a?dryRun=Some"))).await;
+    assert_eq!(code, 400, "{status}");
+    assert_eq!(send(http.get(format!("{base}/a"))).await.0, 200);
+}

@@ -287,3 +287,59 @@ fn cordoned_nodes_get_no_new_pods_until_uncordoned() -> anyhow::Result<()> {
     )?;
     Ok(())
 }
+
+#[test]
+fn server_dry_run_checks_writes_and_stores_nothing() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start(&tmp.path().join("data"))?;
+    let cli = server.cli();
+    let manifest = tmp.path().join("cm.yaml");
+    let write = |value: &str| {
+        std::fs::write(
+            &manifest,
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: dry}}\ndata: {{k: {value}}}\n"
+            ),
+        )
+    };
+    let file = manifest.to_str().expect("utf-8");
+
+    write("one")?;
+    let out = cli.ok(&["apply", "--dry-run=server", "-f", file])?;
+    assert!(
+        out.contains("configmap/dry created (server dry run)"),
+        "{out}"
+    );
+    assert!(
+        !cli.run(&["get", "configmap", "dry"])?.success,
+        "a dry run stored the object"
+    );
+
+    cli.ok(&["apply", "-f", file])?;
+    write("two")?;
+    let out = cli.ok(&["apply", "--dry-run=server", "-f", file])?;
+    assert!(
+        out.contains("configmap/dry configured (server dry run)"),
+        "{out}"
+    );
+    let out = cli.ok(&["delete", "configmap", "dry", "--dry-run=server"])?;
+    assert!(out.contains("deleted (server dry run)"), "{out}");
+    let stored = cli.json(&["get", "configmap", "dry"])?;
+    assert_eq!(
+        stored["data"]["k"], "one",
+        "a dry run changed or deleted the object"
+    );
+
+    // Validation still answers in a dry run.
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {replicas: -1, selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: 'file:/x/y.wasm'}]}}}\n",
+    )?;
+    let out = cli.run(&["apply", "--dry-run=server", "-f", file])?;
+    assert!(
+        !out.success && out.stderr.contains("spec.replicas"),
+        "{}",
+        out.stderr
+    );
+    Ok(())
+}

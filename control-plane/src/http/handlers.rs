@@ -18,7 +18,7 @@ use super::path::{self, ApiPath};
 use super::query::Query;
 use super::{auth, logs, AppState};
 use crate::error::ApiError;
-use crate::registry::{DeleteOptions, Subresource};
+use crate::registry::{object, DeleteOptions, Subresource};
 
 /// Every `/api/...` and `/apis/...` request.
 pub async fn resource(
@@ -64,7 +64,14 @@ async fn dispatch(
     let target = path::parse(uri.path())?;
     auth::authorize(&state.registry, method, &target, headers).await?;
     let query = Query::parse(uri.query());
-    let registry = &state.registry;
+    let dry_run = query.dry_run()?;
+    let dry_registry;
+    let registry = if dry_run {
+        dry_registry = state.registry.dry_run();
+        &dry_registry
+    } else {
+        &state.registry
+    };
     let ApiPath {
         kind,
         namespace,
@@ -122,7 +129,11 @@ async fn dispatch(
         }
         (Method::POST, None) => {
             let obj = parse_body(&body, headers)?;
-            let created = registry.create(kind, ns, obj).await?;
+            let mut created = registry.create(kind, ns, obj).await?;
+            if dry_run {
+                // Nothing was stored, so the object has no version yet.
+                object::remove_meta(&mut created, "resourceVersion");
+            }
             Ok((StatusCode::CREATED, Json(created)).into_response())
         }
         (Method::GET, Some(name)) => Ok(Json(registry.get(kind, ns, name).await?).into_response()),

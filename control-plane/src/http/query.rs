@@ -37,6 +37,18 @@ impl Query {
             .transpose()
     }
 
+    /// `dryRun`: `All` checks a write without making it; any other value is refused, as
+    /// Kubernetes refuses it.
+    pub fn dry_run(&self) -> Result<bool, ApiError> {
+        match self.get("dryRun") {
+            None => Ok(false),
+            Some("All") => Ok(true),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "invalid dryRun value {other:?}: the only accepted value is \"All\""
+            ))),
+        }
+    }
+
     /// `labelSelector` and `fieldSelector`.
     pub fn list_options(&self) -> Result<ListOptions, ApiError> {
         let label_selector = self

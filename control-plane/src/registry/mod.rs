@@ -4,6 +4,7 @@
 
 mod admission;
 mod codec;
+mod dry_run;
 mod node_watch;
 pub mod object;
 mod patch;
@@ -42,6 +43,8 @@ pub struct DeleteOptions {
 pub struct Registry {
     store: Store,
     node_watches: node_watch::NodeWatchHub,
+    /// Writes are checked (admission, validation, preconditions) but not made (`dryRun=All`).
+    dry_run: bool,
 }
 
 impl Registry {
@@ -50,6 +53,7 @@ impl Registry {
         Registry {
             node_watches: node_watch::NodeWatchHub::new(store.clone(), pod_prefix),
             store,
+            dry_run: false,
         }
     }
 
@@ -311,6 +315,9 @@ impl Registry {
         obj: &Value,
     ) -> Result<Option<KeyValue>, ApiError> {
         let value = encode(obj)?;
+        if self.dry_run {
+            return self.check_put(key, expected, value).await;
+        }
         let response = self
             .store
             .txn(Txn {
@@ -338,6 +345,11 @@ impl Registry {
 
     /// Deletes `current.key` if it is still at `current.mod_revision`; returns the deletion's revision.
     async fn delete_if(&self, current: &KeyValue) -> Result<Option<u64>, ApiError> {
+        if self.dry_run {
+            let now = self.store.get(&current.key).await?;
+            let unchanged = now.is_some_and(|kv| kv.mod_revision == current.mod_revision);
+            return Ok(unchanged.then_some(current.mod_revision));
+        }
         let response = self
             .store
             .txn(Txn {

@@ -42,6 +42,8 @@ pub struct Client {
     preferred: Arc<AtomicUsize>,
     /// Sent as `Authorization: Bearer ...` (an agent's join token).
     token: Option<Arc<str>>,
+    /// Every write carries `dryRun=All`: the server checks it and stores nothing.
+    dry_run: bool,
 }
 
 impl Client {
@@ -78,6 +80,7 @@ impl Client {
             servers: Arc::new(servers),
             preferred: Arc::new(AtomicUsize::new(0)),
             token: None,
+            dry_run: false,
         })
     }
 
@@ -90,6 +93,22 @@ impl Client {
     /// The server URLs, in the order given.
     pub fn servers(&self) -> &[String] {
         &self.servers
+    }
+
+    /// This client with every write sent as a server-side dry run (`dryRun=All`, as
+    /// `kubectl --dry-run=server`): checked by admission and validation, never stored.
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
+
+    /// `path` with `dryRun=All` added when this client dry-runs `method`.
+    fn with_dry_run(&self, method: &Method, path: &str) -> String {
+        if !self.dry_run || *method == Method::GET {
+            return path.to_string();
+        }
+        let separator = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{separator}dryRun=All")
     }
 
     /// Sends a request to the first server that answers.
@@ -108,6 +127,7 @@ impl Client {
                 });
             }
         }
+        let path = self.with_dry_run(&method, path);
         let start = self.preferred.load(Ordering::Relaxed);
         let count = self.servers.len();
         let mut last_error = None;

@@ -3,6 +3,7 @@
 use clap::Args;
 
 use super::client;
+use super::dry_run::DryRun;
 use crate::cli::ClientOpts;
 use crate::manifests::{self, ManifestObject};
 use crate::output::{qualified_name, Output};
@@ -14,6 +15,10 @@ pub struct ApplyArgs {
     pub files: Vec<String>,
     #[arg(short = 'o', long)]
     pub output: Option<Output>,
+    /// `server`: the server checks every object (admission, validation, conflicts) and
+    /// stores nothing.
+    #[arg(long, value_enum, default_value_t = DryRun::None)]
+    pub dry_run: DryRun,
 }
 
 /// What applying one object did.
@@ -39,10 +44,10 @@ async fn apply_one(
         let mut desired = item.object.clone();
         desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
         match client.replace(kind, ns, name, &desired).await {
+            // An update that changes nothing answers the object as it was (also in a dry
+            // run, whose answer keeps the current resourceVersion either way).
             Ok(updated) => {
-                let same = updated["metadata"]["resourceVersion"]
-                    == current["metadata"]["resourceVersion"];
-                return Ok(if same {
+                return Ok(if updated == current {
                     Outcome::Unchanged
                 } else {
                     Outcome::Configured
@@ -65,7 +70,7 @@ async fn apply_one(
 
 pub async fn run(args: ApplyArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     let objects = manifests::load(&args.files, &opts.namespace, true)?;
-    let client = client(opts)?;
+    let client = args.dry_run.client(client(opts)?);
     let mut failed = 0;
     for item in &objects {
         let label = qualified_name(item.kind, item.name());
@@ -78,7 +83,7 @@ pub async fn run(args: ApplyArgs, opts: &ClientOpts) -> anyhow::Result<()> {
                 };
                 match args.output {
                     Some(Output::Name) => println!("{label}"),
-                    _ => println!("{label} {word}"),
+                    _ => println!("{label} {word}{}", args.dry_run.suffix()),
                 }
             }
             Err(err) => {

@@ -3,6 +3,7 @@
 use clap::Args;
 use skiff_client::DeleteParams;
 
+use super::dry_run::DryRun;
 use super::{client, kind};
 use crate::cli::ClientOpts;
 use crate::manifests;
@@ -20,10 +21,13 @@ pub struct DeleteArgs {
     /// Treat "not found" as success.
     #[arg(long)]
     pub ignore_not_found: bool,
+    /// `server`: the server checks each deletion and deletes nothing.
+    #[arg(long, value_enum, default_value_t = DryRun::None)]
+    pub dry_run: DryRun,
 }
 
 pub async fn run(args: DeleteArgs, opts: &ClientOpts) -> anyhow::Result<()> {
-    let client = client(opts)?;
+    let client = args.dry_run.client(client(opts)?);
     let params = DeleteParams {
         grace_period_seconds: args.grace_period,
     };
@@ -59,7 +63,7 @@ pub async fn run(args: DeleteArgs, opts: &ClientOpts) -> anyhow::Result<()> {
                 } else {
                     format!("{}.{}", kind.singular, kind.group)
                 };
-                println!("{resource} \"{name}\" deleted");
+                println!("{resource} \"{name}\" deleted{}", args.dry_run.suffix());
             }
             Err(err) if err.is_not_found() && args.ignore_not_found => {}
             Err(err) => failures.push(err.to_string()),

@@ -8,6 +8,7 @@ pub mod create;
 mod daemon;
 pub mod delete;
 pub mod describe;
+mod dry_run;
 pub mod get;
 pub mod image;
 pub mod logs;
