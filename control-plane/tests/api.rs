@@ -651,3 +651,29 @@ async fn dry_run_checks_every_write_and_stores_nothing() {
     assert_eq!(code, 400, "{status}");
     assert_eq!(send(http.get(format!("{base}/a"))).await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_string_data_is_stored_as_data_and_version_takes_a_trailing_slash() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/secrets", server.url());
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+        "data": {"kept": "a2VwdA=="}, "stringData": {"password": "hunter2"}});
+    let (code, created) = send(http.post(&base).json(&secret)).await;
+    assert_eq!(code, 201, "{created}");
+    let (_, stored) = send(http.get(format!("{base}/s"))).await;
+    assert_eq!(
+        (stored["data"].clone(), stored.get("stringData")),
+        (
+            json!({"kept": "a2VwdA==", "password": "aHVudGVyMg=="}),
+            None
+        )
+    );
+    for path in ["/version", "/version/"] {
+        let (code, version) = send(http.get(format!("{}{path}", server.url()))).await;
+        assert_eq!(
+            (code, version["major"].as_str()),
+            (200, Some("1")),
+            "{path}"
+        );
+    }
+}

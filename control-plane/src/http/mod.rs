@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/skiff/v1/backup", get(cluster::backup))
         .route("/version", get(handlers::version))
+        .route("/version/", get(handlers::version))
         .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))
         .layer(trace::layer())
         .with_state(state)

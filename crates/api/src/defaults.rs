@@ -1,5 +1,6 @@
 //! Defaulting: the values Kubernetes fills in when a manifest leaves them out.
 
+use k8s_openapi::ByteString;
 use serde_json::{json, Map, Value};
 
 use crate::batch::{
@@ -94,10 +95,39 @@ pub fn apply_defaults(kind: &ResourceKind, obj: &mut Value) {
         "Secret" => {
             if let Some(map) = obj.as_object_mut() {
                 set_default(map, "type", json!("Opaque"));
+                fold_string_data(map);
             }
         }
         _ => {}
     }
+}
+
+/// A Secret's write-only `stringData` moved into `data` (base64), its keys winning over the
+/// same keys of `data`, as Kubernetes does; left in place when malformed, for validation to name.
+fn fold_string_data(secret: &mut Map<String, Value>) {
+    let strings_ok = matches!(secret.get("stringData"),
+        Some(Value::Object(strings)) if strings.values().all(Value::is_string));
+    let data_ok = matches!(
+        secret.get("data"),
+        None | Some(Value::Null | Value::Object(_))
+    );
+    if !(strings_ok && data_ok) {
+        return;
+    }
+    let Some(Value::Object(strings)) = secret.remove("stringData") else {
+        return;
+    };
+    let mut data = match secret.remove("data") {
+        Some(Value::Object(data)) => data,
+        _ => Map::new(),
+    };
+    for (key, value) in strings {
+        if let Value::String(text) = value {
+            let encoded = serde_json::to_value(ByteString(text.into_bytes()));
+            data.insert(key, encoded.unwrap_or_default());
+        }
+    }
+    secret.insert("data".into(), Value::Object(data));
 }
 
 /// Kubernetes' Job defaults: one completion, one pod at a time, six retries.
@@ -173,6 +203,21 @@ fn set_default(map: &mut Map<String, Value>, key: &str, value: Value) {
 mod tests {
     use super::*;
     use crate::resources::by_name;
+
+    #[test]
+    fn secret_string_data_is_folded_into_data() {
+        let kind = by_name("secrets").expect("kind");
+        let mut secret = json!({"data": {"a": "b2xk", "b": "Yg=="}, "stringData": {"a": "new"}});
+        apply_defaults(kind, &mut secret);
+        assert_eq!(
+            secret,
+            json!({"type": "Opaque", "data": {"a": "bmV3", "b": "Yg=="}})
+        );
+        // Malformed stringData stays for validation to name.
+        let mut bad = json!({"stringData": {"a": 1}});
+        apply_defaults(kind, &mut bad);
+        assert_eq!(bad["stringData"], json!({"a": 1}));
+    }
 
     #[test]
     fn deployment_defaults() {
