@@ -16,11 +16,8 @@ pub fn prepare_create(
 ) -> Result<(), ApiError> {
     check_type(kind, obj)?;
     settle_namespace(kind, path_namespace, obj)?;
-    if object::name(obj).is_none() {
-        if let Some(prefix) = object::meta_str(obj, "generateName").filter(|p| !p.is_empty()) {
-            let name = format!("{prefix}{}", random_suffix());
-            object::set_meta(obj, "name", name);
-        }
+    if let Some(prefix) = generate_name_prefix(obj) {
+        object::set_meta(obj, "name", generate_name(&prefix));
     }
     for field in [
         "resourceVersion",
@@ -160,8 +157,27 @@ fn settle_namespace(
     }
 }
 
+/// The `generateName` prefix of an object that names itself no other way.
+pub fn generate_name_prefix(obj: &Value) -> Option<String> {
+    if object::name(obj).is_some() {
+        return None;
+    }
+    object::meta_str(obj, "generateName")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+}
+
+/// `prefix` and a random five-character suffix.
+pub fn generate_name(prefix: &str) -> String {
+    format!("{prefix}{}", random_suffix())
+}
+
 /// Five characters as Kubernetes' `generateName` uses (no vowels, no look-alikes).
 fn random_suffix() -> String {
+    #[cfg(test)]
+    if let Some(suffix) = tests::NEXT_SUFFIXES.with(|q| q.borrow_mut().pop_front()) {
+        return suffix;
+    }
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::thread_rng();
     (0..5)
@@ -170,8 +186,16 @@ fn random_suffix() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
     use super::*;
+
+    thread_local! {
+        /// Suffixes that `generateName` draws next on this thread, before random ones.
+        pub static NEXT_SUFFIXES: RefCell<VecDeque<String>> = RefCell::default();
+    }
 
     #[test]
     fn suffixes_use_the_kubernetes_alphabet() {

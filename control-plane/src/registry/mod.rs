@@ -10,6 +10,8 @@ pub mod object;
 mod patch;
 mod runtime_class;
 mod strategy;
+#[cfg(test)]
+mod tests;
 pub mod typed;
 mod watch;
 
@@ -30,6 +32,10 @@ pub enum Subresource {
     /// Only `status`.
     Status,
 }
+
+/// How many names a create with `generateName` draws before it answers AlreadyExists
+/// (Kubernetes' API server tries eight).
+const GENERATE_NAME_ATTEMPTS: u32 = 8;
 
 /// Options of a delete call (`DeleteOptions`).
 #[derive(Debug, Clone, Default)]
@@ -122,18 +128,30 @@ impl Registry {
         namespace: Option<&str>,
         mut obj: Value,
     ) -> Result<Value, ApiError> {
+        let generate_prefix = admission::generate_name_prefix(&obj);
         admission::prepare_create(kind, namespace, &mut obj)?;
         self.admit_runtime_class(kind, &mut obj).await?;
         admission::validate(kind, &obj)?;
-        let name = object::name(&obj).unwrap_or_default().to_string();
         let ns = object::namespace(&obj).map(str::to_string);
         if let Some(ns) = ns.as_deref() {
             self.ensure_namespace(ns).await?;
         }
-        let key = kind.store_key(ns.as_deref(), &name);
-        match self.put_if(&key, 0, &obj).await? {
-            Some(kv) => decode(&kv),
-            None => Err(ApiError::already_exists(kind, &name)),
+        let mut attempt = 1;
+        loop {
+            let name = object::name(&obj).unwrap_or_default().to_string();
+            let key = kind.store_key(ns.as_deref(), &name);
+            match self.put_if(&key, 0, &obj).await? {
+                Some(kv) => return decode(&kv),
+                // A generated name that is taken is drawn again, as Kubernetes does since
+                // 1.30, so creates with `generateName` do not fail as a collection grows.
+                None => match generate_prefix.as_deref() {
+                    Some(prefix) if attempt < GENERATE_NAME_ATTEMPTS => {
+                        attempt += 1;
+                        object::set_meta(&mut obj, "name", admission::generate_name(prefix));
+                    }
+                    _ => return Err(ApiError::already_exists(kind, &name)),
+                },
+            }
         }
     }
 
