@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{example, wait_until, DevServer, Skiff};
+use skiff_e2e::{example, repo_root, wait_until, DevServer, Skiff};
 
 const RUNNING_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -341,5 +341,33 @@ fn server_dry_run_checks_writes_and_stores_nothing() -> anyhow::Result<()> {
         "{}",
         out.stderr
     );
+    Ok(())
+}
+
+#[test]
+fn every_example_manifest_is_accepted_by_the_server() -> anyhow::Result<()> {
+    example("ticker"); // fails clearly when the guests have not been built
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start(&tmp.path().join("data"))?;
+    let cli = server.cli();
+    let mut manifests = Vec::new();
+    for dir in std::fs::read_dir(repo_root().join("wasm-examples"))? {
+        let dir = dir?.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&dir)? {
+            let file = file?.path();
+            if file.extension().is_some_and(|e| e == "yaml") {
+                manifests.push(file);
+            }
+        }
+    }
+    assert!(manifests.len() >= 5, "found only {manifests:?}");
+    for manifest in &manifests {
+        let file = manifest.to_str().expect("utf-8");
+        let out = cli.run(&["apply", "--dry-run=server", "-f", file])?;
+        assert!(out.success, "{file}: {}", out.stderr);
+    }
     Ok(())
 }
