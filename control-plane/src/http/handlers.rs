@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::path::{self, ApiPath};
 use super::query::Query;
-use super::{auth, logs, AppState};
+use super::{auth, logs, node_proxy, AppState};
 use crate::error::ApiError;
 use crate::registry::{object, DeleteOptions, Subresource};
 
@@ -61,6 +61,9 @@ async fn dispatch(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if let Some((node, path)) = node_proxy::split(uri.path()) {
+        return node_proxy::forward(state, method, node, path, uri.query(), body).await;
+    }
     let target = path::parse(uri.path())?;
     auth::authorize(&state.registry, method, &target, headers).await?;
     let query = Query::parse(uri.query());

@@ -7,6 +7,7 @@ use futures::TryStreamExt;
 use serde_json::Value;
 use skiff_api::resources;
 
+use super::node_proxy;
 use super::query::Query;
 use super::AppState;
 use crate::error::ApiError;
@@ -42,13 +43,7 @@ pub async fn proxy(
                 "pod {pod_name} is not scheduled to a node yet, so it has no logs"
             ))
         })?;
-    let nodes = resources::by_name("nodes").expect("nodes are served");
-    let node = state.registry.get(nodes, None, node_name).await?;
-    let endpoint = kubelet_endpoint(&node).ok_or_else(|| {
-        ApiError::Unavailable(format!(
-            "node {node_name} does not publish a kubelet endpoint"
-        ))
-    })?;
+    let endpoint = node_proxy::agent_endpoint(state, node_name).await?;
     let url = format!("http://{endpoint}/containerLogs/{namespace}/{pod_name}/{container}");
     let params: Vec<(&str, &str)> = PASSED_ON
         .iter()
@@ -139,25 +134,6 @@ fn pick_container(
     }
 }
 
-/// `InternalIP:kubeletPort` of a node.
-fn kubelet_endpoint(node: &Value) -> Option<String> {
-    let port = node
-        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
-        .and_then(Value::as_i64)?;
-    let ip = node
-        .pointer("/status/addresses")?
-        .as_array()?
-        .iter()
-        .find(|a| a.get("type").and_then(Value::as_str) == Some("InternalIP"))?
-        .get("address")?
-        .as_str()?;
-    if ip.contains(':') {
-        Some(format!("[{ip}]:{port}"))
-    } else {
-        Some(format!("{ip}:{port}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,14 +164,5 @@ mod tests {
         assert!(!ok("sinceSeconds=soon"));
         assert!(!ok("sinceTime=yesterday"));
         assert!(!ok("sinceTime=2026-01-01T00:00:00Z&sinceSeconds=5"));
-    }
-
-    #[test]
-    fn finds_the_kubelet_endpoint() {
-        let node = json!({"status": {
-            "addresses": [{"type": "Hostname", "address": "h"}, {"type": "InternalIP", "address": "127.0.0.1"}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}
-        }});
-        assert_eq!(kubelet_endpoint(&node).as_deref(), Some("127.0.0.1:10250"));
     }
 }

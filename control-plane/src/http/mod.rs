@@ -4,6 +4,7 @@ mod auth;
 mod cluster;
 mod handlers;
 mod logs;
+mod node_proxy;
 mod path;
 mod query;
 mod trace;

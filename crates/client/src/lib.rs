@@ -13,13 +13,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use skiff_api::resources::ResourceKind;
 
 pub use error::ClientError;
 pub use params::{DeleteParams, ListParams, LogParams};
+pub use reqwest::Method;
 pub use typed::{Api, TypedWatchEvent};
 
 /// One line of a watch stream.
@@ -360,6 +361,18 @@ impl Client {
     ) -> Result<Value, ClientError> {
         let path = format!("{}{}", kind.object_path(namespace, name), params.query());
         self.json(Method::DELETE, &path, None).await
+    }
+
+    /// A request to `node`'s agent through the API server's node proxy
+    /// (`/api/v1/nodes/{node}/proxy{path_and_query}`), answered as JSON.
+    pub async fn node_proxy(
+        &self,
+        method: Method,
+        node: &str,
+        path_and_query: &str,
+    ) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/nodes/{node}/proxy{path_and_query}");
+        self.json(method, &path, None).await
     }
 
     /// Streams watch events after `resource_version` ("" or "0": current objects first, as ADDED).

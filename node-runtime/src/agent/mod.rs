@@ -1,6 +1,7 @@
 //! The node agent (a kubelet as a library): registers a Node, keeps it Ready, runs the pods
 //! bound to it, each on one of its runtimes (chosen by the pod's RuntimeClass, else by what
-//! its images are), pulls images through one image service, and serves the pods' logs.
+//! its images are), pulls images through one image service, and serves the pods' logs and
+//! the node's images (`/containerLogs`, `/images`).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), skiff_node_runtime::agent::AgentError> {
@@ -28,6 +29,7 @@ mod container_config;
 mod env;
 mod events;
 mod eviction;
+mod image_server;
 mod lease;
 mod lifecycle;
 mod log_index;
@@ -152,7 +154,11 @@ impl Agent {
         let logs = Arc::new(log_index::LogIndex::default());
         let server = log_server::router(log_server::LogServerState {
             index: logs.clone(),
-        });
+        })
+        .merge(image_server::router(image_server::ImageServerState {
+            images: self.images.clone(),
+            runtimes: self.runtimes.clone(),
+        }));
         tokio::spawn(skiff_net::http::serve(
             listener,
             server,

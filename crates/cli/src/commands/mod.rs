@@ -46,7 +46,7 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Cluster(command) => cluster::run(command, opts).await,
         Command::Backup(command) => backup::run(command, opts).await,
         Command::Token(command) => token::run(command, opts).await,
-        Command::Image(command) => image::run(command).await,
+        Command::Image(command) => image::run(command, opts).await,
         Command::Bench(command) => skiff_bench::run(command).await,
     }
 }

@@ -3,16 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Args;
 use skiff_node_runtime::agent::{auth_in_config, registry_of};
 use skiff_node_runtime::runtime::{push_wasm, PullAuth};
-
-/// Image commands.
-#[derive(Subcommand, Debug)]
-pub enum ImageCommand {
-    /// Push a `.wasm` module or component as a CNCF Wasm OCI artifact and print its digest.
-    Push(PushArgs),
-}
 
 /// `skiff image push FILE REFERENCE`.
 #[derive(Args, Debug)]
@@ -33,14 +26,7 @@ pub struct PushArgs {
     pub insecure_registries: Vec<String>,
 }
 
-/// Runs an image command.
-pub async fn run(command: ImageCommand) -> anyhow::Result<()> {
-    match command {
-        ImageCommand::Push(args) => push(args).await,
-    }
-}
-
-async fn push(args: PushArgs) -> anyhow::Result<()> {
+pub async fn push(args: PushArgs) -> anyhow::Result<()> {
     let module = tokio::fs::read(&args.file)
         .await
         .with_context(|| format!("reading {}", args.file.display()))?;
