@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod duration;
 mod manifests;
 mod output;
 mod private_files;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use skiff_client::Client;
 
+use super::image_gc::ImageGcPolicy;
 use super::{Agent, AgentError, Backoff, ConnLimits, Eviction, DEFAULT_MAX_CONNECTIONS, HEARTBEAT};
 use crate::runtime::images::DEFAULT_MAX_IMAGE_SIZE;
 use crate::runtime::{ContainerRuntime, FileImages, ImageService, ImageStore, RuntimeSet};
@@ -24,6 +25,7 @@ pub struct AgentBuilder {
     connections: ConnLimits,
     runtimes: RuntimeSet,
     images: Option<Arc<dyn ImageService>>,
+    image_gc: Option<ImageGcPolicy>,
     image_dirs: Vec<PathBuf>,
     max_image_size: u64,
     insecure_registries: Vec<String>,
@@ -52,6 +54,7 @@ impl AgentBuilder {
             },
             runtimes: RuntimeSet::default(),
             images: None,
+            image_gc: None,
             image_dirs: Vec::new(),
             max_image_size: DEFAULT_MAX_IMAGE_SIZE,
             insecure_registries: Vec::new(),
@@ -120,6 +123,14 @@ impl AgentBuilder {
     /// The node's image service; default: an [`ImageStore`] in `<data_dir>/images`.
     pub fn images(mut self, images: Arc<dyn ImageService>) -> Self {
         self.images = Some(images);
+        self
+    }
+
+    /// When the node's own image store is garbage collected; default: the kubelet's
+    /// [`ImageGcPolicy::default`]. Not applied to an image service given with
+    /// [`images`](Self::images) unless set.
+    pub fn image_gc(mut self, policy: ImageGcPolicy) -> Self {
+        self.image_gc = Some(policy);
         self
     }
 
@@ -199,6 +210,7 @@ impl AgentBuilder {
             return Err(AgentError::Missing("runtime"));
         }
         let data_dir = self.data_dir.ok_or(AgentError::Missing("data_dir"))?;
+        let own_store = self.images.is_none();
         let images = match self.images {
             Some(images) => images,
             None => {
@@ -225,6 +237,7 @@ impl AgentBuilder {
             connections: self.connections,
             runtimes: self.runtimes,
             images,
+            image_gc: self.image_gc.or(own_store.then(ImageGcPolicy::default)),
             labels: self.labels,
             capacity: self.capacity.unwrap_or_else(detect_capacity),
             reserved: self.reserved,

@@ -29,6 +29,7 @@ mod container_config;
 mod env;
 mod events;
 mod eviction;
+mod image_gc;
 mod image_server;
 mod lease;
 mod lifecycle;
@@ -67,6 +68,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use builder::AgentBuilder;
 pub use eviction::{Eviction, MemorySource};
+pub use image_gc::ImageGcPolicy;
 pub use pull_secrets::{auth_in_config, registry_of};
 pub use skiff_api::backoff::Backoff;
 
@@ -114,6 +116,8 @@ pub struct Agent {
     connections: ConnLimits,
     runtimes: RuntimeSet,
     images: Arc<dyn ImageService>,
+    /// `None`: images are never collected.
+    image_gc: Option<ImageGcPolicy>,
     labels: BTreeMap<String, String>,
     capacity: (u64, u64, u32),
     reserved: (u64, u64),
@@ -165,6 +169,15 @@ impl Agent {
             self.connections,
             stop.clone(),
         ));
+        if let Some(policy) = self.image_gc {
+            let gc = image_gc::ImageGc::new(
+                self.images.clone(),
+                self.runtimes.clone(),
+                self.data_dir.join("images"),
+                policy,
+            );
+            tokio::spawn(gc.run(stop.clone()));
+        }
 
         let (cpu_millis, memory_bytes, pods) = self.capacity;
         let allocatable = self.allocatable();

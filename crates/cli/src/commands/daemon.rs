@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use skiff_node_runtime::agent::{Agent, AgentBuilder, ConnLimits};
+use skiff_node_runtime::agent::{Agent, AgentBuilder, ConnLimits, ImageGcPolicy};
 use skiff_node_runtime::runtime::logs::LogLimits;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
@@ -51,6 +52,19 @@ pub struct ImageArgs {
     /// (127.0.0.0/8, localhost, ::1) always are; every other registry is reached over HTTPS.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub insecure_registries: Vec<String>,
+    /// Remove unused images when the image store's filesystem is fuller than this percent
+    /// (as the kubelet's flag).
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub image_gc_high_threshold: u8,
+    /// ... down to this percent.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub image_gc_low_threshold: u8,
+    /// Never remove an image the node first saw less than this long ago.
+    #[arg(long, default_value = "2m", value_parser = crate::duration::parse)]
+    pub image_minimum_gc_age: Duration,
+    /// How often the image store's disk use is checked.
+    #[arg(long, default_value = "5m", value_parser = crate::duration::parse)]
+    pub image_gc_period: Duration,
 }
 
 /// The flags of a node: its images, its container logs and what it keeps of its memory.
@@ -94,6 +108,26 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 impl ImageArgs {
+    /// The image garbage collection flags, checked against each other.
+    fn gc_policy(&self) -> anyhow::Result<ImageGcPolicy> {
+        if self.image_gc_low_threshold >= self.image_gc_high_threshold {
+            anyhow::bail!(
+                "--image-gc-low-threshold ({}) must be below --image-gc-high-threshold ({})",
+                self.image_gc_low_threshold,
+                self.image_gc_high_threshold
+            );
+        }
+        if self.image_gc_period.is_zero() {
+            anyhow::bail!("--image-gc-period must be above zero");
+        }
+        Ok(ImageGcPolicy {
+            high_threshold_percent: self.image_gc_high_threshold,
+            low_threshold_percent: self.image_gc_low_threshold,
+            minimum_age: self.image_minimum_gc_age,
+            period: self.image_gc_period,
+        })
+    }
+
     /// Dev mode's default when no directory is given: the working directory, and
     /// `wasm-examples` in it or above it, or above the `skiff` binary (a build in the repo).
     pub fn or_dev_defaults(mut self) -> Self {
@@ -182,6 +216,7 @@ pub fn wasm_agent(
     if images.allow_image_dirs.is_empty() {
         eprintln!("warning: no --allow-image-dir given: this node refuses every file: image");
     }
+    let image_gc = images.gc_policy()?;
     crate::private_files::private_dir(&data_dir)?;
     let runtime = WasmRuntime::new(data_dir.join("wasm"))
         .context("starting the Wasm runtime")?
@@ -199,6 +234,7 @@ pub fn wasm_agent(
             builder.insecure_registry(registry)
         });
     Ok(builder
+        .image_gc(image_gc)
         .max_image_size(images.max_image_size)
         .servers(servers)
         .token(token)

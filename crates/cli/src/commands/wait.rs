@@ -22,7 +22,7 @@ pub struct WaitArgs {
     #[arg(long = "for")]
     pub condition: String,
     /// How long to wait: `30s`, `5m`, `1h` (seconds when no unit).
-    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
     pub timeout: Duration,
 }
 
@@ -100,34 +100,13 @@ fn has_condition(obj: &Value, condition: &str) -> bool {
         })
 }
 
-fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a number and a unit, e.g. 60s"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{text:?}: the unit must be s, m or h")),
-    };
-    Ok(Duration::from_secs(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     #[test]
-    fn timeouts_and_conditions() {
-        assert_eq!(parse_timeout("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_timeout("15"), Ok(Duration::from_secs(15)));
-        assert!(parse_timeout("1d").is_err() && parse_timeout("soon").is_err());
+    fn conditions() {
         let job = json!({"status": {"conditions": [
             {"type": "Suspended", "status": "False"},
             {"type": "Complete", "status": "True"}]}});

@@ -49,7 +49,7 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub target: Target,
     /// Give up after this long (`90s`, `5m`, `1h`; a bare number is seconds); 0 waits forever.
-    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    #[arg(long, default_value = "0", value_parser = crate::duration::parse)]
     pub timeout: Duration,
 }
 
@@ -110,23 +110,6 @@ fn deployment_name(target: &Target) -> anyhow::Result<String> {
         anyhow::bail!("name the target as deployment/NAME");
     }
     Ok(name.to_string())
-}
-
-/// `90s`, `5m`, `2h`, `500ms`, or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 90s, 5m or 1h"))?;
-    match &text[digits.len()..] {
-        "" | "s" => Ok(Duration::from_secs(value)),
-        "ms" => Ok(Duration::from_millis(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
-        "h" => Ok(Duration::from_secs(value * 3600)),
-        unit => Err(format!(
-            "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
-        )),
-    }
 }
 
 fn is_paused(deployment: &Deployment) -> bool {
@@ -214,23 +197,6 @@ mod tests {
         }
         for words in [&["web"][..], &["pod/web"], &["deployment/"]] {
             assert!(deployment_name(&target(words)).is_err(), "{words:?}");
-        }
-    }
-
-    #[test]
-    fn durations() {
-        let cases = [
-            ("30", Some(30_000)),
-            ("90s", Some(90_000)),
-            ("500ms", Some(500)),
-            ("2m", Some(120_000)),
-            ("1h", Some(3_600_000)),
-            ("soon", None),
-            ("5d", None),
-        ];
-        for (text, want) in cases {
-            let got = parse_duration(text).ok().map(|d| d.as_millis() as u64);
-            assert_eq!(got, want, "{text}");
         }
     }
 }
