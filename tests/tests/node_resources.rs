@@ -1,5 +1,5 @@
 //! A dev server's node protects itself from its pods, through the real binary and CLI: pods
-//! bound straight to it (`spec.nodeName`, no scheduler) beyond its 110 pod slots fail with
+//! bound straight to it (`spec.nodeName`, no scheduler) beyond its `--max-pods` slots fail with
 //! `OutOfpods` instead of running, and a guest without a memory limit gets the node's default
 //! (`--default-container-memory`) and is OOMKilled at it.
 
@@ -59,6 +59,8 @@ fn a_dev_node_rejects_pods_beyond_its_slots_and_limits_unlimited_guests() -> any
             &dir,
             "--default-container-memory",
             "4Mi",
+            "--max-pods",
+            "20",
         ],
     )?;
     let cli = server.cli();
@@ -82,14 +84,14 @@ fn a_dev_node_rejects_pods_beyond_its_slots_and_limits_unlimited_guests() -> any
     let terminated = &state["status"]["containerStatuses"][0]["state"]["terminated"];
     assert_eq!(terminated["reason"], "OOMKilled", "{state}");
 
-    // A finished pod no longer holds a slot: 110 sleepers run, the 111th is rejected.
+    // A finished pod no longer holds a slot: 20 sleepers run, the 21st is rejected.
     let sleeper = guest(&guests, "sleep", SLEEP_AN_HOUR)?;
-    let manifest: Vec<String> = (0..111).map(|i| pod(&format!("s{i}"), &sleeper)).collect();
+    let manifest: Vec<String> = (0..21).map(|i| pod(&format!("s{i}"), &sleeper)).collect();
     let path = tmp.path().join("pods.yaml");
     std::fs::write(&path, manifest.join("---\n"))?;
     cli.ok(&["apply", "-f", path.to_str().expect("utf-8")])?;
     let (running, rejected) = wait_until(
-        "110 pods running and one rejected",
+        "20 pods running and one rejected",
         Duration::from_secs(120),
         || {
             let pods: Vec<Value> = items(&cli.json(&["get", "pods"])?)
@@ -103,10 +105,10 @@ fn a_dev_node_rejects_pods_beyond_its_slots_and_limits_unlimited_guests() -> any
                 .filter(|p| phase(p, "Failed"))
                 .cloned()
                 .collect();
-            Ok((running + failed.len() == 111).then_some((running, failed)))
+            Ok((running + failed.len() == 21).then_some((running, failed)))
         },
     )?;
-    assert_eq!(running, 110);
+    assert_eq!(running, 20);
     assert_eq!(rejected.len(), 1);
     assert_eq!(
         rejected[0]["status"]["reason"], "OutOfpods",

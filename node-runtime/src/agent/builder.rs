@@ -31,6 +31,7 @@ pub struct AgentBuilder {
     insecure_registries: Vec<String>,
     labels: BTreeMap<String, String>,
     capacity: Option<(u64, u64, u32)>,
+    max_pods: Option<u32>,
     reserved: (u64, u64),
     default_memory: Option<u64>,
     eviction: Option<Eviction>,
@@ -60,6 +61,7 @@ impl AgentBuilder {
             insecure_registries: Vec::new(),
             labels: BTreeMap::new(),
             capacity: None,
+            max_pods: None,
             reserved: (0, 0),
             default_memory: None,
             eviction: None,
@@ -169,6 +171,13 @@ impl AgentBuilder {
         self
     }
 
+    /// How many pods the node runs at most (the kubelet's `--max-pods`), whatever
+    /// [`capacity`](Self::capacity) says; default 110.
+    pub fn max_pods(mut self, pods: u32) -> Self {
+        self.max_pods = Some(pods);
+        self
+    }
+
     /// CPU (millicores) and memory (bytes) kept for the system, not offered to pods
     /// (`--system-reserved`); default none.
     pub fn system_reserved(mut self, cpu_millis: u64, memory_bytes: u64) -> Self {
@@ -239,7 +248,11 @@ impl AgentBuilder {
             images,
             image_gc: self.image_gc.or(own_store.then(ImageGcPolicy::default)),
             labels: self.labels,
-            capacity: self.capacity.unwrap_or_else(detect_capacity),
+            capacity: {
+                let (cpu_millis, memory_bytes, pods) =
+                    self.capacity.unwrap_or_else(detect_capacity);
+                (cpu_millis, memory_bytes, self.max_pods.unwrap_or(pods))
+            },
             reserved: self.reserved,
             default_memory: self.default_memory,
             eviction: self.eviction,

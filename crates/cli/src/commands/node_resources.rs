@@ -1,6 +1,6 @@
 //! The flags that keep a node's memory safe from its pods (`skiff agent` and the dev server's
 //! node), as the kubelet has them: a default memory limit for containers that set none, the
-//! system reserve, and the hard eviction threshold.
+//! system reserve, the hard eviction threshold and the pod count.
 
 use clap::Args;
 use skiff_api::quantity::{parse_bytes, parse_cpu_millis};
@@ -23,6 +23,10 @@ pub struct NodeResourceArgs {
         default_value = "memory.available<100Mi",
         value_parser = parse_eviction)]
     pub eviction_hard: EvictionHard,
+    /// How many pods the node runs at most (as the kubelet's flag); pods bound beyond it fail
+    /// with `OutOfpods`.
+    #[arg(long, default_value_t = 110, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pods: u32,
 }
 
 /// `--default-container-memory`: bytes, or none.
@@ -89,6 +93,7 @@ impl NodeResourceArgs {
             memory_bytes,
         } = self.system_reserved;
         let builder = builder
+            .max_pods(self.max_pods)
             .default_container_memory(self.default_container_memory.0)
             .system_reserved(cpu_millis, memory_bytes);
         match self.eviction_hard.0 {
