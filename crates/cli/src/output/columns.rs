@@ -70,6 +70,7 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             ],
             daemonset_row,
         ),
+        "StatefulSet" => (vec!["NAME", "READY", "AGE"], statefulset_row),
         "Node" => (
             vec![
                 "NAME", "STATUS", "ROLES", "AGE", "VERSION", "CPU", "MEMORY", "PODS",
@@ -123,6 +124,7 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             "Deployment" | "ReplicaSet" | "DaemonSet" => {
                 header.extend(["CONTAINERS", "IMAGES", "SELECTOR"])
             }
+            "StatefulSet" => header.extend(["CONTAINERS", "IMAGES"]),
             "Node" => header.extend(["INTERNAL-IP"]),
             _ => {}
         }
@@ -287,6 +289,24 @@ fn daemonset_row(ds: &Value, wide: bool) -> Vec<String> {
     ];
     if wide {
         workload_wide(ds, &mut row);
+    }
+    row
+}
+
+fn statefulset_row(sts: &Value, wide: bool) -> Vec<String> {
+    let mut row = vec![
+        name(sts),
+        format!(
+            "{}/{}",
+            int(&sts["status"]["readyReplicas"]),
+            int(&sts["spec"]["replicas"])
+        ),
+        age_of(sts),
+    ];
+    if wide {
+        workload_wide(sts, &mut row);
+        // kubectl shows no selector for StatefulSets.
+        row.pop();
     }
     row
 }
