@@ -1,0 +1,345 @@
+//! StatefulSets end to end on a dev server with the ticker guest: three replicas come up one
+//! at a time in ordinal order (checked against a pod watch: each pod is created only after the
+//! one below it was Running and Ready), names are stable and a deleted pod comes back under its
+//! name with its claim, a partitioned rolling update replaces only the ordinals at or above the
+//! partition, a scale-down removes the highest ordinal first and one at a time, the claims made
+//! from the volumeClaimTemplate outlive it, and a bad StatefulSet is refused naming the field.
+
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use skiff_e2e::{repo_root, wait_until, DevServer, Skiff};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+fn manifest(message: &str) -> String {
+    let image = repo_root().join("wasm-examples/target/wasm32-wasip1/release/ticker.wasm");
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  clusterIP: None
+  selector: {{app: web}}
+  ports: [{{port: 80}}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: web}}
+spec:
+  serviceName: web
+  replicas: 3
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: ticker
+        image: file:{image}
+        env:
+        - {{name: MESSAGE, value: "{message}"}}
+        resources:
+          requests: {{cpu: 10m, memory: 16Mi}}
+  volumeClaimTemplates:
+  - metadata: {{name: data}}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests: {{storage: 16Mi}}
+"#,
+        image = image.display()
+    )
+}
+
+fn apply(cli: &Skiff, yaml: &str) -> anyhow::Result<()> {
+    let out = cli.run_with_stdin(&["apply", "-f", "-"], Some(yaml))?;
+    anyhow::ensure!(out.success, "apply failed: {}", out.stderr);
+    Ok(())
+}
+
+/// Every event of the set's pods, in the order the server sent them.
+type Events = Arc<Mutex<Vec<(String, Value)>>>;
+
+fn watch_pods(server: &DevServer) -> anyhow::Result<Events> {
+    let events: Events = Arc::default();
+    let response = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()?
+        .get(format!(
+            "{}/api/v1/namespaces/default/pods?watch=true&labelSelector=app%3Dweb",
+            server.url()
+        ))
+        .send()?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "watch: {}",
+        response.status()
+    );
+    let sink = events.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(response).lines() {
+            let Ok(line) = line else { return };
+            if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                let kind = event["type"].as_str().unwrap_or_default().to_string();
+                sink.lock()
+                    .expect("events")
+                    .push((kind, event["object"].clone()));
+            }
+        }
+    });
+    Ok(events)
+}
+
+fn name(pod: &Value) -> &str {
+    pod["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn running_and_ready(pod: &Value) -> bool {
+    pod["status"]["phase"] == "Running"
+        && pod["metadata"]["deletionTimestamp"].is_null()
+        && pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// The index in `events` where `pod` was first marked for deletion (or deleted outright).
+fn first_deletion(events: &[(String, Value)], pod: &str) -> Option<usize> {
+    events.iter().position(|(kind, p)| {
+        name(p) == pod && (kind == "DELETED" || !p["metadata"]["deletionTimestamp"].is_null())
+    })
+}
+
+fn pod(cli: &Skiff, name: &str) -> anyhow::Result<Value> {
+    cli.json(&["get", "pod", name])
+}
+
+fn revision(pod: &Value) -> String {
+    pod["metadata"]["labels"]["controller-revision-hash"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn claims(cli: &Skiff) -> anyhow::Result<Vec<String>> {
+    let list = cli.json(&["get", "pvc"])?;
+    let mut names: Vec<String> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| name(c).to_string())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Waits until pods `web-0..n` are Running and Ready, and no others exist.
+fn wait_for_pods(cli: &Skiff, n: usize) -> anyhow::Result<Vec<Value>> {
+    wait_until(&format!("{n} ready pods"), TIMEOUT, || {
+        let list = cli.json(&["get", "pods", "-l", "app=web"])?;
+        let mut pods = list["items"].as_array().cloned().unwrap_or_default();
+        pods.sort_by_key(|p| name(p).to_string());
+        let names: Vec<&str> = pods.iter().map(name).collect();
+        let want: Vec<String> = (0..n).map(|i| format!("web-{i}")).collect();
+        Ok((names == want && pods.iter().all(running_and_ready)).then_some(pods))
+    })
+}
+
+fn patch_set(server: &DevServer, patch: &Value) -> anyhow::Result<()> {
+    let response = reqwest::blocking::Client::new()
+        .patch(format!(
+            "{}/apis/apps/v1/namespaces/default/statefulsets/web",
+            server.url()
+        ))
+        .header("content-type", "application/merge-patch+json")
+        .body(patch.to_string())
+        .send()?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "patch: {}",
+        response.text()?
+    );
+    Ok(())
+}
+
+#[test]
+fn statefulsets_keep_names_order_and_claims() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start(&tmp.path().join("data"))?;
+    let cli = server.cli();
+    let events = watch_pods(&server)?;
+    apply(&cli, &manifest("v1"))?;
+
+    // Up in order: each pod is created only once the one below it is Running and Ready.
+    let out = cli.ok(&["rollout", "status", "sts/web", "--timeout", "80s"])?;
+    assert!(
+        out.contains("statefulset rolling update complete 3 pods"),
+        "{out}"
+    );
+    let pods = wait_for_pods(&cli, 3)?;
+    {
+        let events = events.lock().expect("events");
+        let added: Vec<&str> = events
+            .iter()
+            .filter(|(kind, _)| kind == "ADDED")
+            .map(|(_, p)| name(p))
+            .collect();
+        assert_eq!(added, ["web-0", "web-1", "web-2"], "creation order");
+        for i in 1..3 {
+            let created = events
+                .iter()
+                .position(|(kind, p)| kind == "ADDED" && name(p) == format!("web-{i}"))
+                .expect("added");
+            let below = events[..created]
+                .iter()
+                .rev()
+                .find(|(_, p)| name(p) == format!("web-{}", i - 1))
+                .map(|(_, p)| p.clone())
+                .expect("the pod below was seen first");
+            assert!(
+                running_and_ready(&below),
+                "web-{i} was created while web-{} was not Running and Ready: {below}",
+                i - 1
+            );
+        }
+    }
+    for (i, pod) in pods.iter().enumerate() {
+        let labels = &pod["metadata"]["labels"];
+        assert_eq!(
+            labels["statefulset.kubernetes.io/pod-name"],
+            format!("web-{i}")
+        );
+        assert_eq!(labels["apps.kubernetes.io/pod-index"], i.to_string());
+        assert_eq!(pod["spec"]["hostname"], format!("web-{i}"));
+        assert_eq!(pod["spec"]["subdomain"], "web");
+        assert_eq!(
+            pod["spec"]["volumes"],
+            json!([{"name": "data", "persistentVolumeClaim": {"claimName": format!("data-web-{i}")}}])
+        );
+    }
+    assert_eq!(claims(&cli)?, ["data-web-0", "data-web-1", "data-web-2"]);
+    let claim = cli.json(&["get", "pvc", "data-web-1"])?;
+    assert!(claim["metadata"]["ownerReferences"].is_null(), "{claim}");
+    assert_eq!(claim["metadata"]["labels"]["app"], "web", "{claim}");
+    let table = cli.ok(&["get", "sts"])?;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("web") && l.contains("3/3")),
+        "{table}"
+    );
+    let wide = cli.ok(&["get", "statefulsets", "-o", "wide"])?;
+    assert!(
+        wide.contains("CONTAINERS") && wide.contains("ticker.wasm"),
+        "{wide}"
+    );
+    let described = cli.ok(&["describe", "sts", "web"])?;
+    assert!(
+        described.contains("OrderedReady") && described.contains("Claim:"),
+        "{described}"
+    );
+
+    // A deleted pod comes back under its name, with its claim.
+    let old_uid = pods[1]["metadata"]["uid"].clone();
+    cli.ok(&["delete", "pod", "web-1"])?;
+    wait_until("web-1 to come back", TIMEOUT, || {
+        let pod = pod(&cli, "web-1")?;
+        Ok((pod["metadata"]["uid"] != old_uid && running_and_ready(&pod)).then_some(()))
+    })?;
+    let back = pod(&cli, "web-1")?;
+    assert_eq!(
+        back["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        "data-web-1"
+    );
+
+    // A partitioned rolling update: partition 2 replaces only web-2, then 1 also web-1.
+    let old = revision(&pod(&cli, "web-0")?);
+    let mut container = pods[0]["spec"]["containers"][0].clone();
+    container["env"] = json!([{"name": "MESSAGE", "value": "v2"}]);
+    patch_set(
+        &server,
+        &json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 2}},
+            "template": {"spec": {"containers": [container]}}}}),
+    )?;
+    let out = cli.ok(&["rollout", "status", "statefulset/web", "--timeout", "80s"])?;
+    assert!(
+        out.contains("partitioned roll out complete: 1 new pods"),
+        "{out}"
+    );
+    let set = cli.json(&["get", "sts", "web"])?;
+    let new = set["status"]["updateRevision"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_ne!(new, old);
+    assert_eq!(set["status"]["currentRevision"], old.as_str(), "{set}");
+    wait_for_pods(&cli, 3)?;
+    let revisions: Vec<String> = (0..3)
+        .map(|i| pod(&cli, &format!("web-{i}")).map(|p| revision(&p)))
+        .collect::<anyhow::Result<_>>()?;
+    assert_eq!(revisions, [old.clone(), old.clone(), new.clone()]);
+    assert_eq!(
+        pod(&cli, "web-2")?["spec"]["containers"][0]["env"][0]["value"],
+        "v2"
+    );
+    // web-0 is below the partition: deleted, it comes back at the old revision.
+    let old_uid = pod(&cli, "web-0")?["metadata"]["uid"].clone();
+    cli.ok(&["delete", "pod", "web-0"])?;
+    let web0 = wait_until("web-0 to come back", TIMEOUT, || {
+        let pod = pod(&cli, "web-0")?;
+        Ok((pod["metadata"]["uid"] != old_uid && running_and_ready(&pod)).then_some(pod))
+    })?;
+    assert_eq!(revision(&web0), old);
+    assert_eq!(web0["spec"]["containers"][0]["env"][0]["value"], "v1");
+    patch_set(
+        &server,
+        &json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 1}}}}),
+    )?;
+    wait_until("web-1 to be updated", TIMEOUT, || {
+        let pod = pod(&cli, "web-1")?;
+        Ok((revision(&pod) == new && running_and_ready(&pod)).then_some(()))
+    })?;
+    assert_eq!(revision(&pod(&cli, "web-0")?), old);
+
+    // Scale down from the top, one at a time; the claims stay.
+    let mark = events.lock().expect("events").len();
+    let out = cli.ok(&["scale", "statefulset", "web", "--replicas", "1"])?;
+    assert!(out.contains("statefulset.apps/web scaled"), "{out}");
+    wait_for_pods(&cli, 1)?;
+    {
+        let events = events.lock().expect("events");
+        let since = &events[mark..];
+        let two = first_deletion(since, "web-2").expect("web-2 deleted");
+        let two_gone = since
+            .iter()
+            .position(|(kind, p)| kind == "DELETED" && name(p) == "web-2")
+            .expect("web-2 gone");
+        let one = first_deletion(since, "web-1").expect("web-1 deleted");
+        assert!(
+            two <= two_gone && two_gone < one,
+            "web-2 marked at {two}, gone at {two_gone}, web-1 marked at {one}"
+        );
+    }
+    assert_eq!(claims(&cli)?, ["data-web-0", "data-web-1", "data-web-2"]);
+
+    // Bad input is refused naming the field, and nothing is created.
+    let bad = manifest("v1")
+        .replace("serviceName: web", "serviceName: Web_Svc")
+        .replace(
+            "name: web}\nspec:\n  serviceName",
+            "name: bad}\nspec:\n  serviceName",
+        );
+    let out = cli.run_with_stdin(&["apply", "-f", "-"], Some(&bad))?;
+    assert!(
+        !out.success && out.stderr.contains("spec.serviceName"),
+        "{}",
+        out.stderr
+    );
+    assert!(cli.run(&["get", "sts", "bad"]).map(|o| !o.success)?);
+    Ok(())
+}
