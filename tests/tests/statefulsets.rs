@@ -343,3 +343,39 @@ fn statefulsets_keep_names_order_and_claims() -> anyhow::Result<()> {
     assert!(cli.run(&["get", "sts", "bad"]).map(|o| !o.success)?);
     Ok(())
 }
+
+/// The counter example's guest keeps its count in its volume: each tick reads back what the
+/// one before wrote (in an emptyDir here; the example mounts its claim).
+#[test]
+fn the_counter_guest_counts_in_its_volume() -> anyhow::Result<()> {
+    let wasm = repo_root().join("wasm-examples/target/wasm32-wasip1/release/counter.wasm");
+    assert!(
+        wasm.exists(),
+        "{} is missing: build the guests with scripts/build-guests.sh",
+        wasm.display()
+    );
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start(&tmp.path().join("data"))?;
+    let cli = server.cli();
+    apply(
+        &cli,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: count}}\nspec:\n  restartPolicy: Never\n  \
+             volumes: [{{name: data, emptyDir: {{}}}}]\n  containers:\n  - name: counter\n    \
+             image: file:{}\n    env: [{{name: TICKS, value: \"3\"}}, {{name: POD_NAME, value: count}}]\n    \
+             volumeMounts: [{{name: data, mountPath: /data}}]\n",
+            wasm.display()
+        ),
+    )?;
+    wait_until("the counter to finish", TIMEOUT, || {
+        let pod = pod(&cli, "count")?;
+        Ok((pod["status"]["phase"] == "Succeeded").then_some(()))
+    })?;
+    let logs = cli.ok(&["logs", "count"])?;
+    assert_eq!(
+        logs.lines().collect::<Vec<_>>(),
+        ["count: count 1", "count: count 2", "count: count 3"],
+        "{logs}"
+    );
+    Ok(())
+}
