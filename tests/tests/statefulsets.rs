@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use skiff_e2e::{repo_root, wait_until, DevServer, Skiff};
+use skiff_e2e::{repo_root, start_agent, wait_until, DevServer, Skiff};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -376,6 +376,135 @@ fn the_counter_guest_counts_in_its_volume() -> anyhow::Result<()> {
         logs.lines().collect::<Vec<_>>(),
         ["count: count 1", "count: count 2", "count: count 3"],
         "{logs}"
+    );
+    Ok(())
+}
+
+/// A StatefulSet `name` of ticker pods with one claim template; `extra` holds more `spec` lines.
+fn set_manifest(name: &str, replicas: usize, extra: &str) -> String {
+    let image = repo_root().join("wasm-examples/target/wasm32-wasip1/release/ticker.wasm");
+    format!(
+        r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: {name}}}
+spec:
+  serviceName: {name}
+  replicas: {replicas}
+{extra}  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: ticker
+        image: file:{image}
+        resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}
+  volumeClaimTemplates:
+  - metadata: {{name: data}}
+    spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 16Mi}}}}}}
+"#,
+        image = image.display()
+    )
+}
+
+/// `whenScaled: Delete` takes a removed pod's claim along; `whenDeleted: Delete` lets the
+/// garbage collector remove the rest with the set.
+#[test]
+fn claims_go_with_the_set_when_its_retention_policy_says_so() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start(&tmp.path().join("data"))?;
+    let cli = server.cli();
+    apply(
+        &cli,
+        &set_manifest(
+            "tmp",
+            2,
+            "  podManagementPolicy: Parallel\n  persistentVolumeClaimRetentionPolicy: \
+             {whenDeleted: Delete, whenScaled: Delete}\n",
+        ),
+    )?;
+    let names = |cli: &Skiff| claims(cli);
+    wait_until("two claims", TIMEOUT, || {
+        Ok((names(&cli)? == ["data-tmp-0", "data-tmp-1"]).then_some(()))
+    })?;
+    let claim = cli.json(&["get", "pvc", "data-tmp-0"])?;
+    assert_eq!(
+        claim["metadata"]["ownerReferences"][0]["kind"], "StatefulSet",
+        "{claim}"
+    );
+    cli.ok(&["scale", "sts", "tmp", "--replicas", "1"])?;
+    wait_until("the removed pod's claim to go", TIMEOUT, || {
+        Ok((names(&cli)? == ["data-tmp-0"]).then_some(()))
+    })?;
+    cli.ok(&["delete", "sts", "tmp"])?;
+    wait_until(
+        "the set's pods, claims and revisions to go",
+        TIMEOUT,
+        || {
+            let pods = cli.json(&["get", "pods", "-l", "app=tmp"])?;
+            let revisions = cli.json(&["get", "controllerrevisions"])?;
+            let empty = |list: &Value| list["items"].as_array().is_none_or(Vec::is_empty);
+            Ok((names(&cli)?.is_empty() && empty(&pods) && empty(&revisions)).then_some(()))
+        },
+    )?;
+    Ok(())
+}
+
+/// A replica on a lost node is marked for deletion but, with no agent to confirm it, keeps its
+/// name (never two pods of one ordinal); once the node is deleted it comes back on another node
+/// under the same name with the same claim.
+#[test]
+fn a_replica_of_a_lost_node_comes_back_under_its_name() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start_with(
+        &tmp.path().join("server"),
+        false,
+        &["--node-grace-seconds", "3"],
+    )?;
+    let cli = server.cli();
+    let token = server.join_token()?;
+    let agent = |name: &str| start_agent(&server.url(), &token, name, &tmp.path().join(name), &[]);
+    let mut a = agent("node-a")?;
+    let _b = agent("node-b")?;
+    wait_until("two nodes Ready", TIMEOUT, || {
+        a.check_running()?;
+        let table = cli.ok(&["get", "nodes"])?;
+        Ok((table.matches(" Ready ").count() == 2).then_some(()))
+    })?;
+    apply(&cli, &set_manifest("db", 4, ""))?;
+    let on_a = wait_until("4 ready pods, some on node-a", TIMEOUT, || {
+        let pods = cli.json(&["get", "pods", "-l", "app=db"])?;
+        let pods = pods["items"].as_array().cloned().unwrap_or_default();
+        let on_a: Vec<Value> = pods
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] == "node-a")
+            .cloned()
+            .collect();
+        let ready = pods.len() == 4 && pods.iter().all(running_and_ready);
+        Ok((ready && !on_a.is_empty()).then(|| on_a[0].clone()))
+    })?;
+    let lost = name(&on_a).to_string();
+    let uid = on_a["metadata"]["uid"].clone();
+
+    a.kill9()?;
+    wait_until("the lost pod to be marked for deletion", TIMEOUT, || {
+        let pod = pod(&cli, &lost)?;
+        Ok((!pod["metadata"]["deletionTimestamp"].is_null()).then_some(()))
+    })?;
+    let pod_now = pod(&cli, &lost)?;
+    assert_eq!(
+        pod_now["metadata"]["uid"], uid,
+        "not replaced while it may still run"
+    );
+
+    cli.ok(&["delete", "node", "node-a"])?;
+    let back = wait_until("the replica back on node-b", TIMEOUT, || {
+        let pod = pod(&cli, &lost)?;
+        Ok((pod["metadata"]["uid"] != uid && running_and_ready(&pod)).then_some(pod))
+    })?;
+    assert_eq!(back["spec"]["nodeName"], "node-b");
+    assert_eq!(
+        back["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        format!("data-{lost}")
     );
     Ok(())
 }
