@@ -327,6 +327,26 @@ fn statefulsets_keep_names_order_and_claims() -> anyhow::Result<()> {
     }
     assert_eq!(claims(&cli)?, ["data-web-0", "data-web-1", "data-web-2"]);
 
+    // A restart (with the partition back at 0) rolls the pod that is left.
+    patch_set(
+        &server,
+        &json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}}),
+    )?;
+    let out = cli.ok(&["rollout", "restart", "statefulset/web"])?;
+    assert!(out.contains("statefulset.apps/web restarted"), "{out}");
+    let out = cli.ok(&["rollout", "status", "sts/web", "--timeout", "80s"])?;
+    assert!(out.contains("rolling update complete 1 pods"), "{out}");
+    let restarted = wait_for_pods(&cli, 1)?;
+    assert!(
+        restarted[0]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string(),
+        "{}",
+        restarted[0]
+    );
+    assert_eq!(
+        restarted[0]["spec"]["containers"][0]["env"][0]["value"],
+        "v2"
+    );
+
     // Bad input is refused naming the field, and nothing is created.
     let bad = manifest("v1")
         .replace("serviceName: web", "serviceName: Web_Svc")
