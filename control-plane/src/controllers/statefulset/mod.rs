@@ -65,6 +65,7 @@ fn policy_of(sts: &StatefulSet) -> Policy {
         replicas: spec.and_then(|s| s.replicas).unwrap_or(1).max(0) as usize,
         management,
         update,
+        min_ready_seconds: spec.and_then(|s| s.min_ready_seconds).unwrap_or(0),
     }
 }
 
@@ -106,7 +107,8 @@ impl Reconciler for StatefulSetController {
             .into_iter()
             .filter_map(|p| Some((ordinal_of(&name, &p)?, p)))
             .collect();
-        let plan = plan(&policy, &revisions, &pods);
+        let now = skiff_api::time::now();
+        let plan = plan(&policy, &revisions, &pods, &now);
         let mut last_revision = 0;
         // Ordered plans hold at most one step; parallel ones are small enough to run in turn.
         for (ordinal, revision) in &plan.create {
@@ -135,7 +137,6 @@ impl Reconciler for StatefulSetController {
             .into_iter()
             .filter(|p| ordinal_of(&name, p).is_some())
             .collect();
-        let now = skiff_api::time::now();
         let (status, available_after) = status::status(&sts, &all, &revisions, &now);
         let current = status.current_revision.clone().unwrap_or_default();
         if sts.status.as_ref() != Some(&status) {

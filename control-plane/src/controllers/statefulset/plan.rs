@@ -3,14 +3,16 @@
 //! is created only when every lower ordinal is Running and Ready, and the highest ordinal is
 //! removed first; with `Parallel` all at once. A rolling update replaces pods from the highest
 //! ordinal down to the partition, one at a time, each after the one above is Running and Ready.
+//! With `minReadySeconds`, "Ready" means ready for that long (available), as in Kubernetes 1.25+.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use skiff_api::k8s_openapi::api::core::v1::Pod;
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::pod::revision_of;
-use crate::controllers::pods::{is_ready, is_terminal};
+use crate::controllers::pods::{availability, is_ready, is_terminal, Availability};
 
 /// How pods are brought up and down (`spec.podManagementPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +36,8 @@ pub struct Policy {
     pub replicas: usize,
     pub management: Management,
     pub update: Update,
+    /// How long a pod must be ready before the next step (`spec.minReadySeconds`).
+    pub min_ready_seconds: i32,
 }
 
 /// The ControllerRevisions in play: the one most pods are at, and the template's.
@@ -63,9 +67,18 @@ fn terminating(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_some()
 }
 
-/// Plans one step for `pods` (by ordinal; pods of other names are not the set's).
-pub fn plan(policy: &Policy, revisions: &Revisions, pods: &BTreeMap<usize, Arc<Pod>>) -> Plan {
+/// Plans one step for `pods` (by ordinal; pods of other names are not the set's) at `now`.
+pub fn plan(
+    policy: &Policy,
+    revisions: &Revisions,
+    pods: &BTreeMap<usize, Arc<Pod>>,
+    now: &Time,
+) -> Plan {
     let ordered = policy.management == Management::OrderedReady;
+    let available = |pod: &Pod| {
+        is_healthy(pod)
+            && availability(pod, policy.min_ready_seconds, now) == Availability::Available
+    };
     let mut plan = Plan::default();
     let revision_for = |ordinal: usize| match policy.update {
         Update::RollingUpdate { partition } if ordinal < partition => revisions.current.clone(),
@@ -87,7 +100,7 @@ pub fn plan(policy: &Policy, revisions: &Revisions, pods: &BTreeMap<usize, Arc<P
                     return plan;
                 }
             }
-            Some(pod) if ordered && !is_healthy(pod) => return plan,
+            Some(pod) if ordered && !available(pod) => return plan,
             Some(_) => {}
         }
     }
@@ -124,7 +137,7 @@ pub fn plan(policy: &Policy, revisions: &Revisions, pods: &BTreeMap<usize, Arc<P
             plan.delete.push(pod.clone());
             return plan;
         }
-        if !is_healthy(pod) {
+        if !available(pod) {
             return plan;
         }
     }
@@ -138,7 +151,8 @@ mod tests {
 
     use crate::controllers::statefulset::pod::REVISION_LABEL;
 
-    /// A pod of ordinal `i`: `state` is `ready`, `starting`, `failed` or `terminating`.
+    /// A pod of ordinal `i`: `state` is `ready` (since second 100), `starting`, `failed` or
+    /// `terminating`.
     fn pod(i: usize, revision: &str, state: &str) -> (usize, Arc<Pod>) {
         let (phase, ready) = match state {
             "ready" | "terminating" => ("Running", "True"),
@@ -151,7 +165,8 @@ mod tests {
             "metadata": {"name": format!("db-{i}"), "labels": {REVISION_LABEL: revision},
                 "deletionTimestamp": deleted},
             "spec": {"containers": []},
-            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready}]}
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": ready,
+                "lastTransitionTime": "1970-01-01T00:01:40Z"}]}
         }))
         .expect("pod");
         (i, Arc::new(pod))
@@ -180,6 +195,7 @@ mod tests {
             replicas,
             management: Management::OrderedReady,
             update: Update::RollingUpdate { partition },
+            min_ready_seconds: 0,
         }
     }
 
@@ -205,6 +221,15 @@ mod tests {
         };
         let on_delete = Policy {
             update: Update::OnDelete,
+            ..ordered(3, 0)
+        };
+        // Ready since second 100, and it is second 105.
+        let slow = Policy {
+            min_ready_seconds: 10,
+            ..ordered(3, 0)
+        };
+        let quick = Policy {
+            min_ready_seconds: 5,
             ..ordered(3, 0)
         };
         #[rustfmt::skip]
@@ -250,9 +275,16 @@ mod tests {
                 vec![(0, "old", "ready"), (1, "old", "ready"), (2, "old", "ready")], vec![], vec![]),
             ("on delete: a deleted pod comes back new", on_delete,
                 vec![(0, "old", "ready"), (2, "old", "ready")], vec![(1, "new")], vec![]),
+            ("minReadySeconds: the next waits until the lower is available", slow,
+                vec![(0, "new", "ready")], vec![], vec![]),
+            ("minReadySeconds: then it comes", quick,
+                vec![(0, "new", "ready")], vec![(1, "new")], vec![]),
+            ("minReadySeconds: an update waits for the updated pod to be available", slow,
+                vec![(0, "old", "ready"), (1, "old", "ready"), (2, "new", "ready")], vec![], vec![]),
         ];
+        let now = Time(jiff::Timestamp::from_second(105).expect("time"));
         for (case, policy, existing, create, delete) in cases {
-            let got = plan(&policy, &revisions(), &pods(&existing));
+            let got = plan(&policy, &revisions(), &pods(&existing), &now);
             assert_eq!(got.create, creates(&create), "{case}: creates");
             assert_eq!(names(&got), delete, "{case}: deletes");
         }
