@@ -490,7 +490,12 @@ fn a_replica_of_a_lost_node_comes_back_under_its_name() -> anyhow::Result<()> {
         let table = cli.ok(&["get", "nodes"])?;
         Ok((table.matches(" Ready ").count() == 2).then_some(()))
     })?;
-    apply(&cli, &set_manifest("db", 4, ""))?;
+    // A short grace period: the pod of the lost node is past its deletion time soon.
+    let manifest = set_manifest("db", 4, "").replace(
+        "      containers:",
+        "      terminationGracePeriodSeconds: 1\n      containers:",
+    );
+    apply(&cli, &manifest)?;
     let on_a = wait_until("4 ready pods, some on node-a", TIMEOUT, || {
         let pods = cli.json(&["get", "pods", "-l", "app=db"])?;
         let pods = pods["items"].as_array().cloned().unwrap_or_default();
@@ -516,6 +521,18 @@ fn a_replica_of_a_lost_node_comes_back_under_its_name() -> anyhow::Result<()> {
         "not replaced while it may still run"
     );
 
+    let described = wait_until("a warning about the stuck pod", TIMEOUT, || {
+        let described = cli.ok(&["describe", "sts", "db"])?;
+        Ok(described
+            .contains("PodStuckTerminating")
+            .then_some(described))
+    })?;
+    assert!(
+        described.contains(&format!(
+            "Pod {lost} is past its deletion time on node node-a"
+        )),
+        "{described}"
+    );
     cli.ok(&["delete", "node", "node-a"])?;
     let back = wait_until("the replica back on node-b", TIMEOUT, || {
         let pod = pod(&cli, &lost)?;

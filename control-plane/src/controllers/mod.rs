@@ -160,6 +160,7 @@ pub fn start(
         pods: informers.pods.clone(),
         revisions: informers.controller_revisions.clone(),
         events: EventRecorder::new(registry.clone(), "statefulset-controller"),
+        reported_stuck: Default::default(),
     };
     runner::spawn(Arc::new(statefulsets), sts_queue, WORKERS, shutdown.clone());
 

@@ -9,12 +9,14 @@ mod pod;
 mod revision;
 mod status;
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use skiff_api::k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use skiff_api::k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec};
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use skiff_api::resources;
 
 use self::plan::{plan, Management, Policy, Revisions, Update};
@@ -34,6 +36,8 @@ pub struct StatefulSetController {
     pub pods: Arc<Informer<Pod>>,
     pub revisions: Arc<Informer<ControllerRevision>>,
     pub events: EventRecorder,
+    /// Per set (by uid), the pods (by uid) already reported as stuck past their deletion time.
+    pub reported_stuck: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 /// The StatefulSet key that should react to a change of `pod` (or of a revision).
@@ -149,7 +153,9 @@ impl Reconciler for StatefulSetController {
             self.statefulsets.wait_for(revision_of(&written)).await;
         }
         self.trim_history(&sts, &all, &current, &update).await?;
-        Ok(available_after.map_or_else(Action::await_change, Action::requeue))
+        let stuck_after = self.report_stuck(&sts, &all, &now);
+        let after = [available_after, stuck_after].into_iter().flatten().min();
+        Ok(after.map_or_else(Action::await_change, Action::requeue))
     }
 }
 
@@ -161,6 +167,51 @@ fn template(sts: &StatefulSet) -> PodTemplateSpec {
 }
 
 impl StatefulSetController {
+    /// Warns once about each pod still there past its deletion time (its node is likely lost:
+    /// its ordinal waits for it, as in Kubernetes); returns how soon another pod's time is up.
+    fn report_stuck(&self, sts: &StatefulSet, pods: &[Arc<Pod>], now: &Time) -> Option<Duration> {
+        let mut reported_sets = self
+            .reported_stuck
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let reported = reported_sets
+            .entry(sts.metadata.uid.clone().unwrap_or_default())
+            .or_default();
+        let mut stuck = HashSet::new();
+        let mut soonest: Option<Duration> = None;
+        for pod in pods {
+            let Some(at) = pod.metadata.deletion_timestamp.as_ref() else {
+                continue;
+            };
+            let left = at.0.as_second() - now.0.as_second();
+            if left >= 0 {
+                let wait = Duration::from_secs(left as u64 + 1);
+                soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
+                continue;
+            }
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            stuck.insert(uid.clone());
+            if reported.insert(uid) {
+                let node = pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .unwrap_or("<none>");
+                self.events.record(
+                    sts,
+                    EventType::Warning,
+                    "PodStuckTerminating",
+                    format!(
+                        "Pod {} is past its deletion time on node {node}, which may be lost; it is made again once the node confirms it stopped, the node is deleted, or the pod is force-deleted",
+                        pod.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                );
+            }
+        }
+        reported.retain(|uid| stuck.contains(uid));
+        soonest
+    }
+
     /// The name of the revision of the set's template, created if it is new.
     async fn ensure_update_revision(
         &self,
