@@ -397,6 +397,20 @@ fn the_counter_guest_counts_in_its_volume() -> anyhow::Result<()> {
         ["count: count 1", "count: count 2", "count: count 3"],
         "{logs}"
     );
+    // The example's manifest is accepted and makes the first replica with its claim (what the
+    // guest then does with `/data` depends on the claim being bound and mounted).
+    let example = repo_root().join("wasm-examples/counter/statefulset.yaml");
+    cli.ok(&["apply", "-f", example.to_str().expect("utf-8")])?;
+    wait_until("counter-0 and its claim", TIMEOUT, || {
+        let made = cli.run(&["get", "pod", "counter-0"])?.success
+            && claims(&cli)?.contains(&"data-counter-0".to_string());
+        Ok(made.then_some(()))
+    })?;
+    let first = pod(&cli, "counter-0")?;
+    assert_eq!(
+        first["spec"]["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/data"
+    );
     Ok(())
 }
 
