@@ -361,6 +361,13 @@ fn statefulsets_keep_names_order_and_claims() -> anyhow::Result<()> {
         out.stderr
     );
     assert!(cli.run(&["get", "sts", "bad"]).map(|o| !o.success)?);
+    let err = patch_set(&server, &json!({"spec": {"serviceName": "other"}}))
+        .expect_err("serviceName is fixed");
+    assert!(
+        err.to_string()
+            .contains("updates to statefulset spec for fields other than"),
+        "{err}"
+    );
     Ok(())
 }
 
