@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the Wasm example guests from source with Debian's toolchain (see shared WASM-TOOLCHAIN
-# notes): WASI preview 1 modules, and hello also as a WASI preview 2 command component.
+# Builds the Wasm example guests (hello, ticker, crasher, counter) from source with Debian's
+# toolchain (see shared WASM-TOOLCHAIN notes): WASI preview 1 modules, and hello also as a WASI
+# preview 2 command component.
 set -euo pipefail
 cd "$(dirname "$0")/../wasm-examples"
 
@@ -13,7 +14,7 @@ build() {
 build --target wasm32-wasip1
 build --target wasm32-wasip2 -p hello
 
-for f in target/wasm32-wasip1/release/{hello,ticker,crasher}.wasm target/wasm32-wasip2/release/hello.wasm; do
+for f in target/wasm32-wasip1/release/{hello,ticker,crasher,counter}.wasm target/wasm32-wasip2/release/hello.wasm; do
   [ -f "$f" ] || { echo "missing $f" >&2; exit 1; }
   echo "built wasm-examples/$f ($(stat -c %s "$f") bytes)"
 done

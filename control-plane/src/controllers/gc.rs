@@ -5,9 +5,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use skiff_api::k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use skiff_api::k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use skiff_api::k8s_openapi::api::batch::v1::{CronJob, Job};
-use skiff_api::k8s_openapi::api::core::v1::{Namespace, Pod};
+use skiff_api::k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::resources::{self, KINDS};
 use tokio::sync::broadcast;
@@ -25,6 +27,8 @@ pub struct GarbageCollector {
     pub deployments: Arc<Informer<Deployment>>,
     pub replicasets: Arc<Informer<ReplicaSet>>,
     pub daemonsets: Arc<Informer<DaemonSet>>,
+    pub statefulsets: Arc<Informer<StatefulSet>>,
+    pub controller_revisions: Arc<Informer<ControllerRevision>>,
     pub jobs: Arc<Informer<Job>>,
     pub cronjobs: Arc<Informer<CronJob>>,
     pub pods: Arc<Informer<Pod>>,
@@ -38,6 +42,7 @@ impl GarbageCollector {
             let mut deployments = self.deployments.subscribe();
             let mut replicasets = self.replicasets.subscribe();
             let mut daemonsets = self.daemonsets.subscribe();
+            let mut statefulsets = self.statefulsets.subscribe();
             let mut jobs = self.jobs.subscribe();
             let mut cronjobs = self.cronjobs.subscribe();
             let mut namespaces = self.namespaces.subscribe();
@@ -51,6 +56,7 @@ impl GarbageCollector {
                     change = deployments.recv() => if !is_deletion(change) { continue },
                     change = replicasets.recv() => if !is_deletion(change) { continue },
                     change = daemonsets.recv() => if !is_deletion(change) { continue },
+                    change = statefulsets.recv() => if !is_deletion(change) { continue },
                     change = jobs.recv() => if !is_deletion(change) { continue },
                     change = cronjobs.recv() => if !is_deletion(change) { continue },
                     change = namespaces.recv() => {
@@ -71,7 +77,8 @@ impl GarbageCollector {
         });
     }
 
-    /// Deletes ReplicaSets, Jobs and pods none of whose owners exist any more.
+    /// Deletes ReplicaSets, ControllerRevisions, Jobs, pods and claims none of whose owners
+    /// exist any more.
     async fn sweep(&self) {
         let mut live: HashSet<String> = HashSet::new();
         live.extend(
@@ -93,6 +100,12 @@ impl GarbageCollector {
                 .filter_map(|d| d.metadata.uid.clone()),
         );
         live.extend(
+            self.statefulsets
+                .list(|_| true)
+                .iter()
+                .filter_map(|s| s.metadata.uid.clone()),
+        );
+        live.extend(
             self.jobs
                 .list(|_| true)
                 .iter()
@@ -104,13 +117,32 @@ impl GarbageCollector {
                 .iter()
                 .filter_map(|c| c.metadata.uid.clone()),
         );
-        self.collect(&self.replicasets, &live).await;
-        self.collect(&self.jobs, &live).await;
-        self.collect(&self.pods, &live).await;
+        self.collect(self.replicasets.list(|_| true), &live).await;
+        self.collect(self.controller_revisions.list(|_| true), &live)
+            .await;
+        self.collect(self.jobs.list(|_| true), &live).await;
+        self.collect(self.pods.list(|_| true), &live).await;
+        // Claims a StatefulSet made under `whenDeleted: Delete` (no informer of their own).
+        let claims = resources::of::<PersistentVolumeClaim>();
+        match self
+            .registry
+            .list(claims, None, &ListOptions::default())
+            .await
+        {
+            Ok((items, _)) => {
+                let owned: Vec<Arc<PersistentVolumeClaim>> = items
+                    .into_iter()
+                    .filter(|c| c.pointer("/metadata/ownerReferences").is_some())
+                    .filter_map(|c| typed::from_value(c).ok().map(Arc::new))
+                    .collect();
+                self.collect(owned, &live).await;
+            }
+            Err(err) => tracing::warn!(%err, "cannot list claims"),
+        }
     }
 
-    async fn collect<K: typed::Object>(&self, informer: &Informer<K>, live: &HashSet<String>) {
-        let suspects = informer.list(|obj| {
+    async fn collect<K: typed::Object>(&self, objects: Vec<Arc<K>>, live: &HashSet<String>) {
+        let suspects = objects.into_iter().filter(|obj| {
             let meta = obj.metadata();
             meta.deletion_timestamp.is_none()
                 && meta.owner_references.as_ref().is_some_and(|refs| {

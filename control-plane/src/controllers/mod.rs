@@ -1,4 +1,4 @@
-//! Controllers that run on the leader: Deployment, ReplicaSet, DaemonSet, node lifecycle and
+//! Controllers that run on the leader: Deployment, ReplicaSet, DaemonSet, StatefulSet, node lifecycle and
 //! the garbage collectors, over shared informers.
 
 pub mod cronjob;
@@ -10,6 +10,7 @@ pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod pods;
 pub mod replicaset;
+pub mod statefulset;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,7 @@ use crate::runtime::{runner, Informers};
 /// Concurrent reconciles per controller.
 const WORKERS: usize = 4;
 
-/// Starts the Deployment, ReplicaSet, DaemonSet, Job, CronJob and node lifecycle controllers and the garbage collector;
+/// Starts the Deployment, ReplicaSet, DaemonSet, StatefulSet, Job, CronJob and node lifecycle controllers and the garbage collector;
 /// nodes silent for longer than `node_grace` are considered lost.
 pub fn start(
     registry: &Registry,
@@ -131,6 +132,38 @@ pub fn start(
     };
     runner::spawn(Arc::new(daemonsets), ds_queue, WORKERS, shutdown.clone());
 
+    let sts_queue = WorkQueue::new();
+    feed(
+        &informers.statefulsets,
+        &sts_queue,
+        |s| Some(key_of(s)),
+        &informers.statefulsets,
+        shutdown,
+    );
+    feed(
+        &informers.pods,
+        &sts_queue,
+        statefulset::owner_key,
+        &informers.statefulsets,
+        shutdown,
+    );
+    feed(
+        &informers.controller_revisions,
+        &sts_queue,
+        statefulset::owner_key,
+        &informers.statefulsets,
+        shutdown,
+    );
+    let statefulsets = statefulset::StatefulSetController {
+        registry: registry.clone(),
+        statefulsets: informers.statefulsets.clone(),
+        pods: informers.pods.clone(),
+        revisions: informers.controller_revisions.clone(),
+        events: EventRecorder::new(registry.clone(), "statefulset-controller"),
+        reported_stuck: Default::default(),
+    };
+    runner::spawn(Arc::new(statefulsets), sts_queue, WORKERS, shutdown.clone());
+
     let job_queue = WorkQueue::new();
     feed(
         &informers.jobs,
@@ -201,6 +234,8 @@ pub fn start(
         deployments: informers.deployments.clone(),
         replicasets: informers.replicasets.clone(),
         daemonsets: informers.daemonsets.clone(),
+        statefulsets: informers.statefulsets.clone(),
+        controller_revisions: informers.controller_revisions.clone(),
         jobs: informers.jobs.clone(),
         cronjobs: informers.cronjobs.clone(),
         pods: informers.pods.clone(),

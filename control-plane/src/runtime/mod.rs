@@ -14,7 +14,9 @@ pub mod slow_start;
 
 use std::sync::Arc;
 
-use skiff_api::k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use skiff_api::k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use skiff_api::k8s_openapi::api::batch::v1::{CronJob, Job};
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{Namespace, Node, Pod};
@@ -29,6 +31,8 @@ pub struct Informers {
     pub deployments: Arc<Informer<Deployment>>,
     pub replicasets: Arc<Informer<ReplicaSet>>,
     pub daemonsets: Arc<Informer<DaemonSet>>,
+    pub statefulsets: Arc<Informer<StatefulSet>>,
+    pub controller_revisions: Arc<Informer<ControllerRevision>>,
     pub jobs: Arc<Informer<Job>>,
     pub cronjobs: Arc<Informer<CronJob>>,
     pub pods: Arc<Informer<Pod>>,
@@ -45,6 +49,8 @@ impl Informers {
             deployments: Informer::start(registry.clone(), shutdown.clone()),
             replicasets: Informer::start(registry.clone(), shutdown.clone()),
             daemonsets: Informer::start(registry.clone(), shutdown.clone()),
+            statefulsets: Informer::start(registry.clone(), shutdown.clone()),
+            controller_revisions: Informer::start(registry.clone(), shutdown.clone()),
             jobs: Informer::start(registry.clone(), shutdown.clone()),
             cronjobs: Informer::start(registry.clone(), shutdown.clone()),
             pods: Informer::start(registry.clone(), shutdown.clone()),

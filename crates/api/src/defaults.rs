@@ -63,6 +63,11 @@ pub fn apply_defaults(kind: &ResourceKind, obj: &mut Value) {
             }
             default_template(spec);
         }
+        "StatefulSet" => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                default_statefulset_spec(spec);
+            }
+        }
         "Job" => {
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
                 default_job_spec(spec);
@@ -141,6 +146,32 @@ fn default_job_spec(spec: &mut Map<String, Value>) {
     set_default(spec, "backoffLimit", json!(DEFAULT_BACKOFF_LIMIT));
     set_default(spec, "completionMode", json!("NonIndexed"));
     set_default(spec, "suspend", json!(false));
+    default_template(spec);
+}
+
+/// Kubernetes' StatefulSet defaults: one replica, ordered pod management, a rolling update
+/// from the top ordinal down (partition 0), claims kept when pods or the set go.
+fn default_statefulset_spec(spec: &mut Map<String, Value>) {
+    set_default(spec, "replicas", json!(1));
+    set_default(spec, "podManagementPolicy", json!("OrderedReady"));
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    let strategy = spec.entry("updateStrategy").or_insert_with(|| json!({}));
+    if let Some(strategy) = strategy.as_object_mut() {
+        set_default(strategy, "type", json!("RollingUpdate"));
+        if strategy.get("type") == Some(&json!("RollingUpdate")) {
+            let rolling = strategy.entry("rollingUpdate").or_insert_with(|| json!({}));
+            if let Some(rolling) = rolling.as_object_mut() {
+                set_default(rolling, "partition", json!(0));
+            }
+        }
+    }
+    let retention = spec
+        .entry("persistentVolumeClaimRetentionPolicy")
+        .or_insert_with(|| json!({}));
+    if let Some(retention) = retention.as_object_mut() {
+        set_default(retention, "whenDeleted", json!("Retain"));
+        set_default(retention, "whenScaled", json!("Retain"));
+    }
     default_template(spec);
 }
 
@@ -230,6 +261,29 @@ mod tests {
         assert_eq!(pod["runtimeClassName"], "wasmtime");
         assert_eq!(pod["containers"][0]["ports"][0]["protocol"], "TCP");
         assert_eq!(pod["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    }
+
+    #[test]
+    fn statefulset_defaults() {
+        let mut sts =
+            json!({"spec": {"serviceName": "db", "template": {"spec": {"containers": []}}}});
+        apply_defaults(by_name("sts").expect("kind"), &mut sts);
+        let spec = &sts["spec"];
+        assert_eq!(spec["replicas"], 1);
+        assert_eq!(spec["podManagementPolicy"], "OrderedReady");
+        assert_eq!(spec["revisionHistoryLimit"], 10);
+        assert_eq!(
+            spec["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+        );
+        assert_eq!(
+            spec["persistentVolumeClaimRetentionPolicy"],
+            json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+        );
+        assert_eq!(spec["template"]["spec"]["restartPolicy"], "Always");
+        let mut on_delete = json!({"spec": {"updateStrategy": {"type": "OnDelete"}}});
+        apply_defaults(by_name("sts").expect("kind"), &mut on_delete);
+        assert!(on_delete["spec"]["updateStrategy"]["rollingUpdate"].is_null());
     }
 
     #[test]

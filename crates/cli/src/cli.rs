@@ -57,9 +57,9 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Print a container's logs.
     Logs(LogsArgs),
-    /// Set the replicas of a Deployment or ReplicaSet.
+    /// Set the replicas of a Deployment, ReplicaSet or StatefulSet.
     Scale(ScaleArgs),
-    /// Follow, list, undo, pause, resume or restart a Deployment's rollouts.
+    /// Follow, list, undo, pause, resume or restart a Deployment's rollouts (a StatefulSet's: status and restart).
     #[command(subcommand)]
     Rollout(RolloutCommand),
     /// Create an object from another: `skiff create job NAME --from=cronjob/NAME`.

@@ -98,7 +98,7 @@ fn sources(paths: &[String]) -> anyhow::Result<Vec<Source>> {
 fn container_lists(kind: &ResourceKind) -> Option<(&'static str, &'static str)> {
     match kind.kind {
         "Pod" => Some(("/spec/containers", "spec.containers")),
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "Job" => Some((
+        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job" => Some((
             "/spec/template/spec/containers",
             "spec.template.spec.containers",
         )),

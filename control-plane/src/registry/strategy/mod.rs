@@ -5,6 +5,7 @@
 mod job;
 mod namespace;
 mod pod;
+mod statefulset;
 
 use serde_json::Value;
 use skiff_api::resources::ResourceKind;
@@ -94,6 +95,7 @@ pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
         "Namespace" => &namespace::NamespaceStrategy,
         "Node" => &NodeStrategy,
         "Job" => &job::JobStrategy,
+        "StatefulSet" => &statefulset::StatefulSetStrategy,
         "Service" | "Deployment" | "ReplicaSet" | "CronJob" => &WithStatus,
         _ => &Plain,
     }

@@ -5,11 +5,12 @@ mod batch;
 mod meta;
 mod pod;
 mod runtime_class;
+mod statefulset;
 mod workloads;
 
 use std::fmt;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
 use k8s_openapi::api::node::v1::RuntimeClass;
@@ -105,6 +106,9 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
         }
         "ReplicaSet" => {
             decode::<ReplicaSet>(obj).map(|r| workloads::validate_replicaset(&r, &mut errors))
+        }
+        "StatefulSet" => {
+            decode::<StatefulSet>(obj).map(|s| statefulset::validate_statefulset(&s, &mut errors))
         }
         "Job" => decode::<Job>(obj).map(|j| batch::validate_job(&j, &mut errors)),
         "CronJob" => decode::<CronJob>(obj).map(|c| batch::validate_cronjob(&c, &mut errors)),

@@ -189,3 +189,113 @@ fn runtime_class_fields() {
     }
     assert_eq!(errs.len(), 6, "{errs:?}");
 }
+
+fn kubernetes_statefulset() -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "default"},
+        "spec": {
+            "serviceName": "db",
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {
+                "metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [{
+                    "name": "db",
+                    "image": "file:/srv/db.wasm",
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}]
+                }]}
+            },
+            "volumeClaimTemplates": [{
+                "metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}}}
+            }]
+        }
+    })
+}
+
+#[test]
+fn bad_statefulsets_name_the_field() {
+    assert_eq!(
+        errors("statefulset", kubernetes_statefulset()),
+        Vec::<String>::new()
+    );
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "/spec/replicas",
+            json!(-1),
+            "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+        ),
+        (
+            "/spec/template/metadata/labels",
+            json!({"app": "other"}),
+            "spec.template.metadata.labels: Invalid value",
+        ),
+        (
+            "/spec/serviceName",
+            json!(""),
+            "spec.serviceName: Required value",
+        ),
+        (
+            "/spec/serviceName",
+            json!("Db_Svc"),
+            "spec.serviceName: Invalid value: \"Db_Svc\"",
+        ),
+        (
+            "/spec/volumeClaimTemplates/0/metadata/name",
+            json!(""),
+            "spec.volumeClaimTemplates[0].metadata.name: Required value",
+        ),
+        (
+            "/spec/volumeClaimTemplates/0/metadata/name",
+            json!("Data!"),
+            "spec.volumeClaimTemplates[0].metadata.name: Invalid value: \"Data!\"",
+        ),
+        (
+            "/spec/volumeClaimTemplates",
+            json!([{"metadata": {"name": "data"}}, {"metadata": {"name": "data"}}]),
+            "spec.volumeClaimTemplates[1].metadata.name: Duplicate value: \"data\"",
+        ),
+        (
+            "/spec/podManagementPolicy",
+            json!("Random"),
+            "spec.podManagementPolicy: Unsupported value: \"Random\"",
+        ),
+        (
+            "/spec/updateStrategy",
+            json!({"type": "Rolling"}),
+            "spec.updateStrategy.type: Unsupported value",
+        ),
+        (
+            "/spec/updateStrategy",
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": -1}}),
+            "spec.updateStrategy.rollingUpdate.partition: Invalid value: -1",
+        ),
+        (
+            "/spec/updateStrategy",
+            json!({"type": "OnDelete", "rollingUpdate": {"partition": 1}}),
+            "spec.updateStrategy.rollingUpdate: Forbidden",
+        ),
+        (
+            "/spec/persistentVolumeClaimRetentionPolicy",
+            json!({"whenScaled": "Keep"}),
+            "spec.persistentVolumeClaimRetentionPolicy.whenScaled: Unsupported value: \"Keep\"",
+        ),
+        (
+            "/spec/template/spec/restartPolicy",
+            json!("OnFailure"),
+            "spec.template.spec.restartPolicy: Unsupported value",
+        ),
+    ];
+    for (pointer, value, expected) in cases {
+        let mut sts = kubernetes_statefulset();
+        set(&mut sts, pointer, value);
+        let errs = errors("statefulset", sts);
+        assert!(
+            errs.iter().any(|e| e.starts_with(expected)),
+            "{pointer}: expected {expected:?} in {errs:?}"
+        );
+    }
+}

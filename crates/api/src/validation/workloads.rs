@@ -138,14 +138,14 @@ pub fn validate_daemonset(ds: &DaemonSet, errors: &mut Errors) {
     }
 }
 
-fn validate_replicas(replicas: Option<i32>, errors: &mut Errors) {
+pub(super) fn validate_replicas(replicas: Option<i32>, errors: &mut Errors) {
     if let Some(r) = replicas.filter(|r| *r < 0) {
         errors.invalid("spec.replicas", r, "must be greater than or equal to 0");
     }
 }
 
 /// Selector present and non-empty, template labels matched by it, template restartPolicy Always.
-fn validate_selected_template(
+pub(super) fn validate_selected_template(
     selector: &K8sSelector,
     template: Option<&PodTemplateSpec>,
     errors: &mut Errors,

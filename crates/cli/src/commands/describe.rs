@@ -149,6 +149,53 @@ fn describe_workload(obj: &Value) {
     }
 }
 
+/// What only a StatefulSet has: its service, policies, revisions and claim templates.
+fn describe_statefulset(sts: &Value) {
+    let spec = &sts["spec"];
+    line("Service", text(&spec["serviceName"]));
+    line("Pod Mgmt", text(&spec["podManagementPolicy"]));
+    let strategy = &spec["updateStrategy"];
+    match strategy["rollingUpdate"]["partition"].as_i64() {
+        Some(partition) => line(
+            "Update",
+            format!("{} (partition {partition})", text(&strategy["type"])),
+        ),
+        None => line("Update", text(&strategy["type"])),
+    }
+    line(
+        "Revisions",
+        format!(
+            "current {} | update {}",
+            text(&sts["status"]["currentRevision"]),
+            text(&sts["status"]["updateRevision"])
+        ),
+    );
+    let retention = &spec["persistentVolumeClaimRetentionPolicy"];
+    line(
+        "PVC Retention",
+        format!(
+            "whenDeleted={} whenScaled={}",
+            text(&retention["whenDeleted"]),
+            text(&retention["whenScaled"])
+        ),
+    );
+    for claim in spec["volumeClaimTemplates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        line(
+            "Claim",
+            format!(
+                "{} ({} {})",
+                text(&claim["metadata"]["name"]),
+                text(&claim["spec"]["storageClassName"]),
+                text(&claim["spec"]["resources"]["requests"]["storage"])
+            ),
+        );
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct DescribeArgs {
     pub kind: String,
@@ -184,6 +231,10 @@ pub async fn run(args: DescribeArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     match kind.kind {
         "Pod" => describe_pod(&obj),
         "Deployment" | "ReplicaSet" => describe_workload(&obj),
+        "StatefulSet" => {
+            describe_workload(&obj);
+            describe_statefulset(&obj);
+        }
         _ => {
             for field in ["spec", "data", "status"] {
                 if let Some(value) = obj.get(field).filter(|v| !v.is_null()) {

@@ -9,7 +9,7 @@ use crate::output::qualified_name;
 
 #[derive(Args, Debug)]
 pub struct ScaleArgs {
-    /// `deployment` or `replicaset` (short names work), then the name; or `deployment/NAME`.
+    /// `deployment`, `replicaset` or `statefulset` (short names work), then the name; or `deployment/NAME`.
     pub target: Vec<String>,
     #[arg(long)]
     pub replicas: i32,
@@ -25,9 +25,9 @@ pub async fn run(args: ScaleArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         _ => anyhow::bail!("usage: skiff scale deployment NAME --replicas N (or deployment/NAME)"),
     };
     let kind = kind(&kind_name)?;
-    if !matches!(kind.kind, "Deployment" | "ReplicaSet") {
+    if !matches!(kind.kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
         anyhow::bail!(
-            "{} cannot be scaled: only deployments and replicasets can",
+            "{} cannot be scaled: only deployments, replicasets and statefulsets can",
             kind.plural
         );
     }

@@ -70,6 +70,21 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             ],
             daemonset_row,
         ),
+        "StatefulSet" => (vec!["NAME", "READY", "AGE"], statefulset_row),
+        "ControllerRevision" => (vec!["NAME", "CONTROLLER", "REVISION", "AGE"], |o, _| {
+            let owner = o["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["controller"] == true)
+                .map(|r| format!("{}/{}", s(&r["kind"]).to_lowercase(), s(&r["name"])));
+            vec![
+                name(o),
+                owner.unwrap_or_else(|| "<none>".into()),
+                int(&o["revision"]).to_string(),
+                age_of(o),
+            ]
+        }),
         "Node" => (
             vec![
                 "NAME", "STATUS", "ROLES", "AGE", "VERSION", "CPU", "MEMORY", "PODS",
@@ -123,6 +138,7 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             "Deployment" | "ReplicaSet" | "DaemonSet" => {
                 header.extend(["CONTAINERS", "IMAGES", "SELECTOR"])
             }
+            "StatefulSet" => header.extend(["CONTAINERS", "IMAGES"]),
             "Node" => header.extend(["INTERNAL-IP"]),
             _ => {}
         }
@@ -291,6 +307,24 @@ fn daemonset_row(ds: &Value, wide: bool) -> Vec<String> {
     row
 }
 
+fn statefulset_row(sts: &Value, wide: bool) -> Vec<String> {
+    let mut row = vec![
+        name(sts),
+        format!(
+            "{}/{}",
+            int(&sts["status"]["readyReplicas"]),
+            int(&sts["spec"]["replicas"])
+        ),
+        age_of(sts),
+    ];
+    if wide {
+        workload_wide(sts, &mut row);
+        // kubectl shows no selector for StatefulSets.
+        row.pop();
+    }
+    row
+}
+
 fn node_row(node: &Value, wide: bool) -> Vec<String> {
     let ready = node["status"]["conditions"]
         .as_array()
@@ -435,6 +469,33 @@ mod tests {
         let row = pod_row(&pod, true);
         assert_eq!(&row[..4], ["web-1", "1/2", "Running", "3"]);
         assert_eq!(&row[5..], ["10.0.0.1", "n1"]);
+    }
+
+    #[test]
+    fn statefulsets_and_their_revisions() {
+        let sts = json!({"metadata": {"name": "db"}, "spec": {"replicas": 3, "template": {"spec": {
+            "containers": [{"name": "c", "image": "file:/db.wasm"}]}}},
+            "status": {"readyReplicas": 2}});
+        let wide = for_kind("StatefulSet", true);
+        assert_eq!(
+            wide.header,
+            ["NAME", "READY", "AGE", "CONTAINERS", "IMAGES"]
+        );
+        let row = (wide.row)(&sts, true);
+        assert_eq!(
+            (&row[..2], &row[3..]),
+            (
+                &["db".to_string(), "2/3".into()][..],
+                &["c".to_string(), "file:/db.wasm".into()][..]
+            )
+        );
+        let revision = json!({"metadata": {"name": "db-abc", "ownerReferences": [
+            {"kind": "StatefulSet", "name": "db", "controller": true}]}, "revision": 2});
+        let columns = for_kind("ControllerRevision", false);
+        assert_eq!(
+            &(columns.row)(&revision, false)[..3],
+            ["db-abc", "statefulset/db", "2"]
+        );
     }
 
     #[test]

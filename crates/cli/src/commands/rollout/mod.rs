@@ -1,7 +1,9 @@
 //! `skiff rollout`: watch, list, undo, pause, resume and restart a Deployment's rollouts
 //! (as `kubectl rollout`). The history is the Deployment's ReplicaSets, one per revision.
+//! A StatefulSet's rollout can be followed and restarted.
 
 mod history;
+mod statefulset_status;
 mod status;
 mod undo;
 
@@ -10,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use skiff_client::{Api, ListParams};
 use skiff_control_plane::controllers::deployment::REVISION_ANNOTATION;
 
@@ -36,7 +38,8 @@ pub enum RolloutCommand {
     Restart(Target),
 }
 
-/// Which Deployment: `deployment/NAME`, or `deployment NAME`.
+/// Which workload: `deployment/NAME`, or `deployment NAME` (`statefulset/NAME` for status
+/// and restart).
 #[derive(Args, Debug)]
 pub struct Target {
     /// `deployment/NAME`, or `deployment NAME` (short names work).
@@ -74,6 +77,20 @@ pub struct UndoArgs {
 pub async fn run(command: RolloutCommand, opts: &ClientOpts) -> anyhow::Result<()> {
     let client = client(opts)?;
     let api: Api<Deployment> = client.api(Some(&opts.namespace));
+    let statefulsets: Api<StatefulSet> = client.api(Some(&opts.namespace));
+    match &command {
+        RolloutCommand::Status(StatusArgs { target, timeout }) => {
+            if let Workload::StatefulSet(name) = workload(target)? {
+                return status::run(&statefulsets, &name, *timeout).await;
+            }
+        }
+        RolloutCommand::Restart(target) => {
+            if let Workload::StatefulSet(name) = workload(target)? {
+                return restart_statefulset(&statefulsets, &name).await;
+            }
+        }
+        _ => {}
+    }
     match command {
         RolloutCommand::Status(args) => {
             status::run(&api, &deployment_name(&args.target)?, args.timeout).await
@@ -94,8 +111,15 @@ pub async fn run(command: RolloutCommand, opts: &ClientOpts) -> anyhow::Result<(
     }
 }
 
-/// The Deployment's name from `deployment/NAME` or `deployment NAME`.
-fn deployment_name(target: &Target) -> anyhow::Result<String> {
+/// A workload whose rollout a command names.
+#[derive(Debug, PartialEq, Eq)]
+enum Workload {
+    Deployment(String),
+    StatefulSet(String),
+}
+
+/// The workload named by `deployment/NAME`, `statefulset/NAME` or `KIND NAME`.
+fn workload(target: &Target) -> anyhow::Result<Workload> {
     let (kind_name, name) = match target.target.as_slice() {
         [both] => both
             .split_once('/')
@@ -103,13 +127,24 @@ fn deployment_name(target: &Target) -> anyhow::Result<String> {
         [kind, name] => (kind.as_str(), name.as_str()),
         _ => anyhow::bail!("name the target as deployment/NAME"),
     };
-    if kind(kind_name)?.kind != "Deployment" {
-        anyhow::bail!("rollouts are for deployments only, not {kind_name}");
-    }
     if name.is_empty() {
         anyhow::bail!("name the target as deployment/NAME");
     }
-    Ok(name.to_string())
+    match kind(kind_name)?.kind {
+        "Deployment" => Ok(Workload::Deployment(name.to_string())),
+        "StatefulSet" => Ok(Workload::StatefulSet(name.to_string())),
+        _ => anyhow::bail!("rollouts are for deployments and statefulsets only, not {kind_name}"),
+    }
+}
+
+/// The Deployment's name from `deployment/NAME` or `deployment NAME`.
+fn deployment_name(target: &Target) -> anyhow::Result<String> {
+    match workload(target)? {
+        Workload::Deployment(name) => Ok(name),
+        Workload::StatefulSet(_) => {
+            anyhow::bail!("statefulsets support only rollout status and restart")
+        }
+    }
 }
 
 fn is_paused(deployment: &Deployment) -> bool {
@@ -138,6 +173,16 @@ async fn restart(api: &Api<Deployment>, name: &str) -> anyhow::Result<()> {
     }}}}});
     api.patch(name, &patch).await?;
     println!("deployment.apps/{name} restarted");
+    Ok(())
+}
+
+/// Rolls every pod of a StatefulSet (from the highest ordinal down) by stamping its template.
+async fn restart_statefulset(api: &Api<StatefulSet>, name: &str) -> anyhow::Result<()> {
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {
+        RESTARTED_AT: skiff_api::time::now_rfc3339()
+    }}}}});
+    api.patch(name, &patch).await?;
+    println!("statefulset.apps/{name} restarted");
     Ok(())
 }
 
@@ -195,8 +240,15 @@ mod tests {
                 "{words:?}"
             );
         }
-        for words in [&["web"][..], &["pod/web"], &["deployment/"]] {
+        for words in [&["web"][..], &["pod/web"], &["deployment/"], &["sts/db"]] {
             assert!(deployment_name(&target(words)).is_err(), "{words:?}");
+        }
+        for words in [&["statefulset/db"][..], &["sts", "db"]] {
+            assert_eq!(
+                workload(&target(words)).expect("workload"),
+                Workload::StatefulSet("db".into()),
+                "{words:?}"
+            );
         }
     }
 }

@@ -1,18 +1,34 @@
-//! `skiff rollout status`: follow the Deployment's status through a watch and print its
+//! `skiff rollout status`: follow a workload's status through a watch and print its
 //! progress as `kubectl rollout status` does, until it is rolled out or fails.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use skiff_api::k8s_openapi::api::apps::v1::Deployment;
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use skiff_api::k8s_openapi::serde::de::DeserializeOwned;
+use skiff_api::k8s_openapi::serde::Serialize;
+use skiff_api::k8s_openapi::{Metadata, Resource};
 use skiff_client::{Api, ListParams};
+
+/// A workload whose rollout can be followed.
+pub trait Rollout: Resource + Metadata<Ty = ObjectMeta> + DeserializeOwned + Serialize {
+    /// Where the rollout stands; an error once it failed.
+    fn progress(&self) -> anyhow::Result<Progress>;
+}
+
+impl Rollout for Deployment {
+    fn progress(&self) -> anyhow::Result<Progress> {
+        progress(self)
+    }
+}
 
 /// `Progressing`'s reason once the rollout passed `progressDeadlineSeconds`.
 const DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
 
 /// Where a rollout stands.
 #[derive(Debug, PartialEq, Eq)]
-enum Progress {
+pub enum Progress {
     Waiting(String),
     Done(String),
 }
@@ -65,9 +81,9 @@ fn progress(d: &Deployment) -> anyhow::Result<Progress> {
     )))
 }
 
-/// Prints `d`'s progress when it changed since `last`; true once the rollout is done.
-fn report(d: &Deployment, last: &mut String) -> anyhow::Result<bool> {
-    let (message, done) = match progress(d)? {
+/// Prints `obj`'s progress when it changed since `last`; true once the rollout is done.
+fn report<K: Rollout>(obj: &K, last: &mut String) -> anyhow::Result<bool> {
+    let (message, done) = match obj.progress()? {
         Progress::Waiting(message) => (message, false),
         Progress::Done(message) => (message, true),
     };
@@ -78,27 +94,32 @@ fn report(d: &Deployment, last: &mut String) -> anyhow::Result<bool> {
     Ok(done)
 }
 
-pub async fn run(api: &Api<Deployment>, name: &str, timeout: Duration) -> anyhow::Result<()> {
+pub async fn run<K: Rollout + Send + 'static>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let follow = follow(api, name);
     if timeout.is_zero() {
         return follow.await;
     }
+    let kind = K::KIND.to_lowercase();
     tokio::time::timeout(timeout, follow)
         .await
-        .map_err(|_| anyhow::anyhow!("timed out waiting for deployment {name:?} to roll out"))?
+        .map_err(|_| anyhow::anyhow!("timed out waiting for {kind} {name:?} to roll out"))?
 }
 
-/// Watches the Deployment until its rollout is done (or fails), starting over when the
+/// Watches the workload until its rollout is done (or fails), starting over when the
 /// watch ends, expires or breaks.
-async fn follow(api: &Api<Deployment>, name: &str) -> anyhow::Result<()> {
+async fn follow<K: Rollout + Send + 'static>(api: &Api<K>, name: &str) -> anyhow::Result<()> {
     let mut last = String::new();
     loop {
-        let deployment = api.get(name).await?;
-        if report(&deployment, &mut last)? {
+        let current = api.get(name).await?;
+        if report(&current, &mut last)? {
             return Ok(());
         }
-        let from = deployment
-            .metadata
+        let from = current
+            .metadata()
             .resource_version
             .clone()
             .unwrap_or_default();
@@ -110,11 +131,11 @@ async fn follow(api: &Api<Deployment>, name: &str) -> anyhow::Result<()> {
             let Ok(event) = event else {
                 break;
             };
-            if event.object.metadata.name.as_deref() != Some(name) {
+            if event.object.metadata().name.as_deref() != Some(name) {
                 continue;
             }
             if event.event_type == "DELETED" {
-                anyhow::bail!("deployment {name:?} was deleted");
+                anyhow::bail!("{} {name:?} was deleted", K::KIND.to_lowercase());
             }
             if report(&event.object, &mut last)? {
                 return Ok(());
