@@ -8,6 +8,7 @@ mod node_watch;
 pub mod object;
 mod patch;
 mod runtime_class;
+mod storage_class;
 mod strategy;
 pub mod typed;
 mod watch;
@@ -120,6 +121,7 @@ impl Registry {
     ) -> Result<Value, ApiError> {
         admission::prepare_create(kind, namespace, &mut obj)?;
         self.admit_runtime_class(kind, &mut obj).await?;
+        self.admit_storage_class(kind, &mut obj).await?;
         admission::validate(kind, &obj)?;
         let name = object::name(&obj).unwrap_or_default().to_string();
         let ns = object::namespace(&obj).map(str::to_string);

@@ -20,6 +20,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+pub use node_affinity::selector_matches;
 pub use place::{place, Placement, Unschedulable};
 pub use snapshot::{ClusterSnapshot, NodeInfo, PodInfo, Resources};
 pub use taints::tolerates;
