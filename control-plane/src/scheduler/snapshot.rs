@@ -8,6 +8,7 @@ use skiff_api::k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, Taint};
 use skiff_api::quantity;
 pub use skiff_api::requests::{pod_requests, Resources};
 
+use super::volumes::ClaimState;
 use crate::runtime::informer::key_of;
 
 /// What placement needs to know of a pod already bound to a node.
@@ -125,6 +126,8 @@ pub struct ClusterSnapshot {
     detached: HashMap<String, HashMap<String, PodInfo>>,
     /// Placed pods that declare required anti-affinity (checked against every incoming pod).
     anti_affinity: HashSet<String>,
+    /// The claims of the pod being placed, by `namespace/name` (absent: not found).
+    pub claims: HashMap<String, ClaimState>,
 }
 
 impl ClusterSnapshot {

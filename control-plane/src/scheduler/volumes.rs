@@ -1,0 +1,128 @@
+//! Volume binding in placement (Kubernetes' VolumeBinding plugin, for local volumes): a pod's
+//! claims must exist; a bound claim's volume may pin the pod to the nodes of its node
+//! affinity; an unbound claim of a WaitForFirstConsumer class lets the pod choose the node
+//! (the scheduler then selects it on the claim), while an unbound Immediate claim waits for
+//! the binder.
+
+use std::collections::HashMap;
+
+use skiff_api::k8s_openapi::api::core::v1::{
+    NodeSelector, PersistentVolume, PersistentVolumeClaim, Pod,
+};
+use skiff_api::k8s_openapi::api::storage::v1::StorageClass;
+use skiff_api::storage::{
+    claim_class, claim_volume_name, waits_for_first_consumer, SELECTED_NODE_ANNOTATION,
+};
+
+use super::node_affinity::selector_matches;
+use super::snapshot::NodeInfo;
+use crate::runtime::informer::object_key;
+
+/// What placement needs to know of one claim (key `namespace/name`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimState {
+    /// Bound to a volume reachable from the nodes its node affinity selects (all: `None`).
+    Bound { affinity: Option<NodeSelector> },
+    /// Unbound, of a WaitForFirstConsumer class: bound once the pod's node is chosen.
+    WaitForConsumer { selected_node: Option<String> },
+    /// Unbound, waiting for the binder (Immediate binding, or its volume not yet seen).
+    Unbound,
+    /// Being deleted.
+    Deleting,
+}
+
+/// Why the pod fits no node whatever the node, if its claims say so.
+const CONFLICT: &str = "node(s) had volume node affinity conflict";
+
+/// The names of the claims a pod's volumes use.
+pub fn claim_names(pod: &Pod) -> impl Iterator<Item = &str> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.as_str())
+}
+
+/// The state of one claim from the objects (`None` volume: not seen).
+pub fn claim_state(
+    claim: &PersistentVolumeClaim,
+    volume: Option<&PersistentVolume>,
+    class: Option<&StorageClass>,
+) -> ClaimState {
+    if claim.metadata.deletion_timestamp.is_some() {
+        return ClaimState::Deleting;
+    }
+    if claim_volume_name(claim).is_some() {
+        return match volume {
+            Some(volume) => ClaimState::Bound {
+                affinity: volume
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_affinity.as_ref())
+                    .and_then(|a| a.required.clone()),
+            },
+            None => ClaimState::Unbound,
+        };
+    }
+    match class {
+        Some(class) if !claim_class(claim).is_empty() && waits_for_first_consumer(class) => {
+            ClaimState::WaitForConsumer {
+                selected_node: claim
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(SELECTED_NODE_ANNOTATION))
+                    .filter(|n| !n.is_empty())
+                    .cloned(),
+            }
+        }
+        _ => ClaimState::Unbound,
+    }
+}
+
+/// The constraints a pod's claims put on its node.
+pub struct PodVolumes<'a> {
+    states: Vec<&'a ClaimState>,
+}
+
+impl<'a> PodVolumes<'a> {
+    /// The pod's claims as `claims` (by `namespace/name`) has them; an error names the claim
+    /// that keeps the pod off every node.
+    pub fn new(claims: &'a HashMap<String, ClaimState>, pod: &Pod) -> Result<Self, String> {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let mut states = Vec::new();
+        for name in claim_names(pod) {
+            match claims.get(&object_key(Some(namespace), name)) {
+                None => return Err(format!("persistentvolumeclaim {name:?} not found")),
+                Some(ClaimState::Deleting) => {
+                    return Err(format!("persistentvolumeclaim {name:?} is being deleted"))
+                }
+                Some(ClaimState::Unbound) => {
+                    return Err("pod has unbound immediate PersistentVolumeClaims".into())
+                }
+                Some(state) => states.push(state),
+            }
+        }
+        Ok(PodVolumes { states })
+    }
+
+    /// Whether every claim's volume can be reached from `node`.
+    pub fn filter(&self, node: &NodeInfo) -> Result<(), &'static str> {
+        let fits = self.states.iter().all(|state| match state {
+            ClaimState::Bound { affinity } => affinity
+                .as_ref()
+                .is_none_or(|selector| selector_matches(selector, node)),
+            ClaimState::WaitForConsumer { selected_node } => {
+                selected_node.as_ref().is_none_or(|n| *n == node.name)
+            }
+            ClaimState::Unbound | ClaimState::Deleting => false,
+        });
+        if fits {
+            Ok(())
+        } else {
+            Err(CONFLICT)
+        }
+    }
+}
