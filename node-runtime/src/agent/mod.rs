@@ -30,6 +30,7 @@ mod events;
 mod eviction;
 mod lease;
 mod lifecycle;
+mod local_path;
 mod log_index;
 mod log_server;
 mod node;
@@ -58,7 +59,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_api::requests::Resources;
-use skiff_api::runtime_class;
+use skiff_api::{runtime_class, storage};
 use skiff_client::Client;
 pub use skiff_net::ConnLimits;
 use tokio_util::sync::CancellationToken;
@@ -99,6 +100,12 @@ pub enum AgentError {
     Refused(String),
     #[error("runtime: {0}")]
     Runtime(#[from] RuntimeError),
+    #[error("local-path storage root {path}: {source}")]
+    LocalPathRoot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("file: images: {0}")]
     FileImages(#[from] FileImageError),
 }
@@ -108,6 +115,7 @@ pub struct Agent {
     client: Client,
     node_name: String,
     data_dir: PathBuf,
+    local_path_root: PathBuf,
     listen: SocketAddr,
     connections: ConnLimits,
     runtimes: RuntimeSet,
@@ -160,12 +168,23 @@ impl Agent {
             stop.clone(),
         ));
 
+        // Volumes' paths are absolute: the root is made and resolved before it is reported.
+        let local_path_root = std::fs::create_dir_all(&self.local_path_root)
+            .and_then(|()| std::fs::canonicalize(&self.local_path_root))
+            .map_err(|source| AgentError::LocalPathRoot {
+                path: self.local_path_root.clone(),
+                source,
+            })?;
         let (cpu_millis, memory_bytes, pods) = self.capacity;
         let allocatable = self.allocatable();
         let memory_pressure = Arc::new(eviction::MemoryPressure::default());
         let spec = node::NodeSpec {
             name: self.node_name.clone(),
             labels: node_labels(&self.labels, &self.runtimes),
+            annotations: BTreeMap::from([(
+                storage::LOCAL_PATH_ROOT_ANNOTATION.to_string(),
+                local_path_root.display().to_string(),
+            )]),
             cpu_millis,
             memory_bytes,
             pods,
@@ -195,6 +214,11 @@ impl Agent {
             }
         }
         tracing::info!(node = %self.node_name, %kubelet, "node registered");
+        tokio::spawn(local_path::sweep_loop(
+            self.client.clone(),
+            local_path_root,
+            stop.clone(),
+        ));
         let survivors = recovery::Survivors::collect(&self.runtimes).await?;
 
         let (client, heartbeat, beat_stop) = (self.client.clone(), self.heartbeat, stop.clone());
