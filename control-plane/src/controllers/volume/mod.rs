@@ -324,3 +324,6 @@ impl Reconciler for VolumeReclaimer {
         Ok(Action::await_change())
     }
 }
+
+#[cfg(test)]
+mod tests;
