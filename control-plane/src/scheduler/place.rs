@@ -60,7 +60,7 @@ pub fn place(snapshot: &ClusterSnapshot, pod: &Pod) -> Result<Placement, Unsched
         .as_ref()
         .and_then(|s| s.tolerations.clone())
         .unwrap_or_default();
-    let volumes = PodVolumes::new(&snapshot.claims, pod).map_err(|reason| Unschedulable {
+    let volumes = PodVolumes::new(snapshot, pod).map_err(|reason| Unschedulable {
         total_nodes: snapshot.nodes.len(),
         reasons: BTreeMap::from([(reason, snapshot.nodes.len())]),
     })?;

@@ -316,6 +316,13 @@ fn claims_pin_pods_to_their_volumes_nodes() {
             Ok("n2"),
         ),
         (
+            "waiting for the first consumer, the selected node gone",
+            Some(ClaimState::WaitForConsumer {
+                selected_node: Some("n9".into()),
+            }),
+            Ok("n1"),
+        ),
+        (
             "an unbound Immediate claim",
             Some(ClaimState::Unbound),
             Err("0/2 nodes are available: 2 pod has unbound immediate PersistentVolumeClaims."),

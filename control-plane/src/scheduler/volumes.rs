@@ -4,8 +4,6 @@
 //! (the scheduler then selects it on the claim), while an unbound Immediate claim waits for
 //! the binder.
 
-use std::collections::HashMap;
-
 use skiff_api::k8s_openapi::api::core::v1::{
     NodeSelector, PersistentVolume, PersistentVolumeClaim, Pod,
 };
@@ -15,7 +13,7 @@ use skiff_api::storage::{
 };
 
 use super::node_affinity::selector_matches;
-use super::snapshot::NodeInfo;
+use super::snapshot::{ClusterSnapshot, NodeInfo};
 use crate::runtime::informer::object_key;
 
 /// What placement needs to know of one claim (key `namespace/name`).
@@ -82,19 +80,28 @@ pub fn claim_state(
     }
 }
 
+/// Where one claim lets the pod go.
+enum Reach<'a> {
+    /// The nodes its volume's node affinity selects.
+    Selector(&'a NodeSelector),
+    /// Only this node (selected for a volume not yet provisioned).
+    Node(&'a str),
+}
+
 /// The constraints a pod's claims put on its node.
 pub struct PodVolumes<'a> {
-    states: Vec<&'a ClaimState>,
+    reaches: Vec<Reach<'a>>,
 }
 
 impl<'a> PodVolumes<'a> {
-    /// The pod's claims as `claims` (by `namespace/name`) has them; an error names the claim
-    /// that keeps the pod off every node.
-    pub fn new(claims: &'a HashMap<String, ClaimState>, pod: &Pod) -> Result<Self, String> {
+    /// The pod's claims as `snapshot` has them; an error names the claim that keeps the pod
+    /// off every node. A node selected for a claim that is gone from the cluster no longer
+    /// binds the pod (Kubernetes then reschedules and selects anew).
+    pub fn new(snapshot: &'a ClusterSnapshot, pod: &Pod) -> Result<Self, String> {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let mut states = Vec::new();
+        let mut reaches = Vec::new();
         for name in claim_names(pod) {
-            match claims.get(&object_key(Some(namespace), name)) {
+            match snapshot.claims.get(&object_key(Some(namespace), name)) {
                 None => return Err(format!("persistentvolumeclaim {name:?} not found")),
                 Some(ClaimState::Deleting) => {
                     return Err(format!("persistentvolumeclaim {name:?} is being deleted"))
@@ -102,22 +109,25 @@ impl<'a> PodVolumes<'a> {
                 Some(ClaimState::Unbound) => {
                     return Err("pod has unbound immediate PersistentVolumeClaims".into())
                 }
-                Some(state) => states.push(state),
+                Some(ClaimState::Bound { affinity }) => {
+                    reaches.extend(affinity.as_ref().map(Reach::Selector));
+                }
+                Some(ClaimState::WaitForConsumer { selected_node }) => reaches.extend(
+                    selected_node
+                        .as_deref()
+                        .filter(|n| snapshot.nodes.contains_key(*n))
+                        .map(Reach::Node),
+                ),
             }
         }
-        Ok(PodVolumes { states })
+        Ok(PodVolumes { reaches })
     }
 
     /// Whether every claim's volume can be reached from `node`.
     pub fn filter(&self, node: &NodeInfo) -> Result<(), &'static str> {
-        let fits = self.states.iter().all(|state| match state {
-            ClaimState::Bound { affinity } => affinity
-                .as_ref()
-                .is_none_or(|selector| selector_matches(selector, node)),
-            ClaimState::WaitForConsumer { selected_node } => {
-                selected_node.as_ref().is_none_or(|n| *n == node.name)
-            }
-            ClaimState::Unbound | ClaimState::Deleting => false,
+        let fits = self.reaches.iter().all(|reach| match reach {
+            Reach::Selector(selector) => selector_matches(selector, node),
+            Reach::Node(name) => *name == node.name,
         });
         if fits {
             Ok(())
