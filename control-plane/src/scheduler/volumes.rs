@@ -136,3 +136,64 @@ impl<'a> PodVolumes<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn claim_states_from_the_objects() {
+        let claim = |extra: serde_json::Value| -> PersistentVolumeClaim {
+            let mut claim = json!({"metadata": {"name": "data"},
+                "spec": {"storageClassName": "local-path"}});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                for (field, value) in v.as_object().into_iter().flatten() {
+                    claim[k][field] = value.clone();
+                }
+            }
+            serde_json::from_value(claim).expect("claim")
+        };
+        let wffc: StorageClass = serde_json::from_value(json!({"metadata": {"name": "local-path"},
+            "provisioner": "skiff.dev/local-path", "volumeBindingMode": "WaitForFirstConsumer"}))
+        .expect("class");
+        let immediate: StorageClass = serde_json::from_value(json!({"metadata": {"name": "x"},
+            "provisioner": "skiff.dev/local-path"}))
+        .expect("class");
+        let pinned: PersistentVolume = serde_json::from_value(json!({"metadata": {"name": "pv"},
+            "spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": []}}}}))
+        .expect("volume");
+        let bound = claim(json!({"spec": {"volumeName": "pv"}}));
+        assert_eq!(
+            claim_state(&bound, Some(&pinned), Some(&wffc)),
+            ClaimState::Bound {
+                affinity: Some(NodeSelector::default())
+            }
+        );
+        assert_eq!(
+            claim_state(&bound, None, Some(&wffc)),
+            ClaimState::Unbound,
+            "its volume not seen yet"
+        );
+        assert_eq!(
+            claim_state(&claim(json!({})), None, Some(&wffc)),
+            ClaimState::WaitForConsumer {
+                selected_node: None
+            }
+        );
+        let selected = claim(json!({"metadata": {"annotations":
+            {"volume.kubernetes.io/selected-node": "n1"}}}));
+        assert_eq!(
+            claim_state(&selected, None, Some(&wffc)),
+            ClaimState::WaitForConsumer {
+                selected_node: Some("n1".into())
+            }
+        );
+        assert_eq!(
+            claim_state(&claim(json!({})), None, Some(&immediate)),
+            ClaimState::Unbound
+        );
+        let deleting = claim(json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}}));
+        assert_eq!(claim_state(&deleting, None, None), ClaimState::Deleting);
+    }
+}
