@@ -17,6 +17,8 @@ use skiff_api::storage::volume_path;
 use skiff_client::{Client, ListParams};
 use tokio_util::sync::CancellationToken;
 
+use super::AgentError;
+
 /// Pause between two sweeps.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -33,6 +35,16 @@ fn orphans(root: &Path, entries: &[String], volume_paths: &HashSet<PathBuf>) -> 
         .map(|name| root.join(name))
         .filter(|dir| !volume_paths.contains(dir))
         .collect()
+}
+
+/// Makes the root and resolves it: volumes' paths are absolute, so the reported root is too.
+pub fn prepare_root(root: &Path) -> Result<PathBuf, AgentError> {
+    std::fs::create_dir_all(root)
+        .and_then(|()| std::fs::canonicalize(root))
+        .map_err(|source| AgentError::LocalPathRoot {
+            path: root.to_path_buf(),
+            source,
+        })
 }
 
 /// Runs the sweep until `stop` is cancelled.

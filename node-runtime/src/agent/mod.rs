@@ -115,7 +115,8 @@ pub struct Agent {
     client: Client,
     node_name: String,
     data_dir: PathBuf,
-    local_path_root: PathBuf,
+    /// Where local-path volumes live; `None`: this node offers no local storage.
+    local_path_root: Option<PathBuf>,
     listen: SocketAddr,
     connections: ConnLimits,
     runtimes: RuntimeSet,
@@ -168,23 +169,25 @@ impl Agent {
             stop.clone(),
         ));
 
-        // Volumes' paths are absolute: the root is made and resolved before it is reported.
-        let local_path_root = std::fs::create_dir_all(&self.local_path_root)
-            .and_then(|()| std::fs::canonicalize(&self.local_path_root))
-            .map_err(|source| AgentError::LocalPathRoot {
-                path: self.local_path_root.clone(),
-                source,
-            })?;
+        let local_path_root = match &self.local_path_root {
+            Some(root) => Some(local_path::prepare_root(root)?),
+            None => None,
+        };
         let (cpu_millis, memory_bytes, pods) = self.capacity;
         let allocatable = self.allocatable();
         let memory_pressure = Arc::new(eviction::MemoryPressure::default());
         let spec = node::NodeSpec {
             name: self.node_name.clone(),
             labels: node_labels(&self.labels, &self.runtimes),
-            annotations: BTreeMap::from([(
-                storage::LOCAL_PATH_ROOT_ANNOTATION.to_string(),
-                local_path_root.display().to_string(),
-            )]),
+            annotations: local_path_root
+                .iter()
+                .map(|root| {
+                    (
+                        storage::LOCAL_PATH_ROOT_ANNOTATION.to_string(),
+                        root.display().to_string(),
+                    )
+                })
+                .collect(),
             cpu_millis,
             memory_bytes,
             pods,
@@ -214,11 +217,13 @@ impl Agent {
             }
         }
         tracing::info!(node = %self.node_name, %kubelet, "node registered");
-        tokio::spawn(local_path::sweep_loop(
-            self.client.clone(),
-            local_path_root,
-            stop.clone(),
-        ));
+        if let Some(root) = local_path_root {
+            tokio::spawn(local_path::sweep_loop(
+                self.client.clone(),
+                root,
+                stop.clone(),
+            ));
+        }
         let survivors = recovery::Survivors::collect(&self.runtimes).await?;
 
         let (client, heartbeat, beat_stop) = (self.client.clone(), self.heartbeat, stop.clone());
