@@ -341,7 +341,7 @@ fn waiting_claims(claims: &HashMap<String, ClaimState>) -> Vec<(String, Option<S
     claims
         .iter()
         .filter_map(|(key, state)| match state {
-            ClaimState::WaitForConsumer { selected_node } => {
+            ClaimState::WaitForConsumer { selected_node, .. } => {
                 Some((key.clone(), selected_node.clone()))
             }
             _ => None,

@@ -274,6 +274,7 @@ fn claims_pin_pods_to_their_volumes_nodes() {
     };
     let labelled = |name: &str| NodeInfo {
         labels: [("kubernetes.io/hostname".to_string(), name.to_string())].into(),
+        local_path_root: name != "n1",
         ..node(name, 4000, 8)
     };
     let cases: Vec<(&str, Option<ClaimState>, Result<&str, &str>)> = vec![
@@ -305,13 +306,23 @@ fn claims_pin_pods_to_their_volumes_nodes() {
             "waiting for the first consumer: any node",
             Some(ClaimState::WaitForConsumer {
                 selected_node: None,
+                local_path: false,
             }),
             Ok("n1"),
+        ),
+        (
+            "waiting for the first consumer of a local-path volume: a node with a root",
+            Some(ClaimState::WaitForConsumer {
+                selected_node: None,
+                local_path: true,
+            }),
+            Ok("n2"),
         ),
         (
             "waiting for the first consumer, n2 already selected",
             Some(ClaimState::WaitForConsumer {
                 selected_node: Some("n2".into()),
+                local_path: true,
             }),
             Ok("n2"),
         ),
@@ -319,8 +330,17 @@ fn claims_pin_pods_to_their_volumes_nodes() {
             "waiting for the first consumer, the selected node gone",
             Some(ClaimState::WaitForConsumer {
                 selected_node: Some("n9".into()),
+                local_path: false,
             }),
             Ok("n1"),
+        ),
+        (
+            "a local-path volume selected on a node without a root",
+            Some(ClaimState::WaitForConsumer {
+                selected_node: Some("n1".into()),
+                local_path: true,
+            }),
+            Err("0/2 nodes are available: 1 node(s) did not have a local-path storage root, 1 node(s) had volume node affinity conflict."),
         ),
         (
             "an unbound Immediate claim",

@@ -9,7 +9,8 @@ use skiff_api::k8s_openapi::api::core::v1::{
 };
 use skiff_api::k8s_openapi::api::storage::v1::StorageClass;
 use skiff_api::storage::{
-    claim_class, claim_volume_name, waits_for_first_consumer, SELECTED_NODE_ANNOTATION,
+    claim_class, claim_volume_name, waits_for_first_consumer, LOCAL_PATH_PROVISIONER,
+    SELECTED_NODE_ANNOTATION,
 };
 
 use super::node_affinity::selector_matches;
@@ -21,16 +22,22 @@ use crate::runtime::informer::object_key;
 pub enum ClaimState {
     /// Bound to a volume reachable from the nodes its node affinity selects (all: `None`).
     Bound { affinity: Option<NodeSelector> },
-    /// Unbound, of a WaitForFirstConsumer class: bound once the pod's node is chosen.
-    WaitForConsumer { selected_node: Option<String> },
+    /// Unbound, of a WaitForFirstConsumer class: bound once the pod's node is chosen (one
+    /// with a local-path root when the local-path provisioner makes its volume).
+    WaitForConsumer {
+        selected_node: Option<String>,
+        local_path: bool,
+    },
     /// Unbound, waiting for the binder (Immediate binding, or its volume not yet seen).
     Unbound,
     /// Being deleted.
     Deleting,
 }
 
-/// Why the pod fits no node whatever the node, if its claims say so.
+/// Why a node cannot reach a claim's volume.
 const CONFLICT: &str = "node(s) had volume node affinity conflict";
+/// Why a node cannot hold a local-path volume.
+const NO_LOCAL_PATH: &str = "node(s) did not have a local-path storage root";
 
 /// The names of the claims a pod's volumes use.
 pub fn claim_names(pod: &Pod) -> impl Iterator<Item = &str> {
@@ -67,6 +74,7 @@ pub fn claim_state(
     match class {
         Some(class) if !claim_class(claim).is_empty() && waits_for_first_consumer(class) => {
             ClaimState::WaitForConsumer {
+                local_path: class.provisioner == LOCAL_PATH_PROVISIONER,
                 selected_node: claim
                     .metadata
                     .annotations
@@ -86,6 +94,8 @@ enum Reach<'a> {
     Selector(&'a NodeSelector),
     /// Only this node (selected for a volume not yet provisioned).
     Node(&'a str),
+    /// A node with a local-path root (where the provisioner can make the volume).
+    LocalPath,
 }
 
 /// The constraints a pod's claims put on its node.
@@ -112,12 +122,20 @@ impl<'a> PodVolumes<'a> {
                 Some(ClaimState::Bound { affinity }) => {
                     reaches.extend(affinity.as_ref().map(Reach::Selector));
                 }
-                Some(ClaimState::WaitForConsumer { selected_node }) => reaches.extend(
-                    selected_node
-                        .as_deref()
-                        .filter(|n| snapshot.nodes.contains_key(*n))
-                        .map(Reach::Node),
-                ),
+                Some(ClaimState::WaitForConsumer {
+                    selected_node,
+                    local_path,
+                }) => {
+                    reaches.extend(
+                        selected_node
+                            .as_deref()
+                            .filter(|n| snapshot.nodes.contains_key(*n))
+                            .map(Reach::Node),
+                    );
+                    if *local_path {
+                        reaches.push(Reach::LocalPath);
+                    }
+                }
             }
         }
         Ok(PodVolumes { reaches })
@@ -125,15 +143,17 @@ impl<'a> PodVolumes<'a> {
 
     /// Whether every claim's volume can be reached from `node`.
     pub fn filter(&self, node: &NodeInfo) -> Result<(), &'static str> {
-        let fits = self.reaches.iter().all(|reach| match reach {
-            Reach::Selector(selector) => selector_matches(selector, node),
-            Reach::Node(name) => *name == node.name,
-        });
-        if fits {
-            Ok(())
-        } else {
-            Err(CONFLICT)
+        for reach in &self.reaches {
+            match reach {
+                Reach::Selector(selector) if !selector_matches(selector, node) => {
+                    return Err(CONFLICT)
+                }
+                Reach::Node(name) if *name != node.name => return Err(CONFLICT),
+                Reach::LocalPath if !node.local_path_root => return Err(NO_LOCAL_PATH),
+                _ => {}
+            }
         }
+        Ok(())
     }
 }
 
@@ -178,7 +198,8 @@ mod tests {
         assert_eq!(
             claim_state(&claim(json!({})), None, Some(&wffc)),
             ClaimState::WaitForConsumer {
-                selected_node: None
+                selected_node: None,
+                local_path: true
             }
         );
         let selected = claim(json!({"metadata": {"annotations":
@@ -186,7 +207,8 @@ mod tests {
         assert_eq!(
             claim_state(&selected, None, Some(&wffc)),
             ClaimState::WaitForConsumer {
-                selected_node: Some("n1".into())
+                selected_node: Some("n1".into()),
+                local_path: true
             }
         );
         assert_eq!(
