@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use skiff_api::k8s_openapi::api::core::v1::{
-    Node, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus,
+    Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus,
     PersistentVolumeStatus,
 };
 use skiff_api::k8s_openapi::api::storage::v1::StorageClass;
@@ -49,7 +49,7 @@ pub struct ClaimBinder {
     pub classes: Arc<Informer<StorageClass>>,
     pub nodes: Arc<Informer<Node>>,
     pub events: EventRecorder,
-    /// The last waiting reason reported per claim, so a resync does not repeat its event.
+    /// The last waiting message reported per claim, so a resync does not repeat its event.
     pub reported: Mutex<HashMap<String, String>>,
 }
 
@@ -96,7 +96,7 @@ impl Reconciler for ClaimBinder {
             })
             .collect();
         let step = claim_step(&claim, &volume_refs, lookup, &nodes);
-        if !matches!(step, ClaimStep::Wait { .. }) {
+        if !matches!(step, ClaimStep::Wait { .. } | ClaimStep::Lost { .. }) {
             self.reported.lock().expect("reported lock").remove(key);
         }
         match step {
@@ -166,30 +166,18 @@ impl Reconciler for ClaimBinder {
                 Ok(Action::requeue(Duration::ZERO))
             }
             ClaimStep::Wait { reason, message } => {
-                let first = self
-                    .reported
-                    .lock()
-                    .expect("reported lock")
-                    .insert(key.to_string(), message.clone())
-                    .is_none_or(|last| last != message);
-                if first {
-                    let kind = if reason == "WaitForFirstConsumer" {
-                        EventType::Normal
-                    } else {
-                        EventType::Warning
-                    };
-                    self.events.record(&*claim, kind, reason, message);
-                }
+                let kind = if reason == "WaitForFirstConsumer" {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                };
+                self.report_once(key, &claim, kind, reason, message);
                 self.set_claim_phase(&claim, "Pending").await?;
                 Ok(Action::await_change())
             }
             ClaimStep::Lost { volume } => {
-                self.events.record(
-                    &*claim,
-                    EventType::Warning,
-                    "ClaimLost",
-                    format!("bound volume {volume:?} is gone"),
-                );
+                let message = format!("bound volume {volume:?} is gone");
+                self.report_once(key, &claim, EventType::Warning, "ClaimLost", message);
                 self.set_claim_phase(&claim, "Lost").await?;
                 Ok(Action::await_change())
             }
@@ -198,6 +186,26 @@ impl Reconciler for ClaimBinder {
 }
 
 impl ClaimBinder {
+    /// Records an event about a claim that waits, unless its last one said the same.
+    fn report_once(
+        &self,
+        key: &str,
+        claim: &PersistentVolumeClaim,
+        kind: EventType,
+        reason: &str,
+        message: String,
+    ) {
+        let new = self
+            .reported
+            .lock()
+            .expect("reported lock")
+            .insert(key.to_string(), message.clone())
+            .is_none_or(|last| last != message);
+        if new {
+            self.events.record(claim, kind, reason, message);
+        }
+    }
+
     async fn set_claim_phase(
         &self,
         claim: &PersistentVolumeClaim,
@@ -229,10 +237,9 @@ impl ClaimBinder {
     }
 }
 
-fn claim_reference(
-    claim: &PersistentVolumeClaim,
-) -> skiff_api::k8s_openapi::api::core::v1::ObjectReference {
-    skiff_api::k8s_openapi::api::core::v1::ObjectReference {
+/// The `claimRef` a volume bound to `claim` carries.
+fn claim_reference(claim: &PersistentVolumeClaim) -> ObjectReference {
+    ObjectReference {
         api_version: Some("v1".into()),
         kind: Some("PersistentVolumeClaim".into()),
         namespace: claim.metadata.namespace.clone(),
