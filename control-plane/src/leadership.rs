@@ -69,6 +69,9 @@ fn run_term(registry: &Registry, node_grace: Duration, shutdown: &CancellationTo
         registry: registry.clone(),
         pods: informers.pods.clone(),
         nodes: informers.nodes.clone(),
+        claims: informers.persistent_volume_claims.clone(),
+        volumes: informers.persistent_volumes.clone(),
+        classes: informers.storage_classes.clone(),
         events: EventRecorder::new(registry.clone(), scheduler::DEFAULT_SCHEDULER),
     }
     .spawn(shutdown.clone());

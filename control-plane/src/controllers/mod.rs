@@ -11,6 +11,7 @@ pub mod pod_gc;
 pub mod pods;
 pub mod replicaset;
 pub mod statefulset;
+pub mod volume;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,6 +213,8 @@ pub fn start(
     };
     runner::spawn(Arc::new(cronjobs), cronjob_queue, WORKERS, shutdown.clone());
 
+    start_volumes(registry, informers, shutdown);
+
     node_lifecycle::NodeLifecycle {
         registry: registry.clone(),
         nodes: informers.nodes.clone(),
@@ -242,6 +245,53 @@ pub fn start(
         namespaces: informers.namespaces.clone(),
     }
     .spawn(shutdown.clone());
+}
+
+/// Starts the claim binder (with the local-path provisioner) and the volume reclaimer.
+fn start_volumes(registry: &Registry, informers: &Informers, shutdown: &CancellationToken) {
+    let claim_queue = WorkQueue::new();
+    let claims = &informers.persistent_volume_claims;
+    feed(claims, &claim_queue, |c| Some(key_of(c)), claims, shutdown);
+    feed(
+        &informers.persistent_volumes,
+        &claim_queue,
+        volume::claim_key_of,
+        claims,
+        shutdown,
+    );
+    let binder = volume::ClaimBinder {
+        registry: registry.clone(),
+        claims: claims.clone(),
+        volumes: informers.persistent_volumes.clone(),
+        classes: informers.storage_classes.clone(),
+        nodes: informers.nodes.clone(),
+        events: EventRecorder::new(registry.clone(), "persistentvolume-controller"),
+        reported: Default::default(),
+    };
+    runner::spawn(Arc::new(binder), claim_queue, WORKERS, shutdown.clone());
+
+    let volume_queue = WorkQueue::new();
+    let volumes = &informers.persistent_volumes;
+    feed(
+        volumes,
+        &volume_queue,
+        |v| Some(key_of(v)),
+        volumes,
+        shutdown,
+    );
+    feed(
+        claims,
+        &volume_queue,
+        volume::volume_key_of,
+        volumes,
+        shutdown,
+    );
+    let reclaimer = volume::VolumeReclaimer {
+        registry: registry.clone(),
+        volumes: volumes.clone(),
+        events: EventRecorder::new(registry.clone(), "persistentvolume-controller"),
+    };
+    runner::spawn(Arc::new(reclaimer), volume_queue, WORKERS, shutdown.clone());
 }
 
 /// A node came, went, or changed its labels, taints or readiness (not just its heartbeat).

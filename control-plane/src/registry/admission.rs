@@ -85,6 +85,7 @@ pub fn prepare_update(
                     None => object::remove_meta(&mut new, field),
                 }
             }
+            strategy.prepare_for_update(old, &mut new);
             defaults::apply_defaults(kind, &mut new);
             if new.get("spec") != old.get("spec") {
                 let generation = old

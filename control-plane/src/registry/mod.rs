@@ -9,6 +9,7 @@ mod node_watch;
 pub mod object;
 mod patch;
 mod runtime_class;
+mod storage_class;
 mod strategy;
 #[cfg(test)]
 mod tests;
@@ -131,6 +132,7 @@ impl Registry {
         let generate_prefix = admission::generate_name_prefix(&obj);
         admission::prepare_create(kind, namespace, &mut obj)?;
         self.admit_runtime_class(kind, &mut obj).await?;
+        self.admit_storage_class(kind, &mut obj).await?;
         admission::validate(kind, &obj)?;
         let ns = object::namespace(&obj).map(str::to_string);
         if let Some(ns) = ns.as_deref() {

@@ -19,8 +19,11 @@ use skiff_api::k8s_openapi::api::apps::v1::{
 };
 use skiff_api::k8s_openapi::api::batch::v1::{CronJob, Job};
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
-use skiff_api::k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use skiff_api::k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+};
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
+use skiff_api::k8s_openapi::api::storage::v1::StorageClass;
 use tokio_util::sync::CancellationToken;
 
 use self::informer::Informer;
@@ -40,6 +43,9 @@ pub struct Informers {
     pub namespaces: Arc<Informer<Namespace>>,
     pub leases: Arc<Informer<Lease>>,
     pub runtime_classes: Arc<Informer<RuntimeClass>>,
+    pub persistent_volumes: Arc<Informer<PersistentVolume>>,
+    pub persistent_volume_claims: Arc<Informer<PersistentVolumeClaim>>,
+    pub storage_classes: Arc<Informer<StorageClass>>,
 }
 
 impl Informers {
@@ -58,6 +64,9 @@ impl Informers {
             namespaces: Informer::start(registry.clone(), shutdown.clone()),
             leases: Informer::start(registry.clone(), shutdown.clone()),
             runtime_classes: Informer::start(registry.clone(), shutdown.clone()),
+            persistent_volumes: Informer::start(registry.clone(), shutdown.clone()),
+            persistent_volume_claims: Informer::start(registry.clone(), shutdown.clone()),
+            storage_classes: Informer::start(registry.clone(), shutdown.clone()),
         }
     }
 }

@@ -9,25 +9,30 @@ mod pod_affinity;
 mod snapshot;
 mod spread;
 mod taints;
+mod volumes;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use skiff_api::k8s_openapi::api::core::v1::{Node, Pod};
+use skiff_api::k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use skiff_api::k8s_openapi::api::storage::v1::StorageClass;
+use skiff_api::storage::{claim_class, claim_volume_name, SELECTED_NODE_ANNOTATION};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+pub use node_affinity::selector_matches;
 pub use place::{place, Placement, Unschedulable};
 pub use snapshot::{ClusterSnapshot, NodeInfo, PodInfo, Resources};
 pub use taints::tolerates;
+pub use volumes::ClaimState;
 
 use crate::error::ApiError;
 use crate::registry::{object, Registry, Subresource};
 use crate::runtime::events::{EventRecorder, EventType};
-use crate::runtime::informer::{key_of, Change, Informer};
+use crate::runtime::informer::{key_of, object_key, Change, Informer};
 
 /// The scheduler name pods get by default.
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
@@ -35,11 +40,17 @@ pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 const RETRY_UNSCHEDULABLE: Duration = Duration::from_secs(10);
 /// Bindings written concurrently; more placements wait (back-pressure on the store).
 const MAX_BINDS_IN_FLIGHT: usize = 256;
+/// How long a placed pod waits for its WaitForFirstConsumer claims to be provisioned and
+/// bound before it is placed again.
+const VOLUME_BIND_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Scheduler {
     pub registry: Registry,
     pub pods: Arc<Informer<Pod>>,
     pub nodes: Arc<Informer<Node>>,
+    pub claims: Arc<Informer<PersistentVolumeClaim>>,
+    pub volumes: Arc<Informer<PersistentVolume>>,
+    pub classes: Arc<Informer<StorageClass>>,
     pub events: EventRecorder,
 }
 
@@ -204,9 +215,16 @@ impl Scheduler {
     async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut pod_changes = self.pods.subscribe();
         let mut node_changes = self.nodes.subscribe();
+        let mut claim_changes = self.claims.subscribe();
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = async { self.pods.synced().await; self.nodes.synced().await } => {}
+            _ = async {
+                self.pods.synced().await;
+                self.nodes.synced().await;
+                self.claims.synced().await;
+                self.volumes.synced().await;
+                self.classes.synced().await;
+            } => {}
         }
         let mut state = State::default();
         state.resync(&self);
@@ -244,6 +262,11 @@ impl Scheduler {
                     Err(RecvError::Closed) => return,
                 },
                 Some(key) = failed_rx.recv() => state.forget(key),
+                // A claim created, bound or selected may let a waiting pod in.
+                change = claim_changes.recv() => match change {
+                    Ok(_) | Err(RecvError::Lagged(_)) => state.retry_unschedulable(),
+                    Err(RecvError::Closed) => return,
+                },
             }
         }
     }
@@ -261,8 +284,10 @@ impl Scheduler {
         if state.assumed.contains_key(&key) {
             return;
         }
+        state.cache.claims = self.claims_of(&pod);
         match place(&state.cache, &pod) {
             Ok(placement) => {
+                let waiting = waiting_claims(&state.cache.claims);
                 state.cache.assume(&placement.node, &pod);
                 state.assumed.insert(key.clone(), placement.node.clone());
                 let Ok(permit) = binds.clone().acquire_owned().await else {
@@ -271,7 +296,14 @@ impl Scheduler {
                 let scheduler = self.clone();
                 let failed = failed.clone();
                 tokio::spawn(async move {
-                    if let Err(err) = scheduler.bind(&pod, &placement.node).await {
+                    let bound = match scheduler
+                        .bind_volumes(&pod, &placement.node, &waiting)
+                        .await
+                    {
+                        Ok(()) => scheduler.bind(&pod, &placement.node).await,
+                        Err(err) => Err(err),
+                    };
+                    if let Err(err) = bound {
                         tracing::debug!(pod = %key, %err, "binding failed; retrying");
                         let _ = failed.send(key);
                     }
@@ -300,6 +332,81 @@ impl Scheduler {
             "Scheduled",
             format!("Successfully assigned {namespace}/{name} to {node}"),
         );
+        Ok(())
+    }
+}
+
+/// The WaitForFirstConsumer claims of the pod being placed, with the node already selected.
+fn waiting_claims(claims: &HashMap<String, ClaimState>) -> Vec<(String, Option<String>)> {
+    claims
+        .iter()
+        .filter_map(|(key, state)| match state {
+            ClaimState::WaitForConsumer { selected_node, .. } => {
+                Some((key.clone(), selected_node.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+impl Scheduler {
+    /// The states of the claims `pod` uses, by `namespace/name`; missing claims are absent.
+    fn claims_of(&self, pod: &Pod) -> HashMap<String, ClaimState> {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        volumes::claim_names(pod)
+            .filter_map(|name| {
+                let key = object_key(Some(namespace), name);
+                let claim = self.claims.get(&key)?;
+                let volume = claim_volume_name(&claim).and_then(|v| self.volumes.get(v));
+                let class = self.classes.get(claim_class(&claim));
+                let state = volumes::claim_state(&claim, volume.as_deref(), class.as_deref());
+                Some((key, state))
+            })
+            .collect()
+    }
+
+    /// Selects `node` on the pod's WaitForFirstConsumer claims (the provisioner then makes
+    /// their volumes there) and waits until they are bound, as Kubernetes' PreBind does.
+    async fn bind_volumes(
+        &self,
+        pod: &Pod,
+        node: &str,
+        waiting: &[(String, Option<String>)],
+    ) -> Result<(), ApiError> {
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let mut changes = self.claims.subscribe();
+        for (key, selected) in waiting {
+            if selected.as_deref() == Some(node) {
+                continue;
+            }
+            let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
+            let patch = json!({"metadata": {"annotations": {SELECTED_NODE_ANNOTATION: node}}});
+            let _: PersistentVolumeClaim = self
+                .registry
+                .patch_typed(Some(namespace), name, &patch, Subresource::Main)
+                .await?;
+        }
+        let all_bound = || {
+            waiting.iter().all(|(key, _)| {
+                self.claims
+                    .get(key)
+                    .is_some_and(|c| claim_volume_name(&c).is_some())
+            })
+        };
+        let deadline = tokio::time::Instant::now() + VOLUME_BIND_TIMEOUT;
+        while !all_bound() {
+            match tokio::time::timeout_at(deadline, changes.recv()).await {
+                Ok(Ok(_) | Err(RecvError::Lagged(_))) => {}
+                Ok(Err(RecvError::Closed)) | Err(_) => {
+                    return Err(ApiError::Unavailable(format!(
+                        "the claims of pod {} were not bound within {VOLUME_BIND_TIMEOUT:?}",
+                        key_of(pod)
+                    )))
+                }
+            }
+        }
         Ok(())
     }
 }

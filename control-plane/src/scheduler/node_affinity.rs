@@ -2,7 +2,7 @@
 //! terms score), with Kubernetes' operators In, NotIn, Exists, DoesNotExist, Gt and Lt.
 
 use skiff_api::k8s_openapi::api::core::v1::{
-    NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, Pod,
+    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
 };
 
 use super::snapshot::NodeInfo;
@@ -30,6 +30,14 @@ pub fn required_matches(pod: &Pod, node: &NodeInfo) -> bool {
                 .any(|term| term_matches(term, node))
         });
     selector_ok && affinity_ok
+}
+
+/// True if the node matches one of the selector's terms (a PersistentVolume's node affinity).
+pub fn selector_matches(selector: &NodeSelector, node: &NodeInfo) -> bool {
+    selector
+        .node_selector_terms
+        .iter()
+        .any(|term| term_matches(term, node))
 }
 
 /// The sum of the weights of the preferred terms the node matches.

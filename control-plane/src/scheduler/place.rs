@@ -8,6 +8,7 @@ use skiff_api::k8s_openapi::api::core::v1::{Pod, Toleration};
 use super::pod_affinity::InterPod;
 use super::snapshot::{pod_requests, ClusterSnapshot, NodeInfo, Resources};
 use super::spread::Spread;
+use super::volumes::PodVolumes;
 use super::{node_affinity, taints};
 
 /// The chosen node.
@@ -59,6 +60,10 @@ pub fn place(snapshot: &ClusterSnapshot, pod: &Pod) -> Result<Placement, Unsched
         .as_ref()
         .and_then(|s| s.tolerations.clone())
         .unwrap_or_default();
+    let volumes = PodVolumes::new(snapshot, pod).map_err(|reason| Unschedulable {
+        total_nodes: snapshot.nodes.len(),
+        reasons: BTreeMap::from([(reason, snapshot.nodes.len())]),
+    })?;
     let inter_pod = InterPod::new(snapshot, pod);
     let spread = Spread::new(snapshot, pod);
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
@@ -66,7 +71,8 @@ pub fn place(snapshot: &ClusterSnapshot, pod: &Pod) -> Result<Placement, Unsched
     for node in snapshot.nodes.values() {
         let verdict = filter(node, pod, &requests, &tolerations)
             .and_then(|()| inter_pod.filter(node).map_err(String::from))
-            .and_then(|()| spread.filter(node).map_err(String::from));
+            .and_then(|()| spread.filter(node).map_err(String::from))
+            .and_then(|()| volumes.filter(node).map_err(String::from));
         if let Err(reason) = verdict {
             *reasons.entry(reason).or_default() += 1;
             continue;

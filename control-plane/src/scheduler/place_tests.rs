@@ -5,6 +5,7 @@ use serde_json::json;
 use skiff_api::k8s_openapi::api::core::v1::Taint;
 
 use crate::scheduler::snapshot::PodInfo;
+use crate::scheduler::volumes::ClaimState;
 
 const GI: u64 = 1024 * 1024 * 1024;
 
@@ -256,4 +257,111 @@ fn cache_follows_pod_and_node_changes() {
         !snapshot.upsert_node(&node),
         "an unchanged node is no change"
     );
+}
+
+#[test]
+fn claims_pin_pods_to_their_volumes_nodes() {
+    let with_claim = || {
+        serde_json::from_value::<Pod>(json!({"metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"containers": [{"name": "c", "image": "file:/x.wasm"}],
+                "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "data"}}]}}))
+        .expect("pod")
+    };
+    let on = |host: &str| {
+        serde_json::from_value(json!({"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": [host]}]}]}))
+        .expect("selector")
+    };
+    let labelled = |name: &str| NodeInfo {
+        labels: [("kubernetes.io/hostname".to_string(), name.to_string())].into(),
+        local_path_root: name != "n1",
+        ..node(name, 4000, 8)
+    };
+    let cases: Vec<(&str, Option<ClaimState>, Result<&str, &str>)> = vec![
+        (
+            "no claim",
+            None,
+            Err("0/2 nodes are available: 2 persistentvolumeclaim \"data\" not found."),
+        ),
+        (
+            "bound to a volume on n2",
+            Some(ClaimState::Bound {
+                affinity: Some(on("n2")),
+            }),
+            Ok("n2"),
+        ),
+        (
+            "bound to a volume on a node that is gone",
+            Some(ClaimState::Bound {
+                affinity: Some(on("n9")),
+            }),
+            Err("0/2 nodes are available: 2 node(s) had volume node affinity conflict."),
+        ),
+        (
+            "bound to a volume reachable anywhere",
+            Some(ClaimState::Bound { affinity: None }),
+            Ok("n1"),
+        ),
+        (
+            "waiting for the first consumer: any node",
+            Some(ClaimState::WaitForConsumer {
+                selected_node: None,
+                local_path: false,
+            }),
+            Ok("n1"),
+        ),
+        (
+            "waiting for the first consumer of a local-path volume: a node with a root",
+            Some(ClaimState::WaitForConsumer {
+                selected_node: None,
+                local_path: true,
+            }),
+            Ok("n2"),
+        ),
+        (
+            "waiting for the first consumer, n2 already selected",
+            Some(ClaimState::WaitForConsumer {
+                selected_node: Some("n2".into()),
+                local_path: true,
+            }),
+            Ok("n2"),
+        ),
+        (
+            "waiting for the first consumer, the selected node gone",
+            Some(ClaimState::WaitForConsumer {
+                selected_node: Some("n9".into()),
+                local_path: false,
+            }),
+            Ok("n1"),
+        ),
+        (
+            "a local-path volume selected on a node without a root",
+            Some(ClaimState::WaitForConsumer {
+                selected_node: Some("n1".into()),
+                local_path: true,
+            }),
+            Err("0/2 nodes are available: 1 node(s) did not have a local-path storage root, 1 node(s) had volume node affinity conflict."),
+        ),
+        (
+            "an unbound Immediate claim",
+            Some(ClaimState::Unbound),
+            Err("0/2 nodes are available: 2 pod has unbound immediate PersistentVolumeClaims."),
+        ),
+        (
+            "a claim being deleted",
+            Some(ClaimState::Deleting),
+            Err("0/2 nodes are available: 2 persistentvolumeclaim \"data\" is being deleted."),
+        ),
+    ];
+    for (name, state, expected) in cases {
+        let mut snapshot = ClusterSnapshot::from_nodes([labelled("n1"), labelled("n2")]);
+        if let Some(state) = state {
+            snapshot.claims.insert("ns/data".into(), state);
+        }
+        let got = place(&snapshot, &with_claim())
+            .map(|p| p.node)
+            .map_err(|u| u.to_string());
+        let expected = expected.map(str::to_string).map_err(str::to_string);
+        assert_eq!(got, expected, "case {name}");
+    }
 }

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use skiff_api::k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, Taint};
 use skiff_api::quantity;
 pub use skiff_api::requests::{pod_requests, Resources};
+use skiff_api::storage::LOCAL_PATH_ROOT_ANNOTATION;
 
+use super::volumes::ClaimState;
 use crate::runtime::informer::key_of;
 
 /// What placement needs to know of a pod already bound to a node.
@@ -55,6 +57,8 @@ pub struct NodeInfo {
     pub ready: bool,
     pub unschedulable: bool,
     pub taints: Vec<Taint>,
+    /// Whether its agent keeps local-path volumes (reports `skiff.dev/local-path-root`).
+    pub local_path_root: bool,
     /// Pods bound (or assumed bound) here and not finished, by `namespace/name`.
     pub pods: HashMap<String, PodInfo>,
 }
@@ -88,6 +92,11 @@ impl NodeInfo {
             ready,
             unschedulable: spec.unschedulable.unwrap_or(false),
             taints: spec.taints.unwrap_or_default(),
+            local_path_root: node
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(LOCAL_PATH_ROOT_ANNOTATION)),
             ..Default::default()
         }
     }
@@ -99,6 +108,7 @@ impl NodeInfo {
             || self.ready != other.ready
             || self.unschedulable != other.unschedulable
             || self.taints != other.taints
+            || self.local_path_root != other.local_path_root
     }
 
     fn add_pod(&mut self, key: String, info: PodInfo) {
@@ -125,6 +135,8 @@ pub struct ClusterSnapshot {
     detached: HashMap<String, HashMap<String, PodInfo>>,
     /// Placed pods that declare required anti-affinity (checked against every incoming pod).
     anti_affinity: HashSet<String>,
+    /// The claims of the pod being placed, by `namespace/name` (absent: not found).
+    pub claims: HashMap<String, ClaimState>,
 }
 
 impl ClusterSnapshot {

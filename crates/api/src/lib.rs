@@ -26,6 +26,7 @@ pub mod requests;
 pub mod resources;
 pub mod runtime_class;
 pub mod selector;
+pub mod storage;
 pub mod strict;
 pub mod time;
 pub mod validation;

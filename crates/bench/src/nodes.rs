@@ -92,6 +92,7 @@ pub async fn nodes(args: BenchNodesArgs) -> anyhow::Result<()> {
             .capacity(4_000, 16 << 30, 110)
             .images(runtime.clone())
             .runtime(runtime)
+            .without_local_storage()
             .build()?;
         let mut stopped = stopped.clone();
         agents.push(tokio::spawn(agent.run(async move {

@@ -21,6 +21,8 @@ pub struct AgentBuilder {
     token: Option<String>,
     node_name: Option<String>,
     data_dir: Option<PathBuf>,
+    local_path_root: Option<PathBuf>,
+    local_storage: bool,
     listen: SocketAddr,
     connections: ConnLimits,
     runtimes: RuntimeSet,
@@ -48,6 +50,8 @@ impl AgentBuilder {
             token: None,
             node_name: None,
             data_dir: None,
+            local_path_root: None,
+            local_storage: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             connections: ConnLimits {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -98,6 +102,18 @@ impl AgentBuilder {
     /// Where pod logs and runtime state live.
     pub fn data_dir(mut self, dir: PathBuf) -> Self {
         self.data_dir = Some(dir);
+        self
+    }
+
+    /// Where local-path PersistentVolumes of this node live; default `<data_dir>/storage`.
+    pub fn local_path_root(mut self, dir: PathBuf) -> Self {
+        self.local_path_root = Some(dir);
+        self
+    }
+
+    /// Offer no local storage: no local-path root is reported or swept (simulated nodes).
+    pub fn without_local_storage(mut self) -> Self {
+        self.local_storage = false;
         self
     }
 
@@ -241,6 +257,10 @@ impl AgentBuilder {
                 None => client,
             },
             node_name: self.node_name.ok_or(AgentError::Missing("node_name"))?,
+            local_path_root: self.local_storage.then(|| {
+                self.local_path_root
+                    .unwrap_or_else(|| data_dir.join("storage"))
+            }),
             data_dir,
             listen: self.listen,
             connections: self.connections,

@@ -33,6 +33,7 @@ mod image_gc;
 mod image_server;
 mod lease;
 mod lifecycle;
+mod local_path;
 mod log_index;
 mod log_server;
 mod node;
@@ -61,7 +62,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_api::requests::Resources;
-use skiff_api::runtime_class;
+use skiff_api::{runtime_class, storage};
 use skiff_client::Client;
 pub use skiff_net::ConnLimits;
 use tokio_util::sync::CancellationToken;
@@ -103,6 +104,12 @@ pub enum AgentError {
     Refused(String),
     #[error("runtime: {0}")]
     Runtime(#[from] RuntimeError),
+    #[error("local-path storage root {path}: {source}")]
+    LocalPathRoot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("file: images: {0}")]
     FileImages(#[from] FileImageError),
 }
@@ -112,6 +119,8 @@ pub struct Agent {
     client: Client,
     node_name: String,
     data_dir: PathBuf,
+    /// Where local-path volumes live; `None`: this node offers no local storage.
+    local_path_root: Option<PathBuf>,
     listen: SocketAddr,
     connections: ConnLimits,
     runtimes: RuntimeSet,
@@ -179,12 +188,25 @@ impl Agent {
             tokio::spawn(gc.run(stop.clone()));
         }
 
+        let local_path_root = match &self.local_path_root {
+            Some(root) => Some(local_path::prepare_root(root)?),
+            None => None,
+        };
         let (cpu_millis, memory_bytes, pods) = self.capacity;
         let allocatable = self.allocatable();
         let memory_pressure = Arc::new(eviction::MemoryPressure::default());
         let spec = node::NodeSpec {
             name: self.node_name.clone(),
             labels: node_labels(&self.labels, &self.runtimes),
+            annotations: local_path_root
+                .iter()
+                .map(|root| {
+                    (
+                        storage::LOCAL_PATH_ROOT_ANNOTATION.to_string(),
+                        root.display().to_string(),
+                    )
+                })
+                .collect(),
             cpu_millis,
             memory_bytes,
             pods,
@@ -214,6 +236,13 @@ impl Agent {
             }
         }
         tracing::info!(node = %self.node_name, %kubelet, "node registered");
+        if let Some(root) = local_path_root {
+            tokio::spawn(local_path::sweep_loop(
+                self.client.clone(),
+                root,
+                stop.clone(),
+            ));
+        }
         let survivors = recovery::Survivors::collect(&self.runtimes).await?;
 
         let (client, heartbeat, beat_stop) = (self.client.clone(), self.heartbeat, stop.clone());

@@ -25,6 +25,8 @@ pub struct NodeSpec {
     pub name: String,
     /// The user's labels and those of the node's runtimes.
     pub labels: BTreeMap<String, String>,
+    /// What the node tells the control plane beyond labels (its local-path storage root).
+    pub annotations: BTreeMap<String, String>,
     pub cpu_millis: u64,
     pub memory_bytes: u64,
     pub pods: u32,
@@ -127,6 +129,7 @@ pub async fn register(client: &Client, spec: &NodeSpec) -> Result<(), AgentError
         metadata: ObjectMeta {
             name: Some(spec.name.clone()),
             labels: Some(labels.clone()),
+            annotations: Some(spec.annotations.clone()),
             ..Default::default()
         },
         spec: Some(Default::default()),
@@ -136,7 +139,10 @@ pub async fn register(client: &Client, spec: &NodeSpec) -> Result<(), AgentError
         Ok(_) => {}
         Err(e) if e.is_already_exists() => {
             nodes
-                .patch(&spec.name, &json!({"metadata": {"labels": labels}}))
+                .patch(
+                    &spec.name,
+                    &json!({"metadata": {"labels": labels, "annotations": spec.annotations}}),
+                )
                 .await
                 .map_err(register_error)?;
         }

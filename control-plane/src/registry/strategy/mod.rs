@@ -2,6 +2,7 @@
 //! (`PrepareForCreate`, `PrepareForUpdate`, `ValidateUpdate`, graceful deletion): the generic
 //! write path asks the kind's strategy instead of testing which kind it holds.
 
+mod claim;
 mod job;
 mod namespace;
 mod pod;
@@ -30,6 +31,10 @@ pub trait Strategy: Sync {
             }
         }
     }
+
+    /// Carries what the server owns from the stored object into a main-resource update
+    /// (Kubernetes' `PrepareForUpdate`).
+    fn prepare_for_update(&self, _old: &Value, _new: &mut Value) {}
 
     /// Checks a main-resource update against the stored object (Kubernetes' `ValidateUpdate`
     /// beyond the kind's own validation: immutable fields).
@@ -96,7 +101,8 @@ pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
         "Node" => &NodeStrategy,
         "Job" => &job::JobStrategy,
         "StatefulSet" => &statefulset::StatefulSetStrategy,
-        "Service" | "Deployment" | "ReplicaSet" | "CronJob" => &WithStatus,
+        "PersistentVolumeClaim" => &claim::ClaimStrategy,
+        "Service" | "Deployment" | "ReplicaSet" | "CronJob" | "PersistentVolume" => &WithStatus,
         _ => &Plain,
     }
 }

@@ -6,14 +6,18 @@ mod meta;
 mod pod;
 mod runtime_class;
 mod statefulset;
+mod storage;
 mod workloads;
 
 use std::fmt;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
+};
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::storage::v1::StorageClass;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -138,6 +142,13 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
         }),
         "RuntimeClass" => decode::<RuntimeClass>(obj)
             .map(|c| runtime_class::validate_runtime_class(&c, &mut errors)),
+        "PersistentVolume" => decode::<PersistentVolume>(obj)
+            .map(|v| storage::validate_persistent_volume(&v, &mut errors)),
+        "PersistentVolumeClaim" => decode::<PersistentVolumeClaim>(obj)
+            .map(|c| storage::validate_persistent_volume_claim(&c, &mut errors)),
+        "StorageClass" => {
+            decode::<StorageClass>(obj).map(|c| storage::validate_storage_class(&c, &mut errors))
+        }
         "Node" => decode::<Node>(obj).map(|n| {
             meta::validate_object_meta(&n.metadata, false, meta::NameRule::Subdomain, &mut errors)
         }),

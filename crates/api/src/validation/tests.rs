@@ -299,3 +299,68 @@ fn bad_statefulsets_name_the_field() {
         );
     }
 }
+
+#[test]
+fn storage_objects_name_the_bad_field() {
+    let local = json!({"metadata": {"name": "pv1"}, "spec": {
+        "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+        "persistentVolumeReclaimPolicy": "Retain", "local": {"path": "/data/pv1"},
+        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n1"]}]}]}}}});
+    assert_eq!(errors("pv", local.clone()), Vec::<String>::new());
+    let mut bad = local.clone();
+    set(&mut bad, "/spec/nodeAffinity", Value::Null);
+    set(
+        &mut bad,
+        "/spec/persistentVolumeReclaimPolicy",
+        json!("Recycle"),
+    );
+    set(&mut bad, "/spec/accessModes", json!(["ReadWriteSometimes"]));
+    set(&mut bad, "/spec/capacity", json!({}));
+    let errs = errors("pv", bad);
+    for field in [
+        "spec.nodeAffinity: Required value",
+        "spec.persistentVolumeReclaimPolicy: Unsupported value",
+        "spec.accessModes[0]: Unsupported value",
+        "spec.capacity.storage: Required value",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(field)),
+            "{field} in {errs:?}"
+        );
+    }
+    let mut two = local;
+    set(&mut two, "/spec/hostPath", json!({"path": "/srv"}));
+    assert!(errors("pv", two)[0].starts_with("spec.hostPath: Forbidden"));
+    let none = json!({"metadata": {"name": "pv2"}, "spec": {
+        "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}});
+    assert!(errors("pv", none)[0].starts_with("spec: Required value"));
+
+    let claim = json!({"metadata": {"name": "data", "namespace": "default"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    assert_eq!(errors("pvc", claim), Vec::<String>::new());
+    let errs = errors(
+        "pvc",
+        json!({"metadata": {"name": "data"}, "spec": {"storageClassName": "Bad_Class"}}),
+    );
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(errs[0].starts_with("spec.accessModes: Required value"));
+    assert!(errs[1].starts_with("spec.resources.requests.storage: Required value"));
+    assert!(errs[2].starts_with("spec.storageClassName: Invalid value"));
+
+    let class = json!({"metadata": {"name": "fast"}, "provisioner": "skiff.dev/local-path",
+        "reclaimPolicy": "Retain", "volumeBindingMode": "Immediate"});
+    assert_eq!(errors("sc", class), Vec::<String>::new());
+    let errs = errors(
+        "sc",
+        json!({"metadata": {"name": "slow"}, "provisioner": "",
+            "volumeBindingMode": "Later"}),
+    );
+    assert_eq!(
+        errs,
+        vec![
+            "provisioner: Required value",
+            "volumeBindingMode: Unsupported value: \"Later\": supported values: \"Immediate\", \"WaitForFirstConsumer\""
+        ]
+    );
+}

@@ -22,6 +22,9 @@ pub struct AgentArgs {
     /// Where the agent keeps images, compiled guests and logs.
     #[arg(long, default_value = "./skiff-agent")]
     pub data_dir: PathBuf,
+    /// Where this node's local-path PersistentVolumes live (default: <data-dir>/storage).
+    #[arg(long)]
+    pub local_path_root: Option<PathBuf>,
     /// The kubelet (logs) endpoint; the API server must reach it.
     #[arg(long, default_value = "127.0.0.1:10250")]
     pub listen: SocketAddr,
@@ -44,7 +47,7 @@ pub async fn run(args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         skiff_node_runtime::agent::DEFAULT_MAX_CONNECTIONS,
         &mut budget,
     );
-    let agent = wasm_agent(
+    let mut agent = wasm_agent(
         vec![opts.server.clone()],
         &args.token,
         args.node_labels.into_iter().collect(),
@@ -53,8 +56,10 @@ pub async fn run(args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         args.listen,
         args.node,
     )?
-    .connections(limits)
-    .build()?;
-    agent.run(terminated()).await?;
+    .connections(limits);
+    if let Some(root) = args.local_path_root {
+        agent = agent.local_path_root(root);
+    }
+    agent.build()?.run(terminated()).await?;
     Ok(())
 }

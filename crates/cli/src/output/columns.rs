@@ -3,7 +3,7 @@
 use serde_json::Value;
 use skiff_api::quantity;
 
-use super::{age, batch_columns};
+use super::{age, batch_columns, storage_columns};
 
 /// Renders one object as a table row (`true`: with the wide columns).
 pub type RowFn = fn(&Value, bool) -> Vec<String>;
@@ -130,6 +130,41 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
         "RuntimeClass" => (vec!["NAME", "HANDLER", "AGE"], |o, _| {
             vec![name(o), s(&o["handler"]), age_of(o)]
         }),
+        "PersistentVolume" => (
+            vec![
+                "NAME",
+                "CAPACITY",
+                "ACCESS MODES",
+                "RECLAIM POLICY",
+                "STATUS",
+                "CLAIM",
+                "STORAGECLASS",
+                "AGE",
+            ],
+            storage_columns::volume_row,
+        ),
+        "PersistentVolumeClaim" => (
+            vec![
+                "NAME",
+                "STATUS",
+                "VOLUME",
+                "CAPACITY",
+                "ACCESS MODES",
+                "STORAGECLASS",
+                "AGE",
+            ],
+            storage_columns::claim_row,
+        ),
+        "StorageClass" => (
+            vec![
+                "NAME",
+                "PROVISIONER",
+                "RECLAIMPOLICY",
+                "VOLUMEBINDINGMODE",
+                "AGE",
+            ],
+            storage_columns::class_row,
+        ),
         _ => (vec!["NAME", "AGE"], |o, _| vec![name(o), age_of(o)]),
     };
     if wide {
