@@ -7,7 +7,7 @@ use skiff_api::k8s_openapi::api::core::v1::{
 };
 use tokio::time::Instant;
 
-use super::lifecycle::ContainerView;
+use super::lifecycle::{ContainerView, Role};
 use super::reasons::Failure;
 use super::status;
 use crate::runtime::{ContainerState, ImageRef};
@@ -16,6 +16,7 @@ use skiff_api::backoff::Backoff;
 /// One container's worker-side record.
 pub struct Record {
     pub spec: Container,
+    pub role: Role,
     /// The runtime's id of the current attempt's container.
     pub id: Option<String>,
     pub restart_count: u32,
@@ -37,26 +38,32 @@ pub struct Record {
 }
 
 impl Record {
-    /// A record for `spec`, continuing the restart count the API shows (`previous`).
-    pub fn new(spec: &Container, previous: Option<&ApiContainerStatus>) -> Self {
+    /// A record for `spec` in `role`, continuing the restart count the API shows (`previous`).
+    /// An init container the API shows completed stays completed: it does not run again.
+    pub fn new(spec: &Container, role: Role, previous: Option<&ApiContainerStatus>) -> Self {
         let started_before = previous.is_some_and(|s| {
             s.state
                 .as_ref()
                 .is_some_and(|st| st.running.is_some() || st.terminated.is_some())
         });
+        let completed = (role == Role::Init)
+            .then(|| previous?.state.as_ref()?.terminated.as_ref())
+            .flatten()
+            .filter(|t| t.exit_code == 0);
         Record {
             spec: spec.clone(),
+            role,
             id: None,
             restart_count: previous.map(|s| s.restart_count.max(0) as u32).unwrap_or(0),
             started_before,
             image: None,
             pulled: None,
-            state: None,
+            state: completed.map(status::exited),
             log_path: None,
             previous_log: None,
             waiting: None,
             last_terminated: None,
-            seen_exit: false,
+            seen_exit: completed.is_some(),
             crashes: 0,
             backoff_until: None,
             retry_at: None,
@@ -67,6 +74,7 @@ impl Record {
     /// The lifecycle's view of it.
     pub fn view(&self) -> ContainerView {
         ContainerView {
+            role: self.role,
             observed: status::observed(self.state.as_ref()),
             backoff_until: self.backoff_until,
             retry_at: self.retry_at,

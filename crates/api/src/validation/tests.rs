@@ -129,6 +129,32 @@ fn pods_need_containers_and_valid_env() {
 }
 
 #[test]
+fn init_containers_share_names_and_only_sidecars_set_a_restart_policy() {
+    let errs = errors(
+        "pod",
+        json!({"metadata": {"name": "p"}, "spec": {
+            "initContainers": [
+                {"name": "a", "image": "i"},
+                {"name": "side", "image": "i", "restartPolicy": "Always"},
+                {"name": "once", "image": "i", "restartPolicy": "Never"}
+            ],
+            "containers": [
+                {"name": "a", "image": "i"},
+                {"name": "b", "image": "i", "restartPolicy": "Always"}
+            ]
+        }}),
+    );
+    assert_eq!(
+        errs,
+        [
+            "spec.initContainers[2].restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"",
+            "spec.containers[0].name: Duplicate value: \"a\"",
+            "spec.containers[1].restartPolicy: Forbidden: may not be set for non-init containers",
+        ]
+    );
+}
+
+#[test]
 fn config_and_namespace_names() {
     assert!(errors(
         "configmap",
