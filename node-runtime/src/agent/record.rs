@@ -87,3 +87,31 @@ impl Record {
         self.retry_at = Some(now + failure.retry_after(backoff));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::lifecycle::Observed;
+
+    /// After an agent restart, an init container the API shows completed is not run again;
+    /// one that failed, and app containers, are.
+    #[test]
+    fn completed_init_containers_stay_completed_across_agent_restarts() {
+        let spec: Container =
+            serde_json::from_value(serde_json::json!({"name": "c"})).expect("spec");
+        let status = |exit_code: i32| -> ApiContainerStatus {
+            serde_json::from_value(serde_json::json!({
+                "name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": exit_code, "finishedAt": "2026-01-01T00:00:01Z"}}
+            }))
+            .expect("status")
+        };
+        let done = Record::new(&spec, Role::Init, Some(&status(0)));
+        assert_eq!(done.view().observed, Observed::Exited { exit_code: 0 });
+        assert!(done.seen_exit, "no crash is counted for it");
+        let failed = Record::new(&spec, Role::Init, Some(&status(1)));
+        assert_eq!(failed.view().observed, Observed::Absent);
+        let app = Record::new(&spec, Role::App, Some(&status(0)));
+        assert_eq!(app.view().observed, Observed::Absent);
+    }
+}
