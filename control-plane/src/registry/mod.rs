@@ -4,6 +4,7 @@
 
 mod admission;
 mod codec;
+pub mod eviction;
 mod node_watch;
 pub mod object;
 mod patch;

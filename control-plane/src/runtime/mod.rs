@@ -19,6 +19,7 @@ use skiff_api::k8s_openapi::api::batch::v1::{CronJob, Job};
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
+use skiff_api::k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use tokio_util::sync::CancellationToken;
 
 use self::informer::Informer;
@@ -36,6 +37,7 @@ pub struct Informers {
     pub namespaces: Arc<Informer<Namespace>>,
     pub leases: Arc<Informer<Lease>>,
     pub runtime_classes: Arc<Informer<RuntimeClass>>,
+    pub disruption_budgets: Arc<Informer<PodDisruptionBudget>>,
 }
 
 impl Informers {
@@ -52,6 +54,7 @@ impl Informers {
             namespaces: Informer::start(registry.clone(), shutdown.clone()),
             leases: Informer::start(registry.clone(), shutdown.clone()),
             runtime_classes: Informer::start(registry.clone(), shutdown.clone()),
+            disruption_budgets: Informer::start(registry.clone(), shutdown.clone()),
         }
     }
 }

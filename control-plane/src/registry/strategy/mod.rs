@@ -94,7 +94,7 @@ pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
         "Namespace" => &namespace::NamespaceStrategy,
         "Node" => &NodeStrategy,
         "Job" => &job::JobStrategy,
-        "Service" | "Deployment" | "ReplicaSet" | "CronJob" => &WithStatus,
+        "Service" | "Deployment" | "ReplicaSet" | "CronJob" | "PodDisruptionBudget" => &WithStatus,
         _ => &Plain,
     }
 }

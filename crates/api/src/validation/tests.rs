@@ -215,3 +215,29 @@ fn runtime_class_fields() {
     }
     assert_eq!(errs.len(), 6, "{errs:?}");
 }
+
+#[test]
+fn pod_disruption_budgets() {
+    let pdb = |spec: Value| json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b"}, "spec": spec});
+    assert!(errors(
+        "pdb",
+        pdb(json!({"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}}))
+    )
+    .is_empty());
+    assert_eq!(
+        errors("pdb", pdb(json!({"minAvailable": 1, "maxUnavailable": 1}))),
+        ["spec: Invalid value: minAvailable and maxUnavailable cannot be both set"]
+    );
+    let errs = errors("pdb", pdb(json!({"maxUnavailable": "120%"})));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.maxUnavailable: Invalid value")),
+        "{errs:?}"
+    );
+    let errs = errors("pdb", pdb(json!({"minAvailable": -1})));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.minAvailable: Invalid value")),
+        "{errs:?}"
+    );
+}
