@@ -112,6 +112,25 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             ],
             batch_columns::cronjob_row,
         ),
+        "PodDisruptionBudget" => (
+            vec![
+                "NAME",
+                "MIN AVAILABLE",
+                "MAX UNAVAILABLE",
+                "ALLOWED DISRUPTIONS",
+                "AGE",
+            ],
+            |o, _| {
+                let or_na = |v: &Value| if v.is_null() { "N/A".into() } else { s(v) };
+                vec![
+                    name(o),
+                    or_na(&o["spec"]["minAvailable"]),
+                    or_na(&o["spec"]["maxUnavailable"]),
+                    int(&o["status"]["disruptionsAllowed"]).to_string(),
+                    age_of(o),
+                ]
+            },
+        ),
         "RuntimeClass" => (vec!["NAME", "HANDLER", "AGE"], |o, _| {
             vec![name(o), s(&o["handler"]), age_of(o)]
         }),
