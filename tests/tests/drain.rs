@@ -4,6 +4,8 @@
 //! out with the budget named, and the pods keep running.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -84,7 +86,30 @@ fn drain_honours_disruption_budgets() -> anyhow::Result<()> {
         "{table}"
     );
 
-    let out = cli.ok(&["drain", "node-a", "--grace-period", "1", "--timeout", "120"])?;
+    // While the drain runs, a watcher counts the Ready replicas: never under the budget's 2.
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (cli, done) = (cli.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut fewest = usize::MAX;
+            while !done.load(Ordering::SeqCst) {
+                if let Ok(ready) = ready_on(&cli) {
+                    fewest = fewest.min(ready.len());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            fewest
+        })
+    };
+    let out = cli.ok(&["drain", "node-a", "--grace-period", "1", "--timeout", "120"]);
+    done.store(true, Ordering::SeqCst);
+    let fewest = watcher.join().expect("watcher");
+    let out = out?;
+    println!("{out}");
+    assert!(
+        fewest >= 2,
+        "{fewest} Ready replicas during the drain: {out}"
+    );
     assert_eq!(
         out.matches("evicting pod default/ticker-").count(),
         3,
