@@ -2,7 +2,8 @@
 //! order to completion before the app starts (their logs readable with `-c`), a sidecar keeps
 //! running beside the app, a failing init container holds the app back in
 //! `Init:CrashLoopBackOff` (or fails a `Never` pod with `Init:Error`), and a Never pod with a
-//! sidecar completes once its app container has, with the sidecar stopped.
+//! sidecar completes once its app container has, with the sidecar stopped; after a restart of
+//! the node, completed init containers are not run again.
 
 use std::path::Path;
 use std::time::Duration;
@@ -75,7 +76,7 @@ fn init_containers_run_in_order_and_sidecars_run_beside_the_app() -> anyhow::Res
     let guests = tmp.path().join("guests");
     std::fs::create_dir(&guests)?;
     let dir = guests.display().to_string();
-    let server = DevServer::start_with(
+    let mut server = DevServer::start_with(
         &tmp.path().join("data"),
         true,
         &["--node-name", "dev1", "--allow-image-dir", &dir],
@@ -208,6 +209,26 @@ fn init_containers_run_in_order_and_sidecars_run_beside_the_app() -> anyhow::Res
     );
     let work = status_of(&p, "containerStatuses", "work");
     assert_eq!(work["state"]["terminated"]["exitCode"], 0, "{p}");
+
+    // After a restart of the dev server (and its agent), the running pod's completed init
+    // containers are not run again; its sidecar and app start again.
+    server.terminate()?;
+    server.restart()?;
+    let p = wait_until("ordered to run again", Duration::from_secs(60), || {
+        let p = pod(&cli, "ordered")?;
+        let app = status_of(&p, "containerStatuses", "app");
+        Ok((app["restartCount"] == 1 && app["ready"] == true).then_some(p))
+    })?;
+    for init in ["first", "second"] {
+        let status = status_of(&p, "initContainerStatuses", init);
+        assert_eq!(status["restartCount"], 0, "{init} not rerun: {p}");
+        assert_eq!(status["state"]["terminated"]["exitCode"], 0, "{init}: {p}");
+    }
+    assert_eq!(
+        status_of(&p, "initContainerStatuses", "side")["restartCount"],
+        1,
+        "{p}"
+    );
 
     // Names are unique across init and app containers.
     let path = tmp.path().join("dup.yaml");
