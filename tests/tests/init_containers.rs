@@ -147,6 +147,12 @@ fn init_containers_run_in_order_and_sidecars_run_beside_the_app() -> anyhow::Res
         ["2/2", "Running"],
         "sidecars count in READY: {r:?}"
     );
+    let described = cli.ok(&["describe", "pod", "ordered"])?;
+    assert!(
+        described.contains("Init Containers:\n  first:")
+            && described.contains("Containers:\n  app:"),
+        "{described}"
+    );
     let logs = cli.ok(&["logs", "ordered", "-c", "second"])?;
     assert!(logs.contains("Hello, second!"), "{logs}");
     wait_until("the sidecar's log", Duration::from_secs(20), || {
