@@ -37,6 +37,14 @@ pub enum ApiError {
     },
     #[error("{0}")]
     BadRequest(String),
+    /// Refused for now, to be retried (Kubernetes' 429): an eviction a disruption budget
+    /// forbids; `cause` says which budget and why.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        cause_reason: String,
+        cause: String,
+    },
     /// The request body is over the server's limit (Kubernetes' 413 `RequestEntityTooLarge`).
     #[error("Request entity too large: limit is {limit} bytes")]
     TooLarge { limit: usize },
@@ -107,6 +115,7 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Gone { .. } => StatusCode::GONE,
@@ -125,6 +134,7 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => "Invalid",
             ApiError::Forbidden { .. } => "Forbidden",
             ApiError::BadRequest(_) => "BadRequest",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::TooLarge { .. } => "RequestEntityTooLarge",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::Gone { .. } => "Expired",
@@ -159,6 +169,18 @@ impl ApiError {
                         })
                         .collect(),
                 ),
+                ..Default::default()
+            }),
+            ApiError::TooManyRequests {
+                cause_reason,
+                cause,
+                ..
+            } => Some(StatusDetails {
+                causes: Some(vec![StatusCause {
+                    reason: Some(cause_reason.clone()),
+                    message: Some(cause.clone()),
+                    field: None,
+                }]),
                 ..Default::default()
             }),
             _ => None,

@@ -4,6 +4,7 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod gc;
 pub mod job;
 pub mod node_lifecycle;
@@ -214,6 +215,41 @@ pub fn start(
     runner::spawn(Arc::new(cronjobs), cronjob_queue, WORKERS, shutdown.clone());
 
     start_volumes(registry, informers, shutdown);
+    let pdb_queue = WorkQueue::new();
+    let budgets = &informers.disruption_budgets;
+    feed(budgets, &pdb_queue, |b| Some(key_of(b)), budgets, shutdown);
+    feed_all(&informers.pods, &pdb_queue, |_| true, budgets, shutdown);
+    feed_all(
+        &informers.deployments,
+        &pdb_queue,
+        |_| true,
+        budgets,
+        shutdown,
+    );
+    feed_all(
+        &informers.replicasets,
+        &pdb_queue,
+        |_| true,
+        budgets,
+        shutdown,
+    );
+    feed_all(
+        &informers.statefulsets,
+        &pdb_queue,
+        |_| true,
+        budgets,
+        shutdown,
+    );
+    let disruption = disruption::DisruptionController {
+        registry: registry.clone(),
+        budgets: budgets.clone(),
+        pods: informers.pods.clone(),
+        replicasets: informers.replicasets.clone(),
+        deployments: informers.deployments.clone(),
+        jobs: informers.jobs.clone(),
+        statefulsets: informers.statefulsets.clone(),
+    };
+    runner::spawn(Arc::new(disruption), pdb_queue, WORKERS, shutdown.clone());
 
     node_lifecycle::NodeLifecycle {
         registry: registry.clone(),

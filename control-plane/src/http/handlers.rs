@@ -89,6 +89,14 @@ async fn dispatch(
             let name = name.as_deref().unwrap_or_default();
             return logs::proxy(state, ns.unwrap_or_default(), name, &query).await;
         }
+        Some("eviction") if *method == Method::POST && kind.kind == "Pod" => {
+            let eviction = parse_body(&body, headers)?;
+            let name = name.as_deref().unwrap_or_default();
+            let done = registry
+                .evict(ns.unwrap_or_default(), name, &eviction)
+                .await?;
+            return Ok((StatusCode::CREATED, Json(done)).into_response());
+        }
         Some("binding") if *method == Method::POST && kind.kind == "Pod" => {
             let binding = parse_body(&body, headers)?;
             let node = binding

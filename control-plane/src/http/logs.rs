@@ -110,19 +110,23 @@ fn validate(query: &Query) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The named container, or the only one; several and no name is an error, as in Kubernetes.
+/// The named container (app or init), or the only app container; several and no name is an
+/// error, as in Kubernetes.
 fn pick_container(
     pod: &Value,
     pod_name: &str,
     requested: Option<&str>,
 ) -> Result<String, ApiError> {
-    let names: Vec<&str> = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .map(|cs| cs.iter().filter_map(|c| c.get("name")?.as_str()).collect())
-        .unwrap_or_default();
+    let names_at = |pointer: &str| -> Vec<&str> {
+        pod.pointer(pointer)
+            .and_then(Value::as_array)
+            .map(|cs| cs.iter().filter_map(|c| c.get("name")?.as_str()).collect())
+            .unwrap_or_default()
+    };
+    let names = names_at("/spec/containers");
+    let init = names_at("/spec/initContainers");
     match requested {
-        Some(name) if names.contains(&name) => Ok(name.to_string()),
+        Some(name) if names.contains(&name) || init.contains(&name) => Ok(name.to_string()),
         Some(name) => Err(ApiError::BadRequest(format!(
             "container {name} is not valid for pod {pod_name}"
         ))),
@@ -150,6 +154,13 @@ mod tests {
             Some("b")
         );
         assert!(pick_container(&two, "p", Some("c")).is_err());
+        let init =
+            json!({"spec": {"initContainers": [{"name": "i"}], "containers": [{"name": "a"}]}});
+        assert_eq!(pick_container(&init, "p", None).ok().as_deref(), Some("a"));
+        assert_eq!(
+            pick_container(&init, "p", Some("i")).ok().as_deref(),
+            Some("i")
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod admission;
 mod codec;
 mod dry_run;
+pub mod eviction;
 mod node_watch;
 pub mod object;
 mod patch;

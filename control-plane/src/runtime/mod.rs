@@ -23,6 +23,7 @@ use skiff_api::k8s_openapi::api::core::v1::{
     Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
 };
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
+use skiff_api::k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use skiff_api::k8s_openapi::api::storage::v1::StorageClass;
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +47,7 @@ pub struct Informers {
     pub persistent_volumes: Arc<Informer<PersistentVolume>>,
     pub persistent_volume_claims: Arc<Informer<PersistentVolumeClaim>>,
     pub storage_classes: Arc<Informer<StorageClass>>,
+    pub disruption_budgets: Arc<Informer<PodDisruptionBudget>>,
 }
 
 impl Informers {
@@ -67,6 +69,7 @@ impl Informers {
             persistent_volumes: Informer::start(registry.clone(), shutdown.clone()),
             persistent_volume_claims: Informer::start(registry.clone(), shutdown.clone()),
             storage_classes: Informer::start(registry.clone(), shutdown.clone()),
+            disruption_budgets: Informer::start(registry.clone(), shutdown.clone()),
         }
     }
 }

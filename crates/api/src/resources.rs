@@ -206,6 +206,15 @@ pub static KINDS: &[ResourceKind] = &[
         false,
     ),
     kind(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        &["pdb"],
+        true,
+    ),
+    kind(
         "coordination.k8s.io",
         "v1",
         "Lease",
@@ -299,5 +308,9 @@ mod tests {
         );
         assert!(by_kind("v1", "Deployment").is_none());
         assert_eq!(by_path("", "v1", "nodes").map(|k| k.kind), Some("Node"));
+        assert_eq!(
+            by_name("pdb").map(|k| k.api_version()),
+            Some("policy/v1".to_string())
+        );
     }
 }

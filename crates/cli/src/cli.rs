@@ -10,8 +10,8 @@ use skiff_bench::BenchCommand;
 
 use crate::commands::{
     agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, cluster::ClusterCommand,
-    create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs, get::GetArgs,
-    image::ImageCommand, logs::LogsArgs, node::DrainArgs, node::NodeArgs, rollout::RolloutCommand,
+    create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs, drain::DrainArgs,
+    get::GetArgs, image::ImageCommand, logs::LogsArgs, node::NodeArgs, rollout::RolloutCommand,
     scale::ScaleArgs, server::ServerArgs, token::TokenCommand, wait::WaitArgs,
 };
 
@@ -71,7 +71,7 @@ pub enum Command {
     Cordon(NodeArgs),
     /// Mark a node schedulable again.
     Uncordon(NodeArgs),
-    /// Cordon a node and delete its pods gracefully, waiting until they are gone.
+    /// Cordon a node and evict its pods, honouring PodDisruptionBudgets, until they are gone.
     Drain(DrainArgs),
     /// The control plane's Raft group: `skiff cluster status`.
     #[command(subcommand)]

@@ -86,6 +86,24 @@ impl ClientError {
         matches!(self, ClientError::Api { status } if status.reason.as_deref() == Some("AlreadyExists"))
     }
 
+    /// 429: refused for now (an eviction its disruption budget forbids); try again later.
+    pub fn is_too_many_requests(&self) -> bool {
+        self.code() == Some(429)
+    }
+
+    /// The messages of the `Status` causes (why a 429 eviction was refused).
+    pub fn cause_messages(&self) -> Vec<String> {
+        match self {
+            ClientError::Api { status } => status
+                .details
+                .iter()
+                .flat_map(|d| d.causes.iter().flatten())
+                .filter_map(|c| c.message.clone())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn is_gone(&self) -> bool {
         self.code() == Some(410)
     }

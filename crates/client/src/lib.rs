@@ -375,6 +375,27 @@ impl Client {
         self.json(method, &path, None).await
     }
 
+    /// Evicts a pod through the eviction subresource (policy/v1 `Eviction`), which honours its
+    /// PodDisruptionBudget: a 429 (`is_too_many_requests`) while the budget forbids it.
+    pub async fn evict(
+        &self,
+        namespace: &str,
+        name: &str,
+        grace_period_seconds: Option<i64>,
+    ) -> Result<Value, ClientError> {
+        let pods = skiff_api::resources::by_name("pods").expect("pods are served");
+        let path = format!("{}/eviction", pods.object_path(Some(namespace), name));
+        let mut eviction = serde_json::json!({
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+        });
+        if let Some(grace) = grace_period_seconds {
+            eviction["deleteOptions"] = serde_json::json!({"gracePeriodSeconds": grace});
+        }
+        self.json(Method::POST, &path, Self::body(&eviction)).await
+    }
+
     /// Streams watch events after `resource_version` ("" or "0": current objects first, as ADDED).
     pub async fn watch(
         &self,

@@ -40,6 +40,39 @@ impl RestartPolicy {
     }
 }
 
+/// Where a container stands in its pod: an init container runs to completion before the
+/// next; a sidecar (an init container with `restartPolicy: Always`) starts in its turn and
+/// keeps running beside the app containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    Init,
+    Sidecar,
+    #[default]
+    App,
+}
+
+impl Role {
+    /// The role of an init container with this `restartPolicy`.
+    pub fn of_init(restart_policy: Option<&str>) -> Self {
+        match restart_policy {
+            Some("Always") => Role::Sidecar,
+            _ => Role::Init,
+        }
+    }
+
+    /// The restart policy that applies to a container in this role of a pod with `pod`:
+    /// an init container restarts only after a failure (never in a `Never` pod), a sidecar
+    /// always.
+    pub fn policy(self, pod: RestartPolicy) -> RestartPolicy {
+        match (self, pod) {
+            (Role::App, policy) => policy,
+            (Role::Sidecar, _) => RestartPolicy::Always,
+            (Role::Init, RestartPolicy::Never) => RestartPolicy::Never,
+            (Role::Init, _) => RestartPolicy::OnFailure,
+        }
+    }
+}
+
 /// A container as the runtime shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observed {
@@ -55,6 +88,7 @@ pub enum Observed {
 /// One container's situation.
 #[derive(Debug, Clone, Copy)]
 pub struct ContainerView {
+    pub role: Role,
     pub observed: Observed,
     /// When a crashed container may start again.
     pub backoff_until: Option<Instant>,
@@ -69,8 +103,10 @@ pub enum Step {
     Start,
     /// Start the created container.
     StartCreated,
-    /// Leave it: running, or finished for good.
+    /// Leave it: running, finished for good, or waiting for the init containers before it.
     Keep,
+    /// Stop it: a sidecar whose app containers have all finished.
+    Stop,
     /// Exited and will restart at this instant (CrashLoopBackOff until then).
     WaitUntil(Instant),
     /// An earlier attempt to start it failed; try again at this instant.
@@ -84,7 +120,10 @@ pub enum LifecycleError {
     Terminating,
 }
 
-/// The step for each container of a pod that is not being deleted.
+/// The step for each container of a pod that is not being deleted, in the pod's order (init
+/// containers first). Init containers run one at a time, each to success before the next;
+/// a sidecar must be running before the next starts; app containers start once all are.
+/// When the app containers have finished for good, the sidecars are stopped.
 pub fn step(
     policy: RestartPolicy,
     deleting: bool,
@@ -94,23 +133,57 @@ pub fn step(
     if deleting {
         return Err(LifecycleError::Terminating);
     }
-    let start = |c: &ContainerView| match c.retry_at {
+    let apps_done = apps_finished(policy, containers);
+    let mut steps = vec![Step::Keep; containers.len()];
+    for (i, c) in containers.iter().enumerate() {
+        match c.role {
+            Role::Init if c.observed == (Observed::Exited { exit_code: 0 }) => {}
+            Role::Init => {
+                steps[i] = one(c.role.policy(policy), c, now);
+                return Ok(steps);
+            }
+            Role::Sidecar if apps_done => {
+                if c.observed == Observed::Running {
+                    steps[i] = Step::Stop;
+                }
+            }
+            Role::Sidecar => {
+                steps[i] = one(RestartPolicy::Always, c, now);
+                if c.observed != Observed::Running {
+                    return Ok(steps);
+                }
+            }
+            Role::App => steps[i] = one(policy, c, now),
+        }
+    }
+    Ok(steps)
+}
+
+/// One container's step under `policy`.
+fn one(policy: RestartPolicy, c: &ContainerView, now: Instant) -> Step {
+    let start = match c.retry_at {
         Some(at) if at > now => Step::RetryAt(at),
         _ => Step::Start,
     };
-    Ok(containers
-        .iter()
-        .map(|c| match c.observed {
-            Observed::Absent => start(c),
-            Observed::Created => Step::StartCreated,
-            Observed::Running => Step::Keep,
-            Observed::Exited { exit_code } if policy.restarts(exit_code) => match c.backoff_until {
-                Some(until) if until > now => Step::WaitUntil(until),
-                _ => start(c),
-            },
-            Observed::Exited { .. } => Step::Keep,
-        })
-        .collect())
+    match c.observed {
+        Observed::Absent => start,
+        Observed::Created => Step::StartCreated,
+        Observed::Running => Step::Keep,
+        Observed::Exited { exit_code } if policy.restarts(exit_code) => match c.backoff_until {
+            Some(until) if until > now => Step::WaitUntil(until),
+            _ => start,
+        },
+        Observed::Exited { .. } => Step::Keep,
+    }
+}
+
+/// Whether the pod's app containers have all exited and none will run again.
+fn apps_finished(policy: RestartPolicy, containers: &[ContainerView]) -> bool {
+    let mut apps = containers.iter().filter(|c| c.role == Role::App).peekable();
+    apps.peek().is_some()
+        && apps.all(
+            |c| matches!(c.observed, Observed::Exited { exit_code } if !policy.restarts(exit_code)),
+        )
 }
 
 /// A crash as first seen: the consecutive crashes so far and when the restart may happen.
@@ -131,7 +204,7 @@ pub fn next_wake(
         .iter()
         .flat_map(|c| {
             let restart = match c.observed {
-                Observed::Exited { .. } if policy.restarts_any() => c.backoff_until,
+                Observed::Exited { .. } if c.role.policy(policy).restarts_any() => c.backoff_until,
                 _ => None,
             };
             [restart, c.retry_at.map(|at| at.max(now))]
@@ -147,17 +220,51 @@ pub fn termination_grace(deletion: Option<i64>, spec: Option<i64>) -> Duration {
     Duration::from_secs(deletion.or(spec).unwrap_or(DEFAULT_GRACE).max(0) as u64)
 }
 
-/// Pod phase from its containers, as Kubernetes defines it.
-pub fn phase(policy: RestartPolicy, containers: &[Observed], ever_started: bool) -> &'static str {
-    let running = containers.iter().any(|c| matches!(c, Observed::Running));
-    let exits: Vec<i32> = containers
+/// Whether the init containers have all succeeded and the sidecars all started.
+pub fn initialized(containers: &[(Role, Observed)]) -> bool {
+    containers.iter().all(|(role, observed)| match role {
+        Role::Init => *observed == Observed::Exited { exit_code: 0 },
+        Role::Sidecar => matches!(observed, Observed::Running | Observed::Exited { .. }),
+        Role::App => true,
+    })
+}
+
+/// Pod phase from its containers, as Kubernetes defines it: Pending until initialized
+/// (Failed when an init container failed in a `Never` pod), then from the app containers
+/// (`ever_started`: any of them was ever started).
+pub fn phase(
+    policy: RestartPolicy,
+    containers: &[(Role, Observed)],
+    ever_started: bool,
+) -> &'static str {
+    let init_failed = containers.iter().any(|(role, observed)| {
+        *role == Role::Init
+            && matches!(observed, Observed::Exited { exit_code }
+                if *exit_code != 0 && !role.policy(policy).restarts(*exit_code))
+    });
+    if init_failed {
+        return "Failed";
+    }
+    if !initialized(containers) {
+        return "Pending";
+    }
+    let apps: Vec<Observed> = containers
+        .iter()
+        .filter(|(role, _)| *role == Role::App)
+        .map(|(_, observed)| *observed)
+        .collect();
+    let sidecar_running = containers
+        .iter()
+        .any(|(role, observed)| *role == Role::Sidecar && *observed == Observed::Running);
+    let running = apps.iter().any(|c| matches!(c, Observed::Running));
+    let exits: Vec<i32> = apps
         .iter()
         .filter_map(|c| match c {
             Observed::Exited { exit_code } => Some(*exit_code),
             _ => None,
         })
         .collect();
-    let all_exited = exits.len() == containers.len() && !containers.is_empty();
+    let all_exited = exits.len() == apps.len() && !apps.is_empty();
     if all_exited && !exits.iter().any(|code| policy.restarts(*code)) {
         return if exits.iter().all(|c| *c == 0) {
             "Succeeded"
@@ -165,7 +272,7 @@ pub fn phase(policy: RestartPolicy, containers: &[Observed], ever_started: bool)
             "Failed"
         };
     }
-    if running || (ever_started && policy != RestartPolicy::Never) {
+    if running || sidecar_running || (ever_started && policy != RestartPolicy::Never) {
         "Running"
     } else {
         "Pending"
@@ -178,6 +285,7 @@ mod tests {
 
     fn view(observed: Observed, backoff_until: Option<Instant>) -> ContainerView {
         ContainerView {
+            role: Role::App,
             observed,
             backoff_until,
             retry_at: None,
@@ -336,8 +444,9 @@ mod tests {
             ),
         ];
         for (policy, containers, started, expected) in cases {
+            let containers: Vec<_> = containers.iter().map(|c| (Role::App, *c)).collect();
             assert_eq!(
-                phase(*policy, containers, *started),
+                phase(*policy, &containers, *started),
                 *expected,
                 "{policy:?} {containers:?}"
             );
@@ -346,11 +455,16 @@ mod tests {
 }
 
 #[cfg(test)]
+#[path = "lifecycle_init_tests.rs"]
+mod init_tests;
+
+#[cfg(test)]
 mod timing_tests {
     use super::*;
 
     fn exited(code: i32, backoff_until: Option<Instant>) -> ContainerView {
         ContainerView {
+            role: Role::App,
             observed: Observed::Exited { exit_code: code },
             backoff_until,
             retry_at: None,
@@ -404,6 +518,7 @@ mod timing_tests {
             Some(later)
         );
         let running = ContainerView {
+            role: Role::App,
             observed: Observed::Running,
             backoff_until: None,
             retry_at: None,

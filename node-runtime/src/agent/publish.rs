@@ -11,6 +11,7 @@ impl Worker {
             .iter()
             .map(|r| ContainerReport {
                 name: r.spec.name.clone(),
+                role: r.role,
                 image: r.spec.image.clone().unwrap_or_default(),
                 image_id: r.image.as_ref().map(|i| i.digest.clone()),
                 container_id: r.id.as_deref().map(|id| self.container_id(id)),

@@ -10,13 +10,14 @@ use skiff_api::k8s_openapi::api::core::v1::{
 };
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::lifecycle::{self, Observed, RestartPolicy};
+use super::lifecycle::{self, Observed, RestartPolicy, Role};
 use crate::runtime::ContainerState;
 
 /// What the worker knows about one container, for status.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerReport {
     pub name: String,
+    pub role: Role,
     pub image: String,
     pub image_id: Option<String>,
     /// `<runtime>://<id>` of the current attempt.
@@ -38,6 +39,19 @@ pub fn observed(state: Option<&ContainerState>) -> Observed {
         Some(ContainerState::Exited { exit_code, .. }) => Observed::Exited {
             exit_code: *exit_code,
         },
+    }
+}
+
+/// The runtime state of a container the API shows terminated (an init container that
+/// completed before an agent restart).
+pub fn exited(terminated: &ContainerStateTerminated) -> ContainerState {
+    let at = |t: Option<&Time>| t.map_or(SystemTime::UNIX_EPOCH, |t| SystemTime::from(t.0));
+    ContainerState::Exited {
+        started_at: at(terminated.started_at.as_ref()),
+        finished_at: at(terminated.finished_at.as_ref()),
+        exit_code: terminated.exit_code,
+        reason: terminated.reason.clone().unwrap_or_default(),
+        message: terminated.message.clone().unwrap_or_default(),
     }
 }
 
@@ -80,7 +94,9 @@ pub fn terminated(
     }
 }
 
-fn container_status(report: &ContainerReport) -> ApiContainerStatus {
+/// The API status of one container; `initialized`: whether the pod's init containers are
+/// done (before, a container not yet made waits with `PodInitializing`).
+fn container_status(report: &ContainerReport, initialized: bool) -> ApiContainerStatus {
     let waiting = |reason: &str, message: Option<&str>| ApiContainerState {
         waiting: Some(ContainerStateWaiting {
             reason: Some(reason.to_string()),
@@ -100,16 +116,24 @@ fn container_status(report: &ContainerReport) -> ApiContainerStatus {
             terminated: terminated(exited, report.container_id.as_deref()),
             ..Default::default()
         },
-        (None, _) => waiting("ContainerCreating", None),
+        (None, _) if initialized || report.container_id.is_some() => {
+            waiting("ContainerCreating", None)
+        }
+        (None, _) => waiting("PodInitializing", None),
     };
     let running =
         matches!(report.state, Some(ContainerState::Running { .. })) && report.waiting.is_none();
+    let completed = report.role == Role::Init
+        && matches!(
+            report.state,
+            Some(ContainerState::Exited { exit_code: 0, .. })
+        );
     ApiContainerStatus {
         name: report.name.clone(),
         image: report.image.clone(),
         image_id: report.image_id.clone().unwrap_or_default(),
         container_id: report.container_id.clone(),
-        ready: running,
+        ready: running || completed,
         started: Some(running),
         restart_count: report.restart_count as i32,
         state: Some(state),
@@ -152,13 +176,27 @@ pub fn pod_status(
     previous: Option<&PodStatus>,
     now: &Time,
 ) -> PodStatus {
-    let observed: Vec<Observed> = reports.iter().map(|r| observed(r.state.as_ref())).collect();
-    let ever_started = reports.iter().any(|r| r.container_id.is_some());
+    let observed: Vec<(Role, Observed)> = reports
+        .iter()
+        .map(|r| (r.role, observed(r.state.as_ref())))
+        .collect();
+    let ever_started = reports
+        .iter()
+        .any(|r| r.role == Role::App && r.container_id.is_some());
     let phase = lifecycle::phase(policy, &observed, ever_started);
-    let ready = !reports.is_empty()
-        && reports.iter().all(|r| {
+    let initialized = lifecycle::initialized(&observed);
+    let ready = reports.iter().any(|r| r.role == Role::App)
+        && reports.iter().filter(|r| r.role != Role::Init).all(|r| {
             matches!(r.state, Some(ContainerState::Running { .. })) && r.waiting.is_none()
         });
+    let (init, apps): (Vec<&ContainerReport>, Vec<&ContainerReport>) =
+        reports.iter().partition(|r| r.role != Role::App);
+    let statuses = |reports: Vec<&ContainerReport>| -> Vec<ApiContainerStatus> {
+        reports
+            .into_iter()
+            .map(|r| container_status(r, initialized))
+            .collect()
+    };
     let old = previous
         .and_then(|p| p.conditions.as_deref())
         .unwrap_or_default();
@@ -166,7 +204,7 @@ pub fn pod_status(
         phase: Some(phase.to_string()),
         conditions: Some(vec![
             condition("PodScheduled", true, old, now),
-            condition("Initialized", true, old, now),
+            condition("Initialized", initialized, old, now),
             condition("ContainersReady", ready, old, now),
             condition("Ready", ready, old, now),
         ]),
@@ -179,7 +217,8 @@ pub fn pod_status(
             ip: addresses.pod_ip.to_string(),
         }]),
         start_time: Some(start_time.clone()),
-        container_statuses: Some(reports.iter().map(container_status).collect()),
+        init_container_statuses: (!init.is_empty()).then(|| statuses(init)),
+        container_statuses: Some(statuses(apps)),
         ..Default::default()
     }
 }

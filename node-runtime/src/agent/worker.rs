@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use skiff_api::k8s_openapi::api::core::v1::{Pod, PodStatus};
+use skiff_api::k8s_openapi::api::core::v1::{
+    ContainerStatus as ApiContainerStatus, Pod, PodStatus,
+};
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use skiff_client::Client;
 use tokio::sync::{broadcast, watch};
@@ -18,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::admission::{Admission, AdmittedPod};
 use super::events::Recorder;
 use super::eviction::MemoryPressure;
-use super::lifecycle::{self, ContainerView, RestartPolicy, Step};
+use super::lifecycle::{self, ContainerView, RestartPolicy, Role, Step};
 use super::log_index::{ContainerLog, LogIndex};
 use super::record::Record;
 use super::recovery::Survivors;
@@ -158,17 +160,30 @@ async fn next_event(events: Option<&mut broadcast::Receiver<ContainerEvent>>, sa
 
 impl Worker {
     fn new(ctx: Arc<Context>, pod: Arc<Pod>) -> Self {
-        let statuses = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.clone())
-            .unwrap_or_default();
-        let records = pod
-            .spec
-            .iter()
+        let status = pod.status.as_ref();
+        let previous = |statuses: Option<&Vec<_>>, name: &str| {
+            statuses
+                .into_iter()
+                .flatten()
+                .find(|s: &&ApiContainerStatus| s.name == name)
+                .cloned()
+        };
+        let init_statuses = status.and_then(|s| s.init_container_statuses.as_ref());
+        let app_statuses = status.and_then(|s| s.container_statuses.as_ref());
+        let spec = pod.spec.as_ref();
+        let init = spec
+            .and_then(|s| s.init_containers.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let role = Role::of_init(c.restart_policy.as_deref());
+                Record::new(c, role, previous(init_statuses, &c.name).as_ref())
+            });
+        let apps = spec
+            .into_iter()
             .flat_map(|s| s.containers.iter())
-            .map(|spec| Record::new(spec, statuses.iter().find(|s| s.name == spec.name)))
-            .collect();
+            .map(|c| Record::new(c, Role::App, previous(app_statuses, &c.name).as_ref()));
+        let records = init.chain(apps).collect();
         let finished = matches!(
             pod.status.as_ref().and_then(|s| s.phase.as_deref()),
             Some("Succeeded" | "Failed")
@@ -230,8 +245,10 @@ impl Worker {
         let Ok(steps) = lifecycle::step(self.policy(), false, &self.views(), now) else {
             return;
         };
+        let mut stops = Vec::new();
         for (i, step) in steps.into_iter().enumerate() {
             match step {
+                Step::Stop => stops.push(i),
                 Step::Start => self.start(i, now).await,
                 Step::StartCreated => self.start_created(i, now).await,
                 Step::WaitUntil(until) => self.back_off(i, until, now),
@@ -243,6 +260,10 @@ impl Worker {
                 }
             }
         }
+        // Sidecars stop in the reverse of their start order.
+        for i in stops.into_iter().rev() {
+            self.stop_sidecar(i, now).await;
+        }
         for r in &self.records {
             let log = ContainerLog {
                 current: r.log_path.clone(),
@@ -253,6 +274,24 @@ impl Worker {
                 .logs
                 .set(&self.namespace, &self.name, &self.uid, &r.spec.name, log);
         }
+    }
+
+    /// Stops sidecar `i` (its pod's app containers are done) within the pod's grace period.
+    async fn stop_sidecar(&mut self, i: usize, now: Instant) {
+        let (Some(id), Some(runtime)) = (self.records[i].id.clone(), self.runtime.clone()) else {
+            return;
+        };
+        let grace = lifecycle::termination_grace(
+            None,
+            self.pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds),
+        );
+        if let Err(err) = runtime.stop_container(&id, grace).await {
+            tracing::warn!(pod = %self.name, %err, "stopping a sidecar failed");
+        }
+        self.observe(i, now).await;
     }
 
     /// Record `i` waits in CrashLoopBackOff until `until`.

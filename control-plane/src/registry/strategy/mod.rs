@@ -102,7 +102,12 @@ pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
         "Job" => &job::JobStrategy,
         "StatefulSet" => &statefulset::StatefulSetStrategy,
         "PersistentVolumeClaim" => &claim::ClaimStrategy,
-        "Service" | "Deployment" | "ReplicaSet" | "CronJob" | "PersistentVolume" => &WithStatus,
+        "Service"
+        | "Deployment"
+        | "ReplicaSet"
+        | "CronJob"
+        | "PersistentVolume"
+        | "PodDisruptionBudget" => &WithStatus,
         _ => &Plain,
     }
 }

@@ -4,6 +4,7 @@
 mod batch;
 mod meta;
 mod pod;
+mod policy;
 mod runtime_class;
 mod statefulset;
 mod storage;
@@ -17,6 +18,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
 use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -136,6 +138,8 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
                 .chain(s.string_data.iter().flatten().map(|(k, _)| k));
             meta::validate_config_keys(keys, "data", &mut errors);
         }),
+        "PodDisruptionBudget" => decode::<PodDisruptionBudget>(obj)
+            .map(|p| policy::validate_pod_disruption_budget(&p, &mut errors)),
         "Service" => decode::<Service>(obj).map(|s| workloads::validate_service(&s, &mut errors)),
         "Namespace" => decode::<Namespace>(obj).map(|n| {
             meta::validate_object_meta(&n.metadata, false, meta::NameRule::Label, &mut errors)

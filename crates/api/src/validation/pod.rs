@@ -26,9 +26,13 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         );
     }
     let mut names = HashSet::new();
-    for (i, container) in spec.containers.iter().enumerate() {
-        let field = format!("{path}.containers[{i}]");
+    let init = spec.init_containers.iter().flatten().enumerate();
+    let init = init.map(|(i, c)| (format!("{path}.initContainers[{i}]"), c, true));
+    let apps = spec.containers.iter().enumerate();
+    let apps = apps.map(|(i, c)| (format!("{path}.containers[{i}]"), c, false));
+    for (field, container, is_init) in init.chain(apps) {
         validate_container(container, &field, errors);
+        validate_container_restart_policy(container, &field, is_init, errors);
         if !names.insert(container.name.as_str()) {
             errors.push(
                 format!("{field}.name"),
@@ -63,6 +67,29 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
             &format!("{path}.runtimeClassName"),
             errors,
         );
+    }
+}
+
+/// A container's own `restartPolicy`: only `Always`, and only on an init container (a sidecar).
+fn validate_container_restart_policy(
+    container: &Container,
+    field: &str,
+    is_init: bool,
+    errors: &mut Errors,
+) {
+    match container.restart_policy.as_deref() {
+        None | Some("Always") if is_init => {}
+        None => {}
+        Some(_) if !is_init => errors.push(
+            format!("{field}.restartPolicy"),
+            FieldErrorReason::Forbidden,
+            "may not be set for non-init containers",
+        ),
+        Some(policy) => errors.push(
+            format!("{field}.restartPolicy"),
+            FieldErrorReason::NotSupported,
+            format!("{policy:?}: supported values: \"Always\""),
+        ),
     }
 }
 

@@ -129,6 +129,32 @@ fn pods_need_containers_and_valid_env() {
 }
 
 #[test]
+fn init_containers_share_names_and_only_sidecars_set_a_restart_policy() {
+    let errs = errors(
+        "pod",
+        json!({"metadata": {"name": "p"}, "spec": {
+            "initContainers": [
+                {"name": "a", "image": "i"},
+                {"name": "side", "image": "i", "restartPolicy": "Always"},
+                {"name": "once", "image": "i", "restartPolicy": "Never"}
+            ],
+            "containers": [
+                {"name": "a", "image": "i"},
+                {"name": "b", "image": "i", "restartPolicy": "Always"}
+            ]
+        }}),
+    );
+    assert_eq!(
+        errs,
+        [
+            "spec.initContainers[2].restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"",
+            "spec.containers[0].name: Duplicate value: \"a\"",
+            "spec.containers[1].restartPolicy: Forbidden: may not be set for non-init containers",
+        ]
+    );
+}
+
+#[test]
 fn config_and_namespace_names() {
     assert!(errors(
         "configmap",
@@ -362,5 +388,31 @@ fn storage_objects_name_the_bad_field() {
             "provisioner: Required value",
             "volumeBindingMode: Unsupported value: \"Later\": supported values: \"Immediate\", \"WaitForFirstConsumer\""
         ]
+    );
+}
+
+#[test]
+fn pod_disruption_budgets() {
+    let pdb = |spec: Value| json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "b"}, "spec": spec});
+    assert!(errors(
+        "pdb",
+        pdb(json!({"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}}))
+    )
+    .is_empty());
+    assert_eq!(
+        errors("pdb", pdb(json!({"minAvailable": 1, "maxUnavailable": 1}))),
+        ["spec: Invalid value: minAvailable and maxUnavailable cannot be both set"]
+    );
+    let errs = errors("pdb", pdb(json!({"maxUnavailable": "120%"})));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.maxUnavailable: Invalid value")),
+        "{errs:?}"
+    );
+    let errs = errors("pdb", pdb(json!({"minAvailable": -1})));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.minAvailable: Invalid value")),
+        "{errs:?}"
     );
 }

@@ -201,7 +201,11 @@ pub(super) fn validate_selected_template(
     }
 }
 
-fn validate_int_or_percent(value: Option<&IntOrString>, field: &str, errors: &mut Errors) {
+pub(super) fn validate_int_or_percent(
+    value: Option<&IntOrString>,
+    field: &str,
+    errors: &mut Errors,
+) {
     match value {
         Some(IntOrString::Int(n)) if *n < 0 => {
             errors.invalid(field, n, "must be greater than or equal to 0")

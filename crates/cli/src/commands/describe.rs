@@ -64,12 +64,36 @@ fn describe_pod(pod: &Value) {
     line("Status", text(&pod["status"]["phase"]));
     line("IP", text(&pod["status"]["podIP"]));
     line("Runtime", text(&pod["spec"]["runtimeClassName"]));
+    if pod["spec"]["initContainers"].is_array() {
+        println!("Init Containers:");
+        describe_containers(
+            &pod["spec"]["initContainers"],
+            &pod["status"]["initContainerStatuses"],
+        );
+    }
     println!("Containers:");
-    let statuses = pod["status"]["containerStatuses"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for container in pod["spec"]["containers"].as_array().into_iter().flatten() {
+    describe_containers(
+        &pod["spec"]["containers"],
+        &pod["status"]["containerStatuses"],
+    );
+    println!("Conditions:");
+    for c in pod["status"]["conditions"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<16}{}{}",
+            text(&c["type"]),
+            text(&c["status"]),
+            c["message"]
+                .as_str()
+                .map(|m| format!("  ({m})"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// Each container of a pod (`specs`) with its status from `statuses`, as kubectl describes them.
+fn describe_containers(specs: &Value, statuses: &Value) {
+    let statuses = statuses.as_array().cloned().unwrap_or_default();
+    for container in specs.as_array().into_iter().flatten() {
         let name = text(&container["name"]);
         println!("  {name}:");
         println!("    Image:          {}", text(&container["image"]));
@@ -94,18 +118,6 @@ fn describe_pod(pod: &Value) {
                     .join(", ")
             );
         }
-    }
-    println!("Conditions:");
-    for c in pod["status"]["conditions"].as_array().into_iter().flatten() {
-        println!(
-            "  {:<16}{}{}",
-            text(&c["type"]),
-            text(&c["status"]),
-            c["message"]
-                .as_str()
-                .map(|m| format!("  ({m})"))
-                .unwrap_or_default()
-        );
     }
 }
 

@@ -8,6 +8,7 @@ pub mod create;
 mod daemon;
 pub mod delete;
 pub mod describe;
+pub mod drain;
 mod dry_run;
 pub mod get;
 pub mod image;
@@ -42,7 +43,7 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Wait(args) => wait::run(args, opts).await,
         Command::Cordon(args) => node::set_unschedulable(&args, opts, true).await,
         Command::Uncordon(args) => node::set_unschedulable(&args, opts, false).await,
-        Command::Drain(args) => node::drain(args, opts).await,
+        Command::Drain(args) => drain::drain(args, opts).await,
         Command::Cluster(command) => cluster::run(command, opts).await,
         Command::Backup(command) => backup::run(command, opts).await,
         Command::Token(command) => token::run(command, opts).await,

@@ -127,6 +127,25 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             ],
             batch_columns::cronjob_row,
         ),
+        "PodDisruptionBudget" => (
+            vec![
+                "NAME",
+                "MIN AVAILABLE",
+                "MAX UNAVAILABLE",
+                "ALLOWED DISRUPTIONS",
+                "AGE",
+            ],
+            |o, _| {
+                let or_na = |v: &Value| if v.is_null() { "N/A".into() } else { s(v) };
+                vec![
+                    name(o),
+                    or_na(&o["spec"]["minAvailable"]),
+                    or_na(&o["spec"]["maxUnavailable"]),
+                    int(&o["status"]["disruptionsAllowed"]).to_string(),
+                    age_of(o),
+                ]
+            },
+        ),
         "RuntimeClass" => (vec!["NAME", "HANDLER", "AGE"], |o, _| {
             vec![name(o), s(&o["handler"]), age_of(o)]
         }),
@@ -198,6 +217,16 @@ pub fn pod_status(pod: &Value) -> String {
         .or(pod["status"]["phase"].as_str())
         .unwrap_or("Pending")
         .to_string();
+    if let Some(init) = init_status(pod) {
+        let initialized = pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Initialized" && c["status"] == "True");
+        if !initialized {
+            return init;
+        }
+    }
     for status in pod["status"]["containerStatuses"]
         .as_array()
         .into_iter()
@@ -232,14 +261,68 @@ pub fn pod_status(pod: &Value) -> String {
     reason
 }
 
+/// The STATUS of a pod still in its init containers (`Init:1/2`, `Init:CrashLoopBackOff`,
+/// `Init:Error`), as kubectl prints it; `None` once they are all done.
+fn init_status(pod: &Value) -> Option<String> {
+    let specs = pod["spec"]["initContainers"].as_array()?;
+    let statuses = pod["status"]["initContainerStatuses"].as_array();
+    for (i, spec) in specs.iter().enumerate() {
+        let status = statuses
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == spec["name"])
+            .unwrap_or(&Value::Null);
+        let state = &status["state"];
+        let terminated = &state["terminated"];
+        let waiting = state["waiting"]["reason"]
+            .as_str()
+            .filter(|r| !r.is_empty() && *r != "PodInitializing");
+        if !terminated.is_null() && int(&terminated["exitCode"]) == 0 {
+            continue;
+        }
+        if spec["restartPolicy"] == "Always" && status["started"] == true {
+            continue;
+        }
+        return Some(if !terminated.is_null() {
+            match terminated["reason"].as_str().filter(|r| !r.is_empty()) {
+                Some(r) => format!("Init:{r}"),
+                None => format!("Init:ExitCode:{}", int(&terminated["exitCode"])),
+            }
+        } else if let Some(waiting) = waiting {
+            format!("Init:{waiting}")
+        } else {
+            format!("Init:{i}/{}", specs.len())
+        });
+    }
+    None
+}
+
 fn pod_row(pod: &Value, wide: bool) -> Vec<String> {
     let statuses = pod["status"]["containerStatuses"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let total = pod["spec"]["containers"].as_array().map_or(0, Vec::len);
-    let ready = statuses.iter().filter(|c| c["ready"] == true).count();
-    let restarts: i64 = statuses.iter().map(|c| int(&c["restartCount"])).sum();
+    let init_statuses = pod["status"]["initContainerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let sidecars: Vec<&Value> = pod["spec"]["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["restartPolicy"] == "Always")
+        .collect();
+    let total = pod["spec"]["containers"].as_array().map_or(0, Vec::len) + sidecars.len();
+    let ready_sidecars = init_statuses
+        .iter()
+        .filter(|s| s["ready"] == true && sidecars.iter().any(|c| c["name"] == s["name"]))
+        .count();
+    let ready = statuses.iter().filter(|c| c["ready"] == true).count() + ready_sidecars;
+    let restarts: i64 = statuses
+        .iter()
+        .chain(&init_statuses)
+        .map(|c| int(&c["restartCount"]))
+        .sum();
     let mut row = vec![
         name(pod),
         format!("{ready}/{total}"),
@@ -477,6 +560,58 @@ fn event_row(event: &Value, _wide: bool) -> Vec<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn pod_status_shows_init_progress_as_kubectl() {
+        let pod = |init: Value, initialized: bool| {
+            json!({"metadata": {"name": "p"},
+                "spec": {"nodeName": "n", "initContainers": [{"name": "a"}, {"name": "b"}], "containers": [{"name": "app"}]},
+                "status": {"phase": "Pending", "initContainerStatuses": init,
+                    "conditions": [{"type": "Initialized", "status": if initialized { "True" } else { "False" }}],
+                    "containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "PodInitializing"}}}]}})
+        };
+        let done =
+            json!({"name": "a", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}});
+        let waiting = |reason: &str| json!({"name": "b", "state": {"waiting": {"reason": reason}}});
+        let cases = [
+            (
+                json!([waiting("PodInitializing"), waiting("PodInitializing")]),
+                false,
+                "Init:0/2",
+            ),
+            (
+                json!([done.clone(), {"name": "b", "state": {"running": {}}}]),
+                false,
+                "Init:1/2",
+            ),
+            (
+                json!([done.clone(), waiting("CrashLoopBackOff")]),
+                false,
+                "Init:CrashLoopBackOff",
+            ),
+            (
+                json!([done.clone(), {"name": "b", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]),
+                false,
+                "Init:Error",
+            ),
+            (
+                json!([done.clone(), {"name": "b", "state": {"terminated": {"exitCode": 0}}}]),
+                true,
+                "PodInitializing",
+            ),
+        ];
+        for (init, initialized, expected) in cases {
+            assert_eq!(pod_status(&pod(init, initialized)), expected);
+        }
+        let sidecar = json!({"metadata": {"name": "p"},
+            "spec": {"nodeName": "n", "initContainers": [{"name": "s", "restartPolicy": "Always"}], "containers": [{"name": "app"}]},
+            "status": {"phase": "Running",
+                "conditions": [{"type": "Initialized", "status": "True"}],
+                "initContainerStatuses": [{"name": "s", "ready": true, "started": true, "restartCount": 1, "state": {"running": {}}}],
+                "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "state": {"running": {}}}]}});
+        let row = pod_row(&sidecar, false);
+        assert_eq!(row[1..4], ["2/2", "Running", "1"]);
+    }
 
     #[test]
     fn pod_status_shows_the_container_reason() {
