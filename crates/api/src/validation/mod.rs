@@ -5,6 +5,7 @@ mod batch;
 mod meta;
 mod pod;
 mod runtime_class;
+mod volumes;
 mod workloads;
 
 use std::fmt;
@@ -25,6 +26,7 @@ pub enum FieldErrorReason {
     Invalid,
     NotSupported,
     Duplicate,
+    NotFound,
     TooLong,
     Forbidden,
 }
@@ -45,6 +47,7 @@ impl fmt::Display for FieldError {
             FieldErrorReason::Invalid => "Invalid value",
             FieldErrorReason::NotSupported => "Unsupported value",
             FieldErrorReason::Duplicate => "Duplicate value",
+            FieldErrorReason::NotFound => "Not found",
             FieldErrorReason::TooLong => "Too long",
             FieldErrorReason::Forbidden => "Forbidden",
         };
