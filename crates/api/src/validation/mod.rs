@@ -19,6 +19,8 @@ use serde_json::Value;
 
 use crate::resources::ResourceKind;
 
+pub use volumes::check_relative;
+
 /// Why a field is wrong (Kubernetes' `field.ErrorType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldErrorReason {
