@@ -2,7 +2,7 @@
 //! its preopened directories: configMap, secret and downwardAPI files (updated while the pod
 //! runs), a memory emptyDir shared by two containers, a subPath file, a PersistentVolumeClaim
 //! written by one pod and read by the next, a missing ConfigMap that keeps a pod waiting
-//! until it exists, and bad volume specs refused with 422.
+//! until it exists, bad volume specs refused with 422, and `wasm-examples/volumes/pod.yaml`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -108,6 +108,8 @@ fn pods_read_their_volumes_and_see_updates() -> anyhow::Result<()> {
             "dev1",
             "--allow-image-dir",
             &guests.display().to_string(),
+            "--allow-image-dir",
+            &guest.parent().expect("release dir").display().to_string(),
         ],
     )?;
     let cli = server.cli();
@@ -257,5 +259,19 @@ fn pods_read_their_volumes_and_see_updates() -> anyhow::Result<()> {
         out.stderr
     );
     assert!(!cli.run(&["get", "pod", "bad"])?.success);
+
+    // The example: a ConfigMap volume and an emptyDir shared by two containers.
+    let example = repo_root().join("wasm-examples/volumes/pod.yaml");
+    cli.ok(&["apply", "-f", example.to_str().expect("utf-8")])?;
+    wait_for_lines(
+        &cli,
+        "files",
+        "show",
+        &[
+            "/etc/files/greeting: hello from a ConfigMap volume",
+            "/etc/files/settings.ini: [app]|mode=demo",
+            "/shared/note: written by the fill container",
+        ],
+    )?;
     Ok(())
 }

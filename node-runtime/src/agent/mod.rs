@@ -220,14 +220,12 @@ impl Agent {
             }
         });
 
-        let (source_changes, _) = tokio::sync::broadcast::channel(SOURCE_CHANGES);
-        tokio::spawn(source_watch::run(
-            self.client.clone(),
-            source_changes.clone(),
-            stop.clone(),
-        ));
         let ctx = Arc::new(worker::Context {
-            source_changes,
+            source_changes: source_watch::SourceWatch::new(
+                self.client.clone(),
+                SOURCE_CHANGES,
+                stop.clone(),
+            ),
             events: events::Recorder {
                 client: self.client.clone(),
                 node: self.node_name.clone(),

@@ -1,7 +1,9 @@
 //! Watching ConfigMaps and Secrets so that the volumes projecting them are rewritten as soon
 //! as they change (the kubelet resyncs about once a minute; this is event-driven, and each
-//! worker also resyncs at `volume_resync` in case an event was missed).
+//! worker also resyncs in case an event was missed). The watch starts with the node's first
+//! pod that projects files, so nodes without such pods (and hollow nodes) open none.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -29,12 +31,44 @@ pub struct SourceChange {
     pub name: String,
 }
 
-/// Sends a `SourceChange` for every ConfigMap and Secret event until `stop`.
-pub async fn run(
+/// ConfigMap and Secret changes for the node's workers, watched once first needed.
+pub struct SourceWatch {
     client: Client,
     changes: broadcast::Sender<SourceChange>,
+    started: AtomicBool,
     stop: CancellationToken,
-) {
+}
+
+impl SourceWatch {
+    /// A watch (not started) that buffers `capacity` changes and ends with `stop`.
+    pub fn new(client: Client, capacity: usize, stop: CancellationToken) -> Self {
+        SourceWatch {
+            client,
+            changes: broadcast::channel(capacity).0,
+            started: AtomicBool::new(false),
+            stop,
+        }
+    }
+
+    /// A receiver of every change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<SourceChange> {
+        self.changes.subscribe()
+    }
+
+    /// Starts watching, once.
+    pub fn start(&self) {
+        if !self.started.swap(true, Ordering::SeqCst) {
+            tokio::spawn(run(
+                self.client.clone(),
+                self.changes.clone(),
+                self.stop.clone(),
+            ));
+        }
+    }
+}
+
+/// Sends a `SourceChange` for every ConfigMap and Secret event until `stop`.
+async fn run(client: Client, changes: broadcast::Sender<SourceChange>, stop: CancellationToken) {
     tokio::select! {
         _ = watch::<ConfigMap>(&client, SourceKind::ConfigMap, &changes) => {}
         _ = watch::<Secret>(&client, SourceKind::Secret, &changes) => {}

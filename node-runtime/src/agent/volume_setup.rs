@@ -54,6 +54,9 @@ impl Worker {
         {
             return false;
         }
+        if volumes::projects_files(&self.pod) {
+            self.ctx.source_changes.start();
+        }
         match volumes::prepare(&self.volume_inputs(), &self.pod).await {
             Ok(prepared) => {
                 self.volumes = Some(prepared);

@@ -22,7 +22,7 @@ use super::lifecycle::{self, ContainerView, RestartPolicy, Step};
 use super::log_index::{ContainerLog, LogIndex};
 use super::record::Record;
 use super::recovery::Survivors;
-use super::source_watch::SourceChange;
+use super::source_watch::{SourceChange, SourceWatch};
 use super::status;
 use super::volume_setup::VolumeState;
 use super::volumes;
@@ -54,7 +54,7 @@ pub struct Context {
     /// The Node's `MemoryPressure`, which the eviction manager keeps.
     pub memory_pressure: Arc<MemoryPressure>,
     /// ConfigMap and Secret changes, for volumes that project them.
-    pub source_changes: broadcast::Sender<SourceChange>,
+    pub source_changes: SourceWatch,
 }
 
 /// The latest word on a pod from the API.
