@@ -1,7 +1,7 @@
 //! Pod volumes on a dev server with the `volumes` Wasm guest, which reads and writes files in
 //! its preopened directories: configMap, secret and downwardAPI files (updated while the pod
 //! runs), a memory emptyDir shared by two containers, a subPath file, a PersistentVolumeClaim
-//! written by one pod and read by the next, a missing ConfigMap that keeps a pod waiting
+//! written by one pod and read by the next (and one waited for until bound), a missing ConfigMap that keeps a pod waiting
 //! until it exists, bad volume specs refused with 422, and `wasm-examples/volumes/pod.yaml`.
 
 use std::os::unix::fs::PermissionsExt;
@@ -208,6 +208,29 @@ fn pods_read_their_volumes_and_see_updates() -> anyhow::Result<()> {
         &claim_pod("pv-reader", "[cat, /data/counter]"),
     )?;
     wait_for_lines(&cli, "pv-reader", "main", &["/data/counter: 42"])?;
+
+    // A claim not bound yet keeps its pod waiting until it is.
+    let claim = |volume: &str| {
+        format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: later}}\nspec:\n  \
+             accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Mi}}}}\n  \
+             storageClassName: \"\"\n{volume}"
+        )
+    };
+    apply(&cli, dir, "later-claim", &claim(""))?;
+    let later = claim_pod("pv-later", "[cat, /data/counter]")
+        .replace("claimName: data", "claimName: later");
+    apply(&cli, dir, "pv-later", &later)?;
+    wait_until("the unbound claim's reason", WAIT, || {
+        let pod = cli.json(&["get", "pod", "pv-later"])?;
+        let waiting = &pod["status"]["containerStatuses"][0]["state"]["waiting"];
+        let message = waiting["message"].as_str().unwrap_or_default();
+        Ok((waiting["reason"] == "ContainerCreating"
+            && message.contains("persistentvolumeclaim \"later\" is not bound"))
+        .then_some(()))
+    })?;
+    apply(&cli, dir, "later-claim", &claim("  volumeName: pv1\n"))?;
+    wait_for_lines(&cli, "pv-later", "main", &["/data/counter: 42"])?;
 
     // A missing ConfigMap keeps the pod waiting with the kubelet's reason, until it exists.
     apply(
