@@ -1,8 +1,9 @@
 //! Pod volumes on a dev server with the `volumes` Wasm guest, which reads and writes files in
 //! its preopened directories: configMap, secret and downwardAPI files (updated while the pod
 //! runs), a memory emptyDir shared by two containers, a subPath file, a PersistentVolumeClaim
-//! written by one pod and read by the next (and one waited for until bound), a missing ConfigMap that keeps a pod waiting
-//! until it exists, bad volume specs refused with 422, and `wasm-examples/volumes/pod.yaml`.
+//! written by one pod and read by the next (and one waited for until bound), a missing
+//! ConfigMap that keeps a pod waiting until it exists, a pod evicted for filling its emptyDir
+//! past its sizeLimit, bad volume specs refused with 422, and `wasm-examples/volumes/pod.yaml`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -261,6 +262,31 @@ fn pods_read_their_volumes_and_see_updates() -> anyhow::Result<()> {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late}\ndata: {key: arrived}\n",
     )?;
     wait_for_lines(&cli, "waiting", "main", &["/cfg/key: arrived"])?;
+
+    // A disk emptyDir written past its sizeLimit gets its pod evicted.
+    apply(
+        &cli,
+        dir,
+        "full",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: full}}\nspec:\n  restartPolicy: Never\n  \
+             volumes: [{{name: tmp, emptyDir: {{sizeLimit: \"10\"}}}}]\n  containers:\n  \
+             - name: watch\n    image: \"file:{image}\"\n    args: [watch, /tmp/big]\n    \
+             volumeMounts: [{{name: tmp, mountPath: /tmp}}]\n  \
+             - name: fill\n    image: \"file:{image}\"\n    args: [write, /tmp/big, more-than-ten-bytes]\n    \
+             volumeMounts: [{{name: tmp, mountPath: /tmp}}]\n"
+        ),
+    )?;
+    wait_until("the full pod's eviction", WAIT, || {
+        let pod = cli.json(&["get", "pod", "full"])?;
+        let status = &pod["status"];
+        Ok((status["phase"] == "Failed"
+            && status["reason"] == "Evicted"
+            && status["message"].as_str().is_some_and(|m| {
+                m.contains("Usage of EmptyDir volume \"tmp\" exceeds the limit \"10\"")
+            }))
+        .then_some(()))
+    })?;
 
     // Bad volume specs: 422 naming the field, nothing created.
     let bad = format!(

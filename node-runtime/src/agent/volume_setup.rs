@@ -1,6 +1,7 @@
 //! The worker's side of pod volumes: set up once before the sandbox (the containers wait in
 //! `ContainerCreating` with a `FailedMount` event while a source is missing, and it is
-//! retried), and projected files rewritten when a source or the pod's metadata changes.
+//! retried), projected files rewritten when a source or the pod's metadata changes, and the
+//! pod evicted when a disk emptyDir outgrows its `sizeLimit`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,6 +16,9 @@ use super::worker::Worker;
 /// (the kubelet's sync period).
 const VOLUME_RESYNC: Duration = Duration::from_secs(60);
 
+/// How often disk emptyDirs with a `sizeLimit` are measured (the kubelet's housekeeping).
+const USAGE_CHECK: Duration = Duration::from_secs(10);
+
 /// What the projected files were last written from.
 #[derive(Debug, Default)]
 pub struct VolumeState {
@@ -23,6 +27,8 @@ pub struct VolumeState {
     /// The pod's labels and annotations they were written with.
     meta: Option<(BTreeMap<String, String>, BTreeMap<String, String>)>,
     resync_at: Option<Instant>,
+    /// When the disk emptyDirs with a limit are measured next.
+    usage_at: Option<Instant>,
 }
 
 impl Worker {
@@ -110,10 +116,40 @@ impl Worker {
         }
     }
 
-    /// When the projected files are next rewritten without an event.
+    /// Evicts the pod if a disk emptyDir holds more than its `sizeLimit` (measured every
+    /// `USAGE_CHECK`); true if it did.
+    pub(super) async fn check_volume_usage(&mut self, now: Instant) -> bool {
+        let limited = volumes::limited(&self.pod, &self.ctx.pods_dir);
+        if limited.is_empty() || self.volumes.is_none() {
+            return false;
+        }
+        if self.volume_state.usage_at.is_some_and(|at| at > now) {
+            return false;
+        }
+        self.volume_state.usage_at = Some(now + USAGE_CHECK);
+        let over = tokio::task::spawn_blocking(move || volumes::over_limit(&limited))
+            .await
+            .ok()
+            .flatten();
+        match over {
+            Some(message) => {
+                self.evict(message).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// When the volumes are next looked at without an event (resync or usage check).
     pub(super) fn volume_resync_at(&self) -> Option<Instant> {
-        self.volume_state
+        let resync = self
+            .volume_state
             .resync_at
-            .filter(|_| self.volumes.is_some() && volumes::projects_files(&self.pod))
+            .filter(|_| self.volumes.is_some() && volumes::projects_files(&self.pod));
+        let usage = self
+            .volume_state
+            .usage_at
+            .filter(|_| self.volumes.is_some());
+        resync.into_iter().chain(usage).min()
     }
 }

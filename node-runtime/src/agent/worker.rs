@@ -256,6 +256,9 @@ impl Worker {
             return;
         }
         self.refresh_volumes(now).await;
+        if self.check_volume_usage(now).await {
+            return;
+        }
         for i in 0..self.records.len() {
             self.observe(i, now).await;
         }

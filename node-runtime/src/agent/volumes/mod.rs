@@ -3,7 +3,8 @@
 //! `hostPath` as named (its `type` checked), `persistentVolumeClaim` the bound
 //! PersistentVolume's local or hostPath directory, and `configMap`, `secret`, `downwardAPI`
 //! and `projected` files written atomically under the pod's volumes directory and rewritten
-//! when their sources change (`refresh`). All are removed with the pod.
+//! when their sources change (`refresh`). A disk `emptyDir` over its `sizeLimit` gets its pod
+//! evicted (`usage.rs`). All are removed with the pod.
 
 mod atomic_writer;
 mod host_path;
@@ -11,6 +12,7 @@ mod projection;
 mod sources;
 mod sub_path;
 mod tmpfs;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -25,6 +27,7 @@ use super::source_watch::{SourceChange, SourceKind};
 use crate::runtime::Mount;
 use atomic_writer::Payload;
 use projection::{KeySource, DEFAULT_MODE};
+pub use usage::{limited, over_limit};
 
 /// Why a volume could not be set up; the pod's containers wait (`ContainerCreating`) and
 /// the worker retries.
