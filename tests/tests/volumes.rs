@@ -1,9 +1,10 @@
 //! Pod volumes on a dev server with the `volumes` Wasm guest, which reads and writes files in
-//! its preopened directories: configMap, secret and downwardAPI files (updated while the pod
-//! runs), a memory emptyDir shared by two containers, a subPath file, a PersistentVolumeClaim
-//! written by one pod and read by the next (and one waited for until bound), a missing
-//! ConfigMap that keeps a pod waiting until it exists, a pod evicted for filling its emptyDir
-//! past its sizeLimit, bad volume specs refused with 422, and `wasm-examples/volumes/pod.yaml`.
+//! its preopened directories: configMap, secret, downwardAPI and projected files (updated
+//! while the pod runs), a memory emptyDir shared by two containers, a subPath file, a
+//! PersistentVolumeClaim written by one pod and read by the next (and one waited for until
+//! bound), a missing ConfigMap that keeps a pod waiting until it exists, a pod evicted for
+//! filling its emptyDir past its sizeLimit, bad volume specs refused with 422, and
+//! `wasm-examples/volumes/pod.yaml`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -55,16 +56,23 @@ spec:
       - {{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}
       - {{path: name, fieldRef: {{fieldPath: metadata.name}}}}
   - {{name: scratch, emptyDir: {{medium: Memory, sizeLimit: 4Mi}}}}
+  - name: all
+    projected:
+      sources:
+      - configMap: {{name: app-config, items: [{{key: greeting, path: config/greeting}}]}}
+      - secret: {{name: app-secret}}
+      - downwardAPI: {{items: [{{path: tier, fieldRef: {{fieldPath: "metadata.labels['tier']"}}}}]}}
   containers:
   - name: watch
     image: "file:{image}"
-    args: [watch, /cfg/greeting, /sec/password, /info/labels, /info/name, /scratch/shared, /etc/app/greeting.txt]
+    args: [watch, /cfg/greeting, /sec/password, /info/labels, /info/name, /scratch/shared, /etc/app/greeting.txt, /all/config/greeting, /all/password, /all/tier]
     volumeMounts:
     - {{name: cfg, mountPath: /cfg}}
     - {{name: sec, mountPath: /sec}}
     - {{name: info, mountPath: /info}}
     - {{name: scratch, mountPath: /scratch}}
     - {{name: cfg, mountPath: /etc/app/greeting.txt, subPath: greeting}}
+    - {{name: all, mountPath: /all}}
   - name: writer
     image: "file:{image}"
     args: [write, /scratch/shared, from-the-writer]
@@ -136,6 +144,9 @@ fn pods_read_their_volumes_and_see_updates() -> anyhow::Result<()> {
             "/info/name: reader",
             "/scratch/shared: from-the-writer",
             "/etc/app/greeting.txt: hello-v1",
+            "/all/config/greeting: hello-v1",
+            "/all/password: s3cret",
+            "/all/tier: web",
         ],
     )?;
     let reader_uid = uid(&cli, "reader")?;
@@ -160,6 +171,8 @@ fn pods_read_their_volumes_and_see_updates() -> anyhow::Result<()> {
         &[
             "/cfg/greeting: hello-v2",
             "/info/labels: app=\"reader\"|tier=\"api\"",
+            "/all/config/greeting: hello-v2",
+            "/all/tier: api",
         ],
     )?;
     let logs = cli.ok(&["logs", "reader", "-c", "watch"])?;

@@ -141,6 +141,9 @@ async fn blocking<T: Send + 'static>(
 /// Sets up every volume of the pod (idempotent: a second call finds them made); the pod's
 /// directory and its volumes directory are private to the node (0750).
 pub async fn prepare(inputs: &Inputs<'_>, pod: &Pod) -> Result<Volumes, VolumeError> {
+    if volumes(pod).is_empty() {
+        return Ok(Volumes::new());
+    }
     let root = pod_volumes_dir(inputs.pods_dir, uid(pod));
     let pod_dir = inputs.pods_dir.join(uid(pod));
     let made = root.clone();
