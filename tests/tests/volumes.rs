@@ -199,6 +199,8 @@ fn pods_read_their_volumes_and_see_updates() -> anyhow::Result<()> {
             pv_dir.display()
         ),
     )?;
+    assert!(cli.ok(&["get", "pv"])?.contains("pv1"));
+    assert!(cli.ok(&["get", "pvc"])?.contains("data"));
     let claim_pod = |name: &str, args: &str| {
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  restartPolicy: Never\n  \

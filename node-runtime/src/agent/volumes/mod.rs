@@ -8,6 +8,7 @@
 
 mod atomic_writer;
 mod host_path;
+mod mounts;
 mod projection;
 mod sources;
 mod sub_path;
@@ -18,14 +19,14 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use skiff_api::k8s_openapi::api::core::v1::{Container, Pod, Volume};
+use skiff_api::k8s_openapi::api::core::v1::{Pod, Volume};
 use skiff_api::quantity;
 use skiff_api::requests::Resources;
 use skiff_client::Client;
 
 use super::source_watch::{SourceChange, SourceKind};
-use crate::runtime::Mount;
 use atomic_writer::Payload;
+pub use mounts::mounts;
 use projection::{KeySource, DEFAULT_MODE};
 pub use usage::{limited, over_limit};
 
@@ -76,6 +77,8 @@ pub enum VolumeError {
         #[source]
         source: skiff_client::ClientError,
     },
+    #[error("volume setup task: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -130,12 +133,7 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> VolumeError {
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, VolumeError> + Send + 'static,
 ) -> Result<T, VolumeError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|err| VolumeError::Io {
-            context: "volume setup task".into(),
-            source: std::io::Error::other(err.to_string()),
-        })?
+    tokio::task::spawn_blocking(work).await?
 }
 
 /// Sets up every volume of the pod (idempotent: a second call finds them made); the pod's
@@ -352,51 +350,6 @@ pub fn references(pod: &Pod, change: &SourceChange) -> bool {
                     .any(|s| s.secret.as_ref().is_some_and(|c| c.name == name))
         }
     })
-}
-
-/// The container's `volumeMounts` as runtime mounts; `env` is the container's resolved
-/// environment (for `subPathExpr`). Single files (a subPath naming a file, a hostPath
-/// file) are staged under `<pods_dir>/<uid>/files/<container>/<index>`.
-pub async fn mounts(
-    pod: &Pod,
-    container: &Container,
-    prepared: &Volumes,
-    env: &[(String, String)],
-    pods_dir: &Path,
-) -> Result<Vec<Mount>, VolumeError> {
-    let stage_root = pods_dir.join(uid(pod)).join("files").join(&container.name);
-    let mut mounts = Vec::new();
-    for (i, mount) in container.volume_mounts.iter().flatten().enumerate() {
-        let volume = prepared
-            .get(&mount.name)
-            .ok_or_else(|| VolumeError::NoVolume(mount.name.clone()))?;
-        let read_only = volume.read_only || mount.read_only.unwrap_or(false);
-        let sub = match (mount.sub_path.as_deref(), mount.sub_path_expr.as_deref()) {
-            (Some(sub), _) if !sub.is_empty() => Some(sub.to_string()),
-            (_, Some(expr)) if !expr.is_empty() => Some(sub_path::expand(expr, env)),
-            _ => None,
-        };
-        let base = volume.host_path.clone();
-        let stage = stage_root.join(i.to_string());
-        let mount_path = mount.mount_path.clone();
-        let (host_path, container_path) = blocking(move || {
-            let host = match sub {
-                Some(sub) => sub_path::resolve(&base, &sub)?,
-                None => base,
-            };
-            if host.is_dir() {
-                return Ok((host, mount_path));
-            }
-            sub_path::stage_file(&stage, &host, &mount_path)
-        })
-        .await?;
-        mounts.push(Mount {
-            container_path,
-            host_path,
-            read_only,
-        });
-    }
-    Ok(mounts)
 }
 
 /// Removes the pod's own volumes (unmounting its tmpfs volumes first) and staged files.

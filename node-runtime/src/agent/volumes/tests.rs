@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::runtime::Mount;
 
 fn pod(volumes: serde_json::Value, mounts: serde_json::Value) -> Pod {
     serde_json::from_value(json!({
