@@ -1,7 +1,8 @@
 //! Watching ConfigMaps and Secrets so that the volumes projecting them are rewritten as soon
 //! as they change (the kubelet resyncs about once a minute; this is event-driven, and each
 //! worker also resyncs in case an event was missed). The watch starts with the node's first
-//! pod that projects files, so nodes without such pods (and hollow nodes) open none.
+//! pod that projects files, so nodes without such pods (and hollow nodes) open none; each
+//! (re)list reports every object as changed, so nothing between a list and a watch is lost.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -86,8 +87,14 @@ where
     let api = client.api::<K>(None);
     let params = ListParams::default();
     loop {
+        // After a (re)list every object counts as changed: events may have been missed.
         let version = match api.list(&params).await {
-            Ok((_, version)) => version,
+            Ok((objects, version)) => {
+                for object in &objects {
+                    let _ = changes.send(change(kind, object));
+                }
+                version
+            }
             Err(err) => {
                 tracing::debug!(%err, ?kind, "listing volume sources failed; retrying");
                 tokio::time::sleep(RETRY).await;
@@ -103,13 +110,21 @@ where
             }
         };
         while let Some(Ok(event)) = events.next().await {
-            let meta = event.object.metadata();
-            let change = SourceChange {
-                kind,
-                namespace: meta.namespace.clone().unwrap_or_default(),
-                name: meta.name.clone().unwrap_or_default(),
-            };
-            let _ = changes.send(change);
+            let _ = changes.send(change(kind, &event.object));
         }
+    }
+}
+
+fn change<K>(kind: SourceKind, object: &K) -> SourceChange
+where
+    K: skiff_api::k8s_openapi::Metadata<
+        Ty = skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    >,
+{
+    let meta = object.metadata();
+    SourceChange {
+        kind,
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
     }
 }
