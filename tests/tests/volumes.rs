@@ -1,10 +1,10 @@
 //! Pod volumes on a dev server with the `volumes` Wasm guest, which reads and writes files in
 //! its preopened directories: configMap, secret, downwardAPI and projected files (updated
-//! while the pod runs), a memory emptyDir shared by two containers, a subPath file, a
-//! PersistentVolumeClaim written by one pod and read by the next (and one waited for until
-//! bound), a missing ConfigMap that keeps a pod waiting until it exists, a pod evicted for
-//! filling its emptyDir past its sizeLimit, bad volume specs refused with 422, and
-//! `wasm-examples/volumes/pod.yaml`.
+//! while the pod runs), a memory emptyDir shared by two containers, a subPath file, a hostPath
+//! made by its type, a read-only configMap mount, a PersistentVolumeClaim written by one pod
+//! and read by the next (and one waited for until bound), a missing ConfigMap that keeps a pod
+//! waiting until it exists, a pod evicted for filling its emptyDir past its sizeLimit, bad
+//! volume specs refused with 422, and `wasm-examples/volumes/pod.yaml`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -277,6 +277,47 @@ fn pods_read_their_volumes_and_see_updates() -> anyhow::Result<()> {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late}\ndata: {key: arrived}\n",
     )?;
     wait_for_lines(&cli, "waiting", "main", &["/cfg/key: arrived"])?;
+
+    // A hostPath directory made by its type, written by a guest; a configMap volume is
+    // read-only whatever the mount says.
+    let host_dir = tmp.path().join("host/made");
+    apply(
+        &cli,
+        dir,
+        "host",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: host}}\nspec:\n  restartPolicy: Never\n  \
+             volumes:\n  - {{name: h, hostPath: {{path: {}, type: DirectoryOrCreate}}}}\n  \
+             - {{name: cfg, configMap: {{name: app-config}}}}\n  containers:\n  \
+             - name: main\n    image: \"file:{image}\"\n    args: [write, /h/file, from-a-guest]\n    \
+             volumeMounts: [{{name: h, mountPath: /h}}]\n  \
+             - name: readonly\n    image: \"file:{image}\"\n    args: [write, /cfg/new, nope]\n    \
+             volumeMounts: [{{name: cfg, mountPath: /cfg, readOnly: false}}]\n",
+            host_dir.display()
+        ),
+    )?;
+    wait_until("the host pod to finish", WAIT, || {
+        let pod = cli.json(&["get", "pod", "host"])?;
+        Ok((pod["status"]["phase"] == "Failed").then_some(pod))
+    })
+    .map(|pod| {
+        let statuses = pod["status"]["containerStatuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let code = |name: &str| {
+            statuses
+                .iter()
+                .find(|s| s["name"] == name)
+                .map(|s| s["state"]["terminated"]["exitCode"].clone())
+        };
+        assert_eq!(code("main"), Some(0.into()), "{pod}");
+        assert_eq!(code("readonly"), Some(1.into()), "{pod}");
+    })?;
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("file"))?,
+        "from-a-guest"
+    );
 
     // A disk emptyDir written past its sizeLimit gets its pod evicted.
     apply(
