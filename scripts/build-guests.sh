@@ -14,7 +14,7 @@ build() {
 build --target wasm32-wasip1
 build --target wasm32-wasip2 -p hello
 
-for f in target/wasm32-wasip1/release/{hello,ticker,crasher,counter}.wasm target/wasm32-wasip2/release/hello.wasm; do
+for f in target/wasm32-wasip1/release/{hello,ticker,crasher,counter,volumes}.wasm target/wasm32-wasip2/release/hello.wasm; do
   [ -f "$f" ] || { echo "missing $f" >&2; exit 1; }
   echo "built wasm-examples/$f ($(stat -c %s "$f") bytes)"
 done

@@ -111,9 +111,6 @@ pub static KINDS: &[ResourceKind] = &[
         true,
     ),
     kind("", "v1", "Secret", "secrets", "secret", &[], true),
-    kind("", "v1", "Service", "services", "service", &["svc"], true),
-    kind("", "v1", "Node", "nodes", "node", &["no"], false),
-    kind("", "v1", "Event", "events", "event", &["ev"], true),
     kind(
         "",
         "v1",
@@ -132,6 +129,9 @@ pub static KINDS: &[ResourceKind] = &[
         &["pvc"],
         true,
     ),
+    kind("", "v1", "Service", "services", "service", &["svc"], true),
+    kind("", "v1", "Node", "nodes", "node", &["no"], false),
+    kind("", "v1", "Event", "events", "event", &["ev"], true),
     kind(
         "apps",
         "v1",
@@ -270,6 +270,14 @@ mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::{Node, Pod};
+
+    #[test]
+    fn every_kind_is_served_once() {
+        let mut seen = std::collections::HashSet::new();
+        for kind in KINDS {
+            assert!(seen.insert((kind.group, kind.plural)), "{} twice", kind.plural);
+        }
+    }
 
     #[test]
     fn paths_and_keys() {

@@ -111,6 +111,11 @@ impl Admission {
         }
     }
 
+    /// What pods may use on this node.
+    pub fn allocatable(&self) -> Resources {
+        self.allocatable
+    }
+
     /// Admits `pod` if it fits; a pod `running` already was admitted by an earlier agent and
     /// is admitted again whatever the count.
     pub fn admit(

@@ -3,24 +3,23 @@
 //! container's env the image's, and the pod's security context fills what the container's
 //! leaves open. Pure: the worker resolves env and pulls the image first.
 
-use std::path::Path;
-
 use skiff_api::k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use skiff_api::quantity;
 
-use super::volumes;
 use crate::runtime::{
-    container_log_path, ContainerConfig, ContainerResources, ImageConfig, ImageRef, SecurityContext,
+    container_log_path, ContainerConfig, ContainerResources, ImageConfig, ImageRef, Mount,
+    SecurityContext,
 };
 
-/// The config to create attempt `attempt` of `spec` in `pod` (`env` already resolved).
+/// The config to create attempt `attempt` of `spec` in `pod` (`env` and `mounts` already
+/// resolved).
 pub fn build(
     pod: &Pod,
     spec: &Container,
     image: ImageRef,
     env: Vec<(String, String)>,
     attempt: u32,
-    pods_dir: &Path,
+    mounts: Vec<Mount>,
 ) -> ContainerConfig {
     let (command, args) =
         command_and_args(spec.command.as_deref(), spec.args.as_deref(), &image.config);
@@ -34,7 +33,7 @@ pub fn build(
             .clone()
             .or_else(|| image.config.working_dir.clone()),
         resources: limits(spec),
-        mounts: volumes::mounts(pod, spec, pods_dir),
+        mounts,
         security: security(pod.spec.as_ref(), spec),
         attempt,
         log_path: container_log_path(&spec.name, attempt),
@@ -211,10 +210,10 @@ mod tests {
             },
             content: "/blobs/00".into(),
         };
-        let config = build(&pod, spec, image, vec![], 2, Path::new("/pods"));
+        let config = build(&pod, spec, image, vec![], 2, vec![]);
         assert_eq!(config.args, strings(&["a"]));
         assert_eq!(config.working_dir.as_deref(), Some("/work"));
-        assert_eq!(config.log_path, Path::new("c/2.log"));
+        assert_eq!(config.log_path, std::path::Path::new("c/2.log"));
         assert_eq!(
             config.resources,
             ContainerResources {

@@ -217,7 +217,7 @@ pub async fn resolve(
 }
 
 /// The downward API fields a Wasm pod can read.
-fn pod_field(pod: &Pod, path: &str) -> Result<String, EnvError> {
+pub(super) fn pod_field(pod: &Pod, path: &str) -> Result<String, EnvError> {
     let meta = &pod.metadata;
     let status = pod.status.as_ref();
     let value = match path {

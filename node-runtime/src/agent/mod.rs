@@ -48,9 +48,11 @@ mod record;
 mod recovery;
 mod runtime_choice;
 mod sandbox;
+mod source_watch;
 mod start;
 mod status;
 mod teardown;
+mod volume_setup;
 mod volumes;
 mod worker;
 
@@ -82,6 +84,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Lease renewals between two full Node status reports.
 const STATUS_EVERY: u64 = 5;
+/// ConfigMap and Secret changes buffered for the pods' workers.
+const SOURCE_CHANGES: usize = 1024;
 /// Pause between registration attempts while the API is unreachable.
 const REGISTER_RETRY: Duration = Duration::from_secs(1);
 
@@ -265,6 +269,11 @@ impl Agent {
         });
 
         let ctx = Arc::new(worker::Context {
+            source_changes: source_watch::SourceWatch::new(
+                self.client.clone(),
+                SOURCE_CHANGES,
+                stop.clone(),
+            ),
             events: events::Recorder {
                 client: self.client.clone(),
                 node: self.node_name.clone(),

@@ -1,6 +1,9 @@
-//! Garbage collection of `DATA_DIR/pods/<uid>` directories whose pods no longer exist.
+//! Garbage collection of `DATA_DIR/pods/<uid>` directories whose pods no longer exist (their
+//! tmpfs volumes unmounted first).
 
 use std::path::Path;
+
+use super::volumes;
 
 /// Removes every directory under `pods_dir` whose name (a pod uid) is not in `keep`; returns
 /// how many were removed. A missing `pods_dir` has nothing to collect.
@@ -19,6 +22,8 @@ pub async fn collect_garbage(pods_dir: &Path, keep: &[String]) -> usize {
         if keep.contains(&name) {
             continue;
         }
+        let dir = entry.path();
+        let _ = tokio::task::spawn_blocking(move || volumes::unmount_pod_dir(&dir)).await;
         match tokio::fs::remove_dir_all(entry.path()).await {
             Ok(()) => {
                 tracing::info!(uid = %name, "removed the directory of a pod that is gone");

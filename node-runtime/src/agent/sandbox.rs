@@ -9,9 +9,8 @@ use super::log_index::pod_log_dir;
 use super::reasons::Failure;
 use super::recovery;
 use super::runtime_choice::{self, ChoiceError};
-use super::volumes;
 use super::worker::Worker;
-use crate::runtime::{ContainerRuntime, PodSandboxConfig, RuntimeError};
+use crate::runtime::{ContainerRuntime, PodSandboxConfig};
 
 impl Worker {
     /// Re-attaches to this pod's sandbox and containers if they outlived an agent restart:
@@ -69,14 +68,7 @@ impl Worker {
             labels: self.pod.metadata.labels.clone().unwrap_or_default(),
             log_directory: pod_log_dir(&self.ctx.pods_dir, &self.uid),
         };
-        let made = match volumes::prepare(&self.pod, &self.ctx.pods_dir).await {
-            Ok(()) => runtime.run_pod_sandbox(&config).await,
-            Err(source) => Err(RuntimeError::Io {
-                context: "making the pod's emptyDir volumes".into(),
-                source,
-            }),
-        };
-        match made {
+        match runtime.run_pod_sandbox(&config).await {
             Ok(id) => {
                 self.learn_pod_ip(runtime.as_ref(), &id).await;
                 self.sandbox = Some(id);
@@ -101,7 +93,7 @@ impl Worker {
     }
 
     /// Every container waits for the same failure.
-    fn all_fail(&mut self, failure: Failure, message: String, now: Instant) {
+    pub(super) fn all_fail(&mut self, failure: Failure, message: String, now: Instant) {
         for r in &mut self.records {
             r.fail(failure, message.clone(), &self.ctx.backoff, now);
         }

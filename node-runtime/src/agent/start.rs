@@ -9,6 +9,7 @@ use super::pull_policy::{self, Plan};
 use super::pull_secrets;
 use super::reasons::Failure;
 use super::status;
+use super::volumes;
 use super::worker::Worker;
 use crate::runtime::ImageRef;
 
@@ -109,6 +110,7 @@ impl Worker {
                 }
             },
         };
+        let prepared = self.volumes.clone().unwrap_or_default();
         let r = &mut self.records[i];
         let env = match env::resolve(&ctx.client, &pod, &r.spec).await {
             Ok(env) => env,
@@ -118,8 +120,16 @@ impl Worker {
                 return;
             }
         };
+        let mounts = match volumes::mounts(&pod, &r.spec, &prepared, &env, &ctx.pods_dir).await {
+            Ok(mounts) => mounts,
+            Err(err) => {
+                r.fail(Failure::Config, err.to_string(), &ctx.backoff, now);
+                ctx.events.warning(&pod, "Failed", format!("Error: {err}"));
+                return;
+            }
+        };
         let mut config =
-            container_config::build(&pod, &r.spec, image, env, r.restart_count, &ctx.pods_dir);
+            container_config::build(&pod, &r.spec, image, env, r.restart_count, mounts);
         config.resources.memory_bytes = config.resources.memory_bytes.or(ctx.default_memory);
         let sandbox = self.sandbox.clone().unwrap_or_default();
         let id = match runtime.create_container(&sandbox, &config).await {

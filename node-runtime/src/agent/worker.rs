@@ -24,7 +24,10 @@ use super::lifecycle::{self, ContainerView, RestartPolicy, Role, Step};
 use super::log_index::{ContainerLog, LogIndex};
 use super::record::Record;
 use super::recovery::Survivors;
+use super::source_watch::{SourceChange, SourceWatch};
 use super::status;
+use super::volume_setup::VolumeState;
+use super::volumes;
 use crate::runtime::{
     ContainerEvent, ContainerRuntime, ContainerState, ImageService, RuntimeError, RuntimeSet,
 };
@@ -52,6 +55,8 @@ pub struct Context {
     pub default_memory: Option<u64>,
     /// The Node's `MemoryPressure`, which the eviction manager keeps.
     pub memory_pressure: Arc<MemoryPressure>,
+    /// ConfigMap and Secret changes, for volumes that project them.
+    pub source_changes: SourceWatch,
 }
 
 /// The latest word on a pod from the API.
@@ -84,6 +89,10 @@ pub(super) struct Worker {
     pub admitted: Option<Arc<AdmittedPod>>,
     /// Failed for good on this node (rejected or evicted): the pod's reason and message.
     pub failure: Option<(String, String)>,
+    /// The pod's volumes, once set up, and when to rewrite their projected files.
+    pub volumes: Option<volumes::Volumes>,
+    pub volume_state: VolumeState,
+    source_changes: broadcast::Receiver<SourceChange>,
 }
 
 /// Runs the worker of one pod until it is deleted, gone, or the agent stops.
@@ -121,6 +130,7 @@ pub async fn run(
             }
         };
         let sandbox = worker.sandbox.clone().unwrap_or_default();
+        let pod = worker.pod.clone();
         // Shutdown first: the agent stopping also closes `updates`, and that must not read as
         // the pod being gone (which would stop containers that outlive the agent).
         tokio::select! {
@@ -130,6 +140,7 @@ pub async fn run(
             _ = sleep => {}
             _ = next_event(worker.container_events.as_mut(), &sandbox) => {}
             message = evicted(worker.admitted.clone()) => worker.evict(message).await,
+            _ = source_changed(&mut worker.source_changes, &pod) => worker.volume_state.stale = true,
         }
     }
 }
@@ -139,6 +150,22 @@ async fn evicted(admitted: Option<Arc<AdmittedPod>>) -> String {
     match admitted {
         Some(admitted) => admitted.evicted().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Resolves when a ConfigMap or Secret that one of the pod's volumes projects changed (or
+/// changes were lost); never for a pod without such volumes.
+async fn source_changed(changes: &mut broadcast::Receiver<SourceChange>, pod: &Pod) {
+    if !volumes::projects_files(pod) {
+        return std::future::pending().await;
+    }
+    loop {
+        match changes.recv().await {
+            Ok(change) if volumes::references(pod, &change) => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+        }
     }
 }
 
@@ -193,6 +220,7 @@ impl Worker {
             .as_ref()
             .and_then(|s| s.start_time.clone())
             .unwrap_or_else(status::now);
+        let source_changes = ctx.source_changes.subscribe();
         Worker {
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             namespace: pod
@@ -214,6 +242,9 @@ impl Worker {
             publish_failed: false,
             admitted: None,
             failure: None,
+            volumes: None,
+            volume_state: VolumeState::default(),
+            source_changes,
         }
     }
 
@@ -236,7 +267,11 @@ impl Worker {
             return;
         }
         let now = Instant::now();
-        if !self.ensure_sandbox(now).await {
+        if !self.ensure_volumes(now).await || !self.ensure_sandbox(now).await {
+            return;
+        }
+        self.refresh_volumes(now).await;
+        if self.check_volume_usage(now).await {
             return;
         }
         for i in 0..self.records.len() {
@@ -370,6 +405,7 @@ impl Worker {
             return publish;
         }
         let wake = lifecycle::next_wake(self.policy(), &self.views(), now);
-        wake.into_iter().chain(publish).min()
+        let resync = self.volume_resync_at();
+        wake.into_iter().chain(publish).chain(resync).min()
     }
 }

@@ -8,6 +8,7 @@ mod policy;
 mod runtime_class;
 mod statefulset;
 mod storage;
+mod volumes;
 mod workloads;
 
 use std::fmt;
@@ -25,6 +26,8 @@ use serde_json::Value;
 
 use crate::resources::ResourceKind;
 
+pub use volumes::check_relative;
+
 /// Why a field is wrong (Kubernetes' `field.ErrorType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldErrorReason {
@@ -32,6 +35,7 @@ pub enum FieldErrorReason {
     Invalid,
     NotSupported,
     Duplicate,
+    NotFound,
     TooLong,
     Forbidden,
 }
@@ -52,6 +56,7 @@ impl fmt::Display for FieldError {
             FieldErrorReason::Invalid => "Invalid value",
             FieldErrorReason::NotSupported => "Unsupported value",
             FieldErrorReason::Duplicate => "Duplicate value",
+            FieldErrorReason::NotFound => "Not found",
             FieldErrorReason::TooLong => "Too long",
             FieldErrorReason::Forbidden => "Forbidden",
         };

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, ResourceRequirements};
 
 use super::meta::{self, NameRule};
+use super::volumes;
 use super::{Errors, FieldErrorReason};
 use crate::{image, quantity};
 
@@ -57,6 +58,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
             "must be greater than or equal to 0",
         );
     }
+    volumes::validate(spec, path, errors);
     if let Some(selector) = spec.node_selector.as_ref() {
         meta::validate_labels(selector, &format!("{path}.nodeSelector"), errors);
     }
