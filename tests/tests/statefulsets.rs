@@ -413,10 +413,33 @@ fn the_counter_guest_counts_in_its_volume() -> anyhow::Result<()> {
             && claims(&cli)?.contains(&"data-counter-0".to_string());
         Ok(made.then_some(()))
     })?;
-    let first = pod(&cli, "counter-0")?;
-    assert_eq!(
-        first["spec"]["containers"][0]["volumeMounts"][0]["mountPath"],
-        "/data"
+    // counter-0 counts on its claim; deleted, it comes back under its name and goes on from
+    // where it was.
+    let counts = |pod: &str| -> anyhow::Result<Vec<u64>> {
+        let out = cli.run(&["logs", pod])?;
+        Ok(out
+            .stdout
+            .lines()
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect())
+    };
+    let before = wait_until("counter-0 counting past 2", TIMEOUT, || {
+        let counts = counts("counter-0")?;
+        Ok((counts.last().is_some_and(|&n| n >= 2)).then_some(counts))
+    })?;
+    let uid = pod(&cli, "counter-0")?["metadata"]["uid"].clone();
+    cli.ok(&["delete", "pod", "counter-0", "--grace-period", "0"])?;
+    let after = wait_until("a new counter-0 counting", TIMEOUT, || {
+        let now = pod(&cli, "counter-0")?;
+        if now["metadata"]["uid"] == uid || now["metadata"]["uid"].is_null() {
+            return Ok(None);
+        }
+        let counts = counts("counter-0")?;
+        Ok((!counts.is_empty()).then_some(counts))
+    })?;
+    assert!(
+        after[0] > *before.last().expect("counted"),
+        "the count started over: before {before:?}, after {after:?}"
     );
     Ok(())
 }
@@ -555,24 +578,40 @@ fn a_replica_of_a_lost_node_comes_back_under_its_name() -> anyhow::Result<()> {
         "{described}"
     );
     cli.ok(&["delete", "node", "node-a"])?;
-    // Back under its name with its claim: running on node-b, or (once claims bind to volumes
-    // on their node) Pending with the scheduler's reason, as Kubernetes leaves it.
-    let back = wait_until("the replica back", TIMEOUT, || {
+    // Back under its name with its claim, whose local volume lives on the lost node: Pending
+    // with the scheduler's reason, as Kubernetes leaves it, not started empty elsewhere.
+    let back = wait_until("the replica back, Pending", TIMEOUT, || {
         let pod = pod(&cli, &lost)?;
         let unschedulable = pod["status"]["conditions"]
             .as_array()
             .into_iter()
             .flatten()
-            .any(|c| c["type"] == "PodScheduled" && c["status"] == "False");
-        let settled = running_and_ready(&pod) || unschedulable;
-        Ok((pod["metadata"]["uid"] != uid && settled).then_some(pod))
+            .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")
+            .cloned();
+        Ok((pod["metadata"]["uid"] != uid)
+            .then_some(unschedulable)
+            .flatten()
+            .map(|c| (pod, c)))
     })?;
-    if running_and_ready(&back) {
-        assert_eq!(back["spec"]["nodeName"], "node-b");
-    }
+    let (back, condition) = back;
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("volume node affinity conflict"),
+        "{condition}"
+    );
     assert_eq!(
         back["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
         format!("data-{lost}")
     );
+
+    // The node comes back: the replica runs there again, on its volume.
+    a.restart()?;
+    wait_until("the replica running on node-a again", TIMEOUT, || {
+        a.check_running()?;
+        let pod = pod(&cli, &lost)?;
+        Ok((running_and_ready(&pod) && pod["spec"]["nodeName"] == "node-a").then_some(()))
+    })?;
     Ok(())
 }

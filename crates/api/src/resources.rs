@@ -275,7 +275,11 @@ mod tests {
     fn every_kind_is_served_once() {
         let mut seen = std::collections::HashSet::new();
         for kind in KINDS {
-            assert!(seen.insert((kind.group, kind.plural)), "{} twice", kind.plural);
+            assert!(
+                seen.insert((kind.group, kind.plural)),
+                "{} twice",
+                kind.plural
+            );
         }
     }
 
