@@ -225,27 +225,45 @@ fn pods_read_their_volumes_and_see_updates() -> anyhow::Result<()> {
     )?;
     wait_for_lines(&cli, "pv-reader", "main", &["/data/counter: 42"])?;
 
-    // A claim not bound yet keeps its pod waiting until it is.
-    let claim = |volume: &str| {
-        format!(
-            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: later}}\nspec:\n  \
-             accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Mi}}}}\n  \
-             storageClassName: \"\"\n{volume}"
-        )
-    };
-    apply(&cli, dir, "later-claim", &claim(""))?;
+    // A claim not bound yet keeps its pod Pending (the scheduler waits for it) until a volume
+    // for it appears.
+    apply(
+        &cli,
+        dir,
+        "later-claim",
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: later}\nspec:\n  \
+         accessModes: [ReadWriteOnce]\n  resources: {requests: {storage: 1Mi}}\n  \
+         storageClassName: \"\"\n",
+    )?;
     let later = claim_pod("pv-later", "[cat, /data/counter]")
         .replace("claimName: data", "claimName: later");
     apply(&cli, dir, "pv-later", &later)?;
     wait_until("the unbound claim's reason", WAIT, || {
         let pod = cli.json(&["get", "pod", "pv-later"])?;
-        let waiting = &pod["status"]["containerStatuses"][0]["state"]["waiting"];
-        let message = waiting["message"].as_str().unwrap_or_default();
-        Ok((waiting["reason"] == "ContainerCreating"
-            && message.contains("persistentvolumeclaim \"later\" is not bound"))
-        .then_some(()))
+        let unscheduled = pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c["type"] == "PodScheduled"
+                    && c["status"] == "False"
+                    && c["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("unbound immediate PersistentVolumeClaims")
+            });
+        Ok(unscheduled.then_some(()))
     })?;
-    apply(&cli, dir, "later-claim", &claim("  volumeName: pv1\n"))?;
+    apply(
+        &cli,
+        dir,
+        "pv2",
+        &format!(
+            "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: pv2}}\nspec:\n  capacity: {{storage: 1Mi}}\n  \
+             accessModes: [ReadWriteOnce]\n  hostPath: {{path: {}}}\n",
+            pv_dir.display()
+        ),
+    )?;
     wait_for_lines(&cli, "pv-later", "main", &["/data/counter: 42"])?;
 
     // A missing ConfigMap keeps the pod waiting with the kubelet's reason, until it exists.
