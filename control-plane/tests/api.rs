@@ -677,3 +677,32 @@ async fn secret_string_data_is_stored_as_data_and_version_takes_a_trailing_slash
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_with_a_uid_precondition_spares_a_namesake() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    let (_, created) = send(http.post(&base).json(&configmap("a", json!({})))).await;
+    let uid = created["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    let other = json!({"preconditions": {"uid": "not-this-one"}});
+    let (code, status) = send(http.delete(format!("{base}/a")).json(&other)).await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (409, Some("Conflict")),
+        "{status}"
+    );
+    assert!(status["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("Precondition failed"));
+    assert_eq!(send(http.get(format!("{base}/a"))).await.0, 200);
+    let this = json!({"preconditions": {"uid": uid}});
+    assert_eq!(
+        send(http.delete(format!("{base}/a")).json(&this)).await.0,
+        200
+    );
+    assert_eq!(send(http.get(format!("{base}/a"))).await.0, 404);
+}

@@ -159,3 +159,55 @@ fn drain_honours_disruption_budgets() -> anyhow::Result<()> {
     assert_eq!(ready.len(), 3, "the pods keep running: {ready:?}");
     Ok(())
 }
+
+#[test]
+fn drain_waits_for_the_evicted_pod_not_its_namesake() -> anyhow::Result<()> {
+    let guest = example("ticker")
+        .parent()
+        .expect("example dir")
+        .join("../target/wasm32-wasip1/release/ticker.wasm");
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
+    let cli = server.cli();
+    let token = server.join_token()?;
+    let _a = start_agent(&server.url(), &token, "node-a", &tmp.path().join("a"), &[])?;
+    let _b = start_agent(&server.url(), &token, "node-b", &tmp.path().join("b"), &[])?;
+    wait_until("both nodes Ready", Duration::from_secs(30), || {
+        Ok((cli.ok(&["get", "nodes"])?.matches(" Ready").count() == 2).then_some(()))
+    })?;
+    cli.ok(&["cordon", "node-b"])?;
+    // A StatefulSet brings an evicted pod back under the same name at once.
+    apply(
+        &cli,
+        tmp.path(),
+        "sts",
+        &format!(
+            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: web}}\nspec:\n  \
+             serviceName: web\n  replicas: 2\n  selector: {{matchLabels: {{app: ticker}}}}\n  \
+             template:\n    metadata: {{labels: {{app: ticker}}}}\n    spec:\n      \
+             terminationGracePeriodSeconds: 1\n      containers:\n      \
+             - {{name: t, image: \"file:{}\"}}\n",
+            guest.display()
+        ),
+    )?;
+    wait_until("2 ready pods on node-a", Duration::from_secs(60), || {
+        let ready = ready_on(&cli)?;
+        Ok((ready.len() == 2 && ready.iter().all(|(_, n)| n == "node-a")).then_some(()))
+    })?;
+    cli.ok(&["uncordon", "node-b"])?;
+    let out = cli.ok(&["drain", "node-a", "--timeout", "60"])?;
+    assert!(
+        out.contains("pod/web-0 evicted") && out.contains("pod/web-1 evicted"),
+        "{out}"
+    );
+    assert!(out.contains("node/node-a drained"), "{out}");
+    wait_until(
+        "web-0 and web-1 ready on node-b",
+        Duration::from_secs(60),
+        || {
+            let ready = ready_on(&cli)?;
+            Ok((ready.len() == 2 && ready.iter().all(|(_, n)| n == "node-b")).then_some(()))
+        },
+    )?;
+    Ok(())
+}

@@ -98,6 +98,7 @@ impl PodGarbageCollector {
         tracing::info!(pod = name, node, "deleting a pod whose node is gone");
         let force = DeleteOptions {
             grace_period_seconds: Some(0),
+            uid: pod.metadata.uid.clone(),
         };
         match self
             .registry

@@ -210,17 +210,23 @@ fn is_json_patch(headers: &HeaderMap) -> Result<bool, ApiError> {
     }
 }
 
-/// `gracePeriodSeconds` from the query, else from a `DeleteOptions` body.
+/// `gracePeriodSeconds` from the query, else from a `DeleteOptions` body, and the body's
+/// `preconditions.uid`.
 fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError> {
-    let from_body = if body.is_empty() {
-        None
+    let options: Value = if body.is_empty() {
+        Value::Null
     } else {
-        let options: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("DeleteOptions is not valid JSON: {e}")))?;
-        options.get("gracePeriodSeconds").and_then(Value::as_i64)
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("DeleteOptions is not valid JSON: {e}")))?
     };
     Ok(DeleteOptions {
-        grace_period_seconds: query.int("gracePeriodSeconds")?.or(from_body),
+        grace_period_seconds: query
+            .int("gracePeriodSeconds")?
+            .or(options.get("gracePeriodSeconds").and_then(Value::as_i64)),
+        uid: options
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 

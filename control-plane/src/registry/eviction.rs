@@ -71,14 +71,34 @@ impl Registry {
         body: &Value,
     ) -> Result<Value, ApiError> {
         let pods = resources::of::<Pod>();
-        let options = DeleteOptions {
-            grace_period_seconds: body
-                .pointer("/deleteOptions/gracePeriodSeconds")
-                .and_then(Value::as_i64),
-        };
+        let asked_uid = body
+            .pointer("/deleteOptions/preconditions/uid")
+            .and_then(Value::as_str);
         self.read_barrier().await?;
         for _ in 0..ATTEMPTS {
             let pod: Pod = from_value(self.get(pods, Some(namespace), name).await?)?;
+            // The pod the budget was checked for is the one deleted, never a successor of the
+            // same name (a StatefulSet's); a uid the caller names must be that pod's.
+            let options = DeleteOptions {
+                grace_period_seconds: body
+                    .pointer("/deleteOptions/gracePeriodSeconds")
+                    .and_then(Value::as_i64),
+                uid: asked_uid
+                    .map(str::to_string)
+                    .or_else(|| pod.metadata.uid.clone()),
+            };
+            if options.uid != pod.metadata.uid {
+                // Refused before any budget is spent on it.
+                return Err(ApiError::Conflict {
+                    resource: "pods".into(),
+                    name: name.to_string(),
+                    message: format!(
+                        "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                        options.uid.as_deref().unwrap_or_default(),
+                        pod.metadata.uid.as_deref().unwrap_or_default()
+                    ),
+                });
+            }
             if !needs_budget(&pod) {
                 self.delete(pods, Some(namespace), name, &options).await?;
                 return Ok(success());

@@ -44,6 +44,9 @@ const GENERATE_NAME_ATTEMPTS: u32 = 8;
 pub struct DeleteOptions {
     /// Seconds the workload gets to stop; `Some(0)` deletes at once.
     pub grace_period_seconds: Option<i64>,
+    /// Deletes only the object with this uid (`preconditions.uid`); another object of the
+    /// same name, such as a StatefulSet pod made anew, gets a 409.
+    pub uid: Option<String>,
 }
 
 /// Object storage with Kubernetes semantics; cheap to clone.
@@ -223,6 +226,19 @@ impl Registry {
         loop {
             let current = self.get_kv(kind, namespace, name).await?;
             let obj = decode(&current)?;
+            if let Some(wanted) = options.uid.as_deref() {
+                let actual = object::meta_str(&obj, "uid").unwrap_or_default();
+                if wanted != actual {
+                    return Err(ApiError::Conflict {
+                        resource: crate::error::qualified(kind),
+                        name: name.to_string(),
+                        message: format!(
+                            "Precondition failed: UID in precondition: {wanted}, UID in object \
+                             meta: {actual}"
+                        ),
+                    });
+                }
+            }
             let grace = strategy.delete_grace_period(&obj, options.grace_period_seconds);
             if grace > 0 {
                 let Some(marked) = strategy::mark_terminating(&obj, grace) else {

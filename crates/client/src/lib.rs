@@ -377,10 +377,12 @@ impl Client {
 
     /// Evicts a pod through the eviction subresource (policy/v1 `Eviction`), which honours its
     /// PodDisruptionBudget: a 429 (`is_too_many_requests`) while the budget forbids it.
+    /// With `uid`, only the pod of that uid is evicted (a 409 if the name now holds another).
     pub async fn evict(
         &self,
         namespace: &str,
         name: &str,
+        uid: Option<&str>,
         grace_period_seconds: Option<i64>,
     ) -> Result<Value, ClientError> {
         let pods = skiff_api::resources::by_name("pods").expect("pods are served");
@@ -391,7 +393,10 @@ impl Client {
             "metadata": {"name": name, "namespace": namespace},
         });
         if let Some(grace) = grace_period_seconds {
-            eviction["deleteOptions"] = serde_json::json!({"gracePeriodSeconds": grace});
+            eviction["deleteOptions"]["gracePeriodSeconds"] = grace.into();
+        }
+        if let Some(uid) = uid {
+            eviction["deleteOptions"]["preconditions"] = serde_json::json!({ "uid": uid });
         }
         self.json(Method::POST, &path, Self::body(&eviction)).await
     }

@@ -2,7 +2,7 @@
 //! that PodDisruptionBudgets are honoured, retrying the evictions a budget refuses (429) with
 //! a back-off until `--timeout`, and waits until the evicted pods are gone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -107,6 +107,17 @@ pub async fn drain(args: DrainArgs, opts: &ClientOpts) -> anyhow::Result<()> {
             names(&plan.daemonset_pods)
         );
     }
+    // Each pod is known by its uid too: a StatefulSet brings a pod back under the same name.
+    let uids: HashMap<PodKey, String> = items
+        .iter()
+        .filter_map(|p| {
+            let key = (
+                p["metadata"]["namespace"].as_str()?.to_string(),
+                p["metadata"]["name"].as_str()?.to_string(),
+            );
+            Some((key, p["metadata"]["uid"].as_str()?.to_string()))
+        })
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let mut pending = plan.evict;
     let mut evicted: Vec<PodKey> = Vec::new();
@@ -116,14 +127,16 @@ pub async fn drain(args: DrainArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     loop {
         let mut still = Vec::new();
         for (ns, name) in pending {
-            match client.evict(&ns, &name, args.grace_period).await {
+            let uid = uids.get(&(ns.clone(), name.clone())).map(String::as_str);
+            match client.evict(&ns, &name, uid, args.grace_period).await {
                 Ok(_) => {
                     println!("evicting pod {ns}/{name}");
                     blocked.remove(&(ns.clone(), name.clone()));
                     evicted.push((ns, name));
                     retry = FIRST_RETRY;
                 }
-                Err(err) if err.is_not_found() => {}
+                // Gone, or already replaced by a pod of the same name.
+                Err(err) if err.is_not_found() || err.is_conflict() => {}
                 Err(err) if err.is_too_many_requests() => {
                     let why = std::iter::once(err.to_string())
                         .chain(err.cause_messages())
@@ -142,7 +155,7 @@ pub async fn drain(args: DrainArgs, opts: &ClientOpts) -> anyhow::Result<()> {
                 Err(err) => return Err(err.into()),
             }
         }
-        evicted = gone_or_going(&client, evicted).await?;
+        evicted = gone_or_going(&client, evicted, &uids).await?;
         pending = still;
         if pending.is_empty() && evicted.is_empty() {
             break;
@@ -173,15 +186,27 @@ pub async fn drain(args: DrainArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The evicted pods still in the API; those gone are reported.
-async fn gone_or_going(client: &Client, evicted: Vec<PodKey>) -> anyhow::Result<Vec<PodKey>> {
+/// The evicted pods still in the API (the same uid); those gone are reported.
+async fn gone_or_going(
+    client: &Client,
+    evicted: Vec<PodKey>,
+    uids: &HashMap<PodKey, String>,
+) -> anyhow::Result<Vec<PodKey>> {
     let pods = kind("pods")?;
     let mut left = Vec::new();
     for (ns, name) in evicted {
-        match client.get(pods, Some(&ns), &name).await {
-            Ok(_) => left.push((ns, name)),
-            Err(err) if err.is_not_found() => println!("pod/{name} evicted"),
+        let same = match client.get(pods, Some(&ns), &name).await {
+            Ok(pod) => {
+                uids.get(&(ns.clone(), name.clone())).map(String::as_str)
+                    == pod["metadata"]["uid"].as_str()
+            }
+            Err(err) if err.is_not_found() => false,
             Err(err) => return Err(err.into()),
+        };
+        if same {
+            left.push((ns, name));
+        } else {
+            println!("pod/{name} evicted");
         }
     }
     Ok(left)
