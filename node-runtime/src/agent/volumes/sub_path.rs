@@ -2,7 +2,7 @@
 //! A Wasm guest can only be given directories (WASI preopens), so a single file is hard
 //! linked (or copied) into a directory of its own, preopened at the mountPath's parent.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use skiff_api::validation::check_relative;
 
@@ -36,7 +36,10 @@ pub fn expand(expr: &str, env: &[(String, String)]) -> String {
 }
 
 /// `base/sub`, made as a directory if it does not exist yet (as the kubelet does); refused
-/// when `sub` is absolute, has a `..`, or resolves (through symlinks) outside `base`.
+/// when `sub` is absolute, has a `..`, or resolves (through symlinks) outside `base`. The path
+/// is walked one component at a time: what exists is resolved and checked before anything
+/// below it is made, so a symlink a container left in the volume never gets a directory made
+/// outside it.
 pub fn resolve(base: &Path, sub: &str) -> Result<PathBuf, VolumeError> {
     let refuse = |message: &str| VolumeError::SubPath {
         sub_path: sub.to_string(),
@@ -47,16 +50,30 @@ pub fn resolve(base: &Path, sub: &str) -> Result<PathBuf, VolumeError> {
         context: format!("subPath {sub:?}"),
         source,
     };
-    let path = base.join(sub);
-    if std::fs::symlink_metadata(&path).is_err() {
-        std::fs::create_dir_all(&path).map_err(io)?;
-    }
-    let real = path.canonicalize().map_err(io)?;
     let real_base = base.canonicalize().map_err(io)?;
-    if !real.starts_with(&real_base) {
-        return Err(refuse("resolves outside the volume"));
+    let mut current = real_base.clone();
+    for part in Path::new(sub).components() {
+        let Component::Normal(part) = part else {
+            continue;
+        };
+        let next = current.join(part);
+        match std::fs::symlink_metadata(&next) {
+            Ok(_) => {
+                let real = next.canonicalize().map_err(io)?;
+                if !real.starts_with(&real_base) {
+                    return Err(refuse("resolves outside the volume"));
+                }
+                current = real;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                // `current` is real and inside the volume, and `part` a plain name.
+                std::fs::create_dir(&next).map_err(io)?;
+                current = next;
+            }
+            Err(err) => return Err(io(err)),
+        }
     }
-    Ok(real)
+    Ok(current)
 }
 
 /// Makes `stage` a directory holding only `file`, named as the last part of `mount_path`;
@@ -118,6 +135,22 @@ mod tests {
         std::os::unix::fs::symlink("/etc", base.join("escape")).expect("symlink");
         let err = resolve(&base, "escape").expect_err("escape");
         assert!(err.to_string().contains("outside the volume"), "{err}");
+        // Nothing is made through a symlink that leads out, not even on the way to a refusal.
+        let outside = root.path().join("outside");
+        std::fs::create_dir(&outside).expect("outside");
+        std::os::unix::fs::symlink(&outside, base.join("link")).expect("symlink");
+        let err = resolve(&base, "link/new/deeper").expect_err("escape");
+        assert!(err.to_string().contains("outside the volume"), "{err}");
+        assert!(
+            !outside.join("new").exists(),
+            "a directory was made outside the volume"
+        );
+        // A symlink that stays inside is followed.
+        std::os::unix::fs::symlink(base.join("a"), base.join("inner")).expect("symlink");
+        assert_eq!(
+            resolve(&base, "inner/b").expect("inside"),
+            made.canonicalize().expect("real")
+        );
     }
 
     #[test]
