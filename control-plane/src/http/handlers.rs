@@ -62,6 +62,13 @@ async fn dispatch(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     if let Some((node, path)) = node_proxy::split(uri.path()) {
+        let target = ApiPath {
+            kind: skiff_api::resources::by_name("nodes").expect("nodes are served"),
+            namespace: None,
+            name: Some(node.to_string()),
+            subresource: Some("proxy".into()),
+        };
+        auth::authorize(&state.registry, method, &target, headers).await?;
         return node_proxy::forward(state, method, node, path, uri.query(), body).await;
     }
     let target = path::parse(uri.path())?;

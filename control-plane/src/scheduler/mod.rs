@@ -382,7 +382,27 @@ impl Scheduler {
                 continue;
             }
             let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
-            let patch = json!({"metadata": {"annotations": {SELECTED_NODE_ANNOTATION: node}}});
+            // Written on the version the placement saw, so two pods sharing a claim that are
+            // placed at once cannot each select a node for it: the second write is a 409 and
+            // its pod is placed again, on the node the first selected.
+            let seen = self.claims.get(key).ok_or_else(|| {
+                ApiError::Unavailable(format!("claim {key} is not in the scheduler's cache"))
+            })?;
+            let now_selected = seen
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(SELECTED_NODE_ANNOTATION));
+            if now_selected != selected.as_ref() {
+                return Err(ApiError::Unavailable(format!(
+                    "claim {key} had another node selected meanwhile"
+                )));
+            }
+            let version = seen.metadata.resource_version.clone().unwrap_or_default();
+            let patch = json!({"metadata": {
+                "resourceVersion": version,
+                "annotations": {SELECTED_NODE_ANNOTATION: node},
+            }});
             let _: PersistentVolumeClaim = self
                 .registry
                 .patch_typed(Some(namespace), name, &patch, Subresource::Main)

@@ -6,7 +6,9 @@
 //! The sweep is deliberately careful: it only looks at the root's direct children named as
 //! the provisioner names them (`pvc-<uid>_<namespace>_<claim>`), and removes one only when two
 //! sweeps in a row found no PersistentVolume whose path is that directory, so a volume made
-//! between a listing and the directory's creation is never taken for an orphan.
+//! between a listing and the directory's creation is never taken for an orphan. A directory
+//! whose volume said `Retain` when last seen is marked (`<root>/.retain/<name>`) and never
+//! removed: deleting a Retain volume's object leaves its data, as in Kubernetes.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -27,11 +29,19 @@ fn is_provisioned_name(name: &str) -> bool {
     name.starts_with("pvc-") && name.split('_').count() >= 3
 }
 
-/// The provisioned directories under `root` that no volume names: `(directory, orphan)`.
-fn orphans(root: &Path, entries: &[String], volume_paths: &HashSet<PathBuf>) -> Vec<PathBuf> {
+/// Where the names of directories whose volumes are retained are marked.
+const RETAIN_MARKS: &str = ".retain";
+
+/// The provisioned directories under `root` that no volume names and none retains.
+fn orphans(
+    root: &Path,
+    entries: &[String],
+    volume_paths: &HashSet<PathBuf>,
+    retained: &HashSet<String>,
+) -> Vec<PathBuf> {
     entries
         .iter()
-        .filter(|name| is_provisioned_name(name))
+        .filter(|name| is_provisioned_name(name) && !retained.contains(*name))
         .map(|name| root.join(name))
         .filter(|dir| !volume_paths.contains(dir))
         .collect()
@@ -90,11 +100,14 @@ async fn sweep(
         .filter_map(volume_path)
         .map(PathBuf::from)
         .collect();
+    let retained = mark_retained(root, &volumes)?;
     let entries = list_dirs(root).map_err(|source| SweepError::Read {
         path: root.to_path_buf(),
         source,
     })?;
-    let found: HashSet<PathBuf> = orphans(root, &entries, &paths).into_iter().collect();
+    let found: HashSet<PathBuf> = orphans(root, &entries, &paths, &retained)
+        .into_iter()
+        .collect();
     for dir in found.intersection(suspects) {
         match std::fs::remove_dir_all(dir) {
             Ok(()) => {
@@ -106,6 +119,53 @@ async fn sweep(
         }
     }
     Ok(found.difference(suspects).cloned().collect())
+}
+
+/// Marks the directories under `root` of volumes that say `Retain` (unmarks those that now
+/// say `Delete`); returns every marked name.
+fn mark_retained(root: &Path, volumes: &[PersistentVolume]) -> Result<HashSet<String>, SweepError> {
+    let marks = root.join(RETAIN_MARKS);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SweepError::Read { path, source }
+    };
+    for volume in volumes {
+        let Some(name) = volume_path(volume)
+            .map(Path::new)
+            .filter(|path| path.parent() == Some(root))
+            .and_then(Path::file_name)
+        else {
+            continue;
+        };
+        let mark = marks.join(name);
+        let policy = volume
+            .spec
+            .as_ref()
+            .and_then(|s| s.persistent_volume_reclaim_policy.as_deref());
+        if policy == Some("Delete") {
+            match std::fs::remove_file(&mark) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io(&mark)(err))
+                }
+                _ => {}
+            }
+        } else if !mark.exists() {
+            std::fs::create_dir_all(&marks).map_err(io(&marks))?;
+            std::fs::write(&mark, b"").map_err(io(&mark))?;
+        }
+    }
+    let mut marked = HashSet::new();
+    match std::fs::read_dir(&marks) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry.map_err(io(&marks))?;
+                marked.extend(entry.file_name().to_str().map(str::to_string));
+            }
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(io(&marks)(err)),
+    }
+    Ok(marked)
 }
 
 /// The names of the directories directly under `root` (none if it does not exist).
@@ -141,9 +201,32 @@ mod tests {
         ];
         let paths = HashSet::from([root.join("pvc-1_default_data")]);
         assert_eq!(
-            orphans(root, &entries, &paths),
+            orphans(root, &entries, &paths, &HashSet::new()),
             [root.join("pvc-2_shop_db")]
         );
+        let retained = HashSet::from(["pvc-2_shop_db".to_string()]);
+        assert!(orphans(root, &entries, &paths, &retained).is_empty());
+    }
+
+    #[test]
+    fn retain_volumes_are_marked_until_they_say_delete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let volume = |policy: &str| -> PersistentVolume {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "pvc-1"},
+                "spec": {"persistentVolumeReclaimPolicy": policy,
+                         "local": {"path": root.join("pvc-1_ns_data")}}
+            }))
+            .expect("volume")
+        };
+        let marked = mark_retained(root, &[volume("Retain")]).expect("mark");
+        assert_eq!(marked, HashSet::from(["pvc-1_ns_data".to_string()]));
+        // The object gone, the mark stays: its directory is never swept.
+        assert_eq!(mark_retained(root, &[]).expect("mark"), marked);
+        assert!(mark_retained(root, &[volume("Delete")])
+            .expect("unmark")
+            .is_empty());
     }
 
     #[test]
