@@ -32,6 +32,8 @@ pub struct GarbageCollector {
     pub jobs: Arc<Informer<Job>>,
     pub cronjobs: Arc<Informer<CronJob>>,
     pub pods: Arc<Informer<Pod>>,
+    /// Claims a StatefulSet made under `whenDeleted: Delete`.
+    pub claims: Arc<Informer<PersistentVolumeClaim>>,
     pub namespaces: Arc<Informer<Namespace>>,
 }
 
@@ -122,23 +124,13 @@ impl GarbageCollector {
             .await;
         self.collect(self.jobs.list(|_| true), &live).await;
         self.collect(self.pods.list(|_| true), &live).await;
-        // Claims a StatefulSet made under `whenDeleted: Delete` (no informer of their own).
-        let claims = resources::of::<PersistentVolumeClaim>();
-        match self
-            .registry
-            .list(claims, None, &ListOptions::default())
-            .await
-        {
-            Ok((items, _)) => {
-                let owned: Vec<Arc<PersistentVolumeClaim>> = items
-                    .into_iter()
-                    .filter(|c| c.pointer("/metadata/ownerReferences").is_some())
-                    .filter_map(|c| typed::from_value(c).ok().map(Arc::new))
-                    .collect();
-                self.collect(owned, &live).await;
-            }
-            Err(err) => tracing::warn!(%err, "cannot list claims"),
-        }
+        let owned = self.claims.list(|c| {
+            c.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| !o.is_empty())
+        });
+        self.collect(owned, &live).await;
     }
 
     async fn collect<K: typed::Object>(&self, objects: Vec<Arc<K>>, live: &HashSet<String>) {

@@ -240,6 +240,7 @@ pub fn start(
         budgets,
         shutdown,
     );
+    feed_all(&informers.jobs, &pdb_queue, |_| true, budgets, shutdown);
     let disruption = disruption::DisruptionController {
         registry: registry.clone(),
         budgets: budgets.clone(),
@@ -278,6 +279,7 @@ pub fn start(
         jobs: informers.jobs.clone(),
         cronjobs: informers.cronjobs.clone(),
         pods: informers.pods.clone(),
+        claims: informers.persistent_volume_claims.clone(),
         namespaces: informers.namespaces.clone(),
     }
     .spawn(shutdown.clone());
@@ -325,6 +327,7 @@ fn start_volumes(registry: &Registry, informers: &Informers, shutdown: &Cancella
     let reclaimer = volume::VolumeReclaimer {
         registry: registry.clone(),
         volumes: volumes.clone(),
+        pods: informers.pods.clone(),
         events: EventRecorder::new(registry.clone(), "persistentvolume-controller"),
     };
     runner::spawn(Arc::new(reclaimer), volume_queue, WORKERS, shutdown.clone());

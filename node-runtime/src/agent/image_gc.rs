@@ -118,6 +118,7 @@ pub struct ImageGc {
 }
 
 impl ImageGc {
+    /// A collector of `images` whose store lies on the filesystem of `store_dir`.
     pub fn new(
         images: Arc<dyn ImageService>,
         runtimes: RuntimeSet,

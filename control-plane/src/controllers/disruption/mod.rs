@@ -28,6 +28,7 @@ use crate::runtime::runner::{Action, Reconciler};
 /// `DeletionTimeout`).
 pub const DISRUPTED_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Keeps each PodDisruptionBudget's status (Kubernetes' disruption controller).
 pub struct DisruptionController {
     pub registry: Registry,
     pub budgets: Arc<Informer<PodDisruptionBudget>>,

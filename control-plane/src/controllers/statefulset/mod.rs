@@ -30,6 +30,7 @@ use crate::runtime::informer::{object_key, revision_of, Informer};
 use crate::runtime::ownership::controller_of;
 use crate::runtime::runner::{Action, Reconciler};
 
+/// Keeps each StatefulSet's ordinal pods, claims and revisions as its spec says.
 pub struct StatefulSetController {
     pub registry: Registry,
     pub statefulsets: Arc<Informer<StatefulSet>>,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use skiff_api::k8s_openapi::api::core::v1::{
     Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus,
-    PersistentVolumeStatus,
+    PersistentVolumeStatus, Pod,
 };
 use skiff_api::k8s_openapi::api::storage::v1::StorageClass;
 use skiff_api::resources;
@@ -23,7 +23,7 @@ pub use self::binder::{claim_step, volume_step, ClaimStep, ClassLookup, StorageN
 use crate::error::ApiError;
 use crate::registry::{typed, Registry, Subresource};
 use crate::runtime::events::{EventRecorder, EventType};
-use crate::runtime::informer::{object_key, revision_of, Informer};
+use crate::runtime::informer::{key_of, object_key, revision_of, Informer};
 use crate::runtime::runner::{Action, Reconciler};
 use crate::scheduler::NodeInfo;
 
@@ -251,9 +251,15 @@ fn claim_reference(claim: &PersistentVolumeClaim) -> ObjectReference {
 }
 
 /// Keeps volumes' phases and reclaims those whose claim is gone (keys: volume names).
+/// How soon a released volume still in use is looked at again.
+const IN_USE_RECHECK: Duration = Duration::from_secs(2);
+
+/// Deletes released volumes of reclaim policy Delete, keeps Retain ones Released.
 pub struct VolumeReclaimer {
     pub registry: Registry,
     pub volumes: Arc<Informer<PersistentVolume>>,
+    /// A released volume is deleted only once no pod that may still run uses its claim.
+    pub pods: Arc<Informer<Pod>>,
     pub events: EventRecorder,
 }
 
@@ -301,6 +307,12 @@ impl Reconciler for VolumeReclaimer {
                 }
             }
             VolumeStep::Delete => {
+                if let Some(user) = self.user_of(&volume) {
+                    // What Kubernetes' pvc-protection finalizer gives: the data outlives the
+                    // claim while a pod still runs on it.
+                    tracing::debug!(volume = key, pod = %user, "released volume still in use");
+                    return Ok(Action::requeue(IN_USE_RECHECK));
+                }
                 match self
                     .registry
                     .delete_typed::<PersistentVolume>(None, key)
@@ -329,6 +341,34 @@ impl Reconciler for VolumeReclaimer {
             }
         }
         Ok(Action::await_change())
+    }
+}
+
+impl VolumeReclaimer {
+    /// A pod that is not finished (terminating ones included) and mounts the volume's claim.
+    fn user_of(&self, volume: &PersistentVolume) -> Option<String> {
+        let reference = volume.spec.as_ref()?.claim_ref.as_ref()?;
+        let namespace = reference.namespace.as_deref().unwrap_or("default");
+        let claim = reference.name.as_deref()?;
+        let users = self.pods.list(|pod| {
+            pod.metadata.namespace.as_deref() == Some(namespace)
+                && !matches!(
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                )
+                && pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.volumes.as_ref())
+                    .is_some_and(|volumes| {
+                        volumes.iter().any(|v| {
+                            v.persistent_volume_claim
+                                .as_ref()
+                                .is_some_and(|c| c.claim_name == claim)
+                        })
+                    })
+        });
+        users.first().map(|pod| key_of(pod.as_ref()))
     }
 }
 

@@ -61,6 +61,7 @@ async fn a_half_written_binding_is_finished_and_a_deleted_claim_releases() {
     let reclaimer = VolumeReclaimer {
         registry: registry.clone(),
         volumes: informers.persistent_volumes.clone(),
+        pods: informers.pods.clone(),
         events: EventRecorder::new(registry.clone(), "persistentvolume-controller"),
     };
     for v in [volume("small", "1Gi"), volume("big", "5Gi")] {
@@ -128,5 +129,47 @@ async fn a_half_written_binding_is_finished_and_a_deleted_claim_releases() {
         .expect("delete");
     settle(&reclaimer, "big").await;
     assert_eq!(phase("big").as_deref(), Some("Released"));
+
+    // A Delete volume whose claim is gone waits while a pod still mounts the claim.
+    let mut doomed = volume("doomed", "1Gi");
+    let spec = doomed.spec.as_mut().expect("spec");
+    spec.persistent_volume_reclaim_policy = Some("Delete".into());
+    spec.claim_ref = Some(ObjectReference {
+        namespace: Some("default".into()),
+        name: Some("gone".into()),
+        uid: Some("uid-of-gone".into()),
+        ..Default::default()
+    });
+    let doomed = registry.create_typed(&doomed).await.expect("doomed");
+    let user: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "user", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "file:/x/c.wasm"}],
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "gone"}}]}}))
+    .expect("pod");
+    let user = registry.create_typed(&user).await.expect("pod");
+    informers
+        .persistent_volumes
+        .wait_for(revision_of(&doomed))
+        .await;
+    informers.pods.wait_for(revision_of(&user)).await;
+    let action = reclaimer.reconcile("doomed").await.expect("reconcile");
+    assert_eq!(
+        action,
+        Action::requeue(IN_USE_RECHECK),
+        "deleted under its pod"
+    );
+    assert!(informers.persistent_volumes.get("doomed").is_some());
+    registry
+        .delete_typed::<Pod>(Some("default"), "user")
+        .await
+        .expect("delete pod");
+    let gone = registry.revision();
+    informers.pods.wait_for(gone).await;
+    settle(&reclaimer, "doomed").await;
+    let volumes = resources::of::<PersistentVolume>();
+    assert!(matches!(
+        registry.get(volumes, None, "doomed").await,
+        Err(ApiError::NotFound { .. })
+    ));
     shutdown.cancel();
 }

@@ -12,6 +12,7 @@ use super::Strategy;
 use crate::error::ApiError;
 use crate::registry::object;
 
+/// PersistentVolumeClaims: a status subresource and a spec fixed after create.
 pub struct ClaimStrategy;
 
 impl Strategy for ClaimStrategy {

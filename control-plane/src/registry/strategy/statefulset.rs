@@ -22,6 +22,7 @@ const MUTABLE: [&str; 7] = [
     "minReadySeconds",
 ];
 
+/// StatefulSets: a status subresource and only Kubernetes' mutable spec fields changeable.
 pub struct StatefulSetStrategy;
 
 /// The spec without its mutable fields.

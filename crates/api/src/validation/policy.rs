@@ -7,6 +7,7 @@ use super::workloads::validate_int_or_percent;
 use super::{Errors, FieldErrorReason};
 use crate::selector::LabelSelector;
 
+/// A PodDisruptionBudget's fields, as Kubernetes validates them.
 pub fn validate_pod_disruption_budget(pdb: &PodDisruptionBudget, errors: &mut Errors) {
     meta::validate_object_meta(&pdb.metadata, true, NameRule::Subdomain, errors);
     let Some(spec) = pdb.spec.as_ref() else {

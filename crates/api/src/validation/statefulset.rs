@@ -10,6 +10,7 @@ use super::meta::{self, NameRule};
 use super::workloads::{validate_replicas, validate_selected_template};
 use super::{Errors, FieldErrorReason};
 
+/// A StatefulSet's fields, its template and claim templates, as Kubernetes validates them.
 pub fn validate_statefulset(sts: &StatefulSet, errors: &mut Errors) {
     meta::validate_object_meta(&sts.metadata, true, NameRule::Subdomain, errors);
     let Some(spec) = sts.spec.as_ref() else {

@@ -20,6 +20,7 @@ const ACCESS_MODES: [&str; 4] = [
 const RECLAIM_POLICIES: [&str; 2] = ["Retain", "Delete"];
 const BINDING_MODES: [&str; 2] = ["Immediate", "WaitForFirstConsumer"];
 
+/// A PersistentVolume's fields, as Kubernetes validates them.
 pub fn validate_persistent_volume(volume: &PersistentVolume, errors: &mut Errors) {
     meta::validate_object_meta(&volume.metadata, false, NameRule::Subdomain, errors);
     let Some(spec) = volume.spec.as_ref() else {
@@ -71,6 +72,7 @@ pub fn validate_persistent_volume(volume: &PersistentVolume, errors: &mut Errors
     }
 }
 
+/// A PersistentVolumeClaim's fields, as Kubernetes validates them.
 pub fn validate_persistent_volume_claim(claim: &PersistentVolumeClaim, errors: &mut Errors) {
     meta::validate_object_meta(&claim.metadata, true, NameRule::Subdomain, errors);
     let Some(spec) = claim.spec.as_ref() else {
@@ -88,6 +90,7 @@ pub fn validate_persistent_volume_claim(claim: &PersistentVolumeClaim, errors: &
     }
 }
 
+/// A StorageClass's fields, as Kubernetes validates them.
 pub fn validate_storage_class(class: &StorageClass, errors: &mut Errors) {
     meta::validate_object_meta(&class.metadata, false, NameRule::Subdomain, errors);
     if class.provisioner.is_empty() {
