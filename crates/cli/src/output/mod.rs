@@ -3,6 +3,7 @@
 pub mod age;
 mod batch_columns;
 pub mod columns;
+mod pod_columns;
 mod storage_columns;
 pub mod table;
 
