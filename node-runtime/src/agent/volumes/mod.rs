@@ -8,6 +8,7 @@
 
 mod atomic_writer;
 mod host_path;
+mod keys;
 mod mounts;
 mod projection;
 mod sources;
@@ -26,8 +27,9 @@ use skiff_client::Client;
 
 use super::source_watch::{SourceChange, SourceKind};
 use atomic_writer::Payload;
+use keys::{KeyKind, Keys};
 pub use mounts::mounts;
-use projection::{KeySource, DEFAULT_MODE};
+use projection::DEFAULT_MODE;
 pub use usage::{limited, over_limit};
 
 /// Why a volume could not be set up; the pod's containers wait (`ContainerCreating`) and
@@ -238,30 +240,28 @@ async fn project(
     pod: &Pod,
     volume: &Volume,
 ) -> Result<Option<Payload>, VolumeError> {
-    let (client, ns) = (inputs.client, namespace(pod));
+    let ns = namespace(pod);
     let mut payload = Payload::new();
     let mode = |m: Option<i32>| m.map_or(DEFAULT_MODE, |m| m as u32);
     if let Some(cm) = volume.config_map.as_ref() {
-        let data = sources::config_map(client, ns, &cm.name).await?;
-        let source = KeySource {
-            kind: "configmap",
-            name: &cm.name,
-            data: data.as_ref(),
-            items: cm.items.as_deref(),
-            optional: cm.optional.unwrap_or(false),
-        };
-        projection::keys(&source, mode(cm.default_mode), &mut payload)?;
+        let keys = Keys::new(
+            KeyKind::ConfigMap,
+            &cm.name,
+            cm.items.as_deref(),
+            cm.optional,
+        );
+        keys.add(inputs, ns, mode(cm.default_mode), &mut payload)
+            .await?;
     } else if let Some(secret) = volume.secret.as_ref() {
         let name = secret.secret_name.clone().unwrap_or_default();
-        let data = sources::secret(client, ns, &name).await?;
-        let source = KeySource {
-            kind: "secret",
-            name: &name,
-            data: data.as_ref(),
-            items: secret.items.as_deref(),
-            optional: secret.optional.unwrap_or(false),
-        };
-        projection::keys(&source, mode(secret.default_mode), &mut payload)?;
+        let keys = Keys::new(
+            KeyKind::Secret,
+            &name,
+            secret.items.as_deref(),
+            secret.optional,
+        );
+        keys.add(inputs, ns, mode(secret.default_mode), &mut payload)
+            .await?;
     } else if let Some(downward) = volume.downward_api.as_ref() {
         let items = downward.items.as_deref().unwrap_or_default();
         let default_mode = mode(downward.default_mode);
@@ -270,26 +270,22 @@ async fn project(
         let default_mode = mode(projected.default_mode);
         for source in projected.sources.iter().flatten() {
             if let Some(cm) = source.config_map.as_ref() {
-                let data = sources::config_map(client, ns, &cm.name).await?;
-                let source = KeySource {
-                    kind: "configmap",
-                    name: &cm.name,
-                    data: data.as_ref(),
-                    items: cm.items.as_deref(),
-                    optional: cm.optional.unwrap_or(false),
-                };
-                projection::keys(&source, default_mode, &mut payload)?;
+                let keys = Keys::new(
+                    KeyKind::ConfigMap,
+                    &cm.name,
+                    cm.items.as_deref(),
+                    cm.optional,
+                );
+                keys.add(inputs, ns, default_mode, &mut payload).await?;
             }
             if let Some(secret) = source.secret.as_ref() {
-                let data = sources::secret(client, ns, &secret.name).await?;
-                let source = KeySource {
-                    kind: "secret",
-                    name: &secret.name,
-                    data: data.as_ref(),
-                    items: secret.items.as_deref(),
-                    optional: secret.optional.unwrap_or(false),
-                };
-                projection::keys(&source, default_mode, &mut payload)?;
+                let keys = Keys::new(
+                    KeyKind::Secret,
+                    &secret.name,
+                    secret.items.as_deref(),
+                    secret.optional,
+                );
+                keys.add(inputs, ns, default_mode, &mut payload).await?;
             }
             if let Some(downward) = source.downward_api.as_ref() {
                 let items = downward.items.as_deref().unwrap_or_default();
