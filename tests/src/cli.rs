@@ -137,4 +137,19 @@ impl Skiff {
         serde_json::from_str(&stdout)
             .with_context(|| format!("parsing output of skiff {all:?}: {stdout}"))
     }
+
+    /// The `items` of `skiff ARGS -o json` (a list).
+    pub fn items(&self, args: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+        Ok(self.json(args)?["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// `skiff apply -f -` of `yaml`, failing with its stderr.
+    pub fn apply_yaml(&self, yaml: &str) -> anyhow::Result<()> {
+        let out = self.run_with_stdin(&["apply", "-f", "-"], Some(yaml))?;
+        anyhow::ensure!(out.success, "apply: {}", out.stderr);
+        Ok(())
+    }
 }

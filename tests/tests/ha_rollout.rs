@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-use skiff_e2e::{example, repo_root, wait_until, Cluster, Skiff};
+use skiff_e2e::{example, repo_root, wait_until, Cluster};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -34,13 +33,6 @@ spec:
     )
 }
 
-fn items(cli: &Skiff, args: &[&str]) -> anyhow::Result<Vec<Value>> {
-    Ok(cli.json(args)?["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
-}
-
 #[test]
 fn a_rollout_survives_the_leaders_loss_without_doubling() -> anyhow::Result<()> {
     example("ticker");
@@ -48,11 +40,7 @@ fn a_rollout_survives_the_leaders_loss_without_doubling() -> anyhow::Result<()> 
     let mut cluster = Cluster::start(&tmp.path().join("servers"), 3, &[])?;
     let cli = cluster.cli();
     let _agent = cluster.join_agent("n1", &tmp.path().join("n1"), &[])?;
-    let apply = |message: &str| -> anyhow::Result<()> {
-        let out = cli.run_with_stdin(&["apply", "-f", "-"], Some(&manifest(message)))?;
-        anyhow::ensure!(out.success, "apply: {}", out.stderr);
-        Ok(())
-    };
+    let apply = |message: &str| cli.apply_yaml(&manifest(message));
     apply("one")?;
     cli.ok(&["rollout", "status", "deployment/roll", "--timeout", "60s"])?;
 
@@ -68,7 +56,7 @@ fn a_rollout_survives_the_leaders_loss_without_doubling() -> anyhow::Result<()> 
     let status = cli.ok(&["rollout", "status", "deployment/roll", "--timeout", "90s"])?;
     assert!(status.contains("successfully rolled out"), "{status}");
 
-    let sets = items(&cli, &["get", "replicasets", "-l", "app=roll"])?;
+    let sets = cli.items(&["get", "replicasets", "-l", "app=roll"])?;
     assert_eq!(sets.len(), 2, "one ReplicaSet per revision: {sets:#?}");
     let new = sets
         .iter()
@@ -81,7 +69,7 @@ fn a_rollout_survives_the_leaders_loss_without_doubling() -> anyhow::Result<()> 
     );
     let hash = new["metadata"]["labels"]["pod-template-hash"].clone();
     let pods = wait_until("only the new version's 10 pods", TIMEOUT, || {
-        let pods = items(&cli, &["get", "pods", "-l", "app=roll"])?;
+        let pods = cli.items(&["get", "pods", "-l", "app=roll"])?;
         Ok((pods.len() == 10).then_some(pods))
     })?;
     assert!(

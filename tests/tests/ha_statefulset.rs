@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-use skiff_e2e::{example, repo_root, wait_until, Cluster, Skiff};
+use skiff_e2e::{example, repo_root, wait_until, Cluster};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 const REPLICAS: usize = 6;
@@ -35,13 +34,6 @@ spec:
     )
 }
 
-fn items(cli: &Skiff, args: &[&str]) -> anyhow::Result<Vec<Value>> {
-    Ok(cli.json(args)?["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
-}
-
 #[test]
 fn a_statefulset_rollout_survives_the_leaders_loss() -> anyhow::Result<()> {
     example("ticker");
@@ -49,11 +41,7 @@ fn a_statefulset_rollout_survives_the_leaders_loss() -> anyhow::Result<()> {
     let mut cluster = Cluster::start(&tmp.path().join("servers"), 3, &[])?;
     let cli = cluster.cli();
     let _agent = cluster.join_agent("n1", &tmp.path().join("n1"), &[])?;
-    let apply = |message: &str| -> anyhow::Result<()> {
-        let out = cli.run_with_stdin(&["apply", "-f", "-"], Some(&manifest(message)))?;
-        anyhow::ensure!(out.success, "apply: {}", out.stderr);
-        Ok(())
-    };
+    let apply = |message: &str| cli.apply_yaml(&manifest(message));
     apply("one")?;
     cli.ok(&["rollout", "status", "sts/db", "--timeout", "80s"])?;
 
@@ -75,14 +63,14 @@ fn a_statefulset_rollout_survives_the_leaders_loss() -> anyhow::Result<()> {
     let set = cli.json(&["get", "sts", "db"])?;
     let update = set["status"]["updateRevision"].clone();
     assert_eq!(set["status"]["currentRevision"], update, "{set}");
-    let revisions = items(&cli, &["get", "controllerrevisions"])?;
+    let revisions = cli.items(&["get", "controllerrevisions"])?;
     assert_eq!(
         revisions.len(),
         2,
         "one revision per template: {revisions:#?}"
     );
     let pods = wait_until("the set's pods at the new revision", TIMEOUT, || {
-        let pods = items(&cli, &["get", "pods", "-l", "app=db"])?;
+        let pods = cli.items(&["get", "pods", "-l", "app=db"])?;
         let done = pods.len() == REPLICAS
             && pods
                 .iter()
