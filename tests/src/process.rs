@@ -349,6 +349,30 @@ pub fn start_agent(
     SkiffProcess::spawn(args, data_dir.with_extension("log"))
 }
 
+/// A control plane alone (`skiff server EXTRA...`, no node of its own) in `dir/server`, and
+/// one agent per name (data in `dir/<name>`), returned once every node is Ready.
+pub fn start_with_agents(
+    dir: &Path,
+    extra: &[&str],
+    names: &[&str],
+) -> anyhow::Result<(DevServer, Vec<SkiffProcess>)> {
+    let server = DevServer::start_with(&dir.join("server"), false, extra)?;
+    let token = server.join_token()?;
+    let mut agents = names
+        .iter()
+        .map(|name| start_agent(&server.url(), &token, name, &dir.join(name), &[]))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cli = server.cli();
+    wait_until("every node Ready", Duration::from_secs(30), || {
+        for agent in &mut agents {
+            agent.check_running()?;
+        }
+        let ready = cli.ok(&["get", "nodes"])?.matches(" Ready ").count();
+        Ok((ready == names.len()).then_some(()))
+    })?;
+    Ok((server, agents))
+}
+
 /// `HOST:PORT` of an `http://HOST:PORT` URL.
 pub(crate) fn authority(url: &str) -> &str {
     url.strip_prefix("http://").unwrap_or(url)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{example, start_agent, wait_until, DevServer, Skiff};
+use skiff_e2e::{example, start_with_agents, wait_until, Skiff};
 
 /// Ready, not terminating, ticker pods and their nodes.
 fn ready_on(cli: &Skiff) -> anyhow::Result<Vec<(String, String)>> {
@@ -53,14 +53,8 @@ fn wait_allowed(cli: &Skiff, pdb: &str, allowed: i64) -> anyhow::Result<()> {
 #[test]
 fn drain_honours_disruption_budgets() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
-    let server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
+    let (server, _agents) = start_with_agents(tmp.path(), &[], &["node-a", "node-b"])?;
     let cli = server.cli();
-    let token = server.join_token()?;
-    let _a = start_agent(&server.url(), &token, "node-a", &tmp.path().join("a"), &[])?;
-    let _b = start_agent(&server.url(), &token, "node-b", &tmp.path().join("b"), &[])?;
-    wait_until("both nodes Ready", Duration::from_secs(30), || {
-        Ok((cli.ok(&["get", "nodes"])?.matches(" Ready").count() == 2).then_some(()))
-    })?;
     // All three replicas on node-a, so draining it has to go one at a time.
     cli.ok(&["cordon", "node-b"])?;
     cli.ok(&["apply", "-f", example("ticker").to_str().expect("utf-8")])?;
@@ -167,14 +161,8 @@ fn drain_waits_for_the_evicted_pod_not_its_namesake() -> anyhow::Result<()> {
         .expect("example dir")
         .join("../target/wasm32-wasip1/release/ticker.wasm");
     let tmp = tempfile::tempdir()?;
-    let server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
+    let (server, _agents) = start_with_agents(tmp.path(), &[], &["node-a", "node-b"])?;
     let cli = server.cli();
-    let token = server.join_token()?;
-    let _a = start_agent(&server.url(), &token, "node-a", &tmp.path().join("a"), &[])?;
-    let _b = start_agent(&server.url(), &token, "node-b", &tmp.path().join("b"), &[])?;
-    wait_until("both nodes Ready", Duration::from_secs(30), || {
-        Ok((cli.ok(&["get", "nodes"])?.matches(" Ready").count() == 2).then_some(()))
-    })?;
     cli.ok(&["cordon", "node-b"])?;
     // A StatefulSet brings an evicted pod back under the same name at once.
     apply(

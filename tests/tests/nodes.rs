@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{example, repo_root, start_agent, wait_until, DevServer};
+use skiff_e2e::{example, repo_root, start_agent, start_with_agents, wait_until, DevServer};
 
 fn items(list: &Value) -> Vec<Value> {
     list["items"].as_array().cloned().unwrap_or_default()
@@ -35,22 +35,13 @@ fn running_on(cli: &skiff_e2e::Skiff) -> anyhow::Result<Vec<(String, String)>> {
 #[test]
 fn pods_of_a_lost_node_move_and_never_run_twice() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
-    let server = DevServer::start_with(
-        &tmp.path().join("server"),
-        false,
+    let (server, mut agents) = start_with_agents(
+        tmp.path(),
         &["--node-grace-seconds", "3"],
+        &["node-a", "node-b", "node-c"],
     )?;
     let cli = server.cli();
-    let token = server.join_token()?;
-    let agent = |name: &str| start_agent(&server.url(), &token, name, &tmp.path().join(name), &[]);
-    let mut a = agent("node-a")?;
-    let _b = agent("node-b")?;
-    let _c = agent("node-c")?;
-    wait_until("three nodes Ready", Duration::from_secs(30), || {
-        a.check_running()?;
-        let table = cli.ok(&["get", "nodes"])?;
-        Ok((table.matches(" Ready ").count() == 3).then_some(()))
-    })?;
+    let a = &mut agents[0];
 
     cli.ok(&["apply", "-f", example("ticker").to_str().expect("utf-8")])?;
     cli.ok(&["scale", "deployment", "ticker", "--replicas", "6"])?;
@@ -107,14 +98,8 @@ fn pods_of_a_lost_node_move_and_never_run_twice() -> anyhow::Result<()> {
 #[test]
 fn drain_moves_pods_and_keeps_the_node_cordoned() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
-    let server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
+    let (server, _agents) = start_with_agents(tmp.path(), &[], &["node-a", "node-b"])?;
     let cli = server.cli();
-    let token = server.join_token()?;
-    let _a = start_agent(&server.url(), &token, "node-a", &tmp.path().join("a"), &[])?;
-    let _b = start_agent(&server.url(), &token, "node-b", &tmp.path().join("b"), &[])?;
-    wait_until("both nodes Ready", Duration::from_secs(30), || {
-        Ok((cli.ok(&["get", "nodes"])?.matches(" Ready ").count() == 2).then_some(()))
-    })?;
     cli.ok(&["apply", "-f", example("ticker").to_str().expect("utf-8")])?;
     cli.ok(&["scale", "deployment", "ticker", "--replicas", "4"])?;
     wait_until("pods on both nodes", Duration::from_secs(60), || {

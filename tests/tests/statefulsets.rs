@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use skiff_e2e::{repo_root, start_agent, wait_until, DevServer, Skiff};
+use skiff_e2e::{repo_root, start_with_agents, wait_until, DevServer, Skiff};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -519,21 +519,13 @@ fn claims_go_with_the_set_when_its_retention_policy_says_so() -> anyhow::Result<
 #[test]
 fn a_replica_of_a_lost_node_comes_back_under_its_name() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
-    let server = DevServer::start_with(
-        &tmp.path().join("server"),
-        false,
+    let (server, mut agents) = start_with_agents(
+        tmp.path(),
         &["--node-grace-seconds", "3"],
+        &["node-a", "node-b"],
     )?;
     let cli = server.cli();
-    let token = server.join_token()?;
-    let agent = |name: &str| start_agent(&server.url(), &token, name, &tmp.path().join(name), &[]);
-    let mut a = agent("node-a")?;
-    let _b = agent("node-b")?;
-    wait_until("two nodes Ready", TIMEOUT, || {
-        a.check_running()?;
-        let table = cli.ok(&["get", "nodes"])?;
-        Ok((table.matches(" Ready ").count() == 2).then_some(()))
-    })?;
+    let a = &mut agents[0];
     // A short grace period: the pod of the lost node is past its deletion time soon.
     let manifest = set_manifest("db", 4, "").replace(
         "      containers:",

@@ -22,33 +22,46 @@ struct PodLogs {
     containers: HashMap<String, ContainerLog>,
 }
 
-/// Pod (namespace, name) → its containers' logs.
+/// Pod (namespace, name) → the logs of each pod of that name on the node, oldest first: a pod
+/// made anew under the same name (a StatefulSet's) may start while the old one is still being
+/// torn down, and each keeps its own entry until its own worker removes it.
 #[derive(Default)]
 pub struct LogIndex {
-    pods: RwLock<HashMap<(String, String), PodLogs>>,
+    pods: RwLock<HashMap<(String, String), Vec<PodLogs>>>,
 }
 
 impl LogIndex {
     pub fn set(&self, namespace: &str, pod: &str, uid: &str, container: &str, log: ContainerLog) {
         let mut pods = self.pods.write().expect("log index lock");
-        let entry = pods
+        let named = pods
             .entry((namespace.to_string(), pod.to_string()))
-            .or_insert_with(|| PodLogs {
-                uid: uid.to_string(),
-                containers: HashMap::new(),
-            });
-        entry.uid = uid.to_string();
-        entry.containers.insert(container.to_string(), log);
+            .or_default();
+        let index = match named.iter().position(|p| p.uid == uid) {
+            Some(index) => index,
+            None => {
+                named.push(PodLogs {
+                    uid: uid.to_string(),
+                    containers: HashMap::new(),
+                });
+                named.len() - 1
+            }
+        };
+        named[index].containers.insert(container.to_string(), log);
     }
 
-    pub fn remove(&self, namespace: &str, pod: &str) {
-        self.pods
-            .write()
-            .expect("log index lock")
-            .remove(&(namespace.to_string(), pod.to_string()));
+    /// Forgets pod `uid` of that name (not a newer pod of the same name).
+    pub fn remove(&self, namespace: &str, pod: &str, uid: &str) {
+        let mut pods = self.pods.write().expect("log index lock");
+        let key = (namespace.to_string(), pod.to_string());
+        if let Some(named) = pods.get_mut(&key) {
+            named.retain(|p| p.uid != uid);
+            if named.is_empty() {
+                pods.remove(&key);
+            }
+        }
     }
 
-    /// The pod's uid and the container's log state.
+    /// The uid of the newest pod of that name and its container's log state.
     pub fn get(
         &self,
         namespace: &str,
@@ -56,7 +69,9 @@ impl LogIndex {
         container: &str,
     ) -> Option<(String, ContainerLog)> {
         let pods = self.pods.read().expect("log index lock");
-        let logs = pods.get(&(namespace.to_string(), pod.to_string()))?;
+        let logs = pods
+            .get(&(namespace.to_string(), pod.to_string()))?
+            .last()?;
         Some((logs.uid.clone(), logs.containers.get(container)?.clone()))
     }
 }
@@ -64,4 +79,37 @@ impl LogIndex {
 /// `<pods_dir>/<uid>/logs`: the directory a pod's sandbox writes its logs into.
 pub fn pod_log_dir(pods_dir: &Path, uid: &str) -> PathBuf {
     pods_dir.join(uid).join("logs")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(file: &str) -> ContainerLog {
+        ContainerLog {
+            current: Some(file.into()),
+            previous: None,
+            running: true,
+        }
+    }
+
+    #[test]
+    fn a_pod_made_anew_under_its_name_keeps_its_logs_while_the_old_one_goes() {
+        let index = LogIndex::default();
+        index.set("ns", "db-0", "old", "c", log("old.log"));
+        index.set("ns", "db-0", "new", "c", log("new.log"));
+        // The old pod's worker reports once more, then removes its entry.
+        index.set("ns", "db-0", "old", "c", log("old-2.log"));
+        assert_eq!(
+            index.get("ns", "db-0", "c"),
+            Some(("new".into(), log("new.log")))
+        );
+        index.remove("ns", "db-0", "old");
+        assert_eq!(
+            index.get("ns", "db-0", "c"),
+            Some(("new".into(), log("new.log")))
+        );
+        index.remove("ns", "db-0", "new");
+        assert_eq!(index.get("ns", "db-0", "c"), None);
+    }
 }

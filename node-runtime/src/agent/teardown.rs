@@ -58,7 +58,7 @@ impl Worker {
         if let Err(err) = volumes::remove(&self.ctx.pods_dir, &self.uid).await {
             tracing::warn!(pod = %self.name, %err, "removing the pod's volumes failed");
         }
-        self.ctx.logs.remove(&self.namespace, &self.name);
+        self.ctx.logs.remove(&self.namespace, &self.name, &self.uid);
         self.release();
         if final_delete {
             self.delete_from_api().await;
