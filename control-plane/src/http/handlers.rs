@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::path::{self, ApiPath};
 use super::query::Query;
-use super::{auth, logs, node_proxy, AppState};
+use super::{auth, discovery, logs, node_proxy, AppState};
 use crate::error::ApiError;
 use crate::registry::{object, DeleteOptions, Subresource};
 
@@ -61,6 +61,11 @@ async fn dispatch(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if *method == Method::GET {
+        if let Some(document) = discovery::document(uri.path()) {
+            return Ok(Json(document).into_response());
+        }
+    }
     if let Some((node, path)) = node_proxy::split(uri.path()) {
         let target = ApiPath {
             kind: skiff_api::resources::by_name("nodes").expect("nodes are served"),

@@ -2,6 +2,7 @@
 
 mod auth;
 mod cluster;
+mod discovery;
 mod handlers;
 mod logs;
 mod node_proxy;
@@ -29,7 +30,9 @@ pub struct AppState {
 /// The API router: `/api/...`, `/apis/...`, health and version endpoints.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/api", any(handlers::resource))
         .route("/api/{*rest}", any(handlers::resource))
+        .route("/apis", any(handlers::resource))
         .route("/apis/{*rest}", any(handlers::resource))
         .route("/healthz", get(cluster::health))
         .route("/livez", get(cluster::health))

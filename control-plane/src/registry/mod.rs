@@ -404,6 +404,11 @@ impl Registry {
     }
 }
 
+/// Whether `kind` takes `status` only through its `/status` subresource.
+pub fn has_status_subresource(kind: &ResourceKind) -> bool {
+    strategy::of(kind).has_status_subresource()
+}
+
 /// The namespace to address: `None` for cluster-scoped kinds whatever the caller passed.
 fn scope<'a>(kind: &ResourceKind, namespace: Option<&'a str>) -> Option<&'a str> {
     if kind.namespaced {

@@ -1,0 +1,186 @@
+//! API discovery, as the Kubernetes API server serves it (`/api`, `/api/v1`, `/apis`,
+//! `/apis/{group}`, `/apis/{group}/{version}`): the groups, versions and resources this server
+//! serves, with their verbs, short names and subresources, made from the kinds it serves.
+
+use serde_json::{json, Value};
+use skiff_api::resources::{ResourceKind, KINDS};
+
+use crate::registry::has_status_subresource;
+
+/// The verbs every served resource takes.
+const VERBS: [&str; 7] = [
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+
+/// The discovery document a GET of `path` answers, if `path` is a discovery path.
+pub fn document(path: &str) -> Option<Value> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    match segments.as_slice() {
+        ["api"] => Some(json!({
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [],
+        })),
+        ["api", version] => resource_list("", version),
+        ["apis"] => Some(json!({
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": groups().into_iter().map(group).collect::<Vec<_>>(),
+        })),
+        ["apis", name] => groups().into_iter().find(|g| g == name).map(|g| {
+            let mut doc = group(g);
+            doc["kind"] = json!("APIGroup");
+            doc["apiVersion"] = json!("v1");
+            doc
+        }),
+        ["apis", group, version] => resource_list(group, version),
+        _ => None,
+    }
+}
+
+/// The named groups served, in the order their kinds are listed.
+fn groups() -> Vec<&'static str> {
+    let mut groups: Vec<&'static str> = Vec::new();
+    for kind in KINDS.iter().filter(|k| !k.group.is_empty()) {
+        if !groups.contains(&kind.group) {
+            groups.push(kind.group);
+        }
+    }
+    groups
+}
+
+/// One group with its (single) version, preferred.
+fn group(name: &str) -> Value {
+    let version = KINDS
+        .iter()
+        .find(|k| k.group == name)
+        .map_or("v1", |k| k.version);
+    let group_version = json!({"groupVersion": format!("{name}/{version}"), "version": version});
+    json!({
+        "name": name,
+        "versions": [group_version.clone()],
+        "preferredVersion": group_version,
+    })
+}
+
+/// The `APIResourceList` of one group version; `None` if it serves nothing.
+fn resource_list(group: &str, version: &str) -> Option<Value> {
+    let kinds: Vec<&ResourceKind> = KINDS
+        .iter()
+        .filter(|k| k.group == group && k.version == version)
+        .collect();
+    if kinds.is_empty() {
+        return None;
+    }
+    let mut resources = Vec::new();
+    for kind in kinds {
+        resources.push(json!({
+            "name": kind.plural,
+            "singularName": kind.singular,
+            "namespaced": kind.namespaced,
+            "kind": kind.kind,
+            "verbs": VERBS,
+            "shortNames": kind.short_names,
+        }));
+        for (sub, verbs) in subresources(kind) {
+            resources.push(json!({
+                "name": format!("{}/{sub}", kind.plural),
+                "singularName": "",
+                "namespaced": kind.namespaced,
+                "kind": subresource_kind(kind, sub),
+                "verbs": verbs,
+            }));
+        }
+    }
+    Some(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": kind_group_version(group, version),
+        "resources": resources,
+    }))
+}
+
+fn kind_group_version(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
+}
+
+/// The subresources a kind serves and their verbs, as the request handlers route them.
+fn subresources(kind: &ResourceKind) -> Vec<(&'static str, &'static [&'static str])> {
+    let mut subs: Vec<(&'static str, &'static [&'static str])> = Vec::new();
+    if has_status_subresource(kind) {
+        subs.push(("status", &["get", "patch", "update"]));
+    }
+    match kind.kind {
+        "Pod" => {
+            subs.push(("binding", &["create"]));
+            subs.push(("eviction", &["create"]));
+            subs.push(("log", &["get"]));
+        }
+        "Node" => subs.push(("proxy", &["create", "delete", "get", "patch", "update"])),
+        _ => {}
+    }
+    subs
+}
+
+/// The kind a subresource speaks: `Binding`, `Eviction`, else the resource's own.
+fn subresource_kind(kind: &ResourceKind, sub: &str) -> &'static str {
+    match sub {
+        "binding" => "Binding",
+        "eviction" => "Eviction",
+        "proxy" => "NodeProxyOptions",
+        "log" => "Pod",
+        _ => kind.kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_and_group_documents() {
+        assert_eq!(document("/api").expect("api")["versions"], json!(["v1"]));
+        let core = document("/api/v1").expect("core");
+        let names: Vec<&str> = core["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        for name in [
+            "pods",
+            "pods/status",
+            "pods/log",
+            "pods/eviction",
+            "nodes/proxy",
+            "configmaps",
+        ] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        let groups = document("/apis/").expect("groups");
+        let apps = groups["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .find(|g| g["name"] == "apps")
+            .expect("apps");
+        assert_eq!(apps["preferredVersion"]["groupVersion"], "apps/v1");
+        let apps_v1 = document("/apis/apps/v1").expect("apps/v1");
+        assert_eq!(apps_v1["groupVersion"], "apps/v1");
+        let deployments = apps_v1["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .find(|r| r["name"] == "deployments")
+            .expect("deployments");
+        assert_eq!(deployments["shortNames"], json!(["deploy"]));
+        assert_eq!(deployments["namespaced"], true);
+        assert_eq!(document("/apis/apps").expect("group")["kind"], "APIGroup");
+        assert!(document("/apis/nothing/v1").is_none());
+        assert!(document("/api/v1/pods").is_none());
+    }
+}
