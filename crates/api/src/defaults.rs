@@ -25,17 +25,11 @@ pub fn apply_defaults(kind: &ResourceKind, obj: &mut Value) {
             set_default(spec, "replicas", json!(1));
             set_default(spec, "revisionHistoryLimit", json!(10));
             set_default(spec, "progressDeadlineSeconds", json!(600));
-            let strategy = spec.entry("strategy").or_insert_with(|| json!({}));
-            if let Some(strategy) = strategy.as_object_mut() {
-                set_default(strategy, "type", json!("RollingUpdate"));
-                if strategy.get("type") == Some(&json!("RollingUpdate")) {
-                    let rolling = strategy.entry("rollingUpdate").or_insert_with(|| json!({}));
-                    if let Some(rolling) = rolling.as_object_mut() {
-                        set_default(rolling, "maxSurge", json!("25%"));
-                        set_default(rolling, "maxUnavailable", json!("25%"));
-                    }
-                }
-            }
+            default_rolling_update(
+                spec,
+                "strategy",
+                &[("maxSurge", json!("25%")), ("maxUnavailable", json!("25%"))],
+            );
             default_template(spec);
         }
         "ReplicaSet" => {
@@ -50,17 +44,11 @@ pub fn apply_defaults(kind: &ResourceKind, obj: &mut Value) {
                 return;
             };
             set_default(spec, "revisionHistoryLimit", json!(10));
-            let strategy = spec.entry("updateStrategy").or_insert_with(|| json!({}));
-            if let Some(strategy) = strategy.as_object_mut() {
-                set_default(strategy, "type", json!("RollingUpdate"));
-                if strategy.get("type") == Some(&json!("RollingUpdate")) {
-                    let rolling = strategy.entry("rollingUpdate").or_insert_with(|| json!({}));
-                    if let Some(rolling) = rolling.as_object_mut() {
-                        set_default(rolling, "maxUnavailable", json!(1));
-                        set_default(rolling, "maxSurge", json!(0));
-                    }
-                }
-            }
+            default_rolling_update(
+                spec,
+                "updateStrategy",
+                &[("maxUnavailable", json!(1)), ("maxSurge", json!(0))],
+            );
             default_template(spec);
         }
         "StatefulSet" => {
@@ -155,16 +143,7 @@ fn default_statefulset_spec(spec: &mut Map<String, Value>) {
     set_default(spec, "replicas", json!(1));
     set_default(spec, "podManagementPolicy", json!("OrderedReady"));
     set_default(spec, "revisionHistoryLimit", json!(10));
-    let strategy = spec.entry("updateStrategy").or_insert_with(|| json!({}));
-    if let Some(strategy) = strategy.as_object_mut() {
-        set_default(strategy, "type", json!("RollingUpdate"));
-        if strategy.get("type") == Some(&json!("RollingUpdate")) {
-            let rolling = strategy.entry("rollingUpdate").or_insert_with(|| json!({}));
-            if let Some(rolling) = rolling.as_object_mut() {
-                set_default(rolling, "partition", json!(0));
-            }
-        }
-    }
+    default_rolling_update(spec, "updateStrategy", &[("partition", json!(0))]);
     let retention = spec
         .entry("persistentVolumeClaimRetentionPolicy")
         .or_insert_with(|| json!({}));
@@ -173,6 +152,27 @@ fn default_statefulset_spec(spec: &mut Map<String, Value>) {
         set_default(retention, "whenScaled", json!("Retain"));
     }
     default_template(spec);
+}
+
+/// `spec[key]` defaulted to a `RollingUpdate` strategy, whose `rollingUpdate` gets `fields`
+/// unless the strategy names another type (Deployments, DaemonSets and StatefulSets).
+fn default_rolling_update(spec: &mut Map<String, Value>, key: &str, fields: &[(&str, Value)]) {
+    let Some(strategy) = spec.entry(key).or_insert_with(|| json!({})).as_object_mut() else {
+        return;
+    };
+    set_default(strategy, "type", json!("RollingUpdate"));
+    if strategy.get("type") != Some(&json!("RollingUpdate")) {
+        return;
+    }
+    if let Some(rolling) = strategy
+        .entry("rollingUpdate")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    {
+        for (field, value) in fields {
+            set_default(rolling, field, value.clone());
+        }
+    }
 }
 
 fn default_template(spec: &mut Map<String, Value>) {
