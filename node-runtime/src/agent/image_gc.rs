@@ -151,7 +151,7 @@ impl ImageGc {
     /// Notes which images are in use, then removes unused ones if the disk is too full.
     async fn collect(&mut self) -> Result<(), GcError> {
         let now = Instant::now();
-        let in_use = self.in_use().await?;
+        let in_use: HashSet<String> = self.runtimes.image_users().await?.into_keys().collect();
         let listed = self.images.list_images().await?;
         let present: HashSet<&str> = listed.iter().map(|i| i.reference.as_str()).collect();
         self.tracked
@@ -197,17 +197,6 @@ impl ImageGc {
             );
         }
         Ok(())
-    }
-
-    /// References of the images the runtimes' containers (running or exited) were made from.
-    async fn in_use(&self) -> Result<HashSet<String>, RuntimeError> {
-        let mut in_use = HashSet::new();
-        for runtime in self.runtimes.iter() {
-            for container in runtime.list_containers(None).await? {
-                in_use.insert(container.image.reference);
-            }
-        }
-        Ok(in_use)
     }
 }
 

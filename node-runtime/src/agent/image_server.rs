@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::{ImageRef, ImageService, RuntimeError, RuntimeSet};
+use crate::runtime::{ImageRef, ImageService, RuntimeSet};
 
 /// What the image endpoint works on.
 #[derive(Clone)]
@@ -89,7 +89,13 @@ async fn remove(
         }
         Err(err) => return failure(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
     };
-    match user_of(&state.runtimes, &image).await {
+    // By reference: content shared with another reference stays while that one exists.
+    match state
+        .runtimes
+        .image_users()
+        .await
+        .map(|mut u| u.remove(&reference))
+    {
         Ok(Some(container)) => {
             return failure(
                 StatusCode::CONFLICT,
@@ -103,19 +109,4 @@ async fn remove(
         Ok(()) => Json(ImageInfo::from(image)).into_response(),
         Err(err) => failure(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
     }
-}
-
-/// The id of a container of any runtime that was made from `image`.
-async fn user_of(runtimes: &RuntimeSet, image: &ImageRef) -> Result<Option<String>, RuntimeError> {
-    for runtime in runtimes.iter() {
-        let containers = runtime.list_containers(None).await?;
-        // By reference: content shared with another reference stays while that one exists.
-        if let Some(user) = containers
-            .into_iter()
-            .find(|c| c.image.reference == image.reference)
-        {
-            return Ok(Some(format!("{} ({})", user.name, user.id)));
-        }
-    }
-    Ok(None)
 }

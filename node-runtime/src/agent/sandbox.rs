@@ -43,11 +43,7 @@ impl Worker {
         if self.sandbox.is_some() {
             return true;
         }
-        if self
-            .records
-            .iter()
-            .any(|r| r.retry_at.is_some_and(|at| at > now))
-        {
+        if self.waiting_to_retry(now) {
             return false;
         }
         let runtime = match self.runtime.clone() {

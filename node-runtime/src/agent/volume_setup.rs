@@ -53,11 +53,7 @@ impl Worker {
         if self.volumes.is_some() {
             return true;
         }
-        if self
-            .records
-            .iter()
-            .any(|r| r.retry_at.is_some_and(|at| at > now))
-        {
+        if self.waiting_to_retry(now) {
             return false;
         }
         if volumes::projects_files(&self.pod) {

@@ -186,6 +186,13 @@ async fn next_event(events: Option<&mut broadcast::Receiver<ContainerEvent>>, sa
 }
 
 impl Worker {
+    /// Whether a failed setup step (volumes, sandbox) is still backing off at `now`.
+    pub(super) fn waiting_to_retry(&self, now: Instant) -> bool {
+        self.records
+            .iter()
+            .any(|r| r.retry_at.is_some_and(|at| at > now))
+    }
+
     fn new(ctx: Arc<Context>, pod: Arc<Pod>) -> Self {
         let status = pod.status.as_ref();
         let previous = |statuses: Option<&Vec<_>>, name: &str| {
