@@ -8,6 +8,8 @@ mod leadership;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;
+#[cfg(test)]
+mod test_registry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,29 +1,9 @@
 //! Registry behaviour that needs a real store.
 
 use serde_json::json;
-use skiff_raft_store::{Cluster, Store, StoreConfig, Timing};
 
 use super::admission::tests::NEXT_SUFFIXES;
 use super::*;
-
-async fn registry(dir: &std::path::Path) -> Registry {
-    let store = Store::open(StoreConfig {
-        data_dir: dir.join("store"),
-        cluster: Cluster::single("t"),
-        peer_listen: None,
-        watch_history: 1_000,
-        timing: Timing::default(),
-        log_retain: 1_000,
-        join: None,
-    })
-    .await
-    .expect("store");
-    let registry = Registry::new(store);
-    crate::bootstrap::ensure_system_objects(&registry)
-        .await
-        .expect("namespaces");
-    registry
-}
 
 fn draw_next(suffixes: &[&str]) {
     NEXT_SUFFIXES.with(|q| {
@@ -36,7 +16,7 @@ fn draw_next(suffixes: &[&str]) {
 #[tokio::test]
 async fn a_taken_generated_name_is_drawn_again_up_to_eight_times() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let registry = registry(dir.path()).await;
+    let registry = crate::test_registry::registry(dir.path()).await;
     let kind = resources::by_name("configmaps").expect("kind");
     let generated = || json!({"metadata": {"generateName": "web-"}});
     let create = || registry.create(kind, Some("default"), generated());

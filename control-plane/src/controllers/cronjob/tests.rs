@@ -9,7 +9,6 @@ use skiff_api::k8s_openapi::api::batch::v1::{
 };
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::k8s_openapi::jiff::{SignedDuration, Timestamp};
-use skiff_raft_store::{Cluster, Store, StoreConfig, Timing};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
@@ -26,20 +25,6 @@ impl Clock for TestClock {
 
 fn at(s: &str) -> Timestamp {
     s.parse().expect(s)
-}
-
-async fn store(dir: &std::path::Path) -> Store {
-    Store::open(StoreConfig {
-        data_dir: dir.join("store"),
-        cluster: Cluster::single("t"),
-        peer_listen: None,
-        watch_history: 10_000,
-        timing: Timing::default(),
-        log_retain: 1_000,
-        join: None,
-    })
-    .await
-    .expect("store")
 }
 
 fn cronjob(policy: &str) -> CronJob {
@@ -77,11 +62,7 @@ fn job_names(jobs: &Informer<Job>) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_each_scheduled_minute_once_across_failovers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = store(dir.path()).await;
-    let registry = Registry::new(store.clone());
-    crate::bootstrap::ensure_system_objects(&registry)
-        .await
-        .expect("namespaces");
+    let registry = crate::test_registry::registry(dir.path()).await;
     let shutdown = CancellationToken::new();
     let informers = Informers::start(&registry, &shutdown);
     let clock = Arc::new(TestClock(Mutex::new(at("2026-01-01T00:00:30Z"))));

@@ -3,25 +3,10 @@
 //! deleted claim releases its Retain volume.
 
 use serde_json::json;
-use skiff_raft_store::{Cluster, Store, StoreConfig, Timing};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::runtime::Informers;
-
-async fn store(dir: &std::path::Path) -> Store {
-    Store::open(StoreConfig {
-        data_dir: dir.join("store"),
-        cluster: Cluster::single("t"),
-        peer_listen: None,
-        watch_history: 10_000,
-        timing: Timing::default(),
-        log_retain: 1_000,
-        join: None,
-    })
-    .await
-    .expect("store")
-}
 
 fn volume(name: &str, size: &str) -> PersistentVolume {
     serde_json::from_value(json!({"metadata": {"name": name}, "spec": {
@@ -43,10 +28,7 @@ async fn settle(reconciler: &impl Reconciler, key: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_written_binding_is_finished_and_a_deleted_claim_releases() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let registry = Registry::new(store(dir.path()).await);
-    crate::bootstrap::ensure_system_objects(&registry)
-        .await
-        .expect("system objects");
+    let registry = crate::test_registry::registry(dir.path()).await;
     let shutdown = CancellationToken::new();
     let informers = Informers::start(&registry, &shutdown);
     let binder = ClaimBinder {
