@@ -100,6 +100,17 @@ impl ApiError {
         }
     }
 
+    /// A `preconditions.uid` that is not the object's: the name now holds another object.
+    pub fn uid_mismatch(kind: &ResourceKind, name: &str, wanted: &str, actual: &str) -> Self {
+        ApiError::Conflict {
+            resource: qualified(kind),
+            name: name.to_string(),
+            message: format!(
+                "Precondition failed: UID in precondition: {wanted}, UID in object meta: {actual}"
+            ),
+        }
+    }
+
     pub fn invalid(kind: &ResourceKind, name: &str, causes: Vec<FieldError>) -> Self {
         ApiError::Invalid {
             kind: kind.kind.to_string(),

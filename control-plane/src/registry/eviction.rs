@@ -89,15 +89,12 @@ impl Registry {
             };
             if options.uid != pod.metadata.uid {
                 // Refused before any budget is spent on it.
-                return Err(ApiError::Conflict {
-                    resource: "pods".into(),
-                    name: name.to_string(),
-                    message: format!(
-                        "Precondition failed: UID in precondition: {}, UID in object meta: {}",
-                        options.uid.as_deref().unwrap_or_default(),
-                        pod.metadata.uid.as_deref().unwrap_or_default()
-                    ),
-                });
+                return Err(ApiError::uid_mismatch(
+                    pods,
+                    name,
+                    options.uid.as_deref().unwrap_or_default(),
+                    pod.metadata.uid.as_deref().unwrap_or_default(),
+                ));
             }
             if !needs_budget(&pod) {
                 self.delete(pods, Some(namespace), name, &options).await?;

@@ -229,14 +229,7 @@ impl Registry {
             if let Some(wanted) = options.uid.as_deref() {
                 let actual = object::meta_str(&obj, "uid").unwrap_or_default();
                 if wanted != actual {
-                    return Err(ApiError::Conflict {
-                        resource: crate::error::qualified(kind),
-                        name: name.to_string(),
-                        message: format!(
-                            "Precondition failed: UID in precondition: {wanted}, UID in object \
-                             meta: {actual}"
-                        ),
-                    });
+                    return Err(ApiError::uid_mismatch(kind, name, wanted, actual));
                 }
             }
             let grace = strategy.delete_grace_period(&obj, options.grace_period_seconds);
