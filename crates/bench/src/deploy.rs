@@ -154,6 +154,7 @@ pub(crate) async fn run_to_running(
 ) -> anyhow::Result<()> {
     let sandbox = runtime
         .run_pod_sandbox(&PodSandboxConfig {
+            network: None,
             uid: name.into(),
             namespace: "bench".into(),
             name: name.into(),

@@ -58,6 +58,7 @@ impl Worker {
             },
         };
         let config = PodSandboxConfig {
+            network: None,
             uid: self.uid.clone(),
             namespace: self.namespace.clone(),
             name: self.name.clone(),

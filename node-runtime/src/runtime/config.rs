@@ -1,7 +1,10 @@
 //! What the agent asks of a runtime: a pod sandbox and the containers in it.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::ImageRef;
 
@@ -14,6 +17,19 @@ pub struct PodSandboxConfig {
     pub labels: BTreeMap<String, String>,
     /// Directory for this pod's container logs; each container's `log_path` is relative to it.
     pub log_directory: PathBuf,
+    /// The pod's own network, or None when the pod shares the node's network.
+    pub network: Option<PodNetwork>,
+}
+
+/// A pod's own network, set up by the agent before the sandbox runs (the CNI plugin's part in
+/// Kubernetes): a network namespace whose interface holds the pod's address. The runtime runs
+/// the pod's sockets in it.
+#[derive(Debug, Clone)]
+pub struct PodNetwork {
+    /// The pod's address (`status.podIP`).
+    pub ip: IpAddr,
+    /// The pod's network namespace, held open by the agent for the pod's lifetime.
+    pub netns: Arc<OwnedFd>,
 }
 
 /// Resource limits for one container (already parsed from Quantities).

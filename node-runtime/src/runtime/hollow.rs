@@ -293,6 +293,7 @@ mod tests {
         let runtime = HollowRuntime::new();
         let sandbox = runtime
             .run_pod_sandbox(&PodSandboxConfig {
+                network: None,
                 uid: "u1".into(),
                 namespace: "default".into(),
                 name: "p".into(),

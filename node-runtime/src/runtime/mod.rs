@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 pub use config::{
-    container_log_path, ContainerConfig, ContainerResources, Mount, PodSandboxConfig,
+    container_log_path, ContainerConfig, ContainerResources, Mount, PodNetwork, PodSandboxConfig,
     SecurityContext,
 };
 pub use error::RuntimeError;

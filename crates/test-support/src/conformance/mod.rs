@@ -40,6 +40,7 @@ async fn sandbox(runtime: &dyn ContainerRuntime, pod: &str, dir: &Path) -> Sandb
     let name = runtime.name();
     let sandbox = runtime
         .run_pod_sandbox(&PodSandboxConfig {
+            network: None,
             uid: format!("{pod}-uid"),
             namespace: "default".into(),
             name: pod.into(),

@@ -35,6 +35,7 @@ async fn fixture() -> Fixture {
     let runtime = WasmRuntime::new(dir.path().join("runtime")).expect("runtime");
     let sandbox = runtime
         .run_pod_sandbox(&PodSandboxConfig {
+            network: None,
             uid: "pod-uid".into(),
             namespace: "default".into(),
             name: "pod".into(),
@@ -458,6 +459,7 @@ async fn compiled_modules_are_cached_in_memory_and_on_disk() {
     let restarted = WasmRuntime::new(f.dir.path().join("runtime")).expect("runtime");
     let sandbox = restarted
         .run_pod_sandbox(&PodSandboxConfig {
+            network: None,
             uid: "u2".into(),
             namespace: "default".into(),
             name: "p2".into(),
