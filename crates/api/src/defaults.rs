@@ -8,6 +8,7 @@ use crate::batch::{
     DEFAULT_PARALLELISM, DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT,
 };
 use crate::image::{default_pull_policy, runtime_class_for_image};
+use crate::probes::default_probes;
 use crate::resources::ResourceKind;
 
 /// Fills defaults in place; never overwrites a value that is set.
@@ -197,6 +198,15 @@ fn default_pod_spec(spec: &mut Value) {
     if let Some(class) = first_image {
         set_default(spec, "runtimeClassName", json!(class));
     }
+    for init in spec
+        .get_mut("initContainers")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        default_probes(init);
+    }
     for container in spec
         .get_mut("containers")
         .and_then(Value::as_array_mut)
@@ -206,6 +216,7 @@ fn default_pod_spec(spec: &mut Value) {
         let Some(container) = container.as_object_mut() else {
             continue;
         };
+        default_probes(container);
         let policy = container
             .get("image")
             .and_then(Value::as_str)

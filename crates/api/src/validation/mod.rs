@@ -5,6 +5,7 @@ mod batch;
 mod meta;
 mod pod;
 mod policy;
+mod probes;
 mod runtime_class;
 mod statefulset;
 mod storage;

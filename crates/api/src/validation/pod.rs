@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, ResourceRequirements};
 
 use super::meta::{self, NameRule};
-use super::volumes;
+use super::{probes, volumes};
 use super::{Errors, FieldErrorReason};
 use crate::{image, quantity};
 
@@ -34,6 +34,8 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
     for (field, container, is_init) in init.chain(apps) {
         validate_container(container, &field, errors);
         validate_container_restart_policy(container, &field, is_init, errors);
+        let sidecar = container.restart_policy.as_deref() == Some("Always");
+        probes::validate_probes(container, &field, is_init && !sidecar, errors);
         if !names.insert(container.name.as_str()) {
             errors.push(
                 format!("{field}.name"),
