@@ -40,6 +40,8 @@ mod node;
 mod pod_dirs;
 mod pod_failure;
 mod pods;
+mod probes;
+mod probing;
 mod publish;
 mod pull_policy;
 mod pull_secrets;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::status::{self, ContainerReport};
+use super::status::{self, ContainerReport, Probed};
 use super::worker::Worker;
 
 impl Worker {
@@ -19,6 +19,10 @@ impl Worker {
                 state: r.state.clone(),
                 waiting: r.waiting.clone(),
                 last_terminated: r.last_terminated.clone(),
+                probed: r.probes.as_ref().map_or_else(Probed::default, |p| Probed {
+                    started: p.started(),
+                    ready: p.ready(),
+                }),
             })
             .collect()
     }

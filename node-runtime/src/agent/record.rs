@@ -8,6 +8,7 @@ use skiff_api::k8s_openapi::api::core::v1::{
 use tokio::time::Instant;
 
 use super::lifecycle::{ContainerView, Role};
+use super::probes::ContainerProbes;
 use super::reasons::Failure;
 use super::status;
 use crate::runtime::{ContainerState, ImageRef};
@@ -35,6 +36,8 @@ pub struct Record {
     pub backoff_until: Option<Instant>,
     pub retry_at: Option<Instant>,
     pub pull_failures: u32,
+    /// The probes of the running attempt, if it declares any.
+    pub probes: Option<ContainerProbes>,
 }
 
 impl Record {
@@ -68,6 +71,7 @@ impl Record {
             backoff_until: None,
             retry_at: None,
             pull_failures: 0,
+            probes: None,
         }
     }
 

@@ -29,6 +29,35 @@ pub struct ContainerReport {
     pub waiting: Option<(String, String)>,
     /// The previous attempt's end (`lastState.terminated`).
     pub last_terminated: Option<ContainerStateTerminated>,
+    /// What its probes say of the current attempt.
+    pub probed: Probed,
+}
+
+/// What a container's probes say (both true for a container without probes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probed {
+    /// The startup probe succeeded.
+    pub started: bool,
+    /// Started, and the readiness probe succeeded.
+    pub ready: bool,
+}
+
+impl Default for Probed {
+    fn default() -> Self {
+        Probed {
+            started: true,
+            ready: true,
+        }
+    }
+}
+
+impl ContainerReport {
+    /// Running, and ready by its probes.
+    fn ready(&self) -> bool {
+        matches!(self.state, Some(ContainerState::Running { .. }))
+            && self.waiting.is_none()
+            && self.probed.ready
+    }
 }
 
 pub fn observed(state: Option<&ContainerState>) -> Observed {
@@ -133,8 +162,8 @@ fn container_status(report: &ContainerReport, initialized: bool) -> ApiContainer
         image: report.image.clone(),
         image_id: report.image_id.clone().unwrap_or_default(),
         container_id: report.container_id.clone(),
-        ready: running || completed,
-        started: Some(running),
+        ready: report.ready() || completed,
+        started: Some(running && report.probed.started),
         restart_count: report.restart_count as i32,
         state: Some(state),
         last_state: Some(ApiContainerState {
@@ -158,6 +187,19 @@ fn condition(kind: &str, ok: bool, previous: &[PodCondition], now: &Time) -> Pod
         last_transition_time: Some(since),
         ..Default::default()
     }
+}
+
+/// A readiness condition that is false, with Kubernetes' reason and the containers that are
+/// not ready.
+fn not_ready_because(mut condition: PodCondition, unready: &[&str]) -> PodCondition {
+    if condition.status == "False" && !unready.is_empty() {
+        condition.reason = Some("ContainersNotReady".into());
+        condition.message = Some(format!(
+            "containers with unready status: [{}]",
+            unready.join(" ")
+        ));
+    }
+    condition
 }
 
 /// Where the pod is reachable: its node's IP and its own (the node's when it shares it).
@@ -185,10 +227,12 @@ pub fn pod_status(
         .any(|r| r.role == Role::App && r.container_id.is_some());
     let phase = lifecycle::phase(policy, &observed, ever_started);
     let initialized = lifecycle::initialized(&observed);
-    let ready = reports.iter().any(|r| r.role == Role::App)
-        && reports.iter().filter(|r| r.role != Role::Init).all(|r| {
-            matches!(r.state, Some(ContainerState::Running { .. })) && r.waiting.is_none()
-        });
+    let unready: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.role != Role::Init && !r.ready())
+        .map(|r| r.name.as_str())
+        .collect();
+    let ready = reports.iter().any(|r| r.role == Role::App) && unready.is_empty();
     let (init, apps): (Vec<&ContainerReport>, Vec<&ContainerReport>) =
         reports.iter().partition(|r| r.role != Role::App);
     let statuses = |reports: Vec<&ContainerReport>| -> Vec<ApiContainerStatus> {
@@ -205,8 +249,8 @@ pub fn pod_status(
         conditions: Some(vec![
             condition("PodScheduled", true, old, now),
             condition("Initialized", initialized, old, now),
-            condition("ContainersReady", ready, old, now),
-            condition("Ready", ready, old, now),
+            not_ready_because(condition("ContainersReady", ready, old, now), &unready),
+            not_ready_because(condition("Ready", ready, old, now), &unready),
         ]),
         host_ip: Some(addresses.host_ip.to_string()),
         host_ips: Some(vec![HostIP {
@@ -280,6 +324,60 @@ mod tests {
         assert_eq!(status["hostIP"], "127.0.0.1");
         assert_eq!(status["podIP"], "10.0.0.7");
         assert_eq!(status["startTime"], "1970-01-01T00:00:01Z");
+    }
+
+    #[test]
+    fn a_running_container_is_ready_only_as_its_probes_say() {
+        let mut r = report(
+            Some(ContainerState::Running {
+                started_at: SystemTime::now(),
+            }),
+            None,
+        );
+        r.probed = Probed {
+            started: false,
+            ready: false,
+        };
+        let status = json(pod_status(
+            RestartPolicy::Always,
+            std::slice::from_ref(&r),
+            HOST,
+            &at(1),
+            None,
+            &at(2),
+        ));
+        assert_eq!(status["phase"], "Running");
+        assert_eq!(status["containerStatuses"][0]["ready"], false);
+        assert_eq!(status["containerStatuses"][0]["started"], false);
+        for condition in [2, 3] {
+            let c = &status["conditions"][condition];
+            assert_eq!(c["status"], "False");
+            assert_eq!(c["reason"], "ContainersNotReady");
+            assert_eq!(c["message"], "containers with unready status: [c]");
+        }
+        r.probed.started = true;
+        let status = json(pod_status(
+            RestartPolicy::Always,
+            std::slice::from_ref(&r),
+            HOST,
+            &at(1),
+            None,
+            &at(2),
+        ));
+        assert_eq!(status["containerStatuses"][0]["started"], true);
+        assert_eq!(status["containerStatuses"][0]["ready"], false);
+        r.probed.ready = true;
+        let status = json(pod_status(
+            RestartPolicy::Always,
+            &[r],
+            HOST,
+            &at(1),
+            None,
+            &at(2),
+        ));
+        assert_eq!(status["containerStatuses"][0]["ready"], true);
+        assert_eq!(status["conditions"][3]["status"], "True");
+        assert!(status["conditions"][3]["reason"].is_null());
     }
 
     #[test]

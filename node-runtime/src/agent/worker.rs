@@ -13,7 +13,7 @@ use skiff_api::k8s_openapi::api::core::v1::{
 };
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use skiff_client::Client;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -93,6 +93,8 @@ pub(super) struct Worker {
     pub volumes: Option<volumes::Volumes>,
     pub volume_state: VolumeState,
     source_changes: broadcast::Receiver<SourceChange>,
+    /// Notified when a probe's verdict changes.
+    pub probe_wake: Arc<Notify>,
 }
 
 /// Runs the worker of one pod until it is deleted, gone, or the agent stops.
@@ -131,6 +133,7 @@ pub async fn run(
         };
         let sandbox = worker.sandbox.clone().unwrap_or_default();
         let pod = worker.pod.clone();
+        let probe_wake = worker.probe_wake.clone();
         // Shutdown first: the agent stopping also closes `updates`, and that must not read as
         // the pod being gone (which would stop containers that outlive the agent).
         tokio::select! {
@@ -138,6 +141,7 @@ pub async fn run(
             _ = shutdown.cancelled() => return worker.agent_stopping().await,
             changed = updates.changed() => if changed.is_err() { return worker.teardown(false).await },
             _ = sleep => {}
+            _ = probe_wake.notified() => {}
             _ = next_event(worker.container_events.as_mut(), &sandbox) => {}
             message = evicted(worker.admitted.clone()) => worker.evict(message).await,
             _ = source_changed(&mut worker.source_changes, &pod) => worker.volume_state.stale = true,
@@ -252,6 +256,7 @@ impl Worker {
             volumes: None,
             volume_state: VolumeState::default(),
             source_changes,
+            probe_wake: Arc::new(Notify::new()),
         }
     }
 
@@ -284,6 +289,7 @@ impl Worker {
         for i in 0..self.records.len() {
             self.observe(i, now).await;
         }
+        self.probe(now).await;
         let Ok(steps) = lifecycle::step(self.policy(), false, &self.views(), now) else {
             return;
         };
