@@ -108,6 +108,11 @@ fn describe_containers(specs: &Value, statuses: &Value) {
             println!("    Ready:          {}", text(&status["ready"]));
             println!("    Restart Count:  {}", text(&status["restartCount"]));
         }
+        for (field, title) in skiff_api::probes::PROBES {
+            if let Some(probe) = container.get(field).filter(|p| p.is_object()) {
+                println!("    {:<16}{}", format!("{title}:"), probe_summary(probe));
+            }
+        }
         if let Some(limits) = container["resources"]["limits"].as_object() {
             println!(
                 "    Limits:         {}",
@@ -119,6 +124,55 @@ fn describe_containers(specs: &Value, statuses: &Value) {
             );
         }
     }
+}
+
+/// A probe as kubectl describes it:
+/// `http-get http://:8080/healthz delay=0s timeout=1s period=10s #success=1 #failure=3`.
+fn probe_summary(probe: &Value) -> String {
+    let port = |action: &Value| match &action["port"] {
+        Value::String(name) => name.clone(),
+        other => other.to_string(),
+    };
+    let action = if let Some(http) = probe.get("httpGet") {
+        format!(
+            "http-get {}://{}:{}{}",
+            http["scheme"].as_str().unwrap_or("HTTP").to_lowercase(),
+            http["host"].as_str().unwrap_or_default(),
+            port(http),
+            http["path"].as_str().unwrap_or("/")
+        )
+    } else if let Some(tcp) = probe.get("tcpSocket") {
+        format!(
+            "tcp-socket {}:{}",
+            tcp["host"].as_str().unwrap_or_default(),
+            port(tcp)
+        )
+    } else if let Some(exec) = probe.get("exec") {
+        let command: Vec<&str> = exec["command"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        format!("exec [{}]", command.join(" "))
+    } else if let Some(grpc) = probe.get("grpc") {
+        format!(
+            "grpc <pod>:{} {}",
+            port(grpc),
+            grpc["service"].as_str().unwrap_or_default()
+        )
+    } else {
+        "unknown".into()
+    };
+    let number = |key: &str| probe[key].as_i64().unwrap_or_default();
+    format!(
+        "{action} delay={}s timeout={}s period={}s #success={} #failure={}",
+        number("initialDelaySeconds"),
+        number("timeoutSeconds"),
+        number("periodSeconds"),
+        number("successThreshold"),
+        number("failureThreshold")
+    )
 }
 
 fn describe_workload(obj: &Value) {
@@ -302,4 +356,36 @@ pub async fn run(args: DescribeArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         .collect();
     table::print(&["  Type", "Reason", "Age", "From", "Message"], &rows);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn probes_read_as_kubectl_shows_them() {
+        let timing = json!({"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1,
+                            "failureThreshold": 3});
+        let with = |action: Value| {
+            let mut probe = timing.clone();
+            probe
+                .as_object_mut()
+                .expect("object")
+                .extend(action.as_object().expect("object").clone());
+            probe_summary(&probe)
+        };
+        assert_eq!(
+            with(json!({"httpGet": {"port": 8080, "path": "/healthz", "scheme": "HTTP"}})),
+            "http-get http://:8080/healthz delay=0s timeout=1s period=10s #success=1 #failure=3"
+        );
+        assert_eq!(
+            with(json!({"tcpSocket": {"port": "admin"}, "initialDelaySeconds": 5})),
+            "tcp-socket :admin delay=5s timeout=1s period=10s #success=1 #failure=3"
+        );
+        assert_eq!(
+            with(json!({"exec": {"command": ["cat", "/tmp/healthy"]}})),
+            "exec [cat /tmp/healthy] delay=0s timeout=1s period=10s #success=1 #failure=3"
+        );
+    }
 }
