@@ -2,8 +2,9 @@
 //! probed server is one this test runs on the node's address (pods share the node's network,
 //! so that is the pod's IP): a readiness httpGet probe makes the pod `READY 0/1` while the
 //! server answers 500 and `1/1` while it answers 200; a tcpSocket readiness probe on a closed
-//! port keeps it unready with the reason in `describe pod`; a failing liveness probe restarts
-//! the container with the kubelet's events.
+//! port keeps it unready with the reason in `describe pod`, as an exec probe does on the Wasm
+//! runtime (which cannot exec); a failing liveness probe restarts the container with the
+//! kubelet's events.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -259,6 +260,20 @@ fn readiness_probes_gate_ready() -> anyhow::Result<()> {
         "{described}"
     );
     assert!(described.contains("Ready           False"), "{described}");
+
+    // The Wasm runtime cannot exec: an exec probe fails with that reason.
+    cli.apply_yaml(&pod_yaml(
+        "execed",
+        &image,
+        "    readinessProbe:\n      exec: {command: [cat, /tmp/ready]}\n      periodSeconds: 1\n",
+    ))?;
+    wait_event(
+        &cli,
+        "execed",
+        "Unhealthy",
+        "Readiness probe failed: exec is not supported by the wasm runtime",
+    )?;
+    wait_ready_column(&cli, "execed", "0/1")?;
     Ok(())
 }
 

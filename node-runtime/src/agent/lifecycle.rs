@@ -94,6 +94,8 @@ pub struct ContainerView {
     pub backoff_until: Option<Instant>,
     /// When a failed pull, create or start may be tried again.
     pub retry_at: Option<Instant>,
+    /// Its startup probe succeeded, or it has none.
+    pub started: bool,
 }
 
 /// What the worker should do next for one container.
@@ -122,7 +124,8 @@ pub enum LifecycleError {
 
 /// The step for each container of a pod that is not being deleted, in the pod's order (init
 /// containers first). Init containers run one at a time, each to success before the next;
-/// a sidecar must be running before the next starts; app containers start once all are.
+/// a sidecar must be running and started (its startup probe passed) before the next starts;
+/// app containers start once all are.
 /// When the app containers have finished for good, the sidecars are stopped.
 pub fn step(
     policy: RestartPolicy,
@@ -149,7 +152,7 @@ pub fn step(
             }
             Role::Sidecar => {
                 steps[i] = one(RestartPolicy::Always, c, now);
-                if c.observed != Observed::Running {
+                if c.observed != Observed::Running || !c.started {
                     return Ok(steps);
                 }
             }

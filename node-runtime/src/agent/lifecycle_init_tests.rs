@@ -12,6 +12,7 @@ fn c(role: Role, observed: Observed) -> ContainerView {
         observed,
         backoff_until: None,
         retry_at: None,
+        started: true,
     }
 }
 
@@ -90,6 +91,19 @@ fn init_and_sidecar_steps_table() {
             Always,
             vec![c(Sidecar, Running), c(Init, Absent), c(App, Absent)],
             vec![Keep, Start, Keep],
+        ),
+        (
+            "a running sidecar whose startup probe has not passed holds the next one",
+            Always,
+            vec![
+                ContainerView {
+                    started: false,
+                    ..c(Sidecar, Running)
+                },
+                c(Init, Absent),
+                c(App, Absent),
+            ],
+            vec![Keep, Keep, Keep],
         ),
         (
             "a sidecar restarts in a Never pod",

@@ -8,12 +8,14 @@ fn view(observed: Observed, backoff_until: Option<Instant>) -> ContainerView {
         observed,
         backoff_until,
         retry_at: None,
+        started: true,
     }
 }
 
 fn retrying(observed: Observed, retry_at: Instant) -> ContainerView {
     ContainerView {
         retry_at: Some(retry_at),
+        started: true,
         ..view(observed, None)
     }
 }

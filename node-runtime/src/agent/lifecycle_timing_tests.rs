@@ -8,6 +8,7 @@ fn exited(code: i32, backoff_until: Option<Instant>) -> ContainerView {
         observed: Observed::Exited { exit_code: code },
         backoff_until,
         retry_at: None,
+        started: true,
     }
 }
 
@@ -62,10 +63,12 @@ async fn nothing_to_wake_for_when_done_or_never_restarting() {
         observed: Observed::Running,
         backoff_until: None,
         retry_at: None,
+        started: true,
     };
     assert_eq!(next_wake(RestartPolicy::Always, &[running], now), None);
     let overdue = ContainerView {
         retry_at: Some(now - Duration::from_secs(1)),
+        started: true,
         ..running
     };
     assert_eq!(next_wake(RestartPolicy::Always, &[overdue], now), Some(now));

@@ -82,6 +82,7 @@ impl Record {
             observed: status::observed(self.state.as_ref()),
             backoff_until: self.backoff_until,
             retry_at: self.retry_at,
+            started: self.probes.as_ref().is_none_or(ContainerProbes::started),
         }
     }
 
