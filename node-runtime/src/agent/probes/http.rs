@@ -96,7 +96,8 @@ fn why(url: &Url, err: &reqwest::Error) -> String {
     let mut source = err.source();
     while let Some(cause) = source {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if err.is_connect() {
+            // An OS error while connecting (not TLS, which also fails the connect).
+            if err.is_connect() && io.raw_os_error().is_some() {
                 let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
                 return dial_error(host, url.port_or_known_default().unwrap_or(0), io);
             }

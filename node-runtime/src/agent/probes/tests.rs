@@ -273,3 +273,54 @@ async fn a_startup_probe_holds_the_others_and_fails_the_container() {
     assert_eq!(until(&probes, ContainerProbes::ready).await, 4);
     assert!(probes.started());
 }
+
+/// Answers one HTTPS request with 204 on a self-signed certificate, which probes accept.
+#[tokio::test]
+async fn https_probes_skip_certificate_checks() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{crypto, ServerConfig};
+
+    let cert = CertificateDer::from_pem_slice(include_bytes!("testdata/cert.pem")).expect("cert");
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("testdata/key.pem")).expect("key");
+    let config = ServerConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let Ok(mut tls) = acceptor.accept(stream).await else {
+                continue;
+            };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let answer = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+            let _ = tls.write_all(answer).await;
+            let _ = tls.shutdown().await;
+        }
+    });
+    let https = probe(json!({"httpGet": {"port": port, "scheme": "HTTPS"}}));
+    let action = Action::resolve(
+        &https,
+        &Container::default(),
+        "127.0.0.1",
+        Duration::from_secs(5),
+    )
+    .expect("an action");
+    assert_eq!(
+        action.attempt(&target(), Duration::from_secs(5)).await,
+        Outcome::Success
+    );
+}
