@@ -188,6 +188,18 @@ async fn an_attempt_past_its_timeout_fails() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_refused_http_probe_says_so_as_the_kubelet_does() {
+    let port = closed_port().await;
+    let liveness =
+        probe(json!({"httpGet": {"port": port, "path": "/healthz"}, "failureThreshold": 1}));
+    let (mut rx, _, start) = spawn(ProbeKind::Liveness, &liveness);
+    let why = format!(
+        "Get \"http://127.0.0.1:{port}/healthz\": dial tcp 127.0.0.1:{port}: connect: connection refused"
+    );
+    assert_eq!(next(&mut rx, start).await, (0, Verdict::Failure(why)));
+}
+
+#[tokio::test(start_paused = true)]
 async fn redirects_are_followed_on_the_same_host_only() {
     let server = server().await;
     let away = probe(json!({"httpGet": {"port": server.port, "path": "/away"}}));
