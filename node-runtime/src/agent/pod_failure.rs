@@ -46,8 +46,12 @@ impl Worker {
     }
 
     /// The pod fails for good with `reason`: an Event now, the status at the next publish.
+    /// Its probes stop.
     fn fail(&mut self, reason: &str, message: String) {
         self.ctx.events.warning(&self.pod, reason, message.clone());
+        for r in &mut self.records {
+            r.probes = None;
+        }
         self.failure = Some((reason.to_string(), message));
         self.release();
     }
