@@ -94,11 +94,11 @@ fn done(errors: Vec<FieldError>) -> Result<(), Vec<FieldError>> {
     }
 }
 
-fn invalid(field: impl Into<String>, value: impl std::fmt::Display, message: &str) -> FieldError {
+fn invalid(field: impl Into<String>, value: impl std::fmt::Debug, message: &str) -> FieldError {
     FieldError {
         field: field.into(),
         reason: FieldErrorReason::Invalid,
-        message: format!("{value}: {message}"),
+        message: format!("{value:?}: {message}"),
     }
 }
 
@@ -141,7 +141,7 @@ fn assign_cluster_ip(
             let (first, last) = cidr.usable();
             let Some(ip) = record.take_any(first, last) else {
                 let message = format!("range is full: no free IP left in {cidr}");
-                errors.push(invalid(FIELD, "\"\"", &message));
+                errors.push(invalid(FIELD, "", &message));
                 return;
             };
             Ipv4Addr::from(ip).to_string()
@@ -185,6 +185,9 @@ fn node_port(port: &Value) -> Option<u32> {
         .and_then(|p| u32::try_from(p).ok())
 }
 
+/// Takes the nodePorts of a NodePort or LoadBalancer Service: first the ones given, then the
+/// ones kept from `previous`, then free ones for the rest, so a drawn port never takes one
+/// the Service names itself.
 fn assign_node_ports(
     ranges: &ServiceRanges,
     record: &mut Allocated,
@@ -195,66 +198,74 @@ fn assign_node_ports(
     let wanted = matches!(service_type(service), "NodePort" | "LoadBalancer");
     let kind = service_type(service).to_string();
     let range = ranges.node_ports;
-    let mut seen = HashSet::new();
     let Some(list) = service
         .pointer_mut("/spec/ports")
         .and_then(Value::as_array_mut)
     else {
         return;
     };
-    for (i, port) in list.iter_mut().enumerate() {
-        let field = format!("spec.ports[{i}].nodePort");
-        let given = port.get("nodePort").and_then(Value::as_i64).unwrap_or(0);
-        if !wanted {
-            if given != 0 {
-                errors.push(FieldError {
-                    field,
-                    reason: FieldErrorReason::Forbidden,
-                    message: format!("may not be used when `type` is '{kind}'"),
-                });
-            }
-            continue;
+    let field = |i: usize| format!("spec.ports[{i}].nodePort");
+    let given: Vec<i64> = list
+        .iter()
+        .map(|p| p.get("nodePort").and_then(Value::as_i64).unwrap_or(0))
+        .collect();
+    if !wanted {
+        for (i, _) in given.iter().enumerate().filter(|(_, g)| **g != 0) {
+            errors.push(FieldError {
+                field: field(i),
+                reason: FieldErrorReason::Forbidden,
+                message: format!("may not be used when `type` is '{kind}'"),
+            });
         }
-        let chosen = if given != 0 {
-            if !range.contains(given) {
-                let message = format!(
-                    "provided port is not in the valid range. The range of valid ports is {range}"
-                );
-                errors.push(invalid(field, given, &message));
-                continue;
-            }
-            let given = given as u32;
-            if !seen.insert(given) {
-                errors.push(FieldError {
-                    field,
-                    reason: FieldErrorReason::Duplicate,
-                    message: given.to_string(),
-                });
-                continue;
-            }
-            if !record.take(given) {
-                errors.push(invalid(field, given, "provided port is already allocated"));
-                continue;
-            }
-            given
+        return;
+    }
+    let mut chosen: Vec<Option<u32>> = vec![None; list.len()];
+    let mut seen = HashSet::new();
+    for (i, &port) in given.iter().enumerate().filter(|(_, g)| **g != 0) {
+        if !range.contains(port) {
+            let message = format!(
+                "provided port is not in the valid range. The range of valid ports is {range}"
+            );
+            errors.push(invalid(field(i), port, &message));
+        } else if !seen.insert(port as u32) {
+            errors.push(FieldError {
+                field: field(i),
+                reason: FieldErrorReason::Duplicate,
+                message: port.to_string(),
+            });
+        } else if !record.take(port as u32) {
+            errors.push(invalid(
+                field(i),
+                port,
+                "provided port is already allocated",
+            ));
         } else {
-            let key = port_key(port);
-            let kept = previous
-                .iter()
-                .filter(|p| p.port == key.port && p.protocol_tcp == key.protocol_tcp)
-                .map(|p| p.node_port)
-                .find(|p| !seen.contains(p) && record.take(*p));
-            match kept.or_else(|| record.take_any(range.first.into(), range.last.into())) {
-                Some(chosen) => chosen,
-                None => {
-                    let message = format!("range is full: no free port left in {range}");
-                    errors.push(invalid(field, 0, &message));
-                    continue;
-                }
+            chosen[i] = Some(port as u32);
+        }
+    }
+    let unset: Vec<usize> = (0..list.len()).filter(|i| given[*i] == 0).collect();
+    for &i in &unset {
+        let key = port_key(&list[i]);
+        chosen[i] = previous
+            .iter()
+            .filter(|p| p.port == key.port && p.protocol_tcp == key.protocol_tcp)
+            .map(|p| p.node_port)
+            .find(|p| !seen.contains(p) && record.take(*p));
+        seen.extend(chosen[i]);
+    }
+    for &i in &unset {
+        if chosen[i].is_none() {
+            chosen[i] = record.take_any(range.first.into(), range.last.into());
+            if chosen[i].is_none() {
+                let message = format!("range is full: no free port left in {range}");
+                errors.push(invalid(field(i), 0, &message));
             }
-        };
-        seen.insert(chosen);
-        port["nodePort"] = json!(chosen);
+        }
+    }
+    for (port, chosen) in list.iter_mut().zip(chosen) {
+        if let Some(chosen) = chosen {
+            port["nodePort"] = json!(chosen);
+        }
     }
 }
 
@@ -306,6 +317,19 @@ mod tests {
     }
 
     #[test]
+    fn drawn_node_ports_never_take_one_the_service_names() {
+        let ranges = ServiceRanges {
+            node_ports: "30000-30001".parse().unwrap(),
+            ..ranges()
+        };
+        for _ in 0..20 {
+            let mut svc = service("NodePort", None, &[0, 30000]);
+            on_create(&ranges, &mut Records::default(), &mut svc).unwrap();
+            assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30001);
+        }
+    }
+
+    #[test]
     fn headless_and_external_name_take_no_address() {
         let mut records = Records::default();
         let mut headless = service("ClusterIP", Some("None"), &[]);
@@ -326,7 +350,7 @@ mod tests {
         assert_eq!(
             fields(on_create(&ranges(), &mut records.clone(), &mut taken)),
             [
-                "spec.clusterIP: 10.43.0.2: provided IP is already allocated",
+                "spec.clusterIP: \"10.43.0.2\": provided IP is already allocated",
                 "spec.ports[0].nodePort: 30000: provided port is already allocated",
             ]
         );
