@@ -8,6 +8,7 @@ pub mod create;
 mod daemon;
 pub mod delete;
 pub mod describe;
+mod describe_service;
 pub mod drain;
 mod dry_run;
 pub mod get;
