@@ -1,7 +1,8 @@
 //! Services on a dev server with real Wasm guests: a Deployment's EndpointSlice lists every
 //! replica's podIP (the node's address until pods get their own) and follows a scale-down,
 //! `get svc` shows the nodePort, a second Service asking for a taken nodePort is refused with
-//! 422 naming the field, and a pod started after the Service gets its variables.
+//! 422 naming the field, `expose` makes a Service from a Deployment, and a pod started after
+//! the Service gets its variables.
 
 use std::path::Path;
 use std::time::Duration;
@@ -117,6 +118,23 @@ fn services_list_their_replicas_refuse_a_taken_node_port_and_reach_the_env() -> 
         "{}",
         out.stderr
     );
+
+    // `expose` makes a Service from the Deployment's selector; its slice lists the same pods.
+    let out = cli.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port",
+        "8080",
+        "--target-port",
+        "http",
+        "--name",
+        "web-direct",
+    ])?;
+    assert!(out.contains("service/web-direct exposed"), "{out}");
+    let direct: Value = cli.json(&["get", "svc", "web-direct"])?;
+    assert_eq!(direct["spec"]["selector"]["app"], "web", "{direct}");
+    assert_eq!(direct["spec"]["type"], "ClusterIP", "{direct}");
 
     // A pod started now sees the Service in its environment.
     cli.apply_yaml(&format!(
