@@ -1,6 +1,7 @@
 //! The EndpointSlice controller over HTTP: a Service's slice lists its selected pods that have
 //! an address, with ready/serving/terminating conditions and the named targetPort resolved;
-//! it follows readiness and deletion, and goes with the Service.
+//! it follows readiness and deletion, and goes with the Service; a managed slice of no Service
+//! is removed.
 
 use std::time::Duration;
 
@@ -145,5 +146,25 @@ async fn slices_follow_the_selected_pods_and_go_with_the_service() {
     let (code, _) = send(http.delete(format!("{base}/services/web"))).await;
     assert_eq!(code, 200);
     slices_until(&http, &slices, "no slice", <[Value]>::is_empty).await;
+
+    // A managed slice whose Service does not exist is removed; a bad address type is a 422.
+    let all = format!(
+        "{}/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+        server.url()
+    );
+    let ghost = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "ghost-1", "labels": {
+            "kubernetes.io/service-name": "ghost",
+            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+        "addressType": "IPv4", "endpoints": [{"addresses": ["10.1.0.9"]}]});
+    let (code, body) = send(http.post(&all).json(&ghost)).await;
+    assert_eq!(code, 201, "{body}");
+    let ghosts = format!("{all}?labelSelector=kubernetes.io/service-name=ghost");
+    slices_until(&http, &ghosts, "the orphan removed", <[Value]>::is_empty).await;
+    let mut bad = ghost.clone();
+    bad["addressType"] = json!("IPv7");
+    let (code, status) = send(http.post(&all).json(&bad)).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(status["details"]["causes"][0]["field"], "addressType");
     server.shutdown().await;
 }

@@ -336,8 +336,8 @@ fn start_volumes(registry: &Registry, informers: &Informers, shutdown: &Cancella
     runner::spawn(Arc::new(reclaimer), volume_queue, WORKERS, shutdown.clone());
 }
 
-/// Starts the EndpointSlice controller: a Service's slices follow the Service, its pods and
-/// the slices themselves.
+/// Starts the EndpointSlice controller: a Service's slices follow the Service, the pods it
+/// selects and the slices themselves.
 fn start_endpoint_slices(registry: &Registry, informers: &Informers, shutdown: &CancellationToken) {
     let queue = WorkQueue::new();
     let services = &informers.services;
@@ -349,19 +349,13 @@ fn start_endpoint_slices(registry: &Registry, informers: &Informers, shutdown: &
         services,
         shutdown,
     );
-    feed_all(
-        &informers.pods,
-        &queue,
-        endpointslice::endpoint_changed,
-        services,
-        shutdown,
-    );
     let controller = endpointslice::EndpointSliceController {
         registry: registry.clone(),
         services: services.clone(),
         pods: informers.pods.clone(),
         slices: informers.endpoint_slices.clone(),
     };
+    endpointslice::feed(&controller, &queue, shutdown);
     runner::spawn(Arc::new(controller), queue, WORKERS, shutdown.clone());
 }
 

@@ -14,11 +14,14 @@ use async_trait::async_trait;
 use skiff_api::k8s_openapi::api::core::v1::{Pod, Service};
 use skiff_api::k8s_openapi::api::discovery::v1::EndpointSlice;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use self::plan::SliceContent;
 use crate::error::ApiError;
 use crate::registry::{Registry, Subresource};
-use crate::runtime::informer::{object_key, revision_of, Change, Informer};
+use crate::runtime::informer::{key_of, object_key, revision_of, Change, Informer};
+use crate::runtime::queue::WorkQueue;
 use crate::runtime::runner::{Action, Reconciler};
 
 /// Label naming the Service a slice belongs to.
@@ -45,9 +48,43 @@ pub fn service_key(slice: &EndpointSlice) -> Option<String> {
     Some(object_key(slice.metadata.namespace.as_deref(), service))
 }
 
+/// Queues the Services that select a pod (before or after a change that can move an
+/// endpoint), every Service when notifications were lost; and at start, the Service of every
+/// slice, so slices of Services deleted while no member led are removed.
+pub fn feed(controller: &EndpointSliceController, queue: &WorkQueue, shutdown: &CancellationToken) {
+    let mut changes = controller.pods.subscribe();
+    let (services, slices) = (controller.services.clone(), controller.slices.clone());
+    let (queue, shutdown) = (queue.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        services.synced().await;
+        slices.synced().await;
+        for key in slices.list(|_| true).iter().filter_map(|s| service_key(s)) {
+            queue.add(key);
+        }
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                change = changes.recv() => match change {
+                    Ok(change) if endpoint_changed(&change) => {
+                        let pods: Vec<&Arc<Pod>> = change.old.iter().chain(change.new.iter()).collect();
+                        for service in services.list(|s| pods.iter().any(|p| plan::selects(s, p))) {
+                            queue.add(key_of(service.as_ref()));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        services.keys().into_iter().for_each(|k| queue.add(k));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+}
+
 /// A pod change that can change an endpoint: it came or went, or its labels, address, node,
 /// readiness, phase or deletion changed.
-pub fn endpoint_changed(change: &Change<Pod>) -> bool {
+fn endpoint_changed(change: &Change<Pod>) -> bool {
     let (Some(old), Some(new)) = (change.old.as_ref(), change.new.as_ref()) else {
         return true;
     };
