@@ -24,6 +24,9 @@ pub const CLUSTER_IPS_KEY: &str = "/registry/ranges/serviceips";
 /// Store key of the taken NodePorts.
 pub const NODE_PORTS_KEY: &str = "/registry/ranges/servicenodeports";
 
+/// Times a write reads the records again after another write changed them first.
+const ATTEMPTS: usize = 32;
+
 /// The records as read, with the revisions a write compares against.
 struct ReadRecords {
     records: Records,
@@ -48,7 +51,7 @@ impl Registry {
         key: &str,
         service: &Value,
     ) -> Result<Option<KeyValue>, ApiError> {
-        loop {
+        for _ in 0..ATTEMPTS {
             let read = self.read_records().await?;
             let mut records = read.records.clone();
             let mut service = service.clone();
@@ -63,6 +66,7 @@ impl Registry {
                 Outcome::RecordsMoved => self.read_barrier().await?,
             }
         }
+        Err(contended(&key_name(key)))
     }
 
     /// Replaces the Service at `current` by `new`, moving its allocations; `None` if it changed.
@@ -74,7 +78,7 @@ impl Registry {
         new: &Value,
     ) -> Result<Option<KeyValue>, ApiError> {
         let key = String::from_utf8_lossy(&current.key).into_owned();
-        loop {
+        for _ in 0..ATTEMPTS {
             let read = self.read_records().await?;
             let mut records = read.records.clone();
             let mut new = new.clone();
@@ -89,6 +93,7 @@ impl Registry {
                 Outcome::RecordsMoved => self.read_barrier().await?,
             }
         }
+        Err(contended(&key_name(&key)))
     }
 
     /// Deletes the Service at `current` and frees its allocations; the deletion's revision,
@@ -99,7 +104,7 @@ impl Registry {
         old: &Value,
     ) -> Result<Option<u64>, ApiError> {
         let key = String::from_utf8_lossy(&current.key).into_owned();
-        loop {
+        for _ in 0..ATTEMPTS {
             let read = self.read_records().await?;
             let mut records = read.records.clone();
             service::release(&mut records, old);
@@ -112,6 +117,7 @@ impl Registry {
                 Outcome::RecordsMoved => self.read_barrier().await?,
             }
         }
+        Err(contended(&key_name(&key)))
     }
 
     async fn read_records(&self) -> Result<ReadRecords, ApiError> {
@@ -226,6 +232,21 @@ impl Registry {
             return Ok(Outcome::ServiceMoved);
         }
         Ok(Outcome::RecordsMoved)
+    }
+}
+
+/// The Service's name from its store key.
+fn key_name(key: &str) -> String {
+    key.rsplit('/').next().unwrap_or(key).to_string()
+}
+
+/// Other writes kept changing the records: the client may retry (a 409, as Kubernetes').
+fn contended(name: &str) -> ApiError {
+    ApiError::Conflict {
+        resource: "services".into(),
+        name: name.to_string(),
+        message: "the service allocations kept changing under concurrent writes; please try again"
+            .into(),
     }
 }
 

@@ -118,6 +118,14 @@ fn assign_cluster_ip(
     }
     let cidr = ranges.cluster_ips;
     let ip = match cluster_ip(service) {
+        Some(HEADLESS) if matches!(service_type(service), "NodePort" | "LoadBalancer") => {
+            let message = format!(
+                "may not be set to 'None' for {} services",
+                service_type(service)
+            );
+            errors.push(invalid(FIELD, HEADLESS, &message));
+            return;
+        }
         Some(HEADLESS) => HEADLESS.to_string(),
         Some(given) => {
             let Ok(ip) = given.parse::<Ipv4Addr>() else {
@@ -359,6 +367,11 @@ mod tests {
         assert!(errors[0].contains("not in the valid range"), "{errors:?}");
         assert!(errors[1]
             .starts_with("spec.ports[0].nodePort: 8080: provided port is not in the valid range"));
+        let mut headless = service("NodePort", Some("None"), &[]);
+        assert_eq!(
+            fields(on_create(&ranges(), &mut records.clone(), &mut headless)),
+            ["spec.clusterIP: \"None\": may not be set to 'None' for NodePort services"]
+        );
         let mut cluster_ip = service("ClusterIP", None, &[30001]);
         assert_eq!(
             fields(on_create(&ranges(), &mut records, &mut cluster_ip)),
