@@ -8,7 +8,9 @@ use std::str::FromStr;
 /// Where Services get their ClusterIPs and NodePorts; cheap to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceRanges {
+    /// ClusterIPs (`--service-cluster-ip-range`).
     pub cluster_ips: Cidr,
+    /// NodePorts (`--service-node-port-range`).
     pub node_ports: PortRange,
 }
 
@@ -99,6 +101,7 @@ pub struct PortRange {
 }
 
 impl PortRange {
+    /// Whether `port` is in the range.
     pub fn contains(&self, port: i64) -> bool {
         (i64::from(self.first)..=i64::from(self.last)).contains(&port)
     }

@@ -15,6 +15,7 @@ pub struct Allocated {
 }
 
 impl Allocated {
+    /// Whether `value` is taken.
     pub fn is_taken(&self, value: u32) -> bool {
         self.taken.contains(&value)
     }
@@ -24,6 +25,7 @@ impl Allocated {
         self.taken.insert(value)
     }
 
+    /// Frees `value` (nothing if it was free).
     pub fn release(&mut self, value: u32) {
         self.taken.remove(&value);
     }
