@@ -1,7 +1,7 @@
 //! Objects every cluster has from the start.
 
 use serde_json::json;
-use skiff_api::k8s_openapi::api::core::v1::Namespace;
+use skiff_api::k8s_openapi::api::core::v1::{Namespace, Service};
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
 use skiff_api::k8s_openapi::api::storage::v1::StorageClass;
 use skiff_api::resources;
@@ -41,7 +41,30 @@ pub async fn ensure_system_objects(registry: &Registry) -> Result<(), ApiError> 
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "WaitForFirstConsumer",
     });
-    create_if_missing(registry, resources::of::<StorageClass>(), local_path).await
+    create_if_missing(registry, resources::of::<StorageClass>(), local_path).await?;
+    ensure_kubernetes_service(registry).await
+}
+
+/// The `kubernetes` Service in `default` on the first address of the service range, as every
+/// Kubernetes cluster has; it selects no pods (its endpoints would be the API servers).
+async fn ensure_kubernetes_service(registry: &Registry) -> Result<(), ApiError> {
+    let address = registry.service_ranges().cluster_ips.first().to_string();
+    let service = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": address,
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+    });
+    match create_if_missing(registry, resources::of::<Service>(), service).await {
+        // The address went to another Service (a range changed between starts): no default one.
+        Err(err @ ApiError::Invalid { .. }) => {
+            tracing::warn!(%err, "not creating the kubernetes Service");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 async fn create_if_missing(

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::registry::allocation::ServiceRanges;
 use crate::registry::Registry;
 use crate::runtime::events::EventRecorder;
 use crate::{bootstrap, controllers, scheduler};
@@ -18,6 +19,7 @@ use crate::{bootstrap, controllers, scheduler};
 /// objects exist (after the first term this member leads).
 pub fn spawn(
     store: Store,
+    service_ranges: ServiceRanges,
     node_grace: Duration,
     shutdown: CancellationToken,
     bootstrapped: watch::Sender<bool>,
@@ -34,7 +36,7 @@ pub fn spawn(
             };
             tracing::info!(term, "leading: starting the controllers and the scheduler");
             let term_token = shutdown.child_token();
-            let registry = Registry::new(store.fenced(term));
+            let registry = Registry::new(store.fenced(term)).with_service_ranges(service_ranges);
             match bootstrap::ensure_system_objects(&registry).await {
                 Ok(()) => {
                     bootstrapped.send_replace(true);

@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::registry::allocation::{Cidr, PortRange, RangeError, ServiceRanges};
 use crate::registry::Registry;
 
 /// Default node grace: a few missed heartbeats (agents beat every 2 s), not Kubernetes' 40-50 s.
@@ -64,6 +65,8 @@ pub struct ServerConfig {
     pub node_grace: Duration,
     /// How many API connections are served at once and how long they may sit idle.
     pub connections: ConnLimits,
+    /// Where Services get their ClusterIPs and NodePorts.
+    pub service_ranges: ServiceRanges,
 }
 
 impl ServerConfig {
@@ -82,6 +85,7 @@ impl ServerConfig {
             watch_history: DEFAULT_WATCH_HISTORY,
             node_grace: DEFAULT_NODE_GRACE,
             connections: ConnLimits::default(),
+            service_ranges: ServiceRanges::default(),
         }
     }
 }
@@ -128,12 +132,13 @@ impl Server {
             join: config.join.clone(),
         })
         .await?;
-        let registry = Registry::new(store.clone());
+        let registry = Registry::new(store.clone()).with_service_ranges(config.service_ranges);
 
         let shutdown = CancellationToken::new();
         let (bootstrapped, mut first_term) = watch::channel(false);
         let leading = leadership::spawn(
             store.clone(),
+            config.service_ranges,
             config.node_grace,
             shutdown.clone(),
             bootstrapped,

@@ -5,6 +5,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod endpointslice;
 pub mod gc;
 pub mod job;
 pub mod node_lifecycle;
@@ -252,6 +253,8 @@ pub fn start(
     };
     runner::spawn(Arc::new(disruption), pdb_queue, WORKERS, shutdown.clone());
 
+    start_endpoint_slices(registry, informers, shutdown);
+
     node_lifecycle::NodeLifecycle {
         registry: registry.clone(),
         nodes: informers.nodes.clone(),
@@ -331,6 +334,29 @@ fn start_volumes(registry: &Registry, informers: &Informers, shutdown: &Cancella
         events: EventRecorder::new(registry.clone(), "persistentvolume-controller"),
     };
     runner::spawn(Arc::new(reclaimer), volume_queue, WORKERS, shutdown.clone());
+}
+
+/// Starts the EndpointSlice controller: a Service's slices follow the Service, the pods it
+/// selects and the slices themselves.
+fn start_endpoint_slices(registry: &Registry, informers: &Informers, shutdown: &CancellationToken) {
+    let queue = WorkQueue::new();
+    let services = &informers.services;
+    feed(services, &queue, |s| Some(key_of(s)), services, shutdown);
+    feed(
+        &informers.endpoint_slices,
+        &queue,
+        endpointslice::service_key,
+        services,
+        shutdown,
+    );
+    let controller = endpointslice::EndpointSliceController {
+        registry: registry.clone(),
+        services: services.clone(),
+        pods: informers.pods.clone(),
+        slices: informers.endpoint_slices.clone(),
+    };
+    endpointslice::feed(&controller, &queue, shutdown);
+    runner::spawn(Arc::new(controller), queue, WORKERS, shutdown.clone());
 }
 
 /// A node came, went, or changed its labels, taints or readiness (not just its heartbeat).

@@ -3,6 +3,7 @@
 //! controllers both go through it, so every write takes the same path.
 
 mod admission;
+pub mod allocation;
 mod codec;
 mod dry_run;
 pub mod eviction;
@@ -56,6 +57,8 @@ pub struct Registry {
     node_watches: node_watch::NodeWatchHub,
     /// Writes are checked (admission, validation, preconditions) but not made (`dryRun=All`).
     dry_run: bool,
+    /// Where Services get their ClusterIPs and NodePorts.
+    service_ranges: allocation::ServiceRanges,
 }
 
 impl Registry {
@@ -65,7 +68,21 @@ impl Registry {
             node_watches: node_watch::NodeWatchHub::new(store.clone(), pod_prefix),
             store,
             dry_run: false,
+            service_ranges: allocation::ServiceRanges::default(),
         }
+    }
+
+    /// This registry with Services drawing from `ranges` instead of the defaults.
+    pub fn with_service_ranges(self, ranges: allocation::ServiceRanges) -> Self {
+        Registry {
+            service_ranges: ranges,
+            ..self
+        }
+    }
+
+    /// The ranges Services draw their ClusterIPs and NodePorts from.
+    pub fn service_ranges(&self) -> &allocation::ServiceRanges {
+        &self.service_ranges
     }
 
     /// The store's latest revision.
@@ -146,7 +163,12 @@ impl Registry {
         loop {
             let name = object::name(&obj).unwrap_or_default().to_string();
             let key = kind.store_key(ns.as_deref(), &name);
-            match self.put_if(&key, 0, &obj).await? {
+            let stored = if is_service(kind) {
+                self.create_service(kind, &key, &obj).await?
+            } else {
+                self.put_if(&key, 0, &obj).await?
+            };
+            match stored {
                 Some(kv) => return decode(&kv),
                 // A generated name that is taken is drawn again, as Kubernetes does since
                 // 1.30, so creates with `generateName` do not fail as a collection grows.
@@ -206,7 +228,12 @@ impl Registry {
             return Ok(old);
         }
         let key = kind.store_key(scope(kind, namespace), name);
-        match self.put_if(&key, current.mod_revision, &new).await? {
+        let stored = if is_service(kind) && subresource == Subresource::Main {
+            self.update_service(kind, current, &old, &new).await?
+        } else {
+            self.put_if(&key, current.mod_revision, &new).await?
+        };
+        match stored {
             Some(kv) => decode(&kv),
             None => Err(ApiError::stale(kind, name)),
         }
@@ -243,7 +270,12 @@ impl Registry {
                     None => continue,
                 }
             }
-            if let Some(revision) = self.delete_if(&current).await? {
+            let deleted = if is_service(kind) {
+                self.delete_service(&current, &obj).await?
+            } else {
+                self.delete_if(&current).await?
+            };
+            if let Some(revision) = deleted {
                 // Stamped with the deletion's revision, so callers can wait for caches to see it.
                 let mut obj = obj;
                 object::set_meta(&mut obj, "resourceVersion", revision.to_string());
@@ -409,6 +441,11 @@ fn scope<'a>(kind: &ResourceKind, namespace: Option<&'a str>) -> Option<&'a str>
     } else {
         None
     }
+}
+
+/// Services hold allocations that are written with them.
+fn is_service(kind: &ResourceKind) -> bool {
+    kind.group.is_empty() && kind.kind == "Service"
 }
 
 fn pods() -> &'static ResourceKind {

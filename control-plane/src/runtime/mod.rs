@@ -20,8 +20,9 @@ use skiff_api::k8s_openapi::api::apps::v1::{
 use skiff_api::k8s_openapi::api::batch::v1::{CronJob, Job};
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{
-    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
 };
+use skiff_api::k8s_openapi::api::discovery::v1::EndpointSlice;
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
 use skiff_api::k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use skiff_api::k8s_openapi::api::storage::v1::StorageClass;
@@ -48,6 +49,8 @@ pub struct Informers {
     pub persistent_volume_claims: Arc<Informer<PersistentVolumeClaim>>,
     pub storage_classes: Arc<Informer<StorageClass>>,
     pub disruption_budgets: Arc<Informer<PodDisruptionBudget>>,
+    pub services: Arc<Informer<Service>>,
+    pub endpoint_slices: Arc<Informer<EndpointSlice>>,
 }
 
 impl Informers {
@@ -70,6 +73,8 @@ impl Informers {
             persistent_volume_claims: Informer::start(registry.clone(), shutdown.clone()),
             storage_classes: Informer::start(registry.clone(), shutdown.clone()),
             disruption_budgets: Informer::start(registry.clone(), shutdown.clone()),
+            services: Informer::start(registry.clone(), shutdown.clone()),
+            endpoint_slices: Informer::start(registry.clone(), shutdown.clone()),
         }
     }
 }

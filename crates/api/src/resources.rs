@@ -215,6 +215,15 @@ pub static KINDS: &[ResourceKind] = &[
         true,
     ),
     kind(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        &[],
+        true,
+    ),
+    kind(
         "coordination.k8s.io",
         "v1",
         "Lease",

@@ -11,8 +11,9 @@ use skiff_bench::BenchCommand;
 use crate::commands::{
     agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, cluster::ClusterCommand,
     create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs, drain::DrainArgs,
-    get::GetArgs, image::ImageCommand, logs::LogsArgs, node::NodeArgs, rollout::RolloutCommand,
-    scale::ScaleArgs, server::ServerArgs, token::TokenCommand, wait::WaitArgs,
+    expose::ExposeArgs, get::GetArgs, image::ImageCommand, logs::LogsArgs, node::NodeArgs,
+    rollout::RolloutCommand, scale::ScaleArgs, server::ServerArgs, token::TokenCommand,
+    wait::WaitArgs,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -59,6 +60,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Set the replicas of a Deployment, ReplicaSet or StatefulSet.
     Scale(ScaleArgs),
+    /// Make a Service for a workload's pods: `skiff expose deployment NAME --port P [--type NodePort]`.
+    Expose(ExposeArgs),
     /// Follow, list, undo, pause, resume or restart a Deployment's rollouts (a StatefulSet's: status and restart).
     #[command(subcommand)]
     Rollout(RolloutCommand),

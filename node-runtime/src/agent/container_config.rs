@@ -1,10 +1,12 @@
 //! The runtime's `ContainerConfig` from the pod spec and the pulled image, merged as
 //! Kubernetes does: `command` overrides the image's entrypoint, `args` its cmd, the
-//! container's env the image's, and the pod's security context fills what the container's
-//! leaves open. Pure: the worker resolves env and pulls the image first.
+//! container's env the image's, `$(VAR)` in command and args is expanded from the env, and
+//! the pod's security context fills what the container's leaves open. Pure: the worker resolves env and pulls the image first.
 
 use skiff_api::k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use skiff_api::quantity;
+
+use super::volumes::expand;
 
 use crate::runtime::{
     container_log_path, ContainerConfig, ContainerResources, ImageConfig, ImageRef, Mount,
@@ -21,8 +23,13 @@ pub fn build(
     attempt: u32,
     mounts: Vec<Mount>,
 ) -> ContainerConfig {
-    let (command, args) =
-        command_and_args(spec.command.as_deref(), spec.args.as_deref(), &image.config);
+    // `$(VAR)` in the pod's command and args is expanded from the container's env (Service
+    // variables included), as the kubelet does; the image's own are left as they are.
+    let expand = |list: Option<&Vec<String>>| {
+        list.map(|l| l.iter().map(|a| expand(a, &env)).collect::<Vec<_>>())
+    };
+    let (command, args) = (expand(spec.command.as_ref()), expand(spec.args.as_ref()));
+    let (command, args) = command_and_args(command.as_deref(), args.as_deref(), &image.config);
     ContainerConfig {
         name: spec.name.clone(),
         command,
@@ -192,7 +199,7 @@ mod tests {
             "spec": {
                 "securityContext": {"runAsUser": 1000, "runAsGroup": 3000},
                 "containers": [{
-                    "name": "c", "image": "file:/x.wasm", "args": ["a"],
+                    "name": "c", "image": "file:/x.wasm", "args": ["a", "$(WEB_SERVICE_HOST):$(NONE)"],
                     "securityContext": {"runAsUser": 2000, "readOnlyRootFilesystem": true},
                     "resources": {"limits": {"cpu": "250m", "memory": "64Mi"}}
                 }]
@@ -210,8 +217,9 @@ mod tests {
             },
             content: "/blobs/00".into(),
         };
-        let config = build(&pod, spec, image, vec![], 2, vec![]);
-        assert_eq!(config.args, strings(&["a"]));
+        let env = vec![("WEB_SERVICE_HOST".to_string(), "10.43.0.9".to_string())];
+        let config = build(&pod, spec, image, env, 2, vec![]);
+        assert_eq!(config.args, strings(&["a", "10.43.0.9:$(NONE)"]));
         assert_eq!(config.working_dir.as_deref(), Some("/work"));
         assert_eq!(config.log_path, std::path::Path::new("c/2.log"));
         assert_eq!(

@@ -1,4 +1,5 @@
-//! Resolving a container's environment: literal values, ConfigMap and Secret keys, pod fields.
+//! Resolving a container's environment: literal values, ConfigMap and Secret keys, pod fields,
+//! and the Services' variables.
 
 use std::collections::BTreeMap;
 
@@ -140,7 +141,8 @@ impl Sources<'_> {
     }
 }
 
-/// `name=value` pairs for the container, `envFrom` first and `env` overriding, as Kubernetes does.
+/// `name=value` pairs for the container, `envFrom` first and `env` overriding, then the
+/// Service variables the two did not set, as Kubernetes does.
 pub async fn resolve(
     client: &Client,
     pod: &Pod,
@@ -212,6 +214,12 @@ pub async fn resolve(
             }
         };
         set(&mut env, var.name.clone(), value);
+    }
+    // Service variables fill in only what the container does not set itself.
+    for (name, value) in super::service_env::for_pod(client, pod).await? {
+        if !env.iter().any(|(n, _)| *n == name) {
+            env.push((name, value));
+        }
     }
     Ok(env)
 }

@@ -50,6 +50,7 @@ mod record;
 mod recovery;
 mod runtime_choice;
 mod sandbox;
+mod service_env;
 mod source_watch;
 mod start;
 mod status;

@@ -6,6 +6,7 @@ mod claim;
 mod job;
 mod namespace;
 mod pod;
+mod service;
 mod statefulset;
 
 use serde_json::Value;
@@ -102,12 +103,10 @@ pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
         "Job" => &job::JobStrategy,
         "StatefulSet" => &statefulset::StatefulSetStrategy,
         "PersistentVolumeClaim" => &claim::ClaimStrategy,
-        "Service"
-        | "Deployment"
-        | "ReplicaSet"
-        | "CronJob"
-        | "PersistentVolume"
-        | "PodDisruptionBudget" => &WithStatus,
+        "Service" => &service::ServiceStrategy,
+        "Deployment" | "ReplicaSet" | "CronJob" | "PersistentVolume" | "PodDisruptionBudget" => {
+            &WithStatus
+        }
         _ => &Plain,
     }
 }

@@ -2,6 +2,7 @@
 //! (`spec.template.spec.containers[0].image: Required value`).
 
 mod batch;
+mod discovery;
 mod meta;
 mod pod;
 mod policy;
@@ -19,6 +20,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -147,6 +149,8 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
         "PodDisruptionBudget" => decode::<PodDisruptionBudget>(obj)
             .map(|p| policy::validate_pod_disruption_budget(&p, &mut errors)),
         "Service" => decode::<Service>(obj).map(|s| workloads::validate_service(&s, &mut errors)),
+        "EndpointSlice" => decode::<EndpointSlice>(obj)
+            .map(|s| discovery::validate_endpoint_slice(&s, &mut errors)),
         "Namespace" => decode::<Namespace>(obj).map(|n| {
             meta::validate_object_meta(&n.metadata, false, meta::NameRule::Label, &mut errors)
         }),

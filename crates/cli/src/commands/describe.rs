@@ -301,6 +301,22 @@ pub async fn run(args: DescribeArgs, opts: &ClientOpts) -> anyhow::Result<()> {
             describe_workload(&obj);
             describe_statefulset(&obj);
         }
+        "Service" => {
+            let slices = client
+                .list(
+                    super::kind("endpointslices")?,
+                    namespace,
+                    &ListParams {
+                        field_selector: None,
+                        label_selector: Some(format!("kubernetes.io/service-name={}", args.name)),
+                    },
+                )
+                .await?;
+            let slices = slices["items"].as_array().cloned().unwrap_or_default();
+            for (key, value) in super::describe_service::lines(&obj, &slices) {
+                line(&key, value);
+            }
+        }
         _ => {
             for field in ["spec", "data", "status"] {
                 if let Some(value) = obj.get(field).filter(|v| !v.is_null()) {

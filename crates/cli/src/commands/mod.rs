@@ -8,8 +8,10 @@ pub mod create;
 mod daemon;
 pub mod delete;
 pub mod describe;
+mod describe_service;
 pub mod drain;
 mod dry_run;
+pub mod expose;
 pub mod get;
 pub mod image;
 pub mod logs;
@@ -38,6 +40,7 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Delete(args) => delete::run(args, opts).await,
         Command::Logs(args) => logs::run(args, opts).await,
         Command::Scale(args) => scale::run(args, opts).await,
+        Command::Expose(args) => expose::run(args, opts).await,
         Command::Rollout(command) => rollout::run(command, opts).await,
         Command::Create(command) => create::run(command, opts).await,
         Command::Wait(args) => wait::run(args, opts).await,

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use skiff_control_plane::{stored_cluster, Cluster, Server, ServerConfig, Timing};
+use skiff_control_plane::{
+    stored_cluster, Cidr, Cluster, PortRange, Server, ServerConfig, ServiceRanges, Timing,
+};
 
 use super::daemon::{descriptor_budget, host_name, terminated, wasm_agent, ConnArgs, NodeArgs};
 use crate::private_files;
@@ -50,6 +52,12 @@ pub struct ServerArgs {
     /// are replaced elsewhere.
     #[arg(long, default_value_t = 6)]
     pub node_grace_seconds: u64,
+    /// The IPv4 range Services get their ClusterIPs from (k3s's default).
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cluster_ip_range: Cidr,
+    /// The ports NodePort Services get their node ports from.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: PortRange,
     /// Dev mode: the node's name (default: this host's name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -92,6 +100,10 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     let mut config = ServerConfig::new(args.name.clone(), args.data_dir.clone(), args.listen);
     config.node_grace = Duration::from_secs(args.node_grace_seconds);
     config.log_retain = args.log_retain.max(1);
+    config.service_ranges = ServiceRanges {
+        cluster_ips: args.service_cluster_ip_range,
+        node_ports: args.service_node_port_range,
+    };
     config.timing = Timing {
         tick: Duration::from_millis(args.heartbeat_interval),
         heartbeat_ticks: 1,

@@ -4,7 +4,7 @@ use serde_json::Value;
 use skiff_api::quantity;
 
 use super::pod_columns::pod_row;
-use super::{age, batch_columns, storage_columns};
+use super::{age, batch_columns, service_columns, storage_columns};
 
 /// Renders one object as a table row (`true`: with the wide columns).
 pub type RowFn = fn(&Value, bool) -> Vec<String>;
@@ -105,8 +105,19 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             vec![name(o), s(&o["type"]), count.to_string(), age_of(o)]
         }),
         "Service" => (
-            vec!["NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "AGE"],
-            service_row,
+            vec![
+                "NAME",
+                "TYPE",
+                "CLUSTER-IP",
+                "EXTERNAL-IP",
+                "PORT(S)",
+                "AGE",
+            ],
+            service_columns::service_row,
+        ),
+        "EndpointSlice" => (
+            vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
+            service_columns::endpoint_slice_row,
         ),
         "Event" => (
             vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
@@ -381,31 +392,6 @@ fn node_row(node: &Value, wide: bool) -> Vec<String> {
         row.push(or_none(ip));
     }
     row
-}
-
-fn service_row(svc: &Value, _wide: bool) -> Vec<String> {
-    let ports: Vec<String> = svc["spec"]["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            format!(
-                "{}/{}",
-                int(&p["port"]),
-                p["protocol"].as_str().unwrap_or("TCP")
-            )
-        })
-        .collect();
-    vec![
-        name(svc),
-        svc["spec"]["type"]
-            .as_str()
-            .unwrap_or("ClusterIP")
-            .to_string(),
-        or_none(s(&svc["spec"]["clusterIP"])),
-        or_none(ports.join(",")),
-        age_of(svc),
-    ]
 }
 
 fn event_row(event: &Value, _wide: bool) -> Vec<String> {

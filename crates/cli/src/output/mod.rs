@@ -4,6 +4,7 @@ pub mod age;
 mod batch_columns;
 pub mod columns;
 mod pod_columns;
+pub mod service_columns;
 mod storage_columns;
 pub mod table;
 

@@ -30,6 +30,8 @@ use atomic_writer::Payload;
 use keys::{KeyKind, Keys};
 pub use mounts::mounts;
 use projection::DEFAULT_MODE;
+/// `$(VAR)` expansion, shared with the container's command and args.
+pub(super) use sub_path::expand;
 pub use usage::{limited, over_limit};
 
 /// Why a volume could not be set up; the pod's containers wait (`ContainerCreating`) and
