@@ -21,6 +21,7 @@ pub mod join_token;
 pub mod manifest;
 pub mod nesting;
 pub mod ownership;
+pub mod pod_cidr;
 pub mod quantity;
 pub mod requests;
 pub mod resources;

@@ -50,6 +50,12 @@ pub struct ServerArgs {
     /// are replaced elsewhere.
     #[arg(long, default_value_t = 6)]
     pub node_grace_seconds: u64,
+    /// The pod network: each node gets a block of it as its pod CIDR (k3s' default).
+    #[arg(long, default_value = skiff_api::pod_cidr::DEFAULT_CLUSTER_CIDR)]
+    pub cluster_cidr: String,
+    /// The prefix length of each node's block of `--cluster-cidr`.
+    #[arg(long, default_value_t = skiff_api::pod_cidr::DEFAULT_NODE_CIDR_MASK_SIZE)]
+    pub node_cidr_mask_size: u8,
     /// Dev mode: the node's name (default: this host's name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -91,6 +97,9 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     }
     let mut config = ServerConfig::new(args.name.clone(), args.data_dir.clone(), args.listen);
     config.node_grace = Duration::from_secs(args.node_grace_seconds);
+    config.pod_cidrs =
+        skiff_control_plane::PodCidrRange::new(&args.cluster_cidr, args.node_cidr_mask_size)
+            .context("--cluster-cidr and --node-cidr-mask-size")?;
     config.log_retain = args.log_retain.max(1);
     config.timing = Timing {
         tick: Duration::from_millis(args.heartbeat_interval),
