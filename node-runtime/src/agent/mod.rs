@@ -36,6 +36,7 @@ mod lifecycle;
 mod local_path;
 mod log_index;
 mod log_server;
+mod network;
 mod node;
 mod pod_dirs;
 mod pod_failure;
@@ -72,6 +73,7 @@ use tokio_util::sync::CancellationToken;
 pub use builder::AgentBuilder;
 pub use eviction::{Eviction, MemorySource};
 pub use image_gc::ImageGcPolicy;
+pub use network::{NetworkError, PodNetworkMode, DEFAULT_BRIDGE};
 pub use pull_secrets::{auth_in_config, registry_of};
 pub use skiff_api::backoff::Backoff;
 
@@ -116,6 +118,8 @@ pub enum AgentError {
     },
     #[error("file: images: {0}")]
     FileImages(#[from] FileImageError),
+    #[error("pod network: {0}")]
+    Network(#[from] NetworkError),
 }
 
 /// A configured node agent; `run` it.
@@ -138,6 +142,7 @@ pub struct Agent {
     eviction: Option<Eviction>,
     heartbeat: Duration,
     backoff: Backoff,
+    pod_network: PodNetworkMode,
 }
 
 impl Agent {
@@ -247,6 +252,26 @@ impl Agent {
                 stop.clone(),
             ));
         }
+        let network = match &self.pod_network {
+            PodNetworkMode::Host => None,
+            PodNetworkMode::Bridge { bridge } => {
+                let Some(cidr) =
+                    network::wait_for_pod_cidr(&self.client, &self.node_name, &stop).await
+                else {
+                    return Ok(());
+                };
+                Some(
+                    network::PodNetworks::start(
+                        &cidr,
+                        bridge,
+                        self.client.clone(),
+                        self.node_name.clone(),
+                        stop.clone(),
+                    )
+                    .await?,
+                )
+            }
+        };
         let survivors = recovery::Survivors::collect(&self.runtimes).await?;
 
         let (client, heartbeat, beat_stop) = (self.client.clone(), self.heartbeat, stop.clone());
@@ -290,6 +315,7 @@ impl Agent {
             admission: Arc::new(admission::Admission::new(allocatable)),
             default_memory: self.default_memory,
             memory_pressure,
+            network,
         });
         if let Some(config) = self.eviction {
             tokio::spawn(eviction::run(ctx.clone(), config, stop.clone()));

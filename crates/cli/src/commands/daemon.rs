@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use skiff_node_runtime::agent::{Agent, AgentBuilder, ConnLimits, ImageGcPolicy};
+use skiff_node_runtime::agent::{Agent, AgentBuilder, ConnLimits, ImageGcPolicy, PodNetworkMode};
 use skiff_node_runtime::runtime::logs::LogLimits;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
@@ -67,15 +67,49 @@ pub struct ImageArgs {
     pub image_gc_period: Duration,
 }
 
-/// The flags of a node: its images, its container logs and what it keeps of its memory.
+/// The flags of a node: its images, its container logs, what it keeps of its memory and how
+/// its pods are networked.
 #[derive(Args, Debug)]
 pub struct NodeArgs {
+    #[command(flatten)]
+    pub network: PodNetworkArgs,
     #[command(flatten)]
     pub images: ImageArgs,
     #[command(flatten)]
     pub logs: LogArgs,
     #[command(flatten)]
     pub resources: NodeResourceArgs,
+}
+
+/// How a node's pods are networked.
+#[derive(Args, Debug)]
+pub struct PodNetworkArgs {
+    /// `bridge`: each pod gets its own network namespace and an IP of the node's pod CIDR on
+    /// a bridge, with routes to the other nodes' CIDRs (needs root); `host`: pods share the
+    /// node's network and report its address.
+    #[arg(long, value_enum, default_value_t = PodNetworkKind::Bridge)]
+    pub pod_network: PodNetworkKind,
+    /// The bridge of `--pod-network bridge`.
+    #[arg(long, default_value = skiff_node_runtime::agent::DEFAULT_BRIDGE)]
+    pub bridge_name: String,
+}
+
+/// The values of `--pod-network`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodNetworkKind {
+    Bridge,
+    Host,
+}
+
+impl PodNetworkArgs {
+    fn mode(self) -> PodNetworkMode {
+        match self.pod_network {
+            PodNetworkKind::Bridge => PodNetworkMode::Bridge {
+                bridge: self.bridge_name,
+            },
+            PodNetworkKind::Host => PodNetworkMode::Host,
+        }
+    }
 }
 
 /// Caps on the node's container logs.
@@ -208,6 +242,7 @@ pub fn wasm_agent(
     data_dir: PathBuf,
     listen: SocketAddr,
     NodeArgs {
+        network,
         images,
         logs,
         resources,
@@ -242,6 +277,7 @@ pub fn wasm_agent(
         .node_name(node)
         .data_dir(data_dir)
         .listen(listen)
+        .pod_network(network.mode())
         .runtime(Arc::new(runtime)))
 }
 

@@ -194,6 +194,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             args.data_dir.join("agent"),
             args.kubelet_listen,
             NodeArgs {
+                network: args.node.network,
                 images: args.node.images.or_dev_defaults(),
                 logs: args.node.logs,
                 resources: args.node.resources,
