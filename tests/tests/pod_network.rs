@@ -185,8 +185,20 @@ fn pods_get_addresses_of_their_nodes_cidr_and_reach_each_other_across_nodes() ->
     cli.apply_yaml(&pod("a3", "a", &guest))?;
     assert_eq!(running_ip(&cli, "a3")?, a1, "a1's address was released");
 
-    // Node a goes: b's route to its CIDR goes with it.
+    // A hostNetwork pod shares its node's network.
+    let host_pod =
+        pod("h", "b", &guest).replace("  nodeName: b\n", "  nodeName: b\n  hostNetwork: true\n");
+    cli.apply_yaml(&host_pod)?;
+    assert_eq!(running_ip(&cli, "h")?, network.address(HOST_B));
+
+    // An agent killed with -9 leaves no pod namespace or veth behind (only its bridge).
     agent_a.kill9()?;
+    wait_until("a's veths to go with its pods' namespaces", WAIT, || {
+        let (_, links) = on_host(&network, HOST_A, &["ip", "-o", "link", "show"])?;
+        Ok((!links.contains("veth")).then_some(()))
+    })?;
+
+    // Node a goes: b's route to its CIDR goes with it.
     cli.ok(&["delete", "node", "a"])?;
     wait_until("b's route to a's pod CIDR to go", WAIT, || {
         let (_, route) = on_host(
