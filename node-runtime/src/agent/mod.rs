@@ -252,26 +252,6 @@ impl Agent {
                 stop.clone(),
             ));
         }
-        let network = match &self.pod_network {
-            PodNetworkMode::Host => None,
-            PodNetworkMode::Bridge { bridge } => {
-                let Some(cidr) =
-                    network::wait_for_pod_cidr(&self.client, &self.node_name, &stop).await
-                else {
-                    return Ok(());
-                };
-                Some(
-                    network::PodNetworks::start(
-                        &cidr,
-                        bridge,
-                        self.client.clone(),
-                        self.node_name.clone(),
-                        stop.clone(),
-                    )
-                    .await?,
-                )
-            }
-        };
         let survivors = recovery::Survivors::collect(&self.runtimes).await?;
 
         let (client, heartbeat, beat_stop) = (self.client.clone(), self.heartbeat, stop.clone());
@@ -293,6 +273,34 @@ impl Agent {
             }
         });
 
+        // After the heartbeat starts: the node stays Ready while it waits for its pod CIDR.
+        let network = match &self.pod_network {
+            PodNetworkMode::Host => None,
+            PodNetworkMode::Bridge { bridge } => {
+                let Some(cidr) =
+                    network::wait_for_pod_cidr(&self.client, &self.node_name, &stop).await
+                else {
+                    return Ok(());
+                };
+                let node = self.node_name.clone();
+                let started = network::PodNetworks::start(
+                    &cidr,
+                    bridge,
+                    self.client.clone(),
+                    node,
+                    stop.clone(),
+                )
+                .await;
+                match started {
+                    Ok(networks) => Some(networks),
+                    Err(err) => {
+                        // No pods can run here: stop heartbeating too.
+                        stop.cancel();
+                        return Err(err.into());
+                    }
+                }
+            }
+        };
         let ctx = Arc::new(worker::Context {
             source_changes: source_watch::SourceWatch::new(
                 self.client.clone(),

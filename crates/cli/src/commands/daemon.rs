@@ -90,8 +90,18 @@ pub struct PodNetworkArgs {
     #[arg(long, value_enum, default_value_t = PodNetworkKind::Bridge)]
     pub pod_network: PodNetworkKind,
     /// The bridge of `--pod-network bridge`.
-    #[arg(long, default_value = skiff_node_runtime::agent::DEFAULT_BRIDGE)]
+    #[arg(long, default_value = skiff_node_runtime::agent::DEFAULT_BRIDGE, value_parser = parse_interface_name)]
     pub bridge_name: String,
+}
+
+/// A Linux interface name: 1 to 15 bytes, no `/`, `:` or whitespace.
+fn parse_interface_name(text: &str) -> Result<String, String> {
+    let ok = (1..=15).contains(&text.len())
+        && !text.contains(['/', ':'])
+        && !text.chars().any(char::is_whitespace);
+    ok.then(|| text.to_string()).ok_or_else(|| {
+        format!("{text:?}: an interface name has 1 to 15 bytes, no '/', ':' or spaces")
+    })
 }
 
 /// The values of `--pod-network`.
@@ -284,6 +294,14 @@ pub fn wasm_agent(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bridge_names_are_interface_names() {
+        assert_eq!(parse_interface_name("skiff0"), Ok("skiff0".into()));
+        for bad in ["", "waytoolongbridgename0", "a/b", "a b"] {
+            assert!(parse_interface_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn listeners_share_the_descriptor_budget() {

@@ -203,9 +203,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .connections(agent_limits.unwrap_or_default())
         .build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(agent.run(async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(async move {
+            let ran = agent
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+            // Said at once: the server goes on serving without its node.
+            if let Err(err) = &ran {
+                eprintln!("agent: {err}");
+            }
+            ran
+        });
         println!("dev node {node:?} runs Wasm pods; try:");
         println!("  export SKIFF_SERVER={url}");
         println!("  skiff apply -f wasm-examples/ticker/deploy.yaml && skiff get pods");
@@ -220,10 +229,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     println!("shutting down");
     if let Some((stop, task)) = agent {
         let _ = stop.send(());
-        match task.await {
-            Ok(Err(err)) => eprintln!("agent: {err}"),
-            Err(err) => eprintln!("agent task: {err}"),
-            Ok(Ok(())) => {}
+        if let Err(err) = task.await {
+            eprintln!("agent task: {err}");
         }
     }
     handle.shutdown().await;
