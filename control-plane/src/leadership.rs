@@ -2,8 +2,6 @@
 //! group, from the moment it has applied an entry of its own term until that term ends. Their
 //! writes are fenced to the term, so a deposed leader's late writes fail on every member.
 
-use std::time::Duration;
-
 use skiff_raft_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,7 +18,7 @@ use crate::{bootstrap, controllers, scheduler};
 pub fn spawn(
     store: Store,
     service_ranges: ServiceRanges,
-    node_grace: Duration,
+    settings: controllers::Settings,
     shutdown: CancellationToken,
     bootstrapped: watch::Sender<bool>,
 ) -> JoinHandle<()> {
@@ -43,7 +41,7 @@ pub fn spawn(
                 }
                 Err(err) => tracing::warn!(%err, "creating the system namespaces failed"),
             }
-            run_term(&registry, node_grace, &term_token);
+            run_term(&registry, settings, &term_token);
             // The term's work stops when this iteration ends, however it ends.
             let _term_ends = term_token.drop_guard();
             tokio::select! {
@@ -64,9 +62,9 @@ pub fn spawn(
 }
 
 /// Starts the informers, controllers and scheduler of one leader term.
-fn run_term(registry: &Registry, node_grace: Duration, shutdown: &CancellationToken) {
+fn run_term(registry: &Registry, settings: controllers::Settings, shutdown: &CancellationToken) {
     let informers = crate::runtime::Informers::start(registry, shutdown);
-    controllers::start(registry, &informers, node_grace, shutdown);
+    controllers::start(registry, &informers, settings, shutdown);
     scheduler::Scheduler {
         registry: registry.clone(),
         pods: informers.pods.clone(),

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use skiff_api::pod_cidr::PodCidrRange;
 pub use skiff_net::ConnLimits;
 pub use skiff_raft_store::{
     restore_backup, stored_cluster, BackupInfo, Cluster, ClusterError, JoinConf, Member, Timing,
@@ -63,6 +64,9 @@ pub struct ServerConfig {
     pub watch_history: u64,
     /// How long a node may go without a heartbeat before its pods are replaced elsewhere.
     pub node_grace: Duration,
+    /// The blocks of the cluster CIDR that nodes get as pod CIDRs (`--cluster-cidr`,
+    /// `--node-cidr-mask-size`).
+    pub pod_cidrs: PodCidrRange,
     /// How many API connections are served at once and how long they may sit idle.
     pub connections: ConnLimits,
     /// Where Services get their ClusterIPs and NodePorts.
@@ -84,6 +88,7 @@ impl ServerConfig {
             join: None,
             watch_history: DEFAULT_WATCH_HISTORY,
             node_grace: DEFAULT_NODE_GRACE,
+            pod_cidrs: PodCidrRange::default(),
             connections: ConnLimits::default(),
             service_ranges: ServiceRanges::default(),
         }
@@ -139,7 +144,10 @@ impl Server {
         let leading = leadership::spawn(
             store.clone(),
             config.service_ranges,
-            config.node_grace,
+            controllers::Settings {
+                node_grace: config.node_grace,
+                pod_cidrs: config.pod_cidrs,
+            },
             shutdown.clone(),
             bootstrapped,
         );

@@ -5,6 +5,7 @@
 mod cli;
 mod cluster;
 mod command;
+mod hosts;
 mod linearizability;
 mod netns;
 mod process;
@@ -14,6 +15,7 @@ mod wait;
 
 pub use cli::{CliOutput, Skiff};
 pub use cluster::{Cluster, Member, Writer};
+pub use hosts::{start_agent_on, start_server_on};
 pub use linearizability::{
     check, check_measured, load_history, save_history, KeyEffort, Op, OpKind, Outcome, Verdict,
 };

@@ -238,7 +238,8 @@ impl DevServer {
     ) -> anyhow::Result<Self> {
         let mut args = vec!["server".to_string()];
         if dev {
-            args.push("--dev".into());
+            // Tests on the test's own network share it; pod networks run in namespaces.
+            args.extend(["--dev".into(), "--pod-network".into(), "host".into()]);
         }
         args.extend([
             "--data-dir".into(),
@@ -319,7 +320,9 @@ impl DevServer {
 
 /// A `skiff agent` joined to a server with `token`, on its own data dir, its kubelet endpoint
 /// on a port of the system's choice (the agent registers it with its Node), allowed to run the
-/// example guests (`--allow-image-dir wasm-examples`); `extra` arguments are appended.
+/// example guests (`--allow-image-dir wasm-examples`), its pods on the test's own network
+/// (`--pod-network host`: parallel tests do not share one bridge); `extra` arguments are
+/// appended.
 pub fn start_agent(
     server_url: &str,
     token: &str,
@@ -339,6 +342,8 @@ pub fn start_agent(
         data_dir.display().to_string(),
         "--listen".into(),
         "127.0.0.1:0".into(),
+        "--pod-network".into(),
+        "host".into(),
         "--allow-image-dir".into(),
         crate::repo_root()
             .join("wasm-examples")

@@ -8,6 +8,7 @@ pub mod disruption;
 pub mod endpointslice;
 pub mod gc;
 pub mod job;
+pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod pods;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_api::k8s_openapi::api::core::v1::Node;
+use skiff_api::pod_cidr::PodCidrRange;
 use tokio_util::sync::CancellationToken;
 
 use crate::registry::Registry;
@@ -33,12 +35,21 @@ use crate::runtime::{runner, Informers};
 /// Concurrent reconciles per controller.
 const WORKERS: usize = 4;
 
-/// Starts the Deployment, ReplicaSet, DaemonSet, StatefulSet, Job, CronJob and node lifecycle controllers and the garbage collector;
-/// nodes silent for longer than `node_grace` are considered lost.
+/// What the controllers are configured with.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Nodes silent for longer than this are considered lost.
+    pub node_grace: Duration,
+    /// The blocks of the cluster CIDR that nodes get as their pod CIDRs.
+    pub pod_cidrs: PodCidrRange,
+}
+
+/// Starts the Deployment, ReplicaSet, DaemonSet, StatefulSet, Job, CronJob, node lifecycle and
+/// node IPAM controllers and the garbage collector.
 pub fn start(
     registry: &Registry,
     informers: &Informers,
-    node_grace: Duration,
+    settings: Settings,
     shutdown: &CancellationToken,
 ) {
     let rs_queue = WorkQueue::new();
@@ -261,7 +272,15 @@ pub fn start(
         leases: informers.leases.clone(),
         pods: informers.pods.clone(),
         events: EventRecorder::new(registry.clone(), "node-controller"),
-        grace: node_grace,
+        grace: settings.node_grace,
+    }
+    .spawn(shutdown.clone());
+
+    node_ipam::NodeIpam {
+        registry: registry.clone(),
+        nodes: informers.nodes.clone(),
+        range: settings.pod_cidrs,
+        events: EventRecorder::new(registry.clone(), "node-ipam-controller"),
     }
     .spawn(shutdown.clone());
 

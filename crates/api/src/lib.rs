@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod nesting;
 pub mod ownership;
 pub mod probes;
+pub mod pod_cidr;
 pub mod quantity;
 pub mod requests;
 pub mod resources;

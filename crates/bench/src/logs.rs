@@ -81,6 +81,8 @@ pub async fn logs(args: BenchLogsArgs) -> anyhow::Result<()> {
         &data,
         &[
             "--dev",
+            "--pod-network",
+            "host",
             "--allow-image-dir",
             &dir.to_string_lossy(),
             "--container-log-max-size",

@@ -63,6 +63,7 @@ pub async fn node_loss(args: BenchNodeLossArgs) -> anyhow::Result<()> {
         let log = std::fs::File::create(data.with_extension("log"))?;
         let child = Command::new(std::env::current_exe()?)
             .args(["agent", "--server", &url, "--token", &token.to_string()])
+            .args(["--pod-network", "host"])
             .arg("--allow-image-dir")
             .arg(guest.parent().unwrap_or(&guest))
             .args([

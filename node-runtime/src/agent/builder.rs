@@ -10,7 +10,10 @@ use std::time::Duration;
 use skiff_client::Client;
 
 use super::image_gc::ImageGcPolicy;
-use super::{Agent, AgentError, Backoff, ConnLimits, Eviction, DEFAULT_MAX_CONNECTIONS, HEARTBEAT};
+use super::{
+    Agent, AgentError, Backoff, ConnLimits, Eviction, PodNetworkMode, DEFAULT_MAX_CONNECTIONS,
+    HEARTBEAT,
+};
 use crate::runtime::images::DEFAULT_MAX_IMAGE_SIZE;
 use crate::runtime::{ContainerRuntime, FileImages, ImageService, ImageStore, RuntimeSet};
 
@@ -39,6 +42,7 @@ pub struct AgentBuilder {
     eviction: Option<Eviction>,
     heartbeat: Duration,
     backoff: Backoff,
+    pod_network: PodNetworkMode,
 }
 
 impl AgentBuilder {
@@ -71,6 +75,7 @@ impl AgentBuilder {
             eviction: None,
             heartbeat: HEARTBEAT,
             backoff: Backoff::default(),
+            pod_network: PodNetworkMode::Host,
         }
     }
 
@@ -225,6 +230,14 @@ impl AgentBuilder {
         self
     }
 
+    /// How pods are networked; default [`PodNetworkMode::Host`] (the node's network). With
+    /// [`PodNetworkMode::Bridge`] the agent waits for its Node's pod CIDR and needs
+    /// `CAP_NET_ADMIN`.
+    pub fn pod_network(mut self, mode: PodNetworkMode) -> Self {
+        self.pod_network = mode;
+        self
+    }
+
     /// The agent, or which required option is missing.
     pub fn build(self) -> Result<Agent, AgentError> {
         let client = match self.client {
@@ -278,6 +291,7 @@ impl AgentBuilder {
             eviction: self.eviction,
             heartbeat: self.heartbeat,
             backoff: self.backoff,
+            pod_network: self.pod_network,
         })
     }
 }

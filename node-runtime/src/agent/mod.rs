@@ -36,6 +36,7 @@ mod lifecycle;
 mod local_path;
 mod log_index;
 mod log_server;
+mod network;
 mod node;
 mod pod_dirs;
 mod pod_failure;
@@ -75,6 +76,7 @@ use tokio_util::sync::CancellationToken;
 pub use builder::AgentBuilder;
 pub use eviction::{Eviction, MemorySource};
 pub use image_gc::ImageGcPolicy;
+pub use network::{NetworkError, PodNetworkMode, DEFAULT_BRIDGE};
 pub use pull_secrets::{auth_in_config, registry_of};
 pub use skiff_api::backoff::Backoff;
 
@@ -119,6 +121,8 @@ pub enum AgentError {
     },
     #[error("file: images: {0}")]
     FileImages(#[from] FileImageError),
+    #[error("pod network: {0}")]
+    Network(#[from] NetworkError),
 }
 
 /// A configured node agent; `run` it.
@@ -141,6 +145,7 @@ pub struct Agent {
     eviction: Option<Eviction>,
     heartbeat: Duration,
     backoff: Backoff,
+    pod_network: PodNetworkMode,
 }
 
 impl Agent {
@@ -271,6 +276,34 @@ impl Agent {
             }
         });
 
+        // After the heartbeat starts: the node stays Ready while it waits for its pod CIDR.
+        let network = match &self.pod_network {
+            PodNetworkMode::Host => None,
+            PodNetworkMode::Bridge { bridge } => {
+                let Some(cidr) =
+                    network::wait_for_pod_cidr(&self.client, &self.node_name, &stop).await
+                else {
+                    return Ok(());
+                };
+                let node = self.node_name.clone();
+                let started = network::PodNetworks::start(
+                    &cidr,
+                    bridge,
+                    self.client.clone(),
+                    node,
+                    stop.clone(),
+                )
+                .await;
+                match started {
+                    Ok(networks) => Some(networks),
+                    Err(err) => {
+                        // No pods can run here: stop heartbeating too.
+                        stop.cancel();
+                        return Err(err.into());
+                    }
+                }
+            }
+        };
         let ctx = Arc::new(worker::Context {
             source_changes: source_watch::SourceWatch::new(
                 self.client.clone(),
@@ -293,6 +326,7 @@ impl Agent {
             admission: Arc::new(admission::Admission::new(allocatable)),
             default_memory: self.default_memory,
             memory_pressure,
+            network,
         });
         if let Some(config) = self.eviction {
             tokio::spawn(eviction::run(ctx.clone(), config, stop.clone()));

@@ -10,7 +10,7 @@ use super::reasons::Failure;
 use super::recovery;
 use super::runtime_choice::{self, ChoiceError};
 use super::worker::Worker;
-use crate::runtime::{ContainerRuntime, PodSandboxConfig};
+use crate::runtime::{ContainerRuntime, PodNetwork, PodSandboxConfig};
 
 impl Worker {
     /// Re-attaches to this pod's sandbox and containers if they outlived an agent restart:
@@ -57,8 +57,11 @@ impl Worker {
                 None => return false,
             },
         };
+        let Some(network) = self.ensure_network(now).await else {
+            return false;
+        };
         let config = PodSandboxConfig {
-            network: None,
+            network: network.clone(),
             uid: self.uid.clone(),
             namespace: self.namespace.clone(),
             name: self.name.clone(),
@@ -68,6 +71,9 @@ impl Worker {
         match runtime.run_pod_sandbox(&config).await {
             Ok(id) => {
                 self.learn_pod_ip(runtime.as_ref(), &id).await;
+                if let Some(network) = &network {
+                    self.pod_ip = Some(network.ip.to_string());
+                }
                 self.sandbox = Some(id);
                 true
             }
@@ -75,6 +81,44 @@ impl Worker {
                 let message = format!("creating the pod sandbox: {err}");
                 self.all_fail(Failure::Sandbox, message, now);
                 false
+            }
+        }
+    }
+
+    /// The pod's own network, attached once (Some(None): the pod shares the node's network,
+    /// as every pod of a host-network node and `hostNetwork` pods do); None while it cannot
+    /// be attached (no address left, a netlink failure), which the pod shows.
+    async fn ensure_network(&mut self, now: Instant) -> Option<Option<PodNetwork>> {
+        let host_network = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        let Some(networks) = self.ctx.network.clone().filter(|_| !host_network) else {
+            return Some(None);
+        };
+        if let Some(network) = &self.network {
+            return Some(Some(network.clone()));
+        }
+        match networks.attach(&self.uid).await {
+            Ok(network) => {
+                self.network = Some(network.clone());
+                Some(Some(network))
+            }
+            Err(err) => {
+                let message = format!("setting up the pod network: {err}");
+                let repeated = self
+                    .records
+                    .iter()
+                    .any(|r| r.waiting.as_ref().is_some_and(|(_, m)| *m == message));
+                if !repeated {
+                    self.ctx
+                        .events
+                        .warning(&self.pod, "FailedCreatePodSandBox", message.clone());
+                }
+                self.all_fail(Failure::Sandbox, message, now);
+                None
             }
         }
     }

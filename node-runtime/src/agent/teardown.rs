@@ -55,6 +55,11 @@ impl Worker {
                 tracing::warn!(pod = %self.name, %err, "removing the pod sandbox failed");
             }
         }
+        if self.network.take().is_some() {
+            if let Some(networks) = &self.ctx.network {
+                networks.detach(&self.uid).await;
+            }
+        }
         if let Err(err) = volumes::remove(&self.ctx.pods_dir, &self.uid).await {
             tracing::warn!(pod = %self.name, %err, "removing the pod's volumes failed");
         }

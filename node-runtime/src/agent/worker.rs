@@ -22,6 +22,7 @@ use super::events::Recorder;
 use super::eviction::MemoryPressure;
 use super::lifecycle::{self, ContainerView, RestartPolicy, Role, Step};
 use super::log_index::{ContainerLog, LogIndex};
+use super::network::PodNetworks;
 use super::record::Record;
 use super::recovery::Survivors;
 use super::source_watch::{SourceChange, SourceWatch};
@@ -29,7 +30,8 @@ use super::status;
 use super::volume_setup::VolumeState;
 use super::volumes;
 use crate::runtime::{
-    ContainerEvent, ContainerRuntime, ContainerState, ImageService, RuntimeError, RuntimeSet,
+    ContainerEvent, ContainerRuntime, ContainerState, ImageService, PodNetwork, RuntimeError,
+    RuntimeSet,
 };
 use skiff_api::backoff::Backoff;
 
@@ -57,6 +59,8 @@ pub struct Context {
     pub memory_pressure: Arc<MemoryPressure>,
     /// ConfigMap and Secret changes, for volumes that project them.
     pub source_changes: SourceWatch,
+    /// The pods' own networks; None: pods share the node's network.
+    pub network: Option<Arc<PodNetworks>>,
 }
 
 /// The latest word on a pod from the API.
@@ -79,6 +83,8 @@ pub(super) struct Worker {
     /// Its container events, subscribed before the sandbox was made.
     pub container_events: Option<broadcast::Receiver<ContainerEvent>>,
     pub sandbox: Option<String>,
+    /// The pod's own network, once attached.
+    pub network: Option<PodNetwork>,
     pub pod_ip: Option<String>,
     pub published: Option<PodStatus>,
     pub start_time: Time,
@@ -247,6 +253,7 @@ impl Worker {
             runtime: None,
             container_events: None,
             sandbox: None,
+            network: None,
             pod_ip: None,
             start_time,
             finished,

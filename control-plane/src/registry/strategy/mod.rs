@@ -5,6 +5,7 @@
 mod claim;
 mod job;
 mod namespace;
+mod node;
 mod pod;
 mod service;
 mod statefulset;
@@ -83,23 +84,12 @@ impl Strategy for WithStatus {
     }
 }
 
-/// Nodes: the status is a subresource, but an agent registers its node with one.
-struct NodeStrategy;
-
-impl Strategy for NodeStrategy {
-    fn has_status_subresource(&self) -> bool {
-        true
-    }
-
-    fn prepare_for_create(&self, _obj: &mut Value) {}
-}
-
 /// The strategy of `kind`.
 pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
     match kind.kind {
         "Pod" => &pod::PodStrategy,
         "Namespace" => &namespace::NamespaceStrategy,
-        "Node" => &NodeStrategy,
+        "Node" => &node::NodeStrategy,
         "Job" => &job::JobStrategy,
         "StatefulSet" => &statefulset::StatefulSetStrategy,
         "PersistentVolumeClaim" => &claim::ClaimStrategy,

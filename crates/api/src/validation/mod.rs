@@ -4,6 +4,7 @@
 mod batch;
 mod discovery;
 mod meta;
+mod node;
 mod pod;
 mod policy;
 mod probes;
@@ -163,9 +164,7 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
         "StorageClass" => {
             decode::<StorageClass>(obj).map(|c| storage::validate_storage_class(&c, &mut errors))
         }
-        "Node" => decode::<Node>(obj).map(|n| {
-            meta::validate_object_meta(&n.metadata, false, meta::NameRule::Subdomain, &mut errors)
-        }),
+        "Node" => decode::<Node>(obj).map(|n| node::validate_node(&n, &mut errors)),
         _ => {
             meta::validate_generic(obj, kind.namespaced, &mut errors);
             Ok(())

@@ -416,3 +416,26 @@ fn pod_disruption_budgets() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn node_pod_cidrs_must_be_cidrs() {
+    let node = |spec: Value| json!({"metadata": {"name": "n1"}, "spec": spec});
+    assert!(errors("nodes", node(json!({}))).is_empty());
+    assert!(errors(
+        "nodes",
+        node(json!({"podCIDR": "10.42.1.0/24", "podCIDRs": ["10.42.1.0/24"]}))
+    )
+    .is_empty());
+    let bad = errors("nodes", node(json!({"podCIDR": "10.42.1.0"})));
+    assert!(bad[0].starts_with("spec.podCIDR: Invalid value"), "{bad:?}");
+    let bad = errors("nodes", node(json!({"podCIDRs": ["fd00::/64", "nope"]})));
+    assert!(
+        bad[0].starts_with("spec.podCIDRs[1]: Invalid value"),
+        "{bad:?}"
+    );
+    let bad = errors(
+        "nodes",
+        node(json!({"podCIDR": "10.42.1.0/24", "podCIDRs": ["10.42.2.0/24"]})),
+    );
+    assert!(bad[0].starts_with("spec.podCIDRs[0]"), "{bad:?}");
+}

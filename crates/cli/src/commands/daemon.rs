@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use skiff_node_runtime::agent::{Agent, AgentBuilder, ConnLimits, ImageGcPolicy};
+use skiff_node_runtime::agent::{Agent, AgentBuilder, ConnLimits, ImageGcPolicy, PodNetworkMode};
 use skiff_node_runtime::runtime::logs::LogLimits;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
@@ -67,15 +67,59 @@ pub struct ImageArgs {
     pub image_gc_period: Duration,
 }
 
-/// The flags of a node: its images, its container logs and what it keeps of its memory.
+/// The flags of a node: its images, its container logs, what it keeps of its memory and how
+/// its pods are networked.
 #[derive(Args, Debug)]
 pub struct NodeArgs {
+    #[command(flatten)]
+    pub network: PodNetworkArgs,
     #[command(flatten)]
     pub images: ImageArgs,
     #[command(flatten)]
     pub logs: LogArgs,
     #[command(flatten)]
     pub resources: NodeResourceArgs,
+}
+
+/// How a node's pods are networked.
+#[derive(Args, Debug)]
+pub struct PodNetworkArgs {
+    /// `bridge`: each pod gets its own network namespace and an IP of the node's pod CIDR on
+    /// a bridge, with routes to the other nodes' CIDRs (needs root); `host`: pods share the
+    /// node's network and report its address.
+    #[arg(long, value_enum, default_value_t = PodNetworkKind::Bridge)]
+    pub pod_network: PodNetworkKind,
+    /// The bridge of `--pod-network bridge`.
+    #[arg(long, default_value = skiff_node_runtime::agent::DEFAULT_BRIDGE, value_parser = parse_interface_name)]
+    pub bridge_name: String,
+}
+
+/// A Linux interface name: 1 to 15 bytes, no `/`, `:` or whitespace.
+fn parse_interface_name(text: &str) -> Result<String, String> {
+    let ok = (1..=15).contains(&text.len())
+        && !text.contains(['/', ':'])
+        && !text.chars().any(char::is_whitespace);
+    ok.then(|| text.to_string()).ok_or_else(|| {
+        format!("{text:?}: an interface name has 1 to 15 bytes, no '/', ':' or spaces")
+    })
+}
+
+/// The values of `--pod-network`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodNetworkKind {
+    Bridge,
+    Host,
+}
+
+impl PodNetworkArgs {
+    fn mode(self) -> PodNetworkMode {
+        match self.pod_network {
+            PodNetworkKind::Bridge => PodNetworkMode::Bridge {
+                bridge: self.bridge_name,
+            },
+            PodNetworkKind::Host => PodNetworkMode::Host,
+        }
+    }
 }
 
 /// Caps on the node's container logs.
@@ -208,6 +252,7 @@ pub fn wasm_agent(
     data_dir: PathBuf,
     listen: SocketAddr,
     NodeArgs {
+        network,
         images,
         logs,
         resources,
@@ -242,12 +287,21 @@ pub fn wasm_agent(
         .node_name(node)
         .data_dir(data_dir)
         .listen(listen)
+        .pod_network(network.mode())
         .runtime(Arc::new(runtime)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bridge_names_are_interface_names() {
+        assert_eq!(parse_interface_name("skiff0"), Ok("skiff0".into()));
+        for bad in ["", "waytoolongbridgename0", "a/b", "a b"] {
+            assert!(parse_interface_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn listeners_share_the_descriptor_budget() {

@@ -268,6 +268,38 @@ pub struct DescribeArgs {
     pub name: String,
 }
 
+/// A node's pod CIDRs, as kubectl shows them.
+fn describe_node(node: &Value) {
+    line("PodCIDR", text(&node["spec"]["podCIDR"]));
+    let cidrs: Vec<String> = node["spec"]["podCIDRs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    line(
+        "PodCIDRs",
+        if cidrs.is_empty() {
+            "<none>".to_string()
+        } else {
+            cidrs.join(",")
+        },
+    );
+}
+
+/// The object's spec, data and status as YAML.
+fn describe_fields(obj: &Value) -> anyhow::Result<()> {
+    for field in ["spec", "data", "status"] {
+        if let Some(value) = obj.get(field).filter(|v| !v.is_null()) {
+            println!("{}:", field[..1].to_uppercase() + &field[1..]);
+            for l in serde_yaml_ng::to_string(value)?.lines() {
+                println!("  {l}");
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(args: DescribeArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     let client = client(opts)?;
     let kind = kind(&args.kind)?;
@@ -317,16 +349,11 @@ pub async fn run(args: DescribeArgs, opts: &ClientOpts) -> anyhow::Result<()> {
                 line(&key, value);
             }
         }
-        _ => {
-            for field in ["spec", "data", "status"] {
-                if let Some(value) = obj.get(field).filter(|v| !v.is_null()) {
-                    println!("{}:", field[..1].to_uppercase() + &field[1..]);
-                    for l in serde_yaml_ng::to_string(value)?.lines() {
-                        println!("  {l}");
-                    }
-                }
-            }
+        "Node" => {
+            describe_node(&obj);
+            describe_fields(&obj)?;
         }
+        _ => describe_fields(&obj)?,
     }
     let events_kind = super::kind("events")?;
     let selector = format!(

@@ -58,6 +58,12 @@ pub struct ServerArgs {
     /// The ports NodePort Services get their node ports from.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: PortRange,
+    /// The pod network: each node gets a block of it as its pod CIDR (k3s' default).
+    #[arg(long, default_value = skiff_api::pod_cidr::DEFAULT_CLUSTER_CIDR)]
+    pub cluster_cidr: String,
+    /// The prefix length of each node's block of `--cluster-cidr`.
+    #[arg(long, default_value_t = skiff_api::pod_cidr::DEFAULT_NODE_CIDR_MASK_SIZE)]
+    pub node_cidr_mask_size: u8,
     /// Dev mode: the node's name (default: this host's name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -99,6 +105,9 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     }
     let mut config = ServerConfig::new(args.name.clone(), args.data_dir.clone(), args.listen);
     config.node_grace = Duration::from_secs(args.node_grace_seconds);
+    config.pod_cidrs =
+        skiff_control_plane::PodCidrRange::new(&args.cluster_cidr, args.node_cidr_mask_size)
+            .context("--cluster-cidr and --node-cidr-mask-size")?;
     config.log_retain = args.log_retain.max(1);
     config.service_ranges = ServiceRanges {
         cluster_ips: args.service_cluster_ip_range,
@@ -197,6 +206,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             args.data_dir.join("agent"),
             args.kubelet_listen,
             NodeArgs {
+                network: args.node.network,
                 images: args.node.images.or_dev_defaults(),
                 logs: args.node.logs,
                 resources: args.node.resources,
@@ -205,9 +215,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .connections(agent_limits.unwrap_or_default())
         .build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(agent.run(async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(async move {
+            let ran = agent
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+            // Said at once: the server goes on serving without its node.
+            if let Err(err) = &ran {
+                eprintln!("agent: {err}");
+            }
+            ran
+        });
         println!("dev node {node:?} runs Wasm pods; try:");
         println!("  export SKIFF_SERVER={url}");
         println!("  skiff apply -f wasm-examples/ticker/deploy.yaml && skiff get pods");
@@ -222,10 +241,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     println!("shutting down");
     if let Some((stop, task)) = agent {
         let _ = stop.send(());
-        match task.await {
-            Ok(Err(err)) => eprintln!("agent: {err}"),
-            Err(err) => eprintln!("agent task: {err}"),
-            Ok(Ok(())) => {}
+        if let Err(err) = task.await {
+            eprintln!("agent task: {err}");
         }
     }
     handle.shutdown().await;

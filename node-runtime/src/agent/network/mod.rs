@@ -1,0 +1,176 @@
+//! Pod networking on the node (the CNI bridge plugin's and flannel host-gw's part): a bridge
+//! holding the gateway of the node's pod CIDR (`bridge.rs`), per pod a network namespace held
+//! by a descriptor (`netns.rs`) linked to the bridge by a veth pair (`pod_link.rs`) with an
+//! address from the CIDR (`ipam.rs`), and routes to the other nodes' CIDRs (`routes.rs`).
+
+mod bridge;
+mod ipam;
+mod links;
+mod netns;
+mod pod_link;
+pub mod routes;
+
+use std::io;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use skiff_api::k8s_openapi::api::core::v1::Node;
+use skiff_client::Client;
+use tokio_util::sync::CancellationToken;
+
+pub use ipam::Exhausted;
+
+use crate::runtime::PodNetwork;
+
+/// The bridge's name when none is given.
+pub const DEFAULT_BRIDGE: &str = "skiff0";
+/// Pause between looks at the Node while it has no pod CIDR yet.
+const CIDR_POLL: Duration = Duration::from_millis(500);
+
+/// How the node's pods are networked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodNetworkMode {
+    /// Pods share the node's network and report its address.
+    Host,
+    /// Each pod gets a namespace and an address of the node's pod CIDR on bridge `bridge`.
+    Bridge { bridge: String },
+}
+
+/// Why the pod network could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("{step}: {source}")]
+    Netlink {
+        step: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("{step}: {source}")]
+    Io {
+        step: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("link {name} is missing right after it was made")]
+    LinkMissing { name: String },
+    #[error("the node's pod CIDR {cidr:?} is not an IPv4 CIDR")]
+    Cidr { cidr: String },
+    #[error(transparent)]
+    Exhausted(#[from] Exhausted),
+}
+
+impl NetworkError {
+    fn netlink(step: String) -> impl FnOnce(rtnetlink::Error) -> NetworkError {
+        move |source| NetworkError::Netlink { step, source }
+    }
+
+    fn io(step: String) -> impl FnOnce(io::Error) -> NetworkError {
+        move |source| NetworkError::Io { step, source }
+    }
+}
+
+/// The node's pod network: its CIDR, bridge and the addresses its pods hold.
+pub struct PodNetworks {
+    cidr: Ipv4Net,
+    bridge: u32,
+    host: rtnetlink::Handle,
+    addresses: Mutex<ipam::Ipam>,
+}
+
+impl PodNetworks {
+    /// Makes the bridge for pod CIDR `cidr`, and keeps the routes to the other nodes' pod
+    /// CIDRs until `stop`.
+    pub async fn start(
+        cidr: &str,
+        bridge: &str,
+        client: Client,
+        node: String,
+        stop: CancellationToken,
+    ) -> Result<Arc<PodNetworks>, NetworkError> {
+        let cidr: Ipv4Net = cidr.parse().map_err(|_| NetworkError::Cidr {
+            cidr: cidr.to_string(),
+        })?;
+        let (connection, host, _) =
+            rtnetlink::new_connection().map_err(NetworkError::io("opening netlink".into()))?;
+        tokio::spawn(connection);
+        let index = bridge::ensure(&host, bridge, cidr).await?;
+        tracing::info!(%cidr, bridge, "pod network ready");
+        tokio::spawn(routes::run(client, node, host.clone(), stop));
+        Ok(Arc::new(PodNetworks {
+            cidr,
+            bridge: index,
+            host,
+            addresses: Mutex::new(ipam::Ipam::new(cidr)),
+        }))
+    }
+
+    /// A network namespace for pod `uid`, linked to the bridge, with an address of its own.
+    pub async fn attach(&self, uid: &str) -> Result<PodNetwork, NetworkError> {
+        let ip = self.addresses.lock().expect("ipam lock").allocate(uid)?;
+        let attached = async {
+            let namespace = netns::create().await.map_err(NetworkError::io(
+                "creating the pod's network namespace".into(),
+            ))?;
+            pod_link::attach(&self.host, self.bridge, &namespace, uid, ip, self.cidr).await?;
+            Ok(namespace.fd)
+        }
+        .await;
+        match attached {
+            Ok(fd) => Ok(PodNetwork {
+                ip: IpAddr::V4(ip),
+                netns: Arc::new(fd),
+            }),
+            Err(err) => {
+                self.detach(uid).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Removes pod `uid`'s link and frees its address (its namespace goes with the last
+    /// descriptor).
+    pub async fn detach(&self, uid: &str) {
+        if let Err(err) = links::delete(&self.host, &pod_link::host_name(uid)).await {
+            tracing::warn!(uid, %err, "removing the pod's link failed");
+        }
+        self.addresses.lock().expect("ipam lock").release(uid);
+    }
+}
+
+/// Waits until Node `node` has a pod CIDR (given by the control plane) and returns it; None
+/// if `stop` comes first.
+pub async fn wait_for_pod_cidr(
+    client: &Client,
+    node: &str,
+    stop: &CancellationToken,
+) -> Option<String> {
+    let nodes = client.api::<Node>(None);
+    let mut waited = false;
+    loop {
+        match nodes.get(node).await {
+            Ok(found) => {
+                if let Some(cidr) = found
+                    .spec
+                    .and_then(|s| s.pod_cidr)
+                    .filter(|c| !c.is_empty())
+                {
+                    return Some(cidr);
+                }
+            }
+            Err(err) => tracing::debug!(%err, "reading the node for its pod CIDR failed"),
+        }
+        if !waited {
+            tracing::info!(
+                node,
+                "waiting for the control plane to give this node a pod CIDR"
+            );
+            waited = true;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(CIDR_POLL) => {}
+        }
+    }
+}
