@@ -1,7 +1,9 @@
 //! A `wasi:http` incoming-handler component (the `proxy` world): answers every request with
 //! the name of the pod that served it (`POD_NAME`, from the downward API) and the request's
 //! method and path, so a client going through a Service sees the replicas share the work.
+//! `?delay_ms=N` makes it wait N milliseconds before answering.
 
+use wasi::clocks::monotonic_clock::subscribe_duration;
 use wasi::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
@@ -16,6 +18,10 @@ impl wasi::exports::http::incoming_handler::Guest for Echo {
         let path = request.path_with_query().unwrap_or_else(|| "/".into());
         let text = format!("pod {pod}: {} {path}\n", method_name(&request.method()));
         println!("http-echo: {}", text.trim_end());
+        if let Some(millis) = delay_millis(&path) {
+            // A slow request, to watch a stopping pod finish the requests it has in flight.
+            subscribe_duration(millis * 1_000_000).block();
+        }
 
         let headers = Fields::from_list(&[
             (
@@ -41,6 +47,15 @@ impl wasi::exports::http::incoming_handler::Guest for Echo {
             eprintln!("http-echo: finishing the response: {err:?}");
         }
     }
+}
+
+/// The `delay_ms` query parameter of `path`, if any.
+fn delay_millis(path: &str) -> Option<u64> {
+    let (_, query) = path.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("delay_ms="))
+        .and_then(|millis| millis.parse().ok())
 }
 
 fn method_name(method: &Method) -> String {

@@ -202,6 +202,50 @@ async fn a_wasi_http_handler_answers_each_request_and_stops_gracefully() {
 }
 
 #[tokio::test]
+async fn a_stopping_handler_finishes_the_requests_in_flight() {
+    const SLOW: &[u8] =
+        b"GET /slow?delay_ms=1000 HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n";
+    let f = fixture().await;
+    let port = free_port();
+    let id = f
+        .create_with_ports(
+            &f.sandbox,
+            "http",
+            &example("http_echo.wasm"),
+            tcp(port),
+            &[],
+            &[("POD_NAME", "echo-2")],
+        )
+        .await
+        .expect("create");
+    f.runtime.start_container(&id).await.expect("start");
+    let slow = tokio::task::spawn_blocking(move || exchange(port, SLOW, None));
+    // In flight once the handler has logged it (it answers a second later).
+    let deadline = Instant::now() + LISTEN_DEADLINE;
+    while !f.log(&id).await.contains("GET /slow?delay_ms=1000") {
+        assert!(Instant::now() < deadline, "the slow request never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f.runtime
+        .stop_container(&id, Duration::from_secs(10))
+        .await
+        .expect("stop");
+    let reply = slow
+        .await
+        .expect("client thread")
+        .expect("the request in flight is answered");
+    assert!(
+        reply.starts_with("HTTP/1.1 200")
+            && reply.ends_with("pod echo-2: GET /slow?delay_ms=1000\n"),
+        "{reply}"
+    );
+    assert!(matches!(
+        f.runtime.container_status(&id).await.expect("status").state,
+        ContainerState::Exited { exit_code: 0, .. }
+    ));
+}
+
+#[tokio::test]
 async fn a_wasi_http_handler_without_a_tcp_port_is_refused() {
     let f = fixture().await;
     let udp = vec![ContainerPort {
@@ -280,25 +324,47 @@ async fn guests_of_a_pod_with_its_own_namespace_listen_in_it() {
         .await
         .expect("create");
     f.runtime.start_container(&echo).await.expect("start");
+    let http_port = free_port();
+    let http = f
+        .create_with_ports(
+            &sandbox,
+            "http",
+            &example("http_echo.wasm"),
+            tcp(http_port),
+            &[],
+            &[("POD_NAME", "netns-pod")],
+        )
+        .await
+        .expect("create");
+    f.runtime.start_container(&http).await.expect("start");
 
     let inside = netns.clone();
-    let reply = tokio::task::spawn_blocking(move || {
+    let (echoed, answered) = tokio::task::spawn_blocking(move || {
         // A thread of its own, so that no pooled thread is left in the namespace.
         std::thread::spawn(move || {
             setns(&*inside, CloneFlags::CLONE_NEWNET).expect("enter the namespace");
-            exchange(port, b"inside\n", Some(7))
+            Ok::<_, std::io::Error>((
+                exchange(port, b"inside\n", Some(7))?,
+                exchange(http_port, GET, None)?,
+            ))
         })
         .join()
         .expect("client thread")
     })
     .await
     .expect("join")
-    .expect("the guest answers inside the pod's namespace");
-    assert_eq!(reply, "inside\n");
+    .expect("the guests answer inside the pod's namespace");
+    assert_eq!(echoed, "inside\n");
     assert!(
-        TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err(),
-        "the guest must not listen in the node's namespace"
+        answered.ends_with("pod netns-pod: GET /hello?x=1\n"),
+        "{answered}"
     );
+    for port in [port, http_port] {
+        assert!(
+            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err(),
+            "a guest must not listen in the node's namespace"
+        );
+    }
     f.runtime
         .remove_pod_sandbox(&sandbox)
         .await
