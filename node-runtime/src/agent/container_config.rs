@@ -9,8 +9,8 @@ use skiff_api::quantity;
 use super::volumes::expand;
 
 use crate::runtime::{
-    container_log_path, ContainerConfig, ContainerResources, ImageConfig, ImageRef, Mount,
-    SecurityContext,
+    container_log_path, ContainerConfig, ContainerPort, ContainerResources, ImageConfig, ImageRef,
+    Mount, Protocol, SecurityContext,
 };
 
 /// The config to create attempt `attempt` of `spec` in `pod` (`env` and `mounts` already
@@ -41,6 +41,7 @@ pub fn build(
             .or_else(|| image.config.working_dir.clone()),
         resources: limits(spec),
         mounts,
+        ports: ports(spec),
         security: security(pod.spec.as_ref(), spec),
         attempt,
         log_path: container_log_path(&spec.name, attempt),
@@ -90,6 +91,26 @@ fn limits(container: &Container) -> ContainerResources {
         cpu_millis: limit("cpu").and_then(|q| quantity::parse_cpu_millis(&q).ok()),
         memory_bytes: limit("memory").and_then(|q| quantity::parse_bytes(&q).ok()),
     }
+}
+
+/// The container's declared ports (validation has already refused numbers out of range and
+/// unknown protocols; such a port would be left out here).
+fn ports(container: &Container) -> Vec<ContainerPort> {
+    container
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            let protocol = match p.protocol.as_deref().unwrap_or("TCP") {
+                "TCP" => Protocol::Tcp,
+                "UDP" => Protocol::Udp,
+                "SCTP" => Protocol::Sctp,
+                _ => return None,
+            };
+            let port = u16::try_from(p.container_port).ok().filter(|p| *p != 0)?;
+            Some(ContainerPort { port, protocol })
+        })
+        .collect()
 }
 
 fn security(pod: Option<&PodSpec>, container: &Container) -> SecurityContext {
@@ -201,7 +222,8 @@ mod tests {
                 "containers": [{
                     "name": "c", "image": "file:/x.wasm", "args": ["a", "$(WEB_SERVICE_HOST):$(NONE)"],
                     "securityContext": {"runAsUser": 2000, "readOnlyRootFilesystem": true},
-                    "resources": {"limits": {"cpu": "250m", "memory": "64Mi"}}
+                    "resources": {"limits": {"cpu": "250m", "memory": "64Mi"}},
+                    "ports": [{"containerPort": 8080}, {"containerPort": 53, "protocol": "UDP"}]
                 }]
             }
         }))
@@ -222,6 +244,19 @@ mod tests {
         assert_eq!(config.args, strings(&["a", "10.43.0.9:$(NONE)"]));
         assert_eq!(config.working_dir.as_deref(), Some("/work"));
         assert_eq!(config.log_path, std::path::Path::new("c/2.log"));
+        assert_eq!(
+            config.ports,
+            vec![
+                ContainerPort {
+                    port: 8080,
+                    protocol: Protocol::Tcp
+                },
+                ContainerPort {
+                    port: 53,
+                    protocol: Protocol::Udp
+                }
+            ]
+        );
         assert_eq!(
             config.resources,
             ContainerResources {

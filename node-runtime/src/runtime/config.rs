@@ -41,6 +41,21 @@ pub struct ContainerResources {
     pub memory_bytes: Option<u64>,
 }
 
+/// The transport protocol of a container port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+/// A port the container may listen on (its `containerPorts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ContainerPort {
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
 /// A host directory made visible in the container (a pod volume as the agent prepared it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -74,6 +89,8 @@ pub struct ContainerConfig {
     pub working_dir: Option<String>,
     pub resources: ContainerResources,
     pub mounts: Vec<Mount>,
+    /// The ports the pod spec declares for this container: the only ones it may listen on.
+    pub ports: Vec<ContainerPort>,
     pub security: SecurityContext,
     /// Restart count of this container.
     pub attempt: u32,
@@ -83,7 +100,7 @@ pub struct ContainerConfig {
 
 impl ContainerConfig {
     /// The first attempt of container `name` running `image` as the image says (no command,
-    /// args, env, limits or mounts of its own), logging to [`container_log_path`].
+    /// args, env, limits, mounts or ports of its own), logging to [`container_log_path`].
     pub fn new(name: impl Into<String>, image: ImageRef) -> Self {
         let name = name.into();
         ContainerConfig {
@@ -96,6 +113,7 @@ impl ContainerConfig {
             working_dir: None,
             resources: ContainerResources::default(),
             mounts: vec![],
+            ports: vec![],
             security: SecurityContext::default(),
             attempt: 0,
         }

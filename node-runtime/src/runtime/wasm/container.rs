@@ -1,25 +1,32 @@
-//! One Wasm container: its compiled program, its task, and what became of it.
+//! One Wasm container: its compiled guest, its task, and what became of it.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
-use wasmtime::component::{Linker as ComponentLinker, ResourceTable};
-use wasmtime::{Engine, Linker, Store};
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::{Component, Linker as ComponentLinker, ResourceTable};
+use wasmtime::{Engine, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use super::compile_cache::Program;
+use super::http::HttpState;
+use super::http_server::{self, Handler, StoreFactory};
 use super::limits::{on_deadline, MemoryLimiter, Usage};
 use super::log_output::LogOutput;
+use super::sockets::PortPolicy;
 use crate::runtime::logs::{LogLimits, LogWriter, Stream};
 use crate::runtime::{
-    ContainerConfig, ContainerEvent, ContainerEventKind, ContainerId, ContainerState, RuntimeError,
-    SandboxId,
+    ContainerConfig, ContainerEvent, ContainerEventKind, ContainerId, ContainerState, Protocol,
+    RuntimeError, SandboxId,
 };
 
 /// Exit code reported for a guest that was killed (as for SIGKILL).
@@ -68,6 +75,31 @@ impl Limited for ComponentState {
     }
 }
 
+impl Limited for HttpState {
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+}
+
+/// What a container runs.
+pub enum Guest {
+    /// A WASI preview 1 module, run once from `_start`.
+    Module(Module),
+    /// A WASI preview 2 command component, run once through `wasi:cli/run`.
+    Command(Component),
+    /// A wasi:http handler, instantiated for each request it serves on its port.
+    Handler { pre: ProxyPre<HttpState>, port: u16 },
+}
+
+/// The port a wasi:http handler serves on: its container's first TCP port.
+pub fn http_port(config: &ContainerConfig) -> Option<u16> {
+    config
+        .ports
+        .iter()
+        .find(|p| p.protocol == Protocol::Tcp)
+        .map(|p| p.port)
+}
+
 /// A store for one guest run: its memory limiter, and epoch deadlines that preempt, throttle
 /// (`cpu_millis`) and stop it.
 fn guest_store<T: Limited>(
@@ -104,10 +136,12 @@ pub struct Container {
     pub sandbox_id: SandboxId,
     pub config: ContainerConfig,
     pub log_path: PathBuf,
-    pub program: Program,
+    pub guest: Guest,
     pub usage: Arc<Usage>,
     state: Mutex<ContainerState>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Cancelled when the runtime asks the container to stop (a handler stops accepting).
+    stopping: CancellationToken,
     events: broadcast::Sender<ContainerEvent>,
 }
 
@@ -117,7 +151,7 @@ impl Container {
         sandbox_id: SandboxId,
         config: ContainerConfig,
         log_path: PathBuf,
-        program: Program,
+        guest: Guest,
         events: broadcast::Sender<ContainerEvent>,
     ) -> Self {
         Container {
@@ -125,10 +159,11 @@ impl Container {
             sandbox_id,
             config,
             log_path,
-            program,
+            guest,
             usage: Arc::new(Usage::default()),
             state: Mutex::new(ContainerState::Created),
             task: Mutex::new(None),
+            stopping: CancellationToken::new(),
             events,
         }
     }
@@ -146,9 +181,11 @@ impl Container {
         self.state.lock().expect("container state lock").clone()
     }
 
-    /// Starts the guest on its own task; its output goes to the log file, capped at `log_limits`.
+    /// Starts the guest on its own task on `runtime` (the pod's: in its network namespace);
+    /// its output goes to the log file, capped at `log_limits`.
     pub fn start(
         self: &Arc<Self>,
+        runtime: &Handle,
         engine: &Engine,
         linkers: &Arc<Linkers>,
         log_limits: LogLimits,
@@ -170,7 +207,7 @@ impl Container {
         *state = ContainerState::Running { started_at };
         drop(state);
         let (container, engine, linkers) = (self.clone(), engine.clone(), linkers.clone());
-        let task = tokio::spawn(async move {
+        let task = runtime.spawn(async move {
             let log = Arc::new(log);
             let (exit_code, reason, message) = container.run(&engine, &linkers, log).await;
             container.finish(started_at, exit_code, reason, message);
@@ -195,14 +232,19 @@ impl Container {
         }
     }
 
-    /// Asks the guest to stop at its next epoch check; kills its task after `grace`.
+    /// Asks the guest to stop at its next epoch check (a handler: to stop accepting and let its
+    /// requests in flight finish); kills its task after `grace`.
     pub async fn stop(&self, grace: Duration) {
-        self.usage.stop.store(true, Ordering::SeqCst);
+        self.stopping.cancel();
+        if !matches!(self.guest, Guest::Handler { .. }) {
+            self.usage.stop.store(true, Ordering::SeqCst);
+        }
         let task = self.task.lock().expect("container task lock").take();
         let Some(mut task) = task else {
             return;
         };
         if tokio::time::timeout(grace, &mut task).await.is_err() {
+            self.usage.stop.store(true, Ordering::SeqCst);
             task.abort();
             let _ = task.await;
         }
@@ -218,8 +260,9 @@ impl Container {
         );
     }
 
-    /// The guest's WASI context: argv, env, output to the log, and the mounts as preopened
-    /// directories (the security context has nothing to apply to in a Wasm guest).
+    /// The guest's WASI context: argv, env, output to the log, the mounts as preopened
+    /// directories, and sockets within its ports (the security context has nothing to apply to
+    /// in a Wasm guest).
     fn wasi_builder(&self, log: &Arc<LogWriter>) -> wasmtime::Result<WasiCtxBuilder> {
         let mut builder = WasiCtxBuilder::new();
         let argv0 = self
@@ -248,6 +291,7 @@ impl Container {
             };
             builder.preopened_dir(&mount.host_path, &mount.container_path, perms)?;
         }
+        PortPolicy::new(&self.config.ports).apply(&mut builder);
         Ok(builder)
     }
 
@@ -255,9 +299,10 @@ impl Container {
         MemoryLimiter::new(self.config.resources.memory_bytes, self.usage.clone())
     }
 
-    /// Runs the guest to completion: (exit code, reason, message).
+    /// Runs the guest to completion (a handler: until it is stopped): (exit code, reason,
+    /// message).
     async fn run(
-        &self,
+        self: &Arc<Self>,
         engine: &Engine,
         linkers: &Linkers,
         log: Arc<LogWriter>,
@@ -273,8 +318,8 @@ impl Container {
                 )
             }
         };
-        let result = match &self.program {
-            Program::Module(module) => {
+        let result = match &self.guest {
+            Guest::Module(module) => {
                 let state = ModuleState {
                     wasi: builder.build_p1(),
                     limiter: self.limiter(),
@@ -282,7 +327,7 @@ impl Container {
                 let mut store = guest_store(engine, state, self.usage.clone(), cpu);
                 run_module(&mut store, &linkers.module, module).await
             }
-            Program::Component(component) => {
+            Guest::Command(component) => {
                 let state = ComponentState {
                     ctx: builder.build(),
                     table: ResourceTable::new(),
@@ -291,8 +336,35 @@ impl Container {
                 let mut store = guest_store(engine, state, self.usage.clone(), cpu);
                 run_component(&mut store, &linkers.component, component).await
             }
+            Guest::Handler { pre, port } => return self.serve(pre.clone(), *port, log).await,
         };
         self.outcome(result)
+    }
+
+    /// Serves a wasi:http handler on 0.0.0.0:`port` until the runtime stops it; requests that
+    /// fail are told in the container's log.
+    async fn serve(
+        self: &Arc<Self>,
+        pre: ProxyPre<HttpState>,
+        port: u16,
+        log: Arc<LogWriter>,
+    ) -> (i32, &'static str, String) {
+        let listener = match TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await {
+            Ok(listener) => listener,
+            Err(err) => return (1, "Error", format!("listening on 0.0.0.0:{port}: {err}")),
+        };
+        let (container, engine, store_log) = (self.clone(), pre.engine().clone(), log.clone());
+        let store: StoreFactory = Box::new(move || {
+            let ctx = container.wasi_builder(&store_log)?.build();
+            let state = HttpState::new(ctx, container.limiter());
+            let cpu = container.config.resources.cpu_millis;
+            Ok(guest_store(&engine, state, container.usage.clone(), cpu))
+        });
+        let handler = Handler::new(pre, store, move |line| {
+            let _ = log.write(Stream::Stderr, format!("{line}\n").as_bytes());
+        });
+        http_server::serve(listener, Arc::new(handler), self.stopping.clone()).await;
+        (0, "Completed", String::new())
     }
 
     fn outcome(&self, result: wasmtime::Result<i32>) -> (i32, &'static str, String) {

@@ -1,17 +1,42 @@
-//! The wasmtime `Engine` every Wasm container shares, and its epoch clock.
+//! The wasmtime `Engine`s Wasm containers share (one for programs that run once, one with the
+//! pooling allocator for wasi:http handlers instantiated per request), and their epoch clock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, OptLevel};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 /// One epoch tick: the granularity of CPU throttling and of preemption.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Component instances the pool of the request engine holds at once: how many requests all
+/// wasi:http handlers of the node serve concurrently (one more fails with 500).
+const POOLED_COMPONENTS: u32 = 100;
+
 /// Builds the engine: async execution, epoch interruption (for CPU limits and stopping
 /// guests), optimized code.
 pub fn new_engine() -> wasmtime::Result<Engine> {
+    Engine::new(&base_config())
+}
+
+/// Builds the engine for wasi:http handlers: as [`new_engine`], with the pooling allocator
+/// (as `wasmtime serve` uses), so that instantiating a handler for each request reuses
+/// memory slots instead of mapping fresh memory. The pool's virtual address space is reserved
+/// when the engine is made, so the runtime makes it only for the first handler.
+pub fn new_request_engine() -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOLED_COMPONENTS)
+        .total_core_instances(POOLED_COMPONENTS * 10)
+        .total_memories(POOLED_COMPONENTS * 2)
+        .total_tables(POOLED_COMPONENTS * 4)
+        .total_stacks(POOLED_COMPONENTS);
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}
+
+fn base_config() -> Config {
     let mut config = Config::new();
     config
         .epoch_interruption(true)
@@ -19,7 +44,7 @@ pub fn new_engine() -> wasmtime::Result<Engine> {
         // Small guests, many of them: keep each fiber's stack modest (it is reserved lazily).
         .async_stack_size(2 << 20)
         .max_wasm_stack(1 << 20);
-    Engine::new(&config)
+    config
 }
 
 /// Advances the engine's epoch every `EPOCH_TICK` on a thread of its own, until dropped.

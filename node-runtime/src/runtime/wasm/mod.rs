@@ -1,12 +1,18 @@
-//! The Wasm runtime: WASI preview 1 modules and preview 2 command components on wasmtime,
-//! each container a task in the agent's process. All wasmtime calls of the crate live here.
+//! The Wasm runtime: WASI preview 1 modules, preview 2 command components and wasi:http
+//! handler components on wasmtime, each container a task in the agent's process (on a thread
+//! in the pod's network namespace when the pod has one). All wasmtime calls of the crate live
+//! here.
 
 mod compile_cache;
 mod container;
 mod engine;
+mod http;
+mod http_server;
 mod kind;
 mod limits;
 mod log_output;
+mod netns;
+mod sockets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -20,8 +26,10 @@ use tokio::sync::broadcast;
 pub use compile_cache::CacheStats;
 pub use kind::{wasm_kind, WasmKind};
 
-use self::compile_cache::CompileCache;
-use self::container::{Container, Linkers};
+use self::compile_cache::{CompileCache, Program};
+use self::container::{http_port, Container, Guest, Linkers};
+use self::http::HttpHost;
+use self::netns::PodNetThread;
 use super::logs::LogLimits;
 use super::{
     ContainerConfig, ContainerEvent, ContainerId, ContainerRuntime, ContainerStats,
@@ -37,6 +45,18 @@ const EVENT_BUFFER: usize = 1024;
 struct Sandbox {
     config: PodSandboxConfig,
     containers: Vec<ContainerId>,
+    /// The thread the pod's guests run on when the pod has its own network namespace.
+    net: Option<PodNetThread>,
+}
+
+impl Sandbox {
+    /// Where the pod's guests run: its namespace's thread, or the agent's runtime.
+    fn runtime(&self) -> tokio::runtime::Handle {
+        match &self.net {
+            Some(net) => net.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
 }
 
 /// Runs Wasm containers in-process; cheap to share behind an `Arc`.
@@ -44,6 +64,9 @@ pub struct WasmRuntime {
     engine: wasmtime::Engine,
     linkers: Arc<Linkers>,
     cache: CompileCache,
+    /// Made for the first wasi:http handler (its pooling engine reserves address space).
+    http: tokio::sync::OnceCell<HttpHost>,
+    data_dir: PathBuf,
     sandboxes: Mutex<HashMap<SandboxId, Sandbox>>,
     containers: Mutex<HashMap<ContainerId, Arc<Container>>>,
     events: broadcast::Sender<ContainerEvent>,
@@ -69,6 +92,8 @@ impl WasmRuntime {
         })?;
         Ok(WasmRuntime {
             cache: CompileCache::new(engine.clone(), data_dir.join("compiled")),
+            http: tokio::sync::OnceCell::new(),
+            data_dir,
             engine,
             linkers: Arc::new(linkers),
             sandboxes: Mutex::new(HashMap::new()),
@@ -88,6 +113,34 @@ impl WasmRuntime {
     /// How compiled programs were obtained so far (compiled, loaded from disk, memory hits).
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    /// What `config`'s image runs as: a module, a command, or a wasi:http handler (which needs
+    /// a TCP port to serve on).
+    async fn guest(&self, config: &ContainerConfig) -> Result<Guest, RuntimeError> {
+        let program = self
+            .cache
+            .get(&config.image, || read_image(&config.image))
+            .await?;
+        let component = match program {
+            Program::Module(module) => return Ok(Guest::Module(module)),
+            Program::Component(component) => component,
+        };
+        if !http::serves_http(&component, &self.engine) {
+            return Ok(Guest::Command(component));
+        }
+        let port = http_port(config).ok_or_else(|| RuntimeError::CreateContainer {
+            name: config.name.clone(),
+            message: "a wasi:http handler is served on its container's first TCP containerPort, \
+                      and the container declares none"
+                .into(),
+        })?;
+        let host = self
+            .http
+            .get_or_try_init(|| async { HttpHost::new(&self.data_dir.join("compiled-http")) })
+            .await?;
+        let pre = host.prepare(&config.image).await?;
+        Ok(Guest::Handler { pre, port })
     }
 
     fn container(&self, id: &ContainerId) -> Result<Arc<Container>, RuntimeError> {
@@ -144,6 +197,28 @@ impl ContainerRuntime for WasmRuntime {
                 source,
             })?;
         let id = config.uid.clone();
+        if self
+            .sandboxes
+            .lock()
+            .expect("sandboxes lock")
+            .contains_key(&id)
+        {
+            return Ok(id);
+        }
+        let net = match &config.network {
+            Some(network) => Some(
+                PodNetThread::start(network.netns.clone(), &config.name).map_err(|source| {
+                    RuntimeError::Io {
+                        context: format!(
+                            "entering the network namespace of pod {}/{}",
+                            config.namespace, config.name
+                        ),
+                        source,
+                    }
+                })?,
+            ),
+            None => None,
+        };
         self.sandboxes
             .lock()
             .expect("sandboxes lock")
@@ -151,6 +226,7 @@ impl ContainerRuntime for WasmRuntime {
             .or_insert_with(|| Sandbox {
                 config: config.clone(),
                 containers: Vec::new(),
+                net,
             });
         Ok(id)
     }
@@ -190,20 +266,22 @@ impl ContainerRuntime for WasmRuntime {
         Ok(())
     }
 
-    /// Guests share the node's network, so the pod has no IP of its own.
+    /// The pod's address when it has a network of its own; none when it shares the node's.
     async fn pod_sandbox_status(&self, id: &SandboxId) -> Result<PodSandboxStatus, RuntimeError> {
-        if !self
+        let ip = self
             .sandboxes
             .lock()
             .expect("sandboxes lock")
-            .contains_key(id)
-        {
-            return Err(RuntimeError::SandboxNotFound(id.clone()));
-        }
+            .get(id)
+            .ok_or_else(|| RuntimeError::SandboxNotFound(id.clone()))?
+            .config
+            .network
+            .as_ref()
+            .map(|network| network.ip.to_string());
         Ok(PodSandboxStatus {
             id: id.clone(),
             ready: true,
-            ip: None,
+            ip,
         })
     }
 
@@ -231,17 +309,14 @@ impl ContainerRuntime for WasmRuntime {
                 });
             }
         }
-        let program = self
-            .cache
-            .get(&config.image, || read_image(&config.image))
-            .await?;
+        let guest = self.guest(config).await?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let container = Arc::new(Container::new(
             id.clone(),
             sandbox.clone(),
             config.clone(),
             log_directory.join(&config.log_path),
-            program,
+            guest,
             self.events.clone(),
         ));
         self.containers
@@ -260,8 +335,15 @@ impl ContainerRuntime for WasmRuntime {
     }
 
     async fn start_container(&self, id: &ContainerId) -> Result<(), RuntimeError> {
-        self.container(id)?
-            .start(&self.engine, &self.linkers, self.log_limits)
+        let container = self.container(id)?;
+        let runtime = self
+            .sandboxes
+            .lock()
+            .expect("sandboxes lock")
+            .get(&container.sandbox_id)
+            .map(Sandbox::runtime)
+            .ok_or_else(|| RuntimeError::SandboxNotFound(container.sandbox_id.clone()))?;
+        container.start(&runtime, &self.engine, &self.linkers, self.log_limits)
     }
 
     /// Wasm guests have no signals: the guest is stopped at its next epoch check (at once if it

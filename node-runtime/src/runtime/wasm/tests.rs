@@ -670,3 +670,5 @@ async fn a_log_flood_is_rotated_within_the_default_caps() {
         "{used} bytes of logs for a 64 MiB flood (cap {cap})"
     );
 }
+
+mod net;
