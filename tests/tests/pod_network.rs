@@ -67,6 +67,22 @@ fn running_ip(cli: &Skiff, name: &str) -> anyhow::Result<std::net::Ipv4Addr> {
     })
 }
 
+/// The network namespaces process `pid` holds open other than its own: its pods'.
+fn pod_namespaces(pid: u32) -> anyhow::Result<Vec<String>> {
+    let own = std::fs::read_link(format!("/proc/{pid}/ns/net"))?;
+    let mut found = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        let path = fd?.path();
+        let Ok(target) = std::fs::read_link(&path) else {
+            continue;
+        };
+        if target.to_string_lossy().starts_with("net:[") && target != own {
+            found.push(path.display().to_string());
+        }
+    }
+    Ok(found)
+}
+
 fn uid_of(cli: &Skiff, name: &str) -> anyhow::Result<String> {
     let pod: Value = cli.json(&["get", "pod", name])?;
     pod["metadata"]["uid"]
@@ -184,6 +200,21 @@ fn pods_get_addresses_of_their_nodes_cidr_and_reach_each_other_across_nodes() ->
     })?;
     cli.apply_yaml(&pod("a3", "a", &guest))?;
     assert_eq!(running_ip(&cli, "a3")?, a1, "a1's address was released");
+
+    // A pod reaches beyond the cluster CIDR masqueraded: the test's own namespace, which has
+    // no route to any pod CIDR, answers it.
+    let pod_netns = pod_namespaces(agent_a.pid().context("agent a's pid")?)?;
+    anyhow::ensure!(!pod_netns.is_empty(), "agent a holds no pod namespace");
+    let outside = network.gateway().to_string();
+    let ping = Command::new("nsenter")
+        .arg(format!("--net={}", pod_netns[0]))
+        .args(["ping", "-c1", "-W2", &outside])
+        .output()?;
+    assert!(
+        ping.status.success(),
+        "a pod pinging {outside}: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
 
     // A hostNetwork pod shares its node's network.
     let host_pod =
