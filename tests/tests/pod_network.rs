@@ -206,15 +206,13 @@ fn pods_get_addresses_of_their_nodes_cidr_and_reach_each_other_across_nodes() ->
     let pod_netns = pod_namespaces(agent_a.pid().context("agent a's pid")?)?;
     anyhow::ensure!(!pod_netns.is_empty(), "agent a holds no pod namespace");
     let outside = network.gateway().to_string();
-    let ping = Command::new("nsenter")
-        .arg(format!("--net={}", pod_netns[0]))
-        .args(["ping", "-c1", "-W2", &outside])
-        .output()?;
-    assert!(
-        ping.status.success(),
-        "a pod pinging {outside}: {}",
-        String::from_utf8_lossy(&ping.stdout)
-    );
+    wait_until(&format!("a pod to reach {outside}"), WAIT, || {
+        let ping = Command::new("nsenter")
+            .arg(format!("--net={}", pod_netns[0]))
+            .args(["ping", "-c1", "-W2", &outside])
+            .output()?;
+        Ok(ping.status.success().then_some(()))
+    })?;
 
     // A hostNetwork pod shares its node's network.
     let host_pod =
