@@ -268,3 +268,61 @@ fn a_host_network_node_reports_its_own_address_for_pods() -> anyhow::Result<()> 
     assert!(!links.contains("skiff0"), "no bridge in host mode: {links}");
     Ok(())
 }
+
+#[test]
+fn a_full_cidr_range_and_a_full_node_cidr_wait_with_events_until_space_frees_up(
+) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let guests = tmp.path().join("guests");
+    std::fs::create_dir(&guests)?;
+    let guest = guests.join("sleep.wasm");
+    std::fs::write(&guest, wat::parse_str(SLEEP_AN_HOUR)?)?;
+    let guest = guest.display().to_string();
+    let guests = guests.display().to_string();
+
+    let network = Network::create(3)?;
+    // One /30 block in all, and one pod address in it (.0 network, .1 gateway, .3 broadcast).
+    let range = [
+        "--cluster-cidr",
+        "10.42.0.0/30",
+        "--node-cidr-mask-size",
+        "30",
+    ];
+    let (_server, url) = start_server_on(&network, SERVER, &tmp.path().join("server"), &range)?;
+    let cli = Skiff::new(url.clone());
+    let flags = ["--allow-image-dir", &guests, "--pod-network", "bridge"];
+    let mut agent_a = start_agent_on(&network, HOST_A, &url, "a", &tmp.path().join("a"), &flags)?;
+    wait_until("a to get the only block", WAIT, || {
+        agent_a.check_running()?;
+        pod_cidr(&cli, "a")
+    })?;
+    let mut agent_b = start_agent_on(&network, HOST_B, &url, "b", &tmp.path().join("b"), &flags)?;
+    wait_until("b to be told the range is full", WAIT, || {
+        agent_b.check_running()?;
+        let described = cli.ok(&["describe", "node", "b"])?;
+        Ok(described.contains("CIDRNotAvailable").then_some(()))
+    })?;
+    assert_eq!(pod_cidr(&cli, "b")?, None);
+
+    cli.apply_yaml(&pod("first", "a", &guest))?;
+    let first = running_ip(&cli, "first")?;
+    assert_eq!(first.to_string(), "10.42.0.2");
+    cli.apply_yaml(&pod("second", "a", &guest))?;
+    wait_until("second to wait for an address", WAIT, || {
+        let described = cli.ok(&["describe", "pod", "second"])?;
+        Ok(described
+            .contains("no IP address left in the node's pod CIDR 10.42.0.0/30")
+            .then_some(()))
+    })?;
+    let second = cli.json(&["get", "pod", "second"])?;
+    assert_ne!(second["status"]["phase"], "Running");
+
+    cli.ok(&["delete", "pod", "first"])?;
+    assert_eq!(
+        running_ip(&cli, "second")?,
+        first,
+        "first's address, released"
+    );
+    agent_a.check_running()?;
+    Ok(())
+}
