@@ -67,6 +67,22 @@ fn running_ip(cli: &Skiff, name: &str) -> anyhow::Result<std::net::Ipv4Addr> {
     })
 }
 
+/// The network namespaces process `pid` holds open other than its own: its pods'.
+fn pod_namespaces(pid: u32) -> anyhow::Result<Vec<String>> {
+    let own = std::fs::read_link(format!("/proc/{pid}/ns/net"))?;
+    let mut found = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        let path = fd?.path();
+        let Ok(target) = std::fs::read_link(&path) else {
+            continue;
+        };
+        if target.to_string_lossy().starts_with("net:[") && target != own {
+            found.push(path.display().to_string());
+        }
+    }
+    Ok(found)
+}
+
 fn uid_of(cli: &Skiff, name: &str) -> anyhow::Result<String> {
     let pod: Value = cli.json(&["get", "pod", name])?;
     pod["metadata"]["uid"]
@@ -185,6 +201,19 @@ fn pods_get_addresses_of_their_nodes_cidr_and_reach_each_other_across_nodes() ->
     cli.apply_yaml(&pod("a3", "a", &guest))?;
     assert_eq!(running_ip(&cli, "a3")?, a1, "a1's address was released");
 
+    // A pod reaches beyond the cluster CIDR masqueraded: the test's own namespace, which has
+    // no route to any pod CIDR, answers it.
+    let pod_netns = pod_namespaces(agent_a.pid().context("agent a's pid")?)?;
+    anyhow::ensure!(!pod_netns.is_empty(), "agent a holds no pod namespace");
+    let outside = network.gateway().to_string();
+    wait_until(&format!("a pod to reach {outside}"), WAIT, || {
+        let ping = Command::new("nsenter")
+            .arg(format!("--net={}", pod_netns[0]))
+            .args(["ping", "-c1", "-W2", &outside])
+            .output()?;
+        Ok(ping.status.success().then_some(()))
+    })?;
+
     // A hostNetwork pod shares its node's network.
     let host_pod =
         pod("h", "b", &guest).replace("  nodeName: b\n", "  nodeName: b\n  hostNetwork: true\n");
@@ -237,5 +266,63 @@ fn a_host_network_node_reports_its_own_address_for_pods() -> anyhow::Result<()> 
     assert_eq!(ip, network.address(1), "the pod reports the node's address");
     let (_, links) = on_host(&network, 1, &["ip", "-o", "link", "show"])?;
     assert!(!links.contains("skiff0"), "no bridge in host mode: {links}");
+    Ok(())
+}
+
+#[test]
+fn a_full_cidr_range_and_a_full_node_cidr_wait_with_events_until_space_frees_up(
+) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let guests = tmp.path().join("guests");
+    std::fs::create_dir(&guests)?;
+    let guest = guests.join("sleep.wasm");
+    std::fs::write(&guest, wat::parse_str(SLEEP_AN_HOUR)?)?;
+    let guest = guest.display().to_string();
+    let guests = guests.display().to_string();
+
+    let network = Network::create(3)?;
+    // One /30 block in all, and one pod address in it (.0 network, .1 gateway, .3 broadcast).
+    let range = [
+        "--cluster-cidr",
+        "10.42.0.0/30",
+        "--node-cidr-mask-size",
+        "30",
+    ];
+    let (_server, url) = start_server_on(&network, SERVER, &tmp.path().join("server"), &range)?;
+    let cli = Skiff::new(url.clone());
+    let flags = ["--allow-image-dir", &guests, "--pod-network", "bridge"];
+    let mut agent_a = start_agent_on(&network, HOST_A, &url, "a", &tmp.path().join("a"), &flags)?;
+    wait_until("a to get the only block", WAIT, || {
+        agent_a.check_running()?;
+        pod_cidr(&cli, "a")
+    })?;
+    let mut agent_b = start_agent_on(&network, HOST_B, &url, "b", &tmp.path().join("b"), &flags)?;
+    wait_until("b to be told the range is full", WAIT, || {
+        agent_b.check_running()?;
+        let described = cli.ok(&["describe", "node", "b"])?;
+        Ok(described.contains("CIDRNotAvailable").then_some(()))
+    })?;
+    assert_eq!(pod_cidr(&cli, "b")?, None);
+
+    cli.apply_yaml(&pod("first", "a", &guest))?;
+    let first = running_ip(&cli, "first")?;
+    assert_eq!(first.to_string(), "10.42.0.2");
+    cli.apply_yaml(&pod("second", "a", &guest))?;
+    wait_until("second to wait for an address", WAIT, || {
+        let described = cli.ok(&["describe", "pod", "second"])?;
+        Ok(described
+            .contains("no IP address left in the node's pod CIDR 10.42.0.0/30")
+            .then_some(()))
+    })?;
+    let second = cli.json(&["get", "pod", "second"])?;
+    assert_ne!(second["status"]["phase"], "Running");
+
+    cli.ok(&["delete", "pod", "first"])?;
+    assert_eq!(
+        running_ip(&cli, "second")?,
+        first,
+        "first's address, released"
+    );
+    agent_a.check_running()?;
     Ok(())
 }

@@ -279,7 +279,10 @@ impl Agent {
         // After the heartbeat starts: the node stays Ready while it waits for its pod CIDR.
         let network = match &self.pod_network {
             PodNetworkMode::Host => None,
-            PodNetworkMode::Bridge { bridge } => {
+            PodNetworkMode::Bridge {
+                bridge,
+                cluster_cidr,
+            } => {
                 let Some(cidr) =
                     network::wait_for_pod_cidr(&self.client, &self.node_name, &stop).await
                 else {
@@ -289,6 +292,7 @@ impl Agent {
                 let started = network::PodNetworks::start(
                     &cidr,
                     bridge,
+                    *cluster_cidr,
                     self.client.clone(),
                     node,
                     stop.clone(),

@@ -28,6 +28,10 @@ pub struct AgentArgs {
     /// The kubelet (logs) endpoint; the API server must reach it.
     #[arg(long, default_value = "127.0.0.1:10250")]
     pub listen: SocketAddr,
+    /// The cluster's pod network (the servers' `--cluster-cidr`): pod traffic to anywhere
+    /// else is masqueraded with `--pod-network bridge`.
+    #[arg(long, default_value = skiff_api::pod_cidr::DEFAULT_CLUSTER_CIDR)]
+    pub cluster_cidr: ipnet::Ipv4Net,
     #[command(flatten)]
     pub node: NodeArgs,
     #[command(flatten)]
@@ -40,7 +44,8 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{text:?}: expected key=value"))
 }
 
-pub async fn run(args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+pub async fn run(mut args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+    args.node.network.cluster_cidr = Some(args.cluster_cidr.trunc());
     let node = args.node_name.clone().unwrap_or_else(host_name);
     let mut budget = descriptor_budget();
     let limits = args.connections.limits(

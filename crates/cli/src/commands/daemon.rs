@@ -92,6 +92,10 @@ pub struct PodNetworkArgs {
     /// The bridge of `--pod-network bridge`.
     #[arg(long, default_value = skiff_node_runtime::agent::DEFAULT_BRIDGE, value_parser = parse_interface_name)]
     pub bridge_name: String,
+    /// Pod traffic to destinations outside this CIDR is masqueraded (the server's
+    /// `--cluster-cidr`; set by `skiff agent --cluster-cidr` and `skiff server --dev`).
+    #[arg(skip)]
+    pub cluster_cidr: Option<ipnet::Ipv4Net>,
 }
 
 /// A Linux interface name: 1 to 15 bytes, no `/`, `:` or whitespace.
@@ -116,6 +120,7 @@ impl PodNetworkArgs {
         match self.pod_network {
             PodNetworkKind::Bridge => PodNetworkMode::Bridge {
                 bridge: self.bridge_name,
+                cluster_cidr: self.cluster_cidr,
             },
             PodNetworkKind::Host => PodNetworkMode::Host,
         }

@@ -9,7 +9,9 @@ use skiff_control_plane::{
     stored_cluster, Cidr, Cluster, PortRange, Server, ServerConfig, ServiceRanges, Timing,
 };
 
-use super::daemon::{descriptor_budget, host_name, terminated, wasm_agent, ConnArgs, NodeArgs};
+use super::daemon::{
+    descriptor_budget, host_name, terminated, wasm_agent, ConnArgs, NodeArgs, PodNetworkArgs,
+};
 use crate::private_files;
 
 #[derive(Args, Debug)]
@@ -189,6 +191,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     config.connections = args
         .connections
         .limits(skiff_net::DEFAULT_MAX_CONNECTIONS, &mut budget);
+    let cluster_cidr = config.pod_cidrs.cluster();
     let handle = Server::start(config).await?;
     let url = handle.url();
     println!(
@@ -206,7 +209,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             args.data_dir.join("agent"),
             args.kubelet_listen,
             NodeArgs {
-                network: args.node.network,
+                network: PodNetworkArgs {
+                    cluster_cidr: Some(cluster_cidr),
+                    ..args.node.network
+                },
                 images: args.node.images.or_dev_defaults(),
                 logs: args.node.logs,
                 resources: args.node.resources,

@@ -6,6 +6,7 @@
 mod bridge;
 mod ipam;
 mod links;
+mod masquerade;
 mod netns;
 mod pod_link;
 pub mod routes;
@@ -34,8 +35,12 @@ const CIDR_POLL: Duration = Duration::from_millis(500);
 pub enum PodNetworkMode {
     /// Pods share the node's network and report its address.
     Host,
-    /// Each pod gets a namespace and an address of the node's pod CIDR on bridge `bridge`.
-    Bridge { bridge: String },
+    /// Each pod gets a namespace and an address of the node's pod CIDR on bridge `bridge`;
+    /// with a `cluster_cidr`, pod traffic to destinations outside it is masqueraded.
+    Bridge {
+        bridge: String,
+        cluster_cidr: Option<Ipv4Net>,
+    },
 }
 
 /// Why the pod network could not be set up.
@@ -57,6 +62,8 @@ pub enum NetworkError {
     LinkMissing { name: String },
     #[error("the node's pod CIDR {cidr:?} is not an IPv4 CIDR")]
     Cidr { cidr: String },
+    #[error("nft refused the masquerade rules: {message}")]
+    Nft { message: String },
     #[error(transparent)]
     Exhausted(#[from] Exhausted),
 }
@@ -80,11 +87,12 @@ pub struct PodNetworks {
 }
 
 impl PodNetworks {
-    /// Makes the bridge for pod CIDR `cidr`, and keeps the routes to the other nodes' pod
-    /// CIDRs until `stop`.
+    /// Makes the bridge for pod CIDR `cidr`, masquerades pod traffic leaving `cluster_cidr`
+    /// (if given), and keeps the routes to the other nodes' pod CIDRs until `stop`.
     pub async fn start(
         cidr: &str,
         bridge: &str,
+        cluster_cidr: Option<Ipv4Net>,
         client: Client,
         node: String,
         stop: CancellationToken,
@@ -96,6 +104,12 @@ impl PodNetworks {
             rtnetlink::new_connection().map_err(NetworkError::io("opening netlink".into()))?;
         tokio::spawn(connection);
         let index = bridge::ensure(&host, bridge, cidr).await?;
+        if let Some(cluster) = cluster_cidr {
+            // Pods still reach every node and pod without it: a warning, not a failure.
+            if let Err(err) = masquerade::ensure(cidr, cluster).await {
+                tracing::warn!(%err, "pod traffic leaving the cluster is not masqueraded");
+            }
+        }
         tracing::info!(%cidr, bridge, "pod network ready");
         tokio::spawn(routes::run(client, node, host.clone(), stop));
         Ok(Arc::new(PodNetworks {
