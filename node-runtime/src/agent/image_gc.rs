@@ -170,6 +170,10 @@ impl ImageGc {
                 tracked.last_used = now;
             }
         }
+        if listed.is_empty() {
+            // Nothing to remove (and before the first pull the store's directory may not exist).
+            return Ok(());
+        }
         let usage = FsUsage::of(&self.store_dir).map_err(GcError::Usage)?;
         let to_free = usage.bytes_over(
             self.policy.high_threshold_percent,
