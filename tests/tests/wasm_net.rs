@@ -1,10 +1,12 @@
 //! Wasm networking end to end on a dev server: the `http-echo` wasi:http component answers
-//! HTTP on its containerPort with its pod's name, the `tcp-echo` guest echoes over WASI
-//! sockets, and a tcp-echo told to listen on a port its spec does not declare fails with a
-//! clear error in its log. The guests must be built (scripts/build-guests.sh).
+//! HTTP on its containerPort at its pod's IP with its pod's name, the `tcp-echo` guest echoes
+//! over WASI sockets, and a tcp-echo told to listen on a port its spec does not declare fails
+//! with a clear error in its log. The clients use `status.podIP`, so the test holds whether the
+//! node gives pods their own network namespace or shares its own network with them. The guests
+//! must be built (scripts/build-guests.sh).
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,8 +14,9 @@ use skiff_e2e::{repo_root, wait_until, DevServer, Skiff};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Extra `skiff server --dev` arguments choosing how the node networks its pods. Empty: pods
-/// share the node's network, so each test pod gets a port nothing else uses.
+/// Extra `skiff server --dev` arguments choosing how the node networks its pods (empty: the
+/// node's default). Each test pod gets a port nothing else uses, so that pods sharing the
+/// node's network do not collide either.
 const POD_NETWORK_ARGS: &[&str] = &[];
 
 /// The image reference of a built preview 2 example guest.
@@ -66,9 +69,19 @@ spec:
     )
 }
 
-/// Sends `request` to 127.0.0.1:`port` and reads until the peer closes or `len` bytes came.
-fn exchange(port: u16, request: &[u8], len: Option<usize>) -> anyhow::Result<String> {
-    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+/// The pod's `status.podIP`, once it has one.
+fn pod_ip(cli: &Skiff, pod: &str) -> anyhow::Result<IpAddr> {
+    wait_until(&format!("{pod} to have an IP"), WAIT, || {
+        let pod = cli.json(&["get", "pod", pod])?;
+        Ok(pod["status"]["podIP"]
+            .as_str()
+            .and_then(|ip| ip.parse().ok()))
+    })
+}
+
+/// Sends `request` to `ip`:`port` and reads until the peer closes or `len` bytes came.
+fn exchange(ip: IpAddr, port: u16, request: &[u8], len: Option<usize>) -> anyhow::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.write_all(request)?;
     let mut reply = Vec::new();
@@ -121,15 +134,17 @@ fn wasm_guests_serve_http_and_tcp_on_their_ports_only() -> anyhow::Result<()> {
     )?;
 
     let get = b"GET /hello HTTP/1.1\r\nHost: http-echo\r\nConnection: close\r\n\r\n";
+    let http_ip = pod_ip(&cli, "http-echo-a")?;
     let reply = wait_until("http-echo to answer", WAIT, || {
-        Ok(exchange(http_port, get, None)
+        Ok(exchange(http_ip, http_port, get, None)
             .ok()
             .filter(|r| r.starts_with("HTTP/1.1 200")))
     })?;
     assert!(reply.ends_with("pod http-echo-a: GET /hello\n"), "{reply}");
 
+    let tcp_ip = pod_ip(&cli, "tcp-echo")?;
     let echoed = wait_until("tcp-echo to echo", WAIT, || {
-        Ok(exchange(tcp_port, b"over wasi sockets\n", Some(18)).ok())
+        Ok(exchange(tcp_ip, tcp_port, b"over wasi sockets\n", Some(18)).ok())
     })?;
     assert_eq!(echoed, "over wasi sockets\n");
 
@@ -138,8 +153,9 @@ fn wasm_guests_serve_http_and_tcp_on_their_ports_only() -> anyhow::Result<()> {
         let out = cli.run(&["logs", "tcp-echo-bad"])?;
         Ok(out.stdout.contains(&expected).then_some(()))
     })?;
+    let bad_ip = pod_ip(&cli, "tcp-echo-bad")?;
     assert!(
-        TcpStream::connect((Ipv4Addr::LOCALHOST, undeclared)).is_err(),
+        TcpStream::connect_timeout(&(bad_ip, undeclared).into(), Duration::from_secs(5)).is_err(),
         "nothing may listen on the undeclared port"
     );
 

@@ -7,6 +7,7 @@ mod connections;
 mod deploy;
 mod dev_cluster;
 mod figures;
+mod http;
 mod job;
 mod logs;
 mod memory;
@@ -25,6 +26,7 @@ use clap::{Args, Subcommand};
 
 pub use connections::BenchConnectionsArgs;
 pub use deploy::BenchDeployArgs;
+pub use http::BenchHttpArgs;
 pub use job::BenchJobArgs;
 pub use logs::BenchLogsArgs;
 pub use node_loss::BenchNodeLossArgs;
@@ -61,6 +63,9 @@ pub enum BenchCommand {
     /// A Wasm pod's start from a registry artifact with a cold and a warm cache (pushes the
     /// guest to a local `docker-registry`, or to `--registry`).
     Registry(BenchRegistryArgs),
+    /// Requests per second and p50/p99 of a wasi:http Wasm pod under `wrk` (and of
+    /// `wasmtime serve` on the same component when `wasmtime` is installed).
+    Http(BenchHttpArgs),
 }
 
 /// Runs one benchmark, printing its figures.
@@ -75,6 +80,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Connections(args) => connections::connections(args).await,
         BenchCommand::Rollout(args) => rollout::rollout(args).await,
         BenchCommand::Registry(args) => registry::registry(args).await,
+        BenchCommand::Http(args) => http::http(args).await,
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -21,6 +22,10 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use super::http::HttpState;
+
+/// How long accepting pauses after it failed (out of descriptors, say), so that a failure that
+/// lasts does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Makes the store one request's instance lives in (its WASI context, limits and deadlines).
 pub type StoreFactory = Box<dyn Fn() -> wasmtime::Result<Store<HttpState>> + Send + Sync>;
@@ -112,8 +117,10 @@ pub async fn serve(listener: TcpListener, handler: Arc<Handler>, stop: Cancellat
                 Ok((stream, _)) => {
                     connections.spawn(connection(stream, handler.clone(), stop.clone()));
                 }
-                // A connection that failed before it was accepted: the next one may not.
-                Err(err) => (handler.report)(&format!("accepting a connection: {err}")),
+                Err(err) => {
+                    (handler.report)(&format!("accepting a connection: {err}"));
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
             },
         }
     }
