@@ -29,7 +29,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::registry::allocation::{Cidr, PortRange, RangeError, ServiceRanges};
+pub use crate::registry::allocation::{
+    Cidr, PortRange, RangeError, ServiceRanges, DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR,
+};
 use crate::registry::Registry;
 
 /// Default node grace: a few missed heartbeats (agents beat every 2 s), not Kubernetes' 40-50 s.

@@ -72,13 +72,16 @@ impl PodCidrRange {
     /// are ignored) overlaps, or None when the range is full.
     pub fn lowest_free<'a>(&self, taken: impl IntoIterator<Item = &'a str>) -> Option<Ipv4Net> {
         let taken: Vec<Ipv4Net> = taken.into_iter().filter_map(|c| c.parse().ok()).collect();
-        let overlaps =
-            |a: &Ipv4Net, b: &Ipv4Net| a.contains(&b.network()) || b.contains(&a.network());
         self.cluster
             .subnets(self.mask)
             .ok()?
-            .find(|block| !taken.iter().any(|t| overlaps(block, t)))
+            .find(|block| !taken.iter().any(|t| overlaps(*block, *t)))
     }
+}
+
+/// Whether two networks share an address.
+pub fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// The gateway of a node's pod CIDR (its first address, held by the node's bridge).

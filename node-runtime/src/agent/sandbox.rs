@@ -108,16 +108,7 @@ impl Worker {
             }
             Err(err) => {
                 let message = format!("setting up the pod network: {err}");
-                let repeated = self
-                    .records
-                    .iter()
-                    .any(|r| r.waiting.as_ref().is_some_and(|(_, m)| *m == message));
-                if !repeated {
-                    self.ctx
-                        .events
-                        .warning(&self.pod, "FailedCreatePodSandBox", message.clone());
-                }
-                self.all_fail(Failure::Sandbox, message, now);
+                self.all_fail_with_event("FailedCreatePodSandBox", Failure::Sandbox, message, now);
                 None
             }
         }
@@ -138,6 +129,25 @@ impl Worker {
         for r in &mut self.records {
             r.fail(failure, message.clone(), &self.ctx.backoff, now);
         }
+    }
+
+    /// Every container waits for the same failure, with a warning event `reason` the first time
+    /// this message is seen (not again while the pod keeps waiting for it).
+    pub(super) fn all_fail_with_event(
+        &mut self,
+        reason: &str,
+        failure: Failure,
+        message: String,
+        now: Instant,
+    ) {
+        let repeated = self
+            .records
+            .iter()
+            .any(|r| r.waiting.as_ref().is_some_and(|(_, m)| *m == message));
+        if !repeated {
+            self.ctx.events.warning(&self.pod, reason, message.clone());
+        }
+        self.all_fail(failure, message, now);
     }
 
     /// Chooses the pod's runtime: by its RuntimeClass, else by its images, pulled first.
@@ -171,16 +181,7 @@ impl Worker {
             ChoiceError::UnknownClass { .. } | ChoiceError::NoHandler { .. } => Failure::Config,
         };
         let message = err.to_string();
-        let repeated = self
-            .records
-            .iter()
-            .any(|r| r.waiting.as_ref().is_some_and(|(_, m)| *m == message));
-        if !repeated {
-            self.ctx
-                .events
-                .warning(&self.pod, "FailedCreatePodSandBox", message.clone());
-        }
-        self.all_fail(failure, message, now);
+        self.all_fail_with_event("FailedCreatePodSandBox", failure, message, now);
         None
     }
 }

@@ -68,16 +68,7 @@ impl Worker {
             }
             Err(err) => {
                 let message = format!("MountVolume.SetUp failed: {err}");
-                let repeated = self
-                    .records
-                    .iter()
-                    .any(|r| r.waiting.as_ref().is_some_and(|(_, m)| *m == message));
-                if !repeated {
-                    self.ctx
-                        .events
-                        .warning(&self.pod, "FailedMount", message.clone());
-                }
-                self.all_fail(Failure::Sandbox, message, now);
+                self.all_fail_with_event("FailedMount", Failure::Sandbox, message, now);
                 false
             }
         }

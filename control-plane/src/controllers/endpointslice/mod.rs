@@ -114,7 +114,7 @@ impl Reconciler for EndpointSliceController {
         let service = self
             .services
             .get(key)
-            .filter(|s| s.spec.as_ref().is_some_and(|spec| spec.selector.is_some()));
+            .filter(|s| plan::selector(s).is_some());
         let desired = match &service {
             Some(service) => {
                 let pods = self.pods.list(|p| plan::selects(service, p));

@@ -20,9 +20,19 @@ pub struct SliceContent {
     pub endpoints: Vec<Endpoint>,
 }
 
+/// The Service's pod selector: None when it has none or an empty one (Kubernetes keeps no
+/// slices for either).
+pub fn selector(service: &Service) -> Option<&BTreeMap<String, String>> {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .filter(|s| !s.is_empty())
+}
+
 /// Whether the Service selects `pod` (same namespace, every selector label matches).
 pub fn selects(service: &Service, pod: &Pod) -> bool {
-    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+    let Some(selector) = selector(service) else {
         return false;
     };
     let labels = pod.metadata.labels.clone().unwrap_or_default();
@@ -292,6 +302,12 @@ mod tests {
         no_selector.spec.as_mut().unwrap().selector = None;
         assert!(!selects(
             &no_selector,
+            &pod("a", Some("10.0.0.1"), true, false, 80)
+        ));
+        let mut empty_selector = svc.clone();
+        empty_selector.spec.as_mut().unwrap().selector = Some(BTreeMap::new());
+        assert!(!selects(
+            &empty_selector,
             &pod("a", Some("10.0.0.1"), true, false, 80)
         ));
     }

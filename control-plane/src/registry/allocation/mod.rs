@@ -11,7 +11,9 @@ use serde_json::Value;
 use skiff_api::resources::ResourceKind;
 use skiff_raft_store::{Compare, KeyValue, Op, OpResult, Txn, TxnResponse};
 
-pub use ranges::{Cidr, PortRange, RangeError, ServiceRanges};
+pub use ranges::{
+    Cidr, PortRange, RangeError, ServiceRanges, DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR,
+};
 pub use record::Allocated;
 use service::Records;
 

@@ -5,6 +5,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
+use ipnet::Ipv4Net;
+use skiff_api::pod_cidr;
+
 /// Where Services get their ClusterIPs and NodePorts; cheap to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceRanges {
@@ -14,18 +17,20 @@ pub struct ServiceRanges {
     pub node_ports: PortRange,
 }
 
+/// The ClusterIP range when none is given (k3s's service CIDR).
+pub const DEFAULT_SERVICE_CIDR: &str = "10.43.0.0/16";
+/// The NodePort range when none is given (Kubernetes').
+pub const DEFAULT_NODE_PORT_RANGE: &str = "30000-32767";
+
 impl Default for ServiceRanges {
-    /// k3s's service CIDR and Kubernetes' node port range.
     fn default() -> Self {
         ServiceRanges {
-            cluster_ips: Cidr {
-                network: Ipv4Addr::new(10, 43, 0, 0),
-                prefix: 16,
-            },
-            node_ports: PortRange {
-                first: 30000,
-                last: 32767,
-            },
+            cluster_ips: DEFAULT_SERVICE_CIDR
+                .parse()
+                .expect("the default service CIDR"),
+            node_ports: DEFAULT_NODE_PORT_RANGE
+                .parse()
+                .expect("the default node port range"),
         }
     }
 }
@@ -33,36 +38,40 @@ impl Default for ServiceRanges {
 /// A range flag that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RangeError {
+    /// Not an IPv4 CIDR of a usable size.
     #[error("{input:?} is not an IPv4 CIDR with a prefix of /8 to /30, such as 10.43.0.0/16")]
     Cidr { input: String },
+    /// Not a range of ports.
     #[error("{input:?} is not a port range such as 30000-32767 (first <= last, both over 0)")]
     Ports { input: String },
 }
 
 /// An IPv4 network; its network and broadcast addresses are never handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: Ipv4Addr,
-    prefix: u8,
-}
+pub struct Cidr(Ipv4Net);
 
 impl Cidr {
     /// The first and last addresses a Service may get.
     pub fn usable(&self) -> (u32, u32) {
-        let network = u32::from(self.network);
-        let size = 1u32 << (32 - self.prefix);
-        (network + 1, network + size - 2)
+        (
+            u32::from(self.0.network()) + 1,
+            u32::from(self.0.broadcast()) - 1,
+        )
     }
 
     /// Whether `ip` is one a Service may get.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let (first, last) = self.usable();
-        (first..=last).contains(&u32::from(ip))
+        self.0.contains(&ip) && ip != self.0.network() && ip != self.0.broadcast()
     }
 
     /// The first usable address (the `kubernetes` Service's, as Kubernetes does).
     pub fn first(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.usable().0)
+        pod_cidr::gateway(self.0)
+    }
+
+    /// The network itself.
+    pub fn net(&self) -> Ipv4Net {
+        self.0
     }
 }
 
@@ -70,33 +79,30 @@ impl FromStr for Cidr {
     type Err = RangeError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let bad = || RangeError::Cidr {
+        let net: Ipv4Net = input.parse().map_err(|_| RangeError::Cidr {
             input: input.to_string(),
-        };
-        let (ip, prefix) = input.split_once('/').ok_or_else(bad)?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
-        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-        if !(8..=30).contains(&prefix) {
-            return Err(bad());
+        })?;
+        if !(8..=30).contains(&net.prefix_len()) {
+            return Err(RangeError::Cidr {
+                input: input.to_string(),
+            });
         }
-        let mask = u32::MAX << (32 - prefix);
-        Ok(Cidr {
-            network: Ipv4Addr::from(u32::from(ip) & mask),
-            prefix,
-        })
+        Ok(Cidr(net.trunc()))
     }
 }
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
+        self.0.fmt(f)
     }
 }
 
 /// An inclusive range of ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRange {
+    /// The lowest port of the range.
     pub first: u16,
+    /// The highest port of the range.
     pub last: u16,
 }
 

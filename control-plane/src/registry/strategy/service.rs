@@ -9,15 +9,9 @@ use skiff_api::validation::{FieldError, FieldErrorReason};
 use super::super::object;
 use super::Strategy;
 use crate::error::ApiError;
+use crate::registry::allocation::service::cluster_ip;
 
 pub struct ServiceStrategy;
-
-fn cluster_ip(service: &Value) -> Option<&str> {
-    service
-        .pointer("/spec/clusterIP")
-        .and_then(Value::as_str)
-        .filter(|ip| !ip.is_empty())
-}
 
 impl Strategy for ServiceStrategy {
     fn has_status_subresource(&self) -> bool {

@@ -70,14 +70,10 @@ fn service(name: &str, selector: Map<String, Value>, args: &ExposeArgs) -> Value
 }
 
 pub async fn run(args: ExposeArgs, opts: &ClientOpts) -> anyhow::Result<()> {
-    let (kind_name, name) = match args.target.as_slice() {
-        [both] if both.contains('/') => both
-            .split_once('/')
-            .map(|(k, n)| (k.to_string(), n.to_string()))
-            .unwrap_or_default(),
-        [kind, name] => (kind.clone(), name.clone()),
-        _ => anyhow::bail!("usage: skiff expose deployment NAME --port P (or deployment/NAME)"),
-    };
+    let (kind_name, name) = super::kind_and_name(
+        &args.target,
+        "usage: skiff expose deployment NAME --port P (or deployment/NAME)",
+    )?;
     let kind = kind(&kind_name)?;
     if !matches!(
         kind.kind,

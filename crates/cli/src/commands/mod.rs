@@ -70,3 +70,16 @@ pub fn kind(name: &str) -> anyhow::Result<&'static ResourceKind> {
         )
     })
 }
+
+/// The `KIND NAME` or `KIND/NAME` a command names its target with; `usage` is the error.
+pub(crate) fn kind_and_name(target: &[String], usage: &str) -> anyhow::Result<(String, String)> {
+    let (kind, name) = match target {
+        [both] => both.split_once('/').unwrap_or_default(),
+        [kind, name] => (kind.as_str(), name.as_str()),
+        _ => ("", ""),
+    };
+    if kind.is_empty() || name.is_empty() {
+        anyhow::bail!("{usage}");
+    }
+    Ok((kind.to_string(), name.to_string()))
+}

@@ -16,14 +16,10 @@ pub struct ScaleArgs {
 }
 
 pub async fn run(args: ScaleArgs, opts: &ClientOpts) -> anyhow::Result<()> {
-    let (kind_name, name) = match args.target.as_slice() {
-        [both] if both.contains('/') => both
-            .split_once('/')
-            .map(|(k, n)| (k.to_string(), n.to_string()))
-            .unwrap_or_default(),
-        [kind, name] => (kind.clone(), name.clone()),
-        _ => anyhow::bail!("usage: skiff scale deployment NAME --replicas N (or deployment/NAME)"),
-    };
+    let (kind_name, name) = super::kind_and_name(
+        &args.target,
+        "usage: skiff scale deployment NAME --replicas N (or deployment/NAME)",
+    )?;
     let kind = kind(&kind_name)?;
     if !matches!(kind.kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
         anyhow::bail!(

@@ -55,10 +55,10 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 6)]
     pub node_grace_seconds: u64,
     /// The IPv4 range Services get their ClusterIPs from (k3s's default).
-    #[arg(long, default_value = "10.43.0.0/16")]
+    #[arg(long, default_value = skiff_control_plane::DEFAULT_SERVICE_CIDR)]
     pub service_cluster_ip_range: Cidr,
     /// The ports NodePort Services get their node ports from.
-    #[arg(long, default_value = "30000-32767")]
+    #[arg(long, default_value = skiff_control_plane::DEFAULT_NODE_PORT_RANGE)]
     pub service_node_port_range: PortRange,
     /// The pod network: each node gets a block of it as its pod CIDR (k3s' default).
     #[arg(long, default_value = skiff_api::pod_cidr::DEFAULT_CLUSTER_CIDR)]
@@ -115,6 +115,17 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         cluster_ips: args.service_cluster_ip_range,
         node_ports: args.service_node_port_range,
     };
+    if skiff_api::pod_cidr::overlaps(
+        config.pod_cidrs.cluster(),
+        args.service_cluster_ip_range.net(),
+    ) {
+        anyhow::bail!(
+            "--service-cluster-ip-range {} overlaps --cluster-cidr {}: pods and Services need \
+             ranges of their own",
+            args.service_cluster_ip_range,
+            config.pod_cidrs.cluster()
+        );
+    }
     config.timing = Timing {
         tick: Duration::from_millis(args.heartbeat_interval),
         heartbeat_ticks: 1,

@@ -14,11 +14,11 @@ pub mod routes;
 use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use futures::StreamExt;
 use ipnet::Ipv4Net;
 use skiff_api::k8s_openapi::api::core::v1::Node;
-use skiff_client::Client;
+use skiff_client::{Client, ListParams};
 use tokio_util::sync::CancellationToken;
 
 pub use ipam::Exhausted;
@@ -27,8 +27,6 @@ use crate::runtime::PodNetwork;
 
 /// The bridge's name when none is given.
 pub const DEFAULT_BRIDGE: &str = "skiff0";
-/// Pause between looks at the Node while it has no pod CIDR yet.
-const CIDR_POLL: Duration = Duration::from_millis(500);
 
 /// How the node's pods are networked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,37 +152,64 @@ impl PodNetworks {
 }
 
 /// Waits until Node `node` has a pod CIDR (given by the control plane) and returns it; None
-/// if `stop` comes first.
+/// if `stop` comes first. Lists and watches the one Node, as the routes do all of them.
 pub async fn wait_for_pod_cidr(
     client: &Client,
     node: &str,
     stop: &CancellationToken,
 ) -> Option<String> {
     let nodes = client.api::<Node>(None);
-    let mut waited = false;
+    let params = ListParams {
+        field_selector: Some(format!("metadata.name={node}")),
+        ..ListParams::default()
+    };
+    tracing::info!(
+        node,
+        "waiting for the control plane to give this node a pod CIDR"
+    );
     loop {
-        match nodes.get(node).await {
-            Ok(found) => {
-                if let Some(cidr) = found
-                    .spec
-                    .and_then(|s| s.pod_cidr)
-                    .filter(|c| !c.is_empty())
-                {
+        let version = match nodes.list(&params).await {
+            Ok((list, version)) => {
+                if let Some(cidr) = list.iter().find_map(pod_cidr) {
                     return Some(cidr);
                 }
+                version
             }
-            Err(err) => tracing::debug!(%err, "reading the node for its pod CIDR failed"),
-        }
-        if !waited {
-            tracing::info!(
-                node,
-                "waiting for the control plane to give this node a pod CIDR"
-            );
-            waited = true;
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return None,
-            _ = tokio::time::sleep(CIDR_POLL) => {}
+            Err(err) => {
+                tracing::debug!(%err, "reading the node for its pod CIDR failed; retrying");
+                if routes::wait(stop, routes::RETRY).await {
+                    return None;
+                }
+                continue;
+            }
+        };
+        let mut events = match nodes.watch(&params, &version).await {
+            Ok(events) => events.boxed(),
+            Err(err) => {
+                tracing::debug!(%err, "watching the node for its pod CIDR failed; re-listing");
+                if routes::wait(stop, routes::RETRY).await {
+                    return None;
+                }
+                continue;
+            }
+        };
+        loop {
+            let event = tokio::select! {
+                _ = stop.cancelled() => return None,
+                event = events.next() => event,
+            };
+            let Some(Ok(event)) = event else { break };
+            if let Some(cidr) = pod_cidr(&event.object) {
+                return Some(cidr);
+            }
         }
     }
+}
+
+/// The node's pod CIDR, if the control plane gave it one.
+fn pod_cidr(node: &Node) -> Option<String> {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.pod_cidr.clone())
+        .filter(|c| !c.is_empty())
 }

@@ -17,22 +17,22 @@ const POD_INTERFACE: &str = "eth0";
 
 /// The host-side name of pod `uid`'s veth (interface names have at most 15 bytes).
 pub fn host_name(uid: &str) -> String {
-    let id: String = uid
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(11)
-        .collect();
-    format!("veth{id}")
+    link_name("veth", uid)
 }
 
 /// The pod end's name until it is moved and renamed.
 fn peer_name(uid: &str) -> String {
+    link_name("vpod", uid)
+}
+
+/// `prefix` and the first 11 alphanumerics of `uid`: 15 bytes at most.
+fn link_name(prefix: &str, uid: &str) -> String {
     let id: String = uid
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .take(11)
         .collect();
-    format!("vpod{id}")
+    format!("{prefix}{id}")
 }
 
 /// Links the pod's namespace to bridge `bridge` with address `ip` of `cidr`.

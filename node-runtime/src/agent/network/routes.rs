@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 /// The protocol number of Skiff's routes (`ip route show proto 200`).
 pub const ROUTE_PROTOCOL: u8 = 200;
 /// Pause before listing again after an API error.
-const RETRY: Duration = Duration::from_secs(1);
+pub(super) const RETRY: Duration = Duration::from_secs(1);
 
 /// Each other node's pod CIDR and the address to route it through.
 pub type Routes = BTreeMap<Ipv4Net, Ipv4Addr>;
@@ -102,7 +102,7 @@ pub async fn run(client: Client, me: String, netlink: Handle, stop: Cancellation
 }
 
 /// Waits `delay`; true if the agent stops meanwhile.
-async fn wait(stop: &CancellationToken, delay: Duration) -> bool {
+pub(super) async fn wait(stop: &CancellationToken, delay: Duration) -> bool {
     tokio::select! {
         _ = stop.cancelled() => true,
         _ = tokio::time::sleep(delay) => false,

@@ -9,7 +9,6 @@ mod undo;
 
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use skiff_api::k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
@@ -120,19 +119,11 @@ enum Workload {
 
 /// The workload named by `deployment/NAME`, `statefulset/NAME` or `KIND NAME`.
 fn workload(target: &Target) -> anyhow::Result<Workload> {
-    let (kind_name, name) = match target.target.as_slice() {
-        [both] => both
-            .split_once('/')
-            .context("name the target as deployment/NAME")?,
-        [kind, name] => (kind.as_str(), name.as_str()),
-        _ => anyhow::bail!("name the target as deployment/NAME"),
-    };
-    if name.is_empty() {
-        anyhow::bail!("name the target as deployment/NAME");
-    }
-    match kind(kind_name)?.kind {
-        "Deployment" => Ok(Workload::Deployment(name.to_string())),
-        "StatefulSet" => Ok(Workload::StatefulSet(name.to_string())),
+    let (kind_name, name) =
+        super::kind_and_name(&target.target, "name the target as deployment/NAME")?;
+    match kind(&kind_name)?.kind {
+        "Deployment" => Ok(Workload::Deployment(name)),
+        "StatefulSet" => Ok(Workload::StatefulSet(name)),
         _ => anyhow::bail!("rollouts are for deployments and statefulsets only, not {kind_name}"),
     }
 }

