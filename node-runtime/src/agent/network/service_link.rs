@@ -1,6 +1,8 @@
 //! The node's service link: a dummy interface holding every Service's ClusterIP as a local
 //! /32 address, so the node proxy can listen on CLUSTER_IP:PORT and pods reach it through
 //! their default route to the node (as kube-proxy's ipvs mode does with `kube-ipvs0`).
+//! Where the kernel has no dummy links (some containers), the addresses go on `lo` instead;
+//! those a previous run left there stay until the agent holds that set again.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -12,31 +14,42 @@ use super::{links, NetworkError};
 
 /// The service link's name.
 pub const SERVICE_LINK: &str = "skiff-svc";
+/// Where ClusterIPs go when no dummy link can be made.
+const LOOPBACK: &str = "lo";
 
 /// The service link and the ClusterIPs it holds.
 pub struct ServiceLink {
     netlink: Handle,
+    name: &'static str,
     index: u32,
     held: BTreeSet<Ipv4Addr>,
 }
 
 impl ServiceLink {
-    /// Makes the service link afresh (dropping addresses a previous run left), up.
+    /// Makes the service link afresh (dropping addresses a previous run left), up; or takes
+    /// `lo` when the kernel makes no dummy links.
     pub async fn create() -> Result<ServiceLink, NetworkError> {
         let (connection, netlink, _) =
             rtnetlink::new_connection().map_err(NetworkError::io("opening netlink".into()))?;
         tokio::spawn(connection);
         links::delete(&netlink, SERVICE_LINK).await?;
-        netlink
+        let name = match netlink
             .link()
             .add(LinkDummy::new(SERVICE_LINK).build())
             .execute()
             .await
-            .map_err(NetworkError::netlink(format!("creating {SERVICE_LINK}")))?;
-        let index = links::require(&netlink, SERVICE_LINK).await?;
-        links::up(&netlink, index, SERVICE_LINK).await?;
+        {
+            Ok(()) => SERVICE_LINK,
+            Err(err) => {
+                tracing::warn!(%err, "no dummy link {SERVICE_LINK}; ClusterIPs go on {LOOPBACK}");
+                LOOPBACK
+            }
+        };
+        let index = links::require(&netlink, name).await?;
+        links::up(&netlink, index, name).await?;
         Ok(ServiceLink {
             netlink,
+            name,
             index,
             held: BTreeSet::new(),
         })
@@ -49,14 +62,14 @@ impl ServiceLink {
             self.held.remove(&ip);
         }
         for ip in ips.difference(&self.held).copied().collect::<Vec<_>>() {
-            links::address(&self.netlink, self.index, ip, 32, SERVICE_LINK).await?;
+            links::address(&self.netlink, self.index, ip, 32, self.name).await?;
             self.held.insert(ip);
         }
         Ok(())
     }
 
     async fn release(&self, ip: Ipv4Addr) -> Result<(), NetworkError> {
-        let step = || format!("removing {ip} from {SERVICE_LINK}");
+        let step = || format!("removing {ip} from {}", self.name);
         let found: Vec<_> = self
             .netlink
             .address()
