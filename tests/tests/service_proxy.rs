@@ -3,11 +3,12 @@
 //! namespaces on a bridge). The http-echo Deployment runs replicas on both nodes behind a
 //! NodePort Service; from each node's host curl reaches every replica through the ClusterIP,
 //! and from the control plane's host (no proxy there) every replica through each node's
-//! NodePort. Scaled to zero, the Service refuses connections at once. Needs root, curl and the
+//! NodePort. A replica deleted under a steady client loses it no request. Scaled to zero, the Service refuses connections at once. Needs root, curl and the
 //! built guests (scripts/build-guests.sh).
 
 use std::collections::BTreeSet;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -181,6 +182,40 @@ fn services_reach_every_replica_by_cluster_ip_and_node_port() -> anyhow::Result<
         let node_port = format!("http://{}:{NODE_PORT}/", network.address(host));
         reaches_every_replica(&network, SERVER, &node_port, &pods)?;
     }
+
+    // A pod deleted under a steady client: the client loses no request.
+    let victim = pods.iter().next().context("a pod")?.clone();
+    let stop = AtomicBool::new(false);
+    let (asked, failed) = std::thread::scope(|scope| {
+        let client = scope.spawn(|| {
+            let (mut asked, mut failed) = (0u32, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                let (code, answer) = curl(&network, HOST_A, &format!("http://{cluster_ip}/"))?;
+                asked += 1;
+                if code != 0 {
+                    failed.push(answer);
+                }
+            }
+            anyhow::Ok((asked, failed))
+        });
+        let replaced = (|| {
+            cli.ok(&["delete", "pod", &victim])?;
+            wait_until("the deleted replica to be replaced", WAIT, || {
+                let ready = running_pods(&cli)?;
+                Ok((ready.len() == REPLICAS && !ready.contains(&victim)).then_some(()))
+            })
+        })();
+        stop.store(true, Ordering::Relaxed);
+        let counts = client.join().expect("the client thread");
+        replaced.and(counts)
+    })?;
+    eprintln!("{asked} requests while {victim} was replaced");
+    assert!(asked > 0);
+    assert!(
+        failed.is_empty(),
+        "{} of {asked} failed: {failed:?}",
+        failed.len()
+    );
 
     // No ready endpoint: refused at once, never a hang.
     cli.ok(&["scale", "deployment", "http-echo", "--replicas", "0"])?;
