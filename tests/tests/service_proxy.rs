@@ -2,9 +2,10 @@
 //! bridge` mode (so `--proxy userspace` by default), each on a host of its own (network
 //! namespaces on a bridge). The http-echo Deployment runs replicas on both nodes behind a
 //! NodePort Service; from each node's host curl reaches every replica through the ClusterIP,
-//! and from the control plane's host (no proxy there) every replica through each node's
-//! NodePort. A replica deleted under a steady client loses it no request. Scaled to zero, the Service refuses connections at once. Needs root, curl and the
-//! built guests (scripts/build-guests.sh).
+//! so does a pod from its own namespace, and from the control plane's host (no proxy there)
+//! every replica answers through each node's NodePort. A replica deleted under a steady client
+//! loses it no request. Scaled to zero, the Service refuses connections at once. Needs root,
+//! curl and the built guests (scripts/build-guests.sh).
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -65,6 +66,33 @@ fn curl(network: &Network, host: usize, url: &str) -> anyhow::Result<(i32, Strin
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     Ok((out.status.code().unwrap_or(-1), text))
+}
+
+/// `curl` of `url` from network namespace `netns` (a path): its exit code and output.
+fn curl_in(netns: &str, url: &str) -> anyhow::Result<(i32, String)> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={netns}"))
+        .args(["curl", "-sS", "--max-time", "5", url])
+        .output()
+        .context("running nsenter curl")?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    Ok((out.status.code().unwrap_or(-1), text))
+}
+
+/// A pod network namespace process `pid` (an agent) holds open, as a path.
+fn a_pod_namespace(pid: u32) -> anyhow::Result<String> {
+    let own = std::fs::read_link(format!("/proc/{pid}/ns/net"))?;
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        let path = fd?.path();
+        let Ok(target) = std::fs::read_link(&path) else {
+            continue;
+        };
+        if target.to_string_lossy().starts_with("net:[") && target != own {
+            return Ok(path.display().to_string());
+        }
+    }
+    anyhow::bail!("agent {pid} holds no pod namespace")
 }
 
 /// The pod named in an http-echo answer (`pod NAME: GET /`).
@@ -178,6 +206,20 @@ fn services_reach_every_replica_by_cluster_ip_and_node_port() -> anyhow::Result<
     for host in [HOST_A, HOST_B] {
         reaches_every_replica(&network, host, &format!("http://{cluster_ip}/"), &pods)?;
     }
+    // From inside a pod, through its default route to its node.
+    let netns = a_pod_namespace(agents[1].pid().context("agent b's pid")?)?;
+    let mut seen = BTreeSet::new();
+    wait_until(
+        "a pod on b to reach every replica by ClusterIP",
+        WAIT,
+        || {
+            let (code, answer) = curl_in(&netns, &format!("http://{cluster_ip}/"))?;
+            if code == 0 {
+                seen.extend(pod_of(&answer));
+            }
+            Ok((seen == pods).then_some(()))
+        },
+    )?;
     for host in [HOST_A, HOST_B] {
         let node_port = format!("http://{}:{NODE_PORT}/", network.address(host));
         reaches_every_replica(&network, SERVER, &node_port, &pods)?;
