@@ -11,8 +11,8 @@ use skiff_client::Client;
 
 use super::image_gc::ImageGcPolicy;
 use super::{
-    Agent, AgentError, Backoff, ConnLimits, Eviction, PodNetworkMode, DEFAULT_MAX_CONNECTIONS,
-    HEARTBEAT,
+    Agent, AgentError, Backoff, ConnLimits, Eviction, PodNetworkMode, ProxyMode,
+    DEFAULT_MAX_CONNECTIONS, HEARTBEAT,
 };
 use crate::runtime::images::DEFAULT_MAX_IMAGE_SIZE;
 use crate::runtime::{ContainerRuntime, FileImages, ImageService, ImageStore, RuntimeSet};
@@ -43,6 +43,7 @@ pub struct AgentBuilder {
     heartbeat: Duration,
     backoff: Backoff,
     pod_network: PodNetworkMode,
+    proxy: ProxyMode,
 }
 
 impl AgentBuilder {
@@ -76,6 +77,7 @@ impl AgentBuilder {
             heartbeat: HEARTBEAT,
             backoff: Backoff::default(),
             pod_network: PodNetworkMode::Host,
+            proxy: ProxyMode::None,
         }
     }
 
@@ -238,6 +240,14 @@ impl AgentBuilder {
         self
     }
 
+    /// Whether the node proxies Services; default [`ProxyMode::None`]. With
+    /// [`ProxyMode::Userspace`] the agent holds ClusterIPs on a dummy link and needs
+    /// `CAP_NET_ADMIN`.
+    pub fn proxy(mut self, mode: ProxyMode) -> Self {
+        self.proxy = mode;
+        self
+    }
+
     /// The agent, or which required option is missing.
     pub fn build(self) -> Result<Agent, AgentError> {
         let client = match self.client {
@@ -292,6 +302,7 @@ impl AgentBuilder {
             heartbeat: self.heartbeat,
             backoff: self.backoff,
             pod_network: self.pod_network,
+            proxy: self.proxy,
         })
     }
 }

@@ -43,6 +43,7 @@ mod pod_failure;
 mod pods;
 mod probes;
 mod probing;
+mod proxy;
 mod publish;
 mod pull_policy;
 mod pull_secrets;
@@ -77,6 +78,7 @@ pub use builder::AgentBuilder;
 pub use eviction::{Eviction, MemorySource};
 pub use image_gc::ImageGcPolicy;
 pub use network::{NetworkError, PodNetworkMode, DEFAULT_BRIDGE};
+pub use proxy::ProxyMode;
 pub use pull_secrets::{auth_in_config, registry_of};
 pub use skiff_api::backoff::Backoff;
 
@@ -146,6 +148,7 @@ pub struct Agent {
     heartbeat: Duration,
     backoff: Backoff,
     pod_network: PodNetworkMode,
+    proxy: ProxyMode,
 }
 
 impl Agent {
@@ -308,6 +311,12 @@ impl Agent {
                 }
             }
         };
+        if self.proxy == ProxyMode::Userspace {
+            if let Err(err) = proxy::start(self.client.clone(), stop.clone()).await {
+                stop.cancel();
+                return Err(err.into());
+            }
+        }
         let ctx = Arc::new(worker::Context {
             source_changes: source_watch::SourceWatch::new(
                 self.client.clone(),

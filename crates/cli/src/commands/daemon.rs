@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use skiff_node_runtime::agent::{Agent, AgentBuilder, ConnLimits, ImageGcPolicy, PodNetworkMode};
+use skiff_node_runtime::agent::{
+    Agent, AgentBuilder, ConnLimits, ImageGcPolicy, PodNetworkMode, ProxyMode,
+};
 use skiff_node_runtime::runtime::logs::LogLimits;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
@@ -96,6 +98,18 @@ pub struct PodNetworkArgs {
     /// `--cluster-cidr`; set by `skiff agent --cluster-cidr` and `skiff server --dev`).
     #[arg(skip)]
     pub cluster_cidr: Option<ipnet::Ipv4Net>,
+    /// `userspace`: the agent listens on every Service's ClusterIP ports (held on a dummy
+    /// link `skiff-svc`) and NodePorts and copies each connection to a ready endpoint; `none`:
+    /// no Service data plane here. Default: userspace with `--pod-network bridge`, else none.
+    #[arg(long, value_enum)]
+    pub proxy: Option<ProxyKind>,
+}
+
+/// The values of `--proxy`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyKind {
+    Userspace,
+    None,
 }
 
 /// A Linux interface name: 1 to 15 bytes, no `/`, `:` or whitespace.
@@ -116,6 +130,18 @@ pub enum PodNetworkKind {
 }
 
 impl PodNetworkArgs {
+    /// `--proxy`, or its default for `--pod-network`.
+    fn proxy_mode(&self) -> ProxyMode {
+        let kind = self.proxy.unwrap_or(match self.pod_network {
+            PodNetworkKind::Bridge => ProxyKind::Userspace,
+            PodNetworkKind::Host => ProxyKind::None,
+        });
+        match kind {
+            ProxyKind::Userspace => ProxyMode::Userspace,
+            ProxyKind::None => ProxyMode::None,
+        }
+    }
+
     fn mode(self) -> PodNetworkMode {
         match self.pod_network {
             PodNetworkKind::Bridge => PodNetworkMode::Bridge {
@@ -292,6 +318,7 @@ pub fn wasm_agent(
         .node_name(node)
         .data_dir(data_dir)
         .listen(listen)
+        .proxy(network.proxy_mode())
         .pod_network(network.mode())
         .runtime(Arc::new(runtime)))
 }

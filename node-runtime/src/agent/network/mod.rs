@@ -10,6 +10,7 @@ mod masquerade;
 mod netns;
 mod pod_link;
 pub mod routes;
+pub mod service_link;
 
 use std::io;
 use std::net::IpAddr;
