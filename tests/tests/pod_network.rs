@@ -196,7 +196,8 @@ fn pods_get_addresses_of_their_nodes_cidr_and_reach_each_other_across_nodes() ->
         Ok((!links.contains(&veth)).then_some(()))
     })?;
     wait_until("a1 to be gone", WAIT, || {
-        Ok((!cli.run(&["get", "pod", "a1"])?.success).then_some(()))
+        let get = cli.run(&["get", "pod", "a1"])?;
+        Ok((!get.success && get.stderr.contains("not found")).then_some(()))
     })?;
     cli.apply_yaml(&pod("a3", "a", &guest))?;
     assert_eq!(running_ip(&cli, "a3")?, a1, "a1's address was released");
