@@ -5,7 +5,6 @@
 //! node gives pods their own network namespace or shares its own network with them. The guests
 //! must be built (scripts/build-guests.sh).
 
-use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
@@ -81,20 +80,13 @@ fn pod_ip(cli: &Skiff, pod: &str) -> anyhow::Result<IpAddr> {
 
 /// Sends `request` to `ip`:`port` and reads until the peer closes or `len` bytes came.
 fn exchange(ip: IpAddr, port: u16, request: &[u8], len: Option<usize>) -> anyhow::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(request)?;
-    let mut reply = Vec::new();
-    match len {
-        Some(len) => {
-            reply.resize(len, 0);
-            stream.read_exact(&mut reply)?;
-        }
-        None => {
-            stream.read_to_end(&mut reply)?;
-        }
-    }
-    Ok(String::from_utf8_lossy(&reply).into_owned())
+    let stream = TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(5))?;
+    Ok(skiff_test_support::exchange::exchange(
+        stream,
+        request,
+        len,
+        Duration::from_secs(10),
+    )?)
 }
 
 #[test]

@@ -3,7 +3,6 @@
 //! tcp-echo and http-echo must be built (scripts/build-guests.sh).
 
 use std::fs::File;
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -75,26 +74,14 @@ impl Fixture {
 /// until the peer closes or `reply_len` bytes came (blocking: run it off the async threads).
 fn exchange(port: u16, request: &[u8], reply_len: Option<usize>) -> std::io::Result<String> {
     let deadline = Instant::now() + LISTEN_DEADLINE;
-    let mut stream = loop {
+    let stream = loop {
         match TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
             Ok(stream) => break stream,
             Err(err) if Instant::now() > deadline => return Err(err),
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     };
-    stream.set_read_timeout(Some(LISTEN_DEADLINE))?;
-    stream.write_all(request)?;
-    let mut reply = Vec::new();
-    match reply_len {
-        Some(len) => {
-            reply.resize(len, 0);
-            stream.read_exact(&mut reply)?;
-        }
-        None => {
-            stream.read_to_end(&mut reply)?;
-        }
-    }
-    Ok(String::from_utf8_lossy(&reply).into_owned())
+    skiff_test_support::exchange::exchange(stream, request, reply_len, LISTEN_DEADLINE)
 }
 
 async fn exchange_async(port: u16, request: &'static [u8], len: Option<usize>) -> String {
