@@ -68,6 +68,24 @@ impl Fixture {
         };
         self.runtime.create_container(sandbox, &config).await
     }
+
+    /// Starts http-echo, answering as pod `pod_name`, on a free port of the fixture's sandbox.
+    async fn start_http_echo(&self, pod_name: &str) -> (ContainerId, u16) {
+        let port = free_port();
+        let id = self
+            .create_with_ports(
+                &self.sandbox,
+                "http",
+                &example("http_echo.wasm"),
+                tcp(port),
+                &[],
+                &[("POD_NAME", pod_name)],
+            )
+            .await
+            .expect("create");
+        self.runtime.start_container(&id).await.expect("start");
+        (id, port)
+    }
 }
 
 /// Connects to 127.0.0.1:`port` once the guest listens, sends `request` and reads the reply
@@ -138,19 +156,7 @@ const GET: &[u8] = b"GET /hello?x=1 HTTP/1.1\r\nHost: pod\r\nConnection: close\r
 #[tokio::test]
 async fn a_wasi_http_handler_answers_each_request_and_stops_gracefully() {
     let f = fixture().await;
-    let port = free_port();
-    let id = f
-        .create_with_ports(
-            &f.sandbox,
-            "http",
-            &example("http_echo.wasm"),
-            tcp(port),
-            &[],
-            &[("POD_NAME", "echo-1")],
-        )
-        .await
-        .expect("create");
-    f.runtime.start_container(&id).await.expect("start");
+    let (id, port) = f.start_http_echo("echo-1").await;
     for _ in 0..3 {
         let reply = exchange_async(port, GET, None).await;
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
@@ -189,19 +195,7 @@ async fn a_stopping_handler_finishes_the_requests_in_flight() {
     const SLOW: &[u8] =
         b"GET /slow?delay_ms=1000 HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n";
     let f = fixture().await;
-    let port = free_port();
-    let id = f
-        .create_with_ports(
-            &f.sandbox,
-            "http",
-            &example("http_echo.wasm"),
-            tcp(port),
-            &[],
-            &[("POD_NAME", "echo-2")],
-        )
-        .await
-        .expect("create");
-    f.runtime.start_container(&id).await.expect("start");
+    let (id, port) = f.start_http_echo("echo-2").await;
     let slow = tokio::task::spawn_blocking(move || exchange(port, SLOW, None));
     // In flight once the handler has logged it (it answers a second later).
     let deadline = Instant::now() + LISTEN_DEADLINE;
