@@ -130,25 +130,38 @@ async fn services_get_addresses_and_ports_from_the_ranges() {
     );
 
     // A dry run answers an allocation but takes nothing: the same address is free after it.
+    // (Free values, not the ones `web` drew at random.)
+    let fixed_ip = if web["spec"]["clusterIP"] == "10.96.0.9" {
+        "10.96.0.8"
+    } else {
+        "10.96.0.9"
+    };
+    let fixed_port = if node_port == 30009 { 30008 } else { 30009 };
     let (code, dry) = send(http.post(format!("{services}?dryRun=All")).json(&service(
         "d",
         "NodePort",
-        Some("10.96.0.9"),
-        Some(30009),
+        Some(fixed_ip),
+        Some(fixed_port),
     )))
     .await;
     assert_eq!(code, 201, "{dry}");
-    let (code, real) =
-        send(
-            http.post(&services)
-                .json(&service("d", "NodePort", Some("10.96.0.9"), Some(30009))),
-        )
-        .await;
+    let (code, real) = send(http.post(&services).json(&service(
+        "d",
+        "NodePort",
+        Some(fixed_ip),
+        Some(fixed_port),
+    )))
+    .await;
     assert_eq!(code, 201, "the dry run took nothing: {real}");
 
     // The address is fixed; an update without it keeps it, and keeps the nodePort too.
     let mut moved = web.clone();
-    moved["spec"]["clusterIP"] = json!("10.96.0.10");
+    let other = if web["spec"]["clusterIP"] == "10.96.0.10" {
+        "10.96.0.11"
+    } else {
+        "10.96.0.10"
+    };
+    moved["spec"]["clusterIP"] = json!(other);
     let (code, status) = send(http.put(format!("{services}/web")).json(&moved)).await;
     assert_eq!(code, 422, "{status}");
     assert_eq!(causes(&status)[0].0, "spec.clusterIP", "{status}");
