@@ -161,6 +161,8 @@ pub(crate) async fn run_to_running(
             labels: Default::default(),
             log_directory: std::env::temp_dir()
                 .join(format!("skiff-bench-{}-{name}", std::process::id())),
+            hostname: String::new(),
+            dns: None,
         })
         .await?;
     let config = ContainerConfig::new("c", image);

@@ -105,6 +105,7 @@ impl RecordingRuntime {
                     size: 1,
                     config: Default::default(),
                     content: Default::default(),
+                    layers: Vec::new(),
                 },
                 attempt,
                 state: ContainerState::Running {
@@ -165,6 +166,7 @@ impl ImageService for RecordingRuntime {
             size: 1,
             config: Default::default(),
             content: Default::default(),
+            layers: Vec::new(),
         })
     }
     async fn image_status(&self, _reference: &str) -> Result<Option<ImageRef>, RuntimeError> {

@@ -238,6 +238,7 @@ mod tests {
                 ..Default::default()
             },
             content: "/blobs/00".into(),
+            layers: Vec::new(),
         };
         let env = vec![("WEB_SERVICE_HOST".to_string(), "10.43.0.9".to_string())];
         let config = build(&pod, spec, image, env, 2, vec![]);

@@ -231,6 +231,7 @@ mod tests {
                 size,
                 config: Default::default(),
                 content: PathBuf::new(),
+                layers: Vec::new(),
             },
             first_seen: base + Duration::from_secs(first_seen),
             last_used: base + Duration::from_secs(last_used),

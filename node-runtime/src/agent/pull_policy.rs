@@ -18,7 +18,7 @@ pub enum PullPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// Use the image the node has.
-    Use(ImageRef),
+    Use(Box<ImageRef>),
     /// Pull it (again).
     Pull,
     /// The image is missing and the policy forbids pulling it.
@@ -46,7 +46,7 @@ pub fn plan(reference: &str, policy: PullPolicy, present: Option<ImageRef>) -> P
     match (policy, present) {
         _ if reference.starts_with("file:") => Plan::Pull,
         (PullPolicy::Always, _) => Plan::Pull,
-        (_, Some(image)) => Plan::Use(image),
+        (_, Some(image)) => Plan::Use(Box::new(image)),
         (PullPolicy::IfNotPresent, None) => Plan::Pull,
         (PullPolicy::Never, None) => Plan::NeverPull,
     }
@@ -75,6 +75,7 @@ mod tests {
             size: 0,
             config: Default::default(),
             content: Default::default(),
+            layers: Vec::new(),
         };
         let have = || Some(image.clone());
         let cases = [
@@ -83,14 +84,14 @@ mod tests {
                 "r.io/a:1",
                 PullPolicy::IfNotPresent,
                 have(),
-                Plan::Use(image.clone()),
+                Plan::Use(Box::new(image.clone())),
             ),
             ("r.io/a:1", PullPolicy::IfNotPresent, None, Plan::Pull),
             (
                 "r.io/a:1",
                 PullPolicy::Never,
                 have(),
-                Plan::Use(image.clone()),
+                Plan::Use(Box::new(image.clone())),
             ),
             ("r.io/a:1", PullPolicy::Never, None, Plan::NeverPull),
             ("file:/g.wasm", PullPolicy::Never, None, Plan::Pull),

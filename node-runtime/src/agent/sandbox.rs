@@ -67,6 +67,13 @@ impl Worker {
             name: self.name.clone(),
             labels: self.pod.metadata.labels.clone().unwrap_or_default(),
             log_directory: pod_log_dir(&self.ctx.pods_dir, &self.uid),
+            hostname: self
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.hostname.clone())
+                .unwrap_or_else(|| self.name.clone()),
+            dns: None,
         };
         match runtime.run_pod_sandbox(&config).await {
             Ok(id) => {

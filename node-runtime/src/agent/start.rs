@@ -24,7 +24,7 @@ impl Worker {
         let policy = pull_policy::of(&self.records[i].spec);
         let present = ctx.images.image_status(&reference).await.ok().flatten();
         let pulled = match pull_policy::plan(&reference, policy, present) {
-            Plan::Use(image) => Ok(image),
+            Plan::Use(image) => Ok(*image),
             Plan::NeverPull => {
                 let r = &mut self.records[i];
                 let message = format!(

@@ -19,6 +19,22 @@ pub struct PodSandboxConfig {
     pub log_directory: PathBuf,
     /// The pod's own network, or None when the pod shares the node's network.
     pub network: Option<PodNetwork>,
+    /// The pod's host name (`spec.hostname`, else the pod's name), for runtimes that give
+    /// containers a UTS namespace and an `/etc/hostname`.
+    pub hostname: String,
+    /// The resolver the pod's containers use (`/etc/resolv.conf`), from its `dnsPolicy` and
+    /// `dnsConfig`; None leaves them the node's resolver.
+    pub dns: Option<DnsConfig>,
+}
+
+/// A pod's resolver configuration (CRI's DNSConfig): what `/etc/resolv.conf` says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsConfig {
+    pub nameservers: Vec<IpAddr>,
+    /// Search domains, in order (`NAMESPACE.svc.cluster.local` first for ClusterFirst).
+    pub searches: Vec<String>,
+    /// Resolver options as written in resolv.conf (`ndots:5`).
+    pub options: Vec<String>,
 }
 
 /// A pod's own network, set up by the agent before the sandbox runs (the CNI plugin's part in

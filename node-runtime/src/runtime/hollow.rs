@@ -73,6 +73,7 @@ fn image(reference: &str) -> ImageRef {
         size: 0,
         config: ImageConfig::default(),
         content: PathBuf::new(),
+        layers: Vec::new(),
     }
 }
 
@@ -299,6 +300,8 @@ mod tests {
                 name: "p".into(),
                 labels: Default::default(),
                 log_directory: "/nonexistent".into(),
+                hostname: String::new(),
+                dns: None,
             })
             .await
             .expect("sandbox");

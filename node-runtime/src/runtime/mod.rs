@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 pub use config::{
-    container_log_path, ContainerConfig, ContainerPort, ContainerResources, Mount, PodNetwork,
-    PodSandboxConfig, Protocol, SecurityContext,
+    container_log_path, ContainerConfig, ContainerPort, ContainerResources, DnsConfig, Mount,
+    PodNetwork, PodSandboxConfig, Protocol, SecurityContext,
 };
 pub use error::RuntimeError;
 pub use images::{

@@ -46,6 +46,8 @@ async fn sandbox(runtime: &dyn ContainerRuntime, pod: &str, dir: &Path) -> Sandb
             name: pod.into(),
             labels: Default::default(),
             log_directory: log_directory(pod, dir),
+            hostname: String::new(),
+            dns: None,
         })
         .await
         .unwrap_or_else(|e| panic!("{name}: run_pod_sandbox {pod}: {e}"));

@@ -148,6 +148,7 @@ impl RunConfig {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             working_dir: self.working_dir.filter(|dir| !dir.is_empty()),
+            user: None,
         }
     }
 }

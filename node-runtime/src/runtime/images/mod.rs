@@ -33,6 +33,9 @@ pub struct ImageConfig {
     pub cmd: Vec<String>,
     pub env: Vec<(String, String)>,
     pub working_dir: Option<String>,
+    /// `User` (`uid`, `uid:gid` or a name), for Linux images; None runs as root.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// An image as pulled onto the node.
@@ -48,6 +51,12 @@ pub struct ImageRef {
     /// Where the content lies on the node, for runtimes to read (a single-blob image: the
     /// blob); empty for images that have none (the hollow simulator's).
     pub content: PathBuf,
+    /// A Linux image's layers, unpacked, lowest first: one directory each, in overlayfs form
+    /// (a whiteout is a 0/0 character device, an opaque directory carries the
+    /// `trusted.overlay.opaque=y` xattr), ready to be an overlay's lower directories. Empty
+    /// for Wasm images.
+    #[serde(default)]
+    pub layers: Vec<PathBuf>,
 }
 
 /// Credentials for a registry (CRI's AuthConfig); `file:` images need none.

@@ -91,6 +91,7 @@ impl ImageService for ImageStore {
                         size: bytes.len() as u64,
                         config: Default::default(),
                         content,
+                        layers: Vec::new(),
                     }
                 }
                 Fetched::Stored {
@@ -104,6 +105,7 @@ impl ImageService for ImageStore {
                     size,
                     config,
                     content,
+                    layers: Vec::new(),
                 },
             };
         self.index().insert(image.clone())?;

@@ -41,6 +41,8 @@ async fn fixture() -> Fixture {
             name: "pod".into(),
             labels: Default::default(),
             log_directory: dir.path().join("logs"),
+            hostname: String::new(),
+            dns: None,
         })
         .await
         .expect("sandbox");
@@ -465,6 +467,8 @@ async fn compiled_modules_are_cached_in_memory_and_on_disk() {
             name: "p2".into(),
             labels: Default::default(),
             log_directory: f.dir.path().join("logs2"),
+            hostname: String::new(),
+            dns: None,
         })
         .await
         .expect("sandbox");

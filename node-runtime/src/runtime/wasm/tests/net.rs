@@ -276,6 +276,8 @@ async fn guests_of_a_pod_with_its_own_namespace_listen_in_it() {
             name: "netns-pod".into(),
             labels: Default::default(),
             log_directory: f.dir.path().join("logs-netns"),
+            hostname: String::new(),
+            dns: None,
         })
         .await
         .expect("sandbox");
