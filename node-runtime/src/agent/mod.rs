@@ -41,6 +41,7 @@ mod node;
 mod pod_dirs;
 mod pod_failure;
 mod pods;
+mod pre_stop;
 mod probes;
 mod probing;
 mod proxy;

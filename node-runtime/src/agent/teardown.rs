@@ -1,4 +1,5 @@
-//! Ending a pod on the node: stop its containers within the grace period, remove its
+//! Ending a pod on the node: for a deleted pod, run its containers' preStop hooks
+//! (`pre_stop.rs`); stop its containers within what is left of the grace period, remove its
 //! sandbox and volumes, and for a deleted pod remove it from the API for good.
 
 use std::time::Duration;
@@ -7,6 +8,8 @@ use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_client::DeleteParams;
 
 use super::lifecycle;
+use super::pre_stop::{self, Hook};
+use super::probes::Target;
 use super::volumes;
 use super::worker::Worker;
 use crate::runtime::ContainerState;
@@ -35,6 +38,11 @@ impl Worker {
                 .as_ref()
                 .and_then(|s| s.termination_grace_period_seconds),
         );
+        let grace = if final_delete {
+            self.run_pre_stop_hooks(grace).await
+        } else {
+            grace
+        };
         if let Some(runtime) = self.runtime.clone() {
             for r in &self.records {
                 let Some(id) = r.id.as_ref() else {
@@ -68,6 +76,58 @@ impl Worker {
         if final_delete {
             self.delete_from_api().await;
         }
+    }
+
+    /// Runs the preStop hooks of the running containers together within `grace`; the grace
+    /// left for stopping them.
+    async fn run_pre_stop_hooks(&self, grace: Duration) -> Duration {
+        let Some(runtime) = self.runtime.clone() else {
+            return grace;
+        };
+        let pod_ip = self
+            .pod_ip
+            .clone()
+            .unwrap_or_else(|| self.ctx.host_ip.clone());
+        let mut hooks = Vec::new();
+        for r in &self.records {
+            let (Some(id), Some(ContainerState::Running { .. })) = (&r.id, &r.state) else {
+                continue;
+            };
+            match Hook::of(&r.spec, &pod_ip, grace) {
+                None => {}
+                Some(Ok(hook)) => {
+                    let target = Target {
+                        pod_ip: pod_ip.clone(),
+                        runtime: runtime.clone(),
+                        container_id: id.clone(),
+                    };
+                    hooks.push((r.spec.name.clone(), hook, target));
+                }
+                Some(Err(err)) => self.failed_hook(&r.spec.name, &err.to_string()),
+            }
+        }
+        if hooks.is_empty() {
+            return grace;
+        }
+        let started = tokio::time::Instant::now();
+        let runs = hooks
+            .iter()
+            .map(|(name, hook, target)| async move { (name, hook.run(target, grace).await) });
+        for (name, result) in futures::future::join_all(runs).await {
+            if let Err(why) = result {
+                self.failed_hook(name, &why);
+            }
+        }
+        pre_stop::grace_after_hooks(grace, started.elapsed())
+    }
+
+    fn failed_hook(&self, container: &str, why: &str) {
+        tracing::warn!(pod = %self.name, container, why, "preStop hook failed");
+        self.ctx.events.warning(
+            &self.pod,
+            "FailedPreStopHook",
+            format!("PreStopHook failed for container {container}: {why}"),
+        );
     }
 
     /// The final delete (grace 0) once the containers are gone, guarded by uid.

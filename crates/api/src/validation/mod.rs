@@ -3,6 +3,7 @@
 
 mod batch;
 mod discovery;
+mod lifecycle_hooks;
 mod meta;
 mod node;
 mod pod;

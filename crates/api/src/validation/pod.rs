@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, ResourceRequirements};
 
 use super::meta::{self, NameRule};
-use super::{probes, volumes};
+use super::{lifecycle_hooks, probes, volumes};
 use super::{Errors, FieldErrorReason};
 use crate::{image, quantity};
 
@@ -36,6 +36,8 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         validate_container_restart_policy(container, &field, is_init, errors);
         let sidecar = container.restart_policy.as_deref() == Some("Always");
         probes::validate_probes(container, &field, is_init && !sidecar, errors);
+        let grace = spec.termination_grace_period_seconds;
+        lifecycle_hooks::validate_lifecycle(container, &field, is_init && !sidecar, grace, errors);
         if !names.insert(container.name.as_str()) {
             errors.push(
                 format!("{field}.name"),

@@ -1,6 +1,6 @@
 //! Container probes (liveness, readiness, startup), as Kubernetes validates them.
 
-use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::api::core::v1::{Container, HTTPGetAction, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{Errors, FieldErrorReason};
@@ -87,26 +87,7 @@ fn validate_probe(probe: &Probe, container: &Container, path: &str, errors: &mut
         }
     }
     if let Some(http) = &probe.http_get {
-        let http_path = format!("{path}.httpGet");
-        validate_port(&http.port, container, &format!("{http_path}.port"), errors);
-        if let Some(scheme) = http.scheme.as_deref() {
-            if !matches!(scheme, "HTTP" | "HTTPS") {
-                errors.push(
-                    format!("{http_path}.scheme"),
-                    FieldErrorReason::NotSupported,
-                    format!("{scheme:?}: supported values: \"HTTP\", \"HTTPS\""),
-                );
-            }
-        }
-        for (i, header) in http.http_headers.iter().flatten().enumerate() {
-            if !is_header_name(&header.name) {
-                errors.invalid(
-                    format!("{http_path}.httpHeaders[{i}].name"),
-                    &header.name,
-                    "a valid HTTP header must consist of alphanumeric characters or '-'",
-                );
-            }
-        }
+        validate_http_get(http, container, &format!("{path}.httpGet"), errors);
     }
     if let Some(tcp) = &probe.tcp_socket {
         let port_path = format!("{path}.tcpSocket.port");
@@ -126,8 +107,41 @@ fn validate_probe(probe: &Probe, container: &Container, path: &str, errors: &mut
     }
 }
 
+/// An httpGet handler (of a probe or a lifecycle hook) at `http_path`.
+pub(super) fn validate_http_get(
+    http: &HTTPGetAction,
+    container: &Container,
+    http_path: &str,
+    errors: &mut Errors,
+) {
+    validate_port(&http.port, container, &format!("{http_path}.port"), errors);
+    if let Some(scheme) = http.scheme.as_deref() {
+        if !matches!(scheme, "HTTP" | "HTTPS") {
+            errors.push(
+                format!("{http_path}.scheme"),
+                FieldErrorReason::NotSupported,
+                format!("{scheme:?}: supported values: \"HTTP\", \"HTTPS\""),
+            );
+        }
+    }
+    for (i, header) in http.http_headers.iter().flatten().enumerate() {
+        if !is_header_name(&header.name) {
+            errors.invalid(
+                format!("{http_path}.httpHeaders[{i}].name"),
+                &header.name,
+                "a valid HTTP header must consist of alphanumeric characters or '-'",
+            );
+        }
+    }
+}
+
 /// A port number in 1–65535, or the name of one of the container's ports.
-fn validate_port(port: &IntOrString, container: &Container, field: &str, errors: &mut Errors) {
+pub(super) fn validate_port(
+    port: &IntOrString,
+    container: &Container,
+    field: &str,
+    errors: &mut Errors,
+) {
     match port {
         IntOrString::Int(n) if !(1..=65535).contains(n) => {
             errors.invalid(field, n, "must be between 1 and 65535, inclusive")

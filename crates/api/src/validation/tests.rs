@@ -129,6 +129,61 @@ fn pods_need_containers_and_valid_env() {
 }
 
 #[test]
+fn pre_stop_hooks_have_one_handler_and_sleep_within_the_grace_period() {
+    let pod = |lifecycle: Value, grace: Value| {
+        json!({"metadata": {"name": "p"}, "spec": {"terminationGracePeriodSeconds": grace,
+            "containers": [{"name": "a", "image": "i", "lifecycle": lifecycle,
+                "ports": [{"name": "http", "containerPort": 8080}]}]}})
+    };
+    for good in [
+        json!({"preStop": {"sleep": {"seconds": 5}}}),
+        json!({"preStop": {"sleep": {"seconds": 0}}}),
+        json!({"preStop": {"httpGet": {"port": "http", "path": "/drain"}}}),
+        json!({"preStop": {"exec": {"command": ["drain"]}}}),
+    ] {
+        assert_eq!(
+            errors("pod", pod(good.clone(), json!(10))),
+            Vec::<String>::new(),
+            "{good}"
+        );
+    }
+    let cases = [
+        (json!({"preStop": {"sleep": {"seconds": 11}}}), json!(10),
+         "spec.containers[0].lifecycle.preStop.sleep.seconds: Invalid value: 11: must be non-negative and less than terminationGracePeriodSeconds (10)"),
+        (json!({"preStop": {"sleep": {"seconds": 31}}}), Value::Null,
+         "spec.containers[0].lifecycle.preStop.sleep.seconds: Invalid value: 31: must be non-negative and less than terminationGracePeriodSeconds (30)"),
+        (json!({"preStop": {"sleep": {"seconds": -1}}}), json!(10),
+         "spec.containers[0].lifecycle.preStop.sleep.seconds: Invalid value: -1: must be non-negative and less than terminationGracePeriodSeconds (10)"),
+        (json!({"preStop": {}}), json!(10),
+         "spec.containers[0].lifecycle.preStop: Required value: must specify a handler type (exec, httpGet, tcpSocket or sleep)"),
+        (json!({"preStop": {"sleep": {"seconds": 1}, "exec": {"command": ["x"]}}}), json!(10),
+         "spec.containers[0].lifecycle.preStop: Forbidden: may not specify more than 1 handler type"),
+        (json!({"preStop": {"httpGet": {"port": "metrics"}}}), json!(10),
+         "spec.containers[0].lifecycle.preStop.httpGet.port"),
+        (json!({"postStart": {"sleep": {"seconds": 1}}}), json!(10),
+         "spec.containers[0].lifecycle.postStart: Unsupported value"),
+    ];
+    for (lifecycle, grace, expected) in cases {
+        let errs = errors("pod", pod(lifecycle, grace));
+        assert!(
+            errs.len() == 1 && errs[0].starts_with(expected),
+            "{expected}: {errs:?}"
+        );
+    }
+    let errs = errors(
+        "pod",
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "i"}],
+            "initContainers": [{"name": "i", "image": "i",
+                "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}}]}}),
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.initContainers[0].lifecycle: Forbidden")),
+        "{errs:?}"
+    );
+}
+
+#[test]
 fn init_containers_share_names_and_only_sidecars_set_a_restart_policy() {
     let errs = errors(
         "pod",
