@@ -313,7 +313,9 @@ impl Agent {
             }
         };
         if self.proxy == ProxyMode::Userspace {
-            if let Err(err) = proxy::start(self.client.clone(), stop.clone()).await {
+            if let Err(err) =
+                proxy::start(self.client.clone(), self.node_name.clone(), stop.clone()).await
+            {
                 stop.cancel();
                 return Err(err.into());
             }

@@ -494,3 +494,35 @@ fn node_pod_cidrs_must_be_cidrs() {
     );
     assert!(bad[0].starts_with("spec.podCIDRs[0]"), "{bad:?}");
 }
+
+#[test]
+fn service_traffic_policies_as_kubernetes_allows_them() {
+    let service = |spec: Value| json!({"metadata": {"name": "web"}, "spec": spec});
+    for good in [
+        json!({"internalTrafficPolicy": "Local", "ports": [{"port": 80}]}),
+        json!({"type": "NodePort", "externalTrafficPolicy": "Local",
+            "internalTrafficPolicy": "Cluster", "ports": [{"port": 80}]}),
+        json!({"type": "LoadBalancer", "externalTrafficPolicy": "Cluster", "ports": [{"port": 80}]}),
+    ] {
+        assert_eq!(
+            errors("service", service(good.clone())),
+            Vec::<String>::new(),
+            "{good}"
+        );
+    }
+    let cases = [
+        (json!({"internalTrafficPolicy": "Node"}),
+         "spec.internalTrafficPolicy: Unsupported value: \"Node\": supported values: \"Cluster\", \"Local\""),
+        (json!({"type": "NodePort", "externalTrafficPolicy": "local"}),
+         "spec.externalTrafficPolicy: Unsupported value: \"local\""),
+        (json!({"externalTrafficPolicy": "Local"}),
+         "spec.externalTrafficPolicy: Invalid value: \"Local\": may only be set for externally-accessible services"),
+    ];
+    for (spec, expected) in cases {
+        let errs = errors("service", service(spec));
+        assert!(
+            errs.len() == 1 && errs[0].starts_with(expected),
+            "{expected}: {errs:?}"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! Deployments, ReplicaSets, DaemonSets and Services.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as K8sSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -236,5 +236,42 @@ pub fn validate_service(service: &Service, errors: &mut Errors) {
     }
     if let Some(selector) = spec.selector.as_ref() {
         meta::validate_labels(selector, "spec.selector", errors);
+    }
+    validate_traffic_policies(spec, errors);
+}
+
+/// `internalTrafficPolicy` and `externalTrafficPolicy`: `Cluster` or `Local`, the external
+/// one only on a Service reachable from outside (NodePort, LoadBalancer).
+fn validate_traffic_policies(spec: &ServiceSpec, errors: &mut Errors) {
+    let policies = [
+        (
+            "spec.internalTrafficPolicy",
+            spec.internal_traffic_policy.as_deref(),
+        ),
+        (
+            "spec.externalTrafficPolicy",
+            spec.external_traffic_policy.as_deref(),
+        ),
+    ];
+    for (field, policy) in policies {
+        if let Some(policy) = policy.filter(|p| !matches!(*p, "Cluster" | "Local")) {
+            errors.push(
+                field,
+                FieldErrorReason::NotSupported,
+                format!("{policy:?}: supported values: \"Cluster\", \"Local\""),
+            );
+        }
+    }
+    let external = matches!(spec.type_.as_deref(), Some("NodePort" | "LoadBalancer"));
+    if let Some(policy) = spec
+        .external_traffic_policy
+        .as_deref()
+        .filter(|_| !external)
+    {
+        errors.invalid(
+            "spec.externalTrafficPolicy",
+            policy,
+            "may only be set for externally-accessible services",
+        );
     }
 }

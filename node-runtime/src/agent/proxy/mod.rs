@@ -36,8 +36,12 @@ pub enum ProxyMode {
     None,
 }
 
-/// Makes the service link and proxies the cluster's Services until `stop`.
-pub async fn start(client: Client, stop: CancellationToken) -> Result<(), NetworkError> {
+/// Makes the service link and proxies the cluster's Services for node `node` until `stop`.
+pub async fn start(
+    client: Client,
+    node: String,
+    stop: CancellationToken,
+) -> Result<(), NetworkError> {
     let link = ServiceLink::create().await?;
     let services: mirror::Objects<Service> = Arc::default();
     let slices: mirror::Objects<EndpointSlice> = Arc::default();
@@ -54,7 +58,7 @@ pub async fn start(client: Client, stop: CancellationToken) -> Result<(), Networ
         changed.clone(),
         stop.clone(),
     ));
-    tokio::spawn(serve(link, services, slices, changed, stop));
+    tokio::spawn(serve(link, node, services, slices, changed, stop));
     tracing::info!("node proxy started (userspace)");
     Ok(())
 }
@@ -62,6 +66,7 @@ pub async fn start(client: Client, stop: CancellationToken) -> Result<(), Networ
 /// Makes the link's addresses and the listeners follow the mirrors.
 async fn serve(
     mut link: ServiceLink,
+    node: String,
     services: mirror::Objects<Service>,
     slices: mirror::Objects<EndpointSlice>,
     changed: Arc<Notify>,
@@ -78,7 +83,7 @@ async fn serve(
         let table = {
             let services = services.lock().expect("mirror lock");
             let slices = slices.lock().expect("mirror lock");
-            table::build(services.values(), slices.values())
+            table::build(services.values(), slices.values(), &node)
         };
         complete = match link.hold(&table.cluster_ips).await {
             Ok(()) => true,

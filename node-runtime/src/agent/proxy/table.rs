@@ -1,7 +1,10 @@
 //! What the node proxy serves: for each TCP port of each Service with a ClusterIP, a frontend
 //! at CLUSTER_IP:PORT (and 0.0.0.0:NODEPORT for NodePort Services) whose backends are the ready
 //! endpoints of the Service's EndpointSlices, each at the port its slice gives the Service
-//! port's name. Pure, for table tests.
+//! port's name. As kube-proxy does, `internalTrafficPolicy: Local` (for the ClusterIP) and
+//! `externalTrafficPolicy: Local` (for NodePorts) keep to this node's endpoints, and when no
+//! endpoint is ready the serving ones that are terminating take the traffic (KEP-1669), so a
+//! Service whose pods are all going away serves until they stop. Pure, for table tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -41,10 +44,29 @@ pub struct Table {
     pub frontends: BTreeMap<SocketAddr, Frontend>,
 }
 
-/// The table for `services` and `slices` (of every namespace).
+/// Which endpoints a frontend may send to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrafficPolicy {
+    /// Every node's.
+    Cluster,
+    /// Only this node's; none here: connections are refused.
+    Local,
+}
+
+impl TrafficPolicy {
+    fn of(value: Option<&str>) -> Self {
+        match value {
+            Some("Local") => TrafficPolicy::Local,
+            _ => TrafficPolicy::Cluster,
+        }
+    }
+}
+
+/// The table for `services` and `slices` (of every namespace) on node `node`.
 pub fn build<'a>(
     services: impl IntoIterator<Item = &'a Service>,
     slices: impl IntoIterator<Item = &'a EndpointSlice> + Clone,
+    node: &str,
 ) -> Table {
     let mut table = Table::default();
     for service in services {
@@ -75,19 +97,21 @@ pub fn build<'a>(
                 continue;
             }
             let port_name = port.name.as_deref().unwrap_or_default();
-            let frontend = Frontend {
+            let frontend = |policy: Option<&str>| Frontend {
                 service: format!("{namespace}/{name}:{}", port.port),
                 affinity,
-                backends: ready_backends(&own, port_name),
+                backends: backends(&own, port_name, node, TrafficPolicy::of(policy)),
             };
             if let Some(node_port) = port.node_port.and_then(|p| u16::try_from(p).ok()) {
                 let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), node_port);
-                table.frontends.insert(any, frontend.clone());
+                let external = spec.external_traffic_policy.as_deref();
+                table.frontends.insert(any, frontend(external));
             }
             if let Ok(port) = u16::try_from(port.port) {
+                let internal = spec.internal_traffic_policy.as_deref();
                 table
                     .frontends
-                    .insert(SocketAddr::new(IpAddr::V4(ip), port), frontend);
+                    .insert(SocketAddr::new(IpAddr::V4(ip), port), frontend(internal));
             }
         }
     }
@@ -105,9 +129,16 @@ fn belongs_to(slice: &EndpointSlice, namespace: &str, service: &str) -> bool {
             == Some(service)
 }
 
-/// The ready endpoints of `slices` at the port each slice gives `port_name`.
-fn ready_backends(slices: &[&EndpointSlice], port_name: &str) -> Vec<SocketAddr> {
-    let mut backends = BTreeSet::new();
+/// The endpoints of `slices` that `policy` lets node `node` use, at the port each slice gives
+/// `port_name`: the ready ones, or when none is ready the serving terminating ones.
+fn backends(
+    slices: &[&EndpointSlice],
+    port_name: &str,
+    node: &str,
+    policy: TrafficPolicy,
+) -> Vec<SocketAddr> {
+    let mut ready = BTreeSet::new();
+    let mut terminating = BTreeSet::new();
     for slice in slices {
         let Some(port) = slice
             .ports
@@ -120,23 +151,31 @@ fn ready_backends(slices: &[&EndpointSlice], port_name: &str) -> Vec<SocketAddr>
             continue;
         };
         for endpoint in &slice.endpoints {
-            // Kubernetes: an unknown readiness counts as ready.
-            let ready = endpoint
-                .conditions
-                .as_ref()
-                .and_then(|c| c.ready)
-                .unwrap_or(true);
-            if !ready {
+            if policy == TrafficPolicy::Local && endpoint.node_name.as_deref() != Some(node) {
                 continue;
             }
+            // Kubernetes: an unknown readiness counts as ready, an unknown serving as ready.
+            let conditions = endpoint.conditions.as_ref();
+            let is_ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+            let serving = conditions.and_then(|c| c.serving).unwrap_or(is_ready);
+            let is_terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
+            let into = if is_ready {
+                &mut ready
+            } else if serving && is_terminating {
+                &mut terminating
+            } else {
+                continue;
+            };
             for address in &endpoint.addresses {
                 if let Ok(ip) = address.parse::<IpAddr>() {
-                    backends.insert(SocketAddr::new(ip, port));
+                    into.insert(SocketAddr::new(ip, port));
                 }
             }
         }
     }
-    backends.into_iter().collect()
+    if ready.is_empty() { terminating } else { ready }
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]
@@ -194,7 +233,7 @@ mod tests {
                 json!([{"addresses": ["10.42.1.9"]}]),
             ),
         ];
-        let table = build([&web, &headless], &slices);
+        let table = build([&web, &headless], &slices, "n1");
         assert_eq!(
             table.cluster_ips,
             BTreeSet::from([Ipv4Addr::new(10, 43, 0, 10)])
@@ -221,7 +260,87 @@ mod tests {
     fn a_service_without_slices_has_a_frontend_with_no_backends() {
         let web = service(json!({"metadata": {"name": "web"},
             "spec": {"clusterIP": "10.43.0.10", "ports": [{"port": 80}]}}));
-        let table = build([&web], &[]);
+        let table = build([&web], &[], "n1");
         assert_eq!(table.frontends[&addr("10.43.0.10:80")].backends, vec![]);
+    }
+
+    fn endpoint(
+        ip: &str,
+        node: &str,
+        ready: bool,
+        serving: bool,
+        terminating: bool,
+    ) -> serde_json::Value {
+        json!({"addresses": [ip], "nodeName": node,
+            "conditions": {"ready": ready, "serving": serving, "terminating": terminating}})
+    }
+
+    fn backend_ips(table: &Table, addr: &str) -> Vec<String> {
+        table.frontends[&addr.parse().unwrap()]
+            .backends
+            .iter()
+            .map(|b| b.ip().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn local_traffic_policies_keep_to_this_nodes_endpoints() {
+        let web = service(json!({"metadata": {"name": "web", "namespace": "default"},
+            "spec": {"type": "NodePort", "clusterIP": "10.43.0.10",
+                "internalTrafficPolicy": "Local", "externalTrafficPolicy": "Cluster",
+                "ports": [{"name": "http", "port": 80, "nodePort": 30080}]}}));
+        let api = service(json!({"metadata": {"name": "api", "namespace": "default"},
+            "spec": {"type": "NodePort", "clusterIP": "10.43.0.11",
+                "externalTrafficPolicy": "Local",
+                "ports": [{"name": "http", "port": 80, "nodePort": 30081}]}}));
+        let endpoints = json!([
+            endpoint("10.42.0.5", "n1", true, true, false),
+            endpoint("10.42.1.5", "n2", true, true, false)
+        ]);
+        let slices = [
+            slice(
+                "web",
+                json!([{"name": "http", "port": 8080}]),
+                endpoints.clone(),
+            ),
+            slice("api", json!([{"name": "http", "port": 8080}]), endpoints),
+        ];
+        let on_n1 = build([&web, &api], &slices, "n1");
+        assert_eq!(backend_ips(&on_n1, "10.43.0.10:80"), ["10.42.0.5"]);
+        assert_eq!(
+            backend_ips(&on_n1, "0.0.0.0:30080"),
+            ["10.42.0.5", "10.42.1.5"]
+        );
+        assert_eq!(
+            backend_ips(&on_n1, "10.43.0.11:80"),
+            ["10.42.0.5", "10.42.1.5"]
+        );
+        assert_eq!(backend_ips(&on_n1, "0.0.0.0:30081"), ["10.42.0.5"]);
+        // A node without endpoints of its own refuses Local traffic (no backends, no listener).
+        let on_n3 = build([&web, &api], &slices, "n3");
+        assert_eq!(backend_ips(&on_n3, "10.43.0.10:80"), Vec::<String>::new());
+        assert_eq!(backend_ips(&on_n3, "0.0.0.0:30081"), Vec::<String>::new());
+        assert_eq!(backend_ips(&on_n3, "10.43.0.11:80").len(), 2);
+    }
+
+    #[test]
+    fn serving_terminating_endpoints_only_when_none_is_ready() {
+        let web = service(json!({"metadata": {"name": "web", "namespace": "default"},
+            "spec": {"clusterIP": "10.43.0.10", "ports": [{"name": "http", "port": 80}]}}));
+        let port = json!([{"name": "http", "port": 8080}]);
+        let going = endpoint("10.42.0.5", "n1", false, true, true);
+        let stopped = endpoint("10.42.0.6", "n1", false, false, true);
+        let unready = endpoint("10.42.0.7", "n1", false, false, false);
+        let ready = endpoint("10.42.0.8", "n2", true, true, false);
+        let with_ready = [slice(
+            "web",
+            port.clone(),
+            json!([going.clone(), stopped.clone(), unready.clone(), ready]),
+        )];
+        let table = build([&web], &with_ready, "n1");
+        assert_eq!(backend_ips(&table, "10.43.0.10:80"), ["10.42.0.8"]);
+        let all_going = [slice("web", port, json!([going, stopped, unready]))];
+        let table = build([&web], &all_going, "n1");
+        assert_eq!(backend_ips(&table, "10.43.0.10:80"), ["10.42.0.5"]);
     }
 }
