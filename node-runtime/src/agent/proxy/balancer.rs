@@ -27,7 +27,8 @@ pub struct Failures {
 }
 
 impl Failures {
-    fn mark(&self, backend: SocketAddr) {
+    /// Passes `backend` over for a while.
+    pub fn mark(&self, backend: SocketAddr) {
         let mut until = self.until.lock().expect("failures lock");
         let now = Instant::now();
         until.retain(|_, t| *t > now);
@@ -82,6 +83,13 @@ impl Balancer {
         let turn = (0..n).map(|i| self.backends[(start + i) % n]);
         let (avoided, fresh): (Vec<_>, Vec<_>) = turn.partition(|b| failures.avoided(*b));
         fresh.into_iter().chain(avoided).collect()
+    }
+
+    /// The backend a new datagram flow from `client` goes to; None without backends. UDP has
+    /// no connect to fail, so a flow whose backend answers with an ICMP error is marked and
+    /// ended, and the client's next datagram starts a flow to another.
+    pub fn pick(&self, client: IpAddr, failures: &Failures) -> Option<SocketAddr> {
+        self.order(client, failures).into_iter().next()
     }
 
     /// A connection to the first backend that takes one; None when none does.

@@ -1,30 +1,67 @@
 //! The proxy's listeners, made what the table says: one per frontend that has backends (a
 //! frontend without any has no listener, so its clients are refused at once, as Kubernetes'
-//! reject rule does), updated in place when only its backends change.
+//! reject rule does), updated in place when only its backends change. TCP frontends are
+//! `frontend.rs`'s, UDP ones `udp.rs`'s.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::balancer::Failures;
-use super::frontend::Listener;
-use super::table::Frontend;
+use super::table::{Address, Frontend, Protocol};
+use super::{frontend, udp};
 
-/// The open listeners by address.
+/// An open listener of either transport.
+enum Listener {
+    Tcp(frontend::Listener),
+    Udp(udp::Listener),
+}
+
+impl Listener {
+    async fn bind(
+        (protocol, addr): Address,
+        frontend: &Frontend,
+        failures: Arc<Failures>,
+    ) -> io::Result<Listener> {
+        Ok(match protocol {
+            Protocol::Tcp => {
+                Listener::Tcp(frontend::Listener::bind(addr, frontend, failures).await?)
+            }
+            Protocol::Udp => Listener::Udp(udp::Listener::bind(addr, frontend, failures).await?),
+        })
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        match self {
+            Listener::Tcp(l) => l.local_addr(),
+            Listener::Udp(l) => l.local_addr(),
+        }
+    }
+
+    fn update(&self, frontend: &Frontend) {
+        match self {
+            Listener::Tcp(l) => l.update(frontend),
+            Listener::Udp(l) => l.update(frontend),
+        }
+    }
+}
+
+/// The open listeners by protocol and address.
 #[derive(Default)]
 pub struct Listeners {
     failures: Arc<Failures>,
-    open: BTreeMap<SocketAddr, (Frontend, Listener)>,
+    open: BTreeMap<Address, (Frontend, Listener)>,
 }
 
 impl Listeners {
     /// Opens, updates and closes listeners to serve `frontends`; true if every one that
     /// should listen does (a bind can fail, e.g. while another program holds a NodePort).
-    pub async fn apply(&mut self, frontends: &BTreeMap<SocketAddr, Frontend>) -> bool {
+    pub async fn apply(&mut self, frontends: &BTreeMap<Address, Frontend>) -> bool {
         self.open.retain(|addr, (_, _)| {
             let keep = frontends.get(addr).is_some_and(|f| !f.backends.is_empty());
             if !keep {
-                tracing::info!(%addr, "service listener closed");
+                tracing::info!(addr = %addr.1, protocol = ?addr.0, "service listener closed");
             }
             keep
         });
@@ -43,11 +80,11 @@ impl Listeners {
             match Listener::bind(*addr, frontend, self.failures.clone()).await {
                 Ok(listener) => {
                     let local = listener.local_addr();
-                    tracing::info!(%local, service = frontend.service, "service listener opened");
+                    tracing::info!(%local, protocol = ?addr.0, service = frontend.service, "service listener opened");
                     self.open.insert(*addr, (frontend.clone(), listener));
                 }
                 Err(err) => {
-                    tracing::warn!(%addr, service = frontend.service, %err, "cannot listen for a service");
+                    tracing::warn!(addr = %addr.1, protocol = ?addr.0, service = frontend.service, %err, "cannot listen for a service");
                     complete = false;
                 }
             }
@@ -65,12 +102,13 @@ mod tests {
     use super::*;
     use crate::agent::proxy::table::Affinity;
 
-    async fn free_port() -> SocketAddr {
-        TcpListener::bind("127.0.0.1:0")
+    async fn free_port() -> Address {
+        let addr = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap()
             .local_addr()
-            .unwrap()
+            .unwrap();
+        (Protocol::Tcp, addr)
     }
 
     fn frontend(backends: Vec<SocketAddr>) -> Frontend {
@@ -92,19 +130,19 @@ mod tests {
                 .apply(&BTreeMap::from([(addr, frontend(vec![]))]))
                 .await
         );
-        let refused = TcpStream::connect(addr).await.err().map(|e| e.kind());
+        let refused = TcpStream::connect(addr.1).await.err().map(|e| e.kind());
         assert_eq!(refused, Some(io::ErrorKind::ConnectionRefused));
 
         let serving = BTreeMap::from([(addr, frontend(vec![backend.local_addr().unwrap()]))]);
         assert!(listeners.apply(&serving).await);
-        TcpStream::connect(addr)
+        TcpStream::connect(addr.1)
             .await
             .expect("a listener with a backend");
 
         assert!(listeners.apply(&BTreeMap::new()).await);
         // The accept task closes the socket when it next runs.
         tokio::task::yield_now().await;
-        let refused = TcpStream::connect(addr).await.err().map(|e| e.kind());
+        let refused = TcpStream::connect(addr.1).await.err().map(|e| e.kind());
         assert_eq!(refused, Some(io::ErrorKind::ConnectionRefused));
     }
 }

@@ -1,7 +1,8 @@
 //! The node proxy (kube-proxy's role), in userspace: every Service's ClusterIP is a local
-//! address of the service link, and for each TCP Service port the agent listens on
+//! address of the service link, and for each TCP and UDP Service port the agent listens on
 //! CLUSTER_IP:PORT (and 0.0.0.0:NODEPORT for NodePort Services), joining each connection to
-//! a ready endpoint in turn (`table.rs`, `balancer.rs`, `frontend.rs`). Services and
+//! a ready endpoint in turn (`table.rs`, `balancer.rs`, `frontend.rs`), and each UDP client's
+//! datagrams to one endpoint for as long as its flow lives (`udp.rs`). Services and
 //! EndpointSlices are mirrored by list and watch (`mirror.rs`); listeners follow them
 //! (`listeners.rs`). Userspace rather than nftables DNAT: it needs no conntrack or rule
 //! language, works the same for every runtime, and its failure handling is code we test.
@@ -11,6 +12,7 @@ mod frontend;
 mod listeners;
 mod mirror;
 mod table;
+mod udp;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! What the node proxy serves: for each TCP port of each Service with a ClusterIP, a frontend
-//! at CLUSTER_IP:PORT (and 0.0.0.0:NODEPORT for NodePort Services) whose backends are the ready
+//! What the node proxy serves: for each TCP and UDP port of each Service with a ClusterIP, a
+//! frontend at CLUSTER_IP:PORT (and 0.0.0.0:NODEPORT for NodePort Services) whose backends are the ready
 //! endpoints of the Service's EndpointSlices, each at the port its slice gives the Service
 //! port's name. As kube-proxy does, `internalTrafficPolicy: Local` (for the ClusterIP) and
 //! `externalTrafficPolicy: Local` (for NodePorts) keep to this node's endpoints, and when no
@@ -25,6 +25,16 @@ pub enum Affinity {
     ClientIp,
 }
 
+/// The transport of a Service port the proxy serves (SCTP is not served).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+/// Where a frontend listens.
+pub type Address = (Protocol, SocketAddr);
+
 /// One listening address and where its connections go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frontend {
@@ -40,8 +50,8 @@ pub struct Frontend {
 pub struct Table {
     /// ClusterIPs to hold as local addresses.
     pub cluster_ips: BTreeSet<Ipv4Addr>,
-    /// Listening address → frontend.
-    pub frontends: BTreeMap<SocketAddr, Frontend>,
+    /// Listening protocol and address → frontend.
+    pub frontends: BTreeMap<Address, Frontend>,
 }
 
 /// Which endpoints a frontend may send to.
@@ -93,9 +103,11 @@ pub fn build<'a>(
         };
         table.cluster_ips.insert(ip);
         for port in spec.ports.iter().flatten() {
-            if port.protocol.as_deref().is_some_and(|p| p != "TCP") {
-                continue;
-            }
+            let protocol = match port.protocol.as_deref() {
+                None | Some("TCP") => Protocol::Tcp,
+                Some("UDP") => Protocol::Udp,
+                Some(_) => continue,
+            };
             let port_name = port.name.as_deref().unwrap_or_default();
             let frontend = |policy: Option<&str>| Frontend {
                 service: format!("{namespace}/{name}:{}", port.port),
@@ -105,13 +117,12 @@ pub fn build<'a>(
             if let Some(node_port) = port.node_port.and_then(|p| u16::try_from(p).ok()) {
                 let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), node_port);
                 let external = spec.external_traffic_policy.as_deref();
-                table.frontends.insert(any, frontend(external));
+                table.frontends.insert((protocol, any), frontend(external));
             }
             if let Ok(port) = u16::try_from(port.port) {
                 let internal = spec.internal_traffic_policy.as_deref();
-                table
-                    .frontends
-                    .insert(SocketAddr::new(IpAddr::V4(ip), port), frontend(internal));
+                let at = SocketAddr::new(IpAddr::V4(ip), port);
+                table.frontends.insert((protocol, at), frontend(internal));
             }
         }
     }
@@ -210,13 +221,15 @@ mod tests {
         let web = service(json!({"metadata": {"name": "web", "namespace": "default"},
             "spec": {"type": "NodePort", "clusterIP": "10.43.0.10", "sessionAffinity": "ClientIP",
                 "ports": [{"name": "http", "port": 80, "nodePort": 30080},
-                          {"name": "dns", "port": 53, "protocol": "UDP"}]}}));
+                          {"name": "dns", "port": 53, "protocol": "UDP"},
+                          {"name": "sctp", "port": 9, "protocol": "SCTP"}]}}));
         let headless = service(json!({"metadata": {"name": "db", "namespace": "default"},
             "spec": {"clusterIP": "None", "ports": [{"port": 5432}]}}));
         let slices = [
             slice(
                 "web",
-                json!([{"name": "http", "port": 8080}]),
+                json!([{"name": "http", "port": 8080},
+                       {"name": "dns", "port": 5353, "protocol": "UDP"}]),
                 json!([{"addresses": ["10.42.0.5"], "conditions": {"ready": true}},
                        {"addresses": ["10.42.0.6"], "conditions": {"ready": false}},
                        {"addresses": ["10.42.1.7"]}]),
@@ -247,11 +260,17 @@ mod tests {
                 addr("10.42.1.8:9090"),
             ],
         };
+        let dns = Frontend {
+            service: "default/web:53".into(),
+            affinity: Affinity::ClientIp,
+            backends: vec![addr("10.42.0.5:5353"), addr("10.42.1.7:5353")],
+        };
         assert_eq!(
             table.frontends,
             BTreeMap::from([
-                (addr("0.0.0.0:30080"), expected.clone()),
-                (addr("10.43.0.10:80"), expected),
+                ((Protocol::Tcp, addr("0.0.0.0:30080")), expected.clone()),
+                ((Protocol::Tcp, addr("10.43.0.10:80")), expected),
+                ((Protocol::Udp, addr("10.43.0.10:53")), dns),
             ])
         );
     }
@@ -261,7 +280,10 @@ mod tests {
         let web = service(json!({"metadata": {"name": "web"},
             "spec": {"clusterIP": "10.43.0.10", "ports": [{"port": 80}]}}));
         let table = build([&web], &[], "n1");
-        assert_eq!(table.frontends[&addr("10.43.0.10:80")].backends, vec![]);
+        assert_eq!(
+            table.frontends[&(Protocol::Tcp, addr("10.43.0.10:80"))].backends,
+            vec![]
+        );
     }
 
     fn endpoint(
@@ -276,7 +298,7 @@ mod tests {
     }
 
     fn backend_ips(table: &Table, addr: &str) -> Vec<String> {
-        table.frontends[&addr.parse().unwrap()]
+        table.frontends[&(Protocol::Tcp, addr.parse().unwrap())]
             .backends
             .iter()
             .map(|b| b.ip().to_string())
