@@ -496,10 +496,10 @@ fn node_pod_cidrs_must_be_cidrs() {
 }
 
 #[test]
-fn service_traffic_policies_as_kubernetes_allows_them() {
+fn service_traffic_policies_and_protocols_as_kubernetes_allows_them() {
     let service = |spec: Value| json!({"metadata": {"name": "web"}, "spec": spec});
     for good in [
-        json!({"internalTrafficPolicy": "Local", "ports": [{"port": 80}]}),
+        json!({"internalTrafficPolicy": "Local", "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}),
         json!({"type": "NodePort", "externalTrafficPolicy": "Local",
             "internalTrafficPolicy": "Cluster", "ports": [{"port": 80}]}),
         json!({"type": "LoadBalancer", "externalTrafficPolicy": "Cluster", "ports": [{"port": 80}]}),
@@ -515,6 +515,8 @@ fn service_traffic_policies_as_kubernetes_allows_them() {
          "spec.internalTrafficPolicy: Unsupported value: \"Node\": supported values: \"Cluster\", \"Local\""),
         (json!({"type": "NodePort", "externalTrafficPolicy": "local"}),
          "spec.externalTrafficPolicy: Unsupported value: \"local\""),
+        (json!({"ports": [{"port": 53, "protocol": "udp"}]}),
+         "spec.ports[0].protocol: Unsupported value: \"udp\": supported values: \"SCTP\", \"TCP\", \"UDP\""),
         (json!({"externalTrafficPolicy": "Local"}),
          "spec.externalTrafficPolicy: Invalid value: \"Local\": may only be set for externally-accessible services"),
     ];

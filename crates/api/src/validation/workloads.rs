@@ -233,6 +233,15 @@ pub fn validate_service(service: &Service, errors: &mut Errors) {
                 "must be between 1 and 65535, inclusive",
             );
         }
+        if let Some(protocol) = port.protocol.as_deref() {
+            if !matches!(protocol, "TCP" | "UDP" | "SCTP") {
+                errors.push(
+                    format!("spec.ports[{i}].protocol"),
+                    FieldErrorReason::NotSupported,
+                    format!("{protocol:?}: supported values: \"SCTP\", \"TCP\", \"UDP\""),
+                );
+            }
+        }
     }
     if let Some(selector) = spec.selector.as_ref() {
         meta::validate_labels(selector, "spec.selector", errors);
