@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use skiff_e2e::{repo_root, start_agent_on, start_server_on, wait_until, Network, Skiff};
@@ -127,7 +127,8 @@ fn under_load(
     change: impl FnOnce() -> anyhow::Result<()>,
 ) -> anyhow::Result<(u32, Vec<String>)> {
     let stop = AtomicBool::new(false);
-    std::thread::scope(|scope| {
+    let started = Instant::now();
+    let counts = std::thread::scope(|scope| {
         let client = scope.spawn(|| {
             let (mut asked, mut failed) = (0u32, Vec::new());
             while !stop.load(Ordering::Relaxed) {
@@ -143,7 +144,9 @@ fn under_load(
         stop.store(true, Ordering::Relaxed);
         let counts = client.join().expect("the client thread");
         changed.and(counts)
-    })
+    });
+    eprintln!("  (took {:?})", started.elapsed());
+    counts
 }
 
 #[test]
