@@ -529,3 +529,78 @@ async fn containers_that_outlive_the_agent_are_not_started_twice() {
     second.stop("second agent").await;
     server.shutdown().await;
 }
+
+/// A deleted pod's preStop hook runs before its container is asked to stop: the hook's
+/// request reaches the test's server while the runtime has had no `stop_container`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_pods_pre_stop_hook_runs_before_its_container_stops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, client, token) = control_plane(dir.path()).await;
+    let runtime = Arc::new(RecordingRuntime::default());
+    runtime_class(&client, "recorded", "recording").await;
+    let agent = Agent::builder()
+        .servers(vec![server.url()])
+        .token(token.to_string())
+        .node_name("n1")
+        .data_dir(dir.path().join("agent"))
+        .images(runtime.clone())
+        .runtime(runtime.clone())
+        .build()
+        .expect("agent");
+    let agent = RunningAgent::spawn(agent);
+
+    // The hook's target: records what the runtime had been told when the hook arrived.
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = hook.local_addr().expect("addr").port();
+    let seen = {
+        let runtime = runtime.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut conn, _) = hook.accept().await.expect("the hook's request");
+            let calls = runtime.calls();
+            let mut request = vec![0; 1024];
+            let n = conn.read(&mut request).await.expect("read");
+            conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await
+                .expect("answer");
+            (String::from_utf8_lossy(&request[..n]).into_owned(), calls)
+        })
+    };
+    let pods = resources::by_name("pods").expect("pods");
+    let pod = json!({"metadata": {"name": "p"}, "spec": {"runtimeClassName": "recorded",
+        "containers": [{"name": "c", "image": "file:/guest.wasm", "lifecycle": {"preStop":
+            {"httpGet": {"host": "127.0.0.1", "port": port, "path": "/drain"}}}}]}});
+    client
+        .create(pods, Some("default"), &pod)
+        .await
+        .expect("pod");
+    wait_pod(&client, "the pod to run", |p| {
+        p.is_some_and(|p| p["status"]["phase"] == "Running")
+    })
+    .await;
+
+    client
+        .delete(pods, Some("default"), "p", &Default::default())
+        .await
+        .expect("delete");
+    wait_pod(&client, "the pod to be gone", |p| p.is_none()).await;
+    let (request, calls_at_hook) = tokio::time::timeout(Duration::from_secs(5), seen)
+        .await
+        .expect("the hook's request came")
+        .expect("hook task");
+    assert!(request.starts_with("GET /drain "), "{request}");
+    assert!(
+        !calls_at_hook.iter().any(|c| c == "stop_container"),
+        "the container was stopped before its hook: {calls_at_hook:?}"
+    );
+    assert!(
+        runtime.calls().iter().any(|c| c == "stop_container"),
+        "{:?}",
+        runtime.calls()
+    );
+
+    agent.stop("agent").await;
+    server.shutdown().await;
+}
