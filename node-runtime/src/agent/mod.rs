@@ -31,6 +31,7 @@ mod events;
 mod eviction;
 mod image_gc;
 mod image_server;
+mod ingress;
 mod lease;
 mod lifecycle;
 mod local_path;
@@ -77,6 +78,7 @@ use tokio_util::sync::CancellationToken;
 pub use builder::AgentBuilder;
 pub use eviction::{Eviction, MemorySource};
 pub use image_gc::ImageGcPolicy;
+pub use ingress::IngressListen;
 pub use network::{NetworkError, PodNetworkMode, DEFAULT_BRIDGE};
 pub use proxy::ProxyMode;
 pub use pull_secrets::{auth_in_config, registry_of};
@@ -149,6 +151,7 @@ pub struct Agent {
     backoff: Backoff,
     pod_network: PodNetworkMode,
     proxy: ProxyMode,
+    ingress: IngressListen,
 }
 
 impl Agent {
@@ -317,6 +320,7 @@ impl Agent {
                 return Err(err.into());
             }
         }
+        ingress::start(self.client.clone(), self.ingress, stop.clone()).await;
         let ctx = Arc::new(worker::Context {
             source_changes: source_watch::SourceWatch::new(
                 self.client.clone(),

@@ -65,6 +65,12 @@ impl Balancer {
         }
     }
 
+    /// The backends, in their turn order.
+    #[cfg(test)]
+    pub fn backends(&self) -> &[SocketAddr] {
+        &self.backends
+    }
+
     /// The backends to try for a client at `client`, best first.
     fn order(&self, client: IpAddr, failures: &Failures) -> Vec<SocketAddr> {
         let n = self.backends.len();

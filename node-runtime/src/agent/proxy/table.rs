@@ -94,7 +94,7 @@ pub fn build<'a>(
     table
 }
 
-fn belongs_to(slice: &EndpointSlice, namespace: &str, service: &str) -> bool {
+pub(crate) fn belongs_to(slice: &EndpointSlice, namespace: &str, service: &str) -> bool {
     slice.metadata.namespace.as_deref().unwrap_or("default") == namespace
         && slice
             .metadata
@@ -106,7 +106,7 @@ fn belongs_to(slice: &EndpointSlice, namespace: &str, service: &str) -> bool {
 }
 
 /// The ready endpoints of `slices` at the port each slice gives `port_name`.
-fn ready_backends(slices: &[&EndpointSlice], port_name: &str) -> Vec<SocketAddr> {
+pub(crate) fn ready_backends(slices: &[&EndpointSlice], port_name: &str) -> Vec<SocketAddr> {
     let mut backends = BTreeSet::new();
     for slice in slices {
         let Some(port) = slice
