@@ -5,6 +5,7 @@
 //! (`routes.rs`) and the certificates (`tls.rs`) the listeners (`server.rs`) read. Backends are
 //! the Service's ready endpoints, taken in turn by the Service proxy's balancer.
 
+mod pool;
 mod routes;
 mod server;
 mod tls;
@@ -55,6 +56,7 @@ pub async fn start(client: Client, listen: IngressListen, stop: CancellationToke
     let shared = server::Shared {
         routes,
         failures: Arc::new(Failures::default()),
+        pool: Arc::default(),
     };
     let http = bind(listen.http, "HTTP").await;
     let https = bind(listen.https, "HTTPS").await;
@@ -178,3 +180,6 @@ async fn follow(
         reported = problems;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! The Ingress listeners: HTTP/1.1 requests (over TLS on the HTTPS listener) routed by Host
-//! and path to a ready endpoint of the Service in turn, with `X-Forwarded-For/Proto/Host`;
+//! and path to a ready endpoint of the Service in turn (on a kept-alive connection when one is
+//! idle, `pool.rs`), with `X-Forwarded-For/Proto/Host`;
 //! 404 when no rule matches, 503 when the Service has no ready endpoint (or none takes the
 //! connection), 502 when the backend fails the request.
 
@@ -23,6 +24,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::pool::{Pool, SendError};
 use super::routes::Routes;
 use crate::agent::proxy::balancer::Failures;
 
@@ -50,6 +52,7 @@ const HOP_BY_HOP: [&str; 7] = [
 pub struct Shared {
     pub routes: watch::Receiver<Arc<Routes>>,
     pub failures: Arc<Failures>,
+    pub pool: Arc<Pool>,
 }
 
 /// Serves `listener` (TLS first when `tls` is given) until `stop`; then stops accepting and
@@ -171,37 +174,20 @@ async fn handle(
             format!("the Ingress backend {} does not exist\n", target.service),
         );
     };
-    let Some((backend, stream)) = balancer.connect(peer.ip(), &shared.failures).await else {
-        return text(
+    let request = forwarded(request, peer, scheme, &authority);
+    match shared
+        .pool
+        .send(balancer, peer.ip(), &shared.failures, request)
+        .await
+    {
+        Ok(response) => response.map(BodyExt::boxed_unsync),
+        Err(SendError::NoEndpoint) => text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("no ready endpoint for {}\n", target.service),
-        );
-    };
-    let request = forwarded(request, peer, scheme, &authority);
-    let (mut sender, connection) =
-        match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-            Ok(handshake) => handshake,
-            Err(err) => {
-                tracing::debug!(%backend, %err, "ingress: backend handshake failed");
-                return text(
-                    StatusCode::BAD_GATEWAY,
-                    format!("backend {backend} failed: {err}\n"),
-                );
-            }
-        };
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            tracing::debug!(%backend, %err, "ingress: backend connection failed");
-        }
-    });
-    match sender.send_request(request).await {
-        Ok(response) => response.map(BodyExt::boxed_unsync),
+        ),
         Err(err) => {
-            tracing::debug!(%backend, %err, "ingress: backend request failed");
-            text(
-                StatusCode::BAD_GATEWAY,
-                format!("backend {backend} failed: {err}\n"),
-            )
+            tracing::debug!(%err, "ingress: backend request failed");
+            text(StatusCode::BAD_GATEWAY, format!("{err}\n"))
         }
     }
 }
