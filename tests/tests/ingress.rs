@@ -4,7 +4,8 @@
 //! http-echo Deployments behind two Services and one Ingress: from the control plane's host,
 //! Host and path route to the right one, a request no rule matches gets 404, a Service with no
 //! ready endpoint 503, and HTTPS with a certificate from a TLS Secret made here is verified by a
-//! client that trusts it; a host whose Secret is missing refuses the handshake. Needs root,
+//! client that trusts it; a host whose Secret is missing refuses the handshake; the Ingress's
+//! status lists the node. Needs root,
 //! curl, openssl and the built guests (scripts/build-guests.sh).
 
 use std::path::Path;
@@ -245,9 +246,17 @@ fn ingress_routes_by_host_and_path_over_http_and_https() -> anyhow::Result<()> {
         refused.body
     );
 
+    // The serving node lists itself in the Ingress's status.
+    wait_until("the node's address in the Ingress's status", WAIT, || {
+        let ingress = cli.json(&["get", "ingress", "web"])?;
+        let ips = ingress["status"]["loadBalancer"]["ingress"].clone();
+        Ok((ips == json!([{"ip": node.to_string()}])).then_some(()))
+    })?;
     let listed = cli.ok(&["get", "ingress"])?;
     assert!(
-        listed.contains("web") && listed.contains("a.example.com,b.example.com,*"),
+        listed.contains("web")
+            && listed.contains("a.example.com,b.example.com,*")
+            && listed.contains(&node.to_string()),
         "{listed}"
     );
     assert!(listed.contains("80, 443"), "{listed}");

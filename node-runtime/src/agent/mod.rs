@@ -320,7 +320,13 @@ impl Agent {
                 return Err(err.into());
             }
         }
-        ingress::start(self.client.clone(), self.ingress, stop.clone()).await;
+        ingress::start(
+            self.client.clone(),
+            self.ingress,
+            kubelet.ip(),
+            stop.clone(),
+        )
+        .await;
         let ctx = Arc::new(worker::Context {
             source_changes: source_watch::SourceWatch::new(
                 self.client.clone(),

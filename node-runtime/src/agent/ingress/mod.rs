@@ -8,10 +8,11 @@
 mod pool;
 mod routes;
 mod server;
+mod status;
 mod tls;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use skiff_api::ingress::{is_served_by, SKIFF_CONTROLLER};
@@ -49,8 +50,13 @@ struct Mirrors {
 }
 
 /// Binds the listeners of `listen` (a listener that cannot bind is logged and left out) and
-/// serves the cluster's Ingresses on them until `stop`.
-pub async fn start(client: Client, listen: IngressListen, stop: CancellationToken) {
+/// serves the cluster's Ingresses on them until `stop`, listing `node_ip` in their status.
+pub async fn start(
+    client: Client,
+    listen: IngressListen,
+    node_ip: IpAddr,
+    stop: CancellationToken,
+) {
     let (routes_tx, routes) = watch::channel(Arc::new(Routes::default()));
     let (certificates_tx, certificates) = watch::channel(Arc::new(Certificates::default()));
     let shared = server::Shared {
@@ -104,13 +110,21 @@ pub async fn start(client: Client, listen: IngressListen, stop: CancellationToke
     ));
     if tls {
         tokio::spawn(mirror::run(
-            client,
+            client.clone(),
             mirrors.secrets.clone(),
             changed.clone(),
             stop.clone(),
         ));
     }
-    tokio::spawn(follow(mirrors, changed, routes_tx, certificates_tx, stop));
+    let published = Published { client, node_ip };
+    tokio::spawn(follow(
+        mirrors,
+        changed,
+        routes_tx,
+        certificates_tx,
+        published,
+        stop,
+    ));
 }
 
 async fn bind(addr: Option<SocketAddr>, what: &str) -> Option<TcpListener> {
@@ -137,13 +151,20 @@ fn acceptor(resolver: Resolver) -> TlsAcceptor {
     TlsAcceptor::from(Arc::new(config))
 }
 
-/// Rebuilds the routes and certificates after each change of a mirror, and logs each TLS
-/// Secret problem once while it lasts.
+/// Where the node's address goes into the served Ingresses' status.
+struct Published {
+    client: Client,
+    node_ip: IpAddr,
+}
+
+/// Rebuilds the routes and certificates after each change of a mirror, logs each TLS Secret
+/// problem once while it lasts, and adds the node to the status of the Ingresses it serves.
 async fn follow(
     mirrors: Mirrors,
     changed: Arc<Notify>,
     routes: watch::Sender<Arc<Routes>>,
     certificates: watch::Sender<Arc<Certificates>>,
+    published: Published,
     stop: CancellationToken,
 ) {
     let mut reported: BTreeSet<CertError> = BTreeSet::new();
@@ -152,7 +173,7 @@ async fn follow(
             () = stop.cancelled() => return,
             () = changed.notified() => {}
         }
-        let (built, (certs, problems)) = {
+        let (built, (certs, problems), unlisted) = {
             let ingresses = mirrors.ingresses.lock().expect("mirror lock");
             let classes = mirrors.classes.lock().expect("mirror lock");
             let served: Vec<&Ingress> = ingresses
@@ -166,9 +187,15 @@ async fn follow(
                 slices: slices.values().collect(),
             };
             let secrets = mirrors.secrets.lock().expect("mirror lock");
+            let unlisted: Vec<Ingress> = served
+                .iter()
+                .filter(|i| !status::lists(i, published.node_ip))
+                .map(|i| (*i).clone())
+                .collect();
             (
                 Routes::build(served.iter().copied(), &endpoints),
                 Certificates::build(served.iter().copied(), &secrets),
+                unlisted,
             )
         };
         routes.send_replace(Arc::new(built));
@@ -178,6 +205,7 @@ async fn follow(
             tracing::warn!(%problem, "ingress: a host is served without a certificate");
         }
         reported = problems;
+        status::publish(&published.client, published.node_ip, unlisted).await;
     }
 }
 
