@@ -204,6 +204,10 @@ async fn follow(
         for problem in problems.difference(&reported) {
             tracing::warn!(%problem, "ingress: a host is served without a certificate");
         }
+        // Also when the Secrets were not listed yet at the first build.
+        for solved in reported.difference(&problems) {
+            tracing::info!(%solved, "ingress: a TLS Secret problem is gone");
+        }
         reported = problems;
         status::publish(&published.client, published.node_ip, unlisted).await;
     }
