@@ -1,7 +1,11 @@
 //! Objects every cluster has from the start.
 
 use serde_json::json;
+use skiff_api::ingress::{
+    DEFAULT_CLASS_ANNOTATION as DEFAULT_INGRESS_CLASS, SKIFF_CLASS, SKIFF_CONTROLLER,
+};
 use skiff_api::k8s_openapi::api::core::v1::{Namespace, Service};
+use skiff_api::k8s_openapi::api::networking::v1::IngressClass;
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
 use skiff_api::k8s_openapi::api::storage::v1::StorageClass;
 use skiff_api::resources;
@@ -14,7 +18,7 @@ use crate::registry::Registry;
 /// Namespaces created at first start (as Kubernetes has them).
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-node-lease"];
 
-/// Creates the system namespaces, the default RuntimeClass and the default StorageClass that
+/// Creates the system namespaces, the default RuntimeClass, StorageClass and IngressClass that
 /// do not exist yet.
 pub async fn ensure_system_objects(registry: &Registry) -> Result<(), ApiError> {
     let kind = resources::of::<Namespace>();
@@ -42,6 +46,14 @@ pub async fn ensure_system_objects(registry: &Registry) -> Result<(), ApiError> 
         "volumeBindingMode": "WaitForFirstConsumer",
     });
     create_if_missing(registry, resources::of::<StorageClass>(), local_path).await?;
+    // Served by every agent's node proxy; Ingresses naming no class get it.
+    let ingress = json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressClass",
+        "metadata": {"name": SKIFF_CLASS, "annotations": {DEFAULT_INGRESS_CLASS: "true"}},
+        "spec": {"controller": SKIFF_CONTROLLER},
+    });
+    create_if_missing(registry, resources::of::<IngressClass>(), ingress).await?;
     ensure_kubernetes_service(registry).await
 }
 

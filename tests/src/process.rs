@@ -35,6 +35,22 @@ pub struct SkiffProcess {
     nofile: Option<u64>,
 }
 
+/// A node on the test's own network serves no Ingress unless the test says where: the
+/// defaults (ports 80 and 443) would collide between tests running at once.
+fn ingress_off_unless_given(mut args: Vec<String>) -> Vec<String> {
+    let node = args.first().is_some_and(|a| a == "agent") || args.iter().any(|a| a == "--dev");
+    for flag in ["--ingress-http-listen", "--ingress-https-listen"] {
+        if node
+            && !args
+                .iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        {
+            args.extend([flag.to_string(), "none".to_string()]);
+        }
+    }
+    args
+}
+
 impl SkiffProcess {
     /// Starts `skiff ARGS`, appending its output to `log_path`.
     pub fn spawn(args: Vec<String>, log_path: PathBuf) -> anyhow::Result<Self> {
@@ -47,6 +63,11 @@ impl SkiffProcess {
         args: Vec<String>,
         log_path: PathBuf,
     ) -> anyhow::Result<Self> {
+        let args = if netns.is_none() {
+            ingress_off_unless_given(args)
+        } else {
+            args
+        };
         let mut process = SkiffProcess {
             child: None,
             args,
@@ -255,7 +276,7 @@ impl DevServer {
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut process = SkiffProcess {
             child: None,
-            args,
+            args: ingress_off_unless_given(args),
             log_path: data_dir.with_extension("log"),
             run_offset: 0,
             netns: None,

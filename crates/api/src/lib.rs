@@ -16,6 +16,7 @@ pub mod defaults;
 pub mod events;
 pub mod hash;
 pub mod image;
+pub mod ingress;
 pub mod intstr;
 pub mod join_token;
 pub mod manifest;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use skiff_client::Client;
 use skiff_control_plane::{Server, ServerConfig, ServerHandle};
-use skiff_node_runtime::agent::Agent;
+use skiff_node_runtime::agent::{Agent, IngressListen};
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -27,6 +27,16 @@ impl DevCluster {
     /// Starts the server and one agent under `dir`, the agent running `file:` images from
     /// `image_dir` and holding up to `pods` pods; returns once the node registered.
     pub async fn start(dir: &Path, image_dir: &Path, pods: u32) -> anyhow::Result<DevCluster> {
+        Self::start_with_ingress(dir, image_dir, pods, IngressListen::default()).await
+    }
+
+    /// As [`DevCluster::start`], the agent serving Ingresses where `ingress` says.
+    pub async fn start_with_ingress(
+        dir: &Path,
+        image_dir: &Path,
+        pods: u32,
+        ingress: IngressListen,
+    ) -> anyhow::Result<DevCluster> {
         let server = Server::start(ServerConfig::new(
             "bench",
             dir.join("server"),
@@ -45,6 +55,7 @@ impl DevCluster {
             .allow_image_dir(image_dir)
             .runtime(runtime)
             .capacity(64_000, 64 << 30, pods)
+            .ingress(ingress)
             .build()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let agent = tokio::spawn(async move {

@@ -1,9 +1,10 @@
 //! `skiff bench http`: requests per second and p50/p99 latency of a wasi:http component (the
 //! `http-echo` example by default) served by a Wasm pod on an in-process dev cluster, measured
-//! with Debian's `wrk` straight at the pod's port; and of `wasmtime serve` on the same
-//! component in the same run when a `wasmtime` executable is on PATH.
+//! with Debian's `wrk` straight at the pod's port and through the agent's Ingress listener (a
+//! Service and an Ingress in front of the pod); and of `wasmtime serve` on the same component
+//! in the same run when a `wasmtime` executable is on PATH.
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::json;
 use skiff_api::resources;
+use skiff_node_runtime::agent::IngressListen;
 
 use crate::dev_cluster::DevCluster;
 use crate::{guest_path, tempfile_dir};
@@ -61,20 +63,48 @@ pub async fn http(args: BenchHttpArgs) -> anyhow::Result<()> {
         args.seconds
     );
     let port = free_port()?;
+    let ingress_port = free_port()?;
     let image_dir = guest.parent().context("the guest has a directory")?;
-    let cluster = DevCluster::start(&dir, image_dir, 10).await?;
+    let ingress = IngressListen {
+        http: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, ingress_port))),
+        https: None,
+    };
+    let cluster = DevCluster::start_with_ingress(&dir, image_dir, 10, ingress).await?;
     let pod = json!({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "http-bench"},
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "http-bench", "labels": {"app": "http-bench"}},
         "spec": {"containers": [{
             "name": "http", "image": format!("file:{}", guest.display()),
             "ports": [{"containerPort": port}],
             "env": [{"name": "POD_NAME", "value": "http-bench"}]}]}
     });
-    let pods = resources::by_name("pods").expect("pods are served");
-    cluster.client.create(pods, Some("default"), &pod).await?;
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "http-bench"},
+        "spec": {"selector": {"app": "http-bench"}, "ports": [{"port": 80, "targetPort": port}]}
+    });
+    let route = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "http-bench"},
+        "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "http-bench", "port": {"number": 80}}}}]}}]}
+    });
+    for (kind, object) in [
+        ("pods", &pod),
+        ("services", &service),
+        ("ingresses", &route),
+    ] {
+        let kind = resources::by_name(kind).expect("a served kind");
+        cluster.client.create(kind, Some("default"), object).await?;
+    }
     wait_listening(port).await?;
     let skiff = wrk(&args, port).await?;
     print("skiff pod", &skiff);
+    wait_answering(ingress_port).await?;
+    let through = wrk(&args, ingress_port).await?;
+    print("skiff pod through the Ingress", &through);
+    println!(
+        "Ingress / direct: {:.0}%",
+        100.0 * through.requests_per_sec / skiff.requests_per_sec
+    );
     cluster.shutdown().await;
 
     let Ok(wasmtime) = which("wasmtime") else {
@@ -132,6 +162,31 @@ async fn wait_listening(port: u16) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+/// Waits until 127.0.0.1:`port` answers `GET /bench` with 200 (the Ingress routes once the
+/// pod is a ready endpoint of its Service).
+async fn wait_answering(port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + LISTEN_TIMEOUT;
+    while !answers_ok(port).await {
+        if Instant::now() > deadline {
+            bail!("port {port} does not answer GET /bench with 200 after {LISTEN_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+async fn answers_ok(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await else {
+        return false;
+    };
+    let request = b"GET /bench HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+    let mut head = [0u8; 12];
+    stream.write_all(request).await.is_ok()
+        && stream.read_exact(&mut head).await.is_ok()
+        && head.ends_with(b" 200")
 }
 
 /// The path of executable `name` on PATH.

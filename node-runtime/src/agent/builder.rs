@@ -11,7 +11,7 @@ use skiff_client::Client;
 
 use super::image_gc::ImageGcPolicy;
 use super::{
-    Agent, AgentError, Backoff, ConnLimits, Eviction, PodNetworkMode, ProxyMode,
+    Agent, AgentError, Backoff, ConnLimits, Eviction, IngressListen, PodNetworkMode, ProxyMode,
     DEFAULT_MAX_CONNECTIONS, HEARTBEAT,
 };
 use crate::runtime::images::DEFAULT_MAX_IMAGE_SIZE;
@@ -44,6 +44,7 @@ pub struct AgentBuilder {
     backoff: Backoff,
     pod_network: PodNetworkMode,
     proxy: ProxyMode,
+    ingress: IngressListen,
 }
 
 impl AgentBuilder {
@@ -78,6 +79,7 @@ impl AgentBuilder {
             backoff: Backoff::default(),
             pod_network: PodNetworkMode::Host,
             proxy: ProxyMode::None,
+            ingress: IngressListen::default(),
         }
     }
 
@@ -248,6 +250,13 @@ impl AgentBuilder {
         self
     }
 
+    /// Where the node serves the cluster's Ingresses (of class `skiff`) over HTTP and HTTPS;
+    /// default: nowhere.
+    pub fn ingress(mut self, listen: IngressListen) -> Self {
+        self.ingress = listen;
+        self
+    }
+
     /// The agent, or which required option is missing.
     pub fn build(self) -> Result<Agent, AgentError> {
         let client = match self.client {
@@ -303,6 +312,7 @@ impl AgentBuilder {
             backoff: self.backoff,
             pod_network: self.pod_network,
             proxy: self.proxy,
+            ingress: self.ingress,
         })
     }
 }

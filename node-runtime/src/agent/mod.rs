@@ -31,6 +31,7 @@ mod events;
 mod eviction;
 mod image_gc;
 mod image_server;
+mod ingress;
 mod lease;
 mod lifecycle;
 mod local_path;
@@ -78,6 +79,7 @@ use tokio_util::sync::CancellationToken;
 pub use builder::AgentBuilder;
 pub use eviction::{Eviction, MemorySource};
 pub use image_gc::ImageGcPolicy;
+pub use ingress::IngressListen;
 pub use network::{NetworkError, PodNetworkMode, DEFAULT_BRIDGE};
 pub use proxy::ProxyMode;
 pub use pull_secrets::{auth_in_config, registry_of};
@@ -150,6 +152,7 @@ pub struct Agent {
     backoff: Backoff,
     pod_network: PodNetworkMode,
     proxy: ProxyMode,
+    ingress: IngressListen,
 }
 
 impl Agent {
@@ -320,6 +323,13 @@ impl Agent {
                 return Err(err.into());
             }
         }
+        ingress::start(
+            self.client.clone(),
+            self.ingress,
+            kubelet.ip(),
+            stop.clone(),
+        )
+        .await;
         let ctx = Arc::new(worker::Context {
             source_changes: source_watch::SourceWatch::new(
                 self.client.clone(),

@@ -94,9 +94,12 @@ pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
         "StatefulSet" => &statefulset::StatefulSetStrategy,
         "PersistentVolumeClaim" => &claim::ClaimStrategy,
         "Service" => &service::ServiceStrategy,
-        "Deployment" | "ReplicaSet" | "CronJob" | "PersistentVolume" | "PodDisruptionBudget" => {
-            &WithStatus
-        }
+        "Deployment"
+        | "ReplicaSet"
+        | "CronJob"
+        | "PersistentVolume"
+        | "PodDisruptionBudget"
+        | "Ingress" => &WithStatus,
         _ => &Plain,
     }
 }

@@ -5,6 +5,7 @@ mod batch;
 mod discovery;
 mod lifecycle_hooks;
 mod meta;
+mod networking;
 mod node;
 mod pod;
 mod policy;
@@ -23,6 +24,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -153,6 +155,10 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
         "Service" => decode::<Service>(obj).map(|s| workloads::validate_service(&s, &mut errors)),
         "EndpointSlice" => decode::<EndpointSlice>(obj)
             .map(|s| discovery::validate_endpoint_slice(&s, &mut errors)),
+        "Ingress" => decode::<Ingress>(obj).map(|i| networking::validate_ingress(&i, &mut errors)),
+        "IngressClass" => {
+            decode::<IngressClass>(obj).map(|c| networking::validate_ingress_class(&c, &mut errors))
+        }
         "Namespace" => decode::<Namespace>(obj).map(|n| {
             meta::validate_object_meta(&n.metadata, false, meta::NameRule::Label, &mut errors)
         }),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use skiff_node_runtime::agent::{
-    Agent, AgentBuilder, ConnLimits, ImageGcPolicy, PodNetworkMode, ProxyMode,
+    Agent, AgentBuilder, ConnLimits, ImageGcPolicy, IngressListen, PodNetworkMode, ProxyMode,
 };
 use skiff_node_runtime::runtime::logs::LogLimits;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
@@ -103,6 +103,27 @@ pub struct PodNetworkArgs {
     /// no Service data plane here. Default: userspace with `--pod-network bridge`, else none.
     #[arg(long, value_enum)]
     pub proxy: Option<ProxyKind>,
+    /// Where the node serves the cluster's Ingresses (class `skiff`) over HTTP/1.1, as
+    /// k3s's bundled ingress does; `none`: not at all.
+    #[arg(long, default_value = "0.0.0.0:80", value_parser = parse_listen_or_none)]
+    pub ingress_http_listen: ListenOrNone,
+    /// Where the node serves the Ingresses' HTTPS (certificates from their TLS Secrets);
+    /// `none`: not at all.
+    #[arg(long, default_value = "0.0.0.0:443", value_parser = parse_listen_or_none)]
+    pub ingress_https_listen: ListenOrNone,
+}
+
+/// A listening address, or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenOrNone(pub Option<std::net::SocketAddr>);
+
+fn parse_listen_or_none(text: &str) -> Result<ListenOrNone, String> {
+    if text == "none" {
+        return Ok(ListenOrNone(None));
+    }
+    text.parse()
+        .map(|addr| ListenOrNone(Some(addr)))
+        .map_err(|_| format!("{text:?}: expected ADDRESS:PORT (such as 0.0.0.0:80) or none"))
 }
 
 /// The values of `--proxy`.
@@ -139,6 +160,14 @@ impl PodNetworkArgs {
         match kind {
             ProxyKind::Userspace => ProxyMode::Userspace,
             ProxyKind::None => ProxyMode::None,
+        }
+    }
+
+    /// `--ingress-http-listen` and `--ingress-https-listen`.
+    fn ingress(&self) -> IngressListen {
+        IngressListen {
+            http: self.ingress_http_listen.0,
+            https: self.ingress_https_listen.0,
         }
     }
 
@@ -319,6 +348,7 @@ pub fn wasm_agent(
         .data_dir(data_dir)
         .listen(listen)
         .proxy(network.proxy_mode())
+        .ingress(network.ingress())
         .pod_network(network.mode())
         .runtime(Arc::new(runtime)))
 }
@@ -326,6 +356,16 @@ pub fn wasm_agent(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ingress_listeners_take_an_address_or_none() {
+        assert_eq!(parse_listen_or_none("none"), Ok(ListenOrNone(None)));
+        assert_eq!(
+            parse_listen_or_none("127.0.0.1:8080"),
+            Ok(ListenOrNone(Some("127.0.0.1:8080".parse().unwrap())))
+        );
+        assert!(parse_listen_or_none("80").is_err());
+    }
 
     #[test]
     fn bridge_names_are_interface_names() {

@@ -349,6 +349,16 @@ pub async fn run(args: DescribeArgs, opts: &ClientOpts) -> anyhow::Result<()> {
                 line(&key, value);
             }
         }
+        "Ingress" => {
+            let (lines, rules) = super::describe_ingress::lines(&obj);
+            for (key, value) in lines {
+                line(&key, value);
+            }
+            println!("Rules:\n  {:<24}{:<32}Backend", "Host", "Path");
+            for [host, path, backend] in rules {
+                println!("  {host:<24}{path:<32}{backend}");
+            }
+        }
         "Node" => {
             describe_node(&obj);
             describe_fields(&obj)?;

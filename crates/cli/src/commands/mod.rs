@@ -8,6 +8,7 @@ pub mod create;
 mod daemon;
 pub mod delete;
 pub mod describe;
+mod describe_ingress;
 mod describe_service;
 pub mod drain;
 mod dry_run;

@@ -4,7 +4,7 @@ use serde_json::Value;
 use skiff_api::quantity;
 
 use super::pod_columns::pod_row;
-use super::{age, batch_columns, service_columns, storage_columns};
+use super::{age, batch_columns, ingress_columns, service_columns, storage_columns};
 
 /// Renders one object as a table row (`true`: with the wide columns).
 pub type RowFn = fn(&Value, bool) -> Vec<String>;
@@ -118,6 +118,14 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
         "EndpointSlice" => (
             vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
             service_columns::endpoint_slice_row,
+        ),
+        "Ingress" => (
+            vec!["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
+            ingress_columns::ingress_row,
+        ),
+        "IngressClass" => (
+            vec!["NAME", "CONTROLLER", "PARAMETERS", "AGE"],
+            ingress_columns::ingress_class_row,
         ),
         "Event" => (
             vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],

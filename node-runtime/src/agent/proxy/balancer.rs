@@ -66,8 +66,14 @@ impl Balancer {
         }
     }
 
+    /// The backends, in their turn order.
+    #[cfg(test)]
+    pub fn backends(&self) -> &[SocketAddr] {
+        &self.backends
+    }
+
     /// The backends to try for a client at `client`, best first.
-    fn order(&self, client: IpAddr, failures: &Failures) -> Vec<SocketAddr> {
+    pub(crate) fn order(&self, client: IpAddr, failures: &Failures) -> Vec<SocketAddr> {
         let n = self.backends.len();
         if n == 0 {
             return Vec::new();
@@ -99,18 +105,27 @@ impl Balancer {
         failures: &Failures,
     ) -> Option<(SocketAddr, TcpStream)> {
         for backend in self.order(client, failures) {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(backend)).await {
-                Ok(Ok(stream)) => {
-                    failures.clear(backend);
-                    return Some((backend, stream));
-                }
-                Ok(Err(err)) => tracing::debug!(%backend, %err, "backend refused a connection"),
-                Err(_) => tracing::debug!(%backend, "backend timed out a connection"),
+            if let Some(stream) = connect(backend, failures).await {
+                return Some((backend, stream));
             }
-            failures.mark(backend);
         }
         None
     }
+}
+
+/// A connection to `backend` within [`CONNECT_TIMEOUT`]; a failure marks it to be passed over,
+/// a success clears that.
+pub async fn connect(backend: SocketAddr, failures: &Failures) -> Option<TcpStream> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(backend)).await {
+        Ok(Ok(stream)) => {
+            failures.clear(backend);
+            return Some(stream);
+        }
+        Ok(Err(err)) => tracing::debug!(%backend, %err, "backend refused a connection"),
+        Err(_) => tracing::debug!(%backend, "backend timed out a connection"),
+    }
+    failures.mark(backend);
+    None
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@
 //! (`listeners.rs`). Userspace rather than nftables DNAT: it needs no conntrack or rule
 //! language, works the same for every runtime, and its failure handling is code we test.
 
-mod balancer;
+pub(super) mod balancer;
 mod frontend;
 mod listeners;
-mod mirror;
-mod table;
+pub(super) mod mirror;
+pub(super) mod table;
 mod udp;
 
 use std::sync::Arc;

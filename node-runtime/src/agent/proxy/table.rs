@@ -129,7 +129,7 @@ pub fn build<'a>(
     table
 }
 
-fn belongs_to(slice: &EndpointSlice, namespace: &str, service: &str) -> bool {
+pub(crate) fn belongs_to(slice: &EndpointSlice, namespace: &str, service: &str) -> bool {
     slice.metadata.namespace.as_deref().unwrap_or("default") == namespace
         && slice
             .metadata
@@ -138,6 +138,12 @@ fn belongs_to(slice: &EndpointSlice, namespace: &str, service: &str) -> bool {
             .and_then(|l| l.get(SERVICE_NAME_LABEL))
             .map(String::as_str)
             == Some(service)
+}
+
+/// The endpoints of `slices` any node may use (the Cluster traffic policy), at the port each
+/// slice gives `port_name`: the ready ones, or when none is ready the serving terminating ones.
+pub(crate) fn ready_backends(slices: &[&EndpointSlice], port_name: &str) -> Vec<SocketAddr> {
+    backends(slices, port_name, "", TrafficPolicy::Cluster)
 }
 
 /// The endpoints of `slices` that `policy` lets node `node` use, at the port each slice gives
