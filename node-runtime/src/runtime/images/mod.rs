@@ -2,15 +2,18 @@
 //! a content-addressed store with an index that survives agent restarts. It knows nothing of
 //! what an image holds; each runtime says by `can_handle` whether it can run one.
 
+mod assemble;
 mod blobs;
 mod file;
 mod index;
+mod layers;
 mod layout;
 mod push;
 mod registry;
 mod source;
 mod store;
 mod tar_module;
+mod unpack;
 
 use std::path::PathBuf;
 

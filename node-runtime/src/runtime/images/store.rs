@@ -1,14 +1,17 @@
 //! The node's image store: images' content in the content-addressed blob store
-//! (`<dir>/blobs/sha256/<hex>`, shared between images), and the index beside it mapping each
-//! reference to its digest (a registry image's manifest digest) and its module blob.
+//! (`<dir>/blobs/sha256/<hex>`, shared between images), Linux images' layers unpacked beside
+//! it (`<dir>/layers/sha256/<hex>/`, shared too), and the index mapping each reference to its
+//! digest (a registry image's manifest digest), its module or config blob and its layers.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use super::assemble::Stores;
 use super::blobs::{sha256, Blobs};
 use super::index::Index;
+use super::layers::Layers;
 use super::registry::Registries;
 use super::source::{self, Fetched};
 use super::{FileImages, ImageRef, ImageService, PullAuth};
@@ -19,6 +22,7 @@ pub struct ImageStore {
     index: Mutex<Index>,
     files: FileImages,
     blobs: Blobs,
+    layers: Layers,
     insecure: Vec<String>,
     registries: Registries,
 }
@@ -33,7 +37,15 @@ impl ImageStore {
         let files = FileImages::default();
         Ok(ImageStore {
             index: Mutex::new(index),
-            registries: Registries::new(blobs.clone(), Vec::new(), files.size_limit()),
+            registries: Registries::new(
+                Stores {
+                    blobs: blobs.clone(),
+                    layers: Layers::new(&dir),
+                    max_size: files.size_limit(),
+                },
+                Vec::new(),
+            ),
+            layers: Layers::new(&dir),
             files,
             blobs,
             insecure: Vec::new(),
@@ -54,12 +66,17 @@ impl ImageStore {
     }
 
     fn rebuild_registries(mut self) -> Self {
-        self.registries = Registries::new(
-            self.blobs.clone(),
-            self.insecure.clone(),
-            self.files.size_limit(),
-        );
+        self.registries = Registries::new(self.stores(), self.insecure.clone());
         self
+    }
+
+    /// The stores images are put together in.
+    fn stores(&self) -> Stores {
+        Stores {
+            blobs: self.blobs.clone(),
+            layers: self.layers.clone(),
+            max_size: self.files.size_limit(),
+        }
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -94,18 +111,13 @@ impl ImageService for ImageStore {
                         layers: Vec::new(),
                     }
                 }
-                Fetched::Stored {
-                    digest,
-                    content,
-                    size,
-                    config,
-                } => ImageRef {
+                Fetched::Stored { digest, image } => ImageRef {
                     reference: reference.to_string(),
                     digest,
-                    size,
-                    config,
-                    content,
-                    layers: Vec::new(),
+                    size: image.size,
+                    config: image.config,
+                    content: image.content,
+                    layers: image.layers,
                 },
             };
         self.index().insert(image.clone())?;
@@ -120,25 +132,50 @@ impl ImageService for ImageStore {
         Ok(self.index().values().cloned().collect())
     }
 
-    /// Forgets the reference and deletes its content blob unless another image shares it (two
-    /// registry images with different manifests may hold one module). Manifest and layer
-    /// blobs stay until image garbage collection exists.
+    /// Forgets the reference and deletes its content blob, and its unpacked layers and their
+    /// blobs, unless another image shares them (two registry images with different manifests
+    /// may hold one module; Linux images share layers). Manifest blobs stay until image
+    /// garbage collection exists.
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
-        let orphan = {
+        let (content, layers) = {
             let mut index = self.index();
-            let removed = index.remove(reference)?;
-            removed.filter(|r| !index.values().any(|other| other.content == r.content))
+            let Some(removed) = index.remove(reference)? else {
+                return Ok(());
+            };
+            let shared = |path: &std::path::Path| {
+                index
+                    .values()
+                    .any(|other| other.content == path || other.layers.iter().any(|l| l == path))
+            };
+            let content = (!shared(&removed.content)).then_some(removed.content.clone());
+            let layers: Vec<_> = (removed.layers.iter())
+                .filter(|layer| !shared(layer))
+                .cloned()
+                .collect();
+            (content, layers)
         };
-        if let Some(image) = orphan {
-            match tokio::fs::remove_file(&image.content).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(RuntimeError::Io {
-                        context: format!("removing {}", image.content.display()),
-                        source,
-                    })
-                }
+        let io = |path: &std::path::Path| {
+            let context = format!("removing {}", path.display());
+            move |source| RuntimeError::Io { context, source }
+        };
+        let mut files: Vec<_> = content.into_iter().collect();
+        for layer in &layers {
+            let dir = layer.clone();
+            let store = self.layers.clone();
+            tokio::task::spawn_blocking(move || store.remove(&dir))
+                .await
+                .expect("layer removal task")
+                .map_err(io(layer))?;
+            let blob = self
+                .layers
+                .digest_of(layer)
+                .and_then(|d| self.blobs.get(&d));
+            files.extend(blob);
+        }
+        for file in files {
+            match tokio::fs::remove_file(&file).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&file)(e))?,
+                _ => {}
             }
         }
         Ok(())
