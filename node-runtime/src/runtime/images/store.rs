@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use super::assemble::Stores;
 use super::blobs::{sha256, Blobs};
+use super::import;
 use super::index::Index;
 use super::layers::Layers;
 use super::registry::Registries;
@@ -19,6 +20,7 @@ use crate::runtime::RuntimeError;
 
 /// The node's images; cheap to share behind an `Arc`.
 pub struct ImageStore {
+    dir: PathBuf,
     index: Mutex<Index>,
     files: FileImages,
     blobs: Blobs,
@@ -36,6 +38,7 @@ impl ImageStore {
         let blobs = Blobs::new(&dir);
         let files = FileImages::default();
         Ok(ImageStore {
+            dir: dir.clone(),
             index: Mutex::new(index),
             registries: Registries::new(
                 Stores {
@@ -179,6 +182,42 @@ impl ImageService for ImageStore {
             }
         }
         Ok(())
+    }
+
+    /// Unpacks the archive in a scratch directory of the store (removed afterwards), stores
+    /// its images and records each under every name it has.
+    async fn import_images(
+        &self,
+        archive: Box<dyn std::io::Read + Send>,
+    ) -> Result<Vec<ImageRef>, RuntimeError> {
+        let scratch = self
+            .dir
+            .join(format!("import-{}", uuid::Uuid::new_v4().simple()));
+        let created = tokio::fs::create_dir_all(&scratch).await;
+        created.map_err(|source| RuntimeError::Io {
+            context: format!("creating {}", scratch.display()),
+            source,
+        })?;
+        let imported = import::import(&self.stores(), archive, &scratch).await;
+        let scratch_left = scratch.clone();
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(scratch_left)).await;
+        let imported = imported.map_err(|source| RuntimeError::Import { source })?;
+        let mut images = Vec::new();
+        for found in imported {
+            for name in found.names {
+                let image = ImageRef {
+                    reference: name,
+                    digest: found.digest.clone(),
+                    size: found.image.size,
+                    config: found.image.config.clone(),
+                    content: found.image.content.clone(),
+                    layers: found.image.layers.clone(),
+                };
+                self.index().insert(image.clone())?;
+                images.push(image);
+            }
+        }
+        Ok(images)
     }
 }
 

@@ -49,11 +49,11 @@ pub enum UnpackError {
     },
 }
 
-/// A layer blob as a tar stream: gzip and zstd are recognized by their magic bytes, anything
-/// else is read as a plain tar.
-pub fn decompressed(file: std::fs::File) -> Result<Box<dyn Read>, UnpackError> {
+/// A layer blob (or an archive) as a tar stream: gzip and zstd are recognized by their magic
+/// bytes, anything else is read as a plain tar.
+pub fn decompressed(blob: impl Read + 'static) -> Result<Box<dyn Read>, UnpackError> {
     use std::io::BufRead;
-    let mut reader = std::io::BufReader::new(file);
+    let mut reader = std::io::BufReader::new(blob);
     let magic = reader
         .fill_buf()
         .map_err(|source| UnpackError::Read { source })?;
