@@ -1,5 +1,6 @@
 //! Linux images on a node: the busybox test image (Debian's busybox-static) pushed to Debian's
-//! docker-registry is pulled with `skiff image pull` and unpacked into shared layers, and
+//! docker-registry is pulled with `skiff image pull` and unpacked into shared layers (its
+//! whiteout in overlayfs form), a tampered layer blob is refused by its digest, and
 //! `skiff image import` brings a `docker save` tarball and an OCI image layout directory
 //! onto the node under their tags; an archive that is not an image is refused.
 
@@ -29,6 +30,36 @@ fn linux_images_are_pulled_and_imported() -> anyhow::Result<()> {
     }
     let base = layers.join(&digest(&image.layers[0])[7..]);
     assert!(base.join("bin/busybox").is_file());
+    // The upper layer's whiteout of /etc/motd is an overlayfs whiteout (a 0/0 char device).
+    let upper = layers.join(&digest(&image.layers[1])[7..]);
+    let whiteout = std::fs::symlink_metadata(upper.join("etc/motd"))?;
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_char_device(&whiteout.file_type()),
+        "{whiteout:?}"
+    );
+
+    // A layer blob changed in the registry's storage is refused by its digest.
+    let other = TestImage::new(
+        vec![skiff_test_support::oci_image::layer_tar(&[
+            skiff_test_support::oci_image::Entry::File("tampered", b"original", 0o644),
+        ])],
+        &["sh"],
+    );
+    registry.push_image("test/tampered", "1", &other.blobs(), &other.manifest())?;
+    let blob = registry.blob_path(&digest(&other.layers[0]));
+    let mut bytes = std::fs::read(&blob)?;
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, bytes)?;
+    let tampered = format!("{}/test/tampered:1", registry.host());
+    let out = cli.run(&["image", "pull", &tampered])?;
+    assert!(
+        !out.success && out.stderr.contains(&digest(&other.layers[0])),
+        "{} {}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(!layers.join(&digest(&other.layers[0])[7..]).exists());
 
     // A docker save tarball and an OCI layout directory, imported under their tags.
     let saved = tmp.path().join("busybox.tar");
