@@ -82,6 +82,18 @@ impl Layers {
         }
     }
 
+    /// Deletes the temporary directories of unpacks cut short (an agent killed mid-pull).
+    pub fn remove_partial(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
     /// Deletes the unpacked layer `dir` (one of this store's); a missing one is not an error.
     pub fn remove(&self, dir: &Path) -> std::io::Result<()> {
         if dir.parent() != Some(self.dir.as_path()) {

@@ -35,6 +35,7 @@ impl ImageStore {
     /// reaches registries over HTTPS (plain HTTP for loopback ones).
     pub fn open(dir: PathBuf) -> Result<Self, RuntimeError> {
         let index = Index::load(dir.join("index.json"))?;
+        remove_partial(&dir);
         let blobs = Blobs::new(&dir);
         let files = FileImages::default();
         Ok(ImageStore {
@@ -84,6 +85,20 @@ impl ImageStore {
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
         self.index.lock().expect("image index lock")
+    }
+}
+
+/// Deletes what pulls and imports cut short by a crash left: half-unpacked layers and import
+/// scratch directories.
+fn remove_partial(dir: &std::path::Path) {
+    Layers::new(dir).remove_partial();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("import-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -266,6 +281,20 @@ mod tests {
         assert!(!image.content.exists(), "the unshared blob is deleted");
         let store = ImageStore::open(dir.path().join("images")).expect("reopen");
         assert!(store.list_images().await.expect("list").is_empty());
+    }
+
+    #[test]
+    fn opening_removes_what_a_crash_left_half_done() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partial = dir.path().join("layers/sha256/.tmp-1234");
+        let scratch = dir.path().join("import-5678");
+        let kept = dir.path().join("layers/sha256").join("a".repeat(64));
+        for d in [&partial, &scratch, &kept] {
+            std::fs::create_dir_all(d.join("sub")).expect("mkdir");
+        }
+        ImageStore::open(dir.path().to_path_buf()).expect("open");
+        assert!(!partial.exists() && !scratch.exists());
+        assert!(kept.is_dir(), "complete layers stay");
     }
 
     #[test]
