@@ -113,10 +113,12 @@ pub async fn import(
         path: scratch.to_path_buf(),
         source,
     })?;
-    let imported = if root.join("index.json").is_file() {
-        oci_layout(stores, &root).await?
-    } else if root.join("manifest.json").is_file() {
+    // `docker save` 25+ writes both; its manifest.json has the names as Docker users write
+    // them (`busybox:latest`), its index.json the normalized ones.
+    let imported = if root.join("manifest.json").is_file() {
         docker_save(stores, &root).await?
+    } else if root.join("index.json").is_file() {
+        oci_layout(stores, &root).await?
     } else {
         return Err(ImportError::NotImage);
     };
