@@ -27,6 +27,10 @@ pub struct ImageStore {
     layers: Layers,
     insecure: Vec<String>,
     registries: Registries,
+    /// Held shared by pulls and imports until their image is in the index, and exclusively by
+    /// removals: a removal never deletes a layer or blob that a pull under way has just found
+    /// in the store (and an image not yet indexed does not count as sharing).
+    removal: tokio::sync::RwLock<()>,
 }
 
 impl ImageStore {
@@ -53,6 +57,7 @@ impl ImageStore {
             files,
             blobs,
             insecure: Vec::new(),
+            removal: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -110,6 +115,7 @@ impl ImageService for ImageStore {
         reference: &str,
         auth: Option<&PullAuth>,
     ) -> Result<ImageRef, RuntimeError> {
+        let _adding = self.removal.read().await;
         let image =
             match source::fetch(&self.files, &self.registries, reference, auth).await? {
                 Fetched::File(bytes) => {
@@ -155,6 +161,7 @@ impl ImageService for ImageStore {
     /// may hold one module; Linux images share layers). Manifest blobs stay until image
     /// garbage collection exists.
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError> {
+        let _removing = self.removal.write().await;
         let (content, layers) = {
             let mut index = self.index();
             let Some(removed) = index.remove(reference)? else {
@@ -205,6 +212,7 @@ impl ImageService for ImageStore {
         &self,
         archive: Box<dyn std::io::Read + Send>,
     ) -> Result<Vec<ImageRef>, RuntimeError> {
+        let _adding = self.removal.read().await;
         let scratch = self
             .dir
             .join(format!("import-{}", uuid::Uuid::new_v4().simple()));
