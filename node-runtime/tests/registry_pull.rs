@@ -1,7 +1,8 @@
 //! The image store against a scripted OCI registry on loopback (axum, port 0): the three Wasm
 //! layouts and a `wasi/wasm` index are pulled, concurrent pulls of one image share one fetch
-//! (but only with the same credentials), a tampered blob is refused by its digest and a Linux
-//! image is named as such.
+//! (but only with the same credentials), a tampered blob is refused by its digest and an index
+//! without `wasi/wasm` resolves to the node's Linux platform; Linux images are unpacked into
+//! shared layers, hostile and tampered layers refused.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -270,15 +271,15 @@ async fn pulls_every_wasm_layout_once_and_verifies_blobs() {
         .join(&digest(claimed)[7..])
         .exists());
 
-    // Linux images are named as such.
+    // An index without wasi/wasm resolves to linux/amd64 (tests/linux_pull.rs pulls Linux
+    // images); this one has no layers and is refused as such.
     for tag in ["linux", "linux-only"] {
         let err = store
             .pull_image(&format!("{host}/multi:{tag}"), None)
             .await
             .expect_err("linux");
         assert!(
-            err.to_string().contains("linux/amd64")
-                && err.to_string().contains("no Linux container runtime"),
+            err.to_string().contains("Linux image without layers"),
             "{tag}: {err}"
         );
     }
@@ -347,4 +348,166 @@ async fn concurrent_pulls_share_a_fetch_only_with_the_same_credentials() {
     );
     assert_eq!(a.unwrap(), b.unwrap());
     assert_eq!(fake.hits("private/manifests/v1") - before, 1);
+}
+
+/// A tar layer of raw entries: (name, type, content or link target); names are written raw so
+/// that hostile ones (`../x`) can be made.
+fn raw_layer(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, kind, data) in entries {
+        let mut header = tar::Header::new_ustar();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        let body: &[u8] = if kind.is_symlink() {
+            header.as_old_mut().linkname[..data.len()].copy_from_slice(data);
+            b""
+        } else {
+            data
+        };
+        header.set_entry_type(*kind);
+        header.set_size(body.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        builder.append(&header, body).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Serves a Linux image of `layers` (lowest first) as `repo:tag`.
+fn linux_image(fake: &Fake, repo: &str, tag: &str, layers: &[(&[u8], &[u8])]) {
+    let config = json!({"os": "linux", "architecture": "amd64",
+        "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"], "User": "1000"}});
+    let config = fake.blob(repo, &serde_json::to_vec(&config).unwrap());
+    let layers = layers
+        .iter()
+        .map(|(claimed, served)| {
+            fake.blob_as(
+                repo,
+                claimed,
+                served,
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            )
+        })
+        .collect();
+    fake.manifest(repo, tag, oci_manifest(config, layers));
+}
+
+#[tokio::test]
+async fn pulls_linux_images_into_shared_unpacked_layers() {
+    use std::os::unix::fs::FileTypeExt;
+    use tar::EntryType::{Directory, Regular, Symlink};
+
+    let fake = Fake::default();
+    let base = gzip(&raw_layer(&[
+        ("bin/", Directory, b""),
+        ("bin/busybox", Regular, b"\x7fELF"),
+        ("bin/sh", Symlink, b"/bin/busybox"),
+        ("etc/motd", Regular, b"hello"),
+        ("var/cache/old", Regular, b"old"),
+    ]));
+    let upper = gzip(&raw_layer(&[
+        ("etc/.wh.motd", Regular, b""),
+        ("var/cache/", Directory, b""),
+        ("var/cache/.wh..wh..opq", Regular, b""),
+        ("var/cache/new", Regular, b"new"),
+    ]));
+    linux_image(&fake, "app", "v1", &[(&base, &base), (&upper, &upper)]);
+    linux_image(&fake, "base", "v1", &[(&base, &base)]);
+    let hostile = gzip(&raw_layer(&[("../../escaped", Regular, b"x")]));
+    linux_image(
+        &fake,
+        "hostile",
+        "v1",
+        &[(&base, &base), (&hostile, &hostile)],
+    );
+    let other = gzip(&raw_layer(&[("x", Regular, b"x")]));
+    linux_image(&fake, "tampered", "v1", &[(&other, &upper)]);
+
+    let host = fake.clone().serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    let store = ImageStore::open(images.clone()).unwrap();
+    let app = store
+        .pull_image(&format!("{host}/app:v1"), None)
+        .await
+        .unwrap_or_else(|e| panic!("app: {e}"));
+    assert_eq!(app.layers.len(), 2);
+    assert_eq!(
+        app.layers[0],
+        images.join("layers/sha256").join(&digest(&base)[7..])
+    );
+    assert_eq!(app.config.cmd, ["sh"]);
+    assert_eq!(app.config.user.as_deref(), Some("1000"));
+    assert_eq!(app.size, (base.len() + upper.len()) as u64);
+    let (lower, top) = (&app.layers[0], &app.layers[1]);
+    assert_eq!(
+        std::fs::read(lower.join("bin/busybox")).unwrap(),
+        b"\x7fELF"
+    );
+    assert_eq!(
+        std::fs::read_link(lower.join("bin/sh")).unwrap(),
+        std::path::Path::new("/bin/busybox")
+    );
+    let whiteout = std::fs::symlink_metadata(top.join("etc/motd")).unwrap();
+    assert!(whiteout.file_type().is_char_device());
+    assert!(!top.join("var/cache/old").exists());
+    assert_eq!(std::fs::read(top.join("var/cache/new")).unwrap(), b"new");
+
+    // The base layer is shared, unpacked once.
+    let base_image = store
+        .pull_image(&format!("{host}/base:v1"), None)
+        .await
+        .unwrap();
+    assert_eq!(base_image.layers, app.layers[..1]);
+    assert_eq!(fake.hits(&format!("app/blobs/{}", digest(&base))), 1);
+    assert_eq!(fake.hits(&format!("base/blobs/{}", digest(&base))), 0);
+
+    // A hostile layer fails the pull by name and leaves nothing behind, not even a temp dir.
+    let err = store
+        .pull_image(&format!("{host}/hostile:v1"), None)
+        .await
+        .expect_err("hostile");
+    assert!(
+        err.to_string().contains(&digest(&hostile)) && err.to_string().contains("climbs out"),
+        "{err}"
+    );
+    let unpacked: Vec<_> = std::fs::read_dir(images.join("layers/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(unpacked.len(), 2, "{unpacked:?}");
+    assert!(!dir.path().join("escaped").exists());
+    // A tampered layer blob is refused by its digest.
+    let err = store
+        .pull_image(&format!("{host}/tampered:v1"), None)
+        .await
+        .expect_err("tampered");
+    assert!(
+        err.to_string().contains(&digest(&other))
+            && err.to_string().to_lowercase().contains("digest"),
+        "{err}"
+    );
+    assert!(!images
+        .join("layers/sha256")
+        .join(&digest(&other)[7..])
+        .exists());
+
+    // Removing an image keeps the layers another image shares.
+    store.remove_image(&app.reference).await.unwrap();
+    assert!(app.layers[0].is_dir() && !app.layers[1].exists());
+    assert!(!images
+        .join("blobs/sha256")
+        .join(&digest(&upper)[7..])
+        .exists());
+    store.remove_image(&base_image.reference).await.unwrap();
+    assert!(!app.layers[0].exists());
+    assert!(!images
+        .join("blobs/sha256")
+        .join(&digest(&base)[7..])
+        .exists());
 }

@@ -122,6 +122,27 @@ impl Registry {
         Ok(())
     }
 
+    /// Pushes an image: its `blobs` (config and layers), then its OCI `manifest` under `tag`;
+    /// returns the manifest's digest.
+    pub fn push_image(
+        &self,
+        repo: &str,
+        tag: &str,
+        blobs: &[&[u8]],
+        manifest: &[u8],
+    ) -> anyhow::Result<String> {
+        use sha2::Digest;
+        for blob in blobs {
+            self.put_blob(repo, blob)?;
+        }
+        let media_type = "application/vnd.oci.image.manifest.v1+json";
+        self.put_manifest(repo, tag, media_type, manifest)?;
+        Ok(format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(manifest))
+        ))
+    }
+
     /// Kills the registry; its port and storage stay for [`resume`](Self::resume).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -122,7 +122,7 @@ fn wasm_images_come_from_a_registry_verified_and_recover_when_it_returns() -> an
     );
 
     // An image index whose wasi/wasm entry holds the module in a tar layer runs; a Linux image
-    // is refused by name.
+    // is pulled, and a node without the Linux runtime refuses it by name.
     let platform = write_guest(tmp.path(), "platform", "from a wasi/wasm image")?;
     let index = push_platform_images(&registry, "demo/platform", &std::fs::read(&platform)?)?;
     run_pod(
@@ -138,10 +138,11 @@ fn wasm_images_come_from_a_registry_verified_and_recover_when_it_returns() -> an
         "linux",
         &format!("{host}/demo/platform:linux"),
     )?;
-    let waiting = wait_waiting(&cli, "linux", "ErrImagePull")?;
+    let waiting = wait_waiting(&cli, "linux", "CreateContainerError")?;
     let message = waiting["message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("linux/amd64") && message.contains("no Linux container runtime"),
+        message.contains("is a Linux container image")
+            && message.contains("no Linux container runtime"),
         "{message}"
     );
 

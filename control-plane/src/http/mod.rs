@@ -32,6 +32,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api", any(handlers::resource))
         .route("/api/{*rest}", any(handlers::resource))
+        .route(
+            "/api/v1/nodes/{node}/proxy/images/import",
+            post(node_proxy::upload),
+        )
         .route("/apis", any(handlers::resource))
         .route("/apis/{*rest}", any(handlers::resource))
         .route("/healthz", get(cluster::health))

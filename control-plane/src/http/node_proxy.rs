@@ -1,15 +1,44 @@
 //! `nodes/{name}/proxy/{path}`: a request passed on to the node's agent, as Kubernetes' node
-//! proxy passes it to the kubelet (`skiff image ls|pull|rm --node` use it).
+//! proxy passes it to the kubelet (`skiff image ls|pull|rm --node` use it). Uploads to
+//! `nodes/{name}/proxy/images/import` are streamed, whatever their size, rather than read
+//! whole under the API's body limit.
 
-use axum::body::{Body, Bytes};
-use axum::http::{header, Method, StatusCode};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use serde_json::Value;
 use skiff_api::resources;
 
-use super::AppState;
+use super::path::ApiPath;
+use super::{auth, AppState};
 use crate::error::ApiError;
+
+/// The agent path uploads are streamed to (`skiff image import`).
+pub const IMPORT_PATH: &str = "/images/import";
+
+/// `POST /api/v1/nodes/{node}/proxy/images/import`: the body streamed on to the agent.
+pub async fn upload(
+    State(state): State<AppState>,
+    Path(node): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let target = ApiPath {
+        kind: resources::by_name("nodes").expect("nodes are served"),
+        namespace: None,
+        name: Some(node.clone()),
+        subresource: Some("proxy".into()),
+    };
+    let result = async {
+        auth::authorize(&state.registry, &Method::POST, &target, &headers).await?;
+        let body = reqwest::Body::wrap_stream(body.into_data_stream());
+        forward(&state, &Method::POST, &node, IMPORT_PATH, None, body).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
 
 /// The node and the agent path of `/api/v1/nodes/{node}/proxy[/{path}]`.
 pub fn split(path: &str) -> Option<(&str, &str)> {
@@ -29,7 +58,7 @@ pub async fn forward(
     node: &str,
     path: &str,
     query: Option<&str>,
-    body: Bytes,
+    body: impl Into<reqwest::Body>,
 ) -> Result<Response, ApiError> {
     let endpoint = agent_endpoint(state, node).await?;
     let url = match query {

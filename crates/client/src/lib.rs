@@ -190,6 +190,11 @@ impl Client {
         body: Option<(&'static str, Vec<u8>)>,
     ) -> Result<reqwest::Response, ClientError> {
         let response = self.send(method, path, body).await?;
+        Self::check(response).await
+    }
+
+    /// A 2xx answer as it is; any other becomes `ClientError::Api` with its `Status`.
+    async fn check(response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
         if response.status().is_success() {
             return Ok(response);
         }
@@ -373,6 +378,46 @@ impl Client {
     ) -> Result<Value, ClientError> {
         let path = format!("/api/v1/nodes/{node}/proxy{path_and_query}");
         self.json(method, &path, None).await
+    }
+
+    /// POSTs a streamed body (of any size: `skiff image import` sends a tarball) to `node`'s
+    /// agent through the API server's node proxy, and decodes the JSON answer. A stream cannot
+    /// be sent twice, so only the preferred server is tried.
+    pub async fn node_proxy_upload(
+        &self,
+        node: &str,
+        path_and_query: &str,
+        content_type: &str,
+        body: reqwest::Body,
+    ) -> Result<Value, ClientError> {
+        let server = (self.servers)
+            .get(self.preferred.load(Ordering::Relaxed))
+            .ok_or(ClientError::NoServers)?;
+        let url = format!("{server}/api/v1/nodes/{node}/proxy{path_and_query}");
+        let mut request = self
+            .http
+            .post(&url)
+            .header("Content-Type", content_type)
+            .body(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        let bytes = Self::check(response)
+            .await?
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        serde_json::from_slice(&bytes).map_err(|source| ClientError::Decode { url, source })
     }
 
     /// Evicts a pod through the eviction subresource (policy/v1 `Eviction`), which honours its

@@ -1,10 +1,12 @@
 //! Shared test support for Skiff: a recording fake runtime for agent tests (`recording`),
 //! the runtime conformance suite every `ContainerRuntime` must pass (`conformance`), and a
-//! log-flooding guest (`flood`), and one TCP request and reply (`exchange`).
+//! log-flooding guest (`flood`), one TCP request and reply (`exchange`), and small Linux
+//! images (a busybox one) as OCI layouts, `docker save` tarballs or blobs to push (`oci_image`).
 
 pub mod conformance;
 pub mod exchange;
 pub mod flood;
+pub mod oci_image;
 pub mod recording;
 
 pub use recording::RecordingRuntime;

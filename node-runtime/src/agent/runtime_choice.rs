@@ -27,6 +27,11 @@ pub enum ChoiceError {
     },
     #[error("no runtime of this node ({have}) can run image {reference}")]
     NoRuntimeForImage { reference: String, have: String },
+    #[error(
+        "image {reference} is a Linux container image; this node has no Linux container \
+         runtime (it has: {have})"
+    )]
+    LinuxImage { reference: String, have: String },
 }
 
 /// The runtime the handler of the pod's RuntimeClass names.
@@ -64,16 +69,18 @@ pub fn by_images(
     runtimes: &RuntimeSet,
     images: &[ImageRef],
 ) -> Result<Arc<dyn ContainerRuntime>, ChoiceError> {
-    runtimes
-        .for_images(images)
-        .cloned()
-        .ok_or_else(|| ChoiceError::NoRuntimeForImage {
-            reference: images
-                .iter()
-                .find(|image| !runtimes.iter().any(|r| r.can_handle(image)))
-                .or(images.first())
-                .map(|image| image.reference.clone())
-                .unwrap_or_default(),
-            have: runtimes.names(),
-        })
+    runtimes.for_images(images).cloned().ok_or_else(|| {
+        let unrunnable = images
+            .iter()
+            .find(|image| !runtimes.iter().any(|r| r.can_handle(image)));
+        let reference = unrunnable.or(images.first()).map(|i| i.reference.clone());
+        let (reference, have) = (reference.unwrap_or_default(), runtimes.names());
+        // A Linux image (it has layers) that no runtime takes: the node lacks the Linux
+        // runtime. (Else the pod mixes images that no one runtime runs together.)
+        if unrunnable.is_some_and(|image| !image.layers.is_empty()) {
+            ChoiceError::LinuxImage { reference, have }
+        } else {
+            ChoiceError::NoRuntimeForImage { reference, have }
+        }
+    })
 }

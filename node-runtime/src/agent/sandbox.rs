@@ -184,7 +184,9 @@ impl Worker {
         };
         let failure = match err {
             ChoiceError::Lookup { .. } => Failure::Sandbox,
-            ChoiceError::NoRuntimeForImage { .. } => Failure::Create,
+            ChoiceError::NoRuntimeForImage { .. } | ChoiceError::LinuxImage { .. } => {
+                Failure::Create
+            }
             ChoiceError::UnknownClass { .. } | ChoiceError::NoHandler { .. } => Failure::Config,
         };
         let message = err.to_string();

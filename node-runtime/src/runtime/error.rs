@@ -25,6 +25,11 @@ pub enum RuntimeError {
         #[source]
         source: super::images::BlobError,
     },
+    #[error("image import: {source}")]
+    Import {
+        #[source]
+        source: super::images::ImportError,
+    },
     #[error("image {reference} cannot be run here: {message}")]
     InvalidImage { reference: String, message: String },
     #[error("container {name}: create failed: {message}")]

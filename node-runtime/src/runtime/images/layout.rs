@@ -1,8 +1,9 @@
-//! Where the Wasm module lies in an image, for the three layouts found in the wild: the CNCF
+//! What an image is. A Wasm image in one of the three layouts found in the wild: the CNCF
 //! Wasm artifact (config `application/vnd.wasm.config.v0+json`, one `application/wasm`
 //! layer), the older `application/vnd.wasm.content.layer.v1+wasm` layer (wasm-to-oci,
 //! containerd), and an ordinary image for the `wasi/wasm` platform whose entrypoint names the
-//! module inside its tar layers. Pure: it reads manifests and configs, never the network.
+//! module inside its tar layers; any other image is a Linux image for this node's platform (or
+//! refused). Pure: it reads manifests and configs, never the network.
 
 use oci_client::manifest::{
     ImageIndexEntry, OciDescriptor, OciManifest, IMAGE_MANIFEST_LIST_MEDIA_TYPE,
@@ -26,40 +27,66 @@ pub const MANIFEST_TYPES: [&str; 4] = [
     IMAGE_MANIFEST_LIST_MEDIA_TYPE,
 ];
 
-/// Where the module is.
+/// What an image is, and where its content is.
 #[derive(Debug, Clone)]
-pub enum WasmLayout {
-    /// The module is this layer, as it is.
+pub enum Layout {
+    /// A Wasm module: this layer, as it is.
     Layer(OciDescriptor),
-    /// The module is the file `path` in the image's tar layers (`wasi/wasm` platform images).
+    /// A Wasm module: the file `path` in the image's tar layers (`wasi/wasm` platform images).
     Tar {
         layers: Vec<OciDescriptor>,
         path: String,
         config: ImageConfig,
     },
+    /// A Linux container image for this node's platform: its tar layers, lowest first.
+    Linux {
+        layers: Vec<OciDescriptor>,
+        config: ImageConfig,
+    },
 }
 
-/// Why an image holds no module this node can run.
+/// Why an image holds nothing this node can run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
     #[error("is not an image manifest or index: {0}")]
     NotManifest(String),
-    #[error(
-        "is an image index without a wasi/wasm platform (it has {platforms}); \
-         this node has no Linux container runtime yet, only Wasm"
-    )]
-    NoWasmPlatform { platforms: String },
-    #[error(
-        "is a Linux container image (platform {platform}), not Wasm; \
-         this node has no Linux container runtime yet"
-    )]
-    NotWasm { platform: String },
+    #[error("is an image index without a wasi/wasm or {node} entry (it has {platforms})")]
+    NoPlatform { node: String, platforms: String },
+    #[error("is an image for {platform}, which this node ({node}) cannot run")]
+    Platform { platform: String, node: String },
     #[error("is a Wasm artifact with {count} module layers; one is expected")]
     Layers { count: usize },
     #[error("is a wasi/wasm image without an entrypoint naming its module")]
     NoEntrypoint,
     #[error("has an image config that is not JSON: {0}")]
     Config(String),
+    #[error("is a Linux image without layers")]
+    NoLayers,
+    #[error("has a layer {digest} of media type {media_type}, which is not a tar layer")]
+    LayerType { digest: String, media_type: String },
+}
+
+/// This node's Linux platform in OCI terms (`amd64`, `arm64`, ...; `std::env::consts::ARCH`
+/// mapped as Go names architectures).
+pub fn node_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+/// Whether an image of `os`/`architecture` (and `variant`) runs on this node's Linux runtime.
+fn runs_here(os: &str, architecture: &str, variant: Option<&str>) -> bool {
+    let arch = node_architecture();
+    os == "linux"
+        && architecture == arch
+        // 64-bit ARM has one variant (v8) that images name or leave out; 32-bit ARM
+        // variants differ, and only v7 is assumed.
+        && (arch != "arm" || matches!(variant, None | Some("v7")))
 }
 
 /// Parses a manifest or index (OCI or Docker).
@@ -67,18 +94,22 @@ pub fn parse(bytes: &[u8]) -> Result<OciManifest, LayoutError> {
     serde_json::from_slice(bytes).map_err(|err| LayoutError::NotManifest(err.to_string()))
 }
 
-/// The `wasi/wasm` entry of an index.
-pub fn select_wasi(manifests: &[ImageIndexEntry]) -> Result<&ImageIndexEntry, LayoutError> {
-    manifests
+/// The entry of an index this node runs: `wasi/wasm` if the index has one, else the node's
+/// Linux platform (`linux/amd64` here).
+pub fn select_platform(manifests: &[ImageIndexEntry]) -> Result<&ImageIndexEntry, LayoutError> {
+    let platform = |m: &&ImageIndexEntry| m.platform.clone();
+    let wasi = manifests
         .iter()
-        .find(|m| {
-            m.platform
-                .as_ref()
-                .is_some_and(|p| p.os == "wasi" && p.architecture == "wasm")
+        .find(|m| platform(m).is_some_and(|p| p.os == "wasi" && p.architecture == "wasm"));
+    let linux = || {
+        manifests.iter().find(|m| {
+            platform(m).is_some_and(|p| runs_here(&p.os, &p.architecture, p.variant.as_deref()))
         })
-        .ok_or_else(|| LayoutError::NoWasmPlatform {
-            platforms: platforms(manifests),
-        })
+    };
+    wasi.or_else(linux).ok_or_else(|| LayoutError::NoPlatform {
+        node: format!("linux/{}", node_architecture()),
+        platforms: platforms(manifests),
+    })
 }
 
 fn platforms(manifests: &[ImageIndexEntry]) -> String {
@@ -122,6 +153,8 @@ struct ImageConfigJson {
     #[serde(default)]
     architecture: String,
     #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
     config: Option<RunConfig>,
 }
 
@@ -136,6 +169,8 @@ struct RunConfig {
     env: Option<Vec<String>>,
     #[serde(default)]
     working_dir: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
 }
 
 impl RunConfig {
@@ -148,36 +183,75 @@ impl RunConfig {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             working_dir: self.working_dir.filter(|dir| !dir.is_empty()),
-            user: None,
+            user: self.user.filter(|user| !user.is_empty()),
         }
     }
 }
 
 /// For an ordinary image: the module in its tar layers if its platform is `wasi/wasm` (the
-/// entrypoint, else the command, names it), else why it is not Wasm.
-pub fn from_config(config: &[u8], layers: &[OciDescriptor]) -> Result<WasmLayout, LayoutError> {
+/// entrypoint, else the command, names it), the layers if it is a Linux image for this node,
+/// else why it runs nowhere here.
+pub fn from_config(config: &[u8], layers: &[OciDescriptor]) -> Result<Layout, LayoutError> {
     let parsed: ImageConfigJson =
         serde_json::from_slice(config).map_err(|err| LayoutError::Config(err.to_string()))?;
-    if parsed.os != "wasi" || parsed.architecture != "wasm" {
-        return Err(LayoutError::NotWasm {
-            platform: format!("{}/{}", parsed.os, parsed.architecture),
+    let wasi = parsed.os == "wasi" && parsed.architecture == "wasm";
+    if !wasi && !runs_here(&parsed.os, &parsed.architecture, parsed.variant.as_deref()) {
+        let mut platform = format!("{}/{}", parsed.os, parsed.architecture);
+        if let Some(variant) = &parsed.variant {
+            platform = format!("{platform}/{variant}");
+        }
+        return Err(LayoutError::Platform {
+            platform,
+            node: format!("linux/{}", node_architecture()),
+        });
+    }
+    if let Some(layer) = layers.iter().find(|l| !is_tar_layer(&l.media_type)) {
+        return Err(LayoutError::LayerType {
+            digest: layer.digest.clone(),
+            media_type: layer.media_type.clone(),
         });
     }
     let config = parsed
         .config
         .map(RunConfig::image_config)
         .unwrap_or_default();
+    if !wasi {
+        if layers.is_empty() {
+            return Err(LayoutError::NoLayers);
+        }
+        return Ok(Layout::Linux {
+            layers: layers.to_vec(),
+            config,
+        });
+    }
     let path = config
         .entrypoint
         .first()
         .or(config.cmd.first())
         .ok_or(LayoutError::NoEntrypoint)?
         .clone();
-    Ok(WasmLayout::Tar {
+    Ok(Layout::Tar {
         layers: layers.to_vec(),
         path,
         config,
     })
+}
+
+/// OCI tar layers (plain, gzip, zstd, non-distributable too) and Docker's gzip layers;
+/// encrypted layers and other artifacts' blobs are not.
+fn is_tar_layer(media_type: &str) -> bool {
+    media_type == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        || media_type == "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+        || [
+            "application/vnd.oci.image.layer.v1.tar",
+            "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        ]
+        .iter()
+        .any(|tar| {
+            media_type
+                .strip_prefix(tar)
+                .is_some_and(|rest| matches!(rest, "" | "+gzip" | "+zstd"))
+        })
 }
 
 #[cfg(test)]
@@ -229,11 +303,11 @@ mod tests {
     }
 
     #[test]
-    fn reads_wasi_platform_images_and_refuses_linux_ones() {
+    fn reads_wasi_platform_images_and_linux_ones_for_this_node() {
         let layers = [desc("application/vnd.oci.image.layer.v1.tar", "sha256:t")];
         let wasi = br#"{"os":"wasi","architecture":"wasm",
             "config":{"Entrypoint":["/app.wasm"],"Env":["A=1"],"WorkingDir":"/"}}"#;
-        let Ok(WasmLayout::Tar {
+        let Ok(Layout::Tar {
             layers: found,
             path,
             config,
@@ -254,20 +328,69 @@ mod tests {
         );
         let by_cmd = br#"{"os":"wasi","architecture":"wasm","config":{"Cmd":["hello.wasm","x"]}}"#;
         assert!(
-            matches!(from_config(by_cmd, &layers), Ok(WasmLayout::Tar { path, .. }) if path == "hello.wasm")
+            matches!(from_config(by_cmd, &layers), Ok(Layout::Tar { path, .. }) if path == "hello.wasm")
         );
         let bare = br#"{"os":"wasi","architecture":"wasm"}"#;
         assert!(matches!(
             from_config(bare, &layers),
             Err(LayoutError::NoEntrypoint)
         ));
-        let linux = br#"{"os":"linux","architecture":"amd64","config":{"Entrypoint":["/bin/sh"]}}"#;
-        let err = from_config(linux, &layers).expect_err("linux");
+
+        let arch = node_architecture();
+        let linux = format!(
+            r#"{{"os":"linux","architecture":"{arch}","config":{{"Entrypoint":["/bin/sh"],
+                "Cmd":["-c","true"],"Env":["PATH=/bin"],"WorkingDir":"/tmp","User":"1000:100"}}}}"#
+        );
+        let gzip = [desc(
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "sha256:g",
+        )];
+        let Ok(Layout::Linux {
+            layers: found,
+            config,
+        }) = from_config(linux.as_bytes(), &gzip)
+        else {
+            panic!("a Linux image for this node")
+        };
+        assert_eq!(found[0].digest, "sha256:g");
+        assert_eq!(
+            config,
+            ImageConfig {
+                entrypoint: vec!["/bin/sh".into()],
+                cmd: vec!["-c".into(), "true".into()],
+                env: vec![("PATH".into(), "/bin".into())],
+                working_dir: Some("/tmp".into()),
+                user: Some("1000:100".into()),
+            }
+        );
+        let other = br#"{"os":"linux","architecture":"s390x"}"#;
+        let err = from_config(other, &layers).expect_err("another platform");
         assert!(
-            err.to_string().contains("linux/amd64")
-                && err.to_string().contains("no Linux container runtime"),
+            err.to_string().contains("linux/s390x") && err.to_string().contains(arch),
             "{err}"
         );
+        assert!(matches!(
+            from_config(linux.as_bytes(), &[]),
+            Err(LayoutError::NoLayers)
+        ));
+        let helm = [desc(
+            "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+            "sha256:h",
+        )];
+        let plain = format!(r#"{{"os":"linux","architecture":"{arch}"}}"#);
+        assert!(matches!(
+            from_config(plain.as_bytes(), &helm),
+            Err(LayoutError::LayerType { .. })
+        ));
+        for tar in [
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        ] {
+            assert!(is_tar_layer(tar), "{tar}");
+        }
+        assert!(!is_tar_layer(
+            "application/vnd.oci.image.layer.v1.tar+gzip+encrypted"
+        ));
         assert!(matches!(
             from_config(b"garbage", &layers),
             Err(LayoutError::Config(_))
@@ -283,11 +406,22 @@ mod tests {
             panic!("an index")
         };
         assert_eq!(
-            select_wasi(&manifests).map(|m| m.digest.as_str()),
+            select_platform(&manifests).map(|m| m.digest.as_str()),
             Ok("sha256:w")
         );
-        let err = select_wasi(&manifests[..1]).expect_err("linux only");
-        assert!(err.to_string().contains("it has linux/amd64"), "{err}");
+        if node_architecture() == "amd64" {
+            assert_eq!(
+                select_platform(&manifests[..1]).map(|m| m.digest.as_str()),
+                Ok("sha256:a")
+            );
+        }
+        let arm = br#"{"schemaVersion":2,"manifests":[
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:a","size":1,"platform":{"os":"linux","architecture":"riscv32"}}]}"#;
+        let Ok(OciManifest::ImageIndex(OciImageIndex { manifests, .. })) = parse(arm) else {
+            panic!("an index")
+        };
+        let err = select_platform(&manifests).expect_err("no platform for this node");
+        assert!(err.to_string().contains("it has linux/riscv32"), "{err}");
 
         let manifest = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.wasm.config.v0+json","digest":"sha256:c","size":3},
             "layers":[{"mediaType":"application/wasm","digest":"sha256:l","size":4}]}"#;

@@ -2,15 +2,19 @@
 //! a content-addressed store with an index that survives agent restarts. It knows nothing of
 //! what an image holds; each runtime says by `can_handle` whether it can run one.
 
+mod assemble;
 mod blobs;
 mod file;
+mod import;
 mod index;
+mod layers;
 mod layout;
 mod push;
 mod registry;
 mod source;
 mod store;
 mod tar_module;
+mod unpack;
 
 use std::path::PathBuf;
 
@@ -19,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use blobs::BlobError;
 pub use file::{FileImageError, FileImages, DEFAULT_MAX_IMAGE_SIZE};
+pub use import::ImportError;
 pub use push::{push_wasm, PushError, Pushed};
 pub use registry::RegistryError;
 pub use store::ImageStore;
@@ -78,4 +83,19 @@ pub trait ImageService: Send + Sync {
     async fn image_status(&self, reference: &str) -> Result<Option<ImageRef>, RuntimeError>;
     async fn list_images(&self) -> Result<Vec<ImageRef>, RuntimeError>;
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError>;
+
+    /// Imports the images of an archive (a tar of an OCI image layout, or a `docker save`
+    /// tarball) under the names it gives them; blocking reads, so the archive may be a
+    /// bridge from an async stream. Not part of the CRI (containerd's `ctr images import`);
+    /// image services without a store refuse it.
+    async fn import_images(
+        &self,
+        archive: Box<dyn std::io::Read + Send>,
+    ) -> Result<Vec<ImageRef>, RuntimeError> {
+        drop(archive);
+        Err(RuntimeError::Unsupported {
+            runtime: "node's image service",
+            operation: "image import",
+        })
+    }
 }

@@ -1,6 +1,6 @@
-//! Pulling Wasm images from OCI registries with `oci-client`: the manifest (an index resolved
-//! to its `wasi/wasm` entry), then the module, into the node's blob store, every blob checked
-//! against its digest. Concurrent pulls of one reference with the same credentials share one
+//! Pulling images from OCI registries with `oci-client`: the manifest (an index resolved to
+//! its `wasi/wasm` entry, else to this node's Linux platform), then the module or the layers,
+//! into the node's blob store, every blob checked against its digest. Concurrent pulls of one reference with the same credentials share one
 //! fetch.
 
 use std::collections::HashMap;
@@ -15,13 +15,12 @@ use oci_client::manifest::{OciDescriptor, OciManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
-use super::blobs::{sha256, BlobError, Blobs};
-use super::layout::{self, LayoutError, WasmLayout, MANIFEST_TYPES};
-use super::tar_module::{self, TarModuleError};
-use super::{ImageConfig, PullAuth};
+use async_trait::async_trait;
 
-/// The largest manifest or image config accepted.
-const MAX_METADATA: u64 = 4 * 1024 * 1024;
+use super::assemble::{Assembled, BlobSource, ContentError, Stores, MAX_METADATA};
+use super::blobs::{sha256, BlobError, Blobs};
+use super::layout::{self, LayoutError, MANIFEST_TYPES};
+use super::PullAuth;
 /// How long connecting to a registry may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a registry may leave a response without a byte: a registry that hangs fails the
@@ -50,16 +49,14 @@ pub enum RegistryError {
     #[error(transparent)]
     Blob(#[from] BlobError),
     #[error(transparent)]
-    TarModule(#[from] TarModuleError),
+    Content(#[from] ContentError),
 }
 
-/// A Wasm image as pulled: its manifest digest and its module in the blob store.
+/// An image as pulled: its manifest digest and its content on the node.
 #[derive(Debug, Clone)]
 pub struct Pulled {
     pub manifest_digest: String,
-    pub module: PathBuf,
-    pub size: u64,
-    pub config: ImageConfig,
+    pub image: Assembled,
 }
 
 type PullFuture = Shared<BoxFuture<'static, Result<Pulled, Arc<RegistryError>>>>;
@@ -76,21 +73,19 @@ pub struct Registries {
 }
 
 struct Inner {
-    blobs: Blobs,
+    stores: Stores,
     insecure: Vec<String>,
-    max_size: u64,
     inflight: Mutex<HashMap<PullKey, PullFuture>>,
 }
 
 impl Registries {
-    /// Pulls into `blobs`, modules of at most `max_size` bytes, over plain HTTP from loopback
-    /// registries and from the `insecure` ones (`HOST:PORT`).
-    pub fn new(blobs: Blobs, insecure: Vec<String>, max_size: u64) -> Self {
+    /// Pulls into `stores`, over plain HTTP from loopback registries and from the `insecure`
+    /// ones (`HOST:PORT`).
+    pub fn new(stores: Stores, insecure: Vec<String>) -> Self {
         Registries {
             inner: Arc::new(Inner {
-                blobs,
+                stores,
                 insecure,
-                max_size,
                 inflight: Mutex::new(HashMap::new()),
             }),
         }
@@ -180,15 +175,16 @@ impl Inner {
             image: &image,
             auth: &auth,
             registry: &registry,
-            blobs: &self.blobs,
+            blobs: &self.stores.blobs,
         };
         let (mut digest, mut manifest) = fetch.manifest(&image).await?;
         if let OciManifest::ImageIndex(index) = &manifest {
-            let entry =
-                layout::select_wasi(&index.manifests).map_err(|source| RegistryError::Layout {
+            let entry = layout::select_platform(&index.manifests).map_err(|source| {
+                RegistryError::Layout {
                     digest: digest.clone(),
                     source,
-                })?;
+                }
+            })?;
             let child = image.clone_with_digest(entry.digest.clone());
             (digest, manifest) = fetch.manifest(&child).await?;
         }
@@ -198,56 +194,13 @@ impl Inner {
                 source: LayoutError::NotManifest("an index inside an index".into()),
             });
         };
-        let (config, layers) = (image_manifest.config, image_manifest.layers);
-        let layout_error = |source| RegistryError::Layout {
-            digest: digest.clone(),
-            source,
-        };
-        let wasm = match layout::artifact_layer(&config, &layers).map_err(layout_error)? {
-            Some(layer) => WasmLayout::Layer(layer),
-            None => {
-                let path = fetch.blob(&config, MAX_METADATA).await?;
-                let bytes = tokio::fs::read(&path)
-                    .await
-                    .map_err(|source| BlobError::Io { path, source })?;
-                layout::from_config(&bytes, &layers).map_err(layout_error)?
-            }
-        };
-        let (module, config) = match wasm {
-            WasmLayout::Layer(layer) => (
-                fetch.blob(&layer, self.max_size).await?,
-                ImageConfig::default(),
-            ),
-            WasmLayout::Tar {
-                layers,
-                path,
-                config,
-            } => {
-                let mut stored = Vec::new();
-                for layer in &layers {
-                    stored.push(fetch.blob(layer, self.max_size).await?);
-                }
-                let max = self.max_size;
-                let bytes = tokio::task::spawn_blocking(move || {
-                    tar_module::read_module(&stored, &path, max)
-                })
-                .await
-                .expect("layer read task")?;
-                (self.blobs.put(&sha256(&bytes), &bytes).await?, config)
-            }
-        };
-        let size = tokio::fs::metadata(&module)
-            .await
-            .map_err(|source| BlobError::Io {
-                path: module.clone(),
-                source,
-            })?
-            .len();
+        let image = self
+            .stores
+            .assemble(&fetch, &digest, image_manifest)
+            .await?;
         Ok(Pulled {
             manifest_digest: digest,
-            module,
-            size,
-            config,
+            image,
         })
     }
 }
@@ -294,6 +247,11 @@ impl Fetch<'_> {
         })?;
         Ok((digest, manifest))
     }
+}
+
+#[async_trait]
+impl BlobSource for Fetch<'_> {
+    type Error = RegistryError;
 
     /// Streams a blob into the store (unless it is there), refusing it past `max` bytes or if
     /// its content does not hash to its digest.

@@ -1,24 +1,18 @@
 //! Where image content comes from: a `file:` path on the node (re-read every time, so a
 //! rebuilt guest is picked up) or an OCI registry (pulled into the blob store).
 
-use std::path::PathBuf;
-
+use super::assemble::Assembled;
 use super::file::FileImages;
 use super::registry::Registries;
-use super::{ImageConfig, PullAuth};
+use super::PullAuth;
 use crate::runtime::RuntimeError;
 
 /// An image's content as fetched from its source.
 pub enum Fetched {
     /// A `file:` image's bytes, still to be stored; such images carry no config.
     File(Vec<u8>),
-    /// A registry image, already in the blob store.
-    Stored {
-        digest: String,
-        content: PathBuf,
-        size: u64,
-        config: ImageConfig,
-    },
+    /// A registry image, already in the blob store (and its layers in the layer store).
+    Stored { digest: String, image: Assembled },
 }
 
 /// Fetches `reference` from where it says.
@@ -39,9 +33,7 @@ pub async fn fetch(
                 })?;
         return Ok(Fetched::Stored {
             digest: pulled.manifest_digest,
-            content: pulled.module,
-            size: pulled.size,
-            config: pulled.config,
+            image: pulled.image,
         });
     }
     let (files, owned) = (files.clone(), reference.to_string());

@@ -1,11 +1,13 @@
-//! `skiff image`: push to registries, and list, pull and remove the images on a node.
+//! `skiff image`: push to registries, and list, pull, remove and import the images on a node.
 
+mod import;
 mod node_images;
 mod push;
 
 use clap::Subcommand;
 
 use crate::cli::ClientOpts;
+pub use import::ImportArgs;
 pub use node_images::{NodeImageArgs, NodeImagesArgs};
 pub use push::PushArgs;
 
@@ -22,6 +24,9 @@ pub enum ImageCommand {
     /// Remove an image from a node; refused while a container uses it.
     #[command(alias = "remove")]
     Rm(NodeImageArgs),
+    /// Import the images of an OCI image layout (a directory or a tar of one) or a `docker
+    /// save` tarball onto a node, under the names they are tagged with.
+    Import(ImportArgs),
 }
 
 /// Runs an image command.
@@ -31,5 +36,6 @@ pub async fn run(command: ImageCommand, opts: &ClientOpts) -> anyhow::Result<()>
         ImageCommand::Ls(args) => node_images::list(args, opts).await,
         ImageCommand::Pull(args) => node_images::pull(args, opts).await,
         ImageCommand::Rm(args) => node_images::remove(args, opts).await,
+        ImageCommand::Import(args) => import::import(args, opts).await,
     }
 }

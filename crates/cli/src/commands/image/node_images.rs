@@ -29,7 +29,7 @@ pub struct NodeImageArgs {
 }
 
 /// The node named, else the cluster's only node.
-async fn node(client: &skiff_client::Client, named: Option<String>) -> anyhow::Result<String> {
+pub async fn node(client: &skiff_client::Client, named: Option<String>) -> anyhow::Result<String> {
     if let Some(node) = named {
         return Ok(node);
     }
