@@ -64,8 +64,8 @@ pub async fn start(
         failures: Arc::new(Failures::default()),
         pool: Arc::default(),
     };
-    let http = bind(listen.http, "HTTP").await;
-    let https = bind(listen.https, "HTTPS").await;
+    let http = bind(listen.http.map(|a| on_node(a, node_ip)), "HTTP").await;
+    let https = bind(listen.https.map(|a| on_node(a, node_ip)), "HTTPS").await;
     if http.is_none() && https.is_none() {
         return;
     }
@@ -125,6 +125,16 @@ pub async fn start(
         published,
         stop,
     ));
+}
+
+/// `addr`, with an unspecified address (`0.0.0.0`) read as the node's own: a wildcard
+/// listener would take its port from every ClusterIP the node proxy serves on this node.
+fn on_node(addr: SocketAddr, node_ip: IpAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(node_ip, addr.port())
+    } else {
+        addr
+    }
 }
 
 async fn bind(addr: Option<SocketAddr>, what: &str) -> Option<TcpListener> {
