@@ -11,7 +11,7 @@ use skiff_client::Client;
 
 use super::image_gc::ImageGcPolicy;
 use super::{
-    Agent, AgentError, Backoff, ConnLimits, Eviction, PodNetworkMode, ProxyMode,
+    Agent, AgentError, Backoff, ClusterDns, ConnLimits, Eviction, PodNetworkMode, ProxyMode,
     DEFAULT_MAX_CONNECTIONS, HEARTBEAT,
 };
 use crate::runtime::images::DEFAULT_MAX_IMAGE_SIZE;
@@ -44,6 +44,7 @@ pub struct AgentBuilder {
     backoff: Backoff,
     pod_network: PodNetworkMode,
     proxy: ProxyMode,
+    cluster_dns: ClusterDns,
 }
 
 impl AgentBuilder {
@@ -78,6 +79,7 @@ impl AgentBuilder {
             backoff: Backoff::default(),
             pod_network: PodNetworkMode::Host,
             proxy: ProxyMode::None,
+            cluster_dns: ClusterDns::default(),
         }
     }
 
@@ -248,6 +250,15 @@ impl AgentBuilder {
         self
     }
 
+    /// The cluster DNS address and domain, and whether this node serves it; default: not
+    /// served, at 10.43.0.10 and `cluster.local`. With [`DnsMode::NodeLocal`](super::DnsMode)
+    /// the agent answers on ADDRESS:53 once the node proxy holds the address (the `kube-dns`
+    /// Service's ClusterIP), and `ClusterFirst` pods use it.
+    pub fn cluster_dns(mut self, dns: ClusterDns) -> Self {
+        self.cluster_dns = dns;
+        self
+    }
+
     /// The agent, or which required option is missing.
     pub fn build(self) -> Result<Agent, AgentError> {
         let client = match self.client {
@@ -303,6 +314,7 @@ impl AgentBuilder {
             backoff: self.backoff,
             pod_network: self.pod_network,
             proxy: self.proxy,
+            cluster_dns: self.cluster_dns,
         })
     }
 }

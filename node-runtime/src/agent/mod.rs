@@ -26,6 +26,7 @@
 mod admission;
 mod builder;
 mod container_config;
+mod dns;
 mod env;
 mod events;
 mod eviction;
@@ -75,6 +76,7 @@ pub use skiff_net::ConnLimits;
 use tokio_util::sync::CancellationToken;
 
 pub use builder::AgentBuilder;
+pub use dns::{ClusterDns, DnsMode};
 pub use eviction::{Eviction, MemorySource};
 pub use image_gc::ImageGcPolicy;
 pub use network::{NetworkError, PodNetworkMode, DEFAULT_BRIDGE};
@@ -149,6 +151,7 @@ pub struct Agent {
     backoff: Backoff,
     pod_network: PodNetworkMode,
     proxy: ProxyMode,
+    cluster_dns: ClusterDns,
 }
 
 impl Agent {
@@ -317,6 +320,9 @@ impl Agent {
                 return Err(err.into());
             }
         }
+        if self.cluster_dns.mode == DnsMode::NodeLocal {
+            dns::start(self.client.clone(), &self.cluster_dns, stop.clone());
+        }
         let ctx = Arc::new(worker::Context {
             source_changes: source_watch::SourceWatch::new(
                 self.client.clone(),
@@ -340,6 +346,8 @@ impl Agent {
             default_memory: self.default_memory,
             memory_pressure,
             network,
+            node_dns: dns::node_resolvers(),
+            cluster_dns: self.cluster_dns,
         });
         if let Some(config) = self.eviction {
             tokio::spawn(eviction::run(ctx.clone(), config, stop.clone()));

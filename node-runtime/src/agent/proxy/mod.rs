@@ -9,7 +9,7 @@
 mod balancer;
 mod frontend;
 mod listeners;
-mod mirror;
+pub(super) mod mirror;
 mod table;
 
 use std::sync::Arc;
