@@ -2,7 +2,7 @@
 //! the image and log flags and the Wasm node agent.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use skiff_node_runtime::agent::{
-    Agent, AgentBuilder, ConnLimits, ImageGcPolicy, PodNetworkMode, ProxyMode,
+    Agent, AgentBuilder, ClusterDns, ConnLimits, DnsMode, ImageGcPolicy, PodNetworkMode, ProxyMode,
 };
 use skiff_node_runtime::runtime::logs::LogLimits;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
@@ -103,6 +103,40 @@ pub struct PodNetworkArgs {
     /// no Service data plane here. Default: userspace with `--pod-network bridge`, else none.
     #[arg(long, value_enum)]
     pub proxy: Option<ProxyKind>,
+    /// `node-local`: the agent answers DNS for the cluster's Services on the cluster DNS
+    /// address, port 53, and `ClusterFirst` pods use it; `none`: pods use the node's
+    /// resolvers. Default: node-local when the node proxy runs (it holds the address), else none.
+    #[arg(long, value_enum)]
+    pub dns: Option<DnsKind>,
+    /// The cluster DNS address: the `kube-dns` Service's ClusterIP (default: the tenth
+    /// address of the servers' `--service-cluster-ip-range`, 10.43.0.10).
+    #[arg(long, value_name = "IP")]
+    pub cluster_dns: Option<Ipv4Addr>,
+    /// The cluster's DNS domain: Services are `NAME.NAMESPACE.svc.DOMAIN`.
+    #[arg(long, default_value = skiff_api::dns::DEFAULT_CLUSTER_DOMAIN, value_parser = parse_domain)]
+    pub cluster_domain: String,
+}
+
+/// The values of `--dns`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsKind {
+    NodeLocal,
+    None,
+}
+
+/// A DNS domain: dot-separated labels of letters, digits and `-`, lower-cased.
+fn parse_domain(text: &str) -> Result<String, String> {
+    let domain = text.trim_end_matches('.').to_lowercase();
+    let ok = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    ok.then_some(domain)
+        .ok_or_else(|| format!("{text:?} is not a DNS domain such as cluster.local"))
 }
 
 /// The values of `--proxy`.
@@ -139,6 +173,25 @@ impl PodNetworkArgs {
         match kind {
             ProxyKind::Userspace => ProxyMode::Userspace,
             ProxyKind::None => ProxyMode::None,
+        }
+    }
+
+    /// `--dns`, `--cluster-dns` and `--cluster-domain` (`--dns` defaults to node-local
+    /// with the node proxy, which holds the address).
+    fn cluster_dns(&self) -> ClusterDns {
+        let kind = self.dns.unwrap_or(match self.proxy_mode() {
+            ProxyMode::Userspace => DnsKind::NodeLocal,
+            ProxyMode::None => DnsKind::None,
+        });
+        ClusterDns {
+            mode: match kind {
+                DnsKind::NodeLocal => DnsMode::NodeLocal,
+                DnsKind::None => DnsMode::None,
+            },
+            address: self
+                .cluster_dns
+                .unwrap_or(skiff_api::dns::DEFAULT_CLUSTER_DNS),
+            domain: self.cluster_domain.clone(),
         }
     }
 
@@ -319,6 +372,7 @@ pub fn wasm_agent(
         .data_dir(data_dir)
         .listen(listen)
         .proxy(network.proxy_mode())
+        .cluster_dns(network.cluster_dns())
         .pod_network(network.mode())
         .runtime(Arc::new(runtime)))
 }
@@ -332,6 +386,14 @@ mod tests {
         assert_eq!(parse_interface_name("skiff0"), Ok("skiff0".into()));
         for bad in ["", "waytoolongbridgename0", "a/b", "a b"] {
             assert!(parse_interface_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn domains_are_dns_names() {
+        assert_eq!(parse_domain("Cluster.Local."), Ok("cluster.local".into()));
+        for bad in ["", ".", "a..b", "-a.b", "a_b.c", "a b"] {
+            assert!(parse_domain(bad).is_err(), "{bad:?}");
         }
     }
 
