@@ -93,20 +93,27 @@ async fn dev_token(url: &str, data_dir: &std::path::Path) -> anyhow::Result<Stri
 }
 
 /// `--cluster-dns`, or the tenth address of `--service-cluster-ip-range`; refused outside
-/// the range (it is a Service's ClusterIP).
-fn cluster_dns(args: &ServerArgs) -> anyhow::Result<Ipv4Addr> {
+/// the range (it is a Service's ClusterIP). A range too small for the default gets no
+/// cluster DNS.
+fn cluster_dns(args: &ServerArgs) -> anyhow::Result<Option<Ipv4Addr>> {
     let range = args.service_cluster_ip_range;
-    let address = args
-        .node
-        .network
-        .cluster_dns
-        .unwrap_or_else(|| skiff_api::dns::default_address(range.net()));
+    let Some(address) = args.node.network.cluster_dns else {
+        let default = skiff_api::dns::default_address(range.net());
+        if !range.contains(default) {
+            eprintln!(
+                "note: --service-cluster-ip-range {range} has no tenth address: no cluster DNS \
+                 (give --cluster-dns)"
+            );
+            return Ok(None);
+        }
+        return Ok(Some(default));
+    };
     if !range.contains(address) {
         anyhow::bail!(
             "--cluster-dns {address} is not a usable address of --service-cluster-ip-range {range}"
         );
     }
-    Ok(address)
+    Ok(Some(address))
 }
 
 /// The member's configuration from its flags; a bad peer list or timing is refused here,
@@ -131,7 +138,7 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     config.service_ranges = ServiceRanges {
         cluster_ips: args.service_cluster_ip_range,
         node_ports: args.service_node_port_range,
-        cluster_dns: Some(cluster_dns(args)?),
+        cluster_dns: cluster_dns(args)?,
     };
     if skiff_api::pod_cidr::overlaps(
         config.pod_cidrs.cluster(),
