@@ -8,9 +8,9 @@ use skiff_api::k8s_openapi::api::core::v1::{Namespace, Service};
 use skiff_api::k8s_openapi::api::networking::v1::IngressClass;
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
 use skiff_api::k8s_openapi::api::storage::v1::StorageClass;
-use skiff_api::resources;
 use skiff_api::runtime_class::{node_label, WASM_CLASS, WASM_HANDLER};
 use skiff_api::storage::{DEFAULT_CLASS_ANNOTATION, LOCAL_PATH_CLASS, LOCAL_PATH_PROVISIONER};
+use skiff_api::{dns, resources};
 
 use crate::error::ApiError;
 use crate::registry::Registry;
@@ -54,7 +54,34 @@ pub async fn ensure_system_objects(registry: &Registry) -> Result<(), ApiError> 
         "spec": {"controller": SKIFF_CONTROLLER},
     });
     create_if_missing(registry, resources::of::<IngressClass>(), ingress).await?;
-    ensure_kubernetes_service(registry).await
+    ensure_kubernetes_service(registry).await?;
+    ensure_dns_service(registry).await
+}
+
+/// The `kube-dns` Service in `kube-system` on the cluster DNS address (as k3s and kubeadm
+/// clusters have it): it selects no pods, the node agents answer on its address themselves.
+async fn ensure_dns_service(registry: &Registry) -> Result<(), ApiError> {
+    let Some(address) = registry.service_ranges().cluster_dns else {
+        return Ok(());
+    };
+    let service = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": dns::DNS_SERVICE, "namespace": dns::DNS_NAMESPACE,
+            "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"},
+            "annotations": {dns::NODE_LOCAL_ANNOTATION: "true"}},
+        "spec": {"type": "ClusterIP", "clusterIP": address.to_string(),
+            "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                      {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]},
+    });
+    match create_if_missing(registry, resources::of::<Service>(), service).await {
+        // The address went to another Service (created before it was reserved).
+        Err(err @ ApiError::Invalid { .. }) => {
+            tracing::warn!(%err, "not creating the kube-dns Service");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// The `kubernetes` Service in `default` on the first address of the service range, as every

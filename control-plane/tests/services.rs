@@ -22,6 +22,7 @@ async fn server(dir: &std::path::Path) -> ServerHandle {
     config.service_ranges = ServiceRanges {
         cluster_ips: "10.96.0.0/28".parse().unwrap(),
         node_ports: "30000-30009".parse().unwrap(),
+        cluster_dns: None,
     };
     Server::start(config).await.expect("server")
 }
@@ -248,5 +249,61 @@ async fn concurrent_creates_get_distinct_addresses_until_the_range_is_full() {
     }
     assert_eq!(addresses.len(), 10, "ports run out first (10 in the range)");
     assert_eq!(refused, 6);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kube_dns_service_holds_the_cluster_dns_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = ServerConfig::new(
+        "test",
+        dir.path().to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    config.service_ranges = ServiceRanges {
+        cluster_ips: "10.96.0.0/28".parse().unwrap(),
+        node_ports: "30000-30009".parse().unwrap(),
+        cluster_dns: Some(Ipv4Addr::new(10, 96, 0, 10)),
+    };
+    let server = Server::start(config).await.expect("server");
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/api/v1/namespaces/kube-system/services/kube-dns",
+        server.url()
+    );
+    let (code, dns) = send(http.get(url)).await;
+    assert_eq!(code, 200, "{dns}");
+    assert_eq!(dns["spec"]["clusterIP"], "10.96.0.10");
+    assert_eq!(
+        dns["metadata"]["annotations"]["skiff.dev/node-local"],
+        "true"
+    );
+    let ports: Vec<(String, String)> = dns["spec"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["protocol"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("dns".into(), "UDP".into()),
+            ("dns-tcp".into(), "TCP".into())
+        ]
+    );
+    // Named elsewhere, the address is taken.
+    let services = format!("{}/api/v1/namespaces/default/services", server.url());
+    let (code, status) =
+        send(
+            http.post(&services)
+                .json(&service("thief", "ClusterIP", Some("10.96.0.10"), None)),
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
     server.shutdown().await;
 }

@@ -13,6 +13,7 @@ pub mod backoff;
 pub mod batch;
 pub mod cron;
 pub mod defaults;
+pub mod dns;
 pub mod events;
 pub mod hash;
 pub mod image;

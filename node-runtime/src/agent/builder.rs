@@ -11,7 +11,8 @@ use skiff_client::Client;
 
 use super::image_gc::ImageGcPolicy;
 use super::{
-    Agent, AgentError, Backoff, ConnLimits, Eviction, IngressListen, PodNetworkMode, ProxyMode,
+    Agent, AgentError, Backoff, ClusterDns, ConnLimits, Eviction, IngressListen, PodNetworkMode,
+    ProxyMode,
     DEFAULT_MAX_CONNECTIONS, HEARTBEAT,
 };
 use crate::runtime::images::DEFAULT_MAX_IMAGE_SIZE;
@@ -45,6 +46,7 @@ pub struct AgentBuilder {
     pod_network: PodNetworkMode,
     proxy: ProxyMode,
     ingress: IngressListen,
+    cluster_dns: ClusterDns,
 }
 
 impl AgentBuilder {
@@ -80,6 +82,7 @@ impl AgentBuilder {
             pod_network: PodNetworkMode::Host,
             proxy: ProxyMode::None,
             ingress: IngressListen::default(),
+            cluster_dns: ClusterDns::default(),
         }
     }
 
@@ -257,6 +260,15 @@ impl AgentBuilder {
         self
     }
 
+    /// The cluster DNS address and domain, and whether this node serves it; default: not
+    /// served, at 10.43.0.10 and `cluster.local`. With [`DnsMode::NodeLocal`](super::DnsMode)
+    /// the agent answers on ADDRESS:53 once the node proxy holds the address (the `kube-dns`
+    /// Service's ClusterIP), and `ClusterFirst` pods use it.
+    pub fn cluster_dns(mut self, dns: ClusterDns) -> Self {
+        self.cluster_dns = dns;
+        self
+    }
+
     /// The agent, or which required option is missing.
     pub fn build(self) -> Result<Agent, AgentError> {
         let client = match self.client {
@@ -313,6 +325,7 @@ impl AgentBuilder {
             pod_network: self.pod_network,
             proxy: self.proxy,
             ingress: self.ingress,
+            cluster_dns: self.cluster_dns,
         })
     }
 }

@@ -26,6 +26,7 @@
 mod admission;
 mod builder;
 mod container_config;
+mod dns;
 mod env;
 mod events;
 mod eviction;
@@ -77,6 +78,7 @@ pub use skiff_net::ConnLimits;
 use tokio_util::sync::CancellationToken;
 
 pub use builder::AgentBuilder;
+pub use dns::{ClusterDns, DnsMode};
 pub use eviction::{Eviction, MemorySource};
 pub use image_gc::ImageGcPolicy;
 pub use ingress::IngressListen;
@@ -153,6 +155,7 @@ pub struct Agent {
     pod_network: PodNetworkMode,
     proxy: ProxyMode,
     ingress: IngressListen,
+    cluster_dns: ClusterDns,
 }
 
 impl Agent {
@@ -330,6 +333,9 @@ impl Agent {
             stop.clone(),
         )
         .await;
+        if self.cluster_dns.mode == DnsMode::NodeLocal {
+            dns::start(self.client.clone(), &self.cluster_dns, stop.clone());
+        }
         let ctx = Arc::new(worker::Context {
             source_changes: source_watch::SourceWatch::new(
                 self.client.clone(),
@@ -353,6 +359,8 @@ impl Agent {
             default_memory: self.default_memory,
             memory_pressure,
             network,
+            node_dns: dns::node_resolvers(),
+            cluster_dns: self.cluster_dns,
         });
         if let Some(config) = self.eviction {
             tokio::spawn(eviction::run(ctx.clone(), config, stop.clone()));

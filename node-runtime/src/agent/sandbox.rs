@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::dns;
 use super::log_index::pod_log_dir;
 use super::reasons::Failure;
 use super::recovery;
@@ -73,7 +74,12 @@ impl Worker {
                 .as_ref()
                 .and_then(|spec| spec.hostname.clone())
                 .unwrap_or_else(|| self.name.clone()),
-            dns: None,
+            dns: Some(dns::pod_dns(
+                &self.namespace,
+                self.pod.spec.as_ref(),
+                &self.ctx.cluster_dns,
+                &self.ctx.node_dns,
+            )),
         };
         match runtime.run_pod_sandbox(&config).await {
             Ok(id) => {

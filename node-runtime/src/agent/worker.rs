@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::{Admission, AdmittedPod};
+use super::dns::ClusterDns;
 use super::events::Recorder;
 use super::eviction::MemoryPressure;
 use super::lifecycle::{self, ContainerView, RestartPolicy, Role, Step};
@@ -30,8 +31,8 @@ use super::status;
 use super::volume_setup::VolumeState;
 use super::volumes;
 use crate::runtime::{
-    ContainerEvent, ContainerRuntime, ContainerState, ImageService, PodNetwork, RuntimeError,
-    RuntimeSet,
+    ContainerEvent, ContainerRuntime, ContainerState, DnsConfig, ImageService, PodNetwork,
+    RuntimeError, RuntimeSet,
 };
 use skiff_api::backoff::Backoff;
 
@@ -61,6 +62,10 @@ pub struct Context {
     pub source_changes: SourceWatch,
     /// The pods' own networks; None: pods share the node's network.
     pub network: Option<Arc<PodNetworks>>,
+    /// The cluster DNS, for `ClusterFirst` pods.
+    pub cluster_dns: ClusterDns,
+    /// The node's own resolver settings, for `Default` pods.
+    pub node_dns: DnsConfig,
 }
 
 /// The latest word on a pod from the API.

@@ -15,6 +15,9 @@ pub struct ServiceRanges {
     pub cluster_ips: Cidr,
     /// NodePorts (`--service-node-port-range`).
     pub node_ports: PortRange,
+    /// The cluster DNS address (`--cluster-dns`), kept for the `kube-dns` Service: never
+    /// drawn for another Service. None: no `kube-dns` Service.
+    pub cluster_dns: Option<Ipv4Addr>,
 }
 
 /// The ClusterIP range when none is given (k3s's service CIDR).
@@ -31,6 +34,7 @@ impl Default for ServiceRanges {
             node_ports: DEFAULT_NODE_PORT_RANGE
                 .parse()
                 .expect("the default node port range"),
+            cluster_dns: Some(skiff_api::dns::DEFAULT_CLUSTER_DNS),
         }
     }
 }

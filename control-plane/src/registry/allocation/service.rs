@@ -147,7 +147,16 @@ fn assign_cluster_ip(
         }
         None => {
             let (first, last) = cidr.usable();
-            let Some(ip) = record.take_any(first, last) else {
+            // Held while drawing, so only the kube-dns Service gets it (by naming it).
+            let reserved = ranges
+                .cluster_dns
+                .map(u32::from)
+                .filter(|ip| record.take(*ip));
+            let drawn = record.take_any(first, last);
+            if let Some(ip) = reserved {
+                record.release(ip);
+            }
+            let Some(ip) = drawn else {
                 let message = format!("range is full: no free IP left in {cidr}");
                 errors.push(invalid(FIELD, "", &message));
                 return;
@@ -285,6 +294,7 @@ mod tests {
         ServiceRanges {
             cluster_ips: "10.43.0.0/29".parse().unwrap(),
             node_ports: "30000-30002".parse().unwrap(),
+            cluster_dns: None,
         }
     }
 
@@ -335,6 +345,37 @@ mod tests {
             on_create(&ranges, &mut Records::default(), &mut svc).unwrap();
             assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30001);
         }
+    }
+
+    #[test]
+    fn the_cluster_dns_address_is_never_drawn_but_may_be_named() {
+        // 10.43.0.0/29: six usable addresses, .1 to .6; .3 is the cluster DNS's.
+        let ranges = ServiceRanges {
+            cluster_dns: Some(Ipv4Addr::new(10, 43, 0, 3)),
+            ..ranges()
+        };
+        let mut records = Records::default();
+        let mut drawn = Vec::new();
+        for _ in 0..5 {
+            let mut svc = service("ClusterIP", None, &[]);
+            on_create(&ranges, &mut records, &mut svc).unwrap();
+            drawn.push(svc["spec"]["clusterIP"].as_str().unwrap().to_string());
+        }
+        drawn.sort();
+        assert_eq!(
+            drawn,
+            [
+                "10.43.0.1",
+                "10.43.0.2",
+                "10.43.0.4",
+                "10.43.0.5",
+                "10.43.0.6"
+            ]
+        );
+        let mut full = service("ClusterIP", None, &[]);
+        assert!(on_create(&ranges, &mut records, &mut full).is_err());
+        let mut dns = service("ClusterIP", Some("10.43.0.3"), &[]);
+        on_create(&ranges, &mut records, &mut dns).unwrap();
     }
 
     #[test]

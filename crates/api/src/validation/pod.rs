@@ -63,6 +63,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         );
     }
     volumes::validate(spec, path, errors);
+    validate_dns(spec, path, errors);
     if let Some(selector) = spec.node_selector.as_ref() {
         meta::validate_labels(selector, &format!("{path}.nodeSelector"), errors);
     }
@@ -73,6 +74,76 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
             &format!("{path}.runtimeClassName"),
             errors,
         );
+    }
+}
+
+/// `dnsPolicy` is one of Kubernetes' four; `dnsConfig` has at most 3 nameservers (IP
+/// addresses; at least one with `dnsPolicy: None`), at most 32 search domains and named
+/// options, as the API server checks them.
+fn validate_dns(spec: &PodSpec, path: &str, errors: &mut Errors) {
+    let policy = spec.dns_policy.as_deref();
+    if let Some(policy) = policy.filter(|p| !crate::dns::DNS_POLICIES.contains(p)) {
+        errors.push(
+            format!("{path}.dnsPolicy"),
+            FieldErrorReason::NotSupported,
+            format!(
+                "{policy:?}: supported values: \"ClusterFirst\", \"ClusterFirstWithHostNet\", \
+                 \"Default\", \"None\""
+            ),
+        );
+    }
+    let config = spec.dns_config.as_ref();
+    let nameservers = config
+        .and_then(|c| c.nameservers.as_deref())
+        .unwrap_or_default();
+    if policy == Some("None") && nameservers.is_empty() {
+        errors.push(
+            format!("{path}.dnsConfig.nameservers"),
+            FieldErrorReason::Required,
+            "must provide at least one DNS nameserver when `dnsPolicy` is None",
+        );
+    }
+    let Some(config) = config else {
+        return;
+    };
+    if nameservers.len() > 3 {
+        errors.invalid(
+            format!("{path}.dnsConfig.nameservers"),
+            nameservers.len(),
+            "must not have more than 3 nameservers",
+        );
+    }
+    for (i, ip) in nameservers.iter().enumerate() {
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            errors.invalid(
+                format!("{path}.dnsConfig.nameservers[{i}]"),
+                ip,
+                "must be a valid IP address",
+            );
+        }
+    }
+    let searches = config.searches.as_deref().unwrap_or_default();
+    if searches.len() > 32 {
+        errors.invalid(
+            format!("{path}.dnsConfig.searches"),
+            searches.len(),
+            "must not have more than 32 search paths",
+        );
+    }
+    for (i, search) in searches.iter().enumerate() {
+        let domain = search.strip_suffix('.').unwrap_or(search);
+        if !meta::is_dns_subdomain(domain) {
+            errors.invalid(
+                format!("{path}.dnsConfig.searches[{i}]"),
+                search,
+                "must be a DNS subdomain (lower case letters, digits, '-' and '.')",
+            );
+        }
+    }
+    for (i, option) in config.options.iter().flatten().enumerate() {
+        if option.name.as_deref().unwrap_or_default().is_empty() {
+            errors.required(format!("{path}.dnsConfig.options[{i}].name"));
+        }
     }
 }
 

@@ -528,3 +528,47 @@ fn service_traffic_policies_and_protocols_as_kubernetes_allows_them() {
         );
     }
 }
+
+#[test]
+fn dns_policy_and_config_name_the_field() {
+    let pod = |spec: Value| {
+        let mut spec = spec;
+        spec["containers"] = json!([{"name": "a", "image": "i"}]);
+        errors("pod", json!({"metadata": {"name": "p"}, "spec": spec}))
+    };
+    assert_eq!(
+        pod(json!({"dnsPolicy": "ClusterFirstWithHostNet"})),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        pod(
+            json!({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"],
+            "searches": ["a.example."], "options": [{"name": "ndots", "value": "2"}]}})
+        ),
+        Vec::<String>::new()
+    );
+    let errs = pod(json!({"dnsPolicy": "Cluster"}));
+    assert!(
+        errs[0].starts_with("spec.dnsPolicy: Unsupported value: \"Cluster\""),
+        "{errs:?}"
+    );
+    let errs = pod(json!({"dnsPolicy": "None"}));
+    assert!(
+        errs[0].starts_with("spec.dnsConfig.nameservers: Required value"),
+        "{errs:?}"
+    );
+    let errs = pod(json!({"dnsConfig": {
+        "nameservers": ["1.1.1.1", "2.2.2.2", "3.3.3.3", "not-an-ip"],
+        "searches": ["Bad_Domain"], "options": [{"value": "1"}]}}));
+    for field in [
+        "spec.dnsConfig.nameservers: Invalid value",
+        "spec.dnsConfig.nameservers[3]: Invalid value",
+        "spec.dnsConfig.searches[0]: Invalid value",
+        "spec.dnsConfig.options[0].name: Required value",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(field)),
+            "{field}: {errs:?}"
+        );
+    }
+}

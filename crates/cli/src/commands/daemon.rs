@@ -2,7 +2,7 @@
 //! the image and log flags and the Wasm node agent.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use skiff_node_runtime::agent::{
-    Agent, AgentBuilder, ConnLimits, ImageGcPolicy, IngressListen, PodNetworkMode, ProxyMode,
+    Agent, AgentBuilder, ClusterDns, ConnLimits, DnsMode, ImageGcPolicy, IngressListen,
+    PodNetworkMode, ProxyMode,
 };
 use skiff_node_runtime::runtime::logs::LogLimits;
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
@@ -111,7 +112,20 @@ pub struct PodNetworkArgs {
     /// `none`: not at all.
     #[arg(long, default_value = "0.0.0.0:443", value_parser = parse_listen_or_none)]
     pub ingress_https_listen: ListenOrNone,
+    /// `node-local`: the agent answers DNS for the cluster's Services on the cluster DNS
+    /// address, port 53, and `ClusterFirst` pods use it; `none`: pods use the node's
+    /// resolvers. Default: node-local when the node proxy runs (it holds the address), else none.
+    #[arg(long, value_enum)]
+    pub dns: Option<DnsKind>,
+    /// The cluster DNS address: the `kube-dns` Service's ClusterIP (default: the tenth
+    /// address of the servers' `--service-cluster-ip-range`, 10.43.0.10).
+    #[arg(long, value_name = "IP")]
+    pub cluster_dns: Option<Ipv4Addr>,
+    /// The cluster's DNS domain: Services are `NAME.NAMESPACE.svc.DOMAIN`.
+    #[arg(long, default_value = skiff_api::dns::DEFAULT_CLUSTER_DOMAIN, value_parser = parse_domain)]
+    pub cluster_domain: String,
 }
+
 
 /// A listening address, or `none`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +138,29 @@ fn parse_listen_or_none(text: &str) -> Result<ListenOrNone, String> {
     text.parse()
         .map(|addr| ListenOrNone(Some(addr)))
         .map_err(|_| format!("{text:?}: expected ADDRESS:PORT (such as 0.0.0.0:80) or none"))
+}
+
+
+/// The values of `--dns`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsKind {
+    NodeLocal,
+    None,
+}
+
+/// A DNS domain: dot-separated labels of letters, digits and `-`, lower-cased.
+fn parse_domain(text: &str) -> Result<String, String> {
+    let domain = text.trim_end_matches('.').to_lowercase();
+    let ok = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    ok.then_some(domain)
+        .ok_or_else(|| format!("{text:?} is not a DNS domain such as cluster.local"))
 }
 
 /// The values of `--proxy`.
@@ -168,6 +205,25 @@ impl PodNetworkArgs {
         IngressListen {
             http: self.ingress_http_listen.0,
             https: self.ingress_https_listen.0,
+        }
+    }
+
+    /// `--dns`, `--cluster-dns` and `--cluster-domain` (`--dns` defaults to node-local
+    /// with the node proxy, which holds the address).
+    fn cluster_dns(&self) -> ClusterDns {
+        let kind = self.dns.unwrap_or(match self.proxy_mode() {
+            ProxyMode::Userspace => DnsKind::NodeLocal,
+            ProxyMode::None => DnsKind::None,
+        });
+        ClusterDns {
+            mode: match kind {
+                DnsKind::NodeLocal => DnsMode::NodeLocal,
+                DnsKind::None => DnsMode::None,
+            },
+            address: self
+                .cluster_dns
+                .unwrap_or(skiff_api::dns::DEFAULT_CLUSTER_DNS),
+            domain: self.cluster_domain.clone(),
         }
     }
 
@@ -349,6 +405,7 @@ pub fn wasm_agent(
         .listen(listen)
         .proxy(network.proxy_mode())
         .ingress(network.ingress())
+        .cluster_dns(network.cluster_dns())
         .pod_network(network.mode())
         .runtime(Arc::new(runtime)))
 }
@@ -372,6 +429,14 @@ mod tests {
         assert_eq!(parse_interface_name("skiff0"), Ok("skiff0".into()));
         for bad in ["", "waytoolongbridgename0", "a/b", "a b"] {
             assert!(parse_interface_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn domains_are_dns_names() {
+        assert_eq!(parse_domain("Cluster.Local."), Ok("cluster.local".into()));
+        for bad in ["", ".", "a..b", "-a.b", "a_b.c", "a b"] {
+            assert!(parse_domain(bad).is_err(), "{bad:?}");
         }
     }
 

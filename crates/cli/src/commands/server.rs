@@ -1,6 +1,6 @@
 //! `skiff server`: a control-plane member (with `--dev`: plus a Wasm node agent).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -92,6 +92,30 @@ async fn dev_token(url: &str, data_dir: &std::path::Path) -> anyhow::Result<Stri
     Ok(token.to_string())
 }
 
+/// `--cluster-dns`, or the tenth address of `--service-cluster-ip-range`; refused outside
+/// the range (it is a Service's ClusterIP). A range too small for the default gets no
+/// cluster DNS.
+fn cluster_dns(args: &ServerArgs) -> anyhow::Result<Option<Ipv4Addr>> {
+    let range = args.service_cluster_ip_range;
+    let Some(address) = args.node.network.cluster_dns else {
+        let default = skiff_api::dns::default_address(range.net());
+        if !range.contains(default) {
+            eprintln!(
+                "note: --service-cluster-ip-range {range} has no tenth address: no cluster DNS \
+                 (give --cluster-dns)"
+            );
+            return Ok(None);
+        }
+        return Ok(Some(default));
+    };
+    if !range.contains(address) {
+        anyhow::bail!(
+            "--cluster-dns {address} is not a usable address of --service-cluster-ip-range {range}"
+        );
+    }
+    Ok(Some(address))
+}
+
 /// The member's configuration from its flags; a bad peer list or timing is refused here,
 /// before anything is opened. With `--join`, the membership comes from the running cluster
 /// (first start) or from the data dir (restarts).
@@ -114,6 +138,7 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     config.service_ranges = ServiceRanges {
         cluster_ips: args.service_cluster_ip_range,
         node_ports: args.service_node_port_range,
+        cluster_dns: cluster_dns(args)?,
     };
     if skiff_api::pod_cidr::overlaps(
         config.pod_cidrs.cluster(),
@@ -203,6 +228,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .connections
         .limits(skiff_net::DEFAULT_MAX_CONNECTIONS, &mut budget);
     let cluster_cidr = config.pod_cidrs.cluster();
+    let cluster_dns = config.service_ranges.cluster_dns;
     let handle = Server::start(config).await?;
     let url = handle.url();
     println!(
@@ -222,6 +248,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             NodeArgs {
                 network: PodNetworkArgs {
                     cluster_cidr: Some(cluster_cidr),
+                    cluster_dns,
                     ..args.node.network
                 },
                 images: args.node.images.or_dev_defaults(),

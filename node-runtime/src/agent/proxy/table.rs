@@ -102,6 +102,9 @@ pub fn build<'a>(
             _ => Affinity::None,
         };
         table.cluster_ips.insert(ip);
+        if node_local(service) {
+            continue; // the agent serves its ports itself (cluster DNS)
+        }
         for port in spec.ports.iter().flatten() {
             let protocol = match port.protocol.as_deref() {
                 None | Some("TCP") => Protocol::Tcp,
@@ -127,6 +130,16 @@ pub fn build<'a>(
         }
     }
     table
+}
+
+/// Whether the node agent serves the Service's ports itself (`skiff.dev/node-local`).
+fn node_local(service: &Service) -> bool {
+    service
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(skiff_api::dns::NODE_LOCAL_ANNOTATION))
+        .is_some_and(|v| v == "true")
 }
 
 pub(crate) fn belongs_to(slice: &EndpointSlice, namespace: &str, service: &str) -> bool {
@@ -279,6 +292,21 @@ mod tests {
                 ((Protocol::Udp, addr("10.43.0.10:53")), dns),
             ])
         );
+    }
+
+    #[test]
+    fn a_node_local_service_has_its_address_held_but_no_frontends() {
+        let dns = service(
+            json!({"metadata": {"name": "kube-dns", "namespace": "kube-system",
+                "annotations": {"skiff.dev/node-local": "true"}},
+            "spec": {"clusterIP": "10.43.0.10", "ports": [{"name": "dns-tcp", "port": 53}]}}),
+        );
+        let table = build([&dns], &[], "n1");
+        assert_eq!(
+            table.cluster_ips,
+            BTreeSet::from([Ipv4Addr::new(10, 43, 0, 10)])
+        );
+        assert!(table.frontends.is_empty());
     }
 
     #[test]

@@ -22,6 +22,8 @@ use super::http::HttpState;
 use super::http_server::{self, Handler, StoreFactory};
 use super::limits::{on_deadline, MemoryLimiter, Usage};
 use super::log_output::LogOutput;
+use super::name_lookup::{self, PodNames};
+use super::resolver::PodResolver;
 use super::sockets::PortPolicy;
 use crate::runtime::logs::{LogLimits, LogWriter, Stream};
 use crate::runtime::{
@@ -47,6 +49,13 @@ pub struct ComponentState {
     ctx: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
+    resolver: Option<Arc<PodResolver>>,
+}
+
+impl PodNames for ComponentState {
+    fn resolver(&self) -> Option<Arc<PodResolver>> {
+        self.resolver.clone()
+    }
 }
 
 impl WasiView for ComponentState {
@@ -127,6 +136,7 @@ impl Linkers {
         wasmtime_wasi::p1::add_to_linker_async(&mut module, |s: &mut ModuleState| &mut s.wasi)?;
         let mut component = ComponentLinker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component)?;
+        name_lookup::shadow(&mut component)?;
         Ok(Linkers { module, component })
     }
 }
@@ -143,6 +153,8 @@ pub struct Container {
     /// Cancelled when the runtime asks the container to stop (a handler stops accepting).
     stopping: CancellationToken,
     events: broadcast::Sender<ContainerEvent>,
+    /// The pod's resolver for the guest's name lookups; None: the node's.
+    resolver: Option<Arc<PodResolver>>,
 }
 
 impl Container {
@@ -165,7 +177,14 @@ impl Container {
             task: Mutex::new(None),
             stopping: CancellationToken::new(),
             events,
+            resolver: None,
         }
+    }
+
+    /// Resolves the guest's names with `resolver` (the pod's DNS settings).
+    pub fn with_resolver(mut self, resolver: Option<Arc<PodResolver>>) -> Self {
+        self.resolver = resolver;
+        self
     }
 
     /// Tells subscribers (none listening is fine).
@@ -332,6 +351,7 @@ impl Container {
                     ctx: builder.build(),
                     table: ResourceTable::new(),
                     limiter: self.limiter(),
+                    resolver: self.resolver.clone(),
                 };
                 let mut store = guest_store(engine, state, self.usage.clone(), cpu);
                 run_component(&mut store, &linkers.component, component).await

@@ -11,7 +11,9 @@ mod http_server;
 mod kind;
 mod limits;
 mod log_output;
+mod name_lookup;
 mod netns;
+mod resolver;
 mod sockets;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +32,7 @@ use self::compile_cache::{CompileCache, Program};
 use self::container::{http_port, Container, Guest, Linkers};
 use self::http::HttpHost;
 use self::netns::PodNetThread;
+use self::resolver::PodResolver;
 use super::logs::LogLimits;
 use super::{
     ContainerConfig, ContainerEvent, ContainerId, ContainerRuntime, ContainerStats,
@@ -290,12 +293,12 @@ impl ContainerRuntime for WasmRuntime {
         sandbox: &SandboxId,
         config: &ContainerConfig,
     ) -> Result<ContainerId, RuntimeError> {
-        let log_directory = self
+        let (log_directory, dns) = self
             .sandboxes
             .lock()
             .expect("sandboxes lock")
             .get(sandbox)
-            .map(|s| s.config.log_directory.clone())
+            .map(|s| (s.config.log_directory.clone(), s.config.dns.clone()))
             .ok_or_else(|| RuntimeError::SandboxNotFound(sandbox.clone()))?;
         for mount in &config.mounts {
             if !mount.host_path.is_dir() {
@@ -311,14 +314,17 @@ impl ContainerRuntime for WasmRuntime {
         }
         let guest = self.guest(config).await?;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let container = Arc::new(Container::new(
-            id.clone(),
-            sandbox.clone(),
-            config.clone(),
-            log_directory.join(&config.log_path),
-            guest,
-            self.events.clone(),
-        ));
+        let container = Arc::new(
+            Container::new(
+                id.clone(),
+                sandbox.clone(),
+                config.clone(),
+                log_directory.join(&config.log_path),
+                guest,
+                self.events.clone(),
+            )
+            .with_resolver(dns.map(|dns| Arc::new(PodResolver::new(&dns)))),
+        );
         self.containers
             .lock()
             .expect("containers lock")

@@ -675,4 +675,5 @@ async fn a_log_flood_is_rotated_within_the_default_caps() {
     );
 }
 
+mod name_lookup;
 mod net;

@@ -18,7 +18,7 @@ use crate::runtime::{ContainerPort, PodNetwork, Protocol};
 const LISTEN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The reference of a built example guest (preview 2).
-fn example(file: &str) -> String {
+pub(super) fn example(file: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../wasm-examples/target/wasm32-wasip2/release")
         .join(file);
@@ -31,14 +31,14 @@ fn example(file: &str) -> String {
 }
 
 /// A TCP port nothing listens on right now.
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
 }
 
-fn tcp(port: u16) -> Vec<ContainerPort> {
+pub(super) fn tcp(port: u16) -> Vec<ContainerPort> {
     vec![ContainerPort {
         port,
         protocol: Protocol::Tcp,
@@ -47,7 +47,7 @@ fn tcp(port: u16) -> Vec<ContainerPort> {
 
 impl Fixture {
     /// Creates container `name` (its own log) of `reference` declaring `ports`.
-    async fn create_with_ports(
+    pub(super) async fn create_with_ports(
         &self,
         sandbox: &SandboxId,
         name: &str,
@@ -245,7 +245,7 @@ async fn a_wasi_http_handler_without_a_tcp_port_is_refused() {
 
 /// A new network namespace with its loopback up, held by the returned descriptor (made on a
 /// thread of its own, which ends: the namespace lives as long as the descriptor).
-fn new_netns() -> OwnedFd {
+pub(super) fn new_netns() -> OwnedFd {
     std::thread::spawn(|| {
         unshare(CloneFlags::CLONE_NEWNET).expect("unshare a network namespace (tests run as root)");
         // A child inherits the namespace of the thread that spawns it.
