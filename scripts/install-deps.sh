@@ -2,11 +2,11 @@
 # Installs what building and testing Skiff needs, idempotently, from Debian packages and crates.io:
 # protoc (raft-rs's prost codegen), Debian's Rust with its std sources and wasi-libc (Wasm guests),
 # wasm-component-ld (WASI preview 2 components), iproute2, nftables and iputils-ping (network-namespace tests),
-# docker-registry (a local OCI registry for the image tests), and Debian's kubernetes-client
+# docker-registry (a local OCI registry for the image tests), busybox-static (the Linux runtime tests' image), and Debian's kubernetes-client
 # when no kubectl is on PATH (the stock-kubectl tests).
 set -euo pipefail
 
-packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld iproute2 nftables iputils-ping procps docker-registry)
+packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld iproute2 nftables iputils-ping procps docker-registry busybox-static)
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,9 @@
 //! Shared test support for Skiff: a recording fake runtime for agent tests (`recording`),
-//! the runtime conformance suite every `ContainerRuntime` must pass (`conformance`), and a
-//! log-flooding guest (`flood`), and one TCP request and reply (`exchange`).
+//! the runtime conformance suite every `ContainerRuntime` must pass (`conformance`), a
+//! log-flooding guest (`flood`), one TCP request and reply (`exchange`), and a busybox image for
+//! the Linux runtime (`busybox`).
 
+pub mod busybox;
 pub mod conformance;
 pub mod exchange;
 pub mod flood;
