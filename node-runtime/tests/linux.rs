@@ -1,6 +1,7 @@
 //! The Linux runtime on this host, beyond the conformance suite: output and exit codes, the
 //! cgroup limits (a memory hog is OOMKilled, a fork bomb stops at the pids limit), isolation
-//! from the host, the pod's /etc files, stop with grace then kill, exec, the user and a
+//! from the host, the pod's /etc files, capabilities, no_new_privs and seccomp, stop with grace
+//! then kill, exec, the user and a
 //! read-only root, volumes, and shims that outlive the runtime. Every test tears down its
 //! containers, cgroups and mounts when it ends, also when it fails (`Teardown`).
 
@@ -250,6 +251,27 @@ async fn exec_runs_in_the_container() {
         .expect("exec");
     assert_ne!(missing.exit_code, 0);
     f.runtime.remove_container(&id).await.expect("remove");
+}
+
+#[tokio::test]
+async fn capabilities_no_new_privs_and_seccomp_by_default() {
+    let f = Fixture::new();
+    let (status, log) = f
+        .run(
+            "cat /proc/self/status; unshare -U true 2>/dev/null && echo MADE-USERNS || echo no-userns",
+            |_| {},
+        )
+        .await;
+    assert_eq!(exit_of(&status).0, 0, "{log}");
+    // Docker's and containerd's default capability set.
+    assert!(log.contains(" stdout F CapEff:\t00000000a80425fb"), "{log}");
+    assert!(log.contains(" stdout F CapBnd:\t00000000a80425fb"), "{log}");
+    assert!(log.contains(" stdout F NoNewPrivs:\t1"), "{log}");
+    assert!(log.contains(" stdout F Seccomp:\t2"), "{log}");
+    assert!(
+        log.contains("no-userns") && !log.contains("MADE-USERNS"),
+        "{log}"
+    );
 }
 
 #[tokio::test]

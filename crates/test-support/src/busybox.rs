@@ -11,9 +11,9 @@ use skiff_node_runtime::runtime::{ImageConfig, ImageRef};
 pub const BUSYBOX: &str = "/bin/busybox";
 
 /// The applets the tests use.
-const APPLETS: [&str; 16] = [
+const APPLETS: [&str; 18] = [
     "sh", "echo", "cat", "sleep", "ls", "ps", "id", "hostname", "true", "false", "dd", "head",
-    "mkdir", "touch", "wc", "kill",
+    "mkdir", "touch", "wc", "kill", "grep", "unshare",
 ];
 
 /// Builds the busybox layer under `dir` and returns an image of it whose command is `cmd`

@@ -13,6 +13,7 @@ mod caps;
 mod exec;
 mod init;
 mod process;
+mod seccomp;
 mod start;
 
 use std::path::Path;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use nix::unistd::{chdir, execve, setgid, setgroups, setuid, Gid, Uid};
 
-use super::{caps, ShimError, Step};
+use super::{caps, seccomp, ShimError, Step};
 use crate::runtime::linux::spec::{ContainerSpec, UserSpec};
 
 /// The `PATH` a container gets when neither the image nor the pod sets one (Docker's).
@@ -60,6 +60,7 @@ pub fn exec_program(
     setuid(Uid::from_raw(uid)).step(|| format!("setting uid {uid}"))?;
     if !spec.privileged {
         caps::no_new_privs()?;
+        seccomp::apply_runtime_default()?;
     }
     let mut env = spec.env.clone();
     if !env.iter().any(|(k, _)| k == "PATH") {
