@@ -4,18 +4,16 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use skiff_node_runtime::agent::{
     Agent, AgentBuilder, ConnLimits, ImageGcPolicy, PodNetworkMode, ProxyMode,
 };
 use skiff_node_runtime::runtime::logs::LogLimits;
-use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
 use super::node_resources::NodeResourceArgs;
+use super::node_runtimes::RuntimeArgs;
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn terminated() {
@@ -81,6 +79,8 @@ pub struct NodeArgs {
     pub logs: LogArgs,
     #[command(flatten)]
     pub resources: NodeResourceArgs,
+    #[command(flatten)]
+    pub runtimes: RuntimeArgs,
 }
 
 /// How a node's pods are networked.
@@ -274,7 +274,8 @@ pub fn descriptor_budget() -> usize {
     }
 }
 
-/// A node agent with the Wasm runtime, its data under `data_dir`, to be built.
+/// A node agent with the runtimes of `--runtimes` (the Wasm runtime by default), its data
+/// under `data_dir`, to be built.
 pub fn wasm_agent(
     servers: Vec<String>,
     token: &str,
@@ -287,6 +288,7 @@ pub fn wasm_agent(
         images,
         logs,
         resources,
+        runtimes,
     }: NodeArgs,
 ) -> anyhow::Result<AgentBuilder> {
     if images.allow_image_dirs.is_empty() {
@@ -294,15 +296,10 @@ pub fn wasm_agent(
     }
     let image_gc = images.gc_policy()?;
     crate::private_files::private_dir(&data_dir)?;
-    let runtime = WasmRuntime::new(data_dir.join("wasm"))
-        .context("starting the Wasm runtime")?
-        .with_log_limits(logs.limits());
-    let builder = images
-        .allow_image_dirs
-        .into_iter()
-        .fold(resources.apply(Agent::builder()), |builder, dir| {
-            builder.allow_image_dir(dir)
-        });
+    let builder = images.allow_image_dirs.into_iter().fold(
+        runtimes.apply(resources.apply(Agent::builder()), &data_dir, logs.limits())?,
+        |builder, dir| builder.allow_image_dir(dir),
+    );
     let builder = images
         .insecure_registries
         .into_iter()
@@ -319,8 +316,7 @@ pub fn wasm_agent(
         .data_dir(data_dir)
         .listen(listen)
         .proxy(network.proxy_mode())
-        .pod_network(network.mode())
-        .runtime(Arc::new(runtime)))
+        .pod_network(network.mode()))
 }
 
 #[cfg(test)]
