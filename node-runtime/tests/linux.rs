@@ -250,6 +250,30 @@ async fn exec_runs_in_the_container() {
         .await
         .expect("exec");
     assert_ne!(missing.exit_code, 0);
+    let late = f
+        .runtime
+        .exec_sync(
+            &id,
+            &["sleep".to_string(), "1000".to_string()],
+            Duration::from_millis(300),
+        )
+        .await;
+    assert!(late.is_err(), "an exec past its timeout fails: {late:?}");
+    // The timed-out command dies with its shim: only the container's own sleep is left.
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let after = f
+                .runtime
+                .exec_sync(&id, &cmd("ps -o comm | grep -c sleep"), WAIT)
+                .await
+                .expect("exec");
+            if String::from_utf8_lossy(&after.stdout).trim() == "1" {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the timed-out command is killed");
     f.runtime.remove_container(&id).await.expect("remove");
 }
 

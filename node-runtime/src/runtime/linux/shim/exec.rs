@@ -1,6 +1,7 @@
 //! `exec`: runs a command in a running container (probes' `exec`, `skiff exec`): joins the
 //! namespaces and cgroup of the container's first process, forks into its pid namespace and
-//! execs there as the container's user; the shim's output and exit code are the command's.
+//! execs there as the container's user; the shim's output and exit code are the command's,
+//! and killing the shim (an exec past its timeout) kills the command.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -89,5 +90,5 @@ fn enter(dir: &Path) -> Result<ContainerSpec, ShimError> {
 
 fn run(spec: &ContainerSpec, argv: &[String]) -> Result<Infallible, ShimError> {
     let (uid, gid) = resolve_user(&spec.user, Path::new("/etc/passwd"))?;
-    exec_program(spec, argv, uid, gid)
+    exec_program(spec, argv, uid, gid, true)
 }

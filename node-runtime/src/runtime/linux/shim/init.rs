@@ -66,7 +66,7 @@ fn setup(
     dup2(null.as_raw_fd(), 0).step(|| "stdin".into())?;
     dup2(stdout.as_raw_fd(), 1).step(|| "stdout".into())?;
     dup2(stderr.as_raw_fd(), 2).step(|| "stderr".into())?;
-    exec_program(spec, &spec.argv, uid, gid)
+    exec_program(spec, &spec.argv, uid, gid, false)
 }
 
 /// Joins the sandbox's IPC, UTS and (if it has its own) network namespaces.

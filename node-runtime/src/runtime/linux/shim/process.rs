@@ -43,12 +43,13 @@ pub fn resolve_user(user: &UserSpec, passwd: &Path) -> Result<(u32, u32), ShimEr
 }
 
 /// Becomes the container's user with its capabilities and execs its program; returns only
-/// on failure.
+/// on failure. `die_with_parent` has the program killed when its parent (an exec's shim) dies.
 pub fn exec_program(
     spec: &ContainerSpec,
     argv: &[String],
     uid: u32,
     gid: u32,
+    die_with_parent: bool,
 ) -> Result<Infallible, ShimError> {
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
     chdir(cwd).step(|| format!("changing to the working directory {cwd}"))?;
@@ -58,6 +59,14 @@ pub fn exec_program(
     setgroups(&[Gid::from_raw(gid)]).step(|| "setting supplementary groups".into())?;
     setgid(Gid::from_raw(gid)).step(|| format!("setting gid {gid}"))?;
     setuid(Uid::from_raw(uid)).step(|| format!("setting uid {uid}"))?;
+    // Set after the user changes, which clear it.
+    // SAFETY: prctl with integer arguments only.
+    if die_with_parent
+        && unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0
+    {
+        return Err(std::io::Error::last_os_error())
+            .step(|| "setting the parent-death signal".into());
+    }
     if !spec.privileged {
         caps::no_new_privs()?;
         seccomp::apply_runtime_default()?;
