@@ -6,12 +6,13 @@
 //! containers, cgroups and mounts when it ends, also when it fails (`Teardown`).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_node_runtime::runtime::linux::{LinuxConfig, LinuxRuntime, ShimCommand};
 use skiff_node_runtime::runtime::{
     ContainerConfig, ContainerEventKind, ContainerId, ContainerRuntime, ContainerState,
-    ContainerStatus, DnsConfig, Mount, PodSandboxConfig, SandboxId,
+    ContainerStatus, DnsConfig, Mount, PodNetwork, PodSandboxConfig, SandboxId,
 };
 use skiff_test_support::busybox::{self, Teardown};
 use tempfile::TempDir;
@@ -192,6 +193,64 @@ async fn the_container_sees_neither_host_processes_nor_host_files() {
         "the pod's resolver: {log}"
     );
     assert!(log.contains("search default.svc.cluster.local"), "{log}");
+}
+
+#[tokio::test]
+async fn the_pods_network_namespace_is_joined() {
+    let f = Fixture::new();
+    // A fresh network namespace, as the agent's pod network makes one: only a loopback link.
+    let netns = std::thread::spawn(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+        std::fs::File::open("/proc/thread-self/ns/net").expect("open netns")
+    })
+    .join()
+    .expect("thread");
+    let sandbox = f
+        .runtime
+        .run_pod_sandbox(&PodSandboxConfig {
+            uid: "net-uid".into(),
+            namespace: "default".into(),
+            name: "net".into(),
+            labels: Default::default(),
+            log_directory: f.dir.path().join("net"),
+            network: Some(PodNetwork {
+                ip: "10.244.0.7".parse().expect("ip"),
+                netns: Arc::new(netns.into()),
+            }),
+            hostname: "net".into(),
+            dns: None,
+        })
+        .await
+        .expect("run_pod_sandbox");
+    let status = f
+        .runtime
+        .pod_sandbox_status(&sandbox)
+        .await
+        .expect("status");
+    assert_eq!(status.ip.as_deref(), Some("10.244.0.7"));
+    let config = ContainerConfig::new(
+        "main",
+        busybox::image(f.dir.path(), "ls /sys/class/net; cat /etc/hosts"),
+    );
+    let id = f
+        .runtime
+        .create_container(&sandbox, &config)
+        .await
+        .expect("create");
+    let mut events = f.runtime.subscribe();
+    f.runtime.start_container(&id).await.expect("start");
+    let (status, log) = f.exited(&mut events, &id).await;
+    assert_eq!(exit_of(&status).0, 0, "{log}");
+    let links: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split(" stdout F ").nth(1))
+        .filter(|l| !l.contains('\t') && !l.contains(' '))
+        .collect();
+    assert_eq!(links, ["lo"], "only the pod's namespace's links: {log}");
+    assert!(
+        log.contains("10.244.0.7\tnet"),
+        "the pod's address in /etc/hosts: {log}"
+    );
 }
 
 #[tokio::test]
