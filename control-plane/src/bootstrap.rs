@@ -8,7 +8,7 @@ use skiff_api::k8s_openapi::api::core::v1::{Namespace, Service};
 use skiff_api::k8s_openapi::api::networking::v1::IngressClass;
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
 use skiff_api::k8s_openapi::api::storage::v1::StorageClass;
-use skiff_api::runtime_class::{node_label, WASM_CLASS, WASM_HANDLER};
+use skiff_api::runtime_class::{node_label, LINUX_CLASS, LINUX_HANDLER, WASM_CLASS, WASM_HANDLER};
 use skiff_api::storage::{DEFAULT_CLASS_ANNOTATION, LOCAL_PATH_CLASS, LOCAL_PATH_PROVISIONER};
 use skiff_api::{dns, resources};
 
@@ -18,7 +18,7 @@ use crate::registry::Registry;
 /// Namespaces created at first start (as Kubernetes has them).
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-node-lease"];
 
-/// Creates the system namespaces, the default RuntimeClass, StorageClass and IngressClass that
+/// Creates the system namespaces, the default RuntimeClasses, StorageClass and IngressClass that
 /// do not exist yet.
 pub async fn ensure_system_objects(registry: &Registry) -> Result<(), ApiError> {
     let kind = resources::of::<Namespace>();
@@ -27,15 +27,18 @@ pub async fn ensure_system_objects(registry: &Registry) -> Result<(), ApiError> 
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         create_if_missing(registry, kind, namespace).await?;
     }
-    // Wasm pods run only on nodes whose agent has the Wasm runtime.
-    let wasm = json!({
-        "apiVersion": "node.k8s.io/v1",
-        "kind": "RuntimeClass",
-        "metadata": {"name": WASM_CLASS},
-        "handler": WASM_HANDLER,
-        "scheduling": {"nodeSelector": {node_label(WASM_HANDLER): "true"}},
-    });
-    create_if_missing(registry, resources::of::<RuntimeClass>(), wasm).await?;
+    // Wasm pods run only on nodes whose agent has the Wasm runtime, Linux pods only on nodes
+    // with the Linux runtime.
+    for (class, handler) in [(WASM_CLASS, WASM_HANDLER), (LINUX_CLASS, LINUX_HANDLER)] {
+        let runtime_class = json!({
+            "apiVersion": "node.k8s.io/v1",
+            "kind": "RuntimeClass",
+            "metadata": {"name": class},
+            "handler": handler,
+            "scheduling": {"nodeSelector": {node_label(handler): "true"}},
+        });
+        create_if_missing(registry, resources::of::<RuntimeClass>(), runtime_class).await?;
+    }
     // Node-local directories, provisioned where the first pod using the claim lands (k3s's class).
     let local_path = json!({
         "apiVersion": "storage.k8s.io/v1",

@@ -1,20 +1,25 @@
 //! The runtime conformance suite (`skiff_test_support::conformance`) against every runtime
-//! here: the Wasm runtime with a `.wat` guest and the real `ticker` example guest, and the
-//! hollow runtime. Each contract is its own test per runtime.
+//! here: the Wasm runtime with a `.wat` guest and the real `ticker` example guest, the Linux
+//! runtime with a busybox image, and the hollow runtime. Each contract is its own test per
+//! runtime.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use skiff_node_runtime::runtime::hollow::HollowRuntime;
+use skiff_node_runtime::runtime::linux::{LinuxConfig, LinuxRuntime, ShimCommand};
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 use skiff_node_runtime::runtime::{
     ContainerRuntime, FileImages, ImageRef, ImageService, ImageStore,
 };
+use skiff_test_support::busybox::{self, Teardown};
 use skiff_test_support::conformance;
 use tempfile::TempDir;
 
 /// A runtime to check, an image of it that runs until stopped, and how to restart it.
 struct Subject {
+    /// Cleans up what a runtime leaves on the host, before `dir` goes.
+    _teardown: Option<Teardown>,
     dir: TempDir,
     runtime: Arc<dyn ContainerRuntime>,
     /// The runtime the next agent gets after a restart.
@@ -38,6 +43,7 @@ async fn wasm(dir: TempDir, guest: &Path) -> Subject {
     let data = dir.path().join("wasm");
     let runtime = Arc::new(WasmRuntime::new(data.clone()).expect("runtime"));
     Subject {
+        _teardown: None,
         dir,
         runtime,
         restart: Box::new(move || Arc::new(WasmRuntime::new(data).expect("restarted runtime"))),
@@ -80,9 +86,33 @@ async fn hollow() -> Subject {
         .await
         .expect("pull");
     Subject {
+        _teardown: None,
         dir: tempfile::tempdir().expect("tempdir"),
         runtime,
         restart: Box::new(|| Arc::new(HollowRuntime::new())),
+        image,
+    }
+}
+
+/// The Linux runtime running a busybox shell that runs until SIGTERM; its shims are the
+/// `skiff-container-shim` binary and its cgroups go under `skiff-test`.
+async fn linux() -> Subject {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = busybox::image(dir.path(), "trap 'exit 0' TERM; sleep 3600 & wait");
+    let shim = ShimCommand {
+        program: env!("CARGO_BIN_EXE_skiff-container-shim").into(),
+        args: vec![],
+    };
+    let config = LinuxConfig {
+        cgroup_parent: "skiff-test".into(),
+        ..LinuxConfig::new(dir.path().join("linux"), shim)
+    };
+    let runtime = Arc::new(LinuxRuntime::new(config.clone()).expect("the Linux runtime"));
+    Subject {
+        _teardown: Some(Teardown(config.clone())),
+        dir,
+        runtime,
+        restart: Box::new(move || Arc::new(LinuxRuntime::new(config).expect("restarted runtime"))),
         image,
     }
 }
@@ -153,3 +183,4 @@ macro_rules! conformance_tests {
 conformance_tests!(wasm_wat_guest, wasm_spin());
 conformance_tests!(wasm_ticker_guest, wasm_ticker());
 conformance_tests!(hollow_runtime, hollow());
+conformance_tests!(linux_runtime, linux());

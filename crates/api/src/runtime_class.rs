@@ -1,4 +1,4 @@
-//! The RuntimeClass every cluster has, how nodes advertise the runtimes they have, and how a
+//! The RuntimeClasses every cluster has, how nodes advertise the runtimes they have, and how a
 //! class's scheduling constraints merge into a pod (as Kubernetes' RuntimeClass admission does).
 
 use k8s_openapi::api::node::v1::RuntimeClass;
@@ -8,6 +8,10 @@ use serde_json::{Map, Value};
 pub const WASM_CLASS: &str = "wasmtime";
 /// The handler (runtime name on the node) of [`WASM_CLASS`].
 pub const WASM_HANDLER: &str = "wasm";
+/// The RuntimeClass of Linux container images.
+pub const LINUX_CLASS: &str = "linux";
+/// The handler (runtime name on the node) of [`LINUX_CLASS`].
+pub const LINUX_HANDLER: &str = "linux";
 
 /// The label (`runtime.skiff.dev/<handler>=true`) of a node that has the runtime `handler`.
 pub fn node_label(handler: &str) -> String {

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod connections;
+mod container;
 mod deploy;
 mod dev_cluster;
 mod figures;
@@ -25,6 +26,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 pub use connections::BenchConnectionsArgs;
+pub use container::BenchContainerArgs;
 pub use deploy::BenchDeployArgs;
 pub use http::BenchHttpArgs;
 pub use job::BenchJobArgs;
@@ -66,6 +68,9 @@ pub enum BenchCommand {
     /// Requests per second and p50/p99 of a wasi:http Wasm pod under `wrk` (and of
     /// `wasmtime serve` on the same component when `wasmtime` is installed).
     Http(BenchHttpArgs),
+    /// Create -> running and start -> exit of a `true` busybox container on the Linux
+    /// runtime, beside crun and runc on the same root filesystem (needs root).
+    Container(BenchContainerArgs),
 }
 
 /// Runs one benchmark, printing its figures.
@@ -81,6 +86,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Rollout(args) => rollout::rollout(args).await,
         BenchCommand::Registry(args) => registry::registry(args).await,
         BenchCommand::Http(args) => http::http(args).await,
+        BenchCommand::Container(args) => container::container(args).await,
     }
 }
 

@@ -7,8 +7,19 @@ mod manifests;
 mod output;
 mod private_files;
 
+use skiff_node_runtime::runtime::linux::shim;
+
+fn main() {
+    // The Linux runtime's shim forks: it must run before any thread (tokio's) starts.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(shim::SUBCOMMAND) {
+        std::process::exit(shim::main(&args[2..]));
+    }
+    run();
+}
+
 #[tokio::main]
-async fn main() {
+async fn run() {
     let cli = cli::Cli::from_args();
     // Daemons report what they do; client commands only warn.
     let default_level = match cli.command {

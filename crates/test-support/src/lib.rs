@@ -1,8 +1,10 @@
 //! Shared test support for Skiff: a recording fake runtime for agent tests (`recording`),
-//! the runtime conformance suite every `ContainerRuntime` must pass (`conformance`), and a
+//! the runtime conformance suite every `ContainerRuntime` must pass (`conformance`), a
 //! log-flooding guest (`flood`), one TCP request and reply (`exchange`), and small Linux
-//! images (a busybox one) as OCI layouts, `docker save` tarballs or blobs to push (`oci_image`).
+//! images (a busybox one) as OCI layouts, `docker save` tarballs or blobs to push (`oci_image`),
+//! or as a layer directory for the Linux runtime (`busybox`).
 
+pub mod busybox;
 pub mod conformance;
 pub mod exchange;
 pub mod flood;

@@ -12,8 +12,7 @@ use skiff_client::Client;
 use super::image_gc::ImageGcPolicy;
 use super::{
     Agent, AgentError, Backoff, ClusterDns, ConnLimits, Eviction, IngressListen, PodNetworkMode,
-    ProxyMode,
-    DEFAULT_MAX_CONNECTIONS, HEARTBEAT,
+    ProxyMode, DEFAULT_MAX_CONNECTIONS, HEARTBEAT,
 };
 use crate::runtime::images::DEFAULT_MAX_IMAGE_SIZE;
 use crate::runtime::{ContainerRuntime, FileImages, ImageService, ImageStore, RuntimeSet};

@@ -34,6 +34,10 @@ pub enum RuntimeError {
     InvalidImage { reference: String, message: String },
     #[error("container {name}: create failed: {message}")]
     CreateContainer { name: String, message: String },
+    #[error("container {id}: start failed: {message}")]
+    StartContainer { id: ContainerId, message: String },
+    #[error("container {0} is not running")]
+    ContainerNotRunning(ContainerId),
     #[error("container {0} not found")]
     ContainerNotFound(ContainerId),
     #[error("sandbox {0} not found")]

@@ -9,6 +9,7 @@ mod config;
 mod error;
 pub mod hollow;
 pub mod images;
+pub mod linux;
 pub mod logs;
 mod set;
 mod state;

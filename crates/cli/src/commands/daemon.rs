@@ -4,19 +4,17 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use skiff_node_runtime::agent::{
     Agent, AgentBuilder, ClusterDns, ConnLimits, DnsMode, ImageGcPolicy, IngressListen,
     PodNetworkMode, ProxyMode,
 };
 use skiff_node_runtime::runtime::logs::LogLimits;
-use skiff_node_runtime::runtime::wasm::WasmRuntime;
 
 use super::node_resources::NodeResourceArgs;
+use super::node_runtimes::RuntimeArgs;
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn terminated() {
@@ -82,6 +80,8 @@ pub struct NodeArgs {
     pub logs: LogArgs,
     #[command(flatten)]
     pub resources: NodeResourceArgs,
+    #[command(flatten)]
+    pub runtimes: RuntimeArgs,
 }
 
 /// How a node's pods are networked.
@@ -126,7 +126,6 @@ pub struct PodNetworkArgs {
     pub cluster_domain: String,
 }
 
-
 /// A listening address, or `none`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListenOrNone(pub Option<std::net::SocketAddr>);
@@ -139,7 +138,6 @@ fn parse_listen_or_none(text: &str) -> Result<ListenOrNone, String> {
         .map(|addr| ListenOrNone(Some(addr)))
         .map_err(|_| format!("{text:?}: expected ADDRESS:PORT (such as 0.0.0.0:80) or none"))
 }
-
 
 /// The values of `--dns`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -359,7 +357,8 @@ pub fn descriptor_budget() -> usize {
     }
 }
 
-/// A node agent with the Wasm runtime, its data under `data_dir`, to be built.
+/// A node agent with the runtimes of `--runtimes` (the Wasm runtime by default), its data
+/// under `data_dir`, to be built.
 pub fn wasm_agent(
     servers: Vec<String>,
     token: &str,
@@ -372,6 +371,7 @@ pub fn wasm_agent(
         images,
         logs,
         resources,
+        runtimes,
     }: NodeArgs,
 ) -> anyhow::Result<AgentBuilder> {
     if images.allow_image_dirs.is_empty() {
@@ -379,15 +379,10 @@ pub fn wasm_agent(
     }
     let image_gc = images.gc_policy()?;
     crate::private_files::private_dir(&data_dir)?;
-    let runtime = WasmRuntime::new(data_dir.join("wasm"))
-        .context("starting the Wasm runtime")?
-        .with_log_limits(logs.limits());
-    let builder = images
-        .allow_image_dirs
-        .into_iter()
-        .fold(resources.apply(Agent::builder()), |builder, dir| {
-            builder.allow_image_dir(dir)
-        });
+    let builder = images.allow_image_dirs.into_iter().fold(
+        runtimes.apply(resources.apply(Agent::builder()), &data_dir, logs.limits())?,
+        |builder, dir| builder.allow_image_dir(dir),
+    );
     let builder = images
         .insecure_registries
         .into_iter()
@@ -406,8 +401,7 @@ pub fn wasm_agent(
         .proxy(network.proxy_mode())
         .ingress(network.ingress())
         .cluster_dns(network.cluster_dns())
-        .pod_network(network.mode())
-        .runtime(Arc::new(runtime)))
+        .pod_network(network.mode()))
 }
 
 #[cfg(test)]

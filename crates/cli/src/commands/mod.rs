@@ -18,6 +18,7 @@ pub mod image;
 pub mod logs;
 pub mod node;
 mod node_resources;
+mod node_runtimes;
 pub mod rollout;
 pub mod scale;
 pub mod server;

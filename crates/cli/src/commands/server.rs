@@ -254,6 +254,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 images: args.node.images.or_dev_defaults(),
                 logs: args.node.logs,
                 resources: args.node.resources,
+                runtimes: args.node.runtimes,
             },
         )?
         .connections(agent_limits.unwrap_or_default())

@@ -22,7 +22,7 @@ pub use writer::LogWriter;
 
 /// Caps on container logs, as the kubelet's `--container-log-max-size`,
 /// `--container-log-max-files` and a free-space floor for the disk they live on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogLimits {
     /// Rotate the live file before it passes this many bytes.
     pub max_size: u64,

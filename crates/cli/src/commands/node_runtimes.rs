@@ -1,0 +1,65 @@
+//! Which container runtimes a node has (`--runtimes`), and the Linux runtime's flags.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use skiff_node_runtime::agent::AgentBuilder;
+use skiff_node_runtime::runtime::linux::{LinuxConfig, LinuxRuntime, ShimCommand};
+use skiff_node_runtime::runtime::logs::LogLimits;
+use skiff_node_runtime::runtime::wasm::WasmRuntime;
+
+/// A runtime a node can have.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// WebAssembly modules and components on wasmtime, in the agent's process.
+    Wasm,
+    /// Linux container images, each container under its own shim (needs root and cgroups).
+    Linux,
+}
+
+/// The node's runtimes.
+#[derive(Args, Debug)]
+pub struct RuntimeArgs {
+    /// The runtimes this node has, comma-separated (`wasm,linux`); a pod runs on the first
+    /// that can run its images, or on the one its RuntimeClass names.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "wasm")]
+    pub runtimes: Vec<RuntimeKind>,
+    /// The most processes (and threads) one Linux container may have (its cgroup's pids.max).
+    #[arg(long, default_value_t = skiff_node_runtime::runtime::linux::DEFAULT_PIDS_LIMIT)]
+    pub pod_pids_limit: u64,
+}
+
+impl RuntimeArgs {
+    /// Adds the chosen runtimes, their state under `data_dir`, to `builder`.
+    pub fn apply(
+        &self,
+        mut builder: AgentBuilder,
+        data_dir: &Path,
+        logs: LogLimits,
+    ) -> anyhow::Result<AgentBuilder> {
+        for kind in &self.runtimes {
+            builder = match kind {
+                RuntimeKind::Wasm => {
+                    let runtime = WasmRuntime::new(data_dir.join("wasm"))
+                        .context("starting the Wasm runtime")?
+                        .with_log_limits(logs);
+                    builder.runtime(Arc::new(runtime))
+                }
+                RuntimeKind::Linux => {
+                    let shim = ShimCommand::current_exe().context("finding the skiff binary")?;
+                    let config = LinuxConfig {
+                        pids_limit: self.pod_pids_limit,
+                        log_limits: logs,
+                        ..LinuxConfig::new(data_dir.join("linux"), shim)
+                    };
+                    let runtime =
+                        LinuxRuntime::new(config).context("starting the Linux runtime")?;
+                    builder.runtime(Arc::new(runtime))
+                }
+            };
+        }
+        Ok(builder)
+    }
+}
