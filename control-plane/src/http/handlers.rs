@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::path::{self, ApiPath};
 use super::query::Query;
+use super::table::TableRequest;
 use super::{auth, discovery, logs, node_proxy, AppState};
 use crate::error::ApiError;
 use crate::registry::{object, DeleteOptions, Subresource};
@@ -128,24 +129,41 @@ async fn dispatch(
     };
     // Reads are linearizable unless the client accepts any recent state (resourceVersion=0).
     let watching = query.flag("watch");
+    let table = TableRequest::from_request(headers, query.get("includeObject"))?;
     if method == Method::GET && !watching && query.get("resourceVersion") != Some("0") {
         registry.read_barrier().await?;
     }
     match (method.clone(), name.as_deref()) {
         (Method::GET, None) if watching => {
             let options = query.list_options()?;
-            let events = registry
+            let mut events = registry
                 .watch(kind, ns, options, query.watch_from()?)
                 .await?;
+            if let Some(table) = table {
+                let kind = *kind;
+                events = Box::pin(events.map(move |mut event| {
+                    let version = event.object["metadata"]["resourceVersion"].clone();
+                    event.object = table.render(
+                        kind,
+                        std::slice::from_ref(&event.object),
+                        json!({ "resourceVersion": version }),
+                    );
+                    event
+                }));
+            }
             let timeout = query.int("timeoutSeconds")?.map(|s| s.max(0) as u64);
             Ok(watch_response(events, timeout, state.shutdown.clone()))
         }
         (Method::GET, None) => {
             let (items, revision) = registry.list(kind, ns, &query.list_options()?).await?;
+            let metadata = json!({ "resourceVersion": revision.to_string() });
+            if let Some(table) = table {
+                return Ok(Json(table.render(kind, &items, metadata)).into_response());
+            }
             Ok(Json(json!({
                 "kind": kind.list_kind(),
                 "apiVersion": kind.api_version(),
-                "metadata": { "resourceVersion": revision.to_string() },
+                "metadata": metadata,
                 "items": items,
             }))
             .into_response())
@@ -159,7 +177,18 @@ async fn dispatch(
             }
             Ok((StatusCode::CREATED, Json(created)).into_response())
         }
-        (Method::GET, Some(name)) => Ok(Json(registry.get(kind, ns, name).await?).into_response()),
+        (Method::GET, Some(name)) => {
+            let object = registry.get(kind, ns, name).await?;
+            match table {
+                Some(table) => {
+                    let metadata =
+                        json!({ "resourceVersion": object["metadata"]["resourceVersion"] });
+                    let rendered = table.render(kind, std::slice::from_ref(&object), metadata);
+                    Ok(Json(rendered).into_response())
+                }
+                None => Ok(Json(object).into_response()),
+            }
+        }
         (Method::PUT, Some(name)) => {
             let obj = parse_body(&body, headers)?;
             Ok(Json(registry.update(kind, ns, name, obj, sub).await?).into_response())

@@ -1,0 +1,161 @@
+//! What stock kubectl asks of the API server beyond plain REST: Table responses.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use skiff_control_plane::{Server, ServerConfig, ServerHandle};
+
+/// The `Accept` header `kubectl get` sends.
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+
+async fn start() -> (tempfile::TempDir, ServerHandle, reqwest::Client) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = "127.0.0.1:0".parse().expect("addr");
+    let server = Server::start(ServerConfig::new("test", dir.path().to_path_buf(), listen))
+        .await
+        .expect("server");
+    (dir, server, reqwest::Client::new())
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request");
+    let code = response.status().as_u16();
+    (code, response.json().await.unwrap_or(Value::Null))
+}
+
+fn pod(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "t"}},
+        "spec": {"containers": [{"name": "c", "image": "file:/x.wasm"}]}})
+}
+
+/// `(name, priority)` of each column definition.
+fn columns(table: &Value) -> Vec<(String, i64)> {
+    table["columnDefinitions"]
+        .as_array()
+        .expect("columnDefinitions")
+        .iter()
+        .map(|c| {
+            let name = c["name"].as_str().expect("name").to_uppercase();
+            (name, c["priority"].as_i64().expect("priority"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_carry_kubectls_columns_for_lists_gets_and_watches() {
+    let (_dir, server, http) = start().await;
+    let pods = format!("{}/api/v1/namespaces/default/pods", server.url());
+    for name in ["a", "b"] {
+        let (code, _) = send(http.post(&pods).json(&pod(name))).await;
+        assert_eq!(code, 201);
+    }
+
+    let (code, table) = send(http.get(&pods).header("Accept", TABLE)).await;
+    assert_eq!(code, 200, "{table}");
+    assert_eq!(
+        (table["kind"].as_str(), table["apiVersion"].as_str()),
+        (Some("Table"), Some("meta.k8s.io/v1"))
+    );
+    assert!(table["metadata"]["resourceVersion"].is_string(), "{table}");
+    let expected = [
+        ("NAME", 0),
+        ("READY", 0),
+        ("STATUS", 0),
+        ("RESTARTS", 0),
+        ("AGE", 0),
+        ("IP", 1),
+        ("NODE", 1),
+        ("NOMINATED NODE", 1),
+        ("READINESS GATES", 1),
+    ];
+    assert_eq!(
+        columns(&table),
+        expected.map(|(n, p)| (n.to_string(), p)).to_vec()
+    );
+    let rows = table["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["cells"][0], "a");
+    assert_eq!(
+        &rows[0]["cells"].as_array().expect("cells")[1..3],
+        &[json!("0/1"), json!("Pending")]
+    );
+    assert_eq!(rows[0]["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(rows[0]["object"]["metadata"]["name"], "a");
+    assert!(rows[0]["object"]["spec"].is_null());
+
+    // v1beta1 alone, a single object, and the whole object in the row.
+    let (code, one) = send(http.get(format!("{pods}/b?includeObject=Object")).header(
+        "Accept",
+        "application/json;as=Table;v=v1beta1;g=meta.k8s.io",
+    ))
+    .await;
+    assert_eq!(code, 200, "{one}");
+    assert_eq!(one["apiVersion"], "meta.k8s.io/v1beta1");
+    assert_eq!(one["rows"].as_array().map(Vec::len), Some(1));
+    assert_eq!(one["rows"][0]["object"]["kind"], "Pod");
+    assert_eq!(
+        one["rows"][0]["object"]["spec"]["containers"][0]["name"],
+        "c"
+    );
+    let (_, bare) = send(
+        http.get(format!("{pods}?includeObject=None"))
+            .header("Accept", TABLE),
+    )
+    .await;
+    assert!(bare["rows"][0]["object"].is_null(), "{bare}");
+    let (code, _) = send(
+        http.get(format!("{pods}?includeObject=Everything"))
+            .header("Accept", TABLE),
+    )
+    .await;
+    assert_eq!(code, 400);
+
+    // Without the Table media type the list is a plain PodList.
+    let (_, list) = send(http.get(&pods)).await;
+    assert_eq!(list["kind"], "PodList");
+
+    // A cluster-scoped kind has its own columns too.
+    let (_, namespaces) = send(
+        http.get(format!("{}/api/v1/namespaces/default", server.url()))
+            .header("Accept", TABLE),
+    )
+    .await;
+    assert_eq!(
+        namespaces["rows"][0]["cells"].as_array().expect("cells")[..2],
+        [json!("default"), json!("Active")]
+    );
+
+    // A watch event carries a Table of one row.
+    let version = table["metadata"]["resourceVersion"].as_str().expect("rv");
+    let response = http
+        .get(format!("{pods}?watch=true&resourceVersion={version}"))
+        .header("Accept", TABLE)
+        .send()
+        .await
+        .expect("watch");
+    send(http.post(&pods).json(&pod("c"))).await;
+    let event = first_event(response).await;
+    assert_eq!(event["type"], "ADDED");
+    assert_eq!(event["object"]["kind"], "Table");
+    assert_eq!(event["object"]["rows"][0]["cells"][0], "c");
+    assert_eq!(columns(&event["object"]).len(), expected.len());
+    server.shutdown().await;
+}
+
+/// The first event of a newline-delimited watch response.
+async fn first_event(response: reqwest::Response) -> Value {
+    let mut body = response.bytes_stream();
+    let mut buffer = Vec::new();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("an event in time")
+            .expect("stream open")
+            .expect("chunk");
+        buffer.extend_from_slice(&chunk);
+        if let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            return serde_json::from_slice(&buffer[..end]).expect("event");
+        }
+    }
+}
