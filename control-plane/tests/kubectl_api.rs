@@ -159,3 +159,87 @@ async fn first_event(response: reqwest::Response) -> Value {
         }
     }
 }
+
+fn configmap(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"page": "yes"}}})
+}
+
+/// Names of a list's items.
+fn names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_follow_one_snapshot_and_expire_with_its_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(ServerConfig {
+        watch_history: 10,
+        ..ServerConfig::new(
+            "test",
+            dir.path().to_path_buf(),
+            "127.0.0.1:0".parse().expect("addr"),
+        )
+    })
+    .await
+    .expect("server");
+    let http = reqwest::Client::new();
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    for name in ["a", "b", "c", "d", "e"] {
+        let (code, _) = send(http.post(&base).json(&configmap(name))).await;
+        assert_eq!(code, 201);
+    }
+    let (code, first) = send(http.get(format!("{base}?limit=2"))).await;
+    assert_eq!(code, 200, "{first}");
+    assert_eq!(names(&first), ["a", "b"]);
+    assert_eq!(first["metadata"]["remainingItemCount"], 3);
+    let version = first["metadata"]["resourceVersion"].clone();
+    let token = first["metadata"]["continue"]
+        .as_str()
+        .expect("continue")
+        .to_string();
+
+    // Changes after the first page do not show in the pages that follow it.
+    send(http.delete(format!("{base}/c"))).await;
+    send(http.post(&base).json(&configmap("bb"))).await;
+    let (_, second) = send(http.get(format!("{base}?limit=2&continue={token}"))).await;
+    assert_eq!(names(&second), ["c", "d"], "{second}");
+    assert_eq!(second["metadata"]["resourceVersion"], version);
+    let token = second["metadata"]["continue"].as_str().expect("continue");
+    let (_, last) = send(http.get(format!("{base}?limit=2&continue={token}"))).await;
+    assert_eq!(names(&last), ["e"]);
+    assert!(last["metadata"]["continue"].is_null(), "{last}");
+    assert!(last["metadata"]["remainingItemCount"].is_null());
+
+    // With a selector the rest is not counted; Tables page too.
+    let (_, selected) = send(
+        http.get(format!("{base}?limit=1&labelSelector=page%3Dyes"))
+            .header("Accept", TABLE),
+    )
+    .await;
+    assert_eq!(selected["kind"], "Table");
+    assert_eq!(selected["rows"].as_array().map(Vec::len), Some(1));
+    assert!(selected["metadata"]["continue"].is_string(), "{selected}");
+    assert!(selected["metadata"]["remainingItemCount"].is_null());
+
+    let (code, status) = send(http.get(format!("{base}?limit=2&continue=not-a-token"))).await;
+    assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")));
+
+    // Once the first page's revision is compacted away, its token is 410 Expired.
+    let token = first["metadata"]["continue"].as_str().expect("continue");
+    for i in 0..1_010 {
+        let (code, _) = send(http.post(&base).json(&configmap(&format!("x{i}")))).await;
+        assert_eq!(code, 201);
+    }
+    let (code, status) = send(http.get(format!("{base}?limit=2&continue={token}"))).await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (410, Some("Expired")),
+        "{status}"
+    );
+    server.shutdown().await;
+}

@@ -155,16 +155,31 @@ async fn dispatch(
             Ok(watch_response(events, timeout, state.shutdown.clone()))
         }
         (Method::GET, None) => {
-            let (items, revision) = registry.list(kind, ns, &query.list_options()?).await?;
-            let metadata = json!({ "resourceVersion": revision.to_string() });
+            let limit = query.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
+            let page = registry
+                .list_page(
+                    kind,
+                    ns,
+                    &query.list_options()?,
+                    limit,
+                    query.get("continue"),
+                )
+                .await?;
+            let mut metadata = json!({ "resourceVersion": page.revision.to_string() });
+            if let Some(token) = page.continue_token {
+                metadata["continue"] = json!(token);
+            }
+            if let Some(remaining) = page.remaining {
+                metadata["remainingItemCount"] = json!(remaining);
+            }
             if let Some(table) = table {
-                return Ok(Json(table.render(kind, &items, metadata)).into_response());
+                return Ok(Json(table.render(kind, &page.items, metadata)).into_response());
             }
             Ok(Json(json!({
                 "kind": kind.list_kind(),
                 "apiVersion": kind.api_version(),
                 "metadata": metadata,
-                "items": items,
+                "items": page.items,
             }))
             .into_response())
         }
