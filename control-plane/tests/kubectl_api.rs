@@ -243,3 +243,44 @@ async fn pages_follow_one_snapshot_and_expire_with_its_history() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_on_a_collection_removes_what_its_selector_matches() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    for name in ["a", "b"] {
+        send(http.post(&base).json(&configmap(name))).await;
+    }
+    let (code, _) = send(
+        http.post(&base)
+            .json(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keep"}})),
+    )
+    .await;
+    assert_eq!(code, 201);
+
+    let (code, dry) =
+        send(http.delete(format!("{base}?labelSelector=page%3Dyes&dryRun=All"))).await;
+    assert_eq!((code, names(&dry).len()), (200, 2), "{dry}");
+    let (_, all) = send(http.get(&base)).await;
+    assert_eq!(names(&all), ["a", "b", "keep"], "a dry run deletes nothing");
+
+    let (code, deleted) = send(http.delete(format!("{base}?labelSelector=page%3Dyes"))).await;
+    assert_eq!(code, 200, "{deleted}");
+    assert_eq!(deleted["kind"], "ConfigMapList");
+    assert_eq!(names(&deleted), ["a", "b"]);
+    let (_, left) = send(http.get(&base)).await;
+    assert_eq!(names(&left), ["keep"]);
+
+    let (_, discovery) = send(http.get(format!("{}/api/v1", server.url()))).await;
+    let configmaps = discovery["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .find(|r| r["name"] == "configmaps")
+        .expect("configmaps");
+    assert!(configmaps["verbs"]
+        .as_array()
+        .expect("verbs")
+        .contains(&json!("deletecollection")));
+    server.shutdown().await;
+}

@@ -8,8 +8,15 @@ use skiff_api::resources::{ResourceKind, KINDS};
 use crate::registry::has_status_subresource;
 
 /// The verbs every served resource takes.
-const VERBS: [&str; 7] = [
-    "create", "delete", "get", "list", "patch", "update", "watch",
+const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
 ];
 
 /// The discovery document a GET of `path` answers, if `path` is a discovery path.

@@ -220,6 +220,19 @@ async fn dispatch(
             };
             Ok(Json(patched).into_response())
         }
+        (Method::DELETE, None) => {
+            let options = delete_options(&query, &body)?;
+            let deleted = registry
+                .delete_collection(kind, ns, &query.list_options()?, &options)
+                .await?;
+            Ok(Json(json!({
+                "kind": kind.list_kind(),
+                "apiVersion": kind.api_version(),
+                "metadata": {},
+                "items": deleted,
+            }))
+            .into_response())
+        }
         (Method::DELETE, Some(name)) => {
             let options = delete_options(&query, &body)?;
             Ok(Json(registry.delete(kind, ns, name, &options).await?).into_response())

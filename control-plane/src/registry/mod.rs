@@ -5,6 +5,7 @@
 mod admission;
 pub mod allocation;
 mod codec;
+mod delete_collection;
 mod dry_run;
 pub mod eviction;
 mod node_watch;
