@@ -1,4 +1,5 @@
-//! What stock kubectl asks of the API server beyond plain REST: Table responses.
+//! What stock kubectl asks of the API server beyond plain REST: Table responses, paged lists,
+//! deletecollection and the `/scale` subresource.
 
 use std::time::Duration;
 
@@ -282,5 +283,102 @@ async fn a_delete_on_a_collection_removes_what_its_selector_matches() {
         .as_array()
         .expect("verbs")
         .contains(&json!("deletecollection")));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_scale_through_their_scale_subresource() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/apis/apps/v1/namespaces/default", server.url());
+    let template = json!({"metadata": {"labels": {"app": "s"}},
+        "spec": {"containers": [{"name": "c", "image": "file:/x.wasm"}]}});
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "s"}}, "template": template}});
+    let (code, _) = send(http.post(format!("{base}/deployments")).json(&deployment)).await;
+    assert_eq!(code, 201);
+    let scale_path = format!("{base}/deployments/d/scale");
+
+    let (code, scale) = send(http.get(&scale_path)).await;
+    assert_eq!(code, 200, "{scale}");
+    assert_eq!(
+        (scale["kind"].as_str(), scale["apiVersion"].as_str()),
+        (Some("Scale"), Some("autoscaling/v1"))
+    );
+    assert_eq!(scale["spec"]["replicas"], 1);
+    assert_eq!(scale["status"]["selector"], "app=s");
+
+    // `kubectl scale` sends a merge patch.
+    let (code, scaled) = send(
+        http.patch(&scale_path)
+            .header("Content-Type", "application/merge-patch+json")
+            .body(r#"{"spec":{"replicas":3}}"#),
+    )
+    .await;
+    assert_eq!(
+        (code, scaled["spec"]["replicas"].as_i64()),
+        (200, Some(3)),
+        "{scaled}"
+    );
+    let (_, stored) = send(http.get(format!("{base}/deployments/d"))).await;
+    assert_eq!(stored["spec"]["replicas"], 3);
+
+    let (code, scaled) = send(
+        http.patch(&scale_path)
+            .header("Content-Type", "application/json-patch+json")
+            .body(r#"[{"op":"replace","path":"/spec/replicas","value":2}]"#),
+    )
+    .await;
+    assert_eq!(
+        (code, scaled["spec"]["replicas"].as_i64()),
+        (200, Some(2)),
+        "{scaled}"
+    );
+
+    // A PUT carries a version: a stale one is a conflict; a negative count is invalid.
+    let mut stale = scale.clone();
+    stale["spec"]["replicas"] = json!(5);
+    let (code, status) = send(http.put(&scale_path).json(&stale)).await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (409, Some("Conflict")),
+        "{status}"
+    );
+    let (_, mut fresh) = send(http.get(&scale_path)).await;
+    fresh["spec"]["replicas"] = json!(-1);
+    let (code, status) = send(http.put(&scale_path).json(&fresh)).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(status["details"]["causes"][0]["field"], "spec.replicas");
+    fresh["spec"]["replicas"] = json!(0);
+    let (code, scaled) = send(http.put(&scale_path).json(&fresh)).await;
+    assert_eq!(
+        (code, scaled["spec"]["replicas"].as_i64()),
+        (200, Some(0)),
+        "{scaled}"
+    );
+
+    let statefulset = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+        "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "s"}}, "template": template}});
+    let (code, created) = send(http.post(format!("{base}/statefulsets")).json(&statefulset)).await;
+    assert_eq!(code, 201, "{created}");
+    let (code, scale) = send(http.get(format!("{base}/statefulsets/db/scale"))).await;
+    assert_eq!((code, scale["spec"]["replicas"].as_i64()), (200, Some(2)));
+
+    let (code, _) = send(http.get(format!(
+        "{}/api/v1/namespaces/default/configmaps/x/scale",
+        server.url()
+    )))
+    .await;
+    assert_eq!(code, 404);
+    let (_, discovery) = send(http.get(format!("{}/apis/apps/v1", server.url()))).await;
+    let scale = discovery["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .find(|r| r["name"] == "deployments/scale")
+        .expect("deployments/scale is listed");
+    assert_eq!(
+        (scale["kind"].as_str(), scale["group"].as_str()),
+        (Some("Scale"), Some("autoscaling"))
+    );
     server.shutdown().await;
 }

@@ -19,7 +19,7 @@ use super::query::Query;
 use super::table::TableRequest;
 use super::{auth, discovery, logs, node_proxy, AppState};
 use crate::error::ApiError;
-use crate::registry::{object, DeleteOptions, Subresource};
+use crate::registry::{has_scale_subresource, object, DeleteOptions, Registry, Subresource};
 
 /// Every `/api/...` and `/apis/...` request.
 pub async fn resource(
@@ -119,6 +119,10 @@ async fn dispatch(
             let name = name.as_deref().unwrap_or_default();
             let pod = registry.bind(ns.unwrap_or_default(), name, node).await?;
             return Ok((StatusCode::CREATED, Json(pod)).into_response());
+        }
+        Some("scale") if has_scale_subresource(kind) => {
+            let name = name.as_deref().unwrap_or_default();
+            return scale(registry, &target, name, method, headers, &body).await;
         }
         Some(other) => {
             return Err(ApiError::UnknownResource(format!(
@@ -239,6 +243,45 @@ async fn dispatch(
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
+}
+
+/// `/scale`: reads, replaces or patches a workload's `Scale`.
+async fn scale(
+    registry: &Registry,
+    target: &ApiPath,
+    name: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let (kind, ns) = (target.kind, target.namespace.as_deref());
+    let scale = match *method {
+        Method::GET => registry.get_scale(kind, ns, name).await?,
+        Method::PUT => {
+            let scale = parse_body(body, headers)?;
+            registry.update_scale(kind, ns, name, &scale).await?
+        }
+        Method::PATCH => {
+            let current = registry.get_scale(kind, ns, name).await?;
+            let mut scale = current.clone();
+            if is_json_patch(headers)? {
+                let patch: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
+                    ApiError::BadRequest(format!("the body is not a JSON Patch: {e}"))
+                })?;
+                json_patch::patch(&mut scale, &patch)
+                    .map_err(|e| ApiError::PatchFailed(e.to_string()))?;
+            } else {
+                json_patch::merge(&mut scale, &parse_body(body, headers)?);
+            }
+            // Only a version the patch itself names is a precondition.
+            if scale["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"] {
+                object::remove_meta(&mut scale, "resourceVersion");
+            }
+            registry.update_scale(kind, ns, name, &scale).await?
+        }
+        _ => return Err(ApiError::MethodNotAllowed),
+    };
+    Ok(Json(scale).into_response())
 }
 
 fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {

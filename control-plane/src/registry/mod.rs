@@ -13,6 +13,7 @@ pub mod object;
 mod pagination;
 mod patch;
 mod runtime_class;
+mod scale;
 mod storage_class;
 mod strategy;
 #[cfg(test)]
@@ -28,6 +29,7 @@ use skiff_raft_store::{Compare, KeyValue, Op, OpResult, Store, Txn};
 use self::codec::{decode, encode, strip_version};
 use crate::error::ApiError;
 pub use pagination::Page;
+pub use scale::has_scale_subresource;
 pub use watch::{ListOptions, WatchEvent, WatchEventType, WatchStream};
 
 /// Which part of an object a write may change.
