@@ -162,8 +162,34 @@ fn stock_kubectl_shows_kubectls_columns_pages_scales_and_deletes_all() -> anyhow
         "{nodes}"
     );
 
+    // `get -w` prints the table, then a row per change (watch events carry Tables).
+    let mut watch = Command::new("kubectl")
+        .args(["--server", &url, "--cache-dir"])
+        .arg(&cache)
+        .args(["get", "deploy", "ticker", "-w"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = || lines.recv_timeout(Duration::from_secs(30));
+    let first = next_line()?;
+    assert!(first.starts_with("NAME "), "{first}");
+    assert!(next_line()?.starts_with("ticker "));
+
     let scaled = k(&["scale", "deploy", "ticker", "--replicas=4"])?;
     assert!(scaled.contains("deployment.apps/ticker scaled"), "{scaled}");
+    let change = next_line();
+    watch.kill()?;
+    watch.wait()?;
+    let change = change?;
+    assert!(change.starts_with("ticker "), "{change}");
     wait_until("four ticker pods", Duration::from_secs(60), || {
         Ok((k(&["get", "pods", "-o", "name"])?.lines().count() == 4).then_some(()))
     })?;
