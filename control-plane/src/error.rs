@@ -54,6 +54,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("too old resource version: {requested} ({oldest})")]
     Gone { requested: u64, oldest: u64 },
+    /// A list's `continue` token whose revision is no longer in the store's history.
+    #[error("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")]
+    ContinueExpired,
     #[error("{0}")]
     Unavailable(String),
     /// A JSON Patch could not be applied (a `test` operation failed, a path is missing).
@@ -129,7 +132,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Gone { .. } => StatusCode::GONE,
+            ApiError::Gone { .. } | ApiError::ContinueExpired => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -148,7 +151,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::TooLarge { .. } => "RequestEntityTooLarge",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
-            ApiError::Gone { .. } => "Expired",
+            ApiError::Gone { .. } | ApiError::ContinueExpired => "Expired",
             ApiError::Unavailable(_) => "ServiceUnavailable",
             ApiError::Timeout(_) => "Timeout",
             ApiError::Unauthorized(_) => "Unauthorized",

@@ -173,6 +173,30 @@ impl Store {
             .map_err(|_| StoreError::Stopped)?
     }
 
+    /// Every key under `prefix` as it was at `revision`, sorted by key: the current range with
+    /// the later changes undone from the history (how a paged list stays on one snapshot).
+    /// `Compacted` when the history since `revision` is gone.
+    pub async fn range_at(
+        &self,
+        prefix: &[u8],
+        revision: u64,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let (now, current) = self.range(prefix).await?;
+        if revision >= current {
+            return Ok(now);
+        }
+        let later = self.history(prefix, revision + 1, current)?;
+        let mut keys: std::collections::BTreeMap<Vec<u8>, KeyValue> =
+            now.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+        for event in later.into_iter().rev() {
+            match event.prev {
+                Some(prev) => keys.insert(event.kv.key, prev),
+                None => keys.remove(&event.kv.key),
+            };
+        }
+        Ok(keys.into_values().collect())
+    }
+
     /// Proposes a txn through Raft; returns once it is durable, committed and applied.
     pub async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
         let (reply, answer) = oneshot::channel();

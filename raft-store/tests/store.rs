@@ -209,6 +209,51 @@ async fn watching_below_the_history_is_compacted() {
 }
 
 #[tokio::test]
+async fn ranges_read_at_an_older_revision_until_it_is_compacted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), 10).await;
+    for key in ["/r/a", "/r/b", "/r/c"] {
+        store.txn(put(key, "1")).await.expect("put");
+    }
+    let then = store.revision();
+    store.txn(put("/r/b", "2")).await.expect("update");
+    store
+        .txn(Txn {
+            success: vec![Op::Delete {
+                key: b"/r/a".to_vec(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("delete");
+    store.txn(put("/r/d", "1")).await.expect("create");
+    store.txn(put("/other", "1")).await.expect("elsewhere");
+    let old = store.range_at(b"/r/", then).await.expect("range at then");
+    let seen: Vec<(&[u8], &[u8])> = old
+        .iter()
+        .map(|kv| (kv.key.as_slice(), kv.value.as_slice()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(&b"/r/a"[..], &b"1"[..]), (b"/r/b", b"1"), (b"/r/c", b"1")]
+    );
+    let now = store.range_at(b"/r/", store.revision()).await.expect("now");
+    assert_eq!(now.len(), 3);
+    assert_eq!(now[0].key, b"/r/b");
+    for i in 0..1_100 {
+        store
+            .txn(put(&format!("/c/{}", i % 7), "v"))
+            .await
+            .expect("put");
+    }
+    assert!(matches!(
+        store.range_at(b"/r/", then).await,
+        Err(StoreError::Compacted { .. })
+    ));
+    store.shutdown().await;
+}
+
+#[tokio::test]
 async fn acknowledged_writes_survive_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let revision = {

@@ -156,13 +156,30 @@ fn pods_get_addresses_of_their_nodes_cidr_and_reach_each_other_across_nodes() ->
         .collect();
     assert_eq!(
         header,
-        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED",
+            "NODE",
+            "READINESS",
+            "GATES"
+        ]
     );
     let row = wide
         .lines()
         .find(|l| l.starts_with("b1 "))
         .context("b1's row")?;
-    assert!(row.ends_with(&format!("{b1}   b")), "{wide}");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells[5..],
+        [b1.to_string().as_str(), "b", "<none>", "<none>"],
+        "{wide}"
+    );
 
     // Across nodes both ways, through the host-gw routes.
     for (from, to) in [(HOST_B, a1), (HOST_A, b1), (HOST_B, a2)] {

@@ -8,8 +8,15 @@ use skiff_api::resources::{ResourceKind, KINDS};
 use crate::registry::has_status_subresource;
 
 /// The verbs every served resource takes.
-const VERBS: [&str; 7] = [
-    "create", "delete", "get", "list", "patch", "update", "watch",
+const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
 ];
 
 /// The discovery document a GET of `path` answers, if `path` is a discovery path.
@@ -83,13 +90,18 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
             "shortNames": kind.short_names,
         }));
         for (sub, verbs) in subresources(kind) {
-            resources.push(json!({
+            let mut resource = json!({
                 "name": format!("{}/{sub}", kind.plural),
                 "singularName": "",
                 "namespaced": kind.namespaced,
                 "kind": subresource_kind(kind, sub),
                 "verbs": verbs,
-            }));
+            });
+            if sub == "scale" {
+                resource["group"] = json!("autoscaling");
+                resource["version"] = json!("v1");
+            }
+            resources.push(resource);
         }
     }
     Some(json!({
@@ -121,6 +133,9 @@ fn subresources(kind: &ResourceKind) -> Vec<(&'static str, &'static [&'static st
             subs.push(("log", &["get"]));
         }
         "Node" => subs.push(("proxy", &["create", "delete", "get", "patch", "update"])),
+        "Deployment" | "ReplicaSet" | "StatefulSet" => {
+            subs.push(("scale", &["get", "patch", "update"]))
+        }
         _ => {}
     }
     subs
@@ -132,6 +147,7 @@ fn subresource_kind(kind: &ResourceKind, sub: &str) -> &'static str {
         "binding" => "Binding",
         "eviction" => "Eviction",
         "proxy" => "NodeProxyOptions",
+        "scale" => "Scale",
         "log" => "Pod",
         _ => kind.kind,
     }

@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::path::{self, ApiPath};
 use super::query::Query;
+use super::table::TableRequest;
 use super::{auth, discovery, logs, node_proxy, AppState};
 use crate::error::ApiError;
-use crate::registry::{object, DeleteOptions, Subresource};
+use crate::registry::{has_scale_subresource, object, DeleteOptions, Registry, Subresource};
 
 /// Every `/api/...` and `/apis/...` request.
 pub async fn resource(
@@ -119,6 +120,10 @@ async fn dispatch(
             let pod = registry.bind(ns.unwrap_or_default(), name, node).await?;
             return Ok((StatusCode::CREATED, Json(pod)).into_response());
         }
+        Some("scale") if has_scale_subresource(kind) => {
+            let name = name.as_deref().unwrap_or_default();
+            return scale(registry, &target, name, method, headers, &body).await;
+        }
         Some(other) => {
             return Err(ApiError::UnknownResource(format!(
                 "{}/{other}",
@@ -128,25 +133,57 @@ async fn dispatch(
     };
     // Reads are linearizable unless the client accepts any recent state (resourceVersion=0).
     let watching = query.flag("watch");
+    let table = TableRequest::from_request(headers, query.get("includeObject"))?;
     if method == Method::GET && !watching && query.get("resourceVersion") != Some("0") {
         registry.read_barrier().await?;
     }
     match (method.clone(), name.as_deref()) {
         (Method::GET, None) if watching => {
             let options = query.list_options()?;
-            let events = registry
+            let mut events = registry
                 .watch(kind, ns, options, query.watch_from()?)
                 .await?;
+            if let Some(table) = table {
+                let kind = *kind;
+                events = Box::pin(events.map(move |mut event| {
+                    let version = event.object["metadata"]["resourceVersion"].clone();
+                    event.object = table.render(
+                        kind,
+                        std::slice::from_ref(&event.object),
+                        json!({ "resourceVersion": version }),
+                    );
+                    event
+                }));
+            }
             let timeout = query.int("timeoutSeconds")?.map(|s| s.max(0) as u64);
             Ok(watch_response(events, timeout, state.shutdown.clone()))
         }
         (Method::GET, None) => {
-            let (items, revision) = registry.list(kind, ns, &query.list_options()?).await?;
+            let limit = query.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
+            let page = registry
+                .list_page(
+                    kind,
+                    ns,
+                    &query.list_options()?,
+                    limit,
+                    query.get("continue"),
+                )
+                .await?;
+            let mut metadata = json!({ "resourceVersion": page.revision.to_string() });
+            if let Some(token) = page.continue_token {
+                metadata["continue"] = json!(token);
+            }
+            if let Some(remaining) = page.remaining {
+                metadata["remainingItemCount"] = json!(remaining);
+            }
+            if let Some(table) = table {
+                return Ok(Json(table.render(kind, &page.items, metadata)).into_response());
+            }
             Ok(Json(json!({
                 "kind": kind.list_kind(),
                 "apiVersion": kind.api_version(),
-                "metadata": { "resourceVersion": revision.to_string() },
-                "items": items,
+                "metadata": metadata,
+                "items": page.items,
             }))
             .into_response())
         }
@@ -159,7 +196,18 @@ async fn dispatch(
             }
             Ok((StatusCode::CREATED, Json(created)).into_response())
         }
-        (Method::GET, Some(name)) => Ok(Json(registry.get(kind, ns, name).await?).into_response()),
+        (Method::GET, Some(name)) => {
+            let object = registry.get(kind, ns, name).await?;
+            match table {
+                Some(table) => {
+                    let metadata =
+                        json!({ "resourceVersion": object["metadata"]["resourceVersion"] });
+                    let rendered = table.render(kind, std::slice::from_ref(&object), metadata);
+                    Ok(Json(rendered).into_response())
+                }
+                None => Ok(Json(object).into_response()),
+            }
+        }
         (Method::PUT, Some(name)) => {
             let obj = parse_body(&body, headers)?;
             Ok(Json(registry.update(kind, ns, name, obj, sub).await?).into_response())
@@ -176,12 +224,64 @@ async fn dispatch(
             };
             Ok(Json(patched).into_response())
         }
+        (Method::DELETE, None) => {
+            let options = delete_options(&query, &body)?;
+            let deleted = registry
+                .delete_collection(kind, ns, &query.list_options()?, &options)
+                .await?;
+            Ok(Json(json!({
+                "kind": kind.list_kind(),
+                "apiVersion": kind.api_version(),
+                "metadata": {},
+                "items": deleted,
+            }))
+            .into_response())
+        }
         (Method::DELETE, Some(name)) => {
             let options = delete_options(&query, &body)?;
             Ok(Json(registry.delete(kind, ns, name, &options).await?).into_response())
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
+}
+
+/// `/scale`: reads, replaces or patches a workload's `Scale`.
+async fn scale(
+    registry: &Registry,
+    target: &ApiPath,
+    name: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let (kind, ns) = (target.kind, target.namespace.as_deref());
+    let scale = match *method {
+        Method::GET => registry.get_scale(kind, ns, name).await?,
+        Method::PUT => {
+            let scale = parse_body(body, headers)?;
+            registry.update_scale(kind, ns, name, &scale).await?
+        }
+        Method::PATCH => {
+            let current = registry.get_scale(kind, ns, name).await?;
+            let mut scale = current.clone();
+            if is_json_patch(headers)? {
+                let patch: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
+                    ApiError::BadRequest(format!("the body is not a JSON Patch: {e}"))
+                })?;
+                json_patch::patch(&mut scale, &patch)
+                    .map_err(|e| ApiError::PatchFailed(e.to_string()))?;
+            } else {
+                json_patch::merge(&mut scale, &parse_body(body, headers)?);
+            }
+            // Only a version the patch itself names is a precondition.
+            if scale["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"] {
+                object::remove_meta(&mut scale, "resourceVersion");
+            }
+            registry.update_scale(kind, ns, name, &scale).await?
+        }
+        _ => return Err(ApiError::MethodNotAllowed),
+    };
+    Ok(Json(scale).into_response())
 }
 
 fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {

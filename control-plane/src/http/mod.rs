@@ -8,6 +8,7 @@ mod logs;
 mod node_proxy;
 mod path;
 mod query;
+mod table;
 mod trace;
 
 use axum::extract::DefaultBodyLimit;

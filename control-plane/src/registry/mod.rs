@@ -5,12 +5,15 @@
 mod admission;
 pub mod allocation;
 mod codec;
+mod delete_collection;
 mod dry_run;
 pub mod eviction;
 mod node_watch;
 pub mod object;
+mod pagination;
 mod patch;
 mod runtime_class;
+mod scale;
 mod storage_class;
 mod strategy;
 #[cfg(test)]
@@ -25,6 +28,8 @@ use skiff_raft_store::{Compare, KeyValue, Op, OpResult, Store, Txn};
 
 use self::codec::{decode, encode, strip_version};
 use crate::error::ApiError;
+pub use pagination::Page;
+pub use scale::has_scale_subresource;
 pub use watch::{ListOptions, WatchEvent, WatchEventType, WatchStream};
 
 /// Which part of an object a write may change.
@@ -131,16 +136,8 @@ impl Registry {
         namespace: Option<&str>,
         options: &ListOptions,
     ) -> Result<(Vec<Value>, u64), ApiError> {
-        let prefix = kind.store_prefix(scope(kind, namespace));
-        let (kvs, revision) = self.store.range(prefix.as_bytes()).await?;
-        let mut items = Vec::with_capacity(kvs.len());
-        for kv in kvs.iter().filter(|kv| options.may_match(&kv.value)) {
-            let obj = decode(kv)?;
-            if options.matches(&obj) {
-                items.push(obj);
-            }
-        }
-        Ok((items, revision))
+        let page = self.list_page(kind, namespace, options, None, None).await?;
+        Ok((page.items, page.revision))
     }
 
     /// Creates an object after defaulting, admission and validation; 409 if the name is taken.

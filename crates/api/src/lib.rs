@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod nesting;
 pub mod ownership;
 pub mod pod_cidr;
+pub mod printers;
 pub mod probes;
 pub mod quantity;
 pub mod requests;

@@ -6,6 +6,7 @@ use clap::Args;
 use futures::StreamExt;
 use serde_json::Value;
 use skiff_api::k8s_openapi::api::core::v1::Pod;
+use skiff_api::quantity;
 use skiff_api::requests::{pod_requests, Resources};
 use skiff_api::resources::ResourceKind;
 use skiff_client::{Client, ListParams};
@@ -56,16 +57,18 @@ pub async fn run(args: GetArgs, opts: &ClientOpts) -> anyhow::Result<()> {
                 if kinds.len() > 1 && i > 0 {
                     println!();
                 }
-                let mut items = items;
-                if kind.kind == "Node" {
-                    annotate_allocated(&client, &mut items).await?;
-                }
+                let allocations = if kind.kind == "Node" {
+                    Some(node_allocations(&client).await?)
+                } else {
+                    None
+                };
                 print_table(
                     kind,
                     &items,
                     wide == Some(Output::Wide),
                     args.all_namespaces,
                     kinds.len() > 1,
+                    allocations.as_ref(),
                 );
             }
         }
@@ -141,8 +144,8 @@ async fn fetch(
     Ok(items)
 }
 
-/// Adds to each node (for the table only) what its pods request, under `columns::ALLOCATED`.
-async fn annotate_allocated(client: &Client, nodes: &mut [Value]) -> anyhow::Result<()> {
+/// What the pods bound to each node request, by node name.
+async fn node_allocations(client: &Client) -> anyhow::Result<HashMap<String, Resources>> {
     let pods = client
         .list(super::kind("pods")?, None, &ListParams::default())
         .await?;
@@ -157,17 +160,32 @@ async fn annotate_allocated(client: &Client, nodes: &mut [Value]) -> anyhow::Res
             requested.entry(node).or_default().add(&pod_requests(&pod));
         }
     }
-    for node in nodes {
-        let used = node["metadata"]["name"]
-            .as_str()
-            .and_then(|n| requested.get(n))
-            .copied()
-            .unwrap_or_default();
-        node[columns::ALLOCATED] = serde_json::json!({
-            "cpu": used.cpu_millis, "memory": used.memory_bytes, "pods": used.pods,
-        });
-    }
-    Ok(())
+    Ok(requested)
+}
+
+/// The columns `skiff get nodes` adds after kubectl's own: requested/allocatable, as
+/// `kubectl describe node` sums it.
+const ALLOCATION_HEADER: [&str; 3] = ["CPU", "MEMORY", "PODS"];
+
+fn allocation_cells(node: &Value, allocations: &HashMap<String, Resources>) -> Vec<String> {
+    let used = node["metadata"]["name"]
+        .as_str()
+        .and_then(|n| allocations.get(n))
+        .copied()
+        .unwrap_or_default();
+    let allocatable = &node["status"]["allocatable"];
+    let share = |used: String, total: &Value| format!("{used}/{}", total.as_str().unwrap_or("?"));
+    vec![
+        share(
+            quantity::format_cpu_millis(used.cpu_millis),
+            &allocatable["cpu"],
+        ),
+        share(
+            quantity::format_bytes(used.memory_bytes),
+            &allocatable["memory"],
+        ),
+        share(used.pods.to_string(), &allocatable["pods"]),
+    ]
 }
 
 fn print_table(
@@ -176,6 +194,7 @@ fn print_table(
     wide: bool,
     all_namespaces: bool,
     prefix_kind: bool,
+    allocations: Option<&HashMap<String, Resources>>,
 ) {
     if items.is_empty() {
         eprintln!("No resources found.");
@@ -183,6 +202,11 @@ fn print_table(
     }
     let columns = columns::for_kind(kind.kind, wide);
     let mut header = columns.header.clone();
+    // kubectl's own columns come first, then skiff's node allocations, then the wide ones.
+    let own = columns::for_kind(kind.kind, false).header.len();
+    if allocations.is_some() {
+        header.splice(own..own, ALLOCATION_HEADER);
+    }
     let with_namespace = all_namespaces && kind.namespaced;
     if with_namespace {
         header.insert(0, "NAMESPACE");
@@ -191,6 +215,9 @@ fn print_table(
         .iter()
         .map(|item| {
             let mut row = (columns.row)(item, wide);
+            if let Some(allocations) = allocations {
+                row.splice(own..own, allocation_cells(item, allocations));
+            }
             if prefix_kind {
                 row[0] = output::qualified_name(kind, &row[0]);
             }

@@ -1,13 +1,8 @@
 //! Printing objects: kubectl-like tables, JSON, YAML and names.
 
-pub mod age;
-mod batch_columns;
-pub mod columns;
-pub mod ingress_columns;
-mod pod_columns;
-pub mod service_columns;
-mod storage_columns;
 pub mod table;
+
+pub use skiff_api::printers::{age, columns, ingress_columns};
 
 use serde_json::Value;
 use skiff_api::resources::ResourceKind;

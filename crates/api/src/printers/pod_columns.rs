@@ -94,7 +94,7 @@ fn init_status(pod: &Value) -> Option<String> {
     None
 }
 
-/// A `skiff get pods` row: NAME READY STATUS RESTARTS AGE (`-o wide`: IP NODE).
+/// A pod row: NAME READY STATUS RESTARTS AGE (wide: IP NODE NOMINATED NODE READINESS GATES).
 pub(super) fn pod_row(pod: &Value, wide: bool) -> Vec<String> {
     let statuses = pod["status"]["containerStatuses"]
         .as_array()
@@ -131,8 +131,33 @@ pub(super) fn pod_row(pod: &Value, wide: bool) -> Vec<String> {
     if wide {
         row.push(or_none(s(&pod["status"]["podIP"])));
         row.push(or_none(s(&pod["spec"]["nodeName"])));
+        row.push(or_none(s(&pod["status"]["nominatedNodeName"])));
+        row.push(readiness_gates(pod));
     }
     row
+}
+
+/// `1/2`: the pod's readiness gates whose condition is True, of all its gates.
+fn readiness_gates(pod: &Value) -> String {
+    let gates: Vec<&Value> = pod["spec"]["readinessGates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    if gates.is_empty() {
+        return "<none>".into();
+    }
+    let conditions = pod["status"]["conditions"].as_array();
+    let met = gates
+        .iter()
+        .filter(|g| {
+            conditions
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == g["conditionType"] && c["status"] == "True")
+        })
+        .count();
+    format!("{met}/{}", gates.len())
 }
 
 #[cfg(test)]
@@ -217,6 +242,6 @@ mod tests {
                 {"ready": true, "restartCount": 2, "state": {"running": {}}}, {"ready": false, "restartCount": 1, "state": {"running": {}}}]}});
         let row = pod_row(&pod, true);
         assert_eq!(&row[..4], ["web-1", "1/2", "Running", "3"]);
-        assert_eq!(&row[5..], ["10.0.0.1", "n1"]);
+        assert_eq!(&row[5..], ["10.0.0.1", "n1", "<none>", "<none>"]);
     }
 }

@@ -37,8 +37,8 @@ pub fn service_ports(svc: &Value) -> String {
         .join(",")
 }
 
-/// NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE
-pub fn service_row(svc: &Value, _wide: bool) -> Vec<String> {
+/// NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE (wide: SELECTOR)
+pub fn service_row(svc: &Value, wide: bool) -> Vec<String> {
     let spec = &svc["spec"];
     let kind = spec["type"].as_str().unwrap_or("ClusterIP");
     let external = match kind {
@@ -54,14 +54,24 @@ pub fn service_row(svc: &Value, _wide: bool) -> Vec<String> {
             .collect::<Vec<_>>()
             .join(","),
     };
-    vec![
+    let mut row = vec![
         text(&svc["metadata"]["name"]),
         kind.to_string(),
         none_if_empty(text(&spec["clusterIP"]), "<none>"),
         none_if_empty(external, "<none>"),
         none_if_empty(service_ports(svc), "<none>"),
         age::since(svc["metadata"]["creationTimestamp"].as_str()),
-    ]
+    ];
+    if wide {
+        let selector: Vec<String> = spec["selector"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect();
+        row.push(none_if_empty(selector.join(","), "<none>"));
+    }
+    row
 }
 
 /// NAME ADDRESSTYPE PORTS ENDPOINTS AGE

@@ -1,7 +1,6 @@
 //! Table columns per kind, as `kubectl get` shows them.
 
 use serde_json::Value;
-use skiff_api::quantity;
 
 use super::pod_columns::pod_row;
 use super::{age, batch_columns, ingress_columns, service_columns, storage_columns};
@@ -43,9 +42,6 @@ pub(super) fn or_none(text: String) -> String {
     }
 }
 
-/// Where `skiff get nodes` puts the sums of the node's pod requests before rendering.
-pub const ALLOCATED: &str = "x-skiff-allocated";
-
 /// The columns of a kind (by `kind` name), with the wide extras when `wide`.
 pub fn for_kind(kind: &str, wide: bool) -> Columns {
     let (mut header, row): (Vec<&'static str>, RowFn) = match kind {
@@ -86,12 +82,7 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
                 age_of(o),
             ]
         }),
-        "Node" => (
-            vec![
-                "NAME", "STATUS", "ROLES", "AGE", "VERSION", "CPU", "MEMORY", "PODS",
-            ],
-            node_row,
-        ),
+        "Node" => (vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"], node_row),
         "Namespace" => (vec!["NAME", "STATUS", "AGE"], |o, _| {
             vec![name(o), or_active(&o["status"]["phase"]), age_of(o)]
         }),
@@ -166,6 +157,9 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
                 ]
             },
         ),
+        "Lease" => (vec!["NAME", "HOLDER", "AGE"], |o, _| {
+            vec![name(o), s(&o["spec"]["holderIdentity"]), age_of(o)]
+        }),
         "RuntimeClass" => (vec!["NAME", "HANDLER", "AGE"], |o, _| {
             vec![name(o), s(&o["handler"]), age_of(o)]
         }),
@@ -208,12 +202,19 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
     };
     if wide {
         match kind {
-            "Pod" => header.extend(["IP", "NODE"]),
+            "Pod" => header.extend(["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]),
             "Deployment" | "ReplicaSet" | "DaemonSet" => {
                 header.extend(["CONTAINERS", "IMAGES", "SELECTOR"])
             }
             "StatefulSet" => header.extend(["CONTAINERS", "IMAGES"]),
-            "Node" => header.extend(["INTERNAL-IP"]),
+            "Node" => header.extend([
+                "INTERNAL-IP",
+                "EXTERNAL-IP",
+                "OS-IMAGE",
+                "KERNEL-VERSION",
+                "CONTAINER-RUNTIME",
+            ]),
+            "Service" => header.extend(["SELECTOR"]),
             _ => {}
         }
     }
@@ -361,45 +362,39 @@ fn node_row(node: &Value, wide: bool) -> Vec<String> {
                 .map(str::to_string)
         })
         .collect();
-    let allocatable = &node["status"]["allocatable"];
-    let used = &node[ALLOCATED];
-    // requested/allocatable, as `kubectl describe node` sums it ("-" without the pod sums).
-    let share = |used: &Value, format: fn(u64) -> String, total: &Value| {
-        let total = total.as_str().unwrap_or("?");
-        match used.as_u64() {
-            Some(u) => format!("{}/{total}", format(u)),
-            None => format!("-/{total}"),
-        }
-    };
+    let info = &node["status"]["nodeInfo"];
     let mut row = vec![
         name(node),
         status,
         or_none(roles.join(",")),
         age_of(node),
-        s(&node["status"]["nodeInfo"]["kubeletVersion"]),
-        share(
-            &used["cpu"],
-            quantity::format_cpu_millis,
-            &allocatable["cpu"],
-        ),
-        share(
-            &used["memory"],
-            quantity::format_bytes,
-            &allocatable["memory"],
-        ),
-        share(&used["pods"], |n| n.to_string(), &allocatable["pods"]),
+        s(&info["kubeletVersion"]),
     ];
     if wide {
-        let ip = node["status"]["addresses"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| a["type"] == "InternalIP")
-            .map(|a| s(&a["address"]))
-            .unwrap_or_default();
-        row.push(or_none(ip));
+        let address = |kind: &str| {
+            node["status"]["addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["type"] == kind)
+                .map(|a| s(&a["address"]))
+                .unwrap_or_default()
+        };
+        row.push(or_none(address("InternalIP")));
+        row.push(or_none(address("ExternalIP")));
+        for field in ["osImage", "kernelVersion", "containerRuntimeVersion"] {
+            row.push(or_unknown(s(&info[field])));
+        }
     }
     row
+}
+
+fn or_unknown(text: String) -> String {
+    if text.is_empty() {
+        "<unknown>".into()
+    } else {
+        text
+    }
 }
 
 fn event_row(event: &Value, _wide: bool) -> Vec<String> {
@@ -451,6 +446,64 @@ mod tests {
             &(columns.row)(&revision, false)[..3],
             ["db-abc", "statefulset/db", "2"]
         );
+    }
+
+    #[test]
+    fn pods_nodes_and_services_have_kubectls_wide_columns_and_others_name_and_age() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1",
+            "readinessGates": [{"conditionType": "x/ready"}], "containers": [{"name": "c"}]},
+            "status": {"podIP": "10.0.0.5", "conditions": [{"type": "x/ready", "status": "True"}]}});
+        let columns = for_kind("Pod", true);
+        assert_eq!(columns.header.len(), 9);
+        assert_eq!(
+            &(columns.row)(&pod, true)[5..],
+            ["10.0.0.5", "n1", "<none>", "1/1"]
+        );
+        let node = json!({"metadata": {"name": "n1"}, "status": {"nodeInfo": {
+            "kubeletVersion": "v1.34", "osImage": "Debian"}, "addresses": [
+            {"type": "InternalIP", "address": "10.1.0.1"}],
+            "conditions": [{"type": "Ready", "status": "True"}]}});
+        let columns = for_kind("Node", true);
+        assert_eq!(
+            columns.header,
+            [
+                "NAME",
+                "STATUS",
+                "ROLES",
+                "AGE",
+                "VERSION",
+                "INTERNAL-IP",
+                "EXTERNAL-IP",
+                "OS-IMAGE",
+                "KERNEL-VERSION",
+                "CONTAINER-RUNTIME"
+            ]
+        );
+        let row = (columns.row)(&node, true);
+        assert_eq!(
+            (&row[..3], &row[4..]),
+            (
+                &["n1".to_string(), "Ready".into(), "<none>".into()][..],
+                &[
+                    "v1.34",
+                    "10.1.0.1",
+                    "<none>",
+                    "Debian",
+                    "<unknown>",
+                    "<unknown>"
+                ]
+                .map(String::from)[..]
+            )
+        );
+        let svc = json!({"metadata": {"name": "web"}, "spec": {"clusterIP": "10.96.0.9",
+            "selector": {"app": "web"}, "ports": [{"port": 80}]}});
+        let columns = for_kind("Service", true);
+        assert_eq!(columns.header.last(), Some(&"SELECTOR"));
+        assert_eq!(
+            (columns.row)(&svc, true).last().map(String::as_str),
+            Some("app=web")
+        );
+        assert_eq!(for_kind("Widget", true).header, ["NAME", "AGE"]);
     }
 
     #[test]

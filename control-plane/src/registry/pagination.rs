@@ -1,0 +1,139 @@
+//! Paged lists (`limit`, `continue`) as Kubernetes serves them: every page is read at the
+//! revision of the first, and a token whose revision's history is gone answers 410 Expired.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use skiff_api::resources::ResourceKind;
+use skiff_raft_store::StoreError;
+
+use super::codec::decode;
+use super::{scope, ListOptions, Registry};
+use crate::error::ApiError;
+
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Value>,
+    /// The revision every page of this list is read at.
+    pub revision: u64,
+    /// `metadata.continue`: set when more objects follow.
+    pub continue_token: Option<String>,
+    /// `metadata.remainingItemCount`: how many follow, when no selector makes that a guess.
+    pub remaining: Option<u64>,
+}
+
+/// What a continue token carries (the shape Kubernetes' tokens have).
+#[derive(Serialize, Deserialize)]
+struct ContinueToken {
+    v: String,
+    rv: u64,
+    /// The last key returned, relative to the list's store prefix.
+    start: String,
+}
+
+const TOKEN_VERSION: &str = "meta.k8s.io/v1";
+
+impl ContinueToken {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("a token serializes"))
+    }
+
+    fn decode(token: &str) -> Result<Self, ApiError> {
+        let invalid = || ApiError::BadRequest(format!("continue key {token:?} is not valid"));
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token.trim_end_matches('='))
+            .map_err(|_| invalid())?;
+        let token: ContinueToken = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        if token.v != TOKEN_VERSION {
+            return Err(invalid());
+        }
+        Ok(token)
+    }
+}
+
+impl Registry {
+    /// Up to `limit` objects (all when `None`) after the `continue` token's position, read at
+    /// its revision (or now, for a first page).
+    pub async fn list_page(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        options: &ListOptions,
+        limit: Option<usize>,
+        continue_token: Option<&str>,
+    ) -> Result<Page, ApiError> {
+        let prefix = kind.store_prefix(scope(kind, namespace));
+        let (kvs, revision, after) = match continue_token {
+            None => {
+                let (kvs, revision) = self.store.range(prefix.as_bytes()).await?;
+                (kvs, revision, None)
+            }
+            Some(token) => {
+                let token = ContinueToken::decode(token)?;
+                let kvs = self
+                    .store
+                    .range_at(prefix.as_bytes(), token.rv)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Compacted { .. } => ApiError::ContinueExpired,
+                        other => other.into(),
+                    })?;
+                (kvs, token.rv, Some(format!("{prefix}{}", token.start)))
+            }
+        };
+        let mut rest = kvs.iter().filter(|kv| {
+            after
+                .as_ref()
+                .is_none_or(|a| kv.key.as_slice() > a.as_bytes())
+        });
+        let limit = limit.unwrap_or(usize::MAX);
+        let mut items = Vec::new();
+        let mut last_key = None;
+        for kv in rest.by_ref() {
+            if !options.may_match(&kv.value) {
+                continue;
+            }
+            let obj = decode(kv)?;
+            if options.matches(&obj) {
+                items.push(obj);
+                last_key = Some(&kv.key);
+                if items.len() == limit {
+                    break;
+                }
+            }
+        }
+        let unfiltered = options.label_selector.is_none() && options.field_selector.is_none();
+        let (more, remaining) = if unfiltered {
+            let count = rest.count() as u64;
+            (count > 0, (count > 0).then_some(count))
+        } else {
+            let mut more = false;
+            for kv in rest {
+                if options.may_match(&kv.value) && options.matches(&decode(kv)?) {
+                    more = true;
+                    break;
+                }
+            }
+            (more, None)
+        };
+        let continue_token = match (more, last_key) {
+            (true, Some(key)) => Some(
+                ContinueToken {
+                    v: TOKEN_VERSION.into(),
+                    rv: revision,
+                    start: String::from_utf8_lossy(&key[prefix.len()..]).into_owned(),
+                }
+                .encode(),
+            ),
+            _ => None,
+        };
+        Ok(Page {
+            items,
+            revision,
+            continue_token,
+            remaining,
+        })
+    }
+}
