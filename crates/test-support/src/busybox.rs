@@ -1,22 +1,54 @@
-//! A Linux image for the Linux runtime's tests, built from the host's Debian `busybox-static`
-//! (`/bin/busybox`): one layer directory holding busybox, its applets as symlinks, and a
-//! minimal /etc.
+//! The busybox test image's content, built from the host's Debian `busybox-static`
+//! (`/bin/busybox`): busybox, its applets as symlinks and a minimal /etc in one layer. The
+//! layer comes as a tar (for [`TestImage::busybox`](crate::oci_image::TestImage::busybox),
+//! which pushes or saves it) or unpacked into a directory with an [`ImageRef`] of it for the
+//! Linux runtime's own tests.
 
 use std::path::{Path, PathBuf};
 
 use skiff_node_runtime::runtime::linux::{teardown, LinuxConfig};
 use skiff_node_runtime::runtime::{ImageConfig, ImageRef};
 
-/// Where Debian's busybox-static puts the binary.
+use crate::oci_image::{layer_tar, Entry};
+
+/// Where Debian's `busybox-static` puts the binary (scripts/install-deps.sh installs it).
 pub const BUSYBOX: &str = "/bin/busybox";
 
-/// The applets the tests use.
-const APPLETS: [&str; 18] = [
-    "sh", "echo", "cat", "sleep", "ls", "ps", "id", "hostname", "true", "false", "dd", "head",
-    "mkdir", "touch", "wc", "kill", "grep", "unshare",
+/// The applets linked to busybox in the image's `/bin`.
+pub const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "sleep", "ls", "ps", "id", "hostname", "wget", "nc", "true", "false",
+    "env", "mkdir", "rm", "touch", "test", "head", "dd", "grep", "ip", "kill", "mount", "uname",
+    "seq", "yes", "wc", "unshare", "nslookup",
 ];
 
-/// Builds the busybox layer under `dir` and returns an image of it whose command is `cmd`
+/// The busybox layer as an uncompressed tar: `/bin/busybox` and its applets, `/etc/passwd`,
+/// `/etc/group`, `/etc/motd`, and empty `/tmp`, `/proc`, `/sys`, `/dev` and `/root`.
+pub fn layer_tar_bytes() -> std::io::Result<Vec<u8>> {
+    let busybox = std::fs::read(BUSYBOX).map_err(|err| {
+        std::io::Error::new(
+            err.kind(),
+            format!("{BUSYBOX}: {err} (install Debian's busybox-static: scripts/install-deps.sh)"),
+        )
+    })?;
+    let mut entries = vec![
+        Entry::Dir("bin"),
+        Entry::File("bin/busybox", &busybox, 0o755),
+        Entry::Dir("etc"),
+        Entry::File("etc/motd", b"busybox test image\n", 0o644),
+        Entry::File(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+            0o644,
+        ),
+        Entry::File("etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644),
+    ];
+    entries.extend(["tmp", "proc", "sys", "dev", "root"].map(Entry::Dir));
+    let links: Vec<String> = APPLETS.iter().map(|a| format!("bin/{a}")).collect();
+    entries.extend(links.iter().map(|l| Entry::Symlink(l, "busybox")));
+    Ok(layer_tar(&entries))
+}
+
+/// Unpacks the busybox layer under `dir` and returns an image of it whose command is `cmd`
 /// (run by `sh -c`). Panics, naming the package, if busybox is not installed.
 pub fn image(dir: &Path, cmd: &str) -> ImageRef {
     let layer = layer(dir);
@@ -36,29 +68,16 @@ pub fn image(dir: &Path, cmd: &str) -> ImageRef {
     }
 }
 
-/// The layer directory `dir/busybox-layer`, made once.
+/// The layer directory `dir/busybox-layer`, unpacked once.
 pub fn layer(dir: &Path) -> PathBuf {
-    assert!(
-        Path::new(BUSYBOX).exists(),
-        "install Debian's busybox-static (scripts/install-deps.sh does): missing {BUSYBOX}"
-    );
     let layer = dir.join("busybox-layer");
     if layer.exists() {
         return layer;
     }
-    for sub in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
-        std::fs::create_dir_all(layer.join(sub)).expect("layer directory");
-    }
-    std::fs::copy(BUSYBOX, layer.join("bin/busybox")).expect("copy busybox");
-    for applet in APPLETS {
-        std::os::unix::fs::symlink("busybox", layer.join("bin").join(applet)).expect("applet");
-    }
-    std::fs::write(
-        layer.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .expect("passwd");
-    std::fs::write(layer.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("group");
+    let tar = layer_tar_bytes().unwrap_or_else(|err| panic!("{err}"));
+    tar::Archive::new(&tar[..])
+        .unpack(&layer)
+        .expect("unpacking the busybox layer");
     layer
 }
 

@@ -1,6 +1,6 @@
-//! Small Linux images for tests, built by the project's own code: a busybox image from
-//! Debian's `busybox-static` (`/bin/busybox` and its applet symlinks in one layer, `Cmd
-//! ["sh"]`), with an optional second layer that deletes a file (a whiteout) to test layering.
+//! Small Linux images for tests, built by the project's own code: any layers, or the busybox
+//! image ([`crate::busybox`]'s layer, `Cmd ["sh"]`) with an optional second layer that deletes
+//! a file (a whiteout) to test layering.
 //! An image can be written as an OCI image layout (a directory or a tar of one) or as a
 //! `docker save` tarball, and gives its blobs and manifest for pushing to a registry.
 
@@ -10,14 +10,6 @@ use std::path::Path;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-/// Where Debian's `busybox-static` puts the binary (scripts/install-deps.sh installs it).
-pub const BUSYBOX: &str = "/bin/busybox";
-/// The applets linked to busybox in the test image's `/bin`.
-pub const APPLETS: &[&str] = &[
-    "sh", "echo", "cat", "sleep", "ls", "ps", "id", "hostname", "wget", "nc", "true", "false",
-    "env", "mkdir", "rm", "touch", "test", "head", "dd", "grep", "ip", "kill", "mount", "uname",
-    "seq", "yes", "wc",
-];
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -95,28 +87,10 @@ impl TestImage {
         }
     }
 
-    /// The busybox image: `/bin/busybox` with its applets, `/etc/motd`, `Cmd ["sh"]`; with
-    /// `whiteout`, a second layer deletes `/etc/motd` and adds `/etc/upper`.
+    /// The busybox image ([`crate::busybox`]'s layer), `Cmd ["sh"]`; with `whiteout`, a
+    /// second layer deletes `/etc/motd` and adds `/etc/upper`.
     pub fn busybox(whiteout: bool) -> std::io::Result<Self> {
-        let busybox = std::fs::read(BUSYBOX).map_err(|err| {
-            std::io::Error::new(
-                err.kind(),
-                format!(
-                    "{BUSYBOX}: {err} (install Debian's busybox-static: scripts/install-deps.sh)"
-                ),
-            )
-        })?;
-        let mut entries = vec![
-            Entry::Dir("bin"),
-            Entry::File("bin/busybox", &busybox, 0o755),
-            Entry::Dir("etc"),
-            Entry::File("etc/motd", b"busybox test image\n", 0o644),
-            Entry::File("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644),
-            Entry::Dir("tmp"),
-        ];
-        let links: Vec<String> = APPLETS.iter().map(|a| format!("bin/{a}")).collect();
-        entries.extend(links.iter().map(|l| Entry::Symlink(l, "busybox")));
-        let mut layers = vec![layer_tar(&entries)];
+        let mut layers = vec![crate::busybox::layer_tar_bytes()?];
         if whiteout {
             layers.push(layer_tar(&[
                 Entry::Dir("etc"),
