@@ -1,8 +1,9 @@
-//! Debian's `docker-registry` (the Docker distribution registry) on 127.0.0.1 with its
-//! storage in a directory of the test's, killed on drop; it can be stopped and started again
-//! on the same port and storage to play a registry that goes down and comes back.
+//! Debian's `docker-registry` (the Docker distribution registry) on 127.0.0.1 (or another
+//! address of the test's) with its storage in a directory of the test's, killed on drop; it
+//! can be stopped and started again on the same port and storage to play a registry that goes
+//! down and comes back.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -27,23 +28,29 @@ impl Registry {
     /// cannot report a port-0 bind, so a port is taken from a socket bound and closed, and
     /// another one tried if the registry loses it to someone else in between.
     pub fn start(dir: &Path) -> anyhow::Result<Registry> {
-        Self::start_with(dir, None)
+        Self::start_with(dir, Ipv4Addr::LOCALHOST.into(), None)
+    }
+
+    /// As [`start`](Self::start), listening on `ip` (say, a test network's gateway, which
+    /// hosts in network namespaces reach) instead of loopback.
+    pub fn start_on(dir: &Path, ip: IpAddr) -> anyhow::Result<Registry> {
+        Self::start_with(dir, ip, None)
     }
 
     /// As [`start`](Self::start), the registry asking for basic credentials: `htpasswd` is an
     /// htpasswd line (`user:<bcrypt hash>`).
     pub fn start_with_htpasswd(dir: &Path, htpasswd: &str) -> anyhow::Result<Registry> {
-        Self::start_with(dir, Some(htpasswd.to_string()))
+        Self::start_with(dir, Ipv4Addr::LOCALHOST.into(), Some(htpasswd.to_string()))
     }
 
-    fn start_with(dir: &Path, htpasswd: Option<String>) -> anyhow::Result<Registry> {
+    fn start_with(dir: &Path, ip: IpAddr, htpasswd: Option<String>) -> anyhow::Result<Registry> {
         anyhow::ensure!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing: run scripts/install-deps.sh (Debian's docker-registry)"
         );
         let mut last = None;
         for _ in 0..5 {
-            let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            let addr = TcpListener::bind((ip, 0))?.local_addr()?;
             let mut registry = Registry {
                 dir: dir.to_path_buf(),
                 addr,
@@ -58,7 +65,8 @@ impl Registry {
         Err(last.expect("tried").context("starting docker-registry"))
     }
 
-    /// `127.0.0.1:PORT`, the registry part of image references.
+    /// `IP:PORT` (`127.0.0.1:PORT` unless started on another address), the registry part of
+    /// image references.
     pub fn host(&self) -> String {
         self.addr.to_string()
     }
