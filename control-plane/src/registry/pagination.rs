@@ -15,6 +15,7 @@ use crate::error::ApiError;
 /// One page of a list.
 #[derive(Debug)]
 pub struct Page {
+    /// The objects of this page, in key order.
     pub items: Vec<Value>,
     /// The revision every page of this list is read at.
     pub revision: u64,

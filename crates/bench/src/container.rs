@@ -24,6 +24,7 @@ use crate::figures::{ms, percentile};
 /// The hybrid host's cgroup2 mount that crun and runc must not see.
 const UNIFIED: &str = "/sys/fs/cgroup/unified";
 
+/// `skiff bench container`'s flags.
 #[derive(Args, Debug)]
 pub struct BenchContainerArgs {
     /// Containers to run, one after another.
@@ -31,6 +32,8 @@ pub struct BenchContainerArgs {
     pub runs: usize,
 }
 
+/// Runs a `true` busybox container `runs` times on the Linux runtime, then with crun and
+/// runc when installed, and prints the latencies.
 pub async fn container(args: BenchContainerArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let image = busybox::image(dir.path(), "true");

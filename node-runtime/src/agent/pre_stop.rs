@@ -16,7 +16,9 @@ pub const OVERRUN_GRACE: Duration = Duration::from_secs(2);
 
 /// One container's preStop hook, ready to run.
 pub enum Hook {
+    /// `sleep`: wait this long.
     Sleep(Duration),
+    /// `httpGet` or `exec`, run as a probe's handler.
     Action(Action),
 }
 
@@ -27,6 +29,17 @@ pub enum HookError {
     TcpSocket,
     #[error(transparent)]
     Action(#[from] ActionError),
+}
+
+/// Why a preStop hook that ran did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookFailed {
+    /// The handler ran and failed (as a probe fails).
+    #[error("{0}")]
+    Failed(String),
+    /// The handler was still running when the grace period ended.
+    #[error("did not finish within the grace period of {}s", .0.as_secs())]
+    Timeout(Duration),
 }
 
 impl Hook {
@@ -58,8 +71,8 @@ impl Hook {
         )
     }
 
-    /// Runs the hook against `target` within `timeout`; Err with why it failed.
-    pub async fn run(&self, target: &Target, timeout: Duration) -> Result<(), String> {
+    /// Runs the hook against `target` within `timeout`.
+    pub async fn run(&self, target: &Target, timeout: Duration) -> Result<(), HookFailed> {
         let run = async {
             match self {
                 Hook::Sleep(pause) => {
@@ -71,11 +84,8 @@ impl Hook {
         };
         match tokio::time::timeout(timeout, run).await {
             Ok(Outcome::Success) => Ok(()),
-            Ok(Outcome::Failure(why)) => Err(why),
-            Err(_) => Err(format!(
-                "did not finish within the grace period of {}s",
-                timeout.as_secs()
-            )),
+            Ok(Outcome::Failure(why)) => Err(HookFailed::Failed(why)),
+            Err(_) => Err(HookFailed::Timeout(timeout)),
         }
     }
 }
@@ -131,7 +141,7 @@ mod tests {
 
         let started = Instant::now();
         let cut = sleep.run(&target(), Duration::from_secs(2)).await;
-        assert!(cut.is_err_and(|why| why.contains("grace period")));
+        assert_eq!(cut, Err(HookFailed::Timeout(Duration::from_secs(2))));
         assert_eq!(started.elapsed(), Duration::from_secs(2));
     }
 

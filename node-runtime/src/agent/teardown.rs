@@ -115,7 +115,7 @@ impl Worker {
             .map(|(name, hook, target)| async move { (name, hook.run(target, grace).await) });
         for (name, result) in futures::future::join_all(runs).await {
             if let Err(why) = result {
-                self.failed_hook(name, &why);
+                self.failed_hook(name, &why.to_string());
             }
         }
         pre_stop::grace_after_hooks(grace, started.elapsed())

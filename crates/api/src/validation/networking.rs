@@ -12,6 +12,7 @@ const PATH_TYPES: [&str; 3] = ["Exact", "Prefix", "ImplementationSpecific"];
 const BAD_PATH_PARTS: [&str; 5] = ["//", "/./", "/../", "%2f", "%2F"];
 const BAD_PATH_ENDS: [&str; 2] = ["/..", "/."];
 
+/// An Ingress as Kubernetes validates it: rules, paths, backends, hosts and TLS.
 pub fn validate_ingress(ingress: &Ingress, errors: &mut Errors) {
     meta::validate_object_meta(&ingress.metadata, true, NameRule::Subdomain, errors);
     let Some(spec) = ingress.spec.as_ref() else {
@@ -198,6 +199,7 @@ fn is_port_name(name: &str) -> bool {
         && !name.contains("--")
 }
 
+/// An IngressClass: its name and a `controller` that is a domain-prefixed path.
 pub fn validate_ingress_class(class: &IngressClass, errors: &mut Errors) {
     meta::validate_object_meta(&class.metadata, false, NameRule::Subdomain, errors);
     let controller = class

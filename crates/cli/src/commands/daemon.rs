@@ -117,8 +117,9 @@ pub struct PodNetworkArgs {
     /// resolvers. Default: node-local when the node proxy runs (it holds the address), else none.
     #[arg(long, value_enum)]
     pub dns: Option<DnsKind>,
-    /// The cluster DNS address: the `kube-dns` Service's ClusterIP (default: the tenth
-    /// address of the servers' `--service-cluster-ip-range`, 10.43.0.10).
+    /// The cluster DNS address: the `kube-dns` Service's ClusterIP, which must match the
+    /// servers' `--cluster-dns` (`skiff server --dev` passes its own; an agent defaults to
+    /// 10.43.0.10, the servers' default for the default service range).
     #[arg(long, value_name = "IP")]
     pub cluster_dns: Option<Ipv4Addr>,
     /// The cluster's DNS domain: Services are `NAME.NAMESPACE.svc.DOMAIN`.
@@ -142,7 +143,9 @@ fn parse_listen_or_none(text: &str) -> Result<ListenOrNone, String> {
 /// The values of `--dns`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DnsKind {
+    /// The agent answers cluster DNS itself.
     NodeLocal,
+    /// Pods use the node's resolvers.
     None,
 }
 

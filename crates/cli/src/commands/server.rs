@@ -10,7 +10,8 @@ use skiff_control_plane::{
 };
 
 use super::daemon::{
-    descriptor_budget, host_name, terminated, wasm_agent, ConnArgs, NodeArgs, PodNetworkArgs,
+    descriptor_budget, host_name, terminated, wasm_agent, ConnArgs, DnsKind, NodeArgs,
+    PodNetworkArgs,
 };
 use crate::private_files;
 
@@ -249,6 +250,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 network: PodNetworkArgs {
                     cluster_cidr: Some(cluster_cidr),
                     cluster_dns,
+                    // No kube-dns Service (a range without a tenth address): nothing to serve.
+                    dns: if cluster_dns.is_none() {
+                        Some(DnsKind::None)
+                    } else {
+                        args.node.network.dns
+                    },
                     ..args.node.network
                 },
                 images: args.node.images.or_dev_defaults(),

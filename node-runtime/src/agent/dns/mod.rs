@@ -44,6 +44,7 @@ pub enum DnsMode {
 /// The cluster's DNS settings as the node sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterDns {
+    /// Whether this node answers cluster DNS itself (`--dns`).
     pub mode: DnsMode,
     /// The `kube-dns` Service's ClusterIP (`--cluster-dns`).
     pub address: Ipv4Addr,

@@ -25,7 +25,9 @@ const MAX_UDP: usize = 4096;
 /// What every query is answered from.
 #[derive(Clone)]
 pub struct Resolver {
+    /// The cluster's records, replaced as Services and EndpointSlices change.
     pub zone: watch::Receiver<Arc<Zone>>,
+    /// Where other names are relayed.
     pub upstream: Arc<Upstream>,
 }
 

@@ -35,7 +35,9 @@ use tls::{CertError, Certificates, Resolver};
 /// Where the node serves Ingresses; `None`: not on that protocol.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IngressListen {
+    /// Plain HTTP/1.1 (`--ingress-http-listen`).
     pub http: Option<SocketAddr>,
+    /// HTTPS with certificates from TLS Secrets (`--ingress-https-listen`).
     pub https: Option<SocketAddr>,
 }
 
@@ -139,6 +141,14 @@ fn on_node(addr: SocketAddr, node_ip: IpAddr) -> SocketAddr {
 
 async fn bind(addr: Option<SocketAddr>, what: &str) -> Option<TcpListener> {
     let addr = addr?;
+    if addr.ip().is_unspecified() {
+        tracing::warn!(
+            %addr,
+            "the node's own address is unknown (the agent listens on an unspecified address); \
+             give the Ingress {what} listener an address: not serving it"
+        );
+        return None;
+    }
     match TcpListener::bind(addr).await {
         Ok(listener) => {
             tracing::info!(%addr, "serving Ingresses over {what}");

@@ -50,8 +50,11 @@ const HOP_BY_HOP: [&str; 7] = [
 /// What every connection of a listener shares.
 #[derive(Clone)]
 pub struct Shared {
+    /// The routes, rebuilt as Ingresses, Services and EndpointSlices change.
     pub routes: watch::Receiver<Arc<Routes>>,
+    /// Backends that just failed, passed over for a while.
     pub failures: Arc<Failures>,
+    /// Kept-alive connections to backends.
     pub pool: Arc<Pool>,
 }
 

@@ -52,13 +52,16 @@ pub struct Assembled {
     pub layers: Vec<PathBuf>,
     /// The module's size, or the sum of a Linux image's layer blobs.
     pub size: u64,
+    /// How to run it (from the image config).
     pub config: ImageConfig,
 }
 
 /// The stores an image is put together in.
 #[derive(Debug, Clone)]
 pub struct Stores {
+    /// The content-addressed blobs.
     pub blobs: Blobs,
+    /// The unpacked layer directories.
     pub layers: Layers,
     /// The node's cap on a module, and on each layer blob (`--max-image-size`).
     pub max_size: u64,

@@ -53,8 +53,11 @@ impl From<BlobError> for ImportError {
 /// An image found in an archive: the names it is tagged with, its digest and content.
 #[derive(Debug)]
 pub struct Imported {
+    /// The references it is tagged with (`repo:tag`).
     pub names: Vec<String>,
+    /// `sha256:<hex>` of its manifest.
     pub digest: String,
+    /// Its content, stored.
     pub image: Assembled,
 }
 

@@ -27,6 +27,8 @@ pub struct ImportArgs {
     pub node: Option<String>,
 }
 
+/// `skiff image import FILE [--node NODE]`: streams the archive (a directory is tarred on the
+/// fly) through the API server to the node's agent and prints what it stored.
 pub async fn import(args: ImportArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     let meta = std::fs::metadata(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
