@@ -10,7 +10,7 @@ use skiff_node_runtime::runtime::hollow::HollowRuntime;
 use skiff_node_runtime::runtime::linux::{LinuxConfig, LinuxRuntime, ShimCommand};
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 use skiff_node_runtime::runtime::{
-    ContainerRuntime, FileImages, ImageRef, ImageService, ImageStore,
+    ContainerRuntime, ExecRequest, FileImages, ImageRef, ImageService, ImageStore,
 };
 use skiff_test_support::busybox::{self, Teardown};
 use skiff_test_support::conformance;
@@ -184,3 +184,24 @@ conformance_tests!(wasm_wat_guest, wasm_spin());
 conformance_tests!(wasm_ticker_guest, wasm_ticker());
 conformance_tests!(hollow_runtime, hollow());
 conformance_tests!(linux_runtime, linux());
+
+/// Only the Linux runtime runs commands in its containers: the others say so by name.
+#[tokio::test]
+async fn exec_is_unsupported_outside_linux() {
+    let request = ExecRequest {
+        cmd: vec!["sh".into()],
+        tty: false,
+        stdin: false,
+    };
+    for (subject, name) in [(wasm_spin().await, "wasm"), (hollow().await, "hollow")] {
+        let err = subject
+            .runtime
+            .exec(&format!("{name}://any"), &request)
+            .await
+            .expect_err("exec");
+        assert_eq!(
+            err.to_string(),
+            format!("exec is not supported by the {name} runtime")
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! The Linux runtime on this host, beyond the conformance suite: output and exit codes, the
 //! cgroup limits (a memory hog is OOMKilled, a fork bomb stops at the pids limit), isolation
 //! from the host, the pod's /etc files, capabilities, no_new_privs and seccomp, stop with grace
-//! then kill, exec, the user and a
+//! then kill, exec (collected and streaming, with and without a terminal), the user and a
 //! read-only root, volumes, and shims that outlive the runtime. Every test tears down its
 //! containers, cgroups and mounts when it ends, also when it fails (`Teardown`).
 
@@ -12,7 +12,8 @@ use std::time::Duration;
 use skiff_node_runtime::runtime::linux::{LinuxConfig, LinuxRuntime, ShimCommand};
 use skiff_node_runtime::runtime::{
     ContainerConfig, ContainerEventKind, ContainerId, ContainerRuntime, ContainerState,
-    ContainerStatus, DnsConfig, Mount, PodNetwork, PodSandboxConfig, SandboxId,
+    ContainerStatus, DnsConfig, ExecRequest, Mount, PodNetwork, PodSandboxConfig, SandboxId,
+    TerminalSize,
 };
 use skiff_test_support::busybox::{self, Teardown};
 use tempfile::TempDir;
@@ -283,6 +284,85 @@ async fn stop_asks_with_sigterm_then_kills_after_the_grace() {
         .expect("stop deaf");
     let (status, log) = f.exited(&mut events, &deaf).await;
     assert_eq!(exit_of(&status), (137, "Error"), "killed: {log}");
+}
+
+#[tokio::test]
+async fn streaming_exec_pipes_and_terminal() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = Fixture::new();
+    let id = f.create("stream", "sleep 3600", |_| {}).await;
+    f.runtime.start_container(&id).await.expect("start");
+    let request = |script: &str, tty: bool| ExecRequest {
+        cmd: vec!["sh".to_string(), "-c".to_string(), script.to_string()],
+        tty,
+        stdin: true,
+    };
+
+    // Pipes: stdin reaches the command, stdout and stderr stay apart, the exit code returns.
+    let mut session = f
+        .runtime
+        .exec(&id, &request("cat; echo oops >&2; exit 3", false))
+        .await
+        .expect("exec");
+    let mut stdin = session.stdin.take().expect("stdin");
+    stdin.write_all(b"piped\n").await.expect("write");
+    drop(stdin);
+    let (mut out, mut err) = (String::new(), String::new());
+    let mut stderr = session.stderr.take().expect("stderr");
+    let (read_out, read_err) = tokio::join!(
+        session.stdout.read_to_string(&mut out),
+        stderr.read_to_string(&mut err)
+    );
+    read_out.expect("stdout");
+    read_err.expect("stderr");
+    assert_eq!((out.as_str(), err.as_str()), ("piped\n", "oops\n"));
+    let code = tokio::time::timeout(WAIT, session.exit)
+        .await
+        .expect("exit");
+    assert_eq!(code, Ok(3));
+
+    // A command killed by a signal exits 128 + the signal, as a shell reports it.
+    let killed = f
+        .runtime
+        .exec(&id, &request("kill -9 $$", false))
+        .await
+        .expect("exec");
+    let code = tokio::time::timeout(WAIT, killed.exit).await.expect("exit");
+    assert_eq!(code, Ok(137));
+
+    // A terminal: the command sees a terminal of the size sent (stty), and its input echoes.
+    let mut session = f
+        .runtime
+        .exec(
+            &id,
+            &request("until [ \"$(stty size)\" = '40 100' ]; do :; done; read line; stty size; echo got $line; exit 5", true),
+        )
+        .await
+        .expect("exec");
+    assert!(session.stderr.is_none(), "a TTY has one output stream");
+    let resize = session.resize.take().expect("resize");
+    resize
+        .send(TerminalSize {
+            width: 100,
+            height: 40,
+        })
+        .await
+        .expect("resize");
+    let mut stdin = session.stdin.take().expect("stdin");
+    stdin.write_all(b"typed\n").await.expect("write");
+    stdin.flush().await.expect("flush");
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, session.stdout.read_to_string(&mut out))
+        .await
+        .expect("output ends")
+        .expect("read");
+    assert!(out.contains("typed\r\n"), "the terminal echoes: {out:?}");
+    assert!(out.contains("40 100\r\n"), "stty size: {out:?}");
+    assert!(out.contains("got typed\r\n"), "{out:?}");
+    let code = tokio::time::timeout(WAIT, session.exit)
+        .await
+        .expect("exit");
+    assert_eq!(code, Ok(5));
 }
 
 #[tokio::test]

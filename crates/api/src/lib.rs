@@ -27,6 +27,7 @@ pub mod pod_cidr;
 pub mod printers;
 pub mod probes;
 pub mod quantity;
+pub mod remotecommand;
 pub mod requests;
 pub mod resources;
 pub mod runtime_class;

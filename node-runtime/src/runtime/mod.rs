@@ -7,6 +7,7 @@
 
 mod config;
 mod error;
+mod exec;
 pub mod hollow;
 pub mod images;
 pub mod linux;
@@ -26,6 +27,7 @@ pub use config::{
     PodNetwork, PodSandboxConfig, Protocol, SecurityContext,
 };
 pub use error::RuntimeError;
+pub use exec::{ExecRequest, ExecSession, TerminalSize};
 pub use images::{
     push_wasm, FileImages, ImageConfig, ImageRef, ImageService, ImageStore, PullAuth, PushError,
     Pushed,
@@ -88,6 +90,18 @@ pub trait ContainerRuntime: Send + Sync {
         cmd: &[String],
         timeout: Duration,
     ) -> Result<ExecResult, RuntimeError>;
+    /// Starts `request.cmd` in a running container with its streams attached (`skiff exec`).
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        request: &ExecRequest,
+    ) -> Result<ExecSession, RuntimeError> {
+        let _ = (id, request);
+        Err(RuntimeError::Unsupported {
+            runtime: self.name(),
+            operation: "exec",
+        })
+    }
 
     /// Re-attaches to workloads that survived an agent restart; returns the sandboxes found.
     async fn recover(&self) -> Result<Vec<SandboxId>, RuntimeError>;

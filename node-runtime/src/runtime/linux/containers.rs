@@ -361,8 +361,31 @@ pub(super) async fn exec(
         })?
         .map_err(io(format!("exec in {id}")))?;
     Ok(ExecResult {
-        exit_code: output.status.code().unwrap_or(137),
+        exit_code: exit_code(output.status),
         stdout: output.stdout,
         stderr: output.stderr,
     })
+}
+
+/// A process's exit code as a shell reports it: 128 + the signal for one killed by a signal
+/// (as the shim reports its command's).
+pub(super) fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(126)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    #[test]
+    fn a_signal_is_128_plus_its_number() {
+        assert_eq!(super::exit_code(ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(super::exit_code(ExitStatus::from_raw(libc::SIGKILL)), 137);
+        assert_eq!(super::exit_code(ExitStatus::from_raw(libc::SIGTERM)), 143);
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod cgroups;
 mod containers;
+mod exec;
 mod rootfs;
 mod sandbox;
 pub mod shim;
@@ -26,8 +27,8 @@ use tokio::sync::broadcast;
 use super::logs::LogLimits;
 use super::{
     ContainerConfig, ContainerEvent, ContainerId, ContainerRuntime, ContainerStats,
-    ContainerStatus, ExecResult, ImageRef, PodSandboxConfig, PodSandboxStatus, RuntimeError,
-    SandboxId,
+    ContainerStatus, ExecRequest, ExecResult, ExecSession, ImageRef, PodSandboxConfig,
+    PodSandboxStatus, RuntimeError, SandboxId,
 };
 use spec::SandboxRecord;
 pub use teardown::teardown;
@@ -308,6 +309,14 @@ impl ContainerRuntime for LinuxRuntime {
         timeout: Duration,
     ) -> Result<ExecResult, RuntimeError> {
         containers::exec(self, id, cmd, timeout).await
+    }
+
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        request: &ExecRequest,
+    ) -> Result<ExecSession, RuntimeError> {
+        exec::exec(self, id, request).await
     }
 
     async fn recover(&self) -> Result<Vec<SandboxId>, RuntimeError> {

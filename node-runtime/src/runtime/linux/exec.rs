@@ -1,0 +1,158 @@
+//! Streaming exec in a Linux container: the shim's `exec` (which joins the container's
+//! namespaces and cgroup) with its standard streams on pipes, or on a pseudo-terminal.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::pin::Pin;
+use std::process::Stdio;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+
+use super::containers::{exit_code, status};
+use super::LinuxRuntime;
+use crate::runtime::{
+    ContainerId, ContainerState, ExecRequest, ExecSession, RuntimeError, TerminalSize,
+};
+
+/// The terminal size until the caller sends one.
+const DEFAULT_SIZE: TerminalSize = TerminalSize {
+    width: 80,
+    height: 24,
+};
+
+pub(super) async fn exec(
+    rt: &LinuxRuntime,
+    id: &ContainerId,
+    request: &ExecRequest,
+) -> Result<ExecSession, RuntimeError> {
+    if !matches!(status(rt, id)?.state, ContainerState::Running { .. }) {
+        return Err(RuntimeError::ContainerNotRunning(id.clone()));
+    }
+    let mut command = Command::new(&rt.config.shim.program);
+    command
+        .args(&rt.config.shim.args)
+        .arg("exec")
+        .arg(rt.container_dir(id))
+        .args(&request.cmd)
+        .kill_on_drop(true);
+    let failed = |source: io::Error| RuntimeError::Io {
+        context: format!(
+            "exec in {id}: running the shim {}",
+            rt.config.shim.program.display()
+        ),
+        source,
+    };
+    if request.tty {
+        on_terminal(command, request.stdin).map_err(failed)
+    } else {
+        on_pipes(command, request.stdin).map_err(failed)
+    }
+}
+
+fn on_pipes(mut command: Command, stdin: bool) -> io::Result<ExecSession> {
+    command
+        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn()?;
+    let input = child.stdin.take();
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        unreachable!("stdout and stderr are piped");
+    };
+    Ok(ExecSession {
+        stdin: input.map(|s| Box::pin(s) as _),
+        stdout: Box::pin(stdout),
+        stderr: Some(Box::pin(stderr)),
+        resize: None,
+        exit: wait(child),
+    })
+}
+
+fn on_terminal(mut command: Command, stdin: bool) -> io::Result<ExecSession> {
+    let pty = nix::pty::openpty(Some(&winsize(DEFAULT_SIZE)), None)?;
+    command
+        .stdin(Stdio::from(pty.slave.try_clone()?))
+        .stdout(Stdio::from(pty.slave.try_clone()?))
+        .stderr(Stdio::from(pty.slave));
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            // A session of its own with the terminal as its controlling terminal, so that
+            // job control and ^C reach the command.
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    // The command now holds the only slave ends: reads see the end once it exits.
+    drop(command);
+    let master = pty.master;
+    let input = stdin
+        .then(|| master.try_clone())
+        .transpose()?
+        .map(|fd| Box::pin(tokio::fs::File::from_std(fd.into())) as _);
+    let (resize, sizes) = mpsc::channel(4);
+    tokio::spawn(resizer(master.try_clone()?, sizes));
+    Ok(ExecSession {
+        stdin: input,
+        stdout: Box::pin(TerminalOutput(tokio::fs::File::from_std(master.into()))),
+        stderr: None,
+        resize: Some(resize),
+        exit: wait(child),
+    })
+}
+
+/// Waits for the shim and sends its exit code; kills it when the receiver goes away first.
+fn wait(mut child: Child) -> oneshot::Receiver<i32> {
+    let (mut exit, code) = oneshot::channel();
+    tokio::spawn(async move {
+        tokio::select! {
+            status = child.wait() => {
+                let _ = exit.send(status.map(exit_code).unwrap_or(126));
+            }
+            () = exit.closed() => {
+                let _ = child.kill().await;
+            }
+        }
+    });
+    code
+}
+
+/// Sets the terminal's size each time one arrives, until the sender is dropped.
+async fn resizer(master: OwnedFd, mut sizes: mpsc::Receiver<TerminalSize>) {
+    while let Some(size) = sizes.recv().await {
+        let size = winsize(size);
+        // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which outlives the call.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    }
+}
+
+fn winsize(size: TerminalSize) -> nix::pty::Winsize {
+    nix::pty::Winsize {
+        ws_row: size.height,
+        ws_col: size.width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+/// A terminal master's output: EIO (every slave end closed) is the end of the stream.
+struct TerminalOutput(tokio::fs::File);
+
+impl AsyncRead for TerminalOutput {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.0).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) if e.raw_os_error() == Some(libc::EIO) => Poll::Ready(Ok(())),
+            other => other,
+        }
+    }
+}
