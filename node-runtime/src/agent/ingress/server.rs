@@ -17,7 +17,7 @@ use hyper::header::{HeaderName, HeaderValue, HOST};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -33,6 +33,10 @@ type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
 /// How long a client may take over its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers (the first, or the next on a
+/// kept-alive connection) before the connection is closed, so slow clients cannot hold the
+/// node's ingress ports.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long accepting pauses after it failed (out of descriptors, say).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -115,7 +119,10 @@ async fn http<IO>(
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(handle(request, peer, scheme, &shared).await) }
     });
-    let served = http1::Builder::new().serve_connection(io, service);
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(io, service);
     tokio::pin!(served);
     let result = tokio::select! {
         result = served.as_mut() => result,

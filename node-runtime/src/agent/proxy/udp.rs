@@ -23,6 +23,10 @@ use super::table::Frontend;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest datagram relayed.
 const MAX_DATAGRAM: usize = 65_535;
+/// Open flows per UDP frontend: each holds a socket and a task, so a flood of new source
+/// addresses cannot exhaust the agent's descriptors; datagrams of new clients past it are
+/// dropped until flows idle out.
+const MAX_FLOWS: usize = 4_096;
 
 /// A listening UDP frontend; dropping it ends its flows.
 pub struct Listener {
@@ -143,7 +147,8 @@ async fn receive(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-/// The client's flow, opened now if it has none; None when no backend takes it.
+/// The client's flow, opened now if it has none; None when no backend takes it or the
+/// frontend already has `MAX_FLOWS`.
 fn flow_for(
     shared: &Arc<Shared>,
     client: SocketAddr,
@@ -152,6 +157,10 @@ fn flow_for(
     let mut flows = shared.flows.lock().expect("flows lock");
     if let Some(flow) = flows.get(&client) {
         return Ok(Some(flow.clone()));
+    }
+    if flows.len() >= MAX_FLOWS {
+        tracing::debug!(%client, "UDP frontend at its flow limit; datagram dropped");
+        return Ok(None);
     }
     let balancer = shared.balancer.read().expect("balancer lock").clone();
     let Some(backend) = balancer.pick(client.ip(), &shared.failures) else {
