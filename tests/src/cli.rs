@@ -146,6 +146,25 @@ impl Skiff {
             .unwrap_or_default())
     }
 
+    /// Waits up to `timeout` until `count` nodes are Ready with a pod CIDR.
+    pub fn wait_nodes_ready(&self, count: usize, timeout: Duration) -> anyhow::Result<()> {
+        crate::wait_until("the nodes to be ready with a pod CIDR", timeout, || {
+            let ready = self
+                .items(&["get", "nodes"])?
+                .iter()
+                .filter(|n| n["spec"]["podCIDR"].is_string())
+                .filter(|n| {
+                    n["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+                .count();
+            Ok((ready == count).then_some(()))
+        })
+    }
+
     /// `skiff apply -f -` of `yaml`, failing with its stderr.
     pub fn apply_yaml(&self, yaml: &str) -> anyhow::Result<()> {
         let out = self.run_with_stdin(&["apply", "-f", "-"], Some(yaml))?;

@@ -75,3 +75,18 @@ pub fn start_agent_on(
         data_dir.with_extension("log"),
     )
 }
+
+/// One `skiff agent` per `(host, node)` of `nodes`, as [`start_agent_on`] starts it, each with
+/// its data under `dir/NODE`.
+pub fn start_agents_on(
+    network: &Network,
+    nodes: &[(usize, &str)],
+    server: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> anyhow::Result<Vec<SkiffProcess>> {
+    nodes
+        .iter()
+        .map(|&(host, node)| start_agent_on(network, host, server, node, &dir.join(node), extra))
+        .collect()
+}

@@ -15,7 +15,7 @@ mod wait;
 
 pub use cli::{CliOutput, Skiff};
 pub use cluster::{Cluster, Member, Writer};
-pub use hosts::{start_agent_on, start_server_on};
+pub use hosts::{start_agent_on, start_agents_on, start_server_on};
 pub use linearizability::{
     check, check_measured, load_history, save_history, KeyEffort, Op, OpKind, Outcome, Verdict,
 };
@@ -33,6 +33,21 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()
+}
+
+/// The directory of the `wasm32-wasip2` guests `scripts/build-guests.sh` builds, after checking
+/// that each of `files` is there (an error naming the first that is not).
+pub fn wasip2_guests(files: &[&str]) -> anyhow::Result<PathBuf> {
+    let release = repo_root().join("wasm-examples/target/wasm32-wasip2/release");
+    for file in files {
+        let guest = release.join(file);
+        anyhow::ensure!(
+            guest.exists(),
+            "{} is missing: build the guests first with scripts/build-guests.sh",
+            guest.display()
+        );
+    }
+    Ok(release)
 }
 
 /// Path of an example manifest, failing clearly when its guest has not been built.

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use skiff_e2e::{repo_root, start_agent_on, start_server_on, wait_until, Network, Skiff};
+use skiff_e2e::{start_agents_on, start_server_on, wait_until, wasip2_guests, Network, Skiff};
 
 const WAIT: Duration = Duration::from_secs(90);
 const SERVER: usize = 0;
@@ -84,31 +84,20 @@ fn replied(cli: &Skiff, name: &str) -> anyhow::Result<Option<String>> {
 
 #[test]
 fn wasm_pods_reach_services_and_headless_pods_by_name_across_nodes() -> anyhow::Result<()> {
-    let release = repo_root().join("wasm-examples/target/wasm32-wasip2/release");
-    for guest in ["tcp-echo.wasm", "net-client.wasm"] {
-        anyhow::ensure!(
-            release.join(guest).exists(),
-            "{guest} is missing: build the guests first with scripts/build-guests.sh"
-        );
-    }
+    let release = wasip2_guests(&["tcp-echo.wasm", "net-client.wasm"])?;
     let release = release.display().to_string();
     let tmp = tempfile::tempdir()?;
     let network = Network::create(3)?;
     let (_server, url) = start_server_on(&network, SERVER, &tmp.path().join("server"), &[])?;
     let cli = Skiff::new(url.clone());
     let agent_flags = ["--allow-image-dir", &release, "--pod-network", "bridge"];
-    let mut agents = Vec::new();
-    for (host, node) in [(HOST_A, "a"), (HOST_B, "b")] {
-        let dir = tmp.path().join(node);
-        agents.push(start_agent_on(
-            &network,
-            host,
-            &url,
-            node,
-            &dir,
-            &agent_flags,
-        )?);
-    }
+    let mut agents = start_agents_on(
+        &network,
+        &[(HOST_A, "a"), (HOST_B, "b")],
+        &url,
+        tmp.path(),
+        &agent_flags,
+    )?;
     let dns = wait_until("the kube-dns Service", WAIT, || {
         Ok(cli
             .json(&["get", "service", "kube-dns", "-n", "kube-system"])

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
-use skiff_e2e::{repo_root, start_agent_on, start_server_on, wait_until, Network, Skiff};
+use skiff_e2e::{start_agent_on, start_server_on, wait_until, wasip2_guests, Network, Skiff};
 
 const WAIT: Duration = Duration::from_secs(60);
 const SERVER: usize = 0;
@@ -140,13 +140,8 @@ fn certificate(dir: &Path, host: &str) -> anyhow::Result<(String, String)> {
 
 #[test]
 fn ingress_routes_by_host_and_path_over_http_and_https() -> anyhow::Result<()> {
-    let release = repo_root().join("wasm-examples/target/wasm32-wasip2/release");
+    let release = wasip2_guests(&["http_echo.wasm"])?;
     let guest = release.join("http_echo.wasm");
-    anyhow::ensure!(
-        guest.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        guest.display()
-    );
     let tmp = tempfile::tempdir()?;
     let network = Network::create(2)?;
     let (_server, url) = start_server_on(&network, SERVER, &tmp.path().join("server"), &[])?;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use skiff_e2e::{
-    repo_root, start_agent, start_agent_on, start_server_on, wait_until, DevServer, Network,
+    start_agent, start_agent_on, start_server_on, wait_until, wasip2_guests, DevServer, Network,
     Registry, Skiff,
 };
 use skiff_node_runtime::runtime::linux::{LinuxConfig, ShimCommand};
@@ -232,13 +232,8 @@ spec:
 
 #[test]
 fn a_busybox_pod_reaches_a_wasm_pod_through_a_service_by_name() -> anyhow::Result<()> {
-    let release = repo_root().join("wasm-examples/target/wasm32-wasip2/release");
+    let release = wasip2_guests(&["http_echo.wasm"])?;
     let guest = release.join("http_echo.wasm");
-    anyhow::ensure!(
-        guest.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        guest.display()
-    );
     let tmp = tempfile::tempdir()?;
     let network = Network::create(3)?;
     // The registry listens on the bridge's address, which the hosts' namespaces reach.

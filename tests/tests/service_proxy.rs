@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use skiff_e2e::{repo_root, start_agent_on, start_server_on, wait_until, Network, Skiff};
+use skiff_e2e::{start_agents_on, start_server_on, wait_until, wasip2_guests, Network, Skiff};
 
 const WAIT: Duration = Duration::from_secs(60);
 const SERVER: usize = 0;
@@ -139,48 +139,24 @@ fn running_pods(cli: &Skiff) -> anyhow::Result<BTreeSet<String>> {
 
 #[test]
 fn services_reach_every_replica_by_cluster_ip_and_node_port() -> anyhow::Result<()> {
-    let release = repo_root().join("wasm-examples/target/wasm32-wasip2/release");
+    let release = wasip2_guests(&["http_echo.wasm"])?;
     let guest = release.join("http_echo.wasm");
-    anyhow::ensure!(
-        guest.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        guest.display()
-    );
     let tmp = tempfile::tempdir()?;
     let network = Network::create(3)?;
     let (_server, url) = start_server_on(&network, SERVER, &tmp.path().join("server"), &[])?;
     let cli = Skiff::new(url.clone());
     let release = release.display().to_string();
     let agent_flags = ["--allow-image-dir", &release, "--pod-network", "bridge"];
-    let mut agents = Vec::new();
-    for (host, node) in [(HOST_A, "a"), (HOST_B, "b")] {
-        let dir = tmp.path().join(node);
-        agents.push(start_agent_on(
-            &network,
-            host,
-            &url,
-            node,
-            &dir,
-            &agent_flags,
-        )?);
-    }
+    let mut agents = start_agents_on(
+        &network,
+        &[(HOST_A, "a"), (HOST_B, "b")],
+        &url,
+        tmp.path(),
+        &agent_flags,
+    )?;
 
     // Both nodes first, so the replicas spread over them.
-    wait_until("both nodes to be ready with a pod CIDR", WAIT, || {
-        let nodes = cli.items(&["get", "nodes"])?;
-        let ready = nodes
-            .iter()
-            .filter(|n| n["spec"]["podCIDR"].is_string())
-            .filter(|n| {
-                n["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-            .count();
-        Ok((ready == 2).then_some(()))
-    })?;
+    cli.wait_nodes_ready(2, WAIT)?;
     cli.apply_yaml(&manifests(&guest.display().to_string()))?;
     let mut last = String::new();
     let pods = wait_until("every replica to be ready on both nodes", WAIT, || {
