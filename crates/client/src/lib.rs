@@ -3,6 +3,7 @@
 
 mod error;
 mod join_tokens;
+mod node_proxy;
 mod params;
 mod typed;
 mod watch_lines;
@@ -171,6 +172,11 @@ impl Client {
         body: Option<(&'static str, Vec<u8>)>,
     ) -> Result<Value, ClientError> {
         let response = self.checked(method, path, body).await?;
+        Self::decode(response).await
+    }
+
+    /// The JSON body of a checked answer.
+    async fn decode(response: reqwest::Response) -> Result<Value, ClientError> {
         let url = response.url().to_string();
         let bytes = response
             .bytes()
@@ -366,58 +372,6 @@ impl Client {
     ) -> Result<Value, ClientError> {
         let path = format!("{}{}", kind.object_path(namespace, name), params.query());
         self.json(Method::DELETE, &path, None).await
-    }
-
-    /// A request to `node`'s agent through the API server's node proxy
-    /// (`/api/v1/nodes/{node}/proxy{path_and_query}`), answered as JSON.
-    pub async fn node_proxy(
-        &self,
-        method: Method,
-        node: &str,
-        path_and_query: &str,
-    ) -> Result<Value, ClientError> {
-        let path = format!("/api/v1/nodes/{node}/proxy{path_and_query}");
-        self.json(method, &path, None).await
-    }
-
-    /// POSTs a streamed body (of any size: `skiff image import` sends a tarball) to `node`'s
-    /// agent through the API server's node proxy, and decodes the JSON answer. A stream cannot
-    /// be sent twice, so only the preferred server is tried.
-    pub async fn node_proxy_upload(
-        &self,
-        node: &str,
-        path_and_query: &str,
-        content_type: &str,
-        body: reqwest::Body,
-    ) -> Result<Value, ClientError> {
-        let server = (self.servers)
-            .get(self.preferred.load(Ordering::Relaxed))
-            .ok_or(ClientError::NoServers)?;
-        let url = format!("{server}/api/v1/nodes/{node}/proxy{path_and_query}");
-        let mut request = self
-            .http
-            .post(&url)
-            .header("Content-Type", content_type)
-            .body(body);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| ClientError::Transport {
-                url: url.clone(),
-                source,
-            })?;
-        let bytes = Self::check(response)
-            .await?
-            .bytes()
-            .await
-            .map_err(|source| ClientError::Transport {
-                url: url.clone(),
-                source,
-            })?;
-        serde_json::from_slice(&bytes).map_err(|source| ClientError::Decode { url, source })
     }
 
     /// Evicts a pod through the eviction subresource (policy/v1 `Eviction`), which honours its

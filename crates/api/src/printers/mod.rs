@@ -8,3 +8,4 @@ pub mod ingress_columns;
 mod pod_columns;
 pub mod service_columns;
 mod storage_columns;
+mod workload_columns;
