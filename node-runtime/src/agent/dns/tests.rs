@@ -71,10 +71,18 @@ async fn fake_upstream() -> SocketAddr {
 
 /// A server on 127.0.0.1 (any port) relaying to `upstream`; its address.
 async fn start(upstream: Vec<SocketAddr>, stop: &CancellationToken) -> SocketAddr {
-    // TCP on the same port as UDP, as on port 53.
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let udp_addr = udp.local_addr().unwrap();
-    let tcp = tokio::net::TcpListener::bind(udp_addr).await.unwrap();
+    // TCP on the same port as UDP, as on port 53: a UDP port whose TCP twin another test
+    // holds is passed over (a bounded number of tries).
+    let (udp, udp_addr, tcp) = 'bound: {
+        for _ in 0..50 {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let udp_addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = tokio::net::TcpListener::bind(udp_addr).await {
+                break 'bound (udp, udp_addr, tcp);
+            }
+        }
+        panic!("no loopback port free for both UDP and TCP in 50 tries");
+    };
     let (sender, zone) = watch::channel(Arc::new(zone()));
     let kept = stop.clone();
     tokio::spawn(async move {
