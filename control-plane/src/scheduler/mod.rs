@@ -6,6 +6,7 @@
 mod node_affinity;
 mod place;
 mod pod_affinity;
+mod runtimes;
 mod snapshot;
 mod spread;
 mod taints;
