@@ -522,6 +522,16 @@ async fn seccomp_profiles_runtime_default_unconfined_and_localhost() {
             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
     )
     .expect("profile");
+    // Argument conditions: kill(2) with signal 0, or above 30, is refused.
+    std::fs::write(
+        profiles.path().join("kill.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+             "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+             "args": [{"index": 1, "value": 30, "op": "SCMP_CMP_GT"}]}]}"#,
+    )
+    .expect("profile");
     let root = profiles.path().to_path_buf();
     let f = Fixture::with(|c| c.seccomp_profile_root = root);
     let script = "grep Seccomp: /proc/self/status; \
@@ -549,6 +559,20 @@ async fn seccomp_profiles_runtime_default_unconfined_and_localhost() {
     assert!(log.contains("MADE-USERNS"), "{log}");
     assert!(
         log.contains("Permission denied") && !log.contains("MADE-DIR"),
+        "{log}"
+    );
+    let (status, log) = f
+        .run_in(
+            "args",
+            "kill -0 $$ && echo SIG0-SENT; kill -CONT $$ && echo CONT-SENT; \
+             kill -31 $$ && echo SIG31-SENT; true",
+            |c| c.security.seccomp = SeccompProfile::Localhost("kill.json".into()),
+        )
+        .await;
+    assert_eq!(exit_of(&status).0, 0, "{log}");
+    assert!(log.contains(" stdout F CONT-SENT"), "{log}");
+    assert!(
+        !log.contains("SIG0-SENT") && !log.contains("SIG31-SENT"),
         "{log}"
     );
     let sandbox = f.sandbox("bad-profile").await;

@@ -8,8 +8,8 @@
 //! ```
 //!
 //! System call names this kernel table does not know are passed over (as runc does); rules
-//! with argument conditions (`args`) are refused, and so is a profile on a machine other
-//! than x86_64.
+//! may hold argument conditions (`args`: `index`, `value`, `valueTwo`, `op`), all of which
+//! must hold. A profile on a machine other than x86_64 is refused.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -26,12 +26,42 @@ pub enum Action {
     Log,
 }
 
-/// A compiled profile: the first rule naming a system call decides, else `default`.
+/// A compiled profile: the first rule that matches a system call decides, else `default`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filter {
     pub default: Action,
-    /// `(system call number, action)`.
-    pub rules: Vec<(u32, Action)>,
+    pub rules: Vec<SyscallRule>,
+}
+
+/// One system call's rule: its action applies when every condition holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyscallRule {
+    pub nr: u32,
+    pub args: Vec<ArgCondition>,
+    pub action: Action,
+}
+
+/// A condition on one 64-bit argument (`args[]` of the profile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArgCondition {
+    /// 0 to 5.
+    pub index: u8,
+    pub op: Comparison,
+    pub value: u64,
+    /// For `MaskedEq`: the argument masked with `value` equals this.
+    pub value_two: u64,
+}
+
+/// `SCMP_CMP_*`, unsigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Comparison {
+    Ne,
+    Lt,
+    Le,
+    Eq,
+    Ge,
+    Gt,
+    MaskedEq,
 }
 
 /// A profile that cannot be used.
@@ -53,8 +83,8 @@ pub enum ProfileError {
     },
     #[error("seccomp profile {}: unsupported action {action:?}", path.display())]
     Action { path: PathBuf, action: String },
-    #[error("seccomp profile {}: argument conditions (`args`) are not supported", path.display())]
-    Args { path: PathBuf },
+    #[error("seccomp profile {}: bad argument condition: {reason}", path.display())]
+    Arg { path: PathBuf, reason: String },
     #[error("seccomp profiles of type Localhost are supported on x86_64 only")]
     Architecture,
 }
@@ -78,7 +108,17 @@ struct Rule {
     action: String,
     errno_ret: Option<u16>,
     #[serde(default)]
-    args: Vec<serde_json::Value>,
+    args: Vec<Arg>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Arg {
+    index: u32,
+    value: u64,
+    #[serde(default)]
+    value_two: u64,
+    op: String,
 }
 
 /// Reads profile `relative` under `root` and compiles it.
@@ -124,16 +164,49 @@ fn compile(profile: &Profile, path: &Path) -> Result<Filter, ProfileError> {
     let default = action(&profile.default_action, profile.default_errno_ret)?;
     let mut rules = Vec::new();
     for rule in &profile.syscalls {
-        if !rule.args.is_empty() {
-            return Err(ProfileError::Args {
-                path: path.to_path_buf(),
-            });
-        }
         let act = action(&rule.action, rule.errno_ret)?;
+        let args = rule
+            .args
+            .iter()
+            .map(condition)
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|reason| ProfileError::Arg {
+                path: path.to_path_buf(),
+                reason,
+            })?;
         let names = rule.names.iter().chain(rule.name.as_ref());
-        rules.extend(names.filter_map(|n| super::syscall_names::number(n).map(|nr| (nr, act))));
+        rules.extend(names.filter_map(|n| {
+            Some(SyscallRule {
+                nr: super::syscall_names::number(n)?,
+                args: args.clone(),
+                action: act,
+            })
+        }));
     }
     Ok(Filter { default, rules })
+}
+
+fn condition(arg: &Arg) -> Result<ArgCondition, String> {
+    let op = match arg.op.as_str() {
+        "SCMP_CMP_NE" => Comparison::Ne,
+        "SCMP_CMP_LT" => Comparison::Lt,
+        "SCMP_CMP_LE" => Comparison::Le,
+        "SCMP_CMP_EQ" => Comparison::Eq,
+        "SCMP_CMP_GE" => Comparison::Ge,
+        "SCMP_CMP_GT" => Comparison::Gt,
+        "SCMP_CMP_MASKED_EQ" => Comparison::MaskedEq,
+        other => return Err(format!("unknown op {other:?}")),
+    };
+    let index = u8::try_from(arg.index)
+        .ok()
+        .filter(|i| *i < 6)
+        .ok_or_else(|| format!("argument index {} (0 to 5)", arg.index))?;
+    Ok(ArgCondition {
+        index,
+        op,
+        value: arg.value,
+        value_two: arg.value_two,
+    })
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -149,18 +222,35 @@ mod tests {
             r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
                 "syscalls": [
                   {"names": ["mkdir", "mkdirat", "no_such_call"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
-                  {"name": "reboot", "action": "SCMP_ACT_KILL_PROCESS"}]}"#,
+                  {"name": "reboot", "action": "SCMP_ACT_KILL_PROCESS"},
+                  {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                   "args": [{"index": 0, "value": 255, "valueTwo": 8, "op": "SCMP_CMP_MASKED_EQ"}]}]}"#,
         )
         .expect("write");
         let filter = load(dir.path(), "profiles/p.json").expect("profile");
+        let rule = |nr, action| SyscallRule {
+            nr,
+            args: vec![],
+            action,
+        };
         assert_eq!(
             filter,
             Filter {
                 default: Action::Allow,
                 rules: vec![
-                    (83, Action::Errno(13)),
-                    (258, Action::Errno(13)),
-                    (169, Action::KillProcess)
+                    rule(83, Action::Errno(13)),
+                    rule(258, Action::Errno(13)),
+                    rule(169, Action::KillProcess),
+                    SyscallRule {
+                        nr: 135,
+                        args: vec![ArgCondition {
+                            index: 0,
+                            op: Comparison::MaskedEq,
+                            value: 0xff,
+                            value_two: 8
+                        }],
+                        action: Action::Allow
+                    }
                 ]
             }
         );
@@ -175,12 +265,17 @@ mod tests {
         write(
             "args.json",
             r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-            {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0}]}]}"#,
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}]}"#,
         );
         write("trace.json", r#"{"defaultAction": "SCMP_ACT_TRACE"}"#);
         write("garbage.json", "not json");
         let err = |name: &str| load(dir.path(), name).expect_err(name).to_string();
-        assert!(err("args.json").contains("`args`"), "{}", err("args.json"));
+        assert!(
+            err("args.json").contains("argument index 6"),
+            "{}",
+            err("args.json")
+        );
         assert!(err("trace.json").contains("SCMP_ACT_TRACE"));
         assert!(err("garbage.json").contains("garbage.json"));
         assert!(err("missing.json").contains("missing.json"));

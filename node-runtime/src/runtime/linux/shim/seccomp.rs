@@ -8,7 +8,7 @@
 
 use libc::{sock_filter, sock_fprog};
 
-use super::{ShimError, Step};
+use super::{seccomp_rules, ShimError, Step};
 use crate::runtime::linux::seccomp_profile::{Action, Filter};
 use crate::runtime::linux::spec::Seccomp;
 
@@ -154,8 +154,12 @@ fn runtime_default() -> Vec<sock_filter> {
 fn profile(filter: &Filter) -> Vec<sock_filter> {
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
     let mut p = prologue();
-    for (nr, action) in &filter.rules {
-        p.extend([jump(jeq, *nr, 0, 1), stmt(RET, ret(*action))]);
+    for rule in &filter.rules {
+        if rule.args.is_empty() {
+            p.extend([jump(jeq, rule.nr, 0, 1), stmt(RET, ret(rule.action))]);
+        } else {
+            p.extend(seccomp_rules::block(rule, ret(rule.action)));
+        }
     }
     p.push(stmt(RET, ret(filter.default)));
     p
@@ -209,6 +213,7 @@ pub fn apply(seccomp: &Seccomp) -> Result<(), ShimError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::linux::seccomp_profile::{ArgCondition, Comparison, SyscallRule};
 
     fn jumps_stay_inside(p: &[sock_filter]) {
         for (i, f) in p.iter().enumerate() {
@@ -225,7 +230,23 @@ mod tests {
         assert_eq!(p.last().map(|f| f.k), Some(libc::SECCOMP_RET_ALLOW));
         let p = profile(&Filter {
             default: Action::Errno(1),
-            rules: vec![(0, Action::Allow), (60, Action::KillProcess)],
+            rules: vec![
+                SyscallRule {
+                    nr: 0,
+                    args: vec![],
+                    action: Action::Allow,
+                },
+                SyscallRule {
+                    nr: 60,
+                    args: vec![ArgCondition {
+                        index: 0,
+                        op: Comparison::Lt,
+                        value: 3,
+                        value_two: 0,
+                    }],
+                    action: Action::KillProcess,
+                },
+            ],
         });
         jumps_stay_inside(&p);
         assert_eq!(p.last().map(|f| f.k), Some(libc::SECCOMP_RET_ERRNO | 1));
