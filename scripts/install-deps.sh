@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing Skiff needs, idempotently, from Debian packages and crates.io:
 # protoc (raft-rs's prost codegen), Debian's Rust with its std sources and wasi-libc (Wasm guests),
-# wasm-component-ld (WASI preview 2 components), iproute2, nftables and iputils-ping (network-namespace tests),
+# wasm-component-ld (WASI preview 2 components), libseccomp-dev and pkg-config (the Linux runtime's
+# seccomp filters, built by libseccomp), iproute2, nftables and iputils-ping (network-namespace tests),
 # docker-registry (a local OCI registry for the image tests), busybox-static (the Linux test image), and Debian's kubernetes-client
 # when no kubectl is on PATH (the stock-kubectl tests).
 set -euo pipefail
 
-packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld iproute2 nftables iputils-ping procps docker-registry busybox-static)
+packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld libseccomp-dev pkg-config iproute2 nftables iputils-ping procps docker-registry busybox-static)
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 missing=()
 for p in "${packages[@]}"; do

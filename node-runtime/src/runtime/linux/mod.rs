@@ -11,12 +11,11 @@ mod containers;
 mod exec;
 mod rootfs;
 mod sandbox;
-mod seccomp_profile;
+mod seccomp;
 mod secure_join;
 mod security;
 pub mod shim;
 mod spec;
-mod syscall_names;
 mod teardown;
 mod watch;
 

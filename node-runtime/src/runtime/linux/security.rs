@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::seccomp_profile::{self, ProfileError};
+use super::seccomp::{self, SeccompError};
 use super::spec::{Hardening, Seccomp};
 use crate::runtime::{SeccompProfile, SecurityContext};
 
@@ -13,7 +13,7 @@ pub enum HardeningError {
     #[error("securityContext.capabilities: {0}")]
     Capability(#[from] skiff_api::capabilities::UnknownCapability),
     #[error(transparent)]
-    Seccomp(#[from] ProfileError),
+    Seccomp(#[from] SeccompError),
 }
 
 /// The confinement `context` asks for: the default capability set with `add` and `drop`,
@@ -29,10 +29,10 @@ pub fn resolve(
     let seccomp = match &context.seccomp {
         SeccompProfile::RuntimeDefault => Seccomp::RuntimeDefault,
         SeccompProfile::Unconfined => Seccomp::Unconfined,
-        SeccompProfile::Localhost(file) => {
-            Seccomp::Profile(seccomp_profile::load(profile_root, file)?)
-        }
+        SeccompProfile::Localhost(file) => seccomp::load(profile_root, file)?,
     };
+    // Built once here so that a profile libseccomp refuses fails the create.
+    seccomp::filter(&seccomp)?;
     Ok(Hardening {
         capabilities,
         no_new_privs: context.allow_privilege_escalation == Some(false),

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::cgroups::Cgroup;
-use super::seccomp_profile::Filter;
+use super::seccomp::Profile;
 use crate::runtime::logs::LogLimits;
 use crate::runtime::{ImageRef, RuntimeError};
 
@@ -107,8 +107,8 @@ pub enum Seccomp {
     RuntimeDefault,
     /// No filter.
     Unconfined,
-    /// A `Localhost` profile, compiled.
-    Profile(Filter),
+    /// A `Localhost` profile, as read from `path` when the container was created.
+    Localhost { path: PathBuf, profile: Profile },
 }
 
 /// Whom the container's process runs as.

@@ -6,22 +6,23 @@
 use std::convert::Infallible;
 use std::path::Path;
 
+use libseccomp::ScmpFilterContext;
 use nix::sched::{setns, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 
 use super::process::{exec_program, resolve_user};
-use super::{ShimError, Step};
+use super::{seccomp, ShimError, Step};
 use crate::runtime::linux::spec::{self, ContainerSpec, Started};
 
 /// Runs `argv` in the container of `dir`; returns its exit code (126 when it cannot run).
 pub fn exec(dir: &Path, argv: &[String]) -> i32 {
-    match enter(dir) {
-        Ok(spec) => {
+    match enter(dir).and_then(|spec| Ok((seccomp::prepare(&spec)?, spec))) {
+        Ok((filter, spec)) => {
             // SAFETY: the shim is single-threaded.
             match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
-                    let err = run(&spec, argv).unwrap_err();
+                    let err = run(&spec, filter.as_ref(), argv).unwrap_err();
                     eprintln!("{err}");
                     // SAFETY: ends the forked child without the parent's exit handlers.
                     unsafe { libc::_exit(127) }
@@ -88,7 +89,11 @@ fn enter(dir: &Path) -> Result<ContainerSpec, ShimError> {
     Ok(spec)
 }
 
-fn run(spec: &ContainerSpec, argv: &[String]) -> Result<Infallible, ShimError> {
-    let (uid, gid) = resolve_user(&spec.user, Path::new("/etc/passwd"))?;
-    exec_program(spec, argv, uid, gid, true)
+fn run(
+    spec: &ContainerSpec,
+    filter: Option<&ScmpFilterContext>,
+    argv: &[String],
+) -> Result<Infallible, ShimError> {
+    let user = resolve_user(&spec.user, Path::new("/etc/passwd"))?;
+    exec_program(spec, argv, user, filter, true)
 }

@@ -1,11 +1,13 @@
 //! The container's first process, between fork and exec: it joins the pod's namespaces and
 //! the container's cgroup, builds its mount namespace (root filesystem, /proc, /sys, /dev,
-//! the pod's /etc files and volumes), pivots into it, and execs the program.
+//! the pod's /etc files and volumes), pivots into it, and execs the program under the seccomp
+//! filter the shim built before the fork.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
+use libseccomp::ScmpFilterContext;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::unistd::{chdir, dup2, pivot_root};
@@ -19,8 +21,13 @@ use crate::runtime::linux::spec::ContainerSpec;
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Sets the container up and execs its program; returns only the reason it could not.
-pub fn run(spec: &ContainerSpec, stdout: OwnedFd, stderr: OwnedFd) -> ShimError {
-    match setup(spec, stdout, stderr) {
+pub fn run(
+    spec: &ContainerSpec,
+    filter: Option<&ScmpFilterContext>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+) -> ShimError {
+    match setup(spec, filter, stdout, stderr) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -28,6 +35,7 @@ pub fn run(spec: &ContainerSpec, stdout: OwnedFd, stderr: OwnedFd) -> ShimError 
 
 fn setup(
     spec: &ContainerSpec,
+    filter: Option<&ScmpFilterContext>,
     stdout: OwnedFd,
     stderr: OwnedFd,
 ) -> Result<std::convert::Infallible, ShimError> {
@@ -49,7 +57,7 @@ fn setup(
     let root = &spec.rootfs;
     bind(root, root, false)?;
     mount_system(spec, root)?;
-    let (uid, gid) = resolve_user(&spec.user, &within(root, "/etc/passwd")?)?;
+    let user = resolve_user(&spec.user, &within(root, "/etc/passwd")?)?;
     let cwd = within(root, &spec.cwd)?;
     std::fs::create_dir_all(&cwd).step(|| format!("creating {}", spec.cwd))?;
     pivot(root)?;
@@ -67,7 +75,7 @@ fn setup(
     dup2(null.as_raw_fd(), 0).step(|| "stdin".into())?;
     dup2(stdout.as_raw_fd(), 1).step(|| "stdout".into())?;
     dup2(stderr.as_raw_fd(), 2).step(|| "stderr".into())?;
-    exec_program(spec, &spec.argv, uid, gid, false)
+    exec_program(spec, &spec.argv, user, filter, false)
 }
 
 /// Joins the sandbox's IPC, UTS and (if it has its own) network namespaces.

@@ -6,6 +6,7 @@ use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use libseccomp::ScmpFilterContext;
 use nix::unistd::{chdir, execve, setgid, setgroups, setuid, Gid, Uid};
 
 use super::{caps, seccomp, ShimError, Step};
@@ -42,13 +43,14 @@ pub fn resolve_user(user: &UserSpec, passwd: &Path) -> Result<(u32, u32), ShimEr
     }
 }
 
-/// Becomes the container's user with its capabilities and execs its program; returns only
-/// on failure. `die_with_parent` has the program killed when its parent (an exec's shim) dies.
+/// Becomes the container's user with its capabilities and seccomp `filter` (see
+/// [`seccomp::prepare`]) and execs its program; returns only on failure. `die_with_parent`
+/// has the program killed when its parent (an exec's shim) dies.
 pub fn exec_program(
     spec: &ContainerSpec,
     argv: &[String],
-    uid: u32,
-    gid: u32,
+    (uid, gid): (u32, u32),
+    filter: Option<&ScmpFilterContext>,
     die_with_parent: bool,
 ) -> Result<Infallible, ShimError> {
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
@@ -58,8 +60,8 @@ pub fn exec_program(
         caps::limit_bounding_set(&hardening.capabilities)?;
         // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: done while root
         // (as runc does).
-        if !hardening.no_new_privs {
-            seccomp::apply(&hardening.seccomp)?;
+        if let Some(filter) = filter.filter(|_| !hardening.no_new_privs) {
+            seccomp::load(filter)?;
         }
     }
     setgroups(&[Gid::from_raw(gid)]).step(|| "setting supplementary groups".into())?;
@@ -73,9 +75,11 @@ pub fn exec_program(
         return Err(std::io::Error::last_os_error())
             .step(|| "setting the parent-death signal".into());
     }
-    if let Some(hardening) = hardening.filter(|h| h.no_new_privs) {
+    if hardening.is_some_and(|h| h.no_new_privs) {
         caps::no_new_privs()?;
-        seccomp::apply(&hardening.seccomp)?;
+        if let Some(filter) = filter {
+            seccomp::load(filter)?;
+        }
     }
     let mut env = spec.env.clone();
     if !env.iter().any(|(k, _)| k == "PATH") {

@@ -13,7 +13,7 @@ use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{dup2, fork, pipe2, setsid, ForkResult, Pid};
 
-use super::init;
+use super::{init, seccomp};
 use crate::runtime::linux::spec::{self, ContainerSpec, Exited, Started};
 use crate::runtime::logs::{LogWriter, Stream};
 
@@ -138,6 +138,7 @@ struct Child {
 /// namespace; returns once it has exec'd its program, or why it could not.
 fn spawn(spec: &ContainerSpec) -> Result<Child, String> {
     let fail = |what: &str, e: nix::Error| format!("{what}: {e}");
+    let filter = seccomp::prepare(spec).map_err(|e| e.to_string())?;
     setsid().map_err(|e| fail("setsid", e))?;
     // The agent waits for the first process's output to end: the shim lets go of it.
     let null = std::fs::OpenOptions::new()
@@ -159,7 +160,7 @@ fn spawn(spec: &ContainerSpec) -> Result<Child, String> {
     match unsafe { fork() }.map_err(|e| fail("fork", e))? {
         ForkResult::Child => {
             drop((out_r, err_r, exec_r));
-            let err = init::run(spec, out_w, err_w);
+            let err = init::run(spec, filter.as_ref(), out_w, err_w);
             let _ = std::fs::File::from(exec_w).write_all(err.to_string().as_bytes());
             // SAFETY: ends the forked child without running the parent's exit handlers.
             unsafe { libc::_exit(127) }
