@@ -100,6 +100,9 @@ pub fn filter() -> Result<ScmpFilterContext, SeccompError> {
 mod tests {
     use super::*;
 
+    /// Set in the process that loads the filter and probes it.
+    const PROBE: &str = "SKIFF_SECCOMP_PROBE";
+
     #[test]
     fn it_builds_with_every_call_known_to_libseccomp() {
         let ctx = filter().expect("RuntimeDefault");
@@ -109,5 +112,77 @@ mod tests {
             ScmpAction::Errno(libc::ENOSYS)
         );
         assert!(!ctx.get_ctl_nnp().expect("nnp"));
+    }
+
+    /// The errno of a raw system call (0 when it succeeded); a child it made exits at once.
+    fn errno_of(nr: libc::c_long, args: [libc::c_long; 2]) -> i32 {
+        // SAFETY: the calls probed take integer arguments or a null pointer.
+        let rc = unsafe { libc::syscall(nr, args[0], args[1], 0, 0, 0) };
+        if rc == 0 && nr == libc::SYS_clone {
+            // SAFETY: the clone's child leaves without running anything of the test's.
+            unsafe { libc::_exit(0) }
+        }
+        if rc >= 0 {
+            if nr == libc::SYS_clone {
+                // SAFETY: reaps the clone's child.
+                unsafe { libc::waitpid(rc as i32, std::ptr::null_mut(), 0) };
+            }
+            return 0;
+        }
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+    }
+
+    /// Runs in the child process: loads the filter and checks what it refuses.
+    fn probe() {
+        // SAFETY: prctl with integer arguments only.
+        assert_eq!(
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
+            0
+        );
+        filter().expect("RuntimeDefault").load().expect("load");
+        let sigchld = libc::c_long::from(libc::SIGCHLD);
+        let newuser = libc::c_long::from(libc::CLONE_NEWUSER);
+        let newnet = libc::c_long::from(libc::CLONE_NEWNET);
+        assert_eq!(errno_of(libc::SYS_unshare, [newuser, 0]), libc::EPERM);
+        assert_eq!(errno_of(libc::SYS_reboot, [0, 0]), libc::EPERM);
+        assert_eq!(errno_of(libc::SYS_clone3, [0, 0]), libc::ENOSYS);
+        assert_eq!(
+            errno_of(libc::SYS_clone, [newuser | newnet | sigchld, 0]),
+            libc::EPERM
+        );
+        assert_eq!(
+            errno_of(libc::SYS_clone, [newnet | sigchld, 0]),
+            libc::EPERM
+        );
+        assert_eq!(errno_of(libc::SYS_clone, [sigchld, 0]), 0, "a plain fork");
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            errno_of(libc::SYS_getpid | 0x4000_0000, [0, 0]),
+            libc::ENOSYS,
+            "an x32 call"
+        );
+        println!("PROBED");
+    }
+
+    #[test]
+    fn the_filter_refuses_what_it_should_and_allows_the_rest() {
+        if std::env::var_os(PROBE).is_some() {
+            return probe();
+        }
+        // A filter stays with the process: load it in a copy of this test binary.
+        let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+        let name = format!("{module}::the_filter_refuses_what_it_should_and_allows_the_rest");
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([name.as_str(), "--exact", "--test-threads=1", "--nocapture"])
+            .env(PROBE, "1")
+            .output()
+            .expect("run the probe");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("PROBED"), "{text}");
     }
 }
