@@ -102,17 +102,25 @@ fn start(tmp: &Path) -> anyhow::Result<(DevServer, String)> {
     Ok((server, format!("file:{}", ticker.display())))
 }
 
-/// The node's address, which its pods share.
+/// The node's address, which its pods share, once the agent has reported its status (it
+/// registers the Node first).
 fn node_ip(cli: &Skiff) -> anyhow::Result<IpAddr> {
-    let node = cli.json(&["get", "node", "dev1"])?;
-    let ip = node["status"]["addresses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|a| a["type"] == "InternalIP")
-        .and_then(|a| a["address"].as_str())
-        .ok_or_else(|| anyhow::anyhow!("no InternalIP: {node}"))?;
-    Ok(ip.parse()?)
+    wait_until(
+        "the node dev1 to report its InternalIP",
+        Duration::from_secs(30),
+        || {
+            let node = cli.json(&["get", "node", "dev1"])?;
+            let ip = node["status"]["addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["type"] == "InternalIP")
+                .and_then(|a| a["address"].as_str())
+                .map(str::parse)
+                .transpose()?;
+            Ok(ip)
+        },
+    )
 }
 
 /// A pod of one ticker container named `app` with `probes` (YAML lines under it).
