@@ -14,6 +14,8 @@ use skiff_api::{remotecommand, resources};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -159,41 +161,54 @@ async fn connect(state: &AppState, node: &str, path: &str) -> Result<AgentSocket
     }
 }
 
-/// Passes messages between the client and the agent until either side closes.
+/// Passes messages between the client and the agent until either side closes, passing the
+/// close (and its code) on too.
 async fn relay(client: WebSocket, agent: AgentSocket) {
     let (mut to_client, mut from_client) = client.split();
     let (mut to_agent, mut from_agent) = agent.split();
     let upstream = async {
         while let Some(Ok(message)) = from_client.next().await {
-            let message = match message {
-                ws::Message::Binary(data) => Message::Binary(data),
-                ws::Message::Text(text) => Message::text(text.as_str()),
-                ws::Message::Close(_) => break,
+            let (message, last) = match message {
+                ws::Message::Binary(data) => (Message::Binary(data), false),
+                ws::Message::Text(text) => (Message::text(text.as_str()), false),
+                ws::Message::Close(frame) => (Message::Close(frame.map(to_agent_frame)), true),
                 ws::Message::Ping(_) | ws::Message::Pong(_) => continue,
             };
-            if to_agent.send(message).await.is_err() {
-                break;
+            if to_agent.send(message).await.is_err() || last {
+                return;
             }
         }
-        let _ = to_agent.close().await;
     };
     let downstream = async {
         while let Some(Ok(message)) = from_agent.next().await {
-            let message = match message {
-                Message::Binary(data) => ws::Message::Binary(data),
-                Message::Text(text) => ws::Message::Text(text.as_str().into()),
-                Message::Close(_) => break,
+            let (message, last) = match message {
+                Message::Binary(data) => (ws::Message::Binary(data), false),
+                Message::Text(text) => (ws::Message::Text(text.as_str().into()), false),
+                Message::Close(frame) => (ws::Message::Close(frame.map(to_client_frame)), true),
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             };
-            if to_client.send(message).await.is_err() {
-                break;
+            if to_client.send(message).await.is_err() || last {
+                return;
             }
         }
-        let _ = to_client.close().await;
     };
     // The agent closes after the exit status; the client may close first (it went away).
     tokio::select! {
         () = upstream => {}
         () = downstream => {}
+    }
+}
+
+fn to_agent_frame(frame: ws::CloseFrame) -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::from(frame.code),
+        reason: frame.reason.as_str().into(),
+    }
+}
+
+fn to_client_frame(frame: CloseFrame) -> ws::CloseFrame {
+    ws::CloseFrame {
+        code: u16::from(frame.code),
+        reason: frame.reason.as_str().into(),
     }
 }

@@ -25,8 +25,8 @@ pub struct Outputs {
     pub stderr: bool,
 }
 
-/// Runs `session` over a client's messages until the command exits (then sends its status
-/// and closes `outgoing`) or the client goes away (then the command is killed).
+/// Runs `session` over a client's messages until the command exits (then sends its status,
+/// the last message) or the client goes away (then the command is killed).
 pub async fn pump<I, O>(
     session: ExecSession,
     outputs: Outputs,
@@ -85,8 +85,7 @@ where
             Channel::Error,
             status.to_string().as_bytes(),
         ))
-        .await?;
-    outgoing.close().await
+        .await
 }
 
 /// Sends `stream`'s chunks on `channel` (or drops them when the client did not ask for it).

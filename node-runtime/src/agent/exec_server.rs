@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,7 +17,9 @@ use skiff_api::remotecommand;
 
 use super::exec_pump::{pump, Outputs};
 use super::log_index::LogIndex;
-use crate::runtime::{ContainerRuntime, ContainerState, ExecRequest, RuntimeError, RuntimeSet};
+use crate::runtime::{
+    ContainerRuntime, ContainerState, ExecRequest, ExecSession, RuntimeError, RuntimeSet,
+};
 
 /// Where the exec endpoint finds containers: the pods on this node and their runtimes.
 #[derive(Clone)]
@@ -163,13 +165,14 @@ async fn find(
 }
 
 /// The pump over an accepted WebSocket: binary messages both ways; a close or an error ends
-/// the client's side.
+/// the client's side. After the status, a normal close (clients read any other close as an
+/// error on the status channel).
 async fn pump_socket(
-    session: crate::runtime::ExecSession,
+    session: ExecSession,
     outputs: Outputs,
     socket: WebSocket,
 ) -> Result<(), axum::Error> {
-    let (sink, stream) = socket.split();
+    let (mut sink, stream) = socket.split();
     let incoming = stream
         .take_while(|message| {
             std::future::ready(matches!(message, Ok(m) if !matches!(m, Message::Close(_))))
@@ -180,8 +183,14 @@ async fn pump_socket(
                 _ => None,
             })
         });
-    let outgoing = sink.with(|data: Vec<u8>| std::future::ready(Ok(Message::Binary(data.into()))));
-    pump(session, outputs, Box::pin(incoming), Box::pin(outgoing)).await
+    let outgoing =
+        (&mut sink).with(|data: Vec<u8>| std::future::ready(Ok(Message::Binary(data.into()))));
+    pump(session, outputs, Box::pin(incoming), Box::pin(outgoing)).await?;
+    let normal = CloseFrame {
+        code: close_code::NORMAL,
+        reason: "".into(),
+    };
+    sink.send(Message::Close(Some(normal))).await
 }
 
 #[cfg(test)]
