@@ -166,6 +166,11 @@ fn exec_streams_commands_in_linux_containers_and_refuses_wasm_ones() -> anyhow::
     )?;
     assert_eq!(failed.status.code(), Some(3), "{failed:?}");
     assert_eq!(String::from_utf8_lossy(&failed.stdout), "out\n");
+    // kubectl falls back to SPDY when the WebSocket is refused; that fallback is refused too.
+    let wasm = kubectl_output(&server.url(), &cache, &["exec", "guest", "--", "sh"])?;
+    let refused = String::from_utf8_lossy(&wasm.stderr);
+    assert!(!wasm.status.success(), "{wasm:?}");
+    assert!(refused.contains("WebSocket"), "{refused}");
     let stdin = kubectl_stdin(&server.url(), &cache, "hello kubectl")?;
     assert_eq!(stdin.trim(), "13", "kubectl exec -i");
     agent.check_running()?;
