@@ -2,9 +2,10 @@
 //! test image (Debian's busybox-static) pushed to Debian's docker-registry, a control plane
 //! and an agent with `--runtimes wasm,linux`. In a busybox pod, a command's stdout and stderr
 //! arrive on the right streams and its exit code is the CLI's; `-i` pipes stdin; `-it` (under
-//! `script`, which gives the CLI a terminal) runs on a terminal of the given size. A Wasm pod
-//! and an unknown container give clear errors. Needs root, cgroups, busybox-static, util-linux's
-//! `script`, kubectl and the built guests; leaves no process behind when it fails.
+//! `script`, which gives the CLI a terminal) runs on a terminal of the container's own devpts,
+//! of the caller's size. A Wasm pod and an unknown container give clear errors. Needs root,
+//! cgroups, busybox-static, util-linux's `script`, kubectl and the built guests; leaves no
+//! process behind when it fails.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -121,9 +122,9 @@ fn exec_streams_commands_in_linux_containers_and_refuses_wasm_ones() -> anyhow::
     assert!(closed.success && closed.stdout.is_empty(), "{closed:?}");
 
     // -it on a terminal (script gives the CLI one, 50x132): the command's is a terminal too,
-    // of our size.
+    // of our size, and one of the container's devpts (`tty` names it).
     let line = format!(
-        "stty rows 50 cols 132; {} --server {} exec -it shell -- sh -c '[ -t 0 ] && [ -t 1 ] && echo on-a-tty; busybox stty size; exit 4'",
+        "stty rows 50 cols 132; {} --server {} exec -it shell -- sh -c '[ -t 0 ] && [ -t 1 ] && echo on-a-tty; busybox tty; busybox stty size; exit 4'",
         Skiff::locate().display(),
         server.url()
     );
@@ -134,6 +135,8 @@ fn exec_streams_commands_in_linux_containers_and_refuses_wasm_ones() -> anyhow::
     let shown = String::from_utf8_lossy(&script.stdout).to_string();
     assert!(shown.contains("on-a-tty"), "{shown:?} {script:?}");
     assert!(shown.contains("50 132"), "{shown:?}");
+    // The container's own terminal, of its own devpts instance.
+    assert!(shown.contains("/dev/pts/0"), "{shown:?}");
     assert_eq!(script.status.code(), Some(4), "{shown:?}");
 
     // A Wasm container cannot exec; an unknown container is named.
