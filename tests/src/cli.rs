@@ -19,6 +19,8 @@ pub struct Skiff {
 #[derive(Debug)]
 pub struct CliOutput {
     pub success: bool,
+    /// The exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -111,6 +113,7 @@ impl Skiff {
         };
         Ok(CliOutput {
             success: status.success(),
+            code: status.code(),
             stdout: stdout.join().unwrap_or_default(),
             stderr: stderr.join().unwrap_or_default(),
         })

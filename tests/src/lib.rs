@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod command;
 mod hosts;
+mod kubectl;
 mod linearizability;
 pub mod linux;
 mod netns;
@@ -18,6 +19,7 @@ mod wait;
 pub use cli::{CliOutput, Skiff};
 pub use cluster::{Cluster, Member, Writer};
 pub use hosts::{start_agent_on, start_agents_on, start_server_on};
+pub use kubectl::{kubectl, kubectl_output};
 pub use linearizability::{
     check, check_measured, load_history, save_history, KeyEffort, Op, OpKind, Outcome, Verdict,
 };

@@ -6,26 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use skiff_e2e::{example, wait_until, DevServer};
-
-/// `kubectl --server URL ARGS`, with a discovery cache of the test's own; its stdout.
-fn kubectl(server: &str, cache: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("kubectl")
-        .args(["--server", server, "--cache-dir"])
-        .arg(cache)
-        .args(args)
-        .output()
-        .map_err(|e| {
-            anyhow::anyhow!("kubectl cannot run ({e}): scripts/install-deps.sh installs it")
-        })?;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    anyhow::ensure!(
-        out.status.success(),
-        "kubectl {args:?} failed: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(stdout)
-}
+use skiff_e2e::{example, kubectl, wait_until, DevServer};
 
 #[test]
 fn stock_kubectl_discovers_gets_reads_logs_and_deletes() -> anyhow::Result<()> {

@@ -130,6 +130,7 @@ fn subresources(kind: &ResourceKind) -> Vec<(&'static str, &'static [&'static st
         "Pod" => {
             subs.push(("binding", &["create"]));
             subs.push(("eviction", &["create"]));
+            subs.push(("exec", &["create", "get"]));
             subs.push(("log", &["get"]));
         }
         "Node" => subs.push(("proxy", &["create", "delete", "get", "patch", "update"])),
@@ -146,6 +147,7 @@ fn subresource_kind(kind: &ResourceKind, sub: &str) -> &'static str {
     match sub {
         "binding" => "Binding",
         "eviction" => "Eviction",
+        "exec" => "PodExecOptions",
         "proxy" => "NodeProxyOptions",
         "scale" => "Scale",
         "log" => "Pod",
@@ -172,6 +174,7 @@ mod tests {
             "pods/status",
             "pods/log",
             "pods/eviction",
+            "pods/exec",
             "nodes/proxy",
             "configmaps",
         ] {

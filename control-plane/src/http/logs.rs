@@ -7,9 +7,9 @@ use futures::TryStreamExt;
 use serde_json::Value;
 use skiff_api::resources;
 
-use super::node_proxy;
 use super::query::Query;
 use super::AppState;
+use super::{node_proxy, pod_container};
 use crate::error::ApiError;
 
 /// The `PodLogOptions` the agent's log server answers, passed on as they came.
@@ -33,7 +33,8 @@ pub async fn proxy(
     validate(query)?;
     let pods = resources::by_name("pods").expect("pods are served");
     let pod = state.registry.get(pods, Some(namespace), pod_name).await?;
-    let container = pick_container(&pod, pod_name, query.get("container"))?;
+    let container = pod_container::pick(&pod, pod_name, query.get("container"))
+        .map_err(|err| ApiError::BadRequest(err.to_string()))?;
     let node_name = pod
         .pointer("/spec/nodeName")
         .and_then(Value::as_str)
@@ -110,58 +111,9 @@ fn validate(query: &Query) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The named container (app or init), or the only app container; several and no name is an
-/// error, as in Kubernetes.
-fn pick_container(
-    pod: &Value,
-    pod_name: &str,
-    requested: Option<&str>,
-) -> Result<String, ApiError> {
-    let names_at = |pointer: &str| -> Vec<&str> {
-        pod.pointer(pointer)
-            .and_then(Value::as_array)
-            .map(|cs| cs.iter().filter_map(|c| c.get("name")?.as_str()).collect())
-            .unwrap_or_default()
-    };
-    let names = names_at("/spec/containers");
-    let init = names_at("/spec/initContainers");
-    match requested {
-        Some(name) if names.contains(&name) || init.contains(&name) => Ok(name.to_string()),
-        Some(name) => Err(ApiError::BadRequest(format!(
-            "container {name} is not valid for pod {pod_name}"
-        ))),
-        None if names.len() == 1 => Ok(names[0].to_string()),
-        None => Err(ApiError::BadRequest(format!(
-            "a container name must be specified for pod {pod_name}, choose one of: [{}]",
-            names.join(" ")
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn picks_the_only_container_or_the_named_one() {
-        let one = json!({"spec": {"containers": [{"name": "app"}]}});
-        assert_eq!(pick_container(&one, "p", None).ok().as_deref(), Some("app"));
-        let two = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
-        assert!(pick_container(&two, "p", None).is_err());
-        assert_eq!(
-            pick_container(&two, "p", Some("b")).ok().as_deref(),
-            Some("b")
-        );
-        assert!(pick_container(&two, "p", Some("c")).is_err());
-        let init =
-            json!({"spec": {"initContainers": [{"name": "i"}], "containers": [{"name": "a"}]}});
-        assert_eq!(pick_container(&init, "p", None).ok().as_deref(), Some("a"));
-        assert_eq!(
-            pick_container(&init, "p", Some("i")).ok().as_deref(),
-            Some("i")
-        );
-    }
 
     #[test]
     fn validates_log_options() {

@@ -3,10 +3,12 @@
 mod auth;
 mod cluster;
 mod discovery;
+mod exec;
 mod handlers;
 mod logs;
 mod node_proxy;
 mod path;
+mod pod_container;
 mod query;
 mod table;
 mod trace;
@@ -22,7 +24,7 @@ use crate::registry::Registry;
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Registry,
-    /// Client for proxying to node agents (logs).
+    /// Client for proxying to node agents (logs; exec opens its own WebSockets).
     pub http: reqwest::Client,
     /// Cancelled when the server stops: open watches and log streams end.
     pub shutdown: CancellationToken,
@@ -36,6 +38,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/nodes/{node}/proxy/images/import",
             post(node_proxy::upload),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/exec",
+            get(exec::exec).post(exec::exec),
         )
         .route("/apis", any(handlers::resource))
         .route("/apis/{*rest}", any(handlers::resource))

@@ -96,6 +96,18 @@ pub fn exit_status(code: i32) -> Value {
     })
 }
 
+/// The error channel's status for a command that could not run (no exit code): `message`
+/// says why, as `kubectl exec` prints it.
+pub fn failure(message: &str) -> Value {
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": "InternalError",
+    })
+}
+
 /// The exit code an error-channel status reports, or the failure's message when the command
 /// did not run (`Failure` without an exit code).
 pub fn exit_code(status: &Value) -> Result<i32, String> {
@@ -137,8 +149,7 @@ mod tests {
         for code in [0, 3, 137] {
             assert_eq!(exit_code(&exit_status(code)), Ok(code));
         }
-        let failed =
-            json!({"status": "Failure", "message": "exec is not supported by the wasm runtime"});
+        let failed = failure("exec is not supported by the wasm runtime");
         assert_eq!(
             exit_code(&failed),
             Err("exec is not supported by the wasm runtime".into())

@@ -11,9 +11,9 @@ use skiff_bench::BenchCommand;
 use crate::commands::{
     agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, cluster::ClusterCommand,
     create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs, drain::DrainArgs,
-    expose::ExposeArgs, get::GetArgs, image::ImageCommand, logs::LogsArgs, node::NodeArgs,
-    rollout::RolloutCommand, scale::ScaleArgs, server::ServerArgs, token::TokenCommand,
-    wait::WaitArgs,
+    exec::ExecArgs, expose::ExposeArgs, get::GetArgs, image::ImageCommand, logs::LogsArgs,
+    node::NodeArgs, rollout::RolloutCommand, scale::ScaleArgs, server::ServerArgs,
+    token::TokenCommand, wait::WaitArgs,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -58,6 +58,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Print a container's logs.
     Logs(LogsArgs),
+    /// Run a command in a container: `skiff exec POD [-c CONTAINER] [-i] [-t] -- CMD...`.
+    Exec(ExecArgs),
     /// Set the replicas of a Deployment, ReplicaSet or StatefulSet.
     Scale(ScaleArgs),
     /// Make a Service for a workload's pods: `skiff expose deployment NAME --port P [--type NodePort]`.

@@ -36,6 +36,11 @@ async fn run() {
         .init();
     raise_open_files_limit();
     if let Err(err) = commands::run(cli.command, &cli.client).await {
+        // `skiff exec` exits with the remote command's code, as kubectl does.
+        if let Some(commands::exec::RemoteExit(code)) = err.downcast_ref() {
+            eprintln!("{err}");
+            std::process::exit(*code);
+        }
         eprintln!("error: {err:#}");
         std::process::exit(1);
     }

@@ -29,6 +29,13 @@ pub enum ClientError {
     /// A request body over the server's limit, refused before it is sent.
     #[error("the server refuses a request of {bytes} bytes: its limit is {limit} bytes")]
     TooLarge { bytes: usize, limit: usize },
+    /// A WebSocket (`exec`) could not be opened or broke off.
+    #[error("WebSocket {url}: {source}")]
+    WebSocket {
+        url: String,
+        #[source]
+        source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
     #[error("no server URL given")]
     NoServers,
     #[error("invalid server URL {url:?}: {reason}")]

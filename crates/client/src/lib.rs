@@ -2,6 +2,7 @@
 //! between servers, and turns error responses into the server's `Status`.
 
 mod error;
+mod exec;
 mod join_tokens;
 mod node_proxy;
 mod params;
@@ -20,6 +21,7 @@ use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use skiff_api::resources::ResourceKind;
 
 pub use error::ClientError;
+pub use exec::{ExecEvent, ExecParams, ExecStream};
 pub use params::{DeleteParams, ListParams, LogParams};
 pub use reqwest::Method;
 pub use typed::{Api, TypedWatchEvent};

@@ -1,9 +1,10 @@
 //! Serving an axum router with bounded connections: hyper's HTTP/1 connection behind an
 //! `Acceptor`, with hyper's header-read timeout closing idle and slow clients, and idle
-//! connections shed when the listener is full.
+//! connections shed when the listener is full. Connections may be upgraded (axum's
+//! WebSocket): an upgraded connection keeps its slot, is never shed as idle, and ends when
+//! either side closes it or the server shuts down.
 
 use std::convert::Infallible;
-use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use tower::ServiceExt;
 
 use crate::accept::{Accepted, Acceptor};
 use crate::idle::{Activity, TrackedBody};
+use crate::socket::{Socket, SocketHandle};
 use crate::ConnLimits;
 
 /// How long a connection being closed may take to send what it has, once no request is in
@@ -90,11 +92,31 @@ impl Connection {
                 )
             })
         });
-        let mut connection = self.builder.serve_connection(TokioIo::new(stream), service);
+        let (socket, handle) = Socket::new(stream);
+        let SocketHandle { close, dropped } = handle;
+        // However this task ends, an upgraded socket still open is closed with it.
+        let _close = close.clone().drop_guard();
+        let mut connection = self
+            .builder
+            .serve_connection(TokioIo::new(socket), service)
+            .with_upgrades();
         tokio::select! {
-            result = poll_fn(|cx| connection.poll_without_shutdown(cx)) => {
+            result = &mut connection => {
                 match result {
-                    Ok(()) => linger(connection.into_parts().io.into_inner()).await,
+                    Ok(()) => match connection.into_parts() {
+                        Some(parts) => linger(parts.io.into_inner().into_stream()).await,
+                        // Upgraded: the handler holds the socket; this task holds its slot.
+                        None => {
+                            let mut dropped = dropped;
+                            tokio::select! {
+                                _ = &mut dropped => {}
+                                () = self.shutdown.cancelled() => {
+                                    close.cancel();
+                                    let _ = tokio::time::timeout(CLOSE_GRACE, dropped).await;
+                                }
+                            }
+                        }
+                    },
                     Err(err) => tracing::debug!(%from, %err, "connection ended"),
                 }
                 return;
@@ -106,7 +128,7 @@ impl Connection {
         }
         Pin::new(&mut connection).graceful_shutdown();
         tokio::select! {
-            _ = poll_fn(|cx| connection.poll_without_shutdown(cx)) => {}
+            _ = &mut connection => {}
             () = activity.idle_for(CLOSE_GRACE) => {}
         }
     }

@@ -7,6 +7,7 @@ pub mod accept;
 pub mod descriptors;
 pub mod http;
 mod idle;
+mod socket;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use skiff_node_runtime::runtime::linux::{teardown, LinuxConfig};
+use skiff_node_runtime::runtime::linux::{teardown, LinuxConfig, ShimCommand};
 use skiff_node_runtime::runtime::{ImageConfig, ImageRef};
 
 use crate::oci_image::{layer_tar, Entry};
@@ -84,6 +84,19 @@ pub fn layer(dir: &Path) -> PathBuf {
 /// Tears down all a Linux runtime's containers and sandboxes when dropped (also when the
 /// test fails): processes, cgroups, mounts and state.
 pub struct Teardown(pub LinuxConfig);
+
+impl Teardown {
+    /// The teardown of the Linux runtime of an agent on data dir `data`, whose shims are
+    /// `skiff container-shim` (`skiff`: the binary's path). Shims are sessions of their own
+    /// and outlive a failed end-to-end test without it.
+    pub fn of_agent(data: &Path, skiff: PathBuf) -> Teardown {
+        let shim = ShimCommand {
+            program: skiff,
+            args: vec!["container-shim".into()],
+        };
+        Teardown(LinuxConfig::new(data.join("linux"), shim))
+    }
+}
 
 impl Drop for Teardown {
     fn drop(&mut self) {

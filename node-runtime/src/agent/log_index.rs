@@ -1,5 +1,5 @@
 //! Which log file belongs to which pod container: kept by the pod workers from what the
-//! runtimes report, read by the log server. The naming convention is [`container_log_path`](crate::runtime::container_log_path),
+//! runtimes report, read by the log and exec servers. The naming convention is [`container_log_path`](crate::runtime::container_log_path),
 //! the only place that decides it.
 
 use std::collections::HashMap;

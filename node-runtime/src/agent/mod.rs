@@ -1,7 +1,7 @@
 //! The node agent (a kubelet as a library): registers a Node, keeps it Ready, runs the pods
 //! bound to it, each on one of its runtimes (chosen by the pod's RuntimeClass, else by what
-//! its images are), pulls images through one image service, and serves the pods' logs and
-//! the node's images (`/containerLogs`, `/images`).
+//! its images are), pulls images through one image service, and serves the pods' logs, exec
+//! into their containers and the node's images (`/containerLogs`, `/exec`, `/images`).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), skiff_node_runtime::agent::AgentError> {
@@ -30,6 +30,8 @@ mod dns;
 mod env;
 mod events;
 mod eviction;
+mod exec_pump;
+mod exec_server;
 mod image_gc;
 mod image_server;
 mod ingress;
@@ -192,6 +194,10 @@ impl Agent {
         })
         .merge(image_server::router(image_server::ImageServerState {
             images: self.images.clone(),
+            runtimes: self.runtimes.clone(),
+        }))
+        .merge(exec_server::router(exec_server::ExecServerState {
+            index: logs.clone(),
             runtimes: self.runtimes.clone(),
         }));
         tokio::spawn(skiff_net::http::serve(

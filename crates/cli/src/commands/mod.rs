@@ -12,6 +12,7 @@ mod describe_ingress;
 mod describe_service;
 pub mod drain;
 mod dry_run;
+pub mod exec;
 pub mod expose;
 pub mod get;
 pub mod image;
@@ -41,6 +42,7 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Describe(args) => describe::run(args, opts).await,
         Command::Delete(args) => delete::run(args, opts).await,
         Command::Logs(args) => logs::run(args, opts).await,
+        Command::Exec(args) => exec::run(args, opts).await,
         Command::Scale(args) => scale::run(args, opts).await,
         Command::Expose(args) => expose::run(args, opts).await,
         Command::Rollout(command) => rollout::run(command, opts).await,

@@ -1,8 +1,12 @@
 //! Streaming exec in a Linux container: the shim's `exec` (which joins the container's
-//! namespaces and cgroup) with its standard streams on pipes, or on a pseudo-terminal.
+//! namespaces and cgroup) with its standard streams on pipes, or on a pseudo-terminal of the
+//! container's own devpts instance (so `tty` inside names `/dev/pts/N`).
 
+use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::pin::Pin;
 use std::process::Stdio;
 use std::task::{Context, Poll};
@@ -12,7 +16,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
 use super::containers::{exit_code, status};
-use super::LinuxRuntime;
+use super::{spec, LinuxRuntime};
 use crate::runtime::{
     ContainerId, ContainerState, ExecRequest, ExecSession, RuntimeError, TerminalSize,
 };
@@ -46,7 +50,19 @@ pub(super) async fn exec(
         source,
     };
     if request.tty {
-        on_terminal(command, request.stdin).map_err(failed)
+        let started: Option<spec::Started> = spec::read(&rt.container_dir(id).join(spec::STARTED))
+            .ok()
+            .flatten();
+        let pty = match started.map(|s| container_pty(s.pid)) {
+            Some(Ok(pty)) => pty,
+            // A container without a devpts of its own: a terminal of the host's.
+            _ => {
+                let pty = nix::pty::openpty(Some(&winsize(DEFAULT_SIZE)), None)
+                    .map_err(|e| failed(e.into()))?;
+                (pty.master, pty.slave)
+            }
+        };
+        on_terminal(command, pty, request.stdin).map_err(failed)
     } else {
         on_pipes(command, request.stdin).map_err(failed)
     }
@@ -71,12 +87,47 @@ fn on_pipes(mut command: Command, stdin: bool) -> io::Result<ExecSession> {
     })
 }
 
-fn on_terminal(mut command: Command, stdin: bool) -> io::Result<ExecSession> {
-    let pty = nix::pty::openpty(Some(&winsize(DEFAULT_SIZE)), None)?;
+/// A pseudo-terminal (master, slave) of the devpts instance mounted in the container whose
+/// first process is `pid`: its `/dev/ptmx` opened through `/proc/<pid>/root`, the slave taken
+/// from the master (`TIOCGPTPEER`), never by a path the container could change.
+fn container_pty(pid: i32) -> io::Result<(OwnedFd, OwnedFd)> {
+    let ptmx = format!("/proc/{pid}/root/dev/ptmx");
+    let path = CString::new(Path::new(&ptmx).as_os_str().as_bytes())?;
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: a NUL-terminated path; the descriptor returned is owned from here on.
+    let master = unsafe { libc::open(path.as_ptr(), flags) };
+    if master < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `master` was just opened and is not owned elsewhere.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    // SAFETY: unlockpt and TIOCGPTPEER act on the master descriptor only.
+    let slave = unsafe {
+        if libc::unlockpt(master.as_raw_fd()) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags)
+    };
+    if slave < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: TIOCGPTPEER returned a new descriptor that nothing else owns.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    let size = winsize(DEFAULT_SIZE);
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which outlives the call.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    Ok((master, slave))
+}
+
+fn on_terminal(
+    mut command: Command,
+    (master, slave): (OwnedFd, OwnedFd),
+    stdin: bool,
+) -> io::Result<ExecSession> {
     command
-        .stdin(Stdio::from(pty.slave.try_clone()?))
-        .stdout(Stdio::from(pty.slave.try_clone()?))
-        .stderr(Stdio::from(pty.slave));
+        .stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave.try_clone()?))
+        .stderr(Stdio::from(slave));
     // SAFETY: setsid and ioctl are async-signal-safe.
     unsafe {
         command.pre_exec(|| {
@@ -91,7 +142,6 @@ fn on_terminal(mut command: Command, stdin: bool) -> io::Result<ExecSession> {
     let child = command.spawn()?;
     // The command now holds the only slave ends: reads see the end once it exits.
     drop(command);
-    let master = pty.master;
     let input = stdin
         .then(|| master.try_clone())
         .transpose()?
