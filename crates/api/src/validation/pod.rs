@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, ResourceRequirements};
 
 use super::meta::{self, NameRule};
-use super::{lifecycle_hooks, probes, volumes};
+use super::{host_ports, lifecycle_hooks, probes, volumes};
 use super::{Errors, FieldErrorReason};
 use crate::{image, quantity};
 
@@ -63,6 +63,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         );
     }
     volumes::validate(spec, path, errors);
+    host_ports::validate(spec, path, errors);
     validate_dns(spec, path, errors);
     if let Some(selector) = spec.node_selector.as_ref() {
         meta::validate_labels(selector, &format!("{path}.nodeSelector"), errors);
