@@ -30,6 +30,7 @@ mod dns;
 mod env;
 mod events;
 mod eviction;
+mod host_ports;
 mod image_gc;
 mod image_server;
 mod ingress;
