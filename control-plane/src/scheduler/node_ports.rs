@@ -2,12 +2,9 @@
 //! not fit a node where a pod already bound (or assumed) there holds the same (protocol,
 //! hostPort) on an overlapping hostIP (an unset or unspecified one overlaps every address).
 
-use skiff_api::host_ports::HostPort;
+use skiff_api::host_ports::{HostPort, NO_FREE_PORTS};
 
 use super::snapshot::NodeInfo;
-
-/// The reason Kubernetes gives when this filter fails.
-pub const REASON: &str = "node(s) didn't have free ports for the requested pod ports";
 
 /// Whether every port of `wanted` is free on `node`.
 pub fn fits(wanted: &[HostPort], node: &NodeInfo) -> Result<(), &'static str> {
@@ -17,7 +14,7 @@ pub fn fits(wanted: &[HostPort], node: &NodeInfo) -> Result<(), &'static str> {
     let taken = node.pods.values().flat_map(|p| p.host_ports.iter());
     for used in taken {
         if wanted.iter().any(|w| w.conflicts_with(used)) {
-            return Err(REASON);
+            return Err(NO_FREE_PORTS);
         }
     }
     Ok(())

@@ -7,6 +7,9 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
+/// Why a pod does not fit a node for its host ports (the NodePorts plugin's reason).
+pub const NO_FREE_PORTS: &str = "node(s) didn't have free ports for the requested pod ports";
+
 /// One port a pod asks for on its node.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostPort {

@@ -112,6 +112,24 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_is_refused_at_the_field() {
+        let ports = json!([{"containerPort": 80, "hostPort": 8080},
+                           {"containerPort": 81, "hostPort": 8080}]);
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"}, "spec": one_container(ports)});
+        let kind = crate::resources::by_name("pods").expect("kind");
+        let refused: Vec<String> = super::super::validate(kind, &pod)
+            .expect_err("a duplicate")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            refused,
+            ["spec.containers[0].ports[1].hostPort: Duplicate value: \"/TCP/8080\""]
+        );
+    }
+
+    #[test]
     fn duplicates_count_across_containers() {
         let spec = json!({"containers": [
             {"name": "a", "image": "file:/a.wasm", "ports": [{"containerPort": 80, "hostPort": 80, "hostIP": "10.0.0.1"}]},
