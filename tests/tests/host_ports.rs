@@ -202,7 +202,11 @@ fn host_ports_forward_to_their_pod_and_are_scheduled_once_per_node() -> anyhow::
 
     // Deleting the first frees the port: the second is placed, runs and answers there.
     cli.ok(&["delete", "deployment", "first"])?;
-    answered_by(&network, SERVER, &node_url(HOST_PORT), "second")?;
+    answered_by(&network, SERVER, &node_url(HOST_PORT), "second").with_context(|| {
+        let pod = cli.ok(&["get", "pod", "second", "-o", "yaml"]);
+        let events = cli.ok(&["get", "events"]);
+        format!("pod second: {pod:?}\nevents: {events:?}")
+    })?;
     let second = cli.json(&["get", "pod", "second"])?;
     assert_eq!(second["spec"]["nodeName"], "a");
     agent.check_running()?;

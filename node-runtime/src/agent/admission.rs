@@ -1,14 +1,12 @@
 //! The kubelet's admission: a pod bound to this node (by the scheduler, or directly through
 //! `spec.nodeName`) runs only if it fits what the node can allocate, counting the pods already
-//! admitted: their number, and their CPU and memory requests, and the host ports they hold. A
-//! pod that does not fit fails with `OutOfpods`, `OutOfcpu`, `OutOfmemory` or `NodePorts`. The
-//! admitted pods are also what the eviction manager ranks, and each carries the signal that
-//! evicts it.
+//! admitted: their number, and their CPU and memory requests. A pod that does not fit fails with
+//! `OutOfpods`, `OutOfcpu` or `OutOfmemory`. The admitted pods are also what the eviction
+//! manager ranks, and each carries the signal that evicts it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use skiff_api::host_ports::{self, HostPort, NO_FREE_PORTS};
 use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_api::quantity::{format_bytes, format_cpu_millis};
 use skiff_api::requests::{pod_requests, Resources};
@@ -69,21 +67,6 @@ pub fn fits(
     Ok(())
 }
 
-/// Whether the host ports `wanted` are free of those `held` by admitted pods (the kubelet's
-/// NodePorts predicate, for pods bound without the scheduler).
-fn ports_free<'a>(
-    wanted: &[HostPort],
-    mut held: impl Iterator<Item = &'a HostPort>,
-) -> Result<(), Rejection> {
-    if held.any(|h| wanted.iter().any(|w| w.conflicts_with(h))) {
-        return Err(Rejection {
-            reason: "NodePorts",
-            message: format!("Pod was rejected: Predicate NodePorts failed: {NO_FREE_PORTS}"),
-        });
-    }
-    Ok(())
-}
-
 /// A pod admitted to this node: what eviction ranks it by, and its eviction signal.
 #[derive(Debug)]
 pub struct AdmittedPod {
@@ -91,8 +74,6 @@ pub struct AdmittedPod {
     pub requests: Resources,
     /// `spec.priority` (0 when unset).
     pub priority: i32,
-    /// The host ports it holds.
-    host_ports: Vec<HostPort>,
     evicted: CancellationToken,
     message: OnceLock<String>,
 }
@@ -148,20 +129,13 @@ impl Admission {
             return Ok(admitted.clone());
         }
         let requests = pod_requests(pod);
-        let ports = pod
-            .spec
-            .as_ref()
-            .map(host_ports::of_spec)
-            .unwrap_or_default();
         if !running {
             let others: Vec<Resources> = pods.values().map(|p| p.requests).collect();
             fits(&self.allocatable, &others, requests)?;
-            ports_free(&ports, pods.values().flat_map(|p| p.host_ports.iter()))?;
         }
         let admitted = Arc::new(AdmittedPod {
             requests,
             priority: pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
-            host_ports: ports,
             evicted: CancellationToken::new(),
             message: OnceLock::new(),
         });
@@ -249,46 +223,5 @@ mod tests {
         admission.release("a");
         admission.release("e");
         admission.admit("d", &pod(), false).expect("room");
-    }
-
-    #[test]
-    fn a_host_port_is_admitted_once_until_its_pod_goes() {
-        let web = |host_ip: Option<&str>| -> Pod {
-            let mut port = json!({"containerPort": 8080, "hostPort": 80, "protocol": "TCP"});
-            if let Some(ip) = host_ip {
-                port["hostIP"] = json!(ip);
-            }
-            serde_json::from_value(json!({
-                "metadata": {"name": "web", "namespace": "default"},
-                "spec": {"containers": [{"name": "a", "image": "x", "ports": [port]}]},
-            }))
-            .expect("pod")
-        };
-        let admission = Admission::new(NODE);
-        admission
-            .admit("a", &web(Some("10.0.0.1")), false)
-            .expect("free");
-        admission
-            .admit("b", &web(Some("10.0.0.2")), false)
-            .expect("another address");
-        let rejected = admission
-            .admit("c", &web(None), false)
-            .expect_err("every address overlaps");
-        assert_eq!(
-            rejected,
-            Rejection {
-                reason: "NodePorts",
-                message: "Pod was rejected: Predicate NodePorts failed: node(s) didn't have \
-                          free ports for the requested pod ports"
-                    .into(),
-            }
-        );
-        admission
-            .admit("d", &web(None), true)
-            .expect("running pods were admitted before");
-        admission.release("a");
-        admission.release("b");
-        admission.release("d");
-        admission.admit("c", &web(None), false).expect("freed");
     }
 }
