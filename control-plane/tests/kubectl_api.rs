@@ -348,7 +348,12 @@ async fn workloads_scale_through_their_scale_subresource() {
     let (code, status) = send(http.put(&scale_path).json(&fresh)).await;
     assert_eq!(code, 422, "{status}");
     assert_eq!(status["details"]["causes"][0]["field"], "spec.replicas");
+    // Without a version the PUT applies whatever the controller wrote since the read.
     fresh["spec"]["replicas"] = json!(0);
+    fresh["metadata"]
+        .as_object_mut()
+        .expect("a Scale has metadata")
+        .remove("resourceVersion");
     let (code, scaled) = send(http.put(&scale_path).json(&fresh)).await;
     assert_eq!(
         (code, scaled["spec"]["replicas"].as_i64()),

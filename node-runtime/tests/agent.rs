@@ -333,15 +333,16 @@ async fn picks_a_runtime_per_pod_by_class_then_by_image() {
         let status = &running.as_ref().expect("pod")["status"];
         assert_eq!(status["podIP"], "10.1.2.3", "{name}: the sandbox's IP");
     }
-    let mut refused = vec![("no-handler", "gamma")];
+    // A handler the node lacks: the runtime is unavailable here (and retried with back-off);
+    // a class that does not exist is the pod's configuration.
+    let mut refused = vec![("no-handler", "gamma", "RuntimeUnavailable")];
     if unknown.is_ok() {
-        refused.push(("no-class", "\"delta\""));
+        refused.push(("no-class", "\"delta\"", "CreateContainerConfigError"));
     }
-    for (name, names) in refused {
+    for (name, names, reason) in refused {
         let waiting = wait_named(&client, name, "a clear waiting reason", |p| {
             p.is_some_and(|p| {
-                p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
-                    == "CreateContainerConfigError"
+                p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == reason
             })
         })
         .await;

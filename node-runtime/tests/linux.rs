@@ -13,7 +13,7 @@ use skiff_node_runtime::runtime::linux::{LinuxConfig, LinuxRuntime, ShimCommand}
 use skiff_node_runtime::runtime::{
     ContainerConfig, ContainerEventKind, ContainerId, ContainerRuntime, ContainerState,
     ContainerStatus, DnsConfig, ExecRequest, Mount, PodNetwork, PodSandboxConfig, SandboxId,
-    TerminalSize,
+    SeccompProfile, TerminalSize,
 };
 use skiff_test_support::busybox::{self, Teardown};
 use tempfile::TempDir;
@@ -95,7 +95,17 @@ impl Fixture {
         script: &str,
         tune: impl FnOnce(&mut ContainerConfig),
     ) -> (ContainerStatus, String) {
-        let id = self.create("run", script, tune).await;
+        self.run_in("run", script, tune).await
+    }
+
+    /// [`Fixture::run`] in pod `pod` (each run of a test in its own, for its own log).
+    async fn run_in(
+        &self,
+        pod: &str,
+        script: &str,
+        tune: impl FnOnce(&mut ContainerConfig),
+    ) -> (ContainerStatus, String) {
+        let id = self.create(pod, script, tune).await;
         let mut events = self.runtime.subscribe();
         self.runtime.start_container(&id).await.expect("start");
         self.exited(&mut events, &id).await
@@ -417,23 +427,230 @@ async fn exec_runs_in_the_container() {
 }
 
 #[tokio::test]
-async fn capabilities_no_new_privs_and_seccomp_by_default() {
+async fn capabilities_and_seccomp_by_default_and_no_new_privs_only_when_asked() {
     let f = Fixture::new();
-    let (status, log) = f
-        .run(
-            "cat /proc/self/status; unshare -U true 2>/dev/null && echo MADE-USERNS || echo no-userns",
-            |_| {},
-        )
-        .await;
+    let script = "cat /proc/self/status; touch /tmp/x; chown 1 /tmp/x && echo CHOWNED; \
+                  unshare -U true 2>/dev/null && echo MADE-USERNS || echo no-userns";
+    let (status, log) = f.run_in("r1", script, |_| {}).await;
     assert_eq!(exit_of(&status).0, 0, "{log}");
     // Docker's and containerd's default capability set.
     assert!(log.contains(" stdout F CapEff:\t00000000a80425fb"), "{log}");
     assert!(log.contains(" stdout F CapBnd:\t00000000a80425fb"), "{log}");
-    assert!(log.contains(" stdout F NoNewPrivs:\t1"), "{log}");
+    assert!(log.contains(" stdout F CHOWNED"), "{log}");
+    // As Kubernetes: no_new_privs only with allowPrivilegeEscalation false.
+    assert!(log.contains(" stdout F NoNewPrivs:\t0"), "{log}");
     assert!(log.contains(" stdout F Seccomp:\t2"), "{log}");
     assert!(
         log.contains("no-userns") && !log.contains("MADE-USERNS"),
         "{log}"
+    );
+    let (status, log) = f
+        .run_in(
+            "r2",
+            "grep -E 'NoNewPrivs|Seccomp:' /proc/self/status",
+            |c| {
+                c.security.allow_privilege_escalation = Some(false);
+                c.security.run_as_user = Some(65534);
+            },
+        )
+        .await;
+    assert_eq!(exit_of(&status).0, 0, "{log}");
+    assert!(log.contains(" stdout F NoNewPrivs:\t1"), "{log}");
+    assert!(log.contains(" stdout F Seccomp:\t2"), "{log}");
+    // Without no_new_privs the filter is installed before the user changes.
+    let (status, log) = f
+        .run_in(
+            "r3",
+            "grep -E 'NoNewPrivs|Seccomp:|CapEff' /proc/self/status",
+            |c| {
+                c.security.allow_privilege_escalation = Some(true);
+                c.security.run_as_user = Some(65534);
+            },
+        )
+        .await;
+    assert_eq!(exit_of(&status).0, 0, "{log}");
+    assert!(log.contains(" stdout F NoNewPrivs:\t0"), "{log}");
+    assert!(log.contains(" stdout F Seccomp:\t2"), "{log}");
+    assert!(log.contains(" stdout F CapEff:\t0000000000000000"), "{log}");
+}
+
+#[tokio::test]
+async fn capabilities_are_added_and_dropped() {
+    let f = Fixture::new();
+    let script = "grep -E 'CapEff|CapBnd' /proc/self/status; touch /tmp/x; \
+                  chown 1 /tmp/x 2>/dev/null && echo CHOWNED || echo no-chown";
+    let (status, log) = f
+        .run_in("r4", script, |c| {
+            c.security.capabilities_drop = vec!["ALL".into()];
+            c.security.capabilities_add = vec!["CAP_NET_RAW".into()];
+        })
+        .await;
+    assert_eq!(exit_of(&status).0, 0, "{log}");
+    assert!(log.contains(" stdout F CapEff:\t0000000000002000"), "{log}");
+    assert!(log.contains(" stdout F CapBnd:\t0000000000002000"), "{log}");
+    assert!(
+        log.contains("no-chown") && !log.contains("CHOWNED"),
+        "{log}"
+    );
+    let (status, log) = f
+        .run_in("r5", script, |c| {
+            c.security.capabilities_drop = vec!["chown".into()];
+            c.security.capabilities_add = vec!["NET_ADMIN".into()];
+        })
+        .await;
+    assert_eq!(exit_of(&status).0, 0, "{log}");
+    // The default set less CHOWN (bit 0) plus NET_ADMIN (bit 12).
+    assert!(log.contains(" stdout F CapEff:\t00000000a80435fa"), "{log}");
+    assert!(log.contains("no-chown"), "{log}");
+    let sandbox = f.sandbox("bad-cap").await;
+    let mut config = ContainerConfig::new("main", busybox::image(f.dir.path(), "true"));
+    config.security.capabilities_add = vec!["NET_FOO".into()];
+    let err = f
+        .runtime
+        .create_container(&sandbox, &config)
+        .await
+        .expect_err("an unknown capability");
+    assert!(err.to_string().contains("NET_FOO"), "{err}");
+}
+
+#[tokio::test]
+async fn seccomp_profiles_runtime_default_unconfined_and_localhost() {
+    let profiles = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        profiles.path().join("no-mkdir.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )
+    .expect("profile");
+    // Argument conditions: kill(2) with signal 0, or above 30, is refused.
+    std::fs::write(
+        profiles.path().join("kill.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+             "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+             "args": [{"index": 1, "value": 30, "op": "SCMP_CMP_GT"}]}]}"#,
+    )
+    .expect("profile");
+    let root = profiles.path().to_path_buf();
+    let f = Fixture::with(|c| c.seccomp_profile_root = root);
+    let script = "grep Seccomp: /proc/self/status; \
+                  unshare -U true 2>/dev/null && echo MADE-USERNS || echo no-userns; \
+                  mkdir /tmp/d 2>&1 && echo MADE-DIR; true";
+    let (status, log) = f
+        .run_in("r6", script, |c| {
+            c.security.seccomp = SeccompProfile::Unconfined
+        })
+        .await;
+    assert_eq!(exit_of(&status).0, 0, "{log}");
+    assert!(log.contains(" stdout F Seccomp:\t0"), "{log}");
+    assert!(
+        log.contains("MADE-USERNS") && log.contains("MADE-DIR"),
+        "{log}"
+    );
+    let (status, log) = f
+        .run_in("r7", script, |c| {
+            c.security.seccomp = SeccompProfile::Localhost("no-mkdir.json".into())
+        })
+        .await;
+    assert_eq!(exit_of(&status).0, 0, "{log}");
+    assert!(log.contains(" stdout F Seccomp:\t2"), "{log}");
+    // This profile allows what RuntimeDefault refuses, and refuses mkdir with EACCES.
+    assert!(log.contains("MADE-USERNS"), "{log}");
+    assert!(
+        log.contains("Permission denied") && !log.contains("MADE-DIR"),
+        "{log}"
+    );
+    let (status, log) = f
+        .run_in(
+            "args",
+            "kill -0 $$ && echo SIG0-SENT; kill -CONT $$ && echo CONT-SENT; \
+             kill -31 $$ && echo SIG31-SENT; true",
+            |c| c.security.seccomp = SeccompProfile::Localhost("kill.json".into()),
+        )
+        .await;
+    assert_eq!(exit_of(&status).0, 0, "{log}");
+    assert!(log.contains(" stdout F CONT-SENT"), "{log}");
+    assert!(
+        !log.contains("SIG0-SENT") && !log.contains("SIG31-SENT"),
+        "{log}"
+    );
+    let sandbox = f.sandbox("bad-profile").await;
+    let mut config = ContainerConfig::new("main", busybox::image(f.dir.path(), "true"));
+    config.security.seccomp = SeccompProfile::Localhost("missing.json".into());
+    let err = f
+        .runtime
+        .create_container(&sandbox, &config)
+        .await
+        .expect_err("a missing profile");
+    assert!(err.to_string().contains("missing.json"), "{err}");
+}
+
+#[tokio::test]
+async fn proc_and_sys_paths_are_masked_unless_privileged_or_unmasked() {
+    let f = Fixture::new();
+    let script = "echo timer_list=$(cat /proc/timer_list | wc -c); \
+                  echo acpi=$(ls /proc/acpi | wc -l) firmware=$(ls /sys/firmware | wc -l); \
+                  echo x > /proc/sys/kernel/hostname 2>/dev/null && echo WROTE-SYS || echo ro-sys";
+    let (status, log) = f.run_in("r8", script, |_| {}).await;
+    assert_eq!(exit_of(&status).0, 0, "{log}");
+    assert!(log.contains(" stdout F timer_list=0"), "{log}");
+    assert!(log.contains(" stdout F acpi=0 firmware=0"), "{log}");
+    assert!(
+        log.contains("ro-sys") && !log.contains("WROTE-SYS"),
+        "{log}"
+    );
+    type Tune = fn(&mut ContainerConfig);
+    let unmasks: [(&str, Tune); 2] = [
+        ("unmasked", |c| c.security.unmasked_proc = true),
+        ("privileged", |c| c.security.privileged = true),
+    ];
+    for (pod, unmask) in unmasks {
+        let (status, log) = f.run_in(pod, "cat /proc/timer_list | wc -c", unmask).await;
+        assert_eq!(exit_of(&status).0, 0, "{log}");
+        let bytes: u64 = log
+            .lines()
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0);
+        assert!(bytes > 0, "{log}");
+    }
+}
+
+#[tokio::test]
+async fn a_volume_target_through_an_image_symlink_stays_inside_the_root() {
+    let f = Fixture::new();
+    // A host directory the image's /data points at: a naive join would put the volume's
+    // mount point (and a file target) there, outside the container's root.
+    let host_side = f.dir.path().join("host-side");
+    std::fs::create_dir_all(&host_side).expect("host side");
+    let layer = f.dir.path().join("symlink-layer");
+    std::fs::create_dir_all(&layer).expect("layer");
+    std::os::unix::fs::symlink(&host_side, layer.join("data")).expect("link");
+    let source = f.dir.path().join("config-file");
+    std::fs::write(&source, "from-the-volume\n").expect("write");
+    let inside = format!("{}/planted", host_side.display());
+    let (status, log) = f
+        .run(&format!("cat /data/planted; cat {inside}"), |c| {
+            c.image.layers.push(layer.clone());
+            c.mounts.push(Mount {
+                container_path: "/data/planted".into(),
+                host_path: source.clone(),
+                read_only: true,
+            });
+        })
+        .await;
+    assert_eq!(exit_of(&status).0, 0, "{log}");
+    assert_eq!(
+        log.matches(" stdout F from-the-volume").count(),
+        2,
+        "the volume shows at the link's target inside the root: {log}"
+    );
+    assert!(
+        std::fs::read_dir(&host_side)
+            .expect("host side")
+            .next()
+            .is_none(),
+        "nothing was made outside the root"
     );
 }
 

@@ -1,12 +1,14 @@
 //! Test support for end-to-end tests: locating the `skiff` binary, running dev servers and
-//! multi-master control planes as real processes on loopback, a local OCI registry, running
-//! CLI commands, and waiting on conditions with deadlines.
+//! multi-master control planes as real processes on loopback, a local OCI registry, Linux
+//! pods' images and runtime state, running CLI commands, and waiting on conditions with
+//! deadlines.
 
 mod cli;
 mod cluster;
 mod command;
 mod hosts;
 mod linearizability;
+pub mod linux;
 mod netns;
 mod process;
 mod registry;

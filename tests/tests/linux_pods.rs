@@ -9,32 +9,19 @@
 //! name. Needs root, cgroups, busybox-static and the built guests; leaves no process behind
 //! when it fails.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use skiff_e2e::linux::{alive, push_busybox, started, teardown_of};
 use skiff_e2e::{
     start_agent, start_agent_on, start_server_on, wait_until, wasip2_guests, DevServer, Network,
     Registry, Skiff,
 };
-use skiff_node_runtime::runtime::linux::{LinuxConfig, ShimCommand};
-use skiff_test_support::busybox::Teardown;
-use skiff_test_support::oci_image::TestImage;
 
 const WAIT: Duration = Duration::from_secs(90);
 const SERVER: usize = 0;
 const HOST_A: usize = 1;
 const HOST_B: usize = 2;
-
-/// Ends the Linux runtime's shims under the agent data dir `data` (their containers,
-/// cgroups and mounts) when dropped: shims are their own sessions and outlive a failed test.
-fn teardown_of(data: &Path) -> Teardown {
-    let shim = ShimCommand {
-        program: Skiff::locate(),
-        args: vec!["container-shim".into()],
-    };
-    Teardown(LinuxConfig::new(data.join("linux"), shim))
-}
 
 fn deployment(image: &str) -> String {
     format!(
@@ -73,40 +60,11 @@ fn running(cli: &Skiff) -> anyhow::Result<Option<(String, String, u64)>> {
     )))
 }
 
-/// The (shim pid, container pid) pairs of the Linux runtime's containers under `data`.
-fn started(data: &Path) -> anyhow::Result<Vec<(i32, i32)>> {
-    let mut pids = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(data.join("linux/containers")) else {
-        return Ok(pids);
-    };
-    for dir in dirs {
-        let Ok(bytes) = std::fs::read(dir?.path().join("started.json")) else {
-            continue;
-        };
-        let record: serde_json::Value = serde_json::from_slice(&bytes)?;
-        let pid = |key: &str| record[key].as_i64().unwrap_or_default() as i32;
-        pids.push((pid("shim_pid"), pid("pid")));
-    }
-    Ok(pids)
-}
-
-/// Whether process `pid` is alive (exists and is not a zombie).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            let state = stat.rsplit(')').next().unwrap_or_default().trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn busybox_deployment_runs_logs_survives_an_agent_restart_and_stops() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let registry = Registry::start(tmp.path())?;
-    let image = TestImage::busybox(false)?;
-    registry.push_image("test/busybox", "1", &image.blobs(), &image.manifest())?;
-    let reference = format!("{}/test/busybox:1", registry.host());
+    let reference = push_busybox(&registry)?;
 
     let server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
     let token = server.join_token()?;
@@ -238,9 +196,7 @@ fn a_busybox_pod_reaches_a_wasm_pod_through_a_service_by_name() -> anyhow::Resul
     let network = Network::create(3)?;
     // The registry listens on the bridge's address, which the hosts' namespaces reach.
     let registry = Registry::start_on(tmp.path(), network.gateway().into())?;
-    let image = TestImage::busybox(false)?;
-    registry.push_image("test/busybox", "1", &image.blobs(), &image.manifest())?;
-    let busybox = format!("{}/test/busybox:1", registry.host());
+    let busybox = push_busybox(&registry)?;
 
     let (_server, url) = start_server_on(&network, SERVER, &tmp.path().join("server"), &[])?;
     let cli = Skiff::new(url.clone());

@@ -1,6 +1,7 @@
 //! Wasm images from an OCI registry (Debian's `docker-registry` on 127.0.0.1) on a real
 //! `skiff server --dev`: `skiff image push` publishes a guest, a pod runs it by tag and by
-//! digest and logs; a tampered blob is refused by its digest; a registry that is down gives
+//! digest and logs; a Linux image waits `RuntimeUnavailable` on a node without the Linux
+//! runtime; a tampered blob is refused by its digest; a registry that is down gives
 //! `ImagePullBackOff`, and the pod starts by itself when the registry comes back; a registry
 //! asking for credentials takes them from `--username/--password` and from `imagePullSecrets`.
 
@@ -138,13 +139,20 @@ fn wasm_images_come_from_a_registry_verified_and_recover_when_it_returns() -> an
         "linux",
         &format!("{host}/demo/platform:linux"),
     )?;
-    let waiting = wait_waiting(&cli, "linux", "CreateContainerError")?;
+    let waiting = wait_waiting(&cli, "linux", "RuntimeUnavailable")?;
     let message = waiting["message"].as_str().unwrap_or_default();
     assert!(
         message.contains("is a Linux container image")
             && message.contains("no Linux container runtime"),
         "{message}"
     );
+    let events = cli.items(&["get", "events"])?;
+    let said = events.iter().any(|e| {
+        e["involvedObject"]["name"] == "linux"
+            && e["reason"] == "FailedCreatePodSandBox"
+            && e["message"] == message
+    });
+    assert!(said, "an event says why: {events:?}");
 
     // A blob changed in the registry's storage is refused by its digest.
     let other = write_guest(tmp.path(), "other", "other guest")?;

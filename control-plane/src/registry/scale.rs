@@ -9,6 +9,9 @@ use skiff_api::validation::{FieldError, FieldErrorReason};
 use super::{object, Registry, Subresource};
 use crate::error::ApiError;
 
+/// How often a Scale without a `resourceVersion` is tried again after losing a race.
+const UNCONDITIONAL_TRIES: u32 = 5;
+
 /// Whether `kind` serves `/scale`.
 pub fn has_scale_subresource(kind: &ResourceKind) -> bool {
     matches!(kind.kind, "Deployment" | "ReplicaSet" | "StatefulSet")
@@ -57,7 +60,8 @@ impl Registry {
     }
 
     /// Sets `spec.replicas` from `scale`; a `resourceVersion` in the Scale must be the object's
-    /// (else 409, as any stale update). Returns the new `Scale`.
+    /// (else 409, as any stale update), and a Scale without one always applies. Returns the
+    /// new `Scale`.
     pub async fn update_scale(
         &self,
         kind: &ResourceKind,
@@ -82,18 +86,31 @@ impl Registry {
                     }],
                 )
             })?;
-        let mut obj = self.get(kind, namespace, name).await?;
-        // The update's optimistic concurrency then compares the Scale's version, if it has one.
-        if let Some(version) = scale["metadata"]["resourceVersion"]
+        let version = scale["metadata"]["resourceVersion"]
             .as_str()
-            .filter(|v| !v.is_empty())
-        {
-            object::set_meta(&mut obj, "resourceVersion", version);
-        }
-        obj["spec"]["replicas"] = json!(replicas);
-        let updated = self
-            .update(kind, namespace, name, obj, Subresource::Main)
-            .await?;
+            .filter(|v| !v.is_empty());
+        let mut tries = 0;
+        let updated = loop {
+            let mut obj = self.get(kind, namespace, name).await?;
+            // The update's optimistic concurrency then compares the Scale's version, if it has one.
+            if let Some(version) = version {
+                object::set_meta(&mut obj, "resourceVersion", version);
+            }
+            obj["spec"]["replicas"] = json!(replicas);
+            match self
+                .update(kind, namespace, name, obj, Subresource::Main)
+                .await
+            {
+                // A Scale without a version is unconditional: a write that came between the
+                // read and the update (a controller's status) is read again, as Kubernetes does.
+                Err(ApiError::Conflict { .. })
+                    if version.is_none() && tries < UNCONDITIONAL_TRIES =>
+                {
+                    tries += 1;
+                }
+                result => break result?,
+            }
+        };
         Ok(scale_of(&updated))
     }
 }

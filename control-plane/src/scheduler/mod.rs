@@ -7,6 +7,7 @@ mod node_affinity;
 mod node_ports;
 mod place;
 mod pod_affinity;
+mod runtimes;
 mod snapshot;
 mod spread;
 mod taints;

@@ -7,6 +7,7 @@ use skiff_api::host_ports::{self, HostPort};
 use skiff_api::k8s_openapi::api::core::v1::{Pod, Toleration};
 
 use super::pod_affinity::InterPod;
+use super::runtimes::PodRuntimes;
 use super::snapshot::{pod_requests, ClusterSnapshot, NodeInfo, Resources};
 use super::spread::Spread;
 use super::volumes::PodVolumes;
@@ -52,6 +53,8 @@ const WEIGHT_NODE_AFFINITY: i64 = 2;
 const WEIGHT_INTER_POD: i64 = 2;
 const WEIGHT_SPREAD: i64 = 2;
 const WEIGHT_TAINTS: i64 = 3;
+/// Above resources and any one preference: registry pods go where either image kind runs.
+const WEIGHT_RUNTIMES: i64 = 3;
 
 /// Filters every node, scores the feasible ones, and picks the best (the first by name on ties).
 pub fn place(snapshot: &ClusterSnapshot, pod: &Pod) -> Result<Placement, Unschedulable> {
@@ -72,10 +75,12 @@ pub fn place(snapshot: &ClusterSnapshot, pod: &Pod) -> Result<Placement, Unsched
     })?;
     let inter_pod = InterPod::new(snapshot, pod);
     let spread = Spread::new(snapshot, pod);
+    let runtimes = PodRuntimes::of(pod);
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    let mut feasible: Vec<(&NodeInfo, [i64; 5])> = Vec::new();
+    let mut feasible: Vec<(&NodeInfo, [i64; 6])> = Vec::new();
     for node in snapshot.nodes.values() {
         let verdict = filter(node, pod, &requests, &ports, &tolerations)
+            .and_then(|()| runtimes.filter(node).map_err(String::from))
             .and_then(|()| inter_pod.filter(node).map_err(String::from))
             .and_then(|()| spread.filter(node).map_err(String::from))
             .and_then(|()| volumes.filter(node).map_err(String::from));
@@ -89,6 +94,7 @@ pub fn place(snapshot: &ClusterSnapshot, pod: &Pod) -> Result<Placement, Unsched
             inter_pod.score(node),
             -spread.crowding(node),
             -taints::untolerated_preferences(&node.taints, &tolerations),
+            runtimes.score(node),
         ];
         feasible.push((node, raw));
     }
@@ -104,6 +110,7 @@ pub fn place(snapshot: &ClusterSnapshot, pod: &Pod) -> Result<Placement, Unsched
         WEIGHT_INTER_POD,
         WEIGHT_SPREAD,
         WEIGHT_TAINTS,
+        WEIGHT_RUNTIMES,
     ];
     let ranges: Vec<(i64, i64)> = (0..weights.len())
         .map(|i| {
@@ -112,7 +119,7 @@ pub fn place(snapshot: &ClusterSnapshot, pod: &Pod) -> Result<Placement, Unsched
         })
         .collect();
     // The resource score is already 0..=100; the others are scaled to 0..=100 over the feasible nodes.
-    let total = |raw: &[i64; 5]| -> i64 {
+    let total = |raw: &[i64; 6]| -> i64 {
         let mut sum = raw[0] * weights[0];
         for i in 1..weights.len() {
             let (lo, hi) = ranges[i];

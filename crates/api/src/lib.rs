@@ -11,6 +11,7 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 pub mod backoff;
 pub mod batch;
+pub mod capabilities;
 pub mod cron;
 pub mod defaults;
 pub mod dns;

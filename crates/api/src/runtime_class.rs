@@ -13,9 +13,12 @@ pub const LINUX_CLASS: &str = "linux";
 /// The handler (runtime name on the node) of [`LINUX_CLASS`].
 pub const LINUX_HANDLER: &str = "linux";
 
+/// The prefix of the labels by which nodes advertise their runtimes.
+pub const NODE_LABEL_PREFIX: &str = "runtime.skiff.dev/";
+
 /// The label (`runtime.skiff.dev/<handler>=true`) of a node that has the runtime `handler`.
 pub fn node_label(handler: &str) -> String {
-    format!("runtime.skiff.dev/{handler}")
+    format!("{NODE_LABEL_PREFIX}{handler}")
 }
 
 /// Why a RuntimeClass's scheduling cannot be merged into a pod.

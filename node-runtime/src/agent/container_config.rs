@@ -3,14 +3,14 @@
 //! container's env the image's, `$(VAR)` in command and args is expanded from the env, and
 //! the pod's security context fills what the container's leaves open. Pure: the worker resolves env and pulls the image first.
 
-use skiff_api::k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use skiff_api::k8s_openapi::api::core::v1::{Capabilities, Container, Pod, PodSpec};
 use skiff_api::quantity;
 
 use super::volumes::expand;
 
 use crate::runtime::{
     container_log_path, ContainerConfig, ContainerPort, ContainerResources, ImageConfig, ImageRef,
-    Mount, Protocol, SecurityContext,
+    Mount, Protocol, SeccompProfile, SecurityContext,
 };
 
 /// The config to create attempt `attempt` of `spec` in `pod` (`env` and `mounts` already
@@ -127,6 +127,35 @@ fn security(pod: Option<&PodSpec>, container: &Container) -> SecurityContext {
             .and_then(|c| c.read_only_root_filesystem)
             .unwrap_or(false),
         privileged: own.and_then(|c| c.privileged).unwrap_or(false),
+        capabilities_add: capabilities(own, |c| c.add.as_ref()),
+        capabilities_drop: capabilities(own, |c| c.drop.as_ref()),
+        allow_privilege_escalation: own.and_then(|c| c.allow_privilege_escalation),
+        seccomp: own
+            .and_then(|c| c.seccomp_profile.as_ref())
+            .or_else(|| pod.and_then(|p| p.seccomp_profile.as_ref()))
+            .map_or(SeccompProfile::RuntimeDefault, seccomp),
+        unmasked_proc: own.and_then(|c| c.proc_mount.as_deref()) == Some("Unmasked"),
+    }
+}
+
+fn capabilities(
+    own: Option<&skiff_api::k8s_openapi::api::core::v1::SecurityContext>,
+    list: impl Fn(&Capabilities) -> Option<&Vec<String>>,
+) -> Vec<String> {
+    own.and_then(|c| c.capabilities.as_ref())
+        .and_then(list)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A validated profile (validation refused unknown types and a Localhost without a file).
+fn seccomp(profile: &skiff_api::k8s_openapi::api::core::v1::SeccompProfile) -> SeccompProfile {
+    match profile.type_.as_str() {
+        "Unconfined" => SeccompProfile::Unconfined,
+        "Localhost" => {
+            SeccompProfile::Localhost(profile.localhost_profile.clone().unwrap_or_default())
+        }
+        _ => SeccompProfile::RuntimeDefault,
     }
 }
 
@@ -218,10 +247,13 @@ mod tests {
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": "p", "uid": "u1"},
             "spec": {
-                "securityContext": {"runAsUser": 1000, "runAsGroup": 3000},
+                "securityContext": {"runAsUser": 1000, "runAsGroup": 3000,
+                    "seccompProfile": {"type": "Localhost", "localhostProfile": "pod.json"}},
                 "containers": [{
                     "name": "c", "image": "file:/x.wasm", "args": ["a", "$(WEB_SERVICE_HOST):$(NONE)"],
-                    "securityContext": {"runAsUser": 2000, "readOnlyRootFilesystem": true},
+                    "securityContext": {"runAsUser": 2000, "readOnlyRootFilesystem": true,
+                        "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
+                        "allowPrivilegeEscalation": false, "procMount": "Unmasked"},
                     "resources": {"limits": {"cpu": "250m", "memory": "64Mi"}},
                     "ports": [{"containerPort": 8080}, {"containerPort": 53, "protocol": "UDP"}]
                 }]
@@ -272,6 +304,11 @@ mod tests {
                 run_as_group: Some(3000),
                 read_only_root_filesystem: true,
                 privileged: false,
+                capabilities_add: strings(&["NET_ADMIN"]),
+                capabilities_drop: strings(&["ALL"]),
+                allow_privilege_escalation: Some(false),
+                seccomp: SeccompProfile::Localhost("pod.json".into()),
+                unmasked_proc: true,
             }
         );
     }

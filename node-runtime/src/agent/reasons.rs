@@ -19,7 +19,10 @@ pub enum Failure {
     NeverPull,
     /// The pod's configuration: env references, an unknown RuntimeClass or handler.
     Config,
-    /// The runtime could not create the container (including an image it cannot run).
+    /// The node has no runtime for the pod's images or its RuntimeClass's handler, for the
+    /// `attempts`-th time in a row: it backs off as pulls do.
+    RuntimeUnavailable { attempts: u32 },
+    /// The runtime could not create the container.
     Create,
     /// The runtime could not start the created container.
     Start,
@@ -34,15 +37,19 @@ impl Failure {
             Failure::Pull { .. } => "ErrImagePull",
             Failure::NeverPull => "ErrImageNeverPull",
             Failure::Config => "CreateContainerConfigError",
+            Failure::RuntimeUnavailable { .. } => "RuntimeUnavailable",
             Failure::Create => "CreateContainerError",
             Failure::Start => "RunContainerError",
         }
     }
 
-    /// How long to wait before trying again: pulls back off as restarts do.
+    /// How long to wait before trying again: pulls and a missing runtime back off as
+    /// restarts do.
     pub fn retry_after(self, backoff: &Backoff) -> Duration {
         match self {
-            Failure::Pull { attempts } => backoff.delay(attempts),
+            Failure::Pull { attempts } | Failure::RuntimeUnavailable { attempts } => {
+                backoff.delay(attempts)
+            }
             _ => RETRY,
         }
     }
@@ -61,6 +68,16 @@ mod tests {
             (Failure::Pull { attempts: 3 }, "ImagePullBackOff", 40),
             (Failure::NeverPull, "ErrImageNeverPull", 2),
             (Failure::Config, "CreateContainerConfigError", 2),
+            (
+                Failure::RuntimeUnavailable { attempts: 1 },
+                "RuntimeUnavailable",
+                10,
+            ),
+            (
+                Failure::RuntimeUnavailable { attempts: 7 },
+                "RuntimeUnavailable",
+                300,
+            ),
             (Failure::Create, "CreateContainerError", 2),
             (Failure::Start, "RunContainerError", 2),
         ];

@@ -164,6 +164,9 @@ impl Worker {
     }
 
     /// Chooses the pod's runtime: by its RuntimeClass, else by its images, pulled first.
+    /// When this node has no runtime for them, the containers wait `RuntimeUnavailable` with
+    /// the reason (and one `FailedCreatePodSandBox` event) and the choice is tried again with
+    /// back-off, as pulls are.
     async fn choose_runtime(&mut self, now: Instant) -> Option<Arc<dyn ContainerRuntime>> {
         let class = self
             .pod
@@ -190,10 +193,15 @@ impl Worker {
         };
         let failure = match err {
             ChoiceError::Lookup { .. } => Failure::Sandbox,
-            ChoiceError::NoRuntimeForImage { .. } | ChoiceError::LinuxImage { .. } => {
-                Failure::Create
+            ChoiceError::NoRuntimeForImage { .. }
+            | ChoiceError::LinuxImage { .. }
+            | ChoiceError::NoHandler { .. } => {
+                self.runtime_unavailable += 1;
+                Failure::RuntimeUnavailable {
+                    attempts: self.runtime_unavailable,
+                }
             }
-            ChoiceError::UnknownClass { .. } | ChoiceError::NoHandler { .. } => Failure::Config,
+            ChoiceError::UnknownClass { .. } => Failure::Config,
         };
         let message = err.to_string();
         self.all_fail_with_event("FailedCreatePodSandBox", failure, message, now);

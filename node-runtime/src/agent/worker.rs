@@ -87,6 +87,8 @@ pub(super) struct Worker {
     pub records: Vec<Record>,
     /// The runtime chosen for this pod, once chosen.
     pub runtime: Option<Arc<dyn ContainerRuntime>>,
+    /// Choices in a row that found no runtime for the pod here (for the back-off).
+    pub runtime_unavailable: u32,
     /// Its container events, subscribed before the sandbox was made.
     pub container_events: Option<broadcast::Receiver<ContainerEvent>>,
     pub sandbox: Option<String>,
@@ -260,6 +262,7 @@ impl Worker {
             pod,
             records,
             runtime: None,
+            runtime_unavailable: 0,
             container_events: None,
             sandbox: None,
             network: None,

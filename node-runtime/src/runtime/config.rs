@@ -89,6 +89,26 @@ pub struct SecurityContext {
     pub run_as_group: Option<i64>,
     pub read_only_root_filesystem: bool,
     pub privileged: bool,
+    /// `capabilities.add` and `capabilities.drop`, as written (names with or without `CAP_`).
+    pub capabilities_add: Vec<String>,
+    pub capabilities_drop: Vec<String>,
+    /// `allowPrivilegeEscalation`: `Some(false)` sets no_new_privs.
+    pub allow_privilege_escalation: Option<bool>,
+    /// The container's `seccompProfile`, else the pod's.
+    pub seccomp: SeccompProfile,
+    /// `procMount: Unmasked`: /proc without masked and read-only paths.
+    pub unmasked_proc: bool,
+}
+
+/// A `seccompProfile`; unset means [`SeccompProfile::RuntimeDefault`] (as containerd and
+/// Docker do, not Kubernetes' Unconfined).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SeccompProfile {
+    #[default]
+    RuntimeDefault,
+    Unconfined,
+    /// A profile file, relative to the node's seccomp profile root.
+    Localhost(String),
 }
 
 /// What the agent asks to run: env resolved from ConfigMaps/Secrets and merged with the

@@ -24,7 +24,7 @@ use tokio::sync::broadcast;
 
 pub use config::{
     container_log_path, ContainerConfig, ContainerPort, ContainerResources, DnsConfig, Mount,
-    PodNetwork, PodSandboxConfig, Protocol, SecurityContext,
+    PodNetwork, PodSandboxConfig, Protocol, SeccompProfile, SecurityContext,
 };
 pub use error::RuntimeError;
 pub use exec::{ExecRequest, ExecSession, TerminalSize};

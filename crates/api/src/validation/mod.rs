@@ -12,6 +12,7 @@ mod pod;
 mod policy;
 mod probes;
 mod runtime_class;
+mod security_context;
 mod statefulset;
 mod storage;
 mod volumes;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, ResourceRequirements};
 
 use super::meta::{self, NameRule};
-use super::{host_ports, lifecycle_hooks, probes, volumes};
+use super::{host_ports, lifecycle_hooks, probes, security_context, volumes};
 use super::{Errors, FieldErrorReason};
 use crate::{image, quantity};
 
@@ -64,6 +64,14 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
     }
     volumes::validate(spec, path, errors);
     host_ports::validate(spec, path, errors);
+    let pod_seccomp = spec.security_context.as_ref();
+    if let Some(profile) = pod_seccomp.and_then(|c| c.seccomp_profile.as_ref()) {
+        security_context::validate_seccomp(
+            profile,
+            &format!("{path}.securityContext.seccompProfile"),
+            errors,
+        );
+    }
     validate_dns(spec, path, errors);
     if let Some(selector) = spec.node_selector.as_ref() {
         meta::validate_labels(selector, &format!("{path}.nodeSelector"), errors);
@@ -225,6 +233,9 @@ fn validate_container(container: &Container, field: &str, errors: &mut Errors) {
     }
     if let Some(resources) = container.resources.as_ref() {
         validate_resources(resources, &format!("{field}.resources"), errors);
+    }
+    if let Some(context) = container.security_context.as_ref() {
+        security_context::validate_container(context, field, errors);
     }
 }
 

@@ -29,6 +29,10 @@ pub struct RuntimeArgs {
     /// The most processes (and threads) one Linux container may have (its cgroup's pids.max).
     #[arg(long, default_value_t = skiff_node_runtime::runtime::linux::DEFAULT_PIDS_LIMIT)]
     pub pod_pids_limit: u64,
+    /// Where `seccompProfile: Localhost` profiles are (a pod's `localhostProfile` is a path
+    /// under it); default DATA_DIR/seccomp.
+    #[arg(long)]
+    pub seccomp_profile_root: Option<std::path::PathBuf>,
 }
 
 impl RuntimeArgs {
@@ -52,6 +56,10 @@ impl RuntimeArgs {
                     let config = LinuxConfig {
                         pids_limit: self.pod_pids_limit,
                         log_limits: logs,
+                        seccomp_profile_root: self
+                            .seccomp_profile_root
+                            .clone()
+                            .unwrap_or_else(|| data_dir.join("seccomp")),
                         ..LinuxConfig::new(data_dir.join("linux"), shim)
                     };
                     let runtime =

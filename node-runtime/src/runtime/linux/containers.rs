@@ -8,7 +8,7 @@ use tokio::process::Command;
 use super::cgroups::{Cgroup, CgroupLimits};
 use super::spec::{self, BindMount, ContainerSpec, Exited, Started, UserSpec};
 use super::watch::Process;
-use super::{io, rootfs, LinuxRuntime};
+use super::{io, rootfs, security, LinuxRuntime};
 use crate::runtime::{
     ContainerConfig, ContainerEvent, ContainerEventKind, ContainerId, ContainerState,
     ContainerStatus, ExecResult, RuntimeError, SandboxId,
@@ -83,6 +83,8 @@ pub(super) async fn create(
             "neither the pod nor the image names a command".into(),
         ));
     }
+    let hardening = security::resolve(&config.security, &rt.config.seccomp_profile_root)
+        .map_err(|e| failed(e.to_string()))?;
     let id = format!("{}-{}", config.name, uuid::Uuid::new_v4().simple());
     let dir = rt.container_dir(&id);
     std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
@@ -133,6 +135,7 @@ pub(super) async fn create(
             user: user(config),
             read_only_root: config.security.read_only_root_filesystem,
             privileged: config.security.privileged,
+            hardening,
             mounts: config
                 .mounts
                 .iter()

@@ -11,8 +11,12 @@ mod containers;
 mod exec;
 mod rootfs;
 mod sandbox;
+mod seccomp_profile;
+mod secure_join;
+mod security;
 pub mod shim;
 mod spec;
+mod syscall_names;
 mod teardown;
 mod watch;
 
@@ -65,12 +69,15 @@ pub struct LinuxConfig {
     pub cgroup_parent: String,
     pub pids_limit: u64,
     pub log_limits: LogLimits,
+    /// Where `seccompProfile: Localhost` profiles are (`--seccomp-profile-root`).
+    pub seccomp_profile_root: PathBuf,
 }
 
 impl LinuxConfig {
     /// The defaults for a state directory and a shim.
     pub fn new(data_dir: PathBuf, shim: ShimCommand) -> Self {
         LinuxConfig {
+            seccomp_profile_root: data_dir.join("seccomp"),
             data_dir,
             shim,
             cgroup_root: cgroups::CGROUP_ROOT.into(),

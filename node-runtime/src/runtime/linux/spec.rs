@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::cgroups::Cgroup;
+use super::seccomp_profile::Filter;
 use crate::runtime::logs::LogLimits;
 use crate::runtime::{ImageRef, RuntimeError};
 
@@ -64,12 +65,50 @@ pub struct ContainerSpec {
     pub user: UserSpec,
     pub read_only_root: bool,
     pub privileged: bool,
+    /// What confines an unprivileged container (ignored when privileged).
+    #[serde(default)]
+    pub hardening: Hardening,
     pub mounts: Vec<BindMount>,
     pub cgroup: Cgroup,
     /// The sandbox's state directory (namespaces and /etc files).
     pub sandbox_dir: PathBuf,
     pub rootfs: PathBuf,
     pub created_at: SystemTime,
+}
+
+/// The confinement of an unprivileged container, from its security context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hardening {
+    /// The capabilities kept in the bounding set (so the process exec'd as root has these).
+    pub capabilities: Vec<u32>,
+    /// no_new_privs: set exactly when `allowPrivilegeEscalation` is false.
+    pub no_new_privs: bool,
+    pub seccomp: Seccomp,
+    /// Masks and makes read-only the /proc and /sys paths runc's default spec does.
+    pub mask_paths: bool,
+}
+
+impl Default for Hardening {
+    /// What a record written before these fields existed was run with.
+    fn default() -> Self {
+        Hardening {
+            capabilities: skiff_api::capabilities::DEFAULT.to_vec(),
+            no_new_privs: true,
+            seccomp: Seccomp::RuntimeDefault,
+            mask_paths: false,
+        }
+    }
+}
+
+/// The seccomp filter a container's processes run under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Seccomp {
+    /// The built-in profile.
+    RuntimeDefault,
+    /// No filter.
+    Unconfined,
+    /// A `Localhost` profile, compiled.
+    Profile(Filter),
 }
 
 /// Whom the container's process runs as.

@@ -4,7 +4,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
@@ -12,6 +12,7 @@ use nix::unistd::{chdir, dup2, pivot_root};
 
 use super::process::{exec_program, resolve_user};
 use super::{ShimError, Step};
+use crate::runtime::linux::secure_join::secure_join;
 use crate::runtime::linux::spec::ContainerSpec;
 
 /// Device nodes bound from the host into the container's /dev.
@@ -48,8 +49,8 @@ fn setup(
     let root = &spec.rootfs;
     bind(root, root, false)?;
     mount_system(spec, root)?;
-    let (uid, gid) = resolve_user(&spec.user, &root.join("etc/passwd"))?;
-    let cwd = inside(root, &spec.cwd);
+    let (uid, gid) = resolve_user(&spec.user, &within(root, "/etc/passwd")?)?;
+    let cwd = within(root, &spec.cwd)?;
     std::fs::create_dir_all(&cwd).step(|| format!("creating {}", spec.cwd))?;
     pivot(root)?;
     if spec.read_only_root {
@@ -92,17 +93,6 @@ fn join_namespaces(sandbox: &Path) -> Result<(), ShimError> {
 fn is_nsfs(file: &std::fs::File) -> bool {
     nix::sys::statfs::fstatfs(file)
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
-}
-
-/// `path` (absolute, in the container) under `root`, with `..` dropped so it cannot leave it.
-fn inside(root: &Path, path: &str) -> PathBuf {
-    let mut out = root.to_path_buf();
-    for c in Path::new(path).components() {
-        if let Component::Normal(part) = c {
-            out.push(part);
-        }
-    }
-    out
 }
 
 fn bind(source: &Path, target: &Path, read_only: bool) -> Result<(), ShimError> {
@@ -148,18 +138,28 @@ fn file_target(target: &Path) -> Result<(), ShimError> {
     Ok(())
 }
 
+/// `path` (as the container names it) under `root`, its symlinks resolved inside the root.
+fn within(root: &Path, path: &str) -> Result<PathBuf, ShimError> {
+    secure_join(root, path).step(|| format!("resolving {path} in the root filesystem"))
+}
+
 fn mount_system(spec: &ContainerSpec, root: &Path) -> Result<(), ShimError> {
     let secure = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    fs(&root.join("proc"), "proc", secure, None)?;
+    let proc = within(root, "/proc")?;
+    fs(&proc, "proc", secure, None)?;
     let sys_flags = if spec.privileged {
         secure
     } else {
         secure | MsFlags::MS_RDONLY
     };
-    if fs(&root.join("sys"), "sysfs", sys_flags, None).is_err() {
-        bind(Path::new("/sys"), &root.join("sys"), !spec.privileged)?;
+    let sys = within(root, "/sys")?;
+    if fs(&sys, "sysfs", sys_flags, None).is_err() {
+        bind(Path::new("/sys"), &sys, !spec.privileged)?;
     }
-    let dev = root.join("dev");
+    if !spec.privileged && spec.hardening.mask_paths {
+        mask(&proc, &sys)?;
+    }
+    let dev = within(root, "/dev")?;
     fs(
         &dev,
         "tmpfs",
@@ -193,18 +193,60 @@ fn mount_system(spec: &ContainerSpec, root: &Path) -> Result<(), ShimError> {
         symlink(to, dev.join(link)).step(|| format!("linking /dev/{link}"))?;
     }
     for name in ["hosts", "hostname", "resolv.conf"] {
-        let target = root.join("etc").join(name);
+        let target = within(root, &format!("/etc/{name}"))?;
         file_target(&target)?;
         bind(&spec.sandbox_dir.join("etc").join(name), &target, false)?;
     }
     for volume in &spec.mounts {
-        let target = inside(root, &volume.target);
+        let target = within(root, &volume.target)?;
         if volume.source.is_dir() {
             std::fs::create_dir_all(&target).step(|| format!("creating {}", volume.target))?;
         } else {
             file_target(&target)?;
         }
         bind(&volume.source, &target, volume.read_only)?;
+    }
+    Ok(())
+}
+
+/// Hides the /proc and /sys paths runc's default spec masks (a directory under an empty
+/// read-only tmpfs, a file under /dev/null) and makes those it keeps read-only so; a path
+/// this kernel does not have is passed over.
+fn mask(proc: &Path, sys: &Path) -> Result<(), ShimError> {
+    const MASKED_PROC: [&str; 8] = [
+        "acpi",
+        "kcore",
+        "keys",
+        "latency_stats",
+        "timer_list",
+        "timer_stats",
+        "sched_debug",
+        "scsi",
+    ];
+    const MASKED_SYS: [&str; 2] = ["firmware", "devices/virtual/powercap"];
+    const READ_ONLY_PROC: [&str; 6] = ["asound", "bus", "fs", "irq", "sys", "sysrq-trigger"];
+    let masked = MASKED_PROC
+        .iter()
+        .map(|p| proc.join(p))
+        .chain(MASKED_SYS.iter().map(|p| sys.join(p)));
+    for path in masked {
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => mount(
+                Some("tmpfs"),
+                &path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .step(|| format!("masking {}", path.display()))?,
+            Ok(_) => bind(Path::new("/dev/null"), &path, false)?,
+            Err(_) => {}
+        }
+    }
+    for path in READ_ONLY_PROC.iter().map(|p| proc.join(p)) {
+        if path.exists() {
+            bind(&path, &path, true)?;
+        }
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ mod exec;
 mod init;
 mod process;
 mod seccomp;
+mod seccomp_rules;
 mod start;
 
 use std::path::Path;

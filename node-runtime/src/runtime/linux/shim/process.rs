@@ -53,8 +53,14 @@ pub fn exec_program(
 ) -> Result<Infallible, ShimError> {
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
     chdir(cwd).step(|| format!("changing to the working directory {cwd}"))?;
-    if !spec.privileged {
-        caps::drop_to_default()?;
+    let hardening = (!spec.privileged).then_some(&spec.hardening);
+    if let Some(hardening) = hardening {
+        caps::limit_bounding_set(&hardening.capabilities)?;
+        // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: done while root
+        // (as runc does).
+        if !hardening.no_new_privs {
+            seccomp::apply(&hardening.seccomp)?;
+        }
     }
     setgroups(&[Gid::from_raw(gid)]).step(|| "setting supplementary groups".into())?;
     setgid(Gid::from_raw(gid)).step(|| format!("setting gid {gid}"))?;
@@ -67,9 +73,9 @@ pub fn exec_program(
         return Err(std::io::Error::last_os_error())
             .step(|| "setting the parent-death signal".into());
     }
-    if !spec.privileged {
+    if let Some(hardening) = hardening.filter(|h| h.no_new_privs) {
         caps::no_new_privs()?;
-        seccomp::apply_runtime_default()?;
+        seccomp::apply(&hardening.seccomp)?;
     }
     let mut env = spec.env.clone();
     if !env.iter().any(|(k, _)| k == "PATH") {

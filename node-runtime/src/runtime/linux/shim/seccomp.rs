@@ -1,4 +1,5 @@
-//! The RuntimeDefault seccomp profile, as a classic BPF filter: the system calls Docker's and
+//! Seccomp filters as classic BPF: a compiled `Localhost` profile, or the RuntimeDefault
+//! profile: the system calls Docker's and
 //! containerd's default profiles deny to an unprivileged container (loading kernel modules,
 //! rebooting, kexec, keyrings, bpf, perf events, mounting, new namespaces, clock setting,
 //! reading other processes' memory, ...) fail with EPERM; `clone3` fails with ENOSYS so that
@@ -7,7 +8,9 @@
 
 use libc::{sock_filter, sock_fprog};
 
-use super::{ShimError, Step};
+use super::{seccomp_rules, ShimError, Step};
+use crate::runtime::linux::seccomp_profile::{Action, Filter};
+use crate::runtime::linux::spec::Seccomp;
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xC000_003E;
@@ -99,29 +102,38 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
     }
 }
 
-/// The filter program.
-fn program() -> Vec<sock_filter> {
+/// The arch check every filter starts with: another ABI (i386, x32) fails with ENOSYS; then
+/// the system call number is loaded.
+fn prologue() -> Vec<sock_filter> {
     let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
-    let ret = libc::BPF_RET | libc::BPF_K;
-    let allow = stmt(ret, libc::SECCOMP_RET_ALLOW);
-    let errno = |e: i32| stmt(ret, libc::SECCOMP_RET_ERRNO | e as u32);
     let mut p = vec![
         stmt(load, ARCH),
         jump(jeq, AUDIT_ARCH, 1, 0),
-        errno(libc::ENOSYS),
+        stmt(RET, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
         stmt(load, NR),
     ];
     #[cfg(target_arch = "x86_64")]
     p.extend([
         jump(libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K, X32_BIT, 0, 1),
-        errno(libc::ENOSYS),
+        stmt(RET, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
     ]);
+    p
+}
+
+const RET: u32 = libc::BPF_RET | libc::BPF_K;
+
+/// The RuntimeDefault program.
+fn runtime_default() -> Vec<sock_filter> {
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let allow = stmt(RET, libc::SECCOMP_RET_ALLOW);
+    let errno = |e: i32| stmt(RET, libc::SECCOMP_RET_ERRNO | e as u32);
+    let mut p = prologue();
     p.extend([
         jump(jeq, libc::SYS_clone3 as u32, 0, 1),
         errno(libc::ENOSYS),
         jump(jeq, libc::SYS_clone as u32, 0, 4),
-        stmt(load, ARG0_LOW),
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, ARG0_LOW),
         jump(
             libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K,
             NAMESPACE_FLAGS,
@@ -138,12 +150,47 @@ fn program() -> Vec<sock_filter> {
     p
 }
 
-/// Installs the filter on the calling thread (after `no_new_privs`); it is inherited across
-/// fork and exec.
-pub fn apply_runtime_default() -> Result<(), ShimError> {
-    let filter = program();
+/// The program of a compiled `Localhost` profile: the first rule for the call decides.
+fn profile(filter: &Filter) -> Vec<sock_filter> {
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let mut p = prologue();
+    for rule in &filter.rules {
+        if rule.args.is_empty() {
+            p.extend([jump(jeq, rule.nr, 0, 1), stmt(RET, ret(rule.action))]);
+        } else {
+            p.extend(seccomp_rules::block(rule, ret(rule.action)));
+        }
+    }
+    p.push(stmt(RET, ret(filter.default)));
+    p
+}
+
+fn ret(action: Action) -> u32 {
+    match action {
+        Action::Allow => libc::SECCOMP_RET_ALLOW,
+        Action::Errno(e) => libc::SECCOMP_RET_ERRNO | u32::from(e),
+        Action::KillThread => libc::SECCOMP_RET_KILL_THREAD,
+        Action::KillProcess => libc::SECCOMP_RET_KILL_PROCESS,
+        Action::Trap => libc::SECCOMP_RET_TRAP,
+        Action::Log => libc::SECCOMP_RET_LOG,
+    }
+}
+
+/// Installs the container's filter (none when Unconfined) on the calling thread: after
+/// `no_new_privs`, or while the shim still has CAP_SYS_ADMIN; it is inherited across fork
+/// and exec.
+pub fn apply(seccomp: &Seccomp) -> Result<(), ShimError> {
+    let filter = match seccomp {
+        Seccomp::Unconfined => return Ok(()),
+        Seccomp::RuntimeDefault => runtime_default(),
+        Seccomp::Profile(filter) => profile(filter),
+    };
+    let len = u16::try_from(filter.len()).map_err(|_| ShimError {
+        step: format!("a seccomp filter of {} instructions", filter.len()),
+        source: std::io::ErrorKind::InvalidInput.into(),
+    })?;
     let prog = sock_fprog {
-        len: filter.len() as u16,
+        len,
         filter: filter.as_ptr() as *mut sock_filter,
     };
     // SAFETY: `prog` points at `filter`, which lives across the call; the kernel copies it.
@@ -166,15 +213,42 @@ pub fn apply_runtime_default() -> Result<(), ShimError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::linux::seccomp_profile::{ArgCondition, Comparison, SyscallRule};
 
-    #[test]
-    fn jumps_stay_inside_the_program() {
-        let p = program();
+    fn jumps_stay_inside(p: &[sock_filter]) {
         for (i, f) in p.iter().enumerate() {
             if f.code as u32 & 0x07 == libc::BPF_JMP {
                 assert!(i + 1 + (f.jt.max(f.jf) as usize) < p.len(), "jump at {i}");
             }
         }
+    }
+
+    #[test]
+    fn jumps_stay_inside_the_program() {
+        let p = runtime_default();
+        jumps_stay_inside(&p);
         assert_eq!(p.last().map(|f| f.k), Some(libc::SECCOMP_RET_ALLOW));
+        let p = profile(&Filter {
+            default: Action::Errno(1),
+            rules: vec![
+                SyscallRule {
+                    nr: 0,
+                    args: vec![],
+                    action: Action::Allow,
+                },
+                SyscallRule {
+                    nr: 60,
+                    args: vec![ArgCondition {
+                        index: 0,
+                        op: Comparison::Lt,
+                        value: 3,
+                        value_two: 0,
+                    }],
+                    action: Action::KillProcess,
+                },
+            ],
+        });
+        jumps_stay_inside(&p);
+        assert_eq!(p.last().map(|f| f.k), Some(libc::SECCOMP_RET_ERRNO | 1));
     }
 }
