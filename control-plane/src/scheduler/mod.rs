@@ -4,6 +4,7 @@
 //! never waits for the store; a binding that fails is forgotten and the pod tried again.
 
 mod node_affinity;
+mod node_ports;
 mod place;
 mod pod_affinity;
 mod runtimes;

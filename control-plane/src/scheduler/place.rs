@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use skiff_api::host_ports::{self, HostPort};
 use skiff_api::k8s_openapi::api::core::v1::{Pod, Toleration};
 
 use super::pod_affinity::InterPod;
@@ -10,7 +11,7 @@ use super::runtimes::PodRuntimes;
 use super::snapshot::{pod_requests, ClusterSnapshot, NodeInfo, Resources};
 use super::spread::Spread;
 use super::volumes::PodVolumes;
-use super::{node_affinity, taints};
+use super::{node_affinity, node_ports, taints};
 
 /// The chosen node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +59,11 @@ const WEIGHT_RUNTIMES: i64 = 3;
 /// Filters every node, scores the feasible ones, and picks the best (the first by name on ties).
 pub fn place(snapshot: &ClusterSnapshot, pod: &Pod) -> Result<Placement, Unschedulable> {
     let requests = pod_requests(pod);
+    let ports = pod
+        .spec
+        .as_ref()
+        .map(host_ports::of_spec)
+        .unwrap_or_default();
     let tolerations = pod
         .spec
         .as_ref()
@@ -73,7 +79,7 @@ pub fn place(snapshot: &ClusterSnapshot, pod: &Pod) -> Result<Placement, Unsched
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut feasible: Vec<(&NodeInfo, [i64; 6])> = Vec::new();
     for node in snapshot.nodes.values() {
-        let verdict = filter(node, pod, &requests, &tolerations)
+        let verdict = filter(node, pod, &requests, &ports, &tolerations)
             .and_then(|()| runtimes.filter(node).map_err(String::from))
             .and_then(|()| inter_pod.filter(node).map_err(String::from))
             .and_then(|()| spread.filter(node).map_err(String::from))
@@ -142,6 +148,7 @@ fn filter(
     node: &NodeInfo,
     pod: &Pod,
     requests: &Resources,
+    ports: &[HostPort],
     tolerations: &[Toleration],
 ) -> Result<(), String> {
     if !node.ready {
@@ -164,6 +171,7 @@ fn filter(
     if !node_affinity::required_matches(pod, node) {
         return Err("node(s) didn't match Pod's node affinity/selector".into());
     }
+    node_ports::fits(ports, node)?;
     let free = |alloc: u64, used: u64| alloc.saturating_sub(used);
     if requests.pods > free(node.allocatable.pods, node.requested.pods) {
         return Err("Too many pods".into());

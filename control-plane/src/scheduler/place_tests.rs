@@ -365,3 +365,31 @@ fn claims_pin_pods_to_their_volumes_nodes() {
         assert_eq!(got, expected, "case {name}");
     }
 }
+
+#[test]
+fn a_host_port_held_on_a_node_keeps_a_second_claimant_off_it() {
+    let web = |name: &str| -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "i",
+                "ports": [{"containerPort": 8080, "hostPort": 80}]}]}}))
+        .expect("pod")
+    };
+    let mut snapshot = ClusterSnapshot::from_nodes([node("only", 4000, 8)]);
+    let first = place(&snapshot, &web("first")).expect("the port is free");
+    // Assumed before its binding is written: it already holds the port.
+    snapshot.assume(&first.node, &web("first"));
+    let refused = place(&snapshot, &web("second")).map_err(|u| u.to_string());
+    assert_eq!(
+        refused,
+        Err("0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.".into())
+    );
+    // The other node of a two-node cluster takes it.
+    let mut two = ClusterSnapshot::from_nodes([node("a", 4000, 8), node("b", 4000, 8)]);
+    let placed = place(&two, &web("first")).expect("fits").node;
+    two.assume(&placed, &web("first"));
+    let second = place(&two, &web("second")).expect("fits").node;
+    assert_ne!(placed, second);
+    // Once the first goes, the port is free again.
+    snapshot.remove_pod("default/first");
+    assert_eq!(place(&snapshot, &web("second")).expect("fits").node, "only");
+}

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use skiff_api::host_ports::{self, HostPort};
 use skiff_api::k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, Taint};
 use skiff_api::quantity;
 pub use skiff_api::requests::{pod_requests, Resources};
@@ -20,6 +21,8 @@ pub struct PodInfo {
     pub requests: Resources,
     /// Its required pod anti-affinity terms, which also keep other pods away from it.
     pub anti_affinity: Vec<PodAffinityTerm>,
+    /// The ports it holds on its node (`hostPort`).
+    pub host_ports: Vec<HostPort>,
 }
 
 impl PodInfo {
@@ -41,6 +44,11 @@ impl PodInfo {
                     a.required_during_scheduling_ignored_during_execution
                         .clone()
                 })
+                .unwrap_or_default(),
+            host_ports: pod
+                .spec
+                .as_ref()
+                .map(host_ports::of_spec)
                 .unwrap_or_default(),
         }
     }

@@ -189,6 +189,9 @@ fn default_pod_spec(spec: &mut Value) {
     set_default(spec, "restartPolicy", json!("Always"));
     set_default(spec, "terminationGracePeriodSeconds", json!(30));
     set_default(spec, "schedulerName", json!("default-scheduler"));
+    if spec.get("hostNetwork") == Some(&json!(true)) {
+        default_host_network_ports(spec);
+    }
     let first_image = spec
         .get("containers")
         .and_then(|c| c.get(0))
@@ -235,6 +238,21 @@ fn default_pod_spec(spec: &mut Value) {
     }
 }
 
+/// A `hostNetwork` pod's ports are on the node: each hostPort defaults to its containerPort.
+fn default_host_network_ports(spec: &mut Map<String, Value>) {
+    for key in ["initContainers", "containers"] {
+        let containers = spec.get_mut(key).and_then(Value::as_array_mut);
+        for container in containers.into_iter().flatten() {
+            let ports = container.get_mut("ports").and_then(Value::as_array_mut);
+            for port in ports.into_iter().flatten().filter_map(Value::as_object_mut) {
+                if let Some(container_port) = port.get("containerPort").cloned() {
+                    set_default(port, "hostPort", container_port);
+                }
+            }
+        }
+    }
+}
+
 fn set_default(map: &mut Map<String, Value>, key: &str, value: Value) {
     if map.get(key).is_none_or(Value::is_null) {
         map.insert(key.to_string(), value);
@@ -272,6 +290,20 @@ mod tests {
         assert_eq!(pod["runtimeClassName"], "wasmtime");
         assert_eq!(pod["containers"][0]["ports"][0]["protocol"], "TCP");
         assert_eq!(pod["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    }
+
+    #[test]
+    fn host_network_ports_default_their_host_port() {
+        let mut pod = json!({"spec": {"hostNetwork": true, "containers": [{"name": "c",
+            "image": "file:/a.wasm", "ports": [{"containerPort": 80}, {"containerPort": 81, "hostPort": 81}]}]}});
+        apply_defaults(by_name("pod").expect("kind"), &mut pod);
+        let ports = &pod["spec"]["containers"][0]["ports"];
+        assert_eq!(ports[0]["hostPort"], 80);
+        assert_eq!(ports[1]["hostPort"], 81);
+        let mut own = json!({"spec": {"containers": [{"name": "c", "image": "file:/a.wasm",
+            "ports": [{"containerPort": 80}]}]}});
+        apply_defaults(by_name("pod").expect("kind"), &mut own);
+        assert!(own["spec"]["containers"][0]["ports"][0]["hostPort"].is_null());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod defaults;
 pub mod dns;
 pub mod events;
 pub mod hash;
+pub mod host_ports;
 pub mod image;
 pub mod ingress;
 pub mod intstr;

@@ -32,6 +32,7 @@ mod events;
 mod eviction;
 mod exec_pump;
 mod exec_server;
+mod host_ports;
 mod image_gc;
 mod image_server;
 mod ingress;

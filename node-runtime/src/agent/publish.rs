@@ -28,7 +28,7 @@ impl Worker {
     }
 
     /// Writes the pod's status when it changed; remembers a refusal to try again. A pod that
-    /// ended in a terminal phase no longer counts on the node.
+    /// ended in a terminal phase no longer counts on the node, nor holds its host ports.
     pub(super) async fn publish(&mut self) {
         let host_ip = &self.ctx.host_ip;
         let mut status = status::pod_status(
@@ -70,6 +70,7 @@ impl Worker {
             Ok(_) => {
                 if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
                     self.release();
+                    self.host_ports.close();
                 }
                 self.published = Some(status);
                 self.publish_failed = false;

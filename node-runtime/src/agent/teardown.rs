@@ -1,6 +1,6 @@
 //! Ending a pod on the node: for a deleted pod, run its containers' preStop hooks
 //! (`pre_stop.rs`); stop its containers within what is left of the grace period, remove its
-//! sandbox and volumes, and for a deleted pod remove it from the API for good.
+//! sandbox, host ports and volumes, and for a deleted pod remove it from the API for good.
 
 use std::time::Duration;
 
@@ -63,6 +63,7 @@ impl Worker {
                 tracing::warn!(pod = %self.name, %err, "removing the pod sandbox failed");
             }
         }
+        self.host_ports.close();
         if self.network.take().is_some() {
             if let Some(networks) = &self.ctx.network {
                 networks.detach(&self.uid).await;

@@ -1,6 +1,7 @@
 //! One task per pod, the executor of the lifecycle: it re-attaches to or makes the pod's
-//! sandbox (`sandbox.rs`), observes the containers, carries out the lifecycle's steps
-//! (`start.rs`), publishes the status (`publish.rs`) and tears the pod down (`teardown.rs`).
+//! sandbox (`sandbox.rs`), forwards its host ports (`host_ports.rs`), observes the
+//! containers, carries out the lifecycle's steps (`start.rs`), publishes the status
+//! (`publish.rs`) and tears the pod down (`teardown.rs`).
 //! It wakes on pod updates, on its containers' events from the runtime, and on the timers
 //! of backoffs and retries.
 
@@ -21,6 +22,7 @@ use super::admission::{Admission, AdmittedPod};
 use super::dns::ClusterDns;
 use super::events::Recorder;
 use super::eviction::MemoryPressure;
+use super::host_ports::HostPorts;
 use super::lifecycle::{self, ContainerView, RestartPolicy, Role, Step};
 use super::log_index::{ContainerLog, LogIndex};
 use super::network::PodNetworks;
@@ -108,6 +110,8 @@ pub(super) struct Worker {
     source_changes: broadcast::Receiver<SourceChange>,
     /// Notified when a probe's verdict changes.
     pub probe_wake: Arc<Notify>,
+    /// The listeners forwarding its host ports.
+    pub host_ports: HostPorts,
 }
 
 /// Runs the worker of one pod until it is deleted, gone, or the agent stops.
@@ -272,6 +276,7 @@ impl Worker {
             volume_state: VolumeState::default(),
             source_changes,
             probe_wake: Arc::new(Notify::new()),
+            host_ports: HostPorts::default(),
         }
     }
 
@@ -297,6 +302,7 @@ impl Worker {
         if !self.ensure_volumes(now).await || !self.ensure_sandbox(now).await {
             return;
         }
+        self.ensure_host_ports(now).await;
         self.refresh_volumes(now).await;
         if self.check_volume_usage(now).await {
             return;
@@ -434,6 +440,11 @@ impl Worker {
         }
         let wake = lifecycle::next_wake(self.policy(), &self.views(), now);
         let resync = self.volume_resync_at();
-        wake.into_iter().chain(publish).chain(resync).min()
+        let host_ports = self.host_ports.retry_at();
+        wake.into_iter()
+            .chain(publish)
+            .chain(resync)
+            .chain(host_ports)
+            .min()
     }
 }

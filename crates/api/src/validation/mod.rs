@@ -3,6 +3,7 @@
 
 mod batch;
 mod discovery;
+mod host_ports;
 mod lifecycle_hooks;
 mod meta;
 mod networking;

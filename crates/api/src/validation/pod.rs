@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, ResourceRequirements};
 
 use super::meta::{self, NameRule};
-use super::{lifecycle_hooks, probes, security_context, volumes};
+use super::{host_ports, lifecycle_hooks, probes, security_context, volumes};
 use super::{Errors, FieldErrorReason};
 use crate::{image, quantity};
 
@@ -63,6 +63,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         );
     }
     volumes::validate(spec, path, errors);
+    host_ports::validate(spec, path, errors);
     let pod_seccomp = spec.security_context.as_ref();
     if let Some(profile) = pod_seccomp.and_then(|c| c.seccomp_profile.as_ref()) {
         security_context::validate_seccomp(

@@ -1,7 +1,8 @@
 //! The proxy's listeners, made what the table says: one per frontend that has backends (a
 //! frontend without any has no listener, so its clients are refused at once, as Kubernetes'
 //! reject rule does), updated in place when only its backends change. TCP frontends are
-//! `frontend.rs`'s, UDP ones `udp.rs`'s.
+//! `frontend.rs`'s, UDP ones `udp.rs`'s. Pods' host ports use the same listeners
+//! (`host_ports.rs`).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -12,14 +13,15 @@ use super::balancer::Failures;
 use super::table::{Address, Frontend, Protocol};
 use super::{frontend, udp};
 
-/// An open listener of either transport.
-enum Listener {
+/// An open listener of either transport; dropping it closes it.
+pub enum Listener {
     Tcp(frontend::Listener),
     Udp(udp::Listener),
 }
 
 impl Listener {
-    async fn bind(
+    /// Listens on `addr` and forwards to `frontend`'s backends.
+    pub async fn bind(
         (protocol, addr): Address,
         frontend: &Frontend,
         failures: Arc<Failures>,

@@ -9,7 +9,7 @@
 
 pub(super) mod balancer;
 mod frontend;
-mod listeners;
+pub(super) mod listeners;
 pub(super) mod mirror;
 pub(super) mod table;
 mod udp;

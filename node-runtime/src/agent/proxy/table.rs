@@ -38,7 +38,7 @@ pub type Address = (Protocol, SocketAddr);
 /// One listening address and where its connections go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frontend {
-    /// `namespace/name:port` of the Service port, for logs.
+    /// `namespace/name:port` of the Service port (or what else it serves), for logs.
     pub service: String,
     pub affinity: Affinity,
     /// Ready endpoints, sorted; empty: connections are refused.
