@@ -83,7 +83,7 @@ pub async fn registry(args: BenchRegistryArgs) -> anyhow::Result<()> {
     };
     let module = std::fs::read(&guest)?;
     let reference = format!("{host}/skiff-bench/guest:v1");
-    let pushed = push_wasm(&reference, &module, None, &[]).await?;
+    let pushed = push_wasm(&reference, &module, None, &[], |_| {}).await?;
     println!(
         "guest {} ({} bytes) pushed as {reference} ({})",
         guest.display(),

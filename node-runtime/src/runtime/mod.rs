@@ -30,7 +30,7 @@ pub use error::RuntimeError;
 pub use exec::{ExecRequest, ExecSession, TerminalSize};
 pub use images::{
     push_wasm, FileImages, ImageConfig, ImageRef, ImageService, ImageStore, PullAuth, PushError,
-    Pushed,
+    Pushed, PUSH_CHUNK,
 };
 pub use set::RuntimeSet;
 pub use state::{

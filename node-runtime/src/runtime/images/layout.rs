@@ -98,12 +98,18 @@ pub fn parse(bytes: &[u8]) -> Result<OciManifest, LayoutError> {
 /// Linux platform (`linux/amd64` here).
 pub fn select_platform(manifests: &[ImageIndexEntry]) -> Result<&ImageIndexEntry, LayoutError> {
     let platform = |m: &&ImageIndexEntry| m.platform.clone();
-    let wasi = manifests
-        .iter()
-        .find(|m| platform(m).is_some_and(|p| p.os == "wasi" && p.architecture == "wasm"));
+    let wasi = manifests.iter().find(|m| {
+        platform(m).is_some_and(|p| p.os == "wasi".into() && p.architecture == "wasm".into())
+    });
     let linux = || {
         manifests.iter().find(|m| {
-            platform(m).is_some_and(|p| runs_here(&p.os, &p.architecture, p.variant.as_deref()))
+            platform(m).is_some_and(|p| {
+                runs_here(
+                    &p.os.to_string(),
+                    &p.architecture.to_string(),
+                    p.variant.as_deref(),
+                )
+            })
         })
     };
     wasi.or_else(linux).ok_or_else(|| LayoutError::NoPlatform {

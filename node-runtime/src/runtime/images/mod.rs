@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use blobs::BlobError;
 pub use file::{FileImageError, FileImages, DEFAULT_MAX_IMAGE_SIZE};
 pub use import::ImportError;
-pub use push::{push_wasm, PushError, Pushed};
+pub use push::{push_wasm, PushError, Pushed, PUSH_CHUNK};
 pub use registry::RegistryError;
 pub use store::ImageStore;
 

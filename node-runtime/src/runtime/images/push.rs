@@ -1,6 +1,8 @@
 //! Publishing a Wasm module or component as a CNCF Wasm OCI artifact (as `oci-wasm` and `wkg`
 //! write it): config `application/vnd.wasm.config.v0+json`, one `application/wasm` layer.
 
+use bytes::Bytes;
+use futures::stream::{self, Stream};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{OciDescriptor, OciImageManifest, OCI_IMAGE_MEDIA_TYPE};
 use oci_client::{Reference, RegistryOperation};
@@ -34,6 +36,10 @@ pub struct Pushed {
     /// The module's size in bytes.
     pub size: u64,
 }
+
+/// How much of the module each upload request carries: a 20 MB module moves a progress bar
+/// five times.
+pub const PUSH_CHUNK: usize = 4 << 20;
 
 /// The CNCF Wasm config (the fields `oci-wasm` writes that do not vary between pushes, so one
 /// module always gets one digest).
@@ -85,11 +91,14 @@ fn artifact(module: &[u8]) -> Result<(Vec<u8>, Vec<u8>), PushError> {
 }
 
 /// Pushes `module` to `reference` (plain HTTP for loopback registries and `insecure` ones).
+/// The module goes up in [`PUSH_CHUNK`]-byte requests; `progress` hears how many of its bytes
+/// the registry has taken: 0 first, then after each chunk, last the module's size.
 pub async fn push_wasm(
     reference: &str,
     module: &[u8],
     auth: Option<&PullAuth>,
     insecure: &[String],
+    progress: impl FnMut(u64) + Send + 'static,
 ) -> Result<Pushed, PushError> {
     let image: Reference =
         reference
@@ -109,12 +118,18 @@ pub async fn push_wasm(
         .auth(&image, &registry_auth(auth), RegistryOperation::Push)
         .await
         .map_err(failed)?;
+    let size = module.len() as u64;
     client
-        .push_blob(&image, module, &sha256(module))
+        .push_blob_stream(
+            &image,
+            chunks(Bytes::copy_from_slice(module), progress),
+            &sha256(module),
+            Some(size),
+        )
         .await
         .map_err(failed)?;
     client
-        .push_blob(&image, &config, &sha256(&config))
+        .push_blob(&image, config.clone(), &sha256(&config))
         .await
         .map_err(failed)?;
     let digest = sha256(&manifest);
@@ -126,9 +141,23 @@ pub async fn push_wasm(
         )
         .await
         .map_err(failed)?;
-    Ok(Pushed {
-        digest,
-        size: module.len() as u64,
+    Ok(Pushed { digest, size })
+}
+
+/// `module` in [`PUSH_CHUNK`]-byte pieces. The client asks for a piece once it has sent the
+/// one before, so each ask tells `progress` the bytes sent so far.
+fn chunks(
+    module: Bytes,
+    mut progress: impl FnMut(u64) + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, OciDistributionError>> + Send + 'static {
+    stream::unfold((module, 0u64), move |(mut rest, sent)| {
+        progress(sent);
+        let next = (!rest.is_empty()).then(|| {
+            let chunk = rest.split_to(PUSH_CHUNK.min(rest.len()));
+            let sent = sent + chunk.len() as u64;
+            (Ok(chunk), (rest, sent))
+        });
+        std::future::ready(next)
     })
 }
 

@@ -14,6 +14,7 @@ use oci_client::errors::OciDistributionError;
 use oci_client::manifest::{OciDescriptor, OciManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
+use tokio_rustls::rustls::crypto::ring;
 
 use async_trait::async_trait;
 
@@ -150,6 +151,9 @@ pub fn plain_http(registry: &str, insecure: &[String]) -> bool {
 
 /// An `oci-client` client for `registry`, over HTTPS unless [`plain_http`] says otherwise.
 pub fn client_for(registry: &str, insecure: &[String]) -> Client {
+    // oci-client's reqwest takes the process's rustls provider: ring, as the rest of Skiff.
+    // Installing fails harmlessly once one is installed.
+    let _ = ring::default_provider().install_default();
     let protocol = if plain_http(registry, insecure) {
         ClientProtocol::HttpsExcept(vec![registry.to_string()])
     } else {

@@ -1,9 +1,11 @@
 //! `skiff image push`: publish a Wasm module or component to an OCI registry.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use skiff_node_runtime::agent::{auth_in_config, registry_of};
 use skiff_node_runtime::runtime::{push_wasm, PullAuth};
 
@@ -44,17 +46,39 @@ pub async fn push(args: PushArgs) -> anyhow::Result<()> {
         module.len(),
         args.reference
     );
+    let bar = progress_bar(module.len() as u64);
     let pushed = push_wasm(
         &args.reference,
         &module,
         auth.as_ref(),
         &args.insecure_registries,
+        {
+            let bar = bar.clone();
+            move |sent| bar.set_position(sent)
+        },
     )
-    .await
-    .with_context(|| format!("pushing {}", args.reference))?;
-    eprintln!("pushed {} bytes", pushed.size);
+    .await;
+    // Left where the push got to (the module's size once it is up).
+    bar.abandon();
+    let pushed = pushed.with_context(|| format!("pushing {}", args.reference))?;
+    if bar.is_hidden() {
+        eprintln!("pushed {} bytes", pushed.size);
+    }
     println!("{}", pushed.digest);
     Ok(())
+}
+
+/// A bar of the module's bytes sent and the rate, on stderr when it is a terminal; else hidden
+/// (and the push prints a byte count instead).
+fn progress_bar(size: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template(
+        "{wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta}",
+    )
+    .expect("template");
+    ProgressBar::new(size).with_style(style)
 }
 
 /// The credentials `~/.docker/config.json` (or `$DOCKER_CONFIG/config.json`) holds for the
