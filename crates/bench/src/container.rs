@@ -8,7 +8,6 @@
 //! v1, and that wrapper's own cost (the same command with `true` instead of the runtime) is
 //! printed so it can be subtracted.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -110,7 +109,7 @@ pub async fn container(args: BenchContainerArgs) -> anyhow::Result<()> {
     })?;
     print_row("wrapper (unshare -m sh -c umount) alone", &mut overhead);
     for runtime in ["crun", "runc"] {
-        if !on_path(runtime) {
+        if crate::which(runtime).is_err() {
             println!("{runtime}: not installed (apt-get install {runtime})");
             continue;
         }
@@ -171,10 +170,4 @@ fn timed_runs(
         times.push(begin.elapsed());
     }
     Ok(times)
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| Path::new(&dir).join(program).is_file())
-    })
 }

@@ -7,13 +7,25 @@ use std::time::Duration;
 
 use skiff_client::Client;
 use skiff_control_plane::{Server, ServerConfig, ServerHandle};
-use skiff_node_runtime::agent::{Agent, IngressListen};
+use skiff_node_runtime::agent::{Agent, IngressListen, PodNetworkMode, ProxyMode, DEFAULT_BRIDGE};
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// How long the agent has to register its node and report Ready.
 const NODE_READY: Duration = Duration::from_secs(30);
+
+/// How the dev cluster's node networks its pods and serves Services.
+#[derive(Debug, Default)]
+pub struct NodeNetwork {
+    /// Where the agent serves the cluster's Ingresses.
+    pub ingress: IngressListen,
+    /// Each pod gets an address of the node's pod CIDR on a bridge, and the agent's userspace
+    /// proxy serves Services' ClusterIPs (root, best in a network namespace of the
+    /// benchmark's: [`crate::netns`]); otherwise pods share the node's network and ClusterIPs
+    /// are not served.
+    pub bridge: bool,
+}
 
 /// The server, a client of it, and the agent's task.
 pub struct DevCluster {
@@ -27,15 +39,15 @@ impl DevCluster {
     /// Starts the server and one agent under `dir`, the agent running `file:` images from
     /// `image_dir` and holding up to `pods` pods; returns once the node registered.
     pub async fn start(dir: &Path, image_dir: &Path, pods: u32) -> anyhow::Result<DevCluster> {
-        Self::start_with_ingress(dir, image_dir, pods, IngressListen::default()).await
+        Self::start_with_network(dir, image_dir, pods, NodeNetwork::default()).await
     }
 
-    /// As [`DevCluster::start`], the agent serving Ingresses where `ingress` says.
-    pub async fn start_with_ingress(
+    /// As [`DevCluster::start`], the node networked as `network` says.
+    pub async fn start_with_network(
         dir: &Path,
         image_dir: &Path,
         pods: u32,
-        ingress: IngressListen,
+        network: NodeNetwork,
     ) -> anyhow::Result<DevCluster> {
         let server = Server::start(ServerConfig::new(
             "bench",
@@ -47,7 +59,16 @@ impl DevCluster {
         let runtime = Arc::new(WasmRuntime::new(dir.join("agent/wasm"))?);
         let client = Client::new(std::slice::from_ref(&url))?;
         let token = crate::cluster::join_token(&client).await?;
-        let agent = Agent::builder()
+        let mut builder = Agent::builder();
+        if network.bridge {
+            builder = builder
+                .pod_network(PodNetworkMode::Bridge {
+                    bridge: DEFAULT_BRIDGE.into(),
+                    cluster_cidr: None,
+                })
+                .proxy(ProxyMode::Userspace);
+        }
+        let agent = builder
             .servers(vec![url.clone()])
             .token(token.to_string())
             .node_name("bench-node")
@@ -55,7 +76,7 @@ impl DevCluster {
             .allow_image_dir(image_dir)
             .runtime(runtime)
             .capacity(64_000, 64 << 30, pods)
-            .ingress(ingress)
+            .ingress(network.ingress)
             .build()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let agent = tokio::spawn(async move {

@@ -1,25 +1,32 @@
 //! `skiff bench http`: requests per second and p50/p99 latency of a wasi:http component (the
 //! `http-echo` example by default) served by a Wasm pod on an in-process dev cluster, measured
-//! with Debian's `wrk` straight at the pod's port and through the agent's Ingress listener (a
-//! Service and an Ingress in front of the pod); and of `wasmtime serve` on the same component
-//! in the same run when a `wasmtime` executable is on PATH.
+//! with Debian's `wrk` in one run: straight at the pod, through its Service's ClusterIP (the
+//! agent's userspace node proxy), through the agent's Ingress listener, and `wasmtime serve`
+//! on the same component; then the ratios the goals name.
+//!
+//! As root (as CI runs) the cluster lives in a network namespace of its own, its pod on a
+//! bridge with an address of the node's pod CIDR, as `skiff server --dev` runs pods. Without
+//! root the pod shares the network and there is no ClusterIP line.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use serde_json::json;
-use skiff_api::resources;
+use serde_json::{json, Value};
+use skiff_client::Client;
 use skiff_node_runtime::agent::IngressListen;
 
-use crate::dev_cluster::DevCluster;
-use crate::{guest_path, tempfile_dir};
+use crate::cluster::kind;
+use crate::dev_cluster::{DevCluster, NodeNetwork};
+use crate::wrk::{self, Load, Settings};
+use crate::{guest_path, netns, tempfile_dir, wasmtime_cli};
 
-/// Longest wait for a server to listen.
-const LISTEN_TIMEOUT: Duration = Duration::from_secs(60);
+/// The pod's port when it has an address of its own.
+const POD_PORT: u16 = 8080;
+/// Longest wait for the pod's address.
+const POD_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Args, Debug)]
 pub struct BenchHttpArgs {
@@ -38,38 +45,122 @@ pub struct BenchHttpArgs {
     /// Length of each load run, in seconds.
     #[arg(long, default_value_t = 10)]
     pub seconds: u32,
+    /// The `wasmtime` executable to compare with (default: wasmtime-cli of the workspace's
+    /// wasmtime version in target/bench-tools, installed with cargo the first time).
+    #[arg(long, value_name = "PATH")]
+    pub wasmtime: Option<PathBuf>,
     /// Where the throwaway cluster keeps its data (default: a temporary directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
 }
 
-/// What one wrk run measured.
-#[derive(Debug, PartialEq)]
-struct Load {
-    requests_per_sec: f64,
-    p50: String,
-    p99: String,
+/// Each path's figures.
+#[derive(Default)]
+struct Figures {
+    direct: Option<Load>,
+    cluster_ip: Option<Load>,
+    ingress: Option<Load>,
+    wasmtime: Option<Load>,
 }
 
 pub async fn http(args: BenchHttpArgs) -> anyhow::Result<()> {
     let guest = guest_path(&args.guest)?;
-    let tmp = tempfile_dir(args.data_dir.as_deref())?;
-    let dir = tmp.path().to_path_buf();
+    wrk::executable()?;
+    // Before entering the namespace: installing needs the network.
+    let wasmtime = match wasmtime_cli::find_or_install(args.wasmtime.as_deref()).await {
+        Ok(path) => Some(path),
+        Err(err) => {
+            println!("wasmtime serve: skipped ({err:#})");
+            None
+        }
+    };
+    let settings = Settings {
+        threads: args.threads,
+        connections: args.connections,
+        seconds: args.seconds,
+    };
     println!(
-        "skiff bench http: {} served by a Wasm pod, wrk -t{} -c{} -d{}s",
+        "skiff bench http: {} served by a Wasm pod, wrk -t{} -c{} -d{}s --latency",
         guest.display(),
         args.threads,
         args.connections,
         args.seconds
     );
-    let port = free_port()?;
-    let ingress_port = free_port()?;
-    let image_dir = guest.parent().context("the guest has a directory")?;
-    let ingress = IngressListen {
-        http: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, ingress_port))),
-        https: None,
+    let figures = if netns::available() {
+        println!("(in a network namespace of its own; the pod on a bridge, as `skiff server --dev` runs it)");
+        netns::run(move || measure(settings, guest, args.data_dir, wasmtime, true)).await?
+    } else {
+        println!("(not root: the pod shares the network; no ClusterIP without root)");
+        measure(settings, guest, args.data_dir, wasmtime, false).await?
     };
-    let cluster = DevCluster::start_with_ingress(&dir, image_dir, 10, ingress).await?;
+    print_ratios(&figures);
+    Ok(())
+}
+
+/// Loads each path in turn: the pod directly, its ClusterIP (with `bridge`), the Ingress,
+/// then `wasmtime serve` once the cluster has stopped.
+async fn measure(
+    settings: Settings,
+    guest: PathBuf,
+    data_dir: Option<PathBuf>,
+    wasmtime: Option<PathBuf>,
+    bridge: bool,
+) -> anyhow::Result<Figures> {
+    let tmp = tempfile_dir(data_dir.as_deref())?;
+    let ingress = SocketAddr::from((Ipv4Addr::LOCALHOST, wrk::free_port()?));
+    let port = if bridge { POD_PORT } else { wrk::free_port()? };
+    let image_dir = guest.parent().context("the guest has a directory")?;
+    let network = NodeNetwork {
+        ingress: IngressListen {
+            http: Some(ingress),
+            https: None,
+        },
+        bridge,
+    };
+    let cluster = DevCluster::start_with_network(tmp.path(), image_dir, 10, network).await?;
+    let cluster_ip = deploy(&cluster.client, &guest, port).await?;
+    let mut figures = Figures::default();
+
+    let pod_ip = if bridge {
+        pod_ip(&cluster.client).await?
+    } else {
+        Ipv4Addr::LOCALHOST.into()
+    };
+    let direct = SocketAddr::new(pod_ip, port);
+    wrk::wait_listening(direct).await?;
+    let load = wrk::run(settings, direct).await?;
+    load.print(&format!("skiff pod, direct ({direct})"));
+    figures.direct = Some(load);
+
+    if bridge {
+        let service = SocketAddr::new(cluster_ip, 80);
+        wrk::wait_answering(service).await?;
+        let load = wrk::run(settings, service).await?;
+        load.print(&format!("through the ClusterIP ({service})"));
+        figures.cluster_ip = Some(load);
+    }
+
+    wrk::wait_answering(ingress).await?;
+    let load = wrk::run(settings, ingress).await?;
+    load.print(&format!("through the Ingress ({ingress})"));
+    figures.ingress = Some(load);
+    cluster.shutdown().await;
+
+    if let Some(wasmtime) = wasmtime {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, wrk::free_port()?));
+        let mut serve = wasmtime_cli::serve(&wasmtime, &guest, addr)?;
+        wrk::wait_listening(addr).await?;
+        let load = wrk::run(settings, addr).await?;
+        load.print(&wasmtime_cli::version(&wasmtime).await?);
+        figures.wasmtime = Some(load);
+        serve.kill().await?;
+    }
+    Ok(figures)
+}
+
+/// Creates the pod listening on `port`, a Service (port 80) and an Ingress (`/`) in front of
+/// it; returns the Service's ClusterIP.
+async fn deploy(client: &Client, guest: &std::path::Path, port: u16) -> anyhow::Result<IpAddr> {
     let pod = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "http-bench", "labels": {"app": "http-bench"}},
@@ -87,166 +178,70 @@ pub async fn http(args: BenchHttpArgs) -> anyhow::Result<()> {
         "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
             "backend": {"service": {"name": "http-bench", "port": {"number": 80}}}}]}}]}
     });
-    for (kind, object) in [
-        ("pods", &pod),
-        ("services", &service),
-        ("ingresses", &route),
-    ] {
-        let kind = resources::by_name(kind).expect("a served kind");
-        cluster.client.create(kind, Some("default"), object).await?;
-    }
-    wait_listening(port).await?;
-    let skiff = wrk(&args, port).await?;
-    print("skiff pod", &skiff);
-    wait_answering(ingress_port).await?;
-    let through = wrk(&args, ingress_port).await?;
-    print("skiff pod through the Ingress", &through);
-    println!(
-        "Ingress / direct: {:.0}%",
-        100.0 * through.requests_per_sec / skiff.requests_per_sec
-    );
-    cluster.shutdown().await;
-
-    let Ok(wasmtime) = which("wasmtime") else {
-        println!("wasmtime serve: skipped (no `wasmtime` on PATH; `cargo install wasmtime-cli`)");
-        return Ok(());
-    };
-    let port = free_port()?;
-    let mut serve = tokio::process::Command::new(wasmtime)
-        .args([
-            "serve",
-            "-Scli",
-            "--env",
-            "POD_NAME=wasmtime-serve",
-            "--addr",
-        ])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(&guest)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting wasmtime serve")?;
-    wait_listening(port).await?;
-    let reference = wrk(&args, port).await?;
-    print("wasmtime serve", &reference);
-    println!(
-        "skiff / wasmtime serve: {:.0}%",
-        100.0 * skiff.requests_per_sec / reference.requests_per_sec
-    );
-    serve.kill().await?;
-    Ok(())
+    client.create(kind("pods")?, Some("default"), &pod).await?;
+    let service = client
+        .create(kind("services")?, Some("default"), &service)
+        .await?;
+    client
+        .create(kind("ingresses")?, Some("default"), &route)
+        .await?;
+    service["spec"]["clusterIP"]
+        .as_str()
+        .and_then(|ip| ip.parse().ok())
+        .with_context(|| format!("the Service has no ClusterIP: {service}"))
 }
 
-fn print(what: &str, load: &Load) {
-    println!(
-        "{what}: {:.0} req/s, p50 {}, p99 {}",
-        load.requests_per_sec, load.p50, load.p99
-    );
-}
-
-/// A TCP port nothing listens on right now.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-/// Waits until 127.0.0.1:`port` accepts connections.
-async fn wait_listening(port: u16) -> anyhow::Result<()> {
-    let deadline = Instant::now() + LISTEN_TIMEOUT;
-    while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("nothing listens on port {port} after {LISTEN_TIMEOUT:?}");
+/// The pod's address once it runs.
+async fn pod_ip(client: &Client) -> anyhow::Result<IpAddr> {
+    let deadline = Instant::now() + POD_TIMEOUT;
+    loop {
+        let pod: Value = client
+            .get(kind("pods")?, Some("default"), "http-bench")
+            .await?;
+        let ip = pod["status"]["podIP"]
+            .as_str()
+            .and_then(|ip| ip.parse().ok());
+        if let (Some(ip), "Running") = (ip, pod["status"]["phase"].as_str().unwrap_or("")) {
+            return Ok(ip);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
-}
-
-/// Waits until 127.0.0.1:`port` answers `GET /bench` with 200 (the Ingress routes once the
-/// pod is a ready endpoint of its Service).
-async fn wait_answering(port: u16) -> anyhow::Result<()> {
-    let deadline = Instant::now() + LISTEN_TIMEOUT;
-    while !answers_ok(port).await {
         if Instant::now() > deadline {
-            bail!("port {port} does not answer GET /bench with 200 after {LISTEN_TIMEOUT:?}");
+            bail!(
+                "the pod has no address and does not run after {POD_TIMEOUT:?}: {}",
+                pod["status"]
+            );
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(())
 }
 
-async fn answers_ok(port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await else {
-        return false;
+/// The ratios of requests per second the goals of issue 13 name.
+fn print_ratios(figures: &Figures) {
+    let Some(direct) = &figures.direct else {
+        return;
     };
-    let request = b"GET /bench HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
-    let mut head = [0u8; 12];
-    stream.write_all(request).await.is_ok()
-        && stream.read_exact(&mut head).await.is_ok()
-        && head.ends_with(b" 200")
-}
-
-/// The path of executable `name` on PATH.
-fn which(name: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .with_context(|| format!("no {name} on PATH"))
-}
-
-/// Runs wrk against 127.0.0.1:`port` and reads its figures.
-async fn wrk(args: &BenchHttpArgs, port: u16) -> anyhow::Result<Load> {
-    let wrk = which("wrk").context("install Debian's wrk (apt-get install wrk)")?;
-    let out = tokio::process::Command::new(wrk)
-        .arg(format!("-t{}", args.threads))
-        .arg(format!("-c{}", args.connections))
-        .arg(format!("-d{}s", args.seconds))
-        .arg("--latency")
-        .arg(format!("http://127.0.0.1:{port}/bench"))
-        .output()
-        .await
-        .context("running wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
-    }
-    parse_wrk(&text).with_context(|| format!("unexpected wrk output:\n{text}"))
-}
-
-/// Requests per second and the 50th and 99th percentile latencies from wrk's `--latency` output.
-fn parse_wrk(out: &str) -> Option<Load> {
-    let field = |prefix: &str| {
-        out.lines()
-            .map(str::trim)
-            .find_map(|line| line.strip_prefix(prefix))
-            .map(|rest| rest.trim().to_string())
-    };
-    Some(Load {
-        requests_per_sec: field("Requests/sec:")?.parse().ok()?,
-        p50: field("50%")?,
-        p99: field("99%")?,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_wrk_figures() {
-        let out = "Running 10s test @ http://127.0.0.1:18080/\n  Latency Distribution\n     50%   14.37ms\n     75%   18.62ms\n     90%   23.99ms\n     99%   51.36ms\n  21156 requests in 10.02s, 2.91MB read\nRequests/sec:   2111.85\nTransfer/sec:    296.98KB\n";
-        assert_eq!(
-            parse_wrk(out),
-            Some(Load {
-                requests_per_sec: 2111.85,
-                p50: "14.37ms".into(),
-                p99: "51.36ms".into(),
-            })
+    let ratio = |what: &str, part: &Load, whole: &Load, goal: &str| {
+        println!(
+            "{what:<40} {:>8.0}%       (goal {goal})",
+            100.0 * part.requests_per_sec / whole.requests_per_sec
         );
-        assert_eq!(parse_wrk("wrk: connection refused"), None);
+    };
+    if let Some(reference) = &figures.wasmtime {
+        ratio("skiff direct / wasmtime serve", direct, reference, ">= 80%");
+    }
+    if let Some(load) = &figures.cluster_ip {
+        ratio(
+            "ClusterIP / direct",
+            load,
+            direct,
+            ">= 90%: the proxy adds under 10%",
+        );
+    }
+    if let Some(load) = &figures.ingress {
+        ratio(
+            "Ingress / direct",
+            load,
+            direct,
+            ">= 90%: the proxy adds under 10%",
+        );
     }
 }

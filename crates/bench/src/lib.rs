@@ -10,15 +10,20 @@ mod dev_cluster;
 mod figures;
 mod http;
 mod job;
+mod local_registry;
 mod logs;
 mod memory;
+mod netns;
 mod node_loss;
 mod nodes;
 mod probe;
+mod pull;
 mod registry;
 mod rollout;
 mod server;
 mod store;
+mod wasmtime_cli;
+mod wrk;
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +38,7 @@ pub use job::BenchJobArgs;
 pub use logs::BenchLogsArgs;
 pub use node_loss::BenchNodeLossArgs;
 pub use nodes::BenchNodesArgs;
+pub use pull::BenchPullArgs;
 pub use registry::BenchRegistryArgs;
 pub use rollout::BenchRolloutArgs;
 pub use store::BenchStoreArgs;
@@ -65,8 +71,11 @@ pub enum BenchCommand {
     /// A Wasm pod's start from a registry artifact with a cold and a warm cache (pushes the
     /// guest to a local `docker-registry`, or to `--registry`).
     Registry(BenchRegistryArgs),
-    /// Requests per second and p50/p99 of a wasi:http Wasm pod under `wrk` (and of
-    /// `wasmtime serve` on the same component when `wasmtime` is installed).
+    /// Linux image pull throughput from a local `docker-registry`: the node's image service
+    /// beside `skopeo copy` of the same image, in MB/s.
+    Pull(BenchPullArgs),
+    /// Requests per second and p50/p99 of a wasi:http Wasm pod under `wrk`: direct, through
+    /// its ClusterIP and through the Ingress, and `wasmtime serve` on the same component.
     Http(BenchHttpArgs),
     /// Create -> running and start -> exit of a `true` busybox container on the Linux
     /// runtime, beside crun and runc on the same root filesystem (needs root).
@@ -85,6 +94,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Connections(args) => connections::connections(args).await,
         BenchCommand::Rollout(args) => rollout::rollout(args).await,
         BenchCommand::Registry(args) => registry::registry(args).await,
+        BenchCommand::Pull(args) => pull::pull(args).await,
         BenchCommand::Http(args) => http::http(args).await,
         BenchCommand::Container(args) => container::container(args).await,
     }
@@ -112,6 +122,15 @@ fn guest_path(guest: &Path) -> anyhow::Result<PathBuf> {
             guest.display()
         )
     })
+}
+
+/// The path of executable `name` on PATH.
+fn which(name: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .with_context(|| format!("no {name} on PATH"))
 }
 
 /// A fresh directory under `given` (or the system's temporary directory), removed when dropped.

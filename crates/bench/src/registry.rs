@@ -3,9 +3,7 @@
 //! `imagePullPolicy: Always` (the manifest fetched again, the module and its compiled form on
 //! the node), and a warm one under `IfNotPresent` (no registry request).
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
@@ -14,6 +12,7 @@ use skiff_node_runtime::runtime::{push_wasm, ImageService, ImageStore};
 
 use crate::deploy::run_to_running;
 use crate::figures::{ms, percentile};
+use crate::local_registry::LocalRegistry;
 use crate::{guest_path, tempfile_dir, RunOpts};
 
 #[derive(Args, Debug)]
@@ -29,55 +28,14 @@ pub struct BenchRegistryArgs {
     pub run: RunOpts,
 }
 
-/// A `docker-registry` child process with its storage in `dir`, killed on drop.
-struct LocalRegistry(Child);
-
-impl LocalRegistry {
-    fn start(dir: &Path) -> anyhow::Result<(LocalRegistry, String)> {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let config = dir.join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: {addr}\n",
-                dir.join("registry").display()
-            ),
-        )?;
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting /usr/bin/docker-registry (scripts/install-deps.sh installs it)")?;
-        let registry = LocalRegistry(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(addr).is_err() {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "docker-registry did not listen on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok((registry, addr.to_string()))
-    }
-}
-
-impl Drop for LocalRegistry {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 pub async fn registry(args: BenchRegistryArgs) -> anyhow::Result<()> {
     let guest = guest_path(&args.run.guest)?;
     let dir = tempfile_dir(args.run.data_dir.as_deref())?;
     let (_local, host) = match args.registry {
         Some(host) => (None, host),
         None => {
-            let (local, host) = LocalRegistry::start(dir.path())?;
+            let local = LocalRegistry::start(dir.path())?;
+            let host = local.host().to_string();
             (Some(local), host)
         }
     };
