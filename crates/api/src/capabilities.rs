@@ -79,9 +79,9 @@ pub fn parse(name: &str) -> Option<Capability> {
 pub struct UnknownCapability(pub String);
 
 /// The capability set of a container that adds `add` to and drops `drop` from [`DEFAULT`],
-/// as Docker and containerd combine them: `ALL` in `add` gives every capability but those
-/// dropped; `ALL` in `drop` gives only those added; otherwise the default less `drop` plus
-/// `add`. Sorted, without duplicates.
+/// in containerd's order: `ALL` in `add` starts from every capability, then `ALL` in `drop`
+/// from none; then the named ones are added, then the named ones dropped (a drop beats an add
+/// of the same capability). Sorted, without duplicates.
 pub fn resolve(add: &[String], drop: &[String]) -> Result<Vec<u32>, UnknownCapability> {
     let parse_all = |names: &[String]| -> Result<Vec<Capability>, UnknownCapability> {
         names
@@ -98,21 +98,16 @@ pub fn resolve(add: &[String], drop: &[String]) -> Result<Vec<u32>, UnknownCapab
             })
             .collect()
     };
-    let (added, dropped) = (numbers(&add), numbers(&drop));
-    let mut set: Vec<u32> = if add.contains(&Capability::All) {
-        (0..CAPABILITIES.len() as u32)
-            .filter(|c| !dropped.contains(c))
-            .collect()
-    } else if drop.contains(&Capability::All) {
-        added
-    } else {
-        DEFAULT
-            .iter()
-            .copied()
-            .filter(|c| !dropped.contains(c))
-            .chain(added)
-            .collect()
-    };
+    let mut set: Vec<u32> = DEFAULT.to_vec();
+    if add.contains(&Capability::All) {
+        set = (0..CAPABILITIES.len() as u32).collect();
+    }
+    if drop.contains(&Capability::All) {
+        set.clear();
+    }
+    set.extend(numbers(&add));
+    let dropped = numbers(&drop);
+    set.retain(|c| !dropped.contains(c));
     set.sort_unstable();
     set.dedup();
     Ok(set)
@@ -138,7 +133,7 @@ mod tests {
     }
 
     #[test]
-    fn add_and_drop_combine_as_docker_does() {
+    fn add_and_drop_combine_as_containerd_does() {
         assert_eq!(resolve(&[], &[]), Ok(DEFAULT.to_vec()));
         assert_eq!(
             resolve(&names(&["NET_RAW"]), &names(&["ALL"])),
@@ -151,6 +146,16 @@ mod tests {
         let all = resolve(&names(&["ALL"]), &names(&["SYS_ADMIN"])).expect("ok");
         assert_eq!(all.len(), CAPABILITIES.len() - 1);
         assert!(!all.contains(&21));
+        assert_eq!(
+            resolve(&names(&["ALL"]), &names(&["ALL"])),
+            Ok(vec![]),
+            "ALL is added, then ALL dropped"
+        );
+        assert_eq!(
+            resolve(&names(&["NET_RAW", "SYS_TIME"]), &names(&["NET_RAW"])),
+            Ok(vec![0, 1, 3, 4, 5, 6, 7, 8, 10, 18, 25, 27, 29, 31]),
+            "a drop beats an add of the same capability"
+        );
         assert_eq!(
             resolve(&names(&["NET_FOO"]), &[]),
             Err(UnknownCapability("NET_FOO".into()))

@@ -30,6 +30,7 @@ pub struct SocketHandle {
 }
 
 impl Socket {
+    /// Wraps an accepted `stream`; the handle tells when the socket is dropped and closes it.
     pub fn new(stream: TcpStream) -> (Socket, SocketHandle) {
         let close = CancellationToken::new();
         let (open, dropped) = oneshot::channel();

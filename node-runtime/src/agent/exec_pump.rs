@@ -9,6 +9,7 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use skiff_api::remotecommand::{self, Channel};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::runtime::{ExecSession, TerminalSize};
 
@@ -45,14 +46,17 @@ where
         mut exit,
     } = session;
     let (chunks_tx, mut chunks) = mpsc::channel(16);
-    tokio::spawn(read_output(
+    // The readers end with the pump (dropping the set aborts them), even while a process the
+    // command left in the background holds its output open.
+    let mut readers = JoinSet::new();
+    readers.spawn(read_output(
         stdout,
         outputs.stdout.then_some(Channel::Stdout),
         chunks_tx.clone(),
     ));
     if let Some(stderr) = stderr {
         let channel = outputs.stderr.then_some(Channel::Stderr);
-        tokio::spawn(read_output(stderr, channel, chunks_tx.clone()));
+        readers.spawn(read_output(stderr, channel, chunks_tx.clone()));
     }
     drop(chunks_tx);
     let input = feed(incoming, stdin, resize);

@@ -49,14 +49,20 @@ pub fn validate_container(context: &SecurityContext, field: &str, errors: &mut E
     if let Some(profile) = context.seccomp_profile.as_ref() {
         validate_seccomp(profile, &format!("{field}.seccompProfile"), errors);
     }
-    if let Some(mount) = context.proc_mount.as_deref() {
-        if !matches!(mount, "Default" | "Unmasked") {
-            errors.push(
-                format!("{field}.procMount"),
-                FieldErrorReason::NotSupported,
-                format!("{mount:?}: supported values: \"Default\", \"Unmasked\""),
-            );
-        }
+    match context.proc_mount.as_deref() {
+        None | Some("Default") => {}
+        // Kubernetes allows an unmasked /proc only in a user namespace (`hostUsers: false`),
+        // which Skiff does not run: without one it is a way out to the host.
+        Some("Unmasked") => errors.invalid(
+            format!("{field}.procMount"),
+            "Unmasked",
+            "`hostUsers` must be false to use `Unmasked`, and Skiff runs no user namespaces",
+        ),
+        Some(mount) => errors.push(
+            format!("{field}.procMount"),
+            FieldErrorReason::NotSupported,
+            format!("{mount:?}: supported values: \"Default\", \"Unmasked\""),
+        ),
     }
 }
 
@@ -117,7 +123,7 @@ mod tests {
             "capabilities": {"add": ["NET_ADMIN", "CAP_SYS_TIME", "net_raw"], "drop": ["ALL"]},
             "allowPrivilegeEscalation": false,
             "seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/audit.json"},
-            "procMount": "Unmasked"
+            "procMount": "Default"
         });
         let pod = json!({"seccompProfile": {"type": "RuntimeDefault"}});
         assert_eq!(errors(context, pod), Vec::<String>::new());
@@ -161,6 +167,17 @@ mod tests {
                 )]
             );
         }
+    }
+
+    #[test]
+    fn an_unmasked_proc_needs_a_user_namespace() {
+        assert_eq!(
+            errors(json!({"procMount": "Unmasked"}), json!({})),
+            [
+                "spec.containers[0].securityContext.procMount: Invalid value: \"Unmasked\": \
+              `hostUsers` must be false to use `Unmasked`, and Skiff runs no user namespaces"
+            ]
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use nix::sys::termios::{self, SetArg, Termios};
 use skiff_api::remotecommand::TerminalSize;
+use skiff_api::resources;
 use skiff_client::{ExecEvent, ExecParams, ExecStream};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
@@ -16,8 +17,13 @@ use tokio::sync::mpsc;
 use super::client;
 use crate::cli::ClientOpts;
 
+/// The pod annotation naming the container kubectl exec and logs use by default.
+const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
+
+/// `skiff exec POD [-c CONTAINER] [-i] [-t] -- CMD...`.
 #[derive(Args, Debug)]
 pub struct ExecArgs {
+    /// The pod to run the command in.
     pub pod: String,
     /// The container (default: the pod's only one, or its default-container annotation's).
     #[arg(short = 'c', long)]
@@ -45,20 +51,24 @@ impl std::fmt::Display for RemoteExit {
 
 impl std::error::Error for RemoteExit {}
 
+/// Runs the command in the container; a non-zero exit code comes back as [`RemoteExit`].
 pub async fn run(args: ExecArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     let terminal = args.tty && args.stdin && std::io::stdin().is_terminal();
     if args.tty && args.stdin && !terminal {
         eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
     }
+    let client = client(opts)?;
+    let container = match args.container {
+        Some(container) => Some(container),
+        None => default_container(&client, &opts.namespace, &args.pod).await?,
+    };
     let params = ExecParams {
-        container: args.container,
+        container,
         command: args.command,
         stdin: args.stdin,
         tty: terminal,
     };
-    let mut stream = client(opts)?
-        .exec(&opts.namespace, &args.pod, &params)
-        .await?;
+    let mut stream = client.exec(&opts.namespace, &args.pod, &params).await?;
     // Restored when dropped, on every way out of here.
     let raw = terminal.then(RawMode::enable).transpose()?;
     let code = attach(&mut stream, args.stdin, terminal).await;
@@ -67,6 +77,49 @@ pub async fn run(args: ExecArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         0 => Ok(()),
         code => Err(RemoteExit(code).into()),
     }
+}
+
+/// The container kubectl picks when none is named: none when the pod has one container or
+/// names its default in the `kubectl.kubernetes.io/default-container` annotation (the server
+/// picks it then), else the first, with kubectl's note on stderr.
+async fn default_container(
+    client: &skiff_client::Client,
+    namespace: &str,
+    pod: &str,
+) -> anyhow::Result<Option<String>> {
+    let pod = client
+        .get(
+            resources::by_name("pods").expect("pods are served"),
+            Some(namespace),
+            pod,
+        )
+        .await?;
+    if pod["metadata"]["annotations"][DEFAULT_CONTAINER].is_string() {
+        return Ok(None);
+    }
+    let names = |list: &str| -> Vec<String> {
+        pod["spec"][list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let containers = names("containers");
+    let [first, _, ..] = containers.as_slice() else {
+        return Ok(None);
+    };
+    let all: Vec<String> = containers
+        .iter()
+        .cloned()
+        .chain(
+            names("initContainers")
+                .into_iter()
+                .map(|n| format!("{n} (init)")),
+        )
+        .collect();
+    eprintln!("Defaulted container {first:?} out of: {}", all.join(", "));
+    Ok(Some(first.clone()))
 }
 
 /// Passes our streams to the command and its output to ours until it exits; its exit code.

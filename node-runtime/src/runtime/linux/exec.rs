@@ -21,6 +21,10 @@ use crate::runtime::{
     ContainerId, ContainerState, ExecRequest, ExecSession, RuntimeError, TerminalSize,
 };
 
+/// The device number of a devpts instance's `ptmx` node (5, 2).
+const PTMX_MAJOR: u32 = 5;
+const PTMX_MINOR: u32 = 2;
+
 /// The terminal size until the caller sends one.
 const DEFAULT_SIZE: TerminalSize = TerminalSize {
     width: 80,
@@ -88,19 +92,28 @@ fn on_pipes(mut command: Command, stdin: bool) -> io::Result<ExecSession> {
 }
 
 /// A pseudo-terminal (master, slave) of the devpts instance mounted in the container whose
-/// first process is `pid`: its `/dev/ptmx` opened through `/proc/<pid>/root`, the slave taken
-/// from the master (`TIOCGPTPEER`), never by a path the container could change.
+/// first process is `pid`: the instance's own `ptmx` node opened through `/proc/<pid>/root`
+/// (`/dev` and `/dev/pts` are mount points the container cannot swap, the last component is
+/// not followed if it is a link, and the node must be the ptmx device), the slave taken from
+/// the master (`TIOCGPTPEER`), never by a path the container could change.
 fn container_pty(pid: i32) -> io::Result<(OwnedFd, OwnedFd)> {
-    let ptmx = format!("/proc/{pid}/root/dev/ptmx");
+    let ptmx = format!("/proc/{pid}/root/dev/pts/ptmx");
     let path = CString::new(Path::new(&ptmx).as_os_str().as_bytes())?;
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
     // SAFETY: a NUL-terminated path; the descriptor returned is owned from here on.
-    let master = unsafe { libc::open(path.as_ptr(), flags) };
+    let master = unsafe { libc::open(path.as_ptr(), flags | libc::O_NOFOLLOW) };
     if master < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `master` was just opened and is not owned elsewhere.
     let master = unsafe { OwnedFd::from_raw_fd(master) };
+    let stat = nix::sys::stat::fstat(master.as_raw_fd())?;
+    let is_ptmx = stat.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && libc::major(stat.st_rdev) == PTMX_MAJOR
+        && libc::minor(stat.st_rdev) == PTMX_MINOR;
+    if !is_ptmx {
+        return Err(io::Error::other(format!("{ptmx} is not a ptmx device")));
+    }
     // SAFETY: unlockpt and TIOCGPTPEER act on the master descriptor only.
     let slave = unsafe {
         if libc::unlockpt(master.as_raw_fd()) < 0 {
