@@ -4,6 +4,8 @@
 //! upgrades the client's connection and passes messages both ways, so that what the agent
 //! refuses (a Wasm container) reaches the client as an ordinary error.
 
+use std::time::Duration;
+
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
@@ -17,7 +19,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
 use super::path::ApiPath;
 use super::pod_container::{self, PickError};
@@ -127,6 +129,10 @@ async fn resolve(
     Ok((node.to_string(), path))
 }
 
+/// How long the agent may take to accept the exec's WebSocket (a node that drops packets
+/// would otherwise hold the client for the kernel's connect retries).
+const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens the WebSocket to `node`'s exec endpoint; the agent's refusal becomes the answer.
 async fn connect(state: &AppState, node: &str, path: &str) -> Result<AgentSocket, ApiError> {
     let endpoint = node_proxy::agent_endpoint(state, node).await?;
@@ -139,7 +145,13 @@ async fn connect(state: &AppState, node: &str, path: &str) -> Result<AgentSocket
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(remotecommand::PROTOCOL),
     );
-    match tokio_tungstenite::connect_async(request).await {
+    let connecting = tokio::time::timeout(AGENT_CONNECT_TIMEOUT, connect_async(request));
+    let Ok(connected) = connecting.await else {
+        return Err(ApiError::Unavailable(format!(
+            "node {node} did not answer within {AGENT_CONNECT_TIMEOUT:?}"
+        )));
+    };
+    match connected {
         Ok((socket, _)) => Ok(socket),
         Err(tungstenite::Error::Http(response)) => {
             let message = response
