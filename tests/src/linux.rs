@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use skiff_node_runtime::runtime::linux::{LinuxConfig, ShimCommand};
 use skiff_test_support::busybox::Teardown;
 use skiff_test_support::oci_image::TestImage;
 
@@ -19,17 +18,6 @@ pub fn push_busybox(registry: &Registry) -> anyhow::Result<String> {
     let image = TestImage::busybox(false)?;
     registry.push_image("test/busybox", "1", &image.blobs(), &image.manifest())?;
     Ok(format!("{}/test/busybox:1", registry.host()))
-}
-
-/// Ends the Linux runtime's shims under the agent data dir `data` (their containers,
-/// cgroups and mounts) when dropped: shims are their own sessions and outlive a failed test.
-/// Declare it before the agent, so that it is dropped after it.
-pub fn teardown_of(data: &Path) -> Teardown {
-    let shim = ShimCommand {
-        program: Skiff::locate(),
-        args: vec!["container-shim".into()],
-    };
-    Teardown(LinuxConfig::new(data.join("linux"), shim))
 }
 
 /// The records of the Linux runtime's containers under the agent data dir `data`, read as JSON:
@@ -118,7 +106,10 @@ impl LinuxCluster {
         let token = server.join_token()?;
         let data: Vec<PathBuf> = nodes.iter().map(|(n, _)| tmp.path().join(n)).collect();
         // Declared before the agents: on an error below, they are dropped after them.
-        let teardowns: Vec<Teardown> = data.iter().map(|d| teardown_of(d)).collect();
+        let teardowns: Vec<Teardown> = data
+            .iter()
+            .map(|d| Teardown::of_agent(d, Skiff::locate()))
+            .collect();
         let mut agents = Vec::new();
         for ((name, extra), dir) in nodes.iter().zip(&data) {
             agents.push(start_agent(&server.url(), &token, name, dir, extra)?);

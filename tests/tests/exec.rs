@@ -10,9 +10,8 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use skiff_e2e::{kubectl_output, start_agent, wait_until, DevServer, Registry, Skiff};
-use skiff_test_support::busybox::Teardown;
-use skiff_test_support::oci_image::TestImage;
+use skiff_e2e::linux::LinuxCluster;
+use skiff_e2e::{kubectl_output, wait_until, Skiff};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -55,27 +54,12 @@ fn exec_streams_commands_in_linux_containers_and_refuses_wasm_ones() -> anyhow::
         "{} is missing: build the guests first with scripts/build-guests.sh",
         guest.display()
     );
-    let tmp = tempfile::tempdir()?;
-    let registry = Registry::start(tmp.path())?;
-    let image = TestImage::busybox(false)?;
-    registry.push_image("test/busybox", "1", &image.blobs(), &image.manifest())?;
-    let busybox = format!("{}/test/busybox:1", registry.host());
-
-    let server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
-    let token = server.join_token()?;
-    let data = tmp.path().join("node");
-    let _teardown = Teardown::of_agent(&data, Skiff::locate());
-    let mut agent = start_agent(
-        &server.url(),
-        &token,
-        "node",
-        &data,
-        &["--runtimes", "wasm,linux"],
-    )?;
+    let mut cluster = LinuxCluster::start(&[("node", &["--runtimes", "wasm,linux"])])?;
+    let (server, tmp) = (&cluster.server, &cluster.tmp);
     let cli = server.cli();
-    cli.apply_yaml(&pods(&busybox, &guest.display().to_string()))?;
+    cli.apply_yaml(&pods(&cluster.busybox, &guest.display().to_string()))?;
     wait_until("both pods Running", WAIT, || {
-        agent.check_running()?;
+        cluster.agents[0].check_running()?;
         all_running(&cli)
     })?;
 
@@ -176,7 +160,7 @@ fn exec_streams_commands_in_linux_containers_and_refuses_wasm_ones() -> anyhow::
     assert!(refused.contains("WebSocket"), "{refused}");
     let stdin = kubectl_stdin(&server.url(), &cache, "hello kubectl")?;
     assert_eq!(stdin.trim(), "13", "kubectl exec -i");
-    agent.check_running()?;
+    cluster.agents[0].check_running()?;
     Ok(())
 }
 

@@ -12,11 +12,12 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use skiff_e2e::linux::{alive, push_busybox, started, teardown_of};
+use skiff_e2e::linux::{alive, push_busybox, started};
 use skiff_e2e::{
     start_agent, start_agent_on, start_server_on, wait_until, wasip2_guests, DevServer, Network,
     Registry, Skiff,
 };
+use skiff_test_support::busybox::Teardown;
 
 const WAIT: Duration = Duration::from_secs(90);
 const SERVER: usize = 0;
@@ -69,7 +70,7 @@ fn busybox_deployment_runs_logs_survives_an_agent_restart_and_stops() -> anyhow:
     let server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
     let token = server.join_token()?;
     let data = tmp.path().join("node");
-    let _teardown = teardown_of(&data);
+    let _teardown = Teardown::of_agent(&data, Skiff::locate());
     let mut agent = start_agent(
         &server.url(),
         &token,
@@ -217,7 +218,7 @@ fn a_busybox_pod_reaches_a_wasm_pod_through_a_service_by_name() -> anyhow::Resul
     let mut agents = Vec::new();
     for (host, node) in [(HOST_A, "a"), (HOST_B, "b")] {
         let dir = tmp.path().join(node);
-        teardowns.push(teardown_of(&dir));
+        teardowns.push(Teardown::of_agent(&dir, Skiff::locate()));
         agents.push(start_agent_on(
             &network,
             host,

@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use skiff_api::remotecommand::{self, Channel, TerminalSize};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -92,18 +91,7 @@ impl Client {
                     .map(String::from_utf8_lossy)
                     .unwrap_or_default()
                     .to_string();
-                let status = serde_json::from_str::<Status>(&text)
-                    .ok()
-                    .filter(|s| s.message.is_some())
-                    .unwrap_or_else(|| Status {
-                        code: Some(i32::from(code.as_u16())),
-                        message: Some(format!("{code}: {}", text.trim())),
-                        status: Some("Failure".into()),
-                        ..Default::default()
-                    });
-                Err(ClientError::Api {
-                    status: Box::new(status),
-                })
+                Err(crate::api_error(code.as_u16(), code, &text))
             }
             Err(source) => Err(failed(source)),
         }

@@ -212,18 +212,7 @@ impl Client {
             .text()
             .await
             .map_err(|source| ClientError::Transport { url, source })?;
-        let status = serde_json::from_str::<Status>(&text)
-            .ok()
-            .filter(|s| s.message.is_some())
-            .unwrap_or_else(|| Status {
-                code: Some(i32::from(code.as_u16())),
-                message: Some(format!("{code}: {}", text.trim())),
-                status: Some("Failure".into()),
-                ..Default::default()
-            });
-        Err(ClientError::Api {
-            status: Box::new(status),
-        })
+        Err(api_error(code.as_u16(), code, &text))
     }
 
     fn body(obj: &Value) -> Option<(&'static str, Vec<u8>)> {
@@ -450,6 +439,23 @@ impl Client {
         K: skiff_api::k8s_openapi::Resource + serde::de::DeserializeOwned + serde::Serialize,
     {
         Api::new(self.clone(), namespace)
+    }
+}
+
+/// The error of a refused request: the server's `Status` when the body is one, else a
+/// `Status` made of the HTTP code (`shown` as it prints) and the body's text.
+pub(crate) fn api_error(code: u16, shown: impl std::fmt::Display, text: &str) -> ClientError {
+    let status = serde_json::from_str::<Status>(text)
+        .ok()
+        .filter(|s| s.message.is_some())
+        .unwrap_or_else(|| Status {
+            code: Some(i32::from(code)),
+            message: Some(format!("{shown}: {}", text.trim())),
+            status: Some("Failure".into()),
+            ..Default::default()
+        });
+    ClientError::Api {
+        status: Box::new(status),
     }
 }
 
