@@ -4,6 +4,7 @@ mod bootstrap;
 pub mod controllers;
 pub mod error;
 mod http;
+pub mod identity;
 mod leadership;
 pub mod registry;
 pub mod runtime;

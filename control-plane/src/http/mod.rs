@@ -15,9 +15,10 @@ mod trace;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, delete, get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use tokio_util::sync::CancellationToken;
 
+use crate::identity::UserInfo;
 use crate::registry::Registry;
 
 /// What every handler can reach.
@@ -57,6 +58,8 @@ pub fn router(state: AppState) -> Router {
         .route("/skiff/v1/backup", get(cluster::backup))
         .route("/version", get(handlers::version))
         .route("/version/", get(handlers::version))
+        // Until the API serves HTTPS, every request is the plain listener's (an admin).
+        .layer(Extension(UserInfo::insecure()))
         .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))
         .layer(trace::layer())
         .with_state(state)
