@@ -26,6 +26,8 @@ use super::http::HttpState;
 /// How long accepting pauses after it failed (out of descriptors, say), so that a failure that
 /// lasts does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a connection accepted before the stop may take to start its first request.
+const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
 
 /// Makes the store one request's instance lives in (its WASI context, limits and deadlines).
 pub type StoreFactory = Box<dyn Fn() -> wasmtime::Result<Store<HttpState>> + Send + Sync>;
@@ -107,6 +109,8 @@ impl Handler {
 
 /// Serves `handler` on `listener` until `stop` is cancelled; then stops accepting and waits
 /// for the open connections to finish their requests in flight (idle ones close at once).
+/// Connections the kernel had already accepted when the stop came are served too: a node
+/// proxy that connected a moment before has sent its client's request on them.
 pub async fn serve(listener: TcpListener, handler: Arc<Handler>, stop: CancellationToken) {
     let mut connections = JoinSet::new();
     loop {
@@ -124,27 +128,56 @@ pub async fn serve(listener: TcpListener, handler: Arc<Handler>, stop: Cancellat
             },
         }
     }
-    drop(listener);
+    for stream in backlog(listener) {
+        connections.spawn(connection(stream, handler.clone(), stop.clone()));
+    }
     while connections.join_next().await.is_some() {}
 }
 
-/// One client's connection, closed gracefully once `stop` is cancelled.
+/// Closes `listener`, returning the connections the kernel had already accepted for it (asked
+/// of the socket itself: the runtime may not have seen them yet).
+fn backlog(listener: TcpListener) -> Vec<TcpStream> {
+    let Ok(listener) = listener.into_std() else {
+        return Vec::new();
+    };
+    let mut streams = Vec::new();
+    while let Ok((stream, _)) = listener.accept() {
+        let stream = stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream));
+        if let Ok(stream) = stream {
+            streams.push(stream);
+        }
+    }
+    streams
+}
+
+/// One client's connection, closed gracefully once `stop` is cancelled. A connection that has
+/// not yet started a request gets `FIRST_REQUEST_WAIT` for one to arrive, so that a request
+/// already on its way is answered rather than met by a closed connection.
 async fn connection(stream: TcpStream, handler: Arc<Handler>, stop: CancellationToken) {
+    let (started, mut first_request) = tokio::sync::watch::channel(false);
     let service = service_fn(move |request| {
         let handler = handler.clone();
+        started.send_replace(true);
         async move { Ok::<_, Infallible>(handler.respond(request).await) }
     });
     let conn = http1::Builder::new()
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
-    let finished = tokio::select! {
-        _ = conn.as_mut() => true,
-        () = stop.cancelled() => false,
-    };
-    if !finished {
-        conn.as_mut().graceful_shutdown();
-        // A client that goes away mid-request is the client's business, not the guest's.
-        let _ = conn.await;
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = stop.cancelled() => {}
     }
+    if !*first_request.borrow() {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = first_request.wait_for(|started| *started) => {}
+            () = tokio::time::sleep(FIRST_REQUEST_WAIT) => {}
+        }
+    }
+    conn.as_mut().graceful_shutdown();
+    // A client that goes away mid-request is the client's business, not the guest's.
+    let _ = conn.await;
 }

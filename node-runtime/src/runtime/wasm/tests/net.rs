@@ -222,6 +222,38 @@ async fn a_stopping_handler_finishes_the_requests_in_flight() {
     ));
 }
 
+/// A connection made before the stop whose request comes after it (a node proxy that picked
+/// this pod a moment before its endpoint went) is answered, not closed unanswered.
+#[tokio::test]
+async fn a_stopping_handler_answers_a_connection_made_before_the_stop() {
+    let f = fixture().await;
+    let (id, port) = f.start_http_echo("echo-3").await;
+    assert!(exchange_async(port, GET, None)
+        .await
+        .starts_with("HTTP/1.1 200"));
+    let early = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+    let answer = async {
+        // The stop has begun once the listener is gone.
+        let deadline = Instant::now() + LISTEN_DEADLINE;
+        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            assert!(Instant::now() < deadline, "the listener never closed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::task::spawn_blocking(move || {
+            skiff_test_support::exchange::exchange(early, GET, None, LISTEN_DEADLINE)
+        })
+        .await
+        .expect("client thread")
+    };
+    let (stopped, reply) = tokio::join!(
+        f.runtime.stop_container(&id, Duration::from_secs(10)),
+        answer
+    );
+    stopped.expect("stop");
+    let reply = reply.expect("the early connection is answered");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
 #[tokio::test]
 async fn a_wasi_http_handler_without_a_tcp_port_is_refused() {
     let f = fixture().await;
