@@ -67,3 +67,52 @@ pub async fn rotate_key(
         "secrets": done.unchanged,
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::UserInfo;
+
+    async fn state(dir: &std::path::Path) -> AppState {
+        AppState {
+            registry: crate::test_registry::registry(dir).await,
+            http: reqwest::Client::new(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_cluster_admins_rotate_and_a_server_without_its_own_config_adds_no_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(dir.path()).await;
+        let user = UserInfo::authenticated("alice", vec![]);
+        let refused = rotate_key(
+            State(state.clone()),
+            Extension(user),
+            Query(RotateParams::default()),
+        )
+        .await
+        .expect_err("not an admin");
+        assert!(matches!(refused, ApiError::Forbidden { .. }), "{refused:?}");
+        assert!(refused.to_string().contains("alice"), "{refused}");
+
+        let no_key = rotate_key(
+            State(state.clone()),
+            Extension(UserInfo::insecure()),
+            Query(RotateParams::default()),
+        )
+        .await
+        .expect_err("no config of its own");
+        assert!(matches!(no_key, ApiError::BadRequest(_)), "{no_key:?}");
+
+        let Json(done) = rotate_key(
+            State(state),
+            Extension(UserInfo::insecure()),
+            Query(RotateParams { rewrite_only: true }),
+        )
+        .await
+        .expect("rewrite only");
+        assert_eq!(done["rewritten"], 0);
+        assert!(done["key"].is_null());
+    }
+}
