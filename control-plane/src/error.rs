@@ -241,6 +241,13 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A value that does not seal or open is the server's failure (a 500 naming the key).
+impl From<crate::encryption::EncryptionError> for ApiError {
+    fn from(err: crate::encryption::EncryptionError) -> Self {
+        ApiError::Internal(err.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.code(), axum::Json(self.to_status())).into_response()

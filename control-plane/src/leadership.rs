@@ -7,6 +7,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::encryption::Encryption;
 use crate::registry::allocation::ServiceRanges;
 use crate::registry::Registry;
 use crate::runtime::events::EventRecorder;
@@ -18,6 +19,7 @@ use crate::{bootstrap, controllers, scheduler};
 pub fn spawn(
     store: Store,
     service_ranges: ServiceRanges,
+    encryption: Encryption,
     settings: controllers::Settings,
     shutdown: CancellationToken,
     bootstrapped: watch::Sender<bool>,
@@ -34,7 +36,9 @@ pub fn spawn(
             };
             tracing::info!(term, "leading: starting the controllers and the scheduler");
             let term_token = shutdown.child_token();
-            let registry = Registry::new(store.fenced(term)).with_service_ranges(service_ranges);
+            let registry = Registry::new(store.fenced(term))
+                .with_service_ranges(service_ranges)
+                .with_encryption(encryption.clone());
             match bootstrap::ensure_system_objects(&registry).await {
                 Ok(()) => {
                     bootstrapped.send_replace(true);

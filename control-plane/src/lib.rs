@@ -2,6 +2,7 @@
 
 mod bootstrap;
 pub mod controllers;
+pub mod encryption;
 pub mod error;
 mod http;
 pub mod identity;
@@ -74,6 +75,10 @@ pub struct ServerConfig {
     pub connections: ConnLimits,
     /// Where Services get their ClusterIPs and NodePorts.
     pub service_ranges: ServiceRanges,
+    /// `--encryption-provider-config`: which resources are encrypted at rest, with which
+    /// keys; without it, the data dir's `encryption-config.yaml` (made on a lone member's
+    /// first start: Secrets are encrypted by default).
+    pub encryption_provider_config: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -94,6 +99,7 @@ impl ServerConfig {
             pod_cidrs: PodCidrRange::default(),
             connections: ConnLimits::default(),
             service_ranges: ServiceRanges::default(),
+            encryption_provider_config: None,
         }
     }
 }
@@ -108,6 +114,8 @@ pub enum ServerError {
     },
     #[error("store: {0}")]
     Store(#[from] skiff_raft_store::StoreError),
+    #[error(transparent)]
+    Encryption(#[from] encryption::EncryptionError),
     #[error("the store did not elect itself and create the system namespaces within 10 s")]
     FirstTerm,
 }
@@ -130,6 +138,12 @@ impl Server {
                 addr: config.listen,
                 source,
             })?;
+        let lone = config.cluster.members.len() == 1 && config.join.is_none();
+        let encryption = encryption::setup(
+            &config.data_dir,
+            config.encryption_provider_config.as_deref(),
+            lone,
+        )?;
         let store = Store::open(StoreConfig {
             data_dir: config.data_dir.join(STORE_DIR),
             cluster: config.cluster.clone(),
@@ -140,13 +154,16 @@ impl Server {
             join: config.join.clone(),
         })
         .await?;
-        let registry = Registry::new(store.clone()).with_service_ranges(config.service_ranges);
+        let registry = Registry::new(store.clone())
+            .with_service_ranges(config.service_ranges)
+            .with_encryption(encryption.clone());
 
         let shutdown = CancellationToken::new();
         let (bootstrapped, mut first_term) = watch::channel(false);
         let leading = leadership::spawn(
             store.clone(),
             config.service_ranges,
+            encryption,
             controllers::Settings {
                 node_grace: config.node_grace,
                 pod_cidrs: config.pod_cidrs,

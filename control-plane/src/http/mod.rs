@@ -10,6 +10,7 @@ mod node_proxy;
 mod path;
 mod pod_container;
 mod query;
+mod secrets;
 mod table;
 mod trace;
 
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
             delete(cluster::remove_member),
         )
         .route("/skiff/v1/backup", get(cluster::backup))
+        .route("/skiff/v1/secrets/rotate-key", post(secrets::rotate_key))
         .route("/version", get(handlers::version))
         .route("/version/", get(handlers::version))
         // Until the API serves HTTPS, every request is the plain listener's (an admin).

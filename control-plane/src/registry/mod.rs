@@ -7,11 +7,14 @@ pub mod allocation;
 mod codec;
 mod delete_collection;
 mod dry_run;
+#[cfg(test)]
+mod encryption_tests;
 pub mod eviction;
 mod node_watch;
 pub mod object;
 mod pagination;
 mod patch;
+mod rewrite;
 mod runtime_class;
 mod scale;
 mod storage_class;
@@ -26,9 +29,11 @@ use serde_json::Value;
 use skiff_api::resources::{self, ResourceKind};
 use skiff_raft_store::{Compare, KeyValue, Op, OpResult, Store, Txn};
 
-use self::codec::{decode, encode, strip_version};
+use self::codec::{decode, strip_version};
+use crate::encryption::Encryption;
 use crate::error::ApiError;
 pub use pagination::Page;
+pub use rewrite::Rewritten;
 pub use scale::has_scale_subresource;
 pub use watch::{ListOptions, WatchEvent, WatchEventType, WatchStream};
 
@@ -64,17 +69,43 @@ pub struct Registry {
     dry_run: bool,
     /// Where Services get their ClusterIPs and NodePorts.
     service_ranges: allocation::ServiceRanges,
+    /// Seals and opens the values of the resources encrypted at rest.
+    encryption: Encryption,
 }
 
 impl Registry {
     pub fn new(store: Store) -> Self {
         let pod_prefix = pods().store_prefix(None);
         Registry {
-            node_watches: node_watch::NodeWatchHub::new(store.clone(), pod_prefix),
+            node_watches: node_watch::NodeWatchHub::new(
+                store.clone(),
+                pod_prefix,
+                Encryption::identity(),
+            ),
             store,
             dry_run: false,
             service_ranges: allocation::ServiceRanges::default(),
+            encryption: Encryption::identity(),
         }
+    }
+
+    /// This registry with values sealed and opened by `encryption` (its node watch hub too).
+    pub fn with_encryption(self, encryption: Encryption) -> Self {
+        let pod_prefix = pods().store_prefix(None);
+        Registry {
+            node_watches: node_watch::NodeWatchHub::new(
+                self.store.clone(),
+                pod_prefix,
+                encryption.clone(),
+            ),
+            encryption,
+            ..self
+        }
+    }
+
+    /// How this registry's values are encrypted at rest.
+    pub fn encryption(&self) -> &Encryption {
+        &self.encryption
     }
 
     /// This registry with Services drawing from `ranges` instead of the defaults.
@@ -123,10 +154,12 @@ impl Registry {
         name: &str,
     ) -> Result<KeyValue, ApiError> {
         let key = kind.store_key(scope(kind, namespace), name);
-        self.store
+        let kv = self
+            .store
             .get(key.as_bytes())
             .await?
-            .ok_or_else(|| ApiError::not_found(kind, name))
+            .ok_or_else(|| ApiError::not_found(kind, name))?;
+        Ok(self.encryption.open_kv(kv)?)
     }
 
     /// Lists objects of `kind` (all namespaces when `namespace` is `None`) and the revision read at.
@@ -332,11 +365,10 @@ impl Registry {
             return self.watch_node(&node, prefix, initial, start, options);
         }
         let live = self.store.watch(prefix.as_bytes(), start)?;
-        Ok(watch::stream(
-            initial,
-            watch::receiver_stream(live.events),
-            options,
-        ))
+        let encryption = self.encryption.clone();
+        let events = watch::receiver_stream(live.events)
+            .filter_map(move |e| std::future::ready(encryption.open_event(e)));
+        Ok(watch::stream(initial, events, options))
     }
 
     /// A watch of one node's pods from `start`: history up to the shared hub's revision,
@@ -373,10 +405,11 @@ impl Registry {
         expected: u64,
         obj: &Value,
     ) -> Result<Option<KeyValue>, ApiError> {
-        let value = encode(obj)?;
+        let plain = codec::encode(obj)?;
         if self.dry_run {
-            return self.check_put(key, expected, value).await;
+            return self.check_put(key, expected, plain).await;
         }
+        let value = self.encryption.seal(key.as_bytes(), plain.clone())?;
         let response = self
             .store
             .txn(Txn {
@@ -395,7 +428,11 @@ impl Registry {
             return Ok(None);
         }
         match response.results.into_iter().next() {
-            Some(OpResult::Put { kv, .. }) => Ok(Some(kv)),
+            // Answered in clear: what was written is what the caller asked for.
+            Some(OpResult::Put { mut kv, .. }) => {
+                kv.value = plain;
+                Ok(Some(kv))
+            }
             other => Err(ApiError::Internal(format!(
                 "store answered a put with {other:?}"
             ))),

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use skiff_raft_store::{Store, StoreError, WatchEvent};
 use tokio::sync::mpsc;
 
+use crate::encryption::Encryption;
+
 /// Events buffered per subscriber before a slow one is dropped (its client re-watches).
 const SUBSCRIBER_BUFFER: usize = 1024;
 /// Pause before re-opening the shared store watch after it ended.
@@ -22,6 +24,8 @@ pub struct NodeWatchHub {
     store: Store,
     prefix: Arc<Vec<u8>>,
     inner: Arc<Mutex<Hub>>,
+    /// Opens pods' values, should they be encrypted at rest.
+    encryption: Encryption,
 }
 
 #[derive(Default)]
@@ -40,11 +44,12 @@ pub struct Subscription {
 
 impl NodeWatchHub {
     /// A hub for the pods under `prefix`; its store watch starts with the first subscriber.
-    pub fn new(store: Store, prefix: String) -> Self {
+    pub fn new(store: Store, prefix: String, encryption: Encryption) -> Self {
         NodeWatchHub {
             store,
             prefix: Arc::new(prefix.into_bytes()),
             inner: Arc::new(Mutex::new(Hub::default())),
+            encryption,
         }
     }
 
@@ -69,9 +74,12 @@ impl NodeWatchHub {
 
     /// The node's events in `from..=to` from the store's history.
     pub fn history(&self, node: &str, from: u64, to: u64) -> Result<Vec<WatchEvent>, StoreError> {
-        let mut events = self.store.history(&self.prefix, from, to)?;
-        events.retain(|e| nodes_of(e).contains(&Some(node)));
-        Ok(events)
+        let events = self.store.history(&self.prefix, from, to)?;
+        Ok(events
+            .into_iter()
+            .filter_map(|e| self.encryption.open_event(e))
+            .filter(|e| nodes_of(e).contains(&Some(node)))
+            .collect())
     }
 
     /// Follows the store and hands each event to the subscribers of its old and new node.
@@ -96,13 +104,17 @@ impl NodeWatchHub {
                 }
             };
             while let Some(event) = watch.events.recv().await {
+                let revision = event.revision();
+                let Some(event) = self.encryption.open_event(event) else {
+                    self.inner.lock().expect("node watch hub").revision = revision;
+                    continue;
+                };
                 let mut targets: Vec<String> = nodes_of(&event)
                     .into_iter()
                     .flatten()
                     .map(str::to_string)
                     .collect();
                 targets.dedup();
-                let revision = event.revision();
                 let event = Arc::new(event);
                 let mut hub = self.inner.lock().expect("node watch hub");
                 for node in targets {

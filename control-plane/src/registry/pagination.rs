@@ -84,6 +84,10 @@ impl Registry {
                 (kvs, token.rv, Some(format!("{prefix}{}", token.start)))
             }
         };
+        let kvs = kvs
+            .into_iter()
+            .map(|kv| self.encryption.open_kv(kv))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut rest = kvs.iter().filter(|kv| {
             after
                 .as_ref()

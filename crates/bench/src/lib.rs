@@ -20,6 +20,7 @@ mod probe;
 mod pull;
 mod registry;
 mod rollout;
+mod secrets;
 mod server;
 mod store;
 mod wasmtime_cli;
@@ -41,6 +42,7 @@ pub use nodes::BenchNodesArgs;
 pub use pull::BenchPullArgs;
 pub use registry::BenchRegistryArgs;
 pub use rollout::BenchRolloutArgs;
+pub use secrets::BenchSecretsArgs;
 pub use store::BenchStoreArgs;
 
 /// The benchmarks.
@@ -59,6 +61,9 @@ pub enum BenchCommand {
     /// Control-plane write throughput and latency (1 and 3 servers), leader failover, and a
     /// follower's catch-up, with `skiff server` child processes.
     Store(BenchStoreArgs),
+    /// Secret create/get throughput and latency with `identity` and with `aesgcm` encryption
+    /// at rest, on `skiff server` child processes.
+    Secrets(BenchSecretsArgs),
     /// A guest floods its log on a `skiff server --dev` child process: the node's memory and
     /// log disk use before, during and after, and API and `logs --tail 1` latencies.
     Logs(BenchLogsArgs),
@@ -90,6 +95,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Nodes(args) => nodes::nodes(args).await,
         BenchCommand::NodeLoss(args) => node_loss::node_loss(args).await,
         BenchCommand::Store(args) => store::store(args).await,
+        BenchCommand::Secrets(args) => secrets::secrets(args).await,
         BenchCommand::Logs(args) => logs::logs(args).await,
         BenchCommand::Connections(args) => connections::connections(args).await,
         BenchCommand::Rollout(args) => rollout::rollout(args).await,

@@ -12,8 +12,8 @@ use crate::commands::{
     agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, cluster::ClusterCommand,
     create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs, drain::DrainArgs,
     exec::ExecArgs, expose::ExposeArgs, get::GetArgs, image::ImageCommand, logs::LogsArgs,
-    node::NodeArgs, rollout::RolloutCommand, scale::ScaleArgs, server::ServerArgs,
-    token::TokenCommand, wait::WaitArgs,
+    node::NodeArgs, rollout::RolloutCommand, scale::ScaleArgs, secrets::SecretsCommand,
+    server::ServerArgs, token::TokenCommand, wait::WaitArgs,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -84,6 +84,9 @@ pub enum Command {
     /// Back up a running cluster's store, or seed a new cluster from a backup.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Secrets at rest: `skiff secrets rotate-key` encrypts every Secret under a new key.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Join tokens for agents: `skiff token create`, `skiff token list`.
     #[command(subcommand)]
     Token(TokenCommand),

@@ -278,6 +278,13 @@ impl Client {
         Ok(bytes.to_vec())
     }
 
+    /// `skiff secrets rotate-key`: a new encryption key for Secrets (unless `rewrite_only`),
+    /// then every Secret rewritten under the writing key; the server's account of it.
+    pub async fn rotate_secrets_key(&self, rewrite_only: bool) -> Result<Value, ClientError> {
+        let path = format!("/skiff/v1/secrets/rotate-key?rewriteOnly={rewrite_only}");
+        self.json(Method::POST, &path, None).await
+    }
+
     /// A `*List` of objects (all namespaces when `namespace` is `None`).
     pub async fn list(
         &self,

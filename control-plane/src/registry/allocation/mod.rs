@@ -182,10 +182,11 @@ impl Registry {
             key: key.as_bytes().to_vec(),
             revision: expected,
         }];
-        let mut success = vec![match service {
-            Some(service) => Op::Put {
+        let plain = service.map(encode).transpose()?;
+        let mut success = vec![match &plain {
+            Some(plain) => Op::Put {
                 key: key.as_bytes().to_vec(),
-                value: encode(service)?,
+                value: self.encryption.seal(key.as_bytes(), plain.clone())?,
             },
             None => Op::Delete {
                 key: key.as_bytes().to_vec(),
@@ -227,6 +228,13 @@ impl Registry {
             })
             .await?;
         if response.succeeded {
+            let mut response = response;
+            // Answered in clear: what was written is what the caller asked for.
+            if let (Some(plain), Some(OpResult::Put { kv, .. })) =
+                (plain, response.results.first_mut())
+            {
+                kv.value = plain;
+            }
             return Ok(Outcome::Written(response));
         }
         let service_now = response.compared.first().cloned().flatten();

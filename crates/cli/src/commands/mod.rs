@@ -22,6 +22,7 @@ mod node_resources;
 mod node_runtimes;
 pub mod rollout;
 pub mod scale;
+pub mod secrets;
 pub mod server;
 pub mod token;
 pub mod wait;
@@ -53,6 +54,7 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Drain(args) => drain::drain(args, opts).await,
         Command::Cluster(command) => cluster::run(command, opts).await,
         Command::Backup(command) => backup::run(command, opts).await,
+        Command::Secrets(command) => secrets::run(command, opts).await,
         Command::Token(command) => token::run(command, opts).await,
         Command::Image(command) => image::run(command, opts).await,
         Command::Bench(command) => skiff_bench::run(command).await,

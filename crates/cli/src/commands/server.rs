@@ -73,6 +73,12 @@ pub struct ServerArgs {
     /// Dev mode: the agent's kubelet (logs) endpoint.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub kubelet_listen: SocketAddr,
+    /// Kubernetes' EncryptionConfiguration (apiserver.config.k8s.io/v1: `aesgcm` and
+    /// `identity` providers) naming the resources encrypted at rest; give every member the
+    /// same file. Without it: DATA_DIR/encryption-config.yaml, which a server started alone
+    /// makes on its first start (Secrets encrypted with a new key).
+    #[arg(long)]
+    pub encryption_provider_config: Option<PathBuf>,
     #[command(flatten)]
     pub node: NodeArgs,
     #[command(flatten)]
@@ -136,6 +142,7 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         skiff_control_plane::PodCidrRange::new(&args.cluster_cidr, args.node_cidr_mask_size)
             .context("--cluster-cidr and --node-cidr-mask-size")?;
     config.log_retain = args.log_retain.max(1);
+    config.encryption_provider_config = args.encryption_provider_config.clone();
     config.service_ranges = ServiceRanges {
         cluster_ips: args.service_cluster_ip_range,
         node_ports: args.service_node_port_range,
