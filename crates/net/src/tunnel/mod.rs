@@ -25,5 +25,13 @@ const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a ping may go unanswered before the tunnel is closed.
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Each stream's flow-control window: what one request may have in flight unread.
+const STREAM_WINDOW: u32 = 1 << 20;
+/// Streams open at once on one tunnel (the agent's limit, which the server's side obeys).
+const MAX_STREAMS: u32 = 200;
+/// The connection's window: room for every stream's window at once, so that streams whose
+/// reader stalls (a slow `logs -f` client) never hold up the others.
+const CONNECTION_WINDOW: u32 = STREAM_WINDOW * (MAX_STREAMS + 1);
+
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use hyper::client::conn::http2;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT};
+use super::{CONNECTION_WINDOW, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT, STREAM_WINDOW};
 
 /// Why a request through a tunnel failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,8 @@ impl Tunnels {
             .keep_alive_interval(KEEP_ALIVE_INTERVAL)
             .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
             .keep_alive_while_idle(true)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
             .handshake(io)
             .await
             .map_err(|source| TunnelError::Handshake {

@@ -12,7 +12,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::{KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT};
+use super::{
+    CONNECTION_WINDOW, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT, MAX_STREAMS, STREAM_WINDOW,
+};
 
 /// Serves `app` to the server at the other end of `io` (an upgraded tunnel connection) until
 /// either side closes it or `shutdown` is cancelled, then lets requests in flight finish.
@@ -30,6 +32,9 @@ where
     builder
         .timer(TokioTimer::new())
         .enable_connect_protocol()
+        .max_concurrent_streams(MAX_STREAMS)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .keep_alive_interval(KEEP_ALIVE_INTERVAL)
         .keep_alive_timeout(KEEP_ALIVE_TIMEOUT);
     let mut connection = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));

@@ -41,6 +41,7 @@ fn agent_app(name: &'static str) -> Router {
                 Body::from_stream(lines)
             }),
         )
+        .route("/big", get(|| async { vec![b'x'; 8 << 20] }))
         .route(
             "/ws",
             any(|ws: WebSocketUpgrade| async move {
@@ -142,6 +143,26 @@ async fn a_stream_arrives_while_it_is_written() {
     assert_eq!(seen, "line 0\nline 1\nline 2\n");
     // Another request is served while that stream stays open.
     assert_eq!(text(&tunnel, "/echo/7").await, "7");
+}
+
+#[tokio::test]
+async fn streams_left_unread_do_not_hold_up_the_others() {
+    let tunnels = Tunnels::new();
+    let _agent = connect(&tunnels, "n1", agent_app("a")).await;
+    let tunnel = tunnel(&tunnels, "n1").await;
+    // Eight answers of 8 MiB each, none read: more than HTTP/2's default connection window.
+    let mut unread = Vec::new();
+    for _ in 0..8 {
+        unread.push(tunnel.send(get_request("/big")).await.expect("sent"));
+    }
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    let answered = tokio::time::timeout(Duration::from_secs(10), text(&tunnel, "/echo/1")).await;
+    assert_eq!(answered.expect("answered while others stall"), "1");
+    // Each stalled stream is still whole when it is read.
+    let body = unread.pop().expect("one").into_body().collect().await;
+    assert_eq!(body.expect("body").to_bytes().len(), 8 << 20);
 }
 
 #[tokio::test]
