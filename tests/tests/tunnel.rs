@@ -2,12 +2,13 @@
 //! port open, and the API server reaches them through the tunnel each keeps open to it.
 //! `skiff logs`, `skiff logs -f` and `skiff exec` (refused by the agent for a Wasm pod; run in
 //! a Linux pod) work; after a server restart the agent opens its tunnel again and logs work
-//! once more. (A tunnel without a valid join token is refused: control-plane/tests/node_tunnel.rs.)
+//! once more. In a three-member control plane the agent keeps a tunnel to every member, so each
+//! one serves its logs. (A tunnel without a valid join token is refused: control-plane/tests/node_tunnel.rs.)
 
 use std::time::Duration;
 
 use skiff_e2e::linux::LinuxCluster;
-use skiff_e2e::{start_agent, wait_until, DevServer, Skiff};
+use skiff_e2e::{start_agent, wait_until, Cluster, DevServer, Skiff};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -143,5 +144,34 @@ spec:
         Ok(out.stdout.contains("started").then_some(out.stdout))
     })?;
     assert_eq!(logs, "started\n");
+    Ok(())
+}
+
+#[test]
+fn every_member_of_a_control_plane_reaches_a_node_through_its_own_tunnel() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let cluster = Cluster::start(tmp.path(), 3, &[])?;
+    let mut agent = cluster.join_agent(
+        "hidden",
+        &tmp.path().join("hidden"),
+        &["--kubelet-listen", "none"],
+    )?;
+    let cli = cluster.cli();
+    wait_until("the node Ready", WAIT, || {
+        agent.check_running()?;
+        Ok(cli.ok(&["get", "nodes"])?.contains(" Ready ").then_some(()))
+    })?;
+    cli.apply_yaml(&ticker_pod(&guest("ticker")?))?;
+    for member in &cluster.members {
+        let one = Skiff::new(member.url());
+        wait_until(
+            &format!("the ticker's log from {}", member.name),
+            WAIT,
+            || {
+                agent.check_running()?;
+                ticks(&one, &["--tail", "1"])
+            },
+        )?;
+    }
     Ok(())
 }
