@@ -176,7 +176,7 @@ async fn through_tunnel(tunnel: &Tunnel, node: &str, path: &str) -> Result<Agent
     let mut response = tunnel
         .send(request)
         .await
-        .map_err(|e| unreachable(node, &e))?;
+        .map_err(|e| unreachable_node(node, &e))?;
     if response.status() != StatusCode::OK {
         let status = response.status().as_u16();
         let body = axum::body::to_bytes(Body::new(response.into_body()), MAX_REFUSAL_BYTES)
@@ -186,7 +186,7 @@ async fn through_tunnel(tunnel: &Tunnel, node: &str, path: &str) -> Result<Agent
     }
     let upgraded = hyper::upgrade::on(&mut response)
         .await
-        .map_err(|e| unreachable(node, &e))?;
+        .map_err(|e| unreachable_node(node, &e))?;
     let io: Box<dyn AgentIo> = Box::new(TokioIo::new(upgraded));
     Ok(WebSocketStream::from_raw_socket(io, Role::Client, None).await)
 }
@@ -204,7 +204,7 @@ async fn direct(endpoint: &str, node: &str, path: &str) -> Result<AgentSocket, A
     );
     let stream = TcpStream::connect(endpoint)
         .await
-        .map_err(|e| unreachable(node, &e))?;
+        .map_err(|e| unreachable_node(node, &e))?;
     let io: Box<dyn AgentIo> = Box::new(stream);
     match client_async(request, io).await {
         Ok((socket, _)) => Ok(socket),
@@ -213,7 +213,7 @@ async fn direct(endpoint: &str, node: &str, path: &str) -> Result<AgentSocket, A
             response.status().as_u16(),
             response.body().as_deref().unwrap_or_default(),
         )),
-        Err(e) => Err(unreachable(node, &e)),
+        Err(e) => Err(unreachable_node(node, &e)),
     }
 }
 
@@ -227,7 +227,7 @@ fn refusal(node: &str, status: u16, body: &[u8]) -> ApiError {
     }
 }
 
-fn unreachable(node: &str, err: &dyn std::fmt::Display) -> ApiError {
+fn unreachable_node(node: &str, err: &dyn std::fmt::Display) -> ApiError {
     ApiError::Unavailable(format!("node {node} is unreachable: {err}"))
 }
 

@@ -1,7 +1,8 @@
 //! The node agent (a kubelet as a library): registers a Node, keeps it Ready, runs the pods
 //! bound to it, each on one of its runtimes (chosen by the pod's RuntimeClass, else by what
 //! its images are), pulls images through one image service, and serves the pods' logs, exec
-//! into their containers and the node's images (`/containerLogs`, `/exec`, `/images`).
+//! into their containers and the node's images (`/containerLogs`, `/exec`, `/images`) to the
+//! API servers through the tunnel it keeps open to each, and on its listener if it has one.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), skiff_node_runtime::agent::AgentError> {
