@@ -86,3 +86,34 @@ pub async fn run(mut args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     agent.build()?.run(terminated()).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Line {
+        #[command(flatten)]
+        args: AgentArgs,
+    }
+
+    fn listen(flags: &[&str]) -> Option<std::net::SocketAddr> {
+        let line = ["agent", "--token", "t"].iter().chain(flags);
+        Line::try_parse_from(line).expect("parses").args.listen.0
+    }
+
+    #[test]
+    fn the_listener_is_optional_and_the_last_flag_wins() {
+        assert_eq!(listen(&[]), Some("127.0.0.1:10250".parse().expect("addr")));
+        assert_eq!(listen(&["--kubelet-listen", "none"]), None);
+        assert_eq!(
+            listen(&["--listen", "127.0.0.1:0", "--kubelet-listen", "none"]),
+            None
+        );
+        assert_eq!(
+            listen(&["--listen", "none", "--listen", "0.0.0.0:10250"]),
+            Some("0.0.0.0:10250".parse().expect("addr"))
+        );
+    }
+}
