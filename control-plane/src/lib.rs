@@ -183,6 +183,7 @@ impl Server {
         let app = http::router(http::AppState {
             registry,
             http: reqwest::Client::new(),
+            tunnels: skiff_net::tunnel::Tunnels::new(),
             shutdown: shutdown.clone(),
         });
         let serving = tokio::spawn(skiff_net::http::serve(

@@ -33,6 +33,16 @@ pub async fn authorize(
     }
 }
 
+/// Refuses a request that carries no valid join token (a node tunnel: only an agent opens one).
+pub async fn require_join_token(registry: &Registry, headers: &HeaderMap) -> Result<(), ApiError> {
+    match bearer(headers)? {
+        Some(token) => verify(registry, &token).await,
+        None => Err(ApiError::Unauthorized(
+            "a node tunnel needs the node's join token (`skiff agent --token`)".into(),
+        )),
+    }
+}
+
 fn bearer(headers: &HeaderMap) -> Result<Option<JoinToken>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);

@@ -6,27 +6,39 @@
 
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{header, HeaderMap, Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use skiff_api::{remotecommand, resources};
+use skiff_net::tunnel::Tunnel;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{client_async, WebSocketStream};
 
+use super::agent_conn::{self, AgentRoute};
 use super::path::ApiPath;
 use super::pod_container::{self, PickError};
-use super::{auth, node_proxy, AppState};
+use super::{auth, AppState};
 use crate::error::ApiError;
 
-type AgentSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// The connection under the agent's WebSocket: a tunnel stream or a TCP connection.
+trait AgentIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AgentIo for T {}
+
+type AgentSocket = WebSocketStream<Box<dyn AgentIo>>;
+
+/// The most of an agent's refusal that is read into the error.
+const MAX_REFUSAL_BYTES: usize = 64 << 10;
 
 /// `GET|POST /api/v1/namespaces/{namespace}/pods/{name}/exec?command=...`.
 pub async fn exec(
@@ -133,9 +145,54 @@ async fn resolve(
 /// would otherwise hold the client for the kernel's connect retries).
 const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens the WebSocket to `node`'s exec endpoint; the agent's refusal becomes the answer.
+/// Opens the WebSocket to `node`'s exec endpoint (through its tunnel, else its listener);
+/// the agent's refusal becomes the answer.
 async fn connect(state: &AppState, node: &str, path: &str) -> Result<AgentSocket, ApiError> {
-    let endpoint = node_proxy::agent_endpoint(state, node).await?;
+    let connecting = async {
+        match agent_conn::route(state, node).await? {
+            AgentRoute::Tunnel(tunnel) => through_tunnel(&tunnel, node, path).await,
+            AgentRoute::Direct(endpoint) => direct(&endpoint, node, path).await,
+        }
+    };
+    tokio::time::timeout(AGENT_CONNECT_TIMEOUT, connecting)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::Unavailable(format!(
+                "node {node} did not answer within {AGENT_CONNECT_TIMEOUT:?}"
+            )))
+        })
+}
+
+/// The WebSocket as an HTTP/2 extended CONNECT (RFC 8441) on a stream of the node's tunnel.
+async fn through_tunnel(tunnel: &Tunnel, node: &str, path: &str) -> Result<AgentSocket, ApiError> {
+    let request = Request::builder()
+        .method(Method::CONNECT)
+        .uri(agent_conn::tunnel_uri(node, path))
+        .extension(hyper::ext::Protocol::from_static("websocket"))
+        .header(header::SEC_WEBSOCKET_VERSION, "13")
+        .header(header::SEC_WEBSOCKET_PROTOCOL, remotecommand::PROTOCOL)
+        .body(Body::empty())
+        .map_err(|e| ApiError::Internal(format!("exec request {path}: {e}")))?;
+    let mut response = tunnel
+        .send(request)
+        .await
+        .map_err(|e| unreachable_node(node, &e))?;
+    if response.status() != StatusCode::OK {
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(Body::new(response.into_body()), MAX_REFUSAL_BYTES)
+            .await
+            .unwrap_or_default();
+        return Err(refusal(node, status, &body));
+    }
+    let upgraded = hyper::upgrade::on(&mut response)
+        .await
+        .map_err(|e| unreachable_node(node, &e))?;
+    let io: Box<dyn AgentIo> = Box::new(TokioIo::new(upgraded));
+    Ok(WebSocketStream::from_raw_socket(io, Role::Client, None).await)
+}
+
+/// The WebSocket to the agent's own listener, `HOST:PORT`.
+async fn direct(endpoint: &str, node: &str, path: &str) -> Result<AgentSocket, ApiError> {
     let url = format!("ws://{endpoint}{path}");
     let mut request = url
         .as_str()
@@ -145,32 +202,33 @@ async fn connect(state: &AppState, node: &str, path: &str) -> Result<AgentSocket
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(remotecommand::PROTOCOL),
     );
-    let connecting = tokio::time::timeout(AGENT_CONNECT_TIMEOUT, connect_async(request));
-    let Ok(connected) = connecting.await else {
-        return Err(ApiError::Unavailable(format!(
-            "node {node} did not answer within {AGENT_CONNECT_TIMEOUT:?}"
-        )));
-    };
-    match connected {
+    let stream = TcpStream::connect(endpoint)
+        .await
+        .map_err(|e| unreachable_node(node, &e))?;
+    let io: Box<dyn AgentIo> = Box::new(stream);
+    match client_async(request, io).await {
         Ok((socket, _)) => Ok(socket),
-        Err(tungstenite::Error::Http(response)) => {
-            let message = response
-                .body()
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default()
-                .trim()
-                .to_string();
-            Err(match response.status().as_u16() {
-                // No such container on the node yet, not running, or a runtime without exec.
-                400 | 404 => ApiError::BadRequest(message),
-                _ => ApiError::Unavailable(format!("node {node}: {message}")),
-            })
-        }
-        Err(e) => Err(ApiError::Unavailable(format!(
-            "node {node} is unreachable: {e}"
-        ))),
+        Err(tungstenite::Error::Http(response)) => Err(refusal(
+            node,
+            response.status().as_u16(),
+            response.body().as_deref().unwrap_or_default(),
+        )),
+        Err(e) => Err(unreachable_node(node, &e)),
     }
+}
+
+/// The agent's refusal of an exec: what it says, as a 400 when the container cannot run the
+/// command (no such container on the node yet, not running, a runtime without exec).
+fn refusal(node: &str, status: u16, body: &[u8]) -> ApiError {
+    let message = String::from_utf8_lossy(body).trim().to_string();
+    match status {
+        400 | 404 => ApiError::BadRequest(message),
+        _ => ApiError::Unavailable(format!("node {node}: {message}")),
+    }
+}
+
+fn unreachable_node(node: &str, err: &dyn std::fmt::Display) -> ApiError {
+    ApiError::Unavailable(format!("node {node} is unreachable: {err}"))
 }
 
 /// Passes messages between the client and the agent until either side closes, passing the

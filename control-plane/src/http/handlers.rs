@@ -75,7 +75,7 @@ async fn dispatch(
             subresource: Some("proxy".into()),
         };
         auth::authorize(&state.registry, method, &target, headers).await?;
-        return node_proxy::forward(state, method, node, path, uri.query(), body).await;
+        return node_proxy::forward(state, method, node, path, uri.query(), body.into()).await;
     }
     let target = path::parse(uri.path())?;
     auth::authorize(&state.registry, method, &target, headers).await?;

@@ -1,15 +1,14 @@
 //! `pods/{name}/log`: logs stay on the node; the API server proxies to its agent.
 
 use axum::body::Body;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
 use serde_json::Value;
 use skiff_api::resources;
 
 use super::query::Query;
 use super::AppState;
-use super::{node_proxy, pod_container};
+use super::{agent_conn, pod_container};
 use crate::error::ApiError;
 
 /// The `PodLogOptions` the agent's log server answers, passed on as they came.
@@ -22,6 +21,9 @@ const PASSED_ON: [&str; 7] = [
     "sinceSeconds",
     "sinceTime",
 ];
+
+/// The most of an agent's refusal that is read into the error.
+const MAX_REFUSAL_BYTES: usize = 64 << 10;
 
 /// Streams a container's log from the node agent that runs the pod.
 pub async fn proxy(
@@ -44,37 +46,41 @@ pub async fn proxy(
                 "pod {pod_name} is not scheduled to a node yet, so it has no logs"
             ))
         })?;
-    let endpoint = node_proxy::agent_endpoint(state, node_name).await?;
-    let url = format!("http://{endpoint}/containerLogs/{namespace}/{pod_name}/{container}");
-    let params: Vec<(&str, &str)> = PASSED_ON
-        .iter()
-        .filter_map(|param| Some((*param, query.get(param)?)))
-        .collect();
-    let response = state
-        .http
-        .get(&url)
-        .query(&params)
-        .send()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("node {node_name} is unreachable: {e}")))?;
+    let path = format!(
+        "/containerLogs/{namespace}/{pod_name}/{container}?{}",
+        passed_on(query)
+    );
+    let response = agent_conn::send(state, node_name, Method::GET, &path, Body::empty()).await?;
     let status = response.status();
     if !status.is_success() {
-        let message = response.text().await.unwrap_or_default();
+        let message = axum::body::to_bytes(response.into_body(), MAX_REFUSAL_BYTES)
+            .await
+            .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+            .unwrap_or_default();
         return Err(match status {
-            reqwest::StatusCode::NOT_FOUND => ApiError::BadRequest(format!(
-                "container {container:?} in pod {pod_name:?} has no logs yet: {}",
-                message.trim()
+            StatusCode::NOT_FOUND => ApiError::BadRequest(format!(
+                "container {container:?} in pod {pod_name:?} has no logs yet: {message}"
             )),
-            _ => ApiError::Unavailable(format!("node {node_name}: {}", message.trim())),
+            _ => ApiError::Unavailable(format!("node {node_name}: {message}")),
         });
     }
-    let stream = response.bytes_stream().map_err(std::io::Error::other);
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain")],
-        Body::from_stream(stream),
+        response.into_body(),
     )
         .into_response())
+}
+
+/// The query the agent gets: the options it reads, as they came.
+fn passed_on(query: &Query) -> String {
+    let mut passed_on = form_urlencoded::Serializer::new(String::new());
+    for param in PASSED_ON {
+        if let Some(value) = query.get(param) {
+            passed_on.append_pair(param, value);
+        }
+    }
+    passed_on.finish()
 }
 
 /// Refuses what the agent could not read, as the API server validates `PodLogOptions`.

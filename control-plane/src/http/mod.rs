@@ -1,5 +1,6 @@
 //! The HTTP API: Kubernetes REST paths over the registry.
 
+mod agent_conn;
 mod auth;
 mod cluster;
 mod discovery;
@@ -13,6 +14,7 @@ mod query;
 mod secrets;
 mod table;
 mod trace;
+mod tunnel;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, delete, get, post};
@@ -26,8 +28,11 @@ use crate::registry::Registry;
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Registry,
-    /// Client for proxying to node agents (logs; exec opens its own WebSockets).
+    /// Client for proxying to node agents that have no tunnel here (exec opens its own
+    /// WebSockets).
     pub http: reqwest::Client,
+    /// The tunnels node agents keep open to this server (logs, exec and node proxy use them).
+    pub tunnels: skiff_net::tunnel::Tunnels,
     /// Cancelled when the server stops: open watches and log streams end.
     pub shutdown: CancellationToken,
 }
@@ -58,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/skiff/v1/backup", get(cluster::backup))
         .route("/skiff/v1/secrets/rotate-key", post(secrets::rotate_key))
+        .route("/skiff/v1/nodes/{node}/tunnel", get(tunnel::open))
         .route("/version", get(handlers::version))
         .route("/version/", get(handlers::version))
         // Until the API serves HTTPS, every request is the plain listener's (an admin).

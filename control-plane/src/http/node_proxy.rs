@@ -5,14 +5,12 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
-use serde_json::Value;
 use skiff_api::resources;
 
 use super::path::ApiPath;
-use super::{auth, AppState};
+use super::{agent_conn, auth, AppState};
 use crate::error::ApiError;
 
 /// The agent path uploads are streamed to (`skiff image import`).
@@ -33,7 +31,6 @@ pub async fn upload(
     };
     let result = async {
         auth::authorize(&state.registry, &Method::POST, &target, &headers).await?;
-        let body = reqwest::Body::wrap_stream(body.into_data_stream());
         forward(&state, &Method::POST, &node, IMPORT_PATH, None, body).await
     }
     .await;
@@ -58,69 +55,26 @@ pub async fn forward(
     node: &str,
     path: &str,
     query: Option<&str>,
-    body: impl Into<reqwest::Body>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let endpoint = agent_endpoint(state, node).await?;
-    let url = match query {
-        Some(query) => format!("http://{endpoint}{path}?{query}"),
-        None => format!("http://{endpoint}{path}"),
+    let path_and_query = match query {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
     };
-    let response = state
-        .http
-        .request(method.clone(), &url)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("node {node} is unreachable: {e}")))?;
-    let status = StatusCode::from_u16(response.status().as_u16())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let content_type = response
-        .headers()
+    let response = agent_conn::send(state, node, method.clone(), &path_and_query, body).await?;
+    let (parts, body) = response.into_parts();
+    let content_type = parts
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("text/plain")
         .to_string();
-    let stream = response.bytes_stream().map_err(std::io::Error::other);
-    Ok((
-        status,
-        [(header::CONTENT_TYPE, content_type)],
-        Body::from_stream(stream),
-    )
-        .into_response())
-}
-
-/// Where `node`'s agent listens, as its Node publishes it.
-pub async fn agent_endpoint(state: &AppState, node: &str) -> Result<String, ApiError> {
-    let nodes = resources::by_name("nodes").expect("nodes are served");
-    let object = state.registry.get(nodes, None, node).await?;
-    kubelet_endpoint(&object).ok_or_else(|| {
-        ApiError::Unavailable(format!("node {node} does not publish a kubelet endpoint"))
-    })
-}
-
-/// `InternalIP:kubeletPort` of a node.
-fn kubelet_endpoint(node: &Value) -> Option<String> {
-    let port = node
-        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
-        .and_then(Value::as_i64)?;
-    let ip = node
-        .pointer("/status/addresses")?
-        .as_array()?
-        .iter()
-        .find(|a| a.get("type").and_then(Value::as_str) == Some("InternalIP"))?
-        .get("address")?
-        .as_str()?;
-    if ip.contains(':') {
-        Some(format!("[{ip}]:{port}"))
-    } else {
-        Some(format!("{ip}:{port}"))
-    }
+    Ok((parts.status, [(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn splits_node_proxy_paths() {
@@ -132,14 +86,5 @@ mod tests {
         assert_eq!(split("/api/v1/nodes/n1/proxyfoo"), None);
         assert_eq!(split("/api/v1/nodes/n1/status"), None);
         assert_eq!(split("/api/v1/namespaces/default/pods"), None);
-    }
-
-    #[test]
-    fn finds_the_kubelet_endpoint() {
-        let node = json!({"status": {
-            "addresses": [{"type": "Hostname", "address": "h"}, {"type": "InternalIP", "address": "127.0.0.1"}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}
-        }});
-        assert_eq!(kubelet_endpoint(&node).as_deref(), Some("127.0.0.1:10250"));
     }
 }

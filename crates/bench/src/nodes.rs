@@ -93,6 +93,7 @@ pub async fn nodes(args: BenchNodesArgs) -> anyhow::Result<()> {
             .images(runtime.clone())
             .runtime(runtime)
             .without_local_storage()
+            .without_tunnel()
             .build()?;
         let mut stopped = stopped.clone();
         agents.push(tokio::spawn(agent.run(async move {

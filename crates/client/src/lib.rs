@@ -6,6 +6,7 @@ mod exec;
 mod join_tokens;
 mod node_proxy;
 mod params;
+mod tunnel;
 mod typed;
 mod watch_lines;
 
@@ -24,6 +25,7 @@ pub use error::ClientError;
 pub use exec::{ExecEvent, ExecParams, ExecStream};
 pub use params::{DeleteParams, ListParams, LogParams};
 pub use reqwest::Method;
+pub use tunnel::TunnelIo;
 pub use typed::{Api, TypedWatchEvent};
 
 /// One line of a watch stream.

@@ -1,13 +1,15 @@
 //! Skiff's network listeners, hardened against floods: each accepts at most a bounded number
 //! of connections (`accept`), HTTP connections are closed when idle or when a request's
 //! headers come too slowly (`http`), and the connection budgets are derived from the
-//! process's descriptor limit, leaving a reserve for the store (`descriptors`).
+//! process's descriptor limit, leaving a reserve for the store (`descriptors`). The API server
+//! reaches agents through connections the agents open (`tunnel`).
 
 pub mod accept;
 pub mod descriptors;
 pub mod http;
 mod idle;
 mod socket;
+pub mod tunnel;
 
 use std::time::Duration;
 

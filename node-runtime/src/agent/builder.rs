@@ -2,7 +2,7 @@
 //! offers, and the defaults of each.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,9 @@ pub struct AgentBuilder {
     data_dir: Option<PathBuf>,
     local_path_root: Option<PathBuf>,
     local_storage: bool,
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
+    node_ip: Option<IpAddr>,
+    tunnel: bool,
     connections: ConnLimits,
     runtimes: RuntimeSet,
     images: Option<Arc<dyn ImageService>>,
@@ -59,7 +61,9 @@ impl AgentBuilder {
             data_dir: None,
             local_path_root: None,
             local_storage: true,
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            node_ip: None,
+            tunnel: true,
             connections: ConnLimits {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 ..ConnLimits::default()
@@ -128,9 +132,31 @@ impl AgentBuilder {
         self
     }
 
-    /// The kubelet endpoint (logs); port 0 picks a free one. Default `127.0.0.1:0`.
+    /// The kubelet endpoint (logs, exec, images); port 0 picks a free one. Default
+    /// `127.0.0.1:0`. Servers use it only for a node that has no tunnel open to them.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
-        self.listen = addr;
+        self.listen = Some(addr);
+        self
+    }
+
+    /// No kubelet endpoint at all: the servers reach the agent through the tunnels it opens
+    /// to them, so a node behind NAT or a firewall needs no open port.
+    pub fn without_listener(mut self) -> Self {
+        self.listen = None;
+        self
+    }
+
+    /// The node's address (its `InternalIP`, the pods' `hostIP`, where ingress listens);
+    /// default: the kubelet endpoint's address, else `127.0.0.1`.
+    pub fn node_ip(mut self, ip: IpAddr) -> Self {
+        self.node_ip = Some(ip);
+        self
+    }
+
+    /// Open no tunnels to the servers (simulated nodes, thousands to one process): the
+    /// servers reach the agent through its listener alone.
+    pub fn without_tunnel(mut self) -> Self {
+        self.tunnel = false;
         self
     }
 
@@ -306,6 +332,8 @@ impl AgentBuilder {
             }),
             data_dir,
             listen: self.listen,
+            node_ip: self.node_ip,
+            tunnel: self.tunnel,
             connections: self.connections,
             runtimes: self.runtimes,
             images,

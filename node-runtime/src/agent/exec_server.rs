@@ -10,7 +10,7 @@ use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpg
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::any;
 use axum::Router;
 use futures::{SinkExt, StreamExt};
 use skiff_api::remotecommand;
@@ -31,7 +31,8 @@ pub struct ExecServerState {
 /// The `/exec/...` route.
 pub fn router(state: ExecServerState) -> Router {
     Router::new()
-        .route("/exec/{namespace}/{pod}/{container}", get(exec))
+        // `any`: over the tunnel the WebSocket is an HTTP/2 extended CONNECT.
+        .route("/exec/{namespace}/{pod}/{container}", any(exec))
         .with_state(state)
 }
 

@@ -1,7 +1,8 @@
 //! The node agent (a kubelet as a library): registers a Node, keeps it Ready, runs the pods
 //! bound to it, each on one of its runtimes (chosen by the pod's RuntimeClass, else by what
 //! its images are), pulls images through one image service, and serves the pods' logs, exec
-//! into their containers and the node's images (`/containerLogs`, `/exec`, `/images`).
+//! into their containers and the node's images (`/containerLogs`, `/exec`, `/images`) to the
+//! API servers through the tunnel it keeps open to each, and on its listener if it has one.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), skiff_node_runtime::agent::AgentError> {
@@ -63,13 +64,14 @@ mod source_watch;
 mod start;
 mod status;
 mod teardown;
+mod tunnel;
 mod volume_setup;
 mod volumes;
 mod worker;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,7 +144,12 @@ pub struct Agent {
     data_dir: PathBuf,
     /// Where local-path volumes live; `None`: this node offers no local storage.
     local_path_root: Option<PathBuf>,
-    listen: SocketAddr,
+    /// `None`: no listener; the servers reach the agent through its tunnels alone.
+    listen: Option<SocketAddr>,
+    /// The node's address (`InternalIP`); default: the listener's, else loopback.
+    node_ip: Option<IpAddr>,
+    /// Keep a tunnel open to each server.
+    tunnel: bool,
     connections: ConnLimits,
     runtimes: RuntimeSet,
     images: Arc<dyn ImageService>,
@@ -178,16 +185,20 @@ impl Agent {
             shutdown.await;
             cancel.cancel();
         });
-        let listener = tokio::net::TcpListener::bind(self.listen)
-            .await
-            .map_err(|source| AgentError::Listen {
-                addr: self.listen,
-                source,
-            })?;
-        let kubelet = listener.local_addr().map_err(|source| AgentError::Listen {
-            addr: self.listen,
-            source,
-        })?;
+        let listener = match self.listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.and_then(|l| {
+                let bound = l.local_addr()?;
+                Ok((l, bound))
+            }))
+            .transpose()
+            .map_err(|source| AgentError::Listen { addr, source })?,
+            None => None,
+        };
+        let node_ip = self
+            .node_ip
+            .or(listener.as_ref().map(|(_, bound)| bound.ip()))
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let kubelet_port = listener.as_ref().map_or(0, |(_, bound)| bound.port());
         let pods_dir = self.data_dir.join("pods");
         let logs = Arc::new(log_index::LogIndex::default());
         let server = log_server::router(log_server::LogServerState {
@@ -201,12 +212,17 @@ impl Agent {
             index: logs.clone(),
             runtimes: self.runtimes.clone(),
         }));
-        tokio::spawn(skiff_net::http::serve(
-            listener,
-            server,
-            self.connections,
-            stop.clone(),
-        ));
+        if let Some((listener, _)) = listener {
+            tokio::spawn(skiff_net::http::serve(
+                listener,
+                server.clone(),
+                self.connections,
+                stop.clone(),
+            ));
+        }
+        if self.tunnel {
+            tunnel::start(&self.client, &self.node_name, server, &stop);
+        }
         if let Some(policy) = self.image_gc {
             let gc = image_gc::ImageGc::new(
                 self.images.clone(),
@@ -240,7 +256,8 @@ impl Agent {
             memory_bytes,
             pods,
             allocatable,
-            kubelet,
+            node_ip,
+            kubelet_port,
             runtime_version: self
                 .runtimes
                 .iter()
@@ -264,7 +281,7 @@ impl Agent {
                 }
             }
         }
-        tracing::info!(node = %self.node_name, %kubelet, "node registered");
+        tracing::info!(node = %self.node_name, %node_ip, kubelet_port, "node registered");
         if let Some(root) = local_path_root {
             tokio::spawn(local_path::sweep_loop(
                 self.client.clone(),
@@ -333,13 +350,7 @@ impl Agent {
                 return Err(err.into());
             }
         }
-        ingress::start(
-            self.client.clone(),
-            self.ingress,
-            kubelet.ip(),
-            stop.clone(),
-        )
-        .await;
+        ingress::start(self.client.clone(), self.ingress, node_ip, stop.clone()).await;
         if self.cluster_dns.mode == DnsMode::NodeLocal {
             dns::start(self.client.clone(), &self.cluster_dns, stop.clone());
         }
@@ -357,7 +368,7 @@ impl Agent {
             images: self.images,
             runtimes: self.runtimes,
             node: self.node_name,
-            host_ip: kubelet.ip().to_string(),
+            host_ip: node_ip.to_string(),
             pods_dir,
             backoff: self.backoff,
             logs,

@@ -1,7 +1,7 @@
 //! Registering this node and keeping its `Ready` condition fresh.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -32,8 +32,11 @@ pub struct NodeSpec {
     pub pods: u32,
     /// What pods may request of it.
     pub allocatable: Resources,
-    /// The kubelet endpoint (log server) as bound.
-    pub kubelet: SocketAddr,
+    /// The node's address, published as its `InternalIP`.
+    pub node_ip: IpAddr,
+    /// The port of the kubelet endpoint (logs, exec, images) as bound; 0: the agent has no
+    /// listener and is reached through its tunnels alone.
+    pub kubelet_port: u16,
     /// `containerRuntimeVersion`: the runtimes' versions, comma-separated.
     pub runtime_version: String,
     /// The RuntimeClass handlers the node serves (its runtimes' names).
@@ -71,12 +74,12 @@ fn node_status(spec: &NodeSpec) -> NodeStatus {
             allocatable.pods,
         )),
         addresses: Some(vec![
-            address("InternalIP", spec.kubelet.ip().to_string()),
+            address("InternalIP", spec.node_ip.to_string()),
             address("Hostname", spec.name.clone()),
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
             kubelet_endpoint: Some(DaemonEndpoint {
-                port: i32::from(spec.kubelet.port()),
+                port: i32::from(spec.kubelet_port),
             }),
         }),
         node_info: Some(NodeSystemInfo {

@@ -1,11 +1,14 @@
 //! `skiff agent`: a node agent joining a cluster over HTTP.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::daemon::{descriptor_budget, host_name, terminated, wasm_agent, ConnArgs, NodeArgs};
+use super::daemon::{
+    descriptor_budget, host_name, parse_listen_or_none, terminated, wasm_agent, ConnArgs,
+    ListenOrNone, NodeArgs,
+};
 use crate::cli::ClientOpts;
 
 #[derive(Args, Debug)]
@@ -25,9 +28,21 @@ pub struct AgentArgs {
     /// Where this node's local-path PersistentVolumes live (default: <data-dir>/storage).
     #[arg(long)]
     pub local_path_root: Option<PathBuf>,
-    /// The kubelet (logs) endpoint; the API server must reach it.
-    #[arg(long, default_value = "127.0.0.1:10250")]
-    pub listen: SocketAddr,
+    /// The kubelet endpoint (logs, exec, images), or `none`. The servers reach the agent
+    /// through the tunnel it keeps open to each of them, and dial this endpoint only for a
+    /// node with no tunnel to them; an agent behind NAT or a firewall runs with `none`.
+    #[arg(
+        long,
+        alias = "kubelet-listen",
+        default_value = "127.0.0.1:10250",
+        value_parser = parse_listen_or_none,
+        overrides_with = "listen"
+    )]
+    pub listen: ListenOrNone,
+    /// The node's address, published as its InternalIP (default: the --listen address,
+    /// else 127.0.0.1).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
     /// The cluster's pod network (the servers' `--cluster-cidr`): pod traffic to anywhere
     /// else is masqueraded with `--pod-network bridge`.
     #[arg(long, default_value = skiff_api::pod_cidr::DEFAULT_CLUSTER_CIDR)]
@@ -58,13 +73,47 @@ pub async fn run(mut args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         args.node_labels.into_iter().collect(),
         node,
         args.data_dir,
-        args.listen,
+        args.listen.0,
         args.node,
     )?
     .connections(limits);
+    if let Some(ip) = args.node_ip {
+        agent = agent.node_ip(ip);
+    }
     if let Some(root) = args.local_path_root {
         agent = agent.local_path_root(root);
     }
     agent.build()?.run(terminated()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Line {
+        #[command(flatten)]
+        args: AgentArgs,
+    }
+
+    fn listen(flags: &[&str]) -> Option<std::net::SocketAddr> {
+        let line = ["agent", "--token", "t"].iter().chain(flags);
+        Line::try_parse_from(line).expect("parses").args.listen.0
+    }
+
+    #[test]
+    fn the_listener_is_optional_and_the_last_flag_wins() {
+        assert_eq!(listen(&[]), Some("127.0.0.1:10250".parse().expect("addr")));
+        assert_eq!(listen(&["--kubelet-listen", "none"]), None);
+        assert_eq!(
+            listen(&["--listen", "127.0.0.1:0", "--kubelet-listen", "none"]),
+            None
+        );
+        assert_eq!(
+            listen(&["--listen", "none", "--listen", "0.0.0.0:10250"]),
+            Some("0.0.0.0:10250".parse().expect("addr"))
+        );
+    }
 }

@@ -131,7 +131,7 @@ pub struct PodNetworkArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListenOrNone(pub Option<std::net::SocketAddr>);
 
-fn parse_listen_or_none(text: &str) -> Result<ListenOrNone, String> {
+pub fn parse_listen_or_none(text: &str) -> Result<ListenOrNone, String> {
     if text == "none" {
         return Ok(ListenOrNone(None));
     }
@@ -368,7 +368,7 @@ pub fn wasm_agent(
     labels: BTreeMap<String, String>,
     node: String,
     data_dir: PathBuf,
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     NodeArgs {
         network,
         images,
@@ -392,6 +392,10 @@ pub fn wasm_agent(
         .fold(builder, |builder, registry| {
             builder.insecure_registry(registry)
         });
+    let builder = match listen {
+        Some(addr) => builder.listen(addr),
+        None => builder.without_listener(),
+    };
     Ok(builder
         .image_gc(image_gc)
         .max_image_size(images.max_image_size)
@@ -400,7 +404,6 @@ pub fn wasm_agent(
         .labels(labels)
         .node_name(node)
         .data_dir(data_dir)
-        .listen(listen)
         .proxy(network.proxy_mode())
         .ingress(network.ingress())
         .cluster_dns(network.cluster_dns())

@@ -10,8 +10,8 @@ use skiff_control_plane::{
 };
 
 use super::daemon::{
-    descriptor_budget, host_name, terminated, wasm_agent, ConnArgs, DnsKind, NodeArgs,
-    PodNetworkArgs,
+    descriptor_budget, host_name, parse_listen_or_none, terminated, wasm_agent, ConnArgs, DnsKind,
+    ListenOrNone, NodeArgs, PodNetworkArgs,
 };
 use crate::private_files;
 
@@ -70,9 +70,10 @@ pub struct ServerArgs {
     /// Dev mode: the node's name (default: this host's name).
     #[arg(long)]
     pub node_name: Option<String>,
-    /// Dev mode: the agent's kubelet (logs) endpoint.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub kubelet_listen: SocketAddr,
+    /// Dev mode: the agent's kubelet endpoint (logs, exec, images), or `none`: the server
+    /// reaches its node through the tunnel the node opens either way.
+    #[arg(long, default_value = "127.0.0.1:0", value_parser = parse_listen_or_none)]
+    pub kubelet_listen: ListenOrNone,
     /// Kubernetes' EncryptionConfiguration (apiserver.config.k8s.io/v1: `aesgcm` and
     /// `identity` providers) naming the resources encrypted at rest; give every member the
     /// same file. Without it: DATA_DIR/encryption-config.yaml, which a server started alone
@@ -252,7 +253,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             Default::default(),
             node.clone(),
             args.data_dir.join("agent"),
-            args.kubelet_listen,
+            args.kubelet_listen.0,
             NodeArgs {
                 network: PodNetworkArgs {
                     cluster_cidr: Some(cluster_cidr),

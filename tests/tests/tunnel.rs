@@ -1,0 +1,177 @@
+//! The agent-opened tunnel end to end: agents started with `--kubelet-listen none` have no
+//! port open, and the API server reaches them through the tunnel each keeps open to it.
+//! `skiff logs`, `skiff logs -f` and `skiff exec` (refused by the agent for a Wasm pod; run in
+//! a Linux pod) work; after a server restart the agent opens its tunnel again and logs work
+//! once more. In a three-member control plane the agent keeps a tunnel to every member, so each
+//! one serves its logs. (A tunnel without a valid join token is refused: control-plane/tests/node_tunnel.rs.)
+
+use std::time::Duration;
+
+use skiff_e2e::linux::LinuxCluster;
+use skiff_e2e::{start_agent, wait_until, Cluster, DevServer, Skiff};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn ticker_pod(guest: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: ticker}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: ticker
+    image: "file:{guest}"
+    env:
+    - {{name: MESSAGE, value: "through the tunnel"}}
+"#
+    )
+}
+
+fn guest(name: &str) -> anyhow::Result<String> {
+    let path = skiff_e2e::repo_root()
+        .join("wasm-examples/target/wasm32-wasip1/release")
+        .join(format!("{name}.wasm"));
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: build the guests first with scripts/build-guests.sh",
+        path.display()
+    );
+    Ok(path.display().to_string())
+}
+
+/// The ticker's log as `skiff logs ARGS ticker` gives it, once it says something.
+fn ticks(cli: &Skiff, args: &[&str]) -> anyhow::Result<Option<String>> {
+    let mut command = vec!["logs"];
+    command.extend_from_slice(args);
+    command.push("ticker");
+    let out = cli.run(&command)?;
+    Ok((out.success && out.stdout.contains("through the tunnel")).then_some(out.stdout))
+}
+
+#[test]
+fn a_node_without_a_listener_is_reached_through_its_tunnel_across_a_server_restart(
+) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
+    let token = server.join_token()?;
+    let mut agent = start_agent(
+        &server.url(),
+        &token,
+        "hidden",
+        &tmp.path().join("hidden"),
+        &["--kubelet-listen", "none"],
+    )?;
+    let cli = server.cli();
+    wait_until("the node Ready", WAIT, || {
+        agent.check_running()?;
+        Ok(cli.ok(&["get", "nodes"])?.contains(" Ready ").then_some(()))
+    })?;
+    // The node publishes no endpoint to dial: only its tunnel reaches it.
+    let node = cli.json(&["get", "node", "hidden"])?;
+    assert_eq!(
+        node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"], 0,
+        "{node}"
+    );
+
+    cli.apply_yaml(&ticker_pod(&guest("ticker")?))?;
+    let logs = wait_until("the ticker's log", WAIT, || {
+        agent.check_running()?;
+        ticks(&cli, &[])
+    })?;
+    assert!(logs.contains("tick 0"), "{logs}");
+    // A follow streams new lines as the guest prints them (a second apart), ending at the
+    // byte limit.
+    let followed = ticks(&cli, &["-f", "--tail", "0", "--limit-bytes", "100"])?
+        .ok_or_else(|| anyhow::anyhow!("`skiff logs -f` gave nothing"))?;
+    assert!(followed.len() >= 100, "{followed}");
+    assert!(!followed.contains("tick 0 "), "only new lines: {followed}");
+    // Exec goes through the tunnel too: the agent itself refuses a Wasm container.
+    let exec = cli.run(&["exec", "ticker", "--", "sh"])?;
+    assert!(
+        exec.stderr
+            .contains("exec is not supported for Wasm containers"),
+        "{exec:?}"
+    );
+
+    // The server is killed and restarts: the agent opens its tunnel again, and logs work once
+    // more.
+    server.kill9()?;
+    server.restart()?;
+    wait_until("logs through the tunnel after a restart", WAIT, || {
+        agent.check_running()?;
+        ticks(&cli, &["--tail", "1"])
+    })?;
+    assert!(
+        agent.log().contains("tunnel to the API server open"),
+        "{}",
+        agent.log()
+    );
+    Ok(())
+}
+
+#[test]
+fn exec_and_logs_reach_a_linux_pod_on_a_node_without_a_listener() -> anyhow::Result<()> {
+    let cluster = LinuxCluster::start(&[(
+        "hidden",
+        &["--runtimes", "wasm,linux", "--kubelet-listen", "none"],
+    )])?;
+    let cli = cluster.cli();
+    cli.apply_yaml(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: shell}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: busybox
+    image: "{}"
+    command: ["sh", "-c", "echo started; sleep 3600"]
+"#,
+        cluster.busybox
+    ))?;
+    wait_until("the pod Running", Duration::from_secs(90), || {
+        let pod = cli.json(&["get", "pod", "shell"])?;
+        Ok((pod["status"]["phase"] == "Running").then_some(()))
+    })?;
+    let out = cli.run(&["exec", "shell", "--", "sh", "-c", "echo hi; exit 3"])?;
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert_eq!(out.stdout, "hi\n");
+    let piped = cli.run_with_stdin(&["exec", "-i", "shell", "--", "cat"], Some("via stdin\n"))?;
+    assert_eq!(piped.stdout, "via stdin\n", "{piped:?}");
+    let logs = wait_until("the pod's log", WAIT, || {
+        let out = cli.run(&["logs", "shell"])?;
+        Ok(out.stdout.contains("started").then_some(out.stdout))
+    })?;
+    assert_eq!(logs, "started\n");
+    Ok(())
+}
+
+#[test]
+fn every_member_of_a_control_plane_reaches_a_node_through_its_own_tunnel() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let cluster = Cluster::start(tmp.path(), 3, &[])?;
+    let mut agent = cluster.join_agent(
+        "hidden",
+        &tmp.path().join("hidden"),
+        &["--kubelet-listen", "none"],
+    )?;
+    let cli = cluster.cli();
+    wait_until("the node Ready", WAIT, || {
+        agent.check_running()?;
+        Ok(cli.ok(&["get", "nodes"])?.contains(" Ready ").then_some(()))
+    })?;
+    cli.apply_yaml(&ticker_pod(&guest("ticker")?))?;
+    for member in &cluster.members {
+        let one = Skiff::new(member.url());
+        wait_until(
+            &format!("the ticker's log from {}", member.name),
+            WAIT,
+            || {
+                agent.check_running()?;
+                ticks(&one, &["--tail", "1"])
+            },
+        )?;
+    }
+    Ok(())
+}
