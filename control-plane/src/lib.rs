@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::http::inflight::InflightLimits;
 pub use crate::registry::allocation::{
     Cidr, PortRange, RangeError, ServiceRanges, DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR,
 };
@@ -74,6 +75,8 @@ pub struct ServerConfig {
     pub connections: ConnLimits,
     /// Where Services get their ClusterIPs and NodePorts.
     pub service_ranges: ServiceRanges,
+    /// How many API requests each user, and all users, may have in flight.
+    pub inflight: InflightLimits,
 }
 
 impl ServerConfig {
@@ -94,6 +97,7 @@ impl ServerConfig {
             pod_cidrs: PodCidrRange::default(),
             connections: ConnLimits::default(),
             service_ranges: ServiceRanges::default(),
+            inflight: InflightLimits::default(),
         }
     }
 }
@@ -167,6 +171,7 @@ impl Server {
             registry,
             http: reqwest::Client::new(),
             shutdown: shutdown.clone(),
+            inflight: http::inflight::Inflight::new(config.inflight),
         });
         let serving = tokio::spawn(skiff_net::http::serve(
             listener,

@@ -5,11 +5,13 @@ mod cluster;
 mod discovery;
 mod exec;
 mod handlers;
+pub mod inflight;
 mod logs;
 mod node_proxy;
 mod path;
 mod pod_container;
 mod query;
+mod request_info;
 mod table;
 mod trace;
 
@@ -29,6 +31,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Cancelled when the server stops: open watches and log streams end.
     pub shutdown: CancellationToken,
+    /// Requests in flight per user and in all (429 over the limits).
+    pub inflight: inflight::Inflight,
 }
 
 /// The API router: `/api/...`, `/apis/...`, health and version endpoints.
@@ -59,6 +63,10 @@ pub fn router(state: AppState) -> Router {
         .route("/version", get(handlers::version))
         .route("/version/", get(handlers::version))
         // Until the API serves HTTPS, every request is the plain listener's (an admin).
+        .layer(axum::middleware::from_fn_with_state(
+            state.inflight.clone(),
+            inflight::limit,
+        ))
         .layer(Extension(UserInfo::insecure()))
         .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))
         .layer(trace::layer())

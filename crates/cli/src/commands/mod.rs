@@ -23,6 +23,7 @@ mod node_runtimes;
 pub mod rollout;
 pub mod scale;
 pub mod server;
+mod server_limits;
 pub mod token;
 pub mod wait;
 

@@ -13,6 +13,7 @@ use super::daemon::{
     descriptor_budget, host_name, terminated, wasm_agent, ConnArgs, DnsKind, NodeArgs,
     PodNetworkArgs,
 };
+use super::server_limits::ServerLimitArgs;
 use crate::private_files;
 
 #[derive(Args, Debug)]
@@ -77,6 +78,8 @@ pub struct ServerArgs {
     pub node: NodeArgs,
     #[command(flatten)]
     pub connections: ConnArgs,
+    #[command(flatten)]
+    pub limits: ServerLimitArgs,
 }
 
 /// The in-process node joins like any other, with a token that never expires, made on the
@@ -136,6 +139,7 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         skiff_control_plane::PodCidrRange::new(&args.cluster_cidr, args.node_cidr_mask_size)
             .context("--cluster-cidr and --node-cidr-mask-size")?;
     config.log_retain = args.log_retain.max(1);
+    config.inflight = args.limits.inflight();
     config.service_ranges = ServiceRanges {
         cluster_ips: args.service_cluster_ip_range,
         node_ports: args.service_node_port_range,
