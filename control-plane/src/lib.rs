@@ -77,6 +77,8 @@ pub struct ServerConfig {
     pub service_ranges: ServiceRanges,
     /// How many API requests each user, and all users, may have in flight.
     pub inflight: InflightLimits,
+    /// Where to append one audit event (JSON line) per API request, if anywhere.
+    pub audit_log: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -98,6 +100,7 @@ impl ServerConfig {
             connections: ConnLimits::default(),
             service_ranges: ServiceRanges::default(),
             inflight: InflightLimits::default(),
+            audit_log: None,
         }
     }
 }
@@ -112,6 +115,8 @@ pub enum ServerError {
     },
     #[error("store: {0}")]
     Store(#[from] skiff_raft_store::StoreError),
+    #[error(transparent)]
+    AuditLog(#[from] http::audit::AuditLogError),
     #[error("the store did not elect itself and create the system namespaces within 10 s")]
     FirstTerm,
 }
@@ -167,11 +172,16 @@ impl Server {
                 .map_err(|_| ServerError::FirstTerm)?;
         }
 
+        let audit = match &config.audit_log {
+            Some(path) => Some(http::audit::AuditLog::open(path).await?),
+            None => None,
+        };
         let app = http::router(http::AppState {
             registry,
             http: reqwest::Client::new(),
             shutdown: shutdown.clone(),
             inflight: http::inflight::Inflight::new(config.inflight),
+            audit,
         });
         let serving = tokio::spawn(skiff_net::http::serve(
             listener,

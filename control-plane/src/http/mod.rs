@@ -1,5 +1,6 @@
 //! The HTTP API: Kubernetes REST paths over the registry.
 
+pub mod audit;
 mod auth;
 mod cluster;
 mod discovery;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Requests in flight per user and in all (429 over the limits).
     pub inflight: inflight::Inflight,
+    /// Where each request's audit event goes (`--audit-log-path`), if anywhere.
+    pub audit: Option<audit::AuditLog>,
 }
 
 /// The API router: `/api/...`, `/apis/...`, health and version endpoints.
@@ -66,6 +69,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.inflight.clone(),
             inflight::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.audit.clone(),
+            audit::record,
         ))
         .layer(Extension(UserInfo::insecure()))
         .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))

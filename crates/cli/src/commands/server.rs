@@ -140,6 +140,7 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
             .context("--cluster-cidr and --node-cidr-mask-size")?;
     config.log_retain = args.log_retain.max(1);
     config.inflight = args.limits.inflight();
+    config.audit_log = args.limits.audit_log_path.clone();
     config.service_ranges = ServiceRanges {
         cluster_ips: args.service_cluster_ip_range,
         node_ports: args.service_node_port_range,
