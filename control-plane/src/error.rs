@@ -48,6 +48,15 @@ pub enum ApiError {
     /// The request body is over the server's limit (Kubernetes' 413 `RequestEntityTooLarge`).
     #[error("Request entity too large: limit is {limit} bytes")]
     TooLarge { limit: usize },
+    /// An object whose stored form is over the store's limit (413, as etcd's "request is too
+    /// large" reaches Kubernetes' clients).
+    #[error("{kind} \"{name}\" is too large to store: {bytes} bytes, limit is {limit} bytes")]
+    ObjectTooLarge {
+        kind: String,
+        name: String,
+        bytes: usize,
+        limit: usize,
+    },
     #[error("the server could not find the requested resource: {0}")]
     UnknownResource(String),
     #[error("the server does not allow this method on the requested resource")]
@@ -130,7 +139,9 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } | ApiError::ObjectTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Gone { .. } | ApiError::ContinueExpired => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -149,7 +160,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => "Forbidden",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::TooManyRequests { .. } => "TooManyRequests",
-            ApiError::TooLarge { .. } => "RequestEntityTooLarge",
+            ApiError::TooLarge { .. } | ApiError::ObjectTooLarge { .. } => "RequestEntityTooLarge",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::Gone { .. } | ApiError::ContinueExpired => "Expired",
             ApiError::Unavailable(_) => "ServiceUnavailable",
@@ -165,7 +176,12 @@ impl ApiError {
             ApiError::NotFound { resource, name }
             | ApiError::AlreadyExists { resource, name }
             | ApiError::Conflict { resource, name, .. }
-            | ApiError::Forbidden { resource, name, .. } => Some(StatusDetails {
+            | ApiError::Forbidden { resource, name, .. }
+            | ApiError::ObjectTooLarge {
+                kind: resource,
+                name,
+                ..
+            } => Some(StatusDetails {
                 name: Some(name.clone()),
                 kind: Some(resource.clone()),
                 ..Default::default()

@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::http::inflight::InflightLimits;
 pub use crate::registry::allocation::{
     Cidr, PortRange, RangeError, ServiceRanges, DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR,
 };
@@ -79,6 +80,10 @@ pub struct ServerConfig {
     /// keys; without it, the data dir's `encryption-config.yaml` (made on a lone member's
     /// first start: Secrets are encrypted by default).
     pub encryption_provider_config: Option<PathBuf>,
+    /// How many API requests each user, and all users, may have in flight.
+    pub inflight: InflightLimits,
+    /// Where to append one audit event (JSON line) per API request, if anywhere.
+    pub audit_log: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -100,6 +105,8 @@ impl ServerConfig {
             connections: ConnLimits::default(),
             service_ranges: ServiceRanges::default(),
             encryption_provider_config: None,
+            inflight: InflightLimits::default(),
+            audit_log: None,
         }
     }
 }
@@ -116,6 +123,8 @@ pub enum ServerError {
     Store(#[from] skiff_raft_store::StoreError),
     #[error(transparent)]
     Encryption(#[from] encryption::EncryptionError),
+    #[error(transparent)]
+    AuditLog(#[from] http::audit::AuditLogError),
     #[error("the store did not elect itself and create the system namespaces within 10 s")]
     FirstTerm,
 }
@@ -180,11 +189,17 @@ impl Server {
                 .map_err(|_| ServerError::FirstTerm)?;
         }
 
+        let audit = match &config.audit_log {
+            Some(path) => Some(http::audit::AuditLog::open(path).await?),
+            None => None,
+        };
         let app = http::router(http::AppState {
             registry,
             http: reqwest::Client::new(),
             tunnels: skiff_net::tunnel::Tunnels::new(),
             shutdown: shutdown.clone(),
+            inflight: http::inflight::Inflight::new(config.inflight),
+            audit,
         });
         let serving = tokio::spawn(skiff_net::http::serve(
             listener,

@@ -566,7 +566,7 @@ async fn an_oversized_body_is_refused_with_a_status() {
         (413, Some("Status"), Some("RequestEntityTooLarge"))
     );
     let message = status["message"].as_str().expect("message");
-    assert!(message.contains("2097152"), "{message}");
+    assert!(message.contains("3145728"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,16 +1,19 @@
 //! The HTTP API: Kubernetes REST paths over the registry.
 
 mod agent_conn;
+pub mod audit;
 mod auth;
 mod cluster;
 mod discovery;
 mod exec;
 mod handlers;
+pub mod inflight;
 mod logs;
 mod node_proxy;
 mod path;
 mod pod_container;
 mod query;
+mod request_info;
 mod secrets;
 mod table;
 mod trace;
@@ -35,6 +38,10 @@ pub struct AppState {
     pub tunnels: skiff_net::tunnel::Tunnels,
     /// Cancelled when the server stops: open watches and log streams end.
     pub shutdown: CancellationToken,
+    /// Requests in flight per user and in all (429 over the limits).
+    pub inflight: inflight::Inflight,
+    /// Where each request's audit event goes (`--audit-log-path`), if anywhere.
+    pub audit: Option<audit::AuditLog>,
 }
 
 /// The API router: `/api/...`, `/apis/...`, health and version endpoints.
@@ -67,6 +74,14 @@ pub fn router(state: AppState) -> Router {
         .route("/version", get(handlers::version))
         .route("/version/", get(handlers::version))
         // Until the API serves HTTPS, every request is the plain listener's (an admin).
+        .layer(axum::middleware::from_fn_with_state(
+            state.inflight.clone(),
+            inflight::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.audit.clone(),
+            audit::record,
+        ))
         .layer(Extension(UserInfo::insecure()))
         .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))
         .layer(trace::layer())

@@ -7,9 +7,20 @@ use skiff_raft_store::KeyValue;
 use super::object;
 use crate::error::ApiError;
 
-/// Stored form: the object without `metadata.resourceVersion` (the store's revision is the truth).
+/// Stored form: the object without `metadata.resourceVersion` (the store's revision is the
+/// truth); an object over [`skiff_api::MAX_OBJECT_BYTES`] is refused, naming it.
 pub fn encode(obj: &Value) -> Result<Vec<u8>, ApiError> {
-    serde_json::to_vec(&strip_version(obj)).map_err(|e| ApiError::Internal(e.to_string()))
+    let bytes =
+        serde_json::to_vec(&strip_version(obj)).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if bytes.len() > skiff_api::MAX_OBJECT_BYTES {
+        return Err(ApiError::ObjectTooLarge {
+            kind: obj["kind"].as_str().unwrap_or_default().to_string(),
+            name: object::name(obj).unwrap_or_default().to_string(),
+            bytes: bytes.len(),
+            limit: skiff_api::MAX_OBJECT_BYTES,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Served form: the stored object with `resourceVersion` = its `mod_revision`.

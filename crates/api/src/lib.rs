@@ -6,8 +6,13 @@
 
 pub use k8s_openapi;
 
-/// The largest request body the API server accepts, in bytes; larger ones get a 413 `Status`.
-pub const MAX_REQUEST_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// The largest request body the API server accepts, in bytes (3 MiB, as Kubernetes); larger
+/// ones get a 413 `Status` after no more than this much was read.
+pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// The largest object the store keeps, in bytes of its stored JSON (etcd's 1.5 MiB request
+/// limit); a write of a larger one gets a 413 `Status` naming the object.
+pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
 
 pub mod backoff;
 pub mod batch;

@@ -179,7 +179,7 @@ async fn refuses_a_body_over_the_server_limit_before_sending() {
         .expect_err("too large");
     let message = err.to_string();
     assert!(
-        message.contains("2097152") && !message.contains("cannot reach"),
+        message.contains("3145728") && !message.contains("cannot reach"),
         "{message}"
     );
 }

@@ -82,7 +82,11 @@ impl Connection {
         let app = self.app;
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let busy = requests.busy();
-            let response = app.clone().oneshot(request.map(Body::new));
+            let mut request = request.map(Body::new);
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(from));
+            let response = app.clone().oneshot(request);
             Box::pin(async move {
                 let response = response
                     .await

@@ -24,6 +24,7 @@ pub mod rollout;
 pub mod scale;
 pub mod secrets;
 pub mod server;
+mod server_limits;
 pub mod token;
 pub mod wait;
 

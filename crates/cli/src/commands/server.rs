@@ -13,6 +13,7 @@ use super::daemon::{
     descriptor_budget, host_name, parse_listen_or_none, terminated, wasm_agent, ConnArgs, DnsKind,
     ListenOrNone, NodeArgs, PodNetworkArgs,
 };
+use super::server_limits::ServerLimitArgs;
 use crate::private_files;
 
 #[derive(Args, Debug)]
@@ -84,6 +85,8 @@ pub struct ServerArgs {
     pub node: NodeArgs,
     #[command(flatten)]
     pub connections: ConnArgs,
+    #[command(flatten)]
+    pub limits: ServerLimitArgs,
 }
 
 /// The in-process node joins like any other, with a token that never expires, made on the
@@ -144,6 +147,8 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
             .context("--cluster-cidr and --node-cidr-mask-size")?;
     config.log_retain = args.log_retain.max(1);
     config.encryption_provider_config = args.encryption_provider_config.clone();
+    config.inflight = args.limits.inflight();
+    config.audit_log = args.limits.audit_log_path.clone();
     config.service_ranges = ServiceRanges {
         cluster_ips: args.service_cluster_ip_range,
         node_ports: args.service_node_port_range,
