@@ -1,5 +1,6 @@
 //! Skiff control plane: Kubernetes-shaped API server, scheduler and controllers over the Raft store.
 
+pub mod authz;
 mod bootstrap;
 pub mod controllers;
 pub mod error;
@@ -163,10 +164,14 @@ impl Server {
                 .map_err(|_| ServerError::FirstTerm)?;
         }
 
+        let authorizer = authz::Authorizer::start(&registry, &shutdown);
+        // Its informers read this member's store: the first list is immediate.
+        let _ = tokio::time::timeout(FIRST_TERM_WAIT, authorizer.synced()).await;
         let app = http::router(http::AppState {
             registry,
             http: reqwest::Client::new(),
             shutdown: shutdown.clone(),
+            authorizer,
         });
         let serving = tokio::spawn(skiff_net::http::serve(
             listener,
