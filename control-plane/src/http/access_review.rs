@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
@@ -12,7 +12,7 @@ use skiff_api::k8s_openapi::api::authorization::v1::{
     NonResourceAttributes, ResourceAttributes as ReviewedResource, SubjectAccessReviewStatus,
 };
 
-use super::AppState;
+use super::{review_protobuf, AppState};
 use crate::authz::{Attributes, ResourceAttributes, Target};
 use crate::error::ApiError;
 use crate::identity::UserInfo;
@@ -24,14 +24,21 @@ pub const GROUP_VERSION: &str = "authorization.k8s.io/v1";
 pub async fn self_review(
     State(state): State<AppState>,
     Extension(user): Extension<UserInfo>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(&state, "SelfSubjectAccessReview", &body, |_| Ok(user))
+    answer(&state, "SelfSubjectAccessReview", &headers, &body, |_| {
+        Ok(user)
+    })
 }
 
 /// `POST /apis/authorization.k8s.io/v1/subjectaccessreviews`: about the user in `spec`.
-pub async fn subject_review(State(state): State<AppState>, body: Bytes) -> Response {
-    answer(&state, "SubjectAccessReview", &body, |spec| {
+pub async fn subject_review(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(&state, "SubjectAccessReview", &headers, &body, |spec| {
         let user = spec.get("user").and_then(Value::as_str).unwrap_or_default();
         let groups = spec.get("groups").cloned().unwrap_or(Value::Null);
         let groups: Vec<String> = serde_json::from_value(groups).unwrap_or_default();
@@ -51,12 +58,22 @@ pub async fn subject_review(State(state): State<AppState>, body: Bytes) -> Respo
 fn answer(
     state: &AppState,
     kind: &str,
+    headers: &HeaderMap,
     body: &Bytes,
     subject: impl FnOnce(&Value) -> Result<UserInfo, ApiError>,
 ) -> Response {
+    // Typed client-go clients (`kubectl auth can-i`) send protobuf.
+    let protobuf = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("protobuf"));
     let result = (|| {
-        let mut review: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not a {kind}: {e}")))?;
+        let mut review: Value = if protobuf {
+            review_protobuf::decode(body)?
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::BadRequest(format!("the body is not a {kind}: {e}")))?
+        };
         let spec = review.get("spec").cloned().unwrap_or(Value::Null);
         let attrs = attributes(&spec)?;
         let user = subject(&spec)?;

@@ -12,6 +12,7 @@ mod node_proxy;
 mod path;
 mod pod_container;
 mod query;
+mod review_protobuf;
 mod table;
 mod trace;
 
