@@ -80,6 +80,29 @@ fn users_get_403_without_a_binding_and_read_one_namespace_with_one() -> anyhow::
         "{everywhere:?}"
     );
 
+    // Backups and member changes are for admins only.
+    let file = tmp.path().join("backup.skiff");
+    let backup = cli.run(&[
+        "--as",
+        "bob",
+        "backup",
+        "save",
+        file.to_str().expect("utf-8"),
+    ])?;
+    assert!(
+        !backup.success
+            && backup
+                .stderr
+                .contains("User \"bob\" cannot get path \"/skiff/v1/backup\""),
+        "{backup:?}"
+    );
+    assert!(!file.exists(), "a refused backup left a file");
+    let remove = cli.run(&["--as", "bob", "cluster", "remove", "default"])?;
+    assert!(
+        !remove.success && remove.stderr.contains("forbidden"),
+        "{remove:?}"
+    );
+
     // A RoleBinding to the aggregated `view` role in `team`.
     cli.apply_yaml("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n")?;
     cli.apply_yaml(BINDING)?;
