@@ -36,7 +36,7 @@ async fn admit(authorizer: &Authorizer, mut request: Request) -> Result<Request,
         .get::<UserInfo>()
         .cloned()
         .unwrap_or_else(UserInfo::anonymous);
-    let user = impersonate(authorizer, &caller, request.headers())?;
+    let user = impersonate(&|u, a| authorizer.allows(u, a), &caller, request.headers())?;
     let uri = request.uri().clone();
     let attrs = Attributes::from_request(request.method(), uri.path(), uri.query());
     if !authorizer.allows(&user, &attrs) {
@@ -54,7 +54,7 @@ async fn admit(authorizer: &Authorizer, mut request: Request) -> Result<Request,
 
 /// The user the request acts as: the caller, or whom it impersonates if allowed to.
 fn impersonate(
-    authorizer: &Authorizer,
+    allows: &dyn Fn(&UserInfo, &Attributes) -> bool,
     caller: &UserInfo,
     headers: &HeaderMap,
 ) -> Result<UserInfo, ApiError> {
@@ -92,7 +92,7 @@ fn impersonate(
             verb: "impersonate".into(),
             target: Target::Resource(target),
         };
-        if !authorizer.allows(caller, &attrs) {
+        if !allows(caller, &attrs) {
             return Err(authz::forbidden(caller, &attrs));
         }
     }
@@ -161,4 +161,71 @@ async fn check_node_create(
         return Err(authz::forbidden(&user, &named_attrs));
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+    use crate::identity::{AUTHENTICATED_GROUP, MASTERS_GROUP};
+
+    fn headers(pairs: &[(HeaderName, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(name.clone(), HeaderValue::from_str(value).expect("value"));
+        }
+        headers
+    }
+
+    /// Masters may do anything; `alice` may impersonate only the ServiceAccount `ci/builder`.
+    fn allows(user: &UserInfo, attrs: &Attributes) -> bool {
+        if user.in_group(MASTERS_GROUP) {
+            return true;
+        }
+        let r = attrs.resource().cloned().unwrap_or_default();
+        user.name == "alice"
+            && attrs.verb == "impersonate"
+            && (r.resource.as_str(), r.namespace.as_str(), r.name.as_str())
+                == ("serviceaccounts", "ci", "builder")
+    }
+
+    #[test]
+    fn impersonation_needs_the_impersonate_verb_on_each_user_and_group() {
+        let admin = UserInfo::insecure();
+        let alice = UserInfo::authenticated("alice", vec![]);
+        let none = impersonate(&allows, &alice, &HeaderMap::new()).expect("no headers");
+        assert_eq!(none, alice);
+
+        let as_bob = headers(&[(IMPERSONATE_USER, "bob"), (IMPERSONATE_GROUP, "dev")]);
+        let bob = impersonate(&allows, &admin, &as_bob).expect("an admin impersonates");
+        assert_eq!(bob.name, "bob");
+        assert_eq!(bob.groups, ["dev", AUTHENTICATED_GROUP]);
+        assert!(
+            !bob.in_group(MASTERS_GROUP),
+            "the caller's groups are not kept"
+        );
+
+        let refused = impersonate(&allows, &alice, &as_bob).expect_err("alice may not");
+        assert_eq!(
+            refused.to_string(),
+            "users \"bob\" is forbidden: User \"alice\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
+        );
+        let builder = headers(&[(IMPERSONATE_USER, "system:serviceaccount:ci:builder")]);
+        let robot = impersonate(&allows, &alice, &builder).expect("alice may be the builder");
+        assert_eq!(robot.name, "system:serviceaccount:ci:builder");
+        let with_group = headers(&[
+            (IMPERSONATE_USER, "system:serviceaccount:ci:builder"),
+            (IMPERSONATE_GROUP, MASTERS_GROUP),
+        ]);
+        assert!(matches!(
+            impersonate(&allows, &alice, &with_group),
+            Err(ApiError::AccessDenied { .. })
+        ));
+        let group_alone = headers(&[(IMPERSONATE_GROUP, "dev")]);
+        assert!(matches!(
+            impersonate(&allows, &admin, &group_alone),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
 }
