@@ -122,3 +122,33 @@ fn attributes(spec: &Value) -> Result<Attributes, ApiError> {
         "spec.resourceAttributes or spec.nonResourceAttributes is required".into(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_review_spec_becomes_request_attributes() {
+        let spec = json!({"resourceAttributes": {"verb": "get", "group": "apps",
+            "resource": "deployments", "subresource": "scale", "namespace": "a", "name": "web"}});
+        let attrs = attributes(&spec).expect("attributes");
+        assert_eq!(attrs.verb, "get");
+        assert_eq!(
+            attrs.resource().map(ResourceAttributes::combined_resource),
+            Some("deployments/scale".to_string())
+        );
+        let url =
+            attributes(&json!({"nonResourceAttributes": {"verb": "get", "path": "/healthz"}}))
+                .expect("attributes");
+        assert_eq!(
+            url.target,
+            Target::NonResource {
+                path: "/healthz".into()
+            }
+        );
+        assert!(matches!(
+            attributes(&json!({})),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+}
