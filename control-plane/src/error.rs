@@ -35,6 +35,16 @@ pub enum ApiError {
         name: String,
         message: String,
     },
+    /// Refused by authorization (403 `Forbidden`); `message` names the user, verb and
+    /// resource, as Kubernetes' RBAC denial does.
+    #[error("{message}")]
+    AccessDenied {
+        /// `pods`, `deployments.apps`; empty for a non-resource URL.
+        resource: String,
+        /// The object's name, if the request named one.
+        name: String,
+        message: String,
+    },
     #[error("{0}")]
     BadRequest(String),
     /// Refused for now, to be retried (Kubernetes' 429): an eviction a disruption budget
@@ -136,7 +146,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::UnknownResource(_) => StatusCode::NOT_FOUND,
             ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::AccessDenied { .. } => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge { .. } | ApiError::ObjectTooLarge { .. } => {
@@ -157,7 +167,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } => "AlreadyExists",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => "Invalid",
-            ApiError::Forbidden { .. } => "Forbidden",
+            ApiError::Forbidden { .. } | ApiError::AccessDenied { .. } => "Forbidden",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::TooLarge { .. } | ApiError::ObjectTooLarge { .. } => "RequestEntityTooLarge",
@@ -186,6 +196,13 @@ impl ApiError {
                 kind: Some(resource.clone()),
                 ..Default::default()
             }),
+            ApiError::AccessDenied { resource, name, .. } if !resource.is_empty() => {
+                Some(StatusDetails {
+                    name: (!name.is_empty()).then(|| name.clone()),
+                    kind: Some(resource.clone()),
+                    ..Default::default()
+                })
+            }
             ApiError::Invalid { kind, name, causes } => Some(StatusDetails {
                 name: Some(name.clone()),
                 kind: Some(kind.clone()),

@@ -69,6 +69,7 @@ pub fn spawn(
 fn run_term(registry: &Registry, settings: controllers::Settings, shutdown: &CancellationToken) {
     let informers = crate::runtime::Informers::start(registry, shutdown);
     controllers::start(registry, &informers, settings, shutdown);
+    crate::authz::spawn_aggregation(registry.clone(), shutdown.clone());
     scheduler::Scheduler {
         registry: registry.clone(),
         pods: informers.pods.clone(),

@@ -1,5 +1,6 @@
 //! Skiff control plane: Kubernetes-shaped API server, scheduler and controllers over the Raft store.
 
+pub mod authz;
 mod bootstrap;
 pub mod controllers;
 pub mod encryption;
@@ -193,6 +194,9 @@ impl Server {
             Some(path) => Some(http::audit::AuditLog::open(path).await?),
             None => None,
         };
+        let authorizer = authz::Authorizer::start(&registry, &shutdown);
+        // Its informers read this member's store: the first list is immediate.
+        let _ = tokio::time::timeout(FIRST_TERM_WAIT, authorizer.synced()).await;
         let app = http::router(http::AppState {
             registry,
             http: reqwest::Client::new(),
@@ -200,6 +204,7 @@ impl Server {
             shutdown: shutdown.clone(),
             inflight: http::inflight::Inflight::new(config.inflight),
             audit,
+            authorizer,
         });
         let serving = tokio::spawn(skiff_net::http::serve(
             listener,

@@ -45,9 +45,12 @@ pub fn document(path: &str) -> Option<Value> {
     }
 }
 
+/// The group of the access reviews, which are answered, not stored (so not in `KINDS`).
+const AUTHORIZATION_GROUP: &str = "authorization.k8s.io";
+
 /// The named groups served, in the order their kinds are listed.
 fn groups() -> Vec<&'static str> {
-    let mut groups: Vec<&'static str> = Vec::new();
+    let mut groups: Vec<&'static str> = vec![AUTHORIZATION_GROUP];
     for kind in KINDS.iter().filter(|k| !k.group.is_empty()) {
         if !groups.contains(&kind.group) {
             groups.push(kind.group);
@@ -72,6 +75,21 @@ fn group(name: &str) -> Value {
 
 /// The `APIResourceList` of one group version; `None` if it serves nothing.
 fn resource_list(group: &str, version: &str) -> Option<Value> {
+    if (group, version) == (AUTHORIZATION_GROUP, "v1") {
+        let review = |name: &str, kind: &str, namespaced: bool| {
+            json!({"name": name, "singularName": "", "namespaced": namespaced, "kind": kind,
+                "verbs": ["create"]})
+        };
+        return Some(json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": "authorization.k8s.io/v1",
+            "resources": [
+                review("selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
+                review("subjectaccessreviews", "SubjectAccessReview", false),
+            ],
+        }));
+    }
     let kinds: Vec<&ResourceKind> = KINDS
         .iter()
         .filter(|k| k.group == group && k.version == version)
@@ -200,6 +218,10 @@ mod tests {
         assert_eq!(deployments["namespaced"], true);
         assert_eq!(document("/apis/apps").expect("group")["kind"], "APIGroup");
         assert!(document("/apis/nothing/v1").is_none());
+        let reviews = document("/apis/authorization.k8s.io/v1").expect("authorization");
+        assert_eq!(reviews["resources"][0]["name"], "selfsubjectaccessreviews");
+        let rbac = document("/apis/rbac.authorization.k8s.io/v1").expect("rbac");
+        assert_eq!(rbac["resources"].as_array().map(Vec::len), Some(4));
         assert!(document("/api/v1/pods").is_none());
     }
 }

@@ -1,8 +1,10 @@
 //! The HTTP API: Kubernetes REST paths over the registry.
 
+mod access_review;
 mod agent_conn;
 pub mod audit;
 mod auth;
+mod authorize;
 mod cluster;
 mod discovery;
 mod exec;
@@ -14,16 +16,19 @@ mod path;
 mod pod_container;
 mod query;
 mod request_info;
+mod review_protobuf;
 mod secrets;
 mod table;
 mod trace;
 mod tunnel;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{any, delete, get, post};
 use axum::{Extension, Router};
 use tokio_util::sync::CancellationToken;
 
+use crate::authz::Authorizer;
 use crate::identity::UserInfo;
 use crate::registry::Registry;
 
@@ -42,11 +47,21 @@ pub struct AppState {
     pub inflight: inflight::Inflight,
     /// Where each request's audit event goes (`--audit-log-path`), if anywhere.
     pub audit: Option<audit::AuditLog>,
+    /// Decides whether each request's user may make it.
+    pub authorizer: Authorizer,
 }
 
 /// The API router: `/api/...`, `/apis/...`, health and version endpoints.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            post(access_review::self_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            post(access_review::subject_review),
+        )
         .route("/api", any(handlers::resource))
         .route("/api/{*rest}", any(handlers::resource))
         .route(
@@ -73,7 +88,11 @@ pub fn router(state: AppState) -> Router {
         .route("/skiff/v1/nodes/{node}/tunnel", get(tunnel::open))
         .route("/version", get(handlers::version))
         .route("/version/", get(handlers::version))
-        // Until the API serves HTTPS, every request is the plain listener's (an admin).
+        // Every request is authorized as the user the layer below (outside) found.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authorize::authorize,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.inflight.clone(),
             inflight::limit,
@@ -82,6 +101,7 @@ pub fn router(state: AppState) -> Router {
             state.audit.clone(),
             audit::record,
         ))
+        // Until the API serves HTTPS, every request is the plain listener's (an admin).
         .layer(Extension(UserInfo::insecure()))
         .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))
         .layer(trace::layer())

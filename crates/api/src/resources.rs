@@ -250,7 +250,38 @@ pub static KINDS: &[ResourceKind] = &[
         &[],
         true,
     ),
+    kind(RBAC_GROUP, "v1", "Role", "roles", "role", &[], true),
+    kind(
+        RBAC_GROUP,
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        "clusterrole",
+        &[],
+        false,
+    ),
+    kind(
+        RBAC_GROUP,
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        "rolebinding",
+        &[],
+        true,
+    ),
+    kind(
+        RBAC_GROUP,
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        &[],
+        false,
+    ),
 ];
+
+/// The API group of Roles, ClusterRoles and their bindings.
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
 /// By `apiVersion` and `kind`, as in a manifest.
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceKind> {

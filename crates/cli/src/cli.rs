@@ -9,11 +9,11 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use skiff_bench::BenchCommand;
 
 use crate::commands::{
-    agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, cluster::ClusterCommand,
-    create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs, drain::DrainArgs,
-    exec::ExecArgs, expose::ExposeArgs, get::GetArgs, image::ImageCommand, logs::LogsArgs,
-    node::NodeArgs, rollout::RolloutCommand, scale::ScaleArgs, secrets::SecretsCommand,
-    server::ServerArgs, token::TokenCommand, wait::WaitArgs,
+    agent::AgentArgs, apply::ApplyArgs, auth::AuthCommand, backup::BackupCommand,
+    cluster::ClusterCommand, create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs,
+    drain::DrainArgs, exec::ExecArgs, expose::ExposeArgs, get::GetArgs, image::ImageCommand,
+    logs::LogsArgs, node::NodeArgs, rollout::RolloutCommand, scale::ScaleArgs,
+    secrets::SecretsCommand, server::ServerArgs, token::TokenCommand, wait::WaitArgs,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -40,6 +40,12 @@ pub struct ClientOpts {
     /// Namespace.
     #[arg(short = 'n', long, default_value = "default", global = true)]
     pub namespace: String,
+    /// Act as this user (sent as `Impersonate-User`; needs the `impersonate` permission).
+    #[arg(long = "as", global = true)]
+    pub as_user: Option<String>,
+    /// Act as a member of this group too (repeatable; needs `--as`).
+    #[arg(long = "as-group", global = true)]
+    pub as_groups: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -50,6 +56,9 @@ pub enum Command {
     Agent(AgentArgs),
     /// Create or update objects from manifest files.
     Apply(ApplyArgs),
+    /// Inspect authorization: `skiff auth can-i VERB TYPE[/NAME]`.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// List or show objects.
     Get(GetArgs),
     /// Show details of an object and its events.
@@ -151,6 +160,9 @@ mod tests {
             cli.command,
             Command::Cluster(crate::commands::cluster::ClusterCommand::Status)
         ));
+        let cli = parse("skiff auth can-i list pods --as bob --as-group dev --as-group qa");
+        assert_eq!(cli.client.as_user.as_deref(), Some("bob"));
+        assert_eq!(cli.client.as_groups, ["dev", "qa"]);
         let cli = parse("skiff agent --server http://a --token t --node-name n");
         assert_eq!(cli.client.server, "http://a");
     }

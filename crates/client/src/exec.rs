@@ -81,6 +81,11 @@ impl Client {
                 .map_err(|e| failed(tungstenite::Error::HttpFormat(e.into())))?;
             headers.insert("Authorization", bearer);
         }
+        for (name, value) in self.impersonation.iter().flat_map(|i| i.headers()) {
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| failed(tungstenite::Error::HttpFormat(e.into())))?;
+            headers.append(name, value);
+        }
         match tokio_tungstenite::connect_async(request).await {
             Ok((socket, _)) => Ok(ExecStream { socket, url }),
             Err(tungstenite::Error::Http(response)) => {

@@ -3,6 +3,7 @@
 
 mod error;
 mod exec;
+mod impersonation;
 mod join_tokens;
 mod node_proxy;
 mod params;
@@ -23,6 +24,7 @@ use skiff_api::resources::ResourceKind;
 
 pub use error::ClientError;
 pub use exec::{ExecEvent, ExecParams, ExecStream};
+pub use impersonation::Impersonation;
 pub use params::{DeleteParams, ListParams, LogParams};
 pub use reqwest::Method;
 pub use tunnel::TunnelIo;
@@ -50,6 +52,8 @@ pub struct Client {
     token: Option<Arc<str>>,
     /// Every write carries `dryRun=All`: the server checks it and stores nothing.
     dry_run: bool,
+    /// Sent as `Impersonate-User`/`Impersonate-Group` (`--as`, `--as-group`).
+    impersonation: Option<Arc<Impersonation>>,
 }
 
 impl Client {
@@ -87,6 +91,7 @@ impl Client {
             preferred: Arc::new(AtomicUsize::new(0)),
             token: None,
             dry_run: false,
+            impersonation: None,
         })
     }
 
@@ -143,6 +148,9 @@ impl Client {
             let mut request = self.http.request(method.clone(), &url);
             if let Some(token) = &self.token {
                 request = request.bearer_auth(token);
+            }
+            for (name, value) in self.impersonation.iter().flat_map(|i| i.headers()) {
+                request = request.header(name, value);
             }
             if let Some((content_type, bytes)) = body.clone() {
                 request = request.header("Content-Type", content_type).body(bytes);

@@ -43,6 +43,9 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
+        for (name, value) in self.impersonation.iter().flat_map(|i| i.headers()) {
+            request = request.header(name, value);
+        }
         let response = request
             .send()
             .await

@@ -2,6 +2,7 @@
 //! (`PrepareForCreate`, `PrepareForUpdate`, `ValidateUpdate`, graceful deletion): the generic
 //! write path asks the kind's strategy instead of testing which kind it holds.
 
+mod binding;
 mod claim;
 mod job;
 mod namespace;
@@ -94,6 +95,7 @@ pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
         "StatefulSet" => &statefulset::StatefulSetStrategy,
         "PersistentVolumeClaim" => &claim::ClaimStrategy,
         "Service" => &service::ServiceStrategy,
+        "RoleBinding" | "ClusterRoleBinding" => &binding::BindingStrategy,
         "Deployment"
         | "ReplicaSet"
         | "CronJob"

@@ -12,6 +12,9 @@ pub enum NameRule {
     Subdomain,
     /// DNS-1123 label: lower-case alphanumerics and `-`, at most 63.
     Label,
+    /// Any name that fits in one URL path segment (RBAC's `system:node`): not `.` or `..`,
+    /// no `/` or `%`.
+    PathSegment,
 }
 
 pub fn is_dns_label(s: &str) -> bool {
@@ -25,6 +28,11 @@ pub fn is_dns_label(s: &str) -> bool {
 
 pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// A name usable as one URL path segment.
+pub fn is_path_segment(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '%'])
 }
 
 /// A label value: empty, or ≤63 alphanumerics with `-_.` inside.
@@ -62,6 +70,10 @@ pub fn validate_name(name: &str, rule: NameRule, field: &str, errors: &mut Error
         NameRule::Label => (
             is_dns_label(name),
             "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (at most 63)",
+        ),
+        NameRule::PathSegment => (
+            is_path_segment(name),
+            "may not be '.' or '..' and may not contain '/' or '%'",
         ),
     };
     if !ok {

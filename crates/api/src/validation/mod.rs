@@ -11,6 +11,7 @@ mod node;
 mod pod;
 mod policy;
 mod probes;
+mod rbac;
 mod runtime_class;
 mod security_context;
 mod statefulset;
@@ -29,6 +30,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -174,6 +176,15 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
             decode::<StorageClass>(obj).map(|c| storage::validate_storage_class(&c, &mut errors))
         }
         "Node" => decode::<Node>(obj).map(|n| node::validate_node(&n, &mut errors)),
+        "Role" => decode::<Role>(obj).map(|r| rbac::validate_role(&r, &mut errors)),
+        "ClusterRole" => {
+            decode::<ClusterRole>(obj).map(|r| rbac::validate_cluster_role(&r, &mut errors))
+        }
+        "RoleBinding" => {
+            decode::<RoleBinding>(obj).map(|b| rbac::validate_role_binding(&b, &mut errors))
+        }
+        "ClusterRoleBinding" => decode::<ClusterRoleBinding>(obj)
+            .map(|b| rbac::validate_cluster_role_binding(&b, &mut errors)),
         _ => {
             meta::validate_generic(obj, kind.namespaced, &mut errors);
             Ok(())

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod apply;
+pub mod auth;
 pub mod backup;
 pub mod cluster;
 pub mod create;
@@ -40,6 +41,7 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Server(args) => server::run(args).await,
         Command::Agent(args) => agent::run(args, opts).await,
         Command::Apply(args) => apply::run(args, opts).await,
+        Command::Auth(command) => auth::run(command, opts).await,
         Command::Get(args) => get::run(args, opts).await,
         Command::Describe(args) => describe::run(args, opts).await,
         Command::Delete(args) => delete::run(args, opts).await,
@@ -64,7 +66,12 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
 
 /// The client for `--server`.
 pub fn client(opts: &ClientOpts) -> anyhow::Result<Client> {
-    Client::new(std::slice::from_ref(&opts.server)).context("--server")
+    let client = Client::new(std::slice::from_ref(&opts.server)).context("--server")?;
+    Ok(match opts.as_user.as_deref() {
+        Some(user) => client.impersonate(user, &opts.as_groups),
+        None if !opts.as_groups.is_empty() => anyhow::bail!("--as-group needs --as"),
+        None => client,
+    })
 }
 
 /// A resource type as the user typed it (`pods`, `po`, `deployment.apps`, ...).

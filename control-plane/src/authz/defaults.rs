@@ -1,0 +1,410 @@
+//! The default roles and bindings every cluster has (Kubernetes' bootstrap policy, cut to the
+//! resources Skiff serves): `cluster-admin` for `system:masters`; the aggregated `admin`,
+//! `edit` and `view`; discovery, public info and self-review for every user; `system:node` for
+//! join-token agents. They are created at server start when missing, and objects marked
+//! `rbac.authorization.kubernetes.io/autoupdate: "true"` get back the rules and subjects they
+//! lost (as kube-apiserver reconciles them).
+
+use serde_json::{json, Value};
+use skiff_api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use skiff_api::resources::{self, RBAC_GROUP};
+
+use super::node::NODES_GROUP;
+use crate::error::ApiError;
+use crate::identity::{AUTHENTICATED_GROUP, MASTERS_GROUP, UNAUTHENTICATED_GROUP};
+use crate::registry::{typed, Registry, Subresource};
+
+/// The annotation that lets the server restore a default object's rules and subjects.
+pub const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
+/// Label prefix of the roles that `admin`, `edit` and `view` aggregate.
+pub const AGGREGATE_TO: &str = "rbac.authorization.k8s.io/aggregate-to-";
+/// The group of agents that joined with a token (`system:bootstrap:<token id>`).
+pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
+
+const READ: [&str; 3] = ["get", "list", "watch"];
+const WRITE: [&str; 5] = ["create", "delete", "deletecollection", "patch", "update"];
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
+    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
+}
+
+fn urls(paths: &[&str], verbs: &[&str]) -> Value {
+    json!({"nonResourceURLs": paths, "verbs": verbs})
+}
+
+fn cluster_role(name: &str, labels: Value, rules: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": labels, "annotations": {AUTOUPDATE: "true"}},
+        "rules": rules,
+    })
+}
+
+/// A ClusterRole whose rules are those of the roles labelled `aggregate-to-<to>`.
+fn aggregated(name: &str, to: &str, labels: Value) -> Value {
+    let mut role = cluster_role(name, labels, vec![]);
+    role["aggregationRule"] = json!({"clusterRoleSelectors": [
+        {"matchLabels": {format!("{AGGREGATE_TO}{to}"): "true"}}
+    ]});
+    role
+}
+
+fn aggregate_to(targets: &[&str]) -> Value {
+    let mut labels = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
+    for target in targets {
+        labels[format!("{AGGREGATE_TO}{target}")] = json!("true");
+    }
+    labels
+}
+
+fn binding(name: &str, role: &str, groups: &[&str]) -> Value {
+    let subjects: Vec<Value> = groups
+        .iter()
+        .map(|g| json!({"kind": "Group", "apiGroup": RBAC_GROUP, "name": g}))
+        .collect();
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+            "annotations": {AUTOUPDATE: "true"}},
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role},
+        "subjects": subjects,
+    })
+}
+
+/// The default ClusterRoles.
+pub fn cluster_roles() -> Vec<Value> {
+    let bootstrap = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
+    let workloads = ["deployments", "replicasets", "statefulsets", "daemonsets"];
+    let scaled = [
+        "deployments/scale",
+        "replicasets/scale",
+        "statefulsets/scale",
+    ];
+    vec![
+        cluster_role(
+            "cluster-admin",
+            bootstrap.clone(),
+            vec![rule(&["*"], &["*"], &["*"]), urls(&["*"], &["*"])],
+        ),
+        aggregated("admin", "admin", bootstrap.clone()),
+        aggregated("edit", "edit", aggregate_to(&["admin"])),
+        aggregated("view", "view", aggregate_to(&["edit"])),
+        cluster_role(
+            "system:aggregate-to-view",
+            aggregate_to(&["view"]),
+            vec![
+                rule(
+                    &[""],
+                    &[
+                        "pods",
+                        "pods/log",
+                        "pods/status",
+                        "configmaps",
+                        "endpoints",
+                        "persistentvolumeclaims",
+                        "persistentvolumeclaims/status",
+                        "services",
+                        "services/status",
+                        "events",
+                        "namespaces",
+                        "namespaces/status",
+                    ],
+                    &READ,
+                ),
+                rule(
+                    &["apps"],
+                    &[
+                        "deployments",
+                        "deployments/status",
+                        "deployments/scale",
+                        "replicasets",
+                        "replicasets/status",
+                        "replicasets/scale",
+                        "statefulsets",
+                        "statefulsets/status",
+                        "statefulsets/scale",
+                        "daemonsets",
+                        "daemonsets/status",
+                        "controllerrevisions",
+                    ],
+                    &READ,
+                ),
+                rule(
+                    &["batch"],
+                    &["jobs", "jobs/status", "cronjobs", "cronjobs/status"],
+                    &READ,
+                ),
+                rule(
+                    &["policy"],
+                    &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+                    &READ,
+                ),
+                rule(
+                    &["networking.k8s.io"],
+                    &["ingresses", "ingresses/status"],
+                    &READ,
+                ),
+                rule(&["discovery.k8s.io"], &["endpointslices"], &READ),
+            ],
+        ),
+        cluster_role(
+            "system:aggregate-to-edit",
+            aggregate_to(&["edit"]),
+            vec![
+                rule(
+                    &[""],
+                    &[
+                        "pods",
+                        "pods/exec",
+                        "pods/eviction",
+                        "configmaps",
+                        "endpoints",
+                    ],
+                    &WRITE,
+                ),
+                rule(
+                    &[""],
+                    &["persistentvolumeclaims", "services", "secrets"],
+                    &WRITE,
+                ),
+                rule(&[""], &["secrets", "pods/exec"], &READ),
+                rule(&["apps"], &workloads, &WRITE),
+                rule(&["apps"], &scaled, &WRITE),
+                rule(&["batch"], &["jobs", "cronjobs"], &WRITE),
+                rule(&["policy"], &["poddisruptionbudgets"], &WRITE),
+                rule(&["networking.k8s.io"], &["ingresses"], &WRITE),
+            ],
+        ),
+        cluster_role(
+            "system:aggregate-to-admin",
+            aggregate_to(&["admin"]),
+            vec![rule(
+                &[RBAC_GROUP],
+                &["roles", "rolebindings"],
+                &[
+                    "create",
+                    "delete",
+                    "deletecollection",
+                    "get",
+                    "list",
+                    "patch",
+                    "update",
+                    "watch",
+                ],
+            )],
+        ),
+        cluster_role(
+            "system:discovery",
+            bootstrap.clone(),
+            vec![urls(
+                &[
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
+                    "/healthz",
+                    "/livez",
+                    "/readyz",
+                    "/version",
+                    "/version/",
+                ],
+                &["get"],
+            )],
+        ),
+        cluster_role(
+            "system:public-info-viewer",
+            bootstrap.clone(),
+            vec![urls(
+                &["/healthz", "/livez", "/readyz", "/version", "/version/"],
+                &["get"],
+            )],
+        ),
+        cluster_role(
+            "system:basic-user",
+            bootstrap.clone(),
+            vec![rule(
+                &["authorization.k8s.io"],
+                &["selfsubjectaccessreviews"],
+                &["create"],
+            )],
+        ),
+        cluster_role("system:node", bootstrap, node_rules()),
+    ]
+}
+
+/// Everything an agent does today (Kubernetes' pre-1.8 broad node role).
+fn node_rules() -> Vec<Value> {
+    vec![
+        rule(
+            &[""],
+            &["nodes"],
+            &[
+                "create", "get", "list", "watch", "patch", "update", "delete",
+            ],
+        ),
+        rule(&[""], &["nodes/status"], &["get", "patch", "update"]),
+        rule(
+            &["coordination.k8s.io"],
+            &["leases"],
+            &[
+                "create", "get", "list", "watch", "patch", "update", "delete",
+            ],
+        ),
+        rule(&[""], &["pods"], &["get", "list", "watch", "delete"]),
+        rule(&[""], &["pods/status"], &["get", "patch", "update"]),
+        rule(
+            &["", "events.k8s.io"],
+            &["events"],
+            &["create", "patch", "update"],
+        ),
+        rule(
+            &[""],
+            &[
+                "secrets",
+                "configmaps",
+                "services",
+                "endpoints",
+                "persistentvolumeclaims",
+                "namespaces",
+            ],
+            &READ,
+        ),
+        rule(
+            &[""],
+            &["persistentvolumes"],
+            &[
+                "create", "get", "list", "watch", "patch", "update", "delete",
+            ],
+        ),
+        rule(&["discovery.k8s.io"], &["endpointslices"], &READ),
+        rule(&["node.k8s.io"], &["runtimeclasses"], &READ),
+        rule(&["storage.k8s.io"], &["storageclasses"], &READ),
+        rule(
+            &["networking.k8s.io"],
+            &["ingresses", "ingressclasses"],
+            &READ,
+        ),
+        rule(
+            &["networking.k8s.io"],
+            &["ingresses/status"],
+            &["patch", "update"],
+        ),
+    ]
+}
+
+/// The default ClusterRoleBindings.
+pub fn cluster_role_bindings() -> Vec<Value> {
+    vec![
+        binding("cluster-admin", "cluster-admin", &[MASTERS_GROUP]),
+        binding(
+            "system:discovery",
+            "system:discovery",
+            &[AUTHENTICATED_GROUP],
+        ),
+        binding(
+            "system:public-info-viewer",
+            "system:public-info-viewer",
+            &[AUTHENTICATED_GROUP, UNAUTHENTICATED_GROUP],
+        ),
+        binding(
+            "system:basic-user",
+            "system:basic-user",
+            &[AUTHENTICATED_GROUP],
+        ),
+        binding(
+            "system:node",
+            "system:node",
+            &[NODES_GROUP, BOOTSTRAPPERS_GROUP],
+        ),
+    ]
+}
+
+/// Creates the default roles and bindings that are missing and restores what auto-updated
+/// ones lost.
+pub async fn ensure(registry: &Registry) -> Result<(), ApiError> {
+    for role in cluster_roles() {
+        let role: ClusterRole = typed::from_value(role)?;
+        reconcile(registry, role, |stored, default| {
+            if default.aggregation_rule.is_some() {
+                // The aggregation controller owns the rules.
+                let changed = stored.aggregation_rule != default.aggregation_rule;
+                stored.aggregation_rule = default.aggregation_rule.clone();
+                return changed;
+            }
+            let rules = stored.rules.get_or_insert_with(Vec::new);
+            add_missing(rules, default.rules.iter().flatten())
+        })
+        .await?;
+    }
+    for binding in cluster_role_bindings() {
+        let binding: ClusterRoleBinding = typed::from_value(binding)?;
+        reconcile(registry, binding, |stored, default| {
+            let subjects = stored.subjects.get_or_insert_with(Vec::new);
+            add_missing(subjects, default.subjects.iter().flatten())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Appends the `defaults` that `items` lacks; whether it appended any.
+fn add_missing<'a, T: PartialEq + Clone + 'a>(
+    items: &mut Vec<T>,
+    defaults: impl Iterator<Item = &'a T>,
+) -> bool {
+    let before = items.len();
+    for item in defaults {
+        if !items.contains(item) {
+            items.push(item.clone());
+        }
+    }
+    items.len() != before
+}
+
+/// Creates `default`, or lets `restore` repair the stored object if it is auto-updated.
+async fn reconcile<K: typed::Object>(
+    registry: &Registry,
+    default: K,
+    restore: impl Fn(&mut K, &K) -> bool,
+) -> Result<(), ApiError> {
+    let kind = resources::of::<K>();
+    let name = default.metadata().name.clone().unwrap_or_default();
+    match registry.get(kind, None, &name).await {
+        Ok(value) => {
+            let mut stored: K = typed::from_value(value)?;
+            let auto = stored
+                .metadata()
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(AUTOUPDATE))
+                .is_none_or(|v| v == "true");
+            if auto && restore(&mut stored, &default) {
+                registry.update_typed(&stored, Subresource::Main).await?;
+            }
+            Ok(())
+        }
+        Err(ApiError::NotFound { .. }) => match registry.create_typed(&default).await {
+            Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
+            Err(err) => Err(err),
+        },
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_objects() {
+        for obj in cluster_roles().into_iter().chain(cluster_role_bindings()) {
+            let kind = resources::by_kind(
+                "rbac.authorization.k8s.io/v1",
+                obj["kind"].as_str().unwrap_or_default(),
+            )
+            .expect("an RBAC kind");
+            skiff_api::validation::validate(kind, &obj)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", obj["metadata"]["name"]));
+        }
+    }
+}

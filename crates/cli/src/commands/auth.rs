@@ -1,0 +1,128 @@
+//! `skiff auth can-i VERB TYPE[/NAME] [NAME]`: asks the server (a SelfSubjectAccessReview)
+//! whether the current user, or the one `--as` names, may do something; prints `yes` or `no`
+//! and exits 0 or 1, as `kubectl auth can-i` does.
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use crate::cli::ClientOpts;
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Check whether an action is allowed: `skiff auth can-i list pods -n team`,
+    /// `skiff auth can-i get /skiff/v1/backup`.
+    CanI(CanIArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CanIArgs {
+    /// The verb: get, list, watch, create, update, patch, delete, deletecollection, `*`, ...
+    pub verb: String,
+    /// `TYPE`, `TYPE/NAME` or `TYPE NAME` (`pods`, `deployments.apps/web`, `*`), or a
+    /// non-resource URL such as `/healthz`.
+    #[arg(num_args = 1..=2, required = true)]
+    pub target: Vec<String>,
+    /// In every namespace, not only `-n`'s.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// A subresource, e.g. `log` for `pods/log`.
+    #[arg(long)]
+    pub subresource: Option<String>,
+}
+
+pub async fn run(command: AuthCommand, opts: &ClientOpts) -> anyhow::Result<()> {
+    let AuthCommand::CanI(args) = command;
+    let (attributes, non_resource) = attributes(&args, &opts.namespace)?;
+    let allowed = super::client(opts)?.can_i(attributes, non_resource).await?;
+    if allowed {
+        println!("yes");
+        Ok(())
+    } else {
+        println!("no");
+        std::process::exit(1);
+    }
+}
+
+/// The review's attributes for what the user typed; whether they name a non-resource URL.
+fn attributes(args: &CanIArgs, namespace: &str) -> anyhow::Result<(Value, bool)> {
+    let verb = args.verb.as_str();
+    if let [path] = args.target.as_slice() {
+        if path.starts_with('/') {
+            return Ok((json!({"verb": verb, "path": path}), true));
+        }
+    }
+    let (typed, name) = match args.target.as_slice() {
+        [one] => match one.split_once('/') {
+            Some((t, n)) => (t, n),
+            None => (one.as_str(), ""),
+        },
+        [t, n] => (t.as_str(), n.as_str()),
+        _ => anyhow::bail!("usage: skiff auth can-i VERB TYPE[/NAME] [NAME]"),
+    };
+    let (group, resource, namespaced) = match skiff_api::resources::by_name(typed) {
+        Some(kind) => (kind.group, kind.plural.to_string(), kind.namespaced),
+        // `*`, or a type this build does not serve: `widgets.example.com`.
+        None => match typed.split_once('.') {
+            Some((resource, group)) => (group, resource.to_string(), true),
+            None if typed == "*" => ("*", "*".to_string(), true),
+            None => ("", typed.to_string(), true),
+        },
+    };
+    let namespace = if args.all_namespaces || !namespaced {
+        ""
+    } else {
+        namespace
+    };
+    let attributes = json!({
+        "verb": verb,
+        "group": group,
+        "resource": resource,
+        "subresource": args.subresource.as_deref().unwrap_or_default(),
+        "namespace": namespace,
+        "name": name,
+    });
+    Ok((attributes, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(verb: &str, target: &[&str], all: bool) -> CanIArgs {
+        CanIArgs {
+            verb: verb.into(),
+            target: target.iter().map(|s| s.to_string()).collect(),
+            all_namespaces: all,
+            subresource: None,
+        }
+    }
+
+    #[test]
+    fn targets_become_review_attributes() {
+        let (deployments, non_resource) =
+            attributes(&args("create", &["deploy/web"], false), "team").expect("attrs");
+        assert!(!non_resource);
+        assert_eq!(
+            deployments,
+            json!({"verb": "create", "group": "apps", "resource": "deployments",
+                "subresource": "", "namespace": "team", "name": "web"})
+        );
+        let (nodes, _) = attributes(&args("list", &["nodes"], false), "team").expect("attrs");
+        assert_eq!(nodes["namespace"], "");
+        let (pods, _) = attributes(&args("get", &["pods", "p"], true), "team").expect("attrs");
+        assert_eq!(
+            (&pods["namespace"], &pods["name"]),
+            (&json!(""), &json!("p"))
+        );
+        let (widgets, _) =
+            attributes(&args("get", &["widgets.example.com"], false), "a").expect("attrs");
+        assert_eq!(
+            (&widgets["group"], &widgets["resource"]),
+            (&json!("example.com"), &json!("widgets"))
+        );
+        let (backup, non_resource) =
+            attributes(&args("get", &["/skiff/v1/backup"], false), "a").expect("attrs");
+        assert!(non_resource);
+        assert_eq!(backup, json!({"verb": "get", "path": "/skiff/v1/backup"}));
+    }
+}

@@ -1,0 +1,160 @@
+//! RBAC against a real server: a user with no binding gets 403 naming user, verb and resource
+//! and nothing is written; a RoleBinding to `view` lets them read one namespace only (once the
+//! aggregation controller has filled `view`); `skiff auth can-i` and stock `kubectl auth can-i`
+//! answer the same. The admin acts as the user with `--as` (impersonation).
+
+use std::time::Duration;
+
+use skiff_e2e::Skiff;
+use skiff_e2e::{kubectl_output, wait_until, DevServer};
+
+/// `skiff auth can-i ARGS` as `user`: its answer, checked against its exit code.
+fn can_i(cli: &Skiff, user: Option<&str>, args: &[&str]) -> anyhow::Result<bool> {
+    let mut all = vec!["auth", "can-i"];
+    all.extend(args);
+    if let Some(user) = user {
+        all.extend(["--as", user]);
+    }
+    let out = cli.run(&all)?;
+    let answer = out.stdout.trim();
+    anyhow::ensure!(
+        (answer == "yes" && out.code == Some(0)) || (answer == "no" && out.code == Some(1)),
+        "skiff {all:?}: {out:?}"
+    );
+    Ok(answer == "yes")
+}
+
+const CONFIG_MAP: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  mode: prod
+";
+
+const BINDING: &str = "apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: bob-views
+  namespace: team
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: view
+subjects:
+- kind: User
+  apiGroup: rbac.authorization.k8s.io
+  name: bob
+";
+
+#[test]
+fn users_get_403_without_a_binding_and_read_one_namespace_with_one() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start_with(&tmp.path().join("data"), false, &[])?;
+    let cli = server.cli();
+
+    assert!(can_i(&cli, None, &["create", "pods"])?);
+    assert!(can_i(&cli, None, &["get", "/skiff/v1/backup"])?);
+    assert!(!can_i(&cli, Some("bob"), &["list", "pods"])?);
+    assert!(!can_i(&cli, Some("bob"), &["get", "/skiff/v1/backup"])?);
+    // Every user may discover the API.
+    assert!(can_i(&cli, Some("bob"), &["get", "/apis/apps/v1"])?);
+
+    // A write without a binding: 403 naming user, verb and resource; nothing stored.
+    let refused = cli.run_with_stdin(&["--as", "bob", "apply", "-f", "-"], Some(CONFIG_MAP))?;
+    assert!(!refused.success, "{refused:?}");
+    assert!(
+        refused.stderr.contains(
+            "User \"bob\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"default\""
+        ),
+        "{}",
+        refused.stderr
+    );
+    let missing = cli.run(&["get", "configmap", "settings"])?;
+    assert!(!missing.success, "the ConfigMap was written: {missing:?}");
+    let everywhere = cli.run(&["--as", "bob", "get", "pods", "-A"])?;
+    assert!(
+        everywhere.stderr.contains(
+            "User \"bob\" cannot list resource \"pods\" in API group \"\" at the cluster scope"
+        ),
+        "{everywhere:?}"
+    );
+
+    // Backups and member changes are for admins only.
+    let file = tmp.path().join("backup.skiff");
+    let backup = cli.run(&[
+        "--as",
+        "bob",
+        "backup",
+        "save",
+        file.to_str().expect("utf-8"),
+    ])?;
+    assert!(
+        !backup.success
+            && backup
+                .stderr
+                .contains("User \"bob\" cannot get path \"/skiff/v1/backup\""),
+        "{backup:?}"
+    );
+    assert!(!file.exists(), "a refused backup left a file");
+    let remove = cli.run(&["--as", "bob", "cluster", "remove", "default"])?;
+    assert!(
+        !remove.success && remove.stderr.contains("forbidden"),
+        "{remove:?}"
+    );
+
+    // A RoleBinding to the aggregated `view` role in `team`.
+    cli.apply_yaml("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n")?;
+    cli.apply_yaml(BINDING)?;
+    wait_until("bob may list pods in team", Duration::from_secs(20), || {
+        Ok(can_i(&cli, Some("bob"), &["list", "pods", "-n", "team"])?.then_some(()))
+    })?;
+    cli.ok(&["--as", "bob", "get", "pods", "-n", "team"])?;
+    assert!(can_i(
+        &cli,
+        Some("bob"),
+        &["get", "deployments.apps", "-n", "team"]
+    )?);
+    assert!(!can_i(
+        &cli,
+        Some("bob"),
+        &["create", "deployments", "-n", "team"]
+    )?);
+    assert!(!can_i(
+        &cli,
+        Some("bob"),
+        &["get", "secrets", "-n", "team"]
+    )?);
+    assert!(!can_i(
+        &cli,
+        Some("bob"),
+        &["list", "pods", "-n", "default"]
+    )?);
+    assert!(!can_i(&cli, Some("bob"), &["list", "pods", "-A"])?);
+    let elsewhere = cli.run(&["--as", "bob", "get", "pods", "-n", "default"])?;
+    assert!(
+        !elsewhere.success && elsewhere.stderr.contains("forbidden"),
+        "{elsewhere:?}"
+    );
+
+    // Stock kubectl asks the same question the same way (a SelfSubjectAccessReview).
+    let cache = tmp.path().join("kube-cache");
+    let kubectl_can_i = |args: &[&str]| -> anyhow::Result<(String, Option<i32>)> {
+        let mut all = vec!["auth", "can-i"];
+        all.extend(args);
+        let out = kubectl_output(&server.url(), &cache, &all)?;
+        Ok((
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            out.status.code(),
+        ))
+    };
+    assert_eq!(
+        kubectl_can_i(&["list", "pods", "-n", "team", "--as", "bob"])?,
+        ("yes".to_string(), Some(0))
+    );
+    assert_eq!(
+        kubectl_can_i(&["list", "pods", "-n", "default", "--as", "bob"])?,
+        ("no".to_string(), Some(1))
+    );
+    Ok(())
+}
