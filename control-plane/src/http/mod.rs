@@ -1,6 +1,7 @@
 //! The HTTP API: Kubernetes REST paths over the registry.
 
 mod auth;
+mod authn;
 mod cluster;
 mod discovery;
 mod exec;
@@ -15,10 +16,10 @@ mod trace;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, delete, get, post};
-use axum::{Extension, Router};
+use axum::Router;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use crate::identity::UserInfo;
 use crate::registry::Registry;
 
 /// What every handler can reach.
@@ -29,6 +30,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Cancelled when the server stops: open watches and log streams end.
     pub shutdown: CancellationToken,
+    /// The cluster CA (PEM) that `/cacerts` serves, when the API serves TLS.
+    pub cluster_ca: Option<Arc<str>>,
 }
 
 /// The API router: `/api/...`, `/apis/...`, health and version endpoints.
@@ -56,10 +59,14 @@ pub fn router(state: AppState) -> Router {
             delete(cluster::remove_member),
         )
         .route("/skiff/v1/backup", get(cluster::backup))
+        .route("/cacerts", get(authn::cacerts))
         .route("/version", get(handlers::version))
         .route("/version/", get(handlers::version))
-        // Until the API serves HTTPS, every request is the plain listener's (an admin).
-        .layer(Extension(UserInfo::insecure()))
+        // Every request carries its `UserInfo` from here on (or was refused with 401).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authn::authenticate,
+        ))
         .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))
         .layer(trace::layer())
         .with_state(state)

@@ -9,10 +9,10 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use skiff_bench::BenchCommand;
 
 use crate::commands::{
-    agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, cluster::ClusterCommand,
-    create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs, drain::DrainArgs,
-    exec::ExecArgs, expose::ExposeArgs, get::GetArgs, image::ImageCommand, logs::LogsArgs,
-    node::NodeArgs, rollout::RolloutCommand, scale::ScaleArgs, server::ServerArgs,
+    agent::AgentArgs, apply::ApplyArgs, backup::BackupCommand, certificate::CertificateCommand,
+    cluster::ClusterCommand, create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs,
+    drain::DrainArgs, exec::ExecArgs, expose::ExposeArgs, get::GetArgs, image::ImageCommand,
+    logs::LogsArgs, node::NodeArgs, rollout::RolloutCommand, scale::ScaleArgs, server::ServerArgs,
     token::TokenCommand, wait::WaitArgs,
 };
 
@@ -90,6 +90,9 @@ pub enum Command {
     /// Images in registries: `skiff image push ./app.wasm REGISTRY/REPO:TAG`.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// The cluster's certificates: `skiff certificate create-ca --out DIR`.
+    #[command(subcommand)]
+    Certificate(CertificateCommand),
     /// Measure the cluster: see `skiff bench deploy --help`.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -4,8 +4,10 @@
 mod error;
 mod exec;
 mod join_tokens;
+pub mod kubeconfig;
 mod node_proxy;
 mod params;
+mod tls;
 mod typed;
 mod watch_lines;
 
@@ -22,6 +24,7 @@ use skiff_api::resources::ResourceKind;
 
 pub use error::ClientError;
 pub use exec::{ExecEvent, ExecParams, ExecStream};
+pub use kubeconfig::{Credentials, Kubeconfig};
 pub use params::{DeleteParams, ListParams, LogParams};
 pub use reqwest::Method;
 pub use typed::{Api, TypedWatchEvent};
@@ -48,6 +51,8 @@ pub struct Client {
     token: Option<Arc<str>>,
     /// Every write carries `dryRun=All`: the server checks it and stores nothing.
     dry_run: bool,
+    /// The TLS configuration from the credentials (the cluster CA, a client certificate).
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl Client {
@@ -55,6 +60,15 @@ impl Client {
     /// server when one cannot be reached or answers 503. `https://` servers are spoken to over
     /// rustls and must present a certificate from a public (Mozilla-trusted) authority.
     pub fn new(servers: &[String]) -> Result<Client, ClientError> {
+        Client::with_credentials(servers, &Credentials::default())
+    }
+
+    /// `new`, trusting `credentials.ca_pem` alone for `https://` servers, and presenting its
+    /// client certificate and bearer token.
+    pub fn with_credentials(
+        servers: &[String],
+        credentials: &Credentials,
+    ) -> Result<Client, ClientError> {
         let servers: Vec<String> = servers
             .iter()
             .flat_map(|s| s.split(','))
@@ -72,19 +86,23 @@ impl Client {
                 });
             }
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(3))
-            .build()
-            .map_err(|source| ClientError::Transport {
-                url: servers[0].clone(),
-                source,
-            })?;
+        let tls = tls::client_config(credentials)?;
+        let mut builder =
+            reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(3));
+        if let Some(config) = &tls {
+            builder = builder.use_preconfigured_tls((**config).clone());
+        }
+        let http = builder.build().map_err(|source| ClientError::Transport {
+            url: servers[0].clone(),
+            source,
+        })?;
         Ok(Client {
             http,
             servers: Arc::new(servers),
             preferred: Arc::new(AtomicUsize::new(0)),
-            token: None,
+            token: credentials.token.as_deref().map(Arc::from),
             dry_run: false,
+            tls,
         })
     }
 

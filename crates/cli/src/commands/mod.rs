@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod apply;
 pub mod backup;
+pub mod certificate;
 pub mod cluster;
 pub mod create;
 mod daemon;
@@ -56,6 +57,7 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Token(command) => token::run(command, opts).await,
         Command::Image(command) => image::run(command, opts).await,
         Command::Bench(command) => skiff_bench::run(command).await,
+        Command::Certificate(command) => certificate::run(command),
     }
 }
 
