@@ -272,6 +272,34 @@ impl Client {
         self.json(Method::GET, path, None).await
     }
 
+    /// The cluster CA (PEM) the server serves at `/cacerts`; `None` from a server without TLS.
+    pub async fn cluster_ca(&self) -> Result<Option<String>, ClientError> {
+        let response = self.send(Method::GET, "/cacerts", None).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let url = response.url().to_string();
+        if !response.status().is_success() {
+            let code = response.status();
+            let text = response.text().await.unwrap_or_default();
+            return Err(api_error(code.as_u16(), code, &text));
+        }
+        let text = response
+            .text()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })?;
+        Ok(Some(text))
+    }
+
+    /// This client (credentials and connection pool) for `server` alone.
+    pub fn for_server(&self, server: &str) -> Client {
+        Client {
+            servers: Arc::new(vec![server.trim_end_matches('/').to_string()]),
+            preferred: Arc::new(AtomicUsize::new(0)),
+            ..self.clone()
+        }
+    }
+
     /// Adds a control-plane member (`skiff cluster add`).
     pub async fn add_member(&self, name: &str, peer_address: &str) -> Result<Value, ClientError> {
         let body = serde_json::json!({"name": name, "peerAddress": peer_address});
