@@ -20,6 +20,10 @@ pub const MASTERS_GROUP: &str = "system:masters";
 pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
 /// The group of a request that carries no credential.
 pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
+/// The group of requests made with a join token (Kubernetes' bootstrap tokens).
+pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
+/// The group of nodes (join-token requests, and node certificates).
+pub const NODES_GROUP: &str = "system:nodes";
 
 impl UserInfo {
     /// An authenticated user with `groups` (plus `system:authenticated`).

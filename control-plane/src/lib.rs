@@ -8,6 +8,7 @@ pub mod error;
 mod http;
 pub mod identity;
 mod leadership;
+pub mod pki;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;
@@ -16,6 +17,7 @@ mod test_registry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use skiff_api::pod_cidr::PodCidrRange;
@@ -85,6 +87,12 @@ pub struct ServerConfig {
     pub inflight: InflightLimits,
     /// Where to append one audit event (JSON line) per API request, if anywhere.
     pub audit_log: Option<PathBuf>,
+    /// The API's certificates: with them `listen` serves HTTPS only; without them (tests of
+    /// this library) it serves plain HTTP as a cluster admin and must be a loopback address.
+    pub tls: Option<Arc<pki::ServerTls>>,
+    /// A further plain-HTTP listener (`--insecure-http`), loopback only, whose requests act as
+    /// a cluster admin.
+    pub insecure_http: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -108,6 +116,8 @@ impl ServerConfig {
             encryption_provider_config: None,
             inflight: InflightLimits::default(),
             audit_log: None,
+            tls: None,
+            insecure_http: None,
         }
     }
 }
@@ -120,6 +130,11 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// Plain HTTP is served on loopback addresses only.
+    #[error("plain HTTP serves loopback addresses only, and {addr} is not one (serve TLS, or use 127.0.0.1 or ::1)")]
+    NotLoopback { addr: SocketAddr },
+    #[error("TLS: {0}")]
+    Tls(#[from] pki::PkiError),
     #[error("store: {0}")]
     Store(#[from] skiff_raft_store::StoreError),
     #[error(transparent)]
@@ -136,18 +151,25 @@ pub struct Server;
 impl Server {
     /// Opens the store, starts the API server, the controllers and the scheduler.
     pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServerError::Listen {
-                addr: config.listen,
-                source,
-            })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| ServerError::Listen {
-                addr: config.listen,
-                source,
-            })?;
+        let plain = match &config.tls {
+            Some(_) => config.insecure_http.into_iter().collect::<Vec<_>>(),
+            None => [config.listen]
+                .into_iter()
+                .chain(config.insecure_http)
+                .collect(),
+        };
+        if let Some(addr) = plain.iter().find(|addr| !addr.ip().is_loopback()) {
+            return Err(ServerError::NotLoopback { addr: *addr });
+        }
+        let tls_config = match &config.tls {
+            Some(tls) => Some(tls.server_config()?),
+            None => None,
+        };
+        let (listener, local_addr) = bind(config.listen).await?;
+        let insecure = match config.insecure_http.filter(|_| config.tls.is_some()) {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let lone = config.cluster.members.len() == 1 && config.join.is_none();
         let encryption = encryption::setup(
             &config.data_dir,
@@ -205,15 +227,41 @@ impl Server {
             inflight: http::inflight::Inflight::new(config.inflight),
             audit,
             authorizer,
+            cluster_ca: config.tls.as_ref().map(|tls| Arc::from(tls.ca_pem())),
         });
-        let serving = tokio::spawn(skiff_net::http::serve(
-            listener,
-            app,
-            config.connections,
-            shutdown.clone(),
-        ));
+        let insecure_addr = insecure.as_ref().map(|(_, addr)| *addr);
+        let insecure_serving = insecure.map(|(listener, _)| {
+            tokio::spawn(skiff_net::http::serve(
+                listener,
+                app.clone(),
+                config.connections,
+                shutdown.clone(),
+            ))
+        });
+        let serving = match tls_config {
+            Some(tls) => tokio::spawn(skiff_net::http::serve_tls(
+                listener,
+                app,
+                tls,
+                config.connections,
+                shutdown.clone(),
+            )),
+            None => tokio::spawn(skiff_net::http::serve(
+                listener,
+                app,
+                config.connections,
+                shutdown.clone(),
+            )),
+        };
         tracing::info!(name = %config.name, %local_addr, "control plane started");
         Ok(ServerHandle {
+            scheme: if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            insecure_addr,
+            insecure_serving,
             local_addr,
             shutdown,
             serving,
@@ -223,10 +271,23 @@ impl Server {
     }
 }
 
+/// Binds `addr`; returns the listener and the address it got.
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServerError> {
+    let failed = |source| ServerError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(failed)?;
+    let local_addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, local_addr))
+}
+
 /// A running control-plane member.
 pub struct ServerHandle {
     /// Where the API actually listens.
     pub local_addr: SocketAddr,
+    /// `https`, or `http` for a server without TLS.
+    scheme: &'static str,
+    /// Where the `--insecure-http` listener actually listens.
+    pub insecure_addr: Option<SocketAddr>,
+    insecure_serving: Option<JoinHandle<()>>,
     /// Cancelled on shutdown: ends open watches, the API server and the leader's work.
     shutdown: CancellationToken,
     serving: JoinHandle<()>,
@@ -235,9 +296,9 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// The API base URL, e.g. `http://127.0.0.1:6443`.
+    /// The API base URL, e.g. `https://127.0.0.1:6443`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        format!("{}://{}", self.scheme, self.local_addr)
     }
 
     /// Resolves if a membership change removes this server from the cluster.
@@ -253,6 +314,9 @@ impl ServerHandle {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         let _ = self.serving.await;
+        if let Some(insecure) = self.insecure_serving {
+            let _ = insecure.await;
+        }
         let _ = self.leading.await;
         self.store.shutdown().await;
     }

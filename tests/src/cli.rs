@@ -73,6 +73,9 @@ impl Skiff {
     /// Runs `skiff ARGS`, feeding `stdin` if given; kills it after `COMMAND_TIMEOUT`.
     pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<CliOutput> {
         let mut command = Command::new(&self.binary);
+        if let Some(kubeconfig) = crate::credentials::kubeconfig_for(&self.server) {
+            command.env("KUBECONFIG", kubeconfig);
+        }
         command
             .args(args)
             .env("SKIFF_SERVER", &self.server)

@@ -11,6 +11,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 
 use crate::cli::Skiff;
+use crate::credentials::kubeconfig_client;
 use crate::netns::Network;
 use crate::process::{authority, loopback_host, start_agent, SkiffProcess};
 use crate::wait::wait_until;
@@ -50,6 +51,8 @@ pub struct Cluster {
     /// With `start_partitionable`: each member's own network namespace.
     pub network: Option<Network>,
     http: reqwest::blocking::Client,
+    /// The cluster CA every member shares (`skiff certificate create-ca`, `--cluster-ca`).
+    ca_dir: PathBuf,
 }
 
 /// Creates ConfigMap `name` through the first of `urls` that takes it, in up to `rounds`
@@ -154,6 +157,13 @@ impl Cluster {
             .collect();
         let mut members = Vec::new();
         std::fs::create_dir_all(dir)?;
+        let ca_dir = dir.join("cluster-ca");
+        Skiff::new("").ok(&[
+            "certificate",
+            "create-ca",
+            "--out",
+            &ca_dir.display().to_string(),
+        ])?;
         for (i, (host, _, api_port)) in addresses.iter().enumerate() {
             let name = format!("s{}", i + 1);
             let data_dir = dir.join(&name);
@@ -180,6 +190,8 @@ impl Cluster {
                 &format!("{host}:{api_port}"),
                 "--initial-cluster",
                 &initial.join(","),
+                "--cluster-ca",
+                &ca_dir.display().to_string(),
             ]
             .iter()
             .map(|s| s.to_string())
@@ -202,14 +214,14 @@ impl Cluster {
             member.learn_url()?;
         }
         let cluster = Cluster {
-            members,
             network: match hosts {
                 Hosts::Loopback => None,
                 Hosts::Namespaces(network) => Some(network),
             },
-            http: reqwest::blocking::Client::builder()
-                .timeout(CALL_TIMEOUT)
-                .build()?,
+            // Every member's admin certificate comes from the shared CA: any one will do.
+            http: kubeconfig_client(&members[0].data_dir.join("admin.kubeconfig"), CALL_TIMEOUT)?,
+            members,
+            ca_dir,
         };
         for i in 0..size {
             cluster.wait_ready(i)?;
@@ -318,6 +330,8 @@ impl Cluster {
             &data_dir.display().to_string(),
             "--listen",
             &format!("{host}:0"),
+            "--cluster-ca",
+            &self.ca_dir.display().to_string(),
         ]
         .iter()
         .map(|s| s.to_string())

@@ -4,11 +4,22 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// `kubectl --server URL --cache-dir CACHE ARGS` (a discovery cache of the test's own), run.
+/// `kubectl --kubeconfig DATA_DIR/admin.kubeconfig --cache-dir CACHE` (a discovery cache of
+/// the test's own) for the server at `server`; `--server URL` for a server the harness did
+/// not start.
+pub fn kubectl_command(server: &str, cache: &Path) -> Command {
+    let mut command = Command::new("kubectl");
+    match crate::credentials::kubeconfig_for(server) {
+        Some(kubeconfig) => command.arg("--kubeconfig").arg(kubeconfig),
+        None => command.args(["--server", server]),
+    };
+    command.arg("--cache-dir").arg(cache);
+    command
+}
+
+/// `kubectl_command(server, cache)` with `args`, run.
 pub fn kubectl_output(server: &str, cache: &Path, args: &[&str]) -> anyhow::Result<Output> {
-    Command::new("kubectl")
-        .args(["--server", server, "--cache-dir"])
-        .arg(cache)
+    kubectl_command(server, cache)
         .args(args)
         .output()
         .map_err(|e| {

@@ -6,6 +6,7 @@
 mod cli;
 mod cluster;
 mod command;
+mod credentials;
 mod hosts;
 mod kubectl;
 mod linearizability;
@@ -18,8 +19,12 @@ mod wait;
 
 pub use cli::{CliOutput, Skiff};
 pub use cluster::{Cluster, Member, Writer};
+pub use credentials::{
+    https_client, https_client_builder, kubeconfig_client, kubeconfig_client_builder,
+    kubeconfig_for,
+};
 pub use hosts::{start_agent_on, start_agents_on, start_server_on};
-pub use kubectl::{kubectl, kubectl_output};
+pub use kubectl::{kubectl, kubectl_command, kubectl_output};
 pub use linearizability::{
     check, check_measured, load_history, save_history, KeyEffort, Op, OpKind, Outcome, Verdict,
 };

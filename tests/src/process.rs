@@ -135,8 +135,9 @@ impl SkiffProcess {
 
     /// Waits until the server, in its current run, says where its API listens, and returns
     /// that URL.
+    /// The server's admin kubeconfig is remembered for that URL (see `credentials`).
     pub(crate) fn wait_api_url(&mut self) -> anyhow::Result<String> {
-        wait_until("the server to listen", START_TIMEOUT, || {
+        let url = wait_until("the server to listen", START_TIMEOUT, || {
             self.check_running()?;
             let log = self.log();
             let run = log.get(self.run_offset..).unwrap_or_default();
@@ -144,7 +145,13 @@ impl SkiffProcess {
                 let rest = line.split_once(LISTENING)?.1;
                 Some(rest.split_whitespace().next()?.to_string())
             }))
-        })
+        })?;
+        if let Some(at) = self.args.iter().position(|a| a == "--data-dir") {
+            if let Some(dir) = self.args.get(at + 1) {
+                crate::credentials::remember(&url, Path::new(dir));
+            }
+        }
+        Ok(url)
     }
 
     /// Its process id, while it runs.
@@ -297,7 +304,7 @@ impl DevServer {
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {
         let url = format!("{}/readyz", self.url());
-        let http = reqwest::blocking::Client::builder()
+        let http = crate::credentials::https_client_builder(&url)?
             .timeout(Duration::from_secs(2))
             .build()?;
         wait_until("the server to be ready", START_TIMEOUT, || {
@@ -404,9 +411,9 @@ pub fn start_with_agents(
     Ok((server, agents))
 }
 
-/// `HOST:PORT` of an `http://HOST:PORT` URL.
+/// `HOST:PORT` of an `http(s)://HOST:PORT` URL.
 pub(crate) fn authority(url: &str) -> &str {
-    url.strip_prefix("http://").unwrap_or(url)
+    url.split_once("://").map_or(url, |(_, rest)| rest)
 }
 
 /// A loopback address no other server of this test run uses: 127.A.B.N, with A.B from this

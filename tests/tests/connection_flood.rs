@@ -40,14 +40,14 @@ fn idle_connections_beyond_the_descriptor_limit_neither_stop_writes_nor_break_th
         &["--idle-timeout", &idle],
         Some(NOFILE),
     )?;
-    let addr = server.url().trim_start_matches("http://").to_string();
+    let addr = server.url().trim_start_matches("https://").to_string();
     let mut flood = Vec::with_capacity(FLOOD);
     for _ in 0..FLOOD {
         flood.push(TcpStream::connect(&addr)?);
     }
 
     // Writes on new connections go on while the flood holds.
-    let http = reqwest::blocking::Client::builder()
+    let http = skiff_e2e::https_client_builder(&server.url())?
         .timeout(Duration::from_secs(15))
         .pool_max_idle_per_host(0)
         .build()?;
@@ -73,13 +73,14 @@ fn idle_connections_beyond_the_descriptor_limit_neither_stop_writes_nor_break_th
     }
     drop(flood);
 
-    // A slow-header (slowloris) client is closed after the idle timeout, unanswered.
+    // A slow (slowloris) client, here one whose TLS handshake never completes (the start of
+    // a ClientHello record), is closed after the idle timeout, unanswered.
     let mut slow = TcpStream::connect(&addr)?;
     let start = Instant::now();
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: sl")?;
+    slow.write_all(b"\x16\x03\x01\x02")?;
     assert!(
         closed_within(&mut slow, IDLE_TIMEOUT + MARGIN)?,
-        "a slow-header connection is still open after {:?}",
+        "a slow-handshake connection is still open after {:?}",
         start.elapsed()
     );
     assert!(start.elapsed() >= IDLE_TIMEOUT - Duration::from_secs(1));

@@ -210,7 +210,7 @@ spec:
     );
 
     // The API itself rejects invalid objects with a 422 Status naming the field.
-    let http = reqwest::blocking::Client::new();
+    let http = skiff_e2e::https_client(&server.url())?;
     let response = http
         .post(format!("{}/api/v1/namespaces/default/pods", server.url()))
         .json(&serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}}))

@@ -108,8 +108,11 @@ fn exec_streams_commands_in_linux_containers_and_refuses_wasm_ones() -> anyhow::
     // -it on a terminal (script gives the CLI one, 50x132): the command's is a terminal too,
     // of our size, and one of the container's devpts (`tty` names it).
     let line = format!(
-        "stty rows 50 cols 132; {} --server {} exec -it shell -- sh -c '[ -t 0 ] && [ -t 1 ] && echo on-a-tty; busybox tty; busybox stty size; exit 4'",
+        "stty rows 50 cols 132; {} --kubeconfig {} --server {} exec -it shell -- sh -c '[ -t 0 ] && [ -t 1 ] && echo on-a-tty; busybox tty; busybox stty size; exit 4'",
         Skiff::locate().display(),
+        skiff_e2e::kubeconfig_for(&server.url())
+            .expect("the server's kubeconfig")
+            .display(),
         server.url()
     );
     let script = Command::new("script")
@@ -167,9 +170,7 @@ fn exec_streams_commands_in_linux_containers_and_refuses_wasm_ones() -> anyhow::
 /// `kubectl exec -i shell -- wc -c` with `input` as its stdin; its stdout.
 fn kubectl_stdin(server: &str, cache: &std::path::Path, input: &str) -> anyhow::Result<String> {
     use std::io::Write;
-    let mut child = Command::new("kubectl")
-        .args(["--server", server, "--cache-dir"])
-        .arg(cache)
+    let mut child = skiff_e2e::kubectl_command(server, cache)
         .args(["exec", "-i", "shell", "--", "wc", "-c"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

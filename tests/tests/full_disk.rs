@@ -14,7 +14,7 @@ fn a_full_disk_never_acknowledges_a_write_it_could_not_persist() -> anyhow::Resu
     let disk = Tmpfs::mount(&tmp.path().join("disk"), 40)?;
     // The data dir is the tmpfs itself; the server's log is beside it, on the real disk.
     let mut server = DevServer::start_with(&tmp.path().join("disk"), false, &[])?;
-    let http = reqwest::blocking::Client::builder()
+    let http = skiff_e2e::https_client_builder(&server.url())?
         .timeout(Duration::from_secs(20))
         .build()?;
     let url = format!("{}/api/v1/namespaces/default/configmaps", server.url());

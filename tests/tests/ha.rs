@@ -316,7 +316,8 @@ type Seen = Arc<Mutex<Vec<(String, u64)>>>;
 /// Follows ConfigMap events from `urls[0]` on, resuming on the next server from the last
 /// revision seen whenever a stream ends, until `stop`; records each event in `seen`.
 fn follow(urls: Vec<String>, from: u64, stop: Arc<AtomicBool>, seen: Seen) {
-    let http = reqwest::blocking::Client::builder()
+    let http = skiff_e2e::https_client_builder(&urls.join(","))
+        .expect("http client")
         .timeout(Duration::from_secs(20))
         .build()
         .expect("http client");
@@ -364,11 +365,13 @@ fn a_watch_resumes_on_another_server_without_gaps_or_repeats() -> anyhow::Result
     let leader = cluster.leader()?;
     let watched = (leader + 1) % 3;
     let other = (leader + 2) % 3;
-    let list: Value = reqwest::blocking::get(format!(
-        "{}/api/v1/namespaces/default/configmaps",
-        cluster.members[watched].url()
-    ))?
-    .json()?;
+    let list: Value = skiff_e2e::https_client(&cluster.servers())?
+        .get(format!(
+            "{}/api/v1/namespaces/default/configmaps",
+            cluster.members[watched].url()
+        ))
+        .send()?
+        .json()?;
     let from: u64 = list["metadata"]["resourceVersion"]
         .as_str()
         .and_then(|v| v.parse().ok())

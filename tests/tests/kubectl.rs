@@ -3,7 +3,6 @@
 //! paths work unchanged. The `kubectl` on PATH is used (`scripts/install-deps.sh` installs
 //! Debian's `kubernetes-client` when there is none).
 
-use std::process::Command;
 use std::time::Duration;
 
 use skiff_e2e::{example, kubectl, wait_until, DevServer};
@@ -144,9 +143,7 @@ fn stock_kubectl_shows_kubectls_columns_pages_scales_and_deletes_all() -> anyhow
     );
 
     // `get -w` prints the table, then a row per change (watch events carry Tables).
-    let mut watch = Command::new("kubectl")
-        .args(["--server", &url, "--cache-dir"])
-        .arg(&cache)
+    let mut watch = skiff_e2e::kubectl_command(&url, &cache)
         .args(["get", "deploy", "ticker", "-w"])
         .stdout(std::process::Stdio::piped())
         .spawn()?;
@@ -176,9 +173,7 @@ fn stock_kubectl_shows_kubectls_columns_pages_scales_and_deletes_all() -> anyhow
     })?;
 
     // Pages of two: kubectl follows the continue tokens and prints one table.
-    let out = Command::new("kubectl")
-        .args(["--server", &url, "--cache-dir"])
-        .arg(&cache)
+    let out = skiff_e2e::kubectl_command(&url, &cache)
         .args(["get", "pods", "--chunk-size=2", "-v=6"])
         .output()?;
     anyhow::ensure!(out.status.success(), "{out:?}");

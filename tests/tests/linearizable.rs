@@ -176,7 +176,7 @@ fn concurrent_reads_writes_and_cas_stay_linearizable_under_faults() -> anyhow::R
         let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
                           "metadata": {"name": format!("reg-{key}")}, "data": {"v": "init"}});
         let urls: Vec<String> = cluster.members.iter().map(|m| m.url()).collect();
-        reqwest::blocking::Client::new()
+        skiff_e2e::https_client(&urls.join(","))?
             .post(format!("{}/api/v1/namespaces/default/configmaps", urls[0]))
             .json(&body)
             .send()?
@@ -196,7 +196,8 @@ fn concurrent_reads_writes_and_cas_stay_linearizable_under_faults() -> anyhow::R
         .map(|id| {
             let api = Api {
                 urls: cluster.members.iter().map(|m| m.url()).collect(),
-                http: reqwest::blocking::Client::builder()
+                http: skiff_e2e::https_client_builder(&cluster.servers())
+                    .expect("http client")
                     .timeout(Duration::from_secs(3))
                     .build()
                     .expect("http client"),
@@ -319,8 +320,9 @@ fn concurrent_reads_writes_and_cas_stay_linearizable_under_faults() -> anyhow::R
                             "{}/api/v1/namespaces/default/configmaps/reg-{k}",
                             cluster.members[i].url()
                         );
-                        reqwest::blocking::get(url)
+                        skiff_e2e::https_client(&url)
                             .ok()
+                            .and_then(|http| http.get(&url).send().ok())
                             .and_then(|r| r.json::<Value>().ok())
                             .and_then(|o| value_of(&o))
                     })

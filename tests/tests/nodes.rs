@@ -148,11 +148,37 @@ fn daemonsets_follow_nodes_and_tokens_guard_joining() -> anyhow::Result<()> {
     let server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
     let cli = server.cli();
 
+    // Printed tokens carry the CA's hash (`K10<hash>::<id>.<secret>`).
+    let token = server.join_token()?;
+    let (ca_hash, plain) = token
+        .split_once("::")
+        .expect("a K10<hash>::<token> join token");
+    // A token naming another CA is refused before anything is sent with it.
+    let forged_ca = cli.run(&[
+        "agent",
+        "--token",
+        &format!("K10{}::{plain}", "0".repeat(64)),
+        "--node-name",
+        "intruder",
+        "--data-dir",
+        &tmp.path().join("intruder").display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+    ])?;
+    assert!(
+        !forged_ca.success,
+        "an agent must refuse a CA its token does not name"
+    );
+    assert!(
+        forged_ca.stderr.contains("not the join token's"),
+        "{}",
+        forged_ca.stderr
+    );
     // A wrong token is refused at once, with a message that says so.
     let refused = cli.run(&[
         "agent",
         "--token",
-        "abcdef.0123456789abcdef",
+        &format!("{ca_hash}::abcdef.0123456789abcdef"),
         "--node-name",
         "intruder",
         "--data-dir",
@@ -167,9 +193,8 @@ fn daemonsets_follow_nodes_and_tokens_guard_joining() -> anyhow::Result<()> {
         refused.stderr
     );
 
-    let token = server.join_token()?;
     assert!(
-        cli.ok(&["token", "list"])?.contains(&token[..6]),
+        cli.ok(&["token", "list"])?.contains(&plain[..6]),
         "the token is listed by id"
     );
     let agent = |name: &str, extra: &[&str]| {

@@ -65,7 +65,7 @@ fn status_ok(cli: &Skiff) -> anyhow::Result<()> {
 
 /// A merge patch of the Deployment straight through the API (as `kubectl patch` would).
 fn patch(server: &DevServer, patch: &Value) -> anyhow::Result<()> {
-    let response = reqwest::blocking::Client::new()
+    let response = skiff_e2e::https_client(&server.url())?
         .patch(format!(
             "{}/apis/apps/v1/namespaces/default/deployments/{NAME}",
             server.url()

@@ -66,7 +66,7 @@ type Events = Arc<Mutex<Vec<(String, Value)>>>;
 
 fn watch_pods(server: &DevServer) -> anyhow::Result<Events> {
     let events: Events = Arc::default();
-    let response = reqwest::blocking::Client::builder()
+    let response = skiff_e2e::https_client_builder(&server.url())?
         .timeout(None)
         .build()?
         .get(format!(
@@ -151,7 +151,7 @@ fn wait_for_pods(cli: &Skiff, n: usize) -> anyhow::Result<Vec<Value>> {
 }
 
 fn patch_set(server: &DevServer, patch: &Value) -> anyhow::Result<()> {
-    let response = reqwest::blocking::Client::new()
+    let response = skiff_e2e::https_client(&server.url())?
         .patch(format!(
             "{}/apis/apps/v1/namespaces/default/statefulsets/web",
             server.url()

@@ -9,17 +9,15 @@ use serde_json::{json, Value};
 use skiff_api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use skiff_api::resources::{self, RBAC_GROUP};
 
-use super::node::NODES_GROUP;
 use crate::error::ApiError;
 use crate::identity::{AUTHENTICATED_GROUP, MASTERS_GROUP, UNAUTHENTICATED_GROUP};
+use crate::identity::{BOOTSTRAPPERS_GROUP, NODES_GROUP};
 use crate::registry::{typed, Registry, Subresource};
 
 /// The annotation that lets the server restore a default object's rules and subjects.
 pub const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
 /// Label prefix of the roles that `admin`, `edit` and `view` aggregate.
 pub const AGGREGATE_TO: &str = "rbac.authorization.k8s.io/aggregate-to-";
-/// The group of agents that joined with a token (`system:bootstrap:<token id>`).
-pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
 
 const READ: [&str; 3] = ["get", "list", "watch"];
 const WRITE: [&str; 5] = ["create", "delete", "deletecollection", "patch", "update"];
@@ -215,7 +213,14 @@ pub fn cluster_roles() -> Vec<Value> {
             "system:public-info-viewer",
             bootstrap.clone(),
             vec![urls(
-                &["/healthz", "/livez", "/readyz", "/version", "/version/"],
+                &[
+                    "/healthz",
+                    "/livez",
+                    "/readyz",
+                    "/version",
+                    "/version/",
+                    "/cacerts",
+                ],
                 &["get"],
             )],
         ),
@@ -289,6 +294,8 @@ fn node_rules() -> Vec<Value> {
             &["ingresses/status"],
             &["patch", "update"],
         ),
+        // The tunnel each agent keeps open to the servers.
+        urls(&["/skiff/v1/nodes/*"], &["get"]),
     ]
 }
 

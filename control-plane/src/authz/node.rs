@@ -10,10 +10,8 @@ use std::sync::Arc;
 use skiff_api::k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 
 use super::attributes::{Attributes, ResourceAttributes};
-use crate::identity::UserInfo;
+use crate::identity::{UserInfo, NODES_GROUP};
 
-/// The group of every node identity.
-pub const NODES_GROUP: &str = "system:nodes";
 /// Node identities are `system:node:<node name>`.
 const NODE_USER_PREFIX: &str = "system:node:";
 /// Where node heartbeat Leases live.

@@ -74,7 +74,8 @@ fn needs_token(method: &Method, target: &ApiPath) -> bool {
     }
 }
 
-async fn verify(registry: &Registry, token: &JoinToken) -> Result<(), ApiError> {
+/// Checks `token` against its stored Secret.
+pub(super) async fn verify(registry: &Registry, token: &JoinToken) -> Result<(), ApiError> {
     let refused = |why: String| ApiError::Unauthorized(why);
     let stored = match registry
         .get(

@@ -16,10 +16,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::request_info::RequestInfo;
 use crate::error::ApiError;
-use crate::identity::{UserInfo, MASTERS_GROUP};
+use crate::identity::{UserInfo, MASTERS_GROUP, NODES_GROUP};
 
-/// The group of node identities.
-pub const NODES_GROUP: &str = "system:nodes";
 /// How many times a user's share a node gets in the system pool.
 const SYSTEM_SHARE: usize = 4;
 /// Seconds a refused client is told to wait (Kubernetes answers 1).

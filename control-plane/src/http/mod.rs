@@ -4,6 +4,7 @@ mod access_review;
 mod agent_conn;
 pub mod audit;
 mod auth;
+mod authn;
 mod authorize;
 mod cluster;
 mod discovery;
@@ -25,11 +26,11 @@ mod tunnel;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{any, delete, get, post};
-use axum::{Extension, Router};
+use axum::Router;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::authz::Authorizer;
-use crate::identity::UserInfo;
 use crate::registry::Registry;
 
 /// What every handler can reach.
@@ -49,6 +50,8 @@ pub struct AppState {
     pub audit: Option<audit::AuditLog>,
     /// Decides whether each request's user may make it.
     pub authorizer: Authorizer,
+    /// The cluster CA (PEM) that `/cacerts` serves, when the API serves TLS.
+    pub cluster_ca: Option<Arc<str>>,
 }
 
 /// The API router: `/api/...`, `/apis/...`, health and version endpoints.
@@ -86,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/skiff/v1/backup", get(cluster::backup))
         .route("/skiff/v1/secrets/rotate-key", post(secrets::rotate_key))
         .route("/skiff/v1/nodes/{node}/tunnel", get(tunnel::open))
+        .route("/cacerts", get(authn::cacerts))
         .route("/version", get(handlers::version))
         .route("/version/", get(handlers::version))
         // Every request is authorized as the user the layer below (outside) found.
@@ -101,8 +105,11 @@ pub fn router(state: AppState) -> Router {
             state.audit.clone(),
             audit::record,
         ))
-        // Until the API serves HTTPS, every request is the plain listener's (an admin).
-        .layer(Extension(UserInfo::insecure()))
+        // Every request carries its `UserInfo` from here on (or was refused with 401).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authn::authenticate,
+        ))
         .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))
         .layer(trace::layer())
         .with_state(state)

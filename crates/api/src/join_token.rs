@@ -145,9 +145,43 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A join token as printed for agents, k3s-style: `K10<sha256 of the cluster CA, hex>::<token>`,
+/// so an agent can fetch the CA from the server and check it before trusting it.
+pub fn with_ca_hash(token: &JoinToken, ca_hash: &str) -> String {
+    format!("K10{ca_hash}::{token}")
+}
+
+/// Splits a printed join token into the CA hash it carries (if it has the `K10` form) and
+/// the token itself.
+pub fn split_ca_hash(text: &str) -> (Option<&str>, &str) {
+    let text = text.trim();
+    match text
+        .strip_prefix("K10")
+        .and_then(|rest| rest.split_once("::"))
+    {
+        Some((hash, token)) => (Some(hash), token),
+        None => (None, text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printed_tokens_carry_the_ca_hash() {
+        let token = JoinToken::parse("abcdef.0123456789abcdef").unwrap();
+        let printed = with_ca_hash(&token, "ff00");
+        assert_eq!(printed, "K10ff00::abcdef.0123456789abcdef");
+        assert_eq!(
+            split_ca_hash(&printed),
+            (Some("ff00"), "abcdef.0123456789abcdef")
+        );
+        assert_eq!(
+            split_ca_hash("abcdef.0123456789abcdef"),
+            (None, "abcdef.0123456789abcdef")
+        );
+    }
 
     #[test]
     fn round_trip_and_verification() {

@@ -58,7 +58,7 @@ async fn measure(
     args: &BenchConnectionsArgs,
 ) -> anyhow::Result<()> {
     let url = server.url();
-    let client = Client::new(std::slice::from_ref(&url))?;
+    let client = server.client()?;
     wait_ready(&client, server).await?;
     println!(
         "skiff server, descriptor limit {}, --idle-timeout {} s; {} idle connections",
@@ -179,7 +179,11 @@ async fn spawn(data_dir: &Path, args: &BenchConnectionsArgs) -> anyhow::Result<S
     }
     let mut child = command.spawn().context("starting skiff server")?;
     match wait_listening(&mut child, &log_path).await {
-        Ok(url) => Ok(ServerUnderTest::Child { child, url }),
+        Ok(url) => Ok(ServerUnderTest::Child {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+        }),
         Err(err) => {
             let _ = child.kill();
             let _ = child.wait();

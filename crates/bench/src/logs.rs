@@ -94,7 +94,7 @@ pub async fn logs(args: BenchLogsArgs) -> anyhow::Result<()> {
     .await?;
     let pid = server.pid().context("the dev server's pid")?.to_string();
     let url = server.url();
-    let client = Client::new(std::slice::from_ref(&url))?;
+    let client = server.client()?;
     wait_ready(&client, &mut server).await?;
     let pods_dir = data.join("agent/pods");
     println!(

@@ -52,9 +52,16 @@ pub async fn node_loss(args: BenchNodeLossArgs) -> anyhow::Result<()> {
     let dir = tmp.path().to_path_buf();
     let mut server = ServerUnderTest::spawn(&dir.join("server"), args.node_grace_seconds).await?;
     let url = server.url();
-    let client = Client::new(std::slice::from_ref(&url))?;
+    let client = server.client()?;
     wait_ready(&client, &mut server).await?;
     let token = join_token(&client).await?;
+    // As `skiff token create` prints it: with the CA's hash, which the agents check.
+    let token = match client.cluster_ca().await? {
+        Some(ca) => {
+            skiff_api::join_token::with_ca_hash(&token, &skiff_control_plane::pki::ca_hash(&ca))
+        }
+        None => token.to_string(),
+    };
     let mut agents = Agents(Vec::new());
     for i in 0..args.agents {
         let name = format!("real-{i}");
@@ -62,7 +69,7 @@ pub async fn node_loss(args: BenchNodeLossArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(&data)?;
         let log = std::fs::File::create(data.with_extension("log"))?;
         let child = Command::new(std::env::current_exe()?)
-            .args(["agent", "--server", &url, "--token", &token.to_string()])
+            .args(["agent", "--server", &url, "--token", &token])
             .args(["--pod-network", "host"])
             .arg("--allow-image-dir")
             .arg(guest.parent().unwrap_or(&guest))

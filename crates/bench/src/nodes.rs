@@ -60,7 +60,7 @@ pub async fn nodes(args: BenchNodesArgs) -> anyhow::Result<()> {
         None => ServerUnderTest::spawn(&dir.join("server"), args.node_grace_seconds).await?,
     };
     let url = server.url();
-    let client = Client::new(std::slice::from_ref(&url))?;
+    let client = server.client()?;
     wait_ready(&client, &mut server).await?;
     let token = join_token(&client).await?;
     println!(
@@ -74,7 +74,7 @@ pub async fn nodes(args: BenchNodesArgs) -> anyhow::Result<()> {
     let mut agents = Vec::with_capacity(args.nodes);
     // One API client (and connection pool) for every hollow node: thousands of separate pools
     // would exhaust the process's open files before the server is measured.
-    let shared = Client::new(std::slice::from_ref(&url))?;
+    let shared = server.client()?;
     for i in 0..args.nodes {
         let runtime = Arc::new(HollowRuntime::new());
         let agent = Agent::builder()

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use skiff_client::{Client, ListParams};
+use skiff_client::{Client, Kubeconfig, ListParams};
 
 use crate::cluster::kind;
 
@@ -17,7 +17,12 @@ const LISTENING: &str = "skiff API listening on ";
 
 /// The control plane measured: a `skiff server` child process, or one given by URL.
 pub enum ServerUnderTest {
-    Child { child: Child, url: String },
+    Child {
+        child: Child,
+        url: String,
+        /// Its data dir, where it writes `admin.kubeconfig`.
+        data_dir: std::path::PathBuf,
+    },
     External(String),
 }
 
@@ -45,7 +50,11 @@ impl ServerUnderTest {
             .spawn()
             .context("starting skiff server")?;
         match wait_listening(&mut child, &log_path).await {
-            Ok(url) => Ok(ServerUnderTest::Child { child, url }),
+            Ok(url) => Ok(ServerUnderTest::Child {
+                child,
+                url,
+                data_dir: data_dir.to_path_buf(),
+            }),
             Err(err) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -57,6 +66,17 @@ impl ServerUnderTest {
     pub fn url(&self) -> String {
         match self {
             ServerUnderTest::Child { url, .. } | ServerUnderTest::External(url) => url.clone(),
+        }
+    }
+
+    /// A client for it: as its admin (`DATA_DIR/admin.kubeconfig`) for a started server;
+    /// with no credential for one given by URL.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        match self {
+            ServerUnderTest::Child { url, data_dir, .. } => {
+                admin_client(std::slice::from_ref(url), data_dir)
+            }
+            ServerUnderTest::External(url) => Ok(Client::new(std::slice::from_ref(url))?),
         }
     }
 
@@ -114,6 +134,12 @@ pub async fn wait_listening(child: &mut Child, log_path: &Path) -> anyhow::Resul
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A client for `urls` with the admin credential a server wrote into `data_dir`.
+pub fn admin_client(urls: &[String], data_dir: &Path) -> anyhow::Result<Client> {
+    let resolved = Kubeconfig::load(&data_dir.join("admin.kubeconfig"))?;
+    Ok(Client::with_credentials(urls, &resolved.credentials)?)
 }
 
 /// Waits until the server answers API calls.

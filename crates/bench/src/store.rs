@@ -254,6 +254,8 @@ struct Members {
     args: Vec<Vec<String>>,
     logs: Vec<std::path::PathBuf>,
     urls: Vec<String>,
+    /// The data dir whose admin credential the benchmark uses (every member's is valid).
+    admin: std::path::PathBuf,
 }
 
 /// A port on 127.0.0.1 that was free a moment ago (for Raft peers, which every member must
@@ -277,7 +279,13 @@ impl Members {
             args: Vec::new(),
             logs: Vec::new(),
             urls: Vec::new(),
+            admin: dir.join("s1"),
         };
+        // Every member shares one cluster CA (as `skiff certificate create-ca` makes it).
+        let ca_dir = dir.join("cluster-ca");
+        if skiff_control_plane::pki::ClusterCa::load(&ca_dir)?.is_none() {
+            skiff_control_plane::pki::ClusterCa::create()?.write(&ca_dir)?;
+        }
         for i in 0..size {
             let name = format!("s{}", i + 1);
             let mut args: Vec<String> = vec![
@@ -290,7 +298,12 @@ impl Members {
                 "127.0.0.1:0".into(),
             ];
             if size > 1 {
-                args.extend(["--initial-cluster".into(), peers.join(",")]);
+                args.extend([
+                    "--initial-cluster".into(),
+                    peers.join(","),
+                    "--cluster-ca".into(),
+                    ca_dir.display().to_string(),
+                ]);
             }
             group.args.push(args);
             group.logs.push(dir.join(format!("{name}.log")));
@@ -305,7 +318,10 @@ impl Members {
                 .iter()
                 .position(|a| a == "--listen")
                 .context("--listen")?;
-            group.args[i][listen + 1] = url.trim_start_matches("http://").to_string();
+            group.args[i][listen + 1] = url
+                .split_once("://")
+                .map_or(url.as_str(), |(_, authority)| authority)
+                .to_string();
             group.urls.push(url);
         }
         Ok(group)
@@ -345,13 +361,15 @@ impl Members {
     fn client_preferring(&self, i: usize) -> anyhow::Result<Client> {
         let n = self.urls.len();
         let rotated: Vec<String> = (0..n).map(|k| self.urls[(i + k) % n].clone()).collect();
-        Ok(Client::new(&rotated)?)
+        crate::server::admin_client(&rotated, &self.admin)
     }
 
     async fn status(&self, i: usize) -> anyhow::Result<Value> {
-        Ok(Client::new(std::slice::from_ref(&self.urls[i]))?
-            .cluster_status(false)
-            .await?)
+        Ok(
+            crate::server::admin_client(std::slice::from_ref(&self.urls[i]), &self.admin)?
+                .cluster_status(false)
+                .await?,
+        )
     }
 
     /// Waits until a write through the API succeeds (a leader is elected and has created the

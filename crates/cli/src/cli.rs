@@ -10,10 +10,11 @@ use skiff_bench::BenchCommand;
 
 use crate::commands::{
     agent::AgentArgs, apply::ApplyArgs, auth::AuthCommand, backup::BackupCommand,
-    cluster::ClusterCommand, create::CreateCommand, delete::DeleteArgs, describe::DescribeArgs,
-    drain::DrainArgs, exec::ExecArgs, expose::ExposeArgs, get::GetArgs, image::ImageCommand,
-    logs::LogsArgs, node::NodeArgs, rollout::RolloutCommand, scale::ScaleArgs,
-    secrets::SecretsCommand, server::ServerArgs, token::TokenCommand, wait::WaitArgs,
+    certificate::CertificateCommand, cluster::ClusterCommand, create::CreateCommand,
+    delete::DeleteArgs, describe::DescribeArgs, drain::DrainArgs, exec::ExecArgs,
+    expose::ExposeArgs, get::GetArgs, image::ImageCommand, logs::LogsArgs, node::NodeArgs,
+    rollout::RolloutCommand, scale::ScaleArgs, secrets::SecretsCommand, server::ServerArgs,
+    token::TokenCommand, wait::WaitArgs,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -29,14 +30,14 @@ pub struct Cli {
 /// Where the client commands (and agents) find the API, and the namespace they work in.
 #[derive(Args, Debug, Clone)]
 pub struct ClientOpts {
-    /// API server URL(s), comma-separated; requests fail over between them.
-    #[arg(
-        long,
-        env = "SKIFF_SERVER",
-        default_value = "http://127.0.0.1:6443",
-        global = true
-    )]
-    pub server: String,
+    /// API server URL(s), comma-separated; requests fail over between them. Overrides the
+    /// kubeconfig's server.
+    #[arg(long, env = "SKIFF_SERVER", global = true)]
+    pub server: Option<String>,
+    /// The kubeconfig with the server, its CA and the client credential (default:
+    /// ~/.skiff/config, else ./skiff-data/admin.kubeconfig, which `skiff server --dev` writes).
+    #[arg(long, env = "KUBECONFIG", global = true)]
+    pub kubeconfig: Option<std::path::PathBuf>,
     /// Namespace.
     #[arg(short = 'n', long, default_value = "default", global = true)]
     pub namespace: String,
@@ -51,9 +52,9 @@ pub struct ClientOpts {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a control-plane server (with `--dev`: also a node agent, in one process).
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Run a node agent that joins a cluster.
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Create or update objects from manifest files.
     Apply(ApplyArgs),
     /// Inspect authorization: `skiff auth can-i VERB TYPE[/NAME]`.
@@ -102,6 +103,9 @@ pub enum Command {
     /// Images in registries: `skiff image push ./app.wasm REGISTRY/REPO:TAG`.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// The cluster's certificates: `skiff certificate create-ca --out DIR`.
+    #[command(subcommand)]
+    Certificate(CertificateCommand),
     /// Measure the cluster: see `skiff bench deploy --help`.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -122,7 +126,7 @@ impl Cli {
             Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut Cli::command()))?;
         if let Command::Bench(BenchCommand::Nodes(args)) = &mut cli.command {
             if matches.value_source("server") == Some(ValueSource::CommandLine) {
-                args.server = Some(cli.client.server.clone());
+                args.server = cli.client.server.clone();
             }
         }
         Ok(cli)
@@ -150,12 +154,16 @@ mod tests {
             "skiff -n kube-system get --server=http://a,http://b pods",
         ] {
             let cli = parse(line);
-            assert_eq!(cli.client.server, "http://a,http://b", "{line}");
+            assert_eq!(
+                cli.client.server.as_deref(),
+                Some("http://a,http://b"),
+                "{line}"
+            );
             assert_eq!(cli.client.namespace, "kube-system", "{line}");
             assert!(matches!(cli.command, Command::Get(_)), "{line}");
         }
         let cli = parse("skiff --server=http://a cluster status");
-        assert_eq!(cli.client.server, "http://a");
+        assert_eq!(cli.client.server.as_deref(), Some("http://a"));
         assert!(matches!(
             cli.command,
             Command::Cluster(crate::commands::cluster::ClusterCommand::Status)
@@ -164,7 +172,7 @@ mod tests {
         assert_eq!(cli.client.as_user.as_deref(), Some("bob"));
         assert_eq!(cli.client.as_groups, ["dev", "qa"]);
         let cli = parse("skiff agent --server http://a --token t --node-name n");
-        assert_eq!(cli.client.server, "http://a");
+        assert_eq!(cli.client.server.as_deref(), Some("http://a"));
     }
 
     #[test]

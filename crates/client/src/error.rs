@@ -36,6 +36,15 @@ pub enum ClientError {
         #[source]
         source: Box<tokio_tungstenite::tungstenite::Error>,
     },
+    /// A kubeconfig that cannot be read or used.
+    #[error("kubeconfig {}: {reason}", path.display())]
+    Kubeconfig {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    /// A CA or client certificate that rustls cannot use.
+    #[error("TLS {what}: {reason}")]
+    Tls { what: &'static str, reason: String },
     #[error("no server URL given")]
     NoServers,
     #[error("invalid server URL {url:?}: {reason}")]

@@ -8,11 +8,12 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use skiff_api::remotecommand::{self, Channel, TerminalSize};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::{Client, ClientError};
 
@@ -39,9 +40,13 @@ pub enum ExecEvent {
     Failed(String),
 }
 
+/// What an exec's WebSocket runs over: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// A running exec.
 pub struct ExecStream {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    socket: WebSocketStream<Box<dyn Io>>,
     url: String,
 }
 
@@ -86,7 +91,11 @@ impl Client {
                 .map_err(|e| failed(tungstenite::Error::HttpFormat(e.into())))?;
             headers.append(name, value);
         }
-        match tokio_tungstenite::connect_async(request).await {
+        let stream = self
+            .connect(server)
+            .await
+            .map_err(|e| failed(tungstenite::Error::Io(e)))?;
+        match tokio_tungstenite::client_async(request, stream).await {
             Ok((socket, _)) => Ok(ExecStream { socket, url }),
             Err(tungstenite::Error::Http(response)) => {
                 let code = response.status();
@@ -100,6 +109,34 @@ impl Client {
             }
             Err(source) => Err(failed(source)),
         }
+    }
+}
+
+impl Client {
+    /// A connection to `server` (`http://` or `https://` URL), over TLS for `https://`.
+    async fn connect(&self, server: &str) -> std::io::Result<Box<dyn Io>> {
+        let invalid =
+            |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
+        let url = reqwest::Url::parse(server).map_err(|e| invalid(&e.to_string()))?;
+        let host = url.host_str().ok_or_else(|| invalid("no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| invalid("no port"))?;
+        let tcp = TcpStream::connect((host, port)).await?;
+        if url.scheme() != "https" {
+            return Ok(Box::new(tcp));
+        }
+        let config = self
+            .tls
+            .clone()
+            .ok_or_else(|| invalid("https:// exec needs the cluster CA (a kubeconfig)"))?;
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|_| invalid("bad server name"))?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await?;
+        Ok(Box::new(tls))
     }
 }
 

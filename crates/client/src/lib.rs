@@ -5,8 +5,10 @@ mod error;
 mod exec;
 mod impersonation;
 mod join_tokens;
+pub mod kubeconfig;
 mod node_proxy;
 mod params;
+mod tls;
 mod tunnel;
 mod typed;
 mod watch_lines;
@@ -25,6 +27,7 @@ use skiff_api::resources::ResourceKind;
 pub use error::ClientError;
 pub use exec::{ExecEvent, ExecParams, ExecStream};
 pub use impersonation::Impersonation;
+pub use kubeconfig::{Credentials, Kubeconfig};
 pub use params::{DeleteParams, ListParams, LogParams};
 pub use reqwest::Method;
 pub use tunnel::TunnelIo;
@@ -54,6 +57,8 @@ pub struct Client {
     dry_run: bool,
     /// Sent as `Impersonate-User`/`Impersonate-Group` (`--as`, `--as-group`).
     impersonation: Option<Arc<Impersonation>>,
+    /// The TLS configuration from the credentials (the cluster CA, a client certificate).
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl Client {
@@ -61,6 +66,15 @@ impl Client {
     /// server when one cannot be reached or answers 503. `https://` servers are spoken to over
     /// rustls and must present a certificate from a public (Mozilla-trusted) authority.
     pub fn new(servers: &[String]) -> Result<Client, ClientError> {
+        Client::with_credentials(servers, &Credentials::default())
+    }
+
+    /// `new`, trusting `credentials.ca_pem` alone for `https://` servers, and presenting its
+    /// client certificate and bearer token.
+    pub fn with_credentials(
+        servers: &[String],
+        credentials: &Credentials,
+    ) -> Result<Client, ClientError> {
         let servers: Vec<String> = servers
             .iter()
             .flat_map(|s| s.split(','))
@@ -78,20 +92,24 @@ impl Client {
                 });
             }
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(3))
-            .build()
-            .map_err(|source| ClientError::Transport {
-                url: servers[0].clone(),
-                source,
-            })?;
+        let tls = tls::client_config(credentials)?;
+        let mut builder =
+            reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(3));
+        if let Some(config) = &tls {
+            builder = builder.use_preconfigured_tls((**config).clone());
+        }
+        let http = builder.build().map_err(|source| ClientError::Transport {
+            url: servers[0].clone(),
+            source,
+        })?;
         Ok(Client {
             http,
             servers: Arc::new(servers),
             preferred: Arc::new(AtomicUsize::new(0)),
-            token: None,
+            token: credentials.token.as_deref().map(Arc::from),
             dry_run: false,
             impersonation: None,
+            tls,
         })
     }
 
@@ -262,6 +280,34 @@ impl Client {
             "/skiff/v1/cluster"
         };
         self.json(Method::GET, path, None).await
+    }
+
+    /// The cluster CA (PEM) the server serves at `/cacerts`; `None` from a server without TLS.
+    pub async fn cluster_ca(&self) -> Result<Option<String>, ClientError> {
+        let response = self.send(Method::GET, "/cacerts", None).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let url = response.url().to_string();
+        if !response.status().is_success() {
+            let code = response.status();
+            let text = response.text().await.unwrap_or_default();
+            return Err(api_error(code.as_u16(), code, &text));
+        }
+        let text = response
+            .text()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })?;
+        Ok(Some(text))
+    }
+
+    /// This client (credentials and connection pool) for `server` alone.
+    pub fn for_server(&self, server: &str) -> Client {
+        Client {
+            servers: Arc::new(vec![server.trim_end_matches('/').to_string()]),
+            preferred: Arc::new(AtomicUsize::new(0)),
+            ..self.clone()
+        }
     }
 
     /// Adds a control-plane member (`skiff cluster add`).

@@ -2,7 +2,9 @@
 //! `Acceptor`, with hyper's header-read timeout closing idle and slow clients, and idle
 //! connections shed when the listener is full. Connections may be upgraded (axum's
 //! WebSocket): an upgraded connection keeps its slot, is never shed as idle, and ends when
-//! either side closes it or the server shuts down.
+//! either side closes it or the server shuts down. `serve_tls` does the same over TLS: the
+//! handshake runs in the connection's task (a slow one never holds up accepting), bounded by
+//! the idle timeout, and each request carries the connection's `TlsPeer`.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -15,9 +17,12 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -35,11 +40,46 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 16 << 20;
 
+/// What a request served over TLS knows of its connection: the client's certificate chain,
+/// already verified by the TLS configuration's client verifier (empty: the client sent none).
+#[derive(Clone, Debug, Default)]
+pub struct TlsPeer {
+    pub certificates: Arc<Vec<CertificateDer<'static>>>,
+}
+
 /// Serves `app` on `listener` within `limits` until `shutdown` is cancelled, then closes idle
 /// connections, lets requests in flight finish and returns when every connection has ended.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+) {
+    serve_with(listener, app, None, limits, shutdown).await
+}
+
+/// `serve`, over TLS with `tls`; every request carries a `TlsPeer` extension.
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    tls: Arc<ServerConfig>,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+) {
+    serve_with(
+        listener,
+        app,
+        Some(TlsAcceptor::from(tls)),
+        limits,
+        shutdown,
+    )
+    .await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
     limits: ConnLimits,
     shutdown: CancellationToken,
 ) {
@@ -57,7 +97,12 @@ pub async fn serve(
             pressure: pressure.clone(),
             shutdown: shutdown.clone(),
         };
-        tokio::spawn(connection.serve(accepted));
+        match &tls {
+            None => tokio::spawn(connection.serve(accepted)),
+            Some(tls) => {
+                tokio::spawn(connection.handshake(tls.clone(), accepted, limits.idle_timeout))
+            }
+        };
     }
     acceptor.drain().await;
 }
@@ -71,12 +116,59 @@ struct Connection {
 }
 
 impl Connection {
+    /// Completes the TLS handshake within `timeout` (or until shutdown), then serves.
+    async fn handshake(self, tls: TlsAcceptor, accepted: Accepted, timeout: Duration) {
+        let Accepted {
+            stream,
+            from,
+            permit,
+        } = accepted;
+        let handshake = tokio::time::timeout(timeout, tls.accept(stream));
+        let stream = tokio::select! {
+            done = handshake => match done {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::debug!(%from, %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%from, "TLS handshake timed out");
+                    return;
+                }
+            },
+            () = self.shutdown.cancelled() => return,
+        };
+        let peer = TlsPeer {
+            certificates: Arc::new(
+                stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
+                    .unwrap_or_default(),
+            ),
+        };
+        self.serve_stream(stream, from, Some(peer), permit).await
+    }
+
     async fn serve(self, accepted: Accepted) {
         let Accepted {
             stream,
             from,
-            permit: _slot,
+            permit,
         } = accepted;
+        self.serve_stream(stream, from, None, permit).await
+    }
+
+    async fn serve_stream<S>(
+        self,
+        stream: S,
+        from: std::net::SocketAddr,
+        peer: Option<TlsPeer>,
+        _slot: tokio::sync::OwnedSemaphorePermit,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let activity = Activity::new();
         let requests = activity.clone();
         let app = self.app;
@@ -86,6 +178,9 @@ impl Connection {
             request
                 .extensions_mut()
                 .insert(axum::extract::ConnectInfo(from));
+            if let Some(peer) = &peer {
+                request.extensions_mut().insert(peer.clone());
+            }
             let response = app.clone().oneshot(request);
             Box::pin(async move {
                 let response = response
@@ -140,7 +235,7 @@ impl Connection {
 
 /// Closes our side, then reads and discards what the client still sends until it closes its
 /// side, for at most `LINGER` and `LINGER_BYTES`.
-async fn linger(mut stream: TcpStream) {
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     if stream.shutdown().await.is_err() {
         return;
     }

@@ -9,13 +9,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-/// The accepted stream, closable from the connection's task.
-pub struct Socket {
-    stream: TcpStream,
+/// The accepted stream (TCP, or TLS over TCP), closable from the connection's task.
+pub struct Socket<S> {
+    stream: S,
     closed: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Dropped with the socket: the connection's task then knows an upgraded connection ended.
     _open: oneshot::Sender<()>,
@@ -29,9 +28,9 @@ pub struct SocketHandle {
     pub dropped: oneshot::Receiver<()>,
 }
 
-impl Socket {
+impl<S> Socket<S> {
     /// Wraps an accepted `stream`; the handle tells when the socket is dropped and closes it.
-    pub fn new(stream: TcpStream) -> (Socket, SocketHandle) {
+    pub fn new(stream: S) -> (Socket<S>, SocketHandle) {
         let close = CancellationToken::new();
         let (open, dropped) = oneshot::channel();
         let socket = Socket {
@@ -43,7 +42,7 @@ impl Socket {
     }
 
     /// The stream, to close it (the connection was not upgraded).
-    pub fn into_stream(self) -> TcpStream {
+    pub fn into_stream(self) -> S {
         self.stream
     }
 
@@ -58,7 +57,7 @@ impl Socket {
     }
 }
 
-impl AsyncRead for Socket {
+impl<S: AsyncRead + Unpin> AsyncRead for Socket<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -69,7 +68,7 @@ impl AsyncRead for Socket {
     }
 }
 
-impl AsyncWrite for Socket {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Socket<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -1,9 +1,14 @@
-//! `skiff agent`: a node agent joining a cluster over HTTP.
+//! `skiff agent`: a node agent joining a cluster over HTTPS. Its join token carries the
+//! cluster CA's hash (`K10<hash>::<token>`): the agent fetches the CA from `/cacerts`,
+//! checks it against the hash, and trusts only it from then on.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
+use skiff_api::join_token;
+use skiff_client::{Client, Credentials};
 
 use super::daemon::{
     descriptor_budget, host_name, parse_listen_or_none, terminated, wasm_agent, ConnArgs,
@@ -16,6 +21,9 @@ pub struct AgentArgs {
     /// The join token from `skiff token create`.
     #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// The cluster CA (PEM) to trust, for a join token without the CA's hash.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
     /// The node's name (default: this host's name).
     #[arg(long, alias = "name")]
     pub node_name: Option<String>,
@@ -67,16 +75,45 @@ pub async fn run(mut args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         skiff_node_runtime::agent::DEFAULT_MAX_CONNECTIONS,
         &mut budget,
     );
+    let servers: Vec<String> = opts
+        .server
+        .as_deref()
+        .context("--server: the API server's URL")?
+        .split(',')
+        .map(|s| s.trim().trim_end_matches('/').to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (hash, token) = join_token::split_ca_hash(&args.token);
+    let ca_pem = match (&args.ca_file, hash) {
+        (Some(file), _) => {
+            Some(std::fs::read(file).with_context(|| format!("--ca-file {}", file.display()))?)
+        }
+        (None, Some(hash)) => Some(fetch_ca(&servers, hash).await?),
+        (None, None) if servers.iter().all(|s| s.starts_with("http://")) => None,
+        (None, None) => anyhow::bail!(
+            "this join token carries no CA hash (K10<hash>::<token>, as `skiff token create` \
+             prints it): pass the cluster CA with --ca-file"
+        ),
+    };
+    let client = Client::with_credentials(
+        &servers,
+        &Credentials {
+            ca_pem,
+            identity: None,
+            token: Some(token.to_string()),
+        },
+    )?;
     let mut agent = wasm_agent(
-        vec![opts.server.clone()],
-        &args.token,
+        servers,
+        token,
         args.node_labels.into_iter().collect(),
         node,
         args.data_dir,
         args.listen.0,
         args.node,
     )?
-    .connections(limits);
+    .connections(limits)
+    .client(client);
     if let Some(ip) = args.node_ip {
         agent = agent.node_ip(ip);
     }
@@ -85,6 +122,37 @@ pub async fn run(mut args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     }
     agent.build()?.run(terminated()).await?;
     Ok(())
+}
+
+/// The cluster CA from the first server that serves one whose SHA-256 is `hash`. The
+/// server's certificate cannot be checked yet (the CA is what is being fetched): the hash
+/// from the token is what makes the answer trustworthy.
+async fn fetch_ca(servers: &[String], hash: &str) -> anyhow::Result<Vec<u8>> {
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .build()?;
+    let mut last = None;
+    for server in servers {
+        let url = format!("{server}/cacerts");
+        let answer = async {
+            let response = http.get(&url).send().await?.error_for_status()?;
+            response.text().await
+        }
+        .await;
+        match answer {
+            Ok(pem) if skiff_control_plane::pki::ca_hash(&pem) == hash => {
+                return Ok(pem.into_bytes())
+            }
+            Ok(_) => {
+                last = Some(anyhow::anyhow!(
+                    "{url} serves a CA whose SHA-256 is not the join token's: refusing it"
+                ))
+            }
+            Err(err) => last = Some(anyhow::anyhow!("fetching {url}: {err}")),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("--server: no server given")))
 }
 
 #[cfg(test)]

@@ -51,16 +51,14 @@ struct Row {
 }
 
 async fn status(opts: &ClientOpts) -> anyhow::Result<()> {
-    let urls = super::client(opts)?.servers().to_vec();
+    let client = super::client(opts)?;
     let mut rows = Vec::new();
-    for url in urls {
-        let status = match Client::new(std::slice::from_ref(&url)) {
-            Ok(client) => client
-                .cluster_status(false)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(err) => Err(err.to_string()),
-        };
+    for url in client.servers().to_vec() {
+        let status = client
+            .for_server(&url)
+            .cluster_status(false)
+            .await
+            .map_err(|e| e.to_string());
         rows.push(Row { url, status });
     }
     print!("{}", render(&rows));
@@ -95,8 +93,12 @@ async fn remove(args: ClusterRemoveArgs, opts: &ClientOpts) -> anyhow::Result<()
 
 /// What a new member needs to join: the group's members (itself included, after
 /// `skiff cluster add`) and Raft configuration, read consistently from a running member.
-pub async fn join_info(urls: &str, name: &str) -> anyhow::Result<(Cluster, JoinConf)> {
-    let client = Client::new(&[urls.to_string()]).context("--join")?;
+pub async fn join_info(
+    urls: &str,
+    name: &str,
+    credentials: &skiff_client::Credentials,
+) -> anyhow::Result<(Cluster, JoinConf)> {
+    let client = Client::with_credentials(&[urls.to_string()], credentials).context("--join")?;
     let status = client
         .cluster_status(true)
         .await

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod apply;
 pub mod auth;
 pub mod backup;
+pub mod certificate;
 pub mod cluster;
 pub mod create;
 mod daemon;
@@ -31,15 +32,16 @@ pub mod wait;
 
 use anyhow::Context;
 use skiff_api::resources::{self, ResourceKind};
-use skiff_client::Client;
+use skiff_client::{Client, Credentials, Kubeconfig};
+use std::path::PathBuf;
 
 use crate::cli::{ClientOpts, Command};
 
 /// Runs one command; `opts` are the connection flags given to the root command.
 pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
     match command {
-        Command::Server(args) => server::run(args).await,
-        Command::Agent(args) => agent::run(args, opts).await,
+        Command::Server(args) => server::run(*args).await,
+        Command::Agent(args) => agent::run(*args, opts).await,
         Command::Apply(args) => apply::run(args, opts).await,
         Command::Auth(command) => auth::run(command, opts).await,
         Command::Get(args) => get::run(args, opts).await,
@@ -61,17 +63,56 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Token(command) => token::run(command, opts).await,
         Command::Image(command) => image::run(command, opts).await,
         Command::Bench(command) => skiff_bench::run(command).await,
+        Command::Certificate(command) => certificate::run(command),
     }
 }
 
-/// The client for `--server`.
+/// The client for the kubeconfig (`--kubeconfig`, `$KUBECONFIG`, `~/.skiff/config`, or
+/// `./skiff-data/admin.kubeconfig`), its server overridden by `--server`; with no kubeconfig,
+/// `--server` alone (a plain-HTTP `--insecure-http` listener, or a public certificate).
 pub fn client(opts: &ClientOpts) -> anyhow::Result<Client> {
-    let client = Client::new(std::slice::from_ref(&opts.server)).context("--server")?;
+    let (servers, credentials) = connection(opts)?;
+    let client = Client::with_credentials(&servers, &credentials).context("the API client")?;
     Ok(match opts.as_user.as_deref() {
         Some(user) => client.impersonate(user, &opts.as_groups),
         None if !opts.as_groups.is_empty() => anyhow::bail!("--as-group needs --as"),
         None => client,
     })
+}
+
+/// The servers and credentials `client` uses.
+pub fn connection(opts: &ClientOpts) -> anyhow::Result<(Vec<String>, Credentials)> {
+    let resolved = match kubeconfig_path(opts) {
+        Some(path) => Some(Kubeconfig::load(&path)?),
+        None => None,
+    };
+    let server = opts
+        .server
+        .clone()
+        .or_else(|| resolved.as_ref().map(|r| r.server.clone()))
+        .context(
+            "no kubeconfig found (--kubeconfig, $KUBECONFIG, ~/.skiff/config, \
+             ./skiff-data/admin.kubeconfig) and no --server: `skiff server` writes \
+             DATA_DIR/admin.kubeconfig",
+        )?;
+    let credentials = resolved.map(|r| r.credentials).unwrap_or_default();
+    Ok((vec![server], credentials))
+}
+
+/// The kubeconfig to read, if any.
+fn kubeconfig_path(opts: &ClientOpts) -> Option<PathBuf> {
+    if let Some(given) = &opts.kubeconfig {
+        // `$KUBECONFIG` may list several files; the first one that exists is used.
+        let text = given.to_string_lossy();
+        return text
+            .split(':')
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .or_else(|| Some(given.clone()));
+    }
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".skiff/config"));
+    let dev = PathBuf::from("./skiff-data/admin.kubeconfig");
+    home.into_iter().chain([dev]).find(|p| p.exists())
 }
 
 /// A resource type as the user typed it (`pods`, `po`, `deployment.apps`, ...).

@@ -15,6 +15,9 @@ use super::daemon::{
 };
 use super::server_limits::ServerLimitArgs;
 use crate::private_files;
+use skiff_client::{Client, Credentials, Kubeconfig};
+use skiff_control_plane::pki::{serving_names, ServerTls, TlsOptions};
+use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
@@ -87,18 +90,102 @@ pub struct ServerArgs {
     pub connections: ConnArgs,
     #[command(flatten)]
     pub limits: ServerLimitArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
+
+/// The API's certificates (kept in DATA_DIR/tls/).
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// Another name or IP address the API's serving certificate is valid for (repeatable).
+    #[arg(long = "tls-san")]
+    pub tls_san: Vec<String>,
+    /// A directory with the cluster CA (ca.crt, ca.key) shared by every member, copied into
+    /// DATA_DIR/tls on the first start (`skiff certificate create-ca --out DIR` makes one).
+    #[arg(long)]
+    pub cluster_ca: Option<PathBuf>,
+    /// Serve the API with this certificate chain (PEM) instead of one from the cluster CA.
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The key of `--tls-cert-file` (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Also serve the API over plain HTTP on ADDR, a loopback address only; its requests act
+    /// as a cluster admin.
+    #[arg(long)]
+    pub insecure_http: Option<SocketAddr>,
+}
+
+/// The certificates of DATA_DIR/tls, made or renewed as the flags say.
+fn server_tls(args: &ServerArgs) -> anyhow::Result<ServerTls> {
+    let first_service_ip = args
+        .service_cluster_ip_range
+        .net()
+        .hosts()
+        .next()
+        .map(std::net::IpAddr::V4);
+    let options = TlsOptions {
+        serving_names: serving_names(
+            args.listen,
+            &host_name(),
+            first_service_ip,
+            &args.tls.tls_san,
+        ),
+        cluster_ca: args.tls.cluster_ca.clone(),
+        cert_file: args.tls.tls_cert_file.clone(),
+        key_file: args.tls.tls_private_key_file.clone(),
+        needs_shared_ca: args.join.is_some()
+            || args
+                .initial_cluster
+                .as_deref()
+                .is_some_and(|members| members.split(',').count() > 1),
+    };
+    ServerTls::prepare(&args.data_dir, &options).context("preparing the API's certificates")
+}
+
+/// The admin's credentials: the cluster CA and the admin client certificate.
+fn admin_credentials(tls: &ServerTls) -> Credentials {
+    Credentials {
+        ca_pem: Some(tls.ca_pem().as_bytes().to_vec()),
+        identity: Some((
+            tls.admin().cert_pem.as_bytes().to_vec(),
+            tls.admin().key_pem.as_bytes().to_vec(),
+        )),
+        token: None,
+    }
+}
+
+/// Writes DATA_DIR/admin.kubeconfig (0600): the admin's credential for `url`.
+fn write_admin_kubeconfig(
+    args: &ServerArgs,
+    tls: &ServerTls,
+    url: &str,
+) -> anyhow::Result<PathBuf> {
+    let path = args.data_dir.join(ADMIN_KUBECONFIG);
+    let config = Kubeconfig::embedded(
+        "skiff",
+        url,
+        tls.ca_pem(),
+        "admin",
+        &tls.admin().cert_pem,
+        &tls.admin().key_pem,
+    );
+    private_files::write_secret(&path, &config.to_yaml())?;
+    Ok(path)
+}
+
+/// The kubeconfig every server writes into its data dir.
+const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
 
 /// The in-process node joins like any other, with a token that never expires, made on the
 /// first start and kept in the data dir.
-async fn dev_token(url: &str, data_dir: &std::path::Path) -> anyhow::Result<String> {
+async fn dev_token(client: &Client, data_dir: &std::path::Path) -> anyhow::Result<String> {
     let path = data_dir.join("dev-join-token");
     if let Ok(token) = std::fs::read_to_string(&path) {
         private_files::tighten_secret(&path)?;
         return Ok(token.trim().to_string());
     }
-    let client = skiff_client::Client::new(&[url.to_string()])?;
-    let token = super::token::create_token(&client, Default::default(), "dev node").await?;
+    let token = super::token::create_token(client, Default::default(), "dev node").await?;
     private_files::write_secret(&path, &token.to_string())?;
     Ok(token.to_string())
 }
@@ -130,7 +217,7 @@ fn cluster_dns(args: &ServerArgs) -> anyhow::Result<Option<Ipv4Addr>> {
 /// The member's configuration from its flags; a bad peer list or timing is refused here,
 /// before anything is opened. With `--join`, the membership comes from the running cluster
 /// (first start) or from the data dir (restarts).
-async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
+async fn server_config(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<ServerConfig> {
     use std::time::Duration;
     if args.election_timeout <= args.heartbeat_interval || args.heartbeat_interval == 0 {
         anyhow::bail!(
@@ -180,7 +267,8 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         config.cluster = match stored_cluster(&store)? {
             Some(cluster) => cluster,
             None => {
-                let (cluster, conf) = super::cluster::join_info(urls, &args.name).await?;
+                let (cluster, conf) =
+                    super::cluster::join_info(urls, &args.name, &admin_credentials(tls)).await?;
                 config.join = Some(conf);
                 cluster
             }
@@ -227,7 +315,14 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     private_files::private_dir(&args.data_dir)?;
-    let mut config = server_config(&args).await?;
+    if let Some(initial) = &args.initial_cluster {
+        // A bad member list is named before the certificates are looked at.
+        Cluster::parse(&args.name, initial)?;
+    }
+    let tls = Arc::new(server_tls(&args)?);
+    let mut config = server_config(&args, &tls).await?;
+    config.tls = Some(tls.clone());
+    config.insecure_http = args.tls.insecure_http;
     // The listeners share the descriptor budget: the peer listener and (dev mode) the
     // agent's log server take a small share first, the API server the rest.
     let mut budget = descriptor_budget();
@@ -245,13 +340,33 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let cluster_dns = config.service_ranges.cluster_dns;
     let handle = Server::start(config).await?;
     let url = handle.url();
+    // The address clients reach: a wildcard listen address is reached on loopback.
+    let mut reach = handle.local_addr;
+    if reach.ip().is_unspecified() {
+        reach.set_ip(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    let kubeconfig = write_admin_kubeconfig(&args, &tls, &format!("https://{reach}"))?;
+    // Written before the address is announced: whoever reads the announcement finds it.
     println!(
         "skiff API listening on {url} (data in {})",
         args.data_dir.display()
     );
+    println!("admin credentials in {}", kubeconfig.display());
+    if let Some(insecure) = handle.insecure_addr {
+        println!("plain HTTP (as admin) on http://{insecure}");
+    }
     let agent = if args.dev {
         let node = args.node_name.clone().unwrap_or_else(host_name);
-        let token = dev_token(&url, &args.data_dir).await?;
+        let admin = Client::with_credentials(std::slice::from_ref(&url), &admin_credentials(&tls))?;
+        let token = dev_token(&admin, &args.data_dir).await?;
+        let agent_client = Client::with_credentials(
+            std::slice::from_ref(&url),
+            &Credentials {
+                ca_pem: Some(tls.ca_pem().as_bytes().to_vec()),
+                identity: None,
+                token: Some(token.clone()),
+            },
+        )?;
         let agent = wasm_agent(
             vec![url.clone()],
             &token,
@@ -278,6 +393,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             },
         )?
         .connections(agent_limits.unwrap_or_default())
+        .client(agent_client)
         .build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -293,7 +409,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             ran
         });
         println!("dev node {node:?} runs Wasm pods; try:");
-        println!("  export SKIFF_SERVER={url}");
+        println!("  export KUBECONFIG={}", kubeconfig.display());
         println!("  skiff apply -f wasm-examples/ticker/deploy.yaml && skiff get pods");
         Some((stop, task))
     } else {

@@ -66,7 +66,13 @@ async fn create(args: TokenCreateArgs, opts: &ClientOpts) -> anyhow::Result<()> 
     })?;
     let client = super::client(opts)?;
     let token = create_token(&client, ttl, &args.description).await?;
-    println!("{token}");
+    match client.cluster_ca().await? {
+        Some(ca) => println!(
+            "{}",
+            join_token::with_ca_hash(&token, &skiff_control_plane::pki::ca_hash(&ca))
+        ),
+        None => println!("{token}"),
+    }
     Ok(())
 }
 

@@ -1,0 +1,94 @@
+//! Authentication: who sent a request. Over TLS, a client certificate the handshake verified
+//! against the cluster CA names the user (CN) and groups (O); else a join token sent as a
+//! bearer token makes the request `system:bootstrap:<token id>`'s (groups
+//! `system:bootstrappers`, `system:nodes`); else it is anonymous, and only health, version and
+//! `/cacerts` answer it (others get 401). A request not over TLS came through the loopback
+//! `--insecure-http` listener and acts as a cluster admin (`UserInfo::insecure`).
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use skiff_api::join_token::JoinToken;
+use skiff_net::http::TlsPeer;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::identity::{UserInfo, BOOTSTRAPPERS_GROUP, NODES_GROUP, UNAUTHENTICATED_GROUP};
+use crate::pki::user_of_certificate;
+
+/// Paths anyone may read without a credential.
+const PUBLIC_PATHS: [&str; 6] = [
+    "/healthz",
+    "/livez",
+    "/readyz",
+    "/version",
+    "/version/",
+    "/cacerts",
+];
+
+/// Puts the request's `UserInfo` on it, or answers 401.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let user = match request.extensions().get::<TlsPeer>() {
+        None => Ok(UserInfo::insecure()),
+        Some(peer) => identify(&state, peer, request.headers()).await,
+    };
+    let user = match user {
+        Ok(user) => user,
+        Err(err) => return err.into_response(),
+    };
+    let anonymous = user.in_group(UNAUTHENTICATED_GROUP);
+    if anonymous && !PUBLIC_PATHS.contains(&request.uri().path()) {
+        return ApiError::Unauthorized(
+            "no credential: use a client certificate from the cluster CA (see the \
+             admin.kubeconfig in the server's data dir) or a token"
+                .into(),
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(user);
+    next.run(request).await
+}
+
+async fn identify(
+    state: &AppState,
+    peer: &TlsPeer,
+    headers: &HeaderMap,
+) -> Result<UserInfo, ApiError> {
+    if let Some(leaf) = peer.certificates.first() {
+        return user_of_certificate(leaf).ok_or_else(|| {
+            ApiError::Unauthorized("the client certificate names no user (CN)".into())
+        });
+    }
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(UserInfo::anonymous());
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::Unauthorized("expected `Authorization: Bearer <token>`".into()))?;
+    let token = JoinToken::parse(token).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    super::auth::verify(&state.registry, &token).await?;
+    Ok(UserInfo::authenticated(
+        format!("system:bootstrap:{}", token.id),
+        vec![BOOTSTRAPPERS_GROUP.into(), NODES_GROUP.into()],
+    ))
+}
+
+/// `GET /cacerts`: the cluster CA, for agents checking it against their token's hash.
+pub async fn cacerts(State(state): State<AppState>) -> Response {
+    match &state.cluster_ca {
+        Some(pem) => (
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            pem.to_string(),
+        )
+            .into_response(),
+        None => ApiError::UnknownResource("/cacerts (this server does not serve TLS)".into())
+            .into_response(),
+    }
+}

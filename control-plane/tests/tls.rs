@@ -1,0 +1,217 @@
+//! The API over HTTPS: client certificates from the cluster CA authenticate, anonymous
+//! requests get 401 and write nothing, foreign and expired certificates are refused, plain
+//! HTTP is served only on loopback (`--insecure-http`).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use skiff_control_plane::pki::{
+    serving_names, CertRequest, ClusterCa, IssuedCert, ServerTls, TlsOptions, Usage, CA_CERT,
+    CA_KEY, TLS_DIR,
+};
+use skiff_control_plane::{Server, ServerConfig, ServerError, ServerHandle};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+async fn start(insecure_http: Option<&str>) -> (tempfile::TempDir, Arc<ServerTls>, ServerHandle) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = "127.0.0.1:0".parse().expect("addr");
+    let options = TlsOptions {
+        serving_names: serving_names(listen, "test", None, &[]),
+        ..Default::default()
+    };
+    let tls = Arc::new(ServerTls::prepare(dir.path(), &options).expect("tls"));
+    let mut config = ServerConfig::new("test", dir.path().to_path_buf(), listen);
+    config.tls = Some(tls.clone());
+    config.insecure_http = insecure_http.map(|a| a.parse().expect("addr"));
+    let server = Server::start(config).await.expect("server");
+    (dir, tls, server)
+}
+
+/// A client trusting `ca_pem`, presenting `identity` if given.
+fn client(ca_pem: &str, identity: Option<&IssuedCert>) -> reqwest::Client {
+    let mut roots = RootCertStore::empty();
+    for der in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(der.expect("ca")).expect("root");
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some(id) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("chain"),
+                PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).expect("key"),
+            )
+            .expect("client auth"),
+        None => builder.with_no_client_auth(),
+    };
+    reqwest::Client::builder()
+        .use_preconfigured_tls(config)
+        .build()
+        .expect("client")
+}
+
+fn configmap(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}})
+}
+
+fn user(name: &str, groups: &[&str]) -> CertRequest {
+    CertRequest {
+        common_name: name.into(),
+        organizations: groups.iter().map(|g| g.to_string()).collect(),
+        sans: Vec::new(),
+        usage: Usage::Client,
+        validity: std::time::Duration::from_secs(3600),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_certificate_works_and_anonymous_requests_get_401_and_write_nothing() {
+    let (_dir, tls, server) = start(None).await;
+    let url = server.url();
+    assert!(url.starts_with("https://"), "{url}");
+    let admin = client(tls.ca_pem(), Some(tls.admin()));
+    let anonymous = client(tls.ca_pem(), None);
+    let configmaps = format!("{url}/api/v1/namespaces/default/configmaps");
+
+    let refused = anonymous
+        .post(&configmaps)
+        .json(&configmap("anon"))
+        .send()
+        .await
+        .expect("anonymous POST");
+    assert_eq!(refused.status().as_u16(), 401);
+    let status: Value = refused.json().await.expect("a Status");
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "Unauthorized");
+    let read = anonymous.get(&configmaps).send().await.expect("GET");
+    assert_eq!(read.status().as_u16(), 401);
+
+    let missing = admin
+        .get(format!("{configmaps}/anon"))
+        .send()
+        .await
+        .expect("admin GET");
+    assert_eq!(
+        missing.status().as_u16(),
+        404,
+        "the anonymous POST wrote nothing"
+    );
+    let created = admin
+        .post(&configmaps)
+        .json(&configmap("mine"))
+        .send()
+        .await
+        .expect("admin POST");
+    assert_eq!(created.status().as_u16(), 201);
+
+    for open in ["/healthz", "/readyz", "/version"] {
+        let answer = anonymous
+            .get(format!("{url}{open}"))
+            .send()
+            .await
+            .expect(open);
+        assert!(answer.status().is_success(), "{open}: {}", answer.status());
+    }
+    let ca = anonymous
+        .get(format!("{url}/cacerts"))
+        .send()
+        .await
+        .expect("cacerts")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(ca, tls.ca_pem());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_from_another_ca_or_expired_ones_are_refused() {
+    let (dir, tls, server) = start(None).await;
+    let url = format!("{}/api/v1/namespaces", server.url());
+
+    let other = ClusterCa::create().expect("another CA");
+    let foreign = other
+        .issue(&user("admin", &["system:masters"]))
+        .expect("cert");
+    let answer = client(tls.ca_pem(), Some(&foreign)).get(&url).send().await;
+    assert!(
+        answer.is_err() || answer.as_ref().is_ok_and(|r| r.status().as_u16() == 401),
+        "a certificate from another CA: {answer:?}"
+    );
+
+    // Signed by the cluster CA, but expired yesterday.
+    let tls_dir = dir.path().join(TLS_DIR);
+    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(tls_dir.join(CA_KEY)).unwrap())
+        .expect("ca key");
+    let issuer = rcgen::Issuer::from_ca_cert_pem(
+        &std::fs::read_to_string(tls_dir.join(CA_CERT)).unwrap(),
+        ca_key,
+    )
+    .expect("issuer");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "admin");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:masters");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(2);
+    params.not_after = now - time::Duration::days(1);
+    let expired = IssuedCert {
+        cert_pem: params.signed_by(&key, &issuer).expect("sign").pem(),
+        key_pem: key.serialize_pem(),
+    };
+    let answer = client(tls.ca_pem(), Some(&expired)).get(&url).send().await;
+    assert!(answer.is_err(), "an expired certificate: {answer:?}");
+
+    // Plain HTTP to the HTTPS port gets no answer.
+    let plain = format!("http://{}/api/v1/namespaces", server.local_addr);
+    let answer = reqwest::Client::new().get(&plain).send().await;
+    assert!(
+        answer.as_ref().map_or(true, |r| !r.status().is_success()),
+        "plain HTTP to the HTTPS port: {answer:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_is_served_on_loopback_only_and_acts_as_admin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tls = Arc::new(ServerTls::prepare(dir.path(), &TlsOptions::default()).expect("tls"));
+    let mut config = ServerConfig::new(
+        "test",
+        dir.path().to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    config.tls = Some(tls);
+    config.insecure_http = Some("0.0.0.0:0".parse().unwrap());
+    match Server::start(config).await {
+        Err(ServerError::NotLoopback { .. }) => {}
+        Err(other) => panic!("expected NotLoopback, got {other}"),
+        Ok(_) => panic!("--insecure-http 0.0.0.0 was accepted"),
+    }
+
+    let (_dir, _tls, server) = start(Some("127.0.0.1:0")).await;
+    let insecure = server.insecure_addr.expect("insecure listener");
+    let created = reqwest::Client::new()
+        .post(format!(
+            "http://{insecure}/api/v1/namespaces/default/configmaps"
+        ))
+        .json(&configmap("plain"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status().as_u16(), 201);
+    server.shutdown().await;
+}
