@@ -41,6 +41,17 @@ pub struct ServerArgs {
     /// `--initial-cluster`, or the address given to `skiff cluster add`).
     #[arg(long)]
     pub peer_listen: Option<SocketAddr>,
+    /// This member's certificate (PEM) for mutual TLS with the other members, as etcd's
+    /// flag: it must name the member (a SAN with its `--name` or its peer host) and be good
+    /// for server and client auth. Give all three `--peer-*` files or none (plain TCP).
+    #[arg(long, requires_all = ["peer_key_file", "peer_trusted_ca_file"])]
+    pub peer_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `--peer-cert-file`.
+    #[arg(long, requires_all = ["peer_cert_file", "peer_trusted_ca_file"])]
+    pub peer_key_file: Option<PathBuf>,
+    /// The CA (PEM) the other members' certificates must be signed by.
+    #[arg(long, requires_all = ["peer_cert_file", "peer_key_file"])]
+    pub peer_trusted_ca_file: Option<PathBuf>,
     /// Raft heartbeat interval in milliseconds (etcd's default).
     #[arg(long, default_value_t = 100)]
     pub heartbeat_interval: u64,
@@ -157,6 +168,7 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         heartbeat_ticks: 1,
         election_ticks: (args.election_timeout / args.heartbeat_interval) as usize,
     };
+    config.peer_tls = peer_tls(args)?;
     if let Some(urls) = &args.join {
         if args.dev || args.initial_cluster.is_some() {
             anyhow::bail!(
@@ -210,6 +222,22 @@ async fn server_config(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
         anyhow::bail!("--peer-listen needs --initial-cluster (the other members)");
     }
     Ok(config)
+}
+
+/// The peer TLS of the `--peer-*` files, if given (clap makes it all three or none).
+fn peer_tls(args: &ServerArgs) -> anyhow::Result<Option<skiff_control_plane::PeerTls>> {
+    let (Some(cert), Some(key), Some(ca)) = (
+        &args.peer_cert_file,
+        &args.peer_key_file,
+        &args.peer_trusted_ca_file,
+    ) else {
+        return Ok(None);
+    };
+    let read =
+        |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let tls = skiff_control_plane::PeerTls::from_pem(&read(ca)?, &read(cert)?, &read(key)?)
+        .context("--peer-cert-file, --peer-key-file and --peer-trusted-ca-file")?;
+    Ok(Some(tls))
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
