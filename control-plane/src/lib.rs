@@ -23,8 +23,8 @@ use std::time::Duration;
 pub use skiff_api::pod_cidr::PodCidrRange;
 pub use skiff_net::ConnLimits;
 pub use skiff_raft_store::{
-    restore_backup, stored_cluster, BackupInfo, Cluster, ClusterError, JoinConf, Member, Timing,
-    DEFAULT_LOG_RETAIN, MAX_PEER_CONNECTIONS,
+    restore_backup, stored_cluster, BackupInfo, Cluster, ClusterError, JoinConf, Member, PeerTls,
+    PeerTlsError, Timing, DEFAULT_LOG_RETAIN, MAX_PEER_CONNECTIONS,
 };
 
 /// The store's directory inside a server's data dir.
@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub cluster: Cluster,
     /// Where this member accepts Raft traffic from the others.
     pub peer_listen: Option<SocketAddr>,
+    /// Mutual TLS with the other members (`--peer-*` flags); plain TCP without it.
+    pub peer_tls: Option<PeerTls>,
     /// Raft heartbeat and election timing.
     pub timing: Timing,
     /// Raft log entries kept behind the applied index; followers further behind get a snapshot.
@@ -105,6 +107,7 @@ impl ServerConfig {
             data_dir,
             listen,
             peer_listen: None,
+            peer_tls: None,
             timing: Timing::default(),
             log_retain: DEFAULT_LOG_RETAIN,
             join: None,
@@ -180,6 +183,7 @@ impl Server {
             data_dir: config.data_dir.join(STORE_DIR),
             cluster: config.cluster.clone(),
             peer_listen: config.peer_listen,
+            peer_tls: config.peer_tls.clone(),
             watch_history: config.watch_history,
             timing: config.timing,
             log_retain: config.log_retain,

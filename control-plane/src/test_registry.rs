@@ -12,6 +12,7 @@ pub async fn registry(dir: &Path) -> Registry {
         data_dir: dir.join("store"),
         cluster: Cluster::single("t"),
         peer_listen: None,
+        peer_tls: None,
         watch_history: 10_000,
         timing: Timing::default(),
         log_retain: 1_000,

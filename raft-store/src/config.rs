@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::member::Cluster;
+use crate::transport::tcp::PeerTls;
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -15,6 +16,9 @@ pub struct StoreConfig {
     pub cluster: Cluster,
     /// Where this member accepts Raft messages from its peers (needed when it has peers).
     pub peer_listen: Option<SocketAddr>,
+    /// Mutual TLS with the peers; without it they talk plain TCP (the in-memory network of
+    /// `Store::open_on` ignores it).
+    pub peer_tls: Option<PeerTls>,
     /// How many past revisions a watch can start from; older starts get `StoreError::Compacted`.
     pub watch_history: u64,
     /// Raft timing.
@@ -40,6 +44,7 @@ impl StoreConfig {
             data_dir,
             cluster: Cluster::single(name),
             peer_listen: None,
+            peer_tls: None,
             watch_history,
             timing: Timing::default(),
             log_retain: DEFAULT_LOG_RETAIN,

@@ -31,6 +31,6 @@ pub use member::{Cluster, ClusterError, Member};
 pub use status::{MemberStatus, StopCause};
 pub use store::Store;
 pub use transport::memory::MemoryNetwork;
-pub use transport::tcp::MAX_PEER_CONNECTIONS;
+pub use transport::tcp::{PeerTls, PeerTlsError, MAX_PEER_CONNECTIONS};
 pub use txn::{Compare, KeyValue, Op, OpResult, Txn, TxnResponse};
 pub use watch::{EventKind, Watch, WatchEvent};

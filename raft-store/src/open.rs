@@ -46,8 +46,9 @@ impl Store {
                     .map_err(|source| StoreError::PeerListen { addr, source })?,
             ),
         };
+        let tls = config.peer_tls.clone();
         Store::start(config, |cluster, links, stop| {
-            Box::new(tcp::start(listener, cluster, links, stop))
+            Box::new(tcp::start(listener, cluster, links, tls, stop))
         })
         .await
     }
@@ -59,8 +60,9 @@ impl Store {
         config: StoreConfig,
         listener: tokio::net::TcpListener,
     ) -> Result<Store, StoreError> {
+        let tls = config.peer_tls.clone();
         Store::start(config, |cluster, links, stop| {
-            Box::new(tcp::start(Some(listener), cluster, links, stop))
+            Box::new(tcp::start(Some(listener), cluster, links, tls, stop))
         })
         .await
     }

@@ -37,6 +37,7 @@ fn config(dir: &Path, name: &str, addrs: &[SocketAddr], log_retain: u64) -> Stor
     StoreConfig {
         data_dir: PathBuf::from(dir),
         peer_listen: Some(addrs[local]),
+        peer_tls: None,
         cluster,
         watch_history: 10_000,
         timing: Timing {

@@ -25,6 +25,7 @@ fn config(dir: &Path, name: &str) -> StoreConfig {
         data_dir: dir.to_path_buf(),
         cluster,
         peer_listen: None,
+        peer_tls: None,
         watch_history: 10_000,
         timing: Timing::default(),
         log_retain: DEFAULT_LOG_RETAIN,

@@ -16,6 +16,7 @@ mod memory;
 mod netns;
 mod node_loss;
 mod nodes;
+mod peer_certs;
 mod probe;
 mod pull;
 mod registry;

@@ -37,6 +37,10 @@ pub struct BenchStoreArgs {
     /// Where the servers keep their data (default: a temporary directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Measure every write run twice: with the Raft peers on plain TCP, then on mutual TLS
+    /// (`--peer-*` flags).
+    #[arg(long)]
+    pub peer_tls: bool,
 }
 
 /// How long a measured condition may take before the run gives up.
@@ -45,25 +49,47 @@ const WAIT: Duration = Duration::from_secs(120);
 pub async fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir(args.data_dir.as_deref())?;
     println!("writes: ConfigMaps of 256 bytes of data, created through the HTTP API");
+    let transports: &[bool] = if args.peer_tls {
+        &[false, true]
+    } else {
+        &[false]
+    };
     for &servers in &args.servers {
         for &clients in &args.clients {
-            let run_dir = dir.path().join(format!("s{servers}-c{clients}"));
-            let mut group = Members::start(&run_dir, servers).await?;
-            group.wait_serving().await?;
-            let figures = write_load(&group, clients, args.writes, "w").await?;
-            println!(
-                "{servers} server(s), {clients:>3} client(s): {:>7.0} writes/s, p50 {}, p99 {} ({} writes, {} retried)",
-                figures.per_second,
-                ms(figures.p50),
-                ms(figures.p99),
-                args.writes,
-                figures.retries
-            );
-            group.stop_all();
+            for &tls in transports {
+                let transport = if tls { "peer TLS" } else { "plain TCP" };
+                let run_dir = dir.path().join(format!("s{servers}-c{clients}-tls{tls}"));
+                let peer_flags = if tls {
+                    crate::peer_certs::write_peer_files(&run_dir.join("peer-tls"), servers)?
+                } else {
+                    Vec::new()
+                };
+                let mut group = Members::start(&run_dir, servers, &peer_flags).await?;
+                group.wait_serving().await?;
+                let figures = write_load(&group, clients, args.writes, "w").await?;
+                let label = if args.peer_tls && servers > 1 {
+                    format!(" ({transport})")
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{servers} server(s), {clients:>3} client(s){label}: {:>7.0} writes/s, p50 {}, p99 {} ({} writes, {} retried)",
+                    figures.per_second,
+                    ms(figures.p50),
+                    ms(figures.p99),
+                    args.writes,
+                    figures.retries
+                );
+                group.stop_all();
+                if servers == 1 {
+                    // A cluster of one has no peers: its figures are the same either way.
+                    break;
+                }
+            }
         }
     }
     if args.failovers > 0 {
-        let mut group = Members::start(&dir.path().join("failover"), 3).await?;
+        let mut group = Members::start(&dir.path().join("failover"), 3, &[]).await?;
         group.wait_serving().await?;
         let mut samples = Vec::new();
         for round in 0..args.failovers {
@@ -77,7 +103,7 @@ pub async fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
         group.stop_all();
     }
     if args.catch_up_entries > 0 {
-        let mut group = Members::start(&dir.path().join("catch-up"), 3).await?;
+        let mut group = Members::start(&dir.path().join("catch-up"), 3, &[]).await?;
         group.wait_serving().await?;
         let leader = group.wait_leader().await?;
         let lagging = (leader + 1) % 3;
@@ -269,7 +295,8 @@ fn free_port() -> anyhow::Result<u16> {
 impl Members {
     /// Starts `size` members; each API listens on a port of the system's choice, which it
     /// keeps across restarts. The Raft peer ports must be known before any member starts.
-    async fn start(dir: &Path, size: usize) -> anyhow::Result<Members> {
+    /// Every member gets `extra` flags.
+    async fn start(dir: &Path, size: usize, extra: &[String]) -> anyhow::Result<Members> {
         std::fs::create_dir_all(dir)?;
         let peers: Vec<String> = (0..size)
             .map(|i| Ok(format!("s{}=127.0.0.1:{}", i + 1, free_port()?)))
@@ -305,6 +332,7 @@ impl Members {
                     ca_dir.display().to_string(),
                 ]);
             }
+            args.extend(extra.iter().cloned());
             group.args.push(args);
             group.logs.push(dir.join(format!("{name}.log")));
             group.children.push(None);

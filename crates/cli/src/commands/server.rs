@@ -16,7 +16,7 @@ use super::daemon::{
 use super::server_limits::ServerLimitArgs;
 use crate::private_files;
 use skiff_client::{Client, Credentials, Kubeconfig};
-use skiff_control_plane::pki::{serving_names, ServerTls, TlsOptions};
+use skiff_control_plane::pki::{serving_names, CertRequest, ServerTls, TlsOptions, Usage};
 use std::sync::Arc;
 
 #[derive(Args, Debug)]
@@ -45,6 +45,17 @@ pub struct ServerArgs {
     /// `--initial-cluster`, or the address given to `skiff cluster add`).
     #[arg(long)]
     pub peer_listen: Option<SocketAddr>,
+    /// This member's certificate (PEM) for mutual TLS with the other members, as etcd's
+    /// flag: it must name the member (a SAN with its `--name` or its peer host) and be good
+    /// for server and client auth. Give all three `--peer-*` files or none (plain TCP).
+    #[arg(long, requires_all = ["peer_key_file", "peer_trusted_ca_file"])]
+    pub peer_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `--peer-cert-file`.
+    #[arg(long, requires_all = ["peer_cert_file", "peer_trusted_ca_file"])]
+    pub peer_key_file: Option<PathBuf>,
+    /// The CA (PEM) the other members' certificates must be signed by.
+    #[arg(long, requires_all = ["peer_cert_file", "peer_key_file"])]
+    pub peer_trusted_ca_file: Option<PathBuf>,
     /// Raft heartbeat interval in milliseconds (etcd's default).
     #[arg(long, default_value_t = 100)]
     pub heartbeat_interval: u64,
@@ -257,6 +268,7 @@ async fn server_config(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<Ser
         heartbeat_ticks: 1,
         election_ticks: (args.election_timeout / args.heartbeat_interval) as usize,
     };
+    config.peer_tls = Some(peer_tls(args, tls)?);
     if let Some(urls) = &args.join {
         if args.dev || args.initial_cluster.is_some() {
             anyhow::bail!(
@@ -311,6 +323,44 @@ async fn server_config(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<Ser
         anyhow::bail!("--peer-listen needs --initial-cluster (the other members)");
     }
     Ok(config)
+}
+
+/// How long the peer certificate a member issues itself on each start is valid.
+const PEER_CERT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// The peers' mutual TLS: from the `--peer-*` files when given (clap makes it all three or
+/// none), else a certificate this member issues itself from the cluster CA on each start,
+/// naming the member (the name its peers check) and its peer address.
+fn peer_tls(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<skiff_control_plane::PeerTls> {
+    let files = (
+        &args.peer_cert_file,
+        &args.peer_key_file,
+        &args.peer_trusted_ca_file,
+    );
+    let (Some(cert), Some(key), Some(ca)) = files else {
+        let mut sans = vec![args.name.clone()];
+        sans.extend(args.peer_listen.map(|addr| addr.ip().to_string()));
+        let issued = tls
+            .ca()
+            .issue(&CertRequest {
+                common_name: args.name.clone(),
+                organizations: Vec::new(),
+                sans,
+                usage: Usage::ServerAndClient,
+                validity: PEER_CERT_VALIDITY,
+            })
+            .context("issuing this member's peer certificate from the cluster CA")?;
+        return skiff_control_plane::PeerTls::from_pem(
+            tls.ca_pem().as_bytes(),
+            issued.cert_pem.as_bytes(),
+            issued.key_pem.as_bytes(),
+        )
+        .context("the peer certificate issued from the cluster CA");
+    };
+    let read =
+        |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    skiff_control_plane::PeerTls::from_pem(&read(ca)?, &read(cert)?, &read(key)?)
+        .context("--peer-cert-file, --peer-key-file and --peer-trusted-ca-file")
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {

@@ -4,11 +4,14 @@
 //! back-off; a full queue drops messages (Raft retransmits) and reports the peer
 //! unreachable, so a slow peer never stalls the driver. `listener` accepts the peers'
 //! connections; the only frame it ever writes back is a `Refusal` to a removed member.
+//! With a `PeerTls`, both run over mutual TLS (`tls`); without one, over plain TCP.
 
 mod listener;
 mod sender;
+mod tls;
 
 pub use listener::MAX_PEER_CONNECTIONS;
+pub use tls::{PeerTls, PeerTlsError};
 
 use std::collections::HashMap;
 
@@ -61,19 +64,28 @@ pub struct TcpTransport {
     links: Links,
     cluster_id: String,
     local: u64,
+    tls: Option<PeerTls>,
     stop: CancellationToken,
 }
 
 /// Accepts peers on `listener` (if this member has one) and starts a sender per peer of
-/// `membership`; everything stops when `stop` is cancelled.
+/// `membership`, over mutual TLS if `tls` is given; everything stops when `stop` is
+/// cancelled.
 pub fn start(
     listener: Option<TcpListener>,
     membership: &SharedCluster,
     links: Links,
+    tls: Option<PeerTls>,
     stop: CancellationToken,
 ) -> TcpTransport {
     if let Some(listener) = listener {
-        listener::serve(listener, membership, links.inbox.clone(), stop.clone());
+        listener::serve(
+            listener,
+            membership,
+            links.inbox.clone(),
+            tls.clone(),
+            stop.clone(),
+        );
     }
     let cluster = membership.read().expect("cluster").clone();
     let mut transport = TcpTransport {
@@ -81,6 +93,7 @@ pub fn start(
         links,
         cluster_id: cluster.cluster_id.clone(),
         local: cluster.local,
+        tls,
         stop,
     };
     for peer in cluster.peers() {
@@ -101,7 +114,19 @@ impl Transport for TcpTransport {
             from: self.local,
             to: peer.id,
         };
-        let sender = sender::PeerSender::new(peer.peer_addr.clone(), hello, rx, self.links.clone());
+        let tls = match &self.tls {
+            None => None,
+            Some(tls) => match tls.connector(peer) {
+                Ok(connector) => Some((connector, tls::server_name(peer))),
+                Err(err) => {
+                    // Built from the same inputs as the listener's side, which worked.
+                    tracing::error!(peer = peer.id, %err, "cannot secure connections to a peer");
+                    return;
+                }
+            },
+        };
+        let sender =
+            sender::PeerSender::new(peer.peer_addr.clone(), hello, rx, self.links.clone(), tls);
         tokio::spawn(sender.run(stop.clone()));
         self.peers.insert(peer.id, (tx, stop));
     }

@@ -1,4 +1,5 @@
-//! One peer's sender task: connects (with back-off), writes the `Hello`, then drains the
+//! One peer's sender task: connects (with back-off; with peer TLS, a mutual TLS handshake
+//! that checks the peer's certificate names it), writes the `Hello`, then drains the
 //! peer's queue into length-delimited frames, batching what is waiting into one flush. The
 //! only frame that comes back is a `Refusal` telling this member it was removed.
 
@@ -9,8 +10,11 @@ use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use prost::Message as _;
 use raft::eraftpb::Message;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
@@ -22,11 +26,20 @@ const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a TLS handshake may take once connected.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages written before one flush.
 const BATCH: usize = 256;
 
+/// A connection to the peer: plain TCP, or TLS over it.
+trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for S {}
+
 /// The two directions of a connection to the peer.
-type Frames = Framed<TcpStream, LengthDelimitedCodec>;
+type Frames = Framed<Box<dyn PeerStream>, LengthDelimitedCodec>;
+
+/// How the sender secures its connections: the connector and the name it sends the peer.
+pub type PeerConnector = (TlsConnector, ServerName<'static>);
 
 /// Sends one peer's queue over TCP.
 pub struct PeerSender {
@@ -34,15 +47,23 @@ pub struct PeerSender {
     hello: Hello,
     queue: mpsc::Receiver<Message>,
     links: Links,
+    tls: Option<PeerConnector>,
 }
 
 impl PeerSender {
-    pub fn new(addr: String, hello: Hello, queue: mpsc::Receiver<Message>, links: Links) -> Self {
+    pub fn new(
+        addr: String,
+        hello: Hello,
+        queue: mpsc::Receiver<Message>,
+        links: Links,
+        tls: Option<PeerConnector>,
+    ) -> Self {
         PeerSender {
             addr,
             hello,
             queue,
             links,
+            tls,
         }
     }
 
@@ -78,16 +99,22 @@ impl PeerSender {
         }
     }
 
-    async fn connect(&self) -> std::io::Result<TcpStream> {
+    async fn connect(&self) -> std::io::Result<Box<dyn PeerStream>> {
         let stream =
             tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr)).await??;
         stream.set_nodelay(true)?;
-        Ok(stream)
+        let Some((connector, name)) = &self.tls else {
+            return Ok(Box::new(stream));
+        };
+        let handshake = connector.connect(name.clone(), stream);
+        Ok(Box::new(
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await??,
+        ))
     }
 
     /// Writes queued messages until the queue closes or the peer refuses this member (Ok),
     /// or the connection fails.
-    async fn pump(&mut self, stream: TcpStream) -> std::io::Result<()> {
+    async fn pump(&mut self, stream: Box<dyn PeerStream>) -> std::io::Result<()> {
         let (mut frames, mut replies) = Framed::new(stream, codec()).split();
         frames.send(Bytes::from(self.hello.encode_to_vec())).await?;
         loop {

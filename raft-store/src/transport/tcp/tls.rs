@@ -1,0 +1,216 @@
+//! Mutual TLS between members (as etcd's `--peer-*` flags): both ends present a certificate
+//! signed by the cluster's peer CA and verify the other's. Each end also checks that the
+//! other's certificate names the member it talks to: a subject alternative name equal to the
+//! member's name or to the host of its peer address. Member A's certificate therefore cannot
+//! speak for member B, and a certificate the same CA issued to something else (a node, a
+//! user) cannot speak for any member.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::client::WebPkiServerVerifier;
+use tokio_rustls::rustls::crypto::CryptoProvider;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio_rustls::rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use tokio_rustls::rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::member::Member;
+
+/// Why a peer TLS configuration could not be built from its PEM inputs.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerTlsError {
+    #[error("the peer CA holds no PEM certificate: {0}")]
+    CaPem(#[source] rustls::pki_types::pem::Error),
+    #[error("the peer CA certificate is not usable as a trust anchor: {0}")]
+    Ca(#[source] rustls::Error),
+    #[error("the peer certificate holds no PEM certificate: {0}")]
+    CertPem(#[source] rustls::pki_types::pem::Error),
+    #[error("the peer key holds no PEM private key: {0}")]
+    KeyPem(#[source] rustls::pki_types::pem::Error),
+    #[error("the peer certificate and key do not make a TLS identity: {0}")]
+    Identity(#[source] rustls::Error),
+    #[error("cannot verify peer certificates against the CA: {0}")]
+    Verifier(#[source] rustls::client::VerifierBuilderError),
+}
+
+/// A member's peer TLS: its certificate and key, and the CA its peers' certificates must be
+/// signed by. Cheap to clone.
+#[derive(Clone)]
+pub struct PeerTls {
+    provider: Arc<CryptoProvider>,
+    roots: Arc<RootCertStore>,
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<PrivateKeyDer<'static>>,
+    acceptor: TlsAcceptor,
+}
+
+impl fmt::Debug for PeerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerTls")
+            .field("chain", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerTls {
+    /// Builds the configuration from PEM: the CA certificate(s) peers are verified against,
+    /// this member's certificate (chain) and its private key.
+    pub fn from_pem(ca: &[u8], cert: &[u8], key: &[u8]) -> Result<PeerTls, PeerTlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(ca) {
+            roots
+                .add(ca.map_err(PeerTlsError::CaPem)?)
+                .map_err(PeerTlsError::Ca)?;
+        }
+        if roots.is_empty() {
+            return Err(PeerTlsError::CaPem(
+                rustls::pki_types::pem::Error::NoItemsFound,
+            ));
+        }
+        let chain = CertificateDer::pem_slice_iter(cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(PeerTlsError::CertPem)?;
+        if chain.is_empty() {
+            return Err(PeerTlsError::CertPem(
+                rustls::pki_types::pem::Error::NoItemsFound,
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(PeerTlsError::KeyPem)?;
+        let roots = Arc::new(roots);
+        let clients = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(PeerTlsError::Verifier)?;
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(PeerTlsError::Identity)?
+            .with_client_cert_verifier(clients)
+            .with_single_cert(chain.clone(), key.clone_key())
+            .map_err(PeerTlsError::Identity)?;
+        Ok(PeerTls {
+            provider,
+            roots,
+            chain,
+            key: Arc::new(key),
+            acceptor: TlsAcceptor::from(Arc::new(server)),
+        })
+    }
+
+    /// The listener's side: requires and verifies a client certificate from the CA (which
+    /// member it names is checked once its `Hello` says who it is: see `names`).
+    pub(super) fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
+    }
+
+    /// The sender's side towards `peer`: its certificate must come from the CA and name it.
+    pub(super) fn connector(&self, peer: &Member) -> Result<TlsConnector, PeerTlsError> {
+        let verifier = MemberVerifier {
+            inner: WebPkiServerVerifier::builder_with_provider(
+                self.roots.clone(),
+                self.provider.clone(),
+            )
+            .build()
+            .map_err(PeerTlsError::Verifier)?,
+            names: member_names(peer),
+        };
+        let client = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(PeerTlsError::Identity)?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(PeerTlsError::Identity)?;
+        Ok(TlsConnector::from(Arc::new(client)))
+    }
+}
+
+/// The names a member's certificate may carry: its name, and the host of its peer address.
+fn member_names(member: &Member) -> Vec<ServerName<'static>> {
+    let host = member
+        .peer_addr
+        .rsplit_once(':')
+        .map_or(member.peer_addr.as_str(), |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    [member.name.as_str(), host]
+        .into_iter()
+        .filter_map(|name| ServerName::try_from(name.to_string()).ok())
+        .collect()
+}
+
+/// The name a TLS client sends: the first of `member`'s names, or its name if none parses
+/// (the verifier checks the names, not the SNI).
+pub(super) fn server_name(member: &Member) -> ServerName<'static> {
+    member_names(member)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| ServerName::try_from("skiff-peer").expect("a valid DNS name"))
+}
+
+/// Whether `cert` (a peer's end-entity certificate, already verified against the CA) names
+/// `member`.
+pub(super) fn names(cert: &CertificateDer<'_>, member: &Member) -> bool {
+    let Ok(parsed) = ParsedCertificate::try_from(cert) else {
+        return false;
+    };
+    member_names(member)
+        .iter()
+        .any(|name| rustls::client::verify_server_name(&parsed, name).is_ok())
+}
+
+/// Verifies a listener's certificate against the CA and for any of its member's names.
+#[derive(Debug)]
+struct MemberVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    names: Vec<ServerName<'static>>,
+}
+
+impl ServerCertVerifier for MemberVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _sni: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut last = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
+        for name in &self.names {
+            match self
+                .inner
+                .verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
+            {
+                Ok(verified) => return Ok(verified),
+                Err(err) => last = err,
+            }
+        }
+        Err(last)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
