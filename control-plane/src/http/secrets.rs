@@ -74,10 +74,17 @@ mod tests {
     use crate::identity::UserInfo;
 
     async fn state(dir: &std::path::Path) -> AppState {
+        let registry = crate::test_registry::registry(dir).await;
+        let shutdown = tokio_util::sync::CancellationToken::new();
         AppState {
-            registry: crate::test_registry::registry(dir).await,
+            authorizer: crate::authz::Authorizer::start(&registry, &shutdown),
+            registry,
             http: reqwest::Client::new(),
-            shutdown: tokio_util::sync::CancellationToken::new(),
+            tunnels: skiff_net::tunnel::Tunnels::new(),
+            shutdown,
+            inflight: crate::http::inflight::Inflight::new(crate::InflightLimits::default()),
+            audit: None,
+            cluster_ca: None,
         }
     }
 
