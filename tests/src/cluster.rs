@@ -312,6 +312,11 @@ impl Cluster {
         self.wait_ready(i)
     }
 
+    /// The directory of the cluster CA every member shares (for `--cluster-ca`).
+    pub fn ca_dir(&self) -> &Path {
+        &self.ca_dir
+    }
+
     /// Adds member `name` with `skiff cluster add`, starts it with `--join`, and waits until it
     /// is ready; returns its index.
     pub fn join(&mut self, dir: &Path, name: &str) -> anyhow::Result<usize> {

@@ -82,6 +82,8 @@ fn join(
         &dir.join(name).display().to_string(),
         "--listen",
         "127.0.0.1:0",
+        "--cluster-ca",
+        &cluster.ca_dir().display().to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
