@@ -52,6 +52,16 @@ async fn pod_names(http: &reqwest::Client, server: &ServerHandle) -> Vec<String>
         .collect()
 }
 
+async fn get_quota(http: &reqwest::Client, server: &ServerHandle) -> Value {
+    http.get(format!("{}/q", url(server, "resourcequotas")))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
 async fn make_quota(http: &reqwest::Client, server: &ServerHandle, hard: Value) {
     let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota",
                        "metadata": {"name": "q"}, "spec": {"hard": hard}});
@@ -74,14 +84,7 @@ async fn the_pod_over_the_quota_is_refused_and_a_delete_frees_its_slot() {
         "pods \"c\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2"
     );
     assert_eq!(pod_names(&http, &server).await, vec!["a", "b"]);
-    let quota: Value = http
-        .get(format!("{}/q", url(&server, "resourcequotas")))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let quota = get_quota(&http, &server).await;
     assert_eq!(quota["status"]["used"]["pods"], "2", "{quota}");
 
     let deleted = http
@@ -90,19 +93,26 @@ async fn the_pod_over_the_quota_is_refused_and_a_delete_frees_its_slot() {
         .await
         .expect("delete");
     assert!(deleted.status().is_success());
-    // An unbound pod goes at once; the next create sees the freed slot, waiting at most 10 s.
+    // The quota controller gives the slot back in the quota's status (waiting at most 10 s)...
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let (code, body) = post(&http, &url(&server, "pods"), &pod("c", json!({}))).await;
-        if code == 201 {
+        let quota = get_quota(&http, &server).await;
+        if quota["status"]["used"]["pods"] == "1" {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "still refused: {body}"
+            "still charged: {quota}"
         );
-        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // ...and the next create may take it.
+    let (code, body) = post(&http, &url(&server, "pods"), &pod("c", json!({}))).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        get_quota(&http, &server).await["status"]["used"]["pods"],
+        "2"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

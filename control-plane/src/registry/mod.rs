@@ -195,7 +195,7 @@ impl Registry {
         if let Some(ns) = ns.as_deref() {
             self.ensure_namespace(ns).await?;
             if kind == quotas() {
-                self.initial_quota_status(ns, &mut obj).await?;
+                obj["status"] = self.quota_status(ns, &obj).await?;
             }
         }
         let mut attempt = 1;

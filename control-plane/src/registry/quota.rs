@@ -154,14 +154,11 @@ impl Registry {
         }
     }
 
-    /// A new ResourceQuota's `status`: its `hard`, and what its namespace already uses.
-    pub(super) async fn initial_quota_status(
-        &self,
-        namespace: &str,
-        obj: &mut Value,
-    ) -> Result<(), ApiError> {
+    /// A ResourceQuota's `status` as it is: its `hard`, and what its namespace uses of it
+    /// (Kubernetes' quota controller computes the same).
+    pub async fn quota_status(&self, namespace: &str, quota: &Value) -> Result<Value, ApiError> {
         let mut used = serde_json::Map::new();
-        for (resource, _) in quota::hard(obj) {
+        for (resource, _) in quota::hard(quota) {
             let Some(kind) = quota::kind_of(&resource) else {
                 continue;
             };
@@ -177,11 +174,10 @@ impl Registry {
                 Value::String(skiff_api::admission::format_milli(&resource, amount)),
             );
         }
-        obj["status"] = serde_json::json!({
-            "hard": obj.pointer("/spec/hard").cloned().unwrap_or(Value::Null),
+        Ok(serde_json::json!({
+            "hard": quota.pointer("/spec/hard").cloned().unwrap_or(Value::Null),
             "used": used,
-        });
-        Ok(())
+        }))
     }
 }
 
