@@ -66,9 +66,10 @@ impl Registry {
         namespace: &str,
         obj: &Value,
     ) -> Result<Vec<Charge>, ApiError> {
-        // Quotas first, then usage: the usage read is at least as new as the quotas, and a
-        // create that lands in between moves the quotas, so the write below fails and retries.
-        self.read_barrier().await?;
+        // Quotas first, then usage, from this member's store (no read barrier, so creates
+        // without quotas pay one empty range read): the usage read is at least as new as the
+        // quotas, and a charged create that is missing from it moved the quotas, so the
+        // write below fails its compare and this charges again.
         let (quotas, _) = self
             .list(resource_quotas(), Some(namespace), &ListOptions::default())
             .await?;
