@@ -6,6 +6,39 @@ use serde_json::{Map, Value};
 
 use super::{format_milli, milli};
 
+/// Defaults a LimitRange's `Container` items as Kubernetes does: a resource with a `max` but
+/// no `default` gets the max as its default limit; one with no `defaultRequest` gets the
+/// default limit, else the `min`.
+pub fn default_range(range: &mut Value) {
+    let Some(items) = range
+        .pointer_mut("/spec/limits")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for item in items.iter_mut().filter_map(Value::as_object_mut) {
+        if item.get("type").and_then(Value::as_str) != Some("Container") {
+            continue;
+        }
+        let field = |item: &Map<String, Value>, f: &str| {
+            item.get(f)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut defaults = field(item, "max");
+        defaults.extend(field(item, "default"));
+        let mut requests = field(item, "min");
+        requests.extend(defaults.clone());
+        requests.extend(field(item, "defaultRequest"));
+        for (name, set) in [("default", defaults), ("defaultRequest", requests)] {
+            if !set.is_empty() {
+                item.insert(name.to_string(), Value::Object(set));
+            }
+        }
+    }
+}
+
 /// Fills `pod`'s containers' missing requests and limits from the `Container` items of
 /// `ranges` (LimitRange objects), in order; the first default for a resource wins.
 pub fn apply_defaults(ranges: &[Value], pod: &mut Value) {
@@ -174,6 +207,28 @@ mod tests {
         assert_eq!(r["limits"], json!({"cpu": "500m", "memory": "1Gi"}));
         // memory request falls back to the default limit, cpu to defaultRequest.
         assert_eq!(r["requests"], json!({"cpu": "100m", "memory": "256Mi"}));
+    }
+
+    #[test]
+    fn a_range_defaults_from_max_and_min() {
+        let mut r = json!({"spec": {"limits": [{"type": "Container",
+            "max": {"memory": "512Mi", "cpu": "2"}, "min": {"cpu": "100m"},
+            "default": {"cpu": "1"}}]}});
+        default_range(&mut r);
+        let item = &r["spec"]["limits"][0];
+        assert_eq!(item["default"], json!({"cpu": "1", "memory": "512Mi"}));
+        assert_eq!(
+            item["defaultRequest"],
+            json!({"cpu": "1", "memory": "512Mi"})
+        );
+        let mut only_min =
+            json!({"spec": {"limits": [{"type": "Container", "min": {"cpu": "100m"}}]}});
+        default_range(&mut only_min);
+        assert_eq!(
+            only_min["spec"]["limits"][0]["defaultRequest"],
+            json!({"cpu": "100m"})
+        );
+        assert!(only_min["spec"]["limits"][0].get("default").is_none());
     }
 
     #[test]
