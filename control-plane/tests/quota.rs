@@ -165,3 +165,37 @@ async fn compute_quota_needs_limits_and_limit_range_defaults_land_in_the_spec() 
     );
     assert_eq!(pod_names(&http, &server).await, vec!["bare"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_services_are_charged_with_their_allocations() {
+    let (_dir, server, http) = start().await;
+    // `default` already holds the `kubernetes` Service: two more fit.
+    make_quota(&http, &server, json!({"services": "3"})).await;
+    let creates = (0..20).map(|i| {
+        let http = http.clone();
+        let url = url(&server, "services");
+        let service = json!({"apiVersion": "v1", "kind": "Service",
+                             "metadata": {"name": format!("s{i}")},
+                             "spec": {"selector": {"app": "a"}, "ports": [{"port": 80}]}});
+        async move { post(&http, &url, &service).await }
+    });
+    let results = futures::future::join_all(creates).await;
+    let created = results.iter().filter(|(code, _)| *code == 201).count();
+    assert_eq!(created, 2, "{results:?}");
+    let (code, status) = results
+        .iter()
+        .find(|(code, _)| *code != 201)
+        .expect("a refusal");
+    assert_eq!(*code, 403, "{status}");
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.ends_with(
+            "exceeded quota: q, requested: services=1, used: services=3, limited: services=3"
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        get_quota(&http, &server).await["status"]["used"]["services"],
+        "3"
+    );
+}

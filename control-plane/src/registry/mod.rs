@@ -207,13 +207,15 @@ impl Registry {
                 Some(ns) => self.charge_quotas(kind, ns, &obj).await?,
                 None => Vec::new(),
             };
-            let stored = if is_service(kind) {
-                // Checked against the quotas but not charged in the same write (yet).
-                self.create_service(kind, &key, &obj).await?
-            } else if charges.is_empty() || self.dry_run {
+            let stored = if !is_service(kind) && (charges.is_empty() || self.dry_run) {
                 self.put_if(&key, 0, &obj).await?
             } else {
-                match self.put_charged(&key, &obj, &charges).await? {
+                let charged = if is_service(kind) {
+                    self.create_service(kind, &key, &obj, &charges).await?
+                } else {
+                    self.put_charged(&key, &obj, &charges).await?
+                };
+                match charged {
                     quota::Charged::Stored(kv) => Some(kv),
                     quota::Charged::NameTaken => None,
                     quota::Charged::QuotaMoved if quota_attempts < QUOTA_ATTEMPTS => {

@@ -16,6 +16,28 @@ pub(super) struct Charge {
     quota: Value,
 }
 
+impl Charge {
+    /// Whether the quota's current value `now` is still the one charged.
+    pub(super) fn unchanged(&self, now: Option<&KeyValue>) -> bool {
+        now.map_or(0, |kv| kv.mod_revision) == self.revision
+    }
+
+    /// The compare (the quota is still at the revision charged) and the put of its new status.
+    pub(super) fn txn_parts(&self, registry: &Registry) -> Result<(Compare, Op), ApiError> {
+        let value = codec::encode(&self.quota)?;
+        Ok((
+            Compare::ModRevision {
+                key: self.key.as_bytes().to_vec(),
+                revision: self.revision,
+            },
+            Op::Put {
+                key: self.key.as_bytes().to_vec(),
+                value: registry.encryption.seal(self.key.as_bytes(), value)?,
+            },
+        ))
+    }
+}
+
 /// How a create with quota charges ended.
 pub(super) enum Charged {
     /// Written; the object as stored.
@@ -126,15 +148,9 @@ impl Registry {
             failure: vec![],
         };
         for charge in charges {
-            let value = codec::encode(&charge.quota)?;
-            txn.compare.push(Compare::ModRevision {
-                key: charge.key.as_bytes().to_vec(),
-                revision: charge.revision,
-            });
-            txn.success.push(Op::Put {
-                key: charge.key.as_bytes().to_vec(),
-                value: self.encryption.seal(charge.key.as_bytes(), value)?,
-            });
+            let (compare, op) = charge.txn_parts(self)?;
+            txn.compare.push(compare);
+            txn.success.push(op);
         }
         let response = self.store.txn(txn).await?;
         if response.succeeded {
