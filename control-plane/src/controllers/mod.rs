@@ -13,6 +13,7 @@ pub mod node_lifecycle;
 pub mod pod_gc;
 pub mod pods;
 pub mod replicaset;
+pub mod resource_quota;
 pub mod statefulset;
 pub mod volume;
 
@@ -287,6 +288,12 @@ pub fn start(
     pod_gc::PodGarbageCollector {
         registry: registry.clone(),
         nodes: informers.nodes.clone(),
+        pods: informers.pods.clone(),
+    }
+    .spawn(shutdown.clone());
+
+    resource_quota::ResourceQuotaController {
+        registry: registry.clone(),
         pods: informers.pods.clone(),
     }
     .spawn(shutdown.clone());

@@ -14,6 +14,7 @@ mod node_watch;
 pub mod object;
 mod pagination;
 mod patch;
+mod quota;
 mod rewrite;
 mod runtime_class;
 mod scale;
@@ -49,6 +50,10 @@ pub enum Subresource {
 /// How many names a create with `generateName` draws before it answers AlreadyExists
 /// (Kubernetes' API server tries eight).
 const GENERATE_NAME_ATTEMPTS: u32 = 8;
+
+/// How often a create charges its namespace's quotas again when a concurrent create moved
+/// them first (Kubernetes' quota admission retries on conflict too).
+const QUOTA_ATTEMPTS: u32 = 64;
 
 /// Options of a delete call (`DeleteOptions`).
 #[derive(Debug, Clone, Default)]
@@ -184,19 +189,47 @@ impl Registry {
         admission::prepare_create(kind, namespace, &mut obj)?;
         self.admit_runtime_class(kind, &mut obj).await?;
         self.admit_storage_class(kind, &mut obj).await?;
+        self.admit_limit_ranges(kind, &mut obj).await?;
         admission::validate(kind, &obj)?;
         let ns = object::namespace(&obj).map(str::to_string);
         if let Some(ns) = ns.as_deref() {
             self.ensure_namespace(ns).await?;
+            if kind == quotas() {
+                obj["status"] = self.quota_status(ns, &obj).await?;
+            }
         }
         let mut attempt = 1;
+        let mut quota_attempts = 0;
         loop {
             let name = object::name(&obj).unwrap_or_default().to_string();
             let key = kind.store_key(ns.as_deref(), &name);
-            let stored = if is_service(kind) {
-                self.create_service(kind, &key, &obj).await?
-            } else {
+            let charges = match ns.as_deref() {
+                Some(ns) => self.charge_quotas(kind, ns, &obj).await?,
+                None => Vec::new(),
+            };
+            let stored = if !is_service(kind) && (charges.is_empty() || self.dry_run) {
                 self.put_if(&key, 0, &obj).await?
+            } else {
+                let charged = if is_service(kind) {
+                    self.create_service(kind, &key, &obj, &charges).await?
+                } else {
+                    self.put_charged(&key, &obj, &charges).await?
+                };
+                match charged {
+                    quota::Charged::Stored(kv) => Some(kv),
+                    quota::Charged::NameTaken => None,
+                    quota::Charged::QuotaMoved if quota_attempts < QUOTA_ATTEMPTS => {
+                        quota_attempts += 1;
+                        continue;
+                    }
+                    quota::Charged::QuotaMoved => {
+                        return Err(ApiError::Conflict {
+                            resource: crate::error::qualified(kind),
+                            name,
+                            message: "the namespace's quotas kept changing; try again".into(),
+                        })
+                    }
+                }
             };
             match stored {
                 Some(kv) => return decode(&kv),
@@ -484,6 +517,10 @@ fn is_service(kind: &ResourceKind) -> bool {
 
 fn pods() -> &'static ResourceKind {
     resources::by_name("pods").expect("pods are served")
+}
+
+fn quotas() -> &'static ResourceKind {
+    resources::by_name("resourcequotas").expect("resourcequotas are served")
 }
 
 fn namespaces() -> &'static ResourceKind {

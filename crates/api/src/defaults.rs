@@ -19,6 +19,7 @@ pub fn apply_defaults(kind: &ResourceKind, obj: &mut Value) {
                 default_pod_spec(spec);
             }
         }
+        "LimitRange" => crate::admission::limit_range::default_range(obj),
         "Deployment" => {
             let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
                 return;

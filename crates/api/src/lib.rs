@@ -14,6 +14,7 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// limit); a write of a larger one gets a 413 `Status` naming the object.
 pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
 
+pub mod admission;
 pub mod backoff;
 pub mod batch;
 pub mod capabilities;

@@ -18,6 +18,7 @@ pub use record::Allocated;
 use service::Records;
 
 use super::codec::encode;
+use super::quota::{Charge, Charged};
 use super::{object, Registry};
 use crate::error::ApiError;
 
@@ -43,16 +44,19 @@ enum Outcome {
     ServiceMoved,
     /// Another write changed a record since it was read: read and allocate again.
     RecordsMoved,
+    /// A quota charged with the Service changed since it was read: charge again.
+    QuotaMoved,
 }
 
 impl Registry {
-    /// Creates a Service at `key` with its allocations; `None` if the key is taken.
+    /// Creates a Service at `key` with its allocations and the quota `charges`, in one write.
     pub(super) async fn create_service(
         &self,
         kind: &ResourceKind,
         key: &str,
         service: &Value,
-    ) -> Result<Option<KeyValue>, ApiError> {
+        charges: &[Charge],
+    ) -> Result<Charged, ApiError> {
         for _ in 0..ATTEMPTS {
             let read = self.read_records().await?;
             let mut records = read.records.clone();
@@ -60,11 +64,12 @@ impl Registry {
             service::on_create(&self.service_ranges, &mut records, &mut service)
                 .map_err(|causes| invalid(kind, &service, causes))?;
             match self
-                .write_service(key, 0, Some(&service), &read, &records)
+                .write_service(key, 0, Some(&service), &read, &records, charges)
                 .await?
             {
-                Outcome::Written(response) => return put_result(response).map(Some),
-                Outcome::ServiceMoved => return Ok(None),
+                Outcome::Written(response) => return put_result(response).map(Charged::Stored),
+                Outcome::ServiceMoved => return Ok(Charged::NameTaken),
+                Outcome::QuotaMoved => return Ok(Charged::QuotaMoved),
                 Outcome::RecordsMoved => self.read_barrier().await?,
             }
         }
@@ -87,12 +92,12 @@ impl Registry {
             service::on_update(&self.service_ranges, &mut records, old, &mut new)
                 .map_err(|causes| invalid(kind, &new, causes))?;
             let written = self
-                .write_service(&key, current.mod_revision, Some(&new), &read, &records)
+                .write_service(&key, current.mod_revision, Some(&new), &read, &records, &[])
                 .await?;
             match written {
                 Outcome::Written(response) => return put_result(response).map(Some),
                 Outcome::ServiceMoved => return Ok(None),
-                Outcome::RecordsMoved => self.read_barrier().await?,
+                Outcome::RecordsMoved | Outcome::QuotaMoved => self.read_barrier().await?,
             }
         }
         Err(contended(&key_name(&key)))
@@ -111,12 +116,12 @@ impl Registry {
             let mut records = read.records.clone();
             service::release(&mut records, old);
             match self
-                .write_service(&key, current.mod_revision, None, &read, &records)
+                .write_service(&key, current.mod_revision, None, &read, &records, &[])
                 .await?
             {
                 Outcome::Written(response) => return Ok(Some(response.revision)),
                 Outcome::ServiceMoved => return Ok(None),
-                Outcome::RecordsMoved => self.read_barrier().await?,
+                Outcome::RecordsMoved | Outcome::QuotaMoved => self.read_barrier().await?,
             }
         }
         Err(contended(&key_name(&key)))
@@ -154,6 +159,7 @@ impl Registry {
         service: Option<&Value>,
         read: &ReadRecords,
         records: &Records,
+        charges: &[Charge],
     ) -> Result<Outcome, ApiError> {
         if self.dry_run {
             let now = self.store.get(key.as_bytes()).await?;
@@ -219,6 +225,12 @@ impl Registry {
                 value: serde_json::to_vec(after).map_err(|e| ApiError::Internal(e.to_string()))?,
             });
         }
+        let records_compared = compare.len();
+        for charge in charges {
+            let (c, op) = charge.txn_parts(self)?;
+            compare.push(c);
+            success.push(op);
+        }
         let response = self
             .store
             .txn(Txn {
@@ -240,6 +252,14 @@ impl Registry {
         let service_now = response.compared.first().cloned().flatten();
         if service_now.map_or(0, |kv| kv.mod_revision) != expected {
             return Ok(Outcome::ServiceMoved);
+        }
+        let quotas_now = response.compared.iter().skip(records_compared);
+        if charges
+            .iter()
+            .zip(quotas_now)
+            .any(|(charge, now)| !charge.unchanged(now.as_ref()))
+        {
+            return Ok(Outcome::QuotaMoved);
         }
         Ok(Outcome::RecordsMoved)
     }

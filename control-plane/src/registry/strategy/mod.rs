@@ -101,7 +101,8 @@ pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
         | "CronJob"
         | "PersistentVolume"
         | "PodDisruptionBudget"
-        | "Ingress" => &WithStatus,
+        | "Ingress"
+        | "ResourceQuota" => &WithStatus,
         _ => &Plain,
     }
 }

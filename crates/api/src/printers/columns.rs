@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::pod_columns::pod_row;
 use super::workload_columns::{daemonset_row, deployment_row, replicaset_row, statefulset_row};
-use super::{age, batch_columns, ingress_columns, service_columns, storage_columns};
+use super::{age, batch_columns, ingress_columns, quota_columns, service_columns, storage_columns};
 
 /// Renders one object as a table row (`true`: with the wide columns).
 pub type RowFn = fn(&Value, bool) -> Vec<String>;
@@ -158,6 +158,11 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
                 ]
             },
         ),
+        "ResourceQuota" => (
+            vec!["NAME", "AGE", "REQUEST", "LIMIT"],
+            quota_columns::quota_row,
+        ),
+        "LimitRange" => (vec!["NAME", "CREATED AT"], quota_columns::limit_range_row),
         "Lease" => (vec!["NAME", "HOLDER", "AGE"], |o, _| {
             vec![name(o), s(&o["spec"]["holderIdentity"]), age_of(o)]
         }),

@@ -6,6 +6,7 @@ mod batch_columns;
 pub mod columns;
 pub mod ingress_columns;
 mod pod_columns;
+mod quota_columns;
 pub mod service_columns;
 mod storage_columns;
 mod workload_columns;

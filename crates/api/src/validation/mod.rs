@@ -24,7 +24,8 @@ use std::fmt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
+    ConfigMap, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+    ResourceQuota, Secret, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -32,6 +33,7 @@ use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -175,6 +177,26 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
         "StorageClass" => {
             decode::<StorageClass>(obj).map(|c| storage::validate_storage_class(&c, &mut errors))
         }
+        "ResourceQuota" => decode::<ResourceQuota>(obj).map(|q| {
+            meta::validate_object_meta(&q.metadata, true, meta::NameRule::Subdomain, &mut errors);
+            let hard = q.spec.and_then(|s| s.hard).unwrap_or_default();
+            quantities(hard.iter(), "spec.hard", &mut errors);
+        }),
+        "LimitRange" => decode::<LimitRange>(obj).map(|r| {
+            meta::validate_object_meta(&r.metadata, true, meta::NameRule::Subdomain, &mut errors);
+            for (i, item) in r.spec.into_iter().flat_map(|s| s.limits).enumerate() {
+                for (field, set) in [
+                    ("default", &item.default),
+                    ("defaultRequest", &item.default_request),
+                    ("max", &item.max),
+                    ("min", &item.min),
+                    ("maxLimitRequestRatio", &item.max_limit_request_ratio),
+                ] {
+                    let path = format!("spec.limits[{i}].{field}");
+                    quantities(set.iter().flatten(), &path, &mut errors);
+                }
+            }
+        }),
         "Node" => decode::<Node>(obj).map(|n| node::validate_node(&n, &mut errors)),
         "Role" => decode::<Role>(obj).map(|r| rbac::validate_role(&r, &mut errors)),
         "ClusterRole" => {
@@ -195,6 +217,19 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
         Ok(())
     } else {
         Err(errors.0)
+    }
+}
+
+/// Checks that each quantity of a `resource -> quantity` map at `path` parses.
+fn quantities<'a>(
+    set: impl Iterator<Item = (&'a String, &'a Quantity)>,
+    path: &str,
+    errors: &mut Errors,
+) {
+    for (resource, q) in set {
+        if let Err(err) = crate::quantity::parse_cpu_millis(&q.0) {
+            errors.invalid(format!("{path}[{resource}]"), &q.0, err);
+        }
     }
 }
 

@@ -359,6 +359,12 @@ pub async fn run(args: DescribeArgs, opts: &ClientOpts) -> anyhow::Result<()> {
                 println!("  {host:<24}{path:<32}{backend}");
             }
         }
+        "ResourceQuota" => super::describe_quota::quota_lines(&obj)
+            .iter()
+            .for_each(|l| println!("{l}")),
+        "LimitRange" => super::describe_quota::limit_range_lines(&obj)
+            .iter()
+            .for_each(|l| println!("{l}")),
         "Node" => {
             describe_node(&obj);
             describe_fields(&obj)?;

@@ -11,6 +11,7 @@ mod daemon;
 pub mod delete;
 pub mod describe;
 mod describe_ingress;
+mod describe_quota;
 mod describe_service;
 pub mod drain;
 mod dry_run;

@@ -1,0 +1,283 @@
+//! LimitRange for pods, as Kubernetes' LimitRanger admission plugin applies it: `Container`
+//! limits fill a container's missing limits (`default`) and requests (`defaultRequest`, else
+//! the default limit), then bound them (`min`, `max`, `maxLimitRequestRatio`).
+
+use serde_json::{Map, Value};
+
+use super::{format_milli, milli};
+
+/// Defaults a LimitRange's `Container` items as Kubernetes does: a resource with a `max` but
+/// no `default` gets the max as its default limit; one with no `defaultRequest` gets the
+/// default limit, else the `min`.
+pub fn default_range(range: &mut Value) {
+    let Some(items) = range
+        .pointer_mut("/spec/limits")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for item in items.iter_mut().filter_map(Value::as_object_mut) {
+        if item.get("type").and_then(Value::as_str) != Some("Container") {
+            continue;
+        }
+        let field = |item: &Map<String, Value>, f: &str| {
+            item.get(f)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut defaults = field(item, "max");
+        defaults.extend(field(item, "default"));
+        let mut requests = field(item, "min");
+        requests.extend(defaults.clone());
+        requests.extend(field(item, "defaultRequest"));
+        for (name, set) in [("default", defaults), ("defaultRequest", requests)] {
+            if !set.is_empty() {
+                item.insert(name.to_string(), Value::Object(set));
+            }
+        }
+    }
+}
+
+/// Fills `pod`'s containers' missing requests and limits from the `Container` items of
+/// `ranges` (LimitRange objects), in order; the first default for a resource wins.
+pub fn apply_defaults(ranges: &[Value], pod: &mut Value) {
+    for item in container_items(ranges) {
+        let defaults = item.get("default").and_then(Value::as_object);
+        let default_requests = item.get("defaultRequest").and_then(Value::as_object);
+        for container in containers_mut(pod) {
+            let resources = container
+                .entry("resources")
+                .or_insert_with(|| Value::Object(Map::new()));
+            let Some(resources) = resources.as_object_mut() else {
+                continue;
+            };
+            if let Some(defaults) = defaults {
+                fill(resources, "limits", defaults);
+            }
+            // As Kubernetes defaults the range itself: a missing defaultRequest is the default.
+            let mut requests = defaults.cloned().unwrap_or_default();
+            requests.extend(default_requests.cloned().unwrap_or_default());
+            fill(resources, "requests", &requests);
+        }
+    }
+}
+
+/// Every way `pod`'s containers break the `Container` bounds of `ranges`, worded as
+/// Kubernetes words them (`maximum memory usage per Container is 512Mi, but limit is 1Gi`).
+pub fn violations(ranges: &[Value], pod: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in container_items(ranges) {
+        for container in containers(pod) {
+            let requests = container.pointer("/resources/requests");
+            let limits = container.pointer("/resources/limits");
+            let amount = |set: Option<&Value>, resource: &str| {
+                set.and_then(|s| s.get(resource))
+                    .and_then(Value::as_str)
+                    .and_then(|q| milli(q).ok())
+            };
+            for (resource, min) in bounds(item, "min") {
+                let text = format_milli(&resource, min);
+                match amount(requests, &resource) {
+                    None => out.push(format!(
+                        "minimum {resource} usage per Container is {text}.  No request is specified"
+                    )),
+                    Some(r) if r < min => out.push(format!(
+                        "minimum {resource} usage per Container is {text}, but request is {}",
+                        format_milli(&resource, r)
+                    )),
+                    Some(_) => {}
+                }
+                if let Some(l) = amount(limits, &resource).filter(|l| *l < min) {
+                    out.push(format!(
+                        "minimum {resource} usage per Container is {text}, but limit is {}",
+                        format_milli(&resource, l)
+                    ));
+                }
+            }
+            for (resource, max) in bounds(item, "max") {
+                let text = format_milli(&resource, max);
+                match amount(limits, &resource) {
+                    None => out.push(format!(
+                        "maximum {resource} usage per Container is {text}.  No limit is specified"
+                    )),
+                    Some(l) if l > max => out.push(format!(
+                        "maximum {resource} usage per Container is {text}, but limit is {}",
+                        format_milli(&resource, l)
+                    )),
+                    Some(_) => {}
+                }
+            }
+            for (resource, ratio) in bounds(item, "maxLimitRequestRatio") {
+                let (Some(l), Some(r)) = (amount(limits, &resource), amount(requests, &resource))
+                else {
+                    continue;
+                };
+                // limit / request > ratio, with the ratio in thousandths.
+                if r > 0 && u128::from(l) * 1000 > u128::from(ratio) * u128::from(r) {
+                    out.push(format!(
+                        "{resource} max limit to request ratio per Container is {}, but provided ratio is {:.6}",
+                        format_milli("", ratio),
+                        l as f64 / r as f64
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `spec.limits` items of type `Container`.
+fn container_items(ranges: &[Value]) -> impl Iterator<Item = &Value> {
+    ranges
+        .iter()
+        .filter_map(|r| r.pointer("/spec/limits").and_then(Value::as_array))
+        .flatten()
+        .filter(|item| item.get("type").and_then(Value::as_str) == Some("Container"))
+}
+
+/// `(resource, thousandths)` of one bound map of a limit item; unparsable entries are skipped
+/// (validation refuses them when the LimitRange is written).
+fn bounds(item: &Value, field: &str) -> Vec<(String, u64)> {
+    item.get(field)
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(resource, q)| Some((resource.clone(), milli(q.as_str()?).ok()?)))
+        .collect()
+}
+
+fn fill(resources: &mut Map<String, Value>, field: &str, from: &Map<String, Value>) {
+    if from.is_empty() {
+        return;
+    }
+    let set = resources
+        .entry(field)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(set) = set.as_object_mut() {
+        for (resource, q) in from {
+            set.entry(resource.clone()).or_insert_with(|| q.clone());
+        }
+    }
+}
+
+fn containers(pod: &Value) -> impl Iterator<Item = &Value> {
+    ["containers", "initContainers"]
+        .into_iter()
+        .filter_map(|f| pod.get("spec")?.get(f)?.as_array())
+        .flatten()
+}
+
+fn containers_mut(pod: &mut Value) -> Vec<&mut Map<String, Value>> {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Vec::new();
+    };
+    spec.iter_mut()
+        .filter(|(f, _)| *f == "containers" || *f == "initContainers")
+        .filter_map(|(_, v)| v.as_array_mut())
+        .flatten()
+        .filter_map(Value::as_object_mut)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn range(item: Value) -> Vec<Value> {
+        vec![json!({"spec": {"limits": [item]}})]
+    }
+
+    fn pod(resources: Value) -> Value {
+        json!({"spec": {"containers": [{"name": "main", "image": "x", "resources": resources}]}})
+    }
+
+    #[test]
+    fn defaults_fill_only_what_is_missing() {
+        let ranges = range(json!({
+            "type": "Container",
+            "default": {"cpu": "500m", "memory": "256Mi"},
+            "defaultRequest": {"cpu": "100m"}
+        }));
+        let mut p = pod(json!({"limits": {"memory": "1Gi"}}));
+        apply_defaults(&ranges, &mut p);
+        let r = &p["spec"]["containers"][0]["resources"];
+        assert_eq!(r["limits"], json!({"cpu": "500m", "memory": "1Gi"}));
+        // memory request falls back to the default limit, cpu to defaultRequest.
+        assert_eq!(r["requests"], json!({"cpu": "100m", "memory": "256Mi"}));
+    }
+
+    #[test]
+    fn a_range_defaults_from_max_and_min() {
+        let mut r = json!({"spec": {"limits": [{"type": "Container",
+            "max": {"memory": "512Mi", "cpu": "2"}, "min": {"cpu": "100m"},
+            "default": {"cpu": "1"}}]}});
+        default_range(&mut r);
+        let item = &r["spec"]["limits"][0];
+        assert_eq!(item["default"], json!({"cpu": "1", "memory": "512Mi"}));
+        assert_eq!(
+            item["defaultRequest"],
+            json!({"cpu": "1", "memory": "512Mi"})
+        );
+        let mut only_min =
+            json!({"spec": {"limits": [{"type": "Container", "min": {"cpu": "100m"}}]}});
+        default_range(&mut only_min);
+        assert_eq!(
+            only_min["spec"]["limits"][0]["defaultRequest"],
+            json!({"cpu": "100m"})
+        );
+        assert!(only_min["spec"]["limits"][0].get("default").is_none());
+    }
+
+    #[test]
+    fn pod_items_are_not_container_defaults() {
+        let ranges = range(json!({"type": "Pod", "default": {"cpu": "1"}}));
+        let mut p = pod(json!({}));
+        apply_defaults(&ranges, &mut p);
+        assert_eq!(p["spec"]["containers"][0]["resources"], json!({}));
+    }
+
+    #[test]
+    fn max_is_worded_as_kubernetes_words_it() {
+        let ranges = range(json!({"type": "Container", "max": {"memory": "512Mi"}}));
+        let p = pod(json!({"limits": {"memory": "1Gi"}}));
+        assert_eq!(
+            violations(&ranges, &p),
+            vec!["maximum memory usage per Container is 512Mi, but limit is 1Gi"]
+        );
+        let fits = pod(json!({"limits": {"memory": "512Mi"}}));
+        assert!(violations(&ranges, &fits).is_empty());
+        let unset = pod(json!({}));
+        assert_eq!(
+            violations(&ranges, &unset),
+            vec!["maximum memory usage per Container is 512Mi.  No limit is specified"]
+        );
+    }
+
+    #[test]
+    fn min_checks_requests_and_limits() {
+        let ranges = range(json!({"type": "Container", "min": {"cpu": "100m"}}));
+        let p = pod(json!({"requests": {"cpu": "50m"}, "limits": {"cpu": "0.05"}}));
+        assert_eq!(
+            violations(&ranges, &p),
+            vec![
+                "minimum cpu usage per Container is 100m, but request is 50m",
+                "minimum cpu usage per Container is 100m, but limit is 50m",
+            ]
+        );
+    }
+
+    #[test]
+    fn ratio_bounds_limit_over_request() {
+        let ranges = range(json!({"type": "Container", "maxLimitRequestRatio": {"memory": "2"}}));
+        let ok = pod(json!({"requests": {"memory": "1Gi"}, "limits": {"memory": "2Gi"}}));
+        assert!(violations(&ranges, &ok).is_empty());
+        let over = pod(json!({"requests": {"memory": "1Gi"}, "limits": {"memory": "4Gi"}}));
+        assert_eq!(
+            violations(&ranges, &over),
+            vec!["memory max limit to request ratio per Container is 2, but provided ratio is 4.000000"]
+        );
+    }
+}
