@@ -6,51 +6,32 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use serde_json::Value;
+use skiff_control_plane::pki::{CertRequest, ClusterCa, Usage};
 use skiff_e2e::{wait_until, Cluster, SkiffProcess};
 
 /// Writes a peer CA and one peer certificate naming every member (s1..s4), as the
 /// `--peer-*` flags of each member take them.
 fn peer_files(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "skiff peer CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate()?;
-    let names: Vec<String> = (1..=4).map(|i| format!("s{i}")).collect();
-    let mut peer = CertificateParams::new(names)?;
-    peer.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    let cert = peer.signed_by(&key, &issuer)?;
-    let (ca_path, cert_path, key_path) = (
-        dir.join("peer-ca.pem"),
-        dir.join("peer.pem"),
-        dir.join("peer-key.pem"),
-    );
-    std::fs::write(&ca_path, ca_cert.pem())?;
-    std::fs::write(&cert_path, cert.pem())?;
-    std::fs::write(&key_path, key.serialize_pem())?;
-    Ok(vec![
-        "--peer-cert-file".into(),
-        cert_path.display().to_string(),
-        "--peer-key-file".into(),
-        key_path.display().to_string(),
-        "--peer-trusted-ca-file".into(),
-        ca_path.display().to_string(),
-    ])
+    let ca = ClusterCa::create()?;
+    let peer = ca.issue(&CertRequest {
+        common_name: "skiff peer".into(),
+        organizations: Vec::new(),
+        sans: (1..=4).map(|i| format!("s{i}")).collect(),
+        usage: Usage::ServerAndClient,
+        validity: Duration::from_secs(24 * 3600),
+    })?;
+    let mut flags = Vec::new();
+    for (flag, file, pem) in [
+        ("--peer-cert-file", "peer.pem", peer.cert_pem.as_str()),
+        ("--peer-key-file", "peer-key.pem", peer.key_pem.as_str()),
+        ("--peer-trusted-ca-file", "peer-ca.pem", ca.cert_pem()),
+    ] {
+        let path = dir.join(file);
+        std::fs::write(&path, pem)?;
+        flags.extend([flag.to_string(), path.display().to_string()]);
+    }
+    Ok(flags)
 }
 
 /// A peer address on 127.0.0.1 that was free a moment ago.
