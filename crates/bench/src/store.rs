@@ -37,8 +37,9 @@ pub struct BenchStoreArgs {
     /// Where the servers keep their data (default: a temporary directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Measure every write run twice: with the Raft peers on plain TCP, then on mutual TLS
-    /// (`--peer-*` flags).
+    /// Measure every write run twice: with the Raft peers on plain TCP (`--insecure-peers`),
+    /// then on mutual TLS (`--peer-*` flags). Without it the servers use their default peer
+    /// TLS.
     #[arg(long)]
     pub peer_tls: bool,
 }
@@ -59,10 +60,12 @@ pub async fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
             for &tls in transports {
                 let transport = if tls { "peer TLS" } else { "plain TCP" };
                 let run_dir = dir.path().join(format!("s{servers}-c{clients}-tls{tls}"));
-                let peer_flags = if tls {
+                let peer_flags = if !args.peer_tls {
+                    Vec::new()
+                } else if tls {
                     crate::peer_certs::write_peer_files(&run_dir.join("peer-tls"), servers)?
                 } else {
-                    Vec::new()
+                    vec!["--insecure-peers".to_string()]
                 };
                 let mut group = Members::start(&run_dir, servers, &peer_flags).await?;
                 group.wait_serving().await?;

@@ -47,7 +47,8 @@ pub struct ServerArgs {
     pub peer_listen: Option<SocketAddr>,
     /// This member's certificate (PEM) for mutual TLS with the other members, as etcd's
     /// flag: it must name the member (a SAN with its `--name` or its peer host) and be good
-    /// for server and client auth. Give all three `--peer-*` files or none (plain TCP).
+    /// for server and client auth. Give all three `--peer-*` files or none (a
+    /// peer certificate issued from the cluster CA).
     #[arg(long, requires_all = ["peer_key_file", "peer_trusted_ca_file"])]
     pub peer_cert_file: Option<PathBuf>,
     /// The private key (PEM) of `--peer-cert-file`.
@@ -56,6 +57,10 @@ pub struct ServerArgs {
     /// The CA (PEM) the other members' certificates must be signed by.
     #[arg(long, requires_all = ["peer_cert_file", "peer_key_file"])]
     pub peer_trusted_ca_file: Option<PathBuf>,
+    /// Raft peers on plain TCP, without TLS (to measure what TLS costs): anyone who reaches the
+    /// peer port and knows the cluster id can then forge Raft messages.
+    #[arg(long, conflicts_with = "peer_cert_file")]
+    pub insecure_peers: bool,
     /// Raft heartbeat interval in milliseconds (etcd's default).
     #[arg(long, default_value_t = 100)]
     pub heartbeat_interval: u64,
@@ -268,7 +273,10 @@ async fn server_config(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<Ser
         heartbeat_ticks: 1,
         election_ticks: (args.election_timeout / args.heartbeat_interval) as usize,
     };
-    config.peer_tls = Some(peer_tls(args, tls)?);
+    config.peer_tls = match args.insecure_peers {
+        true => None,
+        false => Some(peer_tls(args, tls)?),
+    };
     if let Some(urls) = &args.join {
         if args.dev || args.initial_cluster.is_some() {
             anyhow::bail!(
