@@ -1,6 +1,7 @@
 //! Keeps a counter in its volume: every tick reads the number in `$COUNTER_FILE` (default
-//! `/data/count`, a preopened directory), adds one, writes it back and prints it. A pod that is
-//! deleted and made again with the same claim carries on where it stopped.
+//! `/data/count`, a preopened directory), adds one, writes it back (by a rename, so never half
+//! written) and prints it. A pod that is deleted and made again with the same claim carries on
+//! where it stopped.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -21,7 +22,12 @@ fn main() {
                 std::process::exit(1);
             }
         } + 1;
-        if let Err(err) = fs::write(&path, format!("{count}\n")) {
+        // Written beside and renamed over, so a pod killed mid-write leaves the old count
+        // whole rather than an empty file that would start the count over.
+        let next = format!("{path}.next");
+        if let Err(err) =
+            fs::write(&next, format!("{count}\n")).and_then(|()| fs::rename(&next, &path))
+        {
             eprintln!("cannot write {path}: {err}");
             std::process::exit(1);
         }
