@@ -312,3 +312,56 @@ async fn growing_guests_without_limits_are_evicted_and_the_agent_stays_up() {
     .await;
     wait_named(&client, "small", "completed", |p| phase(p) == "Succeeded").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_are_refused_before_the_process_runs_out_of_mappings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, client, token) = control_plane(dir.path()).await;
+    let with_runtime = wasm(dir.path());
+    // A mapping limit this process is already past: no pod may start.
+    let _agent = spawn_agent(&server, &token, dir.path(), |b| {
+        with_runtime(b).max_map_count(1)
+    });
+    let image = guest(
+        dir.path(),
+        "ok",
+        r#"(module (memory (export "memory") 1) (func (export "_start")))"#,
+    );
+    guest_pod(&client, "refused", &image, json!({})).await;
+    let pod = wait_named(&client, "refused", "refused", |p| phase(p) == "Failed").await;
+    assert_eq!(pod["status"]["reason"], "OutOfmappings", "{pod}");
+    let message = pod["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("vm.max_map_count 1;"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_cannot_be_instantiated_fails_and_others_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, client, token) = control_plane(dir.path()).await;
+    let with_runtime = wasm(dir.path());
+    let _agent = spawn_agent(&server, &token, dir.path(), with_runtime);
+    // 1,000 pages (62.5 MiB) of initial memory under an 8 MiB limit: no instance.
+    let huge = guest(
+        dir.path(),
+        "huge",
+        r#"(module (memory (export "memory") 1000) (func (export "_start")))"#,
+    );
+    guest_pod(&client, "huge", &huge, json!({"limits": {"memory": "8Mi"}})).await;
+    let pod = wait_named(&client, "huge", "failed", |p| phase(p) == "Failed").await;
+    assert_eq!(terminated(&pod)["reason"], "OOMKilled", "{pod}");
+    let message = terminated(&pod)["message"].as_str().unwrap_or_default();
+    assert!(message.contains("its limit is 8388608"), "{pod}");
+    let small = guest(
+        dir.path(),
+        "small",
+        r#"(module (memory (export "memory") 1) (func (export "_start")))"#,
+    );
+    guest_pod(
+        &client,
+        "small",
+        &small,
+        json!({"limits": {"memory": "8Mi"}}),
+    )
+    .await;
+    wait_named(&client, "small", "completed", |p| phase(p) == "Succeeded").await;
+}

@@ -5,6 +5,7 @@
 mod cluster;
 mod connections;
 mod container;
+mod density;
 mod deploy;
 mod dev_cluster;
 mod figures;
@@ -34,6 +35,7 @@ use clap::{Args, Subcommand};
 
 pub use connections::BenchConnectionsArgs;
 pub use container::BenchContainerArgs;
+pub use density::BenchDensityArgs;
 pub use deploy::BenchDeployArgs;
 pub use http::BenchHttpArgs;
 pub use job::BenchJobArgs;
@@ -51,6 +53,9 @@ pub use store::BenchStoreArgs;
 pub enum BenchCommand {
     /// Deploy N Wasm replicas on an in-process dev cluster and report start-up figures.
     Deploy(BenchDeployArgs),
+    /// Many idle Wasm pods on one real agent (a `skiff server` child process beside it): time
+    /// to all Running, and the agent's RSS, mappings, descriptors and idle CPU per pod.
+    Density(BenchDensityArgs),
     /// A Job of many short Wasm pods on an in-process dev cluster: time to complete, pods/s.
     Job(BenchJobArgs),
     /// Run N hollow (simulated) nodes against a real server (a `skiff server` child process,
@@ -92,6 +97,7 @@ pub enum BenchCommand {
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Deploy(args) => deploy::deploy(args).await,
+        BenchCommand::Density(args) => density::density(args).await,
         BenchCommand::Job(args) => job::job(args).await,
         BenchCommand::Nodes(args) => nodes::nodes(args).await,
         BenchCommand::NodeLoss(args) => node_loss::node_loss(args).await,

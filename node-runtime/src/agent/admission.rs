@@ -1,7 +1,8 @@
 //! The kubelet's admission: a pod bound to this node (by the scheduler, or directly through
 //! `spec.nodeName`) runs only if it fits what the node can allocate, counting the pods already
 //! admitted: their number, and their CPU and memory requests. A pod that does not fit fails with
-//! `OutOfpods`, `OutOfcpu` or `OutOfmemory`. The admitted pods are also what the eviction
+//! `OutOfpods`, `OutOfcpu` or `OutOfmemory`, or `OutOfmappings` when the agent's process nears
+//! `vm.max_map_count` (`mappings.rs`). The admitted pods are also what the eviction
 //! manager ranks, and each carries the signal that evicts it.
 
 use std::collections::HashMap;
@@ -11,6 +12,8 @@ use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_api::quantity::{format_bytes, format_cpu_millis};
 use skiff_api::requests::{pod_requests, Resources};
 use tokio_util::sync::CancellationToken;
+
+use super::mappings::MappingBudget;
 
 /// Why a pod was not admitted: the pod's `status.reason` and `status.message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +104,7 @@ impl AdmittedPod {
 pub struct Admission {
     allocatable: Resources,
     pods: Mutex<HashMap<String, Arc<AdmittedPod>>>,
+    mappings: Option<MappingBudget>,
 }
 
 impl Admission {
@@ -108,7 +112,14 @@ impl Admission {
         Admission {
             allocatable,
             pods: Mutex::default(),
+            mappings: None,
         }
+    }
+
+    /// Also refuses pods while the process's memory mappings near `mappings`' limit.
+    pub fn with_mappings(mut self, mappings: MappingBudget) -> Self {
+        self.mappings = Some(mappings);
+        self
     }
 
     /// What pods may use on this node.
@@ -132,6 +143,9 @@ impl Admission {
         if !running {
             let others: Vec<Resources> = pods.values().map(|p| p.requests).collect();
             fits(&self.allocatable, &others, requests)?;
+            if let Some(mappings) = &self.mappings {
+                mappings.admit()?;
+            }
         }
         let admitted = Arc::new(AdmittedPod {
             requests,

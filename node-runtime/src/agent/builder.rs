@@ -39,6 +39,7 @@ pub struct AgentBuilder {
     labels: BTreeMap<String, String>,
     capacity: Option<(u64, u64, u32)>,
     max_pods: Option<u32>,
+    max_map_count: Option<u64>,
     reserved: (u64, u64),
     default_memory: Option<u64>,
     eviction: Option<Eviction>,
@@ -77,6 +78,7 @@ impl AgentBuilder {
             labels: BTreeMap::new(),
             capacity: None,
             max_pods: None,
+            max_map_count: None,
             reserved: (0, 0),
             default_memory: None,
             eviction: None,
@@ -231,6 +233,14 @@ impl AgentBuilder {
         self
     }
 
+    /// The memory mappings the agent's process may hold (`vm.max_map_count`, as `skiff agent`
+    /// sets it for a node that runs Wasm guests in its process): pods are refused with
+    /// `OutOfmappings` while a reserve is still free. Default: not checked.
+    pub fn max_map_count(mut self, mappings: u64) -> Self {
+        self.max_map_count = Some(mappings);
+        self
+    }
+
     /// CPU (millicores) and memory (bytes) kept for the system, not offered to pods
     /// (`--system-reserved`); default none.
     pub fn system_reserved(mut self, cpu_millis: u64, memory_bytes: u64) -> Self {
@@ -344,6 +354,7 @@ impl AgentBuilder {
                     self.capacity.unwrap_or_else(detect_capacity);
                 (cpu_millis, memory_bytes, self.max_pods.unwrap_or(pods))
             },
+            max_map_count: self.max_map_count,
             reserved: self.reserved,
             default_memory: self.default_memory,
             eviction: self.eviction,

@@ -42,6 +42,7 @@ mod lifecycle;
 mod local_path;
 mod log_index;
 mod log_server;
+mod mappings;
 mod network;
 mod node;
 mod pod_dirs;
@@ -87,6 +88,7 @@ pub use dns::{ClusterDns, DnsMode};
 pub use eviction::{Eviction, MemorySource};
 pub use image_gc::ImageGcPolicy;
 pub use ingress::IngressListen;
+pub use mappings::{max_map_count, wasm_max_pods, wasm_max_pods_here};
 pub use network::{NetworkError, PodNetworkMode, DEFAULT_BRIDGE};
 pub use proxy::ProxyMode;
 pub use pull_secrets::{auth_in_config, registry_of};
@@ -157,6 +159,8 @@ pub struct Agent {
     image_gc: Option<ImageGcPolicy>,
     labels: BTreeMap<String, String>,
     capacity: (u64, u64, u32),
+    /// The process's mapping limit admission keeps pods under.
+    max_map_count: Option<u64>,
     reserved: (u64, u64),
     default_memory: Option<u64>,
     eviction: Option<Eviction>,
@@ -373,7 +377,11 @@ impl Agent {
             backoff: self.backoff,
             logs,
             survivors,
-            admission: Arc::new(admission::Admission::new(allocatable)),
+            admission: Arc::new(match self.max_map_count {
+                Some(limit) => admission::Admission::new(allocatable)
+                    .with_mappings(mappings::MappingBudget::new(limit)),
+                None => admission::Admission::new(allocatable),
+            }),
             default_memory: self.default_memory,
             memory_pressure,
             network,

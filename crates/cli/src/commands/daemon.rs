@@ -383,7 +383,11 @@ pub fn wasm_agent(
     let image_gc = images.gc_policy()?;
     crate::private_files::private_dir(&data_dir)?;
     let builder = images.allow_image_dirs.into_iter().fold(
-        runtimes.apply(resources.apply(Agent::builder()), &data_dir, logs.limits())?,
+        runtimes.apply(
+            resources.apply(Agent::builder(), runtimes.wasm_only()),
+            &data_dir,
+            logs.limits(),
+        )?,
         |builder, dir| builder.allow_image_dir(dir),
     );
     let builder = images

@@ -24,10 +24,14 @@ pub struct NodeResourceArgs {
         value_parser = parse_eviction)]
     pub eviction_hard: EvictionHard,
     /// How many pods the node runs at most (as the kubelet's flag); pods bound beyond it fail
-    /// with `OutOfpods`.
-    #[arg(long, default_value_t = 110, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_pods: u32,
+    /// with `OutOfpods`. Default: 110 as the kubelet's; on a node whose only runtime is Wasm,
+    /// as many as its memory (1 MiB each) and `vm.max_map_count` hold.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pods: Option<u32>,
 }
+
+/// The kubelet's default `--max-pods`.
+const KUBELET_MAX_PODS: u32 = 110;
 
 /// `--default-container-memory`: bytes, or none.
 #[derive(Debug, Clone, Copy)]
@@ -86,14 +90,18 @@ fn parse_eviction(text: &str) -> Result<EvictionHard, String> {
 }
 
 impl NodeResourceArgs {
-    /// Configures the agent with these flags.
-    pub fn apply(&self, builder: AgentBuilder) -> AgentBuilder {
+    /// Configures the agent with these flags; `wasm_only`: the node's only runtime is Wasm.
+    pub fn apply(&self, builder: AgentBuilder, wasm_only: bool) -> AgentBuilder {
         let Reserved {
             cpu_millis,
             memory_bytes,
         } = self.system_reserved;
+        let max_pods = self.max_pods.unwrap_or_else(|| match wasm_only {
+            true => skiff_node_runtime::agent::wasm_max_pods_here(),
+            false => KUBELET_MAX_PODS,
+        });
         let builder = builder
-            .max_pods(self.max_pods)
+            .max_pods(max_pods)
             .default_container_memory(self.default_container_memory.0)
             .system_reserved(cpu_millis, memory_bytes);
         match self.eviction_hard.0 {

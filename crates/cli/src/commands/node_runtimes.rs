@@ -36,6 +36,11 @@ pub struct RuntimeArgs {
 }
 
 impl RuntimeArgs {
+    /// Whether Wasm is the node's only runtime.
+    pub fn wasm_only(&self) -> bool {
+        self.runtimes.iter().all(|r| *r == RuntimeKind::Wasm)
+    }
+
     /// Adds the chosen runtimes, their state under `data_dir`, to `builder`.
     pub fn apply(
         &self,
@@ -49,6 +54,11 @@ impl RuntimeArgs {
                     let runtime = WasmRuntime::new(data_dir.join("wasm"))
                         .context("starting the Wasm runtime")?
                         .with_log_limits(logs);
+                    // Guests live in the agent's process: keep its mappings in budget.
+                    let builder = match skiff_node_runtime::agent::max_map_count() {
+                        Some(limit) => builder.max_map_count(limit),
+                        None => builder,
+                    };
                     builder.runtime(Arc::new(runtime))
                 }
                 RuntimeKind::Linux => {

@@ -15,9 +15,26 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 const POOLED_COMPONENTS: u32 = 100;
 
 /// Builds the engine: async execution, epoch interruption (for CPU limits and stopping
-/// guests), optimized code.
+/// guests), optimized code, and linear memories laid out for density: each memory is one
+/// read-write mapping and one reserved (inaccessible) mapping, so a pod costs the process
+/// about four memory mappings (with its fiber stack and that stack's guard page) of the
+/// `vm.max_map_count` it shares with the agent's threads.
+///
+/// The on-demand allocator, not the pooling one: a pool reserves every slot when the engine
+/// is made and guards every stack slot up front (two mappings each, used or not), with one
+/// slot size for all pods; on demand, an idle node holds nothing and each pod only what it
+/// uses.
 pub fn new_engine() -> wasmtime::Result<Engine> {
-    Engine::new(&base_config())
+    let mut config = base_config();
+    config
+        // A guard region before each memory is one more mapping per pod; the one after it
+        // (inside the 4 GiB reservation) is what lets compiled code skip bounds checks.
+        .guard_before_linear_memory(false)
+        // Copy-on-write images map a guest's data segments from a memfd between two
+        // anonymous parts of its memory: two more mappings per pod, for a few KiB of shared
+        // pages. Copying the data segments at instantiation costs those few KiB instead.
+        .memory_init_cow(false);
+    Engine::new(&config)
 }
 
 /// Builds the engine for wasi:http handlers: as [`new_engine`], with the pooling allocator
