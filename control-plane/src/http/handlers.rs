@@ -8,7 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use skiff_api::strict::StrictValue;
@@ -19,6 +19,7 @@ use super::query::Query;
 use super::table::TableRequest;
 use super::{auth, discovery, logs, node_proxy, AppState};
 use crate::error::ApiError;
+use crate::identity::UserInfo;
 use crate::registry::{has_scale_subresource, object, DeleteOptions, Registry, Subresource};
 
 /// Every `/api/...` and `/apis/...` request.
@@ -27,10 +28,12 @@ pub async fn resource(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    user: Option<Extension<UserInfo>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let user = user.map(|Extension(user)| user);
     let result = match body {
-        Ok(body) => dispatch(&state, &method, &uri, &headers, body).await,
+        Ok(body) => dispatch(&state, &method, &uri, &headers, user.as_ref(), body).await,
         Err(rejection) => Err(body_error(&rejection)),
     };
     match result {
@@ -60,6 +63,7 @@ async fn dispatch(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    user: Option<&UserInfo>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     if *method == Method::GET {
@@ -109,6 +113,16 @@ async fn dispatch(
                 .evict(ns.unwrap_or_default(), name, &eviction)
                 .await?;
             return Ok((StatusCode::CREATED, Json(done)).into_response());
+        }
+        Some("token") if *method == Method::POST && kind.kind == "ServiceAccount" => {
+            let request = parse_body(&body, headers)?;
+            let name = name.as_deref().unwrap_or_default();
+            // A node may only have tokens made for pods bound to it.
+            let node = user.and_then(crate::authz::node::node_name);
+            let answer = registry
+                .create_token(ns.unwrap_or_default(), name, request, node)
+                .await?;
+            return Ok((StatusCode::CREATED, Json(answer)).into_response());
         }
         Some("binding") if *method == Method::POST && kind.kind == "Pod" => {
             let binding = parse_body(&body, headers)?;
