@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use skiff_control_plane::pki::{serving_names, ServerTls, TlsOptions};
+use skiff_control_plane::pki::{
+    serving_names, CertRequest, IssuedCert, ServerTls, TlsOptions, Usage,
+};
 use skiff_control_plane::{Server, ServerConfig, ServerHandle};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -36,8 +38,8 @@ impl Cluster {
         let mut config = ServerConfig::new("test", dir.path().to_path_buf(), listen);
         config.tls = Some(tls.clone());
         let server = Server::start(config).await.expect("server");
-        let admin = client(tls.ca_pem(), true, &tls);
-        let bare = client(tls.ca_pem(), false, &tls);
+        let admin = client(tls.ca_pem(), Some(tls.admin()));
+        let bare = client(tls.ca_pem(), None);
         Cluster {
             _dir: dir,
             tls,
@@ -140,7 +142,7 @@ impl Cluster {
     }
 }
 
-fn client(ca_pem: &str, admin: bool, tls: &ServerTls) -> reqwest::Client {
+fn client(ca_pem: &str, identity: Option<&IssuedCert>) -> reqwest::Client {
     let mut roots = RootCertStore::empty();
     for der in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(der.expect("ca")).expect("root");
@@ -150,18 +152,16 @@ fn client(ca_pem: &str, admin: bool, tls: &ServerTls) -> reqwest::Client {
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_root_certificates(roots);
-    let config = if admin {
-        let id = tls.admin();
-        builder
+    let config = match identity {
+        Some(id) => builder
             .with_client_auth_cert(
                 CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
                     .collect::<Result<Vec<_>, _>>()
                     .expect("chain"),
                 PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).expect("key"),
             )
-            .expect("client auth")
-    } else {
-        builder.with_no_client_auth()
+            .expect("client auth"),
+        None => builder.with_no_client_auth(),
     };
     reqwest::Client::builder()
         .use_preconfigured_tls(config)
@@ -424,4 +424,55 @@ async fn pods_run_as_an_existing_account_and_get_its_token_volume() {
         loud["spec"]["volumes"][0]["projected"].is_object(),
         "{loud}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_gets_tokens_only_for_pods_bound_to_it() {
+    let cluster = Cluster::start().await;
+    let pods = "/api/v1/namespaces/default/pods";
+    for (name, node) in [("here", "n1"), ("there", "n2")] {
+        let (status, _) = cluster
+            .post(pods, pod(name, json!({"nodeName": node})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let node_cert = cluster
+        .tls
+        .ca()
+        .issue(&CertRequest {
+            common_name: "system:node:n1".into(),
+            organizations: vec!["system:nodes".into()],
+            sans: Vec::new(),
+            usage: Usage::Client,
+            validity: Duration::from_secs(3600),
+        })
+        .expect("node certificate");
+    let node = client(cluster.tls.ca_pem(), Some(&node_cert));
+    let ask = |bound: Value| {
+        let node = node.clone();
+        let url = cluster.url("/api/v1/namespaces/default/serviceaccounts/default/token");
+        async move {
+            let response = node
+                .post(url)
+                .json(&json!({"spec": bound}))
+                .send()
+                .await
+                .expect("token request");
+            response.status()
+        }
+    };
+    let bound_to =
+        |pod: &str| json!({"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": pod}});
+    // The node authorizer reads an informer cache: wait for it to see the pod.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = ask(bound_to("here")).await;
+        if status == StatusCode::CREATED {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ask(bound_to("there")).await, StatusCode::FORBIDDEN);
+    assert_eq!(ask(json!({})).await, StatusCode::FORBIDDEN);
 }

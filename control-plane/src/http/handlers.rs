@@ -19,8 +19,10 @@ use super::query::Query;
 use super::table::TableRequest;
 use super::{auth, discovery, logs, node_proxy, AppState};
 use crate::error::ApiError;
-use crate::identity::UserInfo;
-use crate::registry::{has_scale_subresource, object, DeleteOptions, Registry, Subresource};
+use crate::identity::{UserInfo, NODES_GROUP};
+use crate::registry::{
+    has_scale_subresource, object, DeleteOptions, Registry, Requester, Subresource,
+};
 
 /// Every `/api/...` and `/apis/...` request.
 pub async fn resource(
@@ -118,9 +120,14 @@ async fn dispatch(
             let request = parse_body(&body, headers)?;
             let name = name.as_deref().unwrap_or_default();
             // A node may only have tokens made for pods bound to it.
-            let node = user.and_then(crate::authz::node::node_name);
+            let requester = match user {
+                Some(user) if user.in_group(NODES_GROUP) => {
+                    Requester::Node(crate::authz::node::node_name(user))
+                }
+                _ => Requester::User,
+            };
             let answer = registry
-                .create_token(ns.unwrap_or_default(), name, request, node)
+                .create_token(ns.unwrap_or_default(), name, request, requester)
                 .await?;
             return Ok((StatusCode::CREATED, Json(answer)).into_response());
         }

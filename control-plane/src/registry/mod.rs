@@ -39,6 +39,7 @@ use crate::serviceaccount::TokenIssuer;
 pub use pagination::Page;
 pub use rewrite::Rewritten;
 pub use scale::has_scale_subresource;
+pub use token_request::Requester;
 pub use watch::{ListOptions, WatchEvent, WatchEventType, WatchStream};
 
 /// Which part of an object a write may change.

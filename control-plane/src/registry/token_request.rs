@@ -10,20 +10,29 @@ use super::{object, Registry};
 use crate::error::ApiError;
 use crate::serviceaccount::{BoundRef, TokenRequestSpec};
 
+/// Who asks for a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requester<'a> {
+    /// Anyone RBAC lets create `serviceaccounts/token`.
+    User,
+    /// A node identity (`system:nodes`): its node's name, if the identity names one.
+    Node(Option<&'a str>),
+}
+
 /// The group and version TokenRequests are served in.
 const AUTHENTICATION_V1: &str = "authentication.k8s.io/v1";
 
 impl Registry {
     /// Answers a TokenRequest for ServiceAccount `name` of `namespace`: the request with
-    /// `status.token` and `status.expirationTimestamp`. A request from `node` must bind the
-    /// token to a pod bound to that node which runs as that ServiceAccount (Kubernetes'
-    /// NodeRestriction admission).
+    /// `status.token` and `status.expirationTimestamp`. A node's request must bind the token
+    /// to a pod that runs as that ServiceAccount and is bound to that node (to some node, for
+    /// a join-token identity that names none), as Kubernetes' NodeRestriction admission says.
     pub async fn create_token(
         &self,
         namespace: &str,
         name: &str,
         request: Value,
-        node: Option<&str>,
+        requester: Requester<'_>,
     ) -> Result<Value, ApiError> {
         let Some(tokens) = self.tokens() else {
             return Err(ApiError::Unavailable(
@@ -50,7 +59,7 @@ impl Registry {
             message,
         };
         let pod = match &spec.bound_pod {
-            None if node.is_some() => {
+            None if requester != Requester::User => {
                 return Err(forbidden(
                     "a node may only request tokens bound to its pods".into(),
                 ))
@@ -71,10 +80,20 @@ impl Registry {
                         "pod {pod_name} does not run as ServiceAccount {name}"
                     )));
                 }
-                let bound_to = pod.pointer("/spec/nodeName").and_then(Value::as_str);
-                if let Some(node) = node.filter(|n| bound_to != Some(*n)) {
+                let bound_to = pod
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty());
+                let allowed = match requester {
+                    Requester::User => true,
+                    Requester::Node(Some(node)) => bound_to == Some(node),
+                    Requester::Node(None) => bound_to.is_some(),
+                };
+                if !allowed {
                     return Err(forbidden(format!(
-                        "node {node} may only request tokens for pods bound to it"
+                        "a node may only request tokens for pods bound to it, and pod \
+                         {pod_name} is bound to {}",
+                        bound_to.unwrap_or("no node")
                     )));
                 }
                 Some(BoundRef {
