@@ -2,7 +2,8 @@
 //! finds its projected token, namespace and CA at the standard path (admission added the
 //! volume, the agent asked TokenRequest for a token bound to the pod); the token from its log
 //! authenticates as `system:serviceaccount:default:default` (`skiff auth whoami`), gets 403
-//! listing pods until a RoleBinding grants `view`, and is refused (401) once the pod is gone.
+//! listing pods until a RoleBinding grants `view`, and is refused (401) once the pod is gone;
+//! `skiff get sa` lists the `default` account and `skiff create token` prints a token.
 
 use std::path::Path;
 use std::time::Duration;
@@ -104,6 +105,18 @@ fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()>
         anyhow::ensure!(out.success, "{out:?}");
         Ok(out.stdout.contains("reader").then_some(()))
     })?;
+
+    // `skiff get sa` and `skiff create token` as kubectl's.
+    let accounts = cli.ok(&["get", "sa"])?;
+    assert!(
+        accounts.starts_with("NAME") && accounts.contains("default"),
+        "{accounts}"
+    );
+    let made = cli.ok(&["create", "token", "default", "--duration", "20m"])?;
+    let made = made.trim();
+    assert_eq!(made.split('.').count(), 3, "{made}");
+    let short = cli.run(&["create", "token", "default", "--duration", "5m"])?;
+    assert!(!short.success, "a 5-minute token: {short:?}");
 
     cli.ok(&["delete", "pod", "reader", "--grace-period", "0"])?;
     wait_until("the token to be refused", WAIT, || {
