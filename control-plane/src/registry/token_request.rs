@@ -126,5 +126,5 @@ impl Registry {
 }
 
 fn uid(obj: &Value) -> String {
-    object::meta_str(obj, "uid").unwrap_or_default().to_string()
+    object::uid(obj).unwrap_or_default().to_string()
 }
