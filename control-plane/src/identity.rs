@@ -22,6 +22,8 @@ pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
 pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
 /// The group of requests made with a join token (Kubernetes' bootstrap tokens).
 pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
+/// The group of every ServiceAccount (each is also in `system:serviceaccounts:<namespace>`).
+pub const SERVICE_ACCOUNTS_GROUP: &str = "system:serviceaccounts";
 /// The group of nodes (join-token requests, and node certificates).
 pub const NODES_GROUP: &str = "system:nodes";
 

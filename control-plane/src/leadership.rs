@@ -38,14 +38,15 @@ pub fn spawn(
             let term_token = shutdown.child_token();
             let registry = Registry::new(store.fenced(term))
                 .with_service_ranges(service_ranges)
-                .with_encryption(encryption.clone());
+                .with_encryption(encryption.clone())
+                .with_tokens(settings.tokens.clone());
             match bootstrap::ensure_system_objects(&registry).await {
                 Ok(()) => {
                     bootstrapped.send_replace(true);
                 }
                 Err(err) => tracing::warn!(%err, "creating the system namespaces failed"),
             }
-            run_term(&registry, settings, &term_token);
+            run_term(&registry, settings.clone(), &term_token);
             // The term's work stops when this iteration ends, however it ends.
             let _term_ends = term_token.drop_guard();
             tokio::select! {

@@ -12,6 +12,7 @@ pub mod pki;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;
+pub mod serviceaccount;
 #[cfg(test)]
 mod test_registry;
 
@@ -190,9 +191,14 @@ impl Server {
             join: config.join.clone(),
         })
         .await?;
+        let tokens = config
+            .tls
+            .as_ref()
+            .map(|tls| serviceaccount::TokenIssuer::new(tls.service_account_key()));
         let registry = Registry::new(store.clone())
             .with_service_ranges(config.service_ranges)
-            .with_encryption(encryption.clone());
+            .with_encryption(encryption.clone())
+            .with_tokens(tokens.clone());
 
         let shutdown = CancellationToken::new();
         let (bootstrapped, mut first_term) = watch::channel(false);
@@ -203,6 +209,8 @@ impl Server {
             controllers::Settings {
                 node_grace: config.node_grace,
                 pod_cidrs: config.pod_cidrs,
+                cluster_ca: config.tls.as_ref().map(|tls| Arc::from(tls.ca_pem())),
+                tokens,
             },
             shutdown.clone(),
             bootstrapped,

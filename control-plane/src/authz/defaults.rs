@@ -101,6 +101,7 @@ pub fn cluster_roles() -> Vec<Value> {
                         "endpoints",
                         "persistentvolumeclaims",
                         "persistentvolumeclaims/status",
+                        "serviceaccounts",
                         "services",
                         "services/status",
                         "events",
@@ -165,7 +166,12 @@ pub fn cluster_roles() -> Vec<Value> {
                 ),
                 rule(
                     &[""],
-                    &["persistentvolumeclaims", "services", "secrets"],
+                    &[
+                        "persistentvolumeclaims",
+                        "services",
+                        "secrets",
+                        "serviceaccounts",
+                    ],
                     &WRITE,
                 ),
                 rule(&[""], &["secrets", "pods/exec"], &READ),
@@ -230,11 +236,18 @@ pub fn cluster_roles() -> Vec<Value> {
         cluster_role(
             "system:basic-user",
             bootstrap.clone(),
-            vec![rule(
-                &["authorization.k8s.io"],
-                &["selfsubjectaccessreviews"],
-                &["create"],
-            )],
+            vec![
+                rule(
+                    &["authorization.k8s.io"],
+                    &["selfsubjectaccessreviews"],
+                    &["create"],
+                ),
+                rule(
+                    &["authentication.k8s.io"],
+                    &["selfsubjectreviews"],
+                    &["create"],
+                ),
+            ],
         ),
         cluster_role("system:node", bootstrap, node_rules()),
     ]
@@ -284,6 +297,8 @@ fn node_rules() -> Vec<Value> {
                 "create", "get", "list", "watch", "patch", "update", "delete",
             ],
         ),
+        // Tokens for the projected volumes of its pods (the node authorizer narrows it).
+        rule(&[""], &["serviceaccounts/token"], &["create"]),
         rule(&["discovery.k8s.io"], &["endpointslices"], &READ),
         rule(&["node.k8s.io"], &["runtimeclasses"], &READ),
         rule(&["storage.k8s.io"], &["storageclasses"], &READ),

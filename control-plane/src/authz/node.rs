@@ -1,7 +1,8 @@
 //! The node authorizer (Kubernetes' `Node` authorization mode) for node identities
 //! (`system:node:NAME` in group `system:nodes`): a node reads what a kubelet reads, writes
 //! only its own Node and Lease and the status of the pods bound to it, and reads only the
-//! Secrets, ConfigMaps and PersistentVolumeClaims those pods use. Its answer is final for
+//! Secrets, ConfigMaps and PersistentVolumeClaims those pods use, and creates tokens only for
+//! their ServiceAccounts. Its answer is final for
 //! resource requests, so a node credential never gains more through RBAC's `system:node`
 //! binding (which serves the join-token identities).
 
@@ -87,7 +88,15 @@ fn allowed(pods: &impl PodSource, node: &str, verb: &str, r: &ResourceAttributes
         ("networking.k8s.io", "ingresses") => {
             (read && sub.is_empty()) || (write && sub == "status")
         }
-        ("authorization.k8s.io", "selfsubjectaccessreviews") => verb == "create",
+        // Tokens for the ServiceAccounts of its pods (TokenRequest admission checks that the
+        // token is bound to one of them).
+        ("", "serviceaccounts") => {
+            verb == "create"
+                && sub == "token"
+                && used_here(pods, node, "serviceaccounts", &r.namespace, &r.name)
+        }
+        ("authorization.k8s.io", "selfsubjectaccessreviews")
+        | ("authentication.k8s.io", "selfsubjectreviews") => verb == "create",
         _ => false,
     }
 }
@@ -117,10 +126,11 @@ fn references<'a>(spec: &'a PodSpec, kind: &'a str) -> impl Iterator<Item = &'a 
         let direct = match kind {
             "secrets" => v.secret.as_ref().and_then(|s| s.secret_name.as_deref()),
             "configmaps" => v.config_map.as_ref().map(|c| c.name.as_str()),
-            _ => v
+            "persistentvolumeclaims" => v
                 .persistent_volume_claim
                 .as_ref()
                 .map(|c| c.claim_name.as_str()),
+            _ => None,
         };
         let projected = v
             .projected
@@ -144,7 +154,11 @@ fn references<'a>(spec: &'a PodSpec, kind: &'a str) -> impl Iterator<Item = &'a 
         .flatten()
         .filter(move |_| kind == "secrets")
         .map(|s| s.name.as_str());
-    volumes.chain(containers).chain(pull_secrets)
+    let account = spec
+        .service_account_name
+        .as_deref()
+        .filter(move |_| kind == "serviceaccounts");
+    volumes.chain(containers).chain(pull_secrets).chain(account)
 }
 
 fn container_references<'a>(c: &'a Container, kind: &'a str) -> impl Iterator<Item = &'a str> {
@@ -195,7 +209,8 @@ mod tests {
         let mut pods = Pods::default();
         let web: Pod = serde_json::from_value(json!({
             "metadata": {"name": "web", "namespace": "a"},
-            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i",
+            "spec": {"nodeName": "n1", "serviceAccountName": "web-sa",
+                "containers": [{"name": "c", "image": "i",
                 "env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "api-key", "key": "k"}}}],
                 "envFrom": [{"configMapRef": {"name": "settings"}}]}],
                 "volumes": [
@@ -207,7 +222,8 @@ mod tests {
         .expect("pod");
         let db: Pod = serde_json::from_value(json!({
             "metadata": {"name": "db", "namespace": "a"},
-            "spec": {"nodeName": "n2", "containers": [{"name": "c", "image": "i"}],
+            "spec": {"nodeName": "n2", "serviceAccountName": "db-sa",
+                "containers": [{"name": "c", "image": "i"}],
                 "volumes": [{"name": "s", "secret": {"secretName": "db-password"}}]}
         }))
         .expect("pod");
@@ -278,6 +294,26 @@ mod tests {
             ),
             (Method::GET, "/api/v1/namespaces/a/services", true),
             (Method::POST, "/api/v1/namespaces/a/events", true),
+            (
+                Method::POST,
+                "/api/v1/namespaces/a/serviceaccounts/web-sa/token",
+                true,
+            ),
+            (
+                Method::POST,
+                "/api/v1/namespaces/a/serviceaccounts/db-sa/token",
+                false,
+            ),
+            (
+                Method::POST,
+                "/api/v1/namespaces/b/serviceaccounts/web-sa/token",
+                false,
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/a/serviceaccounts/web-sa",
+                false,
+            ),
             (Method::GET, "/apis/apps/v1/deployments", false),
         ];
         for (method, uri, expected) in cases {

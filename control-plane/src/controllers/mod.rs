@@ -14,6 +14,7 @@ pub mod pod_gc;
 pub mod pods;
 pub mod replicaset;
 pub mod resource_quota;
+pub mod service_account;
 pub mod statefulset;
 pub mod volume;
 
@@ -32,17 +33,23 @@ use crate::runtime::feed::{feed, feed_all};
 use crate::runtime::informer::{key_of, Change};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::{runner, Informers};
+use crate::serviceaccount::TokenIssuer;
 
 /// Concurrent reconciles per controller.
 const WORKERS: usize = 4;
 
 /// What the controllers are configured with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Settings {
     /// Nodes silent for longer than this are considered lost.
     pub node_grace: Duration,
     /// The blocks of the cluster CIDR that nodes get as their pod CIDRs.
     pub pod_cidrs: PodCidrRange,
+    /// The cluster CA (PEM) every namespace's `kube-root-ca.crt` ConfigMap holds, if the
+    /// server has one.
+    pub cluster_ca: Option<Arc<str>>,
+    /// What signs ServiceAccount tokens, if this server makes them.
+    pub tokens: Option<TokenIssuer>,
 }
 
 /// Starts the Deployment, ReplicaSet, DaemonSet, StatefulSet, Job, CronJob, node lifecycle and
@@ -295,6 +302,13 @@ pub fn start(
     resource_quota::ResourceQuotaController {
         registry: registry.clone(),
         pods: informers.pods.clone(),
+    }
+    .spawn(shutdown.clone());
+
+    service_account::ServiceAccountController {
+        registry: registry.clone(),
+        namespaces: informers.namespaces.clone(),
+        cluster_ca: settings.cluster_ca.clone(),
     }
     .spawn(shutdown.clone());
 

@@ -54,6 +54,10 @@ fn bearer(headers: &HeaderMap) -> Result<Option<JoinToken>, ApiError> {
         .ok_or_else(|| {
             ApiError::Unauthorized("expected `Authorization: Bearer <join token>`".into())
         })?;
+    if is_jwt(text) {
+        // A ServiceAccount token: authentication checked it.
+        return Ok(None);
+    }
     JoinToken::parse(text)
         .map(Some)
         .map_err(|e| ApiError::Unauthorized(e.to_string()))
@@ -94,6 +98,11 @@ pub(super) async fn verify(registry: &Registry, token: &JoinToken) -> Result<(),
     token
         .verify(&stored, Timestamp::now())
         .map_err(|e| refused(e.to_string()))
+}
+
+/// Whether a bearer token is a JWT (three dot-separated parts), not a join token.
+pub fn is_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
 }
 
 #[cfg(test)]

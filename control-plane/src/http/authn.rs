@@ -1,6 +1,6 @@
 //! Authentication: who sent a request. Over TLS, a client certificate the handshake verified
-//! against the cluster CA names the user (CN) and groups (O); else a join token sent as a
-//! bearer token makes the request `system:bootstrap:<token id>`'s (groups
+//! against the cluster CA names the user (CN) and groups (O); else a bearer JWT is a
+//! ServiceAccount token (`service_account_authn`); else a join token sent as a bearer token makes the request `system:bootstrap:<token id>`'s (groups
 //! `system:bootstrappers`, `system:nodes`); else it is anonymous, and only health, version and
 //! `/cacerts` answer it (others get 401). A request not over TLS came through the loopback
 //! `--insecure-http` listener and acts as a cluster admin (`UserInfo::insecure`).
@@ -72,6 +72,9 @@ async fn identify(
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::Unauthorized("expected `Authorization: Bearer <token>`".into()))?;
+    if super::auth::is_jwt(token) {
+        return super::service_account_authn::authenticate(&state.registry, token).await;
+    }
     let token = JoinToken::parse(token).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
     super::auth::verify(&state.registry, &token).await?;
     Ok(UserInfo::authenticated(

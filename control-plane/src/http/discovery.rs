@@ -47,10 +47,12 @@ pub fn document(path: &str) -> Option<Value> {
 
 /// The group of the access reviews, which are answered, not stored (so not in `KINDS`).
 const AUTHORIZATION_GROUP: &str = "authorization.k8s.io";
+/// The group of SelfSubjectReview (and TokenRequest), answered, not stored.
+const AUTHENTICATION_GROUP: &str = "authentication.k8s.io";
 
 /// The named groups served, in the order their kinds are listed.
 fn groups() -> Vec<&'static str> {
-    let mut groups: Vec<&'static str> = vec![AUTHORIZATION_GROUP];
+    let mut groups: Vec<&'static str> = vec![AUTHORIZATION_GROUP, AUTHENTICATION_GROUP];
     for kind in KINDS.iter().filter(|k| !k.group.is_empty()) {
         if !groups.contains(&kind.group) {
             groups.push(kind.group);
@@ -88,6 +90,15 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
                 review("selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
                 review("subjectaccessreviews", "SubjectAccessReview", false),
             ],
+        }));
+    }
+    if (group, version) == (AUTHENTICATION_GROUP, "v1") {
+        return Some(json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": "authentication.k8s.io/v1",
+            "resources": [{"name": "selfsubjectreviews", "singularName": "", "namespaced": false,
+                "kind": "SelfSubjectReview", "verbs": ["create"]}],
         }));
     }
     let kinds: Vec<&ResourceKind> = KINDS
@@ -151,6 +162,7 @@ fn subresources(kind: &ResourceKind) -> Vec<(&'static str, &'static [&'static st
             subs.push(("exec", &["create", "get"]));
             subs.push(("log", &["get"]));
         }
+        "ServiceAccount" => subs.push(("token", &["create"])),
         "Node" => subs.push(("proxy", &["create", "delete", "get", "patch", "update"])),
         "Deployment" | "ReplicaSet" | "StatefulSet" => {
             subs.push(("scale", &["get", "patch", "update"]))
@@ -165,6 +177,7 @@ fn subresource_kind(kind: &ResourceKind, sub: &str) -> &'static str {
     match sub {
         "binding" => "Binding",
         "eviction" => "Eviction",
+        "token" => "TokenRequest",
         "exec" => "PodExecOptions",
         "proxy" => "NodeProxyOptions",
         "scale" => "Scale",

@@ -8,7 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use skiff_api::strict::StrictValue;
@@ -19,7 +19,10 @@ use super::query::Query;
 use super::table::TableRequest;
 use super::{auth, discovery, logs, node_proxy, AppState};
 use crate::error::ApiError;
-use crate::registry::{has_scale_subresource, object, DeleteOptions, Registry, Subresource};
+use crate::identity::{UserInfo, NODES_GROUP};
+use crate::registry::{
+    has_scale_subresource, object, DeleteOptions, Registry, Requester, Subresource,
+};
 
 /// Every `/api/...` and `/apis/...` request.
 pub async fn resource(
@@ -27,10 +30,12 @@ pub async fn resource(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    user: Option<Extension<UserInfo>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let user = user.map(|Extension(user)| user);
     let result = match body {
-        Ok(body) => dispatch(&state, &method, &uri, &headers, body).await,
+        Ok(body) => dispatch(&state, &method, &uri, &headers, user.as_ref(), body).await,
         Err(rejection) => Err(body_error(&rejection)),
     };
     match result {
@@ -60,6 +65,7 @@ async fn dispatch(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    user: Option<&UserInfo>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     if *method == Method::GET {
@@ -109,6 +115,21 @@ async fn dispatch(
                 .evict(ns.unwrap_or_default(), name, &eviction)
                 .await?;
             return Ok((StatusCode::CREATED, Json(done)).into_response());
+        }
+        Some("token") if *method == Method::POST && kind.kind == "ServiceAccount" => {
+            let request = parse_body(&body, headers)?;
+            let name = name.as_deref().unwrap_or_default();
+            // A node may only have tokens made for pods bound to it.
+            let requester = match user {
+                Some(user) if user.in_group(NODES_GROUP) => {
+                    Requester::Node(crate::authz::node::node_name(user))
+                }
+                _ => Requester::User,
+            };
+            let answer = registry
+                .create_token(ns.unwrap_or_default(), name, request, requester)
+                .await?;
+            return Ok((StatusCode::CREATED, Json(answer)).into_response());
         }
         Some("binding") if *method == Method::POST && kind.kind == "Pod" => {
             let binding = parse_body(&body, headers)?;

@@ -19,6 +19,8 @@ mod query;
 mod request_info;
 mod review_protobuf;
 mod secrets;
+mod self_subject_review;
+mod service_account_authn;
 mod table;
 mod trace;
 mod tunnel;
@@ -64,6 +66,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/apis/authorization.k8s.io/v1/subjectaccessreviews",
             post(access_review::subject_review),
+        )
+        .route(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            post(self_subject_review::create),
         )
         .route("/api", any(handlers::resource))
         .route("/api/{*rest}", any(handlers::resource))

@@ -17,6 +17,8 @@ pub const CA_KEY: &str = "ca.key";
 pub const SERVING_CERT: &str = "serving.crt";
 /// The API's serving key.
 pub const SERVING_KEY: &str = "serving.key";
+/// The key that signs ServiceAccount tokens.
+pub const SERVICE_ACCOUNT_KEY: &str = "service-account.key";
 /// The admin client certificate (CN=admin, O=system:masters).
 pub const ADMIN_CERT: &str = "admin.crt";
 /// The admin client key.

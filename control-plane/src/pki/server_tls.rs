@@ -17,7 +17,7 @@ use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use super::authority::LEAF_VALIDITY;
 use super::files::{self, ADMIN_CERT, ADMIN_KEY, CA_CERT, SERVING_CERT, SERVING_KEY, TLS_DIR};
 use super::serving::{still_fits, still_valid};
-use super::{CertRequest, ClusterCa, IssuedCert, PkiError, Usage};
+use super::{CertRequest, ClusterCa, IssuedCert, PkiError, ServiceAccountKey, Usage};
 use crate::identity::MASTERS_GROUP;
 
 /// A certificate with less left than this is renewed on start.
@@ -48,6 +48,7 @@ pub struct ServerTls {
     ca: ClusterCa,
     serving: IssuedCert,
     admin: IssuedCert,
+    service_account_key: Arc<ServiceAccountKey>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -93,6 +94,8 @@ impl ServerTls {
                 ca
             }
         };
+        let service_account_key =
+            ServiceAccountKey::load_or_create(&dir, options.cluster_ca.as_deref())?;
         let serving = match (&options.cert_file, &options.key_file) {
             (Some(cert), Some(key)) => IssuedCert {
                 cert_pem: files::read(cert)?,
@@ -143,6 +146,7 @@ impl ServerTls {
             ca,
             serving,
             admin,
+            service_account_key: Arc::new(service_account_key),
         })
     }
 
@@ -159,6 +163,11 @@ impl ServerTls {
     /// The CA certificate as `/cacerts` serves it (the bytes of `ca.crt`).
     pub fn ca_pem(&self) -> &str {
         self.ca.cert_pem()
+    }
+
+    /// The key that signs ServiceAccount tokens.
+    pub fn service_account_key(&self) -> &Arc<ServiceAccountKey> {
+        &self.service_account_key
     }
 
     /// The admin client certificate and key (CN=admin, O=system:masters).

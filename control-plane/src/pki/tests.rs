@@ -72,3 +72,36 @@ fn members_of_a_cluster_share_a_ca_or_refuse_to_start() {
     assert_eq!(tls.ca_pem(), ca.cert_pem());
     assert_eq!(ca_hash(tls.ca_pem()).len(), 64);
 }
+
+#[test]
+fn the_token_key_is_private_kept_and_shared_through_the_ca_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    let first = ServerTls::prepare(data.path(), &TlsOptions::default()).unwrap();
+    let path = first.dir().join(SERVICE_ACCOUNT_KEY);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let again = ServerTls::prepare(data.path(), &TlsOptions::default()).unwrap();
+    assert_eq!(
+        first.service_account_key().public_key_raw(),
+        again.service_account_key().public_key_raw()
+    );
+
+    // Two members started from one CA directory sign with one key.
+    let ca_dir = tempfile::tempdir().unwrap();
+    ClusterCa::create().unwrap().write(ca_dir.path()).unwrap();
+    let shared = ServiceAccountKey::create().unwrap();
+    shared.write(ca_dir.path()).unwrap();
+    let options = TlsOptions {
+        cluster_ca: Some(ca_dir.path().to_path_buf()),
+        needs_shared_ca: true,
+        ..Default::default()
+    };
+    for member in [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()] {
+        let tls = ServerTls::prepare(member.path(), &options).unwrap();
+        assert_eq!(
+            tls.service_account_key().public_key_raw(),
+            shared.public_key_raw()
+        );
+    }
+}

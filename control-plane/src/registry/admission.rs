@@ -174,7 +174,7 @@ pub fn generate_name(prefix: &str) -> String {
 }
 
 /// Five characters as Kubernetes' `generateName` uses (no vowels, no look-alikes).
-fn random_suffix() -> String {
+pub(super) fn random_suffix() -> String {
     #[cfg(test)]
     if let Some(suffix) = tests::NEXT_SUFFIXES.with(|q| q.borrow_mut().pop_front()) {
         return suffix;

@@ -18,10 +18,12 @@ mod quota;
 mod rewrite;
 mod runtime_class;
 mod scale;
+mod service_account;
 mod storage_class;
 mod strategy;
 #[cfg(test)]
 mod tests;
+mod token_request;
 pub mod typed;
 mod watch;
 
@@ -33,9 +35,11 @@ use skiff_raft_store::{Compare, KeyValue, Op, OpResult, Store, Txn};
 use self::codec::{decode, strip_version};
 use crate::encryption::Encryption;
 use crate::error::ApiError;
+use crate::serviceaccount::TokenIssuer;
 pub use pagination::Page;
 pub use rewrite::Rewritten;
 pub use scale::has_scale_subresource;
+pub use token_request::Requester;
 pub use watch::{ListOptions, WatchEvent, WatchEventType, WatchStream};
 
 /// Which part of an object a write may change.
@@ -76,6 +80,8 @@ pub struct Registry {
     service_ranges: allocation::ServiceRanges,
     /// Seals and opens the values of the resources encrypted at rest.
     encryption: Encryption,
+    /// Signs ServiceAccount tokens; without it (a server without TLS) pods get no token volume.
+    tokens: Option<TokenIssuer>,
 }
 
 impl Registry {
@@ -91,7 +97,18 @@ impl Registry {
             dry_run: false,
             service_ranges: allocation::ServiceRanges::default(),
             encryption: Encryption::identity(),
+            tokens: None,
         }
+    }
+
+    /// This registry with ServiceAccount tokens signed by `tokens`.
+    pub fn with_tokens(self, tokens: Option<TokenIssuer>) -> Self {
+        Registry { tokens, ..self }
+    }
+
+    /// What signs ServiceAccount tokens, if this server makes them.
+    pub fn tokens(&self) -> Option<&TokenIssuer> {
+        self.tokens.as_ref()
     }
 
     /// This registry with values sealed and opened by `encryption` (its node watch hub too).
@@ -194,6 +211,7 @@ impl Registry {
         let ns = object::namespace(&obj).map(str::to_string);
         if let Some(ns) = ns.as_deref() {
             self.ensure_namespace(ns).await?;
+            self.admit_service_account(kind, &mut obj).await?;
             if kind == quotas() {
                 obj["status"] = self.quota_status(ns, &obj).await?;
             }

@@ -114,6 +114,15 @@ pub static KINDS: &[ResourceKind] = &[
     kind(
         "",
         "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        &["sa"],
+        true,
+    ),
+    kind(
+        "",
+        "v1",
         "PersistentVolume",
         "persistentvolumes",
         "persistentvolume",

@@ -359,6 +359,7 @@ impl Agent {
             dns::start(self.client.clone(), &self.cluster_dns, stop.clone());
         }
         let ctx = Arc::new(worker::Context {
+            tokens: volumes::TokenCache::default(),
             source_changes: source_watch::SourceWatch::new(
                 self.client.clone(),
                 SOURCE_CHANGES,

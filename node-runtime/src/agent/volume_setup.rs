@@ -37,6 +37,7 @@ impl Worker {
             client: &self.ctx.client,
             pods_dir: &self.ctx.pods_dir,
             allocatable: self.ctx.admission.allocatable(),
+            tokens: &self.ctx.tokens,
         }
     }
 

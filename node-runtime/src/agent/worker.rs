@@ -62,6 +62,8 @@ pub struct Context {
     pub memory_pressure: Arc<MemoryPressure>,
     /// ConfigMap and Secret changes, for volumes that project them.
     pub source_changes: SourceWatch,
+    /// The pods' ServiceAccount tokens, for volumes that project them.
+    pub tokens: super::volumes::TokenCache,
     /// The pods' own networks; None: pods share the node's network.
     pub network: Option<Arc<PodNetworks>>,
     /// The cluster DNS, for `ClusterFirst` pods.

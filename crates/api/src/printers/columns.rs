@@ -96,6 +96,10 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             let count = o["data"].as_object().map_or(0, |d| d.len());
             vec![name(o), s(&o["type"]), count.to_string(), age_of(o)]
         }),
+        "ServiceAccount" => (vec!["NAME", "SECRETS", "AGE"], |o, _| {
+            let count = o["secrets"].as_array().map_or(0, |s| s.len());
+            vec![name(o), count.to_string(), age_of(o)]
+        }),
         "Service" => (
             vec![
                 "NAME",

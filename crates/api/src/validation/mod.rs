@@ -25,7 +25,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
-    ResourceQuota, Secret, Service,
+    ResourceQuota, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -155,6 +155,9 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
                 .map(|(k, _)| k)
                 .chain(s.string_data.iter().flatten().map(|(k, _)| k));
             meta::validate_config_keys(keys, "data", &mut errors);
+        }),
+        "ServiceAccount" => decode::<ServiceAccount>(obj).map(|a| {
+            meta::validate_object_meta(&a.metadata, true, meta::NameRule::Subdomain, &mut errors)
         }),
         "PodDisruptionBudget" => decode::<PodDisruptionBudget>(obj)
             .map(|p| policy::validate_pod_disruption_budget(&p, &mut errors)),

@@ -1,6 +1,7 @@
 //! `skiff auth can-i VERB TYPE[/NAME] [NAME]`: asks the server (a SelfSubjectAccessReview)
 //! whether the current user, or the one `--as` names, may do something; prints `yes` or `no`
-//! and exits 0 or 1, as `kubectl auth can-i` does.
+//! and exits 0 or 1, as `kubectl auth can-i` does. `skiff auth whoami` prints who the server
+//! takes the caller for (a SelfSubjectReview), as `kubectl auth whoami` does.
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -12,6 +13,15 @@ pub enum AuthCommand {
     /// Check whether an action is allowed: `skiff auth can-i list pods -n team`,
     /// `skiff auth can-i get /skiff/v1/backup`.
     CanI(CanIArgs),
+    /// Print who the server takes you for: user name, uid and groups.
+    Whoami(WhoamiArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WhoamiArgs {
+    /// `json` or `yaml` for the review's userInfo; a table by default.
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -31,7 +41,42 @@ pub struct CanIArgs {
 }
 
 pub async fn run(command: AuthCommand, opts: &ClientOpts) -> anyhow::Result<()> {
-    let AuthCommand::CanI(args) = command;
+    match command {
+        AuthCommand::CanI(args) => can_i(args, opts).await,
+        AuthCommand::Whoami(args) => whoami(args, opts).await,
+    }
+}
+
+async fn whoami(args: WhoamiArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+    let user = super::client(opts)?.whoami().await?;
+    match args.output.as_deref() {
+        Some("json") => println!("{}", serde_json::to_string_pretty(&user)?),
+        Some("yaml") => print!("{}", serde_yaml_ng::to_string(&user)?),
+        Some(other) => anyhow::bail!("unknown output format {other:?}: use json or yaml"),
+        None => print!("{}", whoami_table(&user)),
+    }
+    Ok(())
+}
+
+/// `kubectl auth whoami`'s table: ATTRIBUTE and VALUE rows.
+fn whoami_table(user: &Value) -> String {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let mut rows = vec![vec!["Username".to_string(), text(&user["username"])]];
+    if let Some(uid) = user["uid"].as_str() {
+        rows.push(vec!["UID".to_string(), uid.to_string()]);
+    }
+    let groups: Vec<String> = user["groups"]
+        .as_array()
+        .map(|g| g.iter().map(text).collect())
+        .unwrap_or_default();
+    rows.push(vec![
+        "Groups".to_string(),
+        format!("[{}]", groups.join(" ")),
+    ]);
+    crate::output::table::render(&["ATTRIBUTE", "VALUE"], &rows)
+}
+
+async fn can_i(args: CanIArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     let (attributes, non_resource) = attributes(&args, &opts.namespace)?;
     let allowed = super::client(opts)?.can_i(attributes, non_resource).await?;
     if allowed {
@@ -95,6 +140,25 @@ mod tests {
             all_namespaces: all,
             subresource: None,
         }
+    }
+
+    #[test]
+    fn whoami_prints_kubectl_rows() {
+        let table = whoami_table(
+            &json!({"username": "system:serviceaccount:a:b", "uid": "u1",
+            "groups": ["system:serviceaccounts", "system:authenticated"]}),
+        );
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("ATTRIBUTE"), "{table}");
+        assert!(lines[1].contains("system:serviceaccount:a:b"), "{table}");
+        assert!(
+            lines[2].starts_with("UID") && lines[2].contains("u1"),
+            "{table}"
+        );
+        assert!(
+            lines[3].contains("[system:serviceaccounts system:authenticated]"),
+            "{table}"
+        );
     }
 
     #[test]

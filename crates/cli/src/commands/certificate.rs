@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use skiff_control_plane::pki::{ClusterCa, CA_CERT, CA_KEY};
+use skiff_control_plane::pki::{ClusterCa, ServiceAccountKey, CA_CERT, CA_KEY};
 
 #[derive(Subcommand, Debug)]
 pub enum CertificateCommand {
-    /// Make a cluster CA (ca.crt, ca.key) for the members of a multi-member cluster.
+    /// Make a cluster CA (ca.crt, ca.key, and the ServiceAccount token key) for the members of a multi-member cluster.
     CreateCa(CreateCaArgs),
 }
 
@@ -33,10 +33,15 @@ fn create_ca(args: &CreateCaArgs) -> anyhow::Result<()> {
         );
     }
     ClusterCa::create()?.write(&args.out)?;
+    // The members share the ServiceAccount token key too, so each accepts the others' tokens.
+    ServiceAccountKey::create()?.write(&args.out)?;
     println!(
-        "wrote {} and {}; start every member with --cluster-ca {}",
+        "wrote {}, {} and {}; start every member with --cluster-ca {}",
         args.out.join(CA_CERT).display(),
         args.out.join(CA_KEY).display(),
+        args.out
+            .join(skiff_control_plane::pki::SERVICE_ACCOUNT_KEY)
+            .display(),
         args.out.display()
     );
     Ok(())

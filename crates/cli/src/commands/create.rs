@@ -1,7 +1,9 @@
-//! `skiff create job NAME --from=cronjob/NAME`: starts a CronJob's Job by hand (`kubectl create job`).
+//! `skiff create job NAME --from=cronjob/NAME`: starts a CronJob's Job by hand (`kubectl create job`);
+//! `skiff create token SA`: prints a ServiceAccount token (`kubectl create token`).
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use serde_json::json;
 use skiff_api::batch::{job_from_cronjob, INSTANTIATE};
 use skiff_api::k8s_openapi::api::batch::v1::{CronJob, Job};
 
@@ -12,6 +14,23 @@ use crate::cli::ClientOpts;
 pub enum CreateCommand {
     /// Create a Job from a CronJob's template: `skiff create job NAME --from=cronjob/NAME`.
     Job(CreateJobArgs),
+    /// Print a token for a ServiceAccount: `skiff create token default -n team --duration 1h`.
+    Token(CreateTokenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateTokenArgs {
+    /// The ServiceAccount.
+    pub service_account: String,
+    /// How long the token lives (at least 10m; the server caps it at 48h); default 1h.
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub duration: Option<std::time::Duration>,
+    /// An audience of the token (repeatable); default the API server's.
+    #[arg(long = "audience")]
+    pub audiences: Vec<String>,
+    /// Bind the token to this pod (`pod/NAME` or `NAME`): it stops working when the pod goes.
+    #[arg(long)]
+    pub bound_pod: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -24,7 +43,34 @@ pub struct CreateJobArgs {
 }
 
 pub async fn run(command: CreateCommand, opts: &ClientOpts) -> anyhow::Result<()> {
-    let CreateCommand::Job(args) = command;
+    match command {
+        CreateCommand::Job(args) => create_job(args, opts).await,
+        CreateCommand::Token(args) => create_token(args, opts).await,
+    }
+}
+
+async fn create_token(args: CreateTokenArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+    let mut spec = json!({"audiences": args.audiences});
+    if let Some(duration) = args.duration {
+        spec["expirationSeconds"] = json!(duration.as_secs());
+    }
+    if let Some(pod) = &args.bound_pod {
+        let name = pod.strip_prefix("pod/").unwrap_or(pod);
+        spec["boundObjectRef"] = json!({"kind": "Pod", "apiVersion": "v1", "name": name});
+    }
+    let answer = client(opts)?
+        .create_token(&opts.namespace, &args.service_account, spec)
+        .await
+        .with_context(|| format!("serviceaccount {}", args.service_account))?;
+    let token = answer
+        .pointer("/status/token")
+        .and_then(|t| t.as_str())
+        .context("the server answered no token")?;
+    println!("{token}");
+    Ok(())
+}
+
+async fn create_job(args: CreateJobArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     let source = args
         .from
         .strip_prefix("cronjob/")

@@ -2,7 +2,7 @@
 //! `emptyDir` under `<pods_dir>/<uid>/volumes/<name>` (a tmpfs for `medium: Memory`),
 //! `hostPath` as named (its `type` checked), `persistentVolumeClaim` the bound
 //! PersistentVolume's local or hostPath directory, and `configMap`, `secret`, `downwardAPI`
-//! and `projected` files written atomically under the pod's volumes directory and rewritten
+//! and `projected` files (ServiceAccount tokens included) written atomically under the pod's volumes directory and rewritten
 //! when their sources change (`refresh`). A disk `emptyDir` over its `sizeLimit` gets its pod
 //! evicted (`usage.rs`). All are removed with the pod.
 
@@ -11,6 +11,7 @@ mod host_path;
 mod keys;
 mod mounts;
 mod projection;
+mod service_account_token;
 mod sources;
 mod sub_path;
 mod tmpfs;
@@ -30,6 +31,7 @@ use atomic_writer::Payload;
 use keys::{KeyKind, Keys};
 pub use mounts::mounts;
 use projection::DEFAULT_MODE;
+pub use service_account_token::TokenCache;
 /// `$(VAR)` expansion, shared with the container's command and args.
 pub(super) use sub_path::expand;
 pub use usage::{limited, over_limit};
@@ -97,6 +99,8 @@ pub struct Inputs<'a> {
     pub pods_dir: &'a Path,
     /// The node's allocatable, for downward API limits a container leaves unset.
     pub allocatable: Resources,
+    /// The ServiceAccount tokens of the node's pods.
+    pub tokens: &'a TokenCache,
 }
 
 /// One prepared volume: its directory on the node, and whether its kind is read-only.
@@ -292,6 +296,14 @@ async fn project(
             if let Some(downward) = source.downward_api.as_ref() {
                 let items = downward.items.as_deref().unwrap_or_default();
                 projection::downward(pod, items, default_mode, &inputs.allocatable, &mut payload)?;
+            }
+            if let Some(token) = source.service_account_token.as_ref() {
+                let jwt = inputs.tokens.token(inputs.client, pod, token).await?;
+                let file = atomic_writer::File {
+                    data: jwt.into_bytes(),
+                    mode: default_mode,
+                };
+                payload.insert(token.path.clone(), file);
             }
         }
     } else {

@@ -1,0 +1,73 @@
+//! ServiceAccount token authentication: a bearer JWT that the cluster's key signed, from its
+//! issuer, for the API server's audience and valid now, whose ServiceAccount still exists with
+//! the uid in the token (and, for a token bound to a pod, whose pod still exists with its uid),
+//! is `system:serviceaccount:NS:NAME` in groups `system:serviceaccounts`,
+//! `system:serviceaccounts:NS` and `system:authenticated`. Anything else is 401.
+
+use serde_json::Value;
+use skiff_api::resources::{self, ResourceKind};
+
+use crate::error::ApiError;
+use crate::identity::{UserInfo, SERVICE_ACCOUNTS_GROUP};
+use crate::registry::{object, Registry};
+use crate::serviceaccount::BoundRef;
+
+/// The user a ServiceAccount `token` authenticates, or 401.
+pub async fn authenticate(registry: &Registry, token: &str) -> Result<UserInfo, ApiError> {
+    let Some(tokens) = registry.tokens() else {
+        return Err(ApiError::Unauthorized(
+            "this server accepts no ServiceAccount tokens".into(),
+        ));
+    };
+    let claims = tokens
+        .verify(token)
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let k = &claims.kubernetes;
+    let namespace = k.namespace.as_str();
+    let accounts = resources::by_name("serviceaccounts").expect("serviceaccounts are served");
+    still_there(registry, accounts, namespace, &k.serviceaccount).await?;
+    if let Some(pod) = &k.pod {
+        let pods = resources::by_name("pods").expect("pods are served");
+        still_there(registry, pods, namespace, pod).await?;
+    }
+    let mut user = UserInfo::authenticated(
+        claims.sub.clone(),
+        vec![
+            SERVICE_ACCOUNTS_GROUP.to_string(),
+            format!("{SERVICE_ACCOUNTS_GROUP}:{namespace}"),
+        ],
+    );
+    user.uid = Some(k.serviceaccount.uid.clone());
+    Ok(user)
+}
+
+/// 401 unless the object the token names exists with the token's uid (and its grace period,
+/// if it is being deleted, has not run out).
+async fn still_there(
+    registry: &Registry,
+    kind: &ResourceKind,
+    namespace: &str,
+    bound: &BoundRef,
+) -> Result<(), ApiError> {
+    let gone = || {
+        ApiError::Unauthorized(format!(
+            "the token's {} {namespace}/{} no longer exists",
+            kind.singular, bound.name
+        ))
+    };
+    let obj: Value = match registry.get(kind, Some(namespace), &bound.name).await {
+        Ok(obj) => obj,
+        Err(ApiError::NotFound { .. }) => return Err(gone()),
+        Err(err) => return Err(err),
+    };
+    // A terminating pod keeps its tokens through its grace period (as in Kubernetes).
+    let deleted = obj
+        .pointer("/metadata/deletionTimestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .is_some_and(|t| t < jiff::Timestamp::now());
+    if object::uid(&obj) != Some(bound.uid.as_str()) || deleted {
+        return Err(gone());
+    }
+    Ok(())
+}

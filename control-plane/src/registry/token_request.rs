@@ -1,0 +1,130 @@
+//! TokenRequest (`POST .../serviceaccounts/{name}/token`): a signed, expiring token for a
+//! ServiceAccount, optionally bound to one of its namespace's pods. Nothing is stored.
+
+use serde_json::{json, Value};
+use skiff_api::k8s_openapi::api::authentication::v1::TokenRequest;
+use skiff_api::resources;
+
+use super::service_account::service_accounts;
+use super::{object, Registry};
+use crate::error::ApiError;
+use crate::serviceaccount::{BoundRef, TokenRequestSpec};
+
+/// Who asks for a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requester<'a> {
+    /// Anyone RBAC lets create `serviceaccounts/token`.
+    User,
+    /// A node identity (`system:nodes`): its node's name, if the identity names one.
+    Node(Option<&'a str>),
+}
+
+/// The group and version TokenRequests are served in.
+const AUTHENTICATION_V1: &str = "authentication.k8s.io/v1";
+
+impl Registry {
+    /// Answers a TokenRequest for ServiceAccount `name` of `namespace`: the request with
+    /// `status.token` and `status.expirationTimestamp`. A node's request must bind the token
+    /// to a pod that runs as that ServiceAccount and is bound to that node (to some node, for
+    /// a join-token identity that names none), as Kubernetes' NodeRestriction admission says.
+    pub async fn create_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        request: Value,
+        requester: Requester<'_>,
+    ) -> Result<Value, ApiError> {
+        let Some(tokens) = self.tokens() else {
+            return Err(ApiError::Unavailable(
+                "this server signs no ServiceAccount tokens (it serves no TLS)".into(),
+            ));
+        };
+        let typed: TokenRequest = serde_json::from_value(request.clone())
+            .map_err(|e| ApiError::BadRequest(format!("the body is not a TokenRequest: {e}")))?;
+        let spec = TokenRequestSpec::parse(&typed, tokens.audiences()).map_err(|causes| {
+            ApiError::Invalid {
+                kind: "TokenRequest".into(),
+                name: name.into(),
+                causes,
+            }
+        })?;
+        let account = self.get(service_accounts(), Some(namespace), name).await?;
+        let account = BoundRef {
+            name: name.to_string(),
+            uid: uid(&account),
+        };
+        let forbidden = |message: String| ApiError::Forbidden {
+            resource: "serviceaccounts/token".into(),
+            name: name.to_string(),
+            message,
+        };
+        let pod = match &spec.bound_pod {
+            None if requester != Requester::User => {
+                return Err(forbidden(
+                    "a node may only request tokens bound to its pods".into(),
+                ))
+            }
+            None => None,
+            Some((pod_name, wanted_uid)) => {
+                let pods = resources::by_name("pods").expect("pods are served");
+                let pod = self.get(pods, Some(namespace), pod_name).await?;
+                let actual = uid(&pod);
+                if let Some(wanted) = wanted_uid.as_deref().filter(|u| *u != actual) {
+                    return Err(ApiError::uid_mismatch(pods, pod_name, wanted, &actual));
+                }
+                let runs_as = pod
+                    .pointer("/spec/serviceAccountName")
+                    .and_then(Value::as_str);
+                if runs_as != Some(name) {
+                    return Err(forbidden(format!(
+                        "pod {pod_name} does not run as ServiceAccount {name}"
+                    )));
+                }
+                let bound_to = pod
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty());
+                let allowed = match requester {
+                    Requester::User => true,
+                    Requester::Node(Some(node)) => bound_to == Some(node),
+                    Requester::Node(None) => bound_to.is_some(),
+                };
+                if !allowed {
+                    return Err(forbidden(format!(
+                        "a node may only request tokens for pods bound to it, and pod \
+                         {pod_name} is bound to {}",
+                        bound_to.unwrap_or("no node")
+                    )));
+                }
+                Some(BoundRef {
+                    name: pod_name.clone(),
+                    uid: actual,
+                })
+            }
+        };
+        let now = jiff::Timestamp::now().as_second();
+        let claims = spec.claims(tokens.issuer(), namespace, account, pod, now);
+        let token = tokens
+            .sign(&claims)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let expires = jiff::Timestamp::from_second(claims.exp)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut answer = request;
+        answer["apiVersion"] = json!(AUTHENTICATION_V1);
+        answer["kind"] = json!("TokenRequest");
+        object::set_meta(&mut answer, "name", name);
+        object::set_meta(&mut answer, "namespace", namespace);
+        object::set_meta(&mut answer, "creationTimestamp", object::now_rfc3339());
+        answer["spec"]["audiences"] = json!(spec.audiences);
+        answer["spec"]["expirationSeconds"] = json!(spec.expiration_seconds);
+        answer["status"] = json!({
+            "token": token,
+            "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        });
+        Ok(answer)
+    }
+}
+
+fn uid(obj: &Value) -> String {
+    object::uid(obj).unwrap_or_default().to_string()
+}

@@ -1,0 +1,179 @@
+//! What a TokenRequest (`authentication.k8s.io/v1`) asks for, checked as Kubernetes checks
+//! it: audiences (default: the API server's), a lifetime of at least 10 minutes (default one
+//! hour, capped at 48 hours), and optionally a pod the token is bound to.
+
+use skiff_api::k8s_openapi::api::authentication::v1::TokenRequest;
+use skiff_api::validation::{FieldError, FieldErrorReason};
+
+use super::token::{BoundRef, Claims, KubernetesClaims};
+use crate::authz::rules::service_account_user;
+
+/// The lifetime a request that names none gets.
+pub const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
+/// The shortest lifetime a request may ask for (Kubernetes' 10 minutes).
+pub const MIN_EXPIRATION_SECONDS: i64 = 600;
+/// Longer requests are cut to this (Kubernetes' `--service-account-max-token-expiration`).
+pub const MAX_EXPIRATION_SECONDS: i64 = 48 * 3600;
+
+/// A checked TokenRequest spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRequestSpec {
+    pub audiences: Vec<String>,
+    pub expiration_seconds: i64,
+    /// The pod the token is bound to: its name, and the uid the request expects, if any.
+    pub bound_pod: Option<(String, Option<String>)>,
+}
+
+fn error(field: &str, reason: FieldErrorReason, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        reason,
+        message: message.into(),
+    }
+}
+
+impl TokenRequestSpec {
+    /// Checks `request`; empty audiences become `default_audiences`.
+    pub fn parse(
+        request: &TokenRequest,
+        default_audiences: &[String],
+    ) -> Result<TokenRequestSpec, Vec<FieldError>> {
+        let spec = &request.spec;
+        let mut errors = Vec::new();
+        let expiration_seconds = spec
+            .expiration_seconds
+            .unwrap_or(DEFAULT_EXPIRATION_SECONDS);
+        if expiration_seconds < MIN_EXPIRATION_SECONDS {
+            errors.push(error(
+                "spec.expirationSeconds",
+                FieldErrorReason::Invalid,
+                format!("may not specify a duration less than {MIN_EXPIRATION_SECONDS} seconds"),
+            ));
+        }
+        let bound_pod = match &spec.bound_object_ref {
+            None => None,
+            Some(bound) => match bound.kind.as_deref() {
+                Some("Pod") if bound.api_version.as_deref().unwrap_or("v1") == "v1" => {
+                    match bound.name.as_deref().filter(|n| !n.is_empty()) {
+                        Some(name) => Some((name.to_string(), bound.uid.clone())),
+                        None => {
+                            errors.push(error(
+                                "spec.boundObjectRef.name",
+                                FieldErrorReason::Required,
+                                "Required value",
+                            ));
+                            None
+                        }
+                    }
+                }
+                other => {
+                    errors.push(error(
+                        "spec.boundObjectRef.kind",
+                        FieldErrorReason::NotSupported,
+                        format!("{other:?}: supported values: \"Pod\" (apiVersion v1)"),
+                    ));
+                    None
+                }
+            },
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let audiences = if spec.audiences.is_empty() {
+            default_audiences.to_vec()
+        } else {
+            spec.audiences.clone()
+        };
+        Ok(TokenRequestSpec {
+            audiences,
+            expiration_seconds: expiration_seconds.min(MAX_EXPIRATION_SECONDS),
+            bound_pod,
+        })
+    }
+
+    /// The claims of a token for ServiceAccount `account` of `namespace`, issued at `now`
+    /// (unix seconds), bound to `pod` if the request names one.
+    pub fn claims(
+        &self,
+        issuer: &str,
+        namespace: &str,
+        account: BoundRef,
+        pod: Option<BoundRef>,
+        now: i64,
+    ) -> Claims {
+        Claims {
+            iss: issuer.to_string(),
+            sub: service_account_user(namespace, &account.name),
+            aud: self.audiences.clone(),
+            exp: now + self.expiration_seconds,
+            iat: now,
+            nbf: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            kubernetes: KubernetesClaims {
+                namespace: namespace.to_string(),
+                serviceaccount: account,
+                pod,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(spec: serde_json::Value) -> Result<TokenRequestSpec, Vec<FieldError>> {
+        let request: TokenRequest =
+            serde_json::from_value(json!({"spec": spec})).expect("a TokenRequest");
+        TokenRequestSpec::parse(&request, &["https://kubernetes.default.svc".into()])
+    }
+
+    #[test]
+    fn defaults_caps_and_minimum() {
+        let spec = parse(json!({})).expect("valid");
+        assert_eq!(spec.expiration_seconds, DEFAULT_EXPIRATION_SECONDS);
+        assert_eq!(spec.audiences, ["https://kubernetes.default.svc"]);
+        assert_eq!(spec.bound_pod, None);
+        let long = parse(json!({"expirationSeconds": 10_000_000})).expect("valid");
+        assert_eq!(long.expiration_seconds, MAX_EXPIRATION_SECONDS);
+        let short = parse(json!({"expirationSeconds": 599})).expect_err("too short");
+        assert_eq!(short[0].field, "spec.expirationSeconds");
+        let custom = parse(json!({"audiences": ["vault"]})).expect("valid");
+        assert_eq!(custom.audiences, ["vault"]);
+    }
+
+    #[test]
+    fn only_pods_bind() {
+        let pod = parse(json!({"boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
+            "name": "web", "uid": "u1"}}))
+        .expect("valid");
+        assert_eq!(pod.bound_pod, Some(("web".into(), Some("u1".into()))));
+        let secret = parse(json!({"boundObjectRef": {"kind": "Secret", "name": "s"}}));
+        assert_eq!(
+            secret.expect_err("not a pod")[0].field,
+            "spec.boundObjectRef.kind"
+        );
+    }
+
+    #[test]
+    fn claims_name_the_account_and_pod() {
+        let spec = parse(json!({"expirationSeconds": 3607})).expect("valid");
+        let account = BoundRef {
+            name: "default".into(),
+            uid: "sa-uid".into(),
+        };
+        let pod = BoundRef {
+            name: "web".into(),
+            uid: "pod-uid".into(),
+        };
+        let claims = spec.claims("iss", "ns1", account, Some(pod), 1000);
+        assert_eq!(claims.sub, "system:serviceaccount:ns1:default");
+        assert_eq!((claims.iat, claims.nbf, claims.exp), (1000, 1000, 4607));
+        let json = serde_json::to_value(&claims).expect("json");
+        assert_eq!(json["kubernetes.io"]["pod"]["uid"], "pod-uid");
+        assert_eq!(json["kubernetes.io"]["serviceaccount"]["name"], "default");
+        assert_eq!(json["kubernetes.io"]["namespace"], "ns1");
+    }
+}

@@ -1,0 +1,478 @@
+//! ServiceAccounts over HTTPS: every namespace gets a `default` account and the
+//! `kube-root-ca.crt` ConfigMap (made again when deleted or edited); TokenRequest issues
+//! tokens that authenticate as the account, get only what RBAC grants it, and stop working
+//! when the account or the pod they are bound to is gone; pod admission settles the account
+//! and mounts the token volume.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use skiff_control_plane::pki::{
+    serving_names, CertRequest, IssuedCert, ServerTls, TlsOptions, Usage,
+};
+use skiff_control_plane::{Server, ServerConfig, ServerHandle};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    tls: Arc<ServerTls>,
+    server: ServerHandle,
+    admin: reqwest::Client,
+    /// A client without a certificate, for bearer tokens.
+    bare: reqwest::Client,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listen = "127.0.0.1:0".parse().expect("addr");
+        let options = TlsOptions {
+            serving_names: serving_names(listen, "test", None, &[]),
+            ..Default::default()
+        };
+        let tls = Arc::new(ServerTls::prepare(dir.path(), &options).expect("tls"));
+        let mut config = ServerConfig::new("test", dir.path().to_path_buf(), listen);
+        config.tls = Some(tls.clone());
+        let server = Server::start(config).await.expect("server");
+        let admin = client(tls.ca_pem(), Some(tls.admin()));
+        let bare = client(tls.ca_pem(), None);
+        Cluster {
+            _dir: dir,
+            tls,
+            server,
+            admin,
+            bare,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self.admin.get(self.url(path)).send().await.expect("get");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .admin
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn delete(&self, path: &str) -> StatusCode {
+        let response = self
+            .admin
+            .delete(self.url(&format!("{path}?gracePeriodSeconds=0")))
+            .send()
+            .await
+            .expect("delete");
+        response.status()
+    }
+
+    /// `GET path` until `done` holds for the answer, within a deadline.
+    async fn wait_for(&self, path: &str, done: impl Fn(StatusCode, &Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, body) = self.get(path).await;
+            if done(status, &body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path}: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A token for ServiceAccount `ns/name`, with `spec`.
+    async fn token(&self, ns: &str, name: &str, spec: Value) -> String {
+        let (status, answer) = self
+            .post(
+                &format!("/api/v1/namespaces/{ns}/serviceaccounts/{name}/token"),
+                json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                    "spec": spec}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        answer["status"]["token"]
+            .as_str()
+            .expect("a token")
+            .to_string()
+    }
+
+    /// Who `token` is (SelfSubjectReview), or the refusal's code.
+    async fn whoami(&self, token: &str) -> Result<Value, StatusCode> {
+        let response = self
+            .bare
+            .post(self.url("/apis/authentication.k8s.io/v1/selfsubjectreviews"))
+            .bearer_auth(token)
+            .json(&json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}))
+            .send()
+            .await
+            .expect("review");
+        match response.status() {
+            StatusCode::CREATED => {
+                Ok(response.json::<Value>().await.expect("json")["status"]["userInfo"].clone())
+            }
+            other => Err(other),
+        }
+    }
+
+    async fn list_pods_as(&self, token: &str, ns: &str) -> StatusCode {
+        self.bare
+            .get(self.url(&format!("/api/v1/namespaces/{ns}/pods")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("list")
+            .status()
+    }
+}
+
+fn client(ca_pem: &str, identity: Option<&IssuedCert>) -> reqwest::Client {
+    let mut roots = RootCertStore::empty();
+    for der in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(der.expect("ca")).expect("root");
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some(id) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("chain"),
+                PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).expect("key"),
+            )
+            .expect("client auth"),
+        None => builder.with_no_client_auth(),
+    };
+    reqwest::Client::builder()
+        .use_preconfigured_tls(config)
+        .build()
+        .expect("client")
+}
+
+fn pod(name: &str, extra: Value) -> Value {
+    let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "app:1"}],
+            "initContainers": [{"name": "i", "image": "init:1"}]}});
+    if let Some(map) = extra.as_object() {
+        for (k, v) in map {
+            pod["spec"][k] = v.clone();
+        }
+    }
+    pod
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_namespace_keeps_a_default_account_and_the_root_ca() {
+    let cluster = Cluster::start().await;
+    let exists = |s: StatusCode, _: &Value| s == StatusCode::OK;
+    cluster
+        .wait_for("/api/v1/namespaces/default/serviceaccounts/default", exists)
+        .await;
+    let (status, _) = cluster
+        .post(
+            "/api/v1/namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "team"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let account = "/api/v1/namespaces/team/serviceaccounts/default";
+    let root_ca = "/api/v1/namespaces/team/configmaps/kube-root-ca.crt";
+    let first = cluster.wait_for(account, exists).await;
+    let ca = cluster.tls.ca_pem().to_string();
+    let holds_ca = |s: StatusCode, cm: &Value| s == StatusCode::OK && cm["data"]["ca.crt"] == ca;
+    cluster.wait_for(root_ca, holds_ca).await;
+
+    assert!(cluster.delete(account).await.is_success());
+    let again = cluster.wait_for(account, exists).await;
+    assert_ne!(first["metadata"]["uid"], again["metadata"]["uid"]);
+
+    let response = cluster
+        .admin
+        .patch(cluster.url(root_ca))
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"data": {"ca.crt": "forged", "extra": "x"}}"#)
+        .send()
+        .await
+        .expect("patch");
+    assert!(response.status().is_success());
+    let restored = cluster.wait_for(root_ca, holds_ca).await;
+    assert_eq!(restored["data"].as_object().map(|d| d.len()), Some(1));
+    assert!(cluster.delete(root_ca).await.is_success());
+    cluster.wait_for(root_ca, holds_ca).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_its_account_with_only_what_rbac_grants_until_the_account_goes() {
+    let cluster = Cluster::start().await;
+    let (status, _) = cluster
+        .post(
+            "/api/v1/namespaces/default/serviceaccounts",
+            json!({"apiVersion": "v1",
+            "kind": "ServiceAccount", "metadata": {"name": "robot"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let token = cluster.token("default", "robot", json!({})).await;
+    let me = cluster.whoami(&token).await.expect("authenticated");
+    assert_eq!(me["username"], "system:serviceaccount:default:robot");
+    assert_eq!(
+        me["groups"],
+        json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:default",
+            "system:authenticated"
+        ])
+    );
+    assert!(me["uid"].as_str().is_some_and(|u| !u.is_empty()));
+
+    assert_eq!(
+        cluster.list_pods_as(&token, "default").await,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _) = cluster
+        .post("/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "robot-view"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": "robot", "namespace": "default"}]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while cluster.list_pods_as(&token, "default").await != StatusCode::OK {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the binding never took"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        cluster.list_pods_as(&token, "kube-system").await,
+        StatusCode::FORBIDDEN
+    );
+
+    // Garbage, a short lifetime and an unknown account are refused.
+    assert_eq!(cluster.whoami("a.b.c").await, Err(StatusCode::UNAUTHORIZED));
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(
+        cluster.whoami(&tampered).await,
+        Err(StatusCode::UNAUTHORIZED)
+    );
+    let (status, _) = cluster
+        .post(
+            "/api/v1/namespaces/default/serviceaccounts/robot/token",
+            json!({"spec": {"expirationSeconds": 60}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = cluster
+        .post(
+            "/api/v1/namespaces/default/serviceaccounts/ghost/token",
+            json!({"spec": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // An account made again under the same name is another account.
+    assert!(cluster
+        .delete("/api/v1/namespaces/default/serviceaccounts/robot")
+        .await
+        .is_success());
+    assert_eq!(cluster.whoami(&token).await, Err(StatusCode::UNAUTHORIZED));
+    let (status, _) = cluster
+        .post(
+            "/api/v1/namespaces/default/serviceaccounts",
+            json!({"apiVersion": "v1",
+            "kind": "ServiceAccount", "metadata": {"name": "robot"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(cluster.whoami(&token).await, Err(StatusCode::UNAUTHORIZED));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_bound_to_a_pod_dies_with_the_pod() {
+    let cluster = Cluster::start().await;
+    let (status, web) = cluster
+        .post("/api/v1/namespaces/default/pods", pod("web", json!({})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{web}");
+    let uid = web["metadata"]["uid"].clone();
+    let bound =
+        json!({"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web", "uid": uid}});
+    let token = cluster.token("default", "default", bound).await;
+    let me = cluster.whoami(&token).await.expect("authenticated");
+    assert_eq!(me["username"], "system:serviceaccount:default:default");
+    let wrong_uid = json!({"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
+        "name": "web", "uid": "another"}}});
+    let (status, _) = cluster
+        .post(
+            "/api/v1/namespaces/default/serviceaccounts/default/token",
+            wrong_uid,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    assert!(cluster
+        .delete("/api/v1/namespaces/default/pods/web")
+        .await
+        .is_success());
+    cluster
+        .wait_for("/api/v1/namespaces/default/pods/web", |s, _| {
+            s == StatusCode::NOT_FOUND
+        })
+        .await;
+    assert_eq!(cluster.whoami(&token).await, Err(StatusCode::UNAUTHORIZED));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_run_as_an_existing_account_and_get_its_token_volume() {
+    let cluster = Cluster::start().await;
+    let pods = "/api/v1/namespaces/default/pods";
+    let (status, web) = cluster.post(pods, pod("web", json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{web}");
+    let spec = &web["spec"];
+    assert_eq!(spec["serviceAccountName"], "default");
+    assert_eq!(spec["serviceAccount"], "default");
+    let volume = &spec["volumes"][0];
+    let name = volume["name"].as_str().expect("a volume");
+    assert!(
+        name.starts_with("kube-api-access-") && name.len() == "kube-api-access-".len() + 5,
+        "{name}"
+    );
+    let sources = &volume["projected"]["sources"];
+    assert_eq!(sources[0]["serviceAccountToken"]["path"], "token");
+    assert_eq!(sources[1]["configMap"]["name"], "kube-root-ca.crt");
+    for list in ["containers", "initContainers"] {
+        let mount = &spec[list][0]["volumeMounts"][0];
+        assert_eq!(mount["name"], name, "{list}");
+        assert_eq!(
+            mount["mountPath"],
+            "/var/run/secrets/kubernetes.io/serviceaccount"
+        );
+        assert_eq!(mount["readOnly"], true);
+    }
+
+    let (status, refused) = cluster
+        .post(pods, pod("ghostly", json!({"serviceAccountName": "ghost"})))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("serviceaccount \"ghost\" not found"),
+        "{message}"
+    );
+
+    let (status, plain) = cluster
+        .post(
+            pods,
+            pod("plain", json!({"automountServiceAccountToken": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(plain["spec"].get("volumes").is_none(), "{plain}");
+
+    let (status, _) = cluster
+        .post(
+            "/api/v1/namespaces/default/serviceaccounts",
+            json!({"apiVersion": "v1",
+            "kind": "ServiceAccount", "metadata": {"name": "quiet"},
+            "automountServiceAccountToken": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, quiet) = cluster
+        .post(pods, pod("quiet", json!({"serviceAccountName": "quiet"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(quiet["spec"]["serviceAccountName"], "quiet");
+    assert!(quiet["spec"].get("volumes").is_none(), "{quiet}");
+    let (status, loud) = cluster
+        .post(
+            pods,
+            pod(
+                "loud",
+                json!({"serviceAccountName": "quiet",
+            "automountServiceAccountToken": true}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(
+        loud["spec"]["volumes"][0]["projected"].is_object(),
+        "{loud}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_gets_tokens_only_for_pods_bound_to_it() {
+    let cluster = Cluster::start().await;
+    let pods = "/api/v1/namespaces/default/pods";
+    for (name, node) in [("here", "n1"), ("there", "n2")] {
+        let (status, _) = cluster
+            .post(pods, pod(name, json!({"nodeName": node})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let node_cert = cluster
+        .tls
+        .ca()
+        .issue(&CertRequest {
+            common_name: "system:node:n1".into(),
+            organizations: vec!["system:nodes".into()],
+            sans: Vec::new(),
+            usage: Usage::Client,
+            validity: Duration::from_secs(3600),
+        })
+        .expect("node certificate");
+    let node = client(cluster.tls.ca_pem(), Some(&node_cert));
+    let ask = |bound: Value| {
+        let node = node.clone();
+        let url = cluster.url("/api/v1/namespaces/default/serviceaccounts/default/token");
+        async move {
+            let response = node
+                .post(url)
+                .json(&json!({"spec": bound}))
+                .send()
+                .await
+                .expect("token request");
+            response.status()
+        }
+    };
+    let bound_to =
+        |pod: &str| json!({"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": pod}});
+    // The node authorizer reads an informer cache: wait for it to see the pod.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = ask(bound_to("here")).await;
+        if status == StatusCode::CREATED {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ask(bound_to("there")).await, StatusCode::FORBIDDEN);
+    assert_eq!(ask(json!({})).await, StatusCode::FORBIDDEN);
+}

@@ -1,0 +1,134 @@
+//! ServiceAccount tokens end to end on a dev server: a pod running the `volumes` Wasm guest
+//! finds its projected token, namespace and CA at the standard path (admission added the
+//! volume, the agent asked TokenRequest for a token bound to the pod); the token from its log
+//! authenticates as `system:serviceaccount:default:default` (`skiff auth whoami`), gets 403
+//! listing pods until a RoleBinding grants `view`, and is refused (401) once the pod is gone;
+//! `skiff get sa` lists the `default` account and `skiff create token` prints a token.
+
+use std::path::Path;
+use std::time::Duration;
+
+use skiff_e2e::{repo_root, wait_until, DevServer, Skiff};
+
+const WAIT: Duration = Duration::from_secs(40);
+const MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// A kubeconfig for `url` that authenticates with `token` and trusts `ca`.
+fn token_kubeconfig(dir: &Path, url: &str, ca: &Path, token: &str) -> anyhow::Result<String> {
+    let path = dir.join("token.kubeconfig");
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {url}\n    \
+         certificate-authority: {ca}\nusers:\n- name: robot\n  user:\n    token: {token}\n\
+         contexts:\n- name: robot\n  context: {{cluster: skiff, user: robot}}\n\
+         current-context: robot\n",
+        ca = ca.display()
+    );
+    std::fs::write(&path, yaml)?;
+    Ok(path.display().to_string())
+}
+
+/// The value of the `PATH: CONTENT` line the guest printed for `path`, once it is not an error.
+fn printed(cli: &Skiff, path: &str) -> anyhow::Result<String> {
+    wait_until(&format!("reader to print {path}"), WAIT, || {
+        let out = cli.run(&["logs", "reader"])?;
+        let prefix = format!("{path}: ");
+        match out.stdout.lines().find_map(|l| l.strip_prefix(&prefix)) {
+            Some(value) if !value.starts_with("error:") => Ok(Some(value.to_string())),
+            _ => anyhow::bail!("printed so far: {}{}", out.stdout, out.stderr),
+        }
+    })
+}
+
+#[test]
+fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()> {
+    let guest = repo_root().join("wasm-examples/target/wasm32-wasip1/release/volumes.wasm");
+    assert!(
+        guest.exists(),
+        "{} is missing: build the guests first with scripts/build-guests.sh",
+        guest.display()
+    );
+    let tmp = tempfile::tempdir()?;
+    let guests = tmp.path().join("guests");
+    std::fs::create_dir(&guests)?;
+    let image = guests.join("volumes.wasm");
+    std::fs::copy(&guest, &image)?;
+    let data = tmp.path().join("data");
+    let server = DevServer::start_with(
+        &data,
+        true,
+        &[
+            "--node-name",
+            "dev1",
+            "--allow-image-dir",
+            &guests.display().to_string(),
+        ],
+    )?;
+    let cli = server.cli();
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: reader}}\nspec:\n  containers:\n  \
+         - name: reader\n    image: \"file:{image}\"\n    \
+         args: [watch, {MOUNT}/token, {MOUNT}/namespace, {MOUNT}/ca.crt]\n",
+        image = image.display()
+    );
+    cli.apply_yaml(&pod)?;
+
+    let token = printed(&cli, &format!("{MOUNT}/token"))?;
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    assert_eq!(printed(&cli, &format!("{MOUNT}/namespace"))?, "default");
+    let ca = printed(&cli, &format!("{MOUNT}/ca.crt"))?;
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+
+    let kubeconfig = token_kubeconfig(tmp.path(), &server.url(), &data.join("tls/ca.crt"), &token)?;
+    let as_robot = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
+        all.extend(args);
+        cli.run(&all)
+    };
+    let me = as_robot(&["auth", "whoami", "-o", "json"])?;
+    anyhow::ensure!(me.success, "whoami: {me:?}");
+    let me: serde_json::Value = serde_json::from_str(&me.stdout)?;
+    assert_eq!(me["username"], "system:serviceaccount:default:default");
+    assert!(me["groups"]
+        .as_array()
+        .is_some_and(|g| g.iter().any(|g| g == "system:serviceaccounts:default")));
+
+    let denied = as_robot(&["get", "pods"])?;
+    assert!(!denied.success, "{denied:?}");
+    assert!(denied.stderr.contains("forbidden"), "{denied:?}");
+    cli.apply_yaml(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: robot-view}\n\
+         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\n\
+         subjects:\n- {kind: ServiceAccount, name: default, namespace: default}\n",
+    )?;
+    wait_until("the binding to let the token list pods", WAIT, || {
+        let out = as_robot(&["get", "pods"])?;
+        anyhow::ensure!(out.success, "{out:?}");
+        Ok(out.stdout.contains("reader").then_some(()))
+    })?;
+
+    // `skiff get sa` and `skiff create token` as kubectl's.
+    let accounts = cli.ok(&["get", "sa"])?;
+    assert!(
+        accounts.starts_with("NAME") && accounts.contains("default"),
+        "{accounts}"
+    );
+    let made = cli.ok(&["create", "token", "default", "--duration", "20m"])?;
+    let made = made.trim();
+    assert_eq!(made.split('.').count(), 3, "{made}");
+    let short = cli.run(&["create", "token", "default", "--duration", "5m"])?;
+    assert!(!short.success, "a 5-minute token: {short:?}");
+
+    cli.ok(&["delete", "pod", "reader", "--grace-period", "0"])?;
+    wait_until("the token to be refused", WAIT, || {
+        let out = as_robot(&["auth", "whoami"])?;
+        if out.success {
+            anyhow::bail!("still accepted: {out:?}");
+        }
+        anyhow::ensure!(
+            out.stderr.contains("401") || out.stderr.contains("nauthorized"),
+            "{out:?}"
+        );
+        Ok(Some(()))
+    })?;
+    Ok(())
+}
