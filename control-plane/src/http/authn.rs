@@ -1,7 +1,7 @@
 //! Authentication: who sent a request. Over TLS, a client certificate the handshake verified
-//! against the cluster CA names the user (CN) and groups (O); else a join token sent as a
-//! bearer token makes the request `system:bootstrap:<token id>`'s (groups
-//! `system:bootstrappers`, `system:nodes`); else it is anonymous, and only health, version and
+//! against the cluster CA names the user (CN) and groups (O); else a bearer token from
+//! `--token-auth-file` names its user; else a join token sent as a bearer token makes the
+//! request `system:bootstrap:<token id>`'s (groups `system:bootstrappers`, `system:nodes`); else it is anonymous, and only health, version and
 //! `/cacerts` answer it (others get 401). A request not over TLS came through the loopback
 //! `--insecure-http` listener and acts as a cluster admin (`UserInfo::insecure`).
 
@@ -72,6 +72,9 @@ async fn identify(
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::Unauthorized("expected `Authorization: Bearer <token>`".into()))?;
+    if let Some(user) = state.static_tokens.authenticate(token) {
+        return Ok(user);
+    }
     let token = JoinToken::parse(token).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
     super::auth::verify(&state.registry, &token).await?;
     Ok(UserInfo::authenticated(

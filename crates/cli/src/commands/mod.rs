@@ -96,7 +96,11 @@ pub fn connection(opts: &ClientOpts) -> anyhow::Result<(Vec<String>, Credentials
              ./skiff-data/admin.kubeconfig) and no --server: `skiff server` writes \
              DATA_DIR/admin.kubeconfig",
         )?;
-    let credentials = resolved.map(|r| r.credentials).unwrap_or_default();
+    let mut credentials = resolved.map(|r| r.credentials).unwrap_or_default();
+    if let Some(token) = &opts.token {
+        credentials.identity = None;
+        credentials.token = Some(token.clone());
+    }
     Ok((vec![server], credentials))
 }
 
