@@ -47,6 +47,9 @@ const NAMESPACE: &str = "default";
 /// The three ways in.
 const MODES: [&str; 3] = ["insecure-http", "https-admin", "https-token+rbac"];
 
+/// A mode's create and get figures in one round.
+type Run = (Figures, Figures);
+
 /// One operation's figures.
 #[derive(Clone, Copy)]
 struct Figures {
@@ -161,11 +164,7 @@ async fn bind_to_edit(admin: &Client, user: &Client) -> anyhow::Result<()> {
 }
 
 /// Creates ConfigMaps named `PREFIX-i`, then gets them, from `args.clients` at once.
-async fn run(
-    client: &Client,
-    args: &BenchApiArgs,
-    prefix: &str,
-) -> anyhow::Result<(Figures, Figures)> {
+async fn run(client: &Client, args: &BenchApiArgs, prefix: &str) -> anyhow::Result<Run> {
     let configmaps = kind("configmaps")?;
     let create = measure(args, |i| {
         let client = client.clone();
@@ -227,15 +226,14 @@ where
 }
 
 /// Each mode's mean throughput and p99 over the rounds, against the insecure listener's.
-fn print_ratios(totals: &[Vec<(Figures, Figures)>]) {
-    let mean = |runs: &[(Figures, Figures)], pick: fn(&(Figures, Figures)) -> Figures| {
+fn print_ratios(totals: &[Vec<Run>]) {
+    let mean = |runs: &[Run], pick: fn(&Run) -> Figures| {
         let n = runs.len().max(1) as f64;
         let rate = runs.iter().map(|r| pick(r).per_second).sum::<f64>() / n;
         let p99 = runs.iter().map(|r| pick(r).p99.as_secs_f64()).sum::<f64>() / n;
         (rate, p99)
     };
-    let ops: [(&str, fn(&(Figures, Figures)) -> Figures); 2] =
-        [("create", |r| r.0), ("get", |r| r.1)];
+    let ops: [(&str, fn(&Run) -> Figures); 2] = [("create", |r| r.0), ("get", |r| r.1)];
     println!("against {} (mean over the rounds):", MODES[0]);
     for (op, pick) in ops {
         let (base_rate, base_p99) = mean(&totals[0], pick);
