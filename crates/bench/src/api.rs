@@ -227,18 +227,18 @@ where
 
 /// Each mode's mean throughput and p99 over the rounds, against the insecure listener's.
 fn print_ratios(totals: &[Vec<Run>]) {
-    let mean = |runs: &[Run], pick: fn(&Run) -> Figures| {
+    let mean = |runs: &[Run], get: bool| {
         let n = runs.len().max(1) as f64;
+        let pick = |r: &Run| if get { r.1 } else { r.0 };
         let rate = runs.iter().map(|r| pick(r).per_second).sum::<f64>() / n;
         let p99 = runs.iter().map(|r| pick(r).p99.as_secs_f64()).sum::<f64>() / n;
         (rate, p99)
     };
-    let ops: [(&str, fn(&Run) -> Figures); 2] = [("create", |r| r.0), ("get", |r| r.1)];
     println!("against {} (mean over the rounds):", MODES[0]);
-    for (op, pick) in ops {
-        let (base_rate, base_p99) = mean(&totals[0], pick);
+    for (op, get) in [("create", false), ("get", true)] {
+        let (base_rate, base_p99) = mean(&totals[0], get);
         for (mode, runs) in MODES.iter().zip(totals).skip(1) {
-            let (rate, p99) = mean(runs, pick);
+            let (rate, p99) = mean(runs, get);
             println!(
                 "  {op:<6} {mode:<17} throughput {:>5.1}% of it ({:+.1}%), p99 x{:.2}",
                 100.0 * rate / base_rate,
