@@ -60,7 +60,14 @@ async fn identify(
     headers: &HeaderMap,
 ) -> Result<UserInfo, ApiError> {
     if let Some(leaf) = peer.certificates.first() {
-        return user_of_certificate(leaf).ok_or_else(|| {
+        // Parsed on the connection's first request only.
+        let user = peer
+            .identity
+            .get_or_init(|| Box::new(user_of_certificate(leaf)))
+            .downcast_ref::<Option<UserInfo>>()
+            .cloned()
+            .flatten();
+        return user.ok_or_else(|| {
             ApiError::Unauthorized("the client certificate names no user (CN)".into())
         });
     }
