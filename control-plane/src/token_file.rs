@@ -91,16 +91,6 @@ impl StaticTokens {
         Ok(StaticTokens { entries })
     }
 
-    /// How many tokens the file holds.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the file holds no token.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The user `token` authenticates as, if it is in the file. Every entry is compared, in
     /// constant time, so the time taken does not tell how much of a token was right.
     pub fn authenticate(&self, token: &str) -> Option<UserInfo> {
@@ -196,7 +186,7 @@ mod tests {
     #[test]
     fn lines_give_users_with_their_groups() {
         let tokens = StaticTokens::parse(FILE).expect("parse");
-        assert_eq!(tokens.len(), 3);
+        assert_eq!(tokens.entries.len(), 3);
         let alice = tokens.authenticate("s3cr3t").expect("alice");
         assert_eq!(alice.name, "alice");
         assert_eq!(alice.uid.as_deref(), Some("u-1"));
