@@ -15,6 +15,7 @@ pub mod scheduler;
 pub mod serviceaccount;
 #[cfg(test)]
 mod test_registry;
+pub mod token_file;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -96,6 +97,8 @@ pub struct ServerConfig {
     /// A further plain-HTTP listener (`--insecure-http`), loopback only, whose requests act as
     /// a cluster admin.
     pub insecure_http: Option<SocketAddr>,
+    /// `--token-auth-file`: static bearer tokens and their users, read at start.
+    pub token_auth_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -122,6 +125,7 @@ impl ServerConfig {
             audit_log: None,
             tls: None,
             insecure_http: None,
+            token_auth_file: None,
         }
     }
 }
@@ -144,6 +148,8 @@ pub enum ServerError {
     #[error(transparent)]
     Encryption(#[from] encryption::EncryptionError),
     #[error(transparent)]
+    TokenFile(#[from] token_file::TokenFileError),
+    #[error(transparent)]
     AuditLog(#[from] http::audit::AuditLogError),
     #[error("the store did not elect itself and create the system namespaces within 10 s")]
     FirstTerm,
@@ -165,6 +171,10 @@ impl Server {
         if let Some(addr) = plain.iter().find(|addr| !addr.ip().is_loopback()) {
             return Err(ServerError::NotLoopback { addr: *addr });
         }
+        let static_tokens = match &config.token_auth_file {
+            Some(path) => token_file::StaticTokens::load(path)?,
+            None => token_file::StaticTokens::default(),
+        };
         let tls_config = match &config.tls {
             Some(tls) => Some(tls.server_config()?),
             None => None,
@@ -240,6 +250,7 @@ impl Server {
             audit,
             authorizer,
             cluster_ca: config.tls.as_ref().map(|tls| Arc::from(tls.ca_pem())),
+            static_tokens: Arc::new(static_tokens),
         });
         let insecure_addr = insecure.as_ref().map(|(_, addr)| *addr);
         let insecure_serving = insecure.map(|(listener, _)| {

@@ -1,12 +1,14 @@
 //! The authorizer's view of the cluster: informers (list + watch) of Roles, ClusterRoles,
-//! their bindings and Pods, kept on every member so that no request reads the store.
+//! their bindings and Pods, kept on every member so that no request reads the store; and the
+//! RBAC index built from them, rebuilt when one of the four RBAC kinds has changed.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use skiff_api::k8s_openapi::api::core::v1::Pod;
 use skiff_api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use tokio_util::sync::CancellationToken;
 
+use super::index::RbacIndex;
 use super::node::PodSource;
 use super::rbac::PolicySource;
 use crate::registry::Registry;
@@ -20,7 +22,12 @@ pub struct Cache {
     cluster_role_bindings: Arc<Informer<ClusterRoleBinding>>,
     role_bindings: Arc<Informer<RoleBinding>>,
     pods: Arc<Informer<Pod>>,
+    /// The index and the RBAC informers' revisions it was built at.
+    index: Arc<RwLock<(Revisions, Arc<RbacIndex>)>>,
 }
+
+/// The revisions of the ClusterRole, Role, ClusterRoleBinding and RoleBinding informers.
+type Revisions = [u64; 4];
 
 impl Cache {
     /// Starts the informers; they stop with `shutdown`.
@@ -31,7 +38,38 @@ impl Cache {
             cluster_role_bindings: Informer::start(registry.clone(), shutdown.clone()),
             role_bindings: Informer::start(registry.clone(), shutdown.clone()),
             pods: Informer::start(registry.clone(), shutdown.clone()),
+            // Revision 0 is never current once synced: the first request builds the index.
+            index: Arc::new(RwLock::new(([0; 4], Arc::default()))),
         }
+    }
+
+    /// The RBAC index for the cached objects, rebuilt first if any of them changed since.
+    pub fn rbac_index(&self) -> Arc<RbacIndex> {
+        // Read before the objects are: a change during the build leaves the index marked
+        // older than what it holds, and the next request builds again.
+        let revisions = self.rbac_revisions();
+        {
+            let (built_at, index) = &*self.index.read().expect("rbac index lock");
+            if *built_at == revisions && revisions != [0; 4] {
+                return index.clone();
+            }
+        }
+        let index = Arc::new(RbacIndex::build(self));
+        let mut cached = self.index.write().expect("rbac index lock");
+        // Another request may have built a newer one meanwhile; keep the newest.
+        if cached.0.iter().zip(&revisions).all(|(old, new)| old <= new) {
+            *cached = (revisions, index.clone());
+        }
+        index
+    }
+
+    fn rbac_revisions(&self) -> Revisions {
+        [
+            self.cluster_roles.revision(),
+            self.roles.revision(),
+            self.cluster_role_bindings.revision(),
+            self.role_bindings.revision(),
+        ]
     }
 
     /// Waits until every informer has listed once.
@@ -49,9 +87,8 @@ impl PolicySource for Cache {
         self.cluster_role_bindings.list(|_| true)
     }
 
-    fn role_bindings(&self, namespace: &str) -> Vec<Arc<RoleBinding>> {
-        self.role_bindings
-            .list(|b| b.metadata.namespace.as_deref() == Some(namespace))
+    fn role_bindings(&self) -> Vec<Arc<RoleBinding>> {
+        self.role_bindings.list(|_| true)
     }
 
     fn cluster_role(&self, name: &str) -> Option<Arc<ClusterRole>> {

@@ -7,6 +7,7 @@ pub mod attributes;
 mod cache;
 pub mod defaults;
 mod denial;
+mod index;
 pub mod node;
 pub mod rbac;
 pub mod rules;
@@ -18,8 +19,8 @@ pub use attributes::{Attributes, ResourceAttributes, Target};
 pub use denial::forbidden;
 
 use self::cache::Cache;
+use self::index::RbacIndex;
 use self::node::{NodeDecision, PodSource};
-use self::rbac::PolicySource;
 use crate::identity::{UserInfo, MASTERS_GROUP};
 use crate::registry::Registry;
 
@@ -44,21 +45,21 @@ impl Authorizer {
 
     /// Whether `user` may do `attrs`.
     pub fn allows(&self, user: &UserInfo, attrs: &Attributes) -> bool {
-        decide(&self.cache, user, attrs)
+        if user.in_group(MASTERS_GROUP) {
+            return true;
+        }
+        decide(&self.cache, &self.cache.rbac_index(), user, attrs)
     }
 }
 
-/// The decision of the authorizer chain over `source`.
-fn decide(source: &(impl PolicySource + PodSource), user: &UserInfo, attrs: &Attributes) -> bool {
-    if user.in_group(MASTERS_GROUP) {
-        return true;
-    }
+/// The decision of the node authorizer over `pods`, then RBAC's over `rbac`.
+fn decide(pods: &impl PodSource, rbac: &RbacIndex, user: &UserInfo, attrs: &Attributes) -> bool {
     if let Some(node) = node::node_name(user) {
-        match node::decide(source, node, attrs) {
+        match node::decide(pods, node, attrs) {
             NodeDecision::Allow => return true,
             NodeDecision::Deny => return false,
             NodeDecision::NoOpinion => {}
         }
     }
-    rbac::allows(source, user, attrs)
+    rbac.allows(user, attrs)
 }

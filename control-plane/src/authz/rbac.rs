@@ -1,28 +1,32 @@
 //! The RBAC authorizer: a request is allowed when a rule of a role bound to the user allows it.
 //! ClusterRoleBindings grant their ClusterRole everywhere; a RoleBinding grants its Role, or
 //! the ClusterRole it names, in its own namespace only. Non-resource URLs are granted only by
-//! ClusterRoleBindings.
+//! ClusterRoleBindings. Requests are decided by `index::RbacIndex`, built from a
+//! `PolicySource`; the scan here is the plain statement of the rules that the index is tested
+//! against.
 
 use std::sync::Arc;
 
-use skiff_api::k8s_openapi::api::rbac::v1::{
-    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef,
+use skiff_api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+#[cfg(test)]
+use {
+    super::attributes::Attributes,
+    super::rules,
+    crate::identity::UserInfo,
+    skiff_api::k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef},
 };
-
-use super::attributes::Attributes;
-use super::rules;
-use crate::identity::UserInfo;
 
 /// Where the RBAC objects are read from (the informer cache; plain lists in tests).
 pub trait PolicySource {
     fn cluster_role_bindings(&self) -> Vec<Arc<ClusterRoleBinding>>;
-    /// The RoleBindings of one namespace.
-    fn role_bindings(&self, namespace: &str) -> Vec<Arc<RoleBinding>>;
+    /// The RoleBindings of every namespace.
+    fn role_bindings(&self) -> Vec<Arc<RoleBinding>>;
     fn cluster_role(&self, name: &str) -> Option<Arc<ClusterRole>>;
     fn role(&self, namespace: &str, name: &str) -> Option<Arc<Role>>;
 }
 
-/// Whether RBAC allows `user` the request `attrs`.
+/// Whether RBAC allows `user` the request `attrs`, by a scan of every binding.
+#[cfg(test)]
 pub fn allows(source: &impl PolicySource, user: &UserInfo, attrs: &Attributes) -> bool {
     for binding in source.cluster_role_bindings() {
         let bound = binding
@@ -44,17 +48,19 @@ pub fn allows(source: &impl PolicySource, user: &UserInfo, attrs: &Attributes) -
     else {
         return false;
     };
-    source.role_bindings(namespace).iter().any(|binding| {
-        binding
-            .subjects
-            .iter()
-            .flatten()
-            .any(|s| rules::subject_matches(s, user, namespace))
+    source.role_bindings().iter().any(|binding| {
+        binding.metadata.namespace.as_deref() == Some(namespace)
+            && binding
+                .subjects
+                .iter()
+                .flatten()
+                .any(|s| rules::subject_matches(s, user, namespace))
             && role_allows(source, namespace, &binding.role_ref, attrs)
     })
 }
 
 /// Whether the role a RoleBinding's `roleRef` names in `namespace` allows `attrs`.
+#[cfg(test)]
 fn role_allows(
     source: &impl PolicySource,
     namespace: &str,
@@ -131,12 +137,8 @@ pub(crate) mod tests {
         fn cluster_role_bindings(&self) -> Vec<Arc<ClusterRoleBinding>> {
             self.cluster_role_bindings.clone()
         }
-        fn role_bindings(&self, namespace: &str) -> Vec<Arc<RoleBinding>> {
-            self.role_bindings
-                .iter()
-                .filter(|b| b.metadata.namespace.as_deref() == Some(namespace))
-                .cloned()
-                .collect()
+        fn role_bindings(&self) -> Vec<Arc<RoleBinding>> {
+            self.role_bindings.clone()
         }
         fn cluster_role(&self, name: &str) -> Option<Arc<ClusterRole>> {
             self.cluster_roles.get(name).cloned()
@@ -165,7 +167,7 @@ pub(crate) mod tests {
         json!([{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": name}])
     }
 
-    fn policy() -> Objects {
+    pub fn policy() -> Objects {
         let mut objects = Objects::default();
         objects.add(json!({"kind": "ClusterRole", "metadata": {"name": "pod-reader"},
             "rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]}]}));

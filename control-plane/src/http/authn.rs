@@ -1,8 +1,9 @@
 //! Authentication: who sent a request. Over TLS, a client certificate the handshake verified
-//! against the cluster CA names the user (CN) and groups (O); else a bearer JWT is a
-//! ServiceAccount token (`service_account_authn`); else a join token sent as a bearer token makes the request `system:bootstrap:<token id>`'s (groups
-//! `system:bootstrappers`, `system:nodes`); else it is anonymous, and only health, version and
-//! `/cacerts` answer it (others get 401). A request not over TLS came through the loopback
+//! against the cluster CA names the user (CN) and groups (O); else a bearer token from
+//! `--token-auth-file` names its user; else a bearer JWT is a ServiceAccount token
+//! (`service_account_authn`); else a join token sent as a bearer token makes the request
+//! `system:bootstrap:<token id>`'s (groups `system:bootstrappers`, `system:nodes`); else it
+//! is anonymous, and only health, version and `/cacerts` answer it (others get 401). A request not over TLS came through the loopback
 //! `--insecure-http` listener and acts as a cluster admin (`UserInfo::insecure`).
 
 use axum::extract::{Request, State};
@@ -60,7 +61,14 @@ async fn identify(
     headers: &HeaderMap,
 ) -> Result<UserInfo, ApiError> {
     if let Some(leaf) = peer.certificates.first() {
-        return user_of_certificate(leaf).ok_or_else(|| {
+        // Parsed on the connection's first request only.
+        let user = peer
+            .identity
+            .get_or_init(|| Box::new(user_of_certificate(leaf)))
+            .downcast_ref::<Option<UserInfo>>()
+            .cloned()
+            .flatten();
+        return user.ok_or_else(|| {
             ApiError::Unauthorized("the client certificate names no user (CN)".into())
         });
     }
@@ -72,7 +80,10 @@ async fn identify(
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::Unauthorized("expected `Authorization: Bearer <token>`".into()))?;
-    if super::auth::is_jwt(token) {
+    if let Some(user) = state.static_tokens.authenticate(token) {
+        return Ok(user);
+    }
+    if super::service_account_authn::is_jwt(token) {
         return super::service_account_authn::authenticate(&state.registry, token).await;
     }
     let token = JoinToken::parse(token).map_err(|e| ApiError::Unauthorized(e.to_string()))?;

@@ -56,7 +56,7 @@ pub async fn exec(
             name: Some(name.clone()),
             subresource: Some("exec".into()),
         };
-        auth::authorize(&state.registry, &method, &target, &headers).await?;
+        auth::authorize(&method, &target, &headers)?;
         let (node, agent_path) = resolve(&state, &namespace, &name, uri.query()).await?;
         let upgrade = upgrade.map_err(|_| {
             ApiError::BadRequest(format!(

@@ -80,11 +80,11 @@ async fn dispatch(
             name: Some(node.to_string()),
             subresource: Some("proxy".into()),
         };
-        auth::authorize(&state.registry, method, &target, headers).await?;
+        auth::authorize(method, &target, headers)?;
         return node_proxy::forward(state, method, node, path, uri.query(), body.into()).await;
     }
     let target = path::parse(uri.path())?;
-    auth::authorize(&state.registry, method, &target, headers).await?;
+    auth::authorize(method, &target, headers)?;
     let query = Query::parse(uri.query());
     let dry_run = query.dry_run()?;
     let dry_registry;

@@ -54,6 +54,8 @@ pub struct AppState {
     pub authorizer: Authorizer,
     /// The cluster CA (PEM) that `/cacerts` serves, when the API serves TLS.
     pub cluster_ca: Option<Arc<str>>,
+    /// The users of `--token-auth-file`'s bearer tokens.
+    pub static_tokens: Arc<crate::token_file::StaticTokens>,
 }
 
 /// The API router: `/api/...`, `/apis/...`, health and version endpoints.

@@ -30,7 +30,7 @@ pub async fn upload(
         subresource: Some("proxy".into()),
     };
     let result = async {
-        auth::authorize(&state.registry, &Method::POST, &target, &headers).await?;
+        auth::authorize(&Method::POST, &target, &headers)?;
         forward(&state, &Method::POST, &node, IMPORT_PATH, None, body).await
     }
     .await;

@@ -85,6 +85,7 @@ mod tests {
             inflight: crate::http::inflight::Inflight::new(crate::InflightLimits::default()),
             audit: None,
             cluster_ca: None,
+            static_tokens: Default::default(),
         }
     }
 

@@ -12,6 +12,11 @@ use crate::identity::{UserInfo, SERVICE_ACCOUNTS_GROUP};
 use crate::registry::{object, Registry};
 use crate::serviceaccount::BoundRef;
 
+/// Whether a bearer token is a JWT (three dot-separated parts), not a join token.
+pub fn is_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
 /// The user a ServiceAccount `token` authenticates, or 401.
 pub async fn authenticate(registry: &Registry, token: &str) -> Result<UserInfo, ApiError> {
     let Some(tokens) = registry.tokens() else {

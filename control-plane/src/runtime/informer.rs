@@ -278,6 +278,11 @@ impl<K: typed::Object> Informer<K> {
         }
     }
 
+    /// The revision the cache reflects; it grows with every change the cache takes in.
+    pub fn revision(&self) -> u64 {
+        *self.revision.borrow()
+    }
+
     /// Waits for the first list.
     pub async fn synced(&self) {
         let mut rx = self.revision.subscribe();

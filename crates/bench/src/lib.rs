@@ -2,6 +2,7 @@
 //! `skiff` binary parses these commands and runs them here; benchmarks that need servers or
 //! agents as separate processes start the running executable (`skiff`) again.
 
+mod api;
 mod cluster;
 mod connections;
 mod container;
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+pub use api::BenchApiArgs;
 pub use connections::BenchConnectionsArgs;
 pub use container::BenchContainerArgs;
 pub use density::BenchDensityArgs;
@@ -67,6 +69,10 @@ pub enum BenchCommand {
     /// Control-plane write throughput and latency (1 and 3 servers), leader failover, and a
     /// follower's catch-up, with `skiff server` child processes.
     Store(BenchStoreArgs),
+    /// The secure path's cost: ConfigMap create/get throughput and p50/p99 over
+    /// `--insecure-http`, HTTPS as the admin, and HTTPS as a static-token user that RBAC
+    /// authorizes, against one `skiff server` child process.
+    Api(BenchApiArgs),
     /// Secret create/get throughput and latency with `identity` and with `aesgcm` encryption
     /// at rest, on `skiff server` child processes.
     Secrets(BenchSecretsArgs),
@@ -102,6 +108,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Nodes(args) => nodes::nodes(args).await,
         BenchCommand::NodeLoss(args) => node_loss::node_loss(args).await,
         BenchCommand::Store(args) => store::store(args).await,
+        BenchCommand::Api(args) => api::api(args).await,
         BenchCommand::Secrets(args) => secrets::secrets(args).await,
         BenchCommand::Logs(args) => logs::logs(args).await,
         BenchCommand::Connections(args) => connections::connections(args).await,

@@ -39,6 +39,10 @@ pub struct BenchNodesArgs {
     /// `--server` given on the command line (the binary fills it in).
     #[arg(skip)]
     pub server: Option<String>,
+    /// The credentials for `server`: the kubeconfig's (`--kubeconfig`, `$KUBECONFIG`, ...) or
+    /// `--token` (the binary fills them in).
+    #[arg(skip)]
+    pub credentials: skiff_client::Credentials,
     /// The started server's `--node-grace-seconds`.
     #[arg(long, default_value_t = 6)]
     pub node_grace_seconds: u64,
@@ -56,7 +60,10 @@ pub async fn nodes(args: BenchNodesArgs) -> anyhow::Result<()> {
     let tmp = tempfile_dir(args.data_dir.as_deref())?;
     let dir = tmp.path().to_path_buf();
     let mut server = match &args.server {
-        Some(url) => ServerUnderTest::External(url.clone()),
+        Some(url) => ServerUnderTest::External {
+            url: url.clone(),
+            credentials: args.credentials.clone(),
+        },
         None => ServerUnderTest::spawn(&dir.join("server"), args.node_grace_seconds).await?,
     };
     let url = server.url();

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use skiff_client::{Client, Kubeconfig, ListParams};
+use skiff_client::{Client, Credentials, Kubeconfig, ListParams};
 
 use crate::cluster::kind;
 
@@ -23,7 +23,11 @@ pub enum ServerUnderTest {
         /// Its data dir, where it writes `admin.kubeconfig`.
         data_dir: std::path::PathBuf,
     },
-    External(String),
+    /// A running server, reached with the given credentials (a kubeconfig's).
+    External {
+        url: String,
+        credentials: Credentials,
+    },
 }
 
 impl ServerUnderTest {
@@ -65,25 +69,30 @@ impl ServerUnderTest {
 
     pub fn url(&self) -> String {
         match self {
-            ServerUnderTest::Child { url, .. } | ServerUnderTest::External(url) => url.clone(),
+            ServerUnderTest::Child { url, .. } | ServerUnderTest::External { url, .. } => {
+                url.clone()
+            }
         }
     }
 
     /// A client for it: as its admin (`DATA_DIR/admin.kubeconfig`) for a started server;
-    /// with no credential for one given by URL.
+    /// with the credentials given for one given by URL.
     pub fn client(&self) -> anyhow::Result<Client> {
         match self {
             ServerUnderTest::Child { url, data_dir, .. } => {
                 admin_client(std::slice::from_ref(url), data_dir)
             }
-            ServerUnderTest::External(url) => Ok(Client::new(std::slice::from_ref(url))?),
+            ServerUnderTest::External { url, credentials } => Ok(Client::with_credentials(
+                std::slice::from_ref(url),
+                credentials,
+            )?),
         }
     }
 
     pub fn pid(&self) -> Option<u32> {
         match self {
             ServerUnderTest::Child { child, .. } => Some(child.id()),
-            ServerUnderTest::External(_) => None,
+            ServerUnderTest::External { .. } => None,
         }
     }
 

@@ -38,6 +38,11 @@ pub struct ClientOpts {
     /// ~/.skiff/config, else ./skiff-data/admin.kubeconfig, which `skiff server --dev` writes).
     #[arg(long, env = "KUBECONFIG", global = true)]
     pub kubeconfig: Option<std::path::PathBuf>,
+    /// A bearer token to authenticate with (as kubectl's `--token`), instead of the
+    /// kubeconfig's credential; the kubeconfig's server and CA still apply. (`skiff agent
+    /// --token` is the agent's join token.)
+    #[arg(long, global = true)]
+    pub token: Option<String>,
     /// Namespace.
     #[arg(short = 'n', long, default_value = "default", global = true)]
     pub namespace: String,

@@ -45,6 +45,10 @@ const LINGER_BYTES: usize = 16 << 20;
 #[derive(Clone, Debug, Default)]
 pub struct TlsPeer {
     pub certificates: Arc<Vec<CertificateDer<'static>>>,
+    /// What the server made of `certificates` (the user they name), worked out on the
+    /// connection's first request and shared by its later ones, so that a keep-alive client's
+    /// certificate is parsed once per connection rather than once per request.
+    pub identity: Arc<std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>>,
 }
 
 /// Serves `app` on `listener` within `limits` until `shutdown` is cancelled, then closes idle
@@ -147,6 +151,7 @@ impl Connection {
                     .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
                     .unwrap_or_default(),
             ),
+            identity: Arc::default(),
         };
         self.serve_stream(stream, from, Some(peer), permit).await
     }

@@ -33,6 +33,7 @@ pub mod wait;
 
 use anyhow::Context;
 use skiff_api::resources::{self, ResourceKind};
+use skiff_bench::BenchCommand;
 use skiff_client::{Client, Credentials, Kubeconfig};
 use std::path::PathBuf;
 
@@ -63,7 +64,15 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Secrets(command) => secrets::run(command, opts).await,
         Command::Token(command) => token::run(command, opts).await,
         Command::Image(command) => image::run(command, opts).await,
-        Command::Bench(command) => skiff_bench::run(command).await,
+        Command::Bench(mut command) => {
+            // A server named with `--server` is reached with the CLI's own credentials.
+            if let BenchCommand::Nodes(args) = &mut command {
+                if args.server.is_some() {
+                    args.credentials = connection(opts)?.1;
+                }
+            }
+            skiff_bench::run(command).await
+        }
         Command::Certificate(command) => certificate::run(command),
     }
 }
@@ -96,7 +105,11 @@ pub fn connection(opts: &ClientOpts) -> anyhow::Result<(Vec<String>, Credentials
              ./skiff-data/admin.kubeconfig) and no --server: `skiff server` writes \
              DATA_DIR/admin.kubeconfig",
         )?;
-    let credentials = resolved.map(|r| r.credentials).unwrap_or_default();
+    let mut credentials = resolved.map(|r| r.credentials).unwrap_or_default();
+    if let Some(token) = &opts.token {
+        credentials.identity = None;
+        credentials.token = Some(token.clone());
+    }
     Ok((vec![server], credentials))
 }
 

@@ -100,6 +100,10 @@ pub struct ServerArgs {
     /// makes on its first start (Secrets encrypted with a new key).
     #[arg(long)]
     pub encryption_provider_config: Option<PathBuf>,
+    /// Static bearer tokens, as Kubernetes' `--token-auth-file`: CSV lines
+    /// `token,user,uid[,"group1,group2"]` (`#` comments), read at start.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
     #[command(flatten)]
     pub node: NodeArgs,
     #[command(flatten)]
@@ -381,6 +385,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut config = server_config(&args, &tls).await?;
     config.tls = Some(tls.clone());
     config.insecure_http = args.tls.insecure_http;
+    config.token_auth_file = args.token_auth_file.clone();
     // The listeners share the descriptor budget: the peer listener and (dev mode) the
     // agent's log server take a small share first, the API server the rest.
     let mut budget = descriptor_budget();
