@@ -25,24 +25,56 @@ impl Strategy for PodStrategy {
         obj["status"] = serde_json::json!({ "phase": "Pending" });
     }
 
+    /// An update that leaves the account out keeps the one admission gave the pod (as a
+    /// re-applied manifest without `serviceAccountName` does).
+    fn prepare_for_update(&self, old: &Value, new: &mut Value) {
+        for field in ["serviceAccountName", "serviceAccount"] {
+            let (Some(kept), Some(spec)) = (
+                old.pointer("/spec").and_then(|s| s.get(field)),
+                new.get_mut("spec").and_then(Value::as_object_mut),
+            ) else {
+                continue;
+            };
+            if spec.get(field).is_none_or(|v| v.is_null() || v == "") {
+                spec.insert(field.to_string(), kept.clone());
+            }
+        }
+    }
+
     fn validate_update(
         &self,
         kind: &ResourceKind,
         old: &Value,
         new: &Value,
     ) -> Result<(), ApiError> {
-        let old_node = old.pointer("/spec/nodeName").and_then(Value::as_str);
-        let new_node = new.pointer("/spec/nodeName").and_then(Value::as_str);
-        if old_node.is_some_and(|n| !n.is_empty()) && old_node != new_node {
-            return Err(ApiError::invalid(
+        let forbidden = |field: &str, message: &str| {
+            ApiError::invalid(
                 kind,
                 object::name(new).unwrap_or_default(),
                 vec![FieldError {
-                    field: "spec.nodeName".into(),
+                    field: field.into(),
                     reason: FieldErrorReason::Forbidden,
-                    message: "may not be changed once the pod is bound".into(),
+                    message: message.into(),
                 }],
+            )
+        };
+        let old_node = old.pointer("/spec/nodeName").and_then(Value::as_str);
+        let new_node = new.pointer("/spec/nodeName").and_then(Value::as_str);
+        if old_node.is_some_and(|n| !n.is_empty()) && old_node != new_node {
+            return Err(forbidden(
+                "spec.nodeName",
+                "may not be changed once the pod is bound",
             ));
+        }
+        // The account is the pod's identity (its tokens): fixed at creation, as in Kubernetes.
+        for field in ["serviceAccountName", "serviceAccount"] {
+            let pointer = format!("/spec/{field}");
+            if old.pointer(&pointer) != new.pointer(&pointer) {
+                return Err(forbidden(
+                    &format!("spec.{field}"),
+                    "may not be changed once the pod is created",
+                ));
+            }
         }
         Ok(())
     }
@@ -135,6 +167,24 @@ mod tests {
     use super::*;
     use serde_json::json;
     use skiff_api::resources::by_name;
+
+    #[test]
+    fn the_service_account_is_kept_and_may_not_change() {
+        let kind = by_name("pods").expect("pods");
+        let old = json!({"metadata": {"name": "p"},
+            "spec": {"serviceAccountName": "robot", "serviceAccount": "robot"}});
+        let mut reapplied = json!({"metadata": {"name": "p"}, "spec": {}});
+        PodStrategy.prepare_for_update(&old, &mut reapplied);
+        assert_eq!(reapplied["spec"]["serviceAccountName"], "robot");
+        assert!(PodStrategy.validate_update(kind, &old, &reapplied).is_ok());
+        let mut changed = reapplied.clone();
+        changed["spec"]["serviceAccountName"] = json!("admin");
+        PodStrategy.prepare_for_update(&old, &mut changed);
+        let err = PodStrategy
+            .validate_update(kind, &old, &changed)
+            .expect_err("refused");
+        assert!(err.to_string().contains("serviceAccountName"), "{err}");
+    }
 
     #[test]
     fn unbound_pods_have_no_grace() {

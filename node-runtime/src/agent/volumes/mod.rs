@@ -77,6 +77,8 @@ pub enum VolumeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the TokenRequest for serviceaccount {0} answered no token")]
+    NoToken(String),
     #[error("reading {what}: {source}")]
     Api {
         what: String,

@@ -20,10 +20,11 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// The lifetime a source that names none asks for (Kubernetes' one hour).
 const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
 
-/// What a token is kept under: the pod, the audience and the lifetime asked for.
+/// What a token is kept under: the pod, its account, the audience and the lifetime asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
     pod_uid: String,
+    account: String,
     audience: Option<String>,
     expiration_seconds: i64,
 }
@@ -70,6 +71,7 @@ impl TokenCache {
             .unwrap_or(DEFAULT_EXPIRATION_SECONDS);
         let key = Key {
             pod_uid: uid.to_string(),
+            account: account.to_string(),
             audience: source.audience.clone().filter(|a| !a.is_empty()),
             expiration_seconds,
         };
@@ -86,7 +88,8 @@ impl TokenCache {
                     what: format!("a token for serviceaccount {namespace}/{account}"),
                     source,
                 })?;
-            Ok(issued(&answer, expiration_seconds))
+            issued(&answer, expiration_seconds)
+                .ok_or_else(|| VolumeError::NoToken(format!("{namespace}/{account}")))
         })
         .await
     }
@@ -120,12 +123,12 @@ impl TokenCache {
 }
 
 /// The token of a TokenRequest's answer and how long it lives (from its
-/// `expirationTimestamp`, else the lifetime asked for).
-fn issued(answer: &Value, asked_seconds: i64) -> (String, Duration) {
+/// `expirationTimestamp`, else the lifetime asked for); none if the answer holds no token.
+fn issued(answer: &Value, asked_seconds: i64) -> Option<(String, Duration)> {
     let token = answer
         .pointer("/status/token")
         .and_then(Value::as_str)
-        .unwrap_or_default()
+        .filter(|t| !t.is_empty())?
         .to_string();
     let asked = Duration::from_secs(asked_seconds.max(0) as u64);
     let lifetime = answer
@@ -135,7 +138,7 @@ fn issued(answer: &Value, asked_seconds: i64) -> (String, Duration) {
         .map(|expires| expires.as_second() - jiff::Timestamp::now().as_second())
         .filter(|left| *left > 0)
         .map_or(asked, |left| Duration::from_secs(left as u64));
-    (token, lifetime)
+    Some((token, lifetime))
 }
 
 #[cfg(test)]
@@ -147,6 +150,7 @@ mod tests {
     fn key() -> Key {
         Key {
             pod_uid: "u1".into(),
+            account: "default".into(),
             audience: None,
             expiration_seconds: 3607,
         }
@@ -196,10 +200,12 @@ mod tests {
         let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(600);
         let answer = json!({"status": {"token": "t",
             "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()}});
-        let (token, lifetime) = issued(&answer, 3607);
+        let (token, lifetime) = issued(&answer, 3607).expect("a token");
         assert_eq!(token, "t");
         assert!((598..=600).contains(&lifetime.as_secs()), "{lifetime:?}");
-        let (_, asked) = issued(&json!({"status": {"token": "t"}}), 3607);
+        let (_, asked) = issued(&json!({"status": {"token": "t"}}), 3607).expect("a token");
         assert_eq!(asked, Duration::from_secs(3607));
+        assert!(issued(&json!({"status": {"token": ""}}), 3607).is_none());
+        assert!(issued(&json!({"status": {}}), 3607).is_none());
     }
 }
