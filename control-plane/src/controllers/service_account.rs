@@ -14,18 +14,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::WORKERS;
 use crate::error::ApiError;
+use crate::registry::service_account::{DEFAULT_SERVICE_ACCOUNT, ROOT_CA_CONFIG_MAP, ROOT_CA_KEY};
 use crate::registry::{Registry, Subresource};
 use crate::runtime::feed::feed;
 use crate::runtime::informer::{key_of, object_key, Informer};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::runner::{self, Action, Reconciler};
-
-/// The account every namespace has.
-const DEFAULT_ACCOUNT: &str = "default";
-/// The ConfigMap with the cluster CA.
-const ROOT_CA: &str = "kube-root-ca.crt";
-/// The key of the CA in it.
-const CA_KEY: &str = "ca.crt";
 
 /// Keeps each namespace's `default` ServiceAccount and `kube-root-ca.crt` ConfigMap.
 pub struct ServiceAccountController {
@@ -62,14 +56,14 @@ impl ServiceAccountController {
         feed(
             &accounts,
             &queue,
-            |a| owning_namespace(&a.metadata, DEFAULT_ACCOUNT),
+            |a| owning_namespace(&a.metadata, DEFAULT_SERVICE_ACCOUNT),
             namespaces,
             &shutdown,
         );
         feed(
             &config_maps,
             &queue,
-            |c| owning_namespace(&c.metadata, ROOT_CA),
+            |c| owning_namespace(&c.metadata, ROOT_CA_CONFIG_MAP),
             namespaces,
             &shutdown,
         );
@@ -92,7 +86,7 @@ fn owning_namespace(meta: &ObjectMeta, name: &str) -> Option<String> {
 }
 
 fn ca_data(ca: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([(CA_KEY.to_string(), ca.to_string())])
+    BTreeMap::from([(ROOT_CA_KEY.to_string(), ca.to_string())])
 }
 
 #[async_trait]
@@ -117,11 +111,11 @@ impl Reconciler for Reconcile {
         };
         if self
             .accounts
-            .get(&object_key(Some(namespace), DEFAULT_ACCOUNT))
+            .get(&object_key(Some(namespace), DEFAULT_SERVICE_ACCOUNT))
             .is_none()
         {
             let account = ServiceAccount {
-                metadata: meta(DEFAULT_ACCOUNT),
+                metadata: meta(DEFAULT_SERVICE_ACCOUNT),
                 ..Default::default()
             };
             created(self.registry.create_typed(&account).await)?;
@@ -129,9 +123,12 @@ impl Reconciler for Reconcile {
         let Some(ca) = self.cluster_ca.as_deref() else {
             return Ok(Action::await_change());
         };
-        match self.config_maps.get(&object_key(Some(namespace), ROOT_CA)) {
+        match self
+            .config_maps
+            .get(&object_key(Some(namespace), ROOT_CA_CONFIG_MAP))
+        {
             None => {
-                let mut metadata = meta(ROOT_CA);
+                let mut metadata = meta(ROOT_CA_CONFIG_MAP);
                 metadata.annotations = Some(BTreeMap::from([(
                     "kubernetes.io/description".to_string(),
                     "Contains a CA bundle that can be used to verify the kube-apiserver when \

@@ -18,7 +18,7 @@ mod quota;
 mod rewrite;
 mod runtime_class;
 mod scale;
-mod service_account;
+pub(crate) mod service_account;
 mod storage_class;
 mod strategy;
 #[cfg(test)]

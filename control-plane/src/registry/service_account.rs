@@ -17,6 +17,8 @@ use crate::error::ApiError;
 pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// The ConfigMap with the cluster CA that every namespace has.
 pub const ROOT_CA_CONFIG_MAP: &str = "kube-root-ca.crt";
+/// The key of the CA in that ConfigMap.
+pub const ROOT_CA_KEY: &str = "ca.crt";
 /// The account pods run as when they name none.
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
 /// The lifetime the kubelet asks for (Kubernetes' 3607 s, to tell admission-made volumes apart).
@@ -137,7 +139,7 @@ pub fn mount_token_volume(spec: &mut Value, volume: &str) {
     }
     let projected = json!({"name": volume, "projected": {"defaultMode": 420, "sources": [
         {"serviceAccountToken": {"expirationSeconds": TOKEN_EXPIRATION_SECONDS, "path": "token"}},
-        {"configMap": {"name": ROOT_CA_CONFIG_MAP, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"configMap": {"name": ROOT_CA_CONFIG_MAP, "items": [{"key": ROOT_CA_KEY, "path": "ca.crt"}]}},
         {"downwardAPI": {"items": [{"path": "namespace",
             "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
     ]}});

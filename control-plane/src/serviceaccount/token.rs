@@ -47,9 +47,9 @@ pub struct Claims {
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("signing the token: {0}")]
-    Sign(#[source] jsonwebtoken::errors::Error),
+    Sign(jsonwebtoken::errors::Error),
     #[error("the token is not valid: {0}")]
-    Invalid(#[source] jsonwebtoken::errors::Error),
+    Invalid(jsonwebtoken::errors::Error),
     #[error("the token's subject {sub:?} does not match its kubernetes.io claim")]
     SubjectMismatch { sub: String },
 }

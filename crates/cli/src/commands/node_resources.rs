@@ -96,9 +96,12 @@ impl NodeResourceArgs {
             cpu_millis,
             memory_bytes,
         } = self.system_reserved;
-        let max_pods = self.max_pods.unwrap_or_else(|| match wasm_only {
-            true => skiff_node_runtime::agent::wasm_max_pods_here(),
-            false => KUBELET_MAX_PODS,
+        let max_pods = self.max_pods.unwrap_or_else(|| {
+            if wasm_only {
+                skiff_node_runtime::agent::wasm_max_pods_here()
+            } else {
+                KUBELET_MAX_PODS
+            }
         });
         let builder = builder
             .max_pods(max_pods)
