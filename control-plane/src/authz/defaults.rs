@@ -236,9 +236,48 @@ pub fn cluster_roles() -> Vec<Value> {
                 &["create"],
             )],
         ),
+        cluster_role(
+            NODE_BOOTSTRAPPER,
+            bootstrap.clone(),
+            vec![rule(
+                &[CERTIFICATES],
+                &[CSRS],
+                &["create", "get", "list", "watch"],
+            )],
+        ),
+        cluster_role(
+            NODE_CLIENT_APPROVAL,
+            bootstrap.clone(),
+            vec![rule(
+                &[CERTIFICATES],
+                &[&format!("{CSRS}/nodeclient")],
+                &["create"],
+            )],
+        ),
+        cluster_role(
+            SELF_NODE_CLIENT_APPROVAL,
+            bootstrap.clone(),
+            vec![rule(
+                &[CERTIFICATES],
+                &[&format!("{CSRS}/selfnodeclient")],
+                &["create"],
+            )],
+        ),
         cluster_role("system:node", bootstrap, node_rules()),
     ]
 }
+
+/// The API group of CertificateSigningRequests.
+const CERTIFICATES: &str = "certificates.k8s.io";
+const CSRS: &str = "certificatesigningrequests";
+/// What a join token may do: request a node certificate (Kubernetes' bootstrap role).
+const NODE_BOOTSTRAPPER: &str = "system:node-bootstrapper";
+/// Whose node-client requests the approver approves: new nodes (bound to the bootstrappers).
+pub const NODE_CLIENT_APPROVAL: &str =
+    "system:certificates.k8s.io:certificatesigningrequests:nodeclient";
+/// Whose renewals of their own node certificate the approver approves (bound to the nodes).
+pub const SELF_NODE_CLIENT_APPROVAL: &str =
+    "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient";
 
 /// Everything an agent does today (Kubernetes' pre-1.8 broad node role).
 fn node_rules() -> Vec<Value> {
@@ -325,6 +364,21 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:node",
             "system:node",
             &[NODES_GROUP, BOOTSTRAPPERS_GROUP],
+        ),
+        binding(
+            "kubeadm:kubelet-bootstrap",
+            NODE_BOOTSTRAPPER,
+            &[BOOTSTRAPPERS_GROUP],
+        ),
+        binding(
+            "kubeadm:node-autoapprove-bootstrap",
+            NODE_CLIENT_APPROVAL,
+            &[BOOTSTRAPPERS_GROUP],
+        ),
+        binding(
+            "kubeadm:node-autoapprove-certificate-rotation",
+            SELF_NODE_CLIENT_APPROVAL,
+            &[NODES_GROUP],
         ),
     ]
 }

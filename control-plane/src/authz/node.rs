@@ -88,6 +88,13 @@ fn allowed(pods: &impl PodSource, node: &str, verb: &str, r: &ResourceAttributes
             (read && sub.is_empty()) || (write && sub == "status")
         }
         ("authorization.k8s.io", "selfsubjectaccessreviews") => verb == "create",
+        // Renewing its own client certificate (Kubernetes' system:node role and the
+        // selfnodeclient permission the approver checks).
+        ("certificates.k8s.io", "certificatesigningrequests") => match sub {
+            "" => read || verb == "create",
+            "selfnodeclient" => verb == "create",
+            _ => false,
+        },
         _ => false,
     }
 }

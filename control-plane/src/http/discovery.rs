@@ -151,6 +151,7 @@ fn subresources(kind: &ResourceKind) -> Vec<(&'static str, &'static [&'static st
             subs.push(("exec", &["create", "get"]));
             subs.push(("log", &["get"]));
         }
+        "CertificateSigningRequest" => subs.push(("approval", &["get", "patch", "update"])),
         "Node" => subs.push(("proxy", &["create", "delete", "get", "patch", "update"])),
         "Deployment" | "ReplicaSet" | "StatefulSet" => {
             subs.push(("scale", &["get", "patch", "update"]))

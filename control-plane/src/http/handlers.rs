@@ -8,6 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -17,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use super::path::{self, ApiPath};
 use super::query::Query;
 use super::table::TableRequest;
-use super::{auth, discovery, logs, node_proxy, AppState};
+use super::{auth, certificate_requests, discovery, logs, node_proxy, AppState};
 use crate::error::ApiError;
+use crate::identity::UserInfo;
 use crate::registry::{has_scale_subresource, object, DeleteOptions, Registry, Subresource};
 
 /// Every `/api/...` and `/apis/...` request.
@@ -27,10 +29,14 @@ pub async fn resource(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    user: Option<Extension<UserInfo>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let user = user
+        .map(|Extension(u)| u)
+        .unwrap_or_else(UserInfo::anonymous);
     let result = match body {
-        Ok(body) => dispatch(&state, &method, &uri, &headers, body).await,
+        Ok(body) => dispatch(&state, &method, &uri, &headers, &user, body).await,
         Err(rejection) => Err(body_error(&rejection)),
     };
     match result {
@@ -60,6 +66,7 @@ async fn dispatch(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    user: &UserInfo,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     if *method == Method::GET {
@@ -95,9 +102,18 @@ async fn dispatch(
         subresource,
     } = &target;
     let ns = namespace.as_deref();
+    let is_csr = kind.kind == "CertificateSigningRequest";
     let sub = match subresource.as_deref() {
         None => Subresource::Main,
         Some("status") => Subresource::Status,
+        Some("approval") if is_csr && matches!(*method, Method::PUT | Method::PATCH) => {
+            let name = name.as_deref().unwrap_or_default();
+            let stored = registry.get(kind, None, name).await?;
+            let signer = stored["spec"]["signerName"].as_str().unwrap_or_default();
+            certificate_requests::authorize_approval(&state.authorizer, user, signer)?;
+            Subresource::Approval
+        }
+        Some("approval") if is_csr && *method == Method::GET => Subresource::Approval,
         Some("log") if *method == Method::GET && kind.kind == "Pod" => {
             let name = name.as_deref().unwrap_or_default();
             return logs::proxy(state, ns.unwrap_or_default(), name, &query).await;
@@ -188,7 +204,10 @@ async fn dispatch(
             .into_response())
         }
         (Method::POST, None) => {
-            let obj = parse_body(&body, headers)?;
+            let mut obj = parse_body(&body, headers)?;
+            if is_csr {
+                certificate_requests::admit_create(&mut obj, user)?;
+            }
             let mut created = registry.create(kind, ns, obj).await?;
             if dry_run {
                 // Nothing was stored, so the object has no version yet.

@@ -6,6 +6,7 @@ pub mod audit;
 mod auth;
 mod authn;
 mod authorize;
+mod certificate_requests;
 mod cluster;
 mod discovery;
 mod exec;

@@ -16,7 +16,7 @@ pub use client_identity::user_of_certificate;
 pub use error::PkiError;
 pub use files::{ADMIN_CERT, ADMIN_KEY, CA_CERT, CA_KEY, SERVING_CERT, SERVING_KEY, TLS_DIR};
 pub use server_tls::{ca_hash, crypto_provider, ServerTls, TlsOptions};
-pub use serving::serving_names;
+pub use serving::{first_der, serving_names};
 
 #[cfg(test)]
 mod tests;

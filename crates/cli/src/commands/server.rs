@@ -75,6 +75,10 @@ pub struct ServerArgs {
     /// are replaced elsewhere.
     #[arg(long, default_value_t = 6)]
     pub node_grace_seconds: u64,
+    /// Hours a certificate the CSR signer issues is valid at most (Kubernetes'
+    /// `--cluster-signing-duration`; a request's `expirationSeconds` may ask for less).
+    #[arg(long, default_value_t = 8760)]
+    pub cluster_signing_duration_hours: u64,
     /// The IPv4 range Services get their ClusterIPs from (k3s's default).
     #[arg(long, default_value = skiff_control_plane::DEFAULT_SERVICE_CIDR)]
     pub service_cluster_ip_range: Cidr,
@@ -245,6 +249,8 @@ async fn server_config(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<Ser
     }
     let mut config = ServerConfig::new(args.name.clone(), args.data_dir.clone(), args.listen);
     config.node_grace = Duration::from_secs(args.node_grace_seconds);
+    config.cluster_signing_duration =
+        Duration::from_secs(args.cluster_signing_duration_hours.max(1) * 3600);
     config.pod_cidrs =
         skiff_control_plane::PodCidrRange::new(&args.cluster_cidr, args.node_cidr_mask_size)
             .context("--cluster-cidr and --node-cidr-mask-size")?;
