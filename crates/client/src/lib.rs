@@ -332,6 +332,18 @@ impl Client {
         self.json(Method::PUT, &path, Self::body(obj)).await
     }
 
+    /// Replaces `obj` through a subresource (`approval` of a CertificateSigningRequest).
+    pub async fn replace_subresource(
+        &self,
+        kind: &ResourceKind,
+        name: &str,
+        subresource: &str,
+        obj: &Value,
+    ) -> Result<Value, ClientError> {
+        let path = format!("{}/{subresource}", kind.object_path(None, name));
+        self.json(Method::PUT, &path, Self::body(obj)).await
+    }
+
     /// JSON merge patch (RFC 7386).
     pub async fn patch(
         &self,
