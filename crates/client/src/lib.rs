@@ -1,6 +1,7 @@
 //! Typed async client for the Skiff API. It speaks Kubernetes' REST conventions, fails over
 //! between servers, and turns error responses into the server's `Status`.
 
+pub mod certificates;
 mod cluster;
 mod error;
 mod exec;

@@ -17,6 +17,7 @@ use super::server_limits::ServerLimitArgs;
 use crate::private_files;
 use skiff_client::{Client, Credentials, Kubeconfig};
 use skiff_control_plane::pki::{serving_names, CertRequest, ServerTls, TlsOptions, Usage};
+use skiff_node_runtime::agent::credentials::{node_client, Bootstrap};
 use std::sync::Arc;
 
 #[derive(Args, Debug)]
@@ -423,20 +424,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let node = args.node_name.clone().unwrap_or_else(host_name);
         let admin = Client::with_credentials(std::slice::from_ref(&url), &admin_credentials(&tls))?;
         let token = dev_token(&admin, &args.data_dir).await?;
-        let agent_client = Client::with_credentials(
-            std::slice::from_ref(&url),
-            &Credentials {
-                ca_pem: Some(tls.ca_pem().as_bytes().to_vec()),
-                identity: None,
-                token: Some(token.clone()),
-            },
-        )?;
+        let agent_dir = args.data_dir.join("agent");
+        let agent_client = node_client(&Bootstrap {
+            servers: std::slice::from_ref(&url),
+            ca_pem: tls.ca_pem().as_bytes(),
+            token: &token,
+            data_dir: &agent_dir,
+            node: &node,
+        })
+        .await?;
         let agent = wasm_agent(
             vec![url.clone()],
-            &token,
+            None,
             Default::default(),
             node.clone(),
-            args.data_dir.join("agent"),
+            agent_dir,
             args.kubelet_listen.0,
             NodeArgs {
                 network: PodNetworkArgs {

@@ -11,14 +11,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use base64::Engine;
 use clap::{Args, Subcommand};
-use futures::StreamExt;
-use rcgen::{CertificateParams, DnType, KeyPair};
-use serde_json::{json, Value};
 use skiff_api::certificates::KUBE_APISERVER_CLIENT;
-use skiff_api::resources;
-use skiff_client::{Client, Kubeconfig, ListParams};
+use skiff_client::certificates::{key_and_request, ClientRequest};
+use skiff_client::Kubeconfig;
 
 use super::certificate::{decide, Decision};
 use crate::cli::ClientOpts;
@@ -77,43 +73,17 @@ pub async fn run(command: UserCommand, opts: &ClientOpts) -> anyhow::Result<()> 
 async fn create(args: CreateArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     let client = super::client(opts)?;
     let (servers, credentials) = super::connection(opts)?;
-    let key = KeyPair::generate().context("making a key")?;
-    let mut params = CertificateParams::default();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, args.name.as_str());
-    for group in &args.groups {
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, group.as_str());
-    }
-    let request = params
-        .serialize_request(&key)
-        .and_then(|r| r.pem())
-        .context("making the certificate signing request")?;
-    let kind = resources::by_name("csr").context("CertificateSigningRequests are served")?;
-    let csr = json!({
-        "apiVersion": "certificates.k8s.io/v1",
-        "kind": "CertificateSigningRequest",
-        "metadata": {"generateName": format!("user-{}-", args.name)},
-        "spec": {
-            "request": base64::engine::general_purpose::STANDARD.encode(&request),
-            "signerName": KUBE_APISERVER_CLIENT,
-            "usages": ["digital signature", "client auth"],
-            "expirationSeconds": args.expiration,
-        },
-    });
-    let created = client.create(kind, None, &csr).await?;
-    let name = created["metadata"]["name"]
-        .as_str()
-        .context("the server named no CertificateSigningRequest")?
-        .to_string();
+    let made = key_and_request(&args.name, &args.groups)?;
+    let name = client
+        .create_certificate_request(&ClientRequest {
+            name_prefix: &format!("user-{}-", args.name),
+            request_pem: &made.request_pem,
+            signer_name: KUBE_APISERVER_CLIENT,
+            expiration_seconds: Some(args.expiration),
+        })
+        .await?;
     decide(&client, &name, Decision::Approve, false).await?;
-    let cert_pem = tokio::time::timeout(ISSUE_WAIT, issued(&client, &name))
-        .await
-        .with_context(|| {
-            format!("certificatesigningrequest {name} was not issued within {ISSUE_WAIT:?}")
-        })??;
+    let cert_pem = client.wait_for_certificate(&name, ISSUE_WAIT).await?;
     let ca_pem = match credentials.ca_pem {
         Some(pem) => String::from_utf8(pem).context("the CA is not PEM text")?,
         None => client
@@ -128,7 +98,7 @@ async fn create(args: CreateArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         &ca_pem,
         &args.name,
         &cert_pem,
-        &key.serialize_pem(),
+        &made.key_pem,
     )
     .to_yaml();
     match &args.out {
@@ -150,49 +120,6 @@ async fn create(args: CreateArgs, opts: &ClientOpts) -> anyhow::Result<()> {
         None => print!("{config}"),
     }
     Ok(())
-}
-
-/// The certificate of CSR `name` once issued; an error if it is denied or fails.
-async fn issued(client: &Client, name: &str) -> anyhow::Result<String> {
-    let kind = resources::by_name("csr").context("CertificateSigningRequests are served")?;
-    let params = ListParams {
-        field_selector: Some(format!("metadata.name={name}")),
-        ..ListParams::default()
-    };
-    let mut events = client.watch(kind, None, &params, "0").await?;
-    while let Some(event) = events.next().await {
-        let csr = event?.object;
-        if let Some(pem) = certificate(&csr)? {
-            return Ok(pem);
-        }
-    }
-    anyhow::bail!("the watch of certificatesigningrequest {name} ended")
-}
-
-/// The issued certificate (PEM) of `csr`, if any; an error if it was denied or failed.
-fn certificate(csr: &Value) -> anyhow::Result<Option<String>> {
-    for condition in csr["status"]["conditions"].as_array().into_iter().flatten() {
-        if matches!(condition["type"].as_str(), Some("Denied" | "Failed")) {
-            anyhow::bail!(
-                "certificatesigningrequest {}: {} ({})",
-                csr["metadata"]["name"].as_str().unwrap_or_default(),
-                condition["type"].as_str().unwrap_or_default(),
-                condition["message"].as_str().unwrap_or_default()
-            );
-        }
-    }
-    let Some(b64) = csr["status"]["certificate"]
-        .as_str()
-        .filter(|c| !c.is_empty())
-    else {
-        return Ok(None);
-    };
-    let pem = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .context("status.certificate is not base64")?;
-    Ok(Some(
-        String::from_utf8(pem).context("status.certificate is not PEM")?,
-    ))
 }
 
 #[cfg(test)]
