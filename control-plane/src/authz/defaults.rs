@@ -1,7 +1,8 @@
 //! The default roles and bindings every cluster has (Kubernetes' bootstrap policy, cut to the
 //! resources Skiff serves): `cluster-admin` for `system:masters`; the aggregated `admin`,
 //! `edit` and `view`; discovery, public info and self-review for every user; `system:node` for
-//! join-token agents. They are created at server start when missing, and objects marked
+//! nodes; `system:node-bootstrapper` and the node-client approval roles for join tokens and
+//! node renewals. They are created at server start when missing, and objects marked
 //! `rbac.authorization.kubernetes.io/autoupdate: "true"` get back the rules and subjects they
 //! lost (as kube-apiserver reconciles them).
 
@@ -360,11 +361,10 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:basic-user",
             &[AUTHENTICATED_GROUP],
         ),
-        binding(
-            "system:node",
-            "system:node",
-            &[NODES_GROUP, BOOTSTRAPPERS_GROUP],
-        ),
+        // Node certificates are decided by the node authorizer; the binding serves node users
+        // it has no opinion on (discovery, the tunnel's URL). A join token buys only a
+        // certificate (system:node-bootstrapper below).
+        binding("system:node", "system:node", &[NODES_GROUP]),
         binding(
             "kubeadm:kubelet-bootstrap",
             NODE_BOOTSTRAPPER,
