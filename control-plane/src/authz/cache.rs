@@ -1,9 +1,10 @@
 //! The authorizer's view of the cluster: informers (list + watch) of Roles, ClusterRoles,
-//! their bindings and Pods, kept on every member so that no request reads the store.
+//! their bindings, Pods and Ingresses, kept on every member so that no request reads the store.
 
 use std::sync::Arc;
 
 use skiff_api::k8s_openapi::api::core::v1::Pod;
+use skiff_api::k8s_openapi::api::networking::v1::Ingress;
 use skiff_api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +21,7 @@ pub struct Cache {
     cluster_role_bindings: Arc<Informer<ClusterRoleBinding>>,
     role_bindings: Arc<Informer<RoleBinding>>,
     pods: Arc<Informer<Pod>>,
+    ingresses: Arc<Informer<Ingress>>,
 }
 
 impl Cache {
@@ -31,6 +33,7 @@ impl Cache {
             cluster_role_bindings: Informer::start(registry.clone(), shutdown.clone()),
             role_bindings: Informer::start(registry.clone(), shutdown.clone()),
             pods: Informer::start(registry.clone(), shutdown.clone()),
+            ingresses: Informer::start(registry.clone(), shutdown.clone()),
         }
     }
 
@@ -41,6 +44,7 @@ impl Cache {
         self.cluster_role_bindings.synced().await;
         self.role_bindings.synced().await;
         self.pods.synced().await;
+        self.ingresses.synced().await;
     }
 }
 
@@ -71,5 +75,18 @@ impl PodSource for Cache {
 
     fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
         self.pods.get(&object_key(Some(namespace), name))
+    }
+
+    fn ingress_tls_secret(&self, namespace: &str, name: &str) -> bool {
+        !self
+            .ingresses
+            .list(|i| {
+                i.metadata.namespace.as_deref() == Some(namespace)
+                    && i.spec
+                        .iter()
+                        .flat_map(|s| s.tls.iter().flatten())
+                        .any(|t| t.secret_name.as_deref() == Some(name))
+            })
+            .is_empty()
     }
 }
