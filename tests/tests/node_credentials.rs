@@ -2,13 +2,14 @@
 //! token, gets `system:node:<name>` (its CSR shows Approved,Issued) and acts under the node
 //! authorizer: writing another node's status or reading a Secret none of its pods uses is a
 //! 403. `skiff user create bob --group devs` issues a kubeconfig whose user gets 403 until a
-//! RoleBinding names the group, then lists pods.
+//! RoleBinding names the group, then lists pods. Stock `kubectl certificate approve` approves
+//! a user's request through `/approval`, and the signer issues it.
 
 use std::time::Duration;
 
 use serde_json::json;
 use skiff_client::Kubeconfig;
-use skiff_e2e::{kubeconfig_client, kubeconfig_for, start_agent, wait_until, DevServer};
+use skiff_e2e::{kubeconfig_client, kubeconfig_for, kubectl, start_agent, wait_until, DevServer};
 
 const DEVS_VIEW: &str = "apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -113,5 +114,26 @@ fn agents_act_as_their_node_and_users_get_certificates() -> anyhow::Result<()> {
             .any(|l| l.contains("user-bob-") && l.contains("Approved,Issued")),
         "{csrs}"
     );
+
+    // A request of carol's waits for a person; stock kubectl approves it.
+    let made = skiff_client::certificates::key_and_request("carol", &[])?;
+    use base64::Engine;
+    let request = base64::engine::general_purpose::STANDARD.encode(&made.request_pem);
+    cli.apply_yaml(&format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\n\
+         metadata:\n  name: carol\nspec:\n  request: {request}\n  \
+         signerName: kubernetes.io/kube-apiserver-client\n  \
+         usages: [digital signature, client auth]\n"
+    ))?;
+    let pending = cli.ok(&["get", "csr", "carol"])?;
+    assert!(pending.contains("Pending"), "{pending}");
+    let cache = tmp.path().join("kubectl-cache");
+    kubectl(&url, &cache, &["certificate", "approve", "carol"])?;
+    wait_until("carol's certificate", Duration::from_secs(15), || {
+        Ok(cli
+            .ok(&["get", "csr", "carol"])?
+            .contains("Approved,Issued")
+            .then_some(()))
+    })?;
     Ok(())
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::path::{self, ApiPath};
 use super::query::Query;
 use super::table::TableRequest;
-use super::{certificate_requests, discovery, logs, node_proxy, AppState};
+use super::{approval_protobuf, certificate_requests, discovery, logs, node_proxy, AppState};
 use crate::error::ApiError;
 use crate::identity::UserInfo;
 use crate::registry::{has_scale_subresource, object, DeleteOptions, Registry, Subresource};
@@ -220,7 +220,16 @@ async fn dispatch(
             }
         }
         (Method::PUT, Some(name)) => {
-            let obj = parse_body(&body, headers)?;
+            let protobuf = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.contains("protobuf"));
+            // Stock `kubectl certificate approve` sends protobuf.
+            let obj = if protobuf && sub == Subresource::Approval {
+                approval_protobuf::decode(&body)?
+            } else {
+                parse_body(&body, headers)?
+            };
             Ok(Json(registry.update(kind, ns, name, obj, sub).await?).into_response())
         }
         (Method::PATCH, Some(name)) => {
