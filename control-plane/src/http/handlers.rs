@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::path::{self, ApiPath};
 use super::query::Query;
 use super::table::TableRequest;
-use super::{approval_protobuf, certificate_requests, discovery, logs, node_proxy, AppState};
+use super::{approval_protobuf, auth, certificate_requests, discovery, logs, node_proxy, AppState};
 use crate::error::ApiError;
 use crate::identity::UserInfo;
 use crate::registry::{has_scale_subresource, object, DeleteOptions, Registry, Subresource};
@@ -78,6 +78,9 @@ async fn dispatch(
         return node_proxy::forward(state, method, node, path, uri.query(), body.into()).await;
     }
     let target = path::parse(uri.path())?;
+    if *user == UserInfo::insecure() {
+        auth::check_insecure(&state.registry, method, &target, headers).await?;
+    }
     let query = Query::parse(uri.query());
     let dry_run = query.dry_run()?;
     let dry_registry;
