@@ -11,7 +11,7 @@ use crate::encryption::Encryption;
 use crate::registry::allocation::ServiceRanges;
 use crate::registry::Registry;
 use crate::runtime::events::EventRecorder;
-use crate::{bootstrap, controllers, scheduler};
+use crate::{authz, bootstrap, certificates, controllers, scheduler};
 
 /// Runs the leader-only work whenever this member leads, each term under a child token of
 /// `shutdown` that is cancelled when the term ends; `bootstrapped` turns true once the system
@@ -20,6 +20,7 @@ pub fn spawn(
     store: Store,
     service_ranges: ServiceRanges,
     encryption: Encryption,
+    signing: Option<certificates::Signing>,
     settings: controllers::Settings,
     shutdown: CancellationToken,
     bootstrapped: watch::Sender<bool>,
@@ -46,7 +47,7 @@ pub fn spawn(
                 }
                 Err(err) => tracing::warn!(%err, "creating the system namespaces failed"),
             }
-            run_term(&registry, settings.clone(), &term_token);
+            run_term(&registry, settings.clone(), signing.clone(), &term_token);
             // The term's work stops when this iteration ends, however it ends.
             let _term_ends = term_token.drop_guard();
             tokio::select! {
@@ -67,9 +68,16 @@ pub fn spawn(
 }
 
 /// Starts the informers, controllers and scheduler of one leader term.
-fn run_term(registry: &Registry, settings: controllers::Settings, shutdown: &CancellationToken) {
+fn run_term(
+    registry: &Registry,
+    settings: controllers::Settings,
+    signing: Option<certificates::Signing>,
+    shutdown: &CancellationToken,
+) {
     let informers = crate::runtime::Informers::start(registry, shutdown);
     controllers::start(registry, &informers, settings, shutdown);
+    let authorizer = authz::Authorizer::start(registry, shutdown);
+    certificates::spawn(registry, authorizer, signing, shutdown);
     crate::authz::spawn_aggregation(registry.clone(), shutdown.clone());
     scheduler::Scheduler {
         registry: registry.clone(),

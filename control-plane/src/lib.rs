@@ -2,6 +2,7 @@
 
 pub mod authz;
 mod bootstrap;
+pub mod certificates;
 pub mod controllers;
 pub mod encryption;
 pub mod error;
@@ -99,6 +100,9 @@ pub struct ServerConfig {
     pub insecure_http: Option<SocketAddr>,
     /// `--token-auth-file`: static bearer tokens and their users, read at start.
     pub token_auth_file: Option<PathBuf>,
+    /// The longest validity of a certificate the CSR signer issues
+    /// (`--cluster-signing-duration`).
+    pub cluster_signing_duration: Duration,
 }
 
 impl ServerConfig {
@@ -126,6 +130,7 @@ impl ServerConfig {
             tls: None,
             insecure_http: None,
             token_auth_file: None,
+            cluster_signing_duration: certificates::DEFAULT_SIGNING_DURATION,
         }
     }
 }
@@ -212,10 +217,24 @@ impl Server {
 
         let shutdown = CancellationToken::new();
         let (bootstrapped, mut first_term) = watch::channel(false);
+        let signing = match &config.tls {
+            Some(tls) => Some(certificates::Signing {
+                ca: Arc::new(pki::ClusterCa::load(tls.dir())?.ok_or_else(|| {
+                    pki::PkiError::Invalid {
+                        path: tls.dir().to_path_buf(),
+                        what: "cluster CA directory",
+                        reason: "ca.crt and ca.key are gone".into(),
+                    }
+                })?),
+                max_duration: config.cluster_signing_duration,
+            }),
+            None => None,
+        };
         let leading = leadership::spawn(
             store.clone(),
             config.service_ranges,
             encryption,
+            signing,
             controllers::Settings {
                 node_grace: config.node_grace,
                 pod_cidrs: config.pod_cidrs,

@@ -1,45 +1,29 @@
-//! Node tunnels on a real API server: only a caller with a valid join token opens one; through
-//! it the server reaches an agent that has no listener (node proxy, logs); a node with neither
-//! a tunnel nor a kubelet endpoint is a 503 that names it; a newer tunnel replaces the older.
+//! Node tunnels on a real API server: only the node's own credential (`system:node:<name>`)
+//! opens its tunnel; through it the server reaches an agent that has no listener (node proxy,
+//! logs); a node with neither a tunnel nor a kubelet endpoint is a 503 that names it; a newer
+//! tunnel replaces the older.
+
+mod common;
 
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
+use common::TlsServer;
 use serde_json::json;
-use skiff_api::join_token::{self, JoinToken};
-use skiff_control_plane::{Server, ServerConfig, ServerHandle};
 use skiff_net::tunnel::PROTOCOL;
 use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
-async fn start() -> (tempfile::TempDir, ServerHandle, JoinToken) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = ServerConfig::new(
-        "test",
-        dir.path().to_path_buf(),
-        "127.0.0.1:0".parse().expect("addr"),
-    );
-    let server = Server::start(config).await.expect("server");
-    let token = JoinToken::from_random([7; 22]);
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/api/v1/namespaces/{}/secrets",
-            server.url(),
-            join_token::NAMESPACE
-        ))
-        .json(&token.to_secret(None, "node tunnel test"))
-        .send()
-        .await
-        .expect("token");
-    assert_eq!(response.status(), 201);
-    (dir, server, token)
-}
-
-/// `GET .../nodes/{node}/tunnel` upgraded, with `token` as the bearer if given.
-async fn open(server: &ServerHandle, node: &str, token: Option<&str>) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
+/// `GET .../nodes/{node}/tunnel` upgraded, by `client`, with `token` as the bearer if given.
+async fn open(
+    server: &TlsServer,
+    client: &reqwest::Client,
+    node: &str,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client
         .get(format!("{}/skiff/v1/nodes/{node}/tunnel", server.url()))
         .header("Connection", "upgrade")
         .header("Upgrade", PROTOCOL);
@@ -49,9 +33,13 @@ async fn open(server: &ServerHandle, node: &str, token: Option<&str>) -> reqwest
     request.send().await.expect("request")
 }
 
+fn n1(server: &TlsServer) -> reqwest::Client {
+    server.user("system:node:n1", &["system:nodes"])
+}
+
 /// An agent that has no listener: `name` answers `/healthz` through its tunnel.
-async fn agent(server: &ServerHandle, token: &str, name: &'static str) -> CancellationToken {
-    let response = open(server, "n1", Some(token)).await;
+async fn agent(server: &TlsServer, name: &'static str) -> CancellationToken {
+    let response = open(server, &n1(server), "n1", None).await;
     assert_eq!(response.status(), 101);
     let io = response.upgrade().await.expect("upgraded");
     let app = Router::new().route("/healthz", get(move || async move { name }));
@@ -61,13 +49,14 @@ async fn agent(server: &ServerHandle, token: &str, name: &'static str) -> Cancel
 }
 
 /// Polls the node proxy's `/healthz` of n1 until it answers `expected`.
-async fn wait_proxied(server: &ServerHandle, expected: &str) {
+async fn wait_proxied(server: &TlsServer, expected: &str) {
     let url = format!("{}/api/v1/nodes/n1/proxy/healthz", server.url());
+    let admin = server.admin();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut poll = tokio::time::interval(Duration::from_millis(20));
     loop {
         poll.tick().await;
-        let response = reqwest::get(&url).await.expect("proxy");
+        let response = admin.get(&url).send().await.expect("proxy");
         let code = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
         if code == 200 && body == expected {
@@ -82,53 +71,60 @@ async fn wait_proxied(server: &ServerHandle, expected: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_node_credential_opens_a_tunnel() {
-    let (_dir, server, token) = start().await;
-    assert_eq!(open(&server, "n1", None).await.status(), 401);
-    let forged = JoinToken::from_random([9; 22]).to_string();
-    assert_eq!(open(&server, "n1", Some(&forged)).await.status(), 401);
-    assert_eq!(open(&server, "n1", Some("not-a-token")).await.status(), 401);
-    // A valid token without the upgrade is a bad request, not a tunnel.
-    let plain = reqwest::Client::new()
+    let server = TlsServer::start().await;
+    let token = server.join_token().await;
+    let anonymous = server.anonymous();
+    assert_eq!(open(&server, &anonymous, "n1", None).await.status(), 401);
+    let forged = skiff_api::join_token::JoinToken::from_random([9; 22]).to_string();
+    assert_eq!(
+        open(&server, &anonymous, "n1", Some(&forged))
+            .await
+            .status(),
+        401
+    );
+    // The join token is shared by every new node: it may not speak for one.
+    assert_eq!(
+        open(&server, &anonymous, "n1", Some(&token)).await.status(),
+        403
+    );
+    let n2 = server.user("system:node:n2", &["system:nodes"]);
+    assert_eq!(open(&server, &n2, "n1", None).await.status(), 403);
+    // The node's own credential without the upgrade is a bad request, not a tunnel.
+    let plain = n1(&server)
         .get(format!("{}/skiff/v1/nodes/n1/tunnel", server.url()))
-        .bearer_auth(token.to_string())
         .send()
         .await
         .expect("request");
     assert_eq!(plain.status(), 400);
-    assert_eq!(
-        open(&server, "n1", Some(&token.to_string())).await.status(),
-        101
-    );
+    assert_eq!(open(&server, &n1(&server), "n1", None).await.status(), 101);
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_reaches_a_listenerless_node_through_its_latest_tunnel() {
-    let (_dir, server, token) = start().await;
-    let token = token.to_string();
+    let server = TlsServer::start().await;
     // A Node that publishes no kubelet endpoint (port 0): an agent with no listener.
     let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
         "status": {"addresses": [{"type": "InternalIP", "address": "10.9.9.9"}],
                    "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}}});
-    let created = reqwest::Client::new()
+    let created = n1(&server)
         .post(format!("{}/api/v1/nodes", server.url()))
-        .bearer_auth(&token)
         .json(&node)
         .send()
         .await
         .expect("node");
     assert_eq!(created.status(), 201);
     let proxy = format!("{}/api/v1/nodes/n1/proxy/healthz", server.url());
-    let unreachable = reqwest::get(&proxy).await.expect("proxy");
+    let unreachable = server.admin().get(&proxy).send().await.expect("proxy");
     assert_eq!(unreachable.status(), 503);
     let message = unreachable.text().await.unwrap_or_default();
     assert!(message.contains("node n1 has no tunnel"), "{message}");
 
-    let first = agent(&server, &token, "first").await;
+    let first = agent(&server, "first").await;
     wait_proxied(&server, "first").await;
     // The agent dials again (a server that lost it, a network path that changed): the newer
     // tunnel is used, and the older one is let go.
-    let _second = agent(&server, &token, "second").await;
+    let _second = agent(&server, "second").await;
     wait_proxied(&server, "second").await;
     first.cancel();
     wait_proxied(&server, "second").await;

@@ -1,10 +1,12 @@
 //! The authorizer's view of the cluster: informers (list + watch) of Roles, ClusterRoles,
-//! their bindings and Pods, kept on every member so that no request reads the store; and the
-//! RBAC index built from them, rebuilt when one of the four RBAC kinds has changed.
+//! their bindings, Pods and Ingresses, kept on every member so that no request reads the
+//! store; and the RBAC index built from them, rebuilt when one of the four RBAC kinds has
+//! changed.
 
 use std::sync::{Arc, RwLock};
 
 use skiff_api::k8s_openapi::api::core::v1::Pod;
+use skiff_api::k8s_openapi::api::networking::v1::Ingress;
 use skiff_api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +26,7 @@ pub struct Cache {
     pods: Arc<Informer<Pod>>,
     /// The index and the RBAC informers' revisions it was built at.
     index: Arc<RwLock<(Revisions, Arc<RbacIndex>)>>,
+    ingresses: Arc<Informer<Ingress>>,
 }
 
 /// The revisions of the ClusterRole, Role, ClusterRoleBinding and RoleBinding informers.
@@ -40,6 +43,7 @@ impl Cache {
             pods: Informer::start(registry.clone(), shutdown.clone()),
             // Revision 0 is never current once synced: the first request builds the index.
             index: Arc::new(RwLock::new(([0; 4], Arc::default()))),
+            ingresses: Informer::start(registry.clone(), shutdown.clone()),
         }
     }
 
@@ -79,6 +83,7 @@ impl Cache {
         self.cluster_role_bindings.synced().await;
         self.role_bindings.synced().await;
         self.pods.synced().await;
+        self.ingresses.synced().await;
     }
 }
 
@@ -108,5 +113,18 @@ impl PodSource for Cache {
 
     fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
         self.pods.get(&object_key(Some(namespace), name))
+    }
+
+    fn ingress_tls_secret(&self, namespace: &str, name: &str) -> bool {
+        !self
+            .ingresses
+            .list(|i| {
+                i.metadata.namespace.as_deref() == Some(namespace)
+                    && i.spec
+                        .iter()
+                        .flat_map(|s| s.tls.iter().flatten())
+                        .any(|t| t.secret_name.as_deref() == Some(name))
+            })
+            .is_empty()
     }
 }

@@ -1,7 +1,8 @@
 //! The default roles and bindings every cluster has (Kubernetes' bootstrap policy, cut to the
 //! resources Skiff serves): `cluster-admin` for `system:masters`; the aggregated `admin`,
 //! `edit` and `view`; discovery, public info and self-review for every user; `system:node` for
-//! join-token agents. They are created at server start when missing, and objects marked
+//! nodes; `system:node-bootstrapper` and the node-client approval roles for join tokens and
+//! node renewals. They are created at server start when missing, and objects marked
 //! `rbac.authorization.kubernetes.io/autoupdate: "true"` get back the rules and subjects they
 //! lost (as kube-apiserver reconciles them).
 
@@ -249,9 +250,48 @@ pub fn cluster_roles() -> Vec<Value> {
                 ),
             ],
         ),
+        cluster_role(
+            NODE_BOOTSTRAPPER,
+            bootstrap.clone(),
+            vec![rule(
+                &[CERTIFICATES],
+                &[CSRS],
+                &["create", "get", "list", "watch"],
+            )],
+        ),
+        cluster_role(
+            NODE_CLIENT_APPROVAL,
+            bootstrap.clone(),
+            vec![rule(
+                &[CERTIFICATES],
+                &[&format!("{CSRS}/nodeclient")],
+                &["create"],
+            )],
+        ),
+        cluster_role(
+            SELF_NODE_CLIENT_APPROVAL,
+            bootstrap.clone(),
+            vec![rule(
+                &[CERTIFICATES],
+                &[&format!("{CSRS}/selfnodeclient")],
+                &["create"],
+            )],
+        ),
         cluster_role("system:node", bootstrap, node_rules()),
     ]
 }
+
+/// The API group of CertificateSigningRequests.
+const CERTIFICATES: &str = "certificates.k8s.io";
+const CSRS: &str = "certificatesigningrequests";
+/// What a join token may do: request a node certificate (Kubernetes' bootstrap role).
+const NODE_BOOTSTRAPPER: &str = "system:node-bootstrapper";
+/// Whose node-client requests the approver approves: new nodes (bound to the bootstrappers).
+pub const NODE_CLIENT_APPROVAL: &str =
+    "system:certificates.k8s.io:certificatesigningrequests:nodeclient";
+/// Whose renewals of their own node certificate the approver approves (bound to the nodes).
+pub const SELF_NODE_CLIENT_APPROVAL: &str =
+    "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient";
 
 /// Everything an agent does today (Kubernetes' pre-1.8 broad node role).
 fn node_rules() -> Vec<Value> {
@@ -336,10 +376,24 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:basic-user",
             &[AUTHENTICATED_GROUP],
         ),
+        // Node certificates are decided by the node authorizer; the binding serves node users
+        // it has no opinion on (discovery, the tunnel's URL). A join token buys only a
+        // certificate (system:node-bootstrapper below).
+        binding("system:node", "system:node", &[NODES_GROUP]),
         binding(
-            "system:node",
-            "system:node",
-            &[NODES_GROUP, BOOTSTRAPPERS_GROUP],
+            "kubeadm:kubelet-bootstrap",
+            NODE_BOOTSTRAPPER,
+            &[BOOTSTRAPPERS_GROUP],
+        ),
+        binding(
+            "kubeadm:node-autoapprove-bootstrap",
+            NODE_CLIENT_APPROVAL,
+            &[BOOTSTRAPPERS_GROUP],
+        ),
+        binding(
+            "kubeadm:node-autoapprove-certificate-rotation",
+            SELF_NODE_CLIENT_APPROVAL,
+            &[NODES_GROUP],
         ),
     ]
 }

@@ -1,8 +1,10 @@
 //! The node authorizer (Kubernetes' `Node` authorization mode) for node identities
 //! (`system:node:NAME` in group `system:nodes`): a node reads what a kubelet reads, writes
 //! only its own Node and Lease and the status of the pods bound to it, and reads only the
-//! Secrets, ConfigMaps and PersistentVolumeClaims those pods use, and creates tokens only for
-//! their ServiceAccounts. Its answer is final for
+//! Secrets, ConfigMaps and PersistentVolumeClaims those pods use, and the TLS Secrets that
+//! Ingresses name (every agent may serve every Ingress of class `skiff`, as an ingress
+//! controller does; Kubernetes gives its controller that read), and creates tokens only for
+//! its pods' ServiceAccounts. Its answer is final for
 //! resource requests, so a node credential never gains more through RBAC's `system:node`
 //! binding (which serves the join-token identities).
 
@@ -23,6 +25,11 @@ pub trait PodSource {
     /// The pods whose `spec.nodeName` is `node`.
     fn pods_on(&self, node: &str) -> Vec<Arc<Pod>>;
     fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>>;
+    /// Whether an Ingress in `namespace` names Secret `name` in its `spec.tls` (the agents'
+    /// ingress proxy serves its certificate).
+    fn ingress_tls_secret(&self, _namespace: &str, _name: &str) -> bool {
+        false
+    }
 }
 
 /// The node a user is the identity of, if it is one.
@@ -76,6 +83,10 @@ fn allowed(pods: &impl PodSource, node: &str, verb: &str, r: &ResourceAttributes
         ("", "events") | ("events.k8s.io", "events") => {
             matches!(verb, "create" | "update" | "patch")
         }
+        ("", "secrets") if read && sub.is_empty() && !r.name.is_empty() => {
+            used_here(pods, node, "secrets", &r.namespace, &r.name)
+                || pods.ingress_tls_secret(&r.namespace, &r.name)
+        }
         ("", kind @ ("secrets" | "configmaps" | "persistentvolumeclaims")) => {
             read && sub.is_empty() && used_here(pods, node, kind, &r.namespace, &r.name)
         }
@@ -97,6 +108,13 @@ fn allowed(pods: &impl PodSource, node: &str, verb: &str, r: &ResourceAttributes
         }
         ("authorization.k8s.io", "selfsubjectaccessreviews")
         | ("authentication.k8s.io", "selfsubjectreviews") => verb == "create",
+        // Renewing its own client certificate (Kubernetes' system:node role and the
+        // selfnodeclient permission the approver checks).
+        ("certificates.k8s.io", "certificatesigningrequests") => match sub {
+            "" => read || verb == "create",
+            "selfnodeclient" => verb == "create",
+            _ => false,
+        },
         _ => false,
     }
 }
@@ -203,6 +221,10 @@ mod tests {
         fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
             self.0.get(&(namespace.into(), name.into())).cloned()
         }
+        /// An Ingress in `a` serves HTTPS with `site-tls`.
+        fn ingress_tls_secret(&self, namespace: &str, name: &str) -> bool {
+            (namespace, name) == ("a", "site-tls")
+        }
     }
 
     fn pods() -> Pods {
@@ -281,6 +303,13 @@ mod tests {
                 true,
             ),
             (Method::PUT, "/api/v1/namespaces/a/secrets/tls", false),
+            (Method::GET, "/api/v1/namespaces/a/secrets/site-tls", true),
+            (
+                Method::GET,
+                "/api/v1/namespaces/a/secrets?watch=1&fieldSelector=metadata.name%3Dsite-tls",
+                true,
+            ),
+            (Method::GET, "/api/v1/namespaces/b/secrets/site-tls", false),
             (
                 Method::GET,
                 "/api/v1/namespaces/a/configmaps/settings",

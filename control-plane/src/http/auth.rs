@@ -1,6 +1,8 @@
-//! Join tokens: checking one against its stored Secret, node tunnels that only an agent with
-//! a valid one opens, and the agent-only writes (registering a Node, node status, node
-//! Leases) that need a bearer token at all.
+//! Join tokens. Over TLS, `authn` reads a bearer join token as `system:bootstrap:<id>` and
+//! checks it with `verify`. On the plain-HTTP `--insecure-http` listener (whose requests act
+//! as a cluster admin) a token that is sent is still checked, and registering a Node, writing
+//! node status and renewing a node Lease still require one, so that an agent pointed at it
+//! with a wrong token is refused as over TLS.
 
 use axum::http::{header, HeaderMap, Method};
 use skiff_api::join_token::{self, JoinToken};
@@ -15,27 +17,28 @@ use crate::registry::{typed, Registry};
 /// The namespace of node heartbeat Leases.
 const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
-/// Refuses a write only an agent makes (registering a Node, node status, node Leases) when it
-/// carries no bearer token. Which token it is, and whether it is valid, the authentication
-/// layer has already decided once for the request (over TLS; the loopback `--insecure-http`
-/// listener acts as an admin anyway): it is not looked up again here.
-pub fn authorize(method: &Method, target: &ApiPath, headers: &HeaderMap) -> Result<(), ApiError> {
-    if needs_token(method, target) && !headers.contains_key(header::AUTHORIZATION) {
-        return Err(ApiError::Unauthorized(
+/// On the plain-HTTP listener: refuses the request if it carries a bad token, or needs one
+/// and carries none.
+pub async fn check_insecure(
+    registry: &Registry,
+    method: &Method,
+    target: &ApiPath,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    match bearer(headers)? {
+        Some(token) => verify(registry, &token).await,
+        None if needs_token(method, target) => Err(ApiError::Unauthorized(
             "registering a node and renewing its lease need a join token: create one with \
              `skiff token create` and pass it to `skiff agent --token`"
                 .into(),
-        ));
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-/// Refuses a request that carries no valid join token (a node tunnel: only an agent opens one).
-pub async fn require_join_token(registry: &Registry, headers: &HeaderMap) -> Result<(), ApiError> {
+fn bearer(headers: &HeaderMap) -> Result<Option<JoinToken>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::Unauthorized(
-            "a node tunnel needs the node's join token (`skiff agent --token`)".into(),
-        ));
+        return Ok(None);
     };
     let text = value
         .to_str()
@@ -44,8 +47,9 @@ pub async fn require_join_token(registry: &Registry, headers: &HeaderMap) -> Res
         .ok_or_else(|| {
             ApiError::Unauthorized("expected `Authorization: Bearer <join token>`".into())
         })?;
-    let token = JoinToken::parse(text).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-    verify(registry, &token).await
+    JoinToken::parse(text)
+        .map(Some)
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))
 }
 
 /// Node registration, node status and node Leases: what only an agent writes.

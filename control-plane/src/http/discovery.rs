@@ -163,6 +163,7 @@ fn subresources(kind: &ResourceKind) -> Vec<(&'static str, &'static [&'static st
             subs.push(("log", &["get"]));
         }
         "ServiceAccount" => subs.push(("token", &["create"])),
+        "CertificateSigningRequest" => subs.push(("approval", &["get", "patch", "update"])),
         "Node" => subs.push(("proxy", &["create", "delete", "get", "patch", "update"])),
         "Deployment" | "ReplicaSet" | "StatefulSet" => {
             subs.push(("scale", &["get", "patch", "update"]))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, Method, Request, StatusCode, Uri};
+use axum::http::{header, Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
@@ -26,9 +26,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{client_async, WebSocketStream};
 
 use super::agent_conn::{self, AgentRoute};
-use super::path::ApiPath;
 use super::pod_container::{self, PickError};
-use super::{auth, AppState};
+use super::AppState;
 use crate::error::ApiError;
 
 /// The connection under the agent's WebSocket: a tunnel stream or a TCP connection.
@@ -44,19 +43,10 @@ const MAX_REFUSAL_BYTES: usize = 64 << 10;
 pub async fn exec(
     State(state): State<AppState>,
     Path((namespace, name)): Path<(String, String)>,
-    method: Method,
     uri: Uri,
-    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let result = async {
-        let target = ApiPath {
-            kind: resources::by_name("pods").expect("pods are served"),
-            namespace: Some(namespace.clone()),
-            name: Some(name.clone()),
-            subresource: Some("exec".into()),
-        };
-        auth::authorize(&method, &target, &headers)?;
         let (node, agent_path) = resolve(&state, &namespace, &name, uri.query()).await?;
         let upgrade = upgrade.map_err(|_| {
             ApiError::BadRequest(format!(

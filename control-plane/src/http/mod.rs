@@ -2,10 +2,12 @@
 
 mod access_review;
 mod agent_conn;
+mod approval_protobuf;
 pub mod audit;
 mod auth;
 mod authn;
 mod authorize;
+mod certificate_requests;
 mod cluster;
 mod discovery;
 mod exec;

@@ -77,13 +77,13 @@ fn strings(message: &[u8], names: &[&str]) -> Result<Value, ApiError> {
     Ok(Value::Object(out))
 }
 
-fn text(bytes: &[u8]) -> Result<&str, ApiError> {
+pub(super) fn text(bytes: &[u8]) -> Result<&str, ApiError> {
     std::str::from_utf8(bytes)
         .map_err(|_| ApiError::BadRequest("protobuf review: a string is not UTF-8".into()))
 }
 
 /// The length-delimited fields of a message, by field number (other wire types skipped).
-fn fields(mut message: &[u8]) -> Result<Vec<(u64, &[u8])>, ApiError> {
+pub(super) fn fields(mut message: &[u8]) -> Result<Vec<(u64, &[u8])>, ApiError> {
     let truncated = || ApiError::BadRequest("protobuf review: truncated message".into());
     let mut out = Vec::new();
     while !message.is_empty() {

@@ -1,7 +1,8 @@
 //! `GET /skiff/v1/nodes/{node}/tunnel`, upgraded to `skiff-tunnel`: the connection a node's
 //! agent opens and keeps open so that this server reaches the agent (logs, exec, node proxy)
-//! with no port open on the node (see `skiff_net::tunnel`). Only a caller that may act for
-//! the node opens its tunnel: today, one with a valid join token, as node registration needs.
+//! with no port open on the node (see `skiff_net::tunnel`). Only the node itself opens its
+//! tunnel: the caller must be `system:node:<node>` (its client certificate), or a cluster
+//! admin (the plain-HTTP `--insecure-http` listener acts as one).
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -10,8 +11,10 @@ use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
 use skiff_net::tunnel::PROTOCOL;
 
-use super::{auth, AppState};
+use super::AppState;
+use crate::authz::node;
 use crate::error::ApiError;
+use crate::identity::{UserInfo, MASTERS_GROUP};
 
 /// Checks the caller, answers `101 Switching Protocols` and attaches the upgraded connection
 /// as `node`'s tunnel (replacing an older one).
@@ -21,7 +24,22 @@ pub async fn open(
     mut request: Request,
 ) -> Response {
     let result = async {
-        auth::require_join_token(&state.registry, request.headers()).await?;
+        let user = request
+            .extensions()
+            .get::<UserInfo>()
+            .cloned()
+            .unwrap_or_else(UserInfo::anonymous);
+        if node::node_name(&user) != Some(node.as_str()) && !user.in_group(MASTERS_GROUP) {
+            return Err(ApiError::AccessDenied {
+                resource: "nodes".into(),
+                name: node.clone(),
+                message: format!(
+                    "User \"{}\" cannot open the tunnel of node \"{node}\": only the node's \
+                     own credential (system:node:{node}) may",
+                    user.name
+                ),
+            });
+        }
         let upgrade = request
             .headers()
             .get(header::UPGRADE)

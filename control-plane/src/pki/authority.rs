@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::OffsetDateTime;
 
@@ -165,6 +165,38 @@ impl ClusterCa {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
+    }
+
+    /// Signs a PKCS#10 request (PEM) as a client certificate: the subject it names, its
+    /// public key, `key_encipherment` if asked, valid for `validity` from a little before now.
+    /// The request's signature must verify; its own extensions are not copied (the signer
+    /// decides the usages, as Kubernetes' signers do).
+    pub fn sign_client_request(
+        &self,
+        request_pem: &str,
+        key_encipherment: bool,
+        validity: Duration,
+    ) -> Result<String, PkiError> {
+        let request = CertificateSigningRequestParams::from_pem(request_pem)
+            .map_err(|source| PkiError::Request { source })?;
+        let now = OffsetDateTime::now_utc();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = request.params.distinguished_name;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if key_encipherment {
+            params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = now - BACKDATE.min(Duration::from_secs(300));
+        params.not_after = now + validity;
+        let signed = CertificateSigningRequestParams {
+            params,
+            public_key: request.public_key,
+        }
+        .signed_by(&self.issuer)
+        .map_err(generate("certificate"))?;
+        Ok(signed.pem())
     }
 }
 

@@ -11,6 +11,12 @@ pub enum PkiError {
         #[source]
         source: rcgen::Error,
     },
+    /// A certificate signing request that does not parse or whose signature does not verify.
+    #[error("the certificate signing request: {source}")]
+    Request {
+        #[source]
+        source: rcgen::Error,
+    },
     #[error("reading {}: {source}", path.display())]
     Read {
         path: PathBuf,

@@ -20,7 +20,7 @@ pub use files::{
 };
 pub use server_tls::{ca_hash, crypto_provider, ServerTls, TlsOptions};
 pub use service_account_key::ServiceAccountKey;
-pub use serving::serving_names;
+pub use serving::{first_der, serving_names};
 
 #[cfg(test)]
 mod tests;

@@ -96,7 +96,7 @@ fn ip_of(bytes: &[u8]) -> Option<IpAddr> {
 }
 
 /// The DER of the first certificate in `pem`.
-pub(crate) fn first_der(pem: &str) -> Option<Vec<u8>> {
+pub fn first_der(pem: &str) -> Option<Vec<u8>> {
     use tokio_rustls::rustls::pki_types::pem::PemObject;
     use tokio_rustls::rustls::pki_types::CertificateDer;
     CertificateDer::pem_slice_iter(pem.as_bytes())

@@ -60,8 +60,11 @@ pub fn prepare_update(
         Subresource::Status => {
             let mut next = old.clone();
             next["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+            strategy.prepare_for_status_update(old, &mut next);
+            strategy.validate_status_update(kind, old, &next)?;
             next
         }
+        Subresource::Approval => strategy.prepare_for_approval(kind, old, &new)?,
         Subresource::Main => {
             if strategy.has_status_subresource() {
                 match old.get("status") {

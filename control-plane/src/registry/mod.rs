@@ -49,6 +49,8 @@ pub enum Subresource {
     Main,
     /// Only `status`.
     Status,
+    /// Only the Approved and Denied conditions of a CertificateSigningRequest (`/approval`).
+    Approval,
 }
 
 /// How many names a create with `generateName` draws before it answers AlreadyExists

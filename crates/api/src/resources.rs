@@ -277,6 +277,15 @@ pub static KINDS: &[ResourceKind] = &[
         &[],
         true,
     ),
+    kind(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        &["csr"],
+        false,
+    ),
     kind(RBAC_GROUP, "v1", "Role", "roles", "role", &[], true),
     kind(
         RBAC_GROUP,

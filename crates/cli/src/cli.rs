@@ -14,7 +14,7 @@ use crate::commands::{
     delete::DeleteArgs, describe::DescribeArgs, drain::DrainArgs, exec::ExecArgs,
     expose::ExposeArgs, get::GetArgs, image::ImageCommand, logs::LogsArgs, node::NodeArgs,
     rollout::RolloutCommand, scale::ScaleArgs, secrets::SecretsCommand, server::ServerArgs,
-    token::TokenCommand, wait::WaitArgs,
+    token::TokenCommand, user::UserCommand, wait::WaitArgs,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -108,9 +108,13 @@ pub enum Command {
     /// Images in registries: `skiff image push ./app.wasm REGISTRY/REPO:TAG`.
     #[command(subcommand)]
     Image(ImageCommand),
-    /// The cluster's certificates: `skiff certificate create-ca --out DIR`.
+    /// The cluster's certificates: `skiff certificate create-ca --out DIR`,
+    /// `skiff certificate approve|deny NAME`.
     #[command(subcommand)]
     Certificate(CertificateCommand),
+    /// Users with client certificates: `skiff user create NAME --group G --out FILE`.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Measure the cluster: see `skiff bench deploy --help`.
     #[command(subcommand)]
     Bench(BenchCommand),

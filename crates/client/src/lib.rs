@@ -2,6 +2,7 @@
 //! between servers, and turns error responses into the server's `Status`.
 
 mod authentication;
+pub mod certificates;
 mod cluster;
 mod error;
 mod exec;
@@ -330,6 +331,18 @@ impl Client {
         obj: &Value,
     ) -> Result<Value, ClientError> {
         let path = Self::status_path(kind, namespace, name);
+        self.json(Method::PUT, &path, Self::body(obj)).await
+    }
+
+    /// Replaces `obj` through a subresource (`approval` of a CertificateSigningRequest).
+    pub async fn replace_subresource(
+        &self,
+        kind: &ResourceKind,
+        name: &str,
+        subresource: &str,
+        obj: &Value,
+    ) -> Result<Value, ClientError> {
+        let path = format!("{}/{subresource}", kind.object_path(None, name));
         self.json(Method::PUT, &path, Self::body(obj)).await
     }
 

@@ -27,6 +27,7 @@
 mod admission;
 mod builder;
 mod container_config;
+pub mod credentials;
 mod dns;
 mod env;
 mod events;

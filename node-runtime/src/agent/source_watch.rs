@@ -1,14 +1,19 @@
-//! Watching ConfigMaps and Secrets so that the volumes projecting them are rewritten as soon
-//! as they change (the kubelet resyncs about once a minute; this is event-driven, and each
-//! worker also resyncs in case an event was missed). The watch starts with the node's first
-//! pod that projects files, so nodes without such pods (and hollow nodes) open none; each
-//! (re)list reports every object as changed, so nothing between a list and a watch is lost.
+//! Watching the ConfigMaps and Secrets the node's pods project, so that their volumes are
+//! rewritten as soon as they change (the kubelet resyncs about once a minute; this is
+//! event-driven, and each worker also resyncs in case an event was missed). As the kubelet's
+//! watch-based ConfigMap and Secret managers do, each object is watched on its own, in its
+//! namespace with `fieldSelector=metadata.name=NAME`: the node authorizer lets a node read
+//! only the objects its pods use, never a whole collection. A watch starts with the first pod
+//! that projects the object (nodes without such pods, and hollow nodes, open none) and lasts
+//! while the agent runs; each (re)list reports the object as changed, so nothing between a
+//! list and a watch is lost.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
-use skiff_api::k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use skiff_api::k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use skiff_api::k8s_openapi::Resource;
 use skiff_client::{Client, ListParams};
 use tokio::sync::broadcast;
@@ -18,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 const RETRY: Duration = Duration::from_secs(1);
 
 /// Which kind of source changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SourceKind {
     ConfigMap,
     Secret,
@@ -36,7 +41,8 @@ pub struct SourceChange {
 pub struct SourceWatch {
     client: Client,
     changes: broadcast::Sender<SourceChange>,
-    started: AtomicBool,
+    /// The objects watched so far.
+    watched: Mutex<HashSet<(SourceKind, String, String)>>,
     stop: CancellationToken,
 }
 
@@ -46,7 +52,7 @@ impl SourceWatch {
         SourceWatch {
             client,
             changes: broadcast::channel(capacity).0,
-            started: AtomicBool::new(false),
+            watched: Mutex::default(),
             stop,
         }
     }
@@ -56,36 +62,55 @@ impl SourceWatch {
         self.changes.subscribe()
     }
 
-    /// Starts watching, once.
-    pub fn start(&self) {
-        if !self.started.swap(true, Ordering::SeqCst) {
-            tokio::spawn(run(
-                self.client.clone(),
-                self.changes.clone(),
-                self.stop.clone(),
-            ));
+    /// Watches each ConfigMap and Secret `pod` projects that is not watched yet.
+    pub fn watch_pod(&self, pod: &Pod) {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let mut watched = self.watched.lock().expect("watched sources");
+        for (kind, name) in super::volumes::sources(pod) {
+            if !watched.insert((kind, namespace.clone(), name.clone())) {
+                continue;
+            }
+            let (client, changes, stop) =
+                (self.client.clone(), self.changes.clone(), self.stop.clone());
+            let namespace = namespace.clone();
+            tokio::spawn(async move {
+                let watching = async {
+                    match kind {
+                        SourceKind::ConfigMap => {
+                            watch::<ConfigMap>(&client, kind, &namespace, &name, &changes).await
+                        }
+                        SourceKind::Secret => {
+                            watch::<Secret>(&client, kind, &namespace, &name, &changes).await
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = watching => {}
+                    _ = stop.cancelled() => {}
+                }
+            });
         }
     }
 }
 
-/// Sends a `SourceChange` for every ConfigMap and Secret event until `stop`.
-async fn run(client: Client, changes: broadcast::Sender<SourceChange>, stop: CancellationToken) {
-    tokio::select! {
-        _ = watch::<ConfigMap>(&client, SourceKind::ConfigMap, &changes) => {}
-        _ = watch::<Secret>(&client, SourceKind::Secret, &changes) => {}
-        _ = stop.cancelled() => {}
-    }
-}
-
-async fn watch<K>(client: &Client, kind: SourceKind, changes: &broadcast::Sender<SourceChange>)
-where
+/// Sends a `SourceChange` for every event of object `namespace/name` of `kind`, for ever.
+async fn watch<K>(
+    client: &Client,
+    kind: SourceKind,
+    namespace: &str,
+    name: &str,
+    changes: &broadcast::Sender<SourceChange>,
+) where
     K: Resource + serde::de::DeserializeOwned + serde::Serialize + Send + 'static,
     K: skiff_api::k8s_openapi::Metadata<
         Ty = skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     >,
 {
-    let api = client.api::<K>(None);
-    let params = ListParams::default();
+    let api = client.api::<K>(Some(namespace));
+    let params = ListParams {
+        field_selector: Some(format!("metadata.name={name}")),
+        ..ListParams::default()
+    };
     loop {
         // After a (re)list every object counts as changed: events may have been missed.
         let version = match api.list(&params).await {

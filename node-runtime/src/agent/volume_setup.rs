@@ -58,7 +58,7 @@ impl Worker {
             return false;
         }
         if volumes::projects_files(&self.pod) {
-            self.ctx.source_changes.start();
+            self.ctx.source_changes.watch_pod(&self.pod);
         }
         match volumes::prepare(&self.volume_inputs(), &self.pod).await {
             Ok(prepared) => {

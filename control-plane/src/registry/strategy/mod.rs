@@ -3,6 +3,7 @@
 //! write path asks the kind's strategy instead of testing which kind it holds.
 
 mod binding;
+mod certificate;
 mod claim;
 mod job;
 mod namespace;
@@ -48,6 +49,33 @@ pub trait Strategy: Sync {
         _new: &Value,
     ) -> Result<(), ApiError> {
         Ok(())
+    }
+
+    /// Carries what a `/status` write may not change from the stored object into `next`.
+    fn prepare_for_status_update(&self, _old: &Value, _next: &mut Value) {}
+
+    /// Checks a `/status` write against the stored object.
+    fn validate_status_update(
+        &self,
+        _kind: &ResourceKind,
+        _old: &Value,
+        _next: &Value,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// The object an `/approval` write of `new` makes of `old`; only CertificateSigningRequests
+    /// serve it.
+    fn prepare_for_approval(
+        &self,
+        kind: &ResourceKind,
+        _old: &Value,
+        _new: &Value,
+    ) -> Result<Value, ApiError> {
+        Err(ApiError::UnknownResource(format!(
+            "{}/approval",
+            kind.plural
+        )))
     }
 
     /// The RuntimeClass a new object runs with, whose scheduling it takes on at admission.
@@ -96,6 +124,7 @@ pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
         "PersistentVolumeClaim" => &claim::ClaimStrategy,
         "Service" => &service::ServiceStrategy,
         "RoleBinding" | "ClusterRoleBinding" => &binding::BindingStrategy,
+        "CertificateSigningRequest" => &certificate::CsrStrategy,
         "Deployment"
         | "ReplicaSet"
         | "CronJob"

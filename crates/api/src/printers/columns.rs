@@ -119,6 +119,17 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             vec!["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
             ingress_columns::ingress_row,
         ),
+        "CertificateSigningRequest" => (
+            vec![
+                "NAME",
+                "AGE",
+                "SIGNERNAME",
+                "REQUESTOR",
+                "REQUESTEDDURATION",
+                "CONDITION",
+            ],
+            super::certificate_columns::csr_row,
+        ),
         "IngressClass" => (
             vec!["NAME", "CONTROLLER", "PARAMETERS", "AGE"],
             ingress_columns::ingress_class_row,

@@ -3,6 +3,7 @@
 
 pub mod age;
 mod batch_columns;
+pub mod certificate_columns;
 pub mod columns;
 pub mod ingress_columns;
 mod pod_columns;

@@ -2,6 +2,7 @@
 //! (`spec.template.spec.containers[0].image: Required value`).
 
 mod batch;
+mod certificates;
 mod discovery;
 mod host_ports;
 mod lifecycle_hooks;
@@ -23,6 +24,7 @@ use std::fmt;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
     ResourceQuota, Secret, Service, ServiceAccount,
@@ -205,6 +207,8 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
         "ClusterRole" => {
             decode::<ClusterRole>(obj).map(|r| rbac::validate_cluster_role(&r, &mut errors))
         }
+        "CertificateSigningRequest" => decode::<CertificateSigningRequest>(obj)
+            .map(|c| certificates::validate_csr(&c, &mut errors)),
         "RoleBinding" => {
             decode::<RoleBinding>(obj).map(|b| rbac::validate_role_binding(&b, &mut errors))
         }

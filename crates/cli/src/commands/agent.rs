@@ -1,6 +1,8 @@
 //! `skiff agent`: a node agent joining a cluster over HTTPS. Its join token carries the
 //! cluster CA's hash (`K10<hash>::<token>`): the agent fetches the CA from `/cacerts`,
-//! checks it against the hash, and trusts only it from then on.
+//! checks it against the hash, and trusts only it from then on. With the token it then gets
+//! a client certificate of its own (`system:node:<name>`, in `DATA_DIR/pki/`), which it uses
+//! for every call after.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -9,6 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use skiff_api::join_token;
 use skiff_client::{Client, Credentials};
+use skiff_node_runtime::agent::credentials::{node_client, Bootstrap};
 
 use super::daemon::{
     descriptor_budget, host_name, parse_listen_or_none, terminated, wasm_agent, ConnArgs,
@@ -95,14 +98,31 @@ pub async fn run(mut args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
              prints it): pass the cluster CA with --ca-file"
         ),
     };
-    let client = Client::with_credentials(
-        &servers,
-        &Credentials {
-            ca_pem,
-            identity: None,
-            token: Some(token.to_string()),
-        },
-    )?;
+    // Over TLS the node gets a client certificate of its own (`system:node:<name>`) with the
+    // join token, and uses it for everything after; plain HTTP has no client identity.
+    let (client, token) = match &ca_pem {
+        Some(ca_pem) => {
+            let bootstrap = Bootstrap {
+                servers: &servers,
+                ca_pem,
+                token,
+                data_dir: &args.data_dir,
+                node: &node,
+            };
+            (node_client(&bootstrap).await?, None)
+        }
+        None => (
+            Client::with_credentials(
+                &servers,
+                &Credentials {
+                    ca_pem: None,
+                    identity: None,
+                    token: Some(token.to_string()),
+                },
+            )?,
+            Some(token),
+        ),
+    };
     let mut agent = wasm_agent(
         servers,
         token,

@@ -364,7 +364,7 @@ pub fn descriptor_budget() -> usize {
 /// under `data_dir`, to be built.
 pub fn wasm_agent(
     servers: Vec<String>,
-    token: &str,
+    token: Option<&str>,
     labels: BTreeMap<String, String>,
     node: String,
     data_dir: PathBuf,
@@ -400,11 +400,14 @@ pub fn wasm_agent(
         Some(addr) => builder.listen(addr),
         None => builder.without_listener(),
     };
+    let builder = match token {
+        Some(token) => builder.token(token),
+        None => builder,
+    };
     Ok(builder
         .image_gc(image_gc)
         .max_image_size(images.max_image_size)
         .servers(servers)
-        .token(token)
         .labels(labels)
         .node_name(node)
         .data_dir(data_dir)

@@ -29,6 +29,7 @@ pub mod secrets;
 pub mod server;
 mod server_limits;
 pub mod token;
+pub mod user;
 pub mod wait;
 
 use anyhow::Context;
@@ -73,7 +74,8 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
             }
             skiff_bench::run(command).await
         }
-        Command::Certificate(command) => certificate::run(command),
+        Command::Certificate(command) => certificate::run(command, opts).await,
+        Command::User(command) => user::run(command, opts).await,
     }
 }
 

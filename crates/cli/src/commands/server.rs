@@ -17,6 +17,7 @@ use super::server_limits::ServerLimitArgs;
 use crate::private_files;
 use skiff_client::{Client, Credentials, Kubeconfig};
 use skiff_control_plane::pki::{serving_names, CertRequest, ServerTls, TlsOptions, Usage};
+use skiff_node_runtime::agent::credentials::{node_client, Bootstrap};
 use std::sync::Arc;
 
 #[derive(Args, Debug)]
@@ -75,6 +76,10 @@ pub struct ServerArgs {
     /// are replaced elsewhere.
     #[arg(long, default_value_t = 6)]
     pub node_grace_seconds: u64,
+    /// Hours a certificate the CSR signer issues is valid at most (Kubernetes'
+    /// `--cluster-signing-duration`; a request's `expirationSeconds` may ask for less).
+    #[arg(long, default_value_t = 8760)]
+    pub cluster_signing_duration_hours: u64,
     /// The IPv4 range Services get their ClusterIPs from (k3s's default).
     #[arg(long, default_value = skiff_control_plane::DEFAULT_SERVICE_CIDR)]
     pub service_cluster_ip_range: Cidr,
@@ -249,6 +254,8 @@ async fn server_config(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<Ser
     }
     let mut config = ServerConfig::new(args.name.clone(), args.data_dir.clone(), args.listen);
     config.node_grace = Duration::from_secs(args.node_grace_seconds);
+    config.cluster_signing_duration =
+        Duration::from_secs(args.cluster_signing_duration_hours.max(1) * 3600);
     config.pod_cidrs =
         skiff_control_plane::PodCidrRange::new(&args.cluster_cidr, args.node_cidr_mask_size)
             .context("--cluster-cidr and --node-cidr-mask-size")?;
@@ -422,20 +429,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let node = args.node_name.clone().unwrap_or_else(host_name);
         let admin = Client::with_credentials(std::slice::from_ref(&url), &admin_credentials(&tls))?;
         let token = dev_token(&admin, &args.data_dir).await?;
-        let agent_client = Client::with_credentials(
-            std::slice::from_ref(&url),
-            &Credentials {
-                ca_pem: Some(tls.ca_pem().as_bytes().to_vec()),
-                identity: None,
-                token: Some(token.clone()),
-            },
-        )?;
+        let agent_dir = args.data_dir.join("agent");
+        let agent_client = node_client(&Bootstrap {
+            servers: std::slice::from_ref(&url),
+            ca_pem: tls.ca_pem().as_bytes(),
+            token: &token,
+            data_dir: &agent_dir,
+            node: &node,
+        })
+        .await?;
         let agent = wasm_agent(
             vec![url.clone()],
-            &token,
+            None,
             Default::default(),
             node.clone(),
-            args.data_dir.join("agent"),
+            agent_dir,
             args.kubelet_listen.0,
             NodeArgs {
                 network: PodNetworkArgs {

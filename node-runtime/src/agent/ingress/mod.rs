@@ -110,14 +110,14 @@ pub async fn start(
         changed.clone(),
         stop.clone(),
     ));
-    if tls {
-        tokio::spawn(mirror::run(
-            client.clone(),
-            mirrors.secrets.clone(),
-            changed.clone(),
-            stop.clone(),
-        ));
-    }
+    // The TLS Secrets the Ingresses name, each watched on its own once named (the node
+    // authorizer lets a node read those, not every Secret).
+    let secrets = tls.then(|| SecretMirrors {
+        client: client.clone(),
+        started: BTreeSet::new(),
+        changed: changed.clone(),
+        stop: stop.clone(),
+    });
     let published = Published { client, node_ip };
     tokio::spawn(follow(
         mirrors,
@@ -125,8 +125,41 @@ pub async fn start(
         routes_tx,
         certificates_tx,
         published,
+        secrets,
         stop,
     ));
+}
+
+/// Watches of the TLS Secrets Ingresses name, started as they are first named.
+struct SecretMirrors {
+    client: Client,
+    started: BTreeSet<(String, String)>,
+    changed: Arc<Notify>,
+    stop: CancellationToken,
+}
+
+impl SecretMirrors {
+    fn watch(&mut self, ingresses: &[&Ingress], secrets: &mirror::Objects<Secret>) {
+        let named = ingresses.iter().flat_map(|i| {
+            let namespace = i.metadata.namespace.clone().unwrap_or_default();
+            i.spec
+                .iter()
+                .flat_map(|s| s.tls.iter().flatten())
+                .filter_map(|t| t.secret_name.clone())
+                .map(move |name| (namespace.clone(), name))
+        });
+        for secret in named.collect::<Vec<_>>() {
+            if self.started.insert(secret.clone()) {
+                tokio::spawn(mirror::run_named(
+                    self.client.clone(),
+                    secrets.clone(),
+                    secret,
+                    self.changed.clone(),
+                    self.stop.clone(),
+                ));
+            }
+        }
+    }
 }
 
 /// `addr`, with an unspecified address (`0.0.0.0`) read as the node's own: a wildcard
@@ -185,6 +218,7 @@ async fn follow(
     routes: watch::Sender<Arc<Routes>>,
     certificates: watch::Sender<Arc<Certificates>>,
     published: Published,
+    mut secret_mirrors: Option<SecretMirrors>,
     stop: CancellationToken,
 ) {
     let mut reported: BTreeSet<CertError> = BTreeSet::new();
@@ -206,6 +240,9 @@ async fn follow(
                 services: &services,
                 slices: slices.values().collect(),
             };
+            if let Some(watches) = &mut secret_mirrors {
+                watches.watch(&served, &mirrors.secrets);
+            }
             let secrets = mirrors.secrets.lock().expect("mirror lock");
             let unlisted: Vec<Ingress> = served
                 .iter()

@@ -1,5 +1,5 @@
-//! A local copy of every object of one kind, kept by list and watch (re-listing after an
-//! error or a closed watch), with a signal on each change.
+//! A local copy of every object of one kind (or of one named object), kept by list and watch
+//! (re-listing after an error or a closed watch), with a signal on each change.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -30,8 +30,43 @@ pub async fn run<K>(
 ) where
     K: Resource + Metadata<Ty = ObjectMeta> + DeserializeOwned + Serialize + Send + 'static,
 {
-    let api = client.api::<K>(None);
-    let params = ListParams::default();
+    mirror(client, objects, None, changed, stop).await;
+}
+
+/// Keeps object `namespace/name` of kind `K` in `objects` (present or absent, as in the
+/// cluster) until `stop`: a list and watch with `fieldSelector=metadata.name=NAME` in its
+/// namespace, which is all the node authorizer lets a node read of Secrets.
+pub async fn run_named<K>(
+    client: Client,
+    objects: Objects<K>,
+    (namespace, name): (String, String),
+    changed: Arc<Notify>,
+    stop: CancellationToken,
+) where
+    K: Resource + Metadata<Ty = ObjectMeta> + DeserializeOwned + Serialize + Send + 'static,
+{
+    mirror(client, objects, Some((namespace, name)), changed, stop).await;
+}
+
+async fn mirror<K>(
+    client: Client,
+    objects: Objects<K>,
+    scope: Option<(String, String)>,
+    changed: Arc<Notify>,
+    stop: CancellationToken,
+) where
+    K: Resource + Metadata<Ty = ObjectMeta> + DeserializeOwned + Serialize + Send + 'static,
+{
+    let (api, params) = match &scope {
+        None => (client.api::<K>(None), ListParams::default()),
+        Some((namespace, name)) => (
+            client.api::<K>(Some(namespace)),
+            ListParams {
+                field_selector: Some(format!("metadata.name={name}")),
+                ..ListParams::default()
+            },
+        ),
+    };
     loop {
         let listed = tokio::select! {
             _ = stop.cancelled() => return,
@@ -39,8 +74,16 @@ pub async fn run<K>(
         };
         let version = match listed {
             Ok((list, version)) => {
-                *objects.lock().expect("mirror lock") =
-                    list.into_iter().map(|o| (key(&o), o)).collect();
+                let listed = list.into_iter().map(|o| (key(&o), o));
+                let mut objects = objects.lock().expect("mirror lock");
+                match &scope {
+                    None => *objects = listed.collect(),
+                    Some((namespace, name)) => {
+                        objects.remove(&format!("{namespace}/{name}"));
+                        objects.extend(listed);
+                    }
+                }
+                drop(objects);
                 changed.notify_one();
                 version
             }

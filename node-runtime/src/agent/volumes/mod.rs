@@ -340,28 +340,36 @@ pub fn projects_files(pod: &Pod) -> bool {
     })
 }
 
+/// The ConfigMaps and Secrets (in the pod's namespace) whose files the pod's volumes project.
+pub fn sources(pod: &Pod) -> Vec<(SourceKind, String)> {
+    let mut found = Vec::new();
+    for v in volumes(pod) {
+        if let Some(c) = &v.config_map {
+            found.push((SourceKind::ConfigMap, c.name.clone()));
+        }
+        if let Some(name) = v.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+            found.push((SourceKind::Secret, name));
+        }
+        for source in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(c) = &source.config_map {
+                found.push((SourceKind::ConfigMap, c.name.clone()));
+            }
+            if let Some(s) = &source.secret {
+                found.push((SourceKind::Secret, s.name.clone()));
+            }
+        }
+    }
+    found.sort_by(|a, b| (a.0 as u8, &a.1).cmp(&(b.0 as u8, &b.1)));
+    found.dedup();
+    found
+}
+
 /// True if a volume of the pod projects the changed ConfigMap or Secret.
 pub fn references(pod: &Pod, change: &SourceChange) -> bool {
-    if namespace(pod) != change.namespace {
-        return false;
-    }
-    let name = change.name.as_str();
-    volumes(pod).iter().any(|v| match change.kind {
-        SourceKind::ConfigMap => {
-            v.config_map.as_ref().is_some_and(|c| c.name == name)
-                || v.projected
-                    .iter()
-                    .flat_map(|p| p.sources.iter().flatten())
-                    .any(|s| s.config_map.as_ref().is_some_and(|c| c.name == name))
-        }
-        SourceKind::Secret => {
-            v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(name)
-                || v.projected
-                    .iter()
-                    .flat_map(|p| p.sources.iter().flatten())
-                    .any(|s| s.secret.as_ref().is_some_and(|c| c.name == name))
-        }
-    })
+    namespace(pod) == change.namespace
+        && sources(pod)
+            .iter()
+            .any(|(kind, name)| *kind == change.kind && *name == change.name)
 }
 
 /// Removes the pod's own volumes (unmounting its tmpfs volumes first) and staged files.

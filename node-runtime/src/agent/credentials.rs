@@ -1,0 +1,237 @@
+//! The node's own client certificate, as the kubelet's TLS bootstrap and certificate manager
+//! make it: with the join token, the agent asks for a certificate for `system:node:<name>`
+//! (group `system:nodes`, signer `kubernetes.io/kube-apiserver-client-kubelet`) through a
+//! CertificateSigningRequest the control plane approves and signs, keeps it in
+//! `DATA_DIR/pki/node.crt` and `node.key` (0600), and from then on uses it for every API call
+//! and for its tunnels. A restart reuses a stored certificate that is still valid, without
+//! the token; one with less than 20% of its lifetime left is renewed at start with the node's
+//! own identity (the kubelet renews at 70–90% while it runs; this agent only at start).
+
+use std::fs::{DirBuilder, OpenOptions, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use skiff_api::certificates::{KUBE_APISERVER_CLIENT_KUBELET, NODES_GROUP, NODE_USER_PREFIX};
+use skiff_client::certificates::{key_and_request, CertificateError, ClientRequest};
+use skiff_client::{Client, ClientError, Credentials};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// The directory of the node's certificate inside the agent's data dir.
+pub const PKI_DIR: &str = "pki";
+/// The node's client certificate.
+pub const NODE_CERT: &str = "node.crt";
+/// The node's private key.
+pub const NODE_KEY: &str = "node.key";
+/// How long the agent waits for its certificate to be approved and issued.
+const ISSUE_WAIT: Duration = Duration::from_secs(60);
+/// The share of a certificate's lifetime after which it is renewed (the kubelet: 70–90%).
+const RENEW_AFTER: f64 = 0.8;
+
+/// Why the node has no client certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the API client: {0}")]
+    Client(#[from] ClientError),
+    #[error("the node certificate: {0}")]
+    Certificate(#[from] CertificateError),
+}
+
+/// How the agent reaches the API before it has a certificate of its own.
+#[derive(Debug, Clone)]
+pub struct Bootstrap<'a> {
+    pub servers: &'a [String],
+    /// The cluster CA (checked against the join token's hash).
+    pub ca_pem: &'a [u8],
+    /// The join token.
+    pub token: &'a str,
+    /// The agent's data dir (the certificate goes to its `pki/`).
+    pub data_dir: &'a Path,
+    pub node: &'a str,
+}
+
+/// What a stored certificate is good for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Fresh,
+    /// Valid, but past `RENEW_AFTER` of its lifetime.
+    Aging,
+    /// Expired, not yet valid, unreadable or naming another node.
+    Unusable,
+}
+
+fn standing(cert_pem: &str, user: &str, now: i64) -> Standing {
+    let Some(Ok(der)) = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).next() else {
+        return Standing::Unusable;
+    };
+    let Ok((_, cert)) = X509Certificate::from_der(&der) else {
+        return Standing::Unusable;
+    };
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok());
+    let (from, to) = (
+        cert.validity().not_before.timestamp(),
+        cert.validity().not_after.timestamp(),
+    );
+    if cn != Some(user) || now < from || now >= to {
+        return Standing::Unusable;
+    }
+    let used = (now - from) as f64 / (to - from).max(1) as f64;
+    if used >= RENEW_AFTER {
+        Standing::Aging
+    } else {
+        Standing::Fresh
+    }
+}
+
+/// The API client the node uses from now on: with its stored certificate, renewed or newly
+/// requested as needed.
+pub async fn node_client(bootstrap: &Bootstrap<'_>) -> Result<Client, CredentialError> {
+    let user = format!("{NODE_USER_PREFIX}{}", bootstrap.node);
+    let dir = bootstrap.data_dir.join(PKI_DIR);
+    let (cert_path, key_path) = (dir.join(NODE_CERT), dir.join(NODE_KEY));
+    let stored = match (read(&cert_path)?, read(&key_path)?) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        _ => None,
+    };
+    let now = jiff::Timestamp::now().as_second();
+    let standing = stored
+        .as_ref()
+        .map_or(Standing::Unusable, |(cert, _)| standing(cert, &user, now));
+    if let (Standing::Fresh, Some((cert, key))) = (standing, &stored) {
+        return with_identity(bootstrap, cert, key);
+    }
+    // Renewed with the node's own identity while it is valid, else with the join token.
+    let asking = match (standing, &stored) {
+        (Standing::Aging, Some((cert, key))) => with_identity(bootstrap, cert, key)?,
+        _ => Client::with_credentials(
+            bootstrap.servers,
+            &Credentials {
+                ca_pem: Some(bootstrap.ca_pem.to_vec()),
+                identity: None,
+                token: Some(bootstrap.token.to_string()),
+            },
+        )?,
+    };
+    let made = key_and_request(&user, &[NODES_GROUP.to_string()])?;
+    let name = asking
+        .create_certificate_request(&ClientRequest {
+            name_prefix: &format!("node-csr-{}-", bootstrap.node),
+            request_pem: &made.request_pem,
+            signer_name: KUBE_APISERVER_CLIENT_KUBELET,
+            expiration_seconds: None,
+        })
+        .await?;
+    tracing::info!(csr = %name, node = %bootstrap.node, "requested the node's client certificate");
+    let cert = asking.wait_for_certificate(&name, ISSUE_WAIT).await?;
+    private_dir(&dir)?;
+    write(&key_path, &made.key_pem, 0o600)?;
+    write(&cert_path, &cert, 0o644)?;
+    tracing::info!(path = %cert_path.display(), "stored the node's client certificate");
+    with_identity(bootstrap, &cert, &made.key_pem)
+}
+
+fn with_identity(
+    bootstrap: &Bootstrap<'_>,
+    cert: &str,
+    key: &str,
+) -> Result<Client, CredentialError> {
+    Ok(Client::with_credentials(
+        bootstrap.servers,
+        &Credentials {
+            ca_pem: Some(bootstrap.ca_pem.to_vec()),
+            identity: Some((cert.as_bytes().to_vec(), key.as_bytes().to_vec())),
+            token: None,
+        },
+    )?)
+}
+
+fn read(path: &Path) -> Result<Option<String>, CredentialError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CredentialError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn private_dir(dir: &Path) -> Result<(), CredentialError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| CredentialError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+fn write(path: &Path, text: &str, mode: u32) -> Result<(), CredentialError> {
+    let failed = |source| CredentialError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(failed)?;
+    file.set_permissions(Permissions::from_mode(mode))
+        .map_err(failed)?;
+    file.write_all(text.as_bytes()).map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, DnType, KeyPair};
+
+    use super::*;
+
+    fn cert(cn: &str, from: i64, to: i64) -> String {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.not_before = time::OffsetDateTime::from_unix_timestamp(from).expect("time");
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(to).expect("time");
+        params.self_signed(&key).expect("cert").pem()
+    }
+
+    #[test]
+    fn stored_certificates_are_reused_renewed_at_eighty_percent_or_replaced() {
+        let me = "system:node:n1";
+        let now = 1_800_000_000;
+        assert_eq!(
+            standing(&cert(me, now - 10, now + 90), me, now),
+            Standing::Fresh
+        );
+        assert_eq!(
+            standing(&cert(me, now - 85, now + 15), me, now),
+            Standing::Aging
+        );
+        assert_eq!(
+            standing(&cert(me, now - 100, now - 1), me, now),
+            Standing::Unusable
+        );
+        assert_eq!(
+            standing(&cert("system:node:n2", now - 10, now + 90), me, now),
+            Standing::Unusable
+        );
+        assert_eq!(standing("junk", me, now), Standing::Unusable);
+    }
+}

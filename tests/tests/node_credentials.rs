@@ -1,0 +1,139 @@
+//! Node and user certificates from CertificateSigningRequests: an agent joins with the join
+//! token, gets `system:node:<name>` (its CSR shows Approved,Issued) and acts under the node
+//! authorizer: writing another node's status or reading a Secret none of its pods uses is a
+//! 403. `skiff user create bob --group devs` issues a kubeconfig whose user gets 403 until a
+//! RoleBinding names the group, then lists pods. Stock `kubectl certificate approve` approves
+//! a user's request through `/approval`, and the signer issues it.
+
+use std::time::Duration;
+
+use serde_json::json;
+use skiff_client::Kubeconfig;
+use skiff_e2e::{kubeconfig_client, kubeconfig_for, kubectl, start_agent, wait_until, DevServer};
+
+const DEVS_VIEW: &str = "apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: devs-view
+  namespace: default
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: view
+subjects:
+- kind: Group
+  apiGroup: rbac.authorization.k8s.io
+  name: devs
+";
+
+#[test]
+fn agents_act_as_their_node_and_users_get_certificates() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start_with(&tmp.path().join("server"), false, &[])?;
+    let cli = server.cli();
+    let url = server.url();
+    let token = server.join_token()?;
+    let agent_dir = tmp.path().join("node-a");
+    let _agent = start_agent(&url, &token, "node-a", &agent_dir, &[])?;
+    cli.wait_nodes_ready(1, Duration::from_secs(30))?;
+
+    let csrs = cli.ok(&["get", "csr"])?;
+    assert!(
+        csrs.lines().any(|l| l.contains("node-csr-node-a-")
+            && l.contains("kubernetes.io/kube-apiserver-client-kubelet")
+            && l.contains("system:bootstrap:")
+            && l.contains("Approved,Issued")),
+        "{csrs}"
+    );
+
+    // The node's own credential, from its data dir.
+    let pki = agent_dir.join("pki");
+    let (cert, key) = (
+        std::fs::read_to_string(pki.join("node.crt"))?,
+        std::fs::read_to_string(pki.join("node.key"))?,
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(pki.join("node.key"))?
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let admin = Kubeconfig::load(&kubeconfig_for(&url).expect("the admin kubeconfig"))?;
+    let ca = String::from_utf8(admin.credentials.ca_pem.expect("a CA"))?;
+    let node_config = tmp.path().join("node-a.kubeconfig");
+    let config = Kubeconfig::embedded("skiff", &url, &ca, "system:node:node-a", &cert, &key);
+    std::fs::write(&node_config, config.to_yaml())?;
+    let node = kubeconfig_client(&node_config, Duration::from_secs(10))?;
+
+    cli.apply_yaml(
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-b\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata:\n  name: unused\nstringData:\n  k: v\n",
+    )?;
+    let status = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}});
+    let patch = |name: &str| {
+        node.patch(format!("{url}/api/v1/nodes/{name}/status"))
+            .header("Content-Type", "application/merge-patch+json")
+            .json(&status)
+            .send()
+    };
+    assert_eq!(patch("node-b")?.status(), 403, "another node's status");
+    let secret = node
+        .get(format!("{url}/api/v1/namespaces/default/secrets/unused"))
+        .send()?;
+    assert_eq!(secret.status(), 403, "a Secret no pod of the node uses");
+    let all = node.get(format!("{url}/api/v1/secrets")).send()?;
+    assert_eq!(all.status(), 403, "every Secret");
+    let own = node.get(format!("{url}/api/v1/nodes/node-a")).send()?;
+    assert_eq!(own.status(), 200);
+
+    let bob_config = tmp.path().join("bob.kubeconfig");
+    let bob_path = bob_config.display().to_string();
+    cli.ok(&[
+        "user", "create", "bob", "--group", "devs", "--out", &bob_path,
+    ])?;
+    let mode = std::fs::metadata(&bob_config)?.permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let refused = cli.run(&["--kubeconfig", &bob_path, "get", "pods"])?;
+    assert!(!refused.success, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("User \"bob\" cannot list resource \"pods\""),
+        "{}",
+        refused.stderr
+    );
+    cli.apply_yaml(DEVS_VIEW)?;
+    wait_until("bob lists pods", Duration::from_secs(15), || {
+        Ok(cli
+            .run(&["--kubeconfig", &bob_path, "get", "pods"])?
+            .success
+            .then_some(()))
+    })?;
+    let csrs = cli.ok(&["get", "csr"])?;
+    assert!(
+        csrs.lines()
+            .any(|l| l.contains("user-bob-") && l.contains("Approved,Issued")),
+        "{csrs}"
+    );
+
+    // A request of carol's waits for a person; stock kubectl approves it.
+    let made = skiff_client::certificates::key_and_request("carol", &[])?;
+    use base64::Engine;
+    let request = base64::engine::general_purpose::STANDARD.encode(&made.request_pem);
+    cli.apply_yaml(&format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\n\
+         metadata:\n  name: carol\nspec:\n  request: {request}\n  \
+         signerName: kubernetes.io/kube-apiserver-client\n  \
+         usages: [digital signature, client auth]\n"
+    ))?;
+    let pending = cli.ok(&["get", "csr", "carol"])?;
+    assert!(pending.contains("Pending"), "{pending}");
+    let cache = tmp.path().join("kubectl-cache");
+    kubectl(&url, &cache, &["certificate", "approve", "carol"])?;
+    wait_until("carol's certificate", Duration::from_secs(15), || {
+        Ok(cli
+            .ok(&["get", "csr", "carol"])?
+            .contains("Approved,Issued")
+            .then_some(()))
+    })?;
+    Ok(())
+}
