@@ -2,9 +2,10 @@
 //! against the cluster CA names the user (CN) and groups (O); else a bearer token from
 //! `--token-auth-file` names its user; else a bearer JWT is a ServiceAccount token
 //! (`service_account_authn`); else a join token sent as a bearer token makes the request
-//! `system:bootstrap:<token id>`'s (groups `system:bootstrappers`, `system:nodes`); else it
-//! is anonymous, and only health, version and `/cacerts` answer it (others get 401). A request not over TLS came through the loopback
-//! `--insecure-http` listener and acts as a cluster admin (`UserInfo::insecure`).
+//! `system:bootstrap:<token id>`'s (group `system:bootstrappers`: it may only ask for a node
+//! certificate); else it is anonymous, and only health, version and `/cacerts` answer it
+//! (others get 401). A request not over TLS came through the loopback `--insecure-http`
+//! listener and acts as a cluster admin (`UserInfo::insecure`).
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
@@ -15,7 +16,7 @@ use skiff_net::http::TlsPeer;
 
 use super::AppState;
 use crate::error::ApiError;
-use crate::identity::{UserInfo, BOOTSTRAPPERS_GROUP, NODES_GROUP, UNAUTHENTICATED_GROUP};
+use crate::identity::{UserInfo, BOOTSTRAPPERS_GROUP, UNAUTHENTICATED_GROUP};
 use crate::pki::user_of_certificate;
 
 /// Paths anyone may read without a credential.
@@ -90,7 +91,7 @@ async fn identify(
     super::auth::verify(&state.registry, &token).await?;
     Ok(UserInfo::authenticated(
         format!("system:bootstrap:{}", token.id),
-        vec![BOOTSTRAPPERS_GROUP.into(), NODES_GROUP.into()],
+        vec![BOOTSTRAPPERS_GROUP.into()],
     ))
 }
 
