@@ -4,18 +4,17 @@
 //! when the account or the pod they are bound to is gone; pod admission settles the account
 //! and mounts the token volume.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use skiff_control_plane::pki::{
-    serving_names, CertRequest, IssuedCert, ServerTls, TlsOptions, Usage,
-};
+use skiff_control_plane::pki::{serving_names, CertRequest, ServerTls, TlsOptions, Usage};
 use skiff_control_plane::{Server, ServerConfig, ServerHandle};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+use common::client;
 
 struct Cluster {
     _dir: tempfile::TempDir,
@@ -140,33 +139,6 @@ impl Cluster {
             .expect("list")
             .status()
     }
-}
-
-fn client(ca_pem: &str, identity: Option<&IssuedCert>) -> reqwest::Client {
-    let mut roots = RootCertStore::empty();
-    for der in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(der.expect("ca")).expect("root");
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots);
-    let config = match identity {
-        Some(id) => builder
-            .with_client_auth_cert(
-                CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
-                    .collect::<Result<Vec<_>, _>>()
-                    .expect("chain"),
-                PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).expect("key"),
-            )
-            .expect("client auth"),
-        None => builder.with_no_client_auth(),
-    };
-    reqwest::Client::builder()
-        .use_preconfigured_tls(config)
-        .build()
-        .expect("client")
 }
 
 fn pod(name: &str, extra: Value) -> Value {

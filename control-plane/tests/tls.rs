@@ -2,6 +2,8 @@
 //! requests get 401 and write nothing, foreign and expired certificates are refused, plain
 //! HTTP is served only on loopback (`--insecure-http`).
 
+mod common;
+
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -10,9 +12,8 @@ use skiff_control_plane::pki::{
     CA_KEY, TLS_DIR,
 };
 use skiff_control_plane::{Server, ServerConfig, ServerError, ServerHandle};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+use common::client;
 
 async fn start(insecure_http: Option<&str>) -> (tempfile::TempDir, Arc<ServerTls>, ServerHandle) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -27,34 +28,6 @@ async fn start(insecure_http: Option<&str>) -> (tempfile::TempDir, Arc<ServerTls
     config.insecure_http = insecure_http.map(|a| a.parse().expect("addr"));
     let server = Server::start(config).await.expect("server");
     (dir, tls, server)
-}
-
-/// A client trusting `ca_pem`, presenting `identity` if given.
-fn client(ca_pem: &str, identity: Option<&IssuedCert>) -> reqwest::Client {
-    let mut roots = RootCertStore::empty();
-    for der in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(der.expect("ca")).expect("root");
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots);
-    let config = match identity {
-        Some(id) => builder
-            .with_client_auth_cert(
-                CertificateDer::pem_slice_iter(id.cert_pem.as_bytes())
-                    .collect::<Result<Vec<_>, _>>()
-                    .expect("chain"),
-                PrivateKeyDer::from_pem_slice(id.key_pem.as_bytes()).expect("key"),
-            )
-            .expect("client auth"),
-        None => builder.with_no_client_auth(),
-    };
-    reqwest::Client::builder()
-        .use_preconfigured_tls(config)
-        .build()
-        .expect("client")
 }
 
 fn configmap(name: &str) -> Value {
