@@ -299,7 +299,20 @@ impl DevServer {
             url,
         };
         server.wait_ready()?;
+        if dev {
+            server.wait_node()?;
+        }
         Ok(server)
+    }
+
+    /// Waits until the dev server's own node has registered (its agent first trades the join
+    /// token for a node certificate).
+    fn wait_node(&self) -> anyhow::Result<()> {
+        let cli = self.cli();
+        wait_until("the dev node to register", START_TIMEOUT, || {
+            let out = cli.run(&["get", "nodes", "-o", "name"])?;
+            Ok((out.success && !out.stdout.trim().is_empty()).then_some(()))
+        })
     }
 
     fn wait_ready(&mut self) -> anyhow::Result<()> {

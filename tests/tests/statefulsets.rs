@@ -217,9 +217,22 @@ fn statefulsets_keep_names_order_and_claims() -> anyhow::Result<()> {
         assert_eq!(labels["apps.kubernetes.io/pod-index"], i.to_string());
         assert_eq!(pod["spec"]["hostname"], format!("web-{i}"));
         assert_eq!(pod["spec"]["subdomain"], "web");
+        // The template's claim, beside the ServiceAccount token volume admission adds.
+        let volumes: Vec<&Value> = pod["spec"]["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .filter(|v| {
+                !v["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("kube-api-access-"))
+            })
+            .collect();
         assert_eq!(
-            pod["spec"]["volumes"],
-            json!([{"name": "data", "persistentVolumeClaim": {"claimName": format!("data-web-{i}")}}])
+            volumes,
+            [
+                &json!({"name": "data", "persistentVolumeClaim": {"claimName": format!("data-web-{i}")}})
+            ]
         );
     }
     assert_eq!(claims(&cli)?, ["data-web-0", "data-web-1", "data-web-2"]);
@@ -259,7 +272,9 @@ fn statefulsets_keep_names_order_and_claims() -> anyhow::Result<()> {
 
     // A partitioned rolling update: partition 2 replaces only web-2, then 1 also web-1.
     let old = revision(&pod(&cli, "web-0")?);
-    let mut container = pods[0]["spec"]["containers"][0].clone();
+    // The template's container (a pod's also mounts the token volume admission added).
+    let mut container =
+        cli.json(&["get", "sts", "web"])?["spec"]["template"]["spec"]["containers"][0].clone();
     container["env"] = json!([{"name": "MESSAGE", "value": "v2"}]);
     patch_set(
         &server,
