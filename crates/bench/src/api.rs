@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use futures::StreamExt;
 use serde_json::json;
 use skiff_client::{Client, Credentials, Kubeconfig};
 
 use crate::cluster::kind;
-use crate::figures::{ms, percentile};
+use crate::figures::{self, Throughput};
 use crate::server::ServerUnderTest;
 use crate::tempfile_dir;
 
@@ -48,27 +47,7 @@ const NAMESPACE: &str = "default";
 const MODES: [&str; 3] = ["insecure-http", "https-admin", "https-token+rbac"];
 
 /// A mode's create and get figures in one round.
-type Run = (Figures, Figures);
-
-/// One operation's figures.
-#[derive(Clone, Copy)]
-struct Figures {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-impl std::fmt::Display for Figures {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:>7.0}/s  p50 {:>8}  p99 {:>8}",
-            self.per_second,
-            ms(self.p50),
-            ms(self.p99)
-        )
-    }
-}
+type Run = (Throughput, Throughput);
 
 pub async fn api(args: BenchApiArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir(args.data_dir.as_deref())?;
@@ -194,35 +173,13 @@ async fn run(client: &Client, args: &BenchApiArgs, prefix: &str) -> anyhow::Resu
 
 /// Runs `op(0..)` with `args.clients` in flight until `args.requests` are done or the phase's
 /// time is up; returns how many ran and their figures.
-async fn measure<F, Fut>(args: &BenchApiArgs, op: F) -> anyhow::Result<(usize, Figures)>
+async fn measure<F, Fut>(args: &BenchApiArgs, op: F) -> anyhow::Result<(usize, Throughput)>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let limit = Duration::from_secs_f64(args.duration);
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(0..args.requests)
-        .take_while(|_| std::future::ready(started.elapsed() < limit))
-        .map(|i| {
-            let op = op(i);
-            async move {
-                let at = Instant::now();
-                op.await.map(|()| at.elapsed())
-            }
-        })
-        .buffer_unordered(args.clients.max(1))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let figures = Figures {
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: percentile(&latencies, 50),
-        p99: percentile(&latencies, 99),
-    };
-    Ok((latencies.len(), figures))
+    figures::load(args.requests, args.clients, Some(limit), op).await
 }
 
 /// Each mode's mean throughput and p99 over the rounds, against the insecure listener's.

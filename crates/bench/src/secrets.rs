@@ -3,14 +3,12 @@
 //! default), one after the other, several rounds, from concurrent clients.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use clap::Args;
-use futures::StreamExt;
 use skiff_client::Client;
 
 use crate::cluster::kind;
-use crate::figures::{ms, percentile};
+use crate::figures::{self, Throughput};
 use crate::server::ServerUnderTest;
 use crate::tempfile_dir;
 
@@ -37,25 +35,6 @@ pub struct BenchSecretsArgs {
 const IDENTITY: &str = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n\
                         resources:\n  - resources: [secrets]\n    providers:\n      - identity: {}\n";
 
-/// One operation's figures.
-struct Figures {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-impl std::fmt::Display for Figures {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:>8.0}/s  p50 {:>8}  p99 {:>8}",
-            self.per_second,
-            ms(self.p50),
-            ms(self.p99)
-        )
-    }
-}
-
 pub async fn secrets(args: BenchSecretsArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir(args.data_dir.as_deref())?;
     let identity = dir.path().join("identity.yaml");
@@ -75,7 +54,7 @@ pub async fn secrets(args: BenchSecretsArgs) -> anyhow::Result<()> {
         ] {
             let data_dir = dir.path().join(format!("{mode}-{round}"));
             let server = ServerUnderTest::spawn_with(&data_dir, &flags).await?;
-            let client = Client::new(&[server.url()])?;
+            let client = server.client()?;
             let (create, get) = run(&client, &args).await?;
             println!("round {round} {mode:<8}  create {create}  get {get}");
             drop(server);
@@ -85,7 +64,7 @@ pub async fn secrets(args: BenchSecretsArgs) -> anyhow::Result<()> {
 }
 
 /// Creates then gets `args.secrets` Secrets from `args.clients` concurrent clients.
-async fn run(client: &Client, args: &BenchSecretsArgs) -> anyhow::Result<(Figures, Figures)> {
+async fn run(client: &Client, args: &BenchSecretsArgs) -> anyhow::Result<(Throughput, Throughput)> {
     let secrets = kind("secrets")?;
     let value = "v".repeat(args.value_bytes);
     let create = measure(args, |i| {
@@ -115,30 +94,10 @@ async fn run(client: &Client, args: &BenchSecretsArgs) -> anyhow::Result<(Figure
     Ok((create, get))
 }
 
-async fn measure<F, Fut>(args: &BenchSecretsArgs, op: F) -> anyhow::Result<Figures>
+async fn measure<F, Fut>(args: &BenchSecretsArgs, op: F) -> anyhow::Result<Throughput>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(0..args.secrets)
-        .map(|i| {
-            let op = op(i);
-            async move {
-                let at = Instant::now();
-                op.await.map(|()| at.elapsed())
-            }
-        })
-        .buffer_unordered(args.clients.max(1))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    let elapsed = started.elapsed();
-    latencies.sort();
-    Ok(Figures {
-        per_second: args.secrets as f64 / elapsed.as_secs_f64(),
-        p50: percentile(&latencies, 50),
-        p99: percentile(&latencies, 99),
-    })
+    Ok(figures::load(args.secrets, args.clients, None, op).await?.1)
 }
