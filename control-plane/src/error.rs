@@ -71,6 +71,10 @@ pub enum ApiError {
     UnknownResource(String),
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
+    /// A request body (a patch type) the resource does not accept (Kubernetes' 415), such as
+    /// a strategic merge patch of a kind with no patch strategies.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("too old resource version: {requested} ({oldest})")]
     Gone { requested: u64, oldest: u64 },
     /// A list's `continue` token whose revision is no longer in the store's history.
@@ -153,6 +157,7 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Gone { .. } | ApiError::ContinueExpired => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -172,6 +177,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::TooLarge { .. } | ApiError::ObjectTooLarge { .. } => "RequestEntityTooLarge",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
+            ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::Gone { .. } | ApiError::ContinueExpired => "Expired",
             ApiError::Unavailable(_) => "ServiceUnavailable",
             ApiError::Timeout(_) => "Timeout",

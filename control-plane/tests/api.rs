@@ -112,13 +112,22 @@ async fn json_patch_test_operations_compare_and_swap() {
     assert_eq!(status["reason"], "Invalid");
     let (_, current) = send(http.get(format!("{base}/reg"))).await;
     assert_eq!(current["data"]["k"], "w");
-    let (code, _) = send(
+    let (code, merged) = send(
         http.patch(format!("{base}/reg"))
             .header("Content-Type", "application/strategic-merge-patch+json")
+            .body(json!({"data": {"k2": "v2"}}).to_string()),
+    )
+    .await;
+    assert_eq!(code, 200, "{merged}");
+    assert_eq!(merged["data"], json!({"k": "w", "k2": "v2"}));
+    let (code, status) = send(
+        http.patch(format!("{base}/reg"))
+            .header("Content-Type", "application/apply-patch+yaml")
             .body("{}"),
     )
     .await;
-    assert_eq!(code, 400, "unsupported patch types are refused");
+    assert_eq!(code, 415, "unsupported patch types are refused: {status}");
+    assert_eq!(status["reason"], "UnsupportedMediaType");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,8 @@ use super::{approval_protobuf, auth, certificate_requests, discovery, logs, node
 use crate::error::ApiError;
 use crate::identity::{UserInfo, NODES_GROUP};
 use crate::registry::{
-    has_scale_subresource, object, DeleteOptions, Registry, Requester, Subresource,
+    has_scale_subresource, object, strategic_merge, DeleteOptions, Registry, Requester,
+    Subresource,
 };
 
 /// Every `/api/...` and `/apis/...` request.
@@ -252,14 +253,21 @@ async fn dispatch(
             Ok(Json(registry.update(kind, ns, name, obj, sub).await?).into_response())
         }
         (Method::PATCH, Some(name)) => {
-            let patched = if is_json_patch(headers)? {
-                let patch: json_patch::Patch = serde_json::from_slice(&body).map_err(|e| {
-                    ApiError::BadRequest(format!("the body is not a JSON Patch: {e}"))
-                })?;
-                registry.json_patch(kind, ns, name, &patch, sub).await?
-            } else {
-                let patch = parse_body(&body, headers)?;
-                registry.patch(kind, ns, name, &patch, sub).await?
+            let patched = match patch_type(headers)? {
+                PatchType::Json => {
+                    let patch = parse_json_patch(&body)?;
+                    registry.json_patch(kind, ns, name, &patch, sub).await?
+                }
+                PatchType::Merge => {
+                    let patch = parse_body(&body, headers)?;
+                    registry.patch(kind, ns, name, &patch, sub).await?
+                }
+                PatchType::Strategic => {
+                    let patch = parse_body(&body, headers)?;
+                    registry
+                        .strategic_patch(kind, ns, name, &patch, sub)
+                        .await?
+                }
             };
             Ok(Json(patched).into_response())
         }
@@ -303,14 +311,14 @@ async fn scale(
         Method::PATCH => {
             let current = registry.get_scale(kind, ns, name).await?;
             let mut scale = current.clone();
-            if is_json_patch(headers)? {
-                let patch: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
-                    ApiError::BadRequest(format!("the body is not a JSON Patch: {e}"))
-                })?;
-                json_patch::patch(&mut scale, &patch)
-                    .map_err(|e| ApiError::PatchFailed(e.to_string()))?;
-            } else {
-                json_patch::merge(&mut scale, &parse_body(body, headers)?);
+            match patch_type(headers)? {
+                PatchType::Json => json_patch::patch(&mut scale, &parse_json_patch(body)?)
+                    .map_err(|e| ApiError::PatchFailed(e.to_string()))?,
+                PatchType::Merge => json_patch::merge(&mut scale, &parse_body(body, headers)?),
+                PatchType::Strategic => {
+                    scale = strategic_merge::apply(&scale, &parse_body(body, headers)?, "Scale")
+                        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                }
             }
             // Only a version the patch itself names is a precondition.
             if scale["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"] {
@@ -345,20 +353,39 @@ fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
         })
 }
 
-/// Whether a PATCH body is a JSON Patch (else a merge patch); other patch types are refused.
-fn is_json_patch(headers: &HeaderMap) -> Result<bool, ApiError> {
+/// The kinds of PATCH body Kubernetes serves for built-in kinds (server-side apply aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatchType {
+    /// `application/json-patch+json` (RFC 6902).
+    Json,
+    /// `application/merge-patch+json` (RFC 7386).
+    Merge,
+    /// `application/strategic-merge-patch+json`.
+    Strategic,
+}
+
+/// The patch type of a PATCH body; other types are refused with 415, as Kubernetes does.
+fn patch_type(headers: &HeaderMap) -> Result<PatchType, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    match content_type {
-        "application/json-patch+json" => Ok(true),
-        "application/merge-patch+json" | "application/json" | "" => Ok(false),
-        other => Err(ApiError::BadRequest(format!(
-            "patch type {other:?} is not supported; use application/merge-patch+json or \
-             application/json-patch+json"
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    match media_type {
+        "application/json-patch+json" => Ok(PatchType::Json),
+        "application/merge-patch+json" | "application/json" | "" => Ok(PatchType::Merge),
+        "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json-patch+json, application/merge-patch+json, \
+             application/strategic-merge-patch+json (got {other:?})"
         ))),
     }
+}
+
+fn parse_json_patch(body: &Bytes) -> Result<json_patch::Patch, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not a JSON Patch: {e}")))
 }
 
 /// `gracePeriodSeconds` from the query, else from a `DeleteOptions` body, and the body's

@@ -20,6 +20,7 @@ mod runtime_class;
 mod scale;
 pub(crate) mod service_account;
 mod storage_class;
+pub mod strategic_merge;
 mod strategy;
 #[cfg(test)]
 mod tests;

@@ -1,11 +1,11 @@
-//! Patches: JSON merge patches (RFC 7386) and JSON Patches (RFC 6902), applied as a
-//! read-modify-write on one revision.
+//! Patches: JSON merge patches (RFC 7386), strategic merge patches and JSON Patches
+//! (RFC 6902), applied as a read-modify-write on one revision.
 
 use serde_json::Value;
 use skiff_api::resources::ResourceKind;
 
 use super::codec::decode;
-use super::{object, Registry, Subresource};
+use super::{object, strategic_merge, Registry, Subresource};
 use crate::error::ApiError;
 
 /// How many times a merge patch retries against concurrent writers before giving up with 409.
@@ -25,6 +25,33 @@ impl Registry {
         let pinned = object::resource_version(patch).map_err(ApiError::BadRequest)?;
         self.patch_with(kind, namespace, name, pinned, subresource, |obj| {
             json_patch::merge(obj, patch);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Applies a strategic merge patch with the patch strategies of `kind`, retrying on
+    /// concurrent writes unless the patch pins a `resourceVersion`. A kind with no patch
+    /// strategies gets 415, as Kubernetes answers for custom resources.
+    pub async fn strategic_patch(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+        subresource: Subresource,
+    ) -> Result<Value, ApiError> {
+        let root = strategic_merge::merge_keys::root(kind.kind).ok_or_else(|| {
+            ApiError::UnsupportedMediaType(format!(
+                "strategic merge patch is not supported for {}; use a JSON merge patch or a \
+                 JSON Patch",
+                kind.kind
+            ))
+        })?;
+        let pinned = object::resource_version(patch).map_err(ApiError::BadRequest)?;
+        self.patch_with(kind, namespace, name, pinned, subresource, |obj| {
+            *obj = strategic_merge::apply(obj, patch, root)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
             Ok(())
         })
         .await
