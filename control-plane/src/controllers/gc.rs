@@ -1,5 +1,6 @@
 //! Garbage collection: dependents whose owners are all gone are deleted (background
-//! propagation, as Kubernetes' default), and so is everything in a deleted namespace.
+//! propagation, as Kubernetes' default), and so is everything in a deleted namespace. Orphan
+//! and foreground propagation are in `gc_propagation`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -82,6 +83,7 @@ impl GarbageCollector {
     /// Deletes ReplicaSets, ControllerRevisions, Jobs, pods and claims none of whose owners
     /// exist any more.
     async fn sweep(&self) {
+        self.propagate().await;
         let mut live: HashSet<String> = HashSet::new();
         live.extend(
             self.deployments
@@ -252,12 +254,16 @@ impl GarbageCollector {
     }
 }
 
-/// Whether a change notification is a deletion (a lagged receiver counts: sweep to be safe).
-fn is_deletion<K>(
+/// Whether a change notification is a deletion or a mark for deletion (a lagged receiver
+/// counts: sweep to be safe).
+fn is_deletion<K: typed::Object>(
     change: Result<crate::runtime::informer::Change<K>, broadcast::error::RecvError>,
 ) -> bool {
     match change {
-        Ok(change) => change.new.is_none(),
+        Ok(change) => change
+            .new
+            .as_ref()
+            .is_none_or(|new| new.metadata().deletion_timestamp.is_some()),
         Err(broadcast::error::RecvError::Lagged(_)) => true,
         Err(broadcast::error::RecvError::Closed) => false,
     }

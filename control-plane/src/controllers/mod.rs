@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpointslice;
 pub mod gc;
+mod gc_propagation;
 pub mod job;
 pub mod node_ipam;
 pub mod node_lifecycle;

@@ -99,6 +99,7 @@ impl PodGarbageCollector {
         let force = DeleteOptions {
             grace_period_seconds: Some(0),
             uid: pod.metadata.uid.clone(),
+            ..Default::default()
         };
         match self
             .registry

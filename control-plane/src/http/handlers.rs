@@ -21,9 +21,9 @@ use super::table::TableRequest;
 use super::{approval_protobuf, auth, certificate_requests, discovery, logs, node_proxy, AppState};
 use crate::error::ApiError;
 use crate::identity::{UserInfo, NODES_GROUP};
+use crate::registry::finalizers::Propagation;
 use crate::registry::{
-    has_scale_subresource, object, strategic_merge, DeleteOptions, Registry, Requester,
-    Subresource,
+    has_scale_subresource, object, strategic_merge, DeleteOptions, Registry, Requester, Subresource,
 };
 
 /// Every `/api/...` and `/apis/...` request.
@@ -388,14 +388,31 @@ fn parse_json_patch(body: &Bytes) -> Result<json_patch::Patch, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("the body is not a JSON Patch: {e}")))
 }
 
-/// `gracePeriodSeconds` from the query, else from a `DeleteOptions` body, and the body's
-/// `preconditions.uid`.
+/// `gracePeriodSeconds` and `propagationPolicy` from the query, else from a `DeleteOptions`
+/// body, and the body's `preconditions` (uid, resourceVersion).
 fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError> {
     let options: Value = if body.is_empty() {
         Value::Null
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("DeleteOptions is not valid JSON: {e}")))?
+    };
+    let policy = query
+        .get("propagationPolicy")
+        .or(options.get("propagationPolicy").and_then(Value::as_str));
+    let propagation = match policy {
+        Some(policy) => Propagation::parse(policy)?,
+        // The deprecated `orphanDependents: true` is `Orphan`.
+        None if options.get("orphanDependents") == Some(&Value::Bool(true)) => Propagation::Orphan,
+        None => Propagation::default(),
+    };
+    let resource_version = match options.pointer("/preconditions/resourceVersion") {
+        None | Some(Value::Null) => None,
+        Some(rv) => Some(rv.as_str().and_then(|v| v.parse().ok()).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "preconditions.resourceVersion: Invalid value: {rv}: must be a resource version"
+            ))
+        })?),
     };
     Ok(DeleteOptions {
         grace_period_seconds: query
@@ -405,6 +422,8 @@ fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError
             .pointer("/preconditions/uid")
             .and_then(Value::as_str)
             .map(str::to_string),
+        resource_version,
+        propagation,
     })
 }
 

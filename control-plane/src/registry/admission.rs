@@ -5,7 +5,7 @@ use serde_json::Value;
 use skiff_api::resources::ResourceKind;
 use skiff_api::{defaults, validation};
 
-use super::{object, strategy, Subresource};
+use super::{finalizers, object, strategy, Subresource};
 use crate::error::ApiError;
 
 /// Fills server-owned metadata and defaults of a new object (validation follows admission).
@@ -98,6 +98,7 @@ pub fn prepare_update(
                 object::set_meta(&mut new, "generation", generation + 1);
             }
             strategy.validate_update(kind, old, &new)?;
+            finalizers::check_update(kind, old, &new)?;
             new
         }
     };

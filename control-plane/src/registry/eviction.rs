@@ -86,6 +86,7 @@ impl Registry {
                 uid: asked_uid
                     .map(str::to_string)
                     .or_else(|| pod.metadata.uid.clone()),
+                ..Default::default()
             };
             if options.uid != pod.metadata.uid {
                 // Refused before any budget is spent on it.

@@ -10,6 +10,7 @@ mod dry_run;
 #[cfg(test)]
 mod encryption_tests;
 pub mod eviction;
+pub mod finalizers;
 mod node_watch;
 pub mod object;
 mod pagination;
@@ -70,6 +71,10 @@ pub struct DeleteOptions {
     /// Deletes only the object with this uid (`preconditions.uid`); another object of the
     /// same name, such as a StatefulSet pod made anew, gets a 409.
     pub uid: Option<String>,
+    /// Deletes only the object at this version (`preconditions.resourceVersion`); else 409.
+    pub resource_version: Option<u64>,
+    /// What happens to the object's dependents (`propagationPolicy`).
+    pub propagation: finalizers::Propagation,
 }
 
 /// Object storage with Kubernetes semantics; cheap to clone.
@@ -317,10 +322,22 @@ impl Registry {
         } else {
             self.put_if(&key, current.mod_revision, &new).await?
         };
-        match stored {
-            Some(kv) => decode(&kv),
-            None => Err(ApiError::stale(kind, name)),
+        let Some(kv) = stored else {
+            return Err(ApiError::stale(kind, name));
+        };
+        let stored = decode(&kv)?;
+        if finalizers::ready_to_remove(&stored) {
+            // The update removed the last finalizer of an object being deleted: it goes now.
+            let removed = if is_service(kind) {
+                self.delete_service(&kv, &stored).await?
+            } else {
+                self.delete_if(&kv).await?
+            };
+            if removed.is_none() {
+                tracing::debug!(name, "a finalized object changed again before its removal");
+            }
         }
+        Ok(stored)
     }
 
     /// Deletes an object. A pod bound to a node is deleted gracefully: it gets a
@@ -343,11 +360,42 @@ impl Registry {
                     return Err(ApiError::uid_mismatch(kind, name, wanted, actual));
                 }
             }
+            if options
+                .resource_version
+                .is_some_and(|rv| rv != current.mod_revision)
+            {
+                return Err(ApiError::Conflict {
+                    resource: crate::error::qualified(kind),
+                    name: name.to_string(),
+                    message: format!(
+                        "Precondition failed: ResourceVersion in precondition: {}, \
+                         ResourceVersion in object meta: {}",
+                        options.resource_version.unwrap_or_default(),
+                        current.mod_revision
+                    ),
+                });
+            }
             let grace = strategy.delete_grace_period(&obj, options.grace_period_seconds);
             if grace > 0 {
                 let Some(marked) = strategy::mark_terminating(&obj, grace) else {
                     return Ok(obj);
                 };
+                let key = kind.store_key(scope(kind, namespace), name);
+                match self.put_if(&key, current.mod_revision, &marked).await? {
+                    Some(kv) => return decode(&kv),
+                    None => continue,
+                }
+            }
+            // Finalizers (and the policies that add one) keep the object, marked, until the
+            // last is removed.
+            if let Some(mut marked) = finalizers::mark_for_deletion(&obj, options.propagation) {
+                if grace == 0 && finalizers::is_deleting(&obj) {
+                    // A pod's node ending its grace period early, or a forced delete.
+                    object::set_meta(&mut marked, "deletionGracePeriodSeconds", 0);
+                }
+                if marked == obj {
+                    return Ok(obj);
+                }
                 let key = kind.store_key(scope(kind, namespace), name);
                 match self.put_if(&key, current.mod_revision, &marked).await? {
                     Some(kv) => return decode(&kv),

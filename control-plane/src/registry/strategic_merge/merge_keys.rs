@@ -82,7 +82,12 @@ const FIELDS: &[Row] = &[
     ("PodSpec", "volumes", "", MergeByKey("name")),
     ("PodSpec", "initContainers", "Container", MergeByKey("name")),
     ("PodSpec", "containers", "Container", MergeByKey("name")),
-    ("PodSpec", "ephemeralContainers", "Container", MergeByKey("name")),
+    (
+        "PodSpec",
+        "ephemeralContainers",
+        "Container",
+        MergeByKey("name"),
+    ),
     ("PodSpec", "imagePullSecrets", "", MergeByKey("name")),
     ("PodSpec", "hostAliases", "", MergeByKey("ip")),
     (
@@ -110,7 +115,12 @@ const FIELDS: &[Row] = &[
     ("NodeStatus", "conditions", "", MergeByKey("type")),
     ("NodeStatus", "addresses", "", MergeByKey("type")),
     ("Namespace", "status", "ConditionsStatus", Nested),
-    ("PersistentVolumeClaim", "status", "ConditionsStatus", Nested),
+    (
+        "PersistentVolumeClaim",
+        "status",
+        "ConditionsStatus",
+        Nested,
+    ),
     ("PodDisruptionBudget", "status", "ConditionsStatus", Nested),
     ("ConditionsStatus", "conditions", "", MergeByKey("type")),
     ("ServiceAccount", "secrets", "", MergeByKey("name")),
@@ -149,7 +159,8 @@ mod tests {
     fn every_nested_type_is_described() {
         for (_, f, child, strategy) in FIELDS {
             if *strategy == Nested {
-                let described = FIELDS.iter().any(|(t, _, _, _)| t == child) || *child == "ObjectMeta";
+                let described =
+                    FIELDS.iter().any(|(t, _, _, _)| t == child) || *child == "ObjectMeta";
                 assert!(described, "{f}: {child} has no fields");
             }
         }

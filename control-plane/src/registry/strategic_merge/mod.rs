@@ -213,12 +213,10 @@ fn merge_by_key(
             // The `{"$patch": "replace"}` marker itself is no element.
             continue;
         }
-        let id = element
-            .get(key)
-            .ok_or_else(|| SmpError::MissingMergeKey {
-                path: path.to_string(),
-                key,
-            })?;
+        let id = element.get(key).ok_or_else(|| SmpError::MissingMergeKey {
+            path: path.to_string(),
+            key,
+        })?;
         let position = merged.iter().position(|e| e.get(key) == Some(id));
         if let MapDirective::Delete = directive {
             merged.retain(|e| e.get(key) != Some(id));
@@ -246,8 +244,10 @@ fn reorder(list: Vec<Value>, order: &[Value], key: Option<&str>) -> Vec<Value> {
         None => Some(v.clone()),
     };
     let rank = |v: &Value| id(v).and_then(|id| order.iter().position(|o| id_of(o, key) == id));
-    let (mut named, rest): (Vec<_>, Vec<_>) =
-        list.into_iter().enumerate().partition(|(_, v)| rank(v).is_some());
+    let (mut named, rest): (Vec<_>, Vec<_>) = list
+        .into_iter()
+        .enumerate()
+        .partition(|(_, v)| rank(v).is_some());
     named.sort_by_key(|(_, v)| rank(v));
     let mut out = Vec::with_capacity(named.len() + rest.len());
     let mut rest = rest.into_iter().peekable();

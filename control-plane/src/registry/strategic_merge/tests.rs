@@ -61,8 +61,14 @@ fn lists_without_a_strategy_are_replaced_and_maps_merge() {
             "containers": [{"name": "app", "args": ["z"]}]
         }}}
     }));
-    assert_eq!(out["metadata"]["labels"], json!({"app": "web", "new": "yes"}));
-    assert_eq!(out["spec"]["template"]["spec"]["tolerations"], json!([{"key": "k3"}]));
+    assert_eq!(
+        out["metadata"]["labels"],
+        json!({"app": "web", "new": "yes"})
+    );
+    assert_eq!(
+        out["spec"]["template"]["spec"]["tolerations"],
+        json!([{"key": "k3"}])
+    );
     assert_eq!(containers(&out)[0]["args"], json!(["z"]));
     assert_eq!(out["spec"]["replicas"], 2);
 }
@@ -78,7 +84,10 @@ fn patch_delete_removes_an_element_and_replace_replaces_the_list() {
     let out = patched(json!({"spec": {"template": {"spec": {"containers": [
         {"$patch": "replace"}, {"name": "only", "image": "o:1"}
     ]}}}}));
-    assert_eq!(containers(&out), &vec![json!({"name": "only", "image": "o:1"})]);
+    assert_eq!(
+        containers(&out),
+        &vec![json!({"name": "only", "image": "o:1"})]
+    );
 }
 
 #[test]
@@ -151,7 +160,11 @@ fn bad_patches_name_the_field() {
             key: "name"
         })
     );
-    let unknown = apply(&deployment(), &json!({"spec": {"$patch": "frobnicate"}}), "Deployment");
+    let unknown = apply(
+        &deployment(),
+        &json!({"spec": {"$patch": "frobnicate"}}),
+        "Deployment",
+    );
     assert!(matches!(unknown, Err(SmpError::UnknownPatchDirective { path, .. }) if path == "spec"));
     let unknown = apply(&deployment(), &json!({"$weird": 1}), "Deployment");
     assert!(matches!(unknown, Err(SmpError::UnknownDirective { .. })));
@@ -163,9 +176,14 @@ fn bad_patches_name_the_field() {
 
 #[test]
 fn service_ports_merge_by_port() {
-    let svc = json!({"spec": {"ports": [{"port": 80, "name": "http"}, {"port": 443, "name": "https"}]}});
-    let out = apply(&svc, &json!({"spec": {"ports": [{"port": 443, "targetPort": 8443}]}}), "Service")
-        .expect("patch applies");
+    let svc =
+        json!({"spec": {"ports": [{"port": 80, "name": "http"}, {"port": 443, "name": "https"}]}});
+    let out = apply(
+        &svc,
+        &json!({"spec": {"ports": [{"port": 443, "targetPort": 8443}]}}),
+        "Service",
+    )
+    .expect("patch applies");
     assert_eq!(
         out["spec"]["ports"],
         json!([{"port": 80, "name": "http"}, {"port": 443, "name": "https", "targetPort": 8443}])
