@@ -188,7 +188,10 @@ fn stock_kubectl_deletes_with_cascade_and_finalizers() -> anyhow::Result<()> {
     ])?;
     assert_eq!(replicaset_of("orphaner")?, rs, "the ReplicaSet stays");
     let owners = k(&["get", &rs, "-o", "jsonpath={.metadata.ownerReferences}"])?;
-    assert!(owners.is_empty() || owners == "[]", "no owner left: {owners}");
+    assert!(
+        owners.is_empty() || owners == "[]",
+        "no owner left: {owners}"
+    );
 
     // Foreground: kubectl waits for the Deployment, which goes after its ReplicaSet.
     k(&[
