@@ -392,3 +392,73 @@ async fn workloads_scale_through_their_scale_subresource() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_read_at_the_resource_version_their_match_rule_asks() {
+    let (_dir, server, http) = start().await;
+    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    let configmap =
+        |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+    let (code, first) = send(http.post(&base).json(&configmap("a"))).await;
+    assert_eq!(code, 201, "{first}");
+    let at = first["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("resourceVersion")
+        .to_string();
+    send(http.post(&base).json(&configmap("b"))).await;
+    let names = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                i["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+
+    let (code, exact) = send(http.get(format!(
+        "{base}?resourceVersion={at}&resourceVersionMatch=Exact"
+    )))
+    .await;
+    assert_eq!(code, 200, "{exact}");
+    assert_eq!(names(&exact), ["a"], "the list as it was at {at}");
+    assert_eq!(exact["metadata"]["resourceVersion"], at.as_str());
+    let (code, newer) = send(http.get(format!(
+        "{base}?resourceVersion={at}&resourceVersionMatch=NotOlderThan"
+    )))
+    .await;
+    assert_eq!(code, 200, "{newer}");
+    assert_eq!(names(&newer), ["a", "b"]);
+
+    let future = "99999999";
+    for rule in ["Exact", "NotOlderThan"] {
+        let (code, status) = send(http.get(format!(
+            "{base}?resourceVersion={future}&resourceVersionMatch={rule}"
+        )))
+        .await;
+        assert_eq!(code, 504, "{rule}: {status}");
+        assert!(status["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Too large resource version"));
+    }
+    for bad in [
+        "resourceVersionMatch=Exact",
+        "resourceVersion=0&resourceVersionMatch=Exact",
+        "resourceVersion=1&resourceVersionMatch=Sometime",
+    ] {
+        let (code, status) = send(http.get(format!("{base}?{bad}"))).await;
+        assert_eq!(code, 400, "{bad}: {status}");
+        assert!(
+            status["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("resourceVersionMatch"),
+            "{status}"
+        );
+    }
+}

@@ -195,6 +195,7 @@ async fn dispatch(
                     &query.list_options()?,
                     limit,
                     query.get("continue"),
+                    query.read_at()?,
                 )
                 .await?;
             let mut metadata = json!({ "resourceVersion": page.revision.to_string() });

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::error::ApiError;
-use crate::registry::ListOptions;
+use crate::registry::{ListOptions, ReadAt};
 
 /// Parsed query string, by Kubernetes parameter name.
 pub struct Query(HashMap<String, String>);
@@ -69,6 +69,53 @@ impl Query {
             label_selector,
             field_selector,
         })
+    }
+
+    /// Which revision a list reads: `resourceVersion` with `resourceVersionMatch`
+    /// (`NotOlderThan`, the default for a non-zero version, or `Exact`). A match rule without
+    /// a version, with a `continue` token, or `Exact` with version 0 is a 400 naming the field.
+    pub fn read_at(&self) -> Result<ReadAt, ApiError> {
+        let version = self.get("resourceVersion").filter(|v| !v.is_empty());
+        let matching = self.get("resourceVersionMatch").filter(|v| !v.is_empty());
+        let forbidden = |why: &str| {
+            Err(ApiError::BadRequest(format!(
+                "resourceVersionMatch: Forbidden: {why}"
+            )))
+        };
+        if matching.is_some() && self.get("continue").is_some() {
+            return forbidden("resourceVersionMatch is forbidden when continue is provided");
+        }
+        let exact = match matching {
+            None | Some("NotOlderThan") => false,
+            Some("Exact") => true,
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "resourceVersionMatch: Unsupported value: {other:?}: supported values: \
+                     \"Exact\", \"NotOlderThan\""
+                )))
+            }
+        };
+        let Some(version) = version else {
+            if matching.is_some() {
+                return forbidden(
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                );
+            }
+            return Ok(ReadAt::Latest);
+        };
+        let revision: u64 = version.parse().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "resourceVersion: Invalid value: {version:?}: not a valid resource version"
+            ))
+        })?;
+        match (revision, exact) {
+            (0, true) => {
+                forbidden("resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"")
+            }
+            (0, false) => Ok(ReadAt::Latest),
+            (rv, true) => Ok(ReadAt::Exact(rv)),
+            (rv, false) => Ok(ReadAt::NotOlderThan(rv)),
+        }
     }
 
     /// `resourceVersion` for a watch: `None` (or "0") means "start from the current state".

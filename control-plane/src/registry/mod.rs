@@ -38,7 +38,7 @@ use self::codec::{decode, strip_version};
 use crate::encryption::Encryption;
 use crate::error::ApiError;
 use crate::serviceaccount::TokenIssuer;
-pub use pagination::Page;
+pub use pagination::{Page, ReadAt};
 pub use rewrite::Rewritten;
 pub use scale::has_scale_subresource;
 pub use token_request::Requester;
@@ -199,7 +199,9 @@ impl Registry {
         namespace: Option<&str>,
         options: &ListOptions,
     ) -> Result<(Vec<Value>, u64), ApiError> {
-        let page = self.list_page(kind, namespace, options, None, None).await?;
+        let page = self
+            .list_page(kind, namespace, options, None, None, ReadAt::Latest)
+            .await?;
         Ok((page.items, page.revision))
     }
 

@@ -25,6 +25,27 @@ pub struct Page {
     pub remaining: Option<u64>,
 }
 
+/// Which revision a list's first page is read at: `resourceVersion` with
+/// `resourceVersionMatch`, as Kubernetes serves them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReadAt {
+    /// The current state (no `resourceVersion`, or `0`).
+    #[default]
+    Latest,
+    /// The current state, which must be at least this revision (`NotOlderThan`, and a
+    /// `resourceVersion` without a match rule).
+    NotOlderThan(u64),
+    /// Exactly this revision, while the store still has its history (`Exact`).
+    Exact(u64),
+}
+
+/// A requested revision the store has not reached (Kubernetes' 504 "Too large resource version").
+fn too_large(requested: u64, current: u64) -> ApiError {
+    ApiError::Timeout(format!(
+        "Too large resource version: {requested}, current: {current}"
+    ))
+}
+
 /// What a continue token carries (the shape Kubernetes' tokens have).
 #[derive(Serialize, Deserialize)]
 struct ContinueToken {
@@ -56,7 +77,7 @@ impl ContinueToken {
 
 impl Registry {
     /// Up to `limit` objects (all when `None`) after the `continue` token's position, read at
-    /// its revision (or now, for a first page).
+    /// its revision (or, for a first page, as `at` asks).
     pub async fn list_page(
         &self,
         kind: &ResourceKind,
@@ -64,14 +85,28 @@ impl Registry {
         options: &ListOptions,
         limit: Option<usize>,
         continue_token: Option<&str>,
+        at: ReadAt,
     ) -> Result<Page, ApiError> {
         let prefix = kind.store_prefix(scope(kind, namespace));
-        let (kvs, revision, after) = match continue_token {
-            None => {
+        let (kvs, revision, after) = match (continue_token, at) {
+            (None, ReadAt::Exact(rv)) => {
+                let current = self.store.revision();
+                if rv > current {
+                    return Err(too_large(rv, current));
+                }
+                let kvs = self.store.range_at(prefix.as_bytes(), rv).await?;
+                (kvs, rv, None)
+            }
+            (None, _) => {
                 let (kvs, revision) = self.store.range(prefix.as_bytes()).await?;
+                if let ReadAt::NotOlderThan(rv) = at {
+                    if rv > revision {
+                        return Err(too_large(rv, revision));
+                    }
+                }
                 (kvs, revision, None)
             }
-            Some(token) => {
+            (Some(token), _) => {
                 let token = ContinueToken::decode(token)?;
                 let kvs = self
                     .store
