@@ -23,7 +23,8 @@ use crate::error::ApiError;
 use crate::identity::{UserInfo, NODES_GROUP};
 use crate::registry::finalizers::Propagation;
 use crate::registry::{
-    has_scale_subresource, object, strategic_merge, DeleteOptions, Registry, Requester, Subresource,
+    has_scale_subresource, object, strategic_merge, DeleteOptions, Registry, Requester,
+    Subresource, WatchEventType,
 };
 
 /// Every `/api/...` and `/apis/...` request.
@@ -171,9 +172,20 @@ async fn dispatch(
             let mut events = registry
                 .watch(kind, ns, options, query.watch_from()?)
                 .await?;
+            let (kind_name, api_version) = (kind.kind, kind.api_version());
+            events = Box::pin(events.map(move |mut event| {
+                if event.event_type == WatchEventType::Bookmark {
+                    event.object["kind"] = json!(kind_name);
+                    event.object["apiVersion"] = json!(api_version);
+                }
+                event
+            }));
             if let Some(table) = table {
                 let kind = *kind;
                 events = Box::pin(events.map(move |mut event| {
+                    if event.event_type == WatchEventType::Bookmark {
+                        return event;
+                    }
                     let version = event.object["metadata"]["resourceVersion"].clone();
                     event.object = table.render(
                         kind,

@@ -49,7 +49,7 @@ impl Query {
         }
     }
 
-    /// `labelSelector` and `fieldSelector`.
+    /// `labelSelector`, `fieldSelector` and `allowWatchBookmarks`.
     pub fn list_options(&self) -> Result<ListOptions, ApiError> {
         let label_selector = self
             .get("labelSelector")
@@ -68,6 +68,7 @@ impl Query {
         Ok(ListOptions {
             label_selector,
             field_selector,
+            allow_bookmarks: self.flag("allowWatchBookmarks"),
         })
     }
 

@@ -472,7 +472,7 @@ impl Registry {
         let encryption = self.encryption.clone();
         let events = watch::receiver_stream(live.events)
             .filter_map(move |e| std::future::ready(encryption.open_event(e)));
-        Ok(watch::stream(initial, events, options))
+        Ok(watch::stream(initial, events, options, start - 1))
     }
 
     /// A watch of one node's pods from `start`: history up to the shared hub's revision,
@@ -499,7 +499,7 @@ impl Registry {
                 let keep = e.revision() >= start && e.kv.key.starts_with(prefix.as_bytes());
                 std::future::ready(keep)
             });
-        Ok(watch::stream(initial, events, options))
+        Ok(watch::stream(initial, events, options, start - 1))
     }
 
     /// Puts `obj` at `key` if the key's revision is `expected` (0: absent); `None` on mismatch.

@@ -1,6 +1,7 @@
 //! Turning store changes into Kubernetes watch events, filtered by selectors.
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
@@ -18,7 +19,12 @@ use super::object;
 pub struct ListOptions {
     pub label_selector: Option<LabelSelector>,
     pub field_selector: Option<FieldSelector>,
+    /// A watch sends a BOOKMARK event every [`BOOKMARK_INTERVAL`] (`allowWatchBookmarks`).
+    pub allow_bookmarks: bool,
 }
+
+/// How often a watch that allows bookmarks gets one (Kubernetes sends them about every minute).
+pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The parts of a stored object that selectors usually read, decoded without the rest.
 #[derive(Deserialize, Default)]
@@ -101,6 +107,9 @@ pub enum WatchEventType {
     Added,
     Modified,
     Deleted,
+    /// No change: the watch has seen every change up to the object's `resourceVersion`, so a
+    /// client can resume from there.
+    Bookmark,
 }
 
 /// One line of a watch response.
@@ -124,11 +133,15 @@ pub fn receiver_stream<T: Send + 'static>(
     }
 }
 
-/// The initial objects as ADDED events, then the live changes that concern the selectors.
+/// The initial objects as ADDED events, then the live changes that concern the selectors,
+/// which follow revision `from`; with `allow_bookmarks`, a BOOKMARK every
+/// [`BOOKMARK_INTERVAL`] carrying the last revision the watch has seen (its object holds only
+/// `metadata.resourceVersion`; the caller adds the kind).
 pub fn stream<E>(
     initial: Vec<Value>,
     live: impl Stream<Item = E> + Send + 'static,
     options: ListOptions,
+    from: u64,
 ) -> WatchStream
 where
     E: Borrow<StoreEvent> + Send,
@@ -138,8 +151,30 @@ where
             yield WatchEvent { event_type: WatchEventType::Added, object };
         }
         let mut live = std::pin::pin!(live);
-        while let Some(event) = live.next().await {
+        let mut seen = from;
+        let mut bookmarks = options.allow_bookmarks.then(|| {
+            let first = tokio::time::Instant::now() + BOOKMARK_INTERVAL;
+            tokio::time::interval_at(first, BOOKMARK_INTERVAL)
+        });
+        loop {
+            let next = match bookmarks.as_mut() {
+                Some(ticks) => tokio::select! {
+                    event = live.next() => Some(event),
+                    _ = ticks.tick() => None,
+                },
+                None => Some(live.next().await),
+            };
+            let event = match next {
+                None => {
+                    let object = serde_json::json!({"metadata": {"resourceVersion": seen.to_string()}});
+                    yield WatchEvent { event_type: WatchEventType::Bookmark, object };
+                    continue;
+                }
+                Some(None) => break,
+                Some(Some(event)) => event,
+            };
             let event: &StoreEvent = event.borrow();
+            seen = seen.max(event.revision());
             let relevant = event.prev.iter().any(|kv| options.may_match(&kv.value))
                 || (event.kind == EventKind::Put && options.may_match(&event.kv.value));
             if !relevant {
@@ -203,6 +238,7 @@ mod tests {
         let options = |labels: &str, fields: &str| ListOptions {
             label_selector: (!labels.is_empty()).then(|| labels.parse().expect("labels")),
             field_selector: (!fields.is_empty()).then(|| fields.parse().expect("fields")),
+            ..Default::default()
         };
         let raw = serde_json::to_vec(&json!({
             "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "a"}},
@@ -232,11 +268,72 @@ mod tests {
         }
     }
 
+    fn put(revision: u64, labels: Value) -> StoreEvent {
+        let value = serde_json::to_vec(&json!({"metadata": {"name": "p", "labels": labels}}))
+            .expect("json");
+        StoreEvent {
+            kind: EventKind::Put,
+            kv: KeyValue {
+                key: b"/registry/core/pods/default/p".to_vec(),
+                value,
+                create_revision: revision,
+                mod_revision: revision,
+                version: 1,
+            },
+            prev: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bookmarks_carry_the_last_revision_seen_also_of_filtered_changes() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let live = async_stream::stream! {
+            let mut rx = rx;
+            while let Some(e) = rx.recv().await {
+                yield e;
+            }
+        };
+        let options = ListOptions {
+            label_selector: Some("app=a".parse().expect("selector")),
+            allow_bookmarks: true,
+            ..Default::default()
+        };
+        let mut events = stream(Vec::new(), live, options, 7);
+        // The paused clock advances to the next timer whenever the test waits.
+        let first = events.next().await.expect("a bookmark");
+        assert_eq!(first.event_type, WatchEventType::Bookmark);
+        assert_eq!(first.object["metadata"]["resourceVersion"], "7");
+        tx.send(put(8, json!({"app": "a"}))).expect("send");
+        tx.send(put(9, json!({"app": "b"}))).expect("send");
+        let added = events.next().await.expect("an event");
+        assert_eq!(added.event_type, WatchEventType::Added);
+        let started = tokio::time::Instant::now();
+        let bookmark = events.next().await.expect("a bookmark");
+        assert_eq!(bookmark.event_type, WatchEventType::Bookmark);
+        assert_eq!(started.elapsed(), BOOKMARK_INTERVAL);
+        assert_eq!(
+            bookmark.object["metadata"]["resourceVersion"], "9",
+            "the filtered change at 9 counts as seen"
+        );
+        let quiet = ListOptions::default();
+        let (_tx, rx) = tokio::sync::mpsc::unbounded_channel::<StoreEvent>();
+        let live = async_stream::stream! {
+            let mut rx = rx;
+            while let Some(e) = rx.recv().await {
+                yield e;
+            }
+        };
+        let mut without = stream(Vec::new(), live, quiet, 7);
+        let waited = tokio::time::timeout(BOOKMARK_INTERVAL * 3, without.next()).await;
+        assert!(waited.is_err(), "no bookmarks unless asked");
+    }
+
     #[test]
     fn selector_transitions_become_added_and_deleted() {
         let options = ListOptions {
             label_selector: None,
             field_selector: Some("status.phase=Running".parse().expect("selector")),
+            ..Default::default()
         };
         let start = translate(Some(pod("Pending")), Some(pod("Running")), &options);
         assert_eq!(start.map(|e| e.event_type), Some(WatchEventType::Added));

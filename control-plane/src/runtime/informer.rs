@@ -210,6 +210,8 @@ impl<K: typed::Object> Informer<K> {
                 old: cache.insert(key, obj.clone()),
                 new: Some(obj),
             },
+            // Informers do not ask for bookmarks; one would change nothing.
+            WatchEventType::Bookmark => return,
         };
         drop(cache);
         let _ = self.changes.send(change);
