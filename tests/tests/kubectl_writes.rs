@@ -1,7 +1,8 @@
 //! Stock `kubectl` writes built-in kinds the way it writes them on any cluster: `apply`
 //! (client-side three-way merge through strategic merge patches and the
 //! `kubectl.kubernetes.io/last-applied-configuration` annotation), `set image`, `patch`
-//! (strategic by default), `label`, `annotate`, and `delete` with `--cascade` and finalizers.
+//! (strategic by default), `rollout restart`, `cordon`, `label`, `annotate`, and `delete` with
+//! `--cascade` and finalizers.
 //! `apply` runs with `--validate=false` until the server serves OpenAPI documents.
 
 use std::time::Duration;
@@ -134,6 +135,28 @@ fn stock_kubectl_applies_again_sets_images_patches_labels_and_annotates() -> any
         names(&jsonpath("{.spec.template.spec.containers[*].name}")?),
         ["app", "side"]
     );
+
+    // `rollout restart` and `cordon` send strategic merge patches too.
+    let restarted = k(&["rollout", "restart", "deploy/web"])?;
+    assert!(
+        restarted.contains("deployment.apps/web restarted"),
+        "{restarted}"
+    );
+    let at =
+        jsonpath("{.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}")?;
+    assert!(!at.is_empty(), "no restartedAt annotation");
+    let node = k(&["get", "nodes", "-o", "name"])?;
+    let node = node
+        .lines()
+        .next()
+        .expect("the dev server's node")
+        .to_string();
+    k(&["cordon", &node])?;
+    let unschedulable = k(&["get", &node, "-o", "jsonpath={.spec.unschedulable}"])?;
+    assert_eq!(unschedulable, "true");
+    k(&["uncordon", &node])?;
+    let unschedulable = k(&["get", &node, "-o", "jsonpath={.spec.unschedulable}"])?;
+    assert_ne!(unschedulable, "true");
 
     k(&["label", "deploy", "web", "tier=front"])?;
     k(&["annotate", "deploy", "web", "note=hello"])?;
