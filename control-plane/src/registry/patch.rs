@@ -8,6 +8,15 @@ use super::codec::decode;
 use super::{object, Registry, Subresource};
 use crate::error::ApiError;
 
+/// A check of a patched object before it is written (RBAC escalation prevention); a refusal
+/// leaves the object as it was.
+pub type Guard<'a> = &'a (dyn Fn(&Value) -> Result<(), ApiError> + Send + Sync);
+
+/// A guard that lets every patched object through.
+fn unguarded(_: &Value) -> Result<(), ApiError> {
+    Ok(())
+}
+
 /// How many times a merge patch retries against concurrent writers before giving up with 409.
 const PATCH_RETRIES: usize = 5;
 
@@ -22,16 +31,31 @@ impl Registry {
         patch: &Value,
         subresource: Subresource,
     ) -> Result<Value, ApiError> {
+        self.patch_guarded(kind, namespace, name, patch, subresource, &unguarded)
+            .await
+    }
+
+    /// `patch`, with `guard` seeing the patched object before it is written.
+    pub async fn patch_guarded(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+        subresource: Subresource,
+        guard: Guard<'_>,
+    ) -> Result<Value, ApiError> {
         let pinned = object::resource_version(patch).map_err(ApiError::BadRequest)?;
         self.patch_with(kind, namespace, name, pinned, subresource, |obj| {
             json_patch::merge(obj, patch);
-            Ok(())
+            guard(obj)
         })
         .await
     }
 
     /// Applies a JSON Patch (RFC 6902) atomically: its `test` operations see the same version
     /// its other operations change (a compare-and-swap on any field); a failed test is 422.
+    /// `guard` sees the patched object before it is written.
     pub async fn json_patch(
         &self,
         kind: &ResourceKind,
@@ -39,9 +63,11 @@ impl Registry {
         name: &str,
         patch: &json_patch::Patch,
         subresource: Subresource,
+        guard: Guard<'_>,
     ) -> Result<Value, ApiError> {
         self.patch_with(kind, namespace, name, None, subresource, |obj| {
-            json_patch::patch(obj, patch).map_err(|e| ApiError::PatchFailed(e.to_string()))
+            json_patch::patch(obj, patch).map_err(|e| ApiError::PatchFailed(e.to_string()))?;
+            guard(obj)
         })
         .await
     }
