@@ -1,7 +1,8 @@
 //! RBAC against a real server: a user with no binding gets 403 naming user, verb and resource
 //! and nothing is written; a RoleBinding to `view` lets them read one namespace only (once the
 //! aggregation controller has filled `view`); `skiff auth can-i` and stock `kubectl auth can-i`
-//! answer the same. The admin acts as the user with `--as` (impersonation).
+//! answer the same, `--list` included. A user who manages Roles cannot grant more than he
+//! holds (escalation prevention). The admin acts as the user with `--as` (impersonation).
 
 use std::time::Duration;
 
@@ -156,6 +157,29 @@ fn users_get_403_without_a_binding_and_read_one_namespace_with_one() -> anyhow::
         kubectl_can_i(&["list", "pods", "-n", "default", "--as", "bob"])?,
         ("no".to_string(), Some(1))
     );
+
+    // `--list` (a SelfSubjectRulesReview): view's rules in team, discovery URLs, no secrets.
+    let row = |listed: &str, resource: &str| -> Option<String> {
+        listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(resource))
+            .map(str::to_string)
+    };
+    for listed in [
+        cli.ok(&["--as", "bob", "auth", "can-i", "--list", "-n", "team"])?,
+        kubectl_can_i(&["--list", "-n", "team", "--as", "bob"])?.0,
+    ] {
+        let pods = row(&listed, "pods").unwrap_or_default();
+        assert!(
+            pods.contains("get") && pods.contains("list") && !pods.contains("delete"),
+            "{listed}"
+        );
+        assert!(row(&listed, "deployments.apps").is_some(), "{listed}");
+        assert!(row(&listed, "secrets").is_none(), "{listed}");
+        assert!(listed.contains("[/healthz]"), "{listed}");
+    }
+    let elsewhere = cli.ok(&["--as", "bob", "auth", "can-i", "--list", "-n", "default"])?;
+    assert!(row(&elsewhere, "pods").is_none(), "{elsewhere}");
     Ok(())
 }
 
