@@ -14,7 +14,9 @@ pub mod node;
 pub mod rbac;
 pub mod rules;
 
+use skiff_api::k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use skiff_api::k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub use aggregation::spawn as spawn_aggregation;
@@ -62,6 +64,21 @@ impl Authorizer {
             return coverage::full_authority();
         }
         self.cache.rbac_index().rules(user, namespace)
+    }
+
+    /// The ServiceAccount `namespace/name` as the informer cache holds it (it may trail the
+    /// store by a watch event; a miss is no proof of absence).
+    pub fn cached_service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<ServiceAccount>> {
+        self.cache.service_account(namespace, name)
+    }
+
+    /// The pod `namespace/name` as the informer cache holds it (as `cached_service_account`).
+    pub fn cached_pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+        self.cache.pod(namespace, name)
     }
 
     /// The rules of the role a binding in `namespace` (empty for a ClusterRoleBinding)
