@@ -19,6 +19,9 @@ pub async fn list(opts: &ClientOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A resource as printed (`deployments.apps`) with the resource names a rule lists.
+type Row = (String, Vec<String>);
+
 /// The rows of a review's `status`, as kubectl's columns.
 fn table(status: &Value) -> String {
     let strings = |v: &Value| -> Vec<String> {
@@ -33,7 +36,7 @@ fn table(status: &Value) -> String {
     };
     let bracketed = |v: &[String]| format!("[{}]", v.join(" "));
     // (resource, resource names) -> verbs, in first-seen order.
-    let mut resources: Vec<((String, Vec<String>), Vec<String>)> = Vec::new();
+    let mut resources: Vec<(Row, Vec<String>)> = Vec::new();
     for rule in status["resourceRules"].as_array().into_iter().flatten() {
         let verbs = strings(&rule["verbs"]);
         let names = strings(&rule["resourceNames"]);
