@@ -1,7 +1,8 @@
 //! RBAC against a real server: a user with no binding gets 403 naming user, verb and resource
 //! and nothing is written; a RoleBinding to `view` lets them read one namespace only (once the
 //! aggregation controller has filled `view`); `skiff auth can-i` and stock `kubectl auth can-i`
-//! answer the same. The admin acts as the user with `--as` (impersonation).
+//! answer the same, `--list` included. A user who manages Roles cannot grant more than he
+//! holds (escalation prevention). The admin acts as the user with `--as` (impersonation).
 
 use std::time::Duration;
 
@@ -156,5 +157,187 @@ fn users_get_403_without_a_binding_and_read_one_namespace_with_one() -> anyhow::
         kubectl_can_i(&["list", "pods", "-n", "default", "--as", "bob"])?,
         ("no".to_string(), Some(1))
     );
+
+    // `--list` (a SelfSubjectRulesReview): view's rules in team, discovery URLs, no secrets.
+    let row = |listed: &str, resource: &str| -> Option<String> {
+        listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(resource))
+            .map(str::to_string)
+    };
+    for listed in [
+        cli.ok(&["--as", "bob", "auth", "can-i", "--list", "-n", "team"])?,
+        kubectl_can_i(&["--list", "-n", "team", "--as", "bob"])?.0,
+    ] {
+        let pods = row(&listed, "pods").unwrap_or_default();
+        assert!(
+            pods.contains("get") && pods.contains("list") && !pods.contains("delete"),
+            "{listed}"
+        );
+        assert!(row(&listed, "deployments.apps").is_some(), "{listed}");
+        assert!(row(&listed, "secrets").is_none(), "{listed}");
+        assert!(listed.contains("[/healthz]"), "{listed}");
+    }
+    let elsewhere = cli.ok(&["--as", "bob", "auth", "can-i", "--list", "-n", "default"])?;
+    assert!(row(&elsewhere, "pods").is_none(), "{elsewhere}");
+    Ok(())
+}
+
+/// Lets bob manage Roles and RoleBindings in `team` (as `admin` does: not `*`, which would
+/// include `escalate` and `bind`).
+const ROLE_MANAGER: &str = "apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: role-manager
+  namespace: team
+rules:
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [create, get, list, update, patch, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: bob-manages-roles
+  namespace: team
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: role-manager
+subjects:
+- kind: User
+  apiGroup: rbac.authorization.k8s.io
+  name: bob
+";
+
+/// A Role reading pods (held by bob through `view`) and, with `extra`, secrets (not held).
+fn reader_role(extra: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: reader
+  namespace: team
+rules:
+- apiGroups: ['']
+  resources: [pods{extra}]
+  verbs: [get, list]
+"
+    )
+}
+
+/// A RoleBinding making bob a subject of `kind`/`name` in `team`.
+fn bob_binding(name: &str, kind: &str, role: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {name}
+  namespace: team
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: {kind}
+  name: {role}
+subjects:
+- kind: User
+  apiGroup: rbac.authorization.k8s.io
+  name: bob
+"
+    )
+}
+
+#[test]
+fn role_managers_cannot_grant_what_they_do_not_hold() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start_with(&tmp.path().join("data"), false, &[])?;
+    let cli = server.cli();
+    cli.apply_yaml("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n")?;
+    cli.apply_yaml(BINDING)?;
+    cli.apply_yaml(ROLE_MANAGER)?;
+    wait_until("bob may create roles", Duration::from_secs(20), || {
+        let roles = can_i(&cli, Some("bob"), &["create", "roles", "-n", "team"])?;
+        let pods = can_i(&cli, Some("bob"), &["list", "pods", "-n", "team"])?;
+        Ok((roles && pods).then_some(()))
+    })?;
+    let as_bob = |yaml: &str| cli.run_with_stdin(&["--as", "bob", "apply", "-f", "-"], Some(yaml));
+
+    // A Role with a permission bob lacks is refused, naming what is missing; nothing stored.
+    let refused = as_bob(&reader_role(", secrets"))?;
+    assert!(!refused.success, "{refused:?}");
+    assert!(
+        refused.stderr.contains("user \"bob\"")
+            && refused
+                .stderr
+                .contains("attempting to grant RBAC permissions not currently held")
+            && refused
+                .stderr
+                .contains(r#"{APIGroups:[""], Resources:["secrets"], Verbs:["get"]}"#)
+            && !refused.stderr.contains(r#"Resources:["pods"]"#),
+        "{}",
+        refused.stderr
+    );
+    assert!(!cli.run(&["get", "role", "reader", "-n", "team"])?.success);
+
+    // What bob holds he may give; binding himself to it changes nothing.
+    let allowed = as_bob(&reader_role(""))?;
+    assert!(allowed.success, "{allowed:?}");
+    let bound = as_bob(&bob_binding("bob-reads", "Role", "reader"))?;
+    assert!(bound.success, "{bound:?}");
+
+    // Widening the Role by a patch is refused too, and leaves it as it was.
+    let patch =
+        r#"{"rules":[{"apiGroups":[""],"resources":["pods","secrets"],"verbs":["get","list"]}]}"#;
+    let cache = tmp.path().join("kube-cache");
+    let patched = kubectl_output(
+        &server.url(),
+        &cache,
+        &[
+            "--as", "bob", "patch", "role", "reader", "-n", "team", "--type", "merge", "-p", patch,
+        ],
+    )?;
+    let patch_error = String::from_utf8_lossy(&patched.stderr);
+    assert!(
+        !patched.status.success() && patch_error.contains("not currently held"),
+        "{patch_error}"
+    );
+    let stored = cli.ok(&["get", "role", "reader", "-n", "team", "-o", "json"])?;
+    assert!(!stored.contains("secrets"), "{stored}");
+
+    // Binding a role with more than bob holds (`admin`) is refused...
+    let admin = as_bob(&bob_binding("bob-admin", "ClusterRole", "admin"))?;
+    assert!(
+        !admin.success && admin.stderr.contains("not currently held"),
+        "{admin:?}"
+    );
+    assert!(!can_i(
+        &cli,
+        Some("bob"),
+        &["get", "secrets", "-n", "team"]
+    )?);
+
+    // ...unless bob may `bind` it; `escalate` lets him write any Role.
+    cli.apply_yaml(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: delegator
+rules:
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [clusterroles]
+  resourceNames: [admin]
+  verbs: [bind]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles]
+  verbs: [escalate]
+",
+    )?;
+    cli.apply_yaml(&bob_binding("bob-delegates", "ClusterRole", "delegator"))?;
+    wait_until("bob may escalate", Duration::from_secs(20), || {
+        Ok(as_bob(&reader_role(", secrets"))?.success.then_some(()))
+    })?;
+    let stored = cli.ok(&["get", "role", "reader", "-n", "team", "-o", "json"])?;
+    assert!(stored.contains("secrets"), "{stored}");
+    let admin = as_bob(&bob_binding("bob-admin", "ClusterRole", "admin"))?;
+    assert!(admin.success, "{admin:?}");
     Ok(())
 }

@@ -1,11 +1,11 @@
 //! The authorizer's view of the cluster: informers (list + watch) of Roles, ClusterRoles,
-//! their bindings, Pods and Ingresses, kept on every member so that no request reads the
+//! their bindings, Pods, Ingresses and ServiceAccounts, kept on every member so that no request reads the
 //! store; and the RBAC index built from them, rebuilt when one of the four RBAC kinds has
 //! changed.
 
 use std::sync::{Arc, RwLock};
 
-use skiff_api::k8s_openapi::api::core::v1::Pod;
+use skiff_api::k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use skiff_api::k8s_openapi::api::networking::v1::Ingress;
 use skiff_api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,9 @@ pub struct Cache {
     /// The index and the RBAC informers' revisions it was built at.
     index: Arc<RwLock<(Revisions, Arc<RbacIndex>)>>,
     ingresses: Arc<Informer<Ingress>>,
+    /// Read by ServiceAccount token authentication, as Kubernetes' token getter reads its
+    /// informer.
+    service_accounts: Arc<Informer<ServiceAccount>>,
 }
 
 /// The revisions of the ClusterRole, Role, ClusterRoleBinding and RoleBinding informers.
@@ -44,6 +47,7 @@ impl Cache {
             // Revision 0 is never current once synced: the first request builds the index.
             index: Arc::new(RwLock::new(([0; 4], Arc::default()))),
             ingresses: Informer::start(registry.clone(), shutdown.clone()),
+            service_accounts: Informer::start(registry.clone(), shutdown.clone()),
         }
     }
 
@@ -84,6 +88,13 @@ impl Cache {
         self.role_bindings.synced().await;
         self.pods.synced().await;
         self.ingresses.synced().await;
+        self.service_accounts.synced().await;
+    }
+
+    /// The cached ServiceAccount `namespace/name`, if the informer holds it.
+    pub fn service_account(&self, namespace: &str, name: &str) -> Option<Arc<ServiceAccount>> {
+        self.service_accounts
+            .get(&object_key(Some(namespace), name))
     }
 }
 

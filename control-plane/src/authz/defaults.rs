@@ -186,20 +186,27 @@ pub fn cluster_roles() -> Vec<Value> {
         cluster_role(
             "system:aggregate-to-admin",
             aggregate_to(&["admin"]),
-            vec![rule(
-                &[RBAC_GROUP],
-                &["roles", "rolebindings"],
-                &[
-                    "create",
-                    "delete",
-                    "deletecollection",
-                    "get",
-                    "list",
-                    "patch",
-                    "update",
-                    "watch",
-                ],
-            )],
+            vec![
+                rule(
+                    &[RBAC_GROUP],
+                    &["roles", "rolebindings"],
+                    &[
+                        "create",
+                        "delete",
+                        "deletecollection",
+                        "get",
+                        "list",
+                        "patch",
+                        "update",
+                        "watch",
+                    ],
+                ),
+                rule(
+                    &["authorization.k8s.io"],
+                    &["localsubjectaccessreviews"],
+                    &["create"],
+                ),
+            ],
         ),
         cluster_role(
             "system:discovery",
@@ -240,7 +247,7 @@ pub fn cluster_roles() -> Vec<Value> {
             vec![
                 rule(
                     &["authorization.k8s.io"],
-                    &["selfsubjectaccessreviews"],
+                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
                     &["create"],
                 ),
                 rule(

@@ -48,12 +48,15 @@ impl Grants {
 
     /// Whether a rule granted to `user` or one of its groups allows `attrs`.
     fn allow(&self, user: &UserInfo, attrs: &Attributes) -> bool {
+        self.granted(user)
+            .any(|rules| rules.iter().any(|rule| rules::allows(rule, attrs)))
+    }
+
+    /// The rules granted to `user` by name and to its groups.
+    fn granted<'a>(&'a self, user: &'a UserInfo) -> impl Iterator<Item = &'a Rules> {
         let by_name = self.users.get(&user.name).into_iter();
         let by_group = user.groups.iter().filter_map(|g| self.groups.get(g));
-        by_name
-            .chain(by_group)
-            .flatten()
-            .any(|rules| rules.iter().any(|rule| rules::allows(rule, attrs)))
+        by_name.chain(by_group).flatten()
     }
 }
 
@@ -109,6 +112,19 @@ impl RbacIndex {
             }
         }
         index
+    }
+
+    /// Every rule RBAC grants `user` in `namespace` (cluster-wide ones only for ""), as
+    /// Kubernetes' rule resolver lists them.
+    pub fn rules(&self, user: &UserInfo, namespace: &str) -> Vec<PolicyRule> {
+        let namespaced = Some(namespace)
+            .filter(|ns| !ns.is_empty())
+            .and_then(|ns| self.namespaced.get(ns));
+        self.cluster
+            .granted(user)
+            .chain(namespaced.into_iter().flat_map(|g| g.granted(user)))
+            .flat_map(|rules| rules.iter().cloned())
+            .collect()
     }
 
     /// Whether RBAC allows `user` the request `attrs`.

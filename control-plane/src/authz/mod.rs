@@ -5,13 +5,18 @@
 mod aggregation;
 pub mod attributes;
 mod cache;
+mod coverage;
 pub mod defaults;
 mod denial;
+pub mod escalation;
 mod index;
 pub mod node;
 pub mod rbac;
 pub mod rules;
 
+use skiff_api::k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use skiff_api::k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub use aggregation::spawn as spawn_aggregation;
@@ -21,6 +26,7 @@ pub use denial::forbidden;
 use self::cache::Cache;
 use self::index::RbacIndex;
 use self::node::{NodeDecision, PodSource};
+use self::rbac::PolicySource;
 use crate::identity::{UserInfo, MASTERS_GROUP};
 use crate::registry::Registry;
 
@@ -49,6 +55,43 @@ impl Authorizer {
             return true;
         }
         decide(&self.cache, &self.cache.rbac_index(), user, attrs)
+    }
+
+    /// The rules RBAC grants `user` in `namespace` (cluster-wide ones only for ""); every
+    /// permission for `system:masters`.
+    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<PolicyRule> {
+        if user.in_group(MASTERS_GROUP) {
+            return coverage::full_authority();
+        }
+        self.cache.rbac_index().rules(user, namespace)
+    }
+
+    /// The ServiceAccount `namespace/name` as the informer cache holds it (it may trail the
+    /// store by a watch event; a miss is no proof of absence).
+    pub fn cached_service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<ServiceAccount>> {
+        self.cache.service_account(namespace, name)
+    }
+
+    /// The pod `namespace/name` as the informer cache holds it (as `cached_service_account`).
+    pub fn cached_pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+        self.cache.pod(namespace, name)
+    }
+
+    /// The rules of the role a binding in `namespace` (empty for a ClusterRoleBinding)
+    /// references, if it exists.
+    pub fn role_rules(&self, namespace: &str, role_ref: &RoleRef) -> Option<Vec<PolicyRule>> {
+        let rules = match role_ref.kind.as_str() {
+            "Role" if !namespace.is_empty() => {
+                self.cache.role(namespace, &role_ref.name)?.rules.clone()
+            }
+            "ClusterRole" => self.cache.cluster_role(&role_ref.name)?.rules.clone(),
+            _ => return None,
+        };
+        Some(rules.unwrap_or_default())
     }
 }
 

@@ -106,7 +106,7 @@ fn allowed(pods: &impl PodSource, node: &str, verb: &str, r: &ResourceAttributes
                 && sub == "token"
                 && used_here(pods, node, "serviceaccounts", &r.namespace, &r.name)
         }
-        ("authorization.k8s.io", "selfsubjectaccessreviews")
+        ("authorization.k8s.io", "selfsubjectaccessreviews" | "selfsubjectrulesreviews")
         | ("authentication.k8s.io", "selfsubjectreviews") => verb == "create",
         // Renewing its own client certificate (Kubernetes' system:node role and the
         // selfnodeclient permission the approver checks).

@@ -51,7 +51,8 @@ fn name_matches(names: &[String], name: &str) -> bool {
     names.is_empty() || names.iter().any(|n| n == name)
 }
 
-fn url_matches(rule_url: &str, path: &str) -> bool {
+/// Whether a rule's non-resource URL (exact, or a prefix ending in `*`) matches `path`.
+pub fn url_matches(rule_url: &str, path: &str) -> bool {
     rule_url == ALL
         || rule_url == path
         || rule_url

@@ -12,7 +12,7 @@ use skiff_api::resources::{self, ResourceKind};
 use super::gc::GarbageCollector;
 use crate::error::ApiError;
 use crate::registry::finalizers::{Propagation, FOREGROUND, ORPHAN};
-use crate::registry::{typed, DeleteOptions, Subresource};
+use crate::registry::{typed, unguarded, DeleteOptions, Subresource};
 
 /// A dependent of an owner being deleted, as found in the collector's caches.
 struct Dependent {
@@ -75,6 +75,7 @@ impl GarbageCollector {
                         &d.name,
                         &unlink,
                         Subresource::Main,
+                        &unguarded,
                     )
                     .await?;
             }
@@ -105,6 +106,7 @@ impl GarbageCollector {
                 name,
                 &done,
                 Subresource::Main,
+                &unguarded,
             )
             .await
             .map(drop)

@@ -1,9 +1,11 @@
-//! `authorization.k8s.io/v1` SelfSubjectAccessReview and SubjectAccessReview: create-only
-//! questions ("may I / may they do this?") answered in `status` and never stored;
-//! `kubectl auth can-i` and `skiff auth can-i` ask the first.
+//! `authorization.k8s.io/v1` SelfSubjectAccessReview, SubjectAccessReview and
+//! LocalSubjectAccessReview (a SubjectAccessReview confined to one namespace, which a
+//! namespace's `admin` may ask): create-only questions ("may I / may they do this?")
+//! answered in `status` and never stored; `kubectl auth can-i` and `skiff auth can-i` ask
+//! the first.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -38,7 +40,54 @@ pub async fn subject_review(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(&state, "SubjectAccessReview", &headers, &body, |spec| {
+    answer(&state, "SubjectAccessReview", &headers, &body, subject)
+}
+
+/// `POST /apis/authorization.k8s.io/v1/namespaces/{namespace}/localsubjectaccessreviews`:
+/// about the user in `spec`, and only about resources of `namespace`.
+pub async fn local_review(
+    State(state): State<AppState>,
+    Path(namespace): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(
+        &state,
+        "LocalSubjectAccessReview",
+        &headers,
+        &body,
+        |spec| {
+            confine(spec, &namespace)?;
+            subject(spec)
+        },
+    )
+}
+
+/// Checks that a LocalSubjectAccessReview's `spec` asks about `namespace` only.
+fn confine(spec: &Value, namespace: &str) -> Result<(), ApiError> {
+    if spec
+        .get("nonResourceAttributes")
+        .is_some_and(|v| !v.is_null())
+    {
+        return Err(ApiError::BadRequest(
+            "spec.nonResourceAttributes: disallowed on this kind of request".into(),
+        ));
+    }
+    let asked = spec
+        .pointer("/resourceAttributes/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if asked != namespace {
+        return Err(ApiError::BadRequest(format!(
+            "spec.resourceAttributes.namespace must match namespace: {namespace:?} (got {asked:?})"
+        )));
+    }
+    Ok(())
+}
+
+/// The user a (Local)SubjectAccessReview's `spec` asks about.
+fn subject(spec: &Value) -> Result<UserInfo, ApiError> {
+    {
         let user = spec.get("user").and_then(Value::as_str).unwrap_or_default();
         let groups = spec.get("groups").cloned().unwrap_or(Value::Null);
         let groups: Vec<String> = serde_json::from_value(groups).unwrap_or_default();
@@ -52,7 +101,7 @@ pub async fn subject_review(
             uid: spec.get("uid").and_then(Value::as_str).map(str::to_string),
             groups,
         })
-    })
+    }
 }
 
 fn answer(
@@ -150,5 +199,20 @@ mod tests {
             attributes(&json!({})),
             Err(ApiError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn a_local_review_asks_about_its_own_namespace_only() {
+        let spec = |ns: &str| json!({"user": "bob", "resourceAttributes": {"verb": "get", "resource": "pods", "namespace": ns}});
+        assert!(confine(&spec("team"), "team").is_ok());
+        let elsewhere = confine(&spec("other"), "team").expect_err("another namespace");
+        assert!(
+            elsewhere.to_string().contains("must match namespace"),
+            "{elsewhere}"
+        );
+        assert!(confine(&spec(""), "team").is_err());
+        let url =
+            json!({"user": "bob", "nonResourceAttributes": {"verb": "get", "path": "/healthz"}});
+        assert!(confine(&url, "team").is_err());
     }
 }

@@ -85,7 +85,12 @@ async fn identify(
         return Ok(user);
     }
     if super::service_account_authn::is_jwt(token) {
-        return super::service_account_authn::authenticate(&state.registry, token).await;
+        return super::service_account_authn::authenticate(
+            &state.registry,
+            &state.authorizer,
+            token,
+        )
+        .await;
     }
     let token = JoinToken::parse(token).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
     super::auth::verify(&state.registry, &token).await?;

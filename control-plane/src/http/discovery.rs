@@ -89,6 +89,8 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
             "resources": [
                 review("selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
                 review("subjectaccessreviews", "SubjectAccessReview", false),
+                review("selfsubjectrulesreviews", "SelfSubjectRulesReview", false),
+                review("localsubjectaccessreviews", "LocalSubjectAccessReview", true),
             ],
         }));
     }

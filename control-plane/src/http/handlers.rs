@@ -19,6 +19,7 @@ use super::path::{self, ApiPath};
 use super::query::Query;
 use super::table::TableRequest;
 use super::{approval_protobuf, auth, certificate_requests, discovery, logs, node_proxy, AppState};
+use crate::authz::escalation;
 use crate::error::ApiError;
 use crate::identity::{UserInfo, NODES_GROUP};
 use crate::registry::finalizers::Propagation;
@@ -233,6 +234,7 @@ async fn dispatch(
             if is_csr {
                 certificate_requests::admit_create(&mut obj, user)?;
             }
+            escalation::check(&state.authorizer, user, kind, ns.unwrap_or_default(), &obj)?;
             let mut created = registry.create(kind, ns, obj).await?;
             if dry_run {
                 // Nothing was stored, so the object has no version yet.
@@ -263,22 +265,30 @@ async fn dispatch(
             } else {
                 parse_body(&body, headers)?
             };
+            escalation::check(&state.authorizer, user, kind, ns.unwrap_or_default(), &obj)?;
             Ok(Json(registry.update(kind, ns, name, obj, sub).await?).into_response())
         }
         (Method::PATCH, Some(name)) => {
+            let guard = |obj: &Value| {
+                escalation::check(&state.authorizer, user, kind, ns.unwrap_or_default(), obj)
+            };
             let patched = match patch_type(headers)? {
                 PatchType::Json => {
                     let patch = parse_json_patch(&body)?;
-                    registry.json_patch(kind, ns, name, &patch, sub).await?
+                    registry
+                        .json_patch(kind, ns, name, &patch, sub, &guard)
+                        .await?
                 }
                 PatchType::Merge => {
                     let patch = parse_body(&body, headers)?;
-                    registry.patch(kind, ns, name, &patch, sub).await?
+                    registry
+                        .patch_guarded(kind, ns, name, &patch, sub, &guard)
+                        .await?
                 }
                 PatchType::Strategic => {
                     let patch = parse_body(&body, headers)?;
                     registry
-                        .strategic_patch(kind, ns, name, &patch, sub)
+                        .strategic_patch(kind, ns, name, &patch, sub, &guard)
                         .await?
                 }
             };

@@ -20,6 +20,7 @@ mod pod_container;
 mod query;
 mod request_info;
 mod review_protobuf;
+mod rules_review;
 mod secrets;
 mod self_subject_review;
 mod service_account_authn;
@@ -70,6 +71,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/apis/authorization.k8s.io/v1/subjectaccessreviews",
             post(access_review::subject_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/namespaces/{namespace}/localsubjectaccessreviews",
+            post(access_review::local_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            post(rules_review::create),
         )
         .route(
             "/apis/authentication.k8s.io/v1/selfsubjectreviews",

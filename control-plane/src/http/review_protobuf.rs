@@ -10,8 +10,8 @@ use crate::error::ApiError;
 /// The prefix of every Kubernetes protobuf body.
 const MAGIC: &[u8] = b"k8s\0";
 
-/// The review in `body`, as JSON (`{"spec": {...}}`).
-pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
+/// The `spec` message of the review in `body`, if it has one.
+fn spec(body: &[u8]) -> Result<Option<&[u8]>, ApiError> {
     let bad = |what: &str| ApiError::BadRequest(format!("protobuf review: {what}"));
     let unknown = body
         .strip_prefix(MAGIC)
@@ -22,10 +22,22 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         .find_map(|(n, v)| (n == 2).then_some(v))
         .ok_or_else(|| bad("no object in the envelope"))?;
     // The review: spec = 2.
-    let Some(spec) = fields(raw)?
+    Ok(fields(raw)?
         .into_iter()
-        .find_map(|(n, v)| (n == 2).then_some(v))
-    else {
+        .find_map(|(n, v)| (n == 2).then_some(v)))
+}
+
+/// The SelfSubjectRulesReview in `body`, as JSON (`{"spec": {"namespace": ...}}`).
+pub fn decode_rules_review(body: &[u8]) -> Result<Value, ApiError> {
+    let Some(spec) = spec(body)? else {
+        return Ok(json!({"spec": {}}));
+    };
+    Ok(json!({"spec": strings(spec, &["namespace"])?}))
+}
+
+/// The access review in `body`, as JSON (`{"spec": {...}}`).
+pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
+    let Some(spec) = spec(body)? else {
         return Ok(json!({"spec": {}}));
     };
     let mut out = Map::new();
@@ -153,5 +165,16 @@ mod tests {
         );
         assert!(decode(&unknown).is_err());
         assert!(decode(&body[..body.len() - 2]).is_err());
+    }
+
+    #[test]
+    fn reads_a_self_subject_rules_review() {
+        let review = [field(1, &[]), field(2, &field(1, b"team"))].concat();
+        let unknown = [field(1, b"ignored"), field(2, &review)].concat();
+        let body = [MAGIC, &unknown].concat();
+        assert_eq!(
+            decode_rules_review(&body).expect("decodes"),
+            json!({"spec": {"namespace": "team"}})
+        );
     }
 }

@@ -3,10 +3,17 @@
 //! the uid in the token (and, for a token bound to a pod, whose pod still exists with its uid),
 //! is `system:serviceaccount:NS:NAME` in groups `system:serviceaccounts`,
 //! `system:serviceaccounts:NS` and `system:authenticated`. Anything else is 401.
+//!
+//! The account and pod are looked up in the authorizer's informer cache, as Kubernetes'
+//! token getter does, so a request reads nothing from the store; a miss (an object the
+//! informer has not seen yet, or one deleted or replaced) is checked against the store, so a
+//! deleted account or pod fails its tokens as soon as the informer has its delete event.
 
 use serde_json::Value;
+use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::resources::{self, ResourceKind};
 
+use crate::authz::Authorizer;
 use crate::error::ApiError;
 use crate::identity::{UserInfo, SERVICE_ACCOUNTS_GROUP};
 use crate::registry::{object, Registry};
@@ -18,7 +25,11 @@ pub fn is_jwt(token: &str) -> bool {
 }
 
 /// The user a ServiceAccount `token` authenticates, or 401.
-pub async fn authenticate(registry: &Registry, token: &str) -> Result<UserInfo, ApiError> {
+pub async fn authenticate(
+    registry: &Registry,
+    cache: &Authorizer,
+    token: &str,
+) -> Result<UserInfo, ApiError> {
     let Some(tokens) = registry.tokens() else {
         return Err(ApiError::Unauthorized(
             "this server accepts no ServiceAccount tokens".into(),
@@ -30,10 +41,16 @@ pub async fn authenticate(registry: &Registry, token: &str) -> Result<UserInfo, 
     let k = &claims.kubernetes;
     let namespace = k.namespace.as_str();
     let accounts = resources::by_name("serviceaccounts").expect("serviceaccounts are served");
-    still_there(registry, accounts, namespace, &k.serviceaccount).await?;
+    let account = cache.cached_service_account(namespace, &k.serviceaccount.name);
+    if !account.is_some_and(|a| alive(&a.metadata, &k.serviceaccount)) {
+        still_there(registry, accounts, namespace, &k.serviceaccount).await?;
+    }
     if let Some(pod) = &k.pod {
-        let pods = resources::by_name("pods").expect("pods are served");
-        still_there(registry, pods, namespace, pod).await?;
+        let cached = cache.cached_pod(namespace, &pod.name);
+        if !cached.is_some_and(|p| alive(&p.metadata, pod)) {
+            let pods = resources::by_name("pods").expect("pods are served");
+            still_there(registry, pods, namespace, pod).await?;
+        }
     }
     let mut user = UserInfo::authenticated(
         claims.sub.clone(),
@@ -44,6 +61,15 @@ pub async fn authenticate(registry: &Registry, token: &str) -> Result<UserInfo, 
     );
     user.uid = Some(k.serviceaccount.uid.clone());
     Ok(user)
+}
+
+/// Whether an object with `meta` is the one `bound` names and not past its grace period.
+fn alive(meta: &ObjectMeta, bound: &BoundRef) -> bool {
+    let expired = meta
+        .deletion_timestamp
+        .as_ref()
+        .is_some_and(|t| t.0 < jiff::Timestamp::now());
+    meta.uid.as_deref() == Some(bound.uid.as_str()) && !expired
 }
 
 /// 401 unless the object the token names exists with the token's uid (and its grace period,
@@ -75,4 +101,38 @@ async fn still_there(
         return Err(gone());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    #[test]
+    fn a_cached_object_vouches_only_for_its_own_uid_within_its_grace() {
+        let bound = BoundRef {
+            name: "web".into(),
+            uid: "u1".into(),
+        };
+        let meta = |uid: &str, deleted_secs_ago: Option<i64>| ObjectMeta {
+            uid: Some(uid.into()),
+            deletion_timestamp: deleted_secs_ago
+                .map(|s| Time(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(s))),
+            ..ObjectMeta::default()
+        };
+        assert!(alive(&meta("u1", None), &bound));
+        assert!(
+            !alive(&meta("u2", None), &bound),
+            "made again: another object"
+        );
+        assert!(
+            alive(&meta("u1", Some(-30)), &bound),
+            "terminating, in its grace"
+        );
+        assert!(
+            !alive(&meta("u1", Some(1)), &bound),
+            "its grace has run out"
+        );
+    }
 }

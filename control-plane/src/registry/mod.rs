@@ -39,6 +39,7 @@ use crate::encryption::Encryption;
 use crate::error::ApiError;
 use crate::serviceaccount::TokenIssuer;
 pub use pagination::{Page, ReadAt};
+pub use patch::{unguarded, Guard};
 pub use rewrite::Rewritten;
 pub use scale::has_scale_subresource;
 pub use token_request::Requester;

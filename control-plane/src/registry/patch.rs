@@ -8,6 +8,15 @@ use super::codec::decode;
 use super::{object, strategic_merge, Registry, Subresource};
 use crate::error::ApiError;
 
+/// A check of a patched object before it is written (RBAC escalation prevention); a refusal
+/// leaves the object as it was.
+pub type Guard<'a> = &'a (dyn Fn(&Value) -> Result<(), ApiError> + Send + Sync);
+
+/// A guard that lets every patched object through (the server's own patches).
+pub fn unguarded(_: &Value) -> Result<(), ApiError> {
+    Ok(())
+}
+
 /// How many times a merge patch retries against concurrent writers before giving up with 409.
 const PATCH_RETRIES: usize = 5;
 
@@ -22,17 +31,32 @@ impl Registry {
         patch: &Value,
         subresource: Subresource,
     ) -> Result<Value, ApiError> {
+        self.patch_guarded(kind, namespace, name, patch, subresource, &unguarded)
+            .await
+    }
+
+    /// `patch`, with `guard` seeing the patched object before it is written.
+    pub async fn patch_guarded(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+        subresource: Subresource,
+        guard: Guard<'_>,
+    ) -> Result<Value, ApiError> {
         let pinned = object::resource_version(patch).map_err(ApiError::BadRequest)?;
         self.patch_with(kind, namespace, name, pinned, subresource, |obj| {
             json_patch::merge(obj, patch);
-            Ok(())
+            guard(obj)
         })
         .await
     }
 
     /// Applies a strategic merge patch with the patch strategies of `kind`, retrying on
     /// concurrent writes unless the patch pins a `resourceVersion`. A kind with no patch
-    /// strategies gets 415, as Kubernetes answers for custom resources.
+    /// strategies gets 415, as Kubernetes answers for custom resources. `guard` sees the
+    /// patched object before it is written.
     pub async fn strategic_patch(
         &self,
         kind: &ResourceKind,
@@ -40,6 +64,7 @@ impl Registry {
         name: &str,
         patch: &Value,
         subresource: Subresource,
+        guard: Guard<'_>,
     ) -> Result<Value, ApiError> {
         let root = strategic_merge::merge_keys::root(kind.kind).ok_or_else(|| {
             ApiError::UnsupportedMediaType(format!(
@@ -52,13 +77,14 @@ impl Registry {
         self.patch_with(kind, namespace, name, pinned, subresource, |obj| {
             *obj = strategic_merge::apply(obj, patch, root)
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-            Ok(())
+            guard(obj)
         })
         .await
     }
 
     /// Applies a JSON Patch (RFC 6902) atomically: its `test` operations see the same version
     /// its other operations change (a compare-and-swap on any field); a failed test is 422.
+    /// `guard` sees the patched object before it is written.
     pub async fn json_patch(
         &self,
         kind: &ResourceKind,
@@ -66,9 +92,11 @@ impl Registry {
         name: &str,
         patch: &json_patch::Patch,
         subresource: Subresource,
+        guard: Guard<'_>,
     ) -> Result<Value, ApiError> {
         self.patch_with(kind, namespace, name, None, subresource, |obj| {
-            json_patch::patch(obj, patch).map_err(|e| ApiError::PatchFailed(e.to_string()))
+            json_patch::patch(obj, patch).map_err(|e| ApiError::PatchFailed(e.to_string()))?;
+            guard(obj)
         })
         .await
     }

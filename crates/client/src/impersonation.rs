@@ -30,6 +30,9 @@ impl Impersonation {
 /// Where SelfSubjectAccessReviews are created.
 const SELF_REVIEW_PATH: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
 
+/// Where SelfSubjectRulesReviews are created.
+const RULES_REVIEW_PATH: &str = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
+
 impl Client {
     /// This client acting as `user` in `groups` (needs the `impersonate` permission).
     pub fn impersonate(mut self, user: &str, groups: &[String]) -> Self {
@@ -62,5 +65,19 @@ impl Client {
             .pointer("/status/allowed")
             .and_then(Value::as_bool)
             .unwrap_or(false))
+    }
+
+    /// Asks the server what this client's user may do in `namespace` (a
+    /// SelfSubjectRulesReview); its `status`: `resourceRules`, `nonResourceRules`, `incomplete`.
+    pub async fn rules_review(&self, namespace: &str) -> Result<Value, ClientError> {
+        let review = json!({
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": { "namespace": namespace },
+        });
+        let answer = self
+            .json(Method::POST, RULES_REVIEW_PATH, Self::body(&review))
+            .await?;
+        Ok(answer.get("status").cloned().unwrap_or(Value::Null))
     }
 }

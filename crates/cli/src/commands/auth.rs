@@ -11,7 +11,7 @@ use crate::cli::ClientOpts;
 #[derive(Subcommand, Debug)]
 pub enum AuthCommand {
     /// Check whether an action is allowed: `skiff auth can-i list pods -n team`,
-    /// `skiff auth can-i get /skiff/v1/backup`.
+    /// `skiff auth can-i get /skiff/v1/backup`; `skiff auth can-i --list` lists what is.
     CanI(CanIArgs),
     /// Print who the server takes you for: user name, uid and groups.
     Whoami(WhoamiArgs),
@@ -27,11 +27,16 @@ pub struct WhoamiArgs {
 #[derive(Args, Debug)]
 pub struct CanIArgs {
     /// The verb: get, list, watch, create, update, patch, delete, deletecollection, `*`, ...
-    pub verb: String,
+    #[arg(required_unless_present = "list")]
+    pub verb: Option<String>,
     /// `TYPE`, `TYPE/NAME` or `TYPE NAME` (`pods`, `deployments.apps/web`, `*`), or a
     /// non-resource URL such as `/healthz`.
-    #[arg(num_args = 1..=2, required = true)]
+    #[arg(num_args = 1..=2, required_unless_present = "list")]
     pub target: Vec<String>,
+    /// List every action allowed in the namespace (a SelfSubjectRulesReview), as
+    /// `kubectl auth can-i --list` does.
+    #[arg(long, conflicts_with_all = ["verb", "all_namespaces", "subresource"])]
+    pub list: bool,
     /// In every namespace, not only `-n`'s.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
@@ -77,6 +82,9 @@ fn whoami_table(user: &Value) -> String {
 }
 
 async fn can_i(args: CanIArgs, opts: &ClientOpts) -> anyhow::Result<()> {
+    if args.list {
+        return super::auth_rules::list(opts).await;
+    }
     let (attributes, non_resource) = attributes(&args, &opts.namespace)?;
     let allowed = super::client(opts)?.can_i(attributes, non_resource).await?;
     if allowed {
@@ -90,7 +98,7 @@ async fn can_i(args: CanIArgs, opts: &ClientOpts) -> anyhow::Result<()> {
 
 /// The review's attributes for what the user typed; whether they name a non-resource URL.
 fn attributes(args: &CanIArgs, namespace: &str) -> anyhow::Result<(Value, bool)> {
-    let verb = args.verb.as_str();
+    let verb = args.verb.as_deref().unwrap_or_default();
     if let [path] = args.target.as_slice() {
         if path.starts_with('/') {
             return Ok((json!({"verb": verb, "path": path}), true));
@@ -135,8 +143,9 @@ mod tests {
 
     fn args(verb: &str, target: &[&str], all: bool) -> CanIArgs {
         CanIArgs {
-            verb: verb.into(),
+            verb: Some(verb.into()),
             target: target.iter().map(|s| s.to_string()).collect(),
+            list: false,
             all_namespaces: all,
             subresource: None,
         }

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod apply;
 pub mod auth;
+mod auth_rules;
 pub mod backup;
 pub mod certificate;
 pub mod cluster;
