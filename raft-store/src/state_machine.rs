@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use prost::Message;
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
 
 use crate::command::{decode, Command, HistoryRecord, SnapshotData, StoredValue};
 use crate::{EventKind, KeyValue, OpResult, StoreError, TxnResponse, WatchEvent};
@@ -43,6 +45,104 @@ fn history_key(revision: u64, seq: u32) -> [u8; 12] {
     key[..8].copy_from_slice(&revision.to_be_bytes());
     key[8..].copy_from_slice(&seq.to_be_bytes());
     key
+}
+
+/// One entry's txn response and watch events, if it was applied.
+pub type Applied = Option<(TxnResponse, Vec<WatchEvent>)>;
+
+type TxnError = ConflictableTransactionError<String>;
+
+/// Applies `command` inside a sled transaction on top of `current_revision`: evaluates its
+/// compares, runs the chosen branch, records history. The response carries the new revision
+/// (the same one when nothing changed).
+fn apply_txn(
+    kv: &TransactionalTree,
+    history: &TransactionalTree,
+    current_revision: u64,
+    command: &Command,
+) -> Result<(TxnResponse, Vec<WatchEvent>), TxnError> {
+    let decode_stored = |key: &[u8], bytes: &[u8]| {
+        decode::<StoredValue>(bytes)
+            .map(|v| v.into_kv(key.to_vec()))
+            .map_err(|e| ConflictableTransactionError::Abort(format!("corrupt value: {e}")))
+    };
+    let mut compared = Vec::with_capacity(command.compare.len());
+    let mut succeeded = true;
+    for compare in &command.compare {
+        let current = match kv.get(&compare.key)? {
+            Some(bytes) => Some(decode_stored(&compare.key, &bytes)?),
+            None => None,
+        };
+        let actual = current.as_ref().map(|kv| kv.mod_revision).unwrap_or(0);
+        succeeded &= actual == compare.mod_revision;
+        compared.push(current);
+    }
+    let ops = if succeeded {
+        &command.success
+    } else {
+        &command.failure
+    };
+    let revision = current_revision + 1;
+    let mut results = Vec::with_capacity(ops.len());
+    let mut events = Vec::new();
+    for op in ops {
+        let prev = match kv.get(&op.key)? {
+            Some(bytes) => Some(decode_stored(&op.key, &bytes)?),
+            None => None,
+        };
+        if op.is_put() {
+            let stored = StoredValue {
+                value: op.value.clone(),
+                create_revision: prev.as_ref().map(|p| p.create_revision).unwrap_or(revision),
+                mod_revision: revision,
+                version: prev.as_ref().map(|p| p.version + 1).unwrap_or(1),
+            };
+            kv.insert(op.key.as_slice(), stored.encode_to_vec())?;
+            let new = stored.into_kv(op.key.clone());
+            events.push(WatchEvent {
+                kind: EventKind::Put,
+                kv: new.clone(),
+                prev: prev.clone(),
+            });
+            results.push(OpResult::Put { kv: new, prev });
+        } else {
+            if let Some(prev) = prev.as_ref() {
+                kv.remove(op.key.as_slice())?;
+                events.push(WatchEvent {
+                    kind: EventKind::Delete,
+                    kv: KeyValue {
+                        key: op.key.clone(),
+                        value: Vec::new(),
+                        create_revision: prev.create_revision,
+                        mod_revision: revision,
+                        version: 0,
+                    },
+                    prev: Some(prev.clone()),
+                });
+            }
+            results.push(OpResult::Delete { prev });
+        }
+    }
+    let new_revision = if events.is_empty() {
+        current_revision
+    } else {
+        revision
+    };
+    for (seq, event) in events.iter().enumerate() {
+        history.insert(
+            &history_key(revision, seq as u32),
+            HistoryRecord::from_event(event).encode_to_vec(),
+        )?;
+    }
+    Ok((
+        TxnResponse {
+            succeeded,
+            revision: new_revision,
+            results,
+            compared: if succeeded { Vec::new() } else { compared },
+        },
+        events,
+    ))
 }
 
 fn revision_of_history_key(key: &[u8]) -> u64 {
@@ -139,114 +239,46 @@ impl StateMachine {
         Ok(())
     }
 
-    /// Applies the txn of the entry at `index`: evaluates its compares, runs the chosen branch,
-    /// records history, all in one sled transaction.
-    pub fn apply(
+    /// Applies a run of consecutive entries in one sled transaction: for each `(index,
+    /// command)` the txn (evaluate its compares, run the chosen branch, record history), or
+    /// nothing for `None` (an empty or fenced entry, which only advances the applied index).
+    /// Returns each entry's response and watch events (`None` where nothing was applied).
+    pub fn apply_all(
         &self,
-        index: u64,
-        command: &Command,
-    ) -> Result<(TxnResponse, Vec<WatchEvent>), StoreError> {
+        entries: &[(u64, Option<&Command>)],
+    ) -> Result<Vec<Applied>, StoreError> {
+        let Some(&(last_index, _)) = entries.last() else {
+            return Ok(Vec::new());
+        };
         let _write = self.apply_lock.write().expect("apply lock");
         let current_revision = self.revision();
         let outcome = (&self.kv, &self.history, &self.meta).transaction(|(kv, history, meta)| {
-            let decode_stored = |key: &[u8], bytes: &[u8]| {
-                decode::<StoredValue>(bytes)
-                    .map(|v| v.into_kv(key.to_vec()))
-                    .map_err(|e| ConflictableTransactionError::Abort(format!("corrupt value: {e}")))
-            };
-            let mut compared = Vec::with_capacity(command.compare.len());
-            let mut succeeded = true;
-            for compare in &command.compare {
-                let current = match kv.get(&compare.key)? {
-                    Some(bytes) => Some(decode_stored(&compare.key, &bytes)?),
-                    None => None,
-                };
-                let actual = current.as_ref().map(|kv| kv.mod_revision).unwrap_or(0);
-                succeeded &= actual == compare.mod_revision;
-                compared.push(current);
-            }
-            let ops = if succeeded {
-                &command.success
-            } else {
-                &command.failure
-            };
-            let revision = current_revision + 1;
-            let mut results = Vec::with_capacity(ops.len());
-            let mut events = Vec::new();
-            for op in ops {
-                let prev = match kv.get(&op.key)? {
-                    Some(bytes) => Some(decode_stored(&op.key, &bytes)?),
-                    None => None,
-                };
-                if op.is_put() {
-                    let stored = StoredValue {
-                        value: op.value.clone(),
-                        create_revision: prev
-                            .as_ref()
-                            .map(|p| p.create_revision)
-                            .unwrap_or(revision),
-                        mod_revision: revision,
-                        version: prev.as_ref().map(|p| p.version + 1).unwrap_or(1),
-                    };
-                    kv.insert(op.key.as_slice(), stored.encode_to_vec())?;
-                    let new = stored.into_kv(op.key.clone());
-                    events.push(WatchEvent {
-                        kind: EventKind::Put,
-                        kv: new.clone(),
-                        prev: prev.clone(),
-                    });
-                    results.push(OpResult::Put { kv: new, prev });
-                } else {
-                    if let Some(prev) = prev.as_ref() {
-                        kv.remove(op.key.as_slice())?;
-                        events.push(WatchEvent {
-                            kind: EventKind::Delete,
-                            kv: KeyValue {
-                                key: op.key.clone(),
-                                value: Vec::new(),
-                                create_revision: prev.create_revision,
-                                mod_revision: revision,
-                                version: 0,
-                            },
-                            prev: Some(prev.clone()),
-                        });
+            let mut revision = current_revision;
+            let mut applied = Vec::with_capacity(entries.len());
+            for (_, command) in entries {
+                applied.push(match command {
+                    Some(command) => {
+                        let (response, events) = apply_txn(kv, history, revision, command)?;
+                        revision = response.revision;
+                        Some((response, events))
                     }
-                    results.push(OpResult::Delete { prev });
-                }
+                    None => None,
+                });
             }
-            let new_revision = if events.is_empty() {
-                current_revision
-            } else {
-                revision
-            };
-            for (seq, event) in events.iter().enumerate() {
-                history.insert(
-                    &history_key(revision, seq as u32),
-                    HistoryRecord::from_event(event).encode_to_vec(),
-                )?;
-            }
-            meta.insert(APPLIED, &index.to_be_bytes())?;
-            meta.insert(REVISION, &new_revision.to_be_bytes())?;
-            Ok((
-                TxnResponse {
-                    succeeded,
-                    revision: new_revision,
-                    results,
-                    compared: if succeeded { Vec::new() } else { compared },
-                },
-                events,
-            ))
+            meta.insert(APPLIED, &last_index.to_be_bytes())?;
+            meta.insert(REVISION, &revision.to_be_bytes())?;
+            Ok((applied, revision))
         });
-        let (response, events) = outcome.map_err(|err| match err {
+        let (applied, revision) = outcome.map_err(|err| match err {
             TransactionError::Abort(what) => StoreError::Corrupt {
                 path: self.path.clone(),
                 what,
             },
             TransactionError::Storage(source) => self.storage_error(source),
         })?;
-        self.applied.store(index, Ordering::SeqCst);
-        self.revision.store(response.revision, Ordering::SeqCst);
-        Ok((response, events))
+        self.applied.store(last_index, Ordering::SeqCst);
+        self.revision.store(revision, Ordering::SeqCst);
+        Ok(applied)
     }
 
     /// Every key at the applied index, encoded for a follower; returns `(applied, data)`.

@@ -9,6 +9,7 @@ mod container;
 mod density;
 mod deploy;
 mod dev_cluster;
+mod etcd;
 mod figures;
 mod http;
 mod job;
@@ -27,6 +28,7 @@ mod secrets;
 mod server;
 mod store;
 mod wasmtime_cli;
+mod write;
 mod wrk;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +51,7 @@ pub use registry::BenchRegistryArgs;
 pub use rollout::BenchRolloutArgs;
 pub use secrets::BenchSecretsArgs;
 pub use store::BenchStoreArgs;
+pub use write::BenchWriteArgs;
 
 /// The benchmarks.
 #[derive(Subcommand, Debug)]
@@ -69,6 +72,10 @@ pub enum BenchCommand {
     /// Control-plane write throughput and latency (1 and 3 servers), leader failover, and a
     /// follower's catch-up, with `skiff server` child processes.
     Store(BenchStoreArgs),
+    /// Writes of a three-member control plane through its HTTPS API beside a three-member
+    /// etcd's `/v3/kv/put`, both on loopback under the same `wrk` load, at several
+    /// concurrencies: req/s, p50, p99, failed answers and the ratio.
+    Write(BenchWriteArgs),
     /// The secure path's cost: ConfigMap create/get throughput and p50/p99 over
     /// `--insecure-http`, HTTPS as the admin, and HTTPS as a static-token user that RBAC
     /// authorizes, against one `skiff server` child process.
@@ -108,6 +115,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Nodes(args) => nodes::nodes(args).await,
         BenchCommand::NodeLoss(args) => node_loss::node_loss(args).await,
         BenchCommand::Store(args) => store::store(args).await,
+        BenchCommand::Write(args) => write::write(args).await,
         BenchCommand::Api(args) => api::api(args).await,
         BenchCommand::Secrets(args) => secrets::secrets(args).await,
         BenchCommand::Logs(args) => logs::logs(args).await,
@@ -151,6 +159,24 @@ fn which(name: &str) -> anyhow::Result<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
         .with_context(|| format!("no {name} on PATH"))
+}
+
+/// The path of executable `name`, installed from Debian's `package` with apt-get when it is
+/// not on PATH.
+fn installed(name: &str, package: &str) -> anyhow::Result<PathBuf> {
+    if let Ok(path) = which(name) {
+        return Ok(path);
+    }
+    println!("{name} is missing: apt-get install -y {package}");
+    let status = std::process::Command::new("apt-get")
+        .args(["install", "-y", package])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .with_context(|| format!("running apt-get install {package}"))?;
+    if !status.success() {
+        anyhow::bail!("apt-get install -y {package} failed with {status}");
+    }
+    which(name)
 }
 
 /// A fresh directory under `given` (or the system's temporary directory), removed when dropped.

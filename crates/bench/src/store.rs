@@ -278,11 +278,14 @@ where
 }
 
 /// A control plane of `skiff server` child processes on loopback, killed when dropped.
-struct Members {
+pub(crate) struct Members {
+    /// The `skiff` executable the members run.
+    exe: PathBuf,
     children: Vec<Option<Child>>,
     args: Vec<Vec<String>>,
     logs: Vec<std::path::PathBuf>,
-    urls: Vec<String>,
+    /// Each member's API URL.
+    pub(crate) urls: Vec<String>,
     /// The data dir whose admin credential the benchmark uses (every member's is valid).
     admin: std::path::PathBuf,
 }
@@ -299,12 +302,28 @@ impl Members {
     /// Starts `size` members; each API listens on a port of the system's choice, which it
     /// keeps across restarts. The Raft peer ports must be known before any member starts.
     /// Every member gets `extra` flags.
-    async fn start(dir: &Path, size: usize, extra: &[String]) -> anyhow::Result<Members> {
+    pub(crate) async fn start(
+        dir: &Path,
+        size: usize,
+        extra: &[String],
+    ) -> anyhow::Result<Members> {
+        Self::start_exe(std::env::current_exe()?, dir, size, extra).await
+    }
+
+    /// Starts `size` members as [`start`](Self::start) does, running the `skiff` executable
+    /// `exe` (another build, to compare with).
+    pub(crate) async fn start_exe(
+        exe: PathBuf,
+        dir: &Path,
+        size: usize,
+        extra: &[String],
+    ) -> anyhow::Result<Members> {
         std::fs::create_dir_all(dir)?;
         let peers: Vec<String> = (0..size)
             .map(|i| Ok(format!("s{}=127.0.0.1:{}", i + 1, free_port()?)))
             .collect::<anyhow::Result<_>>()?;
         let mut group = Members {
+            exe,
             children: Vec::new(),
             args: Vec::new(),
             logs: Vec::new(),
@@ -363,7 +382,7 @@ impl Members {
             .create(true)
             .append(true)
             .open(&self.logs[i])?;
-        let child = Command::new(std::env::current_exe()?)
+        let child = Command::new(&self.exe)
             .args(&self.args[i])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -382,7 +401,7 @@ impl Members {
         }
     }
 
-    fn stop_all(&mut self) {
+    pub(crate) fn stop_all(&mut self) {
         for i in 0..self.children.len() {
             self.kill9(i);
         }
@@ -405,7 +424,7 @@ impl Members {
 
     /// Waits until a write through the API succeeds (a leader is elected and has created the
     /// system namespaces).
-    async fn wait_serving(&self) -> anyhow::Result<()> {
+    pub(crate) async fn wait_serving(&self) -> anyhow::Result<()> {
         let client = self.client_preferring(0)?;
         wait_for("the first write", || async {
             create(&client, "probe").await.ok()
@@ -414,7 +433,7 @@ impl Members {
     }
 
     /// The index of the running member that leads, once one does.
-    async fn wait_leader(&self) -> anyhow::Result<usize> {
+    pub(crate) async fn wait_leader(&self) -> anyhow::Result<usize> {
         wait_for("a leader", || async {
             for i in (0..self.urls.len()).filter(|i| self.children[*i].is_some()) {
                 if matches!(self.status(i).await, Ok(s) if s["role"] == "Leader") {

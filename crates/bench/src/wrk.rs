@@ -2,7 +2,7 @@
 //! until a server listens or answers.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -24,6 +24,10 @@ pub struct Load {
     pub requests_per_sec: f64,
     pub p50: String,
     pub p99: String,
+    /// Answers with a status outside 2xx and 3xx.
+    pub non_2xx: u64,
+    /// Connect, read, write and timeout errors.
+    pub socket_errors: u64,
 }
 
 impl Load {
@@ -43,15 +47,22 @@ pub fn executable() -> anyhow::Result<PathBuf> {
 
 /// Runs wrk against `http://ADDR/bench` and reads its figures.
 pub async fn run(settings: Settings, addr: SocketAddr) -> anyhow::Result<Load> {
-    let out = tokio::process::Command::new(executable()?)
+    run_url(settings, &format!("http://{addr}/bench"), None).await
+}
+
+/// Runs wrk against `url` (http or https), with the Lua `script` making its requests if one
+/// is given, and reads its figures.
+pub async fn run_url(settings: Settings, url: &str, script: Option<&Path>) -> anyhow::Result<Load> {
+    let mut command = tokio::process::Command::new(executable()?);
+    command
         .arg(format!("-t{}", settings.threads))
         .arg(format!("-c{}", settings.connections))
         .arg(format!("-d{}s", settings.seconds))
-        .arg("--latency")
-        .arg(format!("http://{addr}/bench"))
-        .output()
-        .await
-        .context("running wrk")?;
+        .arg("--latency");
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let out = command.arg(url).output().await.context("running wrk")?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
@@ -59,8 +70,8 @@ pub async fn run(settings: Settings, addr: SocketAddr) -> anyhow::Result<Load> {
     parse(&text).with_context(|| format!("unexpected wrk output:\n{text}"))
 }
 
-/// Requests per second and the 50th and 99th percentile latencies from wrk's `--latency`
-/// output.
+/// Requests per second, the 50th and 99th percentile latencies and the failures from wrk's
+/// `--latency` output (wrk prints the failure lines only when there are failures).
 fn parse(out: &str) -> Option<Load> {
     let field = |prefix: &str| {
         out.lines()
@@ -68,10 +79,24 @@ fn parse(out: &str) -> Option<Load> {
             .find_map(|line| line.strip_prefix(prefix))
             .map(|rest| rest.trim().to_string())
     };
+    let non_2xx = match field("Non-2xx or 3xx responses:") {
+        Some(count) => count.parse().ok()?,
+        None => 0,
+    };
+    // "Socket errors: connect 0, read 3, write 0, timeout 12"
+    let socket_errors = match field("Socket errors:") {
+        Some(list) => list
+            .split(',')
+            .map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+            .sum::<Option<u64>>()?,
+        None => 0,
+    };
     Some(Load {
         requests_per_sec: field("Requests/sec:")?.parse().ok()?,
         p50: field("50%")?,
         p99: field("99%")?,
+        non_2xx,
+        socket_errors,
     })
 }
 
@@ -132,8 +157,13 @@ mod tests {
                 requests_per_sec: 2111.85,
                 p50: "14.37ms".into(),
                 p99: "51.36ms".into(),
+                non_2xx: 0,
+                socket_errors: 0,
             })
         );
+        let failing = format!("{out}  Socket errors: connect 0, read 3, write 0, timeout 12\n  Non-2xx or 3xx responses: 41\n");
+        let load = parse(&failing).expect("figures");
+        assert_eq!((load.non_2xx, load.socket_errors), (41, 15));
         assert_eq!(parse("wrk: connection refused"), None);
     }
 }

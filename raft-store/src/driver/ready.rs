@@ -73,15 +73,16 @@ impl Driver {
         Ok(())
     }
 
+    /// Applies committed entries in log order: each run of normal entries in one sled
+    /// transaction (`apply_run`), membership changes one at a time between runs.
     fn apply(&mut self, entries: Vec<Entry>) -> Result<(), StoreError> {
         let last_term = entries.last().map(|e| e.term);
+        let mut run = Vec::new();
         for entry in entries {
             match entry.get_entry_type() {
-                EntryType::EntryNormal if entry.data.is_empty() => {
-                    self.parts.state.set_applied(entry.index)?
-                }
-                EntryType::EntryNormal => self.apply_command(&entry)?,
+                EntryType::EntryNormal => run.push(entry),
                 EntryType::EntryConfChange => {
+                    self.apply_run(std::mem::take(&mut run))?;
                     let change: ConfChange = decode(&entry.data).map_err(|e| {
                         self.storage_error(format!("undecodable conf change {}: {e}", entry.index))
                     })?;
@@ -98,31 +99,58 @@ impl Driver {
                 }
             }
         }
+        self.apply_run(run)?;
         if let Some(term) = last_term {
             self.waiters.answer_overtaken(term);
         }
         Ok(())
     }
 
-    /// Applies a txn, unless it is fenced to another leader term: then it fails on every
-    /// member alike (a deposed leader's controllers never write).
-    fn apply_command(&mut self, entry: &Entry) -> Result<(), StoreError> {
-        let command: Command = decode(&entry.data)
-            .map_err(|e| self.storage_error(format!("undecodable entry {}: {e}", entry.index)))?;
-        let result = if command.fence_term != 0 && command.fence_term != entry.term {
-            self.parts.state.set_applied(entry.index)?;
-            Err(StoreError::Fenced {
-                term: command.fence_term,
+    /// Applies consecutive normal entries in one sled transaction, then answers their
+    /// waiters. An empty entry only advances the applied index; a txn fenced to another
+    /// leader term does too, and fails on every member alike (a deposed leader's controllers
+    /// never write).
+    fn apply_run(&mut self, run: Vec<Entry>) -> Result<(), StoreError> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let mut commands: Vec<(u64, u64, Option<Command>)> = Vec::with_capacity(run.len());
+        for entry in &run {
+            let command = if entry.data.is_empty() {
+                None
+            } else {
+                Some(decode::<Command>(&entry.data).map_err(|e| {
+                    self.storage_error(format!("undecodable entry {}: {e}", entry.index))
+                })?)
+            };
+            commands.push((entry.index, entry.term, command));
+        }
+        let plan: Vec<(u64, Option<&Command>)> = commands
+            .iter()
+            .map(|(index, term, command)| {
+                let unfenced = command
+                    .as_ref()
+                    .filter(|c| c.fence_term == 0 || c.fence_term == *term);
+                (*index, unfenced)
             })
-        } else {
-            let (response, events) = self.parts.state.apply(entry.index, &command)?;
-            if !events.is_empty() {
-                let _ = self.parts.events.send(Arc::new(events));
-            }
-            self.since_compaction += 1;
-            Ok(response)
-        };
-        self.waiters.answer(command.request_id, result);
+            .collect();
+        let applied = self.parts.state.apply_all(&plan)?;
+        for ((_, _, command), outcome) in commands.iter().zip(applied) {
+            let Some(command) = command else { continue };
+            let result = match outcome {
+                Some((response, events)) => {
+                    if !events.is_empty() {
+                        let _ = self.parts.events.send(Arc::new(events));
+                    }
+                    self.since_compaction += 1;
+                    Ok(response)
+                }
+                None => Err(StoreError::Fenced {
+                    term: command.fence_term,
+                }),
+            };
+            self.waiters.answer(command.request_id, result);
+        }
         Ok(())
     }
 
