@@ -284,22 +284,26 @@ fn role_managers_cannot_grant_what_they_do_not_hold() -> anyhow::Result<()> {
     let bound = as_bob(&bob_binding("bob-reads", "Role", "reader"))?;
     assert!(bound.success, "{bound:?}");
 
-    // Widening the Role by a patch is refused too, and leaves it as it was.
+    // Widening the Role by a patch is refused too, whatever the patch type (kubectl's
+    // default is a strategic merge patch), and leaves it as it was.
     let patch =
         r#"{"rules":[{"apiGroups":[""],"resources":["pods","secrets"],"verbs":["get","list"]}]}"#;
     let cache = tmp.path().join("kube-cache");
-    let patched = kubectl_output(
-        &server.url(),
-        &cache,
-        &[
-            "--as", "bob", "patch", "role", "reader", "-n", "team", "--type", "merge", "-p", patch,
-        ],
-    )?;
-    let patch_error = String::from_utf8_lossy(&patched.stderr);
-    assert!(
-        !patched.status.success() && patch_error.contains("not currently held"),
-        "{patch_error}"
-    );
+    for patch_type in ["merge", "strategic"] {
+        let patched = kubectl_output(
+            &server.url(),
+            &cache,
+            &[
+                "--as", "bob", "patch", "role", "reader", "-n", "team", "--type", patch_type, "-p",
+                patch,
+            ],
+        )?;
+        let patch_error = String::from_utf8_lossy(&patched.stderr);
+        assert!(
+            !patched.status.success() && patch_error.contains("not currently held"),
+            "{patch_type}: {patch_error}"
+        );
+    }
     let stored = cli.ok(&["get", "role", "reader", "-n", "team", "-o", "json"])?;
     assert!(!stored.contains("secrets"), "{stored}");
 
