@@ -10,9 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use skiff_e2e::{
-    repo_root, start_with_agent_flags, start_with_agents, wait_until, DevServer, Skiff,
-};
+use skiff_e2e::{repo_root, start_with_agent_flags, wait_until, DevServer, Skiff};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
