@@ -43,8 +43,9 @@ pub use crate::registry::allocation::{
 };
 use crate::registry::Registry;
 
-/// Default node grace: a few missed heartbeats (agents beat every 2 s), not Kubernetes' 40-50 s.
-pub const DEFAULT_NODE_GRACE: Duration = Duration::from_secs(6);
+/// Default node grace, as Kubernetes' node-monitor grace period: a node Lease of 40 s, renewed
+/// every 10 s, may miss three renewals.
+pub const DEFAULT_NODE_GRACE: Duration = Duration::from_secs(40);
 
 /// How many past revisions a watch may resume from, by default.
 pub const DEFAULT_WATCH_HISTORY: u64 = 100_000;

@@ -29,7 +29,9 @@ pub use linearizability::{
     check, check_measured, load_history, save_history, KeyEffort, Op, OpKind, Outcome, Verdict,
 };
 pub use netns::Network;
-pub use process::{start_agent, start_with_agents, DevServer, SkiffProcess};
+pub use process::{
+    start_agent, start_with_agent_flags, start_with_agents, DevServer, SkiffProcess,
+};
 pub use registry::Registry;
 pub use tmpfs::Tmpfs;
 pub use wait::wait_until;

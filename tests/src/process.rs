@@ -407,11 +407,21 @@ pub fn start_with_agents(
     extra: &[&str],
     names: &[&str],
 ) -> anyhow::Result<(DevServer, Vec<SkiffProcess>)> {
+    start_with_agent_flags(dir, extra, &[], names)
+}
+
+/// As [`start_with_agents`], each agent started with `agent_extra` flags too.
+pub fn start_with_agent_flags(
+    dir: &Path,
+    extra: &[&str],
+    agent_extra: &[&str],
+    names: &[&str],
+) -> anyhow::Result<(DevServer, Vec<SkiffProcess>)> {
     let server = DevServer::start_with(&dir.join("server"), false, extra)?;
     let token = server.join_token()?;
     let mut agents = names
         .iter()
-        .map(|name| start_agent(&server.url(), &token, name, &dir.join(name), &[]))
+        .map(|name| start_agent(&server.url(), &token, name, &dir.join(name), agent_extra))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let cli = server.cli();
     wait_until("every node Ready", Duration::from_secs(30), || {

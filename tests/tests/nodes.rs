@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{example, repo_root, start_agent, start_with_agents, wait_until, DevServer};
+use skiff_e2e::{
+    example, repo_root, start_agent, start_with_agent_flags, start_with_agents, wait_until,
+    DevServer,
+};
 
 fn items(list: &Value) -> Vec<Value> {
     list["items"].as_array().cloned().unwrap_or_default()
@@ -35,9 +38,11 @@ fn running_on(cli: &skiff_e2e::Skiff) -> anyhow::Result<Vec<(String, String)>> {
 #[test]
 fn pods_of_a_lost_node_move_and_never_run_twice() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
-    let (server, mut agents) = start_with_agents(
+    let (server, mut agents) = start_with_agent_flags(
         tmp.path(),
         &["--node-grace-seconds", "3"],
+        // A Lease renewed every second, well within the short grace.
+        &["--node-lease-duration-seconds", "4"],
         &["node-a", "node-b", "node-c"],
     )?;
     let cli = server.cli();

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use skiff_e2e::{repo_root, start_with_agents, wait_until, DevServer, Skiff};
+use skiff_e2e::{repo_root, start_with_agent_flags, wait_until, DevServer, Skiff};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -534,9 +534,11 @@ fn claims_go_with_the_set_when_its_retention_policy_says_so() -> anyhow::Result<
 #[test]
 fn a_replica_of_a_lost_node_comes_back_under_its_name() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
-    let (server, mut agents) = start_with_agents(
+    let (server, mut agents) = start_with_agent_flags(
         tmp.path(),
         &["--node-grace-seconds", "3"],
+        // A Lease renewed every second, well within the short grace.
+        &["--node-lease-duration-seconds", "4"],
         &["node-a", "node-b"],
     )?;
     let cli = server.cli();

@@ -3,6 +3,11 @@
 use skiff_api::events::{new_event, EventSource, InvolvedObject};
 use skiff_api::resources;
 
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::event_spam::SpamFilter;
 use crate::registry::{object, typed, Registry};
 
 /// `Normal` or `Warning`.
@@ -12,11 +17,13 @@ pub enum EventType {
     Warning,
 }
 
-/// Writes Events on behalf of one component (`deployment-controller`, `default-scheduler`, ...).
+/// Writes Events on behalf of one component (`deployment-controller`, `default-scheduler`, ...),
+/// dropping what client-go's spam filter would (more than a burst about one object).
 #[derive(Clone)]
 pub struct EventRecorder {
     registry: Registry,
     component: &'static str,
+    spam: Arc<SpamFilter>,
 }
 
 impl EventRecorder {
@@ -24,10 +31,12 @@ impl EventRecorder {
         EventRecorder {
             registry,
             component,
+            spam: Arc::default(),
         }
     }
 
-    /// Records an event about `obj` in the background; failures are only logged.
+    /// Records an event about `obj` in the background unless the spam filter drops it;
+    /// failures are only logged.
     pub fn record<K: typed::Object>(
         &self,
         obj: &K,
@@ -37,6 +46,15 @@ impl EventRecorder {
     ) {
         let meta = obj.metadata();
         let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
+        let object = format!(
+            "{}/{namespace}/{}/{}",
+            K::KIND,
+            meta.name.as_deref().unwrap_or_default(),
+            meta.uid.as_deref().unwrap_or_default()
+        );
+        if !self.spam.allow(&object, Instant::now()) {
+            return;
+        }
         let involved = InvolvedObject {
             api_version: K::API_VERSION,
             kind: K::KIND,

@@ -3,6 +3,7 @@
 //! build on it; it knows neither.
 
 pub mod clock;
+pub mod event_spam;
 pub mod events;
 pub mod expectations;
 pub mod feed;

@@ -59,11 +59,24 @@ pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
         ms(warm_disk)
     );
 
-    let cluster = DevCluster::start(&dir, guest_dir(&guest), args.replicas as u32 + 10).await?;
+    // Room for the single pods too, which may still be terminating.
+    let pods = args.replicas + 10 + SINGLE_PODS + 1;
+    let cluster = DevCluster::start(&dir, guest_dir(&guest), pods as u32).await?;
     let client = cluster.client.clone();
 
+    let single = single_pods(&client, &guest, SINGLE_PODS).await?;
+    println!(
+        "one pod create -> Running on the idle warm node ({SINGLE_PODS} pods, one at a time): p50 {}, max {}",
+        ms(percentile(&single, 50)),
+        ms(percentile(&single, 100))
+    );
+
     let rss_before = rss_bytes();
+    let revision_before = store_revision(&client).await?;
     let times = run_deployment(&client, &guest, args.replicas).await?;
+    let writes = store_revision(&client)
+        .await?
+        .saturating_sub(revision_before);
     let between = |from: &Times, to: &Times| {
         let mut spans: Vec<Duration> = to
             .iter()
@@ -83,6 +96,17 @@ pub async fn deploy(args: BenchDeployArgs) -> anyhow::Result<()> {
         "apply of a {}-replica Deployment until all Running:   {}",
         args.replicas,
         ms(times.total)
+    );
+    println!(
+        "pipeline: {:.0} pods/s (all created after {}, all scheduled after {})",
+        args.replicas as f64 / times.total.as_secs_f64(),
+        ms(last(&times.added, times.started)),
+        ms(last(&times.scheduled, times.started))
+    );
+    println!(
+        "store writes until all Running: {writes} ({:.1} per pod, {:.0}/s)",
+        writes as f64 / args.replicas.max(1) as f64,
+        writes as f64 / times.total.as_secs_f64()
     );
     println!(
         "per pod create -> Running:    {}",
@@ -180,12 +204,89 @@ pub(crate) async fn run_to_running(
 
 type Times = HashMap<String, Instant>;
 
-/// When each pod was first seen, bound to the node and Running; and the total time.
+/// When each pod was first seen, bound to the node and Running; when the Deployment was
+/// created and the total time.
 struct DeploymentTimes {
     added: Times,
     scheduled: Times,
     running: Times,
+    started: Instant,
     total: Duration,
+}
+
+/// How long after `started` the last of `times` came.
+fn last(times: &Times, started: Instant) -> Duration {
+    times
+        .values()
+        .max()
+        .map_or(Duration::ZERO, |at| at.saturating_duration_since(started))
+}
+
+/// The store's revision now (every write advances it), from an empty list's resourceVersion.
+async fn store_revision(client: &Client) -> anyhow::Result<u64> {
+    let namespaces = resources::by_name("namespaces").context("namespaces")?;
+    let params = ListParams {
+        label_selector: Some("skiff-bench=none".into()),
+        field_selector: None,
+    };
+    let list = client.list(namespaces, None, &params).await?;
+    let version = list["metadata"]["resourceVersion"].as_str().unwrap_or("0");
+    version
+        .parse()
+        .with_context(|| format!("resourceVersion {version:?} is not a revision"))
+}
+
+/// Bare pods created one at a time for the single-pod figure (after one to warm the node).
+const SINGLE_PODS: usize = 10;
+
+/// Creates `count` bare pods of `guest` one after another, each deleted once Running; returns
+/// each one's create -> Running time, sorted. One pod before them warms the node's compile
+/// cache and is not counted.
+async fn single_pods(client: &Client, guest: &Path, count: usize) -> anyhow::Result<Vec<Duration>> {
+    let pods = resources::by_name("pods").context("pods")?;
+    let mut spans = Vec::with_capacity(count);
+    for i in 0..=count {
+        let name = format!("single-{i}");
+        let params = ListParams {
+            label_selector: None,
+            field_selector: Some(format!("metadata.name={name}")),
+        };
+        let list = client.list(pods, Some("default"), &params).await?;
+        let version = list["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut events = client
+            .watch(pods, Some("default"), &params, &version)
+            .await?;
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {"containers": [{"name": "guest", "image": format!("file:{}", guest.display())}]}
+        });
+        let started = Instant::now();
+        client.create(pods, Some("default"), &pod).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let event = tokio::time::timeout_at(deadline, events.next())
+                .await
+                .with_context(|| format!("pod {name} not Running within 30 s"))?;
+            let Some(event) = event else {
+                bail!("the watch of pod {name} ended early")
+            };
+            if event?.object["status"]["phase"] == "Running" {
+                break;
+            }
+        }
+        if i > 0 {
+            spans.push(started.elapsed());
+        }
+        client
+            .delete(pods, Some("default"), &name, &Default::default())
+            .await?;
+    }
+    spans.sort();
+    Ok(spans)
 }
 
 /// Creates the Deployment and watches its pods.
@@ -256,6 +357,7 @@ async fn run_deployment(
         added,
         scheduled,
         running,
+        started,
         total: started.elapsed(),
     })
 }

@@ -24,7 +24,8 @@ pub struct BenchNodeLossArgs {
     /// Replicas of the ticker Deployment.
     #[arg(long, default_value_t = 30)]
     pub replicas: usize,
-    /// The started server's `--node-grace-seconds`.
+    /// The started server's `--node-grace-seconds`; the agents' node Lease lasts as long
+    /// (`--node-lease-duration-seconds`, renewed every quarter of it).
     #[arg(long, default_value_t = 6)]
     pub node_grace_seconds: u64,
     #[command(flatten)]
@@ -71,6 +72,8 @@ pub async fn node_loss(args: BenchNodeLossArgs) -> anyhow::Result<()> {
         let child = Command::new(std::env::current_exe()?)
             .args(["agent", "--server", &url, "--token", &token])
             .args(["--pod-network", "host"])
+            .arg("--node-lease-duration-seconds")
+            .arg(args.node_grace_seconds.to_string())
             .arg("--allow-image-dir")
             .arg(guest.parent().unwrap_or(&guest))
             .args([

@@ -43,8 +43,9 @@ pub struct BenchNodesArgs {
     /// `--token` (the binary fills them in).
     #[arg(skip)]
     pub credentials: skiff_client::Credentials,
-    /// The started server's `--node-grace-seconds`.
-    #[arg(long, default_value_t = 6)]
+    /// The started server's `--node-grace-seconds` (the hollow nodes heartbeat as the
+    /// kubelet does: a 40 s Lease renewed every 10 s, the Node status every 5 minutes).
+    #[arg(long, default_value_t = 40)]
     pub node_grace_seconds: u64,
     /// Where the started server and the nodes keep their data (default: a temporary directory).
     #[arg(long)]

@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use skiff_client::Client;
 
 use super::image_gc::ImageGcPolicy;
 use super::{
-    Agent, AgentError, Backoff, ClusterDns, ConnLimits, Eviction, IngressListen, PodNetworkMode,
-    ProxyMode, DEFAULT_MAX_CONNECTIONS, HEARTBEAT,
+    Agent, AgentError, Backoff, ClusterDns, ConnLimits, Eviction, Heartbeats, IngressListen,
+    PodNetworkMode, ProxyMode, DEFAULT_MAX_CONNECTIONS,
 };
 use crate::runtime::images::DEFAULT_MAX_IMAGE_SIZE;
 use crate::runtime::{ContainerRuntime, FileImages, ImageService, ImageStore, RuntimeSet};
@@ -43,7 +42,7 @@ pub struct AgentBuilder {
     reserved: (u64, u64),
     default_memory: Option<u64>,
     eviction: Option<Eviction>,
-    heartbeat: Duration,
+    heartbeat: Heartbeats,
     backoff: Backoff,
     pod_network: PodNetworkMode,
     proxy: ProxyMode,
@@ -82,7 +81,7 @@ impl AgentBuilder {
             reserved: (0, 0),
             default_memory: None,
             eviction: None,
-            heartbeat: HEARTBEAT,
+            heartbeat: Heartbeats::default(),
             backoff: Backoff::default(),
             pod_network: PodNetworkMode::Host,
             proxy: ProxyMode::None,
@@ -260,8 +259,9 @@ impl AgentBuilder {
         self
     }
 
-    /// Pause between lease renewals (default 2 s); the Node status is reported every fifth.
-    pub fn heartbeat(mut self, every: Duration) -> Self {
+    /// How often the node heartbeats (default: as the kubelet, a 40 s Lease renewed every
+    /// 10 s, and the Node status written on change or else every 5 minutes).
+    pub fn heartbeat(mut self, every: Heartbeats) -> Self {
         self.heartbeat = every;
         self
     }

@@ -10,8 +10,6 @@ use super::AgentError;
 
 /// Where node leases live, as in Kubernetes.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
-/// What a lease claims, in seconds (informational; the control plane uses its own grace).
-const LEASE_SECONDS: i32 = 40;
 
 fn micro_now() -> String {
     let now = jiff::Timestamp::now();
@@ -21,14 +19,15 @@ fn micro_now() -> String {
         .to_string()
 }
 
-/// Renews (or creates) the lease named after the node, owned by the Node object.
-pub async fn renew(client: &Client, node: &str) -> Result<(), AgentError> {
+/// Renews (or creates) the lease named after the node, owned by the Node object, claiming
+/// `seconds` (its `leaseDurationSeconds`; the control plane's node grace is its own setting).
+pub async fn renew(client: &Client, node: &str, seconds: i32) -> Result<(), AgentError> {
     let leases = client.api::<Lease>(Some(LEASE_NAMESPACE));
     let now = micro_now();
     match leases
         .patch(
             node,
-            &json!({"spec": {"renewTime": now, "holderIdentity": node}}),
+            &json!({"spec": {"renewTime": now, "holderIdentity": node, "leaseDurationSeconds": seconds}}),
         )
         .await
     {
@@ -47,7 +46,7 @@ pub async fn renew(client: &Client, node: &str) -> Result<(), AgentError> {
             "namespace": LEASE_NAMESPACE,
             "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": owner.metadata.uid}],
         },
-        "spec": {"holderIdentity": node, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": now},
+        "spec": {"holderIdentity": node, "leaseDurationSeconds": seconds, "renewTime": now},
     }))
     .map_err(|e| AgentError::Register(e.to_string()))?;
     match leases.create(&lease).await {

@@ -34,6 +34,7 @@ mod events;
 mod eviction;
 mod exec_pump;
 mod exec_server;
+mod heartbeat;
 mod host_ports;
 mod image_gc;
 mod image_server;
@@ -87,6 +88,7 @@ use tokio_util::sync::CancellationToken;
 pub use builder::AgentBuilder;
 pub use dns::{ClusterDns, DnsMode};
 pub use eviction::{Eviction, MemorySource};
+pub use heartbeat::Heartbeats;
 pub use image_gc::ImageGcPolicy;
 pub use ingress::IngressListen;
 pub use mappings::{max_map_count, wasm_max_pods, wasm_max_pods_here};
@@ -100,10 +102,6 @@ use crate::runtime::{ImageService, RuntimeError, RuntimeSet};
 
 /// Connections the kubelet endpoint (logs) serves at once by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
-/// Default pause between lease renewals (the control plane's node grace is a few of these).
-const HEARTBEAT: Duration = Duration::from_secs(2);
-/// Lease renewals between two full Node status reports.
-const STATUS_EVERY: u64 = 5;
 /// ConfigMap and Secret changes buffered for the pods' workers.
 const SOURCE_CHANGES: usize = 1024;
 /// Pause between registration attempts while the API is unreachable.
@@ -165,7 +163,7 @@ pub struct Agent {
     reserved: (u64, u64),
     default_memory: Option<u64>,
     eviction: Option<Eviction>,
-    heartbeat: Duration,
+    heartbeat: Heartbeats,
     backoff: Backoff,
     pod_network: PodNetworkMode,
     proxy: ProxyMode,
@@ -296,24 +294,12 @@ impl Agent {
         }
         let survivors = recovery::Survivors::collect(&self.runtimes).await?;
 
-        let (client, heartbeat, beat_stop) = (self.client.clone(), self.heartbeat, stop.clone());
-        let beat_spec = spec.clone();
-        tokio::spawn(async move {
-            for beat in 0u64.. {
-                if let Err(err) = lease::renew(&client, &beat_spec.name).await {
-                    tracing::warn!(%err, "node lease renewal failed");
-                }
-                if beat > 0 && beat % STATUS_EVERY == 0 {
-                    if let Err(err) = node::heartbeat(&client, &beat_spec).await {
-                        tracing::warn!(%err, "node status report failed");
-                    }
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(heartbeat) => {}
-                    _ = beat_stop.cancelled() => return,
-                }
-            }
-        });
+        heartbeat::spawn(
+            self.client.clone(),
+            spec.clone(),
+            self.heartbeat,
+            stop.clone(),
+        );
 
         // After the heartbeat starts: the node stays Ready while it waits for its pod CIDR.
         let network = match &self.pod_network {

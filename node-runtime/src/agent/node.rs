@@ -49,7 +49,7 @@ pub struct NodeSpec {
 
 /// The Node's status: capacity, allocatable, addresses, endpoint, info, runtime handlers and
 /// fresh `Ready` and `MemoryPressure` conditions.
-fn node_status(spec: &NodeSpec) -> NodeStatus {
+pub(super) fn node_status(spec: &NodeSpec) -> NodeStatus {
     let resources = |cpu_millis: u64, memory_bytes: u64, pods: u64| {
         BTreeMap::from([
             ("cpu".to_string(), Quantity(format_cpu_millis(cpu_millis))),
@@ -158,11 +158,16 @@ pub async fn register(client: &Client, spec: &NodeSpec) -> Result<(), AgentError
     Ok(())
 }
 
-/// Refreshes the `Ready` condition's heartbeat (re-registering if the Node was deleted).
-pub async fn heartbeat(client: &Client, spec: &NodeSpec) -> Result<(), AgentError> {
+/// Writes `status` (the Node's, fresh from [`node_status`]), re-registering if the Node was
+/// deleted.
+pub(super) async fn report(
+    client: &Client,
+    spec: &NodeSpec,
+    status: NodeStatus,
+) -> Result<(), AgentError> {
     match client
         .api::<Node>(None)
-        .patch_status(&spec.name, &json!({"status": node_status(spec)}))
+        .patch_status(&spec.name, &json!({ "status": status }))
         .await
     {
         Ok(_) => Ok(()),

@@ -13,6 +13,7 @@ use skiff_node_runtime::agent::{
 };
 use skiff_node_runtime::runtime::logs::LogLimits;
 
+use super::node_heartbeat::NodeHeartbeatArgs;
 use super::node_resources::NodeResourceArgs;
 use super::node_runtimes::RuntimeArgs;
 
@@ -82,6 +83,8 @@ pub struct NodeArgs {
     pub resources: NodeResourceArgs,
     #[command(flatten)]
     pub runtimes: RuntimeArgs,
+    #[command(flatten)]
+    pub heartbeat: NodeHeartbeatArgs,
 }
 
 /// How a node's pods are networked.
@@ -375,6 +378,7 @@ pub fn wasm_agent(
         logs,
         resources,
         runtimes,
+        heartbeat,
     }: NodeArgs,
 ) -> anyhow::Result<AgentBuilder> {
     if images.allow_image_dirs.is_empty() {
@@ -384,7 +388,7 @@ pub fn wasm_agent(
     crate::private_files::private_dir(&data_dir)?;
     let builder = images.allow_image_dirs.into_iter().fold(
         runtimes.apply(
-            resources.apply(Agent::builder(), runtimes.wasm_only()),
+            heartbeat.apply(resources.apply(Agent::builder(), runtimes.wasm_only())),
             &data_dir,
             logs.limits(),
         )?,

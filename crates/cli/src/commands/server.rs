@@ -73,8 +73,9 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = skiff_control_plane::DEFAULT_LOG_RETAIN)]
     pub log_retain: u64,
     /// Seconds a node may go without a heartbeat before it is marked NotReady and its pods
-    /// are replaced elsewhere.
-    #[arg(long, default_value_t = 6)]
+    /// are replaced elsewhere (Kubernetes' node-monitor grace period: 40 s, the agents'
+    /// default Lease duration).
+    #[arg(long, default_value_t = 40)]
     pub node_grace_seconds: u64,
     /// Hours a certificate the CSR signer issues is valid at most (Kubernetes'
     /// `--cluster-signing-duration`; a request's `expirationSeconds` may ask for less).
@@ -461,6 +462,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 logs: args.node.logs,
                 resources: args.node.resources,
                 runtimes: args.node.runtimes,
+                heartbeat: args.node.heartbeat,
             },
         )?
         .connections(agent_limits.unwrap_or_default())
