@@ -10,7 +10,7 @@ use clap::Args;
 use futures::StreamExt;
 use serde_json::json;
 use skiff_api::resources;
-use skiff_client::{Client, ListParams};
+use skiff_client::{Client, ListParams, WatchStream};
 use skiff_node_runtime::runtime::wasm::WasmRuntime;
 use skiff_node_runtime::runtime::{
     ContainerConfig, ContainerRuntime, ContainerState, FileImages, ImageRef, ImageService,
@@ -251,14 +251,7 @@ async fn single_pods(client: &Client, guest: &Path, count: usize) -> anyhow::Res
             label_selector: None,
             field_selector: Some(format!("metadata.name={name}")),
         };
-        let list = client.list(pods, Some("default"), &params).await?;
-        let version = list["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let mut events = client
-            .watch(pods, Some("default"), &params, &version)
-            .await?;
+        let mut events = watch_from_now(client, &params).await?;
         let pod = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name},
@@ -289,26 +282,28 @@ async fn single_pods(client: &Client, guest: &Path, count: usize) -> anyhow::Res
     Ok(spans)
 }
 
+/// A watch of the default namespace's pods matching `params`, from the current revision on.
+async fn watch_from_now(client: &Client, params: &ListParams) -> anyhow::Result<WatchStream> {
+    let pods = resources::by_name("pods").context("pods")?;
+    let list = client.list(pods, Some("default"), params).await?;
+    let version = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default();
+    Ok(client.watch(pods, Some("default"), params, version).await?)
+}
+
 /// Creates the Deployment and watches its pods.
 async fn run_deployment(
     client: &Client,
     guest: &Path,
     replicas: usize,
 ) -> anyhow::Result<DeploymentTimes> {
-    let pods = resources::by_name("pods").context("pods")?;
     let deployments = resources::by_name("deployments").context("deployments")?;
     let params = ListParams {
         label_selector: Some("app=bench".into()),
         field_selector: None,
     };
-    let list = client.list(pods, Some("default"), &params).await?;
-    let version = list["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let mut events = client
-        .watch(pods, Some("default"), &params, &version)
-        .await?;
+    let mut events = watch_from_now(client, &params).await?;
     let deployment = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "bench"},
