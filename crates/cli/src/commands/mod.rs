@@ -30,6 +30,7 @@ pub mod scale;
 pub mod secrets;
 pub mod server;
 mod server_limits;
+mod server_tls;
 pub mod token;
 pub mod user;
 pub mod wait;

@@ -14,9 +14,10 @@ use super::daemon::{
     ListenOrNone, NodeArgs, PodNetworkArgs,
 };
 use super::server_limits::ServerLimitArgs;
+use super::server_tls::{admin_credentials, server_tls, write_admin_kubeconfig, TlsArgs};
 use crate::private_files;
-use skiff_client::{Client, Credentials, Kubeconfig};
-use skiff_control_plane::pki::{serving_names, CertRequest, ServerTls, TlsOptions, Usage};
+use skiff_client::Client;
+use skiff_control_plane::pki::{CertRequest, ServerTls, Usage};
 use skiff_node_runtime::agent::credentials::{node_client, Bootstrap};
 use std::sync::Arc;
 
@@ -119,89 +120,6 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 }
-
-/// The API's certificates (kept in DATA_DIR/tls/).
-#[derive(Args, Debug, Clone, Default)]
-pub struct TlsArgs {
-    /// Another name or IP address the API's serving certificate is valid for (repeatable).
-    #[arg(long = "tls-san")]
-    pub tls_san: Vec<String>,
-    /// A directory with the cluster CA (ca.crt, ca.key) shared by every member, copied into
-    /// DATA_DIR/tls on the first start (`skiff certificate create-ca --out DIR` makes one).
-    #[arg(long)]
-    pub cluster_ca: Option<PathBuf>,
-    /// Serve the API with this certificate chain (PEM) instead of one from the cluster CA.
-    #[arg(long, requires = "tls_private_key_file")]
-    pub tls_cert_file: Option<PathBuf>,
-    /// The key of `--tls-cert-file` (PEM).
-    #[arg(long, requires = "tls_cert_file")]
-    pub tls_private_key_file: Option<PathBuf>,
-    /// Also serve the API over plain HTTP on ADDR, a loopback address only; its requests act
-    /// as a cluster admin.
-    #[arg(long)]
-    pub insecure_http: Option<SocketAddr>,
-}
-
-/// The certificates of DATA_DIR/tls, made or renewed as the flags say.
-fn server_tls(args: &ServerArgs) -> anyhow::Result<ServerTls> {
-    let first_service_ip = args
-        .service_cluster_ip_range
-        .net()
-        .hosts()
-        .next()
-        .map(std::net::IpAddr::V4);
-    let options = TlsOptions {
-        serving_names: serving_names(
-            args.listen,
-            &host_name(),
-            first_service_ip,
-            &args.tls.tls_san,
-        ),
-        cluster_ca: args.tls.cluster_ca.clone(),
-        cert_file: args.tls.tls_cert_file.clone(),
-        key_file: args.tls.tls_private_key_file.clone(),
-        needs_shared_ca: args.join.is_some()
-            || args
-                .initial_cluster
-                .as_deref()
-                .is_some_and(|members| members.split(',').count() > 1),
-    };
-    ServerTls::prepare(&args.data_dir, &options).context("preparing the API's certificates")
-}
-
-/// The admin's credentials: the cluster CA and the admin client certificate.
-fn admin_credentials(tls: &ServerTls) -> Credentials {
-    Credentials {
-        ca_pem: Some(tls.ca_pem().as_bytes().to_vec()),
-        identity: Some((
-            tls.admin().cert_pem.as_bytes().to_vec(),
-            tls.admin().key_pem.as_bytes().to_vec(),
-        )),
-        token: None,
-    }
-}
-
-/// Writes DATA_DIR/admin.kubeconfig (0600): the admin's credential for `url`.
-fn write_admin_kubeconfig(
-    args: &ServerArgs,
-    tls: &ServerTls,
-    url: &str,
-) -> anyhow::Result<PathBuf> {
-    let path = args.data_dir.join(ADMIN_KUBECONFIG);
-    let config = Kubeconfig::embedded(
-        "skiff",
-        url,
-        tls.ca_pem(),
-        "admin",
-        &tls.admin().cert_pem,
-        &tls.admin().key_pem,
-    );
-    private_files::write_secret(&path, &config.to_yaml())?;
-    Ok(path)
-}
-
-/// The kubeconfig every server writes into its data dir.
-const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
 
 /// The in-process node joins like any other, with a token that never expires, made on the
 /// first start and kept in the data dir.
