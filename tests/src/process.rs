@@ -178,6 +178,14 @@ impl SkiffProcess {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The last `lines` lines the process printed, to explain a failed wait.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        format!("the last {lines} lines of its log:\n{tail}")
+    }
+
     /// `kill -9`: no chance to flush or clean up.
     pub fn kill9(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {

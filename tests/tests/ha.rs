@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use serde_json::Value;
 
 use skiff_e2e::{example, wait_until, Cluster, Skiff};
@@ -277,7 +278,8 @@ fn members_are_added_and_removed_while_a_writer_runs() -> anyhow::Result<()> {
                     .err()
                     .map(drop))
             },
-        )?;
+        )
+        .with_context(|| cluster.members[removed].process.log_tail(40))?;
     }
     let acked = writer.stop();
     anyhow::ensure!(acked.len() > 10, "the writer barely ran: {}", acked.len());
