@@ -111,33 +111,50 @@ fn answer(
     body: &Bytes,
     subject: impl FnOnce(&Value) -> Result<UserInfo, ApiError>,
 ) -> Response {
-    // Typed client-go clients (`kubectl auth can-i`) send protobuf.
+    let result = (|| {
+        let review = read_review(headers, body, kind, review_protobuf::decode)?;
+        let spec = review.get("spec").cloned().unwrap_or(Value::Null);
+        let attrs = attributes(&spec)?;
+        let user = subject(&spec)?;
+        let status = SubjectAccessReviewStatus {
+            allowed: state.authorizer.allows(&user, &attrs),
+            ..Default::default()
+        };
+        answered(review, kind, status)
+    })();
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A review's body as JSON; typed client-go clients (`kubectl auth can-i`) send protobuf,
+/// which `decode_protobuf` reads.
+pub(super) fn read_review(
+    headers: &HeaderMap,
+    body: &[u8],
+    kind: &str,
+    decode_protobuf: fn(&[u8]) -> Result<Value, ApiError>,
+) -> Result<Value, ApiError> {
     let protobuf = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.contains("protobuf"));
-    let result = (|| {
-        let mut review: Value = if protobuf {
-            review_protobuf::decode(body)?
-        } else {
-            serde_json::from_slice(body)
-                .map_err(|e| ApiError::BadRequest(format!("the body is not a {kind}: {e}")))?
-        };
-        let spec = review.get("spec").cloned().unwrap_or(Value::Null);
-        let attrs = attributes(&spec)?;
-        let user = subject(&spec)?;
-        let allowed = state.authorizer.allows(&user, &attrs);
-        let status = SubjectAccessReviewStatus {
-            allowed,
-            ..Default::default()
-        };
-        review["apiVersion"] = json!(GROUP_VERSION);
-        review["kind"] = json!(kind);
-        review["status"] =
-            serde_json::to_value(status).map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok::<_, ApiError>((StatusCode::CREATED, Json(review)).into_response())
-    })();
-    result.unwrap_or_else(IntoResponse::into_response)
+    if protobuf {
+        return decode_protobuf(body);
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not a {kind}: {e}")))
+}
+
+/// The review with its `status` filled in, answered 201 as Kubernetes does (never stored).
+pub(super) fn answered(
+    mut review: Value,
+    kind: &str,
+    status: impl serde::Serialize,
+) -> Result<Response, ApiError> {
+    review["apiVersion"] = json!(GROUP_VERSION);
+    review["kind"] = json!(kind);
+    review["status"] =
+        serde_json::to_value(status).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((StatusCode::CREATED, Json(review)).into_response())
 }
 
 /// The request a review's `spec` asks about.

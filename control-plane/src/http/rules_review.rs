@@ -6,19 +6,18 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
-use serde_json::{json, Value};
+use axum::Extension;
+use serde_json::Value;
 use skiff_api::k8s_openapi::api::authorization::v1::{
     NonResourceRule, ResourceRule, SubjectRulesReviewStatus,
 };
 use skiff_api::k8s_openapi::api::rbac::v1::PolicyRule;
 
-use super::access_review::GROUP_VERSION;
+use super::access_review::{answered, read_review};
 use super::{review_protobuf, AppState};
 use crate::authz::node;
-use crate::error::ApiError;
 use crate::identity::UserInfo;
 
 /// `POST /apis/authorization.k8s.io/v1/selfsubjectrulesreviews`.
@@ -28,30 +27,20 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let protobuf = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.contains("protobuf"));
     let result = (|| {
-        let mut review: Value = if protobuf {
-            review_protobuf::decode_rules_review(&body)?
-        } else {
-            serde_json::from_slice(&body).map_err(|e| {
-                ApiError::BadRequest(format!("the body is not a SelfSubjectRulesReview: {e}"))
-            })?
-        };
+        const KIND: &str = "SelfSubjectRulesReview";
+        let review = read_review(&headers, &body, KIND, review_protobuf::decode_rules_review)?;
         let namespace = review
             .pointer("/spec/namespace")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
         let rules = state.authorizer.rules_for(&user, &namespace);
-        let status = status(&rules, node::node_name(&user).is_some());
-        review["apiVersion"] = json!(GROUP_VERSION);
-        review["kind"] = json!("SelfSubjectRulesReview");
-        review["status"] =
-            serde_json::to_value(status).map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok::<_, ApiError>((StatusCode::CREATED, Json(review)).into_response())
+        answered(
+            review,
+            KIND,
+            status(&rules, node::node_name(&user).is_some()),
+        )
     })();
     result.unwrap_or_else(IntoResponse::into_response)
 }
@@ -88,6 +77,7 @@ fn status(rules: &[PolicyRule], incomplete: bool) -> SubjectRulesReviewStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn rules_are_split_into_resource_and_url_rules() {
