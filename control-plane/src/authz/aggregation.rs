@@ -53,44 +53,83 @@ async fn write_all(registry: &Registry, roles: &Informer<ClusterRole>) -> Result
 }
 
 /// The aggregated roles whose rules are not yet the union of the roles they select, with
-/// those rules (in the order of the selected roles' names, without duplicates).
+/// those rules (in the order of the selected roles' names, without duplicates). Aggregation is
+/// followed through aggregated roles in the same pass (`admin` selects `edit`, which selects
+/// `view`), so a fresh cluster's roles are complete after one write each.
 pub fn aggregate(roles: &[Arc<ClusterRole>]) -> Vec<ClusterRole> {
     let mut by_name: Vec<&Arc<ClusterRole>> = roles.iter().collect();
     by_name.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    let mut updated = Vec::new();
-    for role in &by_name {
-        let Some(rule) = role.aggregation_rule.as_ref() else {
-            continue;
-        };
-        let selectors: Vec<LabelSelector> = rule
-            .cluster_role_selectors
+    let selectors: Vec<Option<Vec<LabelSelector>>> =
+        by_name.iter().map(|role| selectors(role)).collect();
+    let mut rules: Vec<Vec<PolicyRule>> = by_name
+        .iter()
+        .map(|role| role.rules.clone().unwrap_or_default())
+        .collect();
+    // Each pass settles at least one more level of aggregation; chains are never longer than
+    // the number of roles (a cycle settles on the union of its members).
+    for _ in 0..by_name.len() {
+        let mut changed = false;
+        for (i, selectors) in selectors.iter().enumerate() {
+            let Some(selectors) = selectors else { continue };
+            let union = selected_rules(&by_name, &rules, i, selectors);
+            if union != rules[i] {
+                rules[i] = union;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    by_name
+        .iter()
+        .zip(rules)
+        .zip(&selectors)
+        .filter(|((role, rules), selectors)| {
+            selectors.is_some() && role.rules.as_deref().unwrap_or_default() != rules.as_slice()
+        })
+        .map(|((role, rules), _)| {
+            let mut role = ClusterRole::clone(role);
+            role.rules = Some(rules);
+            role
+        })
+        .collect()
+}
+
+/// The label selectors of `role`'s aggregation rule, if it has one.
+fn selectors(role: &ClusterRole) -> Option<Vec<LabelSelector>> {
+    let rule = role.aggregation_rule.as_ref()?;
+    Some(
+        rule.cluster_role_selectors
             .iter()
             .flatten()
             .filter_map(|s| LabelSelector::from_k8s(s).ok())
             .filter(|s| !s.is_empty())
-            .collect();
-        let no_labels = BTreeMap::new();
-        let mut rules: Vec<PolicyRule> = Vec::new();
-        for other in &by_name {
-            if other.metadata.name == role.metadata.name {
-                continue;
-            }
-            let labels = other.metadata.labels.as_ref().unwrap_or(&no_labels);
-            if selectors.iter().any(|s| s.matches(labels)) {
-                for r in other.rules.iter().flatten() {
-                    if !rules.contains(r) {
-                        rules.push(r.clone());
-                    }
-                }
-            }
+            .collect(),
+    )
+}
+
+/// The union of the current `rules` of every role (but role `of` itself) that `selectors` match.
+fn selected_rules(
+    by_name: &[&Arc<ClusterRole>],
+    rules: &[Vec<PolicyRule>],
+    of: usize,
+    selectors: &[LabelSelector],
+) -> Vec<PolicyRule> {
+    let no_labels = BTreeMap::new();
+    let mut union: Vec<PolicyRule> = Vec::new();
+    for (j, other) in by_name.iter().enumerate() {
+        let labels = other.metadata.labels.as_ref().unwrap_or(&no_labels);
+        if j == of || !selectors.iter().any(|s| s.matches(labels)) {
+            continue;
         }
-        if role.rules.as_deref().unwrap_or_default() != rules.as_slice() {
-            let mut role = ClusterRole::clone(role);
-            role.rules = Some(rules);
-            updated.push(role);
+        for rule in &rules[j] {
+            if !union.contains(rule) {
+                union.push(rule.clone());
+            }
         }
     }
-    updated
+    union
 }
 
 #[cfg(test)]
@@ -105,20 +144,16 @@ mod tests {
     use crate::authz::rbac::tests::{binding, Objects};
     use crate::identity::UserInfo;
 
-    /// Runs aggregation passes (as the controller does on each change) until nothing changes.
+    /// Runs one aggregation pass (as the controller does on each change) and checks that it
+    /// settled: a second pass changes nothing.
     fn settle(objects: &mut Objects) {
-        for _ in 0..10 {
-            let roles: Vec<_> = objects.cluster_roles.values().cloned().collect();
-            let updated = aggregate(&roles);
-            if updated.is_empty() {
-                return;
-            }
-            for role in updated {
-                let name = role.metadata.name.clone().unwrap_or_default();
-                objects.cluster_roles.insert(name, Arc::new(role));
-            }
+        let roles: Vec<_> = objects.cluster_roles.values().cloned().collect();
+        for role in aggregate(&roles) {
+            let name = role.metadata.name.clone().unwrap_or_default();
+            objects.cluster_roles.insert(name, Arc::new(role));
         }
-        panic!("aggregation did not settle");
+        let roles: Vec<_> = objects.cluster_roles.values().cloned().collect();
+        assert!(aggregate(&roles).is_empty(), "one pass did not settle");
     }
 
     fn can(objects: &Objects, user: &str, method: Method, path: &str) -> bool {
@@ -208,5 +243,35 @@ mod tests {
         assert!(can(&objects, "viewer", Method::GET, widgets));
         assert!(can(&objects, "owner", Method::GET, widgets));
         assert!(aggregate(&objects.cluster_roles.values().cloned().collect::<Vec<_>>()).is_empty());
+    }
+
+    #[test]
+    fn roles_that_select_each_other_settle_on_the_union() {
+        let mut objects = Objects::default();
+        let select = |key: &str| json!({"clusterRoleSelectors": [{"matchLabels": {key: "true"}}]});
+        objects.add(
+            json!({"kind": "ClusterRole", "metadata": {"name": "a", "labels": {"x": "true"}},
+            "aggregationRule": select("y")}),
+        );
+        objects.add(
+            json!({"kind": "ClusterRole", "metadata": {"name": "b", "labels": {"y": "true"}},
+            "aggregationRule": select("x")}),
+        );
+        objects.add(
+            json!({"kind": "ClusterRole", "metadata": {"name": "c", "labels": {"x": "true"}},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+        );
+        settle(&mut objects);
+        for name in ["a", "b"] {
+            let rules = objects.cluster_roles[name]
+                .rules
+                .clone()
+                .unwrap_or_default();
+            assert_eq!(
+                rules,
+                objects.cluster_roles["c"].rules.clone().unwrap_or_default(),
+                "{name}"
+            );
+        }
     }
 }
