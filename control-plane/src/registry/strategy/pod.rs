@@ -25,8 +25,9 @@ impl Strategy for PodStrategy {
         obj["status"] = serde_json::json!({ "phase": "Pending" });
     }
 
-    /// An update that leaves the account out keeps the one admission gave the pod (as a
-    /// re-applied manifest without `serviceAccountName` does).
+    /// An update that leaves the account or a container's resources out keeps what admission
+    /// gave the pod (as a re-applied manifest without `serviceAccountName`, or without the
+    /// requests a LimitRange filled in, does).
     fn prepare_for_update(&self, old: &Value, new: &mut Value) {
         for field in ["serviceAccountName", "serviceAccount"] {
             let (Some(kept), Some(spec)) = (
@@ -37,6 +38,22 @@ impl Strategy for PodStrategy {
             };
             if spec.get(field).is_none_or(|v| v.is_null() || v == "") {
                 spec.insert(field.to_string(), kept.clone());
+            }
+        }
+        for list in CONTAINER_LISTS {
+            let Some(containers) = new.pointer_mut(&format!("/spec/{list}")) else {
+                continue;
+            };
+            for container in containers.as_array_mut().into_iter().flatten() {
+                if container.get("resources").is_some_and(|r| !unset(r)) {
+                    continue;
+                }
+                let kept = old_container(old, list, container.get("name"))
+                    .and_then(|c| c.get("resources"))
+                    .filter(|r| !unset(r));
+                if let (Some(kept), Some(container)) = (kept, container.as_object_mut()) {
+                    container.insert("resources".into(), kept.clone());
+                }
             }
         }
     }
@@ -74,6 +91,35 @@ impl Strategy for PodStrategy {
                     &format!("spec.{field}"),
                     "may not be changed once the pod is created",
                 ));
+            }
+        }
+        // What a pod asks of its node (and is charged to its namespace's quotas) is fixed at
+        // creation too: no container comes or goes, and none is resized in place.
+        for list in CONTAINER_LISTS {
+            let containers = |pod: &Value| -> Vec<Value> {
+                pod.pointer(&format!("/spec/{list}"))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let (before, after) = (containers(old), containers(new));
+            let names = |cs: &[Value]| -> Vec<Option<Value>> {
+                cs.iter().map(|c| c.get("name").cloned()).collect()
+            };
+            if names(&before) != names(&after) {
+                return Err(forbidden(
+                    &format!("spec.{list}"),
+                    "containers may not be added, removed or renamed once the pod is created",
+                ));
+            }
+            for (i, (was, is)) in before.iter().zip(&after).enumerate() {
+                let resources = |c: &Value| c.get("resources").filter(|r| !unset(r)).cloned();
+                if resources(was) != resources(is) {
+                    return Err(forbidden(
+                        &format!("spec.{list}[{i}].resources"),
+                        "may not be changed once the pod is created (pods are not resized in place)",
+                    ));
+                }
             }
         }
         Ok(())
@@ -135,6 +181,22 @@ pub fn mark_terminating(obj: &Value, grace: i64) -> Option<Value> {
     Some(marked)
 }
 
+/// The pod spec's lists of containers whose names and resources are fixed at creation.
+const CONTAINER_LISTS: [&str; 2] = ["containers", "initContainers"];
+
+/// Whether a container's `resources` says nothing (absent, null or empty).
+fn unset(resources: &Value) -> bool {
+    resources.is_null() || resources.as_object().is_some_and(|r| r.values().all(unset))
+}
+
+/// The container of `old`'s `list` named `name`.
+fn old_container<'a>(old: &'a Value, list: &str, name: Option<&Value>) -> Option<&'a Value> {
+    old.pointer(&format!("/spec/{list}"))?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("name") == name)
+}
+
 /// Sets the `PodScheduled=True` condition a binding implies.
 pub fn mark_scheduled(pod: &mut Value) {
     let condition = PodCondition {
@@ -184,6 +246,43 @@ mod tests {
             .validate_update(kind, &old, &changed)
             .expect_err("refused");
         assert!(err.to_string().contains("serviceAccountName"), "{err}");
+    }
+
+    #[test]
+    fn containers_and_their_resources_are_fixed_but_may_be_left_out() {
+        let kind = by_name("pods").expect("pods");
+        let old = json!({"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "a", "image": "file:/a.wasm",
+             "resources": {"requests": {"memory": "64Mi"}, "limits": {"memory": "64Mi"}}}]}});
+        // Re-applied without the requests a LimitRange filled in: kept; a new image is fine.
+        let mut reapplied = json!({"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "a", "image": "file:/b.wasm"}]}});
+        PodStrategy.prepare_for_update(&old, &mut reapplied);
+        assert_eq!(
+            reapplied["spec"]["containers"][0]["resources"],
+            old["spec"]["containers"][0]["resources"]
+        );
+        assert!(PodStrategy.validate_update(kind, &old, &reapplied).is_ok());
+
+        let mut bigger = reapplied.clone();
+        bigger["spec"]["containers"][0]["resources"]["limits"]["memory"] = json!("8Gi");
+        let err = PodStrategy
+            .validate_update(kind, &old, &bigger)
+            .expect_err("refused");
+        assert!(
+            err.to_string().contains("spec.containers[0].resources"),
+            "{err}"
+        );
+
+        let mut added = reapplied.clone();
+        added["spec"]["containers"]
+            .as_array_mut()
+            .expect("containers")
+            .push(json!({"name": "b", "image": "file:/b.wasm"}));
+        let err = PodStrategy
+            .validate_update(kind, &old, &added)
+            .expect_err("refused");
+        assert!(err.to_string().contains("spec.containers"), "{err}");
     }
 
     #[test]
