@@ -3,7 +3,8 @@
 //! authorizer: writing another node's status or reading a Secret none of its pods uses is a
 //! 403. `skiff user create bob --group devs` issues a kubeconfig whose user gets 403 until a
 //! RoleBinding names the group, then lists pods. Stock `kubectl certificate approve` approves
-//! a user's request through `/approval`, and the signer issues it.
+//! a user's request through `/approval`, and the signer issues it. A running agent rotates
+//! its certificate before it expires, and reconnects with the new one.
 
 use std::time::Duration;
 
@@ -136,4 +137,81 @@ fn agents_act_as_their_node_and_users_get_certificates() -> anyhow::Result<()> {
             .then_some(()))
     })?;
     Ok(())
+}
+
+/// A running agent renews its certificate (here a 20 s one, at 70–90% of its lifetime). Once
+/// the first certificate has expired, a restarted server (every connection dropped) still
+/// hears from the node: its new connections present the renewed certificate.
+#[test]
+fn a_running_agent_rotates_its_certificate() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut server = DevServer::start_with(
+        &tmp.path().join("server"),
+        false,
+        &["--cluster-signing-duration", "20s"],
+    )?;
+    let cli = server.cli();
+    let token = server.join_token()?;
+    let agent_dir = tmp.path().join("node-a");
+    let _agent = start_agent(&server.url(), &token, "node-a", &agent_dir, &[])?;
+    cli.wait_nodes_ready(1, Duration::from_secs(30))?;
+
+    let cert_path = agent_dir.join("pki").join("node.crt");
+    let first = std::fs::read_to_string(&cert_path)?;
+    let first_expiry = not_after(&first)?;
+    let renewed = wait_until(
+        "the certificate to be renewed",
+        Duration::from_secs(40),
+        || {
+            let now = std::fs::read_to_string(&cert_path)?;
+            Ok((now != first).then_some(now))
+        },
+    )?;
+    anyhow::ensure!(
+        not_after(&renewed)? > first_expiry,
+        "the renewal is no newer"
+    );
+    wait_until(
+        "the first certificate to expire",
+        Duration::from_secs(30),
+        || Ok((unix_now() > first_expiry).then_some(())),
+    )?;
+
+    let lease = |cli: &skiff_e2e::Skiff| -> anyhow::Result<String> {
+        let out = cli.ok(&[
+            "get",
+            "lease",
+            "node-a",
+            "-n",
+            "kube-node-lease",
+            "-o",
+            "json",
+        ])?;
+        let lease: serde_json::Value = serde_json::from_str(&out)?;
+        Ok(lease["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    };
+    let before = lease(&cli)?;
+    server.terminate()?;
+    server.restart()?;
+    wait_until(
+        "the node to renew its Lease after the restart",
+        Duration::from_secs(40),
+        || Ok((lease(&cli)? != before).then_some(())),
+    )?;
+    Ok(())
+}
+
+/// A PEM certificate's notAfter, in Unix seconds.
+fn not_after(pem: &str) -> anyhow::Result<i64> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes())?;
+    Ok(pem.parse_x509()?.validity().not_after.timestamp())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -188,7 +188,9 @@ impl ClusterCa {
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
-        params.not_before = now - BACKDATE.min(Duration::from_secs(300));
+        // Backdated for clock skew, by at most a quarter of the validity: a node renews at
+        // 70–90% of notBefore..notAfter, which must fall after the certificate was issued.
+        params.not_before = now - BACKDATE.min(Duration::from_secs(300)).min(validity / 4);
         params.not_after = now + validity;
         let signed = CertificateSigningRequestParams {
             params,

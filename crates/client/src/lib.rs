@@ -6,6 +6,7 @@ pub mod certificates;
 mod cluster;
 mod error;
 mod exec;
+mod identity;
 mod impersonation;
 mod join_tokens;
 pub mod kubeconfig;
@@ -29,6 +30,7 @@ use skiff_api::resources::ResourceKind;
 
 pub use error::ClientError;
 pub use exec::{ExecEvent, ExecParams, ExecStream};
+pub use identity::ClientIdentity;
 pub use impersonation::Impersonation;
 pub use kubeconfig::{Credentials, Kubeconfig};
 pub use params::{DeleteParams, ListParams, LogParams};
@@ -62,6 +64,8 @@ pub struct Client {
     impersonation: Option<Arc<Impersonation>>,
     /// The TLS configuration from the credentials (the cluster CA, a client certificate).
     tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// The client certificate, shared with `tls`.
+    identity: Option<Arc<ClientIdentity>>,
 }
 
 impl Client {
@@ -77,6 +81,22 @@ impl Client {
     pub fn with_credentials(
         servers: &[String],
         credentials: &Credentials,
+    ) -> Result<Client, ClientError> {
+        let identity = match &credentials.identity {
+            Some((cert, key)) => Some(Arc::new(ClientIdentity::from_pem(cert, key)?)),
+            None => None,
+        };
+        let mut client = Client::with_identity(servers, credentials.ca_pem.as_deref(), identity)?;
+        client.token = credentials.token.as_deref().map(Arc::from);
+        Ok(client)
+    }
+
+    /// `new`, trusting `ca_pem` alone for `https://` servers and presenting `identity`, which
+    /// may be replaced while the client runs (see `identity`).
+    pub fn with_identity(
+        servers: &[String],
+        ca_pem: Option<&[u8]>,
+        identity: Option<Arc<ClientIdentity>>,
     ) -> Result<Client, ClientError> {
         let servers: Vec<String> = servers
             .iter()
@@ -95,7 +115,7 @@ impl Client {
                 });
             }
         }
-        let tls = tls::client_config(credentials)?;
+        let tls = tls::client_config(ca_pem, identity.as_ref())?;
         let mut builder =
             reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(3));
         if let Some(config) = &tls {
@@ -109,11 +129,18 @@ impl Client {
             http,
             servers: Arc::new(servers),
             preferred: Arc::new(AtomicUsize::new(0)),
-            token: credentials.token.as_deref().map(Arc::from),
+            token: None,
             dry_run: false,
             impersonation: None,
             tls,
+            identity,
         })
+    }
+
+    /// The client certificate this client (and every clone of it) presents: replacing it
+    /// rotates the certificate for connections made from then on.
+    pub fn identity(&self) -> Option<&Arc<ClientIdentity>> {
+        self.identity.as_ref()
     }
 
     /// Sends `token` as a bearer token with every request (agents use their join token).

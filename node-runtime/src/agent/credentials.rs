@@ -5,7 +5,7 @@
 //! `DATA_DIR/pki/node.crt` and `node.key` (0600), and from then on uses it for every API call
 //! and for its tunnels. A restart reuses a stored certificate that is still valid, without
 //! the token; one with less than 20% of its lifetime left is renewed at start with the node's
-//! own identity (the kubelet renews at 70–90% while it runs; this agent only at start).
+//! own identity, and a running agent renews it as the kubelet does (`cert_rotation`).
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
 use std::io::Write;
@@ -16,6 +16,8 @@ use std::time::Duration;
 use skiff_api::certificates::{KUBE_APISERVER_CLIENT_KUBELET, NODES_GROUP, NODE_USER_PREFIX};
 use skiff_client::certificates::{key_and_request, CertificateError, ClientRequest};
 use skiff_client::{Client, ClientError, Credentials};
+
+use super::cert_rotation::{self, Renewal};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -70,22 +72,10 @@ enum Standing {
 }
 
 fn standing(cert_pem: &str, user: &str, now: i64) -> Standing {
-    let Some(Ok(der)) = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).next() else {
+    let Some((cn, from, to)) = validity(cert_pem) else {
         return Standing::Unusable;
     };
-    let Ok((_, cert)) = X509Certificate::from_der(&der) else {
-        return Standing::Unusable;
-    };
-    let cn = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|c| c.as_str().ok());
-    let (from, to) = (
-        cert.validity().not_before.timestamp(),
-        cert.validity().not_after.timestamp(),
-    );
-    if cn != Some(user) || now < from || now >= to {
+    if cn.as_deref() != Some(user) || now < from || now >= to {
         return Standing::Unusable;
     }
     let used = (now - from) as f64 / (to - from).max(1) as f64;
@@ -96,9 +86,49 @@ fn standing(cert_pem: &str, user: &str, now: i64) -> Standing {
     }
 }
 
+/// A PEM certificate's common name and validity (Unix seconds), if it parses.
+fn validity(cert_pem: &str) -> Option<(Option<String>, i64, i64)> {
+    let der = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .next()?
+        .ok()?;
+    validity_der(&der)
+}
+
+/// A DER certificate's common name and validity (Unix seconds), if it parses.
+pub(super) fn validity_der(der: &[u8]) -> Option<(Option<String>, i64, i64)> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .map(str::to_string);
+    Some((
+        cn,
+        cert.validity().not_before.timestamp(),
+        cert.validity().not_after.timestamp(),
+    ))
+}
+
 /// The API client the node uses from now on: with its stored certificate, renewed or newly
-/// requested as needed.
+/// requested as needed, and renewed again while the client is in use (`cert_rotation`).
 pub async fn node_client(bootstrap: &Bootstrap<'_>) -> Result<Client, CredentialError> {
+    let client = obtain(bootstrap).await?;
+    if let Some(identity) = client.identity() {
+        cert_rotation::spawn(
+            identity,
+            Renewal {
+                servers: bootstrap.servers.to_vec(),
+                ca_pem: bootstrap.ca_pem.to_vec(),
+                node: bootstrap.node.to_string(),
+                data_dir: bootstrap.data_dir.to_path_buf(),
+            },
+        );
+    }
+    Ok(client)
+}
+
+async fn obtain(bootstrap: &Bootstrap<'_>) -> Result<Client, CredentialError> {
     let user = format!("{NODE_USER_PREFIX}{}", bootstrap.node);
     let dir = bootstrap.data_dir.join(PKI_DIR);
     let (cert_path, key_path) = (dir.join(NODE_CERT), dir.join(NODE_KEY));
@@ -125,22 +155,36 @@ pub async fn node_client(bootstrap: &Bootstrap<'_>) -> Result<Client, Credential
             },
         )?,
     };
+    let (cert, key) = request(&asking, bootstrap.node, bootstrap.data_dir).await?;
+    with_identity(bootstrap, &cert, &key)
+}
+
+/// Asks the control plane, as `asking`, for a new client certificate for `node` and stores
+/// it with its new key in `data_dir`'s `pki/`: the certificate and key PEMs.
+pub(super) async fn request(
+    asking: &Client,
+    node: &str,
+    data_dir: &Path,
+) -> Result<(String, String), CredentialError> {
+    let user = format!("{NODE_USER_PREFIX}{node}");
     let made = key_and_request(&user, &[NODES_GROUP.to_string()])?;
     let name = asking
         .create_certificate_request(&ClientRequest {
-            name_prefix: &format!("node-csr-{}-", bootstrap.node),
+            name_prefix: &format!("node-csr-{node}-"),
             request_pem: &made.request_pem,
             signer_name: KUBE_APISERVER_CLIENT_KUBELET,
             expiration_seconds: None,
         })
         .await?;
-    tracing::info!(csr = %name, node = %bootstrap.node, "requested the node's client certificate");
+    tracing::info!(csr = %name, node, "requested the node's client certificate");
     let cert = asking.wait_for_certificate(&name, ISSUE_WAIT).await?;
+    let dir = data_dir.join(PKI_DIR);
+    let (cert_path, key_path) = (dir.join(NODE_CERT), dir.join(NODE_KEY));
     private_dir(&dir)?;
     write(&key_path, &made.key_pem, 0o600)?;
     write(&cert_path, &cert, 0o644)?;
     tracing::info!(path = %cert_path.display(), "stored the node's client certificate");
-    with_identity(bootstrap, &cert, &made.key_pem)
+    Ok((cert, made.key_pem))
 }
 
 fn with_identity(

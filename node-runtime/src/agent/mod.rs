@@ -26,6 +26,7 @@
 
 mod admission;
 mod builder;
+mod cert_rotation;
 mod container_config;
 pub mod credentials;
 mod dns;

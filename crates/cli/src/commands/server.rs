@@ -20,6 +20,7 @@ use skiff_client::Client;
 use skiff_control_plane::pki::{CertRequest, ServerTls, Usage};
 use skiff_node_runtime::agent::credentials::{node_client, Bootstrap};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
@@ -78,10 +79,11 @@ pub struct ServerArgs {
     /// default Lease duration).
     #[arg(long, default_value_t = 40)]
     pub node_grace_seconds: u64,
-    /// Hours a certificate the CSR signer issues is valid at most (Kubernetes'
-    /// `--cluster-signing-duration`; a request's `expirationSeconds` may ask for less).
-    #[arg(long, default_value_t = 8760)]
-    pub cluster_signing_duration_hours: u64,
+    /// How long a certificate the CSR signer issues is valid at most, e.g. `8760h` or `10m`
+    /// (Kubernetes' `--cluster-signing-duration`; a request's `expirationSeconds` may ask for
+    /// less). Nodes renew theirs at 70–90% of it.
+    #[arg(long, value_name = "DURATION", default_value = "8760h", value_parser = crate::duration::parse)]
+    pub cluster_signing_duration: Duration,
     /// The IPv4 range Services get their ClusterIPs from (k3s's default).
     #[arg(long, default_value = skiff_control_plane::DEFAULT_SERVICE_CIDR)]
     pub service_cluster_ip_range: Cidr,
@@ -162,7 +164,6 @@ fn cluster_dns(args: &ServerArgs) -> anyhow::Result<Option<Ipv4Addr>> {
 /// before anything is opened. With `--join`, the membership comes from the running cluster
 /// (first start) or from the data dir (restarts).
 async fn server_config(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<ServerConfig> {
-    use std::time::Duration;
     if args.election_timeout <= args.heartbeat_interval || args.heartbeat_interval == 0 {
         anyhow::bail!(
             "--election-timeout ({} ms) must be longer than --heartbeat-interval ({} ms), \
@@ -173,8 +174,7 @@ async fn server_config(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<Ser
     }
     let mut config = ServerConfig::new(args.name.clone(), args.data_dir.clone(), args.listen);
     config.node_grace = Duration::from_secs(args.node_grace_seconds);
-    config.cluster_signing_duration =
-        Duration::from_secs(args.cluster_signing_duration_hours.max(1) * 3600);
+    config.cluster_signing_duration = args.cluster_signing_duration.max(Duration::from_secs(1));
     config.pod_cidrs =
         skiff_control_plane::PodCidrRange::new(&args.cluster_cidr, args.node_cidr_mask_size)
             .context("--cluster-cidr and --node-cidr-mask-size")?;
@@ -264,7 +264,7 @@ async fn server_config(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<Ser
 }
 
 /// How long the peer certificate a member issues itself on each start is valid.
-const PEER_CERT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+const PEER_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The peers' mutual TLS: from the `--peer-*` files when given (clap makes it all three or
 /// none), else a certificate this member issues itself from the cluster CA on each start,
