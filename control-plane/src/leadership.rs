@@ -75,6 +75,7 @@ fn run_term(
     shutdown: &CancellationToken,
 ) {
     let informers = crate::runtime::Informers::start(registry, shutdown);
+    let scheduler_metrics = settings.metrics.scheduler.clone();
     controllers::start(registry, &informers, settings, shutdown);
     let authorizer = authz::Authorizer::start(registry, shutdown);
     certificates::spawn(registry, authorizer, signing, shutdown);
@@ -87,6 +88,7 @@ fn run_term(
         volumes: informers.persistent_volumes.clone(),
         classes: informers.storage_classes.clone(),
         events: EventRecorder::new(registry.clone(), scheduler::DEFAULT_SCHEDULER),
+        metrics: scheduler_metrics,
     }
     .spawn(shutdown.clone());
 }
