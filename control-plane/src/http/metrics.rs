@@ -214,7 +214,17 @@ mod tests {
         labels(&info, &method, &map, uri.query().unwrap_or_default())
     }
 
-    fn short(l: &RequestLabels) -> (&str, &str, &str, &str, &str, &str) {
+    /// Verb, group, resource, subresource, scope and dry_run.
+    type Short<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+    /// A request (method, URI, headers) and its labels.
+    type Case = (
+        Method,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        Short<'static>,
+    );
+
+    fn short(l: &RequestLabels) -> Short<'_> {
         (
             l.verb.as_str(),
             l.group.as_str(),
@@ -227,12 +237,7 @@ mod tests {
 
     #[test]
     fn verbs_scopes_and_resources_as_kube_apiserver_labels_them() {
-        let cases: &[(
-            Method,
-            &str,
-            &[(&str, &str)],
-            (&str, &str, &str, &str, &str, &str),
-        )] = &[
+        let cases: &[Case] = &[
             (
                 Method::GET,
                 "/api/v1/namespaces/a/pods/web",
