@@ -43,8 +43,8 @@ pub fn labels(
 ) -> RequestLabels {
     let Some(object) = &info.object else {
         return RequestLabels {
-            verb: method.as_str().to_ascii_uppercase(),
-            component: COMPONENT.into(),
+            verb: method_verb(method),
+            component: COMPONENT,
             ..RequestLabels::default()
         };
     };
@@ -64,7 +64,7 @@ pub fn labels(
         "patch" => "PATCH",
         "delete" => "DELETE",
         "deletecollection" => "DELETECOLLECTION",
-        _ => method.as_str(),
+        _ => method_verb(method),
     };
     let scope = if object.name.is_some() || info.verb == "create" {
         "resource"
@@ -76,14 +76,30 @@ pub fn labels(
     let dry_run =
         form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "dryRun" && v == "All");
     RequestLabels {
-        verb: verb.to_ascii_uppercase(),
-        dry_run: if dry_run { "All".into() } else { String::new() },
-        group: object.api_group.into(),
-        version: object.api_version.into(),
-        resource: object.resource.into(),
+        verb,
+        dry_run: if dry_run { "All" } else { "" },
+        group: object.api_group,
+        version: object.api_version,
+        resource: object.resource,
         subresource,
-        scope: scope.into(),
-        component: COMPONENT.into(),
+        scope,
+        component: COMPONENT,
+    }
+}
+
+/// The verb of a request that names no resource: its method (`OTHER` for an extension method).
+fn method_verb(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
     }
 }
 
@@ -134,7 +150,7 @@ fn record(api: &ApiMetrics, series: RequestLabels, code: u16, seconds: f64) {
     api.durations.get_or_create(&series).observe(seconds);
     let counted = CodeLabels {
         request: series,
-        code: code.to_string(),
+        code,
     };
     api.requests.get_or_create(&counted).inc();
 }
@@ -145,9 +161,9 @@ fn watcher(info: &RequestInfo) -> Option<WatcherLabels> {
     let kind =
         skiff_api::resources::by_path(object.api_group, object.api_version, object.resource)?;
     Some(WatcherLabels {
-        group: object.api_group.into(),
-        version: object.api_version.into(),
-        kind: kind.kind.into(),
+        group: object.api_group,
+        version: object.api_version,
+        kind: kind.kind,
     })
 }
 
@@ -226,12 +242,12 @@ mod tests {
 
     fn short(l: &RequestLabels) -> Short<'_> {
         (
-            l.verb.as_str(),
-            l.group.as_str(),
-            l.resource.as_str(),
+            l.verb,
+            l.group,
+            l.resource,
             l.subresource.as_str(),
-            l.scope.as_str(),
-            l.dry_run.as_str(),
+            l.scope,
+            l.dry_run,
         )
     }
 
@@ -341,11 +357,7 @@ mod tests {
         );
         let labels = watcher(&watch).expect("a watcher");
         assert_eq!(
-            (
-                labels.group.as_str(),
-                labels.version.as_str(),
-                labels.kind.as_str()
-            ),
+            (labels.group, labels.version, labels.kind),
             ("", "v1", "Pod")
         );
         let log = RequestInfo::of(

@@ -12,21 +12,22 @@ use super::histogram::REQUEST_BUCKETS;
 /// The `component` label of every request series.
 pub const COMPONENT: &str = "apiserver";
 
-/// What a request series is keyed by (kube-apiserver's labels but `code`).
+/// What a request series is keyed by (kube-apiserver's labels but `code`); static strings
+/// but the subresource, so that counting a request allocates little.
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// `GET`, `LIST`, `WATCH`, `POST`, `PUT`, `PATCH`, `APPLY`, `DELETE`, `DELETECOLLECTION`,
     /// `CONNECT`, or the HTTP method of a request that names no resource.
-    pub verb: String,
+    pub verb: &'static str,
     /// `All` for a dry run, empty otherwise.
-    pub dry_run: String,
-    pub group: String,
-    pub version: String,
-    pub resource: String,
+    pub dry_run: &'static str,
+    pub group: &'static str,
+    pub version: &'static str,
+    pub resource: &'static str,
     pub subresource: String,
     /// `resource` (one object, or a create), `namespace`, `cluster`, or empty (no resource).
-    pub scope: String,
-    pub component: String,
+    pub scope: &'static str,
+    pub component: &'static str,
 }
 
 /// A request series with its response code.
@@ -34,15 +35,15 @@ pub struct RequestLabels {
 pub struct CodeLabels {
     #[prometheus(flatten)]
     pub request: RequestLabels,
-    pub code: String,
+    pub code: u16,
 }
 
 /// The kind of object watched (kube-apiserver's `apiserver_registered_watchers` labels).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WatcherLabels {
-    pub group: String,
-    pub version: String,
-    pub kind: String,
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
 }
 
 /// `readOnly` or `mutating`.
