@@ -76,9 +76,10 @@ fn run_term(
 ) {
     let informers = crate::runtime::Informers::start(registry, shutdown);
     let scheduler_metrics = settings.metrics.scheduler.clone();
+    let csr_queue = settings.metrics.queues.queue("certificate");
     controllers::start(registry, &informers, settings, shutdown);
     let authorizer = authz::Authorizer::start(registry, shutdown);
-    certificates::spawn(registry, authorizer, signing, shutdown);
+    certificates::spawn(registry, authorizer, signing, csr_queue, shutdown);
     crate::authz::spawn_aggregation(registry.clone(), shutdown.clone());
     scheduler::Scheduler {
         registry: registry.clone(),

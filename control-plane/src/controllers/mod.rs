@@ -313,6 +313,7 @@ pub fn start(
         registry: registry.clone(),
         namespaces: informers.namespaces.clone(),
         cluster_ca: settings.cluster_ca.clone(),
+        queue: queues.queue("serviceaccount"),
     }
     .spawn(shutdown.clone());
 
