@@ -26,6 +26,8 @@ pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
 pub const SERVICE_ACCOUNTS_GROUP: &str = "system:serviceaccounts";
 /// The group of nodes (join-token requests, and node certificates).
 pub const NODES_GROUP: &str = "system:nodes";
+/// The group that may read `/metrics` and the health checks (bound to `system:monitoring`).
+pub const MONITORING_GROUP: &str = "system:monitoring";
 
 impl UserInfo {
     /// An authenticated user with `groups` (plus `system:authenticated`).

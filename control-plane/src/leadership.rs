@@ -75,9 +75,11 @@ fn run_term(
     shutdown: &CancellationToken,
 ) {
     let informers = crate::runtime::Informers::start(registry, shutdown);
+    let scheduler_metrics = settings.metrics.scheduler.clone();
+    let csr_queue = settings.metrics.queues.queue("certificate");
     controllers::start(registry, &informers, settings, shutdown);
     let authorizer = authz::Authorizer::start(registry, shutdown);
-    certificates::spawn(registry, authorizer, signing, shutdown);
+    certificates::spawn(registry, authorizer, signing, csr_queue, shutdown);
     crate::authz::spawn_aggregation(registry.clone(), shutdown.clone());
     scheduler::Scheduler {
         registry: registry.clone(),
@@ -87,6 +89,7 @@ fn run_term(
         volumes: informers.persistent_volumes.clone(),
         classes: informers.storage_classes.clone(),
         events: EventRecorder::new(registry.clone(), scheduler::DEFAULT_SCHEDULER),
+        metrics: scheduler_metrics,
     }
     .spawn(shutdown.clone());
 }

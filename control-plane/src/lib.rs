@@ -9,6 +9,7 @@ pub mod error;
 mod http;
 pub mod identity;
 mod leadership;
+pub mod metrics;
 pub mod pki;
 pub mod registry;
 pub mod runtime;
@@ -207,6 +208,7 @@ impl Server {
             join: config.join.clone(),
         })
         .await?;
+        let metrics = Arc::new(metrics::Metrics::new(&store));
         let tokens = config
             .tls
             .as_ref()
@@ -241,6 +243,7 @@ impl Server {
                 pod_cidrs: config.pod_cidrs,
                 cluster_ca: config.tls.as_ref().map(|tls| Arc::from(tls.ca_pem())),
                 tokens,
+                metrics: metrics.clone(),
             },
             shutdown.clone(),
             bootstrapped,
@@ -271,6 +274,7 @@ impl Server {
             authorizer,
             cluster_ca: config.tls.as_ref().map(|tls| Arc::from(tls.ca_pem())),
             static_tokens: Arc::new(static_tokens),
+            metrics,
         });
         let insecure_addr = insecure.as_ref().map(|(_, addr)| *addr);
         let insecure_serving = insecure.map(|(listener, _)| {

@@ -4,7 +4,8 @@
 //! `state_machine` is the revisioned KV the log is applied to; `watch` serves changes;
 //! `transport` carries Raft messages between members; `member` and `identity` say who is in
 //! the group and bind a data dir to it; `backup` saves and restores the whole store.
-//! `store` is the handle callers hold and `open` starts one.
+//! `store` is the handle callers hold and `open` starts one; `metrics` counts what `/metrics`
+//! exports.
 
 mod backup;
 mod command;
@@ -13,6 +14,7 @@ mod driver;
 mod error;
 mod identity;
 mod member;
+mod metrics;
 mod open;
 mod raft_log;
 mod state_machine;
@@ -28,6 +30,7 @@ pub use config::{JoinConf, StoreConfig, Timing, DEFAULT_LOG_RETAIN};
 pub use error::StoreError;
 pub use identity::stored as stored_cluster;
 pub use member::{Cluster, ClusterError, Member};
+pub use metrics::{HistogramSnapshot, LatencyHistogram, StoreMetrics};
 pub use status::{MemberStatus, StopCause};
 pub use store::Store;
 pub use transport::memory::MemoryNetwork;

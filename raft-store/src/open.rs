@@ -16,7 +16,7 @@ use crate::store::{Shared, Store};
 use crate::transport::{tcp, Links, Transport};
 use crate::MemoryNetwork;
 use crate::{driver, identity, raft_log, state_machine, storage};
-use crate::{MemberStatus, StopCause, StoreConfig, StoreError};
+use crate::{MemberStatus, StopCause, StoreConfig, StoreError, StoreMetrics};
 
 /// Live changes fanned out to watchers: one batch per applied txn.
 const LIVE_EVENTS: usize = 4096;
@@ -150,6 +150,7 @@ impl Store {
         let (status_tx, status) = signal::channel(MemberStatus::default());
         let status_tx = Arc::new(status_tx);
         let stop = CancellationToken::new();
+        let metrics = Arc::new(StoreMetrics::default());
         // The transport outlives the stop signal: a stopping leader still hands over.
         let transport_stop = CancellationToken::new();
         let transport = connect(
@@ -175,6 +176,7 @@ impl Store {
             data_dir: config.data_dir.clone(),
             tick: config.timing.tick,
             log_retain: config.log_retain,
+            metrics: metrics.clone(),
         };
         let driver = driver::Driver::new(parts, conf_state);
         let driver_stop = stop.clone();
@@ -210,6 +212,7 @@ impl Store {
             stop,
             driver: std::sync::Mutex::new(Some(task)),
             db,
+            metrics,
         }))
     }
 }

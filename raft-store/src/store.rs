@@ -1,6 +1,7 @@
 //! The handle callers hold: txns, reads, watches, membership changes and shutdown, each
 //! handed to the driver task or served from the state machine.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use prost::Message as _;
@@ -11,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::member::{self, Cluster, Member};
 use crate::{backup, command, driver, state_machine, watch};
-use crate::{KeyValue, MemberStatus, StoreError, Txn, TxnResponse, Watch, WatchEvent};
+use crate::{
+    KeyValue, MemberStatus, StoreError, StoreMetrics, Txn, TxnResponse, Watch, WatchEvent,
+};
 
 /// Handle to a running store member; cheap to clone.
 #[derive(Clone)]
@@ -33,6 +36,7 @@ pub(crate) struct Shared {
     pub(crate) stop: CancellationToken,
     pub(crate) driver: std::sync::Mutex<Option<JoinHandle<()>>>,
     pub(crate) db: sled::Db,
+    pub(crate) metrics: Arc<StoreMetrics>,
 }
 
 impl Drop for Shared {
@@ -199,6 +203,19 @@ impl Store {
 
     /// Proposes a txn through Raft; returns once it is durable, committed and applied.
     pub async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
+        let metrics = &self.shared.metrics;
+        let started = std::time::Instant::now();
+        metrics.proposals_pending.fetch_add(1, Ordering::Relaxed);
+        let answer = self.propose(txn).await;
+        metrics.proposals_pending.fetch_sub(1, Ordering::Relaxed);
+        metrics.proposal_seconds.observe(started.elapsed());
+        if answer.is_err() {
+            metrics.proposals_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        answer
+    }
+
+    async fn propose(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
         let (reply, answer) = oneshot::channel();
         let command = command::Command::new(rand_id(), &txn, self.fence);
         self.shared
@@ -207,6 +224,11 @@ impl Store {
             .await
             .map_err(|_| StoreError::Stopped)?;
         answer.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// This member's counters (proposal and fsync latency, leader changes) for `/metrics`.
+    pub fn metrics(&self) -> Arc<StoreMetrics> {
+        self.shared.metrics.clone()
     }
 
     /// Streams every change to keys under `prefix` with revision >= `from_revision`

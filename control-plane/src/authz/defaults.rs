@@ -1,6 +1,7 @@
 //! The default roles and bindings every cluster has (Kubernetes' bootstrap policy, cut to the
 //! resources Skiff serves): `cluster-admin` for `system:masters`; the aggregated `admin`,
-//! `edit` and `view`; discovery, public info and self-review for every user; `system:node` for
+//! `edit` and `view`; discovery, public info and self-review for every user; `/metrics` and the
+//! health checks for `system:monitoring`; `system:node` for
 //! nodes; `system:node-bootstrapper` and the node-client approval roles for join tokens and
 //! node renewals. They are created at server start when missing, and objects marked
 //! `rbac.authorization.kubernetes.io/autoupdate: "true"` get back the rules and subjects they
@@ -12,7 +13,7 @@ use skiff_api::resources::{self, RBAC_GROUP};
 
 use crate::error::ApiError;
 use crate::identity::{AUTHENTICATED_GROUP, MASTERS_GROUP, UNAUTHENTICATED_GROUP};
-use crate::identity::{BOOTSTRAPPERS_GROUP, NODES_GROUP};
+use crate::identity::{BOOTSTRAPPERS_GROUP, MONITORING_GROUP, NODES_GROUP};
 use crate::registry::{typed, Registry, Subresource};
 
 /// The annotation that lets the server restore a default object's rules and subjects.
@@ -242,6 +243,23 @@ pub fn cluster_roles() -> Vec<Value> {
             )],
         ),
         cluster_role(
+            "system:monitoring",
+            bootstrap.clone(),
+            vec![urls(
+                &[
+                    "/healthz",
+                    "/healthz/*",
+                    "/livez",
+                    "/livez/*",
+                    "/metrics",
+                    "/metrics/slis",
+                    "/readyz",
+                    "/readyz/*",
+                ],
+                &["get"],
+            )],
+        ),
+        cluster_role(
             "system:basic-user",
             bootstrap.clone(),
             vec![
@@ -377,6 +395,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:public-info-viewer",
             "system:public-info-viewer",
             &[AUTHENTICATED_GROUP, UNAUTHENTICATED_GROUP],
+        ),
+        binding(
+            "system:monitoring",
+            "system:monitoring",
+            &[MONITORING_GROUP],
         ),
         binding(
             "system:basic-user",

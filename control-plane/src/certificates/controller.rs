@@ -28,15 +28,15 @@ pub struct CsrController {
     pub signing: Option<Signing>,
 }
 
-/// Starts the controller over its own informer; it stops with `shutdown`.
+/// Starts the controller over its own informer, working off `queue`; it stops with `shutdown`.
 pub fn spawn(
     registry: &Registry,
     authorizer: Authorizer,
     signing: Option<Signing>,
+    queue: WorkQueue,
     shutdown: &CancellationToken,
 ) {
     let csrs = Informer::<CertificateSigningRequest>::start(registry.clone(), shutdown.clone());
-    let queue = WorkQueue::new();
     feed(&csrs, &queue, |c| Some(key_of(c)), &csrs, shutdown);
     let controller = CsrController {
         registry: registry.clone(),

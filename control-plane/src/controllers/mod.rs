@@ -26,13 +26,13 @@ use skiff_api::k8s_openapi::api::core::v1::Node;
 use skiff_api::pod_cidr::PodCidrRange;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{Metrics, QueueMetrics};
 use crate::registry::Registry;
 use crate::runtime::clock::SystemClock;
 use crate::runtime::events::EventRecorder;
 use crate::runtime::expectations::Expectations;
 use crate::runtime::feed::{feed, feed_all};
 use crate::runtime::informer::{key_of, Change};
-use crate::runtime::queue::WorkQueue;
 use crate::runtime::{runner, Informers};
 use crate::serviceaccount::TokenIssuer;
 
@@ -51,6 +51,8 @@ pub struct Settings {
     pub cluster_ca: Option<Arc<str>>,
     /// What signs ServiceAccount tokens, if this server makes them.
     pub tokens: Option<TokenIssuer>,
+    /// The server's metrics: the controllers' work queues count into them.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Starts the Deployment, ReplicaSet, DaemonSet, StatefulSet, Job, CronJob, node lifecycle and
@@ -61,7 +63,8 @@ pub fn start(
     settings: Settings,
     shutdown: &CancellationToken,
 ) {
-    let rs_queue = WorkQueue::new();
+    let queues = &settings.metrics.queues;
+    let rs_queue = queues.queue("replicaset");
     feed(
         &informers.replicasets,
         &rs_queue,
@@ -87,7 +90,7 @@ pub fn start(
     };
     runner::spawn(Arc::new(replicasets), rs_queue, WORKERS, shutdown.clone());
 
-    let deployment_queue = WorkQueue::new();
+    let deployment_queue = queues.queue("deployment");
     feed(
         &informers.deployments,
         &deployment_queue,
@@ -115,7 +118,7 @@ pub fn start(
         shutdown.clone(),
     );
 
-    let ds_queue = WorkQueue::new();
+    let ds_queue = queues.queue("daemonset");
     feed(
         &informers.daemonsets,
         &ds_queue,
@@ -155,7 +158,7 @@ pub fn start(
     };
     runner::spawn(Arc::new(daemonsets), ds_queue, WORKERS, shutdown.clone());
 
-    let sts_queue = WorkQueue::new();
+    let sts_queue = queues.queue("statefulset");
     feed(
         &informers.statefulsets,
         &sts_queue,
@@ -187,7 +190,7 @@ pub fn start(
     };
     runner::spawn(Arc::new(statefulsets), sts_queue, WORKERS, shutdown.clone());
 
-    let job_queue = WorkQueue::new();
+    let job_queue = queues.queue("job");
     feed(
         &informers.jobs,
         &job_queue,
@@ -211,7 +214,7 @@ pub fn start(
     };
     runner::spawn(Arc::new(jobs), job_queue, WORKERS, shutdown.clone());
 
-    let cronjob_queue = WorkQueue::new();
+    let cronjob_queue = queues.queue("cronjob");
     feed(
         &informers.cronjobs,
         &cronjob_queue,
@@ -235,8 +238,8 @@ pub fn start(
     };
     runner::spawn(Arc::new(cronjobs), cronjob_queue, WORKERS, shutdown.clone());
 
-    start_volumes(registry, informers, shutdown);
-    let pdb_queue = WorkQueue::new();
+    start_volumes(registry, informers, queues, shutdown);
+    let pdb_queue = queues.queue("disruption");
     let budgets = &informers.disruption_budgets;
     feed(budgets, &pdb_queue, |b| Some(key_of(b)), budgets, shutdown);
     feed_all(&informers.pods, &pdb_queue, |_| true, budgets, shutdown);
@@ -273,7 +276,7 @@ pub fn start(
     };
     runner::spawn(Arc::new(disruption), pdb_queue, WORKERS, shutdown.clone());
 
-    start_endpoint_slices(registry, informers, shutdown);
+    start_endpoint_slices(registry, informers, queues, shutdown);
 
     node_lifecycle::NodeLifecycle {
         registry: registry.clone(),
@@ -310,6 +313,7 @@ pub fn start(
         registry: registry.clone(),
         namespaces: informers.namespaces.clone(),
         cluster_ca: settings.cluster_ca.clone(),
+        queue: queues.queue("serviceaccount"),
     }
     .spawn(shutdown.clone());
 
@@ -330,8 +334,13 @@ pub fn start(
 }
 
 /// Starts the claim binder (with the local-path provisioner) and the volume reclaimer.
-fn start_volumes(registry: &Registry, informers: &Informers, shutdown: &CancellationToken) {
-    let claim_queue = WorkQueue::new();
+fn start_volumes(
+    registry: &Registry,
+    informers: &Informers,
+    queues: &QueueMetrics,
+    shutdown: &CancellationToken,
+) {
+    let claim_queue = queues.queue("volumes");
     let claims = &informers.persistent_volume_claims;
     feed(claims, &claim_queue, |c| Some(key_of(c)), claims, shutdown);
     feed(
@@ -352,7 +361,7 @@ fn start_volumes(registry: &Registry, informers: &Informers, shutdown: &Cancella
     };
     runner::spawn(Arc::new(binder), claim_queue, WORKERS, shutdown.clone());
 
-    let volume_queue = WorkQueue::new();
+    let volume_queue = queues.queue("volume-reclaim");
     let volumes = &informers.persistent_volumes;
     feed(
         volumes,
@@ -379,8 +388,13 @@ fn start_volumes(registry: &Registry, informers: &Informers, shutdown: &Cancella
 
 /// Starts the EndpointSlice controller: a Service's slices follow the Service, the pods it
 /// selects and the slices themselves.
-fn start_endpoint_slices(registry: &Registry, informers: &Informers, shutdown: &CancellationToken) {
-    let queue = WorkQueue::new();
+fn start_endpoint_slices(
+    registry: &Registry,
+    informers: &Informers,
+    queues: &QueueMetrics,
+    shutdown: &CancellationToken,
+) {
+    let queue = queues.queue("endpoint_slice");
     let services = &informers.services;
     feed(services, &queue, |s| Some(key_of(s)), services, shutdown);
     feed(

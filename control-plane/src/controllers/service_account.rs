@@ -27,6 +27,8 @@ pub struct ServiceAccountController {
     pub namespaces: Arc<Informer<Namespace>>,
     /// The cluster CA (PEM); without one no ConfigMap is published.
     pub cluster_ca: Option<Arc<str>>,
+    /// Its work queue (`QueueMetrics::queue`, or `WorkQueue::new()`).
+    pub queue: WorkQueue,
 }
 
 struct Reconcile {
@@ -44,7 +46,7 @@ impl ServiceAccountController {
             Informer::start(self.registry.clone(), shutdown.clone());
         let config_maps: Arc<Informer<ConfigMap>> =
             Informer::start(self.registry.clone(), shutdown.clone());
-        let queue = WorkQueue::new();
+        let queue = self.queue.clone();
         let namespaces = &self.namespaces;
         feed(
             namespaces,

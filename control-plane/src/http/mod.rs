@@ -14,6 +14,7 @@ mod exec;
 mod handlers;
 pub mod inflight;
 mod logs;
+mod metrics;
 mod node_proxy;
 mod path;
 mod pod_container;
@@ -59,9 +60,11 @@ pub struct AppState {
     pub cluster_ca: Option<Arc<str>>,
     /// The users of `--token-auth-file`'s bearer tokens.
     pub static_tokens: Arc<crate::token_file::StaticTokens>,
+    /// What `/metrics` serves; every request is counted into it.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
-/// The API router: `/api/...`, `/apis/...`, health and version endpoints.
+/// The API router: `/api/...`, `/apis/...`, health, version and metrics endpoints.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
@@ -109,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .route("/skiff/v1/secrets/rotate-key", post(secrets::rotate_key))
         .route("/skiff/v1/nodes/{node}/tunnel", get(tunnel::open))
         .route("/cacerts", get(authn::cacerts))
+        .route("/metrics", get(metrics::serve))
         .route("/version", get(handlers::version))
         .route("/version/", get(handlers::version))
         // Every request is authorized as the user the layer below (outside) found.
@@ -130,6 +134,11 @@ pub fn router(state: AppState) -> Router {
             authn::authenticate,
         ))
         .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))
+        // Every request is counted, refused ones too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::instrument,
+        ))
         .layer(trace::layer())
         .with_state(state)
 }

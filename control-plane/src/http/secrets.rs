@@ -78,6 +78,7 @@ mod tests {
         let shutdown = tokio_util::sync::CancellationToken::new();
         AppState {
             authorizer: crate::authz::Authorizer::start(&registry, &shutdown),
+            metrics: std::sync::Arc::new(crate::metrics::Metrics::new(registry.store())),
             registry,
             http: reqwest::Client::new(),
             tunnels: skiff_net::tunnel::Tunnels::new(),

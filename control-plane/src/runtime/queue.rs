@@ -1,19 +1,23 @@
 //! A work queue keyed by object (client-go's workqueue): deduplicates keys, never hands the
-//! same key to two workers at once, and supports delayed re-adds.
+//! same key to two workers at once, and supports delayed re-adds. An instrumented queue feeds
+//! client-go's workqueue metrics (`crate::metrics::queue`).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::metrics::queue::QueueSeries;
 
 use tokio::sync::Notify;
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<String>,
+    /// Keys waiting, with when they were queued.
+    queue: VecDeque<(String, Instant)>,
     /// Keys waiting in `queue`.
     queued: HashSet<String>,
-    /// Keys a worker is processing now.
-    active: HashSet<String>,
+    /// Keys a worker is processing now, with when it took them.
+    active: HashMap<String, Instant>,
     /// Keys added while active: re-queued when their worker is done.
     dirty: HashSet<String>,
 }
@@ -23,6 +27,7 @@ struct State {
 pub struct WorkQueue {
     state: Arc<Mutex<State>>,
     ready: Arc<Notify>,
+    metrics: Option<Arc<QueueSeries>>,
 }
 
 impl WorkQueue {
@@ -30,16 +35,36 @@ impl WorkQueue {
         Self::default()
     }
 
+    /// A queue that counts its adds, depth and waits in `series`.
+    pub fn instrumented(series: QueueSeries) -> Self {
+        WorkQueue {
+            metrics: Some(Arc::new(series)),
+            ..Self::default()
+        }
+    }
+
+    fn set_depth(&self, state: &State) {
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .depth
+                .set(i64::try_from(state.queue.len()).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Adds `key` unless it is already waiting.
     pub fn add(&self, key: impl Into<String>) {
         let key = key.into();
+        if let Some(metrics) = &self.metrics {
+            metrics.adds.inc();
+        }
         let mut state = self.state.lock().expect("queue lock");
-        if state.active.contains(&key) {
+        if state.active.contains_key(&key) {
             state.dirty.insert(key);
             return;
         }
         if state.queued.insert(key.clone()) {
-            state.queue.push_back(key);
+            state.queue.push_back((key, Instant::now()));
+            self.set_depth(&state);
             drop(state);
             self.ready.notify_one();
         }
@@ -61,9 +86,16 @@ impl WorkQueue {
             let notified = self.ready.notified();
             {
                 let mut state = self.state.lock().expect("queue lock");
-                if let Some(key) = state.queue.pop_front() {
+                if let Some((key, queued_at)) = state.queue.pop_front() {
                     state.queued.remove(&key);
-                    state.active.insert(key.clone());
+                    let now = Instant::now();
+                    state.active.insert(key.clone(), now);
+                    self.set_depth(&state);
+                    if let Some(metrics) = &self.metrics {
+                        metrics
+                            .queue_duration
+                            .observe((now - queued_at).as_secs_f64());
+                    }
                     if !state.queue.is_empty() {
                         self.ready.notify_one();
                     }
@@ -77,9 +109,12 @@ impl WorkQueue {
     /// Ends processing of `key`; re-queues it if it was added meanwhile.
     pub fn done(&self, key: &str) {
         let mut state = self.state.lock().expect("queue lock");
-        state.active.remove(key);
+        if let (Some(taken), Some(metrics)) = (state.active.remove(key), &self.metrics) {
+            metrics.work_duration.observe(taken.elapsed().as_secs_f64());
+        }
         if state.dirty.remove(key) && state.queued.insert(key.to_string()) {
-            state.queue.push_back(key.to_string());
+            state.queue.push_back((key.to_string(), Instant::now()));
+            self.set_depth(&state);
             drop(state);
             self.ready.notify_one();
         }

@@ -32,6 +32,7 @@ pub use taints::tolerates;
 pub use volumes::ClaimState;
 
 use crate::error::ApiError;
+use crate::metrics::SchedulerMetrics;
 use crate::registry::{object, Registry, Subresource};
 use crate::runtime::events::{EventRecorder, EventType};
 use crate::runtime::informer::{key_of, object_key, Change, Informer};
@@ -54,6 +55,8 @@ pub struct Scheduler {
     pub volumes: Arc<Informer<PersistentVolume>>,
     pub classes: Arc<Informer<StorageClass>>,
     pub events: EventRecorder,
+    /// Where attempts and the queue's length are counted.
+    pub metrics: SchedulerMetrics,
 }
 
 /// A pod this scheduler should place: unbound, not being deleted, addressed to us.
@@ -244,6 +247,8 @@ impl Scheduler {
             while let Ok(key) = failed_rx.try_recv() {
                 state.forget(key);
             }
+            self.metrics
+                .pending(state.queue.len(), state.unschedulable.len());
             if let Some(key) = state.queue.pop_front() {
                 state.queued.remove(&key);
                 self.schedule_one(&mut state, key, &binds, &failed_tx).await;
@@ -286,6 +291,7 @@ impl Scheduler {
         if state.assumed.contains_key(&key) {
             return;
         }
+        let started = std::time::Instant::now();
         state.cache.claims = self.claims_of(&pod);
         match place(&state.cache, &pod) {
             Ok(placement) => {
@@ -305,14 +311,25 @@ impl Scheduler {
                         Ok(()) => scheduler.bind(&pod, &placement.node).await,
                         Err(err) => Err(err),
                     };
-                    if let Err(err) = bound {
-                        tracing::debug!(pod = %key, %err, "binding failed; retrying");
-                        let _ = failed.send(key);
-                    }
+                    let result = match bound {
+                        Ok(()) => "scheduled",
+                        Err(err) => {
+                            tracing::debug!(pod = %key, %err, "binding failed; retrying");
+                            let _ = failed.send(key);
+                            "error"
+                        }
+                    };
+                    let seconds = started.elapsed().as_secs_f64();
+                    scheduler
+                        .metrics
+                        .attempt(DEFAULT_SCHEDULER, result, seconds);
                     drop(permit);
                 });
             }
             Err(unschedulable) => {
+                let seconds = started.elapsed().as_secs_f64();
+                self.metrics
+                    .attempt(DEFAULT_SCHEDULER, "unschedulable", seconds);
                 state.unschedulable.insert(key);
                 let scheduler = self.clone();
                 tokio::spawn(async move {

@@ -23,7 +23,7 @@ use crate::member::Cluster;
 use crate::state_machine::StateMachine;
 use crate::storage::SledStorage;
 use crate::transport::{PeerReport, Transport};
-use crate::{MemberStatus, StopCause, StoreError, TxnResponse, WatchEvent};
+use crate::{MemberStatus, StopCause, StoreError, StoreMetrics, TxnResponse, WatchEvent};
 use reads::Reads;
 use waiters::Waiters;
 
@@ -70,6 +70,8 @@ pub struct DriverParts {
     pub data_dir: std::path::PathBuf,
     pub tick: Duration,
     pub log_retain: u64,
+    /// Where fsync latency and leader changes are counted.
+    pub metrics: Arc<StoreMetrics>,
 }
 
 /// The driver task's state; see the module docs.
@@ -273,7 +275,14 @@ impl Driver {
             removed: self.removed,
             stopped: None,
         };
+        let leader = status.leader;
         self.parts.status.send_if_modified(|current| {
+            if leader != raft::INVALID_ID && leader != current.leader {
+                self.parts
+                    .metrics
+                    .leader_changes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let changed = *current != status;
             if changed {
                 *current = status;

@@ -37,7 +37,12 @@ impl Driver {
         }
         if wrote {
             // Durable before anything depends on it: the log is our acknowledgement.
+            let started = std::time::Instant::now();
             self.parts.db.flush().map_err(|e| self.storage_error(e))?;
+            self.parts
+                .metrics
+                .wal_fsync_seconds
+                .observe(started.elapsed());
         }
         self.parts.transport.send(ready.take_persisted_messages());
         let mut light = self.parts.node.advance(ready);
