@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 /// How long chromedriver may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// The key W3C WebDriver names element references by.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52f-4ca7397ee9af";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A chromedriver process and one browser session of it; both end on drop.
 pub struct Browser {

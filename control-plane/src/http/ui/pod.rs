@@ -45,13 +45,14 @@ pub async fn page(
     }
     let events = match reader.list("events", Some(&namespace)).await {
         Ok(events) => {
-            let own: Vec<Value> = events
+            let mut own: Vec<Value> = events
                 .into_iter()
                 .filter(|e| {
                     tables::text(e, "/involvedObject/kind") == "Pod"
                         && tables::text(e, "/involvedObject/name") == name
                 })
                 .collect();
+            tables::sort_events(&mut own);
             let options = TableOptions {
                 namespace_column: false,
                 link: None,

@@ -48,7 +48,9 @@ pub fn header(kind: &str, options: &TableOptions) -> Vec<&'static str> {
         header.push("NAMESPACE");
     }
     header.extend(columns::for_kind(kind, true).header);
-    header.push("LABELS");
+    if shows_labels(kind) {
+        header.push("LABELS");
+    }
     header
 }
 
@@ -59,8 +61,24 @@ pub fn cells(kind: &str, item: &Value, options: &TableOptions) -> Vec<String> {
         cells.push(text(item, "/metadata/namespace").to_string());
     }
     cells.extend((columns::for_kind(kind, true).row)(item, true));
-    cells.push(labels(item));
+    if shows_labels(kind) {
+        cells.push(labels(item));
+    }
     cells
+}
+
+/// Events carry no labels worth a column.
+fn shows_labels(kind: &str) -> bool {
+    kind != "Event"
+}
+
+/// Sorts events oldest first, by when they were last seen.
+pub fn sort_events(events: &mut [Value]) {
+    events.sort_by_key(|e| {
+        text(e, "/lastTimestamp")
+            .max(text(e, "/metadata/creationTimestamp"))
+            .to_string()
+    });
 }
 
 /// `key=value,...` of an object's labels, sorted (`<none>` without any).

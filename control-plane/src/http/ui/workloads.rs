@@ -106,11 +106,7 @@ pub async fn events(
         Ok(events) => events,
         Err(err) => return layout::error_page("Events", &user, &err),
     };
-    events.sort_by_key(|e| {
-        tables::text(e, "/lastTimestamp")
-            .max(tables::text(e, "/metadata/creationTimestamp"))
-            .to_string()
-    });
+    tables::sort_events(&mut events);
     let stream = match scope.namespace() {
         Some(ns) => format!(
             "/ui/events/stream?namespace={}",
