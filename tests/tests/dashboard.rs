@@ -145,6 +145,28 @@ fn the_dashboard_signs_in_with_a_token_and_shows_the_cluster_as_that_user() -> a
     );
     browser.screenshot(&shots.join("overview.png"))?;
 
+    // The nodes page lists the API's nodes; the workloads page has a table per kind.
+    browser.goto(&format!("{url}/ui/nodes"))?;
+    let listed = browser.find("main")?.text()?;
+    for node in &nodes {
+        let name = node["metadata"]["name"].as_str().unwrap_or_default();
+        assert!(
+            !name.is_empty() && listed.contains(name),
+            "{name}: {listed}"
+        );
+    }
+    browser.goto(&format!("{url}/ui/workloads?namespace=default"))?;
+    let workloads = browser.find("main")?.text()?;
+    for kind in [
+        "Deployments",
+        "ReplicaSets",
+        "DaemonSets",
+        "StatefulSets",
+        "Jobs",
+    ] {
+        assert!(workloads.contains(kind), "{kind}: {workloads}");
+    }
+
     // The pods page lists the pod as the API has it, labels included.
     browser.goto(&format!("{url}/ui/pods?namespace=default"))?;
     let row = browser.find("table.objects tbody tr")?.text()?;
