@@ -2,8 +2,9 @@
 //! `chromium-driver`): without a cookie pages redirect to the login form; signing in with a
 //! static token sets an HttpOnly, Secure, SameSite=Strict cookie that the API itself ignores;
 //! the pods page lists a pod the API has, its page shows its log escaped; a new event appears
-//! on the events page without a reload; a user without rights gets a 403 page. Screenshots go
-//! to `target/tmp/dashboard/`.
+//! on the events page without a reload; a user who may view one namespace sees its pods and a
+//! 403 across namespaces; a user without rights gets a 403 page; a sign-in posted from another
+//! site is refused. Screenshots go to `target/tmp/dashboard/`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,9 +12,27 @@ use std::time::Duration;
 use skiff_e2e::webdriver::Browser;
 use skiff_e2e::{example, wait_until, DevServer};
 
-/// An admin (`system:masters`) and a user with no bindings at all.
-const TOKENS: &str =
-    "dash-admin-token,dash-admin,u-1,\"system:masters\"\nnobody-token,nobody,u-2,\n";
+/// An admin (`system:masters`), a user with no bindings at all, and one the test binds to
+/// `view` in `default`.
+const TOKENS: &str = "dash-admin-token,dash-admin,u-1,\"system:masters\"
+nobody-token,nobody,u-2,
+viewer-token,viewer,u-3,
+";
+
+const VIEWER_BINDING: &str = "apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: viewer-view
+  namespace: default
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: view
+subjects:
+- kind: User
+  apiGroup: rbac.authorization.k8s.io
+  name: viewer
+";
 /// How long a guest may take to run and its log to be readable.
 const LOG_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the page may take to show what the API has.
@@ -61,12 +80,15 @@ fn screenshots() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Signs in through the login form.
+/// Signs in through the login form, and waits for the overview it leads to (a click returns
+/// before the page it submits has loaded).
 fn sign_in(browser: &Browser, url: &str, token: &str) -> anyhow::Result<()> {
     browser.goto(&format!("{url}/ui/login"))?;
     browser.find("#token")?.type_text(token)?;
     browser.find("#sign-in")?.click()?;
-    Ok(())
+    wait_until("the overview after signing in", PAGE_TIMEOUT, || {
+        Ok(browser.url()?.ends_with("/ui/").then_some(()))
+    })
 }
 
 #[test]
@@ -216,6 +238,39 @@ fn the_dashboard_signs_in_with_a_token_and_shows_the_cluster_as_that_user() -> a
     assert_eq!(browser.execute("return window.pwned === undefined;")?, true);
     browser.screenshot(&shots.join("events.png"))?;
 
+    // A user who may view `default` only: that namespace's pods, a 403 with the namespace
+    // chooser across all namespaces.
+    cli.apply_yaml(VIEWER_BINDING)?;
+    wait_until("the viewer's binding to take effect", PAGE_TIMEOUT, || {
+        let page = plain
+            .get(format!("{url}/ui/pods?namespace=default"))
+            .header("cookie", "skiff_ui_token=viewer-token")
+            .send()?;
+        Ok((page.status() == 200).then_some(()))
+    })?;
+    browser.delete_cookies()?;
+    sign_in(&browser, &url, "viewer-token")?;
+    browser.goto(&format!("{url}/ui/pods?namespace=default"))?;
+    let row = browser.find("table.objects tbody tr")?.text()?;
+    assert!(row.contains("dash-pod"), "{row}");
+    browser.goto(&format!("{url}/ui/pods"))?;
+    let page = browser.find("main")?.text()?;
+    assert!(
+        page.contains("User \"viewer\" cannot list resource \"pods\"")
+            && page.contains("Forbidden"),
+        "{page}"
+    );
+    browser.find("#namespace")?.type_text("default")?;
+    browser.find("form.namespace button")?.click()?;
+    // The click returns before the form's page has loaded.
+    wait_until("the chosen namespace's pods", PAGE_TIMEOUT, || {
+        let row = browser
+            .find("table.objects tbody tr")
+            .and_then(|row| row.text())
+            .unwrap_or_default();
+        Ok(row.contains("dash-pod").then_some(()))
+    })?;
+
     // A user without rights: the form signs them in, the pods page is a 403.
     browser.delete_cookies()?;
     sign_in(&browser, &url, "nobody-token")?;
@@ -238,5 +293,13 @@ fn the_dashboard_signs_in_with_a_token_and_shows_the_cluster_as_that_user() -> a
         .form(&[("token", "not-a-token")])
         .send()?;
     assert_eq!(wrong.status(), 401);
+    // A sign-in posted from another site's page is refused.
+    let cross = plain
+        .post(format!("{url}/ui/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("token", "dash-admin-token")])
+        .send()?;
+    assert_eq!(cross.status(), 403);
+    assert!(cross.headers().get("set-cookie").is_none());
     Ok(())
 }

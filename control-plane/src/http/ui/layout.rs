@@ -80,13 +80,15 @@ pub fn refused(err: &ApiError) -> Markup {
     html! { p.error { (err.to_string()) } }
 }
 
-/// A whole page whose main read failed, with that read's status (403 when refused).
-pub fn error_page(title: &str, user: &UserInfo, err: &ApiError) -> Response {
+/// A whole page whose main read failed, with that read's status (403 when refused), and
+/// `then` below the reason (a namespace chooser: a user may list one namespace but not all).
+pub fn error_page(title: &str, user: &UserInfo, err: &ApiError, then: Markup) -> Response {
     let status = err.code();
     let heading = match status {
         StatusCode::FORBIDDEN => "Forbidden",
         StatusCode::NOT_FOUND => "Not found",
         _ => title,
     };
-    (status, page(heading, user, refused(err))).into_response()
+    let body = html! { (refused(err)) (then) };
+    (status, page(heading, user, body)).into_response()
 }

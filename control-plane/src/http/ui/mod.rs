@@ -49,7 +49,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
 }
 
 /// Scripts, styles and forms from `/ui` only, no framing, no caching of pages that show
-/// cluster state, no referrer.
+/// cluster state, no referrer to other sites (`same-origin`: with `no-referrer` browsers send
+/// `Origin: null` on the login form, which `session` refuses).
 async fn guard_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
@@ -62,7 +63,7 @@ async fn guard_headers(mut response: Response) -> Response {
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

@@ -136,7 +136,7 @@ pub async fn nodes(
     let reader = Reader::new(&state, &user);
     let nodes = match reader.list("nodes", None).await {
         Ok(nodes) => nodes,
-        Err(err) => return layout::error_page("Nodes", &user, &err),
+        Err(err) => return layout::error_page("Nodes", &user, &err, html! {}),
     };
     let pods = reader.list("pods", None).await;
     let options = TableOptions {

@@ -33,7 +33,7 @@ pub async fn page(
     let reader = Reader::new(&state, &user);
     let pod = match reader.get("pods", Some(&namespace), &name).await {
         Ok(pod) => pod,
-        Err(err) => return layout::error_page("Pod", &user, &err),
+        Err(err) => return layout::error_page("Pod", &user, &err, html! {}),
     };
     let mut logs = Vec::new();
     for container in containers(&pod) {

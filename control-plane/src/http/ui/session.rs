@@ -6,7 +6,7 @@
 //! does there. Without a user, pages redirect to the form.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -108,7 +108,15 @@ pub struct Login {
 
 /// `POST /ui/login`: checks the token and keeps it in the cookie, or shows the form again
 /// with the reason.
-pub async fn login(State(state): State<AppState>, Form(form): Form<Login>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(form): Form<Login>,
+) -> Response {
+    if !same_origin(&uri, &headers) {
+        return login_page(StatusCode::FORBIDDEN, Some(CROSS_ORIGIN));
+    }
     let token = form.token.trim();
     if token.is_empty() {
         return login_page(StatusCode::BAD_REQUEST, Some("token: required"));
@@ -126,12 +134,37 @@ pub async fn login(State(state): State<AppState>, Form(form): Form<Login>) -> Re
 }
 
 /// `POST /ui/logout`: forgets the token.
-pub async fn logout() -> Response {
+pub async fn logout(uri: Uri, headers: HeaderMap) -> Response {
+    if !same_origin(&uri, &headers) {
+        return login_page(StatusCode::FORBIDDEN, Some(CROSS_ORIGIN));
+    }
     let mut response = Redirect::to(LOGIN_PATH).into_response();
     response
         .headers_mut()
         .insert(header::SET_COOKIE, cookie_header("", 0));
     response
+}
+
+/// Why a form posted from another site is refused.
+const CROSS_ORIGIN: &str = "the form was posted from another site";
+
+/// Whether a browser's form post comes from the dashboard's own origin: its `Origin` (which
+/// browsers send with every POST) names the host the request was sent to (HTTP/1.1's `Host`,
+/// HTTP/2's `:authority`). A post without `Origin` comes from no browser page.
+fn same_origin(uri: &Uri, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let authority = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, authority)| authority);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
+    authority.is_some() && authority == host
 }
 
 fn login_page(status: StatusCode, error: Option<&str>) -> Response {
@@ -173,5 +206,35 @@ mod tests {
         assert_eq!(cookie_token(&headers).as_deref(), Some("a;b c=d"));
         headers.insert(header::COOKIE, HeaderValue::from_static("skiff_ui_token="));
         assert_eq!(cookie_token(&headers), None);
+    }
+
+    #[test]
+    fn forms_are_accepted_from_the_dashboards_own_origin_only() {
+        let headers = |origin: Option<&'static str>| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:6443"));
+            if let Some(origin) = origin {
+                headers.insert(header::ORIGIN, HeaderValue::from_static(origin));
+            }
+            headers
+        };
+        let path = Uri::from_static("/ui/login");
+        assert!(same_origin(&path, &headers(Some("https://127.0.0.1:6443"))));
+        assert!(same_origin(&path, &headers(None)));
+        assert!(!same_origin(&path, &headers(Some("https://evil.example"))));
+        assert!(!same_origin(&path, &headers(Some("null"))));
+        // HTTP/2: no Host header, the authority is in the URI.
+        let h2 = Uri::from_static("https://127.0.0.1:6443/ui/login");
+        let mut origin_only = HeaderMap::new();
+        origin_only.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://127.0.0.1:6443"),
+        );
+        assert!(same_origin(&h2, &origin_only));
+        origin_only.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(!same_origin(&h2, &origin_only));
     }
 }

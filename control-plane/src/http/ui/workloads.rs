@@ -86,7 +86,10 @@ pub async fn pods(
     let reader = Reader::new(&state, &user);
     let pods = match reader.list("pods", scope.namespace()).await {
         Ok(pods) => pods,
-        Err(err) => return layout::error_page("Pods", &user, &err),
+        Err(err) => {
+            let chooser = layout::namespace_form("/ui/pods", scope.namespace());
+            return layout::error_page("Pods", &user, &err, chooser);
+        }
     };
     let body = html! {
         (layout::namespace_form("/ui/pods", scope.namespace()))
@@ -104,7 +107,10 @@ pub async fn events(
     let reader = Reader::new(&state, &user);
     let mut events = match reader.list("events", scope.namespace()).await {
         Ok(events) => events,
-        Err(err) => return layout::error_page("Events", &user, &err),
+        Err(err) => {
+            let chooser = layout::namespace_form("/ui/events", scope.namespace());
+            return layout::error_page("Events", &user, &err, chooser);
+        }
     };
     tables::sort_events(&mut events);
     let stream = match scope.namespace() {
