@@ -4,10 +4,11 @@
 # wasm-component-ld (WASI preview 2 components), libseccomp-dev and pkg-config (the Linux runtime's
 # seccomp filters, built by libseccomp), iproute2, nftables and iputils-ping (network-namespace tests),
 # docker-registry (a local OCI registry for the image tests), busybox-static (the Linux test image), and Debian's kubernetes-client
-# when no kubectl is on PATH (the stock-kubectl tests).
+# when no kubectl is on PATH (the stock-kubectl tests); chromium and chromium-driver (the dashboard
+# test drives a headless Chromium over WebDriver).
 set -euo pipefail
 
-packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld libseccomp-dev pkg-config iproute2 nftables iputils-ping procps docker-registry busybox-static)
+packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld libseccomp-dev pkg-config iproute2 nftables iputils-ping procps docker-registry busybox-static chromium chromium-driver)
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 missing=()
 for p in "${packages[@]}"; do

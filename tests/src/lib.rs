@@ -16,6 +16,7 @@ mod process;
 mod registry;
 mod tmpfs;
 mod wait;
+pub mod webdriver;
 
 pub use cli::{CliOutput, Skiff};
 pub use cluster::{Cluster, Member, Writer};

@@ -56,7 +56,8 @@ pub async fn authenticate(
     next.run(request).await
 }
 
-async fn identify(
+/// The user of a request's client certificate or bearer token (anonymous with neither).
+pub(super) async fn identify(
     state: &AppState,
     peer: &TlsPeer,
     headers: &HeaderMap,
@@ -81,6 +82,12 @@ async fn identify(
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::Unauthorized("expected `Authorization: Bearer <token>`".into()))?;
+    user_of_token(state, token).await
+}
+
+/// The user a bearer token names: a `--token-auth-file` token, a ServiceAccount JWT or a join
+/// token (the dashboard's login form checks its token here too).
+pub(super) async fn user_of_token(state: &AppState, token: &str) -> Result<UserInfo, ApiError> {
     if let Some(user) = state.static_tokens.authenticate(token) {
         return Ok(user);
     }

@@ -24,6 +24,13 @@ pub async fn status(
     if query.get("consistent").map(String::as_str) == Some("true") {
         store.read_barrier().await?;
     }
+    Ok(Json(view(&state)))
+}
+
+/// This member's view of the Raft group (what `GET /skiff/v1/cluster` answers; the dashboard
+/// shows it too).
+pub(super) fn view(state: &AppState) -> Value {
+    let store = state.registry.store();
     let status = store.status().borrow().clone();
     let cluster = store.cluster();
     let name_of = |id: u64| cluster.member(id).map(|m| m.name.clone());
@@ -45,7 +52,7 @@ pub async fn status(
                    "matched": matched})
         })
         .collect();
-    Ok(Json(json!({
+    json!({
         "clusterId": cluster.cluster_id,
         "maxId": cluster.max_id,
         "member": {"id": status.id, "name": name_of(status.id)},
@@ -58,7 +65,8 @@ pub async fn status(
         "members": members,
         "voters": status.voters,
         "learners": status.learners,
-    })))
+        "stopped": status.stopped.as_ref().map(ToString::to_string),
+    })
 }
 
 /// `POST /skiff/v1/cluster/members` `{"name": ..., "peerAddress": "host:port"}`: adds a member,

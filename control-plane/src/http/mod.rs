@@ -28,6 +28,7 @@ mod service_account_authn;
 mod table;
 mod trace;
 mod tunnel;
+mod ui;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
@@ -133,6 +134,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             authn::authenticate,
         ))
+        // The dashboard authenticates from its own cookie (`ui::session`), never the API.
+        .merge(ui::routes(state.clone()))
         .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))
         // Every request is counted, refused ones too.
         .layer(axum::middleware::from_fn_with_state(

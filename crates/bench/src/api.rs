@@ -97,7 +97,7 @@ pub async fn api(args: BenchApiArgs) -> anyhow::Result<()> {
 }
 
 /// Where the server's `--insecure-http` listener is, from its log.
-async fn plain_http_url(data_dir: &std::path::Path) -> anyhow::Result<String> {
+pub(crate) async fn plain_http_url(data_dir: &std::path::Path) -> anyhow::Result<String> {
     let log = data_dir.with_extension("log");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -6,6 +6,7 @@ mod api;
 mod cluster;
 mod connections;
 mod container;
+mod dashboard;
 mod density;
 mod deploy;
 mod dev_cluster;
@@ -39,6 +40,7 @@ use clap::{Args, Subcommand};
 pub use api::BenchApiArgs;
 pub use connections::BenchConnectionsArgs;
 pub use container::BenchContainerArgs;
+pub use dashboard::BenchDashboardArgs;
 pub use density::BenchDensityArgs;
 pub use deploy::BenchDeployArgs;
 pub use http::BenchHttpArgs;
@@ -104,6 +106,10 @@ pub enum BenchCommand {
     /// Create -> running and start -> exit of a `true` busybox container on the Linux
     /// runtime, beside crun and runc on the same root filesystem (needs root).
     Container(BenchContainerArgs),
+    /// The web dashboard's pods page with many pods on a `skiff server` child process: its
+    /// server-side rendering time and bytes beside the API's JSON list, and headless
+    /// Chromium's load of it.
+    Dashboard(BenchDashboardArgs),
 }
 
 /// Runs one benchmark, printing its figures.
@@ -125,6 +131,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Pull(args) => pull::pull(args).await,
         BenchCommand::Http(args) => http::http(args).await,
         BenchCommand::Container(args) => container::container(args).await,
+        BenchCommand::Dashboard(args) => dashboard::dashboard(args).await,
     }
 }
 
