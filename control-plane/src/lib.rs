@@ -9,6 +9,7 @@ pub mod error;
 mod http;
 pub mod identity;
 mod leadership;
+pub mod openapi;
 pub mod pki;
 pub mod registry;
 pub mod runtime;
