@@ -192,4 +192,38 @@ mod tests {
             docs.build_time
         );
     }
+
+    /// The examples deploy with stock kubectl's validation too.
+    #[test]
+    fn every_example_manifest_has_only_known_fields() {
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-examples");
+        let mut checked = 0;
+        for dir in std::fs::read_dir(&examples)
+            .expect("wasm-examples")
+            .flatten()
+        {
+            for file in std::fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let path = file.path();
+                if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("manifest");
+                let name = path.display().to_string();
+                for mut obj in skiff_api::manifest::parse_documents(&name, &text).expect("parses") {
+                    let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
+                    let kind_name = obj["kind"].as_str().unwrap_or_default().to_string();
+                    let kind = skiff_api::resources::by_kind(&api_version, &kind_name)
+                        .unwrap_or_else(|| panic!("{name}: {kind_name} is not served"));
+                    let unknown = documents().remove_unknown_fields(kind, &mut obj, false);
+                    assert!(unknown.is_empty(), "{name}: {unknown:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 10, "{checked} objects checked");
+    }
 }
