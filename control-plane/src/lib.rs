@@ -261,7 +261,9 @@ impl Server {
         };
         // The OpenAPI documents (and the schemas field validation walks) are built off the
         // request path, so that neither the first write nor the first kubectl waits for them.
-        tokio::task::spawn_blocking(|| drop(openapi::documents()));
+        tokio::task::spawn_blocking(|| {
+            openapi::documents();
+        });
         let authorizer = authz::Authorizer::start(&registry, &shutdown);
         // Its informers read this member's store: the first list is immediate.
         let _ = tokio::time::timeout(FIRST_TERM_WAIT, authorizer.synced()).await;

@@ -56,9 +56,9 @@ impl Findings {
     }
 
     /// Removes the unknown fields of `value` (an object of `kind`, or a patch of one when
-    /// `directives`), noting them.
-    pub fn remove_unknown(&mut self, kind: &ResourceKind, value: &mut Value, directives: bool) {
-        let found = documents().remove_unknown_fields(kind, value, directives);
+    /// `patch`), noting them.
+    pub fn remove_unknown(&mut self, kind: &ResourceKind, value: &mut Value, patch: bool) {
+        let found = documents().remove_unknown_fields(kind, value, patch);
         self.unknown.extend(found);
     }
 

@@ -304,7 +304,7 @@ async fn dispatch(
                 }
                 PatchType::Merge => {
                     let (mut patch, mut findings) = parse_object(&body, headers, validation)?;
-                    findings.remove_unknown(kind, &mut patch, false);
+                    findings.remove_unknown(kind, &mut patch, true);
                     findings.check(validation, None)?;
                     let patched = registry
                         .patch_guarded(kind, ns, name, &patch, sub, &guard)

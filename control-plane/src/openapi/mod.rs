@@ -114,15 +114,16 @@ impl Documents {
     }
 
     /// Removes the fields of `value` that `kind`'s schema does not define, returning their
-    /// paths (`spec.replicaz`); `directives` keeps a strategic merge patch's `$` keys.
+    /// paths (`spec.replicaz`); a `patch` (merge or strategic) keeps its `$` patch and
+    /// `null`s.
     pub fn remove_unknown_fields(
         &self,
         kind: &ResourceKind,
         value: &mut Value,
-        directives: bool,
+        patch: bool,
     ) -> Vec<String> {
         match schemas::name(kind) {
-            Some(root) => unknown_fields::remove_unknown(&self.schemas, &root, value, directives),
+            Some(root) => unknown_fields::remove_unknown(&self.schemas, &root, value, patch),
             None => Vec::new(),
         }
     }

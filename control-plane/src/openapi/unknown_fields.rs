@@ -7,22 +7,20 @@ use serde_json::{Map, Value};
 use super::schemas::referenced;
 
 /// Removes the fields of `value` that schema `root` of `schemas` does not define and returns
-/// their paths, sorted (`spec.template.spec.containers[0].imagePullPolicyy`). Keys starting with `$`
-/// are kept when `directives` (a strategic merge patch's `$patch`, `$setElementOrder/...`).
+/// their paths, sorted (`spec.template.spec.containers[0].imagePullPolicyy`). In a `patch`
+/// (merge or strategic), keys starting with `$` (`$patch`, `$setElementOrder/...`) and keys
+/// set to `null` (which delete, never add, a field) are not fields to check.
 /// Objects whose schema names no properties (maps with `additionalProperties`, `RawExtension`,
 /// `x-kubernetes-preserve-unknown-fields`) take any key.
 pub fn remove_unknown(
     schemas: &Map<String, Value>,
     root: &str,
     value: &mut Value,
-    directives: bool,
+    patch: bool,
 ) -> Vec<String> {
     let mut found = Vec::new();
     if let Some(schema) = schemas.get(root) {
-        let walk = Walk {
-            schemas,
-            directives,
-        };
+        let walk = Walk { schemas, patch };
         walk.value(schema, value, String::new(), &mut found);
     }
     found.sort();
@@ -31,7 +29,7 @@ pub fn remove_unknown(
 
 struct Walk<'a> {
     schemas: &'a Map<String, Value>,
-    directives: bool,
+    patch: bool,
 }
 
 impl Walk<'_> {
@@ -53,7 +51,7 @@ impl Walk<'_> {
                 if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
                     let mut unknown = Vec::new();
                     for (key, child) in fields.iter_mut() {
-                        if self.directives && key.starts_with('$') {
+                        if self.patch && (key.starts_with('$') || child.is_null()) {
                             continue;
                         }
                         let child_path = join(&path, key);
@@ -137,10 +135,10 @@ mod tests {
     }
 
     #[test]
-    fn patch_directives_are_kept_when_asked() {
+    fn patch_directives_and_nulls_are_not_fields() {
         let deployment = by_kind("apps/v1", "Deployment").expect("served");
         let schemas = components(&[deployment], false);
-        let mut patch = json!({"spec": {"template": {"spec": {
+        let mut patch = json!({"spec": {"replicaz": null, "template": {"spec": {
             "$setElementOrder/containers": [{"name": "a"}],
             "containers": [{"name": "a", "$patch": "delete"}],
         }}}});
@@ -150,6 +148,6 @@ mod tests {
         );
         assert_eq!(patch, before);
         let found = remove_unknown(&schemas, "io.k8s.api.apps.v1.Deployment", &mut patch, false);
-        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found.len(), 3, "{found:?}");
     }
 }
