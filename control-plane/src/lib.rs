@@ -262,7 +262,13 @@ impl Server {
         // The OpenAPI documents (and the schemas field validation walks) are built off the
         // request path, so that neither the first write nor the first kubectl waits for them.
         tokio::task::spawn_blocking(|| {
-            openapi::documents();
+            let documents = openapi::documents();
+            let (index, v3, v2, v2_protobuf) = documents.sizes();
+            tracing::debug!(
+                build_time = ?documents.build_time,
+                index, v3, v2, v2_protobuf,
+                "OpenAPI documents built (bytes)"
+            );
         });
         let authorizer = authz::Authorizer::start(&registry, &shutdown);
         // Its informers read this member's store: the first list is immediate.
