@@ -76,6 +76,25 @@ async fn documents_are_served_by_hash_with_etags() {
     let (code, _, v2) = send(http.get(format!("{}/openapi/v2", server.url()))).await;
     assert_eq!((code, v2["swagger"].as_str()), (200, Some("2.0")));
     assert!(v2["definitions"]["io.k8s.api.core.v1.Pod"].is_object());
+    // client-go asks for protobuf (gnostic's openapi.v2.Document): `swagger` = 1 comes first.
+    let protobuf = http
+        .get(format!("{}/openapi/v2", server.url()))
+        .header(
+            "Accept",
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        )
+        .send()
+        .await
+        .expect("protobuf");
+    assert_eq!(protobuf.status(), 200);
+    assert!(protobuf.headers()["content-type"]
+        .to_str()
+        .expect("content-type")
+        .contains("protobuf"));
+    let bytes = protobuf.bytes().await.expect("body");
+    assert_eq!(&bytes[..5], b"\x0a\x032.0");
+    let name = b"io.k8s.api.apps.v1.Deployment";
+    assert!(bytes.windows(name.len()).any(|w| w == name));
     let (code, _, _) = send(http.get(format!("{}/openapi/v3/apis/nothing/v1", server.url()))).await;
     assert_eq!(code, 404);
 }

@@ -15,7 +15,11 @@ pub const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
 
 /// The paths of `kind` (whose schema is `schema`), added to `paths`.
 pub fn add(paths: &mut Map<String, Value>, kind: &ResourceKind, schema: &str) {
-    let op = Operations { kind, schema };
+    let op = Operations {
+        kind,
+        schema,
+        speaks: (kind.group, kind.version, kind.kind),
+    };
     let collection = kind.collection_path(Some("{namespace}"));
     let object = format!("{collection}/{{name}}");
     let mut scope = Vec::new();
@@ -67,6 +71,7 @@ pub fn add(paths: &mut Map<String, Value>, kind: &ResourceKind, schema: &str) {
         let scale = Operations {
             kind,
             schema: schemas::SCALE,
+            speaks: ("autoscaling", "v1", "Scale"),
         };
         paths.insert(
             format!("{object}/scale"),
@@ -85,6 +90,8 @@ struct Operations<'a> {
     kind: &'a ResourceKind,
     /// The schema of the bodies (the kind's, or `Scale`'s).
     schema: &'a str,
+    /// The group, version and kind of the bodies.
+    speaks: (&'a str, &'a str, &'a str),
 }
 
 impl Operations<'_> {
@@ -109,7 +116,7 @@ impl Operations<'_> {
             "tags": [group_version_id(self.kind)],
             "x-kubernetes-action": action,
             "x-kubernetes-group-version-kind": {
-                "group": self.kind.group, "version": self.kind.version, "kind": self.kind.kind,
+                "group": self.speaks.0, "version": self.speaks.1, "kind": self.speaks.2,
             },
         })
     }
@@ -352,10 +359,14 @@ mod tests {
         assert!(
             paths.contains_key("/apis/apps/v1/namespaces/{namespace}/deployments/{name}/status")
         );
+        let scale = &paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"];
         assert_eq!(
-            paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["get"]
-                ["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            scale["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
             "#/components/schemas/io.k8s.api.autoscaling.v1.Scale"
+        );
+        assert_eq!(
+            scale["patch"]["x-kubernetes-group-version-kind"],
+            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
         );
         let roles = by_kind("rbac.authorization.k8s.io/v1", "ClusterRole").expect("served");
         let mut paths = Map::new();
