@@ -10,6 +10,7 @@ mod http;
 pub mod identity;
 mod leadership;
 pub mod metrics;
+pub mod openapi;
 pub mod pki;
 pub mod registry;
 pub mod runtime;
@@ -261,6 +262,17 @@ impl Server {
             Some(path) => Some(http::audit::AuditLog::open(path).await?),
             None => None,
         };
+        // The OpenAPI documents (and the schemas field validation walks) are built off the
+        // request path, so that neither the first write nor the first kubectl waits for them.
+        tokio::task::spawn_blocking(|| {
+            let documents = openapi::documents();
+            let (index, v3, v2, v2_protobuf) = documents.sizes();
+            tracing::debug!(
+                build_time = ?documents.build_time,
+                index, v3, v2, v2_protobuf,
+                "OpenAPI documents built (bytes)"
+            );
+        });
         let authorizer = authz::Authorizer::start(&registry, &shutdown);
         // Its informers read this member's store: the first list is immediate.
         let _ = tokio::time::timeout(FIRST_TERM_WAIT, authorizer.synced()).await;

@@ -581,7 +581,10 @@ async fn an_oversized_body_is_refused_with_a_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_json_keys_are_refused_naming_the_field() {
     let (_dir, server, http) = start().await;
-    let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());
+    let base = format!(
+        "{}/api/v1/namespaces/default/configmaps?fieldValidation=Strict",
+        server.url()
+    );
     let body = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"d"},"data":{"k":"1","k":"2"}}"#;
     let (code, status) = send(
         http.post(&base)

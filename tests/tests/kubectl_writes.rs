@@ -3,7 +3,8 @@
 //! `kubectl.kubernetes.io/last-applied-configuration` annotation), `set image`, `patch`
 //! (strategic by default), `rollout restart`, `cordon`, `label`, `annotate`, and `delete` with
 //! `--cascade` and finalizers.
-//! `apply` runs with `--validate=false` until the server serves OpenAPI documents.
+//! `apply` validates (kubectl's default): the server serves OpenAPI documents and
+//! `fieldValidation` (tests/kubectl_openapi.rs).
 
 use std::time::Duration;
 
@@ -65,7 +66,7 @@ fn stock_kubectl_applies_again_sets_images_patches_labels_and_annotates() -> any
         &manifest,
         deployment("registry.example/app:1", &[("A", "1"), ("B", "2")]),
     )?;
-    let created = k(&["apply", "--validate=false", "-f", manifest_path])?;
+    let created = k(&["apply", "-f", manifest_path])?;
     assert!(created.contains("deployment.apps/web created"), "{created}");
     let last_applied =
         jsonpath("{.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}")?;
@@ -92,7 +93,7 @@ fn stock_kubectl_applies_again_sets_images_patches_labels_and_annotates() -> any
         &manifest,
         deployment("registry.example/app:2", &[("A", "1"), ("C", "3")]),
     )?;
-    let configured = k(&["apply", "--validate=false", "-f", manifest_path])?;
+    let configured = k(&["apply", "-f", manifest_path])?;
     assert!(
         configured.contains("deployment.apps/web configured"),
         "{configured}"
@@ -111,7 +112,7 @@ fn stock_kubectl_applies_again_sets_images_patches_labels_and_annotates() -> any
         )?),
         ["A", "C"]
     );
-    let unchanged = k(&["apply", "--validate=false", "-f", manifest_path])?;
+    let unchanged = k(&["apply", "-f", manifest_path])?;
     assert!(
         unchanged.contains("deployment.apps/web unchanged"),
         "{unchanged}"
@@ -183,12 +184,7 @@ fn stock_kubectl_deletes_with_cascade_and_finalizers() -> anyhow::Result<()> {
             named_deployment("foreground", "registry.example/app:1", &[("A", "1")]),
         ),
     )?;
-    k(&[
-        "apply",
-        "--validate=false",
-        "-f",
-        manifest.to_str().expect("utf-8"),
-    ])?;
+    k(&["apply", "-f", manifest.to_str().expect("utf-8")])?;
     let replicaset_of = |app: &str| {
         k(&["get", "rs", "-l", &format!("app={app}"), "-o", "name"]).map(|n| n.trim().to_string())
     };

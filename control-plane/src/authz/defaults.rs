@@ -220,6 +220,8 @@ pub fn cluster_roles() -> Vec<Value> {
                     "/apis/*",
                     "/healthz",
                     "/livez",
+                    "/openapi",
+                    "/openapi/*",
                     "/readyz",
                     "/version",
                     "/version/",

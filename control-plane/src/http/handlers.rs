@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use skiff_api::strict::StrictValue;
 use tokio_util::sync::CancellationToken;
 
+use super::field_validation::{FieldValidation, Findings};
 use super::path::{self, ApiPath};
 use super::query::Query;
 use super::table::TableRequest;
@@ -230,7 +231,10 @@ async fn dispatch(
             .into_response())
         }
         (Method::POST, None) => {
-            let mut obj = parse_body(&body, headers)?;
+            let validation = FieldValidation::from_query(&query)?;
+            let (mut obj, mut findings) = parse_object(&body, headers, validation)?;
+            findings.remove_unknown(kind, &mut obj, false);
+            findings.check(validation, Some(kind))?;
             if is_csr {
                 certificate_requests::admit_create(&mut obj, user)?;
             }
@@ -240,7 +244,8 @@ async fn dispatch(
                 // Nothing was stored, so the object has no version yet.
                 object::remove_meta(&mut created, "resourceVersion");
             }
-            Ok((StatusCode::CREATED, Json(created)).into_response())
+            let response = (StatusCode::CREATED, Json(created)).into_response();
+            Ok(findings.warn(validation, response))
         }
         (Method::GET, Some(name)) => {
             let object = registry.get(kind, ns, name).await?;
@@ -259,40 +264,64 @@ async fn dispatch(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|t| t.contains("protobuf"));
+            let validation = FieldValidation::from_query(&query)?;
             // Stock `kubectl certificate approve` sends protobuf.
-            let obj = if protobuf && sub == Subresource::Approval {
-                approval_protobuf::decode(&body)?
+            let (obj, findings) = if protobuf && sub == Subresource::Approval {
+                (approval_protobuf::decode(&body)?, Findings::default())
             } else {
-                parse_body(&body, headers)?
+                let (mut obj, mut findings) = parse_object(&body, headers, validation)?;
+                findings.remove_unknown(kind, &mut obj, false);
+                (obj, findings)
             };
+            findings.check(validation, Some(kind))?;
             escalation::check(&state.authorizer, user, kind, ns.unwrap_or_default(), &obj)?;
-            Ok(Json(registry.update(kind, ns, name, obj, sub).await?).into_response())
+            let updated = Json(registry.update(kind, ns, name, obj, sub).await?).into_response();
+            Ok(findings.warn(validation, updated))
         }
         (Method::PATCH, Some(name)) => {
+            let validation = FieldValidation::from_query(&query)?;
             let guard = |obj: &Value| {
                 escalation::check(&state.authorizer, user, kind, ns.unwrap_or_default(), obj)
             };
-            let patched = match patch_type(headers)? {
+            let (patched, findings) = match patch_type(headers)? {
                 PatchType::Json => {
+                    // A JSON Patch's unknown fields are found in the patched object (and kept).
+                    let found = std::sync::Mutex::new(Findings::default());
+                    let guard = |obj: &Value| {
+                        let mut findings = Findings::default();
+                        findings.note_unknown(kind, obj);
+                        findings.check(validation, None)?;
+                        if let Ok(mut found) = found.lock() {
+                            *found = findings;
+                        }
+                        guard(obj)
+                    };
                     let patch = parse_json_patch(&body)?;
-                    registry
+                    let patched = registry
                         .json_patch(kind, ns, name, &patch, sub, &guard)
-                        .await?
+                        .await?;
+                    (patched, found.into_inner().unwrap_or_default())
                 }
                 PatchType::Merge => {
-                    let patch = parse_body(&body, headers)?;
-                    registry
+                    let (mut patch, mut findings) = parse_object(&body, headers, validation)?;
+                    findings.remove_unknown(kind, &mut patch, true);
+                    findings.check(validation, None)?;
+                    let patched = registry
                         .patch_guarded(kind, ns, name, &patch, sub, &guard)
-                        .await?
+                        .await?;
+                    (patched, findings)
                 }
                 PatchType::Strategic => {
-                    let patch = parse_body(&body, headers)?;
-                    registry
+                    let (mut patch, mut findings) = parse_object(&body, headers, validation)?;
+                    findings.remove_unknown(kind, &mut patch, true);
+                    findings.check(validation, None)?;
+                    let patched = registry
                         .strategic_patch(kind, ns, name, &patch, sub, &guard)
-                        .await?
+                        .await?;
+                    (patched, findings)
                 }
             };
-            Ok(Json(patched).into_response())
+            Ok(findings.warn(validation, Json(patched).into_response()))
         }
         (Method::DELETE, None) => {
             let options = delete_options(&query, &body)?;
@@ -354,7 +383,24 @@ async fn scale(
     Ok(Json(scale).into_response())
 }
 
-fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
+/// An object (or patch) body, decoded as `validation` asks: duplicate fields refused under
+/// `Strict`, else the last kept and noted in the findings.
+fn parse_object(
+    body: &Bytes,
+    headers: &HeaderMap,
+    validation: FieldValidation,
+) -> Result<(Value, Findings), ApiError> {
+    if validation == FieldValidation::Strict {
+        return Ok((parse_body(body, headers)?, Findings::default()));
+    }
+    check_json(headers)?;
+    skiff_api::strict::from_slice_noting_duplicates(body)
+        .map(|(value, duplicates)| (value, Findings::with_duplicates(duplicates)))
+        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))
+}
+
+/// Refuses YAML bodies (the skiff CLI and kubectl send JSON).
+fn check_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -364,6 +410,12 @@ fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
             "only JSON request bodies are accepted; the skiff CLI converts YAML".into(),
         ));
     }
+    Ok(())
+}
+
+/// A body decoded strictly: duplicate fields are refused, naming the field.
+fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
+    check_json(headers)?;
     // Duplicate keys are refused (Kubernetes' strict decoding), naming the field.
     serde_json::from_slice::<StrictValue>(body)
         .map(|v| v.0)

@@ -11,11 +11,13 @@ mod certificate_requests;
 mod cluster;
 mod discovery;
 mod exec;
+mod field_validation;
 mod handlers;
 pub mod inflight;
 mod logs;
 mod metrics;
 mod node_proxy;
+mod openapi;
 mod path;
 mod pod_container;
 mod query;
@@ -114,6 +116,9 @@ pub fn router(state: AppState) -> Router {
         .route("/skiff/v1/nodes/{node}/tunnel", get(tunnel::open))
         .route("/cacerts", get(authn::cacerts))
         .route("/metrics", get(metrics::serve))
+        .route("/openapi/v2", get(openapi::v2))
+        .route("/openapi/v3", get(openapi::index))
+        .route("/openapi/v3/{*rest}", get(openapi::group_version))
         .route("/version", get(handlers::version))
         .route("/version/", get(handlers::version))
         // Every request is authorized as the user the layer below (outside) found.

@@ -1,6 +1,8 @@
 //! Decoding into JSON values that refuses duplicate keys, as Kubernetes' strict field
-//! validation does (`serde_json` and YAML would keep the last one silently).
+//! validation does (`serde_json` and YAML would keep the last one silently), or that notes
+//! them and keeps the last, as its `Warn` and `Ignore` field validation do.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -13,16 +15,46 @@ pub struct StrictValue(pub Value);
 
 impl<'de> Deserialize<'de> for StrictValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        AtPath(String::new())
+        AtPath::root(None)
             .deserialize(deserializer)
             .map(StrictValue)
     }
 }
 
-/// Decodes the value at a field path (empty at the root).
-struct AtPath(String);
+/// Decodes JSON keeping the last of duplicate keys; the value and the paths of the duplicates
+/// (`spec.replicas`), in the order met.
+pub fn from_slice_noting_duplicates(bytes: &[u8]) -> serde_json::Result<(Value, Vec<String>)> {
+    let duplicates = RefCell::new(Vec::new());
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = AtPath::root(Some(&duplicates)).deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok((value, duplicates.into_inner()))
+}
 
-impl<'de> DeserializeSeed<'de> for AtPath {
+/// Decodes the value at a field path (empty at the root); duplicate keys fail the decoding,
+/// or are noted in `duplicates` when given.
+struct AtPath<'a> {
+    path: String,
+    duplicates: Option<&'a RefCell<Vec<String>>>,
+}
+
+impl<'a> AtPath<'a> {
+    fn root(duplicates: Option<&'a RefCell<Vec<String>>>) -> Self {
+        AtPath {
+            path: String::new(),
+            duplicates,
+        }
+    }
+
+    fn child(&self, path: String) -> Self {
+        AtPath {
+            path,
+            duplicates: self.duplicates,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for AtPath<'_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
@@ -30,7 +62,7 @@ impl<'de> DeserializeSeed<'de> for AtPath {
     }
 }
 
-impl<'de> Visitor<'de> for AtPath {
+impl<'de> Visitor<'de> for AtPath<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -76,7 +108,7 @@ impl<'de> Visitor<'de> for AtPath {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
         while let Some(item) =
-            seq.next_element_seed(AtPath(format!("{}[{}]", self.0, items.len())))?
+            seq.next_element_seed(self.child(format!("{}[{}]", self.path, items.len())))?
         {
             items.push(item);
         }
@@ -86,15 +118,18 @@ impl<'de> Visitor<'de> for AtPath {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = if self.0.is_empty() {
+            let path = if self.path.is_empty() {
                 key.clone()
             } else {
-                format!("{}.{key}", self.0)
+                format!("{}.{key}", self.path)
             };
             if object.contains_key(&key) {
-                return Err(de::Error::custom(format!("duplicate field {path:?}")));
+                match self.duplicates {
+                    Some(duplicates) => duplicates.borrow_mut().push(path.clone()),
+                    None => return Err(de::Error::custom(format!("duplicate field {path:?}"))),
+                }
             }
-            let value = map.next_value_seed(AtPath(path))?;
+            let value = map.next_value_seed(self.child(path))?;
             object.insert(key, value);
         }
         Ok(Value::Object(object))
@@ -120,5 +155,17 @@ mod tests {
         let text = r#"{"a": [1, -2, 3.5, null, true, "s"], "b": {}}"#;
         let value = serde_json::from_str::<StrictValue>(text).expect("valid").0;
         assert_eq!(value, serde_json::from_str::<Value>(text).expect("json"));
+    }
+
+    #[test]
+    fn duplicates_can_be_noted_keeping_the_last() {
+        let (value, duplicates) = from_slice_noting_duplicates(
+            br#"{"spec": {"replicas": 1, "replicas": 2}, "a": [{"b": 1, "b": 3}]}"#,
+        )
+        .expect("decodes");
+        assert_eq!(value["spec"]["replicas"], 2);
+        assert_eq!(value["a"][0]["b"], 3);
+        assert_eq!(duplicates, ["spec.replicas", "a[0].b"]);
+        assert!(from_slice_noting_duplicates(b"{} x").is_err());
     }
 }
