@@ -53,7 +53,13 @@ pub struct CgroupLimits {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CgroupUsage {
     pub cpu_nanos: u64,
+    /// All memory charged to the cgroup (`memory.current`), page cache included.
     pub memory_bytes: u64,
+    /// Charged memory less the inactive file cache the kernel reclaims first (cAdvisor's
+    /// working set: what the OOM killer and the kubelet's eviction look at).
+    pub working_set_bytes: u64,
+    /// Anonymous memory (`anon` in v2's `memory.stat`, `total_rss` in v1's).
+    pub rss_bytes: u64,
 }
 
 /// One container's cgroup: a directory per v1 controller, or one v2 directory. It is plain
