@@ -9,6 +9,7 @@ mod exec;
 mod impersonation;
 mod join_tokens;
 pub mod kubeconfig;
+mod metrics;
 mod node_proxy;
 mod params;
 mod tls;
