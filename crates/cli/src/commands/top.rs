@@ -66,6 +66,8 @@ pub async fn run(command: TopCommand, opts: &ClientOpts) -> anyhow::Result<()> {
     let (header, rows) = match command {
         TopCommand::Pods(args) => {
             let namespace = (!args.all_namespaces).then_some(opts.namespace.as_str());
+            let in_namespace =
+                namespace.map_or_else(String::new, |ns| format!(" in {ns} namespace"));
             let params = ListParams {
                 label_selector: args.selector.clone(),
                 field_selector: args.name.as_ref().map(|n| format!("metadata.name={n}")),
@@ -74,7 +76,13 @@ pub async fn run(command: TopCommand, opts: &ClientOpts) -> anyhow::Result<()> {
                 .pod_metrics(namespace, &params)
                 .await
                 .context("reading metrics.k8s.io PodMetrics")?;
-            pod_rows(&items(&list), &args)
+            let (header, rows) = pod_rows(&items(&list), &args);
+            if rows.is_empty() {
+                // As kubectl: no pods (or none with metrics yet) is no error.
+                eprintln!("No resources found{in_namespace}.");
+                return Ok(());
+            }
+            (header, rows)
         }
         TopCommand::Nodes(args) => {
             let params = ListParams {
@@ -126,8 +134,8 @@ type Row = (Vec<String>, u64, u64);
 
 fn sort(rows: &mut [Row], by: Option<SortBy>) {
     match by {
-        Some(SortBy::Cpu) => rows.sort_by(|a, b| b.1.cmp(&a.1)),
-        Some(SortBy::Memory) => rows.sort_by(|a, b| b.2.cmp(&a.2)),
+        Some(SortBy::Cpu) => rows.sort_by_key(|r| std::cmp::Reverse(r.1)),
+        Some(SortBy::Memory) => rows.sort_by_key(|r| std::cmp::Reverse(r.2)),
         None => rows.sort_by(|a, b| a.0.cmp(&b.0)),
     }
 }
