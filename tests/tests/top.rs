@@ -72,7 +72,8 @@ fn kubectl_top_and_skiff_top_show_a_busy_guest_and_the_agent_serves_cadvisor_met
         Ok((pod["status"]["phase"] == "Running").then_some(()))
     })?;
 
-    // The agent rates CPU over two readings 10 s apart: the pod shows once it has two.
+    // The agent rates CPU over two readings 10 s apart, from the first summary asked for: the
+    // pod shows once it has two.
     let table = wait_until(
         "kubectl top pods to show the burner",
         Duration::from_secs(60),

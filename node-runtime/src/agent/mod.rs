@@ -221,8 +221,8 @@ impl Agent {
             self.node_name.clone(),
             self.runtimes.clone(),
             logs.clone(),
+            stop.clone(),
         ));
-        tokio::spawn(usage.clone().run(stop.clone()));
         let server = server.merge(usage::router(usage));
         if let Some((listener, _)) = listener {
             tokio::spawn(skiff_net::http::serve(

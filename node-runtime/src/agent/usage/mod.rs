@@ -6,12 +6,15 @@
 //!
 //! The Prometheus endpoints read everything afresh on each scrape (counters need no history).
 //! The summary's CPU rates are over the two latest readings of a loop that reads every
-//! [`SAMPLE_INTERVAL`], as cAdvisor's housekeeping and metrics-server's scrapes are.
+//! [`SAMPLE_INTERVAL`], as cAdvisor's housekeeping and metrics-server's scrapes are. The loop
+//! starts with the first summary asked for, so a node nobody asks (a benchmark's thousands of
+//! hollow nodes) reads nothing.
 
 mod exposition;
 mod host;
 mod sample;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,15 +43,27 @@ pub struct UsageReader {
     pods: Arc<LogIndex>,
     /// The previous and the latest reading of the loop.
     history: Mutex<(Option<Sample>, Option<Sample>)>,
+    /// Set once the loop runs.
+    sampling: AtomicBool,
+    /// Ends the loop with the agent.
+    stop: CancellationToken,
 }
 
 impl UsageReader {
-    pub fn new(node_name: String, runtimes: RuntimeSet, pods: Arc<LogIndex>) -> Self {
+    /// A reader of the pods `pods` lists, on `runtimes`; its loop ends with `stop`.
+    pub fn new(
+        node_name: String,
+        runtimes: RuntimeSet,
+        pods: Arc<LogIndex>,
+        stop: CancellationToken,
+    ) -> Self {
         UsageReader {
             node_name,
             runtimes,
             pods,
             history: Mutex::new((None, None)),
+            sampling: AtomicBool::new(false),
+            stop,
         }
     }
 
@@ -96,12 +111,12 @@ impl UsageReader {
         }
     }
 
-    /// Reads every [`SAMPLE_INTERVAL`] until `stop`, keeping the two latest readings.
-    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+    /// Reads every [`SAMPLE_INTERVAL`] until the agent stops, keeping the two latest readings.
+    async fn sample(self: Arc<Self>) {
         let mut ticks = tokio::time::interval(SAMPLE_INTERVAL);
         loop {
             tokio::select! {
-                _ = stop.cancelled() => return,
+                _ = self.stop.cancelled() => return,
                 _ = ticks.tick() => {}
             }
             let sample = self.read().await;
@@ -112,8 +127,11 @@ impl UsageReader {
     }
 
     /// The summary of the latest reading with rates against the one before (a fresh reading
-    /// without rates before the loop's first).
-    async fn summary(&self) -> Summary {
+    /// without rates before the loop's first); starts the loop on the first call.
+    async fn summary(self: &Arc<Self>) -> Summary {
+        if !self.sampling.swap(true, Ordering::SeqCst) {
+            tokio::spawn(self.clone().sample());
+        }
         let (previous, latest) = self.history.lock().expect("usage history lock").clone();
         match latest {
             Some(latest) => sample::summarize(&self.node_name, previous.as_ref(), &latest),

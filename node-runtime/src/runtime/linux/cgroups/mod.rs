@@ -209,4 +209,30 @@ mod tests {
         assert_eq!(keyed(&events, "oom"), 1);
         assert_eq!(shares(500), 512);
     }
+
+    #[test]
+    fn working_set_leaves_out_inactive_file_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text);
+        write(
+            "cpu.stat",
+            "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n",
+        )
+        .expect("w");
+        write("memory.current", "10485760\n").expect("w");
+        write(
+            "memory.stat",
+            "anon 3145728\nfile 7340032\nactive_file 1048576\ninactive_file 6291456\n",
+        )
+        .expect("w");
+        assert_eq!(
+            v2::usage(dir.path()),
+            CgroupUsage {
+                cpu_nanos: 2_500_000,
+                memory_bytes: 10 << 20,
+                working_set_bytes: 4 << 20,
+                rss_bytes: 3 << 20,
+            }
+        );
+    }
 }
