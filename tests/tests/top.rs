@@ -4,7 +4,7 @@
 //! the agent's summary); the agent's cAdvisor metrics, read through the API server's node
 //! proxy (`kubectl get --raw /api/v1/nodes/NODE/proxy/metrics/cadvisor`), have the pod's
 //! series; and the `view` role reads `metrics.k8s.io`, as metrics-server's aggregated role
-//! grants it in Kubernetes.
+//! grants it in Kubernetes, while the agent's endpoints need `nodes/proxy`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -167,5 +167,29 @@ fn kubectl_top_and_skiff_top_show_a_busy_guest_and_the_agent_serves_cadvisor_met
         },
     )?;
     assert!(view["rules"].to_string().contains("\"nodes\""), "{view}");
+    // A viewer reads metrics.k8s.io, but not the agent's own endpoints (`nodes/proxy`).
+    cli.apply_yaml(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: \
+         {name: alice-views}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, \
+         name: view}\nsubjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}\n",
+    )?;
+    let viewed = k(&["top", "pods", "--as", "alice"])?;
+    assert!(cell(&viewed, "burn", 1).is_some(), "{viewed}");
+    let refused = skiff_e2e::kubectl_output(
+        &url,
+        &cache,
+        &[
+            "get",
+            "--raw",
+            "/api/v1/nodes/dev1/proxy/metrics/cadvisor",
+            "--as",
+            "alice",
+        ],
+    )?;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("Forbidden"),
+        "{stderr}"
+    );
     Ok(())
 }
