@@ -1,9 +1,10 @@
 //! The default roles and bindings every cluster has (Kubernetes' bootstrap policy, cut to the
 //! resources Skiff serves): `cluster-admin` for `system:masters`; the aggregated `admin`,
-//! `edit` and `view`; discovery, public info and self-review for every user; `/metrics` and the
-//! health checks for `system:monitoring`; `system:node` for
-//! nodes; `system:node-bootstrapper` and the node-client approval roles for join tokens and
-//! node renewals. They are created at server start when missing, and objects marked
+//! `edit` and `view` (with metrics-server's `system:aggregated-metrics-reader` in them);
+//! discovery, public info and self-review for every user; `/metrics` and the health checks for
+//! `system:monitoring`; `system:node` for nodes; `system:node-bootstrapper` and the node-client
+//! approval roles for join tokens and node renewals. They are created at server start when
+//! missing, and objects marked
 //! `rbac.authorization.kubernetes.io/autoupdate: "true"` get back the rules and subjects they
 //! lost (as kube-apiserver reconciles them).
 
@@ -150,6 +151,13 @@ pub fn cluster_roles() -> Vec<Value> {
                 ),
                 rule(&["discovery.k8s.io"], &["endpointslices"], &READ),
             ],
+        ),
+        // What metrics-server installs beside its APIService: whoever may view may read
+        // `metrics.k8s.io` (`kubectl top`).
+        cluster_role(
+            "system:aggregated-metrics-reader",
+            aggregate_to(&["view", "edit", "admin"]),
+            vec![rule(&["metrics.k8s.io"], &["pods", "nodes"], &READ)],
         ),
         cluster_role(
             "system:aggregate-to-edit",

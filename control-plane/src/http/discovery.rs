@@ -49,10 +49,14 @@ pub fn document(path: &str) -> Option<Value> {
 const AUTHORIZATION_GROUP: &str = "authorization.k8s.io";
 /// The group of SelfSubjectReview (and TokenRequest), answered, not stored.
 const AUTHENTICATION_GROUP: &str = "authentication.k8s.io";
+/// `NodeMetrics` and `PodMetrics`, served by the API server itself (as metrics-server would).
+const METRICS_GROUP: &str = "metrics.k8s.io";
+const METRICS_VERSION: &str = "v1beta1";
 
 /// The named groups served, in the order their kinds are listed.
 fn groups() -> Vec<&'static str> {
-    let mut groups: Vec<&'static str> = vec![AUTHORIZATION_GROUP, AUTHENTICATION_GROUP];
+    let mut groups: Vec<&'static str> =
+        vec![AUTHORIZATION_GROUP, AUTHENTICATION_GROUP, METRICS_GROUP];
     for kind in KINDS.iter().filter(|k| !k.group.is_empty()) {
         if !groups.contains(&kind.group) {
             groups.push(kind.group);
@@ -63,10 +67,13 @@ fn groups() -> Vec<&'static str> {
 
 /// One group with its (single) version, preferred.
 fn group(name: &str) -> Value {
-    let version = KINDS
-        .iter()
-        .find(|k| k.group == name)
-        .map_or("v1", |k| k.version);
+    let version = match name {
+        METRICS_GROUP => METRICS_VERSION,
+        _ => KINDS
+            .iter()
+            .find(|k| k.group == name)
+            .map_or("v1", |k| k.version),
+    };
     let group_version = json!({"groupVersion": format!("{name}/{version}"), "version": version});
     json!({
         "name": name,
@@ -101,6 +108,21 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
             "groupVersion": "authentication.k8s.io/v1",
             "resources": [{"name": "selfsubjectreviews", "singularName": "", "namespaced": false,
                 "kind": "SelfSubjectReview", "verbs": ["create"]}],
+        }));
+    }
+    if (group, version) == (METRICS_GROUP, METRICS_VERSION) {
+        let metrics = |name: &str, kind: &str, namespaced: bool| {
+            json!({"name": name, "singularName": "", "namespaced": namespaced, "kind": kind,
+                "verbs": ["get", "list"]})
+        };
+        return Some(json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": "metrics.k8s.io/v1beta1",
+            "resources": [
+                metrics("nodes", "NodeMetrics", false),
+                metrics("pods", "PodMetrics", true),
+            ],
         }));
     }
     let kinds: Vec<&ResourceKind> = KINDS
@@ -236,6 +258,18 @@ mod tests {
         assert!(document("/apis/nothing/v1").is_none());
         let reviews = document("/apis/authorization.k8s.io/v1").expect("authorization");
         assert_eq!(reviews["resources"][0]["name"], "selfsubjectaccessreviews");
+        let metrics = groups["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .find(|g| g["name"] == "metrics.k8s.io")
+            .expect("metrics.k8s.io");
+        assert_eq!(
+            metrics["preferredVersion"]["groupVersion"],
+            "metrics.k8s.io/v1beta1"
+        );
+        let metrics = document("/apis/metrics.k8s.io/v1beta1").expect("metrics");
+        assert_eq!(metrics["resources"][1]["kind"], "PodMetrics");
         let rbac = document("/apis/rbac.authorization.k8s.io/v1").expect("rbac");
         assert_eq!(rbac["resources"].as_array().map(Vec::len), Some(4));
         assert!(document("/api/v1/pods").is_none());

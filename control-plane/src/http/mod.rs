@@ -16,6 +16,7 @@ mod handlers;
 pub mod inflight;
 mod logs;
 mod metrics;
+mod metrics_api;
 mod node_proxy;
 mod openapi;
 mod path;
@@ -99,6 +100,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/namespaces/{namespace}/pods/{name}/exec",
             get(exec::exec).post(exec::exec),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/{*rest}",
+            get(metrics_api::get),
         )
         .route("/apis", any(handlers::resource))
         .route("/apis/{*rest}", any(handlers::resource))

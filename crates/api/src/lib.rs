@@ -41,6 +41,7 @@ pub mod requests;
 pub mod resources;
 pub mod runtime_class;
 pub mod selector;
+pub mod stats;
 pub mod storage;
 pub mod strict;
 pub mod time;

@@ -14,7 +14,7 @@ use crate::commands::{
     delete::DeleteArgs, describe::DescribeArgs, drain::DrainArgs, exec::ExecArgs,
     expose::ExposeArgs, get::GetArgs, image::ImageCommand, logs::LogsArgs, node::NodeArgs,
     rollout::RolloutCommand, scale::ScaleArgs, secrets::SecretsCommand, server::ServerArgs,
-    token::TokenCommand, user::UserCommand, wait::WaitArgs,
+    token::TokenCommand, top::TopCommand, user::UserCommand, wait::WaitArgs,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -102,6 +102,9 @@ pub enum Command {
     /// Secrets at rest: `skiff secrets rotate-key` encrypts every Secret under a new key.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// What pods and nodes use now: `skiff top pods [-A] [--containers]`, `skiff top nodes`.
+    #[command(subcommand)]
+    Top(TopCommand),
     /// Join tokens for agents: `skiff token create`, `skiff token list`.
     #[command(subcommand)]
     Token(TokenCommand),

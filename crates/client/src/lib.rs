@@ -10,6 +10,7 @@ mod identity;
 mod impersonation;
 mod join_tokens;
 pub mod kubeconfig;
+mod metrics;
 mod node_proxy;
 mod params;
 mod tls;

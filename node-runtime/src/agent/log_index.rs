@@ -76,6 +76,30 @@ impl LogIndex {
     }
 }
 
+/// A pod the node runs, as the log index knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodName {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl LogIndex {
+    /// Every pod on the node (each of a name's pods while an old one is torn down).
+    pub fn pods(&self) -> Vec<PodName> {
+        let pods = self.pods.read().expect("log index lock");
+        pods.iter()
+            .flat_map(|((namespace, name), named)| {
+                named.iter().map(|p| PodName {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    uid: p.uid.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// `<pods_dir>/<uid>/logs`: the directory a pod's sandbox writes its logs into.
 pub fn pod_log_dir(pods_dir: &Path, uid: &str) -> PathBuf {
     pods_dir.join(uid).join("logs")
@@ -109,7 +133,16 @@ mod tests {
             index.get("ns", "db-0", "c"),
             Some(("new".into(), log("new.log")))
         );
+        assert_eq!(
+            index.pods(),
+            vec![PodName {
+                namespace: "ns".into(),
+                name: "db-0".into(),
+                uid: "new".into()
+            }]
+        );
         index.remove("ns", "db-0", "new");
         assert_eq!(index.get("ns", "db-0", "c"), None);
+        assert!(index.pods().is_empty());
     }
 }

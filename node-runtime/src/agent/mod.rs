@@ -1,7 +1,8 @@
 //! The node agent (a kubelet as a library): registers a Node, keeps it Ready, runs the pods
 //! bound to it, each on one of its runtimes (chosen by the pod's RuntimeClass, else by what
 //! its images are), pulls images through one image service, and serves the pods' logs, exec
-//! into their containers and the node's images (`/containerLogs`, `/exec`, `/images`) to the
+//! into their containers, the node's images and its resource usage (`/containerLogs`,
+//! `/exec`, `/images`, `/metrics/cadvisor`, `/metrics/resource`, `/stats/summary`) to the
 //! API servers through the tunnel it keeps open to each, and on its listener if it has one.
 //!
 //! ```no_run
@@ -69,6 +70,7 @@ mod start;
 mod status;
 mod teardown;
 mod tunnel;
+mod usage;
 mod volume_setup;
 mod volumes;
 mod worker;
@@ -216,6 +218,13 @@ impl Agent {
             index: logs.clone(),
             runtimes: self.runtimes.clone(),
         }));
+        let usage = Arc::new(usage::UsageReader::new(
+            self.node_name.clone(),
+            self.runtimes.clone(),
+            logs.clone(),
+            stop.clone(),
+        ));
+        let server = server.merge(usage::router(usage));
         if let Some((listener, _)) = listener {
             tokio::spawn(skiff_net::http::serve(
                 listener,

@@ -58,10 +58,18 @@ pub struct ContainerEvent {
     pub kind: ContainerEventKind,
 }
 
+/// What one container has used (CRI's `ContainerStats`).
 #[derive(Debug, Clone, Default)]
 pub struct ContainerStats {
+    /// CPU time the container has run, in total since it started.
     pub cpu_usage_nanos: u64,
+    /// All memory charged to the container now.
     pub memory_bytes: u64,
+    /// Memory the container holds that cannot be reclaimed without it (cAdvisor's
+    /// `container_memory_working_set_bytes`, what `kubectl top` shows).
+    pub memory_working_set_bytes: u64,
+    /// Anonymous memory (cAdvisor's `container_memory_rss`).
+    pub memory_rss_bytes: u64,
 }
 
 #[derive(Debug, Clone)]

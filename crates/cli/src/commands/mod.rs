@@ -32,6 +32,7 @@ pub mod server;
 mod server_limits;
 mod server_tls;
 pub mod token;
+pub mod top;
 pub mod user;
 pub mod wait;
 
@@ -67,6 +68,7 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Backup(command) => backup::run(command, opts).await,
         Command::Secrets(command) => secrets::run(command, opts).await,
         Command::Token(command) => token::run(command, opts).await,
+        Command::Top(command) => top::run(command, opts).await,
         Command::Image(command) => image::run(command, opts).await,
         Command::Bench(mut command) => {
             // A server named with `--server` is reached with the CLI's own credentials.

@@ -305,6 +305,8 @@ impl ContainerRuntime for LinuxRuntime {
         Ok(ContainerStats {
             cpu_usage_nanos: usage.cpu_nanos,
             memory_bytes: usage.memory_bytes,
+            memory_working_set_bytes: usage.working_set_bytes,
+            memory_rss_bytes: usage.rss_bytes,
         })
     }
 

@@ -401,9 +401,14 @@ impl ContainerRuntime for WasmRuntime {
     async fn container_stats(&self, id: &ContainerId) -> Result<ContainerStats, RuntimeError> {
         let container = self.container(id)?;
         let ticks = container.usage.running_ticks.load(Ordering::Relaxed);
+        // A guest's linear memories and tables are all it holds: none of it is reclaimable
+        // cache, so its working set and its RSS are the same bytes.
+        let memory = container.usage.memory_bytes.load(Ordering::Relaxed);
         Ok(ContainerStats {
             cpu_usage_nanos: ticks * engine::EPOCH_TICK.as_nanos() as u64,
-            memory_bytes: container.usage.memory_bytes.load(Ordering::Relaxed),
+            memory_bytes: memory,
+            memory_working_set_bytes: memory,
+            memory_rss_bytes: memory,
         })
     }
 

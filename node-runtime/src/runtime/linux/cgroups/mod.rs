@@ -53,7 +53,13 @@ pub struct CgroupLimits {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CgroupUsage {
     pub cpu_nanos: u64,
+    /// All memory charged to the cgroup (`memory.current`), page cache included.
     pub memory_bytes: u64,
+    /// Charged memory less the inactive file cache the kernel reclaims first (cAdvisor's
+    /// working set: what the OOM killer and the kubelet's eviction look at).
+    pub working_set_bytes: u64,
+    /// Anonymous memory (`anon` in v2's `memory.stat`, `total_rss` in v1's).
+    pub rss_bytes: u64,
 }
 
 /// One container's cgroup: a directory per v1 controller, or one v2 directory. It is plain
@@ -202,5 +208,31 @@ mod tests {
         assert_eq!(keyed(&events, "oom_kill"), 2);
         assert_eq!(keyed(&events, "oom"), 1);
         assert_eq!(shares(500), 512);
+    }
+
+    #[test]
+    fn working_set_leaves_out_inactive_file_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text);
+        write(
+            "cpu.stat",
+            "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n",
+        )
+        .expect("w");
+        write("memory.current", "10485760\n").expect("w");
+        write(
+            "memory.stat",
+            "anon 3145728\nfile 7340032\nactive_file 1048576\ninactive_file 6291456\n",
+        )
+        .expect("w");
+        assert_eq!(
+            v2::usage(dir.path()),
+            CgroupUsage {
+                cpu_nanos: 2_500_000,
+                memory_bytes: 10 << 20,
+                working_set_bytes: 4 << 20,
+                rss_bytes: 3 << 20,
+            }
+        );
     }
 }

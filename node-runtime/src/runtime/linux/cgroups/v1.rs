@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    mkdir, number, shares, write, Cgroup, CgroupError, CgroupLimits, CgroupUsage, CgroupVersion,
-    CPU_PERIOD_US,
+    keyed, mkdir, number, shares, write, Cgroup, CgroupError, CgroupLimits, CgroupUsage,
+    CgroupVersion, CPU_PERIOD_US,
 };
 
 /// The hierarchies a container joins; a host lacking one (no pids controller) skips it.
@@ -69,7 +69,12 @@ pub(super) fn usage(dirs: &[PathBuf]) -> CgroupUsage {
             usage.cpu_nanos = number(&dir.join("cpuacct.usage"));
         }
         if dir.join("memory.usage_in_bytes").exists() {
+            let stat = dir.join("memory.stat");
             usage.memory_bytes = number(&dir.join("memory.usage_in_bytes"));
+            usage.working_set_bytes = usage
+                .memory_bytes
+                .saturating_sub(keyed(&stat, "total_inactive_file"));
+            usage.rss_bytes = keyed(&stat, "total_rss");
         }
     }
     usage

@@ -53,8 +53,12 @@ pub(super) fn apply(dir: &Path, limits: &CgroupLimits) -> Result<(), CgroupError
 }
 
 pub(super) fn usage(dir: &Path) -> CgroupUsage {
+    let current = number(&dir.join("memory.current"));
+    let stat = dir.join("memory.stat");
     CgroupUsage {
         cpu_nanos: keyed(&dir.join("cpu.stat"), "usage_usec") * 1000,
-        memory_bytes: number(&dir.join("memory.current")),
+        memory_bytes: current,
+        working_set_bytes: current.saturating_sub(keyed(&stat, "inactive_file")),
+        rss_bytes: keyed(&stat, "anon"),
     }
 }
