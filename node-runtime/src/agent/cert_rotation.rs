@@ -77,7 +77,7 @@ fn until_renewal(identity: &Weak<ClientIdentity>) -> Option<Duration> {
 /// `spread`/255 of another 20%.
 fn renew_at(from: i64, to: i64, spread: u8) -> i64 {
     let share = RENEW_FROM + RENEW_SPREAD * f64::from(spread) / 255.0;
-    from + ((to - from) as f64 * share) as i64
+    from + ((to - from) as f64 * share).round() as i64
 }
 
 /// The pause after a renewal or a failed one: a tenth of the certificate's lifetime, between
