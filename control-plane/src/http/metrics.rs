@@ -3,17 +3,15 @@
 //! `apiserver_current_inflight_requests`, and for streams `apiserver_longrunning_requests` and
 //! `apiserver_registered_watchers` until their bodies end.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body::Frame;
 use prometheus_client::metrics::gauge::Gauge;
+use skiff_net::GuardedBody;
 
 use super::request_info::RequestInfo;
 use super::AppState;
@@ -126,7 +124,7 @@ pub async fn instrument(
         }
         let open = Open::new(gauges);
         let response = next.run(request).await;
-        response.map(|body| Body::new(Tracked { body, _open: open }))
+        response.map(|body| Body::new(GuardedBody { body, _guard: open }))
     } else {
         let request_kind = match *request.method() {
             Method::GET | Method::HEAD | Method::OPTIONS => "readOnly",
@@ -184,32 +182,6 @@ impl Drop for Open {
         for gauge in &self.0 {
             gauge.dec();
         }
-    }
-}
-
-/// A response body that keeps its request's gauges raised until it ends or is dropped.
-struct Tracked {
-    body: Body,
-    _open: Open,
-}
-
-impl http_body::Body for Tracked {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
     }
 }
 

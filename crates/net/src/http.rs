@@ -27,9 +27,10 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::accept::{Accepted, Acceptor};
-use crate::idle::{Activity, TrackedBody};
+use crate::idle::Activity;
 use crate::socket::{Socket, SocketHandle};
 use crate::ConnLimits;
+use crate::GuardedBody;
 
 /// How long a connection being closed may take to send what it has, once no request is in
 /// flight (hyper's graceful shutdown waits for a request that a silent client never sends).
@@ -192,7 +193,7 @@ impl Connection {
                     .await
                     .unwrap_or_else(|never: Infallible| match never {});
                 Ok::<_, Infallible>(
-                    response.map(|body| Body::new(TrackedBody { body, _busy: busy })),
+                    response.map(|body| Body::new(GuardedBody { body, _guard: busy })),
                 )
             })
         });

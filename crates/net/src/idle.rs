@@ -3,14 +3,10 @@
 //! connection that has not sent its first request yet is given a moment before it counts as
 //! idle, so shedding idle connections never cuts a client between connect and request.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use http_body::{Frame, SizeHint};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
@@ -77,32 +73,6 @@ impl Activity {
                 return;
             }
         }
-    }
-}
-
-/// A response body that keeps its request counted as in flight until it is done.
-pub struct TrackedBody {
-    pub body: Body,
-    pub _busy: Busy,
-}
-
-impl http_body::Body for TrackedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 

@@ -6,10 +6,13 @@
 
 pub mod accept;
 pub mod descriptors;
+mod guarded_body;
 pub mod http;
 mod idle;
 mod socket;
 pub mod tunnel;
+
+pub use guarded_body::GuardedBody;
 
 use std::time::Duration;
 
