@@ -58,7 +58,7 @@ pub async fn ensure_system_objects(registry: &Registry) -> Result<(), ApiError> 
     });
     create_if_missing(registry, resources::of::<IngressClass>(), ingress).await?;
     ensure_kubernetes_service(registry).await?;
-    crate::authz::defaults::ensure(registry).await?;
+    crate::authz::reconcile::ensure(registry).await?;
     ensure_dns_service(registry).await
 }
 

@@ -3,19 +3,13 @@
 //! `edit` and `view` (with metrics-server's `system:aggregated-metrics-reader` in them);
 //! discovery, public info and self-review for every user; `/metrics` and the health checks for
 //! `system:monitoring`; `system:node` for nodes; `system:node-bootstrapper` and the node-client
-//! approval roles for join tokens and node renewals. They are created at server start when
-//! missing, and objects marked
-//! `rbac.authorization.kubernetes.io/autoupdate: "true"` get back the rules and subjects they
-//! lost (as kube-apiserver reconciles them).
+//! approval roles for join tokens and node renewals. `reconcile` keeps them in the store.
 
 use serde_json::{json, Value};
-use skiff_api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-use skiff_api::resources::{self, RBAC_GROUP};
+use skiff_api::resources::RBAC_GROUP;
 
-use crate::error::ApiError;
 use crate::identity::{AUTHENTICATED_GROUP, MASTERS_GROUP, UNAUTHENTICATED_GROUP};
 use crate::identity::{BOOTSTRAPPERS_GROUP, MONITORING_GROUP, NODES_GROUP};
-use crate::registry::{typed, Registry, Subresource};
 
 /// The annotation that lets the server restore a default object's rules and subjects.
 pub const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
@@ -438,80 +432,10 @@ pub fn cluster_role_bindings() -> Vec<Value> {
     ]
 }
 
-/// Creates the default roles and bindings that are missing and restores what auto-updated
-/// ones lost.
-pub async fn ensure(registry: &Registry) -> Result<(), ApiError> {
-    for role in cluster_roles() {
-        let role: ClusterRole = typed::from_value(role)?;
-        reconcile(registry, role, |stored, default| {
-            if default.aggregation_rule.is_some() {
-                // The aggregation controller owns the rules.
-                let changed = stored.aggregation_rule != default.aggregation_rule;
-                stored.aggregation_rule = default.aggregation_rule.clone();
-                return changed;
-            }
-            let rules = stored.rules.get_or_insert_with(Vec::new);
-            add_missing(rules, default.rules.iter().flatten())
-        })
-        .await?;
-    }
-    for binding in cluster_role_bindings() {
-        let binding: ClusterRoleBinding = typed::from_value(binding)?;
-        reconcile(registry, binding, |stored, default| {
-            let subjects = stored.subjects.get_or_insert_with(Vec::new);
-            add_missing(subjects, default.subjects.iter().flatten())
-        })
-        .await?;
-    }
-    Ok(())
-}
-
-/// Appends the `defaults` that `items` lacks; whether it appended any.
-fn add_missing<'a, T: PartialEq + Clone + 'a>(
-    items: &mut Vec<T>,
-    defaults: impl Iterator<Item = &'a T>,
-) -> bool {
-    let before = items.len();
-    for item in defaults {
-        if !items.contains(item) {
-            items.push(item.clone());
-        }
-    }
-    items.len() != before
-}
-
-/// Creates `default`, or lets `restore` repair the stored object if it is auto-updated.
-async fn reconcile<K: typed::Object>(
-    registry: &Registry,
-    default: K,
-    restore: impl Fn(&mut K, &K) -> bool,
-) -> Result<(), ApiError> {
-    let kind = resources::of::<K>();
-    let name = default.metadata().name.clone().unwrap_or_default();
-    match registry.get(kind, None, &name).await {
-        Ok(value) => {
-            let mut stored: K = typed::from_value(value)?;
-            let auto = stored
-                .metadata()
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(AUTOUPDATE))
-                .is_none_or(|v| v == "true");
-            if auto && restore(&mut stored, &default) {
-                registry.update_typed(&stored, Subresource::Main).await?;
-            }
-            Ok(())
-        }
-        Err(ApiError::NotFound { .. }) => match registry.create_typed(&default).await {
-            Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
-            Err(err) => Err(err),
-        },
-        Err(err) => Err(err),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use skiff_api::resources;
+
     use super::*;
 
     #[test]

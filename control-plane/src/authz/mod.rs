@@ -12,6 +12,7 @@ pub mod escalation;
 mod index;
 pub mod node;
 pub mod rbac;
+pub mod reconcile;
 pub mod rules;
 
 use skiff_api::k8s_openapi::api::core::v1::{Pod, ServiceAccount};

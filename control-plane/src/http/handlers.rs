@@ -12,21 +12,22 @@ use axum::Extension;
 use axum::Json;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use skiff_api::strict::StrictValue;
 use tokio_util::sync::CancellationToken;
 
 use super::field_validation::{FieldValidation, Findings};
 use super::path::{self, ApiPath};
 use super::query::Query;
+use super::request_body::{
+    delete_options, parse_body, parse_json_patch, parse_object, patch_type, PatchType,
+};
 use super::table::TableRequest;
 use super::{approval_protobuf, auth, certificate_requests, discovery, logs, node_proxy, AppState};
 use crate::authz::escalation;
 use crate::error::ApiError;
 use crate::identity::{UserInfo, NODES_GROUP};
-use crate::registry::finalizers::Propagation;
 use crate::registry::{
-    has_scale_subresource, object, strategic_merge, DeleteOptions, Registry, Requester,
-    Subresource, WatchEventType,
+    has_scale_subresource, object, strategic_merge, Registry, Requester, Subresource,
+    WatchEventType,
 };
 
 /// Every `/api/...` and `/apis/...` request.
@@ -381,125 +382,6 @@ async fn scale(
         _ => return Err(ApiError::MethodNotAllowed),
     };
     Ok(Json(scale).into_response())
-}
-
-/// An object (or patch) body, decoded as `validation` asks: duplicate fields refused under
-/// `Strict`, else the last kept and noted in the findings.
-fn parse_object(
-    body: &Bytes,
-    headers: &HeaderMap,
-    validation: FieldValidation,
-) -> Result<(Value, Findings), ApiError> {
-    if validation == FieldValidation::Strict {
-        return Ok((parse_body(body, headers)?, Findings::default()));
-    }
-    check_json(headers)?;
-    skiff_api::strict::from_slice_noting_duplicates(body)
-        .map(|(value, duplicates)| (value, Findings::with_duplicates(duplicates)))
-        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))
-}
-
-/// Refuses YAML bodies (the skiff CLI and kubectl send JSON).
-fn check_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    if content_type.contains("yaml") {
-        return Err(ApiError::BadRequest(
-            "only JSON request bodies are accepted; the skiff CLI converts YAML".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// A body decoded strictly: duplicate fields are refused, naming the field.
-fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
-    check_json(headers)?;
-    // Duplicate keys are refused (Kubernetes' strict decoding), naming the field.
-    serde_json::from_slice::<StrictValue>(body)
-        .map(|v| v.0)
-        .map_err(|e| {
-            if e.is_data() {
-                ApiError::BadRequest(format!("strict decoding error: {e}"))
-            } else {
-                ApiError::BadRequest(format!("the request body is not valid JSON: {e}"))
-            }
-        })
-}
-
-/// The kinds of PATCH body Kubernetes serves for built-in kinds (server-side apply aside).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PatchType {
-    /// `application/json-patch+json` (RFC 6902).
-    Json,
-    /// `application/merge-patch+json` (RFC 7386).
-    Merge,
-    /// `application/strategic-merge-patch+json`.
-    Strategic,
-}
-
-/// The patch type of a PATCH body; other types are refused with 415, as Kubernetes does.
-fn patch_type(headers: &HeaderMap) -> Result<PatchType, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let media_type = content_type.split(';').next().unwrap_or_default().trim();
-    match media_type {
-        "application/json-patch+json" => Ok(PatchType::Json),
-        "application/merge-patch+json" | "application/json" | "" => Ok(PatchType::Merge),
-        "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
-        other => Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: \
-             application/json-patch+json, application/merge-patch+json, \
-             application/strategic-merge-patch+json (got {other:?})"
-        ))),
-    }
-}
-
-fn parse_json_patch(body: &Bytes) -> Result<json_patch::Patch, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not a JSON Patch: {e}")))
-}
-
-/// `gracePeriodSeconds` and `propagationPolicy` from the query, else from a `DeleteOptions`
-/// body, and the body's `preconditions` (uid, resourceVersion).
-fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError> {
-    let options: Value = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("DeleteOptions is not valid JSON: {e}")))?
-    };
-    let policy = query
-        .get("propagationPolicy")
-        .or(options.get("propagationPolicy").and_then(Value::as_str));
-    let propagation = match policy {
-        Some(policy) => Propagation::parse(policy)?,
-        // The deprecated `orphanDependents: true` is `Orphan`.
-        None if options.get("orphanDependents") == Some(&Value::Bool(true)) => Propagation::Orphan,
-        None => Propagation::default(),
-    };
-    let resource_version = match options.pointer("/preconditions/resourceVersion") {
-        None | Some(Value::Null) => None,
-        Some(rv) => Some(rv.as_str().and_then(|v| v.parse().ok()).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "preconditions.resourceVersion: Invalid value: {rv}: must be a resource version"
-            ))
-        })?),
-    };
-    Ok(DeleteOptions {
-        grace_period_seconds: query
-            .int("gracePeriodSeconds")?
-            .or(options.get("gracePeriodSeconds").and_then(Value::as_i64)),
-        uid: options
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        resource_version,
-        propagation,
-    })
 }
 
 /// Newline-delimited watch events, ending after `timeout_seconds` if given, or when the server stops.

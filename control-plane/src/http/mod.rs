@@ -22,6 +22,7 @@ mod openapi;
 mod path;
 mod pod_container;
 mod query;
+mod request_body;
 mod request_info;
 mod review_protobuf;
 mod rules_review;

@@ -16,6 +16,7 @@ mod params;
 mod tls;
 mod tunnel;
 mod typed;
+mod verbs;
 mod watch_lines;
 
 use std::pin::Pin;
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use reqwest::StatusCode;
 use serde_json::Value;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
@@ -292,16 +293,6 @@ impl Client {
         format!("{}/status", kind.object_path(namespace, name))
     }
 
-    pub async fn get(
-        &self,
-        kind: &ResourceKind,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Result<Value, ClientError> {
-        self.json(Method::GET, &kind.object_path(namespace, name), None)
-            .await
-    }
-
     /// This client (credentials and connection pool) for `server` alone.
     pub fn for_server(&self, server: &str) -> Client {
         Client {
@@ -309,173 +300,6 @@ impl Client {
             preferred: Arc::new(AtomicUsize::new(0)),
             ..self.clone()
         }
-    }
-
-    /// A `*List` of objects (all namespaces when `namespace` is `None`).
-    pub async fn list(
-        &self,
-        kind: &ResourceKind,
-        namespace: Option<&str>,
-        params: &ListParams,
-    ) -> Result<Value, ClientError> {
-        let path = format!("{}{}", kind.collection_path(namespace), params.query(&[]));
-        self.json(Method::GET, &path, None).await
-    }
-
-    pub async fn create(
-        &self,
-        kind: &ResourceKind,
-        namespace: Option<&str>,
-        obj: &Value,
-    ) -> Result<Value, ClientError> {
-        self.json(
-            Method::POST,
-            &kind.collection_path(namespace),
-            Self::body(obj),
-        )
-        .await
-    }
-
-    pub async fn replace(
-        &self,
-        kind: &ResourceKind,
-        namespace: Option<&str>,
-        name: &str,
-        obj: &Value,
-    ) -> Result<Value, ClientError> {
-        self.json(
-            Method::PUT,
-            &kind.object_path(namespace, name),
-            Self::body(obj),
-        )
-        .await
-    }
-
-    pub async fn replace_status(
-        &self,
-        kind: &ResourceKind,
-        namespace: Option<&str>,
-        name: &str,
-        obj: &Value,
-    ) -> Result<Value, ClientError> {
-        let path = Self::status_path(kind, namespace, name);
-        self.json(Method::PUT, &path, Self::body(obj)).await
-    }
-
-    /// Replaces `obj` through a subresource (`approval` of a CertificateSigningRequest).
-    pub async fn replace_subresource(
-        &self,
-        kind: &ResourceKind,
-        name: &str,
-        subresource: &str,
-        obj: &Value,
-    ) -> Result<Value, ClientError> {
-        let path = format!("{}/{subresource}", kind.object_path(None, name));
-        self.json(Method::PUT, &path, Self::body(obj)).await
-    }
-
-    /// JSON merge patch (RFC 7386).
-    pub async fn patch(
-        &self,
-        kind: &ResourceKind,
-        namespace: Option<&str>,
-        name: &str,
-        merge_patch: &Value,
-    ) -> Result<Value, ClientError> {
-        let path = kind.object_path(namespace, name);
-        self.json(Method::PATCH, &path, Self::merge_patch_body(merge_patch))
-            .await
-    }
-
-    pub async fn patch_status(
-        &self,
-        kind: &ResourceKind,
-        namespace: Option<&str>,
-        name: &str,
-        merge_patch: &Value,
-    ) -> Result<Value, ClientError> {
-        let path = Self::status_path(kind, namespace, name);
-        self.json(Method::PATCH, &path, Self::merge_patch_body(merge_patch))
-            .await
-    }
-
-    pub async fn delete(
-        &self,
-        kind: &ResourceKind,
-        namespace: Option<&str>,
-        name: &str,
-        params: &DeleteParams,
-    ) -> Result<Value, ClientError> {
-        let path = format!("{}{}", kind.object_path(namespace, name), params.query());
-        self.json(Method::DELETE, &path, None).await
-    }
-
-    /// Evicts a pod through the eviction subresource (policy/v1 `Eviction`), which honours its
-    /// PodDisruptionBudget: a 429 (`is_too_many_requests`) while the budget forbids it.
-    /// With `uid`, only the pod of that uid is evicted (a 409 if the name now holds another).
-    pub async fn evict(
-        &self,
-        namespace: &str,
-        name: &str,
-        uid: Option<&str>,
-        grace_period_seconds: Option<i64>,
-    ) -> Result<Value, ClientError> {
-        let pods = skiff_api::resources::by_name("pods").expect("pods are served");
-        let path = format!("{}/eviction", pods.object_path(Some(namespace), name));
-        let mut eviction = serde_json::json!({
-            "apiVersion": "policy/v1",
-            "kind": "Eviction",
-            "metadata": {"name": name, "namespace": namespace},
-        });
-        if let Some(grace) = grace_period_seconds {
-            eviction["deleteOptions"]["gracePeriodSeconds"] = grace.into();
-        }
-        if let Some(uid) = uid {
-            eviction["deleteOptions"]["preconditions"] = serde_json::json!({ "uid": uid });
-        }
-        self.json(Method::POST, &path, Self::body(&eviction)).await
-    }
-
-    /// Streams watch events after `resource_version` ("" or "0": current objects first, as ADDED).
-    pub async fn watch(
-        &self,
-        kind: &ResourceKind,
-        namespace: Option<&str>,
-        params: &ListParams,
-        resource_version: &str,
-    ) -> Result<WatchStream, ClientError> {
-        let extra = [("watch", "true"), ("resourceVersion", resource_version)];
-        let path = format!(
-            "{}{}",
-            kind.collection_path(namespace),
-            params.query(&extra)
-        );
-        let response = self.checked(Method::GET, &path, None).await?;
-        let url = response.url().to_string();
-        Ok(Box::pin(watch_lines::events(response, url)))
-    }
-
-    /// A container's log, proxied by the API server from the node.
-    pub async fn logs(
-        &self,
-        namespace: &str,
-        pod: &str,
-        params: &LogParams,
-    ) -> Result<ByteStream, ClientError> {
-        let pods = skiff_api::resources::by_name("pods").expect("pods are served");
-        let path = format!(
-            "{}/log{}",
-            pods.object_path(Some(namespace), pod),
-            params.query()
-        );
-        let response = self.checked(Method::GET, &path, None).await?;
-        let url = response.url().to_string();
-        Ok(Box::pin(response.bytes_stream().map(move |chunk| {
-            chunk.map_err(|source| ClientError::Transport {
-                url: url.clone(),
-                source,
-            })
-        })))
     }
 
     /// A typed view of one kind in one namespace (all namespaces or cluster scope with `None`).
