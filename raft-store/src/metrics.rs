@@ -87,6 +87,24 @@ pub struct StoreMetrics {
     pub leader_changes: AtomicU64,
 }
 
+impl StoreMetrics {
+    /// Counts one txn as pending until the guard is dropped, however the txn ends (a caller
+    /// that stops waiting included).
+    pub(crate) fn pending(&self) -> Pending<'_> {
+        self.proposals_pending.fetch_add(1, Ordering::Relaxed);
+        Pending(&self.proposals_pending)
+    }
+}
+
+/// A txn counted in `proposals_pending` while this lives.
+pub(crate) struct Pending<'a>(&'a AtomicI64);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Default for StoreMetrics {
     fn default() -> Self {
         StoreMetrics {

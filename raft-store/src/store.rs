@@ -205,9 +205,9 @@ impl Store {
     pub async fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
         let metrics = &self.shared.metrics;
         let started = std::time::Instant::now();
-        metrics.proposals_pending.fetch_add(1, Ordering::Relaxed);
+        let pending = metrics.pending();
         let answer = self.propose(txn).await;
-        metrics.proposals_pending.fetch_sub(1, Ordering::Relaxed);
+        drop(pending);
         metrics.proposal_seconds.observe(started.elapsed());
         if answer.is_err() {
             metrics.proposals_failed.fetch_add(1, Ordering::Relaxed);

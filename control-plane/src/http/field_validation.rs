@@ -103,12 +103,17 @@ impl Findings {
         )))
     }
 
-    /// Under `Warn`, one `Warning` header per finding on `response`.
+    /// Under `Warn`, one `Warning` header per finding on `response`, at most `MAX_WARNINGS`
+    /// (a body with thousands of unknown fields must not make a response of headers).
     pub fn warn(&self, validation: FieldValidation, mut response: Response) -> Response {
         if validation != FieldValidation::Warn {
             return response;
         }
-        for message in self.messages() {
+        let messages = self.messages();
+        let more = messages.len().saturating_sub(MAX_WARNINGS);
+        let shown = messages.into_iter().take(MAX_WARNINGS);
+        let tail = (more > 0).then(|| format!("{more} more unknown or duplicate fields"));
+        for message in shown.chain(tail) {
             let text = format!("299 - {}", quoted(&message));
             if let Ok(value) = HeaderValue::from_str(&text) {
                 response
@@ -119,6 +124,9 @@ impl Findings {
         response
     }
 }
+
+/// The most `Warning` headers one response carries; the rest are counted in one more.
+const MAX_WARNINGS: usize = 32;
 
 /// A Go-quoted string, as Kubernetes writes warning texts.
 fn quoted(text: &str) -> String {
@@ -206,5 +214,22 @@ mod tests {
         );
         let quiet = findings.warn(FieldValidation::Ignore, ().into_response());
         assert!(quiet.headers().get("warning").is_none());
+    }
+
+    #[test]
+    fn warnings_are_capped_and_the_rest_counted() {
+        let findings = Findings::with_duplicates((0..40).map(|i| format!("spec.f{i}")).collect());
+        let response = findings.warn(FieldValidation::Warn, ().into_response());
+        let warnings: Vec<&str> = response
+            .headers()
+            .get_all("warning")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert_eq!(warnings.len(), MAX_WARNINGS + 1);
+        assert_eq!(
+            warnings.last().copied(),
+            Some(r#"299 - "8 more unknown or duplicate fields""#)
+        );
     }
 }

@@ -20,6 +20,36 @@ use crate::metrics::{ApiMetrics, Metrics, CONTENT_TYPE};
 
 /// Subresources that kube-apiserver reports under the `CONNECT` verb.
 const CONNECT_SUBRESOURCES: &[&str] = &["exec", "attach", "portforward", "proxy"];
+/// The subresources a series may name: any other is counted as `unknown`, so that a client
+/// cannot mint a series per path it makes up (counting happens before authentication).
+const SUBRESOURCES: &[&str] = &[
+    "approval",
+    "attach",
+    "binding",
+    "ephemeralcontainers",
+    "eviction",
+    "exec",
+    "finalize",
+    "log",
+    "portforward",
+    "proxy",
+    "scale",
+    "status",
+    "token",
+];
+
+/// `subresource` as a series label: one of `SUBRESOURCES`, `unknown`, or empty.
+fn subresource_label(subresource: Option<&str>) -> &'static str {
+    match subresource {
+        None => "",
+        Some(sub) => SUBRESOURCES
+            .iter()
+            .find(|known| **known == sub)
+            .copied()
+            .unwrap_or("unknown"),
+    }
+}
+
 /// The content type of a server-side apply (reported as `APPLY`).
 const APPLY_PATCH: &str = "application/apply-patch+yaml";
 
@@ -46,13 +76,13 @@ pub fn labels(
             ..RequestLabels::default()
         };
     };
-    let subresource = object.subresource.clone().unwrap_or_default();
+    let subresource = subresource_label(object.subresource.as_deref());
     let applying = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with(APPLY_PATCH));
     let verb = match info.verb.as_str() {
-        _ if CONNECT_SUBRESOURCES.contains(&subresource.as_str()) => "CONNECT",
+        _ if CONNECT_SUBRESOURCES.contains(&subresource) => "CONNECT",
         "get" => "GET",
         "list" => "LIST",
         "watch" => "WATCH",
@@ -124,7 +154,7 @@ pub async fn instrument(
         }
         let open = Open::new(gauges);
         let response = next.run(request).await;
-        response.map(|body| Body::new(GuardedBody { body, _guard: open }))
+        response.map(|body| Body::new(GuardedBody::new(body, open)))
     } else {
         let request_kind = match *request.method() {
             Method::GET | Method::HEAD | Method::OPTIONS => "readOnly",
@@ -217,7 +247,7 @@ mod tests {
             l.verb,
             l.group,
             l.resource,
-            l.subresource.as_str(),
+            l.subresource,
             l.scope,
             l.dry_run,
         )
@@ -231,6 +261,12 @@ mod tests {
                 "/api/v1/namespaces/a/pods/web",
                 &[],
                 ("GET", "", "pods", "", "resource", ""),
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/a/pods/web/made-up-1234",
+                &[],
+                ("GET", "", "pods", "unknown", "resource", ""),
             ),
             (
                 Method::GET,

@@ -71,6 +71,8 @@ fn serve(
     let common = [
         (header::ETAG, etag.clone()),
         (header::CACHE_CONTROL, cache.to_string()),
+        // `/openapi/v2` is JSON or protobuf by `Accept`: caches must keep them apart.
+        (header::VARY, "Accept".to_string()),
     ];
     if matches {
         return (StatusCode::NOT_MODIFIED, common).into_response();

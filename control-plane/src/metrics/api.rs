@@ -12,8 +12,8 @@ use super::histogram::REQUEST_BUCKETS;
 /// The `component` label of every request series.
 pub const COMPONENT: &str = "apiserver";
 
-/// What a request series is keyed by (kube-apiserver's labels but `code`); static strings
-/// but the subresource, so that counting a request allocates little.
+/// What a request series is keyed by (kube-apiserver's labels but `code`); static strings, so
+/// that counting a request allocates nothing and a client cannot mint series.
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// `GET`, `LIST`, `WATCH`, `POST`, `PUT`, `PATCH`, `APPLY`, `DELETE`, `DELETECOLLECTION`,
@@ -24,7 +24,8 @@ pub struct RequestLabels {
     pub group: &'static str,
     pub version: &'static str,
     pub resource: &'static str,
-    pub subresource: String,
+    /// One of the subresources served, `unknown`, or empty.
+    pub subresource: &'static str,
     /// `resource` (one object, or a create), `namespace`, `cluster`, or empty (no resource).
     pub scope: &'static str,
     pub component: &'static str,

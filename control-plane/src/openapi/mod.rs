@@ -2,7 +2,8 @@
 //! index of group-versions), `/openapi/v3/api/v1` and `/openapi/v3/apis/GROUP/VERSION`
 //! (OpenAPI 3.0 with the schemas of that group-version's kinds and its paths), and
 //! `/openapi/v2` (Swagger 2.0 of everything, in JSON or gnostic protobuf). The schemas are generated from the k8s-openapi
-//! types; the documents are built once, on first use, and served by content hash.
+//! types; the documents are built once (the server starts the build, off the request path, when
+//! it starts; a request that comes before it ends waits for it) and served by content hash.
 
 mod paths;
 mod protobuf;
@@ -60,7 +61,7 @@ pub struct Documents {
 
 static DOCUMENTS: OnceLock<Documents> = OnceLock::new();
 
-/// The documents, built on the first call.
+/// The documents, built by the first call (the others wait for it).
 pub fn documents() -> &'static Documents {
     DOCUMENTS.get_or_init(Documents::build)
 }

@@ -67,9 +67,11 @@ fn certified(cert: &[u8], key: &[u8]) -> Result<Arc<CertifiedKey>, ClientError> 
         ));
     }
     let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| bad("client key", e.to_string()))?;
-    let signing = tokio_rustls::rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| bad("client key", e.to_string()))?;
-    Ok(Arc::new(CertifiedKey::new(chain, signing)))
+    // Loads the key and checks that it is the certificate's.
+    let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    CertifiedKey::from_der(chain, key, &provider)
+        .map(Arc::new)
+        .map_err(|e| bad("client key", e.to_string()))
 }
 
 #[cfg(test)]
@@ -106,6 +108,10 @@ mod tests {
             .replace(b"junk", key2.as_bytes())
             .expect_err("refused");
         assert!(err.to_string().contains("client certificate"), "{err}");
+        let err = identity
+            .replace(cert1.as_bytes(), key2.as_bytes())
+            .expect_err("a key that is not the certificate's is refused");
+        assert!(err.to_string().contains("client key"), "{err}");
         assert_eq!(presented(&identity), second);
     }
 }

@@ -7,10 +7,20 @@ use std::task::{Context, Poll};
 use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};
 
-/// `body`, with `_guard` dropped only when the body is done.
+/// A body with a guard that is dropped only when the body is done.
 pub struct GuardedBody<G> {
-    pub body: Body,
-    pub _guard: G,
+    body: Body,
+    _guard: G,
+}
+
+impl<G> GuardedBody<G> {
+    /// `body`, holding `guard` until it has been sent or dropped.
+    pub fn new(body: Body, guard: G) -> Self {
+        GuardedBody {
+            body,
+            _guard: guard,
+        }
+    }
 }
 
 impl<G: Unpin + Send + 'static> http_body::Body for GuardedBody<G> {

@@ -192,9 +192,7 @@ impl Connection {
                 let response = response
                     .await
                     .unwrap_or_else(|never: Infallible| match never {});
-                Ok::<_, Infallible>(
-                    response.map(|body| Body::new(GuardedBody { body, _guard: busy })),
-                )
+                Ok::<_, Infallible>(response.map(|body| Body::new(GuardedBody::new(body, busy))))
             })
         });
         let (socket, handle) = Socket::new(stream);

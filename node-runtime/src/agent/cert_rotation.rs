@@ -19,9 +19,13 @@ const RENEW_SPREAD: f64 = 0.2;
 
 /// What the node needs to ask for a new certificate.
 pub struct Renewal {
+    /// The API servers to ask.
     pub servers: Vec<String>,
+    /// The cluster CA (PEM) their certificates chain to.
     pub ca_pem: Vec<u8>,
+    /// The node's name.
     pub node: String,
+    /// The agent's data dir, whose `pki/` holds the certificate.
     pub data_dir: PathBuf,
 }
 
@@ -81,15 +85,14 @@ fn renew_at(from: i64, to: i64, spread: u8) -> i64 {
 }
 
 /// The pause after a renewal or a failed one: a tenth of the certificate's lifetime, between
-/// one second and five minutes.
+/// one second and five minutes (five minutes if its lifetime cannot be read).
 fn retry_after(identity: &ClientIdentity) -> Duration {
-    let lifetime = identity
-        .chain()
-        .first()
-        .and_then(|der| validity_der(der))
-        .map_or(0, |(_, from, to)| to - from);
-    Duration::from_secs(u64::try_from(lifetime / 10).unwrap_or(0))
-        .clamp(Duration::from_secs(1), Duration::from_secs(300))
+    let most = Duration::from_secs(300);
+    let Some((_, from, to)) = identity.chain().first().and_then(|der| validity_der(der)) else {
+        return most;
+    };
+    Duration::from_secs(u64::try_from((to - from) / 10).unwrap_or(0))
+        .clamp(Duration::from_secs(1), most)
 }
 
 #[cfg(test)]

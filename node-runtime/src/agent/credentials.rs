@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use skiff_api::certificates::{KUBE_APISERVER_CLIENT_KUBELET, NODES_GROUP, NODE_USER_PREFIX};
 use skiff_client::certificates::{key_and_request, CertificateError, ClientRequest};
-use skiff_client::{Client, ClientError, Credentials};
+use skiff_client::{Client, ClientError, ClientIdentity, Credentials};
 
 use super::cert_rotation::{self, Renewal};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -137,9 +137,15 @@ async fn obtain(bootstrap: &Bootstrap<'_>) -> Result<Client, CredentialError> {
         _ => None,
     };
     let now = jiff::Timestamp::now().as_second();
-    let standing = stored
-        .as_ref()
-        .map_or(Standing::Unusable, |(cert, _)| standing(cert, &user, now));
+    // A key that is not the certificate's (a renewal cut short) is as good as none.
+    let standing =
+        stored.as_ref().map_or(
+            Standing::Unusable,
+            |(cert, key)| match ClientIdentity::from_pem(cert.as_bytes(), key.as_bytes()) {
+                Ok(_) => standing(cert, &user, now),
+                Err(_) => Standing::Unusable,
+            },
+        );
     if let (Standing::Fresh, Some((cert, key))) = (standing, &stored) {
         return with_identity(bootstrap, cert, key);
     }
@@ -224,21 +230,28 @@ fn private_dir(dir: &Path) -> Result<(), CredentialError> {
         })
 }
 
+/// Replaces `path` with `text` whole: written beside it, synced, then renamed over it, so a
+/// crash leaves the old file or the new one, never a part.
 fn write(path: &Path, text: &str, mode: u32) -> Result<(), CredentialError> {
     let failed = |source| CredentialError::Io {
         path: path.to_path_buf(),
         source,
     };
+    let mut next = path.as_os_str().to_owned();
+    next.push(".next");
+    let next = PathBuf::from(next);
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(mode)
-        .open(path)
+        .open(&next)
         .map_err(failed)?;
     file.set_permissions(Permissions::from_mode(mode))
         .map_err(failed)?;
-    file.write_all(text.as_bytes()).map_err(failed)
+    file.write_all(text.as_bytes()).map_err(failed)?;
+    file.sync_all().map_err(failed)?;
+    std::fs::rename(&next, path).map_err(failed)
 }
 
 #[cfg(test)]

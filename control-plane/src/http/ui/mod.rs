@@ -38,6 +38,15 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/ui/namespaces/{namespace}/pods/{name}", get(pod::page))
         .route("/ui/events", get(workloads::events))
         .route("/ui/events/stream", get(workloads::event_stream))
+        // Audited and limited as API requests are, as the signed-in user.
+        .layer(middleware::from_fn_with_state(
+            state.inflight.clone(),
+            super::inflight::limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.audit.clone(),
+            super::audit::record,
+        ))
         .layer(middleware::from_fn_with_state(state, session::require_user));
     Router::new()
         .route("/ui/login", get(session::login_form).post(session::login))

@@ -41,7 +41,9 @@ pub async fn require_user(
             next.run(request).await
         }
         Ok(None) => Redirect::to(LOGIN_PATH).into_response(),
-        // A token that no longer works (expired, deleted account): sign in again.
+        // A token that no longer works (expired, deleted account): sign in again. Any other
+        // failure (the store unavailable for a moment) keeps the sign-in.
+        Err(err) if !matches!(err, ApiError::Unauthorized(..)) => err.into_response(),
         Err(err) => {
             let mut response = login_page(StatusCode::UNAUTHORIZED, Some(&err.to_string()));
             response

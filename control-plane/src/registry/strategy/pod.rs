@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 use skiff_api::k8s_openapi::api::core::v1::PodCondition;
+use skiff_api::quantity;
 use skiff_api::resources::ResourceKind;
 use skiff_api::validation::{FieldError, FieldErrorReason};
 
@@ -45,15 +46,13 @@ impl Strategy for PodStrategy {
                 continue;
             };
             for container in containers.as_array_mut().into_iter().flatten() {
-                if container.get("resources").is_some_and(|r| !unset(r)) {
-                    continue;
-                }
-                let kept = old_container(old, list, container.get("name"))
+                let Some(kept) = old_container(old, list, container.get("name"))
                     .and_then(|c| c.get("resources"))
-                    .filter(|r| !unset(r));
-                if let (Some(kept), Some(container)) = (kept, container.as_object_mut()) {
-                    container.insert("resources".into(), kept.clone());
-                }
+                    .filter(|r| !unset(r))
+                else {
+                    continue;
+                };
+                keep_missing_resources(container, kept);
             }
         }
     }
@@ -113,8 +112,7 @@ impl Strategy for PodStrategy {
                 ));
             }
             for (i, (was, is)) in before.iter().zip(&after).enumerate() {
-                let resources = |c: &Value| c.get("resources").filter(|r| !unset(r)).cloned();
-                if resources(was) != resources(is) {
+                if amounts(was) != amounts(is) {
                     return Err(forbidden(
                         &format!("spec.{list}[{i}].resources"),
                         "may not be changed once the pod is created (pods are not resized in place)",
@@ -187,6 +185,61 @@ const CONTAINER_LISTS: [&str; 2] = ["containers", "initContainers"];
 /// Whether a container's `resources` says nothing (absent, null or empty).
 fn unset(resources: &Value) -> bool {
     resources.is_null() || resources.as_object().is_some_and(|r| r.values().all(unset))
+}
+
+/// Puts into `container` each request and limit of `kept` (what the pod had) that it leaves
+/// out, as when a LimitRange filled in requests a re-applied manifest does not have.
+fn keep_missing_resources(container: &mut Value, kept: &Value) {
+    for section in ["requests", "limits"] {
+        let Some(kept) = kept.get(section).and_then(Value::as_object) else {
+            continue;
+        };
+        let resources = &mut container["resources"];
+        if !resources.is_object() {
+            *resources = Value::Object(Default::default());
+        }
+        let amounts = &mut resources[section];
+        if !amounts.is_object() {
+            *amounts = Value::Object(Default::default());
+        }
+        if let Some(amounts) = amounts.as_object_mut() {
+            for (name, quantity) in kept {
+                amounts
+                    .entry(name.clone())
+                    .or_insert_with(|| quantity.clone());
+            }
+        }
+    }
+}
+
+/// A container's requests and limits as amounts (`1` and `1000m` CPU are the same), other
+/// `resources` fields as written.
+fn amounts(container: &Value) -> Vec<(String, String, Result<u64, String>)> {
+    let mut out = Vec::new();
+    let Some(resources) = container.get("resources").and_then(Value::as_object) else {
+        return out;
+    };
+    for (section, value) in resources {
+        let Some(entries) = value.as_object() else {
+            if !value.is_null() {
+                out.push((section.clone(), String::new(), Err(value.to_string())));
+            }
+            continue;
+        };
+        for (name, quantity) in entries {
+            let text = quantity
+                .as_str()
+                .map_or_else(|| quantity.to_string(), str::to_string);
+            let parsed = if name == "cpu" {
+                quantity::parse_cpu_millis(&text)
+            } else {
+                quantity::parse_bytes(&text)
+            };
+            out.push((section.clone(), name.clone(), parsed.map_err(|_| text)));
+        }
+    }
+    out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    out
 }
 
 /// The container of `old`'s `list` named `name`.
@@ -263,6 +316,19 @@ mod tests {
             old["spec"]["containers"][0]["resources"]
         );
         assert!(PodStrategy.validate_update(kind, &old, &reapplied).is_ok());
+
+        // A manifest with its limits but not the requests a LimitRange filled in, written
+        // in other units: the same amounts.
+        let mut limits_only = json!({"metadata": {"name": "p"}, "spec": {"containers": [
+            {"name": "a", "image": "file:/a.wasm", "resources": {"limits": {"memory": "65536Ki"}}}]}});
+        PodStrategy.prepare_for_update(&old, &mut limits_only);
+        assert_eq!(
+            limits_only["spec"]["containers"][0]["resources"]["requests"]["memory"],
+            "64Mi"
+        );
+        assert!(PodStrategy
+            .validate_update(kind, &old, &limits_only)
+            .is_ok());
 
         let mut bigger = reapplied.clone();
         bigger["spec"]["containers"][0]["resources"]["limits"]["memory"] = json!("8Gi");
