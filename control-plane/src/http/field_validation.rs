@@ -199,12 +199,7 @@ mod tests {
             .check(FieldValidation::Strict, None)
             .expect("nothing found");
         let response = findings.warn(FieldValidation::Warn, ().into_response());
-        let warnings: Vec<&str> = response
-            .headers()
-            .get_all("warning")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
+        let warnings = warnings(&response);
         assert_eq!(
             warnings,
             [
@@ -216,16 +211,21 @@ mod tests {
         assert!(quiet.headers().get("warning").is_none());
     }
 
-    #[test]
-    fn warnings_are_capped_and_the_rest_counted() {
-        let findings = Findings::with_duplicates((0..40).map(|i| format!("spec.f{i}")).collect());
-        let response = findings.warn(FieldValidation::Warn, ().into_response());
-        let warnings: Vec<&str> = response
+    /// The `Warning` headers of `response`, in order.
+    fn warnings(response: &Response) -> Vec<&str> {
+        response
             .headers()
             .get_all("warning")
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn warnings_are_capped_and_the_rest_counted() {
+        let findings = Findings::with_duplicates((0..40).map(|i| format!("spec.f{i}")).collect());
+        let response = findings.warn(FieldValidation::Warn, ().into_response());
+        let warnings = warnings(&response);
         assert_eq!(warnings.len(), MAX_WARNINGS + 1);
         assert_eq!(
             warnings.last().copied(),

@@ -31,7 +31,8 @@ pub struct Document {
 
 impl Document {
     fn new(value: &Value) -> Self {
-        Document::from_bytes(serde_json::to_vec(value).unwrap_or_default())
+        // A `Value` built here always serializes.
+        Document::from_bytes(serde_json::to_vec(value).expect("a JSON value serializes"))
     }
 
     fn from_bytes(body: Vec<u8>) -> Self {

@@ -74,17 +74,7 @@ impl LogIndex {
             .last()?;
         Some((logs.uid.clone(), logs.containers.get(container)?.clone()))
     }
-}
 
-/// A pod the node runs, as the log index knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodName {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-}
-
-impl LogIndex {
     /// Every pod on the node (each of a name's pods while an old one is torn down).
     pub fn pods(&self) -> Vec<PodName> {
         let pods = self.pods.read().expect("log index lock");
@@ -98,6 +88,14 @@ impl LogIndex {
             })
             .collect()
     }
+}
+
+/// A pod the node runs, as the log index knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodName {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
 }
 
 /// `<pods_dir>/<uid>/logs`: the directory a pod's sandbox writes its logs into.
