@@ -1,6 +1,7 @@
 //! The API over HTTPS: client certificates from the cluster CA authenticate, anonymous
-//! requests get 401 and write nothing, foreign and expired certificates are refused, plain
-//! HTTP is served only on loopback (`--insecure-http`).
+//! requests get 401 and write nothing, foreign and expired certificates are refused (also one
+//! that expires on an open connection), plain HTTP is served only on loopback
+//! (`--insecure-http`).
 
 mod common;
 
@@ -155,6 +156,44 @@ async fn certificates_from_another_ca_or_expired_ones_are_refused() {
         answer.as_ref().map_or(true, |r| !r.status().is_success()),
         "plain HTTP to the HTTPS port: {answer:?}"
     );
+    server.shutdown().await;
+}
+
+/// A certificate that expires while its keep-alive connection stays open stops
+/// authenticating on that connection: each request checks the validity again, as Kubernetes'
+/// x509 authenticator does, not only the handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_expires_on_an_open_connection_is_refused_there() {
+    let (_dir, tls, server) = start(None).await;
+    let url = format!("{}/api/v1/namespaces", server.url());
+    let mut short = user("admin", &["system:masters"]);
+    short.validity = std::time::Duration::from_secs(2);
+    let cert = tls.ca().issue(&short).expect("a short certificate");
+    // One connection, kept open: a new handshake would fail outright, not answer 401.
+    let http = client(tls.ca_pem(), Some(&cert));
+    let first = http.get(&url).send().await.expect("a first GET");
+    assert_eq!(first.status().as_u16(), 200, "valid at first");
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let refused = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the expired certificate still authenticates on its open connection"
+        );
+        let answer = http
+            .get(&url)
+            .send()
+            .await
+            .expect("the open connection answers (not a new handshake)");
+        match answer.status().as_u16() {
+            200 => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            401 => break answer,
+            other => panic!("unexpected status {other}"),
+        }
+    };
+    let status: Value = refused.json().await.expect("a Status");
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(message.contains("expired"), "{status}");
     server.shutdown().await;
 }
 

@@ -140,8 +140,9 @@ fn agents_act_as_their_node_and_users_get_certificates() -> anyhow::Result<()> {
 }
 
 /// A running agent renews its certificate (here a 20 s one, at 70–90% of its lifetime). Once
-/// the first certificate has expired, a restarted server (every connection dropped) still
-/// hears from the node: its new connections present the renewed certificate.
+/// the first certificate has expired, the server, which checks a certificate on every
+/// request, still hears from the node, and so does a restarted server (every connection
+/// dropped): the agent's new connections present the renewed certificate.
 #[test]
 fn a_running_agent_rotates_its_certificate() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
@@ -193,6 +194,15 @@ fn a_running_agent_rotates_its_certificate() -> anyhow::Result<()> {
             .unwrap_or_default()
             .to_string())
     };
+    // The server checks a certificate's validity on every request, so a keep-alive
+    // connection made with the first certificate is refused now: the agent renews its Lease
+    // only because it opened new connections with the renewed one.
+    let before = lease(&cli)?;
+    wait_until(
+        "the node to renew its Lease after its first certificate expired",
+        Duration::from_secs(40),
+        || Ok((lease(&cli)? != before).then_some(())),
+    )?;
     let before = lease(&cli)?;
     server.terminate()?;
     server.restart()?;

@@ -94,7 +94,7 @@ mod tests {
         request.spec.expiration_seconds = Some(600);
         let pem = sign(&signing, &request).expect("signed");
         let der = crate::pki::first_der(&pem).expect("a certificate");
-        let user = user_of_certificate(&der).expect("a user");
+        let user = user_of_certificate(&der).expect("a user").user;
         assert_eq!(user.name, "bob");
         assert!(user.in_group("devs"));
         let (_, cert) = X509Certificate::from_der(&der).expect("x509");

@@ -17,7 +17,7 @@ use skiff_net::http::TlsPeer;
 use super::AppState;
 use crate::error::ApiError;
 use crate::identity::{UserInfo, BOOTSTRAPPERS_GROUP, UNAUTHENTICATED_GROUP};
-use crate::pki::user_of_certificate;
+use crate::pki::{user_of_certificate, CertificateUser};
 
 /// Paths anyone may read without a credential.
 const PUBLIC_PATHS: [&str; 6] = [
@@ -64,15 +64,22 @@ pub(super) async fn identify(
 ) -> Result<UserInfo, ApiError> {
     if let Some(leaf) = peer.certificates.first() {
         // Parsed on the connection's first request only.
-        let user = peer
+        let named = peer
             .identity
             .get_or_init(|| Box::new(user_of_certificate(leaf)))
-            .downcast_ref::<Option<UserInfo>>()
-            .cloned()
-            .flatten();
-        return user.ok_or_else(|| {
-            ApiError::Unauthorized("the client certificate names no user (CN)".into())
-        });
+            .downcast_ref::<Option<CertificateUser>>()
+            .and_then(Option::as_ref)
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the client certificate names no user (CN)".into())
+            })?;
+        if named.expired_at(jiff::Timestamp::now().as_second()) {
+            let at = jiff::Timestamp::from_second(named.not_after)
+                .map_or_else(|_| named.not_after.to_string(), |t| t.to_string());
+            return Err(ApiError::Unauthorized(format!(
+                "the client certificate expired at {at}"
+            )));
+        }
+        return Ok(named.user.clone());
     }
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(UserInfo::anonymous());

@@ -13,7 +13,7 @@ mod service_account_key;
 mod serving;
 
 pub use authority::{CertRequest, ClusterCa, IssuedCert, Usage};
-pub use client_identity::user_of_certificate;
+pub use client_identity::{user_of_certificate, CertificateUser};
 pub use error::PkiError;
 pub use files::{
     ADMIN_CERT, ADMIN_KEY, CA_CERT, CA_KEY, SERVICE_ACCOUNT_KEY, SERVING_CERT, SERVING_KEY, TLS_DIR,

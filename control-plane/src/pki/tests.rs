@@ -45,7 +45,7 @@ fn the_admin_certificate_names_a_cluster_admin() {
     let data = tempfile::tempdir().unwrap();
     let tls = ServerTls::prepare(data.path(), &TlsOptions::default()).unwrap();
     let der = serving::first_der(&tls.admin().cert_pem).unwrap();
-    let user = user_of_certificate(&der).unwrap();
+    let user = user_of_certificate(&der).unwrap().user;
     assert_eq!(user.name, "admin");
     assert!(user.in_group(MASTERS_GROUP));
 }

@@ -1,8 +1,9 @@
 //! A client certificate that can be replaced while the client runs, as the kubelet's
 //! certificate manager rotates the node's: rustls asks for the certificate at every TLS
 //! handshake, so connections made after `replace` present the new one, while open ones keep
-//! the one they were made with.
+//! the one they were made with (the client then opens new ones: see `connections`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio_rustls::rustls::client::ResolvesClientCert;
@@ -17,6 +18,8 @@ use crate::ClientError;
 #[derive(Debug)]
 pub struct ClientIdentity {
     current: RwLock<Arc<CertifiedKey>>,
+    /// How many times the certificate was replaced.
+    generation: AtomicU64,
 }
 
 impl ClientIdentity {
@@ -24,6 +27,7 @@ impl ClientIdentity {
     pub fn from_pem(cert: &[u8], key: &[u8]) -> Result<Self, ClientError> {
         Ok(ClientIdentity {
             current: RwLock::new(certified(cert, key)?),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -32,7 +36,14 @@ impl ClientIdentity {
     pub fn replace(&self, cert: &[u8], key: &[u8]) -> Result<(), ClientError> {
         let next = certified(cert, key)?;
         *self.current.write().expect("identity lock") = next;
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// Changes with every `replace`: connections made before a change present an older
+    /// certificate.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The certificate chain presented now (DER).
@@ -103,6 +114,11 @@ mod tests {
             .expect("replaced");
         let second = presented(&identity);
         assert_ne!(first, second);
+        assert_eq!(
+            identity.generation(),
+            1,
+            "a replacement is a new generation"
+        );
         assert_eq!(second, identity.chain());
         let err = identity
             .replace(b"junk", key2.as_bytes())
@@ -113,5 +129,10 @@ mod tests {
             .expect_err("a key that is not the certificate's is refused");
         assert!(err.to_string().contains("client key"), "{err}");
         assert_eq!(presented(&identity), second);
+        assert_eq!(
+            identity.generation(),
+            1,
+            "a refused replacement changes nothing"
+        );
     }
 }

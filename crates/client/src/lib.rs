@@ -4,6 +4,7 @@
 mod authentication;
 pub mod certificates;
 mod cluster;
+mod connections;
 mod error;
 mod exec;
 mod identity;
@@ -24,6 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use connections::Connections;
 use futures::Stream;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -54,7 +56,8 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ClientError>> + Se
 /// A client for one cluster; cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    /// The HTTP connections, renewed after the client certificate rotates.
+    http: Arc<Connections>,
     servers: Arc<Vec<String>>,
     /// Index of the server that answered last; tried first.
     preferred: Arc<AtomicUsize>,
@@ -118,17 +121,14 @@ impl Client {
             }
         }
         let tls = tls::client_config(ca_pem, identity.as_ref())?;
-        let mut builder =
-            reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(3));
-        if let Some(config) = &tls {
-            builder = builder.use_preconfigured_tls((**config).clone());
-        }
-        let http = builder.build().map_err(|source| ClientError::Transport {
-            url: servers[0].clone(),
-            source,
+        let http = Connections::new(tls.clone(), identity.clone()).map_err(|source| {
+            ClientError::Transport {
+                url: servers[0].clone(),
+                source,
+            }
         })?;
         Ok(Client {
-            http,
+            http: Arc::new(http),
             servers: Arc::new(servers),
             preferred: Arc::new(AtomicUsize::new(0)),
             token: None,
@@ -192,10 +192,11 @@ impl Client {
         let start = self.preferred.load(Ordering::Relaxed);
         let count = self.servers.len();
         let mut last_error = None;
+        let http = self.http.current();
         for attempt in 0..count {
             let index = (start + attempt) % count;
             let url = format!("{}{path}", self.servers[index]);
-            let mut request = self.http.request(method.clone(), &url);
+            let mut request = http.request(method.clone(), &url);
             if let Some(token) = &self.token {
                 request = request.bearer_auth(token);
             }

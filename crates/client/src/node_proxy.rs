@@ -37,6 +37,7 @@ impl Client {
         let url = format!("{server}/api/v1/nodes/{node}/proxy{path_and_query}");
         let mut request = self
             .http
+            .current()
             .post(&url)
             .header("Content-Type", content_type)
             .body(body);

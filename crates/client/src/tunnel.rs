@@ -20,6 +20,7 @@ impl Client {
         let url = format!("{server}/skiff/v1/nodes/{node}/tunnel");
         let mut request = self
             .http
+            .current()
             .get(&url)
             .header(CONNECTION, "upgrade")
             .header(UPGRADE, PROTOCOL);

@@ -1,0 +1,67 @@
+//! The client's pool of HTTP connections, replaced once its certificate rotates: connections
+//! keep the certificate of their handshake, and the server checks its validity on every
+//! request, so after a rotation new requests go over new connections (the kubelet closes its
+//! connections after a rotation too). Requests under way, watches among them, finish on the
+//! old pool, which closes when the last of them ends.
+
+use std::sync::{Arc, RwLock};
+
+use tokio_rustls::rustls::ClientConfig;
+
+use crate::ClientIdentity;
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+pub(crate) struct Connections {
+    tls: Option<Arc<ClientConfig>>,
+    identity: Option<Arc<ClientIdentity>>,
+    /// The pool, and the identity's generation it was made for.
+    current: RwLock<(u64, reqwest::Client)>,
+}
+
+impl Connections {
+    /// A pool speaking `tls` (whose client certificate, if any, `identity` resolves).
+    pub fn new(
+        tls: Option<Arc<ClientConfig>>,
+        identity: Option<Arc<ClientIdentity>>,
+    ) -> Result<Connections, reqwest::Error> {
+        let generation = identity.as_ref().map_or(0, |i| i.generation());
+        let pool = build(tls.as_deref())?;
+        Ok(Connections {
+            tls,
+            identity,
+            current: RwLock::new((generation, pool)),
+        })
+    }
+
+    /// The pool for the certificate presented now: a new one after a rotation (the old one
+    /// stays with the requests that hold it, if a new pool cannot be made).
+    pub fn current(&self) -> reqwest::Client {
+        let generation = self.identity.as_ref().map_or(0, |i| i.generation());
+        {
+            let current = self.current.read().expect("connections lock");
+            if current.0 == generation {
+                return current.1.clone();
+            }
+        }
+        let mut current = self.current.write().expect("connections lock");
+        if current.0 != generation {
+            match build(self.tls.as_deref()) {
+                Ok(pool) => *current = (generation, pool),
+                Err(err) => {
+                    tracing::warn!(error = %err, "keeping the HTTP connections of the rotated-out certificate")
+                }
+            }
+        }
+        current.1.clone()
+    }
+}
+
+fn build(tls: Option<&ClientConfig>) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
+    if let Some(config) = tls {
+        builder = builder.use_preconfigured_tls(config.clone());
+    }
+    builder.build()
+}
