@@ -72,7 +72,10 @@ impl FieldSet {
 
     /// Whether a member is `path` or lies below it.
     pub fn has_at_or_below(&self, path: &Path) -> bool {
-        self.0.range(path.clone()..).next().is_some_and(|p| p.starts_with(path))
+        self.0
+            .range(path.clone()..)
+            .next()
+            .is_some_and(|p| p.starts_with(path))
     }
 
     /// The paths `obj` sets, read with the patch strategies of schema type `ty`: every leaf

@@ -171,7 +171,10 @@ pub fn write(obj: &mut Value, entries: &[Entry]) {
 /// The entries a write starts from: the stored ones unless the write sets others. A write
 /// without `managedFields` (or with `[]`) keeps the stored entries; `[{}]` clears them all
 /// (`None`: nothing is tracked for this write), as Kubernetes allows.
-pub fn incoming(old: Option<&Value>, new: &Value) -> Result<Option<Vec<Entry>>, ManagedFieldsError> {
+pub fn incoming(
+    old: Option<&Value>,
+    new: &Value,
+) -> Result<Option<Vec<Entry>>, ManagedFieldsError> {
     let stored = || old.map(read).transpose().map(Option::unwrap_or_default);
     match new.pointer("/metadata/managedFields") {
         None | Some(Value::Null) => stored().map(Some),
@@ -182,6 +185,18 @@ pub fn incoming(old: Option<&Value>, new: &Value) -> Result<Option<Vec<Entry>>, 
         }
         Some(_) => read(new).map(Some),
     }
+}
+
+/// Settles `new`'s `managedFields` for a write no manager is recorded for: the stored
+/// entries unless the write sets others or clears them (see `incoming`).
+pub fn settle(old: &Value, new: &mut Value) -> Result<(), ManagedFieldsError> {
+    let field = "/metadata/managedFields";
+    if old.pointer(field) == new.pointer(field) {
+        return Ok(());
+    }
+    let entries = incoming(Some(old), new)?.unwrap_or_default();
+    write(new, &entries);
+    Ok(())
 }
 
 /// The part of `obj` whose fields managers own in `scope`: without `apiVersion`, `kind`

@@ -52,7 +52,10 @@ pub fn apply(
     };
     let config = managed::tracked(config, applier.scope);
     let config_set = FieldSet::of(&config, applier.schema);
-    let live_view = live.map_or_else(|| serde_json::json!({}), |l| managed::tracked(l, applier.scope));
+    let live_view = live.map_or_else(
+        || serde_json::json!({}),
+        |l| managed::tracked(l, applier.scope),
+    );
     let mut merged = live.cloned().unwrap_or_else(|| serde_json::json!({}));
     merge(&mut merged, &config, applier.schema);
     let merged_view = managed::tracked(&merged, applier.scope);
@@ -132,9 +135,11 @@ pub fn merge(live: &mut Value, config: &Value, ty: &str) {
             continue;
         };
         match (strategy, &mut *existing, value) {
-            (Some((Strategy::MergeByKey(key), child)), Value::Array(items), Value::Array(wanted))
-                if wanted.iter().all(|w| w.get(key).is_some()) =>
-            {
+            (
+                Some((Strategy::MergeByKey(key), child)),
+                Value::Array(items),
+                Value::Array(wanted),
+            ) if wanted.iter().all(|w| w.get(key).is_some()) => {
                 for want in wanted {
                     match items.iter_mut().find(|i| i.get(key) == want.get(key)) {
                         Some(item) => merge(item, want, child),

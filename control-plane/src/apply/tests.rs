@@ -103,7 +103,10 @@ fn apply_creates_with_an_apply_entry() {
 
 #[test]
 fn reapply_removes_fields_no_longer_named() {
-    let first = deployment(2, json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]));
+    let first = deployment(
+        2,
+        json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]),
+    );
     let live = apply(None, &first, &applier("kubectl", false)).expect("applies");
     let mut second = deployment(2, json!([{"name": "A", "value": "1"}]));
     second["metadata"]["labels"] = json!({});
@@ -121,7 +124,10 @@ fn a_field_another_manager_owns_is_not_removed() {
         "metadata": {"name": "web", "labels": {"app": "web"}}});
     let shared = apply(Some(&live), &label, &applier("other", false)).expect("no conflict");
     let mut without = deployment(2, json!([]));
-    without["metadata"].as_object_mut().expect("meta").remove("labels");
+    without["metadata"]
+        .as_object_mut()
+        .expect("meta")
+        .remove("labels");
     let after = apply(Some(&shared), &without, &applier("kubectl", false)).expect("ok");
     assert_eq!(after["metadata"]["labels"]["app"], "web");
 }
@@ -141,8 +147,12 @@ fn changing_a_field_another_manager_owns_conflicts() {
                 .is_some_and(|m| m.contains_key("f:replicas"))),
         "the update took replicas from the applier: {scaled}"
     );
-    let err = apply(Some(&scaled), &deployment(3, json!([])), &applier("kubectl", false))
-        .expect_err("conflicts");
+    let err = apply(
+        Some(&scaled),
+        &deployment(3, json!([])),
+        &applier("kubectl", false),
+    )
+    .expect_err("conflicts");
     let ApplyError::Conflicts(conflicts) = err else {
         panic!("not a conflict: {err}");
     };
@@ -166,12 +176,20 @@ fn changing_a_field_another_manager_owns_conflicts() {
     assert_eq!(cause.field.as_deref(), Some(".spec.replicas"));
 
     // The same value is no conflict: both own it.
-    let same = apply(Some(&scaled), &deployment(5, json!([])), &applier("kubectl", false))
-        .expect("equal values are shared");
+    let same = apply(
+        Some(&scaled),
+        &deployment(5, json!([])),
+        &applier("kubectl", false),
+    )
+    .expect("equal values are shared");
     let owners = managed::read(&same)
         .expect("read")
         .into_iter()
-        .filter(|e| e.fields.to_fields_v1()["f:spec"].get("f:replicas").is_some())
+        .filter(|e| {
+            e.fields.to_fields_v1()["f:spec"]
+                .get("f:replicas")
+                .is_some()
+        })
         .count();
     assert_eq!(owners, 2, "{same}");
 }
@@ -184,9 +202,13 @@ fn force_takes_ownership() {
     let forced = apply(Some(&live), &deployment(4, json!([])), &applier("b", true)).expect("ok");
     assert_eq!(forced["spec"]["replicas"], 4);
     let a = entry(&forced, "a", Operation::Apply).expect("a keeps other fields");
-    assert!(a.fields.to_fields_v1()["f:spec"].get("f:replicas").is_none());
+    assert!(a.fields.to_fields_v1()["f:spec"]
+        .get("f:replicas")
+        .is_none());
     let b = entry(&forced, "b", Operation::Apply).expect("b");
-    assert!(b.fields.to_fields_v1()["f:spec"].get("f:replicas").is_some());
+    assert!(b.fields.to_fields_v1()["f:spec"]
+        .get("f:replicas")
+        .is_some());
 }
 
 #[test]
@@ -194,7 +216,9 @@ fn updates_own_what_they_change_and_lose_what_they_remove() {
     let mut created = deployment(1, json!([{"name": "A", "value": "1"}]));
     managed::record_update(None, &mut created, &writer("kubectl-create")).expect("ok");
     let creator = entry(&created, "kubectl-create", Operation::Update).expect("creator");
-    assert!(creator.fields.to_fields_v1()["f:spec"].get("f:replicas").is_some());
+    assert!(creator.fields.to_fields_v1()["f:spec"]
+        .get("f:replicas")
+        .is_some());
 
     let mut edited = created.clone();
     edited["spec"]["replicas"] = json!(3);
@@ -221,7 +245,10 @@ fn managed_fields_clear_with_one_empty_entry() {
     cleared["metadata"]["managedFields"] = json!([{}]);
     cleared["spec"]["replicas"] = json!(2);
     managed::record_update(Some(&created), &mut cleared, &writer("b")).expect("ok");
-    assert!(cleared["metadata"].get("managedFields").is_none(), "{cleared}");
+    assert!(
+        cleared["metadata"].get("managedFields").is_none(),
+        "{cleared}"
+    );
     // An empty list keeps the stored entries.
     let mut kept = created.clone();
     kept["metadata"]["managedFields"] = json!([]);
@@ -235,4 +262,16 @@ fn status_is_not_applied_through_the_object() {
     config["status"] = json!({"replicas": 9});
     let created = apply(None, &config, &applier("kubectl", false)).expect("ok");
     assert!(created.get("status").is_none(), "{created}");
+}
+
+#[test]
+fn a_write_without_a_manager_keeps_or_clears_the_entries() {
+    let old = json!({"metadata": {"name": "a", "managedFields": [{"manager": "x",
+        "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {}}}]}});
+    let mut rewritten = json!({"metadata": {"name": "a"}});
+    managed::settle(&old, &mut rewritten).expect("ok");
+    assert_eq!(rewritten["metadata"]["managedFields"][0]["manager"], "x");
+    let mut cleared = json!({"metadata": {"name": "a", "managedFields": [{}]}});
+    managed::settle(&old, &mut cleared).expect("ok");
+    assert_eq!(cleared, json!({"metadata": {"name": "a"}}));
 }

@@ -41,7 +41,8 @@ impl Registry {
     }
 
     /// Records a create (`old` is `None`) or update of `new` in its `managedFields` as this
-    /// registry's manager's write; without a manager the entries are left as they are.
+    /// registry's manager's write; without a manager the stored entries are kept unless the
+    /// write replaces or clears them.
     pub(super) fn record_write(
         &self,
         kind: &ResourceKind,
@@ -49,8 +50,12 @@ impl Registry {
         new: &mut Value,
         subresource: Subresource,
     ) -> Result<(), ApiError> {
+        let bad = |e: managed::ManagedFieldsError| ApiError::BadRequest(e.to_string());
         let Some(manager) = &self.field_manager else {
-            return Ok(());
+            return match old {
+                Some(old) => managed::settle(old, new).map_err(bad),
+                None => Ok(()),
+            };
         };
         let (scope, through) = match subresource {
             Subresource::Main => (main_scope(kind), manager.subresource),
@@ -67,7 +72,7 @@ impl Registry {
             schema: schema(kind),
             now: &now,
         };
-        managed::record_update(old, new, &writer).map_err(|e| ApiError::BadRequest(e.to_string()))
+        managed::record_update(old, new, &writer).map_err(bad)
     }
 
     /// Server-side apply of `config` (a full or partial object) by `manager`: creates the
