@@ -99,6 +99,7 @@ pub fn apply(
     for path in previous.difference(&config_set).iter() {
         if !kept.has_at_or_below(path) {
             fieldset::remove(&mut merged, path);
+            remove_emptied_parents(&mut merged, path, &kept);
         }
     }
 
@@ -116,6 +117,22 @@ pub fn apply(
     }
     managed::write(&mut merged, &entries);
     Ok(merged)
+}
+
+/// Removes the maps above a removed `path` that it left empty (`labels` after its last
+/// label), unless a manager owns the empty map itself.
+fn remove_emptied_parents(obj: &mut Value, path: &Path, kept: &FieldSet) {
+    for end in (1..path.len()).rev() {
+        let parent: Path = path[..end].to_vec();
+        let emptied = matches!(parent.last(), Some(fieldset::Step::Field(_)))
+            && fieldset::get(obj, &parent)
+                .is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty()))
+            && !kept.contains(&parent);
+        if !emptied {
+            return;
+        }
+        fieldset::remove(obj, &parent);
+    }
 }
 
 /// Merges `config` into `live`: maps field by field, keyed lists element by element, sets

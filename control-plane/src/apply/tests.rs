@@ -109,11 +109,17 @@ fn reapply_removes_fields_no_longer_named() {
     );
     let live = apply(None, &first, &applier("kubectl", false)).expect("applies");
     let mut second = deployment(2, json!([{"name": "A", "value": "1"}]));
-    second["metadata"]["labels"] = json!({});
+    second["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("labels");
     let after = apply(Some(&live), &second, &applier("kubectl", false)).expect("re-applies");
     let env = &after["spec"]["template"]["spec"]["containers"][0]["env"];
     assert_eq!(env, &json!([{"name": "A", "value": "1"}]));
-    assert!(after["metadata"]["labels"].get("app").is_none(), "{after}");
+    assert!(
+        after["metadata"].get("labels").is_none(),
+        "emptied maps go: {after}"
+    );
 }
 
 #[test]
