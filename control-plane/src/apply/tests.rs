@@ -281,3 +281,26 @@ fn a_write_without_a_manager_keeps_or_clears_the_entries() {
     managed::settle(&old, &mut cleared).expect("ok");
     assert_eq!(cleared, json!({"metadata": {"name": "a"}}));
 }
+
+#[test]
+fn status_writes_are_tracked_under_the_status_subresource() {
+    let mut old = deployment(1, json!([]));
+    old["status"] = json!({"replicas": 0});
+    let mut new = old.clone();
+    new["status"] = json!({"replicas": 1, "conditions": [{"type": "Available", "status": "True"}]});
+    let status_writer = Writer {
+        subresource: Some("status"),
+        scope: Scope::Status,
+        ..writer("controller")
+    };
+    managed::record_update(Some(&old), &mut new, &status_writer).expect("ok");
+    let entry = managed::read(&new).expect("read").remove(0);
+    assert_eq!(entry.subresource.as_deref(), Some("status"));
+    assert_eq!(
+        entry.fields.to_fields_v1(),
+        json!({"f:status": {"f:replicas": {}, "f:conditions": {
+            "k:{\"type\":\"Available\"}": {".": {}, "f:type": {}, "f:status": {}}
+        }}})
+    );
+    assert_eq!(new["metadata"]["managedFields"][0]["subresource"], "status");
+}
