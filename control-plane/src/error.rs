@@ -22,6 +22,10 @@ pub enum ApiError {
         name: String,
         message: String,
     },
+    /// A server-side apply that would change fields other managers own (409 `Conflict`
+    /// with a `FieldManagerConflict` cause per field).
+    #[error("{}", apply_conflict_message(.0))]
+    ApplyConflict(Vec<crate::apply::FieldConflict>),
     #[error("{kind} \"{name}\" is invalid: {}", join_causes(.causes))]
     Invalid {
         kind: String,
@@ -102,6 +106,32 @@ fn join_causes(causes: &[FieldError]) -> String {
         .join(", ")
 }
 
+/// Kubernetes' message for apply conflicts: one line for one conflict, else the fields
+/// grouped by manager.
+fn apply_conflict_message(conflicts: &[crate::apply::FieldConflict]) -> String {
+    if let [one] = conflicts {
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            one.manager, one.field
+        );
+    }
+    let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
+    managers.sort_unstable();
+    managers.dedup();
+    let mut lines = Vec::new();
+    for manager in managers {
+        lines.push(format!("conflicts with {manager}:"));
+        for c in conflicts.iter().filter(|c| c.manager == manager) {
+            lines.push(format!("- {}", c.field));
+        }
+    }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
+}
+
 impl ApiError {
     pub fn not_found(kind: &ResourceKind, name: &str) -> Self {
         ApiError::NotFound {
@@ -148,7 +178,9 @@ impl ApiError {
     pub fn code(&self) -> StatusCode {
         match self {
             ApiError::NotFound { .. } | ApiError::UnknownResource(_) => StatusCode::NOT_FOUND,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::AlreadyExists { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::ApplyConflict(_) => StatusCode::CONFLICT,
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Forbidden { .. } | ApiError::AccessDenied { .. } => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -170,7 +202,7 @@ impl ApiError {
         match self {
             ApiError::NotFound { .. } | ApiError::UnknownResource(_) => "NotFound",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict(_) => "Conflict",
             ApiError::Invalid { .. } | ApiError::PatchFailed(_) => "Invalid",
             ApiError::Forbidden { .. } | ApiError::AccessDenied { .. } => "Forbidden",
             ApiError::BadRequest(_) => "BadRequest",
@@ -219,6 +251,19 @@ impl ApiError {
                             field: Some(c.field.clone()),
                             reason: Some(format!("FieldValue{:?}", c.reason)),
                             message: Some(c.to_string()),
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ApiError::ApplyConflict(conflicts) => Some(StatusDetails {
+                causes: Some(
+                    conflicts
+                        .iter()
+                        .map(|c| StatusCause {
+                            reason: Some("FieldManagerConflict".into()),
+                            message: Some(format!("conflict with {}", c.manager)),
+                            field: Some(c.field.clone()),
                         })
                         .collect(),
                 ),

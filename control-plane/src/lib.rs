@@ -1,5 +1,6 @@
 //! Skiff control plane: Kubernetes-shaped API server, scheduler and controllers over the Raft store.
 
+pub mod apply;
 pub mod authz;
 mod bootstrap;
 pub mod certificates;

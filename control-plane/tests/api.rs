@@ -122,8 +122,8 @@ async fn json_patch_test_operations_compare_and_swap() {
     assert_eq!(merged["data"], json!({"k": "w", "k2": "v2"}));
     let (code, status) = send(
         http.patch(format!("{base}/reg"))
-            .header("Content-Type", "application/apply-patch+yaml")
-            .body("{}"),
+            .header("Content-Type", "application/xml")
+            .body("<a/>"),
     )
     .await;
     assert_eq!(code, 415, "unsupported patch types are refused: {status}");

@@ -18,10 +18,12 @@ use super::field_validation::{FieldValidation, Findings};
 use super::path::{self, ApiPath};
 use super::query::Query;
 use super::request_body::{
-    delete_options, parse_body, parse_json_patch, parse_object, patch_type, PatchType,
+    delete_options, is_apply, parse_body, parse_json_patch, parse_object, patch_type, PatchType,
 };
 use super::table::TableRequest;
-use super::{approval_protobuf, auth, certificate_requests, discovery, logs, node_proxy, AppState};
+use super::{
+    apply, approval_protobuf, auth, certificate_requests, discovery, logs, node_proxy, AppState,
+};
 use crate::authz::escalation;
 use crate::error::ApiError;
 use crate::identity::{UserInfo, NODES_GROUP};
@@ -90,10 +92,21 @@ async fn dispatch(
     }
     let query = Query::parse(uri.query());
     let dry_run = query.dry_run()?;
-    let dry_registry;
-    let registry = if dry_run {
-        dry_registry = state.registry.dry_run();
-        &dry_registry
+    // Writes are recorded in `managedFields` under their manager.
+    let writes = matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    let scoped_registry;
+    let registry = if dry_run || writes {
+        let base = if dry_run {
+            state.registry.dry_run()
+        } else {
+            state.registry.clone()
+        };
+        scoped_registry = if writes {
+            base.with_field_manager(apply::field_manager(&query, headers)?)
+        } else {
+            base
+        };
+        &scoped_registry
     } else {
         &state.registry
     };
@@ -284,6 +297,17 @@ async fn dispatch(
             let guard = |obj: &Value| {
                 escalation::check(&state.authorizer, user, kind, ns.unwrap_or_default(), obj)
             };
+            if is_apply(headers) {
+                if sub != Subresource::Main {
+                    return Err(ApiError::UnsupportedMediaType(
+                        "server-side apply is served on the object itself, not its \
+                         subresources"
+                            .into(),
+                    ));
+                }
+                return apply::serve(registry, kind, ns, name, &query, &body, &guard).await;
+            }
+            apply::refuse_force(&query)?;
             let (patched, findings) = match patch_type(headers)? {
                 PatchType::Json => {
                     // A JSON Patch's unknown fields are found in the patched object (and kept).

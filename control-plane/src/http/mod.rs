@@ -2,6 +2,7 @@
 
 mod access_review;
 mod agent_conn;
+mod apply;
 mod approval_protobuf;
 pub mod audit;
 mod auth;

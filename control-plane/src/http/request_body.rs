@@ -58,7 +58,8 @@ pub(super) fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, Api
         })
 }
 
-/// The kinds of PATCH body Kubernetes serves for built-in kinds (server-side apply aside).
+/// The kinds of PATCH body Kubernetes serves for built-in kinds, server-side apply aside
+/// (see `is_apply`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PatchType {
     /// `application/json-patch+json` (RFC 6902).
@@ -67,6 +68,15 @@ pub(super) enum PatchType {
     Merge,
     /// `application/strategic-merge-patch+json`.
     Strategic,
+}
+
+/// Whether a PATCH body is a server-side apply configuration (`application/apply-patch+yaml`).
+pub(super) fn is_apply(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim() == super::apply::APPLY_PATCH)
 }
 
 /// The patch type of a PATCH body; other types are refused with 415, as Kubernetes does.
@@ -83,7 +93,8 @@ pub(super) fn patch_type(headers: &HeaderMap) -> Result<PatchType, ApiError> {
         other => Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: \
              application/json-patch+json, application/merge-patch+json, \
-             application/strategic-merge-patch+json (got {other:?})"
+             application/strategic-merge-patch+json, application/apply-patch+yaml (got \
+             {other:?})"
         ))),
     }
 }

@@ -11,6 +11,7 @@ mod dry_run;
 #[cfg(test)]
 mod encryption_tests;
 pub mod eviction;
+mod field_manager;
 pub mod finalizers;
 mod node_watch;
 pub mod object;
@@ -40,6 +41,7 @@ use crate::encryption::Encryption;
 use crate::error::ApiError;
 use crate::serviceaccount::TokenIssuer;
 pub use delete::DeleteOptions;
+pub use field_manager::FieldManager;
 pub use pagination::{Page, ReadAt};
 pub use patch::{unguarded, Guard};
 pub use rewrite::Rewritten;
@@ -79,6 +81,9 @@ pub struct Registry {
     encryption: Encryption,
     /// Signs ServiceAccount tokens; without it (a server without TLS) pods get no token volume.
     tokens: Option<TokenIssuer>,
+    /// Whose creates and updates these are, recorded in `managedFields` (none: the server's
+    /// own writes, which keep the entries as they are).
+    field_manager: Option<FieldManager>,
 }
 
 impl Registry {
@@ -95,6 +100,7 @@ impl Registry {
             service_ranges: allocation::ServiceRanges::default(),
             encryption: Encryption::identity(),
             tokens: None,
+            field_manager: None,
         }
     }
 
@@ -207,6 +213,7 @@ impl Registry {
         self.admit_storage_class(kind, &mut obj).await?;
         self.admit_limit_ranges(kind, &mut obj).await?;
         admission::validate(kind, &obj)?;
+        self.record_write(kind, None, &mut obj, Subresource::Main)?;
         let ns = object::namespace(&obj).map(str::to_string);
         if let Some(ns) = ns.as_deref() {
             self.ensure_namespace(ns).await?;
@@ -303,10 +310,11 @@ impl Registry {
         subresource: Subresource,
     ) -> Result<Value, ApiError> {
         let old = decode(current)?;
-        let new = admission::prepare_update(kind, namespace, name, &old, obj, subresource)?;
+        let mut new = admission::prepare_update(kind, namespace, name, &old, obj, subresource)?;
         if strip_version(&new) == strip_version(&old) {
             return Ok(old);
         }
+        self.record_write(kind, Some(&old), &mut new, subresource)?;
         let key = kind.store_key(scope(kind, namespace), name);
         let stored = if is_service(kind) && subresource == Subresource::Main {
             self.update_service(kind, current, &old, &new).await?

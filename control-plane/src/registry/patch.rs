@@ -105,7 +105,7 @@ impl Registry {
     /// concurrent writes unless `pinned` to a revision. The read follows a read barrier, so a
     /// patch that fails (a JSON Patch `test`) failed against the current object, not a stale
     /// replica.
-    async fn patch_with(
+    pub(super) async fn patch_with(
         &self,
         kind: &ResourceKind,
         namespace: Option<&str>,

@@ -90,6 +90,7 @@ impl Registry {
             .as_str()
             .filter(|v| !v.is_empty());
         let mut tries = 0;
+        let through_scale = self.through("scale");
         let updated = loop {
             let mut obj = self.get(kind, namespace, name).await?;
             // The update's optimistic concurrency then compares the Scale's version, if it has one.
@@ -97,7 +98,7 @@ impl Registry {
                 object::set_meta(&mut obj, "resourceVersion", version);
             }
             obj["spec"]["replicas"] = json!(replicas);
-            match self
+            match through_scale
                 .update(kind, namespace, name, obj, Subresource::Main)
                 .await
             {
