@@ -10,7 +10,8 @@ use crate::transport::tcp::PeerTls;
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// Directory for the sled database (Raft log, hard state, snapshots, state machine).
+    /// Directory for the sled databases: the state machine in it, the Raft log (entries,
+    /// hard state, conf state) in its `raft-log/`.
     pub data_dir: PathBuf,
     /// The members of the Raft group and which one this is.
     pub cluster: Cluster,
