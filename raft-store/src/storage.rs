@@ -109,6 +109,12 @@ impl SledStorage {
         Ok(())
     }
 
+    pub fn set_commit(&self, commit: u64) -> raft::Result<()> {
+        let mut hs = self.hard_state()?;
+        hs.commit = commit;
+        self.set_hard_state(&hs)
+    }
+
     pub fn set_conf_state(&self, cs: &ConfState) -> raft::Result<()> {
         self.meta
             .insert(CONF_STATE, cs.encode_to_vec())

@@ -1,11 +1,9 @@
 //! The one task that owns the `RawNode`: it `select!`s over ticks, peer messages,
-//! proposals, read barriers, finished log fsyncs and shutdown, handles each `Ready`
-//! (`ready`), makes the log durable off the task (`persist`), answers its
+//! proposals, read barriers and shutdown, handles each `Ready` (`ready`), answers its
 //! callers (`waiters`, `reads`), changes the membership (`membership`), and publishes the
 //! member's status.
 
 mod membership;
-mod persist;
 mod reads;
 mod ready;
 mod waiters;
@@ -26,7 +24,6 @@ use crate::state_machine::StateMachine;
 use crate::storage::SledStorage;
 use crate::transport::{PeerReport, Transport};
 use crate::{MemberStatus, StopCause, StoreError, StoreMetrics, TxnResponse, WatchEvent};
-use persist::Persist;
 use reads::Reads;
 use waiters::Waiters;
 
@@ -84,8 +81,6 @@ pub struct Driver {
     waiters: Waiters,
     /// Read barriers in flight.
     reads: Reads,
-    /// Readies waiting for the log's fsync.
-    persist: Persist,
     /// The voters and learners as of the last applied change.
     conf_state: ConfState,
     /// Set when a membership change removed this member: it stops.
@@ -99,7 +94,6 @@ impl Driver {
             parts,
             waiters: Waiters::default(),
             reads: Reads::default(),
-            persist: Persist::default(),
             conf_state,
             removed: false,
             since_compaction: 0,
@@ -140,18 +134,6 @@ impl Driver {
                     }
                 }
                 Some(change) = self.parts.changes.recv() => self.propose_change(change),
-                flushed = self.persist.flushed() => match flushed {
-                    Ok((number, took)) => {
-                        self.parts.metrics.wal_fsync_seconds.observe(took);
-                        self.persist.on_flushed(number);
-                        self.release_persisted();
-                        self.persist.start_flush(&self.parts.disk);
-                    }
-                    Err(err) => {
-                        tracing::error!(%err, "raft log fsync failed; this member stops serving");
-                        break StopCause::StorageFailed(self.storage_error(err).to_string());
-                    }
-                },
                 Some(read) = self.parts.reads.recv() => {
                     let deadline = Instant::now() + READ_TIMEOUT;
                     self.reads.queue(deadline, read);

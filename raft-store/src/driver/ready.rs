@@ -1,6 +1,6 @@
 //! Handling a `Ready` in the order raft-rs documents: send, install a snapshot, note
-//! confirmed reads, apply committed entries, write the log (made durable by `persist`),
-//! advance; then answer waiters and compact.
+//! confirmed reads, apply committed entries, persist, advance; then answer waiters and
+//! compact.
 
 use std::sync::Arc;
 
@@ -12,61 +12,51 @@ use crate::member::RaftSnapshot;
 use crate::StoreError;
 
 impl Driver {
-    /// Handles every pending `Ready`, in the order raft-rs documents for asynchronous
-    /// persistence: send, install a snapshot, note confirmed reads, apply committed entries,
-    /// write the log and hard state (`persist` makes them durable), advance.
+    /// Handles one `Ready`, in the order raft-rs documents.
     pub(super) fn on_ready(&mut self) -> Result<(), StoreError> {
-        while self.parts.node.has_ready() {
-            self.handle_ready()?;
+        if !self.parts.node.has_ready() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    fn handle_ready(&mut self) -> Result<(), StoreError> {
         let mut ready = self.parts.node.ready();
-        // A leader's appends go out before its own log is durable (raft thesis 10.2.1).
         self.parts.transport.send(ready.take_messages());
-        let snapshot = !ready.snapshot().is_empty();
-        if snapshot {
+        if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot())?;
         }
         for read in ready.take_read_states() {
             self.reads.confirmed(&read.request_ctx, read.index);
         }
         self.apply(ready.take_committed_entries())?;
+        let mut wrote = false;
         if !ready.entries().is_empty() {
             self.parts.storage.append(ready.entries())?;
+            wrote = true;
         }
         if let Some(hs) = ready.hs() {
             self.parts.storage.set_hard_state(hs)?;
+            wrote = true;
         }
-        let number = ready.number();
-        let needs_sync = ready.must_sync();
-        let persisted = ready.take_persisted_messages();
-        self.parts.node.advance_append_async(ready);
-        self.persist.written(number, needs_sync, persisted);
-        if snapshot {
-            // Rare: made durable here, with whatever was written before it.
+        if wrote {
+            // Durable before anything depends on it: the log is our acknowledgement.
+            let started = std::time::Instant::now();
             self.parts
                 .disk
                 .flush_log()
                 .map_err(|e| self.storage_error(e))?;
-            self.persist.synced_through(number);
+            self.parts
+                .metrics
+                .wal_fsync_seconds
+                .observe(started.elapsed());
         }
-        self.persist.start_flush(&self.parts.disk);
-        self.release_persisted();
-        // After the release: a snapshot counts as applied only once raft-rs knows it durable.
+        self.parts.transport.send(ready.take_persisted_messages());
+        let mut light = self.parts.node.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.parts.storage.set_commit(commit)?;
+        }
+        self.parts.transport.send(light.take_messages());
+        self.apply(light.take_committed_entries())?;
         self.parts.node.advance_apply();
         self.reads.release(self.parts.state.applied_index());
         self.maybe_compact()
-    }
-
-    /// Sends the messages of the Readies now durable and tells raft-rs they are.
-    pub(super) fn release_persisted(&mut self) {
-        if let Some(released) = self.persist.release() {
-            self.parts.transport.send(released.messages);
-            self.parts.node.on_persist_ready(released.number);
-        }
     }
 
     /// Replaces the state machine with a leader's snapshot; open watches end (they would
