@@ -6,7 +6,6 @@ use std::path::Path;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::disk::Disk;
 use crate::member::Cluster;
 use crate::state_machine::StateMachine;
 use crate::{identity, storage, StoreError};
@@ -104,24 +103,25 @@ fn seed(backup: &BackupFile, data_dir: &Path, cluster: &Cluster) -> Result<Backu
         source,
     };
     std::fs::create_dir_all(data_dir).map_err(|e| storage_error(e.into()))?;
-    let disk = Disk::open_unshared(data_dir).map_err(storage_error)?;
-    identity::check_or_record(&disk.data, cluster, data_dir)?;
+    let db = sled::Config::new()
+        .path(data_dir)
+        .open()
+        .map_err(storage_error)?;
+    identity::check_or_record(&db, cluster, data_dir)?;
     let state = std::sync::Arc::new(
         // The watch history starts empty; its length only matters to a running store.
-        StateMachine::open(&disk.data, 1, data_dir).map_err(storage_error)?,
+        StateMachine::open(&db, 1, data_dir).map_err(storage_error)?,
     );
     // The new cluster's log starts empty; the keys and their revisions carry over, so
     // resourceVersions keep growing from where the backup was taken.
     let keys = state.restore(&backup.snapshot, 0)?;
     let membership = std::sync::Arc::new(std::sync::RwLock::new(cluster.clone()));
-    let log =
-        storage::SledStorage::open(&disk.log, state.clone(), membership).map_err(storage_error)?;
+    let log = storage::SledStorage::open(&db, state, membership).map_err(storage_error)?;
     log.set_conf_state(&raft::eraftpb::ConfState {
         voters: cluster.voters(),
         ..Default::default()
     })?;
-    disk.flush_log().map_err(storage_error)?;
-    state.finish_restore()?;
+    db.flush().map_err(storage_error)?;
     Ok(BackupInfo {
         revision: backup.revision,
         keys,

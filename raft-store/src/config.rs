@@ -10,8 +10,7 @@ use crate::transport::tcp::PeerTls;
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// Directory for the sled databases: the state machine in it, the Raft log (entries,
-    /// hard state, conf state) in its `raft-log/`.
+    /// Directory for the sled database (Raft log, hard state, snapshots, state machine).
     pub data_dir: PathBuf,
     /// The members of the Raft group and which one this is.
     pub cluster: Cluster,

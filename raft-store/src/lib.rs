@@ -1,7 +1,6 @@
 //! Raft-replicated, revisioned key-value store (etcd-like) on raft-rs and sled.
 //!
 //! One task (`driver`) owns the raft-rs `RawNode`; `storage` keeps the Raft log in sled;
-//! `disk` holds the data dir's two sled databases (the log's and the data's);
 //! `state_machine` is the revisioned KV the log is applied to; `watch` serves changes;
 //! `transport` carries Raft messages between members; `member` and `identity` say who is in
 //! the group and bind a data dir to it; `backup` saves and restores the whole store.
@@ -11,7 +10,6 @@
 mod backup;
 mod command;
 mod config;
-mod disk;
 mod driver;
 mod error;
 mod identity;

@@ -2,13 +2,15 @@
 //! and starting the transport and the driver task.
 
 use std::panic::AssertUnwindSafe;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::{broadcast, mpsc, watch as signal};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::disk::Disk;
 use crate::member::SharedCluster;
 use crate::store::{Shared, Store};
 use crate::transport::{tcp, Links, Transport};
@@ -24,6 +26,10 @@ const PROPOSAL_QUEUE: usize = 8192;
 const READ_QUEUE: usize = 8192;
 /// Raft messages from peers waiting for the driver.
 const INBOX: usize = 4096;
+/// How long opening waits for the data dir's lock (see `open_db`).
+const LOCK_WAIT: Duration = Duration::from_secs(1);
+/// How often opening tries the lock again meanwhile.
+const LOCK_RETRY: Duration = Duration::from_millis(10);
 
 impl Store {
     /// Opens (or creates) the store under `config.data_dir`, listens for peers, and starts
@@ -83,14 +89,14 @@ impl Store {
             path: config.data_dir.clone(),
             source,
         };
-        let disk = Disk::open(&config.data_dir).await.map_err(storage_error)?;
-        let cluster = identity::check_or_record(&disk.data, &config.cluster, &config.data_dir)?;
+        let db = open_db(&config.data_dir).await.map_err(storage_error)?;
+        let cluster = identity::check_or_record(&db, &config.cluster, &config.data_dir)?;
         let state = Arc::new(
-            state_machine::StateMachine::open(&disk.data, config.watch_history, &config.data_dir)
+            state_machine::StateMachine::open(&db, config.watch_history, &config.data_dir)
                 .map_err(storage_error)?,
         );
         let membership = Arc::new(std::sync::RwLock::new(cluster.clone()));
-        let storage = storage::SledStorage::open(&disk.log, state.clone(), membership.clone())
+        let storage = storage::SledStorage::open(&db, state.clone(), membership.clone())
             .map_err(storage_error)?;
         if !storage.is_initialized()? {
             let (voters, learners) = match &config.join {
@@ -103,18 +109,6 @@ impl Store {
                 ..Default::default()
             })?;
         }
-        // The log is compacted only up to what the data durably applied (`Disk`): a gap
-        // between the two means the data dir was damaged or mixed from two members.
-        let first = raft::Storage::first_index(&storage)?;
-        if state.applied_index() + 1 < first {
-            return Err(StoreError::Corrupt {
-                path: config.data_dir.clone(),
-                what: format!(
-                    "the data is applied up to entry {} but the raft log starts at entry {first}",
-                    state.applied_index()
-                ),
-            });
-        }
         // The applied index is persisted with the KV, the commit index with the hard state;
         // after a crash between the two, everything applied was committed (its log is durable).
         let mut hard_state = raft::Storage::initial_state(&storage)?.hard_state;
@@ -124,7 +118,7 @@ impl Store {
         }
         // On a blocking thread rather than sled's own future: tokio's paused clock (tests)
         // stands still while a blocking task runs, not while sled's thread flushes.
-        let flushing = disk.clone();
+        let flushing = db.clone();
         tokio::task::spawn_blocking(move || flushing.flush())
             .await
             .map_err(|_| StoreError::Stopped)?
@@ -168,7 +162,7 @@ impl Store {
         let parts = driver::DriverParts {
             node,
             storage,
-            disk: disk.clone(),
+            db: db.clone(),
             state: state.clone(),
             proposals: proposal_rx,
             changes: change_rx,
@@ -217,8 +211,61 @@ impl Store {
             cluster,
             stop,
             driver: std::sync::Mutex::new(Some(task)),
-            disk,
+            db,
             metrics,
         }))
+    }
+}
+
+/// Opens the sled database under `path`. A store closed in this process may keep the data
+/// dir locked for a moment after `shutdown` (sled's background writer lets go of it last,
+/// as sled's own tests know), so a restart in one process waits up to `LOCK_WAIT` for the
+/// lock; a data dir another server holds is still refused.
+async fn open_db(path: &Path) -> Result<sled::Db, sled::Error> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(err)) if is_locked(&err) && Instant::now() < deadline => {
+                tokio::time::sleep(LOCK_RETRY).await;
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// sled reports a held lock only in its message.
+fn is_locked(err: &std::io::Error) -> bool {
+    err.to_string().contains("could not acquire lock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn opening_waits_briefly_for_a_closing_store_to_let_go_of_the_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let closing = open_db(dir.path()).await.expect("first open");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(closing);
+        });
+        let start = Instant::now();
+        open_db(dir.path())
+            .await
+            .expect("opened once the first let go");
+        assert!(start.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_data_dir_held_open_is_refused_after_the_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _held = open_db(dir.path()).await.expect("first open");
+        let start = Instant::now();
+        match open_db(dir.path()).await {
+            Err(sled::Error::Io(err)) => assert!(is_locked(&err), "{err}"),
+            other => panic!("a held data dir opened twice: {:?}", other.map(|_| ())),
+        }
+        assert!(start.elapsed() >= LOCK_WAIT);
     }
 }

@@ -298,8 +298,7 @@ impl StateMachine {
 
     /// Replaces every key with a snapshot's, applied at `index`; returns how many keys it
     /// holds. Watch history restarts after the snapshot's revision: older watches get
-    /// `Compacted` and re-list. The data stays marked as being restored (a restart refuses
-    /// it) until `finish_restore`, which the caller runs once the Raft log agrees.
+    /// `Compacted` and re-list.
     pub fn restore(&self, bytes: &[u8], index: u64) -> Result<usize, StoreError> {
         let data: SnapshotData = decode(bytes).map_err(|e| StoreError::Corrupt {
             path: self.path.clone(),
@@ -329,18 +328,11 @@ impl StateMachine {
             .insert(APPLIED, &index.to_be_bytes())
             .map_err(sled_error)?;
         self.kv.flush().map_err(sled_error)?;
+        self.meta.remove(RESTORING).map_err(sled_error)?;
         self.revision.store(data.revision, Ordering::SeqCst);
         self.applied.store(index, Ordering::SeqCst);
         self.oldest.store(data.revision + 1, Ordering::SeqCst);
         Ok(data.keys.len())
-    }
-
-    /// Ends a `restore`: the data is whole and the Raft log starts at its applied index.
-    pub fn finish_restore(&self) -> Result<(), StoreError> {
-        let sled_error = |e| self.storage_error(e);
-        self.meta.remove(RESTORING).map_err(sled_error)?;
-        self.meta.flush().map_err(sled_error)?;
-        Ok(())
     }
 
     /// Changes under `prefix` with revisions in `from..=to`, from the persisted history.

@@ -35,7 +35,7 @@ pub(crate) struct Shared {
     /// Cancelled to stop the driver (by `shutdown`, or when the last handle is dropped).
     pub(crate) stop: CancellationToken,
     pub(crate) driver: std::sync::Mutex<Option<JoinHandle<()>>>,
-    pub(crate) disk: crate::disk::Disk,
+    pub(crate) db: sled::Db,
     pub(crate) metrics: Arc<StoreMetrics>,
 }
 
@@ -260,8 +260,8 @@ impl Store {
         if let Some(task) = task {
             let _ = task.await;
         }
-        let disk = self.shared.disk.clone();
-        match tokio::task::spawn_blocking(move || disk.flush()).await {
+        let db = self.shared.db.clone();
+        match tokio::task::spawn_blocking(move || db.flush()).await {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => tracing::error!(%err, "flushing the store on shutdown failed"),
             Err(err) => tracing::error!(%err, "flushing the store on shutdown failed"),

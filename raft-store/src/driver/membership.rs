@@ -137,7 +137,7 @@ impl Driver {
         if result.is_ok() {
             self.conf_state = self.parts.node.apply_conf_change(change)?;
             self.parts.storage.set_conf_state(&self.conf_state)?;
-            identity::record(&self.parts.disk.data, &cluster, &self.parts.data_dir)?;
+            identity::record(&self.parts.db, &cluster, &self.parts.data_dir)?;
             tracing::info!(id, change = ?change.get_change_type(), members = %cluster.describe(), "membership changed");
             *self.parts.cluster.write().expect("cluster") = cluster;
         }
@@ -155,7 +155,7 @@ impl Driver {
         tracing::warn!(by, "a peer says this member was removed from the cluster");
         let mut cluster = self.parts.cluster.read().expect("cluster").clone();
         cluster.remove(cluster.local);
-        if let Err(err) = identity::record(&self.parts.disk.data, &cluster, &self.parts.data_dir) {
+        if let Err(err) = identity::record(&self.parts.db, &cluster, &self.parts.data_dir) {
             tracing::error!(%err, "recording this member's removal failed");
         }
         *self.parts.cluster.write().expect("cluster") = cluster;
@@ -182,7 +182,7 @@ impl Driver {
         self.removed |= !members.iter().any(|m| m.id == cluster.local);
         cluster.members = members;
         cluster.max_id = max_id;
-        identity::record(&self.parts.disk.data, &cluster, &self.parts.data_dir)?;
+        identity::record(&self.parts.db, &cluster, &self.parts.data_dir)?;
         *self.parts.cluster.write().expect("cluster") = cluster;
         Ok(())
     }

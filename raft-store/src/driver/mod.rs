@@ -56,7 +56,7 @@ pub struct ChangeProposal {
 pub struct DriverParts {
     pub node: RawNode<SledStorage>,
     pub storage: SledStorage,
-    pub disk: crate::disk::Disk,
+    pub db: sled::Db,
     pub state: Arc<StateMachine>,
     pub proposals: mpsc::Receiver<Proposal>,
     pub changes: mpsc::Receiver<ChangeProposal>,
@@ -176,7 +176,7 @@ impl Driver {
         while let Ok(p) = self.parts.proposals.try_recv() {
             let _ = p.reply.send(Err(StoreError::Stopped));
         }
-        if let Err(err) = self.parts.disk.flush() {
+        if let Err(err) = self.parts.db.flush() {
             tracing::error!(%err, "final flush failed");
         }
     }

@@ -38,10 +38,7 @@ impl Driver {
         if wrote {
             // Durable before anything depends on it: the log is our acknowledgement.
             let started = std::time::Instant::now();
-            self.parts
-                .disk
-                .flush_log()
-                .map_err(|e| self.storage_error(e))?;
+            self.parts.db.flush().map_err(|e| self.storage_error(e))?;
             self.parts
                 .metrics
                 .wal_fsync_seconds
@@ -76,11 +73,7 @@ impl Driver {
         self.parts.storage.apply_snapshot(snapshot)?;
         self.conf_state = meta.get_conf_state().clone();
         self.adopt_members(data.members, data.max_id)?;
-        self.parts
-            .disk
-            .flush_log()
-            .map_err(|e| self.storage_error(e))?;
-        self.parts.state.finish_restore()?;
+        self.parts.db.flush().map_err(|e| self.storage_error(e))?;
         let _ = self.parts.events.send(Arc::new(Vec::new()));
         Ok(())
     }
@@ -175,12 +168,6 @@ impl Driver {
         let applied = self.parts.state.applied_index();
         let first = raft::Storage::first_index(&self.parts.storage)?;
         if applied > first + self.parts.log_retain {
-            // Entries the data has not durably applied stay in the log: after a crash they
-            // are applied again from it.
-            self.parts
-                .disk
-                .flush_data()
-                .map_err(|e| self.storage_error(e))?;
             self.parts
                 .storage
                 .compact(applied - self.parts.log_retain)?;
