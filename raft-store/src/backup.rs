@@ -116,12 +116,13 @@ fn seed(backup: &BackupFile, data_dir: &Path, cluster: &Cluster) -> Result<Backu
     // resourceVersions keep growing from where the backup was taken.
     let keys = state.restore(&backup.snapshot, 0)?;
     let membership = std::sync::Arc::new(std::sync::RwLock::new(cluster.clone()));
-    let log = storage::SledStorage::open(&db, state, membership).map_err(storage_error)?;
+    let log = storage::SledStorage::open(&db, state.clone(), membership).map_err(storage_error)?;
     log.set_conf_state(&raft::eraftpb::ConfState {
         voters: cluster.voters(),
         ..Default::default()
     })?;
     db.flush().map_err(storage_error)?;
+    state.finish_restore()?;
     Ok(BackupInfo {
         revision: backup.revision,
         keys,

@@ -298,7 +298,9 @@ impl StateMachine {
 
     /// Replaces every key with a snapshot's, applied at `index`; returns how many keys it
     /// holds. Watch history restarts after the snapshot's revision: older watches get
-    /// `Compacted` and re-list.
+    /// `Compacted` and re-list. The data stays marked as being restored (a restart refuses
+    /// it) until `finish_restore`, which the caller runs once the Raft log agrees with it
+    /// durably: otherwise a crash could leave data applied past the end of the log.
     pub fn restore(&self, bytes: &[u8], index: u64) -> Result<usize, StoreError> {
         let data: SnapshotData = decode(bytes).map_err(|e| StoreError::Corrupt {
             path: self.path.clone(),
@@ -328,11 +330,18 @@ impl StateMachine {
             .insert(APPLIED, &index.to_be_bytes())
             .map_err(sled_error)?;
         self.kv.flush().map_err(sled_error)?;
-        self.meta.remove(RESTORING).map_err(sled_error)?;
         self.revision.store(data.revision, Ordering::SeqCst);
         self.applied.store(index, Ordering::SeqCst);
         self.oldest.store(data.revision + 1, Ordering::SeqCst);
         Ok(data.keys.len())
+    }
+
+    /// Ends a `restore` once the Raft log starts at the restored index, durably.
+    pub fn finish_restore(&self) -> Result<(), StoreError> {
+        let sled_error = |e| self.storage_error(e);
+        self.meta.remove(RESTORING).map_err(sled_error)?;
+        self.meta.flush().map_err(sled_error)?;
+        Ok(())
     }
 
     /// Changes under `prefix` with revisions in `from..=to`, from the persisted history.
@@ -390,5 +399,45 @@ impl StateMachine {
         self.history
             .apply_batch(batch)
             .map_err(|e| self.storage_error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restore_counts_only_once_finished() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::open(dir.path()).expect("db");
+        let state = StateMachine::open(&db, 10, dir.path()).expect("state");
+        let value = StoredValue {
+            value: b"v".to_vec(),
+            create_revision: 3,
+            mod_revision: 5,
+            version: 2,
+        };
+        let snapshot = SnapshotData {
+            revision: 5,
+            keys: vec![b"/a".to_vec()],
+            values: vec![value.encode_to_vec()],
+        };
+        assert_eq!(
+            state
+                .restore(&snapshot.encode_to_vec(), 7)
+                .expect("restore"),
+            1
+        );
+        // Until the log agrees, a restart refuses the data rather than run ahead of the log.
+        let err = StateMachine::open(&db, 10, dir.path())
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("interrupted"), "{err}");
+        state.finish_restore().expect("finish");
+        let reopened = StateMachine::open(&db, 10, dir.path()).expect("reopen");
+        assert_eq!(reopened.applied_index(), 7);
+        assert_eq!(reopened.revision(), 5);
+        let kv = reopened.get(b"/a").expect("get").expect("restored key");
+        assert_eq!(kv.mod_revision, 5);
     }
 }

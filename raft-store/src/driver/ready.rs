@@ -74,6 +74,7 @@ impl Driver {
         self.conf_state = meta.get_conf_state().clone();
         self.adopt_members(data.members, data.max_id)?;
         self.parts.db.flush().map_err(|e| self.storage_error(e))?;
+        self.parts.state.finish_restore()?;
         let _ = self.parts.events.send(Arc::new(Vec::new()));
         Ok(())
     }
