@@ -11,6 +11,7 @@ pub mod identity;
 mod leadership;
 pub mod metrics;
 pub mod openapi;
+pub mod protobuf;
 pub mod pki;
 pub mod registry;
 pub mod runtime;
