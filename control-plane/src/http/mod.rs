@@ -2,7 +2,6 @@
 
 mod access_review;
 mod agent_conn;
-mod approval_protobuf;
 pub mod audit;
 mod auth;
 mod authn;
@@ -24,7 +23,6 @@ mod pod_container;
 mod query;
 mod request_body;
 mod request_info;
-mod review_protobuf;
 mod rules_review;
 mod secrets;
 mod self_subject_review;

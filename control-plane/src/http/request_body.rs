@@ -1,6 +1,7 @@
 //! Reading a request's body: an object or patch as JSON (duplicate keys as `fieldValidation`
-//! asks, YAML refused), the patch type from `Content-Type`, and a delete's options from the
-//! query and a `DeleteOptions` body.
+//! asks, YAML refused) or, for the built-in kinds, as Kubernetes protobuf (what typed client-go
+//! clients such as `kubectl create` and helm send), the patch type from `Content-Type`, and a
+//! delete's options from the query and a `DeleteOptions` body.
 
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap};
@@ -10,6 +11,7 @@ use skiff_api::strict::StrictValue;
 use super::field_validation::{FieldValidation, Findings};
 use super::query::Query;
 use crate::error::ApiError;
+use crate::protobuf::{self, ProtobufError};
 use crate::registry::finalizers::Propagation;
 use crate::registry::DeleteOptions;
 
@@ -20,6 +22,9 @@ pub(super) fn parse_object(
     headers: &HeaderMap,
     validation: FieldValidation,
 ) -> Result<(Value, Findings), ApiError> {
+    if is_protobuf(headers) {
+        return Ok((from_protobuf(body)?, Findings::default()));
+    }
     if validation == FieldValidation::Strict {
         return Ok((parse_body(body, headers)?, Findings::default()));
     }
@@ -43,8 +48,30 @@ fn check_json(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether the body is Kubernetes protobuf (`application/vnd.kubernetes.protobuf`).
+pub(super) fn is_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(protobuf::is_media_type)
+}
+
+/// A protobuf body as the JSON object it carries: 415 for a kind without a protobuf form
+/// (custom resources), 400 naming what is wrong for a malformed body.
+pub(super) fn from_protobuf(body: &[u8]) -> Result<Value, ApiError> {
+    protobuf::decode(body).map_err(|e| match e {
+        ProtobufError::UnknownKind { .. } | ProtobufError::Encoding(_) => {
+            ApiError::UnsupportedMediaType(e.to_string())
+        }
+        e => ApiError::BadRequest(e.to_string()),
+    })
+}
+
 /// A body decoded strictly: duplicate fields are refused, naming the field.
 pub(super) fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
+    if is_protobuf(headers) {
+        return from_protobuf(body);
+    }
     check_json(headers)?;
     // Duplicate keys are refused (Kubernetes' strict decoding), naming the field.
     serde_json::from_slice::<StrictValue>(body)
@@ -95,9 +122,15 @@ pub(super) fn parse_json_patch(body: &Bytes) -> Result<json_patch::Patch, ApiErr
 
 /// `gracePeriodSeconds` and `propagationPolicy` from the query, else from a `DeleteOptions`
 /// body, and the body's `preconditions` (uid, resourceVersion).
-pub(super) fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError> {
+pub(super) fn delete_options(
+    query: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<DeleteOptions, ApiError> {
     let options: Value = if body.is_empty() {
         Value::Null
+    } else if is_protobuf(headers) {
+        from_protobuf(body)?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("DeleteOptions is not valid JSON: {e}")))?
