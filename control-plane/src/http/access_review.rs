@@ -127,11 +127,7 @@ fn answer(
 }
 
 /// A review's body as JSON; typed client-go clients (`kubectl auth can-i`) send protobuf.
-pub(super) fn read_review(
-    headers: &HeaderMap,
-    body: &[u8],
-    kind: &str,
-) -> Result<Value, ApiError> {
+pub(super) fn read_review(headers: &HeaderMap, body: &[u8], kind: &str) -> Result<Value, ApiError> {
     if is_protobuf(headers) {
         return from_protobuf(body);
     }

@@ -20,6 +20,7 @@ mod node_proxy;
 mod openapi;
 mod path;
 mod pod_container;
+mod protobuf_response;
 mod query;
 mod request_body;
 mod request_info;
@@ -143,6 +144,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             authn::authenticate,
         ))
+        // Clients that accept only protobuf get it, refusals included.
+        .layer(middleware::from_fn(protobuf_response::negotiate))
         // The dashboard authenticates from its own cookie (`ui::session`), never the API.
         .merge(ui::routes(state.clone()))
         .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))

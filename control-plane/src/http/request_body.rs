@@ -164,3 +164,56 @@ pub(super) fn delete_options(
         propagation,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A length-delimited protobuf field.
+    fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![(number << 3) | 2, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
+        let type_meta = [field(1, api_version.as_bytes()), field(2, kind.as_bytes())].concat();
+        [b"k8s\0".as_slice(), &field(1, &type_meta), &field(2, raw)].concat()
+    }
+
+    #[test]
+    fn protobuf_bodies_are_read_or_refused_with_the_right_status() {
+        let metadata = field(1, &field(1, b"app"));
+        let data = field(2, &[field(1, b"a"), field(2, b"1")].concat());
+        let config_map = from_protobuf(&envelope("v1", "ConfigMap", &[metadata, data].concat()))
+            .expect("a ConfigMap");
+        assert_eq!(
+            config_map,
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "app"}, "data": {"a": "1"}})
+        );
+
+        let custom = from_protobuf(&envelope("example.com/v1", "Widget", &[])).expect_err("a CR");
+        assert!(
+            matches!(custom, ApiError::UnsupportedMediaType(_)),
+            "{custom:?}"
+        );
+        assert!(custom
+            .to_string()
+            .contains("application/vnd.kubernetes.protobuf"));
+
+        let truncated =
+            from_protobuf(&envelope("v1", "ConfigMap", &[0x0a, 0x05, b'a'])).expect_err("bad");
+        assert!(
+            matches!(truncated, ApiError::BadRequest(_)),
+            "{truncated:?}"
+        );
+        assert!(
+            truncated.to_string().contains("v1 ConfigMap"),
+            "{truncated}"
+        );
+
+        let json = from_protobuf(br#"{"kind": "ConfigMap"}"#).expect_err("JSON");
+        assert!(json.to_string().contains("envelope"), "{json}");
+    }
+}

@@ -133,7 +133,11 @@ impl Documents {
     /// The property names of the schema `definition` (`io.k8s.api.core.v1.Probe`), if it is
     /// one of the served schemas.
     pub fn properties(&self, definition: &str) -> Option<impl Iterator<Item = &str>> {
-        let properties = self.schemas.get(definition)?.get("properties")?.as_object()?;
+        let properties = self
+            .schemas
+            .get(definition)?
+            .get("properties")?
+            .as_object()?;
         Some(properties.keys().map(String::as_str))
     }
 

@@ -44,20 +44,20 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
         .and_then(|v| v.as_message().cloned())
         .unwrap_or_else(|| DynamicMessage::new(descriptors::message(TYPE_META)));
     let (api_version, kind) = (text(&meta, "apiVersion"), text(&meta, "kind"));
-    let descriptor = descriptors::kind(&api_version, &kind).ok_or_else(|| {
-        ProtobufError::UnknownKind {
+    let descriptor =
+        descriptors::kind(&api_version, &kind).ok_or_else(|| ProtobufError::UnknownKind {
             api_version: api_version.clone(),
             kind: kind.clone(),
-        }
-    })?;
+        })?;
     let raw = unknown
         .get_field_by_name("raw")
         .and_then(|v| v.as_bytes().cloned())
         .unwrap_or_default();
-    let message = DynamicMessage::decode(descriptor, raw).map_err(|e| ProtobufError::Malformed {
-        what: "the object",
-        reason: format!("{api_version} {kind}: {e}"),
-    })?;
+    let message =
+        DynamicMessage::decode(descriptor, raw).map_err(|e| ProtobufError::Malformed {
+            what: "the object",
+            reason: format!("{api_version} {kind}: {e}"),
+        })?;
     let mut object = serde_json::Map::new();
     object.insert("apiVersion".into(), Value::String(api_version));
     object.insert("kind".into(), Value::String(kind));

@@ -3,7 +3,9 @@
 //! (`apiVersion` and `kind` travel in the envelope).
 
 use base64::Engine as _;
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value as Field};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value as Field,
+};
 use serde_json::Value;
 
 use super::inline;
@@ -43,11 +45,7 @@ pub(super) fn message(
     Ok(out)
 }
 
-fn field_value(
-    field: &FieldDescriptor,
-    json: &Value,
-    path: &str,
-) -> Result<Field, ProtobufError> {
+fn field_value(field: &FieldDescriptor, json: &Value, path: &str) -> Result<Field, ProtobufError> {
     if field.is_map() {
         let Kind::Message(entry) = field.kind() else {
             unreachable!("a map field's kind is its entry message");
@@ -89,9 +87,7 @@ fn single(kind: &Kind, json: &Value, path: &str) -> Result<Field, ProtobufError>
         Kind::Uint32 | Kind::Fixed32 => {
             Field::U32(u32::try_from(int()?).map_err(|_| wrong("a uint32"))?)
         }
-        Kind::Uint64 | Kind::Fixed64 => {
-            Field::U64(json.as_u64().ok_or_else(|| wrong("a uint64"))?)
-        }
+        Kind::Uint64 | Kind::Fixed64 => Field::U64(json.as_u64().ok_or_else(|| wrong("a uint64"))?),
         Kind::Float => Field::F32(json.as_f64().ok_or_else(|| wrong("a number"))? as f32),
         Kind::Double => Field::F64(json.as_f64().ok_or_else(|| wrong("a number"))?),
         Kind::Enum(_) => Field::EnumNumber(i32::try_from(int()?).map_err(|_| wrong("an enum"))?),

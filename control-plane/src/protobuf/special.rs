@@ -94,9 +94,10 @@ pub(super) fn to_json(
             if raw.is_empty() {
                 return Ok(None);
             }
-            Some(serde_json::from_slice(&raw).map_err(|e| {
-                ProtobufError::field(path, format!("raw is not JSON: {e}"))
-            })?)
+            Some(
+                serde_json::from_slice(&raw)
+                    .map_err(|e| ProtobufError::field(path, format!("raw is not JSON: {e}")))?,
+            )
         }
         Special::Items => unreachable!("items wrappers are lists, converted by the caller"),
     })
@@ -111,7 +112,8 @@ pub(super) fn from_json(
 ) -> Result<DynamicMessage, ProtobufError> {
     let mut message = DynamicMessage::new(descriptor);
     if special == Special::RawJson {
-        let raw = serde_json::to_vec(value).map_err(|e| ProtobufError::field(path, e.to_string()))?;
+        let raw =
+            serde_json::to_vec(value).map_err(|e| ProtobufError::field(path, e.to_string()))?;
         // `raw`, or `Raw` in FieldsV1.
         message.set_field_by_number(1, Field::Bytes(raw.into()));
         return Ok(message);
@@ -119,7 +121,9 @@ pub(super) fn from_json(
     let mut set = |name: &str, field: Field| message.set_field_by_name(name, field);
     match (special, value) {
         (Special::Quantity, Value::String(text)) => set("string", Field::String(text.clone())),
-        (Special::Quantity, Value::Number(number)) => set("string", Field::String(number.to_string())),
+        (Special::Quantity, Value::Number(number)) => {
+            set("string", Field::String(number.to_string()))
+        }
         (Special::Time | Special::MicroTime, Value::String(text)) => {
             let time: jiff::Timestamp = text.parse().map_err(|e| {
                 ProtobufError::field(path, format!("{text:?} is not an RFC 3339 time: {e}"))

@@ -53,7 +53,7 @@ fn a_secret_round_trips_its_bytes() {
         "kind": "Secret",
         "metadata": {"name": "db"},
         "type": "Opaque",
-        "data": {"password": "aHVudGVyMg==", "binary": "AP8BAg=="},
+        "data": {"password": "aHVudGVyMg==", "binary": "AP8BAg==", "empty": ""},
     }));
 }
 
@@ -111,6 +111,16 @@ fn a_review_with_extra_values_round_trips() {
 }
 
 #[test]
+fn empty_strings_in_lists_and_maps_are_kept() {
+    round_trip(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "r", "annotations": {"note": ""}},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+    }));
+}
+
+#[test]
 fn quantities_given_as_numbers_come_back_as_strings() {
     let body = encode(&json!({
         "apiVersion": "v1",
@@ -119,7 +129,10 @@ fn quantities_given_as_numbers_come_back_as_strings() {
         "spec": {"hard": {"pods": 10}},
     }))
     .expect("encodes");
-    assert_eq!(decode(&body).expect("decodes")["spec"]["hard"]["pods"], "10");
+    assert_eq!(
+        decode(&body).expect("decodes")["spec"]["hard"]["pods"],
+        "10"
+    );
 }
 
 #[test]
@@ -139,7 +152,10 @@ fn malformed_bodies_are_refused_naming_what_is_wrong() {
         "data": {"key": "not base64!"},
     }))
     .expect_err("bad base64");
-    assert!(error.to_string().starts_with("data[key]: not base64"), "{error}");
+    assert!(
+        error.to_string().starts_with("data[key]: not base64"),
+        "{error}"
+    );
 
     let error = encode(&json!({
         "apiVersion": "apps/v1",

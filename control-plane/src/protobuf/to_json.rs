@@ -3,7 +3,9 @@
 //! base64, and the special forms of [`special`].
 
 use base64::Engine as _;
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value as Field};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value as Field,
+};
 use serde_json::{Map, Value};
 
 use super::inline;
@@ -50,7 +52,7 @@ fn field_value(
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 let path = format!("{path}[{i}]");
-                out.push(single(&field.kind(), item, &path)?.unwrap_or(Value::Null));
+                out.push(single(&field.kind(), item, &path)?.unwrap_or_else(|| empty(item)));
             }
             Ok((!out.is_empty()).then_some(Value::Array(out)))
         }
@@ -70,9 +72,8 @@ fn field_value(
                     MapKey::U64(n) => n.to_string(),
                 };
                 let path = format!("{path}[{key}]");
-                if let Some(json) = single(&value_kind, item, &path)? {
-                    out.insert(key, json);
-                }
+                let json = single(&value_kind, item, &path)?.unwrap_or_else(|| empty(item));
+                out.insert(key, json);
             }
             // Go's maps print in key order.
             let mut sorted: Vec<_> = out.into_iter().collect();
@@ -80,6 +81,14 @@ fn field_value(
             Ok((!sorted.is_empty()).then(|| Value::Object(sorted.into_iter().collect())))
         }
         value => single(&field.kind(), value, path),
+    }
+}
+
+/// A list item or map value [`single`] leaves out as a field: an empty string stays one.
+fn empty(value: &Field) -> Value {
+    match value {
+        Field::String(_) => Value::String(String::new()),
+        _ => Value::Null,
     }
 }
 
@@ -95,9 +104,9 @@ fn single(kind: &Kind, value: &Field, path: &str) -> Result<Option<Value>, Proto
         Field::F64(n) => Some(Value::from(*n)),
         Field::EnumNumber(n) => Some(Value::from(*n)),
         Field::String(s) => (!s.is_empty()).then(|| Value::String(s.clone())),
-        Field::Bytes(bytes) => {
-            Some(Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)))
-        }
+        Field::Bytes(bytes) => Some(Value::String(
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        )),
         Field::Message(inner) => {
             let descriptor = match kind {
                 Kind::Message(d) => d.clone(),
