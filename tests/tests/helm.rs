@@ -33,7 +33,9 @@ fn helm(kubeconfig: &Path, home: &Path, args: &[&str]) -> anyhow::Result<String>
         .env("HELM_CONFIG_HOME", home.join("config"))
         .env("HELM_DATA_HOME", home.join("data"))
         .output()
-        .map_err(|e| anyhow::anyhow!("helm cannot run ({e}): scripts/install-deps.sh installs it"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("helm cannot run ({e}): scripts/install-deps.sh installs it")
+        })?;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     anyhow::ensure!(
         out.status.success(),
@@ -69,28 +71,64 @@ fn helm_installs_upgrades_rolls_back_and_uninstalls_a_wasm_chart() -> anyhow::Re
     };
 
     // install: every object of the chart, the Deployment's pods ready.
-    let installed = h(&["install", RELEASE, chart, "--set", &image, "--wait", "--timeout", "90s"])?;
+    let installed = h(&[
+        "install",
+        RELEASE,
+        chart,
+        "--set",
+        &image,
+        "--wait",
+        "--timeout",
+        "90s",
+    ])?;
     assert!(installed.contains("STATUS: deployed"), "{installed}");
     ready("hello from helm")?;
-    assert_eq!(get(&format!("svc/{RELEASE}"), "{.spec.ports[0].targetPort}")?, "8080");
+    assert_eq!(
+        get(&format!("svc/{RELEASE}"), "{.spec.ports[0].targetPort}")?,
+        "8080"
+    );
     assert_eq!(
         get(&format!("secret/{RELEASE}-secret"), "{.data.password}")?,
         "aHVudGVyMg=="
     );
     let releases = k(&["get", "secrets", "-l", "owner=helm", "-o", "name"])?;
-    assert!(releases.contains(&format!("sh.helm.release.v1.{RELEASE}.v1")), "{releases}");
+    assert!(
+        releases.contains(&format!("sh.helm.release.v1.{RELEASE}.v1")),
+        "{releases}"
+    );
     let replica_sets = || -> anyhow::Result<usize> {
-        let names = k(&["get", "rs", "-l", &format!("app.kubernetes.io/instance={RELEASE}"), "-o", "name"])?;
+        let names = k(&[
+            "get",
+            "rs",
+            "-l",
+            &format!("app.kubernetes.io/instance={RELEASE}"),
+            "-o",
+            "name",
+        ])?;
         Ok(names.lines().count())
     };
     assert_eq!(replica_sets()?, 1);
 
     // upgrade with a changed value: the ConfigMap changes and the Deployment rolls out.
-    h(&["upgrade", RELEASE, chart, "--set", &image, "--set", "message=second", "--wait", "--timeout", "90s"])?;
+    h(&[
+        "upgrade",
+        RELEASE,
+        chart,
+        "--set",
+        &image,
+        "--set",
+        "message=second",
+        "--wait",
+        "--timeout",
+        "90s",
+    ])?;
     ready("second")?;
     assert_eq!(replica_sets()?, 2);
     let history = h(&["history", RELEASE])?;
-    assert!(history.contains("superseded") && history.contains("deployed"), "{history}");
+    assert!(
+        history.contains("superseded") && history.contains("deployed"),
+        "{history}"
+    );
 
     // rollback to revision 1: the first message again, a third revision.
     h(&["rollback", RELEASE, "1", "--wait", "--timeout", "90s"])?;
@@ -101,7 +139,14 @@ fn helm_installs_upgrades_rolls_back_and_uninstalls_a_wasm_chart() -> anyhow::Re
     // uninstall: the chart's objects and the release records go.
     h(&["uninstall", RELEASE, "--wait", "--timeout", "90s"])?;
     wait_until("the release's objects to go", TIMEOUT, || {
-        let left = k(&["get", "deploy,svc,cm,secret", "-l", &format!("app.kubernetes.io/instance={RELEASE}"), "-o", "name"])?;
+        let left = k(&[
+            "get",
+            "deploy,svc,cm,secret",
+            "-l",
+            &format!("app.kubernetes.io/instance={RELEASE}"),
+            "-o",
+            "name",
+        ])?;
         let records = k(&["get", "secrets", "-l", "owner=helm", "-o", "name"])?;
         Ok((left.trim().is_empty() && records.trim().is_empty()).then_some(()))
     })?;

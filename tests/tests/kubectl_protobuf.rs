@@ -23,7 +23,13 @@ fn stock_kubectl_creates_built_in_kinds_in_protobuf() -> anyhow::Result<()> {
     let traced = kubectl_output(
         &url,
         &cache,
-        &["create", "configmap", "app", "--from-literal=greeting=hello", "-v=8"],
+        &[
+            "create",
+            "configmap",
+            "app",
+            "--from-literal=greeting=hello",
+            "-v=8",
+        ],
     )?;
     let trace = String::from_utf8_lossy(&traced.stderr);
     assert!(traced.status.success(), "{trace}");
@@ -34,29 +40,56 @@ fn stock_kubectl_creates_built_in_kinds_in_protobuf() -> anyhow::Result<()> {
     assert_eq!(jsonpath(&["cm", "app"], "{.data.greeting}")?, "hello");
 
     // Secret data are bytes (base64 in JSON).
-    k(&["create", "secret", "generic", "db", "--from-literal=password=hunter2"])?;
-    assert_eq!(jsonpath(&["secret", "db"], "{.data.password}")?, "aHVudGVyMg==");
+    k(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "--from-literal=password=hunter2",
+    ])?;
+    assert_eq!(
+        jsonpath(&["secret", "db"], "{.data.password}")?,
+        "aHVudGVyMg=="
+    );
 
     // IntOrString and defaults of a Deployment; the pod template's container.
-    k(&["create", "deployment", "web", "--image=registry.example/app:1", "--replicas=0"])?;
+    k(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=registry.example/app:1",
+        "--replicas=0",
+    ])?;
     assert_eq!(
-        jsonpath(&["deploy", "web"], "{.spec.template.spec.containers[0].image}")?,
+        jsonpath(
+            &["deploy", "web"],
+            "{.spec.template.spec.containers[0].image}"
+        )?,
         "registry.example/app:1"
     );
     assert_eq!(jsonpath(&["deploy", "web"], "{.spec.replicas}")?, "0");
     assert_eq!(
-        jsonpath(&["deploy", "web"], "{.spec.strategy.rollingUpdate.maxSurge}")?,
+        jsonpath(
+            &["deploy", "web"],
+            "{.spec.strategy.rollingUpdate.maxSurge}"
+        )?,
         "25%"
     );
     k(&["scale", "deploy", "web", "--replicas=2"])?;
     assert_eq!(jsonpath(&["deploy", "web"], "{.spec.replicas}")?, "2");
 
     k(&["create", "service", "clusterip", "web", "--tcp=80:8080"])?;
-    assert_eq!(jsonpath(&["svc", "web"], "{.spec.ports[0].targetPort}")?, "8080");
+    assert_eq!(
+        jsonpath(&["svc", "web"], "{.spec.ports[0].targetPort}")?,
+        "8080"
+    );
 
     // An empty string in a list (the core API group) stays one.
     k(&["create", "role", "reader", "--verb=get", "--resource=pods"])?;
-    assert_eq!(jsonpath(&["role", "reader"], "{.rules[0].apiGroups}")?, r#"[""]"#);
+    assert_eq!(
+        jsonpath(&["role", "reader"], "{.rules[0].apiGroups}")?,
+        r#"[""]"#
+    );
 
     k(&["create", "serviceaccount", "bot"])?;
     let token = k(&["create", "token", "bot"])?;
@@ -69,7 +102,11 @@ fn a_client_that_accepts_only_protobuf_gets_protobuf() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let server = DevServer::start(&tmp.path().join("data"))?;
     let (url, cache) = (server.url(), tmp.path().join("kube-cache"));
-    kubectl(&url, &cache, &["create", "configmap", "app", "--from-literal=a=b"])?;
+    kubectl(
+        &url,
+        &cache,
+        &["create", "configmap", "app", "--from-literal=a=b"],
+    )?;
     let http = https_client(&url)?;
     let get = |path: &str| {
         http.get(format!("{url}{path}"))
@@ -96,12 +133,18 @@ fn a_client_that_accepts_only_protobuf_gets_protobuf() -> anyhow::Result<()> {
     assert_eq!(missing.status(), 404);
     assert!(protobuf(&missing));
     let status = skiff_control_plane::protobuf::decode(&missing.bytes()?)?;
-    assert_eq!((status["kind"].as_str(), status["reason"].as_str()), (Some("Status"), Some("NotFound")));
+    assert_eq!(
+        (status["kind"].as_str(), status["reason"].as_str()),
+        (Some("Status"), Some("NotFound"))
+    );
 
     // The same request offering JSON too is answered in JSON.
     let json = http
         .get(format!("{url}/api/v1/namespaces/default/configmaps/app"))
-        .header("Accept", "application/vnd.kubernetes.protobuf,application/json")
+        .header(
+            "Accept",
+            "application/vnd.kubernetes.protobuf,application/json",
+        )
         .send()?;
     let object: serde_json::Value = json.json()?;
     assert_eq!(object["data"]["a"], "b");
