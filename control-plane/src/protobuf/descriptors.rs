@@ -14,6 +14,11 @@ static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
 /// The package of `meta/v1` (Status, DeleteOptions, ...), which every group uses.
 const META: &str = "apimachinery.pkg.apis.meta.v1";
 
+/// Every message of the set.
+pub(super) fn messages() -> impl Iterator<Item = MessageDescriptor> {
+    POOL.all_messages()
+}
+
 /// A message by its full name (`apimachinery.pkg.runtime.Unknown`).
 pub(super) fn message(full_name: &str) -> MessageDescriptor {
     POOL.get_message_by_name(full_name)

@@ -34,6 +34,7 @@ fn a_pod_round_trips() {
                 "name": "app",
                 "image": "ghcr.io/skiff/hello:1",
                 "args": ["--port", "8080"],
+                "env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "a"}}}],
                 "ports": [{"containerPort": 8080, "protocol": "TCP"}],
                 "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}},
                 "readinessProbe": {"httpGet": {"path": "/", "port": "http"}},
