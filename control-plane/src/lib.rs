@@ -13,6 +13,7 @@ mod leadership;
 pub mod metrics;
 pub mod openapi;
 pub mod pki;
+pub mod protobuf;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;

@@ -6,7 +6,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
@@ -14,7 +14,8 @@ use skiff_api::k8s_openapi::api::authorization::v1::{
     NonResourceAttributes, ResourceAttributes as ReviewedResource, SubjectAccessReviewStatus,
 };
 
-use super::{review_protobuf, AppState};
+use super::request_body::{from_protobuf, is_protobuf};
+use super::AppState;
 use crate::authz::{Attributes, ResourceAttributes, Target};
 use crate::error::ApiError;
 use crate::identity::UserInfo;
@@ -112,7 +113,7 @@ fn answer(
     subject: impl FnOnce(&Value) -> Result<UserInfo, ApiError>,
 ) -> Response {
     let result = (|| {
-        let review = read_review(headers, body, kind, review_protobuf::decode)?;
+        let review = read_review(headers, body, kind)?;
         let spec = review.get("spec").cloned().unwrap_or(Value::Null);
         let attrs = attributes(&spec)?;
         let user = subject(&spec)?;
@@ -125,20 +126,10 @@ fn answer(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// A review's body as JSON; typed client-go clients (`kubectl auth can-i`) send protobuf,
-/// which `decode_protobuf` reads.
-pub(super) fn read_review(
-    headers: &HeaderMap,
-    body: &[u8],
-    kind: &str,
-    decode_protobuf: fn(&[u8]) -> Result<Value, ApiError>,
-) -> Result<Value, ApiError> {
-    let protobuf = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.contains("protobuf"));
-    if protobuf {
-        return decode_protobuf(body);
+/// A review's body as JSON; typed client-go clients (`kubectl auth can-i`) send protobuf.
+pub(super) fn read_review(headers: &HeaderMap, body: &[u8], kind: &str) -> Result<Value, ApiError> {
+    if is_protobuf(headers) {
+        return from_protobuf(body);
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not a {kind}: {e}")))

@@ -21,9 +21,7 @@ use super::request_body::{
     delete_options, is_apply, parse_body, parse_json_patch, parse_object, patch_type, PatchType,
 };
 use super::table::TableRequest;
-use super::{
-    apply, approval_protobuf, auth, certificate_requests, discovery, logs, node_proxy, AppState,
-};
+use super::{apply, auth, certificate_requests, discovery, logs, node_proxy, AppState};
 use crate::authz::escalation;
 use crate::error::ApiError;
 use crate::identity::{UserInfo, NODES_GROUP};
@@ -274,19 +272,9 @@ async fn dispatch(
             }
         }
         (Method::PUT, Some(name)) => {
-            let protobuf = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|t| t.contains("protobuf"));
             let validation = FieldValidation::from_query(&query)?;
-            // Stock `kubectl certificate approve` sends protobuf.
-            let (obj, findings) = if protobuf && sub == Subresource::Approval {
-                (approval_protobuf::decode(&body)?, Findings::default())
-            } else {
-                let (mut obj, mut findings) = parse_object(&body, headers, validation)?;
-                findings.remove_unknown(kind, &mut obj, false);
-                (obj, findings)
-            };
+            let (mut obj, mut findings) = parse_object(&body, headers, validation)?;
+            findings.remove_unknown(kind, &mut obj, false);
             findings.check(validation, Some(kind))?;
             escalation::check(&state.authorizer, user, kind, ns.unwrap_or_default(), &obj)?;
             let updated = Json(registry.update(kind, ns, name, obj, sub).await?).into_response();
@@ -349,7 +337,7 @@ async fn dispatch(
             Ok(findings.warn(validation, Json(patched).into_response()))
         }
         (Method::DELETE, None) => {
-            let options = delete_options(&query, &body)?;
+            let options = delete_options(&query, headers, &body)?;
             let deleted = registry
                 .delete_collection(kind, ns, &query.list_options()?, &options)
                 .await?;
@@ -362,7 +350,7 @@ async fn dispatch(
             .into_response())
         }
         (Method::DELETE, Some(name)) => {
-            let options = delete_options(&query, &body)?;
+            let options = delete_options(&query, headers, &body)?;
             Ok(Json(registry.delete(kind, ns, name, &options).await?).into_response())
         }
         _ => Err(ApiError::MethodNotAllowed),

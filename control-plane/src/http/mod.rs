@@ -3,7 +3,6 @@
 mod access_review;
 mod agent_conn;
 mod apply;
-mod approval_protobuf;
 pub mod audit;
 mod auth;
 mod authn;
@@ -22,10 +21,10 @@ mod node_proxy;
 mod openapi;
 mod path;
 mod pod_container;
+mod protobuf_response;
 mod query;
 mod request_body;
 mod request_info;
-mod review_protobuf;
 mod rules_review;
 mod secrets;
 mod self_subject_review;
@@ -146,6 +145,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             authn::authenticate,
         ))
+        // Clients that accept only protobuf get it, refusals included.
+        .layer(middleware::from_fn(protobuf_response::negotiate))
         // The dashboard authenticates from its own cookie (`ui::session`), never the API.
         .merge(ui::routes(state.clone()))
         .layer(DefaultBodyLimit::max(skiff_api::MAX_REQUEST_BODY_BYTES))

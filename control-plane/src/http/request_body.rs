@@ -1,6 +1,7 @@
 //! Reading a request's body: an object or patch as JSON (duplicate keys as `fieldValidation`
-//! asks, YAML refused), the patch type from `Content-Type`, and a delete's options from the
-//! query and a `DeleteOptions` body.
+//! asks, YAML refused) or, for the built-in kinds, as Kubernetes protobuf (what typed client-go
+//! clients such as `kubectl create` and helm send), the patch type from `Content-Type`, and a
+//! delete's options from the query and a `DeleteOptions` body.
 
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap};
@@ -10,6 +11,7 @@ use skiff_api::strict::StrictValue;
 use super::field_validation::{FieldValidation, Findings};
 use super::query::Query;
 use crate::error::ApiError;
+use crate::protobuf::{self, ProtobufError};
 use crate::registry::finalizers::Propagation;
 use crate::registry::DeleteOptions;
 
@@ -20,6 +22,9 @@ pub(super) fn parse_object(
     headers: &HeaderMap,
     validation: FieldValidation,
 ) -> Result<(Value, Findings), ApiError> {
+    if is_protobuf(headers) {
+        return Ok((from_protobuf(body)?, Findings::default()));
+    }
     if validation == FieldValidation::Strict {
         return Ok((parse_body(body, headers)?, Findings::default()));
     }
@@ -43,8 +48,30 @@ fn check_json(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether the body is Kubernetes protobuf (`application/vnd.kubernetes.protobuf`).
+pub(super) fn is_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(protobuf::is_media_type)
+}
+
+/// A protobuf body as the JSON object it carries: 415 for a kind without a protobuf form
+/// (custom resources), 400 naming what is wrong for a malformed body.
+pub(super) fn from_protobuf(body: &[u8]) -> Result<Value, ApiError> {
+    protobuf::decode(body).map_err(|e| match e {
+        ProtobufError::UnknownKind { .. } | ProtobufError::Encoding(_) => {
+            ApiError::UnsupportedMediaType(e.to_string())
+        }
+        e => ApiError::BadRequest(e.to_string()),
+    })
+}
+
 /// A body decoded strictly: duplicate fields are refused, naming the field.
 pub(super) fn parse_body(body: &Bytes, headers: &HeaderMap) -> Result<Value, ApiError> {
+    if is_protobuf(headers) {
+        return from_protobuf(body);
+    }
     check_json(headers)?;
     // Duplicate keys are refused (Kubernetes' strict decoding), naming the field.
     serde_json::from_slice::<StrictValue>(body)
@@ -106,9 +133,15 @@ pub(super) fn parse_json_patch(body: &Bytes) -> Result<json_patch::Patch, ApiErr
 
 /// `gracePeriodSeconds` and `propagationPolicy` from the query, else from a `DeleteOptions`
 /// body, and the body's `preconditions` (uid, resourceVersion).
-pub(super) fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOptions, ApiError> {
+pub(super) fn delete_options(
+    query: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<DeleteOptions, ApiError> {
     let options: Value = if body.is_empty() {
         Value::Null
+    } else if is_protobuf(headers) {
+        from_protobuf(body)?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("DeleteOptions is not valid JSON: {e}")))?
@@ -141,4 +174,57 @@ pub(super) fn delete_options(query: &Query, body: &Bytes) -> Result<DeleteOption
         resource_version,
         propagation,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A length-delimited protobuf field.
+    fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![(number << 3) | 2, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
+        let type_meta = [field(1, api_version.as_bytes()), field(2, kind.as_bytes())].concat();
+        [b"k8s\0".as_slice(), &field(1, &type_meta), &field(2, raw)].concat()
+    }
+
+    #[test]
+    fn protobuf_bodies_are_read_or_refused_with_the_right_status() {
+        let metadata = field(1, &field(1, b"app"));
+        let data = field(2, &[field(1, b"a"), field(2, b"1")].concat());
+        let config_map = from_protobuf(&envelope("v1", "ConfigMap", &[metadata, data].concat()))
+            .expect("a ConfigMap");
+        assert_eq!(
+            config_map,
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "app"}, "data": {"a": "1"}})
+        );
+
+        let custom = from_protobuf(&envelope("example.com/v1", "Widget", &[])).expect_err("a CR");
+        assert!(
+            matches!(custom, ApiError::UnsupportedMediaType(_)),
+            "{custom:?}"
+        );
+        assert!(custom
+            .to_string()
+            .contains("application/vnd.kubernetes.protobuf"));
+
+        let truncated =
+            from_protobuf(&envelope("v1", "ConfigMap", &[0x0a, 0x05, b'a'])).expect_err("bad");
+        assert!(
+            matches!(truncated, ApiError::BadRequest(_)),
+            "{truncated:?}"
+        );
+        assert!(
+            truncated.to_string().contains("v1 ConfigMap"),
+            "{truncated}"
+        );
+
+        let json = from_protobuf(br#"{"kind": "ConfigMap"}"#).expect_err("JSON");
+        assert!(json.to_string().contains("envelope"), "{json}");
+    }
 }

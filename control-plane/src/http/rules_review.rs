@@ -16,7 +16,7 @@ use skiff_api::k8s_openapi::api::authorization::v1::{
 use skiff_api::k8s_openapi::api::rbac::v1::PolicyRule;
 
 use super::access_review::{answered, read_review};
-use super::{review_protobuf, AppState};
+use super::AppState;
 use crate::authz::node;
 use crate::identity::UserInfo;
 
@@ -29,7 +29,7 @@ pub async fn create(
 ) -> Response {
     let result = (|| {
         const KIND: &str = "SelfSubjectRulesReview";
-        let review = read_review(&headers, &body, KIND, review_protobuf::decode_rules_review)?;
+        let review = read_review(&headers, &body, KIND)?;
         let namespace = review
             .pointer("/spec/namespace")
             .and_then(Value::as_str)

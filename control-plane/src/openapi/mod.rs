@@ -130,6 +130,17 @@ impl Documents {
         }
     }
 
+    /// The property names of the schema `definition` (`io.k8s.api.core.v1.Probe`), if it is
+    /// one of the served schemas.
+    pub fn properties(&self, definition: &str) -> Option<impl Iterator<Item = &str>> {
+        let properties = self
+            .schemas
+            .get(definition)?
+            .get("properties")?
+            .as_object()?;
+        Some(properties.keys().map(String::as_str))
+    }
+
     /// The sizes of the documents in bytes: (v3 index, all v3 group-versions, v2, v2 protobuf).
     pub fn sizes(&self) -> (usize, usize, usize, usize) {
         let v3: usize = self.group_versions.values().map(|d| d.body.len()).sum();

@@ -39,7 +39,12 @@ impl Registry {
                 "this server signs no ServiceAccount tokens (it serves no TLS)".into(),
             ));
         };
-        let typed: TokenRequest = serde_json::from_value(request.clone())
+        // `status` is the answer's: client-go sends an empty one (a zero expirationTimestamp).
+        let mut asked = request.clone();
+        if let Some(fields) = asked.as_object_mut() {
+            fields.remove("status");
+        }
+        let typed: TokenRequest = serde_json::from_value(asked)
             .map_err(|e| ApiError::BadRequest(format!("the body is not a TokenRequest: {e}")))?;
         let spec = TokenRequestSpec::parse(&typed, tokens.audiences()).map_err(|causes| {
             ApiError::Invalid {
