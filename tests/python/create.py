@@ -1,5 +1,5 @@
-"""Creates through the typed models: a ConfigMap, a Secret with `string_data` and a
-Deployment. Argument: the namespace."""
+"""Creates through the typed models: a ConfigMap, a Secret with `string_data`, a Deployment
+and a Namespace (`NAMESPACE-extra`). Argument: the namespace."""
 
 from kubernetes import client
 
@@ -36,7 +36,10 @@ deployment = apps.create_namespaced_deployment(
     ),
 )
 
+extra = core.create_namespace(client.V1Namespace(metadata=meta(namespace + "-extra")))
+
 emit({
+    "namespace": {"name": extra.metadata.name, "phase": extra.status.phase},
     "configmap": {"uid": configmap.metadata.uid, "data": configmap.data},
     "secret": {"uid": secret.metadata.uid, "data": secret.data},
     "deployment": {

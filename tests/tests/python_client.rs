@@ -327,6 +327,10 @@ fn python_client_creates_configmaps_secrets_and_deployments_from_typed_models() 
     // What the server defaults comes back to the client too.
     assert_eq!(made["deployment"]["strategy"], "RollingUpdate");
     assert_eq!(made["deployment"]["generation"], 1);
+
+    assert_eq!(made["namespace"]["phase"], "Active");
+    let extra = f.get(&format!("/api/v1/namespaces/{NS}-extra"))?;
+    assert_eq!(extra["status"]["phase"], "Active");
     Ok(())
 }
 
