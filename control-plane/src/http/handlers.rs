@@ -418,12 +418,3 @@ fn watch_response(
     };
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
-
-pub async fn version() -> Json<Value> {
-    Json(json!({
-        "major": "1",
-        "minor": "34",
-        "gitVersion": concat!("v", env!("CARGO_PKG_VERSION"), "-skiff"),
-        "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
-    }))
-}

@@ -33,6 +33,7 @@ mod table;
 mod trace;
 mod tunnel;
 mod ui;
+mod version;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
@@ -93,6 +94,9 @@ pub fn router(state: AppState) -> Router {
             post(self_subject_review::create),
         )
         .route("/api", any(handlers::resource))
+        // Kubernetes serves discovery roots with a trailing slash too (the Python client
+        // asks for `/api/` and `/apis/`).
+        .route("/api/", any(handlers::resource))
         .route("/api/{*rest}", any(handlers::resource))
         .route(
             "/api/v1/nodes/{node}/proxy/images/import",
@@ -107,6 +111,7 @@ pub fn router(state: AppState) -> Router {
             get(metrics_api::get),
         )
         .route("/apis", any(handlers::resource))
+        .route("/apis/", any(handlers::resource))
         .route("/apis/{*rest}", any(handlers::resource))
         .route("/healthz", get(cluster::health))
         .route("/livez", get(cluster::health))
@@ -125,8 +130,8 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi/v2", get(openapi::v2))
         .route("/openapi/v3", get(openapi::index))
         .route("/openapi/v3/{*rest}", get(openapi::group_version))
-        .route("/version", get(handlers::version))
-        .route("/version/", get(handlers::version))
+        .route("/version", get(version::version))
+        .route("/version/", get(version::version))
         // Every request is authorized as the user the layer below (outside) found.
         .layer(middleware::from_fn_with_state(
             state.clone(),
