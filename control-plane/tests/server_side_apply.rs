@@ -146,8 +146,51 @@ async fn writes_are_recorded_under_the_user_agent_and_cleared_on_request() {
     ))
     .await;
     assert_eq!(code, 201, "{dry}");
+    assert!(
+        dry["metadata"].get("resourceVersion").is_none(),
+        "nothing stored, no version: {dry}"
+    );
     let (code, _) = send(http.get(format!("{base}/dry"))).await;
     assert_eq!(code, 404, "a dry-run apply stores nothing");
+
+    // A CertificateSigningRequest names its requester, which only a POST stamps.
+    let csr = "apiVersion: certificates.k8s.io/v1
+kind: CertificateSigningRequest
+metadata:
+  name: forged
+spec:
+  signerName: kubernetes.io/kube-apiserver-client-kubelet
+  groups: [system:nodes]
+  request: AAAA
+  usages: [client auth]
+";
+    let csrs = format!(
+        "{}/apis/certificates.k8s.io/v1/certificatesigningrequests",
+        server.url()
+    );
+    let (code, refused) = send(apply(&http, format!("{csrs}/forged?fieldManager=x"), csr)).await;
+    assert_eq!(code, 415, "{refused}");
+    let (code, _) = send(http.get(format!("{csrs}/forged"))).await;
+    assert_eq!(code, 404, "nothing created");
+
+    // Applying the same configuration again writes nothing.
+    let (_, first) = send(apply(
+        &http,
+        format!("{base}/same?fieldManager=ops"),
+        &CONFIG.replace("cfg", "same"),
+    ))
+    .await;
+    let (code, again) = send(apply(
+        &http,
+        format!("{base}/same?fieldManager=ops"),
+        &CONFIG.replace("cfg", "same"),
+    ))
+    .await;
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(
+        again["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"],
+        "an unchanged apply is no write"
+    );
 
     let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "ua"}, "data": {"k": "v"}});

@@ -1,8 +1,8 @@
 """Watches ConfigMaps with `watch.Watch().stream(list_namespaced_config_map, ...)`. Prints
 each event as it comes (`{"type", "name", "resourceVersion", "data"}`), stops at the first
 DELETED, then resumes from the resourceVersion of the first ADDED of the object the test
-made after the watch started and prints what that second watch (which ends by its
-`timeout_seconds`) replays. Arguments: the namespace, the name of that object."""
+made after the watch started and prints what that second watch replays, up to the same
+DELETED. Arguments: the namespace, the name of that object."""
 
 from kubernetes import client, watch
 
@@ -32,13 +32,16 @@ for raw in live.stream(core.list_namespaced_config_map, namespace, timeout_secon
     if seen["type"] == "DELETED":
         live.stop()
 
-replayed = [
-    event(raw)
-    for raw in watch.Watch().stream(
-        core.list_namespaced_config_map,
-        namespace,
-        resource_version=resume_from,
-        timeout_seconds=2,
-    )
-]
+# The replay ends at the watched object's DELETED; the timeout is only a safety net.
+replay = watch.Watch()
+replayed = []
+for raw in replay.stream(
+    core.list_namespaced_config_map,
+    namespace,
+    resource_version=resume_from,
+    timeout_seconds=60,
+):
+    replayed.append(event(raw))
+    if replayed[-1]["type"] == "DELETED" and replayed[-1]["name"] == watched:
+        replay.stop()
 emit({"resumed_from": resume_from, "replayed": replayed, "last_seen": live.resource_version})

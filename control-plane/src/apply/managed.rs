@@ -17,9 +17,13 @@ pub enum Operation {
 /// One `managedFields` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
+    /// Who wrote the fields (`kubectl`, a `fieldManager`).
     pub manager: String,
+    /// `Apply` or `Update`.
     pub operation: Operation,
+    /// The API version the fields were written in.
     pub api_version: String,
+    /// When the entry last changed (RFC 3339, seconds).
     pub time: String,
     /// `status`, `scale`; `None` for the object itself.
     pub subresource: Option<String>,
@@ -232,12 +236,17 @@ pub fn tracked(obj: &Value, scope: Scope) -> Value {
 /// A non-apply write by one manager.
 #[derive(Debug, Clone)]
 pub struct Writer<'a> {
+    /// The `fieldManager`, or the user agent's first word.
     pub manager: &'a str,
+    /// The API version written in.
     pub api_version: &'a str,
+    /// `status`, `scale`; `None` for the object itself.
     pub subresource: Option<&'a str>,
+    /// Which part of the object the write may change.
     pub scope: Scope,
     /// The schema type of the object, for its lists' merge keys.
     pub schema: &'a str,
+    /// The time to record (RFC 3339, seconds).
     pub now: &'a str,
 }
 

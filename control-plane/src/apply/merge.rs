@@ -11,11 +11,15 @@ use crate::registry::strategic_merge::merge_keys::{self, Strategy};
 /// Who applies, and how.
 #[derive(Debug, Clone)]
 pub struct Applier<'a> {
+    /// The `fieldManager`.
     pub manager: &'a str,
+    /// The API version of the configuration.
     pub api_version: &'a str,
+    /// Which part of the object an apply may set.
     pub scope: Scope,
     /// The schema type of the object, for its lists' merge keys.
     pub schema: &'a str,
+    /// The time to record (RFC 3339, seconds).
     pub now: &'a str,
     /// Take the fields other managers own instead of failing (`force=true`).
     pub force: bool,
@@ -33,8 +37,10 @@ pub struct FieldConflict {
 /// Why an apply was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
+    /// Fields other managers own that the apply would change (without `force`).
     #[error("{} conflicts", .0.len())]
     Conflicts(Vec<FieldConflict>),
+    /// The live object's `managedFields` do not read.
     #[error(transparent)]
     ManagedFields(#[from] ManagedFieldsError),
 }
@@ -111,12 +117,28 @@ pub fn apply(
         subresource: None,
         fields: config_set,
     };
+    // An apply that changes nothing keeps its entry's time too, so that it writes nothing.
+    let unchanged = |old: &Entry| {
+        old.fields == entry.fields
+            && old.api_version == entry.api_version
+            && live.is_some_and(|l| without_managed(l) == without_managed(&merged))
+    };
     match entries.iter().position(mine) {
+        Some(i) if unchanged(&entries[i]) => {}
         Some(i) => entries[i] = entry,
         None => entries.push(entry),
     }
     managed::write(&mut merged, &entries);
     Ok(merged)
+}
+
+/// `obj` without its `metadata.managedFields`.
+fn without_managed(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    obj
 }
 
 /// Removes the maps above a removed `path` that it left empty (`labels` after its last

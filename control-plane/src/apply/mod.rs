@@ -10,5 +10,5 @@ pub mod merge;
 #[cfg(test)]
 mod tests;
 
-pub use managed::{record_update, Scope, Writer};
+pub use managed::{Scope, Writer};
 pub use merge::{apply, Applier, ApplyError, FieldConflict};

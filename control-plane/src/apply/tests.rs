@@ -123,6 +123,25 @@ fn reapply_removes_fields_no_longer_named() {
 }
 
 #[test]
+fn an_unchanged_reapply_keeps_the_object_and_its_entry_time() {
+    let config = deployment(2, json!([{"name": "A", "value": "1"}]));
+    let live = apply(None, &config, &applier("kubectl", false)).expect("applies");
+    let later = Applier {
+        now: "2026-12-01T01:00:00Z",
+        ..applier("kubectl", false)
+    };
+    let again = apply(Some(&live), &config, &later).expect("re-applies");
+    assert_eq!(again, live, "nothing to write");
+    let mut changed = config.clone();
+    changed["spec"]["replicas"] = json!(3);
+    let after = apply(Some(&live), &changed, &later).expect("applies a change");
+    assert_eq!(
+        after["metadata"]["managedFields"][0]["time"],
+        "2026-12-01T01:00:00Z"
+    );
+}
+
+#[test]
 fn a_field_another_manager_owns_is_not_removed() {
     let live = apply(None, &deployment(2, json!([])), &applier("kubectl", false)).expect("ok");
     // Another manager applies the same label: shared ownership.

@@ -101,9 +101,13 @@ pub(super) async fn serve(
     let mut findings = Findings::default();
     findings.remove_unknown(kind, &mut config, false);
     findings.check(validation, Some(kind))?;
-    let (object, created) = registry
+    let (mut object, created) = registry
         .apply(kind, namespace, name, config, manager, force, guard)
         .await?;
+    if created && query.dry_run()? {
+        // Nothing was stored, so the object has no version yet (as a dry-run POST answers).
+        crate::registry::object::remove_meta(&mut object, "resourceVersion");
+    }
     let code = if created {
         StatusCode::CREATED
     } else {

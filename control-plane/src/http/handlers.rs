@@ -293,6 +293,14 @@ async fn dispatch(
                             .into(),
                     ));
                 }
+                if is_csr {
+                    // A new request must name its requester, which only a POST stamps.
+                    return Err(ApiError::UnsupportedMediaType(
+                        "server-side apply is not served for certificatesigningrequests: \
+                         create them with POST"
+                            .into(),
+                    ));
+                }
                 return apply::serve(registry, kind, ns, name, &query, &body, &guard).await;
             }
             apply::refuse_force(&query)?;

@@ -5,21 +5,28 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::query::Query;
 use crate::error::ApiError;
 use crate::protobuf;
 
 /// Rewrites the JSON answer of a request that accepts only protobuf.
 pub async fn negotiate(request: Request, next: Next) -> Response {
-    let watch = request
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let watch = Query::parse(request.uri().query()).flag("watch");
     if !protobuf_only(request.headers()) || watch {
         return next.run(request).await;
+    }
+    // As Kubernetes picks the serializer before it serves, a write whose answer has no
+    // protobuf form is refused before it is made.
+    let read = matches!(*request.method(), Method::GET | Method::HEAD);
+    if !read && !answerable(request.uri().path()) {
+        return refusal(ApiError::NotAcceptable(format!(
+            "{} has no protobuf form: accept application/json",
+            request.uri().path()
+        )));
     }
     let response = next.run(request).await;
     let json = response
@@ -35,7 +42,14 @@ pub async fn negotiate(request: Request, next: Next) -> Response {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::Internal(format!("a response is not JSON: {e}")))
             .and_then(|object| {
-                protobuf::encode(&object).map_err(|e| ApiError::NotAcceptable(e.to_string()))
+                protobuf::encode(&object).map_err(|e| {
+                    if read {
+                        ApiError::NotAcceptable(e.to_string())
+                    } else {
+                        // Written already: the answer is what failed.
+                        ApiError::Internal(format!("writing the answer as protobuf: {e}"))
+                    }
+                })
             }),
         Err(e) => Err(ApiError::Internal(format!("reading a response: {e}"))),
     };
@@ -50,6 +64,12 @@ pub async fn negotiate(request: Request, next: Next) -> Response {
         }
         Err(error) => refusal(error),
     }
+}
+
+/// Whether a write to `path` answers with an object that has a protobuf form: a built-in
+/// kind, or one of its subresources (Scale, Status, ...).
+fn answerable(path: &str) -> bool {
+    super::path::parse(path).is_ok_and(|p| p.subresource.is_some() || protobuf::has_form(p.kind))
 }
 
 /// The error's Status in protobuf, or in JSON should even that fail.
@@ -104,5 +124,17 @@ mod tests {
         )));
         assert!(!protobuf_only(&accept("application/json")));
         assert!(!protobuf_only(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn writes_without_a_protobuf_answer_are_known_before_they_run() {
+        assert!(answerable("/api/v1/namespaces/default/configmaps"));
+        assert!(answerable(
+            "/apis/apps/v1/namespaces/default/deployments/web/scale"
+        ));
+        assert!(!answerable(
+            "/apis/example.com/v1/namespaces/default/widgets"
+        ));
+        assert!(!answerable("/skiff/v1/cluster/members"));
     }
 }

@@ -8,6 +8,7 @@ use crate::identity::UserInfo;
 /// The user a client certificate names, and until when it may speak for them.
 #[derive(Clone, Debug)]
 pub struct CertificateUser {
+    /// The CN as the user, each O as a group.
     pub user: UserInfo,
     /// The end of the certificate's validity, in seconds since the Unix epoch.
     pub not_after: i64,

@@ -18,6 +18,11 @@ use serde_json::Value;
 
 pub use envelope::{decode, encode};
 
+/// Whether objects of `kind` have a protobuf form (built-in kinds do, custom resources not).
+pub fn has_form(kind: &skiff_api::resources::ResourceKind) -> bool {
+    descriptors::kind(&kind.api_version(), kind.kind).is_some()
+}
+
 /// The media type of Kubernetes protobuf bodies.
 pub const MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
 

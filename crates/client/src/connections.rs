@@ -13,6 +13,7 @@ use crate::ClientIdentity;
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// The current pool of HTTP connections, and how to make the next one.
 pub(crate) struct Connections {
     tls: Option<Arc<ClientConfig>>,
     identity: Option<Arc<ClientIdentity>>,
