@@ -149,9 +149,12 @@ async fn check_node_create(
     let bytes = to_bytes(body, skiff_api::MAX_REQUEST_BODY_BYTES)
         .await
         .map_err(|e| ApiError::BadRequest(format!("reading the request body: {e}")))?;
-    let named = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .and_then(|v| v.pointer("/metadata/name")?.as_str().map(str::to_string));
+    let object = if super::request_body::is_protobuf(&parts.headers) {
+        super::request_body::from_protobuf(&bytes).ok()
+    } else {
+        serde_json::from_slice::<Value>(&bytes).ok()
+    };
+    let named = object.and_then(|v| v.pointer("/metadata/name")?.as_str().map(str::to_string));
     if named.as_deref() != Some(node) {
         let mut named_attrs = attrs.clone();
         if let Target::Resource(r) = &mut named_attrs.target {
@@ -188,6 +191,32 @@ mod tests {
             && attrs.verb == "impersonate"
             && (r.resource.as_str(), r.namespace.as_str(), r.name.as_str())
                 == ("serviceaccounts", "ci", "builder")
+    }
+
+    #[tokio::test]
+    async fn a_node_creates_only_its_own_lease_also_in_protobuf() {
+        let path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
+        let attrs = Attributes::from_request(&Method::POST, path, None);
+        let create = |name: &str| {
+            let lease = serde_json::json!({"apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease", "metadata": {"name": name, "namespace": "kube-node-lease"}});
+            Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(
+                    axum::http::header::CONTENT_TYPE,
+                    crate::protobuf::MEDIA_TYPE,
+                )
+                .body(Body::from(
+                    crate::protobuf::encode(&lease).expect("encodes"),
+                ))
+                .expect("a request")
+        };
+        assert!(check_node_create(create("n1"), "n1", &attrs).await.is_ok());
+        let refused = check_node_create(create("n2"), "n1", &attrs)
+            .await
+            .expect_err("another node's Lease");
+        assert!(refused.to_string().contains("n2"), "{refused}");
     }
 
     #[test]
