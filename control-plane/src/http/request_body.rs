@@ -50,10 +50,16 @@ fn check_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Whether the body is Kubernetes protobuf (`application/vnd.kubernetes.protobuf`).
 pub(super) fn is_protobuf(headers: &HeaderMap) -> bool {
+    media_type(headers) == protobuf::MEDIA_TYPE
+}
+
+/// The media type `Content-Type` names, without its parameters (`""` when there is none).
+fn media_type(headers: &HeaderMap) -> &str {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(protobuf::is_media_type)
+        .and_then(|v| v.split(';').next())
+        .map_or("", str::trim)
 }
 
 /// A protobuf body as the JSON object it carries: 415 for a kind without a protobuf form
@@ -99,21 +105,12 @@ pub(super) enum PatchType {
 
 /// Whether a PATCH body is a server-side apply configuration (`application/apply-patch+yaml`).
 pub(super) fn is_apply(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim() == super::apply::APPLY_PATCH)
+    media_type(headers) == super::apply::APPLY_PATCH
 }
 
 /// The patch type of a PATCH body; other types are refused with 415, as Kubernetes does.
 pub(super) fn patch_type(headers: &HeaderMap) -> Result<PatchType, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let media_type = content_type.split(';').next().unwrap_or_default().trim();
-    match media_type {
+    match media_type(headers) {
         "application/json-patch+json" => Ok(PatchType::Json),
         "application/merge-patch+json" | "application/json" | "" => Ok(PatchType::Merge),
         "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
