@@ -1,7 +1,7 @@
 //! Stock `kubectl apply --server-side`: the server merges the manifest, records who owns
 //! which field in `managedFields`, refuses to change fields another manager owns (here
 //! `kubectl scale`'s replicas) unless `--force-conflicts`, and removes what a manifest stops
-//! naming.
+//! naming; `skiff apply --server-side` does the same.
 
 use skiff_e2e::{kubectl, kubectl_output, DevServer};
 
@@ -134,5 +134,60 @@ fn stock_kubectl_applies_server_side_with_conflicts_and_removal() -> anyhow::Res
     // Without the flag kubectl hides them, as on any cluster.
     let plain = k(&["get", "deploy", "web", "-o", "yaml"])?;
     assert!(!plain.contains("managedFields"), "{plain}");
+    Ok(())
+}
+
+/// `skiff apply --server-side` speaks the same server-side apply: its fields are recorded
+/// under `skiff`, a field `kubectl scale` took conflicts until `--force-conflicts`, and a
+/// field the manifest stops naming goes.
+#[test]
+fn skiff_applies_server_side_with_conflicts_and_removal() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start(&tmp.path().join("data"))?;
+    let (url, cache) = (server.url(), tmp.path().join("kube-cache"));
+    let cli = server.cli();
+    let manifest = tmp.path().join("web.yaml");
+    let file = manifest.to_str().expect("utf-8");
+    let jsonpath = |path: &str| {
+        kubectl(
+            &url,
+            &cache,
+            &["get", "deploy", "web", "-o", &format!("jsonpath={path}")],
+        )
+    };
+
+    let refused = cli.run(&["apply", "--force-conflicts", "-f", file])?;
+    assert!(!refused.success, "--force-conflicts needs --server-side");
+
+    std::fs::write(&manifest, deployment(0, &[("A", "1"), ("B", "2")]))?;
+    let applied = cli.ok(&["apply", "--server-side", "-f", file])?;
+    assert!(
+        applied.contains("deployment.apps/web serverside-applied"),
+        "{applied}"
+    );
+    assert_eq!(
+        jsonpath("{.metadata.managedFields[0].manager}")?,
+        "skiff",
+        "recorded under the default field manager"
+    );
+
+    kubectl(&url, &cache, &["scale", "deploy/web", "--replicas=2"])?;
+    std::fs::write(&manifest, deployment(1, &[("A", "1")]))?;
+    let conflict = cli.run(&["apply", "--server-side", "-f", file])?;
+    assert!(!conflict.success, "the apply conflicts");
+    assert!(
+        conflict.stderr.contains("conflict with \"kubectl\"")
+            && conflict.stderr.contains(".spec.replicas"),
+        "{}",
+        conflict.stderr
+    );
+    assert_eq!(jsonpath("{.spec.replicas}")?, "2");
+    cli.ok(&["apply", "--server-side", "--force-conflicts", "-f", file])?;
+    assert_eq!(jsonpath("{.spec.replicas}")?, "1");
+    assert_eq!(
+        jsonpath("{.spec.template.spec.containers[0].env[*].name}")?,
+        "A",
+        "env B, no longer applied, is gone"
+    );
     Ok(())
 }

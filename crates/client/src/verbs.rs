@@ -1,5 +1,5 @@
 //! The Kubernetes verbs on objects as JSON values: get, list, create, replace (and its
-//! subresources), patch, delete, evict, watch and logs.
+//! subresources), patch, server-side apply, delete, evict, watch and logs.
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -96,6 +96,32 @@ impl Client {
         let path = kind.object_path(namespace, name);
         self.json(Method::PATCH, &path, Self::merge_patch_body(merge_patch))
             .await
+    }
+
+    /// Server-side apply (`application/apply-patch+yaml`) of `config` as `field_manager`;
+    /// `force` takes over the fields other managers own instead of failing with a conflict.
+    pub async fn apply(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        name: &str,
+        config: &Value,
+        field_manager: &str,
+        force: bool,
+    ) -> Result<Value, ClientError> {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("fieldManager", field_manager);
+        if force {
+            query.append_pair("force", "true");
+        }
+        let path = format!("{}?{}", kind.object_path(namespace, name), query.finish());
+        let body = serde_json::to_vec(config).unwrap_or_default();
+        self.json(
+            Method::PATCH,
+            &path,
+            Some(("application/apply-patch+yaml", body)),
+        )
+        .await
     }
 
     pub async fn patch_status(

@@ -19,6 +19,16 @@ pub struct ApplyArgs {
     /// stores nothing.
     #[arg(long, value_enum, default_value_t = DryRun::None)]
     pub dry_run: DryRun,
+    /// Apply on the server (server-side apply): it merges each object and records which
+    /// fields this manager owns, refusing to change fields another manager owns.
+    #[arg(long)]
+    pub server_side: bool,
+    /// With `--server-side`: take over the fields other managers own instead of failing.
+    #[arg(long, requires = "server_side")]
+    pub force_conflicts: bool,
+    /// With `--server-side`: the manager the applied fields are recorded under.
+    #[arg(long, default_value = "skiff", requires = "server_side")]
+    pub field_manager: String,
 }
 
 /// What applying one object did.
@@ -26,6 +36,8 @@ enum Outcome {
     Created,
     Configured,
     Unchanged,
+    /// Merged by the server (`--server-side`).
+    ServerSideApplied,
 }
 
 async fn apply_one(
@@ -74,12 +86,28 @@ pub async fn run(args: ApplyArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     let mut failed = 0;
     for item in &objects {
         let label = qualified_name(item.kind, item.name());
-        match apply_one(&client, item).await {
+        let outcome = if args.server_side {
+            client
+                .apply(
+                    item.kind,
+                    item.namespace(),
+                    item.name(),
+                    &item.object,
+                    &args.field_manager,
+                    args.force_conflicts,
+                )
+                .await
+                .map(|_| Outcome::ServerSideApplied)
+        } else {
+            apply_one(&client, item).await
+        };
+        match outcome {
             Ok(outcome) => {
                 let word = match outcome {
                     Outcome::Created => "created",
                     Outcome::Configured => "configured",
                     Outcome::Unchanged => "unchanged",
+                    Outcome::ServerSideApplied => "serverside-applied",
                 };
                 match args.output {
                     Some(Output::Name) => println!("{label}"),
