@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use serde_json::json;
 
 use crate::api::plain_http_url;
-use crate::cluster::kind;
-use crate::figures::{self, ms, percentile};
+use crate::figures::{ms, percentile};
+use crate::pending_pods;
 use crate::server::ServerUnderTest;
 use crate::tempfile_dir;
 
@@ -45,20 +44,7 @@ pub async fn dashboard(args: BenchDashboardArgs) -> anyhow::Result<()> {
         ServerUnderTest::spawn_with(&data_dir, &["--insecure-http", "127.0.0.1:0"]).await?;
     let admin = server.client()?;
     let base = plain_http_url(&data_dir).await?;
-    let pods = kind("pods")?;
-    let (created, creates) = figures::load(args.pods, 16, None, |i| {
-        let admin = admin.clone();
-        let pod = json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": format!("bench-{i:05}"), "labels": {"app": "bench"}},
-            "spec": {"containers": [{"name": "c", "image": "file:/bench/guest.wasm"}]},
-        });
-        async move {
-            admin.create(pods, Some(NAMESPACE), &pod).await?;
-            Ok(())
-        }
-    })
-    .await?;
+    let (created, creates) = pending_pods::create(&admin, NAMESPACE, args.pods).await?;
     println!("{created} pods created in {NAMESPACE}: {creates}");
 
     let http = reqwest::Client::new();

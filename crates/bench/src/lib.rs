@@ -14,6 +14,7 @@ mod etcd;
 mod figures;
 mod http;
 mod job;
+mod list;
 mod local_registry;
 mod logs;
 mod memory;
@@ -21,6 +22,7 @@ mod netns;
 mod node_loss;
 mod nodes;
 mod peer_certs;
+mod pending_pods;
 mod probe;
 mod pull;
 mod registry;
@@ -45,6 +47,7 @@ pub use density::BenchDensityArgs;
 pub use deploy::BenchDeployArgs;
 pub use http::BenchHttpArgs;
 pub use job::BenchJobArgs;
+pub use list::BenchListArgs;
 pub use logs::BenchLogsArgs;
 pub use node_loss::BenchNodeLossArgs;
 pub use nodes::BenchNodesArgs;
@@ -110,6 +113,9 @@ pub enum BenchCommand {
     /// server-side rendering time and bytes beside the API's JSON list, and headless
     /// Chromium's load of it.
     Dashboard(BenchDashboardArgs),
+    /// Listing many pods with stock `kubectl get pods` and with `skiff get pods` on a `skiff
+    /// server` child process: wall-clock time and bytes of each.
+    List(BenchListArgs),
 }
 
 /// Runs one benchmark, printing its figures.
@@ -132,6 +138,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Http(args) => http::http(args).await,
         BenchCommand::Container(args) => container::container(args).await,
         BenchCommand::Dashboard(args) => dashboard::dashboard(args).await,
+        BenchCommand::List(args) => list::list(args).await,
     }
 }
 
