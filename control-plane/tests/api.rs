@@ -79,8 +79,19 @@ async fn crud_with_optimistic_concurrency_and_status_errors() {
     let (code, _) = send(http.get(format!("{}/api/v1/widgets", server.url()))).await;
     assert_eq!(code, 404);
 
-    let (code, _) = send(http.delete(format!("{base}/a"))).await;
+    // A ConfigMap gone at once is answered with Kubernetes' Status, not the object.
+    let (code, status) = send(http.delete(format!("{base}/a"))).await;
     assert_eq!(code, 200);
+    assert_eq!(
+        (
+            &status["kind"],
+            &status["status"],
+            &status["details"]["name"]
+        ),
+        (&json!("Status"), &json!("Success"), &json!("a")),
+        "{status}"
+    );
+    assert_eq!(status["details"]["kind"], "configmaps", "{status}");
     let (code, _) = send(http.get(format!("{base}/a"))).await;
     assert_eq!(code, 404);
     server.shutdown().await;

@@ -12,7 +12,7 @@ core, apps = client.CoreV1Api(), client.AppsV1Api()
 
 core.delete_namespaced_config_map(configmap, namespace, dry_run="All")
 still_there = core.read_namespaced_config_map(configmap, namespace).metadata.name
-core.delete_namespaced_config_map(
+deleted = core.delete_namespaced_config_map(
     configmap, namespace, body=client.V1DeleteOptions(propagation_policy="Background")
 )
 gone = api_error(lambda: core.read_namespaced_config_map(configmap, namespace))
@@ -28,6 +28,7 @@ collection = core.delete_collection_namespaced_config_map(namespace, label_selec
 emit({
     "still_there": still_there,
     "gone": gone["status"],
+    "deleted": [deleted["status"], deleted["details"]["name"], deleted["details"]["kind"]],
     "foreground_finalizers": pending["metadata"].get("finalizers"),
     "foreground_deleting": "deletionTimestamp" in pending["metadata"],
     "collection_kind": collection.kind,

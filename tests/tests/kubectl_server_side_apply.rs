@@ -189,5 +189,18 @@ fn skiff_applies_server_side_with_conflicts_and_removal() -> anyhow::Result<()> 
         "A",
         "env B, no longer applied, is gone"
     );
+
+    // skiff's other writes name it too (its User-Agent), as kubectl's do.
+    cli.ok(&["scale", "deployment/web", "--replicas", "3"])?;
+    let managed: serde_json::Value = serde_json::from_str(&jsonpath("{.metadata.managedFields}")?)?;
+    let update = managed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|entry| entry["operation"] == "Update" && entry["manager"] == "skiff");
+    assert!(
+        update.is_some_and(|entry| entry["fieldsV1"]["f:spec"]["f:replicas"].is_object()),
+        "skiff scale is recorded as an Update by skiff: {managed}"
+    );
     Ok(())
 }

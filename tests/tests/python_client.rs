@@ -450,6 +450,11 @@ fn python_client_deletes_with_propagation_policies_and_collections() -> anyhow::
         "a dry-run delete deleted: {seen}"
     );
     assert_eq!(seen["gone"], 404);
+    assert_eq!(
+        seen["deleted"],
+        json!(["Success", "single", "configmaps"]),
+        "the delete answers a Status"
+    );
     assert_eq!(f.status_of(&format!("{}/single", configmaps()))?, 404);
 
     // deletecollection took what the selector matched, nothing else.

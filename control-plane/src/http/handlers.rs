@@ -21,7 +21,9 @@ use super::request_body::{
     delete_options, is_apply, parse_body, parse_json_patch, parse_object, patch_type, PatchType,
 };
 use super::table::TableRequest;
-use super::{apply, auth, certificate_requests, discovery, logs, node_proxy, AppState};
+use super::{
+    apply, auth, certificate_requests, delete_answer, discovery, logs, node_proxy, AppState,
+};
 use crate::authz::escalation;
 use crate::error::ApiError;
 use crate::identity::{UserInfo, NODES_GROUP};
@@ -359,7 +361,8 @@ async fn dispatch(
         }
         (Method::DELETE, Some(name)) => {
             let options = delete_options(&query, headers, &body)?;
-            Ok(Json(registry.delete(kind, ns, name, &options).await?).into_response())
+            let deleted = registry.delete(kind, ns, name, &options).await?;
+            Ok(Json(delete_answer::answer(kind, deleted)).into_response())
         }
         _ => Err(ApiError::MethodNotAllowed),
     }

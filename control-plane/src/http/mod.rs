@@ -9,6 +9,7 @@ mod authn;
 mod authorize;
 mod certificate_requests;
 mod cluster;
+mod delete_answer;
 mod discovery;
 mod exec;
 mod field_validation;

@@ -23,7 +23,7 @@ pub async fn version() -> Json<Value> {
         "buildDate": "1970-01-01T00:00:00Z",
         "goVersion": "",
         "compiler": "rustc",
-        "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+        "platform": skiff_api::platform::platform(),
     }))
 }
 

@@ -32,6 +32,7 @@ pub mod join_token;
 pub mod manifest;
 pub mod nesting;
 pub mod ownership;
+pub mod platform;
 pub mod pod_cidr;
 pub mod printers;
 pub mod probes;

@@ -60,9 +60,27 @@ impl Connections {
 }
 
 fn build(tls: Option<&ClientConfig>) -> Result<reqwest::Client, reqwest::Error> {
-    let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .user_agent(user_agent());
     if let Some(config) = tls {
         builder = builder.use_preconfigured_tls(config.clone());
     }
     builder.build()
+}
+
+/// `PROGRAM/VERSION (OS/ARCH)`, as client-go names its callers after their executable
+/// (`kubectl/v1.32.0 (linux/amd64) ...`): the server records a writer's fields under the
+/// first word when it names no field manager.
+fn user_agent() -> String {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "skiff".to_string());
+    format!(
+        "{program}/{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        skiff_api::platform::platform()
+    )
 }

@@ -86,7 +86,7 @@ pub(super) fn node_status(spec: &NodeSpec) -> NodeStatus {
             kubelet_version: concat!("v", env!("CARGO_PKG_VERSION"), "-skiff").into(),
             container_runtime_version: spec.runtime_version.clone(),
             operating_system: std::env::consts::OS.into(),
-            architecture: std::env::consts::ARCH.into(),
+            architecture: skiff_api::platform::go_architecture().into(),
             ..Default::default()
         }),
         runtime_handlers: Some(

@@ -10,6 +10,7 @@ use oci_client::manifest::{
     IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
 };
 use serde::Deserialize;
+use skiff_api::platform::go_architecture;
 
 use super::ImageConfig;
 
@@ -66,22 +67,9 @@ pub enum LayoutError {
     LayerType { digest: String, media_type: String },
 }
 
-/// This node's Linux platform in OCI terms (`amd64`, `arm64`, ...; `std::env::consts::ARCH`
-/// mapped as Go names architectures).
-pub fn node_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
-        "loongarch64" => "loong64",
-        other => other,
-    }
-}
-
 /// Whether an image of `os`/`architecture` (and `variant`) runs on this node's Linux runtime.
 fn runs_here(os: &str, architecture: &str, variant: Option<&str>) -> bool {
-    let arch = node_architecture();
+    let arch = go_architecture();
     os == "linux"
         && architecture == arch
         // 64-bit ARM has one variant (v8) that images name or leave out; 32-bit ARM
@@ -113,7 +101,7 @@ pub fn select_platform(manifests: &[ImageIndexEntry]) -> Result<&ImageIndexEntry
         })
     };
     wasi.or_else(linux).ok_or_else(|| LayoutError::NoPlatform {
-        node: format!("linux/{}", node_architecture()),
+        node: format!("linux/{}", go_architecture()),
         platforms: platforms(manifests),
     })
 }
@@ -208,7 +196,7 @@ pub fn from_config(config: &[u8], layers: &[OciDescriptor]) -> Result<Layout, La
         }
         return Err(LayoutError::Platform {
             platform,
-            node: format!("linux/{}", node_architecture()),
+            node: format!("linux/{}", go_architecture()),
         });
     }
     if let Some(layer) = layers.iter().find(|l| !is_tar_layer(&l.media_type)) {
@@ -342,7 +330,7 @@ mod tests {
             Err(LayoutError::NoEntrypoint)
         ));
 
-        let arch = node_architecture();
+        let arch = go_architecture();
         let linux = format!(
             r#"{{"os":"linux","architecture":"{arch}","config":{{"Entrypoint":["/bin/sh"],
                 "Cmd":["-c","true"],"Env":["PATH=/bin"],"WorkingDir":"/tmp","User":"1000:100"}}}}"#
@@ -415,7 +403,7 @@ mod tests {
             select_platform(&manifests).map(|m| m.digest.as_str()),
             Ok("sha256:w")
         );
-        if node_architecture() == "amd64" {
+        if go_architecture() == "amd64" {
             assert_eq!(
                 select_platform(&manifests[..1]).map(|m| m.digest.as_str()),
                 Ok("sha256:a")
