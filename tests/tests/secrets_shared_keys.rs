@@ -132,24 +132,22 @@ fn three_members_share_keys_and_rotate_them_while_secrets_are_written() -> anyho
     // Rotation through member 2 while member 3 keeps writing.
     let stop = Arc::new(AtomicBool::new(false));
     let writing = writer(cluster.members[2].url(), stop.clone());
-    wait_until("the writer's first Secret", SEEN, || {
-        Ok(clis[0]
-            .run(&["get", "secret", "during-0"])?
-            .success
-            .then_some(()))
+    let count = |cli: &Skiff| -> anyhow::Result<usize> {
+        Ok(cli.json(&["get", "secrets"])?["items"]
+            .as_array()
+            .map_or(0, Vec::len))
+    };
+    let before = count(&clis[2])?;
+    wait_until("the writer's first Secrets", SEEN, || {
+        Ok((count(&clis[2])? >= before + 2).then_some(()))
     })?;
     let rotated = clis[1].ok(&["secrets", "rotate-key"])?;
     assert!(rotated.contains("added key \"key2\""), "{rotated}");
     assert!(rotated.contains("now under key \"key2\""), "{rotated}");
     // A few more writes after the rotation.
-    let after = clis[2].json(&["get", "secrets"])?["items"]
-        .as_array()
-        .map_or(0, Vec::len);
+    let after = count(&clis[2])?;
     wait_until("writes after the rotation", SEEN, || {
-        let now = clis[2].json(&["get", "secrets"])?["items"]
-            .as_array()
-            .map_or(0, Vec::len);
-        Ok((now >= after + 3).then_some(()))
+        Ok((count(&clis[2])? >= after + 3).then_some(()))
     })?;
     stop.store(true, Ordering::Relaxed);
     let during = writing.join().expect("writer thread");

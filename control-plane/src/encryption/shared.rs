@@ -30,6 +30,8 @@ const KEK_INFO: &[u8] = b"v1";
 const KEK_NAME: &str = "cluster-ca";
 /// How long a member waits before trying again to read or create the config (no leader yet).
 const RETRY: Duration = Duration::from_millis(500);
+/// How often a member reads the config again besides its watch.
+const RESYNC: Duration = Duration::from_secs(30);
 
 /// The key-encryption key derived from the cluster CA's private key (its DER bytes).
 pub fn key_encryption_key(ca_key_der: &[u8]) -> AesGcmKey {
@@ -157,16 +159,25 @@ pub(super) async fn follow(
         match current {
             Some(kv) => encryption.apply_shared(&shared, &kv),
             None => {
-                if let Err(err) = create(&shared).await {
-                    tracing::info!(%err, "creating the shared encryption config; trying again");
-                    retry_later(&shutdown).await;
-                    continue;
+                match create(&shared).await {
+                    // Read it back (this member applied it before the txn returned).
+                    Ok(true) => {}
+                    // Another member's is not in this member's store yet.
+                    Ok(false) => retry_later(&shutdown).await,
+                    Err(err) => {
+                        tracing::info!(%err, "creating the shared encryption config; trying again");
+                        retry_later(&shutdown).await;
+                    }
                 }
+                continue;
             }
         }
         loop {
             let event = tokio::select! {
                 () = shutdown.cancelled() => return,
+                // A config that arrived with a snapshot makes no watch event: read it again now
+                // and then.
+                () = tokio::time::sleep(RESYNC) => break,
                 event = watch.events.recv() => event,
             };
             match event {
@@ -188,8 +199,8 @@ async fn retry_later(shutdown: &CancellationToken) {
     }
 }
 
-/// Puts a new config in the store unless one is there (its watch event then loads it).
-async fn create(shared: &Shared) -> Result<(), EncryptionError> {
+/// Puts a new config in the store unless one is there; whether it did.
+async fn create(shared: &Shared) -> Result<bool, EncryptionError> {
     let config = EncryptionConfiguration::generate()?;
     let sealed = seal_config(&shared.kek, &config)?;
     let created = shared.store.txn(create_only(sealed)).await.map_err(|err| {
@@ -202,7 +213,7 @@ async fn create(shared: &Shared) -> Result<(), EncryptionError> {
             "created the cluster's shared encryption config: Secrets are encrypted at rest"
         );
     }
-    Ok(())
+    Ok(created.succeeded)
 }
 
 fn create_only(value: Vec<u8>) -> Txn {
