@@ -140,6 +140,15 @@ impl Encryption {
         self.shared_state().is_some()
     }
 
+    /// Why this member is not ready to serve Secrets yet: it is still loading the cluster's
+    /// shared config (`None` once loaded, or once a load failed: that failure is answered to
+    /// each Secret request instead, and waiting would not mend it).
+    pub fn loading(&self) -> Option<EncryptionError> {
+        let shared = self.shared_state()?;
+        let failed = shared.failure.lock().expect("failure lock").is_some();
+        (!shared.loaded() && !failed).then(|| shared.not_loaded())
+    }
+
     /// Refuses to seal a Secret before the shared config is loaded: it would go in clear.
     fn check_loaded(&self, store_key: &[u8]) -> Result<(), EncryptionError> {
         match self.shared_state() {

@@ -158,26 +158,22 @@ pub(super) async fn follow(
         };
         match current {
             Some(kv) => encryption.apply_shared(&shared, &kv),
-            None => {
-                match create(&shared).await {
-                    // Read it back (this member applied it before the txn returned).
-                    Ok(true) => {}
-                    // Another member's is not in this member's store yet.
-                    Ok(false) => retry_later(&shutdown).await,
-                    Err(err) => {
-                        tracing::info!(%err, "creating the shared encryption config; trying again");
-                        retry_later(&shutdown).await;
-                    }
+            None => match create(&shared).await {
+                // Read it back (this member applied it before the txn returned).
+                Ok(true) => continue,
+                // Another member's: its watch event comes when this member applies it.
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::info!(%err, "creating the shared encryption config; trying again")
                 }
-                continue;
-            }
+            },
         }
         loop {
             let event = tokio::select! {
                 () = shutdown.cancelled() => return,
                 // A config that arrived with a snapshot makes no watch event: read it again now
-                // and then.
-                () = tokio::time::sleep(RESYNC) => break,
+                // and then (soon while none is loaded).
+                () = tokio::time::sleep(if shared.loaded() { RESYNC } else { RETRY }) => break,
                 event = watch.events.recv() => event,
             };
             match event {
