@@ -331,10 +331,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// A value that does not seal or open is the server's failure (a 500 naming the key).
+/// A value that does not seal or open is the server's failure (a 500 naming the key); a
+/// member that has not loaded the cluster's shared keys yet is unavailable (503).
 impl From<crate::encryption::EncryptionError> for ApiError {
     fn from(err: crate::encryption::EncryptionError) -> Self {
-        ApiError::Internal(err.to_string())
+        match err {
+            crate::encryption::EncryptionError::NotLoaded { .. } => {
+                ApiError::Unavailable(err.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

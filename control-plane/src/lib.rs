@@ -91,7 +91,8 @@ pub struct ServerConfig {
     pub service_ranges: ServiceRanges,
     /// `--encryption-provider-config`: which resources are encrypted at rest, with which
     /// keys; without it, the data dir's `encryption-config.yaml` (made on a lone member's
-    /// first start: Secrets are encrypted by default).
+    /// first start: Secrets are encrypted by default), or, on members of a larger cluster
+    /// (`tls` given), the cluster's config shared through the store.
     pub encryption_provider_config: Option<PathBuf>,
     /// How many API requests each user, and all users, may have in flight.
     pub inflight: InflightLimits,
@@ -195,11 +196,6 @@ impl Server {
             None => None,
         };
         let lone = config.cluster.members.len() == 1 && config.join.is_none();
-        let encryption = encryption::setup(
-            &config.data_dir,
-            config.encryption_provider_config.as_deref(),
-            lone,
-        )?;
         let store = Store::open(StoreConfig {
             data_dir: config.data_dir.join(STORE_DIR),
             cluster: config.cluster.clone(),
@@ -211,6 +207,17 @@ impl Server {
             join: config.join.clone(),
         })
         .await?;
+        let shutdown = CancellationToken::new();
+        let ca_key = config.tls.as_ref().map(|tls| tls.ca().key_der());
+        let encryption = encryption::start(
+            &config.data_dir,
+            config.encryption_provider_config.as_deref(),
+            lone,
+            &store,
+            ca_key.as_deref(),
+            &shutdown,
+        )
+        .await?;
         let metrics = Arc::new(metrics::Metrics::new(&store));
         let tokens = config
             .tls
@@ -221,7 +228,6 @@ impl Server {
             .with_encryption(encryption.clone())
             .with_tokens(tokens.clone());
 
-        let shutdown = CancellationToken::new();
         let (bootstrapped, mut first_term) = watch::channel(false);
         let signing = match &config.tls {
             Some(tls) => Some(certificates::Signing {

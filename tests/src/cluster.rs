@@ -136,6 +136,22 @@ impl Cluster {
         Self::start_seeded(dir, size, &[], Some(backup), Hosts::Loopback)
     }
 
+    /// As `start_from_backup`, with the members given the cluster CA in `ca_dir` (the backed-up
+    /// cluster's, whose key opens the shared encryption config) instead of a new one.
+    pub fn start_from_backup_with_ca(
+        dir: &Path,
+        size: usize,
+        backup: &Path,
+        ca_dir: &Path,
+    ) -> anyhow::Result<Cluster> {
+        let copy = dir.join("cluster-ca");
+        std::fs::create_dir_all(&copy)?;
+        for file in ["ca.crt", "ca.key"] {
+            std::fs::copy(ca_dir.join(file), copy.join(file))?;
+        }
+        Self::start_seeded(dir, size, &[], Some(backup), Hosts::Loopback)
+    }
+
     fn start_seeded(
         dir: &Path,
         size: usize,
@@ -158,12 +174,14 @@ impl Cluster {
         let mut members = Vec::new();
         std::fs::create_dir_all(dir)?;
         let ca_dir = dir.join("cluster-ca");
-        Skiff::new("").ok(&[
-            "certificate",
-            "create-ca",
-            "--out",
-            &ca_dir.display().to_string(),
-        ])?;
+        if !ca_dir.join("ca.key").exists() {
+            Skiff::new("").ok(&[
+                "certificate",
+                "create-ca",
+                "--out",
+                &ca_dir.display().to_string(),
+            ])?;
+        }
         for (i, (host, _, api_port)) in addresses.iter().enumerate() {
             let name = format!("s{}", i + 1);
             let data_dir = dir.join(&name);

@@ -51,7 +51,7 @@ pub fn setup(
         })?;
     Ok(Encryption {
         current: Arc::new(RwLock::new(Arc::new(transformers))),
-        source: Some(Source { path, managed }),
+        source: Some(Source::File { path, managed }),
     })
 }
 

@@ -122,7 +122,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
             StatusCode::SERVICE_UNAVAILABLE,
             "no leader: a majority of the control-plane servers is unreachable".into(),
         ),
-        None => (StatusCode::OK, "ok".into()),
+        None => match state.registry.encryption().loading() {
+            Some(loading) => (StatusCode::SERVICE_UNAVAILABLE, loading.to_string()),
+            None => (StatusCode::OK, "ok".into()),
+        },
     }
 }
 

@@ -21,9 +21,10 @@ pub struct RotateParams {
     rewrite_only: bool,
 }
 
-/// Adds a key to this member's server-kept config (a cluster of one only: members of a
-/// larger one must change their configs together) unless `rewriteOnly`, then rewrites every
-/// Secret not yet under the writing key; answers the key and how many were rewritten.
+/// Adds a key (unless `rewriteOnly`) to the cluster's shared config, which every member loads
+/// when it applies the change, or to a lone server's own config; then rewrites every Secret
+/// not yet under the writing key; answers the key and how many were rewritten. Members given
+/// config files must change them together, so they get no key from here.
 pub async fn rotate_key(
     State(state): State<AppState>,
     Extension(user): Extension<UserInfo>,
@@ -44,19 +45,25 @@ pub async fn rotate_key(
         None
     } else {
         let members = registry.store().cluster().members.len();
-        if members > 1 {
+        if members > 1 && !registry.encryption().is_shared() {
             return Err(ApiError::BadRequest(format!(
-                "this cluster has {members} members, which must share their keys: add the new \
-                 key first in the encryption config of every member, restart them one by one, \
-                 then run `skiff secrets rotate-key --rewrite-only`"
+                "this cluster has {members} members, and this one keeps its keys in a config \
+                 file: add the new key first in the encryption config of every member, restart \
+                 them one by one, then run `skiff secrets rotate-key --rewrite-only`"
             )));
         }
-        Some(registry.encryption().add_key().map_err(|err| match err {
-            EncryptionError::NotManaged { .. } | EncryptionError::Rotate(_) => {
-                ApiError::BadRequest(err.to_string())
-            }
-            other => other.into(),
-        })?)
+        Some(
+            registry
+                .encryption()
+                .rotate()
+                .await
+                .map_err(|err| match err {
+                    EncryptionError::NotManaged { .. } | EncryptionError::Rotate(_) => {
+                        ApiError::BadRequest(err.to_string())
+                    }
+                    other => other.into(),
+                })?,
+        )
     };
     let secrets = resources::by_name("secrets").expect("secrets are served");
     let done = registry.rewrite_all_at_rest(secrets).await?;

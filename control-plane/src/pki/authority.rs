@@ -119,6 +119,12 @@ impl ClusterCa {
         files::write_cert(&dir.join(CA_CERT), &self.cert_pem)
     }
 
+    /// The CA's private key, DER (PKCS#8): material every member shares and no store or
+    /// backup holds, from which the shared encryption config's sealing key is derived.
+    pub fn key_der(&self) -> Vec<u8> {
+        self.issuer.key().serialize_der()
+    }
+
     /// The CA certificate, PEM.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem

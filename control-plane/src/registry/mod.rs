@@ -22,6 +22,8 @@ mod rewrite;
 mod runtime_class;
 mod scale;
 pub(crate) mod service_account;
+#[cfg(test)]
+mod shared_keys_tests;
 mod storage_class;
 pub mod strategic_merge;
 mod strategy;

@@ -7,8 +7,8 @@ use crate::cli::ClientOpts;
 
 #[derive(Subcommand, Debug)]
 pub enum SecretsCommand {
-    /// Add a new encryption key (the server's own config, on a cluster of one) and rewrite
-    /// every Secret under it while the cluster serves.
+    /// Add a new encryption key (to the cluster's shared config, or a lone server's own) and
+    /// rewrite every Secret under it while the cluster serves.
     RotateKey(RotateKeyArgs),
 }
 

@@ -106,7 +106,9 @@ pub struct ServerArgs {
     /// Kubernetes' EncryptionConfiguration (apiserver.config.k8s.io/v1: `aesgcm` and
     /// `identity` providers) naming the resources encrypted at rest; give every member the
     /// same file. Without it: DATA_DIR/encryption-config.yaml, which a server started alone
-    /// makes on its first start (Secrets encrypted with a new key).
+    /// makes on its first start (Secrets encrypted with a new key); members of a larger
+    /// cluster share one config kept in the store, sealed with a key derived from the
+    /// cluster CA's.
     #[arg(long)]
     pub encryption_provider_config: Option<PathBuf>,
     /// Static bearer tokens, as Kubernetes' `--token-auth-file`: CSV lines
