@@ -3,7 +3,8 @@
 //! and an agent with `--runtimes wasm,linux`. In a busybox pod, a command's stdout and stderr
 //! arrive on the right streams and its exit code is the CLI's; `-i` pipes stdin; `-it` (under
 //! `script`, which gives the CLI a terminal) runs on a terminal of the container's own devpts,
-//! of the caller's size. A Wasm pod and an unknown container give clear errors. Needs root,
+//! of the caller's size; `kubectl cp` copies a file in and out (tar over exec). A Wasm pod and
+//! an unknown container give clear errors. Needs root,
 //! cgroups, busybox-static, util-linux's `script`, kubectl and the built guests; leaves no
 //! process behind when it fails.
 
@@ -163,6 +164,26 @@ fn exec_streams_commands_in_linux_containers_and_refuses_wasm_ones() -> anyhow::
     assert!(refused.contains("WebSocket"), "{refused}");
     let stdin = kubectl_stdin(&server.url(), &cache, "hello kubectl")?;
     assert_eq!(stdin.trim(), "13", "kubectl exec -i");
+
+    // kubectl cp runs tar in the container over the same exec: a file in and back out.
+    let local = tmp.path().join("copied-in.txt");
+    std::fs::write(&local, "carried by kubectl cp\n")?;
+    let local = local.to_str().expect("utf-8");
+    let copy_in = kubectl_output(&server.url(), &cache, &["cp", local, "shell:/tmp/in.txt"])?;
+    assert!(copy_in.status.success(), "{copy_in:?}");
+    assert_eq!(
+        cli.ok(&["exec", "shell", "--", "cat", "/tmp/in.txt"])?,
+        "carried by kubectl cp\n"
+    );
+    let back = tmp.path().join("copied-out.txt");
+    let back_path = back.to_str().expect("utf-8");
+    let copy_out = kubectl_output(
+        &server.url(),
+        &cache,
+        &["cp", "shell:/tmp/in.txt", back_path],
+    )?;
+    assert!(copy_out.status.success(), "{copy_out:?}");
+    assert_eq!(std::fs::read_to_string(&back)?, "carried by kubectl cp\n");
     cluster.agents[0].check_running()?;
     Ok(())
 }

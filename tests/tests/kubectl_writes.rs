@@ -1,14 +1,14 @@
 //! Stock `kubectl` writes built-in kinds the way it writes them on any cluster: `apply`
 //! (client-side three-way merge through strategic merge patches and the
 //! `kubectl.kubernetes.io/last-applied-configuration` annotation), `set image`, `patch`
-//! (strategic by default), `rollout restart`, `cordon`, `label`, `annotate`, and `delete` with
+//! (strategic by default), `rollout restart`, `cordon`, `label`, `annotate`, `edit`, and `delete` with
 //! `--cascade` and finalizers.
 //! `apply` validates (kubectl's default): the server serves OpenAPI documents and
 //! `fieldValidation` (tests/kubectl_openapi.rs).
 
 use std::time::Duration;
 
-use skiff_e2e::{kubectl, kubectl_output, wait_until, DevServer};
+use skiff_e2e::{kubectl, kubectl_command, kubectl_output, wait_until, DevServer};
 
 /// A Deployment `web` of no replicas (nothing runs) with two containers; `app` has the image
 /// and environment given.
@@ -163,6 +163,17 @@ fn stock_kubectl_applies_again_sets_images_patches_labels_and_annotates() -> any
     k(&["annotate", "deploy", "web", "note=hello"])?;
     assert_eq!(jsonpath("{.metadata.labels.tier}")?, "front");
     assert_eq!(jsonpath("{.metadata.annotations.note}")?, "hello");
+    // `edit` with an editor that changes the annotation: kubectl sends the difference as a
+    // strategic merge patch.
+    let edited = kubectl_command(&url, &cache)
+        .env("KUBE_EDITOR", "sed -i 's/note: hello$/note: edited/'")
+        .args(["edit", "deploy", "web"])
+        .output()?;
+    assert!(
+        String::from_utf8_lossy(&edited.stdout).contains("deployment.apps/web edited"),
+        "{edited:?}"
+    );
+    assert_eq!(jsonpath("{.metadata.annotations.note}")?, "edited");
     k(&["label", "deploy", "web", "tier-"])?;
     assert_eq!(jsonpath("{.metadata.labels}")?, r#"{"app":"web"}"#);
     Ok(())

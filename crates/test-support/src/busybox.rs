@@ -18,7 +18,7 @@ pub const BUSYBOX: &str = "/bin/busybox";
 pub const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "sleep", "ls", "ps", "id", "hostname", "wget", "nc", "true", "false",
     "env", "mkdir", "rm", "touch", "test", "head", "dd", "grep", "ip", "kill", "mount", "uname",
-    "seq", "yes", "wc", "unshare", "nslookup",
+    "seq", "yes", "wc", "unshare", "nslookup", "tar",
 ];
 
 /// The busybox layer as an uncompressed tar: `/bin/busybox` and its applets, `/etc/passwd`,
