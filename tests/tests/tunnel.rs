@@ -77,6 +77,12 @@ fn a_node_without_a_listener_is_reached_through_its_tunnel_across_a_server_resta
         "{node}"
     );
 
+    // A lone dev server is the `kubernetes` Service's one endpoint.
+    let itself = BTreeSet::from([server.url().replace("https://", "")]);
+    wait_until("the dev server in the kubernetes endpoints", WAIT, || {
+        Ok((listed_servers(&cli)? == itself).then_some(()))
+    })?;
+
     cli.apply_yaml(&ticker_pod(&guest("ticker")?))?;
     let logs = wait_until("the ticker's log", WAIT, || {
         agent.check_running()?;
