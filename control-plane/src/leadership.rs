@@ -11,7 +11,7 @@ use crate::encryption::Encryption;
 use crate::registry::allocation::ServiceRanges;
 use crate::registry::Registry;
 use crate::runtime::events::EventRecorder;
-use crate::{authz, bootstrap, certificates, controllers, scheduler};
+use crate::{apiserver_lease, authz, bootstrap, certificates, controllers, scheduler};
 
 /// Runs the leader-only work whenever this member leads, each term under a child token of
 /// `shutdown` that is cancelled when the term ends; `bootstrapped` turns true once the system
@@ -81,6 +81,12 @@ fn run_term(
     let authorizer = authz::Authorizer::start(registry, shutdown);
     certificates::spawn(registry, authorizer, signing, csr_queue, shutdown);
     crate::authz::spawn_aggregation(registry.clone(), shutdown.clone());
+    apiserver_lease::spawn_reconciler(
+        registry.clone(),
+        informers.leases.clone(),
+        informers.endpoint_slices.clone(),
+        shutdown.clone(),
+    );
     scheduler::Scheduler {
         registry: registry.clone(),
         pods: informers.pods.clone(),

@@ -1,5 +1,6 @@
 //! Skiff control plane: Kubernetes-shaped API server, scheduler and controllers over the Raft store.
 
+mod apiserver_lease;
 pub mod apply;
 pub mod authz;
 mod bootstrap;
@@ -22,7 +23,7 @@ pub mod serviceaccount;
 mod test_registry;
 pub mod token_file;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,6 +110,13 @@ pub struct ServerConfig {
     /// The longest validity of a certificate the CSR signer issues
     /// (`--cluster-signing-duration`).
     pub cluster_signing_duration: Duration,
+    /// `--advertise-address`: the IP this member publishes in its lease, and so in the
+    /// `kubernetes` Service's endpoints (default: the `listen` host; for a wildcard, the
+    /// address of the default route's interface).
+    pub advertise_address: Option<IpAddr>,
+    /// How long this member's lease lasts without a renewal (`--apiserver-lease-seconds`);
+    /// it is renewed a third of that apart.
+    pub apiserver_lease_duration: Duration,
 }
 
 impl ServerConfig {
@@ -137,6 +145,8 @@ impl ServerConfig {
             insecure_http: None,
             token_auth_file: None,
             cluster_signing_duration: certificates::DEFAULT_SIGNING_DURATION,
+            advertise_address: None,
+            apiserver_lease_duration: apiserver_lease::DEFAULT_LEASE_DURATION,
         }
     }
 }
@@ -257,6 +267,14 @@ impl Server {
             shutdown.clone(),
             bootstrapped,
         );
+        let advertised = apiserver_lease::advertised_address(config.advertise_address, local_addr);
+        let publishing = apiserver_lease::spawn_publisher(
+            registry.clone(),
+            config.name.clone(),
+            advertised,
+            config.apiserver_lease_duration,
+            shutdown.clone(),
+        );
         // The membership the store runs with (a cluster started alone may have grown since).
         if store.cluster().members.len() == 1 {
             // A lone member leads at once: serve only when the system namespaces exist.
@@ -333,6 +351,7 @@ impl Server {
             shutdown,
             serving,
             leading,
+            publishing,
             store,
         })
     }
@@ -359,6 +378,8 @@ pub struct ServerHandle {
     shutdown: CancellationToken,
     serving: JoinHandle<()>,
     leading: JoinHandle<()>,
+    /// Renews this member's lease.
+    publishing: JoinHandle<()>,
     store: Store,
 }
 
@@ -385,6 +406,7 @@ impl ServerHandle {
             let _ = insecure.await;
         }
         let _ = self.leading.await;
+        let _ = self.publishing.await;
         self.store.shutdown().await;
     }
 }

@@ -90,7 +90,13 @@ fn services_list_their_replicas_refuse_a_taken_node_port_and_reach_the_env() -> 
     })?;
     let ips = running_pod_ips(&cli)?;
     assert_eq!(endpoints, ips, "every replica's podIP, no other");
-    let slice = &cli.items(&["get", "endpointslices"])?[0];
+    // The web Service's slice (the `kubernetes` Service's lists the API server).
+    let slice = &cli.items(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+    ])?[0];
     assert_eq!(slice["ports"][0]["port"], 8080, "{slice}");
 
     let table = cli.ok(&["get", "svc", "web"])?;

@@ -26,6 +26,7 @@
 //! ```
 
 mod admission;
+mod api_servers;
 mod builder;
 mod cert_rotation;
 mod container_config;

@@ -1,4 +1,5 @@
-//! The tunnels this agent keeps open, one to each API server it knows (its `servers`): the
+//! The tunnels this agent keeps open, one to each API server it knows (its `servers`, and
+//! those the `kubernetes` Service's endpoints list: `api_servers.rs`): the
 //! way the servers reach its kubelet router (logs, exec, images), so that a node behind NAT or
 //! a firewall needs no open port. Each is opened with the agent's own API client (its
 //! transport and join token), served with the same router as the listener, and opened again
@@ -20,9 +21,15 @@ const RETRY: Backoff = Backoff {
     reset_after: Duration::from_secs(10),
 };
 
-/// Keeps a tunnel open to each of `client`'s servers for `node`, serving `app` on it, until
-/// `stop` is cancelled.
+/// Keeps a tunnel open to each of `client`'s servers for `node`, and to each further server
+/// the `kubernetes` Service's endpoints list, serving `app` on it, until `stop` is cancelled.
 pub fn start(client: &Client, node: &str, app: Router, stop: &CancellationToken) {
+    tokio::spawn(super::api_servers::follow(
+        client.clone(),
+        node.to_string(),
+        app.clone(),
+        stop.clone(),
+    ));
     for server in client.servers() {
         tokio::spawn(keep_open(
             client.clone(),
@@ -34,7 +41,8 @@ pub fn start(client: &Client, node: &str, app: Router, stop: &CancellationToken)
     }
 }
 
-async fn keep_open(
+/// Keeps one tunnel to `server` open until `stop`, opening it again with back-off.
+pub(super) async fn keep_open(
     client: Client,
     server: String,
     node: String,

@@ -79,6 +79,15 @@ pub struct ServerArgs {
     /// default Lease duration).
     #[arg(long, default_value_t = 40)]
     pub node_grace_seconds: u64,
+    /// The IP this member publishes in its lease in `kube-system`, and so in the `kubernetes`
+    /// Service's endpoints that agents find the servers by (default: the `--listen` host; for
+    /// a wildcard, the address of the interface the default route leaves by).
+    #[arg(long)]
+    pub advertise_address: Option<std::net::IpAddr>,
+    /// How long this member's lease lasts without renewal (renewed a third of that apart): a
+    /// stopped member leaves the `kubernetes` endpoints that long after its last renewal.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub apiserver_lease_seconds: u64,
     /// How long a certificate the CSR signer issues is valid at most, e.g. `8760h` or `10m`
     /// (Kubernetes' `--cluster-signing-duration`; a request's `expirationSeconds` may ask for
     /// less). Nodes renew theirs at 70–90% of it.
@@ -176,6 +185,8 @@ async fn server_config(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<Ser
     }
     let mut config = ServerConfig::new(args.name.clone(), args.data_dir.clone(), args.listen);
     config.node_grace = Duration::from_secs(args.node_grace_seconds);
+    config.advertise_address = args.advertise_address;
+    config.apiserver_lease_duration = Duration::from_secs(args.apiserver_lease_seconds);
     config.cluster_signing_duration = args.cluster_signing_duration.max(Duration::from_secs(1));
     config.pod_cidrs =
         skiff_control_plane::PodCidrRange::new(&args.cluster_cidr, args.node_cidr_mask_size)
