@@ -25,7 +25,9 @@ fn https(tls: &Path, identity: Option<(&str, &str)>) -> anyhow::Result<reqwest::
         .add_root_certificate(ca)
         .timeout(Duration::from_secs(10));
     if let Some((cert, key)) = identity {
-        builder = builder.identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes())?);
+        builder = builder.identity(reqwest::Identity::from_pem(
+            format!("{cert}{key}").as_bytes(),
+        )?);
     }
     Ok(builder.build()?)
 }
@@ -79,7 +81,11 @@ fn the_listener_serves_https_to_cluster_certificates_the_api_authorizes() -> any
             .and_then(|n| n.pointer("/status/daemonEndpoints/kubeletEndpoint/Port"))
             .and_then(serde_json::Value::as_u64)
             .filter(|p| *p > 0);
-        Ok(port.filter(|_| agent.log().contains("serving the node's listener over HTTPS")))
+        Ok(port.filter(|_| {
+            agent
+                .log()
+                .contains("serving the node's listener over HTTPS")
+        }))
     })?;
     let url = |path: &str| format!("https://127.0.0.1:{port}{path}");
     let tls = server.data_dir.join(TLS_DIR);
@@ -92,7 +98,11 @@ fn the_listener_serves_https_to_cluster_certificates_the_api_authorizes() -> any
         .get(url("/stats/summary"))
         .bearer_auth(&token)
         .send()?;
-    assert_eq!(bearer.status().as_u16(), 401, "bearer tokens are not accepted");
+    assert_eq!(
+        bearer.status().as_u16(),
+        401,
+        "bearer tokens are not accepted"
+    );
     // Plain HTTP is not served.
     let plain = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -100,7 +110,7 @@ fn the_listener_serves_https_to_cluster_certificates_the_api_authorizes() -> any
         .get(format!("http://127.0.0.1:{port}/stats/summary"))
         .send();
     assert!(
-        plain.map_or(true, |r| !r.status().is_success()),
+        !plain.is_ok_and(|r| r.status().is_success()),
         "plain HTTP must not be answered"
     );
 
@@ -116,7 +126,10 @@ fn the_listener_serves_https_to_cluster_certificates_the_api_authorizes() -> any
     let as_eve = https(&tls, Some((&eve.cert_pem, &eve.key_pem)))?;
     let (status, body) = get(&as_eve, &url("/stats/summary"))?;
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("user=eve") && body.contains("subresource=stats"), "{body}");
+    assert!(
+        body.contains("user=eve") && body.contains("subresource=stats"),
+        "{body}"
+    );
     let (status, body) = get(&as_eve, &url("/containerLogs/default/ticker/ticker"))?;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("subresource=proxy"), "{body}");

@@ -439,11 +439,7 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         // it has no opinion on (discovery, the tunnel's URL). A join token buys only a
         // certificate (system:node-bootstrapper below).
         binding("system:node", "system:node", &[NODES_GROUP]),
-        user_binding(
-            KUBELET_CLIENT_USER,
-            KUBELET_API_ADMIN,
-            KUBELET_CLIENT_USER,
-        ),
+        user_binding(KUBELET_CLIENT_USER, KUBELET_API_ADMIN, KUBELET_CLIENT_USER),
         binding(
             "kubeadm:kubelet-bootstrap",
             NODE_BOOTSTRAPPER,

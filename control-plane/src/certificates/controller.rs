@@ -103,11 +103,7 @@ impl CsrController {
         status
             .conditions
             .get_or_insert_with(Vec::new)
-            .push(condition(
-                "Approved",
-                AUTO_APPROVED,
-                message.into(),
-            ));
+            .push(condition("Approved", AUTO_APPROVED, message.into()));
         self.registry
             .update_typed(&approved, Subresource::Approval)
             .await

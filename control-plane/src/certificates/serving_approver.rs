@@ -78,7 +78,11 @@ mod tests {
         params
             .distinguished_name
             .push(DnType::OrganizationName, NODES_GROUP);
-        let pem = params.serialize_request(&key).expect("csr").pem().expect("pem");
+        let pem = params
+            .serialize_request(&key)
+            .expect("csr")
+            .pem()
+            .expect("pem");
         serde_json::from_value(json!({
             "metadata": {"name": "c"},
             "spec": {
@@ -96,7 +100,12 @@ mod tests {
             {"type": "InternalIP", "address": "10.0.0.5"},
             {"type": "Hostname", "address": "n1"}
         ]}});
-        let own = csr("system:node:n1", &["10.0.0.5", "n1"], USAGES, "system:node:n1");
+        let own = csr(
+            "system:node:n1",
+            &["10.0.0.5", "n1"],
+            USAGES,
+            "system:node:n1",
+        );
         let own = recognize(&own).expect("recognized");
         assert_eq!(own.node, "n1");
         assert!(fits(&own, &node));
@@ -105,7 +114,11 @@ mod tests {
         assert!(!fits(&recognize(&foreign_ip).expect("recognized"), &node));
 
         let for_another = csr("system:node:n2", &["10.0.0.5"], USAGES, "system:node:n1");
-        assert_eq!(recognize(&for_another), None, "only the node itself may ask");
+        assert_eq!(
+            recognize(&for_another),
+            None,
+            "only the node itself may ask"
+        );
         let no_names = csr("system:node:n1", &[], USAGES, "system:node:n1");
         assert_eq!(recognize(&no_names), None);
         let client = csr(

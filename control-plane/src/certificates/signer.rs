@@ -141,4 +141,61 @@ mod tests {
         assert!(serves(KUBE_APISERVER_CLIENT_KUBELET));
         assert!(!serves("example.com/other"));
     }
+
+    #[test]
+    fn signs_kubelet_serving_requests_for_their_names_with_server_auth() {
+        use base64::Engine;
+        use rcgen::{CertificateParams, DnType, KeyPair};
+        use x509_parser::extensions::GeneralName;
+
+        let signing = signing();
+        let request = |sans: Vec<String>| {
+            let key = KeyPair::generate().expect("key");
+            let mut params = CertificateParams::new(sans).expect("params");
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "system:node:n1");
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, "system:nodes");
+            let pem = params
+                .serialize_request(&key)
+                .expect("csr")
+                .pem()
+                .expect("pem");
+            serde_json::from_value::<CertificateSigningRequest>(serde_json::json!({
+                "metadata": {"name": "c"},
+                "spec": {
+                    "request": base64::engine::general_purpose::STANDARD.encode(pem),
+                    "signerName": KUBELET_SERVING,
+                    "usages": ["digital signature", "key encipherment", "server auth"],
+                }
+            }))
+            .expect("csr")
+        };
+        let pem = sign(&signing, &request(vec!["10.0.0.5".into(), "n1".into()])).expect("signed");
+        let der = crate::pki::first_der(&pem).expect("a certificate");
+        let (_, cert) = X509Certificate::from_der(&der).expect("x509");
+        let sans = cert
+            .subject_alternative_name()
+            .expect("parses")
+            .expect("SANs");
+        let names: Vec<String> = sans
+            .value
+            .general_names
+            .iter()
+            .map(|n| match n {
+                GeneralName::DNSName(d) => d.to_string(),
+                GeneralName::IPAddress(ip) => format!("{ip:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["[10, 0, 0, 5]", "n1"]);
+        let eku = cert.extended_key_usage().expect("parses").expect("EKU");
+        assert!(eku.value.server_auth && !eku.value.client_auth);
+        assert!(matches!(
+            sign(&signing, &request(Vec::new())),
+            Err(SigningError::Refused(SignerRefusal::ServingNames))
+        ));
+    }
 }

@@ -194,7 +194,10 @@ pub fn serving_usages(usages: &[String]) -> bool {
 
 /// Checks a request for `kubernetes.io/kubelet-serving` as Kubernetes' signer does: serving
 /// usages, a node's subject, at least one DNS name or IP address and nothing else.
-pub fn check_serving_request(request: &ParsedRequest, usages: &[String]) -> Result<(), SignerRefusal> {
+pub fn check_serving_request(
+    request: &ParsedRequest,
+    usages: &[String],
+) -> Result<(), SignerRefusal> {
     if !serving_usages(usages) {
         return Err(SignerRefusal::ServingUsages(usages.to_vec()));
     }

@@ -14,9 +14,7 @@ pub struct NodeAccess {
 
 /// The access a request with `method` on `path` needs.
 pub fn of(method: &Method, path: &str) -> NodeAccess {
-    let under = |prefix: &str| {
-        path == prefix || path.starts_with(&format!("{prefix}/"))
-    };
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
     let subresource = if under("/stats") {
         "stats"
     } else if under("/metrics") {

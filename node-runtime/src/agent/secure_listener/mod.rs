@@ -69,8 +69,8 @@ pub async fn serve(
     app: Router,
     stop: CancellationToken,
 ) -> Result<(), ListenerError> {
-    let cert = serving_cert::obtain(&setup.client, &setup.node, &setup.names, &setup.data_dir)
-        .await?;
+    let cert =
+        serving_cert::obtain(&setup.client, &setup.node, &setup.names, &setup.data_dir).await?;
     let tls = server_config(&setup.ca_pem, &cert.cert_pem, &cert.key_pem)?;
     let authorizer = Arc::new(Authorizer::new(setup.client, setup.node));
     let app = app.layer(axum::middleware::from_fn_with_state(authorizer, guard));
@@ -112,7 +112,11 @@ fn server_config(
 
 /// 401 without a valid client certificate, 403 when the API denies the access, else the
 /// request goes on.
-async fn guard(State(authorizer): State<Arc<Authorizer>>, request: Request, next: Next) -> Response {
+async fn guard(
+    State(authorizer): State<Arc<Authorizer>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(who) = requester(&request) else {
         return (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
     };
@@ -129,8 +133,10 @@ async fn guard(State(authorizer): State<Arc<Authorizer>>, request: Request, next
             .into_response(),
         Err(err) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("Authorization error (user={}, verb={}, resource=nodes, subresource={}): {err}\n",
-                who.user, access.verb, access.subresource),
+            format!(
+                "Authorization error (user={}, verb={}, resource=nodes, subresource={}): {err}\n",
+                who.user, access.verb, access.subresource
+            ),
         )
             .into_response(),
     }
@@ -146,7 +152,12 @@ fn requester(request: &Request) -> Option<Requester> {
         return None;
     }
     let subject = cert.subject();
-    let user = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+    let user = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
     let groups = subject
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))

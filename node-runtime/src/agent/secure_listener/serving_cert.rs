@@ -136,9 +136,21 @@ mod tests {
     fn a_stored_certificate_is_reused_only_for_the_same_names_and_while_young() {
         let now = 1_800_000_000;
         let names = ["10.0.0.5".to_string(), "n1".to_string()];
-        assert!(fits(&cert(&["n1", "10.0.0.5"], now - 10, now + 90), &names, now));
-        assert!(!fits(&cert(&["10.0.0.6", "n1"], now - 10, now + 90), &names, now));
-        assert!(!fits(&cert(&["10.0.0.5", "n1"], now - 90, now + 10), &names, now));
+        assert!(fits(
+            &cert(&["n1", "10.0.0.5"], now - 10, now + 90),
+            &names,
+            now
+        ));
+        assert!(!fits(
+            &cert(&["10.0.0.6", "n1"], now - 10, now + 90),
+            &names,
+            now
+        ));
+        assert!(!fits(
+            &cert(&["10.0.0.5", "n1"], now - 90, now + 10),
+            &names,
+            now
+        ));
         assert!(!fits("junk", &names, now));
     }
 }
