@@ -4,7 +4,8 @@
 //! cluster client certificate is a 401, a user the API does not authorize for the node's
 //! subresource a 403 naming the user and the subresource, an admin or a user RBAC binds a
 //! 200. A server with no tunnel from an agent (`skiff agent --no-tunnel`) reaches it over
-//! HTTPS on that listener, and `skiff logs` works through it.
+//! HTTPS on that listener: `skiff logs` works through it, and `skiff exec` into a Linux pod
+//! (its WebSocket over TLS).
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use skiff_control_plane::pki::{
     CertRequest, ClusterCa, Usage, ADMIN_CERT, ADMIN_KEY, CA_CERT, TLS_DIR,
 };
+use skiff_e2e::linux::LinuxCluster;
 use skiff_e2e::{start_agent, wait_until, DevServer};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -201,5 +203,32 @@ fn a_server_without_the_agents_tunnel_dials_its_listener_over_https() -> anyhow:
         "{}",
         agent.log()
     );
+    Ok(())
+}
+
+#[test]
+fn exec_reaches_a_linux_pod_over_the_listener_of_a_node_without_tunnels() -> anyhow::Result<()> {
+    let cluster = LinuxCluster::start(&[("edge", &["--runtimes", "wasm,linux", "--no-tunnel"])])?;
+    let cli = cluster.cli();
+    cli.apply_yaml(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: shell}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: busybox
+    image: "{}"
+    command: ["sh", "-c", "sleep 3600"]
+"#,
+        cluster.busybox
+    ))?;
+    wait_until("the pod Running", Duration::from_secs(90), || {
+        let pod = cli.json(&["get", "pod", "shell"])?;
+        Ok((pod["status"]["phase"] == "Running").then_some(()))
+    })?;
+    let out = cli.run(&["exec", "shell", "--", "sh", "-c", "echo over tls; exit 3"])?;
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert_eq!(out.stdout, "over tls\n");
     Ok(())
 }
