@@ -303,4 +303,47 @@ lYaweg==
         ])));
         assert!(!node_client_usages(&usages(&["client auth"])));
     }
+
+    #[test]
+    fn serving_requests_need_server_usages_a_node_subject_and_names() {
+        let node = ParsedRequest {
+            common_name: "system:node:n1".into(),
+            organizations: vec![NODES_GROUP.into()],
+            has_alt_names: true,
+            dns_and_ips: vec!["10.0.0.5".into()],
+            has_other_names: false,
+        };
+        let serving = usages(&["digital signature", "key encipherment", "server auth"]);
+        assert_eq!(check_serving_request(&node, &serving), Ok(()));
+        let client = usages(&["digital signature", "client auth"]);
+        assert!(matches!(
+            check_serving_request(&node, &client),
+            Err(SignerRefusal::ServingUsages(_))
+        ));
+        let user = ParsedRequest {
+            common_name: "bob".into(),
+            ..node.clone()
+        };
+        assert_eq!(
+            check_serving_request(&user, &serving),
+            Err(SignerRefusal::NotANode)
+        );
+        let with_uri = ParsedRequest {
+            has_other_names: true,
+            ..node.clone()
+        };
+        assert_eq!(
+            check_serving_request(&with_uri, &serving),
+            Err(SignerRefusal::ServingNames)
+        );
+        let nameless = ParsedRequest {
+            has_alt_names: false,
+            dns_and_ips: Vec::new(),
+            ..node
+        };
+        assert_eq!(
+            check_serving_request(&nameless, &serving),
+            Err(SignerRefusal::ServingNames)
+        );
+    }
 }
