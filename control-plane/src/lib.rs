@@ -164,6 +164,8 @@ pub enum ServerError {
     NotLoopback { addr: SocketAddr },
     #[error("TLS: {0}")]
     Tls(#[from] pki::PkiError),
+    #[error("the client for agents' listeners: {0}")]
+    AgentClient(#[source] reqwest::Error),
     #[error("store: {0}")]
     Store(#[from] skiff_raft_store::StoreError),
     #[error(transparent)]
@@ -302,9 +304,15 @@ impl Server {
         let authorizer = authz::Authorizer::start(&registry, &shutdown);
         // Its informers read this member's store: the first list is immediate.
         let _ = tokio::time::timeout(FIRST_TERM_WAIT, authorizer.synced()).await;
+        let agent_tls = match &config.tls {
+            Some(tls) => Some(pki::agent_client_config(tls.ca())?),
+            None => None,
+        };
         let app = http::router(http::AppState {
             registry,
-            http: reqwest::Client::new(),
+            http: http::agent_conn::agent_http(agent_tls.as_ref())
+                .map_err(ServerError::AgentClient)?,
+            agent_tls,
             tunnels: skiff_net::tunnel::Tunnels::new(),
             shutdown: shutdown.clone(),
             inflight: http::inflight::Inflight::new(config.inflight),

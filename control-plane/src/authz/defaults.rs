@@ -66,6 +66,13 @@ fn binding(name: &str, role: &str, groups: &[&str]) -> Value {
     })
 }
 
+/// A binding of `role` to one user.
+fn user_binding(name: &str, role: &str, user: &str) -> Value {
+    let mut bound = binding(name, role, &[]);
+    bound["subjects"] = json!([{"kind": "User", "apiGroup": RBAC_GROUP, "name": user}]);
+    bound
+}
+
 /// The default ClusterRoles.
 pub fn cluster_roles() -> Vec<Value> {
     let bootstrap = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
@@ -306,9 +313,27 @@ pub fn cluster_roles() -> Vec<Value> {
                 &["create"],
             )],
         ),
-        cluster_role("system:node", bootstrap, node_rules()),
+        cluster_role("system:node", bootstrap.clone(), node_rules()),
+        cluster_role(
+            KUBELET_API_ADMIN,
+            bootstrap,
+            vec![
+                rule(&[""], &["nodes"], &["get", "list", "watch", "proxy"]),
+                rule(
+                    &[""],
+                    &["nodes/log", "nodes/metrics", "nodes/proxy", "nodes/stats"],
+                    &["*"],
+                ),
+            ],
+        ),
     ]
 }
+
+/// Full use of the agents' listeners (Kubernetes' `system:kubelet-api-admin`).
+const KUBELET_API_ADMIN: &str = "system:kubelet-api-admin";
+/// The user of the client certificate the API servers dial agents' listeners with (as
+/// kube-apiserver's `--kubelet-client-certificate`, kubeadm's name).
+pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
 
 /// The API group of CertificateSigningRequests.
 const CERTIFICATES: &str = "certificates.k8s.io";
@@ -414,6 +439,7 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         // it has no opinion on (discovery, the tunnel's URL). A join token buys only a
         // certificate (system:node-bootstrapper below).
         binding("system:node", "system:node", &[NODES_GROUP]),
+        user_binding(KUBELET_CLIENT_USER, KUBELET_API_ADMIN, KUBELET_CLIENT_USER),
         binding(
             "kubeadm:kubelet-bootstrap",
             NODE_BOOTSTRAPPER,

@@ -108,6 +108,8 @@ fn allowed(pods: &impl PodSource, node: &str, verb: &str, r: &ResourceAttributes
         }
         ("authorization.k8s.io", "selfsubjectaccessreviews" | "selfsubjectrulesreviews")
         | ("authentication.k8s.io", "selfsubjectreviews") => verb == "create",
+        // Its listener's webhook authorization (Kubernetes' system:node role grants it too).
+        ("authorization.k8s.io", "subjectaccessreviews") => verb == "create" && sub.is_empty(),
         // Renewing its own client certificate (Kubernetes' system:node role and the
         // selfnodeclient permission the approver checks).
         ("certificates.k8s.io", "certificatesigningrequests") => match sub {

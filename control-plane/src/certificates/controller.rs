@@ -7,10 +7,11 @@ use skiff_api::k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestStatus,
 };
 use skiff_api::k8s_openapi::ByteString;
+use skiff_api::resources;
 use tokio_util::sync::CancellationToken;
 
 use super::signer::{self, Signing, SigningError};
-use super::{approver, AUTO_APPROVED};
+use super::{approver, serving_approver, AUTO_APPROVED};
 use crate::authz::Authorizer;
 use crate::error::ApiError;
 use crate::registry::{Registry, Subresource};
@@ -74,9 +75,26 @@ fn condition(kind: &str, reason: &str, message: String) -> CertificateSigningReq
 impl CsrController {
     /// Approves `csr` if the approver recognizes it and its requestor may ask for it.
     async fn approve(&self, csr: &CertificateSigningRequest) -> Result<(), ApiError> {
-        let allowed = approver::recognize(csr)
-            .iter()
-            .any(|(user, attrs)| self.authorizer.allows(user, attrs));
+        let (allowed, message) = match serving_approver::recognize(csr) {
+            Some(serving) => {
+                let nodes = resources::by_name("nodes").expect("nodes are served");
+                let fits = match self.registry.get(nodes, None, &serving.node).await {
+                    Ok(node) => serving_approver::fits(&serving, &node),
+                    Err(ApiError::NotFound { .. }) => false,
+                    Err(err) => return Err(err),
+                };
+                (
+                    fits,
+                    "Auto approving the node's serving certificate for its own addresses.",
+                )
+            }
+            None => (
+                approver::recognize(csr)
+                    .iter()
+                    .any(|(user, attrs)| self.authorizer.allows(user, attrs)),
+                "Auto approving kubelet client certificate after SubjectAccessReview.",
+            ),
+        };
         if !allowed {
             return Ok(());
         }
@@ -85,11 +103,7 @@ impl CsrController {
         status
             .conditions
             .get_or_insert_with(Vec::new)
-            .push(condition(
-                "Approved",
-                AUTO_APPROVED,
-                "Auto approving kubelet client certificate after SubjectAccessReview.".into(),
-            ));
+            .push(condition("Approved", AUTO_APPROVED, message.into()));
         self.registry
             .update_typed(&approved, Subresource::Approval)
             .await

@@ -1,14 +1,15 @@
-//! The signer (Kubernetes' `csrsigning` controller) for `kubernetes.io/kube-apiserver-client`
-//! and `kubernetes.io/kube-apiserver-client-kubelet`: an approved request that passes the
-//! signer's checks gets a client certificate from the cluster CA, valid for the shorter of
+//! The signer (Kubernetes' `csrsigning` controller) for `kubernetes.io/kube-apiserver-client`,
+//! `kubernetes.io/kube-apiserver-client-kubelet` and `kubernetes.io/kubelet-serving`: an
+//! approved request that passes the signer's checks gets a client (or, for kubelet-serving,
+//! a serving) certificate from the cluster CA, valid for the shorter of
 //! `spec.expirationSeconds` and `--cluster-signing-duration`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use skiff_api::certificates::{
-    check_client_request, parse_request, RequestError, SignerRefusal, KUBE_APISERVER_CLIENT,
-    KUBE_APISERVER_CLIENT_KUBELET,
+    check_client_request, check_serving_request, parse_request, RequestError, SignerRefusal,
+    KUBELET_SERVING, KUBE_APISERVER_CLIENT, KUBE_APISERVER_CLIENT_KUBELET,
 };
 use skiff_api::k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
@@ -43,7 +44,9 @@ pub enum SigningError {
 
 /// Whether `signer` is one this signer serves.
 pub fn serves(signer: &str) -> bool {
-    signer == KUBE_APISERVER_CLIENT || signer == KUBE_APISERVER_CLIENT_KUBELET
+    signer == KUBE_APISERVER_CLIENT
+        || signer == KUBE_APISERVER_CLIENT_KUBELET
+        || signer == KUBELET_SERVING
 }
 
 /// Signs `csr` (which must be approved and for a signer this one serves): the certificate PEM.
@@ -51,12 +54,16 @@ pub fn sign(signing: &Signing, csr: &CertificateSigningRequest) -> Result<String
     let spec = &csr.spec;
     let request = parse_request(&spec.request.0)?;
     let usages = spec.usages.clone().unwrap_or_default();
-    check_client_request(&spec.signer_name, &request, &usages)?;
     let asked = spec
         .expiration_seconds
         .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)));
     let validity = asked.map_or(signing.max_duration, |a| a.min(signing.max_duration));
     let pem = String::from_utf8_lossy(&spec.request.0);
+    if spec.signer_name == KUBELET_SERVING {
+        check_serving_request(&request, &usages)?;
+        return Ok(signing.ca.sign_serving_request(&pem, validity)?);
+    }
+    check_client_request(&spec.signer_name, &request, &usages)?;
     let key_encipherment = usages.iter().any(|u| u == "key encipherment");
     Ok(signing
         .ca
@@ -133,5 +140,62 @@ mod tests {
         ));
         assert!(serves(KUBE_APISERVER_CLIENT_KUBELET));
         assert!(!serves("example.com/other"));
+    }
+
+    #[test]
+    fn signs_kubelet_serving_requests_for_their_names_with_server_auth() {
+        use base64::Engine;
+        use rcgen::{CertificateParams, DnType, KeyPair};
+        use x509_parser::extensions::GeneralName;
+
+        let signing = signing();
+        let request = |sans: Vec<String>| {
+            let key = KeyPair::generate().expect("key");
+            let mut params = CertificateParams::new(sans).expect("params");
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "system:node:n1");
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, "system:nodes");
+            let pem = params
+                .serialize_request(&key)
+                .expect("csr")
+                .pem()
+                .expect("pem");
+            serde_json::from_value::<CertificateSigningRequest>(serde_json::json!({
+                "metadata": {"name": "c"},
+                "spec": {
+                    "request": base64::engine::general_purpose::STANDARD.encode(pem),
+                    "signerName": KUBELET_SERVING,
+                    "usages": ["digital signature", "key encipherment", "server auth"],
+                }
+            }))
+            .expect("csr")
+        };
+        let pem = sign(&signing, &request(vec!["10.0.0.5".into(), "n1".into()])).expect("signed");
+        let der = crate::pki::first_der(&pem).expect("a certificate");
+        let (_, cert) = X509Certificate::from_der(&der).expect("x509");
+        let sans = cert
+            .subject_alternative_name()
+            .expect("parses")
+            .expect("SANs");
+        let names: Vec<String> = sans
+            .value
+            .general_names
+            .iter()
+            .map(|n| match n {
+                GeneralName::DNSName(d) => d.to_string(),
+                GeneralName::IPAddress(ip) => format!("{ip:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["[10, 0, 0, 5]", "n1"]);
+        let eku = cert.extended_key_usage().expect("parses").expect("EKU");
+        assert!(eku.value.server_auth && !eku.value.client_auth);
+        assert!(matches!(
+            sign(&signing, &request(Vec::new())),
+            Err(SigningError::Refused(SignerRefusal::ServingNames))
+        ));
     }
 }

@@ -1,7 +1,9 @@
 //! How the API server reaches a node's agent (logs, exec, node proxy): through the tunnel the
 //! agent opened to this server when one is up; else by dialling the kubelet endpoint its Node
-//! publishes (an agent that still listens but has no tunnel here); a node with neither is a
-//! 503 that names it.
+//! publishes (an agent that still listens but has no tunnel here) over HTTPS, verifying the
+//! agent's serving certificate against the cluster CA and presenting this server's kubelet
+//! client certificate (`pki::agent_client_config`); a node with neither is a 503 that names
+//! it.
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, Response};
@@ -66,9 +68,10 @@ pub async fn send(
             Ok(response.map(Body::new))
         }
         AgentRoute::Direct(endpoint) => {
+            dial_config(state, node)?;
             let response = state
                 .http
-                .request(method, format!("http://{endpoint}{path_and_query}"))
+                .request(method, format!("https://{endpoint}{path_and_query}"))
                 .body(reqwest::Body::wrap_stream(body.into_data_stream()))
                 .send()
                 .await
@@ -82,6 +85,32 @@ pub async fn send(
                 .body(Body::from_stream(stream))
                 .map_err(|e| ApiError::Internal(format!("node {node}: {e}")))
         }
+    }
+}
+
+/// The TLS configuration to dial `node`'s listener with, or a 503: a server without TLS has
+/// no client certificate for agents.
+pub fn dial_config(
+    state: &AppState,
+    node: &str,
+) -> Result<std::sync::Arc<tokio_rustls::rustls::ClientConfig>, ApiError> {
+    state.agent_tls.clone().ok_or_else(|| {
+        ApiError::Unavailable(format!(
+            "node {node} has no tunnel open to this server, and a server without TLS cannot \
+             dial its listener"
+        ))
+    })
+}
+
+/// The reqwest client that dials agents' listeners with `tls` (plain reqwest without it).
+pub fn agent_http(
+    tls: Option<&std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    match tls {
+        Some(tls) => reqwest::Client::builder()
+            .use_preconfigured_tls(tokio_rustls::rustls::ClientConfig::clone(tls))
+            .build(),
+        None => Ok(reqwest::Client::new()),
     }
 }
 

@@ -4,6 +4,7 @@
 //! upgrades the client's connection and passes messages both ways, so that what the agent
 //! refuses (a Wasm container) reaches the client as an ordinary error.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,6 +19,7 @@ use skiff_api::{remotecommand, resources};
 use skiff_net::tunnel::Tunnel;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -141,7 +143,10 @@ async fn connect(state: &AppState, node: &str, path: &str) -> Result<AgentSocket
     let connecting = async {
         match agent_conn::route(state, node).await? {
             AgentRoute::Tunnel(tunnel) => through_tunnel(&tunnel, node, path).await,
-            AgentRoute::Direct(endpoint) => direct(&endpoint, node, path).await,
+            AgentRoute::Direct(endpoint) => {
+                let tls = agent_conn::dial_config(state, node)?;
+                direct(&endpoint, tls, node, path).await
+            }
         }
     };
     tokio::time::timeout(AGENT_CONNECT_TIMEOUT, connecting)
@@ -181,9 +186,14 @@ async fn through_tunnel(tunnel: &Tunnel, node: &str, path: &str) -> Result<Agent
     Ok(WebSocketStream::from_raw_socket(io, Role::Client, None).await)
 }
 
-/// The WebSocket to the agent's own listener, `HOST:PORT`.
-async fn direct(endpoint: &str, node: &str, path: &str) -> Result<AgentSocket, ApiError> {
-    let url = format!("ws://{endpoint}{path}");
+/// The WebSocket to the agent's own listener, `HOST:PORT`, over TLS with `tls`.
+async fn direct(
+    endpoint: &str,
+    tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    node: &str,
+    path: &str,
+) -> Result<AgentSocket, ApiError> {
+    let url = format!("wss://{endpoint}{path}");
     let mut request = url
         .as_str()
         .into_client_request()
@@ -193,6 +203,17 @@ async fn direct(endpoint: &str, node: &str, path: &str) -> Result<AgentSocket, A
         HeaderValue::from_static(remotecommand::PROTOCOL),
     );
     let stream = TcpStream::connect(endpoint)
+        .await
+        .map_err(|e| unreachable_node(node, &e))?;
+    let host = endpoint
+        .rsplit_once(':')
+        .map_or(endpoint, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| ApiError::Internal(format!("node {node}'s endpoint {endpoint}: {e}")))?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, stream)
         .await
         .map_err(|e| unreachable_node(node, &e))?;
     let io: Box<dyn AgentIo> = Box::new(stream);

@@ -1,7 +1,7 @@
 //! The HTTP API: Kubernetes REST paths over the registry.
 
 mod access_review;
-mod agent_conn;
+pub(crate) mod agent_conn;
 mod apply;
 pub mod audit;
 mod auth;
@@ -50,9 +50,12 @@ use crate::registry::Registry;
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Registry,
-    /// Client for proxying to node agents that have no tunnel here (exec opens its own
-    /// WebSockets).
+    /// Client for proxying to node agents that have no tunnel here, over HTTPS with
+    /// `agent_tls` (exec opens its own WebSockets with it).
     pub http: reqwest::Client,
+    /// How this server dials agents' listeners (`pki::agent_client_config`); `None`: a
+    /// server without TLS, which reaches agents through their tunnels only.
+    pub agent_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     /// The tunnels node agents keep open to this server (logs, exec and node proxy use them).
     pub tunnels: skiff_net::tunnel::Tunnels,
     /// Cancelled when the server stops: open watches and log streams end.

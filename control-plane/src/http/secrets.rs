@@ -88,6 +88,7 @@ mod tests {
             metrics: std::sync::Arc::new(crate::metrics::Metrics::new(registry.store())),
             registry,
             http: reqwest::Client::new(),
+            agent_tls: None,
             tunnels: skiff_net::tunnel::Tunnels::new(),
             shutdown,
             inflight: crate::http::inflight::Inflight::new(crate::InflightLimits::default()),

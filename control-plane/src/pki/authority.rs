@@ -208,6 +208,44 @@ impl ClusterCa {
     }
 }
 
+impl ClusterCa {
+    /// Signs a PKCS#10 request (PEM) as a serving certificate (`server auth`) for the DNS
+    /// names and IP addresses it asks for, valid for `validity` (the kubelet-serving signer;
+    /// the caller checked the request's subject and names).
+    pub fn sign_serving_request(
+        &self,
+        request_pem: &str,
+        validity: Duration,
+    ) -> Result<String, PkiError> {
+        let request = CertificateSigningRequestParams::from_pem(request_pem)
+            .map_err(|source| PkiError::Request { source })?;
+        let now = OffsetDateTime::now_utc();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = request.params.distinguished_name;
+        params.subject_alt_names = request
+            .params
+            .subject_alt_names
+            .into_iter()
+            .filter(|san| matches!(san, SanType::DnsName(_) | SanType::IpAddress(_)))
+            .collect();
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = now - BACKDATE.min(Duration::from_secs(300)).min(validity / 4);
+        params.not_after = now + validity;
+        let signed = CertificateSigningRequestParams {
+            params,
+            public_key: request.public_key,
+        }
+        .signed_by(&self.issuer)
+        .map_err(generate("certificate"))?;
+        Ok(signed.pem())
+    }
+}
+
 /// A SAN: an IP address if `name` parses as one, else a DNS name.
 fn san(name: &str) -> Result<SanType, PkiError> {
     if let Ok(ip) = name.parse() {

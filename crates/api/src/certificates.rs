@@ -3,15 +3,19 @@
 //! the built-in signers and the node-client approver make, as Kubernetes' own.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use x509_parser::certification_request::X509CertificationRequest;
-use x509_parser::extensions::ParsedExtension;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
 /// Client certificates for users of the API.
 pub const KUBE_APISERVER_CLIENT: &str = "kubernetes.io/kube-apiserver-client";
 /// Client certificates of nodes (`system:node:NAME` in `system:nodes`).
 pub const KUBE_APISERVER_CLIENT_KUBELET: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+/// Serving certificates of nodes' own listeners (CN `system:node:NAME`, O `system:nodes`,
+/// the node's addresses as SANs).
+pub const KUBELET_SERVING: &str = "kubernetes.io/kubelet-serving";
 /// The group every node certificate names.
 pub const NODES_GROUP: &str = "system:nodes";
 /// The user-name prefix of node certificates.
@@ -55,6 +59,10 @@ pub struct ParsedRequest {
     pub organizations: Vec<String>,
     /// Whether it asks for any subject alternative name (DNS, IP, e-mail or URI).
     pub has_alt_names: bool,
+    /// The DNS names and IP addresses (as text) it asks for.
+    pub dns_and_ips: Vec<String>,
+    /// Whether it asks for an e-mail address or URI.
+    pub has_other_names: bool,
 }
 
 /// Why a request's PEM is not a usable certificate request.
@@ -94,14 +102,41 @@ pub fn parse_request(pem: &[u8]) -> Result<ParsedRequest, RequestError> {
         .iter_organization()
         .filter_map(|o| text(o.as_str()))
         .collect();
-    let has_alt_names = request.requested_extensions().is_some_and(|mut exts| {
-        exts.any(|ext| matches!(ext, ParsedExtension::SubjectAlternativeName(san) if !san.general_names.is_empty()))
-    });
+    let names: Vec<&GeneralName> = request
+        .requested_extensions()
+        .into_iter()
+        .flatten()
+        .filter_map(|ext| match ext {
+            ParsedExtension::SubjectAlternativeName(san) => Some(san.general_names.iter()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let dns_and_ips: Vec<String> = names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(dns.to_string()),
+            GeneralName::IPAddress(bytes) => ip_text(bytes),
+            _ => None,
+        })
+        .collect();
     Ok(ParsedRequest {
         common_name,
         organizations,
-        has_alt_names,
+        has_alt_names: !names.is_empty(),
+        has_other_names: names.len() > dns_and_ips.len(),
+        dns_and_ips,
     })
+}
+
+/// An IP address SAN's bytes as text.
+fn ip_text(bytes: &[u8]) -> Option<String> {
+    let ip = match bytes.len() {
+        4 => IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+        16 => IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+        _ => return None,
+    };
+    Some(ip.to_string())
 }
 
 /// Why a signer refuses a request (Kubernetes' `SignerValidationFailure` messages).
@@ -113,6 +148,10 @@ pub enum SignerRefusal {
     AltNames,
     #[error("the subject must be CN=system:node:<node name>, O=system:nodes")]
     NotANode,
+    #[error("usages must include \"server auth\" and may add only \"digital signature\" and \"key encipherment\", not {0:?}")]
+    ServingUsages(Vec<String>),
+    #[error("a kubelet serving certificate names at least one DNS name or IP address, and no e-mail address or URI")]
+    ServingNames,
 }
 
 /// Whether `usages` fit a client certificate: `client auth`, plus at most `digital signature`
@@ -139,6 +178,34 @@ pub fn check_client_request(
     }
     if signer == KUBE_APISERVER_CLIENT_KUBELET && !is_node_client(request) {
         return Err(SignerRefusal::NotANode);
+    }
+    Ok(())
+}
+
+/// Whether `usages` fit a serving certificate: `server auth`, plus at most `digital
+/// signature` and `key encipherment` (Kubernetes' kubelet-serving signer).
+pub fn serving_usages(usages: &[String]) -> bool {
+    let set: BTreeSet<&str> = usages.iter().map(String::as_str).collect();
+    set.contains("server auth")
+        && set
+            .iter()
+            .all(|u| matches!(*u, "server auth" | "digital signature" | "key encipherment"))
+}
+
+/// Checks a request for `kubernetes.io/kubelet-serving` as Kubernetes' signer does: serving
+/// usages, a node's subject, at least one DNS name or IP address and nothing else.
+pub fn check_serving_request(
+    request: &ParsedRequest,
+    usages: &[String],
+) -> Result<(), SignerRefusal> {
+    if !serving_usages(usages) {
+        return Err(SignerRefusal::ServingUsages(usages.to_vec()));
+    }
+    if !is_node_client(request) {
+        return Err(SignerRefusal::NotANode);
+    }
+    if request.dns_and_ips.is_empty() || request.has_other_names {
+        return Err(SignerRefusal::ServingNames);
     }
     Ok(())
 }
@@ -217,6 +284,8 @@ lYaweg==
             common_name: "bob".into(),
             organizations: vec!["devs".into()],
             has_alt_names: false,
+            dns_and_ips: Vec::new(),
+            has_other_names: false,
         };
         assert_eq!(
             check_client_request(KUBE_APISERVER_CLIENT, &user, &client),
@@ -233,5 +302,48 @@ lYaweg==
             "client auth"
         ])));
         assert!(!node_client_usages(&usages(&["client auth"])));
+    }
+
+    #[test]
+    fn serving_requests_need_server_usages_a_node_subject_and_names() {
+        let node = ParsedRequest {
+            common_name: "system:node:n1".into(),
+            organizations: vec![NODES_GROUP.into()],
+            has_alt_names: true,
+            dns_and_ips: vec!["10.0.0.5".into()],
+            has_other_names: false,
+        };
+        let serving = usages(&["digital signature", "key encipherment", "server auth"]);
+        assert_eq!(check_serving_request(&node, &serving), Ok(()));
+        let client = usages(&["digital signature", "client auth"]);
+        assert!(matches!(
+            check_serving_request(&node, &client),
+            Err(SignerRefusal::ServingUsages(_))
+        ));
+        let user = ParsedRequest {
+            common_name: "bob".into(),
+            ..node.clone()
+        };
+        assert_eq!(
+            check_serving_request(&user, &serving),
+            Err(SignerRefusal::NotANode)
+        );
+        let with_uri = ParsedRequest {
+            has_other_names: true,
+            ..node.clone()
+        };
+        assert_eq!(
+            check_serving_request(&with_uri, &serving),
+            Err(SignerRefusal::ServingNames)
+        );
+        let nameless = ParsedRequest {
+            has_alt_names: false,
+            dns_and_ips: Vec::new(),
+            ..node
+        };
+        assert_eq!(
+            check_serving_request(&nameless, &serving),
+            Err(SignerRefusal::ServingNames)
+        );
     }
 }

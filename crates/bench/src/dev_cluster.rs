@@ -77,6 +77,8 @@ impl DevCluster {
             .runtime(runtime)
             .capacity(64_000, 64 << 30, pods)
             .ingress(network.ingress)
+            // A plain-HTTP server: no CA for an HTTPS listener; the tunnel reaches the node.
+            .without_listener()
             .build()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let agent = tokio::spawn(async move {

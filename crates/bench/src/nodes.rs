@@ -102,6 +102,7 @@ pub async fn nodes(args: BenchNodesArgs) -> anyhow::Result<()> {
             .runtime(runtime)
             .without_local_storage()
             .without_tunnel()
+            .without_listener()
             .build()?;
         let mut stopped = stopped.clone();
         agents.push(tokio::spawn(agent.run(async move {

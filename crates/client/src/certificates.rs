@@ -8,6 +8,7 @@ use base64::Engine;
 use futures::StreamExt;
 use rcgen::{CertificateParams, DnType, KeyPair};
 use serde_json::{json, Value};
+use skiff_api::certificates::KUBELET_SERVING;
 use skiff_api::resources::{self, ResourceKind};
 
 use crate::{Client, ClientError, ListParams};
@@ -45,8 +46,18 @@ pub fn key_and_request(
     common_name: &str,
     organizations: &[String],
 ) -> Result<KeyAndRequest, CertificateError> {
+    key_and_serving_request(common_name, organizations, &[])
+}
+
+/// `key_and_request`, asking also for `sans` (DNS names, or IP addresses written as text):
+/// what a serving certificate names.
+pub fn key_and_serving_request(
+    common_name: &str,
+    organizations: &[String],
+    sans: &[String],
+) -> Result<KeyAndRequest, CertificateError> {
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::default();
+    let mut params = CertificateParams::new(sans.to_vec())?;
     params
         .distinguished_name
         .push(DnType::CommonName, common_name);
@@ -79,15 +90,22 @@ pub struct ClientRequest<'a> {
 }
 
 impl Client {
-    /// Creates a CertificateSigningRequest (usages: digital signature, client auth); its name.
+    /// Creates a CertificateSigningRequest (usages: digital signature, client auth; for
+    /// `kubernetes.io/kubelet-serving`: digital signature, key encipherment, server auth);
+    /// its name.
     pub async fn create_certificate_request(
         &self,
         request: &ClientRequest<'_>,
     ) -> Result<String, ClientError> {
+        let usages = if request.signer_name == KUBELET_SERVING {
+            json!(["digital signature", "key encipherment", "server auth"])
+        } else {
+            json!(["digital signature", "client auth"])
+        };
         let mut spec = json!({
             "request": base64::engine::general_purpose::STANDARD.encode(request.request_pem),
             "signerName": request.signer_name,
-            "usages": ["digital signature", "client auth"],
+            "usages": usages,
         });
         if let Some(seconds) = request.expiration_seconds {
             spec["expirationSeconds"] = json!(seconds);

@@ -30,6 +30,9 @@ impl Impersonation {
 /// Where SelfSubjectAccessReviews are created.
 const SELF_REVIEW_PATH: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
 
+/// Where SubjectAccessReviews are created.
+const SUBJECT_REVIEW_PATH: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+
 /// Where SelfSubjectRulesReviews are created.
 const RULES_REVIEW_PATH: &str = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
 
@@ -60,6 +63,29 @@ impl Client {
         });
         let answer = self
             .json(Method::POST, SELF_REVIEW_PATH, Self::body(&review))
+            .await?;
+        Ok(answer
+            .pointer("/status/allowed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false))
+    }
+
+    /// Asks the server whether `user` in `groups` may make the request `attributes`
+    /// describes (a SubjectAccessReview's `resourceAttributes`), as a kubelet's webhook
+    /// authorizer does; this client's user needs `create` on `subjectaccessreviews`.
+    pub async fn subject_access_review(
+        &self,
+        user: &str,
+        groups: &[String],
+        attributes: Value,
+    ) -> Result<bool, ClientError> {
+        let review = json!({
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": groups, "resourceAttributes": attributes},
+        });
+        let answer = self
+            .json(Method::POST, SUBJECT_REVIEW_PATH, Self::body(&review))
             .await?;
         Ok(answer
             .pointer("/status/allowed")

@@ -26,6 +26,7 @@ pub struct AgentBuilder {
     local_path_root: Option<PathBuf>,
     local_storage: bool,
     listen: Option<SocketAddr>,
+    cluster_ca: Option<Vec<u8>>,
     node_ip: Option<IpAddr>,
     tunnel: bool,
     connections: ConnLimits,
@@ -62,6 +63,7 @@ impl AgentBuilder {
             local_path_root: None,
             local_storage: true,
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            cluster_ca: None,
             node_ip: None,
             tunnel: true,
             connections: ConnLimits {
@@ -133,10 +135,19 @@ impl AgentBuilder {
         self
     }
 
-    /// The kubelet endpoint (logs, exec, images); port 0 picks a free one. Default
-    /// `127.0.0.1:0`. Servers use it only for a node that has no tunnel open to them.
+    /// The kubelet endpoint (logs, exec, images; HTTPS, see `cluster_ca`); port 0 picks a
+    /// free one. Default `127.0.0.1:0`. Servers use it only for a node that has no tunnel
+    /// open to them.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = Some(addr);
+        self
+    }
+
+    /// The cluster CA (PEM). The kubelet endpoint serves HTTPS only, with a serving
+    /// certificate from this CA and to clients with certificates from it: without the CA (or
+    /// without a node client certificate in `client`) the agent has no listener.
+    pub fn cluster_ca(mut self, ca_pem: Vec<u8>) -> Self {
+        self.cluster_ca = Some(ca_pem);
         self
     }
 
@@ -342,6 +353,7 @@ impl AgentBuilder {
             }),
             data_dir,
             listen: self.listen,
+            cluster_ca: self.cluster_ca,
             node_ip: self.node_ip,
             tunnel: self.tunnel,
             connections: self.connections,

@@ -208,7 +208,7 @@ fn with_identity(
     )?)
 }
 
-fn read(path: &Path) -> Result<Option<String>, CredentialError> {
+pub(super) fn read(path: &Path) -> Result<Option<String>, CredentialError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -219,7 +219,7 @@ fn read(path: &Path) -> Result<Option<String>, CredentialError> {
     }
 }
 
-fn private_dir(dir: &Path) -> Result<(), CredentialError> {
+pub(super) fn private_dir(dir: &Path) -> Result<(), CredentialError> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -232,7 +232,7 @@ fn private_dir(dir: &Path) -> Result<(), CredentialError> {
 
 /// Replaces `path` with `text` whole: written beside it, synced, then renamed over it, so a
 /// crash leaves the old file or the new one, never a part.
-fn write(path: &Path, text: &str, mode: u32) -> Result<(), CredentialError> {
+pub(super) fn write(path: &Path, text: &str, mode: u32) -> Result<(), CredentialError> {
     let failed = |source| CredentialError::Io {
         path: path.to_path_buf(),
         source,

@@ -3,7 +3,8 @@
 //! its images are), pulls images through one image service, and serves the pods' logs, exec
 //! into their containers, the node's images and its resource usage (`/containerLogs`,
 //! `/exec`, `/images`, `/metrics/cadvisor`, `/metrics/resource`, `/stats/summary`) to the
-//! API servers through the tunnel it keeps open to each, and on its listener if it has one.
+//! API servers through the tunnel it keeps open to each, and on its listener if it has one
+//! (HTTPS, authenticated and authorized as the kubelet's: `secure_listener`).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), skiff_node_runtime::agent::AgentError> {
@@ -65,6 +66,7 @@ mod record;
 mod recovery;
 mod runtime_choice;
 mod sandbox;
+mod secure_listener;
 mod service_env;
 mod source_watch;
 mod start;
@@ -151,6 +153,9 @@ pub struct Agent {
     local_path_root: Option<PathBuf>,
     /// `None`: no listener; the servers reach the agent through its tunnels alone.
     listen: Option<SocketAddr>,
+    /// The cluster CA (PEM): the listener serves HTTPS only, and needs it (and the node's own
+    /// client certificate) to run.
+    cluster_ca: Option<Vec<u8>>,
     /// The node's address (`InternalIP`); default: the listener's, else loopback.
     node_ip: Option<IpAddr>,
     /// Keep a tunnel open to each server.
@@ -192,7 +197,20 @@ impl Agent {
             shutdown.await;
             cancel.cancel();
         });
-        let listener = match self.listen {
+        let listen = match (self.listen, &self.cluster_ca, self.client.identity()) {
+            (Some(addr), Some(_), Some(_)) => Some(addr),
+            (Some(addr), _, _) => {
+                tracing::warn!(
+                    %addr,
+                    "no listener: it serves HTTPS only, which needs the cluster CA and the \
+                     node's own client certificate; the servers reach this node through its \
+                     tunnels"
+                );
+                None
+            }
+            (None, _, _) => None,
+        };
+        let listener = match listen {
             Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.and_then(|l| {
                 let bound = l.local_addr()?;
                 Ok((l, bound))
@@ -226,14 +244,7 @@ impl Agent {
             stop.clone(),
         ));
         let server = server.merge(usage::router(usage));
-        if let Some((listener, _)) = listener {
-            tokio::spawn(skiff_net::http::serve(
-                listener,
-                server.clone(),
-                self.connections,
-                stop.clone(),
-            ));
-        }
+        let listening = server.clone();
         if self.tunnel {
             tunnel::start(&self.client, &self.node_name, server, &stop);
         }
@@ -296,6 +307,23 @@ impl Agent {
             }
         }
         tracing::info!(node = %self.node_name, %node_ip, kubelet_port, "node registered");
+        // After registration: the serving certificate is approved for the Node's addresses.
+        if let (Some((listener, _)), Some(ca_pem)) = (listener, self.cluster_ca.clone()) {
+            let setup = secure_listener::Setup {
+                client: self.client.clone(),
+                ca_pem,
+                node: self.node_name.clone(),
+                names: vec![node_ip.to_string(), self.node_name.clone()],
+                data_dir: self.data_dir.clone(),
+                limits: self.connections,
+            };
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                if let Err(err) = secure_listener::serve(setup, listener, listening, stop).await {
+                    tracing::error!(%err, "the node's listener is off");
+                }
+            });
+        }
         if let Some(root) = local_path_root {
             tokio::spawn(local_path::sweep_loop(
                 self.client.clone(),

@@ -50,6 +50,9 @@ pub struct AgentArgs {
         overrides_with = "listen"
     )]
     pub listen: ListenOrNone,
+    /// Open no tunnels to the servers: they reach this node on its listener (HTTPS) alone.
+    #[arg(long)]
+    pub no_tunnel: bool,
     /// The node's address, published as its InternalIP (default: the --listen address,
     /// else 127.0.0.1).
     #[arg(long)]
@@ -134,8 +137,18 @@ pub async fn run(mut args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     )?
     .connections(limits)
     .client(client);
+    if let Some(ca_pem) = ca_pem {
+        agent = agent.cluster_ca(ca_pem);
+    }
     if let Some(ip) = args.node_ip {
         agent = agent.node_ip(ip);
+    }
+    if args.no_tunnel {
+        anyhow::ensure!(
+            args.listen.0.is_some(),
+            "--no-tunnel with --listen none: the servers could not reach this node"
+        );
+        agent = agent.without_tunnel();
     }
     if let Some(root) = args.local_path_root {
         agent = agent.local_path_root(root);

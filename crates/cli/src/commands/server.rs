@@ -398,6 +398,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         )?
         .connections(agent_limits.unwrap_or_default())
         .client(agent_client)
+        .cluster_ca(tls.ca_pem().as_bytes().to_vec())
         .build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -1,0 +1,166 @@
+//! The agent's own listener (the kubelet's port), served over HTTPS only and authenticated
+//! and authorized as the kubelet's (`--authentication-token-webhook=false`,
+//! `--client-ca-file`, `--authorization-mode=Webhook`):
+//! - its serving certificate comes from the cluster CA through the CSR API
+//!   (`serving_cert`);
+//! - a client must present a certificate chained to the cluster CA (x509 authentication: its
+//!   CN is the user, each O a group); anyone else, bearer tokens included (the API serves no
+//!   TokenReview to check them with), gets 401;
+//! - each user's access (`access`: verb on `nodes/proxy|log|stats|metrics`) is a
+//!   SubjectAccessReview to the API (`authorizer`); denied is a 403 that names the user and
+//!   the subresource.
+//!
+//! The tunnels to the servers carry the same router without this layer: only the server
+//! that authorized the request at the API is at their other end.
+
+mod access;
+mod authorizer;
+mod serving_cert;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use skiff_client::Client;
+use skiff_net::http::TlsPeer;
+use skiff_net::ConnLimits;
+use tokio::net::TcpListener;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+use tokio_util::sync::CancellationToken;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use authorizer::{Authorizer, Requester};
+
+/// What the listener needs besides its socket and router.
+pub struct Setup {
+    /// The node's own API client (its `system:node:NAME` certificate): asks for the serving
+    /// certificate and the SubjectAccessReviews.
+    pub client: Client,
+    /// The cluster CA (PEM) client certificates must chain to.
+    pub ca_pem: Vec<u8>,
+    pub node: String,
+    /// The names the serving certificate is for: the node's addresses.
+    pub names: Vec<String>,
+    pub data_dir: PathBuf,
+    pub limits: ConnLimits,
+}
+
+/// Why the listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerError {
+    #[error("the serving certificate: {0}")]
+    Certificate(#[from] super::credentials::CredentialError),
+    #[error("the TLS configuration: {0}")]
+    Tls(String),
+}
+
+/// Gets the serving certificate, then serves `app` on `listener` over HTTPS, authenticated
+/// and authorized, until `stop` is cancelled.
+pub async fn serve(
+    setup: Setup,
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+) -> Result<(), ListenerError> {
+    let cert =
+        serving_cert::obtain(&setup.client, &setup.node, &setup.names, &setup.data_dir).await?;
+    let tls = server_config(&setup.ca_pem, &cert.cert_pem, &cert.key_pem)?;
+    let authorizer = Arc::new(Authorizer::new(setup.client, setup.node));
+    let app = app.layer(axum::middleware::from_fn_with_state(authorizer, guard));
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving the node's listener over HTTPS");
+    skiff_net::http::serve_tls(listener, app, tls, setup.limits, stop).await;
+    Ok(())
+}
+
+/// Serving with `cert_pem`; client certificates optional at the handshake (a request without
+/// one gets a 401 rather than a closed connection), and chained to `ca_pem` when sent.
+fn server_config(
+    ca_pem: &[u8],
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<ServerConfig>, ListenerError> {
+    let bad = |e: &dyn std::fmt::Display| ListenerError::Tls(e.to_string());
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for der in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(der.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| bad(&e))?;
+    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| bad(&e))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| bad(&e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// 401 without a valid client certificate, 403 when the API denies the access, else the
+/// request goes on.
+async fn guard(
+    State(authorizer): State<Arc<Authorizer>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(who) = requester(&request) else {
+        return (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+    };
+    let access = access::of(request.method(), request.uri().path());
+    match authorizer.allows(&who, &access).await {
+        Ok(true) => next.run(request).await,
+        Ok(false) => (
+            StatusCode::FORBIDDEN,
+            format!(
+                "Forbidden (user={}, verb={}, resource=nodes, subresource={})\n",
+                who.user, access.verb, access.subresource
+            ),
+        )
+            .into_response(),
+        Err(err) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "Authorization error (user={}, verb={}, resource=nodes, subresource={}): {err}\n",
+                who.user, access.verb, access.subresource
+            ),
+        )
+            .into_response(),
+    }
+}
+
+/// The user of the request's client certificate (verified against the cluster CA at the
+/// handshake), if it sent one that is still valid and names a user.
+fn requester(request: &Request) -> Option<Requester> {
+    let peer = request.extensions().get::<TlsPeer>()?;
+    let (_, cert) = X509Certificate::from_der(peer.certificates.first()?).ok()?;
+    let now = jiff::Timestamp::now().as_second();
+    if now > cert.validity().not_after.timestamp() {
+        return None;
+    }
+    let subject = cert.subject();
+    let user = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
+    (!user.is_empty()).then_some(Requester { user, groups })
+}
