@@ -2,7 +2,7 @@
 //! ResourceQuota charges written in the same store transaction as the object they admit.
 
 use serde_json::Value;
-use skiff_api::admission::{limit_range, quota};
+use skiff_api::admission::{limit_range, quota, quota_scope};
 use skiff_api::resources::{self, ResourceKind};
 use skiff_raft_store::{Compare, KeyValue, Op, OpResult, Txn};
 
@@ -99,6 +99,7 @@ impl Registry {
         let applying: Vec<Value> = quotas
             .into_iter()
             .filter(|q| quota::hard(q).keys().any(|r| requested.contains_key(r)))
+            .filter(|q| quota_scope::matches(q, kind, obj))
             .collect();
         if applying.is_empty() {
             return Ok(Vec::new());
@@ -106,9 +107,14 @@ impl Registry {
         let (existing, _) = self
             .list(kind, Some(namespace), &ListOptions::default())
             .await?;
-        let used = quota::total(kind, &existing);
         let mut charges = Vec::new();
         for q in applying {
+            let scoped: Vec<Value> = existing
+                .iter()
+                .filter(|o| quota_scope::matches(&q, kind, o))
+                .cloned()
+                .collect();
+            let used = quota::total(kind, &scoped);
             let charged = quota::charge(&q, kind, obj, &requested, &used).map_err(|e| {
                 ApiError::Forbidden {
                     resource: qualified(kind),
@@ -182,7 +188,11 @@ impl Registry {
             let (existing, _) = self
                 .list(kind, Some(namespace), &ListOptions::default())
                 .await?;
-            let amount = quota::total(kind, &existing)
+            let scoped: Vec<Value> = existing
+                .into_iter()
+                .filter(|o| quota_scope::matches(quota, kind, o))
+                .collect();
+            let amount = quota::total(kind, &scoped)
                 .get(&resource)
                 .copied()
                 .unwrap_or(0);
