@@ -50,13 +50,14 @@ pub(super) enum Charged {
 
 impl Registry {
     /// Fills a new pod's missing requests and limits from its namespace's LimitRanges, then
-    /// refuses it (403) if it breaks their bounds.
+    /// refuses a pod or a PersistentVolumeClaim (403) if it breaks their bounds.
     pub(super) async fn admit_limit_ranges(
         &self,
         kind: &ResourceKind,
         obj: &mut Value,
     ) -> Result<(), ApiError> {
-        if kind != pods() {
+        let claim = kind == claims();
+        if kind != pods() && !claim {
             return Ok(());
         }
         let Some(ns) = object::namespace(obj).map(str::to_string) else {
@@ -68,8 +69,12 @@ impl Registry {
         if ranges.is_empty() {
             return Ok(());
         }
-        limit_range::apply_defaults(&ranges, obj);
-        let violations = limit_range::violations(&ranges, obj);
+        let violations = if claim {
+            limit_range::claim_violations(&ranges, obj)
+        } else {
+            limit_range::apply_defaults(&ranges, obj);
+            limit_range::violations(&ranges, obj)
+        };
         if violations.is_empty() {
             return Ok(());
         }
@@ -210,4 +215,8 @@ impl Registry {
 
 fn limit_ranges() -> &'static ResourceKind {
     resources::by_name("limitranges").expect("limitranges are served")
+}
+
+fn claims() -> &'static ResourceKind {
+    resources::by_name("persistentvolumeclaims").expect("persistentvolumeclaims are served")
 }
