@@ -262,7 +262,7 @@ async fn bad_scopes_are_refused_naming_the_field() {
     assert_eq!(code, 422, "{status}");
     assert_eq!(
         status["details"]["causes"][0]["field"],
-        "spec.scopeSelector.matchExpressions[0].operator"
+        "spec.scopeSelector.matchExpressions.operator"
     );
 }
 

@@ -115,17 +115,18 @@ fn requirement_matches(req: &Requirement<'_>, pod: &Value) -> bool {
             terminating == (req.scope == "Terminating")
         }
         "BestEffort" | "NotBestEffort" => best_effort(pod) == (req.scope == "BestEffort"),
-        // Kubernetes matches a label set that always holds the key, so `Exists` matches
-        // every pod and `DoesNotExist` none; `In`/`NotIn` compare the pod's class name.
+        // Kubernetes matches a label set holding the pod's class name, if it has one:
+        // `Exists` is "has a class", `NotIn` also matches a pod without one.
         "PriorityClass" => {
             let class = pod
                 .pointer("/spec/priorityClassName")
                 .and_then(Value::as_str)
-                .unwrap_or_default();
+                .filter(|c| !c.is_empty());
             return match req.operator {
-                "In" => req.values.contains(&class),
-                "NotIn" => !req.values.contains(&class),
-                "Exists" => true,
+                "In" => class.is_some_and(|c| req.values.contains(&c)),
+                "NotIn" => class.is_none_or(|c| !req.values.contains(&c)),
+                "Exists" => class.is_some(),
+                "DoesNotExist" => class.is_none(),
                 _ => false,
             };
         }
@@ -166,12 +167,14 @@ pub struct ScopeError {
     pub message: String,
 }
 
-/// Kubernetes' validation of `spec.scopes` and `spec.scopeSelector` of a quota.
+/// Kubernetes' validation of `spec.scopes` and `spec.scopeSelector` of a quota, with its
+/// field paths (`spec.scopeSelector.matchExpressions.operator`, without an index, as
+/// Kubernetes names them).
 pub fn validate(quota: &Value) -> Vec<ScopeError> {
     let mut out = Vec::new();
-    let mut err = |field: String, message: &str| {
+    let mut err = |field: &str, message: &str| {
         out.push(ScopeError {
-            field,
+            field: field.to_string(),
             message: message.to_string(),
         })
     };
@@ -180,79 +183,90 @@ pub fn validate(quota: &Value) -> Vec<ScopeError> {
         .and_then(Value::as_object)
         .map(|h| h.keys().cloned().collect())
         .unwrap_or_default();
-    let scopes: Vec<&str> = quota
+    let misfits = |scope: &str| {
+        hard.iter()
+            .filter(|r| STANDARD.contains(&r.as_str()))
+            .filter(|r| match scope {
+                "BestEffort" => r.as_str() != "pods",
+                _ => !POD_RESOURCES.contains(&r.as_str()),
+            })
+            .count()
+    };
+    let all = requirements(quota);
+    let plain_count = quota
         .pointer("/spec/scopes")
         .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let selected: Vec<&str> = requirements(quota)
-        .iter()
-        .skip(scopes.len())
-        .map(|r| r.scope)
-        .collect();
-    for (path, names) in [
-        ("spec.scopes".to_string(), &scopes),
-        ("spec.scopeSelector".to_string(), &selected),
-    ] {
-        for scope in names.iter() {
-            if !SCOPES.contains(scope) {
-                err(path.clone(), "unsupported scope");
-            } else if *scope == "CrossNamespacePodAffinity" {
-                err(
-                    path.clone(),
-                    "scope CrossNamespacePodAffinity is not supported by skiff",
-                );
-            }
-            let fits = |r: &str| match *scope {
-                "BestEffort" => r == "pods",
-                _ => POD_RESOURCES.contains(&r),
-            };
-            if hard
-                .iter()
-                .any(|r| STANDARD.contains(&r.as_str()) && !fits(r))
-            {
-                err(path.clone(), "unsupported scope applied to resource");
-            }
+        .map_or(0, |s| s.iter().filter(|v| v.is_string()).count());
+    let (plain, selected) = all.split_at(plain_count);
+    for r in plain {
+        if !SCOPES.contains(&r.scope) {
+            err("spec.scopes", "unsupported scope");
         }
+        for _ in 0..misfits(r.scope) {
+            err("spec.scopes", "unsupported scope applied to resource");
+        }
+    }
+    const SELECTOR: &str = "spec.scopeSelector.matchExpressions";
+    for r in selected {
+        if !SCOPES.contains(&r.scope) {
+            err(&format!("{SELECTOR}.scopeName"), "unsupported scope");
+        }
+        for _ in 0..misfits(r.scope) {
+            err(SELECTOR, "unsupported scope applied to resource");
+        }
+        if matches!(
+            r.scope,
+            "Terminating"
+                | "NotTerminating"
+                | "BestEffort"
+                | "NotBestEffort"
+                | "CrossNamespacePodAffinity"
+        ) && r.operator != "Exists"
+        {
+            err(
+                &format!("{SELECTOR}.operator"),
+                "must be 'Exist' when scope is any of ResourceQuotaScopeTerminating, \
+                 ResourceQuotaScopeNotTerminating, ResourceQuotaScopeBestEffort, \
+                 ResourceQuotaScopeNotBestEffort or ResourceQuotaScopeCrossNamespacePodAffinity",
+            );
+        }
+        match r.operator {
+            "In" | "NotIn" if r.values.is_empty() => err(
+                &format!("{SELECTOR}.values"),
+                "must be at least one value when `operator` is 'In' or 'NotIn' for scope selector",
+            ),
+            "Exists" | "DoesNotExist" if !r.values.is_empty() => err(
+                &format!("{SELECTOR}.values"),
+                "must be no value when `operator` is 'Exist' or 'DoesNotExist' for scope selector",
+            ),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            _ => err(
+                &format!("{SELECTOR}.operator"),
+                "not a valid selector operator",
+            ),
+        }
+    }
+    for (path, reqs) in [("spec.scopes", plain), (SELECTOR, selected)] {
+        let has = |name: &str| reqs.iter().any(|r| r.scope == name);
         for (a, b) in [
             ("BestEffort", "NotBestEffort"),
             ("Terminating", "NotTerminating"),
         ] {
-            if names.contains(&a) && names.contains(&b) {
-                err(path.clone(), "conflicting scopes");
+            if has(a) && has(b) {
+                err(path, "conflicting scopes");
             }
         }
     }
-    for (i, r) in requirements(quota).iter().skip(scopes.len()).enumerate() {
-        let path = format!("spec.scopeSelector.matchExpressions[{i}]");
-        match r.operator {
-            "In" | "NotIn" if r.values.is_empty() => err(
-                format!("{path}.values"),
-                "must be at least one value when `operator` is 'In' or 'NotIn' for scope selector",
-            ),
-            "In" | "NotIn" => {}
-            "Exists" | "DoesNotExist" if !r.values.is_empty() => err(
-                format!("{path}.values"),
-                "must be no value when `operator` is 'Exist' or 'DoesNotExist' for scope selector",
-            ),
-            "Exists" | "DoesNotExist" => {}
-            _ => err(
-                format!("{path}.operator"),
-                "supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\"",
-            ),
-        }
-        if matches!(
-            r.scope,
-            "Terminating" | "NotTerminating" | "BestEffort" | "NotBestEffort"
-        ) && matches!(r.operator, "In" | "NotIn")
-        {
-            err(
-                format!("{path}.operator"),
-                "must be 'Exist' or 'DoesNotExist' for this scope",
-            );
-        }
+    // Skiff does not evaluate cross-namespace affinity terms: refused rather than ignored.
+    if all.iter().any(|r| r.scope == "CrossNamespacePodAffinity") {
+        err(
+            if plain.iter().any(|r| r.scope == "CrossNamespacePodAffinity") {
+                "spec.scopes"
+            } else {
+                SELECTOR
+            },
+            "scope CrossNamespacePodAffinity is not supported by skiff",
+        );
     }
     out
 }
@@ -317,8 +331,13 @@ mod tests {
         assert!(!matches(&sel("In", json!(["high"])), pods(), &none));
         assert!(matches(&sel("NotIn", json!(["high"])), pods(), &none));
         assert!(!matches(&sel("NotIn", json!(["high"])), pods(), &high));
-        assert!(matches(&sel("Exists", json!([])), pods(), &none));
+        assert!(matches(&sel("Exists", json!([])), pods(), &high));
+        assert!(!matches(&sel("Exists", json!([])), pods(), &none));
+        assert!(matches(&sel("DoesNotExist", json!([])), pods(), &none));
         assert!(!matches(&sel("DoesNotExist", json!([])), pods(), &high));
+        let plain = quota(json!({"hard": {"pods": "1"}, "scopes": ["PriorityClass"]}));
+        assert!(matches(&plain, pods(), &high));
+        assert!(!matches(&plain, pods(), &none));
     }
 
     #[test]
@@ -353,14 +372,14 @@ mod tests {
         assert_eq!(
             fields(json!({"hard": {"pods": "1"}, "scopeSelector": {"matchExpressions": [
                 {"scopeName": "PriorityClass", "operator": "In"}]}})),
-            vec!["spec.scopeSelector.matchExpressions[0].values: must be at least one value when `operator` is 'In' or 'NotIn' for scope selector"]
+            vec!["spec.scopeSelector.matchExpressions.values: must be at least one value when `operator` is 'In' or 'NotIn' for scope selector"]
         );
         assert_eq!(
             fields(
                 json!({"hard": {"pods": "1"}, "scopeSelector": {"matchExpressions": [
                 {"scopeName": "CrossNamespacePodAffinity", "operator": "Exists"}]}})
             ),
-            vec!["spec.scopeSelector: scope CrossNamespacePodAffinity is not supported by skiff"]
+            vec!["spec.scopeSelector.matchExpressions: scope CrossNamespacePodAffinity is not supported by skiff"]
         );
     }
 }
