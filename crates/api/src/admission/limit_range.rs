@@ -73,10 +73,12 @@ pub fn violations(ranges: &[Value], pod: &Value) -> Vec<String> {
         for container in containers(pod) {
             let requests = container.pointer("/resources/requests");
             let limits = container.pointer("/resources/limits");
+            // A request falls back to the limit, as Kubernetes' pod defaulting sets it
+            // before admission.
             bound_violations(
                 "Container",
                 item,
-                |r| amount(requests, r),
+                |r| amount(requests, r).or_else(|| amount(limits, r)),
                 |r| amount(limits, r),
                 &mut out,
             );
@@ -222,16 +224,22 @@ fn bound_violations(
         }
     }
     for (resource, ratio) in bounds(item, "maxLimitRequestRatio") {
-        let (Some(l), Some(r)) = (limits(&resource), requests(&resource)) else {
-            continue;
-        };
-        // limit / request > ratio, with the ratio in thousandths.
-        if r > 0 && u128::from(l) * 1000 > u128::from(ratio) * u128::from(r) {
-            out.push(format!(
-                "{resource} max limit to request ratio per {kind} is {}, but provided ratio is {:.6}",
-                format_milli("", ratio),
-                l as f64 / r as f64
-            ));
+        let text = format_milli("", ratio);
+        let prefix = format!("{resource} max limit to request ratio per {kind} is {text}");
+        match (requests(&resource), limits(&resource)) {
+            (None | Some(0), _) => out.push(format!(
+                "{prefix}, but no request is specified or request is 0"
+            )),
+            (_, None | Some(0)) => {
+                out.push(format!("{prefix}, but no limit is specified or limit is 0"))
+            }
+            // limit / request > ratio, with the ratio in thousandths.
+            (Some(r), Some(l)) if u128::from(l) * 1000 > u128::from(ratio) * u128::from(r) => out
+                .push(format!(
+                    "{prefix}, but provided ratio is {:.6}",
+                    l as f64 / r as f64
+                )),
+            _ => {}
         }
     }
 }
@@ -392,6 +400,21 @@ mod tests {
         assert_eq!(
             violations(&ranges, &over),
             vec!["memory max limit to request ratio per Container is 2, but provided ratio is 4.000000"]
+        );
+        let no_limit = pod(json!({"requests": {"memory": "1Gi"}}));
+        assert_eq!(
+            violations(&ranges, &no_limit),
+            vec!["memory max limit to request ratio per Container is 2, but no limit is specified or limit is 0"]
+        );
+        let pod_range = range(json!({"type": "Pod", "maxLimitRequestRatio": {"cpu": "3"}}));
+        assert_eq!(
+            violations(&pod_range, &pod(json!({}))),
+            vec!["cpu max limit to request ratio per Pod is 3, but no request is specified or request is 0"]
+        );
+        let limit_only = pod(json!({"limits": {"memory": "4Gi"}}));
+        assert!(
+            violations(&ranges, &limit_only).is_empty(),
+            "request = limit"
         );
     }
 
