@@ -1,6 +1,7 @@
 //! ResourceQuota and LimitRange at admission, on a real in-process server: refusals name the
 //! quota and write nothing, concurrent creates (40 against 3 slots) never overshoot, deletes give slots back, and
-//! LimitRange defaults land in the pod's spec.
+//! LimitRange defaults land in the pod's spec; scoped quotas count only matching pods, scopes are
+//! validated, and claims are bounded by LimitRange and charged for storage.
 
 use serde_json::{json, Value};
 use skiff_control_plane::{Server, ServerConfig, ServerHandle};
@@ -197,5 +198,113 @@ async fn concurrent_services_are_charged_with_their_allocations() {
     assert_eq!(
         get_quota(&http, &server).await["status"]["used"]["services"],
         "3"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_quota_counts_only_matching_pods_on_create_and_in_the_recount() {
+    let (_dir, server, http) = start().await;
+    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+                       "spec": {"hard": {"pods": "1"}, "scopes": ["Terminating"]}});
+    let (code, body) = post(&http, &url(&server, "resourcequotas"), &quota).await;
+    assert_eq!(code, 201, "{body}");
+    let job = |name: &str| {
+        let mut p = pod(name, json!({}));
+        p["spec"]["activeDeadlineSeconds"] = json!(60);
+        p
+    };
+    for name in ["server-a", "server-b"] {
+        let (code, body) = post(&http, &url(&server, "pods"), &pod(name, json!({}))).await;
+        assert_eq!(code, 201, "not in scope, not charged: {body}");
+    }
+    let (code, body) = post(&http, &url(&server, "pods"), &job("job-a")).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, status) = post(&http, &url(&server, "pods"), &job("job-b")).await;
+    assert_eq!(code, 403, "{status}");
+    assert_eq!(
+        status["message"],
+        "pods \"job-b\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1"
+    );
+    assert_eq!(
+        get_quota(&http, &server).await["status"]["used"]["pods"],
+        "1"
+    );
+    // The recount after a delete counts matching pods only: 0, not the two servers.
+    let deleted = http
+        .delete(format!("{}/job-a", url(&server, "pods")))
+        .send()
+        .await
+        .expect("delete");
+    assert!(deleted.status().is_success());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let quota = get_quota(&http, &server).await;
+        if quota["status"]["used"]["pods"] == "0" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "recount: {quota}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_scopes_are_refused_naming_the_field() {
+    let (_dir, server, http) = start().await;
+    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+                       "spec": {"hard": {"requests.cpu": "1"}, "scopes": ["BestEffort"]}});
+    let (code, status) = post(&http, &url(&server, "resourcequotas"), &quota).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(status["details"]["causes"][0]["field"], "spec.scopes");
+    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+                       "spec": {"hard": {"pods": "1"}, "scopeSelector": {"matchExpressions": [
+                           {"scopeName": "PriorityClass", "operator": "Near"}]}}});
+    let (code, status) = post(&http, &url(&server, "resourcequotas"), &quota).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["details"]["causes"][0]["field"],
+        "spec.scopeSelector.matchExpressions.operator"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_over_the_limit_range_max_is_refused_and_storage_is_charged() {
+    let (_dir, server, http) = start().await;
+    let range = json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "lr"},
+                       "spec": {"limits": [{"type": "PersistentVolumeClaim",
+                                            "max": {"storage": "2Gi"}}]}});
+    let (code, body) = post(&http, &url(&server, "limitranges"), &range).await;
+    assert_eq!(code, 201, "{body}");
+    make_quota(
+        &http,
+        &server,
+        json!({"requests.storage": "3Gi",
+               "local-path.storageclass.storage.k8s.io/persistentvolumeclaims": "5"}),
+    )
+    .await;
+    let claim = |name: &str, size: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+               "spec": {"accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": size}}}})
+    };
+    let claims = url(&server, "persistentvolumeclaims");
+    let (code, status) = post(&http, &claims, &claim("big", "5Gi")).await;
+    assert_eq!(code, 403, "{status}");
+    assert_eq!(
+        status["message"],
+        "persistentvolumeclaims \"big\" is forbidden: maximum storage usage per PersistentVolumeClaim is 2Gi, but request is 5Gi"
+    );
+    let (code, body) = post(&http, &claims, &claim("a", "2Gi")).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, status) = post(&http, &claims, &claim("b", "2Gi")).await;
+    assert_eq!(code, 403, "{status}");
+    assert_eq!(
+        status["message"],
+        "persistentvolumeclaims \"b\" is forbidden: exceeded quota: q, requested: requests.storage=2Gi, used: requests.storage=2Gi, limited: requests.storage=3Gi"
+    );
+    let used = &get_quota(&http, &server).await["status"]["used"];
+    assert_eq!(used["requests.storage"], "2Gi", "{used}");
+    assert_eq!(
+        used["local-path.storageclass.storage.k8s.io/persistentvolumeclaims"], "1",
+        "{used}"
     );
 }

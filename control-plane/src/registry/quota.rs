@@ -2,7 +2,7 @@
 //! ResourceQuota charges written in the same store transaction as the object they admit.
 
 use serde_json::Value;
-use skiff_api::admission::{limit_range, quota};
+use skiff_api::admission::{limit_range, quota, quota_scope};
 use skiff_api::resources::{self, ResourceKind};
 use skiff_raft_store::{Compare, KeyValue, Op, OpResult, Txn};
 
@@ -50,13 +50,14 @@ pub(super) enum Charged {
 
 impl Registry {
     /// Fills a new pod's missing requests and limits from its namespace's LimitRanges, then
-    /// refuses it (403) if it breaks their bounds.
+    /// refuses a pod or a PersistentVolumeClaim (403) if it breaks their bounds.
     pub(super) async fn admit_limit_ranges(
         &self,
         kind: &ResourceKind,
         obj: &mut Value,
     ) -> Result<(), ApiError> {
-        if kind != pods() {
+        let claim = kind == claims();
+        if kind != pods() && !claim {
             return Ok(());
         }
         let Some(ns) = object::namespace(obj).map(str::to_string) else {
@@ -68,8 +69,12 @@ impl Registry {
         if ranges.is_empty() {
             return Ok(());
         }
-        limit_range::apply_defaults(&ranges, obj);
-        let violations = limit_range::violations(&ranges, obj);
+        let violations = if claim {
+            limit_range::claim_violations(&ranges, obj)
+        } else {
+            limit_range::apply_defaults(&ranges, obj);
+            limit_range::violations(&ranges, obj)
+        };
         if violations.is_empty() {
             return Ok(());
         }
@@ -99,6 +104,7 @@ impl Registry {
         let applying: Vec<Value> = quotas
             .into_iter()
             .filter(|q| quota::hard(q).keys().any(|r| requested.contains_key(r)))
+            .filter(|q| quota_scope::matches(q, kind, obj))
             .collect();
         if applying.is_empty() {
             return Ok(Vec::new());
@@ -106,9 +112,14 @@ impl Registry {
         let (existing, _) = self
             .list(kind, Some(namespace), &ListOptions::default())
             .await?;
-        let used = quota::total(kind, &existing);
         let mut charges = Vec::new();
         for q in applying {
+            let scoped: Vec<Value> = existing
+                .iter()
+                .filter(|o| quota_scope::matches(&q, kind, o))
+                .cloned()
+                .collect();
+            let used = quota::total(kind, &scoped);
             let charged = quota::charge(&q, kind, obj, &requested, &used).map_err(|e| {
                 ApiError::Forbidden {
                     resource: qualified(kind),
@@ -182,7 +193,11 @@ impl Registry {
             let (existing, _) = self
                 .list(kind, Some(namespace), &ListOptions::default())
                 .await?;
-            let amount = quota::total(kind, &existing)
+            let scoped: Vec<Value> = existing
+                .into_iter()
+                .filter(|o| quota_scope::matches(quota, kind, o))
+                .collect();
+            let amount = quota::total(kind, &scoped)
                 .get(&resource)
                 .copied()
                 .unwrap_or(0);
@@ -200,4 +215,8 @@ impl Registry {
 
 fn limit_ranges() -> &'static ResourceKind {
     resources::by_name("limitranges").expect("limitranges are served")
+}
+
+fn claims() -> &'static ResourceKind {
+    resources::by_name("persistentvolumeclaims").expect("persistentvolumeclaims are served")
 }

@@ -1,6 +1,7 @@
-//! LimitRange for pods, as Kubernetes' LimitRanger admission plugin applies it: `Container`
-//! limits fill a container's missing limits (`default`) and requests (`defaultRequest`, else
-//! the default limit), then bound them (`min`, `max`, `maxLimitRequestRatio`).
+//! LimitRange as Kubernetes' LimitRanger admission plugin applies it: `Container` limits
+//! fill a container's missing limits (`default`) and requests (`defaultRequest`, else the
+//! default limit), then bound them (`min`, `max`, `maxLimitRequestRatio`); `Pod` limits bound
+//! a pod's containers summed; `PersistentVolumeClaim` limits bound a claim's storage request.
 
 use serde_json::{Map, Value};
 
@@ -63,77 +64,198 @@ pub fn apply_defaults(ranges: &[Value], pod: &mut Value) {
     }
 }
 
-/// Every way `pod`'s containers break the `Container` bounds of `ranges`, worded as
-/// Kubernetes words them (`maximum memory usage per Container is 512Mi, but limit is 1Gi`).
+/// Every way `pod` breaks the `Container` bounds (each container) and the `Pod` bounds (its
+/// containers summed) of `ranges`, worded as Kubernetes words them
+/// (`maximum memory usage per Container is 512Mi, but limit is 1Gi`).
 pub fn violations(ranges: &[Value], pod: &Value) -> Vec<String> {
     let mut out = Vec::new();
     for item in container_items(ranges) {
         for container in containers(pod) {
             let requests = container.pointer("/resources/requests");
             let limits = container.pointer("/resources/limits");
-            let amount = |set: Option<&Value>, resource: &str| {
-                set.and_then(|s| s.get(resource))
-                    .and_then(Value::as_str)
-                    .and_then(|q| milli(q).ok())
-            };
-            for (resource, min) in bounds(item, "min") {
-                let text = format_milli(&resource, min);
-                match amount(requests, &resource) {
-                    None => out.push(format!(
-                        "minimum {resource} usage per Container is {text}.  No request is specified"
-                    )),
-                    Some(r) if r < min => out.push(format!(
-                        "minimum {resource} usage per Container is {text}, but request is {}",
-                        format_milli(&resource, r)
-                    )),
-                    Some(_) => {}
-                }
-                if let Some(l) = amount(limits, &resource).filter(|l| *l < min) {
-                    out.push(format!(
-                        "minimum {resource} usage per Container is {text}, but limit is {}",
-                        format_milli(&resource, l)
-                    ));
-                }
-            }
-            for (resource, max) in bounds(item, "max") {
-                let text = format_milli(&resource, max);
-                match amount(limits, &resource) {
-                    None => out.push(format!(
-                        "maximum {resource} usage per Container is {text}.  No limit is specified"
-                    )),
-                    Some(l) if l > max => out.push(format!(
-                        "maximum {resource} usage per Container is {text}, but limit is {}",
-                        format_milli(&resource, l)
-                    )),
-                    Some(_) => {}
-                }
-            }
-            for (resource, ratio) in bounds(item, "maxLimitRequestRatio") {
-                let (Some(l), Some(r)) = (amount(limits, &resource), amount(requests, &resource))
-                else {
-                    continue;
-                };
-                // limit / request > ratio, with the ratio in thousandths.
-                if r > 0 && u128::from(l) * 1000 > u128::from(ratio) * u128::from(r) {
-                    out.push(format!(
-                        "{resource} max limit to request ratio per Container is {}, but provided ratio is {:.6}",
-                        format_milli("", ratio),
-                        l as f64 / r as f64
-                    ));
-                }
+            // A request falls back to the limit, as Kubernetes' pod defaulting sets it
+            // before admission.
+            bound_violations(
+                "Container",
+                item,
+                |r| amount(requests, r).or_else(|| amount(limits, r)),
+                |r| amount(limits, r),
+                &mut out,
+            );
+        }
+    }
+    for item in items(ranges, "Pod") {
+        bound_violations(
+            "Pod",
+            item,
+            |r| pod_total(pod, r, true),
+            |r| pod_total(pod, r, false),
+            &mut out,
+        );
+    }
+    out
+}
+
+/// Every way `claim` breaks the `PersistentVolumeClaim` bounds of `ranges`: `min` and `max`
+/// against its requests (Kubernetes ignores a claim's limits here and defaults nothing).
+pub fn claim_violations(ranges: &[Value], claim: &Value) -> Vec<String> {
+    let requests = claim.pointer("/spec/resources/requests");
+    let mut out = Vec::new();
+    for item in items(ranges, "PersistentVolumeClaim") {
+        for (resource, min) in bounds(item, "min") {
+            min_violation(
+                "PersistentVolumeClaim",
+                &resource,
+                min,
+                amount(requests, &resource),
+                None,
+                &mut out,
+            );
+        }
+        for (resource, max) in bounds(item, "max") {
+            let text = format_milli(&resource, max);
+            match amount(requests, &resource) {
+                None => out.push(format!(
+                    "maximum {resource} usage per PersistentVolumeClaim is {text}.  No request is specified"
+                )),
+                Some(r) if r > max => out.push(format!(
+                    "maximum {resource} usage per PersistentVolumeClaim is {text}, but request is {}",
+                    format_milli(&resource, r)
+                )),
+                Some(_) => {}
             }
         }
     }
     out
 }
 
-/// The `spec.limits` items of type `Container`.
-fn container_items(ranges: &[Value]) -> impl Iterator<Item = &Value> {
+/// One resource amount of a `requests` or `limits` map, in thousandths.
+fn amount(set: Option<&Value>, resource: &str) -> Option<u64> {
+    set.and_then(|s| s.get(resource))
+        .and_then(Value::as_str)
+        .and_then(|q| milli(q).ok())
+}
+
+/// A pod's request (or limit) of `resource` as Kubernetes' LimitRanger sums it: its app
+/// containers together, or its largest init container if more; `None` if no container sets
+/// it. A request falls back to the limit, as a pod's defaulted requests do.
+fn pod_total(pod: &Value, resource: &str, request: bool) -> Option<u64> {
+    let of = |c: &Value| {
+        let limit = amount(c.pointer("/resources/limits"), resource);
+        if request {
+            amount(c.pointer("/resources/requests"), resource).or(limit)
+        } else {
+            limit
+        }
+    };
+    let list = |f: &str| {
+        pod.pointer(&format!("/spec/{f}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(of)
+            .collect::<Vec<u64>>()
+    };
+    let (app, init) = (list("containers"), list("initContainers"));
+    if app.is_empty() && init.is_empty() {
+        return None;
+    }
+    let sum: u64 = app.iter().sum();
+    Some(init.into_iter().fold(sum, u64::max))
+}
+
+/// The `min` message of Kubernetes' LimitRanger for one resource.
+fn min_violation(
+    kind: &str,
+    resource: &str,
+    min: u64,
+    request: Option<u64>,
+    limit: Option<u64>,
+    out: &mut Vec<String>,
+) {
+    let text = format_milli(resource, min);
+    match request {
+        None => out.push(format!(
+            "minimum {resource} usage per {kind} is {text}.  No request is specified"
+        )),
+        Some(r) if r < min => out.push(format!(
+            "minimum {resource} usage per {kind} is {text}, but request is {}",
+            format_milli(resource, r)
+        )),
+        Some(_) => {}
+    }
+    if let Some(l) = limit.filter(|l| *l < min) {
+        out.push(format!(
+            "minimum {resource} usage per {kind} is {text}, but limit is {}",
+            format_milli(resource, l)
+        ));
+    }
+}
+
+/// The `min`, `max` and `maxLimitRequestRatio` bounds of one `Container` or `Pod` item.
+fn bound_violations(
+    kind: &str,
+    item: &Value,
+    requests: impl Fn(&str) -> Option<u64>,
+    limits: impl Fn(&str) -> Option<u64>,
+    out: &mut Vec<String>,
+) {
+    for (resource, min) in bounds(item, "min") {
+        min_violation(
+            kind,
+            &resource,
+            min,
+            requests(&resource),
+            limits(&resource),
+            out,
+        );
+    }
+    for (resource, max) in bounds(item, "max") {
+        let text = format_milli(&resource, max);
+        match limits(&resource) {
+            None => out.push(format!(
+                "maximum {resource} usage per {kind} is {text}.  No limit is specified"
+            )),
+            Some(l) if l > max => out.push(format!(
+                "maximum {resource} usage per {kind} is {text}, but limit is {}",
+                format_milli(&resource, l)
+            )),
+            Some(_) => {}
+        }
+    }
+    for (resource, ratio) in bounds(item, "maxLimitRequestRatio") {
+        let text = format_milli("", ratio);
+        let prefix = format!("{resource} max limit to request ratio per {kind} is {text}");
+        match (requests(&resource), limits(&resource)) {
+            (None | Some(0), _) => out.push(format!(
+                "{prefix}, but no request is specified or request is 0"
+            )),
+            (_, None | Some(0)) => {
+                out.push(format!("{prefix}, but no limit is specified or limit is 0"))
+            }
+            // limit / request > ratio, with the ratio in thousandths.
+            (Some(r), Some(l)) if u128::from(l) * 1000 > u128::from(ratio) * u128::from(r) => out
+                .push(format!(
+                    "{prefix}, but provided ratio is {:.6}",
+                    l as f64 / r as f64
+                )),
+            _ => {}
+        }
+    }
+}
+
+/// The `spec.limits` items of type `kind`.
+fn items<'a>(ranges: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> {
     ranges
         .iter()
         .filter_map(|r| r.pointer("/spec/limits").and_then(Value::as_array))
         .flatten()
-        .filter(|item| item.get("type").and_then(Value::as_str) == Some("Container"))
+        .filter(move |item| item.get("type").and_then(Value::as_str) == Some(kind))
+}
+
+/// The `spec.limits` items of type `Container`.
+fn container_items(ranges: &[Value]) -> impl Iterator<Item = &Value> {
+    items(ranges, "Container")
 }
 
 /// `(resource, thousandths)` of one bound map of a limit item; unparsable entries are skipped
@@ -278,6 +400,71 @@ mod tests {
         assert_eq!(
             violations(&ranges, &over),
             vec!["memory max limit to request ratio per Container is 2, but provided ratio is 4.000000"]
+        );
+        let no_limit = pod(json!({"requests": {"memory": "1Gi"}}));
+        assert_eq!(
+            violations(&ranges, &no_limit),
+            vec!["memory max limit to request ratio per Container is 2, but no limit is specified or limit is 0"]
+        );
+        let pod_range = range(json!({"type": "Pod", "maxLimitRequestRatio": {"cpu": "3"}}));
+        assert_eq!(
+            violations(&pod_range, &pod(json!({}))),
+            vec!["cpu max limit to request ratio per Pod is 3, but no request is specified or request is 0"]
+        );
+        let limit_only = pod(json!({"limits": {"memory": "4Gi"}}));
+        assert!(
+            violations(&ranges, &limit_only).is_empty(),
+            "request = limit"
+        );
+    }
+
+    #[test]
+    fn pod_items_bound_the_sum_of_containers() {
+        let ranges = range(json!({"type": "Pod", "max": {"cpu": "1"}, "min": {"memory": "64Mi"}}));
+        let p = json!({"spec": {"containers": [
+            {"name": "a", "resources": {"limits": {"cpu": "600m", "memory": "32Mi"}}},
+            {"name": "b", "resources": {"limits": {"cpu": "600m", "memory": "16Mi"}}}]}});
+        assert_eq!(
+            violations(&ranges, &p),
+            vec![
+                "minimum memory usage per Pod is 64Mi, but request is 48Mi",
+                "minimum memory usage per Pod is 64Mi, but limit is 48Mi",
+                "maximum cpu usage per Pod is 1, but limit is 1200m",
+            ]
+        );
+        let fits = json!({"spec": {"containers": [
+            {"name": "a", "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}}}],
+            "initContainers": [{"name": "i", "resources": {"limits": {"cpu": "900m"}}}]}});
+        assert!(violations(&ranges, &fits).is_empty());
+        let init_over = json!({"spec": {"containers": [
+            {"name": "a", "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}}}],
+            "initContainers": [{"name": "i", "resources": {"limits": {"cpu": "2"}}}]}});
+        assert_eq!(
+            violations(&ranges, &init_over),
+            vec!["maximum cpu usage per Pod is 1, but limit is 2"]
+        );
+    }
+
+    #[test]
+    fn claim_items_bound_the_storage_request() {
+        let ranges = range(json!({"type": "PersistentVolumeClaim",
+            "min": {"storage": "1Gi"}, "max": {"storage": "2Gi"}}));
+        let claim = |size: &str| json!({"spec": {"resources": {"requests": {"storage": size}}}});
+        assert_eq!(
+            claim_violations(&ranges, &claim("5Gi")),
+            vec!["maximum storage usage per PersistentVolumeClaim is 2Gi, but request is 5Gi"]
+        );
+        assert_eq!(
+            claim_violations(&ranges, &claim("500Mi")),
+            vec!["minimum storage usage per PersistentVolumeClaim is 1Gi, but request is 500Mi"]
+        );
+        assert!(claim_violations(&ranges, &claim("2Gi")).is_empty());
+        assert_eq!(
+            claim_violations(&ranges, &json!({"spec": {}})),
+            vec![
+                "minimum storage usage per PersistentVolumeClaim is 1Gi.  No request is specified",
+                "maximum storage usage per PersistentVolumeClaim is 2Gi.  No request is specified",
+            ]
         );
     }
 }

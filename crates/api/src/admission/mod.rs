@@ -3,6 +3,7 @@
 
 pub mod limit_range;
 pub mod quota;
+pub mod quota_scope;
 
 use crate::quantity;
 

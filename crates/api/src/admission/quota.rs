@@ -64,6 +64,12 @@ pub fn kind_of(resource: &str) -> Option<&'static ResourceKind> {
     if COMPUTE.iter().any(|(name, _, _)| *name == resource) {
         return resources::by_name("pods");
     }
+    if resource.starts_with("services.") {
+        return resources::by_name("services");
+    }
+    if resource == "requests.storage" || resource.contains(STORAGE_CLASS_SUFFIX) {
+        return resources::by_name("persistentvolumeclaims");
+    }
     let kind = match resource.strip_prefix("count/") {
         Some(name) => resources::by_name(name)?,
         None if LEGACY_COUNTS.contains(&resource) => resources::by_name(resource)?,
@@ -88,6 +94,74 @@ pub fn usage(kind: &ResourceKind, obj: &Value) -> Usage {
     out.insert(count_name(kind), 1000);
     if kind.group.is_empty() && LEGACY_COUNTS.contains(&kind.plural) {
         out.insert(kind.plural.to_string(), 1000);
+    }
+    if kind.group.is_empty() && kind.kind == "Service" {
+        out.extend(service_usage(obj));
+    }
+    if kind.group.is_empty() && kind.kind == "PersistentVolumeClaim" {
+        out.extend(claim_usage(obj));
+    }
+    out
+}
+
+/// What Kubernetes charges per storage class: `<class>` + this + `requests.storage` or
+/// `persistentvolumeclaims`.
+const STORAGE_CLASS_SUFFIX: &str = ".storageclass.storage.k8s.io/";
+
+/// A Service's `services.loadbalancers` (1 for type LoadBalancer) and `services.nodeports`
+/// (its ports for NodePort and LoadBalancer types; with `allocateLoadBalancerNodePorts:
+/// false`, only the ports that set a nodePort).
+fn service_usage(svc: &Value) -> Usage {
+    let mut out = Usage::new();
+    let ports = svc
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    match svc.pointer("/spec/type").and_then(Value::as_str) {
+        Some("NodePort") => {
+            out.insert("services.nodeports".into(), ports.len() as u64 * 1000);
+        }
+        Some("LoadBalancer") => {
+            out.insert("services.loadbalancers".into(), 1000);
+            let allocate = svc
+                .pointer("/spec/allocateLoadBalancerNodePorts")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            let node_ports = if allocate {
+                ports.len()
+            } else {
+                ports
+                    .iter()
+                    .filter(|p| p.get("nodePort").and_then(Value::as_i64).unwrap_or(0) != 0)
+                    .count()
+            };
+            out.insert("services.nodeports".into(), node_ports as u64 * 1000);
+        }
+        _ => {}
+    }
+    out
+}
+
+/// A PersistentVolumeClaim's `requests.storage`, and its storage class's
+/// `<class>.storageclass.storage.k8s.io/requests.storage` and `/persistentvolumeclaims`.
+fn claim_usage(claim: &Value) -> Usage {
+    let mut out = Usage::new();
+    let storage = claim
+        .pointer("/spec/resources/requests/storage")
+        .and_then(Value::as_str)
+        .and_then(|q| milli(q).ok())
+        .unwrap_or(0);
+    out.insert("requests.storage".into(), storage);
+    let class = claim
+        .pointer("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+        .or_else(|| claim.pointer("/spec/storageClassName"))
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty());
+    if let Some(class) = class {
+        let prefix = format!("{class}{STORAGE_CLASS_SUFFIX}");
+        out.insert(format!("{prefix}requests.storage"), storage);
+        out.insert(format!("{prefix}persistentvolumeclaims"), 1000);
     }
     out
 }
@@ -311,8 +385,60 @@ mod tests {
         assert_eq!(kind_of("count/deployments.apps"), Some(deployments));
         assert_eq!(kind_of("limits.cpu"), Some(pods()));
         assert_eq!(kind_of("count/deployments"), None);
-        assert_eq!(kind_of("services.nodeports"), None);
+        assert_eq!(kind_of("services.nodeports"), by_name("services"));
+        assert_eq!(kind_of("services.other"), by_name("services"));
         let cms = by_name("configmaps").unwrap();
         assert_eq!(usage(cms, &json!({})).len(), 2);
+    }
+
+    #[test]
+    fn services_charge_node_ports_and_load_balancers() {
+        let services = by_name("services").unwrap();
+        let lb = json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 80}, {"port": 443}]}});
+        let u = usage(services, &lb);
+        assert_eq!(u["services.loadbalancers"], 1000);
+        assert_eq!(u["services.nodeports"], 2000);
+        let np = json!({"spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+        assert_eq!(usage(services, &np)["services.nodeports"], 1000);
+        let no_alloc = json!({"spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
+            "ports": [{"port": 80}, {"port": 81, "nodePort": 30001}]}});
+        assert_eq!(usage(services, &no_alloc)["services.nodeports"], 1000);
+        let cluster_ip = json!({"spec": {"ports": [{"port": 80}]}});
+        assert!(!usage(services, &cluster_ip).contains_key("services.nodeports"));
+        let q = quota(json!({"services.loadbalancers": "1"}));
+        let used = total(services, std::slice::from_ref(&lb));
+        let err = charge(&q, services, &lb, &u, &used).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "exceeded quota: q, requested: services.loadbalancers=1, used: services.loadbalancers=1, limited: services.loadbalancers=1"
+        );
+    }
+
+    #[test]
+    fn claims_charge_storage_overall_and_per_class() {
+        let claims = by_name("persistentvolumeclaims").unwrap();
+        let gold = json!({"spec": {"storageClassName": "gold",
+            "resources": {"requests": {"storage": "2Gi"}}}});
+        let u = usage(claims, &gold);
+        assert_eq!(u["requests.storage"], 2 * 1024 * 1024 * 1024 * 1000);
+        assert_eq!(
+            u["gold.storageclass.storage.k8s.io/persistentvolumeclaims"],
+            1000
+        );
+        assert_eq!(
+            kind_of("gold.storageclass.storage.k8s.io/requests.storage"),
+            Some(claims)
+        );
+        let q = quota(json!({"gold.storageclass.storage.k8s.io/requests.storage": "3Gi"}));
+        let used = total(claims, std::slice::from_ref(&gold));
+        let err = charge(&q, claims, &gold, &u, &used).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "exceeded quota: q, requested: gold.storageclass.storage.k8s.io/requests.storage=2Gi, used: gold.storageclass.storage.k8s.io/requests.storage=2Gi, limited: gold.storageclass.storage.k8s.io/requests.storage=3Gi"
+        );
+        let plain = json!({"spec": {"resources": {"requests": {"storage": "1Gi"}}}});
+        let q = quota(json!({"gold.storageclass.storage.k8s.io/requests.storage": "1Mi"}));
+        let pu = usage(claims, &plain);
+        assert!(charge(&q, claims, &plain, &pu, &used).is_ok());
     }
 }

@@ -186,6 +186,9 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
             meta::validate_object_meta(&q.metadata, true, meta::NameRule::Subdomain, &mut errors);
             let hard = q.spec.and_then(|s| s.hard).unwrap_or_default();
             quantities(hard.iter(), "spec.hard", &mut errors);
+            for e in crate::admission::quota_scope::validate(obj) {
+                errors.push(e.field, FieldErrorReason::Invalid, e.message);
+            }
         }),
         "LimitRange" => decode::<LimitRange>(obj).map(|r| {
             meta::validate_object_meta(&r.metadata, true, meta::NameRule::Subdomain, &mut errors);
