@@ -223,6 +223,13 @@ fn a_running_agent_rotates_its_certificate() -> anyhow::Result<()> {
 #[test]
 fn an_agent_whose_certificate_expired_while_stopped_recovers_with_its_join_token(
 ) -> anyhow::Result<()> {
+    let guest =
+        skiff_e2e::repo_root().join("wasm-examples/target/wasm32-wasip1/release/ticker.wasm");
+    anyhow::ensure!(
+        guest.exists(),
+        "{} is missing: build the guests first with scripts/build-guests.sh",
+        guest.display()
+    );
     let tmp = tempfile::tempdir()?;
     let server = DevServer::start_with(
         &tmp.path().join("server"),
@@ -238,14 +245,22 @@ fn an_agent_whose_certificate_expired_while_stopped_recovers_with_its_join_token
         &token,
         "node-a",
         &agent_dir,
-        &["--kubelet-listen", "none"],
+        &[
+            "--kubelet-listen",
+            "none",
+            "--node-status-report-frequency",
+            "5s",
+        ],
     )?;
     cli.wait_nodes_ready(1, Duration::from_secs(30))?;
     let cert_path = agent_dir.join("pki").join("node.crt");
     let first = std::fs::read_to_string(&cert_path)?;
     let first_expiry = not_after(&first)?;
-
-    // Stopped well before its renewal (at 70-90% of 60 s), until the certificate expired.
+    // Stopped before its renewal (at 70-90% of the certificate's lifetime), until the
+    // certificate expired.
+    wait_until("the node's Lease", Duration::from_secs(30), || {
+        Ok(lease_version(&cli, "node-a").ok())
+    })?;
     agent.pause()?;
     let stopped = lease_version(&cli, "node-a")?;
     anyhow::ensure!(
@@ -254,19 +269,20 @@ fn an_agent_whose_certificate_expired_while_stopped_recovers_with_its_join_token
     );
     wait_until(
         "the stopped agent's certificate to expire",
-        Duration::from_secs(75),
+        Duration::from_secs(120),
         || Ok((unix_now() > first_expiry).then_some(())),
     )?;
     agent.resume()?;
 
-    wait_until(
+    let lease_renewed = wait_until(
         "the node to renew its Lease after its certificate expired",
         Duration::from_secs(60),
         || {
             agent.check_running()?;
             Ok((lease_version(&cli, "node-a")? != stopped).then_some(()))
         },
-    )?;
+    );
+    lease_renewed?;
     let replaced = std::fs::read_to_string(&cert_path)?;
     anyhow::ensure!(
         not_after(&replaced)? > first_expiry,
@@ -277,14 +293,9 @@ fn an_agent_whose_certificate_expired_while_stopped_recovers_with_its_join_token
         log.contains("obtained with the join token"),
         "the agent did not fall back to its join token:\n{log}"
     );
-
-    let guest =
-        skiff_e2e::repo_root().join("wasm-examples/target/wasm32-wasip1/release/ticker.wasm");
-    anyhow::ensure!(
-        guest.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        guest.display()
-    );
+    // The node, marked unreachable while it was stopped (its pods deleted), is Ready again
+    // and runs a pod whose log it serves.
+    cli.wait_nodes_ready(1, Duration::from_secs(60))?;
     cli.apply_yaml(&format!(
         r#"apiVersion: v1
 kind: Pod
@@ -295,19 +306,20 @@ spec:
   - name: ticker
     image: "file:{}"
     env:
-    - {{name: MESSAGE, value: "after the expiry"}}
+    - {{name: MESSAGE, value: "through the tunnel"}}
 "#,
         guest.display()
     ))?;
-    wait_until(
-        "the ticker's log through the node's new tunnel",
-        Duration::from_secs(60),
-        || {
-            agent.check_running()?;
-            let out = cli.run(&["logs", "ticker"])?;
-            Ok((out.success && out.stdout.contains("after the expiry")).then_some(()))
-        },
-    )?;
+    let logs = |agent: &mut skiff_e2e::SkiffProcess| -> anyhow::Result<Option<String>> {
+        agent.check_running()?;
+        let out = cli.run(&["logs", "ticker", "--tail", "1"])?;
+        Ok((out.success && out.stdout.contains("through the tunnel")).then_some(out.stdout))
+    };
+    // Through the tunnel the agent opened with its new certificate.
+    wait_until("the ticker's log", Duration::from_secs(60), || {
+        logs(&mut agent)
+    })?;
+
     Ok(())
 }
 
