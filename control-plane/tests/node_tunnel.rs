@@ -1,7 +1,8 @@
 //! Node tunnels on a real API server: only the node's own credential (`system:node:<name>`)
 //! opens its tunnel; through it the server reaches an agent that has no listener (node proxy,
 //! logs); a node with neither a tunnel nor a kubelet endpoint is a 503 that names it; a newer
-//! tunnel replaces the older.
+//! tunnel replaces the older; a tunnel opened with a client certificate is closed when the
+//! certificate expires, and the node's next one, with a renewed certificate, serves.
 
 mod common;
 
@@ -39,13 +40,40 @@ fn n1(server: &TlsServer) -> reqwest::Client {
 
 /// An agent that has no listener: `name` answers `/healthz` through its tunnel.
 async fn agent(server: &TlsServer, name: &'static str) -> CancellationToken {
-    let response = open(server, &n1(server), "n1", None).await;
+    agent_as(server, &n1(server), name).await.0
+}
+
+/// As `agent`, with `client`'s credential; with the task serving the tunnel, which ends when
+/// the tunnel closes.
+async fn agent_as(
+    server: &TlsServer,
+    client: &reqwest::Client,
+    name: &'static str,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    let response = open(server, client, "n1", None).await;
     assert_eq!(response.status(), 101);
     let io = response.upgrade().await.expect("upgraded");
     let app = Router::new().route("/healthz", get(move || async move { name }));
     let stop = CancellationToken::new();
-    tokio::spawn(skiff_net::tunnel::serve(io, app, stop.clone()));
-    stop
+    let serving = tokio::spawn(skiff_net::tunnel::serve(io, app, stop.clone()));
+    (stop, serving)
+}
+
+/// Creates node n1 publishing no kubelet endpoint (port 0): an agent with no listener.
+async fn listenerless_n1(server: &TlsServer) {
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.9.9.9"}],
+                   "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}}});
+    let created = n1(server)
+        .post(format!("{}/api/v1/nodes", server.url()))
+        .json(&node)
+        .send()
+        .await
+        .expect("node");
+    assert_eq!(created.status(), 201);
 }
 
 /// Polls the node proxy's `/healthz` of n1 until it answers `expected`.
@@ -103,17 +131,7 @@ async fn only_a_node_credential_opens_a_tunnel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_reaches_a_listenerless_node_through_its_latest_tunnel() {
     let server = TlsServer::start().await;
-    // A Node that publishes no kubelet endpoint (port 0): an agent with no listener.
-    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
-        "status": {"addresses": [{"type": "InternalIP", "address": "10.9.9.9"}],
-                   "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}}});
-    let created = n1(&server)
-        .post(format!("{}/api/v1/nodes", server.url()))
-        .json(&node)
-        .send()
-        .await
-        .expect("node");
-    assert_eq!(created.status(), 201);
+    listenerless_n1(&server).await;
     let proxy = format!("{}/api/v1/nodes/n1/proxy/healthz", server.url());
     let unreachable = server.admin().get(&proxy).send().await.expect("proxy");
     assert_eq!(unreachable.status(), 503);
@@ -128,5 +146,35 @@ async fn the_server_reaches_a_listenerless_node_through_its_latest_tunnel() {
     wait_proxied(&server, "second").await;
     first.cancel();
     wait_proxied(&server, "second").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_closes_when_its_certificate_expires() {
+    let server = TlsServer::start().await;
+    listenerless_n1(&server).await;
+    let validity = Duration::from_secs(2);
+    let expiring = server.user_for("system:node:n1", &["system:nodes"], validity);
+    let opened = std::time::Instant::now();
+    let (_stop, serving) = agent_as(&server, &expiring, "expiring").await;
+    wait_proxied(&server, "expiring").await;
+    // The server closes it once the certificate has expired (notAfter is whole seconds).
+    let _ = tokio::time::timeout(DEADLINE, serving)
+        .await
+        .expect("the tunnel closes when its certificate expires")
+        .expect("joined");
+    assert!(
+        opened.elapsed() >= validity - Duration::from_secs(1),
+        "closed at {:?}, before the certificate expired",
+        opened.elapsed()
+    );
+    // The agent's next tunnel, with its renewed certificate, serves.
+    let renewed = server.user_for(
+        "system:node:n1",
+        &["system:nodes"],
+        Duration::from_secs(3600),
+    );
+    let (_stop, _serving) = agent_as(&server, &renewed, "renewed").await;
+    wait_proxied(&server, "renewed").await;
     server.shutdown().await;
 }

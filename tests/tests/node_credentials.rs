@@ -4,7 +4,10 @@
 //! 403. `skiff user create bob --group devs` issues a kubeconfig whose user gets 403 until a
 //! RoleBinding names the group, then lists pods. Stock `kubectl certificate approve` approves
 //! a user's request through `/approval`, and the signer issues it. A running agent rotates
-//! its certificate before it expires, and reconnects with the new one.
+//! its certificate before it expires, and reconnects with the new one. An agent whose
+//! certificate expired while it was stopped gets a new one with its join token, without a
+//! restart, and its tunnel (closed by the server at the old certificate's expiry) serves logs
+//! again.
 
 use std::time::Duration;
 
@@ -143,7 +146,8 @@ fn agents_act_as_their_node_and_users_get_certificates() -> anyhow::Result<()> {
 /// enough that a renewal on a loaded machine lands before the expiry it races). Once
 /// the first certificate has expired, the server, which checks a certificate on every
 /// request, still hears from the node, and so does a restarted server (every connection
-/// dropped): the agent's new connections present the renewed certificate.
+/// dropped): the agent's new connections present the renewed certificate. The tunnel the
+/// first certificate opened is closed by the server when that certificate expires.
 #[test]
 fn a_running_agent_rotates_its_certificate() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
@@ -179,22 +183,7 @@ fn a_running_agent_rotates_its_certificate() -> anyhow::Result<()> {
         || Ok((unix_now() > first_expiry).then_some(())),
     )?;
 
-    let lease = |cli: &skiff_e2e::Skiff| -> anyhow::Result<String> {
-        let out = cli.ok(&[
-            "get",
-            "lease",
-            "node-a",
-            "-n",
-            "kube-node-lease",
-            "-o",
-            "json",
-        ])?;
-        let lease: serde_json::Value = serde_json::from_str(&out)?;
-        Ok(lease["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string())
-    };
+    let lease = |cli: &skiff_e2e::Skiff| lease_version(cli, "node-a");
     // The server checks a certificate's validity on every request, so a keep-alive
     // connection made with the first certificate is refused now: the agent renews its Lease
     // only because it opened new connections with the renewed one.
@@ -203,6 +192,18 @@ fn a_running_agent_rotates_its_certificate() -> anyhow::Result<()> {
         "the node to renew its Lease after its first certificate expired",
         Duration::from_secs(40),
         || Ok((lease(&cli)? != before).then_some(())),
+    )?;
+    // The tunnel the first certificate opened is closed by the server at its expiry (the
+    // agent opens the next one with the renewed certificate).
+    wait_until(
+        "the server to close the tunnel of the expired certificate",
+        Duration::from_secs(20),
+        || {
+            Ok(server
+                .log()
+                .contains("the credential that opened it expired")
+                .then_some(()))
+        },
     )?;
     let before = lease(&cli)?;
     server.terminate()?;
@@ -213,6 +214,123 @@ fn a_running_agent_rotates_its_certificate() -> anyhow::Result<()> {
         || Ok((lease(&cli)? != before).then_some(())),
     )?;
     Ok(())
+}
+
+/// An agent stopped (SIGSTOP) until its 60 s certificate has expired, so that it could not
+/// renew it, recovers when it continues, without a restart: it gets a new certificate with
+/// its join token, renews its Lease again, and serves logs through a new tunnel (the server
+/// closed the one the expired certificate opened).
+#[test]
+fn an_agent_whose_certificate_expired_while_stopped_recovers_with_its_join_token(
+) -> anyhow::Result<()> {
+    let guest =
+        skiff_e2e::repo_root().join("wasm-examples/target/wasm32-wasip1/release/ticker.wasm");
+    anyhow::ensure!(
+        guest.exists(),
+        "{} is missing: build the guests first with scripts/build-guests.sh",
+        guest.display()
+    );
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start_with(
+        &tmp.path().join("server"),
+        false,
+        &["--cluster-signing-duration", "60s"],
+    )?;
+    let cli = server.cli();
+    let token = server.join_token()?;
+    let agent_dir = tmp.path().join("node-a");
+    // No listener: logs reach the node only through its tunnel.
+    let mut agent = start_agent(
+        &server.url(),
+        &token,
+        "node-a",
+        &agent_dir,
+        &[
+            "--kubelet-listen",
+            "none",
+            "--node-status-report-frequency",
+            "5s",
+        ],
+    )?;
+    cli.wait_nodes_ready(1, Duration::from_secs(30))?;
+    let cert_path = agent_dir.join("pki").join("node.crt");
+    let first = std::fs::read_to_string(&cert_path)?;
+    let first_expiry = not_after(&first)?;
+    // Stopped before its renewal (at 70-90% of the certificate's lifetime), until the
+    // certificate expired.
+    wait_until("the node's Lease", Duration::from_secs(30), || {
+        Ok(lease_version(&cli, "node-a").ok())
+    })?;
+    agent.pause()?;
+    let stopped = lease_version(&cli, "node-a")?;
+    anyhow::ensure!(
+        std::fs::read_to_string(&cert_path)? == first,
+        "the certificate was renewed before the agent was stopped"
+    );
+    wait_until(
+        "the stopped agent's certificate to expire",
+        Duration::from_secs(120),
+        || Ok((unix_now() > first_expiry).then_some(())),
+    )?;
+    agent.resume()?;
+
+    let lease_renewed = wait_until(
+        "the node to renew its Lease after its certificate expired",
+        Duration::from_secs(60),
+        || {
+            agent.check_running()?;
+            Ok((lease_version(&cli, "node-a")? != stopped).then_some(()))
+        },
+    );
+    lease_renewed?;
+    let replaced = std::fs::read_to_string(&cert_path)?;
+    anyhow::ensure!(
+        not_after(&replaced)? > first_expiry,
+        "the stored certificate is no newer"
+    );
+    let log = agent.log();
+    anyhow::ensure!(
+        log.contains("obtained with the join token"),
+        "the agent did not fall back to its join token:\n{log}"
+    );
+    // The node, marked unreachable while it was stopped (its pods deleted), is Ready again
+    // and runs a pod whose log it serves.
+    cli.wait_nodes_ready(1, Duration::from_secs(60))?;
+    cli.apply_yaml(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: ticker}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: ticker
+    image: "file:{}"
+    env:
+    - {{name: MESSAGE, value: "through the tunnel"}}
+"#,
+        guest.display()
+    ))?;
+    let logs = |agent: &mut skiff_e2e::SkiffProcess| -> anyhow::Result<Option<String>> {
+        agent.check_running()?;
+        let out = cli.run(&["logs", "ticker", "--tail", "1"])?;
+        Ok((out.success && out.stdout.contains("through the tunnel")).then_some(out.stdout))
+    };
+    // Through the tunnel the agent opened with its new certificate.
+    wait_until("the ticker's log", Duration::from_secs(60), || {
+        logs(&mut agent)
+    })?;
+
+    Ok(())
+}
+
+/// The resourceVersion of `node`'s Lease: it moves whenever the node renews it.
+fn lease_version(cli: &skiff_e2e::Skiff, node: &str) -> anyhow::Result<String> {
+    let out = cli.ok(&["get", "lease", node, "-n", "kube-node-lease", "-o", "json"])?;
+    let lease: serde_json::Value = serde_json::from_str(&out)?;
+    Ok(lease["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// A PEM certificate's notAfter, in Unix seconds.

@@ -47,6 +47,16 @@ impl TlsServer {
 
     /// A client presenting a certificate for `name` in `groups`, from the cluster CA.
     pub fn user(&self, name: &str, groups: &[&str]) -> reqwest::Client {
+        self.user_for(name, groups, std::time::Duration::from_secs(3600))
+    }
+
+    /// As `user`, with a certificate valid for `validity` from now.
+    pub fn user_for(
+        &self,
+        name: &str,
+        groups: &[&str],
+        validity: std::time::Duration,
+    ) -> reqwest::Client {
         let issued = self
             .tls
             .ca()
@@ -55,7 +65,7 @@ impl TlsServer {
                 organizations: groups.iter().map(|g| g.to_string()).collect(),
                 sans: Vec::new(),
                 usage: Usage::Client,
-                validity: std::time::Duration::from_secs(3600),
+                validity,
             })
             .expect("issued");
         client(self.tls.ca_pem(), Some(&issued))

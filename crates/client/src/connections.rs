@@ -2,10 +2,14 @@
 //! keep the certificate of their handshake, and the server checks its validity on every
 //! request, so after a rotation new requests go over new connections (the kubelet closes its
 //! connections after a rotation too). Requests under way, watches among them, finish on the
-//! old pool, which closes when the last of them ends.
+//! old pool, which closes when the last of them ends. Each pool has TLS sessions of its own:
+//! a connection that resumed a session of the old certificate would go on presenting it (a
+//! resumed TLS 1.3 session keeps the client certificate of its first handshake), so after a
+//! rotation no session of the old pool is resumed.
 
 use std::sync::{Arc, RwLock};
 
+use tokio_rustls::rustls::client::Resumption;
 use tokio_rustls::rustls::ClientConfig;
 
 use crate::ClientIdentity;
@@ -59,12 +63,15 @@ impl Connections {
     }
 }
 
+/// A pool speaking `tls`, with a session cache of its own.
 fn build(tls: Option<&ClientConfig>) -> Result<reqwest::Client, reqwest::Error> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .user_agent(user_agent());
     if let Some(config) = tls {
-        builder = builder.use_preconfigured_tls(config.clone());
+        let mut config = config.clone();
+        config.resumption = Resumption::default();
+        builder = builder.use_preconfigured_tls(config);
     }
     builder.build()
 }

@@ -5,7 +5,8 @@
 //! `DATA_DIR/pki/node.crt` and `node.key` (0600), and from then on uses it for every API call
 //! and for its tunnels. A restart reuses a stored certificate that is still valid, without
 //! the token; one with less than 20% of its lifetime left is renewed at start with the node's
-//! own identity, and a running agent renews it as the kubelet does (`cert_rotation`).
+//! own identity, and a running agent renews it as the kubelet does (`cert_rotation`), falling
+//! back to the join token if it expires first.
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
 use std::io::Write;
@@ -46,6 +47,8 @@ pub enum CredentialError {
     Client(#[from] ClientError),
     #[error("the node certificate: {0}")]
     Certificate(#[from] CertificateError),
+    #[error("the node's client certificate expired and the agent has no join token to replace it: restart it with --token")]
+    Expired,
 }
 
 /// How the agent reaches the API before it has a certificate of its own.
@@ -54,7 +57,8 @@ pub struct Bootstrap<'a> {
     pub servers: &'a [String],
     /// The cluster CA (checked against the join token's hash).
     pub ca_pem: &'a [u8],
-    /// The join token.
+    /// The join token (empty if the agent was not given one: a stored certificate must do),
+    /// kept for the agent's life to replace its certificate should it expire.
     pub token: &'a str,
     /// The agent's data dir (the certificate goes to its `pki/`).
     pub data_dir: &'a Path,
@@ -122,6 +126,7 @@ pub async fn node_client(bootstrap: &Bootstrap<'_>) -> Result<Client, Credential
                 ca_pem: bootstrap.ca_pem.to_vec(),
                 node: bootstrap.node.to_string(),
                 data_dir: bootstrap.data_dir.to_path_buf(),
+                token: (!bootstrap.token.is_empty()).then(|| bootstrap.token.to_string()),
             },
         );
     }

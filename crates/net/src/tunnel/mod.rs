@@ -8,6 +8,7 @@
 //! [`Tunnels`] is the server's side (one tunnel per node, a newer one replacing the older),
 //! [`serve`] the agent's.
 
+mod cutoff;
 mod registry;
 mod serve;
 

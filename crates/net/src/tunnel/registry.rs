@@ -10,6 +10,10 @@ use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::cutoff::Cutoff;
 
 use super::{CONNECTION_WINDOW, KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT, STREAM_WINDOW};
 
@@ -58,6 +62,23 @@ impl Tunnels {
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
+        self.attach_until(node, io, None).await
+    }
+
+    /// As [`Tunnels::attach`], but the tunnel is closed at `deadline` if it is still open
+    /// then (the end of the credential that opened it: the agent dials again with its current
+    /// one), requests in flight included. Closing it leaves a newer tunnel of `node` in place.
+    pub async fn attach_until<I>(
+        &self,
+        node: &str,
+        io: I,
+        deadline: Option<Instant>,
+    ) -> Result<(), TunnelError>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let cut = CancellationToken::new();
+        let io = Cutoff::new(io, cut.clone());
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(KEEP_ALIVE_INTERVAL)
@@ -81,13 +102,26 @@ impl Tunnels {
             tracing::info!(%node, "a newer tunnel replaces the node's open one");
         }
         tracing::info!(%node, "node tunnel open");
-        let ended = connection.await;
+        let ended = match deadline {
+            None => Some(connection.await),
+            Some(deadline) => tokio::select! {
+                ended = connection => Some(ended),
+                () = tokio::time::sleep_until(deadline) => {
+                    cut.cancel();
+                    None
+                }
+            },
+        };
         {
             let mut open = self.lock();
             if open.get(node).is_some_and(|t| t.id == id) {
                 open.remove(node);
             }
         }
+        let Some(ended) = ended else {
+            tracing::info!(%node, "node tunnel closed: the credential that opened it expired");
+            return Ok(());
+        };
         tracing::info!(%node, "node tunnel closed");
         ended.map_err(|source| TunnelError::Request {
             node: node.to_string(),

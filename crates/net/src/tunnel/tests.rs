@@ -14,6 +14,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -68,13 +69,23 @@ struct Agent {
 }
 
 async fn connect(tunnels: &Tunnels, node: &'static str, app: Router) -> Agent {
+    connect_until(tunnels, node, app, None).await
+}
+
+/// As `connect`, the server closing the tunnel at `deadline`.
+async fn connect_until(
+    tunnels: &Tunnels,
+    node: &'static str,
+    app: Router,
+    deadline: Option<Instant>,
+) -> Agent {
     let (server_end, agent_end) = tokio::io::duplex(64 << 10);
     let stop = CancellationToken::new();
     let serving = tokio::spawn(serve(agent_end, app, stop.clone()));
     let (opened, open) = oneshot::channel();
     let registry = tunnels.clone();
     let attached = tokio::spawn(async move {
-        let attach = registry.attach(node, TokioIo::new(server_end));
+        let attach = registry.attach_until(node, TokioIo::new(server_end), deadline);
         let _ = opened.send(());
         let _ = attach.await;
     });
@@ -212,4 +223,51 @@ async fn a_newer_tunnel_replaces_the_older() {
         .expect("the tunnel closes when its agent stops")
         .expect("joined");
     assert!(tunnels.get("n1").is_none(), "a closed tunnel is forgotten");
+}
+
+#[tokio::test]
+async fn a_tunnel_closes_at_its_deadline_and_leaves_a_newer_one() {
+    let tunnels = Tunnels::new();
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let first = connect_until(&tunnels, "n1", agent_app("first"), Some(deadline)).await;
+    let older = tunnel(&tunnels, "n1").await;
+    assert_eq!(text(&older, "/name").await, "first");
+    // A stream held open keeps the older connection up after a newer one replaces it.
+    let held = older.send(get_request("/follow")).await.expect("sent");
+    let second = connect(&tunnels, "n1", agent_app("second")).await;
+    assert_eq!(text(&tunnel(&tunnels, "n1").await, "/name").await, "second");
+    let closed = async {
+        let _ = first.serving.await.expect("joined");
+        first.attached.await.expect("joined");
+    };
+    tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .expect("the tunnel closes at its deadline");
+    assert!(Instant::now() >= deadline, "closed before its deadline");
+    let cut = held.into_body().collect().await;
+    assert!(cut.is_err(), "a stream in flight ends with the tunnel");
+    // The newer tunnel stays registered and serves.
+    assert_eq!(text(&tunnel(&tunnels, "n1").await, "/name").await, "second");
+    second.stop.cancel();
+}
+
+#[tokio::test]
+async fn a_lone_tunnel_past_its_deadline_is_forgotten() {
+    let tunnels = Tunnels::new();
+    let deadline = Instant::now() + Duration::from_millis(300);
+    let agent = connect_until(&tunnels, "n1", agent_app("a"), Some(deadline)).await;
+    assert_eq!(text(&tunnel(&tunnels, "n1").await, "/name").await, "a");
+    tokio::time::timeout(Duration::from_secs(10), agent.attached)
+        .await
+        .expect("the tunnel closes at its deadline")
+        .expect("joined");
+    let served = tokio::time::timeout(Duration::from_secs(10), agent.serving)
+        .await
+        .expect("the agent's end sees it close")
+        .expect("joined");
+    drop(served);
+    assert!(
+        tunnels.get("n1").is_none(),
+        "an expired tunnel is forgotten"
+    );
 }
