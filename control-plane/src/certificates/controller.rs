@@ -1,8 +1,10 @@
 //! The loop that runs the approver and the signer over every CertificateSigningRequest.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde_json::Value;
 use skiff_api::k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestStatus,
 };
@@ -14,7 +16,7 @@ use super::signer::{self, Signing, SigningError};
 use super::{approver, serving_approver, AUTO_APPROVED};
 use crate::authz::Authorizer;
 use crate::error::ApiError;
-use crate::registry::{Registry, Subresource};
+use crate::registry::{ListOptions, Registry, Subresource};
 use crate::runtime::feed::feed;
 use crate::runtime::informer::{key_of, Informer};
 use crate::runtime::queue::WorkQueue;
@@ -79,7 +81,10 @@ impl CsrController {
             Some(serving) => {
                 let nodes = resources::by_name("nodes").expect("nodes are served");
                 let fits = match self.registry.get(nodes, None, &serving.node).await {
-                    Ok(node) => serving_approver::fits(&serving, &node),
+                    Ok(node) => {
+                        let taken = self.names_held_by_others(&serving.node).await?;
+                        serving_approver::fits(&serving, &node, &taken)
+                    }
                     Err(ApiError::NotFound { .. }) => false,
                     Err(err) => return Err(err),
                 };
@@ -111,6 +116,31 @@ impl CsrController {
     }
 
     /// Signs an approved request, or marks it Failed if the signer refuses it.
+    /// The names API servers (their leases) and nodes other than `node` hold, which `node`'s
+    /// serving certificate may not name.
+    async fn names_held_by_others(&self, node: &str) -> Result<BTreeSet<String>, ApiError> {
+        let nodes = resources::by_name("nodes").expect("nodes are served");
+        let leases = resources::by_name("leases").expect("leases are served");
+        let (others, _) = self
+            .registry
+            .list(nodes, None, &ListOptions::default())
+            .await?;
+        let (servers, _) = self
+            .registry
+            .list(
+                leases,
+                Some(crate::apiserver_lease::LEASE_NAMESPACE),
+                &ListOptions::default(),
+            )
+            .await?;
+        Ok(others
+            .iter()
+            .filter(|n| n.pointer("/metadata/name").and_then(Value::as_str) != Some(node))
+            .chain(&servers)
+            .flat_map(serving_approver::held_names)
+            .collect())
+    }
+
     async fn sign(
         &self,
         signing: &Signing,

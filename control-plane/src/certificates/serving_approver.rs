@@ -6,9 +6,19 @@
 //! - its requestor is that same node (user `system:node:NAME` in group `system:nodes`): a
 //!   node never gets a certificate in another's name;
 //! - it asks for at least one DNS name or IP address, no e-mail address or URI, and every
-//!   name it asks for is one of the Node's `status.addresses` (its `InternalIP`, `Hostname`).
+//!   name it asks for is one of the Node's `status.addresses` of type `InternalIP` or
+//!   `Hostname`;
+//! - no name is one another holds: none of the `kubernetes.default.svc` names, no unspecified
+//!   address, no address an API server advertises (its lease) and no address or host name of
+//!   another Node. A node writes its own `status.addresses`, so without this it could list an
+//!   API server's address and get a certificate the cluster's clients trust for it. Loopback
+//!   addresses and `localhost` stay allowed: a certificate for them deceives only clients on
+//!   the node's own machine, which the node (running as root) controls already.
 //!
 //! Anything else waits for `skiff certificate approve|deny`.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
 use skiff_api::certificates::{
@@ -20,7 +30,9 @@ use skiff_api::k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 /// for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServingRequest {
+    /// The node's name.
     pub node: String,
+    /// The DNS names and IP addresses (as text) it asks for.
     pub names: Vec<String>,
 }
 
@@ -44,19 +56,68 @@ pub fn recognize(csr: &CertificateSigningRequest) -> Option<ServingRequest> {
     })
 }
 
-/// Whether every name `request` asks for is one of `node`'s (a Node object's) addresses.
-pub fn fits(request: &ServingRequest, node: &Value) -> bool {
+/// The names the API's own serving certificates hold for pods, which no node may have.
+const API_SERVICE_NAMES: [&str; 4] = [
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+];
+
+/// The address types a node's serving certificate may name.
+const SERVING_ADDRESS_TYPES: [&str; 2] = ["InternalIP", "Hostname"];
+
+/// Whether every name `request` asks for is one of `node`'s (a Node object's) `InternalIP` or
+/// `Hostname` addresses, and none is reserved or in `taken` (what API servers and other
+/// nodes hold).
+pub fn fits(request: &ServingRequest, node: &Value, taken: &BTreeSet<String>) -> bool {
     let addresses: Vec<&str> = node
         .pointer("/status/addresses")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
+        .filter(|a| {
+            a.get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| SERVING_ADDRESS_TYPES.contains(&t))
+        })
         .filter_map(|a| a.get("address").and_then(Value::as_str))
         .collect();
     request
         .names
         .iter()
-        .all(|name| addresses.contains(&name.as_str()))
+        .all(|name| addresses.contains(&name.as_str()) && !reserved(name) && !taken.contains(name))
+}
+
+/// Names no node certificate may hold, whoever else holds them: the API's Service names and
+/// unspecified addresses.
+fn reserved(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    API_SERVICE_NAMES.contains(&name.as_str())
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
+}
+
+/// What `taken` holds from one object: a Node's addresses (every type), or an API server
+/// lease's advertised IP; loopback addresses are left out (see the module's comment).
+pub fn held_names(object: &Value) -> Vec<String> {
+    let mut names: Vec<String> = object
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.get("address").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    let advertised = object
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            crate::apiserver_lease::ADDRESS_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse::<SocketAddr>().ok());
+    names.extend(advertised.map(|a| a.ip().to_string()));
+    names.retain(|n| !n.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+    names
 }
 
 #[cfg(test)]
@@ -108,10 +169,15 @@ mod tests {
         );
         let own = recognize(&own).expect("recognized");
         assert_eq!(own.node, "n1");
-        assert!(fits(&own, &node));
+        let none = BTreeSet::new();
+        assert!(fits(&own, &node, &none));
 
         let foreign_ip = csr("system:node:n1", &["10.0.0.6"], USAGES, "system:node:n1");
-        assert!(!fits(&recognize(&foreign_ip).expect("recognized"), &node));
+        assert!(!fits(
+            &recognize(&foreign_ip).expect("recognized"),
+            &node,
+            &none
+        ));
 
         let for_another = csr("system:node:n2", &["10.0.0.5"], USAGES, "system:node:n1");
         assert_eq!(
@@ -128,5 +194,63 @@ mod tests {
             "system:node:n1",
         );
         assert_eq!(recognize(&client), None);
+    }
+
+    /// A node writes its own addresses: listing what an API server or another node holds, or
+    /// the API's Service names, gets it no certificate for them.
+    #[test]
+    fn names_another_holds_or_the_api_s_own_are_never_approved() {
+        let node = json!({"status": {"addresses": [
+            {"type": "InternalIP", "address": "10.0.0.1"},
+            {"type": "InternalIP", "address": "10.0.0.5"},
+            {"type": "InternalIP", "address": "0.0.0.0"},
+            {"type": "InternalIP", "address": "127.0.0.1"},
+            {"type": "ExternalIP", "address": "192.0.2.9"},
+            {"type": "Hostname", "address": "kubernetes.default.svc"},
+            {"type": "Hostname", "address": "n1"}
+        ]}});
+        let server_lease = json!({"metadata": {"annotations": {
+            "skiff.dev/advertise-address": "10.0.0.1:6443"}}});
+        let other_node = json!({"status": {"addresses": [
+            {"type": "InternalIP", "address": "10.0.0.7"},
+            {"type": "InternalIP", "address": "127.0.0.1"},
+            {"type": "Hostname", "address": "n2"}
+        ]}});
+        let taken: BTreeSet<String> = [server_lease, other_node]
+            .iter()
+            .flat_map(held_names)
+            .collect();
+        assert_eq!(
+            taken,
+            ["10.0.0.1", "10.0.0.7", "n2"].map(String::from).into(),
+            "loopback stays out"
+        );
+        let asks = |names: &[&str]| {
+            let request = csr("system:node:n1", names, USAGES, "system:node:n1");
+            fits(&recognize(&request).expect("recognized"), &node, &taken)
+        };
+        assert!(asks(&["10.0.0.5", "n1", "127.0.0.1"]));
+        assert!(!asks(&["10.0.0.1"]), "an API server's address");
+        assert!(!asks(&["kubernetes.default.svc"]), "the API's Service name");
+        assert!(!asks(&["0.0.0.0"]), "an unspecified address");
+        assert!(!asks(&["192.0.2.9"]), "an ExternalIP");
+        let node_with_others = json!({"status": {"addresses": [
+            {"type": "InternalIP", "address": "10.0.0.7"},
+            {"type": "Hostname", "address": "n2"}
+        ]}});
+        let request = csr(
+            "system:node:n1",
+            &["10.0.0.7", "n2"],
+            USAGES,
+            "system:node:n1",
+        );
+        assert!(
+            !fits(
+                &recognize(&request).expect("recognized"),
+                &node_with_others,
+                &taken
+            ),
+            "another node's address and host name"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Typed async client for the Skiff API. It speaks Kubernetes' REST conventions, fails over
 //! between servers, and turns error responses into the server's `Status`.
 
+mod api_server_verifier;
 mod authentication;
 pub mod certificates;
 mod cluster;

@@ -1,13 +1,15 @@
-//! The client's rustls configuration: the cluster CA as the only root (or the Mozilla roots
-//! without one) and the client certificate (a `ClientIdentity`), shared by HTTP requests
+//! The client's rustls configuration: the cluster CA as the only root, refusing nodes'
+//! serving certificates (see `api_server_verifier`), or the Mozilla roots without one and the client certificate (a `ClientIdentity`), shared by HTTP requests
 //! (reqwest) and WebSockets (exec).
 
 use std::sync::Arc;
 
+use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
+use crate::api_server_verifier::ApiServerVerifier;
 use crate::identity::ClientIdentity;
 use crate::ClientError;
 
@@ -29,10 +31,14 @@ pub fn client_config(
             .map_err(|e| bad("CA certificate", e.to_string()))?;
     }
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| bad("CA certificate", e.to_string()))?;
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| bad("TLS versions", e.to_string()))?
-        .with_root_certificates(roots);
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ApiServerVerifier::new(webpki)));
     let mut config = match identity {
         Some(identity) => builder.with_client_cert_resolver(identity.clone()),
         None => builder.with_no_client_auth(),

@@ -137,6 +137,13 @@ pub async fn run(mut args: AgentArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     )?
     .connections(limits)
     .client(client);
+    if args.no_tunnel {
+        anyhow::ensure!(
+            ca_pem.is_some(),
+            "--no-tunnel needs the cluster CA (an https:// server): the listener serves HTTPS \
+             only, so without it the servers could not reach this node"
+        );
+    }
     if let Some(ca_pem) = ca_pem {
         agent = agent.cluster_ca(ca_pem);
     }

@@ -58,16 +58,9 @@ impl Tunnels {
     /// Speaks HTTP/2 over `io`, the connection `node`'s agent opened, and serves requests for
     /// `node` through it until it closes. A tunnel already open for `node` is dropped (it
     /// closes once its requests in flight end): the newer connection is the agent's latest.
-    pub async fn attach<I>(&self, node: &str, io: I) -> Result<(), TunnelError>
-    where
-        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        self.attach_until(node, io, None).await
-    }
-
-    /// As [`Tunnels::attach`], but the tunnel is closed at `deadline` if it is still open
-    /// then (the end of the credential that opened it: the agent dials again with its current
-    /// one), requests in flight included. Closing it leaves a newer tunnel of `node` in place.
+    /// With a `deadline` the tunnel is closed then if it is still open (the end of the
+    /// credential that opened it: the agent dials again with its current one), requests in
+    /// flight included; closing it leaves a newer tunnel of `node` in place.
     pub async fn attach_until<I>(
         &self,
         node: &str,

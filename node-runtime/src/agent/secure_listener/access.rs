@@ -8,7 +8,9 @@ use axum::http::Method;
 /// The attributes a request is authorized with: `verb` on `nodes/<subresource>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeAccess {
+    /// The verb asked of the SubjectAccessReview (`get`, `create`, ...).
     pub verb: &'static str,
+    /// The `nodes` subresource: `proxy`, `log`, `stats` or `metrics`.
     pub subresource: &'static str,
 }
 

@@ -20,7 +20,9 @@ const MAX_CACHED: usize = 4096;
 /// Who is asking: a certificate's CN and O fields.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Requester {
+    /// The user its certificate names (its CN).
     pub user: String,
+    /// Its groups (the certificate's O entries).
     pub groups: Vec<String>,
 }
 

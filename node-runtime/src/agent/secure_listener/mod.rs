@@ -19,12 +19,14 @@ mod serving_cert;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use skiff_api::backoff::Backoff;
 use skiff_client::Client;
 use skiff_net::http::TlsPeer;
 use skiff_net::ConnLimits;
@@ -38,6 +40,15 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use authorizer::{Authorizer, Requester};
 
+/// Pauses between attempts to obtain the serving certificate (a request not approved within
+/// its wait, a server unreachable): each attempt is a new CertificateSigningRequest, so they
+/// grow to minutes.
+const OBTAIN_RETRY: Backoff = Backoff {
+    initial: Duration::from_secs(5),
+    max: Duration::from_secs(300),
+    reset_after: Duration::from_secs(3600),
+};
+
 /// What the listener needs besides its socket and router.
 pub struct Setup {
     /// The node's own API client (its `system:node:NAME` certificate): asks for the serving
@@ -45,9 +56,11 @@ pub struct Setup {
     pub client: Client,
     /// The cluster CA (PEM) client certificates must chain to.
     pub ca_pem: Vec<u8>,
+    /// The node's name.
     pub node: String,
     /// The names the serving certificate is for: the node's addresses.
     pub names: Vec<String>,
+    /// The agent's data dir, whose `pki/` keeps the serving certificate.
     pub data_dir: PathBuf,
     pub limits: ConnLimits,
 }
@@ -69,8 +82,30 @@ pub async fn serve(
     app: Router,
     stop: CancellationToken,
 ) -> Result<(), ListenerError> {
-    let cert =
-        serving_cert::obtain(&setup.client, &setup.node, &setup.names, &setup.data_dir).await?;
+    let mut failures = 0u32;
+    let cert = loop {
+        let obtained = stop
+            .run_until_cancelled(serving_cert::obtain(
+                &setup.client,
+                &setup.node,
+                &setup.names,
+                &setup.data_dir,
+            ))
+            .await;
+        match obtained {
+            None => return Ok(()),
+            Some(Ok(cert)) => break cert,
+            Some(Err(err)) => {
+                failures = failures.saturating_add(1);
+                let pause = OBTAIN_RETRY.delay(failures);
+                tracing::warn!(%err, retry = ?pause, "no serving certificate for the node's listener yet");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = stop.cancelled() => return Ok(()),
+                }
+            }
+        }
+    };
     let tls = server_config(&setup.ca_pem, &cert.cert_pem, &cert.key_pem)?;
     let authorizer = Arc::new(Authorizer::new(setup.client, setup.node));
     let app = app.layer(axum::middleware::from_fn_with_state(authorizer, guard));

@@ -31,7 +31,9 @@ const REPLACE_BELOW: f64 = 0.2;
 
 /// A serving certificate and its key, PEM.
 pub struct ServingCert {
+    /// The certificate, PEM.
     pub cert_pem: String,
+    /// Its private key, PEM.
     pub key_pem: String,
 }
 
