@@ -129,8 +129,8 @@ pub fn parse_request(pem: &[u8]) -> Result<ParsedRequest, RequestError> {
     })
 }
 
-/// An IP address SAN's bytes as text.
-fn ip_text(bytes: &[u8]) -> Option<String> {
+/// An IP address SAN's bytes (4 or 16) as text.
+pub fn ip_text(bytes: &[u8]) -> Option<String> {
     let ip = match bytes.len() {
         4 => IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
         16 => IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),

@@ -149,10 +149,11 @@ fn best_effort(pod: &Value) -> bool {
         .all(|c| {
             ["requests", "limits"].iter().all(|f| {
                 ["cpu", "memory"].iter().all(|r| {
+                    // A quantity that does not parse (or overflows) is not "none": the pod is
+                    // not taken for BestEffort on it.
                     c.pointer(&format!("/resources/{f}/{r}"))
                         .and_then(Value::as_str)
-                        .and_then(|q| super::milli(q).ok())
-                        .is_none_or(|v| v == 0)
+                        .is_none_or(|q| super::milli(q).is_ok_and(|v| v == 0))
                 })
             })
         })
@@ -315,6 +316,11 @@ mod tests {
         assert!(!matches(&be, pods(), &init));
         assert!(matches(&nbe, pods(), &sized));
         assert!(!matches(&nbe, pods(), &bare));
+        // A quantity too large to count is no escape into BestEffort.
+        let huge = pod(json!({"containers": [{"name": "a",
+            "resources": {"limits": {"memory": "100000Pi"}}}]}));
+        assert!(!matches(&be, pods(), &huge));
+        assert!(matches(&nbe, pods(), &huge));
     }
 
     #[test]

@@ -99,7 +99,7 @@ fn fits(cert_pem: &str, names: &[String], now: i64) -> bool {
         .iter()
         .filter_map(|name| match name {
             GeneralName::DNSName(dns) => Some(dns.to_string()),
-            GeneralName::IPAddress(bytes) => ip_text(bytes),
+            GeneralName::IPAddress(bytes) => skiff_api::certificates::ip_text(bytes),
             _ => None,
         })
         .collect();
@@ -107,15 +107,6 @@ fn fits(cert_pem: &str, names: &[String], now: i64) -> bool {
     have.sort();
     want.sort();
     have == want
-}
-
-fn ip_text(bytes: &[u8]) -> Option<String> {
-    let ip = match bytes.len() {
-        4 => std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
-        16 => std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
-        _ => return None,
-    };
-    Some(ip.to_string())
 }
 
 #[cfg(test)]
