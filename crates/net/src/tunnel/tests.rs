@@ -225,7 +225,8 @@ async fn a_newer_tunnel_replaces_the_older() {
     assert!(tunnels.get("n1").is_none(), "a closed tunnel is forgotten");
 }
 
-#[tokio::test]
+/// On a paused clock: the deadline passes when the test has nothing else to do.
+#[tokio::test(start_paused = true)]
 async fn a_tunnel_closes_at_its_deadline_and_leaves_a_newer_one() {
     let tunnels = Tunnels::new();
     let deadline = Instant::now() + Duration::from_millis(500);
@@ -251,7 +252,8 @@ async fn a_tunnel_closes_at_its_deadline_and_leaves_a_newer_one() {
     second.stop.cancel();
 }
 
-#[tokio::test]
+/// On a paused clock: the deadline passes when the test has nothing else to do.
+#[tokio::test(start_paused = true)]
 async fn a_lone_tunnel_past_its_deadline_is_forgotten() {
     let tunnels = Tunnels::new();
     let deadline = Instant::now() + Duration::from_millis(300);
