@@ -245,12 +245,7 @@ fn an_agent_whose_certificate_expired_while_stopped_recovers_with_its_join_token
         &token,
         "node-a",
         &agent_dir,
-        &[
-            "--kubelet-listen",
-            "none",
-            "--node-status-report-frequency",
-            "5s",
-        ],
+        &["--kubelet-listen", "none"],
     )?;
     cli.wait_nodes_ready(1, Duration::from_secs(30))?;
     let cert_path = agent_dir.join("pki").join("node.crt");

@@ -2,6 +2,9 @@
 //! quarter of the lease's duration (10 s of 40 s by default), and its Node status written when
 //! it changed and otherwise every report interval (5 minutes by default, the kubelet's
 //! `nodeStatusReportFrequency`). The control plane's node grace (40 s) counts from either.
+//! After a gap longer than the lease (the agent paused, or cut off from every server) the
+//! control plane may have marked the node `Unknown`, so the next status is written whatever
+//! it holds, as the kubelet finds the Node it reads back changed and writes it.
 
 use std::time::Duration;
 
@@ -80,6 +83,12 @@ impl StatusReports {
     fn written(&mut self, status: String, now: Instant) {
         self.last = Some((status, now));
     }
+
+    /// Makes the next status due whatever it holds (the stored one may have been changed by
+    /// the control plane meanwhile).
+    fn forget(&mut self) {
+        self.last = None;
+    }
 }
 
 /// Heartbeats for the node of `spec` until `stop`; its status was just written at registration.
@@ -88,11 +97,25 @@ pub(super) fn spawn(client: Client, spec: NodeSpec, every: Heartbeats, stop: Can
         let mut reports = StatusReports::new(every.status_report);
         reports.written(fingerprint(&node::node_status(&spec)), Instant::now());
         let lease_seconds = i32::try_from(every.lease_duration.as_secs()).unwrap_or(i32::MAX);
+        let mut renewed = Instant::now();
         loop {
             let mut pause = every.renew_interval();
-            if let Err(err) = lease::renew(&client, &spec.name, lease_seconds).await {
-                tracing::warn!(%err, "node lease renewal failed");
-                pause = pause.min(RETRY_AFTER_FAILURE);
+            match lease::renew(&client, &spec.name, lease_seconds).await {
+                Ok(()) => {
+                    let now = Instant::now();
+                    if now.duration_since(renewed) > every.lease_duration {
+                        tracing::info!(
+                            away = ?now.duration_since(renewed),
+                            "the node's lease had lapsed: writing its status again"
+                        );
+                        reports.forget();
+                    }
+                    renewed = now;
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "node lease renewal failed");
+                    pause = pause.min(RETRY_AFTER_FAILURE);
+                }
             }
             let status = node::node_status(&spec);
             let print = fingerprint(&status);
@@ -177,5 +200,12 @@ mod tests {
         reports.written(ready.clone(), later(300));
         assert!(!reports.due(&ready, later(310)), "the interval restarts");
         assert!(reports.due(&ready, later(600)));
+
+        reports.written(ready.clone(), later(600));
+        reports.forget();
+        assert!(
+            reports.due(&ready, later(601)),
+            "after a lapse, unchanged is due"
+        );
     }
 }
