@@ -85,6 +85,7 @@ fn run_term(
         registry.clone(),
         informers.leases.clone(),
         informers.endpoint_slices.clone(),
+        informers.endpoints.clone(),
         shutdown.clone(),
     );
     scheduler::Scheduler {

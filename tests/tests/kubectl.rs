@@ -135,6 +135,17 @@ fn stock_kubectl_shows_kubectls_columns_pages_scales_and_deletes_all() -> anyhow
         "{services}"
     );
     assert!(services.contains("80/TCP"), "{services}");
+    // The endpoints controller's Endpoints, as kubectl prints them (`ep` is its short name).
+    let endpoints = wait_until("ticker's ready endpoints", Duration::from_secs(60), || {
+        let table = k(&["get", "ep", "ticker"])?;
+        let row = table.lines().nth(1).unwrap_or_default().to_string();
+        Ok((row.starts_with("ticker ") && row.contains(":80")).then_some(table))
+    })?;
+    assert_eq!(
+        header(&endpoints),
+        ["NAME", "ENDPOINTS", "AGE"],
+        "{endpoints}"
+    );
     let nodes = k(&["get", "nodes"])?;
     assert_eq!(
         header(&nodes),

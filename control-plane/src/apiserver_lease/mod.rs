@@ -1,8 +1,9 @@
 //! The API servers publish themselves, as kube-apiserver does: each member renews a Lease of
 //! its own in `kube-system` (named after its identity, labelled
 //! `apiserver.kubernetes.io/identity: kube-apiserver`) that carries the API address it
-//! advertises, and the leader keeps the `default/kubernetes` Service's EndpointSlices listing
-//! the members whose leases are live. Agents read those slices to find every API server.
+//! advertises, and the leader keeps the `default/kubernetes` Service's EndpointSlices (and its
+//! v1 Endpoints) listing the members whose leases are live. Agents read those slices to find
+//! every API server.
 
 pub mod plan;
 mod publish;

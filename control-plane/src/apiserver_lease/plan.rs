@@ -6,6 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use jiff::{SignedDuration, Timestamp};
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
+use skiff_api::k8s_openapi::api::core::v1::{
+    EndpointAddress, EndpointPort as CorePort, EndpointSubset, Endpoints,
+};
 use skiff_api::k8s_openapi::api::discovery::v1::{
     Endpoint, EndpointConditions, EndpointPort, EndpointSlice,
 };
@@ -14,6 +17,7 @@ use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::{
     ADDRESS_ANNOTATION, IDENTITY_LABEL, IDENTITY_VALUE, PORT_NAME, SERVICE, SERVICE_NAMESPACE,
 };
+use crate::controllers::endpoints::SKIP_MIRROR_LABEL;
 use crate::controllers::endpointslice::SERVICE_NAME_LABEL;
 
 /// When `lease` expires, if it is a member lease with a renewal and a positive duration.
@@ -115,6 +119,56 @@ fn slice(name: String, ipv6: bool, port: u16, ips: BTreeSet<IpAddr>) -> Endpoint
             app_protocol: None,
         }]),
     }
+}
+
+/// The core v1 `default/kubernetes` Endpoints listing `members`, as kube-apiserver's lease
+/// reconciler writes it beside the slices: one subset per port (the `https` port), its
+/// addresses sorted, and the skip-mirror label so that no slice is mirrored from it.
+pub fn endpoints(members: impl IntoIterator<Item = SocketAddr>) -> Endpoints {
+    let mut by_port: BTreeMap<u16, BTreeSet<IpAddr>> = BTreeMap::new();
+    for member in members {
+        by_port
+            .entry(member.port())
+            .or_default()
+            .insert(member.ip());
+    }
+    let subsets: Vec<EndpointSubset> = by_port
+        .into_iter()
+        .map(|(port, ips)| EndpointSubset {
+            addresses: Some(
+                ips.into_iter()
+                    .map(|ip| EndpointAddress {
+                        ip: ip.to_string(),
+                        ..EndpointAddress::default()
+                    })
+                    .collect(),
+            ),
+            not_ready_addresses: None,
+            ports: Some(vec![CorePort {
+                name: Some(PORT_NAME.into()),
+                port: i32::from(port),
+                protocol: Some("TCP".into()),
+                app_protocol: None,
+            }]),
+        })
+        .collect();
+    Endpoints {
+        metadata: ObjectMeta {
+            name: Some(SERVICE.into()),
+            namespace: Some(SERVICE_NAMESPACE.into()),
+            labels: Some(BTreeMap::from([(
+                SKIP_MIRROR_LABEL.to_string(),
+                "true".to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        subsets: Some(subsets).filter(|s| !s.is_empty()),
+    }
+}
+
+/// Whether the `current` Endpoints already has the labels and subsets of `desired`.
+pub fn same_endpoints(current: &Endpoints, desired: &Endpoints) -> bool {
+    current.metadata.labels == desired.metadata.labels && current.subsets == desired.subsets
 }
 
 /// Whether `current` already lists what `desired` does (labels, address type, endpoints,
@@ -248,5 +302,31 @@ mod tests {
         let mut moved = built[0].clone();
         moved.ports.as_mut().unwrap()[0].port = Some(6444);
         assert!(!same_content(&moved, &built[0]));
+    }
+
+    #[test]
+    fn the_endpoints_list_members_by_port() {
+        let members: Vec<SocketAddr> = ["10.0.0.2:6443", "10.0.0.1:6443", "10.0.0.1:7002"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let built = endpoints(members);
+        let subsets = built.subsets.unwrap();
+        let listed: Vec<(Vec<String>, i32)> = subsets
+            .iter()
+            .map(|s| {
+                let ips = s.addresses.iter().flatten().map(|a| a.ip.clone()).collect();
+                (ips, s.ports.as_ref().unwrap()[0].port)
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (vec!["10.0.0.1".into(), "10.0.0.2".into()], 6443),
+                (vec!["10.0.0.1".into()], 7002),
+            ]
+        );
+        assert_eq!(built.metadata.name.as_deref(), Some("kubernetes"));
+        assert!(endpoints([]).subsets.is_none());
     }
 }

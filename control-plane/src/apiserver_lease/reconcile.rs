@@ -1,5 +1,5 @@
 //! The leader's endpoint reconciler (kube-apiserver's lease endpoint reconciler): the
-//! `default/kubernetes` EndpointSlices list the members whose leases are live. It runs when a
+//! `default/kubernetes` EndpointSlices and Endpoints list the members whose leases are live. It runs when a
 //! lease in `kube-system` changes, when the first live lease is due to expire, and at least
 //! every [`RESYNC`]; it writes only what differs from the slices the informer holds.
 
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
+use skiff_api::k8s_openapi::api::core::v1::Endpoints;
 use skiff_api::k8s_openapi::api::discovery::v1::EndpointSlice;
 use skiff_api::resources;
 use tokio::sync::broadcast::error::RecvError;
@@ -31,12 +32,17 @@ pub fn spawn(
     registry: Registry,
     leases: Arc<Informer<Lease>>,
     slices: Arc<Informer<EndpointSlice>>,
+    endpoints: Arc<Informer<Endpoints>>,
     shutdown: CancellationToken,
 ) {
     tokio::spawn(async move {
         let mut changes = leases.subscribe();
         tokio::select! {
-            () = async { leases.synced().await; slices.synced().await } => {}
+            () = async {
+                leases.synced().await;
+                slices.synced().await;
+                endpoints.synced().await;
+            } => {}
             () = shutdown.cancelled() => return,
         }
         loop {
@@ -47,7 +53,12 @@ pub fn spawn(
             let mut wait = plan::next_expiry(members.iter().map(Arc::as_ref), now)
                 .and_then(|at| Duration::try_from(at.duration_since(now)).ok())
                 .map_or(RESYNC, |until| until.min(RESYNC));
-            if let Err(err) = write(&registry, &slices, &desired).await {
+            let addresses = members.iter().filter_map(|l| plan::live_address(l, now));
+            let wrote = match write(&registry, &slices, &desired).await {
+                Ok(()) => write_endpoints(&registry, &endpoints, plan::endpoints(addresses)).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = wrote {
                 tracing::warn!(%err, "updating the kubernetes Service's endpoints failed");
                 wait = RETRY;
             }
@@ -136,5 +147,26 @@ async fn write(
     if wrote {
         slices.wait_for(registry.revision()).await;
     }
+    Ok(())
+}
+
+/// Creates or updates the `kubernetes` Endpoints when it differs from `desired` (its labels
+/// or subsets), then waits for the informer to see the write.
+async fn write_endpoints(
+    registry: &Registry,
+    endpoints: &Informer<Endpoints>,
+    desired: Endpoints,
+) -> Result<(), ApiError> {
+    let written = match endpoints.get(&object_key(Some(SERVICE_NAMESPACE), SERVICE)) {
+        Some(current) if plan::same_endpoints(&current, &desired) => return Ok(()),
+        Some(current) => {
+            let mut next = (*current).clone();
+            next.metadata.labels = desired.metadata.labels;
+            next.subsets = desired.subsets;
+            registry.update_typed(&next, Subresource::Main).await?
+        }
+        None => registry.create_typed(&desired).await?,
+    };
+    endpoints.wait_for(revision_of(&written)).await;
     Ok(())
 }

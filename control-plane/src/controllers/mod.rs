@@ -5,6 +5,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
 pub mod endpointslice;
 pub mod gc;
 mod gc_propagation;
@@ -277,6 +278,7 @@ pub fn start(
     runner::spawn(Arc::new(disruption), pdb_queue, WORKERS, shutdown.clone());
 
     start_endpoint_slices(registry, informers, queues, shutdown);
+    start_endpoints(registry, informers, queues, shutdown);
 
     node_lifecycle::NodeLifecycle {
         registry: registry.clone(),
@@ -411,6 +413,36 @@ fn start_endpoint_slices(
         slices: informers.endpoint_slices.clone(),
     };
     endpointslice::feed(&controller, &queue, shutdown);
+    runner::spawn(Arc::new(controller), queue, WORKERS, shutdown.clone());
+}
+
+/// Starts the endpoints controller: a Service's Endpoints follow the Service, the pods it
+/// selects and the Endpoints itself (every one at start, so those of Services deleted while
+/// no member led are removed).
+fn start_endpoints(
+    registry: &Registry,
+    informers: &Informers,
+    queues: &QueueMetrics,
+    shutdown: &CancellationToken,
+) {
+    let queue = queues.queue("endpoints");
+    let services = &informers.services;
+    feed(services, &queue, |s| Some(key_of(s)), services, shutdown);
+    let endpoints = &informers.endpoints;
+    feed(
+        endpoints,
+        &queue,
+        endpoints::managed_key,
+        endpoints,
+        shutdown,
+    );
+    let controller = endpoints::EndpointsController {
+        registry: registry.clone(),
+        services: services.clone(),
+        pods: informers.pods.clone(),
+        endpoints: endpoints.clone(),
+    };
+    endpoints::feed_pods(&controller, &queue, shutdown);
     runner::spawn(Arc::new(controller), queue, WORKERS, shutdown.clone());
 }
 

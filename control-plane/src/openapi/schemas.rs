@@ -15,8 +15,8 @@ use skiff_api::k8s_openapi::api::batch::v1::{CronJob, Job};
 use skiff_api::k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{
-    ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
-    ResourceQuota, Secret, Service, ServiceAccount,
+    ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, PersistentVolume,
+    PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service, ServiceAccount,
 };
 use skiff_api::k8s_openapi::api::discovery::v1::EndpointSlice;
 use skiff_api::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -84,6 +84,7 @@ static SERVED: &[KindSchema] = &[
     entry::<RuntimeClass>(),
     entry::<StorageClass>(),
     entry::<PodDisruptionBudget>(),
+    entry::<Endpoints>(),
     entry::<EndpointSlice>(),
     entry::<Ingress>(),
     entry::<IngressClass>(),

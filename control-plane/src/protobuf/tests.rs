@@ -48,6 +48,21 @@ fn a_pod_round_trips() {
 }
 
 #[test]
+fn endpoints_round_trip() {
+    round_trip(json!({
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": "web", "namespace": "default"},
+        "subsets": [{
+            "addresses": [{"ip": "10.42.0.2", "nodeName": "n1",
+                "targetRef": {"kind": "Pod", "name": "web-0", "namespace": "default"}}],
+            "notReadyAddresses": [{"ip": "10.42.0.3"}],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        }],
+    }));
+}
+
+#[test]
 fn a_secret_round_trips_its_bytes() {
     round_trip(json!({
         "apiVersion": "v1",

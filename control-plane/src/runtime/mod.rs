@@ -21,7 +21,7 @@ use skiff_api::k8s_openapi::api::apps::v1::{
 use skiff_api::k8s_openapi::api::batch::v1::{CronJob, Job};
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{
-    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+    Endpoints, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
 };
 use skiff_api::k8s_openapi::api::discovery::v1::EndpointSlice;
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
@@ -52,6 +52,7 @@ pub struct Informers {
     pub disruption_budgets: Arc<Informer<PodDisruptionBudget>>,
     pub services: Arc<Informer<Service>>,
     pub endpoint_slices: Arc<Informer<EndpointSlice>>,
+    pub endpoints: Arc<Informer<Endpoints>>,
 }
 
 impl Informers {
@@ -76,6 +77,7 @@ impl Informers {
             disruption_budgets: Informer::start(registry.clone(), shutdown.clone()),
             services: Informer::start(registry.clone(), shutdown.clone()),
             endpoint_slices: Informer::start(registry.clone(), shutdown.clone()),
+            endpoints: Informer::start(registry.clone(), shutdown.clone()),
         }
     }
 }

@@ -20,6 +20,7 @@ pub fn apply_defaults(kind: &ResourceKind, obj: &mut Value) {
             }
         }
         "LimitRange" => crate::admission::limit_range::default_range(obj),
+        "Endpoints" => default_endpoints_ports(obj),
         "Deployment" => {
             let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
                 return;
@@ -239,6 +240,17 @@ fn default_pod_spec(spec: &mut Value) {
     }
 }
 
+/// Every Endpoints port's protocol defaults to TCP, as Kubernetes defaults it.
+fn default_endpoints_ports(obj: &mut Value) {
+    let subsets = obj.get_mut("subsets").and_then(Value::as_array_mut);
+    for subset in subsets.into_iter().flatten() {
+        let ports = subset.get_mut("ports").and_then(Value::as_array_mut);
+        for port in ports.into_iter().flatten().filter_map(Value::as_object_mut) {
+            set_default(port, "protocol", json!("TCP"));
+        }
+    }
+}
+
 /// A `hostNetwork` pod's ports are on the node: each hostPort defaults to its containerPort.
 fn default_host_network_ports(spec: &mut Map<String, Value>) {
     for key in ["initContainers", "containers"] {
@@ -345,6 +357,15 @@ mod tests {
             })
             .collect();
         assert_eq!(policies, ["Always", "IfNotPresent", "Never"]);
+    }
+
+    #[test]
+    fn endpoints_ports_default_to_tcp() {
+        let mut ep =
+            json!({"subsets": [{"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}]});
+        apply_defaults(by_name("ep").expect("kind"), &mut ep);
+        assert_eq!(ep["subsets"][0]["ports"][0]["protocol"], "TCP");
+        assert_eq!(ep["subsets"][0]["ports"][1]["protocol"], "UDP");
     }
 
     #[test]

@@ -139,6 +139,15 @@ pub static KINDS: &[ResourceKind] = &[
         true,
     ),
     kind("", "v1", "Service", "services", "service", &["svc"], true),
+    kind(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        &["ep"],
+        true,
+    ),
     kind("", "v1", "Node", "nodes", "node", &["no"], false),
     kind("", "v1", "Event", "events", "event", &["ev"], true),
     kind(

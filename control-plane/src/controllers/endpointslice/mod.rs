@@ -84,7 +84,7 @@ pub fn feed(controller: &EndpointSliceController, queue: &WorkQueue, shutdown: &
 
 /// A pod change that can change an endpoint: it came or went, or its labels, address, node,
 /// readiness, phase or deletion changed.
-fn endpoint_changed(change: &Change<Pod>) -> bool {
+pub(crate) fn endpoint_changed(change: &Change<Pod>) -> bool {
     let (Some(old), Some(new)) = (change.old.as_ref(), change.new.as_ref()) else {
         return true;
     };

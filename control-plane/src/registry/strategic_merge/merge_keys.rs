@@ -29,6 +29,7 @@ const KINDS: &[&str] = &[
     "PersistentVolume",
     "PersistentVolumeClaim",
     "Service",
+    "Endpoints",
     "Node",
     "Event",
     "ResourceQuota",

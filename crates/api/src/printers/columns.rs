@@ -111,6 +111,10 @@ pub fn for_kind(kind: &str, wide: bool) -> Columns {
             ],
             service_columns::service_row,
         ),
+        "Endpoints" => (
+            vec!["NAME", "ENDPOINTS", "AGE"],
+            service_columns::endpoints_row,
+        ),
         "EndpointSlice" => (
             vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
             service_columns::endpoint_slice_row,

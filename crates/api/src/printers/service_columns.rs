@@ -1,4 +1,4 @@
-//! `skiff get svc` and `get endpointslices` rows, as kubectl prints them.
+//! `skiff get svc`, `get endpoints` and `get endpointslices` rows, as kubectl prints them.
 
 use serde_json::Value;
 
@@ -104,6 +104,48 @@ pub fn endpoint_slice_row(slice: &Value, _wide: bool) -> Vec<String> {
     ]
 }
 
+/// NAME ENDPOINTS AGE: the ready `ip:port` pairs, each subset's every port with every
+/// address (just the address when a subset has no ports), the first three and a count of the
+/// rest, as kubectl prints them; `<none>` without subsets.
+pub fn endpoints_row(endpoints: &Value, _wide: bool) -> Vec<String> {
+    let mut pairs = Vec::new();
+    for subset in items(&endpoints["subsets"]) {
+        let addresses: Vec<String> = items(&subset["addresses"])
+            .map(|a| text(&a["ip"]))
+            .collect();
+        let ports: Vec<i64> = items(&subset["ports"])
+            .filter_map(|p| p["port"].as_i64())
+            .collect();
+        if ports.is_empty() {
+            pairs.extend(addresses);
+            continue;
+        }
+        for port in ports {
+            pairs.extend(addresses.iter().map(|ip| match ip.contains(':') {
+                true => format!("[{ip}]:{port}"),
+                false => format!("{ip}:{port}"),
+            }));
+        }
+    }
+    let mut shown = pairs
+        .iter()
+        .take(SHOWN_ENDPOINTS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(",");
+    if pairs.len() > SHOWN_ENDPOINTS {
+        shown += &format!(" + {} more...", pairs.len() - SHOWN_ENDPOINTS);
+    }
+    if items(&endpoints["subsets"]).next().is_none() {
+        shown = "<none>".into();
+    }
+    vec![
+        text(&endpoints["metadata"]["name"]),
+        shown,
+        age::since(endpoints["metadata"]["creationTimestamp"].as_str()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +196,25 @@ mod tests {
             &endpoint_slice_row(&empty, false)[2..4],
             ["<unset>", "<unset>"]
         );
+    }
+
+    #[test]
+    fn endpoints_show_three_pairs_and_count_the_rest() {
+        let ep = json!({"metadata": {"name": "web"}, "subsets": [
+            {"addresses": [{"ip": "10.42.0.2"}, {"ip": "10.42.0.3"}],
+             "notReadyAddresses": [{"ip": "10.42.0.9"}],
+             "ports": [{"port": 8080}, {"port": 9090}]}]});
+        assert_eq!(
+            endpoints_row(&ep, false)[..2],
+            [
+                "web",
+                "10.42.0.2:8080,10.42.0.3:8080,10.42.0.2:9090 + 1 more..."
+            ]
+        );
+        let headless =
+            json!({"metadata": {"name": "h"}, "subsets": [{"addresses": [{"ip": "10.42.0.2"}]}]});
+        assert_eq!(endpoints_row(&headless, false)[1], "10.42.0.2");
+        let empty = json!({"metadata": {"name": "e"}});
+        assert_eq!(endpoints_row(&empty, false)[1], "<none>");
     }
 }

@@ -4,6 +4,7 @@
 mod batch;
 mod certificates;
 mod discovery;
+mod endpoints;
 mod host_ports;
 mod lifecycle_hooks;
 mod meta;
@@ -26,8 +27,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
-    ResourceQuota, Secret, Service, ServiceAccount,
+    ConfigMap, Endpoints, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim,
+    Pod, ResourceQuota, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -164,6 +165,9 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
         "PodDisruptionBudget" => decode::<PodDisruptionBudget>(obj)
             .map(|p| policy::validate_pod_disruption_budget(&p, &mut errors)),
         "Service" => decode::<Service>(obj).map(|s| workloads::validate_service(&s, &mut errors)),
+        "Endpoints" => {
+            decode::<Endpoints>(obj).map(|e| endpoints::validate_endpoints(&e, &mut errors))
+        }
         "EndpointSlice" => decode::<EndpointSlice>(obj)
             .map(|s| discovery::validate_endpoint_slice(&s, &mut errors)),
         "Ingress" => decode::<Ingress>(obj).map(|i| networking::validate_ingress(&i, &mut errors)),

@@ -572,3 +572,37 @@ fn dns_policy_and_config_name_the_field() {
         );
     }
 }
+
+#[test]
+fn endpoints_name_the_bad_subset_field() {
+    let endpoints = |subsets: Value| json!({"metadata": {"name": "web"}, "subsets": subsets});
+    let good = json!([{"addresses": [{"ip": "10.42.0.2", "nodeName": "n1"}],
+        "notReadyAddresses": [{"ip": "10.42.0.3"}],
+        "ports": [{"name": "http", "port": 80, "protocol": "TCP"},
+                  {"name": "dns", "port": 53, "protocol": "UDP"}]}]);
+    assert_eq!(errors("ep", endpoints(good)), Vec::<String>::new());
+    let cases = [
+        (json!([{"ports": [{"port": 80, "protocol": "TCP"}]}]), "subsets[0]: Required value"),
+        (json!([{"addresses": [{"ip": "nope"}]}]),
+         "subsets[0].addresses[0].ip: Invalid value: \"nope\": must be a valid IP address"),
+        (json!([{"notReadyAddresses": [{"ip": "0.0.0.0"}]}]),
+         "subsets[0].notReadyAddresses[0].ip: Invalid value: \"0.0.0.0\""),
+        (json!([{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 70000, "protocol": "TCP"}]}]),
+         "subsets[0].ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive"),
+        (json!([{"addresses": [{"ip": "10.0.0.1"}],
+            "ports": [{"name": "a", "port": 80, "protocol": "TCP"}, {"port": 81, "protocol": "TCP"}]}]),
+         "subsets[0].ports[1].name: Required value"),
+        (json!([{"addresses": [{"ip": "10.0.0.1"}],
+            "ports": [{"name": "a", "port": 80, "protocol": "TCP"}, {"name": "a", "port": 81, "protocol": "TCP"}]}]),
+         "subsets[0].ports[1].name: Duplicate value"),
+        (json!([{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80, "protocol": "tcp"}]}]),
+         "subsets[0].ports[0].protocol: Unsupported value: \"tcp\""),
+    ];
+    for (subsets, expected) in cases {
+        let errs = errors("endpoints", endpoints(subsets));
+        assert!(
+            errs.len() == 1 && errs[0].starts_with(expected),
+            "{expected}: {errs:?}"
+        );
+    }
+}
