@@ -30,6 +30,7 @@ use crate::runtime::runner::{Action, Reconciler};
 /// EndpointSlice mirroring controller leaves them alone; here it also marks them as ours.
 pub const SKIP_MIRROR_LABEL: &str = "endpointslice.kubernetes.io/skip-mirror";
 
+/// Keeps the Endpoints of Services with selectors from the informers' Services and pods.
 pub struct EndpointsController {
     pub registry: Registry,
     pub services: Arc<Informer<Service>>,
