@@ -178,12 +178,24 @@ impl SkiffProcess {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// The last `lines` lines the process printed, to explain a failed wait.
+    /// The last `lines` lines the process printed, to explain a failed wait, after any panic
+    /// message it printed earlier (a backtrace would push it out of the tail).
     pub fn log_tail(&self, lines: usize) -> String {
         let log = self.log();
         let all: Vec<&str> = log.lines().collect();
         let tail = all[all.len().saturating_sub(lines)..].join("\n");
-        format!("the last {lines} lines of its log:\n{tail}")
+        let panics: Vec<&str> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line.contains("panicked at"))
+            .flat_map(|(i, _)| all[i..(i + 2).min(all.len())].iter().copied())
+            .collect();
+        let panics = if panics.is_empty() {
+            String::new()
+        } else {
+            format!("its panics:\n{}\n", panics.join("\n"))
+        };
+        format!("{panics}the last {lines} lines of its log:\n{tail}")
     }
 
     /// `kill -9`: no chance to flush or clean up.
