@@ -26,6 +26,13 @@ impl Driver {
             self.reads.confirmed(&read.request_ctx, read.index);
         }
         self.apply(ready.take_committed_entries())?;
+        if self.removed {
+            // A leader that applied its own removal must go no further: persisting entries it
+            // appended meanwhile makes raft-rs look up the leader's own progress, which the
+            // removal dropped (a panic in `on_persist_entries`). The member stops serving
+            // once this returns, so what this Ready still holds is not needed.
+            return Ok(());
+        }
         let mut wrote = false;
         if !ready.entries().is_empty() {
             self.parts.storage.append(ready.entries())?;
