@@ -66,3 +66,16 @@ fn succeeded(out: Output, which: &str, args: &[&str]) -> anyhow::Result<String> 
     );
     Ok(stdout)
 }
+
+/// The header of a `kubectl get` table: its column names (columns are 3 spaces apart).
+pub fn table_header(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}

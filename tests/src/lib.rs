@@ -26,7 +26,7 @@ pub use credentials::{
     kubeconfig_for,
 };
 pub use hosts::{start_agent_on, start_agents_on, start_server_on};
-pub use kubectl::{kubectl, kubectl_1_20, kubectl_command, kubectl_output};
+pub use kubectl::{kubectl, kubectl_1_20, kubectl_command, kubectl_output, table_header};
 pub use linearizability::{
     check, check_measured, load_history, save_history, KeyEffort, Op, OpKind, Outcome, Verdict,
 };

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use skiff_e2e::{example, kubectl, wait_until, DevServer};
+use skiff_e2e::{example, kubectl, table_header as header, wait_until, DevServer};
 
 #[test]
 fn stock_kubectl_discovers_gets_reads_logs_and_deletes() -> anyhow::Result<()> {
@@ -53,19 +53,6 @@ fn stock_kubectl_discovers_gets_reads_logs_and_deletes() -> anyhow::Result<()> {
     let left = server.cli().run(&["get", "pod", name])?;
     assert!(!left.success, "the pod is still there: {}", left.stdout);
     Ok(())
-}
-
-/// The header of a `kubectl get` table: its column names (columns are 3 spaces apart).
-fn header(table: &str) -> Vec<String> {
-    table
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split("  ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use skiff_e2e::{example, kubectl_1_20, wait_until, DevServer};
+use skiff_e2e::{example, kubectl_1_20, table_header, wait_until, DevServer};
 
 /// A Deployment of the ticker guest (an absolute `file:` image: kubectl does not rewrite
 /// paths as `skiff apply` does).
@@ -70,14 +70,7 @@ fn kubectl_1_20_applies_rolls_out_patches_scales_and_deletes() -> anyhow::Result
     assert!(rolled.contains("successfully rolled out"), "{rolled}");
 
     let wide = k(&["get", "pods", "-o", "wide"])?;
-    let header: Vec<_> = wide
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split("  ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect();
+    let header = table_header(&wide);
     assert_eq!(
         header,
         [

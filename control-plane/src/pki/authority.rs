@@ -183,32 +183,15 @@ impl ClusterCa {
         key_encipherment: bool,
         validity: Duration,
     ) -> Result<String, PkiError> {
-        let request = CertificateSigningRequestParams::from_pem(request_pem)
-            .map_err(|source| PkiError::Request { source })?;
-        let now = OffsetDateTime::now_utc();
-        let mut params = CertificateParams::default();
-        params.distinguished_name = request.params.distinguished_name;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        if key_encipherment {
-            params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
-        }
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.use_authority_key_identifier_extension = true;
-        // Backdated for clock skew, by at most a quarter of the validity: a node renews at
-        // 70–90% of notBefore..notAfter, which must fall after the certificate was issued.
-        params.not_before = now - BACKDATE.min(Duration::from_secs(300)).min(validity / 4);
-        params.not_after = now + validity;
-        let signed = CertificateSigningRequestParams {
-            params,
-            public_key: request.public_key,
-        }
-        .signed_by(&self.issuer)
-        .map_err(generate("certificate"))?;
-        Ok(signed.pem())
+        self.sign_request(request_pem, validity, |params, _| {
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            if key_encipherment {
+                params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+            }
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        })
     }
-}
 
-impl ClusterCa {
     /// Signs a PKCS#10 request (PEM) as a serving certificate (`server auth`) for the DNS
     /// names and IP addresses it asks for, valid for `validity` (the kubelet-serving signer;
     /// the caller checked the request's subject and names).
@@ -217,23 +200,36 @@ impl ClusterCa {
         request_pem: &str,
         validity: Duration,
     ) -> Result<String, PkiError> {
+        self.sign_request(request_pem, validity, |params, asked| {
+            params.subject_alt_names = asked
+                .into_iter()
+                .filter(|san| matches!(san, SanType::DnsName(_) | SanType::IpAddress(_)))
+                .collect();
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        })
+    }
+
+    /// Signs a PKCS#10 request (PEM) with the subject and public key it names, valid for
+    /// `validity` from a little before now; `shape` sets the rest from the SANs it asked for.
+    fn sign_request(
+        &self,
+        request_pem: &str,
+        validity: Duration,
+        shape: impl FnOnce(&mut CertificateParams, Vec<SanType>),
+    ) -> Result<String, PkiError> {
         let request = CertificateSigningRequestParams::from_pem(request_pem)
             .map_err(|source| PkiError::Request { source })?;
         let now = OffsetDateTime::now_utc();
         let mut params = CertificateParams::default();
         params.distinguished_name = request.params.distinguished_name;
-        params.subject_alt_names = request
-            .params
-            .subject_alt_names
-            .into_iter()
-            .filter(|san| matches!(san, SanType::DnsName(_) | SanType::IpAddress(_)))
-            .collect();
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        shape(&mut params, request.params.subject_alt_names);
         params.use_authority_key_identifier_extension = true;
+        // Backdated for clock skew, by at most a quarter of the validity: a node renews at
+        // 70–90% of notBefore..notAfter, which must fall after the certificate was issued.
         params.not_before = now - BACKDATE.min(Duration::from_secs(300)).min(validity / 4);
         params.not_after = now + validity;
         let signed = CertificateSigningRequestParams {
