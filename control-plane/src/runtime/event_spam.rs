@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use skiff_net::token_bucket::TokenBucket;
 use tokio::time::Instant;
 
 /// Events one source may record about one object at once (client-go's `defaultSpamBurst`).
-const BURST: f64 = 25.0;
+const BURST: u32 = 25;
 /// One more event allowed per this long (client-go's `defaultSpamQPS`, 1/300).
 const REFILL_EVERY: Duration = Duration::from_secs(300);
 /// Objects remembered before those with a full bucket are forgotten (client-go keeps an LRU
@@ -19,13 +20,7 @@ const REMEMBERED: usize = 4096;
 /// Token buckets per object, for one event source.
 #[derive(Debug, Default)]
 pub struct SpamFilter {
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
-}
-
-/// The tokens of a bucket that had `tokens` at `since`, at `now`.
-fn refilled(tokens: f64, since: Instant, now: Instant) -> f64 {
-    let earned = now.saturating_duration_since(since).as_secs_f64() / REFILL_EVERY.as_secs_f64();
-    (tokens + earned).min(BURST)
+    buckets: Mutex<HashMap<String, TokenBucket>>,
 }
 
 impl SpamFilter {
@@ -34,18 +29,12 @@ impl SpamFilter {
     pub fn allow(&self, object: &str, now: Instant) -> bool {
         let mut buckets = self.buckets.lock().expect("event spam filter lock");
         if buckets.len() >= REMEMBERED && !buckets.contains_key(object) {
-            buckets.retain(|_, (tokens, since)| refilled(*tokens, *since, now) < BURST);
+            buckets.retain(|_, bucket| !bucket.is_full(now));
         }
-        let (tokens, since) = buckets.entry(object.to_string()).or_insert((BURST, now));
-        let available = refilled(*tokens, *since, now);
-        *since = now;
-        if available >= 1.0 {
-            *tokens = available - 1.0;
-            true
-        } else {
-            *tokens = available;
-            false
-        }
+        buckets
+            .entry(object.to_string())
+            .or_insert_with(|| TokenBucket::new(REFILL_EVERY, BURST, now))
+            .try_take(now)
     }
 }
 

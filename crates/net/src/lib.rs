@@ -2,7 +2,8 @@
 //! of connections (`accept`), HTTP connections are closed when idle or when a request's
 //! headers come too slowly (`http`), and the connection budgets are derived from the
 //! process's descriptor limit, leaving a reserve for the store (`descriptors`). The API server
-//! reaches agents through connections the agents open (`tunnel`).
+//! reaches agents through connections the agents open (`tunnel`). Clients pace what they send
+//! with a token bucket (`token_bucket`).
 
 pub mod accept;
 pub mod descriptors;
@@ -10,6 +11,7 @@ mod guarded_body;
 pub mod http;
 mod idle;
 mod socket;
+pub mod token_bucket;
 pub mod tunnel;
 
 pub use guarded_body::GuardedBody;

@@ -10,8 +10,8 @@ use skiff_client::Client;
 
 use super::image_gc::ImageGcPolicy;
 use super::{
-    Agent, AgentError, Backoff, ClusterDns, ConnLimits, Eviction, Heartbeats, IngressListen,
-    PodNetworkMode, ProxyMode, DEFAULT_MAX_CONNECTIONS,
+    Agent, AgentError, Backoff, ClusterDns, ConnLimits, EventLimits, Eviction, Heartbeats,
+    IngressListen, PodNetworkMode, ProxyMode, DEFAULT_MAX_CONNECTIONS,
 };
 use crate::runtime::images::DEFAULT_MAX_IMAGE_SIZE;
 use crate::runtime::{ContainerRuntime, FileImages, ImageService, ImageStore, RuntimeSet};
@@ -45,6 +45,7 @@ pub struct AgentBuilder {
     eviction: Option<Eviction>,
     heartbeat: Heartbeats,
     backoff: Backoff,
+    events: EventLimits,
     pod_network: PodNetworkMode,
     proxy: ProxyMode,
     ingress: IngressListen,
@@ -85,6 +86,7 @@ impl AgentBuilder {
             eviction: None,
             heartbeat: Heartbeats::default(),
             backoff: Backoff::default(),
+            events: EventLimits::default(),
             pod_network: PodNetworkMode::Host,
             proxy: ProxyMode::None,
             ingress: IngressListen::default(),
@@ -283,6 +285,12 @@ impl AgentBuilder {
         self
     }
 
+    /// How fast pod events are sent (default: the kubelet's 50 a second, bursts of 100).
+    pub fn event_limits(mut self, limits: EventLimits) -> Self {
+        self.events = limits;
+        self
+    }
+
     /// How pods are networked; default [`PodNetworkMode::Host`] (the node's network). With
     /// [`PodNetworkMode::Bridge`] the agent waits for its Node's pod CIDR and needs
     /// `CAP_NET_ADMIN`.
@@ -372,6 +380,7 @@ impl AgentBuilder {
             eviction: self.eviction,
             heartbeat: self.heartbeat,
             backoff: self.backoff,
+            events: self.events,
             pod_network: self.pod_network,
             proxy: self.proxy,
             ingress: self.ingress,

@@ -93,6 +93,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use builder::AgentBuilder;
 pub use dns::{ClusterDns, DnsMode};
+pub use events::EventLimits;
 pub use eviction::{Eviction, MemorySource};
 pub use heartbeat::Heartbeats;
 pub use image_gc::ImageGcPolicy;
@@ -174,6 +175,8 @@ pub struct Agent {
     eviction: Option<Eviction>,
     heartbeat: Heartbeats,
     backoff: Backoff,
+    /// How fast pod events are sent.
+    events: EventLimits,
     pod_network: PodNetworkMode,
     proxy: ProxyMode,
     ingress: IngressListen,
@@ -391,10 +394,12 @@ impl Agent {
                 SOURCE_CHANGES,
                 stop.clone(),
             ),
-            events: events::Recorder {
-                client: self.client.clone(),
-                node: self.node_name.clone(),
-            },
+            events: events::Recorder::start(
+                self.client.clone(),
+                self.node_name.clone(),
+                self.events,
+                stop.clone(),
+            ),
             client: self.client,
             images: self.images,
             runtimes: self.runtimes,

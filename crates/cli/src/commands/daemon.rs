@@ -13,6 +13,7 @@ use skiff_node_runtime::agent::{
 };
 use skiff_node_runtime::runtime::logs::LogLimits;
 
+use super::node_events::NodeEventArgs;
 use super::node_heartbeat::NodeHeartbeatArgs;
 use super::node_resources::NodeResourceArgs;
 use super::node_runtimes::RuntimeArgs;
@@ -85,6 +86,8 @@ pub struct NodeArgs {
     pub runtimes: RuntimeArgs,
     #[command(flatten)]
     pub heartbeat: NodeHeartbeatArgs,
+    #[command(flatten)]
+    pub events: NodeEventArgs,
 }
 
 /// How a node's pods are networked.
@@ -379,6 +382,7 @@ pub fn wasm_agent(
         resources,
         runtimes,
         heartbeat,
+        events,
     }: NodeArgs,
 ) -> anyhow::Result<AgentBuilder> {
     if images.allow_image_dirs.is_empty() {
@@ -388,7 +392,7 @@ pub fn wasm_agent(
     crate::private_files::private_dir(&data_dir)?;
     let builder = images.allow_image_dirs.into_iter().fold(
         runtimes.apply(
-            heartbeat.apply(resources.apply(Agent::builder(), runtimes.wasm_only())),
+            events.apply(heartbeat.apply(resources.apply(Agent::builder(), runtimes.wasm_only()))),
             &data_dir,
             logs.limits(),
         )?,

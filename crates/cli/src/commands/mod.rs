@@ -22,6 +22,7 @@ pub mod get;
 pub mod image;
 pub mod logs;
 pub mod node;
+mod node_events;
 mod node_heartbeat;
 mod node_resources;
 mod node_runtimes;

@@ -394,6 +394,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 resources: args.node.resources,
                 runtimes: args.node.runtimes,
                 heartbeat: args.node.heartbeat,
+                events: args.node.events,
             },
         )?
         .connections(agent_limits.unwrap_or_default())
