@@ -1,6 +1,7 @@
 //! The ResourceQuota controller: keeps each quota's `status.used` true as objects go away
-//! (admission charges creates itself, in the created object's own write). A namespace is
-//! recomputed when one of its pods is deleted or ends, and every namespace on a slow sweep.
+//! (admission charges creates and updates itself, in the written object's own write). A
+//! namespace is recomputed when one of its pods is deleted or ends, and every namespace on a
+//! slow sweep.
 
 use std::sync::Arc;
 use std::time::Duration;

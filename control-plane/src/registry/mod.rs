@@ -18,6 +18,8 @@ pub mod object;
 mod pagination;
 mod patch;
 mod quota;
+#[cfg(test)]
+mod quota_tests;
 mod rewrite;
 mod runtime_class;
 mod scale;
@@ -213,7 +215,7 @@ impl Registry {
         admission::prepare_create(kind, namespace, &mut obj)?;
         self.admit_runtime_class(kind, &mut obj).await?;
         self.admit_storage_class(kind, &mut obj).await?;
-        self.admit_limit_ranges(kind, &mut obj).await?;
+        self.admit_limit_ranges(kind, &mut obj, None).await?;
         admission::validate(kind, &obj)?;
         self.record_write(kind, None, &mut obj, Subresource::Main)?;
         let ns = object::namespace(&obj).map(str::to_string);
@@ -225,39 +227,13 @@ impl Registry {
             }
         }
         let mut attempt = 1;
-        let mut quota_attempts = 0;
         loop {
             let name = object::name(&obj).unwrap_or_default().to_string();
             let key = kind.store_key(ns.as_deref(), &name);
-            let charges = match ns.as_deref() {
-                Some(ns) => self.charge_quotas(kind, ns, &obj).await?,
-                None => Vec::new(),
-            };
-            let stored = if !is_service(kind) && (charges.is_empty() || self.dry_run) {
-                self.put_if(&key, 0, &obj).await?
-            } else {
-                let charged = if is_service(kind) {
-                    self.create_service(kind, &key, &obj, &charges).await?
-                } else {
-                    self.put_charged(&key, &obj, &charges).await?
-                };
-                match charged {
-                    quota::Charged::Stored(kv) => Some(kv),
-                    quota::Charged::NameTaken => None,
-                    quota::Charged::QuotaMoved if quota_attempts < QUOTA_ATTEMPTS => {
-                        quota_attempts += 1;
-                        continue;
-                    }
-                    quota::Charged::QuotaMoved => {
-                        return Err(ApiError::Conflict {
-                            resource: crate::error::qualified(kind),
-                            name,
-                            message: "the namespace's quotas kept changing; try again".into(),
-                        })
-                    }
-                }
-            };
-            match stored {
+            match self
+                .write_charged(kind, ns.as_deref(), &key, &obj, None)
+                .await?
+            {
                 Some(kv) => return decode(&kv),
                 // A generated name that is taken is drawn again, as Kubernetes does since
                 // 1.30, so creates with `generateName` do not fail as a collection grows.
@@ -268,6 +244,58 @@ impl Registry {
                     }
                     _ => return Err(ApiError::already_exists(kind, &name)),
                 },
+            }
+        }
+    }
+
+    /// Writes `obj` at `key` with what it is charged in its namespace's quotas, in one store
+    /// transaction: a create (`previous` `None`) if the key is absent, an update of the
+    /// `previous` stored object (its revision and value) if the key is still at it. A
+    /// Service's allocations are written with it. `None` if the key moved (a create's name
+    /// is taken, an update's object changed); the quotas are charged again when they moved.
+    async fn write_charged(
+        &self,
+        kind: &ResourceKind,
+        namespace: Option<&str>,
+        key: &str,
+        obj: &Value,
+        previous: Option<(&KeyValue, &Value)>,
+    ) -> Result<Option<KeyValue>, ApiError> {
+        let expected = previous.map_or(0, |(kv, _)| kv.mod_revision);
+        let old = previous.map(|(_, old)| old);
+        let mut quota_attempts = 0;
+        loop {
+            let charges = match namespace {
+                Some(ns) => self.charge_quotas(kind, ns, obj, old).await?,
+                None => Vec::new(),
+            };
+            let charged = match previous {
+                Some((current, old)) if is_service(kind) => {
+                    self.update_service(kind, current, old, obj, &charges)
+                        .await?
+                }
+                None if is_service(kind) => self.create_service(kind, key, obj, &charges).await?,
+                _ if charges.is_empty() || self.dry_run => {
+                    match self.put_if(key, expected, obj).await? {
+                        Some(kv) => quota::Charged::Stored(kv),
+                        None => quota::Charged::ObjectMoved,
+                    }
+                }
+                _ => self.put_charged(key, expected, obj, &charges).await?,
+            };
+            match charged {
+                quota::Charged::Stored(kv) => return Ok(Some(kv)),
+                quota::Charged::ObjectMoved => return Ok(None),
+                quota::Charged::QuotaMoved if quota_attempts < QUOTA_ATTEMPTS => {
+                    quota_attempts += 1;
+                }
+                quota::Charged::QuotaMoved => {
+                    return Err(ApiError::Conflict {
+                        resource: crate::error::qualified(kind),
+                        name: object::name(obj).unwrap_or_default().to_string(),
+                        message: "the namespace's quotas kept changing; try again".into(),
+                    })
+                }
             }
         }
     }
@@ -318,8 +346,11 @@ impl Registry {
         }
         self.record_write(kind, Some(&old), &mut new, subresource)?;
         let key = kind.store_key(scope(kind, namespace), name);
-        let stored = if is_service(kind) && subresource == Subresource::Main {
-            self.update_service(kind, current, &old, &new).await?
+        let stored = if subresource == Subresource::Main {
+            self.admit_limit_ranges(kind, &mut new, Some(&old)).await?;
+            let ns = scope(kind, namespace);
+            self.write_charged(kind, ns, &key, &new, Some((current, &old)))
+                .await?
         } else {
             self.put_if(&key, current.mod_revision, &new).await?
         };

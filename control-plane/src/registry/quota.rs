@@ -38,26 +38,34 @@ impl Charge {
     }
 }
 
-/// How a create with quota charges ended.
+/// How a write with quota charges ended.
 pub(super) enum Charged {
     /// Written; the object as stored.
     Stored(KeyValue),
-    /// The name is taken.
-    NameTaken,
+    /// The object is not at the revision expected: a create's name is taken, or the object
+    /// an update read changed since.
+    ObjectMoved,
     /// A quota changed since it was read: charge again.
     QuotaMoved,
 }
 
 impl Registry {
     /// Fills a new pod's missing requests and limits from its namespace's LimitRanges, then
-    /// refuses a pod or a PersistentVolumeClaim (403) if it breaks their bounds.
+    /// refuses a pod or a PersistentVolumeClaim (403) if it breaks their bounds. An update
+    /// (`old` the stored object) is checked only when it expands a claim: a pod's containers
+    /// and their resources are fixed once it is created.
     pub(super) async fn admit_limit_ranges(
         &self,
         kind: &ResourceKind,
         obj: &mut Value,
+        old: Option<&Value>,
     ) -> Result<(), ApiError> {
         let claim = kind == claims();
-        if kind != pods() && !claim {
+        let checked = match old {
+            None => claim || kind == pods(),
+            Some(old) => claim && requested_storage(obj) > requested_storage(old),
+        };
+        if !checked {
             return Ok(());
         }
         let Some(ns) = object::namespace(obj).map(str::to_string) else {
@@ -87,25 +95,45 @@ impl Registry {
 
     /// Charges `obj` to the quotas of its namespace that limit what it uses: 403 if it does
     /// not fit one; otherwise the quotas to write with it (none when no quota applies).
+    /// An update (`old` the stored object) is charged what it adds to each quota: its growth
+    /// where `old` was counted by the quota already, all it uses where the update moves it
+    /// into the quota's scope; an update that adds nothing charges nothing.
     pub(super) async fn charge_quotas(
         &self,
         kind: &ResourceKind,
         namespace: &str,
         obj: &Value,
+        old: Option<&Value>,
     ) -> Result<Vec<Charge>, ApiError> {
+        if old.is_some() && !quota::charged_on_update(kind) {
+            return Ok(Vec::new());
+        }
         // Quotas first, then usage, from this member's store (no read barrier, so creates
         // without quotas pay one empty range read): the usage read is at least as new as the
-        // quotas, and a charged create that is missing from it moved the quotas, so the
+        // quotas, and a charged write that is missing from it moved the quotas, so the
         // write below fails its compare and this charges again.
         let (quotas, _) = self
             .list(resource_quotas(), Some(namespace), &ListOptions::default())
             .await?;
-        let requested = quota::usage(kind, obj);
-        let applying: Vec<Value> = quotas
-            .into_iter()
-            .filter(|q| quota::hard(q).keys().any(|r| requested.contains_key(r)))
-            .filter(|q| quota_scope::matches(q, kind, obj))
-            .collect();
+        let uses = quota::usage(kind, obj);
+        let mut applying = Vec::new();
+        for q in quotas {
+            let hard = quota::hard(&q);
+            if !hard.keys().any(|r| uses.contains_key(r)) || !quota_scope::matches(&q, kind, obj) {
+                continue;
+            }
+            let requested = match old.filter(|old| quota_scope::matches(&q, kind, old)) {
+                Some(old) => {
+                    let grown = quota::growth(&uses, &quota::usage(kind, old));
+                    if !hard.keys().any(|r| grown.get(r).is_some_and(|v| *v > 0)) {
+                        continue;
+                    }
+                    grown
+                }
+                None => uses.clone(),
+            };
+            applying.push((q, requested));
+        }
         if applying.is_empty() {
             return Ok(Vec::new());
         }
@@ -113,7 +141,7 @@ impl Registry {
             .list(kind, Some(namespace), &ListOptions::default())
             .await?;
         let mut charges = Vec::new();
-        for q in applying {
+        for (q, requested) in applying {
             let scoped: Vec<Value> = existing
                 .iter()
                 .filter(|o| quota_scope::matches(&q, kind, o))
@@ -139,10 +167,12 @@ impl Registry {
         Ok(charges)
     }
 
-    /// Writes `obj` at `key` (if absent) with the charged quotas (if unchanged), in one txn.
+    /// Writes `obj` at `key` if the key is at revision `expected` (0: absent), with the
+    /// charged quotas (if unchanged), in one txn.
     pub(super) async fn put_charged(
         &self,
         key: &str,
+        expected: u64,
         obj: &Value,
         charges: &[Charge],
     ) -> Result<Charged, ApiError> {
@@ -150,7 +180,7 @@ impl Registry {
         let mut txn = Txn {
             compare: vec![Compare::ModRevision {
                 key: key.as_bytes().to_vec(),
-                revision: 0,
+                revision: expected,
             }],
             success: vec![Op::Put {
                 key: key.as_bytes().to_vec(),
@@ -176,10 +206,11 @@ impl Registry {
                 ))),
             };
         }
-        match self.store.get(key.as_bytes()).await? {
-            Some(_) => Ok(Charged::NameTaken),
-            None => Ok(Charged::QuotaMoved),
+        let now = self.store.get(key.as_bytes()).await?;
+        if now.map_or(0, |kv| kv.mod_revision) != expected {
+            return Ok(Charged::ObjectMoved);
         }
+        Ok(Charged::QuotaMoved)
     }
 
     /// A ResourceQuota's `status` as it is: its `hard`, and what its namespace uses of it
@@ -215,6 +246,15 @@ impl Registry {
 
 fn limit_ranges() -> &'static ResourceKind {
     resources::by_name("limitranges").expect("limitranges are served")
+}
+
+/// A claim's `spec.resources.requests.storage` in thousandths of a byte; 0 if unset or
+/// unparsable (validation refuses that).
+fn requested_storage(claim: &Value) -> u64 {
+    quota::usage(claims(), claim)
+        .get("requests.storage")
+        .copied()
+        .unwrap_or(0)
 }
 
 fn claims() -> &'static ResourceKind {

@@ -68,7 +68,7 @@ impl Registry {
                 .await?
             {
                 Outcome::Written(response) => return put_result(response).map(Charged::Stored),
-                Outcome::ServiceMoved => return Ok(Charged::NameTaken),
+                Outcome::ServiceMoved => return Ok(Charged::ObjectMoved),
                 Outcome::QuotaMoved => return Ok(Charged::QuotaMoved),
                 Outcome::RecordsMoved => self.read_barrier().await?,
             }
@@ -76,14 +76,16 @@ impl Registry {
         Err(contended(&key_name(key)))
     }
 
-    /// Replaces the Service at `current` by `new`, moving its allocations; `None` if it changed.
+    /// Replaces the Service at `current` by `new`, moving its allocations, with the quota
+    /// `charges`, in one write.
     pub(super) async fn update_service(
         &self,
         kind: &ResourceKind,
         current: &KeyValue,
         old: &Value,
         new: &Value,
-    ) -> Result<Option<KeyValue>, ApiError> {
+        charges: &[Charge],
+    ) -> Result<Charged, ApiError> {
         let key = String::from_utf8_lossy(&current.key).into_owned();
         for _ in 0..ATTEMPTS {
             let read = self.read_records().await?;
@@ -92,12 +94,20 @@ impl Registry {
             service::on_update(&self.service_ranges, &mut records, old, &mut new)
                 .map_err(|causes| invalid(kind, &new, causes))?;
             let written = self
-                .write_service(&key, current.mod_revision, Some(&new), &read, &records, &[])
+                .write_service(
+                    &key,
+                    current.mod_revision,
+                    Some(&new),
+                    &read,
+                    &records,
+                    charges,
+                )
                 .await?;
             match written {
-                Outcome::Written(response) => return put_result(response).map(Some),
-                Outcome::ServiceMoved => return Ok(None),
-                Outcome::RecordsMoved | Outcome::QuotaMoved => self.read_barrier().await?,
+                Outcome::Written(response) => return put_result(response).map(Charged::Stored),
+                Outcome::ServiceMoved => return Ok(Charged::ObjectMoved),
+                Outcome::QuotaMoved => return Ok(Charged::QuotaMoved),
+                Outcome::RecordsMoved => self.read_barrier().await?,
             }
         }
         Err(contended(&key_name(&key)))

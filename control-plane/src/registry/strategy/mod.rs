@@ -9,6 +9,7 @@ mod job;
 mod namespace;
 mod node;
 mod pod;
+mod quota;
 mod service;
 mod statefulset;
 
@@ -130,8 +131,8 @@ pub fn of(kind: &ResourceKind) -> &'static dyn Strategy {
         | "CronJob"
         | "PersistentVolume"
         | "PodDisruptionBudget"
-        | "Ingress"
-        | "ResourceQuota" => &WithStatus,
+        | "Ingress" => &WithStatus,
+        "ResourceQuota" => &quota::QuotaStrategy,
         _ => &Plain,
     }
 }

@@ -256,6 +256,27 @@ pub fn charge(
     Ok(next)
 }
 
+/// Whether an update can change what an object of `kind` uses, so that updates are charged
+/// too (Kubernetes' evaluators for Services and PersistentVolumeClaims handle updates, and
+/// pods' for an update that moves a pod into a scope); the object counts of other kinds are
+/// charged on create only.
+pub fn charged_on_update(kind: &ResourceKind) -> bool {
+    kind.group.is_empty() && matches!(kind.kind, "Pod" | "Service" | "PersistentVolumeClaim")
+}
+
+/// What `new` uses beyond `old`: each resource's growth, none where it shrank (Kubernetes'
+/// `SubtractWithNonNegativeResult`), so an update is charged only what it adds.
+pub fn growth(new: &Usage, old: &Usage) -> Usage {
+    new.iter()
+        .map(|(r, v)| {
+            (
+                r.clone(),
+                v.saturating_sub(old.get(r).copied().unwrap_or(0)),
+            )
+        })
+        .collect()
+}
+
 /// Sum of what `objects` of `kind` use.
 pub fn total(kind: &ResourceKind, objects: &[Value]) -> Usage {
     let mut sum = Usage::new();
@@ -412,6 +433,22 @@ mod tests {
             err.to_string(),
             "exceeded quota: q, requested: services.loadbalancers=1, used: services.loadbalancers=1, limited: services.loadbalancers=1"
         );
+    }
+
+    #[test]
+    fn an_update_is_charged_its_growth_only() {
+        let services = by_name("services").unwrap();
+        let np = json!({"spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+        let lb = json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 80}, {"port": 81}]}});
+        let grown = growth(&usage(services, &lb), &usage(services, &np));
+        assert_eq!(grown["services.loadbalancers"], 1000);
+        assert_eq!(grown["services.nodeports"], 1000);
+        assert_eq!(grown["services"], 0);
+        let back = growth(&usage(services, &np), &usage(services, &lb));
+        assert!(back.values().all(|v| *v == 0), "{back:?}");
+        assert!(charged_on_update(services));
+        assert!(!charged_on_update(by_name("configmaps").unwrap()));
+        assert!(!charged_on_update(by_name("deployments").unwrap()));
     }
 
     #[test]
