@@ -193,7 +193,10 @@ mod tests {
         .unwrap()
     }
 
-    fn summary(mirror: &Mirror) -> Vec<(String, Vec<i32>, Vec<(String, bool)>)> {
+    /// A slice as (address type, ports, (address, ready) of each endpoint).
+    type Summary = (String, Vec<i32>, Vec<(String, bool)>);
+
+    fn summary(mirror: &Mirror) -> Vec<Summary> {
         mirror
             .slices
             .iter()
