@@ -1,7 +1,8 @@
 //! UDP Services through the node proxy of the real binary: a control plane and an agent in
 //! `--pod-network bridge` mode, each on a host of its own; the backend is a UDP echo in the
-//! test process, on the bridge's address, registered by hand as the endpoint of a Service
-//! without a selector (as Kubernetes allows). Datagrams to the NodePort (from the test's
+//! test process, on the bridge's address, registered by hand in a v1 Endpoints of a Service
+//! without a selector (as Kubernetes allows), which the EndpointSlice mirroring controller
+//! copies into the slice the proxy reads. Datagrams to the NodePort (from the test's
 //! namespace) and to the ClusterIP (from the agent's host) come back echoed, and from the
 //! address they were sent to. Needs root and python3 (the client inside the host's namespace).
 
@@ -37,17 +38,12 @@ spec:
   ports:
   - {{name: echo, port: 53, protocol: UDP}}
 ---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: echo-manual
-  labels: {{kubernetes.io/service-name: echo}}
-addressType: IPv4
-ports:
-- {{name: echo, port: {port}, protocol: UDP}}
-endpoints:
-- addresses: ["{ip}"]
-  conditions: {{ready: true}}
+apiVersion: v1
+kind: Endpoints
+metadata: {{name: echo}}
+subsets:
+- addresses: [{{ip: "{ip}"}}]
+  ports: [{{name: echo, port: {port}, protocol: UDP}}]
 "#,
         ip = echo.ip(),
         port = echo.port(),
@@ -147,8 +143,9 @@ fn udp_services_answer_on_the_cluster_ip_and_the_node_port() -> anyhow::Result<(
     })?;
     assert_eq!(answer, "echo:pong");
 
-    // Without an endpoint, datagrams are not answered (and nothing listens).
-    cli.ok(&["delete", "endpointslice", "echo-manual"])?;
+    // Without an endpoint (the Endpoints deleted, so its mirrored slice goes), datagrams are
+    // not answered (and nothing listens).
+    cli.ok(&["delete", "endpoints", "echo"])?;
     wait_until("the NodePort to stop answering", WAIT, || {
         Ok(ask(node_port, "gone")?.is_none().then_some(()))
     })?;

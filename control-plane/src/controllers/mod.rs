@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod endpointslice_mirroring;
 pub mod gc;
 mod gc_propagation;
 pub mod job;
@@ -279,6 +280,7 @@ pub fn start(
 
     start_endpoint_slices(registry, informers, queues, shutdown);
     start_endpoints(registry, informers, queues, shutdown);
+    start_endpoint_slice_mirroring(registry, informers, queues, shutdown);
 
     node_lifecycle::NodeLifecycle {
         registry: registry.clone(),
@@ -443,6 +445,37 @@ fn start_endpoints(
         endpoints: endpoints.clone(),
     };
     endpoints::feed_pods(&controller, &queue, shutdown);
+    runner::spawn(Arc::new(controller), queue, WORKERS, shutdown.clone());
+}
+
+/// Starts the EndpointSlice mirroring controller: the slices mirrored from an Endpoints
+/// follow it, its Service (which may gain a selector or go) and the slices themselves.
+fn start_endpoint_slice_mirroring(
+    registry: &Registry,
+    informers: &Informers,
+    queues: &QueueMetrics,
+    shutdown: &CancellationToken,
+) {
+    let queue = queues.queue("endpoint_slice_mirroring");
+    let endpoints = &informers.endpoints;
+    feed(endpoints, &queue, |e| Some(key_of(e)), endpoints, shutdown);
+    let services = &informers.services;
+    feed(services, &queue, |s| Some(key_of(s)), endpoints, shutdown);
+    feed(
+        &informers.endpoint_slices,
+        &queue,
+        endpointslice_mirroring::endpoints_key,
+        endpoints,
+        shutdown,
+    );
+    let controller = endpointslice_mirroring::EndpointSliceMirroringController {
+        registry: registry.clone(),
+        services: services.clone(),
+        endpoints: endpoints.clone(),
+        slices: informers.endpoint_slices.clone(),
+        events: EventRecorder::new(registry.clone(), "endpointslice-mirroring-controller"),
+    };
+    endpointslice_mirroring::feed_orphans(&controller, &queue, shutdown);
     runner::spawn(Arc::new(controller), queue, WORKERS, shutdown.clone());
 }
 

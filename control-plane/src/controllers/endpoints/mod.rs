@@ -7,6 +7,8 @@
 //! Service goes. Endpoints of a Service without a selector (written by hand, or the
 //! `kubernetes` one the lease reconciler writes) are never touched; as in Kubernetes, a
 //! Service that loses its selector keeps its last Endpoints. A write happens only when the content changed.
+//! More than 1000 addresses are truncated and the Endpoints annotated
+//! `endpoints.kubernetes.io/over-capacity: truncated`, as in Kubernetes (the slices list all).
 
 pub mod plan;
 
@@ -116,13 +118,18 @@ impl Reconciler for EndpointsController {
         }
         let pods = self.pods.list(|p| slice_plan::selects(&service, p));
         let refs: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
-        let subsets = plan::subsets(&service, &slice_plan::desired(&service, &refs));
+        let mut subsets = plan::subsets(&service, &slice_plan::desired(&service, &refs));
+        let truncated = plan::truncate(&mut subsets);
         let labels = labels_for(&service);
+        let annotations = annotations_for(current.as_deref(), truncated);
         let written = match current {
-            Some(current) if same(&current, &labels, &subsets) => return Ok(Action::await_change()),
+            Some(current) if same(&current, &labels, &annotations, &subsets) => {
+                return Ok(Action::await_change())
+            }
             Some(current) => {
                 let mut next = (*current).clone();
                 next.metadata.labels = Some(labels);
+                next.metadata.annotations = annotations;
                 next.subsets = Some(subsets).filter(|s| !s.is_empty());
                 self.registry.update_typed(&next, Subresource::Main).await?
             }
@@ -132,6 +139,7 @@ impl Reconciler for EndpointsController {
                         name: Some(name.to_string()),
                         namespace: Some(namespace.to_string()),
                         labels: Some(labels),
+                        annotations,
                         ..Default::default()
                     },
                     subsets: Some(subsets).filter(|s| !s.is_empty()),
@@ -151,11 +159,35 @@ fn labels_for(service: &Service) -> BTreeMap<String, String> {
     labels
 }
 
+/// The current annotations with `over-capacity: truncated` when the addresses were cut, and
+/// without it when they were not.
+fn annotations_for(
+    current: Option<&Endpoints>,
+    truncated: bool,
+) -> Option<BTreeMap<String, String>> {
+    let mut annotations = current
+        .and_then(|e| e.metadata.annotations.clone())
+        .unwrap_or_default();
+    if truncated {
+        annotations.insert(plan::OVER_CAPACITY_ANNOTATION.into(), "truncated".into());
+    } else {
+        annotations.remove(plan::OVER_CAPACITY_ANNOTATION);
+    }
+    Some(annotations).filter(|a| !a.is_empty())
+}
+
 fn same(
     current: &Endpoints,
     labels: &BTreeMap<String, String>,
+    annotations: &Option<BTreeMap<String, String>>,
     subsets: &[skiff_api::k8s_openapi::api::core::v1::EndpointSubset],
 ) -> bool {
     current.metadata.labels.as_ref() == Some(labels)
+        && current
+            .metadata
+            .annotations
+            .iter()
+            .flatten()
+            .eq(annotations.iter().flatten())
         && current.subsets.as_deref().unwrap_or_default() == subsets
 }

@@ -2,8 +2,8 @@
 //! EndpointSlices (`endpointslice::plan::desired`, the one reading of pods and Services):
 //! ready endpoints go to `addresses`, the others to `notReadyAddresses`, terminating ones are
 //! left out unless the Service publishes not-ready addresses, and endpoints with the same
-//! resolved ports share one subset, as Kubernetes' endpoints controller repacks them. Pure,
-//! for table tests.
+//! resolved ports share one subset, as Kubernetes' endpoints controller repacks them; more than
+//! [`MAX_CAPACITY`] addresses are truncated as Kubernetes does. Pure, for table tests.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +13,50 @@ use skiff_api::k8s_openapi::api::core::v1::{
 use skiff_api::k8s_openapi::api::discovery::v1::Endpoint;
 
 use crate::controllers::endpointslice::plan::SliceContent;
+
+/// Addresses an Endpoints lists at most, as Kubernetes' endpoints controller writes them.
+pub const MAX_CAPACITY: usize = 1000;
+
+/// Annotation (value `truncated`) of an Endpoints that lists only [`MAX_CAPACITY`] of its
+/// Service's addresses.
+pub const OVER_CAPACITY_ANNOTATION: &str = "endpoints.kubernetes.io/over-capacity";
+
+/// Cuts `subsets` down to [`MAX_CAPACITY`] addresses as Kubernetes does, returning whether
+/// it cut: not-ready addresses go first; when the ready ones alone are too many, every
+/// not-ready one goes and the ready ones are cut. Each subset keeps its share of the
+/// capacity left, rounded up, so the last subsets may keep fewer.
+pub fn truncate(subsets: &mut [EndpointSubset]) -> bool {
+    let count = |list: &Option<Vec<EndpointAddress>>| list.as_ref().map_or(0, Vec::len);
+    let ready: usize = subsets.iter().map(|s| count(&s.addresses)).sum();
+    let not_ready: usize = subsets.iter().map(|s| count(&s.not_ready_addresses)).sum();
+    if ready + not_ready <= MAX_CAPACITY {
+        return false;
+    }
+    let cut_ready = ready > MAX_CAPACITY;
+    let (capacity, total) = if cut_ready {
+        (MAX_CAPACITY, ready)
+    } else {
+        (MAX_CAPACITY - ready, not_ready)
+    };
+    let mut left = capacity;
+    for subset in subsets.iter_mut() {
+        let list = if cut_ready {
+            subset.not_ready_addresses = None;
+            &mut subset.addresses
+        } else {
+            &mut subset.not_ready_addresses
+        };
+        let share = (count(list) * capacity).div_ceil(total).min(left);
+        if let Some(addresses) = list.as_mut() {
+            addresses.truncate(share);
+            left -= addresses.len();
+        }
+        if list.as_ref().is_some_and(Vec::is_empty) {
+            *list = None;
+        }
+    }
+    true
+}
 
 /// The subsets of `service` for the contents of its slices.
 pub fn subsets(service: &Service, slices: &[SliceContent]) -> Vec<EndpointSubset> {
@@ -170,6 +214,45 @@ mod tests {
         assert_eq!(subsets.len(), 2);
         assert_eq!(ips(&subsets[0].addresses), ["10.42.0.1", "10.42.0.2"]);
         assert_eq!(ips(&subsets[1].addresses), ["10.42.0.9"]);
+    }
+
+    fn many(prefix: &str, n: usize) -> Option<Vec<EndpointAddress>> {
+        let address = |i| EndpointAddress {
+            ip: format!("{prefix}.{}.{}", i / 256, i % 256),
+            ..Default::default()
+        };
+        Some((0..n).map(address).collect())
+    }
+
+    fn counts(subsets: &[EndpointSubset]) -> Vec<(usize, usize)> {
+        let count = |l: &Option<Vec<EndpointAddress>>| l.as_ref().map_or(0, Vec::len);
+        subsets
+            .iter()
+            .map(|s| (count(&s.addresses), count(&s.not_ready_addresses)))
+            .collect()
+    }
+
+    #[test]
+    fn over_capacity_cuts_not_ready_first_then_ready_by_share() {
+        let subset = |ready, not_ready| EndpointSubset {
+            addresses: many("10.1", ready),
+            not_ready_addresses: many("10.2", not_ready),
+            ports: None,
+        };
+        let mut fits = vec![subset(600, 100), subset(300, 0)];
+        assert!(!truncate(&mut fits));
+        assert_eq!(counts(&fits), [(600, 100), (300, 0)]);
+
+        // 900 ready leave room for 100 of the 300 not ready, shared 200:100 rounded up.
+        let mut not_ready_cut = vec![subset(600, 200), subset(300, 100)];
+        assert!(truncate(&mut not_ready_cut));
+        assert_eq!(counts(&not_ready_cut), [(600, 67), (300, 33)]);
+
+        // 1500 ready: every not-ready address goes, the ready ones shared 1000:500.
+        let mut ready_cut = vec![subset(1000, 5), subset(500, 5)];
+        assert!(truncate(&mut ready_cut));
+        assert_eq!(counts(&ready_cut), [(667, 0), (333, 0)]);
+        assert!(ready_cut[0].not_ready_addresses.is_none());
     }
 
     #[test]
