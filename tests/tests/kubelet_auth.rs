@@ -1,9 +1,9 @@
 //! The agent's own listener end to end (issue 14): it serves HTTPS only, with a serving
 //! certificate the control plane issued through a `kubernetes.io/kubelet-serving` CSR (the
 //! handshake verifies against the cluster CA and the node's address); a request without a
-//! cluster client certificate is a 401, a user the API does not authorize for the node's
-//! subresource a 403 naming the user and the subresource, an admin or a user RBAC binds a
-//! 200. A server with no tunnel from an agent (`skiff agent --no-tunnel`) reaches it over
+//! cluster client certificate or a bearer token the API's TokenReview authenticates is a
+//! 401, a user the API does not authorize for the node's subresource a 403 naming the user
+//! and the subresource, an admin or a user (or ServiceAccount token) RBAC binds a 200. A server with no tunnel from an agent (`skiff agent --no-tunnel`) reaches it over
 //! HTTPS on that listener: `skiff logs` works through it, and `skiff exec` into a Linux pod
 //! (its WebSocket over TLS).
 
@@ -37,6 +37,16 @@ fn https(tls: &Path, identity: Option<(&str, &str)>) -> anyhow::Result<reqwest::
 /// `GET url`'s status and body.
 fn get(client: &reqwest::blocking::Client, url: &str) -> anyhow::Result<(u16, String)> {
     let response = client.get(url).send()?;
+    Ok((response.status().as_u16(), response.text()?))
+}
+
+/// `GET url` with `Authorization: Bearer token`: its status and body.
+fn get_with_token(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<(u16, String)> {
+    let response = client.get(url).bearer_auth(token).send()?;
     Ok((response.status().as_u16(), response.text()?))
 }
 
@@ -96,15 +106,17 @@ fn the_listener_serves_https_to_cluster_certificates_the_api_authorizes() -> any
     let anonymous = https(&tls, None)?;
     let (status, _) = get(&anonymous, &url("/stats/summary"))?;
     assert_eq!(status, 401, "anonymous");
-    let bearer = anonymous
-        .get(url("/stats/summary"))
-        .bearer_auth(&token)
-        .send()?;
-    assert_eq!(
-        bearer.status().as_u16(),
-        401,
-        "bearer tokens are not accepted"
-    );
+    // A bearer token the API's TokenReview does not authenticate: 401.
+    let (status, _) = get_with_token(&anonymous, &url("/healthz"), "not-a-token")?;
+    assert_eq!(status, 401, "garbage token");
+    let (status, _) = get_with_token(&anonymous, &url("/healthz"), "a.b.c")?;
+    assert_eq!(status, 401, "garbage JWT");
+    // The join token (without its `K10<CA hash>::` prefix) authenticates, as
+    // system:bootstrap:ID, and buys nothing on the node.
+    let bare = token.rsplit("::").next().unwrap_or(&token);
+    let (status, body) = get_with_token(&anonymous, &url("/stats/summary"), bare)?;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("user=system:bootstrap:"), "{body}");
     // Plain HTTP is not served.
     let plain = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -164,6 +176,50 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: eve}]
         Ok((status == 200).then_some(body))
     })?;
     assert!(!metrics.is_empty());
+
+    // A ServiceAccount's token: authenticated by a TokenReview, authorized by RBAC. Without
+    // a binding, 403 naming the account; bound to `get` on nodes/proxy, 200.
+    cli.apply_yaml(
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {name: scraper}
+"#,
+    )?;
+    let sa_token = wait_until("a token for the scraper account", WAIT, || {
+        let out = cli.run(&["create", "token", "scraper"])?;
+        Ok(out.success.then(|| out.stdout.trim().to_string()))
+    })?;
+    let (status, body) = get_with_token(&anonymous, &url("/stats/summary"), &sa_token)?;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("user=system:serviceaccount:default:scraper")
+            && body.contains("subresource=stats"),
+        "{body}"
+    );
+    cli.apply_yaml(
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: node-proxy-reader}
+rules: [{apiGroups: [""], resources: ["nodes/proxy"], verbs: ["get"]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: scraper-node-proxy}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: node-proxy-reader}
+subjects: [{kind: ServiceAccount, name: scraper, namespace: default}]
+"#,
+    )?;
+    let body = wait_until("the scraper's access to nodes/proxy", WAIT, || {
+        let (status, body) = get_with_token(&anonymous, &url("/healthz"), &sa_token)?;
+        Ok((status == 200).then_some(body))
+    })?;
+    assert_eq!(body, "ok");
+    // Only `get` on nodes/proxy: deleting an image is not.
+    let response = anonymous
+        .delete(url("/images/nothing"))
+        .bearer_auth(&sa_token)
+        .send()?;
+    assert_eq!(response.status().as_u16(), 403, "{:?}", response.text());
 
     // The serving certificate came through an auto-approved kubelet-serving CSR.
     let csrs = cli.ok(&["get", "csr"])?;

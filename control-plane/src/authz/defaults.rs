@@ -2,7 +2,8 @@
 //! resources Skiff serves): `cluster-admin` for `system:masters`; the aggregated `admin`,
 //! `edit` and `view` (with metrics-server's `system:aggregated-metrics-reader` in them);
 //! discovery, public info and self-review for every user; `/metrics` and the health checks for
-//! `system:monitoring`; `system:node` for nodes; `system:node-bootstrapper` and the node-client
+//! `system:monitoring`; `system:auth-delegator` (TokenReviews and SubjectAccessReviews, bound
+//! to no one); `system:node` for nodes; `system:node-bootstrapper` and the node-client
 //! approval roles for join tokens and node renewals. `reconcile` keeps them in the store.
 
 use serde_json::{json, Value};
@@ -16,6 +17,8 @@ pub const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
 /// Label prefix of the roles that `admin`, `edit` and `view` aggregate.
 pub const AGGREGATE_TO: &str = "rbac.authorization.k8s.io/aggregate-to-";
 
+const AUTHENTICATION: &str = "authentication.k8s.io";
+const AUTHORIZATION: &str = "authorization.k8s.io";
 const READ: [&str; 3] = ["get", "list", "watch"];
 const WRITE: [&str; 5] = ["create", "delete", "deletecollection", "patch", "update"];
 
@@ -313,6 +316,15 @@ pub fn cluster_roles() -> Vec<Value> {
                 &["create"],
             )],
         ),
+        // For servers that delegate authentication and authorization to the API.
+        cluster_role(
+            "system:auth-delegator",
+            bootstrap.clone(),
+            vec![
+                rule(&[AUTHENTICATION], &["tokenreviews"], &["create"]),
+                rule(&[AUTHORIZATION], &["subjectaccessreviews"], &["create"]),
+            ],
+        ),
         cluster_role("system:node", bootstrap.clone(), node_rules()),
         cluster_role(
             KUBELET_API_ADMIN,
@@ -350,6 +362,9 @@ pub const SELF_NODE_CLIENT_APPROVAL: &str =
 /// Everything an agent does today (Kubernetes' pre-1.8 broad node role).
 fn node_rules() -> Vec<Value> {
     vec![
+        // Its listener checks bearer tokens and access with the API (non-mutating creates).
+        rule(&[AUTHENTICATION], &["tokenreviews"], &["create"]),
+        rule(&[AUTHORIZATION], &["subjectaccessreviews"], &["create"]),
         rule(
             &[""],
             &["nodes"],

@@ -108,8 +108,10 @@ fn allowed(pods: &impl PodSource, node: &str, verb: &str, r: &ResourceAttributes
         }
         ("authorization.k8s.io", "selfsubjectaccessreviews" | "selfsubjectrulesreviews")
         | ("authentication.k8s.io", "selfsubjectreviews") => verb == "create",
-        // Its listener's webhook authorization (Kubernetes' system:node role grants it too).
-        ("authorization.k8s.io", "subjectaccessreviews") => verb == "create" && sub.is_empty(),
+        // Its listener's webhook authentication and authorization (Kubernetes' system:node
+        // role grants them too).
+        ("authorization.k8s.io", "subjectaccessreviews")
+        | ("authentication.k8s.io", "tokenreviews") => verb == "create" && sub.is_empty(),
         // Renewing its own client certificate (Kubernetes' system:node role and the
         // selfnodeclient permission the approver checks).
         ("certificates.k8s.io", "certificatesigningrequests") => match sub {
@@ -346,6 +348,16 @@ mod tests {
                 false,
             ),
             (Method::GET, "/apis/apps/v1/deployments", false),
+            (
+                Method::POST,
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                true,
+            ),
+            (
+                Method::GET,
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                false,
+            ),
         ];
         for (method, uri, expected) in cases {
             let (path, query) = match uri.split_once('?') {

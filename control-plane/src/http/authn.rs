@@ -7,6 +7,8 @@
 //! (others get 401). A request not over TLS came through the loopback `--insecure-http`
 //! listener and acts as a cluster admin (`UserInfo::insecure`).
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
@@ -14,10 +16,12 @@ use axum::response::{IntoResponse, Response};
 use skiff_api::join_token::JoinToken;
 use skiff_net::http::TlsPeer;
 
+use super::service_account_authn::Authenticated;
 use super::AppState;
 use crate::error::ApiError;
 use crate::identity::{UserInfo, BOOTSTRAPPERS_GROUP, UNAUTHENTICATED_GROUP};
 use crate::pki::{user_of_certificate, CertificateUser};
+use crate::serviceaccount::DEFAULT_ISSUER;
 
 /// Paths anyone may read without a credential.
 const PUBLIC_PATHS: [&str; 6] = [
@@ -95,20 +99,61 @@ pub(super) async fn identify(
 /// The user a bearer token names: a `--token-auth-file` token, a ServiceAccount JWT or a join
 /// token (the dashboard's login form checks its token here too).
 pub(super) async fn user_of_token(state: &AppState, token: &str) -> Result<UserInfo, ApiError> {
+    Ok(authenticate_token(state, token, &[]).await?.user)
+}
+
+/// What a bearer token authenticates for one of `audiences` (empty: the API server's), as
+/// Kubernetes' audience-aware authenticators answer: a ServiceAccount token is good for the
+/// audiences it was issued for; a static or join token knows none, so it is good only for
+/// the API server's, and only when `audiences` names one of them.
+pub(super) async fn authenticate_token(
+    state: &AppState,
+    token: &str,
+    audiences: &[String],
+) -> Result<Authenticated, ApiError> {
+    let api: Vec<String> = state.registry.tokens().map_or_else(
+        || vec![DEFAULT_ISSUER.to_string()],
+        |t| t.audiences().to_vec(),
+    );
+    let wanted: &[String] = if audiences.is_empty() {
+        &api
+    } else {
+        audiences
+    };
+    let agnostic = |user| {
+        let common: Vec<String> = api
+            .iter()
+            .filter(|a| wanted.contains(*a))
+            .cloned()
+            .collect();
+        if common.is_empty() {
+            return Err(ApiError::Unauthorized(format!(
+                "the token is good only for the API server's audiences ({}), not for {}",
+                api.join(", "),
+                wanted.join(", ")
+            )));
+        }
+        Ok(Authenticated {
+            user,
+            audiences: common,
+            extra: BTreeMap::new(),
+        })
+    };
     if let Some(user) = state.static_tokens.authenticate(token) {
-        return Ok(user);
+        return agnostic(user);
     }
     if super::service_account_authn::is_jwt(token) {
         return super::service_account_authn::authenticate(
             &state.registry,
             &state.authorizer,
             token,
+            Some(wanted),
         )
         .await;
     }
     let token = JoinToken::parse(token).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
     super::auth::verify(&state.registry, &token).await?;
-    Ok(UserInfo::authenticated(
+    agnostic(UserInfo::authenticated(
         format!("system:bootstrap:{}", token.id),
         vec![BOOTSTRAPPERS_GROUP.into()],
     ))

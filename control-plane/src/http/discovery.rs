@@ -47,7 +47,7 @@ pub fn document(path: &str) -> Option<Value> {
 
 /// The group of the access reviews, which are answered, not stored (so not in `KINDS`).
 const AUTHORIZATION_GROUP: &str = "authorization.k8s.io";
-/// The group of SelfSubjectReview (and TokenRequest), answered, not stored.
+/// The group of SelfSubjectReview and TokenReview (and TokenRequest), answered, not stored.
 const AUTHENTICATION_GROUP: &str = "authentication.k8s.io";
 /// `NodeMetrics` and `PodMetrics`, served by the API server itself (as metrics-server would).
 const METRICS_GROUP: &str = "metrics.k8s.io";
@@ -106,8 +106,12 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
             "kind": "APIResourceList",
             "apiVersion": "v1",
             "groupVersion": "authentication.k8s.io/v1",
-            "resources": [{"name": "selfsubjectreviews", "singularName": "", "namespaced": false,
-                "kind": "SelfSubjectReview", "verbs": ["create"]}],
+            "resources": [
+                {"name": "selfsubjectreviews", "singularName": "", "namespaced": false,
+                    "kind": "SelfSubjectReview", "verbs": ["create"]},
+                {"name": "tokenreviews", "singularName": "", "namespaced": false,
+                    "kind": "TokenReview", "verbs": ["create"]},
+            ],
         }));
     }
     if (group, version) == (METRICS_GROUP, METRICS_VERSION) {

@@ -31,6 +31,7 @@ mod secrets;
 mod self_subject_review;
 mod service_account_authn;
 mod table;
+mod token_review;
 mod trace;
 mod tunnel;
 mod ui;
@@ -96,6 +97,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/apis/authentication.k8s.io/v1/selfsubjectreviews",
             post(self_subject_review::create),
+        )
+        .route(
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            post(token_review::create),
         )
         .route("/api", any(handlers::resource))
         // Kubernetes serves discovery roots with a trailing slash too (the Python client

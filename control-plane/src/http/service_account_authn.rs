@@ -2,12 +2,15 @@
 //! issuer, for the API server's audience and valid now, whose ServiceAccount still exists with
 //! the uid in the token (and, for a token bound to a pod, whose pod still exists with its uid),
 //! is `system:serviceaccount:NS:NAME` in groups `system:serviceaccounts`,
-//! `system:serviceaccounts:NS` and `system:authenticated`. Anything else is 401.
+//! `system:serviceaccounts:NS` and `system:authenticated`. Anything else is 401. A
+//! TokenReview may ask for other audiences than the API server's.
 //!
 //! The account and pod are looked up in the authorizer's informer cache, as Kubernetes'
 //! token getter does, so a request reads nothing from the store; a miss (an object the
 //! informer has not seen yet, or one deleted or replaced) is checked against the store, so a
 //! deleted account or pod fails its tokens as soon as the informer has its delete event.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -19,24 +22,44 @@ use crate::identity::{UserInfo, SERVICE_ACCOUNTS_GROUP};
 use crate::registry::{object, Registry};
 use crate::serviceaccount::BoundRef;
 
+/// The prefix of Kubernetes' extra user fields for ServiceAccount tokens.
+const EXTRA_PREFIX: &str = "authentication.kubernetes.io/";
+
 /// Whether a bearer token is a JWT (three dot-separated parts), not a join token.
 pub fn is_jwt(token: &str) -> bool {
     token.split('.').count() == 3
 }
 
-/// The user a ServiceAccount `token` authenticates, or 401.
+/// What a bearer token authenticates, as a TokenReview answers it.
+#[derive(Debug)]
+pub struct Authenticated {
+    /// Its user.
+    pub user: UserInfo,
+    /// The token's audiences among those asked for.
+    pub audiences: Vec<String>,
+    /// Kubernetes' extra user fields: the token's id (`credential-id`) and, for a token bound
+    /// to a pod, the pod's name and uid.
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+/// The user a ServiceAccount `token` for one of `audiences` (`None`: the API server's)
+/// authenticates, or 401.
 pub async fn authenticate(
     registry: &Registry,
     cache: &Authorizer,
     token: &str,
-) -> Result<UserInfo, ApiError> {
+    audiences: Option<&[String]>,
+) -> Result<Authenticated, ApiError> {
     let Some(tokens) = registry.tokens() else {
         return Err(ApiError::Unauthorized(
             "this server accepts no ServiceAccount tokens".into(),
         ));
     };
+    let audiences = audiences
+        .filter(|a| !a.is_empty())
+        .unwrap_or(tokens.audiences());
     let claims = tokens
-        .verify(token)
+        .verify_for(token, audiences)
         .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
     let k = &claims.kubernetes;
     let namespace = k.namespace.as_str();
@@ -45,12 +68,19 @@ pub async fn authenticate(
     if !account.is_some_and(|a| alive(&a.metadata, &k.serviceaccount)) {
         still_there(registry, accounts, namespace, &k.serviceaccount).await?;
     }
+    let mut extra = BTreeMap::new();
+    extra.insert(
+        format!("{EXTRA_PREFIX}credential-id"),
+        vec![format!("JTI={}", claims.jti)],
+    );
     if let Some(pod) = &k.pod {
         let cached = cache.cached_pod(namespace, &pod.name);
         if !cached.is_some_and(|p| alive(&p.metadata, pod)) {
             let pods = resources::by_name("pods").expect("pods are served");
             still_there(registry, pods, namespace, pod).await?;
         }
+        extra.insert(format!("{EXTRA_PREFIX}pod-name"), vec![pod.name.clone()]);
+        extra.insert(format!("{EXTRA_PREFIX}pod-uid"), vec![pod.uid.clone()]);
     }
     let mut user = UserInfo::authenticated(
         claims.sub.clone(),
@@ -60,7 +90,17 @@ pub async fn authenticate(
         ],
     );
     user.uid = Some(k.serviceaccount.uid.clone());
-    Ok(user)
+    let audiences = claims
+        .aud
+        .iter()
+        .filter(|a| audiences.contains(*a))
+        .cloned()
+        .collect();
+    Ok(Authenticated {
+        user,
+        audiences,
+        extra,
+    })
 }
 
 /// Whether an object with `meta` is the one `bound` names and not past its grace period.

@@ -106,11 +106,17 @@ impl TokenIssuer {
     /// The claims of `token` if it is signed with this key, from this issuer, for one of
     /// the API server's audiences, and valid now (`nbf` ≤ now < `exp`, no leeway).
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verify_for(token, &self.inner.audiences)
+    }
+
+    /// As `verify`, but for one of `audiences` (a TokenReview's `spec.audiences`) rather
+    /// than the API server's.
+    pub fn verify_for(&self, token: &str, audiences: &[String]) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::ES256);
         validation.leeway = 0;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.inner.issuer]);
-        validation.set_audience(&self.inner.audiences);
+        validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub", "nbf"]);
         let data = jsonwebtoken::decode::<Claims>(token, &self.inner.decoding, &validation)
             .map_err(TokenError::Invalid)?;

@@ -33,6 +33,7 @@ use serde_json::Value;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use skiff_api::resources::ResourceKind;
 
+pub use authentication::{TokenReviewAnswer, TokenUser};
 pub use error::ClientError;
 pub use exec::{ExecEvent, ExecParams, ExecStream};
 pub use identity::ClientIdentity;

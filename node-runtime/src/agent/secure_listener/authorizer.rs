@@ -2,27 +2,24 @@
 //! the API with a SubjectAccessReview (as the node's own identity) and the answer cached,
 //! allowed for five minutes and denied for thirty seconds (the kubelet's defaults).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::json;
 use skiff_client::{Client, ClientError};
-use tokio::time::Instant;
 
 use super::access::NodeAccess;
+use super::ttl_cache::TtlCache;
 
 const ALLOWED_FOR: Duration = Duration::from_secs(300);
 const DENIED_FOR: Duration = Duration::from_secs(30);
-/// Past this many cached answers the cache starts over (bounded memory).
-const MAX_CACHED: usize = 4096;
 
-/// Who is asking: a certificate's CN and O fields.
+/// Who is asking: a certificate's CN and O fields, or the user and groups a TokenReview
+/// found its bearer token to authenticate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Requester {
-    /// The user its certificate names (its CN).
+    /// The user (a certificate's CN, a token's username).
     pub user: String,
-    /// Its groups (the certificate's O entries).
+    /// Its groups (a certificate's O entries, a token's groups).
     pub groups: Vec<String>,
 }
 
@@ -32,7 +29,7 @@ type Key = (Requester, NodeAccess);
 pub struct Authorizer {
     client: Client,
     node: String,
-    cache: Mutex<HashMap<Key, (bool, Instant)>>,
+    cache: TtlCache<Key, bool>,
 }
 
 impl Authorizer {
@@ -41,17 +38,15 @@ impl Authorizer {
         Authorizer {
             client,
             node,
-            cache: Mutex::default(),
+            cache: TtlCache::new(),
         }
     }
 
     /// Whether `who` may have `access` to this node.
     pub async fn allows(&self, who: &Requester, access: &NodeAccess) -> Result<bool, ClientError> {
         let key = (who.clone(), access.clone());
-        if let Some((allowed, until)) = self.lock().get(&key) {
-            if Instant::now() < *until {
-                return Ok(*allowed);
-            }
+        if let Some(allowed) = self.cache.get(&key) {
+            return Ok(allowed);
         }
         let attributes = json!({
             "verb": access.verb,
@@ -65,15 +60,7 @@ impl Authorizer {
             .subject_access_review(&who.user, &who.groups, attributes)
             .await?;
         let ttl = if allowed { ALLOWED_FOR } else { DENIED_FOR };
-        let mut cache = self.lock();
-        if cache.len() >= MAX_CACHED {
-            cache.clear();
-        }
-        cache.insert(key, (allowed, Instant::now() + ttl));
+        self.cache.put(key, allowed, ttl);
         Ok(allowed)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (bool, Instant)>> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -3,9 +3,10 @@
 //! `--client-ca-file`, `--authorization-mode=Webhook`):
 //! - its serving certificate comes from the cluster CA through the CSR API
 //!   (`serving_cert`);
-//! - a client must present a certificate chained to the cluster CA (x509 authentication: its
-//!   CN is the user, each O a group); anyone else, bearer tokens included (the API serves no
-//!   TokenReview to check them with), gets 401;
+//! - a client presents a certificate chained to the cluster CA (x509 authentication: its CN
+//!   is the user, each O a group) or an `Authorization: Bearer` token, which the API
+//!   authenticates with a TokenReview (`authenticator`, `--authentication-token-webhook`);
+//!   anyone else gets 401;
 //! - each user's access (`access`: verb on `nodes/proxy|log|stats|metrics`) is a
 //!   SubjectAccessReview to the API (`authorizer`); denied is a 403 that names the user and
 //!   the subresource.
@@ -14,15 +15,17 @@
 //! that authorized the request at the API is at their other end.
 
 mod access;
+mod authenticator;
 mod authorizer;
 mod serving_cert;
+mod ttl_cache;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -38,6 +41,7 @@ use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_util::sync::CancellationToken;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use authenticator::TokenAuthenticator;
 use authorizer::{Authorizer, Requester};
 
 /// Pauses between attempts to obtain the serving certificate (a request not approved within
@@ -52,7 +56,7 @@ const OBTAIN_RETRY: Backoff = Backoff {
 /// What the listener needs besides its socket and router.
 pub struct Setup {
     /// The node's own API client (its `system:node:NAME` certificate): asks for the serving
-    /// certificate and the SubjectAccessReviews.
+    /// certificate, the TokenReviews and the SubjectAccessReviews.
     pub client: Client,
     /// The cluster CA (PEM) client certificates must chain to.
     pub ca_pem: Vec<u8>,
@@ -107,8 +111,11 @@ pub async fn serve(
         }
     };
     let tls = server_config(&setup.ca_pem, &cert.cert_pem, &cert.key_pem)?;
-    let authorizer = Arc::new(Authorizer::new(setup.client, setup.node));
-    let app = app.layer(axum::middleware::from_fn_with_state(authorizer, guard));
+    let checks = Arc::new(Checks {
+        tokens: TokenAuthenticator::new(setup.client.clone()),
+        access: Authorizer::new(setup.client, setup.node),
+    });
+    let app = app.layer(axum::middleware::from_fn_with_state(checks, guard));
     tracing::info!(addr = ?listener.local_addr().ok(), "serving the node's listener over HTTPS");
     skiff_net::http::serve_tls(listener, app, tls, setup.limits, stop).await;
     Ok(())
@@ -145,18 +152,33 @@ fn server_config(
     Ok(Arc::new(config))
 }
 
-/// 401 without a valid client certificate, 403 when the API denies the access, else the
-/// request goes on.
-async fn guard(
-    State(authorizer): State<Arc<Authorizer>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(who) = requester(&request) else {
-        return (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+/// Who a request is from, and what they may do.
+struct Checks {
+    tokens: TokenAuthenticator,
+    access: Authorizer,
+}
+
+/// 401 without a valid client certificate or a bearer token the API authenticates, 403 when
+/// the API denies the access, else the request goes on.
+async fn guard(State(checks): State<Arc<Checks>>, request: Request, next: Next) -> Response {
+    let unauthorized = || (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+    let who = match certificate_user(&request) {
+        Some(who) => who,
+        None => match bearer_token(&request) {
+            None => return unauthorized(),
+            Some(token) => match checks.tokens.authenticate(&token).await {
+                Ok(Some(who)) => who,
+                Ok(None) => return unauthorized(),
+                // As the kubelet: a review that could not be asked authenticates no one.
+                Err(err) => {
+                    tracing::warn!(%err, "could not ask the API to review a bearer token");
+                    return unauthorized();
+                }
+            },
+        },
     };
     let access = access::of(request.method(), request.uri().path());
-    match authorizer.allows(&who, &access).await {
+    match checks.access.allows(&who, &access).await {
         Ok(true) => next.run(request).await,
         Ok(false) => (
             StatusCode::FORBIDDEN,
@@ -177,9 +199,20 @@ async fn guard(
     }
 }
 
+/// The request's `Authorization: Bearer` token, if it sent one.
+fn bearer_token(request: &Request) -> Option<String> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let token = value.strip_prefix("Bearer ")?.trim();
+    (!token.is_empty()).then(|| token.to_string())
+}
+
 /// The user of the request's client certificate (verified against the cluster CA at the
 /// handshake), if it sent one that is still valid and names a user.
-fn requester(request: &Request) -> Option<Requester> {
+fn certificate_user(request: &Request) -> Option<Requester> {
     let peer = request.extensions().get::<TlsPeer>()?;
     let (_, cert) = X509Certificate::from_der(peer.certificates.first()?).ok()?;
     let now = jiff::Timestamp::now().as_second();
