@@ -18,6 +18,7 @@ pub mod admission;
 pub mod backoff;
 pub mod batch;
 pub mod capabilities;
+pub mod cert_renewal;
 pub mod certificates;
 pub mod cron;
 pub mod defaults;

@@ -3,7 +3,8 @@
 //! headers come too slowly (`http`), and the connection budgets are derived from the
 //! process's descriptor limit, leaving a reserve for the store (`descriptors`). The API server
 //! reaches agents through connections the agents open (`tunnel`). Clients pace what they send
-//! with a token bucket (`token_bucket`).
+//! with a token bucket (`token_bucket`). A listener's serving certificate can be renewed while it
+//! serves (`tls`).
 
 pub mod accept;
 pub mod descriptors;
@@ -11,6 +12,7 @@ mod guarded_body;
 pub mod http;
 mod idle;
 mod socket;
+pub mod tls;
 pub mod token_bucket;
 pub mod tunnel;
 

@@ -19,13 +19,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use skiff_api::backoff::Backoff;
+use skiff_api::cert_renewal;
 use skiff_client::{Client, ClientIdentity, Credentials};
 
 use super::credentials::{request, validity_der, CredentialError};
 
-/// Where the renewal falls in a certificate's lifetime: between these shares.
-const RENEW_FROM: f64 = 0.7;
-const RENEW_SPREAD: f64 = 0.2;
 /// Pauses between failed attempts (each also at most `retry_after`).
 const RETRY: Backoff = Backoff {
     initial: Duration::from_secs(1),
@@ -138,29 +136,20 @@ fn expired(identity: &ClientIdentity, now: i64) -> bool {
 fn until_renewal(identity: &Weak<ClientIdentity>) -> Option<Duration> {
     let chain = identity.upgrade()?.chain();
     let now = jiff::Timestamp::now().as_second();
-    let due = chain
-        .first()
-        .and_then(|der| Some((validity_der(der)?, *der.last()?)))
-        .map_or(now, |((_, from, to), spread)| renew_at(from, to, spread));
-    Some(Duration::from_secs(u64::try_from(due - now).unwrap_or(0)))
-}
-
-/// When a certificate valid from `from` to `to` is renewed: at 70% of its lifetime plus
-/// `spread`/255 of another 20%.
-fn renew_at(from: i64, to: i64, spread: u8) -> i64 {
-    let share = RENEW_FROM + RENEW_SPREAD * f64::from(spread) / 255.0;
-    from + ((to - from) as f64 * share).round() as i64
+    Some(
+        chain
+            .first()
+            .map_or(Duration::ZERO, |der| cert_renewal::until_due(der, now)),
+    )
 }
 
 /// The pause after a renewal or a failed one: a tenth of the certificate's lifetime, between
 /// one second and five minutes (five minutes if its lifetime cannot be read).
 fn retry_after(identity: &ClientIdentity) -> Duration {
-    let most = Duration::from_secs(300);
-    let Some((_, from, to)) = identity.chain().first().and_then(|der| validity_der(der)) else {
-        return most;
-    };
-    Duration::from_secs(u64::try_from((to - from) / 10).unwrap_or(0))
-        .clamp(Duration::from_secs(1), most)
+    identity
+        .chain()
+        .first()
+        .map_or(Duration::from_secs(300), |der| cert_renewal::pause(der))
 }
 
 #[cfg(test)]
@@ -198,13 +187,5 @@ mod tests {
         assert_eq!(pauses, [1, 2, 4, 6, 6]);
         let long = identity(0, 86_400 * 365);
         assert_eq!(retry_after(&long).min(RETRY.delay(30)).as_secs(), 300);
-    }
-
-    #[test]
-    fn renewal_falls_between_seventy_and_ninety_percent() {
-        assert_eq!(renew_at(1000, 2000, 0), 1700);
-        assert_eq!(renew_at(1000, 2000, 255), 1900);
-        let middle = renew_at(0, 100_000, 128);
-        assert!((80_000..80_100).contains(&middle), "{middle}");
     }
 }

@@ -2,7 +2,7 @@
 //! and authorized as the kubelet's (`--authentication-token-webhook=false`,
 //! `--client-ca-file`, `--authorization-mode=Webhook`):
 //! - its serving certificate comes from the cluster CA through the CSR API
-//!   (`serving_cert`);
+//!   (`serving_cert`), and is renewed while the listener serves (`rotation`);
 //! - a client presents a certificate chained to the cluster CA (x509 authentication: its CN
 //!   is the user, each O a group) or an `Authorization: Bearer` token, which the API
 //!   authenticates with a TokenReview (`authenticator`, `--authentication-token-webhook`);
@@ -17,6 +17,7 @@
 mod access;
 mod authenticator;
 mod authorizer;
+mod rotation;
 mod serving_cert;
 mod ttl_cache;
 
@@ -32,10 +33,11 @@ use axum::Router;
 use skiff_api::backoff::Backoff;
 use skiff_client::Client;
 use skiff_net::http::TlsPeer;
+use skiff_net::tls::ServerCert;
 use skiff_net::ConnLimits;
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use tokio_util::sync::CancellationToken;
@@ -110,7 +112,32 @@ pub async fn serve(
             }
         }
     };
-    let tls = server_config(&setup.ca_pem, &cert.cert_pem, &cert.key_pem)?;
+    let served = Arc::new(
+        ServerCert::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes())
+            .map_err(|e| ListenerError::Tls(e.to_string()))?,
+    );
+    let tls = server_config(&setup.ca_pem, served.clone())?;
+    let renewing = {
+        let (client, node, names, data_dir) = (
+            setup.client.clone(),
+            setup.node.clone(),
+            setup.names.clone(),
+            setup.data_dir.clone(),
+        );
+        tokio::spawn(rotation::keep_renewed(
+            served,
+            move || {
+                let (client, node, names, data_dir) = (
+                    client.clone(),
+                    node.clone(),
+                    names.clone(),
+                    data_dir.clone(),
+                );
+                async move { serving_cert::request(&client, &node, &names, &data_dir).await }
+            },
+            stop.clone(),
+        ))
+    };
     let checks = Arc::new(Checks {
         tokens: TokenAuthenticator::new(setup.client.clone()),
         access: Authorizer::new(setup.client, setup.node),
@@ -118,15 +145,16 @@ pub async fn serve(
     let app = app.layer(axum::middleware::from_fn_with_state(checks, guard));
     tracing::info!(addr = ?listener.local_addr().ok(), "serving the node's listener over HTTPS");
     skiff_net::http::serve_tls(listener, app, tls, setup.limits, stop).await;
+    let _ = renewing.await;
     Ok(())
 }
 
-/// Serving with `cert_pem`; client certificates optional at the handshake (a request without
-/// one gets a 401 rather than a closed connection), and chained to `ca_pem` when sent.
+/// Serving the certificate `served` holds at each handshake; client certificates optional at
+/// the handshake (a request without one gets a 401 rather than a closed connection), and
+/// chained to `ca_pem` when sent.
 fn server_config(
     ca_pem: &[u8],
-    cert_pem: &str,
-    key_pem: &str,
+    served: Arc<ServerCert>,
 ) -> Result<Arc<ServerConfig>, ListenerError> {
     let bad = |e: &dyn std::fmt::Display| ListenerError::Tls(e.to_string());
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
@@ -138,16 +166,11 @@ fn server_config(
         .allow_unauthenticated()
         .build()
         .map_err(|e| bad(&e))?;
-    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(&e))?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| bad(&e))?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| bad(&e))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| bad(&e))?;
+        .with_cert_resolver(served);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

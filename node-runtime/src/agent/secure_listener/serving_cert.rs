@@ -4,8 +4,8 @@
 //! CertificateSigningRequest; the control plane approves it when the names are the Node's own
 //! addresses, and signs it with the cluster CA. It is kept in `DATA_DIR/pki/kubelet-serving.crt`
 //! and `kubelet-serving.key` (0600) and reused at the next start while it names the same
-//! addresses and has more than a fifth of its lifetime left; a running agent does not renew
-//! it (a restart does).
+//! addresses and has more than a fifth of its lifetime left; a running agent renews it before
+//! it expires (`rotation`), with `request`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use std::time::Duration;
 use skiff_api::certificates::{KUBELET_SERVING, NODES_GROUP, NODE_USER_PREFIX};
 use skiff_client::certificates::{key_and_serving_request, ClientRequest};
 use skiff_client::Client;
+use skiff_net::tls::ServerCert;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
@@ -48,10 +49,26 @@ pub async fn obtain(
     let dir = data_dir.join(PKI_DIR);
     let (cert_path, key_path) = (dir.join(SERVING_CERT), dir.join(SERVING_KEY));
     if let (Some(cert_pem), Some(key_pem)) = (read(&cert_path)?, read(&key_path)?) {
-        if fits(&cert_pem, names, jiff::Timestamp::now().as_second()) {
+        // A key that is not the certificate's (a write cut short) is replaced too.
+        if fits(&cert_pem, names, jiff::Timestamp::now().as_second())
+            && ServerCert::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).is_ok()
+        {
             return Ok(ServingCert { cert_pem, key_pem });
         }
     }
+    request(client, node, names, data_dir).await
+}
+
+/// A new serving certificate for `names`, asked for as `client` (the node's own identity),
+/// stored in the data dir's `pki/` in place of the one before.
+pub async fn request(
+    client: &Client,
+    node: &str,
+    names: &[String],
+    data_dir: &Path,
+) -> Result<ServingCert, CredentialError> {
+    let dir = data_dir.join(PKI_DIR);
+    let (cert_path, key_path) = (dir.join(SERVING_CERT), dir.join(SERVING_KEY));
     let user = format!("{NODE_USER_PREFIX}{node}");
     let made = key_and_serving_request(&user, &[NODES_GROUP.to_string()], names)?;
     let name = client
