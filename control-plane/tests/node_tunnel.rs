@@ -2,7 +2,9 @@
 //! opens its tunnel; through it the server reaches an agent that has no listener (node proxy,
 //! logs); a node with neither a tunnel nor a kubelet endpoint is a 503 that names it; a newer
 //! tunnel replaces the older; a tunnel opened with a client certificate is closed when the
-//! certificate expires, and the node's next one, with a renewed certificate, serves.
+//! certificate expires, and the node's next one, with a renewed certificate, serves; on the
+//! plain-HTTP listener a tunnel opened with a join token is refused with a bad token and
+//! closed once its token is deleted.
 
 mod common;
 
@@ -12,6 +14,8 @@ use axum::routing::get;
 use axum::Router;
 use common::TlsServer;
 use serde_json::json;
+use skiff_api::join_token::{self, JoinToken};
+use skiff_control_plane::{Server, ServerConfig};
 use skiff_net::tunnel::PROTOCOL;
 use tokio_util::sync::CancellationToken;
 
@@ -176,5 +180,77 @@ async fn a_tunnel_closes_when_its_certificate_expires() {
     );
     let (_stop, _serving) = agent_as(&server, &renewed, "renewed").await;
     wait_proxied(&server, "renewed").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_token_tunnel_on_plain_http_closes_once_its_token_is_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = "127.0.0.1:0".parse().expect("addr");
+    let server = Server::start(ServerConfig::new("test", dir.path().to_path_buf(), listen))
+        .await
+        .expect("server");
+    let base = server.url();
+    let http = reqwest::Client::new();
+    let tunnel_url = format!("{base}/skiff/v1/nodes/n1/tunnel");
+    let open = |token: String| {
+        http.get(&tunnel_url)
+            .header("Connection", "upgrade")
+            .header("Upgrade", PROTOCOL)
+            .bearer_auth(token)
+            .send()
+    };
+    let token = JoinToken::from_random([5; 22]);
+    let secrets = format!("{base}/api/v1/namespaces/{}/secrets", join_token::NAMESPACE);
+    let created = http
+        .post(&secrets)
+        .json(&token.to_secret(None, "test"))
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(created.status(), 201);
+    let forged = JoinToken::from_random([6; 22]).to_string();
+    assert_eq!(open(forged).await.expect("request").status(), 401);
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+        "status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": 0}}}});
+    let registered = http
+        .post(format!("{base}/api/v1/nodes"))
+        .bearer_auth(token.to_string())
+        .json(&node)
+        .send()
+        .await
+        .expect("node");
+    assert_eq!(registered.status(), 201);
+
+    let response = open(token.to_string()).await.expect("request");
+    assert_eq!(response.status(), 101);
+    let io = response.upgrade().await.expect("upgraded");
+    let app = Router::new().route("/healthz", get(|| async { "joined" }));
+    let serving = tokio::spawn(skiff_net::tunnel::serve(io, app, CancellationToken::new()));
+    let proxied = format!("{base}/api/v1/nodes/n1/proxy/healthz");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        poll.tick().await;
+        let response = http.get(&proxied).send().await.expect("proxy");
+        if response.status() == 200 && response.text().await.unwrap_or_default() == "joined" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the tunnel never served"
+        );
+    }
+    let deleted = http
+        .delete(format!("{secrets}/{}", token.secret_name()))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 200);
+    // The server checks the token again every 10 s and closes the tunnel at the first refusal.
+    let _ = tokio::time::timeout(Duration::from_secs(30), serving)
+        .await
+        .expect("the tunnel closes once its token is deleted")
+        .expect("joined");
     server.shutdown().await;
 }

@@ -34,6 +34,7 @@ mod table;
 mod token_review;
 mod trace;
 mod tunnel;
+mod tunnel_credential;
 mod ui;
 mod version;
 

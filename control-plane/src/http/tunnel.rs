@@ -2,26 +2,20 @@
 //! agent opens and keeps open so that this server reaches the agent (logs, exec, node proxy)
 //! with no port open on the node (see `skiff_net::tunnel`). Only the node itself opens its
 //! tunnel: the caller must be `system:node:<node>` (its client certificate), or a cluster
-//! admin (the plain-HTTP `--insecure-http` listener acts as one). A tunnel opened with a
-//! client certificate is closed when that certificate's notAfter passes, since the server
-//! checks a certificate on every request but the tunnel is one long request: the agent then
-//! opens it again with its current certificate. A tunnel opened with a bearer token has no
-//! such deadline.
+//! admin (the plain-HTTP `--insecure-http` listener acts as one). The tunnel closes when the
+//! credential that opened it ends (`tunnel_credential`).
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
-use skiff_net::http::TlsPeer;
 use skiff_net::tunnel::PROTOCOL;
-use tokio::time::Instant;
 
+use super::tunnel_credential::{may_open, Credential};
 use super::AppState;
-use crate::authz::node;
 use crate::error::ApiError;
-use crate::identity::{UserInfo, MASTERS_GROUP};
-use crate::pki::user_of_certificate;
+use crate::identity::UserInfo;
 
 /// Checks the caller, answers `101 Switching Protocols` and attaches the upgraded connection
 /// as `node`'s tunnel (replacing an older one).
@@ -36,7 +30,7 @@ pub async fn open(
             .get::<UserInfo>()
             .cloned()
             .unwrap_or_else(UserInfo::anonymous);
-        if node::node_name(&user) != Some(node.as_str()) && !user.in_group(MASTERS_GROUP) {
+        if !may_open(&user, &node) {
             return Err(ApiError::AccessDenied {
                 resource: "nodes".into(),
                 name: node.clone(),
@@ -62,17 +56,14 @@ pub async fn open(
             .ok_or_else(|| {
                 ApiError::BadRequest("this connection cannot be upgraded to a tunnel".into())
             })?;
-        let deadline = request
-            .extensions()
-            .get::<TlsPeer>()
-            .and_then(|peer| peer.certificates.first())
-            .and_then(|leaf| user_of_certificate(leaf))
-            .map(|named| expiry(named.not_after));
+        let credential = Credential::of(&request);
+        credential.check(&state, &node).await?;
         let tunnels = state.tunnels.clone();
+        let ending = credential.ending(state, node.clone());
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    if let Err(err) = tunnels.attach_until(&node, upgraded, deadline).await {
+                    if let Err(err) = tunnels.attach_until(&node, upgraded, ending).await {
                         tracing::debug!(%node, %err, "node tunnel ended");
                     }
                 }
@@ -88,16 +79,4 @@ pub async fn open(
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// The moment a certificate whose notAfter is `not_after` (Unix seconds) has expired, as the
-/// authenticator judges it (`CertificateUser::expired_at`: past that second), on the tokio
-/// clock.
-fn expiry(not_after: i64) -> Instant {
-    let now_ms = jiff::Timestamp::now().as_millisecond();
-    let left_ms = (not_after + 1)
-        .saturating_mul(1000)
-        .saturating_sub(now_ms)
-        .max(0);
-    Instant::now() + std::time::Duration::from_millis(u64::try_from(left_ms).unwrap_or(0))
 }

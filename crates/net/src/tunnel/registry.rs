@@ -2,6 +2,7 @@
 //! connection the node's agent opened.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +11,6 @@ use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::cutoff::Cutoff;
@@ -58,14 +58,14 @@ impl Tunnels {
     /// Speaks HTTP/2 over `io`, the connection `node`'s agent opened, and serves requests for
     /// `node` through it until it closes. A tunnel already open for `node` is dropped (it
     /// closes once its requests in flight end): the newer connection is the agent's latest.
-    /// With a `deadline` the tunnel is closed then if it is still open (the end of the
-    /// credential that opened it: the agent dials again with its current one), requests in
-    /// flight included; closing it leaves a newer tunnel of `node` in place.
+    /// When `ending` resolves (to why: the end of the credential that opened it, say; the
+    /// agent dials again with its current one) the tunnel is closed if it is still open,
+    /// requests in flight included; closing it leaves a newer tunnel of `node` in place.
     pub async fn attach_until<I>(
         &self,
         node: &str,
         io: I,
-        deadline: Option<Instant>,
+        ending: impl Future<Output = String>,
     ) -> Result<(), TunnelError>
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -95,15 +95,12 @@ impl Tunnels {
             tracing::info!(%node, "a newer tunnel replaces the node's open one");
         }
         tracing::info!(%node, "node tunnel open");
-        let ended = match deadline {
-            None => Some(connection.await),
-            Some(deadline) => tokio::select! {
-                ended = connection => Some(ended),
-                () = tokio::time::sleep_until(deadline) => {
-                    cut.cancel();
-                    None
-                }
-            },
+        let ended = tokio::select! {
+            ended = connection => Ok(ended),
+            why = ending => {
+                cut.cancel();
+                Err(why)
+            }
         };
         {
             let mut open = self.lock();
@@ -111,9 +108,12 @@ impl Tunnels {
                 open.remove(node);
             }
         }
-        let Some(ended) = ended else {
-            tracing::info!(%node, "node tunnel closed: the credential that opened it expired");
-            return Ok(());
+        let ended = match ended {
+            Ok(ended) => ended,
+            Err(why) => {
+                tracing::info!(%node, %why, "node tunnel closed");
+                return Ok(());
+            }
         };
         tracing::info!(%node, "node tunnel closed");
         ended.map_err(|source| TunnelError::Request {

@@ -85,7 +85,14 @@ async fn connect_until(
     let (opened, open) = oneshot::channel();
     let registry = tunnels.clone();
     let attached = tokio::spawn(async move {
-        let attach = registry.attach_until(node, TokioIo::new(server_end), deadline);
+        let ending = async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+            "its deadline passed".to_string()
+        };
+        let attach = registry.attach_until(node, TokioIo::new(server_end), ending);
         let _ = opened.send(());
         let _ = attach.await;
     });
