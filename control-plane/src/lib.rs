@@ -305,7 +305,7 @@ impl Server {
         // Its informers read this member's store: the first list is immediate.
         let _ = tokio::time::timeout(FIRST_TERM_WAIT, authorizer.synced()).await;
         let agent_tls = match &config.tls {
-            Some(tls) => Some(pki::agent_client_config(tls.ca())?),
+            Some(tls) => Some(pki::agent_client_config(tls)?),
             None => None,
         };
         let app = http::router(http::AppState {

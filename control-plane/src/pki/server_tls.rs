@@ -1,7 +1,9 @@
 //! A server's TLS material on start: the cluster CA (made on the first start, or copied from
 //! `--cluster-ca`), the serving certificate (made, reused, or remade when its names changed;
 //! or the user's own) and the admin client certificate, all in `DATA_DIR/tls/`; and the
-//! rustls configuration that serves the API with them.
+//! rustls configuration that serves the API with them, renewing a serving certificate made
+//! from the cluster CA while it serves (`RenewingCert`; the renewed one is kept in memory,
+//! and the next start reuses or remakes the file's).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use super::authority::LEAF_VALIDITY;
 use super::files::{self, ADMIN_CERT, ADMIN_KEY, CA_CERT, SERVING_CERT, SERVING_KEY, TLS_DIR};
 use super::serving::{still_fits, still_valid};
-use super::{CertRequest, ClusterCa, IssuedCert, PkiError, ServiceAccountKey, Usage};
+use super::{CertRequest, ClusterCa, IssuedCert, PkiError, RenewingCert, ServiceAccountKey, Usage};
 use crate::identity::MASTERS_GROUP;
 
 /// A certificate with less left than this is renewed on start.
@@ -45,8 +47,10 @@ pub struct TlsOptions {
 /// A server's TLS material, ready to serve.
 pub struct ServerTls {
     dir: PathBuf,
-    ca: ClusterCa,
+    ca: Arc<ClusterCa>,
     serving: IssuedCert,
+    /// What the serving certificate was issued for; `None`: it is the user's own.
+    serving_request: Option<CertRequest>,
     admin: IssuedCert,
     service_account_key: Arc<ServiceAccountKey>,
 }
@@ -96,25 +100,30 @@ impl ServerTls {
         };
         let service_account_key =
             ServiceAccountKey::load_or_create(&dir, options.cluster_ca.as_deref())?;
-        let serving = match (&options.cert_file, &options.key_file) {
-            (Some(cert), Some(key)) => IssuedCert {
-                cert_pem: files::read(cert)?,
-                key_pem: files::read(key)?,
-            },
-            (None, None) => reuse_or_issue(
-                &dir,
-                (SERVING_CERT, SERVING_KEY),
-                |pem| still_fits(pem, &options.serving_names, RENEW_MARGIN),
-                || {
-                    ca.issue(&CertRequest {
-                        common_name: "skiff-apiserver".into(),
-                        organizations: Vec::new(),
-                        sans: options.serving_names.clone(),
-                        usage: Usage::Server,
-                        validity: LEAF_VALIDITY,
-                    })
+        let serving_request = CertRequest {
+            common_name: "skiff-apiserver".into(),
+            organizations: Vec::new(),
+            sans: options.serving_names.clone(),
+            usage: Usage::Server,
+            validity: LEAF_VALIDITY,
+        };
+        let (serving, serving_request) = match (&options.cert_file, &options.key_file) {
+            (Some(cert), Some(key)) => (
+                IssuedCert {
+                    cert_pem: files::read(cert)?,
+                    key_pem: files::read(key)?,
                 },
-            )?,
+                None,
+            ),
+            (None, None) => (
+                reuse_or_issue(
+                    &dir,
+                    (SERVING_CERT, SERVING_KEY),
+                    |pem| still_fits(pem, &options.serving_names, RENEW_MARGIN),
+                    || ca.issue(&serving_request),
+                )?,
+                Some(serving_request),
+            ),
             _ => {
                 return Err(PkiError::Invalid {
                     path: options
@@ -143,8 +152,9 @@ impl ServerTls {
         )?;
         Ok(ServerTls {
             dir,
-            ca,
+            ca: Arc::new(ca),
             serving,
+            serving_request,
             admin,
             service_account_key: Arc::new(service_account_key),
         })
@@ -158,6 +168,11 @@ impl ServerTls {
     /// The cluster CA, which signs every certificate of the cluster.
     pub fn ca(&self) -> &ClusterCa {
         &self.ca
+    }
+
+    /// The cluster CA, for what issues certificates while the server runs (`RenewingCert`).
+    pub fn shared_ca(&self) -> Arc<ClusterCa> {
+        self.ca.clone()
     }
 
     /// The CA certificate as `/cacerts` serves it (the bytes of `ca.crt`).
@@ -188,15 +203,24 @@ impl ServerTls {
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .allow_unauthenticated()
                 .build()?;
-        let chain = CertificateDer::pem_slice_iter(self.serving.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.invalid(SERVING_CERT, "serving certificate", e))?;
-        let key = PrivateKeyDer::from_pem_slice(self.serving.key_pem.as_bytes())
-            .map_err(|e| self.invalid(SERVING_KEY, "serving key", e))?;
-        let mut config = ServerConfig::builder_with_provider(provider)
+        let builder = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(chain, key)?;
+            .with_client_cert_verifier(verifier);
+        let mut config = match &self.serving_request {
+            Some(request) => builder.with_cert_resolver(Arc::new(RenewingCert::new(
+                self.ca.clone(),
+                request.clone(),
+                Some(&self.serving),
+            )?)),
+            None => {
+                let chain = CertificateDer::pem_slice_iter(self.serving.cert_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| self.invalid(SERVING_CERT, "serving certificate", e))?;
+                let key = PrivateKeyDer::from_pem_slice(self.serving.key_pem.as_bytes())
+                    .map_err(|e| self.invalid(SERVING_KEY, "serving key", e))?;
+                builder.with_single_cert(chain, key)?
+            }
+        };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }

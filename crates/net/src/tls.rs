@@ -40,7 +40,7 @@ impl ServerCert {
     /// From a certificate chain (leaf first) and its private key, both PEM.
     pub fn from_pem(cert: &[u8], key: &[u8]) -> Result<ServerCert, CertError> {
         Ok(ServerCert {
-            current: RwLock::new(certified(cert, key)?),
+            current: RwLock::new(certified_key(cert, key)?),
             replaced: watch::Sender::new(0),
         })
     }
@@ -48,7 +48,7 @@ impl ServerCert {
     /// Serves `cert` (with `key`) from the next handshake on; a certificate or key that does
     /// not load, or a key that is not the certificate's, is refused and the current one stays.
     pub fn replace(&self, cert: &[u8], key: &[u8]) -> Result<(), CertError> {
-        let next = certified(cert, key)?;
+        let next = certified_key(cert, key)?;
         *self.current.write().expect("serving certificate lock") = next;
         self.replaced.send_modify(|count| *count += 1);
         Ok(())
@@ -80,7 +80,9 @@ impl ResolvesServerCert for ServerCert {
     }
 }
 
-fn certified(cert: &[u8], key: &[u8]) -> Result<Arc<CertifiedKey>, CertError> {
+/// A certificate chain (leaf first) and its private key, both PEM, loaded for rustls; refused
+/// if either does not load or the key is not the certificate's.
+pub fn certified_key(cert: &[u8], key: &[u8]) -> Result<Arc<CertifiedKey>, CertError> {
     let bad = |what: &'static str, reason: String| CertError { what, reason };
     let chain = CertificateDer::pem_slice_iter(cert)
         .collect::<Result<Vec<_>, _>>()

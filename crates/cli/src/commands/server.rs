@@ -17,7 +17,7 @@ use super::server_limits::ServerLimitArgs;
 use super::server_tls::{admin_credentials, server_tls, write_admin_kubeconfig, TlsArgs};
 use crate::private_files;
 use skiff_client::Client;
-use skiff_control_plane::pki::{CertRequest, ServerTls, Usage};
+use skiff_control_plane::pki::{CertRequest, RenewingCert, ServerTls, Usage};
 use skiff_node_runtime::agent::credentials::{node_client, Bootstrap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -276,12 +276,12 @@ async fn server_config(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<Ser
     Ok(config)
 }
 
-/// How long the peer certificate a member issues itself on each start is valid.
+/// How long the peer certificate a member issues itself is valid.
 const PEER_CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The peers' mutual TLS: from the `--peer-*` files when given (clap makes it all three or
-/// none), else a certificate this member issues itself from the cluster CA on each start,
-/// naming the member (the name its peers check) and its peer address.
+/// none), else a certificate this member issues itself from the cluster CA on each start and
+/// renews while it runs, naming the member (the name its peers check) and its peer address.
 fn peer_tls(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<skiff_control_plane::PeerTls> {
     let files = (
         &args.peer_cert_file,
@@ -291,20 +291,18 @@ fn peer_tls(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<skiff_control_
     let (Some(cert), Some(key), Some(ca)) = files else {
         let mut sans = vec![args.name.clone()];
         sans.extend(args.peer_listen.map(|addr| addr.ip().to_string()));
-        let issued = tls
-            .ca()
-            .issue(&CertRequest {
-                common_name: args.name.clone(),
-                organizations: Vec::new(),
-                sans,
-                usage: Usage::ServerAndClient,
-                validity: PEER_CERT_VALIDITY,
-            })
+        let request = CertRequest {
+            common_name: args.name.clone(),
+            organizations: Vec::new(),
+            sans,
+            usage: Usage::ServerAndClient,
+            validity: PEER_CERT_VALIDITY,
+        };
+        let identity = RenewingCert::new(tls.shared_ca(), request, None)
             .context("issuing this member's peer certificate from the cluster CA")?;
-        return skiff_control_plane::PeerTls::from_pem(
+        return skiff_control_plane::PeerTls::with_identity(
             tls.ca_pem().as_bytes(),
-            issued.cert_pem.as_bytes(),
-            issued.key_pem.as_bytes(),
+            Arc::new(identity),
         )
         .context("the peer certificate issued from the cluster CA");
     };

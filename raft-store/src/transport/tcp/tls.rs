@@ -12,11 +12,12 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
-use tokio_rustls::rustls::client::WebPkiServerVerifier;
+use tokio_rustls::rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use tokio_rustls::rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use tokio_rustls::rustls::server::{ParsedCertificate, ResolvesServerCert, WebPkiClientVerifier};
+use tokio_rustls::rustls::sign::{CertifiedKey, SingleCertAndKey};
 use tokio_rustls::rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -45,16 +46,13 @@ pub enum PeerTlsError {
 pub struct PeerTls {
     provider: Arc<CryptoProvider>,
     roots: Arc<RootCertStore>,
-    chain: Vec<CertificateDer<'static>>,
-    key: Arc<PrivateKeyDer<'static>>,
+    identity: Arc<dyn ResolvesClientCert>,
     acceptor: TlsAcceptor,
 }
 
 impl fmt::Debug for PeerTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PeerTls")
-            .field("chain", &self.chain.len())
-            .finish_non_exhaustive()
+        f.debug_struct("PeerTls").finish_non_exhaustive()
     }
 }
 
@@ -62,6 +60,29 @@ impl PeerTls {
     /// Builds the configuration from PEM: the CA certificate(s) peers are verified against,
     /// this member's certificate (chain) and its private key.
     pub fn from_pem(ca: &[u8], cert: &[u8], key: &[u8]) -> Result<PeerTls, PeerTlsError> {
+        let chain = CertificateDer::pem_slice_iter(cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(PeerTlsError::CertPem)?;
+        if chain.is_empty() {
+            return Err(PeerTlsError::CertPem(
+                rustls::pki_types::pem::Error::NoItemsFound,
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(PeerTlsError::KeyPem)?;
+        let provider = rustls::crypto::ring::default_provider();
+        // Loads the key and checks that it is the certificate's.
+        let identity =
+            CertifiedKey::from_der(chain, key, &provider).map_err(PeerTlsError::Identity)?;
+        PeerTls::with_identity(ca, Arc::new(SingleCertAndKey::from(identity)))
+    }
+
+    /// As `from_pem`, this member's certificate chosen at each handshake by `identity` (one
+    /// that is renewed while the member runs, say): it must come from the CA and name the
+    /// member, as a `from_pem` one.
+    pub fn with_identity<I>(ca: &[u8], identity: Arc<I>) -> Result<PeerTls, PeerTlsError>
+    where
+        I: ResolvesClientCert + ResolvesServerCert + 'static,
+    {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         for ca in CertificateDer::pem_slice_iter(ca) {
@@ -74,15 +95,6 @@ impl PeerTls {
                 rustls::pki_types::pem::Error::NoItemsFound,
             ));
         }
-        let chain = CertificateDer::pem_slice_iter(cert)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(PeerTlsError::CertPem)?;
-        if chain.is_empty() {
-            return Err(PeerTlsError::CertPem(
-                rustls::pki_types::pem::Error::NoItemsFound,
-            ));
-        }
-        let key = PrivateKeyDer::from_pem_slice(key).map_err(PeerTlsError::KeyPem)?;
         let roots = Arc::new(roots);
         let clients = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
@@ -91,13 +103,11 @@ impl PeerTls {
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(PeerTlsError::Identity)?
             .with_client_cert_verifier(clients)
-            .with_single_cert(chain.clone(), key.clone_key())
-            .map_err(PeerTlsError::Identity)?;
+            .with_cert_resolver(identity.clone());
         Ok(PeerTls {
             provider,
             roots,
-            chain,
-            key: Arc::new(key),
+            identity,
             acceptor: TlsAcceptor::from(Arc::new(server)),
         })
     }
@@ -124,8 +134,7 @@ impl PeerTls {
             .map_err(PeerTlsError::Identity)?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(PeerTlsError::Identity)?;
+            .with_client_cert_resolver(self.identity.clone());
         Ok(TlsConnector::from(Arc::new(client)))
     }
 }
