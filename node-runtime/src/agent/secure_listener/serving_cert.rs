@@ -7,7 +7,7 @@
 //! addresses and has more than a fifth of its lifetime left; a running agent renews it before
 //! it expires (`rotation`), with `request`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use skiff_api::certificates::{KUBELET_SERVING, NODES_GROUP, NODE_USER_PREFIX};
@@ -46,8 +46,7 @@ pub async fn obtain(
     names: &[String],
     data_dir: &Path,
 ) -> Result<ServingCert, CredentialError> {
-    let dir = data_dir.join(PKI_DIR);
-    let (cert_path, key_path) = (dir.join(SERVING_CERT), dir.join(SERVING_KEY));
+    let (_, cert_path, key_path) = paths(data_dir);
     if let (Some(cert_pem), Some(key_pem)) = (read(&cert_path)?, read(&key_path)?) {
         // A key that is not the certificate's (a write cut short) is replaced too.
         if fits(&cert_pem, names, jiff::Timestamp::now().as_second())
@@ -67,8 +66,7 @@ pub async fn request(
     names: &[String],
     data_dir: &Path,
 ) -> Result<ServingCert, CredentialError> {
-    let dir = data_dir.join(PKI_DIR);
-    let (cert_path, key_path) = (dir.join(SERVING_CERT), dir.join(SERVING_KEY));
+    let (dir, cert_path, key_path) = paths(data_dir);
     let user = format!("{NODE_USER_PREFIX}{node}");
     let made = key_and_serving_request(&user, &[NODES_GROUP.to_string()], names)?;
     let name = client
@@ -88,6 +86,13 @@ pub async fn request(
         cert_pem,
         key_pem: made.key_pem,
     })
+}
+
+/// The data dir's `pki/` and the serving certificate's and key's paths in it.
+fn paths(data_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = data_dir.join(PKI_DIR);
+    let (cert, key) = (dir.join(SERVING_CERT), dir.join(SERVING_KEY));
+    (dir, cert, key)
 }
 
 /// Whether `cert_pem` names exactly `names` and has more than `REPLACE_BELOW` of its
