@@ -3,7 +3,7 @@
 //! applied to the same state gives the same result on every member.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{RwLock, TryLockError};
 
 use prost::Message;
 use sled::transaction::{
@@ -228,6 +228,32 @@ impl StateMachine {
             out.push(self.decode_value(&key, &bytes)?);
         }
         Ok((out, revision))
+    }
+
+    /// Whether any key starts with `prefix`, reading one key at most. Under the apply lock
+    /// like `range`, so it never sees a snapshot install half done; `None` instead of waiting
+    /// while an apply holds it (ask again with `has_prefix`, off the async workers).
+    pub fn try_has_prefix(&self, prefix: &[u8]) -> Option<Result<bool, StoreError>> {
+        let _read = match self.apply_lock.try_read() {
+            Ok(read) => read,
+            Err(TryLockError::WouldBlock) => return None,
+            Err(TryLockError::Poisoned(_)) => panic!("apply lock poisoned"),
+        };
+        Some(self.first_under(prefix))
+    }
+
+    /// Whether any key starts with `prefix`, waiting for a running apply.
+    pub fn has_prefix(&self, prefix: &[u8]) -> Result<bool, StoreError> {
+        let _read = self.apply_lock.read().expect("apply lock");
+        self.first_under(prefix)
+    }
+
+    fn first_under(&self, prefix: &[u8]) -> Result<bool, StoreError> {
+        match self.kv.scan_prefix(prefix).next() {
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(self.storage_error(e)),
+            None => Ok(false),
+        }
     }
 
     /// Records that `index` was applied without changing the KV (empty or config entries).

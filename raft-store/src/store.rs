@@ -177,6 +177,20 @@ impl Store {
             .map_err(|_| StoreError::Stopped)?
     }
 
+    /// Whether any key starts with `prefix`, at the latest applied revision: a check that
+    /// reads one key at most, inline (it leaves for a blocking thread only to wait for an
+    /// apply in progress), so a caller can skip a `range` that would come back empty.
+    pub async fn has_prefix(&self, prefix: &[u8]) -> Result<bool, StoreError> {
+        if let Some(answer) = self.shared.state.try_has_prefix(prefix) {
+            return answer;
+        }
+        let state = self.shared.state.clone();
+        let prefix = prefix.to_vec();
+        tokio::task::spawn_blocking(move || state.has_prefix(&prefix))
+            .await
+            .map_err(|_| StoreError::Stopped)?
+    }
+
     /// Every key under `prefix` as it was at `revision`, sorted by key: the current range with
     /// the later changes undone from the history (how a paged list stays on one snapshot).
     /// `Compacted` when the history since `revision` is gone.

@@ -122,6 +122,36 @@ async fn range_by_prefix_and_delete() {
 }
 
 #[tokio::test]
+async fn has_prefix_follows_puts_and_deletes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), 1000).await;
+    assert!(!store.has_prefix(b"/p/").await.expect("empty store"));
+    store.txn(put("/p/a", "v")).await.expect("put");
+    store.txn(put("/pq", "v")).await.expect("put");
+    assert!(store.has_prefix(b"/p/").await.expect("one key"));
+    assert!(store.has_prefix(b"/p").await.expect("two keys"));
+    assert!(
+        !store.has_prefix(b"/p/b").await.expect("a sibling"),
+        "a prefix of no key"
+    );
+    store
+        .txn(Txn {
+            success: vec![Op::Delete {
+                key: b"/p/a".to_vec(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("delete");
+    assert!(
+        !store.has_prefix(b"/p/").await.expect("deleted"),
+        "the deleted key was the only one"
+    );
+    assert!(store.has_prefix(b"/p").await.expect("one left"));
+    store.shutdown().await;
+}
+
+#[tokio::test]
 async fn watch_replays_history_then_follows_live_without_gaps() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), 10_000).await;

@@ -9,7 +9,7 @@ use skiff_api::resources::ResourceKind;
 use skiff_raft_store::StoreError;
 
 use super::codec::decode;
-use super::{scope, ListOptions, Registry};
+use super::{list_prefix, ListOptions, Registry};
 use crate::error::ApiError;
 
 /// One page of a list.
@@ -87,7 +87,7 @@ impl Registry {
         continue_token: Option<&str>,
         at: ReadAt,
     ) -> Result<Page, ApiError> {
-        let prefix = kind.store_prefix(scope(kind, namespace));
+        let prefix = list_prefix(kind, namespace);
         let (kvs, revision, after) = match (continue_token, at) {
             (None, ReadAt::Exact(rv)) => {
                 let current = self.store.revision();

@@ -71,6 +71,11 @@ impl Registry {
         let Some(ns) = object::namespace(obj).map(str::to_string) else {
             return Ok(());
         };
+        // Most namespaces have no LimitRange: a one-key check of this member's store (the
+        // store the list below reads) spares them the range read.
+        if !self.any_stored(limit_ranges(), Some(&ns)).await? {
+            return Ok(());
+        }
         let (ranges, _) = self
             .list(limit_ranges(), Some(&ns), &ListOptions::default())
             .await?;
@@ -108,10 +113,14 @@ impl Registry {
         if old.is_some() && !quota::charged_on_update(kind) {
             return Ok(Vec::new());
         }
-        // Quotas first, then usage, from this member's store (no read barrier, so creates
-        // without quotas pay one empty range read): the usage read is at least as new as the
-        // quotas, and a charged write that is missing from it moved the quotas, so the
-        // write below fails its compare and this charges again.
+        // Quotas first, then usage, from this member's store (no read barrier): the usage
+        // read is at least as new as the quotas, and a charged write that is missing from it
+        // moved the quotas, so the write below fails its compare and this charges again.
+        // A namespace without quotas is told so by a one-key check of the same local store,
+        // as recent as the list it spares, so creates there pay no range read.
+        if !self.any_stored(resource_quotas(), Some(namespace)).await? {
+            return Ok(Vec::new());
+        }
         let (quotas, _) = self
             .list(resource_quotas(), Some(namespace), &ListOptions::default())
             .await?;

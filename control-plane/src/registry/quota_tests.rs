@@ -281,3 +281,77 @@ async fn a_quota_update_may_not_change_its_scopes() {
     .await
     .expect("hard may change");
 }
+
+/// Creates a one-container pod in `namespace` and returns its container's resources.
+async fn pod_resources(
+    registry: &Registry,
+    namespace: &str,
+    name: &str,
+) -> Result<Value, ApiError> {
+    let pod = json!({"metadata": {"name": name},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]}});
+    let created = registry.create(kind("pods"), Some(namespace), pod).await?;
+    Ok(created["spec"]["containers"][0]["resources"].clone())
+}
+
+// Creates skip the quota and LimitRange lists in a namespace that has none: the policies
+// apply from the first create after them, only in their namespace, and stop once deleted.
+#[tokio::test]
+async fn namespace_policies_apply_once_created_and_stop_once_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = crate::test_registry::registry(dir.path()).await;
+    let bare = pod_resources(&registry, "default", "a")
+        .await
+        .expect("no policy");
+    assert!(bare.get("requests").is_none(), "{bare}");
+
+    let range = json!({"metadata": {"name": "lr"}, "spec": {"limits": [
+        {"type": "Container", "default": {"memory": "256Mi"}}]}});
+    registry
+        .create(kind("limitranges"), Some("default"), range)
+        .await
+        .expect("limit range");
+    quota(&registry, "q", json!({"hard": {"pods": "2"}})).await;
+    let defaulted = pod_resources(&registry, "default", "b")
+        .await
+        .expect("fits");
+    assert_eq!(defaulted["requests"]["memory"], "256Mi", "{defaulted}");
+    assert_eq!(used(&registry, "q").await, json!({"pods": "2"}));
+    let err = pod_resources(&registry, "default", "c")
+        .await
+        .expect_err("the quota is full");
+    assert_eq!(
+        forbidden(err),
+        "exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2"
+    );
+
+    // A namespace whose name starts with this one's has its own (no) policies.
+    registry
+        .create(
+            kind("namespaces"),
+            None,
+            json!({"metadata": {"name": "default-b"}}),
+        )
+        .await
+        .expect("namespace");
+    let elsewhere = pod_resources(&registry, "default-b", "c")
+        .await
+        .expect("no policy in default-b");
+    assert!(elsewhere.get("requests").is_none(), "{elsewhere}");
+
+    for (plural, name) in [("limitranges", "lr"), ("resourcequotas", "q")] {
+        registry
+            .delete(
+                kind(plural),
+                Some("default"),
+                name,
+                &DeleteOptions::default(),
+            )
+            .await
+            .expect("delete");
+    }
+    let bare = pod_resources(&registry, "default", "c")
+        .await
+        .expect("no policy left");
+    assert!(bare.get("requests").is_none(), "{bare}");
+}
