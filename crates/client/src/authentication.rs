@@ -2,6 +2,8 @@
 //! token` asks for one), SelfSubjectReviews ("who am I?", as `kubectl auth whoami`) and
 //! TokenReviews ("whose is this token?", as the kubelet's webhook authenticator asks).
 
+use std::collections::BTreeMap;
+
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -22,6 +24,9 @@ pub struct TokenUser {
     pub uid: Option<String>,
     /// `status.user.groups`.
     pub groups: Vec<String>,
+    /// `status.user.extra`: what else the authenticator knows (a ServiceAccount token's pod
+    /// and node, say).
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 /// A TokenReview's answer.
@@ -93,10 +98,15 @@ fn token_review_answer(review: &Value) -> TokenReviewAnswer {
                 .collect()
         })
         .unwrap_or_default();
+    let extra = review
+        .pointer("/status/user/extra")
+        .and_then(|extra| serde_json::from_value(extra.clone()).ok())
+        .unwrap_or_default();
     TokenReviewAnswer::Authenticated(TokenUser {
         username: username.to_string(),
         uid: text("/status/user/uid").map(str::to_string),
         groups,
+        extra,
     })
 }
 
@@ -107,13 +117,18 @@ mod tests {
     #[test]
     fn a_token_review_answer_names_the_user_or_the_reason() {
         let yes = json!({"status": {"authenticated": true, "user": {"username": "bob",
-            "uid": "u1", "groups": ["g", "system:authenticated"]}}});
+            "uid": "u1", "groups": ["g", "system:authenticated"],
+            "extra": {"authentication.kubernetes.io/pod-name": ["p1"]}}}});
         assert_eq!(
             token_review_answer(&yes),
             TokenReviewAnswer::Authenticated(TokenUser {
                 username: "bob".into(),
                 uid: Some("u1".into()),
                 groups: vec!["g".into(), "system:authenticated".into()],
+                extra: BTreeMap::from([(
+                    "authentication.kubernetes.io/pod-name".into(),
+                    vec!["p1".into()]
+                )]),
             })
         );
         let no = json!({"status": {"authenticated": false, "error": "expired"}});

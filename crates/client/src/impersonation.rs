@@ -2,10 +2,33 @@
 //! `Impersonate-User` and `Impersonate-Group` headers, which the server honours when the
 //! caller may `impersonate` that user and those groups; and access reviews ("may I?").
 
+use std::collections::BTreeMap;
+
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::{Client, ClientError};
+use crate::{Client, ClientError, TokenUser};
+
+/// Whom a SubjectAccessReview asks about: a user, its uid, groups and extra fields (a
+/// certificate's CN and O entries, or what a TokenReview found a token to authenticate).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ReviewSubject {
+    pub user: String,
+    pub uid: Option<String>,
+    pub groups: Vec<String>,
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+impl From<TokenUser> for ReviewSubject {
+    fn from(user: TokenUser) -> Self {
+        ReviewSubject {
+            user: user.username,
+            uid: user.uid,
+            groups: user.groups,
+            extra: user.extra,
+        }
+    }
+}
 
 /// Whom a client's requests act as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,20 +93,15 @@ impl Client {
             .unwrap_or(false))
     }
 
-    /// Asks the server whether `user` in `groups` may make the request `attributes`
-    /// describes (a SubjectAccessReview's `resourceAttributes`), as a kubelet's webhook
-    /// authorizer does; this client's user needs `create` on `subjectaccessreviews`.
+    /// Asks the server whether `subject` may make the request `attributes` describes (a
+    /// SubjectAccessReview's `resourceAttributes`), as a kubelet's webhook authorizer does;
+    /// this client's user needs `create` on `subjectaccessreviews`.
     pub async fn subject_access_review(
         &self,
-        user: &str,
-        groups: &[String],
+        subject: &ReviewSubject,
         attributes: Value,
     ) -> Result<bool, ClientError> {
-        let review = json!({
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SubjectAccessReview",
-            "spec": {"user": user, "groups": groups, "resourceAttributes": attributes},
-        });
+        let review = subject_review(subject, attributes);
         let answer = self
             .json(Method::POST, SUBJECT_REVIEW_PATH, Self::body(&review))
             .await?;
@@ -105,5 +123,54 @@ impl Client {
             .json(Method::POST, RULES_REVIEW_PATH, Self::body(&review))
             .await?;
         Ok(answer.get("status").cloned().unwrap_or(Value::Null))
+    }
+}
+
+/// The SubjectAccessReview asking whether `subject` may make the request `attributes` describes.
+fn subject_review(subject: &ReviewSubject, attributes: Value) -> Value {
+    let mut spec = json!({"user": subject.user, "groups": subject.groups,
+        "resourceAttributes": attributes});
+    if let Some(uid) = &subject.uid {
+        spec["uid"] = json!(uid);
+    }
+    if !subject.extra.is_empty() {
+        spec["extra"] = json!(subject.extra);
+    }
+    json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_review_carries_the_uid_and_extra_only_when_known() {
+        let attributes = json!({"verb": "get", "resource": "nodes", "subresource": "log"});
+        let certificate = ReviewSubject {
+            user: "alice".into(),
+            groups: vec!["ops".into()],
+            ..Default::default()
+        };
+        let review = subject_review(&certificate, attributes.clone());
+        assert_eq!(review["kind"], "SubjectAccessReview");
+        assert_eq!(
+            review["spec"],
+            json!({"user": "alice", "groups": ["ops"], "resourceAttributes": attributes})
+        );
+        let token = ReviewSubject::from(TokenUser {
+            username: "system:serviceaccount:default:app".into(),
+            uid: Some("u1".into()),
+            groups: vec!["system:serviceaccounts".into()],
+            extra: BTreeMap::from([(
+                "authentication.kubernetes.io/pod-name".into(),
+                vec!["p1".into()],
+            )]),
+        });
+        let review = subject_review(&token, attributes);
+        assert_eq!(review["spec"]["uid"], "u1");
+        assert_eq!(
+            review["spec"]["extra"]["authentication.kubernetes.io/pod-name"],
+            json!(["p1"])
+        );
     }
 }

@@ -37,7 +37,7 @@ pub use authentication::{TokenReviewAnswer, TokenUser};
 pub use error::ClientError;
 pub use exec::{ExecEvent, ExecParams, ExecStream};
 pub use identity::ClientIdentity;
-pub use impersonation::Impersonation;
+pub use impersonation::{Impersonation, ReviewSubject};
 pub use kubeconfig::{Credentials, Kubeconfig};
 pub use params::{DeleteParams, ListParams, LogParams};
 pub use reqwest::Method;

@@ -6,11 +6,9 @@
 
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-use skiff_client::{Client, ClientError, TokenReviewAnswer};
-
-use super::authorizer::Requester;
 use super::ttl_cache::TtlCache;
+use sha2::{Digest, Sha256};
+use skiff_client::{Client, ClientError, ReviewSubject, TokenReviewAnswer};
 
 const AUTHENTICATED_FOR: Duration = Duration::from_secs(120);
 const UNAUTHENTICATED_FOR: Duration = Duration::from_secs(30);
@@ -18,7 +16,7 @@ const UNAUTHENTICATED_FOR: Duration = Duration::from_secs(30);
 /// Asks the API whose bearer tokens are, with a short-lived cache.
 pub struct TokenAuthenticator {
     client: Client,
-    cache: TtlCache<[u8; 32], Option<Requester>>,
+    cache: TtlCache<[u8; 32], Option<ReviewSubject>>,
 }
 
 impl TokenAuthenticator {
@@ -31,16 +29,13 @@ impl TokenAuthenticator {
     }
 
     /// The user `token` authenticates, or `None` if the API says it authenticates no one.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<Requester>, ClientError> {
+    pub async fn authenticate(&self, token: &str) -> Result<Option<ReviewSubject>, ClientError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(known) = self.cache.get(&key) {
             return Ok(known);
         }
         let who = match self.client.token_review(token).await? {
-            TokenReviewAnswer::Authenticated(user) => Some(Requester {
-                user: user.username,
-                groups: user.groups,
-            }),
+            TokenReviewAnswer::Authenticated(user) => Some(ReviewSubject::from(user)),
             TokenReviewAnswer::Unauthenticated(reason) => {
                 tracing::debug!(%reason, "a bearer token on the node's listener did not authenticate");
                 None

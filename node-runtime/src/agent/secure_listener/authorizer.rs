@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use skiff_client::{Client, ClientError};
+use skiff_client::{Client, ClientError, ReviewSubject};
 
 use super::access::NodeAccess;
 use super::ttl_cache::TtlCache;
@@ -13,17 +13,7 @@ use super::ttl_cache::TtlCache;
 const ALLOWED_FOR: Duration = Duration::from_secs(300);
 const DENIED_FOR: Duration = Duration::from_secs(30);
 
-/// Who is asking: a certificate's CN and O fields, or the user and groups a TokenReview
-/// found its bearer token to authenticate.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Requester {
-    /// The user (a certificate's CN, a token's username).
-    pub user: String,
-    /// Its groups (a certificate's O entries, a token's groups).
-    pub groups: Vec<String>,
-}
-
-type Key = (Requester, NodeAccess);
+type Key = (ReviewSubject, NodeAccess);
 
 /// Asks the API whether users may reach this node, with a short-lived cache.
 pub struct Authorizer {
@@ -43,7 +33,11 @@ impl Authorizer {
     }
 
     /// Whether `who` may have `access` to this node.
-    pub async fn allows(&self, who: &Requester, access: &NodeAccess) -> Result<bool, ClientError> {
+    pub async fn allows(
+        &self,
+        who: &ReviewSubject,
+        access: &NodeAccess,
+    ) -> Result<bool, ClientError> {
         let key = (who.clone(), access.clone());
         if let Some(allowed) = self.cache.get(&key) {
             return Ok(allowed);
@@ -55,10 +49,7 @@ impl Authorizer {
             "subresource": access.subresource,
             "name": self.node,
         });
-        let allowed = self
-            .client
-            .subject_access_review(&who.user, &who.groups, attributes)
-            .await?;
+        let allowed = self.client.subject_access_review(who, attributes).await?;
         let ttl = if allowed { ALLOWED_FOR } else { DENIED_FOR };
         self.cache.put(key, allowed, ttl);
         Ok(allowed)

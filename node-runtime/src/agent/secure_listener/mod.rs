@@ -31,7 +31,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use skiff_api::backoff::Backoff;
-use skiff_client::Client;
+use skiff_client::{Client, ReviewSubject};
 use skiff_net::http::TlsPeer;
 use skiff_net::tls::ServerCert;
 use skiff_net::ConnLimits;
@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use authenticator::TokenAuthenticator;
-use authorizer::{Authorizer, Requester};
+use authorizer::Authorizer;
 
 /// Pauses between attempts to obtain the serving certificate (a request not approved within
 /// its wait, a server unreachable): each attempt is a new CertificateSigningRequest, so they
@@ -235,7 +235,7 @@ fn bearer_token(request: &Request) -> Option<String> {
 
 /// The user of the request's client certificate (verified against the cluster CA at the
 /// handshake), if it sent one that is still valid and names a user.
-fn certificate_user(request: &Request) -> Option<Requester> {
+fn certificate_user(request: &Request) -> Option<ReviewSubject> {
     let peer = request.extensions().get::<TlsPeer>()?;
     let (_, cert) = X509Certificate::from_der(peer.certificates.first()?).ok()?;
     let now = jiff::Timestamp::now().as_second();
@@ -253,5 +253,9 @@ fn certificate_user(request: &Request) -> Option<Requester> {
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))
         .collect();
-    (!user.is_empty()).then_some(Requester { user, groups })
+    (!user.is_empty()).then_some(ReviewSubject {
+        user,
+        groups,
+        ..Default::default()
+    })
 }
