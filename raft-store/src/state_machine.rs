@@ -235,9 +235,8 @@ impl StateMachine {
     /// while an apply holds it (ask again with `has_prefix`, off the async workers).
     pub fn try_has_prefix(&self, prefix: &[u8]) -> Option<Result<bool, StoreError>> {
         let _read = match self.apply_lock.try_read() {
-            Ok(read) => read,
             Err(TryLockError::WouldBlock) => return None,
-            Err(TryLockError::Poisoned(_)) => panic!("apply lock poisoned"),
+            read => read.expect("apply lock"),
         };
         Some(self.first_under(prefix))
     }

@@ -20,6 +20,7 @@ const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
 pub struct Prometheus {
     addr: SocketAddr,
     child: Child,
+    http: reqwest::blocking::Client,
 }
 
 impl Prometheus {
@@ -49,7 +50,11 @@ impl Prometheus {
                 .stderr(log)
                 .spawn()
                 .context("spawning prometheus")?;
-            let mut prometheus = Prometheus { addr, child };
+            let mut prometheus = Prometheus {
+                addr,
+                child,
+                http: reqwest::blocking::Client::new(),
+            };
             match prometheus.wait_ready() {
                 Ok(()) => return Ok(prometheus),
                 Err(err) => {
@@ -67,7 +72,7 @@ impl Prometheus {
     /// Waits until it answers ready; fails at once if it exits.
     fn wait_ready(&mut self) -> anyhow::Result<()> {
         let url = format!("http://{}/-/ready", self.addr);
-        let http = reqwest::blocking::Client::new();
+        let http = self.http.clone();
         wait_until("prometheus to be ready", Duration::from_secs(30), || {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(Some(Err(anyhow::anyhow!("prometheus exited: {status}"))));
@@ -79,7 +84,8 @@ impl Prometheus {
 
     /// The `data.result` of an instant PromQL query (`/api/v1/query`).
     pub fn query(&self, promql: &str) -> anyhow::Result<Vec<Value>> {
-        let answer: Value = reqwest::blocking::Client::new()
+        let answer: Value = self
+            .http
             .get(format!("http://{}/api/v1/query", self.addr))
             .query(&[("query", promql)])
             .send()?
@@ -95,7 +101,8 @@ impl Prometheus {
     /// The active scrape targets (`/api/v1/targets`): each with `labels`, `health` and
     /// `lastError`.
     pub fn targets(&self) -> anyhow::Result<Vec<Value>> {
-        let answer: Value = reqwest::blocking::Client::new()
+        let answer: Value = self
+            .http
             .get(format!("http://{}/api/v1/targets", self.addr))
             .send()?
             .error_for_status()?

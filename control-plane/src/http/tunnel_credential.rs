@@ -1,18 +1,19 @@
-//! How long a node tunnel stays open: while the credential that opened it is good. The server
-//! checks a credential on every request, but a tunnel is one long request, so it is closed
-//! when its credential ends: a client certificate when its notAfter passes; a bearer token
-//! (a static token, or the join token an agent sends to the plain-HTTP `--insecure-http`
-//! listener) at the first check that refuses it, checks running every `RECHECK` (how long
-//! kube-apiserver caches a token's success), so a token that expires or is deleted closes its
-//! tunnels within that time. The agent then opens its tunnel again with its current
-//! credential.
+//! How long a node tunnel stays open: while the credential that opened it is good (and the
+//! server runs). The server checks a credential on every request, but a tunnel is one long
+//! request, so it is closed when its credential ends: a client certificate when its notAfter
+//! passes; a bearer token at the first check that refuses it, checks running every `RECHECK`
+//! (how long kube-apiserver caches a token's success). In practice that is the join token an
+//! agent sends to the plain-HTTP `--insecure-http` listener, closed within `RECHECK` of its
+//! expiry or deletion (no middleware checks that token on this route, so `check` also runs
+//! when the tunnel opens); a static token over TLS lasts until the server restarts (the
+//! token file is read at start), and other tokens cannot open a tunnel. The agent then opens
+//! its tunnel again with its current credential.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::header;
+use futures::future::BoxFuture;
 use futures::FutureExt;
 use skiff_api::join_token::JoinToken;
 use skiff_net::http::TlsPeer;
@@ -27,9 +28,6 @@ use crate::pki::user_of_certificate;
 /// How often a bearer token that opened a tunnel is checked again.
 pub const RECHECK: Duration = Duration::from_secs(10);
 
-/// Resolves, to why, when the tunnel must close.
-pub type Ending = Pin<Box<dyn Future<Output = String> + Send>>;
-
 /// What opened a tunnel.
 pub enum Credential {
     /// A client certificate valid until `not_after` (Unix seconds).
@@ -37,7 +35,7 @@ pub enum Credential {
     /// A bearer token; `tls`: sent over TLS (else to the plain-HTTP listener).
     Token { token: String, tls: bool },
     /// Nothing: a request to the plain-HTTP listener without a token.
-    None,
+    Absent,
 }
 
 /// Whether `user` may open `node`'s tunnel: the node's own credential, or a cluster admin's.
@@ -67,7 +65,7 @@ impl Credential {
                 token: token.to_string(),
                 tls: peer.is_some(),
             },
-            None => Credential::None,
+            None => Credential::Absent,
         }
     }
 
@@ -92,13 +90,15 @@ impl Credential {
                     JoinToken::parse(token).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
                 super::auth::verify(&state.registry, &token).await
             }
-            Credential::Certificate { .. } | Credential::None => Ok(()),
+            Credential::Certificate { .. } | Credential::Absent => Ok(()),
         }
     }
 
-    /// Resolves when the tunnel `self` opened for `node` must close, to why.
-    pub fn ending(self, state: AppState, node: String) -> Ending {
-        match self {
+    /// Resolves when the tunnel `self` opened for `node` must close, to why: the credential's
+    /// end, or the server's shutdown.
+    pub fn ending(self, state: AppState, node: String) -> BoxFuture<'static, String> {
+        let shutdown = state.shutdown.clone();
+        let ending = match self {
             Credential::Certificate { not_after } => tokio::time::sleep_until(expiry(not_after))
                 .map(|()| "the certificate that opened it expired".to_string())
                 .boxed(),
@@ -117,8 +117,15 @@ impl Credential {
                 }
             }
             .boxed(),
-            Credential::None => std::future::pending().boxed(),
+            Credential::Absent => std::future::pending().boxed(),
+        };
+        async move {
+            tokio::select! {
+                why = ending => why,
+                () = shutdown.cancelled() => "the server is shutting down".to_string(),
+            }
         }
+        .boxed()
     }
 }
 

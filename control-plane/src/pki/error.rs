@@ -35,6 +35,9 @@ pub enum PkiError {
         what: &'static str,
         reason: String,
     },
+    /// An in-memory certificate or key (one a running server issued itself) that does not load.
+    #[error("the in-memory {what} is not usable: {reason}")]
+    InMemory { what: &'static str, reason: String },
     #[error("the TLS configuration: {0}")]
     Tls(#[from] tokio_rustls::rustls::Error),
     #[error("the client certificate verifier: {0}")]

@@ -29,8 +29,7 @@ pub fn agent_client_config(tls: &ServerTls) -> Result<Arc<ClientConfig>, PkiErro
     let client_cert = RenewingCert::new(tls.shared_ca(), request, None)?;
     let mut roots = RootCertStore::empty();
     for der in CertificateDer::pem_slice_iter(tls.ca_pem().as_bytes()) {
-        let der = der.map_err(|e| PkiError::Invalid {
-            path: "(in memory)".into(),
+        let der = der.map_err(|e| PkiError::InMemory {
             what: "CA certificate",
             reason: e.to_string(),
         })?;

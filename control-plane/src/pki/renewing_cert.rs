@@ -61,26 +61,27 @@ impl RenewingCert {
         })
     }
 
-    /// The certificate to present at `now` (Unix seconds). A renewal that fails keeps the held
-    /// certificate and is tried again after `cert_renewal::pause`.
+    /// The certificate to present at `now` (Unix seconds). The next one is issued outside
+    /// the lock (handshakes meanwhile present the held one); a renewal that fails keeps the
+    /// held certificate and is tried again after `cert_renewal::pause`.
     fn at(&self, now: i64) -> Arc<CertifiedKey> {
         {
-            let held = self.held.read().expect("renewing certificate lock");
+            let held = self.held.read().unwrap_or_else(|p| p.into_inner());
             if now < held.renew_at {
                 return held.key.clone();
             }
         }
-        let mut held = self.held.write().expect("renewing certificate lock");
+        let name = &self.request.common_name;
+        let next = self
+            .ca
+            .issue(&self.request)
+            .and_then(|issued| load(&issued));
+        let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
         if now < held.renew_at {
             // Another handshake renewed it meanwhile.
             return held.key.clone();
         }
-        let name = &self.request.common_name;
-        match self
-            .ca
-            .issue(&self.request)
-            .and_then(|issued| load(&issued))
-        {
+        match next {
             Ok(key) => {
                 tracing::info!(%name, "renewed the certificate");
                 held.renew_at = renewal(&key, now);
@@ -121,8 +122,7 @@ impl ResolvesServerCert for RenewingCert {
 
 fn load(issued: &IssuedCert) -> Result<Arc<CertifiedKey>, PkiError> {
     skiff_net::tls::certified_key(issued.cert_pem.as_bytes(), issued.key_pem.as_bytes()).map_err(
-        |e| PkiError::Invalid {
-            path: "(in memory)".into(),
+        |e| PkiError::InMemory {
             what: e.what,
             reason: e.reason,
         },
@@ -133,21 +133,20 @@ fn load(issued: &IssuedCert) -> Result<Arc<CertifiedKey>, PkiError> {
 /// than a pause after `now` (a certificate that comes back already due is not reissued at
 /// once).
 fn renewal(key: &CertifiedKey, now: i64) -> i64 {
-    let der = key
-        .end_entity_cert()
-        .map(|c| c.as_ref())
-        .unwrap_or_default();
-    cert_renewal::due(der)
+    cert_renewal::due(leaf_der(key))
         .unwrap_or(now)
         .max(now + pause_secs(key))
 }
 
 fn pause_secs(key: &CertifiedKey) -> i64 {
-    let der = key
-        .end_entity_cert()
+    i64::try_from(cert_renewal::pause(leaf_der(key)).as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The DER of `key`'s leaf certificate (empty if it has none).
+fn leaf_der(key: &CertifiedKey) -> &[u8] {
+    key.end_entity_cert()
         .map(|c| c.as_ref())
-        .unwrap_or_default();
-    i64::try_from(cert_renewal::pause(der).as_secs()).unwrap_or(i64::MAX)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

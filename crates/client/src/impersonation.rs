@@ -13,9 +13,13 @@ use crate::{Client, ClientError, TokenUser};
 /// certificate's CN and O entries, or what a TokenReview found a token to authenticate).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ReviewSubject {
+    /// The user (a certificate's CN, a token's username).
     pub user: String,
+    /// Its uid, if the authenticator knows one.
     pub uid: Option<String>,
+    /// Its groups (a certificate's O entries, a token's groups).
     pub groups: Vec<String>,
+    /// What else the authenticator knows (a ServiceAccount token's pod, say).
     pub extra: BTreeMap<String, Vec<String>>,
 }
 

@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use super::ttl_cache::TtlCache;
 use sha2::{Digest, Sha256};
 use skiff_client::{Client, ClientError, ReviewSubject, TokenReviewAnswer};
+
+use super::ttl_cache::TtlCache;
 
 const AUTHENTICATED_FOR: Duration = Duration::from_secs(120);
 const UNAUTHENTICATED_FOR: Duration = Duration::from_secs(30);

@@ -69,11 +69,11 @@ impl PeerTls {
             ));
         }
         let key = PrivateKeyDer::from_pem_slice(key).map_err(PeerTlsError::KeyPem)?;
-        let provider = rustls::crypto::ring::default_provider();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         // Loads the key and checks that it is the certificate's.
         let identity =
             CertifiedKey::from_der(chain, key, &provider).map_err(PeerTlsError::Identity)?;
-        PeerTls::with_identity(ca, Arc::new(SingleCertAndKey::from(identity)))
+        PeerTls::with_provider(provider, ca, Arc::new(SingleCertAndKey::from(identity)))
     }
 
     /// As `from_pem`, this member's certificate chosen at each handshake by `identity` (one
@@ -84,6 +84,17 @@ impl PeerTls {
         I: ResolvesClientCert + ResolvesServerCert + 'static,
     {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        PeerTls::with_provider(provider, ca, identity)
+    }
+
+    fn with_provider<I>(
+        provider: Arc<CryptoProvider>,
+        ca: &[u8],
+        identity: Arc<I>,
+    ) -> Result<PeerTls, PeerTlsError>
+    where
+        I: ResolvesClientCert + ResolvesServerCert + 'static,
+    {
         let mut roots = RootCertStore::empty();
         for ca in CertificateDer::pem_slice_iter(ca) {
             roots
