@@ -464,3 +464,64 @@ async fn a_node_gets_tokens_only_for_pods_bound_to_it() {
     assert_eq!(ask(bound_to("there")).await, StatusCode::FORBIDDEN);
     assert_eq!(ask(json!({})).await, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_bound_to_a_scheduled_pod_names_its_node() {
+    let cluster = Cluster::start().await;
+    let (status, node) = cluster
+        .post(
+            "/api/v1/nodes",
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{node}");
+    let pods = "/api/v1/namespaces/default/pods";
+    for (name, node) in [("placed", "n1"), ("lost", "gone"), ("pending", "")] {
+        let (status, _) = cluster
+            .post(pods, pod(name, json!({"nodeName": node})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    // What a TokenReview finds in a token bound to `pod`.
+    let extra_of = |pod: &'static str| {
+        let cluster = &cluster;
+        async move {
+            let bound = json!({"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": pod}});
+            let token = cluster.token("default", "default", bound).await;
+            let (status, review) = cluster
+                .post(
+                    "/apis/authentication.k8s.io/v1/tokenreviews",
+                    json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                        "spec": {"token": token}}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{review}");
+            assert_eq!(review["status"]["authenticated"], true, "{review}");
+            review["status"]["user"]["extra"].clone()
+        }
+    };
+    let placed = extra_of("placed").await;
+    assert_eq!(
+        placed["authentication.kubernetes.io/node-name"],
+        json!(["n1"])
+    );
+    assert_eq!(
+        placed["authentication.kubernetes.io/node-uid"],
+        json!([node["metadata"]["uid"]])
+    );
+    assert_eq!(
+        placed["authentication.kubernetes.io/pod-name"],
+        json!(["placed"])
+    );
+    // A node that is gone, or none yet: the token names no node.
+    for pod in ["lost", "pending"] {
+        let extra = extra_of(pod).await;
+        assert!(
+            extra
+                .get("authentication.kubernetes.io/node-name")
+                .is_none(),
+            "{extra}"
+        );
+        assert_eq!(extra["authentication.kubernetes.io/pod-name"], json!([pod]));
+    }
+}

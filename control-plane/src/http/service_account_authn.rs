@@ -82,6 +82,10 @@ pub async fn authenticate(
         extra.insert(format!("{EXTRA_PREFIX}pod-name"), vec![pod.name.clone()]);
         extra.insert(format!("{EXTRA_PREFIX}pod-uid"), vec![pod.uid.clone()]);
     }
+    if let Some(node) = &k.node {
+        extra.insert(format!("{EXTRA_PREFIX}node-name"), vec![node.name.clone()]);
+        extra.insert(format!("{EXTRA_PREFIX}node-uid"), vec![node.uid.clone()]);
+    }
     let mut user = UserInfo::authenticated(
         claims.sub.clone(),
         vec![

@@ -63,13 +63,13 @@ impl Registry {
             name: name.to_string(),
             message,
         };
-        let pod = match &spec.bound_pod {
+        let (pod, node) = match &spec.bound_pod {
             None if requester != Requester::User => {
                 return Err(forbidden(
                     "a node may only request tokens bound to its pods".into(),
                 ))
             }
-            None => None,
+            None => (None, None),
             Some((pod_name, wanted_uid)) => {
                 let pods = resources::by_name("pods").expect("pods are served");
                 let pod = self.get(pods, Some(namespace), pod_name).await?;
@@ -101,14 +101,20 @@ impl Registry {
                         bound_to.unwrap_or("no node")
                     )));
                 }
-                Some(BoundRef {
+                let node = match bound_to {
+                    Some(node) => self.node_claim(node).await?,
+                    None => None,
+                };
+                let pod = BoundRef {
                     name: pod_name.clone(),
                     uid: actual,
-                })
+                };
+                (Some(pod), node)
             }
         };
         let now = jiff::Timestamp::now().as_second();
-        let claims = spec.claims(tokens.issuer(), namespace, account, pod, now);
+        let mut claims = spec.claims(tokens.issuer(), namespace, account, pod, now);
+        claims.kubernetes.node = node;
         let token = tokens
             .sign(&claims)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -127,6 +133,20 @@ impl Registry {
             "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         });
         Ok(answer)
+    }
+
+    /// Node `name` as a pod-bound token's node claim, as Kubernetes'
+    /// `ServiceAccountTokenPodNodeInfo` names it: none if the node is gone.
+    async fn node_claim(&self, name: &str) -> Result<Option<BoundRef>, ApiError> {
+        let nodes = resources::by_name("nodes").expect("nodes are served");
+        match self.get(nodes, None, name).await {
+            Ok(node) => Ok(Some(BoundRef {
+                name: name.to_string(),
+                uid: uid(&node),
+            })),
+            Err(ApiError::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 }
 

@@ -92,7 +92,8 @@ impl TokenRequestSpec {
     }
 
     /// The claims of a token for ServiceAccount `account` of `namespace`, issued at `now`
-    /// (unix seconds), bound to `pod` if the request names one.
+    /// (unix seconds), bound to `pod` if the request names one (the caller names the pod's
+    /// node in `kubernetes.node`).
     pub fn claims(
         &self,
         issuer: &str,
@@ -113,6 +114,7 @@ impl TokenRequestSpec {
                 namespace: namespace.to_string(),
                 serviceaccount: account,
                 pod,
+                node: None,
             },
         }
     }

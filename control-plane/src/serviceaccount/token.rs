@@ -26,6 +26,10 @@ pub struct KubernetesClaims {
     pub serviceaccount: BoundRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<BoundRef>,
+    /// The node the bound pod was scheduled to when the token was made (Kubernetes'
+    /// `ServiceAccountTokenPodNodeInfo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<BoundRef>,
 }
 
 /// The claims of a ServiceAccount token.
@@ -151,6 +155,7 @@ mod tests {
                     uid: "u1".into(),
                 },
                 pod: None,
+                node: None,
             },
         }
     }
