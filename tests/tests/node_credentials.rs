@@ -201,7 +201,7 @@ fn a_running_agent_rotates_its_certificate() -> anyhow::Result<()> {
         || {
             Ok(server
                 .log()
-                .contains("the credential that opened it expired")
+                .contains("the certificate that opened it expired")
                 .then_some(()))
         },
     )?;
