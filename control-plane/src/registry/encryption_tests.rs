@@ -6,7 +6,7 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use futures::StreamExt;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::encryption::{self, EncryptionConfiguration};

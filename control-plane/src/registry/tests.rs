@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::admission::tests::NEXT_SUFFIXES;
+use super::create::GENERATE_NAME_ATTEMPTS;
 use super::*;
 
 fn draw_next(suffixes: &[&str]) {
