@@ -1,6 +1,7 @@
 //! Join tokens. Over TLS, `authn` reads a bearer join token as `system:bootstrap:<id>` and
 //! checks it with `verify`. On the plain-HTTP `--insecure-http` listener (whose requests act
-//! as a cluster admin) a token that is sent is still checked, and registering a Node, writing
+//! as a cluster admin) a token that is sent is still checked, on every route (a node tunnel's
+//! too), and registering a Node, writing
 //! node status and renewing a node Lease still require one, so that an agent pointed at it
 //! with a wrong token is refused as over TLS.
 
@@ -17,23 +18,32 @@ use crate::registry::{typed, Registry};
 /// The namespace of node heartbeat Leases.
 const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
-/// On the plain-HTTP listener: refuses the request if it carries a bad token, or needs one
-/// and carries none.
-pub async fn check_insecure(
+/// On the plain-HTTP listener, for every route: refuses a request that carries a bad token.
+pub async fn check_insecure_token(
     registry: &Registry,
-    method: &Method,
-    target: &ApiPath,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
     match bearer(headers)? {
         Some(token) => verify(registry, &token).await,
-        None if needs_token(method, target) => Err(ApiError::Unauthorized(
-            "registering a node and renewing its lease need a join token: create one with \
-             `skiff token create` and pass it to `skiff agent --token`"
-                .into(),
-        )),
         None => Ok(()),
     }
+}
+
+/// On the plain-HTTP listener, for API resources: refuses a request that needs a token (what
+/// only an agent writes) and carries none. `check_insecure_token` checked any it carries.
+pub fn require_insecure_token(
+    method: &Method,
+    target: &ApiPath,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if headers.contains_key(header::AUTHORIZATION) || !needs_token(method, target) {
+        return Ok(());
+    }
+    Err(ApiError::Unauthorized(
+        "registering a node and renewing its lease need a join token: create one with \
+         `skiff token create` and pass it to `skiff agent --token`"
+            .into(),
+    ))
 }
 
 fn bearer(headers: &HeaderMap) -> Result<Option<JoinToken>, ApiError> {

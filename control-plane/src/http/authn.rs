@@ -5,7 +5,8 @@
 //! `system:bootstrap:<token id>`'s (group `system:bootstrappers`: it may only ask for a node
 //! certificate); else it is anonymous, and only health, version and `/cacerts` answer it
 //! (others get 401). A request not over TLS came through the loopback `--insecure-http`
-//! listener and acts as a cluster admin (`UserInfo::insecure`).
+//! listener and acts as a cluster admin (`UserInfo::insecure`), unless it carries a join token
+//! that does not verify (`auth::check_insecure_token`).
 
 use std::collections::BTreeMap;
 
@@ -40,7 +41,9 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let user = match request.extensions().get::<TlsPeer>() {
-        None => Ok(UserInfo::insecure()),
+        None => super::auth::check_insecure_token(&state.registry, request.headers())
+            .await
+            .map(|()| UserInfo::insecure()),
         Some(peer) => identify(&state, peer, request.headers()).await,
     };
     let user = match user {

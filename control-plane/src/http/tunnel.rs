@@ -57,7 +57,6 @@ pub async fn open(
                 ApiError::BadRequest("this connection cannot be upgraded to a tunnel".into())
             })?;
         let credential = Credential::of(&request);
-        credential.check(&state, &node).await?;
         let tunnels = state.tunnels.clone();
         let ending = credential.ending(state, node.clone());
         tokio::spawn(async move {

@@ -4,10 +4,10 @@
 //! passes; a bearer token at the first check that refuses it, checks running every `RECHECK`
 //! (how long kube-apiserver caches a token's success). In practice that is the join token an
 //! agent sends to the plain-HTTP `--insecure-http` listener, closed within `RECHECK` of its
-//! expiry or deletion (no middleware checks that token on this route, so `check` also runs
-//! when the tunnel opens); a static token over TLS lasts until the server restarts (the
-//! token file is read at start), and other tokens cannot open a tunnel. The agent then opens
-//! its tunnel again with its current credential.
+//! expiry or deletion; a static token over TLS lasts until the server restarts (the token
+//! file is read at start), and other tokens cannot open a tunnel. Authentication checked the
+//! credential when the tunnel opened. The agent then opens its tunnel again with its current
+//! credential.
 
 use std::time::Duration;
 
@@ -72,7 +72,7 @@ impl Credential {
     /// Refuses a bearer token that no longer opens `node`'s tunnel: one that does not
     /// authenticate (expired, deleted) or whose user may not open it. A join token sent to
     /// the plain-HTTP listener is checked against its Secret (the listener acts as an admin).
-    pub async fn check(&self, state: &AppState, node: &str) -> Result<(), ApiError> {
+    async fn check(&self, state: &AppState, node: &str) -> Result<(), ApiError> {
         match self {
             Credential::Token { token, tls: true } => {
                 let user = super::authn::user_of_token(state, token).await?;
