@@ -34,6 +34,15 @@ fn put(key: &str, value: &str) -> Txn {
     }
 }
 
+fn delete(key: &str) -> Txn {
+    Txn {
+        success: vec![Op::Delete {
+            key: key.as_bytes().to_vec(),
+        }],
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn compare_and_swap_with_revisions() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -89,29 +98,13 @@ async fn range_by_prefix_and_delete() {
         vec![b"/p/a".to_vec(), b"/p/b".to_vec()]
     );
     assert_eq!(revision, store.revision());
-    let deleted = store
-        .txn(Txn {
-            success: vec![Op::Delete {
-                key: b"/p/a".to_vec(),
-            }],
-            ..Default::default()
-        })
-        .await
-        .expect("delete");
+    let deleted = store.txn(delete("/p/a")).await.expect("delete");
     assert!(matches!(
         deleted.results[0],
         OpResult::Delete { prev: Some(_) }
     ));
     assert_eq!(deleted.revision, revision + 1);
-    let noop = store
-        .txn(Txn {
-            success: vec![Op::Delete {
-                key: b"/nope".to_vec(),
-            }],
-            ..Default::default()
-        })
-        .await
-        .expect("delete missing");
+    let noop = store.txn(delete("/nope")).await.expect("delete missing");
     assert_eq!(
         noop.revision,
         revision + 1,
@@ -134,15 +127,7 @@ async fn has_prefix_follows_puts_and_deletes() {
         !store.has_prefix(b"/p/b").await.expect("a sibling"),
         "a prefix of no key"
     );
-    store
-        .txn(Txn {
-            success: vec![Op::Delete {
-                key: b"/p/a".to_vec(),
-            }],
-            ..Default::default()
-        })
-        .await
-        .expect("delete");
+    store.txn(delete("/p/a")).await.expect("delete");
     assert!(
         !store.has_prefix(b"/p/").await.expect("deleted"),
         "the deleted key was the only one"
@@ -198,15 +183,7 @@ async fn deletes_are_watched_with_their_previous_value() {
     let store = open(dir.path(), 1000).await;
     store.txn(put("/d/x", "old")).await.expect("put");
     let mut watch = store.watch(b"/d/", 0).expect("watch");
-    store
-        .txn(Txn {
-            success: vec![Op::Delete {
-                key: b"/d/x".to_vec(),
-            }],
-            ..Default::default()
-        })
-        .await
-        .expect("delete");
+    store.txn(delete("/d/x")).await.expect("delete");
     let event = tokio::time::timeout(Duration::from_secs(5), watch.events.recv())
         .await
         .expect("in time")
@@ -247,15 +224,7 @@ async fn ranges_read_at_an_older_revision_until_it_is_compacted() {
     }
     let then = store.revision();
     store.txn(put("/r/b", "2")).await.expect("update");
-    store
-        .txn(Txn {
-            success: vec![Op::Delete {
-                key: b"/r/a".to_vec(),
-            }],
-            ..Default::default()
-        })
-        .await
-        .expect("delete");
+    store.txn(delete("/r/a")).await.expect("delete");
     store.txn(put("/r/d", "1")).await.expect("create");
     store.txn(put("/other", "1")).await.expect("elsewhere");
     let old = store.range_at(b"/r/", then).await.expect("range at then");

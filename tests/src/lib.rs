@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod command;
 mod credentials;
+mod guests;
 mod hosts;
 mod kubectl;
 mod linearizability;
@@ -26,6 +27,7 @@ pub use credentials::{
     https_client, https_client_builder, kubeconfig_client, kubeconfig_client_builder,
     kubeconfig_for,
 };
+pub use guests::{copy_example_guest, example_guest, wat_guest};
 pub use hosts::{start_agent_on, start_agents_on, start_server_on};
 pub use kubectl::{kubectl, kubectl_1_20, kubectl_command, kubectl_output, table_header};
 pub use linearizability::{
@@ -68,13 +70,8 @@ pub fn wasip2_guests(files: &[&str]) -> anyhow::Result<PathBuf> {
 
 /// Path of an example manifest, failing clearly when its guest has not been built.
 pub fn example(name: &str) -> PathBuf {
-    let wasm = repo_root().join(format!(
-        "wasm-examples/target/wasm32-wasip1/release/{name}.wasm"
-    ));
-    assert!(
-        wasm.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh (scripts/test.sh does)",
-        wasm.display()
-    );
+    if let Err(missing) = example_guest(name) {
+        panic!("{missing}");
+    }
     repo_root().join(format!("wasm-examples/{name}/deploy.yaml"))
 }

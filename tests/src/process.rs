@@ -282,6 +282,22 @@ impl DevServer {
         Self::start_limited(data_dir, dev, extra, None)
     }
 
+    /// `skiff server --dev` on `data_dir` with node `dev1` allowed to run images from
+    /// `guests`, which this creates; EXTRA are more flags.
+    pub fn start_with_guests(
+        data_dir: &Path,
+        guests: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(guests)?;
+        let guests = guests
+            .to_str()
+            .context("a guest directory named in UTF-8")?;
+        let mut args = vec!["--node-name", "dev1", "--allow-image-dir", guests];
+        args.extend_from_slice(extra);
+        Self::start_with(data_dir, true, &args)
+    }
+
     /// As `start_with`, the server's descriptor limit (soft and hard) set to `nofile` if given.
     pub fn start_limited(
         data_dir: &Path,

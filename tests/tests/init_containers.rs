@@ -9,28 +9,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{repo_root, wait_until, DevServer, Skiff};
+use skiff_e2e::{copy_example_guest, wait_until, wat_guest, DevServer, Skiff};
 
 /// Exits with code 1 at once.
 const FAIL: &str = r#"(module
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)
   (func (export "_start") (call $exit (i32.const 1))))"#;
-
-/// Copies a built example guest into `dir` (the directory the server may load images from).
-fn example_guest(dir: &Path, name: &str) -> anyhow::Result<String> {
-    let built = repo_root().join(format!(
-        "wasm-examples/target/wasm32-wasip1/release/{name}.wasm"
-    ));
-    anyhow::ensure!(
-        built.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        built.display()
-    );
-    let path = dir.join(format!("{name}.wasm"));
-    std::fs::copy(&built, &path)?;
-    Ok(path.display().to_string())
-}
 
 fn apply(cli: &Skiff, dir: &Path, name: &str, yaml: &str) -> anyhow::Result<String> {
     let path = dir.join(format!("{name}.yaml"));
@@ -74,19 +59,11 @@ fn status_of<'a>(pod: &'a Value, list: &str, name: &str) -> &'a Value {
 fn init_containers_run_in_order_and_sidecars_run_beside_the_app() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let guests = tmp.path().join("guests");
-    std::fs::create_dir(&guests)?;
-    let dir = guests.display().to_string();
-    let mut server = DevServer::start_with(
-        &tmp.path().join("data"),
-        true,
-        &["--node-name", "dev1", "--allow-image-dir", &dir],
-    )?;
+    let mut server = DevServer::start_with_guests(&tmp.path().join("data"), &guests, &[])?;
     let cli = server.cli();
-    let hello = example_guest(&guests, "hello")?;
-    let ticker = example_guest(&guests, "ticker")?;
-    let fail = guests.join("fail.wasm");
-    std::fs::write(&fail, wat::parse_str(FAIL)?)?;
-    let fail = fail.display().to_string();
+    let hello = copy_example_guest(&guests, "hello")?;
+    let ticker = copy_example_guest(&guests, "ticker")?;
+    let fail = wat_guest(&guests, "fail", FAIL)?;
 
     // Two init containers with a sidecar between them, then the app.
     apply(

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{wait_until, DevServer, Skiff};
+use skiff_e2e::{wait_until, wat_guest, DevServer, Skiff};
 
 /// Exits 0 at once.
 const SUCCEED: &str = r#"(module (memory (export "memory") 1) (func (export "_start")))"#;
@@ -18,12 +18,6 @@ const FAIL: &str = r#"(module
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)
   (func (export "_start") (call $exit (i32.const 1))))"#;
-
-fn guest(dir: &Path, name: &str, wat: &str) -> anyhow::Result<String> {
-    let path = dir.join(format!("{name}.wasm"));
-    std::fs::write(&path, wat::parse_str(wat)?)?;
-    Ok(path.display().to_string())
-}
 
 fn apply(cli: &Skiff, dir: &Path, name: &str, yaml: &str) -> anyhow::Result<String> {
     let path = dir.join(format!("{name}.yaml"));
@@ -40,16 +34,10 @@ fn job_pods(cli: &Skiff, job: &str) -> anyhow::Result<Vec<Value>> {
 fn jobs_complete_fail_at_their_backoff_limit_and_start_from_cronjobs() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let guests = tmp.path().join("guests");
-    std::fs::create_dir(&guests)?;
-    let dir = guests.display().to_string();
-    let server = DevServer::start_with(
-        &tmp.path().join("data"),
-        true,
-        &["--node-name", "dev1", "--allow-image-dir", &dir],
-    )?;
+    let server = DevServer::start_with_guests(&tmp.path().join("data"), &guests, &[])?;
     let cli = server.cli();
-    let succeed = guest(&guests, "succeed", SUCCEED)?;
-    let fail = guest(&guests, "fail", FAIL)?;
+    let succeed = wat_guest(&guests, "succeed", SUCCEED)?;
+    let fail = wat_guest(&guests, "fail", FAIL)?;
 
     // An Indexed Job: three completions, two at a time, each index exactly once.
     apply(

@@ -14,7 +14,7 @@ use skiff_control_plane::pki::{
     CertRequest, ClusterCa, Usage, ADMIN_CERT, ADMIN_KEY, CA_CERT, TLS_DIR,
 };
 use skiff_e2e::linux::LinuxCluster;
-use skiff_e2e::{start_agent, wait_until, DevServer};
+use skiff_e2e::{example_guest, start_agent, wait_until, DevServer};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -64,18 +64,6 @@ spec:
     - {{name: MESSAGE, value: "over the listener"}}
 "#
     )
-}
-
-fn guest(name: &str) -> anyhow::Result<String> {
-    let path = skiff_e2e::repo_root()
-        .join("wasm-examples/target/wasm32-wasip1/release")
-        .join(format!("{name}.wasm"));
-    anyhow::ensure!(
-        path.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        path.display()
-    );
-    Ok(path.display().to_string())
 }
 
 #[test]
@@ -248,7 +236,7 @@ fn a_server_without_the_agents_tunnel_dials_its_listener_over_https() -> anyhow:
         agent.check_running()?;
         Ok(cli.ok(&["get", "nodes"])?.contains(" Ready ").then_some(()))
     })?;
-    cli.apply_yaml(&ticker_pod(&guest("ticker")?))?;
+    cli.apply_yaml(&ticker_pod(&example_guest("ticker")?.display().to_string()))?;
     let logs = wait_until("the ticker's log, over the listener", WAIT, || {
         agent.check_running()?;
         let out = cli.run(&["logs", "ticker"])?;

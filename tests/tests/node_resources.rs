@@ -3,11 +3,10 @@
 //! `OutOfpods` instead of running, and a guest without a memory limit gets the node's default
 //! (`--default-container-memory`) and is OOMKilled at it.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{wait_until, DevServer};
+use skiff_e2e::{wait_until, wat_guest, DevServer};
 
 /// Sleeps an hour in one host call: a pod that runs and costs nothing.
 const SLEEP_AN_HOUR: &str = r#"(module
@@ -23,13 +22,6 @@ const GROW_UNTIL_REFUSED: &str = r#"(module
   (memory (export "memory") 1)
   (func (export "_start")
     (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))))"#;
-
-/// Writes a `.wat` guest into `dir` as Wasm; its path.
-fn guest(dir: &Path, name: &str, wat: &str) -> anyhow::Result<String> {
-    let path = dir.join(format!("{name}.wasm"));
-    std::fs::write(&path, wat::parse_str(wat)?)?;
-    Ok(path.display().to_string())
-}
 
 /// A pod document bound straight to node `dev1`, never restarted.
 fn pod(name: &str, guest: &str) -> String {
@@ -47,25 +39,14 @@ fn items(list: &Value) -> Vec<Value> {
 fn a_dev_node_rejects_pods_beyond_its_slots_and_limits_unlimited_guests() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let guests = tmp.path().join("guests");
-    std::fs::create_dir(&guests)?;
-    let dir = guests.display().to_string();
-    let server = DevServer::start_with(
+    let server = DevServer::start_with_guests(
         &tmp.path().join("data"),
-        true,
-        &[
-            "--node-name",
-            "dev1",
-            "--allow-image-dir",
-            &dir,
-            "--default-container-memory",
-            "4Mi",
-            "--max-pods",
-            "20",
-        ],
+        &guests,
+        &["--default-container-memory", "4Mi", "--max-pods", "20"],
     )?;
     let cli = server.cli();
 
-    let grower = guest(&guests, "grow", GROW_UNTIL_REFUSED)?;
+    let grower = wat_guest(&guests, "grow", GROW_UNTIL_REFUSED)?;
     let path = tmp.path().join("grow.yaml");
     std::fs::write(&path, pod("grow", &grower))?;
     cli.ok(&["apply", "-f", path.to_str().expect("utf-8")])?;
@@ -85,7 +66,7 @@ fn a_dev_node_rejects_pods_beyond_its_slots_and_limits_unlimited_guests() -> any
     assert_eq!(terminated["reason"], "OOMKilled", "{state}");
 
     // A finished pod no longer holds a slot: 20 sleepers run, the 21st is rejected.
-    let sleeper = guest(&guests, "sleep", SLEEP_AN_HOUR)?;
+    let sleeper = wat_guest(&guests, "sleep", SLEEP_AN_HOUR)?;
     let manifest: Vec<String> = (0..21).map(|i| pod(&format!("s{i}"), &sleeper)).collect();
     let path = tmp.path().join("pods.yaml");
     std::fs::write(&path, manifest.join("---\n"))?;

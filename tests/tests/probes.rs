@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{repo_root, wait_until, DevServer, Skiff};
+use skiff_e2e::{copy_example_guest, wait_until, DevServer, Skiff};
 
 /// An HTTP server on a thread that answers every request with the status it is set to.
 struct Health {
@@ -84,22 +84,9 @@ impl Drop for Health {
 /// A dev server that may run guests from `guests`, and the ticker guest's image there.
 fn start(tmp: &Path) -> anyhow::Result<(DevServer, String)> {
     let guests = tmp.join("guests");
-    std::fs::create_dir(&guests)?;
-    let built = repo_root().join("wasm-examples/target/wasm32-wasip1/release/ticker.wasm");
-    anyhow::ensure!(
-        built.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        built.display()
-    );
-    let ticker = guests.join("ticker.wasm");
-    std::fs::copy(&built, &ticker)?;
-    let dir = guests.display().to_string();
-    let server = DevServer::start_with(
-        &tmp.join("data"),
-        true,
-        &["--node-name", "dev1", "--allow-image-dir", &dir],
-    )?;
-    Ok((server, format!("file:{}", ticker.display())))
+    let server = DevServer::start_with_guests(&tmp.join("data"), &guests, &[])?;
+    let ticker = copy_example_guest(&guests, "ticker")?;
+    Ok((server, format!("file:{ticker}")))
 }
 
 /// The node's address, which its pods share, once the agent has reported its status (it

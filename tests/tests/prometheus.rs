@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{wait_until, DevServer, Prometheus};
+use skiff_e2e::{wait_until, wat_guest, DevServer, Prometheus};
 
 /// Holds linear memory and spins forever, throttled by its CPU limit: a pod with usage.
 const SPIN: &str = r#"(module
@@ -50,26 +50,14 @@ fn first_value(result: &[Value]) -> Option<&str> {
 fn prometheus_scrapes_the_api_server_and_a_node_through_it() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let guests = tmp.path().join("guests");
-    std::fs::create_dir(&guests)?;
-    let guest = guests.join("spin.wasm");
-    std::fs::write(&guest, wat::parse_str(SPIN)?)?;
     let data = tmp.path().join("data");
-    let server = DevServer::start_with(
-        &data,
-        true,
-        &[
-            "--node-name",
-            "dev1",
-            "--allow-image-dir",
-            guests.to_str().expect("utf-8"),
-        ],
-    )?;
+    let server = DevServer::start_with_guests(&data, &guests, &[])?;
+    let guest = wat_guest(&guests, "spin", SPIN)?;
     let cli = server.cli();
     cli.apply_yaml(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: spin}}\nspec:\n  containers:\n  \
-         - name: main\n    image: \"file:{}\"\n    resources:\n      limits: {{cpu: 100m, \
-         memory: 16Mi}}\n",
-        guest.display()
+         - name: main\n    image: \"file:{guest}\"\n    resources:\n      limits: {{cpu: 100m, \
+         memory: 16Mi}}\n"
     ))?;
     cli.ok(&["get", "namespaces"])?;
 

@@ -4,26 +4,10 @@
 //! 422 naming the field, `expose` makes a Service from a Deployment, and a pod started after
 //! the Service gets its variables.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{repo_root, wait_until, DevServer, Skiff};
-
-/// Copies a built example guest into `dir` (the directory the server may load images from).
-fn example_guest(dir: &Path, name: &str) -> anyhow::Result<String> {
-    let built = repo_root().join(format!(
-        "wasm-examples/target/wasm32-wasip1/release/{name}.wasm"
-    ));
-    anyhow::ensure!(
-        built.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        built.display()
-    );
-    let path = dir.join(format!("{name}.wasm"));
-    std::fs::copy(&built, &path)?;
-    Ok(path.display().to_string())
-}
+use skiff_e2e::{copy_example_guest, wait_until, DevServer, Skiff};
 
 fn service(name: &str) -> String {
     format!(
@@ -65,16 +49,10 @@ fn running_pod_ips(cli: &Skiff) -> anyhow::Result<Vec<String>> {
 fn services_list_their_replicas_refuse_a_taken_node_port_and_reach_the_env() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let guests = tmp.path().join("guests");
-    std::fs::create_dir(&guests)?;
-    let dir = guests.display().to_string();
-    let server = DevServer::start_with(
-        &tmp.path().join("data"),
-        true,
-        &["--node-name", "dev1", "--allow-image-dir", &dir],
-    )?;
+    let server = DevServer::start_with_guests(&tmp.path().join("data"), &guests, &[])?;
     let cli = server.cli();
-    let ticker = example_guest(&guests, "ticker")?;
-    let hello = example_guest(&guests, "hello")?;
+    let ticker = copy_example_guest(&guests, "ticker")?;
+    let hello = copy_example_guest(&guests, "hello")?;
 
     cli.apply_yaml(&format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 3\n  \

@@ -6,11 +6,10 @@
 //! series; and the `view` role reads `metrics.k8s.io`, as metrics-server's aggregated role
 //! grants it in Kubernetes, while the agent's endpoints need `nodes/proxy`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use skiff_e2e::{kubectl, wait_until, DevServer};
+use skiff_e2e::{kubectl, wait_until, wat_guest, DevServer};
 
 /// Holds 2 MiB of linear memory and spins forever: a pod that uses a whole core's share.
 const BURN: &str = r#"(module
@@ -36,32 +35,16 @@ fn number(cell: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn write_guest(dir: &Path) -> anyhow::Result<String> {
-    let path = dir.join("burn.wasm");
-    std::fs::write(&path, wat::parse_str(BURN)?)?;
-    Ok(path.display().to_string())
-}
-
 #[test]
 fn kubectl_top_and_skiff_top_show_a_busy_guest_and_the_agent_serves_cadvisor_metrics(
 ) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let guests = tmp.path().join("guests");
-    std::fs::create_dir(&guests)?;
-    let server = DevServer::start_with(
-        &tmp.path().join("data"),
-        true,
-        &[
-            "--node-name",
-            "dev1",
-            "--allow-image-dir",
-            guests.to_str().expect("utf-8"),
-        ],
-    )?;
+    let server = DevServer::start_with_guests(&tmp.path().join("data"), &guests, &[])?;
     let cli = server.cli();
     let (url, cache) = (server.url(), tmp.path().join("kube-cache"));
     let k = |args: &[&str]| kubectl(&url, &cache, args);
-    let guest = write_guest(&guests)?;
+    let guest = wat_guest(&guests, "burn", BURN)?;
     cli.apply_yaml(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: burn, labels: {{app: burn}}}}\nspec:\n  \
          containers:\n  - name: main\n    image: \"file:{guest}\"\n    resources:\n      \

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use skiff_e2e::linux::LinuxCluster;
-use skiff_e2e::{start_agent, wait_until, Cluster, DevServer, Skiff};
+use skiff_e2e::{example_guest, start_agent, wait_until, Cluster, DevServer, Skiff};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -29,18 +29,6 @@ spec:
     - {{name: MESSAGE, value: "through the tunnel"}}
 "#
     )
-}
-
-fn guest(name: &str) -> anyhow::Result<String> {
-    let path = skiff_e2e::repo_root()
-        .join("wasm-examples/target/wasm32-wasip1/release")
-        .join(format!("{name}.wasm"));
-    anyhow::ensure!(
-        path.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        path.display()
-    );
-    Ok(path.display().to_string())
 }
 
 /// The ticker's log as `skiff logs ARGS ticker` gives it, once it says something.
@@ -83,7 +71,7 @@ fn a_node_without_a_listener_is_reached_through_its_tunnel_across_a_server_resta
         Ok((listed_servers(&cli)? == itself).then_some(()))
     })?;
 
-    cli.apply_yaml(&ticker_pod(&guest("ticker")?))?;
+    cli.apply_yaml(&ticker_pod(&example_guest("ticker")?.display().to_string()))?;
     let logs = wait_until("the ticker's log", WAIT, || {
         agent.check_running()?;
         ticks(&cli, &[])
@@ -170,7 +158,7 @@ fn every_member_of_a_control_plane_reaches_a_node_through_its_own_tunnel() -> an
         agent.check_running()?;
         Ok(cli.ok(&["get", "nodes"])?.contains(" Ready ").then_some(()))
     })?;
-    cli.apply_yaml(&ticker_pod(&guest("ticker")?))?;
+    cli.apply_yaml(&ticker_pod(&example_guest("ticker")?.display().to_string()))?;
     for member in &cluster.members {
         let one = Skiff::new(member.url());
         wait_until(
@@ -258,7 +246,7 @@ fn an_agent_given_one_member_tunnels_to_every_member_the_kubernetes_endpoints_li
         agent.check_running()?;
         Ok(cli.ok(&["get", "nodes"])?.contains(" Ready ").then_some(()))
     })?;
-    cli.apply_yaml(&ticker_pod(&guest("ticker")?))?;
+    cli.apply_yaml(&ticker_pod(&example_guest("ticker")?.display().to_string()))?;
     for member in &cluster.members[1..] {
         let one = Skiff::new(member.url());
         wait_until(
