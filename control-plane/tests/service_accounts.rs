@@ -70,6 +70,20 @@ impl Cluster {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A JSON merge patch.
+    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .admin
+            .patch(self.url(path))
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("patch");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     async fn delete(&self, path: &str) -> StatusCode {
         let response = self
             .admin
@@ -126,6 +140,19 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// A TokenReview's `status` for `token`.
+    async fn review(&self, token: &str) -> Value {
+        let (status, review) = self
+            .post(
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                    "spec": {"token": token}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{review}");
+        review["status"].clone()
     }
 
     /// Who `token` is (SelfSubjectReview), or the refusal's code.
@@ -466,14 +493,10 @@ async fn a_node_gets_tokens_only_for_pods_bound_to_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_bound_to_a_scheduled_pod_names_its_node() {
+async fn a_token_bound_to_a_scheduled_pod_names_its_node_and_dies_with_it() {
     let cluster = Cluster::start().await;
-    let (status, node) = cluster
-        .post(
-            "/api/v1/nodes",
-            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}),
-        )
-        .await;
+    let n1 = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}});
+    let (status, node) = cluster.post("/api/v1/nodes", n1).await;
     assert_eq!(status, StatusCode::CREATED, "{node}");
     let pods = "/api/v1/namespaces/default/pods";
     for (name, node) in [("placed", "n1"), ("lost", "gone"), ("pending", "")] {
@@ -482,25 +505,21 @@ async fn a_token_bound_to_a_scheduled_pod_names_its_node() {
             .await;
         assert_eq!(status, StatusCode::CREATED);
     }
-    // What a TokenReview finds in a token bound to `pod`.
-    let extra_of = |pod: &'static str| {
+    // A token bound to `pod`, and what a TokenReview finds in it.
+    let token_of = |pod: &'static str| {
+        let bound = json!({"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": pod}});
+        cluster.token("default", "default", bound)
+    };
+    let extra_of = |token: String| {
         let cluster = &cluster;
         async move {
-            let bound = json!({"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": pod}});
-            let token = cluster.token("default", "default", bound).await;
-            let (status, review) = cluster
-                .post(
-                    "/apis/authentication.k8s.io/v1/tokenreviews",
-                    json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                        "spec": {"token": token}}),
-                )
-                .await;
-            assert_eq!(status, StatusCode::CREATED, "{review}");
-            assert_eq!(review["status"]["authenticated"], true, "{review}");
-            review["status"]["user"]["extra"].clone()
+            let review = cluster.review(&token).await;
+            assert_eq!(review["authenticated"], true, "{review}");
+            review["user"]["extra"].clone()
         }
     };
-    let placed = extra_of("placed").await;
+    let placed_token = token_of("placed").await;
+    let placed = extra_of(placed_token.clone()).await;
     assert_eq!(
         placed["authentication.kubernetes.io/node-name"],
         json!(["n1"])
@@ -515,7 +534,7 @@ async fn a_token_bound_to_a_scheduled_pod_names_its_node() {
     );
     // A node that is gone, or none yet: the token names no node.
     for pod in ["lost", "pending"] {
-        let extra = extra_of(pod).await;
+        let extra = extra_of(token_of(pod).await).await;
         assert!(
             extra
                 .get("authentication.kubernetes.io/node-name")
@@ -524,4 +543,98 @@ async fn a_token_bound_to_a_scheduled_pod_names_its_node() {
         );
         assert_eq!(extra["authentication.kubernetes.io/pod-name"], json!([pod]));
     }
+
+    // The node is deleted (a finalizer holds it, so PodGC leaves its pod alone): a token that
+    // names it is refused for the node's sake, while its pod is still there.
+    let (status, _) = cluster
+        .patch(
+            "/api/v1/nodes/n1",
+            json!({"metadata": {"finalizers": ["example.com/hold"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(cluster.delete("/api/v1/nodes/n1").await.is_success());
+    cluster.until_refused(&placed_token).await;
+    let review = cluster.review(&placed_token).await;
+    assert_eq!(
+        review["error"], "the token's node n1 no longer exists",
+        "{review}"
+    );
+    let (status, _) = cluster.get("/api/v1/namespaces/default/pods/placed").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the pod outlives its node's deletion"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_bound_to_a_secret_or_a_node_die_with_it() {
+    let cluster = Cluster::start().await;
+    cluster
+        .wait_for("/api/v1/namespaces/default/serviceaccounts/default", |s, _| {
+            s == StatusCode::OK
+        })
+        .await;
+    let (status, secret) = cluster
+        .post(
+            "/api/v1/namespaces/default/secrets",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "holder"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{secret}");
+    let (status, node) = cluster
+        .post(
+            "/api/v1/nodes",
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{node}");
+    let bound = |kind: &str, name: &str| json!({"boundObjectRef": {"kind": kind, "apiVersion": "v1", "name": name}});
+    let to_secret = cluster
+        .token("default", "default", bound("Secret", "holder"))
+        .await;
+    let to_node = cluster
+        .token("default", "default", bound("Node", "n2"))
+        .await;
+    for token in [&to_secret, &to_node] {
+        let me = cluster.whoami(token).await.expect("authenticated");
+        assert_eq!(me["username"], "system:serviceaccount:default:default");
+    }
+    let node_user = cluster.review(&to_node).await;
+    assert_eq!(
+        node_user["user"]["extra"]["authentication.kubernetes.io/node-uid"],
+        json!([node["metadata"]["uid"]])
+    );
+
+    // A uid the object does not have, a kind that cannot bind, a name missing.
+    let token_path = "/api/v1/namespaces/default/serviceaccounts/default/token";
+    let stale = json!({"spec": {"boundObjectRef": {"kind": "Secret", "apiVersion": "v1",
+        "name": "holder", "uid": "another"}}});
+    let (status, _) = cluster.post(token_path, stale).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    for (spec, field) in [
+        (bound("ConfigMap", "c"), "spec.boundObjectRef.kind"),
+        (
+            json!({"boundObjectRef": {"kind": "Secret"}}),
+            "spec.boundObjectRef.name",
+        ),
+    ] {
+        let (status, answer) = cluster.post(token_path, json!({"spec": spec})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["details"]["causes"][0]["field"], field, "{answer}");
+    }
+    let (status, _) = cluster
+        .post(token_path, json!({"spec": bound("Node", "nowhere")}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    assert!(cluster
+        .delete("/api/v1/namespaces/default/secrets/holder")
+        .await
+        .is_success());
+    cluster.until_refused(&to_secret).await;
+    assert!(cluster.whoami(&to_node).await.is_ok(), "another binding");
+    assert!(cluster.delete("/api/v1/nodes/n2").await.is_success());
+    cluster.until_refused(&to_node).await;
 }

@@ -3,12 +3,13 @@
 //! volume, the agent asked TokenRequest for a token bound to the pod); the token from its log
 //! authenticates as `system:serviceaccount:default:default` (`skiff auth whoami`), gets 403
 //! listing pods until a RoleBinding grants `view`, and is refused (401) once the pod is gone;
-//! `skiff get sa` lists the `default` account and `skiff create token` prints a token.
+//! `skiff get sa` lists the `default` account and `skiff create token` prints a token, one
+//! bound to a Secret (`--bound-object-kind Secret`) refused once the Secret is deleted.
 
 use std::path::Path;
 use std::time::Duration;
 
-use skiff_e2e::{repo_root, wait_until, DevServer, Skiff};
+use skiff_e2e::{copy_example_guest, wait_until, DevServer, Skiff};
 
 const WAIT: Duration = Duration::from_secs(40);
 const MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -41,34 +42,16 @@ fn printed(cli: &Skiff, path: &str) -> anyhow::Result<String> {
 
 #[test]
 fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()> {
-    let guest = repo_root().join("wasm-examples/target/wasm32-wasip1/release/volumes.wasm");
-    assert!(
-        guest.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        guest.display()
-    );
     let tmp = tempfile::tempdir()?;
     let guests = tmp.path().join("guests");
-    std::fs::create_dir(&guests)?;
-    let image = guests.join("volumes.wasm");
-    std::fs::copy(&guest, &image)?;
     let data = tmp.path().join("data");
-    let server = DevServer::start_with(
-        &data,
-        true,
-        &[
-            "--node-name",
-            "dev1",
-            "--allow-image-dir",
-            &guests.display().to_string(),
-        ],
-    )?;
+    let server = DevServer::start_with_guests(&data, &guests, &[])?;
+    let image = copy_example_guest(&guests, "volumes")?;
     let cli = server.cli();
     let pod = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: reader}}\nspec:\n  containers:\n  \
          - name: reader\n    image: \"file:{image}\"\n    \
-         args: [watch, {MOUNT}/token, {MOUNT}/namespace, {MOUNT}/ca.crt]\n",
-        image = image.display()
+         args: [watch, {MOUNT}/token, {MOUNT}/namespace, {MOUNT}/ca.crt]\n"
     );
     cli.apply_yaml(&pod)?;
 
@@ -117,6 +100,35 @@ fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()>
     assert_eq!(made.split('.').count(), 3, "{made}");
     let short = cli.run(&["create", "token", "default", "--duration", "5m"])?;
     assert!(!short.success, "a 5-minute token: {short:?}");
+
+    // kubectl's `--bound-object-kind`: a token bound to a Secret dies with the Secret.
+    cli.apply_yaml("apiVersion: v1\nkind: Secret\nmetadata: {name: holder}\n")?;
+    let held = cli.ok(&[
+        "create",
+        "token",
+        "default",
+        "--bound-object-kind",
+        "Secret",
+        "--bound-object-name",
+        "holder",
+    ])?;
+    let held_dir = tmp.path().join("held");
+    std::fs::create_dir(&held_dir)?;
+    let held_config = token_kubeconfig(
+        &held_dir,
+        &server.url(),
+        &data.join("tls/ca.crt"),
+        held.trim(),
+    )?;
+    let as_holder = || cli.run(&["--kubeconfig", held_config.as_str(), "auth", "whoami"]);
+    let me = as_holder()?;
+    anyhow::ensure!(me.success, "whoami with the Secret's token: {me:?}");
+    cli.ok(&["delete", "secret", "holder"])?;
+    wait_until("the Secret's token to be refused", WAIT, || {
+        let out = as_holder()?;
+        anyhow::ensure!(!out.success, "still accepted: {out:?}");
+        Ok(Some(()))
+    })?;
 
     cli.ok(&["delete", "pod", "reader", "--grace-period", "0"])?;
     wait_until("the token to be refused", WAIT, || {

@@ -1,11 +1,11 @@
 //! The authorizer's view of the cluster: informers (list + watch) of Roles, ClusterRoles,
-//! their bindings, Pods, Ingresses and ServiceAccounts, kept on every member so that no request reads the
+//! their bindings, Pods, Ingresses, ServiceAccounts and Nodes, kept on every member so that no request reads the
 //! store; and the RBAC index built from them, rebuilt when one of the four RBAC kinds has
 //! changed.
 
 use std::sync::{Arc, RwLock};
 
-use skiff_api::k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use skiff_api::k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use skiff_api::k8s_openapi::api::networking::v1::Ingress;
 use skiff_api::k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +30,8 @@ pub struct Cache {
     /// Read by ServiceAccount token authentication, as Kubernetes' token getter reads its
     /// informer.
     service_accounts: Arc<Informer<ServiceAccount>>,
+    /// Read by ServiceAccount token authentication for the node a token names.
+    nodes: Arc<Informer<Node>>,
 }
 
 /// The revisions of the ClusterRole, Role, ClusterRoleBinding and RoleBinding informers.
@@ -48,6 +50,7 @@ impl Cache {
             index: Arc::new(RwLock::new(([0; 4], Arc::default()))),
             ingresses: Informer::start(registry.clone(), shutdown.clone()),
             service_accounts: Informer::start(registry.clone(), shutdown.clone()),
+            nodes: Informer::start(registry.clone(), shutdown.clone()),
         }
     }
 
@@ -89,12 +92,18 @@ impl Cache {
         self.pods.synced().await;
         self.ingresses.synced().await;
         self.service_accounts.synced().await;
+        self.nodes.synced().await;
     }
 
     /// The cached ServiceAccount `namespace/name`, if the informer holds it.
     pub fn service_account(&self, namespace: &str, name: &str) -> Option<Arc<ServiceAccount>> {
         self.service_accounts
             .get(&object_key(Some(namespace), name))
+    }
+
+    /// The cached Node `name`, if the informer holds it.
+    pub fn node(&self, name: &str) -> Option<Arc<Node>> {
+        self.nodes.get(name)
     }
 }
 

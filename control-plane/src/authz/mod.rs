@@ -15,7 +15,7 @@ pub mod rbac;
 pub mod reconcile;
 pub mod rules;
 
-use skiff_api::k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use skiff_api::k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use skiff_api::k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -80,6 +80,11 @@ impl Authorizer {
     /// The pod `namespace/name` as the informer cache holds it (as `cached_service_account`).
     pub fn cached_pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
         self.cache.pod(namespace, name)
+    }
+
+    /// The Node `name` as the informer cache holds it (as `cached_service_account`).
+    pub fn cached_node(&self, name: &str) -> Option<Arc<Node>> {
+        self.cache.node(name)
     }
 
     /// The rules of the role a binding in `namespace` (empty for a ClusterRoleBinding)

@@ -1,14 +1,17 @@
 //! ServiceAccount token authentication: a bearer JWT that the cluster's key signed, from its
 //! issuer, for the API server's audience and valid now, whose ServiceAccount still exists with
-//! the uid in the token (and, for a token bound to a pod, whose pod still exists with its uid),
-//! is `system:serviceaccount:NS:NAME` in groups `system:serviceaccounts`,
+//! the uid in the token (and, for a token bound to a pod, Secret or Node, whose object still
+//! exists with its uid; a token that names the node its pod was bound to is checked against
+//! that node too, as Kubernetes' ServiceAccountTokenNodeBindingValidation does), is
+//! `system:serviceaccount:NS:NAME` in groups `system:serviceaccounts`,
 //! `system:serviceaccounts:NS` and `system:authenticated`. Anything else is 401. A
 //! TokenReview may ask for other audiences than the API server's.
 //!
-//! The account and pod are looked up in the authorizer's informer cache, as Kubernetes'
-//! token getter does, so a request reads nothing from the store; a miss (an object the
-//! informer has not seen yet, or one deleted or replaced) is checked against the store, so a
-//! deleted account or pod fails its tokens as soon as the informer has its delete event.
+//! The account, pod and node are looked up in the authorizer's informer cache, as
+//! Kubernetes' token getter does, so a request reads nothing from the store; a miss (an
+//! object the informer has not seen yet, or one deleted or replaced) is checked against the
+//! store, so a deleted account, pod or node fails its tokens as soon as the informer has its
+//! delete event. A Secret is read from the store on each use (no informer keeps Secrets).
 
 use std::collections::BTreeMap;
 
@@ -66,7 +69,7 @@ pub async fn authenticate(
     let accounts = resources::by_name("serviceaccounts").expect("serviceaccounts are served");
     let account = cache.cached_service_account(namespace, &k.serviceaccount.name);
     if !account.is_some_and(|a| alive(&a.metadata, &k.serviceaccount)) {
-        still_there(registry, accounts, namespace, &k.serviceaccount).await?;
+        still_there(registry, accounts, Some(namespace), &k.serviceaccount).await?;
     }
     let mut extra = BTreeMap::new();
     extra.insert(
@@ -77,12 +80,24 @@ pub async fn authenticate(
         let cached = cache.cached_pod(namespace, &pod.name);
         if !cached.is_some_and(|p| alive(&p.metadata, pod)) {
             let pods = resources::by_name("pods").expect("pods are served");
-            still_there(registry, pods, namespace, pod).await?;
+            still_there(registry, pods, Some(namespace), pod).await?;
         }
         extra.insert(format!("{EXTRA_PREFIX}pod-name"), vec![pod.name.clone()]);
         extra.insert(format!("{EXTRA_PREFIX}pod-uid"), vec![pod.uid.clone()]);
     }
+    if let Some(secret) = &k.secret {
+        // Read from the store on each use: the authorizer keeps no informer of Secrets.
+        let secrets = resources::by_name("secrets").expect("secrets are served");
+        still_there(registry, secrets, Some(namespace), secret).await?;
+    }
     if let Some(node) = &k.node {
+        if !cache
+            .cached_node(&node.name)
+            .is_some_and(|n| alive(&n.metadata, node))
+        {
+            let nodes = resources::by_name("nodes").expect("nodes are served");
+            still_there(registry, nodes, None, node).await?;
+        }
         extra.insert(format!("{EXTRA_PREFIX}node-name"), vec![node.name.clone()]);
         extra.insert(format!("{EXTRA_PREFIX}node-uid"), vec![node.uid.clone()]);
     }
@@ -116,21 +131,25 @@ fn alive(meta: &ObjectMeta, bound: &BoundRef) -> bool {
     meta.uid.as_deref() == Some(bound.uid.as_str()) && !expired
 }
 
-/// 401 unless the object the token names exists with the token's uid (and its grace period,
-/// if it is being deleted, has not run out).
+/// 401 unless the object the token names (in `namespace`, `None` for a Node) exists with the
+/// token's uid (and its grace period, if it is being deleted, has not run out).
 async fn still_there(
     registry: &Registry,
     kind: &ResourceKind,
-    namespace: &str,
+    namespace: Option<&str>,
     bound: &BoundRef,
 ) -> Result<(), ApiError> {
     let gone = || {
+        let name = match namespace {
+            Some(ns) => format!("{ns}/{}", bound.name),
+            None => bound.name.clone(),
+        };
         ApiError::Unauthorized(format!(
-            "the token's {} {namespace}/{} no longer exists",
-            kind.singular, bound.name
+            "the token's {} {name} no longer exists",
+            kind.singular
         ))
     };
-    let obj: Value = match registry.get(kind, Some(namespace), &bound.name).await {
+    let obj: Value = match registry.get(kind, namespace, &bound.name).await {
         Ok(obj) => obj,
         Err(ApiError::NotFound { .. }) => return Err(gone()),
         Err(err) => return Err(err),

@@ -80,7 +80,7 @@ mod tests {
 
     use super::*;
     use crate::pki::ServiceAccountKey;
-    use crate::serviceaccount::{BoundRef, TokenIssuer, TokenRequestSpec};
+    use crate::serviceaccount::{Bindings, BoundRef, TokenIssuer, TokenRequestSpec};
     use crate::token_file::StaticTokens;
 
     async fn state(dir: &std::path::Path) -> AppState {
@@ -130,14 +130,14 @@ mod tests {
         let spec = TokenRequestSpec {
             audiences: audiences.iter().map(|a| a.to_string()).collect(),
             expiration_seconds: 3600,
-            bound_pod: None,
+            bound: None,
         };
         let issuer = state.registry.tokens().expect("an issuer");
         let claims = spec.claims(
             issuer.issuer(),
             "default",
             account.clone(),
-            None,
+            Bindings::default(),
             jiff::Timestamp::now().as_second(),
         );
         issuer.sign(&claims).expect("sign")

@@ -1,14 +1,15 @@
 //! TokenRequest (`POST .../serviceaccounts/{name}/token`): a signed, expiring token for a
-//! ServiceAccount, optionally bound to one of its namespace's pods. Nothing is stored.
+//! ServiceAccount, optionally bound to a pod or Secret of its namespace or to a Node. Nothing
+//! is stored.
 
 use serde_json::{json, Value};
 use skiff_api::k8s_openapi::api::authentication::v1::TokenRequest;
-use skiff_api::resources;
+use skiff_api::resources::{self, ResourceKind};
 
 use super::service_account::service_accounts;
 use super::{object, Registry};
 use crate::error::ApiError;
-use crate::serviceaccount::{BoundRef, TokenRequestSpec};
+use crate::serviceaccount::{Bindings, BoundKind, BoundObject, BoundRef, TokenRequestSpec};
 
 /// Who asks for a token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,58 +64,39 @@ impl Registry {
             name: name.to_string(),
             message,
         };
-        let (pod, node) = match &spec.bound_pod {
-            None if requester != Requester::User => {
+        let bindings = match &spec.bound {
+            Some(bound) if bound.kind == BoundKind::Pod => {
+                self.bind_to_pod(namespace, name, bound, requester).await?
+            }
+            _ if requester != Requester::User => {
                 return Err(forbidden(
                     "a node may only request tokens bound to its pods".into(),
                 ))
             }
-            None => (None, None),
-            Some((pod_name, wanted_uid)) => {
-                let pods = resources::by_name("pods").expect("pods are served");
-                let pod = self.get(pods, Some(namespace), pod_name).await?;
-                let actual = uid(&pod);
-                if let Some(wanted) = wanted_uid.as_deref().filter(|u| *u != actual) {
-                    return Err(ApiError::uid_mismatch(pods, pod_name, wanted, &actual));
+            None => Bindings::default(),
+            Some(bound) => {
+                let kind = match bound.kind {
+                    BoundKind::Secret => resources::by_name("secrets"),
+                    _ => resources::by_name("nodes"),
                 }
-                let runs_as = pod
-                    .pointer("/spec/serviceAccountName")
-                    .and_then(Value::as_str);
-                if runs_as != Some(name) {
-                    return Err(forbidden(format!(
-                        "pod {pod_name} does not run as ServiceAccount {name}"
-                    )));
+                .expect("secrets and nodes are served");
+                let object = self.get(kind, Some(namespace), &bound.name).await?;
+                let found = bound_ref(kind, &bound.name, bound.uid.as_deref(), &object)?;
+                if bound.kind == BoundKind::Secret {
+                    Bindings {
+                        secret: Some(found),
+                        ..Bindings::default()
+                    }
+                } else {
+                    Bindings {
+                        node: Some(found),
+                        ..Bindings::default()
+                    }
                 }
-                let bound_to = pod
-                    .pointer("/spec/nodeName")
-                    .and_then(Value::as_str)
-                    .filter(|n| !n.is_empty());
-                let allowed = match requester {
-                    Requester::User => true,
-                    Requester::Node(Some(node)) => bound_to == Some(node),
-                    Requester::Node(None) => bound_to.is_some(),
-                };
-                if !allowed {
-                    return Err(forbidden(format!(
-                        "a node may only request tokens for pods bound to it, and pod \
-                         {pod_name} is bound to {}",
-                        bound_to.unwrap_or("no node")
-                    )));
-                }
-                let node = match bound_to {
-                    Some(node) => self.node_claim(node).await?,
-                    None => None,
-                };
-                let pod = BoundRef {
-                    name: pod_name.clone(),
-                    uid: actual,
-                };
-                (Some(pod), node)
             }
         };
         let now = jiff::Timestamp::now().as_second();
-        let mut claims = spec.claims(tokens.issuer(), namespace, account, pod, now);
-        claims.kubernetes.node = node;
+        let claims = spec.claims(tokens.issuer(), namespace, account, bindings, now);
         let token = tokens
             .sign(&claims)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -135,6 +117,61 @@ impl Registry {
         Ok(answer)
     }
 
+    /// Binds a token of ServiceAccount `account` to the pod `bound` names, which must run as
+    /// that account (and, for a node's request, be bound to that node), and to the node the
+    /// pod is scheduled to.
+    async fn bind_to_pod(
+        &self,
+        namespace: &str,
+        account: &str,
+        bound: &BoundObject,
+        requester: Requester<'_>,
+    ) -> Result<Bindings, ApiError> {
+        let forbidden = |message: String| ApiError::Forbidden {
+            resource: "serviceaccounts/token".into(),
+            name: account.to_string(),
+            message,
+        };
+        let pods = resources::by_name("pods").expect("pods are served");
+        let pod = self.get(pods, Some(namespace), &bound.name).await?;
+        let found = bound_ref(pods, &bound.name, bound.uid.as_deref(), &pod)?;
+        let runs_as = pod
+            .pointer("/spec/serviceAccountName")
+            .and_then(Value::as_str);
+        if runs_as != Some(account) {
+            return Err(forbidden(format!(
+                "pod {} does not run as ServiceAccount {account}",
+                bound.name
+            )));
+        }
+        let bound_to = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
+        let allowed = match requester {
+            Requester::User => true,
+            Requester::Node(Some(node)) => bound_to == Some(node),
+            Requester::Node(None) => bound_to.is_some(),
+        };
+        if !allowed {
+            return Err(forbidden(format!(
+                "a node may only request tokens for pods bound to it, and pod {} is bound to \
+                 {}",
+                bound.name,
+                bound_to.unwrap_or("no node")
+            )));
+        }
+        let node = match bound_to {
+            Some(node) => self.node_claim(node).await?,
+            None => None,
+        };
+        Ok(Bindings {
+            pod: Some(found),
+            node,
+            ..Bindings::default()
+        })
+    }
+
     /// Node `name` as a pod-bound token's node claim, as Kubernetes'
     /// `ServiceAccountTokenPodNodeInfo` names it: none if the node is gone.
     async fn node_claim(&self, name: &str) -> Result<Option<BoundRef>, ApiError> {
@@ -152,4 +189,22 @@ impl Registry {
 
 fn uid(obj: &Value) -> String {
     object::uid(obj).unwrap_or_default().to_string()
+}
+
+/// `object` (of `kind`, named `name`) as a token's binding; 409 if the request expected
+/// another uid.
+fn bound_ref(
+    kind: &ResourceKind,
+    name: &str,
+    wanted: Option<&str>,
+    object: &Value,
+) -> Result<BoundRef, ApiError> {
+    let actual = uid(object);
+    if let Some(wanted) = wanted.filter(|u| *u != actual) {
+        return Err(ApiError::uid_mismatch(kind, name, wanted, &actual));
+    }
+    Ok(BoundRef {
+        name: name.to_string(),
+        uid: actual,
+    })
 }

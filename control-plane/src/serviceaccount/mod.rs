@@ -1,9 +1,13 @@
 //! ServiceAccount tokens as Kubernetes makes them: ES256 JWTs with Kubernetes' claims, signed
 //! with the cluster's `service-account.key`, issued through TokenRequest and accepted as bearer
-//! tokens while their ServiceAccount (and the pod they are bound to) still exist.
+//! tokens while their ServiceAccount (and the Pod, Secret or Node they are bound to) still
+//! exist.
 
 mod request;
 mod token;
 
-pub use request::{TokenRequestSpec, DEFAULT_EXPIRATION_SECONDS, MAX_EXPIRATION_SECONDS};
+pub use request::{
+    Bindings, BoundKind, BoundObject, TokenRequestSpec, DEFAULT_EXPIRATION_SECONDS,
+    MAX_EXPIRATION_SECONDS,
+};
 pub use token::{BoundRef, Claims, KubernetesClaims, TokenError, TokenIssuer, DEFAULT_ISSUER};

@@ -1,6 +1,6 @@
 //! What a TokenRequest (`authentication.k8s.io/v1`) asks for, checked as Kubernetes checks
 //! it: audiences (default: the API server's), a lifetime of at least 10 minutes (default one
-//! hour, capped at 48 hours), and optionally a pod the token is bound to.
+//! hour, capped at 48 hours), and optionally a Pod, Secret or Node the token is bound to.
 
 use skiff_api::k8s_openapi::api::authentication::v1::TokenRequest;
 use skiff_api::validation::{FieldError, FieldErrorReason};
@@ -20,8 +20,27 @@ pub const MAX_EXPIRATION_SECONDS: i64 = 48 * 3600;
 pub struct TokenRequestSpec {
     pub audiences: Vec<String>,
     pub expiration_seconds: i64,
-    /// The pod the token is bound to: its name, and the uid the request expects, if any.
-    pub bound_pod: Option<(String, Option<String>)>,
+    /// The object the token is bound to (`spec.boundObjectRef`).
+    pub bound: Option<BoundObject>,
+}
+
+/// The kinds a token may be bound to, as Kubernetes allows them (all `v1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoundKind {
+    /// A pod of the account's namespace: the token dies with it.
+    Pod,
+    /// A Secret of the account's namespace: the token dies with it.
+    Secret,
+    /// A Node: the token dies with it.
+    Node,
+}
+
+/// What a token is bound to: its kind, name, and the uid the request expects, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundObject {
+    pub kind: BoundKind,
+    pub name: String,
+    pub uid: Option<String>,
 }
 
 fn error(field: &str, reason: FieldErrorReason, message: impl Into<String>) -> FieldError {
@@ -50,32 +69,38 @@ impl TokenRequestSpec {
                 format!("may not specify a duration less than {MIN_EXPIRATION_SECONDS} seconds"),
             ));
         }
-        let bound_pod = match &spec.bound_object_ref {
-            None => None,
-            Some(bound) => match bound.kind.as_deref() {
-                Some("Pod") if bound.api_version.as_deref().unwrap_or("v1") == "v1" => {
-                    match bound.name.as_deref().filter(|n| !n.is_empty()) {
-                        Some(name) => Some((name.to_string(), bound.uid.clone())),
-                        None => {
-                            errors.push(error(
-                                "spec.boundObjectRef.name",
-                                FieldErrorReason::Required,
-                                "Required value",
-                            ));
-                            None
-                        }
-                    }
-                }
+        let bound = spec.bound_object_ref.as_ref().and_then(|bound| {
+            let v1 = bound.api_version.as_deref().unwrap_or("v1") == "v1";
+            let kind = match bound.kind.as_deref() {
+                Some("Pod") if v1 => BoundKind::Pod,
+                Some("Secret") if v1 => BoundKind::Secret,
+                Some("Node") if v1 => BoundKind::Node,
                 other => {
                     errors.push(error(
                         "spec.boundObjectRef.kind",
                         FieldErrorReason::NotSupported,
-                        format!("{other:?}: supported values: \"Pod\" (apiVersion v1)"),
+                        format!(
+                            "{other:?}: supported values: \"Pod\", \"Secret\", \"Node\" \
+                             (apiVersion v1)"
+                        ),
                     ));
-                    None
+                    return None;
                 }
-            },
-        };
+            };
+            let Some(name) = bound.name.as_deref().filter(|n| !n.is_empty()) else {
+                errors.push(error(
+                    "spec.boundObjectRef.name",
+                    FieldErrorReason::Required,
+                    "Required value",
+                ));
+                return None;
+            };
+            Some(BoundObject {
+                kind,
+                name: name.to_string(),
+                uid: bound.uid.clone().filter(|u| !u.is_empty()),
+            })
+        });
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -87,19 +112,18 @@ impl TokenRequestSpec {
         Ok(TokenRequestSpec {
             audiences,
             expiration_seconds: expiration_seconds.min(MAX_EXPIRATION_SECONDS),
-            bound_pod,
+            bound,
         })
     }
 
     /// The claims of a token for ServiceAccount `account` of `namespace`, issued at `now`
-    /// (unix seconds), bound to `pod` if the request names one (the caller names the pod's
-    /// node in `kubernetes.node`).
+    /// (unix seconds), bound as `bound` says (the caller finds the objects and their uids).
     pub fn claims(
         &self,
         issuer: &str,
         namespace: &str,
         account: BoundRef,
-        pod: Option<BoundRef>,
+        bound: Bindings,
         now: i64,
     ) -> Claims {
         Claims {
@@ -113,11 +137,22 @@ impl TokenRequestSpec {
             kubernetes: KubernetesClaims {
                 namespace: namespace.to_string(),
                 serviceaccount: account,
-                pod,
-                node: None,
+                pod: bound.pod,
+                secret: bound.secret,
+                node: bound.node,
             },
         }
     }
+}
+
+/// The objects a token is bound to, each named with its uid.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bindings {
+    pub pod: Option<BoundRef>,
+    pub secret: Option<BoundRef>,
+    /// The Node the token is bound to, or the one its pod was scheduled to when the token
+    /// was made (Kubernetes' `ServiceAccountTokenPodNodeInfo`).
+    pub node: Option<BoundRef>,
 }
 
 #[cfg(test)]
@@ -137,7 +172,7 @@ mod tests {
         let spec = parse(json!({})).expect("valid");
         assert_eq!(spec.expiration_seconds, DEFAULT_EXPIRATION_SECONDS);
         assert_eq!(spec.audiences, ["https://kubernetes.default.svc"]);
-        assert_eq!(spec.bound_pod, None);
+        assert_eq!(spec.bound, None);
         let long = parse(json!({"expirationSeconds": 10_000_000})).expect("valid");
         assert_eq!(long.expiration_seconds, MAX_EXPIRATION_SECONDS);
         let short = parse(json!({"expirationSeconds": 599})).expect_err("too short");
@@ -147,16 +182,38 @@ mod tests {
     }
 
     #[test]
-    fn only_pods_bind() {
+    fn pods_secrets_and_nodes_bind() {
         let pod = parse(json!({"boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
             "name": "web", "uid": "u1"}}))
         .expect("valid");
-        assert_eq!(pod.bound_pod, Some(("web".into(), Some("u1".into()))));
-        let secret = parse(json!({"boundObjectRef": {"kind": "Secret", "name": "s"}}));
         assert_eq!(
-            secret.expect_err("not a pod")[0].field,
-            "spec.boundObjectRef.kind"
+            pod.bound,
+            Some(BoundObject {
+                kind: BoundKind::Pod,
+                name: "web".into(),
+                uid: Some("u1".into())
+            })
         );
+        for (kind, expected) in [("Secret", BoundKind::Secret), ("Node", BoundKind::Node)] {
+            let spec =
+                parse(json!({"boundObjectRef": {"kind": kind, "name": "x"}})).expect("valid");
+            let bound = spec.bound.expect("bound");
+            assert_eq!((bound.kind, bound.uid), (expected, None));
+        }
+        for (bound, field) in [
+            (
+                json!({"kind": "ConfigMap", "name": "c"}),
+                "spec.boundObjectRef.kind",
+            ),
+            (
+                json!({"kind": "Pod", "apiVersion": "apps/v1", "name": "p"}),
+                "spec.boundObjectRef.kind",
+            ),
+            (json!({"kind": "Secret"}), "spec.boundObjectRef.name"),
+        ] {
+            let errors = parse(json!({"boundObjectRef": bound})).expect_err("refused");
+            assert_eq!(errors[0].field, field, "{bound}");
+        }
     }
 
     #[test]
@@ -170,7 +227,11 @@ mod tests {
             name: "web".into(),
             uid: "pod-uid".into(),
         };
-        let claims = spec.claims("iss", "ns1", account, Some(pod), 1000);
+        let bound = Bindings {
+            pod: Some(pod),
+            ..Bindings::default()
+        };
+        let claims = spec.claims("iss", "ns1", account, bound, 1000);
         assert_eq!(claims.sub, "system:serviceaccount:ns1:default");
         assert_eq!((claims.iat, claims.nbf, claims.exp), (1000, 1000, 4607));
         let json = serde_json::to_value(&claims).expect("json");

@@ -12,7 +12,7 @@ use crate::pki::ServiceAccountKey;
 /// The issuer (and default audience) of the tokens, as Kubernetes names it.
 pub const DEFAULT_ISSUER: &str = "https://kubernetes.default.svc";
 
-/// A name and uid: the ServiceAccount or pod a token belongs to.
+/// A name and uid: the ServiceAccount a token belongs to, or an object it is bound to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoundRef {
     pub name: String,
@@ -26,8 +26,10 @@ pub struct KubernetesClaims {
     pub serviceaccount: BoundRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<BoundRef>,
-    /// The node the bound pod was scheduled to when the token was made (Kubernetes'
-    /// `ServiceAccountTokenPodNodeInfo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<BoundRef>,
+    /// The node the token is bound to, or the one its pod was scheduled to when the token was
+    /// made (Kubernetes' `ServiceAccountTokenPodNodeInfo`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<BoundRef>,
 }
@@ -155,6 +157,7 @@ mod tests {
                     uid: "u1".into(),
                 },
                 pod: None,
+                secret: None,
                 node: None,
             },
         }

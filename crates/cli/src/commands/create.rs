@@ -29,8 +29,18 @@ pub struct CreateTokenArgs {
     #[arg(long = "audience")]
     pub audiences: Vec<String>,
     /// Bind the token to this pod (`pod/NAME` or `NAME`): it stops working when the pod goes.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "bound_object_kind")]
     pub bound_pod: Option<String>,
+    /// Bind the token to an object of this kind, as kubectl's flag: it stops working when the
+    /// object goes.
+    #[arg(long, value_parser = ["Pod", "Secret", "Node"], requires = "bound_object_name")]
+    pub bound_object_kind: Option<String>,
+    /// The name of the object to bind the token to.
+    #[arg(long, requires = "bound_object_kind")]
+    pub bound_object_name: Option<String>,
+    /// The uid the object must have (the server refuses another with 409).
+    #[arg(long, requires = "bound_object_kind")]
+    pub bound_object_uid: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -57,6 +67,12 @@ async fn create_token(args: CreateTokenArgs, opts: &ClientOpts) -> anyhow::Resul
     if let Some(pod) = &args.bound_pod {
         let name = pod.strip_prefix("pod/").unwrap_or(pod);
         spec["boundObjectRef"] = json!({"kind": "Pod", "apiVersion": "v1", "name": name});
+    }
+    if let (Some(kind), Some(name)) = (&args.bound_object_kind, &args.bound_object_name) {
+        spec["boundObjectRef"] = json!({"kind": kind, "apiVersion": "v1", "name": name});
+        if let Some(uid) = &args.bound_object_uid {
+            spec["boundObjectRef"]["uid"] = json!(uid);
+        }
     }
     let answer = client(opts)?
         .create_token(&opts.namespace, &args.service_account, spec)
