@@ -572,9 +572,10 @@ async fn a_token_bound_to_a_scheduled_pod_names_its_node_and_dies_with_it() {
 async fn tokens_bound_to_a_secret_or_a_node_die_with_it() {
     let cluster = Cluster::start().await;
     cluster
-        .wait_for("/api/v1/namespaces/default/serviceaccounts/default", |s, _| {
-            s == StatusCode::OK
-        })
+        .wait_for(
+            "/api/v1/namespaces/default/serviceaccounts/default",
+            |s, _| s == StatusCode::OK,
+        )
         .await;
     let (status, secret) = cluster
         .post(

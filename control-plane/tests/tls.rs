@@ -1,7 +1,8 @@
 //! The API over HTTPS: client certificates from the cluster CA authenticate, anonymous
 //! requests get 401 and write nothing, foreign and expired certificates are refused (also one
 //! that expires on an open connection), plain HTTP is served only on loopback
-//! (`--insecure-http`).
+//! (`--insecure-http`), and the user's own serving certificate (`--tls-cert-file`) is
+//! reloaded when its files change.
 
 mod common;
 
@@ -9,8 +10,8 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use skiff_control_plane::pki::{
-    serving_names, CertRequest, ClusterCa, IssuedCert, ServerTls, TlsOptions, Usage, CA_CERT,
-    CA_KEY, TLS_DIR,
+    serving_names, user_of_certificate, CertRequest, ClusterCa, IssuedCert, ServerTls, TlsOptions,
+    Usage, CA_CERT, CA_KEY, TLS_DIR,
 };
 use skiff_control_plane::{Server, ServerConfig, ServerError, ServerHandle};
 
@@ -225,5 +226,81 @@ async fn plain_http_is_served_on_loopback_only_and_acts_as_admin() {
         .await
         .expect("POST");
     assert_eq!(created.status().as_u16(), 201);
+    server.shutdown().await;
+}
+
+/// The CN of the serving certificate a new connection to `url` is shown, trusting `ca_pem`.
+async fn served_name(url: &str, ca_pem: &str) -> String {
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("ca"))
+        .tls_info(true)
+        .build()
+        .expect("client");
+    let response = client
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    let der = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("the server's certificate")
+        .to_vec();
+    user_of_certificate(&der).expect("a CN").user.name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_own_serving_certificate_is_reloaded_when_its_files_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users_ca = ClusterCa::create().expect("the user's CA");
+    let issue = |name: &str| {
+        users_ca
+            .issue(&CertRequest {
+                common_name: name.into(),
+                organizations: Vec::new(),
+                sans: vec!["127.0.0.1".into()],
+                usage: Usage::Server,
+                validity: std::time::Duration::from_secs(3600),
+            })
+            .expect("issued")
+    };
+    let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let install = |issued: &IssuedCert| {
+        for (file, pem) in [(&cert_file, &issued.cert_pem), (&key_file, &issued.key_pem)] {
+            let staged = file.with_extension("new");
+            std::fs::write(&staged, pem).expect("write");
+            std::fs::rename(&staged, file).expect("rename");
+        }
+    };
+    install(&issue("first"));
+    let listen = "127.0.0.1:0".parse().expect("addr");
+    let options = TlsOptions {
+        serving_names: serving_names(listen, "test", None, &[]),
+        cert_file: Some(cert_file.clone()),
+        key_file: Some(key_file.clone()),
+        ..Default::default()
+    };
+    let data = dir.path().join("data");
+    let tls = Arc::new(ServerTls::prepare(&data, &options).expect("tls"));
+    let mut config = ServerConfig::new("test", data, listen);
+    config.tls = Some(tls);
+    let server = Server::start(config).await.expect("server");
+    let url = server.url();
+    assert_eq!(served_name(&url, users_ca.cert_pem()).await, "first");
+
+    install(&issue("second"));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if served_name(&url, users_ca.cert_pem()).await == "second" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new certificate is not served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     server.shutdown().await;
 }

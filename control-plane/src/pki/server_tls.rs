@@ -3,7 +3,8 @@
 //! or the user's own) and the admin client certificate, all in `DATA_DIR/tls/`; and the
 //! rustls configuration that serves the API with them, renewing a serving certificate made
 //! from the cluster CA while it serves (`RenewingCert`; the renewed one is kept in memory,
-//! and the next start reuses or remakes the file's).
+//! and the next start reuses or remakes the file's), or reloading the user's own when its
+//! files change (`ReloadingCert`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,14 +13,17 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 
 use super::authority::LEAF_VALIDITY;
 use super::files::{self, ADMIN_CERT, ADMIN_KEY, CA_CERT, SERVING_CERT, SERVING_KEY, TLS_DIR};
 use super::serving::{still_fits, still_valid};
-use super::{CertRequest, ClusterCa, IssuedCert, PkiError, RenewingCert, ServiceAccountKey, Usage};
+use super::{
+    CertRequest, ClusterCa, IssuedCert, PkiError, ReloadingCert, RenewingCert, ServiceAccountKey,
+    Usage,
+};
 use crate::identity::MASTERS_GROUP;
 
 /// A certificate with less left than this is renewed on start.
@@ -44,13 +48,22 @@ pub struct TlsOptions {
     pub needs_shared_ca: bool,
 }
 
+/// Where the serving certificate comes from.
+enum Serving {
+    /// The cluster CA: `cert`, issued for `request`, renewed while serving.
+    Issued {
+        cert: IssuedCert,
+        request: CertRequest,
+    },
+    /// The user's files, reloaded when they change.
+    Files(Arc<ReloadingCert>),
+}
+
 /// A server's TLS material, ready to serve.
 pub struct ServerTls {
     dir: PathBuf,
     ca: Arc<ClusterCa>,
-    serving: IssuedCert,
-    /// What the serving certificate was issued for; `None`: it is the user's own.
-    serving_request: Option<CertRequest>,
+    serving: Serving,
     admin: IssuedCert,
     service_account_key: Arc<ServiceAccountKey>,
 }
@@ -107,23 +120,17 @@ impl ServerTls {
             usage: Usage::Server,
             validity: LEAF_VALIDITY,
         };
-        let (serving, serving_request) = match (&options.cert_file, &options.key_file) {
-            (Some(cert), Some(key)) => (
-                IssuedCert {
-                    cert_pem: files::read(cert)?,
-                    key_pem: files::read(key)?,
-                },
-                None,
-            ),
-            (None, None) => (
-                reuse_or_issue(
+        let serving = match (&options.cert_file, &options.key_file) {
+            (Some(cert), Some(key)) => Serving::Files(Arc::new(ReloadingCert::new(cert, key)?)),
+            (None, None) => Serving::Issued {
+                cert: reuse_or_issue(
                     &dir,
                     (SERVING_CERT, SERVING_KEY),
                     |pem| still_fits(pem, &options.serving_names, RENEW_MARGIN),
                     || ca.issue(&serving_request),
                 )?,
-                Some(serving_request),
-            ),
+                request: serving_request,
+            },
             _ => {
                 return Err(PkiError::Invalid {
                     path: options
@@ -154,7 +161,6 @@ impl ServerTls {
             dir,
             ca: Arc::new(ca),
             serving,
-            serving_request,
             admin,
             service_account_key: Arc::new(service_account_key),
         })
@@ -206,20 +212,11 @@ impl ServerTls {
         let builder = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier);
-        let mut config = match &self.serving_request {
-            Some(request) => builder.with_cert_resolver(Arc::new(RenewingCert::new(
-                self.ca.clone(),
-                request.clone(),
-                Some(&self.serving),
-            )?)),
-            None => {
-                let chain = CertificateDer::pem_slice_iter(self.serving.cert_pem.as_bytes())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| self.invalid(SERVING_CERT, "serving certificate", e))?;
-                let key = PrivateKeyDer::from_pem_slice(self.serving.key_pem.as_bytes())
-                    .map_err(|e| self.invalid(SERVING_KEY, "serving key", e))?;
-                builder.with_single_cert(chain, key)?
-            }
+        let mut config = match &self.serving {
+            Serving::Issued { cert, request } => builder.with_cert_resolver(Arc::new(
+                RenewingCert::new(self.ca.clone(), request.clone(), Some(cert))?,
+            )),
+            Serving::Files(files) => builder.with_cert_resolver(files.clone()),
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
