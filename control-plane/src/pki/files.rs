@@ -75,11 +75,3 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, PkiError> {
         }),
     }
 }
-
-/// Reads `path`, which must exist.
-pub(crate) fn read(path: &Path) -> Result<String, PkiError> {
-    std::fs::read_to_string(path).map_err(|source| PkiError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
-}

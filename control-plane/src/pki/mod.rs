@@ -9,7 +9,6 @@ mod client_identity;
 mod error;
 mod files;
 mod kubelet_client;
-mod reloading_cert;
 mod renewing_cert;
 mod server_tls;
 mod service_account_key;
@@ -22,7 +21,6 @@ pub use files::{
     ADMIN_CERT, ADMIN_KEY, CA_CERT, CA_KEY, SERVICE_ACCOUNT_KEY, SERVING_CERT, SERVING_KEY, TLS_DIR,
 };
 pub use kubelet_client::agent_client_config;
-pub use reloading_cert::ReloadingCert;
 pub use renewing_cert::RenewingCert;
 pub use server_tls::{ca_hash, crypto_provider, ServerTls, TlsOptions};
 pub use service_account_key::ServiceAccountKey;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use skiff_net::reloading_cert::ReloadingCert;
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::CertificateDer;
@@ -20,10 +21,7 @@ use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 use super::authority::LEAF_VALIDITY;
 use super::files::{self, ADMIN_CERT, ADMIN_KEY, CA_CERT, SERVING_CERT, SERVING_KEY, TLS_DIR};
 use super::serving::{still_fits, still_valid};
-use super::{
-    CertRequest, ClusterCa, IssuedCert, PkiError, ReloadingCert, RenewingCert, ServiceAccountKey,
-    Usage,
-};
+use super::{CertRequest, ClusterCa, IssuedCert, PkiError, RenewingCert, ServiceAccountKey, Usage};
 use crate::identity::MASTERS_GROUP;
 
 /// A certificate with less left than this is renewed on start.
@@ -121,7 +119,14 @@ impl ServerTls {
             validity: LEAF_VALIDITY,
         };
         let serving = match (&options.cert_file, &options.key_file) {
-            (Some(cert), Some(key)) => Serving::Files(Arc::new(ReloadingCert::new(cert, key)?)),
+            (Some(cert), Some(key)) => {
+                let files = ReloadingCert::new(cert, key).map_err(|e| PkiError::Invalid {
+                    path: e.path,
+                    what: "serving certificate",
+                    reason: e.reason,
+                })?;
+                Serving::Files(Arc::new(files))
+            }
             (None, None) => Serving::Issued {
                 cert: reuse_or_issue(
                     &dir,

@@ -4,13 +4,14 @@
 //! process's descriptor limit, leaving a reserve for the store (`descriptors`). The API server
 //! reaches agents through connections the agents open (`tunnel`). Clients pace what they send
 //! with a token bucket (`token_bucket`). A listener's serving certificate can be renewed while it
-//! serves (`tls`).
+//! serves (`tls`), or reloaded from files that change (`reloading_cert`).
 
 pub mod accept;
 pub mod descriptors;
 mod guarded_body;
 pub mod http;
 mod idle;
+pub mod reloading_cert;
 mod socket;
 pub mod tls;
 pub mod token_bucket;

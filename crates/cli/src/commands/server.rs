@@ -18,6 +18,7 @@ use super::server_tls::{admin_credentials, server_tls, write_admin_kubeconfig, T
 use crate::private_files;
 use skiff_client::Client;
 use skiff_control_plane::pki::{CertRequest, RenewingCert, ServerTls, Usage};
+use skiff_net::reloading_cert::ReloadingCert;
 use skiff_node_runtime::agent::credentials::{node_client, Bootstrap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +52,7 @@ pub struct ServerArgs {
     /// This member's certificate (PEM) for mutual TLS with the other members, as etcd's
     /// flag: it must name the member (a SAN with its `--name` or its peer host) and be good
     /// for server and client auth. Give all three `--peer-*` files or none (a
-    /// peer certificate issued from the cluster CA).
+    /// peer certificate issued from the cluster CA). Read again when it or the key changes.
     #[arg(long, requires_all = ["peer_key_file", "peer_trusted_ca_file"])]
     pub peer_cert_file: Option<PathBuf>,
     /// The private key (PEM) of `--peer-cert-file`.
@@ -306,9 +307,10 @@ fn peer_tls(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<skiff_control_
         )
         .context("the peer certificate issued from the cluster CA");
     };
-    let read =
-        |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
-    skiff_control_plane::PeerTls::from_pem(&read(ca)?, &read(cert)?, &read(key)?)
+    let ca = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+    // Read again when the files change, as the API's `--tls-cert-file`.
+    let identity = ReloadingCert::new(cert, key).context("--peer-cert-file and --peer-key-file")?;
+    skiff_control_plane::PeerTls::with_identity(&ca, Arc::new(identity))
         .context("--peer-cert-file, --peer-key-file and --peer-trusted-ca-file")
 }
 

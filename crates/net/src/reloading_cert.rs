@@ -1,5 +1,6 @@
-//! A certificate the user keeps in files (`--tls-cert-file`, `--tls-private-key-file`), read
-//! again when either file changes, as kube-apiserver's dynamic serving certificate is: a
+//! A certificate the user keeps in files (the API's `--tls-cert-file`, a member's
+//! `--peer-cert-file`), read again when either file changes, as kube-apiserver's dynamic
+//! serving certificate is: a
 //! handshake at most once every `CHECK_EVERY` looks at both files' metadata (inode, size,
 //! modification time, so a rename or a symlink swap over them counts), and a changed pair is
 //! loaded for the handshakes that follow (open connections keep the one they were made with).
@@ -11,15 +12,26 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use tokio_rustls::rustls::client::ResolvesClientCert;
 use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
+use tokio_rustls::rustls::SignatureScheme;
 
-use super::PkiError;
+use crate::tls::certified_key;
+
+/// A certificate file or key file that does not load.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct ReloadError {
+    pub path: PathBuf,
+    pub reason: String,
+}
 
 /// How often a handshake looks at the files.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// The certificate and key in two files that handshakes present, reloaded when they change.
+/// The certificate and key in two files that handshakes present (as a server, or as a client
+/// of mutual TLS), reloaded when they change.
 pub struct ReloadingCert {
     cert_file: PathBuf,
     key_file: PathBuf,
@@ -47,7 +59,7 @@ impl std::fmt::Debug for ReloadingCert {
 
 impl ReloadingCert {
     /// Loads the pair; an error names the file that does not load.
-    pub fn new(cert_file: &Path, key_file: &Path) -> Result<ReloadingCert, PkiError> {
+    pub fn new(cert_file: &Path, key_file: &Path) -> Result<ReloadingCert, ReloadError> {
         let stamp = stamp(cert_file, key_file);
         let key = load(cert_file, key_file)?;
         Ok(ReloadingCert {
@@ -82,11 +94,11 @@ impl ReloadingCert {
         held.stamp = current;
         match load(&self.cert_file, &self.key_file) {
             Ok(key) => {
-                tracing::info!(file = %self.cert_file.display(), "reloaded the serving certificate");
+                tracing::info!(file = %self.cert_file.display(), "reloaded the certificate");
                 held.key = key;
             }
             Err(err) => {
-                tracing::warn!(%err, "the changed serving certificate does not load: the held one is used");
+                tracing::warn!(%err, "the changed certificate does not load: the held one is used");
             }
         }
         held.key.clone()
@@ -99,6 +111,20 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
+impl ResolvesClientCert for ReloadingCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.at(Instant::now()))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 /// Both files' stamps; `None` if either cannot be read (say, in the middle of a swap).
 fn stamp(cert_file: &Path, key_file: &Path) -> Option<Stamp> {
     let one = |path: &Path| {
@@ -108,94 +134,93 @@ fn stamp(cert_file: &Path, key_file: &Path) -> Option<Stamp> {
     Some([one(cert_file)?, one(key_file)?])
 }
 
-fn load(cert_file: &Path, key_file: &Path) -> Result<Arc<CertifiedKey>, PkiError> {
-    let cert = super::files::read(cert_file)?;
-    let key = super::files::read(key_file)?;
-    skiff_net::tls::certified_key(cert.as_bytes(), key.as_bytes()).map_err(|e| PkiError::Invalid {
+fn load(cert_file: &Path, key_file: &Path) -> Result<Arc<CertifiedKey>, ReloadError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| ReloadError {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    };
+    let (cert, key) = (read(cert_file)?, read(key_file)?);
+    certified_key(&cert, &key).map_err(|e| ReloadError {
         path: if e.what == "key" {
             key_file.to_path_buf()
         } else {
             cert_file.to_path_buf()
         },
-        what: "serving certificate",
-        reason: format!("{}: {}", e.what, e.reason),
+        reason: e.to_string(),
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::pki::{user_of_certificate, CertRequest, ClusterCa, IssuedCert, Usage};
+    use rcgen::{CertificateParams, KeyPair};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
 
-    fn issue(ca: &ClusterCa, name: &str) -> IssuedCert {
-        ca.issue(&CertRequest {
-            common_name: name.into(),
-            organizations: Vec::new(),
-            sans: vec!["localhost".into()],
-            usage: Usage::Server,
-            validity: Duration::from_secs(3600),
-        })
-        .expect("issued")
+    use super::*;
+
+    /// A self-signed certificate and its key, PEM.
+    fn pair() -> (String, String) {
+        let key = KeyPair::generate().expect("key");
+        let cert = CertificateParams::new(vec!["localhost".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        (cert.pem(), key.serialize_pem())
     }
 
-    fn write(dir: &Path, cert: &IssuedCert) {
-        // As cert-manager and kubelet's projected volumes do: new files renamed over the old.
-        for (name, pem) in [("tls.crt", &cert.cert_pem), ("tls.key", &cert.key_pem)] {
+    fn write(dir: &Path, (cert, key): &(String, String)) {
+        // As cert-manager and projected volumes do: new files renamed over the old.
+        for (name, pem) in [("tls.crt", cert), ("tls.key", key)] {
             let staged = dir.join(format!("{name}.new"));
             std::fs::write(&staged, pem).expect("write");
             std::fs::rename(&staged, dir.join(name)).expect("rename");
         }
     }
 
-    fn name(key: &CertifiedKey) -> String {
-        let der = key.end_entity_cert().expect("a leaf");
-        user_of_certificate(der).expect("a name").user.name
+    /// Whether `key` presents the certificate of `pair`.
+    fn presents(key: &CertifiedKey, (cert, _): &(String, String)) -> bool {
+        let der = CertificateDer::from_pem_slice(cert.as_bytes()).expect("der");
+        key.end_entity_cert().expect("a leaf") == &der
     }
 
     #[test]
-    fn a_changed_pair_is_served_after_the_check_and_a_broken_one_is_not() {
+    fn a_changed_pair_is_presented_after_the_check_and_a_broken_one_is_not() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ca = ClusterCa::create().expect("ca");
-        write(dir.path(), &issue(&ca, "first"));
+        let (first, second, third) = (pair(), pair(), pair());
+        write(dir.path(), &first);
         let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
         let served = ReloadingCert::new(&cert, &key).expect("loads");
         let start = Instant::now();
-        assert_eq!(name(&served.at(start)), "first");
+        assert!(presents(&served.at(start), &first));
 
-        write(dir.path(), &issue(&ca, "second"));
-        assert_eq!(
-            name(&served.at(start)),
-            "first",
+        write(dir.path(), &second);
+        assert!(
+            presents(&served.at(start), &first),
             "not looked at before the check"
         );
         let later = start + CHECK_EVERY;
-        assert_eq!(name(&served.at(later)), "second");
+        assert!(presents(&served.at(later), &second));
 
-        // A certificate whose key is another's: refused, the held pair kept.
-        let third = issue(&ca, "third");
-        let other = issue(&ca, "other");
-        write(
-            dir.path(),
-            &IssuedCert {
-                cert_pem: third.cert_pem.clone(),
-                key_pem: other.key_pem,
-            },
-        );
+        // A certificate with another's key: refused, the held pair kept.
+        write(dir.path(), &(third.0.clone(), first.1.clone()));
         let after = later + CHECK_EVERY;
-        assert_eq!(name(&served.at(after)), "second", "a mismatched pair");
+        assert!(presents(&served.at(after), &second), "a mismatched pair");
         write(dir.path(), &third);
-        assert_eq!(name(&served.at(after + CHECK_EVERY)), "third");
+        assert!(presents(&served.at(after + CHECK_EVERY), &third));
     }
 
     #[test]
     fn a_pair_that_does_not_load_at_start_names_its_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ca = ClusterCa::create().expect("ca");
-        let good = issue(&ca, "good");
         let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-        std::fs::write(&cert, &good.cert_pem).expect("write");
+        std::fs::write(&cert, pair().0).expect("write");
         std::fs::write(&key, "not a key").expect("write");
         let err = ReloadingCert::new(&cert, &key).expect_err("a bad key");
-        assert!(err.to_string().contains("tls.key"), "{err}");
+        assert_eq!(err.path, key, "{err}");
+        let missing = ReloadingCert::new(&dir.path().join("absent.crt"), &key)
+            .expect_err("a missing certificate");
+        assert!(missing.to_string().contains("absent.crt"), "{missing}");
     }
 }
