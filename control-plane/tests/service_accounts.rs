@@ -639,3 +639,104 @@ async fn tokens_bound_to_a_secret_or_a_node_die_with_it() {
     assert!(cluster.delete("/api/v1/nodes/n2").await.is_success());
     cluster.until_refused(&to_node).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_secret_gets_a_legacy_token_that_lives_with_the_secret_and_its_account() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let cluster = Cluster::start().await;
+    let (status, account) = cluster
+        .post(
+            "/api/v1/namespaces/default/serviceaccounts",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ci"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{account}");
+    let secrets = "/api/v1/namespaces/default/secrets";
+    let token_secret = |name: &str, account: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+            "metadata": {"name": name,
+                "annotations": {"kubernetes.io/service-account.name": account}}})
+    };
+    // What the tokens controller fills in: the token, the CA, the namespace, the account's uid.
+    let filled = |name: &'static str| {
+        let (cluster, account, b64) = (&cluster, &account, &b64);
+        async move {
+            let secret = cluster
+                .wait_for(&format!("{secrets}/{name}"), |status, secret| {
+                    status == StatusCode::OK && secret["data"]["token"].is_string()
+                })
+                .await;
+            let data = |key: &str| {
+                let encoded = secret["data"][key].as_str().expect("filled");
+                String::from_utf8(b64.decode(encoded).expect("base64")).expect("utf-8")
+            };
+            assert_eq!(data("namespace"), "default");
+            assert_eq!(data("ca.crt"), cluster.tls.ca_pem());
+            assert_eq!(
+                secret["metadata"]["annotations"]["kubernetes.io/service-account.uid"],
+                account["metadata"]["uid"]
+            );
+            data("token")
+        }
+    };
+    for name in ["ci-token", "ci-token-2"] {
+        let (status, answer) = cluster.post(secrets, token_secret(name, "ci")).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    let (first, second) = (filled("ci-token").await, filled("ci-token-2").await);
+    let me = cluster.whoami(&first).await.expect("authenticated");
+    assert_eq!(me["username"], "system:serviceaccount:default:ci");
+    assert_eq!(me["uid"], account["metadata"]["uid"]);
+    // Legacy tokens are for the API server alone.
+    let (status, review) = cluster
+        .post(
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                "spec": {"token": first, "audiences": ["https://vault.example"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{review}");
+    assert_eq!(review["status"]["authenticated"], false, "{review}");
+
+    // A token Secret must name its account; one naming no account that exists goes.
+    let mut unnamed = token_secret("unnamed", "ci");
+    unnamed["metadata"]["annotations"] = json!({});
+    let (status, answer) = cluster.post(secrets, unnamed).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(
+        answer["details"]["causes"][0]["field"],
+        "metadata.annotations[kubernetes.io/service-account.name]"
+    );
+    let (status, _) = cluster
+        .post(secrets, token_secret("orphan", "nobody"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    cluster
+        .wait_for(&format!("{secrets}/orphan"), |status, _| {
+            status == StatusCode::NOT_FOUND
+        })
+        .await;
+
+    // Its Secret deleted, a token is refused; its account deleted, the account's token
+    // Secrets go and their tokens are refused.
+    assert!(cluster
+        .delete(&format!("{secrets}/ci-token"))
+        .await
+        .is_success());
+    cluster.until_refused(&first).await;
+    assert!(
+        cluster.whoami(&second).await.is_ok(),
+        "another Secret's token"
+    );
+    assert!(cluster
+        .delete("/api/v1/namespaces/default/serviceaccounts/ci")
+        .await
+        .is_success());
+    cluster
+        .wait_for(&format!("{secrets}/ci-token-2"), |status, _| {
+            status == StatusCode::NOT_FOUND
+        })
+        .await;
+    cluster.until_refused(&second).await;
+}

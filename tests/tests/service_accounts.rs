@@ -4,10 +4,14 @@
 //! authenticates as `system:serviceaccount:default:default` (`skiff auth whoami`), gets 403
 //! listing pods until a RoleBinding grants `view`, and is refused (401) once the pod is gone;
 //! `skiff get sa` lists the `default` account and `skiff create token` prints a token, one
-//! bound to a Secret (`--bound-object-kind Secret`) refused once the Secret is deleted.
+//! bound to a Secret (`--bound-object-kind Secret`) refused once the Secret is deleted, and a
+//! `kubernetes.io/service-account-token` Secret is filled with a legacy token that is the
+//! account.
 
 use std::path::Path;
 use std::time::Duration;
+
+use base64::Engine;
 
 use skiff_e2e::{copy_example_guest, wait_until, DevServer, Skiff};
 
@@ -129,6 +133,31 @@ fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()>
         anyhow::ensure!(!out.success, "still accepted: {out:?}");
         Ok(Some(()))
     })?;
+
+    // A long-lived token, as Kubernetes makes one: a token Secret the controller fills.
+    cli.apply_yaml(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: ci-token, annotations: \
+         {kubernetes.io/service-account.name: default}}\ntype: kubernetes.io/service-account-token\n",
+    )?;
+    let legacy = wait_until("the token Secret to be filled", WAIT, || {
+        let secret = cli.json(&["get", "secret", "ci-token"])?;
+        Ok(secret["data"]["token"].as_str().map(str::to_string))
+    })?;
+    let legacy = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(legacy)?)?;
+    let legacy_dir = tmp.path().join("legacy");
+    std::fs::create_dir(&legacy_dir)?;
+    let legacy_config = token_kubeconfig(
+        &legacy_dir,
+        &server.url(),
+        &data.join("tls/ca.crt"),
+        &legacy,
+    )?;
+    let me = cli.run(&["--kubeconfig", legacy_config.as_str(), "auth", "whoami"])?;
+    anyhow::ensure!(me.success, "whoami with the legacy token: {me:?}");
+    assert!(
+        me.stdout.contains("system:serviceaccount:default:default"),
+        "{me:?}"
+    );
 
     cli.ok(&["delete", "pod", "reader", "--grace-period", "0"])?;
     wait_until("the token to be refused", WAIT, || {

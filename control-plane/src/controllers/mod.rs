@@ -19,6 +19,7 @@ pub mod replicaset;
 pub mod resource_quota;
 pub mod service_account;
 pub mod statefulset;
+pub mod token_secrets;
 pub mod volume;
 
 use std::sync::Arc;
@@ -320,6 +321,16 @@ pub fn start(
         queue: queues.queue("serviceaccount"),
     }
     .spawn(shutdown.clone());
+
+    if let Some(tokens) = &settings.tokens {
+        token_secrets::TokenSecretsController {
+            registry: registry.clone(),
+            tokens: tokens.clone(),
+            cluster_ca: settings.cluster_ca.clone(),
+            queue: queues.queue("serviceaccount_tokens_secret"),
+        }
+        .spawn(shutdown.clone());
+    }
 
     gc::GarbageCollector {
         registry: registry.clone(),

@@ -5,7 +5,9 @@
 //! that node too, as Kubernetes' ServiceAccountTokenNodeBindingValidation does), is
 //! `system:serviceaccount:NS:NAME` in groups `system:serviceaccounts`,
 //! `system:serviceaccounts:NS` and `system:authenticated`. Anything else is 401. A
-//! TokenReview may ask for other audiences than the API server's.
+//! TokenReview may ask for other audiences than the API server's. A legacy token (from a
+//! `kubernetes.io/service-account-token` Secret) is that account too, for the API server's
+//! audience only, while its Secret still holds it and its account exists.
 //!
 //! The account, pod and node are looked up in the authorizer's informer cache, as
 //! Kubernetes' token getter does, so a request reads nothing from the store; a miss (an
@@ -15,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
 use serde_json::Value;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::resources::{self, ResourceKind};
@@ -23,7 +26,7 @@ use crate::authz::Authorizer;
 use crate::error::ApiError;
 use crate::identity::{UserInfo, SERVICE_ACCOUNTS_GROUP};
 use crate::registry::{object, Registry};
-use crate::serviceaccount::BoundRef;
+use crate::serviceaccount::{BoundRef, LegacyClaims};
 
 /// The prefix of Kubernetes' extra user fields for ServiceAccount tokens.
 const EXTRA_PREFIX: &str = "authentication.kubernetes.io/";
@@ -61,16 +64,21 @@ pub async fn authenticate(
     let audiences = audiences
         .filter(|a| !a.is_empty())
         .unwrap_or(tokens.audiences());
-    let claims = tokens
-        .verify_for(token, audiences)
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let claims = match tokens.verify_for(token, audiences) {
+        Ok(claims) => claims,
+        Err(err) => {
+            return match tokens.verify_legacy(token) {
+                Ok(legacy) => {
+                    let own = tokens.audiences();
+                    authenticate_legacy(registry, cache, token, legacy, audiences, own).await
+                }
+                Err(_) => Err(ApiError::Unauthorized(err.to_string())),
+            }
+        }
+    };
     let k = &claims.kubernetes;
     let namespace = k.namespace.as_str();
-    let accounts = resources::by_name("serviceaccounts").expect("serviceaccounts are served");
-    let account = cache.cached_service_account(namespace, &k.serviceaccount.name);
-    if !account.is_some_and(|a| alive(&a.metadata, &k.serviceaccount)) {
-        still_there(registry, accounts, Some(namespace), &k.serviceaccount).await?;
-    }
+    account_exists(registry, cache, namespace, &k.serviceaccount).await?;
     let mut extra = BTreeMap::new();
     extra.insert(
         format!("{EXTRA_PREFIX}credential-id"),
@@ -101,14 +109,7 @@ pub async fn authenticate(
         extra.insert(format!("{EXTRA_PREFIX}node-name"), vec![node.name.clone()]);
         extra.insert(format!("{EXTRA_PREFIX}node-uid"), vec![node.uid.clone()]);
     }
-    let mut user = UserInfo::authenticated(
-        claims.sub.clone(),
-        vec![
-            SERVICE_ACCOUNTS_GROUP.to_string(),
-            format!("{SERVICE_ACCOUNTS_GROUP}:{namespace}"),
-        ],
-    );
-    user.uid = Some(k.serviceaccount.uid.clone());
+    let user = account_user(namespace, &k.serviceaccount);
     let audiences = claims
         .aud
         .iter()
@@ -120,6 +121,91 @@ pub async fn authenticate(
         audiences,
         extra,
     })
+}
+
+/// The user a legacy token (`claims`, verified) authenticates: only for the API server's own
+/// audiences (`own`) among those asked for, while its Secret still holds it and its account
+/// exists with the uid it names, as Kubernetes' legacy token validator checks.
+async fn authenticate_legacy(
+    registry: &Registry,
+    cache: &Authorizer,
+    token: &str,
+    claims: LegacyClaims,
+    asked: &[String],
+    own: &[String],
+) -> Result<Authenticated, ApiError> {
+    let audiences: Vec<String> = own.iter().filter(|a| asked.contains(a)).cloned().collect();
+    if audiences.is_empty() {
+        return Err(ApiError::Unauthorized(
+            "a legacy ServiceAccount token is for the API server's audience only".into(),
+        ));
+    }
+    let namespace = claims.namespace.as_str();
+    let account = BoundRef {
+        name: claims.account_name,
+        uid: claims.account_uid,
+    };
+    account_exists(registry, cache, namespace, &account).await?;
+    let secrets = resources::by_name("secrets").expect("secrets are served");
+    let held = match registry
+        .get(secrets, Some(namespace), &claims.secret_name)
+        .await
+    {
+        Ok(secret) => secret
+            .pointer("/metadata/deletionTimestamp")
+            .is_none()
+            .then(|| {
+                secret
+                    .pointer("/data/token")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .flatten(),
+        Err(ApiError::NotFound { .. }) => None,
+        Err(err) => return Err(err),
+    };
+    let holds = held
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .is_some_and(|held| held == token.as_bytes());
+    if !holds {
+        return Err(ApiError::Unauthorized(format!(
+            "the token's secret {namespace}/{} no longer holds it",
+            claims.secret_name
+        )));
+    }
+    Ok(Authenticated {
+        user: account_user(namespace, &account),
+        audiences,
+        extra: BTreeMap::new(),
+    })
+}
+
+/// 401 unless ServiceAccount `account` of `namespace` exists with the token's uid.
+async fn account_exists(
+    registry: &Registry,
+    cache: &Authorizer,
+    namespace: &str,
+    account: &BoundRef,
+) -> Result<(), ApiError> {
+    let cached = cache.cached_service_account(namespace, &account.name);
+    if !cached.is_some_and(|a| alive(&a.metadata, account)) {
+        let accounts = resources::by_name("serviceaccounts").expect("serviceaccounts are served");
+        still_there(registry, accounts, Some(namespace), account).await?;
+    }
+    Ok(())
+}
+
+/// ServiceAccount `account` of `namespace` as a user.
+fn account_user(namespace: &str, account: &BoundRef) -> UserInfo {
+    let mut user = UserInfo::authenticated(
+        crate::authz::rules::service_account_user(namespace, &account.name),
+        vec![
+            SERVICE_ACCOUNTS_GROUP.to_string(),
+            format!("{SERVICE_ACCOUNTS_GROUP}:{namespace}"),
+        ],
+    );
+    user.uid = Some(account.uid.clone());
+    user
 }
 
 /// Whether an object with `meta` is the one `bound` names and not past its grace period.

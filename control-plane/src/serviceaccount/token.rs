@@ -104,9 +104,25 @@ impl TokenIssuer {
 
     /// Signs `claims`.
     pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        self.sign_any(claims)
+    }
+
+    /// Signs claims of any shape (the legacy tokens' too) with the cluster's key.
+    pub(super) fn sign_any(&self, claims: &impl Serialize) -> Result<String, TokenError> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.inner.key_id.clone());
         jsonwebtoken::encode(&header, claims, &self.inner.encoding).map_err(TokenError::Sign)
+    }
+
+    /// The claims of `token` if the cluster's key signed it and they pass `validation`.
+    pub(super) fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        validation: &Validation,
+    ) -> Result<T, TokenError> {
+        jsonwebtoken::decode::<T>(token, &self.inner.decoding, validation)
+            .map(|data| data.claims)
+            .map_err(TokenError::Invalid)
     }
 
     /// The claims of `token` if it is signed with this key, from this issuer, for one of
@@ -124,9 +140,7 @@ impl TokenIssuer {
         validation.set_issuer(&[&self.inner.issuer]);
         validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub", "nbf"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.inner.decoding, &validation)
-            .map_err(TokenError::Invalid)?;
-        let claims = data.claims;
+        let claims: Claims = self.decode(token, &validation)?;
         let k = &claims.kubernetes;
         if claims.sub
             != crate::authz::rules::service_account_user(&k.namespace, &k.serviceaccount.name)

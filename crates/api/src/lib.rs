@@ -47,4 +47,5 @@ pub mod stats;
 pub mod storage;
 pub mod strict;
 pub mod time;
+pub mod token_secret;
 pub mod validation;

@@ -41,6 +41,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::resources::ResourceKind;
+use crate::token_secret;
 
 pub use volumes::check_relative;
 
@@ -158,6 +159,19 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Result<(), Vec<FieldError>>
                 .map(|(k, _)| k)
                 .chain(s.string_data.iter().flatten().map(|(k, _)| k));
             meta::validate_config_keys(keys, "data", &mut errors);
+            // A ServiceAccount token Secret names its account (the tokens controller fills it).
+            let names_account = s
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(token_secret::ACCOUNT_NAME_ANNOTATION))
+                .is_some_and(|name| !name.is_empty());
+            if s.type_.as_deref() == Some(token_secret::TOKEN_SECRET_TYPE) && !names_account {
+                errors.required(format!(
+                    "metadata.annotations[{}]",
+                    token_secret::ACCOUNT_NAME_ANNOTATION
+                ));
+            }
         }),
         "ServiceAccount" => decode::<ServiceAccount>(obj).map(|a| {
             meta::validate_object_meta(&a.metadata, true, meta::NameRule::Subdomain, &mut errors)
