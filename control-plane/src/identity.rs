@@ -1,7 +1,9 @@
 //! Who made a request: the authenticated user as Kubernetes' `user.Info` describes it
-//! (name, uid, groups). Every request handed to the API router carries one as an
+//! (name, uid, groups, extra). Every request handed to the API router carries one as an
 //! `axum::Extension<UserInfo>`: the serving layer puts it there, and authorization, limits
 //! and the audit log read it.
+
+use std::collections::BTreeMap;
 
 /// The user a request was authenticated as.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,6 +14,9 @@ pub struct UserInfo {
     pub uid: Option<String>,
     /// The groups the user belongs to (a certificate's O fields).
     pub groups: Vec<String>,
+    /// What else the authenticator knows (a ServiceAccount token's
+    /// `authentication.kubernetes.io/*` fields), as Kubernetes' `user.Info.Extra`.
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 /// The group whose members may do anything (as in Kubernetes, bound to `cluster-admin`).
@@ -40,6 +45,7 @@ impl UserInfo {
             name: name.into(),
             uid: None,
             groups,
+            extra: BTreeMap::new(),
         }
     }
 
@@ -49,6 +55,7 @@ impl UserInfo {
             name: "system:anonymous".to_string(),
             uid: None,
             groups: vec![UNAUTHENTICATED_GROUP.to_string()],
+            extra: BTreeMap::new(),
         }
     }
 
@@ -56,6 +63,19 @@ impl UserInfo {
     /// Kubernetes' old insecure port did, acts as a cluster admin.
     pub fn insecure() -> UserInfo {
         UserInfo::authenticated("system:unsecured", vec![MASTERS_GROUP.to_string()])
+    }
+
+    /// The user as Kubernetes' `authentication.k8s.io/v1` UserInfo writes it (reviews, audit
+    /// events): `username`, `groups`, and `uid` and `extra` when known.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut info = serde_json::json!({"username": self.name, "groups": self.groups});
+        if let Some(uid) = &self.uid {
+            info["uid"] = serde_json::json!(uid);
+        }
+        if !self.extra.is_empty() {
+            info["extra"] = serde_json::json!(self.extra);
+        }
+        info
     }
 
     /// Whether the user is in `group`.

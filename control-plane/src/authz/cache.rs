@@ -1,7 +1,7 @@
 //! The authorizer's view of the cluster: informers (list + watch) of Roles, ClusterRoles,
-//! their bindings, Pods, Ingresses, ServiceAccounts and Nodes, kept on every member so that no request reads the
-//! store; and the RBAC index built from them, rebuilt when one of the four RBAC kinds has
-//! changed.
+//! their bindings, Pods, Ingresses, ServiceAccounts and Nodes, kept on every member so that no
+//! request reads the store; and the RBAC index built from the first four, rebuilt when one
+//! of those kinds has changed.
 
 use std::sync::{Arc, RwLock};
 

@@ -35,6 +35,7 @@ pub fn recognize(csr: &CertificateSigningRequest) -> Vec<(UserInfo, Attributes)>
         name: username.clone(),
         uid: spec.uid.clone(),
         groups: spec.groups.clone().unwrap_or_default(),
+        extra: spec.extra.clone().unwrap_or_default(),
     };
     let mut subresources = vec!["nodeclient"];
     if request.common_name == username {

@@ -317,6 +317,7 @@ pub fn start(
     service_account::ServiceAccountController {
         registry: registry.clone(),
         namespaces: informers.namespaces.clone(),
+        accounts: informers.service_accounts.clone(),
         cluster_ca: settings.cluster_ca.clone(),
         queue: queues.queue("serviceaccount"),
     }
@@ -326,6 +327,7 @@ pub fn start(
         token_secrets::TokenSecretsController {
             registry: registry.clone(),
             tokens: tokens.clone(),
+            accounts: informers.service_accounts.clone(),
             cluster_ca: settings.cluster_ca.clone(),
             queue: queues.queue("serviceaccount_tokens_secret"),
         }

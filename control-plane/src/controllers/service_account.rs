@@ -25,6 +25,7 @@ use crate::runtime::runner::{self, Action, Reconciler};
 pub struct ServiceAccountController {
     pub registry: Registry,
     pub namespaces: Arc<Informer<Namespace>>,
+    pub accounts: Arc<Informer<ServiceAccount>>,
     /// The cluster CA (PEM); without one no ConfigMap is published.
     pub cluster_ca: Option<Arc<str>>,
     /// Its work queue (`QueueMetrics::queue`, or `WorkQueue::new()`).
@@ -42,8 +43,7 @@ struct Reconcile {
 impl ServiceAccountController {
     /// Starts its informers and workers; they run until `shutdown` is cancelled.
     pub fn spawn(self, shutdown: CancellationToken) {
-        let accounts: Arc<Informer<ServiceAccount>> =
-            Informer::start(self.registry.clone(), shutdown.clone());
+        let accounts = self.accounts;
         let config_maps: Arc<Informer<ConfigMap>> =
             Informer::start(self.registry.clone(), shutdown.clone());
         let queue = self.queue.clone();

@@ -2,7 +2,9 @@
 //! `kubernetes.io/service-account-token` whose `kubernetes.io/service-account.name`
 //! annotation names a ServiceAccount of its namespace gets a legacy token of that account
 //! (`data.token`, never expiring), the cluster CA (`data["ca.crt"]`), its namespace
-//! (`data.namespace`) and the account's uid (annotation `kubernetes.io/service-account.uid`).
+//! (`data.namespace`) and the account's uid (annotation `kubernetes.io/service-account.uid`);
+//! as in Kubernetes, a token is only made where there is none (one that is there is never
+//! replaced), while the CA and namespace are kept current.
 //! A token Secret whose account does not exist, or is another one now (another uid), is
 //! deleted, so deleting an account deletes its token Secrets.
 
@@ -22,13 +24,15 @@ use crate::runtime::feed::{feed, feed_all};
 use crate::runtime::informer::{key_of, object_key, Informer};
 use crate::runtime::queue::WorkQueue;
 use crate::runtime::runner::{self, Action, Reconciler};
-use crate::serviceaccount::{LegacyClaims, TokenIssuer};
+use crate::serviceaccount::{LegacyClaims, TokenError, TokenIssuer};
 
 /// Fills and removes ServiceAccount token Secrets.
 pub struct TokenSecretsController {
     pub registry: Registry,
     /// What signs the tokens.
     pub tokens: TokenIssuer,
+    /// The ServiceAccounts the Secrets name (the leader's shared informer).
+    pub accounts: Arc<Informer<ServiceAccount>>,
     /// The cluster CA (PEM) put beside each token, if the server has one.
     pub cluster_ca: Option<Arc<str>>,
     /// Its work queue (`QueueMetrics::queue`, or `WorkQueue::new()`).
@@ -48,8 +52,7 @@ impl TokenSecretsController {
     pub fn spawn(self, shutdown: CancellationToken) {
         let secrets: Arc<Informer<Secret>> =
             Informer::start(self.registry.clone(), shutdown.clone());
-        let accounts: Arc<Informer<ServiceAccount>> =
-            Informer::start(self.registry.clone(), shutdown.clone());
+        let accounts = self.accounts;
         feed(&secrets, &self.queue, token_secret_key, &secrets, &shutdown);
         // An account deleted takes its token Secrets with it.
         feed_all(
@@ -95,16 +98,15 @@ impl Reconcile {
     }
 
     /// `secret` filled for `account` (uid `uid`), or `None` if it already is.
-    fn filled(&self, secret: &Secret, account: &str, uid: &str) -> Option<Secret> {
+    fn filled(
+        &self,
+        secret: &Secret,
+        account: &str,
+        uid: &str,
+    ) -> Result<Option<Secret>, TokenError> {
         let namespace = secret.metadata.namespace.as_deref().unwrap_or_default();
         let name = secret.metadata.name.as_deref().unwrap_or_default();
-        let claims = LegacyClaims::new(namespace, name, account, uid);
         let data = secret.data.clone().unwrap_or_default();
-        let token_good = data
-            .get("token")
-            .and_then(|t| std::str::from_utf8(&t.0).ok())
-            .and_then(|t| self.tokens.verify_legacy(t).ok())
-            .is_some_and(|held| held == claims);
         let mut wanted = BTreeMap::from([(
             "namespace".to_string(),
             ByteString(namespace.as_bytes().to_vec()),
@@ -112,36 +114,31 @@ impl Reconcile {
         if let Some(ca) = &self.cluster_ca {
             wanted.insert("ca.crt".into(), ByteString(ca.as_bytes().to_vec()));
         }
+        let needs_token = data.get("token").is_none_or(|t| t.0.is_empty());
         let uid_noted = secret
             .metadata
             .annotations
             .as_ref()
             .and_then(|a| a.get(ACCOUNT_UID_ANNOTATION))
             .is_some_and(|noted| noted == uid);
-        let data_good = wanted.iter().all(|(k, v)| data.get(k) == Some(v));
-        if token_good && data_good && uid_noted {
-            return None;
+        let data_current = wanted.iter().all(|(k, v)| data.get(k) == Some(v));
+        if !needs_token && data_current && uid_noted {
+            return Ok(None);
         }
         let mut filled = secret.clone();
         let fields = filled.data.get_or_insert_with(BTreeMap::new);
         fields.extend(wanted);
-        if !token_good {
-            match self.tokens.sign_legacy(&claims) {
-                Ok(token) => {
-                    fields.insert("token".into(), ByteString(token.into_bytes()));
-                }
-                Err(err) => {
-                    tracing::warn!(%err, secret = name, "signing a legacy ServiceAccount token");
-                    return None;
-                }
-            }
+        if needs_token {
+            let claims = LegacyClaims::new(namespace, name, account, uid);
+            let token = self.tokens.sign_legacy(&claims)?;
+            fields.insert("token".into(), ByteString(token.into_bytes()));
         }
         filled
             .metadata
             .annotations
             .get_or_insert_with(BTreeMap::new)
             .insert(ACCOUNT_UID_ANNOTATION.into(), uid.to_string());
-        Some(filled)
+        Ok(Some(filled))
     }
 }
 
@@ -188,7 +185,10 @@ impl Reconciler for Reconcile {
                 Err(err) => Err(err),
             };
         }
-        if let Some(filled) = self.filled(&secret, account_name, &uid) {
+        let filled = self
+            .filled(&secret, account_name, &uid)
+            .map_err(|e| ApiError::Internal(format!("signing a legacy token: {e}")))?;
+        if let Some(filled) = filled {
             self.registry
                 .update_typed(&filled, Subresource::Main)
                 .await?;

@@ -97,10 +97,12 @@ fn subject(spec: &Value) -> Result<UserInfo, ApiError> {
                 "spec.user or spec.groups is required".into(),
             ));
         }
+        let extra = spec.get("extra").cloned().unwrap_or(Value::Null);
         Ok(UserInfo {
             name: user.to_string(),
             uid: spec.get("uid").and_then(Value::as_str).map(str::to_string),
             groups,
+            extra: serde_json::from_value(extra).unwrap_or_default(),
         })
     }
 }

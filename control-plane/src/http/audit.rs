@@ -122,7 +122,7 @@ pub async fn record(State(log): State<Option<AuditLog>>, request: Request, next:
         "stage": if info.long_running { "ResponseStarted" } else { "ResponseComplete" },
         "requestURI": uri,
         "verb": info.verb,
-        "user": user.map(|u| json!({"username": u.name, "uid": u.uid, "groups": u.groups})),
+        "user": user.map(|u| u.to_json()),
         "sourceIPs": source.into_iter().collect::<Vec<_>>(),
         "userAgent": agent,
         "responseStatus": {"metadata": {}, "code": response.status().as_u16()},

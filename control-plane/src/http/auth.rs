@@ -1,9 +1,8 @@
 //! Join tokens. Over TLS, `authn` reads a bearer join token as `system:bootstrap:<id>` and
 //! checks it with `verify`. On the plain-HTTP `--insecure-http` listener (whose requests act
 //! as a cluster admin) a token that is sent is still checked, on every route (a node tunnel's
-//! too), and registering a Node, writing
-//! node status and renewing a node Lease still require one, so that an agent pointed at it
-//! with a wrong token is refused as over TLS.
+//! too), and registering a Node, writing node status and renewing a node Lease still require
+//! one, so that an agent pointed at it with a wrong token is refused as over TLS.
 
 use axum::http::{header, HeaderMap, Method};
 use skiff_api::join_token::{self, JoinToken};

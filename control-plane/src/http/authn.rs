@@ -8,8 +8,6 @@
 //! listener and acts as a cluster admin (`UserInfo::insecure`), unless it carries a join token
 //! that does not verify (`auth::check_insecure_token`).
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
@@ -139,7 +137,6 @@ pub(super) async fn authenticate_token(
         Ok(Authenticated {
             user,
             audiences: common,
-            extra: BTreeMap::new(),
         })
     };
     if let Some(user) = state.static_tokens.authenticate(token) {

@@ -15,15 +15,11 @@ pub async fn create(Extension(user): Extension<UserInfo>) -> Response {
 }
 
 fn review(user: &UserInfo) -> serde_json::Value {
-    let mut info = json!({"username": user.name, "groups": user.groups});
-    if let Some(uid) = &user.uid {
-        info["uid"] = json!(uid);
-    }
     json!({
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "SelfSubjectReview",
         "metadata": {"creationTimestamp": object::now_rfc3339()},
-        "status": {"userInfo": info},
+        "status": {"userInfo": user.to_json()},
     })
 }
 
@@ -41,6 +37,16 @@ mod tests {
             "system:serviceaccount:a:b"
         );
         assert_eq!(review["status"]["userInfo"]["uid"], "u");
+        assert!(review["status"]["userInfo"].get("extra").is_none());
+        user.extra.insert(
+            "authentication.kubernetes.io/pod-name".into(),
+            vec!["web".into()],
+        );
+        assert_eq!(
+            super::review(&user)["status"]["userInfo"]["extra"]
+                ["authentication.kubernetes.io/pod-name"],
+            json!(["web"])
+        );
         assert_eq!(
             review["status"]["userInfo"]["groups"],
             json!(["g", "system:authenticated"])

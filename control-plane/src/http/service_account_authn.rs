@@ -1,8 +1,8 @@
 //! ServiceAccount token authentication: a bearer JWT that the cluster's key signed, from its
 //! issuer, for the API server's audience and valid now, whose ServiceAccount still exists with
 //! the uid in the token (and, for a token bound to a pod, Secret or Node, whose object still
-//! exists with its uid; a token that names the node its pod was bound to is checked against
-//! that node too, as Kubernetes' ServiceAccountTokenNodeBindingValidation does), is
+//! exists with its uid, as Kubernetes' validator checks them; the node a pod-bound token
+//! names is only reported, not checked), is
 //! `system:serviceaccount:NS:NAME` in groups `system:serviceaccounts`,
 //! `system:serviceaccounts:NS` and `system:authenticated`. Anything else is 401. A
 //! TokenReview may ask for other audiences than the API server's. A legacy token (from a
@@ -13,7 +13,9 @@
 //! Kubernetes' token getter does, so a request reads nothing from the store; a miss (an
 //! object the informer has not seen yet, or one deleted or replaced) is checked against the
 //! store, so a deleted account, pod or node fails its tokens as soon as the informer has its
-//! delete event. A Secret is read from the store on each use (no informer keeps Secrets).
+//! delete event. A Secret (a bound token's, a legacy token's) is read from the store on each
+//! use (no informer of the API server keeps Secrets). A legacy token whose Secret carries the
+//! `kubernetes.io/legacy-token-invalid-since` label is refused, as Kubernetes refuses it.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +33,9 @@ use crate::serviceaccount::{BoundRef, LegacyClaims};
 /// The prefix of Kubernetes' extra user fields for ServiceAccount tokens.
 const EXTRA_PREFIX: &str = "authentication.kubernetes.io/";
 
+/// A legacy token Secret with this label holds a token Kubernetes no longer accepts.
+const INVALID_SINCE_LABEL: &str = "kubernetes.io/legacy-token-invalid-since";
+
 /// Whether a bearer token is a JWT (three dot-separated parts), not a join token.
 pub fn is_jwt(token: &str) -> bool {
     token.split('.').count() == 3
@@ -39,13 +44,12 @@ pub fn is_jwt(token: &str) -> bool {
 /// What a bearer token authenticates, as a TokenReview answers it.
 #[derive(Debug)]
 pub struct Authenticated {
-    /// Its user.
+    /// Its user; for a ServiceAccount token, with Kubernetes' extra fields: the token's id
+    /// (`credential-id`) and, for a token bound to a pod, the pod's name and uid (and its
+    /// node's).
     pub user: UserInfo,
     /// The token's audiences among those asked for.
     pub audiences: Vec<String>,
-    /// Kubernetes' extra user fields: the token's id (`credential-id`) and, for a token bound
-    /// to a pod, the pod's name and uid.
-    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 /// The user a ServiceAccount `token` for one of `audiences` (`None`: the API server's)
@@ -99,9 +103,13 @@ pub async fn authenticate(
         still_there(registry, secrets, Some(namespace), secret).await?;
     }
     if let Some(node) = &k.node {
-        if !cache
-            .cached_node(&node.name)
-            .is_some_and(|n| alive(&n.metadata, node))
+        // A pod-bound token only names its pod's node; one bound to the Node itself needs it
+        // (as Kubernetes' validator does).
+        let bound_to_node = k.pod.is_none();
+        if bound_to_node
+            && !cache
+                .cached_node(&node.name)
+                .is_some_and(|n| alive(&n.metadata, node))
         {
             let nodes = resources::by_name("nodes").expect("nodes are served");
             still_there(registry, nodes, None, node).await?;
@@ -109,18 +117,15 @@ pub async fn authenticate(
         extra.insert(format!("{EXTRA_PREFIX}node-name"), vec![node.name.clone()]);
         extra.insert(format!("{EXTRA_PREFIX}node-uid"), vec![node.uid.clone()]);
     }
-    let user = account_user(namespace, &k.serviceaccount);
+    let mut user = account_user(namespace, &k.serviceaccount);
+    user.extra = extra;
     let audiences = claims
         .aud
         .iter()
         .filter(|a| audiences.contains(*a))
         .cloned()
         .collect();
-    Ok(Authenticated {
-        user,
-        audiences,
-        extra,
-    })
+    Ok(Authenticated { user, audiences })
 }
 
 /// The user a legacy token (`claims`, verified) authenticates: only for the API server's own
@@ -151,16 +156,21 @@ async fn authenticate_legacy(
         .get(secrets, Some(namespace), &claims.secret_name)
         .await
     {
-        Ok(secret) => secret
-            .pointer("/metadata/deletionTimestamp")
-            .is_none()
-            .then(|| {
-                secret
-                    .pointer("/data/token")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .flatten(),
+        Ok(secret) => {
+            let usable = secret.pointer("/metadata/deletionTimestamp").is_none()
+                && secret
+                    .pointer("/metadata/labels")
+                    .and_then(|labels| labels.get(INVALID_SINCE_LABEL))
+                    .is_none();
+            usable
+                .then(|| {
+                    secret
+                        .pointer("/data/token")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .flatten()
+        }
         Err(ApiError::NotFound { .. }) => None,
         Err(err) => return Err(err),
     };
@@ -169,14 +179,13 @@ async fn authenticate_legacy(
         .is_some_and(|held| held == token.as_bytes());
     if !holds {
         return Err(ApiError::Unauthorized(format!(
-            "the token's secret {namespace}/{} no longer holds it",
+            "the token's secret {namespace}/{} no longer holds it (or marks it invalid)",
             claims.secret_name
         )));
     }
     Ok(Authenticated {
         user: account_user(namespace, &account),
         audiences,
-        extra: BTreeMap::new(),
     })
 }
 

@@ -58,14 +58,8 @@ async fn review(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Va
 fn status(answer: Result<Authenticated, ApiError>) -> Value {
     match answer {
         Ok(found) => {
-            let mut user = json!({"username": found.user.name, "groups": found.user.groups});
-            if let Some(uid) = &found.user.uid {
-                user["uid"] = json!(uid);
-            }
-            if !found.extra.is_empty() {
-                user["extra"] = json!(found.extra);
-            }
-            json!({"authenticated": true, "user": user, "audiences": found.audiences})
+            json!({"authenticated": true, "user": found.user.to_json(),
+                "audiences": found.audiences})
         }
         Err(ApiError::Unauthorized(reason)) => json!({"authenticated": false, "error": reason}),
         Err(err) => json!({"authenticated": false, "error": err.to_string()}),

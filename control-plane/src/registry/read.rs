@@ -9,6 +9,8 @@ use super::{list_prefix, scope, ListOptions, ReadAt, Registry};
 use crate::error::ApiError;
 
 impl Registry {
+    /// The object `name` of `kind` (in `namespace` if it is namespaced), as this member's
+    /// store holds it; 404 if there is none.
     pub async fn get(
         &self,
         kind: &ResourceKind,

@@ -22,6 +22,7 @@ use skiff_api::k8s_openapi::api::batch::v1::{CronJob, Job};
 use skiff_api::k8s_openapi::api::coordination::v1::Lease;
 use skiff_api::k8s_openapi::api::core::v1::{
     Endpoints, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+    ServiceAccount,
 };
 use skiff_api::k8s_openapi::api::discovery::v1::EndpointSlice;
 use skiff_api::k8s_openapi::api::node::v1::RuntimeClass;
@@ -53,6 +54,7 @@ pub struct Informers {
     pub services: Arc<Informer<Service>>,
     pub endpoint_slices: Arc<Informer<EndpointSlice>>,
     pub endpoints: Arc<Informer<Endpoints>>,
+    pub service_accounts: Arc<Informer<ServiceAccount>>,
 }
 
 impl Informers {
@@ -78,6 +80,7 @@ impl Informers {
             services: Informer::start(registry.clone(), shutdown.clone()),
             endpoint_slices: Informer::start(registry.clone(), shutdown.clone()),
             endpoints: Informer::start(registry.clone(), shutdown.clone()),
+            service_accounts: Informer::start(registry.clone(), shutdown.clone()),
         }
     }
 }

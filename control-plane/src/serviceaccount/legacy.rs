@@ -13,7 +13,8 @@ use crate::authz::rules::service_account_user;
 /// The issuer of legacy tokens.
 const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
 
-/// The claims of a legacy token, as Kubernetes names them.
+/// The claims of a legacy token, as Kubernetes names them: the issuer, the account's user
+/// name (`sub`), and the namespace, Secret and account (name and uid) it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegacyClaims {
     pub iss: String,

@@ -40,6 +40,7 @@ pub enum BoundKind {
 pub struct BoundObject {
     pub kind: BoundKind,
     pub name: String,
+    /// The uid the object must have (a 409 if it has another).
     pub uid: Option<String>,
 }
 

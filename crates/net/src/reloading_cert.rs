@@ -1,11 +1,11 @@
 //! A certificate the user keeps in files (the API's `--tls-cert-file`, a member's
-//! `--peer-cert-file`), read again when either file changes, as kube-apiserver's dynamic
-//! serving certificate is: a
-//! handshake at most once every `CHECK_EVERY` looks at both files' metadata (inode, size,
-//! modification time, so a rename or a symlink swap over them counts), and a changed pair is
-//! loaded for the handshakes that follow (open connections keep the one they were made with).
-//! A pair that does not load (half written, a key that is not the certificate's) is logged
-//! and the held one kept until the files change again.
+//! `--peer-cert-file`), read again when either file changes, as kube-apiserver reloads its
+//! serving certificate (which watches the files; here a handshake looks): a handshake at
+//! most once every `CHECK_EVERY` looks at both files' metadata (inode, size, modification
+//! time, so a rename or a symlink swap over them counts) and reads them outside the lock, and
+//! a changed pair is presented from the handshakes that follow on (open connections keep the
+//! one they were made with). A pair that does not load (half written, a key that is not the
+//! certificate's) is logged and the held one kept until the files change again.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,9 @@ use crate::tls::certified_key;
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {reason}", path.display())]
 pub struct ReloadError {
+    /// The file.
     pub path: PathBuf,
+    /// Why it does not load.
     pub reason: String,
 }
 
@@ -73,7 +75,8 @@ impl ReloadingCert {
         })
     }
 
-    /// The pair to present at `now`, loaded again first if the files changed since.
+    /// The pair to present at `now`, loaded again first if the files changed since. The
+    /// files are read outside the lock: handshakes meanwhile present the held pair.
     fn at(&self, now: Instant) -> Arc<CertifiedKey> {
         {
             let held = self.held.read().unwrap_or_else(|p| p.into_inner());
@@ -81,25 +84,32 @@ impl ReloadingCert {
                 return held.key.clone();
             }
         }
-        let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
-        if now.saturating_duration_since(held.checked) < CHECK_EVERY {
-            // Another handshake looked meanwhile.
-            return held.key.clone();
-        }
-        held.checked = now;
+        let known = {
+            let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
+            if now.saturating_duration_since(held.checked) < CHECK_EVERY {
+                return held.key.clone();
+            }
+            // This handshake looks; others within `CHECK_EVERY` do not.
+            held.checked = now;
+            held.stamp
+        };
         let current = stamp(&self.cert_file, &self.key_file);
-        if current.is_none() || current == held.stamp {
-            return held.key.clone();
-        }
-        held.stamp = current;
-        match load(&self.cert_file, &self.key_file) {
-            Ok(key) => {
+        let loaded = match current {
+            Some(current) if Some(current) != known => Some(load(&self.cert_file, &self.key_file)),
+            _ => None,
+        };
+        let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
+        match loaded {
+            Some(Ok(key)) => {
                 tracing::info!(file = %self.cert_file.display(), "reloaded the certificate");
                 held.key = key;
+                held.stamp = current;
             }
-            Err(err) => {
+            Some(Err(err)) => {
                 tracing::warn!(%err, "the changed certificate does not load: the held one is used");
+                held.stamp = current;
             }
+            None => {}
         }
         held.key.clone()
     }
@@ -148,7 +158,7 @@ fn load(cert_file: &Path, key_file: &Path) -> Result<Arc<CertifiedKey>, ReloadEr
         } else {
             cert_file.to_path_buf()
         },
-        reason: e.to_string(),
+        reason: format!("the {}: {}", e.what, e.reason),
     })
 }
 

@@ -78,6 +78,13 @@ fn whoami_table(user: &Value) -> String {
         "Groups".to_string(),
         format!("[{}]", groups.join(" ")),
     ]);
+    for (key, values) in user["extra"].as_object().into_iter().flatten() {
+        let values: Vec<String> = values.as_array().into_iter().flatten().map(text).collect();
+        rows.push(vec![
+            format!("Extra: {key}"),
+            format!("[{}]", values.join(" ")),
+        ]);
+    }
     crate::output::table::render(&["ATTRIBUTE", "VALUE"], &rows)
 }
 
@@ -155,7 +162,8 @@ mod tests {
     fn whoami_prints_kubectl_rows() {
         let table = whoami_table(
             &json!({"username": "system:serviceaccount:a:b", "uid": "u1",
-            "groups": ["system:serviceaccounts", "system:authenticated"]}),
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "extra": {"authentication.kubernetes.io/pod-name": ["web"]}}),
         );
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("ATTRIBUTE"), "{table}");
@@ -166,6 +174,11 @@ mod tests {
         );
         assert!(
             lines[3].contains("[system:serviceaccounts system:authenticated]"),
+            "{table}"
+        );
+        assert!(
+            lines[4].starts_with("Extra: authentication.kubernetes.io/pod-name")
+                && lines[4].ends_with("[web]"),
             "{table}"
         );
     }
