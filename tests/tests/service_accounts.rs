@@ -18,9 +18,16 @@ use skiff_e2e::{copy_example_guest, wait_until, DevServer, Skiff};
 const WAIT: Duration = Duration::from_secs(40);
 const MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-/// A kubeconfig for `url` that authenticates with `token` and trusts `ca`.
-fn token_kubeconfig(dir: &Path, url: &str, ca: &Path, token: &str) -> anyhow::Result<String> {
-    let path = dir.join("token.kubeconfig");
+/// A kubeconfig `dir/NAME.kubeconfig` for `url` that authenticates with `token` and trusts
+/// `ca`; its path.
+fn token_kubeconfig(
+    dir: &Path,
+    name: &str,
+    url: &str,
+    ca: &Path,
+    token: &str,
+) -> anyhow::Result<String> {
+    let path = dir.join(format!("{name}.kubeconfig"));
     let yaml = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {url}\n    \
          certificate-authority: {ca}\nusers:\n- name: robot\n  user:\n    token: {token}\n\
@@ -65,7 +72,8 @@ fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()>
     let ca = printed(&cli, &format!("{MOUNT}/ca.crt"))?;
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
 
-    let kubeconfig = token_kubeconfig(tmp.path(), &server.url(), &data.join("tls/ca.crt"), &token)?;
+    let ca = data.join("tls/ca.crt");
+    let kubeconfig = token_kubeconfig(tmp.path(), "pod", &server.url(), &ca, &token)?;
     let as_robot = |args: &[&str]| {
         let mut all = vec!["--kubeconfig", kubeconfig.as_str()];
         all.extend(args);
@@ -116,15 +124,9 @@ fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()>
         "--bound-object-name",
         "holder",
     ])?;
-    let held_dir = tmp.path().join("held");
-    std::fs::create_dir(&held_dir)?;
-    let held_config = token_kubeconfig(
-        &held_dir,
-        &server.url(),
-        &data.join("tls/ca.crt"),
-        held.trim(),
-    )?;
-    let as_holder = || cli.run(&["--kubeconfig", held_config.as_str(), "auth", "whoami"]);
+    let whoami_with = |config: &str| cli.run(&["--kubeconfig", config, "auth", "whoami"]);
+    let held_config = token_kubeconfig(tmp.path(), "held", &server.url(), &ca, held.trim())?;
+    let as_holder = || whoami_with(&held_config);
     let me = as_holder()?;
     anyhow::ensure!(me.success, "whoami with the Secret's token: {me:?}");
     cli.ok(&["delete", "secret", "holder"])?;
@@ -144,15 +146,8 @@ fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()>
         Ok(secret["data"]["token"].as_str().map(str::to_string))
     })?;
     let legacy = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(legacy)?)?;
-    let legacy_dir = tmp.path().join("legacy");
-    std::fs::create_dir(&legacy_dir)?;
-    let legacy_config = token_kubeconfig(
-        &legacy_dir,
-        &server.url(),
-        &data.join("tls/ca.crt"),
-        &legacy,
-    )?;
-    let me = cli.run(&["--kubeconfig", legacy_config.as_str(), "auth", "whoami"])?;
+    let legacy_config = token_kubeconfig(tmp.path(), "legacy", &server.url(), &ca, &legacy)?;
+    let me = whoami_with(&legacy_config)?;
     anyhow::ensure!(me.success, "whoami with the legacy token: {me:?}");
     assert!(
         me.stdout.contains("system:serviceaccount:default:default"),
