@@ -48,13 +48,7 @@ fn all_running(cli: &Skiff) -> anyhow::Result<Option<()>> {
 
 #[test]
 fn exec_streams_commands_in_linux_containers_and_refuses_wasm_ones() -> anyhow::Result<()> {
-    let guest =
-        skiff_e2e::repo_root().join("wasm-examples/target/wasm32-wasip1/release/ticker.wasm");
-    anyhow::ensure!(
-        guest.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        guest.display()
-    );
+    let guest = skiff_e2e::example_guest("ticker")?;
     let mut cluster = LinuxCluster::start(&[("node", &["--runtimes", "wasm,linux"])])?;
     let (server, tmp) = (&cluster.server, &cluster.tmp);
     let cli = server.cli();

@@ -223,13 +223,7 @@ fn a_running_agent_rotates_its_certificate() -> anyhow::Result<()> {
 #[test]
 fn an_agent_whose_certificate_expired_while_stopped_recovers_with_its_join_token(
 ) -> anyhow::Result<()> {
-    let guest =
-        skiff_e2e::repo_root().join("wasm-examples/target/wasm32-wasip1/release/ticker.wasm");
-    anyhow::ensure!(
-        guest.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        guest.display()
-    );
+    let guest = skiff_e2e::example_guest("ticker")?;
     let tmp = tempfile::tempdir()?;
     let server = DevServer::start_with(
         &tmp.path().join("server"),

@@ -390,12 +390,7 @@ fn statefulsets_keep_names_order_and_claims() -> anyhow::Result<()> {
 /// one before wrote (in an emptyDir here; the example mounts its claim).
 #[test]
 fn the_counter_guest_counts_in_its_volume() -> anyhow::Result<()> {
-    let wasm = repo_root().join("wasm-examples/target/wasm32-wasip1/release/counter.wasm");
-    assert!(
-        wasm.exists(),
-        "{} is missing: build the guests with scripts/build-guests.sh",
-        wasm.display()
-    );
+    let wasm = skiff_e2e::example_guest("counter")?;
     let tmp = tempfile::tempdir()?;
     let server = DevServer::start(&tmp.path().join("data"))?;
     let cli = server.cli();

@@ -96,12 +96,7 @@ fn mounted_under(needle: &str) -> anyhow::Result<bool> {
 
 #[test]
 fn pods_read_their_volumes_and_see_updates() -> anyhow::Result<()> {
-    let guest = repo_root().join("wasm-examples/target/wasm32-wasip1/release/volumes.wasm");
-    assert!(
-        guest.exists(),
-        "{} is missing: build the guests first with scripts/build-guests.sh",
-        guest.display()
-    );
+    let guest = skiff_e2e::example_guest("volumes")?;
     let tmp = tempfile::tempdir()?;
     let guests = tmp.path().join("guests");
     std::fs::create_dir(&guests)?;
