@@ -18,6 +18,7 @@ pub mod pods;
 pub mod replicaset;
 pub mod resource_quota;
 pub mod service_account;
+mod service_endpoints;
 pub mod statefulset;
 pub mod token_secrets;
 pub mod volume;
@@ -279,9 +280,7 @@ pub fn start(
     };
     runner::spawn(Arc::new(disruption), pdb_queue, WORKERS, shutdown.clone());
 
-    start_endpoint_slices(registry, informers, queues, shutdown);
-    start_endpoints(registry, informers, queues, shutdown);
-    start_endpoint_slice_mirroring(registry, informers, queues, shutdown);
+    service_endpoints::start(registry, informers, queues, shutdown);
 
     node_lifecycle::NodeLifecycle {
         registry: registry.clone(),
@@ -401,95 +400,6 @@ fn start_volumes(
         events: EventRecorder::new(registry.clone(), "persistentvolume-controller"),
     };
     runner::spawn(Arc::new(reclaimer), volume_queue, WORKERS, shutdown.clone());
-}
-
-/// Starts the EndpointSlice controller: a Service's slices follow the Service, the pods it
-/// selects and the slices themselves.
-fn start_endpoint_slices(
-    registry: &Registry,
-    informers: &Informers,
-    queues: &QueueMetrics,
-    shutdown: &CancellationToken,
-) {
-    let queue = queues.queue("endpoint_slice");
-    let services = &informers.services;
-    feed(services, &queue, |s| Some(key_of(s)), services, shutdown);
-    feed(
-        &informers.endpoint_slices,
-        &queue,
-        endpointslice::service_key,
-        services,
-        shutdown,
-    );
-    let controller = endpointslice::EndpointSliceController {
-        registry: registry.clone(),
-        services: services.clone(),
-        pods: informers.pods.clone(),
-        slices: informers.endpoint_slices.clone(),
-    };
-    endpointslice::feed(&controller, &queue, shutdown);
-    runner::spawn(Arc::new(controller), queue, WORKERS, shutdown.clone());
-}
-
-/// Starts the endpoints controller: a Service's Endpoints follow the Service, the pods it
-/// selects and the Endpoints itself (every one at start, so those of Services deleted while
-/// no member led are removed).
-fn start_endpoints(
-    registry: &Registry,
-    informers: &Informers,
-    queues: &QueueMetrics,
-    shutdown: &CancellationToken,
-) {
-    let queue = queues.queue("endpoints");
-    let services = &informers.services;
-    feed(services, &queue, |s| Some(key_of(s)), services, shutdown);
-    let endpoints = &informers.endpoints;
-    feed(
-        endpoints,
-        &queue,
-        endpoints::managed_key,
-        endpoints,
-        shutdown,
-    );
-    let controller = endpoints::EndpointsController {
-        registry: registry.clone(),
-        services: services.clone(),
-        pods: informers.pods.clone(),
-        endpoints: endpoints.clone(),
-    };
-    endpoints::feed_pods(&controller, &queue, shutdown);
-    runner::spawn(Arc::new(controller), queue, WORKERS, shutdown.clone());
-}
-
-/// Starts the EndpointSlice mirroring controller: the slices mirrored from an Endpoints
-/// follow it, its Service (which may gain a selector or go) and the slices themselves.
-fn start_endpoint_slice_mirroring(
-    registry: &Registry,
-    informers: &Informers,
-    queues: &QueueMetrics,
-    shutdown: &CancellationToken,
-) {
-    let queue = queues.queue("endpoint_slice_mirroring");
-    let endpoints = &informers.endpoints;
-    feed(endpoints, &queue, |e| Some(key_of(e)), endpoints, shutdown);
-    let services = &informers.services;
-    feed(services, &queue, |s| Some(key_of(s)), endpoints, shutdown);
-    feed(
-        &informers.endpoint_slices,
-        &queue,
-        endpointslice_mirroring::endpoints_key,
-        endpoints,
-        shutdown,
-    );
-    let controller = endpointslice_mirroring::EndpointSliceMirroringController {
-        registry: registry.clone(),
-        services: services.clone(),
-        endpoints: endpoints.clone(),
-        slices: informers.endpoint_slices.clone(),
-        events: EventRecorder::new(registry.clone(), "endpointslice-mirroring-controller"),
-    };
-    endpointslice_mirroring::feed_orphans(&controller, &queue, shutdown);
-    runner::spawn(Arc::new(controller), queue, WORKERS, shutdown.clone());
 }
 
 /// A node came, went, or changed its labels, taints or readiness (not just its heartbeat).
