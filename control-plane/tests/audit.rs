@@ -1,5 +1,5 @@
-//! The audit log: one `audit.k8s.io/v1` Event line per request, with the user, the verb,
-//! the object and the response code, and never a request body.
+//! The audit log: one `audit.k8s.io/v1` Event line per request, with the user (and whom it
+//! impersonated), the verb, the object and the response code, and never a request body.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -53,8 +53,16 @@ async fn creates_and_failed_requests_are_logged_with_user_verb_object_and_code()
     assert_eq!(again.status(), 409);
     let missing = http.get(format!("{url}/nope")).send().await.expect("get");
     assert_eq!(missing.status(), 404);
+    let as_bob = http
+        .get(format!("{url}/db"))
+        .header("Impersonate-User", "bob")
+        .header("Impersonate-Extra-acme.com%2Fproject", "web")
+        .send()
+        .await
+        .expect("get as bob");
+    assert_eq!(as_bob.status(), 403, "bob has no binding");
 
-    let events = events(&log, 3).await;
+    let events = events(&log, 4).await;
     let codes: Vec<_> = events
         .iter()
         .map(|e| {
@@ -70,10 +78,21 @@ async fn creates_and_failed_requests_are_logged_with_user_verb_object_and_code()
         vec![
             ("create", "", 201),
             ("create", "", 409),
-            ("get", "nope", 404)
+            ("get", "nope", 404),
+            ("get", "db", 403)
         ]
     );
+    // Who asked, and whom they acted as.
+    let impersonated = &events[3];
+    assert_eq!(impersonated["user"]["username"], "system:unsecured");
+    assert_eq!(impersonated["impersonatedUser"]["username"], "bob");
+    assert_eq!(
+        impersonated["impersonatedUser"]["extra"],
+        json!({"acme.com/project": ["web"]})
+    );
+
     let first = &events[0];
+    assert!(first.get("impersonatedUser").is_none());
     assert_eq!(first["apiVersion"], "audit.k8s.io/v1");
     assert_eq!(first["kind"], "Event");
     assert_eq!(first["level"], "Metadata");

@@ -345,3 +345,89 @@ rules:
     assert!(admin.success, "{admin:?}");
     Ok(())
 }
+
+/// The admin acts as a user with a uid and extra fields, and as a ServiceAccount (which is
+/// then in its account's groups), with `skiff --as ...` and with a kubeconfig's impersonation
+/// fields (`as`, `as-uid`, `as-user-extra`), read by `skiff` and by stock kubectl.
+#[test]
+fn impersonation_carries_a_uid_extra_fields_and_an_accounts_groups() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let server = DevServer::start_with(&tmp.path().join("data"), false, &[])?;
+    let cli = server.cli();
+    let bob = cli.ok(&[
+        "--as",
+        "bob",
+        "--as-uid",
+        "u-1",
+        "--as-user-extra",
+        "acme.com/project=web",
+        "auth",
+        "whoami",
+    ])?;
+    let row = |out: &str, name: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row(&bob, "Username").ends_with("bob"), "{bob}");
+    assert!(row(&bob, "UID").ends_with("u-1"), "{bob}");
+    assert!(
+        row(&bob, "Extra: acme.com/project").ends_with("[web]"),
+        "{bob}"
+    );
+    let robot = cli.ok(&["--as", "system:serviceaccount:team:robot", "auth", "whoami"])?;
+    let groups = row(&robot, "Groups");
+    assert!(
+        groups.contains("system:serviceaccounts:team") && groups.contains("system:authenticated"),
+        "{robot}"
+    );
+
+    // Stock kubectl with the admin's kubeconfig, impersonating from its user entry.
+    let admin = skiff_e2e::kubeconfig_for(&server.url()).expect("the admin kubeconfig");
+    let text = std::fs::read_to_string(&admin)?;
+    let (head, user) = text
+        .split_once("  user:\n")
+        .ok_or_else(|| anyhow::anyhow!("no user entry in {text}"))?;
+    let as_bob = tmp.path().join("as-bob.kubeconfig");
+    std::fs::write(
+        &as_bob,
+        format!(
+            "{head}  user:\n    as: bob\n    as-uid: u-2\n    as-user-extra:\n      \
+             acme.com/project: [web, api]\n{user}"
+        ),
+    )?;
+    let from_config = cli.ok(&[
+        "--kubeconfig",
+        &as_bob.display().to_string(),
+        "auth",
+        "whoami",
+    ])?;
+    assert!(
+        row(&from_config, "Username").ends_with("bob"),
+        "{from_config}"
+    );
+    assert!(
+        row(&from_config, "Extra: acme.com/project").ends_with("[web api]"),
+        "{from_config}"
+    );
+    let cache = tmp.path().join("kube-cache");
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&as_bob)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["auth", "whoami", "-o", "json"])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "kubectl auth whoami: {out:?}");
+    let review: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let info = &review["status"]["userInfo"];
+    assert_eq!(info["username"], "bob", "{review}");
+    assert_eq!(info["uid"], "u-2", "{review}");
+    assert_eq!(
+        info["extra"]["acme.com/project"],
+        serde_json::json!(["web", "api"]),
+        "{review}"
+    );
+    Ok(())
+}

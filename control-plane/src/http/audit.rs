@@ -1,6 +1,6 @@
 //! The audit log (`--audit-log-path`): one JSON line per request in the shape of Kubernetes'
 //! `audit.k8s.io/v1` `Event` at level `Metadata`: who, from where, which verb on which object,
-//! and the response code. Request and response bodies are never logged (they hold Secrets).
+//! (and whom it impersonated), and the response code. Request and response bodies are never logged (they hold Secrets).
 //!
 //! Lines are written off the request path: requests hand their event to a bounded channel
 //! and a writer task appends them; when the channel is full the event is dropped and counted,
@@ -20,6 +20,7 @@ use skiff_api::k8s_openapi::jiff::Timestamp;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use super::authorize::Impersonated;
 use super::request_info::RequestInfo;
 use crate::identity::UserInfo;
 
@@ -129,6 +130,9 @@ pub async fn record(State(log): State<Option<AuditLog>>, request: Request, next:
         "requestReceivedTimestamp": received,
         "stageTimestamp": now(),
     });
+    if let Some(Impersonated(user)) = response.extensions().get() {
+        event["impersonatedUser"] = user.to_json();
+    }
     if let Some(object) = info.object {
         event["objectRef"] = json!({
             "resource": object.resource,

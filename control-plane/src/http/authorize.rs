@@ -1,19 +1,24 @@
 //! The authorization layer in front of every route: it reads the request's user (the
 //! `UserInfo` extension), applies impersonation (`Impersonate-User`, `Impersonate-Group`,
-//! authorized by the `impersonate` verb, as `kubectl --as` sends them), and answers 403 with a
-//! Kubernetes Status unless the user may make the request. Handlers see the effective user.
+//! `Impersonate-Uid` and `Impersonate-Extra-KEY`, each value authorized by the `impersonate`
+//! verb, as `kubectl --as` and client-go send them), and answers 403 with a Kubernetes Status
+//! unless the user may make the request. Handlers see the effective user; the response
+//! carries it as [`Impersonated`] for the audit log.
+
+use std::collections::BTreeMap;
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
 use serde_json::Value;
 
 use super::AppState;
 use crate::authz::{self, node, Attributes, Authorizer, ResourceAttributes, Target};
 use crate::error::ApiError;
-use crate::identity::UserInfo;
+use crate::identity::{UserInfo, SERVICE_ACCOUNTS_GROUP};
 
 /// The user to act as.
 pub const IMPERSONATE_USER: HeaderName = HeaderName::from_static("impersonate-user");
@@ -21,22 +26,45 @@ pub const IMPERSONATE_USER: HeaderName = HeaderName::from_static("impersonate-us
 pub const IMPERSONATE_GROUP: HeaderName = HeaderName::from_static("impersonate-group");
 /// The uid to act as.
 pub const IMPERSONATE_UID: HeaderName = HeaderName::from_static("impersonate-uid");
+/// The prefix of the headers that set an extra field of the user acted as: the rest of the
+/// name is the field's key, percent-encoded (repeated for several values).
+pub const IMPERSONATE_EXTRA_PREFIX: &str = "impersonate-extra-";
+
+/// The user a request acted as when it impersonated one (a response extension), which the
+/// audit log records as `impersonatedUser`.
+#[derive(Clone, Debug)]
+pub struct Impersonated(pub UserInfo);
 
 /// Authorizes the request, or answers it with 401/403.
 pub async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match admit(&state.authorizer, request).await {
-        Ok(request) => next.run(request).await,
-        Err(err) => err.into_response(),
-    }
-}
-
-async fn admit(authorizer: &Authorizer, mut request: Request) -> Result<Request, ApiError> {
     let caller = request
         .extensions()
         .get::<UserInfo>()
         .cloned()
         .unwrap_or_else(UserInfo::anonymous);
-    let user = impersonate(&|u, a| authorizer.allows(u, a), &caller, request.headers())?;
+    let allows = |u: &UserInfo, a: &Attributes| state.authorizer.allows(u, a);
+    let user = match impersonate(&allows, &caller, request.headers()) {
+        Ok(user) => user,
+        Err(err) => return err.into_response(),
+    };
+    let impersonating = request.headers().contains_key(IMPERSONATE_USER);
+    let impersonated = impersonating.then(|| user.clone());
+    let mut response = match admit(&state.authorizer, request, user).await {
+        Ok(request) => next.run(request).await,
+        Err(err) => err.into_response(),
+    };
+    if let Some(user) = impersonated {
+        response.extensions_mut().insert(Impersonated(user));
+    }
+    response
+}
+
+/// The request to serve as `user`, or why not.
+async fn admit(
+    authorizer: &Authorizer,
+    mut request: Request,
+    user: UserInfo,
+) -> Result<Request, ApiError> {
     let uri = request.uri().clone();
     let attrs = Attributes::from_request(request.method(), uri.path(), uri.query());
     if !authorizer.allows(&user, &attrs) {
@@ -45,14 +73,29 @@ async fn admit(authorizer: &Authorizer, mut request: Request) -> Result<Request,
     if let Some(node) = node::node_name(&user) {
         request = check_node_create(request, node, &attrs).await?;
     }
+    let headers = request.headers_mut();
     for header in [IMPERSONATE_USER, IMPERSONATE_GROUP, IMPERSONATE_UID] {
-        request.headers_mut().remove(header);
+        headers.remove(header);
+    }
+    for header in extra_headers(headers) {
+        headers.remove(header);
     }
     request.extensions_mut().insert(user);
     Ok(request)
 }
 
-/// The user the request acts as: the caller, or whom it impersonates if allowed to.
+/// The `Impersonate-Extra-*` header names of `headers`.
+fn extra_headers(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(IMPERSONATE_EXTRA_PREFIX))
+        .cloned()
+        .collect()
+}
+
+/// The user the request acts as: the caller, or whom it impersonates if allowed to. As in
+/// Kubernetes, a ServiceAccount impersonated without groups is in its groups, and every
+/// user but `system:anonymous` is in `system:authenticated`.
 fn impersonate(
     allows: &dyn Fn(&UserInfo, &Attributes) -> bool,
     caller: &UserInfo,
@@ -72,21 +115,39 @@ fn impersonate(
     let users = text(&IMPERSONATE_USER)?;
     let groups = text(&IMPERSONATE_GROUP)?;
     let uid = text(&IMPERSONATE_UID)?.into_iter().next();
+    let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for name in extra_headers(headers) {
+        let escaped = &name.as_str()[IMPERSONATE_EXTRA_PREFIX.len()..];
+        let key = percent_decode_str(escaped)
+            .decode_utf8()
+            .map_err(|_| ApiError::BadRequest(format!("header {name} is not a UTF-8 key")))?;
+        extra
+            .entry(key.into_owned())
+            .or_default()
+            .extend(text(&name)?);
+    }
     let Some(name) = users.into_iter().next() else {
-        if groups.is_empty() && uid.is_none() {
+        if groups.is_empty() && uid.is_none() && extra.is_empty() {
             return Ok(caller.clone());
         }
         return Err(ApiError::BadRequest(
-            "Impersonate-Group and Impersonate-Uid need Impersonate-User".into(),
+            "Impersonate-Group, Impersonate-Uid and Impersonate-Extra-* need Impersonate-User"
+                .into(),
         ));
     };
-    let mut asked = vec![impersonation(&name)];
+    let account = service_account(&name);
+    let mut asked = vec![match account {
+        Some((namespace, account)) => resource("serviceaccounts", namespace, account),
+        None => resource("users", "", &name),
+    }];
     asked.extend(groups.iter().map(|g| resource("groups", "", g)));
-    asked.extend(uid.iter().map(|u| {
-        let mut r = resource("uids", "", u);
-        r.api_group = "authentication.k8s.io".into();
-        r
-    }));
+    asked.extend(uid.iter().map(|u| authentication(resource("uids", "", u))));
+    for (key, values) in &extra {
+        asked.extend(values.iter().map(|value| ResourceAttributes {
+            subresource: key.clone(),
+            ..authentication(resource("userextras", "", value))
+        }));
+    }
     for target in asked {
         let attrs = Attributes {
             verb: "impersonate".into(),
@@ -96,6 +157,13 @@ fn impersonate(
             return Err(authz::forbidden(caller, &attrs));
         }
     }
+    let groups = match account {
+        Some((namespace, _)) if groups.is_empty() => vec![
+            SERVICE_ACCOUNTS_GROUP.to_string(),
+            format!("{SERVICE_ACCOUNTS_GROUP}:{namespace}"),
+        ],
+        _ => groups,
+    };
     let mut user = if name == UserInfo::anonymous().name {
         UserInfo {
             groups,
@@ -105,17 +173,20 @@ fn impersonate(
         UserInfo::authenticated(name, groups)
     };
     user.uid = uid;
+    user.extra = extra;
     Ok(user)
 }
 
-/// What impersonating user `name` is: a ServiceAccount's user name addresses the account.
-fn impersonation(name: &str) -> ResourceAttributes {
-    match name
-        .strip_prefix("system:serviceaccount:")
-        .and_then(|rest| rest.split_once(':'))
-    {
-        Some((namespace, account)) => resource("serviceaccounts", namespace, account),
-        None => resource("users", "", name),
+/// The namespace and name of the ServiceAccount a user name addresses, if it does.
+fn service_account(name: &str) -> Option<(&str, &str)> {
+    name.strip_prefix("system:serviceaccount:")?.split_once(':')
+}
+
+/// `attrs` in the `authentication.k8s.io` group (uids and extra fields).
+fn authentication(attrs: ResourceAttributes) -> ResourceAttributes {
+    ResourceAttributes {
+        api_group: "authentication.k8s.io".into(),
+        ..attrs
     }
 }
 
@@ -243,6 +314,15 @@ mod tests {
         let builder = headers(&[(IMPERSONATE_USER, "system:serviceaccount:ci:builder")]);
         let robot = impersonate(&allows, &alice, &builder).expect("alice may be the builder");
         assert_eq!(robot.name, "system:serviceaccount:ci:builder");
+        assert_eq!(
+            robot.groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:ci",
+                AUTHENTICATED_GROUP
+            ],
+            "an account impersonated without groups is in its own"
+        );
         let with_group = headers(&[
             (IMPERSONATE_USER, "system:serviceaccount:ci:builder"),
             (IMPERSONATE_GROUP, MASTERS_GROUP),
@@ -254,6 +334,49 @@ mod tests {
         let group_alone = headers(&[(IMPERSONATE_GROUP, "dev")]);
         assert!(matches!(
             impersonate(&allows, &admin, &group_alone),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn uid_and_extra_fields_are_impersonated_value_by_value() {
+        let admin = UserInfo::insecure();
+        let asked = headers(&[
+            (IMPERSONATE_USER, "bob"),
+            (IMPERSONATE_UID, "u-1"),
+            (
+                HeaderName::from_static("impersonate-extra-acme.com%2fproject"),
+                "web",
+            ),
+            (
+                HeaderName::from_static("impersonate-extra-acme.com%2fproject"),
+                "api",
+            ),
+        ]);
+        let bob = impersonate(&allows, &admin, &asked).expect("an admin impersonates");
+        assert_eq!(bob.uid.as_deref(), Some("u-1"));
+        assert_eq!(
+            bob.extra,
+            BTreeMap::from([(
+                "acme.com/project".to_string(),
+                vec!["web".to_string(), "api".to_string()]
+            )])
+        );
+
+        // Alice may be the builder, but not with an extra field she was not granted.
+        let with_extra = headers(&[
+            (IMPERSONATE_USER, "system:serviceaccount:ci:builder"),
+            (HeaderName::from_static("impersonate-extra-scopes"), "all"),
+        ]);
+        let alice = UserInfo::authenticated("alice", vec![]);
+        let refused = impersonate(&allows, &alice, &with_extra).expect_err("not granted");
+        assert_eq!(
+            refused.to_string(),
+            "userextras.authentication.k8s.io \"all\" is forbidden: User \"alice\" cannot impersonate resource \"userextras/scopes\" in API group \"authentication.k8s.io\" at the cluster scope"
+        );
+        let extra_alone = headers(&[(HeaderName::from_static("impersonate-extra-scopes"), "all")]);
+        assert!(matches!(
+            impersonate(&allows, &admin, &extra_alone),
             Err(ApiError::BadRequest(_))
         ));
     }

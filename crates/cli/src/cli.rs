@@ -52,6 +52,21 @@ pub struct ClientOpts {
     /// Act as a member of this group too (repeatable; needs `--as`).
     #[arg(long = "as-group", global = true)]
     pub as_groups: Vec<String>,
+    /// Act with this user uid (sent as `Impersonate-Uid`; needs `--as`).
+    #[arg(long = "as-uid", global = true)]
+    pub as_uid: Option<String>,
+    /// Act with this extra field, `KEY=VALUE` (repeatable; sent as `Impersonate-Extra-KEY`;
+    /// needs `--as`).
+    #[arg(long = "as-user-extra", global = true, value_parser = parse_extra)]
+    pub as_user_extra: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE` of `--as-user-extra`.
+fn parse_extra(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -180,9 +195,20 @@ mod tests {
             cli.command,
             Command::Cluster(crate::commands::cluster::ClusterCommand::Status)
         ));
-        let cli = parse("skiff auth can-i list pods --as bob --as-group dev --as-group qa");
+        let cli = parse(
+            "skiff auth can-i list pods --as bob --as-group dev --as-group qa --as-uid u1 \
+             --as-user-extra acme.com/team=a=b --as-user-extra acme.com/team=c",
+        );
         assert_eq!(cli.client.as_user.as_deref(), Some("bob"));
         assert_eq!(cli.client.as_groups, ["dev", "qa"]);
+        assert_eq!(cli.client.as_uid.as_deref(), Some("u1"));
+        let team = "acme.com/team".to_string();
+        assert_eq!(
+            cli.client.as_user_extra,
+            [(team.clone(), "a=b".to_string()), (team, "c".to_string())]
+        );
+        let no_value = ["skiff", "--as-user-extra", "novalue", "version"].map(OsString::from);
+        assert!(Cli::try_from_iter(no_value).is_err());
         let cli = parse("skiff agent --server http://a --token t --node-name n");
         assert_eq!(cli.client.server.as_deref(), Some("http://a"));
     }

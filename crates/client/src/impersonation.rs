@@ -1,9 +1,12 @@
-//! Acting as another user (`skiff --as USER --as-group G`, as `kubectl --as`): the
-//! `Impersonate-User` and `Impersonate-Group` headers, which the server honours when the
-//! caller may `impersonate` that user and those groups; and access reviews ("may I?").
+//! Acting as another user (`skiff --as USER --as-group G --as-uid U --as-user-extra K=V`, as
+//! `kubectl --as` and client-go's impersonation config): the `Impersonate-User`,
+//! `Impersonate-Group`, `Impersonate-Uid` and `Impersonate-Extra-KEY` headers, which the
+//! server honours when the caller may `impersonate` each of them; and access reviews ("may I?").
 
 use std::collections::BTreeMap;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::HeaderName;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -35,21 +38,51 @@ impl From<TokenUser> for ReviewSubject {
 }
 
 /// Whom a client's requests act as.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Impersonation {
     pub user: String,
     pub groups: Vec<String>,
+    pub uid: Option<String>,
+    /// Extra fields of the user, by key (a key may have several values).
+    pub extra: BTreeMap<String, Vec<String>>,
 }
+
+/// What an extra field's key keeps unescaped in its header's name: the characters of an HTTP
+/// token but `%` (as client-go escapes it).
+const HEADER_KEY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
 
 impl Impersonation {
     /// The headers that ask the server to act as this user.
-    pub fn headers(&self) -> Vec<(&'static str, &str)> {
-        let mut headers = vec![("Impersonate-User", self.user.as_str())];
-        headers.extend(
-            self.groups
-                .iter()
-                .map(|g| ("Impersonate-Group", g.as_str())),
-        );
+    pub fn headers(&self) -> Vec<(HeaderName, &str)> {
+        let mut headers = vec![(
+            HeaderName::from_static("impersonate-user"),
+            self.user.as_str(),
+        )];
+        let group = HeaderName::from_static("impersonate-group");
+        headers.extend(self.groups.iter().map(|g| (group.clone(), g.as_str())));
+        if let Some(uid) = &self.uid {
+            headers.push((HeaderName::from_static("impersonate-uid"), uid.as_str()));
+        }
+        for (key, values) in &self.extra {
+            let escaped = utf8_percent_encode(key, HEADER_KEY);
+            let name = HeaderName::try_from(format!("impersonate-extra-{escaped}"))
+                .expect("an escaped key is a header name");
+            headers.extend(values.iter().map(|v| (name.clone(), v.as_str())));
+        }
         headers
     }
 }
@@ -64,12 +97,10 @@ const SUBJECT_REVIEW_PATH: &str = "/apis/authorization.k8s.io/v1/subjectaccessre
 const RULES_REVIEW_PATH: &str = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
 
 impl Client {
-    /// This client acting as `user` in `groups` (needs the `impersonate` permission).
-    pub fn impersonate(mut self, user: &str, groups: &[String]) -> Self {
-        self.impersonation = Some(std::sync::Arc::new(Impersonation {
-            user: user.to_string(),
-            groups: groups.to_vec(),
-        }));
+    /// This client acting as the user `impersonation` describes (needs the `impersonate`
+    /// permission on each of its parts).
+    pub fn impersonate(mut self, impersonation: Impersonation) -> Self {
+        self.impersonation = Some(std::sync::Arc::new(impersonation));
         self
     }
 
@@ -176,5 +207,33 @@ mod tests {
             review["spec"]["extra"]["authentication.kubernetes.io/pod-name"],
             json!(["p1"])
         );
+    }
+
+    #[test]
+    fn extra_keys_are_escaped_into_header_names_as_client_go_does() {
+        let impersonation = Impersonation {
+            user: "bob".into(),
+            groups: vec!["dev".into()],
+            uid: Some("u-1".into()),
+            extra: BTreeMap::from([(
+                "acme.com/project".to_string(),
+                vec!["web".to_string(), "api".to_string()],
+            )]),
+        };
+        let headers: Vec<(String, &str)> = impersonation
+            .headers()
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect();
+        let expected = [
+            ("impersonate-user", "bob"),
+            ("impersonate-group", "dev"),
+            ("impersonate-uid", "u-1"),
+            ("impersonate-extra-acme.com%2fproject", "web"),
+            ("impersonate-extra-acme.com%2fproject", "api"),
+        ];
+        let expected: Vec<(String, &str)> =
+            expected.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+        assert_eq!(headers, expected);
     }
 }

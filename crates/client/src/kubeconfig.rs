@@ -1,13 +1,14 @@
 //! Kubeconfig files as kubectl reads them: clusters (server URL, CA), users (client
-//! certificate and key, or a bearer token) and contexts tying them together. Skiff writes
-//! `DATA_DIR/admin.kubeconfig` in this shape and reads any such file.
+//! certificate and key, or a bearer token, and whom to impersonate) and contexts tying them
+//! together. Skiff writes `DATA_DIR/admin.kubeconfig` in this shape and reads any such file.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::ClientError;
+use crate::{ClientError, Impersonation};
 
 /// A kubeconfig file (`apiVersion: v1`, `kind: Config`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -62,6 +63,32 @@ pub struct UserEntry {
     pub client_key: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The user to act as (`as`, as kubectl's `--as`).
+    #[serde(rename = "as", skip_serializing_if = "Option::is_none")]
+    pub act_as: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub as_groups: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_uid: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub as_user_extra: BTreeMap<String, Vec<String>>,
+}
+
+impl UserEntry {
+    /// Whom the entry impersonates, if it sets any of the `as` fields (its `user` is empty
+    /// when it sets groups, a uid or extra fields alone).
+    fn impersonation(&self) -> Option<Impersonation> {
+        let any = self.act_as.is_some()
+            || !self.as_groups.is_empty()
+            || self.as_uid.is_some()
+            || !self.as_user_extra.is_empty();
+        any.then(|| Impersonation {
+            user: self.act_as.clone().unwrap_or_default(),
+            groups: self.as_groups.clone(),
+            uid: self.as_uid.clone(),
+            extra: self.as_user_extra.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -95,6 +122,8 @@ pub struct Resolved {
     pub server: String,
     pub credentials: Credentials,
     pub namespace: Option<String>,
+    /// Whom the user entry impersonates.
+    pub impersonation: Option<Impersonation>,
 }
 
 fn b64(text: &str) -> String {
@@ -212,6 +241,7 @@ impl Kubeconfig {
                 token: user.token.clone(),
             },
             namespace: context.context.namespace.clone(),
+            impersonation: user.impersonation(),
         })
     }
 }
@@ -234,7 +264,25 @@ mod tests {
             resolved.credentials.identity,
             Some((b"C".to_vec(), b"K".to_vec()))
         );
+        assert_eq!(resolved.impersonation, None);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_user_entry_impersonates_with_kubectls_fields() {
+        let entry: UserEntry = serde_yaml_ng::from_str(
+            "token: t\nas: bob\nas-groups: [dev]\nas-uid: u1\nas-user-extra: {acme.com/team: [a, b]}\n",
+        )
+        .unwrap();
+        let expected = Impersonation {
+            user: "bob".into(),
+            groups: vec!["dev".into()],
+            uid: Some("u1".into()),
+            extra: BTreeMap::from([("acme.com/team".into(), vec!["a".into(), "b".into()])]),
+        };
+        assert_eq!(entry.impersonation(), Some(expected));
+        let written = serde_yaml_ng::to_string(&entry).unwrap();
+        assert!(written.contains("as: bob"), "{written}");
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -40,7 +40,8 @@ pub mod wait;
 use anyhow::Context;
 use skiff_api::resources::{self, ResourceKind};
 use skiff_bench::BenchCommand;
-use skiff_client::{Client, Credentials, Kubeconfig};
+use skiff_client::{Client, Credentials, Impersonation, Kubeconfig};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::cli::{ClientOpts, Command};
@@ -87,19 +88,46 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
 
 /// The client for the kubeconfig (`--kubeconfig`, `$KUBECONFIG`, `~/.skiff/config`, or
 /// `./skiff-data/admin.kubeconfig`), its server overridden by `--server`; with no kubeconfig,
-/// `--server` alone (a plain-HTTP `--insecure-http` listener, or a public certificate).
+/// `--server` alone (a plain-HTTP `--insecure-http` listener, or a public certificate). It
+/// impersonates whom the kubeconfig's user entry names, each part overridden by `--as`,
+/// `--as-group`, `--as-uid` and `--as-user-extra` (as kubectl merges them).
 pub fn client(opts: &ClientOpts) -> anyhow::Result<Client> {
-    let (servers, credentials) = connection(opts)?;
+    let (servers, credentials, configured) = connection(opts)?;
     let client = Client::with_credentials(&servers, &credentials).context("the API client")?;
-    Ok(match opts.as_user.as_deref() {
-        Some(user) => client.impersonate(user, &opts.as_groups),
-        None if !opts.as_groups.is_empty() => anyhow::bail!("--as-group needs --as"),
-        None => client,
-    })
+    let mut impersonation = configured.unwrap_or_default();
+    if let Some(user) = &opts.as_user {
+        impersonation.user = user.clone();
+    }
+    if !opts.as_groups.is_empty() {
+        impersonation.groups = opts.as_groups.clone();
+    }
+    if let Some(uid) = &opts.as_uid {
+        impersonation.uid = Some(uid.clone());
+    }
+    if !opts.as_user_extra.is_empty() {
+        impersonation.extra = BTreeMap::new();
+        for (key, value) in &opts.as_user_extra {
+            let values = impersonation.extra.entry(key.clone()).or_default();
+            values.push(value.clone());
+        }
+    }
+    if impersonation == Impersonation::default() {
+        return Ok(client);
+    }
+    if impersonation.user.is_empty() {
+        anyhow::bail!(
+            "--as-group, --as-uid and --as-user-extra (or a kubeconfig's as-groups, as-uid and \
+             as-user-extra) need a user to act as: --as (or as)"
+        );
+    }
+    Ok(client.impersonate(impersonation))
 }
 
-/// The servers and credentials `client` uses.
-pub fn connection(opts: &ClientOpts) -> anyhow::Result<(Vec<String>, Credentials)> {
+/// The servers and credentials `client` uses, and whom the kubeconfig's user entry
+/// impersonates.
+pub fn connection(
+    opts: &ClientOpts,
+) -> anyhow::Result<(Vec<String>, Credentials, Option<Impersonation>)> {
     let resolved = match kubeconfig_path(opts) {
         Some(path) => Some(Kubeconfig::load(&path)?),
         None => None,
@@ -113,12 +141,14 @@ pub fn connection(opts: &ClientOpts) -> anyhow::Result<(Vec<String>, Credentials
              ./skiff-data/admin.kubeconfig) and no --server: `skiff server` writes \
              DATA_DIR/admin.kubeconfig",
         )?;
-    let mut credentials = resolved.map(|r| r.credentials).unwrap_or_default();
+    let (mut credentials, impersonation) = resolved
+        .map(|r| (r.credentials, r.impersonation))
+        .unwrap_or_default();
     if let Some(token) = &opts.token {
         credentials.identity = None;
         credentials.token = Some(token.clone());
     }
-    Ok((vec![server], credentials))
+    Ok((vec![server], credentials, impersonation))
 }
 
 /// The kubeconfig to read, if any.

@@ -72,7 +72,7 @@ pub async fn run(command: UserCommand, opts: &ClientOpts) -> anyhow::Result<()> 
 
 async fn create(args: CreateArgs, opts: &ClientOpts) -> anyhow::Result<()> {
     let client = super::client(opts)?;
-    let (servers, credentials) = super::connection(opts)?;
+    let (servers, credentials, _) = super::connection(opts)?;
     let made = key_and_request(&args.name, &args.groups)?;
     let name = client
         .create_certificate_request(&ClientRequest {
