@@ -6,7 +6,7 @@
 //! `skiff get sa` lists the `default` account and `skiff create token` prints a token, one
 //! bound to a Secret (`--bound-object-kind Secret`) refused once the Secret is deleted, and a
 //! `kubernetes.io/service-account-token` Secret is filled with a legacy token that is the
-//! account.
+//! account, marked with the day of its last use, and refused once its account is being deleted.
 
 use std::path::Path;
 use std::time::Duration;
@@ -153,6 +153,35 @@ fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()>
         me.stdout.contains("system:serviceaccount:default:default"),
         "{me:?}"
     );
+    // Its use is tracked, as Kubernetes' legacy token tracking does it: the Secret carries
+    // the day (UTC) the token was last used.
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    wait_until("the token Secret to be marked used", WAIT, || {
+        let secret = cli.json(&["get", "secret", "ci-token"])?;
+        let used = &secret["metadata"]["labels"]["kubernetes.io/legacy-token-last-used"];
+        Ok(used.as_str().filter(|day| *day >= today.as_str()).map(drop))
+    })?;
+
+    // An account being deleted (a finalizer holds it) vouches for its legacy tokens no more.
+    cli.apply_yaml(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: deployer, finalizers: [example.com/hold]}\n\
+         ---\napiVersion: v1\nkind: Secret\nmetadata: {name: deployer-token, annotations: \
+         {kubernetes.io/service-account.name: deployer}}\ntype: kubernetes.io/service-account-token\n",
+    )?;
+    let deployer = wait_until("the deployer's token Secret to be filled", WAIT, || {
+        let secret = cli.json(&["get", "secret", "deployer-token"])?;
+        Ok(secret["data"]["token"].as_str().map(str::to_string))
+    })?;
+    let deployer = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(deployer)?)?;
+    let deployer_config = token_kubeconfig(tmp.path(), "deployer", &server.url(), &ca, &deployer)?;
+    let me = whoami_with(&deployer_config)?;
+    anyhow::ensure!(me.success, "whoami with the deployer's token: {me:?}");
+    cli.ok(&["delete", "serviceaccount", "deployer"])?;
+    wait_until("the deleting account's token to be refused", WAIT, || {
+        let out = whoami_with(&deployer_config)?;
+        anyhow::ensure!(!out.success, "still accepted: {out:?}");
+        Ok(Some(()))
+    })?;
 
     cli.ok(&["delete", "pod", "reader", "--grace-period", "0"])?;
     wait_until("the token to be refused", WAIT, || {

@@ -15,7 +15,10 @@
 //! store, so a deleted account, pod or node fails its tokens as soon as the informer has its
 //! delete event. A Secret (a bound token's, a legacy token's) is read from the store on each
 //! use (no informer of the API server keeps Secrets). A legacy token whose Secret carries the
-//! `kubernetes.io/legacy-token-invalid-since` label is refused, as Kubernetes refuses it.
+//! `kubernetes.io/legacy-token-invalid-since` label, or whose account is being deleted, is
+//! refused, as Kubernetes refuses it; one that authenticates marks its Secret with the day's
+//! date in `kubernetes.io/legacy-token-last-used` (a write at most once a day per Secret, as
+//! Kubernetes' legacy token tracking does).
 
 use std::collections::BTreeMap;
 
@@ -23,6 +26,7 @@ use base64::Engine;
 use serde_json::Value;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::resources::{self, ResourceKind};
+use skiff_api::token_secret::{INVALID_SINCE_LABEL, LAST_USED_LABEL};
 
 use crate::authz::Authorizer;
 use crate::error::ApiError;
@@ -32,9 +36,6 @@ use crate::serviceaccount::{BoundRef, LegacyClaims};
 
 /// The prefix of Kubernetes' extra user fields for ServiceAccount tokens.
 const EXTRA_PREFIX: &str = "authentication.kubernetes.io/";
-
-/// A legacy token Secret with this label holds a token Kubernetes no longer accepts.
-const INVALID_SINCE_LABEL: &str = "kubernetes.io/legacy-token-invalid-since";
 
 /// Whether a bearer token is a JWT (three dot-separated parts), not a join token.
 pub fn is_jwt(token: &str) -> bool {
@@ -82,7 +83,8 @@ pub async fn authenticate(
     };
     let k = &claims.kubernetes;
     let namespace = k.namespace.as_str();
-    account_exists(registry, cache, namespace, &k.serviceaccount).await?;
+    let grace = WhileDeleting::Grace;
+    account_exists(registry, cache, namespace, &k.serviceaccount, grace).await?;
     let mut extra = BTreeMap::new();
     extra.insert(
         format!("{EXTRA_PREFIX}credential-id"),
@@ -90,9 +92,9 @@ pub async fn authenticate(
     );
     if let Some(pod) = &k.pod {
         let cached = cache.cached_pod(namespace, &pod.name);
-        if !cached.is_some_and(|p| alive(&p.metadata, pod)) {
+        if !cached.is_some_and(|p| alive(&p.metadata, pod, grace)) {
             let pods = resources::by_name("pods").expect("pods are served");
-            still_there(registry, pods, Some(namespace), pod).await?;
+            still_there(registry, pods, Some(namespace), pod, grace).await?;
         }
         extra.insert(format!("{EXTRA_PREFIX}pod-name"), vec![pod.name.clone()]);
         extra.insert(format!("{EXTRA_PREFIX}pod-uid"), vec![pod.uid.clone()]);
@@ -100,7 +102,7 @@ pub async fn authenticate(
     if let Some(secret) = &k.secret {
         // Read from the store on each use: the authorizer keeps no informer of Secrets.
         let secrets = resources::by_name("secrets").expect("secrets are served");
-        still_there(registry, secrets, Some(namespace), secret).await?;
+        still_there(registry, secrets, Some(namespace), secret, grace).await?;
     }
     if let Some(node) = &k.node {
         // A pod-bound token only names its pod's node; one bound to the Node itself needs it
@@ -109,10 +111,10 @@ pub async fn authenticate(
         if bound_to_node
             && !cache
                 .cached_node(&node.name)
-                .is_some_and(|n| alive(&n.metadata, node))
+                .is_some_and(|n| alive(&n.metadata, node, grace))
         {
             let nodes = resources::by_name("nodes").expect("nodes are served");
-            still_there(registry, nodes, None, node).await?;
+            still_there(registry, nodes, None, node, grace).await?;
         }
         extra.insert(format!("{EXTRA_PREFIX}node-name"), vec![node.name.clone()]);
         extra.insert(format!("{EXTRA_PREFIX}node-uid"), vec![node.uid.clone()]);
@@ -130,7 +132,8 @@ pub async fn authenticate(
 
 /// The user a legacy token (`claims`, verified) authenticates: only for the API server's own
 /// audiences (`own`) among those asked for, while its Secret still holds it and its account
-/// exists with the uid it names, as Kubernetes' legacy token validator checks.
+/// exists with the uid it names and is not being deleted, as Kubernetes' legacy token
+/// validator checks; its Secret is marked as used today.
 async fn authenticate_legacy(
     registry: &Registry,
     cache: &Authorizer,
@@ -150,13 +153,19 @@ async fn authenticate_legacy(
         name: claims.account_name,
         uid: claims.account_uid,
     };
-    account_exists(registry, cache, namespace, &account).await?;
+    account_exists(registry, cache, namespace, &account, WhileDeleting::Never).await?;
     let secrets = resources::by_name("secrets").expect("secrets are served");
+    let mut last_used = None;
     let held = match registry
         .get(secrets, Some(namespace), &claims.secret_name)
         .await
     {
         Ok(secret) => {
+            last_used = secret
+                .pointer("/metadata/labels")
+                .and_then(|labels| labels.get(LAST_USED_LABEL))
+                .and_then(Value::as_str)
+                .map(str::to_string);
             let usable = secret.pointer("/metadata/deletionTimestamp").is_none()
                 && secret
                     .pointer("/metadata/labels")
@@ -183,10 +192,42 @@ async fn authenticate_legacy(
             claims.secret_name
         )));
     }
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    if last_used.as_deref() != Some(today.as_str()) {
+        mark_used(registry, namespace, &claims.secret_name, today);
+    }
     Ok(Authenticated {
         user: account_user(namespace, &account),
         audiences,
     })
+}
+
+/// Labels Secret `name` of `namespace` as holding a legacy token used on `today`, in the
+/// background (the request does not wait for the write; a failed one is tried again at the
+/// token's next use).
+fn mark_used(registry: &Registry, namespace: &str, name: &str, today: String) {
+    let registry = registry.clone();
+    let (namespace, name) = (namespace.to_string(), name.to_string());
+    tokio::spawn(async move {
+        let secrets = resources::by_name("secrets").expect("secrets are served");
+        let patch = serde_json::json!({"metadata": {"labels": {LAST_USED_LABEL: today}}});
+        let main = crate::registry::Subresource::Main;
+        if let Err(err) = registry
+            .patch(secrets, Some(&namespace), &name, &patch, main)
+            .await
+        {
+            tracing::debug!(%err, secret = %name, %namespace, "could not mark a legacy token used");
+        }
+    });
+}
+
+/// How long an object being deleted still vouches for the tokens bound to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WhileDeleting {
+    /// Until its grace period runs out (a terminating pod keeps its tokens, as in Kubernetes).
+    Grace,
+    /// Not at all (a legacy token's account).
+    Never,
 }
 
 /// 401 unless ServiceAccount `account` of `namespace` exists with the token's uid.
@@ -195,11 +236,12 @@ async fn account_exists(
     cache: &Authorizer,
     namespace: &str,
     account: &BoundRef,
+    deleting: WhileDeleting,
 ) -> Result<(), ApiError> {
     let cached = cache.cached_service_account(namespace, &account.name);
-    if !cached.is_some_and(|a| alive(&a.metadata, account)) {
+    if !cached.is_some_and(|a| alive(&a.metadata, account, deleting)) {
         let accounts = resources::by_name("serviceaccounts").expect("serviceaccounts are served");
-        still_there(registry, accounts, Some(namespace), account).await?;
+        still_there(registry, accounts, Some(namespace), account, deleting).await?;
     }
     Ok(())
 }
@@ -217,24 +259,31 @@ fn account_user(namespace: &str, account: &BoundRef) -> UserInfo {
     user
 }
 
-/// Whether an object with `meta` is the one `bound` names and not past its grace period.
-fn alive(meta: &ObjectMeta, bound: &BoundRef) -> bool {
-    let expired = meta
-        .deletion_timestamp
-        .as_ref()
-        .is_some_and(|t| t.0 < jiff::Timestamp::now());
-    meta.uid.as_deref() == Some(bound.uid.as_str()) && !expired
+/// Whether an object with `meta` is the one `bound` names and still vouches for its tokens.
+fn alive(meta: &ObjectMeta, bound: &BoundRef, deleting: WhileDeleting) -> bool {
+    let deleted = meta.deletion_timestamp.as_ref().map(|t| t.0);
+    meta.uid.as_deref() == Some(bound.uid.as_str()) && !gone(deleted, deleting)
+}
+
+/// Whether an object deleted at `deleted` (if it is being deleted) no longer vouches.
+fn gone(deleted: Option<jiff::Timestamp>, deleting: WhileDeleting) -> bool {
+    match (deleted, deleting) {
+        (None, _) => false,
+        (Some(_), WhileDeleting::Never) => true,
+        (Some(at), WhileDeleting::Grace) => at < jiff::Timestamp::now(),
+    }
 }
 
 /// 401 unless the object the token names (in `namespace`, `None` for a Node) exists with the
-/// token's uid (and its grace period, if it is being deleted, has not run out).
+/// token's uid (and, if it is being deleted, still vouches as `deleting` says).
 async fn still_there(
     registry: &Registry,
     kind: &ResourceKind,
     namespace: Option<&str>,
     bound: &BoundRef,
+    deleting: WhileDeleting,
 ) -> Result<(), ApiError> {
-    let gone = || {
+    let missing = || {
         let name = match namespace {
             Some(ns) => format!("{ns}/{}", bound.name),
             None => bound.name.clone(),
@@ -246,17 +295,15 @@ async fn still_there(
     };
     let obj: Value = match registry.get(kind, namespace, &bound.name).await {
         Ok(obj) => obj,
-        Err(ApiError::NotFound { .. }) => return Err(gone()),
+        Err(ApiError::NotFound { .. }) => return Err(missing()),
         Err(err) => return Err(err),
     };
-    // A terminating pod keeps its tokens through its grace period (as in Kubernetes).
     let deleted = obj
         .pointer("/metadata/deletionTimestamp")
         .and_then(Value::as_str)
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .is_some_and(|t| t < jiff::Timestamp::now());
-    if object::uid(&obj) != Some(bound.uid.as_str()) || deleted {
-        return Err(gone());
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    if object::uid(&obj) != Some(bound.uid.as_str()) || gone(deleted, deleting) {
+        return Err(missing());
     }
     Ok(())
 }
@@ -279,18 +326,25 @@ mod tests {
                 .map(|s| Time(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(s))),
             ..ObjectMeta::default()
         };
-        assert!(alive(&meta("u1", None), &bound));
+        let grace = WhileDeleting::Grace;
+        assert!(alive(&meta("u1", None), &bound, grace));
         assert!(
-            !alive(&meta("u2", None), &bound),
+            !alive(&meta("u2", None), &bound, grace),
             "made again: another object"
         );
         assert!(
-            alive(&meta("u1", Some(-30)), &bound),
+            alive(&meta("u1", Some(-30)), &bound, grace),
             "terminating, in its grace"
         );
         assert!(
-            !alive(&meta("u1", Some(1)), &bound),
+            !alive(&meta("u1", Some(1)), &bound, grace),
             "its grace has run out"
+        );
+        let never = WhileDeleting::Never;
+        assert!(alive(&meta("u1", None), &bound, never));
+        assert!(
+            !alive(&meta("u1", Some(-30)), &bound, never),
+            "a legacy token's account being deleted vouches no more"
         );
     }
 }
