@@ -51,6 +51,17 @@ fn printed(cli: &Skiff, path: &str) -> anyhow::Result<String> {
     })
 }
 
+/// The legacy token the tokens controller fills token Secret `name` with, once it has.
+fn filled_token(cli: &Skiff, name: &str) -> anyhow::Result<String> {
+    let token = wait_until(&format!("token Secret {name} to be filled"), WAIT, || {
+        let secret = cli.json(&["get", "secret", name])?;
+        Ok(secret["data"]["token"].as_str().map(str::to_string))
+    })?;
+    Ok(String::from_utf8(
+        base64::engine::general_purpose::STANDARD.decode(token)?,
+    )?)
+}
+
 #[test]
 fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
@@ -141,11 +152,7 @@ fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()>
         "apiVersion: v1\nkind: Secret\nmetadata: {name: ci-token, annotations: \
          {kubernetes.io/service-account.name: default}}\ntype: kubernetes.io/service-account-token\n",
     )?;
-    let legacy = wait_until("the token Secret to be filled", WAIT, || {
-        let secret = cli.json(&["get", "secret", "ci-token"])?;
-        Ok(secret["data"]["token"].as_str().map(str::to_string))
-    })?;
-    let legacy = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(legacy)?)?;
+    let legacy = filled_token(&cli, "ci-token")?;
     let legacy_config = token_kubeconfig(tmp.path(), "legacy", &server.url(), &ca, &legacy)?;
     let me = whoami_with(&legacy_config)?;
     anyhow::ensure!(me.success, "whoami with the legacy token: {me:?}");
@@ -168,11 +175,7 @@ fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()>
          ---\napiVersion: v1\nkind: Secret\nmetadata: {name: deployer-token, annotations: \
          {kubernetes.io/service-account.name: deployer}}\ntype: kubernetes.io/service-account-token\n",
     )?;
-    let deployer = wait_until("the deployer's token Secret to be filled", WAIT, || {
-        let secret = cli.json(&["get", "secret", "deployer-token"])?;
-        Ok(secret["data"]["token"].as_str().map(str::to_string))
-    })?;
-    let deployer = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(deployer)?)?;
+    let deployer = filled_token(&cli, "deployer-token")?;
     let deployer_config = token_kubeconfig(tmp.path(), "deployer", &server.url(), &ca, &deployer)?;
     let me = whoami_with(&deployer_config)?;
     anyhow::ensure!(me.success, "whoami with the deployer's token: {me:?}");

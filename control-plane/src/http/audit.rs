@@ -1,6 +1,7 @@
 //! The audit log (`--audit-log-path`): one JSON line per request in the shape of Kubernetes'
-//! `audit.k8s.io/v1` `Event` at level `Metadata`: who, from where, which verb on which object,
-//! (and whom it impersonated), and the response code. Request and response bodies are never logged (they hold Secrets).
+//! `audit.k8s.io/v1` `Event` at level `Metadata`: who (and whom they impersonated), from where,
+//! which verb on which object, and the response code. Request and response bodies are never
+//! logged (they hold Secrets).
 //!
 //! Lines are written off the request path: requests hand their event to a bounded channel
 //! and a writer task appends them; when the channel is full the event is dropped and counted,
