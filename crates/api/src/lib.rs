@@ -38,6 +38,7 @@ pub mod pod_cidr;
 pub mod printers;
 pub mod probes;
 pub mod quantity;
+pub mod portforward;
 pub mod remotecommand;
 pub mod requests;
 pub mod resources;
