@@ -41,10 +41,15 @@ fn kubectl_1_20_binary() -> PathBuf {
         .unwrap_or_else(|| "/opt/kubectl-1.20/usr/bin/kubectl".into())
 }
 
+/// As [`kubectl_command`], with kubectl 1.20.
+pub fn kubectl_1_20_command(server: &str, cache: &Path) -> Command {
+    kubectl_command_of(&kubectl_1_20_binary(), server, cache)
+}
+
 /// As [`kubectl`], with kubectl 1.20.
 pub fn kubectl_1_20(server: &str, cache: &Path, args: &[&str]) -> anyhow::Result<String> {
     let binary = kubectl_1_20_binary();
-    let out = run(kubectl_command_of(&binary, server, cache), &binary, args)?;
+    let out = run(kubectl_1_20_command(server, cache), &binary, args)?;
     succeeded(out, "kubectl 1.20", args)
 }
 

@@ -29,7 +29,9 @@ pub use credentials::{
 };
 pub use guests::{copy_example_guest, example_guest, wat_guest};
 pub use hosts::{start_agent_on, start_agents_on, start_server_on};
-pub use kubectl::{kubectl, kubectl_1_20, kubectl_command, kubectl_output, table_header};
+pub use kubectl::{
+    kubectl, kubectl_1_20, kubectl_1_20_command, kubectl_command, kubectl_output, table_header,
+};
 pub use linearizability::{
     check, check_measured, load_history, save_history, KeyEffort, Op, OpKind, Outcome, Verdict,
 };

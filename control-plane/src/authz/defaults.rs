@@ -172,6 +172,7 @@ pub fn cluster_roles() -> Vec<Value> {
                     &[
                         "pods",
                         "pods/exec",
+                        "pods/portforward",
                         "pods/eviction",
                         "configmaps",
                         "endpoints",
@@ -188,7 +189,7 @@ pub fn cluster_roles() -> Vec<Value> {
                     ],
                     &WRITE,
                 ),
-                rule(&[""], &["secrets", "pods/exec"], &READ),
+                rule(&[""], &["secrets", "pods/exec", "pods/portforward"], &READ),
                 rule(&["apps"], &workloads, &WRITE),
                 rule(&["apps"], &scaled, &WRITE),
                 rule(&["batch"], &["jobs", "cronjobs"], &WRITE),

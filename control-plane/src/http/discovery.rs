@@ -189,6 +189,7 @@ fn subresources(kind: &ResourceKind) -> Vec<(&'static str, &'static [&'static st
             subs.push(("eviction", &["create"]));
             subs.push(("exec", &["create", "get"]));
             subs.push(("log", &["get"]));
+            subs.push(("portforward", &["create", "get"]));
         }
         "ServiceAccount" => subs.push(("token", &["create"])),
         "CertificateSigningRequest" => subs.push(("approval", &["get", "patch", "update"])),
@@ -208,6 +209,7 @@ fn subresource_kind(kind: &ResourceKind, sub: &str) -> &'static str {
         "eviction" => "Eviction",
         "token" => "TokenRequest",
         "exec" => "PodExecOptions",
+        "portforward" => "PodPortForwardOptions",
         "proxy" => "NodeProxyOptions",
         "scale" => "Scale",
         "log" => "Pod",
@@ -235,6 +237,7 @@ mod tests {
             "pods/log",
             "pods/eviction",
             "pods/exec",
+            "pods/portforward",
             "nodes/proxy",
             "configmaps",
         ] {

@@ -4,42 +4,21 @@
 //! upgrades the client's connection and passes messages both ways, so that what the agent
 //! refuses (a Wasm container) reaches the client as an ordinary error.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::body::Body;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{header, Method, Request, StatusCode, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use skiff_api::{remotecommand, resources};
-use skiff_net::tunnel::Tunnel;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
-use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{client_async, WebSocketStream};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
 
-use super::agent_conn::{self, AgentRoute};
+use super::agent_socket::{self, AgentSocket};
 use super::pod_container::{self, PickError};
 use super::AppState;
 use crate::error::ApiError;
-
-/// The connection under the agent's WebSocket: a tunnel stream or a TCP connection.
-trait AgentIo: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> AgentIo for T {}
-
-type AgentSocket = WebSocketStream<Box<dyn AgentIo>>;
-
-/// The most of an agent's refusal that is read into the error.
-const MAX_REFUSAL_BYTES: usize = 64 << 10;
 
 /// `GET|POST /api/v1/namespaces/{namespace}/pods/{name}/exec?command=...`.
 pub async fn exec(
@@ -57,7 +36,8 @@ pub async fn exec(
                 remotecommand::PROTOCOL
             ))
         })?;
-        let agent = connect(&state, &node, &agent_path).await?;
+        let agent =
+            agent_socket::connect(&state, &node, &agent_path, remotecommand::PROTOCOL).await?;
         Ok::<_, ApiError>(
             upgrade
                 .protocols([remotecommand::PROTOCOL])
@@ -131,115 +111,6 @@ async fn resolve(
         passed_on.finish()
     );
     Ok((node.to_string(), path))
-}
-
-/// How long the agent may take to accept the exec's WebSocket (a node that drops packets
-/// would otherwise hold the client for the kernel's connect retries).
-const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Opens the WebSocket to `node`'s exec endpoint (through its tunnel, else its listener);
-/// the agent's refusal becomes the answer.
-async fn connect(state: &AppState, node: &str, path: &str) -> Result<AgentSocket, ApiError> {
-    let connecting = async {
-        match agent_conn::route(state, node).await? {
-            AgentRoute::Tunnel(tunnel) => through_tunnel(&tunnel, node, path).await,
-            AgentRoute::Direct(endpoint) => {
-                let tls = agent_conn::dial_config(state, node)?;
-                direct(&endpoint, tls, node, path).await
-            }
-        }
-    };
-    tokio::time::timeout(AGENT_CONNECT_TIMEOUT, connecting)
-        .await
-        .unwrap_or_else(|_| {
-            Err(ApiError::Unavailable(format!(
-                "node {node} did not answer within {AGENT_CONNECT_TIMEOUT:?}"
-            )))
-        })
-}
-
-/// The WebSocket as an HTTP/2 extended CONNECT (RFC 8441) on a stream of the node's tunnel.
-async fn through_tunnel(tunnel: &Tunnel, node: &str, path: &str) -> Result<AgentSocket, ApiError> {
-    let request = Request::builder()
-        .method(Method::CONNECT)
-        .uri(agent_conn::tunnel_uri(node, path))
-        .extension(hyper::ext::Protocol::from_static("websocket"))
-        .header(header::SEC_WEBSOCKET_VERSION, "13")
-        .header(header::SEC_WEBSOCKET_PROTOCOL, remotecommand::PROTOCOL)
-        .body(Body::empty())
-        .map_err(|e| ApiError::Internal(format!("exec request {path}: {e}")))?;
-    let mut response = tunnel
-        .send(request)
-        .await
-        .map_err(|e| unreachable_node(node, &e))?;
-    if response.status() != StatusCode::OK {
-        let status = response.status().as_u16();
-        let body = axum::body::to_bytes(Body::new(response.into_body()), MAX_REFUSAL_BYTES)
-            .await
-            .unwrap_or_default();
-        return Err(refusal(node, status, &body));
-    }
-    let upgraded = hyper::upgrade::on(&mut response)
-        .await
-        .map_err(|e| unreachable_node(node, &e))?;
-    let io: Box<dyn AgentIo> = Box::new(TokioIo::new(upgraded));
-    Ok(WebSocketStream::from_raw_socket(io, Role::Client, None).await)
-}
-
-/// The WebSocket to the agent's own listener, `HOST:PORT`, over TLS with `tls`.
-async fn direct(
-    endpoint: &str,
-    tls: Arc<tokio_rustls::rustls::ClientConfig>,
-    node: &str,
-    path: &str,
-) -> Result<AgentSocket, ApiError> {
-    let url = format!("wss://{endpoint}{path}");
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| ApiError::Internal(format!("exec request {url}: {e}")))?;
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(remotecommand::PROTOCOL),
-    );
-    let stream = TcpStream::connect(endpoint)
-        .await
-        .map_err(|e| unreachable_node(node, &e))?;
-    let host = endpoint
-        .rsplit_once(':')
-        .map_or(endpoint, |(host, _)| host)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|e| ApiError::Internal(format!("node {node}'s endpoint {endpoint}: {e}")))?;
-    let stream = tokio_rustls::TlsConnector::from(tls)
-        .connect(name, stream)
-        .await
-        .map_err(|e| unreachable_node(node, &e))?;
-    let io: Box<dyn AgentIo> = Box::new(stream);
-    match client_async(request, io).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(tungstenite::Error::Http(response)) => Err(refusal(
-            node,
-            response.status().as_u16(),
-            response.body().as_deref().unwrap_or_default(),
-        )),
-        Err(e) => Err(unreachable_node(node, &e)),
-    }
-}
-
-/// The agent's refusal of an exec: what it says, as a 400 when the container cannot run the
-/// command (no such container on the node yet, not running, a runtime without exec).
-fn refusal(node: &str, status: u16, body: &[u8]) -> ApiError {
-    let message = String::from_utf8_lossy(body).trim().to_string();
-    match status {
-        400 | 404 => ApiError::BadRequest(message),
-        _ => ApiError::Unavailable(format!("node {node}: {message}")),
-    }
-}
-
-fn unreachable_node(node: &str, err: &dyn std::fmt::Display) -> ApiError {
-    ApiError::Unavailable(format!("node {node} is unreachable: {err}"))
 }
 
 /// Passes messages between the client and the agent until either side closes, passing the

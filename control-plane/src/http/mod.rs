@@ -2,6 +2,7 @@
 
 mod access_review;
 pub(crate) mod agent_conn;
+mod agent_socket;
 mod apply;
 pub mod audit;
 mod auth;
@@ -22,6 +23,7 @@ mod node_proxy;
 mod openapi;
 mod path;
 mod pod_container;
+mod portforward;
 mod protobuf_response;
 mod query;
 mod request_body;
@@ -115,6 +117,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/namespaces/{namespace}/pods/{name}/exec",
             get(exec::exec).post(exec::exec),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/portforward",
+            get(portforward::portforward).post(portforward::portforward),
         )
         .route(
             "/apis/metrics.k8s.io/v1beta1/{*rest}",

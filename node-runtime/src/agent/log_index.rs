@@ -75,6 +75,13 @@ impl LogIndex {
         Some((logs.uid.clone(), logs.containers.get(container)?.clone()))
     }
 
+    /// The uid of the newest pod of that name on the node.
+    pub fn uid(&self, namespace: &str, pod: &str) -> Option<String> {
+        let pods = self.pods.read().expect("log index lock");
+        let named = pods.get(&(namespace.to_string(), pod.to_string()))?;
+        Some(named.last()?.uid.clone())
+    }
+
     /// Every pod on the node (each of a name's pods while an old one is torn down).
     pub fn pods(&self) -> Vec<PodName> {
         let pods = self.pods.read().expect("log index lock");

@@ -54,6 +54,7 @@ mod node;
 mod pod_dirs;
 mod pod_failure;
 mod pods;
+mod port_forward_server;
 mod pre_stop;
 mod probes;
 mod probing;
@@ -239,7 +240,13 @@ impl Agent {
         .merge(exec_server::router(exec_server::ExecServerState {
             index: logs.clone(),
             runtimes: self.runtimes.clone(),
-        }));
+        }))
+        .merge(port_forward_server::router(
+            port_forward_server::PortForwardState {
+                index: logs.clone(),
+                runtimes: self.runtimes.clone(),
+            },
+        ));
         let usage = Arc::new(usage::UsageReader::new(
             self.node_name.clone(),
             self.runtimes.clone(),

@@ -1,0 +1,202 @@
+//! `pods/{name}/portforward`: connections to a pod's ports, in each of the forms clients
+//! speak: SPDY/3.1 tunnelled in a WebSocket (kubectl 1.31 and later), SPDY/3.1 over an HTTP
+//! upgrade (older kubectl), and the channel WebSocket `v4.channel.k8s.io` (client libraries)
+//! or `v5.channel.k8s.io` (`skiff port-forward`, with half closes). Each connection reaches
+//! the pod through a WebSocket to its node's agent (`forward`). The pod must be Running on a
+//! node: anything else is refused before the upgrade, with a Status that says why.
+
+mod channels;
+mod forward;
+mod spdy;
+
+use axum::body::Body;
+use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use skiff_api::portforward::{
+    parse_ports, SPDY_OVER_WEBSOCKET, SPDY_PROTOCOL, SPDY_UPGRADE, WEBSOCKET_PROTOCOL,
+    WEBSOCKET_PROTOCOL_V5,
+};
+use skiff_api::resources;
+use tokio_util::codec::{BytesCodec, FramedWrite};
+use tokio_util::io::ReaderStream;
+
+use self::channels::Incoming;
+use self::forward::PodForwarder;
+use super::AppState;
+use crate::error::ApiError;
+
+/// The header a SPDY client names its stream protocols in.
+const STREAM_PROTOCOL_HEADER: &str = "x-stream-protocol-version";
+
+/// `GET|POST /api/v1/namespaces/{namespace}/pods/{name}/portforward[?ports=P]`.
+pub async fn portforward(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let result = async {
+        let forwarder = resolve(&state, namespace, name).await?;
+        let (mut parts, _body) = request.into_parts();
+        if upgrade_token(&parts.headers).is_some_and(|t| t.eq_ignore_ascii_case(SPDY_UPGRADE)) {
+            return spdy_upgrade(&parts.headers, parts.extensions.remove(), forwarder);
+        }
+        let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
+            .await
+            .map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "pods/portforward is served over a WebSocket ({SPDY_OVER_WEBSOCKET}, \
+                     {WEBSOCKET_PROTOCOL_V5} or {WEBSOCKET_PROTOCOL}) or an upgrade to \
+                     {SPDY_UPGRADE} only"
+                ))
+            })?
+            .protocols([
+                SPDY_OVER_WEBSOCKET,
+                WEBSOCKET_PROTOCOL_V5,
+                WEBSOCKET_PROTOCOL,
+            ]);
+        if upgrade
+            .selected_protocol()
+            .is_some_and(|p| p == SPDY_OVER_WEBSOCKET)
+        {
+            return Ok(upgrade.on_upgrade(move |socket| spdy_over_websocket(socket, forwarder)));
+        }
+        let query = parts.uri.query().unwrap_or_default();
+        let values: Vec<String> = form_urlencoded::parse(query.as_bytes())
+            .filter(|(key, _)| key == "ports")
+            .map(|(_, value)| value.into_owned())
+            .collect();
+        let ports = parse_ports(values.iter().map(String::as_str)).map_err(ApiError::BadRequest)?;
+        Ok(upgrade.on_upgrade(move |socket| channel_socket(socket, ports, forwarder)))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The pod's node, once the pod is known to be Running there.
+async fn resolve(
+    state: &AppState,
+    namespace: String,
+    name: String,
+) -> Result<PodForwarder, ApiError> {
+    let pods = resources::by_name("pods").expect("pods are served");
+    let pod = state.registry.get(pods, Some(&namespace), &name).await?;
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending");
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty());
+    let Some(node) = node.filter(|_| phase == "Running") else {
+        return Err(ApiError::BadRequest(format!(
+            "unable to forward a port of pod {name}: it is not running (phase {phase})"
+        )));
+    };
+    Ok(PodForwarder {
+        state: state.clone(),
+        node: node.to_string(),
+        namespace,
+        pod: name,
+    })
+}
+
+fn upgrade_token(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::UPGRADE)?.to_str().ok()
+}
+
+/// Answers an upgrade to SPDY/3.1 naming `portforward.k8s.io` and serves the session on the
+/// upgraded connection.
+fn spdy_upgrade(
+    headers: &HeaderMap,
+    on_upgrade: Option<OnUpgrade>,
+    forwarder: PodForwarder,
+) -> Result<Response, ApiError> {
+    let offered = headers
+        .get_all(STREAM_PROTOCOL_HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == SPDY_PROTOCOL);
+    if !offered {
+        return Err(ApiError::Forbidden {
+            resource: "pods/portforward".into(),
+            name: forwarder.pod,
+            message: format!(
+                "unable to upgrade: the client offers no stream protocol this server speaks \
+                 ({STREAM_PROTOCOL_HEADER}: {SPDY_PROTOCOL})"
+            ),
+        });
+    }
+    let on_upgrade = on_upgrade.ok_or_else(|| {
+        ApiError::BadRequest("this connection cannot be upgraded (HTTP/1.1 only)".into())
+    })?;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+                let incoming = ReaderStream::new(read)
+                    .take_while(|read| std::future::ready(read.is_ok()))
+                    .filter_map(|read| std::future::ready(read.ok()));
+                let outgoing = FramedWrite::new(write, BytesCodec::new());
+                spdy::serve(Box::pin(incoming), outgoing, forwarder).await;
+            }
+            Err(err) => tracing::debug!(%err, "port-forward upgrade failed"),
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, SPDY_UPGRADE)
+        .header(STREAM_PROTOCOL_HEADER, SPDY_PROTOCOL)
+        .body(Body::empty())
+        .expect("a static response"))
+}
+
+/// SPDY carried in the binary messages of a WebSocket.
+async fn spdy_over_websocket(socket: WebSocket, forwarder: PodForwarder) {
+    let (sink, stream) = socket.split();
+    let incoming = stream
+        .take_while(|m| {
+            std::future::ready(matches!(m, Ok(m) if !matches!(m, ws::Message::Close(_))))
+        })
+        .filter_map(|m| {
+            std::future::ready(match m {
+                Ok(ws::Message::Binary(data)) => Some(data),
+                _ => None,
+            })
+        });
+    let outgoing = sink
+        .with(|data: Bytes| std::future::ready(Ok::<_, axum::Error>(ws::Message::Binary(data))));
+    spdy::serve(Box::pin(incoming), Box::pin(outgoing), forwarder).await;
+}
+
+/// The channel protocol on a WebSocket.
+async fn channel_socket(socket: WebSocket, ports: Vec<u16>, forwarder: PodForwarder) {
+    let (sink, stream) = socket.split();
+    let incoming = stream
+        .map(|m| match m {
+            Ok(ws::Message::Binary(data)) => Some(Incoming::Binary(data)),
+            Ok(ws::Message::Close(_)) | Err(_) => Some(Incoming::Closed),
+            Ok(_) => None,
+        })
+        .filter_map(std::future::ready)
+        .chain(futures::stream::once(std::future::ready(Incoming::Closed)));
+    let outgoing = sink.with(|message: Option<Bytes>| {
+        std::future::ready(Ok::<_, axum::Error>(match message {
+            Some(data) => ws::Message::Binary(data),
+            None => ws::Message::Close(Some(ws::CloseFrame {
+                code: ws::close_code::NORMAL,
+                reason: "".into(),
+            })),
+        }))
+    });
+    channels::serve(Box::pin(incoming), Box::pin(outgoing), ports, forwarder).await;
+}
