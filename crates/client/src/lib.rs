@@ -20,6 +20,7 @@ mod tunnel;
 mod typed;
 mod verbs;
 mod watch_lines;
+mod websocket;
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
