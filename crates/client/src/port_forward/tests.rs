@@ -1,7 +1,9 @@
 use futures::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::{
+    Callback, ErrorResponse, Request, Response,
+};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::WebSocketStream;
 
@@ -40,19 +42,35 @@ async fn listen() -> (Client, TcpListener) {
     (Client::new(&[url]).unwrap(), listener)
 }
 
-/// Accepts one port-forward WebSocket to pod `web`, port 80, and announces the port.
-async fn accept(listener: TcpListener) -> WebSocketStream<TcpStream> {
-    let (tcp, _) = listener.accept().await.unwrap();
-    let answer = |request: &Request, mut response: Response| {
+/// The server's side of the upgrade to a port-forward WebSocket to pod `web`, port 80: it
+/// answers with the subprotocol, or refuses with the status code and `Status` given.
+struct Upgrade(Option<(StatusCode, &'static str)>);
+
+impl Callback for Upgrade {
+    fn on_request(
+        self,
+        request: &Request,
+        mut response: Response,
+    ) -> Result<Response, ErrorResponse> {
         assert_eq!(request.uri(), PATH);
         let protocol = request.headers()["Sec-WebSocket-Protocol"].clone();
         assert_eq!(protocol, WEBSOCKET_PROTOCOL_V5);
+        if let Some((code, status)) = self.0 {
+            let mut refusal = ErrorResponse::new(Some(status.to_string()));
+            *refusal.status_mut() = code;
+            return Err(refusal);
+        }
         response
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", protocol);
         Ok(response)
-    };
-    let mut socket = tokio_tungstenite::accept_hdr_async(tcp, answer)
+    }
+}
+
+/// Accepts one port-forward WebSocket and announces the port.
+async fn accept(listener: TcpListener) -> WebSocketStream<TcpStream> {
+    let (tcp, _) = listener.accept().await.unwrap();
+    let mut socket = tokio_tungstenite::accept_hdr_async(tcp, Upgrade(None))
         .await
         .unwrap();
     for channel in [0, 1] {
@@ -130,13 +148,9 @@ async fn a_refusal_before_the_upgrade_is_the_servers_status() {
     let (client, listener) = listen().await;
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let refuse = |_: &Request, _: Response| {
-            let status = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \"web\" not found","reason":"NotFound","code":404}"#;
-            let mut refusal = ErrorResponse::new(Some(status.to_string()));
-            *refusal.status_mut() = StatusCode::NOT_FOUND;
-            Err(refusal)
-        };
-        let _ = tokio_tungstenite::accept_hdr_async(tcp, refuse).await;
+        let status = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \"web\" not found","reason":"NotFound","code":404}"#;
+        let refusal = Upgrade(Some((StatusCode::NOT_FOUND, status)));
+        let _ = tokio_tungstenite::accept_hdr_async(tcp, refusal).await;
     });
     let refused = client.port_forward("default", "web", 80).await;
     let error = refused.err().expect("refused");
