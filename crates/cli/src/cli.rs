@@ -13,8 +13,9 @@ use crate::commands::{
     certificate::CertificateCommand, cluster::ClusterCommand, create::CreateCommand,
     delete::DeleteArgs, describe::DescribeArgs, drain::DrainArgs, exec::ExecArgs,
     expose::ExposeArgs, get::GetArgs, image::ImageCommand, logs::LogsArgs, node::NodeArgs,
-    rollout::RolloutCommand, scale::ScaleArgs, secrets::SecretsCommand, server::ServerArgs,
-    token::TokenCommand, top::TopCommand, user::UserCommand, wait::WaitArgs,
+    port_forward::PortForwardArgs, rollout::RolloutCommand, scale::ScaleArgs,
+    secrets::SecretsCommand, server::ServerArgs, token::TokenCommand, top::TopCommand,
+    user::UserCommand, wait::WaitArgs,
 };
 
 /// Skiff: a WebAssembly-first workload orchestrator with Kubernetes-shaped APIs.
@@ -90,6 +91,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command in a container: `skiff exec POD [-c CONTAINER] [-i] [-t] -- CMD...`.
     Exec(ExecArgs),
+    /// Forward local ports to a pod's: `skiff port-forward POD|TYPE/NAME [LOCAL:]REMOTE...`.
+    PortForward(PortForwardArgs),
     /// Set the replicas of a Deployment, ReplicaSet or StatefulSet.
     Scale(ScaleArgs),
     /// Make a Service for a workload's pods: `skiff expose deployment NAME --port P [--type NodePort]`.

@@ -29,7 +29,7 @@ pub enum ClientError {
     /// A request body over the server's limit, refused before it is sent.
     #[error("the server refuses a request of {bytes} bytes: its limit is {limit} bytes")]
     TooLarge { bytes: usize, limit: usize },
-    /// A WebSocket (`exec`) could not be opened or broke off.
+    /// A WebSocket (`exec`, `portforward`) could not be opened or broke off.
     #[error("WebSocket {url}: {source}")]
     WebSocket {
         url: String,

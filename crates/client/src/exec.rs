@@ -2,19 +2,13 @@
 //! `v5.channel.k8s.io`, as `kubectl exec` runs it. Output and the exit code arrive as
 //! [`ExecEvent`]s; stdin, its end and terminal sizes are sent on the [`ExecStream`].
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use skiff_api::remotecommand::{self, Channel, TerminalSize};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
 
+use crate::websocket::{websocket_error, Socket};
 use crate::{Client, ClientError};
 
 /// What to run and which streams to attach.
@@ -40,13 +34,9 @@ pub enum ExecEvent {
     Failed(String),
 }
 
-/// What an exec's WebSocket runs over: TCP, or TLS over TCP.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
 /// A running exec.
 pub struct ExecStream {
-    socket: WebSocketStream<Box<dyn Io>>,
+    socket: Socket,
     url: String,
 }
 
@@ -59,84 +49,12 @@ impl Client {
         pod: &str,
         params: &ExecParams,
     ) -> Result<ExecStream, ClientError> {
-        let server = (self.servers)
-            .get(self.preferred.load(Ordering::Relaxed))
-            .ok_or(ClientError::NoServers)?;
-        let base = match server.split_once("://") {
-            Some(("https", rest)) => format!("wss://{rest}"),
-            Some((_, rest)) => format!("ws://{rest}"),
-            None => server.clone(),
-        };
-        let url = format!(
-            "{base}/api/v1/namespaces/{namespace}/pods/{pod}/exec?{}",
+        let path = format!(
+            "/api/v1/namespaces/{namespace}/pods/{pod}/exec?{}",
             params.query()
         );
-        let failed = |source| ClientError::WebSocket {
-            url: url.clone(),
-            source: Box::new(source),
-        };
-        let mut request = url.as_str().into_client_request().map_err(failed)?;
-        let headers = request.headers_mut();
-        headers.insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static(remotecommand::PROTOCOL),
-        );
-        if let Some(token) = &self.token {
-            let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|e| failed(tungstenite::Error::HttpFormat(e.into())))?;
-            headers.insert("Authorization", bearer);
-        }
-        for (name, value) in self.impersonation.iter().flat_map(|i| i.headers()) {
-            let value = HeaderValue::from_str(value)
-                .map_err(|e| failed(tungstenite::Error::HttpFormat(e.into())))?;
-            headers.append(name, value);
-        }
-        let stream = self
-            .connect(server)
-            .await
-            .map_err(|e| failed(tungstenite::Error::Io(e)))?;
-        match tokio_tungstenite::client_async(request, stream).await {
-            Ok((socket, _)) => Ok(ExecStream { socket, url }),
-            Err(tungstenite::Error::Http(response)) => {
-                let code = response.status();
-                let text = response
-                    .body()
-                    .as_deref()
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default()
-                    .to_string();
-                Err(crate::api_error(code.as_u16(), code, &text))
-            }
-            Err(source) => Err(failed(source)),
-        }
-    }
-}
-
-impl Client {
-    /// A connection to `server` (`http://` or `https://` URL), over TLS for `https://`.
-    async fn connect(&self, server: &str) -> std::io::Result<Box<dyn Io>> {
-        let invalid =
-            |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
-        let url = reqwest::Url::parse(server).map_err(|e| invalid(&e.to_string()))?;
-        let host = url.host_str().ok_or_else(|| invalid("no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| invalid("no port"))?;
-        let tcp = TcpStream::connect((host, port)).await?;
-        if url.scheme() != "https" {
-            return Ok(Box::new(tcp));
-        }
-        let config = self
-            .tls
-            .clone()
-            .ok_or_else(|| invalid("https:// exec needs the cluster CA (a kubeconfig)"))?;
-        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
-            .map_err(|_| invalid("bad server name"))?;
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await?;
-        Ok(Box::new(tls))
+        let (socket, url) = self.websocket(&path, remotecommand::PROTOCOL).await?;
+        Ok(ExecStream { socket, url })
     }
 }
 
@@ -215,10 +133,7 @@ impl ExecStream {
     }
 
     fn error(&self, source: tungstenite::Error) -> ClientError {
-        ClientError::WebSocket {
-            url: self.url.clone(),
-            source: Box::new(source),
-        }
+        websocket_error(&self.url, source)
     }
 }
 

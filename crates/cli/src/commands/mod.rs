@@ -26,6 +26,8 @@ mod node_events;
 mod node_heartbeat;
 mod node_resources;
 mod node_runtimes;
+pub mod port_forward;
+mod port_forward_target;
 pub mod rollout;
 pub mod scale;
 pub mod secrets;
@@ -58,6 +60,7 @@ pub async fn run(command: Command, opts: &ClientOpts) -> anyhow::Result<()> {
         Command::Delete(args) => delete::run(args, opts).await,
         Command::Logs(args) => logs::run(args, opts).await,
         Command::Exec(args) => exec::run(args, opts).await,
+        Command::PortForward(args) => port_forward::run(args, opts).await,
         Command::Scale(args) => scale::run(args, opts).await,
         Command::Expose(args) => expose::run(args, opts).await,
         Command::Rollout(command) => rollout::run(command, opts).await,
