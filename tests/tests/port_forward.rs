@@ -3,8 +3,9 @@
 //! `skiff port-forward` (the channel WebSocket) each reach the `tcp-echo` guest's port from a
 //! local one. Through each, a payload of 256 KiB echoes back whole after the local client's
 //! half close (the close reaches the pod, the pod's end comes back); a port nothing listens
-//! on is reported as kubectl reports it; a pod that is not running is refused. Needs kubectl
-//! (both versions, `scripts/install-deps.sh`) and the built guests.
+//! on is reported as kubectl reports it; the Python client (`v4.channel.k8s.io`) echoes a line
+//! and reads a refused port's error; a pod that does not exist is refused. Needs kubectl (both
+//! versions) and the Python client (`scripts/install-deps.sh`), and the built guests.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
@@ -14,7 +15,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context;
-use skiff_e2e::{kubectl_1_20_command, kubectl_command, start_with_agents, wait_until, Skiff};
+use skiff_e2e::{
+    kubectl_1_20_command, kubectl_command, start_with_agents, wait_until, PythonClient, Skiff,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -220,6 +223,21 @@ fn kubectl_and_skiff_forward_ports_with_half_closes_and_errors() -> anyhow::Resu
             "{who}: {message}"
         );
     }
+
+    // The Python client's channel WebSocket, both ports on one socket.
+    let python = PythonClient::for_server(&url)?;
+    let seen = python.run(
+        "portforward.py",
+        &["default", "echo", &port.to_string(), &silent.to_string()],
+    )?;
+    assert_eq!(seen["echoed"], "hello from python\n", "{seen}");
+    let error = seen["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "error forwarding port {silent} to pod default/echo"
+        )),
+        "{seen}"
+    );
 
     // A pod that does not exist, or is not running, is refused before anything listens.
     let missing = cli.run(&["port-forward", "pod/nope", &remote])?;

@@ -127,11 +127,7 @@ async fn serve(
                     Some(Ok(_)) => continue,
                 };
                 match data.split_first() {
-                    Some((0, bytes)) => {
-                        if to_pod.write_all(bytes).await.is_err() {
-                            break;
-                        }
-                    }
+                    Some((0, bytes)) if to_pod.write_all(bytes).await.is_err() => break,
                     Some((&CLOSE_CHANNEL, [0])) => {
                         let _ = to_pod.shutdown().await;
                     }
