@@ -94,8 +94,10 @@ async fn relay(
                         close_message(0)
                     }
                 };
+                // An agent that stopped reading (the pod refused the connection) still has its
+                // error to say: read on.
                 if sink.send(Message::Binary(message.into())).await.is_err() {
-                    break;
+                    client_open = false;
                 }
             }
             message = stream.next() => {
