@@ -1,10 +1,10 @@
 //! Port forwarding end to end against a control plane and an agent process: stock kubectl
 //! 1.32 (SPDY tunnelled in a WebSocket), Debian's kubectl 1.20 (SPDY over an HTTP upgrade) and
 //! `skiff port-forward` (the channel WebSocket) each reach the `tcp-echo` guest's port from a
-//! local one. Through each, a payload of 256 KiB echoes back whole after the local client's
+//! local one. Through each, a payload of 16 MiB echoes back whole after the local client's
 //! half close (the close reaches the pod, the pod's end comes back); a port nothing listens
 //! on is reported as kubectl reports it; the Python client (`v4.channel.k8s.io`) echoes a line
-//! and reads a refused port's error; a pod that does not exist is refused. Needs kubectl (both
+//! and reads a refused port's error; a pod that does not exist or is not running is refused. Needs kubectl (both
 //! versions) and the Python client (`scripts/install-deps.sh`), and the built guests.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use skiff_e2e::{
-    kubectl_1_20_command, kubectl_command, start_with_agents, wait_until, PythonClient, Skiff,
+    kubectl_1_20_command, kubectl_command, kubectl_output, start_with_agents, wait_until,
+    PythonClient, Skiff,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -126,9 +127,10 @@ impl Drop for Forwarding {
     }
 }
 
-/// 256 KiB of a pattern that shows a lost or reordered chunk.
+/// 16 MiB (more than the sockets and windows on the way hold, so that a relay direction
+/// waiting on the other would stall) of a pattern that shows a lost or reordered chunk.
 fn payload() -> Vec<u8> {
-    (0..256 * 1024u32)
+    (0..16 << 20u32)
         .map(|i| (i % 251) as u8 ^ (i / 251) as u8)
         .collect()
 }
@@ -222,6 +224,21 @@ fn kubectl_and_skiff_forward_ports_with_half_closes_and_errors() -> anyhow::Resu
             )),
             "{who}: {message}"
         );
+        if who == "kubectl" {
+            // As against Kubernetes: kubectl ends the whole forward at an error.
+            let mut forwarding = forwarding;
+            wait_until("kubectl to end the forward", WAIT, || {
+                Ok(forwarding.child.try_wait()?.map(|_| ()))
+            })?;
+            assert!(
+                forwarding.errors().contains("lost connection to pod"),
+                "{}",
+                forwarding.errors()
+            );
+        } else {
+            let echoed = forwarding.echo(b"anyone there?")?;
+            assert!(echoed.is_empty(), "skiff keeps serving: {echoed:?}");
+        }
     }
 
     // The Python client's channel WebSocket, both ports on one socket.
@@ -239,15 +256,33 @@ fn kubectl_and_skiff_forward_ports_with_half_closes_and_errors() -> anyhow::Resu
         "{seen}"
     );
 
-    // A pod that does not exist, or is not running, is refused before anything listens.
+    // A pod that does not exist is refused before anything listens; the server refuses a
+    // pod that is not running, and a request that is no upgrade.
     let missing = cli.run(&["port-forward", "pod/nope", &remote])?;
     assert!(!missing.success, "{missing:?}");
     assert!(missing.stderr.contains("nope"), "{missing:?}");
-    let raw = cli.run(&[
-        "get",
-        "--raw",
-        "/api/v1/namespaces/default/pods/echo/portforward?ports=1",
-    ])?;
-    assert!(!raw.success, "a plain GET is no WebSocket: {raw:?}");
+    cli.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: pending}}\nspec:\n  nodeSelector: \
+         {{nowhere: \"true\"}}\n  containers:\n  - {{name: c, image: \"file:{}\"}}\n",
+        guest.display()
+    ))?;
+    let raw = |pod: &str| -> anyhow::Result<(bool, String)> {
+        let path = format!("/api/v1/namespaces/default/pods/{pod}/portforward?ports=1");
+        let out = kubectl_output(&url, &cache, &["get", "--raw", &path])?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    };
+    let (ok, pending) = raw("pending")?;
+    assert!(
+        !ok && pending.contains("is not running (phase Pending)"),
+        "{pending}"
+    );
+    let (ok, plain) = raw("echo")?;
+    assert!(
+        !ok && plain.contains("served over a WebSocket"),
+        "a plain GET is no WebSocket: {plain}"
+    );
     Ok(())
 }

@@ -137,8 +137,8 @@ async fn direct(
     }
 }
 
-/// The agent's refusal: what it says, as a 400 when the pod cannot serve the request (no
-/// such container on the node yet, not running, a runtime without exec).
+/// The agent's refusal: what it says, as a 400 when the pod cannot serve the request (it
+/// or its container is not on the node yet or not running, or its runtime cannot).
 fn refusal(node: &str, status: u16, body: &[u8]) -> ApiError {
     let message = String::from_utf8_lossy(body).trim().to_string();
     match status {

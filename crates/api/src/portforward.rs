@@ -1,7 +1,7 @@
 //! Kubernetes' port-forward stream protocols (`pods/{name}/portforward`).
 //!
-//! Over a WebSocket speaking [`WEBSOCKET_PROTOCOL`] (what the official client libraries and
-//! `skiff port-forward` speak) with the ports in `?ports=P[,Q]`: port `i` of the query gets
+//! Over a WebSocket speaking [`WEBSOCKET_PROTOCOL`] (what the official client libraries speak)
+//! with the ports in `?ports=P[,Q]`: port `i` of the query gets
 //! channels `2i` (data, both ways) and `2i+1` (errors, server to client, text); each binary
 //! message is one channel byte and its data, and the server's first message on each channel
 //! is the port, two bytes little-endian. The socket carries one connection per port; it ends
@@ -70,6 +70,23 @@ pub fn port_message(channel: u8, port: u16) -> Vec<u8> {
     vec![channel, low, high]
 }
 
+/// A message carrying `data` on `channel`.
+pub fn data_message(channel: u8, data: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(data.len() + 1);
+    message.push(channel);
+    message.extend_from_slice(data);
+    message
+}
+
+/// The ports of the `key` parameters of a query string (see [`parse_ports`]).
+pub fn ports_in_query(query: &str, key: &str) -> Result<Vec<u16>, String> {
+    let values: Vec<String> = form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == key)
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    parse_ports(values.iter().map(String::as_str))
+}
+
 /// Parses `ports` parameters (each one port or a comma-separated list) into ports, naming a
 /// bad one.
 pub fn parse_ports<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<u16>, String> {
@@ -117,5 +134,10 @@ mod tests {
         assert_eq!((data_channel(0), error_channel(0)), (0, 1));
         assert_eq!((data_channel(2), error_channel(2)), (4, 5));
         assert_eq!(port_message(1, 7000), vec![1, 0x58, 0x1b]);
+        assert_eq!(data_message(4, b"hi"), b"\x04hi");
+        assert_eq!(
+            ports_in_query("ports=80&port=1&ports=90,91", "ports"),
+            Ok(vec![80, 90, 91])
+        );
     }
 }

@@ -20,7 +20,7 @@ use axum::Router;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use skiff_api::portforward::{
-    close_message, parse_ports, port_message, CLOSE_CHANNEL, WEBSOCKET_PROTOCOL_V5,
+    close_message, data_message, port_message, ports_in_query, CLOSE_CHANNEL, WEBSOCKET_PROTOCOL_V5,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,7 +37,9 @@ const READ_CHUNK: usize = 32 << 10;
 /// Where the endpoint finds pods: the pods on this node and their runtimes.
 #[derive(Clone)]
 pub struct PortForwardState {
+    /// The pods on this node (their uids name their sandboxes).
     pub index: Arc<LogIndex>,
+    /// The runtimes, asked for a sandbox's IP.
     pub runtimes: RuntimeSet,
 }
 
@@ -55,11 +57,7 @@ async fn port_forward(
     RawQuery(raw): RawQuery,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let values: Vec<String> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .filter(|(key, _)| key == "port")
-        .map(|(_, value)| value.into_owned())
-        .collect();
-    let port = match parse_ports(values.iter().map(String::as_str)).as_deref() {
+    let port = match ports_in_query(&raw.unwrap_or_default(), "port").as_deref() {
         Ok([port]) => *port,
         Ok(_) => return (StatusCode::BAD_REQUEST, "port: name exactly one port").into_response(),
         Err(message) => return (StatusCode::BAD_REQUEST, message.clone()).into_response(),
@@ -72,7 +70,10 @@ async fn port_forward(
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let ip = pod_ip(&state.runtimes, &uid).await;
+    let Some(ip) = pod_ip(&state.runtimes, &uid).await else {
+        let message = format!("pod {namespace}/{pod} has no sandbox on this node");
+        return (StatusCode::NOT_FOUND, message).into_response();
+    };
     let target = SocketAddr::new(ip, port);
     let label = format!("port {port} to pod {namespace}/{pod}, uid {uid}");
     upgrade
@@ -84,17 +85,16 @@ async fn port_forward(
         })
 }
 
-/// The pod's own IP as its sandbox reports it, else the loopback address of the node's
-/// network it shares.
-async fn pod_ip(runtimes: &RuntimeSet, uid: &str) -> IpAddr {
+/// The pod's own IP as its sandbox reports it, else (a sandbox on the node's network) the
+/// node's loopback address; `None` when no runtime knows the sandbox.
+async fn pod_ip(runtimes: &RuntimeSet, uid: &str) -> Option<IpAddr> {
     for runtime in runtimes.iter() {
         if let Ok(status) = runtime.pod_sandbox_status(&uid.to_string()).await {
-            if let Some(ip) = status.ip.and_then(|ip| ip.parse().ok()) {
-                return ip;
-            }
+            let own = status.ip.and_then(|ip| ip.parse().ok());
+            return Some(own.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         }
     }
-    IpAddr::V4(Ipv4Addr::LOCALHOST)
+    None
 }
 
 async fn serve(
@@ -117,38 +117,39 @@ async fn serve(
         }
     };
     let (mut from_pod, mut to_pod) = connection.into_split();
-    let mut buf = vec![0; READ_CHUNK];
-    loop {
-        tokio::select! {
-            message = stream.next() => {
-                let data = match message {
-                    Some(Ok(Message::Binary(data))) => data,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                    Some(Ok(_)) => continue,
-                };
-                match data.split_first() {
-                    Some((0, bytes)) if to_pod.write_all(bytes).await.is_err() => break,
-                    Some((&CLOSE_CHANNEL, [0])) => {
-                        let _ = to_pod.shutdown().await;
-                    }
-                    _ => {}
+    // Each direction in a loop of its own, so that neither waits on the other's writes.
+    let upstream = async {
+        while let Some(Ok(message)) = stream.next().await {
+            let data = match message {
+                Message::Binary(data) => data,
+                Message::Close(_) => return,
+                _ => continue,
+            };
+            match data.split_first() {
+                // A failed write: the pod's side is going, and the downstream sees its end.
+                Some((0, bytes)) if to_pod.write_all(bytes).await.is_err() => {
+                    return std::future::pending().await;
                 }
-            }
-            read = from_pod.read(&mut buf) => {
-                match read {
-                    Ok(0) | Err(_) => {
-                        sink.send(binary(close_message(0))).await?;
-                        break;
-                    }
-                    Ok(n) => {
-                        let mut message = Vec::with_capacity(n + 1);
-                        message.push(0);
-                        message.extend_from_slice(&buf[..n]);
-                        sink.send(binary(message)).await?;
-                    }
+                Some((&CLOSE_CHANNEL, [0])) => {
+                    let _ = to_pod.shutdown().await;
                 }
+                _ => {}
             }
         }
+    };
+    let downstream = async {
+        let mut buf = vec![0; READ_CHUNK];
+        loop {
+            match from_pod.read(&mut buf).await {
+                Ok(0) | Err(_) => return sink.send(binary(close_message(0))).await,
+                Ok(n) => sink.send(binary(data_message(0, &buf[..n]))).await?,
+            }
+        }
+    };
+    // The server's socket ending, or the pod's side, ends the connection.
+    tokio::select! {
+        () = upstream => {}
+        sent = downstream => sent?,
     }
     sink.send(normal_close()).await
 }
@@ -170,9 +171,9 @@ async fn refuse(
     label: &str,
     reason: &str,
 ) -> Result<(), axum::Error> {
-    let mut message = vec![1];
-    message.extend_from_slice(format!("error forwarding {label}: {reason}").as_bytes());
-    sink.send(binary(message)).await?;
+    let message = format!("error forwarding {label}: {reason}");
+    sink.send(binary(data_message(1, message.as_bytes())))
+        .await?;
     sink.send(normal_close()).await
 }
 
@@ -195,6 +196,8 @@ mod tests {
 
     use super::*;
     use crate::agent::log_index::ContainerLog;
+    use crate::runtime::hollow::HollowRuntime;
+    use crate::runtime::{ContainerRuntime, PodSandboxConfig};
 
     /// The endpoint on 127.0.0.1:0 knowing one pod, `ns/web`, on the node's network.
     async fn endpoint() -> SocketAddr {
@@ -204,11 +207,24 @@ mod tests {
             previous: None,
             running: true,
         };
-        index.set("ns", "web", "uid-1", "c", log);
-        let app = router(PortForwardState {
-            index,
-            runtimes: RuntimeSet::default(),
-        });
+        index.set("ns", "web", "uid-1", "c", log.clone());
+        // A pod the index knows but no runtime has a sandbox for.
+        index.set("ns", "gone", "uid-2", "c", log);
+        let hollow = HollowRuntime::new();
+        let sandbox = PodSandboxConfig {
+            uid: "uid-1".into(),
+            namespace: "ns".into(),
+            name: "web".into(),
+            labels: Default::default(),
+            log_directory: std::env::temp_dir(),
+            network: None,
+            hostname: String::new(),
+            dns: None,
+        };
+        hollow.run_pod_sandbox(&sandbox).await.expect("sandbox");
+        let mut runtimes = RuntimeSet::default();
+        runtimes.push(Arc::new(hollow));
+        let app = router(PortForwardState { index, runtimes });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -286,7 +302,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_port_is_reported_and_an_unknown_pod_refused_before_the_upgrade() {
+    async fn a_refused_port_is_reported_and_an_unknown_pod_or_sandbox_refused_before_the_upgrade() {
         let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = closed.local_addr().expect("addr").port();
         drop(closed);
@@ -305,18 +321,20 @@ mod tests {
         );
         assert_eq!(next_binary(&mut socket).await, None);
 
-        let mut request = format!("ws://{addr}/portForward/ns/other?port=80")
-            .into_client_request()
-            .expect("request");
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            WEBSOCKET_PROTOCOL_V5.parse().expect("header"),
-        );
-        match tokio_tungstenite::connect_async(request).await {
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                assert_eq!(response.status(), 404);
+        for pod in ["other", "gone"] {
+            let mut request = format!("ws://{addr}/portForward/ns/{pod}?port=80")
+                .into_client_request()
+                .expect("request");
+            request.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                WEBSOCKET_PROTOCOL_V5.parse().expect("header"),
+            );
+            match tokio_tungstenite::connect_async(request).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    assert_eq!(response.status(), 404, "{pod}");
+                }
+                other => panic!("{pod}: expected a 404, got {:?}", other.map(|_| ())),
             }
-            other => panic!("expected a 404, got {:?}", other.map(|_| ())),
         }
     }
 }

@@ -5,7 +5,9 @@
 
 use bytes::Bytes;
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use skiff_api::portforward::{data_channel, error_channel, port_message, CLOSE_CHANNEL};
+use skiff_api::portforward::{
+    data_channel, data_message, error_channel, port_message, CLOSE_CHANNEL,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -14,9 +16,11 @@ use super::forward::{Event, Forwarder};
 /// Messages queued toward the client, and client data queued per port.
 const QUEUE: usize = 64;
 
-/// What the client sent: a binary message, or the end of the socket.
+/// What the client sent.
 pub enum Incoming {
+    /// A binary message: a channel byte and its data.
     Binary(Bytes),
+    /// The socket's end (a close, or an error).
     Closed,
 }
 
@@ -29,7 +33,8 @@ where
     O: Sink<Option<Bytes>> + Unpin,
     F: Forwarder,
 {
-    let (out, mut queued) = mpsc::channel::<Bytes>(QUEUE);
+    // Room for every port's two announcements, made before the writer runs.
+    let (out, mut queued) = mpsc::channel::<Bytes>(2 * ports.len() + QUEUE);
     let mut client_data = Vec::new();
     let mut connections = JoinSet::new();
     for (index, port) in ports.into_iter().enumerate() {
@@ -89,10 +94,11 @@ async fn pass_events(index: usize, mut events: mpsc::Receiver<Event>, out: mpsc:
             Event::Data(data) => (data_channel(index), data),
             Event::Error(message) => (error_channel(index), Bytes::from(message)),
         };
-        let mut message = Vec::with_capacity(data.len() + 1);
-        message.push(channel);
-        message.extend_from_slice(&data);
-        if out.send(Bytes::from(message)).await.is_err() {
+        if out
+            .send(Bytes::from(data_message(channel, &data)))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -102,27 +108,8 @@ async fn pass_events(index: usize, mut events: mpsc::Receiver<Event>, out: mpsc:
 mod tests {
     use futures::channel::mpsc::unbounded;
 
+    use super::super::echo::{Echo, REFUSED};
     use super::*;
-
-    #[derive(Clone)]
-    struct Echo;
-
-    impl Forwarder for Echo {
-        async fn forward(
-            &self,
-            port: u16,
-            mut from_client: mpsc::Receiver<Bytes>,
-            to_client: mpsc::Sender<Event>,
-        ) {
-            if port == 1 {
-                let _ = to_client.send(Event::Error("refused".into())).await;
-                return;
-            }
-            while let Some(data) = from_client.recv().await {
-                let _ = to_client.send(Event::Data(data)).await;
-            }
-        }
-    }
 
     #[tokio::test]
     async fn ports_are_announced_echoed_and_the_socket_closes_after_the_half_close() {
@@ -143,10 +130,9 @@ mod tests {
                 Bytes::from_static(&[3, 1, 0]),
             ]
         );
-        assert_eq!(
-            received.next().await.flatten(),
-            Some(Bytes::from_static(b"\x03refused"))
-        );
+        let mut refusal = vec![3];
+        refusal.extend_from_slice(REFUSED.as_bytes());
+        assert_eq!(received.next().await.flatten(), Some(Bytes::from(refusal)));
         client
             .unbounded_send(Incoming::Binary(Bytes::from_static(b"\x00hi")))
             .expect("send");

@@ -11,7 +11,7 @@ use std::future::Future;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use skiff_api::portforward::{close_message, CLOSE_CHANNEL, WEBSOCKET_PROTOCOL_V5};
+use skiff_api::portforward::{close_message, data_message, CLOSE_CHANNEL, WEBSOCKET_PROTOCOL_V5};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -44,8 +44,10 @@ pub trait Forwarder: Clone + Send + Sync + 'static {
 #[derive(Clone)]
 pub struct PodForwarder {
     pub state: AppState,
+    /// The node the pod is bound to.
     pub node: String,
     pub namespace: String,
+    /// The pod's name.
     pub pod: String,
 }
 
@@ -70,57 +72,55 @@ impl Forwarder for PodForwarder {
     }
 }
 
-/// Passes one connection's bytes between its client and the agent's socket.
+/// Passes one connection's bytes between its client and the agent's socket, each direction
+/// in a loop of its own (neither waits on the other's sends). The client's half close ends
+/// only its direction; the agent's socket ending (or the client going away) ends both.
 async fn relay(
     agent: agent_socket::AgentSocket,
     mut from_client: mpsc::Receiver<Bytes>,
     to_client: mpsc::Sender<Event>,
 ) {
     let (mut sink, mut stream) = agent.split();
-    let mut port_seen = [false, false];
-    let mut client_open = true;
-    loop {
-        tokio::select! {
-            chunk = from_client.recv(), if client_open => {
-                let message = match chunk {
-                    Some(data) => {
-                        let mut message = Vec::with_capacity(data.len() + 1);
-                        message.push(0);
-                        message.extend_from_slice(&data);
-                        message
-                    }
-                    None => {
-                        client_open = false;
-                        close_message(0)
-                    }
-                };
-                // An agent that stopped reading (the pod refused the connection) still has its
-                // error to say: read on.
-                if sink.send(Message::Binary(message.into())).await.is_err() {
-                    client_open = false;
-                }
-            }
-            message = stream.next() => {
-                let Some(Ok(message)) = message else { break };
-                let data = match message {
-                    Message::Binary(data) => data,
-                    Message::Close(_) => break,
-                    _ => continue,
-                };
-                let event = match data.first().copied() {
-                    Some(channel @ (0 | 1)) if !port_seen[usize::from(channel)] => {
-                        port_seen[usize::from(channel)] = true;
-                        continue;
-                    }
-                    Some(0) => Event::Data(data.slice(1..)),
-                    Some(1) => Event::Error(String::from_utf8_lossy(&data[1..]).into_owned()),
-                    Some(CLOSE_CHANNEL) | None | Some(_) => continue,
-                };
-                if to_client.send(event).await.is_err() {
-                    break;
-                }
+    let upstream = async {
+        while let Some(data) = from_client.recv().await {
+            // An agent that stopped reading (the pod refused the connection) still has its
+            // error to say: the downstream reads on.
+            if sink.send(binary(data_message(0, &data))).await.is_err() {
+                return std::future::pending().await;
             }
         }
+        let _ = sink.send(binary(close_message(0))).await;
+        std::future::pending::<()>().await
+    };
+    let downstream = async {
+        let mut port_seen = [false, false];
+        while let Some(Ok(message)) = stream.next().await {
+            let data = match message {
+                Message::Binary(data) => data,
+                Message::Close(_) => return,
+                _ => continue,
+            };
+            let event = match data.first().copied() {
+                Some(channel @ (0 | 1)) if !port_seen[usize::from(channel)] => {
+                    port_seen[usize::from(channel)] = true;
+                    continue;
+                }
+                Some(0) => Event::Data(data.slice(1..)),
+                Some(1) => Event::Error(String::from_utf8_lossy(&data[1..]).into_owned()),
+                Some(CLOSE_CHANNEL) | None | Some(_) => continue,
+            };
+            if to_client.send(event).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = upstream => {}
+        () = downstream => {}
     }
     let _ = sink.send(Message::Close(None)).await;
+}
+
+fn binary(data: Vec<u8>) -> Message {
+    Message::Binary(data.into())
 }

@@ -6,6 +6,8 @@
 //! node: anything else is refused before the upgrade, with a Status that says why.
 
 mod channels;
+#[cfg(test)]
+mod echo;
 mod forward;
 mod spdy;
 
@@ -20,7 +22,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use skiff_api::portforward::{
-    parse_ports, SPDY_OVER_WEBSOCKET, SPDY_PROTOCOL, SPDY_UPGRADE, WEBSOCKET_PROTOCOL,
+    ports_in_query, SPDY_OVER_WEBSOCKET, SPDY_PROTOCOL, SPDY_UPGRADE, WEBSOCKET_PROTOCOL,
     WEBSOCKET_PROTOCOL_V5,
 };
 use skiff_api::resources;
@@ -67,12 +69,14 @@ pub async fn portforward(
         {
             return Ok(upgrade.on_upgrade(move |socket| spdy_over_websocket(socket, forwarder)));
         }
+        if upgrade.selected_protocol().is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "pods/portforward speaks the WebSocket subprotocols {SPDY_OVER_WEBSOCKET}, \
+                 {WEBSOCKET_PROTOCOL_V5} and {WEBSOCKET_PROTOCOL}: the request offers none"
+            )));
+        }
         let query = parts.uri.query().unwrap_or_default();
-        let values: Vec<String> = form_urlencoded::parse(query.as_bytes())
-            .filter(|(key, _)| key == "ports")
-            .map(|(_, value)| value.into_owned())
-            .collect();
-        let ports = parse_ports(values.iter().map(String::as_str)).map_err(ApiError::BadRequest)?;
+        let ports = ports_in_query(query, "ports").map_err(ApiError::BadRequest)?;
         Ok(upgrade.on_upgrade(move |socket| channel_socket(socket, ports, forwarder)))
     }
     .await;

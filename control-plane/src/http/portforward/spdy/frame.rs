@@ -46,25 +46,15 @@ pub enum Frame {
         headers: Bytes,
     },
     /// More headers on a stream (read only to keep the header compression in step).
-    Headers {
-        stream: u32,
-        headers: Bytes,
-    },
-    RstStream {
-        stream: u32,
-        status: u32,
-    },
-    Data {
-        stream: u32,
-        fin: bool,
-        data: Bytes,
-    },
-    Ping {
-        id: u32,
-    },
-    GoAway {
-        last_stream: u32,
-    },
+    Headers { stream: u32, headers: Bytes },
+    /// A stream ends abnormally with `status`.
+    RstStream { stream: u32, status: u32 },
+    /// Bytes on a stream; `fin`: the sender's last.
+    Data { stream: u32, fin: bool, data: Bytes },
+    /// A liveness check, echoed by its receiver.
+    Ping { id: u32 },
+    /// The sender ends the session.
+    GoAway { last_stream: u32 },
     /// `SETTINGS`, `WINDOW_UPDATE` and unknown control frames, which this server ignores.
     Ignored,
 }

@@ -5,7 +5,9 @@
 //! The pod's bytes come back on the data stream and an error as text on the error stream;
 //! both then end with `FIN`. A client's `FIN` on the data stream is a half close passed on to
 //! the pod. `PING`s are answered; flow control is not enforced (as spdystream, which kubectl
-//! and the kubelet use, does not).
+//! and the kubelet use, does not). One reader serves the session: a connection whose pod
+//! reads slower than its client writes holds up the session's other connections until its
+//! queue drains.
 
 mod frame;
 mod header_block;
@@ -88,9 +90,9 @@ where
                                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                                 .map(|(_, v)| v.clone())
                         };
-                        let (Some(kind), Some(request)) =
-                            (header(STREAM_TYPE_HEADER), header(REQUEST_ID_HEADER))
-                        else {
+                        let kind = header(STREAM_TYPE_HEADER)
+                            .filter(|k| k == STREAM_TYPE_DATA || k == STREAM_TYPE_ERROR);
+                        let (Some(kind), Some(request)) = (kind, header(REQUEST_ID_HEADER)) else {
                             let reset = Frame::RstStream {
                                 stream,
                                 status: REFUSED_STREAM,
@@ -101,21 +103,12 @@ where
                         let _ = out.send(Out::Reply(stream)).await;
                         let pair = pairs.entry(request.clone()).or_default();
                         pair.port = pair.port.take().or(header(PORT_HEADER));
-                        match kind.as_str() {
-                            STREAM_TYPE_DATA => {
-                                let (sender, receiver) = mpsc::channel(QUEUE);
-                                client_data.insert(stream, sender);
-                                pair.data = Some((stream, receiver));
-                            }
-                            STREAM_TYPE_ERROR => pair.error = Some(stream),
-                            _ => {
-                                let reset = Frame::RstStream {
-                                    stream,
-                                    status: REFUSED_STREAM,
-                                };
-                                let _ = out.send(Out::Frame(reset)).await;
-                                continue;
-                            }
+                        if kind == STREAM_TYPE_DATA {
+                            let (sender, receiver) = mpsc::channel(QUEUE);
+                            client_data.insert(stream, sender);
+                            pair.data = Some((stream, receiver));
+                        } else {
+                            pair.error = Some(stream);
                         }
                         if pair.data.is_some() && pair.error.is_some() {
                             let pair = pairs.remove(&request).expect("just seen");
@@ -149,7 +142,14 @@ where
                         let _ = out.send(Out::Frame(Frame::Ping { id })).await;
                     }
                     Frame::GoAway { .. } => break 'session,
-                    Frame::SynReply { .. } | Frame::Headers { .. } | Frame::Ignored => {}
+                    // Their header blocks advance the shared compression context.
+                    Frame::SynReply { headers, .. } | Frame::Headers { headers, .. } => {
+                        if let Err(err) = decoder.decode(&headers) {
+                            tracing::debug!(%err, "port-forward session ends");
+                            break 'session;
+                        }
+                    }
+                    Frame::Ignored => {}
                 }
             }
         }
