@@ -161,9 +161,7 @@ impl AsyncWrite for PortForwardStream {
             )));
         }
         let n = buf.len().min(MAX_MESSAGE_BYTES);
-        let mut message = Vec::with_capacity(1 + n);
-        message.push(portforward::data_channel(0));
-        message.extend_from_slice(&buf[..n]);
+        let message = portforward::data_message(portforward::data_channel(0), &buf[..n]);
         ready!(this.send(cx, message))?;
         Poll::Ready(Ok(n))
     }
