@@ -32,6 +32,7 @@ mod rules_review;
 mod secrets;
 mod self_subject_review;
 mod service_account_authn;
+mod spdy;
 mod table;
 mod token_review;
 mod trace;

@@ -37,9 +37,6 @@ pub const SPDY_PROTOCOL: &str = "portforward.k8s.io";
 /// The WebSocket subprotocol that tunnels SPDY (kubectl 1.31 and later).
 pub const SPDY_OVER_WEBSOCKET: &str = "SPDY/3.1+portforward.k8s.io";
 
-/// The `Upgrade` token of SPDY.
-pub const SPDY_UPGRADE: &str = "SPDY/3.1";
-
 /// The stream header naming the remote port.
 pub const PORT_HEADER: &str = "port";
 /// The stream header pairing a connection's data and error streams.

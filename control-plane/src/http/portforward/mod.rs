@@ -11,31 +11,22 @@ mod echo;
 mod forward;
 mod spdy;
 
-use axum::body::Body;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use skiff_api::portforward::{
-    ports_in_query, SPDY_OVER_WEBSOCKET, SPDY_PROTOCOL, SPDY_UPGRADE, WEBSOCKET_PROTOCOL,
-    WEBSOCKET_PROTOCOL_V5,
+    ports_in_query, SPDY_OVER_WEBSOCKET, SPDY_PROTOCOL, WEBSOCKET_PROTOCOL, WEBSOCKET_PROTOCOL_V5,
 };
 use skiff_api::resources;
-use tokio_util::codec::{BytesCodec, FramedWrite};
-use tokio_util::io::ReaderStream;
 
 use self::channels::Incoming;
 use self::forward::PodForwarder;
+use super::spdy::upgrade::{self, SPDY_UPGRADE};
 use super::AppState;
 use crate::error::ApiError;
-
-/// The header a SPDY client names its stream protocols in.
-const STREAM_PROTOCOL_HEADER: &str = "x-stream-protocol-version";
 
 /// `GET|POST /api/v1/namespaces/{namespace}/pods/{name}/portforward[?ports=P]`.
 pub async fn portforward(
@@ -46,8 +37,19 @@ pub async fn portforward(
     let result = async {
         let forwarder = resolve(&state, namespace, name).await?;
         let (mut parts, _body) = request.into_parts();
-        if upgrade_token(&parts.headers).is_some_and(|t| t.eq_ignore_ascii_case(SPDY_UPGRADE)) {
-            return spdy_upgrade(&parts.headers, parts.extensions.remove(), forwarder);
+        if upgrade::requested(&parts.headers) {
+            let protocol = upgrade::negotiate(
+                &parts.headers,
+                &[SPDY_PROTOCOL],
+                "pods/portforward",
+                &forwarder.pod,
+            )?;
+            return upgrade::respond(
+                parts.extensions.remove(),
+                protocol,
+                spdy::accept,
+                |streams, sender| spdy::forward_streams(streams, sender, forwarder),
+            );
         }
         let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
             .await
@@ -110,58 +112,6 @@ async fn resolve(
         namespace,
         pod: name,
     })
-}
-
-fn upgrade_token(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::UPGRADE)?.to_str().ok()
-}
-
-/// Answers an upgrade to SPDY/3.1 naming `portforward.k8s.io` and serves the session on the
-/// upgraded connection.
-fn spdy_upgrade(
-    headers: &HeaderMap,
-    on_upgrade: Option<OnUpgrade>,
-    forwarder: PodForwarder,
-) -> Result<Response, ApiError> {
-    let offered = headers
-        .get_all(STREAM_PROTOCOL_HEADER)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == SPDY_PROTOCOL);
-    if !offered {
-        return Err(ApiError::Forbidden {
-            resource: "pods/portforward".into(),
-            name: forwarder.pod,
-            message: format!(
-                "unable to upgrade: the client offers no stream protocol this server speaks \
-                 ({STREAM_PROTOCOL_HEADER}: {SPDY_PROTOCOL})"
-            ),
-        });
-    }
-    let on_upgrade = on_upgrade.ok_or_else(|| {
-        ApiError::BadRequest("this connection cannot be upgraded (HTTP/1.1 only)".into())
-    })?;
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let (read, write) = tokio::io::split(TokioIo::new(upgraded));
-                let incoming = ReaderStream::new(read)
-                    .take_while(|read| std::future::ready(read.is_ok()))
-                    .filter_map(|read| std::future::ready(read.ok()));
-                let outgoing = FramedWrite::new(write, BytesCodec::new());
-                spdy::serve(Box::pin(incoming), outgoing, forwarder).await;
-            }
-            Err(err) => tracing::debug!(%err, "port-forward upgrade failed"),
-        }
-    });
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, SPDY_UPGRADE)
-        .header(STREAM_PROTOCOL_HEADER, SPDY_PROTOCOL)
-        .body(Body::empty())
-        .expect("a static response"))
 }
 
 /// SPDY carried in the binary messages of a WebSocket.
