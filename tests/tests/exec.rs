@@ -3,16 +3,17 @@
 //! and an agent with `--runtimes wasm,linux`. In a busybox pod, a command's stdout and stderr
 //! arrive on the right streams and its exit code is the CLI's; `-i` pipes stdin; `-it` (under
 //! `script`, which gives the CLI a terminal) runs on a terminal of the container's own devpts,
-//! of the caller's size; `kubectl cp` copies a file in and out (tar over exec). A Wasm pod and
-//! an unknown container give clear errors. Needs root,
-//! cgroups, busybox-static, util-linux's `script`, kubectl and the built guests; leaves no
+//! of the caller's size; `kubectl cp` copies a file in and out (tar over exec). kubectl 1.32
+//! (WebSocket), kubectl 1.20 (SPDY) and the Python client (v4 WebSocket) do the same. A Wasm
+//! pod and an unknown container give clear errors. Needs root, cgroups, busybox-static,
+//! util-linux's `script`, both kubectls, the Python client and the built guests; leaves no
 //! process behind when it fails.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use skiff_e2e::linux::LinuxCluster;
-use skiff_e2e::{kubectl_output, wait_until, Skiff};
+use skiff_e2e::{kubectl_output, wait_until, PythonClient, Skiff};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -151,13 +152,67 @@ fn exec_streams_commands_in_linux_containers_and_refuses_wasm_ones() -> anyhow::
     )?;
     assert_eq!(failed.status.code(), Some(3), "{failed:?}");
     assert_eq!(String::from_utf8_lossy(&failed.stdout), "out\n");
-    // kubectl falls back to SPDY when the WebSocket is refused; that fallback is refused too.
+    // kubectl falls back to SPDY when the WebSocket is refused; the fallback is refused for
+    // the same reason, which kubectl prints.
     let wasm = kubectl_output(&server.url(), &cache, &["exec", "guest", "--", "sh"])?;
     let refused = String::from_utf8_lossy(&wasm.stderr);
     assert!(!wasm.status.success(), "{wasm:?}");
-    assert!(refused.contains("WebSocket"), "{refused}");
-    let stdin = kubectl_stdin(&server.url(), &cache, "hello kubectl")?;
+    assert!(
+        refused.contains("exec is not supported for Wasm containers"),
+        "{refused}"
+    );
+    let stdin = kubectl_stdin(
+        skiff_e2e::kubectl_command(&server.url(), &cache),
+        "hello kubectl",
+    )?;
     assert_eq!(stdin.trim(), "13", "kubectl exec -i");
+
+    // kubectl 1.20 speaks SPDY only: output on the right streams, the exit code, stdin to its
+    // end, and kubectl cp over it.
+    let old = |args: &[&str]| {
+        let mut command = skiff_e2e::kubectl_1_20_command(&server.url(), &cache);
+        command.args(args).output()
+    };
+    let spdy = old(&[
+        "exec",
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ])?;
+    assert_eq!(spdy.status.code(), Some(3), "{spdy:?}");
+    assert_eq!(String::from_utf8_lossy(&spdy.stdout), "out\n");
+    assert!(
+        String::from_utf8_lossy(&spdy.stderr).starts_with("err\n"),
+        "{spdy:?}"
+    );
+    let stdin = kubectl_stdin(
+        skiff_e2e::kubectl_1_20_command(&server.url(), &cache),
+        "hello over spdy",
+    )?;
+    assert_eq!(stdin.trim(), "15", "kubectl 1.20 exec -i");
+    let old_wasm = old(&["exec", "guest", "--", "sh"])?;
+    assert!(!old_wasm.status.success(), "{old_wasm:?}");
+    assert!(
+        String::from_utf8_lossy(&old_wasm.stderr)
+            .contains("exec is not supported for Wasm containers"),
+        "{old_wasm:?}"
+    );
+
+    // The Python client's WebSocket speaks v4: outputs, exit code and stdin.
+    let python = PythonClient::for_server(&server.url())?;
+    let seen = python.run("exec.py", &["default", "shell"])?;
+    assert_eq!(
+        seen["outputs"],
+        serde_json::json!({"stdout": "out\n", "stderr": "err\n", "code": 3}),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["stdin"],
+        serde_json::json!({"stdout": "12345", "stderr": "", "code": 0}),
+        "{seen}"
+    );
 
     // kubectl cp runs tar in the container over the same exec: a file in and back out.
     let local = tmp.path().join("copied-in.txt");
@@ -178,14 +233,22 @@ fn exec_streams_commands_in_linux_containers_and_refuses_wasm_ones() -> anyhow::
     )?;
     assert!(copy_out.status.success(), "{copy_out:?}");
     assert_eq!(std::fs::read_to_string(&back)?, "carried by kubectl cp\n");
+    let back_old = tmp.path().join("copied-out-1.20.txt");
+    let copy_old = old(&["cp", "shell:/tmp/in.txt", back_old.to_str().expect("utf-8")])?;
+    assert!(copy_old.status.success(), "{copy_old:?}");
+    assert_eq!(
+        std::fs::read_to_string(&back_old)?,
+        "carried by kubectl cp\n"
+    );
     cluster.agents[0].check_running()?;
     Ok(())
 }
 
-/// `kubectl exec -i shell -- wc -c` with `input` as its stdin; its stdout.
-fn kubectl_stdin(server: &str, cache: &std::path::Path, input: &str) -> anyhow::Result<String> {
+/// `kubectl exec -i shell -- wc -c` with `input` as its stdin, `kubectl` being the
+/// configured command; its stdout.
+fn kubectl_stdin(mut kubectl: Command, input: &str) -> anyhow::Result<String> {
     use std::io::Write;
-    let mut child = skiff_e2e::kubectl_command(server, cache)
+    let mut child = kubectl
         .args(["exec", "-i", "shell", "--", "wc", "-c"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

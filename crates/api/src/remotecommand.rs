@@ -1,13 +1,23 @@
 //! Kubernetes' remotecommand stream protocol `v5.channel.k8s.io` (what `kubectl exec` speaks
 //! over a WebSocket): each binary message is one channel byte and its data. The error
 //! channel carries a `metav1.Status` once, at the end: `Success`, or `Failure` with reason
-//! `NonZeroExitCode` and the code as its `ExitCode` cause.
+//! `NonZeroExitCode` and the code as its `ExitCode` cause. `v4.channel.k8s.io` (the client
+//! libraries' WebSocket, and every SPDY client) is the same without the close signal; over
+//! SPDY each channel is a stream of its own, named by its [`STREAM_TYPE_HEADER`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The WebSocket subprotocol (`Sec-WebSocket-Protocol`).
 pub const PROTOCOL: &str = "v5.channel.k8s.io";
+
+/// The protocol before the close signal: the client libraries' WebSocket subprotocol, and
+/// the stream protocol (`X-Stream-Protocol-Version`) of SPDY clients.
+pub const PROTOCOL_V4: &str = "v4.channel.k8s.io";
+
+/// The SPDY header naming what a stream carries: `stdin`, `stdout`, `stderr`, `error` or
+/// `resize`.
+pub use crate::portforward::STREAM_TYPE_HEADER;
 
 /// A message's channel, its first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +44,18 @@ impl Channel {
             Self::Resize => 4,
             Self::Close => 255,
         }
+    }
+
+    /// The channel a SPDY stream of `stream_type` carries (the close signal has none).
+    pub fn of_stream_type(stream_type: &str) -> Option<Self> {
+        Some(match stream_type {
+            "stdin" => Self::Stdin,
+            "stdout" => Self::Stdout,
+            "stderr" => Self::Stderr,
+            "error" => Self::Error,
+            "resize" => Self::Resize,
+            _ => return None,
+        })
     }
 
     fn from_byte(byte: u8) -> Option<Self> {
@@ -142,6 +164,8 @@ mod tests {
         assert_eq!(split(&[255, 0]), Ok((Channel::Close, &[0u8][..])));
         assert_eq!(split(&[]), Err(FrameError::Empty));
         assert_eq!(split(&[7, 1]), Err(FrameError::UnknownChannel(7)));
+        assert_eq!(Channel::of_stream_type("stderr"), Some(Channel::Stderr));
+        assert_eq!(Channel::of_stream_type("data"), None);
     }
 
     #[test]
