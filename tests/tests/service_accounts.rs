@@ -79,6 +79,22 @@ fn a_pod_token_is_its_service_account_until_the_pod_goes() -> anyhow::Result<()>
 
     let token = printed(&cli, &format!("{MOUNT}/token"))?;
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    // The kubelet's token for the API server lasts a year and says when it should have been
+    // refreshed (the 3607 s asked for), as Kubernetes extends it.
+    let payload = token.split('.').nth(1).expect("claims");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?)?;
+    let iat = claims["iat"].as_i64().expect("iat");
+    assert_eq!(
+        claims["exp"].as_i64(),
+        Some(iat + 365 * 24 * 3600),
+        "{claims}"
+    );
+    assert_eq!(
+        claims["kubernetes.io"]["warnafter"].as_i64(),
+        Some(iat + 3607),
+        "{claims}"
+    );
     assert_eq!(printed(&cli, &format!("{MOUNT}/namespace"))?, "default");
     let ca = printed(&cli, &format!("{MOUNT}/ca.crt"))?;
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");

@@ -125,6 +125,7 @@ mod tests {
             audiences: audiences.iter().map(|a| a.to_string()).collect(),
             expiration_seconds: 3600,
             bound: None,
+            extended: false,
         };
         let issuer = state.registry.tokens().expect("an issuer");
         let claims = spec.claims(

@@ -9,7 +9,9 @@ use skiff_api::resources::{self, ResourceKind};
 use super::service_account::service_accounts;
 use super::{object, Registry};
 use crate::error::ApiError;
-use crate::serviceaccount::{Bindings, BoundKind, BoundObject, BoundRef, TokenRequestSpec};
+use crate::serviceaccount::{
+    Bindings, BoundKind, BoundObject, BoundRef, SpecError, TokenRequestSpec,
+};
 
 /// Who asks for a token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,13 +49,17 @@ impl Registry {
         }
         let typed: TokenRequest = serde_json::from_value(asked)
             .map_err(|e| ApiError::BadRequest(format!("the body is not a TokenRequest: {e}")))?;
-        let spec = TokenRequestSpec::parse(&typed, tokens.audiences()).map_err(|causes| {
-            ApiError::Invalid {
-                kind: "TokenRequest".into(),
-                name: name.into(),
-                causes,
-            }
-        })?;
+        let spec =
+            TokenRequestSpec::parse(&typed, tokens.audiences()).map_err(|err| match err {
+                SpecError::Invalid(causes) => ApiError::Invalid {
+                    kind: "TokenRequest".into(),
+                    name: name.into(),
+                    causes,
+                },
+                SpecError::UnsupportedKind(kind) => ApiError::BadRequest(format!(
+                    "cannot bind token for serviceaccount {name:?} to object of kind {kind:?}"
+                )),
+            })?;
         let account = self.get(service_accounts(), Some(namespace), name).await?;
         let account = BoundRef {
             name: name.to_string(),
@@ -100,7 +106,8 @@ impl Registry {
         let token = tokens
             .sign(&claims)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let expires = jiff::Timestamp::from_second(claims.exp)
+        // An extended token's answer says when to refresh it, as Kubernetes' does.
+        let expires = jiff::Timestamp::from_second(now + spec.expiration_seconds)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let mut answer = request;
         answer["apiVersion"] = json!(AUTHENTICATION_V1);

@@ -10,7 +10,7 @@ mod token;
 
 pub use legacy::LegacyClaims;
 pub use request::{
-    Bindings, BoundKind, BoundObject, TokenRequestSpec, DEFAULT_EXPIRATION_SECONDS,
+    Bindings, BoundKind, BoundObject, SpecError, TokenRequestSpec, DEFAULT_EXPIRATION_SECONDS,
     MAX_EXPIRATION_SECONDS,
 };
 pub use token::{BoundRef, Claims, KubernetesClaims, TokenError, TokenIssuer, DEFAULT_ISSUER};

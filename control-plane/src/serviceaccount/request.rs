@@ -1,6 +1,10 @@
 //! What a TokenRequest (`authentication.k8s.io/v1`) asks for, checked as Kubernetes checks
 //! it: audiences (default: the API server's), a lifetime of at least 10 minutes (default one
 //! hour, capped at 48 hours), and optionally a Pod, Secret or Node the token is bound to.
+//! A pod-bound token for the API server asked for 3607 s (what the kubelet asks for) lasts a
+//! year and says when it should have been refreshed (`warnafter`), as Kubernetes'
+//! `--service-account-extend-token-expiration` (on by default) makes it, so clients that never
+//! re-read their token keep working.
 
 use skiff_api::k8s_openapi::api::authentication::v1::TokenRequest;
 use skiff_api::validation::{FieldError, FieldErrorReason};
@@ -14,6 +18,11 @@ pub const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
 pub const MIN_EXPIRATION_SECONDS: i64 = 600;
 /// Longer requests are cut to this (Kubernetes' `--service-account-max-token-expiration`).
 pub const MAX_EXPIRATION_SECONDS: i64 = 48 * 3600;
+/// The lifetime whose pod-bound tokens are extended (Kubernetes'
+/// `WarnOnlyBoundTokenExpirationSeconds`, the kubelet's request).
+pub const WARN_ONLY_EXPIRATION_SECONDS: i64 = 3607;
+/// How long an extended token lasts (Kubernetes' `ExpirationExtensionSeconds`, a year).
+pub const EXTENDED_EXPIRATION_SECONDS: i64 = 365 * 24 * 3600;
 
 /// A checked TokenRequest spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +31,18 @@ pub struct TokenRequestSpec {
     pub expiration_seconds: i64,
     /// The object the token is bound to (`spec.boundObjectRef`).
     pub bound: Option<BoundObject>,
+    /// The token lasts [`EXTENDED_EXPIRATION_SECONDS`], `expiration_seconds` being only when
+    /// its holder should have replaced it (`warnafter`).
+    pub extended: bool,
+}
+
+/// A TokenRequest that cannot be answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SpecError {
+    /// Fields that do not validate (a 422).
+    Invalid(Vec<FieldError>),
+    /// `boundObjectRef` names a kind no token binds to (a 400, as Kubernetes answers).
+    UnsupportedKind(String),
 }
 
 /// The kinds a token may be bound to, as Kubernetes allows them (all `v1`).
@@ -57,7 +78,7 @@ impl TokenRequestSpec {
     pub fn parse(
         request: &TokenRequest,
         default_audiences: &[String],
-    ) -> Result<TokenRequestSpec, Vec<FieldError>> {
+    ) -> Result<TokenRequestSpec, SpecError> {
         let spec = &request.spec;
         let mut errors = Vec::new();
         let expiration_seconds = spec
@@ -70,23 +91,26 @@ impl TokenRequestSpec {
                 format!("may not specify a duration less than {MIN_EXPIRATION_SECONDS} seconds"),
             ));
         }
+        if let Some(bound) = &spec.bound_object_ref {
+            let api_version = bound.api_version.as_deref().unwrap_or_default();
+            let core = api_version.is_empty() || !api_version.contains('/');
+            let kind = bound.kind.as_deref().unwrap_or_default();
+            if !(core && matches!(kind, "Pod" | "Secret" | "Node")) {
+                let group_version = if api_version.contains('/') {
+                    api_version.to_string()
+                } else {
+                    format!("/{api_version}")
+                };
+                return Err(SpecError::UnsupportedKind(format!(
+                    "{group_version}, Kind={kind}"
+                )));
+            }
+        }
         let bound = spec.bound_object_ref.as_ref().and_then(|bound| {
-            let v1 = bound.api_version.as_deref().unwrap_or("v1") == "v1";
             let kind = match bound.kind.as_deref() {
-                Some("Pod") if v1 => BoundKind::Pod,
-                Some("Secret") if v1 => BoundKind::Secret,
-                Some("Node") if v1 => BoundKind::Node,
-                other => {
-                    errors.push(error(
-                        "spec.boundObjectRef.kind",
-                        FieldErrorReason::NotSupported,
-                        format!(
-                            "{other:?}: supported values: \"Pod\", \"Secret\", \"Node\" \
-                             (apiVersion v1)"
-                        ),
-                    ));
-                    return None;
-                }
+                Some("Pod") => BoundKind::Pod,
+                Some("Secret") => BoundKind::Secret,
+                _ => BoundKind::Node,
             };
             let Some(name) = bound.name.as_deref().filter(|n| !n.is_empty()) else {
                 errors.push(error(
@@ -103,17 +127,21 @@ impl TokenRequestSpec {
             })
         });
         if !errors.is_empty() {
-            return Err(errors);
+            return Err(SpecError::Invalid(errors));
         }
         let audiences = if spec.audiences.is_empty() {
             default_audiences.to_vec()
         } else {
             spec.audiences.clone()
         };
+        let extended = expiration_seconds == WARN_ONLY_EXPIRATION_SECONDS
+            && bound.as_ref().is_some_and(|b| b.kind == BoundKind::Pod)
+            && audiences.iter().all(|a| default_audiences.contains(a));
         Ok(TokenRequestSpec {
             audiences,
             expiration_seconds: expiration_seconds.min(MAX_EXPIRATION_SECONDS),
             bound,
+            extended,
         })
     }
 
@@ -127,11 +155,17 @@ impl TokenRequestSpec {
         bound: Bindings,
         now: i64,
     ) -> Claims {
+        let refresh = now + self.expiration_seconds;
+        let (exp, warnafter) = if self.extended {
+            (now + EXTENDED_EXPIRATION_SECONDS, Some(refresh))
+        } else {
+            (refresh, None)
+        };
         Claims {
             iss: issuer.to_string(),
             sub: service_account_user(namespace, &account.name),
             aud: self.audiences.clone(),
-            exp: now + self.expiration_seconds,
+            exp,
             iat: now,
             nbf: now,
             jti: uuid::Uuid::new_v4().to_string(),
@@ -141,6 +175,7 @@ impl TokenRequestSpec {
                 pod: bound.pod,
                 secret: bound.secret,
                 node: bound.node,
+                warnafter,
             },
         }
     }
@@ -162,7 +197,7 @@ mod tests {
 
     use super::*;
 
-    fn parse(spec: serde_json::Value) -> Result<TokenRequestSpec, Vec<FieldError>> {
+    fn parse(spec: serde_json::Value) -> Result<TokenRequestSpec, SpecError> {
         let request: TokenRequest =
             serde_json::from_value(json!({"spec": spec})).expect("a TokenRequest");
         TokenRequestSpec::parse(&request, &["https://kubernetes.default.svc".into()])
@@ -176,7 +211,9 @@ mod tests {
         assert_eq!(spec.bound, None);
         let long = parse(json!({"expirationSeconds": 10_000_000})).expect("valid");
         assert_eq!(long.expiration_seconds, MAX_EXPIRATION_SECONDS);
-        let short = parse(json!({"expirationSeconds": 599})).expect_err("too short");
+        let Err(SpecError::Invalid(short)) = parse(json!({"expirationSeconds": 599})) else {
+            panic!("too short");
+        };
         assert_eq!(short[0].field, "spec.expirationSeconds");
         let custom = parse(json!({"audiences": ["vault"]})).expect("valid");
         assert_eq!(custom.audiences, ["vault"]);
@@ -201,20 +238,24 @@ mod tests {
             let bound = spec.bound.expect("bound");
             assert_eq!((bound.kind, bound.uid), (expected, None));
         }
-        for (bound, field) in [
+        for (bound, kind) in [
             (
                 json!({"kind": "ConfigMap", "name": "c"}),
-                "spec.boundObjectRef.kind",
+                "/, Kind=ConfigMap",
             ),
             (
                 json!({"kind": "Pod", "apiVersion": "apps/v1", "name": "p"}),
-                "spec.boundObjectRef.kind",
+                "apps/v1, Kind=Pod",
             ),
-            (json!({"kind": "Secret"}), "spec.boundObjectRef.name"),
         ] {
-            let errors = parse(json!({"boundObjectRef": bound})).expect_err("refused");
-            assert_eq!(errors[0].field, field, "{bound}");
+            let refused = parse(json!({"boundObjectRef": bound}));
+            assert_eq!(refused, Err(SpecError::UnsupportedKind(kind.into())));
         }
+        let Err(SpecError::Invalid(errors)) = parse(json!({"boundObjectRef": {"kind": "Secret"}}))
+        else {
+            panic!("a binding without a name is invalid");
+        };
+        assert_eq!(errors[0].field, "spec.boundObjectRef.name");
     }
 
     #[test]
@@ -235,9 +276,34 @@ mod tests {
         let claims = spec.claims("iss", "ns1", account, bound, 1000);
         assert_eq!(claims.sub, "system:serviceaccount:ns1:default");
         assert_eq!((claims.iat, claims.nbf, claims.exp), (1000, 1000, 4607));
+        assert_eq!(claims.kubernetes.warnafter, None);
         let json = serde_json::to_value(&claims).expect("json");
         assert_eq!(json["kubernetes.io"]["pod"]["uid"], "pod-uid");
         assert_eq!(json["kubernetes.io"]["serviceaccount"]["name"], "default");
         assert_eq!(json["kubernetes.io"]["namespace"], "ns1");
+    }
+
+    #[test]
+    fn the_kubelets_pod_tokens_for_the_api_server_last_a_year_and_warn_after_3607_seconds() {
+        let pod = json!({"kind": "Pod", "apiVersion": "v1", "name": "web"});
+        let spec = parse(json!({"expirationSeconds": 3607, "boundObjectRef": pod})).expect("valid");
+        assert!(spec.extended);
+        let account = BoundRef {
+            name: "default".into(),
+            uid: "sa-uid".into(),
+        };
+        let claims = spec.claims("iss", "ns1", account, Bindings::default(), 1000);
+        assert_eq!(claims.exp, 1000 + EXTENDED_EXPIRATION_SECONDS);
+        assert_eq!(claims.kubernetes.warnafter, Some(4607));
+        let json = serde_json::to_value(&claims).expect("json");
+        assert_eq!(json["kubernetes.io"]["warnafter"], 4607);
+        // Another lifetime, another audience or no pod: the token lasts what it asked for.
+        for other in [
+            json!({"expirationSeconds": 3600, "boundObjectRef": pod}),
+            json!({"expirationSeconds": 3607, "boundObjectRef": pod, "audiences": ["vault"]}),
+            json!({"expirationSeconds": 3607}),
+        ] {
+            assert!(!parse(other.clone()).expect("valid").extended, "{other}");
+        }
     }
 }

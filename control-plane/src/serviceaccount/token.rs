@@ -32,6 +32,10 @@ pub struct KubernetesClaims {
     /// made (Kubernetes' `ServiceAccountTokenPodNodeInfo`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<BoundRef>,
+    /// For a token extended past its asked lifetime: when its holder should have replaced it
+    /// (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warnafter: Option<i64>,
 }
 
 /// The claims of a ServiceAccount token.
@@ -173,6 +177,7 @@ mod tests {
                 pod: None,
                 secret: None,
                 node: None,
+                warnafter: None,
             },
         }
     }
