@@ -148,6 +148,7 @@ pub(super) async fn authenticate_token(
             &state.authorizer,
             token,
             Some(wanted),
+            &state.metrics.api.stale_tokens,
         )
         .await;
     }

@@ -23,6 +23,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
+use prometheus_client::metrics::counter::Counter;
 use serde_json::Value;
 use skiff_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use skiff_api::resources::{self, ResourceKind};
@@ -54,12 +55,14 @@ pub struct Authenticated {
 }
 
 /// The user a ServiceAccount `token` for one of `audiences` (`None`: the API server's)
-/// authenticates, or 401.
+/// authenticates, or 401. A use of an extended token past its `warnafter` counts in
+/// `stale_tokens` and is logged, as Kubernetes reports it.
 pub async fn authenticate(
     registry: &Registry,
     cache: &Authorizer,
     token: &str,
     audiences: Option<&[String]>,
+    stale_tokens: &Counter,
 ) -> Result<Authenticated, ApiError> {
     let Some(tokens) = registry.tokens() else {
         return Err(ApiError::Unauthorized(
@@ -121,6 +124,15 @@ pub async fn authenticate(
     }
     let mut user = account_user(namespace, &k.serviceaccount);
     user.extra = extra;
+    let now = jiff::Timestamp::now().as_second();
+    if let Some(late) = k.warnafter.map(|warn| now - warn).filter(|late| *late > 0) {
+        stale_tokens.inc();
+        tracing::debug!(
+            user = %user.name,
+            seconds_after_warning_threshold = late,
+            "a stale ServiceAccount token was used: its holder should have refreshed it"
+        );
+    }
     let audiences = claims
         .aud
         .iter()

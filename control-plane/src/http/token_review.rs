@@ -121,11 +121,22 @@ mod tests {
 
     /// A token for `account` in `default`, for `audiences`.
     fn token_for(state: &AppState, account: &BoundRef, audiences: &[&str]) -> String {
+        token_issued(state, account, audiences, false, 0)
+    }
+
+    /// As [`token_for`], issued `ago` seconds ago, `extended` or not.
+    fn token_issued(
+        state: &AppState,
+        account: &BoundRef,
+        audiences: &[&str],
+        extended: bool,
+        ago: i64,
+    ) -> String {
         let spec = TokenRequestSpec {
             audiences: audiences.iter().map(|a| a.to_string()).collect(),
-            expiration_seconds: 3600,
+            expiration_seconds: 3607,
             bound: None,
-            extended: false,
+            extended,
         };
         let issuer = state.registry.tokens().expect("an issuer");
         let claims = spec.claims(
@@ -133,7 +144,7 @@ mod tests {
             "default",
             account.clone(),
             Bindings::default(),
-            jiff::Timestamp::now().as_second(),
+            jiff::Timestamp::now().as_second() - ago,
         );
         issuer.sign(&claims).expect("sign")
     }
@@ -233,5 +244,30 @@ mod tests {
             .await
             .expect_err("no token");
         assert!(missing.to_string().contains("spec.token"), "{missing}");
+    }
+
+    #[tokio::test]
+    async fn an_extended_token_used_past_its_warnafter_is_counted_stale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(dir.path()).await;
+        let bot = account(&state).await;
+        let api = ["https://kubernetes.default.svc"];
+        for (extended, ago) in [(true, 60), (false, 60)] {
+            let fresh = token_issued(&state, &bot, &api, extended, ago);
+            let answer = ask(&state, json!({"token": fresh})).await;
+            assert_eq!(answer["status"]["authenticated"], true, "{answer}");
+        }
+        assert_eq!(state.metrics.api.stale_tokens.get(), 0);
+        let stale = token_issued(&state, &bot, &api, true, 3700);
+        let answer = ask(&state, json!({"token": stale})).await;
+        assert_eq!(
+            answer["status"]["authenticated"], true,
+            "still valid: {answer}"
+        );
+        assert_eq!(state.metrics.api.stale_tokens.get(), 1);
+        assert!(state
+            .metrics
+            .encode()
+            .contains("serviceaccount_stale_tokens_total 1"));
     }
 }

@@ -68,6 +68,9 @@ pub struct ApiMetrics {
     pub watchers: Family<WatcherLabels, Gauge>,
     /// `apiserver_current_inflight_requests`: short requests being served now.
     pub inflight: Family<InflightLabels, Gauge>,
+    /// `serviceaccount_stale_tokens_total`: uses of extended ServiceAccount tokens past their
+    /// `warnafter`.
+    pub stale_tokens: Counter,
 }
 
 fn request_histogram() -> Histogram {
@@ -83,6 +86,7 @@ impl ApiMetrics {
             longrunning: Family::default(),
             watchers: Family::default(),
             inflight: Family::default(),
+            stale_tokens: Counter::default(),
         };
         registry.register(
             "apiserver_request",
@@ -108,6 +112,11 @@ impl ApiMetrics {
             "apiserver_current_inflight_requests",
             "Requests this apiserver is serving now (long-running ones apart), per request kind",
             metrics.inflight.clone(),
+        );
+        registry.register(
+            "serviceaccount_stale_tokens",
+            "Cumulative stale projected service account tokens used",
+            metrics.stale_tokens.clone(),
         );
         for request_kind in ["readOnly", "mutating"] {
             drop(
