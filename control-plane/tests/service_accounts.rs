@@ -617,8 +617,7 @@ async fn tokens_bound_to_a_secret_or_a_node_die_with_it() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(
-        answer["message"],
-        "cannot bind token for serviceaccount \"default\" to object of kind \"/v1, Kind=ConfigMap\"",
+        answer["message"], "cannot bind token to object of type /v1, Kind=ConfigMap",
         "Kubernetes' words: {answer}"
     );
     let nameless = json!({"spec": {"boundObjectRef": {"kind": "Secret"}}});

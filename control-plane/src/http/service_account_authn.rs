@@ -55,8 +55,8 @@ pub struct Authenticated {
 }
 
 /// The user a ServiceAccount `token` for one of `audiences` (`None`: the API server's)
-/// authenticates, or 401. A use of an extended token past its `warnafter` counts in
-/// `stale_tokens` and is logged, as Kubernetes reports it.
+/// authenticates, or 401. Each use of an extended token past its `warnafter` counts in
+/// `stale_tokens` and is logged.
 pub async fn authenticate(
     registry: &Registry,
     cache: &Authorizer,

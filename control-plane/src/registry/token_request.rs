@@ -56,9 +56,9 @@ impl Registry {
                     name: name.into(),
                     causes,
                 },
-                SpecError::UnsupportedKind(kind) => ApiError::BadRequest(format!(
-                    "cannot bind token for serviceaccount {name:?} to object of kind {kind:?}"
-                )),
+                unsupported @ SpecError::UnsupportedKind(_) => {
+                    ApiError::BadRequest(unsupported.to_string())
+                }
             })?;
         let account = self.get(service_accounts(), Some(namespace), name).await?;
         let account = BoundRef {

@@ -37,11 +37,14 @@ pub struct TokenRequestSpec {
 }
 
 /// A TokenRequest that cannot be answered.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
     /// Fields that do not validate (a 422).
+    #[error("the TokenRequest is invalid: {0:?}")]
     Invalid(Vec<FieldError>),
-    /// `boundObjectRef` names a kind no token binds to (a 400, as Kubernetes answers).
+    /// `boundObjectRef` names a kind no token binds to (a 400, as Kubernetes answers), as
+    /// `GROUP/VERSION, Kind=KIND`.
+    #[error("cannot bind token to object of type {0}")]
     UnsupportedKind(String),
 }
 
@@ -91,26 +94,23 @@ impl TokenRequestSpec {
                 format!("may not specify a duration less than {MIN_EXPIRATION_SECONDS} seconds"),
             ));
         }
-        if let Some(bound) = &spec.bound_object_ref {
-            let api_version = bound.api_version.as_deref().unwrap_or_default();
-            let core = api_version.is_empty() || !api_version.contains('/');
-            let kind = bound.kind.as_deref().unwrap_or_default();
-            if !(core && matches!(kind, "Pod" | "Secret" | "Node")) {
-                let group_version = if api_version.contains('/') {
-                    api_version.to_string()
-                } else {
-                    format!("/{api_version}")
-                };
-                return Err(SpecError::UnsupportedKind(format!(
-                    "{group_version}, Kind={kind}"
-                )));
-            }
-        }
+        let mut unsupported = None;
         let bound = spec.bound_object_ref.as_ref().and_then(|bound| {
-            let kind = match bound.kind.as_deref() {
-                Some("Pod") => BoundKind::Pod,
-                Some("Secret") => BoundKind::Secret,
-                _ => BoundKind::Node,
+            let api_version = bound.api_version.as_deref().unwrap_or_default();
+            let core = !api_version.contains('/');
+            let kind = match bound.kind.as_deref().unwrap_or_default() {
+                "Pod" if core => BoundKind::Pod,
+                "Secret" if core => BoundKind::Secret,
+                "Node" if core => BoundKind::Node,
+                other => {
+                    let group_version = if core {
+                        format!("/{api_version}")
+                    } else {
+                        api_version.to_string()
+                    };
+                    unsupported = Some(format!("{group_version}, Kind={other}"));
+                    return None;
+                }
             };
             let Some(name) = bound.name.as_deref().filter(|n| !n.is_empty()) else {
                 errors.push(error(
@@ -128,6 +128,9 @@ impl TokenRequestSpec {
         });
         if !errors.is_empty() {
             return Err(SpecError::Invalid(errors));
+        }
+        if let Some(kind) = unsupported {
+            return Err(SpecError::UnsupportedKind(kind));
         }
         let audiences = if spec.audiences.is_empty() {
             default_audiences.to_vec()

@@ -37,14 +37,13 @@ pub async fn exec(
                 "pods/exec",
                 &name,
             )?;
+            // Nothing runs for a connection that cannot be upgraded.
+            let on_upgrade = upgrade::on_upgrade(&mut parts.extensions)?;
             let agent = target.connect(&state).await?;
             let streams = target.streams;
-            return upgrade::respond(
-                parts.extensions.remove(),
-                protocol,
-                spdy::accept,
-                move |opened, sender| spdy::relay(opened, sender, agent, streams),
-            );
+            return upgrade::respond(on_upgrade, protocol, spdy::accept, move |opened, sender| {
+                spdy::relay(opened, sender, agent, streams)
+            });
         }
         let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
             .await

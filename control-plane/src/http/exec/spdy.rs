@@ -5,7 +5,8 @@
 //! timeout) the command's channels are relayed to and from the agent's v5 socket. The end of
 //! the client's stdin stream is the close signal for stdin; the resize stream carries JSON
 //! terminal sizes back to back. When the agent closes (after the exit status on the error
-//! stream), the output and error streams end with `FIN`.
+//! stream; a `Failure` status is written for an agent that closed without one), the output
+//! and error streams end with `FIN`. Streams opened later are dropped.
 
 use std::time::Duration;
 
@@ -130,6 +131,7 @@ pub async fn relay(
         }
         std::future::pending::<()>().await
     };
+    let mut status_sent = false;
     let downstream = async {
         while let Some(Ok(message)) = from_agent.next().await {
             let data = match message {
@@ -144,12 +146,23 @@ pub async fn relay(
                 if !sender.data(stream, data.slice(1..)).await {
                     return;
                 }
+                status_sent |= channel == Channel::Error;
             }
         }
+    };
+    // Later streams are dropped, so that their bytes never hold up the session's reader.
+    let draining = async {
+        while opening.recv().await.is_some() {}
+        std::future::pending::<()>().await
     };
     tokio::select! {
         () = upstream => {}
         () = downstream => {}
+        () = draining => {}
+    }
+    if let (false, Some(error)) = (status_sent, opened.error) {
+        let lost = remotecommand::failure("the node's exec stream ended without an exit status");
+        sender.data(error, Bytes::from(lost.to_string())).await;
     }
     for stream in [opened.stdout, opened.stderr, opened.error]
         .into_iter()

@@ -45,7 +45,7 @@ pub async fn portforward(
                 &forwarder.pod,
             )?;
             return upgrade::respond(
-                parts.extensions.remove(),
+                upgrade::on_upgrade(&mut parts.extensions)?,
                 protocol,
                 spdy::accept,
                 |streams, sender| spdy::forward_streams(streams, sender, forwarder),

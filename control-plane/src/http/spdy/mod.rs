@@ -33,6 +33,7 @@ const QUEUE: usize = 64;
 
 /// A stream the client opened and the session accepted.
 pub struct Stream {
+    /// The stream's id, which [`Sender`] writes to.
     pub id: u32,
     /// Its headers, names lowercase.
     pub headers: Headers,
@@ -142,7 +143,9 @@ async fn read_frames<I, A>(
             };
             match frame {
                 Frame::SynStream {
-                    stream, headers, ..
+                    stream,
+                    fin,
+                    headers,
                 } => {
                     let headers = match decoder.decode(&headers) {
                         Ok(headers) => headers,
@@ -160,7 +163,10 @@ async fn read_frames<I, A>(
                     }
                     let _ = out.send(Out::Reply(stream)).await;
                     let (sender, data) = mpsc::channel(QUEUE);
-                    client_data.insert(stream, sender);
+                    // A stream opened with FIN carries nothing from the client: its data ends.
+                    if !fin {
+                        client_data.insert(stream, sender);
+                    }
                     let opened = Stream {
                         id: stream,
                         headers,

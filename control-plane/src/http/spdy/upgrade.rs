@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::StreamExt;
 use hyper::upgrade::OnUpgrade;
@@ -60,10 +60,17 @@ pub fn negotiate(
         })
 }
 
+/// The request's upgrade, or a 400 for a connection that cannot be upgraded (HTTP/2).
+pub fn on_upgrade(extensions: &mut Extensions) -> Result<OnUpgrade, ApiError> {
+    extensions.remove().ok_or_else(|| {
+        ApiError::BadRequest("this connection cannot be upgraded (HTTP/1.1 only)".into())
+    })
+}
+
 /// Answers the upgrade naming `protocol` and serves the session on the upgraded connection
 /// (see [`super::serve`] for `accept` and `endpoint`).
 pub fn respond<A, E, F>(
-    on_upgrade: Option<OnUpgrade>,
+    on_upgrade: OnUpgrade,
     protocol: &'static str,
     accept: A,
     endpoint: E,
@@ -73,9 +80,6 @@ where
     E: FnOnce(mpsc::Receiver<Stream>, Sender) -> F + Send + 'static,
     F: Future<Output = ()> + Send,
 {
-    let on_upgrade = on_upgrade.ok_or_else(|| {
-        ApiError::BadRequest("this connection cannot be upgraded (HTTP/1.1 only)".into())
-    })?;
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {

@@ -164,6 +164,9 @@ async fn an_unknown_stream_type_is_refused() {
 async fn a_client_that_does_not_open_its_streams_is_dropped_after_the_timeout() {
     let mut client = start(STDIO).await;
     open(&mut client, &[(1, "error"), (3, "stdin")]).await;
-    // Paused time runs to the timeout once everything waits; the server closes the session.
+    // Paused time runs on while everything waits: the session stays until the timeout, then
+    // the server closes it.
+    let early = tokio::time::timeout(Duration::from_secs(29), client.next_or_end()).await;
+    assert!(early.is_err(), "closed before the timeout: {early:?}");
     assert_eq!(client.next_or_end().await, None);
 }
