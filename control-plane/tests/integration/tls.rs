@@ -4,8 +4,6 @@
 //! (`--insecure-http`), and the user's own serving certificate (`--tls-cert-file`) is
 //! reloaded when its files change.
 
-mod common;
-
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -15,7 +13,7 @@ use skiff_control_plane::pki::{
 };
 use skiff_control_plane::{Server, ServerConfig, ServerError, ServerHandle};
 
-use common::client;
+use crate::common::client;
 
 async fn start(insecure_http: Option<&str>) -> (tempfile::TempDir, Arc<ServerTls>, ServerHandle) {
     let dir = tempfile::tempdir().expect("tempdir");

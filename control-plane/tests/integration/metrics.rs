@@ -2,14 +2,12 @@
 //! and process export theirs, open watches are counted while open, and RBAC decides who may
 //! scrape (`system:monitoring` may, a plain user may not).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use skiff_control_plane::{Server, ServerConfig};
 
-use common::TlsServer;
+use crate::common::TlsServer;
 
 /// The value of the series written exactly as `series` (name and labels), if present.
 fn value(text: &str, series: &str) -> Option<f64> {

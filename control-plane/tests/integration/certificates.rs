@@ -4,15 +4,15 @@
 //! node authorizer; a user's request waits for `/approval`, which only those allowed to
 //! approve for its signer may write; a denied request is never signed.
 
-mod common;
-
 use std::time::Duration;
 
 use base64::Engine;
-use common::{json, TlsServer};
 use rcgen::{CertificateParams, DnType, KeyPair};
 use serde_json::{json, Value};
 use skiff_control_plane::pki::IssuedCert;
+
+use crate::common;
+use crate::common::{json, TlsServer};
 
 const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 const DEADLINE: Duration = Duration::from_secs(15);

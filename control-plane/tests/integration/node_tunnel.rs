@@ -6,18 +6,17 @@
 //! plain-HTTP listener a tunnel opened with a join token is refused with a bad token and
 //! closed once its token is deleted.
 
-mod common;
-
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use common::TlsServer;
 use serde_json::json;
 use skiff_api::join_token::{self, JoinToken};
 use skiff_control_plane::{Server, ServerConfig};
 use skiff_net::tunnel::PROTOCOL;
 use tokio_util::sync::CancellationToken;
+
+use crate::common::TlsServer;
 
 const DEADLINE: Duration = Duration::from_secs(15);
 

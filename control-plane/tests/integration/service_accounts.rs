@@ -4,8 +4,6 @@
 //! when the account or the pod they are bound to is gone; pod admission settles the account
 //! and mounts the token volume.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +12,7 @@ use serde_json::{json, Value};
 use skiff_control_plane::pki::{serving_names, CertRequest, ServerTls, TlsOptions, Usage};
 use skiff_control_plane::{Server, ServerConfig, ServerHandle};
 
-use common::client;
+use crate::common::client;
 
 struct Cluster {
     _dir: tempfile::TempDir,

@@ -5,7 +5,8 @@
 //! once more. In a three-member control plane the agent keeps a tunnel to every member, so each
 //! one serves its logs, also when it was given one member alone: it learns the others from
 //! the `kubernetes` Service's endpoints, which drop a stopped member once its lease expires.
-//! (A tunnel without a valid join token is refused: control-plane/tests/node_tunnel.rs.)
+//! (A tunnel without a valid join token is refused:
+//! control-plane/tests/integration/node_tunnel.rs.)
 
 use std::collections::BTreeSet;
 use std::time::Duration;
