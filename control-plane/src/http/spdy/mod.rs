@@ -2,8 +2,10 @@
 //! kubectl and the kubelet speak through spdystream): the client opens streams, each named by
 //! its headers, the server answers each it accepts with a `SYN_REPLY` (or refuses it with
 //! `RST_STREAM`) and hands it to the endpoint with the client's bytes on it, and the endpoint
-//! writes back on any stream and ends it with `FIN`. `PING`s are answered; flow control is
-//! not enforced (spdystream does not enforce it either). One reader serves the session: a
+//! writes back on any stream and ends it with `FIN`. `PING`s are answered; a `GOAWAY` refuses
+//! the streams opened after it while those open go on (spdystream's `Close` sends it, then
+//! waits for its streams); flow control is not enforced (spdystream does not enforce it
+//! either). One reader serves the session: a
 //! stream whose endpoint reads slower than its client writes holds up the session's other
 //! streams until its queue drains.
 
@@ -11,6 +13,8 @@ pub mod frame;
 mod header_block;
 #[cfg(test)]
 pub mod test_client;
+#[cfg(test)]
+mod tests;
 pub mod upgrade;
 
 use std::collections::HashMap;
@@ -94,8 +98,8 @@ impl Sender {
 
 /// Serves one session: SPDY bytes from `incoming`, to `outgoing`. Streams whose headers
 /// `accept` approves go to `endpoint` as they are opened, the others are refused. The
-/// session lasts until the client goes away (end of input, a read error, `GOAWAY` or bytes
-/// that are not SPDY/3, after which `endpoint` is dropped) or `endpoint` returns (after which
+/// session lasts until the client goes away (end of input, a read error or bytes that are
+/// not SPDY/3, after which `endpoint` is dropped) or `endpoint` returns (after which
 /// what it sent is written and the connection is closed).
 pub async fn serve<I, O, A, E, F>(incoming: I, outgoing: O, accept: A, endpoint: E)
 where
@@ -130,6 +134,7 @@ async fn read_frames<I, A>(
     let mut buf = BytesMut::new();
     let mut decoder = Decoder::default();
     let mut client_data: HashMap<u32, mpsc::Sender<Bytes>> = HashMap::new();
+    let mut gone_away = false;
     while let Some(chunk) = incoming.next().await {
         buf.extend_from_slice(&chunk);
         loop {
@@ -154,7 +159,7 @@ async fn read_frames<I, A>(
                             return;
                         }
                     };
-                    if !accept(&headers) {
+                    if gone_away || !accept(&headers) {
                         let status = REFUSED_STREAM;
                         let _ = out
                             .send(Out::Frame(Frame::RstStream { stream, status }))
@@ -194,7 +199,7 @@ async fn read_frames<I, A>(
                 Frame::Ping { id } => {
                     let _ = out.send(Out::Frame(Frame::Ping { id })).await;
                 }
-                Frame::GoAway { .. } => return,
+                Frame::GoAway { .. } => gone_away = true,
                 // Their header blocks advance the shared compression context.
                 Frame::SynReply { headers, .. } | Frame::Headers { headers, .. } => {
                     if let Err(err) = decoder.decode(&headers) {

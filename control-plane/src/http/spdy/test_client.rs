@@ -45,19 +45,32 @@ impl Client {
     pub fn send(&mut self, frame: Frame) {
         let mut buf = BytesMut::new();
         frame::write(&frame, &mut buf);
-        self.to_server
-            .unbounded_send(buf.freeze())
-            .expect("session up");
+        self.send_raw(buf.freeze());
+    }
+
+    /// Sends `bytes` as they are.
+    pub fn send_raw(&mut self, bytes: Bytes) {
+        self.to_server.unbounded_send(bytes).expect("session up");
     }
 
     /// Opens `stream` with `headers`.
     pub fn open(&mut self, stream: u32, headers: &[(&str, &str)]) {
+        self.open_with_fin(stream, false, headers);
+    }
+
+    /// Opens `stream` with `headers`; `fin` ends the client's side at once.
+    pub fn open_with_fin(&mut self, stream: u32, fin: bool, headers: &[(&str, &str)]) {
         let headers = self.encoder.encode(headers);
         self.send(Frame::SynStream {
             stream,
-            fin: false,
+            fin,
             headers,
         });
+    }
+
+    /// Ends the client's bytes, as a closed connection does.
+    pub fn close(&mut self) {
+        self.to_server.close_channel();
     }
 
     /// A header block on a stream that is not opened by it (it keeps the context in step).
