@@ -4,14 +4,17 @@
 //! process's descriptor limit, leaving a reserve for the store (`descriptors`). The API server
 //! reaches agents through connections the agents open (`tunnel`). Clients pace what they send
 //! with a token bucket (`token_bucket`). A listener's serving certificate can be renewed while it
-//! serves (`tls`), or reloaded from files that change (`reloading_cert`).
+//! serves (`tls`), or reloaded from files that change (`reloading_cert`), and so can the CA
+//! that peers are verified with (`reloading_ca`), both on `reloading_files`.
 
 pub mod accept;
 pub mod descriptors;
 mod guarded_body;
 pub mod http;
 mod idle;
+pub mod reloading_ca;
 pub mod reloading_cert;
+pub mod reloading_files;
 mod socket;
 pub mod tls;
 pub mod token_bucket;

@@ -18,6 +18,7 @@ use super::server_tls::{admin_credentials, server_tls, write_admin_kubeconfig, T
 use crate::private_files;
 use skiff_client::Client;
 use skiff_control_plane::pki::{CertRequest, RenewingCert, ServerTls, Usage};
+use skiff_net::reloading_ca::ReloadingCa;
 use skiff_net::reloading_cert::ReloadingCert;
 use skiff_node_runtime::agent::credentials::{node_client, Bootstrap};
 use std::sync::Arc;
@@ -58,7 +59,8 @@ pub struct ServerArgs {
     /// The private key (PEM) of `--peer-cert-file`.
     #[arg(long, requires_all = ["peer_cert_file", "peer_trusted_ca_file"])]
     pub peer_key_file: Option<PathBuf>,
-    /// The CA (PEM) the other members' certificates must be signed by.
+    /// The CA (PEM) the other members' certificates must be signed by, or several (while
+    /// rotating it). Read again when it changes.
     #[arg(long, requires_all = ["peer_cert_file", "peer_key_file"])]
     pub peer_trusted_ca_file: Option<PathBuf>,
     /// Raft peers on plain TCP, without TLS (to measure what TLS costs): anyone who reaches the
@@ -307,10 +309,10 @@ fn peer_tls(args: &ServerArgs, tls: &ServerTls) -> anyhow::Result<skiff_control_
         )
         .context("the peer certificate issued from the cluster CA");
     };
-    let ca = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-    // Read again when the files change, as the API's `--tls-cert-file`.
+    // Each read again when it changes, as the API's `--tls-cert-file`.
+    let ca = ReloadingCa::new(ca).context("--peer-trusted-ca-file")?;
     let identity = ReloadingCert::new(cert, key).context("--peer-cert-file and --peer-key-file")?;
-    skiff_control_plane::PeerTls::with_identity(&ca, Arc::new(identity))
+    skiff_control_plane::PeerTls::with_trusted_ca_file(Arc::new(ca), Arc::new(identity))
         .context("--peer-cert-file, --peer-key-file and --peer-trusted-ca-file")
 }
 
