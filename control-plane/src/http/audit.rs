@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use super::authorize::Impersonated;
 use super::request_info::RequestInfo;
+use super::service_account_authn::StaleToken;
 use crate::identity::UserInfo;
 
 /// Events waiting for the writer; more are dropped (and counted).
@@ -106,6 +107,7 @@ pub async fn record(State(log): State<Option<AuditLog>>, request: Request, next:
     let info = RequestInfo::of(request.method(), request.uri());
     let uri = request.uri().to_string();
     let user = request.extensions().get::<UserInfo>().cloned();
+    let stale = request.extensions().get::<StaleToken>().cloned();
     let source = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -131,6 +133,9 @@ pub async fn record(State(log): State<Option<AuditLog>>, request: Request, next:
         "requestReceivedTimestamp": received,
         "stageTimestamp": now(),
     });
+    if let Some(StaleToken(stale)) = stale {
+        event["annotations"] = json!({ StaleToken::ANNOTATION: stale });
+    }
     if let Some(Impersonated(user)) = response.extensions().get() {
         event["impersonatedUser"] = user.to_json();
     }
@@ -167,10 +172,73 @@ fn strip_nulls(value: &mut Value) {
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    use super::*;
+
     #[test]
     fn timestamps_have_microseconds() {
         let now = super::now();
         let fraction = now.split('.').nth(1).expect("a fraction");
         assert_eq!(fraction.len(), "123456Z".len(), "{now}");
+    }
+
+    /// The `count` events written to `path` (the writer appends them off the request path;
+    /// bounded wait).
+    async fn written(path: &Path, count: usize) -> Vec<Value> {
+        for _ in 0..500 {
+            let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
+            if text.lines().count() >= count {
+                return text
+                    .lines()
+                    .map(|line| serde_json::from_str(line).expect("a JSON line"))
+                    .collect();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{count} events were not written to {}", path.display());
+    }
+
+    #[tokio::test]
+    async fn a_stale_token_is_noted_in_its_requests_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path).await.expect("open");
+        // As authentication leaves the request: its user, and a stale token on the second.
+        let app = Router::new()
+            .route("/api/v1/namespaces/a/pods", get(|| async { "[]" }))
+            .layer(axum::middleware::from_fn_with_state(Some(log), record))
+            .layer(axum::middleware::from_fn(
+                |mut request: Request, next: Next| async move {
+                    let user = UserInfo::authenticated(
+                        "system:serviceaccount:a:bot",
+                        Vec::new(),
+                    );
+                    request.extensions_mut().insert(user);
+                    if request.headers().contains_key("x-stale") {
+                        let note = "subject: system:serviceaccount:a:bot, seconds after warning threshold: 93";
+                        request.extensions_mut().insert(StaleToken(note.into()));
+                    }
+                    next.run(request).await
+                },
+            ));
+        let fresh = axum::http::Request::get("/api/v1/namespaces/a/pods").body(Body::empty());
+        let stale = axum::http::Request::get("/api/v1/namespaces/a/pods")
+            .header("x-stale", "1")
+            .body(Body::empty());
+        for request in [fresh, stale] {
+            let response = app.clone().oneshot(request.expect("request")).await;
+            assert_eq!(response.expect("answered").status(), 200);
+        }
+        let events = written(&path, 2).await;
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events[0].get("annotations").is_none(), "{}", events[0]);
+        assert_eq!(
+            events[1]["annotations"][StaleToken::ANNOTATION],
+            "subject: system:serviceaccount:a:bot, seconds after warning threshold: 93"
+        );
     }
 }

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use skiff_api::join_token::JoinToken;
 use skiff_net::http::TlsPeer;
 
-use super::service_account_authn::Authenticated;
+use super::service_account_authn::{Authenticated, StaleToken};
 use super::AppState;
 use crate::error::ApiError;
 use crate::identity::{UserInfo, BOOTSTRAPPERS_GROUP, UNAUTHENTICATED_GROUP};
@@ -41,10 +41,10 @@ pub async fn authenticate(
     let user = match request.extensions().get::<TlsPeer>() {
         None => super::auth::check_insecure_token(&state.registry, request.headers())
             .await
-            .map(|()| UserInfo::insecure()),
+            .map(|()| (UserInfo::insecure(), None)),
         Some(peer) => identify(&state, peer, request.headers()).await,
     };
-    let user = match user {
+    let (user, stale) = match user {
         Ok(user) => user,
         Err(err) => return err.into_response(),
     };
@@ -58,15 +58,19 @@ pub async fn authenticate(
         .into_response();
     }
     request.extensions_mut().insert(user);
+    if let Some(stale) = stale {
+        request.extensions_mut().insert(stale);
+    }
     next.run(request).await
 }
 
-/// The user of a request's client certificate or bearer token (anonymous with neither).
+/// The user of a request's client certificate or bearer token (anonymous with neither), and
+/// whether the token was a stale one.
 pub(super) async fn identify(
     state: &AppState,
     peer: &TlsPeer,
     headers: &HeaderMap,
-) -> Result<UserInfo, ApiError> {
+) -> Result<(UserInfo, Option<StaleToken>), ApiError> {
     if let Some(leaf) = peer.certificates.first() {
         // Parsed on the connection's first request only.
         let named = peer
@@ -84,17 +88,18 @@ pub(super) async fn identify(
                 "the client certificate expired at {at}"
             )));
         }
-        return Ok(named.user.clone());
+        return Ok((named.user.clone(), None));
     }
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(UserInfo::anonymous());
+        return Ok((UserInfo::anonymous(), None));
     };
     let token = value
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::Unauthorized("expected `Authorization: Bearer <token>`".into()))?;
-    user_of_token(state, token).await
+    let authenticated = authenticate_token(state, token, &[]).await?;
+    Ok((authenticated.user, authenticated.stale))
 }
 
 /// The user a bearer token names: a `--token-auth-file` token, a ServiceAccount JWT or a join
@@ -137,6 +142,7 @@ pub(super) async fn authenticate_token(
         Ok(Authenticated {
             user,
             audiences: common,
+            stale: None,
         })
     };
     if let Some(user) = state.static_tokens.authenticate(token) {

@@ -52,11 +52,24 @@ pub struct Authenticated {
     pub user: UserInfo,
     /// The token's audiences among those asked for.
     pub audiences: Vec<String>,
+    /// Set when an extended token is used past its `warnafter`.
+    pub stale: Option<StaleToken>,
+}
+
+/// A use of an extended token past its `warnafter`, which Kubernetes notes in the request's
+/// audit event as [`StaleToken::ANNOTATION`]: "subject: USER, seconds after warning
+/// threshold: N".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleToken(pub String);
+
+impl StaleToken {
+    /// The audit annotation's key.
+    pub const ANNOTATION: &'static str = "authentication.k8s.io/stale-token";
 }
 
 /// The user a ServiceAccount `token` for one of `audiences` (`None`: the API server's)
 /// authenticates, or 401. Each use of an extended token past its `warnafter` counts in
-/// `stale_tokens` and is logged.
+/// `stale_tokens`, is logged and is returned for the audit log.
 pub async fn authenticate(
     registry: &Registry,
     cache: &Authorizer,
@@ -125,21 +138,30 @@ pub async fn authenticate(
     let mut user = account_user(namespace, &k.serviceaccount);
     user.extra = extra;
     let now = jiff::Timestamp::now().as_second();
-    if let Some(late) = k.warnafter.map(|warn| now - warn).filter(|late| *late > 0) {
+    let late = k.warnafter.map(|warn| now - warn).filter(|late| *late > 0);
+    let stale = late.map(|late| {
         stale_tokens.inc();
         tracing::debug!(
             user = %user.name,
             seconds_after_warning_threshold = late,
             "a stale ServiceAccount token was used: its holder should have refreshed it"
         );
-    }
+        StaleToken(format!(
+            "subject: {}, seconds after warning threshold: {late}",
+            user.name
+        ))
+    });
     let audiences = claims
         .aud
         .iter()
         .filter(|a| audiences.contains(*a))
         .cloned()
         .collect();
-    Ok(Authenticated { user, audiences })
+    Ok(Authenticated {
+        user,
+        audiences,
+        stale,
+    })
 }
 
 /// The user a legacy token (`claims`, verified) authenticates: only for the API server's own
@@ -211,6 +233,7 @@ async fn authenticate_legacy(
     Ok(Authenticated {
         user: account_user(namespace, &account),
         audiences,
+        stale: None,
     })
 }
 

@@ -78,7 +78,9 @@ fn make_ready(http: reqwest::Client, pods: String) -> impl FnMut(Value) + Send +
         let http = http.clone();
         tokio::spawn(async move {
             tokio::time::sleep(STARTUP).await;
-            loop {
+            // As a kubelet, it tries again after a conflict or a store that did not answer
+            // in time (a loaded machine), a bounded number of times.
+            for _ in 0..100 {
                 let (code, mut pod) = send(http.get(url.trim_end_matches("/status"))).await;
                 if code == 404 || !pod["metadata"]["deletionTimestamp"].is_null() {
                     return;
@@ -89,6 +91,10 @@ fn make_ready(http: reqwest::Client, pods: String) -> impl FnMut(Value) + Send +
                 match send(http.put(&url).json(&pod)).await {
                     (200, _) | (404, _) => return,
                     (409, _) => continue,
+                    (code, body) if code == 429 || code >= 500 => {
+                        eprintln!("pod status write: {code} {body}; trying again");
+                        tokio::time::sleep(STARTUP).await;
+                    }
                     (code, body) => panic!("pod status write: {code} {body}"),
                 }
             }

@@ -66,7 +66,7 @@ async fn user_of(
     if let Some(token) = token {
         return authn::user_of_token(state, &token).await.map(Some);
     }
-    let user = authn::identify(state, peer, &HeaderMap::new()).await?;
+    let (user, _) = authn::identify(state, peer, &HeaderMap::new()).await?;
     Ok((!user.in_group(UNAUTHENTICATED_GROUP)).then_some(user))
 }
 
