@@ -11,11 +11,12 @@ use serde_json::Value;
 use skiff_control_plane::pki::{CertRequest, ClusterCa, IssuedCert, Usage};
 use skiff_e2e::{wait_until, Cluster, SkiffProcess};
 
-/// The files of the `--peer-*` flags, shared by every member.
+/// The files of the `--peer-*` flags, shared by every member; the trusted CAs first, as a
+/// rotation trusts the new CA before certificates move to it.
 const PEER_FILES: [(&str, &str); 3] = [
+    ("--peer-trusted-ca-file", "peer-ca.pem"),
     ("--peer-cert-file", "peer.pem"),
     ("--peer-key-file", "peer-key.pem"),
-    ("--peer-trusted-ca-file", "peer-ca.pem"),
 ];
 
 /// One peer certificate from `ca` naming every member (s1..s4).
@@ -32,7 +33,7 @@ fn peer_cert(ca: &ClusterCa) -> anyhow::Result<IssuedCert> {
 /// Writes the peer files: `cert` and the trusted CAs `trusted` (PEM), each as a new file
 /// renamed over the old, as a secret manager does.
 fn write_peer_files(dir: &Path, cert: &IssuedCert, trusted: &str) -> anyhow::Result<()> {
-    let pems = [cert.cert_pem.as_str(), cert.key_pem.as_str(), trusted];
+    let pems = [trusted, cert.cert_pem.as_str(), cert.key_pem.as_str()];
     for ((_, file), pem) in PEER_FILES.iter().zip(pems) {
         let staged = dir.join(format!("{file}.new"));
         std::fs::write(&staged, pem)?;
