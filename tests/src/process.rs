@@ -475,17 +475,19 @@ pub(crate) fn authority(url: &str) -> &str {
     url.split_once("://").map_or(url, |(_, rest)| rest)
 }
 
-/// A loopback address no other server of this test run uses: 127.A.B.N, with A.B from this
-/// process's id (test binaries running at once have different ones) and N counting the
-/// servers this process has started. Linux routes all of 127.0.0.0/8 to the loopback device.
+/// A loopback address no other server of this test run uses: 127.A.B.N, with A and the
+/// first B from this process's id (test binaries running at once have different ones), and
+/// B.N counting the servers this process has started (the whole end-to-end suite is one
+/// process), 254 to each B. Linux routes all of 127.0.0.0/8 to the loopback device.
 pub(crate) fn loopback_host() -> anyhow::Result<IpAddr> {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
+    static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     anyhow::ensure!(
-        n <= 254,
-        "this test process has used up its 254 loopback addresses"
+        n < 254 * 64,
+        "this test process has used up its loopback addresses"
     );
     let pid = std::process::id();
     let a = 1 + ((pid >> 8) % 254) as u8;
-    Ok(IpAddr::V4(Ipv4Addr::new(127, a, pid as u8, n as u8)))
+    let b = (pid as u8).wrapping_add((n / 254) as u8);
+    Ok(IpAddr::V4(Ipv4Addr::new(127, a, b, (1 + n % 254) as u8)))
 }
