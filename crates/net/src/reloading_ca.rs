@@ -45,7 +45,7 @@ impl ReloadingCa {
 }
 
 /// Every certificate of the PEM file `path` as a trust anchor; at least one.
-pub fn load(path: &Path) -> Result<Arc<RootCertStore>, ReloadError> {
+fn load(path: &Path) -> Result<Arc<RootCertStore>, ReloadError> {
     let invalid = |reason: String| ReloadError {
         path: path.to_path_buf(),
         reason,

@@ -21,7 +21,7 @@ pub struct ReloadError {
 }
 
 /// How often a use looks at the files.
-pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Loads the value from the files, in the order they were given.
 type Load<T> = Box<dyn Fn(&[PathBuf]) -> Result<T, ReloadError> + Send + Sync>;
@@ -119,7 +119,7 @@ fn stamp(files: &[PathBuf]) -> Option<Vec<Stamp>> {
 }
 
 /// Reads `path` whole; the error names it.
-pub fn read(path: &Path) -> Result<Vec<u8>, ReloadError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, ReloadError> {
     std::fs::read(path).map_err(|e| ReloadError {
         path: path.to_path_buf(),
         reason: e.to_string(),
